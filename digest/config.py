@@ -1,0 +1,600 @@
+"""Configuration: TOML file + DIGEST_* environment -> one frozen, validated Settings.
+
+Every scalar setting is declared once, as a dataclass field whose metadata carries its
+documentation and validator; the loader, `digest check-config` and the test that keeps
+config/digest.example.toml in step all read that declaration. Validation happens before any
+I/O, and every error names the key (``smtp.port``) and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from digest.errors import ConfigError
+from digest.model import FeedSpec
+
+DEFAULT_SECTIONS = (
+    "Russian Politics & Diplomacy",
+    "World",
+    "Business & Economy",
+    "Military & Defense",
+    "Science & Space",
+    "Society & Culture",
+    "Sport",
+    "Press Review",
+)
+
+Check = Callable[[str, Any], Any]  # (key, raw value) -> converted value, or raise ConfigError
+
+
+# --------------------------------------------------------------------------- validators
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def check_str(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string, not {_type_name(value)}.")
+    return value
+
+
+def check_opt_str(key: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return check_str(key, value)
+
+
+def check_bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, not {value!r}.")
+    return value
+
+
+def _check_int(lo: int, hi: int) -> Check:
+    def check(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be a whole number, not {value!r}.")
+        if not lo <= value <= hi:
+            raise ConfigError(f"{key} must be between {lo} and {hi}, not {value}.")
+        return value
+
+    return check
+
+
+def _check_float(lo: float, hi: float) -> Check:
+    def check(key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} must be a number, not {value!r}.")
+        if not lo <= value <= hi:
+            raise ConfigError(f"{key} must be between {lo} and {hi}, not {value}.")
+        return float(value)
+
+    return check
+
+
+def check_timezone(key: str, value: Any) -> str:
+    name = check_str(key, value)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{key} = {name!r} is not an IANA time zone.", hint="Use a name like 'Europe/Moscow' or 'UTC'."
+        ) from None
+    return name
+
+
+def check_hhmm(key: str, value: Any) -> time:
+    text = check_str(key, value)
+    m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
+    if not m:
+        raise ConfigError(f'{key} must be a local time "HH:MM" (24-hour), not {text!r}.')
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+_DURATION = re.compile(r"(\d+)\s*([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """'48h', '7d', '1h30m' -> timedelta; None when the text is not a duration."""
+    compact = text.strip().lower().replace(" ", "")
+    if not compact or _DURATION.sub("", compact):
+        return None
+    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in _DURATION.findall(compact)))
+
+
+def check_duration(key: str, value: Any) -> timedelta:
+    text = check_str(key, value)
+    parsed = parse_duration(text)
+    if parsed is None or parsed <= timedelta(0):
+        raise ConfigError(f'{key} must be a duration like "48h", "7d" or "1h30m", not {text!r}.')
+    return parsed
+
+
+def check_security(key: str, value: Any) -> str:
+    text = check_str(key, value)
+    if text not in ("none", "starttls", "tls"):
+        raise ConfigError(f'{key} must be "none", "starttls" or "tls", not {text!r}.')
+    return text
+
+
+def check_language(key: str, value: Any) -> str:
+    text = check_str(key, value)
+    if text not in ("en", "ru"):
+        raise ConfigError(f'{key} must be "en" or "ru", not {text!r}.')
+    return text
+
+
+def check_base_url(key: str, value: Any) -> str:
+    text = check_str(key, value).rstrip("/")
+    if not re.match(r"https?://[^/\s]+", text):
+        raise ConfigError(f"{key} must be an http(s) URL such as https://news.example.org, not {text!r}.")
+    return text
+
+
+def _opt(default: Any, doc: str, check: Check, *, secret: bool = False, example: str | None = None) -> Any:
+    """Declare a setting: its default, its one-line documentation and its validator."""
+    meta = {"doc": doc, "check": check, "secret": secret, "example": example}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------- settings tables
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSettings:
+    title: str = _opt("Press Review", "Title of the email; the subject is '<title> — <date>'.", check_str)
+    timezone: str = _opt("UTC", "IANA time zone of the edition date and of subscribers without one.", check_timezone)
+    send_at: time = _opt(time(7, 0), 'Local time "HH:MM" at which each subscriber gets the edition.', check_hhmm)
+    database: str | None = _opt(
+        None, "SQLAlchemy URL; default: sqlite file digest.sqlite beside the config file.", check_opt_str,
+        example="sqlite:///digest.sqlite",
+    )
+    base_url: str = _opt(
+        "http://localhost:8080", "Public URL of the web app; links in the email point under it.", check_base_url
+    )
+    max_item_age: timedelta = _opt(
+        timedelta(hours=48), 'An item older than this when first seen is not sent ("48h", "7d").', check_duration
+    )
+    max_items_per_section: int = _opt(10, "Stories shown per section before 'N more in <Section>'.",
+                                      _check_int(1, 1000))
+    allow_private_addresses: bool = _opt(
+        False, "Allow feeds on loopback/private addresses (needed for feeds on 127.0.0.1).", check_bool
+    )
+    fallback_section: str = _opt("Other", "Section for items that match no rule.", check_str)
+    language: str = _opt("en", 'Language of the email\'s labels: "en" or "ru".', check_language)
+    templates_dir: str | None = _opt(None, "Folder with templates overriding the built-in ones.", check_opt_str)
+    secret: str | None = _opt(
+        None, "Site secret for Message-IDs and unsubscribe tokens; generated and stored when unset.",
+        check_opt_str, secret=True,
+    )
+    excerpt_chars: int = _opt(280, "Length of each item's plain-text summary, cut at a word.", _check_int(0, 5000))
+    catch_up: timedelta | None = _opt(
+        None, 'After downtime a missed edition is still sent if at most this late ("6h"); default: the same local day.',
+        lambda key, value: None if value in (None, "", "same-day") else check_duration(key, value),
+        example="same-day",
+    )
+    poll_interval: timedelta = _opt(timedelta(minutes=15), "How often each feed is polled by the daemon.",
+                                    check_duration)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    host: str = _opt("localhost", "SMTP server host.", check_str)
+    port: int = _opt(25, "SMTP server port (25, 587 for starttls, 465 for tls).", _check_int(1, 65535))
+    security: str = _opt("none", '"none", "starttls" or "tls"; certificates are verified.', check_security)
+    username: str | None = _opt(None, "SMTP user name; no AUTH when unset.", check_opt_str)
+    password: str | None = _opt(None, "SMTP password; better set DIGEST_SMTP_PASSWORD.", check_opt_str, secret=True)
+    sender: str = _opt("digest@localhost", "From address of the edition.", check_str)
+    timeout: float = _opt(60.0, "Seconds to wait for each SMTP command.", _check_float(1, 3600))
+    ca_file: str | None = _opt(None, "CA bundle to verify a private relay's certificate.", check_opt_str)
+    connections: int = _opt(4, "SMTP connections used in parallel, each reused for many messages.",
+                            _check_int(1, 64))
+    rate_limit: float = _opt(0.0, "At most this many messages per second; 0 means no limit.", _check_float(0, 10000))
+    unsubscribe_mailto: str | None = _opt(
+        None, "Address for a mailto: List-Unsubscribe besides the https one.", check_opt_str
+    )
+    give_up_after: timedelta = _opt(
+        timedelta(hours=20), "A message still failing with 4xx this long after its edition is marked failed.",
+        check_duration,
+    )
+    circuit_breaker: int = _opt(50, "Consecutive failed messages that stop a run.", _check_int(1, 100000))
+    suspend_after: int = _opt(3, "Permanent (5xx) failures after which a subscriber is suspended.",
+                              _check_int(1, 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSettings:
+    concurrency: int = _opt(50, "Feeds fetched at once.", _check_int(1, 1000))
+    per_host: int = _opt(4, "Feeds fetched at once from one host.", _check_int(1, 100))
+    timeout: float = _opt(30.0, "Total seconds one fetch may take, body included.", _check_float(1, 600))
+    connect_timeout: float = _opt(10.0, "Seconds to connect to a feed's server.", _check_float(0.1, 120))
+    max_body: int = _opt(10 * 1024 * 1024, "Largest feed body in bytes, counted after decompression.",
+                         _check_int(1024, 1 << 31))
+    max_redirects: int = _opt(5, "Redirect hops followed per fetch.", _check_int(0, 30))
+    user_agent: str = _opt("", "User-Agent header; default names digest and its URL.", check_str)
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    name: str
+    categories: tuple[str, ...] = ()
+    url_patterns: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberSpec:
+    email: str
+    name: str | None = None
+    sections: tuple[str, ...] | None = None
+    timezone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    digest: DigestSettings
+    smtp: SmtpSettings
+    fetch: FetchSettings
+    sections: tuple[Section, ...]
+    feeds: tuple[FeedSpec, ...]
+    subscribers: tuple[SubscriberSpec, ...]
+    path: Path | None = None  # the file it came from
+
+    @property
+    def database_url(self) -> str:
+        if self.digest.database:
+            return self.digest.database
+        folder = self.path.parent if self.path else Path.cwd()
+        return f"sqlite:///{(folder / 'digest.sqlite').resolve()}"
+
+    @property
+    def section_names(self) -> tuple[str, ...]:
+        names = tuple(s.name for s in self.sections)
+        fallback = self.digest.fallback_section
+        return names if fallback in names else (*names, fallback)
+
+
+TABLES: dict[str, type] = {"digest": DigestSettings, "smtp": SmtpSettings, "fetch": FetchSettings}
+
+# Environment overrides: DIGEST_<TABLE>_<KEY>, plus the documented short forms for secrets.
+ENV_ALIASES = {"DIGEST_SMTP_PASSWORD": ("smtp", "password"), "DIGEST_SECRET": ("digest", "secret")}
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def find_config_path(explicit: str | None, env: Mapping[str, str]) -> Path:
+    """--config, else $DIGEST_CONFIG, else ./digest.toml."""
+    if explicit:
+        return Path(explicit)
+    if env.get("DIGEST_CONFIG"):
+        return Path(env["DIGEST_CONFIG"])
+    return Path("digest.toml")
+
+
+def load(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+    if not path.is_file():
+        raise ConfigError(
+            f"No config file at {path}.", hint="Run `digest init` to write a starter digest.toml, or pass --config PATH."
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read {path}: {exc}.") from exc
+    return from_mapping(raw, env=os.environ if env is None else env, path=path.resolve())
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[tuple[str, str], str]:
+    found: dict[tuple[str, str], str] = {}
+    for table, cls in TABLES.items():
+        for f in dataclasses.fields(cls):
+            name = f"DIGEST_{table}_{f.name}".upper()
+            if name in env:
+                found[(table, f.name)] = env[name]
+            file_name = name + "_FILE"  # Docker/systemd credentials: the secret lives in a file
+            if file_name in env:
+                try:
+                    found[(table, f.name)] = Path(env[file_name]).read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    raise ConfigError(f"{file_name} points at {env[file_name]}, which cannot be read: {exc}.") from exc
+    for alias, key in ENV_ALIASES.items():
+        if alias in env:
+            found[key] = env[alias]
+    return found
+
+
+def _coerce_env(f: dataclasses.Field[Any], text: str) -> Any:
+    """Environment values are strings; turn them into what the field's TOML form would be."""
+    default = f.default
+    if isinstance(default, bool):
+        return text.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            return text
+    if isinstance(default, float):
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    return text
+
+
+def _build_table(table: str, cls: type, raw: Any, overrides: dict[tuple[str, str], str]) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{table}] must be a table.")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{table}.{unknown[0]} is not a setting.",
+            hint=f"Known [{table}] settings: {', '.join(known)}. See config/digest.example.toml.",
+        )
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        key = f"{table}.{name}"
+        check: Check = f.metadata["check"]
+        if (table, name) in overrides:
+            values[name] = check(key, _coerce_env(f, overrides[(table, name)]))
+        elif name in raw:
+            values[name] = check(key, raw[name])
+    return cls(**values)
+
+
+def _str_list(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key} must be a list of strings.")
+    return tuple(value)
+
+
+def _entries(raw: Mapping[str, Any], table: str) -> list[dict[str, Any]]:
+    value = raw.get(table, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"[[{table}]] must be an array of tables (write each as [[{table}]]).")
+    return value
+
+
+def _reject_unknown(key: str, entry: Mapping[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(entry) - allowed)
+    if extra:
+        raise ConfigError(f"{key}.{extra[0]} is not a setting; allowed: {', '.join(sorted(allowed))}.")
+
+
+def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
+    entries = _entries(raw, "sections")
+    if not entries:
+        return tuple(Section(name) for name in DEFAULT_SECTIONS)
+    sections: list[Section] = []
+    for i, entry in enumerate(entries):
+        key = f"sections[{i}]"
+        _reject_unknown(key, entry, {"name", "categories", "url_patterns", "keywords"})
+        if "name" not in entry:
+            raise ConfigError(f"{key}.name is missing: every section needs a name.")
+        name = check_str(f"{key}.name", entry["name"]).strip()
+        if not name:
+            raise ConfigError(f"{key}.name is empty.")
+        if any(s.name == name for s in sections):
+            raise ConfigError(f"{key}.name = {name!r} is declared twice.")
+        patterns = _str_list(f"{key}.url_patterns", entry.get("url_patterns", []))
+        for p in patterns:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ConfigError(f"{key}.url_patterns has an invalid regular expression {p!r}: {exc}.") from exc
+        sections.append(
+            Section(
+                name=name,
+                categories=_str_list(f"{key}.categories", entry.get("categories", [])),
+                url_patterns=patterns,
+                keywords=_str_list(f"{key}.keywords", entry.get("keywords", [])),
+            )
+        )
+    return tuple(sections)
+
+
+def _check_section_ref(key: str, name: str, known: tuple[str, ...]) -> str:
+    if name not in known:
+        raise ConfigError(f"{key} = {name!r} is not a configured section; known: {', '.join(known)}.")
+    return name
+
+
+def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ...]:
+    feeds: list[FeedSpec] = []
+    for i, entry in enumerate(_entries(raw, "feeds")):
+        key = f"feeds[{i}]"
+        _reject_unknown(key, entry, {"url", "name", "section", "interval"})
+        if "url" not in entry:
+            raise ConfigError(f"{key}.url is missing: every feed needs a url.")
+        url = check_str(f"{key}.url", entry["url"]).strip()
+        if not re.match(r"https?://", url, re.I):
+            raise ConfigError(f"{key}.url = {url!r} must start with http:// or https://.")
+        section = check_opt_str(f"{key}.section", entry.get("section"))
+        if section is not None:
+            _check_section_ref(f"{key}.section", section, known)
+        interval = None
+        if "interval" in entry:
+            interval = int(check_duration(f"{key}.interval", entry["interval"]).total_seconds() // 60) or 1
+        feeds.append(FeedSpec(url=url, name=check_opt_str(f"{key}.name", entry.get("name")), section=section,
+                              interval_minutes=interval))
+    return tuple(feeds)
+
+
+def _subscribers(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[SubscriberSpec, ...]:
+    subs: list[SubscriberSpec] = []
+    for i, entry in enumerate(_entries(raw, "subscribers")):
+        key = f"subscribers[{i}]"
+        _reject_unknown(key, entry, {"email", "name", "sections", "timezone"})
+        if "email" not in entry:
+            raise ConfigError(f"{key}.email is missing: every subscriber needs an email.")
+        email = check_str(f"{key}.email", entry["email"]).strip()
+        if "@" not in email:
+            raise ConfigError(f"{key}.email = {email!r} is not an email address.")
+        sections = None
+        if "sections" in entry:
+            sections = tuple(
+                _check_section_ref(f"{key}.sections", s, known) for s in _str_list(f"{key}.sections", entry["sections"])
+            )
+        tz = check_timezone(f"{key}.timezone", entry["timezone"]) if "timezone" in entry else None
+        subs.append(SubscriberSpec(email=email, name=check_opt_str(f"{key}.name", entry.get("name")),
+                                   sections=sections, timezone=tz))
+    return tuple(subs)
+
+
+def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None, path: Path | None = None) -> Settings:
+    """Validate a parsed TOML document (plus environment overrides) into Settings."""
+    allowed = set(TABLES) | {"sections", "feeds", "subscribers"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"[{unknown[0]}] is not a config table; known tables: {', '.join(sorted(allowed))}.")
+    overrides = _env_overrides(env or {})
+    tables = {name: _build_table(name, cls, raw.get(name), overrides) for name, cls in TABLES.items()}
+    sections = _sections(raw)
+    digest_settings: DigestSettings = tables["digest"]
+    known = tuple(s.name for s in sections)
+    if digest_settings.fallback_section not in known:
+        known = (*known, digest_settings.fallback_section)
+    return Settings(
+        digest=digest_settings,
+        smtp=tables["smtp"],
+        fetch=tables["fetch"],
+        sections=sections,
+        feeds=_feeds(raw, known),
+        subscribers=_subscribers(raw, known),
+        path=path,
+    )
+
+
+def describe(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The effective scalar settings, secrets masked: what `digest check-config` prints."""
+    out: dict[str, dict[str, Any]] = {}
+    for table in TABLES:
+        obj = getattr(settings, table)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.metadata.get("secret") and value:
+                value = "********"
+            values[f.name] = value
+        out[table] = values
+    out["digest"]["database"] = settings.database_url
+    return out
+
+
+# --------------------------------------------------------------------------- the documented example
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds % 3600 == 0 and seconds <= 72 * 3600:  # "48h" reads better than "2d" for short spans
+        return f"{seconds // 3600}h"
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, timedelta):
+        return f'"{format_duration(value)}"'
+    if isinstance(value, time):
+        return f'"{value:%H:%M}"'
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_EXAMPLE_SECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "Russian Politics & Diplomacy": {"categories": ("Politics", "Diplomacy", "Kremlin"),
+                                     "keywords": ("Kremlin", "Duma", "Lavrov")},
+    "World": {"categories": ("World", "International"), "url_patterns": ("/world/",)},
+    "Business & Economy": {"categories": ("Business", "Economy", "Markets"), "url_patterns": ("/business/",)},
+    "Military & Defense": {"categories": ("Military", "Defense", "Defence")},
+    "Science & Space": {"categories": ("Science", "Space"), "keywords": ("Roscosmos", "NASA")},
+    "Society & Culture": {"categories": ("Society", "Culture", "Arts")},
+    "Sport": {"categories": ("Sport", "Sports", "Football", "Hockey"), "url_patterns": ("/sport/",)},
+    "Press Review": {"categories": ("Press review", "Opinion")},
+}
+
+
+def example_toml() -> str:
+    """The starter config `digest init` writes; config/digest.example.toml is exactly this text."""
+    out = [
+        "# digest configuration. Every setting is shown with its default; uncomment to change.",
+        "# Environment overrides: DIGEST_<TABLE>_<KEY> (e.g. DIGEST_SMTP_HOST), DIGEST_SMTP_PASSWORD,",
+        "# DIGEST_SECRET, and <NAME>_FILE to read a secret from a file.",
+        "",
+    ]
+    for table, cls in TABLES.items():
+        out.append(f"[{table}]")
+        for f in dataclasses.fields(cls):
+            out.append(f"# {f.metadata['doc']}")
+            default = f.default if f.default is not dataclasses.MISSING else None
+            if default is None or default == "":
+                example = f.metadata.get("example")
+                shown = toml_value(example) if example else '""'
+                out.append(f"# {f.name} = {shown}")
+            else:
+                out.append(f"# {f.name} = {toml_value(default)}")
+        out.append("")
+    out += [
+        "# Sections, in the order the email shows them. An item goes to its feed's section if the feed",
+        "# has one, else to the first section whose rules match (categories, then url_patterns as",
+        "# regular expressions on the link, then title keywords; all case-insensitive), else to",
+        "# [digest] fallback_section. With no [[sections]] at all, these eight names are used without rules.",
+    ]
+    for name in DEFAULT_SECTIONS:
+        out.append("[[sections]]")
+        out.append(f"name = {toml_value(name)}")
+        for key, values in _EXAMPLE_SECTIONS.get(name, {}).items():
+            out.append(f"{key} = {toml_value(values)}")
+        out.append("")
+    out += [
+        "# Feeds: url, optional name (else the feed's own title), optional section (beats rules),",
+        "# optional interval (poll this feed every ..., e.g. \"30m\").",
+        "[[feeds]]",
+        'url = "https://news.example.org/rss/world.xml"',
+        'name = "Example News"',
+        "",
+        "[[feeds]]",
+        'url = "https://sport.example.org/feed.atom"',
+        'section = "Sport"',
+        'interval = "30m"',
+        "",
+        "# Subscribers: email, optional name, optional sections (default: all), optional timezone",
+        "# (default: [digest] timezone). They can also be managed with `digest subscribers ...`.",
+        "[[subscribers]]",
+        'email = "editor@example.org"',
+        'name = "Chief Editor"',
+        "",
+        "[[subscribers]]",
+        'email = "analyst@example.org"',
+        'sections = ["Business & Economy", "World"]',
+        'timezone = "Europe/Moscow"',
+        "",
+    ]
+    return "\n".join(out)

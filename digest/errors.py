@@ -1,0 +1,85 @@
+"""The one error tree of digest.
+
+Every error a user can fix is a DigestError: its message is one sentence naming the subject
+(a config key, a feed URL, an SMTP host) and its ``hint`` says what to do. Only the CLI prints
+them and turns them into exit code 1; everything else raises or records them.
+
+    DigestError
+     +-- ConfigError          a setting is missing or wrong (names the key)
+     +-- FeedError            one feed failed (names the URL); recorded on the feed, never stops a poll
+     |    +-- FeedURLError    a feed URL is not acceptable (scheme, private address)
+     |    +-- FetchError      HTTP-level failure: timeout, size cap, redirect loop, status
+     |    +-- ParseError      the body is not a feed, or parsing ran out of budget
+     +-- StoreError           the database cannot be opened or written
+     |    +-- LockHeldError   another daemon holds the database
+     +-- DeliveryError        SMTP failed for the whole run (names the host)
+     |    +-- SmtpAuthError   the server refused our credentials (535)
+     |    +-- CircuitOpenError too many consecutive failures: the run stopped
+     +-- TemplateError        a template is missing or uses an unknown variable
+     +-- SubscriberError      a subscriber address or choice is invalid
+"""
+
+from __future__ import annotations
+
+
+class DigestError(Exception):
+    """An error the user can act on: a one-line message plus a hint."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(DigestError):
+    hint = "Fix the setting in your config file, then run `digest check-config`."
+
+
+class FeedError(DigestError):
+    hint = "Check the feed URL in a browser; `digest feeds list` shows the last error of each feed."
+
+
+class FeedURLError(FeedError):
+    hint = "Feeds must be http:// or https:// URLs on public addresses (set allow_private_addresses = true for local feeds)."
+
+
+class FetchError(FeedError):
+    pass
+
+
+class ParseError(FeedError):
+    pass
+
+
+class StoreError(DigestError):
+    hint = "Check the [digest] database URL and that its folder is writable."
+
+
+class LockHeldError(StoreError):
+    hint = "Stop the other daemon first, or point this one at another database."
+
+
+class DeliveryError(DigestError):
+    hint = "Check the [smtp] settings with `digest check-config`; unsent messages stay pending for the next run."
+
+
+class SmtpAuthError(DeliveryError):
+    hint = "Check [smtp] username and the DIGEST_SMTP_PASSWORD environment variable; no subscriber was marked failed."
+
+
+class CircuitOpenError(DeliveryError):
+    hint = "The SMTP server kept failing; unsent messages stay pending. Fix the server, then run `digest send` again."
+
+
+class TemplateError(DigestError):
+    hint = "Fix the template, or remove [digest] templates_dir to use the built-in ones."
+
+
+class SubscriberError(DigestError):
+    hint = "Check the address and section names; `digest check-config` lists the sections."

@@ -1,0 +1,219 @@
+"""The data that flows between the stages: frozen, slotted, plain.
+
+Nothing here does I/O or reads a clock. Every datetime is timezone-aware; stored and parsed times
+are UTC. Stages exchange these objects and never SQLAlchemy rows, feedparser dicts or HTTP responses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+# --------------------------------------------------------------------------- parse output
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedItem:
+    """One entry as parse() normalised it from a feed body."""
+
+    key: str  # stable identity within the feed: guid, else canonical link, else hash(title, date)
+    title: str  # plain text, control and bidi-override characters removed, length-capped
+    url: str | None  # absolute http(s), tracking parameters removed
+    summary_html: str  # sanitised by the allow-list; safe to put in an email as is
+    summary_text: str  # plain excerpt cut at a word boundary
+    published: datetime | None  # aware UTC; None when absent, unparseable, in the future or pre-epoch
+    categories: tuple[str, ...] = ()
+    author: str | None = None
+    image_url: str | None = None
+    guid: str | None = None
+    content_hash: str = ""  # changes when the publisher edits the item
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str | None
+    link: str | None
+    items: tuple[ParsedItem, ...]
+    warning: str | None = None  # feedparser's bozo exception, when it still recovered entries
+
+
+# --------------------------------------------------------------------------- stored objects
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """A feed as the operator declared it (config or CLI)."""
+
+    url: str
+    name: str | None = None
+    section: str | None = None
+    interval_minutes: int | None = None  # per-feed poll interval override
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """A feed as the store knows it, with its fetch state."""
+
+    id: int
+    url: str
+    name: str | None
+    section: str | None
+    active: bool
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    last_polled_at: datetime | None = None
+    next_poll_at: datetime | None = None
+    consecutive_failures: int = 0
+    interval_minutes: int | None = None
+    title: str | None = None  # the feed's own title, used when no name is configured
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.title or self.url
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A stored item, ready for compose."""
+
+    id: int
+    feed_id: int
+    source: str  # the feed's display name
+    title: str
+    url: str | None
+    summary_html: str
+    summary_text: str
+    published: datetime | None
+    first_seen: datetime
+    categories: tuple[str, ...] = ()
+    image_url: str | None = None
+    feed_section: str | None = None  # the feed-level section, which beats rules
+
+    @property
+    def when(self) -> datetime:
+        """The time an item is shown at: its own date, else when we first saw it."""
+        return self.published or self.first_seen
+
+    @property
+    def undated(self) -> bool:
+        return self.published is None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str | None
+    sections: tuple[str, ...] | None  # None means all sections
+    timezone: str | None  # None means [digest].timezone
+    status: str = "active"  # active | unsubscribed | suspended
+    permanent_failures: int = 0
+
+
+# --------------------------------------------------------------------------- compose output / render input
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """One story: the lead item plus the same story from other sources."""
+
+    lead: Item
+    also: tuple[Item, ...] = ()
+    read_also: tuple[Item, ...] = ()  # earlier items on the same subject, already sent
+
+    @property
+    def sources(self) -> int:
+        return 1 + len(self.also)
+
+
+@dataclass(frozen=True, slots=True)
+class DayGroup:
+    day: date  # in the subscriber's time zone
+    stories: tuple[Story, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SectionGroup:
+    name: str
+    anchor: str  # HTML id, stable per section name
+    days: tuple[DayGroup, ...]
+    total: int  # stories in this section before the cap
+    shown: int  # stories rendered
+
+    @property
+    def hidden(self) -> int:
+        return self.total - self.shown
+
+
+@dataclass(frozen=True, slots=True)
+class Edition:
+    """One subscriber-facing edition: what render() turns into an email."""
+
+    title: str
+    day: date  # the edition date, local to `timezone`
+    timezone: str
+    sections: tuple[SectionGroup, ...]
+    web_url: str  # the edition's page under base_url
+    top_stories: tuple[Story, ...] = ()
+    language: str = "en"
+
+    @property
+    def story_count(self) -> int:
+        return sum(s.shown for s in self.sections)
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(s.total for s in self.sections)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An edition rendered for one section set; per-subscriber parts are placeholders."""
+
+    subject: str
+    html: str
+    text: str
+    preheader: str = ""
+
+
+# --------------------------------------------------------------------------- editions and the outbox
+
+
+@dataclass(frozen=True, slots=True)
+class EditionRecord:
+    id: int
+    day: date
+    timezone: str
+    cutoff: datetime  # items first seen up to this instant (UTC) belong here
+    window_start: datetime | None  # the previous edition's cutoff, exclusive
+    created_at: datetime
+    status: str = "open"  # open | complete
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    edition_id: int
+    subscriber_id: int
+    status: str  # pending | sending | sent | failed | skipped
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    message_id: str | None = None
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """What one poll of one feed did: printed by `digest poll`, logged by the daemon."""
+
+    feed_url: str
+    status: int | None
+    new_items: int = 0
+    updated_items: int = 0
+    error: str | None = None
+    not_modified: bool = False
+    extra: dict[str, str] = field(default_factory=dict)

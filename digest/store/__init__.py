@@ -1,0 +1,20 @@
+"""The store: SQLAlchemy Core over SQLite (default) or any SQLAlchemy URL.
+
+Returns model objects, never rows. Synchronous; async code calls it through asyncio.to_thread.
+"""
+
+from __future__ import annotations
+
+from digest.store.editions import FAILED, PENDING, SENT, SKIPPED, EditionStore
+from digest.store.feeds import FeedStore
+from digest.store.subscribers import ACTIVE, REMOVED, SUSPENDED, UNSUBSCRIBED, SubscriberStore, normalise_email
+
+
+class Store(FeedStore, SubscriberStore, EditionStore):
+    """All tables behind one object; each mixin owns one concern."""
+
+
+__all__ = [
+    "ACTIVE", "FAILED", "PENDING", "REMOVED", "SENT", "SKIPPED", "SUSPENDED", "UNSUBSCRIBED",
+    "Store", "normalise_email",
+]

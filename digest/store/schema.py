@@ -1,0 +1,167 @@
+"""The database schema (SQLAlchemy Core). Works on SQLite and PostgreSQL.
+
+Times are stored as naive UTC and come back aware (UTCDateTime), because SQLite has no time zones.
+The UNIQUE keys carry the delivery guarantees: an item is stored once per feed, an edition once per
+(local day, time zone), a delivery once per (edition, subscriber).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; stored naive UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; every time must be aware")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite through some drivers
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+feeds = Table(
+    "feeds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", Text, nullable=False, unique=True),  # where we fetch it now (301/308 update it)
+    Column("origin_url", Text, nullable=False, unique=True),  # as the operator gave it; config sync matches this
+    Column("name", Text),
+    Column("section", Text),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("from_config", Boolean, nullable=False, default=False),
+    Column("interval_minutes", Integer),
+    Column("title", Text),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("body_hash", String(64)),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("last_polled_at", UTCDateTime),
+    Column("next_poll_at", UTCDateTime),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("feed_id", Integer, ForeignKey("feeds.id", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("url", Text),
+    Column("title", Text, nullable=False),
+    Column("summary_html", Text, nullable=False),
+    Column("summary_text", Text, nullable=False),
+    Column("published", UTCDateTime),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("image_url", Text),
+    Column("content_hash", String(64), nullable=False),
+    UniqueConstraint("feed_id", "key", name="uq_items_feed_key"),
+    Index("ix_items_first_seen", "first_seen"),
+    Index("ix_items_feed_url", "feed_id", "url"),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", Text, nullable=False, unique=True),  # stored lower-cased
+    Column("name", Text),
+    Column("sections", JSON),  # null: all sections
+    Column("timezone", Text),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("permanent_failures", Integer, nullable=False, default=0),
+    Column("from_config", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+editions = Table(
+    "editions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("day", Date, nullable=False),
+    Column("timezone", Text, nullable=False),
+    Column("cutoff", UTCDateTime, nullable=False),
+    Column("window_start", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False, default="open"),
+    UniqueConstraint("day", "timezone", name="uq_editions_day_tz"),
+)
+
+edition_items = Table(
+    "edition_items",
+    metadata,
+    Column("edition_id", Integer, ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("section", Text, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("edition_id", Integer, ForeignKey("editions.id", ondelete="CASCADE"), nullable=False),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("next_attempt_at", UTCDateTime),
+    Column("message_id", Text),
+    Column("sent_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("edition_id", "subscriber_id", name="uq_deliveries_edition_subscriber"),
+    Index("ix_deliveries_status", "edition_id", "status"),
+)
+
+locks = Table(
+    "locks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", Text, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+)
