@@ -1,0 +1,472 @@
+"""The `digest` command: the only place that parses arguments, configures logging and exits.
+
+Every DigestError becomes one line plus a hint and exit code 1 (a traceback only with --debug);
+click's usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import click
+
+from digest import config as cfg
+from digest.clock import Clock, system_clock
+from digest.errors import ConfigError, DigestError, FeedError, SubscriberError
+from digest.model import FeedSpec, PollResult
+from digest.store import Store
+
+T = TypeVar("T")
+log = logging.getLogger("digest")
+
+
+# --------------------------------------------------------------------------- logging
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {"time": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
+               "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False)
+
+
+def setup_logging(fmt: str, level: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("aiosmtpd", "mail.log", "asyncio", "apscheduler.executors.default"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+# --------------------------------------------------------------------------- context
+
+
+class App:
+    """What every command needs, loaded on first use so `digest init` works without a config."""
+
+    def __init__(self, config_path: str | None, debug: bool) -> None:
+        self.config_path = cfg.find_config_path(config_path, _env())
+        self.debug = debug
+        self.clock: Clock = system_clock()
+        self._settings: cfg.Settings | None = None
+        self._store: Store | None = None
+
+    @property
+    def settings(self) -> cfg.Settings:
+        if self._settings is None:
+            self._settings = cfg.load(self.config_path)
+        return self._settings
+
+    @property
+    def store(self) -> Store:
+        """The database, with the config's feeds and subscribers synced into it."""
+        if self._store is None:
+            store = Store(self.settings.database_url)
+            now = self.clock()
+            store.sync_feeds(self.settings.feeds, now=now)
+            store.sync_subscribers(self.settings.subscribers, now=now)
+            self._store = store
+        return self._store
+
+    def today(self) -> date:
+        return self.clock().astimezone(ZoneInfo(self.settings.digest.timezone)).date()
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _date(value: str | None, app: App) -> date:
+    if value is None:
+        return app.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date in the form YYYY-MM-DD.") from None
+
+
+def _progress(total: int, label: str) -> tuple[Callable[[], None], Callable[[], None]]:
+    """A rich progress bar on a terminal; nothing otherwise (logs and pipes stay clean)."""
+    if not sys.stderr.isatty() or total == 0:
+        return (lambda: None), (lambda: None)
+    from rich.progress import Progress
+
+    progress = Progress(transient=True, console=None)
+    task = progress.add_task(label, total=total)
+    progress.start()
+    return (lambda: progress.advance(task)), progress.stop
+
+
+# --------------------------------------------------------------------------- root
+
+
+class DigestGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DigestError as exc:
+            debug = bool(ctx.find_object(App) and ctx.find_object(App).debug)  # type: ignore[union-attr]
+            if debug:
+                raise
+            click.echo(f"error: {exc.message}", err=True)
+            if exc.hint:
+                click.echo(f"  hint: {exc.hint}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH",
+              help="Config file (default: $DIGEST_CONFIG, else ./digest.toml).")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Log lines for people or for log collectors.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every feed and edition event.")
+@click.version_option(package_name="digest")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, debug: bool, log_format: str, verbose: bool) -> None:
+    """digest: turn news feeds into a daily press-review email, one edition per subscriber."""
+    setup_logging(log_format, logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
+    ctx.obj = App(config_path, debug)
+
+
+# --------------------------------------------------------------------------- config
+
+
+@main.command()
+@click.option("--path", "path", default="digest.toml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(path: str, force: bool) -> None:
+    """Write a starter digest.toml documenting every setting."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise ConfigError(f"{target} already exists.", hint="Pass --force to overwrite it, or --path to write elsewhere.")
+    target.write_text(cfg.example_toml(), encoding="utf-8")
+    click.echo(f"wrote {target}; edit it, then run `digest --config {target} check-config`.")
+
+
+@main.command("check-config")
+@pass_app
+def check_config(app: App) -> None:
+    """Validate the config and print the effective settings (secrets masked)."""
+    settings = app.settings
+    click.echo(f"# {settings.path}")
+    for table, values in cfg.describe(settings).items():
+        click.echo(f"[{table}]")
+        for key, value in values.items():
+            click.echo(f"{key} = {cfg.toml_value(value) if value is not None else '(unset)'}")
+        click.echo("")
+    click.echo("sections: " + ", ".join(settings.section_names))
+    click.echo(f"feeds: {len(settings.feeds)}, subscribers: {len(settings.subscribers)}")
+    click.echo("config OK")
+
+
+# --------------------------------------------------------------------------- poll / preview / send
+
+
+@main.command()
+@pass_app
+def poll(app: App) -> None:
+    """Poll every feed once and store new items."""
+    from digest.pipeline import poll_once
+
+    store = app.store
+    total = len(store.list_feeds(active_only=True))
+    advance, done = _progress(total, "polling")
+    lines: list[PollResult] = []
+
+    def on_result(res: PollResult) -> None:
+        advance()
+        lines.append(res)
+
+    try:
+        results = run_async(poll_once(settings=app.settings, store=store, clock=app.clock, on_result=on_result))
+    finally:
+        done()
+    for res in results:
+        status = "304" if res.not_modified and res.status == 304 else str(res.status or "-")
+        tail = f"error: {res.error}" if res.error else ("unchanged" if res.not_modified else
+                                                        f"{res.new_items} new, {res.updated_items} updated")
+        click.echo(f"{status:>4}  {res.feed_url}  {tail}")
+    new = sum(r.new_items for r in results)
+    failed = sum(1 for r in results if r.error)
+    click.echo(f"polled {len(results)} feeds: {new} new items, {failed} failed")
+
+
+@main.command()
+@click.option("--subscriber", "email", required=True, help="The subscriber's email address.")
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="Edition date (default: today).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write FILE.html and FILE.txt (default: print text).")
+@pass_app
+def preview(app: App, email: str, day: str | None, out: str | None) -> None:
+    """Render a subscriber's edition without sending it."""
+    from digest.pipeline import preview as render_preview
+
+    store = app.store
+    sub = store.get_subscriber(email=email)
+    if sub is None:
+        raise SubscriberError(f"No subscriber {email}.", hint="`digest subscribers list` shows the subscribers.")
+    rendered = render_preview(app.settings, store, subscriber=sub, day=_date(day, app), now=app.clock())
+    if rendered is None:
+        click.echo(f"Nothing new for {email} in their sections; no email would be sent.")
+        return
+    if out:
+        base = Path(out)
+        html_path = base if base.suffix == ".html" else base.with_suffix(".html")
+        html_path.write_text(rendered.html, encoding="utf-8")
+        html_path.with_suffix(".txt").write_text(rendered.text, encoding="utf-8")
+        click.echo(f"wrote {html_path} and {html_path.with_suffix('.txt')} ({rendered.subject})")
+    else:
+        click.echo(f"Subject: {rendered.subject}\n")
+        click.echo(rendered.text)
+
+
+@main.command()
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="Edition date (default: today in [digest] timezone).")
+@click.option("--dry-run", "dry_run", metavar="DIR", type=click.Path(file_okay=False),
+              help="Write .eml files into DIR instead of sending (records nothing as sent).")
+@pass_app
+def send(app: App, day: str | None, dry_run: str | None) -> None:
+    """Build and send the edition for a date to every active subscriber; re-running sends nothing more."""
+    from digest.deliver import SmtpTransport
+    from digest.pipeline import send_day
+
+    edition_day = _date(day, app)
+    if dry_run:
+        run_async(_dry_run(app, edition_day, Path(dry_run)))
+        return
+    store = app.store
+    reports = run_async(_send(app, store, edition_day, SmtpTransport(app.settings.smtp), send_day))
+    for rep in reports:
+        state = "complete" if rep.complete else "pending rows remain"
+        click.echo(f"edition {rep.day} {rep.timezone}: {rep.sent} sent, {rep.skipped} skipped, "
+                   f"{rep.failed} failed, {rep.deferred} deferred ({state})")
+    if not reports:
+        click.echo("no active subscribers: nothing to send")
+
+
+async def _send(app: App, store: Store, day: date, transport: Any, send_day: Any) -> Any:
+    async with transport:
+        return await send_day(app.settings, store, day=day, transport=transport, clock=app.clock)
+
+
+async def _dry_run(app: App, day: date, folder: Path) -> None:
+    """Render every subscriber's message into .eml files, touching no outbox row."""
+    from digest.deliver import Envelope, FileTransport
+    from digest.model import EditionRecord
+    from digest.pipeline.send import EditionMailer, build_stories, compose_options
+
+    folder.mkdir(parents=True, exist_ok=True)
+    store = app.store
+    now = app.clock()
+    written = 0
+    async with FileTransport(folder) as transport:
+        for tz in store.timezones_in_use(app.settings.digest.timezone):
+            existing = store.get_edition(day=day, timezone=tz)
+            edition = existing or EditionRecord(id=0, day=day, timezone=tz, cutoff=now, window_start=None,
+                                                created_at=now)
+            mailer = EditionMailer(app.settings, store, edition)
+            if existing is None:
+                from digest.pipeline.send import classifier
+
+                last = store.last_edition(tz)
+                items = store.items_first_seen(after=last.cutoff if last else None, until=now)
+                age = app.settings.digest.max_item_age
+                section_of = classifier(app.settings)
+                pairs = [(i, section_of(i)) for i in items if i.published is None or i.first_seen - i.published <= age]
+                mailer.stories = build_stories(pairs, options=compose_options(app.settings))
+            for sub in store.iter_subscribers():
+                if (sub.timezone or app.settings.digest.timezone) != tz:
+                    continue
+                template = mailer.template(sub.sections)
+                if template is None:
+                    continue
+                data = mailer.personalise(template, sub, now=now)
+                await transport.send(Envelope(key=sub.id, sender=app.settings.smtp.sender, recipient=sub.email,
+                                              data=data))
+                written += 1
+    click.echo(f"wrote {written} messages to {folder} (nothing was sent or recorded)")
+
+
+# --------------------------------------------------------------------------- daemon and status
+
+
+@main.command()
+@pass_app
+def run(app: App) -> None:
+    """Run the daemon: poll feeds on their interval and send each edition at send_at."""
+    from digest.daemon import run_daemon
+
+    run_async(run_daemon(app.settings, app.store, clock=app.clock))
+
+
+@main.command()
+@pass_app
+def status(app: App) -> None:
+    """Feeds, editions and the outbox at a glance."""
+    from digest.status import render_status
+
+    click.echo(render_status(app.settings, app.store, now=app.clock()))
+
+
+# --------------------------------------------------------------------------- feeds
+
+
+@main.group()
+def feeds() -> None:
+    """List, add and remove feeds."""
+
+
+@feeds.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include disabled and removed feeds.")
+@pass_app
+def feeds_list(app: App, show_all: bool) -> None:
+    rows = app.store.list_feeds(active_only=not show_all)
+    for f in rows:
+        state = "active" if f.active else ("gone (410)" if f.last_status == 410 else "disabled")
+        nxt = f.next_poll_at.strftime("%Y-%m-%d %H:%M UTC") if f.next_poll_at else "now"
+        err = f"  error: {f.last_error}" if f.last_error else ""
+        click.echo(f"{f.url}  [{f.section or 'rules'}]  {state}  last={f.last_status or '-'}  "
+                   f"next={nxt}  failures={f.consecutive_failures}{err}")
+    click.echo(f"{len(rows)} feeds")
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.option("--name", help="Display name (default: the feed's own title).")
+@click.option("--section", help="Put every item of this feed in this section.")
+@pass_app
+def feeds_add(app: App, url: str, name: str | None, section: str | None) -> None:
+    from digest.fetch import check_feed_url
+
+    url = check_feed_url(url, allow_private=app.settings.digest.allow_private_addresses)
+    if section is not None and section not in app.settings.section_names:
+        raise FeedError(f"--section {section!r} is not a configured section.",
+                        hint="Known sections: " + ", ".join(app.settings.section_names))
+    feed = app.store.add_feed(FeedSpec(url=url, name=name, section=section), now=app.clock())
+    click.echo(f"added {feed.url}")
+
+
+@feeds.command("remove")
+@click.argument("url")
+@pass_app
+def feeds_remove(app: App, url: str) -> None:
+    if not app.store.remove_feed(url):
+        raise FeedError(f"No active feed {url}.", hint="`digest feeds list` shows the feeds.")
+    click.echo(f"removed {url} (its items stay in editions already built)")
+
+
+# --------------------------------------------------------------------------- subscribers
+
+
+@main.group()
+def subscribers() -> None:
+    """List, add and remove subscribers."""
+
+
+@subscribers.command("list")
+@pass_app
+def subscribers_list(app: App) -> None:
+    rows = app.store.list_subscribers()
+    for s in rows:
+        sections = ", ".join(s.sections) if s.sections is not None else "all sections"
+        extra = f"  bounces={s.permanent_failures}" if s.permanent_failures else ""
+        click.echo(f"{s.email}  {s.status}  [{sections}]  tz={s.timezone or app.settings.digest.timezone}{extra}")
+    click.echo(f"{len(rows)} subscribers")
+
+
+def _sections_option(app: App, value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    chosen = tuple(s.strip() for s in value.split(",") if s.strip())
+    for s in chosen:
+        if s not in app.settings.section_names:
+            raise SubscriberError(f"{s!r} is not a section.", hint="Known sections: " + ", ".join(app.settings.section_names))
+    return chosen
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name")
+@click.option("--sections", help="Comma-separated section names (default: all).")
+@click.option("--timezone", help="IANA time zone (default: [digest] timezone).")
+@pass_app
+def subscribers_add(app: App, email: str, name: str | None, sections: str | None, timezone: str | None) -> None:
+    from digest.addresses import validate_email
+
+    address = validate_email(email)
+    if timezone is not None:
+        cfg.check_timezone("--timezone", timezone)
+    sub = app.store.add_subscriber(address, name=name, sections=_sections_option(app, sections), timezone=timezone,
+                                   now=app.clock())
+    click.echo(f"added {sub.email}")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@pass_app
+def subscribers_remove(app: App, email: str) -> None:
+    if not app.store.remove_subscriber(email):
+        raise SubscriberError(f"No subscriber {email}.", hint="`digest subscribers list` shows the subscribers.")
+    click.echo(f"removed {email} and their delivery records")
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@main.group()
+def sections() -> None:
+    """Inspect section rules."""
+
+
+@sections.command("explain")
+@click.argument("text")
+@click.option("--category", "categories", multiple=True, help="An item category to take into account.")
+@pass_app
+def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
+    """Say which section an item with this URL or title goes to, and why."""
+    from digest.sections import classify
+
+    is_url = text.startswith(("http://", "https://"))
+    result = classify(title="" if is_url else text, url=text if is_url else None, categories=categories,
+                      feed_section=None, sections=app.settings.sections, fallback=app.settings.digest.fallback_section)
+    click.echo(f"{result.section}: {result.reason}")
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option("--out", "out_dir", default="digest-demo", show_default=True, type=click.Path(file_okay=False),
+              help="Where to leave the received .eml files, the HTML preview and the SQLite database.")
+def demo(out_dir: str) -> None:
+    """Run the whole pipeline offline on bundled demo feeds, a local SMTP server and SQLite."""
+    from digest.demo import run_demo
+
+    result = run_async(run_demo(Path(out_dir)))
+    click.echo(result.summary())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,47 @@
+"""`digest status`: what an operator checks first. Reads the store only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from digest import schedule
+from digest.config import Settings
+from digest.store import Store
+
+
+def _when(dt: datetime | None) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M UTC") if dt else "-"
+
+
+def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
+    lines: list[str] = []
+    holder = store.lock_holder("daemon")
+    if holder:
+        age = int((now - holder[1]).total_seconds())
+        lines.append(f"daemon: {holder[0]} (heartbeat {age}s ago)")
+    else:
+        lines.append("daemon: not running")
+
+    feeds = store.list_feeds(active_only=True)
+    upcoming = [f.next_poll_at for f in feeds if f.next_poll_at]
+    due_now = sum(1 for f in feeds if f.next_poll_at is None or f.next_poll_at <= now)
+    nxt = min(upcoming) if upcoming else None
+    lines.append(f"feeds: {len(feeds)} active, {due_now} due now, next poll {_when(nxt) if due_now == 0 else 'now'}")
+    failing = [f for f in feeds if f.consecutive_failures]
+    for f in failing:
+        lines.append(f"  failing: {f.url} ({f.consecutive_failures}x, last status {f.last_status or '-'}): "
+                     f"{f.last_error}; next try {_when(f.next_poll_at)}")
+
+    zones = store.timezones_in_use(settings.digest.timezone) or [settings.digest.timezone]
+    lines.append("editions:")
+    for tz in zones:
+        day, instant = schedule.next_edition(now, settings.digest.send_at, tz)
+        lines.append(f"  {tz}: next {day} at {_when(instant)}")
+        last = store.last_edition(tz)
+        if last:
+            counts = store.delivery_counts(last.id)
+            summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no subscribers"
+            lines.append(f"  {tz}: last {last.day} ({last.status}): {summary}")
+    totals = store.delivery_counts()
+    lines.append("outbox: " + (", ".join(f"{n} {k}" for k, n in sorted(totals.items())) or "empty"))
+    return "\n".join(lines)
