@@ -58,8 +58,7 @@ def build_stories(items: Sequence[tuple[Item, str]], *, history: Sequence[Item] 
         also = tuple(only_items[i] for i in group[1:])
         read_also: tuple[Item, ...] = ()
         if history and options.read_also_max:
-            hits = cluster.related([h.title for h in history], lead.title,
-                                   lower=options.read_also_lower, upper=upper)
+            hits = cluster.related(history, lead, lower=options.read_also_lower, upper=upper)
             read_also = tuple(history[i] for i in hits[: options.read_also_max])
         placed.append(PlacedStory(Story(lead=lead, also=also, read_also=read_also), section_of[lead.id]))
     return placed

@@ -1,0 +1,102 @@
+"""Config: validated before any I/O, every error names its key, the example stays in step."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from datetime import time, timedelta
+from pathlib import Path
+
+import pytest
+
+from digest import config as cfg
+from digest.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_example_config_is_exactly_what_init_writes() -> None:
+    text = (ROOT / "config" / "digest.example.toml").read_text(encoding="utf-8")
+    assert text == cfg.example_toml(), "regenerate with: digest init --path config/digest.example.toml --force"
+
+
+def test_the_example_documents_every_setting_with_its_default() -> None:
+    text = (ROOT / "config" / "digest.example.toml").read_text(encoding="utf-8")
+    for table, cls in cfg.TABLES.items():
+        block = text.split(f"[{table}]", 1)[1]
+        for f in dataclasses.fields(cls):
+            assert f"# {f.name} = " in block, f"{table}.{f.name} is not documented in the example config"
+            if f.default not in (dataclasses.MISSING, None, ""):
+                assert f"# {f.name} = {cfg.toml_value(f.default)}" in block, f"{table}.{f.name} default differs"
+
+
+def test_the_example_loads_with_the_newsroom_sections_in_order() -> None:
+    settings = cfg.from_mapping(tomllib.loads(cfg.example_toml()), env={})
+    assert settings.section_names[:8] == cfg.DEFAULT_SECTIONS
+    assert settings.digest.max_item_age == timedelta(hours=48)
+    assert settings.digest.send_at == time(7, 0)
+
+
+@pytest.mark.parametrize(
+    ("doc", "key"),
+    [
+        ({"smtp": {"port": 70000}}, "smtp.port"),
+        ({"smtp": {"port": "25"}}, "smtp.port"),
+        ({"smtp": {"security": "ssl"}}, "smtp.security"),
+        ({"digest": {"timezone": "Mars/Olympus"}}, "digest.timezone"),
+        ({"digest": {"send_at": "7am"}}, "digest.send_at"),
+        ({"digest": {"max_item_age": "two days"}}, "digest.max_item_age"),
+        ({"digest": {"base_url": "ftp://x"}}, "digest.base_url"),
+        ({"digest": {"colour": "red"}}, "digest.colour"),
+        ({"feeds": [{"name": "no url"}]}, "feeds[0].url"),
+        ({"feeds": [{"url": "file:///etc/passwd"}]}, "feeds[0].url"),
+        ({"feeds": [{"url": "https://a.example/f", "section": "Nope"}]}, "feeds[0].section"),
+        ({"subscribers": [{"email": "x@y.z", "sections": ["Nope"]}]}, "subscribers[0].sections"),
+        ({"subscribers": [{"email": "x@y.z", "timezone": "Nowhere"}]}, "subscribers[0].timezone"),
+        ({"sections": [{"name": "A", "url_patterns": ["("]}]}, "sections[0].url_patterns"),
+        ({"smpt": {}}, "[smpt]"),
+    ],
+)
+def test_a_bad_setting_is_refused_naming_its_key(doc: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        cfg.from_mapping(doc, env={})
+    assert key in err.value.message
+    assert "\n" not in err.value.message
+
+
+def test_secrets_come_from_the_environment_and_never_print(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-a-file\n")
+    settings = cfg.from_mapping({"smtp": {"password": "in-file"}},
+                                env={"DIGEST_SMTP_PASSWORD": "s3cret", "DIGEST_DIGEST_SECRET_FILE": str(secret_file),
+                                     "DIGEST_SMTP_PORT": "587"})
+    assert settings.smtp.password == "s3cret"
+    assert settings.digest.secret == "from-a-file"
+    assert settings.smtp.port == 587
+    described = cfg.describe(settings)
+    assert described["smtp"]["password"] == "********"
+    assert "s3cret" not in repr(described)
+
+
+def test_the_database_defaults_to_a_sqlite_file_beside_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "digest.toml"
+    path.write_text('[digest]\ntitle = "T"\n')
+    settings = cfg.load(path, env={})
+    assert settings.database_url == f"sqlite:///{tmp_path.resolve() / 'digest.sqlite'}"
+
+
+def test_a_missing_or_broken_file_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="No config file") as err:
+        cfg.load(tmp_path / "absent.toml", env={})
+    assert "digest init" in err.value.hint
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[digest\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        cfg.load(broken, env={})
+
+
+def test_durations_read_like_people_write_them() -> None:
+    assert cfg.parse_duration("48h") == timedelta(hours=48)
+    assert cfg.parse_duration("1h30m") == timedelta(minutes=90)
+    assert cfg.parse_duration("7d") == timedelta(days=7)
+    assert cfg.parse_duration("soon") is None

@@ -1,0 +1,153 @@
+"""The store keeps the delivery guarantees: identity per feed, one edition per (day, zone), one row per subscriber."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from digest.config import SubscriberSpec
+from digest.errors import LockHeldError
+from digest.model import FeedSpec, Item, ParsedItem
+from digest.store import SENT, SKIPPED, UNSUBSCRIBED, Store
+
+T0 = datetime(2026, 1, 16, 6, 0, tzinfo=UTC)
+
+
+def parsed(key: str, *, url: str | None = None, title: str = "A title", published: datetime | None = T0,
+           body: str = "") -> ParsedItem:
+    return ParsedItem(key=key, title=title, url=url, summary_html=body, summary_text=body, published=published,
+                      content_hash=f"{title}|{body}|{url}")
+
+
+def world(_item: Item) -> str:
+    return "World"
+
+
+def make_feed(store: Store, url: str = "https://news.example/feed") -> int:
+    store.sync_feeds([FeedSpec(url=url, name="Example")], now=T0)
+    return next(f.id for f in store.list_feeds() if f.url == url)
+
+
+def test_an_item_seen_again_is_stored_once_and_an_edit_updates_in_place(store: Store) -> None:
+    feed = make_feed(store)
+    assert store.upsert_items(feed, [parsed("g1", url="https://n.example/1")], now=T0) == (1, 0)
+    assert store.upsert_items(feed, [parsed("g1", url="https://n.example/1")], now=T0 + timedelta(hours=1)) == (0, 0)
+    assert store.upsert_items(feed, [parsed("g1", url="https://n.example/1", title="Edited")],
+                              now=T0 + timedelta(hours=2)) == (0, 1)
+    items = store.items_first_seen(after=None, until=T0 + timedelta(days=1))
+    assert [(i.title, i.first_seen) for i in items] == [("Edited", T0)]
+
+
+def test_P7_a_new_guid_with_the_same_link_and_duplicate_guids_are_one_item(store: Store) -> None:
+    feed = make_feed(store)
+    store.upsert_items(feed, [parsed("guid-a", url="https://n.example/story")], now=T0)
+    new, _ = store.upsert_items(feed, [parsed("guid-b", url="https://n.example/story"),
+                                       parsed("dup", url="https://n.example/x"),
+                                       parsed("dup", url="https://n.example/x")], now=T0 + timedelta(hours=1))
+    assert new == 1
+    assert len(store.items_first_seen(after=None, until=T0 + timedelta(days=1))) == 2
+
+
+def test_every_item_lands_in_exactly_one_edition_even_when_days_are_skipped(store: Store) -> None:
+    feed = make_feed(store)
+    store.add_subscriber("a@example.org", name=None, sections=None, timezone=None, now=T0)
+    seen: list[int] = []
+    for n, day in enumerate([date(2026, 1, 16), date(2026, 1, 17), date(2026, 1, 20)]):
+        first_seen = T0 + timedelta(days=n * 2)
+        store.upsert_items(feed, [parsed(f"k{n}-{i}", published=None) for i in range(3)], now=first_seen)
+        edition, created = store.create_edition(day=day, timezone="UTC", default_timezone="UTC",
+                                                cutoff=first_seen + timedelta(hours=1), now=first_seen,
+                                                max_item_age=timedelta(hours=48), classify=world)
+        assert created
+        seen += [i.id for i, _ in store.edition_items(edition.id)]
+    assert sorted(seen) == sorted(set(seen)) and len(seen) == 9
+
+
+def test_S7_a_second_trigger_of_the_same_edition_queues_nothing(store: Store) -> None:
+    make_feed(store)
+    for n in range(3):
+        store.add_subscriber(f"s{n}@example.org", name=None, sections=None, timezone=None, now=T0)
+    results = []
+
+    def trigger() -> None:
+        results.append(store.create_edition(day=date(2026, 1, 16), timezone="UTC", default_timezone="UTC",
+                                            cutoff=T0, now=T0, max_item_age=timedelta(days=2), classify=world))
+
+    threads = [threading.Thread(target=trigger) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sum(created for _, created in results) == 1
+    assert len({e.id for e, _ in results}) == 1
+    assert store.delivery_counts(results[0][0].id) == {"pending": 3}
+
+
+def test_items_too_old_when_first_seen_are_not_sent(store: Store) -> None:
+    feed = make_feed(store)
+    store.upsert_items(feed, [parsed("old", published=T0 - timedelta(days=5)), parsed("fresh"),
+                              parsed("undated", published=None)], now=T0)
+    edition, _ = store.create_edition(day=date(2026, 1, 16), timezone="UTC", default_timezone="UTC", cutoff=T0,
+                                      now=T0, max_item_age=timedelta(hours=48), classify=world)
+    assert sorted(i.title for i, _ in store.edition_items(edition.id)) == ["A title", "A title"]
+    assert len(store.edition_items(edition.id)) == 2
+
+
+def test_editions_are_per_time_zone_and_queue_only_their_subscribers(store: Store) -> None:
+    make_feed(store)
+    store.add_subscriber("moscow@example.org", name=None, sections=None, timezone="Europe/Moscow", now=T0)
+    store.add_subscriber("default@example.org", name=None, sections=None, timezone=None, now=T0)
+    assert store.timezones_in_use("UTC") == ["Europe/Moscow", "UTC"]
+    edition, _ = store.create_edition(day=date(2026, 1, 16), timezone="Europe/Moscow", default_timezone="UTC",
+                                      cutoff=T0, now=T0, max_item_age=timedelta(days=2), classify=world)
+    rows = list(store.iter_deliveries(edition.id))
+    assert [store.get_subscriber(id=r.subscriber_id).email for r in rows] == ["moscow@example.org"]  # type: ignore[union-attr]
+
+
+def test_a_sent_row_is_never_demoted_and_the_edition_closes_when_nothing_is_pending(store: Store) -> None:
+    make_feed(store)
+    store.add_subscriber("a@example.org", name=None, sections=None, timezone=None, now=T0)
+    store.add_subscriber("b@example.org", name=None, sections=None, timezone=None, now=T0)
+    edition, _ = store.create_edition(day=date(2026, 1, 16), timezone="UTC", default_timezone="UTC", cutoff=T0,
+                                      now=T0, max_item_age=timedelta(days=2), classify=world)
+    a, b = list(store.iter_deliveries(edition.id))
+    store.mark_delivery(a.id, status=SENT, now=T0, message_id="<m@x>")
+    store.mark_delivery(a.id, status="failed", now=T0, error="late duplicate result")
+    assert not store.close_edition_if_done(edition.id)
+    store.mark_delivery(b.id, status=SKIPPED, now=T0, attempted=False)
+    assert store.close_edition_if_done(edition.id)
+    assert store.delivery_counts(edition.id) == {"sent": 1, "skipped": 1}
+
+
+def test_config_sync_never_resubscribes_someone_who_unsubscribed(store: Store) -> None:
+    spec = SubscriberSpec(email="Reader@Example.org")
+    store.sync_subscribers([spec], now=T0)
+    sub = store.get_subscriber(email="reader@example.org")
+    assert sub is not None
+    store.set_subscriber(sub.id, status=UNSUBSCRIBED, now=T0)
+    store.sync_subscribers([spec], now=T0 + timedelta(hours=1))
+    assert store.get_subscriber(email="reader@example.org").status == UNSUBSCRIBED  # type: ignore[union-attr]
+
+
+def test_a_feed_that_moved_is_still_matched_by_its_configured_url(store: Store) -> None:
+    feed = make_feed(store, "https://old.example/feed")
+    store.update_feed(feed, url="https://new.example/feed")
+    store.sync_feeds([FeedSpec(url="https://old.example/feed", name="Example")], now=T0)
+    assert [f.url for f in store.list_feeds()] == ["https://new.example/feed"]
+
+
+def test_S6_one_daemon_per_database(store: Store) -> None:
+    store.acquire_lock("daemon", "host:1", now=T0, stale_after=timedelta(seconds=60))
+    with pytest.raises(LockHeldError, match="host:1"):
+        store.acquire_lock("daemon", "host:2", now=T0 + timedelta(seconds=5), stale_after=timedelta(seconds=60))
+    # A holder whose heartbeat stopped (kill -9) is taken over.
+    store.acquire_lock("daemon", "host:2", now=T0 + timedelta(seconds=120), stale_after=timedelta(seconds=60))
+    assert not store.heartbeat("daemon", "host:1", now=T0 + timedelta(seconds=121))
+    assert store.heartbeat("daemon", "host:2", now=T0 + timedelta(seconds=121))
+
+
+def test_the_site_secret_is_generated_once(store: Store) -> None:
+    assert store.site_secret() == store.site_secret()
+    assert len(store.site_secret()) >= 32
