@@ -1,0 +1,445 @@
+"""Fetching feeds over HTTP: the only module that talks to feed servers.
+
+It owns the hardening a feed reader needs against servers it does not control: http(s) only,
+no connection to non-public addresses (checked on the resolved address when the socket is
+made, so redirects and DNS answers cannot get around it), manual redirects with a hop limit,
+a total deadline per fetch, a body cap counted after decompression, conditional GET,
+Retry-After, and global and per-host concurrency limits.
+
+It returns bytes and headers (FetchResult) and never parses them: deciding whether a body is a
+feed is parse's job. A per-feed problem never raises out of Fetcher.fetch; it comes back as
+FetchResult.error so one bad feed cannot stop a poll (reliability C10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import re
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Final
+
+import aiohttp
+from aiohappyeyeballs import AddrInfoType
+from yarl import URL
+
+from digest.config import FetchSettings
+from digest.errors import FeedURLError, FetchError
+
+log = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+AddressCheck = Callable[[IPAddress], bool]
+
+try:
+    _VERSION = version("digest")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    _VERSION = "dev"
+DEFAULT_USER_AGENT: Final = f"digest/{_VERSION} (+https://github.com/digest-press/digest)"
+_ACCEPT: Final = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
+    "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1"
+)
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+_PERMANENT: Final = frozenset({301, 308})  # RFC 9110 15.4.2 and 15.4.9
+# aiohttp decodes one coding, boundedly, as it streams; anything else (x-gzip, "gzip, gzip") would
+# reach us still encoded, so it is refused rather than half-decoded.
+_DECODED_BY_AIOHTTP: Final = frozenset({"", "identity", "gzip", "deflate", "br", "zstd"})
+_MAX_URL: Final = 4096
+
+
+# --------------------------------------------------------------------------- addresses
+
+
+# Ranges C2 names, listed explicitly because ipaddress.is_global changed between Python releases.
+_BLOCKED: Final[tuple[tuple[str, str], ...]] = (
+    ("0.0.0.0/8", "unspecified"),
+    ("10.0.0.0/8", "private"),
+    ("100.64.0.0/10", "shared (CGNAT)"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local (cloud metadata)"),
+    ("172.16.0.0/12", "private"),
+    ("192.0.0.0/24", "IETF protocol assignments"),
+    ("192.168.0.0/16", "private"),
+    ("198.18.0.0/15", "benchmarking"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("fc00::/7", "unique local"),
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "site-local"),
+    ("ff00::/8", "multicast"),
+)
+_BLOCKED_NETS: Final = tuple((ipaddress.ip_network(net), why) for net, why in _BLOCKED)
+_NAT64: Final = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for (mapped, 6to4, NAT64), which is where packets go."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in net for net in _NAT64):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def non_public_reason(ip: IPAddress) -> str | None:
+    """Why a feed fetch must not connect to `ip` (e.g. "loopback"), or None for a public address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = ip.__class__(ip.compressed.split("%")[0])  # drop a zone id
+        inner = _embedded_ipv4(ip)
+        if inner is not None:
+            why = non_public_reason(inner)
+            return f"{why}, inside IPv6 {ip}" if why else None
+    for net, why in _BLOCKED_NETS:
+        if ip.version == net.version and ip in net:
+            return why
+    if not ip.is_global or ip.is_multicast or ip.is_reserved:
+        return "not globally routable"
+    return None
+
+
+def is_public_address(ip: IPAddress) -> bool:
+    return non_public_reason(ip) is None
+
+
+class AddressRefused(OSError):
+    """Raised in the socket factory: aiohttp wraps it in ClientConnectorError."""
+
+
+def _guarded_socket_factory(is_allowed: AddressCheck) -> Callable[[AddrInfoType], socket.socket]:
+    """Miniflux's dialer Control callback, for aiohttp: every socket is checked on the address
+    it is about to connect to, after DNS, on every hop (reliability finding 5, C2)."""
+
+    def factory(addr_info: AddrInfoType) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        if not is_allowed(ip):
+            why = non_public_reason(ip) or "not allowed"
+            raise AddressRefused(f"refused to connect to {ip} ({why} address)")
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return factory
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+
+
+def _host_address(host: str) -> IPAddress | None:
+    """The address an IP-literal host names, including the legacy forms browsers and inet_aton
+    accept (2130706433, 0177.0.0.1, 127.1, 0x7f.1): the WHATWG URL rule is that a host whose
+    last label is a number is an IPv4 address."""
+    try:
+        return ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        pass
+    if _NUMERIC_LABEL.match(host.rstrip(".").rsplit(".", 1)[-1]):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
+        except OSError as exc:
+            raise FeedURLError(f"{host!r} is neither a host name nor a valid IPv4 address.") from exc
+    return None
+
+
+def _validate(raw: str, is_allowed: AddressCheck) -> URL:
+    """C1 and C2 on a URL's text: http(s), a host, no userinfo, no refused IP literal."""
+    text = raw.strip()
+    if len(text) > _MAX_URL:
+        raise FeedURLError(f"The feed URL is longer than {_MAX_URL} characters.")
+    scheme = _SCHEME.match(text)
+    if scheme is None or "://" not in text:
+        raise FeedURLError(
+            f"{raw!r} is not a URL; feeds are fetched over the web, never read from a file.",
+            hint="Write the full address, starting with https:// (or http://).",
+        )
+    name = scheme.group(1).lower()
+    if name == "feed":
+        raise FeedURLError(f"{raw!r} uses the feed: alias.", hint="Replace feed:// with https://.")
+    if name not in ("http", "https"):
+        raise FeedURLError(f"{raw!r} uses the {name}: scheme; only http:// and https:// feeds are fetched.")
+    try:
+        url = URL(text)
+    except ValueError as exc:
+        raise FeedURLError(f"{raw!r} is not a valid URL: {exc}.") from exc
+    if not url.host:
+        raise FeedURLError(f"{raw!r} has no host name.")
+    if url.user is not None or url.password is not None:
+        raise FeedURLError(
+            f"{raw!r} contains a user name or password before the host.",
+            hint="Credentials in feed URLs are not supported; remove the part before '@'.",
+        )
+    ip = _host_address(url.host)
+    if ip is not None:
+        url = url.with_host(str(ip))  # canonical form, so logs and the store show the real target
+        if not is_allowed(ip):
+            raise FeedURLError(f"{raw!r} points at {ip}, a {non_public_reason(ip) or 'refused'} address.")
+    return url.with_fragment(None)
+
+
+def check_feed_url(url: str, *, allow_private: bool) -> str:
+    """Validate a feed URL when it is added; returns it normalised. Raises FeedURLError.
+
+    This is the early, friendly check: Fetcher re-checks every hop, and every resolved address
+    when it connects, which is what actually keeps it off private networks.
+    """
+    checked = _validate(url, _allow_all if allow_private else is_public_address)
+    host = (checked.host or "").rstrip(".")
+    if not allow_private and (host == "localhost" or host.endswith(".localhost")):
+        # RFC 6761 section 6.3: these names are loopback whatever DNS says.
+        raise FeedURLError(f"{url!r} points at {host}, a loopback name.")
+    return str(checked.origin()) + checked.raw_path_qs  # origin + path spells out the root "/"
+
+
+def _allow_all(ip: IPAddress) -> bool:
+    return True
+
+
+# --------------------------------------------------------------------------- Retry-After
+
+
+def parse_retry_after(value: str | None, *, now: datetime, cap: float) -> float | None:
+    """RFC 9110 section 10.2.3: delay-seconds or an HTTP-date; garbage is ignored, the result capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return min(float(value), cap)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 5.6.7: HTTP-dates are in GMT
+        when = when.replace(tzinfo=UTC)
+    return min(max((when - now).total_seconds(), 0.0), cap)
+
+
+# --------------------------------------------------------------------------- fetching
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    url: str  # requested URL
+    final_url: str  # after redirects
+    status: int | None  # last HTTP status, None if no response
+    body: bytes | None  # decoded (decompressed) body on 200, else None
+    content_type: str | None
+    etag: str | None
+    last_modified: str | None
+    permanent_url: str | None  # the feed moved: every hop was 301/308 and the target answered 200/304
+    retry_after: float | None  # seconds, from Retry-After on 429/503, bounded by the cap
+    not_modified: bool  # 304
+    gone: bool  # 410
+    error: str | None  # one line for the feed, None on success and 304
+
+
+class _HopError(FetchError):
+    """A FetchError that remembers the URL it happened at, for FetchResult.final_url."""
+
+    def __init__(self, message: str, at: URL, status: int | None = None) -> None:
+        super().__init__(message)
+        self.final_url, self.status = str(at), status
+
+
+def _failed(url: str, final_url: str, error: str, status: int | None = None) -> FetchResult:
+    return FetchResult(url, final_url, status, None, None, None, None, None, None, False, False, error)
+
+
+class _Deadline:
+    """A total deadline that stands still while the fetch queues for a slot (queueing is ours)."""
+
+    def __init__(self, timeout: asyncio.Timeout, seconds: float) -> None:
+        self._timeout, self._left = timeout, seconds
+        self.resume()
+
+    def pause(self) -> None:
+        if self._timeout.expired():  # already cancelling the fetch; nothing left to pause
+            return
+        when = self._timeout.when()
+        if when is not None:
+            self._left = when - asyncio.get_running_loop().time()
+        self._timeout.reschedule(None)
+
+    def resume(self) -> None:
+        if not self._timeout.expired():
+            self._timeout.reschedule(asyncio.get_running_loop().time() + self._left)
+
+
+class Fetcher:
+    """One HTTP session for a poll: `async with Fetcher(...) as f: await f.fetch(url)`."""
+
+    def __init__(
+        self,
+        settings: FetchSettings,
+        *,
+        allow_private: bool,
+        retry_after_cap: float = 86400.0,
+        is_allowed_address: AddressCheck | None = None,
+    ) -> None:
+        self._settings = settings
+        self._cap = retry_after_cap
+        # Tests inject a check (allow 127.0.0.2, refuse 127.0.0.1) to exercise the guard on loopback.
+        self._is_allowed = is_allowed_address or (_allow_all if allow_private else is_public_address)
+        self._global = asyncio.Semaphore(settings.concurrency)
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Fetcher:
+        connector = aiohttp.TCPConnector(
+            limit=self._settings.concurrency,
+            limit_per_host=0,  # our per-host semaphore counts by host name, across ports
+            socket_factory=_guarded_socket_factory(self._is_allowed),
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._settings.connect_timeout),
+            headers={"User-Agent": self._settings.user_agent or DEFAULT_USER_AGENT, "Accept": _ACCEPT},
+            cookie_jar=aiohttp.DummyCookieJar(),  # one feed's cookies must not reach another
+            trust_env=False,  # a proxy from the environment would bypass the address guard
+            auto_decompress=True,
+        )
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult:
+        """Fetch one feed; a per-feed problem comes back as FetchResult.error, never raised."""
+        try:
+            target = _validate(url, self._is_allowed)
+        except FeedURLError as exc:
+            return _failed(url, url, exc.message)
+        conditional = {}
+        if etag:
+            conditional["If-None-Match"] = etag
+        if last_modified:
+            conditional["If-Modified-Since"] = last_modified
+        final, status = str(target), None
+        try:
+            async with asyncio.timeout(None) as timeout:
+                deadline = _Deadline(timeout, self._settings.timeout)
+                return await self._follow(url, target, conditional, deadline)
+        except TimeoutError:
+            # Only our deadline and aiohttp's connect timeout can end here.
+            error = (
+                f"timed out after {self._settings.timeout:g} s"
+                if timeout.expired()
+                else f"could not connect within {self._settings.connect_timeout:g} s"
+            )
+        except _HopError as exc:
+            final, error, status = exc.final_url, exc.message, exc.status
+        except aiohttp.ClientConnectorError as exc:
+            error = f"cannot connect to {exc.host}: {exc.os_error}"
+        except aiohttp.ClientPayloadError as exc:
+            error = f"the body was cut off or could not be decoded: {exc}"
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        log.debug("feed=%s error=%s", url, error)
+        return _failed(url, final, error, status)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, host: str, deadline: _Deadline) -> AsyncIterator[None]:
+        """Wait for the host's slot, then a global one (in that order, so feeds waiting on one busy
+        host do not hold global slots others could use); the deadline stands still meanwhile."""
+        per_host = self._hosts.setdefault(host, asyncio.Semaphore(self._settings.per_host))
+        deadline.pause()
+        async with per_host, self._global:
+            deadline.resume()
+            yield
+            deadline.pause()
+        deadline.resume()
+
+    async def _follow(
+        self, url: str, target: URL, conditional: dict[str, str], deadline: _Deadline
+    ) -> FetchResult:
+        assert self._session is not None, "use Fetcher as an async context manager"
+        seen = {str(target)}
+        permanent = True
+        hops = 0
+        while True:
+            async with (
+                self._slot(target.host or "", deadline),
+                self._session.get(target, headers=conditional, allow_redirects=False) as resp,
+            ):
+                if resp.status not in _REDIRECTS:
+                    result = await self._answer(url, target, resp)
+                    moved = permanent and hops > 0 and resp.status in (200, 304)
+                    log.debug("feed=%s status=%s hops=%d", url, resp.status, hops)
+                    return replace(result, permanent_url=str(target)) if moved else result
+                location = resp.headers.get("Location")
+            if not location:
+                raise _HopError(f"HTTP {resp.status} redirect without a Location header", target)
+            if hops >= self._settings.max_redirects:
+                raise _HopError(f"more than {self._settings.max_redirects} redirects", target)
+            try:
+                nxt = target.join(URL(location))
+                nxt = _validate(str(nxt), self._is_allowed)
+            except (ValueError, FeedURLError) as exc:
+                why = exc.message if isinstance(exc, FeedURLError) else str(exc)
+                raise _HopError(f"redirect to {location!r} refused: {why}", target) from exc
+            if str(nxt) in seen:
+                raise _HopError(f"redirect loop back to {nxt}", target)
+            seen.add(str(nxt))
+            permanent = permanent and resp.status in _PERMANENT
+            hops += 1
+            target = nxt
+
+    async def _answer(self, url: str, target: URL, resp: aiohttp.ClientResponse) -> FetchResult:
+        status, headers = resp.status, resp.headers
+        ctype, etag, modified = headers.get("Content-Type"), headers.get("ETag"), headers.get("Last-Modified")
+        body, retry, error = None, None, None
+        if status == 200:
+            body = await self._read_body(resp, target)
+        elif status == 304:
+            pass
+        else:
+            reason = f"HTTP {status} {resp.reason or ''}".rstrip()
+            if status in (429, 503):
+                retry = parse_retry_after(headers.get("Retry-After"), now=datetime.now(UTC), cap=self._cap)
+            error = reason if retry is None else f"{reason}; retry after {retry:g} s"
+        return FetchResult(
+            url=url, final_url=str(target), status=status, body=body, content_type=ctype, etag=etag,
+            last_modified=modified, permanent_url=None, retry_after=retry, not_modified=status == 304,
+            gone=status == 410, error=error,
+        )
+
+    async def _read_body(self, resp: aiohttp.ClientResponse, target: URL) -> bytes:
+        """Stream the decoded body, stopping at max_body decoded bytes (C4): aiohttp inflates in
+        bounded steps as we read, so a bomb never expands much past what we have counted."""
+        cap = self._settings.max_body
+        coding = resp.headers.get("Content-Encoding", "").strip().lower()
+        if coding not in _DECODED_BY_AIOHTTP:
+            raise _HopError(f"unsupported Content-Encoding {coding!r}", target, 200)
+        if coding in ("", "identity") and (resp.content_length or 0) > cap:
+            raise _HopError(f"body of {resp.content_length} bytes is over the {cap}-byte limit", target, 200)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_any():
+            size += len(chunk)
+            if size > cap:
+                resp.close()  # do not drain an endless body back into the pool
+                raise _HopError(f"body is over the {cap}-byte limit, counted decompressed", target, 200)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
