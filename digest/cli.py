@@ -249,10 +249,10 @@ def preview(app: App, email: str, day: str | None, out: str | None) -> None:
 @pass_app
 def send(app: App, day: str | None, dry_run: str | None) -> None:
     """Build and send the edition for a date to every active subscriber; re-running sends nothing more."""
+    edition_day = _date(day, app)
     from digest.deliver import SmtpTransport
     from digest.pipeline import send_day
 
-    edition_day = _date(day, app)
     if dry_run:
         run_async(_dry_run(app, edition_day, Path(dry_run)))
         return
@@ -377,6 +377,47 @@ def feeds_remove(app: App, url: str) -> None:
     click.echo(f"removed {url} (its items stay in editions already built)")
 
 
+@feeds.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@pass_app
+def feeds_import(app: App, path: str) -> None:
+    """Add the feeds of an OPML file; its folders become sections."""
+    from digest.fetch import check_feed_url
+    from digest.opml import parse_opml
+
+    entries = parse_opml(Path(path).read_bytes(), source=path)
+    known = set(app.settings.section_names)
+    added = skipped = 0
+    for spec, section in entries:
+        try:
+            url = check_feed_url(spec.url, allow_private=app.settings.digest.allow_private_addresses)
+            app.store.add_feed(FeedSpec(url=url, name=spec.name, section=section), now=app.clock())
+        except FeedError as exc:
+            click.echo(f"skipped {spec.url}: {exc.message}")
+            skipped += 1
+            continue
+        added += 1
+        if section is not None and section not in known:
+            click.echo(f"note: section {section!r} of {url} is not in the config; it is shown after the others")
+    click.echo(f"imported {added} feeds from {path} ({skipped} skipped)")
+
+
+@feeds.command("export")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to FILE (default: standard output).")
+@pass_app
+def feeds_export(app: App, out: str | None) -> None:
+    """Write the active feeds as OPML, one folder per section."""
+    from digest.opml import to_opml
+
+    text = to_opml([(f.url, f.display_name, f.section) for f in app.store.list_feeds(active_only=True)],
+                   title=app.settings.digest.title, now=app.clock())
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(text, nl=False)
+
+
 # --------------------------------------------------------------------------- subscribers
 
 
@@ -397,13 +438,17 @@ def subscribers_list(app: App) -> None:
 
 
 def _sections_option(app: App, value: str | None) -> tuple[str, ...] | None:
+    """--sections "World,Sport" -> the names, each checked against the config."""
     if value is None:
         return None
-    chosen = tuple(s.strip() for s in value.split(",") if s.strip())
+    return _known_sections(app, [s.strip() for s in value.split(",") if s.strip()])
+
+
+def _known_sections(app: App, chosen: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     for s in chosen:
         if s not in app.settings.section_names:
             raise SubscriberError(f"{s!r} is not a section.", hint="Known sections: " + ", ".join(app.settings.section_names))
-    return chosen
+    return tuple(chosen)
 
 
 @subscribers.command("add")
@@ -430,6 +475,49 @@ def subscribers_remove(app: App, email: str) -> None:
     if not app.store.remove_subscriber(email):
         raise SubscriberError(f"No subscriber {email}.", hint="`digest subscribers list` shows the subscribers.")
     click.echo(f"removed {email} and their delivery records")
+
+
+@subscribers.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@pass_app
+def subscribers_import(app: App, path: str) -> None:
+    """Add or update subscribers from a CSV file (email,name,sections,timezone); all or nothing."""
+    from digest.addresses import validate_email
+    from digest.roster import read_csv
+
+    rows = read_csv(Path(path).read_text(encoding="utf-8"), source=path)
+    checked = []
+    for row in rows:  # validate everything first, so a typo on line 900 imports nothing
+        try:
+            email = validate_email(row.email)
+            sections = _known_sections(app, row.sections) if row.sections else None
+            if row.timezone:
+                cfg.check_timezone("timezone", row.timezone)
+        except (SubscriberError, ConfigError) as exc:
+            raise SubscriberError(f"{path} line {row.line}: {exc.message}", hint="Fix that line; nothing was imported.") \
+                from None
+        checked.append((email, row, sections))
+    counts = {"added": 0, "updated": 0, "unchanged": 0}
+    for email, row, sections in checked:
+        counts[app.store.import_subscriber(email, name=row.name, sections=sections, timezone=row.timezone,
+                                           now=app.clock())] += 1
+    click.echo(f"imported {path}: {counts['added']} added, {counts['updated']} updated, "
+               f"{counts['unchanged']} unsubscribed or suspended left as they are")
+
+
+@subscribers.command("export")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to FILE (default: standard output).")
+@pass_app
+def subscribers_export(app: App, out: str | None) -> None:
+    """Write every subscriber as CSV (email,name,sections,timezone,status)."""
+    from digest.roster import write_csv
+
+    text = write_csv(app.store.list_subscribers())
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(text, nl=False)
 
 
 # --------------------------------------------------------------------------- sections

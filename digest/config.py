@@ -189,6 +189,17 @@ class DigestSettings:
     )
     poll_interval: timedelta = _opt(timedelta(minutes=15), "How often each feed is polled by the daemon.",
                                     check_duration)
+    top_stories: int = _opt(0, 'Stories covered by most sources shown first in a "Top stories" block; 0: none.',
+                            _check_int(0, 50))
+    cluster_threshold: float = _opt(0.6, "Title similarity (0-1) above which two items are the same story.",
+                                    _check_float(0.05, 1.0))
+    read_also: int = _opt(2, '"Read also" links per story to earlier items on the same subject; 0: none.',
+                          _check_int(0, 10))
+    read_also_min: float = _opt(0.25, 'Least title similarity for a "Read also" link (below cluster_threshold).',
+                                _check_float(0.0, 1.0))
+    read_also_days: int = _opt(7, 'How many days back "Read also" looks for earlier items.', _check_int(1, 365))
+    images: bool = _opt(False, "Show each item's lead image (remote images; off by default for privacy).",
+                        check_bool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +240,20 @@ class FetchSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DkimSettings:
+    domain: str | None = _opt(None, "Sign with DKIM for this domain (d=); all three keys or none.", check_opt_str,
+                              example="press.example.org")
+    selector: str | None = _opt(None, "DKIM selector (s=): the key is published at <selector>._domainkey.<domain>.",
+                                check_opt_str, example="digest")
+    key_file: str | None = _opt(None, "PEM file with the RSA private key.", check_opt_str,
+                                example="/etc/digest/dkim.pem")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.domain and self.selector and self.key_file)
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     name: str
     categories: tuple[str, ...] = ()
@@ -249,6 +274,7 @@ class Settings:
     digest: DigestSettings
     smtp: SmtpSettings
     fetch: FetchSettings
+    dkim: DkimSettings
     sections: tuple[Section, ...]
     feeds: tuple[FeedSpec, ...]
     subscribers: tuple[SubscriberSpec, ...]
@@ -268,7 +294,8 @@ class Settings:
         return names if fallback in names else (*names, fallback)
 
 
-TABLES: dict[str, type] = {"digest": DigestSettings, "smtp": SmtpSettings, "fetch": FetchSettings}
+TABLES: dict[str, type] = {"digest": DigestSettings, "smtp": SmtpSettings, "fetch": FetchSettings,
+                           "dkim": DkimSettings}
 
 # Environment overrides: DIGEST_<TABLE>_<KEY>, plus the documented short forms for secrets.
 ENV_ALIASES = {"DIGEST_SMTP_PASSWORD": ("smtp", "password"), "DIGEST_SECRET": ("digest", "secret")}
@@ -471,6 +498,11 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     tables = {name: _build_table(name, cls, raw.get(name), overrides) for name, cls in TABLES.items()}
     sections = _sections(raw)
     digest_settings: DigestSettings = tables["digest"]
+    dkim: DkimSettings = tables["dkim"]
+    if digest_settings.read_also_min >= digest_settings.cluster_threshold:
+        raise ConfigError("digest.read_also_min must be below digest.cluster_threshold.")
+    if any((dkim.domain, dkim.selector, dkim.key_file)) and not dkim.enabled:
+        raise ConfigError("[dkim] needs domain, selector and key_file together.")
     known = tuple(s.name for s in sections)
     if digest_settings.fallback_section not in known:
         known = (*known, digest_settings.fallback_section)
@@ -478,6 +510,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
         digest=digest_settings,
         smtp=tables["smtp"],
         fetch=tables["fetch"],
+        dkim=dkim,
         sections=sections,
         feeds=_feeds(raw, known),
         subscribers=_subscribers(raw, known),

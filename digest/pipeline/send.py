@@ -15,11 +15,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.utils import parseaddr
+from pathlib import Path
 
 from digest import message, tokens
 from digest.compose import ComposeOptions, PlacedStory, build_stories, compose
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, Result, Transport, deliver
+from digest.errors import ConfigError
 from digest.model import Delivery, EditionRecord, Item, Rendered, Subscriber
 from digest.render import Renderer
 from digest.sections import classify
@@ -28,7 +30,6 @@ from digest.store import ACTIVE, FAILED, PENDING, SENT, SKIPPED, Store
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-READ_ALSO_LOOKBACK = timedelta(days=7)
 
 
 @dataclass
@@ -47,8 +48,9 @@ class SendReport:
 
 def compose_options(settings: Settings) -> ComposeOptions:
     d = settings.digest
-    return ComposeOptions(title=d.title, section_order=settings.section_names,
-                          max_per_section=d.max_items_per_section, language=d.language)
+    return ComposeOptions(title=d.title, section_order=settings.section_names, max_per_section=d.max_items_per_section,
+                          top_stories=d.top_stories, language=d.language, cluster_threshold=d.cluster_threshold,
+                          read_also_lower=d.read_also_min, read_also_max=d.read_also)
 
 
 def classifier(settings: Settings) -> Callable[[Item], str]:
@@ -87,11 +89,18 @@ class EditionMailer:
         self.secret = store.site_secret()
         self.domain = sender_domain(settings)
         self.options = compose_options(settings)
-        history = store.sent_items(since=edition.created_at - READ_ALSO_LOOKBACK, before_edition=edition.id,
-                                   timezone=edition.timezone)
+        lookback = timedelta(days=settings.digest.read_also_days)
+        history = store.sent_items(since=edition.created_at - lookback, before_edition=edition.id,
+                                   timezone=edition.timezone) if settings.digest.read_also else []
         self.stories: list[PlacedStory] = build_stories(store.edition_items(edition.id), history=history,
                                                         options=self.options)
         self._templates: dict[frozenset[str] | None, message.MessageTemplate | None] = {}
+        self.dkim_key: bytes | None = None
+        if settings.dkim.enabled:
+            try:
+                self.dkim_key = Path(settings.dkim.key_file or "").read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"dkim.key_file = {settings.dkim.key_file!r} cannot be read: {exc}.") from exc
 
     def render(self, sections: tuple[str, ...] | None) -> Rendered | None:
         """The edition for one section set, or None when it has nothing for them (S11)."""
@@ -114,12 +123,16 @@ class EditionMailer:
 
     def personalise(self, template: message.MessageTemplate, subscriber: Subscriber, *, now: datetime) -> bytes:
         base = self.settings.digest.base_url
-        return message.personalise(
+        data = message.personalise(
             template, to_addr=subscriber.email, to_name=subscriber.name,
             message_id=self.message_id(subscriber.id), date=now,
             unsubscribe_url=f"{base}/u/{tokens.unsubscribe_token(self.secret, subscriber.id)}",
             preferences_url=f"{base}/p/{tokens.preferences_token(self.secret, subscriber.id)}",
             unsubscribe_mailto=self.settings.smtp.unsubscribe_mailto)
+        if self.dkim_key is not None:
+            data = message.sign_dkim(data, domain=self.settings.dkim.domain or "",
+                                     selector=self.settings.dkim.selector or "", private_key=self.dkim_key)
+        return data
 
 
 def _retry_delay(attempts: int) -> timedelta:

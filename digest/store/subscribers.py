@@ -73,6 +73,24 @@ class SubscriberStore(StoreBase):
                              .values(status=ACTIVE, permanent_failures=0, **values))
             return _subscriber(conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).one())
 
+    def import_subscriber(self, email: str, *, name: str | None, sections: Sequence[str] | None,
+                          timezone: str | None, now: datetime) -> str:
+        """Add or update from an import: 'added', 'updated', or 'unchanged' for an address that
+        unsubscribed or was suspended (an import never re-subscribes anyone: G10)."""
+        email = normalise_email(email)
+        values = {"name": name, "sections": list(sections) if sections is not None else None,
+                  "timezone": timezone, "updated_at": now}
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.subscribers.c.id, t.subscribers.c.status)
+                               .where(t.subscribers.c.email == email)).first()
+            if row is None:
+                conn.execute(insert(t.subscribers).values(email=email, status=ACTIVE, created_at=now, **values))
+                return "added"
+            if row.status in (UNSUBSCRIBED, SUSPENDED):
+                return "unchanged"
+            conn.execute(update(t.subscribers).where(t.subscribers.c.id == row.id).values(**values))
+            return "updated"
+
     def remove_subscriber(self, email: str) -> bool:
         """Erase a subscriber and their outbox rows (the address is personal data)."""
         with self.engine.begin() as conn:

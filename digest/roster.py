@@ -1,0 +1,55 @@
+"""Subscriber lists as CSV (email, name, sections, timezone). Pure: text in, rows out.
+
+`sections` is a list separated by ';' or '|' (empty: all sections), because section names such as
+"Business & Economy" contain commas no more often than spaces, and a CSV cell is one field.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from digest.errors import SubscriberError
+from digest.model import Subscriber
+
+COLUMNS = ("email", "name", "sections", "timezone")
+
+
+@dataclass(frozen=True, slots=True)
+class RosterRow:
+    line: int
+    email: str
+    name: str | None
+    sections: tuple[str, ...] | None
+    timezone: str | None
+
+
+def read_csv(text: str, *, source: str = "CSV") -> list[RosterRow]:
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    if "email" not in fields:
+        raise SubscriberError(f"{source} has no 'email' column (found: {', '.join(fields) or 'nothing'}).",
+                              hint="The first line must name the columns: email,name,sections,timezone")
+    reader.fieldnames = fields
+    rows = []
+    for n, raw in enumerate(reader, start=2):
+        email = (raw.get("email") or "").strip()
+        if not email:
+            continue
+        sections_cell = (raw.get("sections") or "").replace("|", ";")
+        sections = tuple(s.strip() for s in sections_cell.split(";") if s.strip()) or None
+        rows.append(RosterRow(line=n, email=email, name=(raw.get("name") or "").strip() or None,
+                              sections=sections, timezone=(raw.get("timezone") or "").strip() or None))
+    return rows
+
+
+def write_csv(subscribers: Sequence[Subscriber]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow((*COLUMNS, "status"))
+    for s in subscribers:
+        writer.writerow((s.email, s.name or "", ";".join(s.sections) if s.sections is not None else "",
+                         s.timezone or "", s.status))
+    return out.getvalue()

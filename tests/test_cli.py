@@ -1,0 +1,144 @@
+"""The CLI as an operator uses it: real config files, a real SQLite database, exit codes 0/1/2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from digest.cli import main
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "digest.toml"
+    path.write_text(
+        '[digest]\ntitle = "Morning Review"\ntimezone = "Europe/Moscow"\n'
+        '[smtp]\npassword = "hunter2"\n'
+        '[[sections]]\nname = "World"\ncategories = ["World"]\n'
+        '[[sections]]\nname = "Sport"\nurl_patterns = ["/sport/"]\nkeywords = ["football"]\n'
+        '[[feeds]]\nurl = "https://news.example/rss"\n'
+        '[[subscribers]]\nemail = "editor@example.org"\n',
+        encoding="utf-8")
+    return path
+
+
+def run(config: Path, *args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(main, ["--config", str(config), *args], input=input, catch_exceptions=False)
+
+
+def test_init_writes_a_config_that_check_config_accepts(tmp_path: Path) -> None:
+    target = tmp_path / "digest.toml"
+    first = CliRunner().invoke(main, ["init", "--path", str(target)])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(main, ["init", "--path", str(target)])
+    assert again.exit_code == 1 and "already exists" in again.output and "--force" in again.output
+    checked = run(target, "check-config")
+    assert checked.exit_code == 0 and "config OK" in checked.output
+
+
+def test_check_config_masks_secrets(config: Path) -> None:
+    result = run(config, "check-config")
+    assert result.exit_code == 0
+    assert "hunter2" not in result.output and 'password = "********"' in result.output
+
+
+def test_a_config_error_is_one_line_with_a_hint_and_exit_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[smtp]\nport = 99999\n")
+    result = CliRunner().invoke(main, ["--config", str(bad), "check-config"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "error: smtp.port must be between 1 and 65535, not 99999."
+    assert lines[1].startswith("  hint: ") and len(lines) == 2
+
+
+def test_usage_errors_exit_2(config: Path) -> None:
+    assert CliRunner().invoke(main, ["--config", str(config), "send", "--date", "tomorrow"]).exit_code == 2
+    assert CliRunner().invoke(main, ["no-such-command"]).exit_code == 2
+
+
+def test_debug_shows_the_traceback_as_a_real_process_would(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+    plain = subprocess.run([sys.executable, "-m", "digest", "--config", str(missing), "poll"],
+                           capture_output=True, text=True)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr and "digest init" in plain.stderr
+    debug = subprocess.run([sys.executable, "-m", "digest", "--debug", "--config", str(missing), "poll"],
+                           capture_output=True, text=True)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_feeds_add_list_remove(config: Path) -> None:
+    assert run(config, "feeds", "add", "https://sport.example/feed", "--section", "Sport").exit_code == 0
+    listed = run(config, "feeds", "list")
+    assert "https://sport.example/feed  [Sport]" in listed.output and "2 feeds" in listed.output
+    assert run(config, "feeds", "remove", "https://sport.example/feed").exit_code == 0
+    assert "1 feeds" in run(config, "feeds", "list").output
+    missing = run(config, "feeds", "remove", "https://sport.example/feed")
+    assert missing.exit_code == 1 and "No active feed" in missing.output
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://x.example/f", "data:text/xml,<rss/>", "/etc/passwd",
+                                 "http://127.0.0.1/feed", "http://169.254.169.254/latest/meta-data/"])
+def test_H5_unsafe_feed_urls_are_refused_when_added(config: Path, url: str) -> None:
+    result = run(config, "feeds", "add", url)
+    assert result.exit_code == 1 and result.output.startswith("error: ")
+
+
+def test_opml_import_makes_folders_sections_and_export_round_trips(config: Path, tmp_path: Path) -> None:
+    opml = tmp_path / "reader.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head><body>'
+        '<outline text="Sport"><outline type="rss" text="Goals" xmlUrl="https://goals.example/rss"/></outline>'
+        '<outline type="rss" text="Wire" xmlUrl="https://wire.example/atom" category="/World"/>'
+        '<outline type="rss" text="Bad" xmlUrl="file:///etc/passwd"/>'
+        "</body></opml>", encoding="utf-8")
+    result = run(config, "feeds", "import", str(opml))
+    assert result.exit_code == 0 and "imported 2 feeds" in result.output and "1 skipped" in result.output
+    listed = run(config, "feeds", "list").output
+    assert "https://goals.example/rss  [Sport]" in listed and "https://wire.example/atom  [World]" in listed
+    exported = run(config, "feeds", "export").output
+    assert 'xmlUrl="https://goals.example/rss"' in exported and '<outline text="Sport"' in exported
+    broken = tmp_path / "broken.opml"
+    broken.write_text("<opml><body>")
+    assert run(config, "feeds", "import", str(broken)).exit_code == 1
+
+
+def test_subscribers_add_validates_the_address_and_sections(config: Path) -> None:
+    bad = run(config, "subscribers", "add", "not-an-address")
+    assert bad.exit_code == 1 and "not a valid email address" in bad.output
+    unknown = run(config, "subscribers", "add", "a@example.org", "--sections", "Weather")
+    assert unknown.exit_code == 1 and "'Weather' is not a section" in unknown.output
+    ok = run(config, "subscribers", "add", "A@Example.org", "--sections", "World,Sport", "--timezone", "Asia/Tokyo")
+    assert ok.exit_code == 0
+    listed = run(config, "subscribers", "list").output
+    assert "a@example.org  active  [World, Sport]  tz=Asia/Tokyo" in listed
+    assert "editor@example.org  active  [all sections]  tz=Europe/Moscow" in listed
+
+
+def test_subscribers_csv_import_is_all_or_nothing_and_export_round_trips(config: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("email,name,sections,timezone\nok@example.org,Ok,World,\nbroken@,X,,\n", encoding="utf-8")
+    result = run(config, "subscribers", "import", str(bad))
+    assert result.exit_code == 1 and "line 3" in result.output
+    assert "ok@example.org" not in run(config, "subscribers", "list").output
+    good = tmp_path / "good.csv"
+    good.write_text("email,name,sections,timezone\nok@example.org,Ok,World;Sport,Asia/Tokyo\n"
+                    "editor@example.org,Chief,,\n", encoding="utf-8")
+    result = run(config, "subscribers", "import", str(good))
+    assert "1 added, 1 updated" in result.output
+    exported = run(config, "subscribers", "export").output.splitlines()
+    assert exported[0] == "email,name,sections,timezone,status"
+    assert "ok@example.org,Ok,World;Sport,Asia/Tokyo,active" in exported
+
+
+def test_sections_explain_says_which_rule_matched(config: Path) -> None:
+    by_url = run(config, "sections", "explain", "https://news.example/sport/final-score")
+    assert by_url.exit_code == 0 and by_url.output.startswith("Sport: ")
+    by_title = run(config, "sections", "explain", "Football cup final tonight")
+    assert by_title.output.startswith("Sport: ")
+    nothing = run(config, "sections", "explain", "Weather tomorrow")
+    assert nothing.output.startswith("Other: ")
