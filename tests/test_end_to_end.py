@@ -1,0 +1,196 @@
+"""The whole press review through real parts: a config file, the `digest` command as a process,
+feeds served over HTTP on 127.0.0.1, a real SMTP server (aiosmtpd) and a real SQLite file.
+
+config -> digest poll -> digest send -> what the SMTP server received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+from httpservers import FeedServer
+from smtpservers import SmtpServer
+
+NOW = datetime(2026, 1, 16, 6, 0, tzinfo=UTC)  # 09:00 in Moscow, after send_at 07:00
+
+
+def rss(title: str, items: list[tuple[str, str, str, timedelta, str]]) -> bytes:
+    """(title, link path, category, age, summary) -> an RSS 2.0 body of our own words."""
+    parts = [f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{title}</title>'
+             f"<link>https://{title.lower().replace(' ', '-')}.example/</link><description>d</description>"]
+    for item_title, path, category, age, summary in items:
+        parts.append(f"<item><title>{item_title}</title><link>https://{title.lower().replace(' ', '-')}.example{path}"
+                     f"</link><guid>{path}</guid><category>{category}</category>"
+                     f"<pubDate>{format_datetime(NOW - age)}</pubDate><description><![CDATA[<p>{summary}</p>"
+                     f"<script>alert(1)</script>]]></description></item>")
+    parts.append("</channel></rss>")
+    return "".join(parts).encode()
+
+
+HARBOUR = rss("Harbour Times", [
+    ("Port authority approves new grain terminal", "/business/grain", "Economy", timedelta(hours=2),
+     "The terminal will double export capacity."),
+    ("City council debates tram fares", "/world/trams", "World", timedelta(days=1, hours=3),
+     "A vote is expected next week."),
+    ("Old story from last month", "/world/old", "World", timedelta(days=30), "Too old to send."),
+])
+SUMMIT = rss("Summit Sport", [
+    ("Harbour FC win the regional cup final", "/sport/cup", "Sport", timedelta(hours=5),
+     "A late goal settled it."),
+])
+
+
+def write_config(tmp: Path, *, feeds: list[str], smtp_port: int) -> Path:
+    config = tmp / "digest.toml"
+    feed_lines = "".join(f'[[feeds]]\nurl = "{u}"\n' for u in feeds)
+    config.write_text(f"""
+[digest]
+title = "Morning Review"
+timezone = "Europe/Moscow"
+send_at = "07:00"
+database = "sqlite:///{tmp / 'digest.sqlite'}"
+base_url = "https://review.example"
+allow_private_addresses = true
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+sender = "Morning Review <review@review.example>"
+timeout = 10
+
+[fetch]
+timeout = 10
+
+[[sections]]
+name = "World"
+categories = ["World"]
+[[sections]]
+name = "Business & Economy"
+categories = ["Economy"]
+[[sections]]
+name = "Sport"
+categories = ["Sport"]
+
+{feed_lines}
+[[subscribers]]
+email = "editor@example.org"
+name = "Chief Editor"
+
+[[subscribers]]
+email = "fan@example.org"
+sections = ["Sport"]
+""", encoding="utf-8")
+    return config
+
+
+STEP = [0]
+
+
+async def digest(config: Path, *args: str) -> tuple[int, str, str]:
+    # Each command runs a minute after the previous one, as an operator's would: DIGEST_NOW
+    # restarts the clock in every process, so identical starts would overlap.
+    STEP[0] += 1
+    env = {**os.environ, "DIGEST_NOW": (NOW + timedelta(minutes=STEP[0])).isoformat()}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "digest", "--config", str(config), *args,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                env=env)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def parsed(data: bytes) -> EmailMessage:
+    msg = message_from_bytes(data, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+async def test_poll_then_send_delivers_one_edition_per_subscriber_and_a_second_send_nothing(tmp_path: Path) -> None:
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        urls = [feeds.serve("/harbour.xml", HARBOUR, etag='"h1"'), feeds.serve("/summit.xml", SUMMIT)]
+        config = write_config(tmp_path, feeds=urls, smtp_port=smtp.port)
+
+        code, out, err = await digest(config, "poll")
+        assert code == 0, err
+        assert "polled 2 feeds: 4 new items, 0 failed" in out
+        assert f"200  {urls[0]}  3 new, 0 updated" in out
+
+        code, out, err = await digest(config, "send")
+        assert code == 0, err
+        assert "edition 2026-01-16 Europe/Moscow: 2 sent, 0 skipped, 0 failed, 0 deferred (complete)" in out
+        assert sorted(m.rcpt_tos[0] for m in smtp.messages) == ["editor@example.org", "fan@example.org"]
+
+        code, out, _ = await digest(config, "send")
+        assert code == 0 and "0 sent" in out
+        assert len(smtp.messages) == 2, "a second send for the same date must send nothing"
+
+        code, out, _ = await digest(config, "poll")
+        assert "304" in out and "0 new items" in out
+
+    by_rcpt = {m.rcpt_tos[0]: parsed(m.data) for m in smtp.messages}
+    editor = by_rcpt["editor@example.org"]
+    assert editor["Subject"] == "Morning Review — January 16, 2026"
+    assert editor["To"] == "Chief Editor <editor@example.org>"
+    assert editor["List-Unsubscribe"].startswith("<https://review.example/u/")
+    assert editor.get_content_type() == "multipart/alternative"
+    parts = [p.get_content_type() for p in editor.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+    text = editor.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = editor.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    # Sections in configured order, each with its local day headings.
+    assert text.index("World") < text.index("Business & Economy") < text.index("Sport")
+    assert "Friday, January 16" in text and "Thursday, January 15" in text
+    assert "January 16, 07:00 UTC+3" in text  # 04:00 UTC shown in Moscow time
+    assert "Port authority approves new grain terminal" in html
+    assert "Old story from last month" not in text, "an item older than max_item_age is not news"
+    assert "<script" not in html and 'style="' in html, "feed scripts removed, our CSS inlined"
+
+    fan = by_rcpt["fan@example.org"]
+    fan_text = fan.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Harbour FC win the regional cup final" in fan_text
+    assert "grain terminal" not in fan_text and "tram fares" not in fan_text
+    assert fan["Message-ID"] != editor["Message-ID"]
+
+
+async def test_an_smtp_outage_loses_nothing_and_the_next_send_delivers(tmp_path: Path) -> None:
+    async with FeedServer() as feeds:
+        url = feeds.serve("/summit.xml", SUMMIT)
+        smtp = SmtpServer().start()
+        port = smtp.port
+        smtp.stop()  # the relay is down
+        config = write_config(tmp_path, feeds=[url], smtp_port=port)
+        assert (await digest(config, "poll"))[0] == 0
+        code, out, err = await digest(config, "send")
+        assert code == 1
+        assert err.startswith("error: ") and "hint:" in err and "Traceback" not in err
+        async with SmtpServer() as smtp_back:  # the relay is back (the operator fixed [smtp] port)
+            write_config(tmp_path, feeds=[url], smtp_port=smtp_back.port)
+            code, out, err = await digest(config, "send")
+            assert code == 0, err
+            assert "2 sent" in out or ("1 sent" in out and "1 skipped" in out)
+            assert sorted(m.rcpt_tos[0] for m in smtp_back.messages) == ["editor@example.org", "fan@example.org"]
+
+
+async def test_preview_and_dry_run_send_nothing(tmp_path: Path) -> None:
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        config = write_config(tmp_path, feeds=[feeds.serve("/h.xml", HARBOUR)], smtp_port=smtp.port)
+        assert (await digest(config, "poll"))[0] == 0
+        code, out, err = await digest(config, "preview", "--subscriber", "editor@example.org", "--out",
+                                      str(tmp_path / "p.html"))
+        assert code == 0, err
+        assert "Port authority" in (tmp_path / "p.html").read_text() and (tmp_path / "p.txt").exists()
+        code, out, err = await digest(config, "send", "--dry-run", str(tmp_path / "eml"))
+        assert code == 0, err
+        emls = sorted((tmp_path / "eml").glob("*.eml"))
+        assert len(emls) == 1  # the sport fan has nothing in Sport from this feed
+        assert parsed(emls[0].read_bytes())["To"] == "Chief Editor <editor@example.org>"
+        assert smtp.messages == []
+        code, out, _ = await digest(config, "send")
+        assert "1 sent, 1 skipped" in out, "a dry run records nothing"
