@@ -1,0 +1,619 @@
+"""Delivery: puts finished messages on the wire and says what became of each one.
+
+Owns the SMTP conversation (aiosmtplib), the .eml file transport, the connection pool, the rate
+limit, per-domain back-off and the circuit breaker. It does not own the outbox: `deliver()` hands
+each Result to the caller's `record` callback, which commits it before that worker takes more work.
+Exactly-once is impossible over SMTP (RFC 5321 section 4.5.3.2.6), so the aim is "nobody missed,
+few duplicates": nothing here re-sends a message that may have reached the server. The caller
+re-queues TRANSIENT results and sends them again later with the same Message-ID.
+
+How replies become outcomes (RFC 5321 section 4.2.1; reliability.md B6):
+
+    2xx                                     SENT
+    4xx, lost connection, timeout           TRANSIENT
+    552                                     TRANSIENT  (section 4.5.3.1.10: treat as 452)
+    other 5xx                               PERMANENT
+    530, 535 (authentication)               raises SmtpAuthError: the run stops, nobody is marked
+    TLS or certificate failure              raises DeliveryError: never falls back to plain text
+    N failures in a row                     raises CircuitOpenError (B12)
+
+An error raised by `send()` means that envelope never reached the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import math
+import os
+import re
+import socket
+import ssl
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import aiosmtplib
+
+from digest.config import SmtpSettings
+from digest.errors import CircuitOpenError, DeliveryError, SmtpAuthError
+
+log = logging.getLogger(__name__)
+
+MESSAGES_PER_CONNECTION = 1000  # then QUIT and reconnect (B9; Mailman max_sessions_per_connection)
+IDLE_NOOP_AFTER = 30.0  # seconds; a connection idle longer is checked with NOOP before reuse (B9)
+DATA_REPLY_TIMEOUT = 300.0  # seconds to wait for the reply after the final "." (B8; RFC 5321 4.5.3.2.6)
+DOMAIN_BACKOFF = 300.0  # seconds a throttling domain is left alone (B13)
+_THROTTLE = re.compile(r"^4\.7\.\d{1,3}\b")  # enhanced status 4.7.x: policy / rate (RFC 3463 section 3.8)
+
+
+# --------------------------------------------------------------------------- the contract
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    key: int  # the outbox row id
+    sender: str  # envelope MAIL FROM
+    recipient: str  # exactly one RCPT per transaction: each message is personalised (B10)
+    data: bytes  # the complete message, CRLF line ends
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    key: int
+    outcome: Outcome
+    code: int | None  # the SMTP reply code; None when there was no reply
+    detail: str  # one line, e.g. "550 5.1.1 no such user"
+
+
+@dataclass(slots=True)
+class DeliveryStats:
+    sent: int = 0
+    transient: int = 0
+    permanent: int = 0
+
+    def count(self, outcome: Outcome) -> None:
+        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
+
+
+class Transport(Protocol):
+    async def __aenter__(self) -> Transport: ...
+    async def __aexit__(self, *exc: object) -> None: ...
+    async def send(self, envelope: Envelope) -> Result: ...
+
+
+@runtime_checkable
+class Paced(Protocol):
+    """Optional: a transport that says how many workers it wants and when the next send may start."""
+
+    concurrency: int
+
+    def ready_in(self) -> float:
+        """Seconds until the next send may start; raises CircuitOpenError when the run must stop."""
+        ...
+
+
+def classify(code: int) -> Outcome:
+    """The outcome of one SMTP reply code (B6)."""
+    if 200 <= code < 300:
+        return Outcome.SENT
+    if code == 552:  # RFC 5321 section 4.5.3.1.10: clients should treat 552 as 452
+        return Outcome.TRANSIENT
+    if 500 <= code < 600:
+        return Outcome.PERMANENT
+    return Outcome.TRANSIENT  # 4xx, and anything a broken server invents
+
+
+def one_line(code: int | None, text: str) -> str:
+    flat = " ".join(text.split())
+    line = f"{code} {flat}" if code is not None else flat
+    return line if len(line) <= 300 else line[:299] + "…"
+
+
+# --------------------------------------------------------------------------- deliver()
+
+
+async def deliver(
+    transport: Transport,
+    envelopes: AsyncIterable[Envelope],
+    record: Callable[[Result], Awaitable[None]],
+    *,
+    stop: asyncio.Event | None = None,
+) -> DeliveryStats:
+    """Send every envelope with the transport's workers; `record` each Result before the next.
+
+    Each worker takes one envelope, sends it, awaits record(result), then takes another. When
+    `stop` is set (or a worker fails) no new envelope is taken, but messages already on the wire
+    finish and are recorded (S4); a waiting rate limiter is interrupted (S5). A worker's error
+    (SmtpAuthError, CircuitOpenError, or one raised by `record`) is re-raised after that.
+    """
+    paced = transport if isinstance(transport, Paced) else None
+    workers = max(1, paced.concurrency if paced else 1)
+    source = aiter(envelopes)
+    take_lock = asyncio.Lock()  # an async generator cannot be advanced by two tasks at once
+    halt = asyncio.Event()
+    errors: list[Exception] = []
+    stats = DeliveryStats()
+
+    def halted() -> bool:  # `stop` is read directly too: the mirroring task may not have run yet
+        return halt.is_set() or (stop is not None and stop.is_set())
+
+    async def next_envelope() -> Envelope | None:
+        while paced is not None and not halted():
+            wait = paced.ready_in()
+            if wait <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(halt.wait(), wait)
+        async with take_lock:
+            if halted():
+                return None
+            try:
+                return await anext(source)
+            except StopAsyncIteration:
+                return None
+
+    async def worker() -> None:
+        try:
+            while (envelope := await next_envelope()) is not None:
+                result = await transport.send(envelope)
+                await record(result)
+                stats.count(result.outcome)
+        except Exception as exc:
+            errors.append(exc)
+            halt.set()
+
+    async def mirror_stop() -> None:
+        if stop is not None:
+            await stop.wait()
+            halt.set()
+
+    watcher = asyncio.create_task(mirror_stop())
+    try:
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    finally:
+        watcher.cancel()
+    if errors:
+        raise errors[0]
+    return stats
+
+
+# --------------------------------------------------------------------------- file transport
+
+
+class FileTransport:
+    """Writes <folder>/<key>.eml instead of sending: `digest send --dry-run DIR` and the demo."""
+
+    concurrency = 1
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+
+    def ready_in(self) -> float:
+        return 0.0
+
+    async def __aenter__(self) -> FileTransport:
+        try:
+            self._folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DeliveryError(
+                f"Cannot create the folder {self._folder} for .eml files: {exc.strerror}.",
+                hint="Pass a folder you can write to.",
+            ) from exc
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def send(self, envelope: Envelope) -> Result:
+        path = self._folder / f"{envelope.key}.eml"
+        try:
+            await asyncio.to_thread(_write_atomically, path, envelope.data)
+        except OSError as exc:
+            raise DeliveryError(
+                f"Cannot write {path}: {exc.strerror}.", hint="Check free space and permissions."
+            ) from exc
+        return Result(envelope.key, Outcome.SENT, None, f"written to {path}")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".part")
+    partial.write_bytes(data)
+    os.replace(partial, path)  # a reader never sees half a message
+
+
+# --------------------------------------------------------------------------- SMTP helpers
+
+
+class RateLimiter:
+    """At most `rate` sends start per second, across all connections and reconnects (B11).
+
+    Starts are spaced at least 1/rate apart (no burst), so no one-second window holds more than
+    `rate` of them. The slot is claimed when the sender actually goes, not when it starts waiting:
+    a worker that wakes late (a busy loop, a slow reconnect) never makes the next gap shorter.
+    rate 0 means no limit.
+    """
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._clock = clock
+        self._next = -math.inf
+
+    def delay(self) -> float:
+        return max(0.0, self._next - self._clock()) if self._interval else 0.0
+
+    async def take(self) -> None:
+        if not self._interval:
+            return
+        while (wait := self._next - self._clock()) > 0:
+            await asyncio.sleep(wait)  # another worker may claim the slot first: then wait again
+        self._next = self._clock() + self._interval
+
+
+class _Throttles:
+    """Recipient domains that answered 4.7.x (e.g. Gmail's 421 4.7.28) are left alone for a while,
+    while other domains keep flowing (B13; RFC 5321 section 4.5.4.1)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._until: dict[str, tuple[float, str]] = {}
+        self._clock = clock
+
+    @staticmethod
+    def _domain(recipient: str) -> str:
+        return recipient.rpartition("@")[2].lower()
+
+    def deferral(self, recipient: str) -> str | None:
+        hold = self._until.get(self._domain(recipient))
+        if hold is None or hold[0] <= self._clock():
+            return None
+        return f"not attempted: {self._domain(recipient)} is throttling ({hold[1]})"
+
+    def note(self, recipient: str, result: Result) -> None:
+        text = result.detail.partition(" ")[2]
+        if result.outcome is Outcome.TRANSIENT and result.code is not None and _THROTTLE.match(text):
+            self._until[self._domain(recipient)] = (self._clock() + DOMAIN_BACKOFF, result.detail)
+
+
+def _unsafe(address: str) -> bool:
+    return any(ord(c) <= 0x20 or ord(c) == 0x7F for c in address)
+
+
+class _ConnectFailed(Exception):
+    """A connection could not be opened for a reason worth retrying later (TRANSIENT)."""
+
+    def __init__(self, code: int | None, detail: str, *, reachable: bool) -> None:
+        super().__init__(detail)
+        self.code, self.detail, self.reachable = code, detail, reachable
+
+
+class _DroppedBeforeData(Exception):
+    """The server closed the connection before the message was handed over: safe to retry."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(stage)
+        self.stage = stage
+
+
+class _Connection:
+    """One pooled SMTP connection and its reuse counters."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.smtp: aiosmtplib.SMTP | None = None
+        self.messages = 0
+        self.last_used = 0.0
+
+    @property
+    def open(self) -> bool:
+        return self.smtp is not None and self.smtp.is_connected
+
+    def close(self) -> None:
+        if self.smtp is not None:
+            self.smtp.close()
+        self.smtp = None
+
+
+# --------------------------------------------------------------------------- SMTP transport
+
+
+class SmtpTransport:
+    """A pool of `settings.connections` reused SMTP connections (B9), shared by deliver()'s workers."""
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        *,
+        messages_per_connection: int = MESSAGES_PER_CONNECTION,
+        idle_noop_after: float = IDLE_NOOP_AFTER,
+        data_timeout: float | None = None,
+    ) -> None:
+        self._settings = settings
+        # A timeout after the final "." may mean a duplicate later, so wait longer there than for
+        # other commands (RFC 5321 4.5.3.2.6 suggests 10 minutes; B8 says at least 2-5).
+        self._data_timeout = data_timeout or max(settings.timeout, DATA_REPLY_TIMEOUT)
+        self.concurrency = settings.connections
+        self._cap = messages_per_connection
+        self._idle = idle_noop_after
+        self._limiter = RateLimiter(settings.rate_limit)
+        self._throttles = _Throttles()
+        self._connections = [_Connection(n + 1) for n in range(settings.connections)]
+        self._pool: asyncio.Queue[_Connection] = asyncio.Queue()
+        for conn in self._connections:
+            self._pool.put_nowait(conn)
+        self._tls: ssl.SSLContext | None = None
+        self._helo: str | None = None
+        self._failures = 0  # consecutive non-SENT results from the server (B12)
+        self._last_failure = ""
+
+    @property
+    def _where(self) -> str:
+        return f"{self._settings.host}:{self._settings.port}"
+
+    # --- lifecycle
+
+    async def __aenter__(self) -> SmtpTransport:
+        s = self._settings
+        if s.security != "none":
+            try:
+                # Both modes verify the certificate and the host name (A2); ca_file for a private relay.
+                self._tls = ssl.create_default_context(cafile=s.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise DeliveryError(
+                    f"smtp.ca_file = {s.ca_file!r} cannot be read as CA certificates: {exc}."
+                ) from exc
+        self._helo = await asyncio.to_thread(socket.getfqdn)  # once, not on every reconnect
+        # Open one connection now so that a wrong host, port, certificate or password stops the
+        # run before any envelope is taken. A busy server (421) is not fatal: sends report it.
+        first = self._connections[0]
+        try:
+            await self._open(first)
+        except _ConnectFailed as failure:
+            if not failure.reachable:
+                raise DeliveryError(
+                    f"Cannot connect to the SMTP server {self._where}: {failure.detail}.",
+                    hint="Is the SMTP server running, and are [smtp] host and port right? "
+                    "Unsent messages stay pending for the next run.",
+                ) from failure
+            log.warning("smtp %s not ready at start: %s", self._where, failure.detail)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.gather(*(self._quit(conn) for conn in self._connections))
+
+    async def _quit(self, conn: _Connection) -> None:
+        if conn.open and conn.smtp is not None:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                async with asyncio.timeout(self._settings.timeout):
+                    await conn.smtp.quit()
+        conn.close()
+
+    # --- pacing and the circuit breaker
+
+    def ready_in(self) -> float:
+        self._check_breaker()
+        return self._limiter.delay()
+
+    def _check_breaker(self) -> None:
+        limit = self._settings.circuit_breaker
+        if self._failures >= limit:
+            raise CircuitOpenError(
+                f"{self._failures} messages in a row failed at the SMTP server {self._where}; "
+                f"the last: {self._last_failure}."
+            )
+
+    def _count(self, result: Result) -> None:
+        if result.outcome is Outcome.SENT:
+            self._failures = 0
+        else:
+            self._failures += 1
+            self._last_failure = result.detail
+
+    # --- sending
+
+    async def send(self, envelope: Envelope) -> Result:
+        self._check_breaker()
+        if _unsafe(envelope.sender):
+            raise DeliveryError(
+                f"smtp.sender {envelope.sender!r} contains a space or control character.",
+                hint="Fix [smtp] sender in your config file.",
+            )
+        if _unsafe(envelope.recipient) or not envelope.recipient:
+            # aiosmtplib would quietly keep the part before a line break; refuse the address instead
+            detail = "not sent: the recipient address contains a space or control character"
+            return Result(envelope.key, Outcome.PERMANENT, None, detail)
+        deferral = self._throttles.deferral(envelope.recipient)
+        if deferral is not None:
+            # Not the server's answer to this message, so it does not count toward the breaker.
+            return Result(envelope.key, Outcome.TRANSIENT, None, deferral)
+        conn = await self._pool.get()
+        try:
+            result = await self._send_on(conn, envelope)
+        finally:
+            self._pool.put_nowait(conn)
+        self._throttles.note(envelope.recipient, result)
+        self._count(result)
+        if result.outcome is not Outcome.SENT:
+            log.warning("smtp key=%d outcome=%s %s", envelope.key, result.outcome.value, result.detail)
+        return result
+
+    async def _send_on(self, conn: _Connection, envelope: Envelope) -> Result:
+        for attempt in (1, 2):
+            try:
+                reused = await self._ready(conn)
+            except _ConnectFailed as failure:
+                return Result(envelope.key, Outcome.TRANSIENT, failure.code, failure.detail)
+            await self._limiter.take()  # last thing before MAIL, on a connection that is ready
+            try:
+                return await self._transaction(conn, envelope)
+            except _DroppedBeforeData as drop:
+                conn.close()
+                # A pooled connection the server had already closed: nothing of this message
+                # reached it, so reconnect and try once more. A fresh connection that drops is
+                # the server's problem, reported as TRANSIENT.
+                if not reused or attempt == 2:
+                    return Result(envelope.key, Outcome.TRANSIENT, None, f"connection lost at {drop.stage}")
+                log.info("smtp connection=%d was closed by the server; reconnecting", conn.number)
+        raise AssertionError("unreachable")
+
+    async def _ready(self, conn: _Connection) -> bool:
+        """Make conn usable; True when an existing connection is reused."""
+        if conn.open and conn.messages >= self._cap:
+            await self._quit(conn)
+        elif conn.open and conn.smtp is not None and time.monotonic() - conn.last_used > self._idle:
+            try:
+                await conn.smtp.noop()
+            except (aiosmtplib.SMTPException, OSError):
+                conn.close()
+        if conn.open:
+            return True
+        await self._open(conn)
+        return False
+
+    async def _open(self, conn: _Connection) -> None:
+        s = self._settings
+        smtp = aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            local_hostname=self._helo,
+            timeout=s.timeout,
+            use_tls=s.security == "tls",
+            start_tls=False,  # done below, so that a missing STARTTLS is an error, not plain text
+            tls_context=self._tls,
+        )
+        step = "connect"
+        try:
+            # aiosmtplib clients have hung on reconnect (aiosmtplib#243): bound the whole opening.
+            async with asyncio.timeout(s.timeout):
+                await smtp.connect()
+                step = "EHLO"
+                await self._greet(smtp)
+                if s.security == "starttls":
+                    step = "STARTTLS"
+                    if not smtp.supports_extension("starttls"):
+                        raise DeliveryError(
+                            f"The SMTP server {self._where} does not offer STARTTLS; "
+                            "refusing to send in plain text.",
+                            hint='Use security = "tls" (port 465) or a server that offers STARTTLS.',
+                        )
+                    await smtp.starttls()
+                    await self._greet(smtp)
+                if s.username:
+                    step = "AUTH"
+                    await smtp.login(s.username, s.password or "")
+        except BaseException as exc:
+            smtp.close()
+            if isinstance(exc, Exception):
+                self._translate_connect_error(exc, step)
+            raise
+        conn.smtp, conn.messages, conn.last_used = smtp, 0, time.monotonic()
+        log.info("smtp connected host=%s connection=%d security=%s", self._where, conn.number, s.security)
+
+    @staticmethod
+    async def _greet(smtp: aiosmtplib.SMTP) -> None:
+        try:
+            await smtp.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await smtp.helo()
+
+    def _translate_connect_error(self, exc: Exception, step: str) -> None:
+        """Raise the DigestError or _ConnectFailed that `exc`, met at `step` of opening, stands for."""
+        if isinstance(exc, DeliveryError):
+            raise exc
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            raise SmtpAuthError(
+                f"The SMTP server {self._where} refused the credentials of {self._settings.username!r}: "
+                f"{one_line(exc.code, exc.message)}."
+            ) from exc
+        tls_error = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
+        if step == "STARTTLS" or isinstance(tls_error, ssl.SSLError | ssl.CertificateError):
+            reason = tls_error if isinstance(tls_error, ssl.SSLError) else exc
+            raise DeliveryError(
+                f"TLS with the SMTP server {self._where} failed: {reason}. Nothing was sent in plain text.",
+                hint="If the relay uses a private CA, set [smtp] ca_file to its certificate; "
+                "check that [smtp] host matches the certificate.",
+            ) from exc
+        if isinstance(exc, aiosmtplib.SMTPResponseException):  # e.g. 421 at the greeting (M1)
+            raise _ConnectFailed(exc.code, one_line(exc.code, exc.message), reachable=True) from exc
+        if isinstance(exc, aiosmtplib.SMTPException) and not isinstance(exc, ConnectionError | TimeoutError):
+            raise DeliveryError(f"The SMTP server {self._where} cannot be used: {exc}.") from exc  # no AUTH
+        if isinstance(exc, ConnectionError | TimeoutError | OSError):
+            detail = one_line(None, str(exc) or "timed out")
+            if step != "connect":
+                detail = f"{step} failed: {detail}"
+            raise _ConnectFailed(None, detail, reachable=step != "connect") from exc
+
+    async def _transaction(self, conn: _Connection, envelope: Envelope) -> Result:
+        """MAIL, RCPT, DATA for one envelope. The three commands are sent one by one (not with
+        sendmail) because what a lost connection means depends on where it was lost."""
+        smtp = conn.smtp
+        assert smtp is not None
+        conn.messages += 1
+        key = envelope.key
+        options, encoding = self._mail_options(smtp, envelope)
+        if options is None:
+            detail = "the server does not offer SMTPUTF8 for a non-ASCII address"
+            return Result(key, Outcome.PERMANENT, None, detail)
+        stage = "MAIL"
+        try:
+            await smtp.mail(envelope.sender, options=options, encoding=encoding)
+            stage = "RCPT"
+            await smtp.rcpt(envelope.recipient, encoding=encoding)
+            stage = "DATA"
+            reply = await smtp.data(envelope.data, timeout=self._data_timeout)
+        except aiosmtplib.SMTPServerDisconnected as exc:
+            if stage != "DATA":
+                raise _DroppedBeforeData(stage) from exc
+            # RFC 5321 section 4.5.3.2.6: the server may have taken it; the re-send keeps the Message-ID.
+            detail = "connection lost during DATA; it may have been delivered"
+            return Result(key, Outcome.TRANSIENT, None, detail)
+        except aiosmtplib.SMTPTimeoutError:
+            conn.close()
+            maybe = "; it may have been delivered" if stage == "DATA" else ""
+            waited = self._data_timeout if stage == "DATA" else self._settings.timeout
+            detail = f"no reply to {stage} in {waited:g}s{maybe}"
+            return Result(key, Outcome.TRANSIENT, None, detail)
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code in (530, 535):  # the server wants (other) credentials: no subscriber is at fault
+                raise SmtpAuthError(
+                    f"The SMTP server {self._where} refused to send without authentication: "
+                    f"{one_line(exc.code, exc.message)}."
+                ) from exc
+            await self._reset(conn, exc.code)
+            return Result(key, classify(exc.code), exc.code, one_line(exc.code, exc.message))
+        except ValueError as exc:  # an address aiosmtplib will not put on the wire
+            await self._reset(conn, 0)
+            return Result(key, Outcome.PERMANENT, None, one_line(None, f"address cannot be sent: {exc}"))
+        finally:
+            conn.last_used = time.monotonic()
+        return Result(key, classify(reply.code), reply.code, one_line(reply.code, reply.message))
+
+    @staticmethod
+    def _mail_options(smtp: aiosmtplib.SMTP, envelope: Envelope) -> tuple[list[str] | None, str]:
+        options: list[str] = []
+        if smtp.supports_extension("size"):
+            options.append(f"SIZE={len(envelope.data)}")  # RFC 1870: a too-big message fails at MAIL
+        if envelope.sender.isascii() and envelope.recipient.isascii():
+            return options, "ascii"
+        if not smtp.supports_extension("smtputf8"):
+            return None, "ascii"
+        return [*options, "SMTPUTF8"], "utf-8"  # RFC 6531
+
+    async def _reset(self, conn: _Connection, code: int) -> None:
+        """After a refusal: RSET for the next message, or close when the server is closing (421)."""
+        if code == 421 or not conn.open or conn.smtp is None:
+            conn.close()
+            return
+        try:
+            await conn.smtp.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            conn.close()  # B9: close and reopen after a failed reset

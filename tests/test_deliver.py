@@ -1,0 +1,486 @@
+"""digest.deliver against real aiosmtpd servers on loopback (tests/smtpservers.py): reliability B6-B13, M1-M14, S4."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import smtplib
+import socket
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+import pytest
+from smtpservers import DROP, Scripted, SmtpServer, Turn, make_certs
+
+from digest.config import SmtpSettings
+from digest.deliver import (
+    DeliveryStats,
+    Envelope,
+    FileTransport,
+    Outcome,
+    RateLimiter,
+    Result,
+    SmtpTransport,
+    classify,
+    deliver,
+)
+from digest.errors import CircuitOpenError, DeliveryError, SmtpAuthError
+
+SENDER = "digest@news.test"
+
+
+def message(key: int, recipient: str) -> bytes:
+    return (
+        f"From: Press Review <{SENDER}>\r\nTo: {recipient}\r\nSubject: Edition {key}\r\n"
+        f"Message-ID: <1.{key}@news.test>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"Today's stories for {recipient}.\r\n.a line that starts with a dot\r\n"
+    ).encode()
+
+
+def envelopes_for(recipients: Iterable[str], *, start: int = 1) -> list[Envelope]:
+    return [Envelope(k, SENDER, r, message(k, r)) for k, r in enumerate(recipients, start)]
+
+
+def many(n: int, domain: str = "example.org") -> list[Envelope]:
+    return envelopes_for(f"reader{i}@{domain}" for i in range(n))
+
+
+def settings(srv: SmtpServer, **overrides: object) -> SmtpSettings:
+    base: dict[str, object] = dict(host=srv.host, port=srv.port, timeout=5.0, connections=1)
+    base.update(overrides)
+    return SmtpSettings(**base)
+
+
+class Log:
+    """The caller's side: the record() callback and what was taken from the iterator."""
+
+    def __init__(self, items: list[Envelope]) -> None:
+        self.items = items
+        self.taken: list[int] = []
+        self.results: list[Result] = []
+
+    async def source(self) -> AsyncIterator[Envelope]:
+        for item in self.items:
+            self.taken.append(item.key)
+            yield item
+
+    async def record(self, result: Result) -> None:
+        self.results.append(result)
+
+    def outcomes(self) -> list[Outcome]:
+        return [r.outcome for r in sorted(self.results, key=lambda r: r.key)]
+
+
+async def send_all(s: SmtpSettings, items: list[Envelope], **transport: int | float) -> tuple[Log, DeliveryStats]:
+    log = Log(items)
+    async with SmtpTransport(s, **transport) as t:
+        stats = await deliver(t, log.source(), log.record)
+    return log, stats
+
+
+# --------------------------------------------------------------------------- the happy path
+
+
+async def test_twenty_messages_share_one_reused_connection() -> None:
+    async with SmtpServer() as srv:
+        items = many(20)
+        log, stats = await send_all(settings(srv), items)
+    assert stats.sent == 20 and stats.transient == stats.permanent == 0
+    assert srv.connections == 1
+    assert [m.data for m in srv.messages] == [e.data for e in items]  # dot-stuffing undone, bytes intact
+    assert all(m.mail_from == SENDER for m in srv.messages)
+    assert [m.rcpt_tos for m in srv.messages] == [(e.recipient,) for e in items]  # B10: one RCPT each
+    assert {r.code for r in log.results} == {250}
+    assert log.results[0].detail == "250 2.0.0 OK queued"
+
+
+async def test_several_connections_send_in_parallel_and_each_envelope_is_recorded_once() -> None:
+    async with SmtpServer() as srv:
+        log, stats = await send_all(settings(srv, connections=4), many(40))
+    assert stats.sent == 40
+    assert sorted(r.key for r in log.results) == list(range(1, 41))
+    assert 1 < srv.connections <= 4
+    assert len(srv.messages) == 40
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome"),
+    [(250, Outcome.SENT), (251, Outcome.SENT), (421, Outcome.TRANSIENT), (450, Outcome.TRANSIENT),
+     (451, Outcome.TRANSIENT), (452, Outcome.TRANSIENT), (550, Outcome.PERMANENT), (551, Outcome.PERMANENT),
+     (552, Outcome.TRANSIENT), (553, Outcome.PERMANENT), (554, Outcome.PERMANENT)],
+)
+def test_B6_reply_codes_are_classified(code: int, outcome: Outcome) -> None:
+    assert classify(code) is outcome
+
+
+# --------------------------------------------------------------------------- M: SMTP semantics
+
+
+async def test_M1_421_at_the_greeting_is_transient_and_does_not_crash() -> None:
+    async with SmtpServer(Scripted(greeting="421 4.3.2 Service not available")) as srv:
+        log, stats = await send_all(settings(srv), many(3))
+    assert stats.transient == 3
+    assert {(r.code, r.detail) for r in log.results} == {(421, "421 4.3.2 Service not available")}
+    assert srv.messages == []
+
+
+async def test_M1_421_after_MAIL_is_transient_and_the_connection_is_reopened() -> None:
+    async with SmtpServer(Scripted(mail=lambda t: "421 4.3.2 closing" if t.connection == 1 else None)) as srv:
+        log, _ = await send_all(settings(srv), many(2))
+    assert log.outcomes() == [Outcome.TRANSIENT, Outcome.SENT]
+    assert srv.connections == 2
+
+
+@pytest.mark.parametrize("reply", ["451 4.3.0 try again later", "452 4.5.3 too many recipients"])
+async def test_M2_451_and_452_at_RCPT_are_transient(reply: str) -> None:
+    async with SmtpServer(Scripted(rcpt=reply)) as srv:
+        log, _ = await send_all(settings(srv), many(1))
+    [result] = log.results
+    assert (result.outcome, result.code, result.detail) == (Outcome.TRANSIENT, int(reply[:3]), reply)
+
+
+async def test_M3_550_at_RCPT_is_permanent_for_that_recipient_only() -> None:
+    script = Scripted(rcpt=lambda t: "550 5.1.1 no such user" if t.address.startswith("gone") else None)
+    async with SmtpServer(script) as srv:
+        log, stats = await send_all(settings(srv), envelopes_for(["a@x.org", "gone@x.org", "b@x.org"]))
+    assert log.outcomes() == [Outcome.SENT, Outcome.PERMANENT, Outcome.SENT]
+    assert log.results[1].detail == "550 5.1.1 no such user"
+    assert (stats.sent, stats.permanent) == (2, 1)
+    assert srv.connections == 1  # RSET, not a new connection
+
+
+async def test_M4_552_at_RCPT_is_transient_as_RFC_5321_says() -> None:
+    async with SmtpServer(Scripted(rcpt="552 5.2.2 mailbox full")) as srv:
+        log, _ = await send_all(settings(srv), many(1))
+    assert (log.results[0].outcome, log.results[0].code) == (Outcome.TRANSIENT, 552)
+
+
+async def test_M5_554_after_DATA_is_permanent_and_the_next_message_still_goes_through() -> None:
+    script = Scripted(data=lambda t: "554 5.6.0 content rejected" if t.address.startswith("spam") else None)
+    async with SmtpServer(script) as srv:
+        log, _ = await send_all(settings(srv), envelopes_for(["a@x.org", "spam@x.org", "b@x.org"]))
+    assert log.outcomes() == [Outcome.SENT, Outcome.PERMANENT, Outcome.SENT]
+    assert log.results[1].detail == "554 5.6.0 content rejected"
+    assert srv.connections == 1
+
+
+async def test_M6_a_drop_after_the_DATA_terminator_is_transient_and_not_resent() -> None:
+    async with SmtpServer(Scripted(data=DROP)) as srv:
+        log, _ = await send_all(settings(srv), many(1))
+    [result] = log.results
+    assert (result.outcome, result.code) == (Outcome.TRANSIENT, None)
+    assert "may have been delivered" in result.detail
+    assert len(srv.messages) == 1  # the server did get it: a re-send is the caller's choice, with the same ID
+
+
+async def test_M7_a_stall_shorter_than_the_timeout_is_waited_out_without_a_resend() -> None:
+    async with SmtpServer(Scripted(stall=0.5)) as srv:
+        log, _ = await send_all(settings(srv, timeout=1.0), many(1), data_timeout=2.0)
+    assert log.outcomes() == [Outcome.SENT]
+    assert len(srv.messages) == 1
+
+
+async def test_M7_a_stall_longer_than_the_timeout_is_transient_and_not_resent() -> None:
+    async with SmtpServer(Scripted(stall=1.5)) as srv:
+        log, _ = await send_all(settings(srv, timeout=1.0), many(1), data_timeout=1.0)
+    [result] = log.results
+    assert result.outcome is Outcome.TRANSIENT
+    assert result.detail == "no reply to DATA in 1s; it may have been delivered"
+    assert len(srv.messages) == 1
+
+
+async def test_B8_the_wait_after_the_final_dot_is_longer_than_the_command_timeout() -> None:
+    async with SmtpServer(Scripted(stall=1.2)) as srv:  # longer than `timeout`, yet answered
+        log, _ = await send_all(settings(srv, timeout=1.0), many(1))  # default data_timeout: 300 s
+    assert log.outcomes() == [Outcome.SENT]
+
+
+async def test_M8_a_server_that_drops_every_50_messages_loses_and_duplicates_nothing() -> None:
+    async with SmtpServer(Scripted(drop_every=50)) as srv:
+        log, stats = await send_all(settings(srv, connections=2), many(200))
+    assert stats.sent == 200
+    assert sorted(m.data for m in srv.messages) == sorted(e.data for e in many(200))  # each exactly once
+    assert srv.connections in (4, 5)  # 50 per connection; the last of each pool slot may carry fewer
+
+
+async def test_a_pooled_connection_found_dead_at_MAIL_is_reopened_and_the_message_sent_once() -> None:
+    script = Scripted(mail=lambda t: DROP if (t.connection, t.message) == (1, 2) else None)
+    async with SmtpServer(script) as srv:
+        log, _ = await send_all(settings(srv), many(3))
+    assert log.outcomes() == [Outcome.SENT] * 3
+    assert len(srv.messages) == 3
+    assert srv.connections == 2
+
+
+async def test_a_server_that_always_drops_at_MAIL_gets_one_retry_per_message_not_a_loop() -> None:
+    async with SmtpServer(Scripted(mail=DROP)) as srv:
+        log, _ = await send_all(settings(srv), many(2))
+    assert log.outcomes() == [Outcome.TRANSIENT] * 2
+    assert log.results[0].detail == "connection lost at MAIL"
+    # message 1: the connection opened at start, then one retry; message 2: a fresh connection only
+    assert srv.connections == 3
+
+
+async def test_M9_an_idle_connection_closed_by_the_server_is_reopened_on_the_next_send() -> None:
+    async with SmtpServer(idle_timeout=0.3) as srv, SmtpTransport(settings(srv)) as t:
+        first, second = Log(many(2)), Log(envelopes_for(["late@x.org"], start=10))
+        await deliver(t, first.source(), first.record)
+        await asyncio.sleep(0.8)  # the server closes the idle connection meanwhile
+        await deliver(t, second.source(), second.record)
+    assert first.outcomes() + second.outcomes() == [Outcome.SENT] * 3
+    assert srv.connections == 2
+
+
+async def test_B9_a_connection_idle_for_a_while_is_checked_with_NOOP_before_reuse() -> None:
+    async with SmtpServer() as srv:
+        log, _ = await send_all(settings(srv), many(3), idle_noop_after=0.0)
+    assert log.outcomes() == [Outcome.SENT] * 3
+    assert srv.handler.noops >= 2
+    assert srv.connections == 1
+
+
+async def test_B9_a_connection_is_closed_and_reopened_after_its_message_cap() -> None:
+    async with SmtpServer() as srv:
+        log, _ = await send_all(settings(srv), many(12), messages_per_connection=5)
+    assert log.outcomes() == [Outcome.SENT] * 12
+    assert srv.connections == 3
+    assert srv.handler.quits == 3  # two at the cap, one at the end
+
+
+async def test_M10_starttls_with_an_untrusted_certificate_stops_before_anything_is_sent(tmp_path: Path) -> None:
+    async with SmtpServer(tls="starttls", certs=make_certs(tmp_path)) as srv:
+        with pytest.raises(DeliveryError, match="TLS with the SMTP server 127.0.0.1") as caught:
+            await send_all(settings(srv, security="starttls"), many(1))
+    assert "ca_file" in caught.value.hint
+    assert srv.messages == []
+
+
+async def test_M10_implicit_tls_with_an_untrusted_certificate_stops(tmp_path: Path) -> None:
+    async with SmtpServer(tls="implicit", certs=make_certs(tmp_path)) as srv:
+        with pytest.raises(DeliveryError, match="certificate verify failed"):
+            await send_all(settings(srv, security="tls"), many(1))
+    assert srv.messages == []
+
+
+async def test_M10_a_server_without_STARTTLS_is_refused_when_starttls_is_required() -> None:
+    async with SmtpServer() as srv:
+        with pytest.raises(DeliveryError, match="does not offer STARTTLS; refusing to send in plain text"):
+            await send_all(settings(srv, security="starttls"), many(1))
+    assert srv.messages == []
+
+
+@pytest.mark.parametrize(("security", "tls"), [("starttls", "starttls"), ("tls", "implicit")])
+async def test_starttls_and_implicit_tls_send_when_the_ca_file_trusts_the_server(
+    tmp_path: Path, security: str, tls: str
+) -> None:
+    certs = make_certs(tmp_path)
+    async with SmtpServer(tls=tls, certs=certs) as srv:  # type: ignore[arg-type]
+        log, _ = await send_all(settings(srv, security=security, ca_file=str(certs.ca_file)), many(3))
+    assert log.outcomes() == [Outcome.SENT] * 3
+    assert srv.connections == 1
+
+
+async def test_M11_a_535_raises_SmtpAuthError_naming_the_host_and_records_nobody() -> None:
+    async with SmtpServer(Scripted(auth="reject"), require_auth=True) as srv:
+        log = Log(many(3))
+        with pytest.raises(SmtpAuthError, match=f"127.0.0.1:{srv.port} refused the credentials of 'digest'"):
+            async with SmtpTransport(settings(srv, username="digest", password="wrong")) as t:
+                await deliver(t, log.source(), log.record)
+    assert log.results == [] and log.taken == []
+    assert srv.handler.auth_attempts >= 1
+
+
+async def test_M11_a_530_at_MAIL_raises_SmtpAuthError_and_records_nobody() -> None:
+    async with SmtpServer(require_auth=True) as srv:  # and we configured no username
+        log = Log(many(3))
+        with pytest.raises(SmtpAuthError, match="refused to send without authentication: 530"):
+            async with SmtpTransport(settings(srv)) as t:
+                await deliver(t, log.source(), log.record)
+    assert log.results == []
+    assert srv.messages == []
+
+
+async def test_correct_credentials_authenticate_and_send() -> None:
+    async with SmtpServer(require_auth=True) as srv:
+        log, _ = await send_all(settings(srv, username="digest", password="secret"), many(2))
+    assert log.outcomes() == [Outcome.SENT] * 2
+
+
+async def test_M12_consecutive_4xx_open_the_circuit_breaker() -> None:
+    async with SmtpServer(Scripted(rcpt="451 4.3.0 try again later")) as srv:
+        log = Log(many(20))
+        with pytest.raises(CircuitOpenError, match="5 messages in a row failed .* the last: 451 4.3.0"):
+            async with SmtpTransport(settings(srv, circuit_breaker=5)) as t:
+                await deliver(t, log.source(), log.record)
+    assert log.outcomes() == [Outcome.TRANSIENT] * 5
+    assert log.taken == [1, 2, 3, 4, 5]  # every envelope taken was recorded
+    assert len(srv.handler.rcpt_seen) == 5
+
+
+async def test_M12_a_success_resets_the_circuit_breaker() -> None:
+    script = Scripted(rcpt=lambda t: "451 4.3.0 later" if not t.address.startswith("ok") else None)
+    recipients = ["a@x.org", "b@x.org", "ok@x.org"] * 4
+    async with SmtpServer(script) as srv:
+        log, stats = await send_all(settings(srv, circuit_breaker=3), envelopes_for(recipients))
+    assert (stats.sent, stats.transient) == (4, 8)
+
+
+async def test_M13_the_rate_limit_holds_at_the_server_across_connections_and_reconnects() -> None:
+    rate = 20
+    async with SmtpServer() as srv:
+        log, stats = await send_all(
+            settings(srv, connections=3, rate_limit=float(rate)), many(2 * rate), messages_per_connection=7
+        )
+    assert stats.sent == 2 * rate
+    assert srv.connections > 3  # reconnects happened, and the bucket was kept
+    starts = sorted(m.mail_at for m in srv.messages)
+    # No one-second window holds more than `rate` MAIL commands: message i and i+rate are a second
+    # apart. The server stamps MAIL in its own thread, so allow 50 ms (one interval at 20/s) for
+    # scheduling jitter; without the limiter all 40 arrive within a few tens of milliseconds.
+    gaps = [later - earlier for earlier, later in zip(starts, starts[rate:], strict=False)]
+    assert min(gaps) >= 1.0 - 0.05
+
+
+async def test_rate_limiter_counts_the_gap_from_when_a_send_actually_starts() -> None:
+    now = [100.0]
+    limiter = RateLimiter(4.0, clock=lambda: now[0])
+    assert limiter.delay() == 0.0
+    await limiter.take()
+    assert limiter.delay() == pytest.approx(0.25)
+    now[0] += 10.0  # idle for a long time: no burst is saved up
+    await limiter.take()
+    assert limiter.delay() == pytest.approx(0.25)
+    assert RateLimiter(0.0).delay() == 0.0
+
+
+async def test_M14_a_throttling_domain_is_left_alone_while_other_domains_keep_flowing() -> None:
+    def rcpt(t: Turn) -> str | None:
+        return "421 4.7.28 unusual rate of mail, try later" if t.address.endswith("@gmail.com") else None
+
+    recipients = [f"r{i}@{'gmail.com' if i % 2 else 'example.org'}" for i in range(10)]
+    async with SmtpServer(Scripted(rcpt=rcpt)) as srv:
+        log, stats = await send_all(settings(srv, circuit_breaker=3), envelopes_for(recipients))
+    assert (stats.sent, stats.transient) == (5, 5)
+    assert [a for a in srv.handler.rcpt_seen if a.endswith("gmail.com")] == ["r1@gmail.com"]
+    deferred = [r for r in log.results if r.outcome is Outcome.TRANSIENT and r.code is None]
+    assert len(deferred) == 4
+    assert deferred[0].detail.startswith("not attempted: gmail.com is throttling (421 4.7.28")
+
+
+async def test_a_refused_connection_at_start_raises_DeliveryError_naming_host_and_port() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket closes
+    with pytest.raises(DeliveryError, match=f"Cannot connect to the SMTP server 127.0.0.1:{port}") as caught:
+        async with SmtpTransport(SmtpSettings(host="127.0.0.1", port=port, timeout=5.0)):
+            pass
+    assert "host and port" in caught.value.hint
+
+
+async def test_a_non_ascii_address_without_SMTPUTF8_is_permanent_and_the_run_goes_on() -> None:
+    async with SmtpServer() as srv:  # aiosmtpd offers SMTPUTF8 only when enabled; here it is not
+        log, _ = await send_all(settings(srv), envelopes_for(["jörg@example.de", "b@x.org"]))
+    assert log.outcomes() == [Outcome.PERMANENT, Outcome.SENT]
+    assert "SMTPUTF8" in log.results[0].detail
+
+
+# --------------------------------------------------------------------------- S: stopping
+
+
+async def test_S4_stop_mid_run_lets_in_flight_messages_finish_and_be_recorded() -> None:
+    stop = asyncio.Event()
+    async with SmtpServer(Scripted(stall=0.2)) as srv:
+        log = Log(many(20))
+
+        async def record(result: Result) -> None:
+            await log.record(result)
+            stop.set()  # SIGTERM arrives while the other workers are mid-DATA
+
+        async with SmtpTransport(settings(srv, connections=3)) as t:
+            stats = await deliver(t, log.source(), record, stop=stop)
+    assert sorted(r.key for r in log.results) == sorted(log.taken)  # nothing taken was left unrecorded
+    assert 1 <= len(log.results) <= 3  # only what was in flight
+    assert stats.sent == len(log.results) == len(srv.messages)
+
+
+async def test_S5_stop_while_the_rate_limiter_waits_takes_nothing_more() -> None:
+    stop = asyncio.Event()
+    async with SmtpServer() as srv:
+        log = Log(many(5))
+
+        async def record(result: Result) -> None:
+            await log.record(result)
+            stop.set()
+
+        async with SmtpTransport(settings(srv, rate_limit=0.5)) as t:  # the next slot is 2 s away
+            await deliver(t, log.source(), record, stop=stop)
+    assert log.taken == [1]
+    assert len(srv.messages) == 1
+
+
+async def test_S10_a_failing_record_stops_the_run_after_in_flight_messages() -> None:
+    async with SmtpServer() as srv:
+        log = Log(many(10))
+
+        async def record(result: Result) -> None:
+            await log.record(result)
+            if len(log.results) == 3:
+                raise OSError("disk full")
+
+        with pytest.raises(OSError, match="disk full"):
+            async with SmtpTransport(settings(srv)) as t:
+                await deliver(t, log.source(), record)
+    assert len(srv.messages) == 3  # nothing more went out on unrecorded state
+
+
+# --------------------------------------------------------------------------- file transport
+
+
+async def test_file_transport_writes_one_parseable_eml_per_key(tmp_path: Path) -> None:
+    folder = tmp_path / "out" / "dry-run"
+    items = envelopes_for(["a@x.org", "b@x.org"], start=7)
+    log = Log(items)
+    async with FileTransport(folder) as t:
+        stats = await deliver(t, log.source(), log.record)
+    assert stats.sent == 2
+    assert sorted(p.name for p in folder.iterdir()) == ["7.eml", "8.eml"]
+    parsed = email.message_from_bytes((folder / "8.eml").read_bytes(), policy=email.policy.default)
+    assert parsed["To"] == "b@x.org" and parsed["Subject"] == "Edition 8"
+    assert (folder / "7.eml").read_bytes() == items[0].data
+    assert log.results[0].detail == f"written to {folder / '7.eml'}"
+
+
+async def test_file_transport_names_a_folder_it_cannot_create(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DeliveryError, match="Cannot create the folder"):
+        async with FileTransport(blocker / "out"):
+            pass
+
+
+# --------------------------------------------------------------------------- the fixture itself
+
+
+def test_the_smtp_fixture_serves_sync_clients_too() -> None:
+    with SmtpServer() as srv, smtplib.SMTP(srv.host, srv.port) as client:
+        client.sendmail("a@x.org", ["b@x.org"], b"Subject: hi\r\n\r\nbody\r\n")
+    assert [(m.mail_from, m.rcpt_tos) for m in srv.messages] == [("a@x.org", ("b@x.org",))]
+
+
+async def test_an_address_with_a_line_break_is_permanent_and_never_reaches_the_wire() -> None:
+    async with SmtpServer(Scripted()) as srv:
+        log, _ = await send_all(settings(srv), envelopes_for(["a@x.org\r\nRCPT TO:<evil@x.org>", "b@x.org"]))
+    assert log.outcomes() == [Outcome.PERMANENT, Outcome.SENT]
+    assert srv.handler.rcpt_seen == ["b@x.org"]
+    assert [m.rcpt_tos for m in srv.messages] == [("b@x.org",)]
+    assert log.results[0].detail == "not sent: the recipient address contains a space or control character"
+
+
+async def test_a_sender_with_a_line_break_is_a_configuration_error_not_a_bounce() -> None:
+    async with SmtpServer() as srv:
+        items = [Envelope(1, "digest@news.test\nX: y", "a@x.org", message(1, "a@x.org"))]
+        with pytest.raises(DeliveryError, match="smtp.sender"):
+            await send_all(settings(srv), items)
+    assert srv.messages == []
