@@ -1,0 +1,417 @@
+"""Render: Edition -> Rendered (subject, HTML, plain text, preheader). Pure.
+
+The templates (top-level ``templates/``, shipped in the wheel as ``digest/templates``) hold the
+layout and nothing else: this module turns an Edition into plain view objects with every label,
+date and link already decided, and the templates only loop over them. It reads no clock, no
+environment and no network; the time zone and language come with the Edition.
+
+Feed text is untrusted (reliability.md finding 7, E4): the HTML template runs with autoescape and
+StrictUndefined, only the sanitiser's ``summary_html`` is marked ``|safe`` (a test greps the
+templates), and only http(s) links are rendered as links. The subscriber's own links are left as
+the ASCII markers below; digest.message puts each subscriber's URL in their place, so an edition is
+rendered once per section set, not once per subscriber.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import textwrap
+import tomllib
+import unicodedata
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import css_inline
+import jinja2
+from babel.dates import format_date
+
+import digest
+from digest.errors import TemplateError
+from digest.model import Edition, Item, Rendered, SectionGroup, Story
+
+__all__ = ["PLACEHOLDER_PREFERENCES_URL", "PLACEHOLDER_UNSUBSCRIBE_URL", "Renderer", "builtin_templates_dir"]
+
+# Where each subscriber's own link goes. Plain ASCII letters and underscores only, so autoescape,
+# CSS inlining and text wrapping leave them as they are; feed text cannot carry them (see _clean).
+PLACEHOLDER_UNSUBSCRIBE_URL = "__DIGEST_UNSUBSCRIBE_URL__"
+PLACEHOLDER_PREFERENCES_URL = "__DIGEST_PREFERENCES_URL__"
+_PLACEHOLDERS = (PLACEHOLDER_UNSUBSCRIBE_URL, PLACEHOLDER_PREFERENCES_URL)
+
+HTML_TEMPLATE = "digest.html.j2"
+TEXT_TEMPLATE = "digest.txt.j2"
+TEXT_WIDTH = 78  # RFC 5322 2.1.1: lines SHOULD be no longer than 78 characters
+GMAIL_CLIP_BYTES = 102_000  # Gmail hides everything after ~102 KB of HTML behind "[Message clipped]"
+# The markers are replaced by longer per-subscriber URLs after the size check: keep room for them.
+_URL_ALLOWANCE = 2_000
+SHORT_SUMMARY_CHARS = 140
+PREHEADER_CHARS = 140
+_LINK_SCHEMES = frozenset({"http", "https"})
+_FALLBACK_LANGUAGE = "en"
+
+
+def builtin_templates_dir() -> Path:
+    """The shipped templates: inside the installed package, else the source checkout's top level."""
+    packaged = importlib.resources.files("digest") / "templates"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(digest.__file__).resolve().parents[1] / "templates"
+
+
+# --------------------------------------------------------------------------- view objects
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    text: str
+    url: str | None  # None when the feed gave no usable http(s) link
+    source: str = ""
+    ref: int | None = None  # number of the link in the plain-text part
+
+    @property
+    def cited(self) -> str:
+        """The text with its plain-text reference number: "Title [3]"."""
+        return f"{self.text} [{self.ref}]" if self.ref is not None else self.text
+
+
+@dataclass(frozen=True, slots=True)
+class StoryView:
+    title: LinkView
+    source: str
+    when: str  # "January 16, 09:17 UTC+3"
+    first_seen: bool  # undated: `when` is the time we first saw it
+    summary_html: str  # sanitised by parse (E1); the only value the templates mark |safe
+    summary_text: str
+    image_url: str | None
+    also: tuple[LinkView, ...]
+    read_also: tuple[LinkView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DayView:
+    heading: str
+    stories: tuple[StoryView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SectionView:
+    name: str
+    anchor: str
+    count: int  # stories in the section today, shown or not
+    days: tuple[DayView, ...]
+    more: LinkView | None  # "N more in <Section>", linking to the web edition
+    links: tuple[LinkView, ...]  # the numbered links of this block, for the plain-text part
+
+
+@dataclass(frozen=True, slots=True)
+class _Budget:
+    """How much of the edition the HTML part may show (Gmail clipping)."""
+
+    summaries: str = "full"  # full | short | none
+    per_section: int | None = None  # stories kept per section; None: all
+    top_stories: bool = True
+
+
+# --------------------------------------------------------------------------- text helpers
+
+
+def _clean(text: str) -> str:
+    """Feed text as one line, without our markers (a feed must not plant a subscriber's link)."""
+    for marker in _PLACEHOLDERS:
+        text = text.replace(marker, "")
+    return " ".join(text.split())
+
+
+def _href(url: str | None) -> str | None:
+    """E4/C1: only absolute http(s) URLs become links; anything else is shown as plain text."""
+    if not url:
+        return None
+    url = _clean(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in _LINK_SCHEMES or not parts.netloc or any(c in url for c in " <>\"'"):
+        return None
+    return url
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    if space > limit // 2:
+        head = head[:space]
+    return head.rstrip(" ,;:.-–—") + "…"
+
+
+def _display_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def wrap(text: str, indent: str = "", hang: str | None = None) -> str:
+    """Jinja filter: wrap at 78 columns; long words (URLs) are never split."""
+    return textwrap.fill(text, width=TEXT_WIDTH, initial_indent=indent,
+                         subsequent_indent=indent if hang is None else hang,
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def underline(text: str, char: str = "-") -> str:
+    """Jinja filter: a heading with a rule as wide as the text under it."""
+    return f"{text}\n{char * min(_display_width(text), TEXT_WIDTH)}"
+
+
+def _utc_offset(moment: datetime) -> str:
+    offset = moment.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset else 0
+    if minutes == 0:
+        return "UTC"
+    sign = "+" if minutes > 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+
+
+def _capitalise(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+# --------------------------------------------------------------------------- edition -> views
+
+
+class _ViewBuilder:
+    """Turns one Edition into view objects; numbers links for the plain-text part as it goes."""
+
+    def __init__(self, edition: Edition, *, labels: Mapping[str, str], locale: str, images: bool,
+                 budget: _Budget) -> None:
+        self.edition, self.labels, self.locale = edition, labels, locale
+        self.images, self.budget = images, budget
+        self.zone = ZoneInfo(edition.timezone)
+        self._next_ref = 1
+        self._block_links: list[LinkView] = []
+
+    def _link(self, text: str, url: str | None, source: str = "") -> LinkView:
+        href = _href(url)
+        ref = None
+        if href is not None:
+            ref, self._next_ref = self._next_ref, self._next_ref + 1
+        link = LinkView(text=_clean(text), url=href, source=_clean(source), ref=ref)
+        if href is not None:
+            self._block_links.append(link)
+        return link
+
+    def _take_links(self) -> tuple[LinkView, ...]:
+        links, self._block_links = tuple(self._block_links), []
+        return links
+
+    def when(self, item: Item) -> str:
+        local = item.when.astimezone(self.zone)
+        day = format_date(local.date(), self.labels["item_date"], locale=self.locale)
+        return f"{day}, {local:%H:%M} {_utc_offset(local)}"
+
+    def story(self, story: Story) -> StoryView:
+        lead = story.lead
+        title = self._link(lead.title, lead.url, lead.source)
+        summary_html, summary_text = lead.summary_html, _clean(lead.summary_text)
+        if self.budget.summaries == "short":
+            summary_html, summary_text = "", _cut(summary_text, SHORT_SUMMARY_CHARS)
+        elif self.budget.summaries == "none":
+            summary_html, summary_text = "", ""
+        image = _href(lead.image_url) if self.images else None
+        return StoryView(
+            title=title, source=_clean(lead.source), when=self.when(lead), first_seen=lead.undated,
+            summary_html=summary_html.replace(PLACEHOLDER_UNSUBSCRIBE_URL, "").replace(
+                PLACEHOLDER_PREFERENCES_URL, ""),
+            summary_text=summary_text, image_url=image,
+            also=tuple(self._link(item.source, item.url) for item in story.also),
+            read_also=tuple(self._link(item.title, item.url, item.source) for item in story.read_also),
+        )
+
+    def day_heading(self, day: date) -> str:
+        return _capitalise(format_date(day, self.labels["day_heading"], locale=self.locale))
+
+    def top_stories(self) -> SectionView | None:
+        if not self.edition.top_stories or not self.budget.top_stories:
+            return None
+        stories = tuple(self.story(s) for s in self.edition.top_stories)
+        return SectionView(name=self.labels["top_stories"], anchor="top-stories", count=len(stories),
+                           days=(DayView(heading="", stories=stories),), more=None, links=self._take_links())
+
+    def section(self, section: SectionGroup) -> SectionView:
+        keep = self.budget.per_section
+        days: list[DayView] = []
+        shown = 0
+        for day in section.days:
+            stories = day.stories if keep is None else day.stories[: max(keep - shown, 0)]
+            shown += len(stories)
+            if stories:
+                days.append(DayView(self.day_heading(day.day), tuple(self.story(s) for s in stories)))
+        hidden = section.total - shown
+        more = None
+        if hidden > 0:
+            label = self.labels["more_in"].format(count=hidden, section=_clean(section.name))
+            more = self._link(label, f"{self.edition.web_url}#{section.anchor}")
+        return SectionView(name=_clean(section.name), anchor=section.anchor, count=section.total,
+                           days=tuple(days), more=more, links=self._take_links())
+
+    def sections(self) -> tuple[SectionView, ...]:
+        return tuple(self.section(s) for s in self.edition.sections)
+
+
+def _all_titles(edition: Edition) -> Iterator[str]:
+    yield from (s.lead.title for s in edition.top_stories)
+    for section in edition.sections:
+        for day in section.days:
+            yield from (s.lead.title for s in day.stories)
+
+
+# --------------------------------------------------------------------------- the renderer
+
+
+class Renderer:
+    """Renders editions with the built-in templates, or same-named ones from ``templates_dir``."""
+
+    def __init__(self, *, templates_dir: str | None = None, language: str = "en", images: bool = False) -> None:
+        self.language = language
+        self.images = images
+        self._dirs = [Path(templates_dir).resolve()] if templates_dir else []
+        self._dirs.append(builtin_templates_dir().resolve())
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(d) for d in self._dirs]),
+            autoescape=_autoescape,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self._env.filters["wrap"] = wrap
+        self._env.filters["underline"] = underline
+        # keep_at_rules keeps the @media blocks (narrow screens, prefers-color-scheme) in <style>;
+        # remote stylesheets are never fetched while rendering (E6).
+        self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False,
+                                              minify_css=True)
+        self._labels: dict[str, dict[str, str]] = {}
+
+    # -------------------------------------------------------------- labels
+
+    def labels(self, language: str) -> dict[str, str]:
+        """UI strings: English, overlaid by the language, overlaid by templates_dir's catalogue."""
+        if language not in self._labels:
+            merged: dict[str, str] = {}
+            for lang in dict.fromkeys((_FALLBACK_LANGUAGE, language)):
+                for folder in reversed(self._dirs):
+                    merged.update(self._read_catalogue(folder / "i18n" / f"{lang}.toml"))
+            self._labels[language] = merged
+        return self._labels[language]
+
+    @staticmethod
+    def _read_catalogue(path: Path) -> dict[str, str]:
+        if not path.is_file():
+            return {}
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise TemplateError(f"The label catalogue {path} cannot be read: {exc}.") from exc
+        return {str(k): str(v) for k, v in raw.items()}
+
+    # -------------------------------------------------------------- rendering
+
+    def render(self, edition: Edition, *, max_html_bytes: int = GMAIL_CLIP_BYTES) -> Rendered:
+        language = edition.language or self.language
+        labels = self.labels(language)
+        title = _clean(edition.title)
+        date_label = format_date(edition.day, labels["subject_date"], locale=language)
+        subject = f"{title} — {date_label}"
+        titles = [_clean(t) for t in _all_titles(edition)][:3]
+        preheader = _cut(" · ".join(titles), PREHEADER_CHARS)
+        base = {"title": title, "date_label": date_label, "subject": subject, "preheader": preheader,
+                "web_url": edition.web_url, "lang": language, "t": labels, "images": self.images,
+                "unsubscribe_url": PLACEHOLDER_UNSUBSCRIBE_URL, "preferences_url": PLACEHOLDER_PREFERENCES_URL}
+
+        def views(budget: _Budget) -> dict[str, Any]:
+            builder = _ViewBuilder(edition, labels=labels, locale=language, images=self.images, budget=budget)
+            top = builder.top_stories()
+            return {**base, "top_stories": top, "sections": builder.sections(), "notice": None}
+
+        text = self._render(TEXT_TEMPLATE, views(_Budget()))
+        html = self._fit_html(edition, views, labels, max_html_bytes)
+        return Rendered(subject=subject, html=html, text=text, preheader=preheader)
+
+    def _fit_html(self, edition: Edition, views: Any, labels: Mapping[str, str], max_bytes: int) -> str:
+        """The HTML part, shortened until it fits under Gmail's clipping size.
+
+        First summaries are shortened, then dropped; then stories are dropped from the end of
+        every section alike (they are counted in "N more in <Section>"), found by bisection so
+        a huge edition costs a handful of renders rather than one per story.
+        """
+        limit = max_bytes - _URL_ALLOWANCE
+
+        def attempt(budget: _Budget) -> str:
+            context = views(budget)
+            if budget != _Budget():
+                key = "summaries_trimmed" if budget.per_section is None and budget.top_stories else "trimmed"
+                context["notice"] = LinkView(text=labels[key], url=_href(edition.web_url))
+            return self._inline(self._render(HTML_TEMPLATE, context))
+
+        html = ""
+        for budget in (_Budget(), _Budget(summaries="short"), _Budget(summaries="none")):
+            html = attempt(budget)
+            if _size(html) <= limit:
+                return html
+        most = max((s.shown for s in edition.sections), default=0)
+        lo, hi = 0, most  # bisect the largest per-section count that fits
+        best: str | None = None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            candidate = attempt(_Budget(summaries="none", per_section=mid))
+            if _size(candidate) <= limit:
+                best, lo = candidate, mid + 1
+            else:
+                hi = mid - 1
+        if best is None:  # even section headings alone are too big: drop the top stories as well
+            best = attempt(_Budget(summaries="none", per_section=0, top_stories=False))
+        return best
+
+    def _inline(self, html: str) -> str:
+        try:
+            return str(self._inliner.inline(html))
+        except Exception as exc:  # css_inline raises its own ValueError subclasses
+            raise TemplateError(f"The CSS of {HTML_TEMPLATE} cannot be inlined: {exc}.") from exc
+
+    def _render(self, name: str, context: Mapping[str, Any]) -> str:
+        try:
+            return self._env.get_template(name).render(context)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"Template {exc.name} was not found in {', '.join(map(str, self._dirs))}.") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"Template {exc.name or name} has a syntax error on line {exc.lineno}: "
+                                f"{exc.message}.") from exc
+        except jinja2.UndefinedError as exc:
+            where = self._template_in(exc.__traceback__) or name
+            raise TemplateError(f"Template {where} uses an undefined variable: {exc.message}.") from exc
+
+    def _template_in(self, tb: TracebackType | None) -> str | None:
+        """The innermost template in a traceback (Jinja2 gives template frames their file name)."""
+        found = None
+        roots = [str(d) for d in self._dirs]
+        while tb is not None:
+            filename = tb.tb_frame.f_code.co_filename
+            for root in roots:
+                if filename.startswith(root):
+                    found = Path(filename).relative_to(root).as_posix()
+            tb = tb.tb_next
+        return found
+
+
+def _autoescape(name: str | None) -> bool:
+    # E4: every HTML template (and partial) escapes by default; the text ones must not.
+    return name is not None and ".html" in name
+
+
+def _size(html: str) -> int:
+    return len(html.encode("utf-8"))

@@ -1,0 +1,86 @@
+"""Signed tokens and Message-IDs derived from the site secret. Pure.
+
+Unsubscribe and preference links carry an itsdangerous signature of the subscriber id, one salt
+per purpose so a token made for one cannot be used for the other (reliability.md G3). They do not
+expire: old emails must keep working (G4). Rotation: verification takes every accepted secret,
+oldest first and newest last, as itsdangerous' key list does; new tokens are always signed with
+the newest. Anything altered, truncated, signed with another salt or not an id reads as None, the
+same answer for every failure (U4).
+
+Message-IDs are an HMAC of (edition, subscriber): a re-send after a crash carries the same ID, and
+nobody without the secret can predict another subscriber's (A8).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Sequence
+
+from itsdangerous import BadData, URLSafeSerializer
+
+from digest.errors import ConfigError
+
+__all__ = [
+    "message_id",
+    "preferences_token",
+    "read_preferences_token",
+    "read_unsubscribe_token",
+    "unsubscribe_token",
+]
+
+UNSUBSCRIBE_SALT = "unsubscribe-v1"
+PREFERENCES_SALT = "preferences-v1"
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def _sign(secret: str, salt: str, subscriber_id: int) -> str:
+    return URLSafeSerializer(secret, salt=salt).dumps(subscriber_id)
+
+
+def _read(secrets: Sequence[str], salt: str, token: str) -> int | None:
+    if not secrets or not token:
+        return None
+    try:
+        # itsdangerous verifies with every key (its HMAC comparison is constant-time) and signs
+        # with the last one.
+        value = URLSafeSerializer(list(secrets), salt=salt).loads(token)
+    except (BadData, ValueError, TypeError):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def unsubscribe_token(secret: str, subscriber_id: int) -> str:
+    """A short URL-safe token for /u/<token>, e.g. ``MQ.x9Gv...``."""
+    return _sign(secret, UNSUBSCRIBE_SALT, subscriber_id)
+
+
+def read_unsubscribe_token(secrets: Sequence[str], token: str) -> int | None:
+    """The subscriber id, or None for anything not signed by one of `secrets` for unsubscribing."""
+    return _read(secrets, UNSUBSCRIBE_SALT, token)
+
+
+def preferences_token(secret: str, subscriber_id: int) -> str:
+    return _sign(secret, PREFERENCES_SALT, subscriber_id)
+
+
+def read_preferences_token(secrets: Sequence[str], token: str) -> int | None:
+    return _read(secrets, PREFERENCES_SALT, token)
+
+
+def message_id(secret: str, edition_id: int, subscriber_id: int, domain: str) -> str:
+    """``<e{edition}.s{subscriber}.{hmac[:20]}@domain>``: stable per pair, unguessable without the secret."""
+    # RFC 5322 3.6.4: the right-hand side is our own domain, never socket.getfqdn() (A7).
+    try:
+        host = domain.strip().rstrip(".").encode("idna").decode("ascii")
+    except UnicodeError:
+        host = ""
+    if not _DOMAIN.fullmatch(host):
+        raise ConfigError(f"{domain!r} is not a domain name to put in Message-IDs.",
+                          hint="Set smtp.sender to an address in your own domain, e.g. digest@news.example.org.")
+    digest = hmac.new(secret.encode("utf-8"), f"message-id-v1:{edition_id}:{subscriber_id}".encode("ascii"),
+                      hashlib.sha256).hexdigest()[:20]
+    return f"<e{edition_id}.s{subscriber_id}.{digest}@{host}>"

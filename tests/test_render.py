@@ -1,0 +1,371 @@
+"""digest.render: Edition -> subject, HTML and text (golden files; reliability E4, R5, R6, Gmail clipping)."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from digest.errors import TemplateError
+from digest.model import DayGroup, Edition, Item, SectionGroup, Story
+from digest.render import (
+    GMAIL_CLIP_BYTES,
+    PLACEHOLDER_PREFERENCES_URL,
+    PLACEHOLDER_UNSUBSCRIBE_URL,
+    Renderer,
+    builtin_templates_dir,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+WEB_URL = "https://news.example.org/editions/Europe~Moscow/2026-01-16"
+T0 = datetime(2026, 1, 16, 6, 17, tzinfo=UTC)  # 09:17 in Moscow
+
+
+def item(n: int, title: str, *, source: str = "Example News", published: datetime | None = T0,
+         first_seen: datetime | None = None, url: str | None = "", summary: str | None = None,
+         image_url: str | None = None) -> Item:
+    text = summary if summary is not None else f"Summary of item {n}: what happened & why it matters."
+    return Item(
+        id=n, feed_id=n % 5 + 1, source=source, title=title,
+        url=f"https://example.org/news/{n}" if url == "" else url,
+        summary_html=f"<p>{text.replace('&', '&amp;')}</p>", summary_text=text,
+        published=published, first_seen=first_seen or (published or T0) + timedelta(minutes=5),
+        image_url=image_url,
+    )
+
+
+def rich_edition(*, language: str = "en") -> Edition:
+    """Several sections and days, clusters with `also`, read-also, long, Cyrillic and RTL titles,
+    an undated item and a section with hidden stories."""
+    lead = item(1, "Central bank raises its key rate for the third time this year, citing persistent "
+                   "inflation and a weaker currency", source="Business Daily")
+    clustered = Story(
+        lead=lead,
+        also=(item(2, "Rate up again", source="Wire Service"), item(3, "Key rate rises", source="Morning Post")),
+        read_also=(item(4, "Why the rate matters", source="Business Daily",
+                        published=T0 - timedelta(days=2)),),
+    )
+    world_today = (
+        clustered,
+        Story(lead=item(5, "Переговоры в Женеве продолжатся в понедельник", source="Новости дня",
+                        published=T0 - timedelta(hours=3))),
+        Story(lead=item(6, "שיחות השלום נמשכות בז'נבה", source="Haaretz-like", published=T0 - timedelta(hours=4))),
+    )
+    world_yesterday = (
+        Story(lead=item(7, "محادثات السلام تستمر في جنيف", source="Arabic Wire",
+                        published=T0 - timedelta(days=1))),
+        Story(lead=item(8, "An item with no date of its own", source="Undated Feed", published=None,
+                        first_seen=T0 - timedelta(days=1, hours=2))),
+    )
+    world = SectionGroup(name="World", anchor="s-world",
+                         days=(DayGroup(date(2026, 1, 16), world_today),
+                               DayGroup(date(2026, 1, 15), world_yesterday)),
+                         total=9, shown=5)
+    politics = SectionGroup(
+        name="Russian Politics & Diplomacy", anchor="s-russian-politics-diplomacy",
+        days=(DayGroup(date(2026, 1, 16), (
+            Story(lead=item(9, "Госдума приняла закон о цифровом рубле в третьем чтении",
+                            source="Парламентская газета")),
+        )),),
+        total=1, shown=1)
+    sport = SectionGroup(name="Sport", anchor="s-sport", days=(DayGroup(date(2026, 1, 16), (
+        Story(lead=item(10, "Hockey: late goal settles the derby", source="Sport & Co", url=None)),
+    )),), total=1, shown=1)
+    top = (Story(lead=item(11, "Summit ends with a joint statement", source="Wire Service"),
+                 also=(item(12, "Joint statement signed", source="Morning Post"),)),)
+    return Edition(title="Press Review", day=date(2026, 1, 16), timezone="Europe/Moscow",
+                   sections=(politics, world, sport), web_url=WEB_URL, top_stories=top, language=language)
+
+
+def check_golden(name: str, actual: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(actual, encoding="utf-8", newline="")
+    assert path.read_text(encoding="utf-8") == actual, f"{name} changed; rerun with UPDATE_GOLDEN=1 if intended"
+
+
+# --------------------------------------------------------------------------- golden files
+
+
+def test_a_rich_edition_renders_as_the_golden_files() -> None:
+    rendered = Renderer().render(rich_edition())
+    check_golden("edition.html", rendered.html)
+    check_golden("edition.txt", rendered.text)
+
+
+def test_a_russian_edition_renders_as_the_golden_text() -> None:
+    check_golden("edition.ru.txt", Renderer(language="ru").render(rich_edition(language="ru")).text)
+
+
+# --------------------------------------------------------------------------- content and layout
+
+
+def test_the_subject_is_the_title_and_the_localised_date() -> None:
+    assert Renderer().render(rich_edition()).subject == "Press Review — January 16, 2026"
+    assert Renderer().render(rich_edition(language="ru")).subject == "Press Review — 16 января 2026\u202fг."
+
+
+def test_days_and_times_are_shown_in_the_edition_time_zone_with_their_offset() -> None:
+    r = Renderer().render(rich_edition())
+    for part in (r.html, r.text):
+        assert "Friday, January 16" in part and "Thursday, January 15" in part
+        assert "January 16, 09:17 UTC+3" in part
+
+
+def test_an_undated_item_shows_when_it_was_first_seen_marked_so() -> None:
+    r = Renderer().render(rich_edition())
+    assert "January 15, 07:17 UTC+3 (first seen)" in r.text
+    assert "January 15, 07:17 UTC+3 (first seen)" in r.html
+    assert r.text.count("(first seen)") == 1
+
+
+def test_labels_and_dates_are_localised_in_russian() -> None:
+    r = Renderer(language="ru").render(rich_edition(language="ru"))
+    assert "Пятница, 16 января" in r.html and "16 января, 09:17 UTC+3" in r.html
+    assert "Также сообщают" in r.text and "Читайте также" in r.text and "Отписаться" in r.html
+    assert "Ещё 4 в разделе «World»" in r.text
+
+
+def test_the_contents_link_every_section_anchor_with_its_count() -> None:
+    html = Renderer().render(rich_edition()).html
+    for anchor, name, count in (("s-russian-politics-diplomacy", "Russian Politics &amp; Diplomacy", 1),
+                                ("s-world", "World", 9), ("s-sport", "Sport", 1), ("top-stories", "Top stories", 1)):
+        assert re.search(rf'<a href="#{anchor}"[^>]*>{re.escape(name)}</a> <span[^>]*>\({count}\)</span>', html)
+        assert f'id="{anchor}"' in html
+    # Sections in the edition's order, top stories first.
+    positions = [html.index(f'id="{a}"') for a in ("top-stories", "s-russian-politics-diplomacy", "s-world", "s-sport")]
+    assert positions == sorted(positions)
+
+
+def test_hidden_stories_are_counted_in_a_link_to_the_web_edition() -> None:
+    r = Renderer().render(rich_edition())
+    assert f'<a href="{WEB_URL}#s-world" dir="auto"' in r.html and "4 more in World" in r.html
+    assert re.search(r"4 more in World \[(\d+)\]", r.text)
+    ref = re.search(r"4 more in World \[(\d+)\]", r.text)
+    assert ref and f"[{ref.group(1)}] {WEB_URL}#s-world" in r.text
+    assert "more in Sport" not in r.html  # nothing hidden there
+
+
+def test_other_sources_and_read_also_are_linked() -> None:
+    r = Renderer().render(rich_edition())
+    assert re.search(r'Also reported by: <a href="https://example.org/news/2"[^>]*>Wire Service</a>, '
+                     r'<a href="https://example.org/news/3"[^>]*>Morning Post</a>', r.html)
+    assert re.search(r'Read also: <a href="https://example.org/news/4"[^>]*>Why the rate matters</a>', r.html)
+    assert re.search(r"Also reported by: Wire Service \[\d+\], Morning Post \[\d+\]", r.text)
+
+
+def test_rtl_titles_let_the_client_pick_the_direction() -> None:
+    html = Renderer().render(rich_edition()).html
+    for title in ("שיחות השלום נמשכות בז'נבה", "محادثات السلام تستمر في جنيف"):
+        assert re.search(rf'<h3 [^>]*dir="auto"[^>]*><a [^>]*>{re.escape(title)}</a></h3>', html), title
+
+
+def test_the_html_part_has_inlined_css_and_keeps_dark_mode_and_narrow_screen_rules() -> None:
+    html = Renderer().render(rich_edition()).html
+    assert '<meta name="color-scheme" content="light dark">' in html
+    style = re.search(r"<style>(.*?)</style>", html, re.S)
+    assert style and "prefers-color-scheme: dark" in style.group(1) and "max-width: 660px" in style.group(1)
+    assert 'class="container"' in html and "max-width:640px" in html  # inlined from the stylesheet
+    assert 'role="presentation"' in html  # table layout
+    assert "<img" not in html  # no remote images by default
+
+
+def test_lead_images_appear_only_with_the_images_option() -> None:
+    edition = rich_edition()
+    sport = edition.sections[2]
+    story = sport.days[0].stories[0]
+    pic = Story(lead=item(10, story.lead.title, image_url="https://img.example.org/a.jpg"))
+    group = SectionGroup(name="Sport", anchor="s-sport", days=(DayGroup(sport.days[0].day, (pic,)),),
+                         total=1, shown=1)
+    edition = Edition(title=edition.title, day=edition.day, timezone=edition.timezone, web_url=WEB_URL,
+                      sections=(group,))
+    assert "<img" not in Renderer().render(edition).html
+    html = Renderer(images=True).render(edition).html
+    assert re.search(r'<img class="lead-image"[^>]* src="https://img.example.org/a.jpg"', html)
+
+
+def test_the_preheader_names_the_first_stories() -> None:
+    r = Renderer().render(rich_edition())
+    assert r.preheader.startswith("Summit ends with a joint statement · Госдума приняла закон")
+    assert len(r.preheader) <= 140
+    assert '<div class="preheader" style="display:none' in r.html
+
+
+def test_the_footer_has_visible_unsubscribe_and_preferences_links() -> None:
+    r = Renderer().render(rich_edition())
+    assert f'<a href="{PLACEHOLDER_UNSUBSCRIBE_URL}"' in r.html and f'<a href="{PLACEHOLDER_PREFERENCES_URL}"' in r.html
+    assert f"Unsubscribe: {PLACEHOLDER_UNSUBSCRIBE_URL}" in r.text
+    assert f"Choose your sections: {PLACEHOLDER_PREFERENCES_URL}" in r.text
+
+
+def test_the_text_part_wraps_at_78_columns_except_for_links() -> None:
+    text = Renderer().render(rich_edition()).text
+    long_lines = [line for line in text.splitlines() if len(line) > 78]
+    assert all(re.fullmatch(r"(\[\d+\] |.*: )?\S*https?://\S+", line) for line in long_lines), long_lines
+    assert "Central bank raises its key rate for the third time this year, citing\n  persistent" in text
+    assert "World\n-----\n" in text and "Press Review — January 16, 2026\n===============================\n" in text
+
+
+def test_text_links_are_numbered_and_listed_after_their_section() -> None:
+    text = Renderer().render(rich_edition()).text
+    refs = [int(n) for n in re.findall(r"^\[(\d+)\] https?://", text, re.M)]
+    assert refs == list(range(1, len(refs) + 1))
+    assert "* Hockey: late goal settles the derby\n" in text  # no link: no number
+
+
+# --------------------------------------------------------------------------- untrusted text (E4)
+
+
+def hostile_edition(source: str, title: str, url: str | None = "https://example.org/x") -> Edition:
+    story = Story(lead=item(1, title, source=source, url=url))
+    return Edition(title="Press Review", day=date(2026, 1, 16), timezone="UTC", web_url=WEB_URL,
+                   sections=(SectionGroup(name="<b>World</b>", anchor="s-world",
+                                          days=(DayGroup(date(2026, 1, 16), (story,)),), total=1, shown=1),))
+
+
+def test_R5_a_hostile_feed_name_is_escaped_in_html_and_verbatim_in_text() -> None:
+    name = "<img src=x onerror=alert(1)>"
+    r = Renderer().render(hostile_edition(name, "Fish & Chips <script>alert(2)</script>"))
+    assert "<img src=x" not in r.html and "<script>alert" not in r.html and "<b>World" not in r.html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in r.html
+    assert "Fish &amp; Chips &lt;script&gt;alert(2)&lt;/script&gt;" in r.html
+    assert "&amp;amp;" not in r.html  # escaped once, not twice
+    assert name in r.text and "Fish & Chips <script>alert(2)</script>" in r.text and "&amp;" not in r.text
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x", "/relative",
+                                 'https://example.org/"onmouseover="x'])
+def test_only_absolute_http_links_become_links(url: str) -> None:
+    r = Renderer().render(hostile_edition("Feed", "A title", url=url))
+    assert "alert(1)" not in r.html and "data:text" not in r.html and "onmouseover" not in r.html
+    assert '<span dir="auto">A title</span>' in r.html
+
+
+def test_a_feed_cannot_plant_a_subscriber_link_marker() -> None:
+    r = Renderer().render(hostile_edition(f"Feed {PLACEHOLDER_UNSUBSCRIBE_URL}",
+                                          f"Click {PLACEHOLDER_PREFERENCES_URL}",
+                                          url=f"https://example.org/{PLACEHOLDER_UNSUBSCRIBE_URL}"))
+    assert r.html.count(PLACEHOLDER_UNSUBSCRIBE_URL) == 1 and r.html.count(PLACEHOLDER_PREFERENCES_URL) == 1
+    assert r.text.count(PLACEHOLDER_UNSUBSCRIBE_URL) == 1 and r.text.count(PLACEHOLDER_PREFERENCES_URL) == 1
+
+
+def test_R6_templates_mark_only_the_sanitised_summary_safe() -> None:
+    templates = list(builtin_templates_dir().rglob("*.j2"))
+    assert len(templates) >= 4
+    for path in templates:
+        source = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"\{\{(.*?)\}\}", source, re.S):
+            expr = match.group(1)
+            if "safe" in expr or "Markup" in expr:
+                assert re.fullmatch(r"\s*story\.summary_html\s*\|\s*safe\s*", expr), f"{path.name}: {expr!r}"
+        assert "autoescape false" not in source.lower(), path.name
+    render_source = (Path(__file__).parents[1] / "digest" / "render.py").read_text(encoding="utf-8")
+    assert "Markup(" not in render_source
+
+
+# --------------------------------------------------------------------------- Gmail clipping
+
+
+def huge_edition(*, sections: int = 6, per_section: int = 60, summary_chars: int = 1500) -> Edition:
+    groups = []
+    n = 0
+    for s in range(sections):
+        stories = []
+        for _ in range(per_section):
+            n += 1
+            stories.append(Story(lead=item(n, f"Story number {n} with a reasonably long headline about events",
+                                           summary=("word " * (summary_chars // 5)).strip(),
+                                           published=T0 - timedelta(minutes=n))))
+        groups.append(SectionGroup(name=f"Section {s}", anchor=f"s-section-{s}",
+                                   days=(DayGroup(date(2026, 1, 16), tuple(stories)),),
+                                   total=per_section + 5, shown=per_section))
+    return Edition(title="Press Review", day=date(2026, 1, 16), timezone="Europe/Moscow",
+                   sections=tuple(groups), web_url=WEB_URL)
+
+
+def test_a_huge_edition_is_trimmed_below_the_gmail_clip_and_says_so() -> None:
+    edition = huge_edition()
+    r = Renderer().render(edition)
+    size = len(r.html.encode("utf-8"))
+    assert size < GMAIL_CLIP_BYTES
+    assert size > GMAIL_CLIP_BYTES // 2  # trimmed to fit, not emptied
+    assert "This email was shortened to fit your mail app." in r.html and WEB_URL in r.html
+    assert "word word" not in r.html  # summaries went first
+    shown = r.html.count('<h3 class="title"')
+    hidden = sum(int(n) for n in re.findall(r"(\d+) more in Section", r.html))
+    assert shown + hidden == sum(s.total for s in edition.sections)  # every dropped story is counted
+    assert f"{WEB_URL}#s-section-0" in r.html
+    # The text part is not clipped by Gmail and keeps everything.
+    assert r.text.count("\n* Story number") == 6 * 60
+
+
+def test_summaries_are_shortened_before_any_story_is_dropped() -> None:
+    edition = huge_edition(sections=2, per_section=60, summary_chars=1500)
+    r = Renderer().render(edition)
+    assert len(r.html.encode("utf-8")) < GMAIL_CLIP_BYTES
+    assert r.html.count('<h3 class="title"') == 120 and "more in Section" in r.html  # 5 hidden each, from compose
+    assert "Summaries were shortened to fit your mail app." in r.html
+    assert re.search(r'<p class="summary"[^>]*>word( word)*…</p>', r.html)
+
+
+def test_a_small_edition_is_not_trimmed() -> None:
+    r = Renderer().render(rich_edition())
+    assert "shortened" not in r.html and "what happened &amp; why it matters" in r.html
+
+
+def test_a_smaller_html_budget_is_honoured() -> None:
+    r = Renderer().render(rich_edition(), max_html_bytes=10_000)
+    assert len(r.html.encode("utf-8")) < 10_000 and "shortened" in r.html
+
+
+# --------------------------------------------------------------------------- templates and errors
+
+
+def test_a_templates_dir_override_is_used_and_other_templates_fall_back(tmp_path: Path) -> None:
+    (tmp_path / "_story.txt.j2").write_text("STORY: {{ story.title.text }}\n", encoding="utf-8")
+    (tmp_path / "i18n").mkdir()
+    (tmp_path / "i18n" / "en.toml").write_text('unsubscribe = "Stop these emails"\n', encoding="utf-8")
+    r = Renderer(templates_dir=str(tmp_path)).render(rich_edition())
+    assert "STORY: Переговоры в Женеве продолжатся в понедельник" in r.text
+    assert "Stop these emails: " in r.text and ">Stop these emails</a>" in r.html
+    assert "Read this edition online" in r.html  # labels not overridden fall back to the built-in catalogue
+    assert 'class="container"' in r.html  # the HTML template was not overridden
+
+
+def test_a_missing_template_variable_raises_template_error_naming_template_and_variable(tmp_path: Path) -> None:
+    (tmp_path / "_story.html.j2").write_text("<h3>{{ story.title.text }} {{ headline_colour }}</h3>\n",
+                                             encoding="utf-8")
+    with pytest.raises(TemplateError) as caught:
+        Renderer(templates_dir=str(tmp_path)).render(rich_edition())
+    assert "_story.html.j2" in caught.value.message and "headline_colour" in caught.value.message
+    assert "templates_dir" in caught.value.hint
+
+
+def test_a_missing_attribute_is_an_error_too(tmp_path: Path) -> None:
+    (tmp_path / "digest.txt.j2").write_text("{{ title }} {{ story_count_typo.x }}\n", encoding="utf-8")
+    with pytest.raises(TemplateError, match=r"digest\.txt\.j2.*story_count_typo"):
+        Renderer(templates_dir=str(tmp_path)).render(rich_edition())
+
+
+def test_a_template_syntax_error_is_a_template_error(tmp_path: Path) -> None:
+    (tmp_path / "digest.txt.j2").write_text("{% for x in %}\n", encoding="utf-8")
+    with pytest.raises(TemplateError, match=r"digest\.txt\.j2 has a syntax error on line 1"):
+        Renderer(templates_dir=str(tmp_path)).render(rich_edition())
+
+
+def test_the_built_in_templates_are_found() -> None:
+    folder = builtin_templates_dir()
+    assert (folder / "digest.html.j2").is_file() and (folder / "digest.txt.j2").is_file()
+    assert (folder / "i18n" / "en.toml").is_file() and (folder / "i18n" / "ru.toml").is_file()
+
+
+def test_every_language_has_every_label() -> None:
+    import tomllib
+
+    folder = builtin_templates_dir() / "i18n"
+    en = tomllib.loads((folder / "en.toml").read_text(encoding="utf-8"))
+    ru = tomllib.loads((folder / "ru.toml").read_text(encoding="utf-8"))
+    assert set(en) == set(ru)

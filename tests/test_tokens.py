@@ -1,0 +1,71 @@
+"""digest.tokens: signed unsubscribe/preference tokens and Message-IDs (reliability A8, G3, G4, U4-U6)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from digest import tokens
+from digest.errors import ConfigError
+
+SECRET = "site-secret-2026"
+
+
+def test_an_unsubscribe_token_reads_back_as_its_subscriber() -> None:
+    for sub in (0, 1, 7, 123_456_789):
+        token = tokens.unsubscribe_token(SECRET, sub)
+        assert re.fullmatch(r"[A-Za-z0-9_.-]+", token) and len(token) < 45  # URL-safe and short
+        assert tokens.read_unsubscribe_token([SECRET], token) == sub
+        assert tokens.read_preferences_token([SECRET], tokens.preferences_token(SECRET, sub)) == sub
+
+
+def test_U4_tampered_tokens_all_read_as_none() -> None:
+    good = tokens.unsubscribe_token(SECRET, 7)
+    other = tokens.unsubscribe_token(SECRET, 8)
+    flipped = good[:-1] + ("A" if good[-1] != "A" else "B")
+    copied = other.split(".")[0] + "." + good.split(".")[1]  # another id with this signature
+    for bad in (flipped, good[:-3], good[1:], "", ".", "MQ", copied, good + "x", "a" * 5000, "Nw.%%%"):
+        assert tokens.read_unsubscribe_token([SECRET], bad) is None, bad
+    assert tokens.read_unsubscribe_token(["another secret"], good) is None
+    assert tokens.read_unsubscribe_token([], good) is None
+
+
+def test_U6_a_token_for_one_purpose_is_refused_for_the_other() -> None:
+    assert tokens.read_unsubscribe_token([SECRET], tokens.preferences_token(SECRET, 7)) is None
+    assert tokens.read_preferences_token([SECRET], tokens.unsubscribe_token(SECRET, 7)) is None
+
+
+def test_a_signed_value_that_is_not_a_subscriber_id_is_refused() -> None:
+    from itsdangerous import URLSafeSerializer
+
+    for value in ("7", True, -1, [7], None, 7.5):
+        forged = URLSafeSerializer(SECRET, salt=tokens.UNSUBSCRIBE_SALT).dumps(value)
+        assert tokens.read_unsubscribe_token([SECRET], forged) is None, value
+
+
+def test_U5_tokens_signed_with_the_previous_secret_keep_working_after_rotation() -> None:
+    old, new = "old-secret", "new-secret"
+    issued_before = tokens.unsubscribe_token(old, 7)
+    issued_after = tokens.unsubscribe_token(new, 7)
+    assert tokens.read_unsubscribe_token([old, new], issued_before) == 7
+    assert tokens.read_unsubscribe_token([old, new], issued_after) == 7
+    assert tokens.read_unsubscribe_token([new], issued_before) is None  # once the old key is retired
+    assert issued_after != issued_before
+
+
+def test_A8_message_ids_are_stable_per_pair_and_unpredictable_without_the_secret() -> None:
+    mid = tokens.message_id(SECRET, 42, 7, "news.example.org")
+    assert re.fullmatch(r"<e42\.s7\.[0-9a-f]{20}@news\.example\.org>", mid)
+    assert mid == tokens.message_id(SECRET, 42, 7, "news.example.org")
+    others = {tokens.message_id(SECRET, 42, 8, "news.example.org"),
+              tokens.message_id(SECRET, 43, 7, "news.example.org"),
+              tokens.message_id("other", 42, 7, "news.example.org")}
+    assert mid not in others and len(others) == 3
+
+
+def test_a_message_id_domain_is_our_own_and_punycoded() -> None:
+    assert tokens.message_id(SECRET, 1, 1, "новости.рф").endswith("@xn--b1amnebsh.xn--p1ai>")
+    for bad in ("", "exa mple.org", "a>b", "example.org>\r\nBcc: x"):
+        with pytest.raises(ConfigError):
+            tokens.message_id(SECRET, 1, 1, bad)
