@@ -37,14 +37,12 @@ from typing import Any, Literal
 import dkim
 
 from digest.errors import ConfigError, SubscriberError
-from digest.model import Rendered
+from digest.model import PLACEHOLDER_PREFERENCES_URL, PLACEHOLDER_UNSUBSCRIBE_URL, Rendered
 
 __all__ = ["DKIM_HEADERS", "MessageTemplate", "build_template", "one_line", "personalise", "sign_dkim"]
 
 # The markers digest.render's templates put where each subscriber's links go. Stages do not import
 # each other, so they are repeated here; a test keeps the two modules in step.
-PLACEHOLDER_UNSUBSCRIBE_URL = "__DIGEST_UNSUBSCRIBE_URL__"
-PLACEHOLDER_PREFERENCES_URL = "__DIGEST_PREFERENCES_URL__"
 
 Slot = Literal["unsubscribe", "preferences"]
 _MARKERS: dict[str, Slot] = {PLACEHOLDER_UNSUBSCRIBE_URL: "unsubscribe", PLACEHOLDER_PREFERENCES_URL: "preferences"}

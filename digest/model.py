@@ -169,6 +169,12 @@ class Edition:
         return not any(s.total for s in self.sections)
 
 
+# Where the subscriber's own links go in a Rendered edition: rendered once per section set, these
+# plain-ASCII markers are replaced per subscriber when the message is personalised.
+PLACEHOLDER_UNSUBSCRIBE_URL = "__DIGEST_UNSUBSCRIBE_URL__"
+PLACEHOLDER_PREFERENCES_URL = "__DIGEST_PREFERENCES_URL__"
+
+
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """An edition rendered for one section set; per-subscriber parts are placeholders."""

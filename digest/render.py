@@ -33,14 +33,12 @@ from babel.dates import format_date
 
 import digest
 from digest.errors import TemplateError
-from digest.model import Edition, Item, Rendered, SectionGroup, Story
+from digest.model import PLACEHOLDER_PREFERENCES_URL, PLACEHOLDER_UNSUBSCRIBE_URL, Edition, Item, Rendered, SectionGroup, Story
 
 __all__ = ["PLACEHOLDER_PREFERENCES_URL", "PLACEHOLDER_UNSUBSCRIBE_URL", "Renderer", "builtin_templates_dir"]
 
 # Where each subscriber's own link goes. Plain ASCII letters and underscores only, so autoescape,
 # CSS inlining and text wrapping leave them as they are; feed text cannot carry them (see _clean).
-PLACEHOLDER_UNSUBSCRIBE_URL = "__DIGEST_UNSUBSCRIBE_URL__"
-PLACEHOLDER_PREFERENCES_URL = "__DIGEST_PREFERENCES_URL__"
 _PLACEHOLDERS = (PLACEHOLDER_UNSUBSCRIBE_URL, PLACEHOLDER_PREFERENCES_URL)
 
 HTML_TEMPLATE = "digest.html.j2"

@@ -64,11 +64,6 @@ def personalised(text: str, sub: int = 7) -> str:
             .replace(render.PLACEHOLDER_PREFERENCES_URL, f"{BASE}/p/{tokens.preferences_token(SECRET, sub)}"))
 
 
-def test_the_markers_are_the_same_in_render_and_message() -> None:
-    assert message.PLACEHOLDER_UNSUBSCRIBE_URL == render.PLACEHOLDER_UNSUBSCRIBE_URL
-    assert message.PLACEHOLDER_PREFERENCES_URL == render.PLACEHOLDER_PREFERENCES_URL
-
-
 def test_a_personalised_message_matches_the_golden_file() -> None:
     raw = personal(make_template(), mailto=f"unsubscribe@{DOMAIN}")
     path = GOLDEN / "message.eml"

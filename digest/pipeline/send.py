@@ -53,6 +53,11 @@ def compose_options(settings: Settings) -> ComposeOptions:
                           read_also_lower=d.read_also_min, read_also_max=d.read_also)
 
 
+def make_renderer(settings: Settings) -> Renderer:
+    d = settings.digest
+    return Renderer(templates_dir=d.templates_dir, language=d.language, images=d.images)
+
+
 def classifier(settings: Settings) -> Callable[[Item], str]:
     def section_of(item: Item) -> str:
         return classify(title=item.title, url=item.url, categories=item.categories, feed_section=item.feed_section,
@@ -84,8 +89,7 @@ class EditionMailer:
     def __init__(self, settings: Settings, store: Store, edition: EditionRecord, *,
                  renderer: Renderer | None = None) -> None:
         self.settings, self.store, self.edition = settings, store, edition
-        self.renderer = renderer or Renderer(templates_dir=settings.digest.templates_dir,
-                                             language=settings.digest.language)
+        self.renderer = renderer or make_renderer(settings)
         self.secret = store.site_secret()
         self.domain = sender_domain(settings)
         self.options = compose_options(settings)
@@ -254,4 +258,4 @@ def preview(settings: Settings, store: Store, *, subscriber: Subscriber, day: da
                  web_url=edition_url(settings, day, tz))
     if ed.is_empty:
         return None
-    return Renderer(templates_dir=settings.digest.templates_dir, language=settings.digest.language).render(ed)
+    return make_renderer(settings).render(ed)

@@ -1,0 +1,423 @@
+"""Feed bytes in, normalised ParsedFeed out: the parse stage.
+
+This module owns turning one HTTP body into plain model objects: character-set choice, item
+identity, dates, URLs, titles and sanitised summaries. It does no I/O and reads no clock (``now``
+is a parameter), and it must never hand feedparser anything but bytes in a BytesIO: a str is
+fetched as a URL or opened as a file path (reliability.md finding 1).
+
+It is not safe to run on the event loop or in a thread: feedparser has a quadratic regex in its
+author parsing (feedparser#562). The daemon calls it through digest.parsepool, which runs it in a
+worker process under a CPU-time limit (D1).
+"""
+
+from __future__ import annotations
+
+import calendar
+import codecs
+import hashlib
+import html as htmllib
+import io
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urljoin
+
+import feedparser
+
+from digest.errors import ParseError
+from digest.model import ParsedFeed, ParsedItem
+from digest.sanitize import clean_text, clean_url, excerpt, html_to_text, sanitize_html
+
+__all__ = ["parse_feed"]
+
+TITLE_CHARS = 300  # D6
+AUTHOR_CHARS = 200
+CATEGORY_CHARS = 100
+MAX_CATEGORIES = 30
+MAX_ITEMS = 1000  # D6: items taken from one body; the rest are ignored, newest feeds list first
+SUMMARY_SOURCE_CHARS = 200_000  # D6: HTML fed to the sanitizer per item; nh3 closes a cut tag
+TEXT_SOURCE_CHARS = 20_000  # of a title or author's markup: far more than TITLE_CHARS of text
+KEY_CHARS = 1000  # a longer guid is replaced by its hash, so keys fit an index
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)  # D5: older dates are placeholders (1970, 0001)
+FUTURE_SLACK = timedelta(days=1)  # D5: a date further ahead than this is wrong, not early
+
+# feedparser 6.0.x prefers libxml2's SAX driver when installed; it is not hardened like expat
+# (D2), so make sure only expat is ever picked.
+feedparser.api.PREFERRED_XML_PARSERS = []
+# feedparser resolves an RSS <guid> against the feed URL as if it were a link ("item-42" becomes
+# "https://host/item-42"), so the key would change whenever the feed moves (D4: identity churn).
+# Keep ids exactly as published; links are still resolved.
+feedparser.mixin._FeedParserMixin.can_be_relative_uri = (
+    feedparser.mixin._FeedParserMixin.can_be_relative_uri - {"id"}
+)
+
+
+# --------------------------------------------------------------------------- character set
+
+_XML_DECL_ENCODING = re.compile(rb"""^<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']""")
+_BOMS = (
+    (codecs.BOM_UTF32_BE, "utf-32be"),
+    (codecs.BOM_UTF32_LE, "utf-32le"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_BE, "utf-16be"),
+    (codecs.BOM_UTF16_LE, "utf-16le"),
+)
+
+
+def _charset_param(content_type: str | None) -> str | None:
+    if not content_type:
+        return None
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            value = value.strip().strip("\"'").strip()
+            if value:
+                try:
+                    return codecs.lookup(value).name
+                except LookupError:
+                    return None
+    return None
+
+
+def _bom_encoding(body: bytes) -> str | None:
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            return name
+    return None
+
+
+# '<' or '<?' in UTF-16/32 without a byte-order mark: only the XML declaration can settle these.
+_WIDE_STARTS = (b"\x00\x00\x00<", b"<\x00\x00\x00", b"\x00<\x00?", b"<\x00?\x00")
+
+
+def _charset(body: bytes, content_type: str | None) -> str | None:
+    """The charset to tell feedparser, or None to let it read the XML declaration itself (D3).
+
+    Order: a byte-order mark; UTF-8 when the body has non-ASCII bytes and all of them form valid
+    UTF-8 (legacy-encoded text practically never does, while servers and feed generators often
+    declare Latin-1 for what is UTF-8); the document's XML declaration; the header's charset;
+    else feedparser's own guesses.
+    """
+    bom = _bom_encoding(body)
+    if bom:
+        return bom
+    if body[:4] in _WIDE_STARTS:
+        return None
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return "utf-8"
+    if _XML_DECL_ENCODING.match(body.lstrip()[:300]):
+        return None
+    return _charset_param(content_type)
+
+
+def _response_headers(body: bytes, url: str, content_type: str | None) -> dict[str, str]:
+    """Headers for feedparser.parse(): the final URL as base and our choice of charset.
+
+    feedparser follows RFC 3023 to the letter: text/* without a charset means us-ascii and a
+    header charset beats the document. Real servers get both wrong more often than feed
+    generators do, so the media type is always given as application/xml and the charset is the
+    one _charset() settles on.
+    """
+    charset = _charset(body, content_type)
+    media = f"application/xml; charset={charset}" if charset else "application/xml"
+    # No content-location: given a base, feedparser joins it with every element's xml:base at
+    # every start tag, a third of its run time. It still follows xml:base inside the document,
+    # and whatever stays relative is resolved against ``url`` by clean_url/sanitize_html here.
+    return {"content-type": media}
+
+
+# --------------------------------------------------------------------------- entity expansion
+
+MAX_ENTITY_EXPANSION = 1_000_000  # characters that declared entities may add to a document (P2)
+_ENTITY_DECL = re.compile(rb"""<!ENTITY\s+([^\s%"'>]+)\s+(?:"([^"]*)"|'([^']*)')""")
+_WIDE_CODECS = {b"\x00\x00\x00<": "utf-32be", b"<\x00\x00\x00": "utf-32le", b"\x00<\x00?": "utf-16be",
+                b"<\x00?\x00": "utf-16le"}
+
+
+def _entity_expansion(body: bytes) -> int:
+    """How many characters the document's literal internal entities would add when expanded.
+
+    feedparser's replace_doctype() drops nested and external entities (D2) but keeps literal ones
+    and its loose parser then substitutes them with str.replace: one 100 KB entity used 50,000
+    times is 5 GB (the quadratic blowup, P2). Measured on a UTF-8 view so UTF-16/32 bodies are
+    seen too.
+    """
+    wide = _bom_encoding(body) or _WIDE_CODECS.get(body[:4])
+    view = body
+    if wide and wide != "utf-8":
+        view = body.decode(wide, "replace").encode("utf-8", "replace")
+    if b"<!ENTITY" not in view:
+        return 0
+    total = 0
+    for m in _ENTITY_DECL.finditer(view):
+        value = m.group(2) if m.group(2) is not None else m.group(3)
+        total += len(value) * view.count(b"&" + m.group(1) + b";")
+    return total
+
+
+# --------------------------------------------------------------------------- not-a-feed detection
+
+# The document's first element, after the prolog (XML declaration, PIs, comments, doctype).
+_ROOT = re.compile(rb"""(?:\s|<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)*<([A-Za-z_][\w:.-]*)""",
+                   re.IGNORECASE | re.DOTALL)
+_HTML_ROOTS = {b"html", b"head", b"body", b"meta", b"title", b"script", b"div", b"p"}
+
+
+def _strip_bom(body: bytes) -> bytes:
+    for bom, _ in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom):]
+    return body
+
+
+def _looks_like_html(body: bytes) -> bool:
+    """True when the body's root element is an HTML one (an HTML page served at a feed URL)."""
+    head = _strip_bom(body[:8192])
+    m = _ROOT.match(head)
+    if m is None:
+        return b"<html" in head.lower()
+    return m.group(1).lower().rpartition(b":")[2] in _HTML_ROOTS
+
+
+def _not_a_feed(body: bytes, url: str, result: Any) -> ParseError:
+    if not body.strip():
+        return ParseError(f"{url}: not a feed (the response body is empty).")
+    if body[:2] == b"\x1f\x8b":
+        return ParseError(
+            f"{url}: not a feed (the body is gzip-compressed data without a Content-Encoding header).",
+            hint="The server compresses the feed twice or mislabels it; ask its owner to fix the headers.",
+        )
+    if _looks_like_html(body):
+        return ParseError(
+            f"{url}: not a feed (looks like an HTML page).",
+            hint="The URL may be the site's home page: look for its RSS or Atom link and use that.",
+        )
+    reason = ""
+    if result.get("bozo"):
+        reason = f": {_bozo_text(result.get('bozo_exception'))}"
+    if not result.get("version"):
+        return ParseError(f"{url}: not a feed (no RSS or Atom document found{reason}).")
+    return ParseError(f"{url}: the feed is malformed and no items could be read{reason}.")
+
+
+def _bozo_text(exc: object) -> str:
+    if exc is None:
+        return "unknown problem"
+    return clean_text(f"{type(exc).__name__}: {exc}", limit=300)
+
+
+# Bozo reasons that are about the charset or media type only: the document itself parsed.
+_HARMLESS_BOZO = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+
+
+# --------------------------------------------------------------------------- fields
+
+
+def _text_of(value: str | None, detail: Mapping[str, Any] | None) -> str:
+    """Plain text of a feed text construct, whatever type it claims."""
+    if not value:
+        return ""
+    value = value[:TEXT_SOURCE_CHARS]
+    if (detail or {}).get("type") == "text/plain":
+        return clean_text(value)  # Atom type="text": already plain, a '<' in it is a character
+    return html_to_text(value)
+
+
+def _published(entry: Mapping[str, Any], now: datetime) -> datetime | None:
+    """D5: aware UTC from the entry's date; None when it is absent or not believable."""
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        parsed = entry.get(key)
+        if parsed:
+            break
+    else:
+        return None
+    try:
+        # feedparser's struct_time is already UTC; timegm also folds a leap second (:60) forward.
+        when = datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+    except (OverflowError, ValueError, OSError, TypeError):
+        return None
+    if when < EARLIEST or when > now + FUTURE_SLACK:
+        return None
+    return when
+
+
+def _summary_html(entry: Mapping[str, Any], feed_url: str) -> str:
+    """Sanitised HTML of the fullest body the entry has: content, else summary/description."""
+    candidates: list[Mapping[str, Any]] = list(entry.get("content") or ())
+    detail = entry.get("summary_detail")
+    if detail:
+        candidates.append(detail)
+    best: Mapping[str, Any] | None = None
+    for c in candidates:
+        if c.get("value") and (best is None or len(c["value"]) > len(best["value"])):
+            best = c
+    if best is None:
+        return ""
+    value: str = best["value"][:SUMMARY_SOURCE_CHARS]
+    if best.get("type") == "text/plain":
+        # E2: feedparser leaves text/plain as is; it is text, so escape it rather than parse it.
+        value = htmllib.escape(value).replace("\n\n", "<br><br>")
+    # The element's xml:base, itself relative to the feed's URL when the document gave a path.
+    base = urljoin(feed_url, best["base"]) if best.get("base") else feed_url
+    return sanitize_html(value, base_url=base)
+
+
+def _categories(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    """RSS category, Atom category (label, else term) and dc:subject, in order, once each."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for tag in entry.get("tags") or ():
+        name = clean_text(tag.get("label") or tag.get("term") or "", limit=CATEGORY_CHARS)
+        if name and name.casefold() not in seen:
+            seen.add(name.casefold())
+            out.append(name)
+            if len(out) >= MAX_CATEGORIES:
+                break
+    return tuple(out)
+
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
+
+
+def _image_candidates(entry: Mapping[str, Any]) -> Iterable[str]:
+    for media in entry.get("media_content") or ():
+        kind = (media.get("type") or "").lower()
+        medium = (media.get("medium") or "").lower()
+        url = media.get("url") or ""
+        if medium == "image" or kind.startswith("image/") or (
+            not kind and not medium and url.lower().split("?")[0].endswith(_IMAGE_SUFFIXES)
+        ):
+            yield url
+    for thumb in entry.get("media_thumbnail") or ():
+        yield thumb.get("url") or ""
+    for enclosure in entry.get("enclosures") or ():
+        if (enclosure.get("type") or "").lower().startswith("image/"):
+            yield enclosure.get("href") or enclosure.get("url") or ""
+
+
+_ABSOLUTE = re.compile(r"\s*https?://", re.IGNORECASE)
+
+
+def _item_url(entry: Mapping[str, Any], base: str) -> str | None:
+    """The entry's page: its link, else another alternate link, else its enclosure (podcasts)."""
+    link = entry.get("link")
+    if entry.get("guidislink") and not _ABSOLUTE.match(link or ""):
+        link = None  # an RSS guid taken for a permalink that is no URL ("item-42", "tag:...")
+    candidates = [link]
+    links = entry.get("links") or ()
+    candidates += [link.get("href") for link in links if link.get("rel", "alternate") == "alternate"]
+    candidates += [link.get("href") for link in links if link.get("rel") == "enclosure"]
+    for candidate in candidates:
+        url = clean_url(candidate, base_url=base)
+        if url:
+            return url
+    return None
+
+
+def _image_url(entry: Mapping[str, Any], base: str) -> str | None:
+    for candidate in _image_candidates(entry):
+        url = clean_url(candidate, base_url=base)
+        if url:
+            return url
+    return None
+
+
+def _sha256(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _key(guid: str | None, url: str | None, title: str, entry: Mapping[str, Any], summary: str) -> str:
+    """D4: guid (Atom id), else canonical link, else a hash of title and date."""
+    if guid:
+        return guid if len(guid) <= KEY_CHARS else "sha256:" + _sha256("guid", guid)
+    if url:
+        return url if len(url) <= KEY_CHARS else "sha256:" + _sha256("url", url)
+    date = str(entry.get("published") or entry.get("updated") or "")
+    # With neither title nor date, the body is all that tells two items apart.
+    return "sha256:" + _sha256("item", title, date, "" if (title or date) else summary)
+
+
+def _item(entry: Mapping[str, Any], *, feed_url: str, now: datetime, excerpt_chars: int) -> ParsedItem | None:
+    title = clean_text(_text_of(entry.get("title"), entry.get("title_detail")), limit=TITLE_CHARS)
+    url = _item_url(entry, feed_url)
+    summary_html = _summary_html(entry, feed_url)
+    if not (title or summary_html or url):
+        return None
+    summary_text = excerpt(summary_html, excerpt_chars)
+    guid = clean_text(str(entry.get("id") or "")) or None
+    author = clean_text(_text_of(entry.get("author"), entry.get("author_detail")), limit=AUTHOR_CHARS) or None
+    return ParsedItem(
+        key=_key(guid, url, title, entry, summary_html),
+        title=title,
+        url=url,
+        summary_html=summary_html,
+        summary_text=summary_text,
+        published=_published(entry, now),
+        categories=_categories(entry),
+        author=author,
+        image_url=_image_url(entry, feed_url),
+        guid=guid,
+        content_hash=_sha256(title, summary_html, url or ""),
+    )
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def parse_feed(body: bytes, *, url: str, content_type: str | None, now: datetime,
+               excerpt_chars: int = 280) -> ParsedFeed:
+    """Parse one feed body fetched from ``url`` into a ParsedFeed.
+
+    Raises ParseError when the body is not a feed (an HTML page, binary data, an empty body) or
+    is so broken that no item can be read. A feed that is malformed but still yields items is
+    returned with ``warning`` set to what feedparser complained about.
+    """
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise TypeError("parse_feed() takes the body as bytes; never a URL, path or str")
+    body = bytes(body)
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if not body.strip():
+        raise _not_a_feed(body, url, {})
+    if _entity_expansion(body) > MAX_ENTITY_EXPANSION:
+        raise ParseError(
+            f"{url}: refused: the document declares XML entities that would expand to more than "
+            f"{MAX_ENTITY_EXPANSION:,} characters.",
+            hint="This is how entity-expansion attacks look; remove the feed unless you trust its source.",
+        )
+    result = feedparser.parse(
+        io.BytesIO(body),
+        response_headers=_response_headers(body, url, content_type),
+        # We sanitise with nh3 (E1) and resolve URLs ourselves from each element's xml:base,
+        # which spares feedparser a second HTML parse of every body.
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+    entries = result.get("entries") or []
+    bozo = bool(result.get("bozo"))
+    exc = result.get("bozo_exception")
+    if not entries and (not result.get("version") or _looks_like_html(body)
+                        or (bozo and not isinstance(exc, _HARMLESS_BOZO))):
+        raise _not_a_feed(body, url, result)
+
+    items: list[ParsedItem] = []
+    keys: set[str] = set()
+    for entry in entries[:MAX_ITEMS]:
+        item = _item(entry, feed_url=url, now=now, excerpt_chars=excerpt_chars)
+        if item is not None and item.key not in keys:  # a repeated key: the first one wins
+            keys.add(item.key)
+            items.append(item)
+
+    feed = result.get("feed") or {}
+    return ParsedFeed(
+        title=clean_text(_text_of(feed.get("title"), feed.get("title_detail")), limit=TITLE_CHARS) or None,
+        link=clean_url(feed.get("link"), base_url=url),
+        items=tuple(items),
+        warning=_bozo_text(exc) if bozo else None,
+    )

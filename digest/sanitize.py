@@ -1,0 +1,357 @@
+"""Pure helpers that make feed-supplied text safe for the three places it reaches.
+
+Feed text ends up in HTML (item bodies), in plain text (excerpts) and in email headers (subjects,
+display names); each needs its own treatment (reliability.md finding 7, E1-E5):
+
+* ``sanitize_html``  allow-list sanitising with nh3 (ammonia) for an email body: no style, class
+  or id, no script/style/iframe/form/base/meta/svg/math, only http(s)/mailto links, relative URLs
+  resolved, tracking pixels and tracking query parameters removed.
+* ``clean_url``      one absolute http(s) URL or None, tracking parameters and fragment removed.
+* ``excerpt``        a plain-text excerpt of HTML cut at a word boundary.
+* ``clean_text``     control characters and bidi overrides removed, whitespace collapsed.
+* ``header_text``    one line that cannot inject a header (CR, LF, NUL, NEL, LS, PS become spaces).
+
+No I/O, no clock, no state: every function is a plain transformation of its arguments.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from collections.abc import Callable
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+
+import nh3
+
+__all__ = [
+    "clean_text",
+    "clean_url",
+    "drop_images",
+    "excerpt",
+    "header_text",
+    "html_to_text",
+    "sanitize_html",
+]
+
+# --------------------------------------------------------------------------- policy
+
+# E1: the email-safe allow-list. Tags outside it are removed but their text is kept, except the
+# CONTENT_DROPPED ones, whose whole subtree goes (script bodies, CSS, embedded documents).
+ALLOWED_TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dl", "dt", "em",
+    "figcaption", "figure", "h2", "h3", "h4", "hr", "i", "img", "ins", "li", "ol", "p", "pre", "q",
+    "s", "small", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u",
+    "ul",
+})
+ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
+    "*": {"lang", "dir"},  # replaces nh3's default generic set (lang, title); dir keeps RTL text right
+    "a": {"href", "title"},
+    "img": {"src", "alt", "width", "height"},
+    "abbr": {"title"},
+    "ol": {"start"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+}
+CONTENT_DROPPED = frozenset({
+    "script", "style", "iframe", "noscript", "object", "embed", "applet", "template", "svg", "math",
+    "textarea", "select", "head", "title", "frameset", "noembed", "noframes",
+})
+URL_SCHEMES = frozenset({"http", "https", "mailto"})
+LINK_REL = "noopener noreferrer"
+
+# E3: query parameters that only identify the reader or the campaign. Compared in lower case;
+# every ``utm_*`` parameter is removed as well.
+TRACKING_PARAMS = frozenset({
+    "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "ysclid",
+    "mc_cid", "mc_eid", "_hsenc", "_hsmi", "__hstc", "__hssc", "__hsfp", "hsctatracking",
+    "igshid", "mkt_tok", "_openstat", "ttclid", "twclid", "li_fat_id", "vero_id", "vero_conv",
+    "oly_anon_id", "oly_enc_id", "rb_clickid", "s_cid", "wickedid", "sc_cid", "ga_source",
+    "ga_medium", "ga_term", "ga_content", "ga_campaign", "fb_action_ids", "fb_action_types",
+    "fb_ref", "fb_source", "action_object_map", "action_type_map", "action_ref_map", "ncid",
+})
+TRACKING_PREFIXES = ("utm_",)
+
+# E3: images from these hosts (or host+path prefixes) are counters or share buttons, never content
+# (after Miniflux's sanitizer blockedResourceURLSubstrings).
+TRACKER_IMAGE_SUBSTRINGS = (
+    "feeds.feedburner.com/~r/", "feeds.feedburner.com/~ff/", "feedproxy.google.com/~r/",
+    "feedsportal.com", "stats.wordpress.com", "pixel.wp.com", "pixel.quantserve.com",
+    "google-analytics.com", "doubleclick.net", "medium.com/_/stat", "facebook.com/tr",
+    "feeds.wordpress.com/1.0/", "api.flattr.com", "pinterest.com/pin/create",
+    "twitter.com/intent/", "facebook.com/sharer", "linkedin.com/sharearticle", "feedblitz.com",
+    "assets.feedblitz.com", "www.assoc-amazon.com", "counter.", "/tracking/pixel",
+)
+
+# --------------------------------------------------------------------------- nesting
+
+# html5ever (inside nh3) is quadratic in the depth of open elements: 100,000 nested <div>s take
+# half a minute (P5, Miniflux TestDeeplyNestedpage). No real article nests this deep, so opening
+# tags past MAX_DEPTH are dropped before parsing, keeping their text.
+MAX_DEPTH = 256
+_TAG_TOKEN = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]{0,40})\b[^<>]*?(/?)>")
+# Void elements never open a level; these close themselves (HTML "optional end tags") so a long
+# list of unclosed <p> or <li> is flat, not deep.
+_FLAT = frozenset({
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
+    "wbr", "p", "li", "dt", "dd", "tr", "td", "th", "option", "thead", "tbody", "tfoot",
+})
+
+
+def limit_nesting(html: str, max_depth: int = MAX_DEPTH) -> str:
+    """Drop opening (and matching closing) tags nested deeper than ``max_depth``."""
+    if html.count("<") <= max_depth:
+        return html
+    depth = 0
+
+    def token(m: re.Match[str]) -> str:
+        nonlocal depth
+        closing, name, self_closing = m.groups()
+        if self_closing or name.lower() in _FLAT:
+            return m.group(0)
+        if closing:
+            depth = max(0, depth - 1)
+            return m.group(0) if depth < max_depth else ""
+        depth += 1
+        return m.group(0) if depth <= max_depth else ""
+
+    return _TAG_TOKEN.sub(token, html)
+
+
+# --------------------------------------------------------------------------- text
+
+# C0 and C1 controls, DEL, bidi embeddings/overrides (U+202A-202E) and isolates (U+2066-2069),
+# BOM/ZWNBSP. Zero-width joiners (U+200C/200D) and LRM/RLM stay: Persian, Urdu and Indic scripts
+# need them and they cannot reorder text on their own.
+_REMOVED = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u202a-\u202e\u2066-\u2069\ufeff]")
+# Characters some parser or mail client treats as a line break: made spaces, never deleted, so
+# words on either side stay apart.
+_BREAKS = re.compile("[\t\n\x0b\x0c\r\x85\u2028\u2029]")
+
+
+def clean_text(text: str, *, limit: int | None = None) -> str:
+    """Strip controls and bidi overrides, collapse whitespace; cap at ``limit`` characters."""
+    if not text:
+        return ""
+    text = _REMOVED.sub("", _BREAKS.sub(" ", text))
+    text = " ".join(text.split())
+    if limit is not None and len(text) > limit:
+        text = _cut(text, limit)
+    return text
+
+
+def header_text(text: str, *, limit: int = 200) -> str:
+    """One line safe for an email header (RFC 5322 2.2; CVE-2024-6923): no CR, LF, NUL, NEL, LS, PS."""
+    return clean_text(text.replace("\x00", " "), limit=limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    """Cut to at most ``limit`` characters at a word boundary, marking the cut with an ellipsis."""
+    if limit <= 0:
+        return ""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    # Cut at the last space unless the cut already falls between words, or unless that loses
+    # more than half: CJK and Thai text have no spaces.
+    if text[limit - 1] != " " and space > limit // 2:
+        head = head[:space]
+    return head.rstrip(" ,;:.-–—") + "…"
+
+
+# Block-level ends, so that "<p>a</p><p>b</p>" reads "a b", not "ab".
+_BLOCK_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
+    "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav",
+    "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
+})
+_TEXT_CLEANER = nh3.Cleaner(tags=set(_BLOCK_TAGS), attributes={}, clean_content_tags=set(CONTENT_DROPPED),
+                            link_rel=None, url_schemes=set())
+_ANY_TAG = re.compile(r"<[^>]*>")
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of an HTML fragment: tags removed, entities decoded, whitespace collapsed.
+
+    nh3 first reduces the fragment to attribute-free block tags (so a regex can then find every
+    tag: nh3 escapes any '<' in text), which also drops script and style bodies.
+    """
+    if not html:
+        return ""
+    if "<" not in html and "&" not in html:
+        return clean_text(html)
+    reduced = _TEXT_CLEANER.clean(limit_nesting(html))
+    return clean_text(htmllib.unescape(_ANY_TAG.sub(" ", reduced)))
+
+
+def excerpt(html: str, limit: int) -> str:
+    """Plain text of ``html``, whitespace collapsed, cut at a word boundary with "…"."""
+    if limit <= 0 or not html:
+        return ""
+    # Long bodies: only the head can reach the excerpt. 8 source characters per shown one is
+    # generous for markup, and nh3 repairs whatever tag the cut splits.
+    window = max(4000, limit * 8)
+    if len(html) > window:
+        html = html[:window]
+        if html.rfind("<") > html.rfind(">"):  # do not leave half a tag to be read as text
+            html = html[: html.rfind("<")]
+    text = html_to_text(html)
+    return _cut(text, limit)
+
+
+# --------------------------------------------------------------------------- URLs
+
+# WHATWG URL: leading/trailing C0 controls and spaces are stripped, tabs and newlines inside are
+# removed ("jav&#x09;ascript:" must read "javascript:").
+_TAB_NEWLINE = re.compile("[\t\n\r]")
+_HAS_HTTP_SCHEME = re.compile(r"https?://[^/?#\\]", re.IGNORECASE)
+_C0_SPACE = "".join(chr(c) for c in range(0x21))
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?"
+
+
+def _is_tracking(pair: str) -> bool:
+    name = unquote(pair.partition("=")[0]).strip().lower()
+    return name in TRACKING_PARAMS or name.startswith(TRACKING_PREFIXES)
+
+
+def strip_tracking(query: str) -> str:
+    """Remove tracking parameters from a query string, keeping the others byte for byte."""
+    if not query:
+        return ""
+    pairs = query.split("&")
+    kept = [p for p in pairs if p and not _is_tracking(p)]
+    return "&".join(kept) if len(kept) != len(pairs) else query
+
+
+def _host(hostname: str) -> str | None:
+    """The host in ASCII (IDNA) form; None when it cannot be a DNS name or an IP literal."""
+    if any(c in hostname for c in " <>\"'`\\{}|^"):
+        return None
+    if hostname.isascii():
+        return hostname
+    try:
+        return hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+
+
+def _clean(url: str | None, base_url: str | None, *, keep_fragment: bool, strip_params: bool) -> str | None:
+    if not url:
+        return None
+    url = _TAB_NEWLINE.sub("", url).strip(_C0_SPACE)
+    if not url:
+        return None
+    try:
+        if base_url and not _HAS_HTTP_SCHEME.match(url):  # urljoin is the slow part; skip it when it is a no-op
+            url = urljoin(base_url, url)
+        parts = urlsplit(url)
+        port = parts.port
+        hostname = parts.hostname
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not hostname:
+        return None
+    host = _host(hostname)
+    if host is None:
+        return None
+    if ":" in host:  # an IPv6 literal goes back into brackets
+        host = f"[{host}]"
+    # Userinfo is dropped: "http://trusted.example@evil.example/" only serves to mislead a reader.
+    default_port = 443 if scheme == "https" else 80
+    netloc = host if port is None or port == default_port else f"{host}:{port}"
+    path = quote(parts.path, _PATH_SAFE) or "/"
+    query = quote(parts.query, _QUERY_SAFE)
+    if strip_params:
+        query = strip_tracking(query)
+    fragment = quote(parts.fragment, _QUERY_SAFE + "#") if keep_fragment else ""
+    return urlunsplit((scheme, netloc, path, query, fragment))
+
+
+def clean_url(url: str | None, *, base_url: str | None = None) -> str | None:
+    """An absolute http(s) URL with tracking parameters and fragment removed, or None.
+
+    Relative URLs are resolved against ``base_url``; anything that is not http(s) afterwards
+    (javascript:, data:, file:, mailto:, a bare path with no base) gives None.
+    """
+    return _clean(url, base_url, keep_fragment=False, strip_params=True)
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def _attribute_filter(base_url: str | None) -> Callable[[str, str, str], str | None]:
+    # nh3 applies url_schemes *before* this filter and trusts what it returns, so every URL that
+    # leaves here has been through _clean (http/https only) or is a checked mailto:.
+    def keep(tag: str, attr: str, value: str) -> str | None:
+        if attr == "href":
+            if value.strip(_C0_SPACE)[:7].lower() == "mailto:":
+                return value.strip(_C0_SPACE)
+            return _clean(value, base_url, keep_fragment=True, strip_params=True)
+        if attr == "src":
+            return _clean(value, base_url, keep_fragment=False, strip_params=False)
+        if attr == "dir":
+            return value.lower() if value.lower() in ("ltr", "rtl", "auto") else None
+        if attr in ("width", "height", "colspan", "rowspan", "start"):
+            digits = value.strip().removesuffix("px").strip()
+            return digits if digits.isdigit() and len(digits) <= 5 else None
+        return value
+
+    return keep
+
+
+# nh3 output is canonical (attributes double-quoted, '"' and '>' escaped), so these regexes
+# see every tag exactly as nh3 wrote it.
+_IMG = re.compile(r"<img\b([^>]*)>")
+_ATTR = re.compile(r'([a-z-]+)="([^"]*)"')
+_EMPTY_LINK = re.compile(r'<a\b[^>]*>\s*</a>')
+
+
+def _keep_image(attrs: str) -> bool:
+    values = dict(_ATTR.findall(attrs))
+    src = htmllib.unescape(values.get("src", ""))
+    if not src:
+        return False
+    for dim in ("width", "height"):
+        if dim in values and values[dim].isdigit() and int(values[dim]) <= 1:
+            return False  # E3: a 0x0 or 1x1 image is a tracking pixel
+    lowered = src.lower()
+    return not any(s in lowered for s in TRACKER_IMAGE_SUBSTRINGS)
+
+
+def _drop_pixels(html: str) -> str:
+    if "<img" not in html:
+        return html
+    out = _IMG.sub(lambda m: m.group(0) if _keep_image(m.group(1)) else "", html)
+    return _EMPTY_LINK.sub("", out) if out != html else out
+
+
+def sanitize_html(html: str, *, base_url: str | None) -> str:
+    """Allow-list ``html`` for an email body (E1, E3); the result is safe to insert as is.
+
+    Relative links and image sources are resolved against ``base_url`` (dropped when there is
+    none); links lose tracking parameters and get rel="noopener noreferrer"; tracking pixels and
+    images from known counter hosts are removed.
+    """
+    if not html or not html.strip():
+        return ""
+    cleaned = nh3.clean(
+        limit_nesting(html),
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags=set(CONTENT_DROPPED),
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=_attribute_filter(base_url),
+        strip_comments=True,
+        link_rel=LINK_REL,
+        url_schemes=set(URL_SCHEMES),
+    )
+    return _drop_pixels(cleaned).strip()
+
+
+def drop_images(html: str) -> str:
+    """Remove every <img> from sanitised HTML: for a no-remote-images policy (E3)."""
+    if "<img" not in html:
+        return html
+    return _EMPTY_LINK.sub("", _IMG.sub("", html))
+

@@ -1,0 +1,460 @@
+"""digest.parse: bytes + headers -> ParsedFeed (D1-D6, E2, P1-P3, P6-P8)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from digest.errors import ParseError
+from digest.model import ParsedFeed
+from digest.parse import MAX_ENTITY_EXPANSION, TITLE_CHARS, parse_feed
+
+FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
+NOW = datetime(2024, 9, 3, 12, 0, tzinfo=UTC)
+URL = "https://gazette.example/feed.xml"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse(body: bytes, *, url: str = URL, content_type: str | None = "application/rss+xml",
+          now: datetime = NOW, excerpt_chars: int = 280) -> ParsedFeed:
+    return parse_feed(body, url=url, content_type=content_type, now=now, excerpt_chars=excerpt_chars)
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def rss(items: str, *, channel: str = "<title>T</title><link>https://t.example/</link>",
+        prolog: str = '<?xml version="1.0" encoding="utf-8"?>') -> bytes:
+    return f'{prolog}<rss version="2.0"><channel>{channel}{items}</channel></rss>'.encode()
+
+
+# --------------------------------------------------------------------------- a well-formed RSS feed
+
+
+@pytest.fixture(scope="module")
+def gazette() -> ParsedFeed:
+    return parse(fixture("basic.rss"))
+
+
+def test_feed_title_and_link_are_clean(gazette: ParsedFeed) -> None:
+    assert gazette.title == "Harbour Town Gazette"
+    assert gazette.link == "https://gazette.example/"
+    assert gazette.warning is None
+
+
+def test_title_is_plain_text_without_tags_or_entities(gazette: ParsedFeed) -> None:
+    assert gazette.items[0].title == "Ferry timetable changes & new winter route"
+
+
+def test_D6_bidi_overrides_are_removed_from_titles(gazette: ParsedFeed) -> None:
+    assert gazette.items[3].title == "Market square reversed stalls"
+
+
+def test_item_url_is_absolute_and_without_tracking(gazette: ParsedFeed) -> None:
+    urls = [i.url for i in gazette.items]
+    assert urls == [
+        "https://gazette.example/news/ferry?id=7",
+        "https://gazette.example/news/library",  # relative <link>, resolved against the feed URL
+        None,
+        "https://gazette.example/news/market",
+    ]
+
+
+def test_D4_key_is_guid_else_canonical_link_else_a_hash(gazette: ParsedFeed) -> None:
+    keys = [i.key for i in gazette.items]
+    assert keys[0] == "gazette-0001"
+    assert keys[1] == "https://gazette.example/news/library"
+    assert keys[2].startswith("sha256:") and len(keys[2]) == 7 + 64
+    assert keys[3] == "https://gazette.example/news/market"
+    assert gazette.items[0].guid == "gazette-0001" and gazette.items[1].guid is None
+
+
+def test_P7_a_repeated_guid_in_one_feed_keeps_the_first_item(gazette: ParsedFeed) -> None:
+    assert len(gazette.items) == 4
+    assert [i.title for i in gazette.items if i.key == "gazette-0001"] == ["Ferry timetable changes & new winter route"]
+
+
+def test_published_is_aware_utc(gazette: ParsedFeed) -> None:
+    assert gazette.items[0].published == datetime(2024, 9, 3, 12, 30, tzinfo=UTC)
+    assert gazette.items[0].published is not None and gazette.items[0].published.utcoffset() == timedelta(0)
+
+
+def test_summary_is_sanitised_and_links_resolved(gazette: ParsedFeed) -> None:
+    html = gazette.items[0].summary_html
+    assert html == (
+        "<p>The ferry now leaves at <b>07:15</b>.</p><p>See the "
+        '<a href="https://gazette.example/timetable" rel="noopener noreferrer">full timetable</a>.</p>'
+    )
+    assert gazette.items[0].summary_text == "The ferry now leaves at 07:15. See the full timetable."
+
+
+def test_categories_merge_rss_category_and_dc_subject_once_each(gazette: ParsedFeed) -> None:
+    assert gazette.items[0].categories == ("Transport", "Local", "Harbour")
+    assert gazette.items[1].categories == ()
+
+
+def test_author_comes_from_dc_creator(gazette: ParsedFeed) -> None:
+    assert gazette.items[0].author == "Mira Holm"
+
+
+def test_image_url_from_thumbnail_enclosure_or_media_content(gazette: ParsedFeed) -> None:
+    assert [i.image_url for i in gazette.items] == [
+        "https://img.gazette.example/ferry-small.jpg",
+        "https://img.gazette.example/library.png",
+        None,
+        "https://img.gazette.example/market.jpg",
+    ]
+
+
+def test_an_item_with_only_a_description_is_kept(gazette: ParsedFeed) -> None:
+    item = gazette.items[2]
+    assert item.title == "" and item.summary_text == "A short note with no title, no link and no guid."
+
+
+def test_excerpt_chars_caps_the_plain_summary() -> None:
+    feed = parse(fixture("basic.rss"), excerpt_chars=20)
+    assert feed.items[0].summary_text == "The ferry now…"
+
+
+def test_content_hash_changes_when_the_publisher_edits_an_item() -> None:
+    before = parse(rss("<item><guid>g1</guid><title>Old title</title><description>Body</description></item>"))
+    after = parse(rss("<item><guid>g1</guid><title>New title</title><description>Body</description></item>"))
+    same = parse(rss("<item><guid>g1</guid><title>Old title</title><description>Body</description></item>"))
+    assert before.items[0].key == after.items[0].key == "g1"
+    assert before.items[0].content_hash != after.items[0].content_hash
+    assert before.items[0].content_hash == same.items[0].content_hash
+
+
+def test_P7_items_without_guid_share_a_key_when_their_link_differs_only_by_tracking() -> None:
+    feed = parse(rss("<item><title>a</title><link>https://x.example/s?utm_source=a</link></item>"
+                     "<item><title>b</title><link>https://x.example/s?utm_source=b#top</link></item>"))
+    assert [i.key for i in feed.items] == ["https://x.example/s"]
+
+
+def test_P7_items_without_guid_or_link_are_told_apart_by_title_and_date() -> None:
+    feed = parse(rss("<item><title>a</title><pubDate>Mon, 02 Sep 2024 09:00:00 GMT</pubDate></item>"
+                     "<item><title>a</title><pubDate>Tue, 03 Sep 2024 09:00:00 GMT</pubDate></item>"
+                     "<item><title>b</title><pubDate>Tue, 03 Sep 2024 09:00:00 GMT</pubDate></item>"
+                     "<item><title>b</title><pubDate>Tue, 03 Sep 2024 09:00:00 GMT</pubDate></item>"))
+    assert len(feed.items) == 3
+
+
+def test_D6_long_titles_are_capped() -> None:
+    feed = parse(rss(f"<item><guid>g</guid><title>{'word ' * 200}</title></item>"))
+    assert len(feed.items[0].title) <= TITLE_CHARS and feed.items[0].title.endswith("…")
+
+
+def test_a_podcast_episode_without_a_link_points_at_its_enclosure() -> None:
+    feed = parse(rss('<item><guid>ep1</guid><title>Episode 1</title>'
+                     '<enclosure url="https://cdn.example/ep1.mp3" type="audio/mpeg" length="1"/></item>'))
+    assert feed.items[0].url == "https://cdn.example/ep1.mp3" and feed.items[0].image_url is None
+
+
+def test_javascript_item_links_are_dropped() -> None:
+    feed = parse(rss("<item><guid>g</guid><title>t</title><link>javascript:alert(1)</link></item>"))
+    assert feed.items[0].url is None
+
+
+# --------------------------------------------------------------------------- Atom
+
+
+@pytest.fixture(scope="module")
+def journal() -> ParsedFeed:
+    return parse(fixture("basic.atom"), url="https://blog.example/journal/atom.xml",
+                 content_type="application/atom+xml")
+
+
+def test_atom_relative_links_resolve_against_xml_base(journal: ParsedFeed) -> None:
+    item = journal.items[0]
+    assert item.url == "https://blog.example/journal/2024/post-1.html"
+    assert 'href="https://blog.example/journal/2024/notes.html"' in item.summary_html
+    assert 'src="https://blog.example/journal/2024/bench.jpg"' in item.summary_html
+
+
+def test_a_relative_xml_base_is_resolved_against_the_feed_url() -> None:
+    body = (b'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="/journal/"><title>j</title>'
+            b'<entry><id>e1</id><title>t</title><link href="2024/post.html"/>'
+            b'<content type="html">&lt;a href="notes.html"&gt;n&lt;/a&gt;</content></entry></feed>')
+    item = parse(body, url="https://blog.example/feeds/atom.xml").items[0]
+    assert item.url == "https://blog.example/journal/2024/post.html"
+    assert 'href="https://blog.example/journal/notes.html"' in item.summary_html
+
+
+def test_atom_text_title_keeps_a_literal_less_than(journal: ParsedFeed) -> None:
+    assert journal.items[0].title == "Why x < y matters"
+
+
+def test_atom_html_and_xhtml_titles_become_plain_text(journal: ParsedFeed) -> None:
+    assert journal.items[1].title == "Plain text body"
+    assert journal.items[2].title == "An xhtml title"
+
+
+def test_atom_category_prefers_label_then_term(journal: ParsedFeed) -> None:
+    assert journal.items[0].categories == ("Carpentry", "tools")
+
+
+def test_E2_text_plain_content_is_escaped_not_parsed(journal: ParsedFeed) -> None:
+    item = journal.items[1]
+    assert item.summary_html == "Use &lt;b&gt; for bold &amp; keep it short"
+    assert item.summary_text == "Use <b> for bold & keep it short"
+
+
+def test_atom_xhtml_summary_is_kept_as_html(journal: ParsedFeed) -> None:
+    assert journal.items[2].summary_html == "<p>First paragraph.</p><p>Second paragraph.</p>"
+    assert journal.items[2].summary_text == "First paragraph. Second paragraph."
+
+
+def test_atom_id_is_the_key(journal: ParsedFeed) -> None:
+    assert [i.key for i in journal.items] == [f"tag:blog.example,2024:post-{n}" for n in (1, 2, 3)]
+    assert journal.items[0].author == "Ode Varga"
+
+
+# --------------------------------------------------------------------------- P8 dates
+
+
+@pytest.fixture(scope="module")
+def dates() -> dict[str, datetime | None]:
+    feed = parse(fixture("dates.rss"), url="https://dates.example/feed")
+    return {i.key: i.published for i in feed.items}
+
+
+@pytest.mark.parametrize("key", ["d-2099", "d-1970", "d-missing", "d-garbage", "d-three-days"])
+def test_P8_unbelievable_dates_become_none(dates: dict[str, datetime | None], key: str) -> None:
+    assert dates[key] is None
+
+
+def test_P8_extreme_offsets_are_converted_to_utc(dates: dict[str, datetime | None]) -> None:
+    # 00:30 at +14:00 on the 3rd and 23:30 at -12:00 on the 2nd are both 10:30 and 11:30 UTC on the 2nd/3rd.
+    assert dates["d-plus14"] == datetime(2024, 9, 2, 10, 30, tzinfo=UTC)
+    assert dates["d-minus12"] == datetime(2024, 9, 3, 11, 30, tzinfo=UTC)
+
+
+def test_P8_a_date_less_than_a_day_ahead_is_kept(dates: dict[str, datetime | None]) -> None:
+    assert dates["d-tomorrow"] == datetime(2024, 9, 4, 10, 0, tzinfo=UTC)
+
+
+def test_P8_updated_is_used_when_there_is_no_published_date(dates: dict[str, datetime | None]) -> None:
+    assert dates["d-updated"] == datetime(2024, 9, 1, 6, 0, tzinfo=UTC)
+
+
+def test_now_must_be_aware() -> None:
+    with pytest.raises(ValueError):
+        parse(fixture("basic.rss"), now=datetime(2024, 9, 3))
+
+
+# --------------------------------------------------------------------------- not a feed
+
+
+def test_an_html_page_is_not_a_feed() -> None:
+    with pytest.raises(ParseError, match=r"^https://gazette.example/feed.xml: not a feed \(looks like an HTML page\)"):
+        parse(fixture("not_a_feed.html"), content_type="text/html; charset=utf-8")
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", "empty"),
+        (b"  \n ", "empty"),
+        (bytes(range(256)) * 20, "no RSS or Atom"),
+        (b"\x1f\x8b\x08\x00" + bytes(100), "gzip"),
+        (b'{"version": "https://jsonfeed.org/version/1.1", "items": []}', "no RSS or Atom"),
+        (b"<?xml version='1.0'?><rss version='2.0'><channel><title>cut", "malformed"),
+    ],
+)
+def test_bodies_that_are_not_feeds_raise_parse_error(body: bytes, reason: str) -> None:
+    with pytest.raises(ParseError, match=reason) as info:
+        parse(body)
+    assert str(info.value).startswith(URL + ": ")
+    assert info.value.hint
+
+
+def test_an_empty_channel_is_a_feed_with_no_items() -> None:
+    feed = parse(rss(""))
+    assert feed.items == () and feed.title == "T"
+
+
+def test_a_broken_feed_that_still_yields_items_carries_a_warning() -> None:
+    body = rss("<item><guid>a</guid><title>Fish &chips</title></item><item><guid>b</guid><title>ok</title></item>")
+    feed = parse(body)
+    assert feed.warning and "SAXParseException" in feed.warning
+    assert [i.key for i in feed.items] == ["a", "b"]
+
+
+def test_a_str_body_is_refused_so_feedparser_never_fetches_or_opens_it() -> None:
+    with pytest.raises(TypeError):
+        parse_feed("file:///etc/passwd", url=URL, content_type=None, now=NOW)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- P6 encodings
+
+CYRILLIC_ITEM = ("<item><guid>r1</guid><title>Новости Оренбурга: снегопад</title>"
+                 "<description>Ёлки и ёжики</description></item>")
+
+
+@pytest.mark.parametrize("encoding", ["windows-1251", "koi8-r", "iso-8859-5", "utf-16", "utf-16-be", "utf-8"])
+def test_P6_a_declared_encoding_is_honoured(encoding: str) -> None:
+    declared = "utf-16" if encoding.startswith("utf-16") else encoding
+    text = (f'<?xml version="1.0" encoding="{declared}"?><rss version="2.0"><channel><title>Лента</title>'
+            f"{CYRILLIC_ITEM}</channel></rss>")
+    body = text.encode(encoding)
+    if encoding == "utf-16-be":
+        body = b"\xfe\xff" + body
+    feed = parse(body, content_type="application/rss+xml")
+    assert feed.title == "Лента"
+    assert feed.items[0].title == "Новости Оренбурга: снегопад"
+    assert feed.items[0].summary_text == "Ёлки и ёжики"
+
+
+def test_P6_a_header_charset_applies_when_the_body_declares_none() -> None:
+    body = f'<rss version="2.0"><channel><title>Лента</title>{CYRILLIC_ITEM}</channel></rss>'.encode("cp1251")
+    feed = parse(body, content_type="text/xml; charset=windows-1251")
+    assert feed.items[0].title == "Новости Оренбурга: снегопад"
+
+
+def test_P6_a_gb2312_feed_is_decoded() -> None:
+    body = ('<?xml version="1.0" encoding="gb2312"?><rss version="2.0"><channel><title>新闻</title>'
+            "<item><guid>z</guid><title>港口开放时间延长</title></item></channel></rss>").encode("gb2312")
+    assert parse(body).items[0].title == "港口开放时间延长"
+
+
+def test_P6_utf8_bytes_mislabelled_as_latin1_by_the_server_are_read_as_utf8() -> None:
+    body = rss("<item><guid>g</guid><title>Ação no café — über</title></item>", prolog="<?xml version='1.0'?>")
+    feed = parse(body, content_type="application/rss+xml; charset=iso-8859-1")
+    assert feed.items[0].title == "Ação no café — über"
+
+
+def test_P6_utf8_bytes_under_a_wrong_latin1_declaration_are_read_as_utf8() -> None:
+    body = rss("<item><guid>g</guid><title>Ação no café</title></item>",
+               prolog='<?xml version="1.0" encoding="iso-8859-1"?>')
+    assert parse(body).items[0].title == "Ação no café"
+
+
+def test_P6_latin1_bytes_declared_latin1_stay_latin1() -> None:
+    body = ('<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channel><title>t</title>'
+            "<item><guid>g</guid><title>Notícias de Portugal</title></item></channel></rss>").encode("latin-1")
+    assert parse(body, content_type="text/xml; charset=utf-8").items[0].title == "Notícias de Portugal"
+
+
+def test_P6_a_bom_beats_a_conflicting_declaration() -> None:
+    text = ('<?xml version="1.0" encoding="windows-1251"?>'
+            '<rss version="2.0"><channel><title>Лента</title></channel></rss>')
+    feed = parse(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert feed.title == "Лента"
+
+
+def test_P6_illegal_xml_characters_do_not_crash_and_are_removed() -> None:
+    feed = parse(rss("<item><guid>g</guid><title>bell\x07 and \x1b escape</title></item>"))
+    assert feed.items[0].title == "bell and escape"
+    assert feed.warning
+
+
+# --------------------------------------------------------------------------- P1-P3 XML attacks
+
+
+def billion_laughs(encoding: str = "utf-8") -> bytes:
+    entities = '<!ENTITY lol0 "lol">' + "".join(
+        f'<!ENTITY lol{n} "{("&lol" + str(n - 1) + ";") * 10}">' for n in range(1, 10)
+    )
+    text = (f'<?xml version="1.0" encoding="{encoding}"?><!DOCTYPE rss [{entities}]>'
+            '<rss version="2.0"><channel><title>t</title><item><guid>g</guid><title>laugh</title>'
+            "<description>&lol9;</description></item></channel></rss>")
+    return text.encode(encoding)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16-be"])
+def test_P1_billion_laughs_is_not_expanded(encoding: str) -> None:
+    body = billion_laughs(encoding)
+    if encoding == "utf-16-be":
+        body = b"\xfe\xff" + billion_laughs("utf-16-be").replace(
+            'encoding="utf-16-be"'.encode("utf-16-be"), 'encoding="utf-16"'.encode("utf-16-be"))
+    feed = parse(body)
+    assert feed.items[0].title == "laugh"
+    assert "lol" * 20 not in feed.items[0].summary_html
+
+
+def test_P2_quadratic_blowup_is_refused() -> None:
+    big = "B" * 100_000
+    body = (f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "{big}">]><rss version="2.0"><channel>'
+            f"<title>t</title><item><guid>g</guid><description>{'&a;' * 50_000}</description></item>"
+            "</channel></rss>").encode()
+    with pytest.raises(ParseError, match="entities"):
+        parse(body)
+    assert len(big) * 50_000 > MAX_ENTITY_EXPANSION
+
+
+def test_P2_a_small_literal_entity_is_still_expanded() -> None:
+    body = (b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY town "Harbour Town">]><rss version="2.0"><channel>'
+            b"<title>t</title><item><guid>g</guid><title>News from &town;</title></item></channel></rss>")
+    assert parse(body).items[0].title == "News from Harbour Town"
+
+
+XXE_SCRIPT = textwrap.dedent(
+    """
+    import json, socket, sys
+    from datetime import datetime, UTC
+    from digest.parse import parse_feed
+
+    now = datetime(2024, 9, 3, tzinfo=UTC)
+    warm = b'<rss version="2.0"><channel><title>w</title><item><guid>w</guid><title>w</title></item></channel></rss>'
+    parse_feed(warm, url="https://w.example/", content_type=None, now=now)
+
+    events = []
+    def hook(event, args):
+        if event == "open" or event.startswith(("socket.", "urllib.", "subprocess.", "os.system")):
+            events.append([event, repr(args)[:200]])
+    sys.addaudithook(hook)
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0)); listener.listen(); listener.setblocking(False)
+    port = listener.getsockname()[1]
+    bodies = [
+        '<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        '<rss version="2.0"><channel><title>t</title><item><guid>1</guid><title>a &x; b</title>'
+        '<description>&x;</description></item></channel></rss>',
+        '<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "http://169.254.169.254/latest/meta-data/">]>'
+        '<rss version="2.0"><channel><title>t</title><item><guid>2</guid><title>meta</title>'
+        '<description>&x;</description></item></channel></rss>',
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY % ext SYSTEM "http://127.0.0.1:{port}/evil.dtd"> %ext;]>'
+        '<rss version="2.0"><channel><title>t</title><item><guid>3</guid><title>param</title>'
+        '<description>&y;</description></item></channel></rss>',
+        f'<?xml version="1.0"?><!DOCTYPE rss SYSTEM "http://127.0.0.1:{port}/rss.dtd">'
+        '<rss version="2.0"><channel><title>t</title><item><guid>4</guid><title>dtd</title></item></channel></rss>',
+    ]
+    texts = []
+    for body in bodies:
+        try:
+            feed = parse_feed(body.encode(), url="https://x.example/", content_type=None, now=now)
+            texts.append(" | ".join(i.title + i.summary_html for i in feed.items))
+        except Exception as exc:
+            texts.append(type(exc).__name__ + str(exc))
+    try:
+        listener.accept(); connected = True
+    except BlockingIOError:
+        connected = False
+    print(json.dumps({"events": [e for e in events if "127.0.0.1" not in e[1] or e[0] != "socket.bind"],
+                      "texts": texts, "connected": connected}))
+    """
+)
+
+
+def test_P3_xxe_and_external_dtds_are_neither_read_nor_fetched() -> None:
+    passwd = Path("/etc/passwd").read_text(errors="replace").splitlines()[:1] if Path("/etc/passwd").exists() else []
+    out = subprocess.run([sys.executable, "-c", XXE_SCRIPT], capture_output=True, text=True, cwd=REPO,
+                         timeout=60, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    opened = [e for e in report["events"] if e[0] == "open"]
+    network = [e for e in report["events"] if e[0] != "open" and "socket.bind" not in e[0]
+               and "socket.__new__" not in e[0]]
+    assert not [e for e in opened if "passwd" in e[1] or ".dtd" in e[1]], opened
+    assert not [e for e in network if "connect" in e[0] or "getaddrinfo" in e[0] or "urllib" in e[0]], network
+    assert report["connected"] is False
+    assert len(report["texts"]) == 4
+    for text in report["texts"]:
+        assert "root:" not in text and all(line not in text for line in passwd if line)

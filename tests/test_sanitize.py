@@ -1,0 +1,286 @@
+"""digest.sanitize: HTML allow-listing, URL cleaning, excerpts and header-safe text (E1-E5, R1-R4, P5)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from digest.sanitize import (
+    MAX_DEPTH,
+    clean_text,
+    clean_url,
+    drop_images,
+    excerpt,
+    header_text,
+    html_to_text,
+    sanitize_html,
+)
+
+BASE = "https://news.example/section/feed.xml"
+
+# --------------------------------------------------------------------------- R1: XSS
+
+XSS = [
+    "<script>alert(1)</script>",
+    "<SCRIPT SRC=https://evil.example/x.js></SCRIPT>",
+    "<img src=x onerror=alert(1)>",
+    '<img src="https://ok.example/a.png" onerror="alert(1)">',
+    '<a href="javascript:alert(1)">j</a>',
+    '<a href="JaVaScRiPt:alert(1)">j</a>',
+    '<a href="jav&#x09;ascript:alert(1)">j</a>',
+    '<a href="jav&#x0A;ascript:alert(1)">j</a>',
+    '<a href=" &#14;javascript:alert(1)">j</a>',
+    '<a href="vbscript:msgbox(1)">v</a>',
+    '<a href="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==">d</a>',
+    '<img src="data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=">',
+    "<svg onload=alert(1)><circle r=1 /></svg>",
+    "<math><mi xlink:href=javascript:alert(1)>m</mi></math>",
+    '<iframe srcdoc="&lt;script&gt;alert(1)&lt;/script&gt;"></iframe>',
+    '<iframe src="https://evil.example/"></iframe>',
+    '<base href="https://evil.example/">',
+    '<form action="https://evil.example/"><input name=q><button>go</button></form>',
+    '<meta http-equiv="refresh" content="0;url=https://evil.example/">',
+    '<object data="https://evil.example/x.swf"></object><embed src="https://evil.example/x.swf">',
+    '<div onclick="alert(1)" onmouseover="alert(2)">hover</div>',
+    '<a href="https://ok.example/" target="_blank" onfocus="alert(1)" autofocus>x</a>',
+    "<<script>script>alert(1)//<</script>/script>",
+    '<img """><script>alert(1)</script>">',
+    "<!--[if gte IE 4]><script>alert(1)</script><![endif]-->",
+    '<a href="&#106;&#97;&#118;&#97;&#115;&#99;&#114;&#105;&#112;&#116;&#58;alert(1)">e</a>',
+    '<link rel="stylesheet" href="https://evil.example/x.css">',
+    '<video src="https://evil.example/v.mp4" poster="javascript:alert(1)"></video>',
+    '<a href="https://ok.example/" style="position:fixed;top:0;left:0;width:100%;height:100%">cover</a>',
+]
+FORBIDDEN = re.compile(
+    r"<script|<svg|<math|<iframe|<base|<form|<input|<meta|<object|<embed|<link|<video|<style"
+    r"|\son\w+=|javascript:|vbscript:|data:|srcdoc|style=|evil\.example/x",
+    re.IGNORECASE,
+)
+
+
+@pytest.mark.parametrize("payload", XSS)
+def test_R1_nothing_executable_survives_sanitising(payload: str) -> None:
+    out = sanitize_html(payload, base_url=BASE)
+    assert not FORBIDDEN.search(out), out
+    # Running it twice changes nothing: the output is already in its safe, canonical form.
+    assert sanitize_html(out, base_url=BASE) == out
+
+
+def test_R1_text_around_removed_elements_is_kept() -> None:
+    out = sanitize_html("<p>before<script>alert(1)</script> after <iframe>inner</iframe>end</p>", base_url=BASE)
+    assert out == "<p>before after end</p>"
+
+
+# --------------------------------------------------------------------------- R2: CSS
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '<p style="display:none">hidden</p>',
+        '<p style="position:fixed">fixed</p>',
+        '<span style="font-size:0">tiny</span>',
+        '<span style="color:#fff">white on white</span>',
+        '<div style="background:url(https://evil.example/track.png)">bg</div>',
+        '<p class="hidden" id="top">named</p>',
+    ],
+)
+def test_R2_style_class_and_id_attributes_are_removed(payload: str) -> None:
+    out = sanitize_html(payload, base_url=BASE)
+    assert not re.search(r"\s(style|class|id)=", out)
+    assert "evil.example" not in out
+    assert html_to_text(out) in {"hidden", "fixed", "tiny", "white on white", "bg", "named"}
+
+
+def test_R2_style_blocks_are_removed_with_their_content() -> None:
+    out = sanitize_html("<style>p { display:none }</style><p>shown</p>", base_url=BASE)
+    assert out == "<p>shown</p>"
+
+
+# --------------------------------------------------------------------------- R3: links
+
+
+def test_R3_relative_links_resolve_against_the_base_and_get_noopener() -> None:
+    out = sanitize_html('<a href="../story/1.html">s</a> <a href="/top">t</a>', base_url=BASE)
+    assert 'href="https://news.example/story/1.html"' in out
+    assert 'href="https://news.example/top"' in out
+    assert out.count('rel="noopener noreferrer"') == 2
+
+
+def test_R3_relative_links_without_a_base_lose_their_href() -> None:
+    assert sanitize_html('<a href="/top">t</a>', base_url=None) == '<a rel="noopener noreferrer">t</a>'
+
+
+def test_R3_only_http_https_and_mailto_links_remain() -> None:
+    out = sanitize_html(
+        '<a href="ftp://x.example/f">f</a><a href="file:///etc/passwd">p</a><a href="tel:123">t</a>'
+        '<a href="mailto:desk@news.example">m</a><a href="http://x.example/">h</a>',
+        base_url=BASE,
+    )
+    hrefs = re.findall(r'href="([^"]*)"', out)
+    assert hrefs == ["mailto:desk@news.example", "http://x.example/"]
+
+
+def test_R3_tracking_parameters_are_removed_from_links() -> None:
+    out = sanitize_html(
+        '<a href="https://x.example/a?id=5&utm_source=feed&UTM_Medium=rss&fbclid=1&gclid=2&mc_eid=3'
+        '&_hsenc=4&yclid=5#section">a</a>',
+        base_url=BASE,
+    )
+    assert 'href="https://x.example/a?id=5#section"' in out
+
+
+# --------------------------------------------------------------------------- R4: pixels and images
+
+
+@pytest.mark.parametrize(
+    "img",
+    [
+        '<img src="https://t.example/p.gif" width="1" height="1">',
+        '<img src="https://t.example/p.gif" width="0" height="0">',
+        '<img src="https://t.example/p.gif" width="1px" height="1px">',
+        '<img src="https://t.example/p.gif" height="1">',
+        '<img src="https://feeds.feedburner.com/~r/example/~4/abc">',
+        '<img src="https://stats.wordpress.com/b.gif?host=x">',
+        '<img src="https://medium.com/_/stat?event=post.clientViewed">',
+        '<img alt="no source">',
+    ],
+)
+def test_R4_tracking_pixels_are_removed(img: str) -> None:
+    assert sanitize_html(f"<p>text{img}</p>", base_url=BASE) == "<p>text</p>"
+
+
+def test_R4_a_link_that_only_wrapped_a_pixel_goes_too() -> None:
+    pixel = '<img src="https://t.example/p.gif" width="1" height="1">'
+    out = sanitize_html(f'<p>x<a href="https://t.example/">{pixel}</a></p>', base_url=BASE)
+    assert out == "<p>x</p>"
+
+
+def test_R4_content_images_keep_src_alt_and_size_only() -> None:
+    out = sanitize_html('<img src="photo.jpg" alt="A harbour" width="640" height="480" srcset="x 2x" '
+                        'loading="lazy" title="t">', base_url=BASE)
+    assert out == '<img src="https://news.example/section/photo.jpg" alt="A harbour" width="640" height="480">'
+
+
+def test_rtl_direction_is_kept_and_checked() -> None:
+    assert sanitize_html('<p dir="RTL" lang="ur">متن</p><p dir="evil">x</p>', base_url=BASE) == (
+        '<p dir="rtl" lang="ur">متن</p><p>x</p>'
+    )
+
+
+def test_R4_drop_images_applies_a_no_remote_images_policy() -> None:
+    html = sanitize_html('<p>a<img src="https://i.example/x.jpg" alt="x"></p>', base_url=BASE)
+    assert drop_images(html) == "<p>a</p>"
+
+
+# --------------------------------------------------------------------------- P5: nesting
+
+
+def test_P5_deeply_nested_markup_is_sanitised_without_blowing_up() -> None:
+    html = "<div>" * 100_000 + "deep" + "</div>" * 100_000
+    assert sanitize_html(html, base_url=BASE) == "deep"
+    assert html_to_text("<p>" + "<span>" * 100_000 + "deep text") == "deep text"
+    assert excerpt("<p>" + "<span>" * 100_000 + "deep text", 50) == ""  # no text in its window
+
+
+def test_P5_ordinary_nesting_is_left_alone() -> None:
+    html = "<ul>" + "<li>item" * (MAX_DEPTH * 3) + "</ul>"
+    assert sanitize_html(html, base_url=BASE).count("<li>") == MAX_DEPTH * 3
+
+
+# --------------------------------------------------------------------------- clean_url
+
+
+@pytest.mark.parametrize(
+    ("raw", "base", "expected"),
+    [
+        ("https://x.example/a?b=1#frag", None, "https://x.example/a?b=1"),
+        ("HTTP://X.Example:80/a", None, "http://x.example/a"),
+        ("https://x.example:8443/a", None, "https://x.example:8443/a"),
+        ("  https://x.example/a\n", None, "https://x.example/a"),
+        ("https://x.example/a?utm_source=rss&utm_medium=feed", None, "https://x.example/a"),
+        ("https://x.example/a?q=1&fbclid=abc&p=2", None, "https://x.example/a?q=1&p=2"),
+        ("https://x.example/a b/é", None, "https://x.example/a%20b/%C3%A9"),
+        ("https://user:pw@x.example/a", None, "https://x.example/a"),
+        ("https://trusted.example@evil.example/", None, "https://evil.example/"),
+        ("https://bücher.example/", None, "https://xn--bcher-kva.example/"),
+        ("https://[2001:db8::1]:8080/a", None, "https://[2001:db8::1]:8080/a"),
+        ("https://x.example", None, "https://x.example/"),
+        ("/path?x=1", "https://x.example/feed", "https://x.example/path?x=1"),
+        ("item.html", "https://x.example/dir/feed.xml", "https://x.example/dir/item.html"),
+        ("//cdn.example/i.png", "https://x.example/", "https://cdn.example/i.png"),
+        ("/path", None, None),
+        ("//cdn.example/i.png", None, None),
+        ("javascript:alert(1)", None, None),
+        ("java\tscript:alert(1)", None, None),
+        ("data:text/html,hi", None, None),
+        ("mailto:a@b.example", None, None),
+        ("file:///etc/passwd", None, None),
+        ("ftp://x.example/f", None, None),
+        ("htpt://x.example/", None, None),
+        ("http://", None, None),
+        ("https://x.example:99999/", None, None),
+        ("", None, None),
+        (None, None, None),
+    ],
+)
+def test_clean_url_gives_an_absolute_http_url_or_none(raw: str | None, base: str | None, expected: str | None) -> None:
+    assert clean_url(raw, base_url=base) == expected
+
+
+def test_clean_url_is_idempotent() -> None:
+    once = clean_url("https://X.example/a b?utm_source=x&k=v#f")
+    assert once is not None and clean_url(once) == once
+
+
+# --------------------------------------------------------------------------- text
+
+
+def test_excerpt_cuts_at_a_word_boundary_with_an_ellipsis() -> None:
+    html = "<p>The harbour board met on Tuesday</p><p>and agreed a new timetable.</p>"
+    assert excerpt(html, 30) == "The harbour board met on…"
+    assert excerpt(html, 500) == "The harbour board met on Tuesday and agreed a new timetable."
+    assert len(excerpt(html, 30)) <= 30
+
+
+def test_excerpt_separates_blocks_and_decodes_entities() -> None:
+    assert excerpt("<p>one</p><p>two</p><br>three &amp; four&nbsp;five", 100) == "one two three & four five"
+
+
+def test_excerpt_of_text_without_spaces_is_cut_hard() -> None:
+    assert excerpt("<p>" + "港" * 50 + "</p>", 10) == "港" * 9 + "…"
+
+
+def test_excerpt_of_zero_length_is_empty() -> None:
+    assert excerpt("<p>text</p>", 0) == ""
+
+
+def test_excerpt_leaves_out_script_and_style_text() -> None:
+    assert excerpt("<style>p{}</style><script>var x;</script><p>body</p>", 50) == "body"
+
+
+def test_clean_text_strips_controls_and_bidi_overrides() -> None:
+    raw = "a\u202eb\u202c c\u2066d\u2069 e\x00f\x1bg\x85h\u2028i\u2029j\ufeffk\x9bl"
+    assert clean_text(raw) == "ab cd efg h i jkl"
+
+
+def test_clean_text_keeps_joiners_that_scripts_need() -> None:
+    urdu = "پاکستان\u200cکے"
+    assert clean_text(urdu) == urdu
+
+
+def test_clean_text_collapses_whitespace_and_caps_length() -> None:
+    assert clean_text("  many \t\n  spaces\u00a0here  ") == "many spaces here"
+    assert clean_text("word " * 100, limit=20) == "word word word word…"
+
+
+@pytest.mark.parametrize("breaker", ["\r", "\n", "\r\n", "\x00", "\x85", "\u2028", "\u2029", "\x0b", "\x0c"])
+def test_E5_header_text_is_one_line(breaker: str) -> None:
+    out = header_text(f"Big news{breaker}Bcc: victim@example.com")
+    assert out == "Big news Bcc: victim@example.com"
+    assert not re.search(r"[\r\n\x00\x85\u2028\u2029\x0b\x0c]", out)
+
+
+def test_E5_header_text_is_capped() -> None:
+    assert len(header_text("x" * 1000, limit=78)) == 78
