@@ -27,7 +27,7 @@ import feedparser
 
 from digest.errors import ParseError
 from digest.model import ParsedFeed, ParsedItem
-from digest.sanitize import clean_text, clean_url, excerpt, html_to_text, sanitize_html
+from digest.sanitize import clean_text, clean_url, excerpt, html_to_text, repair_mojibake, sanitize_html
 
 __all__ = ["parse_feed"]
 
@@ -223,7 +223,7 @@ def _text_of(value: str | None, detail: Mapping[str, Any] | None) -> str:
     """Plain text of a feed text construct, whatever type it claims."""
     if not value:
         return ""
-    value = value[:TEXT_SOURCE_CHARS]
+    value = repair_mojibake(value[:TEXT_SOURCE_CHARS])
     if (detail or {}).get("type") == "text/plain":
         return clean_text(value)  # Atom type="text": already plain, a '<' in it is a character
     return html_to_text(value)
@@ -259,7 +259,7 @@ def _summary_html(entry: Mapping[str, Any], feed_url: str) -> str:
             best = c
     if best is None:
         return ""
-    value: str = best["value"][:SUMMARY_SOURCE_CHARS]
+    value: str = repair_mojibake(best["value"][:SUMMARY_SOURCE_CHARS])
     if best.get("type") == "text/plain":
         # E2: feedparser leaves text/plain as is; it is text, so escape it rather than parse it.
         value = htmllib.escape(value).replace("\n\n", "<br><br>")

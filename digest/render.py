@@ -214,7 +214,9 @@ class _ViewBuilder:
 
     def story(self, story: Story) -> StoryView:
         lead = story.lead
-        title = self._link(lead.title, lead.url, lead.source)
+        # Some feeds (microblogs, podcasts) give items no title: the start of the summary stands in.
+        headline = lead.title or _cut(_clean(lead.summary_text), 90) or _clean(lead.source)
+        title = self._link(headline, lead.url, lead.source)
         summary_html, summary_text = lead.summary_html, _clean(lead.summary_text)
         if self.budget.summaries == "short":
             summary_html, summary_text = "", _cut(summary_text, SHORT_SUMMARY_CHARS)
@@ -227,7 +229,8 @@ class _ViewBuilder:
                 PLACEHOLDER_PREFERENCES_URL, ""),
             summary_text=summary_text, image_url=image,
             also=tuple(self._link(item.source, item.url) for item in story.also),
-            read_also=tuple(self._link(item.title, item.url, item.source) for item in story.read_also),
+            read_also=tuple(self._link(item.title or _cut(_clean(item.summary_text), 90), item.url, item.source)
+                            for item in story.read_also),
         )
 
     def day_heading(self, day: date) -> str:

@@ -355,3 +355,20 @@ def drop_images(html: str) -> str:
         return html
     return _EMPTY_LINK.sub("", _IMG.sub("", html))
 
+
+
+# UTF-8 read as windows-1252/latin-1 ("Ã©", "Ð¾", "â€™"): a lead byte's character followed by a
+# continuation byte's. Publishers' CMSes double-encode more often than one would think; the cheap
+# test keeps ftfy off the hot path for the vast majority of clean text.
+_MOJIBAKE = re.compile("[\u00c2-\u00df][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e"
+                       "\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039"
+                       "\u203a\u20ac\u2122]|\u00e2\u20ac")
+
+
+def repair_mojibake(text: str) -> str:
+    """Undo double-encoded UTF-8 when the text clearly is (ftfy decides and is conservative)."""
+    if not _MOJIBAKE.search(text):
+        return text
+    import ftfy  # imported on first need: most feeds never need it
+
+    return ftfy.fix_encoding(text)
