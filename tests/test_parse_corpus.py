@@ -8,7 +8,6 @@ these tests skip.
 from __future__ import annotations
 
 import contextlib
-import html
 import os
 import re
 import unicodedata

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from digest.store.editions import FAILED, PENDING, SENT, SKIPPED, EditionStore
 from digest.store.feeds import FeedStore
-from digest.store.subscribers import ACTIVE, REMOVED, SUSPENDED, UNSUBSCRIBED, SubscriberStore, normalise_email
+from digest.store.subscribers import (
+    ACTIVE,
+    REMOVED,
+    SUSPENDED,
+    UNSUBSCRIBED,
+    SubscriberStore,
+    normalise_email,
+)
 
 
 class Store(FeedStore, SubscriberStore, EditionStore):
