@@ -1,0 +1,457 @@
+"""The daemon (`digest run`): one process per database that polls feeds and sends each edition on time.
+
+Owns the APScheduler 3.x AsyncIOScheduler (started inside the running loop), the one-daemon lock
+and its heartbeat, signal handling, and the reconciler that asks "what is due now?". It holds no
+business logic: what is due is decided by digest.schedule from what our database says was sent;
+what a poll or a send does lives in digest.pipeline.
+
+APScheduler only wakes us up. Its jobs live in a MemoryJobStore: a persistent job store advances
+`next_run_time` when a job is handed to the executor, so a job killed mid-run is never re-run
+(reliability.md section 0 finding 3, agronholm/apscheduler#429). The editions and the outbox in our
+own database are the state; after any crash or downtime the reconciler resumes from them (F4, F5).
+
+    heartbeat   every 10 s    keeps the lock fresh; a lost lock stops the daemon
+    poll        every tick    polls the feeds whose next_poll_at has come (each feed has its interval)
+    reconcile   every tick    builds and sends a due edition, resumes open editions with due rows
+    edition:TZ  at send_at    a one-shot reconcile at the next edition instant of each time zone
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+)
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine.url import make_url
+
+from digest import schedule
+from digest.clock import Clock
+from digest.config import DigestSettings, Settings
+from digest.deliver import SmtpTransport, Transport
+from digest.errors import ConfigError, DeliveryError, DigestError, LockHeldError
+from digest.model import EditionRecord
+from digest.parsepool import ParserPool
+from digest.pipeline import SendReport, poll_once, send_day, send_edition
+from digest.store import Store
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "daemon"
+STALE_AFTER = timedelta(seconds=60)  # six missed heartbeats: the holder is gone
+_HEARTBEAT = 10.0  # seconds between lock heartbeats
+TICK_ENV = "DIGEST_DAEMON_TICK"  # seconds between poll and reconcile passes (tests and rehearsals)
+# "Same local day" is checked on the date itself; this bound only has to exceed the longest local
+# day (25 h on a DST fall-back day) so that due_edition does not rule it out first.
+_SAME_DAY_BOUND = timedelta(hours=26)
+_SEND_BACKOFF = (timedelta(minutes=1), timedelta(minutes=30))  # after the SMTP server failed a whole run
+
+TransportFactory = Callable[[], Transport]
+
+
+@dataclass(frozen=True, slots=True)
+class Ticks:
+    """How often each periodic job runs, in seconds."""
+
+    poll: float = 30.0
+    reconcile: float = 20.0
+    heartbeat: float = _HEARTBEAT
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Ticks:
+        raw = env.get(TICK_ENV)
+        if not raw:
+            return cls()
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not 0.05 <= value <= 3600:
+            raise ConfigError(f"{TICK_ENV} = {raw!r} must be a number of seconds between 0.05 and 3600.")
+        return cls(poll=value, reconcile=value, heartbeat=min(value, _HEARTBEAT))
+
+
+# --------------------------------------------------------------------------- what is due (pure)
+
+
+def edition_due(now: datetime, digest: DigestSettings, tz: str, *, last_day: date | None) -> date | None:
+    """The edition day to build and send now in `tz`, or None (at most one: never a backlog, C2)."""
+    if digest.catch_up is None:  # default: a missed edition goes out only on its own local day (C1)
+        day = schedule.due_edition(now, digest.send_at, tz, last_day=last_day, catch_up=_SAME_DAY_BOUND)
+        return day if day is not None and day == schedule.local_day(now, tz) else None
+    return schedule.due_edition(now, digest.send_at, tz, last_day=last_day, catch_up=digest.catch_up)
+
+
+def still_fresh(now: datetime, digest: DigestSettings, tz: str, day: date) -> bool:
+    """Whether an unfinished edition may still be sent: the same staleness rule as a new one (F4)."""
+    if digest.catch_up is None:
+        return schedule.local_day(now, tz) == day
+    return now - schedule.edition_instant(day, digest.send_at, tz) <= digest.catch_up
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One reconcile pass's decisions, read from the store."""
+
+    zones: tuple[str, ...]
+    new: tuple[tuple[str, date], ...]  # (time zone, day) editions to build and send
+    resume: tuple[EditionRecord, ...]  # open editions with rows whose (retry) time has come
+    stale: tuple[EditionRecord, ...]  # open editions with due rows, past their catch-up window
+
+
+def plan(settings: Settings, store: Store, now: datetime) -> Plan:
+    """Read what is due from the store (synchronous: call it through asyncio.to_thread)."""
+    digest = settings.digest
+    zones = tuple(store.timezones_in_use(digest.timezone))
+    new: list[tuple[str, date]] = []
+    for tz in zones:
+        last = store.last_edition(tz)
+        day = edition_due(now, digest, tz, last_day=last.day if last else None)
+        if day is not None:
+            new.append((tz, day))
+    resume: list[EditionRecord] = []
+    stale: list[EditionRecord] = []
+    for ed in reversed(store.list_editions(status="open")):  # oldest first
+        if next(iter(store.iter_deliveries(ed.id, now=now, batch=1)), None) is None:
+            continue  # nothing pending, or every pending row waits for its retry time
+        (resume if still_fresh(now, digest, ed.timezone, ed.day) else stale).append(ed)
+    return Plan(zones, tuple(new), tuple(resume), tuple(stale))
+
+
+# --------------------------------------------------------------------------- the reconciler
+
+
+@dataclass
+class Reconciler:
+    """Sends what `plan` says is due. Safe to run at any moment, any number of times (S7, C3)."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    transport_factory: TransportFactory
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _warned_stale: set[int] = field(default_factory=set)
+
+    async def run(self, *, stop: asyncio.Event | None = None) -> tuple[Plan, list[SendReport]]:
+        async with self._lock:  # the periodic pass and an edition timer may fire together
+            if stop is not None and stop.is_set():  # stopped while waiting for the other pass
+                return Plan((), (), (), ()), []
+            now = self.clock()
+            todo = await asyncio.to_thread(plan, self.settings, self.store, now)
+            for ed in todo.stale:
+                if ed.id not in self._warned_stale:
+                    self._warned_stale.add(ed.id)
+                    log.warning("edition=%s/%s has pending messages but is past its catch-up window; not sent "
+                                "(`digest send --date %s` sends them by hand)", ed.day, ed.timezone, ed.day)
+            if not todo.new and not todo.resume:
+                log.debug("reconcile: nothing due")
+                return todo, []
+            reports: list[SendReport] = []
+            async with self.transport_factory() as transport:
+                for ed in todo.resume:
+                    if stop is not None and stop.is_set():
+                        break
+                    log.info("edition=%s/%s resuming its pending messages", ed.day, ed.timezone)
+                    reports.append(await send_edition(self.settings, self.store, ed, transport=transport,
+                                                      clock=self.clock, stop=stop, due_only=True))
+                for tz, day in todo.new:
+                    if stop is not None and stop.is_set():
+                        break
+                    late = now - schedule.edition_instant(day, self.settings.digest.send_at, tz)
+                    log.info("edition=%s/%s due (send_at %s local, %s)", day, tz,
+                             self.settings.digest.send_at.strftime("%H:%M"),
+                             "on time" if late < timedelta(minutes=1) else f"catch-up, {_human(late)} late")
+                    reports += await send_day(self.settings, self.store, day=day, transport=transport,
+                                              clock=self.clock, stop=stop, timezones=[tz])
+            return todo, reports
+
+
+def _human(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+# --------------------------------------------------------------------------- the lock
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_alive(holder: str) -> bool | None:
+    """False when `holder` ("host:pid") is on this host and no such process exists; else unknown."""
+    host, _, pid_text = holder.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return None  # our own name: acquire_lock treats it as ours anyway
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def acquire(store: Store, holder: str, now: datetime) -> None:
+    current = store.lock_holder(LOCK_NAME)
+    alive = holder_alive(current[0]) if current else None
+    if current and alive is False:
+        log.warning("lock: the previous daemon %s is gone (no such process); taking over", current[0])
+    store.acquire_lock(LOCK_NAME, holder, now=now, stale_after=STALE_AFTER, holder_alive=alive)
+
+
+# --------------------------------------------------------------------------- the daemon
+
+
+class Daemon:
+    def __init__(self, settings: Settings, store: Store, *, clock: Clock, stop: asyncio.Event, grace: float,
+                 ticks: Ticks, holder: str, transport_factory: TransportFactory) -> None:
+        self.settings, self.store, self.clock, self.stop = settings, store, clock, stop
+        self.grace, self.ticks, self.holder = grace, ticks, holder
+        self.reconciler = Reconciler(settings, store, clock, transport_factory)
+        self.scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            # F3: these must be job_defaults; as scheduler kwargs they do nothing.
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": max(ticks.poll, 30.0)},
+        )
+        self.parser = ParserPool()
+        self.lock_lost = False
+        self._polls: set[asyncio.Task[Any]] = set()
+        self._sends: set[asyncio.Task[Any]] = set()
+        self._armed: dict[str, datetime] = {}
+        self._zones: tuple[str, ...] = ()
+        self._send_failures = 0
+        self._send_paused_until: datetime | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def run(self) -> None:
+        sched = self.scheduler
+        sched.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES)
+        sched.start()  # inside the running loop: AsyncIOScheduler takes asyncio.get_running_loop()
+        try:
+            sched.add_job(self._heartbeat, IntervalTrigger(seconds=self.ticks.heartbeat), id="heartbeat",
+                          misfire_grace_time=int(STALE_AFTER.total_seconds()))
+            # Poll before the first reconcile, so a catch-up edition after downtime carries fresh news.
+            first = asyncio.ensure_future(self._poll())
+            await _until(first, self.stop)
+            if not self.stop.is_set():
+                sched.add_job(self._poll, IntervalTrigger(seconds=self.ticks.poll), id="poll",
+                              misfire_grace_time=max(int(self.ticks.poll), 1))
+                sched.add_job(self._reconcile, IntervalTrigger(seconds=self.ticks.reconcile), id="reconcile",
+                              next_run_time=datetime.now(UTC), misfire_grace_time=max(int(self.ticks.reconcile), 1))
+                log.info("daemon running: poll every %gs, reconcile every %gs, editions at %s local",
+                         self.ticks.poll, self.ticks.reconcile, self.settings.digest.send_at.strftime("%H:%M"))
+            await self.stop.wait()
+            await self._drain()
+        finally:
+            if sched.running:
+                sched.shutdown(wait=False)
+            await asyncio.sleep(0)  # AsyncIOScheduler.shutdown runs on the next loop iteration
+            await asyncio.to_thread(self.parser.close)
+
+    async def _drain(self) -> None:
+        """S4: no new poll or send; messages on the wire finish and are recorded; exit within grace."""
+        self.scheduler.pause()
+        for task in self._polls:
+            task.cancel()  # a poll is idempotent: the feed stays due and is polled on the next start
+        sends = {t for t in self._sends if not t.done()}
+        if sends:
+            log.info("stopping: waiting up to %gs for messages in flight", self.grace * 0.8)
+            _, late = await asyncio.wait(sends, timeout=self.grace * 0.8)
+            for task in late:
+                task.cancel()  # logged by _reconcile: its unrecorded messages stay pending
+        leftovers = [t for t in self._polls | self._sends if not t.done()]
+        if leftovers:
+            await asyncio.wait(leftovers, timeout=max(self.grace * 0.1, 0.5))
+
+    # ---------------------------------------------------------------- jobs
+
+    async def _heartbeat(self) -> None:
+        try:
+            ok = await asyncio.to_thread(self.store.heartbeat, LOCK_NAME, self.holder, now=self.clock())
+        except Exception as exc:  # a locked or absent database: the next beat retries (C8)
+            log.warning("lock: heartbeat failed: %s", exc)
+            return
+        if not ok:
+            holder = await asyncio.to_thread(self.store.lock_holder, LOCK_NAME)
+            log.error("lock: another daemon (%s) took over the database; stopping",
+                      holder[0] if holder else "unknown")
+            self.lock_lost = True
+            self.stop.set()
+
+    async def _poll(self) -> None:
+        if self.stop.is_set():
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._polls.add(task)
+        try:
+            results = await poll_once(settings=self.settings, store=self.store, clock=self.clock, due_only=True,
+                                      parser=self.parser)
+            if results:
+                log.info("poll: %d feeds, %d new items, %d failed", len(results),
+                         sum(r.new_items for r in results), sum(1 for r in results if r.error))
+        except asyncio.CancelledError:
+            if not self.stop.is_set():
+                raise
+            # Our own shutdown cancelled it: end the job normally, so APScheduler does not report a failure.
+            log.info("poll: interrupted by the stop; unpolled feeds stay due")
+        except Exception:  # one bad cycle must not end the daemon; the next tick tries again
+            log.exception("poll: the cycle failed")
+        finally:
+            self._polls.discard(task)
+
+    async def _reconcile(self) -> None:
+        if self.stop.is_set():
+            return
+        now = self.clock()
+        if self._send_paused_until is not None and now < self._send_paused_until:
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._sends.add(task)
+        try:
+            todo, _ = await self.reconciler.run(stop=self.stop)
+            self._zones = todo.zones
+            self._send_failures, self._send_paused_until = 0, None
+        except DeliveryError as exc:  # the SMTP server failed the whole run; rows stay pending
+            self._send_failures += 1
+            wait = min(_SEND_BACKOFF[0] * 2 ** (self._send_failures - 1), _SEND_BACKOFF[1])
+            self._send_paused_until = self.clock() + wait
+            log.warning("send: %s %s Next attempt in %s.", exc.message, exc.hint, _human(wait))
+        except asyncio.CancelledError:
+            if not self.stop.is_set():
+                raise
+            log.warning("send: interrupted by the stop; unrecorded messages stay pending")
+        except DigestError as exc:
+            log.error("reconcile: %s %s", exc.message, exc.hint)
+        except Exception:
+            log.exception("reconcile: failed; the next pass retries")
+        finally:
+            self._sends.discard(task)
+        if not self.stop.is_set():
+            self._arm_edition_timers()
+
+    def _arm_edition_timers(self) -> None:
+        """A one-shot reconcile at each zone's next edition instant, so editions go out on time.
+
+        The instant comes from our clock, which may be shifted (DIGEST_NOW); APScheduler runs on the
+        system clock, so the timer is set at the same distance from the system's now.
+        """
+        now, real_now = self.clock(), datetime.now(UTC)
+        send_at = self.settings.digest.send_at
+        for tz in self._zones:
+            day, instant = schedule.next_edition(now, send_at, tz)
+            if self._armed.get(tz) == instant:
+                continue
+            # A little late rather than early: due_edition needs instant <= now on our clock.
+            run_at = real_now + (instant - now) + timedelta(milliseconds=200)
+            self.scheduler.add_job(self._reconcile, DateTrigger(run_date=run_at), id=f"edition:{tz}",
+                                   replace_existing=True, misfire_grace_time=None)
+            self._armed[tz] = instant
+            log.info("edition=%s/%s next at %s UTC", day, tz, instant.strftime("%Y-%m-%d %H:%M:%S"))
+        for tz in set(self._armed) - set(self._zones):  # no active subscriber left in that zone
+            with contextlib.suppress(Exception):
+                self.scheduler.remove_job(f"edition:{tz}")
+            del self._armed[tz]
+
+    # ---------------------------------------------------------------- F6: never skip silently
+
+    def _on_event(self, event: JobEvent) -> None:
+        if event.code == EVENT_JOB_MAX_INSTANCES and isinstance(event, JobSubmissionEvent):
+            if event.job_id != "poll":  # a long send is normal; the pass after it picks up the rest
+                log.info("job=%s skipped: a send is still running", event.job_id)
+                return
+            log.warning("job=%s still running at %s: this run is skipped (the cycle is longer than its interval)",
+                        event.job_id, ", ".join(t.strftime("%H:%M:%S") for t in event.scheduled_run_times))
+        elif event.code == EVENT_JOB_MISSED and isinstance(event, JobExecutionEvent):
+            log.warning("job=%s missed its run at %s; the next pass catches up", event.job_id,
+                        event.scheduled_run_time)
+        elif isinstance(event, JobExecutionEvent) and not isinstance(event.exception, asyncio.CancelledError):
+            log.error("job=%s failed: %r", event.job_id, event.exception)
+
+
+async def _until(task: asyncio.Future[Any], stop: asyncio.Event) -> None:
+    """Wait for `task`, or cancel it when `stop` is set first."""
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, daemon: Daemon) -> list[int]:
+    installed: list[int] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():  # a second signal: stop waiting for messages in flight
+            log.warning("%s again: cancelling sends in flight (they stay pending)", sig.name)
+            for task in daemon._sends:
+                task.cancel()
+            return
+        log.info("%s: stopping", sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+            log.debug("cannot handle %s here; stop the daemon through its stop event", sig.name)
+    return installed
+
+
+async def run_daemon(settings: Settings, store: Store, *, clock: Clock, stop: asyncio.Event | None = None,
+                     grace: float = 30.0, ticks: Ticks | None = None,
+                     transport_factory: TransportFactory | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or `stop`); raise LockHeldError when another daemon has the database."""
+    ticks = ticks or Ticks.from_env(os.environ)
+    stop = stop or asyncio.Event()
+    holder = holder_name()
+    daemon = Daemon(settings, store, clock=clock, stop=stop, grace=grace, ticks=ticks, holder=holder,
+                    transport_factory=transport_factory or (lambda: SmtpTransport(settings.smtp)))
+    try:
+        await asyncio.to_thread(acquire, store, holder, clock())
+    except BaseException:
+        daemon.parser.close()  # started no process yet; closes its thread pool
+        raise
+    where = make_url(store.url).render_as_string(hide_password=True)
+    log.info("daemon started holder=%s database=%s", holder, where)
+    loop = asyncio.get_running_loop()
+    installed = _install_signals(loop, stop, daemon)
+    try:
+        await daemon.run()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        if not daemon.lock_lost:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(store.release_lock, LOCK_NAME, holder)
+        log.info("daemon stopped holder=%s", holder)
+    if daemon.lock_lost:
+        raise LockHeldError(f"Another digest daemon took over the database {where}; this one stopped.")

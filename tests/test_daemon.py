@@ -1,0 +1,485 @@
+"""The daemon never misses and never doubles an edition (reliability.md F1-F8, C1-C7, S1, S4, S6).
+
+Most tests run the real `digest run` as a subprocess against a feed server and an aiosmtpd server
+on 127.0.0.1 and a real SQLite file. DIGEST_NOW sets the daemon's clock a few seconds before (or
+after) send_at; DIGEST_DAEMON_TICK makes its poll and reconcile passes sub-second. The DST tests
+call the reconciler in-process with a fake clock, minute by minute over the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+import os
+import signal
+import socket
+import sys
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from httpservers import FeedServer
+from smtpservers import Received, Scripted, SmtpServer
+
+from digest import config as cfg
+from digest import schedule
+from digest.config import DigestSettings
+from digest.daemon import Reconciler, Ticks, edition_due, run_daemon, still_fresh
+from digest.deliver import FileTransport
+from digest.errors import LockHeldError
+from digest.store import PENDING, SENT, Store
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY = date(2026, 6, 10)
+SEND_AT = "07:00"
+TICK = "0.3"
+
+
+def at(day: date, hhmm: str, tz: str = "UTC", seconds: int = 0) -> datetime:
+    h, m = map(int, hhmm.split(":"))
+    return datetime.combine(day, time(h, m), tzinfo=ZoneInfo(tz)) + timedelta(seconds=seconds)
+
+
+def rss(now: datetime, n: int = 3) -> bytes:
+    stamp = (now - timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    items = "".join(
+        f"<item><title>Story {i}</title><link>https://news.example.org/{i}</link>"
+        f"<guid>https://news.example.org/{i}</guid><category>World</category>"
+        f"<pubDate>{stamp}</pubDate><description>Body {i}</description></item>"
+        for i in range(n)
+    )
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Test news</title>'
+            f"<link>https://news.example.org/</link>{items}</channel></rss>").encode()
+
+
+def write_config(folder: Path, *, feed_url: str, smtp_port: int, subscribers: int, timezone: str = "UTC",
+                 poll_interval: str = "15m", connections: int = 2) -> Path:
+    lines = [
+        "[digest]",
+        f'timezone = "{timezone}"',
+        f'send_at = "{SEND_AT}"',
+        f'database = "sqlite:///{folder / "digest.sqlite"}"',
+        "allow_private_addresses = true",
+        f'poll_interval = "{poll_interval}"',
+        "[smtp]",
+        'host = "127.0.0.1"',
+        f"port = {smtp_port}",
+        'sender = "Press Review <digest@example.org>"',
+        f"connections = {connections}",
+        "timeout = 10",
+        "[[feeds]]",
+        f'url = "{feed_url}"',
+    ]
+    for i in range(subscribers):
+        lines += ["[[subscribers]]", f'email = "reader{i:03d}@example.org"']
+    path = folder / "digest.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@dataclass
+class DaemonProcess:
+    """`python -m digest --config CFG -v run` with its clock at `now`; stderr is collected line by line."""
+
+    config: Path
+    now: datetime
+    proc: asyncio.subprocess.Process | None = None
+    lines: list[str] = field(default_factory=list)
+    _reader: asyncio.Task[None] | None = None
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> DaemonProcess:
+        env = {**os.environ, "DIGEST_NOW": self.now.isoformat(), "DIGEST_DAEMON_TICK": TICK,
+               "PYTHONPATH": str(ROOT)}
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "digest", "--config", str(self.config), "-v", "run",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            env=env, cwd=str(self.config.parent))
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        while line := await self.proc.stderr.readline():
+            self.lines.append(line.decode(errors="replace").rstrip())
+            self._changed.set()
+        self._changed.set()
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    async def wait_for(self, text: str, timeout: float = 20.0) -> None:
+        async def seen() -> None:
+            while not any(text in line for line in self.lines):
+                assert self.proc is not None
+                if self.proc.returncode is not None and self._reader is not None and self._reader.done():
+                    raise AssertionError(f"daemon exited ({self.proc.returncode}) before logging {text!r}:\n"
+                                         f"{self.log}")
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.2)
+
+        try:
+            await asyncio.wait_for(seen(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"daemon never logged {text!r}:\n{self.log}") from None
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            raise AssertionError(f"daemon did not exit within {timeout}s of signal {sig}:\n{self.log}") from None
+        if self._reader is not None:
+            await self._reader
+        return rc
+
+
+@contextlib.asynccontextmanager
+async def daemon(config: Path, now: datetime) -> AsyncIterator[DaemonProcess]:
+    proc = await DaemonProcess(config, now).start()
+    try:
+        yield proc
+    finally:
+        if proc.proc is not None and proc.proc.returncode is None:
+            proc.proc.kill()
+            await proc.proc.wait()
+
+
+async def until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+async def some_ticks(n: int = 6) -> None:
+    """Give the daemon several reconcile passes in which to misbehave."""
+    await asyncio.sleep(n * float(TICK))
+
+
+def by_recipient(messages: list[Received]) -> dict[str, list[str]]:
+    """recipient -> the Message-IDs they received, in order."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for m in messages:
+        msg = email.message_from_bytes(m.data)
+        out[m.rcpt_tos[0]].append(str(msg["Message-ID"]))
+    return out
+
+
+def open_store(config: Path) -> Store:
+    return Store(f"sqlite:///{config.parent / 'digest.sqlite'}")
+
+
+@pytest.fixture
+async def feed() -> AsyncIterator[FeedServer]:
+    async with FeedServer() as srv:
+        yield srv
+
+
+# --------------------------------------------------------------------------- editions on time, once
+
+
+async def test_an_edition_goes_out_at_send_at_and_nothing_more_on_later_ticks(tmp_path: Path,
+                                                                             feed: FeedServer) -> None:
+    start = at(DAY, SEND_AT, seconds=-6)  # room for the interpreter to start
+    url = feed.serve("/news.xml", rss(start))
+    async with SmtpServer() as smtp, daemon(
+        write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=3), start
+    ) as d:
+        await d.wait_for(f"edition={DAY}/UTC next at")  # armed before send_at: this is the on-time path
+        assert smtp.messages == []
+        await until(lambda: len(smtp.messages) >= 3, "three messages")
+        await d.wait_for(f"edition={DAY + timedelta(days=1)}/UTC next at")
+        await some_ticks()
+        assert await d.stop() == 0
+        got = by_recipient(smtp.messages)
+
+    assert sorted(got) == [f"reader{i:03d}@example.org" for i in range(3)]
+    assert all(len(ids) == 1 for ids in got.values())
+    assert f"edition={DAY}/UTC due (send_at 07:00 local, on time)" in d.log
+    store = open_store(tmp_path / "digest.toml")
+    (edition,) = store.list_editions()
+    assert edition.day == DAY and edition.status == "complete"
+    assert edition.created_at >= at(DAY, SEND_AT)  # not a moment early
+    assert store.lock_holder("daemon") is None  # released on a clean exit
+
+
+async def test_C1_an_edition_missed_while_down_goes_out_once_on_start_and_not_again(tmp_path: Path,
+                                                                                   feed: FeedServer) -> None:
+    start = at(DAY, "09:10")
+    url = feed.serve("/news.xml", rss(start))
+    async with SmtpServer() as smtp:
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=3)
+        async with daemon(config, start) as d:
+            await until(lambda: len(smtp.messages) >= 3, "the catch-up edition")
+            assert await d.stop() == 0
+        assert "catch-up, 2h10m late" in d.log
+
+        async with daemon(config, at(DAY, "11:00")) as again:  # restarted later the same day
+            await again.wait_for("daemon running")
+            await again.wait_for(f"edition={DAY + timedelta(days=1)}/UTC next at")
+            await some_ticks()
+            assert await again.stop() == 0
+        got = by_recipient(smtp.messages)
+
+    assert len(smtp.messages) == 3 and all(len(ids) == 1 for ids in got.values())
+    assert [e.day for e in open_store(config).list_editions()] == [DAY]
+
+
+async def test_C2_three_days_down_gives_at_most_one_catch_up_edition(tmp_path: Path, feed: FeedServer) -> None:
+    url = feed.serve("/news.xml", rss(at(DAY, "09:10")))
+    async with SmtpServer() as smtp:
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=2)
+        async with daemon(config, at(DAY, "09:10")) as d:
+            await until(lambda: len(smtp.messages) >= 2, "the first edition")
+            assert await d.stop() == 0
+
+        # Down until three days later, before that day's send_at: the missed days are stale (C1).
+        later = DAY + timedelta(days=3)
+        feed.serve("/news.xml", rss(at(later, "05:00"), n=5))
+        async with daemon(config, at(later, "05:00")) as d:
+            await d.wait_for(f"edition={later}/UTC next at")
+            await some_ticks()
+            assert await d.stop() == 0
+        assert len(smtp.messages) == 2
+
+        async with daemon(config, at(later, "07:30")) as d:  # past send_at: that day's edition, once
+            await until(lambda: len(smtp.messages) >= 4, "the catch-up edition")
+            await d.wait_for(f"edition={later + timedelta(days=1)}/UTC next at")
+            await some_ticks()
+            assert await d.stop() == 0
+
+    assert len(smtp.messages) == 4
+    assert sorted(e.day for e in open_store(config).list_editions()) == [DAY, later]
+
+
+# --------------------------------------------------------------------------- one daemon, clean stops, crashes
+
+
+async def test_S6_a_second_daemon_on_the_same_database_refuses_naming_the_holder(tmp_path: Path,
+                                                                                  feed: FeedServer) -> None:
+    url = feed.serve("/news.xml", rss(at(DAY, "05:00")))
+    config = write_config(tmp_path, feed_url=url, smtp_port=9, subscribers=1)  # nothing is due: no SMTP
+    async with daemon(config, at(DAY, "05:00")) as first:
+        await first.wait_for("daemon running")
+        second = await DaemonProcess(config, at(DAY, "05:00")).start()
+        assert second.proc is not None
+        rc = await asyncio.wait_for(second.proc.wait(), 30)
+        assert second._reader is not None
+        await second._reader
+        assert first.proc is not None and first.proc.returncode is None  # the first one carries on
+        assert await first.stop() == 0
+
+    assert rc == 1
+    assert f"{socket.gethostname()}:{first.proc.pid}" in second.log
+    assert "error: Another digest daemon" in second.log
+
+
+async def test_S4_sigterm_during_a_send_records_messages_in_flight_and_a_restart_completes(
+        tmp_path: Path, feed: FeedServer) -> None:
+    start = at(DAY, "07:30")
+    url = feed.serve("/news.xml", rss(start))
+    async with SmtpServer(Scripted(stall=0.05)) as smtp:
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=80)
+        async with daemon(config, start) as d:
+            await until(lambda: len(smtp.messages) >= 10, "the send to start")
+            assert await d.stop(signal.SIGTERM, timeout=30) == 0  # within run_daemon's 30 s grace
+        received = len(smtp.messages)
+        store = open_store(config)
+        (edition,) = store.list_editions()
+        counts = store.delivery_counts(edition.id)
+        # Every message the server took was recorded; the edition is not marked finished (listmonk#2278).
+        assert counts.get(SENT) == received
+        assert counts.get(PENDING, 0) == 80 - received > 0
+        assert edition.status == "open"
+
+        async with daemon(config, start + timedelta(minutes=5)) as d:
+            await until(lambda: len(by_recipient(smtp.messages)) >= 80, "the rest of the edition")
+            await until(lambda: store.list_editions()[0].status == "complete", "the edition to complete")
+            assert await d.stop() == 0
+        assert "resuming its pending messages" in d.log
+
+    got = by_recipient(smtp.messages)
+    assert len(got) == 80 and all(len(ids) == 1 for ids in got.values())
+
+
+async def test_S1_kill_9_mid_send_then_restart_reaches_everyone_with_only_same_id_duplicates(
+        tmp_path: Path, feed: FeedServer) -> None:
+    start = at(DAY, "07:05")
+    url = feed.serve("/news.xml", rss(start))
+    async with SmtpServer(Scripted(stall=0.01)) as smtp:
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=200, connections=4)
+        async with daemon(config, start) as d:
+            await until(lambda: len(smtp.messages) >= 40, "the send to be under way")
+            assert await d.stop(signal.SIGKILL) == -signal.SIGKILL
+        assert len(smtp.messages) < 200, "the kill came too late to test anything"
+
+        # The dead daemon's lock is taken over at once (same host, no such pid).
+        async with daemon(config, start + timedelta(seconds=30)) as d:
+            await until(lambda: len(by_recipient(smtp.messages)) >= 200, "every subscriber", timeout=40)
+            store = open_store(config)
+            await until(lambda: store.list_editions()[0].status == "complete", "the edition to complete")
+            assert await d.stop() == 0
+        assert "is gone (no such process); taking over" in d.log
+
+    got = by_recipient(smtp.messages)
+    assert len(got) == 200
+    duplicates = sum(len(ids) - 1 for ids in got.values())
+    assert duplicates <= 4  # at most the messages in flight on the 4 connections at the kill
+    assert all(len(set(ids)) == 1 for ids in got.values())  # a re-send is the same message (A8)
+    assert store.delivery_counts() == {SENT: 200}
+
+
+async def test_C4_a_poll_cycle_longer_than_its_interval_never_overlaps(tmp_path: Path, feed: FeedServer) -> None:
+    # The feed is due every second and takes two to answer; the poll job ticks every 0.3 s.
+    url = feed.serve("/news.xml", rss(at(DAY, "12:00")), delay=2.0)
+    config = write_config(tmp_path, feed_url=url, smtp_port=9, subscribers=0, poll_interval="1s")
+    async with daemon(config, at(DAY, "12:00")) as d:
+        await d.wait_for("daemon running", timeout=30)
+        await d.wait_for("job=poll still running", timeout=30)
+        await until(lambda: len(feed.requests) >= 2, "a second poll of the slow feed")
+        assert await d.stop() == 0
+    assert feed.max_in_flight == 1
+
+
+# --------------------------------------------------------------------------- DST and clock steps (in-process)
+
+
+def settings_for(tz: str, send_at: str, folder: Path, *, catch_up: str | None = None) -> cfg.Settings:
+    digest: dict[str, Any] = {"timezone": tz, "send_at": send_at, "database": f"sqlite:///{folder / 'd.sqlite'}"}
+    if catch_up:
+        digest["catch_up"] = catch_up
+    return cfg.from_mapping({"digest": digest, "subscribers": [{"email": "reader@example.org"}]}, env={})
+
+
+@dataclass
+class FakeClock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make_reconciler(settings: cfg.Settings, folder: Path, clock: FakeClock) -> tuple[Reconciler, Store]:
+    store = Store(settings.database_url)
+    store.sync_subscribers(settings.subscribers, now=clock.now)
+    return Reconciler(settings, store, clock, lambda: FileTransport(folder / "out")), store
+
+
+DST_DAYS = [
+    ("Europe/Paris", date(2026, 3, 29), "02:30"),  # 02:00 -> 03:00: 02:30 does not exist
+    ("Europe/Paris", date(2026, 10, 25), "02:30"),  # 03:00 -> 02:00: 02:30 happens twice
+    ("America/New_York", date(2026, 3, 8), "02:30"),
+    ("America/New_York", date(2026, 11, 1), "01:30"),  # 02:00 -> 01:00: 01:30 happens twice
+]
+
+
+def local(day: date, hhmm: str, tz: str) -> datetime:
+    return at(day, hhmm, tz).astimezone(UTC)
+
+
+@pytest.mark.parametrize(("tz", "day", "send_at"), DST_DAYS, ids=[f"{z}-{d}" for z, d, _ in DST_DAYS])
+def test_C6_the_catch_up_rule_gives_one_edition_per_local_date_minute_by_minute(tz: str, day: date,
+                                                                                send_at: str) -> None:
+    digest = DigestSettings(timezone=tz, send_at=cfg.check_hhmm("send_at", send_at))
+    now, end = local(day - timedelta(days=1), "00:00", tz), local(day + timedelta(days=2), "00:00", tz)
+    sent: list[tuple[date, datetime]] = []
+    while now < end:
+        due = edition_due(now, digest, tz, last_day=sent[-1][0] if sent else None)
+        if due is not None:
+            sent.append((due, now))
+        now += timedelta(minutes=1)
+    assert [d for d, _ in sent] == [day - timedelta(days=1), day, day + timedelta(days=1)]
+    for d, when in sent:  # each in the minute of its one instant (the first one in a repeated hour)
+        instant = schedule.edition_instant(d, digest.send_at, tz)
+        assert instant <= when < instant + timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(("tz", "day", "send_at"), DST_DAYS, ids=[f"{z}-{d}" for z, d, _ in DST_DAYS])
+async def test_C6_the_reconciler_builds_exactly_one_edition_per_local_date_across_a_dst_change(
+        tmp_path: Path, tz: str, day: date, send_at: str) -> None:
+    settings = settings_for(tz, send_at, tmp_path)
+    clock = FakeClock(local(day - timedelta(days=1), "00:00", tz))
+    reconciler, store = make_reconciler(settings, tmp_path, clock)
+    # Minute by minute through the night of the change (skipped or repeated hour and the send time),
+    # every 20 minutes elsewhere: a store-backed pass costs a few milliseconds.
+    night = (local(day, "00:00", tz), local(day, "05:00", tz))
+    end = local(day + timedelta(days=1), "12:00", tz)
+    while clock.now < end:
+        await reconciler.run()
+        clock.now += timedelta(minutes=1 if night[0] <= clock.now < night[1] else 20)
+
+    editions = sorted(store.list_editions(), key=lambda e: e.day)
+    assert [e.day for e in editions] == [day - timedelta(days=1), day, day + timedelta(days=1)]
+    for e in editions:
+        instant = schedule.edition_instant(e.day, settings.digest.send_at, tz)
+        assert instant <= e.created_at < instant + timedelta(minutes=1 if e.day == day else 20)
+
+
+async def test_C7_a_wall_clock_step_back_or_forward_never_doubles_an_edition(tmp_path: Path) -> None:
+    settings = settings_for("Europe/Moscow", "07:00", tmp_path)
+    clock = FakeClock(at(DAY, "07:00", "Europe/Moscow", seconds=30).astimezone(UTC))
+    reconciler, store = make_reconciler(settings, tmp_path, clock)
+    await reconciler.run()
+    for step in (timedelta(hours=-2), timedelta(hours=2), timedelta(hours=2), timedelta(hours=-2)):
+        clock.now += step
+        for _ in range(3):
+            await reconciler.run()
+            clock.now += timedelta(minutes=1)
+    assert [e.day for e in store.list_editions()] == [DAY]
+
+
+async def test_a_daemon_whose_lock_was_taken_over_stops_and_leaves_the_lock_alone(tmp_path: Path) -> None:
+    settings = settings_for("UTC", "07:00", tmp_path)
+    clock = FakeClock(at(DAY, "05:00"))  # nothing is due
+    store = Store(settings.database_url)
+    task = asyncio.create_task(run_daemon(settings, store, clock=clock, ticks=Ticks(0.1, 0.1, 0.1),
+                                          transport_factory=lambda: FileTransport(tmp_path / "out")))
+    await until(lambda: store.lock_holder("daemon") is not None, "the daemon to take the lock")
+    # Another host decided this daemon was stale (say, the database was unreachable for a minute).
+    store.acquire_lock("daemon", "elsewhere:1", now=clock.now + timedelta(minutes=2), stale_after=timedelta(seconds=60))
+    with pytest.raises(LockHeldError, match="took over"):
+        await asyncio.wait_for(task, 10)
+    assert store.lock_holder("daemon") == ("elsewhere:1", clock.now + timedelta(minutes=2))
+
+
+# --------------------------------------------------------------------------- the catch-up rule (pure)
+
+
+def test_the_default_catch_up_is_the_same_local_day_and_never_a_backlog() -> None:
+    digest = DigestSettings(timezone="Europe/Moscow", send_at=time(7, 0))
+    msk = "Europe/Moscow"
+    assert edition_due(at(DAY, "06:59", msk), digest, msk, last_day=DAY - timedelta(days=1)) is None
+    assert edition_due(at(DAY, "07:00", msk), digest, msk, last_day=DAY - timedelta(days=1)) == DAY
+    assert edition_due(at(DAY, "23:59", msk), digest, msk, last_day=DAY - timedelta(days=3)) == DAY
+    assert edition_due(at(DAY, "23:59", msk), digest, msk, last_day=DAY) is None
+    # The next morning before send_at, yesterday's unsent edition is stale.
+    assert edition_due(at(DAY + timedelta(days=1), "06:00", msk), digest, msk, last_day=DAY - timedelta(days=1)) \
+        is None
+    assert still_fresh(at(DAY, "23:59", msk), digest, msk, DAY)
+    assert not still_fresh(at(DAY + timedelta(days=1), "00:01", msk), digest, msk, DAY)
+
+
+def test_an_explicit_catch_up_window_allows_that_much_lateness_and_no_more() -> None:
+    digest = DigestSettings(timezone="UTC", send_at=time(22, 0), catch_up=timedelta(hours=6))
+    yesterday = DAY - timedelta(days=1)
+    assert edition_due(at(DAY, "03:59"), digest, "UTC", last_day=yesterday - timedelta(days=1)) == yesterday
+    assert edition_due(at(DAY, "04:01"), digest, "UTC", last_day=yesterday - timedelta(days=1)) is None
+    assert still_fresh(at(DAY, "03:59"), digest, "UTC", yesterday)
+    assert not still_fresh(at(DAY, "04:01"), digest, "UTC", yesterday)
