@@ -47,7 +47,7 @@ def setup_logging(fmt: str, level: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiosmtpd", "mail.log", "asyncio", "apscheduler.executors.default"):
+    for noisy in ("aiosmtpd", "mail.log", "asyncio", "apscheduler.executors.default", "apscheduler.scheduler"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
