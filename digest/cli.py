@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import date, datetime
@@ -267,8 +268,23 @@ def send(app: App, day: str | None, dry_run: str | None) -> None:
 
 
 async def _send(app: App, store: Store, day: date, transport: Any, send_day: Any) -> Any:
-    async with transport:
-        return await send_day(app.settings, store, day=day, transport=transport, clock=app.clock)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        # S4: the first SIGTERM/SIGINT lets messages on the wire finish and be recorded; nothing new
+        # starts. Pending rows stay pending for the next run.
+        log.warning("stopping: finishing messages in flight; unsent ones stay pending")
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        async with transport:
+            return await send_day(app.settings, store, day=day, transport=transport, clock=app.clock, stop=stop)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
 
 
 async def _dry_run(app: App, day: date, folder: Path) -> None:
