@@ -35,9 +35,11 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
     zones = store.timezones_in_use(settings.digest.timezone) or [settings.digest.timezone]
     lines.append("editions:")
     for tz in zones:
-        day, instant = schedule.next_edition(now, settings.digest.send_at, tz)
-        lines.append(f"  {tz}: next {day} at {_when(instant)}")
         last = store.last_edition(tz)
+        day, instant = schedule.next_edition(now, settings.digest.send_at, tz)
+        while last is not None and day <= last.day:  # that day's edition was already made (e.g. `digest send`)
+            day, instant = schedule.next_edition(instant, settings.digest.send_at, tz)
+        lines.append(f"  {tz}: next {day} at {_when(instant)}")
         if last:
             counts = store.delivery_counts(last.id)
             summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no subscribers"

@@ -194,3 +194,20 @@ async def test_preview_and_dry_run_send_nothing(tmp_path: Path) -> None:
         assert smtp.messages == []
         code, out, _ = await digest(config, "send")
         assert "1 sent, 1 skipped" in out, "a dry run records nothing"
+
+
+async def test_status_shows_failing_feeds_the_next_edition_and_the_outbox(tmp_path: Path) -> None:
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        good = feeds.serve("/h.xml", HARBOUR)
+        broken = feeds.serve("/gone.xml", b"not found", status=404)
+        config = write_config(tmp_path, feeds=[good, broken], smtp_port=smtp.port)
+        assert (await digest(config, "poll"))[0] == 0
+        assert (await digest(config, "send"))[0] == 0
+        code, out, err = await digest(config, "status")
+    assert code == 0, err
+    assert "daemon: not running" in out
+    assert f"failing: {broken} (1x, last status 404)" in out
+    assert "Europe/Moscow: next 2026-01-17 at 2026-01-17 04:00 UTC" in out  # today's edition is made
+    assert "Europe/Moscow: last 2026-01-16 (complete): 1 sent, 1 skipped" in out
+    listed = (await digest(config, "feeds", "list"))[1]
+    assert f"{broken}  [rules]  active  last=404" in listed and "failures=1  error: " in listed
