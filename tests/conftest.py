@@ -14,14 +14,22 @@ from digest.store import Store
 ROOT = Path(__file__).resolve().parents[1]
 
 
+CORPUS_ABSENT = "../shared/corpus is absent: set DIGEST_CORPUS to it (CI has it and must run these tests)"
+
+
 def corpus_dir() -> Path | None:
-    """../shared/corpus beside the repo (or $DIGEST_CORPUS); None when absent."""
+    """../shared/corpus beside the repo (or $DIGEST_CORPUS); None when absent, so tests skip.
+
+    Under CI (CI=true) an absent corpus is an error, not a skip: the corpus tests must run there.
+    """
     env = os.environ.get("DIGEST_CORPUS")
     candidates = [Path(env)] if env else []
     candidates.append(ROOT.parent / "shared" / "corpus")
     for c in candidates:
-        if (c / "feeds").is_dir():
+        if (c / "feeds" / "news").is_dir():
             return c
+    if os.environ.get("CI"):
+        raise RuntimeError(f"CI=true but {CORPUS_ABSENT}")
     return None
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import tomllib
 from collections import Counter
@@ -12,6 +11,7 @@ from typing import Any
 
 import feedparser
 import pytest
+from conftest import CORPUS_ABSENT, corpus_dir
 
 from digest.cluster import (
     DEFAULT_THRESHOLD,
@@ -231,13 +231,6 @@ KNOWN_SAME_STORY = [
 ]
 
 
-def corpus_dir() -> Path | None:
-    env = os.environ.get("DIGEST_CORPUS")
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "corpus"
-    news = root / "feeds" / "news"
-    return news if news.is_dir() else None
-
-
 def load_corpus_items(news: Path) -> list[Candidate]:
     items = []
     undated = datetime(2000, 1, 1, tzinfo=UTC)
@@ -251,9 +244,10 @@ def load_corpus_items(news: Path) -> list[Candidate]:
 
 
 def test_no_two_different_stories_merge_in_the_real_corpus() -> None:
-    news = corpus_dir()
-    if news is None:
-        pytest.skip("the shared feed corpus is absent: set DIGEST_CORPUS to the folder holding feeds/news")
+    root = corpus_dir()
+    if root is None:
+        pytest.skip(CORPUS_ABSENT)
+    news = root / "feeds" / "news"
     items = load_corpus_items(news)
     assert len(items) > 1000
     groups = cluster(items)

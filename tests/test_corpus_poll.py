@@ -8,7 +8,6 @@ they must run.
 
 from __future__ import annotations
 
-import os
 import re
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import corpus_dir
+from conftest import CORPUS_ABSENT, corpus_dir
 from httpservers import FeedServer
 
 from digest import config as cfg
@@ -25,8 +24,7 @@ from digest.pipeline import poll_once
 from digest.store import Store
 
 CORPUS = corpus_dir()
-pytestmark = pytest.mark.skipif(CORPUS is None and not os.environ.get("CI"),
-                                reason="../shared/corpus is absent; the corpus tests need it (CI has it)")
+pytestmark = pytest.mark.skipif(CORPUS is None, reason=CORPUS_ABSENT)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 # News feeds whose text must decode to these scripts (the legacy encodings of the corpus).

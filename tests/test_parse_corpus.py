@@ -8,7 +8,6 @@ these tests skip.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -16,27 +15,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS_ABSENT, corpus_dir
 
 from digest.errors import ParseError
 from digest.model import ParsedFeed
 from digest.parsepool import ParserPool
 from digest.sanitize import clean_url
 
-
-def _corpus_root() -> Path | None:
-    env = os.environ.get("DIGEST_CORPUS")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "corpus")
-    for path in candidates:
-        feeds = path / "feeds" if (path / "feeds").is_dir() else path
-        if (feeds / "news").is_dir():
-            return feeds
-    return None
-
-
-FEEDS = _corpus_root()
+_ROOT = corpus_dir()
+FEEDS = _ROOT / "feeds" if _ROOT else None
 FILES = sorted(p for p in FEEDS.rglob("*") if p.is_file() and p.suffix != ".md") if FEEDS else []
-pytestmark = pytest.mark.skipif(FEEDS is None, reason="feed corpus not found: set DIGEST_CORPUS or check out ../shared")
+pytestmark = pytest.mark.skipif(FEEDS is None, reason=CORPUS_ABSENT)
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
