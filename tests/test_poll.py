@@ -1,0 +1,126 @@
+"""What a poll records on each feed: the pipeline over a real HTTP server and a real SQLite file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+from httpservers import FeedServer
+
+from digest import config as cfg
+from digest.model import Feed
+from digest.pipeline import poll_once
+from digest.pipeline.poll import next_poll_after
+from digest.store import Store
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def feed_body(*titles: str) -> bytes:
+    items = "".join(f"<item><title>{t}</title><link>https://w.example/{i}</link><guid>g{i}</guid>"
+                    f"<pubDate>{format_datetime(NOW - timedelta(hours=i))}</pubDate></item>"
+                    for i, t in enumerate(titles))
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>{items}</channel></rss>').encode()
+
+
+def make(tmp_path: Path, urls: list[str]) -> tuple[cfg.Settings, Store]:
+    settings = cfg.from_mapping({
+        "digest": {"database": f"sqlite:///{tmp_path / 'p.sqlite'}", "allow_private_addresses": True,
+                   "poll_interval": "15m"},
+        "fetch": {"timeout": 5.0},
+        "feeds": [{"url": u} for u in urls],
+    }, env={})
+    store = Store(settings.database_url)
+    store.sync_feeds(settings.feeds, now=NOW)
+    return settings, store
+
+
+async def poll(settings: cfg.Settings, store: Store, at: datetime = NOW) -> None:
+    await poll_once(settings=settings, store=store, clock=lambda: at)
+
+
+def only(store: Store) -> Feed:
+    (feed,) = store.list_feeds()
+    return feed
+
+
+async def test_H11_a_301_moves_the_feed_for_good_and_a_302_does_not(tmp_path: Path) -> None:
+    async with FeedServer() as srv:
+        new = srv.serve("/new.xml", feed_body("Moved"))
+        old = srv.redirect("/old.xml", new, status=301)
+        temp = srv.redirect("/temp.xml", new, status=302)
+        settings, store = make(tmp_path, [old, temp])
+        await poll(settings, store)
+        urls = sorted(f.url for f in store.list_feeds())
+        assert urls == sorted([new, temp])
+        # Kept across restarts: a new Store on the same file, and the config still naming the old URL.
+        store.close()
+        again = Store(settings.database_url)
+        again.sync_feeds(settings.feeds, now=NOW)
+        assert sorted(f.url for f in again.list_feeds()) == sorted([new, temp])
+        srv.requests.clear()
+        await poll(settings, again, NOW + timedelta(hours=1))
+        assert sorted(srv.paths()) == ["/new.xml", "/new.xml", "/temp.xml"]
+
+
+async def test_H12_a_410_disables_the_feed_and_it_is_never_fetched_again(tmp_path: Path) -> None:
+    async with FeedServer() as srv:
+        url = srv.serve("/gone.xml", b"", status=410)
+        settings, store = make(tmp_path, [url])
+        await poll(settings, store)
+        feed = only(store)
+        assert not feed.active and feed.last_status == 410 and "410" in (feed.last_error or "")
+        store.sync_feeds(settings.feeds, now=NOW)  # restart: the config still lists it
+        srv.requests.clear()
+        await poll(settings, store, NOW + timedelta(days=1))
+        assert srv.requests == [] and not only(store).active
+
+
+async def test_H14_retry_after_pushes_the_next_poll_back(tmp_path: Path) -> None:
+    async with FeedServer() as srv:
+        url = srv.serve("/busy.xml", b"slow down", status=429, headers={"Retry-After": "7200"})
+        settings, store = make(tmp_path, [url])
+        await poll(settings, store)
+        feed = only(store)
+        assert feed.next_poll_at is not None and feed.next_poll_at >= NOW + timedelta(seconds=7200)
+        assert feed.consecutive_failures == 1 and feed.last_status == 429
+
+
+async def test_a_failing_feed_backs_off_exponentially_up_to_a_cap(tmp_path: Path) -> None:
+    async with FeedServer() as srv:
+        url = srv.serve("/broken.xml", b"oops", status=500)
+        settings, store = make(tmp_path, [url])
+        delays = []
+        at = NOW
+        for _ in range(4):
+            await poll(settings, store, at)
+            feed = only(store)
+            assert feed.next_poll_at is not None
+            delays.append(feed.next_poll_at - at)
+            at = feed.next_poll_at
+        assert all(later > earlier * 1.5 for earlier, later in zip(delays, delays[1:], strict=False))
+        assert only(store).consecutive_failures == 4
+    interval = timedelta(minutes=15)
+    assert next_poll_after(interval, 30, None) <= timedelta(hours=24) * 1.1
+    assert interval <= next_poll_after(interval, 0, None) <= interval * 1.1
+
+
+async def test_H13_H16_unchanged_bodies_cost_nothing_and_an_html_page_is_an_error_that_keeps_items(
+        tmp_path: Path) -> None:
+    async with FeedServer() as srv:
+        url = srv.serve("/f.xml", feed_body("One", "Two"))  # no ETag: the server ignores conditional GET
+        settings, store = make(tmp_path, [url])
+        results = await poll_once(settings=settings, store=store, clock=lambda: NOW)
+        assert results[0].new_items == 2
+        results = await poll_once(settings=settings, store=store, clock=lambda: NOW + timedelta(hours=1))
+        assert results[0].not_modified and results[0].new_items == 0
+        srv.serve("/f.xml", b"<!DOCTYPE html><html><body>Checking your browser...</body></html>",
+                  headers={"Content-Type": "text/html"})
+        results = await poll_once(settings=settings, store=store, clock=lambda: NOW + timedelta(hours=2))
+        assert results[0].error and "not a feed" in results[0].error
+        assert only(store).last_error is not None
+        assert store.count_items() == 2, "previously stored items are untouched"
+        srv.serve("/f.xml", feed_body("One", "Two", "Three"))
+        results = await poll_once(settings=settings, store=store, clock=lambda: NOW + timedelta(hours=3))
+        assert results[0].new_items == 1 and only(store).last_error is None and only(store).consecutive_failures == 0
