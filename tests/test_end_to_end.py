@@ -211,3 +211,33 @@ async def test_status_shows_failing_feeds_the_next_edition_and_the_outbox(tmp_pa
     assert "Europe/Moscow: last 2026-01-16 (complete): 1 sent, 1 skipped" in out
     listed = (await digest(config, "feeds", "list"))[1]
     assert f"{broken}  [rules]  active  last=404" in listed and "failures=1  error: " in listed
+
+
+async def test_dkim_from_the_config_signs_what_the_smtp_server_receives(tmp_path: Path) -> None:
+    import base64
+
+    import dkim
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    txt = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        config = write_config(tmp_path, feeds=[feeds.serve("/s.xml", SUMMIT)], smtp_port=smtp.port)
+        config.write_text(config.read_text().replace(
+            "[fetch]", f'[dkim]\ndomain = "review.example"\nselector = "d1"\nkey_file = "{key_file}"\n\n[fetch]'))
+        assert (await digest(config, "poll"))[0] == 0
+        code, _, err = await digest(config, "send")
+        assert code == 0, err
+    assert len(smtp.messages) == 2
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        return txt if name == b"d1._domainkey.review.example." else b""
+
+    for received in smtp.messages:
+        assert received.data.startswith(b"DKIM-Signature:")
+        assert dkim.verify(received.data, dnsfunc=dns), "the signature must verify on what the server received"
