@@ -240,6 +240,14 @@ class FetchSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSettings:
+    enabled: bool = _opt(False, "Serve the web app (unsubscribe, preferences, edition pages) from `digest run`.",
+                         check_bool)
+    host: str = _opt("127.0.0.1", "Address the web app listens on (put a TLS proxy in front of it).", check_str)
+    port: int = _opt(8080, "Port the web app listens on.", _check_int(1, 65535))
+
+
+@dataclass(frozen=True, slots=True)
 class DkimSettings:
     domain: str | None = _opt(None, "Sign with DKIM for this domain (d=); all three keys or none.", check_opt_str,
                               example="press.example.org")
@@ -275,6 +283,7 @@ class Settings:
     smtp: SmtpSettings
     fetch: FetchSettings
     dkim: DkimSettings
+    web: WebSettings
     sections: tuple[Section, ...]
     feeds: tuple[FeedSpec, ...]
     subscribers: tuple[SubscriberSpec, ...]
@@ -295,7 +304,7 @@ class Settings:
 
 
 TABLES: dict[str, type] = {"digest": DigestSettings, "smtp": SmtpSettings, "fetch": FetchSettings,
-                           "dkim": DkimSettings}
+                           "dkim": DkimSettings, "web": WebSettings}
 
 # Environment overrides: DIGEST_<TABLE>_<KEY>, plus the documented short forms for secrets.
 ENV_ALIASES = {"DIGEST_SMTP_PASSWORD": ("smtp", "password"), "DIGEST_SECRET": ("digest", "secret")}
@@ -511,6 +520,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
         smtp=tables["smtp"],
         fetch=tables["fetch"],
         dkim=dkim,
+        web=tables["web"],
         sections=sections,
         feeds=_feeds(raw, known),
         subscribers=_subscribers(raw, known),
