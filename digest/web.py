@@ -1,0 +1,473 @@
+"""The subscriber-facing web app: one-click unsubscribe, preferences and the edition pages.
+
+A small aiohttp application behind the operator's TLS proxy at ``[digest] base_url``. It owns HTTP
+only: every decision is the store's (who is subscribed to what), the pipeline's (what an edition
+holds) or the renderer's (how it looks). Nothing calls it but the shells (`digest web`, the daemon).
+
+    POST /u/<token>          RFC 8058 one-click unsubscribe: 200, no redirect, no cookies (G1)
+    GET  /u/<token>          a confirmation page with a POST button; never changes state (G2)
+    GET  /p/<token>          the subscriber's sections and time zone
+    POST /p/<token>          save them (form HMAC + Fetch Metadata; the token is the credential) (G8)
+    GET  /editions/<tz>/<d>  the whole edition: every story of every section ("N more in ...")
+    GET  /                   recent editions
+    GET  /healthz            "ok", for the proxy
+
+The token in the URL is the only credential (tokens.py: itsdangerous, one salt per purpose, no
+expiry, G3/G4). Every unreadable token -- altered, truncated, another purpose's, empty -- gets the
+same 404 page, so the app is no oracle (U4). Token pages are never cached, pages send no Referer
+(the token is in their URL), carry a CSP that allows no script, and the access log never shows a
+token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import re
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import jinja2
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from babel.dates import format_date
+from itsdangerous import BadSignature, Signer
+
+from digest import tokens
+from digest.clock import Clock
+from digest.compose import build_stories, compose
+from digest.config import Settings, check_timezone
+from digest.errors import ConfigError, DigestError
+from digest.model import EditionRecord, Subscriber
+from digest.pipeline.send import compose_options, edition_url
+from digest.render import Renderer, builtin_templates_dir
+from digest.store import ACTIVE, SUSPENDED, UNSUBSCRIBED, Store
+
+__all__ = ["listening", "make_app", "run_web", "serve", "start_web"]
+
+log = logging.getLogger(__name__)
+
+# The timezone menu of the preferences page: a short list, plus the site's and the subscriber's own.
+COMMON_TIMEZONES = (
+    "UTC", "Europe/London", "Europe/Paris", "Europe/Berlin", "Europe/Kyiv", "Europe/Moscow", "Europe/Istanbul",
+    "Asia/Dubai", "Asia/Kolkata", "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney", "Africa/Johannesburg",
+    "America/Sao_Paulo", "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
+)
+FORM_SALT = "preferences-form-v1"
+MAX_BODY = 64 * 1024  # the largest form we accept; a one-click body is 26 bytes
+MAX_TOKEN = 256  # longer is not ours: refuse before any HMAC work
+SHUTDOWN_GRACE = 5.0  # seconds for requests in flight when the app stops (the daemon has 30 in all)
+EDITIONS_LISTED = 60
+ONE_CLICK = "One-Click"  # RFC 8058 section 3.1: the body is "List-Unsubscribe=One-Click"
+
+# No script at all; inline styles only (the edition page is CSS-inlined like the email); feed
+# images from anywhere, as in the email; forms post only to ourselves; never framed.
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TOKEN_PATH = re.compile(r"^/([up])/[^/]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """What every handler needs: settings, store, clock, secrets and the two template sets."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    secrets: tuple[str, ...]  # oldest first, newest last (itsdangerous' key-list order)
+    pages: jinja2.Environment
+    renderer: Renderer
+
+    @property
+    def newest_secret(self) -> str:
+        return self.secrets[-1]
+
+
+SITE = web.AppKey("site", Site)
+
+
+def site_secrets(settings: Settings, store: Store) -> tuple[str, ...]:
+    """Every secret a token in a sent email may be signed with.
+
+    The sender signs with the store's generated secret; an operator who sets ``[digest] secret``
+    makes it the newest. Both verify, so old emails keep working after the change (G4, U5).
+    """
+    generated = store.site_secret()
+    configured = settings.digest.secret
+    return (generated,) if not configured or configured == generated else (generated, configured)
+
+
+def _pages() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(builtin_templates_dir() / "web")),
+        autoescape=True,  # every page is HTML; feed and subscriber text is escaped (E4)
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env
+
+
+def _edition_renderer(settings: Settings) -> Renderer:
+    # templates/web/digest.html.j2 stands in for the email's page and reuses its section and story
+    # partials from the built-in folder; the labels (en, ru) are the email's.
+    d = settings.digest
+    return Renderer(templates_dir=str(builtin_templates_dir() / "web"), language=d.language, images=d.images)
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def _page(site: Site, name: str, *, status: int = 200, **context: Any) -> web.Response:
+    body = site.pages.get_template(name).render(lang=site.settings.digest.language,
+                                               site_title=site.settings.digest.title, **context)
+    return web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
+
+
+def _invalid_link(site: Site) -> web.Response:
+    """The one answer to every token we cannot read, on every token URL (U4)."""
+    return _page(site, "message.html.j2", status=404, heading="This link does not work",
+                 text="It may have been cut short or changed on the way. Use the link at the bottom of one "
+                      "of your emails.")
+
+
+async def _secured(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the security headers on every response, errors included."""
+    h = response.headers
+    h.setdefault("Content-Security-Policy", CSP)
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("Referrer-Policy", "no-referrer")  # a token page must not leak its URL to a link it shows
+    h.setdefault("X-Frame-Options", "DENY")
+    h.setdefault("X-Robots-Tag", "noindex, nofollow")
+    h.setdefault("Cache-Control", "no-store")  # token pages and answers: never kept by a proxy or browser
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Our own page for 404/405/413 and for a failure, instead of aiohttp's plain text."""
+    site = request.app[SITE]
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return _page(site, "message.html.j2", status=404, heading="Page not found",
+                     text="There is nothing at this address.")
+    except web.HTTPMethodNotAllowed as exc:
+        resp = _page(site, "message.html.j2", status=405, heading="Not allowed",
+                     text="This address does not take that kind of request.")
+        resp.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
+        return resp
+    except web.HTTPRequestEntityTooLarge:
+        return _page(site, "message.html.j2", status=413, heading="Too large", text="That form was too large.")
+    except web.HTTPException:
+        raise
+    except DigestError as exc:  # the database is unreachable, a template is broken...
+        log.error("web: %s %s %s", request.method, _redact(request.path), exc.message)
+        return _page(site, "message.html.j2", status=503, heading="Please try again later",
+                     text="The service is briefly unavailable.")
+    except Exception:
+        log.exception("web: %s %s failed", request.method, _redact(request.path))
+        return _page(site, "message.html.j2", status=500, heading="Please try again later",
+                     text="Something went wrong on our side.")
+
+
+def _redact(path: str) -> str:
+    """A path fit for a log: tokens are credentials (an access log line must not unsubscribe anyone)."""
+    return _TOKEN_PATH.sub(lambda m: f"/{m.group(1)}/<token>", path)
+
+
+class _AccessLogger(AbstractAccessLogger):
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info("web: %s %s %d %.0fms", request.method, _redact(request.path), response.status,
+                         time * 1000)
+
+
+# --------------------------------------------------------------------------- tokens to subscribers
+
+
+def _token(request: web.Request) -> str:
+    return request.match_info.get("token", "")
+
+
+async def _reader(site: Site, token: str, read: Callable[[Sequence[str], str], int | None]) -> Subscriber | None:
+    """The subscriber a token names, or None for anything else (unreadable, or erased since)."""
+    if not token or len(token) > MAX_TOKEN:
+        return None
+    subscriber_id = read(site.secrets, token)
+    if subscriber_id is None:
+        return None
+    return await asyncio.to_thread(site.store.get_subscriber, id=subscriber_id)
+
+
+def _form_signer(site: Site) -> Signer:
+    return Signer(list(site.secrets), salt=FORM_SALT)
+
+
+def _form_mac(site: Site, token: str) -> str:
+    return _form_signer(site).get_signature(token).decode("ascii")
+
+
+def _form_mac_ok(site: Site, token: str, mac: str) -> bool:
+    try:
+        return _form_signer(site).verify_signature(token, mac)
+    except (BadSignature, UnicodeError, ValueError):
+        return False
+
+
+# --------------------------------------------------------------------------- unsubscribe (RFC 8058)
+
+
+async def unsubscribe_page(request: web.Request) -> web.StreamResponse:
+    """G2: link scanners GET every URL in an email, so a GET only asks."""
+    site = request.app[SITE]
+    token = _token(request)
+    if not token or len(token) > MAX_TOKEN or tokens.read_unsubscribe_token(site.secrets, token) is None:
+        return _invalid_link(site)
+    return _page(site, "unsubscribe.html.j2")
+
+
+async def unsubscribe(request: web.Request) -> web.StreamResponse:
+    """RFC 8058 section 3.2: POST with List-Unsubscribe=One-Click unsubscribes at once.
+
+    No cookie, no session and no CSRF check: the token is the only credential, and the mail
+    provider posts from its own servers (finding 6; bike_index#4077). The answer is a 200 with a
+    short body, never a redirect ("MUST NOT return an HTTPS redirect").
+    """
+    site = request.app[SITE]
+    token = _token(request)
+    subscriber_id = tokens.read_unsubscribe_token(site.secrets, token) if 0 < len(token) <= MAX_TOKEN else None
+    if subscriber_id is None:
+        return _invalid_link(site)
+    form = await request.post()  # urlencoded or multipart/form-data, as RFC 8058 section 3.1 allows
+    if form.get("List-Unsubscribe") != ONE_CLICK:
+        # Not a one-click request (an empty POST from a scanner, say): change nothing.
+        return _page(site, "message.html.j2", status=400, heading="Nothing was changed",
+                     text="Use the Unsubscribe button on the page this link opens.")
+    sub = await asyncio.to_thread(site.store.get_subscriber, id=subscriber_id)
+    if sub is not None and sub.status != UNSUBSCRIBED:
+        await asyncio.to_thread(site.store.set_subscriber, sub.id, now=site.clock(), status=UNSUBSCRIBED)
+        log.info("web: subscriber=%d unsubscribed (one-click)", sub.id)
+    # The same answer when they were already unsubscribed or erased: repeating is harmless (U1).
+    return _page(site, "unsubscribed.html.j2")
+
+
+# --------------------------------------------------------------------------- preferences (G8)
+
+
+def _timezone_choices(site: Site, current: str) -> list[str]:
+    return sorted({*COMMON_TIMEZONES, site.settings.digest.timezone, current})
+
+
+def _preferences(site: Site, sub: Subscriber, token: str, *, status: int = 200, saved: bool = False,
+                 error: str | None = None, chosen: Sequence[str] | None = None,
+                 timezone: str | None = None) -> web.Response:
+    names = site.settings.section_names
+    picked = set(names if sub.sections is None else sub.sections) if chosen is None else set(chosen)
+    tz = timezone or sub.timezone or site.settings.digest.timezone
+    return _page(
+        site, "preferences.html.j2", status=status, email=sub.email, subscribed=sub.status in (ACTIVE, SUSPENDED),
+        sections=[(name, name in picked) for name in names], timezones=_timezone_choices(site, tz),
+        timezone=tz, form_mac=_form_mac(site, token), saved=saved, error=error,
+        unsubscribe_token=tokens.unsubscribe_token(site.newest_secret, sub.id),
+    )
+
+
+async def preferences_page(request: web.Request) -> web.StreamResponse:
+    site = request.app[SITE]
+    token = _token(request)
+    sub = await _reader(site, token, tokens.read_preferences_token)
+    if sub is None:
+        return _invalid_link(site)
+    return _preferences(site, sub, token)
+
+
+def _valid_timezone(name: str) -> bool:
+    try:
+        check_timezone("timezone", name)
+    except ConfigError:
+        return False
+    return True
+
+
+async def save_preferences(request: web.Request) -> web.StreamResponse:
+    site = request.app[SITE]
+    token = _token(request)
+    sub = await _reader(site, token, tokens.read_preferences_token)
+    if sub is None:
+        return _invalid_link(site)
+    form = await request.post()
+    # CSRF: only someone holding the token can post here at all, and a page of ours must have been
+    # shown for it (the form's HMAC of the token); a browser that says the form came from another
+    # site is refused too (Fetch Metadata). An Origin check would not do: with Referrer-Policy
+    # no-referrer browsers send "Origin: null" for our own forms.
+    cross_site = request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site"
+    if cross_site or not _form_mac_ok(site, token, str(form.get("form", ""))):
+        return _page(site, "message.html.j2", status=403, heading="Nothing was changed",
+                     text="This form did not come from this site. Open the link in your email again.")
+    if sub.status not in (ACTIVE, SUSPENDED):
+        return _preferences(site, sub, token, status=409)
+    known = site.settings.section_names
+    chosen = [name for name in known if name in set(map(str, form.getall("section", [])))]
+    timezone = str(form.get("timezone", "")) or sub.timezone or site.settings.digest.timezone
+    if not _valid_timezone(timezone):
+        return _preferences(site, sub, token, status=422, chosen=chosen, error="Choose a time zone from the list.")
+    if not chosen:
+        return _preferences(site, sub, token, status=422, chosen=chosen, timezone=timezone,
+                            error="Choose at least one section, or unsubscribe from everything below.")
+    # Every section ticked means "all", sections added later included (the config's default).
+    sections: tuple[str, ...] | None = None if len(chosen) == len(known) else tuple(chosen)
+    # The site's zone stays "the site's zone" (None) unless they had picked one of their own.
+    tz: str | None = None if timezone == site.settings.digest.timezone and sub.timezone is None else timezone
+    await asyncio.to_thread(site.store.set_subscriber, sub.id, now=site.clock(), sections=sections, timezone=tz)
+    log.info("web: subscriber=%d preferences saved sections=%s timezone=%s", sub.id,
+             "all" if sections is None else len(sections), tz or "default")
+    updated = dataclasses.replace(sub, sections=sections, timezone=tz)
+    return _preferences(site, updated, token, saved=True)
+
+
+# --------------------------------------------------------------------------- editions
+
+
+def edition_html(site: Site, edition: EditionRecord) -> str:
+    """The whole edition as a web page: what the email shows, with no section cut short.
+
+    The email caps each section and links "N more in <Section>" to this page's section anchor.
+    """
+    settings = site.settings
+    options = dataclasses.replace(compose_options(settings), max_per_section=sys.maxsize)
+    history = []
+    if settings.digest.read_also:  # the same "Read also" links as the email (pipeline.send.EditionMailer)
+        since = edition.created_at - timedelta(days=settings.digest.read_also_days)
+        history = site.store.sent_items(since=since, before_edition=edition.id, timezone=edition.timezone)
+    stories = build_stories(site.store.edition_items(edition.id), history=history, options=options)
+    page = compose(stories, day=edition.day, timezone=edition.timezone, chosen=None, options=options,
+                   web_url=edition_url(settings, edition.day, edition.timezone))
+    return site.renderer.render(page, max_html_bytes=sys.maxsize).html  # a web page is never clipped
+
+
+def _edition_path(edition: EditionRecord) -> str:
+    return f"editions/{edition.timezone.replace('/', '~')}/{edition.day.isoformat()}"
+
+
+async def edition_page(request: web.Request) -> web.StreamResponse:
+    site = request.app[SITE]
+    zone = request.match_info["tz"].replace("~", "/")
+    text = request.match_info["day"]
+    try:
+        day = date.fromisoformat(text) if _DAY.fullmatch(text) else None
+    except ValueError:
+        day = None
+    edition = None if day is None else await asyncio.to_thread(site.store.get_edition, day=day, timezone=zone)
+    if edition is None:
+        return _page(site, "message.html.j2", status=404, heading="No such edition",
+                     text="There is no edition for that day and time zone.")
+    html = await asyncio.to_thread(edition_html, site, edition)
+    resp = web.Response(text=html, content_type="text/html", charset="utf-8")
+    resp.headers["Cache-Control"] = "public, max-age=300"  # frozen once built; no token on this page
+    return resp
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    site = request.app[SITE]
+    editions = await asyncio.to_thread(site.store.list_editions, limit=EDITIONS_LISTED)
+    lang = site.settings.digest.language
+    rows = [(format_date(e.day, "full", locale=lang), e.timezone, _edition_path(e)) for e in editions]
+    resp = _page(site, "index.html.j2", editions=rows)
+    resp.headers["Cache-Control"] = "public, max-age=60"
+    return resp
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return web.Response(text="ok")
+
+
+# --------------------------------------------------------------------------- the app and its server
+
+
+def make_app(settings: Settings, store: Store, *, clock: Clock | None = None) -> web.Application:
+    """The application; `store.site_secret()` is read here (it may create it: call off the loop)."""
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
+    app[SITE] = Site(settings=settings, store=store, clock=clock or (lambda: datetime.now(UTC)),
+                     secrets=site_secrets(settings, store), pages=_pages(), renderer=_edition_renderer(settings))
+    token = "{token:[^/]*}"  # an empty token is a route too, so it gets the same answer as a bad one
+    app.router.add_get(f"/u/{token}", unsubscribe_page)
+    app.router.add_post(f"/u/{token}", unsubscribe)
+    app.router.add_get(f"/p/{token}", preferences_page)
+    app.router.add_post(f"/p/{token}", save_preferences)
+    app.router.add_get("/editions/{tz}/{day}", edition_page)
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.on_response_prepare.append(_secured)
+    return app
+
+
+async def start_web(settings: Settings, store: Store, *, clock: Clock | None = None,
+                    host: str | None = None, port: int | None = None) -> web.AppRunner:
+    """Listen on [web] host:port (or the given ones; port 0 picks a free one).
+
+    The caller stops it with ``runner.cleanup()``; ``listening(runner)`` says where it listens.
+    """
+    app = await asyncio.to_thread(make_app, settings, store, clock=clock)
+    runner = web.AppRunner(app, access_log_class=_AccessLogger, access_log=logging.getLogger("digest.web.access"),
+                           shutdown_timeout=SHUTDOWN_GRACE)
+    await runner.setup()
+    host = host or settings.web.host
+    port = settings.web.port if port is None else port
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(f"The web app cannot listen on {host}:{port}: {exc.strerror or exc}.",
+                          hint="Set [web] port (or host) to a free address, or stop what is using it.") from exc
+    log.info("web: listening on %s; public at %s", ", ".join(listening(runner)), settings.digest.base_url)
+    return runner
+
+
+def listening(runner: web.AppRunner) -> list[str]:
+    """The URLs the app answers on, e.g. ``["http://127.0.0.1:8080"]``."""
+    out = []
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            host = f"[{address[0]}]" if ":" in str(address[0]) else str(address[0])
+            out.append(f"http://{host}:{address[1]}")
+    return out
+
+
+async def serve(settings: Settings, store: Store, *, stop: asyncio.Event, clock: Clock | None = None,
+                host: str | None = None, port: int | None = None,
+                on_ready: Callable[[list[str]], None] | None = None) -> None:
+    """Serve until `stop` is set; requests in flight get SHUTDOWN_GRACE seconds to finish."""
+    runner = await start_web(settings, store, clock=clock, host=host, port=port)
+    try:
+        if on_ready is not None:
+            on_ready(listening(runner))
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        log.info("web: stopped")
+
+
+async def run_web(settings: Settings, store: Store, *, clock: Clock | None = None, host: str | None = None,
+                  port: int | None = None, on_ready: Callable[[list[str]], None] | None = None) -> None:
+    """`digest web`: serve until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        await serve(settings, store, stop=stop, clock=clock, host=host, port=port, on_ready=on_ready)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,602 @@
+"""The subscriber-facing web app through a real server on 127.0.0.1 and a real SQLite file
+(reliability.md G1-G4, G8; U1-U6, U10).
+
+Each test starts the app the way `digest web` and the daemon do (`start_web`, port 0) and talks to
+it with an HTTP client; the end-to-end test sends real editions to aiosmtpd, takes the
+List-Unsubscribe URL out of the received message and posts it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import email
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import unused_port
+from smtpservers import SmtpServer
+
+from digest import config as cfg
+from digest import tokens
+from digest.daemon import Ticks, run_daemon
+from digest.deliver import SmtpTransport
+from digest.model import FeedSpec, ParsedItem
+from digest.pipeline import build_edition, preview, send_day
+from digest.store import ACTIVE, UNSUBSCRIBED, Store
+from digest.web import CSP, listening, start_web
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY = date(2026, 1, 16)
+NOW = datetime(2026, 1, 16, 8, 0, tzinfo=UTC)
+CAP = 3  # max_items_per_section: the email shows 3 World stories, the page all of them
+WORLD_STORIES = 5
+
+
+def make_settings(folder: Path, *, smtp_port: int = 25, base_url: str = "https://review.example",
+                  secret: str | None = None) -> cfg.Settings:
+    digest: dict[str, Any] = {"title": "Morning Review", "timezone": "UTC", "send_at": "07:00",
+                              "database": f"sqlite:///{folder / 'digest.sqlite'}", "base_url": base_url,
+                              "max_items_per_section": CAP, "read_also": 0}
+    if secret:
+        digest["secret"] = secret
+    return cfg.from_mapping({
+        "digest": digest,
+        "smtp": {"host": "127.0.0.1", "port": smtp_port, "sender": "Morning Review <review@review.example>",
+                 "timeout": 10},
+        "sections": [{"name": "World", "categories": ["World"]}, {"name": "Sport", "categories": ["Sport"]}],
+        "subscribers": [{"email": "alice@example.org"},
+                        {"email": "bob@example.org", "sections": ["Sport"], "timezone": "UTC"}],
+    }, env={})
+
+
+def open_store(settings: cfg.Settings) -> Store:
+    store = Store(settings.database_url)
+    store.sync_subscribers(settings.subscribers, now=NOW - timedelta(days=1))
+    return store
+
+
+def add_news(store: Store, *, at: datetime, prefix: str, world: int = WORLD_STORIES, sport: int = 1) -> None:
+    """World and Sport items first seen at `at`, with titles far apart so none cluster together."""
+    feed = next((f for f in store.list_feeds() if f.url == "https://news.example/rss"), None) or \
+        store.add_feed(FeedSpec(url="https://news.example/rss", name="Harbour Times"), now=at)
+    words = ["grain", "tram", "harbour", "bridge", "library", "ferry", "orchard", "glacier", "museum", "lighthouse"]
+    items = [ParsedItem(key=f"{prefix}-w{i}", title=f"{prefix} {words[i]} {words[-1 - i]} report number {i}",
+                        url=f"https://news.example/world/{prefix}-{i}", summary_html=f"<p>World story {i}</p>",
+                        summary_text=f"World story {i}", published=at - timedelta(minutes=10 * (i + 1)),
+                        categories=("World",)) for i in range(world)]
+    items += [ParsedItem(key=f"{prefix}-s{i}", title=f"{prefix} cup final goal {i}",
+                         url=f"https://news.example/sport/{prefix}-{i}", summary_html="<p>Sport</p>",
+                         summary_text="Sport", published=at - timedelta(minutes=5), categories=("Sport",))
+              for i in range(sport)]
+    store.upsert_items(feed.id, items, now=at)
+
+
+@dataclasses.dataclass
+class Clock:
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclasses.dataclass
+class Web:
+    """A running app and a client for it."""
+
+    settings: cfg.Settings
+    store: Store
+    http: aiohttp.ClientSession
+    url: str
+
+    def alice(self) -> int:
+        sub = self.store.get_subscriber(email="alice@example.org")
+        assert sub is not None
+        return sub.id
+
+    def bob(self) -> int:
+        sub = self.store.get_subscriber(email="bob@example.org")
+        assert sub is not None
+        return sub.id
+
+    @property
+    def secret(self) -> str:
+        return self.store.site_secret()
+
+    def status(self, subscriber_id: int) -> str:
+        sub = self.store.get_subscriber(id=subscriber_id)
+        assert sub is not None
+        return sub.status
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> cfg.Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def store(settings: cfg.Settings) -> Iterator[Store]:
+    s = open_store(settings)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+async def app(settings: cfg.Settings, store: Store) -> AsyncIterator[Web]:
+    runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
+    url = listening(runner)[0]
+    try:
+        # No cookie jar: RFC 8058 one-click requests carry none, and the app must not need one.
+        async with aiohttp.ClientSession(base_url=url, cookie_jar=aiohttp.DummyCookieJar()) as http:
+            yield Web(settings, store, http, url)
+    finally:
+        await runner.cleanup()
+
+
+async def post_one_click(http: aiohttp.ClientSession, path: str, *, multipart: bool = False,
+                         headers: dict[str, str] | None = None) -> tuple[aiohttp.ClientResponse, str]:
+    if multipart:
+        body: Any = aiohttp.MultipartWriter("form-data")
+        part = body.append("One-Click")
+        part.set_content_disposition("form-data", name="List-Unsubscribe")
+    else:
+        body = {"List-Unsubscribe": "One-Click"}
+    async with http.post(path, data=body, allow_redirects=False, headers=headers) as resp:
+        return resp, await resp.text()
+
+
+# --------------------------------------------------------------------------- one-click unsubscribe
+
+
+@pytest.mark.parametrize("multipart", [False, True], ids=["urlencoded", "multipart"])
+async def test_U1_a_one_click_post_unsubscribes_at_once_with_200_and_no_redirect(app: Web, multipart: bool) -> None:
+    alice, bob = app.alice(), app.bob()
+    path = f"/u/{tokens.unsubscribe_token(app.secret, alice)}"
+    resp, body = await post_one_click(app.http, path, multipart=multipart)
+    assert resp.status == 200
+    assert "Location" not in resp.headers and "Set-Cookie" not in resp.headers
+    assert "unsubscribed" in body
+    assert app.status(alice) == UNSUBSCRIBED
+    assert app.status(bob) == ACTIVE
+    again, again_body = await post_one_click(app.http, path, multipart=multipart)
+    assert (again.status, again_body) == (200, body)  # idempotent: the same answer, still unsubscribed
+    assert app.status(alice) == UNSUBSCRIBED
+
+
+async def test_U2_a_get_of_the_unsubscribe_link_only_asks_and_changes_nothing(app: Web) -> None:
+    alice = app.alice()
+    path = f"/u/{tokens.unsubscribe_token(app.secret, alice)}"
+    for method in ("GET", "HEAD", "GET"):  # a link scanner fetching the URL, twice
+        async with app.http.request(method, path, allow_redirects=False) as resp:
+            body = await resp.text()
+            assert resp.status == 200
+    async with app.http.get(path) as resp:
+        body = await resp.text()
+    assert re.search(r'<form method="post">\s*<input type="hidden" name="List-Unsubscribe" value="One-Click">', body)
+    assert app.status(alice) == ACTIVE
+
+
+async def test_a_post_without_the_one_click_body_changes_nothing(app: Web) -> None:
+    alice = app.alice()
+    async with app.http.post(f"/u/{tokens.unsubscribe_token(app.secret, alice)}", data=b"") as resp:
+        assert resp.status == 400
+    async with app.http.post(f"/u/{tokens.unsubscribe_token(app.secret, alice)}",
+                             data={"List-Unsubscribe": "yes"}) as resp:
+        assert resp.status == 400
+    assert app.status(alice) == ACTIVE
+
+
+def _flip(token: str, index: int) -> str:
+    chars = list(token)
+    chars[index] = "A" if chars[index] != "A" else "B"
+    return "".join(chars)
+
+
+def _with_id(token: str, subscriber_id: int) -> str:
+    """Another subscriber's id in front of a copied signature."""
+    payload = base64.urlsafe_b64encode(str(subscriber_id).encode()).decode().rstrip("=")
+    return payload + "." + token.split(".", 1)[1]
+
+
+@pytest.mark.parametrize(("method", "prefix"), [("GET", "u"), ("POST", "u"), ("GET", "p"), ("POST", "p")])
+async def test_U4_every_unreadable_token_gets_the_same_status_and_body_and_changes_nothing(
+        app: Web, method: str, prefix: str) -> None:
+    alice, bob = app.alice(), app.bob()
+    sign = tokens.unsubscribe_token if prefix == "u" else tokens.preferences_token
+    other = tokens.preferences_token if prefix == "u" else tokens.unsubscribe_token
+    good = sign(app.secret, alice)
+    bad = {
+        "bit flip in the signature": _flip(good, -3),
+        "bit flip in the payload": _flip(good, 0),
+        "truncated": good[:-4],
+        "signature only": good.split(".", 1)[1],
+        "wrong salt": other(app.secret, alice),
+        "another subscriber's id, copied signature": _with_id(good, bob),
+        "another site's secret": sign("not-our-secret", alice),
+        "empty": "",
+        "garbage": "%00..%2F",
+        "very long": "A" * 5000,
+    }
+    before = {s.id: (s.status, s.sections, s.timezone) for s in app.store.list_subscribers()}
+    answers = set()
+    for what, token in bad.items():
+        data = {"List-Unsubscribe": "One-Click", "section": "World"} if method == "POST" else None
+        async with app.http.request(method, f"/{prefix}/{token}", data=data, allow_redirects=False) as resp:
+            answers.add((resp.status, await resp.text()))
+        assert len(answers) == 1, f"{what} got a different answer"
+    (status, body), = answers
+    assert status == 404 and "This link does not work" in body
+    assert {s.id: (s.status, s.sections, s.timezone) for s in app.store.list_subscribers()} == before
+
+
+async def test_U6_an_unsubscribe_token_and_a_preferences_token_are_not_interchangeable(app: Web) -> None:
+    alice = app.alice()
+    pref, unsub = tokens.preferences_token(app.secret, alice), tokens.unsubscribe_token(app.secret, alice)
+    resp, _ = await post_one_click(app.http, f"/u/{pref}")
+    assert resp.status == 404
+    async with app.http.get(f"/p/{unsub}") as resp:
+        assert resp.status == 404
+    async with app.http.post(f"/p/{unsub}", data={"section": "World"}) as resp:
+        assert resp.status == 404
+    assert app.status(alice) == ACTIVE
+    # ...while each works where it belongs.
+    async with app.http.get(f"/p/{pref}") as resp:
+        assert resp.status == 200
+    resp, _ = await post_one_click(app.http, f"/u/{unsub}")
+    assert resp.status == 200 and app.status(alice) == UNSUBSCRIBED
+
+
+async def test_U5_after_a_secret_is_configured_tokens_of_the_generated_one_still_work(tmp_path: Path) -> None:
+    generated = make_settings(tmp_path)
+    store = open_store(generated)
+    old = store.site_secret()
+    settings = make_settings(tmp_path, secret="a-newly-configured-secret")
+    runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
+    try:
+        async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
+            alice = store.get_subscriber(email="alice@example.org")
+            bob = store.get_subscriber(email="bob@example.org")
+            assert alice is not None and bob is not None
+            resp, _ = await post_one_click(http, f"/u/{tokens.unsubscribe_token(old, alice.id)}")
+            assert resp.status == 200
+            resp, _ = await post_one_click(http, f"/u/{tokens.unsubscribe_token('a-newly-configured-secret', bob.id)}")
+            assert resp.status == 200
+            # The page's own unsubscribe button is signed with the newest secret.
+            charlie = store.add_subscriber("charlie@example.org", name=None, sections=None, timezone=None, now=NOW)
+            async with http.get(f"/p/{tokens.preferences_token(old, charlie.id)}") as page:
+                body = await page.text()
+            assert f"../u/{tokens.unsubscribe_token('a-newly-configured-secret', charlie.id)}" in body
+    finally:
+        await runner.cleanup()
+        store.close()
+    assert [s.status for s in Store(settings.database_url).list_subscribers()] == [UNSUBSCRIBED, UNSUBSCRIBED, ACTIVE]
+
+
+# --------------------------------------------------------------------------- preferences
+
+
+def form_mac(body: str) -> str:
+    m = re.search(r'name="form" value="([^"]+)"', body)
+    assert m, "the preferences page has no form HMAC"
+    return m.group(1)
+
+
+async def open_preferences(app: Web, subscriber_id: int) -> tuple[str, str]:
+    path = f"/p/{tokens.preferences_token(app.secret, subscriber_id)}"
+    async with app.http.get(path) as resp:
+        assert resp.status == 200
+        return path, await resp.text()
+
+
+async def test_the_preferences_page_shows_the_configured_sections_and_time_zone_pre_filled(app: Web) -> None:
+    _, body = await open_preferences(app, app.bob())
+    assert 'value="Sport" checked' in body
+    assert 'value="World">' in body  # not ticked
+    assert 'value="Other">' in body  # the fallback section is a choice too
+    assert '<option value="UTC" selected>' in body and 'value="Europe/Moscow"' in body
+    assert "bob@example.org" in body
+    # Unsubscribing from everything is one click from here, without saving anything first (G8).
+    assert f'action="../u/{tokens.unsubscribe_token(app.secret, app.bob())}"' in body
+
+
+async def test_U10_a_subscriber_changes_only_their_own_sections(app: Web) -> None:
+    alice, bob = app.alice(), app.bob()
+    path, body = await open_preferences(app, alice)
+    async with app.http.post(path, data={"form": form_mac(body), "section": ["World"],
+                                         "timezone": "Europe/Moscow"}) as resp:
+        saved = await resp.text()
+    assert resp.status == 200 and "Saved" in saved and 'value="World" checked' in saved
+    a, b = app.store.get_subscriber(id=alice), app.store.get_subscriber(id=bob)
+    assert a is not None and b is not None
+    assert (a.sections, a.timezone, a.status) == (("World",), "Europe/Moscow", ACTIVE)
+    assert (b.sections, b.timezone) == (("Sport",), "UTC")
+    # Bob's id in Alice's token is refused, and Alice's form cannot be replayed at Bob's URL.
+    forged = _with_id(tokens.preferences_token(app.secret, alice), bob)
+    async with app.http.post(f"/p/{forged}", data={"form": form_mac(body), "section": ["World"]}) as resp:
+        assert resp.status == 404
+    async with app.http.post(f"/p/{tokens.preferences_token(app.secret, bob)}",
+                             data={"form": form_mac(body), "section": ["World"]}) as resp:
+        assert resp.status == 403
+    b = app.store.get_subscriber(id=bob)
+    assert b is not None and b.sections == ("Sport",)
+
+
+async def test_ticking_every_section_means_all_sections_including_later_ones(app: Web) -> None:
+    bob = app.bob()
+    path, body = await open_preferences(app, bob)
+    async with app.http.post(path, data={"form": form_mac(body), "timezone": "UTC",
+                                         "section": list(app.settings.section_names)}) as resp:
+        assert resp.status == 200
+    sub = app.store.get_subscriber(id=bob)
+    assert sub is not None and sub.sections is None
+
+
+async def test_choosing_no_section_is_refused_and_offers_to_unsubscribe_instead(app: Web) -> None:
+    bob = app.bob()
+    path, body = await open_preferences(app, bob)
+    async with app.http.post(path, data={"form": form_mac(body), "timezone": "UTC"}) as resp:
+        page = await resp.text()
+    assert resp.status == 422
+    assert "Choose at least one section" in page and 'role="alert"' in page
+    assert f'action="../u/{tokens.unsubscribe_token(app.secret, bob)}"' in page
+    sub = app.store.get_subscriber(id=bob)
+    assert sub is not None and (sub.sections, sub.status) == (("Sport",), ACTIVE)
+
+
+async def test_an_unknown_time_zone_or_section_is_not_saved(app: Web) -> None:
+    bob = app.bob()
+    path, body = await open_preferences(app, bob)
+    async with app.http.post(path, data={"form": form_mac(body), "section": ["World"],
+                                         "timezone": "../../etc/passwd"}) as resp:
+        assert resp.status == 422
+    async with app.http.post(path, data={"form": form_mac(body), "section": ["Not a section"],
+                                         "timezone": "UTC"}) as resp:
+        assert resp.status == 422
+    sub = app.store.get_subscriber(id=bob)
+    assert sub is not None and (sub.sections, sub.timezone) == (("Sport",), "UTC")
+
+
+async def test_U3_the_preferences_form_needs_its_hmac_and_a_same_site_post_but_one_click_does_not(
+        app: Web) -> None:
+    bob = app.bob()
+    path, body = await open_preferences(app, bob)
+    for data, headers in [({"section": ["World"]}, {}),
+                          ({"section": ["World"], "form": "forged"}, {}),
+                          ({"section": ["World"], "form": form_mac(body)}, {"Sec-Fetch-Site": "cross-site"})]:
+        async with app.http.post(path, data=data, headers=headers) as resp:
+            assert resp.status == 403
+    sub = app.store.get_subscriber(id=bob)
+    assert sub is not None and sub.sections == ("Sport",)
+    # The one-click endpoint is exempt: a mail provider's POST comes from anywhere (G1, bike_index#4077).
+    resp, _ = await post_one_click(app.http, f"/u/{tokens.unsubscribe_token(app.secret, bob)}",
+                                   headers={"Sec-Fetch-Site": "cross-site"})
+    assert resp.status == 200 and app.status(bob) == UNSUBSCRIBED
+
+
+async def test_an_unsubscribed_address_sees_no_form_and_cannot_save(app: Web) -> None:
+    bob = app.bob()
+    path, body = await open_preferences(app, bob)
+    app.store.set_subscriber(bob, now=NOW, status=UNSUBSCRIBED)
+    async with app.http.get(path) as resp:
+        page = await resp.text()
+    assert "unsubscribed" in page and 'name="section"' not in page
+    async with app.http.post(path, data={"form": form_mac(body), "section": ["World"], "timezone": "UTC"}) as resp:
+        assert resp.status == 409
+    sub = app.store.get_subscriber(id=bob)
+    assert sub is not None and (sub.status, sub.sections) == (UNSUBSCRIBED, ("Sport",))
+
+
+# --------------------------------------------------------------------------- editions and the rest
+
+
+async def test_the_edition_page_shows_every_story_of_a_section_the_email_cut_short(app: Web) -> None:
+    add_news(app.store, at=NOW - timedelta(hours=2), prefix="Today")
+    edition, _ = build_edition(app.settings, app.store, day=DAY, timezone="UTC", now=NOW)
+    alice = app.store.get_subscriber(id=app.alice())
+    assert alice is not None
+    mail = preview(app.settings, app.store, subscriber=alice, day=DAY, now=NOW)
+    assert mail is not None
+    more = re.search(r'href="(https://review\.example(/editions/UTC/2026-01-16)#(s-world))"[^>]*>(\d+) more in World',
+                     mail.html)
+    assert more, "the email has no 'N more in World' link"
+    assert int(more.group(4)) == WORLD_STORIES - CAP
+    async with app.http.get(more.group(2)) as resp:
+        page = await resp.text()
+        assert resp.status == 200 and resp.headers["Cache-Control"].startswith("public")
+    assert f'id="{more.group(3)}"' in page
+    titles = [item.title for item, section in app.store.edition_items(edition.id) if section == "World"]
+    assert len(titles) == WORLD_STORIES
+    for title in titles:
+        assert title in page
+    assert "more in World" not in page
+    assert "__DIGEST_" not in page and "/u/" not in page  # a public page: nobody's own links
+
+
+async def test_an_edition_that_does_not_exist_is_a_404_page(app: Web) -> None:
+    for path in ("/editions/UTC/2026-01-16", "/editions/Europe~Moscow/2026-01-16", "/editions/UTC/2026-13-45",
+                 "/editions/UTC/yesterday", "/editions/..~..~etc/2026-01-16"):
+        async with app.http.get(path) as resp:
+            assert resp.status == 404, path
+            assert "No such edition" in await resp.text(), path
+    async with app.http.get("/editions/%2E%2E/2026-01-16") as resp:  # normalised to /2026-01-16
+        assert resp.status == 404
+
+
+async def test_the_index_lists_recent_editions_with_links(app: Web) -> None:
+    add_news(app.store, at=NOW - timedelta(hours=2), prefix="Today")
+    build_edition(app.settings, app.store, day=DAY, timezone="UTC", now=NOW)
+    build_edition(app.settings, app.store, day=DAY, timezone="Europe/Moscow", now=NOW)
+    async with app.http.get("/") as resp:
+        page = await resp.text()
+    assert resp.status == 200
+    assert 'href="editions/UTC/2026-01-16"' in page and 'href="editions/Europe~Moscow/2026-01-16"' in page
+    assert "Friday, January 16, 2026" in page
+    async with app.http.get("/editions/Europe~Moscow/2026-01-16") as resp:
+        assert resp.status == 200
+
+
+async def test_healthz_answers_ok(app: Web) -> None:
+    async with app.http.get("/healthz") as resp:
+        assert (resp.status, await resp.text()) == (200, "ok")
+
+
+async def test_every_answer_carries_the_security_headers_and_token_pages_are_never_cached(app: Web) -> None:
+    alice = app.alice()
+    token_paths = [f"/u/{tokens.unsubscribe_token(app.secret, alice)}",
+                   f"/p/{tokens.preferences_token(app.secret, alice)}", "/u/broken", "/p/"]
+    for path in [*token_paths, "/", "/healthz", "/nowhere", "/editions/UTC/2026-01-16"]:
+        async with app.http.get(path) as resp:
+            h = resp.headers
+            assert h["Content-Security-Policy"] == CSP and "script" not in CSP
+            assert h["X-Content-Type-Options"] == "nosniff"
+            assert h["Referrer-Policy"] == "no-referrer"
+            assert "Set-Cookie" not in h
+            if path in token_paths:
+                assert h["Cache-Control"] == "no-store"
+            if path.startswith(("/u/", "/p/")) or path == "/nowhere":
+                assert "<script" not in await resp.text()
+    async with app.http.put("/healthz") as resp:
+        assert resp.status == 405 and "Content-Security-Policy" in resp.headers
+
+
+async def test_an_oversized_form_is_refused_without_a_change(app: Web) -> None:
+    alice = app.alice()
+    path, body = await open_preferences(app, alice)
+    async with app.http.post(path, data={"form": form_mac(body), "section": "World", "pad": "x" * 200_000}) as resp:
+        assert resp.status == 413
+    sub = app.store.get_subscriber(id=alice)
+    assert sub is not None and sub.sections is None
+
+
+async def test_the_access_log_never_shows_a_token(app: Web, caplog: pytest.LogCaptureFixture) -> None:
+    token = tokens.unsubscribe_token(app.secret, app.alice())
+    with caplog.at_level("INFO", logger="digest"):
+        await post_one_click(app.http, f"/u/{token}")
+        async with app.http.get(f"/p/{tokens.preferences_token(app.secret, app.alice())}"):
+            pass
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("POST /u/<token> 200" in line for line in lines)
+    assert not any(token.split(".")[1] in line for line in lines)
+    assert not any("alice@example.org" in line for line in lines)
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def received(data: bytes) -> EmailMessage:
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+async def test_the_list_unsubscribe_url_of_a_sent_email_unsubscribes_and_the_next_edition_skips_them(
+        tmp_path: Path) -> None:
+    clock = Clock(NOW)
+    async with SmtpServer() as smtp:
+        settings = make_settings(tmp_path, smtp_port=smtp.port)
+        store = open_store(settings)
+        runner = await start_web(settings, store, clock=clock, host="127.0.0.1", port=0)
+        base = listening(runner)[0]
+        # The emails link to the app where it really listens (in production: the TLS proxy's https URL).
+        sending = dataclasses.replace(settings, digest=dataclasses.replace(settings.digest, base_url=base))
+        try:
+            add_news(store, at=NOW - timedelta(hours=2), prefix="Today")
+            await send_day(sending, store, day=DAY, transport=SmtpTransport(sending.smtp), clock=clock)
+            first = {m.rcpt_tos[0]: received(m.data) for m in smtp.messages}
+            assert sorted(first) == ["alice@example.org", "bob@example.org"]
+
+            bob_mail = first["bob@example.org"]
+            assert bob_mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            url = re.search(r"<(http[^>]+/u/[^>]+)>", str(bob_mail["List-Unsubscribe"]))
+            assert url and url.group(1).startswith(base)
+            # What a mail provider does (RFC 8058 section 3.2): POST, no cookies, no redirect followed.
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+                async with http.post(url.group(1), data="List-Unsubscribe=One-Click", allow_redirects=False,
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
+                    assert resp.status == 200 and "Location" not in resp.headers
+                # Alice's "N more in World" link opens the whole section on the edition page.
+                html = first["alice@example.org"].get_body(("html",))
+                assert html is not None
+                more = re.search(r'href="([^"]+#s-world)"[^>]*>\d+ more in World', html.get_content())
+                assert more and more.group(1).startswith(base)
+                async with http.get(more.group(1)) as resp:
+                    page = await resp.text()
+                assert resp.status == 200 and page.count('class="title"') == WORLD_STORIES + 1
+
+            clock.now = NOW + timedelta(days=1)
+            add_news(store, at=clock.now - timedelta(hours=2), prefix="Tomorrow")
+            await send_day(sending, store, day=DAY + timedelta(days=1), transport=SmtpTransport(sending.smtp),
+                           clock=clock)
+            second = [m.rcpt_tos[0] for m in smtp.messages[len(first):]]
+            assert second == ["alice@example.org"]
+        finally:
+            await runner.cleanup()
+            store.close()
+
+
+# --------------------------------------------------------------------------- the shells that run it
+
+
+async def test_the_daemon_serves_the_web_app_when_enabled_and_stops_it_on_shutdown(tmp_path: Path) -> None:
+    port = unused_port()
+    base = make_settings(tmp_path)
+    settings = dataclasses.replace(base, subscribers=(),
+                                   web=dataclasses.replace(base.web, enabled=True, host="127.0.0.1", port=port))
+    store = Store(settings.database_url)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_daemon(settings, store, clock=Clock(), stop=stop, grace=2.0,
+                                          ticks=Ticks(poll=0.2, reconcile=0.2, heartbeat=0.2)))
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                        assert (resp.status, await resp.text()) == (200, "ok")
+                        break
+                except aiohttp.ClientConnectorError:
+                    assert not task.done(), task.exception()
+                    await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the daemon never served /healthz")
+            stop.set()
+            await asyncio.wait_for(task, 15)
+            with pytest.raises(aiohttp.ClientConnectorError):
+                async with http.get(f"http://127.0.0.1:{port}/healthz"):
+                    pass
+    finally:
+        stop.set()
+        if not task.done():
+            task.cancel()
+        store.close()
+
+
+async def test_digest_web_serves_until_sigterm(tmp_path: Path) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text(f'[digest]\ndatabase = "sqlite:///{tmp_path / "d.sqlite"}"\n'
+                      '[[subscribers]]\nemail = "alice@example.org"\n', encoding="utf-8")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "digest", "--config", str(config), "web", "--host", "127.0.0.1", "--port", "0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ}, cwd=str(tmp_path))
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        m = re.match(r"serving on (http://127\.0\.0\.1:\d+)", line)
+        assert m, line
+        async with aiohttp.ClientSession() as http, http.get(m.group(1) + "/healthz") as resp:
+            assert resp.status == 200
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
