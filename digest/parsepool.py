@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import multiprocessing.connection
+import operator
 import os
 import signal
 import socket
@@ -41,7 +43,7 @@ from types import TracebackType
 from typing import Any
 
 from digest.errors import ParseError
-from digest.model import ParsedFeed
+from digest.model import ParsedFeed, ParsedItem
 
 __all__ = ["ParserPool"]
 
@@ -53,6 +55,25 @@ except ImportError:  # not POSIX: only the wall-clock backstop applies
     resource = None  # type: ignore[assignment]
 
 _Job = tuple[bytes, str, str | None, datetime, int]
+
+
+# --------------------------------------------------------------------------- the reply
+
+# Items cross the pipe as plain tuples: pickle rebuilds a frozen slotted dataclass field by field
+# through object.__setattr__, which made unpickling a 50-item feed cost the parent (whose one
+# core also fetches and stores) twice as much.
+_ITEM_FIELDS = tuple(f.name for f in dataclasses.fields(ParsedItem))
+_item_values = operator.attrgetter(*_ITEM_FIELDS)
+_Packed = tuple[str | None, str | None, str | None, list[tuple[Any, ...]]]
+
+
+def _pack(feed: ParsedFeed) -> _Packed:
+    return feed.title, feed.link, feed.warning, [_item_values(item) for item in feed.items]
+
+
+def _unpack(packed: _Packed) -> ParsedFeed:
+    title, link, warning, items = packed
+    return ParsedFeed(title=title, link=link, items=tuple(ParsedItem(*values) for values in items), warning=warning)
 
 
 # --------------------------------------------------------------------------- worker process side
@@ -91,8 +112,8 @@ def _worker_main(conn: multiprocessing.connection.Connection, cpu_seconds: float
         _set_cpu_budget(cpu_seconds)
         reply: tuple[str, Any]
         try:
-            reply = ("ok", parse_feed(body, url=url, content_type=content_type, now=now,
-                                      excerpt_chars=excerpt_chars))
+            reply = ("ok", _pack(parse_feed(body, url=url, content_type=content_type, now=now,
+                                            excerpt_chars=excerpt_chars)))
         except ParseError as exc:
             reply = ("error", (exc.message, exc.hint))
         except MemoryError:
@@ -240,8 +261,7 @@ class ParserPool:
             except _WorkerDied as exc:
                 raise ParseError(f"{url}: the parser process died ({exc}).") from None
         if status == "ok":
-            feed: ParsedFeed = payload
-            return feed
+            return _unpack(payload)
         message, detail = payload
         if status == "crash":
             log.debug("feed=%s parser traceback:\n%s", url, detail)

@@ -236,12 +236,34 @@ def _host(hostname: str) -> str | None:
         return None
 
 
+# An absolute URL already in the form _clean gives back: lower-case http(s) scheme and host, no
+# userinfo, and nothing quote() would escape in path, query or fragment. Most links in feeds are;
+# for them _clean only drops a default port, tracking parameters and the fragment, without
+# urlsplit and three quote() calls (a quarter of parse time on link-heavy feeds).
+_CANONICAL_URL = re.compile(
+    r"(https?)://([a-z0-9.-]+)(?::([0-9]{1,5}))?"
+    r"(/[A-Za-z0-9/%:@!$&'()*+,;=._~-]*)?"
+    r"(?:\?([A-Za-z0-9/%:@!$&'()*+,;=._~?-]*))?"
+    r"(?:#([A-Za-z0-9/%:@!$&'()*+,;=._~?#-]*))?"
+)
+
+
 def _clean(url: str | None, base_url: str | None, *, keep_fragment: bool, strip_params: bool) -> str | None:
     if not url:
         return None
     url = _TAB_NEWLINE.sub("", url).strip(_C0_SPACE)
     if not url:
         return None
+    m = _CANONICAL_URL.fullmatch(url)
+    if m is not None:
+        scheme, host, port_text, path, query, fragment = m.groups()
+        port = int(port_text) if port_text else None
+        if port is None or port <= 65535:  # else urlsplit refuses it: the slow path says None
+            if port is not None and port != (443 if scheme == "https" else 80):
+                host = f"{host}:{port}"
+            query = strip_tracking(query) if strip_params and query else query
+            return (f"{scheme}://{host}{path or '/'}{'?' + query if query else ''}"
+                    f"{'#' + fragment if keep_fragment and fragment else ''}")
     try:
         if base_url and not _HAS_HTTP_SCHEME.match(url):  # urljoin is the slow part; skip it when it is a no-op
             url = urljoin(base_url, url)

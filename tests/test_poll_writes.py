@@ -1,0 +1,101 @@
+"""How a poll writes: many feeds per transaction, each feed's items with its state, one bad write alone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime, timedelta
+
+from digest import config as cfg
+from digest.model import FeedSpec, ParsedItem
+from digest.pipeline.poll import _Recorder, parser_pool
+from digest.store import Store
+from digest.store.feeds import PollRecord
+
+T0 = datetime(2026, 2, 9, 6, 0, tzinfo=UTC)
+
+
+def item(key: str, title: str = "Title") -> ParsedItem:
+    return ParsedItem(key=key, title=title, url=f"https://n.example/{key}", summary_html="", summary_text="",
+                      published=T0, content_hash=f"{key}|{title}")
+
+
+def feeds(store: Store, *urls: str) -> list[int]:
+    store.sync_feeds([FeedSpec(url=u) for u in urls], now=T0)
+    by_url = {f.url: f.id for f in store.list_feeds()}
+    return [by_url[u] for u in urls]
+
+
+def test_a_batch_writes_each_feeds_items_with_its_state(store: Store) -> None:
+    a, b = feeds(store, "https://a.example/rss", "https://b.example/rss")
+    later = T0 + timedelta(minutes=5)
+    written = store.record_polls([
+        PollRecord(a, T0, {"last_status": 200, "etag": '"a1"', "body_hash": "h" * 64},
+                   items=[item("a1"), item("a2")]),
+        PollRecord(b, later, {"last_status": 304}),
+        PollRecord(a, later, {"last_status": 200, "body_hash": "i" * 64}, items=[item("a1", "Edited"), item("a3")]),
+    ])
+    assert [(w.new_items, w.updated_items) for w in written] == [(2, 0), (0, 0), (1, 1)]
+    stored = {f.id: f for f in store.list_feeds()}
+    assert (stored[a].etag, stored[a].body_hash, stored[b].last_status) == ('"a1"', "i" * 64, 304)
+    titles = {(i.url, i.title, i.first_seen) for i in store.items_first_seen(after=None, until=later)}
+    assert titles == {("https://n.example/a1", "Edited", T0), ("https://n.example/a2", "Title", T0),
+                      ("https://n.example/a3", "Title", later)}
+
+
+def test_H11_a_move_onto_another_feeds_url_keeps_the_old_url_and_the_rest_of_the_batch(store: Store) -> None:
+    a, b = feeds(store, "https://a.example/rss", "https://b.example/rss")
+    c, d = feeds(store, "https://c.example/rss", "https://d.example/rss")
+    written = store.record_polls([
+        PollRecord(a, T0, {"last_status": 200}, moved_to="https://b.example/rss"),
+        PollRecord(b, T0, {"last_status": 200}, moved_to="https://b.example/new"),
+        # Two feeds redirected to one new URL in the same poll: the first takes it.
+        PollRecord(c, T0, {"last_status": 200}, moved_to="https://one.example/feed"),
+        PollRecord(d, T0, {"last_status": 200}, moved_to="https://one.example/feed"),
+    ])
+    assert [w.moved for w in written] == [False, True, True, False]
+    assert sorted(f.url for f in store.list_feeds()) == [
+        "https://a.example/rss", "https://b.example/new", "https://d.example/rss", "https://one.example/feed"]
+    assert all(f.last_status == 200 for f in store.list_feeds())
+
+
+async def test_C10_a_write_that_fails_fails_only_its_own_feed(store: Store) -> None:
+    a, b, c = feeds(store, "https://a.example/rss", "https://b.example/rss", "https://c.example/rss")
+    recorder = _Recorder(store)
+    try:
+        results = await asyncio.gather(
+            recorder.write(PollRecord(a, T0, {"last_status": 200}, items=[item("a1")])),
+            recorder.write(PollRecord(b, T0, {"no_such_column": 1})),
+            recorder.write(PollRecord(c, T0, {"last_status": 304})),
+            return_exceptions=True,
+        )
+    finally:
+        await recorder.close()
+    assert isinstance(results[1], Exception)
+    assert [r.new_items for r in (results[0], results[2])] == [1, 0]  # type: ignore[union-attr]
+    stored = {f.id: f.last_status for f in store.list_feeds()}
+    assert stored == {a: 200, b: None, c: 304}
+
+
+def test_sync_writes_what_changed_and_a_gone_feed_stays_off(store: Store) -> None:
+    kept, gone, dropped = feeds(store, "https://k.example/rss", "https://g.example/rss", "https://d.example/rss")
+    store.update_feed(gone, last_status=410, active=False)
+    store.sync_feeds([FeedSpec(url="https://k.example/rss", name="Renamed", interval_minutes=30),
+                      FeedSpec(url="https://g.example/rss", name="Gone"),
+                      FeedSpec(url="https://n.example/rss"),
+                      FeedSpec(url="https://n.example/rss", section="World")], now=T0)
+    by_url = {f.url: f for f in store.list_feeds()}
+    assert (by_url["https://k.example/rss"].name, by_url["https://k.example/rss"].interval_minutes) == ("Renamed", 30)
+    assert (by_url["https://g.example/rss"].name, by_url["https://g.example/rss"].active) == ("Gone", False)
+    assert not by_url["https://d.example/rss"].active
+    assert by_url["https://n.example/rss"].active and by_url["https://n.example/rss"].section == "World"
+    assert {kept, gone, dropped} <= {f.id for f in by_url.values()}
+
+
+def test_parser_processes_and_their_cpu_budget_come_from_fetch_settings() -> None:
+    settings = cfg.from_mapping({"fetch": {"parse_workers": 3, "parse_cpu_seconds": 2.5}}, env={})
+    with parser_pool(settings) as pool:
+        assert (pool.workers, pool.cpu_seconds) == (3, 2.5)
+    env = {"DIGEST_FETCH_PARSE_WORKERS": "0"}
+    with parser_pool(cfg.from_mapping({}, env=env)) as pool:
+        assert pool.workers == len(os.sched_getaffinity(0)) and pool.cpu_seconds == 10.0
