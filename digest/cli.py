@@ -11,8 +11,10 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -193,7 +195,7 @@ def poll(app: App) -> None:
     from digest.pipeline import poll_once
 
     store = app.store
-    total = len(store.list_feeds(active_only=True))
+    total = len(store.list_feeds(active_only=True)) if sys.stderr.isatty() else 0  # only a progress bar needs it
     advance, done = _progress(total, "polling")
     lines: list[PollResult] = []
 
@@ -201,10 +203,12 @@ def poll(app: App) -> None:
         advance()
         lines.append(res)
 
+    started = time.perf_counter()
     try:
         results = run_async(poll_once(settings=app.settings, store=store, clock=app.clock, on_result=on_result))
     finally:
         done()
+    took = time.perf_counter() - started
     for res in results:
         status = "304" if res.not_modified and res.status == 304 else str(res.status or "-")
         tail = f"error: {res.error}" if res.error else ("unchanged" if res.not_modified else
@@ -212,7 +216,7 @@ def poll(app: App) -> None:
         click.echo(f"{status:>4}  {res.feed_url}  {tail}")
     new = sum(r.new_items for r in results)
     failed = sum(1 for r in results if r.error)
-    click.echo(f"polled {len(results)} feeds: {new} new items, {failed} failed")
+    click.echo(f"polled {len(results)} feeds: {new} new items, {failed} failed, in {took:.2f} s")
 
 
 @main.command()
@@ -247,18 +251,17 @@ def preview(app: App, email: str, day: str | None, out: str | None) -> None:
 @click.option("--date", "day", metavar="YYYY-MM-DD", help="Edition date (default: today in [digest] timezone).")
 @click.option("--dry-run", "dry_run", metavar="DIR", type=click.Path(file_okay=False),
               help="Write .eml files into DIR instead of sending (records nothing as sent).")
+@click.option("--workers", type=click.IntRange(0, 64), metavar="N",
+              help="Sending processes (default: [smtp] workers; 0: one per CPU core; 1: this process only).")
 @pass_app
-def send(app: App, day: str | None, dry_run: str | None) -> None:
+def send(app: App, day: str | None, dry_run: str | None, workers: int | None) -> None:
     """Build and send the edition for a date to every active subscriber; re-running sends nothing more."""
     edition_day = _date(day, app)
-    from digest.deliver import SmtpTransport
-    from digest.pipeline import send_day
-
     if dry_run:
         run_async(_dry_run(app, edition_day, Path(dry_run)))
         return
     store = app.store
-    reports = run_async(_send(app, store, edition_day, SmtpTransport(app.settings.smtp), send_day))
+    reports = run_async(_send(app, store, edition_day, app.settings.smtp.workers if workers is None else workers))
     for rep in reports:
         state = "complete" if rep.complete else "pending rows remain"
         click.echo(f"edition {rep.day} {rep.timezone}: {rep.sent} sent, {rep.skipped} skipped, "
@@ -267,24 +270,34 @@ def send(app: App, day: str | None, dry_run: str | None) -> None:
         click.echo("no active subscribers: nothing to send")
 
 
-async def _send(app: App, store: Store, day: date, transport: Any, send_day: Any) -> Any:
+async def _send(app: App, store: Store, day: date, workers: int) -> Any:
+    from digest.deliver import SmtpTransport
+    from digest.pipeline.workers import send_day_in_workers
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
     def on_signal() -> None:
         # S4: the first SIGTERM/SIGINT lets messages on the wire finish and be recorded; nothing new
-        # starts. Pending rows stay pending for the next run.
+        # starts. Pending rows stay pending for the next run. Sending processes get it passed on.
         log.warning("stopping: finishing messages in flight; unsent ones stay pending")
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     try:
-        async with transport:
-            return await send_day(app.settings, store, day=day, transport=transport, clock=app.clock, stop=stop)
+        return await send_day_in_workers(app.settings, store, day=day, clock=app.clock, transport=SmtpTransport,
+                                         workers=workers, stop=stop, setup=_logging_setup())
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+def _logging_setup() -> Callable[[], None]:
+    """This process's logging set-up, for the sending processes to repeat (they start with none)."""
+    root = logging.getLogger()
+    json_lines = any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
+    return partial(setup_logging, "json" if json_lines else "text", root.level)
 
 
 async def _dry_run(app: App, day: date, folder: Path) -> None:
@@ -570,6 +583,20 @@ def demo(out_dir: str) -> None:
 
     result = run_async(run_demo(Path(out_dir)))
     click.echo(result.summary())
+
+
+@main.command("web")
+@click.option("--host", help="Address to listen on (default: [web] host).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default: [web] port; 0: any free one).")
+@pass_app
+def web_command(app: App, host: str | None, port: int | None) -> None:
+    """Serve the web app (one-click unsubscribe, preferences, edition pages) until SIGTERM or SIGINT."""
+    from digest.web import run_web
+
+    def ready(urls: list[str]) -> None:
+        click.echo(f"serving on {', '.join(urls)}; public at {app.settings.digest.base_url}")
+
+    run_async(run_web(app.settings, app.store, clock=app.clock, host=host, port=port, on_ready=ready))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -214,6 +214,8 @@ class SmtpSettings:
     ca_file: str | None = _opt(None, "CA bundle to verify a private relay's certificate.", check_opt_str)
     connections: int = _opt(4, "SMTP connections used in parallel, each reused for many messages.",
                             _check_int(1, 64))
+    workers: int = _opt(0, "Processes `digest send` sends from, sharing the connections; 0: one per CPU core.",
+                        _check_int(0, 64))
     rate_limit: float = _opt(0.0, "At most this many messages per second; 0 means no limit.", _check_float(0, 10000))
     unsubscribe_mailto: str | None = _opt(
         None, "Address for a mailto: List-Unsubscribe besides the https one.", check_opt_str
@@ -237,6 +239,9 @@ class FetchSettings:
                          _check_int(1024, 1 << 31))
     max_redirects: int = _opt(5, "Redirect hops followed per fetch.", _check_int(0, 30))
     user_agent: str = _opt("", "User-Agent header; default names digest and its URL.", check_str)
+    parse_cpu_seconds: float = _opt(10.0, "CPU seconds one feed's parse may use before it is stopped.",
+                                    _check_float(0.5, 600))
+    parse_workers: int = _opt(0, "Parser processes (feeds parsed at once); 0: one per CPU.", _check_int(0, 256))
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,9 +48,10 @@ from digest.config import DigestSettings, Settings
 from digest.deliver import SmtpTransport, Transport
 from digest.errors import ConfigError, DeliveryError, DigestError, LockHeldError
 from digest.model import EditionRecord
-from digest.parsepool import ParserPool
 from digest.pipeline import SendReport, poll_once, send_day, send_edition
+from digest.pipeline.poll import parser_pool
 from digest.store import Store
+from digest.web import start_web
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +235,7 @@ class Daemon:
             # F3: these must be job_defaults; as scheduler kwargs they do nothing.
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": max(ticks.poll, 30.0)},
         )
-        self.parser = ParserPool()
+        self.parser = parser_pool(settings)  # [fetch] parse_workers and parse_cpu_seconds
         self.lock_lost = False
         self._polls: set[asyncio.Task[Any]] = set()
         self._sends: set[asyncio.Task[Any]] = set()
@@ -444,9 +445,15 @@ async def run_daemon(settings: Settings, store: Store, *, clock: Clock, stop: as
     log.info("daemon started holder=%s database=%s", holder, where)
     loop = asyncio.get_running_loop()
     installed = _install_signals(loop, stop, daemon)
+    web_runner = None
     try:
+        if settings.web.enabled:  # the web app shares this loop and store; a busy port stops the start
+            web_runner = await start_web(settings, store, clock=clock)
         await daemon.run()
     finally:
+        if web_runner is not None:  # after the drain: one-click unsubscribes are answered to the end
+            await web_runner.cleanup()
+        await asyncio.to_thread(daemon.parser.close)  # already closed by run(), unless the web app failed
         for sig in installed:
             loop.remove_signal_handler(sig)
         if not daemon.lock_lost:

@@ -60,6 +60,9 @@ class Envelope:
     sender: str  # envelope MAIL FROM
     recipient: str  # exactly one RCPT per transaction: each message is personalised (B10)
     data: bytes  # the complete message, CRLF line ends
+    # True: the caller guarantees CRLF line ends only (digest.message builds messages so), and
+    # the transport skips checking it; dot-stuffing is still done here.
+    crlf: bool = False
 
 
 class Outcome(enum.Enum):
@@ -118,6 +121,29 @@ def one_line(code: int | None, text: str) -> str:
     flat = " ".join(text.split())
     line = f"{code} {flat}" if code is not None else flat
     return line if len(line) <= 300 else line[:299] + "…"
+
+
+_BARE_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+
+
+def data_block(message: bytes, *, crlf: bool = False) -> bytes:
+    """What goes on the wire after DATA's 354: CRLF line ends, dot-stuffed, then CRLF "." CRLF.
+
+    RFC 5321 section 4.5.2 (transparency): a line that starts with "." gets another one. A bare
+    CR or LF is made CRLF first (RFC 5321 section 2.3.8; a bare LF before "." is how SMTP
+    smuggling works), unless `crlf` says the message has none: the three counts that check it
+    cost as much as the rest of this function.
+    """
+    if not crlf:
+        pairs = message.count(b"\r\n")
+        if message.count(b"\n") != pairs or message.count(b"\r") != pairs:
+            message = _BARE_LINE_END.sub(b"\r\n", message)
+    if message.startswith(b"."):
+        message = b"." + message
+    message = message.replace(b"\r\n.", b"\r\n..")
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    return message + b".\r\n"
 
 
 # --------------------------------------------------------------------------- deliver()
@@ -284,8 +310,11 @@ class _Throttles:
             self._until[self._domain(recipient)] = (self._clock() + DOMAIN_BACKOFF, result.detail)
 
 
+_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+
+
 def _unsafe(address: str) -> bool:
-    return any(ord(c) <= 0x20 or ord(c) == 0x7F for c in address)
+    return _SPACE_OR_CONTROL.search(address) is not None
 
 
 class _ConnectFailed(Exception):
@@ -563,24 +592,29 @@ class SmtpTransport:
         if options is None:
             detail = "the server does not offer SMTPUTF8 for a non-ASCII address"
             return Result(key, Outcome.PERMANENT, None, detail)
-        stage = "MAIL"
+        stage = "MAIL"  # then RCPT, DATA (the command), "." (the content was handed over)
         try:
             await smtp.mail(envelope.sender, options=options, encoding=encoding)
             stage = "RCPT"
             await smtp.rcpt(envelope.recipient, encoding=encoding)
             stage = "DATA"
-            reply = await smtp.data(envelope.data, timeout=self._data_timeout)
+            start = await smtp.execute_command(b"DATA")
+            if start.code != 354:
+                raise aiosmtplib.SMTPDataError(start.code, start.message)
+            stage = "."
+            reply = await self._content(smtp, data_block(envelope.data, crlf=envelope.crlf))
         except aiosmtplib.SMTPServerDisconnected as exc:
-            if stage != "DATA":
+            conn.close()
+            if stage != ".":
                 raise _DroppedBeforeData(stage) from exc
             # RFC 5321 section 4.5.3.2.6: the server may have taken it; the re-send keeps the Message-ID.
             detail = "connection lost during DATA; it may have been delivered"
             return Result(key, Outcome.TRANSIENT, None, detail)
         except aiosmtplib.SMTPTimeoutError:
             conn.close()
-            maybe = "; it may have been delivered" if stage == "DATA" else ""
-            waited = self._data_timeout if stage == "DATA" else self._settings.timeout
-            detail = f"no reply to {stage} in {waited:g}s{maybe}"
+            maybe = "; it may have been delivered" if stage == "." else ""
+            waited = self._data_timeout if stage == "." else self._settings.timeout
+            detail = f"no reply to {'DATA' if stage == '.' else stage} in {waited:g}s{maybe}"
             return Result(key, Outcome.TRANSIENT, None, detail)
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code in (530, 535):  # the server wants (other) credentials: no subscriber is at fault
@@ -596,6 +630,23 @@ class SmtpTransport:
         finally:
             conn.last_used = time.monotonic()
         return Result(key, classify(reply.code), reply.code, one_line(reply.code, reply.message))
+
+    async def _content(self, smtp: aiosmtplib.SMTP, block: bytes) -> aiosmtplib.SMTPResponse:
+        """Write the message (a data_block) after the 354 and wait (long: B8) for the final reply.
+
+        aiosmtplib's own data() rewrites line ends and dot-stuffs with two regular expressions over
+        the whole message, which cost more CPU than everything else in a send (about 1 ms for a
+        100 kB edition); data_block() does the same with bytes.replace. Each connection is used by
+        one send at a time (the pool), so nothing else reads replies on it meanwhile.
+        """
+        protocol = smtp.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        protocol.write(block)  # raises SMTPServerDisconnected on a closed connection
+        reply = await protocol.read_response(timeout=self._data_timeout)
+        if reply.code != 250:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        return reply
 
     @staticmethod
     def _mail_options(smtp: aiosmtplib.SMTP, envelope: Envelope) -> tuple[list[str] | None, str]:

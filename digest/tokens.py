@@ -13,6 +13,7 @@ nobody without the secret can predict another subscriber's (A8).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -35,8 +36,14 @@ PREFERENCES_SALT = "preferences-v1"
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
+@functools.lru_cache(maxsize=8)
+def _signer(secret: str, salt: str) -> URLSafeSerializer:
+    # One per (secret, purpose) instead of one per token: a send signs two tokens per subscriber.
+    return URLSafeSerializer(secret, salt=salt)
+
+
 def _sign(secret: str, salt: str, subscriber_id: int) -> str:
-    return URLSafeSerializer(secret, salt=salt).dumps(subscriber_id)
+    return _signer(secret, salt).dumps(subscriber_id)
 
 
 def _read(secrets: Sequence[str], salt: str, token: str) -> int | None:

@@ -96,8 +96,8 @@ SITE = web.AppKey("site", Site)
 def site_secrets(settings: Settings, store: Store) -> tuple[str, ...]:
     """Every secret a token in a sent email may be signed with.
 
-    The sender signs with the store's generated secret; an operator who sets ``[digest] secret``
-    makes it the newest. Both verify, so old emails keep working after the change (G4, U5).
+    The sender signs with ``[digest] secret`` when set, else with the store's generated secret.
+    Both verify, so emails sent before an operator set the secret keep working (G4, U5).
     """
     generated = store.site_secret()
     configured = settings.digest.secret

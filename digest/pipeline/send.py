@@ -3,19 +3,28 @@
 An edition is built once per (local day, time zone) and frozen; then each pending outbox row is
 turned into a message for its subscriber, as they are *now* (an unsubscribe or a section change
 that arrives after the edition was built is honoured: B5), and handed to the transport. A row is
-marked sent only after the server accepted the message; a crash leaves it pending and the next run
-sends it again with the same Message-ID (A8).
+marked sent only after the server accepted the message; a crash leaves it claimed by a process that
+is gone, and the next run sends it again with the same Message-ID (A8).
+
+Several senders may work on one edition at once (`digest send` starts one process per core:
+pipeline.workers): each claims a few rows at a time and records its results a batch at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.utils import parseaddr
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 from digest import message, tokens
 from digest.compose import ComposeOptions, PlacedStory, build_stories, compose
@@ -26,10 +35,12 @@ from digest.model import Delivery, EditionRecord, Item, Rendered, Subscriber
 from digest.render import Renderer
 from digest.sections import classify
 from digest.store import ACTIVE, FAILED, PENDING, SENT, SKIPPED, Store
+from digest.store.editions import Mark
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 @dataclass
@@ -90,7 +101,8 @@ class EditionMailer:
                  renderer: Renderer | None = None) -> None:
         self.settings, self.store, self.edition = settings, store, edition
         self.renderer = renderer or make_renderer(settings)
-        self.secret = store.site_secret()
+        # [digest] secret when the operator set one, else the one generated once and kept in the store.
+        self.secret = settings.digest.secret or store.site_secret()
         self.domain = sender_domain(settings)
         self.options = compose_options(settings)
         lookback = timedelta(days=settings.digest.read_also_days)
@@ -141,83 +153,240 @@ class EditionMailer:
 
 def _retry_delay(attempts: int) -> timedelta:
     # B7: back off between attempts to the same destination; a daily digest gives up within a day.
-    return min(timedelta(minutes=5) * (2 ** max(attempts - 1, 0)), timedelta(hours=2))
+    delay: timedelta = timedelta(minutes=5) * (2 ** max(attempts - 1, 0))
+    return min(delay, timedelta(hours=2))
+
+
+# --------------------------------------------------------------------------- who holds a claim
+
+CLAIM_ROWS = 100  # rows claimed at once; all of them are sent or released by the same sender
+READ_AHEAD = 8  # subscribers read at once, just before their messages are made
+LEASE = timedelta(minutes=10)  # a claim not renewed for this long is taken by the next sender (B1)
+RENEW_EVERY = 120.0  # seconds between renewals of the claims a sender still holds
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks) of a process, from /proc; None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+    except OSError:
+        return None
+    return fields[0].decode(), fields[19].decode()
+
+
+def worker_name(pid: int | None = None) -> str:
+    """"host:pid.start": names this process in the claims it makes; the start time tells a reused pid apart."""
+    pid = os.getpid() if pid is None else pid
+    stat = _proc_stat(pid)
+    return f"{socket.gethostname()}:{pid}" + (f".{stat[1]}" if stat else "")
+
+
+def worker_alive(name: str) -> bool | None:
+    """False when `name` is a process of this host that is gone; True when it runs; None: cannot tell."""
+    host, _, proc = name.rpartition(":")
+    pid_text, _, start = proc.partition(".")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
+    if os.path.exists("/proc/self/stat"):
+        stat = _proc_stat(pid)
+        return stat is not None and stat[0] != "Z" and (not start or stat[1] == start)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_orphans(store: Store, edition_id: int, *, now: datetime) -> int:
+    """Return to pending the rows of this edition claimed by processes of this host that are gone
+    (kill -9, a crash). A claim made on another host waits for its lease to run out."""
+    released = 0
+    for holder in store.claim_holders(edition_id):
+        if worker_alive(holder) is False:
+            n = store.release_claims(holder, now=now)
+            released += n
+            log.warning("edition=%d: %d messages claimed by %s, which stopped, are pending again; those it "
+                        "had sent but not yet recorded go out twice, with the same Message-ID", edition_id, n, holder)
+    return released
+
+
+# --------------------------------------------------------------------------- recording results
+
+
+class _Outbox:
+    """One sender's claims and results: one database connection on one thread, group commits.
+
+    A commit per message on its own connection cost more than sending the message. Here each
+    result still waits for its commit before its worker takes the next message (so a kill -9
+    leaves at most the messages in flight unrecorded: S1, S2), but one commit carries every result
+    that arrived in the same turn of the event loop (group commit: with N connections, up to N
+    rows per transaction), on a connection kept open. A failed commit stops the run (S10): every
+    result of that group, and every later one, raises it.
+    """
+
+    def __init__(self, store: Store, worker: str, clock: Clock, *, suspend_after: int) -> None:
+        self.store, self.worker, self.clock, self.suspend_after = store, worker, clock, suspend_after
+        self._session = store.outbox_session(worker)
+        # SQLite commits a few rows in under 0.1 ms on a kept connection, less than handing the
+        # call to a thread and back costs while this loop is busy (1-2 ms, GIL switching), so
+        # there the session runs on the loop's own thread. A server database keeps one thread.
+        self._thread = None if store.engine.dialect.name == "sqlite" else \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._marks: list[Mark] = []  # results waiting for the next commit
+        self._permanent: list[int] = []  # subscribers to count a 5xx against
+        self._group: asyncio.Task[None] | None = None  # the commit the next result will join
+        self._closing = asyncio.Event()
+        self._error: Exception | None = None
+        self._renewer: asyncio.Task[None] | None = None
+
+    async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        if self._thread is None:
+            return fn(*args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, partial(fn, *args, **kwargs))
+
+    async def __aenter__(self) -> _Outbox:
+        self._renewer = asyncio.create_task(self._renew())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closing.set()
+        if self._renewer is not None:
+            await self._renewer
+        try:
+            # What is still claimed was never sent: deliver() finished and recorded every message
+            # it started. After a failed commit the claims stay, and the next run takes them over.
+            if self._error is None:
+                await self._run(self._session.release, now=self.clock())
+        finally:
+            await self._run(self._session.close)
+            if self._thread is not None:
+                self._thread.shutdown(wait=False)
+
+    async def subscribers(self, ids: list[int]) -> dict[int, Subscriber]:
+        return await self._run(self._session.subscribers, ids)
+
+    async def claim(self, edition_id: int, *, limit: int, due_only: bool) -> list[Delivery]:
+        return await self._run(self._session.claim, edition_id, now=self.clock(), lease=LEASE, limit=limit,
+                               due_only=due_only)
+
+    async def add(self, mark: Mark, *, permanent_failure_of: int | None = None) -> None:
+        """Record one result; returns once it is committed (with the others of its group)."""
+        if self._error is not None:
+            raise self._error
+        self._marks.append(mark)
+        if permanent_failure_of is not None:
+            self._permanent.append(permanent_failure_of)
+        if self._group is None:
+            self._group = asyncio.create_task(self._commit())
+        await asyncio.shield(self._group)  # a cancelled waiter must not cancel the others' commit
+
+    async def _commit(self) -> None:
+        await asyncio.sleep(0)  # one turn of the loop: results that arrived with this one join it
+        marks, self._marks = self._marks, []
+        failures, self._permanent = self._permanent, []
+        self._group = None  # results from now on go into the next group
+        try:
+            await self._run(self._session.record, marks, now=self.clock())
+            for subscriber_id in failures:
+                if await asyncio.to_thread(self.store.count_permanent_failure, subscriber_id,
+                                           suspend_after=self.suspend_after, now=self.clock()):
+                    log.warning("subscriber=%d suspended after %d permanent failures", subscriber_id,
+                                self.suspend_after)
+        except Exception as exc:
+            self._error = exc
+            raise
+
+    async def _renew(self) -> None:
+        """Keep our claims from running out during a long (rate-limited, or slow) send."""
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), RENEW_EVERY)
+            if not self._closing.is_set():
+                with contextlib.suppress(Exception):  # a failing database shows up in the next commit
+                    await self._run(self._session.renew, until=self.clock() + LEASE)
+
+
+# --------------------------------------------------------------------------- sending one edition
 
 
 async def send_edition(settings: Settings, store: Store, edition: EditionRecord, *, transport: Transport,
                        clock: Clock, stop: asyncio.Event | None = None, due_only: bool = False,
                        report: SendReport | None = None,
                        on_result: Callable[[Result], None] | None = None) -> SendReport:
-    """Send every pending row of the edition (with due_only, only those whose retry time has come)."""
+    """Send every pending row of the edition (with due_only, only those whose retry time has come).
+
+    Rows are claimed CLAIM_ROWS at a time, so any number of these may run at once, in this
+    process or others, each sending different rows.
+    """
     rep = report or SendReport(edition.id, edition.day, edition.timezone, created=False)
     mailer = await asyncio.to_thread(EditionMailer, settings, store, edition)
+    me = worker_name()
+    await asyncio.to_thread(release_orphans, store, edition.id, now=clock())
+    sender = parseaddr(settings.smtp.sender)[1] or settings.smtp.sender
     rows: dict[int, Delivery] = {}
 
+    def stopped() -> bool:
+        return stop is not None and stop.is_set()
+
     async def envelopes() -> AsyncIterator[Envelope]:
-        pending = store.iter_deliveries(edition.id, now=clock() if due_only else None)
-        while True:
-            batch = await asyncio.to_thread(_take, pending, 200)
+        while not stopped():
+            batch = await outbox.claim(edition.id, limit=CLAIM_ROWS, due_only=due_only)
             if not batch:
                 return
-            subs = await asyncio.to_thread(store.subscribers_by_id, [d.subscriber_id for d in batch])
-            for d in batch:
-                if stop is not None and stop.is_set():
-                    return
-                sub = subs.get(d.subscriber_id)
-                if sub is None or sub.status != ACTIVE:  # unsubscribed after the edition was built (S9)
-                    await asyncio.to_thread(store.mark_delivery, d.id, status=SKIPPED, now=clock(),
-                                            error="subscriber no longer active", attempted=False)
-                    rep.skipped += 1
-                    continue
-                template = mailer.template(sub.sections)
-                if template is None:  # nothing in their sections: no empty email, not retried (S11)
-                    await asyncio.to_thread(store.mark_delivery, d.id, status=SKIPPED, now=clock(),
-                                            error="nothing new in the subscriber's sections", attempted=False)
-                    rep.skipped += 1
-                    continue
-                rows[d.id] = d
-                yield Envelope(key=d.id, sender=parseaddr(settings.smtp.sender)[1] or settings.smtp.sender,
-                               recipient=sub.email, data=mailer.personalise(template, sub, now=clock()))
+            for start in range(0, len(batch), READ_AHEAD):
+                chunk = batch[start:start + READ_AHEAD]
+                # Read just before their turn, so a change made while the rows before were being
+                # sent is honoured (B5, S9): at most READ_AHEAD messages ahead.
+                subs = await outbox.subscribers([d.subscriber_id for d in chunk])
+                for d in chunk:
+                    if stopped():
+                        return  # the rest of the claim is released when the outbox closes
+                    sub = subs.get(d.subscriber_id)
+                    if sub is None or sub.status != ACTIVE:  # unsubscribed after the edition was built (S9)
+                        await outbox.add(Mark(d.id, SKIPPED, error="subscriber no longer active", attempted=False))
+                        rep.skipped += 1
+                        continue
+                    template = mailer.template(sub.sections)  # their sections as they are now (B5)
+                    if template is None:  # nothing in their sections: no empty email, not retried (S11)
+                        await outbox.add(Mark(d.id, SKIPPED, error="nothing new in the subscriber's sections",
+                                              attempted=False))
+                        rep.skipped += 1
+                        continue
+                    rows[d.id] = d
+                    yield Envelope(key=d.id, sender=sender, recipient=sub.email,
+                                   data=mailer.personalise(template, sub, now=clock()), crlf=True)
 
     async def record(result: Result) -> None:
         d = rows.pop(result.key)
         now = clock()
         if result.outcome is Outcome.SENT:
-            await asyncio.to_thread(store.mark_delivery, d.id, status=SENT, now=now,
-                                    message_id=mailer.message_id(d.subscriber_id))
+            await outbox.add(Mark(d.id, SENT, message_id=mailer.message_id(d.subscriber_id)))
             rep.sent += 1
         elif result.outcome is Outcome.PERMANENT:
-            await asyncio.to_thread(store.mark_delivery, d.id, status=FAILED, now=now, error=result.detail)
-            suspended = await asyncio.to_thread(store.count_permanent_failure, d.subscriber_id,
-                                                suspend_after=settings.smtp.suspend_after, now=now)
+            await outbox.add(Mark(d.id, FAILED, error=result.detail), permanent_failure_of=d.subscriber_id)
             rep.failed += 1
-            log.warning("edition=%s subscriber=%d failed permanently: %s%s", edition.day, d.subscriber_id,
-                        result.detail, " (suspended)" if suspended else "")
+            log.warning("edition=%s subscriber=%d failed permanently: %s", edition.day, d.subscriber_id,
+                        result.detail)
         elif now - edition.created_at >= settings.smtp.give_up_after:
-            await asyncio.to_thread(store.mark_delivery, d.id, status=FAILED, now=now,
-                                    error=f"gave up: {result.detail}")
+            await outbox.add(Mark(d.id, FAILED, error=f"gave up: {result.detail}"))
             rep.failed += 1
         else:
-            await asyncio.to_thread(store.mark_delivery, d.id, status=PENDING, now=now, error=result.detail,
-                                    next_attempt_at=now + _retry_delay(d.attempts + 1))
+            await outbox.add(Mark(d.id, PENDING, error=result.detail,
+                                  next_attempt_at=now + _retry_delay(d.attempts + 1)))
             rep.deferred += 1
         if on_result:
             on_result(result)
 
-    await deliver(transport, envelopes(), record, stop=stop)
+    async with _Outbox(store, me, clock, suspend_after=settings.smtp.suspend_after) as outbox:
+        await deliver(transport, envelopes(), record, stop=stop)
     rep.complete = await asyncio.to_thread(store.close_edition_if_done, edition.id)
     log.info("edition=%s/%s sent=%d skipped=%d failed=%d deferred=%d complete=%s", edition.day,
              edition.timezone, rep.sent, rep.skipped, rep.failed, rep.deferred, rep.complete)
     return rep
-
-
-def _take(it: object, n: int) -> list[Delivery]:
-    out: list[Delivery] = []
-    for d in it:  # type: ignore[attr-defined]
-        out.append(d)
-        if len(out) >= n:
-            break
-    return out
 
 
 async def send_day(settings: Settings, store: Store, *, day: date, transport: Transport, clock: Clock,

@@ -49,7 +49,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if isinstance(value, str):  # SQLite through some drivers
             value = datetime.fromisoformat(value)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        aware: datetime = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return aware
 
 
 metadata = MetaData()
@@ -147,8 +148,12 @@ deliveries = Table(
     Column("id", Integer, primary_key=True),
     Column("edition_id", Integer, ForeignKey("editions.id", ondelete="CASCADE"), nullable=False),
     Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
-    Column("status", String(16), nullable=False, default="pending"),
+    Column("status", String(16), nullable=False, default="pending"),  # pending, sending, sent, failed, skipped
     Column("attempts", Integer, nullable=False, default=0),
+    # While `sending`: which process claimed the row ("host:pid.start") and until when (B1). A row
+    # whose lease ran out, or whose process is gone, is claimed again by the next run.
+    Column("worker", Text),
+    Column("lease_until", UTCDateTime),
     Column("last_error", Text),
     Column("next_attempt_at", UTCDateTime),
     Column("message_id", Text),

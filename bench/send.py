@@ -1,0 +1,321 @@
+"""Time the real `digest send` against bench/smtpsink.py, next to a naive per-subscriber baseline.
+
+    python bench/send.py                          # 10,000 subscribers, naive baseline on 2,000
+    python bench/send.py --subscribers 100000     # memory stays flat: rows are streamed
+    python bench/send.py --workers 1              # one sending process instead of one per core
+    python bench/send.py --naive 0                # skip the baseline
+
+Everything is real and on 127.0.0.1: a SQLite file, the `digest` command as a process
+(`python -m digest --config X send`), and the sink (bench/smtpsink.py) in its own process, so
+its CPU is not counted. The store is filled directly (bulk inserts, not `digest subscribers
+import`, which commits per row): 8 sections, 8 feeds of 25 items, and subscribers of whom 40%
+take every section and 60% choose 1 to 3 of them, spread over 5 time zones (fixed seed).
+
+Figures printed for each path:
+  messages/s      messages the sink accepted / wall time of the process (start-up included)
+  CPU/message     user+sys of the process and its children (getrusage RUSAGE_CHILDREN) / messages
+  peak RSS        the largest sum of RSS over the process tree (sampled from /proc every 20 ms),
+                  the same for PSS (shared library pages shared out), and the largest single
+                  process (ru_maxrss)
+
+The naive baseline is what a first version would do (`--naive-run`, also its own process): per
+subscriber, compose and render the edition (digest.render.Renderer), build an
+email.message.EmailMessage and send it with send_message over one reused aiosmtplib connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+from sqlalchemy import insert
+
+from digest import config as cfg
+from digest.model import PLACEHOLDER_PREFERENCES_URL, PLACEHOLDER_UNSUBSCRIBE_URL, ParsedItem
+from digest.store import Store
+from digest.store import schema as t
+
+HERE = Path(__file__).resolve().parent
+NOW = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)  # 07:00 has passed in every zone below
+SECTIONS = ("World", "Politics", "Business", "Military", "Science", "Society", "Sport", "Press Review")
+ZONES = ("Europe/Moscow", "Europe/Berlin", "Asia/Yekaterinburg", "Europe/London", "Asia/Novosibirsk")
+FEEDS = 8
+ITEMS_PER_FEED = 25
+_WORDS = ("minister talks budget court storm market rates election summit energy rocket launch final record "
+          "festival museum strike union river flood hospital school university airport train deal sanctions")
+WORDS = _WORDS.split()
+
+
+# --------------------------------------------------------------------------- the fixture
+
+
+def write_config(folder: Path, *, port: int, workers: int | None, connections: int | None = None) -> Path:
+    path = folder / "digest.toml"
+    sections = "".join(f'[[sections]]\nname = "{s}"\ncategories = ["{s}"]\n' for s in SECTIONS)
+    feeds = "".join(f'[[feeds]]\nurl = "https://feed{n}.example/rss"\nname = "Source {n}"\n' for n in range(FEEDS))
+    smtp_workers = f"workers = {workers}\n" if workers is not None else ""
+    if connections is not None:
+        smtp_workers += f"connections = {connections}\n"
+    path.write_text(f"""
+[digest]
+title = "Morning Review"
+timezone = "Europe/Moscow"
+database = "sqlite:///{folder / 'digest.sqlite'}"
+base_url = "https://review.example.org"
+read_also = 0
+
+[smtp]
+host = "127.0.0.1"
+port = {port}
+sender = "Morning Review <review@review.example.org>"
+timeout = 30
+{smtp_workers}
+{sections}
+{feeds}""", encoding="utf-8")
+    return path
+
+
+def populate(config: Path, subscribers: int, seed: int = 1) -> int:
+    """Fill the store; returns the number of distinct (time zone, section set) pairs."""
+    rng = random.Random(seed)
+    settings = cfg.load(config)
+    store = Store(settings.database_url)
+    store.sync_feeds(settings.feeds, now=NOW - timedelta(days=1))
+    for n, feed in enumerate(store.list_feeds()):
+        items = []
+        for i in range(ITEMS_PER_FEED):
+            title = " ".join(rng.choice(WORDS) for _ in range(7)).capitalize() + f" ({n}.{i})"
+            summary = " ".join(rng.choice(WORDS) for _ in range(40)) + "."
+            items.append(ParsedItem(key=f"f{n}i{i}", title=title, url=f"https://feed{n}.example/{i}",
+                                    summary_html=f"<p>{summary}</p>", summary_text=summary,
+                                    published=NOW - timedelta(hours=2, minutes=i), categories=(SECTIONS[(n + i) % 8],),
+                                    content_hash=f"h{n}.{i}"))
+        store.upsert_items(feed.id, items, now=NOW - timedelta(hours=1))
+    pairs = set()
+    batch = []
+    for i in range(subscribers):
+        sections = None if rng.random() < 0.4 else sorted(rng.sample(SECTIONS, rng.randint(1, 3)))
+        zone = ZONES[rng.randrange(len(ZONES))]
+        pairs.add((zone, tuple(sections) if sections else None))
+        batch.append({"email": f"reader{i}@mail{i % 50}.example", "name": f"Reader {i}", "sections": sections,
+                      "timezone": zone, "status": "active", "permanent_failures": 0, "from_config": False,
+                      "created_at": NOW - timedelta(days=2), "updated_at": NOW - timedelta(days=2)})
+        if len(batch) == 5000:
+            with store.engine.begin() as conn:
+                conn.execute(insert(t.subscribers), batch)
+            batch = []
+    if batch:
+        with store.engine.begin() as conn:
+            conn.execute(insert(t.subscribers), batch)
+    store.close()
+    return len(pairs)
+
+
+# --------------------------------------------------------------------------- measuring a process
+
+
+def _tree_memory(root: int) -> tuple[int, int]:
+    """Bytes of (RSS, PSS) of `root` and all its descendants, from /proc.
+
+    RSS counts the pages of shared libraries once per process; PSS shares them out, so the sum of
+    PSS is what the processes together take from the machine."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    rss = pss = 0
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, ()))
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+                for line in f:
+                    if line.startswith(b"Rss:"):
+                        rss += int(line.split()[1]) * 1024
+                    elif line.startswith(b"Pss:"):
+                        pss += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return rss, pss
+
+
+class Measured:
+    def __init__(self, label: str, cmd: list[str], env: dict[str, str]) -> None:
+        self.label = label
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        peak = [0, 0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.02):
+                rss, pss = _tree_memory(proc.pid)
+                peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        self.stdout, self.stderr = proc.communicate()
+        self.wall = time.perf_counter() - start
+        done.set()
+        sampler.join()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.returncode = proc.returncode
+        self.cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        self.peak_rss, self.peak_pss = peak
+        self.max_single = after.ru_maxrss * 1024  # kB on Linux; the largest child waited for so far
+        if proc.returncode != 0:
+            raise SystemExit(f"{label} failed ({proc.returncode}):\n{self.stdout}\n{self.stderr}")
+
+    def line(self, messages: int) -> str:
+        rate = messages / self.wall if self.wall else 0.0
+        per = self.cpu / messages * 1000 if messages else 0.0
+        return (f"{self.label:<22} {messages:>7} msgs  {self.wall:7.2f} s  {rate:7.0f} msg/s  "
+                f"{per:5.2f} ms CPU/msg  peak RSS {self.peak_rss / 2**20:4.0f} MB (PSS {self.peak_pss / 2**20:4.0f}), "
+                f"largest process {self.max_single / 2**20:3.0f} MB")
+
+
+# --------------------------------------------------------------------------- the naive baseline
+
+
+async def naive(config: Path, limit: int) -> int:
+    import aiosmtplib
+
+    from digest.compose import build_stories, compose
+    from digest.pipeline.send import compose_options, edition_url, make_renderer
+
+    settings = cfg.load(config)
+    store = Store(settings.database_url)
+    renderer = make_renderer(settings)
+    options = compose_options(settings)
+    smtp = aiosmtplib.SMTP(hostname=settings.smtp.host, port=settings.smtp.port, start_tls=False)
+    await smtp.connect()
+    sent = 0
+    day = NOW.date()
+    for tz in store.timezones_in_use(settings.digest.timezone):
+        edition = store.get_edition(day=day, timezone=tz)
+        assert edition is not None, "run the real send first: it builds the editions"
+        stories = build_stories(store.edition_items(edition.id), options=options)
+        for sub in store.iter_subscribers():
+            if sent >= limit:
+                break
+            if sub.timezone != tz:
+                continue
+            ed = compose(stories, day=day, timezone=tz, chosen=sub.sections, options=options,
+                         web_url=edition_url(settings, day, tz))
+            if ed.is_empty:
+                continue
+            rendered = renderer.render(ed)
+            unsubscribe = f"{settings.digest.base_url}/u/{sub.id}"
+            msg = EmailMessage()
+            msg["From"] = settings.smtp.sender
+            msg["To"] = sub.email
+            msg["Subject"] = rendered.subject
+            msg["Date"] = format_datetime(datetime.now(UTC))
+            msg["Message-ID"] = f"<e{edition.id}.s{sub.id}@review.example.org>"
+            msg["List-Unsubscribe"] = f"<{unsubscribe}>"
+            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            msg.set_content(rendered.text.replace(PLACEHOLDER_UNSUBSCRIBE_URL, unsubscribe)
+                            .replace(PLACEHOLDER_PREFERENCES_URL, unsubscribe))
+            msg.add_alternative(rendered.html.replace(PLACEHOLDER_UNSUBSCRIBE_URL, unsubscribe)
+                                .replace(PLACEHOLDER_PREFERENCES_URL, unsubscribe), subtype="html")
+            await smtp.send_message(msg)
+            sent += 1
+    await smtp.quit()
+    return sent
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def cpu_seconds(pid: int) -> float:
+    """user+sys CPU seconds a running process has used so far (/proc/PID/stat utime, stime)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rpartition(b")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_sink() -> tuple[subprocess.Popen[str], int]:
+    sink = subprocess.Popen([sys.executable, str(HERE / "smtpsink.py"), "--port", "0", "--every", "3600"],
+                            stdout=subprocess.PIPE, text=True)
+    assert sink.stdout is not None
+    first = sink.stdout.readline()
+    return sink, int(first.rsplit(":", 1)[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--naive", type=int, default=2_000, help="subscribers for the naive baseline (0: skip)")
+    parser.add_argument("--workers", type=int, default=None, help="[smtp] workers (default: the config default)")
+    parser.add_argument("--connections", type=int, default=None, help="[smtp] connections (default: the default)")
+    parser.add_argument("--keep", metavar="DIR", help="build the fixture in DIR and keep it")
+    parser.add_argument("--naive-run", metavar="CONFIG", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.naive_run:
+        print(asyncio.run(naive(Path(args.naive_run), args.naive)))
+        return
+
+    folder = Path(args.keep or tempfile.mkdtemp(prefix="digest-bench-send-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    sink, port = start_sink()
+    try:
+        config = write_config(folder, port=port, workers=args.workers, connections=args.connections)
+        t0 = time.perf_counter()
+        pairs = populate(config, args.subscribers)
+        print(f"fixture: {args.subscribers} subscribers, {FEEDS * ITEMS_PER_FEED} items, {len(ZONES)} time zones, "
+              f"{pairs} distinct (time zone, section set) pairs; built in {time.perf_counter() - t0:.1f} s")
+        print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {sys.platform}")
+        env = {**os.environ, "DIGEST_NOW": NOW.isoformat(), "PYTHONPATH": str(HERE.parent)}
+        sink_cpu = cpu_seconds(sink.pid)
+        real = Measured("digest send", [sys.executable, "-m", "digest", "--config", str(config), "send",
+                                        "--date", NOW.date().isoformat()], env)
+        sent = sum(int(line.split(": ", 1)[1].split(" sent")[0]) for line in real.stdout.splitlines()
+                   if line.startswith("edition "))
+        print(real.line(sent))
+        print(f"{'  (the sink)':<22} {'':>7}       {'':>7}    {'':>7}        "
+              f"{(cpu_seconds(sink.pid) - sink_cpu) / max(sent, 1) * 1000:5.2f} ms CPU/msg, on the same cores")
+        again = Measured("digest send (again)", [sys.executable, "-m", "digest", "--config", str(config), "send",
+                                                 "--date", NOW.date().isoformat()], env)
+        resent = sum(int(line.split(": ", 1)[1].split(" sent")[0]) for line in again.stdout.splitlines()
+                     if line.startswith("edition "))
+        print(f"{'re-run':<22} {resent:>7} msgs  {again.wall:7.2f} s  (must be 0)")
+        if args.naive:
+            base = Measured("naive baseline", [sys.executable, str(HERE / "send.py"), "--naive-run", str(config),
+                                               "--naive", str(args.naive)], env)
+            count = int(base.stdout.strip())
+            print(base.line(count))
+            real_rate, base_rate = sent / real.wall, count / base.wall
+            print(f"speed-up: {real_rate / base_rate:.1f}x messages/s, "
+                  f"{(base.cpu / count) / (real.cpu / sent):.1f}x less CPU per message")
+    finally:
+        sink.terminate()
+        sink.wait()
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""Sending with one process per core: what `digest send` runs.
+
+One Python process keeps one core busy at several hundred messages a second (rendering,
+splicing each subscriber's parts, aiosmtplib, SQLite). `send_day_in_workers` builds the day's
+editions here, then sends from this process and N-1 more (multiprocessing, spawn: nothing
+half-initialised is inherited), each with its share of [smtp] connections and rate_limit. They
+claim disjoint rows of the outbox a few at a time (pipeline.send, store claims), so they never
+send the same row, and each reports its counts back here.
+
+Stopping: SIGTERM or SIGINT here is passed on to every worker, which finishes and records the
+messages on the wire and returns its other claims to pending (S4); a worker whose parent is gone
+(kill -9) does the same. A worker killed outright leaves its claims to the next run, which takes
+them back at once (send.release_orphans).
+
+With one worker (workers = 1, one core, or a small edition) everything runs in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+
+from digest import errors
+from digest.config import Settings, SmtpSettings
+from digest.deliver import Transport
+from digest.errors import DeliveryError, DigestError
+from digest.model import EditionRecord
+from digest.pipeline.send import Clock, SendReport, build_edition, release_orphans, send_edition
+from digest.store import Store
+
+log = logging.getLogger(__name__)
+
+MIN_ROWS_PER_WORKER = 500  # below this a worker's start-up (~0.5 s of imports) costs more than it saves
+PARENT_CHECK = 0.5  # seconds between a worker's checks that `digest send` is still there
+
+TransportFactory = Callable[[SmtpSettings], Transport]
+
+
+def plan_workers(requested: int, *, connections: int, rows: int) -> int:
+    """How many sending processes: `requested` (0: one per core), at most one per connection, and
+    none that would have fewer than MIN_ROWS_PER_WORKER rows."""
+    wanted = requested if requested > 0 else (os.cpu_count() or 1)
+    return max(1, min(wanted, connections, -(-rows // MIN_ROWS_PER_WORKER)))
+
+
+def shares(smtp: SmtpSettings, workers: int) -> list[SmtpSettings]:
+    """Each worker's [smtp]: the connections dealt out, the rate limit split evenly (B11)."""
+    base, extra = divmod(smtp.connections, workers)
+    return [replace(smtp, connections=base + (1 if i < extra else 0), rate_limit=smtp.rate_limit / workers)
+            for i in range(workers)]
+
+
+@dataclass(frozen=True)
+class _Job:
+    settings: Settings
+    smtp: SmtpSettings  # this worker's share
+    editions: tuple[EditionRecord, ...]
+    now: datetime  # the parent's clock when it started the workers; each worker's runs on from it
+    parent: int
+    transport: TransportFactory
+    setup: Callable[[], None] | None  # e.g. the CLI's logging set-up (a child starts with none)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    counts: dict[int, tuple[int, int, int, int]]  # edition id -> sent, skipped, failed, deferred
+    error: tuple[str, str, str] | None = None  # a DigestError: class name, message, hint
+
+
+async def send_day_in_workers(settings: Settings, store: Store, *, day: date, clock: Clock,
+                              transport: TransportFactory, workers: int, stop: asyncio.Event | None = None,
+                              setup: Callable[[], None] | None = None) -> list[SendReport]:
+    """Build (once) and send the edition of `day` for every time zone with active subscribers.
+
+    This process is the first sender; the other N-1 are started (spawned) for the run.
+    """
+    stop = stop or asyncio.Event()
+    # Connect (and authenticate) before anything is built: a wrong host or password stops here.
+    async with transport(settings.smtp) as first:
+        zones = await asyncio.to_thread(store.timezones_in_use, settings.digest.timezone)
+        reports: list[SendReport] = []
+        editions: list[EditionRecord] = []
+        for tz in zones:
+            edition, created = await asyncio.to_thread(build_edition, settings, store, day=day, timezone=tz,
+                                                       now=clock())
+            editions.append(edition)
+            reports.append(SendReport(edition.id, day, tz, created=created))
+        now = clock()
+        rows = 0
+        for edition in editions:
+            await asyncio.to_thread(release_orphans, store, edition.id, now=now)
+            rows += await asyncio.to_thread(store.count_claimable, edition.id, now=now)
+        n = plan_workers(workers, connections=settings.smtp.connections, rows=rows)
+        if n == 1:
+            await _send_all(settings, store, editions, reports, transport=first, clock=clock, stop=stop)
+            return reports
+    if stop.is_set():  # stopped while the editions were being built: nothing was claimed yet
+        return reports
+    # Each sender starts at a different edition and goes round: an edition's section sets are then
+    # rendered mostly by one process, not by all of them (rendering is much of the CPU per message).
+    rounds = [editions[i * len(editions) // n:] + editions[:i * len(editions) // n] for i in range(n)]
+    parts = shares(settings.smtp, n)
+    jobs = [_Job(settings, parts[i], tuple(rounds[i]), clock(), os.getpid(), transport, setup) for i in range(1, n)]
+    by_id = {rep.edition_id: rep for rep in reports}
+
+    async def mine() -> None:
+        _announce(parts[0], rounds[0])
+        try:
+            async with transport(parts[0]) as own:
+                await _send_all(settings, store, rounds[0], [by_id[e.id] for e in rounds[0]], transport=own,
+                                clock=clock, stop=stop)
+        except BaseException:
+            stop.set()  # the others stop too, finishing what they have on the wire
+            raise
+
+    local, remote = await asyncio.gather(mine(), _run(jobs, stop), return_exceptions=True)
+    if isinstance(remote, BaseException):
+        raise remote
+    for outcome in remote:
+        for rep in reports:
+            sent, skipped, failed, deferred = outcome.counts.get(rep.edition_id, (0, 0, 0, 0))
+            rep.sent, rep.skipped = rep.sent + sent, rep.skipped + skipped
+            rep.failed, rep.deferred = rep.failed + failed, rep.deferred + deferred
+    for rep in reports:
+        rep.complete = await asyncio.to_thread(store.close_edition_if_done, rep.edition_id)
+    if isinstance(local, BaseException):
+        raise local
+    for outcome in remote:
+        if outcome.error is not None:
+            name, message, hint = outcome.error
+            kind = getattr(errors, name, DeliveryError)
+            raise kind(message, hint=hint) if isinstance(kind, type) and issubclass(kind, DigestError) \
+                else DeliveryError(message, hint=hint)
+    return reports
+
+
+def _announce(smtp: SmtpSettings, editions: Sequence[EditionRecord]) -> None:
+    log.info("sending process %d: %d connection(s), editions %s", os.getpid(), smtp.connections,
+             ", ".join(f"{e.day}/{e.timezone}" for e in editions))
+
+
+async def _send_all(settings: Settings, store: Store, editions: list[EditionRecord], reports: list[SendReport], *,
+                    transport: Transport, clock: Clock, stop: asyncio.Event) -> None:
+    for edition, rep in zip(editions, reports, strict=True):
+        await send_edition(settings, store, edition, transport=transport, clock=clock, stop=stop, report=rep)
+        if stop.is_set():
+            return
+
+
+async def _run(jobs: list[_Job], stop: asyncio.Event) -> list[_Outcome]:
+    """Start one process per job; wait for all, passing a stop (or the first error) on to the rest."""
+    if not jobs:
+        return []
+    ctx = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[tuple[int, _Outcome]] = ctx.Queue()
+    procs = [ctx.Process(target=_worker_main, args=(job, i, results), name=f"digest-send-{i + 1}")
+             for i, job in enumerate(jobs)]
+    for proc in procs:
+        proc.start()
+    outcomes: dict[int, _Outcome] = {}
+    stopping = False
+
+    def stop_all() -> None:
+        for proc in procs:
+            if proc.pid is not None and proc.exitcode is None:
+                os.kill(proc.pid, signal.SIGTERM)
+
+    while len(outcomes) < len(procs):
+        if stop.is_set() and not stopping:
+            stopping = True
+            stop_all()
+        try:
+            i, outcome = await asyncio.to_thread(results.get, True, 0.2)
+        except queue.Empty:
+            for i, proc in enumerate(procs):
+                if i not in outcomes and proc.exitcode is not None:
+                    outcomes.update(_drain(results))  # a worker puts its outcome before it exits
+                    if i not in outcomes:
+                        outcomes[i] = _lost(proc, stopping)
+            continue
+        outcomes[i] = outcome
+        if outcome.error is not None and not stopping:
+            stopping = True
+            stop.set()  # this process's own sending stops too
+            stop_all()
+    for proc in procs:
+        await asyncio.to_thread(proc.join)
+    return [outcomes[i] for i in range(len(procs))]
+
+
+def _lost(proc: multiprocessing.process.BaseProcess, stopping: bool) -> _Outcome:
+    """A worker that exited without a report: killed, crashed, or stopped before it had started."""
+    detail = f"Sending process {proc.pid} stopped with exit code {proc.exitcode} before it reported."
+    if stopping:  # asked to stop while it was still starting (or hit by the same Ctrl-C)
+        log.warning("%s Anything it had claimed is sent by the next run.", detail)
+        return _Outcome({})
+    return _Outcome({}, ("DeliveryError", detail, "Messages it had not recorded stay claimed by it; the next "
+                                                  "`digest send` sends them (some may arrive twice)."))
+
+
+def _drain(results: multiprocessing.Queue[tuple[int, _Outcome]]) -> dict[int, _Outcome]:
+    got: dict[int, _Outcome] = {}
+    while True:
+        try:
+            i, outcome = results.get_nowait()
+        except queue.Empty:
+            return got
+        got[i] = outcome
+
+
+# --------------------------------------------------------------------------- in the worker process
+
+
+def _worker_main(job: _Job, index: int, results: multiprocessing.Queue[tuple[int, _Outcome]]) -> None:
+    # Ctrl-C reaches every process of the terminal's group; the parent passes it on as SIGTERM
+    # once this process listens (in _work), so until then it is ignored here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if job.setup is not None:
+        job.setup()
+    results.put((index, asyncio.run(_work(job))))
+
+
+async def _work(job: _Job) -> _Outcome:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(_watch_parent(job.parent, stop))
+    started = time.monotonic()
+
+    def clock() -> datetime:
+        return job.now + timedelta(seconds=time.monotonic() - started)
+
+    _announce(job.smtp, job.editions)
+    store = Store(job.settings.database_url)
+    reports = [SendReport(e.id, e.day, e.timezone, created=False) for e in job.editions]
+    error: tuple[str, str, str] | None = None
+    try:
+        async with job.transport(job.smtp) as transport:
+            for edition, rep in zip(job.editions, reports, strict=True):
+                await send_edition(job.settings, store, edition, transport=transport, clock=clock, stop=stop,
+                                   report=rep)
+                if stop.is_set():
+                    break
+    except DigestError as exc:
+        error = (type(exc).__name__, exc.message, exc.hint)
+    finally:
+        watcher.cancel()
+        store.close()
+    return _Outcome({r.edition_id: (r.sent, r.skipped, r.failed, r.deferred) for r in reports}, error)
+
+
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    """`digest send` was killed: finish what is on the wire, then stop like on SIGTERM."""
+    while os.getppid() == parent:
+        await asyncio.sleep(PARENT_CHECK)
+    stop.set()
