@@ -303,37 +303,20 @@ def _logging_setup() -> Callable[[], None]:
 async def _dry_run(app: App, day: date, folder: Path) -> None:
     """Render every subscriber's message into .eml files, touching no outbox row."""
     from digest.deliver import Envelope, FileTransport
-    from digest.model import EditionRecord
-    from digest.pipeline.send import EditionMailer, build_stories, compose_options
+    from digest.pipeline.send import draft_mailer
 
     folder.mkdir(parents=True, exist_ok=True)
-    store = app.store
-    now = app.clock()
+    store, settings, now = app.store, app.settings, app.clock()
     written = 0
     async with FileTransport(folder) as transport:
-        for tz in store.timezones_in_use(app.settings.digest.timezone):
-            existing = store.get_edition(day=day, timezone=tz)
-            edition = existing or EditionRecord(id=0, day=day, timezone=tz, cutoff=now, window_start=None,
-                                                created_at=now)
-            mailer = EditionMailer(app.settings, store, edition)
-            if existing is None:
-                from digest.pipeline.send import classifier
-
-                last = store.last_edition(tz)
-                items = store.items_first_seen(after=last.cutoff if last else None, until=now)
-                age = app.settings.digest.max_item_age
-                section_of = classifier(app.settings)
-                pairs = [(i, section_of(i)) for i in items if i.published is None or i.first_seen - i.published <= age]
-                mailer.stories = build_stories(pairs, options=compose_options(app.settings))
+        for tz in store.timezones_in_use(settings.digest.timezone):
+            mailer = draft_mailer(settings, store, day=day, timezone=tz, now=now)
             for sub in store.iter_subscribers():
-                if (sub.timezone or app.settings.digest.timezone) != tz:
-                    continue
                 template = mailer.template(sub.sections)
-                if template is None:
+                if (sub.timezone or settings.digest.timezone) != tz or template is None:
                     continue
                 data = mailer.personalise(template, sub, now=now)
-                await transport.send(Envelope(key=sub.id, sender=app.settings.smtp.sender, recipient=sub.email,
-                                              data=data))
+                await transport.send(Envelope(key=sub.id, sender=settings.smtp.sender, recipient=sub.email, data=data))
                 written += 1
     click.echo(f"wrote {written} messages to {folder} (nothing was sent or recorded)")
 

@@ -30,7 +30,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import jinja2
@@ -45,7 +45,7 @@ from digest.compose import build_stories, compose
 from digest.config import Settings, check_timezone
 from digest.errors import ConfigError, DigestError
 from digest.model import EditionRecord, Subscriber
-from digest.pipeline.send import compose_options, edition_url
+from digest.pipeline.send import compose_options, edition_url, read_also_history
 from digest.render import Renderer, builtin_templates_dir
 from digest.store import ACTIVE, SUSPENDED, UNSUBSCRIBED, Store
 
@@ -344,10 +344,7 @@ def edition_html(site: Site, edition: EditionRecord) -> str:
     """
     settings = site.settings
     options = dataclasses.replace(compose_options(settings), max_per_section=sys.maxsize)
-    history = []
-    if settings.digest.read_also:  # the same "Read also" links as the email (pipeline.send.EditionMailer)
-        since = edition.created_at - timedelta(days=settings.digest.read_also_days)
-        history = site.store.sent_items(since=since, before_edition=edition.id, timezone=edition.timezone)
+    history = read_also_history(settings, site.store, edition)  # the same "Read also" links as the email
     stories = build_stories(site.store.edition_items(edition.id), history=history, options=options)
     page = compose(stories, day=edition.day, timezone=edition.timezone, chosen=None, options=options,
                    web_url=edition_url(settings, edition.day, edition.timezone))

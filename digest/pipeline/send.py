@@ -94,21 +94,28 @@ def build_edition(settings: Settings, store: Store, *, day: date, timezone: str,
     return edition, created
 
 
+def read_also_history(settings: Settings, store: Store, edition: EditionRecord) -> list[Item]:
+    """Items earlier editions of this time zone carried, for "Read also" links."""
+    if not settings.digest.read_also:
+        return []
+    since = edition.created_at - timedelta(days=settings.digest.read_also_days)
+    return store.sent_items(since=since, before_edition=edition.id, timezone=edition.timezone)
+
+
 class EditionMailer:
     """Turns outbox rows of one edition into messages; renders once per distinct section set."""
 
     def __init__(self, settings: Settings, store: Store, edition: EditionRecord, *,
-                 renderer: Renderer | None = None) -> None:
+                 renderer: Renderer | None = None, items: list[tuple[Item, str]] | None = None) -> None:
         self.settings, self.store, self.edition = settings, store, edition
         self.renderer = renderer or make_renderer(settings)
         # [digest] secret when the operator set one, else the one generated once and kept in the store.
         self.secret = settings.digest.secret or store.site_secret()
         self.domain = sender_domain(settings)
         self.options = compose_options(settings)
-        lookback = timedelta(days=settings.digest.read_also_days)
-        history = store.sent_items(since=edition.created_at - lookback, before_edition=edition.id,
-                                   timezone=edition.timezone) if settings.digest.read_also else []
-        self.stories: list[PlacedStory] = build_stories(store.edition_items(edition.id), history=history,
+        if items is None:
+            items = store.edition_items(edition.id)
+        self.stories: list[PlacedStory] = build_stories(items, history=read_also_history(settings, store, edition),
                                                         options=self.options)
         self._templates: dict[frozenset[str] | None, message.MessageTemplate | None] = {}
         self.dkim_key: bytes | None = None
@@ -406,25 +413,22 @@ async def send_day(settings: Settings, store: Store, *, day: date, transport: Tr
     return reports
 
 
-def preview(settings: Settings, store: Store, *, subscriber: Subscriber, day: date, now: datetime) -> Rendered | None:
-    """The subscriber's edition for `day` without sending or recording anything.
+def draft_mailer(settings: Settings, store: Store, *, day: date, timezone: str, now: datetime) -> EditionMailer:
+    """A mailer for the edition (day, timezone) that records nothing: the edition as built when it
+    exists, else as it would be built now (for `digest preview` and `digest send --dry-run`)."""
+    edition = store.get_edition(day=day, timezone=timezone)
+    if edition is not None:
+        return EditionMailer(settings, store, edition)
+    last = store.last_edition(timezone)
+    age = settings.digest.max_item_age
+    section_of = classifier(settings)
+    items = [(i, section_of(i)) for i in store.items_first_seen(after=last.cutoff if last else None, until=now)
+             if i.published is None or i.first_seen - i.published <= age]
+    draft = EditionRecord(id=0, day=day, timezone=timezone, cutoff=now, window_start=None, created_at=now)
+    return EditionMailer(settings, store, draft, items=items)
 
-    When that edition exists it is shown as built; otherwise as it would be built now.
-    """
+
+def preview(settings: Settings, store: Store, *, subscriber: Subscriber, day: date, now: datetime) -> Rendered | None:
+    """The subscriber's edition for `day` without sending or recording anything."""
     tz = subscriber.timezone or settings.digest.timezone
-    edition = store.get_edition(day=day, timezone=tz)
-    if edition is None:
-        last = store.last_edition(tz)
-        items = store.items_first_seen(after=last.cutoff if last else None, until=now)
-        age = settings.digest.max_item_age
-        section_of = classifier(settings)
-        pairs = [(i, section_of(i)) for i in items if i.published is None or i.first_seen - i.published <= age]
-        edition = EditionRecord(id=0, day=day, timezone=tz, cutoff=now, window_start=None, created_at=now)
-        stories = build_stories(pairs, options=compose_options(settings))
-    else:
-        stories = build_stories(store.edition_items(edition.id), options=compose_options(settings))
-    ed = compose(stories, day=day, timezone=tz, chosen=subscriber.sections, options=compose_options(settings),
-                 web_url=edition_url(settings, day, tz))
-    if ed.is_empty:
-        return None
-    return make_renderer(settings).render(ed)
+    return draft_mailer(settings, store, day=day, timezone=tz, now=now).render(subscriber.sections)
