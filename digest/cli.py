@@ -285,12 +285,34 @@ async def _send(app: App, store: Store, day: date, workers: int) -> Any:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
+    progress = asyncio.create_task(_send_progress(app, store, day)) if sys.stderr.isatty() else None
     try:
         return await send_day_in_workers(app.settings, store, day=day, clock=app.clock, transport=SmtpTransport,
                                          workers=workers, stop=stop, setup=_logging_setup())
     finally:
+        if progress is not None:
+            progress.cancel()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+async def _send_progress(app: App, store: Store, day: date) -> None:
+    """A progress bar for `digest send` on a terminal, read from the outbox itself: the rows may be
+    sent by several processes, and the database is the one place that knows them all."""
+    from rich.progress import Progress
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task("sending", total=None)
+        while True:
+            done = total = 0
+            for tz in await asyncio.to_thread(store.timezones_in_use, app.settings.digest.timezone):
+                edition = await asyncio.to_thread(store.get_edition, day=day, timezone=tz)
+                if edition is not None:
+                    counts = await asyncio.to_thread(store.delivery_counts, edition.id)
+                    total += sum(counts.values())
+                    done += sum(n for status, n in counts.items() if status not in ("pending", "sending"))
+            progress.update(task, total=total or None, completed=done)
+            await asyncio.sleep(0.5)
 
 
 def _logging_setup() -> Callable[[], None]:

@@ -241,3 +241,24 @@ async def test_dkim_from_the_config_signs_what_the_smtp_server_receives(tmp_path
     for received in smtp.messages:
         assert received.data.startswith(b"DKIM-Signature:")
         assert dkim.verify(received.data, dnsfunc=dns), "the signature must verify on what the server received"
+
+
+async def test_poll_and_send_on_a_terminal_show_progress_and_still_finish(tmp_path: Path) -> None:
+    import shlex
+    import shutil
+
+    import pytest
+
+    if shutil.which("script") is None:
+        pytest.skip("util-linux `script` is needed to give the command a terminal")
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        config = write_config(tmp_path, feeds=[feeds.serve("/s.xml", SUMMIT)], smtp_port=smtp.port)
+        for minute, args in enumerate((["poll"], ["send"]), start=1):
+            cmd = shlex.join([sys.executable, "-m", "digest", "--config", str(config), *args])
+            proc = await asyncio.create_subprocess_exec(
+                "script", "-qec", cmd, "/dev/null", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, "DIGEST_NOW": (NOW + timedelta(minutes=minute)).isoformat(),
+                     "COLUMNS": "100"})
+            out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
+            assert proc.returncode == 0, out.decode(errors="replace")
+        assert len(smtp.messages) == 2
