@@ -10,7 +10,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy import Engine, create_engine, event, insert, inspect, select, update
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -48,8 +48,26 @@ class StoreBase:
         self.engine = make_engine(url)
         try:
             t.metadata.create_all(self.engine)
+            missing = self._missing_columns()
         except SQLAlchemyError as exc:
-            raise StoreError(f"Cannot open the database {self._safe_url}: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}.") from exc
+            detail = exc.orig if hasattr(exc, "orig") else exc
+            raise StoreError(f"Cannot open the database {self._safe_url}: {exc.__class__.__name__}: {detail}.") from exc
+        if missing:
+            # create_all adds tables, never columns: a database from an older digest would fail later,
+            # in the middle of a send. Say so now, before any I/O that matters.
+            raise StoreError(
+                f"The database {self._safe_url} was made by an older digest: it lacks {', '.join(missing)}.",
+                hint="Point [digest] database at a new file (or move the old one aside); feeds and subscribers "
+                     "in the config are synced again, and `digest subscribers export` from the old version "
+                     "keeps the rest.")
+
+    def _missing_columns(self) -> list[str]:
+        found = inspect(self.engine)
+        missing = []
+        for table in t.metadata.sorted_tables:
+            have = {c["name"] for c in found.get_columns(table.name)}
+            missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in have]
+        return missing
 
     @property
     def _safe_url(self) -> str:
