@@ -25,7 +25,7 @@ def rss(items: list[tuple[str, str, datetime]]) -> bytes:
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>{body}</channel></rss>'.encode()
 
 
-def config(tmp: Path, feed: str, port: int, *, extra: str = "") -> Path:
+def config(tmp: Path, feed: str, port: int) -> Path:
     path = tmp / "digest.toml"
     path.write_text(f"""
 [digest]
@@ -34,7 +34,7 @@ timezone = "Europe/Moscow"
 database = "sqlite:///{tmp / 'd.sqlite'}"
 base_url = "https://daily.example"
 allow_private_addresses = true
-{extra}
+
 [smtp]
 host = "127.0.0.1"
 port = {port}
