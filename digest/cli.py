@@ -367,6 +367,15 @@ def status(app: App) -> None:
 # --------------------------------------------------------------------------- feeds
 
 
+def _emit(text: str, out: str | None) -> None:
+    """An export: to the file named by --out, else to standard output."""
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(text, nl=False)
+
+
 @main.group()
 def feeds() -> None:
     """List, add and remove feeds."""
@@ -443,13 +452,8 @@ def feeds_export(app: App, out: str | None) -> None:
     """Write the active feeds as OPML, one folder per section."""
     from digest.opml import to_opml
 
-    text = to_opml([(f.url, f.display_name, f.section) for f in app.store.list_feeds(active_only=True)],
-                   title=app.settings.digest.title, now=app.clock())
-    if out:
-        Path(out).write_text(text, encoding="utf-8")
-        click.echo(f"wrote {out}")
-    else:
-        click.echo(text, nl=False)
+    _emit(to_opml([(f.url, f.display_name, f.section) for f in app.store.list_feeds(active_only=True)],
+                  title=app.settings.digest.title, now=app.clock()), out)
 
 
 # --------------------------------------------------------------------------- subscribers
@@ -546,12 +550,7 @@ def subscribers_export(app: App, out: str | None) -> None:
     """Write every subscriber as CSV (email,name,sections,timezone,status)."""
     from digest.roster import write_csv
 
-    text = write_csv(app.store.list_subscribers())
-    if out:
-        Path(out).write_text(text, encoding="utf-8")
-        click.echo(f"wrote {out}")
-    else:
-        click.echo(text, nl=False)
+    _emit(write_csv(app.store.list_subscribers()), out)
 
 
 # --------------------------------------------------------------------------- sections
