@@ -164,7 +164,8 @@ def init(path: str, force: bool) -> None:
     """Write a starter digest.toml documenting every setting."""
     target = Path(path)
     if target.exists() and not force:
-        raise ConfigError(f"{target} already exists.", hint="Pass --force to overwrite it, or --path to write elsewhere.")
+        raise ConfigError(f"{target} already exists.",
+                          hint="Pass --force to overwrite it, or --path to write elsewhere.")
     target.write_text(cfg.example_toml(), encoding="utf-8")
     click.echo(f"wrote {target}; edit it, then run `digest --config {target} check-config`.")
 
@@ -485,7 +486,8 @@ def _sections_option(app: App, value: str | None) -> tuple[str, ...] | None:
 def _known_sections(app: App, chosen: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     for s in chosen:
         if s not in app.settings.section_names:
-            raise SubscriberError(f"{s!r} is not a section.", hint="Known sections: " + ", ".join(app.settings.section_names))
+            raise SubscriberError(f"{s!r} is not a section.",
+                                  hint="Known sections: " + ", ".join(app.settings.section_names))
     return tuple(chosen)
 
 
@@ -532,8 +534,8 @@ def subscribers_import(app: App, path: str) -> None:
             if row.timezone:
                 cfg.check_timezone("timezone", row.timezone)
         except (SubscriberError, ConfigError) as exc:
-            raise SubscriberError(f"{path} line {row.line}: {exc.message}", hint="Fix that line; nothing was imported.") \
-                from None
+            raise SubscriberError(f"{path} line {row.line}: {exc.message}",
+                                  hint="Fix that line; nothing was imported.") from None
         checked.append((email, row, sections))
     counts = {"added": 0, "updated": 0, "unchanged": 0}
     for email, row, sections in checked:

@@ -330,7 +330,8 @@ def find_config_path(explicit: str | None, env: Mapping[str, str]) -> Path:
 def load(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     if not path.is_file():
         raise ConfigError(
-            f"No config file at {path}.", hint="Run `digest init` to write a starter digest.toml, or pass --config PATH."
+            f"No config file at {path}.",
+            hint="Run `digest init` to write a starter digest.toml, or pass --config PATH.",
         )
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
