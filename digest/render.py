@@ -5,6 +5,12 @@ layout and nothing else: this module turns an Edition into plain view objects wi
 date and link already decided, and the templates only loop over them. It reads no clock, no
 environment and no network; the time zone and language come with the Edition.
 
+UI strings are gettext messages: the templates call ``_()`` and ``ngettext()`` (jinja2.ext.i18n,
+new-style), this module ``gettext``/``pgettext`` for the few it decides itself. The catalogues are
+``i18n/<lang>/LC_MESSAGES/digest.po`` in the built-in folder and, overriding entry by entry, in
+``templates_dir``; they are read with Babel and compiled in memory, so there is no build step. A
+message with no translation shows its msgid, which is the English text.
+
 Feed text is untrusted (reliability.md finding 7, E4): the HTML template runs with autoescape and
 StrictUndefined, only the sanitiser's ``summary_html`` is marked ``|safe`` (a test greps the
 templates), and only http(s) links are rendered as links. The subscriber's own links are left as
@@ -16,11 +22,11 @@ from __future__ import annotations
 
 import importlib.resources
 import textwrap
-import tomllib
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from io import BytesIO
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -30,12 +36,24 @@ from zoneinfo import ZoneInfo
 import css_inline
 import jinja2
 from babel.dates import format_date
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import PoFileError, read_po
+from babel.support import NullTranslations, Translations
 
 import digest
 from digest.errors import TemplateError
-from digest.model import PLACEHOLDER_PREFERENCES_URL, PLACEHOLDER_UNSUBSCRIBE_URL, Edition, Item, Rendered, SectionGroup, Story
+from digest.model import (
+    PLACEHOLDER_PREFERENCES_URL,
+    PLACEHOLDER_UNSUBSCRIBE_URL,
+    Edition,
+    Item,
+    Rendered,
+    SectionGroup,
+    Story,
+)
 
-__all__ = ["PLACEHOLDER_PREFERENCES_URL", "PLACEHOLDER_UNSUBSCRIBE_URL", "Renderer", "builtin_templates_dir"]
+__all__ = ["CATALOGUE_DOMAIN", "PLACEHOLDER_PREFERENCES_URL", "PLACEHOLDER_UNSUBSCRIBE_URL", "Renderer",
+           "builtin_templates_dir", "catalogue_path", "load_translations"]
 
 # Where each subscriber's own link goes. Plain ASCII letters and underscores only, so autoescape,
 # CSS inlining and text wrapping leave them as they are; feed text cannot carry them (see _clean).
@@ -50,7 +68,7 @@ _URL_ALLOWANCE = 2_000
 SHORT_SUMMARY_CHARS = 140
 PREHEADER_CHARS = 140
 _LINK_SCHEMES = frozenset({"http", "https"})
-_FALLBACK_LANGUAGE = "en"
+CATALOGUE_DOMAIN = "digest"
 
 
 def builtin_templates_dir() -> Path:
@@ -59,6 +77,44 @@ def builtin_templates_dir() -> Path:
     if packaged.is_dir():
         return Path(str(packaged))
     return Path(digest.__file__).resolve().parents[1] / "templates"
+
+
+# --------------------------------------------------------------------------- message catalogues
+
+
+def catalogue_path(folder: Path, language: str) -> Path:
+    """Where a templates folder keeps a language's messages (the gettext layout)."""
+    return folder / "i18n" / language / "LC_MESSAGES" / f"{CATALOGUE_DOMAIN}.po"
+
+
+def _read_catalogue(path: Path, language: str) -> Translations:
+    try:
+        with path.open("rb") as po:
+            catalogue = read_po(po, locale=language, domain=CATALOGUE_DOMAIN, abort_invalid=True)
+        mo = BytesIO()
+        write_mo(mo, catalogue)  # compiled in memory: a source checkout needs no build step
+    except (OSError, UnicodeDecodeError, ValueError, PoFileError) as exc:
+        raise TemplateError(f"The message catalogue {path} cannot be read: {exc}.") from exc
+    mo.seek(0)
+    return Translations(mo, domain=CATALOGUE_DOMAIN)
+
+
+def load_translations(language: str, folders: Iterable[Path]) -> NullTranslations:
+    """The language's messages from each folder's catalogue, later folders overriding earlier ones.
+
+    An entry missing everywhere (or a language with no catalogue at all) shows its msgid.
+    """
+    merged: Translations | None = None
+    for folder in folders:
+        path = catalogue_path(folder, language)
+        if not path.is_file():
+            continue
+        found = _read_catalogue(path, language)
+        if merged is None:
+            merged = found
+        else:
+            merged.merge(found)  # entry by entry; untranslated entries were left out by write_mo
+    return merged if merged is not None else NullTranslations()
 
 
 # --------------------------------------------------------------------------- view objects
@@ -102,8 +158,17 @@ class SectionView:
     anchor: str
     count: int  # stories in the section today, shown or not
     days: tuple[DayView, ...]
-    more: LinkView | None  # "N more in <Section>", linking to the web edition
+    hidden: int  # stories left out of this email; the templates say "N more in <Section>"
+    more: LinkView | None  # the link to the section in the web edition, when stories are hidden
     links: tuple[LinkView, ...]  # the numbered links of this block, for the plain-text part
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """The HTML part was shortened to fit (Gmail clipping); the full edition is at `url`."""
+
+    stories_dropped: bool  # False: only summaries were shortened or dropped
+    url: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,9 +250,9 @@ def _capitalise(text: str) -> str:
 class _ViewBuilder:
     """Turns one Edition into view objects; numbers links for the plain-text part as it goes."""
 
-    def __init__(self, edition: Edition, *, labels: Mapping[str, str], locale: str, images: bool,
+    def __init__(self, edition: Edition, *, messages: NullTranslations, locale: str, images: bool,
                  budget: _Budget) -> None:
-        self.edition, self.labels, self.locale = edition, labels, locale
+        self.edition, self.messages, self.locale = edition, messages, locale
         self.images, self.budget = images, budget
         self.zone = ZoneInfo(edition.timezone)
         self._next_ref = 1
@@ -209,7 +274,10 @@ class _ViewBuilder:
 
     def when(self, item: Item) -> str:
         local = item.when.astimezone(self.zone)
-        day = format_date(local.date(), self.labels["item_date"], locale=self.locale)
+        # Date patterns are messages too (as GNU programs translate "%B %d"): each language orders
+        # the day and the month its own way. CLDR gives the names (babel.dates).
+        pattern = str(self.messages.pgettext("CLDR date pattern", "MMMM d"))  # January 16
+        day = format_date(local.date(), pattern, locale=self.locale)
         return f"{day}, {local:%H:%M} {_utc_offset(local)}"
 
     def story(self, story: Story) -> StoryView:
@@ -234,14 +302,16 @@ class _ViewBuilder:
         )
 
     def day_heading(self, day: date) -> str:
-        return _capitalise(format_date(day, self.labels["day_heading"], locale=self.locale))
+        pattern = str(self.messages.pgettext("CLDR date pattern", "EEEE, MMMM d"))  # Friday, January 16
+        return _capitalise(format_date(day, pattern, locale=self.locale))
 
     def top_stories(self) -> SectionView | None:
         if not self.edition.top_stories or not self.budget.top_stories:
             return None
         stories = tuple(self.story(s) for s in self.edition.top_stories)
-        return SectionView(name=self.labels["top_stories"], anchor="top-stories", count=len(stories),
-                           days=(DayView(heading="", stories=stories),), more=None, links=self._take_links())
+        return SectionView(name=self.messages.gettext("Top stories"), anchor="top-stories", count=len(stories),
+                           days=(DayView(heading="", stories=stories),), hidden=0, more=None,
+                           links=self._take_links())
 
     def section(self, section: SectionGroup) -> SectionView:
         keep = self.budget.per_section
@@ -253,12 +323,10 @@ class _ViewBuilder:
             if stories:
                 days.append(DayView(self.day_heading(day.day), tuple(self.story(s) for s in stories)))
         hidden = section.total - shown
-        more = None
-        if hidden > 0:
-            label = self.labels["more_in"].format(count=hidden, section=_clean(section.name))
-            more = self._link(label, f"{self.edition.web_url}#{section.anchor}")
-        return SectionView(name=_clean(section.name), anchor=section.anchor, count=section.total,
-                           days=tuple(days), more=more, links=self._take_links())
+        name = _clean(section.name)
+        more = self._link(name, f"{self.edition.web_url}#{section.anchor}") if hidden > 0 else None
+        return SectionView(name=name, anchor=section.anchor, count=section.total, days=tuple(days),
+                           hidden=max(hidden, 0), more=more, links=self._take_links())
 
     def sections(self) -> tuple[SectionView, ...]:
         return tuple(self.section(s) for s in self.edition.sections)
@@ -275,75 +343,73 @@ def _all_titles(edition: Edition) -> Iterator[str]:
 
 
 class Renderer:
-    """Renders editions with the built-in templates, or same-named ones from ``templates_dir``."""
+    """Renders editions with the built-in templates, or same-named ones from ``templates_dir``.
+
+    Messages come from the built-in catalogue overlaid by ``templates_dir``'s (see the module
+    docstring). Each language gets its own Jinja environment, so renders in several threads (the
+    web app) never share installed translations.
+    """
 
     def __init__(self, *, templates_dir: str | None = None, language: str = "en", images: bool = False) -> None:
         self.language = language
         self.images = images
         self._dirs = [Path(templates_dir).resolve()] if templates_dir else []
         self._dirs.append(builtin_templates_dir().resolve())
-        self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str(d) for d in self._dirs]),
-            autoescape=_autoescape,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-        )
-        self._env.filters["wrap"] = wrap
-        self._env.filters["underline"] = underline
         # keep_at_rules keeps the @media blocks (narrow screens, prefers-color-scheme) in <style>;
         # remote stylesheets are never fetched while rendering (E6).
         self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False,
                                               minify_css=True)
-        self._labels: dict[str, dict[str, str]] = {}
+        self._envs: dict[str, jinja2.Environment] = {}
+        self._translations: dict[str, NullTranslations] = {}
 
-    # -------------------------------------------------------------- labels
+    def translations(self, language: str) -> NullTranslations:
+        """The language's messages: the built-in catalogue, then templates_dir's over it."""
+        if language not in self._translations:
+            self._translations[language] = load_translations(language, reversed(self._dirs))
+        return self._translations[language]
 
-    def labels(self, language: str) -> dict[str, str]:
-        """UI strings: English, overlaid by the language, overlaid by templates_dir's catalogue."""
-        if language not in self._labels:
-            merged: dict[str, str] = {}
-            for lang in dict.fromkeys((_FALLBACK_LANGUAGE, language)):
-                for folder in reversed(self._dirs):
-                    merged.update(self._read_catalogue(folder / "i18n" / f"{lang}.toml"))
-            self._labels[language] = merged
-        return self._labels[language]
-
-    @staticmethod
-    def _read_catalogue(path: Path) -> dict[str, str]:
-        if not path.is_file():
-            return {}
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise TemplateError(f"The label catalogue {path} cannot be read: {exc}.") from exc
-        return {str(k): str(v) for k, v in raw.items()}
+    def _env(self, language: str) -> jinja2.Environment:
+        if language not in self._envs:
+            env = jinja2.Environment(
+                loader=jinja2.FileSystemLoader([str(d) for d in self._dirs]),
+                autoescape=_autoescape,
+                undefined=jinja2.StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                keep_trailing_newline=True,
+                extensions=["jinja2.ext.i18n"],
+            )
+            env.filters["wrap"] = wrap
+            env.filters["underline"] = underline
+            # New-style: _("... %(name)s", name=x) formats after translating and escapes x in HTML.
+            env.install_gettext_translations(self.translations(language), newstyle=True)  # type: ignore[attr-defined]
+            self._envs[language] = env
+        return self._envs[language]
 
     # -------------------------------------------------------------- rendering
 
     def render(self, edition: Edition, *, max_html_bytes: int = GMAIL_CLIP_BYTES) -> Rendered:
         language = edition.language or self.language
-        labels = self.labels(language)
+        messages = self.translations(language)
         title = _clean(edition.title)
-        date_label = format_date(edition.day, labels["subject_date"], locale=language)
+        date_label = format_date(edition.day, str(messages.pgettext("CLDR date pattern", "long")), locale=language)
         subject = f"{title} — {date_label}"
         titles = [_clean(t) for t in _all_titles(edition)][:3]
         preheader = _cut(" · ".join(titles), PREHEADER_CHARS)
         base = {"title": title, "date_label": date_label, "subject": subject, "preheader": preheader,
-                "web_url": edition.web_url, "lang": language, "t": labels, "images": self.images,
+                "web_url": edition.web_url, "lang": language, "images": self.images,
                 "unsubscribe_url": PLACEHOLDER_UNSUBSCRIBE_URL, "preferences_url": PLACEHOLDER_PREFERENCES_URL}
 
         def views(budget: _Budget) -> dict[str, Any]:
-            builder = _ViewBuilder(edition, labels=labels, locale=language, images=self.images, budget=budget)
+            builder = _ViewBuilder(edition, messages=messages, locale=language, images=self.images, budget=budget)
             top = builder.top_stories()
             return {**base, "top_stories": top, "sections": builder.sections(), "notice": None}
 
-        text = self._render(TEXT_TEMPLATE, views(_Budget()))
-        html = self._fit_html(edition, views, labels, max_html_bytes)
+        text = self._render(language, TEXT_TEMPLATE, views(_Budget()))
+        html = self._fit_html(edition, language, views, max_html_bytes)
         return Rendered(subject=subject, html=html, text=text, preheader=preheader)
 
-    def _fit_html(self, edition: Edition, views: Any, labels: Mapping[str, str], max_bytes: int) -> str:
+    def _fit_html(self, edition: Edition, language: str, views: Any, max_bytes: int) -> str:
         """The HTML part, shortened until it fits under Gmail's clipping size.
 
         First summaries are shortened, then dropped; then stories are dropped from the end of
@@ -355,9 +421,10 @@ class Renderer:
         def attempt(budget: _Budget) -> str:
             context = views(budget)
             if budget != _Budget():
-                key = "summaries_trimmed" if budget.per_section is None and budget.top_stories else "trimmed"
-                context["notice"] = LinkView(text=labels[key], url=_href(edition.web_url))
-            return self._inline(self._render(HTML_TEMPLATE, context))
+                # The template words it: "summaries were shortened" or "this email was shortened".
+                context["notice"] = Notice(stories_dropped=budget.per_section is not None or not budget.top_stories,
+                                           url=_href(edition.web_url))
+            return self._inline(self._render(language, HTML_TEMPLATE, context))
 
         html = ""
         for budget in (_Budget(), _Budget(summaries="short"), _Budget(summaries="none")):
@@ -384,9 +451,9 @@ class Renderer:
         except Exception as exc:  # css_inline raises its own ValueError subclasses
             raise TemplateError(f"The CSS of {HTML_TEMPLATE} cannot be inlined: {exc}.") from exc
 
-    def _render(self, name: str, context: Mapping[str, Any]) -> str:
+    def _render(self, language: str, name: str, context: Mapping[str, Any]) -> str:
         try:
-            return self._env.get_template(name).render(context)
+            return self._env(language).get_template(name).render(context)
         except jinja2.TemplateNotFound as exc:
             raise TemplateError(f"Template {exc.name} was not found in {', '.join(map(str, self._dirs))}.") from exc
         except jinja2.TemplateSyntaxError as exc:

@@ -46,7 +46,7 @@ from digest.config import Settings, check_timezone
 from digest.errors import ConfigError, DigestError
 from digest.model import EditionRecord, Subscriber
 from digest.pipeline.send import compose_options, edition_url, read_also_history
-from digest.render import Renderer, builtin_templates_dir
+from digest.render import Renderer, builtin_templates_dir, load_translations
 from digest.store import ACTIVE, SUSPENDED, UNSUBSCRIBED, Store
 
 __all__ = ["listening", "make_app", "run_web", "serve", "start_web"]
@@ -104,14 +104,21 @@ def site_secrets(settings: Settings, store: Store) -> tuple[str, ...]:
     return (generated,) if not configured or configured == generated else (generated, configured)
 
 
-def _pages() -> jinja2.Environment:
+def _pages(language: str) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(builtin_templates_dir() / "web")),
         autoescape=True,  # every page is HTML; feed and subscriber text is escaped (E4)
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # The email's catalogue (templates/i18n/<lang>). _() marks the catalogue's text safe (it is ours,
+    # like a template) and escapes its %(name)s values; |translate is for the sentences this module
+    # passes in (headings, errors) and returns plain text, which autoescape escapes as before.
+    translations = load_translations(language, [builtin_templates_dir()])
+    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["translate"] = translations.gettext
     return env
 
 
@@ -394,7 +401,8 @@ def make_app(settings: Settings, store: Store, *, clock: Clock | None = None) ->
     """The application; `store.site_secret()` is read here (it may create it: call off the loop)."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
     app[SITE] = Site(settings=settings, store=store, clock=clock or (lambda: datetime.now(UTC)),
-                     secrets=site_secrets(settings, store), pages=_pages(), renderer=_edition_renderer(settings))
+                     secrets=site_secrets(settings, store), pages=_pages(settings.digest.language),
+                     renderer=_edition_renderer(settings))
     token = "{token:[^/]*}"  # an empty token is a route too, so it gets the same answer as a bad one
     app.router.add_get(f"/u/{token}", unsubscribe_page)
     app.router.add_post(f"/u/{token}", unsubscribe)
