@@ -20,13 +20,11 @@ rendered once per section set, not once per subscriber.
 
 from __future__ import annotations
 
-import importlib.resources
 import textwrap
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from io import BytesIO
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -36,11 +34,9 @@ from zoneinfo import ZoneInfo
 import css_inline
 import jinja2
 from babel.dates import format_date
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import PoFileError, read_po
-from babel.support import NullTranslations, Translations
+from babel.support import NullTranslations
 
-import digest
+from digest.catalogue import CATALOGUE_DOMAIN, builtin_templates_dir, catalogue_path, load_translations
 from digest.errors import TemplateError
 from digest.model import (
     PLACEHOLDER_PREFERENCES_URL,
@@ -68,53 +64,6 @@ _URL_ALLOWANCE = 2_000
 SHORT_SUMMARY_CHARS = 140
 PREHEADER_CHARS = 140
 _LINK_SCHEMES = frozenset({"http", "https"})
-CATALOGUE_DOMAIN = "digest"
-
-
-def builtin_templates_dir() -> Path:
-    """The shipped templates: inside the installed package, else the source checkout's top level."""
-    packaged = importlib.resources.files("digest") / "templates"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(digest.__file__).resolve().parents[1] / "templates"
-
-
-# --------------------------------------------------------------------------- message catalogues
-
-
-def catalogue_path(folder: Path, language: str) -> Path:
-    """Where a templates folder keeps a language's messages (the gettext layout)."""
-    return folder / "i18n" / language / "LC_MESSAGES" / f"{CATALOGUE_DOMAIN}.po"
-
-
-def _read_catalogue(path: Path, language: str) -> Translations:
-    try:
-        with path.open("rb") as po:
-            catalogue = read_po(po, locale=language, domain=CATALOGUE_DOMAIN, abort_invalid=True)
-        mo = BytesIO()
-        write_mo(mo, catalogue)  # compiled in memory: a source checkout needs no build step
-    except (OSError, UnicodeDecodeError, ValueError, PoFileError) as exc:
-        raise TemplateError(f"The message catalogue {path} cannot be read: {exc}.") from exc
-    mo.seek(0)
-    return Translations(mo, domain=CATALOGUE_DOMAIN)
-
-
-def load_translations(language: str, folders: Iterable[Path]) -> NullTranslations:
-    """The language's messages from each folder's catalogue, later folders overriding earlier ones.
-
-    An entry missing everywhere (or a language with no catalogue at all) shows its msgid.
-    """
-    merged: Translations | None = None
-    for folder in folders:
-        path = catalogue_path(folder, language)
-        if not path.is_file():
-            continue
-        found = _read_catalogue(path, language)
-        if merged is None:
-            merged = found
-        else:
-            merged.merge(found)  # entry by entry; untranslated entries were left out by write_mo
-    return merged if merged is not None else NullTranslations()
 
 
 # --------------------------------------------------------------------------- view objects

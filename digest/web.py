@@ -40,13 +40,14 @@ from babel.dates import format_date
 from itsdangerous import BadSignature, Signer
 
 from digest import tokens
+from digest.catalogue import builtin_templates_dir, load_translations
 from digest.clock import Clock
 from digest.compose import build_stories, compose
 from digest.config import Settings, check_timezone
 from digest.errors import ConfigError, DigestError
 from digest.model import EditionRecord, Subscriber
 from digest.pipeline.send import compose_options, edition_url, read_also_history
-from digest.render import Renderer, builtin_templates_dir, load_translations
+from digest.render import Renderer
 from digest.store import ACTIVE, SUSPENDED, UNSUBSCRIBED, Store
 
 __all__ = ["listening", "make_app", "run_web", "serve", "start_web"]
