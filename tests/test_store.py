@@ -166,3 +166,27 @@ def test_a_database_from_an_older_digest_is_refused_with_a_clear_error(tmp_path:
     with pytest.raises(StoreError, match="older digest: it lacks deliveries.lease_until") as err:
         Store(f"sqlite:///{path}")
     assert "new file" in err.value.hint
+
+
+def test_B7_a_run_never_retries_a_row_it_deferred_but_the_next_run_does(store: Store) -> None:
+    from digest.store.editions import Mark
+
+    make_feed(store)
+    store.add_subscriber("busy@example.org", name=None, sections=None, timezone=None, now=T0)
+    edition, _ = store.create_edition(day=date(2026, 1, 16), timezone="UTC", default_timezone="UTC", cutoff=T0,
+                                      now=T0, max_item_age=timedelta(days=2), classify=world)
+    run1 = T0 + timedelta(minutes=1)
+    (row,) = store.claim_deliveries(edition.id, worker="w1", now=run1, lease=timedelta(minutes=10), limit=10,
+                                    since=run1)
+    deferred_at = run1 + timedelta(seconds=2)
+    store.record_deliveries([Mark(row.id, "pending", error="451 try later",
+                                  next_attempt_at=deferred_at + timedelta(minutes=5))],
+                            worker="w1", now=deferred_at)
+    later = deferred_at + timedelta(seconds=1)
+    assert store.claim_deliveries(edition.id, worker="w1", now=later, lease=timedelta(minutes=10), limit=10,
+                                  since=run1) == [], "the run that deferred it must not retry it"
+    assert store.claim_deliveries(edition.id, worker="d", now=later, lease=timedelta(minutes=10), limit=10,
+                                  due_only=True) == [], "the daemon waits for next_attempt_at"
+    run2 = later + timedelta(minutes=1)  # an operator runs `digest send` again: retried at once
+    assert [r.id for r in store.claim_deliveries(edition.id, worker="w2", now=run2, lease=timedelta(minutes=10),
+                                                 limit=10, since=run2)] == [row.id]

@@ -276,9 +276,10 @@ class _Outbox:
     async def subscribers(self, ids: list[int]) -> dict[int, Subscriber]:
         return await self._run(self._session.subscribers, ids)
 
-    async def claim(self, edition_id: int, *, limit: int, due_only: bool) -> list[Delivery]:
+    async def claim(self, edition_id: int, *, limit: int, due_only: bool,
+                    since: datetime | None = None) -> list[Delivery]:
         return await self._run(self._session.claim, edition_id, now=self.clock(), lease=LEASE, limit=limit,
-                               due_only=due_only)
+                               due_only=due_only, since=since)
 
     async def add(self, mark: Mark, *, permanent_failure_of: int | None = None) -> None:
         """Record one result; returns once it is committed (with the others of its group)."""
@@ -322,7 +323,7 @@ class _Outbox:
 
 async def send_edition(settings: Settings, store: Store, edition: EditionRecord, *, transport: Transport,
                        clock: Clock, stop: asyncio.Event | None = None, due_only: bool = False,
-                       report: SendReport | None = None,
+                       run_started: datetime | None = None, report: SendReport | None = None,
                        on_result: Callable[[Result], None] | None = None) -> SendReport:
     """Send every pending row of the edition (with due_only, only those whose retry time has come).
 
@@ -330,6 +331,7 @@ async def send_edition(settings: Settings, store: Store, edition: EditionRecord,
     process or others, each sending different rows.
     """
     rep = report or SendReport(edition.id, edition.day, edition.timezone, created=False)
+    since = run_started or clock()  # rows this run defers are not retried by this run
     mailer = await asyncio.to_thread(EditionMailer, settings, store, edition)
     me = worker_name()
     await asyncio.to_thread(release_orphans, store, edition.id, now=clock())
@@ -341,7 +343,7 @@ async def send_edition(settings: Settings, store: Store, edition: EditionRecord,
 
     async def envelopes() -> AsyncIterator[Envelope]:
         while not stopped():
-            batch = await outbox.claim(edition.id, limit=CLAIM_ROWS, due_only=due_only)
+            batch = await outbox.claim(edition.id, limit=CLAIM_ROWS, due_only=due_only, since=since)
             if not batch:
                 return
             for start in range(0, len(batch), READ_AHEAD):

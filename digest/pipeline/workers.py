@@ -64,6 +64,7 @@ class _Job:
     smtp: SmtpSettings  # this worker's share
     editions: tuple[EditionRecord, ...]
     now: datetime  # the parent's clock when it started the workers; each worker's runs on from it
+    run_started: datetime  # when the run began: no sender retries a row deferred since then
     parent: int
     transport: TransportFactory
     setup: Callable[[], None] | None  # e.g. the CLI's logging set-up (a child starts with none)
@@ -100,7 +101,8 @@ async def send_day_in_workers(settings: Settings, store: Store, *, day: date, cl
             rows += await asyncio.to_thread(store.count_claimable, edition.id, now=now)
         n = plan_workers(workers, connections=settings.smtp.connections, rows=rows)
         if n == 1:
-            await _send_all(settings, store, editions, reports, transport=first, clock=clock, stop=stop)
+            await _send_all(settings, store, editions, reports, transport=first, clock=clock, stop=stop,
+                            run_started=now)
             return reports
     if stop.is_set():  # stopped while the editions were being built: nothing was claimed yet
         return reports
@@ -108,7 +110,8 @@ async def send_day_in_workers(settings: Settings, store: Store, *, day: date, cl
     # rendered mostly by one process, not by all of them (rendering is much of the CPU per message).
     rounds = [editions[i * len(editions) // n:] + editions[:i * len(editions) // n] for i in range(n)]
     parts = shares(settings.smtp, n)
-    jobs = [_Job(settings, parts[i], tuple(rounds[i]), clock(), os.getpid(), transport, setup) for i in range(1, n)]
+    jobs = [_Job(settings, parts[i], tuple(rounds[i]), clock(), now, os.getpid(), transport, setup)
+            for i in range(1, n)]
     by_id = {rep.edition_id: rep for rep in reports}
 
     async def mine() -> None:
@@ -116,7 +119,7 @@ async def send_day_in_workers(settings: Settings, store: Store, *, day: date, cl
         try:
             async with transport(parts[0]) as own:
                 await _send_all(settings, store, rounds[0], [by_id[e.id] for e in rounds[0]], transport=own,
-                                clock=clock, stop=stop)
+                                clock=clock, stop=stop, run_started=now)
         except BaseException:
             stop.set()  # the others stop too, finishing what they have on the wire
             raise
@@ -148,9 +151,10 @@ def _announce(smtp: SmtpSettings, editions: Sequence[EditionRecord]) -> None:
 
 
 async def _send_all(settings: Settings, store: Store, editions: list[EditionRecord], reports: list[SendReport], *,
-                    transport: Transport, clock: Clock, stop: asyncio.Event) -> None:
+                    transport: Transport, clock: Clock, stop: asyncio.Event, run_started: datetime) -> None:
     for edition, rep in zip(editions, reports, strict=True):
-        await send_edition(settings, store, edition, transport=transport, clock=clock, stop=stop, report=rep)
+        await send_edition(settings, store, edition, transport=transport, clock=clock, stop=stop,
+                           run_started=run_started, report=rep)
         if stop.is_set():
             return
 
@@ -247,7 +251,7 @@ async def _work(job: _Job) -> _Outcome:
         async with job.transport(job.smtp) as transport:
             for edition, rep in zip(job.editions, reports, strict=True):
                 await send_edition(job.settings, store, edition, transport=transport, clock=clock, stop=stop,
-                                   report=rep)
+                                   run_started=job.run_started, report=rep)
                 if stop.is_set():
                     break
     except DigestError as exc:

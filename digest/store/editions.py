@@ -60,12 +60,20 @@ class Mark:
     attempted: bool = True  # False: the message never went to the server (skipped, not counted)
 
 
-def _claimable(d: Any, now: datetime, due_only: bool) -> ColumnElement[bool]:
-    """Rows a sender may claim: pending ones (with due_only, those whose retry time has come) and
-    claims whose lease ran out."""
+def _claimable(d: Any, now: datetime, due_only: bool, since: datetime | None = None) -> ColumnElement[bool]:
+    """Rows a sender may claim: pending ones and claims whose lease ran out.
+
+    With due_only (the daemon), only pending rows whose retry time has come. With `since` (a run
+    of `digest send` that started then), rows deferred by earlier runs are retried at once, as
+    the operator asked, but never a row this run itself deferred: that would hammer a server that
+    just said "try later" (B7).
+    """
     pending = d.c.status == PENDING
+    due = or_(d.c.next_attempt_at.is_(None), d.c.next_attempt_at <= now)
     if due_only:
-        pending = and_(pending, or_(d.c.next_attempt_at.is_(None), d.c.next_attempt_at <= now))
+        pending = and_(pending, due)
+    elif since is not None:
+        pending = and_(pending, or_(due, d.c.updated_at < since))
     return or_(pending, and_(d.c.status == SENDING, d.c.lease_until < now))
 
 
@@ -191,14 +199,15 @@ class EditionStore(StoreBase):
             last = rows[-1].id
 
     def claim_deliveries(self, edition_id: int, *, worker: str, now: datetime, lease: timedelta, limit: int,
-                         due_only: bool = False) -> list[Delivery]:
+                         due_only: bool = False, since: datetime | None = None) -> list[Delivery]:
         """Claim up to `limit` rows of the edition for `worker` until now + lease, lowest ids first.
 
         One UPDATE whose WHERE is checked again on the rows it changes, so two senders racing for
         the same rows never both get one (PostgreSQL skips rows another claim has locked).
         """
         with self.engine.begin() as conn:
-            return _claim(conn, edition_id, worker=worker, now=now, lease=lease, limit=limit, due_only=due_only)
+            return _claim(conn, edition_id, worker=worker, now=now, lease=lease, limit=limit, due_only=due_only,
+                          since=since)
 
     def count_claimable(self, edition_id: int, *, now: datetime, due_only: bool = False) -> int:
         d = t.deliveries
@@ -298,10 +307,10 @@ class OutboxSession:
             self._conn = None
 
     def claim(self, edition_id: int, *, now: datetime, lease: timedelta, limit: int,
-              due_only: bool = False) -> list[Delivery]:
+              due_only: bool = False, since: datetime | None = None) -> list[Delivery]:
         with self.conn.begin():
             return _claim(self.conn, edition_id, worker=self.worker, now=now, lease=lease, limit=limit,
-                          due_only=due_only)
+                          due_only=due_only, since=since)
 
     def record(self, marks: Sequence[Mark], *, now: datetime) -> int:
         try:
@@ -329,14 +338,14 @@ class OutboxSession:
 
 
 def _claim(conn: Connection, edition_id: int, *, worker: str, now: datetime, lease: timedelta, limit: int,
-           due_only: bool) -> list[Delivery]:
+           due_only: bool, since: datetime | None = None) -> list[Delivery]:
     d = t.deliveries
     free = d.alias("free")
-    ids = select(free.c.id).where(free.c.edition_id == edition_id, _claimable(free, now, due_only)) \
+    ids = select(free.c.id).where(free.c.edition_id == edition_id, _claimable(free, now, due_only, since)) \
         .order_by(free.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         ids = ids.with_for_update(skip_locked=True)
-    claim = (update(d).where(d.c.id.in_(ids.scalar_subquery()), _claimable(d, now, due_only))
+    claim = (update(d).where(d.c.id.in_(ids.scalar_subquery()), _claimable(d, now, due_only, since))
              .values(status=SENDING, worker=worker, lease_until=now + lease, updated_at=now)
              .returning(*d.c))
     return sorted((_delivery(r) for r in conn.execute(claim)), key=lambda r: r.id)
