@@ -108,16 +108,20 @@ def test_editions_are_per_time_zone_and_queue_only_their_subscribers(store: Stor
 
 
 def test_a_sent_row_is_never_demoted_and_the_edition_closes_when_nothing_is_pending(store: Store) -> None:
+    from digest.store.editions import Mark
+
     make_feed(store)
     store.add_subscriber("a@example.org", name=None, sections=None, timezone=None, now=T0)
     store.add_subscriber("b@example.org", name=None, sections=None, timezone=None, now=T0)
     edition, _ = store.create_edition(day=date(2026, 1, 16), timezone="UTC", default_timezone="UTC", cutoff=T0,
                                       now=T0, max_item_age=timedelta(days=2), classify=world)
-    a, b = list(store.iter_deliveries(edition.id))
-    store.mark_delivery(a.id, status=SENT, now=T0, message_id="<m@x>")
-    store.mark_delivery(a.id, status="failed", now=T0, error="late duplicate result")
-    assert not store.close_edition_if_done(edition.id)
-    store.mark_delivery(b.id, status=SKIPPED, now=T0, attempted=False)
+    a, b = store.claim_deliveries(edition.id, worker="w", now=T0, lease=timedelta(minutes=10), limit=10)
+    assert store.record_deliveries([Mark(a.id, SENT, message_id="<m@x>")], worker="w", now=T0) == 1
+    # A late duplicate result for the same row (or one from another sender) moves nothing.
+    assert store.record_deliveries([Mark(a.id, "failed", error="late duplicate")], worker="w", now=T0) == 0
+    assert store.record_deliveries([Mark(b.id, SKIPPED, attempted=False)], worker="other", now=T0) == 0
+    assert not store.close_edition_if_done(edition.id), "a claimed row keeps the edition open"
+    assert store.record_deliveries([Mark(b.id, SKIPPED, attempted=False)], worker="w", now=T0) == 1
     assert store.close_edition_if_done(edition.id)
     assert store.delivery_counts(edition.id) == {"sent": 1, "skipped": 1}
 

@@ -238,23 +238,6 @@ class EditionStore(StoreBase):
     def outbox_session(self, worker: str) -> OutboxSession:
         return OutboxSession(self.engine, worker, where=self._safe_url)
 
-    def mark_delivery(self, delivery_id: int, *, status: str, now: datetime, message_id: str | None = None,
-                      error: str | None = None, next_attempt_at: datetime | None = None,
-                      attempted: bool = True) -> None:
-        values: dict[str, Any] = {"status": status, "updated_at": now, "next_attempt_at": next_attempt_at}
-        if attempted:
-            values["attempts"] = t.deliveries.c.attempts + 1
-        if message_id is not None:
-            values["message_id"] = message_id
-        if error is not None:
-            values["last_error"] = error[:500]
-        if status == SENT:
-            values["sent_at"] = now
-        with self.engine.begin() as conn:
-            # Only a pending row moves: a late duplicate result can never demote a sent one.
-            conn.execute(update(t.deliveries).where(t.deliveries.c.id == delivery_id,
-                                                    t.deliveries.c.status == PENDING).values(**values))
-
     def delivery_counts(self, edition_id: int | None = None) -> dict[str, int]:
         query = select(t.deliveries.c.status, func.count()).group_by(t.deliveries.c.status)
         if edition_id is not None:

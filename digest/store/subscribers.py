@@ -125,13 +125,6 @@ class SubscriberStore(StoreBase):
                 return
             last = rows[-1].id
 
-    def subscribers_by_id(self, ids: Sequence[int]) -> dict[int, Subscriber]:
-        if not ids:
-            return {}
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(t.subscribers).where(t.subscribers.c.id.in_(list(ids))))
-            return {r.id: _subscriber(r) for r in rows}
-
     def timezones_in_use(self, default_timezone: str) -> list[str]:
         """The distinct effective time zones of active subscribers: one edition each per day."""
         tz = func.coalesce(t.subscribers.c.timezone, default_timezone)
