@@ -206,11 +206,20 @@ def _token(request: web.Request) -> str:
     return request.match_info.get("token", "")
 
 
-async def _reader(site: Site, token: str, read: Callable[[Sequence[str], str], int | None]) -> Subscriber | None:
+Reader = Callable[[Sequence[str], str], int | None]
+
+
+def _subscriber_id(site: Site, token: str, read: Reader) -> int | None:
+    """The subscriber id a well-formed, untampered token of this purpose carries; None otherwise.
+
+    Every refusal looks the same to the caller, so a bad link is one 404 page whatever is wrong (U4).
+    """
+    return read(site.secrets, token) if 0 < len(token) <= MAX_TOKEN else None
+
+
+async def _reader(site: Site, token: str, read: Reader) -> Subscriber | None:
     """The subscriber a token names, or None for anything else (unreadable, or erased since)."""
-    if not token or len(token) > MAX_TOKEN:
-        return None
-    subscriber_id = read(site.secrets, token)
+    subscriber_id = _subscriber_id(site, token, read)
     if subscriber_id is None:
         return None
     return await asyncio.to_thread(site.store.get_subscriber, id=subscriber_id)
@@ -237,8 +246,7 @@ def _form_mac_ok(site: Site, token: str, mac: str) -> bool:
 async def unsubscribe_page(request: web.Request) -> web.StreamResponse:
     """G2: link scanners GET every URL in an email, so a GET only asks."""
     site = request.app[SITE]
-    token = _token(request)
-    if not token or len(token) > MAX_TOKEN or tokens.read_unsubscribe_token(site.secrets, token) is None:
+    if _subscriber_id(site, _token(request), tokens.read_unsubscribe_token) is None:
         return _invalid_link(site)
     return _page(site, "unsubscribe.html.j2")
 
@@ -252,7 +260,7 @@ async def unsubscribe(request: web.Request) -> web.StreamResponse:
     """
     site = request.app[SITE]
     token = _token(request)
-    subscriber_id = tokens.read_unsubscribe_token(site.secrets, token) if 0 < len(token) <= MAX_TOKEN else None
+    subscriber_id = _subscriber_id(site, token, tokens.read_unsubscribe_token)
     if subscriber_id is None:
         return _invalid_link(site)
     form = await request.post()  # urlencoded or multipart/form-data, as RFC 8058 section 3.1 allows
