@@ -123,6 +123,11 @@ class StoreBase:
         assert value is not None
         return value
 
+    def legacy_link_max_id(self) -> int:
+        """Links of the release before public ids carry a row id; they stay good up to this id."""
+        value = self.get_meta("legacy_link_max_id")
+        return int(value) if value else 0
+
     # ------------------------------------------------------------------ the one-daemon lock
 
     def acquire_lock(self, name: str, holder: str, *, now: datetime, stale_after: timedelta,

@@ -7,6 +7,8 @@
 - suppressions: the SHA-256 of every address that unsubscribed or failed permanently, kept after
   the subscriber row is erased so the address is never mailed again.
 - subscribers ids are never reused: AUTOINCREMENT on SQLite (PostgreSQL's sequence never goes back).
+- meta legacy_link_max_id: the highest row id at this upgrade. Links sent before it carry the row
+  id; they keep working for those rows only, since ids handed out from now on are never reused.
 
 Revision ID: 0002
 Revises: 0001
@@ -65,6 +67,9 @@ def upgrade() -> None:
                                "created_at": row.updated_at})
     if suppressed:
         op.bulk_insert(suppressions, suppressed)
+    meta = sa.table("meta", sa.column("key", sa.String), sa.column("value", sa.Text))
+    highest = max((row.id for row in rows), default=0)
+    op.bulk_insert(meta, [{"key": "legacy_link_max_id", "value": str(highest)}])
 
     # SQLite: copy the table once more, now with AUTOINCREMENT, so a deleted id is never handed out again.
     with op.batch_alter_table("subscribers", recreate="always" if sqlite else "auto",
@@ -76,6 +81,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM meta WHERE key = 'legacy_link_max_id'")
     op.drop_table("suppressions")
     with op.batch_alter_table("subscribers") as batch:
         batch.drop_constraint("uq_subscribers_public_id", type_="unique")
