@@ -235,9 +235,9 @@ async def test_a_config_subscriber_who_unsubscribed_and_was_removed_gets_no_furt
         await ok(config, DAY1 + timedelta(minutes=1), "send")  # after the poll, as an operator would
         unsubscribe, _ = links(received(smtp, "alice@example.org")[0])
 
-        async with web_app(config, DAY1), aiohttp.ClientSession() as http:  # RFC 8058 one-click
-            async with http.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}) as resp:
-                assert resp.status == 200
+        async with (web_app(config, DAY1), aiohttp.ClientSession() as http,  # RFC 8058 one-click
+                    http.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}) as resp):
+            assert resp.status == 200
 
         later = DAY1 + timedelta(minutes=10)
         # Removing what the config declares is refused, never "removed" and back on the next command.
@@ -307,7 +307,8 @@ async def test_preview_writes_the_subscribers_working_links(tmp_path: Path) -> N
         config = write_config(tmp_path, feed=feed, smtp_port=9, web_port=web_port,
                               subscribers=subscriber_entry("alice@example.org"))
         await ok(config, DAY1, "poll")
-        await ok(config, DAY1 + timedelta(minutes=1), "preview", "--subscriber", "alice@example.org", "--out", str(tmp_path / "p.html"))
+        await ok(config, DAY1 + timedelta(minutes=1), "preview", "--subscriber", "alice@example.org",
+                 "--out", str(tmp_path / "p.html"))
         html = (tmp_path / "p.html").read_text(encoding="utf-8")
         text = (tmp_path / "p.txt").read_text(encoding="utf-8")
         assert "__DIGEST_" not in html + text
