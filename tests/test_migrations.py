@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,12 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
         assert store.legacy_link_max_id() == 4  # links sent before the upgrade: rows 1..4 only
         # The fixture's outbox rows still point at their subscribers and editions.
         assert store.delivery_counts(1)
+        # The upgraded table never hands out an id again, even the highest one once it is erased.
+        store.sync_subscribers([], now=datetime(2026, 12, 1, tzinfo=UTC))  # this config lists nobody
+        assert store.remove_subscriber("dave@example.org")  # dropped from the config: erasable
+        newcomer = store.add_subscriber("erin@example.org", name=None, sections=None, timezone=None,
+                                        now=datetime(2026, 12, 1, tzinfo=UTC))
+        assert newcomer.id == 5 and newcomer.public_id not in public_ids
     finally:
         store.close()
     listed = cli(config, "subscribers", "list")
