@@ -178,3 +178,19 @@ def test_the_suppression_hash_is_the_one_migration_0002_wrote() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module._address_hash(" Bob@Example.org") == address_hash("bob@example.org")
+
+
+def test_db_upgrade_refuses_while_a_daemon_is_running_on_the_database(empty_database_url: str,
+                                                                     tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    load_release_1(empty_database_url)
+    engine = sa.create_engine(empty_database_url)
+    with engine.begin() as conn:  # a heartbeat a few seconds old, on the real clock
+        beat = (datetime.now(UTC) - timedelta(seconds=5)).replace(tzinfo=None)
+        conn.execute(sa.text("UPDATE locks SET heartbeat_at = :beat"), {"beat": beat})
+    engine.dispose()
+    config = write_config(tmp_path, empty_database_url)
+    refused = cli(config, "db", "upgrade")
+    assert refused.returncode == 1 and "host-a:1234" in refused.stderr and "Stop it" in refused.stderr
+    assert cli(config, "db", "current").stdout.startswith("0001")  # nothing was changed
