@@ -267,11 +267,25 @@ class DkimSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Rule:
+    """Conditions that must all hold (digest.sections says how rules compete)."""
+
+    categories: tuple[str, ...] = ()
+    url_patterns: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    feeds: tuple[str, ...] = ()  # feed names or URLs
+    not_keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     name: str
     categories: tuple[str, ...] = ()
     url_patterns: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
+    feeds: tuple[str, ...] = ()
+    not_keywords: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()  # [[sections.rules]]: each combines conditions that must all hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,6 +437,20 @@ def _reject_unknown(key: str, entry: Mapping[str, Any], allowed: set[str]) -> No
         raise ConfigError(f"{key}.{extra[0]} is not a setting; allowed: {', '.join(sorted(allowed))}.")
 
 
+_RULE_KEYS = ("categories", "url_patterns", "keywords", "feeds", "not_keywords")
+
+
+def _rule(key: str, entry: Mapping[str, Any]) -> Rule:
+    """The rule keys of a [[sections]] table or of one of its [[sections.rules]]."""
+    values = {k: _str_list(f"{key}.{k}", entry.get(k, [])) for k in _RULE_KEYS}
+    for p in values["url_patterns"]:
+        try:
+            re.compile(p)
+        except re.error as exc:
+            raise ConfigError(f"{key}.url_patterns has an invalid regular expression {p!r}: {exc}.") from exc
+    return Rule(**values)
+
+
 def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
     entries = _entries(raw, "sections")
     if not entries:
@@ -430,7 +458,7 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
     sections: list[Section] = []
     for i, entry in enumerate(entries):
         key = f"sections[{i}]"
-        _reject_unknown(key, entry, {"name", "categories", "url_patterns", "keywords"})
+        _reject_unknown(key, entry, {"name", *_RULE_KEYS, "rules"})
         if "name" not in entry:
             raise ConfigError(f"{key}.name is missing: every section needs a name.")
         name = check_str(f"{key}.name", entry["name"]).strip()
@@ -438,20 +466,22 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
             raise ConfigError(f"{key}.name is empty.")
         if any(s.name == name for s in sections):
             raise ConfigError(f"{key}.name = {name!r} is declared twice.")
-        patterns = _str_list(f"{key}.url_patterns", entry.get("url_patterns", []))
-        for p in patterns:
-            try:
-                re.compile(p)
-            except re.error as exc:
-                raise ConfigError(f"{key}.url_patterns has an invalid regular expression {p!r}: {exc}.") from exc
-        sections.append(
-            Section(
-                name=name,
-                categories=_str_list(f"{key}.categories", entry.get("categories", [])),
-                url_patterns=patterns,
-                keywords=_str_list(f"{key}.keywords", entry.get("keywords", [])),
-            )
-        )
+        own = _rule(key, entry)
+        rules = []
+        raw_rules = entry.get("rules", [])
+        if not isinstance(raw_rules, list) or not all(isinstance(r, dict) for r in raw_rules):
+            raise ConfigError(f"{key}.rules must be an array of tables (write each as [[sections.rules]]).")
+        for j, raw_rule in enumerate(raw_rules):
+            rule_key = f"{key}.rules[{j}]"
+            _reject_unknown(rule_key, raw_rule, set(_RULE_KEYS))
+            rule = _rule(rule_key, raw_rule)
+            if not (rule.categories or rule.url_patterns or rule.keywords or rule.feeds):
+                raise ConfigError(f"{rule_key} has no condition; give it categories, url_patterns, keywords "
+                                  "or feeds.")
+            rules.append(rule)
+        sections.append(Section(name=name, categories=own.categories, url_patterns=own.url_patterns,
+                                keywords=own.keywords, feeds=own.feeds, not_keywords=own.not_keywords,
+                                rules=tuple(rules)))
     return tuple(sections)
 
 

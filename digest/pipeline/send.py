@@ -33,7 +33,7 @@ from digest.deliver import Envelope, Outcome, Result, Transport, deliver
 from digest.errors import ConfigError
 from digest.model import Delivery, EditionRecord, Item, Rendered, Subscriber
 from digest.render import Renderer
-from digest.sections import classify
+from digest.sections import Classification, classify
 from digest.store import ACTIVE, FAILED, PENDING, SENT, SKIPPED, Store
 from digest.store.editions import Mark
 
@@ -69,10 +69,16 @@ def make_renderer(settings: Settings) -> Renderer:
     return Renderer(templates_dir=d.templates_dir, language=d.language, images=d.images)
 
 
+def classify_item(settings: Settings, item: Item) -> Classification:
+    """The section rules applied to a stored item: what the edition stores, and what explain shows."""
+    return classify(title=item.title, url=item.url, categories=item.categories, feed_section=item.feed_section,
+                    sections=settings.sections, fallback=settings.digest.fallback_section,
+                    summary=item.summary_text, feed_names=(item.source, item.feed_url or ""))
+
+
 def classifier(settings: Settings) -> Callable[[Item], str]:
     def section_of(item: Item) -> str:
-        return classify(title=item.title, url=item.url, categories=item.categories, feed_section=item.feed_section,
-                        sections=settings.sections, fallback=settings.digest.fallback_section).section
+        return classify_item(settings, item).section
     return section_of
 
 
