@@ -607,17 +607,36 @@ def toml_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-_EXAMPLE_SECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
-    "Russian Politics & Diplomacy": {"categories": ("Politics", "Diplomacy", "Kremlin"),
-                                     "keywords": ("Kremlin", "Duma", "Lavrov")},
-    "World": {"categories": ("World", "International"), "url_patterns": ("/world/",)},
-    "Business & Economy": {"categories": ("Business", "Economy", "Markets"), "url_patterns": ("/business/",)},
-    "Military & Defense": {"categories": ("Military", "Defense", "Defence")},
-    "Science & Space": {"categories": ("Science", "Space"), "keywords": ("Roscosmos", "NASA")},
-    "Society & Culture": {"categories": ("Society", "Culture", "Arts")},
-    "Sport": {"categories": ("Sport", "Sports", "Football", "Hockey"), "url_patterns": ("/sport/",)},
-    "Press Review": {"categories": ("Press review", "Opinion")},
-}
+def _toml_list_lines(key: str, values: tuple[str, ...], width: int = 110) -> list[str]:
+    """`key = [...]` on one line, or wrapped one run of values per line when it is long."""
+    line = f"{key} = {toml_value(values)}"
+    if len(line) <= width:
+        return [line]
+    out, current = [f"{key} = ["], "  "
+    for value in values:
+        piece = toml_value(value) + ", "
+        if len(current) + len(piece) > width:
+            out.append(current.rstrip())
+            current = "  "
+        current += piece
+    out.append(current.rstrip().rstrip(","))
+    out.append("]")
+    return out
+
+
+def _example_section(name: str) -> list[str]:
+    from digest.newsroom import SECTIONS  # the starter rules: plain data, long lists
+
+    rules = SECTIONS.get(name, {})
+    out = ["[[sections]]", f"name = {toml_value(name)}"]
+    for key in ("categories", "url_patterns", "keywords", "feeds", "not_keywords"):
+        if key in rules:
+            out += _toml_list_lines(key, rules[key])  # type: ignore[arg-type]
+    for rule in rules.get("rules", ()):  # type: ignore[attr-defined]
+        out.append("[[sections.rules]]")
+        for key, values in rule.items():
+            out += _toml_list_lines(key, values)
+    return out
 
 
 def example_toml() -> str:
@@ -642,15 +661,17 @@ def example_toml() -> str:
         out.append("")
     out += [
         "# Sections, in the order the email shows them. An item goes to its feed's section if the feed",
-        "# has one, else to the first section whose rules match (categories, then url_patterns as",
-        "# regular expressions on the link, then title keywords; all case-insensitive), else to",
-        "# [digest] fallback_section. With no [[sections]] at all, these eight names are used without rules.",
+        "# has one, else to the section of the most specific rule that matches it, else to [digest]",
+        "# fallback_section. Each of a section's lists (categories, url_patterns as regular expressions",
+        "# on the link's path, keywords as word forms in the title or summary, feeds by name or URL) is",
+        "# a rule; a [[sections.rules]] table is a rule whose conditions must all hold; not_keywords",
+        "# rule a section out. More conditions beat fewer, then feeds > categories > url_patterns >",
+        "# keywords, then more keywords found (title counts double), then section order (README:",
+        "# Sections). `digest sections explain` tells why. With no [[sections]] at all, these eight",
+        "# names are used without rules.",
     ]
     for name in DEFAULT_SECTIONS:
-        out.append("[[sections]]")
-        out.append(f"name = {toml_value(name)}")
-        for key, values in _EXAMPLE_SECTIONS.get(name, {}).items():
-            out.append(f"{key} = {toml_value(values)}")
+        out += _example_section(name)
         out.append("")
     out += [
         "# Feeds: url, optional name (else the feed's own title), optional section (beats rules),",

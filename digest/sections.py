@@ -24,11 +24,13 @@ Order of decision:
 2. rules     of all matching rules the most specific wins, compared on, in turn:
              a. how many conditions the rule has (a rule "category World and keyword army" beats
                 "category World");
-             b. its strongest condition: feeds, then categories, then url_patterns, then keywords
-                (the publisher's label is better evidence than our guess);
-             c. its keyword weight: each of its keywords found counts 2 in the title, 1 in the
-                summary only;
-             d. section order, so the operator breaks what remains by ordering [[sections]];
+             b. its strongest condition: feeds, then categories or url_patterns (the publisher's
+                own filing, equal evidence), then keywords (our guess);
+             c. how many of the section's rules match (a category and a URL path that agree beat
+                a category alone);
+             d. its keyword weight: each keyword found counts 2 per word in the title, 1 per word
+                in the summary only (a phrase is more specific than a word), once per word form;
+             e. section order, so the operator breaks what remains by ordering [[sections]];
 3. fallback  nothing matched.
 """
 
@@ -45,7 +47,7 @@ from digest import words
 from digest.config import Rule, Section
 
 # Kinds of condition, strongest first; the strength of a rule is that of its strongest condition.
-_STRENGTH = {"feeds": 4, "categories": 3, "url_patterns": 2, "keywords": 1}
+_STRENGTH = {"feeds": 3, "categories": 2, "url_patterns": 2, "keywords": 1}
 # Names of the old single-kind rules, kept in Classification.rule for callers and logs.
 _KIND_NAME = {"feeds": "source", "categories": "category", "url_patterns": "url", "keywords": "keyword"}
 
@@ -78,24 +80,35 @@ def _url_path(url: str) -> str:
 # --------------------------------------------------------------------------- word forms
 
 
-def _forms(text: str, lang: str, *, keep_stopwords: bool = False) -> list[tuple[str, str]]:
-    """Each word of `text` as (its folded stem, its folded stem stemmed once more).
+_CYRILLIC = re.compile("[\u0400-\u04ff]")
+
+
+def _plain(stem: str) -> str:
+    """A stem compared without accents ("élection" ~ "election"), but never across scripts: no
+    transliteration, so a Russian keyword cannot meet an English word that sounds alike."""
+    if _CYRILLIC.search(stem):
+        return stem.replace("ё", "е")
+    return "".join(c for c in unicodedata.normalize("NFKD", stem) if not unicodedata.combining(c))
+
+
+def _forms(text: str, lang: str, *, keep_stopwords: bool = False) -> list[tuple[str, str, bool]]:
+    """Each word of `text` as (its stem, its stem stemmed once more, whether it is an acronym).
 
     Snowball stems a name's oblique case to its nominative ("Лаврова" -> "лавров") but the
     nominative further ("Лавров" -> "лавр"): comparing on the second form as well lets a keyword
     in any case meet the text in any case. Scripts without spaces give digest.words' bigrams.
     """
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str, bool]] = []
     for token in words.tokens(text):
         if words.has_cjk(token):
-            out.extend((f, f) for f in words.word_forms(token, lang))
+            out.extend((f, f, False) for f in words.word_forms(token, lang))
             continue
         word = token.casefold()
         if not keep_stopwords and (len(word) < 2 or words.is_stopword(word, lang)):
             continue
         once = words.stem(word, lang)
-        folded = words.fold(once) or word
-        out.append((folded, words.fold(words.stem(once, lang)) or folded))
+        acronym = token.isupper() and len(token) > 1
+        out.append((_plain(once), _plain(words.stem(once, lang)), acronym))
     return out
 
 
@@ -107,12 +120,12 @@ class _Text:
         self.title = self._sequence(title)
         self.summary = self._sequence(summary)
 
-    def _sequence(self, text: str) -> list[tuple[str, str]]:
+    def _sequence(self, text: str) -> list[tuple[str, str, bool]]:
         return _forms(text, self.lang, keep_stopwords=True)
 
     def where(self, keyword: str) -> str | None:
         """'title', 'summary' or None: where the keyword's word forms occur in a row."""
-        wanted = _keyword_forms(keyword, self._keyword_lang(keyword))
+        wanted = _keyword_forms(keyword, self.keyword_lang(keyword))
         if not wanted:
             return None
         if _contains(self.title, wanted):
@@ -121,7 +134,7 @@ class _Text:
             return "summary"
         return None
 
-    def _keyword_lang(self, keyword: str) -> str:
+    def keyword_lang(self, keyword: str) -> str:
         # A keyword in another script than Latin says its own language ("Путин" is Russian even
         # in a rule applied to English text); a Latin one is read in the item's language.
         guess = words.language_of(keyword)
@@ -129,16 +142,20 @@ class _Text:
 
 
 @lru_cache(maxsize=8192)
-def _keyword_forms(keyword: str, lang: str) -> tuple[tuple[str, str], ...]:
+def _keyword_forms(keyword: str, lang: str) -> tuple[tuple[str, str, bool], ...]:
     # Stopwords stay: the text keeps them too, and a keyword such as "US" or "Bank of Russia" means them.
     return tuple(_forms(keyword, lang, keep_stopwords=True))
 
 
-def _same(a: tuple[str, str], b: tuple[str, str]) -> bool:
-    return a[0] == b[0] or (len(a[1]) >= 3 and a[1] == b[1])
+def _same(text: tuple[str, str, bool], keyword: tuple[str, str, bool]) -> bool:
+    # A keyword written in capitals is an acronym: "UN" is not the Spanish "un", nor "CES" the French "ces".
+    if keyword[2] and not text[2]:
+        return False
+    # The twice-stemmed forms are short and collide more: trust them only from four letters.
+    return text[0] == keyword[0] or (len(keyword[1]) >= 4 and text[1] == keyword[1])
 
 
-def _contains(text: list[tuple[str, str]], wanted: tuple[tuple[str, str], ...]) -> bool:
+def _contains(text: list[tuple[str, str, bool]], wanted: tuple[tuple[str, str, bool], ...]) -> bool:
     n = len(wanted)
     return any(all(_same(text[i + j], wanted[j]) for j in range(n)) for i in range(len(text) - n + 1))
 
@@ -152,13 +169,14 @@ class _Match:
     order: int  # position of the section in the configuration
     conditions: int
     strength: int
+    agreeing: int  # how many of the section's rules match
     weight: int
     kind: str  # the strongest condition's kind
     reasons: tuple[str, ...]
 
     @property
-    def key(self) -> tuple[int, int, int, int]:
-        return (self.conditions, self.strength, self.weight, -self.order)
+    def key(self) -> tuple[int, int, int, int, int]:
+        return (self.conditions, self.strength, self.agreeing, self.weight, -self.order)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,10 +215,14 @@ def _match_rule(rule: Rule, item: _Item) -> tuple[int, list[str]] | None:
     weight = 0
     if rule.keywords:
         found: list[str] = []
+        seen: set[tuple[tuple[str, str, bool], ...]] = set()
         for keyword in rule.keywords:
             where = item.text.where(keyword)
-            if where:
-                weight += 2 if where == "title" else 1
+            forms = _keyword_forms(keyword, item.text.keyword_lang(keyword))
+            if where and forms not in seen:  # "Trump" listed twice, or "Putin" and "Putins", count once
+                seen.add(forms)
+                # A phrase is more specific than a word: each word of the keyword counts.
+                weight += (2 if where == "title" else 1) * len(forms)
                 found.append(f"'{keyword}' in the {where}")
         if not found:
             return None
@@ -220,17 +242,22 @@ def _best(section: Section, order: int, item: _Item) -> _Match | None:
     if section.not_keywords and _excluded(item, section.not_keywords):
         return None
     best: _Match | None = None
+    agreeing = 0
     for rule in _section_rules(section):
         matched = _match_rule(rule, item)
         if matched is None:
             continue
+        agreeing += 1
         weight, reasons = matched
         kinds = [k for k in _STRENGTH if getattr(rule, k)]
-        candidate = _Match(section.name, order, len(kinds), max(_STRENGTH[k] for k in kinds), weight,
+        candidate = _Match(section.name, order, len(kinds), max(_STRENGTH[k] for k in kinds), 0, weight,
                            kinds[0], tuple(reasons))
         if best is None or candidate.key > best.key:
             best = candidate
-    return best
+    if best is None:
+        return None
+    return _Match(best.section, best.order, best.conditions, best.strength, agreeing, best.weight, best.kind,
+                  best.reasons)
 
 
 def classify(
@@ -267,6 +294,6 @@ def classify(
     others = sorted((m for m in matches if m is not win), key=lambda m: m.key, reverse=True)
     if others:
         runner = others[0]
-        reason += (f"; it outranks section '{runner.section}'" if runner.key[:3] < win.key[:3]
+        reason += (f"; it outranks section '{runner.section}'" if runner.key[:4] < win.key[:4]
                    else f"; it ties with section '{runner.section}', which comes later in the configured order")
     return Classification(win.section, rule, reason)

@@ -35,11 +35,21 @@ def test_the_feed_section_beats_every_rule() -> None:
     assert "World" in c.reason
 
 
-def test_a_category_beats_a_url_and_a_keyword_whatever_the_section_order() -> None:
-    # The keyword belongs to the first section, the URL to the second, the category to the fourth.
-    c = place("Kremlin comments on the match", url="https://x.example/world/2", categories=["Sport"])
+def test_a_category_beats_a_keyword_whatever_the_section_order() -> None:
+    # The keyword belongs to the first section, the category to the fourth.
+    c = place("Kremlin comments on the match", categories=["Sport"])
     assert (c.section, c.rule) == ("Sport", "category")
-    assert c.reason == "category 'Sport' matches section 'Sport'; it outranks section 'World'"
+    assert c.reason == ("category 'Sport' matches section 'Sport'; "
+                        "it outranks section 'Russian Politics & Diplomacy'")
+
+
+def test_a_category_and_a_url_are_equal_evidence_so_more_agreeing_rules_win() -> None:
+    # Sport has the category; World has the URL; Sport's keyword agrees with its category.
+    c = place("A football final", url="https://x.example/world/2", categories=["Sport"])
+    assert (c.section, c.rule) == ("Sport", "category")
+    # Without the keyword the two tie and the configured order decides.
+    c = place("A final", url="https://x.example/world/2", categories=["Sport"])
+    assert c.section == "World" and "comes later in the configured order" in c.reason
 
 
 def test_a_url_pattern_beats_a_keyword() -> None:
