@@ -127,7 +127,8 @@ def _edition_renderer(settings: Settings) -> Renderer:
     # templates/web/digest.html.j2 stands in for the email's page and reuses its section and story
     # partials from the built-in folder; the labels (en, ru) are the email's.
     d = settings.digest
-    return Renderer(templates_dir=str(builtin_templates_dir() / "web"), language=d.language, images=d.images)
+    return Renderer(templates_dir=str(builtin_templates_dir() / "web"), language=d.language, images=d.images,
+                    excerpt_chars=d.excerpt_chars)
 
 
 # --------------------------------------------------------------------------- responses

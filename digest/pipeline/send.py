@@ -66,7 +66,8 @@ def compose_options(settings: Settings) -> ComposeOptions:
 
 def make_renderer(settings: Settings) -> Renderer:
     d = settings.digest
-    return Renderer(templates_dir=d.templates_dir, language=d.language, images=d.images)
+    return Renderer(templates_dir=d.templates_dir, language=d.language, images=d.images,
+                    excerpt_chars=d.excerpt_chars)
 
 
 def classify_item(settings: Settings, item: Item) -> Classification:
