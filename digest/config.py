@@ -171,6 +171,8 @@ class DigestSettings:
     )
     max_items_per_section: int = _opt(10, "Stories shown per section before 'N more in <Section>'.",
                                       _check_int(1, 1000))
+    max_per_source: int = _opt(3, "Stories from one outlet shown per section before 'N more in <Section>'.",
+                               _check_int(1, 1000))
     allow_private_addresses: bool = _opt(
         False, "Allow feeds on loopback/private addresses (needed for feeds on 127.0.0.1).", check_bool
     )
@@ -181,7 +183,7 @@ class DigestSettings:
         None, "Site secret for Message-IDs and unsubscribe tokens; generated and stored when unset.",
         check_opt_str, secret=True,
     )
-    excerpt_chars: int = _opt(280, "Length of each item's plain-text summary, cut at a word.", _check_int(0, 5000))
+    excerpt_chars: int = _opt(280, "Length of each story's excerpt in both parts, cut at a word.", _check_int(0, 5000))
     catch_up: timedelta | None = _opt(
         None, 'After downtime a missed edition is still sent if at most this late ("6h"); default: the same local day.',
         lambda key, value: None if value in (None, "", "same-day") else check_duration(key, value),
@@ -198,7 +200,7 @@ class DigestSettings:
     read_also_min: float = _opt(0.25, 'Least title similarity for a "Read also" link (below cluster_threshold).',
                                 _check_float(0.0, 1.0))
     read_also_days: int = _opt(7, 'How many days back "Read also" looks for earlier items.', _check_int(1, 365))
-    images: bool = _opt(False, "Show each item's lead image (remote images; off by default for privacy).",
+    images: bool = _opt(False, "One lead image per story; remote images tell senders who opened the email.",
                         check_bool)
 
 

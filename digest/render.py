@@ -270,6 +270,9 @@ class _ViewBuilder:
         )
 
     def day_heading(self, day: date) -> str:
+        if day.year != self.edition.day.year:  # an old item: "Friday, January 6, 2017", not just "Friday, January 6"
+            pattern = str(self.messages.pgettext("CLDR date pattern", "EEEE, MMMM d, y"))
+            return _capitalise(format_date(day, pattern, locale=self.locale))
         pattern = str(self.messages.pgettext("CLDR date pattern", "EEEE, MMMM d"))  # Friday, January 16
         return _capitalise(format_date(day, pattern, locale=self.locale))
 

@@ -421,3 +421,20 @@ def test_the_built_in_templates_are_found() -> None:
     assert (folder / "digest.html.j2").is_file() and (folder / "digest.txt.j2").is_file()
     for language in ("en", "ru"):
         assert (folder / "i18n" / language / "LC_MESSAGES" / "digest.po").is_file()
+
+
+@pytest.mark.parametrize(("language", "old", "this_year"), [
+    ("en", "Friday, January 6, 2017", "Friday, January 16"),
+    ("ru", "Пятница, 6 января 2017 г.", "Пятница, 16 января"),
+])
+def test_a_day_heading_carries_the_year_when_it_is_not_the_editions(language: str, old: str,
+                                                                    this_year: str) -> None:
+    recent = Story(lead=item(1, "Recent story"))
+    stale = Story(lead=item(2, "Story from an old feed", published=datetime(2017, 1, 6, 12, tzinfo=UTC)))
+    group = SectionGroup(name="World", anchor="s-world", total=2, shown=2, days=(
+        DayGroup(date(2026, 1, 16), (recent,)), DayGroup(date(2017, 1, 6), (stale,))))
+    edition = Edition(title="Press Review", day=date(2026, 1, 16), timezone="UTC", web_url=WEB_URL,
+                      sections=(group,), language=language)
+    r = Renderer(language=language).render(edition)
+    assert f">{old}</h4>" in r.html and f">{this_year}</h4>" in r.html
+    assert f"\n{old}\n" in r.text

@@ -61,7 +61,8 @@ def compose_options(settings: Settings) -> ComposeOptions:
     d = settings.digest
     return ComposeOptions(title=d.title, section_order=settings.section_names, max_per_section=d.max_items_per_section,
                           top_stories=d.top_stories, language=d.language, cluster_threshold=d.cluster_threshold,
-                          read_also_lower=d.read_also_min, read_also_max=d.read_also)
+                          read_also_lower=d.read_also_min, read_also_max=d.read_also,
+                          max_per_source=d.max_per_source)
 
 
 def make_renderer(settings: Settings) -> Renderer:
