@@ -40,7 +40,6 @@ from babel.support import NullTranslations
 
 from digest.catalogue import CATALOGUE_DOMAIN, builtin_templates_dir, catalogue_path, load_translations
 from digest.errors import TemplateError
-from digest.sanitize import excerpt_html, html_to_text
 from digest.model import (
     PLACEHOLDER_PREFERENCES_URL,
     PLACEHOLDER_UNSUBSCRIBE_URL,
@@ -50,6 +49,7 @@ from digest.model import (
     SectionGroup,
     Story,
 )
+from digest.sanitize import excerpt_html, html_to_text
 
 __all__ = ["CATALOGUE_DOMAIN", "PLACEHOLDER_PREFERENCES_URL", "PLACEHOLDER_UNSUBSCRIBE_URL", "Renderer",
            "builtin_templates_dir", "catalogue_path", "load_translations"]
