@@ -189,3 +189,24 @@ def test_spamassassin_scores_the_corpus_edition_below_2(sent: tuple[EmailMessage
     report = spamassassin(need("spamassassin"), sent[1], tmp_path)
     print(f"\nSpamAssassin score {report.score} (limit {SPAM_LIMIT})\n{report.details}")
     assert report.score < SPAM_LIMIT, report.rules
+
+
+def test_with_images_on_each_story_has_at_most_one_sized_described_lead_image(
+        sent: tuple[EmailMessage, bytes, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = sent[2]
+    monkeypatch.setenv("DIGEST_DIGEST_IMAGES", "true")  # the documented environment override of [digest] images
+    out = tmp_path / "preview.html"
+    code, stdout, stderr = asyncio.run(digest(config, "preview", "--subscriber", "editor@example.org",
+                                              "--date", "2026-01-16", "--out", str(out)))
+    assert code == 0, stdout + stderr
+    html = out.read_text(encoding="utf-8")
+    stories = re.split(r'<h3 class="title"', html)[1:]
+    images = [re.findall(r"<img\b[^>]*>", story) for story in stories]
+    print(f"\nimages = true: {sum(map(len, images))} lead images for {len(stories)} stories")
+    assert all(len(found) <= 1 for found in images)
+    assert sum(map(len, images)) >= len(stories) // 2  # these feeds illustrate most items
+    for found in images:
+        for img in found:
+            assert re.search(r'width="\d+"', img) and re.search(r'height="\d+"', img), img
+            assert re.search(r'alt="[^"]+"', img), img
+            assert 'class="lead-image"' in img
