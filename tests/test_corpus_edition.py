@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import html as htmllib
 import re
+import sqlite3
 import tempfile
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -161,8 +162,14 @@ def test_sections_explain_gives_the_section_the_edition_used(sent: tuple[EmailMe
         assert htmllib.unescape(heading) == section, (title, heading, out)
         checked += 1
     assert checked >= 1
-    by_link = asyncio.run(digest(config, "sections", "explain", "999999"))
-    assert by_link[0] == 1 and "No stored item has id 999999" in by_link[1] + by_link[2]
+    # By its link, the same answer as by its id.
+    with sqlite3.connect(config.parent / "digest.sqlite") as db:
+        link = db.execute("SELECT url FROM items WHERE id = 1").fetchone()[0]
+    by_id = asyncio.run(digest(config, "sections", "explain", "1"))
+    by_link = asyncio.run(digest(config, "sections", "explain", link))
+    assert by_link[0] == 0 and by_link[1] == by_id[1]
+    missing = asyncio.run(digest(config, "sections", "explain", "999999"))
+    assert missing[0] == 1 and "No stored item has id 999999" in missing[1] + missing[2]
 
 
 def test_chromium_lays_the_corpus_edition_out_without_sideways_scroll(
