@@ -76,9 +76,9 @@ def check_command_reference(readme: str) -> list[str]:
         if name not in rows:
             problems.append(f"README's command reference has no row for `{name}`")
             continue
-        written = set(re.findall(r"--[a-z][a-z-]*", rows[name]))
-        if written != _options(cmd):
-            problems.append(f"`{name}`: README names options {sorted(written)}, the command has {sorted(_options(cmd))}")
+        written, actual = set(re.findall(r"--[a-z][a-z-]*", rows[name])), _options(cmd)
+        if written != actual:
+            problems.append(f"`{name}`: README names options {sorted(written)}, the command has {sorted(actual)}")
     problems += [f"README documents `{n}`, which is not a command" for n in rows if n not in commands]
     return problems
 
