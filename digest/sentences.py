@@ -31,14 +31,15 @@ _QUOTE_END = re.compile(r"[.!?…][\s\u00a0\u202f]?[»”\"](?=\s+[«“\"]?[A-Z
 
 # A few frequent short words per language, to tell Latin-script languages apart when the caller does not
 # know the feed's language. Only words that are common in news and rare in the other five.
-_MARKERS = {
-    "en": frozenset("the and of to is was that with for on said has have by from".split()),
-    "fr": frozenset("le les des et est une dans du sur pour au qui que pas avec aux été".split()),
-    "de": frozenset("der die das und ist nicht mit den von zu im auf für eine sich dem wird".split()),
-    "es": frozenset("el los las del y en que por con una para se al es su fue".split()),
-    "it": frozenset("il di che della per una nel con gli sono è anche alla del dei".split()),
-    "pt": frozenset("o os as do da dos das em que com uma para não foi ao no na".split()),
+_MARKER_TEXT = {
+    "en": "the and of to is was that with for on said has have by from",
+    "fr": "le les des et est une dans du sur pour au qui que pas avec aux été",
+    "de": "der die das und ist nicht mit den von zu im auf für eine sich dem wird",
+    "es": "el los las del y en que por con una para se al es su fue",
+    "it": "il di che della per una nel con gli sono è anche alla del dei",
+    "pt": "o os as do da dos das em que com uma para não foi ao no na",
 }
+_MARKERS = {lang: frozenset(words.split()) for lang, words in _MARKER_TEXT.items()}
 
 
 def guess_language(text: str, default: str = "en") -> str:
