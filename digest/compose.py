@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from digest import cluster
+from digest import cluster, synopsis
 from digest.model import DayGroup, Edition, Item, SectionGroup, Story
 
 
@@ -30,6 +30,8 @@ class ComposeOptions:
     cluster_threshold: float | None = None  # None: cluster's tuned default
     read_also_lower: float = 0.2
     read_also_max: int = 2
+    synopsis_sentences: int = synopsis.DEFAULT_SENTENCES  # 0: no synopses
+    plural_outlets: frozenset[str] = frozenset()  # outlet names that are grammatically plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,10 @@ def build_stories(items: Sequence[tuple[Item, str]], *, history: Sequence[Item] 
         if history and options.read_also_max:
             hits = cluster.related(history, lead, lower=options.read_also_lower, upper=upper)
             read_also = tuple(history[i] for i in hits[: options.read_also_max])
-        placed.append(PlacedStory(Story(lead=lead, also=also, read_also=read_also), section_of[lead.id]))
+        told = synopsis.synopsis((lead, *also), limit=options.synopsis_sentences,
+                                 plural=options.plural_outlets) if also else ()
+        placed.append(PlacedStory(Story(lead=lead, also=also, read_also=read_also, synopsis=told),
+                                  section_of[lead.id]))
     return placed
 
 

@@ -117,12 +117,24 @@ class Subscriber:
 
 
 @dataclass(frozen=True, slots=True)
+class Quote:
+    """Sentences quoted verbatim from one item of a story, attributed to its outlet (digest.synopsis)."""
+
+    source: str  # the outlet's display name
+    url: str | None  # the quoted item's link
+    item_id: int
+    sentences: tuple[str, ...]
+    plural: bool = False  # the outlet's name is grammatically plural ("Ведомости пишут")
+
+
+@dataclass(frozen=True, slots=True)
 class Story:
     """One story: the lead item plus the same story from other sources."""
 
     lead: Item
     also: tuple[Item, ...] = ()
     read_also: tuple[Item, ...] = ()  # earlier items on the same subject, already sent
+    synopsis: tuple[Quote, ...] = ()  # the story told across its outlets, when two or more cover it
 
     @property
     def sources(self) -> int:

@@ -27,7 +27,7 @@ _PYSBD = {"en": "en", "fr": "fr", "de": "de", "es": "es", "it": "it", "pt": "es"
 _CYRILLIC = re.compile("[\u0400-\u04ff]")
 _LATIN_WORD = re.compile(r"[a-zà-öø-ÿ]+")
 _TITLE_AT_END = re.compile(r"(?:^|\s)(?:Sr|Sra|Srta|Dr|Dra|Mr|Mrs|Ms|Prof|Hr|Mme|Mlle|Sig|Sig\.ra|Dott)\.$")
-_QUOTE_END = re.compile(r"[.!?…][\s\u00a0\u202f]?[»”\"](?=\s+[«“\"]?[A-ZÀ-ÖØ-Þ])")
+_QUOTE_END = re.compile(r"(?:[.!?…][\s\u00a0\u202f]?[»”\"]|[»”\"][.!?])(?=\s+[«“\"¿¡]?[A-ZÀ-ÖØ-Þ])")
 
 # A few frequent short words per language, to tell Latin-script languages apart when the caller does not
 # know the feed's language. Only words that are common in news and rare in the other five.
@@ -91,8 +91,8 @@ def _join_titles(pieces: list[str]) -> list[str]:
 
 
 def _after_closing_quotes(pieces: list[str]) -> list[str]:
-    # pysbd keeps 'a déclaré : « Nous verrons. » La hausse...' as one sentence: a sentence that ends
-    # inside guillemets or quotes and is followed by a capital starts a new one.
+    # pysbd keeps 'a déclaré : « Nous verrons. » La hausse...' (and, in Spanish, 'dijo "no". El...') as one
+    # sentence: a sentence that ends at a closing quote and is followed by a capital starts a new one.
     out: list[str] = []
     for piece in pieces:
         start = 0

@@ -33,9 +33,9 @@ CASES = {
     ),
     "es": (
         "El Sr. García llegó a EE. UU. el lunes. Dijo que las ventas serán de 4.000 millones. ¿Y ahora? "
-        "Nadie lo sabe.",
+        'Obama: "Putin no es de nuestro equipo". Nadie lo sabe.',
         ["El Sr. García llegó a EE. UU. el lunes.", "Dijo que las ventas serán de 4.000 millones.",
-         "¿Y ahora?", "Nadie lo sabe."],
+         "¿Y ahora?", 'Obama: "Putin no es de nuestro equipo".', "Nadie lo sabe."],
     ),
     "it": (
         "Il sig. Rossi è arrivato a Roma. Il sindaco ha detto: \"Siamo con loro.\" "
