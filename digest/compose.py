@@ -17,7 +17,7 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from digest import cluster, synopsis
-from digest.model import DayGroup, Edition, Item, SectionGroup, Story
+from digest.model import DayGroup, Edition, Item, PressGroup, SectionGroup, Story
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,11 @@ class ComposeOptions:
     read_also_max: int = 2
     synopsis_sentences: int = synopsis.DEFAULT_SENTENCES  # 0: no synopses
     plural_outlets: frozenset[str] = frozenset()  # outlet names that are grammatically plural
+    press_outlets: tuple[str, ...] = ()  # feeds marked press = true, by display name, in config order
+    press_section: str = "Press Review"
+    press_stories: int = 3  # leading stories per outlet in the Press Review section
+    press_sentences: int = 2
+    subject_style: str = "date"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,5 +111,38 @@ def compose(stories: Sequence[PlacedStory], *, day: date, timezone: str, chosen:
             days=tuple(DayGroup(day=d, stories=tuple(days[d])) for d in sorted(days, reverse=True)),
             total=len(section_stories), shown=len(shown),
         ))
+    press: tuple[PressGroup, ...] = ()
+    if options.press_outlets and (chosen is None or options.press_section in chosen):
+        press = press_review(stories, options)
     return Edition(title=options.title, day=day, timezone=timezone, sections=tuple(groups), web_url=web_url,
-                   top_stories=top, language=options.language)
+                   top_stories=top, language=options.language, press=press, press_section=options.press_section,
+                   subject_style=options.subject_style)
+
+
+def press_review(stories: Sequence[PlacedStory], options: ComposeOptions) -> tuple[PressGroup, ...]:
+    """The Press Review section: per press outlet, its leading stories, each quoting that outlet first.
+
+    An outlet's leading stories are the ones it shares with the most other outlets; among equals (and
+    when it shares none) its newest items first, as its own feed lists them. Every story of the
+    edition counts, whatever section it is in: the press review is a view across sections.
+    """
+    groups = []
+    for outlet in options.press_outlets:
+        mine: list[tuple[int, float, int, Item, Story]] = []
+        for placed in stories:
+            members = (placed.story.lead, *placed.story.also)
+            own = [i for i in members if i.source == outlet]
+            if not own:
+                continue
+            others = len({i.source for i in members} - {outlet})
+            mine.append((-others, -own[0].when.timestamp(), own[0].id, own[0], placed.story))
+        mine.sort(key=lambda row: row[:3])
+        picked = []
+        for _, _, _, item, story in mine[: options.press_stories]:
+            rest = tuple(i for i in (story.lead, *story.also) if i.id != item.id)
+            told = synopsis.synopsis((item, *rest), limit=options.press_sentences, min_outlets=1,
+                                     first_outlet=outlet, plural=options.plural_outlets)
+            picked.append(Story(lead=item, also=rest, read_also=story.read_also, synopsis=told))
+        if picked:
+            groups.append(PressGroup(outlet=outlet, stories=tuple(picked)))
+    return tuple(groups)

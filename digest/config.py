@@ -143,6 +143,13 @@ def check_base_url(key: str, value: Any) -> str:
     return text
 
 
+def check_subject(key: str, value: Any) -> str:
+    text = check_str(key, value)
+    if text not in ("date", "lead"):
+        raise ConfigError(f'{key} must be "date" or "lead", not {text!r}.')
+    return text
+
+
 def _opt(default: Any, doc: str, check: Check, *, secret: bool = False, example: str | None = None) -> Any:
     """Declare a setting: its default, its one-line documentation and its validator."""
     meta = {"doc": doc, "check": check, "secret": secret, "example": example}
@@ -200,6 +207,12 @@ class DigestSettings:
     read_also_days: int = _opt(7, 'How many days back "Read also" looks for earlier items.', _check_int(1, 365))
     images: bool = _opt(False, "Show each item's lead image (remote images; off by default for privacy).",
                         check_bool)
+    synopsis_sentences: int = _opt(
+        3, "Sentences quoted from its outlets under a story covered by two or more; 0: none.", _check_int(0, 10))
+    subject: str = _opt("date", '"date": the subject is \'<title> — <date>\'; "lead": \'Press review: <lead story> and '
+                        '<second story>\'.', check_subject)
+    press_section: str = _opt("Press Review", "Name of the section that quotes each `press = true` feed's leading "
+                              "stories.", check_str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +318,10 @@ class Settings:
     def section_names(self) -> tuple[str, ...]:
         names = tuple(s.name for s in self.sections)
         fallback = self.digest.fallback_section
-        return names if fallback in names else (*names, fallback)
+        names = names if fallback in names else (*names, fallback)
+        if any(f.press for f in self.feeds) and self.digest.press_section not in names:
+            names = (*names, self.digest.press_section)  # subscribers choose it like any other section
+        return names
 
 
 TABLES: dict[str, type] = {"digest": DigestSettings, "smtp": SmtpSettings, "fetch": FetchSettings,
@@ -465,7 +481,7 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ..
     feeds: list[FeedSpec] = []
     for i, entry in enumerate(_entries(raw, "feeds")):
         key = f"feeds[{i}]"
-        _reject_unknown(key, entry, {"url", "name", "section", "interval"})
+        _reject_unknown(key, entry, {"url", "name", "section", "interval", "press", "plural"})
         if "url" not in entry:
             raise ConfigError(f"{key}.url is missing: every feed needs a url.")
         url = check_str(f"{key}.url", entry["url"]).strip()
@@ -477,8 +493,12 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ..
         interval = None
         if "interval" in entry:
             interval = int(check_duration(f"{key}.interval", entry["interval"]).total_seconds() // 60) or 1
-        feeds.append(FeedSpec(url=url, name=check_opt_str(f"{key}.name", entry.get("name")), section=section,
-                              interval_minutes=interval))
+        name = check_opt_str(f"{key}.name", entry.get("name"))
+        press = check_bool(f"{key}.press", entry.get("press", False))
+        if press and not name:
+            raise ConfigError(f"{key}.press = true needs {key}.name: the outlet's name as the press review cites it.")
+        feeds.append(FeedSpec(url=url, name=name, section=section, interval_minutes=interval, press=press,
+                              plural=check_bool(f"{key}.plural", entry.get("plural", False))))
     return tuple(feeds)
 
 
@@ -521,6 +541,9 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     known = tuple(s.name for s in sections)
     if digest_settings.fallback_section not in known:
         known = (*known, digest_settings.fallback_section)
+    feeds = _feeds(raw, known)
+    if any(f.press for f in feeds) and digest_settings.press_section not in known:
+        known = (*known, digest_settings.press_section)
     return Settings(
         digest=digest_settings,
         smtp=tables["smtp"],
@@ -528,7 +551,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
         dkim=dkim,
         web=tables["web"],
         sections=sections,
-        feeds=_feeds(raw, known),
+        feeds=feeds,
         subscribers=_subscribers(raw, known),
         path=path,
     )
@@ -624,10 +647,12 @@ def example_toml() -> str:
         out.append("")
     out += [
         "# Feeds: url, optional name (else the feed's own title), optional section (beats rules),",
-        "# optional interval (poll this feed every ..., e.g. \"30m\").",
+        "# optional interval (poll this feed every ..., e.g. \"30m\"), optional press = true (an outlet of the",
+        "# Press Review section, cited by its name) and plural = true (its name is grammatically plural).",
         "[[feeds]]",
         'url = "https://news.example.org/rss/world.xml"',
         'name = "Example News"',
+        "press = true",
         "",
         "[[feeds]]",
         'url = "https://sport.example.org/feed.atom"',

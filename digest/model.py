@@ -48,6 +48,8 @@ class FeedSpec:
     name: str | None = None
     section: str | None = None
     interval_minutes: int | None = None  # per-feed poll interval override
+    press: bool = False  # an outlet of the Press Review section (`name` is how it is cited)
+    plural: bool = False  # the outlet's name is grammatically plural ("Ведомости пишут")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +163,14 @@ class SectionGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class PressGroup:
+    """One outlet in the Press Review section: its leading stories of the day, each quoting it first."""
+
+    outlet: str
+    stories: tuple[Story, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Edition:
     """One subscriber-facing edition: what render() turns into an email."""
 
@@ -171,6 +181,9 @@ class Edition:
     web_url: str  # the edition's page under base_url
     top_stories: tuple[Story, ...] = ()
     language: str = "en"
+    press: tuple[PressGroup, ...] = ()  # the Press Review section, outlet by outlet; () when not chosen
+    press_section: str = "Press Review"
+    subject_style: str = "date"  # "date": '<title> — <date>'; "lead": 'Press review: <lead> and <second>'
 
     @property
     def story_count(self) -> int:
@@ -178,7 +191,7 @@ class Edition:
 
     @property
     def is_empty(self) -> bool:
-        return not any(s.total for s in self.sections)
+        return not any(s.total for s in self.sections) and not self.press
 
 
 # Where the subscriber's own links go in a Rendered edition: rendered once per section set, these
