@@ -62,7 +62,20 @@ def _segmenter(language: str) -> pysbd.Segmenter:
     return pysbd.Segmenter(language=_PYSBD.get(language, "en"), clean=False, char_span=False)
 
 
+@lru_cache(maxsize=4096)
+def _split(text: str, language: str | None) -> tuple[str, ...]:
+    return tuple(_split_uncached(text, language))
+
+
 def split(text: str, language: str | None = None) -> list[str]:
+    """The sentences of `text`, in order, each a verbatim substring of it (see `_split_uncached`).
+
+    Cached: an edition splits the same summary for its story, its top block and its Press Review.
+    """
+    return list(_split(text, language))
+
+
+def _split_uncached(text: str, language: str | None = None) -> list[str]:
     """The sentences of `text`, in order, each a verbatim substring of it.
 
     `language` is an ISO 639-1 code; None guesses it from the text (see `guess_language`).
@@ -74,7 +87,10 @@ def split(text: str, language: str | None = None) -> list[str]:
     if lang == "ru":
         pieces = [s.text for s in razdel.sentenize(text)]
     else:
-        pieces = _after_closing_quotes(_join_titles([str(p).strip() for p in _segmenter(lang).segment(text)]))
+        # process() is segment() without its span pass, which compiles one regex per sentence; the spans
+        # are found again by _verbatim with str.find.
+        processed = _segmenter(lang).processor(text).process()
+        pieces = _after_closing_quotes(_join_titles([str(p).strip() for p in processed]))
     return _verbatim(text, pieces)
 
 
