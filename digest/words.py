@@ -1,0 +1,250 @@
+"""Word forms in any language: what two texts are compared on. Pure.
+
+This module owns how running text becomes comparable units, for every module that matches words
+(clustering stories, section keywords). It reads nothing but its arguments.
+
+* `tokens`: Unicode words and numbers (NFKC first, so full-width letters and digits are ASCII). A word
+  is a run of letters; a number keeps its decimal separator ("6,8" and "6.8" are one number).
+* `language_of`: the feed's declared language when it gives one, else a cheap guess: the script
+  (Cyrillic -> ru, Greek, Han, kana, Hangul, Arabic, ...), and for Latin script the language whose
+  commonest function words the text uses most (en, fr, de, es, it, pt). No model, no data files.
+* `stem`: the Snowball stemmer of the language (snowballstemmer, pure Python), so "Путина" and
+  "Путин", "shooting" and "shootings" meet. Languages without a stemmer keep the word as it is.
+* `fold`: casefold and transliterate to ASCII (Unidecode), so "Трамп" becomes "tramp" and
+  "Lauderdale" stays "lauderdale". Transliteration alone does not make "tramp" meet "trump":
+  `skeleton` (the folded consonants) is the key on which names are compared across scripts.
+* `word_forms`: the stems of a text's words in its language, folded; stopwords dropped; texts in
+  scripts written without spaces (Chinese, Japanese) give character bigrams instead of words.
+
+Stemming comes before folding because the stemmers work on the native script.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from functools import lru_cache
+
+import snowballstemmer
+from unidecode import unidecode
+
+# The languages `language_of` tells apart; stemmers exist for more (see _SNOWBALL).
+LANGUAGES = ("en", "ru", "fr", "de", "es", "it", "pt")
+
+_SNOWBALL = {
+    "en": "english", "ru": "russian", "fr": "french", "de": "german", "es": "spanish", "it": "italian",
+    "pt": "portuguese", "nl": "dutch", "sv": "swedish", "no": "norwegian", "nb": "norwegian",
+    "da": "danish", "fi": "finnish", "hu": "hungarian", "ro": "romanian", "tr": "turkish",
+    "ca": "catalan", "el": "greek", "ga": "irish", "hy": "armenian", "id": "indonesian",
+    "lt": "lithuanian", "ne": "nepali", "sr": "serbian", "ta": "tamil", "ar": "arabic",
+    "eu": "basque", "hi": "hindi", "yi": "yiddish",
+}
+
+# The commonest function words of each language: enough to guess the language of a headline and a
+# summary, and words that say nothing about which story a text tells. Deliberately short lists.
+_STOPWORD_TEXT = {
+    "en": """the a an and or of to in on at for from with by as is are was were be been has have had it its
+        this that these those he she they his her their we you not no after over into than then will would
+        can could may says said about more up out who what when which while new""",
+    "ru": """и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только ее её мне
+        было вот от меня еще ещё нет о из ему теперь когда даже ну ли если уже или ни быть был была были
+        будет него до вас нибудь опять уж вам ведь там потом себя ничего ей может они тут где есть надо
+        ней для мы тебя их чем сам чтобы без будто чего раз тоже себе под кто этот того потому этого какой
+        совсем ним здесь этом один почти мой тем чтобы нее сейчас куда зачем всех никогда можно при наконец
+        два об другой хоть после над больше тот через эти нас про всего них какая много разве три эту моя
+        впрочем хорошо свою этой перед иногда лучше чуть том нельзя такой им более всегда конечно всю между
+        также это эта году года""",
+    "fr": """le la les un une des du de et en au aux dans pour par sur avec ses son sa sont est pas qui que
+        ce il elle ils ne se plus ou mais a été être après d l qu n s c j leur leurs cette ces lors""",
+    "de": """der die das den dem des ein eine einer eines einem einen und oder mit von vom zum zur bei aus
+        auf für nach über unter ist sind war wird werden hat haben nicht auch sich im in zu an am als wie
+        es er sie wir ihr sein seine dass noch nur nun""",
+    "es": """el la los las un una unos unas del al en con por para sus su se es son tras como lo le les
+        y que de a no ha han fue más pero este esta ese esa entre sobre sin""",
+    "it": """il lo la i gli le un una uno del della dei delle degli dello al alla ai alle e ed o che di da
+        in con su per tra fra non è sono ha hanno nel nella nei nelle dal dalla sul sulla come più anche""",
+    "pt": """o a os as um uma uns umas do da dos das ao aos no na nos nas em com por para pelo pela e ou
+        que de não é são foi foram tem mais mas seu sua seus suas se como entre sobre após""",
+}
+STOPWORDS: dict[str, frozenset[str]] = {lang: frozenset(text.split()) for lang, text in _STOPWORD_TEXT.items()}
+
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
+# Spellings only one of the Latin-script languages uses, worth two function words each.
+_MARKS = {
+    "en": re.compile(r"^(?:the|of|and)$"), "fr": re.compile(r"(?:eau|eux|ç|œ|è|ê)"),
+    "de": re.compile(r"(?:ß|ä|ö|ü|sch|tz)"), "es": re.compile(r"(?:ñ|ción|ó$)"),
+    "it": re.compile(r"(?:zione|gli|ò|ù$|cch)"), "pt": re.compile(r"(?:ã|õ|ção|lh|nh)"),
+}
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_VOWELS = re.compile(r"(?<=.)[aeiouy']+|[^a-z0-9]+")
+_REPEATS = re.compile(r"(.)\1+")
+_NOT_ALNUM = re.compile(r"[^a-z0-9.]+")  # Unidecode writes soft signs and the like as ' and "
+
+# Scripts written without spaces between words: Han (incl. extension A and compatibility), kana,
+# Hangul syllables. Their runs give character bigrams, the usual unit of Chinese and Japanese search.
+_CJK = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_CJK_RUN = re.compile(f"([{_CJK}]+)")
+_HIRAGANA = re.compile("[\u3040-\u309f]+")
+
+# Script -> language, for texts whose script says it (first letter of the Unicode character name).
+_SCRIPT_LANGUAGE = (
+    ("CYRILLIC", "ru"), ("GREEK", "el"), ("ARABIC", "ar"), ("HEBREW", "he"), ("DEVANAGARI", "hi"),
+    ("HANGUL", "ko"), ("HIRAGANA", "ja"), ("KATAKANA", "ja"), ("CJK", "zh"), ("KANNADA", "kn"),
+    ("THAI", "th"), ("BENGALI", "bn"), ("TAMIL", "ta"),
+)
+
+
+def tokens(text: str) -> list[str]:
+    """Words (runs of letters) and numbers (with their decimal separator), in order, case kept."""
+    return _TOKEN.findall(unicodedata.normalize("NFKC", text))
+
+
+def is_number(token: str) -> bool:
+    return _NUMBER.fullmatch(token) is not None
+
+
+def primary_language(tag: str | None) -> str | None:
+    """'en-US' -> 'en', 'ru_RU' -> 'ru'; None or an empty tag -> None."""
+    if not tag:
+        return None
+    primary = re.split(r"[-_]", tag.strip().lower(), maxsplit=1)[0]
+    return primary if primary.isalpha() and 2 <= len(primary) <= 3 else None
+
+
+def language_of(text: str, hint: str | None = None) -> str:
+    """The language of `text`: the declared `hint` (a BCP 47 tag) when there is one, else a guess.
+
+    The guess is by script, then for Latin script by function words; "en" when nothing decides.
+    """
+    declared = primary_language(hint)
+    if declared:
+        return declared
+    scripts: dict[str, int] = {}
+    for ch in text[:2000]:
+        if ch.isalpha() and ord(ch) > 0x24F:  # beyond Latin Extended-B
+            name = unicodedata.name(ch, "")
+            for prefix, lang in _SCRIPT_LANGUAGE:
+                if name.startswith(prefix):
+                    scripts[lang] = scripts.get(lang, 0) + 1
+                    break
+    letters = sum(1 for ch in text[:2000] if ch.isalpha())
+    if scripts:
+        lang, count = max(scripts.items(), key=lambda kv: kv[1])
+        if count * 2 >= letters:
+            # Japanese mixes kanji with kana; any kana says Japanese rather than Chinese.
+            return "ja" if lang == "zh" and "ja" in scripts else lang
+    words = [w.casefold() for w in tokens(text[:2000])]
+    best, best_hits = "en", 0
+    for lang in ("en", "fr", "de", "es", "it", "pt"):
+        hits = sum(1 for w in words if w in STOPWORDS[lang])
+        hits += 2 * sum(1 for w in words if _MARKS[lang].search(w))
+        if hits > best_hits:
+            best, best_hits = lang, hits
+    return best
+
+
+@lru_cache(maxsize=64)
+def _stemmer(lang: str) -> Callable[[str], str] | None:
+    algorithm = _SNOWBALL.get(lang)
+    return snowballstemmer.stemmer(algorithm).stemWord if algorithm else None
+
+
+@lru_cache(maxsize=262144)
+def stem(word: str, lang: str) -> str:
+    """The Snowball stem of a casefolded `word`; the word itself where `lang` has no stemmer."""
+    stemmer = _stemmer(lang)
+    word = word.casefold()
+    return stemmer(word) if stemmer is not None else word
+
+
+@lru_cache(maxsize=262144)
+def fold(word: str) -> str:
+    """Casefold and transliterate to ASCII: 'Трамп' -> 'tramp', 'Müller' -> 'muller'."""
+    return _NOT_ALNUM.sub("", unidecode(word.casefold()).casefold())
+
+
+@lru_cache(maxsize=262144)
+def skeleton(word: str) -> str:
+    """A folded word's consonants (first letter kept, doubles collapsed): the key of a name across scripts.
+
+    'Trump' and 'Трамп' -> 'trmp'; 'Lauderdale' and 'Лодердейл' -> 'ldrdl'; 'Путин' -> 'ptn'.
+    """
+    return _REPEATS.sub(r"\1", _VOWELS.sub("", fold(word)))
+
+
+def is_stopword(word: str, lang: str) -> bool:
+    words = STOPWORDS.get(lang)
+    return words is not None and word.casefold() in words
+
+
+@lru_cache(maxsize=262144)
+def _form(token: str, lang: str) -> str | None:
+    if token[0].isdigit():
+        return token.replace(",", ".")  # "6,8" (ru/de/fr/es) and "6.8" are one number
+    word = token.casefold()
+    if len(word) < 2 or is_stopword(word, lang):
+        return None
+    return fold(stem(word, lang)) or word
+
+
+def word_forms(text: str, lang: str) -> list[str]:
+    """The comparable units of `text` in `lang`, in order: folded stems, numbers, CJK bigrams.
+
+    Stopwords and one-letter words are dropped. Runs of Han, kana or Hangul give character bigrams
+    within each stretch of one script, with one- and two-character hiragana stretches (Japanese
+    particles: が, に, を, の) left out.
+    """
+    out: list[str] = []
+    for token in tokens(text):
+        if _CJK_RUN.search(token):
+            for i, part in enumerate(_CJK_RUN.split(token)):
+                if not part:
+                    continue
+                if i % 2:  # re.split with a group puts the matched runs at odd positions
+                    out.extend(cjk_bigrams(part))
+                elif (form := _form(part, lang)) is not None:
+                    out.append(form)
+        elif (form := _form(token, lang)) is not None:
+            out.append(form)
+    return out
+
+
+def cjk_bigrams(run: str) -> list[str]:
+    """Character bigrams within each stretch of one script of a Han/kana/Hangul run."""
+    out: list[str] = []
+    for stretch in script_stretches(run):
+        if _HIRAGANA.fullmatch(stretch) and len(stretch) <= 2:
+            continue
+        if len(stretch) == 1:
+            out.append(stretch)
+        out.extend(stretch[j : j + 2] for j in range(len(stretch) - 1))
+    return out
+
+
+def script_stretches(run: str) -> list[str]:
+    """Split a CJK run where the script changes (hiragana / katakana / Han and Hangul)."""
+    stretches: list[str] = []
+    for ch in run:
+        kind = _script(ch)
+        if stretches and _script(stretches[-1][-1]) == kind:
+            stretches[-1] += ch
+        else:
+            stretches.append(ch)
+    return stretches
+
+
+def is_katakana(ch: str) -> bool:
+    return _script(ch) == "katakana"
+
+
+def _script(ch: str) -> str:
+    if "\u3040" <= ch <= "\u309f":
+        return "hiragana"
+    if "\u30a0" <= ch <= "\u30ff" or "\u31f0" <= ch <= "\u31ff":
+        return "katakana"
+    return "han"  # Han and Hangul: Hangul is spaced, so its stretches are words already
+
+
+def has_cjk(text: str) -> bool:
+    return _CJK_RUN.search(text) is not None

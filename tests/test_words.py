@@ -1,0 +1,65 @@
+"""digest.words: word forms that meet across inflection, case, script and language guesses."""
+
+from __future__ import annotations
+
+import pytest
+
+from digest.words import fold, is_stopword, language_of, skeleton, stem, tokens, word_forms
+
+
+def test_tokens_are_words_and_numbers_with_their_decimal_separator() -> None:
+    assert tokens("Séisme de magnitude 6,8 — «Газпром» ＢＲＥＡＫＩＮＧ: F-16") == [
+        "Séisme", "de", "magnitude", "6,8", "Газпром", "BREAKING", "F", "16"]
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("The gunman killed five people at the airport", "en"),
+    ("Le tireur a tué cinq personnes à l'aéroport de Fort Lauderdale", "fr"),
+    ("Der Schütze tötete fünf Menschen am Flughafen", "de"),
+    ("El tirador mató a cinco personas en el aeropuerto", "es"),
+    ("Il killer ha ucciso cinque persone all'aeroporto della Florida", "it"),
+    ("O atirador matou cinco pessoas no aeroporto da Flórida", "pt"),
+    ("Стрелок убил пять человек в аэропорту Флориды", "ru"),
+    ("日銀がマイナス金利解除を決定", "ja"),
+    ("央行下调存款准备金率", "zh"),
+])
+def test_language_of_guesses_from_script_and_function_words(text: str, lang: str) -> None:
+    assert language_of(text) == lang
+
+
+def test_a_declared_language_wins_over_the_guess() -> None:
+    assert language_of("The gunman killed five people", "ru-RU") == "ru"
+    assert language_of("The gunman killed five people", "") == "en"
+
+
+def test_stems_join_inflected_forms() -> None:
+    assert stem("Путина", "ru") == stem("Путин", "ru") == "путин"
+    assert stem("Кремле", "ru") == stem("Кремль", "ru")
+    assert stem("shootings", "en") == stem("shooting", "en")
+    assert stem("Flughafens", "de") == stem("Flughafen", "de")
+    assert stem("aéroports", "fr") == stem("aéroport", "fr")
+    assert stem("palabra", "xx") == "palabra"  # no stemmer: the word itself
+
+
+def test_fold_transliterates_and_skeleton_lets_names_meet_across_scripts() -> None:
+    assert fold("Трамп") == "tramp"
+    assert fold("Müller") == "muller"
+    assert fold("Меркель") == "merkel"  # the soft sign leaves no mark
+    assert skeleton("Трамп") == skeleton("Trump")
+    assert skeleton("Лодердейл") == skeleton("Lauderdale")
+    assert skeleton("Обама") == skeleton("Obama")
+    assert skeleton("Путин") != skeleton("Трамп")
+
+
+def test_word_forms_are_folded_stems_without_stopwords() -> None:
+    ru = word_forms("Стрельба в аэропорту Форт-Лодердейла: 5 погибших, 8,5 раненых", "ru")
+    assert "aeroport" in ru and "loderdeil" in ru and "5" in ru and "8.5" in ru
+    assert "v" not in ru  # a one-letter preposition
+    en = word_forms("The shooting at the Fort Lauderdale airport", "en")
+    assert en == ["shoot", "fort", "lauderdal", "airport"]
+    assert is_stopword("The", "en") and not is_stopword("airport", "en")
+
+
+def test_word_forms_of_chinese_and_japanese_are_character_bigrams() -> None:
+    assert {"央行", "下调"} <= set(word_forms("央行下调存款准备金率", "zh"))
+    assert not any("が" in w for w in word_forms("日銀がマイナス金利解除を決定", "ja"))
