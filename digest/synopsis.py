@@ -8,7 +8,7 @@ only be as wrong as the outlet it quotes. How sentences are chosen:
   cut ("...", "…"), that starts mid-way (lower case), that is a "Read more" line, or that is too short
   to say anything or too long to quote is never a candidate: a synopsis never cuts a sentence.
 * Centrality: each sentence's cosine similarity to the story's centroid, the mean of each outlet's
-  term vector (title and summary, stop words dropped, words cut to a stem), so what several outlets
+  term vector (title and summary as digest.words compares them: Snowball stems, stop words dropped), so what several outlets
   say weighs more than what one says. A sentence early in its item gets a small bonus: news puts the
   facts first.
 * Maximal marginal relevance (Carbonell and Goldstein, 1998): each next sentence maximises
@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from digest import sentences
+from digest import sentences, words
 from digest.model import Quote
 from digest.sanitize import html_to_text
 
@@ -45,30 +44,13 @@ NEW_OUTLET_SHARE = 0.1  # an unquoted outlet goes next when its best sentence is
 MIN_CHARS, MAX_CHARS = 25, 400  # shorter says nothing; longer is an article, not a sentence to quote
 MIN_WORDS = 4
 TEXT_WINDOW = 600  # characters searched for sentences: news says it first (ROUGE did not drop), pysbd costs per char
-STEM = 6  # characters kept of a word: drops most inflection (Russian cases, plural -s) without a stemmer
 
-_WORD = re.compile(r"[^\W_]+")
 _ENDS = (".", "!", "?", "»", '"', "”", "’", ")")
 _CUT = ("...", "…", "..")
 _BOILERPLATE = re.compile(
     r"continue reading|read more|appeared first on|click here|subscribe to|подробнее|читать далее|"
     r"lire la suite|weiterlesen|leer más|leggi (anche|tutto)|leia mais", re.I)
 
-_STOP_TEXT = """
-    the a an and or but of to in on at by for from with as is are was were be been has have had it its this
-    that these those he she they we you his her their our not no will would can could may said says also
-    than then there which who what when where while after before over into about more up out new one two
-    le la les un une des du de et ou en au aux dans sur pour par avec est sont été qui que ne pas ce il elle
-    ils se sa son ses leur plus a été
-    der die das ein eine einer eines und oder in im an am auf für mit von vom zu zum zur bei aus ist sind war
-    wird werden hat haben nicht auch sich es er sie den dem des nach über
-    el la los las un una unos y o en de del al con por para que se es fue su sus como más lo le
-    il lo la gli le un una di da in con su per tra fra che è e del della dei delle al alla nel nella sono
-    o os as um uma e em de do da dos das no na nos nas com por para que se é foi ao à seu sua mais
-    и в во на с со по за из к ко о об от до не что как это его её их для при после над под был была были
-    будет также ещё уже или но а же ли бы то так он она они мы вы
-"""
-_STOPWORDS = frozenset(_STOP_TEXT.split())
 
 
 class SynopsisItem(Protocol):
@@ -104,10 +86,14 @@ def item_text(item: SynopsisItem) -> str:
     return html_to_text(item.summary_html) or " ".join(item.summary_text.split())
 
 
-def terms(text: str) -> Counter[str]:
-    """Content words of a text: NFKC, casefolded, stop words and one-letter words dropped, cut to STEM."""
-    words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
-    return Counter(w[:STEM] for w in words if len(w) > 1 and w not in _STOPWORDS)
+def item_language(item: SynopsisItem) -> str:
+    """The language an item's sentences are split and stemmed in, guessed from its title and text."""
+    return sentences.guess_language(f"{item.title} {item_text(item)[:TEXT_WINDOW]}")
+
+
+def terms(text: str, language: str | None = None) -> Counter[str]:
+    """Content words of a text as digest.words compares them: Snowball stems, folded, stop words dropped."""
+    return Counter(words.word_forms(text, language or sentences.guess_language(text)))
 
 
 def quotable(sentence: str) -> bool:
@@ -141,11 +127,11 @@ def near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
     return common / len(a | b) >= NEAR_DUPLICATE or common / min(len(a), len(b)) >= NEAR_CONTAINED
 
 
-def _sentences(text: str) -> list[str]:
+def _sentences(text: str, language: str) -> list[str]:
     if len(text) <= TEXT_WINDOW:
-        return sentences.split(text)
+        return sentences.split(text, language)
     # The window may end inside a sentence (or after "Dr."): its last sentence is never quoted.
-    return sentences.split(text[:TEXT_WINDOW])[:-1]
+    return sentences.split(text[:TEXT_WINDOW], language)[:-1]
 
 
 def _candidates(items: Sequence[SynopsisItem], outlet_of: list[int]) -> tuple[list[_Candidate], dict[str, float]]:
@@ -153,13 +139,14 @@ def _candidates(items: Sequence[SynopsisItem], outlet_of: list[int]) -> tuple[li
     found: list[_Candidate] = []
     for i, item in enumerate(items):
         text = item_text(item)
+        language = item_language(item)
         vector = per_outlet.setdefault(outlet_of[i], Counter())
-        vector.update(terms(item.title))
-        vector.update(terms(text))
-        for position, sentence in enumerate(_sentences(text)):
+        vector.update(terms(item.title, language))
+        vector.update(terms(text, language))
+        for position, sentence in enumerate(_sentences(text, language)):
             if not quotable(sentence):
                 continue
-            t = terms(sentence)
+            t = terms(sentence, language)
             if t:
                 found.append(_Candidate(outlet_of[i], i, position, sentence, t, _norm(t), frozenset(t)))
     centroid: dict[str, float] = {}

@@ -23,7 +23,7 @@ from digest import sentences
 from digest.compose import ComposeOptions, build_stories
 from digest.model import Item, Quote
 from digest.parse import parse_feed
-from digest.synopsis import item_text, near_duplicate, quotable, synopsis, terms
+from digest.synopsis import item_language, item_text, near_duplicate, quotable, synopsis, terms
 
 REFERENCES = ROOT / "tests" / "data" / "synopsis_references.toml"
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -84,10 +84,10 @@ def check_invariants(members: list[Item], quotes: tuple[Quote, ...], label: str)
         assert sentence in text, (label, sentence)
         assert sentence in sentences.split(text), (label, sentence)
         assert quotable(sentence), (label, sentence)
+    forms = [frozenset(terms(s, item_language(by_id[q.item_id]))) for q, s in chosen]
     for a in range(len(chosen)):
         for b in range(a + 1, len(chosen)):
-            sa, sb = chosen[a][1], chosen[b][1]
-            assert not near_duplicate(frozenset(terms(sa)), frozenset(terms(sb))), (label, sa, sb)
+            assert not near_duplicate(forms[a], forms[b]), (label, chosen[a][1], chosen[b][1])
     with_text = {i.source for i in members if any(quotable(s) for s in sentences.split(item_text(i)))}
     cited = {q.source for q in quotes}
     assert len(cited) >= min(len(with_text), 2), (label, sorted(with_text), sorted(cited))
