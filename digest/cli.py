@@ -568,9 +568,31 @@ def sections() -> None:
 @click.option("--category", "categories", multiple=True, help="An item category to take into account.")
 @pass_app
 def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
-    """Say which section an item with this URL or title goes to, and why."""
+    """Say which section an item goes to, and why: a URL or title, or a stored item's link or id.
+
+    For a stored item, the section each edition stored for it is shown: what its email used.
+    """
+    from digest.pipeline.send import classify_item
     from digest.sections import classify
 
+    stored = app.store.find_items(text.strip()) if not categories else []
+    if stored:
+        for item in stored:
+            result = classify_item(app.settings, item)
+            placements = app.store.item_sections(item.id)
+            click.echo(f"item {item.id} ({item.source}): {item.title}")
+            for edition, section in placements:
+                click.echo(f"  edition {edition.day} {edition.timezone}: {section}")
+            if not placements:
+                click.echo("  in no edition yet")
+            if all(section == result.section for _, section in placements):
+                click.echo(f"  {result.section}: {result.reason}")
+            else:  # the rules changed after the edition was built; the email used the stored section
+                click.echo(f"  with today's rules it would go to {result.section}: {result.reason}")
+        return
+    if text.strip().isdigit():
+        raise DigestError(f"No stored item has id {text.strip()}.",
+                          hint="Give an item's id from the database, its link, or a title to try the rules on.")
     is_url = text.startswith(("http://", "https://"))
     result = classify(title="" if is_url else text, url=text if is_url else None, categories=categories,
                       feed_section=None, sections=app.settings.sections, fallback=app.settings.digest.fallback_section)

@@ -3,12 +3,14 @@
 Two steps, so the expensive one runs once per edition and the cheap one once per section set:
 ``build_stories`` clusters the edition's items into stories (the same story from several feeds
 becomes one, under its earliest source) and finds "read also" links; ``compose`` keeps the
-subscriber's sections, orders sections as configured, groups by local day (newest first), newest
-story first, and caps each section.
+subscriber's sections, orders sections as configured, orders each section's stories by how many
+outlets carry them, then newest first, caps each section and each outlet within it, and groups the
+shown stories by local day (newest first). Titles lose their feed's boilerplate (digest.titles).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Collection, Sequence
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from digest import cluster, synopsis
+from digest import cluster, synopsis, titles
 from digest.model import DayGroup, Edition, Item, PressGroup, SectionGroup, Story
 
 
@@ -30,6 +32,7 @@ class ComposeOptions:
     cluster_threshold: float | None = None  # None: cluster's tuned default
     read_also_lower: float = 0.2
     read_also_max: int = 2
+    max_per_source: int = 3  # stories of one outlet per section before "N more in <Section>"
     synopsis_sentences: int = synopsis.DEFAULT_SENTENCES  # 0: no synopses
     plural_outlets: frozenset[str] = frozenset()  # outlet names that are grammatically plural
     press_outlets: tuple[str, ...] = ()  # feeds marked press = true, by display name, in config order
@@ -54,6 +57,7 @@ def section_anchor(name: str) -> str:
 def build_stories(items: Sequence[tuple[Item, str]], *, history: Sequence[Item] = (),
                   options: ComposeOptions) -> list[PlacedStory]:
     """Cluster an edition's (item, section) pairs into stories placed in their lead's section."""
+    items = without_boilerplate(items)
     only_items = [item for item, _ in items]
     section_of = {item.id: section for item, section in items}
     kwargs = {} if options.cluster_threshold is None else {"threshold": options.cluster_threshold}
@@ -72,6 +76,38 @@ def build_stories(items: Sequence[tuple[Item, str]], *, history: Sequence[Item] 
         placed.append(PlacedStory(Story(lead=lead, also=also, read_also=read_also, synopsis=told),
                                   section_of[lead.id]))
     return placed
+
+
+def without_boilerplate(items: Sequence[tuple[Item, str]]) -> list[tuple[Item, str]]:
+    """The items with their feed's title boilerplate removed (digest.titles), learned per feed."""
+    by_feed: dict[int, list[str]] = {}
+    for item, _ in items:
+        by_feed.setdefault(item.feed_id, []).append(item.title)
+    cleaned = titles.clean_titles(by_feed)
+    if not cleaned:
+        return list(items)
+    return [(dataclasses.replace(item, title=cleaned.get((item.feed_id, item.title), item.title)), section)
+            for item, section in items]
+
+
+def outlets(story: Story) -> int:
+    """How many different outlets carry the story."""
+    return len({story.lead.source, *(item.source for item in story.also)})
+
+
+def _shown(stories: list[Story], *, limit: int, per_source: int) -> list[Story]:
+    """The stories a section shows: by outlets, then newest; at most `per_source` from one outlet."""
+    stories.sort(key=lambda s: (-outlets(s), -s.lead.when.timestamp(), s.lead.id))
+    shown: list[Story] = []
+    from_source: dict[str, int] = {}
+    for story in stories:
+        if len(shown) >= limit:
+            break
+        if from_source.get(story.lead.source, 0) >= per_source:
+            continue  # counted in "N more in <Section>", and on the web page
+        from_source[story.lead.source] = from_source.get(story.lead.source, 0) + 1
+        shown.append(story)
+    return shown
 
 
 def _local_day(item: Item, zone: ZoneInfo) -> date:
@@ -101,8 +137,7 @@ def compose(stories: Sequence[PlacedStory], *, day: date, timezone: str, chosen:
         section_stories = by_section.get(name)
         if not section_stories:
             continue
-        section_stories.sort(key=lambda s: (-s.lead.when.timestamp(), s.lead.id))
-        shown = section_stories[: options.max_per_section]
+        shown = _shown(section_stories, limit=options.max_per_section, per_source=options.max_per_source)
         days: dict[date, list[Story]] = {}
         for story in shown:
             days.setdefault(_local_day(story.lead, zone), []).append(story)

@@ -178,6 +178,8 @@ class DigestSettings:
     )
     max_items_per_section: int = _opt(10, "Stories shown per section before 'N more in <Section>'.",
                                       _check_int(1, 1000))
+    max_per_source: int = _opt(3, "Stories from one outlet shown per section before 'N more in <Section>'.",
+                               _check_int(1, 1000))
     allow_private_addresses: bool = _opt(
         False, "Allow feeds on loopback/private addresses (needed for feeds on 127.0.0.1).", check_bool
     )
@@ -188,7 +190,7 @@ class DigestSettings:
         None, "Site secret for Message-IDs and unsubscribe tokens; generated and stored when unset.",
         check_opt_str, secret=True,
     )
-    excerpt_chars: int = _opt(280, "Length of each item's plain-text summary, cut at a word.", _check_int(0, 5000))
+    excerpt_chars: int = _opt(280, "Length of each story's excerpt in both parts, cut at a word.", _check_int(0, 5000))
     catch_up: timedelta | None = _opt(
         None, 'After downtime a missed edition is still sent if at most this late ("6h"); default: the same local day.',
         lambda key, value: None if value in (None, "", "same-day") else check_duration(key, value),
@@ -205,7 +207,7 @@ class DigestSettings:
     read_also_min: float = _opt(0.25, 'Least title similarity for a "Read also" link (below cluster_threshold).',
                                 _check_float(0.0, 1.0))
     read_also_days: int = _opt(7, 'How many days back "Read also" looks for earlier items.', _check_int(1, 365))
-    images: bool = _opt(False, "Show each item's lead image (remote images; off by default for privacy).",
+    images: bool = _opt(False, "One lead image per story; remote images tell senders who opened the email.",
                         check_bool)
     synopsis_sentences: int = _opt(
         3, "Sentences quoted from its outlets under a story covered by two or more; 0: none.", _check_int(0, 10))
@@ -280,11 +282,25 @@ class DkimSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Rule:
+    """Conditions that must all hold (digest.sections says how rules compete)."""
+
+    categories: tuple[str, ...] = ()
+    url_patterns: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    feeds: tuple[str, ...] = ()  # feed names or URLs
+    not_keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     name: str
     categories: tuple[str, ...] = ()
     url_patterns: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
+    feeds: tuple[str, ...] = ()
+    not_keywords: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()  # [[sections.rules]]: each combines conditions that must all hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +455,20 @@ def _reject_unknown(key: str, entry: Mapping[str, Any], allowed: set[str]) -> No
         raise ConfigError(f"{key}.{extra[0]} is not a setting; allowed: {', '.join(sorted(allowed))}.")
 
 
+_RULE_KEYS = ("categories", "url_patterns", "keywords", "feeds", "not_keywords")
+
+
+def _rule(key: str, entry: Mapping[str, Any]) -> Rule:
+    """The rule keys of a [[sections]] table or of one of its [[sections.rules]]."""
+    values = {k: _str_list(f"{key}.{k}", entry.get(k, [])) for k in _RULE_KEYS}
+    for p in values["url_patterns"]:
+        try:
+            re.compile(p)
+        except re.error as exc:
+            raise ConfigError(f"{key}.url_patterns has an invalid regular expression {p!r}: {exc}.") from exc
+    return Rule(**values)
+
+
 def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
     entries = _entries(raw, "sections")
     if not entries:
@@ -446,7 +476,7 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
     sections: list[Section] = []
     for i, entry in enumerate(entries):
         key = f"sections[{i}]"
-        _reject_unknown(key, entry, {"name", "categories", "url_patterns", "keywords"})
+        _reject_unknown(key, entry, {"name", *_RULE_KEYS, "rules"})
         if "name" not in entry:
             raise ConfigError(f"{key}.name is missing: every section needs a name.")
         name = check_str(f"{key}.name", entry["name"]).strip()
@@ -454,20 +484,22 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
             raise ConfigError(f"{key}.name is empty.")
         if any(s.name == name for s in sections):
             raise ConfigError(f"{key}.name = {name!r} is declared twice.")
-        patterns = _str_list(f"{key}.url_patterns", entry.get("url_patterns", []))
-        for p in patterns:
-            try:
-                re.compile(p)
-            except re.error as exc:
-                raise ConfigError(f"{key}.url_patterns has an invalid regular expression {p!r}: {exc}.") from exc
-        sections.append(
-            Section(
-                name=name,
-                categories=_str_list(f"{key}.categories", entry.get("categories", [])),
-                url_patterns=patterns,
-                keywords=_str_list(f"{key}.keywords", entry.get("keywords", [])),
-            )
-        )
+        own = _rule(key, entry)
+        rules = []
+        raw_rules = entry.get("rules", [])
+        if not isinstance(raw_rules, list) or not all(isinstance(r, dict) for r in raw_rules):
+            raise ConfigError(f"{key}.rules must be an array of tables (write each as [[sections.rules]]).")
+        for j, raw_rule in enumerate(raw_rules):
+            rule_key = f"{key}.rules[{j}]"
+            _reject_unknown(rule_key, raw_rule, set(_RULE_KEYS))
+            rule = _rule(rule_key, raw_rule)
+            if not (rule.categories or rule.url_patterns or rule.keywords or rule.feeds):
+                raise ConfigError(f"{rule_key} has no condition; give it categories, url_patterns, keywords "
+                                  "or feeds.")
+            rules.append(rule)
+        sections.append(Section(name=name, categories=own.categories, url_patterns=own.url_patterns,
+                                keywords=own.keywords, feeds=own.feeds, not_keywords=own.not_keywords,
+                                rules=tuple(rules)))
     return tuple(sections)
 
 
@@ -600,17 +632,36 @@ def toml_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-_EXAMPLE_SECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
-    "Russian Politics & Diplomacy": {"categories": ("Politics", "Diplomacy", "Kremlin"),
-                                     "keywords": ("Kremlin", "Duma", "Lavrov")},
-    "World": {"categories": ("World", "International"), "url_patterns": ("/world/",)},
-    "Business & Economy": {"categories": ("Business", "Economy", "Markets"), "url_patterns": ("/business/",)},
-    "Military & Defense": {"categories": ("Military", "Defense", "Defence")},
-    "Science & Space": {"categories": ("Science", "Space"), "keywords": ("Roscosmos", "NASA")},
-    "Society & Culture": {"categories": ("Society", "Culture", "Arts")},
-    "Sport": {"categories": ("Sport", "Sports", "Football", "Hockey"), "url_patterns": ("/sport/",)},
-    "Press Review": {"categories": ("Press review", "Opinion")},
-}
+def _toml_list_lines(key: str, values: tuple[str, ...], width: int = 110) -> list[str]:
+    """`key = [...]` on one line, or wrapped one run of values per line when it is long."""
+    line = f"{key} = {toml_value(values)}"
+    if len(line) <= width:
+        return [line]
+    out, current = [f"{key} = ["], "  "
+    for value in values:
+        piece = toml_value(value) + ", "
+        if len(current) + len(piece) > width:
+            out.append(current.rstrip())
+            current = "  "
+        current += piece
+    out.append(current.rstrip().rstrip(","))
+    out.append("]")
+    return out
+
+
+def _example_section(name: str) -> list[str]:
+    from digest.newsroom import SECTIONS  # the starter rules: plain data, long lists
+
+    rules = SECTIONS.get(name, {})
+    out = ["[[sections]]", f"name = {toml_value(name)}"]
+    for key in ("categories", "url_patterns", "keywords", "feeds", "not_keywords"):
+        if key in rules:
+            out += _toml_list_lines(key, rules[key])  # type: ignore[arg-type]
+    for rule in rules.get("rules", ()):  # type: ignore[attr-defined]
+        out.append("[[sections.rules]]")
+        for key, values in rule.items():
+            out += _toml_list_lines(key, values)
+    return out
 
 
 def example_toml() -> str:
@@ -635,15 +686,17 @@ def example_toml() -> str:
         out.append("")
     out += [
         "# Sections, in the order the email shows them. An item goes to its feed's section if the feed",
-        "# has one, else to the first section whose rules match (categories, then url_patterns as",
-        "# regular expressions on the link, then title keywords; all case-insensitive), else to",
-        "# [digest] fallback_section. With no [[sections]] at all, these eight names are used without rules.",
+        "# has one, else to the section of the most specific rule that matches it, else to [digest]",
+        "# fallback_section. Each of a section's lists (categories, url_patterns as regular expressions",
+        "# on the link's path, keywords as word forms in the title or summary, feeds by name or URL) is",
+        "# a rule; a [[sections.rules]] table is a rule whose conditions must all hold; not_keywords",
+        "# rule a section out. More conditions beat fewer, then feeds > categories > url_patterns >",
+        "# keywords, then more keywords found (title counts double), then section order (README:",
+        "# Sections). `digest sections explain` tells why. With no [[sections]] at all, these eight",
+        "# names are used without rules.",
     ]
     for name in DEFAULT_SECTIONS:
-        out.append("[[sections]]")
-        out.append(f"name = {toml_value(name)}")
-        for key, values in _EXAMPLE_SECTIONS.get(name, {}).items():
-            out.append(f"{key} = {toml_value(values)}")
+        out += _example_section(name)
         out.append("")
     out += [
         "# Feeds: url, optional name (else the feed's own title), optional section (beats rules),",

@@ -93,6 +93,7 @@ class Item:
     categories: tuple[str, ...] = ()
     image_url: str | None = None
     feed_section: str | None = None  # the feed-level section, which beats rules
+    feed_url: str | None = None  # for section rules naming feeds
 
     @property
     def when(self) -> datetime:

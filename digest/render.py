@@ -20,6 +20,8 @@ rendered once per section set, not once per subscriber.
 
 from __future__ import annotations
 
+import html
+import re
 import textwrap
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -48,6 +50,7 @@ from digest.model import (
     SectionGroup,
     Story,
 )
+from digest.sanitize import excerpt_html, html_to_text
 
 __all__ = ["CATALOGUE_DOMAIN", "PLACEHOLDER_PREFERENCES_URL", "PLACEHOLDER_UNSUBSCRIBE_URL", "Renderer",
            "builtin_templates_dir", "catalogue_path", "load_translations"]
@@ -111,6 +114,17 @@ class StoryView:
     also: tuple[LinkView, ...]
     read_also: tuple[LinkView, ...]
     synopsis: tuple[QuoteView, ...] = ()
+    image: ImageView | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageView:
+    """A story's lead image (only with [digest] images = true): sized and described for mail clients."""
+
+    url: str
+    width: int
+    height: int
+    alt: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +233,10 @@ class _ViewBuilder:
     """Turns one Edition into view objects; numbers links for the plain-text part as it goes."""
 
     def __init__(self, edition: Edition, *, messages: NullTranslations, locale: str, images: bool,
-                 budget: _Budget) -> None:
+                 budget: _Budget, excerpt_chars: int = 280) -> None:
         self.edition, self.messages, self.locale = edition, messages, locale
         self.images, self.budget = images, budget
+        self.excerpt_chars = excerpt_chars
         self.zone = ZoneInfo(edition.timezone)
         self._next_ref = 1
         self._block_links: list[LinkView] = []
@@ -272,19 +287,23 @@ class _ViewBuilder:
         # Some feeds (microblogs, podcasts) give items no title: the start of the summary stands in.
         headline = lead.title or _cut(_clean(lead.summary_text), 90) or _clean(lead.source)
         title = self._link(headline, lead.url, lead.source)
-        summary_html, summary_text = lead.summary_html, _clean(lead.summary_text)
+        # An excerpt, not the article: inline markup only, cut at excerpt_chars; the text part is
+        # the same excerpt's text, so both parts follow the one setting.
+        summary_html = excerpt_html(lead.summary_html, self.excerpt_chars)
+        summary_text = html_to_text(summary_html) if summary_html else _cut(_clean(lead.summary_text),
+                                                                             self.excerpt_chars)
         if self.budget.summaries == "short":
             summary_html, summary_text = "", _cut(summary_text, SHORT_SUMMARY_CHARS)
         elif self.budget.summaries == "none":
             summary_html, summary_text = "", ""
-        image = _href(lead.image_url) if self.images else None
+        image = _lead_image(lead, headline) if self.images else None
         keep_synopsis = self.budget.synopses == "all" or top
         synopsis = self.quotes(story.synopsis) if keep_synopsis else ()
         return StoryView(
             title=title, source=_clean(lead.source), when=self.when(lead), first_seen=lead.undated,
             summary_html=summary_html.replace(PLACEHOLDER_UNSUBSCRIBE_URL, "").replace(
                 PLACEHOLDER_PREFERENCES_URL, ""),
-            summary_text=summary_text, image_url=image,
+            summary_text=summary_text, image_url=image.url if image else None, image=image,
             also=tuple(self._link(item.source, item.url) for item in story.also),
             read_also=tuple(self._link(item.title or _cut(_clean(item.summary_text), 90), item.url, item.source)
                             for item in story.read_also),
@@ -292,6 +311,9 @@ class _ViewBuilder:
         )
 
     def day_heading(self, day: date) -> str:
+        if day.year != self.edition.day.year:  # an old item: "Friday, January 6, 2017", not just "Friday, January 6"
+            pattern = str(self.messages.pgettext("CLDR date pattern", "EEEE, MMMM d, y"))
+            return _capitalise(format_date(day, pattern, locale=self.locale))
         pattern = str(self.messages.pgettext("CLDR date pattern", "EEEE, MMMM d"))  # Friday, January 16
         return _capitalise(format_date(day, pattern, locale=self.locale))
 
@@ -339,6 +361,32 @@ class _ViewBuilder:
         return ((press,) if press else ()) + tuple(self.section(s) for s in self.edition.sections)
 
 
+# Mail clients lay out an <img> before it loads from its width and height; a lead image's real size
+# is rarely known, so it is given a 16:9 box of the column's width and CSS height:auto keeps its
+# own proportions once loaded. An <img> in the summary that states its size keeps that ratio.
+LEAD_IMAGE_WIDTH = 592
+_SUMMARY_IMG = re.compile(r'<img\b[^>]*?\bsrc="([^"]+)"[^>]*>')
+_DIMENSION = re.compile(r'\b(width|height)="(\d+)"')
+
+
+def _lead_image(lead: Item, headline: str) -> ImageView | None:
+    """One image per story: the feed's media image, else the first image of its summary."""
+    url = _href(lead.image_url)
+    width, height = 16, 9
+    if url is None:
+        m = _SUMMARY_IMG.search(lead.summary_html)
+        if m is None:
+            return None
+        url = _href(html.unescape(m.group(1)))
+        dims = dict(_DIMENSION.findall(m.group(0)))
+        if url and dims.get("width", "0") != "0" and dims.get("height", "0") != "0":
+            width, height = int(dims["width"]), int(dims["height"])
+    if url is None:
+        return None
+    return ImageView(url=url, width=LEAD_IMAGE_WIDTH, height=max(1, round(LEAD_IMAGE_WIDTH * height / width)),
+                     alt=_clean(headline))
+
+
 def _all_stories(edition: Edition) -> Iterator[Story]:
     yield from edition.top_stories
     for section in edition.sections:
@@ -357,9 +405,11 @@ class Renderer:
     web app) never share installed translations.
     """
 
-    def __init__(self, *, templates_dir: str | None = None, language: str = "en", images: bool = False) -> None:
+    def __init__(self, *, templates_dir: str | None = None, language: str = "en", images: bool = False,
+                 excerpt_chars: int = 280) -> None:
         self.language = language
         self.images = images
+        self.excerpt_chars = excerpt_chars
         self._dirs = [Path(templates_dir).resolve()] if templates_dir else []
         self._dirs.append(builtin_templates_dir().resolve())
         # keep_at_rules keeps the @media blocks (narrow screens, prefers-color-scheme) in <style>;
@@ -408,7 +458,8 @@ class Renderer:
                 "unsubscribe_url": PLACEHOLDER_UNSUBSCRIBE_URL, "preferences_url": PLACEHOLDER_PREFERENCES_URL}
 
         def views(budget: _Budget) -> dict[str, Any]:
-            builder = _ViewBuilder(edition, messages=messages, locale=language, images=self.images, budget=budget)
+            builder = _ViewBuilder(edition, messages=messages, locale=language, images=self.images, budget=budget,
+                                   excerpt_chars=self.excerpt_chars)
             top = builder.top_stories()
             return {**base, "top_stories": top, "sections": builder.sections(), "notice": None}
 

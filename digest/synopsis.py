@@ -8,9 +8,9 @@ only be as wrong as the outlet it quotes. How sentences are chosen:
   cut ("...", "…"), that starts mid-way (lower case), that is a "Read more" line, or that is too short
   to say anything or too long to quote is never a candidate: a synopsis never cuts a sentence.
 * Centrality: each sentence's cosine similarity to the story's centroid, the mean of each outlet's
-  term vector (title and summary as digest.words compares them: Snowball stems, stop words dropped), so what several outlets
-  say weighs more than what one says. A sentence early in its item gets a small bonus: news puts the
-  facts first.
+  term vector (title and summary as digest.words compares them: Snowball stems, stop words dropped),
+  so what several outlets say weighs more than what one says. A sentence early in its item gets a
+  small bonus: news puts the facts first.
 * Maximal marginal relevance (Carbonell and Goldstein, 1998): each next sentence maximises
   LAMBDA * centrality - (1 - LAMBDA) * its greatest similarity to a sentence already chosen, and one
   that is a near-duplicate of a chosen sentence is never taken. While some outlet is not yet quoted

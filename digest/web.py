@@ -127,7 +127,8 @@ def _edition_renderer(settings: Settings) -> Renderer:
     # templates/web/digest.html.j2 stands in for the email's page and reuses its section and story
     # partials from the built-in folder; the labels (en, ru) are the email's.
     d = settings.digest
-    return Renderer(templates_dir=str(builtin_templates_dir() / "web"), language=d.language, images=d.images)
+    return Renderer(templates_dir=str(builtin_templates_dir() / "web"), language=d.language, images=d.images,
+                    excerpt_chars=d.excerpt_chars)
 
 
 # --------------------------------------------------------------------------- responses
@@ -359,7 +360,7 @@ def edition_html(site: Site, edition: EditionRecord) -> str:
     The email caps each section and links "N more in <Section>" to this page's section anchor.
     """
     settings = site.settings
-    options = dataclasses.replace(compose_options(settings), max_per_section=sys.maxsize)
+    options = dataclasses.replace(compose_options(settings), max_per_section=sys.maxsize, max_per_source=sys.maxsize)
     history = read_also_history(settings, site.store, edition)  # the same "Read also" links as the email
     stories = build_stories(site.store.edition_items(edition.id), history=history, options=options)
     page = compose(stories, day=edition.day, timezone=edition.timezone, chosen=None, options=options,

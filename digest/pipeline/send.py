@@ -33,7 +33,7 @@ from digest.deliver import Envelope, Outcome, Result, Transport, deliver
 from digest.errors import ConfigError
 from digest.model import Delivery, EditionRecord, Item, Rendered, Subscriber
 from digest.render import Renderer
-from digest.sections import classify
+from digest.sections import Classification, classify
 from digest.store import ACTIVE, FAILED, PENDING, SENT, SKIPPED, Store
 from digest.store.editions import Mark
 
@@ -62,6 +62,7 @@ def compose_options(settings: Settings) -> ComposeOptions:
     return ComposeOptions(title=d.title, section_order=settings.section_names, max_per_section=d.max_items_per_section,
                           top_stories=d.top_stories, language=d.language, cluster_threshold=d.cluster_threshold,
                           read_also_lower=d.read_also_min, read_also_max=d.read_also,
+                          max_per_source=d.max_per_source,
                           synopsis_sentences=d.synopsis_sentences, subject_style=d.subject,
                           plural_outlets=frozenset(f.name for f in settings.feeds if f.plural and f.name),
                           press_outlets=tuple(dict.fromkeys(f.name for f in settings.feeds if f.press and f.name)),
@@ -70,13 +71,20 @@ def compose_options(settings: Settings) -> ComposeOptions:
 
 def make_renderer(settings: Settings) -> Renderer:
     d = settings.digest
-    return Renderer(templates_dir=d.templates_dir, language=d.language, images=d.images)
+    return Renderer(templates_dir=d.templates_dir, language=d.language, images=d.images,
+                    excerpt_chars=d.excerpt_chars)
+
+
+def classify_item(settings: Settings, item: Item) -> Classification:
+    """The section rules applied to a stored item: what the edition stores, and what explain shows."""
+    return classify(title=item.title, url=item.url, categories=item.categories, feed_section=item.feed_section,
+                    sections=settings.sections, fallback=settings.digest.fallback_section,
+                    summary=item.summary_text, feed_names=(item.source, item.feed_url or ""))
 
 
 def classifier(settings: Settings) -> Callable[[Item], str]:
     def section_of(item: Item) -> str:
-        return classify(title=item.title, url=item.url, categories=item.categories, feed_section=item.feed_section,
-                        sections=settings.sections, fallback=settings.digest.fallback_section).section
+        return classify_item(settings, item).section
     return section_of
 
 

@@ -37,7 +37,7 @@ def _item(row: Row[*tuple[Any, ...]]) -> Item:
         id=row.id, feed_id=row.feed_id, source=row.feed_name or row.feed_title or row.feed_url, title=row.title,
         url=row.url, summary_html=row.summary_html, summary_text=row.summary_text, published=row.published,
         first_seen=row.first_seen, categories=tuple(row.categories or ()), image_url=row.image_url,
-        feed_section=row.feed_section,
+        feed_section=row.feed_section, feed_url=row.feed_url,
     )
 
 
