@@ -290,6 +290,7 @@ class Rule:
     keywords: tuple[str, ...] = ()
     feeds: tuple[str, ...] = ()  # feed names or URLs
     not_keywords: tuple[str, ...] = ()
+    keyword_groups: tuple[tuple[str, ...], ...] = ()  # keywords = [[...], [...]]: a word of each list
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,7 +461,15 @@ _RULE_KEYS = ("categories", "url_patterns", "keywords", "feeds", "not_keywords")
 
 def _rule(key: str, entry: Mapping[str, Any]) -> Rule:
     """The rule keys of a [[sections]] table or of one of its [[sections.rules]]."""
-    values = {k: _str_list(f"{key}.{k}", entry.get(k, [])) for k in _RULE_KEYS}
+    raw_keywords = entry.get("keywords", [])
+    groups: tuple[tuple[str, ...], ...] = ()
+    if isinstance(raw_keywords, list) and raw_keywords and all(isinstance(g, list) for g in raw_keywords):
+        if ".rules[" not in key:
+            raise ConfigError(f"{key}.keywords: lists of lists belong in a [[sections.rules]] table.")
+        groups = tuple(_str_list(f"{key}.keywords[{i}]", g) for i, g in enumerate(raw_keywords))
+        entry = {k: v for k, v in entry.items() if k != "keywords"}
+    values: dict[str, Any] = {k: _str_list(f"{key}.{k}", entry.get(k, [])) for k in _RULE_KEYS}
+    values["keyword_groups"] = groups
     for p in values["url_patterns"]:
         try:
             re.compile(p)
@@ -493,7 +502,7 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
             rule_key = f"{key}.rules[{j}]"
             _reject_unknown(rule_key, raw_rule, set(_RULE_KEYS))
             rule = _rule(rule_key, raw_rule)
-            if not (rule.categories or rule.url_patterns or rule.keywords or rule.feeds):
+            if not (rule.categories or rule.url_patterns or rule.keywords or rule.keyword_groups or rule.feeds):
                 raise ConfigError(f"{rule_key} has no condition; give it categories, url_patterns, keywords "
                                   "or feeds.")
             rules.append(rule)
@@ -660,7 +669,12 @@ def _example_section(name: str) -> list[str]:
     for rule in rules.get("rules", ()):  # type: ignore[attr-defined]
         out.append("[[sections.rules]]")
         for key, values in rule.items():
-            out += _toml_list_lines(key, values)
+            if values and isinstance(values[0], tuple):  # keyword groups: one list per line
+                out.append(f"{key} = [")
+                out += [f"  {toml_value(group)}," for group in values]
+                out.append("]")
+            else:
+                out += _toml_list_lines(key, values)
     return out
 
 

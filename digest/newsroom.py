@@ -25,6 +25,13 @@ GENERAL_CATEGORIES = (
 # Russia named as a country: the subject on a world-news page, mere context in a Russian paper.
 RUSSIA_NAMED = ("Russia", "Russian", "Россия", "российский", "Rusia", "Russie", "Russland", "Moscow")
 
+COUNTERPARTS = (
+    "Trump", "Obama", "Biden", "Tillerson", "Kerry", "Washington", "White House", "Brexit", "NATO", "EU",
+    "European Union", "Ukraine", "Kiev", "Kyiv", "Britain", "UK", "Germany", "France", "China", "Japan",
+    "the West", "Western", "Трамп", "Байден", "Вашингтон", "Украина", "Киев", "Евросоюз", "НАТО", "Запад",
+    "США", "Зеленский", "Макрон",
+)
+
 WORLD_PATHS = (
     r"/world/", r"/international/", r"/us-news/", r"/us/", r"/politics/", r"/politik/", r"/ameriques/",
     r"/afrique/", r"/europe/", r"/asie-pacifique/", r"/proche-orient/", r"/australia-news/",
@@ -35,7 +42,8 @@ RUSSIA = (
     "Kremlin", "Putin", "Lavrov", "Peskov", "Medvedev", "Mishustin", "Zakharova", "Shoigu", "Navalny", "Duma",
     "State Duma", "Federation Council", "Russian Foreign Ministry", "Russian diplomat", "Russian diplomats",
     "Russian lawmakers", "Russian parliament", "sanctions against Russia",
-    "Кремль", "Путин", "Лавров", "Песков", "Медведев", "Мишустин", "Захарова", "Шойгу", "Навальный", "Госдума",
+    "Кремль", "Путин", "Лавров", "Песков", "Медведев", "Мишустин", "Захарова", "Шойгу", "Навальный",
+    "Госдума",
     "Государственная дума", "Совет Федерации", "Совфед", "МИД России", "МИД РФ", "депутаты", "законопроект",
     "Володин", "Матвиенко", "посол России", "российские дипломаты", "переговоры", "Зеленский",
     "Crimea", "Крым",
@@ -53,24 +61,29 @@ WORLD = (
     "премьер-министр", "парламент", "оппозиция", "протест", "ООН", "Евросоюз", "беженцы", "Сирия", "Турция",
     "Китай", "Германия", "Франция",
     "gouvernement", "élection", "Regierung", "Wahl", "gobierno", "elecciones", "Terror", "attentat",
-    "atentado",
+    "atentado", "CIA", "snow", "blizzard", "neige", "tempête", "Schnee", "nieve", "policía", "Guardia Civil",
 )
 
 BUSINESS = (
-    "economy", "economic", "business", "market", "markets", "stocks", "shares", "investors", "bank", "central bank",
+    "economy", "economic", "business", "market", "markets", "stocks", "shares", "investors", "bank",
+    "central bank",
     "interest rate", "inflation", "GDP", "oil prices", "oil", "gas", "Gazprom", "Rosneft", "Sberbank", "VTB",
-    "budget", "tax", "taxes", "tariffs", "trade", "exports", "imports", "jobs", "unemployment", "wages", "pay",
+    "budget", "tax", "taxes", "tariffs", "trade", "exports", "imports", "jobs", "unemployment", "wages",
+    "pay",
     "company", "companies", "merger", "privatization", "loan", "debt", "bonds", "currency", "ruble",
     "dollar", "sales", "retail", "consumers", "prices", "cryptocurrency", "bitcoin", "counter sanctions",
     "экономика", "бизнес", "рынок", "акции", "инвесторы", "банк", "ЦБ", "Центробанк", "ключевая ставка",
-    "ставка", "инфляция", "ВВП", "нефть", "газ", "бюджет", "налог", "пошлины", "тарифы", "торговля", "экспорт",
+    "ставка", "инфляция", "ВВП", "нефть", "газ", "бюджет", "налог", "пошлины", "тарифы", "торговля",
+    "экспорт",
     "импорт", "зарплата", "безработица", "компания", "сделка", "кредит", "долг", "рубль", "курс", "цены",
-    "Wirtschaft", "Versicherung", "Börse", "Unternehmen", "économie", "entreprises",
+    "Wirtschaft", "Versicherung", "Börse", "Unternehmen", "économie", "entreprises", "agriculture",
+    "farmers", "éleveurs", "agriculteurs", "Landwirte",
     "agriculteurs", "economía", "rebajas", "ventas", "comercio", "empleo", "empresas",
 )
 
 MILITARY = (
-    "military", "army", "troops", "soldiers", "soldier", "servicemen", "marines", "navy", "warship", "warships",
+    "military", "army", "troops", "soldiers", "soldier", "servicemen", "US Marines", "Marine Corps", "navy",
+    "warship", "warships",
     "submarine", "naval", "aircraft carrier", "air force", "airstrike", "airstrikes", "missile", "missiles",
     "nuclear weapons", "weapons", "drone", "drones", "defense", "defence", "defense minister",
     "defence minister", "Pentagon", "NATO", "Ministry of Defense", "mutiny", "mutineers", "mutinied",
@@ -91,14 +104,15 @@ SCIENCE = (
     "patient", "medicine", "disease", "vaccine",
     "наука", "учёные", "ученые", "исследование", "космос", "Роскосмос", "МКС", "космонавт", "космонавты",
     "спутник", "ракета-носитель", "Луна", "Марс", "планета", "телескоп", "технологии", "смартфон",
-    "искусственный интеллект", 
+    "искусственный интеллект",
     "Wissenschaft", "Forscher", "Patient", "Ärzte", "science", "chercheurs", "espace", "ciencia",
     "científicos", "investigadores",
 )
 
 CULTURE = (
     "culture", "arts", "art", "museum", "exhibition", "exhibit", "gallery", "theater", "theatre", "opera",
-    "ballet", "concert", "festival", "music", "album", "band", "singer", "film", "movie", "cinema", "box office",
+    "ballet", "concert", "festival", "music", "album", "band", "singer", "film", "movie", "cinema",
+    "box office",
     "Oscar", "Oscars", "Grammys", "actor", "actress", "director", "TV series", "television", "book", "novel",
     "writer", "writers", "poet", "literature", "restaurant", "restaurants", "cuisine", "food", "fashion",
     "style", "travel", "church", "religion", "Christmas", "holiday", "family", "children", "women",
@@ -112,7 +126,7 @@ CULTURE = (
     "квартира", "субсидии",
     "Kultur", "Kunst", "Museum", "Film", "Musik", "Buch", "Reise", "Familie", "Kinder",
     "culture", "musée", "cinéma", "livre", "famille", "cultura", "cine", "música", "libro", "familia",
-    "niños", "Instagram", 
+    "niños", "Instagram", "Bilder", "Fotos", "детский сад", "детсад", "вокзал", "граждане",
 )
 
 SPORT = (
@@ -142,9 +156,11 @@ BUSINESS_STRONG = (
     "economía",
 )
 MILITARY_STRONG = (
-    "military", "army", "troops", "soldiers", "servicemen", "marines", "navy", "warship", "warships",
+    "military", "army", "troops", "soldiers", "servicemen", "US Marines", "Marine Corps", "navy", "warship",
+    "warships",
     "submarine", "air force", "airstrike", "airstrikes", "missile", "missiles", "defense minister",
-    "defence minister", "Pentagon", "NATO", "mutiny", "mutineers", "armed forces", "security forces", "армия", "войска", "военные",
+    "defence minister", "Pentagon", "NATO", "mutiny", "mutineers", "armed forces", "security forces", "армия",
+    "войска", "военные",
     "Минобороны", "НАТО", "ракеты", "armée", "soldats", "mutinerie", "ejército", "clashes", "ceasefire",
 )
 SCIENCE_STRONG = (
@@ -155,11 +171,13 @@ SCIENCE_STRONG = (
 CULTURE_STRONG = (
     "museum", "exhibition", "theatre", "theater", "opera", "ballet", "concert", "festival", "album", "singer",
     "movie", "cinema", "box office", "Oscar", "Oscars", "Grammys", "TV series", "novel", "literature",
-    "fashion", "in pictures", "late-night", "documentary", "музей", "выставка", "театр", "концерт", "фестиваль",
+    "fashion", "in pictures", "late-night", "documentary", "photos", "dies at", "dies aged", "obituary",
+    "музей", "выставка", "театр", "концерт", "фестиваль",
 )
 SPORT_STRONG = (
     "football", "soccer", "hockey", "NHL", "NFL", "NBA", "basketball", "tennis", "golf", "Olympics",
-    "World Cup", "Premier League", "Champions League", "playoffs", "quarterback", "FIFA", "UEFA", "gymnastics",
+    "World Cup", "Premier League", "Champions League", "playoffs", "quarterback", "FIFA", "UEFA",
+    "gymnastics",
     "футбол", "хоккей", "Олимпиада", "чемпионат", "Fußball", "fútbol",
 )
 
@@ -182,7 +200,9 @@ SECTIONS: dict[str, dict[str, object]] = {
         "keywords": RUSSIA,
         "not_keywords": ("restaurant", "cuisine", "ресторан"),
         "rules": ({"categories": GENERAL_CATEGORIES, "keywords": RUSSIA + RUSSIA_NAMED},
-                  {"url_patterns": WORLD_PATHS, "keywords": RUSSIA + RUSSIA_NAMED}),
+                  {"url_patterns": WORLD_PATHS, "keywords": RUSSIA + RUSSIA_NAMED},
+                  # Russia named with another power or its leader: relations, i.e. diplomacy.
+                  {"keywords": (RUSSIA_NAMED, COUNTERPARTS)}),
     },
     "World": {"categories": GENERAL_CATEGORIES, "url_patterns": WORLD_PATHS, "keywords": WORLD},
     "Business & Economy": _topic(
@@ -217,3 +237,7 @@ SECTIONS: dict[str, dict[str, object]] = {
          r"/columns?/", r"/tribunes?/", r"/opinions/"),
         PRESS, PRESS),
 }
+# What the media and commentators say about Russia and its counterparts is the press review's,
+# not a politics story: the same two-list rule as Russian Politics', with the press words added.
+SECTIONS["Press Review"]["rules"] = (*SECTIONS["Press Review"]["rules"],  # type: ignore[misc]
+                                     {"keywords": (PRESS, RUSSIA_NAMED + COUNTERPARTS)})

@@ -11,7 +11,9 @@ A section's rules:
   condition (any entry of the list satisfies it);
 * each `[[sections.rules]]` table is a rule whose conditions must all hold;
 * `not_keywords` (on the section, or on one rule) rule the section (or that rule) out when one of
-  them occurs in the title or summary.
+  them occurs in the title or summary;
+* in a rule, `keywords` may be a list of lists: a word of each list must occur ("Russia" and one
+  of "Trump", "Brexit"); it is one keyword condition, whose weight adds up the words found.
 
 Conditions: `categories` equal one of the item's categories (case-insensitively); `url_patterns`
 are regular expressions searched in the link's path; `keywords` occur in the title or the summary
@@ -213,10 +215,10 @@ def _match_rule(rule: Rule, item: _Item) -> tuple[int, list[str]] | None:
             return None
         reasons.append(f"URL path '{item.path}' matches pattern '{pattern}'")
     weight = 0
-    if rule.keywords:
+    for group in ((rule.keywords,) if rule.keywords else ()) + rule.keyword_groups:
         found: list[str] = []
         seen: set[tuple[tuple[str, str, bool], ...]] = set()
-        for keyword in rule.keywords:
+        for keyword in group:
             where = item.text.where(keyword)
             forms = _keyword_forms(keyword, item.text.keyword_lang(keyword))
             if where and forms not in seen:  # "Trump" listed twice, or "Putin" and "Putins", count once
@@ -249,7 +251,7 @@ def _best(section: Section, order: int, item: _Item) -> _Match | None:
             continue
         agreeing += 1
         weight, reasons = matched
-        kinds = [k for k in _STRENGTH if getattr(rule, k)]
+        kinds = [k for k in _STRENGTH if getattr(rule, k) or (k == "keywords" and rule.keyword_groups)]
         candidate = _Match(section.name, order, len(kinds), max(_STRENGTH[k] for k in kinds), 0, weight,
                            kinds[0], tuple(reasons))
         if best is None or candidate.key > best.key:

@@ -112,8 +112,8 @@ def test_the_feeds_really_carry_whole_articles_with_images() -> None:
 def test_each_story_shows_an_excerpt_with_inline_markup_only(sent: tuple[EmailMessage, bytes, Path]) -> None:
     html = _html(sent[0])
     summaries = re.findall(r'<div class="summary"[^>]*>(.*?)</div>', html, re.S)
-    print(f"\n{len(summaries)} summaries; longest {max(len(htmllib.unescape(re.sub('<[^>]+>', '', s))) for s in summaries)}"
-          f" characters of text (limit {EXCERPT})")
+    longest = max(len(htmllib.unescape(re.sub("<[^>]+>", "", s))) for s in summaries)
+    print(f"\n{len(summaries)} summaries; longest {longest} characters of text (limit {EXCERPT})")
     assert len(summaries) >= 10
     for summary in summaries:
         tags = set(re.findall(r"<([a-zA-Z0-9]+)", summary))

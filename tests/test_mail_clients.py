@@ -159,6 +159,7 @@ def settings_for(tmp: Path, *, feeds: list[str], smtp_port: int) -> cfg.Settings
         "digest": {"title": "Morning Review", "timezone": TZ, "send_at": "07:00",
                    "database": f"sqlite:///{tmp / 'digest.sqlite'}", "base_url": "https://press.example.org",
                    "top_stories": 2,  # documented option, on here so the layout has that block too
+                   "max_per_source": 5,  # all of the Courier's World stories, the long unbroken title among them
                    "allow_private_addresses": True},  # the feeds are on 127.0.0.1
         "smtp": {"host": "127.0.0.1", "port": smtp_port, "sender": "Morning Review <review@press.example.org>",
                  "timeout": 10.0},

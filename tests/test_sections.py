@@ -198,3 +198,24 @@ def test_a_rule_needs_a_condition() -> None:
     settings = from_mapping({"sections": [{"name": "A", "not_keywords": ["x"],
                                            "rules": [{"categories": ["c"], "keywords": ["k"]}]}]})
     assert settings.sections[0].rules == (Rule(categories=("c",), keywords=("k",)),)
+
+
+def test_a_rule_with_keyword_lists_needs_a_word_of_each() -> None:
+    from digest.config import from_mapping
+
+    settings = from_mapping({"sections": [
+        {"name": "Russian Politics & Diplomacy", "rules": [{"keywords": [["Russia", "Россия"], ["Trump", "Brexit"]]}]},
+        {"name": "Society & Culture", "keywords": ["Russia", "museum"]},
+    ]})
+    rules = settings.sections[0].rules
+    assert rules[0].keyword_groups == (("Russia", "Россия"), ("Trump", "Brexit"))
+
+    def where(title: str) -> str:
+        return classify(title=title, url=None, categories=(), feed_section=None, sections=settings.sections,
+                        fallback="Other").section
+
+    assert where("Russia and Trump: what next") == "Russian Politics & Diplomacy"
+    assert where("A museum opens in Russia") == "Society & Culture"
+    from digest.errors import ConfigError
+    with pytest.raises(ConfigError, match="belong in a"):
+        from_mapping({"sections": [{"name": "A", "keywords": [["a"], ["b"]]}]})
