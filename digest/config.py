@@ -213,8 +213,8 @@ class DigestSettings:
         3, "Sentences quoted from its outlets under a story covered by two or more; 0: none.", _check_int(0, 10))
     subject: str = _opt("date", '"date": the subject is \'<title> — <date>\'; "lead": \'Press review: <lead story> and '
                         '<second story>\'.', check_subject)
-    press_section: str = _opt("Press Review", "Name of the section that quotes each `press = true` feed's leading "
-                              "stories.", check_str)
+    press_section: str = _opt("Press Review", "Section that quotes each `press = true` feed's leading stories, "
+                              "before its own.", check_str)
 
 
 @dataclass(frozen=True, slots=True)

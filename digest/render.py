@@ -20,6 +20,7 @@ rendered once per section set, not once per subscriber.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 import textwrap
@@ -341,7 +342,7 @@ class _ViewBuilder:
                            hidden=max(hidden, 0), more=more, links=self._take_links())
 
     def press(self) -> SectionView | None:
-        """The Press Review section: one heading per outlet, its leading stories under it."""
+        """The Press Review section's outlets: one heading per outlet, its leading stories under it."""
         if not self.edition.press:
             return None
         keep = self.budget.per_section
@@ -357,8 +358,26 @@ class _ViewBuilder:
                            hidden=0, more=None, links=self._take_links())
 
     def sections(self) -> tuple[SectionView, ...]:
-        press = self.press()
-        return ((press,) if press else ()) + tuple(self.section(s) for s in self.edition.sections)
+        """The configured sections; the press outlets in the section of the same name, else first.
+
+        The newsroom's own "Press Review" section (its rules file commentary and agencies' press
+        reviews) is where the outlets go: they come first in it, its own stories follow.
+        """
+        views: list[SectionView] = []
+        placed = not self.edition.press
+        for group in self.edition.sections:
+            if not placed and group.name == self.edition.press_section:
+                press = self.press()  # numbered before the section's own links, as the text part lists them
+                own = self.section(group)
+                assert press is not None
+                views.append(dataclasses.replace(own, count=own.count + press.count, days=(*press.days, *own.days),
+                                                 links=(*press.links, *own.links)))
+                placed = True
+            else:
+                views.append(self.section(group))
+        if not placed and (press := self.press()) is not None:
+            views.insert(0, press)
+        return tuple(views)
 
 
 # Mail clients lay out an <img> before it loads from its width and height; a lead image's real size

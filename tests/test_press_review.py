@@ -152,6 +152,10 @@ sections = ["Press Review"]
         cfg.from_mapping(raw, env={})
     with pytest.raises(ConfigError, match="subject"):
         cfg.from_mapping({"digest": {"subject": "headline"}}, env={})
+    raw["feeds"][0]["name"] = "Kommersant"
+    raw["sections"] = [{"name": "World"}, {"name": "Press Review", "keywords": ["editorial"]}]
+    # The newsroom's own "Press Review" section is the one the press outlets are shown in: not a second one.
+    assert cfg.from_mapping(raw, env={}).section_names == ("World", "Press Review", "Other")
 
 
 def test_undated_and_dated_items_order_an_outlets_own_stories_newest_first() -> None:
@@ -163,3 +167,20 @@ def test_undated_and_dated_items_order_an_outlets_own_stories_newest_first() -> 
     ed = compose(stories, day=date(2026, 1, 16), timezone="UTC", chosen=None, options=opts, web_url=WEB_URL)
     assert [s.lead.title for s in ed.press[0].stories] == ["Central bank raises key rate to 18 percent",
                                                           "Theatre festival opens in Kazan", "Older Kommersant story"]
+
+
+def test_the_outlets_go_into_the_newsrooms_own_press_review_section_first() -> None:
+    # The newsroom's eight sections include "Press Review" (commentary, agencies' press reviews): the
+    # press outlets are shown in it, before its own stories, in its configured place.
+    opts = options(section_order=("World", "Press Review"), top_stories=0)
+    column = item(40, "Editorial: what the rate decision means", source="Gazette", published=T0,
+                  summary="Our view on the central bank decision.")
+    stories = build_stories([*((i, "World") for i in (*RATE, OTHER)), (column, "Press Review")], options=opts)
+    ed = compose(stories, day=date(2026, 1, 16), timezone="UTC", chosen=None, options=opts, web_url=WEB_URL)
+    r = Renderer().render(ed)
+    text = r.text
+    assert text.count("\nPress Review\n") == 1  # one section, not two
+    press = text.index("\nPress Review\n")
+    assert text.index("\nWorld\n") < press < text.index("Kommersant", press) < text.index("Vedomosti", press) \
+        < text.index("Editorial: what the rate decision means", press)
+    assert "Press Review (4)" in text  # the outlets' stories (Kommersant 2, Vedomosti 1) and the column
