@@ -62,7 +62,9 @@ def build_stories(items: Sequence[tuple[Item, str]], *, history: Sequence[Item] 
     section_of = {item.id: section for item, section in items}
     kwargs = {} if options.cluster_threshold is None else {"threshold": options.cluster_threshold}
     groups = cluster.cluster(only_items, **kwargs)
-    upper = options.cluster_threshold if options.cluster_threshold is not None else cluster.DEFAULT_THRESHOLD
+    # "Read also" compares two items alone, on the scale cluster.pair_threshold() sets for that.
+    upper = cluster.pair_threshold(options.cluster_threshold if options.cluster_threshold is not None
+                                   else cluster.DEFAULT_THRESHOLD)
     placed = []
     for group in groups:
         lead = only_items[group[0]]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from digest.cluster import pair_threshold
 from digest.errors import ConfigError
 from digest.model import FeedSpec
 
@@ -200,11 +201,11 @@ class DigestSettings:
                                     check_duration)
     top_stories: int = _opt(0, 'Stories covered by most sources shown first in a "Top stories" block; 0: none.',
                             _check_int(0, 50))
-    cluster_threshold: float = _opt(0.6, "Title similarity (0-1) above which two items are the same story.",
-                                    _check_float(0.05, 1.0))
+    cluster_threshold: float = _opt(0.25, "How alike (0-1) two items' titles and summaries must be to be one story; "
+                                          "lower merges more.", _check_float(0.05, 1.0))
     read_also: int = _opt(2, '"Read also" links per story to earlier items on the same subject; 0: none.',
                           _check_int(0, 10))
-    read_also_min: float = _opt(0.25, 'Least title similarity for a "Read also" link (below cluster_threshold).',
+    read_also_min: float = _opt(0.25, 'Least similarity (0-1) of two items compared alone for a "Read also" link.',
                                 _check_float(0.0, 1.0))
     read_also_days: int = _opt(7, 'How many days back "Read also" looks for earlier items.', _check_int(1, 365))
     images: bool = _opt(False, "One lead image per story; remote images tell senders who opened the email.",
@@ -575,8 +576,9 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     sections = _sections(raw)
     digest_settings: DigestSettings = tables["digest"]
     dkim: DkimSettings = tables["dkim"]
-    if digest_settings.read_also_min >= digest_settings.cluster_threshold:
-        raise ConfigError("digest.read_also_min must be below digest.cluster_threshold.")
+    if digest_settings.read_also_min >= pair_threshold(digest_settings.cluster_threshold):
+        raise ConfigError(f"digest.read_also_min must be below {pair_threshold(digest_settings.cluster_threshold):.2f}, "
+                          "what two items compared alone need to be one story at this cluster_threshold.")
     if any((dkim.domain, dkim.selector, dkim.key_file)) and not dkim.enabled:
         raise ConfigError("[dkim] needs domain, selector and key_file together.")
     known = tuple(s.name for s in sections)
