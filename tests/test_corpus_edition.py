@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import html as htmllib
 import re
+import sqlite3
 import tempfile
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -161,8 +162,14 @@ def test_sections_explain_gives_the_section_the_edition_used(sent: tuple[EmailMe
         assert htmllib.unescape(heading) == section, (title, heading, out)
         checked += 1
     assert checked >= 1
-    by_link = asyncio.run(digest(config, "sections", "explain", "999999"))
-    assert by_link[0] == 1 and "No stored item has id 999999" in by_link[1] + by_link[2]
+    # By its link, the same answer as by its id.
+    with sqlite3.connect(config.parent / "digest.sqlite") as db:
+        link = db.execute("SELECT url FROM items WHERE id = 1").fetchone()[0]
+    by_id = asyncio.run(digest(config, "sections", "explain", "1"))
+    by_link = asyncio.run(digest(config, "sections", "explain", link))
+    assert by_link[0] == 0 and by_link[1] == by_id[1]
+    missing = asyncio.run(digest(config, "sections", "explain", "999999"))
+    assert missing[0] == 1 and "No stored item has id 999999" in missing[1] + missing[2]
 
 
 def test_chromium_lays_the_corpus_edition_out_without_sideways_scroll(
@@ -189,3 +196,24 @@ def test_spamassassin_scores_the_corpus_edition_below_2(sent: tuple[EmailMessage
     report = spamassassin(need("spamassassin"), sent[1], tmp_path)
     print(f"\nSpamAssassin score {report.score} (limit {SPAM_LIMIT})\n{report.details}")
     assert report.score < SPAM_LIMIT, report.rules
+
+
+def test_with_images_on_each_story_has_at_most_one_sized_described_lead_image(
+        sent: tuple[EmailMessage, bytes, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = sent[2]
+    monkeypatch.setenv("DIGEST_DIGEST_IMAGES", "true")  # the documented environment override of [digest] images
+    out = tmp_path / "preview.html"
+    code, stdout, stderr = asyncio.run(digest(config, "preview", "--subscriber", "editor@example.org",
+                                              "--date", "2026-01-16", "--out", str(out)))
+    assert code == 0, stdout + stderr
+    html = out.read_text(encoding="utf-8")
+    stories = re.split(r'<h3 class="title"', html)[1:]
+    images = [re.findall(r"<img\b[^>]*>", story) for story in stories]
+    print(f"\nimages = true: {sum(map(len, images))} lead images for {len(stories)} stories")
+    assert all(len(found) <= 1 for found in images)
+    assert sum(map(len, images)) >= len(stories) // 2  # these feeds illustrate most items
+    for found in images:
+        for img in found:
+            assert re.search(r'width="\d+"', img) and re.search(r'height="\d+"', img), img
+            assert re.search(r'alt="[^"]+"', img), img
+            assert 'class="lead-image"' in img
