@@ -1,81 +1,77 @@
 """Same story, several sources: which items to show once.
 
-This module owns title similarity and the grouping of items into stories. It is pure: it reads no
-clock, no environment, no store; times come in on the items. compose turns the groups it returns into
-`Story` objects; nothing here knows about sections, subscribers or rendering.
+This module owns the grouping of items into stories and the "read also" links. It is pure: it reads
+no clock, no environment, no store; times come in on the items. compose turns the groups it returns
+into `Story` objects; nothing here knows about sections, subscribers or rendering.
 
-How titles are compared, in any language, without a language detector:
+What two items are compared on (`digest.words` makes the word forms):
 
-* `normalise_title`: Unicode NFKC (full-width letters and digits become ASCII), casefold, punctuation
-  and symbols become spaces, runs of space collapse. A decimal separator between digits is kept, so
-  "0.25" and "0.5" stay different numbers (and "6,8" equals "6.8" once shingled).
-* `title_shingles`: scripts written with spaces give word tokens, with short function words dropped
-  and long words cut to their first `STEM` characters, so that Russian case endings (Финляндию /
-  Финляндии) and German participles (beschließt / beschlossen) meet. Scripts written without spaces
-  (Han, kana, Hangul) give character bigrams within each stretch of one script, the usual unit of
-  Chinese and Japanese search; one- and two-character hiragana stretches (particles) are dropped.
-* `similarity`: the mean of Jaccard and a smoothed overlap coefficient |A & B| / (min(|A|, |B|) + 1),
-  so a short headline contained in a longer one still scores high, while two titles that share only
-  a frame ("X raises interest rates to N%") score lower. Two titles need two shared shingles (unless
-  identical). Then two cheap signals of "another event": when both titles carry figures and none
-  agree, the score is halved (magnitude 6.2 vs 5.8); when both name someone or somewhere
-  (capitalised words, acronyms, katakana) and no name is shared, it drops by a quarter (Leeds vs
-  Glasgow).
+* **Words**: the title's and the summary's words, stemmed in the item's language (declared or
+  guessed) and folded to ASCII, without stopwords; a title word weighs twice a summary word.
+* **Numbers** ("43", "6.8"), weighed up: the death toll, the magnitude, the score.
+* **Names**: capitalised words that do not start a sentence, and acronyms, keyed by their consonant
+  skeleton (`words.skeleton`), so "Trump" meets "Трамп" and "Lauderdale" meets "Лодердейл". Names
+  and numbers are what two languages share, so they are how items in two languages are compared.
 
-The default threshold was tuned on tests/data/title_pairs.toml (140 labelled pairs, five scripts) for
-precision first: showing two different stories as one hides news, while showing a story twice only
-costs a line. Titles that say the same thing in other words (synonyms, another language) are missed:
-that is the price of a method with no model and no corpus statistics.
+In a batch of `MIN_BATCH_FOR_IDF` items or more (an edition, not a pair), each feature is weighed
+by its inverse document frequency, and a feature found in most items of one source is that
+source's boilerplate ("Leia mais no Massa News!") and is dropped for it.
+
+Grouping is precision first: merging two different stories hides news, while showing a story twice
+only costs a line. It is agglomerative on story centroids (the sum of the members' vectors, which
+gathers a story's vocabulary: airport, shooting, Lauderdale, veteran), most similar pair first,
+and two stories merge only when all of this holds:
+
+* their centroids' cosine reaches the threshold (words and numbers for a shared language; names
+  and numbers, with two shared, for two stories with no language in common);
+* they share an *event* word (one not written with a capital) that is rare in the batch, and three
+  rare words or a rare name or figure: sharing "North Korea" and nothing that happened is a subject,
+  not a story (this is what keeps one outlet's four North Korea items apart);
+* together they span no more than `MAX_GAP`;
+* two stories of one source only need `SAME_SOURCE_FACTOR` times the threshold: an outlet writes
+  about its subjects again and again (two rounds of one golf tournament), while two outlets on one
+  subject the same day are usually one story.
+
+Candidate pairs come from an inverted index on rare features only (the gate needs one), so cost
+follows the pairs that share a rare feature, not n^2. Measured on every corpus item of 6-7 January
+2017 (tests/test_cluster_corpus.py): see docs/performance.md for the figures and what is missed.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 import re
 import unicodedata
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-DEFAULT_THRESHOLD = 0.6
-STEM = 5  # characters kept of a long word: enough to tell words apart, few enough to drop case endings
+from digest import words
 
-# Words that carry no story. Short and deliberately incomplete: it only has to keep "the ... of ... in"
-# from making two unrelated headlines look alike. One-letter words are dropped anyway.
-_STOPWORD_TEXT = """
-    the and for from with into over after amid as at by in of on to up out off its his her their an
-    it or be we he this that these those is are was were been has have had will would can could may
-    not no new says said say than then what who why how when where which while about more
-    der die das den dem des ein eine einer eines und oder mit von vom zum zur bei aus auf für
-    nach über unter ist sind war wird werden hat haben nicht auch sich
-    les une des du de la le et en au aux dans pour par sur avec ses son sont est pas qui que ce il
-    el los las un una del al en con por para sus se es tras como lo su
-    во на со по за из ко об от до не что как это его её их для при после над под
-    был была были будет также ещё уже или но
-"""
-_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+DEFAULT_THRESHOLD = 0.25  # centroid cosine for stories that share a language
+CROSS_LANGUAGE_THRESHOLD = 0.35  # names-and-numbers cosine for stories with no language in common
+SAME_SOURCE_FACTOR = 2.5  # two stories of one source need this times the threshold
+MAX_GAP = timedelta(hours=36)  # a story spans no more than this: a day and a half of follow-ups
+MIN_BATCH_FOR_IDF = 40  # below this, document frequencies say nothing and every feature weighs its kind
+BOILERPLATE_SHARE = 0.4  # a feature in this share of one source's items (of at least 5) is its boilerplate
+SUMMARY_CHARS = 600  # what of a summary is compared: the lead paragraph says what the story is
 
-# Scripts written without spaces between words: Han (incl. extension A and compatibility), kana,
-# Hangul. A \w-run that contains them is split into runs of these and runs of everything else.
-_CJK = (
-    "\u3040-\u30ff"  # Hiragana, Katakana
-    "\u3400-\u4dbf"  # CJK Unified Ideographs Extension A
-    "\u4e00-\u9fff"  # CJK Unified Ideographs
-    "\uf900-\ufaff"  # CJK Compatibility Ideographs
-    "\uac00-\ud7af"  # Hangul syllables
-    "\u31f0-\u31ff"  # Katakana phonetic extensions
-)
-_CJK_RUN = re.compile(f"([{_CJK}]+)")
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W_]+")  # numbers keep their decimal point; words are letters+digits
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_HIRAGANA = re.compile("[\u3040-\u309f]+")
-_WORD = re.compile(r"[^\W\d_]+")
-_MIN_COMMON = 2
-_NUMBER_MISMATCH = 0.5  # both titles give figures and none agree: another quake, another rate decision
-_NAME_MISMATCH = 0.75  # both titles name someone or somewhere and no name is shared: Leeds vs Glasgow
+TITLE_WEIGHT = 1.0
+SUMMARY_WEIGHT = 0.5
+NAME_WEIGHT = 1.6
+NUMBER_WEIGHT = 1.4
+
+NO_IDF_FACTOR = 2.8  # without document frequencies common words weigh as much as rare ones: a higher bar
+NUMBER_MISMATCH = 0.5  # both give figures and none agree: another quake, another rate decision
+NAME_MISMATCH = 0.75  # both name someone or somewhere and no name is shared
+
+_RARE_WORDS_OR_NAME = 3  # rare words two stories must share unless they share a rare name or figure
+_ANCHORS_ACROSS = 2  # names or figures two languages must share
 
 
 class ClusterInput(Protocol):
@@ -89,6 +85,8 @@ class ClusterInput(Protocol):
     def source(self) -> str: ...
     @property
     def when(self) -> datetime: ...
+    @property
+    def summary_text(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +97,16 @@ class Candidate:
     url: str | None
     source: str
     when: datetime
+    summary_text: str = ""
+    language: str | None = None  # the feed's declared language, when known
 
 
-# --------------------------------------------------------------------------- titles
+# --------------------------------------------------------------------------- features
 
 
 def normalise_title(title: str) -> str:
-    """NFKC, casefold, punctuation and symbols to spaces, whitespace collapsed."""
+    """NFKC, casefold, punctuation and symbols to spaces, whitespace collapsed; decimals kept."""
     text = unicodedata.normalize("NFKC", title).casefold()
-    # Keep a decimal separator between digits ("2.3", "6,8", "1.134"); every other non-word becomes space.
     out: list[str] = []
     for i, ch in enumerate(text):
         if ch.isalnum() or (
@@ -121,108 +120,179 @@ def normalise_title(title: str) -> str:
 
 @lru_cache(maxsize=8192)
 def title_shingles(title: str) -> frozenset[str]:
-    """The set of units two titles are compared on: stemmed words, numbers, CJK character bigrams."""
-    shingles: set[str] = set()
-    for token in _TOKEN.findall(normalise_title(title)):
-        for i, part in enumerate(_CJK_RUN.split(token)):
-            if not part:
-                continue
-            if i % 2:  # a CJK run: re.split with a group puts the matched runs at odd positions
-                shingles.update(_cjk_shingles(part))
-            elif part[0].isdigit():
-                shingles.add(part.replace(",", "."))  # "6,8" (ru/de/fr/es) and "6.8" are one number
-            elif len(part) > 1 and part not in _STOPWORDS:
-                shingles.add(part[:STEM])
-    return frozenset(shingles)
+    """The word forms of a title in its guessed language (stems, numbers, CJK bigrams)."""
+    return frozenset(words.word_forms(title, words.language_of(title)))
 
 
-def _cjk_shingles(run: str) -> set[str]:
-    # Bigrams within each stretch of one script. Japanese particles and okurigana are short hiragana
-    # stretches between kanji (台風10号が九州に上陸へ): dropping those of one or two characters keeps
-    # が/に/を/の from counting as shared content. Chinese is all Han, so this changes nothing there.
-    out: set[str] = set()
-    for stretch in _script_stretches(run):
-        if _HIRAGANA.fullmatch(stretch) and len(stretch) <= 2:
-            continue
-        if len(stretch) == 1:
-            out.add(stretch)
-        out.update(stretch[j : j + 2] for j in range(len(stretch) - 1))
-    return out
+def _is_title_case(tokens: list[str]) -> bool:
+    # "Putin Led a Complex Cyberattack Scheme": capitals there mark a style, not names.
+    long_words = [t for t in tokens if len(t) > 3 and not t[0].isdigit()]
+    return len(long_words) >= 3 and sum(t[0].isupper() for t in long_words) >= 0.8 * len(long_words)
 
 
-def _script_stretches(run: str) -> list[str]:
-    stretches: list[str] = []
-    for ch in run:
-        kind = _script(ch)
-        if stretches and _script(stretches[-1][-1]) == kind:
-            stretches[-1] += ch
-        else:
-            stretches.append(ch)
-    return stretches
+@lru_cache(maxsize=65536)
+def _name_key(token: str) -> str:
+    key = words.skeleton(token)
+    return "n:" + (key if len(key) >= 3 else words.fold(token))
 
 
-def _script(ch: str) -> str:
-    if "\u3040" <= ch <= "\u309f":
-        return "hiragana"
-    if "\u30a0" <= ch <= "\u30ff" or "\u31f0" <= ch <= "\u31ff":
-        return "katakana"
-    return "han"  # Han and Hangul: Hangul is spaced, so its stretches are words already
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+)[\"'«“‘(\[¿¡]*([^\W\d_]+)")
 
 
-def _numbers(shingles: frozenset[str]) -> frozenset[str]:
-    return frozenset(s for s in shingles if _NUMBER.fullmatch(s))
+@lru_cache(maxsize=262144)
+def _token_features(token: str, lang: str) -> tuple[tuple[str, float, bool], ...]:
+    """(feature, weight factor, is a capitalised word's) for one token; names are added by the caller."""
+    if words.has_cjk(token):
+        forms = words.word_forms(token, lang)
+        # A run of k characters gives k-1 bigrams: together they weigh about one word, so that a shared
+        # four-character prefix ("最近在听", "recently listening to") is not three shared words.
+        bigrams = sum(1 for f in forms if words.has_cjk(f)) or 1
+        out = [("w:" + f, 1 / math.sqrt(bigrams) if words.has_cjk(f) else 1.0, False) for f in forms]
+        # Japanese writes foreign and company names in katakana (トヨタ, マイナス): those are its names.
+        for stretch in words.script_stretches(token):
+            if len(stretch) > 1 and words.is_katakana(stretch[0]):
+                katakana = {"w:" + f for f in words.cjk_bigrams(stretch)}
+                out = [(f, w, f in katakana) for f, w, _ in out] + [("n:" + stretch, NAME_WEIGHT, True)]
+        return tuple(out)
+    if token[0].isdigit():
+        return (("d:" + token.replace(",", "."), NUMBER_WEIGHT, False),)
+    form = words.word_form(token, lang)
+    if form is None:
+        return ()
+    return (("w:" + form, 1.0, token[0].isupper()),)
 
 
-@lru_cache(maxsize=8192)
-def title_names(title: str) -> frozenset[str]:
-    """Stems of the names a title marks as such: capitalised words (not the first), acronyms, katakana.
+def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: str, weight: float) -> None:
+    """Add one text's features at `weight` (a feature keeps its largest weight).
 
-    Scripts with case mark names by capitals; Japanese writes foreign and company names in katakana
-    (トヨタ, ホンダ). Chinese marks nothing, so there this is empty and nothing is inferred from it.
+    `capitals` collects the word features of capitalised tokens: what is left are the event words.
     """
-    names: set[str] = set()
-    text = unicodedata.normalize("NFKC", title)
-    for k, word in enumerate(_WORD.findall(text)):
-        if _CJK_RUN.search(word):
-            names.update(s for s in _script_stretches(word) if len(s) > 1 and _script(s[0]) == "katakana")
-        elif (word.isupper() and len(word) > 1) or (k > 0 and word[0].isupper()):
-            names.add(word.casefold()[:STEM])
-    return frozenset(names)
+    text = unicodedata.normalize("NFKC", text)
+    tokens = words.tokens(text)
+    title_case = _is_title_case(tokens)
+    starts = set(_SENTENCE_START.findall(text))  # sentence starts are capitalised whatever the word
+    for token in tokens:
+        for feature, factor, capital in _token_features(token, lang):
+            w = weight * factor
+            if w > features.get(feature, 0.0):
+                features[feature] = w
+            if capital:
+                capitals.add(feature)
+        if (len(token) > 1 and token[0].isupper() and not words.is_stopword(token, lang)
+                and ((token.isupper() and len(token) <= 6) or (not title_case and token not in starts))):
+            key = _name_key(token)
+            w = weight * NAME_WEIGHT
+            if w > features.get(key, 0.0):
+                features[key] = w
+
+
+def _put(features: dict[str, float], key: str, weight: float) -> None:
+    if weight > features.get(key, 0.0):
+        features[key] = weight
 
 
 @dataclass(frozen=True, slots=True)
-class _Title:
-    shingles: frozenset[str]
-    numbers: frozenset[str]
-    names: frozenset[str]
-
-    @classmethod
-    def of(cls, title: str) -> _Title:
-        shingles = title_shingles(title)
-        return cls(shingles, _numbers(shingles), title_names(title))
+class _Profile:
+    lang: str
+    features: dict[str, float]  # kind weights, before document frequencies
+    events: frozenset[str]  # word features not written with a capital
 
 
-def _score(a: _Title, b: _Title, common: int) -> float:
-    if common and a.shingles == b.shingles:
-        return 1.0
-    if common < _MIN_COMMON:
-        # One shared word says nothing: "Security" is contained in "mod_security woes", and "Dominoes"
-        # and "dominio" share a stem. (Identical one-word titles matched above.)
-        return 0.0
-    na, nb = len(a.shingles), len(b.shingles)
-    # The +1 keeps a two-word title from "containing" a longer one on two common words alone.
-    score = (common / (na + nb - common) + common / (min(na, nb) + 1)) / 2
-    if a.numbers and b.numbers and not a.numbers & b.numbers:
-        score *= _NUMBER_MISMATCH
-    if a.names and b.names and not a.names & b.names:
-        score *= _NAME_MISMATCH
-    return score
+def _profile(item: ClusterInput) -> _Profile:
+    summary = (getattr(item, "summary_text", "") or "")[:SUMMARY_CHARS]
+    hint = getattr(item, "language", None)
+    lang = words.language_of(f"{item.title} {summary}", hint if isinstance(hint, str) else None)
+    features: dict[str, float] = {}
+    capitals: set[str] = set()
+    if summary:
+        _add_text(features, capitals, summary, lang, SUMMARY_WEIGHT)
+    _add_text(features, capitals, item.title, lang, TITLE_WEIGHT)
+    events = frozenset(f for f in features if f[0] == "w" and f not in capitals)
+    return _Profile(lang, features, events)
+
+
+def _weak_number(feature: str) -> bool:
+    # Days of the month and years are in every dated text: they tell no story apart.
+    digits = feature[2:]
+    return feature[0] == "d" and digits.isdigit() and (int(digits) <= 31 or 1900 <= int(digits) <= 2100)
+
+
+def _unit(vec: dict[str, float]) -> dict[str, float]:
+    norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
+    return {f: v / norm for f, v in vec.items()}
+
+
+def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(v * b[f] for f, v in a.items() if f in b)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Document frequencies of one batch and each item's two unit vectors."""
+
+    n: int
+    idf: bool  # whether features are weighed by document frequency (a batch large enough)
+    df: Counter[str]
+    rare_limit: float
+    words: list[dict[str, float]]  # words and numbers
+    names: list[dict[str, float]]  # names and numbers
+
+    rare: frozenset[str]
+
+    def is_rare(self, feature: str) -> bool:
+        return feature in self.rare
+
+
+def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batch:
+    n = len(items)
+    df: Counter[str] = Counter()
+    for p in profiles:
+        df.update(p.features)
+    use_idf = n >= MIN_BATCH_FOR_IDF
+    boilerplate: dict[str, set[str]] = {}
+    if use_idf:
+        per_source: dict[str, Counter[str]] = defaultdict(Counter)
+        sizes: Counter[str] = Counter()
+        for item, p in zip(items, profiles, strict=True):
+            per_source[item.source].update(p.features)
+            sizes[item.source] += 1
+        for source, counts in per_source.items():
+            if sizes[source] >= 5:
+                limit = BOILERPLATE_SHARE * sizes[source]
+                boilerplate[source] = {f for f, k in counts.items() if k >= limit and k > 2}
+    idf = {f: math.log((n + 1) / (k + 0.5)) if use_idf else 1.0 for f, k in df.items()}
+    word_vectors, name_vectors = [], []
+    for item, p in zip(items, profiles, strict=True):
+        drop = boilerplate.get(item.source, ())
+        weighted = {f: w * idf[f] for f, w in p.features.items() if f not in drop}
+        word_vectors.append(_unit({f: w for f, w in weighted.items() if f[0] in "wd"}))
+        name_vectors.append(_unit({f: w for f, w in weighted.items() if f[0] in "nd"}))
+    rare_limit = max(3.0, math.sqrt(n))
+    rare = frozenset(f for f, k in df.items() if k <= rare_limit and not _weak_number(f))
+    return _Batch(n, use_idf, df, rare_limit, word_vectors, name_vectors, rare)
+
+
+def pair_threshold(threshold: float = DEFAULT_THRESHOLD) -> float:
+    """The similarity two items compared alone (no batch to weigh words by) need to be one story."""
+    return threshold * NO_IDF_FACTOR
 
 
 def similarity(a: str, b: str) -> float:
-    """How alike two titles are, 0..1: see the module docstring for the measure."""
-    ta, tb = _Title.of(a), _Title.of(b)
-    return _score(ta, tb, len(ta.shingles & tb.shingles))
+    """How alike two titles are, 0..1: the cosine of their words and numbers, each at its kind's weight,
+    lowered when their figures or names all differ (the signs of another event).
+
+    One shared word says nothing ("Security" and "mod_security woes"): under two, it is 0 unless the
+    titles' words are the same.
+    """
+    pair = [Candidate(a, None, "a", datetime.min), Candidate(b, None, "b", datetime.min)]
+    batch = _batch(pair, [_profile(c) for c in pair])
+    va, vb = batch.words
+    shared = sum(1 for f in va if f in vb)
+    if shared < 2 and va.keys() != vb.keys():
+        return 0.0
+    return _cosine(va, vb) * _mismatch_of(va, batch.names[0], vb, batch.names[1])
 
 
 # --------------------------------------------------------------------------- grouping
@@ -248,69 +318,164 @@ def _order_key(items: Sequence[ClusterInput], i: int) -> tuple[datetime, int, st
     return (item.when, 0 if item.url else 1, item.source, i)
 
 
+@dataclass(slots=True)
+class _Story:
+    ranks: list[int]
+    words: dict[str, float]  # the sum of the members' word vectors
+    names: dict[str, float]  # the sum of the members' name vectors
+    events: set[str]
+    langs: set[str]
+    sources: set[str]
+    first: datetime
+    last: datetime
+    version: int = 0
+    _units: tuple[dict[str, float], dict[str, float]] | None = field(default=None, repr=False)
+
+    def units(self) -> tuple[dict[str, float], dict[str, float]]:
+        if self._units is None:
+            self._units = (_unit(self.words), _unit(self.names))
+        return self._units
+
+    def absorb(self, other: _Story) -> None:
+        self.ranks.extend(other.ranks)
+        for mine, theirs in ((self.words, other.words), (self.names, other.names)):
+            for f, w in theirs.items():
+                mine[f] = mine.get(f, 0.0) + w
+        self.events |= other.events
+        self.langs |= other.langs
+        self.sources |= other.sources
+        self.first, self.last = min(self.first, other.first), max(self.last, other.last)
+        self.version += 1
+        self._units = None
+
+
+def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float:
+    """How far above its threshold the merge of two stories is (>= 1), or 0 when they must stay apart."""
+    if max(a.last, b.last) - min(a.first, b.first) > MAX_GAP:
+        return 0.0
+    small, large = (a, b) if len(a.words) <= len(b.words) else (b, a)
+    rare_words = sum(1 for f in small.words if f in large.words and batch.is_rare(f))
+    rare_name = any(f[0] == "n" and f in large.names and batch.is_rare(f) for f in small.names)
+    if rare_words < _RARE_WORDS_OR_NAME and not rare_name:
+        return 0.0
+    (aw, an), (bw, bn) = a.units(), b.units()
+    score = 0.0
+    if any(f in b.events and batch.is_rare(f) for f in a.events):  # something happened, in both
+        score = _cosine(aw, bw) / (threshold if batch.idf else threshold * NO_IDF_FACTOR)
+        if not batch.idf:  # in a batch, rare shared words do this job; summaries carry incidental figures
+            score *= _mismatch(a, b)
+    if not a.langs & b.langs:
+        anchors = sum(1 for f in an if f in bn and not _weak_number(f))
+        if anchors >= _ANCHORS_ACROSS:
+            score = max(score, _cosine(an, bn) / (threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD))
+    if len(a.sources) == 1 and a.sources == b.sources:
+        # One outlet's items on one subject: a podcast's episodes, a fire brigade's alarms, two rounds
+        # of a tournament. Its follow-ups must be far closer, and figures that all differ (Day 01, Day 02)
+        # say another event.
+        score /= SAME_SOURCE_FACTOR
+        if batch.idf:
+            score *= _mismatch(a, b)
+    return score if score >= 1.0 else 0.0
+
+
+def _mismatch(a: _Story, b: _Story) -> float:
+    return _mismatch_of(a.words, a.names, b.words, b.names)
+
+
+def _mismatch_of(a_words: dict[str, float], a_names: dict[str, float],
+                 b_words: dict[str, float], b_names: dict[str, float]) -> float:
+    """Two cheap signs of another event: figures that all differ (magnitude 6.2 vs 5.8, 16% vs 21%),
+    names that all differ (Leeds vs Glasgow, ECB vs Bank of England)."""
+    factor = 1.0
+    a_numbers = {f for f in a_words if f[0] == "d"}
+    b_numbers = {f for f in b_words if f[0] == "d"}
+    if a_numbers and b_numbers and not a_numbers & b_numbers:
+        factor *= NUMBER_MISMATCH
+    a_only = {f for f in a_names if f[0] == "n"}
+    b_only = {f for f in b_names if f[0] == "n"}
+    if a_only and b_only and not a_only & b_only:
+        factor *= NAME_MISMATCH
+    return factor
+
+
+def _keys(story: _Story, batch: _Batch) -> list[str]:
+    """The features through which a story can meet another: its rare event words and rare names."""
+    keys = [f for f in story.events if f in story.words and batch.is_rare(f)]
+    keys.extend(f for f in story.names if f[0] == "n" and batch.is_rare(f))
+    return keys
+
+
 def cluster(items: Sequence[ClusterInput], *, threshold: float = DEFAULT_THRESHOLD) -> list[list[int]]:
     """Group indices of `items` that are one story; every index appears in exactly one group.
 
     * Items with the same canonical URL are always one story, whatever their titles or sources.
-    * Otherwise an item joins a story when its title is at least `threshold` similar to the title of
-      some item already in it, and the story has nothing yet from the item's source: a feed does not
-      repeat a story under a new title, so two items of one feed are two stories (unless same URL).
-      When several stories qualify it joins the most similar (ties: the earliest story).
-    * Items are visited earliest first, so the first index of each group is its lead: the earliest
-      item (ties: one with a URL, then source name, then input position).
-    * Groups are returned in the order of their leads. The result is a function of the input only.
-
-    Candidate stories are found through an inverted index on shingles, so cost grows with the number
-    of title pairs that share a shingle, not with n^2.
+    * Otherwise stories merge most similar pair first while a pair passes the tests of the module
+      docstring (`threshold` is the cosine for a shared language; the others scale with it).
+    * The first index of each group is its lead: the earliest item (ties: one with a URL, then source
+      name, then input position). Groups come in the order of their leads. The result is a function
+      of the input only, not of its order.
     """
     order = sorted(range(len(items)), key=lambda i: _order_key(items, i))
-    groups: list[list[int]] = []
-    group_sources: list[set[str]] = []
+    profiles = [_profile(items[i]) for i in order]  # by rank from here on
+    batch = _batch([items[i] for i in order], profiles)
+    stories: dict[int, _Story] = {}
+    for rank, i in enumerate(order):
+        p = profiles[rank]
+        stories[rank] = _Story([rank], dict(batch.words[rank]), dict(batch.names[rank]), set(p.events), {p.lang},
+                               {items[i].source}, items[i].when, items[i].when)
+
+    # A merge needs a shared rare event word (one language) or a shared rare name (two): only stories
+    # that share one of those are ever compared.
+    holders: dict[str, set[int]] = defaultdict(set)
+    for rank, story in stories.items():
+        for f in _keys(story, batch):
+            holders[f].add(rank)
+
+    def merge(keep: int, gone: int) -> None:
+        other = stories.pop(gone)
+        for f in _keys(other, batch):
+            holders[f].discard(gone)
+            holders[f].add(keep)
+        stories[keep].absorb(other)
+
     by_url: dict[str, int] = {}
-    postings: dict[str, list[tuple[int, int]]] = {}  # shingle -> (group, item) already placed
-    titles = {i: _Title.of(items[i].title) for i in order}
-
-    for i in order:
-        item = items[i]
-        url = canonical_url(item.url)
-        target = by_url.get(url) if url else None
-        if target is None:
-            target = _best_title_match(titles[i], item.source, titles, postings, group_sources, threshold)
-        if target is None:
-            target = len(groups)
-            groups.append([])
-            group_sources.append(set())
-        groups[target].append(i)
-        group_sources[target].add(item.source)
-        if url and url not in by_url:
-            by_url[url] = target
-        for s in titles[i].shingles:
-            postings.setdefault(s, []).append((target, i))
-    return groups
-
-
-def _best_title_match(
-    mine: _Title,
-    source: str,
-    titles: dict[int, _Title],
-    postings: dict[str, list[tuple[int, int]]],
-    group_sources: list[set[str]],
-    threshold: float,
-) -> int | None:
-    if not mine.shingles:
-        return None  # an empty or all-punctuation title matches nothing by title
-    common: Counter[tuple[int, int]] = Counter()
-    for s in mine.shingles:
-        for placed in postings.get(s, ()):
-            common[placed] += 1
-    best: tuple[float, int] | None = None  # (score, -group) so that max() prefers the earliest group
-    for (group, j), n in common.items():
-        if source in group_sources[group]:
+    for rank, i in enumerate(order):
+        url = canonical_url(items[i].url)
+        if url is None:
             continue
-        score = _score(mine, titles[j], n)
-        if score >= threshold and (best is None or (score, -group) > best):
-            best = (score, -group)
-    return None if best is None else -best[1]
+        if url not in by_url:
+            by_url[url] = rank
+        else:
+            merge(by_url[url], rank)  # the earlier rank keeps the story; a later one never led it
+
+    heap: list[tuple[float, int, int, int, int]] = []
+
+    def push_pairs(sid: int, later_only: bool = False) -> None:
+        story = stories[sid]
+        neighbours: set[int] = set()
+        for f in _keys(story, batch):
+            neighbours |= holders[f]
+        neighbours.discard(sid)
+        for other in sorted(neighbours):
+            if later_only and other < sid:
+                continue
+            score = _merge_score(story, stories[other], batch, threshold)
+            if score:
+                a, b = min(sid, other), max(sid, other)
+                heapq.heappush(heap, (-score, a, b, stories[a].version, stories[b].version))
+
+    for sid in sorted(stories):
+        push_pairs(sid, later_only=True)
+    while heap:
+        _, a, b, va, vb = heapq.heappop(heap)
+        if a not in stories or b not in stories or stories[a].version != va or stories[b].version != vb:
+            continue  # a stale pair: one of the two has grown since
+        merge(a, b)
+        push_pairs(a)
+
+    groups = [sorted(story.ranks) for story in stories.values()]
+    groups.sort(key=lambda g: g[0])
+    return [[order[r] for r in g] for g in groups]
 
 
 def related(
@@ -318,20 +483,26 @@ def related(
     target: ClusterInput,
     *,
     lower: float,
-    upper: float = DEFAULT_THRESHOLD,
+    upper: float | None = None,
 ) -> list[int]:
     """'Read also': indices of earlier candidates on the subject of `target` but not the same story.
 
     A candidate qualifies when it is strictly earlier than `target`, does not share its URL, and
-    lower <= similarity < upper (upper is the clustering threshold: above it, it is the same story).
-    The most similar come first; ties go to the most recent, then input position.
+    lower <= similarity < upper, where similarity is the cosine of title and summary words and
+    numbers (each at its kind's weight) and upper (default: `pair_threshold()`) is what two items
+    compared alone need to be one story. The most similar come first; ties go to the most recent,
+    then input position.
     """
+    upper = pair_threshold() if upper is None else upper
     url = canonical_url(target.url)
+    mine = _profile(target)
     scored: list[tuple[float, float, int]] = []
     for i, c in enumerate(candidates):
         if c.when >= target.when or (url is not None and canonical_url(c.url) == url):
             continue
-        score = similarity(c.title, target.title)
+        pair = _batch([target, c], [mine, _profile(c)])
+        score = _cosine(pair.words[0], pair.words[1])
+        score *= _mismatch_of(pair.words[0], pair.names[0], pair.words[1], pair.names[1])
         if lower <= score < upper:
             scored.append((-score, -c.when.timestamp(), i))
     return [i for _, _, i in sorted(scored)]

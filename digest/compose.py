@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from digest import cluster, titles
-from digest.model import DayGroup, Edition, Item, SectionGroup, Story
+from digest import cluster, synopsis, titles
+from digest.model import DayGroup, Edition, Item, PressGroup, SectionGroup, Story
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,13 @@ class ComposeOptions:
     read_also_lower: float = 0.2
     read_also_max: int = 2
     max_per_source: int = 3  # stories of one outlet per section before "N more in <Section>"
+    synopsis_sentences: int = synopsis.DEFAULT_SENTENCES  # 0: no synopses
+    plural_outlets: frozenset[str] = frozenset()  # outlet names that are grammatically plural
+    press_outlets: tuple[str, ...] = ()  # feeds marked press = true, by display name, in config order
+    press_section: str = "Press Review"
+    press_stories: int = 3  # leading stories per outlet in the Press Review section
+    press_sentences: int = 2
+    subject_style: str = "date"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +62,9 @@ def build_stories(items: Sequence[tuple[Item, str]], *, history: Sequence[Item] 
     section_of = {item.id: section for item, section in items}
     kwargs = {} if options.cluster_threshold is None else {"threshold": options.cluster_threshold}
     groups = cluster.cluster(only_items, **kwargs)
-    upper = options.cluster_threshold if options.cluster_threshold is not None else cluster.DEFAULT_THRESHOLD
+    # "Read also" compares two items alone, on the scale cluster.pair_threshold() sets for that.
+    upper = cluster.pair_threshold(options.cluster_threshold if options.cluster_threshold is not None
+                                   else cluster.DEFAULT_THRESHOLD)
     placed = []
     for group in groups:
         lead = only_items[group[0]]
@@ -64,7 +73,10 @@ def build_stories(items: Sequence[tuple[Item, str]], *, history: Sequence[Item] 
         if history and options.read_also_max:
             hits = cluster.related(history, lead, lower=options.read_also_lower, upper=upper)
             read_also = tuple(history[i] for i in hits[: options.read_also_max])
-        placed.append(PlacedStory(Story(lead=lead, also=also, read_also=read_also), section_of[lead.id]))
+        told = synopsis.synopsis((lead, *also), limit=options.synopsis_sentences,
+                                 plural=options.plural_outlets) if also else ()
+        placed.append(PlacedStory(Story(lead=lead, also=also, read_also=read_also, synopsis=told),
+                                  section_of[lead.id]))
     return placed
 
 
@@ -136,5 +148,38 @@ def compose(stories: Sequence[PlacedStory], *, day: date, timezone: str, chosen:
             days=tuple(DayGroup(day=d, stories=tuple(days[d])) for d in sorted(days, reverse=True)),
             total=len(section_stories), shown=len(shown),
         ))
+    press: tuple[PressGroup, ...] = ()
+    if options.press_outlets and (chosen is None or options.press_section in chosen):
+        press = press_review(stories, options)
     return Edition(title=options.title, day=day, timezone=timezone, sections=tuple(groups), web_url=web_url,
-                   top_stories=top, language=options.language)
+                   top_stories=top, language=options.language, press=press, press_section=options.press_section,
+                   subject_style=options.subject_style)
+
+
+def press_review(stories: Sequence[PlacedStory], options: ComposeOptions) -> tuple[PressGroup, ...]:
+    """The Press Review section: per press outlet, its leading stories, each quoting that outlet first.
+
+    An outlet's leading stories are the ones it shares with the most other outlets; among equals (and
+    when it shares none) its newest items first, as its own feed lists them. Every story of the
+    edition counts, whatever section it is in: the press review is a view across sections.
+    """
+    groups = []
+    for outlet in options.press_outlets:
+        mine: list[tuple[int, float, int, Item, Story]] = []
+        for placed in stories:
+            members = (placed.story.lead, *placed.story.also)
+            own = [i for i in members if i.source == outlet]
+            if not own:
+                continue
+            others = len({i.source for i in members} - {outlet})
+            mine.append((-others, -own[0].when.timestamp(), own[0].id, own[0], placed.story))
+        mine.sort(key=lambda row: row[:3])
+        picked = []
+        for _, _, _, item, story in mine[: options.press_stories]:
+            rest = tuple(i for i in (story.lead, *story.also) if i.id != item.id)
+            told = synopsis.synopsis((item, *rest), limit=options.press_sentences, min_outlets=1,
+                                     first_outlet=outlet, plural=options.plural_outlets)
+            picked.append(Story(lead=item, also=rest, read_also=story.read_also, synopsis=told))
+        if picked:
+            groups.append(PressGroup(outlet=outlet, stories=tuple(picked)))
+    return tuple(groups)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from digest.cluster import pair_threshold
 from digest.errors import ConfigError
 from digest.model import FeedSpec
 
@@ -155,6 +156,13 @@ def check_secret_keys(key: str, value: Any) -> tuple[str, ...]:
     return keys
 
 
+def check_subject(key: str, value: Any) -> str:
+    text = check_str(key, value)
+    if text not in ("date", "lead"):
+        raise ConfigError(f'{key} must be "date" or "lead", not {text!r}.')
+    return text
+
+
 def _opt(default: Any, doc: str, check: Check, *, secret: bool = False, example: str | None = None) -> Any:
     """Declare a setting: its default, its one-line documentation and its validator."""
     meta = {"doc": doc, "check": check, "secret": secret, "example": example}
@@ -205,15 +213,21 @@ class DigestSettings:
                                     check_duration)
     top_stories: int = _opt(0, 'Stories covered by most sources shown first in a "Top stories" block; 0: none.',
                             _check_int(0, 50))
-    cluster_threshold: float = _opt(0.6, "Title similarity (0-1) above which two items are the same story.",
-                                    _check_float(0.05, 1.0))
+    cluster_threshold: float = _opt(0.25, "How alike (0-1) two items' titles and summaries must be to be one story; "
+                                          "lower merges more.", _check_float(0.05, 1.0))
     read_also: int = _opt(2, '"Read also" links per story to earlier items on the same subject; 0: none.',
                           _check_int(0, 10))
-    read_also_min: float = _opt(0.25, 'Least title similarity for a "Read also" link (below cluster_threshold).',
+    read_also_min: float = _opt(0.25, 'Least similarity (0-1) of two items compared alone for a "Read also" link.',
                                 _check_float(0.0, 1.0))
     read_also_days: int = _opt(7, 'How many days back "Read also" looks for earlier items.', _check_int(1, 365))
     images: bool = _opt(False, "One lead image per story; remote images tell senders who opened the email.",
                         check_bool)
+    synopsis_sentences: int = _opt(
+        3, "Sentences quoted from its outlets under a story covered by two or more; 0: none.", _check_int(0, 10))
+    subject: str = _opt("date", '"date": the subject is \'<title> — <date>\'; "lead": \'Press review: <lead story> and '
+                        '<second story>\'.', check_subject)
+    press_section: str = _opt("Press Review", "Section that quotes each `press = true` feed's leading stories, "
+                              "before its own.", check_str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +352,10 @@ class Settings:
     def section_names(self) -> tuple[str, ...]:
         names = tuple(s.name for s in self.sections)
         fallback = self.digest.fallback_section
-        return names if fallback in names else (*names, fallback)
+        names = names if fallback in names else (*names, fallback)
+        if any(f.press for f in self.feeds) and self.digest.press_section not in names:
+            names = (*names, self.digest.press_section)  # subscribers choose it like any other section
+        return names
 
 
 TABLES: dict[str, type] = {"digest": DigestSettings, "smtp": SmtpSettings, "fetch": FetchSettings,
@@ -543,7 +560,7 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ..
     first_of: dict[str, int] = {}  # url -> the entry that listed it first
     for i, entry in enumerate(_entries(raw, "feeds"), start=1):
         key = f"feeds #{i}"  # counted from 1, as people count entries
-        _reject_unknown(key, entry, {"url", "name", "section", "interval"})
+        _reject_unknown(key, entry, {"url", "name", "section", "interval", "press", "plural"})
         if "url" not in entry:
             raise ConfigError(f"{key}.url is missing: every feed needs a url.")
         url = check_str(f"{key}.url", entry["url"]).strip()
@@ -559,8 +576,12 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ..
             raise ConfigError(f"{key}.url = {url!r} repeats feeds #{first_of[url]}.url: one feed, one entry.",
                               hint=f"Delete one of feeds #{first_of[url]} and {key} (merge their settings).")
         first_of[url] = i
-        feeds.append(FeedSpec(url=url, name=check_opt_str(f"{key}.name", entry.get("name")), section=section,
-                              interval_minutes=interval))
+        name = check_opt_str(f"{key}.name", entry.get("name"))
+        press = check_bool(f"{key}.press", entry.get("press", False))
+        if press and not name:
+            raise ConfigError(f"{key}.press = true needs {key}.name: the outlet's name as the press review cites it.")
+        feeds.append(FeedSpec(url=url, name=name, section=section, interval_minutes=interval, press=press,
+                              plural=check_bool(f"{key}.plural", entry.get("plural", False))))
     return tuple(feeds)
 
 
@@ -596,13 +617,17 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     sections = _sections(raw)
     digest_settings: DigestSettings = tables["digest"]
     dkim: DkimSettings = tables["dkim"]
-    if digest_settings.read_also_min >= digest_settings.cluster_threshold:
-        raise ConfigError("digest.read_also_min must be below digest.cluster_threshold.")
+    if digest_settings.read_also_min >= pair_threshold(digest_settings.cluster_threshold):
+        raise ConfigError(f"digest.read_also_min must be below {pair_threshold(digest_settings.cluster_threshold):.2f}, "
+                          "what two items compared alone need to be one story at this cluster_threshold.")
     if any((dkim.domain, dkim.selector, dkim.key_file)) and not dkim.enabled:
         raise ConfigError("[dkim] needs domain, selector and key_file together.")
     known = tuple(s.name for s in sections)
     if digest_settings.fallback_section not in known:
         known = (*known, digest_settings.fallback_section)
+    feeds = _feeds(raw, known)
+    if any(f.press for f in feeds) and digest_settings.press_section not in known:
+        known = (*known, digest_settings.press_section)
     return Settings(
         digest=digest_settings,
         smtp=tables["smtp"],
@@ -610,7 +635,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
         dkim=dkim,
         web=tables["web"],
         sections=sections,
-        feeds=_feeds(raw, known),
+        feeds=feeds,
         subscribers=_subscribers(raw, known),
         path=path,
     )
@@ -732,10 +757,12 @@ def example_toml() -> str:
         out.append("")
     out += [
         "# Feeds: url, optional name (else the feed's own title), optional section (beats rules),",
-        "# optional interval (poll this feed every ..., e.g. \"30m\").",
+        "# optional interval (poll this feed every ..., e.g. \"30m\"), optional press = true (an outlet of the",
+        "# Press Review section, cited by its name) and plural = true (its name is grammatically plural).",
         "[[feeds]]",
         'url = "https://news.example.org/rss/world.xml"',
         'name = "Example News"',
+        "press = true",
         "",
         "[[feeds]]",
         'url = "https://sport.example.org/feed.atom"',

@@ -20,6 +20,7 @@ rendered once per section set, not once per subscriber.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 import textwrap
@@ -45,6 +46,7 @@ from digest.model import (
     PLACEHOLDER_UNSUBSCRIBE_URL,
     Edition,
     Item,
+    Quote,
     Rendered,
     SectionGroup,
     Story,
@@ -66,6 +68,7 @@ GMAIL_CLIP_BYTES = 102_000  # Gmail hides everything after ~102 KB of HTML behin
 _URL_ALLOWANCE = 2_000
 SHORT_SUMMARY_CHARS = 140
 PREHEADER_CHARS = 140
+SUBJECT_CHARS = 150  # long enough for two headlines; header_text keeps it one safe line
 _LINK_SCHEMES = frozenset({"http", "https"})
 
 
@@ -86,6 +89,21 @@ class LinkView:
 
 
 @dataclass(frozen=True, slots=True)
+class QuoteView:
+    """One outlet's part of a synopsis: "<before><outlet><after> <text>", e.g. "Reuters adds: ..."."""
+
+    before: str
+    outlet: LinkView  # the outlet's name, linked to its item
+    after: str
+    text: str  # the quoted sentences, verbatim
+
+    @property
+    def cited(self) -> str:
+        """The plain-text form: 'Reuters [4] adds: ...'."""
+        return f"{self.before}{self.outlet.cited}{self.after} {self.text}"
+
+
+@dataclass(frozen=True, slots=True)
 class StoryView:
     title: LinkView
     source: str
@@ -96,6 +114,7 @@ class StoryView:
     image_url: str | None
     also: tuple[LinkView, ...]
     read_also: tuple[LinkView, ...]
+    synopsis: tuple[QuoteView, ...] = ()
     image: ImageView | None = None
 
 
@@ -141,6 +160,7 @@ class _Budget:
     summaries: str = "full"  # full | short | none
     per_section: int | None = None  # stories kept per section; None: all
     top_stories: bool = True
+    synopses: str = "all"  # all | top: only the top stories keep theirs (they go last)
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -244,7 +264,26 @@ class _ViewBuilder:
         day = format_date(local.date(), pattern, locale=self.locale)
         return f"{day}, {local:%H:%M} {_utc_offset(local)}"
 
-    def story(self, story: Story) -> StoryView:
+    def quotes(self, quotes: tuple[Quote, ...]) -> tuple[QuoteView, ...]:
+        views = []
+        for k, quote in enumerate(quotes):
+            # The connecting words are messages, and the outlet's grammatical number picks the form:
+            # Russian says "Коммерсант пишет", "Ведомости пишут". The outlet goes where the
+            # translation puts %(outlet)s, so a language may put it after its verb.
+            if k == 0 and quote.plural:
+                label = self.messages.pgettext("synopsis: first outlet, plural name", "%(outlet)s:")
+            elif k == 0:
+                label = self.messages.pgettext("synopsis: first outlet", "%(outlet)s:")
+            elif quote.plural:
+                label = self.messages.pgettext("synopsis: next outlet, plural name", "%(outlet)s adds:")
+            else:
+                label = self.messages.pgettext("synopsis: next outlet", "%(outlet)s adds:")
+            before, _, after = str(label).replace("%(outlet)s", "\x00", 1).partition("\x00")
+            views.append(QuoteView(before=before, outlet=self._link(quote.source, quote.url), after=after,
+                                   text=_clean(" ".join(quote.sentences))))
+        return tuple(views)
+
+    def story(self, story: Story, *, top: bool = False) -> StoryView:
         lead = story.lead
         # Some feeds (microblogs, podcasts) give items no title: the start of the summary stands in.
         headline = lead.title or _cut(_clean(lead.summary_text), 90) or _clean(lead.source)
@@ -259,6 +298,8 @@ class _ViewBuilder:
         elif self.budget.summaries == "none":
             summary_html, summary_text = "", ""
         image = _lead_image(lead, headline) if self.images else None
+        keep_synopsis = self.budget.synopses == "all" or top
+        synopsis = self.quotes(story.synopsis) if keep_synopsis else ()
         return StoryView(
             title=title, source=_clean(lead.source), when=self.when(lead), first_seen=lead.undated,
             summary_html=summary_html.replace(PLACEHOLDER_UNSUBSCRIBE_URL, "").replace(
@@ -267,6 +308,7 @@ class _ViewBuilder:
             also=tuple(self._link(item.source, item.url) for item in story.also),
             read_also=tuple(self._link(item.title or _cut(_clean(item.summary_text), 90), item.url, item.source)
                             for item in story.read_also),
+            synopsis=synopsis,
         )
 
     def day_heading(self, day: date) -> str:
@@ -279,7 +321,7 @@ class _ViewBuilder:
     def top_stories(self) -> SectionView | None:
         if not self.edition.top_stories or not self.budget.top_stories:
             return None
-        stories = tuple(self.story(s) for s in self.edition.top_stories)
+        stories = tuple(self.story(s, top=True) for s in self.edition.top_stories)
         return SectionView(name=self.messages.gettext("Top stories"), anchor="top-stories", count=len(stories),
                            days=(DayView(heading="", stories=stories),), hidden=0, more=None,
                            links=self._take_links())
@@ -299,8 +341,43 @@ class _ViewBuilder:
         return SectionView(name=name, anchor=section.anchor, count=section.total, days=tuple(days),
                            hidden=max(hidden, 0), more=more, links=self._take_links())
 
+    def press(self) -> SectionView | None:
+        """The Press Review section's outlets: one heading per outlet, its leading stories under it."""
+        if not self.edition.press:
+            return None
+        keep = self.budget.per_section
+        days, shown, total = [], 0, 0
+        for group in self.edition.press:
+            total += len(group.stories)
+            stories = group.stories if keep is None else group.stories[: max(keep - shown, 0)]
+            shown += len(stories)
+            if stories:
+                days.append(DayView(_clean(group.outlet), tuple(self.story(s) for s in stories)))
+        name = _clean(self.edition.press_section)
+        return SectionView(name=name, anchor="press-review", count=total, days=tuple(days),
+                           hidden=0, more=None, links=self._take_links())
+
     def sections(self) -> tuple[SectionView, ...]:
-        return tuple(self.section(s) for s in self.edition.sections)
+        """The configured sections; the press outlets in the section of the same name, else first.
+
+        The newsroom's own "Press Review" section (its rules file commentary and agencies' press
+        reviews) is where the outlets go: they come first in it, its own stories follow.
+        """
+        views: list[SectionView] = []
+        placed = not self.edition.press
+        for group in self.edition.sections:
+            if not placed and group.name == self.edition.press_section:
+                press = self.press()  # numbered before the section's own links, as the text part lists them
+                own = self.section(group)
+                assert press is not None
+                views.append(dataclasses.replace(own, count=own.count + press.count, days=(*press.days, *own.days),
+                                                 links=(*press.links, *own.links)))
+                placed = True
+            else:
+                views.append(self.section(group))
+        if not placed and (press := self.press()) is not None:
+            views.insert(0, press)
+        return tuple(views)
 
 
 # Mail clients lay out an <img> before it loads from its width and height; a lead image's real size
@@ -329,11 +406,11 @@ def _lead_image(lead: Item, headline: str) -> ImageView | None:
                      alt=_clean(headline))
 
 
-def _all_titles(edition: Edition) -> Iterator[str]:
-    yield from (s.lead.title for s in edition.top_stories)
+def _all_stories(edition: Edition) -> Iterator[Story]:
+    yield from edition.top_stories
     for section in edition.sections:
         for day in section.days:
-            yield from (s.lead.title for s in day.stories)
+            yield from day.stories
 
 
 # --------------------------------------------------------------------------- the renderer
@@ -392,9 +469,9 @@ class Renderer:
         messages = self.translations(language)
         title = _clean(edition.title)
         date_label = format_date(edition.day, str(messages.pgettext("CLDR date pattern", "long")), locale=language)
-        subject = f"{title} — {date_label}"
-        titles = [_clean(t) for t in _all_titles(edition)][:3]
-        preheader = _cut(" · ".join(titles), PREHEADER_CHARS)
+        headline = self.headline(edition, messages, SUBJECT_CHARS)
+        subject = headline if edition.subject_style == "lead" and headline else f"{title} — {date_label}"
+        preheader = self.headline(edition, messages, PREHEADER_CHARS)
         base = {"title": title, "date_label": date_label, "subject": subject, "preheader": preheader,
                 "web_url": edition.web_url, "lang": language, "images": self.images,
                 "unsubscribe_url": PLACEHOLDER_UNSUBSCRIBE_URL, "preferences_url": PLACEHOLDER_PREFERENCES_URL}
@@ -427,23 +504,53 @@ class Renderer:
             return self._inline(self._render(language, HTML_TEMPLATE, context))
 
         html = ""
-        for budget in (_Budget(), _Budget(summaries="short"), _Budget(summaries="none")):
+        # Summaries go first, then the synopses of stories outside the top block; the top stories'
+        # synopses stay until the top stories themselves have to go.
+        for budget in (_Budget(), _Budget(summaries="short"), _Budget(summaries="none"),
+                       _Budget(summaries="none", synopses="top")):
             html = attempt(budget)
             if _size(html) <= limit:
                 return html
-        most = max((s.shown for s in edition.sections), default=0)
+        most = max([s.shown for s in edition.sections] + [len(g.stories) for g in edition.press], default=0)
         lo, hi = 0, most  # bisect the largest per-section count that fits
         best: str | None = None
         while lo <= hi:
             mid = (lo + hi) // 2
-            candidate = attempt(_Budget(summaries="none", per_section=mid))
+            candidate = attempt(_Budget(summaries="none", per_section=mid, synopses="top"))
             if _size(candidate) <= limit:
                 best, lo = candidate, mid + 1
             else:
                 hi = mid - 1
         if best is None:  # even section headings alone are too big: drop the top stories as well
-            best = attempt(_Budget(summaries="none", per_section=0, top_stories=False))
+            best = attempt(_Budget(summaries="none", per_section=0, top_stories=False, synopses="top"))
         return best
+
+    @staticmethod
+    def headline(edition: Edition, messages: NullTranslations, limit: int) -> str:
+        """'Press review: <lead story> and <second story>', cut to `limit` characters, one safe line.
+
+        The lead stories are the ones most outlets cover (the top block first); among equals, the
+        edition's own order. The second headline is shortened before the first.
+        """
+        ranked = sorted(enumerate(_all_stories(edition)), key=lambda pair: (-pair[1].sources, pair[0]))
+        titles = []
+        for _, story in ranked:
+            t = _clean(story.lead.title)
+            if t and t not in titles:
+                titles.append(t)
+            if len(titles) == 2:
+                break
+        if not titles:
+            return ""
+        if len(titles) == 1:
+            return _cut(str(messages.gettext("Press review: %(first)s") % {"first": titles[0]}), limit)
+        pattern = str(messages.gettext("Press review: %(first)s and %(second)s"))
+        first, second = titles
+        room = limit - len(pattern % {"first": "", "second": ""})
+        if len(first) + len(second) > room:
+            second = _cut(second, max(room - len(first), room // 3))
+            first = _cut(first, max(room - len(second), 1))
+        return _cut(pattern % {"first": first, "second": second}, limit)
 
     def _inline(self, html: str) -> str:
         try:

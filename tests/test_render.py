@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from digest.errors import TemplateError
-from digest.model import DayGroup, Edition, Item, SectionGroup, Story
+from digest.model import DayGroup, Edition, Item, Quote, SectionGroup, Story
 from digest.render import (
     GMAIL_CLIP_BYTES,
     PLACEHOLDER_PREFERENCES_URL,
@@ -44,9 +44,19 @@ def rich_edition(*, language: str = "en") -> Edition:
                    "inflation and a weaker currency", source="Business Daily")
     clustered = Story(
         lead=lead,
-        also=(item(2, "Rate up again", source="Wire Service"), item(3, "Key rate rises", source="Morning Post")),
+        also=(item(2, "Rate up again", source="Wire Service"), item(3, "Key rate rises", source="Morning Post"),
+              item(13, "ЦБ снова повысил ставку", source="Ведомости")),
         read_also=(item(4, "Why the rate matters", source="Business Daily",
                         published=T0 - timedelta(days=2)),),
+        synopsis=(
+            Quote(source="Business Daily", url="https://example.org/news/1", item_id=1,
+                  sentences=("The central bank raised its key rate by one point on Friday.",
+                             "It was the third increase this year.")),
+            Quote(source="Wire Service", url="https://example.org/news/2", item_id=2,
+                  sentences=("Analysts had expected a smaller step & a pause in March.",)),
+            Quote(source="Ведомости", url="https://example.org/news/13", item_id=13, plural=True,
+                  sentences=("Банки начнут пересматривать ставки по кредитам на следующей неделе.",)),
+        ),
     )
     world_today = (
         clustered,
@@ -240,10 +250,14 @@ def test_with_images_a_story_without_a_media_image_takes_its_summary_s_first_ima
     assert 'width="592"' in imgs[0] and 'height="296"' in imgs[0] and 'alt="A long read"' in imgs[0]
 
 
-def test_the_preheader_names_the_first_stories() -> None:
+def test_the_preheader_reads_like_an_agencys_press_review() -> None:
     r = Renderer().render(rich_edition())
-    assert r.preheader.startswith("Summit ends with a joint statement · Госдума приняла закон")
+    # The stories most outlets cover lead: the rate decision (four outlets), then the summit (two).
+    assert r.preheader == ("Press review: Central bank raises its key rate for the third time this year, citing "
+                           "persistent… and Summit ends with a joint statement")
     assert len(r.preheader) <= 140
+    assert r.subject == "Press Review — January 16, 2026"  # [digest] subject = "date", the default
+    assert Renderer(language="ru").render(rich_edition(language="ru")).preheader.startswith("Обзор прессы: ")
     assert '<div class="preheader" style="display:none' in r.html
 
 

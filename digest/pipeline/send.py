@@ -71,7 +71,11 @@ def compose_options(settings: Settings) -> ComposeOptions:
     return ComposeOptions(title=d.title, section_order=settings.section_names, max_per_section=d.max_items_per_section,
                           top_stories=d.top_stories, language=d.language, cluster_threshold=d.cluster_threshold,
                           read_also_lower=d.read_also_min, read_also_max=d.read_also,
-                          max_per_source=d.max_per_source)
+                          max_per_source=d.max_per_source,
+                          synopsis_sentences=d.synopsis_sentences, subject_style=d.subject,
+                          plural_outlets=frozenset(f.name for f in settings.feeds if f.plural and f.name),
+                          press_outlets=tuple(dict.fromkeys(f.name for f in settings.feeds if f.press and f.name)),
+                          press_section=d.press_section)
 
 
 def make_renderer(settings: Settings) -> Renderer:

@@ -1,0 +1,135 @@
+"""Clustering on real coverage: every corpus item of 6-7 January 2017, against hand-drawn stories.
+
+The labels (tests/data/stories_2017-01-07.tsv) name each item by feed file and parse key, and its
+story. This test parses the feeds with digest.parse, clusters the items as compose would, and
+prints pairwise precision and recall for pairs of one language and pairs of two languages.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS_ABSENT, corpus_dir
+
+from digest.cluster import Candidate, cluster
+from digest.parse import parse_feed
+
+LABELS = Path(__file__).parent / "data" / "stories_2017-01-07.tsv"
+DAYS = ("2017-01-06", "2017-01-07")
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
+# The feeds' languages, for telling same-language pairs from cross-language ones (what the outlet
+# publishes in, not a guess from the text).
+FEED_LANGUAGE = {
+    "20minutos_rss10.xml": "es", "hubspot_marketing-blog_large.xml": "en", "indian-express_world.xml": "en",
+    "japantimes_latest.xml": "en", "lemonde_une.xml": "fr", "massa-news_curitiba.xml": "pt",
+    "nytimes_homepage.xml": "en", "romatoday.xml": "it", "spiegel_online.xml": "de",
+    "theverge_frontpage.atom": "en", "yandex-news_moscow_mojibake.xml": "ru", "youtube_investmentpunk.atom": "de",
+}
+# japantimes_latest.xml dates no item: it was read when the feed says it was built, as a poll would.
+UNDATED_SEEN = {"japantimes_latest.xml": datetime(2017, 1, 7, 15, 10, 21, tzinfo=UTC)}
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    feed: str
+    story: str  # "-": a story of its own
+    item: Candidate
+
+
+def load_labels() -> dict[tuple[str, str], str]:
+    labels = {}
+    for line in LABELS.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            feed, key, story = line.split("\t")
+            labels[(feed, key)] = story
+    return labels
+
+
+def day_of(published: datetime | None, url: str | None) -> str | None:
+    if published is not None:
+        return published.date().isoformat()
+    m = re.search(r"/(\d{4})/(\d\d)/(\d\d)/", url or "")
+    return "-".join(m.groups()) if m else None
+
+
+def load_days(news: Path) -> list[Labelled]:
+    labels = load_labels()
+    out, found = [], set()
+    for path in sorted(news.iterdir()):
+        try:
+            feed = parse_feed(path.read_bytes(), url=f"https://corpus.invalid/{path.name}", content_type=None, now=NOW)
+        except Exception:  # the hostile and broken files of the corpus: not news of those days
+            continue
+        for it in feed.items:
+            if day_of(it.published, it.url) not in DAYS:
+                continue
+            found.add((path.name, it.key))
+            when = it.published or UNDATED_SEEN[path.name]
+            item = Candidate(it.title, it.url, path.name, when, summary_text=it.summary_text)
+            out.append(Labelled(path.name, labels[(path.name, it.key)], item))
+    assert found == set(labels), "the labels must name exactly the items of those days"
+    return out
+
+
+def pair_counts(items: list[Labelled], groups: list[list[int]]) -> dict[str, Counter[str]]:
+    """tp/fp/fn of item pairs, apart for same-language and cross-language pairs."""
+    group_of = {i: g for g, members in enumerate(groups) for i in members}
+    counts: dict[str, Counter[str]] = {"same": Counter(), "cross": Counter()}
+    for a, b in itertools.combinations(range(len(items)), 2):
+        truth = items[a].story != "-" and items[a].story == items[b].story
+        merged = group_of[a] == group_of[b]
+        kind = "same" if FEED_LANGUAGE[items[a].feed] == FEED_LANGUAGE[items[b].feed] else "cross"
+        if truth and merged:
+            counts[kind]["tp"] += 1
+        elif merged:
+            counts[kind]["fp"] += 1
+        elif truth:
+            counts[kind]["fn"] += 1
+    return counts
+
+
+def scores(c: Counter[str]) -> tuple[float, float]:
+    precision = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 1.0
+    recall = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 1.0
+    return precision, recall
+
+
+def test_stories_of_6_and_7_january_2017_cluster_as_an_editor_drew_them() -> None:
+    root = corpus_dir()
+    if root is None:
+        pytest.skip(CORPUS_ABSENT)
+    items = load_days(root / "feeds" / "news")
+    groups = cluster([x.item for x in items])
+    counts = pair_counts(items, groups)
+    same_p, same_r = scores(counts["same"])
+    cross_p, cross_r = scores(counts["cross"])
+    print(f"\n{len(items)} items, {len({x.feed for x in items})} feeds -> {len(groups)} stories "
+          f"({sum(len(g) > 1 for g in groups)} with more than one item; "
+          f"labelled: {len({x.story for x in items if x.story != '-'})})")
+    print(f"same-language pairs:  precision={same_p:.3f} recall={same_r:.3f} ({dict(counts['same'])})")
+    print(f"cross-language pairs: precision={cross_p:.3f} recall={cross_r:.3f} ({dict(counts['cross'])})")
+    group_of = {i: n for n, g in enumerate(groups) for i in g}
+    split = {story: len({group_of[i] for i, x in enumerate(items) if x.story == story})
+             for story in sorted({x.story for x in items} - {"-"})}
+    print("labelled stories as found (items: groups):", ", ".join(
+        f"{story} {sum(x.story == story for x in items)}:{n}" for story, n in split.items()))
+    for g in groups:
+        stories = Counter(items[i].story for i in g)
+        if len(g) > 1 and (len(stories) > 1 or "-" in stories):
+            print("  merged apart stories:", [(items[i].feed[:12], items[i].story, items[i].item.title[:60])
+                                              for i in g])
+    assert same_p >= 0.95 and cross_p >= 0.95
+    assert same_r >= SAME_RECALL_FLOOR
+    assert cross_r >= CROSS_RECALL_FLOOR
+
+
+# What the clustering reaches at precision 1.0 on these labels, kept from falling back. Issue 11 asks
+# for 0.80 same-language: not reached; docs/performance.md says which stories are missed and why.
+SAME_RECALL_FLOOR = 0.40
+CROSS_RECALL_FLOOR = 0.15
