@@ -4,12 +4,16 @@
     python bench/send.py --subscribers 100000     # memory stays flat: rows are streamed
     python bench/send.py --workers 1              # one sending process instead of one per core
     python bench/send.py --naive 0                # skip the baseline
+    python bench/send.py --mix uniform            # any non-empty subset of 8 sections, 40 feeds x 50 items
 
 Everything is real and on 127.0.0.1: a SQLite file, the `digest` command as a process
 (`python -m digest --config X send`), and the sink (bench/smtpsink.py) in its own process, so
 its CPU is not counted. The store is filled directly (bulk inserts, not `digest subscribers
 import`, which commits per row): 8 sections, 8 feeds of 25 items, and subscribers of whom 40%
 take every section and 60% choose 1 to 3 of them, spread over 5 time zones (fixed seed).
+With --mix uniform (issue 12): 40 feeds of 50 items, 15 stories a section, and every subscriber
+takes any non-empty subset of the 8 sections with equal chance (255 sets, so ~1,275 distinct
+(time zone, section set) pairs), the mix that defeats rendering once per section set.
 
 Figures printed for each path:
   messages/s      messages the sink accepted / wall time of the process (start-up included)
@@ -61,10 +65,16 @@ WORDS = _WORDS.split()
 # --------------------------------------------------------------------------- the fixture
 
 
-def write_config(folder: Path, *, port: int, workers: int | None, connections: int | None = None) -> Path:
+MIXES = {"default": (FEEDS, ITEMS_PER_FEED, None), "uniform": (40, 50, 15)}  # feeds, items per feed, [digest] max_items_per_section
+
+
+def write_config(folder: Path, *, port: int, workers: int | None, connections: int | None = None,
+                 mix: str = "default") -> Path:
     path = folder / "digest.toml"
+    feeds_n, _, per_section = MIXES[mix]
     sections = "".join(f'[[sections]]\nname = "{s}"\ncategories = ["{s}"]\n' for s in SECTIONS)
-    feeds = "".join(f'[[feeds]]\nurl = "https://feed{n}.example/rss"\nname = "Source {n}"\n' for n in range(FEEDS))
+    feeds = "".join(f'[[feeds]]\nurl = "https://feed{n}.example/rss"\nname = "Source {n}"\n' for n in range(feeds_n))
+    cap = f"max_items_per_section = {per_section}\n" if per_section else ""
     smtp_workers = f"workers = {workers}\n" if workers is not None else ""
     if connections is not None:
         smtp_workers += f"connections = {connections}\n"
@@ -75,7 +85,7 @@ timezone = "Europe/Moscow"
 database = "sqlite:///{folder / 'digest.sqlite'}"
 base_url = "https://review.example.org"
 read_also = 0
-
+{cap}
 [smtp]
 host = "127.0.0.1"
 port = {port}
@@ -87,15 +97,16 @@ timeout = 30
     return path
 
 
-def populate(config: Path, subscribers: int, seed: int = 1) -> int:
+def populate(config: Path, subscribers: int, seed: int = 1, mix: str = "default") -> int:
     """Fill the store; returns the number of distinct (time zone, section set) pairs."""
     rng = random.Random(seed)
+    _, items_per_feed, _ = MIXES[mix]
     settings = cfg.load(config)
     store = Store(settings.database_url)
     store.sync_feeds(settings.feeds, now=NOW - timedelta(days=1))
     for n, feed in enumerate(store.list_feeds()):
         items = []
-        for i in range(ITEMS_PER_FEED):
+        for i in range(items_per_feed):
             title = " ".join(rng.choice(WORDS) for _ in range(7)).capitalize() + f" ({n}.{i})"
             summary = " ".join(rng.choice(WORDS) for _ in range(40)) + "."
             items.append(ParsedItem(key=f"f{n}i{i}", title=title, url=f"https://feed{n}.example/{i}",
@@ -106,7 +117,11 @@ def populate(config: Path, subscribers: int, seed: int = 1) -> int:
     pairs = set()
     batch = []
     for i in range(subscribers):
-        sections = None if rng.random() < 0.4 else sorted(rng.sample(SECTIONS, rng.randint(1, 3)))
+        if mix == "uniform":  # any non-empty subset, each with the same chance
+            mask = rng.randint(1, 2 ** len(SECTIONS) - 1)
+            sections = [s for k, s in enumerate(SECTIONS) if mask >> k & 1]
+        else:
+            sections = None if rng.random() < 0.4 else sorted(rng.sample(SECTIONS, rng.randint(1, 3)))
         zone = ZONES[rng.randrange(len(ZONES))]
         pairs.add((zone, tuple(sections) if sections else None))
         batch.append({"email": f"reader{i}@mail{i % 50}.example", "name": f"Reader {i}", "sections": sections,
@@ -269,6 +284,8 @@ def main() -> None:
     parser.add_argument("--naive", type=int, default=2_000, help="subscribers for the naive baseline (0: skip)")
     parser.add_argument("--workers", type=int, default=None, help="[smtp] workers (default: the config default)")
     parser.add_argument("--connections", type=int, default=None, help="[smtp] connections (default: the default)")
+    parser.add_argument("--mix", choices=sorted(MIXES), default="default",
+                        help="default: 40%% all sections, 60%% 1-3; uniform: any non-empty subset (issue 12)")
     parser.add_argument("--keep", metavar="DIR", help="build the fixture in DIR and keep it")
     parser.add_argument("--naive-run", metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -280,12 +297,15 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     sink, port = start_sink()
     try:
-        config = write_config(folder, port=port, workers=args.workers, connections=args.connections)
+        config = write_config(folder, port=port, workers=args.workers, connections=args.connections, mix=args.mix)
         t0 = time.perf_counter()
-        pairs = populate(config, args.subscribers)
-        print(f"fixture: {args.subscribers} subscribers, {FEEDS * ITEMS_PER_FEED} items, {len(ZONES)} time zones, "
-              f"{pairs} distinct (time zone, section set) pairs; built in {time.perf_counter() - t0:.1f} s")
-        print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {sys.platform}")
+        pairs = populate(config, args.subscribers, mix=args.mix)
+        feeds_n, items_n, _ = MIXES[args.mix]
+        print(f"fixture ({args.mix} mix): {args.subscribers} subscribers, {feeds_n * items_n} items, "
+              f"{len(ZONES)} time zones, {pairs} distinct (time zone, section set) pairs; "
+              f"built in {time.perf_counter() - t0:.1f} s")
+        print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {sys.platform}, "
+              f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (shared machine)")
         env = {**os.environ, "DIGEST_NOW": NOW.isoformat(), "PYTHONPATH": str(HERE.parent)}
         sink_cpu = cpu_seconds(sink.pid)
         real = Measured("digest send", [sys.executable, "-m", "digest", "--config", str(config), "send",
@@ -308,6 +328,7 @@ def main() -> None:
             real_rate, base_rate = sent / real.wall, count / base.wall
             print(f"speed-up: {real_rate / base_rate:.1f}x messages/s, "
                   f"{(base.cpu / count) / (real.cpu / sent):.1f}x less CPU per message")
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         sink.terminate()
         sink.wait()
