@@ -65,7 +65,8 @@ WORDS = _WORDS.split()
 # --------------------------------------------------------------------------- the fixture
 
 
-MIXES = {"default": (FEEDS, ITEMS_PER_FEED, None), "uniform": (40, 50, 15)}  # feeds, items per feed, [digest] max_items_per_section
+# feeds, items per feed, [digest] max_items_per_section
+MIXES = {"default": (FEEDS, ITEMS_PER_FEED, None), "uniform": (40, 50, 15)}
 
 
 def write_config(folder: Path, *, port: int, workers: int | None, connections: int | None = None,

@@ -156,6 +156,16 @@ def compose(stories: Sequence[PlacedStory], *, day: date, timezone: str, chosen:
                    subject_style=options.subject_style)
 
 
+def narrow(whole: Edition, chosen: Collection[str] | None) -> Edition:
+    """A section set's edition cut from the whole one (``compose`` with chosen=None), without composing
+    again: the same as ``compose(chosen=...)`` when there is no top stories block, which picks across
+    the chosen sections (each section's stories, caps and days do not depend on the others)."""
+    if chosen is None:
+        return whole
+    return dataclasses.replace(whole, sections=tuple(g for g in whole.sections if g.name in chosen),
+                               press=whole.press if whole.press_section in chosen else ())
+
+
 def press_review(stories: Sequence[PlacedStory], options: ComposeOptions) -> tuple[PressGroup, ...]:
     """The Press Review section: per press outlet, its leading stories, each quoting that outlet first.
 

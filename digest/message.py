@@ -25,10 +25,11 @@ import contextlib
 import hashlib
 import html
 import re
+from binascii import b2a_qp
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy as email_policy
-from email import quoprimime
 from email.header import Header
 from email.headerregistry import Address
 from email.utils import format_datetime
@@ -39,7 +40,8 @@ import dkim
 from digest.errors import ConfigError, SubscriberError
 from digest.model import PLACEHOLDER_PREFERENCES_URL, PLACEHOLDER_UNSUBSCRIBE_URL, Rendered
 
-__all__ = ["DKIM_HEADERS", "MessageTemplate", "build_template", "one_line", "personalise", "sign_dkim"]
+__all__ = ["DKIM_HEADERS", "EncodedPiece", "MessageTemplate", "build_template", "encode_piece", "one_line",
+           "personalise", "sign_dkim", "template_from_pieces"]
 
 # The markers digest.render's templates put where each subscriber's links go. Stages do not import
 # each other, so they are repeated here; a test keeps the two modules in step.
@@ -100,9 +102,15 @@ def _unstructured(name: str, text: str) -> bytes:
 
 
 def _qp(text: str) -> bytes:
-    """Quoted-printable of UTF-8 text with CRLF line ends (quoprimime works on octets as latin-1)."""
-    octets = text.encode("utf-8").decode("latin-1")
-    return quoprimime.body_encode(octets, maxlinelen=76, eol="\r\n").encode("ascii")
+    """Quoted-printable of UTF-8 text with CRLF line ends (RFC 2045 6.7), by binascii in C.
+
+    b2a_qp writes CRLF line ends (hard and soft) only when the data's first line ends in CRLF, so
+    one is added and taken off again: a piece that ends mid-line stays mid-line, and pieces join.
+    Lines stay within 76 characters; "=" is always escaped, so the output never contains "=_".
+    """
+    data = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8") + CRLF
+    encoded = b2a_qp(data, quotetabs=False, istext=True, header=False)
+    return encoded[:-2] if encoded.endswith(CRLF) else encoded
 
 
 def _normalise_newlines(text: str) -> str:
@@ -170,13 +178,27 @@ def _url(url: str, *, what: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedPiece:
+    """A piece of a body part, quoted-printable once; pieces join into a part without re-encoding."""
+
+    body: tuple[bytes, ...]  # QP segments, len(slots) + 1
+    slots: tuple[Slot, ...]  # the subscriber URLs between the segments
+    digest: bytes  # SHA-256 of the text: the boundary is made from these
+
+
+def encode_piece(text: str) -> EncodedPiece:
+    body, slots = _split_body(_normalise_newlines(text))
+    return EncodedPiece(body=body, slots=slots, digest=hashlib.sha256(text.encode("utf-8")).digest())
+
+
+@dataclass(frozen=True, slots=True)
 class MessageTemplate:
     """A whole message pre-encoded as bytes, with the per-subscriber parts left as slots.
 
     ``personalise`` writes: from_header, To, subject_header, Date, Message-ID, list_headers,
     List-Unsubscribe, tail_headers, then body segments interleaved with the body slots'
     values (``len(body) == len(slots) + 1``); each slot is QP-encoded for text or, with ``html``
-    set, HTML-escaped first.
+    set, HTML-escaped first; a None slot puts nothing between its segments (where two pieces join).
     """
 
     from_header: bytes
@@ -184,35 +206,71 @@ class MessageTemplate:
     list_headers: bytes  # MIME-Version, List-Id, List-Archive
     tail_headers: bytes  # List-Unsubscribe-Post, Content-Type, blank line
     body: tuple[bytes, ...]
-    slots: tuple[tuple[Slot, bool], ...]  # (which URL, HTML-escaped?)
+    slots: tuple[tuple[Slot, bool] | None, ...]  # (which URL, HTML-escaped?); None: nothing
     subject: str  # the clean one-line subject, for logs and tests
 
 
 def build_template(rendered: Rendered, *, sender: str, sender_name: str | None, list_id: str,
                    base_url: str) -> MessageTemplate:
     """Encode a rendered edition once; only the subscriber's parts are left to fill in."""
-    subject = one_line(rendered.subject, limit=SUBJECT_CHARS)
+    return template_from_pieces(rendered.subject, [encode_piece(rendered.text)], [encode_piece(rendered.html)],
+                                sender=sender, sender_name=sender_name, list_id=list_id, base_url=base_url)
+
+
+def template_from_pieces(subject: str, text: Sequence[EncodedPiece], html: Sequence[EncodedPiece], *, sender: str,
+                         sender_name: str | None, list_id: str, base_url: str) -> MessageTemplate:
+    """A message whose text and HTML parts are the given pieces joined in order.
+
+    The pieces are encoded already (one per section, shared by every section set that has it), so
+    this costs no encoding of the body: segments are referenced, not copied. Where a piece ends
+    mid-line, a soft line break ("=" CRLF) joins it to the next, so the part decodes to the pieces'
+    texts joined, and no line passes 78 octets.
+    """
+    subject = one_line(subject, limit=SUBJECT_CHARS)
     list_host = list_id.strip().strip("<>")
     if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+", list_host):
         raise ConfigError(f"The List-Id {list_id!r} is not a dot-atom such as digest.news.example.org.")
     archive = _url(base_url.rstrip("/") + "/", what="archive URL (digest.base_url)")
 
-    text_body, text_slots = _split_body(_normalise_newlines(rendered.text))
-    html_body, html_slots = _split_body(_normalise_newlines(rendered.html))
     # RFC 2046 5.1.1: the boundary must not occur in the parts; QP output never contains "=_".
-    boundary = "=_digest_" + hashlib.sha256((rendered.text + rendered.html).encode("utf-8")).hexdigest()[:32]
+    digests = hashlib.sha256()
+    for piece in (*text, *html):
+        digests.update(piece.digest)
+    boundary = "=_digest_" + digests.hexdigest()[:32]
     delimiter = b"--" + boundary.encode("ascii")
 
     def part_head(subtype: str) -> bytes:
         return (delimiter + CRLF + f'Content-Type: text/{subtype}; charset="utf-8"'.encode("ascii") + CRLF
                 + b"Content-Transfer-Encoding: quoted-printable" + CRLF + CRLF)
 
+    body: list[bytes] = []
+    slots: list[tuple[Slot, bool] | None] = []
+
+    def add(pieces: Sequence[EncodedPiece], *, escaped: bool) -> None:
+        for piece in pieces:
+            if piece.body == (b"",):
+                continue
+            if body and body[-1] and not body[-1].endswith(CRLF) and piece.body[0]:
+                slots.append(None)
+                body.append(SOFT_BREAK)
+            for k, segment in enumerate(piece.body):
+                if k:
+                    slots.append((piece.slots[k - 1], escaped))
+                    body.append(segment)
+                elif body:
+                    slots.append(None)
+                    body.append(segment)
+                else:
+                    body.append(segment)
+
     # A9: text/plain first, text/html last (the last alternative is the preferred one).
-    body = [part_head("plain") + text_body[0], *text_body[1:]]
-    body[-1] += CRLF + part_head("html") + html_body[0]
-    body.extend(html_body[1:])
-    body[-1] += CRLF + delimiter + b"--" + CRLF
-    slots = tuple((s, False) for s in text_slots) + tuple((s, True) for s in html_slots)
+    body.append(part_head("plain"))
+    add(text, escaped=False)
+    slots.append(None)
+    body.append(CRLF + part_head("html"))
+    add(html, escaped=True)
+    slots.append(None)
+    body.append(CRLF + delimiter + b"--" + CRLF)
 
     list_headers = (b"MIME-Version: 1.0" + CRLF + f"List-Id: <{list_host}>".encode("ascii") + CRLF
                     + f"List-Archive: <{archive}>".encode("ascii") + CRLF)
@@ -227,7 +285,7 @@ def build_template(rendered: Rendered, *, sender: str, sender_name: str | None, 
         list_headers=list_headers,
         tail_headers=tail_headers,
         body=tuple(body),
-        slots=slots,
+        slots=tuple(slots),
         subject=subject,
     )
 
@@ -264,7 +322,9 @@ def personalise(template: MessageTemplate, *, to_addr: str, to_name: str | None,
         raise ValueError("the Date of a message must be timezone-aware")
     urls = {"unsubscribe": _url(unsubscribe_url, what="unsubscribe URL"),
             "preferences": _url(preferences_url, what="preferences URL")}
-    values = {(slot, escaped): _slot_value(urls[slot], escape_html=escaped) for slot, escaped in set(template.slots)}
+    values: dict[tuple[Slot, bool] | None, bytes] = {
+        key: _slot_value(urls[key[0]], escape_html=key[1]) for key in set(template.slots) if key is not None}
+    values[None] = b""
     parts = [
         template.from_header,
         _address(to_addr, to_name, key="To"),

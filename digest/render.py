@@ -25,7 +25,7 @@ import html
 import re
 import textwrap
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -154,13 +154,16 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
-class _Budget:
+class Budget:
     """How much of the edition the HTML part may show (Gmail clipping)."""
 
     summaries: str = "full"  # full | short | none
     per_section: int | None = None  # stories kept per section; None: all
     top_stories: bool = True
     synopses: str = "all"  # all | top: only the top stories keep theirs (they go last)
+
+
+_Budget = Budget
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -321,6 +324,7 @@ class _ViewBuilder:
     def top_stories(self) -> SectionView | None:
         if not self.edition.top_stories or not self.budget.top_stories:
             return None
+        self._next_ref = 1
         stories = tuple(self.story(s, top=True) for s in self.edition.top_stories)
         return SectionView(name=self.messages.gettext("Top stories"), anchor="top-stories", count=len(stories),
                            days=(DayView(heading="", stories=stories),), hidden=0, more=None,
@@ -366,6 +370,9 @@ class _ViewBuilder:
         views: list[SectionView] = []
         placed = not self.edition.press
         for group in self.edition.sections:
+            # Links are numbered from 1 in each block, so a section's text is the same whatever
+            # sections come before it: it is rendered once and joined into every section set's message.
+            self._next_ref = 1
             if not placed and group.name == self.edition.press_section:
                 press = self.press()  # numbered before the section's own links, as the text part lists them
                 own = self.section(group)
@@ -375,6 +382,7 @@ class _ViewBuilder:
                 placed = True
             else:
                 views.append(self.section(group))
+        self._next_ref = 1
         if not placed and (press := self.press()) is not None:
             views.insert(0, press)
         return tuple(views)
@@ -474,7 +482,8 @@ class Renderer:
         preheader = self.headline(edition, messages, PREHEADER_CHARS)
         base = {"title": title, "date_label": date_label, "subject": subject, "preheader": preheader,
                 "web_url": edition.web_url, "lang": language, "images": self.images,
-                "unsubscribe_url": PLACEHOLDER_UNSUBSCRIBE_URL, "preferences_url": PLACEHOLDER_PREFERENCES_URL}
+                "unsubscribe_url": PLACEHOLDER_UNSUBSCRIBE_URL, "preferences_url": PLACEHOLDER_PREFERENCES_URL,
+                "cut": ""}
 
         def views(budget: _Budget) -> dict[str, Any]:
             builder = _ViewBuilder(edition, messages=messages, locale=language, images=self.images, budget=budget,
@@ -503,27 +512,15 @@ class Renderer:
                                            url=_href(edition.web_url))
             return self._inline(self._render(language, HTML_TEMPLATE, context))
 
-        html = ""
-        # Summaries go first, then the synopses of stories outside the top block; the top stories'
-        # synopses stay until the top stories themselves have to go.
-        for budget in (_Budget(), _Budget(summaries="short"), _Budget(summaries="none"),
-                       _Budget(summaries="none", synopses="top")):
-            html = attempt(budget)
-            if _size(html) <= limit:
-                return html
-        most = max([s.shown for s in edition.sections] + [len(g.stories) for g in edition.press], default=0)
-        lo, hi = 0, most  # bisect the largest per-section count that fits
-        best: str | None = None
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            candidate = attempt(_Budget(summaries="none", per_section=mid, synopses="top"))
-            if _size(candidate) <= limit:
-                best, lo = candidate, mid + 1
-            else:
-                hi = mid - 1
-        if best is None:  # even section headings alone are too big: drop the top stories as well
-            best = attempt(_Budget(summaries="none", per_section=0, top_stories=False, synopses="top"))
-        return best
+        tried: dict[Budget, str] = {}
+
+        def fits(budget: Budget) -> bool:
+            if budget not in tried:
+                tried[budget] = attempt(budget)
+            return _size(tried[budget]) <= limit
+
+        chosen = choose_budget(fits, most_per_section(edition))
+        return tried[chosen] if chosen in tried else attempt(chosen)
 
     @staticmethod
     def headline(edition: Edition, messages: NullTranslations, limit: int) -> str:
@@ -590,3 +587,208 @@ def _autoescape(name: str | None) -> bool:
 
 def _size(html: str) -> int:
     return len(html.encode("utf-8"))
+
+
+# --------------------------------------------------------------------------- fitting under the clip
+
+
+def most_per_section(edition: Edition) -> int:
+    """The most stories any section (or press outlet) of the edition shows: where bisection starts."""
+    return max([s.shown for s in edition.sections] + [len(g.stories) for g in edition.press], default=0)
+
+
+def choose_budget(fits: Callable[[Budget], bool], most: int) -> Budget:
+    """The first budget whose HTML fits, in the order the edition gives way (issue 13's rule).
+
+    First summaries are shortened, then dropped; then the synopses of stories outside the top block
+    (the top stories keep theirs longest); then stories are dropped from the end of every section
+    alike (counted in "N more in <Section>"), found by bisection so a huge edition costs a handful
+    of attempts rather than one per story; last, the top stories too.
+    """
+    for budget in (Budget(), Budget(summaries="short"), Budget(summaries="none"),
+                   Budget(summaries="none", synopses="top")):
+        if fits(budget):
+            return budget
+    lo, hi = 0, most  # bisect the largest per-section count that fits
+    best: Budget | None = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        candidate = Budget(summaries="none", per_section=mid, synopses="top")
+        if fits(candidate):
+            best, lo = candidate, mid + 1
+        else:
+            hi = mid - 1
+    return best if best is not None else Budget(summaries="none", per_section=0, top_stories=False, synopses="top")
+
+
+# --------------------------------------------------------------------------- rendered once, cut per section
+#
+# A subscriber's edition differs from the whole edition only in which sections it has (with no top
+# stories block: that block picks across the chosen sections). Each section renders the same in
+# every message (links are numbered per section), so the whole edition is rendered once per HTML
+# budget and cut where the templates say {{ cut }}; a section set's message is a join of pieces.
+
+HTML_CUT = "<!--digest-cut-->"  # an HTML comment: css-inline keeps it; feed text cannot make one (E4)
+TEXT_CUT = "\x1f"  # unit separator: _clean drops it from feed text (str.split treats it as space)
+_SUBJECT_MARK = "\ue000"  # private-use characters stand for the per-set subject and preheader
+_PREHEADER_MARK = "\ue001"
+
+
+class _HtmlCut:
+    """The HTML cut marker for the templates: a constant of ours, written as is (``__html__``), not feed text."""
+
+    def __html__(self) -> str:
+        return HTML_CUT
+
+    def __str__(self) -> str:
+        return HTML_CUT
+
+
+@dataclass(frozen=True, slots=True)
+class Pieces:
+    """One part (HTML or text) of the whole edition, cut into pieces that join into any section set's part.
+
+    ``head`` is split where the subject (and, in HTML, the preheader) goes; ``contents`` and
+    ``sections`` map a section's name to its contents entry and its block; ``middle`` joins the
+    contents to the first block (HTML only); ``tail`` is the footer, with the subscriber markers.
+    """
+
+    head: tuple[str, ...]
+    contents: Mapping[str, str]
+    middle: str
+    sections: Mapping[str, str]
+    tail: str
+    size: Mapping[str, int]  # UTF-8 bytes of every piece above, by the piece itself
+
+    def join(self, names: Sequence[str], dynamic: Sequence[str]) -> list[str]:
+        """The pieces of a section set, with `dynamic` (subject, preheader) between the head's parts."""
+        out = [self.head[0]]
+        for value, part in zip(dynamic, self.head[1:], strict=True):
+            out += (value, part)
+        out += [self.contents[n] for n in names]
+        if self.middle:
+            out.append(self.middle)
+        out += [self.sections[n] for n in names]
+        out.append(self.tail)
+        return out
+
+    def bytes_of(self, names: Sequence[str], dynamic: Sequence[str]) -> int:
+        size = self.size
+        return (sum(size[p] for p in self.head) + sum(len(d.encode("utf-8")) for d in dynamic)
+                + sum(size[self.contents[n]] + size[self.sections[n]] for n in names)
+                + size[self.middle] + size[self.tail])
+
+
+def _cut_pieces(whole: str, cut: str, names: Sequence[str], marks: Sequence[str], *,
+                middle: bool) -> Pieces | None:
+    """Cut a rendered part; None when the template does not mark its pieces as the built-in ones do."""
+    parts = whole.split(cut)
+    n = len(names)
+    if len(set(names)) != n or len(parts) != 2 * n + (3 if middle else 2):
+        return None
+    head = parts[0]
+    pieces: list[str] = []
+    for mark in marks:
+        if head.count(mark) != 1:
+            return None
+        before, head = head.split(mark)
+        pieces.append(before)
+    pieces.append(head)
+    contents = dict(zip(names, parts[1:n + 1], strict=True))
+    rest = parts[n + 1:]
+    mid = rest.pop(0) if middle else ""
+    sections = dict(zip(names, rest[:n], strict=True))
+    tail = rest[n]
+    every = [*pieces, *contents.values(), mid, *sections.values(), tail]
+    return Pieces(head=tuple(pieces), contents=contents, middle=mid, sections=sections, tail=tail,
+                  size={p: len(p.encode("utf-8")) for p in every})
+
+
+def html_text(value: str) -> str:
+    """Text as the inlined HTML writes it (html5ever's serialiser: &, no-break space, <, >)."""
+    return value.replace("&", "&amp;").replace("\xa0", "&nbsp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class SectionCuts:
+    """The whole edition rendered once (once per HTML budget needed), cut into per-section pieces.
+
+    ``parts(narrowed)`` gives a section set's subject and the pieces of its text and HTML parts,
+    joined from these: the same strings ``Renderer.render`` gives for that edition, with the Gmail
+    clip decided from the pieces' sizes. Valid only for an edition without a top stories block
+    (``usable`` is False then, or when a templates_dir template has no {{ cut }} markers).
+    """
+
+    def __init__(self, renderer: Renderer, whole: Edition, *, max_html_bytes: int = GMAIL_CLIP_BYTES) -> None:
+        self.renderer, self.whole = renderer, whole
+        self.limit = max_html_bytes - _URL_ALLOWANCE
+        self.language = whole.language or renderer.language
+        self.messages = renderer.translations(self.language)
+        self.names = tuple(v.name for v in self._views(Budget())["sections"])
+        self._html: dict[Budget, Pieces | None] = {}
+        self.text: Pieces | None = None
+        if not whole.top_stories:
+            context = {**self._views(Budget()), "cut": TEXT_CUT, "subject": _SUBJECT_MARK}
+            self.text = _cut_pieces(renderer._render(self.language, TEXT_TEMPLATE, context), TEXT_CUT, self.names,
+                                    (f"{_SUBJECT_MARK}\n=",), middle=False)
+        self.usable = self.text is not None and self.html(Budget()) is not None
+
+    def _views(self, budget: Budget) -> dict[str, Any]:
+        r, whole, language = self.renderer, self.whole, self.language
+        date_label = format_date(whole.day, str(self.messages.pgettext("CLDR date pattern", "long")),
+                                 locale=language)
+        builder = _ViewBuilder(whole, messages=self.messages, locale=language, images=r.images, budget=budget,
+                               excerpt_chars=r.excerpt_chars)
+        notice = None
+        if budget != Budget():
+            notice = Notice(stories_dropped=budget.per_section is not None or not budget.top_stories,
+                            url=_href(whole.web_url))
+        return {"title": _clean(whole.title), "date_label": date_label, "subject": _SUBJECT_MARK,
+                "preheader": _PREHEADER_MARK, "web_url": whole.web_url, "lang": language, "images": r.images,
+                "unsubscribe_url": PLACEHOLDER_UNSUBSCRIBE_URL, "preferences_url": PLACEHOLDER_PREFERENCES_URL,
+                "top_stories": builder.top_stories(), "sections": builder.sections(), "notice": notice,
+                "cut": ""}
+
+    def html(self, budget: Budget) -> Pieces | None:
+        if budget not in self._html:
+            context = {**self._views(budget), "cut": _HtmlCut()}
+            whole = self.renderer._inline(self.renderer._render(self.language, HTML_TEMPLATE, context))
+            self._html[budget] = _cut_pieces(whole, HTML_CUT, self.names, (_SUBJECT_MARK, _PREHEADER_MARK),
+                                             middle=True)
+        return self._html[budget]
+
+    def subject(self, narrowed: Edition) -> tuple[str, str]:
+        """(subject, preheader) of a section set's edition, as Renderer.render words them."""
+        title = _clean(self.whole.title)
+        messages = self.messages
+        date_label = format_date(self.whole.day, str(messages.pgettext("CLDR date pattern", "long")),
+                                 locale=self.language)
+        headline = Renderer.headline(narrowed, messages, SUBJECT_CHARS)
+        subject = headline if narrowed.subject_style == "lead" and headline else f"{title} — {date_label}"
+        return subject, Renderer.headline(narrowed, messages, PREHEADER_CHARS)
+
+    def parts(self, narrowed: Edition) -> tuple[str, str, list[str], list[str]]:
+        """(subject, preheader, text pieces, HTML pieces) of `narrowed`, a section set's part of the whole
+        edition (digest.compose.narrow)."""
+        assert self.text is not None, "check usable first"
+        names = [_clean(g.name) for g in narrowed.sections]
+        if narrowed.press and _clean(narrowed.press_section) not in names:
+            names.insert(0, _clean(narrowed.press_section))  # the outlets come first when no section has the name
+        subject, preheader = self.subject(narrowed)
+        dynamic = (html_text(subject), html_text(preheader))
+
+        def fits(budget: Budget) -> bool:
+            pieces = self.html(budget)
+            if pieces is None:
+                raise TemplateError(f"{HTML_TEMPLATE} lost its {{{{ cut }}}} markers at a smaller size.")
+            return pieces.bytes_of(names, dynamic) <= self.limit
+
+        budget = choose_budget(fits, most_per_section(narrowed))
+        html_pieces = self.html(budget)
+        assert html_pieces is not None
+        return (subject, preheader, self.text.join(names, (underline(wrap(subject), "="),)),
+                html_pieces.join(names, dynamic))
+
+    def render(self, narrowed: Edition) -> Rendered:
+        """The pieces joined: what Renderer.render(narrowed) gives (tests compare the two)."""
+        subject, preheader, text, html_pieces = self.parts(narrowed)
+        return Rendered(subject=subject, html="".join(html_pieces), text="".join(text), preheader=preheader)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from digest import message, tokens
-from digest.compose import ComposeOptions, PlacedStory, build_stories, compose
+from digest.compose import ComposeOptions, PlacedStory, build_stories, compose, narrow
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, Result, Transport, deliver
 from digest.errors import ConfigError
@@ -41,7 +41,7 @@ from digest.model import (
     Rendered,
     Subscriber,
 )
-from digest.render import Renderer
+from digest.render import Renderer, SectionCuts
 from digest.sections import Classification, classify
 from digest.store import ACTIVE, FAILED, PENDING, SENT, SKIPPED, Store
 from digest.store.editions import Mark
@@ -124,7 +124,14 @@ def read_also_history(settings: Settings, store: Store, edition: EditionRecord) 
 
 
 class EditionMailer:
-    """Turns outbox rows of one edition into messages; renders once per distinct section set."""
+    """Turns outbox rows of one edition into messages.
+
+    The whole edition is rendered once (once per HTML size budget the clip needs) and cut into
+    per-section pieces, each quoted-printable encoded once; a section set's message template is a
+    join of its sections' pieces (issue 12), so the cost of a message does not grow with the number
+    of distinct section sets. With a top stories block (which picks across the chosen sections) or
+    templates without {{ cut }} markers, each section set is rendered whole instead.
+    """
 
     def __init__(self, settings: Settings, store: Store, edition: EditionRecord, *,
                  renderer: Renderer | None = None, items: list[tuple[Item, str]] | None = None) -> None:
@@ -140,6 +147,9 @@ class EditionMailer:
         self.stories: list[PlacedStory] = build_stories(items, history=read_also_history(settings, store, edition),
                                                         options=self.options)
         self._templates: dict[frozenset[str] | None, message.MessageTemplate | None] = {}
+        self._cuts: SectionCuts | None = None
+        self._whole: Any = None
+        self._encoded: dict[str, message.EncodedPiece] = {}
         self.dkim_key: bytes | None = None
         if settings.dkim.enabled:
             try:
@@ -153,14 +163,45 @@ class EditionMailer:
                      options=self.options, web_url=edition_url(self.settings, self.edition.day, self.edition.timezone))
         return None if ed.is_empty else self.renderer.render(ed)
 
+    def _template_args(self) -> dict[str, Any]:
+        return {"sender": parseaddr(self.settings.smtp.sender)[1] or self.settings.smtp.sender,
+                "sender_name": parseaddr(self.settings.smtp.sender)[0] or self.settings.digest.title,
+                "list_id": f"digest.{self.domain}", "base_url": self.settings.digest.base_url}
+
+    def _cut(self) -> SectionCuts | None:
+        """The whole edition cut into per-section pieces, made on first use; None when it cannot be cut."""
+        if self._whole is None:
+            self._whole = compose(self.stories, day=self.edition.day, timezone=self.edition.timezone, chosen=None,
+                                  options=self.options,
+                                  web_url=edition_url(self.settings, self.edition.day, self.edition.timezone))
+            cuts = SectionCuts(self.renderer, self._whole) if not self.options.top_stories else None
+            self._cuts = cuts if cuts is not None and cuts.usable else None
+        return self._cuts
+
+    def _piece(self, text: str) -> message.EncodedPiece:
+        # Keyed by the piece's text: a section's piece is one string object, its hash computed once.
+        encoded = self._encoded.get(text)
+        if encoded is None:
+            encoded = self._encoded[text] = message.encode_piece(text)
+        return encoded
+
     def template(self, sections: tuple[str, ...] | None) -> message.MessageTemplate | None:
         key = frozenset(sections) if sections is not None else None
         if key not in self._templates:
-            rendered = self.render(sections)
-            self._templates[key] = None if rendered is None else message.build_template(
-                rendered, sender=parseaddr(self.settings.smtp.sender)[1] or self.settings.smtp.sender,
-                sender_name=parseaddr(self.settings.smtp.sender)[0] or self.settings.digest.title,
-                list_id=f"digest.{self.domain}", base_url=self.settings.digest.base_url)
+            cuts = self._cut()
+            if cuts is not None:
+                narrowed = narrow(self._whole, sections)
+                if narrowed.is_empty:
+                    self._templates[key] = None
+                else:
+                    subject, _, text, html = cuts.parts(narrowed)
+                    self._templates[key] = message.template_from_pieces(
+                        subject, [self._piece(p) for p in text], [self._piece(p) for p in html],
+                        **self._template_args())
+            else:
+                rendered = self.render(sections)
+                self._templates[key] = None if rendered is None else message.build_template(
+                    rendered, **self._template_args())
         return self._templates[key]
 
     def message_id(self, subscriber_id: int) -> str:
