@@ -7,6 +7,10 @@ oldest first and newest last, as itsdangerous' key list does; new tokens are alw
 the newest. Anything altered, truncated, signed with another salt or not an id reads as None, the
 same answer for every failure (U4).
 
+Bounce tokens go in the VERP return path ``bounce+<token>@<domain>``: ``<subscriber>-<edition>-<mac>``,
+lower-case letters, digits and hyphens only, because some mail systems lower-case the local part
+of the address they return a bounce to; the HMAC is checked against every accepted secret.
+
 Message-IDs are an HMAC of (edition, subscriber): a re-send after a crash carries the same ID, and
 nobody without the secret can predict another subscriber's (A8).
 """
@@ -24,11 +28,14 @@ from itsdangerous import BadData, URLSafeSerializer
 from digest.errors import ConfigError
 
 __all__ = [
+    "bounce_token",
     "message_id",
+    "read_bounce_token",
     "preferences_token",
     "read_preferences_token",
     "read_unsubscribe_token",
     "unsubscribe_token",
+    "verp_address",
 ]
 
 UNSUBSCRIBE_SALT = "unsubscribe-v1"
@@ -91,3 +98,34 @@ def message_id(secret: str, edition_id: int, subscriber_id: int, domain: str) ->
     digest = hmac.new(secret.encode("utf-8"), f"message-id-v1:{edition_id}:{subscriber_id}".encode("ascii"),
                       hashlib.sha256).hexdigest()[:20]
     return f"<e{edition_id}.s{subscriber_id}.{digest}@{host}>"
+
+
+BOUNCE_MAC_CHARS = 16  # 64 bits: a forged token must be guessed online, one bounce per guess
+_BOUNCE_TOKEN = re.compile(r"([0-9]{1,12})-([0-9]{1,12})-([0-9a-f]{%d})" % BOUNCE_MAC_CHARS)
+
+
+def _bounce_mac(secret: str, subscriber_id: int, edition_id: int) -> str:
+    data = f"bounce-v1:{subscriber_id}:{edition_id}".encode("ascii")
+    return hmac.new(secret.encode("utf-8"), data, hashlib.sha256).hexdigest()[:BOUNCE_MAC_CHARS]
+
+
+def bounce_token(secret: str, subscriber_id: int, edition_id: int) -> str:
+    """``17-42-0123456789abcdef``: who got which edition, signed."""
+    return f"{subscriber_id}-{edition_id}-{_bounce_mac(secret, subscriber_id, edition_id)}"
+
+
+def read_bounce_token(secrets: Sequence[str], token: str) -> tuple[int, int] | None:
+    """(subscriber id, edition id), or None for a token that no accepted secret signed."""
+    m = _BOUNCE_TOKEN.fullmatch(token.strip().lower())
+    if not m:
+        return None
+    subscriber_id, edition_id = int(m.group(1)), int(m.group(2))
+    for secret in secrets:
+        if hmac.compare_digest(_bounce_mac(secret, subscriber_id, edition_id), m.group(3)):
+            return subscriber_id, edition_id
+    return None
+
+
+def verp_address(secret: str, subscriber_id: int, edition_id: int, domain: str) -> str:
+    """The envelope sender (MAIL FROM) of one message: ``bounce+<token>@<domain>`` (VERP)."""
+    return f"bounce+{bounce_token(secret, subscriber_id, edition_id)}@{domain.strip().rstrip('.').lower()}"

@@ -138,8 +138,21 @@ class EditionMailer:
             self._templates[key] = None if rendered is None else message.build_template(
                 rendered, sender=parseaddr(self.settings.smtp.sender)[1] or self.settings.smtp.sender,
                 sender_name=parseaddr(self.settings.smtp.sender)[0] or self.settings.digest.title,
-                list_id=f"digest.{self.domain}", base_url=self.settings.digest.base_url)
+                list_id=f"digest.{self.domain}", base_url=self.settings.digest.base_url,
+                feedback_id=self.feedback_id)
         return self._templates[key]
+
+    @property
+    def feedback_id(self) -> str:
+        """Gmail's Feedback-ID: edition, day, mail type, sender; the same for every subscriber."""
+        return f"{self.edition.id}:{self.edition.day.isoformat()}:edition:{self.domain}"
+
+    def return_path(self, subscriber_id: int) -> str:
+        """The envelope sender: a signed VERP address under [bounces] domain, else [smtp] sender."""
+        domain = self.settings.bounces.domain
+        if not domain:
+            return parseaddr(self.settings.smtp.sender)[1] or self.settings.smtp.sender
+        return tokens.verp_address(self.secret, subscriber_id, self.edition.id, domain)
 
     def message_id(self, subscriber_id: int) -> str:
         return tokens.message_id(self.secret, self.edition.id, subscriber_id, self.domain)
@@ -335,7 +348,6 @@ async def send_edition(settings: Settings, store: Store, edition: EditionRecord,
     mailer = await asyncio.to_thread(EditionMailer, settings, store, edition)
     me = worker_name()
     await asyncio.to_thread(release_orphans, store, edition.id, now=clock())
-    sender = parseaddr(settings.smtp.sender)[1] or settings.smtp.sender
     rows: dict[int, Delivery] = {}
 
     def stopped() -> bool:
@@ -366,7 +378,7 @@ async def send_edition(settings: Settings, store: Store, edition: EditionRecord,
                         rep.skipped += 1
                         continue
                     rows[d.id] = d
-                    yield Envelope(key=d.id, sender=sender, recipient=sub.email,
+                    yield Envelope(key=d.id, sender=mailer.return_path(sub.id), recipient=sub.email,
                                    data=mailer.personalise(template, sub, now=clock()), crlf=True)
 
     async def record(result: Result) -> None:
