@@ -101,7 +101,7 @@ def message_id(secret: str, edition_id: int, subscriber_id: int, domain: str) ->
 
 
 BOUNCE_MAC_CHARS = 16  # 64 bits: a forged token must be guessed online, one bounce per guess
-_BOUNCE_TOKEN = re.compile(r"([0-9]{1,12})-([0-9]{1,12})-([0-9a-f]{%d})" % BOUNCE_MAC_CHARS)
+_BOUNCE_TOKEN = re.compile(rf"([0-9]{{1,12}})-([0-9]{{1,12}})-([0-9a-f]{{{BOUNCE_MAC_CHARS}}})")
 
 
 def _bounce_mac(secret: str, subscriber_id: int, edition_id: int) -> str:
