@@ -10,7 +10,8 @@ holds) or the renderer's (how it looks). Nothing calls it but the shells (`diges
     POST /p/<token>          save them (form HMAC + Fetch Metadata; the token is the credential) (G8)
     GET  /editions/<tz>/<d>  the whole edition: every story of every section ("N more in ...")
     GET  /                   recent editions
-    GET  /healthz            "ok", for the proxy
+    GET  /healthz            "ok" (200) or "late" (503): the last poll and the last due edition on time?
+    GET  /metrics            Prometheus text format (metrics.py)
 
 The token in the URL is the only credential (tokens.py: itsdangerous, one salt per purpose, no
 expiry, G3/G4). Every unreadable token -- altered, truncated, another purpose's, empty -- gets the
@@ -45,6 +46,8 @@ from digest.clock import Clock
 from digest.compose import build_stories, compose
 from digest.config import Settings, check_timezone
 from digest.errors import ConfigError, DigestError
+from digest.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from digest.metrics import Metrics, health
 from digest.model import EditionRecord, Subscriber
 from digest.pipeline.send import compose_options, edition_url, read_also_history
 from digest.render import Renderer
@@ -85,6 +88,7 @@ class Site:
     secrets: tuple[str, ...]  # oldest first, newest last (itsdangerous' key-list order)
     pages: jinja2.Environment
     renderer: Renderer
+    metrics: Metrics
 
     @property
     def newest_secret(self) -> str:
@@ -400,18 +404,36 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
-    return web.Response(text="ok")
+    """200 "ok" when the last poll and every zone's last due edition are on time, else 503 "late";
+    the lines after the first say what is late (no subscriber data)."""
+    site = request.app[SITE]
+    state = await asyncio.to_thread(health, site.settings, site.store, now=site.clock())
+    return web.Response(status=200 if state.ok else 503, text=state.text)
+
+
+async def metrics_page(request: web.Request) -> web.StreamResponse:
+    site = request.app[SITE]
+    body = await asyncio.to_thread(site.metrics.exposition)
+    resp = web.Response(body=body)
+    resp.headers["Content-Type"] = METRICS_CONTENT_TYPE
+    return resp
 
 
 # --------------------------------------------------------------------------- the app and its server
 
 
-def make_app(settings: Settings, store: Store, *, clock: Clock | None = None) -> web.Application:
-    """The application; `store.site_secret()` is read here (it may create it: call off the loop)."""
+def make_app(settings: Settings, store: Store, *, clock: Clock | None = None,
+             metrics: Metrics | None = None) -> web.Application:
+    """The application; `store.site_secret()` is read here (it may create it: call off the loop).
+
+    `metrics`: the daemon's, so /metrics shows its polls and sends; else one that shows the store's figures.
+    """
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
-    app[SITE] = Site(settings=settings, store=store, clock=clock or (lambda: datetime.now(UTC)),
+    clock = clock or (lambda: datetime.now(UTC))
+    app[SITE] = Site(settings=settings, store=store, clock=clock,
                      secrets=site_secrets(settings, store), pages=_pages(settings.digest.language),
-                     renderer=_edition_renderer(settings))
+                     renderer=_edition_renderer(settings),
+                     metrics=metrics or Metrics(settings, store, clock=clock))
     token = "{token:[^/]*}"  # an empty token is a route too, so it gets the same answer as a bad one
     app.router.add_get(f"/u/{token}", unsubscribe_page)
     app.router.add_post(f"/u/{token}", unsubscribe)
@@ -420,17 +442,19 @@ def make_app(settings: Settings, store: Store, *, clock: Clock | None = None) ->
     app.router.add_get("/editions/{tz}/{day}", edition_page)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
     app.on_response_prepare.append(_secured)
     return app
 
 
 async def start_web(settings: Settings, store: Store, *, clock: Clock | None = None,
-                    host: str | None = None, port: int | None = None) -> web.AppRunner:
+                    host: str | None = None, port: int | None = None,
+                    metrics: Metrics | None = None) -> web.AppRunner:
     """Listen on [web] host:port (or the given ones; port 0 picks a free one).
 
     The caller stops it with ``runner.cleanup()``; ``listening(runner)`` says where it listens.
     """
-    app = await asyncio.to_thread(make_app, settings, store, clock=clock)
+    app = await asyncio.to_thread(make_app, settings, store, clock=clock, metrics=metrics)
     runner = web.AppRunner(app, access_log_class=_AccessLogger, access_log=logging.getLogger("digest.web.access"),
                            shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
