@@ -29,6 +29,8 @@ from digest.errors import ConfigError
 
 __all__ = [
     "bounce_token",
+    "edition_key",
+    "edition_key_ok",
     "message_id",
     "read_bounce_token",
     "preferences_token",
@@ -129,3 +131,17 @@ def read_bounce_token(secrets: Sequence[str], token: str) -> tuple[int, int] | N
 def verp_address(secret: str, subscriber_id: int, edition_id: int, domain: str) -> str:
     """The envelope sender (MAIL FROM) of one message: ``bounce+<token>@<domain>`` (VERP)."""
     return f"bounce+{bounce_token(secret, subscriber_id, edition_id)}@{domain.strip().rstrip('.').lower()}"
+
+
+def edition_key(secret: str, day: str, timezone: str) -> str:
+    """The key an edition page needs when the public archive is off (``[web] archive = false``).
+
+    Per edition, not per subscriber: the link in the email opens the page, and a forwarded email
+    gives away no subscriber's unsubscribe or preferences link.
+    """
+    data = f"edition-v1:{day}:{timezone}".encode()
+    return hmac.new(secret.encode("utf-8"), data, hashlib.sha256).hexdigest()[:24]
+
+
+def edition_key_ok(secrets: Sequence[str], day: str, timezone: str, key: str) -> bool:
+    return any(hmac.compare_digest(edition_key(secret, day, timezone), key) for secret in secrets)

@@ -8,8 +8,10 @@ holds) or the renderer's (how it looks). Nothing calls it but the shells (`diges
     GET  /u/<token>          a confirmation page with a POST button; never changes state (G2)
     GET  /p/<token>          the subscriber's sections and time zone
     POST /p/<token>          save them (form HMAC + Fetch Metadata; the token is the credential) (G8)
-    GET  /editions/<tz>/<d>  the whole edition: every story of every section ("N more in ...")
-    GET  /                   recent editions
+    GET  /editions/<tz>/<d>  a sent edition: every story of every section ("N more in ..."); with
+                             [web] archive = false only with its ?key= (tokens.edition_key)
+    GET  /                   recent sent editions (404 when the archive is off)
+    GET  /editions.atom      Atom feed of sent editions (archive.py; 404 when the archive is off)
     GET  /healthz            "ok" (200) or "late" (503): the last poll and the last due edition on time?
     GET  /metrics            Prometheus text format (metrics.py)
 
@@ -41,6 +43,7 @@ from babel.dates import format_date
 from itsdangerous import BadSignature, Signer
 
 from digest import tokens
+from digest.archive import ArchiveEntry, atom_feed, etag_for, etag_matches
 from digest.catalogue import builtin_templates_dir, load_translations
 from digest.clock import Clock
 from digest.compose import build_stories, compose
@@ -361,18 +364,47 @@ def edition_html(site: Site, edition: EditionRecord) -> str:
     """The whole edition as a web page: what the email shows, with no section cut short.
 
     The email caps each section and links "N more in <Section>" to this page's section anchor.
+    It is the same page for everyone: no subscriber's name, address or link is on it.
     """
     settings = site.settings
     options = dataclasses.replace(compose_options(settings), max_per_section=sys.maxsize)
     history = read_also_history(settings, site.store, edition)  # the same "Read also" links as the email
     stories = build_stories(site.store.edition_items(edition.id), history=history, options=options)
     page = compose(stories, day=edition.day, timezone=edition.timezone, chosen=None, options=options,
-                   web_url=edition_url(settings, edition.day, edition.timezone))
+                   web_url=edition_url(settings, edition.day, edition.timezone, secret=site.newest_secret))
     return site.renderer.render(page, max_html_bytes=sys.maxsize).html  # a web page is never clipped
 
 
 def _edition_path(edition: EditionRecord) -> str:
     return f"editions/{edition.timezone.replace('/', '~')}/{edition.day.isoformat()}"
+
+
+ARCHIVE_MAX_AGE = 300  # seconds a proxy or browser may keep an archive page without asking again
+
+
+def _sent(store: Store, edition: EditionRecord) -> bool:
+    """Only an edition that went out to somebody is archived; one being built or sent to no one is not."""
+    return store.delivery_counts(edition.id).get("sent", 0) > 0
+
+
+def _sent_editions(store: Store, limit: int) -> list[EditionRecord]:
+    return [e for e in store.list_editions(limit=limit * 2) if _sent(store, e)][:limit]
+
+
+def _cacheable(request: web.Request, body: bytes, content_type: str, *, public: bool) -> web.Response:
+    """A page that is the same for everyone: ETag, Cache-Control, and 304 for a matching If-None-Match."""
+    etag = etag_for(body)
+    headers = {"ETag": etag, "Cache-Control": f"{'public' if public else 'private'}, max-age={ARCHIVE_MAX_AGE}"}
+    if etag_matches(request.headers.get("If-None-Match"), etag):
+        return web.Response(status=304, headers=headers)
+    resp = web.Response(body=body, headers=headers)
+    resp.headers["Content-Type"] = content_type
+    return resp
+
+
+def _no_archive(site: Site) -> web.Response:
+    return _page(site, "message.html.j2", status=404, heading="No such edition",
+                 text="There is no edition for that day and time zone.")
 
 
 async def edition_page(request: web.Request) -> web.StreamResponse:
@@ -383,24 +415,60 @@ async def edition_page(request: web.Request) -> web.StreamResponse:
         day = date.fromisoformat(text) if _DAY.fullmatch(text) else None
     except ValueError:
         day = None
-    edition = None if day is None else await asyncio.to_thread(site.store.get_edition, day=day, timezone=zone)
-    if edition is None:
-        return _page(site, "message.html.j2", status=404, heading="No such edition",
-                     text="There is no edition for that day and time zone.")
+    if day is None:
+        return _no_archive(site)
+    public = site.settings.web.archive
+    if not public and not tokens.edition_key_ok(site.secrets, day.isoformat(), zone, request.query.get("key", "")):
+        return _no_archive(site)  # the same answer as for a day that has no edition (U4)
+    edition = await asyncio.to_thread(site.store.get_edition, day=day, timezone=zone)
+    if edition is None or not await asyncio.to_thread(_sent, site.store, edition):
+        return _no_archive(site)
     html = await asyncio.to_thread(edition_html, site, edition)
-    resp = web.Response(text=html, content_type="text/html", charset="utf-8")
-    resp.headers["Cache-Control"] = "public, max-age=300"  # frozen once built; no token on this page
-    return resp
+    # Frozen once built, and the same for every reader; private when it needs the key.
+    return _cacheable(request, html.encode("utf-8"), "text/html; charset=utf-8", public=public)
 
 
 async def index(request: web.Request) -> web.StreamResponse:
     site = request.app[SITE]
-    editions = await asyncio.to_thread(site.store.list_editions, limit=EDITIONS_LISTED)
+    if not site.settings.web.archive:
+        return _page(site, "message.html.j2", status=404, heading="Page not found",
+                     text="There is nothing at this address.")
+    editions = await asyncio.to_thread(_sent_editions, site.store, EDITIONS_LISTED)
     lang = site.settings.digest.language
     rows = [(format_date(e.day, "full", locale=lang), e.timezone, _edition_path(e)) for e in editions]
-    resp = _page(site, "index.html.j2", editions=rows)
-    resp.headers["Cache-Control"] = "public, max-age=60"
-    return resp
+    body = site.pages.get_template("index.html.j2").render(
+        lang=lang, site_title=site.settings.digest.title, editions=rows, feed_path="editions.atom")
+    return _cacheable(request, body.encode("utf-8"), "text/html; charset=utf-8", public=True)
+
+
+FEED_ENTRIES = 30
+
+
+def _feed_entries(site: Site) -> list[ArchiveEntry]:
+    settings = site.settings
+    entries = []
+    for e in _sent_editions(site.store, FEED_ENTRIES):
+        counts: dict[str, int] = {}
+        for _item, section in site.store.edition_items(e.id):
+            counts[section] = counts.get(section, 0) + 1
+        order = {name: i for i, name in enumerate(settings.section_names)}
+        summary = "; ".join(f"{name}: {n}" for name, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], 99)))
+        label = format_date(e.day, "long", locale=settings.digest.language)
+        entries.append(ArchiveEntry(title=f"{settings.digest.title} — {label} ({e.timezone})",
+                                    url=edition_url(settings, e.day, e.timezone), updated=e.cutoff,
+                                    summary=summary or "-"))
+    return entries
+
+
+async def atom(request: web.Request) -> web.StreamResponse:
+    site = request.app[SITE]
+    if not site.settings.web.archive:
+        return _no_archive(site)
+    base = site.settings.digest.base_url
+    entries = await asyncio.to_thread(_feed_entries, site)
+    body = atom_feed(title=site.settings.digest.title, site_url=base, feed_url=f"{base}/editions.atom",
+                     entries=entries, generated=datetime(2000, 1, 1, tzinfo=UTC))
+    return _cacheable(request, body, "application/atom+xml; charset=utf-8", public=True)
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
@@ -440,6 +508,7 @@ def make_app(settings: Settings, store: Store, *, clock: Clock | None = None,
     app.router.add_get(f"/p/{token}", preferences_page)
     app.router.add_post(f"/p/{token}", save_preferences)
     app.router.add_get("/editions/{tz}/{day}", edition_page)
+    app.router.add_get("/editions.atom", atom)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)

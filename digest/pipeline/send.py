@@ -80,8 +80,13 @@ def sender_domain(settings: Settings) -> str:
     return parseaddr(settings.smtp.sender)[1].rpartition("@")[2] or "localhost"
 
 
-def edition_url(settings: Settings, day: date, timezone: str) -> str:
-    return f"{settings.digest.base_url}/editions/{timezone.replace('/', '~')}/{day.isoformat()}"
+def edition_url(settings: Settings, day: date, timezone: str, *, secret: str | None = None) -> str:
+    """The edition's web page ("Read this edition online", "N more in <Section>"). With the public
+    archive off it carries the edition's key, which only the secret's holder can make."""
+    url = f"{settings.digest.base_url}/editions/{timezone.replace('/', '~')}/{day.isoformat()}"
+    if not settings.web.archive and secret:
+        url += f"?key={tokens.edition_key(secret, day.isoformat(), timezone)}"
+    return url
 
 
 def build_edition(settings: Settings, store: Store, *, day: date, timezone: str,
@@ -128,7 +133,8 @@ class EditionMailer:
     def render(self, sections: tuple[str, ...] | None) -> Rendered | None:
         """The edition for one section set, or None when it has nothing for them (S11)."""
         ed = compose(self.stories, day=self.edition.day, timezone=self.edition.timezone, chosen=sections,
-                     options=self.options, web_url=edition_url(self.settings, self.edition.day, self.edition.timezone))
+                     options=self.options, web_url=edition_url(self.settings, self.edition.day, self.edition.timezone,
+                                                               secret=self.secret))
         return None if ed.is_empty else self.renderer.render(ed)
 
     def template(self, sections: tuple[str, ...] | None) -> message.MessageTemplate | None:
