@@ -457,6 +457,55 @@ def feeds_export(app: App, out: str | None) -> None:
                   title=app.settings.digest.title, now=app.clock()), out)
 
 
+# --------------------------------------------------------------------------- db
+
+
+@main.group()
+def db() -> None:
+    """Where the database's schema stands, and upgrading it (Alembic migrations)."""
+
+
+def _schema_store(app: App) -> Store:
+    # The one place a store is opened without the schema check and without the config sync: these
+    # commands exist for databases the rest of digest refuses.
+    return Store(app.settings.database_url, check_schema=False)
+
+
+@db.command("current")
+@pass_app
+def db_current(app: App) -> None:
+    """Print the database's schema revision and whether it is the one this digest needs."""
+    from digest import migrations
+
+    store = _schema_store(app)
+    try:
+        found, wanted = store.schema_revision(), migrations.head()
+    finally:
+        store.close()
+    if found is None:
+        click.echo(f"empty database: the first command creates it at revision {wanted}")
+    elif found == wanted:
+        click.echo(f"{found} (head): up to date")
+    else:
+        origin = " (the release before migrations; no alembic_version table)" if found == migrations.RELEASE_1 else ""
+        click.echo(f"{found}{origin}: outdated; this digest needs {wanted}: run `digest db upgrade`")
+
+
+@db.command("upgrade")
+@pass_app
+def db_upgrade(app: App) -> None:
+    """Bring the database to this digest's schema; keeps every row; running it again does nothing."""
+    store = _schema_store(app)
+    try:
+        before, after = store.upgrade_schema()
+    finally:
+        store.close()
+    if before == after:
+        click.echo(f"already at {after}: nothing to do")
+    else:
+        click.echo(f"upgraded {before or 'an empty database'} -> {after}")
+
+
 # --------------------------------------------------------------------------- subscribers
 
 
@@ -515,6 +564,26 @@ def subscribers_remove(app: App, email: str) -> None:
     if not app.store.remove_subscriber(email):
         raise SubscriberError(f"No subscriber {email}.", hint="`digest subscribers list` shows the subscribers.")
     click.echo(f"removed {email} and their delivery records")
+
+
+@subscribers.command("show")
+@click.argument("email")
+@pass_app
+def subscribers_show(app: App, email: str) -> None:
+    """Each of a subscriber's settings and who set it: config, cli or subscriber (the web pages)."""
+    found = app.store.subscriber_origins(email)
+    if found is None:
+        raise SubscriberError(f"No subscriber {email}.", hint="`digest subscribers list` shows the subscribers.")
+    sub, origins = found.subscriber, found.origins
+    default_tz = app.settings.digest.timezone
+    click.echo(f"email     {sub.email}  ({'listed in the config' if found.from_config else 'not in the config'})")
+    for label, value, origin in (
+        ("name", sub.name or "-", origins["name"]),
+        ("sections", ", ".join(sub.sections) if sub.sections is not None else "all sections", origins["sections"]),
+        ("timezone", sub.timezone or f"{default_tz} (the site's)", origins["timezone"]),
+        ("status", sub.status, origins["status"]),
+    ):
+        click.echo(f"{label:<9} {value}  [set by {origin}]")
 
 
 @subscribers.command("import")

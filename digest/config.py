@@ -143,6 +143,18 @@ def check_base_url(key: str, value: Any) -> str:
     return text
 
 
+def check_secret_keys(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key} must be a list of strings, newest first.")
+    keys = tuple(v.strip() for v in value)
+    if any(len(k) < 16 for k in keys):
+        raise ConfigError(f"{key} has a key shorter than 16 characters.",
+                          hint='Generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"')
+    return keys
+
+
 def _opt(default: Any, doc: str, check: Check, *, secret: bool = False, example: str | None = None) -> Any:
     """Declare a setting: its default, its one-line documentation and its validator."""
     meta = {"doc": doc, "check": check, "secret": secret, "example": example}
@@ -250,8 +262,12 @@ class WebSettings:
                          check_bool)
     host: str = _opt("127.0.0.1", "Address the web app listens on (put a TLS proxy in front of it).", check_str)
     port: int = _opt(8080, "Port the web app listens on.", _check_int(1, 65535))
-    archive: bool = _opt(True, "Public archive of sent editions and its Atom feed; false: edition pages need a "
-                         "subscriber's link.", check_bool)
+    archive: bool = _opt(True, "Public archive of sent editions and its Atom feed; false: an edition page needs "
+                         "the key its email's links carry.", check_bool)
+    secret_keys: tuple[str, ...] = _opt(
+        (), "Keys that sign unsubscribe/preferences links, newest first; older ones still verify (rotation).",
+        check_secret_keys, secret=True,
+    )
 
 
 def check_imap_security(key: str, value: Any) -> str:
@@ -396,7 +412,11 @@ def _coerce_env(f: dataclasses.Field[Any], text: str) -> Any:
     """Environment values are strings; turn them into what the field's TOML form would be."""
     default = f.default
     if isinstance(default, bool):
-        return text.strip().lower() in ("1", "true", "yes", "on")
+        # Only unmistakable words: "ture" must be an error, not a silent false.
+        word = text.strip().lower()
+        return {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(word, text)
+    if isinstance(default, tuple):  # a list setting: comma-separated
+        return [part.strip() for part in text.split(",") if part.strip()]
     if isinstance(default, int):
         try:
             return int(text)
@@ -410,7 +430,18 @@ def _coerce_env(f: dataclasses.Field[Any], text: str) -> Any:
     return text
 
 
-def _build_table(table: str, cls: type, raw: Any, overrides: dict[tuple[str, str], str]) -> Any:
+def _env_name(table: str, name: str, env_names: Mapping[str, str]) -> str:
+    """Which variable set table.name: an alias (DIGEST_SECRET), a *_FILE, or DIGEST_<TABLE>_<KEY>."""
+    for alias, key in ENV_ALIASES.items():
+        if key == (table, name) and alias in env_names:
+            return alias
+    plain = f"DIGEST_{table}_{name}".upper()
+    return plain + "_FILE" if plain + "_FILE" in env_names else plain
+
+
+def _build_table(table: str, cls: type, raw: Any, overrides: dict[tuple[str, str], str],
+                 env_names: Mapping[str, str] | None = None) -> Any:
+    env_names = env_names or {}
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -427,7 +458,12 @@ def _build_table(table: str, cls: type, raw: Any, overrides: dict[tuple[str, str
         key = f"{table}.{name}"
         check: Check = f.metadata["check"]
         if (table, name) in overrides:
-            values[name] = check(key, _coerce_env(f, overrides[(table, name)]))
+            try:
+                values[name] = check(key, _coerce_env(f, overrides[(table, name)]))
+            except ConfigError as exc:  # the value came from the environment, not from the file
+                raise ConfigError(f"{exc.message.rstrip('.')} (from the environment).",
+                                  hint=f"Fix or unset the environment variable {_env_name(table, name, env_names)}; "
+                                       "`digest check-config` shows the effective settings.") from exc
         elif name in raw:
             values[name] = check(key, raw[name])
     return cls(**values)
@@ -459,8 +495,8 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
     if not entries:
         return tuple(Section(name) for name in DEFAULT_SECTIONS)
     sections: list[Section] = []
-    for i, entry in enumerate(entries):
-        key = f"sections[{i}]"
+    for i, entry in enumerate(entries, start=1):
+        key = f"sections #{i}"  # counted from 1, as people count entries
         _reject_unknown(key, entry, {"name", "categories", "url_patterns", "keywords"})
         if "name" not in entry:
             raise ConfigError(f"{key}.name is missing: every section needs a name.")
@@ -494,8 +530,9 @@ def _check_section_ref(key: str, name: str, known: tuple[str, ...]) -> str:
 
 def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ...]:
     feeds: list[FeedSpec] = []
-    for i, entry in enumerate(_entries(raw, "feeds")):
-        key = f"feeds[{i}]"
+    first_of: dict[str, int] = {}  # url -> the entry that listed it first
+    for i, entry in enumerate(_entries(raw, "feeds"), start=1):
+        key = f"feeds #{i}"  # counted from 1, as people count entries
         _reject_unknown(key, entry, {"url", "name", "section", "interval"})
         if "url" not in entry:
             raise ConfigError(f"{key}.url is missing: every feed needs a url.")
@@ -508,6 +545,10 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ..
         interval = None
         if "interval" in entry:
             interval = int(check_duration(f"{key}.interval", entry["interval"]).total_seconds() // 60) or 1
+        if url in first_of:
+            raise ConfigError(f"{key}.url = {url!r} repeats feeds #{first_of[url]}.url: one feed, one entry.",
+                              hint=f"Delete one of feeds #{first_of[url]} and {key} (merge their settings).")
+        first_of[url] = i
         feeds.append(FeedSpec(url=url, name=check_opt_str(f"{key}.name", entry.get("name")), section=section,
                               interval_minutes=interval))
     return tuple(feeds)
@@ -515,8 +556,8 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ..
 
 def _subscribers(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[SubscriberSpec, ...]:
     subs: list[SubscriberSpec] = []
-    for i, entry in enumerate(_entries(raw, "subscribers")):
-        key = f"subscribers[{i}]"
+    for i, entry in enumerate(_entries(raw, "subscribers"), start=1):
+        key = f"subscribers #{i}"  # counted from 1, as people count entries
         _reject_unknown(key, entry, {"email", "name", "sections", "timezone"})
         if "email" not in entry:
             raise ConfigError(f"{key}.email is missing: every subscriber needs an email.")
@@ -541,7 +582,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     if unknown:
         raise ConfigError(f"[{unknown[0]}] is not a config table; known tables: {', '.join(sorted(allowed))}.")
     overrides = _env_overrides(env or {})
-    tables = {name: _build_table(name, cls, raw.get(name), overrides) for name, cls in TABLES.items()}
+    tables = {name: _build_table(name, cls, raw.get(name), overrides, env or {}) for name, cls in TABLES.items()}
     sections = _sections(raw)
     digest_settings: DigestSettings = tables["digest"]
     dkim: DkimSettings = tables["dkim"]

@@ -111,6 +111,7 @@ class Subscriber:
     timezone: str | None  # None means [digest].timezone
     status: str = "active"  # active | unsubscribed | suspended
     permanent_failures: int = 0
+    public_id: str = ""  # what links carry: random, never reused (not the row id)
 
 
 # --------------------------------------------------------------------------- compose output / render input

@@ -97,7 +97,8 @@ async def test_personal_pages_are_never_stored(site: Site) -> None:
     alice = site.store.get_subscriber(email="alice@example.org")
     assert alice is not None
     secret = site.store.site_secret()
-    paths = (f"/p/{tokens.preferences_token(secret, alice.id)}", f"/u/{tokens.unsubscribe_token(secret, alice.id)}")
+    paths = (f"/p/{tokens.preferences_token(secret, alice.public_id)}",
+             f"/u/{tokens.unsubscribe_token(secret, alice.public_id)}")
     for path in paths:
         async with site.http.get(path) as resp:
             assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"

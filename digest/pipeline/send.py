@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -31,7 +32,15 @@ from digest.compose import ComposeOptions, PlacedStory, build_stories, compose
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, Result, Transport, deliver
 from digest.errors import ConfigError
-from digest.model import Delivery, EditionRecord, Item, Rendered, Subscriber
+from digest.model import (
+    PLACEHOLDER_PREFERENCES_URL,
+    PLACEHOLDER_UNSUBSCRIBE_URL,
+    Delivery,
+    EditionRecord,
+    Item,
+    Rendered,
+    Subscriber,
+)
 from digest.render import Renderer
 from digest.sections import classify
 from digest.store import ACTIVE, FAILED, PENDING, SENT, SKIPPED, Store
@@ -115,7 +124,8 @@ class EditionMailer:
         self.settings, self.store, self.edition = settings, store, edition
         self.renderer = renderer or make_renderer(settings)
         # [digest] secret when the operator set one, else the one generated once and kept in the store.
-        self.secret = settings.digest.secret or store.site_secret()
+        self.secret = settings.digest.secret or store.site_secret()  # Message-IDs: stable across rotations
+        self.link_key = tokens.key_ring(settings.web.secret_keys, settings.digest.secret, store.site_secret())[0]
         self.domain = sender_domain(settings)
         self.options = compose_options(settings)
         if items is None:
@@ -163,13 +173,18 @@ class EditionMailer:
     def message_id(self, subscriber_id: int) -> str:
         return tokens.message_id(self.secret, self.edition.id, subscriber_id, self.domain)
 
-    def personalise(self, template: message.MessageTemplate, subscriber: Subscriber, *, now: datetime) -> bytes:
+    def links(self, subscriber: Subscriber) -> tuple[str, str]:
+        """The subscriber's unsubscribe and preferences URLs, signed with the newest key."""
         base = self.settings.digest.base_url
+        return (f"{base}/u/{tokens.unsubscribe_token(self.link_key, subscriber.public_id)}",
+                f"{base}/p/{tokens.preferences_token(self.link_key, subscriber.public_id)}")
+
+    def personalise(self, template: message.MessageTemplate, subscriber: Subscriber, *, now: datetime) -> bytes:
+        unsubscribe_url, preferences_url = self.links(subscriber)
         data = message.personalise(
             template, to_addr=subscriber.email, to_name=subscriber.name,
             message_id=self.message_id(subscriber.id), date=now,
-            unsubscribe_url=f"{base}/u/{tokens.unsubscribe_token(self.secret, subscriber.id)}",
-            preferences_url=f"{base}/p/{tokens.preferences_token(self.secret, subscriber.id)}",
+            unsubscribe_url=unsubscribe_url, preferences_url=preferences_url,
             unsubscribe_mailto=self.settings.smtp.unsubscribe_mailto)
         if self.dkim_key is not None:
             data = message.sign_dkim(data, domain=self.settings.dkim.domain or "",
@@ -451,4 +466,15 @@ def draft_mailer(settings: Settings, store: Store, *, day: date, timezone: str, 
 def preview(settings: Settings, store: Store, *, subscriber: Subscriber, day: date, now: datetime) -> Rendered | None:
     """The subscriber's edition for `day` without sending or recording anything."""
     tz = subscriber.timezone or settings.digest.timezone
-    return draft_mailer(settings, store, day=day, timezone=tz, now=now).render(subscriber.sections)
+    mailer = draft_mailer(settings, store, day=day, timezone=tz, now=now)
+    rendered = mailer.render(subscriber.sections)
+    if rendered is None:
+        return None
+    # The subscriber's own working links, as their email would carry them (not the placeholders).
+    unsubscribe_url, preferences_url = mailer.links(subscriber)
+
+    def fill(text: str) -> str:
+        return text.replace(PLACEHOLDER_UNSUBSCRIBE_URL, unsubscribe_url).replace(
+            PLACEHOLDER_PREFERENCES_URL, preferences_url)
+
+    return dataclasses.replace(rendered, html=fill(rendered.html), text=fill(rendered.text))
