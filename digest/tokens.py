@@ -12,7 +12,7 @@ Tokens of the release before public ids (salt ``*-v1``, the row id) still read t
 ``read_legacy_*``; the web app honours them only for rows that existed when the database was
 upgraded, since ids handed out after that are never reused.
 
-Bounce tokens go in the VERP return path ``bounce+<token>@<domain>``: ``<subscriber>-<edition>-<mac>``,
+Bounce tokens go in the VERP return path ``bounce+<token>@<domain>``: ``<public id>-<edition>-<mac>``,
 lower-case letters, digits and hyphens only, because some mail systems lower-case the local part
 of the address they return a bounce to; the HMAC is checked against every accepted secret.
 
@@ -140,35 +140,39 @@ def message_id(secret: str, edition_id: int, subscriber_id: int, domain: str) ->
     return f"<e{edition_id}.s{subscriber_id}.{digest}@{host}>"
 
 
-BOUNCE_MAC_CHARS = 16  # 64 bits: a forged token must be guessed online, one bounce per guess
-_BOUNCE_TOKEN = re.compile(rf"([0-9]{{1,12}})-([0-9]{{1,12}})-([0-9a-f]{{{BOUNCE_MAC_CHARS}}})")
+# RFC 5321 4.5.3.1.1: a local part is at most 64 octets. "bounce+" (7) + public id (32) + "-" +
+# edition id + "-" + MAC (12 hex, 48 bits: a forger must guess online, one bounce per guess) fits.
+BOUNCE_MAC_CHARS = 12
+_BOUNCE_TOKEN = re.compile(rf"([0-9a-f]{{32}})-([0-9]{{1,10}})-([0-9a-f]{{{BOUNCE_MAC_CHARS}}})")
 
 
-def _bounce_mac(secret: str, subscriber_id: int, edition_id: int) -> str:
-    data = f"bounce-v1:{subscriber_id}:{edition_id}".encode("ascii")
+def _bounce_mac(secret: str, public_id: str, edition_id: int) -> str:
+    data = f"bounce-v1:{public_id}:{edition_id}".encode("ascii")
     return hmac.new(secret.encode("utf-8"), data, hashlib.sha256).hexdigest()[:BOUNCE_MAC_CHARS]
 
 
-def bounce_token(secret: str, subscriber_id: int, edition_id: int) -> str:
-    """``17-42-0123456789abcdef``: who got which edition, signed."""
-    return f"{subscriber_id}-{edition_id}-{_bounce_mac(secret, subscriber_id, edition_id)}"
+def bounce_token(secret: str, public_id: str, edition_id: int) -> str:
+    """``<public id>-<edition>-<mac>``: which subscription got which edition, signed; never the row id."""
+    if not _PUBLIC_ID.fullmatch(public_id):
+        raise ValueError(f"{public_id!r} is not a subscriber's public id")
+    return f"{public_id}-{edition_id}-{_bounce_mac(secret, public_id, edition_id)}"
 
 
-def read_bounce_token(secrets: Sequence[str], token: str) -> tuple[int, int] | None:
-    """(subscriber id, edition id), or None for a token that no accepted secret signed."""
+def read_bounce_token(secrets: Sequence[str], token: str) -> tuple[str, int] | None:
+    """(public id, edition id), or None for a token that no accepted secret signed."""
     m = _BOUNCE_TOKEN.fullmatch(token.strip().lower())
     if not m:
         return None
-    subscriber_id, edition_id = int(m.group(1)), int(m.group(2))
+    public_id, edition_id = m.group(1), int(m.group(2))
     for secret in secrets:
-        if hmac.compare_digest(_bounce_mac(secret, subscriber_id, edition_id), m.group(3)):
-            return subscriber_id, edition_id
+        if hmac.compare_digest(_bounce_mac(secret, public_id, edition_id), m.group(3)):
+            return public_id, edition_id
     return None
 
 
-def verp_address(secret: str, subscriber_id: int, edition_id: int, domain: str) -> str:
+def verp_address(secret: str, public_id: str, edition_id: int, domain: str) -> str:
     """The envelope sender (MAIL FROM) of one message: ``bounce+<token>@<domain>`` (VERP)."""
-    return f"bounce+{bounce_token(secret, subscriber_id, edition_id)}@{domain.strip().rstrip('.').lower()}"
+    return f"bounce+{bounce_token(secret, public_id, edition_id)}@{domain.strip().rstrip('.').lower()}"
 
 
 def edition_key(secret: str, day: str, timezone: str) -> str:

@@ -163,12 +163,12 @@ class EditionMailer:
         """Gmail's Feedback-ID: edition, day, mail type, sender; the same for every subscriber."""
         return f"{self.edition.id}:{self.edition.day.isoformat()}:edition:{self.domain}"
 
-    def return_path(self, subscriber_id: int) -> str:
+    def return_path(self, subscriber: Subscriber) -> str:
         """The envelope sender: a signed VERP address under [bounces] domain, else [smtp] sender."""
         domain = self.settings.bounces.domain
         if not domain:
             return parseaddr(self.settings.smtp.sender)[1] or self.settings.smtp.sender
-        return tokens.verp_address(self.secret, subscriber_id, self.edition.id, domain)
+        return tokens.verp_address(self.secret, subscriber.public_id, self.edition.id, domain)
 
     def message_id(self, subscriber_id: int) -> str:
         return tokens.message_id(self.secret, self.edition.id, subscriber_id, self.domain)
@@ -399,7 +399,7 @@ async def send_edition(settings: Settings, store: Store, edition: EditionRecord,
                         rep.skipped += 1
                         continue
                     rows[d.id] = d
-                    yield Envelope(key=d.id, sender=mailer.return_path(sub.id), recipient=sub.email,
+                    yield Envelope(key=d.id, sender=mailer.return_path(sub), recipient=sub.email,
                                    data=mailer.personalise(template, sub, now=clock()), crlf=True)
 
     async def record(result: Result) -> None:
