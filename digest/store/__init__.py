@@ -5,6 +5,7 @@ Returns model objects, never rows. Synchronous; async code calls it through asyn
 
 from __future__ import annotations
 
+from digest.store.bounces import BounceStore
 from digest.store.editions import FAILED, PENDING, SENT, SKIPPED, EditionStore
 from digest.store.feeds import FeedStore
 from digest.store.subscribers import (
@@ -17,7 +18,7 @@ from digest.store.subscribers import (
 )
 
 
-class Store(FeedStore, SubscriberStore, EditionStore):
+class Store(FeedStore, SubscriberStore, EditionStore, BounceStore):
     """All tables behind one object; each mixin owns one concern."""
 
 
