@@ -584,6 +584,15 @@ def subscribers_show(app: App, email: str) -> None:
         ("status", sub.status, origins["status"]),
     ):
         click.echo(f"{label:<9} {value}  [set by {origin}]")
+    why = app.store.suppression_reason(sub.email)
+    if why is not None:
+        reason, since = why
+        line = f"suppressed {reason} since {since:%Y-%m-%d %H:%M} UTC"
+        last = app.store.last_bounce(sub.id)
+        if last is not None and reason in ("bounced", "complained"):
+            kind, code, diagnostic, at = last
+            line += f"; last bounce {kind} {code or ''} on {at:%Y-%m-%d}: {diagnostic or '-'}".replace("  ", " ")
+        click.echo(line)
 
 
 @subscribers.command("import")

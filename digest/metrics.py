@@ -114,6 +114,18 @@ class _StoreCollector(Collector):
         for status, n in sorted(store.delivery_counts().items()):
             outbox.add_metric([status], n)
         yield outbox
+        summary = store.bounce_summary()
+        bounced = GaugeMetricFamily("digest_bounces", "Bounces and complaints recorded, by kind (each once).",
+                                    labels=["kind"])
+        for kind in ("hard", "soft", "complaint"):
+            bounced.add_metric([kind], summary.by_kind.get(kind, 0))
+        yield bounced
+        yield GaugeMetricFamily("digest_bounces_unverified", "Bounce reports whose token did not verify (ignored).",
+                                value=summary.unverified)
+        suppressed = GaugeMetricFamily("digest_suppressed", "Suppressed addresses by reason.", labels=["reason"])
+        for reason, n in sorted(summary.suppressed.items()):
+            suppressed.add_metric([reason], n)
+        yield suppressed
         yield GaugeMetricFamily("digest_items", "Items stored.", value=store.count_items())
         yield GaugeMetricFamily("digest_editions", "Editions built.", value=len(store.list_editions(limit=1 << 30)))
         feeds = store.list_feeds(active_only=True)

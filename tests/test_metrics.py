@@ -71,6 +71,30 @@ async def test_metrics_show_the_store_figures_after_a_send(tmp_path: Path) -> No
     assert values[("digest_editions", ())] == 1
     assert values[("digest_messages_total", (("outcome", "sent"),))] == 0  # no send in this process's app
     assert values[("digest_healthy", ())] == 1
+    assert values[("digest_bounces", (("kind", "hard"),))] == 0
+    assert values[("digest_bounces_unverified", ())] == 0
+
+
+async def test_metrics_count_bounces_and_suppressions(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    store = open_store(settings)
+    alice = store.get_subscriber(email="alice@example.org")
+    assert alice is not None
+    kw = {"edition_id": 1, "status": "5.1.1", "diagnostic": "x", "via": "file", "now": NOW, "threshold": 3.0,
+          "half_life": timedelta(days=7)}
+    store.record_bounce(dedupe="a", subscriber_id=alice.id, kind="hard", **kw)
+    store.record_bounce(dedupe="b", subscriber_id=None, kind="soft", **kw)
+    runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
+    try:
+        _, _, text = await get(listening(runner)[0], "/metrics")
+    finally:
+        await runner.cleanup()
+        store.close()
+    values = samples(text)
+    assert values[("digest_bounces", (("kind", "hard"),))] == 1
+    assert values[("digest_bounces", (("kind", "soft"),))] == 0
+    assert values[("digest_bounces_unverified", ())] == 1
+    assert values[("digest_suppressed", (("reason", "bounced"),))] == 1
 
 
 async def test_healthz_says_late_when_the_due_edition_was_not_built_and_ok_once_it_is(tmp_path: Path) -> None:
