@@ -268,6 +268,16 @@ class WebSettings:
         (), "Keys that sign unsubscribe/preferences links, newest first; older ones still verify (rotation).",
         check_secret_keys, secret=True,
     )
+    signup: bool = _opt(True, "The sign-up page /subscribe (confirmed opt-in by email), linked from every page.",
+                        check_bool)
+    confirm_expiry: timedelta = _opt(timedelta(hours=48), "How long a sign-up confirmation link works.",
+                                     check_duration)
+    confirm_window: timedelta = _opt(timedelta(hours=1), "At most one confirmation email per address this often.",
+                                     check_duration)
+    confirm_hourly_cap: int = _opt(100, "At most this many confirmation emails per hour in all.",
+                                   _check_int(1, 1_000_000))
+    signup_per_client: int = _opt(5, "Sign-up form posts allowed per client address per 10 minutes.",
+                                  _check_int(1, 10_000))
 
 
 def check_imap_security(key: str, value: Any) -> str:

@@ -28,7 +28,7 @@ import hmac
 import re
 from collections.abc import Sequence
 
-from itsdangerous import BadData, URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
 
 from digest.errors import ConfigError
 
@@ -36,6 +36,8 @@ __all__ = [
     "key_ring",
     "bounce_token",
     "edition_key",
+    "read_signup_token",
+    "signup_token",
     "edition_key_ok",
     "message_id",
     "read_bounce_token",
@@ -187,3 +189,35 @@ def edition_key(secret: str, day: str, timezone: str) -> str:
 
 def edition_key_ok(secrets: Sequence[str], day: str, timezone: str, key: str) -> bool:
     return any(hmac.compare_digest(edition_key(secret, day, timezone), key) for secret in secrets)
+
+
+SIGNUP_SALT = "signup-confirm-v1"
+
+
+def signup_token(secret: str, email: str, sections: Sequence[str] | None, timezone: str | None) -> str:
+    """The confirmation link's token: what the person asked for, signed and timestamped.
+
+    Nothing is stored before the confirmation: the request lives in the link, which only the
+    address's owner receives, and expires (read_signup_token's max_age).
+    """
+    payload = [email, list(sections) if sections is not None else None, timezone]
+    return URLSafeTimedSerializer(secret, salt=SIGNUP_SALT).dumps(payload)
+
+
+def read_signup_token(secrets: Sequence[str], token: str, *,
+                      max_age: int) -> tuple[str, tuple[str, ...] | None, str | None] | None:
+    """(email, sections or None for all, time zone or None), or None: altered, expired, or not ours."""
+    if not secrets or not token or len(token) > 2048:
+        return None
+    try:
+        value = URLSafeTimedSerializer(list(reversed(secrets)), salt=SIGNUP_SALT).loads(token, max_age=max_age)
+    except (BadData, ValueError, TypeError):
+        return None
+    if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)):
+        return None
+    email, sections, timezone = value
+    if sections is not None and not (isinstance(sections, list) and all(isinstance(x, str) for x in sections)):
+        return None
+    if timezone is not None and not isinstance(timezone, str):
+        return None
+    return email, tuple(sections) if sections is not None else None, timezone

@@ -31,28 +31,34 @@ import logging
 import re
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from html import escape
+
 import jinja2
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from babel.dates import format_date
-from itsdangerous import BadSignature, Signer
+from itsdangerous import BadSignature, Signer, TimestampSigner
 
 from digest import tokens
 from digest.archive import ArchiveEntry, atom_feed, etag_for, etag_matches
 from digest.catalogue import builtin_templates_dir, load_translations
 from digest.clock import Clock
 from digest.compose import build_stories, compose
+from digest.addresses import validate_email
 from digest.config import Settings, check_timezone
 from digest.errors import ConfigError, DigestError
 from digest.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from digest.metrics import Metrics, health
 from digest.model import EditionRecord, Subscriber
 from digest.pipeline.send import compose_options, edition_url, read_also_history
+from digest.pipeline.signup import confirmation_message, send_confirmation
+from digest.ratelimit import SlidingWindow
 from digest.render import Renderer
 from digest.store import ACTIVE, SUSPENDED, UNSUBSCRIBED, Store
 
@@ -78,7 +84,7 @@ ONE_CLICK = "One-Click"  # RFC 8058 section 3.1: the body is "List-Unsubscribe=O
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TOKEN_PATH = re.compile(r"^/([up])/[^/]*")
+_TOKEN_PATH = re.compile(r"^/(u|p|confirm)/[^/]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,8 @@ class Site:
     renderer: Renderer
     metrics: Metrics
     legacy_link_max_id: int = 0  # row-id links of the release before public ids: good up to this id
+    signup_limiter: SlidingWindow = dataclasses.field(default_factory=lambda: SlidingWindow(5, 600.0))
+    background: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)  # confirmation emails in flight
 
     @property
     def newest_secret(self) -> str:
@@ -139,7 +147,12 @@ def _edition_renderer(settings: Settings) -> Renderer:
 # --------------------------------------------------------------------------- responses
 
 
+def _subscribe_url(site: Site) -> str:
+    return f"{site.settings.digest.base_url}/subscribe" if site.settings.web.signup else ""
+
+
 def _page(site: Site, name: str, *, status: int = 200, **context: Any) -> web.Response:
+    context.setdefault("subscribe_url", _subscribe_url(site))
     body = site.pages.get_template(name).render(lang=site.settings.digest.language,
                                                site_title=site.settings.digest.title, **context)
     return web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
@@ -385,7 +398,12 @@ def edition_html(site: Site, edition: EditionRecord) -> str:
     stories = build_stories(site.store.edition_items(edition.id), history=history, options=options)
     page = compose(stories, day=edition.day, timezone=edition.timezone, chosen=None, options=options,
                    web_url=edition_url(settings, edition.day, edition.timezone, secret=site.newest_secret))
-    return site.renderer.render(page, max_html_bytes=sys.maxsize).html  # a web page is never clipped
+    html = site.renderer.render(page, max_html_bytes=sys.maxsize).html  # a web page is never clipped
+    if site.settings.web.signup:  # the email's template has no sign-up link; the archive page gets one
+        label = site.pages.filters["translate"]("Subscribe")
+        link = f'<p class="note"><a href="{escape(_subscribe_url(site))}">{escape(label)}</a></p>'
+        html = html.replace("</main>", link + "</main>", 1) if "</main>" in html else html
+    return html
 
 
 def _edition_path(edition: EditionRecord) -> str:
@@ -450,7 +468,8 @@ async def index(request: web.Request) -> web.StreamResponse:
     lang = site.settings.digest.language
     rows = [(format_date(e.day, "full", locale=lang), e.timezone, _edition_path(e)) for e in editions]
     body = site.pages.get_template("index.html.j2").render(
-        lang=lang, site_title=site.settings.digest.title, editions=rows, feed_path="editions.atom")
+        lang=lang, site_title=site.settings.digest.title, editions=rows, feed_path="editions.atom",
+        subscribe_url=_subscribe_url(site))
     return _cacheable(request, body.encode("utf-8"), "text/html; charset=utf-8", public=True)
 
 
@@ -484,6 +503,150 @@ async def atom(request: web.Request) -> web.StreamResponse:
     return _cacheable(request, body, "application/atom+xml; charset=utf-8", public=True)
 
 
+# --------------------------------------------------------------------------- sign-up (confirmed opt-in)
+
+SIGNUP_FORM_SALT = "subscribe-form-v1"
+SIGNUP_FORM_MAX_AGE = 3600  # seconds a sign-up form may sit open before it must be loaded again
+
+
+def _client(request: web.Request) -> str:
+    """Who is posting, for the per-client limit: the peer, or the address our local proxy forwarded."""
+    peer = request.remote or "-"
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded and peer in ("127.0.0.1", "::1"):  # only a proxy on this host is believed
+        return forwarded.split(",")[-1].strip() or peer
+    return peer
+
+
+def _signup_form(site: Site, *, status: int = 200, email: str = "", chosen: Sequence[str] | None = None,
+                 timezone: str | None = None, error: str | None = None) -> web.Response:
+    names = site.settings.section_names
+    picked = set(names if chosen is None else chosen)
+    tz = timezone or site.settings.digest.timezone
+    token = TimestampSigner(list(reversed(site.secrets)), salt=SIGNUP_FORM_SALT).sign("subscribe").decode()
+    return _page(site, "subscribe.html.j2", status=status, sections=[(n, n in picked) for n in names],
+                 timezones=_timezone_choices(site, tz), timezone=tz, email=email, form_token=token, error=error)
+
+
+def _signup_form_ok(site: Site, value: str) -> bool:
+    try:
+        TimestampSigner(list(reversed(site.secrets)), salt=SIGNUP_FORM_SALT).unsign(value, max_age=SIGNUP_FORM_MAX_AGE)
+    except (BadSignature, UnicodeError, ValueError):
+        return False
+    return True
+
+
+def _refused(site: Site) -> web.Response:
+    return _page(site, "message.html.j2", status=403, heading="Nothing was changed",
+                 text="This form did not come from this site or has expired. Open the page again.")
+
+
+async def subscribe_page(request: web.Request) -> web.StreamResponse:
+    site = request.app[SITE]
+    if not site.settings.web.signup:
+        raise web.HTTPNotFound()
+    return _signup_form(site)
+
+
+async def subscribe(request: web.Request) -> web.StreamResponse:
+    """The same answer for a new, pending, subscribed or unsubscribed address (no oracle): a
+    confirmation goes out if the per-address window and the hourly cap allow, and nobody is told."""
+    site = request.app[SITE]
+    if not site.settings.web.signup:
+        raise web.HTTPNotFound()
+    if not site.signup_limiter.allow(_client(request), time.monotonic()):
+        return _page(site, "message.html.j2", status=429, heading="Too many attempts",
+                     text="Please wait a few minutes and try again.")
+    form = await request.post()
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site" or \
+            not _signup_form_ok(site, str(form.get("form", ""))):
+        return _refused(site)
+    sent = _page(site, "message.html.j2", heading="Check your inbox",
+                 text="If this address can receive our emails, a confirmation link is on its way. "
+                      "Open it to finish signing up.")
+    if str(form.get("website", "")).strip():  # the honeypot: a bot filled in the hidden field
+        log.info("web: sign-up honeypot filled; nothing sent")
+        return sent
+    known = site.settings.section_names
+    chosen = [n for n in known if n in set(map(str, form.getall("section", [])))]
+    timezone = str(form.get("timezone", "")) or site.settings.digest.timezone
+    raw_email = str(form.get("email", ""))[:320]
+    try:
+        email = validate_email(raw_email)
+    except DigestError:
+        return _signup_form(site, status=422, email=raw_email, chosen=chosen, timezone=timezone,
+                            error="Enter a valid email address.")
+    if not chosen:
+        return _signup_form(site, status=422, email=raw_email, chosen=chosen, timezone=timezone,
+                            error="Choose at least one section.")
+    if not _valid_timezone(timezone):
+        timezone = site.settings.digest.timezone
+    web_settings = site.settings.web
+    allowed = await asyncio.to_thread(site.store.claim_confirmation, email, now=site.clock(),
+                                      window=web_settings.confirm_window, hourly_cap=web_settings.confirm_hourly_cap)
+    if allowed:
+        sections = None if len(chosen) == len(known) else chosen
+        tz = None if timezone == site.settings.digest.timezone else timezone
+        token = tokens.signup_token(site.newest_secret, email, sections, tz)
+        url = f"{site.settings.digest.base_url}/confirm/{token}"
+        data = confirmation_message(site.settings, to=email, url=url, now=site.clock())
+        # In the background: the answer must not take longer when a message goes out (no oracle).
+        task = asyncio.create_task(send_confirmation(site.settings, to=email, data=data))
+        site.background.add(task)
+        task.add_done_callback(site.background.discard)
+    else:
+        log.info("web: sign-up confirmation held back (per-address window or hourly cap)")
+    return sent
+
+
+async def _finish_background(app: web.Application) -> None:
+    """on_shutdown: let confirmation emails on the wire finish (the person was told one is coming)."""
+    pending = app[SITE].background
+    if pending:
+        await asyncio.wait(set(pending), timeout=SHUTDOWN_GRACE)
+
+
+def _signup_request(site: Site, token: str) -> tuple[str, tuple[str, ...] | None, str | None] | None:
+    max_age = int(site.settings.web.confirm_expiry.total_seconds())
+    return tokens.read_signup_token(site.secrets, token, max_age=max_age) if site.settings.web.signup else None
+
+
+def _expired_link(site: Site) -> web.Response:
+    return _page(site, "message.html.j2", status=404, heading="This link does not work",
+                 text="This confirmation link has expired or does not work. Sign up again to get a new one.")
+
+
+async def confirm_page(request: web.Request) -> web.StreamResponse:
+    """Mail scanners open links: a GET only shows the button."""
+    site = request.app[SITE]
+    token = _token(request)
+    found = _signup_request(site, token)
+    if found is None:
+        return _expired_link(site)
+    return _page(site, "confirm.html.j2", email=found[0], form_mac=_form_mac(site, token))
+
+
+async def confirm(request: web.Request) -> web.StreamResponse:
+    site = request.app[SITE]
+    token = _token(request)
+    found = _signup_request(site, token)
+    if found is None:
+        return _expired_link(site)
+    form = await request.post()
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site" or \
+            not _form_mac_ok(site, token, str(form.get("form", ""))):
+        return _refused(site)
+    email, sections, timezone = found
+    known = set(site.settings.section_names)
+    if sections is not None:  # a section renamed or dropped since the sign-up is left out
+        sections = tuple(s for s in sections if s in known) or None
+    sub = await asyncio.to_thread(site.store.confirm_subscription, email, sections=sections, timezone=timezone,
+                                  now=site.clock())
+    log.info("web: subscription confirmed subscriber=%s", sub.public_id[:8])
+    path = f"../p/{tokens.preferences_token(site.newest_secret, sub.public_id)}"
+    return _page(site, "confirmed.html.j2", email=sub.email, preferences_path=path)
+
+
 async def healthz(request: web.Request) -> web.StreamResponse:
     """200 "ok" when the last poll and every zone's last due edition are on time, else 503 "late";
     the lines after the first say what is late (no subscriber data)."""
@@ -514,7 +677,8 @@ def make_app(settings: Settings, store: Store, *, clock: Clock | None = None,
     app[SITE] = Site(settings=settings, store=store, clock=clock,
                      secrets=site_secrets(settings, store), pages=_pages(settings.digest.language),
                      renderer=_edition_renderer(settings), legacy_link_max_id=store.legacy_link_max_id(),
-                     metrics=metrics or Metrics(settings, store, clock=clock))
+                     metrics=metrics or Metrics(settings, store, clock=clock),
+                     signup_limiter=SlidingWindow(settings.web.signup_per_client, 600.0))
     token = "{token:[^/]*}"  # an empty token is a route too, so it gets the same answer as a bad one
     app.router.add_get(f"/u/{token}", unsubscribe_page)
     app.router.add_post(f"/u/{token}", unsubscribe)
@@ -525,7 +689,12 @@ def make_app(settings: Settings, store: Store, *, clock: Clock | None = None,
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/subscribe", subscribe_page)
+    app.router.add_post("/subscribe", subscribe)
+    app.router.add_get(f"/confirm/{token}", confirm_page)
+    app.router.add_post(f"/confirm/{token}", confirm)
     app.on_response_prepare.append(_secured)
+    app.on_shutdown.append(_finish_background)
     return app
 
 

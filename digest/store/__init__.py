@@ -8,6 +8,7 @@ from __future__ import annotations
 from digest.store.bounces import BounceStore
 from digest.store.editions import FAILED, PENDING, SENT, SKIPPED, EditionStore
 from digest.store.feeds import FeedStore
+from digest.store.signups import SignupStore
 from digest.store.subscribers import (
     ACTIVE,
     REMOVED,
@@ -18,7 +19,7 @@ from digest.store.subscribers import (
 )
 
 
-class Store(FeedStore, SubscriberStore, EditionStore, BounceStore):
+class Store(FeedStore, SubscriberStore, EditionStore, BounceStore, SignupStore):
     """All tables behind one object; each mixin owns one concern."""
 
 

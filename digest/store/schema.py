@@ -165,6 +165,16 @@ bounces = Table(
     Index("ix_bounces_subscriber", "subscriber_id"),
 )
 
+confirmation_sends = Table(
+    "confirmation_sends",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email_hash", String(64), nullable=False),  # subscribers.address_hash: never the address
+    Column("sent_at", UTCDateTime, nullable=False),
+    Index("ix_confirmation_sends_hash", "email_hash", "sent_at"),
+    Index("ix_confirmation_sends_at", "sent_at"),
+)
+
 editions = Table(
     "editions",
     metadata,
