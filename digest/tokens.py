@@ -27,8 +27,9 @@ import hashlib
 import hmac
 import re
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
-from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeSerializer
 
 from digest.errors import ConfigError
 
@@ -194,28 +195,30 @@ def edition_key_ok(secrets: Sequence[str], day: str, timezone: str, key: str) ->
 SIGNUP_SALT = "signup-confirm-v1"
 
 
-def signup_token(secret: str, email: str, sections: Sequence[str] | None, timezone: str | None) -> str:
-    """The confirmation link's token: what the person asked for, signed and timestamped.
+def signup_token(secret: str, email: str, sections: Sequence[str] | None, timezone: str | None, *,
+                 issued: datetime) -> str:
+    """The confirmation link's token: what the person asked for and when, signed.
 
     Nothing is stored before the confirmation: the request lives in the link, which only the
-    address's owner receives, and expires (read_signup_token's max_age).
+    address's owner receives, and expires (read_signup_token's max_age, counted from `issued` on
+    digest's clock, so DIGEST_NOW rehearsals and tests see the same expiry as production).
     """
-    payload = [email, list(sections) if sections is not None else None, timezone]
-    return URLSafeTimedSerializer(secret, salt=SIGNUP_SALT).dumps(payload)
+    payload = [email, list(sections) if sections is not None else None, timezone, int(issued.timestamp())]
+    return URLSafeSerializer(secret, salt=SIGNUP_SALT).dumps(payload)
 
 
-def read_signup_token(secrets: Sequence[str], token: str, *,
-                      max_age: int) -> tuple[str, tuple[str, ...] | None, str | None] | None:
+def read_signup_token(secrets: Sequence[str], token: str, *, max_age: timedelta,
+                      now: datetime) -> tuple[str, tuple[str, ...] | None, str | None] | None:
     """(email, sections or None for all, time zone or None), or None: altered, expired, or not ours."""
-    if not secrets or not token or len(token) > 2048:
+    value = _loads(secrets, SIGNUP_SALT, token) if len(token) <= 2048 else None
+    if not (isinstance(value, list) and len(value) == 4 and isinstance(value[0], str)):
         return None
-    try:
-        value = URLSafeTimedSerializer(list(reversed(secrets)), salt=SIGNUP_SALT).loads(token, max_age=max_age)
-    except (BadData, ValueError, TypeError):
+    email, sections, timezone, issued = value
+    if isinstance(issued, bool) or not isinstance(issued, int):
         return None
-    if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)):
+    age = now.timestamp() - issued
+    if age < -300 or age > max_age.total_seconds():  # a little clock skew between processes is fine
         return None
-    email, sections, timezone = value
     if sections is not None and not (isinstance(sections, list) and all(isinstance(x, str) for x in sections)):
         return None
     if timezone is not None and not isinstance(timezone, str):

@@ -35,9 +35,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
-
 from html import escape
+from typing import Any
 
 import jinja2
 from aiohttp import web
@@ -46,11 +45,11 @@ from babel.dates import format_date
 from itsdangerous import BadSignature, Signer, TimestampSigner
 
 from digest import tokens
+from digest.addresses import validate_email
 from digest.archive import ArchiveEntry, atom_feed, etag_for, etag_matches
 from digest.catalogue import builtin_templates_dir, load_translations
 from digest.clock import Clock
 from digest.compose import build_stories, compose
-from digest.addresses import validate_email
 from digest.config import Settings, check_timezone
 from digest.errors import ConfigError, DigestError
 from digest.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -587,7 +586,7 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
     if allowed:
         sections = None if len(chosen) == len(known) else chosen
         tz = None if timezone == site.settings.digest.timezone else timezone
-        token = tokens.signup_token(site.newest_secret, email, sections, tz)
+        token = tokens.signup_token(site.newest_secret, email, sections, tz, issued=site.clock())
         url = f"{site.settings.digest.base_url}/confirm/{token}"
         data = confirmation_message(site.settings, to=email, url=url, now=site.clock())
         # In the background: the answer must not take longer when a message goes out (no oracle).
@@ -607,8 +606,9 @@ async def _finish_background(app: web.Application) -> None:
 
 
 def _signup_request(site: Site, token: str) -> tuple[str, tuple[str, ...] | None, str | None] | None:
-    max_age = int(site.settings.web.confirm_expiry.total_seconds())
-    return tokens.read_signup_token(site.secrets, token, max_age=max_age) if site.settings.web.signup else None
+    if not site.settings.web.signup:
+        return None
+    return tokens.read_signup_token(site.secrets, token, max_age=site.settings.web.confirm_expiry, now=site.clock())
 
 
 def _expired_link(site: Site) -> web.Response:

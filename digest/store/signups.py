@@ -27,7 +27,8 @@ class SignupStore(StoreBase):
                                  .where(sends.c.email_hash == digest, sends.c.sent_at > now - window))
             if recent:
                 return False
-            hour = conn.scalar(select(func.count()).select_from(sends).where(sends.c.sent_at > now - timedelta(hours=1)))
+            hour = conn.scalar(select(func.count()).select_from(sends)
+                               .where(sends.c.sent_at > now - timedelta(hours=1)))
             if (hour or 0) >= hourly_cap:
                 return False
             conn.execute(insert(sends).values(email_hash=digest, sent_at=now))
