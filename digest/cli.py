@@ -486,6 +486,8 @@ def db_current(app: App) -> None:
         click.echo(f"empty database: the first command creates it at revision {wanted}")
     elif found == wanted:
         click.echo(f"{found} (head): up to date")
+    elif found not in migrations.revisions_between(None, wanted):
+        click.echo(f"{found}: unknown to this digest (it needs {wanted}); a newer digest upgraded it")
     else:
         origin = " (the release before migrations; no alembic_version table)" if found == migrations.RELEASE_1 else ""
         click.echo(f"{found}{origin}: outdated; this digest needs {wanted}: run `digest db upgrade`")

@@ -145,9 +145,13 @@ def test_a_database_newer_than_this_digest_is_refused(empty_database_url: str, t
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
     engine.dispose()
-    result = cli(write_config(tmp_path, empty_database_url), "status")
+    config = write_config(tmp_path, empty_database_url)
+    result = cli(config, "status")
     assert result.returncode == 1
     assert "revision 9999, which this digest does not know" in result.stderr
+    assert cli(config, "db", "current").stdout.startswith("9999: unknown to this digest")
+    upgrade = cli(config, "db", "upgrade")
+    assert upgrade.returncode == 1 and "a newer digest" in upgrade.stderr and "Traceback" not in upgrade.stderr
 
 
 def test_subscriber_ids_are_never_reused(store: Store) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import dataclasses
 import email
+import json
 import os
 import re
 import signal
@@ -272,7 +272,8 @@ async def test_U5_after_a_secret_is_configured_tokens_of_the_generated_one_still
             assert alice is not None and bob is not None
             resp, _ = await post_one_click(http, f"/u/{tokens.unsubscribe_token(old, alice.public_id)}")
             assert resp.status == 200
-            resp, _ = await post_one_click(http, f"/u/{tokens.unsubscribe_token('a-newly-configured-secret', bob.public_id)}")
+            bob_token = tokens.unsubscribe_token("a-newly-configured-secret", bob.public_id)
+            resp, _ = await post_one_click(http, f"/u/{bob_token}")
             assert resp.status == 200
             # The page's own unsubscribe button is signed with the newest secret.
             charlie = store.add_subscriber("charlie@example.org", name=None, sections=None, timezone=None, now=NOW)
@@ -616,3 +617,58 @@ async def test_digest_web_serves_until_sigterm(tmp_path: Path) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+# --------------------------------------------------------------------------- key rotation and old links (issue 9)
+
+
+async def test_web_secret_keys_rotate_newest_first_and_retired_keys_stop_working(tmp_path: Path) -> None:
+    newest, older, retired = "newest-key-0123456789", "older-key-0123456789", "retired-key-0123456789"
+    base = make_settings(tmp_path)
+    settings = dataclasses.replace(base, web=dataclasses.replace(base.web, secret_keys=(newest, older)))
+    store = open_store(settings)
+    runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
+    try:
+        alice = store.get_subscriber(email="alice@example.org")
+        assert alice is not None
+        async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
+            for key, status in ((newest, 200), (older, 200), (store.site_secret(), 200), (retired, 404)):
+                async with http.get(f"/p/{tokens.preferences_token(key, alice.public_id)}") as page:
+                    assert page.status == status, key
+                    body = await page.text()
+            async with http.get(f"/p/{tokens.preferences_token(older, alice.public_id)}") as page:
+                body = await page.text()
+            # Links the page makes are signed with the newest key.
+            assert f"../u/{tokens.unsubscribe_token(newest, alice.public_id)}" in body
+    finally:
+        await runner.cleanup()
+        store.close()
+
+
+async def test_links_from_before_public_ids_work_only_for_rows_that_existed_at_the_upgrade(tmp_path: Path) -> None:
+    from itsdangerous import URLSafeSerializer
+
+    settings = make_settings(tmp_path)
+    store = open_store(settings)
+    alice, bob = store.get_subscriber(email="alice@example.org"), store.get_subscriber(email="bob@example.org")
+    assert alice is not None and bob is not None and alice.id < bob.id
+    store.set_meta("legacy_link_max_id", str(alice.id))  # as migration 0002 records: bob came later
+    secret = store.site_secret()
+    old_unsubscribe = URLSafeSerializer(secret, salt="unsubscribe-v1")  # what release-1 emails carry
+    old_preferences = URLSafeSerializer(secret, salt="preferences-v1")
+    runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
+    try:
+        async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
+            async with http.get(f"/p/{old_preferences.dumps(alice.id)}") as page:
+                assert page.status == 200 and "alice@example.org" in await page.text()
+            async with http.get(f"/p/{old_preferences.dumps(bob.id)}") as page:
+                assert page.status == 404
+            resp, _ = await post_one_click(http, f"/u/{old_unsubscribe.dumps(bob.id)}")
+            assert resp.status == 404
+            resp, _ = await post_one_click(http, f"/u/{old_unsubscribe.dumps(alice.id)}")
+            assert resp.status == 200
+    finally:
+        await runner.cleanup()
+        store.close()
+    statuses = {s.email: s.status for s in Store(settings.database_url).list_subscribers()}
+    assert statuses == {"alice@example.org": UNSUBSCRIBED, "bob@example.org": ACTIVE}

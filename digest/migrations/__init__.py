@@ -13,6 +13,7 @@ database as it was.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +40,7 @@ def _config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+@functools.cache  # the scripts ship with the code: they cannot change while it runs
 def head() -> str:
     """The newest revision: what this digest's code expects."""
     revision = ScriptDirectory.from_config(_config()).get_current_head()
@@ -54,11 +56,15 @@ def current(conn: Connection) -> str | None:
     return RELEASE_1 if inspect(conn).has_table(_LEGACY_TABLE) else None
 
 
+@functools.cache
+def _revisions(start: str | None, end: str) -> tuple[str, ...]:
+    script = ScriptDirectory.from_config(_config())
+    return tuple(reversed([s.revision for s in script.iterate_revisions(end, start)]))
+
+
 def revisions_between(start: str | None, end: str) -> list[str]:
     """The revisions an upgrade from `start` to `end` applies, oldest first."""
-    script = ScriptDirectory.from_config(_config())
-    steps = [s.revision for s in script.iterate_revisions(end, start)]
-    return list(reversed(steps))
+    return list(_revisions(start, end))
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event, insert, select, update
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -85,6 +86,10 @@ class StoreBase:
         """`digest db upgrade`: (revision before, revision after); nothing happens at head."""
         try:
             return migrations.upgrade(self.engine)
+        except CommandError as exc:  # alembic_version names a revision these scripts do not have
+            raise OutdatedDatabaseError(
+                f"The database {self._safe_url} is at a schema revision this digest does not know ({exc}): "
+                f"it was upgraded by a newer digest; run that version instead.") from exc
         except SQLAlchemyError as exc:
             detail = exc.orig if hasattr(exc, "orig") else exc
             raise StoreError(f"Upgrading the database {self._safe_url} failed and changed nothing: "
