@@ -190,3 +190,39 @@ async def test_digest_bounces_import_reads_files_and_standard_input_and_counts_e
     assert "suppressed complained since 2026-01-16" in out
     code, _, err = await digest(config, DAY1, "bounces", "import", str(tmp_path / "missing.eml"))
     assert code == 1 and "Cannot read" in err and err.strip().count("\n") <= 1
+
+
+async def test_digest_bounces_fetch_reads_the_unread_messages_over_imap_and_flags_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imapserver import ImapServer
+
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        url = feeds.serve("/news.xml", feed(DAY1, "first"))
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, readers=3)
+        assert (await digest(config, DAY1, "poll"))[0] == 0
+        assert (await digest(config, DAY1 + timedelta(minutes=1), "send"))[0] == 0
+        verp = {m.rcpt_tos[0]: m.mail_from for m in smtp.messages}
+    messages = []
+    for reader, name in (("reader00@example.org", "exchange2007-5.1.1-recipnotfound.eml"),
+                         ("reader01@example.org", "gmail-4.4.1-delay.eml"),
+                         ("reader02@example.org", "autoreply-vacation.eml")):
+        raw = (FIXTURES / name).read_bytes()
+        messages.append(re.sub(rb"bounce\+[0-9a-f-]+@bounces\.example\.org", verp[reader].encode(), raw))
+    with ImapServer(user="bounces", password="imap-pw", messages=messages) as imap:
+        text = config.read_text(encoding="utf-8").replace(
+            '[bounces]\n', f'[bounces]\nimap_host = "127.0.0.1"\nimap_port = {imap.port}\nimap_security = "none"\n'
+                           'imap_username = "bounces"\n')
+        config.write_text(text, encoding="utf-8")
+        env_now = DAY1 + timedelta(hours=1)
+        monkeypatch.setenv("DIGEST_BOUNCES_IMAP_PASSWORD", "imap-pw")
+        code, out, err = await digest(config, env_now, "bounces", "fetch")
+        assert code == 0, err
+        assert out.strip() == "1 not a bounce, 1 recorded, 1 suppressed"
+        assert imap.seen == {1, 2, 3}
+        code, out, err = await digest(config, env_now, "bounces", "fetch")  # nothing unread is left
+        assert (code, out.strip()) == (0, "no messages")
+        monkeypatch.setenv("DIGEST_BOUNCES_IMAP_PASSWORD", "wrong")
+        code, _, err = await digest(config, env_now, "bounces", "fetch")
+        assert code == 1 and "Cannot log in to IMAP 127.0.0.1" in err
+    code, out, _ = await digest(config, env_now, "subscribers", "show", "reader00@example.org")
+    assert "suppressed bounced" in out
