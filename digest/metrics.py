@@ -102,10 +102,7 @@ class _StoreCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         store = self.store
         subscribers = GaugeMetricFamily("digest_subscribers", "Subscribers by status.", labels=["status"])
-        counts: dict[str, int] = {}
-        for sub in store.list_subscribers():
-            counts[sub.status] = counts.get(sub.status, 0) + 1
-        for status, n in sorted(counts.items()):
+        for status, n in sorted(store.subscriber_counts().items()):
             subscribers.add_metric([status], n)
         yield subscribers
         outbox = GaugeMetricFamily("digest_outbox_messages",
@@ -127,7 +124,7 @@ class _StoreCollector(Collector):
             suppressed.add_metric([reason], n)
         yield suppressed
         yield GaugeMetricFamily("digest_items", "Items stored.", value=store.count_items())
-        yield GaugeMetricFamily("digest_editions", "Editions built.", value=len(store.list_editions(limit=1 << 30)))
+        yield GaugeMetricFamily("digest_editions", "Editions built.", value=store.count_editions())
         feeds = store.list_feeds(active_only=True)
         failing = GaugeMetricFamily("digest_feeds", "Active feeds, and those whose last poll failed.",
                                     labels=["state"])

@@ -22,8 +22,8 @@ import ssl
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -55,7 +55,7 @@ class IntakeReport:
         return ", ".join(f"{n} {what}" for what, n in sorted(self.outcomes.items()))
 
 
-def intake(settings: Settings, store: Store, raw: bytes, *, via: str, now: Any,
+def intake(settings: Settings, store: Store, raw: bytes, *, via: str, now: datetime,
            envelope_to: str | None = None) -> str:
     """Record what one received message says; returns store.bounces' outcome or NOT_A_BOUNCE."""
     found = bounces.parse_bytes(raw, envelope_to=envelope_to)
