@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadData, URLSafeSerializer
 
@@ -203,24 +203,25 @@ def signup_token(secret: str, email: str, sections: Sequence[str] | None, timezo
     address's owner receives, and expires (read_signup_token's max_age, counted from `issued` on
     digest's clock, so DIGEST_NOW rehearsals and tests see the same expiry as production).
     """
-    payload = [email, list(sections) if sections is not None else None, timezone, int(issued.timestamp())]
+    payload = [email, list(sections) if sections is not None else None, timezone, int(issued.timestamp() * 1000)]
     return URLSafeSerializer(secret, salt=SIGNUP_SALT).dumps(payload)
 
 
 def read_signup_token(secrets: Sequence[str], token: str, *, max_age: timedelta,
-                      now: datetime) -> tuple[str, tuple[str, ...] | None, str | None] | None:
-    """(email, sections or None for all, time zone or None), or None: altered, expired, or not ours."""
+                      now: datetime) -> tuple[str, tuple[str, ...] | None, str | None, datetime] | None:
+    """(email, sections or None for all, time zone or None, issued), or None: altered, expired, or not ours."""
     value = _loads(secrets, SIGNUP_SALT, token) if len(token) <= 2048 else None
     if not (isinstance(value, list) and len(value) == 4 and isinstance(value[0], str)):
         return None
     email, sections, timezone, issued = value
     if isinstance(issued, bool) or not isinstance(issued, int):
         return None
-    age = now.timestamp() - issued
+    age = now.timestamp() - issued / 1000
     if age < -300 or age > max_age.total_seconds():  # a little clock skew between processes is fine
         return None
     if sections is not None and not (isinstance(sections, list) and all(isinstance(x, str) for x in sections)):
         return None
     if timezone is not None and not isinstance(timezone, str):
         return None
-    return email, tuple(sections) if sections is not None else None, timezone
+    return (email, tuple(sections) if sections is not None else None, timezone,
+            datetime.fromtimestamp(issued / 1000, tz=UTC))

@@ -605,7 +605,7 @@ async def _finish_background(app: web.Application) -> None:
         await asyncio.wait(set(pending), timeout=SHUTDOWN_GRACE)
 
 
-def _signup_request(site: Site, token: str) -> tuple[str, tuple[str, ...] | None, str | None] | None:
+def _signup_request(site: Site, token: str) -> tuple[str, tuple[str, ...] | None, str | None, datetime] | None:
     if not site.settings.web.signup:
         return None
     return tokens.read_signup_token(site.secrets, token, max_age=site.settings.web.confirm_expiry, now=site.clock())
@@ -636,13 +636,16 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site" or \
             not _form_mac_ok(site, token, str(form.get("form", ""))):
         return _refused(site)
-    email, sections, timezone = found
+    email, sections, timezone, issued = found
     known = set(site.settings.section_names)
     if sections is not None:  # a section renamed or dropped since the sign-up is left out
         sections = tuple(s for s in sections if s in known) or None
-    sub = await asyncio.to_thread(site.store.confirm_subscription, email, sections=sections, timezone=timezone,
-                                  now=site.clock())
-    log.info("web: subscription confirmed subscriber=%s", sub.public_id[:8])
+    sub, applied = await asyncio.to_thread(site.store.confirm_subscription, email, sections=sections,
+                                           timezone=timezone, issued=issued, now=site.clock())
+    if not applied and sub.status != ACTIVE:  # a replay after an unsubscribe: the link is spent (U7)
+        return _expired_link(site)
+    log.info("web: subscription %s subscriber=%s", "confirmed" if applied else "already confirmed",
+             sub.public_id[:8])
     path = f"../p/{tokens.preferences_token(site.newest_secret, sub.public_id)}"
     return _page(site, "confirmed.html.j2", email=sub.email, preferences_path=path)
 

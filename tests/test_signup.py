@@ -86,7 +86,7 @@ def link_in(data: bytes) -> str:
     return m.group(1)
 
 
-async def test_every_address_gets_the_same_answer_and_one_confirmation_per_window(site: Site) -> None:
+async def test_U8_every_address_gets_the_same_answer_and_one_confirmation_per_window(site: Site) -> None:
     site.store.set_subscriber(site.store.get_subscriber(email="bob@example.org").id, now=NOW,  # type: ignore[union-attr]
                               status=UNSUBSCRIBED)
     answers = set()
@@ -109,7 +109,7 @@ async def test_every_address_gets_the_same_answer_and_one_confirmation_per_windo
 async def test_only_a_post_from_the_links_page_confirms_and_a_suppressed_address_comes_back(site: Site) -> None:
     bob = site.store.get_subscriber(email="bob@example.org")
     assert bob is not None
-    site.store.set_subscriber(bob.id, now=NOW, status=UNSUBSCRIBED)
+    site.store.set_subscriber(bob.id, now=NOW - timedelta(hours=1), status=UNSUBSCRIBED)
     assert site.store.is_suppressed("bob@example.org")
     await sign_up(site, "bob@example.org", sections=("Sport",))
     await mail_count(site, 1)
@@ -136,7 +136,7 @@ async def test_only_a_post_from_the_links_page_confirms_and_a_suppressed_address
     assert not site.store.is_suppressed("bob@example.org")
 
 
-async def test_a_confirmation_link_expires(site: Site) -> None:
+async def test_U7_a_confirmation_link_expires(site: Site) -> None:
     await sign_up(site, "late@example.org")
     await mail_count(site, 1)
     path = link_in(site.smtp.messages[0].data)
@@ -187,3 +187,72 @@ async def test_signup_off_means_no_page_and_no_link(tmp_path: Path) -> None:
             assert resp.status == 404
         async with site.http.get("/") as resp:
             assert "/subscribe" not in await resp.text()
+
+
+async def test_U7_a_replayed_confirmation_after_an_unsubscribe_changes_nothing(site: Site) -> None:
+    await sign_up(site, "carol@example.org")
+    await mail_count(site, 1)
+    path = link_in(site.smtp.messages[0].data)
+    async with site.http.get(path) as resp:
+        mac = re.search(r'name="form" value="([^"]+)"', await resp.text())
+    assert mac
+    async with site.http.post(path, data={"form": mac.group(1)}) as resp:
+        assert resp.status == 200
+    async with site.http.post(path, data={"form": mac.group(1)}) as resp:  # pressed twice: still subscribed
+        assert resp.status == 200 and "You are subscribed" in await resp.text()
+    carol = site.store.get_subscriber(email="carol@example.org")
+    assert carol is not None and carol.status == ACTIVE
+    site.clock.now = NOW + timedelta(minutes=5)
+    site.store.set_subscriber(carol.id, now=site.clock.now, status=UNSUBSCRIBED)
+    site.clock.now = NOW + timedelta(minutes=10)
+    async with site.http.post(path, data={"form": mac.group(1)}) as resp:  # the old link, replayed
+        assert resp.status == 404
+    carol = site.store.get_subscriber(email="carol@example.org")
+    assert carol is not None and carol.status == UNSUBSCRIBED and site.store.is_suppressed("carol@example.org")
+
+
+async def test_U6_a_confirmation_token_does_not_unsubscribe_and_an_unsubscribe_token_does_not_confirm(
+        site: Site) -> None:
+    from digest import tokens
+
+    await sign_up(site, "dave@example.org")
+    await mail_count(site, 1)
+    confirm_token = link_in(site.smtp.messages[0].data).rsplit("/", 1)[1]
+    async with site.http.post(f"/u/{confirm_token}", data={"List-Unsubscribe": "One-Click"}) as resp:
+        assert resp.status == 404
+    alice = site.store.get_subscriber(email="alice@example.org")
+    assert alice is not None
+    unsubscribe = tokens.unsubscribe_token(site.store.site_secret(), alice.public_id)
+    async with site.http.get(f"/confirm/{unsubscribe}") as resp:
+        assert resp.status == 404
+    assert site.store.get_subscriber(email="dave@example.org") is None
+
+
+async def test_U8_the_answer_has_the_same_status_body_and_headers_for_every_address(site: Site) -> None:
+    site.store.set_subscriber(site.store.get_subscriber(email="bob@example.org").id,  # type: ignore[union-attr]
+                              now=NOW - timedelta(hours=1), status=UNSUBSCRIBED)
+    await sign_up(site, "pending@example.org")
+    seen = set()
+    for email in ("fresh@example.org", "pending@example.org", "alice@example.org", "bob@example.org"):
+        data = [*(await form(site)).items(), ("email", email), ("section", "World")]
+        async with site.http.post("/subscribe", data=data) as resp:
+            headers = tuple(sorted((k, v) for k, v in resp.headers.items() if k.lower() != "date"))
+            seen.add((resp.status, headers, await resp.text()))
+    assert len(seen) == 1
+
+
+async def test_U9_subscription_bombing_sends_one_confirmation_and_the_limiter_engages(tmp_path: Path) -> None:
+    async for site in start(tmp_path, signup_per_client=20):
+        # 500 sign-ups of one address from 500 clients (behind our proxy): one confirmation.
+        for n in range(500):
+            data = [*(await form(site)).items(), ("email", "victim@example.org"), ("section", "World")]
+            async with site.http.post("/subscribe", data=data,
+                                      headers={"X-Forwarded-For": f"192.0.2.9, 198.51.{n // 250}.{n % 250}"}) as resp:
+                assert resp.status == 200
+        # 500 sign-ups of different addresses from one client: the limiter stops it after 20.
+        statuses = [(await sign_up(site, f"target{n}@example.org"))[0] for n in range(500)]
+        assert statuses[:20] == [200] * 20 and set(statuses[20:]) == {429}
+        await mail_count(site, 21)
+        await asyncio.sleep(0.5)
+        rcpts = [m.rcpt_tos[0] for m in site.smtp.messages]
+        assert rcpts.count("victim@example.org") == 1 and len(rcpts) == 21

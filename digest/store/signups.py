@@ -35,17 +35,23 @@ class SignupStore(StoreBase):
             return True
 
     def confirm_subscription(self, email: str, *, sections: Sequence[str] | None, timezone: str | None,
-                             now: datetime) -> Subscriber:
+                             issued: datetime, now: datetime) -> tuple[Subscriber, bool]:
         """The person confirmed from their own inbox: active, with what they chose, as their own
-        choice. This is the one way a suppressed address is mailed again (issue 9)."""
+        choice. This is the one way a suppressed address is mailed again (issue 9).
+
+        (subscriber, applied). A confirmation issued before the subscriber's last change is a
+        replay (used already, or older than an unsubscribe since): nothing changes.
+        """
         email = normalise_email(email)
         values = {"sections": list(sections) if sections is not None else None, "timezone": timezone,
                   "status": ACTIVE, "sections_origin": SUBSCRIBER, "timezone_origin": SUBSCRIBER,
                   "status_origin": SUBSCRIBER, "permanent_failures": 0, "bounce_score": 0.0,
                   "bounce_score_at": None, "updated_at": now}
         with self.engine.begin() as conn:
-            conn.execute(delete(t.suppressions).where(t.suppressions.c.email_hash == address_hash(email)))
             row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).first()
+            if row is not None and row.updated_at >= issued:
+                return _subscriber(row), False
+            conn.execute(delete(t.suppressions).where(t.suppressions.c.email_hash == address_hash(email)))
             if row is None:
                 conn.execute(insert(t.subscribers).values(email=email, created_at=now, from_config=False,
                                                           name_origin=SUBSCRIBER, **values))
@@ -53,4 +59,4 @@ class SignupStore(StoreBase):
                 conn.execute(update(t.subscribers).where(t.subscribers.c.id == row.id).values(**values))
             found = conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).first()
         assert found is not None
-        return _subscriber(found)
+        return _subscriber(found), True
