@@ -87,7 +87,8 @@ def _settings(tmp_path: Path) -> cfg.Settings:
                              "bounces": {"domain": "bounces.example.org"}}, env={})
 
 
-def test_U12_U13_a_dsn_for_a_verp_address_counts_once_for_its_subscriber_and_a_forged_one_is_ignored(tmp_path: Path) -> None:
+def test_U12_U13_a_dsn_for_a_verp_address_counts_once_for_its_subscriber_and_a_forged_one_is_ignored(
+        tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     store = Store(settings.database_url)
     try:
