@@ -23,7 +23,7 @@ import click
 
 from digest import config as cfg
 from digest.clock import Clock, system_clock
-from digest.errors import ConfigError, DigestError, FeedError, SubscriberError
+from digest.errors import ConfigError, DigestError, FeedError, StoreError, SubscriberError
 from digest.model import FeedSpec, PollResult
 from digest.store import Store
 
@@ -497,8 +497,17 @@ def db_current(app: App) -> None:
 @pass_app
 def db_upgrade(app: App) -> None:
     """Bring the database to this digest's schema; keeps every row; running it again does nothing."""
+    from datetime import UTC, datetime
+
+    from digest.daemon import LOCK_NAME, STALE_AFTER
+
     store = _schema_store(app)
     try:
+        # A running daemon would meet tables changing under it: have it stopped first.
+        holder = store.lock_holder(LOCK_NAME) if store.schema_revision() is not None else None
+        if holder is not None and datetime.now(UTC) - holder[1] < STALE_AFTER:
+            raise StoreError(f"A digest daemon ({holder[0]}) is running on this database; nothing was changed.",
+                             hint="Stop it, run `digest db upgrade`, then start the daemon again.")
         before, after = store.upgrade_schema()
     finally:
         store.close()

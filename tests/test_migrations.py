@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,12 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
         assert scores and all(tuple(row) == (0.0, None) for row in scores)
         # The fixture's outbox rows still point at their subscribers and editions.
         assert store.delivery_counts(1)
+        # The upgraded table never hands out an id again, even the highest one once it is erased.
+        store.sync_subscribers([], now=datetime(2026, 12, 1, tzinfo=UTC))  # this config lists nobody
+        assert store.remove_subscriber("dave@example.org")  # dropped from the config: erasable
+        newcomer = store.add_subscriber("erin@example.org", name=None, sections=None, timezone=None,
+                                        now=datetime(2026, 12, 1, tzinfo=UTC))
+        assert newcomer.id == 5 and newcomer.public_id not in public_ids
     finally:
         store.close()
     listed = cli(config, "subscribers", "list")
@@ -176,3 +183,19 @@ def test_the_suppression_hash_is_the_one_migration_0002_wrote() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module._address_hash(" Bob@Example.org") == address_hash("bob@example.org")
+
+
+def test_db_upgrade_refuses_while_a_daemon_is_running_on_the_database(empty_database_url: str,
+                                                                     tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    load_release_1(empty_database_url)
+    engine = sa.create_engine(empty_database_url)
+    with engine.begin() as conn:  # a heartbeat a few seconds old, on the real clock
+        beat = (datetime.now(UTC) - timedelta(seconds=5)).replace(tzinfo=None)
+        conn.execute(sa.text("UPDATE locks SET heartbeat_at = :beat"), {"beat": beat})
+    engine.dispose()
+    config = write_config(tmp_path, empty_database_url)
+    refused = cli(config, "db", "upgrade")
+    assert refused.returncode == 1 and "host-a:1234" in refused.stderr and "Stop it" in refused.stderr
+    assert cli(config, "db", "current").stdout.startswith("0001")  # nothing was changed

@@ -54,17 +54,19 @@ def upgrade() -> None:
                     *(sa.column(c, sa.String) for c in ORIGINS))
     rows = bind.execute(sa.select(subs.c.id, subs.c.email, subs.c.status, subs.c.from_config,
                                   subs.c.updated_at)).all()
-    suppressed = []
+    suppressed, filled = [], []
     for row in rows:
         declared = "config" if row.from_config else "cli"
         status_origin = {"unsubscribed": "subscriber", "suspended": "delivery"}.get(row.status, declared)
-        bind.execute(sa.update(subs).where(subs.c.id == row.id).values(
-            public_id=secrets.token_hex(16), name_origin=declared, sections_origin=declared,
-            timezone_origin=declared, status_origin=status_origin))
+        filled.append({"row_id": row.id, "public_id": secrets.token_hex(16), "name_origin": declared,
+                       "sections_origin": declared, "timezone_origin": declared, "status_origin": status_origin})
         if row.status in ("unsubscribed", "suspended"):
             reason = "unsubscribed" if row.status == "unsubscribed" else "failed"
             suppressed.append({"email_hash": _address_hash(row.email), "reason": reason,
                                "created_at": row.updated_at})
+    if filled:  # one executemany, not a statement per subscriber: 100k rows in seconds
+        bind.execute(sa.update(subs).where(subs.c.id == sa.bindparam("row_id")).values(
+            public_id=sa.bindparam("public_id"), **{c: sa.bindparam(c) for c in ORIGINS}), filled)
     if suppressed:
         op.bulk_insert(suppressions, suppressed)
     meta = sa.table("meta", sa.column("key", sa.String), sa.column("value", sa.Text))
