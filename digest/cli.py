@@ -595,6 +595,10 @@ def subscribers_show(app: App, email: str) -> None:
         ("status", sub.status, origins["status"]),
     ):
         click.echo(f"{label:<9} {value}  [set by {origin}]")
+    score = app.store.bounce_score(sub.id, now=app.clock(), half_life=app.settings.bounces.soft_decay)
+    if score >= 0.01:
+        click.echo(f"soft-bounce score {score:.2f} (suppressed at {app.settings.bounces.soft_threshold:g}; "
+                   f"halves every {cfg.format_duration(app.settings.bounces.soft_decay)})")
     why = app.store.suppression_reason(sub.email)
     if why is not None:
         reason, since = why

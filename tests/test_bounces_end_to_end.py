@@ -154,6 +154,11 @@ async def test_the_bounce_receiver_takes_the_fixtures_over_smtp_and_the_next_edi
         code, out, err = await digest(config, DAY1 + timedelta(hours=2), "subscribers", "show", hard)
         assert code == 0, err
         assert "suppressed bounced since 2026-01-16" in out and "last bounce hard" in out
+        soft = next(r for r, k in expected.items() if k == "soft")
+        code, out, err = await digest(config, DAY1 + timedelta(hours=2), "subscribers", "show", soft)
+        assert code == 0, err
+        assert "soft-bounce score 1.00 (suppressed at 3; halves every 1w)" in out and "suppressed " not in \
+            out.replace("(suppressed at", "")
 
         feeds.serve("/news.xml", feed(DAY2, "second"))
         assert (await digest(config, DAY2, "poll"))[0] == 0

@@ -101,3 +101,10 @@ class BounceStore(StoreBase):
                                .where(t.bounces.c.subscriber_id == subscriber_id)
                                .order_by(t.bounces.c.received_at.desc(), t.bounces.c.id.desc()).limit(1)).first()
         return (row.kind, row.status, row.diagnostic, row.received_at) if row else None
+
+    def bounce_score(self, subscriber_id: int, *, now: datetime, half_life: timedelta) -> float:
+        """The subscriber's soft-bounce score as it stands now (decayed since the last soft bounce)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.subscribers.c.bounce_score, t.subscribers.c.bounce_score_at)
+                               .where(t.subscribers.c.id == subscriber_id)).first()
+        return decayed(row.bounce_score, row.bounce_score_at, now, half_life) if row else 0.0
