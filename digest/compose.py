@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from digest import cluster, synopsis, titles
-from digest.model import DayGroup, Edition, Item, PressGroup, SectionGroup, Story
+from digest.model import DayGroup, Edition, Item, PressGroup, Quote, SectionGroup, Story
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,56 @@ def build_stories(items: Sequence[tuple[Item, str]], *, history: Sequence[Item] 
                                  plural=options.plural_outlets) if also else ()
         placed.append(PlacedStory(Story(lead=lead, also=also, read_also=read_also, synopsis=told),
                                   section_of[lead.id]))
+    return placed
+
+
+STORIES_FORMAT = 1  # the version of stories_to_json's layout; another version is clustered again
+
+
+def stories_to_json(stories: Sequence[PlacedStory]) -> str:
+    """An edition's stories as JSON, to store with the edition: item ids (the items are stored
+    already), titles where digest.titles cleaned them, and the synopses' quoted sentences."""
+    out = []
+    for placed in stories:
+        story = placed.story
+        members = (story.lead, *story.also, *story.read_also)
+        out.append({
+            "section": placed.section, "lead": story.lead.id, "also": [i.id for i in story.also],
+            "read_also": [i.id for i in story.read_also],
+            "titles": {str(i.id): i.title for i in members},
+            "synopsis": [[q.source, q.url, q.item_id, list(q.sentences), q.plural] for q in story.synopsis],
+        })
+    return json.dumps({"format": STORIES_FORMAT, "stories": out}, ensure_ascii=False, separators=(",", ":"))
+
+
+def stories_from_json(body: str, items: Sequence[Item], history: Sequence[Item] = ()) -> list[PlacedStory] | None:
+    """The stories stories_to_json wrote, on the edition's items (and "read also" history); None
+    when the body is of another format or names an item that is not there (cluster again then)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("format") != STORIES_FORMAT:
+        return None
+    by_id = {i.id: i for i in history}
+    by_id.update((i.id, i) for i in items)
+    placed = []
+    try:
+        for row in data["stories"]:
+            titles = row["titles"]
+
+            def get(item_id: int, titles: dict[str, str] = titles) -> Item:
+                item = by_id[item_id]
+                title = titles.get(str(item_id), item.title)
+                return item if title == item.title else dataclasses.replace(item, title=title)
+
+            synopsis = tuple(Quote(source=q[0], url=q[1], item_id=q[2], sentences=tuple(q[3]), plural=q[4])
+                             for q in row["synopsis"])
+            placed.append(PlacedStory(Story(lead=get(row["lead"]), also=tuple(get(i) for i in row["also"]),
+                                            read_also=tuple(get(i) for i in row["read_also"] if i in by_id),
+                                            synopsis=synopsis), row["section"]))
+    except (KeyError, IndexError, TypeError):
+        return None
     return placed
 
 

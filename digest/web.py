@@ -49,13 +49,13 @@ from digest.addresses import validate_email
 from digest.archive import ArchiveEntry, atom_feed, etag_for, etag_matches
 from digest.catalogue import builtin_templates_dir, load_translations
 from digest.clock import Clock
-from digest.compose import build_stories, compose
+from digest.compose import compose
 from digest.config import Settings, check_timezone
 from digest.errors import ConfigError, DigestError
 from digest.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from digest.metrics import Metrics, health
 from digest.model import EditionRecord, Subscriber
-from digest.pipeline.send import compose_options, edition_url, read_also_history
+from digest.pipeline.send import compose_options, edition_stories, edition_url
 from digest.pipeline.signup import confirmation_message, send_confirmation
 from digest.ratelimit import SlidingWindow
 from digest.render import Renderer
@@ -394,8 +394,7 @@ def edition_html(site: Site, edition: EditionRecord) -> str:
     """
     settings = site.settings
     options = dataclasses.replace(compose_options(settings), max_per_section=sys.maxsize, max_per_source=sys.maxsize)
-    history = read_also_history(settings, site.store, edition)  # the same "Read also" links as the email
-    stories = build_stories(site.store.edition_items(edition.id), history=history, options=options)
+    stories = edition_stories(settings, site.store, edition)  # clustered once, with the email's "Read also"
     page = compose(stories, day=edition.day, timezone=edition.timezone, chosen=None, options=options,
                    web_url=edition_url(settings, edition.day, edition.timezone, secret=site.newest_secret))
     html = site.renderer.render(page, max_html_bytes=sys.maxsize).html  # a web page is never clipped

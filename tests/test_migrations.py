@@ -123,6 +123,11 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
         assert scores and all(tuple(row) == (0.0, None) for row in scores)
         # The fixture's outbox rows still point at their subscribers and editions.
         assert store.delivery_counts(1)
+        # 0005: editions built before it have no stored stories (they are clustered when first read).
+        assert store.edition_stories(1) is None
+        assert store.save_edition_stories(1, '{"format": 1, "stories": []}', now=datetime(2026, 12, 1, tzinfo=UTC))
+        assert store.edition_stories(1) == '{"format": 1, "stories": []}'
+        assert not store.save_edition_stories(1, "{}", now=datetime(2026, 12, 1, tzinfo=UTC))  # the first stays
         # The upgraded table never hands out an id again, even the highest one once it is erased.
         store.sync_subscribers([], now=datetime(2026, 12, 1, tzinfo=UTC))  # this config lists nobody
         assert store.remove_subscriber("dave@example.org")  # dropped from the config: erasable

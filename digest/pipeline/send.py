@@ -21,14 +21,22 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from digest import message, tokens
-from digest.compose import ComposeOptions, PlacedStory, build_stories, compose, narrow
+from digest.compose import (
+    ComposeOptions,
+    PlacedStory,
+    build_stories,
+    compose,
+    narrow,
+    stories_from_json,
+    stories_to_json,
+)
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, Result, Transport, deliver
 from digest.errors import ConfigError
@@ -116,8 +124,29 @@ def build_edition(settings: Settings, store: Store, *, day: date, timezone: str,
         day=day, timezone=timezone, default_timezone=settings.digest.timezone, cutoff=now, now=now,
         max_item_age=settings.digest.max_item_age, classify=classifier(settings))
     if created:
-        log.info("edition=%s/%s built items=%d", day, timezone, len(store.edition_items(edition.id)))
+        items = store.edition_items(edition.id)
+        # Clustered once, here, and stored: every sending process and the web page read them (issue 12).
+        edition_stories(settings, store, edition, items=items, now=now)
+        log.info("edition=%s/%s built items=%d", day, timezone, len(items))
     return edition, created
+
+
+def edition_stories(settings: Settings, store: Store, edition: EditionRecord, *,
+                    items: list[tuple[Item, str]] | None = None, now: datetime | None = None) -> list[PlacedStory]:
+    """The edition's stories as stored when it was built; else (an edition built before they were
+    stored, or a draft) clustered now, and stored for a real edition."""
+    if items is None:
+        items = store.edition_items(edition.id)
+    history = read_also_history(settings, store, edition)
+    body = store.edition_stories(edition.id) if edition.id else None
+    if body is not None:
+        placed = stories_from_json(body, [item for item, _ in items], history)
+        if placed is not None:
+            return placed
+    placed = build_stories(items, history=history, options=compose_options(settings))
+    if edition.id and body is None:
+        store.save_edition_stories(edition.id, stories_to_json(placed), now=now or datetime.now(UTC))
+    return placed
 
 
 def read_also_history(settings: Settings, store: Store, edition: EditionRecord) -> list[Item]:
@@ -147,10 +176,7 @@ class EditionMailer:
         self.link_key = tokens.key_ring(settings.web.secret_keys, settings.digest.secret, store.site_secret())[0]
         self.domain = sender_domain(settings)
         self.options = compose_options(settings)
-        if items is None:
-            items = store.edition_items(edition.id)
-        self.stories: list[PlacedStory] = build_stories(items, history=read_also_history(settings, store, edition),
-                                                        options=self.options)
+        self.stories: list[PlacedStory] = edition_stories(settings, store, edition, items=items)
         self._templates: dict[frozenset[str] | None, message.MessageTemplate | None] = {}
         self._cuts: SectionCuts | None = None
         self._whole: Any = None

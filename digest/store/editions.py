@@ -163,6 +163,23 @@ class EditionStore(StoreBase):
         assert created is not None
         return created, True
 
+    def save_edition_stories(self, edition_id: int, body: str, *, now: datetime) -> bool:
+        """Keep an edition's clustered stories (digest.compose's serialisation); the first write wins.
+
+        Returns False when another process stored them first (both computed the same stories)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(t.edition_stories).values(edition_id=edition_id, body=body, created_at=now))
+        except IntegrityError:
+            return False
+        return True
+
+    def edition_stories(self, edition_id: int) -> str | None:
+        """The stories stored when the edition was built; None for an edition built before they were."""
+        with self.engine.connect() as conn:
+            body = conn.scalar(select(t.edition_stories.c.body).where(t.edition_stories.c.edition_id == edition_id))
+        return None if body is None else str(body)
+
     def edition_items(self, edition_id: int) -> list[tuple[Item, str]]:
         query = (select(*_ITEM_COLUMNS, t.edition_items.c.section)
                  .select_from(t.edition_items.join(t.items).join(t.feeds))

@@ -196,6 +196,17 @@ edition_items = Table(
     Column("section", Text, nullable=False),
 )
 
+# The edition's stories, clustered once when the edition is built (issue 12): every sending
+# process and the web page read them instead of clustering the items again. `body` is
+# digest.compose's own serialisation (item ids, cleaned titles, synopses), opaque to the store.
+edition_stories = Table(
+    "edition_stories",
+    metadata,
+    Column("edition_id", Integer, ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
 deliveries = Table(
     "deliveries",
     metadata,

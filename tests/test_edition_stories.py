@@ -1,0 +1,100 @@
+"""Cluster once per edition (issue 12): the stories are computed when the edition is built, stored
+with it (migration 0005), and every sending process and the web page read them back."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from digest import cluster
+from digest import config as cfg
+from digest.compose import build_stories, stories_from_json, stories_to_json
+from digest.model import FeedSpec, Item, ParsedItem
+from digest.pipeline.send import EditionMailer, build_edition, compose_options, edition_stories
+from digest.store import Store
+from digest.store import schema as t
+
+NOW = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
+SUMMARIES = ("The central bank raised its key rate to 21 percent on Friday. Analysts had expected a pause.",
+             "Rates rose again, the third increase this year. Banks will review loan rates next week.",
+             "The regulator cited persistent inflation. The rouble firmed after the decision.")
+
+
+def settings() -> cfg.Settings:
+    return cfg.from_mapping({
+        "digest": {"title": "Morning Review", "timezone": "UTC", "database": "sqlite:///unused.sqlite",
+                   "base_url": "https://review.example", "read_also": 0},
+        "smtp": {"host": "127.0.0.1", "port": 25, "sender": "Morning Review <review@review.example>"},
+        "sections": [{"name": "World", "categories": ["World"]}, {"name": "Sport", "categories": ["Sport"]}],
+        "subscribers": [{"email": "alice@example.org"}],
+    }, env={})
+
+
+def add_news(store: Store) -> None:
+    """Three outlets with the same story (a cluster with a synopsis), titles with each outlet's
+    boilerplate suffix (cleaned by digest.titles), and unrelated items."""
+    topics = ["grain harvest", "tram line", "harbour bridge", "city library", "river ferry", "apple orchard"]
+    for n, outlet in enumerate(("Harbour Times", "Daily Wire", "Evening Post")):
+        feed = store.add_feed(FeedSpec(url=f"https://news{n}.example/rss", name=outlet), now=NOW - timedelta(days=1))
+        items = [ParsedItem(key=f"{n}-rate", title=f"Central bank raises key rate to 21 percent | {outlet}",
+                            url=f"https://news{n}.example/rate", summary_html=f"<p>{SUMMARIES[n]}</p>",
+                            summary_text=SUMMARIES[n], published=NOW - timedelta(hours=2, minutes=n),
+                            categories=("World",))]
+        items += [ParsedItem(key=f"{n}-{k}", title=f"{topic.title()} report {n}{k} | {outlet}",
+                             url=f"https://news{n}.example/{k}", summary_html=f"<p>About the {topic}.</p>",
+                             summary_text=f"About the {topic}.", published=NOW - timedelta(hours=3, minutes=k),
+                             categories=("Sport" if k % 2 else "World",))
+                  for k, topic in enumerate(topics[n * 2:n * 2 + 2])]
+        store.upsert_items(feed.id, items, now=NOW - timedelta(hours=1))
+
+
+def test_stories_survive_the_round_trip_through_json_with_cleaned_titles_and_synopses() -> None:
+    def item(n: int, feed: int, title: str, source: str, summary: str) -> Item:
+        return Item(id=n, feed_id=feed, source=source, title=title, url=f"https://e.example/{n}",
+                    summary_html=f"<p>{summary}</p>", summary_text=summary, published=NOW - timedelta(minutes=n),
+                    first_seen=NOW)
+
+    items = [(item(k, k + 1, "Central bank raises key rate to 21 percent", src, SUMMARIES[k]), "World")
+             for k, src in enumerate(("Harbour Times", "Daily Wire", "Evening Post"))]
+    items += [(item(10 + k, 9, f"{topic} report {k} | Gazette", "Gazette", "Bridge."), "Sport")
+              for k, topic in enumerate(("Bridge", "Tram", "Ferry", "Library", "Orchard"))]
+    placed = build_stories(items, options=compose_options(settings()))
+    assert any(p.story.synopsis for p in placed) and any(p.story.also for p in placed)
+    assert any(p.story.lead.title == "Tram report 1" for p in placed)  # the feed's boilerplate is cleaned
+    assert stories_from_json(stories_to_json(placed), [i for i, _ in items]) == placed
+    # Another format, or an item that is not there, means: cluster again.
+    assert stories_from_json('{"format": 99, "stories": []}', [i for i, _ in items]) is None
+    assert stories_from_json(stories_to_json(placed), [i for i, _ in items[1:]]) is None
+
+
+def test_the_edition_is_clustered_once_when_built_and_read_back_by_every_mailer(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = settings()
+    store.sync_subscribers(s.subscribers, now=NOW - timedelta(days=1))
+    add_news(store)
+    edition, created = build_edition(s, store, day=date(2026, 5, 4), timezone="UTC", now=NOW)
+    assert created and store.edition_stories(edition.id) is not None
+    fresh = build_stories(store.edition_items(edition.id), options=compose_options(s))
+    assert any(p.story.also for p in fresh)
+
+    calls: list[Any] = []
+    real = cluster.cluster
+    monkeypatch.setattr(cluster, "cluster", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    mailer = EditionMailer(s, store, edition)  # what each sending process does
+    assert mailer.stories == fresh and calls == []  # read back, not clustered again
+    assert mailer.template(None) is not None and calls == []
+
+
+def test_an_edition_built_before_stories_were_stored_is_clustered_once_on_first_read(store: Store) -> None:
+    s = settings()
+    store.sync_subscribers(s.subscribers, now=NOW - timedelta(days=1))
+    add_news(store)
+    edition, _ = build_edition(s, store, day=date(2026, 5, 4), timezone="UTC", now=NOW)
+    with store.engine.begin() as conn:  # as an edition of a release before migration 0005 has none
+        conn.execute(t.edition_stories.delete())
+    assert store.edition_stories(edition.id) is None
+    first = edition_stories(s, store, edition)
+    assert store.edition_stories(edition.id) is not None
+    assert edition_stories(s, store, edition) == first
