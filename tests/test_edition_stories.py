@@ -81,7 +81,11 @@ def test_the_edition_is_clustered_once_when_built_and_read_back_by_every_mailer(
 
     calls: list[Any] = []
     real = cluster.cluster
-    monkeypatch.setattr(cluster, "cluster", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cluster, "cluster", spy)
     mailer = EditionMailer(s, store, edition)  # what each sending process does
     assert mailer.stories == fresh and calls == []  # read back, not clustered again
     assert mailer.template(None) is not None and calls == []

@@ -175,6 +175,7 @@ class EditionMailer:
         self.secret = settings.digest.secret or store.site_secret()  # Message-IDs: stable across rotations
         self.link_key = tokens.key_ring(settings.web.secret_keys, settings.digest.secret, store.site_secret())[0]
         self.domain = sender_domain(settings)
+        self._envelope_sender = parseaddr(settings.smtp.sender)[1] or settings.smtp.sender  # once, not per message
         self.options = compose_options(settings)
         self.stories: list[PlacedStory] = edition_stories(settings, store, edition, items=items)
         self._templates: dict[frozenset[str] | None, message.MessageTemplate | None] = {}
@@ -247,7 +248,7 @@ class EditionMailer:
         """The envelope sender: a signed VERP address under [bounces] domain, else [smtp] sender."""
         domain = self.settings.bounces.domain
         if not domain:
-            return parseaddr(self.settings.smtp.sender)[1] or self.settings.smtp.sender
+            return self._envelope_sender
         return tokens.verp_address(self.secret, subscriber.public_id, self.edition.id, domain)
 
     def message_id(self, subscriber_id: int) -> str:
