@@ -102,3 +102,22 @@ def test_an_edition_built_before_stories_were_stored_is_clustered_once_on_first_
     first = edition_stories(s, store, edition)
     assert store.edition_stories(edition.id) is not None
     assert edition_stories(s, store, edition) == first
+
+
+def test_the_editions_of_one_day_with_the_same_items_are_clustered_once(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = settings()
+    store.sync_subscribers(s.subscribers, now=NOW - timedelta(days=1))
+    add_news(store)
+    calls: list[Any] = []
+    real = cluster.cluster
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cluster, "cluster", spy)
+    first, _ = build_edition(s, store, day=date(2026, 5, 4), timezone="UTC", now=NOW)
+    second, _ = build_edition(s, store, day=date(2026, 5, 4), timezone="Europe/Berlin", now=NOW)
+    assert len(calls) == 1  # one time zone's edition holds the same items as the other's
+    assert store.edition_stories(first.id) == store.edition_stories(second.id) is not None
