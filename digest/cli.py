@@ -595,6 +595,19 @@ def subscribers_show(app: App, email: str) -> None:
         ("status", sub.status, origins["status"]),
     ):
         click.echo(f"{label:<9} {value}  [set by {origin}]")
+    score = app.store.bounce_score(sub.id, now=app.clock(), half_life=app.settings.bounces.soft_decay)
+    if score >= 0.01:
+        click.echo(f"soft-bounce score {score:.2f} (suppressed at {app.settings.bounces.soft_threshold:g}; "
+                   f"halves every {cfg.format_duration(app.settings.bounces.soft_decay)})")
+    why = app.store.suppression_reason(sub.email)
+    if why is not None:
+        reason, since = why
+        line = f"suppressed {reason} since {since:%Y-%m-%d %H:%M} UTC"
+        last = app.store.last_bounce(sub.id)
+        if last is not None and reason in ("bounced", "complained"):
+            kind, code, diagnostic, at = last
+            line += f"; last bounce {kind} {code or ''} on {at:%Y-%m-%d}: {diagnostic or '-'}".replace("  ", " ")
+        click.echo(line)
 
 
 @subscribers.command("import")
@@ -705,6 +718,49 @@ def web_command(app: App, host: str | None, port: int | None) -> None:
         click.echo(f"serving on {', '.join(urls)}; public at {app.settings.digest.base_url}")
 
     run_async(run_web(app.settings, app.store, clock=app.clock, host=host, port=port, on_ready=ready))
+
+
+@main.group()
+def bounces() -> None:
+    """Bounces and complaints: receive them over SMTP, read them from IMAP, or import them from files."""
+
+
+@bounces.command("serve")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=25, show_default=True,
+              help="Port to listen on (0: any free one).")
+@pass_app
+def bounces_serve(app: App, host: str, port: int) -> None:
+    """Receive bounces for bounce+*@[bounces] domain over SMTP until SIGTERM or SIGINT."""
+    from digest.pipeline.bounces import run_smtp
+
+    def ready(where: str) -> None:
+        click.echo(f"receiving bounces for {app.settings.bounces.domain} on {where}")
+
+    run_async(run_smtp(app.settings, app.store, clock=app.clock, host=host, port=port, on_ready=ready))
+
+
+@bounces.command("fetch")
+@pass_app
+def bounces_fetch(app: App) -> None:
+    """Record the unread messages of the [bounces] imap_* mailbox, flagging each one read."""
+    from digest.pipeline.bounces import fetch_imap
+
+    click.echo(fetch_imap(app.settings, app.store, clock=app.clock).summary())
+
+
+@bounces.command("import")
+@click.argument("files", nargs=-1, required=True)
+@pass_app
+def bounces_import(app: App, files: tuple[str, ...]) -> None:
+    """Record bounce messages from FILES (one message each, or an mbox); - reads one from standard input."""
+    from digest.pipeline.bounces import import_files
+
+    def stdin() -> bytes:
+        return sys.stdin.buffer.read()
+
+    report = import_files(app.settings, app.store, files, clock=app.clock, read_stdin=stdin)
+    click.echo(report.summary())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -278,10 +278,50 @@ class WebSettings:
                          check_bool)
     host: str = _opt("127.0.0.1", "Address the web app listens on (put a TLS proxy in front of it).", check_str)
     port: int = _opt(8080, "Port the web app listens on.", _check_int(1, 65535))
+    archive: bool = _opt(True, "Public archive of sent editions and its Atom feed; false: an edition page needs "
+                         "the key its email's links carry.", check_bool)
     secret_keys: tuple[str, ...] = _opt(
         (), "Keys that sign unsubscribe/preferences links, newest first; older ones still verify (rotation).",
         check_secret_keys, secret=True,
     )
+    signup: bool = _opt(True, "The sign-up page /subscribe (confirmed opt-in by email), linked from every page.",
+                        check_bool)
+    confirm_expiry: timedelta = _opt(timedelta(hours=48), "How long a sign-up confirmation link works.",
+                                     check_duration)
+    confirm_window: timedelta = _opt(timedelta(hours=1), "At most one confirmation email per address this often.",
+                                     check_duration)
+    confirm_hourly_cap: int = _opt(100, "At most this many confirmation emails per hour in all.",
+                                   _check_int(1, 1_000_000))
+    signup_per_client: int = _opt(5, "Sign-up form posts allowed per client address per 10 minutes.",
+                                  _check_int(1, 10_000))
+
+
+def check_imap_security(key: str, value: Any) -> str:
+    text = check_str(key, value)
+    if text not in ("tls", "starttls", "none"):
+        raise ConfigError(f'{key} must be "tls", "starttls" or "none", not {text!r}.')
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class BouncesSettings:
+    domain: str | None = _opt(
+        None, "Domain of the VERP return path `bounce+<token>@<domain>`; unset: the sender is the return path.",
+        check_opt_str, example="bounces.example.org",
+    )
+    soft_threshold: float = _opt(3.0, "Soft-bounce score at which an address is suppressed (each soft bounce adds 1).",
+                                 _check_float(1, 1000))
+    soft_decay: timedelta = _opt(timedelta(days=7), "Half-life of the soft-bounce score: it halves over this long.",
+                                 check_duration)
+    imap_host: str | None = _opt(None, "IMAP server `digest bounces fetch` reads bounces from.", check_opt_str,
+                                 example="imap.example.org")
+    imap_port: int = _opt(993, "IMAP port (993 for tls, 143 for starttls or none).", _check_int(1, 65535))
+    imap_security: str = _opt("tls", '"tls", "starttls" or "none"; certificates are verified.', check_imap_security)
+    imap_username: str | None = _opt(None, "IMAP user name.", check_opt_str)
+    imap_password: str | None = _opt(None, "IMAP password; better set DIGEST_BOUNCES_IMAP_PASSWORD.", check_opt_str,
+                                     secret=True)
+    imap_folder: str = _opt("INBOX", "Mailbox folder holding the bounces; each read message is flagged \\Seen.",
+                            check_str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +380,7 @@ class Settings:
     feeds: tuple[FeedSpec, ...]
     subscribers: tuple[SubscriberSpec, ...]
     path: Path | None = None  # the file it came from
+    bounces: BouncesSettings = field(default_factory=BouncesSettings)
 
     @property
     def database_url(self) -> str:
@@ -359,7 +400,7 @@ class Settings:
 
 
 TABLES: dict[str, type] = {"digest": DigestSettings, "smtp": SmtpSettings, "fetch": FetchSettings,
-                           "dkim": DkimSettings, "web": WebSettings}
+                           "dkim": DkimSettings, "web": WebSettings, "bounces": BouncesSettings}
 
 # Environment overrides: DIGEST_<TABLE>_<KEY>, plus the documented short forms for secrets.
 ENV_ALIASES = {"DIGEST_SMTP_PASSWORD": ("smtp", "password"), "DIGEST_SECRET": ("digest", "secret")}
@@ -638,6 +679,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
         feeds=feeds,
         subscribers=_subscribers(raw, known),
         path=path,
+        bounces=tables["bounces"],
     )
 
 

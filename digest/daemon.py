@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -47,6 +48,7 @@ from digest.clock import Clock
 from digest.config import DigestSettings, Settings
 from digest.deliver import SmtpTransport, Transport
 from digest.errors import ConfigError, DeliveryError, DigestError, LockHeldError
+from digest.metrics import Metrics
 from digest.model import EditionRecord
 from digest.pipeline import SendReport, poll_once, send_day, send_edition
 from digest.pipeline.poll import parser_pool
@@ -252,6 +254,7 @@ class Daemon:
         self._zones: tuple[str, ...] = ()
         self._send_failures = 0
         self._send_paused_until: datetime | None = None
+        self.metrics = Metrics(settings, store, clock=clock)  # served at /metrics when [web] enabled
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -317,8 +320,10 @@ class Daemon:
         assert task is not None
         self._polls.add(task)
         try:
+            started = time.monotonic()
             results = await poll_once(settings=self.settings, store=self.store, clock=self.clock, due_only=True,
                                       parser=self.parser)
+            self.metrics.observe_poll(results, time.monotonic() - started)
             if results:
                 log.info("poll: %d feeds, %d new items, %d failed", len(results),
                          sum(r.new_items for r in results), sum(1 for r in results if r.error))
@@ -342,7 +347,13 @@ class Daemon:
         assert task is not None
         self._sends.add(task)
         try:
-            todo, _ = await self.reconciler.run(stop=self.stop)
+            started = time.monotonic()
+            todo, reports = await self.reconciler.run(stop=self.stop)
+            if reports:
+                self.metrics.observe_send(
+                    built=sum(1 for r in reports if r.created), sent=sum(r.sent for r in reports),
+                    deferred=sum(r.deferred for r in reports), failed=sum(r.failed for r in reports),
+                    skipped=sum(r.skipped for r in reports), seconds=time.monotonic() - started)
             self._zones = todo.zones
             self._send_failures, self._send_paused_until = 0, None
         except DeliveryError as exc:  # the SMTP server failed the whole run; rows stay pending
@@ -457,7 +468,7 @@ async def run_daemon(settings: Settings, store: Store, *, clock: Clock, stop: as
     web_runner = None
     try:
         if settings.web.enabled:  # the web app shares this loop and store; a busy port stops the start
-            web_runner = await start_web(settings, store, clock=clock)
+            web_runner = await start_web(settings, store, clock=clock, metrics=daemon.metrics)
         await daemon.run()
     finally:
         if web_runner is not None:  # after the drain: one-click unsubscribes are answered to the end

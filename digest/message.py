@@ -65,7 +65,7 @@ _HEADER_URL = re.compile(r"(https?|mailto):[!#-;=?-~]+")
 # h= of our DKIM signature: the headers a forwarder must not change, both List-Unsubscribe headers
 # included (RFC 8058 section 4).
 DKIM_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
-                b"list-id", b"list-unsubscribe", b"list-unsubscribe-post")
+                b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"feedback-id")
 
 
 def one_line(text: str, *, limit: int) -> str:
@@ -181,16 +181,23 @@ class MessageTemplate:
 
     from_header: bytes
     subject_header: bytes
-    list_headers: bytes  # MIME-Version, List-Id, List-Archive
+    list_headers: bytes  # MIME-Version, List-Id, List-Archive, Feedback-ID
     tail_headers: bytes  # List-Unsubscribe-Post, Content-Type, blank line
     body: tuple[bytes, ...]
     slots: tuple[tuple[Slot, bool], ...]  # (which URL, HTML-escaped?)
     subject: str  # the clean one-line subject, for logs and tests
 
 
+_FEEDBACK_ID = re.compile(r"[A-Za-z0-9._/-]+(?::[A-Za-z0-9._/-]+){1,3}")
+
+
 def build_template(rendered: Rendered, *, sender: str, sender_name: str | None, list_id: str,
-                   base_url: str) -> MessageTemplate:
-    """Encode a rendered edition once; only the subscriber's parts are left to fill in."""
+                   base_url: str, feedback_id: str | None = None) -> MessageTemplate:
+    """Encode a rendered edition once; only the subscriber's parts are left to fill in.
+
+    `feedback_id` is the Feedback-ID header (Gmail's feedback loop: up to four colon-separated
+    identifiers, the last naming the sender); it is per edition and carries no personal data.
+    """
     subject = one_line(rendered.subject, limit=SUBJECT_CHARS)
     list_host = list_id.strip().strip("<>")
     if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+", list_host):
@@ -216,6 +223,10 @@ def build_template(rendered: Rendered, *, sender: str, sender_name: str | None, 
 
     list_headers = (b"MIME-Version: 1.0" + CRLF + f"List-Id: <{list_host}>".encode("ascii") + CRLF
                     + f"List-Archive: <{archive}>".encode("ascii") + CRLF)
+    if feedback_id is not None:
+        if not _FEEDBACK_ID.fullmatch(feedback_id):
+            raise ValueError(f"{feedback_id!r} is not a Feedback-ID such as 7:2026-11-30:edition:example.org")
+        list_headers += f"Feedback-ID: {feedback_id}".encode("ascii") + CRLF
     tail_headers = (
         # RFC 8058 section 3.1: exactly this value.
         b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" + CRLF

@@ -46,4 +46,8 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
             lines.append(f"  {tz}: last {last.day} ({last.status}): {summary}")
     totals = store.delivery_counts()
     lines.append("outbox: " + (", ".join(f"{n} {k}" for k, n in sorted(totals.items())) or "empty"))
+    b = store.bounce_summary()
+    kinds = ", ".join(f"{b.by_kind.get(k, 0)} {k}" for k in ("hard", "soft", "complaint"))
+    lines.append(f"bounces: {kinds}; {b.unverified} ignored (token did not verify)")
+    lines.append("suppressed: " + (", ".join(f"{n} {r}" for r, n in sorted(b.suppressed.items())) or "none"))
     return "\n".join(lines)

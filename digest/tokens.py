@@ -12,6 +12,10 @@ Tokens of the release before public ids (salt ``*-v1``, the row id) still read t
 ``read_legacy_*``; the web app honours them only for rows that existed when the database was
 upgraded, since ids handed out after that are never reused.
 
+Bounce tokens go in the VERP return path ``bounce+<token>@<domain>``: ``<public id>-<edition>-<mac>``,
+lower-case letters, digits and hyphens only, because some mail systems lower-case the local part
+of the address they return a bounce to; the HMAC is checked against every accepted secret.
+
 Message-IDs are an HMAC of (edition, subscriber): a re-send after a crash carries the same ID, and
 nobody without the secret can predict another subscriber's (A8).
 """
@@ -23,6 +27,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadData, URLSafeSerializer
 
@@ -30,13 +35,20 @@ from digest.errors import ConfigError
 
 __all__ = [
     "key_ring",
+    "bounce_token",
+    "edition_key",
+    "read_signup_token",
+    "signup_token",
+    "edition_key_ok",
     "message_id",
+    "read_bounce_token",
     "preferences_token",
     "read_legacy_preferences_token",
     "read_legacy_unsubscribe_token",
     "read_preferences_token",
     "read_unsubscribe_token",
     "unsubscribe_token",
+    "verp_address",
 ]
 
 UNSUBSCRIBE_SALT = "unsubscribe-v2"
@@ -129,3 +141,87 @@ def message_id(secret: str, edition_id: int, subscriber_id: int, domain: str) ->
     digest = hmac.new(secret.encode("utf-8"), f"message-id-v1:{edition_id}:{subscriber_id}".encode("ascii"),
                       hashlib.sha256).hexdigest()[:20]
     return f"<e{edition_id}.s{subscriber_id}.{digest}@{host}>"
+
+
+# RFC 5321 4.5.3.1.1: a local part is at most 64 octets. "bounce+" (7) + public id (32) + "-" +
+# edition id + "-" + MAC (12 hex, 48 bits: a forger must guess online, one bounce per guess) fits.
+BOUNCE_MAC_CHARS = 12
+_BOUNCE_TOKEN = re.compile(rf"([0-9a-f]{{32}})-([0-9]{{1,10}})-([0-9a-f]{{{BOUNCE_MAC_CHARS}}})")
+
+
+def _bounce_mac(secret: str, public_id: str, edition_id: int) -> str:
+    data = f"bounce-v1:{public_id}:{edition_id}".encode("ascii")
+    return hmac.new(secret.encode("utf-8"), data, hashlib.sha256).hexdigest()[:BOUNCE_MAC_CHARS]
+
+
+def bounce_token(secret: str, public_id: str, edition_id: int) -> str:
+    """``<public id>-<edition>-<mac>``: which subscription got which edition, signed; never the row id."""
+    if not _PUBLIC_ID.fullmatch(public_id):
+        raise ValueError(f"{public_id!r} is not a subscriber's public id")
+    return f"{public_id}-{edition_id}-{_bounce_mac(secret, public_id, edition_id)}"
+
+
+def read_bounce_token(secrets: Sequence[str], token: str) -> tuple[str, int] | None:
+    """(public id, edition id), or None for a token that no accepted secret signed."""
+    m = _BOUNCE_TOKEN.fullmatch(token.strip().lower())
+    if not m:
+        return None
+    public_id, edition_id = m.group(1), int(m.group(2))
+    for secret in secrets:
+        if hmac.compare_digest(_bounce_mac(secret, public_id, edition_id), m.group(3)):
+            return public_id, edition_id
+    return None
+
+
+def verp_address(secret: str, public_id: str, edition_id: int, domain: str) -> str:
+    """The envelope sender (MAIL FROM) of one message: ``bounce+<token>@<domain>`` (VERP)."""
+    return f"bounce+{bounce_token(secret, public_id, edition_id)}@{domain.strip().rstrip('.').lower()}"
+
+
+def edition_key(secret: str, day: str, timezone: str) -> str:
+    """The key an edition page needs when the public archive is off (``[web] archive = false``).
+
+    Per edition, not per subscriber: the link in the email opens the page, and a forwarded email
+    gives away no subscriber's unsubscribe or preferences link.
+    """
+    data = f"edition-v1:{day}:{timezone}".encode()
+    return hmac.new(secret.encode("utf-8"), data, hashlib.sha256).hexdigest()[:24]
+
+
+def edition_key_ok(secrets: Sequence[str], day: str, timezone: str, key: str) -> bool:
+    return any(hmac.compare_digest(edition_key(secret, day, timezone), key) for secret in secrets)
+
+
+SIGNUP_SALT = "signup-confirm-v1"
+
+
+def signup_token(secret: str, email: str, sections: Sequence[str] | None, timezone: str | None, *,
+                 issued: datetime) -> str:
+    """The confirmation link's token: what the person asked for and when, signed.
+
+    Nothing is stored before the confirmation: the request lives in the link, which only the
+    address's owner receives, and expires (read_signup_token's max_age, counted from `issued` on
+    digest's clock, so DIGEST_NOW rehearsals and tests see the same expiry as production).
+    """
+    payload = [email, list(sections) if sections is not None else None, timezone, int(issued.timestamp() * 1000)]
+    return URLSafeSerializer(secret, salt=SIGNUP_SALT).dumps(payload)
+
+
+def read_signup_token(secrets: Sequence[str], token: str, *, max_age: timedelta,
+                      now: datetime) -> tuple[str, tuple[str, ...] | None, str | None, datetime] | None:
+    """(email, sections or None for all, time zone or None, issued), or None: altered, expired, or not ours."""
+    value = _loads(secrets, SIGNUP_SALT, token) if len(token) <= 2048 else None
+    if not (isinstance(value, list) and len(value) == 4 and isinstance(value[0], str)):
+        return None
+    email, sections, timezone, issued = value
+    if isinstance(issued, bool) or not isinstance(issued, int):
+        return None
+    age = now.timestamp() - issued / 1000
+    if age < -300 or age > max_age.total_seconds():  # a little clock skew between processes is fine
+        return None
+    if sections is not None and not (isinstance(sections, list) and all(isinstance(x, str) for x in sections)):
+        return None
+    if timezone is not None and not isinstance(timezone, str):
+        return None
+    return (email, tuple(sections) if sections is not None else None, timezone,
+            datetime.fromtimestamp(issued / 1000, tz=UTC))

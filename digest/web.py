@@ -8,9 +8,12 @@ holds) or the renderer's (how it looks). Nothing calls it but the shells (`diges
     GET  /u/<token>          a confirmation page with a POST button; never changes state (G2)
     GET  /p/<token>          the subscriber's sections and time zone
     POST /p/<token>          save them (form HMAC + Fetch Metadata; the token is the credential) (G8)
-    GET  /editions/<tz>/<d>  the whole edition: every story of every section ("N more in ...")
-    GET  /                   recent editions
-    GET  /healthz            "ok", for the proxy
+    GET  /editions/<tz>/<d>  a sent edition: every story of every section ("N more in ..."); with
+                             [web] archive = false only with its ?key= (tokens.edition_key)
+    GET  /                   recent sent editions (404 when the archive is off)
+    GET  /editions.atom      Atom feed of sent editions (archive.py; 404 when the archive is off)
+    GET  /healthz            "ok" (200) or "late" (503): the last poll and the last due edition on time?
+    GET  /metrics            Prometheus text format (metrics.py)
 
 The token in the URL is the only credential (tokens.py: itsdangerous, one salt per purpose, no
 expiry, G3/G4). Every unreadable token -- altered, truncated, another purpose's, empty -- gets the
@@ -28,25 +31,33 @@ import logging
 import re
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from html import escape
 from typing import Any
 
 import jinja2
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from babel.dates import format_date
-from itsdangerous import BadSignature, Signer
+from itsdangerous import BadSignature, Signer, TimestampSigner
 
 from digest import tokens
+from digest.addresses import validate_email
+from digest.archive import ArchiveEntry, atom_feed, etag_for, etag_matches
 from digest.catalogue import builtin_templates_dir, load_translations
 from digest.clock import Clock
 from digest.compose import build_stories, compose
 from digest.config import Settings, check_timezone
 from digest.errors import ConfigError, DigestError
+from digest.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from digest.metrics import Metrics, health
 from digest.model import EditionRecord, Subscriber
 from digest.pipeline.send import compose_options, edition_url, read_also_history
+from digest.pipeline.signup import confirmation_message, send_confirmation
+from digest.ratelimit import SlidingWindow
 from digest.render import Renderer
 from digest.store import ACTIVE, SUSPENDED, UNSUBSCRIBED, Store
 
@@ -72,7 +83,7 @@ ONE_CLICK = "One-Click"  # RFC 8058 section 3.1: the body is "List-Unsubscribe=O
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TOKEN_PATH = re.compile(r"^/([up])/[^/]*")
+_TOKEN_PATH = re.compile(r"^/(u|p|confirm)/[^/]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +96,10 @@ class Site:
     secrets: tuple[str, ...]  # newest first: tokens.key_ring
     pages: jinja2.Environment
     renderer: Renderer
+    metrics: Metrics
     legacy_link_max_id: int = 0  # row-id links of the release before public ids: good up to this id
+    signup_limiter: SlidingWindow = dataclasses.field(default_factory=lambda: SlidingWindow(5, 600.0))
+    background: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)  # confirmation emails in flight
 
     @property
     def newest_secret(self) -> str:
@@ -133,7 +147,12 @@ def _edition_renderer(settings: Settings) -> Renderer:
 # --------------------------------------------------------------------------- responses
 
 
+def _subscribe_url(site: Site) -> str:
+    return f"{site.settings.digest.base_url}/subscribe" if site.settings.web.signup else ""
+
+
 def _page(site: Site, name: str, *, status: int = 200, **context: Any) -> web.Response:
+    context.setdefault("subscribe_url", _subscribe_url(site))
     body = site.pages.get_template(name).render(lang=site.settings.digest.language,
                                                site_title=site.settings.digest.title, **context)
     return web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
@@ -371,18 +390,52 @@ def edition_html(site: Site, edition: EditionRecord) -> str:
     """The whole edition as a web page: what the email shows, with no section cut short.
 
     The email caps each section and links "N more in <Section>" to this page's section anchor.
+    It is the same page for everyone: no subscriber's name, address or link is on it.
     """
     settings = site.settings
     options = dataclasses.replace(compose_options(settings), max_per_section=sys.maxsize, max_per_source=sys.maxsize)
     history = read_also_history(settings, site.store, edition)  # the same "Read also" links as the email
     stories = build_stories(site.store.edition_items(edition.id), history=history, options=options)
     page = compose(stories, day=edition.day, timezone=edition.timezone, chosen=None, options=options,
-                   web_url=edition_url(settings, edition.day, edition.timezone))
-    return site.renderer.render(page, max_html_bytes=sys.maxsize).html  # a web page is never clipped
+                   web_url=edition_url(settings, edition.day, edition.timezone, secret=site.newest_secret))
+    html = site.renderer.render(page, max_html_bytes=sys.maxsize).html  # a web page is never clipped
+    if site.settings.web.signup:  # the email's template has no sign-up link; the archive page gets one
+        label = site.pages.filters["translate"]("Subscribe")
+        link = f'<p class="note"><a href="{escape(_subscribe_url(site))}">{escape(label)}</a></p>'
+        html = html.replace("</main>", link + "</main>", 1) if "</main>" in html else html
+    return html
 
 
 def _edition_path(edition: EditionRecord) -> str:
     return f"editions/{edition.timezone.replace('/', '~')}/{edition.day.isoformat()}"
+
+
+ARCHIVE_MAX_AGE = 300  # seconds a proxy or browser may keep an archive page without asking again
+
+
+def _sent(store: Store, edition: EditionRecord) -> bool:
+    """Only an edition that went out to somebody is archived; one being built or sent to no one is not."""
+    return store.delivery_counts(edition.id).get("sent", 0) > 0
+
+
+def _sent_editions(store: Store, limit: int) -> list[EditionRecord]:
+    return [e for e in store.list_editions(limit=limit * 2) if _sent(store, e)][:limit]
+
+
+def _cacheable(request: web.Request, body: bytes, content_type: str, *, public: bool) -> web.Response:
+    """A page that is the same for everyone: ETag, Cache-Control, and 304 for a matching If-None-Match."""
+    etag = etag_for(body)
+    headers = {"ETag": etag, "Cache-Control": f"{'public' if public else 'private'}, max-age={ARCHIVE_MAX_AGE}"}
+    if etag_matches(request.headers.get("If-None-Match"), etag):
+        return web.Response(status=304, headers=headers)
+    resp = web.Response(body=body, headers=headers)
+    resp.headers["Content-Type"] = content_type
+    return resp
+
+
+def _no_archive(site: Site) -> web.Response:
+    return _page(site, "message.html.j2", status=404, heading="No such edition",
+                 text="There is no edition for that day and time zone.")
 
 
 async def edition_page(request: web.Request) -> web.StreamResponse:
@@ -393,58 +446,270 @@ async def edition_page(request: web.Request) -> web.StreamResponse:
         day = date.fromisoformat(text) if _DAY.fullmatch(text) else None
     except ValueError:
         day = None
-    edition = None if day is None else await asyncio.to_thread(site.store.get_edition, day=day, timezone=zone)
-    if edition is None:
-        return _page(site, "message.html.j2", status=404, heading="No such edition",
-                     text="There is no edition for that day and time zone.")
+    if day is None:
+        return _no_archive(site)
+    public = site.settings.web.archive
+    if not public and not tokens.edition_key_ok(site.secrets, day.isoformat(), zone, request.query.get("key", "")):
+        return _no_archive(site)  # the same answer as for a day that has no edition (U4)
+    edition = await asyncio.to_thread(site.store.get_edition, day=day, timezone=zone)
+    if edition is None or not await asyncio.to_thread(_sent, site.store, edition):
+        return _no_archive(site)
     html = await asyncio.to_thread(edition_html, site, edition)
-    resp = web.Response(text=html, content_type="text/html", charset="utf-8")
-    resp.headers["Cache-Control"] = "public, max-age=300"  # frozen once built; no token on this page
-    return resp
+    # Frozen once built, and the same for every reader; private when it needs the key.
+    return _cacheable(request, html.encode("utf-8"), "text/html; charset=utf-8", public=public)
 
 
 async def index(request: web.Request) -> web.StreamResponse:
     site = request.app[SITE]
-    editions = await asyncio.to_thread(site.store.list_editions, limit=EDITIONS_LISTED)
+    if not site.settings.web.archive:
+        return _page(site, "message.html.j2", status=404, heading="Page not found",
+                     text="There is nothing at this address.")
+    editions = await asyncio.to_thread(_sent_editions, site.store, EDITIONS_LISTED)
     lang = site.settings.digest.language
     rows = [(format_date(e.day, "full", locale=lang), e.timezone, _edition_path(e)) for e in editions]
-    resp = _page(site, "index.html.j2", editions=rows)
-    resp.headers["Cache-Control"] = "public, max-age=60"
-    return resp
+    body = site.pages.get_template("index.html.j2").render(
+        lang=lang, site_title=site.settings.digest.title, editions=rows, feed_path="editions.atom",
+        subscribe_url=_subscribe_url(site))
+    return _cacheable(request, body.encode("utf-8"), "text/html; charset=utf-8", public=True)
+
+
+FEED_ENTRIES = 30
+
+
+def _feed_entries(site: Site) -> list[ArchiveEntry]:
+    settings = site.settings
+    entries = []
+    for e in _sent_editions(site.store, FEED_ENTRIES):
+        counts: dict[str, int] = {}
+        for _item, section in site.store.edition_items(e.id):
+            counts[section] = counts.get(section, 0) + 1
+        order = {name: i for i, name in enumerate(settings.section_names)}
+        summary = "; ".join(f"{name}: {n}" for name, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], 99)))
+        label = format_date(e.day, "long", locale=settings.digest.language)
+        entries.append(ArchiveEntry(title=f"{settings.digest.title} — {label} ({e.timezone})",
+                                    url=edition_url(settings, e.day, e.timezone), updated=e.cutoff,
+                                    summary=summary or "-"))
+    return entries
+
+
+async def atom(request: web.Request) -> web.StreamResponse:
+    site = request.app[SITE]
+    if not site.settings.web.archive:
+        return _no_archive(site)
+    base = site.settings.digest.base_url
+    entries = await asyncio.to_thread(_feed_entries, site)
+    body = atom_feed(title=site.settings.digest.title, site_url=base, feed_url=f"{base}/editions.atom",
+                     entries=entries, generated=datetime(2000, 1, 1, tzinfo=UTC))
+    return _cacheable(request, body, "application/atom+xml; charset=utf-8", public=True)
+
+
+# --------------------------------------------------------------------------- sign-up (confirmed opt-in)
+
+SIGNUP_FORM_SALT = "subscribe-form-v1"
+SIGNUP_FORM_MAX_AGE = 3600  # seconds a sign-up form may sit open before it must be loaded again
+
+
+def _client(request: web.Request) -> str:
+    """Who is posting, for the per-client limit: the peer, or the address our local proxy forwarded."""
+    peer = request.remote or "-"
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded and peer in ("127.0.0.1", "::1"):  # only a proxy on this host is believed
+        return forwarded.split(",")[-1].strip() or peer
+    return peer
+
+
+def _signup_form(site: Site, *, status: int = 200, email: str = "", chosen: Sequence[str] | None = None,
+                 timezone: str | None = None, error: str | None = None) -> web.Response:
+    names = site.settings.section_names
+    picked = set(names if chosen is None else chosen)
+    tz = timezone or site.settings.digest.timezone
+    token = TimestampSigner(list(reversed(site.secrets)), salt=SIGNUP_FORM_SALT).sign("subscribe").decode()
+    return _page(site, "subscribe.html.j2", status=status, sections=[(n, n in picked) for n in names],
+                 timezones=_timezone_choices(site, tz), timezone=tz, email=email, form_token=token, error=error)
+
+
+def _signup_form_ok(site: Site, value: str) -> bool:
+    try:
+        TimestampSigner(list(reversed(site.secrets)), salt=SIGNUP_FORM_SALT).unsign(value, max_age=SIGNUP_FORM_MAX_AGE)
+    except (BadSignature, UnicodeError, ValueError):
+        return False
+    return True
+
+
+def _refused(site: Site) -> web.Response:
+    return _page(site, "message.html.j2", status=403, heading="Nothing was changed",
+                 text="This form did not come from this site or has expired. Open the page again.")
+
+
+async def subscribe_page(request: web.Request) -> web.StreamResponse:
+    site = request.app[SITE]
+    if not site.settings.web.signup:
+        raise web.HTTPNotFound()
+    return _signup_form(site)
+
+
+async def subscribe(request: web.Request) -> web.StreamResponse:
+    """The same answer for a new, pending, subscribed or unsubscribed address (no oracle): a
+    confirmation goes out if the per-address window and the hourly cap allow, and nobody is told."""
+    site = request.app[SITE]
+    if not site.settings.web.signup:
+        raise web.HTTPNotFound()
+    if not site.signup_limiter.allow(_client(request), time.monotonic()):
+        return _page(site, "message.html.j2", status=429, heading="Too many attempts",
+                     text="Please wait a few minutes and try again.")
+    form = await request.post()
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site" or \
+            not _signup_form_ok(site, str(form.get("form", ""))):
+        return _refused(site)
+    sent = _page(site, "message.html.j2", heading="Check your inbox",
+                 text="If this address can receive our emails, a confirmation link is on its way. "
+                      "Open it to finish signing up.")
+    if str(form.get("website", "")).strip():  # the honeypot: a bot filled in the hidden field
+        log.info("web: sign-up honeypot filled; nothing sent")
+        return sent
+    known = site.settings.section_names
+    chosen = [n for n in known if n in set(map(str, form.getall("section", [])))]
+    timezone = str(form.get("timezone", "")) or site.settings.digest.timezone
+    raw_email = str(form.get("email", ""))[:320]
+    try:
+        email = validate_email(raw_email)
+    except DigestError:
+        return _signup_form(site, status=422, email=raw_email, chosen=chosen, timezone=timezone,
+                            error="Enter a valid email address.")
+    if not chosen:
+        return _signup_form(site, status=422, email=raw_email, chosen=chosen, timezone=timezone,
+                            error="Choose at least one section.")
+    if not _valid_timezone(timezone):
+        timezone = site.settings.digest.timezone
+    web_settings = site.settings.web
+    allowed = await asyncio.to_thread(site.store.claim_confirmation, email, now=site.clock(),
+                                      window=web_settings.confirm_window, hourly_cap=web_settings.confirm_hourly_cap)
+    if allowed:
+        sections = None if len(chosen) == len(known) else chosen
+        tz = None if timezone == site.settings.digest.timezone else timezone
+        token = tokens.signup_token(site.newest_secret, email, sections, tz, issued=site.clock())
+        url = f"{site.settings.digest.base_url}/confirm/{token}"
+        data = confirmation_message(site.settings, to=email, url=url, now=site.clock())
+        # In the background: the answer must not take longer when a message goes out (no oracle).
+        task = asyncio.create_task(send_confirmation(site.settings, to=email, data=data))
+        site.background.add(task)
+        task.add_done_callback(site.background.discard)
+    else:
+        log.info("web: sign-up confirmation held back (per-address window or hourly cap)")
+    return sent
+
+
+async def _finish_background(app: web.Application) -> None:
+    """on_shutdown: let confirmation emails on the wire finish (the person was told one is coming)."""
+    pending = app[SITE].background
+    if pending:
+        await asyncio.wait(set(pending), timeout=SHUTDOWN_GRACE)
+
+
+def _signup_request(site: Site, token: str) -> tuple[str, tuple[str, ...] | None, str | None, datetime] | None:
+    if not site.settings.web.signup:
+        return None
+    return tokens.read_signup_token(site.secrets, token, max_age=site.settings.web.confirm_expiry, now=site.clock())
+
+
+def _expired_link(site: Site) -> web.Response:
+    return _page(site, "message.html.j2", status=404, heading="This link does not work",
+                 text="This confirmation link has expired or does not work. Sign up again to get a new one.")
+
+
+async def confirm_page(request: web.Request) -> web.StreamResponse:
+    """Mail scanners open links: a GET only shows the button."""
+    site = request.app[SITE]
+    token = _token(request)
+    found = _signup_request(site, token)
+    if found is None:
+        return _expired_link(site)
+    return _page(site, "confirm.html.j2", email=found[0], form_mac=_form_mac(site, token))
+
+
+async def confirm(request: web.Request) -> web.StreamResponse:
+    site = request.app[SITE]
+    token = _token(request)
+    found = _signup_request(site, token)
+    if found is None:
+        return _expired_link(site)
+    form = await request.post()
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site" or \
+            not _form_mac_ok(site, token, str(form.get("form", ""))):
+        return _refused(site)
+    email, sections, timezone, issued = found
+    known = set(site.settings.section_names)
+    if sections is not None:  # a section renamed or dropped since the sign-up is left out
+        sections = tuple(s for s in sections if s in known) or None
+    sub, applied = await asyncio.to_thread(site.store.confirm_subscription, email, sections=sections,
+                                           timezone=timezone, issued=issued, now=site.clock())
+    if not applied and sub.status != ACTIVE:  # a replay after an unsubscribe: the link is spent (U7)
+        return _expired_link(site)
+    log.info("web: subscription %s subscriber=%s", "confirmed" if applied else "already confirmed",
+             sub.public_id[:8])
+    path = f"../p/{tokens.preferences_token(site.newest_secret, sub.public_id)}"
+    return _page(site, "confirmed.html.j2", email=sub.email, preferences_path=path)
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
-    return web.Response(text="ok")
+    """200 "ok" when the last poll and every zone's last due edition are on time, else 503 "late";
+    the lines after the first say what is late (no subscriber data)."""
+    site = request.app[SITE]
+    state = await asyncio.to_thread(health, site.settings, site.store, now=site.clock())
+    return web.Response(status=200 if state.ok else 503, text=state.text)
+
+
+async def metrics_page(request: web.Request) -> web.StreamResponse:
+    site = request.app[SITE]
+    body = await asyncio.to_thread(site.metrics.exposition)
+    resp = web.Response(body=body)
+    resp.headers["Content-Type"] = METRICS_CONTENT_TYPE
+    return resp
 
 
 # --------------------------------------------------------------------------- the app and its server
 
 
-def make_app(settings: Settings, store: Store, *, clock: Clock | None = None) -> web.Application:
-    """The application; `store.site_secret()` is read here (it may create it: call off the loop)."""
+def make_app(settings: Settings, store: Store, *, clock: Clock | None = None,
+             metrics: Metrics | None = None) -> web.Application:
+    """The application; `store.site_secret()` is read here (it may create it: call off the loop).
+
+    `metrics`: the daemon's, so /metrics shows its polls and sends; else one that shows the store's figures.
+    """
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
-    app[SITE] = Site(settings=settings, store=store, clock=clock or (lambda: datetime.now(UTC)),
+    clock = clock or (lambda: datetime.now(UTC))
+    app[SITE] = Site(settings=settings, store=store, clock=clock,
                      secrets=site_secrets(settings, store), pages=_pages(settings.digest.language),
-                     renderer=_edition_renderer(settings), legacy_link_max_id=store.legacy_link_max_id())
+                     renderer=_edition_renderer(settings), legacy_link_max_id=store.legacy_link_max_id(),
+                     metrics=metrics or Metrics(settings, store, clock=clock),
+                     signup_limiter=SlidingWindow(settings.web.signup_per_client, 600.0))
     token = "{token:[^/]*}"  # an empty token is a route too, so it gets the same answer as a bad one
     app.router.add_get(f"/u/{token}", unsubscribe_page)
     app.router.add_post(f"/u/{token}", unsubscribe)
     app.router.add_get(f"/p/{token}", preferences_page)
     app.router.add_post(f"/p/{token}", save_preferences)
     app.router.add_get("/editions/{tz}/{day}", edition_page)
+    app.router.add_get("/editions.atom", atom)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/subscribe", subscribe_page)
+    app.router.add_post("/subscribe", subscribe)
+    app.router.add_get(f"/confirm/{token}", confirm_page)
+    app.router.add_post(f"/confirm/{token}", confirm)
     app.on_response_prepare.append(_secured)
+    app.on_shutdown.append(_finish_background)
     return app
 
 
 async def start_web(settings: Settings, store: Store, *, clock: Clock | None = None,
-                    host: str | None = None, port: int | None = None) -> web.AppRunner:
+                    host: str | None = None, port: int | None = None,
+                    metrics: Metrics | None = None) -> web.AppRunner:
     """Listen on [web] host:port (or the given ones; port 0 picks a free one).
 
     The caller stops it with ``runner.cleanup()``; ``listening(runner)`` says where it listens.
     """
-    app = await asyncio.to_thread(make_app, settings, store, clock=clock)
+    app = await asyncio.to_thread(make_app, settings, store, clock=clock, metrics=metrics)
     runner = web.AppRunner(app, access_log_class=_AccessLogger, access_log=logging.getLogger("digest.web.access"),
                            shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()

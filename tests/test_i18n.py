@@ -31,11 +31,11 @@ Key = tuple[str | None, str | tuple[str, ...]]  # (msgctxt, msgid or (singular, 
 
 
 def _web_sentences() -> set[str]:
-    """The sentences digest/web.py passes to its pages (_page, _preferences) as heading=, text= and error=."""
+    """The sentences digest/web.py passes to its pages (_page, _preferences, _signup_form) as heading=, text=, error=."""
     tree = ast.parse((ROOT / "digest" / "web.py").read_text(encoding="utf-8"))
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_page", "_preferences"):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_page", "_preferences", "_signup_form"):
             for kw in node.keywords:
                 if kw.arg in ("heading", "text", "error"):
                     found |= {n.value for n in ast.walk(kw.value) if isinstance(n, ast.Constant)
@@ -49,8 +49,9 @@ def used_messages() -> dict[Key, list[str]]:
     for name, line, msg, _comments, ctx in extract_from_dir(str(TEMPLATES), [("**.j2", "jinja2.ext.babel_extract")],
                                                             {"**.j2": JINJA}):
         used.setdefault((ctx, msg), []).append(f"templates/{name}:{line}")
-    for line, msg, _comments, ctx in extract_from_file("python", str(ROOT / "digest" / "render.py")):
-        used.setdefault((ctx, msg), []).append(f"digest/render.py:{line}")
+    for module in ("render.py", "pipeline/signup.py"):  # the modules that call _() themselves
+        for line, msg, _comments, ctx in extract_from_file("python", str(ROOT / "digest" / module)):
+            used.setdefault((ctx, msg), []).append(f"digest/{module}:{line}")
     for sentence in _web_sentences():
         used.setdefault((None, sentence), []).append("digest/web.py")
     return used

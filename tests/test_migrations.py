@@ -116,6 +116,11 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
         assert alice is not None and alice.origins == {"name": "config", "sections": "config",
                                                        "timezone": "config", "status": "config"}
         assert store.legacy_link_max_id() == 4  # links sent before the upgrade: rows 1..4 only
+        # 0003: every kept subscriber starts with no soft-bounce score, and no bounce is recorded.
+        assert store.bounce_summary().by_kind == {} and store.bounce_summary().unverified == 0
+        with store.engine.connect() as conn:
+            scores = conn.execute(sa.select(t.subscribers.c.bounce_score, t.subscribers.c.bounce_score_at)).all()
+        assert scores and all(tuple(row) == (0.0, None) for row in scores)
         # The fixture's outbox rows still point at their subscribers and editions.
         assert store.delivery_counts(1)
         # The upgraded table never hands out an id again, even the highest one once it is erased.

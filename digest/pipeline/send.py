@@ -101,8 +101,13 @@ def sender_domain(settings: Settings) -> str:
     return parseaddr(settings.smtp.sender)[1].rpartition("@")[2] or "localhost"
 
 
-def edition_url(settings: Settings, day: date, timezone: str) -> str:
-    return f"{settings.digest.base_url}/editions/{timezone.replace('/', '~')}/{day.isoformat()}"
+def edition_url(settings: Settings, day: date, timezone: str, *, secret: str | None = None) -> str:
+    """The edition's web page ("Read this edition online", "N more in <Section>"). With the public
+    archive off it carries the edition's key, which only the secret's holder can make."""
+    url = f"{settings.digest.base_url}/editions/{timezone.replace('/', '~')}/{day.isoformat()}"
+    if not settings.web.archive and secret:
+        url += f"?key={tokens.edition_key(secret, day.isoformat(), timezone)}"
+    return url
 
 
 def build_edition(settings: Settings, store: Store, *, day: date, timezone: str,
@@ -150,7 +155,8 @@ class EditionMailer:
     def render(self, sections: tuple[str, ...] | None) -> Rendered | None:
         """The edition for one section set, or None when it has nothing for them (S11)."""
         ed = compose(self.stories, day=self.edition.day, timezone=self.edition.timezone, chosen=sections,
-                     options=self.options, web_url=edition_url(self.settings, self.edition.day, self.edition.timezone))
+                     options=self.options, web_url=edition_url(self.settings, self.edition.day, self.edition.timezone,
+                                                               secret=self.secret))
         return None if ed.is_empty else self.renderer.render(ed)
 
     def template(self, sections: tuple[str, ...] | None) -> message.MessageTemplate | None:
@@ -160,8 +166,21 @@ class EditionMailer:
             self._templates[key] = None if rendered is None else message.build_template(
                 rendered, sender=parseaddr(self.settings.smtp.sender)[1] or self.settings.smtp.sender,
                 sender_name=parseaddr(self.settings.smtp.sender)[0] or self.settings.digest.title,
-                list_id=f"digest.{self.domain}", base_url=self.settings.digest.base_url)
+                list_id=f"digest.{self.domain}", base_url=self.settings.digest.base_url,
+                feedback_id=self.feedback_id)
         return self._templates[key]
+
+    @property
+    def feedback_id(self) -> str:
+        """Gmail's Feedback-ID: edition, day, mail type, sender; the same for every subscriber."""
+        return f"{self.edition.id}:{self.edition.day.isoformat()}:edition:{self.domain}"
+
+    def return_path(self, subscriber: Subscriber) -> str:
+        """The envelope sender: a signed VERP address under [bounces] domain, else [smtp] sender."""
+        domain = self.settings.bounces.domain
+        if not domain:
+            return parseaddr(self.settings.smtp.sender)[1] or self.settings.smtp.sender
+        return tokens.verp_address(self.secret, subscriber.public_id, self.edition.id, domain)
 
     def message_id(self, subscriber_id: int) -> str:
         return tokens.message_id(self.secret, self.edition.id, subscriber_id, self.domain)
@@ -362,7 +381,6 @@ async def send_edition(settings: Settings, store: Store, edition: EditionRecord,
     mailer = await asyncio.to_thread(EditionMailer, settings, store, edition)
     me = worker_name()
     await asyncio.to_thread(release_orphans, store, edition.id, now=clock())
-    sender = parseaddr(settings.smtp.sender)[1] or settings.smtp.sender
     rows: dict[int, Delivery] = {}
 
     def stopped() -> bool:
@@ -393,7 +411,7 @@ async def send_edition(settings: Settings, store: Store, edition: EditionRecord,
                         rep.skipped += 1
                         continue
                     rows[d.id] = d
-                    yield Envelope(key=d.id, sender=sender, recipient=sub.email,
+                    yield Envelope(key=d.id, sender=mailer.return_path(sub), recipient=sub.email,
                                    data=mailer.personalise(template, sub, now=clock()), crlf=True)
 
     async def record(result: Result) -> None:

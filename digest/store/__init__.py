@@ -5,8 +5,10 @@ Returns model objects, never rows. Synchronous; async code calls it through asyn
 
 from __future__ import annotations
 
+from digest.store.bounces import BounceStore
 from digest.store.editions import FAILED, PENDING, SENT, SKIPPED, EditionStore
 from digest.store.feeds import FeedStore
+from digest.store.signups import SignupStore
 from digest.store.subscribers import (
     ACTIVE,
     REMOVED,
@@ -17,7 +19,7 @@ from digest.store.subscribers import (
 )
 
 
-class Store(FeedStore, SubscriberStore, EditionStore):
+class Store(FeedStore, SubscriberStore, EditionStore, BounceStore, SignupStore):
     """All tables behind one object; each mixin owns one concern."""
 
 

@@ -104,6 +104,10 @@ class EditionStore(StoreBase):
             row = conn.execute(query).first()
         return _edition(row) if row else None
 
+    def count_editions(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(t.editions)) or 0)
+
     def list_editions(self, *, status: str | None = None, limit: int = 100) -> list[EditionRecord]:
         query = select(t.editions).order_by(t.editions.c.cutoff.desc()).limit(limit)
         if status:

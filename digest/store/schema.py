@@ -21,6 +21,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -129,6 +130,9 @@ subscribers = Table(
     Column("sections_origin", String(16), nullable=False, default="cli"),
     Column("timezone_origin", String(16), nullable=False, default="cli"),
     Column("status_origin", String(16), nullable=False, default="cli"),
+    # The soft-bounce score (bounces.py kinds), decayed from bounce_score_at when the next one comes.
+    Column("bounce_score", Float, nullable=False, default=0.0, server_default="0"),
+    Column("bounce_score_at", UTCDateTime),
     UniqueConstraint("public_id", name="uq_subscribers_public_id"),
     sqlite_autoincrement=True,  # an id is never handed out twice, even after the newest row is deleted
 )
@@ -138,8 +142,37 @@ suppressions = Table(
     metadata,
     # SHA-256 of an address that unsubscribed or failed permanently; outlives the subscriber row.
     Column("email_hash", String(64), primary_key=True),
-    Column("reason", String(16), nullable=False),  # unsubscribed, failed
+    Column("reason", String(16), nullable=False),  # unsubscribed, failed, bounced, complained
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+bounces = Table(
+    "bounces",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # One row per outcome however often a report arrives: "<token>:<kind>" hashed when the token
+    # verified, the message's hash when it did not.
+    Column("dedupe", String(64), nullable=False),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE")),  # null: unverified
+    Column("edition_id", Integer),
+    Column("kind", String(16), nullable=False),  # hard, soft, complaint
+    Column("status", String(16)),  # RFC 3463, e.g. 5.1.1
+    Column("diagnostic", Text),  # the remote server's words; only for a verified report
+    Column("verified", Boolean, nullable=False),
+    Column("via", String(16), nullable=False),  # smtp, imap, file
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("dedupe", name="uq_bounces_dedupe"),
+    Index("ix_bounces_subscriber", "subscriber_id"),
+)
+
+confirmation_sends = Table(
+    "confirmation_sends",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email_hash", String(64), nullable=False),  # subscribers.address_hash: never the address
+    Column("sent_at", UTCDateTime, nullable=False),
+    Index("ix_confirmation_sends_hash", "email_hash", "sent_at"),
+    Index("ix_confirmation_sends_at", "sent_at"),
 )
 
 editions = Table(

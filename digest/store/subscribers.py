@@ -230,6 +230,12 @@ class SubscriberStore(StoreBase):
                 return
             last = rows[-1].id
 
+    def subscriber_counts(self) -> dict[str, int]:
+        """How many subscribers have each status (for /metrics)."""
+        with self.engine.connect() as conn:
+            return {str(status): int(n) for status, n in conn.execute(
+                select(t.subscribers.c.status, func.count()).group_by(t.subscribers.c.status))}
+
     def timezones_in_use(self, default_timezone: str) -> list[str]:
         """The distinct effective time zones of active subscribers: one edition each per day."""
         tz = func.coalesce(t.subscribers.c.timezone, default_timezone)

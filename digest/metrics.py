@@ -1,0 +1,181 @@
+"""What an operator's monitoring sees: /metrics (Prometheus text format) and /healthz.
+
+Two sources. Events of this process (feeds polled, items stored, editions built, messages sent,
+deferred and failed, poll and send durations) are counted as they happen by the daemon, so
+they are rates a dashboard can graph; they start from zero with the process, as Prometheus
+counters do. What the database holds (subscribers by status, the outbox by status, stored
+items, editions, bounces, suppressions, when the last poll and the last edition were) is read
+from the store at each scrape, so it is right whichever process did the work (`digest send`
+in another process, a restart).
+
+`health` answers /healthz: whether the last poll and the last due edition are on time. It reads
+the store and the schedule only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from digest import schedule
+from digest.config import Settings
+from digest.model import PollResult
+from digest.store import Store
+
+__all__ = ["CONTENT_TYPE", "Health", "Metrics", "error_kind", "health"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+POLL_LATE_AFTER = timedelta(minutes=10)  # beyond a feed's own due time, before the poll counts as late
+EDITION_LATE_AFTER = timedelta(minutes=15)  # after send_at, before a missing edition counts as late
+
+_TIMEOUT = re.compile(r"tim(ed|e)\s*out|deadline|slow", re.IGNORECASE)
+_PARSE = re.compile(r"pars|xml|not a feed|encoding|cpu", re.IGNORECASE)
+_TOO_BIG = re.compile(r"too large|bytes|size", re.IGNORECASE)
+_REFUSED = re.compile(r"private|loopback|refus|not allowed|redirect", re.IGNORECASE)
+
+
+def error_kind(result: PollResult) -> str | None:
+    """A small fixed set of labels for a failed poll (a label per message would explode the series)."""
+    if not result.error:
+        return None
+    if result.status == 410:
+        return "gone"
+    if result.status is not None and result.status >= 400:
+        return f"http_{result.status // 100}xx"
+    for kind, pattern in (("timeout", _TIMEOUT), ("too_large", _TOO_BIG), ("parse", _PARSE),
+                          ("refused", _REFUSED)):
+        if pattern.search(result.error):
+            return kind
+    return "network"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    ok: bool
+    lines: tuple[str, ...] = field(default=())
+
+    @property
+    def text(self) -> str:
+        return ("ok" if self.ok else "late") + "\n" + "".join(f"{line}\n" for line in self.lines)
+
+
+def health(settings: Settings, store: Store, *, now: datetime) -> Health:
+    """Is the last poll on time (no active feed overdue by POLL_LATE_AFTER) and has every time
+    zone's last due edition been built (EDITION_LATE_AFTER after its send_at)?"""
+    lines: list[str] = []
+    ok = True
+    feeds = store.list_feeds(active_only=True)
+    overdue = [f for f in feeds if f.next_poll_at is not None and f.next_poll_at < now - POLL_LATE_AFTER]
+    polled = [f.last_polled_at for f in feeds if f.last_polled_at is not None]
+    last = max(polled) if polled else None
+    if overdue:
+        ok = False
+        lines.append(f"poll: late: {len(overdue)} of {len(feeds)} feeds overdue (oldest due "
+                     f"{min(f.next_poll_at for f in overdue if f.next_poll_at):%Y-%m-%d %H:%M} UTC)")
+    else:
+        lines.append(f"poll: on time ({len(feeds)} feeds; last {'never' if last is None else f'{last:%H:%M} UTC'})")
+    for tz in store.timezones_in_use(settings.digest.timezone):
+        day, instant = schedule.latest_edition(now, settings.digest.send_at, tz)
+        built = store.get_edition(day=day, timezone=tz)
+        if built is not None:
+            lines.append(f"edition {tz} {day}: built ({built.status})")
+        elif now - instant < EDITION_LATE_AFTER:
+            lines.append(f"edition {tz} {day}: due at {instant:%H:%M} UTC, not built yet")
+        else:
+            ok = False
+            lines.append(f"edition {tz} {day}: late: due at {instant:%Y-%m-%d %H:%M} UTC and not built")
+    return Health(ok, tuple(lines))
+
+
+class _StoreCollector(Collector):
+    """Gauges read from the store at scrape time."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], datetime]) -> None:
+        self.settings, self.store, self.clock = settings, store, clock
+
+    def collect(self) -> Iterable[Metric]:
+        store = self.store
+        subscribers = GaugeMetricFamily("digest_subscribers", "Subscribers by status.", labels=["status"])
+        for status, n in sorted(store.subscriber_counts().items()):
+            subscribers.add_metric([status], n)
+        yield subscribers
+        outbox = GaugeMetricFamily("digest_outbox_messages",
+                                   "Messages in the outbox by status (all editions): sent, pending, failed, skipped.",
+                                   labels=["status"])
+        for status, n in sorted(store.delivery_counts().items()):
+            outbox.add_metric([status], n)
+        yield outbox
+        summary = store.bounce_summary()
+        bounced = GaugeMetricFamily("digest_bounces", "Bounces and complaints recorded, by kind (each once).",
+                                    labels=["kind"])
+        for kind in ("hard", "soft", "complaint"):
+            bounced.add_metric([kind], summary.by_kind.get(kind, 0))
+        yield bounced
+        yield GaugeMetricFamily("digest_bounces_unverified", "Bounce reports whose token did not verify (ignored).",
+                                value=summary.unverified)
+        suppressed = GaugeMetricFamily("digest_suppressed", "Suppressed addresses by reason.", labels=["reason"])
+        for reason, n in sorted(summary.suppressed.items()):
+            suppressed.add_metric([reason], n)
+        yield suppressed
+        yield GaugeMetricFamily("digest_items", "Items stored.", value=store.count_items())
+        yield GaugeMetricFamily("digest_editions", "Editions built.", value=store.count_editions())
+        feeds = store.list_feeds(active_only=True)
+        failing = GaugeMetricFamily("digest_feeds", "Active feeds, and those whose last poll failed.",
+                                    labels=["state"])
+        failing.add_metric(["active"], len(feeds))
+        failing.add_metric(["failing"], sum(1 for f in feeds if f.consecutive_failures))
+        yield failing
+        polled = [f.last_polled_at for f in feeds if f.last_polled_at is not None]
+        if polled:
+            yield GaugeMetricFamily("digest_last_poll_timestamp_seconds", "When a feed was last polled (Unix time).",
+                                    value=max(polled).timestamp())
+        state = health(self.settings, store, now=self.clock())
+        yield GaugeMetricFamily("digest_healthy", "1 when the last poll and the last due edition are on time.",
+                                value=1 if state.ok else 0)
+
+
+class Metrics:
+    """One registry per app or daemon (never the global one, so tests and two apps do not clash)."""
+
+    def __init__(self, settings: Settings, store: Store, *, clock: Callable[[], datetime]) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.feeds_polled = Counter("digest_feeds_polled", "Feed polls done by this process.", registry=r)
+        self.feed_errors = Counter("digest_feed_errors", "Failed feed polls by kind.", ["kind"], registry=r)
+        self.items_stored = Counter("digest_items_stored", "New items stored by this process's polls.", registry=r)
+        self.editions_built = Counter("digest_editions_built", "Editions built by this process.", registry=r)
+        self.messages = Counter("digest_messages", "Messages by outcome: sent, deferred (4xx, retried), failed, "
+                                "skipped.", ["outcome"], registry=r)
+        for outcome in ("sent", "deferred", "failed", "skipped"):
+            self.messages.labels(outcome)  # present at 0 from the start, so rate() works at once
+        self.poll_seconds = Histogram("digest_poll_duration_seconds", "Duration of one poll cycle.", registry=r,
+                                      buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
+        self.send_seconds = Histogram("digest_send_duration_seconds", "Duration of one send pass (all due editions).",
+                                      registry=r, buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600))
+        r.register(_StoreCollector(settings, store, clock))
+
+    def observe_poll(self, results: Sequence[PollResult], seconds: float) -> None:
+        self.poll_seconds.observe(seconds)
+        self.feeds_polled.inc(len(results))
+        self.items_stored.inc(sum(r.new_items for r in results))
+        for result in results:
+            kind = error_kind(result)
+            if kind:
+                self.feed_errors.labels(kind).inc()
+
+    def observe_send(self, *, built: int, sent: int, deferred: int, failed: int, skipped: int,
+                     seconds: float) -> None:
+        self.send_seconds.observe(seconds)
+        self.editions_built.inc(built)
+        for outcome, n in (("sent", sent), ("deferred", deferred), ("failed", failed), ("skipped", skipped)):
+            self.messages.labels(outcome).inc(n)
+
+    def exposition(self) -> bytes:
+        """The text format (version 0.0.4); it reads the store: call it off the event loop."""
+        return generate_latest(self.registry)

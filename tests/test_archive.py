@@ -1,0 +1,133 @@
+"""The public archive: a page per sent (day, time zone) edition, an index, an Atom feed read back
+with feedparser; ETag and Cache-Control; `[web] archive = false` turns it off."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import feedparser
+import pytest
+from test_web import DAY, NOW, Clock, add_news, make_settings, mark_sent, open_store
+
+from digest import config as cfg
+from digest import tokens
+from digest.archive import etag_matches
+from digest.pipeline import build_edition, preview
+from digest.store import Store
+from digest.web import listening, start_web
+
+
+@dataclasses.dataclass
+class Site:
+    settings: cfg.Settings
+    store: Store
+    http: aiohttp.ClientSession
+
+
+async def running(settings: cfg.Settings) -> AsyncIterator[Site]:
+    store = open_store(settings)
+    add_news(store, at=NOW - timedelta(hours=2), prefix="Today")
+    mark_sent(store, build_edition(settings, store, day=DAY, timezone="UTC", now=NOW)[0])
+    add_news(store, at=NOW + timedelta(days=1) - timedelta(hours=2), prefix="Tomorrow")
+    mark_sent(store, build_edition(settings, store, day=DAY + timedelta(days=1), timezone="UTC",
+                                   now=NOW + timedelta(days=1))[0])
+    runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
+    try:
+        async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
+            yield Site(settings, store, http)
+    finally:
+        await runner.cleanup()
+        store.close()
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    async for s in running(make_settings(tmp_path)):
+        yield s
+
+
+@pytest.fixture
+async def private_site(tmp_path: Path) -> AsyncIterator[Site]:
+    base = make_settings(tmp_path)
+    async for s in running(dataclasses.replace(base, web=dataclasses.replace(base.web, archive=False))):
+        yield s
+
+
+async def test_the_atom_feed_reads_back_with_feedparser_with_absolute_links_and_no_subscriber(site: Site) -> None:
+    async with site.http.get("/editions.atom") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("application/atom+xml")
+        body = await resp.read()
+    parsed = feedparser.parse(body)
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    assert parsed.version == "atom10"
+    assert parsed.feed.title == "Morning Review"
+    assert [e.link for e in parsed.entries] == ["https://review.example/editions/UTC/2026-01-17",
+                                                "https://review.example/editions/UTC/2026-01-16"]
+    assert all(e.id == e.link and e.updated_parsed for e in parsed.entries)
+    assert parsed.entries[1].title == "Morning Review — January 16, 2026 (UTC)"
+    assert parsed.entries[1].summary == "World: 5; Sport: 1"
+    assert any(link.rel == "self" and link.href == "https://review.example/editions.atom"
+               for link in parsed.feed.links)
+    text = body.decode()
+    assert "@example.org" not in text and "/u/" not in text and "/p/" not in text
+
+
+async def test_archive_pages_are_cacheable_with_an_etag_and_answer_304(site: Site) -> None:
+    for path in ("/editions/UTC/2026-01-16", "/", "/editions.atom"):
+        async with site.http.get(path) as resp:
+            assert resp.status == 200, path
+            etag = resp.headers["ETag"]
+            assert re.fullmatch(r'"[0-9a-f]{32}"', etag)
+            assert resp.headers["Cache-Control"] == "public, max-age=300"
+            body = await resp.text()
+        async with site.http.get(path, headers={"If-None-Match": etag}) as again:
+            assert again.status == 304 and again.headers["ETag"] == etag and await again.read() == b""
+        async with site.http.get(path, headers={"If-None-Match": '"other"'}) as changed:
+            assert changed.status == 200 and await changed.text() == body
+    assert "@example.org" not in body
+
+
+async def test_personal_pages_are_never_stored(site: Site) -> None:
+    alice = site.store.get_subscriber(email="alice@example.org")
+    assert alice is not None
+    secret = site.store.site_secret()
+    paths = (f"/p/{tokens.preferences_token(secret, alice.public_id)}",
+             f"/u/{tokens.unsubscribe_token(secret, alice.public_id)}")
+    for path in paths:
+        async with site.http.get(path) as resp:
+            assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"
+            assert "ETag" not in resp.headers
+
+
+def test_if_none_match_compares_weakly_and_takes_lists() -> None:
+    assert etag_matches('W/"abc", "def"', '"abc"') and etag_matches("*", '"x"')
+    assert not etag_matches(None, '"abc"') and not etag_matches('"abd"', '"abc"')
+
+
+async def test_with_the_archive_off_pages_need_the_key_in_the_emails_link(private_site: Site) -> None:
+    site = private_site
+    for path in ("/", "/editions.atom", "/editions/UTC/2026-01-16", "/editions/UTC/2026-01-16?key=0123456789abcdef"):
+        async with site.http.get(path) as resp:
+            assert resp.status == 404, path
+    alice = site.store.get_subscriber(email="alice@example.org")
+    assert alice is not None
+    mail = preview(site.settings, site.store, subscriber=alice, day=DAY, now=NOW)
+    assert mail is not None
+    links = set(re.findall(r'href="https://review\.example(/editions/UTC/2026-01-16\?key=[0-9a-f]+)(?:#[^"]*)?"',
+                           mail.html.replace("&amp;", "&")))
+    assert len(links) == 1, "the email's 'Read online' and 'N more' links carry the edition's key"
+    (path,) = links
+    async with site.http.get(path) as resp:
+        assert resp.status == 200
+        assert resp.headers["Cache-Control"] == "private, max-age=300"
+        page = await resp.text()
+    assert "@example.org" not in page and "/u/" not in page
+    # The key is the edition's own: it does not open another day.
+    async with site.http.get(path.replace("2026-01-16", "2026-01-17")) as resp:
+        assert resp.status == 404

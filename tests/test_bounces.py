@@ -1,0 +1,91 @@
+"""Bounce and complaint classification on real-world formats (tests/fixtures/bounces/labels.tsv)."""
+
+from __future__ import annotations
+
+import email
+from pathlib import Path
+
+import pytest
+
+from digest import bounces
+
+FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
+
+
+def _labels() -> list[tuple[str, str, str, str, str, str]]:
+    rows = []
+    for line in (FIXTURES / "labels.tsv").read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, kind, status, recipient, token, fmt = line.split("\t")
+        rows.append((name, kind, status, recipient, token, fmt))
+    return rows
+
+
+LABELS = _labels()
+
+
+def _classify(name: str) -> bounces.Bounce | None:
+    return bounces.parse_bytes((FIXTURES / name).read_bytes())
+
+
+def test_the_fixture_set_covers_the_formats_and_both_status_classes() -> None:
+    formats = {fmt for *_, fmt in LABELS}
+    assert {"postfix", "exim", "exchange", "gmail", "yahoo", "outlookcom", "qmail"} <= formats
+    bounced = [row for row in LABELS if row[1] != "none"]
+    assert len(bounced) >= 40
+    assert sum(1 for row in bounced if row[2].startswith("4.")) >= 8
+    assert sum(1 for row in bounced if row[2].startswith("5.")) >= 20
+    assert sum(1 for row in bounced if row[1] == "complaint") >= 4
+    assert {p.name for p in FIXTURES.glob("*.eml")} == {row[0] for row in LABELS}
+
+
+def test_classification_accuracy_is_at_least_95_percent_and_no_4xx_is_hard() -> None:
+    right = 0
+    wrong: list[str] = []
+    for name, kind, status, _recipient, _token, _fmt in LABELS:
+        found = _classify(name)
+        got = found.kind if found else "none"
+        if got == kind:
+            right += 1
+        else:
+            wrong.append(f"{name}: expected {kind}, got {got} ({found})")
+        if status.startswith("4.") or (found and found.status and found.status.startswith("4.")):
+            assert got != "hard", f"{name}: a 4.x.x was taken as hard"
+    accuracy = right / len(LABELS)
+    print(f"\nbounce classification: {right}/{len(LABELS)} right, accuracy {accuracy:.1%}")
+    for line in wrong:
+        print("  wrong:", line)
+    assert accuracy >= 0.95
+
+
+@pytest.mark.parametrize("row", [r for r in LABELS if r[1] != "none"], ids=lambda r: r[0])
+def test_each_bounce_names_its_token_and_recipient(row: tuple[str, ...]) -> None:
+    name, _kind, status, recipient, token, _fmt = row
+    found = _classify(name)
+    assert found is not None
+    assert found.token == token
+    if found.kind != "complaint" and status != "-":
+        assert found.status == status
+    if recipient != "-" and found.recipient is not None:
+        assert found.recipient.lower() == recipient.lower()
+
+
+def test_the_envelope_recipient_beats_the_headers() -> None:
+    raw = (FIXTURES / "postfix-5.1.1-user-unknown.eml").read_bytes()
+    found = bounces.parse_bytes(raw, envelope_to="bounce+00ff00ff00ff00ff00ff00ff00ff00ff-1-00ff00ff00ff@bounces.example.org")
+    assert found is not None and found.token == "00ff00ff00ff00ff00ff00ff00ff00ff-1-00ff00ff00ff"
+
+
+@pytest.mark.parametrize(("status", "kind"), [
+    ("5.1.1", "hard"), ("5.1.10", "hard"), ("5.2.1", "hard"), ("5.4.4", "hard"), ("5.0.0", "hard"),
+    ("5.2.2", "soft"), ("5.7.1", "soft"), ("5.3.4", "soft"), ("4.4.1", "soft"), ("4.1.1", "soft"),
+    ("2.0.0", None), ("9.9.9", None), ("hello", None),
+])
+def test_status_classes(status: str, kind: str | None) -> None:
+    assert bounces.classify_status(status) == kind
+
+
+def test_a_report_without_any_failure_is_not_a_bounce() -> None:
+    msg = email.message_from_string("From: someone@example.org\nSubject: hello\n\nJust a note.\n")
+    assert bounces.parse(msg) is None

@@ -1,0 +1,233 @@
+"""Bounces end to end: an edition goes out with VERP return paths, the real `digest bounces serve`
+(aiosmtpd) is fed the fixture messages over SMTP, and the next edition skips the addresses they
+suppressed. Also `digest bounces import` from files and standard input, `digest status` and
+`digest subscribers show`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import smtplib
+import sys
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from httpservers import FeedServer
+from smtpservers import SmtpServer
+
+from digest import bounces
+
+FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
+DAY1 = datetime(2026, 1, 16, 8, 0, tzinfo=UTC)
+DAY2 = DAY1 + timedelta(days=1)
+
+
+def labelled() -> list[tuple[str, str]]:
+    rows = []
+    for line in (FIXTURES / "labels.tsv").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, kind = line.split("\t")[:2]
+            rows.append((name, kind))
+    return rows
+
+
+def feed(day: datetime, tag: str) -> bytes:
+    items = "".join(
+        f"<item><title>{tag} story number {i} about the harbour {i * 7}</title>"
+        f"<link>https://news.example/{tag}/{i}</link><guid>{tag}-{i}</guid><category>World</category>"
+        f"<pubDate>{format_datetime(day - timedelta(hours=1, minutes=i))}</pubDate>"
+        f"<description>Summary {i}</description></item>" for i in range(3))
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Harbour Times</title>'
+            f"<link>https://news.example/</link><description>d</description>{items}</channel></rss>").encode()
+
+
+def write_config(tmp: Path, *, feed_url: str, smtp_port: int, readers: int) -> Path:
+    subs = "".join(f'[[subscribers]]\nemail = "reader{i:02d}@example.org"\n' for i in range(readers))
+    config = tmp / "digest.toml"
+    config.write_text(f"""
+[digest]
+title = "Morning Review"
+timezone = "UTC"
+send_at = "07:00"
+database = "sqlite:///{tmp / 'digest.sqlite'}"
+base_url = "https://review.example"
+allow_private_addresses = true
+secret = "bounce-e2e-secret"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+sender = "Morning Review <review@review.example>"
+timeout = 10
+
+[bounces]
+domain = "bounces.review.example"
+
+[[sections]]
+name = "World"
+categories = ["World"]
+
+[[feeds]]
+url = "{feed_url}"
+
+{subs}""", encoding="utf-8")
+    return config
+
+
+async def digest(config: Path, now: datetime, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    env = {**os.environ, "DIGEST_NOW": now.isoformat()}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "digest", "--config", str(config), *args, env=env,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else None,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def smtp_send(port: int, rcpt: str, data: bytes) -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.ehlo("mx.remote.example")
+        client.mail("")  # bounces come from the null sender (RFC 5321 4.5.5)
+        code, reply = client.rcpt(rcpt)
+        if code != 250:
+            return code, reply
+        return client.data(data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))  # SMTP lines end in CRLF
+
+
+@pytest.mark.slow
+async def test_the_bounce_receiver_takes_the_fixtures_over_smtp_and_the_next_edition_skips_them(
+        tmp_path: Path) -> None:
+    fixtures = [(name, kind) for name, kind in labelled()]
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        url = feeds.serve("/news.xml", feed(DAY1, "first"))
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, readers=len(fixtures))
+        assert (await digest(config, DAY1, "poll"))[0] == 0
+        code, _, err = await digest(config, DAY1 + timedelta(minutes=1), "send")
+        assert code == 0, err
+        verp = {m.rcpt_tos[0]: m.mail_from for m in smtp.messages}
+        assert len(verp) == len(fixtures) and all(v.startswith("bounce+") for v in verp.values())
+
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "digest", "--config", str(config), "bounces", "serve", "--host", "127.0.0.1",
+            "--port", "0", env={**os.environ, "DIGEST_NOW": (DAY1 + timedelta(hours=1)).isoformat()},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            m = re.search(r"receiving bounces for bounces\.review\.example on 127\.0\.0\.1:(\d+)", line)
+            assert m, line
+            port = int(m.group(1))
+            expected: dict[str, str] = {}
+            for i, (name, _label) in enumerate(fixtures):
+                reader = f"reader{i:02d}@example.org"
+                raw = (FIXTURES / name).read_bytes()
+                found = bounces.parse_bytes(raw)
+                expected[reader] = found.kind if found else "none"
+                code, reply = await asyncio.to_thread(smtp_send, port, verp[reader], raw)
+                assert code == 250, (name, reply)
+            # The same report again (an MTA retry, or the same bounce by two ways): counted once.
+            again = await asyncio.to_thread(smtp_send, port, verp["reader00@example.org"],
+                                            (FIXTURES / fixtures[0][0]).read_bytes())
+            assert again[0] == 250
+            # A report to a token nobody signed: accepted (no oracle) but only counted.
+            forged = re.sub(r"-[0-9a-f]{12}@", "-000000000000@", verp["reader01@example.org"])
+            raw = (FIXTURES / fixtures[1][0]).read_bytes()
+            assert (await asyncio.to_thread(smtp_send, port, forged, raw))[0] == 250
+            # Not a bounce address: refused at RCPT.
+            assert (await asyncio.to_thread(smtp_send, port, "postmaster@bounces.review.example", b"x"))[0] == 550
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 20) == 0
+
+        kinds = list(expected.values())
+        code, out, err = await digest(config, DAY1 + timedelta(hours=2), "status")
+        assert code == 0, err
+        assert (f"bounces: {kinds.count('hard')} hard, {kinds.count('soft')} soft, "
+                f"{kinds.count('complaint')} complaint; 1 ignored") in out
+        assert f"{kinds.count('hard')} bounced" in out and f"{kinds.count('complaint')} complained" in out
+        hard = next(r for r, k in expected.items() if k == "hard")
+        code, out, err = await digest(config, DAY1 + timedelta(hours=2), "subscribers", "show", hard)
+        assert code == 0, err
+        assert "suppressed bounced since 2026-01-16" in out and "last bounce hard" in out
+        soft = next(r for r, k in expected.items() if k == "soft")
+        code, out, err = await digest(config, DAY1 + timedelta(hours=2), "subscribers", "show", soft)
+        assert code == 0, err
+        assert "soft-bounce score 1.00 (suppressed at 3; halves every 1w)" in out and "suppressed " not in \
+            out.replace("(suppressed at", "")
+
+        feeds.serve("/news.xml", feed(DAY2, "second"))
+        assert (await digest(config, DAY2, "poll"))[0] == 0
+        before = len(smtp.messages)
+        code, _, err = await digest(config, DAY2 + timedelta(minutes=1), "send")
+        assert code == 0, err
+        second = sorted(m.rcpt_tos[0] for m in smtp.messages[before:])
+    assert second == sorted(r for r, k in expected.items() if k in ("soft", "none"))
+    assert kinds.count("hard") >= 20 and kinds.count("complaint") >= 4 and kinds.count("soft") >= 15
+
+
+async def test_digest_bounces_import_reads_files_and_standard_input_and_counts_each_once(tmp_path: Path) -> None:
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        url = feeds.serve("/news.xml", feed(DAY1, "first"))
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, readers=2)
+        assert (await digest(config, DAY1, "poll"))[0] == 0
+        assert (await digest(config, DAY1 + timedelta(minutes=1), "send"))[0] == 0
+        verp = {m.rcpt_tos[0]: m.mail_from for m in smtp.messages}
+    # An MTA delivering to a file or a pipe keeps the envelope recipient in Delivered-To.
+    hard = (FIXTURES / "qmail-5.1.1-no-mailbox.eml").read_bytes()
+    hard = re.sub(rb"bounce\+[0-9a-f-]+@bounces\.example\.org", verp["reader00@example.org"].encode(), hard)
+    path = tmp_path / "hard.eml"
+    path.write_bytes(hard)
+    complaint = (FIXTURES / "arf-yahoo-abuse.eml").read_bytes()
+    complaint = re.sub(rb"bounce\+[0-9a-f-]+@bounces\.example\.org", verp["reader01@example.org"].encode(), complaint)
+    code, out, err = await digest(config, DAY1 + timedelta(hours=1), "bounces", "import", str(path), str(path))
+    assert code == 0, err
+    assert out.strip() == "1 duplicate, 1 suppressed"
+    code, out, err = await digest(config, DAY1 + timedelta(hours=1), "bounces", "import", "-",
+                                  stdin=b"From MAILER-DAEMON Fri Jan 16 09:00:00 2026\n" + complaint)
+    assert code == 0, err
+    assert out.strip() == "1 suppressed"
+    code, out, _ = await digest(config, DAY1 + timedelta(hours=1), "subscribers", "show", "reader01@example.org")
+    assert "suppressed complained since 2026-01-16" in out
+    code, _, err = await digest(config, DAY1, "bounces", "import", str(tmp_path / "missing.eml"))
+    assert code == 1 and "Cannot read" in err and err.strip().count("\n") <= 1
+
+
+async def test_digest_bounces_fetch_reads_the_unread_messages_over_imap_and_flags_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imapserver import ImapServer
+
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        url = feeds.serve("/news.xml", feed(DAY1, "first"))
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, readers=3)
+        assert (await digest(config, DAY1, "poll"))[0] == 0
+        assert (await digest(config, DAY1 + timedelta(minutes=1), "send"))[0] == 0
+        verp = {m.rcpt_tos[0]: m.mail_from for m in smtp.messages}
+    messages = []
+    for reader, name in (("reader00@example.org", "exchange2007-5.1.1-recipnotfound.eml"),
+                         ("reader01@example.org", "gmail-4.4.1-delay.eml"),
+                         ("reader02@example.org", "autoreply-vacation.eml")):
+        raw = (FIXTURES / name).read_bytes()
+        messages.append(re.sub(rb"bounce\+[0-9a-f-]+@bounces\.example\.org", verp[reader].encode(), raw))
+    with ImapServer(user="bounces", password="imap-pw", messages=messages) as imap:
+        text = config.read_text(encoding="utf-8").replace(
+            '[bounces]\n', f'[bounces]\nimap_host = "127.0.0.1"\nimap_port = {imap.port}\nimap_security = "none"\n'
+                           'imap_username = "bounces"\n')
+        config.write_text(text, encoding="utf-8")
+        env_now = DAY1 + timedelta(hours=1)
+        monkeypatch.setenv("DIGEST_BOUNCES_IMAP_PASSWORD", "imap-pw")
+        code, out, err = await digest(config, env_now, "bounces", "fetch")
+        assert code == 0, err
+        assert out.strip() == "1 not a bounce, 1 recorded, 1 suppressed"
+        assert imap.seen == {1, 2, 3}
+        code, out, err = await digest(config, env_now, "bounces", "fetch")  # nothing unread is left
+        assert (code, out.strip()) == (0, "no messages")
+        monkeypatch.setenv("DIGEST_BOUNCES_IMAP_PASSWORD", "wrong")
+        code, _, err = await digest(config, env_now, "bounces", "fetch")
+        assert code == 1 and "Cannot log in to IMAP 127.0.0.1" in err
+    code, out, _ = await digest(config, env_now, "subscribers", "show", "reader00@example.org")
+    assert "suppressed bounced" in out

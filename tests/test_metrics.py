@@ -1,0 +1,175 @@
+"""/metrics (Prometheus text format, read back with prometheus-client's own parser) and /healthz,
+served by the real app on 127.0.0.1 and by the daemon when [web] enabled."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+from aiohttp.test_utils import unused_port
+from httpservers import FeedServer
+from prometheus_client.parser import text_string_to_metric_families
+from smtpservers import SmtpServer
+from test_end_to_end import HARBOUR, SUMMIT
+from test_web import NOW, Clock, add_news, make_settings, open_store
+
+from digest import config as cfg
+from digest.daemon import Ticks, run_daemon
+from digest.deliver import SmtpTransport
+from digest.metrics import error_kind
+from digest.model import PollResult
+from digest.pipeline import send_day
+from digest.store import Store
+from digest.web import listening, start_web
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample by (name, sorted labels), parsed by prometheus-client (it raises on bad syntax)."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+async def get(url: str, path: str) -> tuple[int, str, str]:
+    async with aiohttp.ClientSession() as http, http.get(url + path) as resp:
+        return resp.status, resp.headers.get("Content-Type", ""), await resp.text()
+
+
+def test_feed_errors_fall_into_a_few_kinds() -> None:
+    assert error_kind(PollResult("u", 200)) is None
+    assert error_kind(PollResult("u", 404, error="HTTP 404")) == "http_4xx"
+    assert error_kind(PollResult("u", 503, error="HTTP 503")) == "http_5xx"
+    assert error_kind(PollResult("u", 410, error="410 Gone")) == "gone"
+    assert error_kind(PollResult("u", None, error="timed out after 30s")) == "timeout"
+    assert error_kind(PollResult("u", 200, error="not a feed: XML syntax error")) == "parse"
+    assert error_kind(PollResult("u", None, error="connection reset")) == "network"
+
+
+async def test_metrics_show_the_store_figures_after_a_send(tmp_path: Path) -> None:
+    async with SmtpServer() as smtp:
+        settings = make_settings(tmp_path, smtp_port=smtp.port)
+        store = open_store(settings)
+        add_news(store, at=NOW - timedelta(hours=2), prefix="a")
+        async with SmtpTransport(settings.smtp) as transport:
+            await send_day(settings, store, day=date(2026, 1, 16), transport=transport, clock=Clock())
+        runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
+        try:
+            status, ctype, text = await get(listening(runner)[0], "/metrics")
+        finally:
+            await runner.cleanup()
+            store.close()
+    assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
+    values = samples(text)
+    assert values[("digest_outbox_messages", (("status", "sent"),))] == len(smtp.messages) == 2
+    assert values[("digest_subscribers", (("status", "active"),))] == 2
+    assert values[("digest_items", ())] == 6
+    assert values[("digest_editions", ())] == 1
+    assert values[("digest_messages_total", (("outcome", "sent"),))] == 0  # no send in this process's app
+    assert values[("digest_healthy", ())] == 1
+    assert values[("digest_bounces", (("kind", "hard"),))] == 0
+    assert values[("digest_bounces_unverified", ())] == 0
+
+
+async def test_metrics_count_bounces_and_suppressions(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    store = open_store(settings)
+    alice = store.get_subscriber(email="alice@example.org")
+    assert alice is not None
+    kw = {"edition_id": 1, "status": "5.1.1", "diagnostic": "x", "via": "file", "now": NOW, "threshold": 3.0,
+          "half_life": timedelta(days=7)}
+    store.record_bounce(dedupe="a", subscriber_id=alice.id, kind="hard", **kw)
+    store.record_bounce(dedupe="b", subscriber_id=None, kind="soft", **kw)
+    runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
+    try:
+        _, _, text = await get(listening(runner)[0], "/metrics")
+    finally:
+        await runner.cleanup()
+        store.close()
+    values = samples(text)
+    assert values[("digest_bounces", (("kind", "hard"),))] == 1
+    assert values[("digest_bounces", (("kind", "soft"),))] == 0
+    assert values[("digest_bounces_unverified", ())] == 1
+    assert values[("digest_suppressed", (("reason", "bounced"),))] == 1
+
+
+async def test_healthz_says_late_when_the_due_edition_was_not_built_and_ok_once_it_is(tmp_path: Path) -> None:
+    async with SmtpServer() as smtp:
+        settings = make_settings(tmp_path, smtp_port=smtp.port)
+        store = open_store(settings)
+        add_news(store, at=NOW - timedelta(hours=2), prefix="a")
+        clock = Clock(datetime(2026, 1, 16, 7, 10, tzinfo=UTC))  # 10 minutes after send_at
+        runner = await start_web(settings, store, clock=clock, host="127.0.0.1", port=0)
+        url = listening(runner)[0]
+        try:
+            status, _, text = await get(url, "/healthz")
+            assert status == 200 and "not built yet" in text
+            clock.now = datetime(2026, 1, 16, 8, 0, tzinfo=UTC)
+            status, _, text = await get(url, "/healthz")
+            assert status == 503 and text.startswith("late\n") and "edition UTC 2026-01-16: late" in text
+            async with SmtpTransport(settings.smtp) as transport:
+                await send_day(settings, store, day=date(2026, 1, 16), transport=transport, clock=clock)
+            status, _, text = await get(url, "/healthz")
+            assert status == 200 and text.startswith("ok\n") and "alice" not in text
+            feed = store.list_feeds()[0]
+            store.update_feed(feed.id, next_poll_at=clock.now - timedelta(hours=1))
+            status, _, text = await get(url, "/healthz")
+            assert status == 503 and "poll: late: 1 of 1 feeds overdue" in text
+        finally:
+            await runner.cleanup()
+            store.close()
+
+
+async def test_the_daemon_serves_its_poll_and_send_counters_at_metrics(tmp_path: Path) -> None:
+    port = unused_port()
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        urls = [feeds.serve("/harbour.xml", HARBOUR), feeds.serve("/summit.xml", SUMMIT),
+                feeds.serve("/broken.xml", b"<html>not a feed</html>")]
+        settings = cfg.from_mapping({
+            "digest": {"timezone": "UTC", "send_at": "07:00", "database": f"sqlite:///{tmp_path / 'd.sqlite'}",
+                       "allow_private_addresses": True},
+            "smtp": {"host": "127.0.0.1", "port": smtp.port, "sender": "review@review.example", "timeout": 10},
+            "web": {"enabled": True, "host": "127.0.0.1", "port": port},
+            "sections": [{"name": "World", "categories": ["World", "Economy"]}, {"name": "Sport",
+                                                                                 "categories": ["Sport"]}],
+            "feeds": [{"url": u} for u in urls],
+            "subscribers": [{"email": "alice@example.org"}, {"email": "bob@example.org", "sections": ["Sport"]}],
+        }, env={})
+        store = Store(settings.database_url)
+        store.sync_subscribers(settings.subscribers, now=NOW - timedelta(days=1))
+        store.sync_feeds(settings.feeds, now=NOW - timedelta(days=1))
+        # HARBOUR and SUMMIT date their items from test_end_to_end's clock; run at that moment.
+        clock = Clock(datetime(2026, 1, 16, 8, 0, tzinfo=UTC))
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_daemon(dataclasses.replace(settings), store, clock=clock, stop=stop,
+                                              grace=2.0, ticks=Ticks(poll=0.2, reconcile=0.2, heartbeat=0.2)))
+        try:
+            values: dict = {}
+            for _ in range(200):
+                await asyncio.sleep(0.1)
+                assert not task.done(), task.exception()
+                try:
+                    status, _, text = await get(f"http://127.0.0.1:{port}", "/metrics")
+                except aiohttp.ClientConnectorError:
+                    continue
+                values = samples(text)
+                if values.get(("digest_messages_total", (("outcome", "sent"),))) == 2:
+                    break
+            else:
+                raise AssertionError(f"the daemon never reported 2 messages sent: {values}")
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 15)
+            store.close()
+    assert values[("digest_feeds_polled_total", ())] >= 3
+    assert values[("digest_feed_errors_total", (("kind", "parse"),))] >= 1
+    assert values[("digest_items_stored_total", ())] >= 3
+    assert values[("digest_editions_built_total", ())] == 1
+    assert values[("digest_poll_duration_seconds_count", ())] >= 1
+    assert values[("digest_send_duration_seconds_count", ())] >= 1
+    assert values[("digest_outbox_messages", (("status", "sent"),))] == 2
+    assert len(smtp.messages) == 2

@@ -1,0 +1,258 @@
+"""Sign-up with confirmed opt-in through the real app on 127.0.0.1 and a real SMTP server:
+the same answer for every address, one confirmation per window, a global hourly cap, a
+confirmation that only a POST from its page makes, an expiring link, the honeypot, CSRF and the
+per-client limit; a suppressed address comes back only this way."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import aiohttp
+import pytest
+from smtpservers import SmtpServer
+from test_web import NOW, Clock, make_settings, open_store
+
+from digest import config as cfg
+from digest.store import ACTIVE, UNSUBSCRIBED, Store
+from digest.web import listening, start_web
+
+
+@dataclasses.dataclass
+class Site:
+    settings: cfg.Settings
+    store: Store
+    http: aiohttp.ClientSession
+    smtp: SmtpServer
+    clock: Clock
+
+
+async def start(tmp_path: Path, **web: object) -> AsyncIterator[Site]:
+    async with SmtpServer() as smtp:
+        base = make_settings(tmp_path, smtp_port=smtp.port)
+        settings = dataclasses.replace(base, web=dataclasses.replace(base.web, **web))
+        store = open_store(settings)
+        clock = Clock()
+        runner = await start_web(settings, store, clock=clock, host="127.0.0.1", port=0)
+        try:
+            async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
+                yield Site(settings, store, http, smtp, clock)
+        finally:
+            await runner.cleanup()
+            store.close()
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    async for s in start(tmp_path):
+        yield s
+
+
+async def form(site: Site) -> dict[str, str]:
+    async with site.http.get("/subscribe") as resp:
+        assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"
+        page = await resp.text()
+    token = re.search(r'name="form" value="([^"]+)"', page)
+    assert token and 'name="website"' in page and "<script" not in page
+    return {"form": token.group(1)}
+
+
+async def sign_up(site: Site, email: str, *, sections: tuple[str, ...] = ("World",), **extra: str) -> tuple[int, str]:
+    data = [*(await form(site)).items(), ("email", email), ("timezone", "UTC"),
+            *(("section", s) for s in sections), *extra.items()]
+    async with site.http.post("/subscribe", data=data) as resp:
+        return resp.status, await resp.text()
+
+
+async def mail_count(site: Site, n: int) -> None:
+    for _ in range(100):
+        if len(site.smtp.messages) >= n:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"expected {n} messages, got {len(site.smtp.messages)}")
+
+
+def link_in(data: bytes) -> str:
+    msg = message_from_bytes(data, policy=policy.default)
+    body = msg.get_body(("plain",))
+    assert body is not None
+    m = re.search(r"https://review\.example(/confirm/\S+)", body.get_content())
+    assert m
+    return m.group(1)
+
+
+async def test_U8_every_address_gets_the_same_answer_and_one_confirmation_per_window(site: Site) -> None:
+    site.store.set_subscriber(site.store.get_subscriber(email="bob@example.org").id, now=NOW,  # type: ignore[union-attr]
+                              status=UNSUBSCRIBED)
+    answers = set()
+    for email in ("new@example.org", "alice@example.org", "bob@example.org"):  # new, subscribed, unsubscribed
+        status, page = await sign_up(site, email)
+        answers.add((status, page))
+    status, page = await sign_up(site, "new@example.org")  # pending: a second time within the window
+    answers.add((status, page))
+    assert len(answers) == 1 and status == 200 and "Check your inbox" in page
+    await mail_count(site, 3)
+    await asyncio.sleep(0.3)
+    assert sorted(m.rcpt_tos[0] for m in site.smtp.messages) == ["alice@example.org", "bob@example.org",
+                                                                 "new@example.org"]
+    assert site.store.get_subscriber(email="new@example.org") is None  # nothing until confirmed
+    site.clock.now = NOW + timedelta(hours=1, minutes=1)  # the window has passed
+    await sign_up(site, "new@example.org")
+    await mail_count(site, 4)
+
+
+async def test_only_a_post_from_the_links_page_confirms_and_a_suppressed_address_comes_back(site: Site) -> None:
+    bob = site.store.get_subscriber(email="bob@example.org")
+    assert bob is not None
+    site.store.set_subscriber(bob.id, now=NOW - timedelta(hours=1), status=UNSUBSCRIBED)
+    assert site.store.is_suppressed("bob@example.org")
+    await sign_up(site, "bob@example.org", sections=("Sport",))
+    await mail_count(site, 1)
+    msg = message_from_bytes(site.smtp.messages[0].data, policy=policy.default)
+    assert "Confirm your subscription" in str(msg["Subject"]) and msg["Auto-Submitted"] == "auto-generated"
+    path = link_in(site.smtp.messages[0].data)
+    for _ in range(2):  # a mail scanner opening the link twice changes nothing
+        async with site.http.get(path) as resp:
+            page = await resp.text()
+            assert resp.status == 200 and "Confirm your subscription" in page
+    assert site.store.get_subscriber(email="bob@example.org").status == UNSUBSCRIBED  # type: ignore[union-attr]
+    async with site.http.post(path, data={"form": "forged"}) as resp:
+        assert resp.status == 403
+    async with site.http.post(path, data={"form": re.search(r'name="form" value="([^"]+)"', page).group(1)},  # type: ignore[union-attr]
+                              headers={"Sec-Fetch-Site": "cross-site"}) as resp:
+        assert resp.status == 403
+    mac = re.search(r'name="form" value="([^"]+)"', page)
+    assert mac
+    async with site.http.post(path, data={"form": mac.group(1)}) as resp:
+        done = await resp.text()
+        assert resp.status == 200 and "You are subscribed" in done and 'href="../p/' in done
+    bob = site.store.get_subscriber(email="bob@example.org")
+    assert bob is not None and bob.status == ACTIVE and bob.sections == ("Sport",)
+    assert not site.store.is_suppressed("bob@example.org")
+
+
+async def test_U7_a_confirmation_link_expires(site: Site) -> None:
+    await sign_up(site, "late@example.org")
+    await mail_count(site, 1)
+    path = link_in(site.smtp.messages[0].data)
+    async with site.http.get(path[:-2] + ("AA" if not path.endswith("AA") else "BB")) as resp:  # altered
+        assert resp.status == 404 and "expired or does not work" in await resp.text()
+    site.clock.now = NOW + timedelta(hours=47)
+    async with site.http.get(path) as resp:
+        assert resp.status == 200
+    site.clock.now = NOW + timedelta(hours=49)  # [web] confirm_expiry is 48h
+    async with site.http.get(path) as resp:
+        assert resp.status == 404 and "expired or does not work" in await resp.text()
+    async with site.http.post(path, data={"form": "x"}) as resp:
+        assert resp.status == 404
+    assert site.store.get_subscriber(email="late@example.org") is None
+
+
+async def test_the_honeypot_the_form_signature_and_bad_input(site: Site) -> None:
+    status, page = await sign_up(site, "bot@example.org", website="http://spam.example")
+    assert status == 200 and "Check your inbox" in page
+    status, _ = await sign_up(site, "not-an-address")
+    assert status == 422
+    status, _ = await sign_up(site, "nosections@example.org", sections=())
+    assert status == 422
+    async with site.http.post("/subscribe", data={"form": "x", "email": "a@example.org", "section": "World"}) as resp:
+        assert resp.status == 403
+    async with site.http.post("/subscribe", data={**(await form(site)), "email": "c@example.org", "section": "World"},
+                              headers={"Sec-Fetch-Site": "cross-site"}) as resp:
+        assert resp.status == 403
+    await asyncio.sleep(0.3)
+    assert site.smtp.messages == []
+
+
+async def test_the_global_hourly_cap_and_the_per_client_limit(tmp_path: Path) -> None:
+    async for site in start(tmp_path, confirm_hourly_cap=2, signup_per_client=4):
+        for i in range(4):
+            status, page = await sign_up(site, f"reader{i}@example.org")
+            assert status == 200 and "Check your inbox" in page
+        status, _ = await sign_up(site, "reader9@example.org")
+        assert status == 429  # the fifth post from this client in 10 minutes
+        await mail_count(site, 2)
+        await asyncio.sleep(0.3)
+        assert len(site.smtp.messages) == 2  # the hourly cap held the other two back
+
+
+async def test_signup_off_means_no_page_and_no_link(tmp_path: Path) -> None:
+    async for site in start(tmp_path, signup=False):
+        async with site.http.get("/subscribe") as resp:
+            assert resp.status == 404
+        async with site.http.get("/") as resp:
+            assert "/subscribe" not in await resp.text()
+
+
+async def test_U7_a_replayed_confirmation_after_an_unsubscribe_changes_nothing(site: Site) -> None:
+    await sign_up(site, "carol@example.org")
+    await mail_count(site, 1)
+    path = link_in(site.smtp.messages[0].data)
+    async with site.http.get(path) as resp:
+        mac = re.search(r'name="form" value="([^"]+)"', await resp.text())
+    assert mac
+    async with site.http.post(path, data={"form": mac.group(1)}) as resp:
+        assert resp.status == 200
+    async with site.http.post(path, data={"form": mac.group(1)}) as resp:  # pressed twice: still subscribed
+        assert resp.status == 200 and "You are subscribed" in await resp.text()
+    carol = site.store.get_subscriber(email="carol@example.org")
+    assert carol is not None and carol.status == ACTIVE
+    site.clock.now = NOW + timedelta(minutes=5)
+    site.store.set_subscriber(carol.id, now=site.clock.now, status=UNSUBSCRIBED)
+    site.clock.now = NOW + timedelta(minutes=10)
+    async with site.http.post(path, data={"form": mac.group(1)}) as resp:  # the old link, replayed
+        assert resp.status == 404
+    carol = site.store.get_subscriber(email="carol@example.org")
+    assert carol is not None and carol.status == UNSUBSCRIBED and site.store.is_suppressed("carol@example.org")
+
+
+async def test_U6_a_confirmation_token_does_not_unsubscribe_and_an_unsubscribe_token_does_not_confirm(
+        site: Site) -> None:
+    from digest import tokens
+
+    await sign_up(site, "dave@example.org")
+    await mail_count(site, 1)
+    confirm_token = link_in(site.smtp.messages[0].data).rsplit("/", 1)[1]
+    async with site.http.post(f"/u/{confirm_token}", data={"List-Unsubscribe": "One-Click"}) as resp:
+        assert resp.status == 404
+    alice = site.store.get_subscriber(email="alice@example.org")
+    assert alice is not None
+    unsubscribe = tokens.unsubscribe_token(site.store.site_secret(), alice.public_id)
+    async with site.http.get(f"/confirm/{unsubscribe}") as resp:
+        assert resp.status == 404
+    assert site.store.get_subscriber(email="dave@example.org") is None
+
+
+async def test_U8_the_answer_has_the_same_status_body_and_headers_for_every_address(site: Site) -> None:
+    site.store.set_subscriber(site.store.get_subscriber(email="bob@example.org").id,  # type: ignore[union-attr]
+                              now=NOW - timedelta(hours=1), status=UNSUBSCRIBED)
+    await sign_up(site, "pending@example.org")
+    seen = set()
+    for email in ("fresh@example.org", "pending@example.org", "alice@example.org", "bob@example.org"):
+        data = [*(await form(site)).items(), ("email", email), ("section", "World")]
+        async with site.http.post("/subscribe", data=data) as resp:
+            headers = tuple(sorted((k, v) for k, v in resp.headers.items() if k.lower() != "date"))
+            seen.add((resp.status, headers, await resp.text()))
+    assert len(seen) == 1
+
+
+async def test_U9_subscription_bombing_sends_one_confirmation_and_the_limiter_engages(tmp_path: Path) -> None:
+    async for site in start(tmp_path, signup_per_client=20):
+        # 500 sign-ups of one address from 500 clients (behind our proxy): one confirmation.
+        for n in range(500):
+            data = [*(await form(site)).items(), ("email", "victim@example.org"), ("section", "World")]
+            async with site.http.post("/subscribe", data=data,
+                                      headers={"X-Forwarded-For": f"192.0.2.9, 198.51.{n // 250}.{n % 250}"}) as resp:
+                assert resp.status == 200
+        # 500 sign-ups of different addresses from one client: the limiter stops it after 20.
+        statuses = [(await sign_up(site, f"target{n}@example.org"))[0] for n in range(500)]
+        assert statuses[:20] == [200] * 20 and set(statuses[20:]) == {429}
+        await mail_count(site, 21)
+        await asyncio.sleep(0.5)
+        rcpts = [m.rcpt_tos[0] for m in site.smtp.messages]
+        assert rcpts.count("victim@example.org") == 1 and len(rcpts) == 21
