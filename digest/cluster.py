@@ -371,9 +371,8 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
         score = _cosine(aw, bw) / (threshold if batch.idf else threshold * NO_IDF_FACTOR)
         if not batch.idf:  # in a batch, rare shared words do this job; summaries carry incidental figures
             score *= _mismatch(a, b)
-    if not a.langs & b.langs:
-        if len(shared_names) >= _ANCHORS_ACROSS:
-            score = max(score, _cosine(an, bn) / (threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD))
+    if not a.langs & b.langs and len(shared_names) >= _ANCHORS_ACROSS:  # two languages: names and figures
+        score = max(score, _cosine(an, bn) / (threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD))
     if len(a.sources) == 1 and a.sources == b.sources:
         # One outlet's items on one subject: a podcast's episodes, a fire brigade's alarms, two rounds
         # of a tournament. Its follow-ups must be far closer, and figures that all differ (Day 01, Day 02)

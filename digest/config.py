@@ -515,9 +515,10 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     sections = _sections(raw)
     digest_settings: DigestSettings = tables["digest"]
     dkim: DkimSettings = tables["dkim"]
-    if digest_settings.read_also_min >= pair_threshold(digest_settings.cluster_threshold):
-        raise ConfigError(f"digest.read_also_min must be below {pair_threshold(digest_settings.cluster_threshold):.2f}, "
-                          "what two items compared alone need to be one story at this cluster_threshold.")
+    same_story = pair_threshold(digest_settings.cluster_threshold)
+    if digest_settings.read_also_min >= same_story:
+        raise ConfigError(f"digest.read_also_min must be below {same_story:.2f}, what two items compared alone "
+                          "need to be one story at this cluster_threshold.")
     if any((dkim.domain, dkim.selector, dkim.key_file)) and not dkim.enabled:
         raise ConfigError("[dkim] needs domain, selector and key_file together.")
     known = tuple(s.name for s in sections)
