@@ -272,7 +272,8 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
         weighted = {f: w * idf[f] for f, w in p.features.items() if f not in drop}
         word_vectors.append(_unit({f: w for f, w in weighted.items() if f[0] in "wd"}))
         name_vectors.append(_unit({f: w for f, w in weighted.items() if f[0] in "nd"}))
-    rare_limit = max(3.0, math.sqrt(n))
+    # In a handful of items no feature is common: every shared one counts.
+    rare_limit = max(3.0, math.sqrt(n)) if use_idf else float(n)
     rare = frozenset(f for f, k in df.items() if k <= rare_limit and not _weak_number(f))
     return _Batch(n, use_idf, df, rare_limit, word_vectors, name_vectors, rare)
 

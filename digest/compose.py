@@ -76,9 +76,11 @@ def compose(stories: Sequence[PlacedStory], *, day: date, timezone: str, chosen:
     zone = ZoneInfo(timezone)
     wanted = [s for s in stories if chosen is None or s.section in chosen]
     top: tuple[Story, ...] = ()
+    # The stories most outlets tell, most first (then the newest): the top block, and the subject's lead.
+    multi = [s for s in wanted if s.story.outlets > 1]
+    multi.sort(key=lambda s: (-s.story.outlets, -s.story.lead.when.timestamp(), s.story.lead.id))
+    lead_story = multi[0].story if multi else None
     if options.top_stories:
-        multi = [s for s in wanted if s.story.sources > 1]
-        multi.sort(key=lambda s: (-s.story.sources, -s.story.lead.when.timestamp(), s.story.lead.id))
         top = tuple(s.story for s in multi[: options.top_stories])
         top_ids = {s.lead.id for s in top}
         wanted = [s for s in wanted if s.story.lead.id not in top_ids]  # shown once, in the top block
@@ -104,4 +106,4 @@ def compose(stories: Sequence[PlacedStory], *, day: date, timezone: str, chosen:
             total=len(section_stories), shown=len(shown),
         ))
     return Edition(title=options.title, day=day, timezone=timezone, sections=tuple(groups), web_url=web_url,
-                   top_stories=top, language=options.language)
+                   top_stories=top, language=options.language, lead_story=lead_story)

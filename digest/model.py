@@ -128,6 +128,11 @@ class Story:
     def sources(self) -> int:
         return 1 + len(self.also)
 
+    @property
+    def outlets(self) -> int:
+        """How many outlets tell the story: one outlet's follow-ups count once."""
+        return len({self.lead.source, *(item.source for item in self.also)})
+
 
 @dataclass(frozen=True, slots=True)
 class DayGroup:
@@ -159,6 +164,7 @@ class Edition:
     web_url: str  # the edition's page under base_url
     top_stories: tuple[Story, ...] = ()
     language: str = "en"
+    lead_story: Story | None = None  # the story most outlets tell (two at least): the subject names it
 
     @property
     def story_count(self) -> int:

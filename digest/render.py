@@ -20,6 +20,7 @@ rendered once per section set, not once per subscriber.
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -47,6 +48,7 @@ from digest.model import (
     SectionGroup,
     Story,
 )
+from digest.sanitize import header_text
 
 __all__ = ["CATALOGUE_DOMAIN", "PLACEHOLDER_PREFERENCES_URL", "PLACEHOLDER_UNSUBSCRIBE_URL", "Renderer",
            "builtin_templates_dir", "catalogue_path", "load_translations"]
@@ -63,6 +65,9 @@ GMAIL_CLIP_BYTES = 102_000  # Gmail hides everything after ~102 KB of HTML behin
 _URL_ALLOWANCE = 2_000
 SHORT_SUMMARY_CHARS = 140
 PREHEADER_CHARS = 140
+# A subject naming the lead story stays whole in most inboxes' list view (about 70-100 characters
+# show) and within one 78-character header line plus a fold once RFC 2047-encoded.
+SUBJECT_CHARS = 110
 _LINK_SCHEMES = frozenset({"http", "https"})
 
 
@@ -93,6 +98,7 @@ class StoryView:
     image_url: str | None
     also: tuple[LinkView, ...]
     read_also: tuple[LinkView, ...]
+    outlets: int = 0  # in "Top stories": how many outlets tell it
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +263,7 @@ class _ViewBuilder:
     def top_stories(self) -> SectionView | None:
         if not self.edition.top_stories or not self.budget.top_stories:
             return None
-        stories = tuple(self.story(s) for s in self.edition.top_stories)
+        stories = tuple(dataclasses.replace(self.story(s), outlets=s.outlets) for s in self.edition.top_stories)
         return SectionView(name=self.messages.gettext("Top stories"), anchor="top-stories", count=len(stories),
                            days=(DayView(heading="", stories=stories),), hidden=0, more=None,
                            links=self._take_links())
@@ -279,6 +285,19 @@ class _ViewBuilder:
 
     def sections(self) -> tuple[SectionView, ...]:
         return tuple(self.section(s) for s in self.edition.sections)
+
+
+def _subject(head: str, lead: Story | None) -> str:
+    """'Morning Review — 7 January: <the story most outlets tell>', the story's title cut to fit.
+
+    One line for the header (no CR, LF or other line breaks a feed could plant; F5) of at most
+    SUBJECT_CHARS; the title and date always stay whole.
+    """
+    room = SUBJECT_CHARS - len(head) - 2
+    story = header_text(_clean(lead.lead.title), limit=10_000) if lead is not None else ""
+    if not story or room < 12:
+        return head
+    return f"{head}: {_cut(story, room)}"
 
 
 def _all_titles(edition: Edition) -> Iterator[str]:
@@ -342,7 +361,7 @@ class Renderer:
         messages = self.translations(language)
         title = _clean(edition.title)
         date_label = format_date(edition.day, str(messages.pgettext("CLDR date pattern", "long")), locale=language)
-        subject = f"{title} — {date_label}"
+        subject = _subject(f"{title} — {date_label}", edition.lead_story)
         titles = [_clean(t) for t in _all_titles(edition)][:3]
         preheader = _cut(" · ".join(titles), PREHEADER_CHARS)
         base = {"title": title, "date_label": date_label, "subject": subject, "preheader": preheader,
