@@ -412,10 +412,13 @@ def _candidates(batch: _Batch) -> dict[int, set[int]]:
     `SIGNATURE` rarest features (seen in two items at least) finds them while two items that share one
     ordinary word are never compared: the cost follows the number of items, not its square.
     """
+    # Rare features seen twice or more, rarest first (ties by name, so that every item orders alike).
+    place = {f: k for k, f in enumerate(sorted((f for f in batch.rare if batch.df[f] > 1),
+                                               key=lambda f: (batch.df[f], f)))}
     blocks: dict[tuple[str, str], list[int]] = defaultdict(list)
     for rank, (wv, nv) in enumerate(zip(batch.words, batch.names, strict=True)):
-        rare = sorted((f for f in {*wv, *nv} if f in batch.rare and batch.df[f] > 1), key=lambda f: (batch.df[f], f))
-        for pair in combinations(rare[:SIGNATURE], 2):
+        signature = sorted({f for f in (*wv, *nv) if f in place}, key=place.__getitem__)[:SIGNATURE]
+        for pair in combinations(signature, 2):
             blocks[pair].append(rank)
     neighbours: dict[int, set[int]] = defaultdict(set)
     for members in blocks.values():

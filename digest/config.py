@@ -157,7 +157,8 @@ def _opt(default: Any, doc: str, check: Check, *, secret: bool = False, example:
 
 @dataclass(frozen=True, slots=True)
 class DigestSettings:
-    title: str = _opt("Press Review", "Title of the email; the subject is '<title> — <date>'.", check_str)
+    title: str = _opt("Press Review", "Title of the email; the subject is "
+                      "'<title> — <date>: <the story most outlets tell>', cut to fit.", check_str)
     timezone: str = _opt("UTC", "IANA time zone of the edition date and of subscribers without one.", check_timezone)
     send_at: time = _opt(time(7, 0), 'Local time "HH:MM" at which each subscriber gets the edition.', check_hhmm)
     database: str | None = _opt(
@@ -190,7 +191,8 @@ class DigestSettings:
     )
     poll_interval: timedelta = _opt(timedelta(minutes=15), "How often each feed is polled by the daemon.",
                                     check_duration)
-    top_stories: int = _opt(0, 'Stories covered by most sources shown first in a "Top stories" block; 0: none.',
+    top_stories: int = _opt(0, 'Stories most outlets tell, shown first in a "Top stories" block with their '
+                               'number of outlets; 0: none.',
                             _check_int(0, 50))
     cluster_threshold: float = _opt(0.25, "How alike (0-1) two items' titles and summaries must be to be one story; "
                                           "lower merges more.", _check_float(0.05, 1.0))
