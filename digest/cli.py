@@ -23,7 +23,7 @@ import click
 
 from digest import config as cfg
 from digest.clock import Clock, system_clock
-from digest.errors import ConfigError, DigestError, FeedError, SubscriberError
+from digest.errors import ConfigError, DigestError, FeedError, StoreError, SubscriberError
 from digest.model import FeedSpec, PollResult
 from digest.store import Store
 
@@ -457,6 +457,66 @@ def feeds_export(app: App, out: str | None) -> None:
                   title=app.settings.digest.title, now=app.clock()), out)
 
 
+# --------------------------------------------------------------------------- db
+
+
+@main.group()
+def db() -> None:
+    """Where the database's schema stands, and upgrading it (Alembic migrations)."""
+
+
+def _schema_store(app: App) -> Store:
+    # The one place a store is opened without the schema check and without the config sync: these
+    # commands exist for databases the rest of digest refuses.
+    return Store(app.settings.database_url, check_schema=False)
+
+
+@db.command("current")
+@pass_app
+def db_current(app: App) -> None:
+    """Print the database's schema revision and whether it is the one this digest needs."""
+    from digest import migrations
+
+    store = _schema_store(app)
+    try:
+        found, wanted = store.schema_revision(), migrations.head()
+    finally:
+        store.close()
+    if found is None:
+        click.echo(f"empty database: the first command creates it at revision {wanted}")
+    elif found == wanted:
+        click.echo(f"{found} (head): up to date")
+    elif found not in migrations.revisions_between(None, wanted):
+        click.echo(f"{found}: unknown to this digest (it needs {wanted}); a newer digest upgraded it")
+    else:
+        origin = " (the release before migrations; no alembic_version table)" if found == migrations.RELEASE_1 else ""
+        click.echo(f"{found}{origin}: outdated; this digest needs {wanted}: run `digest db upgrade`")
+
+
+@db.command("upgrade")
+@pass_app
+def db_upgrade(app: App) -> None:
+    """Bring the database to this digest's schema; keeps every row; running it again does nothing."""
+    from datetime import UTC, datetime
+
+    from digest.daemon import LOCK_NAME, STALE_AFTER
+
+    store = _schema_store(app)
+    try:
+        # A running daemon would meet tables changing under it: have it stopped first.
+        holder = store.lock_holder(LOCK_NAME) if store.schema_revision() is not None else None
+        if holder is not None and datetime.now(UTC) - holder[1] < STALE_AFTER:
+            raise StoreError(f"A digest daemon ({holder[0]}) is running on this database; nothing was changed.",
+                             hint="Stop it, run `digest db upgrade`, then start the daemon again.")
+        before, after = store.upgrade_schema()
+    finally:
+        store.close()
+    if before == after:
+        click.echo(f"already at {after}: nothing to do")
+    else:
+        click.echo(f"upgraded {before or 'an empty database'} -> {after}")
+
+
 # --------------------------------------------------------------------------- subscribers
 
 
@@ -517,6 +577,26 @@ def subscribers_remove(app: App, email: str) -> None:
     click.echo(f"removed {email} and their delivery records")
 
 
+@subscribers.command("show")
+@click.argument("email")
+@pass_app
+def subscribers_show(app: App, email: str) -> None:
+    """Each of a subscriber's settings and who set it: config, cli or subscriber (the web pages)."""
+    found = app.store.subscriber_origins(email)
+    if found is None:
+        raise SubscriberError(f"No subscriber {email}.", hint="`digest subscribers list` shows the subscribers.")
+    sub, origins = found.subscriber, found.origins
+    default_tz = app.settings.digest.timezone
+    click.echo(f"email     {sub.email}  ({'listed in the config' if found.from_config else 'not in the config'})")
+    for label, value, origin in (
+        ("name", sub.name or "-", origins["name"]),
+        ("sections", ", ".join(sub.sections) if sub.sections is not None else "all sections", origins["sections"]),
+        ("timezone", sub.timezone or f"{default_tz} (the site's)", origins["timezone"]),
+        ("status", sub.status, origins["status"]),
+    ):
+        click.echo(f"{label:<9} {value}  [set by {origin}]")
+
+
 @subscribers.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @pass_app
@@ -568,9 +648,31 @@ def sections() -> None:
 @click.option("--category", "categories", multiple=True, help="An item category to take into account.")
 @pass_app
 def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
-    """Say which section an item with this URL or title goes to, and why."""
+    """Say which section an item goes to, and why: a URL or title, or a stored item's link or id.
+
+    For a stored item, the section each edition stored for it is shown: what its email used.
+    """
+    from digest.pipeline.send import classify_item
     from digest.sections import classify
 
+    stored = app.store.find_items(text.strip()) if not categories else []
+    if stored:
+        for item in stored:
+            result = classify_item(app.settings, item)
+            placements = app.store.item_sections(item.id)
+            click.echo(f"item {item.id} ({item.source}): {item.title}")
+            for edition, section in placements:
+                click.echo(f"  edition {edition.day} {edition.timezone}: {section}")
+            if not placements:
+                click.echo("  in no edition yet")
+            if all(section == result.section for _, section in placements):
+                click.echo(f"  {result.section}: {result.reason}")
+            else:  # the rules changed after the edition was built; the email used the stored section
+                click.echo(f"  with today's rules it would go to {result.section}: {result.reason}")
+        return
+    if text.strip().isdigit():
+        raise DigestError(f"No stored item has id {text.strip()}.",
+                          hint="Give an item's id from the database, its link, or a title to try the rules on.")
     is_url = text.startswith(("http://", "https://"))
     result = classify(title="" if is_url else text, url=text if is_url else None, categories=categories,
                       feed_section=None, sections=app.settings.sections, fallback=app.settings.digest.fallback_section)

@@ -3,12 +3,14 @@
 Two steps, so the expensive one runs once per edition and the cheap one once per section set:
 ``build_stories`` clusters the edition's items into stories (the same story from several feeds
 becomes one, under its earliest source) and finds "read also" links; ``compose`` keeps the
-subscriber's sections, orders sections as configured, groups by local day (newest first), newest
-story first, and caps each section.
+subscriber's sections, orders sections as configured, orders each section's stories by how many
+outlets carry them, then newest first, caps each section and each outlet within it, and groups the
+shown stories by local day (newest first). Titles lose their feed's boilerplate (digest.titles).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Collection, Sequence
@@ -16,8 +18,8 @@ from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from digest import cluster
-from digest.model import DayGroup, Edition, Item, SectionGroup, Story
+from digest import cluster, synopsis, titles
+from digest.model import DayGroup, Edition, Item, PressGroup, SectionGroup, Story
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,14 @@ class ComposeOptions:
     cluster_threshold: float | None = None  # None: cluster's tuned default
     read_also_lower: float = 0.2
     read_also_max: int = 2
+    max_per_source: int = 3  # stories of one outlet per section before "N more in <Section>"
+    synopsis_sentences: int = synopsis.DEFAULT_SENTENCES  # 0: no synopses
+    plural_outlets: frozenset[str] = frozenset()  # outlet names that are grammatically plural
+    press_outlets: tuple[str, ...] = ()  # feeds marked press = true, by display name, in config order
+    press_section: str = "Press Review"
+    press_stories: int = 3  # leading stories per outlet in the Press Review section
+    press_sentences: int = 2
+    subject_style: str = "date"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +57,7 @@ def section_anchor(name: str) -> str:
 def build_stories(items: Sequence[tuple[Item, str]], *, history: Sequence[Item] = (),
                   options: ComposeOptions) -> list[PlacedStory]:
     """Cluster an edition's (item, section) pairs into stories placed in their lead's section."""
+    items = without_boilerplate(items)
     only_items = [item for item, _ in items]
     section_of = {item.id: section for item, section in items}
     kwargs = {} if options.cluster_threshold is None else {"threshold": options.cluster_threshold}
@@ -62,8 +73,43 @@ def build_stories(items: Sequence[tuple[Item, str]], *, history: Sequence[Item] 
         if history and options.read_also_max:
             hits = cluster.related(history, lead, lower=options.read_also_lower, upper=upper)
             read_also = tuple(history[i] for i in hits[: options.read_also_max])
-        placed.append(PlacedStory(Story(lead=lead, also=also, read_also=read_also), section_of[lead.id]))
+        told = synopsis.synopsis((lead, *also), limit=options.synopsis_sentences,
+                                 plural=options.plural_outlets) if also else ()
+        placed.append(PlacedStory(Story(lead=lead, also=also, read_also=read_also, synopsis=told),
+                                  section_of[lead.id]))
     return placed
+
+
+def without_boilerplate(items: Sequence[tuple[Item, str]]) -> list[tuple[Item, str]]:
+    """The items with their feed's title boilerplate removed (digest.titles), learned per feed."""
+    by_feed: dict[int, list[str]] = {}
+    for item, _ in items:
+        by_feed.setdefault(item.feed_id, []).append(item.title)
+    cleaned = titles.clean_titles(by_feed)
+    if not cleaned:
+        return list(items)
+    return [(dataclasses.replace(item, title=cleaned.get((item.feed_id, item.title), item.title)), section)
+            for item, section in items]
+
+
+def outlets(story: Story) -> int:
+    """How many different outlets carry the story (Story.outlets)."""
+    return len({story.lead.source, *(item.source for item in story.also)})
+
+
+def _shown(stories: list[Story], *, limit: int, per_source: int) -> list[Story]:
+    """The stories a section shows: by outlets, then newest; at most `per_source` from one outlet."""
+    stories.sort(key=lambda s: (-outlets(s), -s.lead.when.timestamp(), s.lead.id))
+    shown: list[Story] = []
+    from_source: dict[str, int] = {}
+    for story in stories:
+        if len(shown) >= limit:
+            break
+        if from_source.get(story.lead.source, 0) >= per_source:
+            continue  # counted in "N more in <Section>", and on the web page
+        from_source[story.lead.source] = from_source.get(story.lead.source, 0) + 1
+        shown.append(story)
+    return shown
 
 
 def _local_day(item: Item, zone: ZoneInfo) -> date:
@@ -76,10 +122,9 @@ def compose(stories: Sequence[PlacedStory], *, day: date, timezone: str, chosen:
     zone = ZoneInfo(timezone)
     wanted = [s for s in stories if chosen is None or s.section in chosen]
     top: tuple[Story, ...] = ()
-    # The stories most outlets tell, most first (then the newest): the top block, and the subject's lead.
+    # The stories most outlets tell, most first (then the newest); one outlet's follow-ups count once.
     multi = [s for s in wanted if s.story.outlets > 1]
     multi.sort(key=lambda s: (-s.story.outlets, -s.story.lead.when.timestamp(), s.story.lead.id))
-    lead_story = multi[0].story if multi else None
     if options.top_stories:
         top = tuple(s.story for s in multi[: options.top_stories])
         top_ids = {s.lead.id for s in top}
@@ -95,8 +140,7 @@ def compose(stories: Sequence[PlacedStory], *, day: date, timezone: str, chosen:
         section_stories = by_section.get(name)
         if not section_stories:
             continue
-        section_stories.sort(key=lambda s: (-s.lead.when.timestamp(), s.lead.id))
-        shown = section_stories[: options.max_per_section]
+        shown = _shown(section_stories, limit=options.max_per_section, per_source=options.max_per_source)
         days: dict[date, list[Story]] = {}
         for story in shown:
             days.setdefault(_local_day(story.lead, zone), []).append(story)
@@ -105,5 +149,38 @@ def compose(stories: Sequence[PlacedStory], *, day: date, timezone: str, chosen:
             days=tuple(DayGroup(day=d, stories=tuple(days[d])) for d in sorted(days, reverse=True)),
             total=len(section_stories), shown=len(shown),
         ))
+    press: tuple[PressGroup, ...] = ()
+    if options.press_outlets and (chosen is None or options.press_section in chosen):
+        press = press_review(stories, options)
     return Edition(title=options.title, day=day, timezone=timezone, sections=tuple(groups), web_url=web_url,
-                   top_stories=top, language=options.language, lead_story=lead_story)
+                   top_stories=top, language=options.language, press=press, press_section=options.press_section,
+                   subject_style=options.subject_style)
+
+
+def press_review(stories: Sequence[PlacedStory], options: ComposeOptions) -> tuple[PressGroup, ...]:
+    """The Press Review section: per press outlet, its leading stories, each quoting that outlet first.
+
+    An outlet's leading stories are the ones it shares with the most other outlets; among equals (and
+    when it shares none) its newest items first, as its own feed lists them. Every story of the
+    edition counts, whatever section it is in: the press review is a view across sections.
+    """
+    groups = []
+    for outlet in options.press_outlets:
+        mine: list[tuple[int, float, int, Item, Story]] = []
+        for placed in stories:
+            members = (placed.story.lead, *placed.story.also)
+            own = [i for i in members if i.source == outlet]
+            if not own:
+                continue
+            others = len({i.source for i in members} - {outlet})
+            mine.append((-others, -own[0].when.timestamp(), own[0].id, own[0], placed.story))
+        mine.sort(key=lambda row: row[:3])
+        picked = []
+        for _, _, _, item, story in mine[: options.press_stories]:
+            rest = tuple(i for i in (story.lead, *story.also) if i.id != item.id)
+            told = synopsis.synopsis((item, *rest), limit=options.press_sentences, min_outlets=1,
+                                     first_outlet=outlet, plural=options.plural_outlets)
+            picked.append(Story(lead=item, also=rest, read_also=story.read_also, synopsis=told))
+        if picked:
+            groups.append(PressGroup(outlet=outlet, stories=tuple(picked)))
+    return tuple(groups)

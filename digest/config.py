@@ -144,6 +144,25 @@ def check_base_url(key: str, value: Any) -> str:
     return text
 
 
+def check_secret_keys(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key} must be a list of strings, newest first.")
+    keys = tuple(v.strip() for v in value)
+    if any(len(k) < 16 for k in keys):
+        raise ConfigError(f"{key} has a key shorter than 16 characters.",
+                          hint='Generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"')
+    return keys
+
+
+def check_subject(key: str, value: Any) -> str:
+    text = check_str(key, value)
+    if text not in ("date", "lead"):
+        raise ConfigError(f'{key} must be "date" or "lead", not {text!r}.')
+    return text
+
+
 def _opt(default: Any, doc: str, check: Check, *, secret: bool = False, example: str | None = None) -> Any:
     """Declare a setting: its default, its one-line documentation and its validator."""
     meta = {"doc": doc, "check": check, "secret": secret, "example": example}
@@ -173,6 +192,8 @@ class DigestSettings:
     )
     max_items_per_section: int = _opt(10, "Stories shown per section before 'N more in <Section>'.",
                                       _check_int(1, 1000))
+    max_per_source: int = _opt(3, "Stories from one outlet shown per section before 'N more in <Section>'.",
+                               _check_int(1, 1000))
     allow_private_addresses: bool = _opt(
         False, "Allow feeds on loopback/private addresses (needed for feeds on 127.0.0.1).", check_bool
     )
@@ -183,7 +204,7 @@ class DigestSettings:
         None, "Site secret for Message-IDs and unsubscribe tokens; generated and stored when unset.",
         check_opt_str, secret=True,
     )
-    excerpt_chars: int = _opt(280, "Length of each item's plain-text summary, cut at a word.", _check_int(0, 5000))
+    excerpt_chars: int = _opt(280, "Length of each story's excerpt in both parts, cut at a word.", _check_int(0, 5000))
     catch_up: timedelta | None = _opt(
         None, 'After downtime a missed edition is still sent if at most this late ("6h"); default: the same local day.',
         lambda key, value: None if value in (None, "", "same-day") else check_duration(key, value),
@@ -201,8 +222,14 @@ class DigestSettings:
     read_also_min: float = _opt(0.25, 'Least similarity (0-1) of two items compared alone for a "Read also" link.',
                                 _check_float(0.0, 1.0))
     read_also_days: int = _opt(7, 'How many days back "Read also" looks for earlier items.', _check_int(1, 365))
-    images: bool = _opt(False, "Show each item's lead image (remote images; off by default for privacy).",
+    images: bool = _opt(False, "One lead image per story; remote images tell senders who opened the email.",
                         check_bool)
+    synopsis_sentences: int = _opt(
+        3, "Sentences quoted from its outlets under a story covered by two or more; 0: none.", _check_int(0, 10))
+    subject: str = _opt("date", '"date": the subject is \'<title> — <date>\'; "lead": \'Press review: <lead story> and '
+                        '<second story>\'.', check_subject)
+    press_section: str = _opt("Press Review", "Section that quotes each `press = true` feed's leading stories, "
+                              "before its own.", check_str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +280,10 @@ class WebSettings:
                          check_bool)
     host: str = _opt("127.0.0.1", "Address the web app listens on (put a TLS proxy in front of it).", check_str)
     port: int = _opt(8080, "Port the web app listens on.", _check_int(1, 65535))
+    secret_keys: tuple[str, ...] = _opt(
+        (), "Keys that sign unsubscribe/preferences links, newest first; older ones still verify (rotation).",
+        check_secret_keys, secret=True,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,11 +301,26 @@ class DkimSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Rule:
+    """Conditions that must all hold (digest.sections says how rules compete)."""
+
+    categories: tuple[str, ...] = ()
+    url_patterns: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    feeds: tuple[str, ...] = ()  # feed names or URLs
+    not_keywords: tuple[str, ...] = ()
+    keyword_groups: tuple[tuple[str, ...], ...] = ()  # keywords = [[...], [...]]: a word of each list
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     name: str
     categories: tuple[str, ...] = ()
     url_patterns: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
+    feeds: tuple[str, ...] = ()
+    not_keywords: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()  # [[sections.rules]]: each combines conditions that must all hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +354,10 @@ class Settings:
     def section_names(self) -> tuple[str, ...]:
         names = tuple(s.name for s in self.sections)
         fallback = self.digest.fallback_section
-        return names if fallback in names else (*names, fallback)
+        names = names if fallback in names else (*names, fallback)
+        if any(f.press for f in self.feeds) and self.digest.press_section not in names:
+            names = (*names, self.digest.press_section)  # subscribers choose it like any other section
+        return names
 
 
 TABLES: dict[str, type] = {"digest": DigestSettings, "smtp": SmtpSettings, "fetch": FetchSettings,
@@ -368,7 +417,11 @@ def _coerce_env(f: dataclasses.Field[Any], text: str) -> Any:
     """Environment values are strings; turn them into what the field's TOML form would be."""
     default = f.default
     if isinstance(default, bool):
-        return text.strip().lower() in ("1", "true", "yes", "on")
+        # Only unmistakable words: "ture" must be an error, not a silent false.
+        word = text.strip().lower()
+        return {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(word, text)
+    if isinstance(default, tuple):  # a list setting: comma-separated
+        return [part.strip() for part in text.split(",") if part.strip()]
     if isinstance(default, int):
         try:
             return int(text)
@@ -382,7 +435,18 @@ def _coerce_env(f: dataclasses.Field[Any], text: str) -> Any:
     return text
 
 
-def _build_table(table: str, cls: type, raw: Any, overrides: dict[tuple[str, str], str]) -> Any:
+def _env_name(table: str, name: str, env_names: Mapping[str, str]) -> str:
+    """Which variable set table.name: an alias (DIGEST_SECRET), a *_FILE, or DIGEST_<TABLE>_<KEY>."""
+    for alias, key in ENV_ALIASES.items():
+        if key == (table, name) and alias in env_names:
+            return alias
+    plain = f"DIGEST_{table}_{name}".upper()
+    return plain + "_FILE" if plain + "_FILE" in env_names else plain
+
+
+def _build_table(table: str, cls: type, raw: Any, overrides: dict[tuple[str, str], str],
+                 env_names: Mapping[str, str] | None = None) -> Any:
+    env_names = env_names or {}
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -399,7 +463,12 @@ def _build_table(table: str, cls: type, raw: Any, overrides: dict[tuple[str, str
         key = f"{table}.{name}"
         check: Check = f.metadata["check"]
         if (table, name) in overrides:
-            values[name] = check(key, _coerce_env(f, overrides[(table, name)]))
+            try:
+                values[name] = check(key, _coerce_env(f, overrides[(table, name)]))
+            except ConfigError as exc:  # the value came from the environment, not from the file
+                raise ConfigError(f"{exc.message.rstrip('.')} (from the environment).",
+                                  hint=f"Fix or unset the environment variable {_env_name(table, name, env_names)}; "
+                                       "`digest check-config` shows the effective settings.") from exc
         elif name in raw:
             values[name] = check(key, raw[name])
     return cls(**values)
@@ -426,14 +495,36 @@ def _reject_unknown(key: str, entry: Mapping[str, Any], allowed: set[str]) -> No
         raise ConfigError(f"{key}.{extra[0]} is not a setting; allowed: {', '.join(sorted(allowed))}.")
 
 
+_RULE_KEYS = ("categories", "url_patterns", "keywords", "feeds", "not_keywords")
+
+
+def _rule(key: str, entry: Mapping[str, Any]) -> Rule:
+    """The rule keys of a [[sections]] table or of one of its [[sections.rules]]."""
+    raw_keywords = entry.get("keywords", [])
+    groups: tuple[tuple[str, ...], ...] = ()
+    if isinstance(raw_keywords, list) and raw_keywords and all(isinstance(g, list) for g in raw_keywords):
+        if ".rules #" not in key:
+            raise ConfigError(f"{key}.keywords: lists of lists belong in a [[sections.rules]] table.")
+        groups = tuple(_str_list(f"{key}.keywords[{i}]", g) for i, g in enumerate(raw_keywords))
+        entry = {k: v for k, v in entry.items() if k != "keywords"}
+    values: dict[str, Any] = {k: _str_list(f"{key}.{k}", entry.get(k, [])) for k in _RULE_KEYS}
+    values["keyword_groups"] = groups
+    for p in values["url_patterns"]:
+        try:
+            re.compile(p)
+        except re.error as exc:
+            raise ConfigError(f"{key}.url_patterns has an invalid regular expression {p!r}: {exc}.") from exc
+    return Rule(**values)
+
+
 def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
     entries = _entries(raw, "sections")
     if not entries:
         return tuple(Section(name) for name in DEFAULT_SECTIONS)
     sections: list[Section] = []
-    for i, entry in enumerate(entries):
-        key = f"sections[{i}]"
-        _reject_unknown(key, entry, {"name", "categories", "url_patterns", "keywords"})
+    for i, entry in enumerate(entries, start=1):
+        key = f"sections #{i}"  # counted from 1, as people count entries
+        _reject_unknown(key, entry, {"name", *_RULE_KEYS, "rules"})
         if "name" not in entry:
             raise ConfigError(f"{key}.name is missing: every section needs a name.")
         name = check_str(f"{key}.name", entry["name"]).strip()
@@ -441,20 +532,22 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
             raise ConfigError(f"{key}.name is empty.")
         if any(s.name == name for s in sections):
             raise ConfigError(f"{key}.name = {name!r} is declared twice.")
-        patterns = _str_list(f"{key}.url_patterns", entry.get("url_patterns", []))
-        for p in patterns:
-            try:
-                re.compile(p)
-            except re.error as exc:
-                raise ConfigError(f"{key}.url_patterns has an invalid regular expression {p!r}: {exc}.") from exc
-        sections.append(
-            Section(
-                name=name,
-                categories=_str_list(f"{key}.categories", entry.get("categories", [])),
-                url_patterns=patterns,
-                keywords=_str_list(f"{key}.keywords", entry.get("keywords", [])),
-            )
-        )
+        own = _rule(key, entry)
+        rules = []
+        raw_rules = entry.get("rules", [])
+        if not isinstance(raw_rules, list) or not all(isinstance(r, dict) for r in raw_rules):
+            raise ConfigError(f"{key}.rules must be an array of tables (write each as [[sections.rules]]).")
+        for j, raw_rule in enumerate(raw_rules, start=1):
+            rule_key = f"{key}.rules #{j}"
+            _reject_unknown(rule_key, raw_rule, set(_RULE_KEYS))
+            rule = _rule(rule_key, raw_rule)
+            if not (rule.categories or rule.url_patterns or rule.keywords or rule.keyword_groups or rule.feeds):
+                raise ConfigError(f"{rule_key} has no condition; give it categories, url_patterns, keywords "
+                                  "or feeds.")
+            rules.append(rule)
+        sections.append(Section(name=name, categories=own.categories, url_patterns=own.url_patterns,
+                                keywords=own.keywords, feeds=own.feeds, not_keywords=own.not_keywords,
+                                rules=tuple(rules)))
     return tuple(sections)
 
 
@@ -466,9 +559,10 @@ def _check_section_ref(key: str, name: str, known: tuple[str, ...]) -> str:
 
 def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ...]:
     feeds: list[FeedSpec] = []
-    for i, entry in enumerate(_entries(raw, "feeds")):
-        key = f"feeds[{i}]"
-        _reject_unknown(key, entry, {"url", "name", "section", "interval"})
+    first_of: dict[str, int] = {}  # url -> the entry that listed it first
+    for i, entry in enumerate(_entries(raw, "feeds"), start=1):
+        key = f"feeds #{i}"  # counted from 1, as people count entries
+        _reject_unknown(key, entry, {"url", "name", "section", "interval", "press", "plural"})
         if "url" not in entry:
             raise ConfigError(f"{key}.url is missing: every feed needs a url.")
         url = check_str(f"{key}.url", entry["url"]).strip()
@@ -480,15 +574,23 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ..
         interval = None
         if "interval" in entry:
             interval = int(check_duration(f"{key}.interval", entry["interval"]).total_seconds() // 60) or 1
-        feeds.append(FeedSpec(url=url, name=check_opt_str(f"{key}.name", entry.get("name")), section=section,
-                              interval_minutes=interval))
+        if url in first_of:
+            raise ConfigError(f"{key}.url = {url!r} repeats feeds #{first_of[url]}.url: one feed, one entry.",
+                              hint=f"Delete one of feeds #{first_of[url]} and {key} (merge their settings).")
+        first_of[url] = i
+        name = check_opt_str(f"{key}.name", entry.get("name"))
+        press = check_bool(f"{key}.press", entry.get("press", False))
+        if press and not name:
+            raise ConfigError(f"{key}.press = true needs {key}.name: the outlet's name as the press review cites it.")
+        feeds.append(FeedSpec(url=url, name=name, section=section, interval_minutes=interval, press=press,
+                              plural=check_bool(f"{key}.plural", entry.get("plural", False))))
     return tuple(feeds)
 
 
 def _subscribers(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[SubscriberSpec, ...]:
     subs: list[SubscriberSpec] = []
-    for i, entry in enumerate(_entries(raw, "subscribers")):
-        key = f"subscribers[{i}]"
+    for i, entry in enumerate(_entries(raw, "subscribers"), start=1):
+        key = f"subscribers #{i}"  # counted from 1, as people count entries
         _reject_unknown(key, entry, {"email", "name", "sections", "timezone"})
         if "email" not in entry:
             raise ConfigError(f"{key}.email is missing: every subscriber needs an email.")
@@ -513,7 +615,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     if unknown:
         raise ConfigError(f"[{unknown[0]}] is not a config table; known tables: {', '.join(sorted(allowed))}.")
     overrides = _env_overrides(env or {})
-    tables = {name: _build_table(name, cls, raw.get(name), overrides) for name, cls in TABLES.items()}
+    tables = {name: _build_table(name, cls, raw.get(name), overrides, env or {}) for name, cls in TABLES.items()}
     sections = _sections(raw)
     digest_settings: DigestSettings = tables["digest"]
     dkim: DkimSettings = tables["dkim"]
@@ -526,6 +628,9 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     known = tuple(s.name for s in sections)
     if digest_settings.fallback_section not in known:
         known = (*known, digest_settings.fallback_section)
+    feeds = _feeds(raw, known)
+    if any(f.press for f in feeds) and digest_settings.press_section not in known:
+        known = (*known, digest_settings.press_section)
     return Settings(
         digest=digest_settings,
         smtp=tables["smtp"],
@@ -533,7 +638,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
         dkim=dkim,
         web=tables["web"],
         sections=sections,
-        feeds=_feeds(raw, known),
+        feeds=feeds,
         subscribers=_subscribers(raw, known),
         path=path,
     )
@@ -582,17 +687,41 @@ def toml_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-_EXAMPLE_SECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
-    "Russian Politics & Diplomacy": {"categories": ("Politics", "Diplomacy", "Kremlin"),
-                                     "keywords": ("Kremlin", "Duma", "Lavrov")},
-    "World": {"categories": ("World", "International"), "url_patterns": ("/world/",)},
-    "Business & Economy": {"categories": ("Business", "Economy", "Markets"), "url_patterns": ("/business/",)},
-    "Military & Defense": {"categories": ("Military", "Defense", "Defence")},
-    "Science & Space": {"categories": ("Science", "Space"), "keywords": ("Roscosmos", "NASA")},
-    "Society & Culture": {"categories": ("Society", "Culture", "Arts")},
-    "Sport": {"categories": ("Sport", "Sports", "Football", "Hockey"), "url_patterns": ("/sport/",)},
-    "Press Review": {"categories": ("Press review", "Opinion")},
-}
+def _toml_list_lines(key: str, values: tuple[str, ...], width: int = 110) -> list[str]:
+    """`key = [...]` on one line, or wrapped one run of values per line when it is long."""
+    line = f"{key} = {toml_value(values)}"
+    if len(line) <= width:
+        return [line]
+    out, current = [f"{key} = ["], "  "
+    for value in values:
+        piece = toml_value(value) + ", "
+        if len(current) + len(piece) > width:
+            out.append(current.rstrip())
+            current = "  "
+        current += piece
+    out.append(current.rstrip().rstrip(","))
+    out.append("]")
+    return out
+
+
+def _example_section(name: str) -> list[str]:
+    from digest.newsroom import SECTIONS  # the starter rules: plain data, long lists
+
+    rules = SECTIONS.get(name, {})
+    out = ["[[sections]]", f"name = {toml_value(name)}"]
+    for key in ("categories", "url_patterns", "keywords", "feeds", "not_keywords"):
+        if key in rules:
+            out += _toml_list_lines(key, rules[key])  # type: ignore[arg-type]
+    for rule in rules.get("rules", ()):  # type: ignore[attr-defined]
+        out.append("[[sections.rules]]")
+        for key, values in rule.items():
+            if values and isinstance(values[0], tuple):  # keyword groups: one list per line
+                out.append(f"{key} = [")
+                out += [f"  {toml_value(group)}," for group in values]
+                out.append("]")
+            else:
+                out += _toml_list_lines(key, values)
+    return out
 
 
 def example_toml() -> str:
@@ -617,22 +746,26 @@ def example_toml() -> str:
         out.append("")
     out += [
         "# Sections, in the order the email shows them. An item goes to its feed's section if the feed",
-        "# has one, else to the first section whose rules match (categories, then url_patterns as",
-        "# regular expressions on the link, then title keywords; all case-insensitive), else to",
-        "# [digest] fallback_section. With no [[sections]] at all, these eight names are used without rules.",
+        "# has one, else to the section of the most specific rule that matches it, else to [digest]",
+        "# fallback_section. Each of a section's lists (categories, url_patterns as regular expressions",
+        "# on the link's path, keywords as word forms in the title or summary, feeds by name or URL) is",
+        "# a rule; a [[sections.rules]] table is a rule whose conditions must all hold; not_keywords",
+        "# rule a section out. More conditions beat fewer, then feeds > categories > url_patterns >",
+        "# keywords, then more keywords found (title counts double), then section order (README:",
+        "# Sections). `digest sections explain` tells why. With no [[sections]] at all, these eight",
+        "# names are used without rules.",
     ]
     for name in DEFAULT_SECTIONS:
-        out.append("[[sections]]")
-        out.append(f"name = {toml_value(name)}")
-        for key, values in _EXAMPLE_SECTIONS.get(name, {}).items():
-            out.append(f"{key} = {toml_value(values)}")
+        out += _example_section(name)
         out.append("")
     out += [
         "# Feeds: url, optional name (else the feed's own title), optional section (beats rules),",
-        "# optional interval (poll this feed every ..., e.g. \"30m\").",
+        "# optional interval (poll this feed every ..., e.g. \"30m\"), optional press = true (an outlet of the",
+        "# Press Review section, cited by its name) and plural = true (its name is grammatically plural).",
         "[[feeds]]",
         'url = "https://news.example.org/rss/world.xml"',
         'name = "Example News"',
+        "press = true",
         "",
         "[[feeds]]",
         'url = "https://sport.example.org/feed.atom"',

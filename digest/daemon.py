@@ -213,6 +213,15 @@ def holder_alive(holder: str) -> bool | None:
     return True
 
 
+def lock_clock() -> datetime:
+    """The lock's clock: always the real one, never the rehearsal clock (DIGEST_NOW).
+
+    Two daemons compare heartbeats written by each other; a daemon started with DIGEST_NOW a day
+    ahead must not see the running daemon's fresh heartbeat as a day old and take over.
+    """
+    return datetime.now(UTC)
+
+
 def acquire(store: Store, holder: str, now: datetime) -> None:
     current = store.lock_holder(LOCK_NAME)
     alive = holder_alive(current[0]) if current else None
@@ -290,7 +299,7 @@ class Daemon:
 
     async def _heartbeat(self) -> None:
         try:
-            ok = await asyncio.to_thread(self.store.heartbeat, LOCK_NAME, self.holder, now=self.clock())
+            ok = await asyncio.to_thread(self.store.heartbeat, LOCK_NAME, self.holder, now=lock_clock())
         except Exception as exc:  # a locked or absent database: the next beat retries (C8)
             log.warning("lock: heartbeat failed: %s", exc)
             return
@@ -437,7 +446,7 @@ async def run_daemon(settings: Settings, store: Store, *, clock: Clock, stop: as
     daemon = Daemon(settings, store, clock=clock, stop=stop, grace=grace, ticks=ticks, holder=holder,
                     transport_factory=transport_factory or (lambda: SmtpTransport(settings.smtp)))
     try:
-        await asyncio.to_thread(acquire, store, holder, clock())
+        await asyncio.to_thread(acquire, store, holder, lock_clock())
     except BaseException:
         daemon.parser.close()  # started no process yet; closes its thread pool
         raise

@@ -12,6 +12,7 @@ them and turns them into exit code 1; everything else raises or records them.
      |    +-- ParseError      the body is not a feed, or parsing ran out of budget
      +-- StoreError           the database cannot be opened or written
      |    +-- LockHeldError   another daemon holds the database
+ |    +-- OutdatedDatabaseError  the database's schema is older (or newer) than this digest's
      +-- DeliveryError        SMTP failed for the whole run (names the host)
      |    +-- SmtpAuthError   the server refused our credentials (535)
      |    +-- CircuitOpenError too many consecutive failures: the run stopped
@@ -64,6 +65,10 @@ class StoreError(DigestError):
 
 class LockHeldError(StoreError):
     hint = "Stop the other daemon first, or point this one at another database."
+
+
+class OutdatedDatabaseError(StoreError):
+    hint = ""  # the message itself names `digest db upgrade`: one line, nothing else to read
 
 
 class DeliveryError(DigestError):

@@ -48,6 +48,8 @@ class FeedSpec:
     name: str | None = None
     section: str | None = None
     interval_minutes: int | None = None  # per-feed poll interval override
+    press: bool = False  # an outlet of the Press Review section (`name` is how it is cited)
+    plural: bool = False  # the outlet's name is grammatically plural ("Ведомости пишут")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,7 @@ class Item:
     categories: tuple[str, ...] = ()
     image_url: str | None = None
     feed_section: str | None = None  # the feed-level section, which beats rules
+    feed_url: str | None = None  # for section rules naming feeds
 
     @property
     def when(self) -> datetime:
@@ -111,9 +114,21 @@ class Subscriber:
     timezone: str | None  # None means [digest].timezone
     status: str = "active"  # active | unsubscribed | suspended
     permanent_failures: int = 0
+    public_id: str = ""  # what links carry: random, never reused (not the row id)
 
 
 # --------------------------------------------------------------------------- compose output / render input
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Sentences quoted verbatim from one item of a story, attributed to its outlet (digest.synopsis)."""
+
+    source: str  # the outlet's display name
+    url: str | None  # the quoted item's link
+    item_id: int
+    sentences: tuple[str, ...]
+    plural: bool = False  # the outlet's name is grammatically plural ("Ведомости пишут")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +138,7 @@ class Story:
     lead: Item
     also: tuple[Item, ...] = ()
     read_also: tuple[Item, ...] = ()  # earlier items on the same subject, already sent
+    synopsis: tuple[Quote, ...] = ()  # the story told across its outlets, when two or more cover it
 
     @property
     def sources(self) -> int:
@@ -154,6 +170,14 @@ class SectionGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class PressGroup:
+    """One outlet in the Press Review section: its leading stories of the day, each quoting it first."""
+
+    outlet: str
+    stories: tuple[Story, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Edition:
     """One subscriber-facing edition: what render() turns into an email."""
 
@@ -164,7 +188,9 @@ class Edition:
     web_url: str  # the edition's page under base_url
     top_stories: tuple[Story, ...] = ()
     language: str = "en"
-    lead_story: Story | None = None  # the story most outlets tell (two at least): the subject names it
+    press: tuple[PressGroup, ...] = ()  # the Press Review section, outlet by outlet; () when not chosen
+    press_section: str = "Press Review"
+    subject_style: str = "date"  # "date": '<title> — <date>'; "lead": 'Press review: <lead> and <second>'
 
     @property
     def story_count(self) -> int:
@@ -172,7 +198,7 @@ class Edition:
 
     @property
     def is_empty(self) -> bool:
-        return not any(s.total for s in self.sections)
+        return not any(s.total for s in self.sections) and not self.press
 
 
 # Where the subscriber's own links go in a Rendered edition: rendered once per section set, these

@@ -21,6 +21,8 @@ rendered once per section set, not once per subscriber.
 from __future__ import annotations
 
 import dataclasses
+import html
+import re
 import textwrap
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -44,11 +46,12 @@ from digest.model import (
     PLACEHOLDER_UNSUBSCRIBE_URL,
     Edition,
     Item,
+    Quote,
     Rendered,
     SectionGroup,
     Story,
 )
-from digest.sanitize import header_text
+from digest.sanitize import excerpt_html, html_to_text
 
 __all__ = ["CATALOGUE_DOMAIN", "PLACEHOLDER_PREFERENCES_URL", "PLACEHOLDER_UNSUBSCRIBE_URL", "Renderer",
            "builtin_templates_dir", "catalogue_path", "load_translations"]
@@ -65,9 +68,7 @@ GMAIL_CLIP_BYTES = 102_000  # Gmail hides everything after ~102 KB of HTML behin
 _URL_ALLOWANCE = 2_000
 SHORT_SUMMARY_CHARS = 140
 PREHEADER_CHARS = 140
-# A subject naming the lead story stays whole in most inboxes' list view (about 70-100 characters
-# show) and within one 78-character header line plus a fold once RFC 2047-encoded.
-SUBJECT_CHARS = 110
+SUBJECT_CHARS = 150  # long enough for two headlines; header_text keeps it one safe line
 _LINK_SCHEMES = frozenset({"http", "https"})
 
 
@@ -88,6 +89,21 @@ class LinkView:
 
 
 @dataclass(frozen=True, slots=True)
+class QuoteView:
+    """One outlet's part of a synopsis: "<before><outlet><after> <text>", e.g. "Reuters adds: ..."."""
+
+    before: str
+    outlet: LinkView  # the outlet's name, linked to its item
+    after: str
+    text: str  # the quoted sentences, verbatim
+
+    @property
+    def cited(self) -> str:
+        """The plain-text form: 'Reuters [4] adds: ...'."""
+        return f"{self.before}{self.outlet.cited}{self.after} {self.text}"
+
+
+@dataclass(frozen=True, slots=True)
 class StoryView:
     title: LinkView
     source: str
@@ -99,6 +115,18 @@ class StoryView:
     also: tuple[LinkView, ...]
     read_also: tuple[LinkView, ...]
     outlets: int = 0  # in "Top stories": how many outlets tell it
+    synopsis: tuple[QuoteView, ...] = ()
+    image: ImageView | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageView:
+    """A story's lead image (only with [digest] images = true): sized and described for mail clients."""
+
+    url: str
+    width: int
+    height: int
+    alt: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +161,7 @@ class _Budget:
     summaries: str = "full"  # full | short | none
     per_section: int | None = None  # stories kept per section; None: all
     top_stories: bool = True
+    synopses: str = "all"  # all | top: only the top stories keep theirs (they go last)
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -206,9 +235,10 @@ class _ViewBuilder:
     """Turns one Edition into view objects; numbers links for the plain-text part as it goes."""
 
     def __init__(self, edition: Edition, *, messages: NullTranslations, locale: str, images: bool,
-                 budget: _Budget) -> None:
+                 budget: _Budget, excerpt_chars: int = 280) -> None:
         self.edition, self.messages, self.locale = edition, messages, locale
         self.images, self.budget = images, budget
+        self.excerpt_chars = excerpt_chars
         self.zone = ZoneInfo(edition.timezone)
         self._next_ref = 1
         self._block_links: list[LinkView] = []
@@ -235,35 +265,64 @@ class _ViewBuilder:
         day = format_date(local.date(), pattern, locale=self.locale)
         return f"{day}, {local:%H:%M} {_utc_offset(local)}"
 
-    def story(self, story: Story) -> StoryView:
+    def quotes(self, quotes: tuple[Quote, ...]) -> tuple[QuoteView, ...]:
+        views = []
+        for k, quote in enumerate(quotes):
+            # The connecting words are messages, and the outlet's grammatical number picks the form:
+            # Russian says "Коммерсант пишет", "Ведомости пишут". The outlet goes where the
+            # translation puts %(outlet)s, so a language may put it after its verb.
+            if k == 0 and quote.plural:
+                label = self.messages.pgettext("synopsis: first outlet, plural name", "%(outlet)s:")
+            elif k == 0:
+                label = self.messages.pgettext("synopsis: first outlet", "%(outlet)s:")
+            elif quote.plural:
+                label = self.messages.pgettext("synopsis: next outlet, plural name", "%(outlet)s adds:")
+            else:
+                label = self.messages.pgettext("synopsis: next outlet", "%(outlet)s adds:")
+            before, _, after = str(label).replace("%(outlet)s", "\x00", 1).partition("\x00")
+            views.append(QuoteView(before=before, outlet=self._link(quote.source, quote.url), after=after,
+                                   text=_clean(" ".join(quote.sentences))))
+        return tuple(views)
+
+    def story(self, story: Story, *, top: bool = False) -> StoryView:
         lead = story.lead
         # Some feeds (microblogs, podcasts) give items no title: the start of the summary stands in.
         headline = lead.title or _cut(_clean(lead.summary_text), 90) or _clean(lead.source)
         title = self._link(headline, lead.url, lead.source)
-        summary_html, summary_text = lead.summary_html, _clean(lead.summary_text)
+        # An excerpt, not the article: inline markup only, cut at excerpt_chars; the text part is
+        # the same excerpt's text, so both parts follow the one setting.
+        summary_html = excerpt_html(lead.summary_html, self.excerpt_chars)
+        summary_text = html_to_text(summary_html) if summary_html else _cut(_clean(lead.summary_text),
+                                                                             self.excerpt_chars)
         if self.budget.summaries == "short":
             summary_html, summary_text = "", _cut(summary_text, SHORT_SUMMARY_CHARS)
         elif self.budget.summaries == "none":
             summary_html, summary_text = "", ""
-        image = _href(lead.image_url) if self.images else None
+        image = _lead_image(lead, headline) if self.images else None
+        keep_synopsis = self.budget.synopses == "all" or top
+        synopsis = self.quotes(story.synopsis) if keep_synopsis else ()
         return StoryView(
             title=title, source=_clean(lead.source), when=self.when(lead), first_seen=lead.undated,
             summary_html=summary_html.replace(PLACEHOLDER_UNSUBSCRIBE_URL, "").replace(
                 PLACEHOLDER_PREFERENCES_URL, ""),
-            summary_text=summary_text, image_url=image,
+            summary_text=summary_text, image_url=image.url if image else None, image=image,
             also=tuple(self._link(item.source, item.url) for item in story.also),
             read_also=tuple(self._link(item.title or _cut(_clean(item.summary_text), 90), item.url, item.source)
                             for item in story.read_also),
+            synopsis=synopsis, outlets=story.outlets if top else 0,
         )
 
     def day_heading(self, day: date) -> str:
+        if day.year != self.edition.day.year:  # an old item: "Friday, January 6, 2017", not just "Friday, January 6"
+            pattern = str(self.messages.pgettext("CLDR date pattern", "EEEE, MMMM d, y"))
+            return _capitalise(format_date(day, pattern, locale=self.locale))
         pattern = str(self.messages.pgettext("CLDR date pattern", "EEEE, MMMM d"))  # Friday, January 16
         return _capitalise(format_date(day, pattern, locale=self.locale))
 
     def top_stories(self) -> SectionView | None:
         if not self.edition.top_stories or not self.budget.top_stories:
             return None
-        stories = tuple(dataclasses.replace(self.story(s), outlets=s.outlets) for s in self.edition.top_stories)
+        stories = tuple(self.story(s, top=True) for s in self.edition.top_stories)
         return SectionView(name=self.messages.gettext("Top stories"), anchor="top-stories", count=len(stories),
                            days=(DayView(heading="", stories=stories),), hidden=0, more=None,
                            links=self._take_links())
@@ -283,28 +342,76 @@ class _ViewBuilder:
         return SectionView(name=name, anchor=section.anchor, count=section.total, days=tuple(days),
                            hidden=max(hidden, 0), more=more, links=self._take_links())
 
+    def press(self) -> SectionView | None:
+        """The Press Review section's outlets: one heading per outlet, its leading stories under it."""
+        if not self.edition.press:
+            return None
+        keep = self.budget.per_section
+        days, shown, total = [], 0, 0
+        for group in self.edition.press:
+            total += len(group.stories)
+            stories = group.stories if keep is None else group.stories[: max(keep - shown, 0)]
+            shown += len(stories)
+            if stories:
+                days.append(DayView(_clean(group.outlet), tuple(self.story(s) for s in stories)))
+        name = _clean(self.edition.press_section)
+        return SectionView(name=name, anchor="press-review", count=total, days=tuple(days),
+                           hidden=0, more=None, links=self._take_links())
+
     def sections(self) -> tuple[SectionView, ...]:
-        return tuple(self.section(s) for s in self.edition.sections)
+        """The configured sections; the press outlets in the section of the same name, else first.
+
+        The newsroom's own "Press Review" section (its rules file commentary and agencies' press
+        reviews) is where the outlets go: they come first in it, its own stories follow.
+        """
+        views: list[SectionView] = []
+        placed = not self.edition.press
+        for group in self.edition.sections:
+            if not placed and group.name == self.edition.press_section:
+                press = self.press()  # numbered before the section's own links, as the text part lists them
+                own = self.section(group)
+                assert press is not None
+                views.append(dataclasses.replace(own, count=own.count + press.count, days=(*press.days, *own.days),
+                                                 links=(*press.links, *own.links)))
+                placed = True
+            else:
+                views.append(self.section(group))
+        if not placed and (press := self.press()) is not None:
+            views.insert(0, press)
+        return tuple(views)
 
 
-def _subject(head: str, lead: Story | None) -> str:
-    """'Morning Review — 7 January: <the story most outlets tell>', the story's title cut to fit.
-
-    One line for the header (no CR, LF or other line breaks a feed could plant; F5) of at most
-    SUBJECT_CHARS; the title and date always stay whole.
-    """
-    room = SUBJECT_CHARS - len(head) - 2
-    story = header_text(_clean(lead.lead.title), limit=10_000) if lead is not None else ""
-    if not story or room < 12:
-        return head
-    return f"{head}: {_cut(story, room)}"
+# Mail clients lay out an <img> before it loads from its width and height; a lead image's real size
+# is rarely known, so it is given a 16:9 box of the column's width and CSS height:auto keeps its
+# own proportions once loaded. An <img> in the summary that states its size keeps that ratio.
+LEAD_IMAGE_WIDTH = 592
+_SUMMARY_IMG = re.compile(r'<img\b[^>]*?\bsrc="([^"]+)"[^>]*>')
+_DIMENSION = re.compile(r'\b(width|height)="(\d+)"')
 
 
-def _all_titles(edition: Edition) -> Iterator[str]:
-    yield from (s.lead.title for s in edition.top_stories)
+def _lead_image(lead: Item, headline: str) -> ImageView | None:
+    """One image per story: the feed's media image, else the first image of its summary."""
+    url = _href(lead.image_url)
+    width, height = 16, 9
+    if url is None:
+        m = _SUMMARY_IMG.search(lead.summary_html)
+        if m is None:
+            return None
+        url = _href(html.unescape(m.group(1)))
+        dims = dict(_DIMENSION.findall(m.group(0)))
+        if url and dims.get("width", "0") != "0" and dims.get("height", "0") != "0":
+            width, height = int(dims["width"]), int(dims["height"])
+    if url is None:
+        return None
+    return ImageView(url=url, width=LEAD_IMAGE_WIDTH, height=max(1, round(LEAD_IMAGE_WIDTH * height / width)),
+                     alt=_clean(headline))
+
+
+def _all_stories(edition: Edition) -> Iterator[Story]:
+    yield from edition.top_stories
     for section in edition.sections:
         for day in section.days:
-            yield from (s.lead.title for s in day.stories)
+            yield from day.stories
 
 
 # --------------------------------------------------------------------------- the renderer
@@ -318,9 +425,11 @@ class Renderer:
     web app) never share installed translations.
     """
 
-    def __init__(self, *, templates_dir: str | None = None, language: str = "en", images: bool = False) -> None:
+    def __init__(self, *, templates_dir: str | None = None, language: str = "en", images: bool = False,
+                 excerpt_chars: int = 280) -> None:
         self.language = language
         self.images = images
+        self.excerpt_chars = excerpt_chars
         self._dirs = [Path(templates_dir).resolve()] if templates_dir else []
         self._dirs.append(builtin_templates_dir().resolve())
         # keep_at_rules keeps the @media blocks (narrow screens, prefers-color-scheme) in <style>;
@@ -361,15 +470,16 @@ class Renderer:
         messages = self.translations(language)
         title = _clean(edition.title)
         date_label = format_date(edition.day, str(messages.pgettext("CLDR date pattern", "long")), locale=language)
-        subject = _subject(f"{title} — {date_label}", edition.lead_story)
-        titles = [_clean(t) for t in _all_titles(edition)][:3]
-        preheader = _cut(" · ".join(titles), PREHEADER_CHARS)
+        headline = self.headline(edition, messages, SUBJECT_CHARS)
+        subject = headline if edition.subject_style == "lead" and headline else f"{title} — {date_label}"
+        preheader = self.headline(edition, messages, PREHEADER_CHARS)
         base = {"title": title, "date_label": date_label, "subject": subject, "preheader": preheader,
                 "web_url": edition.web_url, "lang": language, "images": self.images,
                 "unsubscribe_url": PLACEHOLDER_UNSUBSCRIBE_URL, "preferences_url": PLACEHOLDER_PREFERENCES_URL}
 
         def views(budget: _Budget) -> dict[str, Any]:
-            builder = _ViewBuilder(edition, messages=messages, locale=language, images=self.images, budget=budget)
+            builder = _ViewBuilder(edition, messages=messages, locale=language, images=self.images, budget=budget,
+                                   excerpt_chars=self.excerpt_chars)
             top = builder.top_stories()
             return {**base, "top_stories": top, "sections": builder.sections(), "notice": None}
 
@@ -395,23 +505,53 @@ class Renderer:
             return self._inline(self._render(language, HTML_TEMPLATE, context))
 
         html = ""
-        for budget in (_Budget(), _Budget(summaries="short"), _Budget(summaries="none")):
+        # Summaries go first, then the synopses of stories outside the top block; the top stories'
+        # synopses stay until the top stories themselves have to go.
+        for budget in (_Budget(), _Budget(summaries="short"), _Budget(summaries="none"),
+                       _Budget(summaries="none", synopses="top")):
             html = attempt(budget)
             if _size(html) <= limit:
                 return html
-        most = max((s.shown for s in edition.sections), default=0)
+        most = max([s.shown for s in edition.sections] + [len(g.stories) for g in edition.press], default=0)
         lo, hi = 0, most  # bisect the largest per-section count that fits
         best: str | None = None
         while lo <= hi:
             mid = (lo + hi) // 2
-            candidate = attempt(_Budget(summaries="none", per_section=mid))
+            candidate = attempt(_Budget(summaries="none", per_section=mid, synopses="top"))
             if _size(candidate) <= limit:
                 best, lo = candidate, mid + 1
             else:
                 hi = mid - 1
         if best is None:  # even section headings alone are too big: drop the top stories as well
-            best = attempt(_Budget(summaries="none", per_section=0, top_stories=False))
+            best = attempt(_Budget(summaries="none", per_section=0, top_stories=False, synopses="top"))
         return best
+
+    @staticmethod
+    def headline(edition: Edition, messages: NullTranslations, limit: int) -> str:
+        """'Press review: <lead story> and <second story>', cut to `limit` characters, one safe line.
+
+        The lead stories are the ones most outlets cover (the top block first); among equals, the
+        edition's own order. The second headline is shortened before the first.
+        """
+        ranked = sorted(enumerate(_all_stories(edition)), key=lambda pair: (-pair[1].outlets, pair[0]))
+        titles = []
+        for _, story in ranked:
+            t = _clean(story.lead.title)
+            if t and t not in titles:
+                titles.append(t)
+            if len(titles) == 2:
+                break
+        if not titles:
+            return ""
+        if len(titles) == 1:
+            return _cut(str(messages.gettext("Press review: %(first)s") % {"first": titles[0]}), limit)
+        pattern = str(messages.gettext("Press review: %(first)s and %(second)s"))
+        first, second = titles
+        room = limit - len(pattern % {"first": "", "second": ""})
+        if len(first) + len(second) > room:
+            second = _cut(second, max(room - len(first), room // 3))
+            first = _cut(first, max(room - len(second), 1))
+        return _cut(pattern % {"first": first, "second": second}, limit)
 
     def _inline(self, html: str) -> str:
         try:

@@ -394,3 +394,81 @@ def repair_mojibake(text: str) -> str:
     import ftfy  # imported on first need: most feeds never need it
 
     return ftfy.fix_encoding(text)
+
+
+# --------------------------------------------------------------------------- excerpts of HTML
+
+# An excerpt keeps inline emphasis and links only. These go with all they contain: a subheading
+# would read as one of the email's own headings, a table or figure does not fit a summary, a
+# blockquote is most often an embedded tweet, and media are remote content.
+EXCERPT_TAGS = frozenset({"a", "b", "strong", "i", "em"})
+EXCERPT_DROPPED = frozenset({
+    "h1", "h2", "h3", "h4", "h5", "h6", "table", "figure", "figcaption", "blockquote", "pre", "iframe",
+    "video", "audio", "picture", "object", "embed", "noscript", "script", "style", "svg", "math",
+})
+_BLOCK_END = re.compile(r"</(?:p|div|li|ul|ol|dl|dd|dt|h[1-6]|table|tr|td|th|figure|blockquote|pre|section|"
+                        r"article|header|footer|aside)\s*>|<br\s*/?>|<hr\s*/?>", re.IGNORECASE)
+_EXCERPT_TOKEN = re.compile(r"<(/?)([a-z]+)[^>]*>|([^<]+)")
+
+
+def excerpt_html(html: str, limit: int) -> str:
+    """Sanitised ``html`` reduced to an excerpt: at most ``limit`` characters of text, cut at a
+    word with "…", inline markup only (links, bold, italic), every tag it opens closed.
+
+    Headings, tables, figures, blockquotes (embedded tweets), media and iframes are left out with
+    their text; the plain-text part is this excerpt's text (`html_to_text`), so both parts say the same.
+    """
+    if limit <= 0 or not html:
+        return ""
+    window = max(4000, limit * 8)  # as excerpt(): only the head can reach the excerpt
+    if len(html) > window:
+        html = html[:window]
+        if html.rfind("<") > html.rfind(">"):
+            html = html[: html.rfind("<")]
+    spaced = _BLOCK_END.sub(lambda m: m.group(0) + " ", limit_nesting(html))
+    cleaned = nh3.clean(spaced, tags=set(EXCERPT_TAGS), clean_content_tags=set(EXCERPT_DROPPED),
+                        attributes={"a": {"href"}}, link_rel=LINK_REL, url_schemes={"http", "https"},
+                        strip_comments=True)
+    target = _cut(clean_text(htmllib.unescape(_ANY_TAG.sub("", cleaned))), limit)
+    ellipsis = target.endswith("…") and not clean_text(htmllib.unescape(_ANY_TAG.sub("", cleaned))).endswith("…")
+    budget = len(target) - (1 if ellipsis else 0)  # characters of the source text to keep
+    out: list[str] = []
+    open_tags: list[str] = []
+    used = 0
+    pending_space = False
+    for m in _EXCERPT_TOKEN.finditer(cleaned):
+        closing, name, text = m.groups()
+        if text is None:
+            if closing:
+                if name in open_tags:
+                    open_tags.remove(name)
+                    out.append(m.group(0))
+            elif used < budget:
+                if pending_space:  # the space between words goes before the link, not inside it
+                    out.append(" ")
+                    used += 1
+                    pending_space = False
+                open_tags.append(name)
+                out.append(m.group(0))
+            continue
+        plain = htmllib.unescape(text)
+        for word in re.split(r"(\s+)", plain):
+            if not word:
+                continue
+            if word.isspace():
+                pending_space = used > 0
+                continue
+            if used >= budget:
+                break
+            if pending_space:
+                out.append(" ")
+                used += 1
+                pending_space = False
+            piece = word[: budget - used]
+            out.append(htmllib.escape(piece, quote=False))
+            used += len(piece)
+    result = "".join(out).rstrip()
+    for name in reversed(open_tags):
+        result += f"</{name}>"
+    result = re.sub(r"<(a|b|strong|i|em)\b[^>]*>\s*</\1>", "", result)  # a tag the cut left empty
+    return result + ("…" if ellipsis else "")

@@ -1,22 +1,39 @@
 """Which section an item belongs to, and why.
 
-This module owns the section rules: it maps one item (title, URL, categories, its feed's section) to
+This module owns the section rules: it maps one item (title, summary, URL, categories, its feed) to
 one configured section and says in a sentence which rule decided, so `digest` can explain a
-placement. It is pure: no clock, no store, no I/O; compose calls it per item.
+placement. It is pure: no clock, no store, no I/O; the edition calls it once per item and stores
+the answer.
 
-Order of decision, first that applies wins:
+A section's rules:
 
-1. feed      the feed's configured section: the operator said so for every item of that feed;
-2. category  one of the item's own categories equals (case-insensitively) a section's `categories`:
-             the publisher's label is the best evidence we have;
-3. url       a section's `url_patterns` regex matches the URL path (e.g. ``^/sport/``): the
-             publisher's site structure, almost as good as a label;
-4. keyword   a section's `keywords` occurs in the title as a whole word: our guess, so it comes last;
-5. fallback  nothing matched.
+* each of its own `categories`, `url_patterns`, `keywords` and `feeds` lists is a rule with one
+  condition (any entry of the list satisfies it);
+* each `[[sections.rules]]` table is a rule whose conditions must all hold;
+* `not_keywords` (on the section, or on one rule) rule the section (or that rule) out when one of
+  them occurs in the title or summary;
+* in a rule, `keywords` may be a list of lists: a word of each list must occur ("Russia" and one
+  of "Trump", "Brexit"); it is one keyword condition, whose weight adds up the words found.
 
-Within one kind of rule the first matching section in configured order wins, so the operator breaks
-ties by ordering the [[sections]] tables. A rule kind beats section order: an item whose category
-says "Sport" goes to Sport even when an earlier section's keyword appears in its title.
+Conditions: `categories` equal one of the item's categories (case-insensitively); `url_patterns`
+are regular expressions searched in the link's path; `keywords` occur in the title or the summary
+as word forms (digest.words: "Путин" matches "Путина", "sanction" matches "sanctions"; a keyword of
+several words matches them in a row); `feeds` equal the feed's name or URL.
+
+Order of decision:
+
+1. feed      the feed's configured `section` beats every rule: the operator said so;
+2. rules     of all matching rules the most specific wins, compared on, in turn:
+             a. how many conditions the rule has (a rule "category World and keyword army" beats
+                "category World");
+             b. its strongest condition: feeds, then categories or url_patterns (the publisher's
+                own filing, equal evidence), then keywords (our guess);
+             c. how many of the section's rules match (a category and a URL path that agree beat
+                a category alone);
+             d. its keyword weight: each keyword found counts 2 per word in the title, 1 per word
+                in the summary only (a phrase is more specific than a word), once per word form;
+             e. section order, so the operator breaks what remains by ordering [[sections]];
+3. fallback  nothing matched.
 """
 
 from __future__ import annotations
@@ -28,36 +45,25 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from digest.config import Section
+from digest import words
+from digest.config import Rule, Section
 
-# Characters of scripts written without spaces: there a "whole word" cannot be found by boundaries,
-# so a keyword containing them matches as a substring.
-_UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# Kinds of condition, strongest first; the strength of a rule is that of its strongest condition.
+_STRENGTH = {"feeds": 3, "categories": 2, "url_patterns": 2, "keywords": 1}
+# Names of the old single-kind rules, kept in Classification.rule for callers and logs.
+_KIND_NAME = {"feeds": "source", "categories": "category", "url_patterns": "url", "keywords": "keyword"}
 
 
 @dataclass(frozen=True, slots=True)
 class Classification:
     section: str
-    rule: str  # "feed" | "category" | "url" | "keyword" | "fallback"
+    rule: str  # "feed" | "category" | "url" | "keyword" | "source" | "rule" | "fallback"
     reason: str  # one human sentence, e.g. "category 'Politics' matches section 'World'"
 
 
 def _fold(text: str) -> str:
     # NFKC then casefold: full-width and compatibility forms match, and "ß"/"SS", "Ё"/"ё" fold alike.
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
-@lru_cache(maxsize=1024)
-def _keyword_pattern(keyword: str) -> re.Pattern[str] | None:
-    folded = _fold(keyword)
-    if not folded:
-        return None
-    body = r"\s+".join(re.escape(part) for part in folded.split())
-    if _UNSPACED.search(folded):
-        return re.compile(body)
-    # \w is Unicode-aware for str patterns, so Cyrillic and accented letters are word characters and
-    # "war" does not match inside "warning" or "Ukraine" inside "Ukrainian".
-    return re.compile(rf"(?<!\w){body}(?!\w)")
 
 
 @lru_cache(maxsize=1024)
@@ -73,6 +79,189 @@ def _url_path(url: str) -> str:
         return ""
 
 
+# --------------------------------------------------------------------------- word forms
+
+
+_CYRILLIC = re.compile("[\u0400-\u04ff]")
+
+
+def _plain(stem: str) -> str:
+    """A stem compared without accents ("élection" ~ "election"), but never across scripts: no
+    transliteration, so a Russian keyword cannot meet an English word that sounds alike."""
+    if _CYRILLIC.search(stem):
+        return stem.replace("ё", "е")
+    return "".join(c for c in unicodedata.normalize("NFKD", stem) if not unicodedata.combining(c))
+
+
+def _forms(text: str, lang: str, *, keep_stopwords: bool = False) -> list[tuple[str, str, bool]]:
+    """Each word of `text` as (its stem, its stem stemmed once more, whether it is an acronym).
+
+    Snowball stems a name's oblique case to its nominative ("Лаврова" -> "лавров") but the
+    nominative further ("Лавров" -> "лавр"): comparing on the second form as well lets a keyword
+    in any case meet the text in any case. Scripts without spaces give digest.words' bigrams.
+    """
+    out: list[tuple[str, str, bool]] = []
+    for token in words.tokens(text):
+        if words.has_cjk(token):
+            out.extend((f, f, False) for f in words.word_forms(token, lang))
+            continue
+        word = token.casefold()
+        if not keep_stopwords and (len(word) < 2 or words.is_stopword(word, lang)):
+            continue
+        once = words.stem(word, lang)
+        acronym = token.isupper() and len(token) > 1
+        out.append((_plain(once), _plain(words.stem(once, lang)), acronym))
+    return out
+
+
+class _Text:
+    """An item's title and summary as word forms, in the language they are written in."""
+
+    def __init__(self, title: str, summary: str) -> None:
+        self.lang = words.language_of(f"{title} {summary}")
+        self.title = self._sequence(title)
+        self.summary = self._sequence(summary)
+
+    def _sequence(self, text: str) -> list[tuple[str, str, bool]]:
+        return _forms(text, self.lang, keep_stopwords=True)
+
+    def where(self, keyword: str) -> str | None:
+        """'title', 'summary' or None: where the keyword's word forms occur in a row."""
+        wanted = _keyword_forms(keyword, self.keyword_lang(keyword))
+        if not wanted:
+            return None
+        if _contains(self.title, wanted):
+            return "title"
+        if _contains(self.summary, wanted):
+            return "summary"
+        return None
+
+    def keyword_lang(self, keyword: str) -> str:
+        # A keyword in another script than Latin says its own language ("Путин" is Russian even
+        # in a rule applied to English text); a Latin one is read in the item's language.
+        guess = words.language_of(keyword)
+        return guess if any(ord(c) > 0x24F for c in keyword) else self.lang
+
+
+@lru_cache(maxsize=8192)
+def _keyword_forms(keyword: str, lang: str) -> tuple[tuple[str, str, bool], ...]:
+    # Stopwords stay: the text keeps them too, and a keyword such as "US" or "Bank of Russia" means them.
+    return tuple(_forms(keyword, lang, keep_stopwords=True))
+
+
+def _same(text: tuple[str, str, bool], keyword: tuple[str, str, bool]) -> bool:
+    # A keyword written in capitals is an acronym: "UN" is not the Spanish "un", nor "CES" the French "ces".
+    if keyword[2] and not text[2]:
+        return False
+    # The twice-stemmed forms are short and collide more: trust them only from four letters.
+    return text[0] == keyword[0] or (len(keyword[1]) >= 4 and text[1] == keyword[1])
+
+
+def _contains(text: list[tuple[str, str, bool]], wanted: tuple[tuple[str, str, bool], ...]) -> bool:
+    n = len(wanted)
+    return any(all(_same(text[i + j], wanted[j]) for j in range(n)) for i in range(len(text) - n + 1))
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True, slots=True)
+class _Match:
+    section: str
+    order: int  # position of the section in the configuration
+    conditions: int
+    strength: int
+    agreeing: int  # how many of the section's rules match
+    weight: int
+    kind: str  # the strongest condition's kind
+    reasons: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[int, int, int, int, int]:
+        return (self.conditions, self.strength, self.agreeing, self.weight, -self.order)
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    text: _Text
+    path: str
+    categories: dict[str, str]  # folded -> as the feed wrote it
+    feed_names: dict[str, str]  # folded name and URL -> as written
+
+
+def _excluded(item: _Item, not_keywords: Sequence[str]) -> str | None:
+    for keyword in not_keywords:
+        if item.text.where(keyword):
+            return keyword
+    return None
+
+
+def _match_rule(rule: Rule, item: _Item) -> tuple[int, list[str]] | None:
+    """(keyword weight, reasons) when every condition of the rule holds, else None."""
+    reasons: list[str] = []
+    if rule.feeds:
+        hit = next((item.feed_names[f] for f in map(_fold, rule.feeds) if f in item.feed_names), None)
+        if hit is None:
+            return None
+        reasons.append(f"the feed '{hit}'")
+    if rule.categories:
+        hit = next((item.categories[c] for c in map(_fold, rule.categories) if c in item.categories), None)
+        if hit is None:
+            return None
+        reasons.append(f"category '{hit}'")
+    if rule.url_patterns:
+        pattern = next((p for p in rule.url_patterns if item.path and _url_pattern(p).search(item.path)), None)
+        if pattern is None:
+            return None
+        reasons.append(f"URL path '{item.path}' matches pattern '{pattern}'")
+    weight = 0
+    for group in ((rule.keywords,) if rule.keywords else ()) + rule.keyword_groups:
+        found: list[str] = []
+        seen: set[tuple[tuple[str, str, bool], ...]] = set()
+        for keyword in group:
+            where = item.text.where(keyword)
+            forms = _keyword_forms(keyword, item.text.keyword_lang(keyword))
+            if where and forms not in seen:  # "Trump" listed twice, or "Putin" and "Putins", count once
+                seen.add(forms)
+                # A phrase is more specific than a word: each word of the keyword counts.
+                weight += (2 if where == "title" else 1) * len(forms)
+                found.append(f"'{keyword}' in the {where}")
+        if not found:
+            return None
+        reasons.append("keyword " + ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else ""))
+    if rule.not_keywords and _excluded(item, rule.not_keywords):
+        return None
+    return weight, reasons
+
+
+def _section_rules(section: Section) -> list[Rule]:
+    """The section's own lists, each a one-condition rule, then its combined rules."""
+    single = [Rule(**{kind: values}) for kind in _STRENGTH if (values := getattr(section, kind))]
+    return single + list(section.rules)
+
+
+def _best(section: Section, order: int, item: _Item) -> _Match | None:
+    if section.not_keywords and _excluded(item, section.not_keywords):
+        return None
+    best: _Match | None = None
+    agreeing = 0
+    for rule in _section_rules(section):
+        matched = _match_rule(rule, item)
+        if matched is None:
+            continue
+        agreeing += 1
+        weight, reasons = matched
+        kinds = [k for k in _STRENGTH if getattr(rule, k) or (k == "keywords" and rule.keyword_groups)]
+        candidate = _Match(section.name, order, len(kinds), max(_STRENGTH[k] for k in kinds), 0, weight,
+                           kinds[0], tuple(reasons))
+        if best is None or candidate.key > best.key:
+            best = candidate
+    if best is None:
+        return None
+    return _Match(best.section, best.order, best.conditions, best.strength, agreeing, best.weight, best.kind,
+                  best.reasons)
+
+
 def classify(
     *,
     title: str,
@@ -81,37 +270,32 @@ def classify(
     feed_section: str | None,
     sections: Sequence[Section],
     fallback: str,
+    summary: str = "",
+    feed_names: Sequence[str] = (),
 ) -> Classification:
-    """The section of one item and the rule that chose it; see the module docstring for the order."""
+    """The section of one item and the rule that chose it; see the module docstring for the order.
+
+    `feed_names` are the feed's name and URL, for rules with `feeds`.
+    """
     if feed_section:
         return Classification(feed_section, "feed", f"the feed is configured for section '{feed_section}'")
 
-    folded_categories = [(c, _fold(c)) for c in categories if c.strip()]
-    for section in sections:
-        wanted = {_fold(c) for c in section.categories}
-        for original, folded in folded_categories:
-            if folded in wanted:
-                return Classification(
-                    section.name, "category", f"category '{original}' matches section '{section.name}'"
-                )
-
-    path = _url_path(url) if url else ""
-    if path:
-        for section in sections:
-            for pattern in section.url_patterns:
-                if _url_pattern(pattern).search(path):
-                    return Classification(
-                        section.name,
-                        "url",
-                        f"URL path '{path}' matches pattern '{pattern}' of section '{section.name}'",
-                    )
-
-    folded_title = _fold(title)
-    for section in sections:
-        for keyword in section.keywords:
-            compiled = _keyword_pattern(keyword)
-            if compiled is not None and compiled.search(folded_title):
-                reason = f"keyword '{keyword}' in the title matches section '{section.name}'"
-                return Classification(section.name, "keyword", reason)
-
-    return Classification(fallback, "fallback", f"no rule matched, so the fallback section '{fallback}'")
+    item = _Item(
+        text=_Text(title, summary),
+        path=_url_path(url) if url else "",
+        categories={_fold(c): c.strip() for c in reversed(categories) if c.strip()},
+        feed_names={_fold(n): n for n in feed_names if n},
+    )
+    matches = [m for i, s in enumerate(sections) if (m := _best(s, i, item)) is not None]
+    if not matches:
+        return Classification(fallback, "fallback", f"no rule matched, so the fallback section '{fallback}'")
+    win = max(matches, key=lambda m: m.key)
+    rule = _KIND_NAME[win.kind] if win.conditions == 1 else "rule"
+    verb = "matches" if len(win.reasons) == 1 else "match"
+    reason = f"{' and '.join(win.reasons)} {verb} section '{win.section}'"
+    others = sorted((m for m in matches if m is not win), key=lambda m: m.key, reverse=True)
+    if others:
+        runner = others[0]
+        reason += (f"; it outranks section '{runner.section}'" if runner.key[:4] < win.key[:4]
+                   else f"; it ties with section '{runner.section}', which comes later in the configured order")
+    return Classification(win.section, rule, reason)

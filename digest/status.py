@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from digest import schedule
 from digest.config import Settings
@@ -17,7 +17,7 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
     lines: list[str] = []
     holder = store.lock_holder("daemon")
     if holder:
-        age = int((now - holder[1]).total_seconds())
+        age = int((datetime.now(UTC) - holder[1]).total_seconds())  # heartbeats are on the real clock
         lines.append(f"daemon: {holder[0]} (heartbeat {age}s ago)")
     else:
         lines.append("daemon: not running")

@@ -1,11 +1,16 @@
 """Signed tokens and Message-IDs derived from the site secret. Pure.
 
-Unsubscribe and preference links carry an itsdangerous signature of the subscriber id, one salt
-per purpose so a token made for one cannot be used for the other (reliability.md G3). They do not
-expire: old emails must keep working (G4). Rotation: verification takes every accepted secret,
-oldest first and newest last, as itsdangerous' key list does; new tokens are always signed with
-the newest. Anything altered, truncated, signed with another salt or not an id reads as None, the
-same answer for every failure (U4).
+Unsubscribe and preference links carry an itsdangerous signature of the subscription's public id
+(a random 32-hex string, never reused and never the row id: a link made for a removed subscriber
+reaches nobody), one salt per purpose so a token made for one cannot be used for the other
+(reliability.md G3). They do not expire: old emails must keep working (G4). Rotation: keys are
+given newest first (``[web] secret_keys``); new tokens are signed with the newest and every key
+verifies. Anything altered, truncated, signed with another salt or not a public id reads as None,
+the same answer for every failure (U4).
+
+Tokens of the release before public ids (salt ``*-v1``, the row id) still read through
+``read_legacy_*``; the web app honours them only for rows that existed when the database was
+upgraded, since ids handed out after that are never reused.
 
 Message-IDs are an HMAC of (edition, subscriber): a re-send after a crash carries the same ID, and
 nobody without the secret can predict another subscriber's (A8).
@@ -24,16 +29,35 @@ from itsdangerous import BadData, URLSafeSerializer
 from digest.errors import ConfigError
 
 __all__ = [
+    "key_ring",
     "message_id",
     "preferences_token",
+    "read_legacy_preferences_token",
+    "read_legacy_unsubscribe_token",
     "read_preferences_token",
     "read_unsubscribe_token",
     "unsubscribe_token",
 ]
 
-UNSUBSCRIBE_SALT = "unsubscribe-v1"
-PREFERENCES_SALT = "preferences-v1"
+UNSUBSCRIBE_SALT = "unsubscribe-v2"
+PREFERENCES_SALT = "preferences-v2"
+LEGACY_UNSUBSCRIBE_SALT = "unsubscribe-v1"
+LEGACY_PREFERENCES_SALT = "preferences-v1"
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_PUBLIC_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def key_ring(secret_keys: Sequence[str], secret: str | None, generated: str) -> tuple[str, ...]:
+    """Every key a link may be signed with, newest first, without repeats.
+
+    ``[web] secret_keys`` come first (the operator's rotation list), then ``[digest] secret`` and the
+    store's generated secret, which signed the links of emails sent before the list was set.
+    """
+    ring: list[str] = []
+    for key in (*secret_keys, secret, generated):
+        if key and key not in ring:
+            ring.append(key)
+    return tuple(ring)
 
 
 @functools.lru_cache(maxsize=8)
@@ -42,40 +66,54 @@ def _signer(secret: str, salt: str) -> URLSafeSerializer:
     return URLSafeSerializer(secret, salt=salt)
 
 
-def _sign(secret: str, salt: str, subscriber_id: int) -> str:
-    return _signer(secret, salt).dumps(subscriber_id)
-
-
-def _read(secrets: Sequence[str], salt: str, token: str) -> int | None:
-    if not secrets or not token:
+def _loads(keys: Sequence[str], salt: str, token: str) -> object:
+    if not keys or not token:
         return None
     try:
-        # itsdangerous verifies with every key (its HMAC comparison is constant-time) and signs
-        # with the last one.
-        value = URLSafeSerializer(list(secrets), salt=salt).loads(token)
+        # itsdangerous takes keys oldest first and verifies with every one (its HMAC comparison
+        # is constant-time).
+        return URLSafeSerializer(list(reversed(keys)), salt=salt).loads(token)
     except (BadData, ValueError, TypeError):
         return None
+
+
+def _read(keys: Sequence[str], salt: str, token: str) -> str | None:
+    value = _loads(keys, salt, token)
+    return value if isinstance(value, str) and _PUBLIC_ID.fullmatch(value) else None
+
+
+def _read_legacy(keys: Sequence[str], salt: str, token: str) -> int | None:
+    value = _loads(keys, salt, token)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         return None
     return value
 
 
-def unsubscribe_token(secret: str, subscriber_id: int) -> str:
-    """A short URL-safe token for /u/<token>, e.g. ``MQ.x9Gv...``."""
-    return _sign(secret, UNSUBSCRIBE_SALT, subscriber_id)
+def unsubscribe_token(key: str, public_id: str) -> str:
+    """A URL-safe token for /u/<token>, signed with `key` (the newest)."""
+    return _signer(key, UNSUBSCRIBE_SALT).dumps(public_id)
 
 
-def read_unsubscribe_token(secrets: Sequence[str], token: str) -> int | None:
-    """The subscriber id, or None for anything not signed by one of `secrets` for unsubscribing."""
-    return _read(secrets, UNSUBSCRIBE_SALT, token)
+def read_unsubscribe_token(keys: Sequence[str], token: str) -> str | None:
+    """The public id, or None for anything not signed by one of `keys` (newest first) for unsubscribing."""
+    return _read(keys, UNSUBSCRIBE_SALT, token)
 
 
-def preferences_token(secret: str, subscriber_id: int) -> str:
-    return _sign(secret, PREFERENCES_SALT, subscriber_id)
+def preferences_token(key: str, public_id: str) -> str:
+    return _signer(key, PREFERENCES_SALT).dumps(public_id)
 
 
-def read_preferences_token(secrets: Sequence[str], token: str) -> int | None:
-    return _read(secrets, PREFERENCES_SALT, token)
+def read_preferences_token(keys: Sequence[str], token: str) -> str | None:
+    return _read(keys, PREFERENCES_SALT, token)
+
+
+def read_legacy_unsubscribe_token(keys: Sequence[str], token: str) -> int | None:
+    """The row id a token of the release before public ids carries; None otherwise."""
+    return _read_legacy(keys, LEGACY_UNSUBSCRIBE_SALT, token)
+
+
+def read_legacy_preferences_token(keys: Sequence[str], token: str) -> int | None:
+    return _read_legacy(keys, LEGACY_PREFERENCES_SALT, token)
 
 
 def message_id(secret: str, edition_id: int, subscriber_id: int, domain: str) -> str:

@@ -82,27 +82,26 @@ class Site:
     settings: Settings
     store: Store
     clock: Clock
-    secrets: tuple[str, ...]  # oldest first, newest last (itsdangerous' key-list order)
+    secrets: tuple[str, ...]  # newest first: tokens.key_ring
     pages: jinja2.Environment
     renderer: Renderer
+    legacy_link_max_id: int = 0  # row-id links of the release before public ids: good up to this id
 
     @property
     def newest_secret(self) -> str:
-        return self.secrets[-1]
+        return self.secrets[0]
 
 
 SITE = web.AppKey("site", Site)
 
 
 def site_secrets(settings: Settings, store: Store) -> tuple[str, ...]:
-    """Every secret a token in a sent email may be signed with.
+    """Every key a token in a sent email may be signed with, newest first.
 
-    The sender signs with ``[digest] secret`` when set, else with the store's generated secret.
-    Both verify, so emails sent before an operator set the secret keep working (G4, U5).
+    The sender signs with the first of ``[web] secret_keys``, else ``[digest] secret``, else the
+    store's generated secret. All verify, so emails sent before a rotation keep working (G4, U5).
     """
-    generated = store.site_secret()
-    configured = settings.digest.secret
-    return (generated,) if not configured or configured == generated else (generated, configured)
+    return tokens.key_ring(settings.web.secret_keys, settings.digest.secret, store.site_secret())
 
 
 def _pages(language: str) -> jinja2.Environment:
@@ -127,7 +126,8 @@ def _edition_renderer(settings: Settings) -> Renderer:
     # templates/web/digest.html.j2 stands in for the email's page and reuses its section and story
     # partials from the built-in folder; the labels (en, ru) are the email's.
     d = settings.digest
-    return Renderer(templates_dir=str(builtin_templates_dir() / "web"), language=d.language, images=d.images)
+    return Renderer(templates_dir=str(builtin_templates_dir() / "web"), language=d.language, images=d.images,
+                    excerpt_chars=d.excerpt_chars)
 
 
 # --------------------------------------------------------------------------- responses
@@ -206,27 +206,42 @@ def _token(request: web.Request) -> str:
     return request.match_info.get("token", "")
 
 
-Reader = Callable[[Sequence[str], str], int | None]
+@dataclass(frozen=True, slots=True)
+class Purpose:
+    """One kind of link: how to read its tokens, and its tokens from before public ids."""
+
+    read: Callable[[Sequence[str], str], str | None]
+    read_legacy: Callable[[Sequence[str], str], int | None]
 
 
-def _subscriber_id(site: Site, token: str, read: Reader) -> int | None:
-    """The subscriber id a well-formed, untampered token of this purpose carries; None otherwise.
+UNSUBSCRIBE = Purpose(tokens.read_unsubscribe_token, tokens.read_legacy_unsubscribe_token)
+PREFERENCES = Purpose(tokens.read_preferences_token, tokens.read_legacy_preferences_token)
 
-    Every refusal looks the same to the caller, so a bad link is one 404 page whatever is wrong (U4).
+
+def _lookup(site: Site, token: str, purpose: Purpose) -> Subscriber | None:
+    """The subscriber a well-formed, untampered token of this purpose names; None otherwise.
+
+    A removed subscriber's public id is never given again, so their links reach nobody. Every
+    refusal looks the same to the caller: a bad link is one 404 page whatever is wrong (U4).
     """
-    return read(site.secrets, token) if 0 < len(token) <= MAX_TOKEN else None
-
-
-async def _reader(site: Site, token: str, read: Reader) -> Subscriber | None:
-    """The subscriber a token names, or None for anything else (unreadable, or erased since)."""
-    subscriber_id = _subscriber_id(site, token, read)
-    if subscriber_id is None:
+    if not 0 < len(token) <= MAX_TOKEN:
         return None
-    return await asyncio.to_thread(site.store.get_subscriber, id=subscriber_id)
+    public_id = purpose.read(site.secrets, token)
+    if public_id is not None:
+        return site.store.get_subscriber(public_id=public_id)
+    row_id = purpose.read_legacy(site.secrets, token)
+    if row_id is not None and 0 < row_id <= site.legacy_link_max_id:
+        return site.store.get_subscriber(id=row_id)
+    return None
+
+
+async def _reader(site: Site, token: str, purpose: Purpose) -> Subscriber | None:
+    """The subscriber a token names, or None for anything else (unreadable, or erased since)."""
+    return await asyncio.to_thread(_lookup, site, token, purpose)
 
 
 def _form_signer(site: Site) -> Signer:
-    return Signer(list(site.secrets), salt=FORM_SALT)
+    return Signer(list(reversed(site.secrets)), salt=FORM_SALT)  # itsdangerous signs with the last
 
 
 def _form_mac(site: Site, token: str) -> str:
@@ -246,7 +261,7 @@ def _form_mac_ok(site: Site, token: str, mac: str) -> bool:
 async def unsubscribe_page(request: web.Request) -> web.StreamResponse:
     """G2: link scanners GET every URL in an email, so a GET only asks."""
     site = request.app[SITE]
-    if _subscriber_id(site, _token(request), tokens.read_unsubscribe_token) is None:
+    if await _reader(site, _token(request), UNSUBSCRIBE) is None:
         return _invalid_link(site)
     return _page(site, "unsubscribe.html.j2")
 
@@ -260,19 +275,18 @@ async def unsubscribe(request: web.Request) -> web.StreamResponse:
     """
     site = request.app[SITE]
     token = _token(request)
-    subscriber_id = _subscriber_id(site, token, tokens.read_unsubscribe_token)
-    if subscriber_id is None:
+    sub = await _reader(site, token, UNSUBSCRIBE)
+    if sub is None:  # unreadable, or the subscriber was removed: the link is dead for everyone
         return _invalid_link(site)
     form = await request.post()  # urlencoded or multipart/form-data, as RFC 8058 section 3.1 allows
     if form.get("List-Unsubscribe") != ONE_CLICK:
         # Not a one-click request (an empty POST from a scanner, say): change nothing.
         return _page(site, "message.html.j2", status=400, heading="Nothing was changed",
                      text="Use the Unsubscribe button on the page this link opens.")
-    sub = await asyncio.to_thread(site.store.get_subscriber, id=subscriber_id)
-    if sub is not None and sub.status != UNSUBSCRIBED:
+    if sub.status != UNSUBSCRIBED:
         await asyncio.to_thread(site.store.set_subscriber, sub.id, now=site.clock(), status=UNSUBSCRIBED)
         log.info("web: subscriber=%d unsubscribed (one-click)", sub.id)
-    # The same answer when they were already unsubscribed or erased: repeating is harmless (U1).
+    # The same answer when they were already unsubscribed: repeating is harmless (U1).
     return _page(site, "unsubscribed.html.j2")
 
 
@@ -293,14 +307,14 @@ def _preferences(site: Site, sub: Subscriber, token: str, *, status: int = 200, 
         site, "preferences.html.j2", status=status, email=sub.email, subscribed=sub.status in (ACTIVE, SUSPENDED),
         sections=[(name, name in picked) for name in names], timezones=_timezone_choices(site, tz),
         timezone=tz, form_mac=_form_mac(site, token), saved=saved, error=error,
-        unsubscribe_token=tokens.unsubscribe_token(site.newest_secret, sub.id),
+        unsubscribe_token=tokens.unsubscribe_token(site.newest_secret, sub.public_id),
     )
 
 
 async def preferences_page(request: web.Request) -> web.StreamResponse:
     site = request.app[SITE]
     token = _token(request)
-    sub = await _reader(site, token, tokens.read_preferences_token)
+    sub = await _reader(site, token, PREFERENCES)
     if sub is None:
         return _invalid_link(site)
     return _preferences(site, sub, token)
@@ -317,7 +331,7 @@ def _valid_timezone(name: str) -> bool:
 async def save_preferences(request: web.Request) -> web.StreamResponse:
     site = request.app[SITE]
     token = _token(request)
-    sub = await _reader(site, token, tokens.read_preferences_token)
+    sub = await _reader(site, token, PREFERENCES)
     if sub is None:
         return _invalid_link(site)
     form = await request.post()
@@ -359,7 +373,7 @@ def edition_html(site: Site, edition: EditionRecord) -> str:
     The email caps each section and links "N more in <Section>" to this page's section anchor.
     """
     settings = site.settings
-    options = dataclasses.replace(compose_options(settings), max_per_section=sys.maxsize)
+    options = dataclasses.replace(compose_options(settings), max_per_section=sys.maxsize, max_per_source=sys.maxsize)
     history = read_also_history(settings, site.store, edition)  # the same "Read also" links as the email
     stories = build_stories(site.store.edition_items(edition.id), history=history, options=options)
     page = compose(stories, day=edition.day, timezone=edition.timezone, chosen=None, options=options,
@@ -411,7 +425,7 @@ def make_app(settings: Settings, store: Store, *, clock: Clock | None = None) ->
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
     app[SITE] = Site(settings=settings, store=store, clock=clock or (lambda: datetime.now(UTC)),
                      secrets=site_secrets(settings, store), pages=_pages(settings.digest.language),
-                     renderer=_edition_renderer(settings))
+                     renderer=_edition_renderer(settings), legacy_link_max_id=store.legacy_link_max_id())
     token = "{token:[^/]*}"  # an empty token is a route too, so it gets the same answer as a bad one
     app.router.add_get(f"/u/{token}", unsubscribe_page)
     app.router.add_post(f"/u/{token}", unsubscribe)

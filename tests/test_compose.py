@@ -79,3 +79,51 @@ def test_section_anchors_are_stable_ids_even_without_latin_letters() -> None:
     assert section_anchor("Business & Economy") == "s-business-economy"
     assert section_anchor("Спорт") == section_anchor("Спорт")
     assert section_anchor("Спорт").startswith("s-") and section_anchor("Спорт") != section_anchor("Наука")
+
+
+# --------------------------------------------------------------------------- order, outlets, boilerplate
+
+
+def _feed_item(n: int, title: str, *, feed: int, source: str, hours: float = 0) -> Item:
+    when = T0 - timedelta(hours=hours)
+    return Item(id=n, feed_id=feed, source=source, title=title, url=f"https://n.example/{n}", summary_html="",
+                summary_text="", published=when, first_seen=when)
+
+
+def test_within_a_section_more_outlets_come_first_then_the_newest() -> None:
+    pairs = [
+        (_feed_item(1, "Parliament passes the budget law", feed=1, source="A"), "World"),
+        (_feed_item(2, "Gunman kills five at Fort Lauderdale airport", feed=1, source="A", hours=5), "World"),
+        (_feed_item(3, "Gunman kills five at Fort Lauderdale airport", feed=2, source="B", hours=4), "World"),
+        (_feed_item(4, "Storm closes the valley road", feed=3, source="C", hours=1), "World"),
+    ]
+    ed = compose(build_stories(pairs, options=opts()), day=date(2026, 1, 16), timezone="UTC", chosen=None,
+                 options=opts(), web_url="u")
+    assert [s.lead.id for s in ed.sections[0].days[0].stories] == [2, 1, 4]
+
+
+def test_one_outlet_shows_at_most_max_per_source_stories_and_the_rest_are_counted() -> None:
+    pairs = [(_feed_item(n, f"Distinct headline {n} about subject {n * 13}", feed=1, source="ORF", hours=n), "World")
+             for n in range(1, 10)]
+    pairs.append((_feed_item(20, "A different outlet reports the weather", feed=2, source="Other", hours=30),
+                  "World"))
+    ed = compose(build_stories(pairs, options=opts()), day=date(2026, 1, 16), timezone="UTC", chosen=None,
+                 options=opts(max_per_source=3), web_url="u")
+    world = ed.sections[0]
+    shown = [s for d in world.days for s in d.stories]
+    assert [s.lead.source for s in shown].count("ORF") == 3 and any(s.lead.source == "Other" for s in shown)
+    assert (world.total, world.shown, world.hidden) == (10, 4, 6)
+
+
+def test_a_feeds_title_boilerplate_is_learned_and_removed_but_not_a_titles_own_words() -> None:
+    words = ["Budget vote passes", "Storm hits coast", "Central bank holds rates", "Election date set"]
+    reuters = [f"{w} - Reuters" for w in words]
+    prefixed = [f"World › {w}" for w in ("Ferry sinks off island", "Museum reopens", "Miners strike", "Zoo panda born")]
+    own = ["Football : Zidane equals the record", "Football : a century of the cup", "Ski : a new victory"]
+    pairs = [(_feed_item(i, t, feed=1, source="R", hours=i), "World") for i, t in enumerate(reuters)]
+    pairs += [(_feed_item(10 + i, t, feed=2, source="P", hours=i), "World") for i, t in enumerate(prefixed)]
+    pairs += [(_feed_item(20 + i, t, feed=3, source="L", hours=i), "Sport") for i, t in enumerate(own)]
+    titles = {s.story.lead.title for s in build_stories(pairs, options=opts())}
+    assert {"Budget vote passes", "Museum reopens"} <= titles
+    assert set(own) <= titles  # a colon is a headline's own grammar; fewer than half share "Football :"
+    assert not any(t.endswith("Reuters") or t.startswith("World ›") for t in titles)

@@ -48,12 +48,12 @@ def test_the_example_loads_with_the_newsroom_sections_in_order() -> None:
         ({"digest": {"max_item_age": "two days"}}, "digest.max_item_age"),
         ({"digest": {"base_url": "ftp://x"}}, "digest.base_url"),
         ({"digest": {"colour": "red"}}, "digest.colour"),
-        ({"feeds": [{"name": "no url"}]}, "feeds[0].url"),
-        ({"feeds": [{"url": "file:///etc/passwd"}]}, "feeds[0].url"),
-        ({"feeds": [{"url": "https://a.example/f", "section": "Nope"}]}, "feeds[0].section"),
-        ({"subscribers": [{"email": "x@y.z", "sections": ["Nope"]}]}, "subscribers[0].sections"),
-        ({"subscribers": [{"email": "x@y.z", "timezone": "Nowhere"}]}, "subscribers[0].timezone"),
-        ({"sections": [{"name": "A", "url_patterns": ["("]}]}, "sections[0].url_patterns"),
+        ({"feeds": [{"name": "no url"}]}, "feeds #1.url"),
+        ({"feeds": [{"url": "file:///etc/passwd"}]}, "feeds #1.url"),
+        ({"feeds": [{"url": "https://a.example/f", "section": "Nope"}]}, "feeds #1.section"),
+        ({"subscribers": [{"email": "x@y.z", "sections": ["Nope"]}]}, "subscribers #1.sections"),
+        ({"subscribers": [{"email": "x@y.z", "timezone": "Nowhere"}]}, "subscribers #1.timezone"),
+        ({"sections": [{"name": "A", "url_patterns": ["("]}]}, "sections #1.url_patterns"),
         ({"smpt": {}}, "[smpt]"),
     ],
 )
@@ -100,3 +100,54 @@ def test_durations_read_like_people_write_them() -> None:
     assert cfg.parse_duration("1h30m") == timedelta(minutes=90)
     assert cfg.parse_duration("7d") == timedelta(days=7)
     assert cfg.parse_duration("soon") is None
+
+
+# --------------------------------------------------------------------------- issue 9: small things
+
+
+@pytest.mark.parametrize(("word", "value"), [("true", True), ("1", True), ("yes", True), ("YES", True),
+                                             ("false", False), ("0", False), ("no", False), (" No ", False)])
+def test_a_boolean_from_the_environment_takes_the_six_plain_words(word: str, value: bool) -> None:
+    assert cfg.from_mapping({}, env={"DIGEST_WEB_ENABLED": word}).web.enabled is value
+
+
+@pytest.mark.parametrize("word", ["ture", "on", "", "2", "enabled"])
+def test_any_other_boolean_word_from_the_environment_is_an_error_naming_the_variable(word: str) -> None:
+    with pytest.raises(ConfigError, match=r"web.enabled must be true or false.*\(from the environment\)") as err:
+        cfg.from_mapping({}, env={"DIGEST_WEB_ENABLED": word})
+    assert "DIGEST_WEB_ENABLED" in err.value.hint and "config file" not in err.value.hint
+
+
+def test_an_error_from_an_environment_variable_says_so_in_its_hint() -> None:
+    with pytest.raises(ConfigError, match="smtp.port") as err:
+        cfg.from_mapping({"smtp": {"port": 25}}, env={"DIGEST_SMTP_PORT": "twenty-five"})
+    assert "environment variable DIGEST_SMTP_PORT" in err.value.hint
+    with pytest.raises(ConfigError) as err:
+        cfg.from_mapping({}, env={"DIGEST_SECRET": ""} | {"DIGEST_DIGEST_TIMEZONE": "Mars/Base"})
+    assert "DIGEST_DIGEST_TIMEZONE" in err.value.hint
+    with pytest.raises(ConfigError) as from_file:  # the same mistake in the file keeps the file's hint
+        cfg.from_mapping({"smtp": {"port": "twenty-five"}}, env={})
+    assert "config file" in from_file.value.hint
+
+
+def test_a_feed_url_listed_twice_is_an_error_naming_both_entries() -> None:
+    feeds = [{"url": "https://a.example/rss"}, {"url": "https://b.example/rss"}, {"url": "https://a.example/rss"}]
+    with pytest.raises(ConfigError, match=r"feeds #3\.url = 'https://a.example/rss' repeats feeds #1\.url"):
+        cfg.from_mapping({"feeds": feeds}, env={})
+
+
+def test_config_entries_are_counted_from_one() -> None:
+    subs = [{"email": "a@example.org"}, {"email": "b@example.org", "timezone": "Nowhere"}]
+    with pytest.raises(ConfigError, match=r"^subscribers #2\.timezone"):
+        cfg.from_mapping({"subscribers": subs}, env={})
+
+
+def test_web_secret_keys_newest_first_from_the_file_or_the_environment() -> None:
+    keys = ["newest-key-0123456789", "older-key-0123456789"]
+    assert cfg.from_mapping({"web": {"secret_keys": keys}}, env={}).web.secret_keys == tuple(keys)
+    from_env = cfg.from_mapping({}, env={"DIGEST_WEB_SECRET_KEYS": "newest-key-0123456789, older-key-0123456789"})
+    assert from_env.web.secret_keys == tuple(keys)
+    with pytest.raises(ConfigError, match="shorter than 16"):
+        cfg.from_mapping({"web": {"secret_keys": ["short"]}}, env={})
+    shown = cfg.describe(cfg.from_mapping({"web": {"secret_keys": keys}}, env={}))
+    assert shown["web"]["secret_keys"] == "********"  # a secret: masked by check-config

@@ -453,10 +453,11 @@ async def test_a_daemon_whose_lock_was_taken_over_stops_and_leaves_the_lock_alon
                                           transport_factory=lambda: FileTransport(tmp_path / "out")))
     await until(lambda: store.lock_holder("daemon") is not None, "the daemon to take the lock")
     # Another host decided this daemon was stale (say, the database was unreachable for a minute).
-    store.acquire_lock("daemon", "elsewhere:1", now=clock.now + timedelta(minutes=2), stale_after=timedelta(seconds=60))
+    later = datetime.now(UTC) + timedelta(minutes=2)  # the lock runs on the real clock, not the daemon's
+    store.acquire_lock("daemon", "elsewhere:1", now=later, stale_after=timedelta(seconds=60))
     with pytest.raises(LockHeldError, match="took over"):
         await asyncio.wait_for(task, 10)
-    assert store.lock_holder("daemon") == ("elsewhere:1", clock.now + timedelta(minutes=2))
+    assert store.lock_holder("daemon") == ("elsewhere:1", later)
 
 
 # --------------------------------------------------------------------------- the catch-up rule (pure)
@@ -483,3 +484,61 @@ def test_an_explicit_catch_up_window_allows_that_much_lateness_and_no_more() -> 
     assert edition_due(at(DAY, "04:01"), digest, "UTC", last_day=yesterday - timedelta(days=1)) is None
     assert still_fresh(at(DAY, "03:59"), digest, "UTC", yesterday)
     assert not still_fresh(at(DAY, "04:01"), digest, "UTC", yesterday)
+
+
+# --------------------------------------------------------------------------- the lock runs on the real clock
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def run_cli(config: Path, now: datetime, *args: str) -> tuple[int, str]:
+    env = {**os.environ, "DIGEST_NOW": now.isoformat(), "DIGEST_DAEMON_TICK": TICK, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "digest", "--config", str(config), *args, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env, cwd=str(config.parent))
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode(errors="replace")
+
+
+async def test_a_second_daemon_with_a_shifted_DIGEST_NOW_refuses_and_never_stops_the_running_one(
+        tmp_path: Path, feed: FeedServer) -> None:
+    url = feed.serve("/news.xml", rss(at(DAY, "05:00")))
+    port = free_port()
+    web = f"[web]\nenabled = true\nhost = \"127.0.0.1\"\nport = {port}\n"
+    first = tmp_path / "first"
+    first.mkdir()
+    config = write_config(first, feed_url=url, smtp_port=9, subscribers=1)
+    config.write_text(config.read_text(encoding="utf-8") + web, encoding="utf-8")
+    other = tmp_path / "other"  # another database, the same web port
+    other.mkdir()
+    other_config = write_config(other, feed_url=url, smtp_port=9, subscribers=1)
+    other_config.write_text(other_config.read_text(encoding="utf-8") + web, encoding="utf-8")
+
+    async with daemon(config, at(DAY, "05:00")) as running:
+        await running.wait_for("daemon running", timeout=30)
+        store = open_store(config)
+        holder = store.lock_holder("daemon")
+        assert holder is not None
+        # Rehearsal clocks two days ahead and a day behind: the running daemon's heartbeat, written on
+        # the real clock, is fresh whatever DIGEST_NOW says.
+        for shifted in (at(DAY + timedelta(days=2), "05:00"), at(DAY - timedelta(days=1), "05:00")):
+            rc, err = await run_cli(config, shifted, "run")
+            assert rc == 1, err
+            assert "Another digest daemon" in err and holder[0] in err
+        # A daemon on another database starts, then fails on the busy web port: it lets go of its
+        # own lock only.
+        rc, err = await run_cli(other_config, at(DAY, "05:00"), "run")
+        assert rc == 1, err
+        assert open_store(other_config).lock_holder("daemon") is None
+        await some_ticks()
+        assert running.proc is not None and running.proc.returncode is None  # still running
+        now_holder = store.lock_holder("daemon")
+        assert now_holder is not None and now_holder[0] == holder[0] and now_holder[1] > holder[1]  # beating
+        assert "took over" not in running.log
+        assert await running.stop() == 0
+    assert store.lock_holder("daemon") is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import click
@@ -21,18 +22,74 @@ def test_every_setting_is_in_the_readme_reference() -> None:
             assert f"| `{f.name}` |" in block[1].split("####", 1)[0], f"README does not document {table}.{f.name}"
 
 
-def _commands(group: click.Group, prefix: str = "digest") -> list[str]:
-    names = []
+def _commands(group: click.Group, prefix: str = "digest") -> dict[str, click.Command]:
+    found: dict[str, click.Command] = {}
     for name, cmd in group.commands.items():
         if isinstance(cmd, click.Group):
-            names += _commands(cmd, f"{prefix} {name}")
+            found.update(_commands(cmd, f"{prefix} {name}"))
         else:
-            names.append(f"{prefix} {name}")
-    return names
+            found[f"{prefix} {name}"] = cmd
+    return found
 
 
-def test_every_command_is_in_the_readme() -> None:
-    for command in _commands(main):
-        *parent, leaf = command.split()
-        assert f"`{command}" in README or (f"`{' '.join(parent)} " in README and f"{leaf} " in README), \
-            f"README does not mention `{command}`"
+def _reference_rows(readme: str) -> dict[str, str]:
+    """Command reference table -> {full command name: its synopsis as written}.
+
+    A row's first cell holds one or more backticked synopses separated by " / "; the first names the
+    full command (`digest feeds add URL [--name N]`), the others only the leaf of the same group
+    (`remove URL`).
+    """
+    section = readme.split("## Command reference", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, str] = {}
+    for line in section.splitlines():
+        if not line.startswith("| `digest "):
+            continue
+        cell = line.split(" | ", 1)[0].removeprefix("| ")
+        synopses = re.findall(r"`([^`]+)`", cell)
+        words = synopses[0].split()
+        group: list[str] = []
+        for i, w in enumerate(words):
+            if not re.fullmatch(r"[a-z][a-z-]*", w):
+                break
+            group = words[: i + 1]
+        name = " ".join(group)
+        assert name not in rows, f"README's command reference lists `{name}` twice"
+        rows[name] = synopses[0]
+        for extra in synopses[1:]:
+            leaf = extra.split()[0]
+            full = " ".join([*group[:-1], leaf])
+            assert full not in rows, f"README's command reference lists `{full}` twice"
+            rows[full] = extra
+    return rows
+
+
+def _options(cmd: click.Command) -> set[str]:
+    return {o for p in cmd.params if isinstance(p, click.Option) for o in p.opts if o.startswith("--")} - {"--help"}
+
+
+def check_command_reference(readme: str) -> list[str]:
+    """Every command has its own row naming exactly its options; no row names a command that does not exist."""
+    problems: list[str] = []
+    rows = _reference_rows(readme)
+    commands = _commands(main)
+    for name, cmd in commands.items():
+        if name not in rows:
+            problems.append(f"README's command reference has no row for `{name}`")
+            continue
+        written, actual = set(re.findall(r"--[a-z][a-z-]*", rows[name])), _options(cmd)
+        if written != actual:
+            problems.append(f"`{name}`: README names options {sorted(written)}, the command has {sorted(actual)}")
+    problems += [f"README documents `{n}`, which is not a command" for n in rows if n not in commands]
+    return problems
+
+
+def test_every_command_has_its_exact_row_in_the_readme() -> None:
+    assert check_command_reference(README) == []
+
+
+def test_the_command_reference_check_catches_a_missing_option_and_a_stale_row() -> None:
+    broken = README.replace("[--date YYYY-MM-DD] [--dry-run DIR]", "[--dry-run DIR]", 1)
+    broken = broken.replace("| `digest run` |", "| `digest run` |\n| `digest frobnicate` | gone |", 1)
+    problems = check_command_reference(broken)
+    assert any("`digest send`" in p and "--date" in p for p in problems), problems
+    assert any("digest frobnicate" in p for p in problems), problems

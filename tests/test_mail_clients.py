@@ -150,12 +150,16 @@ VESTNIK = rss("Невский вестник", "vestnik.example.ru", [
 ])
 
 
+OUTLETS = ("Northern Courier", "Baltic Wire", "Невский вестник")  # the feeds' own titles, in _send_edition's order
+
+
 def settings_for(tmp: Path, *, feeds: list[str], smtp_port: int) -> cfg.Settings:
     """What an operator writes: the README's keys, everything else left at its default."""
     return cfg.from_mapping({
         "digest": {"title": "Morning Review", "timezone": TZ, "send_at": "07:00",
                    "database": f"sqlite:///{tmp / 'digest.sqlite'}", "base_url": "https://press.example.org",
                    "top_stories": 2,  # documented option, on here so the layout has that block too
+                   "max_per_source": 5,  # all of the Courier's World stories, the long unbroken title among them
                    "allow_private_addresses": True},  # the feeds are on 127.0.0.1
         "smtp": {"host": "127.0.0.1", "port": smtp_port, "sender": "Morning Review <review@press.example.org>",
                  "timeout": 10.0},
@@ -166,7 +170,8 @@ def settings_for(tmp: Path, *, feeds: list[str], smtp_port: int) -> cfg.Settings
             {"name": "Society & Culture", "categories": ["Society", "Общество"]},
             {"name": "Sport", "categories": ["Sport"]},
         ],
-        "feeds": [{"url": u} for u in feeds],
+        # The outlets are the press (issue 13): the edition then has a Press Review section too.
+        "feeds": [{"url": u, "name": name, "press": True} for u, name in zip(feeds, OUTLETS, strict=True)],
         "subscribers": [{"email": EDITOR, "name": "Anna Petrova"}],
     }, env={})
 
@@ -210,7 +215,8 @@ def html_part(sent_message: bytes) -> str:
     assert isinstance(html, str)
     # The rich edition really is rich: otherwise a layout check proves little.
     for needle in ("Russian Politics &amp; Diplomacy", "Business &amp; Economy", "Sport", "Thursday, January 15",
-                   "Also reported by", "Госдума", "שיחות השלום", "محادثات السلام", LONG_WORD):
+                   "Also reported by", "Госдума", "שיחות השלום", "محادثات السلام", LONG_WORD,
+                   'class="quote"', " adds:", "Press Review"):
         assert needle in html, needle
     assert "<script" not in html.lower(), "the email itself carries no script"
     ARTIFACTS.mkdir(exist_ok=True)
@@ -396,6 +402,15 @@ def layouts(html_part: str) -> Iterator[dict[str, Layout]]:
         yield asyncio.run(run(Path(profile)))
 
 
+def test_synopses_are_laid_out_in_chromium_and_screenshotted(layouts: dict[str, Layout], html_part: str) -> None:
+    # The rate story comes from two outlets: its synopsis quotes both, each linked to its own item.
+    assert '<a href="https://courier.example.org/economy/rate" dir="auto"' in html_part
+    assert '<a href="https://balticwire.example.net/markets/key-rate" dir="auto"' in html_part
+    assert "Analysts expect the rate to stay high until the spring." in html_part
+    for view in ("phone", "phone-dark", "desktop"):
+        assert layouts[view].screenshot.stat().st_size > 10_000, "the screenshot is there for a human to look at"
+
+
 @pytest.mark.parametrize("view", ["phone", "phone-dark", "desktop"])
 def test_the_edition_never_scrolls_sideways_in_chromium(layouts: dict[str, Layout], view: str) -> None:
     lay = layouts[view]
@@ -419,7 +434,8 @@ def test_hebrew_and_arabic_titles_read_right_to_left_and_the_others_left_to_righ
     # dir="auto" on the <h3> skips children that set their own dir: a title link with dir="auto"
     # left every title left-to-right. Chromium's computed direction is what a reader sees.
     rtl = layouts["phone"].rtl_titles
-    assert sorted(t[:6] for t in rtl) == sorted(["שיחות ", "محادثا"]), rtl
+    # (The Press Review section shows a title a second time, under its outlet.)
+    assert sorted({t[:6] for t in rtl}) == sorted(["שיחות ", "محادثا"]), rtl
 
 
 # --------------------------------------------------------------------------- SpamAssassin

@@ -27,6 +27,11 @@ GOLDEN = Path(__file__).parent / "golden"
 DOMAIN = "news.example.org"
 BASE = f"https://{DOMAIN}"
 SECRET = "test-secret"
+
+
+def pid(subscriber: int) -> str:
+    """A stand-in public id for a subscriber number (links carry public ids, never row ids)."""
+    return f"{subscriber:032x}"
 WHEN = datetime(2026, 1, 16, 7, 0, tzinfo=UTC)
 SINGLE = ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "List-Id", "List-Archive", "List-Unsubscribe",
           "List-Unsubscribe-Post", "Content-Type")
@@ -43,8 +48,8 @@ def personal(template: message.MessageTemplate, sub: int = 7, *, to_addr: str = 
              to_name: str | None = "Reader", mailto: str | None = None) -> bytes:
     return message.personalise(
         template, to_addr=to_addr, to_name=to_name, message_id=tokens.message_id(SECRET, 42, sub, DOMAIN),
-        date=WHEN, unsubscribe_url=f"{BASE}/u/{tokens.unsubscribe_token(SECRET, sub)}",
-        preferences_url=f"{BASE}/p/{tokens.preferences_token(SECRET, sub)}", unsubscribe_mailto=mailto)
+        date=WHEN, unsubscribe_url=f"{BASE}/u/{tokens.unsubscribe_token(SECRET, pid(sub))}",
+        preferences_url=f"{BASE}/p/{tokens.preferences_token(SECRET, pid(sub))}", unsubscribe_mailto=mailto)
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -60,8 +65,8 @@ def raw_headers(raw: bytes) -> list[bytes]:
 
 
 def personalised(text: str, sub: int = 7) -> str:
-    return (text.replace(render.PLACEHOLDER_UNSUBSCRIBE_URL, f"{BASE}/u/{tokens.unsubscribe_token(SECRET, sub)}")
-            .replace(render.PLACEHOLDER_PREFERENCES_URL, f"{BASE}/p/{tokens.preferences_token(SECRET, sub)}"))
+    return (text.replace(render.PLACEHOLDER_UNSUBSCRIBE_URL, f"{BASE}/u/{tokens.unsubscribe_token(SECRET, pid(sub))}")
+            .replace(render.PLACEHOLDER_PREFERENCES_URL, f"{BASE}/p/{tokens.preferences_token(SECRET, pid(sub))}"))
 
 
 def test_a_personalised_message_matches_the_golden_file() -> None:
@@ -135,7 +140,7 @@ def test_F4_list_unsubscribe_has_one_https_uri_and_the_one_click_post_header() -
         msg = parse(raw)
         value = msg["List-Unsubscribe"]
         uris = re.findall(r"<([^>]*)>", value)
-        assert [u for u in uris if u.startswith("https:")] == [f"{BASE}/u/{tokens.unsubscribe_token(SECRET, 7)}"]
+        assert [u for u in uris if u.startswith("https:")] == [f"{BASE}/u/{tokens.unsubscribe_token(SECRET, pid(7))}"]
         assert re.fullmatch(r"<[^<>]+>(, <[^<>]+>)?", value)
         assert uris[0].startswith("https:")  # the preferred one first
         if mailto:
@@ -230,15 +235,15 @@ def test_a_non_ascii_recipient_domain_is_sent_as_punycode() -> None:
 
 def test_F7_the_same_subscriber_token_is_in_the_html_the_text_and_the_header() -> None:
     msg = parse(personal(make_template(), 7))
-    token = tokens.unsubscribe_token(SECRET, 7)
+    token = tokens.unsubscribe_token(SECRET, pid(7))
     text, html_part = (p.get_content() for p in msg.iter_parts())
     assert f"Unsubscribe: {BASE}/u/{token}" in text
     assert re.search(rf'<a href="{re.escape(BASE)}/u/{re.escape(token)}"[^>]*>Unsubscribe</a>', html_part)
     assert msg["List-Unsubscribe"] == f"<{BASE}/u/{token}>"
-    assert tokens.read_unsubscribe_token([SECRET], token) == 7
-    prefs = tokens.preferences_token(SECRET, 7)
+    assert tokens.read_unsubscribe_token([SECRET], token) == pid(7)
+    prefs = tokens.preferences_token(SECRET, pid(7))
     assert f"{BASE}/p/{prefs}" in text and f'href="{BASE}/p/{prefs}"' in html_part
-    assert tokens.unsubscribe_token(SECRET, 8) not in text + html_part
+    assert tokens.unsubscribe_token(SECRET, pid(8)) not in text + html_part
 
 
 def test_F8_the_message_id_is_stable_per_subscriber_and_differs_between_them() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from digest.errors import TemplateError
-from digest.model import DayGroup, Edition, Item, SectionGroup, Story
+from digest.model import DayGroup, Edition, Item, Quote, SectionGroup, Story
 from digest.render import (
     GMAIL_CLIP_BYTES,
     PLACEHOLDER_PREFERENCES_URL,
@@ -44,9 +44,19 @@ def rich_edition(*, language: str = "en") -> Edition:
                    "inflation and a weaker currency", source="Business Daily")
     clustered = Story(
         lead=lead,
-        also=(item(2, "Rate up again", source="Wire Service"), item(3, "Key rate rises", source="Morning Post")),
+        also=(item(2, "Rate up again", source="Wire Service"), item(3, "Key rate rises", source="Morning Post"),
+              item(13, "ЦБ снова повысил ставку", source="Ведомости")),
         read_also=(item(4, "Why the rate matters", source="Business Daily",
                         published=T0 - timedelta(days=2)),),
+        synopsis=(
+            Quote(source="Business Daily", url="https://example.org/news/1", item_id=1,
+                  sentences=("The central bank raised its key rate by one point on Friday.",
+                             "It was the third increase this year.")),
+            Quote(source="Wire Service", url="https://example.org/news/2", item_id=2,
+                  sentences=("Analysts had expected a smaller step & a pause in March.",)),
+            Quote(source="Ведомости", url="https://example.org/news/13", item_id=13, plural=True,
+                  sentences=("Банки начнут пересматривать ставки по кредитам на следующей неделе.",)),
+        ),
     )
     world_today = (
         clustered,
@@ -185,12 +195,69 @@ def test_lead_images_appear_only_with_the_images_option() -> None:
     assert "<img" not in Renderer().render(edition).html
     html = Renderer(images=True).render(edition).html
     assert re.search(r'<img class="lead-image"[^>]* src="https://img.example.org/a.jpg"', html)
+    img = re.search(r'<img class="lead-image"[^>]*>', html)
+    assert img and 'width="592"' in img.group(0) and 'height="333"' in img.group(0)
+    assert f'alt="{story.lead.title}"' in img.group(0)
 
 
-def test_the_preheader_names_the_first_stories() -> None:
+ARTICLE = (
+    '<p>Opening <b>bold</b> and <a href="https://example.org/x" rel="noopener noreferrer">linked</a> words '
+    "of a whole article, with <i>italics</i>.</p><h2>A subheading</h2>"
+    '<figure><img src="https://img.example.org/inline.jpg" width="800" height="400" alt="x">'
+    "<figcaption>A caption</figcaption></figure>"
+    "<blockquote><p>An embedded tweet</p></blockquote><table><tr><td>cell</td></tr></table>"
+    + "<p>" + " ".join(f"word{i}" for i in range(400)) + "</p>"
+)
+
+
+def _one_story_edition(lead: Item) -> Edition:
+    group = SectionGroup(name="World", anchor="s-world", days=(DayGroup(date(2026, 1, 16), (Story(lead=lead),)),),
+                         total=1, shown=1)
+    return Edition(title="Press Review", day=date(2026, 1, 16), timezone="UTC", web_url=WEB_URL, sections=(group,))
+
+
+def _summary_of(html: str) -> str:
+    m = re.search(r'<div class="summary"[^>]*>(.*?)</div>', html, re.S)
+    assert m, "no summary"
+    return m.group(1)
+
+
+@pytest.mark.parametrize("limit", [60, 280])
+def test_a_whole_article_becomes_an_excerpt_with_inline_markup_only(limit: int) -> None:
+    lead = Item(id=1, feed_id=1, source="Example", title="A long read", url="https://example.org/a",
+                summary_html=ARTICLE, summary_text="(parse-time excerpt)", published=T0, first_seen=T0)
+    r = Renderer(excerpt_chars=limit).render(_one_story_edition(lead))
+    summary = _summary_of(r.html)
+    assert set(re.findall(r"<([a-z0-9]+)", summary)) <= {"a", "b", "i", "strong", "em"}
+    for absent in ("subheading", "caption", "tweet", "cell", "<img", "<h2", "<table", "<figure", "<blockquote"):
+        assert absent not in summary
+    text = re.sub(r"<[^>]+>", "", summary)
+    assert len(text) <= limit and text.endswith("…") and not text[:-1].endswith(" ")
+    assert "<b" in summary and "Opening" in summary
+    # The plain-text part shows the same excerpt.
+    plain = " ".join(r.text.split())
+    assert " ".join(text.split()) in plain
+    assert "<img" not in r.html  # images = false: no remote image anywhere in the message
+
+
+def test_with_images_a_story_without_a_media_image_takes_its_summary_s_first_image() -> None:
+    lead = Item(id=1, feed_id=1, source="Example", title="A long read", url="https://example.org/a",
+                summary_html=ARTICLE, summary_text="", published=T0, first_seen=T0)
+    html = Renderer(images=True).render(_one_story_edition(lead)).html
+    imgs = re.findall(r"<img\b[^>]*>", html)
+    assert len(imgs) == 1  # one lead image, none from inside the summary
+    assert 'src="https://img.example.org/inline.jpg"' in imgs[0]
+    assert 'width="592"' in imgs[0] and 'height="296"' in imgs[0] and 'alt="A long read"' in imgs[0]
+
+
+def test_the_preheader_reads_like_an_agencys_press_review() -> None:
     r = Renderer().render(rich_edition())
-    assert r.preheader.startswith("Summit ends with a joint statement · Госдума приняла закон")
+    # The stories most outlets cover lead: the rate decision (four outlets), then the summit (two).
+    assert r.preheader == ("Press review: Central bank raises its key rate for the third time this year, citing "
+                           "persistent… and Summit ends with a joint statement")
     assert len(r.preheader) <= 140
+    assert r.subject == "Press Review — January 16, 2026"  # [digest] subject = "date", the default
+    assert Renderer(language="ru").render(rich_edition(language="ru")).preheader.startswith("Обзор прессы: ")
     assert '<div class="preheader" style="display:none' in r.html
 
 
@@ -310,7 +377,7 @@ def test_a_huge_edition_is_trimmed_below_the_gmail_clip_and_says_so() -> None:
 
 def test_summaries_are_shortened_before_any_story_is_dropped() -> None:
     edition = huge_edition(sections=2, per_section=60, summary_chars=1500)
-    r = Renderer().render(edition)
+    r = Renderer(excerpt_chars=1500).render(edition)  # long excerpts: the HTML would be clipped
     assert len(r.html.encode("utf-8")) < GMAIL_CLIP_BYTES
     assert r.html.count('<h3 class="title"') == 120 and "more in Section" in r.html  # 5 hidden each, from compose
     assert "Summaries were shortened to fit your mail app." in r.html
@@ -368,3 +435,20 @@ def test_the_built_in_templates_are_found() -> None:
     assert (folder / "digest.html.j2").is_file() and (folder / "digest.txt.j2").is_file()
     for language in ("en", "ru"):
         assert (folder / "i18n" / language / "LC_MESSAGES" / "digest.po").is_file()
+
+
+@pytest.mark.parametrize(("language", "old", "this_year"), [
+    ("en", "Friday, January 6, 2017", "Friday, January 16"),
+    ("ru", "Пятница, 6 января 2017 г.", "Пятница, 16 января"),
+])
+def test_a_day_heading_carries_the_year_when_it_is_not_the_editions(language: str, old: str,
+                                                                    this_year: str) -> None:
+    recent = Story(lead=item(1, "Recent story"))
+    stale = Story(lead=item(2, "Story from an old feed", published=datetime(2017, 1, 6, 12, tzinfo=UTC)))
+    group = SectionGroup(name="World", anchor="s-world", total=2, shown=2, days=(
+        DayGroup(date(2026, 1, 16), (recent,)), DayGroup(date(2017, 1, 6), (stale,))))
+    edition = Edition(title="Press Review", day=date(2026, 1, 16), timezone="UTC", web_url=WEB_URL,
+                      sections=(group,), language=language)
+    r = Renderer(language=language).render(edition)
+    assert f">{old}</h4>" in r.html and f">{this_year}</h4>" in r.html
+    assert f"\n{old}\n" in r.text

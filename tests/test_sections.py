@@ -35,10 +35,21 @@ def test_the_feed_section_beats_every_rule() -> None:
     assert "World" in c.reason
 
 
-def test_a_category_beats_a_url_and_a_keyword_whatever_the_section_order() -> None:
-    # The keyword belongs to the first section, the URL to the second, the category to the fourth.
-    c = place("Kremlin comments on the match", url="https://x.example/world/2", categories=["Sport"])
-    assert c == Classification("Sport", "category", "category 'Sport' matches section 'Sport'")
+def test_a_category_beats_a_keyword_whatever_the_section_order() -> None:
+    # The keyword belongs to the first section, the category to the fourth.
+    c = place("Kremlin comments on the match", categories=["Sport"])
+    assert (c.section, c.rule) == ("Sport", "category")
+    assert c.reason == ("category 'Sport' matches section 'Sport'; "
+                        "it outranks section 'Russian Politics & Diplomacy'")
+
+
+def test_a_category_and_a_url_are_equal_evidence_so_more_agreeing_rules_win() -> None:
+    # Sport has the category; World has the URL; Sport's keyword agrees with its category.
+    c = place("A football final", url="https://x.example/world/2", categories=["Sport"])
+    assert (c.section, c.rule) == ("Sport", "category")
+    # Without the keyword the two tie and the configured order decides.
+    c = place("A final", url="https://x.example/world/2", categories=["Sport"])
+    assert c.section == "World" and "comes later in the configured order" in c.reason
 
 
 def test_a_url_pattern_beats_a_keyword() -> None:
@@ -69,7 +80,7 @@ def test_keywords_match_whole_words_only() -> None:
     assert place("UNESCO adds three sites").rule == "fallback"  # "UN" inside a word
     assert place("UN votes on a resolution").section == "World"
     assert place("The central  bank holds").section == "Business & Economy"  # any run of spaces
-    assert place("Central-banking history").rule == "fallback"
+    assert place("Central-banking history").section == "Business & Economy"  # word forms: banking ~ bank
 
 
 def test_keywords_match_cyrillic_words_case_insensitively() -> None:
@@ -79,9 +90,10 @@ def test_keywords_match_cyrillic_words_case_insensitively() -> None:
         "keyword 'Лавров' in the title matches section 'Russian Politics & Diplomacy'",
     )
     assert place("Ставка ЦБ осталась прежней").section == "Business & Economy"
-    # A Cyrillic keyword inside a longer word is not a whole word (\w covers Cyrillic).
-    assert place("Торговля ставками на спорт").rule == "fallback"  # "ставка" begins "ставками"
-    assert place("Чемпионат по хоккею").rule == "fallback"  # inflected forms are not the keyword
+    # Keywords match word forms: the inflected forms of a keyword match, a longer word does not.
+    assert place("Торговля ставками на спорт").section == "Business & Economy"  # "ставка" ~ "ставками"
+    assert place("Чемпионат по хоккею").section == "Sport"  # "хоккей" ~ "хоккею"
+    assert place("Ставрополь принимает гостей").rule == "fallback"
 
 
 def test_a_keyword_in_a_script_without_spaces_matches_inside_the_title() -> None:
@@ -106,3 +118,104 @@ def test_an_empty_configuration_always_falls_back() -> None:
 @pytest.mark.parametrize("url", [None, "", "not a url", "https://[::1/broken"])
 def test_a_missing_or_odd_url_is_not_an_error(url: str | None) -> None:
     assert place("Nothing here", url=url).rule == "fallback"
+
+
+# --------------------------------------------------------------------------- word forms and combined rules
+
+from digest.config import Rule  # noqa: E402
+
+RU = Section("Russian Politics & Diplomacy", keywords=("Путин", "Кремль", "Лавров", "Kremlin"),
+             rules=(Rule(categories=("Politics",), keywords=("Russia", "Putin", "Kremlin")),))
+WORLD = Section("World", categories=("World", "Politics"), url_patterns=(r"^/world/",))
+MILITARY = Section("Military & Defense", keywords=("army", "troops", "missile", "армия"),
+                   not_keywords=("Army of Lovers",),
+                   rules=(Rule(categories=("World",), keywords=("army", "troops", "missile")),))
+SPORT = Section("Sport", categories=("Sport",), keywords=("football", "футбол"), not_keywords=("fantasy football",))
+NEWSROOM = (RU, WORLD, MILITARY, SPORT)
+
+
+def room(title: str, *, summary: str = "", categories: Sequence[str] = (), url: str | None = None,
+         feeds: Sequence[str] = ()) -> Classification:
+    return classify(title=title, url=url, categories=categories, feed_section=None, sections=NEWSROOM,
+                    fallback="Other", summary=summary, feed_names=feeds)
+
+
+@pytest.mark.parametrize("title", ["Встреча Путина с послами", "Заявление в Кремле", "Слова Лаврова о Сирии",
+                                   "Путину доложили", "The Kremlin's answer"])
+def test_keywords_match_inflected_forms(title: str) -> None:
+    assert room(title).section == "Russian Politics & Diplomacy"
+
+
+def test_a_keyword_in_the_summary_counts_when_the_title_has_none() -> None:
+    c = room("Посол вручил грамоты", summary="Церемония прошла в Кремле.")
+    assert c.section == "Russian Politics & Diplomacy"
+    assert "'Кремль' in the summary" in c.reason
+
+
+def test_a_combined_rule_beats_a_one_condition_rule_of_an_earlier_section() -> None:
+    # "World" matches by category alone; Military's rule needs the category *and* a keyword.
+    c = room("Troops take up positions in the north", categories=["World"])
+    assert (c.section, c.rule) == ("Military & Defense", "rule")
+    assert "category 'World' and keyword 'troops' in the title match section 'Military & Defense'" in c.reason
+    assert "outranks section 'World'" in c.reason
+
+
+def test_a_category_alone_no_longer_wins_by_section_order() -> None:
+    # The Mirror case: a "Politics" label on a story about Obama and Syria is no reason for the
+    # Russian politics section, whose rule wants Russia named as well.
+    c = room("Obama warns on Syria", categories=["Politics", "World news"])
+    assert c.section == "World"
+    c = room("Obama warns Putin on Syria", categories=["Politics"])
+    assert (c.section, c.rule) == ("Russian Politics & Diplomacy", "rule")
+
+
+def test_not_keywords_rule_a_section_out() -> None:
+    assert room("Army of Lovers reunite for a tour").rule == "fallback"
+    assert room("Fantasy football tips").rule == "fallback"
+    assert room("Football final tonight").section == "Sport"
+
+
+def test_a_rule_naming_feeds_matches_the_feed_name_or_url() -> None:
+    sections = (Section("Press Review", feeds=("https://press.example/feed.xml",)), WORLD)
+    c = classify(title="What the papers say", url=None, categories=["World"], feed_section=None, sections=sections,
+                 fallback="Other", feed_names=("Press Example", "https://press.example/feed.xml"))
+    assert (c.section, c.rule) == ("Press Review", "source")
+
+
+def test_more_keywords_found_win_a_tie_of_rule_kinds() -> None:
+    sections = (Section("A", keywords=("bank",)), Section("B", keywords=("match", "goal")))
+    c = classify(title="A late goal wins the match at the bank holiday", url=None, categories=(), feed_section=None,
+                 sections=sections, fallback="Other")
+    assert c.section == "B"
+
+
+def test_a_rule_needs_a_condition() -> None:
+    from digest.config import from_mapping
+    from digest.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"sections #1.rules #1 has no condition"):
+        from_mapping({"sections": [{"name": "A", "rules": [{"not_keywords": ["x"]}]}]})
+    settings = from_mapping({"sections": [{"name": "A", "not_keywords": ["x"],
+                                           "rules": [{"categories": ["c"], "keywords": ["k"]}]}]})
+    assert settings.sections[0].rules == (Rule(categories=("c",), keywords=("k",)),)
+
+
+def test_a_rule_with_keyword_lists_needs_a_word_of_each() -> None:
+    from digest.config import from_mapping
+
+    settings = from_mapping({"sections": [
+        {"name": "Russian Politics & Diplomacy", "rules": [{"keywords": [["Russia", "Россия"], ["Trump", "Brexit"]]}]},
+        {"name": "Society & Culture", "keywords": ["Russia", "museum"]},
+    ]})
+    rules = settings.sections[0].rules
+    assert rules[0].keyword_groups == (("Russia", "Россия"), ("Trump", "Brexit"))
+
+    def where(title: str) -> str:
+        return classify(title=title, url=None, categories=(), feed_section=None, sections=settings.sections,
+                        fallback="Other").section
+
+    assert where("Russia and Trump: what next") == "Russian Politics & Diplomacy"
+    assert where("A museum opens in Russia") == "Society & Culture"
+    from digest.errors import ConfigError
+    with pytest.raises(ConfigError, match="belong in a"):
+        from_mapping({"sections": [{"name": "A", "keywords": [["a"], ["b"]]}]})

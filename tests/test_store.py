@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -156,20 +155,6 @@ def test_S6_one_daemon_per_database(store: Store) -> None:
 def test_the_site_secret_is_generated_once(store: Store) -> None:
     assert store.site_secret() == store.site_secret()
     assert len(store.site_secret()) >= 32
-
-
-def test_a_database_from_an_older_digest_is_refused_with_a_clear_error(tmp_path: Path) -> None:
-    import sqlite3
-
-    from digest.errors import StoreError
-
-    path = tmp_path / "old.sqlite"
-    Store(f"sqlite:///{path}").close()
-    with sqlite3.connect(path) as conn:  # what an older schema looked like: no lease columns
-        conn.execute("ALTER TABLE deliveries DROP COLUMN lease_until")
-    with pytest.raises(StoreError, match="older digest: it lacks deliveries.lease_until") as err:
-        Store(f"sqlite:///{path}")
-    assert "new file" in err.value.hint
 
 
 def test_B7_a_run_never_retries_a_row_it_deferred_but_the_next_run_does(store: Store) -> None:

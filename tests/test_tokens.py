@@ -10,19 +10,21 @@ from digest import tokens
 from digest.errors import ConfigError
 
 SECRET = "site-secret-2026"
+PID = "5f0e1d2c3b4a59687766554433221100"  # a public id: 32 hex
+OTHER = "00112233445566778899aabbccddeeff"
 
 
 def test_an_unsubscribe_token_reads_back_as_its_subscriber() -> None:
-    for sub in (0, 1, 7, 123_456_789):
+    for sub in ("0" * 32, "f" * 32, PID, "0123456789abcdef" * 2):
         token = tokens.unsubscribe_token(SECRET, sub)
-        assert re.fullmatch(r"[A-Za-z0-9_.-]+", token) and len(token) < 45  # URL-safe and short
+        assert re.fullmatch(r"[A-Za-z0-9_.-]+", token) and len(token) < 80  # URL-safe and short
         assert tokens.read_unsubscribe_token([SECRET], token) == sub
         assert tokens.read_preferences_token([SECRET], tokens.preferences_token(SECRET, sub)) == sub
 
 
 def test_U4_tampered_tokens_all_read_as_none() -> None:
-    good = tokens.unsubscribe_token(SECRET, 7)
-    other = tokens.unsubscribe_token(SECRET, 8)
+    good = tokens.unsubscribe_token(SECRET, PID)
+    other = tokens.unsubscribe_token(SECRET, OTHER)
     flipped = good[:-1] + ("A" if good[-1] != "A" else "B")
     copied = other.split(".")[0] + "." + good.split(".")[1]  # another id with this signature
     for bad in (flipped, good[:-3], good[1:], "", ".", "MQ", copied, good + "x", "a" * 5000, "Nw.%%%"):
@@ -32,26 +34,43 @@ def test_U4_tampered_tokens_all_read_as_none() -> None:
 
 
 def test_U6_a_token_for_one_purpose_is_refused_for_the_other() -> None:
-    assert tokens.read_unsubscribe_token([SECRET], tokens.preferences_token(SECRET, 7)) is None
-    assert tokens.read_preferences_token([SECRET], tokens.unsubscribe_token(SECRET, 7)) is None
+    assert tokens.read_unsubscribe_token([SECRET], tokens.preferences_token(SECRET, PID)) is None
+    assert tokens.read_preferences_token([SECRET], tokens.unsubscribe_token(SECRET, PID)) is None
 
 
 def test_a_signed_value_that_is_not_a_subscriber_id_is_refused() -> None:
     from itsdangerous import URLSafeSerializer
 
-    for value in ("7", True, -1, [7], None, 7.5):
+    for value in (7, True, -1, [PID], None, 7.5, PID.upper(), PID + "0", "../" + PID[3:]):
         forged = URLSafeSerializer(SECRET, salt=tokens.UNSUBSCRIBE_SALT).dumps(value)
         assert tokens.read_unsubscribe_token([SECRET], forged) is None, value
 
 
 def test_U5_tokens_signed_with_the_previous_secret_keep_working_after_rotation() -> None:
     old, new = "old-secret", "new-secret"
-    issued_before = tokens.unsubscribe_token(old, 7)
-    issued_after = tokens.unsubscribe_token(new, 7)
-    assert tokens.read_unsubscribe_token([old, new], issued_before) == 7
-    assert tokens.read_unsubscribe_token([old, new], issued_after) == 7
+    issued_before = tokens.unsubscribe_token(old, PID)
+    issued_after = tokens.unsubscribe_token(new, PID)
+    assert tokens.read_unsubscribe_token([new, old], issued_before) == PID  # keys newest first
+    assert tokens.read_unsubscribe_token([new, old], issued_after) == PID
     assert tokens.read_unsubscribe_token([new], issued_before) is None  # once the old key is retired
     assert issued_after != issued_before
+
+
+def test_key_ring_is_newest_first_without_repeats() -> None:
+    assert tokens.key_ring(["k2-newest-key-xx", "k1-older-key-xxx"], "configured", "generated") == (
+        "k2-newest-key-xx", "k1-older-key-xxx", "configured", "generated")
+    assert tokens.key_ring([], None, "generated") == ("generated",)
+    assert tokens.key_ring([], "generated", "generated") == ("generated",)
+
+
+def test_tokens_of_the_release_before_public_ids_read_only_as_legacy() -> None:
+    from itsdangerous import URLSafeSerializer
+
+    old = URLSafeSerializer(SECRET, salt="unsubscribe-v1").dumps(7)  # what release-1 emails carry
+    assert tokens.read_unsubscribe_token([SECRET], old) is None
+    assert tokens.read_legacy_unsubscribe_token([SECRET], old) == 7
+    assert tokens.read_legacy_preferences_token([SECRET], old) is None  # purposes stay apart
+    assert tokens.read_legacy_unsubscribe_token([SECRET], tokens.unsubscribe_token(SECRET, PID)) is None
 
 
 def test_A8_message_ids_are_stable_per_pair_and_unpredictable_without_the_secret() -> None:

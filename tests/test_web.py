@@ -12,6 +12,7 @@ import asyncio
 import base64
 import dataclasses
 import email
+import json
 import os
 import re
 import signal
@@ -99,22 +100,23 @@ class Web:
     http: aiohttp.ClientSession
     url: str
 
-    def alice(self) -> int:
+    def alice(self) -> str:
+        """Alice's public id: what her links carry."""
         sub = self.store.get_subscriber(email="alice@example.org")
         assert sub is not None
-        return sub.id
+        return sub.public_id
 
-    def bob(self) -> int:
+    def bob(self) -> str:
         sub = self.store.get_subscriber(email="bob@example.org")
         assert sub is not None
-        return sub.id
+        return sub.public_id
 
     @property
     def secret(self) -> str:
         return self.store.site_secret()
 
-    def status(self, subscriber_id: int) -> str:
-        sub = self.store.get_subscriber(id=subscriber_id)
+    def status(self, public_id: str) -> str:
+        sub = self.store.get_subscriber(public_id=public_id)
         assert sub is not None
         return sub.status
 
@@ -202,9 +204,9 @@ def _flip(token: str, index: int) -> str:
     return "".join(chars)
 
 
-def _with_id(token: str, subscriber_id: int) -> str:
+def _with_id(token: str, public_id: str) -> str:
     """Another subscriber's id in front of a copied signature."""
-    payload = base64.urlsafe_b64encode(str(subscriber_id).encode()).decode().rstrip("=")
+    payload = base64.urlsafe_b64encode(json.dumps(public_id).encode()).decode().rstrip("=")
     return payload + "." + token.split(".", 1)[1]
 
 
@@ -267,15 +269,16 @@ async def test_U5_after_a_secret_is_configured_tokens_of_the_generated_one_still
             alice = store.get_subscriber(email="alice@example.org")
             bob = store.get_subscriber(email="bob@example.org")
             assert alice is not None and bob is not None
-            resp, _ = await post_one_click(http, f"/u/{tokens.unsubscribe_token(old, alice.id)}")
+            resp, _ = await post_one_click(http, f"/u/{tokens.unsubscribe_token(old, alice.public_id)}")
             assert resp.status == 200
-            resp, _ = await post_one_click(http, f"/u/{tokens.unsubscribe_token('a-newly-configured-secret', bob.id)}")
+            bob_token = tokens.unsubscribe_token("a-newly-configured-secret", bob.public_id)
+            resp, _ = await post_one_click(http, f"/u/{bob_token}")
             assert resp.status == 200
             # The page's own unsubscribe button is signed with the newest secret.
             charlie = store.add_subscriber("charlie@example.org", name=None, sections=None, timezone=None, now=NOW)
-            async with http.get(f"/p/{tokens.preferences_token(old, charlie.id)}") as page:
+            async with http.get(f"/p/{tokens.preferences_token(old, charlie.public_id)}") as page:
                 body = await page.text()
-            assert f"../u/{tokens.unsubscribe_token('a-newly-configured-secret', charlie.id)}" in body
+            assert f"../u/{tokens.unsubscribe_token('a-newly-configured-secret', charlie.public_id)}" in body
     finally:
         await runner.cleanup()
         store.close()
@@ -291,8 +294,8 @@ def form_mac(body: str) -> str:
     return m.group(1)
 
 
-async def open_preferences(app: Web, subscriber_id: int) -> tuple[str, str]:
-    path = f"/p/{tokens.preferences_token(app.secret, subscriber_id)}"
+async def open_preferences(app: Web, public_id: str) -> tuple[str, str]:
+    path = f"/p/{tokens.preferences_token(app.secret, public_id)}"
     async with app.http.get(path) as resp:
         assert resp.status == 200
         return path, await resp.text()
@@ -316,7 +319,7 @@ async def test_U10_a_subscriber_changes_only_their_own_sections(app: Web) -> Non
                                          "timezone": "Europe/Moscow"}) as resp:
         saved = await resp.text()
     assert resp.status == 200 and "Saved" in saved and 'value="World" checked' in saved
-    a, b = app.store.get_subscriber(id=alice), app.store.get_subscriber(id=bob)
+    a, b = app.store.get_subscriber(public_id=alice), app.store.get_subscriber(public_id=bob)
     assert a is not None and b is not None
     assert (a.sections, a.timezone, a.status) == (("World",), "Europe/Moscow", ACTIVE)
     assert (b.sections, b.timezone) == (("Sport",), "UTC")
@@ -327,7 +330,7 @@ async def test_U10_a_subscriber_changes_only_their_own_sections(app: Web) -> Non
     async with app.http.post(f"/p/{tokens.preferences_token(app.secret, bob)}",
                              data={"form": form_mac(body), "section": ["World"]}) as resp:
         assert resp.status == 403
-    b = app.store.get_subscriber(id=bob)
+    b = app.store.get_subscriber(public_id=bob)
     assert b is not None and b.sections == ("Sport",)
 
 
@@ -337,7 +340,7 @@ async def test_ticking_every_section_means_all_sections_including_later_ones(app
     async with app.http.post(path, data={"form": form_mac(body), "timezone": "UTC",
                                          "section": list(app.settings.section_names)}) as resp:
         assert resp.status == 200
-    sub = app.store.get_subscriber(id=bob)
+    sub = app.store.get_subscriber(public_id=bob)
     assert sub is not None and sub.sections is None
 
 
@@ -349,7 +352,7 @@ async def test_choosing_no_section_is_refused_and_offers_to_unsubscribe_instead(
     assert resp.status == 422
     assert "Choose at least one section" in page and 'role="alert"' in page
     assert f'action="../u/{tokens.unsubscribe_token(app.secret, bob)}"' in page
-    sub = app.store.get_subscriber(id=bob)
+    sub = app.store.get_subscriber(public_id=bob)
     assert sub is not None and (sub.sections, sub.status) == (("Sport",), ACTIVE)
 
 
@@ -362,7 +365,7 @@ async def test_an_unknown_time_zone_or_section_is_not_saved(app: Web) -> None:
     async with app.http.post(path, data={"form": form_mac(body), "section": ["Not a section"],
                                          "timezone": "UTC"}) as resp:
         assert resp.status == 422
-    sub = app.store.get_subscriber(id=bob)
+    sub = app.store.get_subscriber(public_id=bob)
     assert sub is not None and (sub.sections, sub.timezone) == (("Sport",), "UTC")
 
 
@@ -375,7 +378,7 @@ async def test_U3_the_preferences_form_needs_its_hmac_and_a_same_site_post_but_o
                           ({"section": ["World"], "form": form_mac(body)}, {"Sec-Fetch-Site": "cross-site"})]:
         async with app.http.post(path, data=data, headers=headers) as resp:
             assert resp.status == 403
-    sub = app.store.get_subscriber(id=bob)
+    sub = app.store.get_subscriber(public_id=bob)
     assert sub is not None and sub.sections == ("Sport",)
     # The one-click endpoint is exempt: a mail provider's POST comes from anywhere (G1, bike_index#4077).
     resp, _ = await post_one_click(app.http, f"/u/{tokens.unsubscribe_token(app.secret, bob)}",
@@ -386,13 +389,15 @@ async def test_U3_the_preferences_form_needs_its_hmac_and_a_same_site_post_but_o
 async def test_an_unsubscribed_address_sees_no_form_and_cannot_save(app: Web) -> None:
     bob = app.bob()
     path, body = await open_preferences(app, bob)
-    app.store.set_subscriber(bob, now=NOW, status=UNSUBSCRIBED)
+    row = app.store.get_subscriber(public_id=bob)
+    assert row is not None
+    app.store.set_subscriber(row.id, now=NOW, status=UNSUBSCRIBED)
     async with app.http.get(path) as resp:
         page = await resp.text()
     assert "unsubscribed" in page and 'name="section"' not in page
     async with app.http.post(path, data={"form": form_mac(body), "section": ["World"], "timezone": "UTC"}) as resp:
         assert resp.status == 409
-    sub = app.store.get_subscriber(id=bob)
+    sub = app.store.get_subscriber(public_id=bob)
     assert sub is not None and (sub.status, sub.sections) == (UNSUBSCRIBED, ("Sport",))
 
 
@@ -402,7 +407,7 @@ async def test_an_unsubscribed_address_sees_no_form_and_cannot_save(app: Web) ->
 async def test_the_edition_page_shows_every_story_of_a_section_the_email_cut_short(app: Web) -> None:
     add_news(app.store, at=NOW - timedelta(hours=2), prefix="Today")
     edition, _ = build_edition(app.settings, app.store, day=DAY, timezone="UTC", now=NOW)
-    alice = app.store.get_subscriber(id=app.alice())
+    alice = app.store.get_subscriber(public_id=app.alice())
     assert alice is not None
     mail = preview(app.settings, app.store, subscriber=alice, day=DAY, now=NOW)
     assert mail is not None
@@ -474,7 +479,7 @@ async def test_an_oversized_form_is_refused_without_a_change(app: Web) -> None:
     path, body = await open_preferences(app, alice)
     async with app.http.post(path, data={"form": form_mac(body), "section": "World", "pad": "x" * 200_000}) as resp:
         assert resp.status == 413
-    sub = app.store.get_subscriber(id=alice)
+    sub = app.store.get_subscriber(public_id=alice)
     assert sub is not None and sub.sections is None
 
 
@@ -600,3 +605,58 @@ async def test_digest_web_serves_until_sigterm(tmp_path: Path) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+# --------------------------------------------------------------------------- key rotation and old links (issue 9)
+
+
+async def test_web_secret_keys_rotate_newest_first_and_retired_keys_stop_working(tmp_path: Path) -> None:
+    newest, older, retired = "newest-key-0123456789", "older-key-0123456789", "retired-key-0123456789"
+    base = make_settings(tmp_path)
+    settings = dataclasses.replace(base, web=dataclasses.replace(base.web, secret_keys=(newest, older)))
+    store = open_store(settings)
+    runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
+    try:
+        alice = store.get_subscriber(email="alice@example.org")
+        assert alice is not None
+        async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
+            for key, status in ((newest, 200), (older, 200), (store.site_secret(), 200), (retired, 404)):
+                async with http.get(f"/p/{tokens.preferences_token(key, alice.public_id)}") as page:
+                    assert page.status == status, key
+                    body = await page.text()
+            async with http.get(f"/p/{tokens.preferences_token(older, alice.public_id)}") as page:
+                body = await page.text()
+            # Links the page makes are signed with the newest key.
+            assert f"../u/{tokens.unsubscribe_token(newest, alice.public_id)}" in body
+    finally:
+        await runner.cleanup()
+        store.close()
+
+
+async def test_links_from_before_public_ids_work_only_for_rows_that_existed_at_the_upgrade(tmp_path: Path) -> None:
+    from itsdangerous import URLSafeSerializer
+
+    settings = make_settings(tmp_path)
+    store = open_store(settings)
+    alice, bob = store.get_subscriber(email="alice@example.org"), store.get_subscriber(email="bob@example.org")
+    assert alice is not None and bob is not None and alice.id < bob.id
+    store.set_meta("legacy_link_max_id", str(alice.id))  # as migration 0002 records: bob came later
+    secret = store.site_secret()
+    old_unsubscribe = URLSafeSerializer(secret, salt="unsubscribe-v1")  # what release-1 emails carry
+    old_preferences = URLSafeSerializer(secret, salt="preferences-v1")
+    runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
+    try:
+        async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
+            async with http.get(f"/p/{old_preferences.dumps(alice.id)}") as page:
+                assert page.status == 200 and "alice@example.org" in await page.text()
+            async with http.get(f"/p/{old_preferences.dumps(bob.id)}") as page:
+                assert page.status == 404
+            resp, _ = await post_one_click(http, f"/u/{old_unsubscribe.dumps(bob.id)}")
+            assert resp.status == 404
+            resp, _ = await post_one_click(http, f"/u/{old_unsubscribe.dumps(alice.id)}")
+            assert resp.status == 200
+    finally:
+        await runner.cleanup()
+        store.close()
+    statuses = {s.email: s.status for s in Store(settings.database_url).list_subscribers()}
+    assert statuses == {"alice@example.org": UNSUBSCRIBED, "bob@example.org": ACTIVE}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -31,9 +32,17 @@ from digest.compose import ComposeOptions, PlacedStory, build_stories, compose
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, Result, Transport, deliver
 from digest.errors import ConfigError
-from digest.model import Delivery, EditionRecord, Item, Rendered, Subscriber
+from digest.model import (
+    PLACEHOLDER_PREFERENCES_URL,
+    PLACEHOLDER_UNSUBSCRIBE_URL,
+    Delivery,
+    EditionRecord,
+    Item,
+    Rendered,
+    Subscriber,
+)
 from digest.render import Renderer
-from digest.sections import classify
+from digest.sections import Classification, classify
 from digest.store import ACTIVE, FAILED, PENDING, SENT, SKIPPED, Store
 from digest.store.editions import Mark
 
@@ -61,18 +70,30 @@ def compose_options(settings: Settings) -> ComposeOptions:
     d = settings.digest
     return ComposeOptions(title=d.title, section_order=settings.section_names, max_per_section=d.max_items_per_section,
                           top_stories=d.top_stories, language=d.language, cluster_threshold=d.cluster_threshold,
-                          read_also_lower=d.read_also_min, read_also_max=d.read_also)
+                          read_also_lower=d.read_also_min, read_also_max=d.read_also,
+                          max_per_source=d.max_per_source,
+                          synopsis_sentences=d.synopsis_sentences, subject_style=d.subject,
+                          plural_outlets=frozenset(f.name for f in settings.feeds if f.plural and f.name),
+                          press_outlets=tuple(dict.fromkeys(f.name for f in settings.feeds if f.press and f.name)),
+                          press_section=d.press_section)
 
 
 def make_renderer(settings: Settings) -> Renderer:
     d = settings.digest
-    return Renderer(templates_dir=d.templates_dir, language=d.language, images=d.images)
+    return Renderer(templates_dir=d.templates_dir, language=d.language, images=d.images,
+                    excerpt_chars=d.excerpt_chars)
+
+
+def classify_item(settings: Settings, item: Item) -> Classification:
+    """The section rules applied to a stored item: what the edition stores, and what explain shows."""
+    return classify(title=item.title, url=item.url, categories=item.categories, feed_section=item.feed_section,
+                    sections=settings.sections, fallback=settings.digest.fallback_section,
+                    summary=item.summary_text, feed_names=(item.source, item.feed_url or ""))
 
 
 def classifier(settings: Settings) -> Callable[[Item], str]:
     def section_of(item: Item) -> str:
-        return classify(title=item.title, url=item.url, categories=item.categories, feed_section=item.feed_section,
-                        sections=settings.sections, fallback=settings.digest.fallback_section).section
+        return classify_item(settings, item).section
     return section_of
 
 
@@ -110,7 +131,8 @@ class EditionMailer:
         self.settings, self.store, self.edition = settings, store, edition
         self.renderer = renderer or make_renderer(settings)
         # [digest] secret when the operator set one, else the one generated once and kept in the store.
-        self.secret = settings.digest.secret or store.site_secret()
+        self.secret = settings.digest.secret or store.site_secret()  # Message-IDs: stable across rotations
+        self.link_key = tokens.key_ring(settings.web.secret_keys, settings.digest.secret, store.site_secret())[0]
         self.domain = sender_domain(settings)
         self.options = compose_options(settings)
         if items is None:
@@ -144,13 +166,18 @@ class EditionMailer:
     def message_id(self, subscriber_id: int) -> str:
         return tokens.message_id(self.secret, self.edition.id, subscriber_id, self.domain)
 
-    def personalise(self, template: message.MessageTemplate, subscriber: Subscriber, *, now: datetime) -> bytes:
+    def links(self, subscriber: Subscriber) -> tuple[str, str]:
+        """The subscriber's unsubscribe and preferences URLs, signed with the newest key."""
         base = self.settings.digest.base_url
+        return (f"{base}/u/{tokens.unsubscribe_token(self.link_key, subscriber.public_id)}",
+                f"{base}/p/{tokens.preferences_token(self.link_key, subscriber.public_id)}")
+
+    def personalise(self, template: message.MessageTemplate, subscriber: Subscriber, *, now: datetime) -> bytes:
+        unsubscribe_url, preferences_url = self.links(subscriber)
         data = message.personalise(
             template, to_addr=subscriber.email, to_name=subscriber.name,
             message_id=self.message_id(subscriber.id), date=now,
-            unsubscribe_url=f"{base}/u/{tokens.unsubscribe_token(self.secret, subscriber.id)}",
-            preferences_url=f"{base}/p/{tokens.preferences_token(self.secret, subscriber.id)}",
+            unsubscribe_url=unsubscribe_url, preferences_url=preferences_url,
             unsubscribe_mailto=self.settings.smtp.unsubscribe_mailto)
         if self.dkim_key is not None:
             data = message.sign_dkim(data, domain=self.settings.dkim.domain or "",
@@ -433,4 +460,15 @@ def draft_mailer(settings: Settings, store: Store, *, day: date, timezone: str, 
 def preview(settings: Settings, store: Store, *, subscriber: Subscriber, day: date, now: datetime) -> Rendered | None:
     """The subscriber's edition for `day` without sending or recording anything."""
     tz = subscriber.timezone or settings.digest.timezone
-    return draft_mailer(settings, store, day=day, timezone=tz, now=now).render(subscriber.sections)
+    mailer = draft_mailer(settings, store, day=day, timezone=tz, now=now)
+    rendered = mailer.render(subscriber.sections)
+    if rendered is None:
+        return None
+    # The subscriber's own working links, as their email would carry them (not the placeholders).
+    unsubscribe_url, preferences_url = mailer.links(subscriber)
+
+    def fill(text: str) -> str:
+        return text.replace(PLACEHOLDER_UNSUBSCRIBE_URL, unsubscribe_url).replace(
+            PLACEHOLDER_PREFERENCES_URL, preferences_url)
+
+    return dataclasses.replace(rendered, html=fill(rendered.html), text=fill(rendered.text))

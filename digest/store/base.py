@@ -10,12 +10,14 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, inspect, select, update
+from alembic.util.exc import CommandError
+from sqlalchemy import Engine, create_engine, event, insert, select, update
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from digest.errors import LockHeldError, StoreError
+from digest import migrations
+from digest.errors import LockHeldError, OutdatedDatabaseError, StoreError
 from digest.store import schema as t
 
 
@@ -43,31 +45,55 @@ def make_engine(url: str) -> Engine:
 
 
 class StoreBase:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, check_schema: bool = True) -> None:
+        """Open the database; a new empty one is created at the newest schema.
+
+        check_schema=False is for `digest db ...` only: every other caller needs the schema this
+        code was written for, and gets OutdatedDatabaseError naming `digest db upgrade` otherwise.
+        """
         self.url = url
         self.engine = make_engine(url)
+        if check_schema:
+            self._check_schema()
+
+    def _check_schema(self) -> None:
         try:
-            t.metadata.create_all(self.engine)
-            missing = self._missing_columns()
+            with self.engine.connect() as conn:
+                found = migrations.current(conn)
+            if found is None:  # an empty database: build it by the migrations, so it is at head
+                migrations.upgrade(self.engine)
+                return
         except SQLAlchemyError as exc:
             detail = exc.orig if hasattr(exc, "orig") else exc
             raise StoreError(f"Cannot open the database {self._safe_url}: {exc.__class__.__name__}: {detail}.") from exc
-        if missing:
-            # create_all adds tables, never columns: a database from an older digest would fail later,
-            # in the middle of a send. Say so now, before any I/O that matters.
-            raise StoreError(
-                f"The database {self._safe_url} was made by an older digest: it lacks {', '.join(missing)}.",
-                hint="Point [digest] database at a new file (or move the old one aside); feeds and subscribers "
-                     "in the config are synced again, and `digest subscribers export` from the old version "
-                     "keeps the rest.")
+        wanted = migrations.head()
+        if found == wanted:
+            return
+        if found not in migrations.revisions_between(None, wanted):
+            raise OutdatedDatabaseError(
+                f"The database {self._safe_url} is at schema revision {found}, which this digest does not know "
+                f"(it needs {wanted}): it was upgraded by a newer digest; run that version instead.")
+        raise OutdatedDatabaseError(
+            f"The database {self._safe_url} is at schema revision {found} and this digest needs {wanted}: "
+            f"run `digest db upgrade` (it keeps every row), then try again.")
 
-    def _missing_columns(self) -> list[str]:
-        found = inspect(self.engine)
-        missing = []
-        for table in t.metadata.sorted_tables:
-            have = {c["name"] for c in found.get_columns(table.name)}
-            missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in have]
-        return missing
+    def schema_revision(self) -> str | None:
+        """Where the database stands: a revision id, migrations.RELEASE_1, or None when empty."""
+        with self.engine.connect() as conn:
+            return migrations.current(conn)
+
+    def upgrade_schema(self) -> tuple[str | None, str]:
+        """`digest db upgrade`: (revision before, revision after); nothing happens at head."""
+        try:
+            return migrations.upgrade(self.engine)
+        except CommandError as exc:  # alembic_version names a revision these scripts do not have
+            raise OutdatedDatabaseError(
+                f"The database {self._safe_url} is at a schema revision this digest does not know ({exc}): "
+                f"it was upgraded by a newer digest; run that version instead.") from exc
+        except SQLAlchemyError as exc:
+            detail = exc.orig if hasattr(exc, "orig") else exc
+            raise StoreError(f"Upgrading the database {self._safe_url} failed and changed nothing: "
+                             f"{exc.__class__.__name__}: {detail}.") from exc
 
     @property
     def _safe_url(self) -> str:
@@ -101,6 +127,11 @@ class StoreBase:
         value = self.get_meta("secret")
         assert value is not None
         return value
+
+    def legacy_link_max_id(self) -> int:
+        """Links of the release before public ids carry a row id; they stay good up to this id."""
+        value = self.get_meta("legacy_link_max_id")
+        return int(value) if value else 0
 
     # ------------------------------------------------------------------ the one-daemon lock
 

@@ -166,6 +166,21 @@ class EditionStore(StoreBase):
         with self.engine.connect() as conn:
             return [(_item(r), r.section) for r in conn.execute(query)]
 
+    def find_items(self, key: str) -> list[Item]:
+        """Stored items whose id (all digits) or link is `key`, oldest first: for `sections explain`."""
+        query = select(*_ITEM_COLUMNS).select_from(t.items.join(t.feeds))
+        query = query.where(t.items.c.id == int(key)) if key.isdigit() else query.where(t.items.c.url == key)
+        with self.engine.connect() as conn:
+            return [_item(r) for r in conn.execute(query.order_by(t.items.c.id))]
+
+    def item_sections(self, item_id: int) -> list[tuple[EditionRecord, str]]:
+        """Each edition that carries the item, with the section it stored for it."""
+        query = (select(t.editions, t.edition_items.c.section)
+                 .select_from(t.edition_items.join(t.editions))
+                 .where(t.edition_items.c.item_id == item_id).order_by(t.editions.c.id))
+        with self.engine.connect() as conn:
+            return [(_edition(r), r.section) for r in conn.execute(query)]
+
     def sent_items(self, *, since: datetime, before_edition: int, timezone: str) -> list[Item]:
         """Items already carried by earlier editions of this time zone (for "Read also")."""
         query = (select(*_ITEM_COLUMNS).select_from(t.edition_items.join(t.items).join(t.feeds)

@@ -37,7 +37,7 @@ def _item(row: Row[*tuple[Any, ...]]) -> Item:
         id=row.id, feed_id=row.feed_id, source=row.feed_name or row.feed_title or row.feed_url, title=row.title,
         url=row.url, summary_html=row.summary_html, summary_text=row.summary_text, published=row.published,
         first_seen=row.first_seen, categories=tuple(row.categories or ()), image_url=row.image_url,
-        feed_section=row.feed_section,
+        feed_section=row.feed_section, feed_url=row.feed_url,
     )
 
 
@@ -99,8 +99,17 @@ class FeedStore(StoreBase):
             return _feed(new.one())
 
     def remove_feed(self, url: str) -> bool:
-        """Stop polling a feed. Its items stay, because open editions may still reference them."""
+        """Stop polling a feed. Its items stay, because open editions may still reference them.
+
+        A feed the config lists is refused: the next sync would bring it back, and "removed" must
+        mean removed.
+        """
         with self.engine.begin() as conn:
+            listed = conn.scalar(select(t.feeds.c.origin_url).where(
+                or_(t.feeds.c.url == url, t.feeds.c.origin_url == url), t.feeds.c.from_config.is_(True)))
+            if listed is not None:
+                raise FeedError(f"{listed} is listed in digest.toml; remove it there.",
+                                hint="Delete its [[feeds]] entry from the config; the next command stops polling it.")
             return bool(conn.execute(
                 update(t.feeds).where(or_(t.feeds.c.url == url, t.feeds.c.origin_url == url),
                                       t.feeds.c.active.is_(True))

@@ -3,10 +3,14 @@
 Times are stored as naive UTC and come back aware (UTCDateTime), because SQLite has no time zones.
 The UNIQUE keys carry the delivery guarantees: an item is stored once per feed, an edition once per
 (local day, time zone), a delivery once per (edition, subscriber).
+
+This is the schema at the newest migration (digest/migrations/versions): a change here goes with a
+new revision there, and tests/test_migrations.py checks the two agree.
 """
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,8 +31,6 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator
-
-SCHEMA_VERSION = 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -116,9 +118,28 @@ subscribers = Table(
     Column("timezone", Text),
     Column("status", String(16), nullable=False, default="active"),
     Column("permanent_failures", Integer, nullable=False, default=0),
-    Column("from_config", Boolean, nullable=False, default=False),
+    Column("from_config", Boolean, nullable=False, default=False),  # listed in the config at the last sync
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # What links carry: random, never reused, never the row id (a removed subscriber's links die with it).
+    Column("public_id", String(32), nullable=False, default=lambda: secrets.token_hex(16)),
+    # Who set each field last: config, cli, subscriber (web pages) or delivery (suspended). The
+    # config sync overwrites only what nobody but the config set.
+    Column("name_origin", String(16), nullable=False, default="cli"),
+    Column("sections_origin", String(16), nullable=False, default="cli"),
+    Column("timezone_origin", String(16), nullable=False, default="cli"),
+    Column("status_origin", String(16), nullable=False, default="cli"),
+    UniqueConstraint("public_id", name="uq_subscribers_public_id"),
+    sqlite_autoincrement=True,  # an id is never handed out twice, even after the newest row is deleted
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    # SHA-256 of an address that unsubscribed or failed permanently; outlives the subscriber row.
+    Column("email_hash", String(64), primary_key=True),
+    Column("reason", String(16), nullable=False),  # unsubscribed, failed
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 editions = Table(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from digest.errors import SubscriberError
 from digest.model import Subscriber
@@ -18,9 +20,27 @@ UNSUBSCRIBED = "unsubscribed"
 SUSPENDED = "suspended"
 REMOVED = "removed"  # was in the config, no longer is
 
+# Who set a field last. The config and the CLI are the operator's declarations; what the subscriber
+# chose on the web pages is theirs, and neither the config sync nor the CLI ever overwrites it.
+CONFIG = "config"
+CLI = "cli"
+SUBSCRIBER = "subscriber"
+DELIVERY = "delivery"  # suspended after permanent failures
+FIELDS = ("name", "sections", "timezone", "status")
+
+LISTED_IN_CONFIG = "listed in digest.toml; remove it there"
+
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
+
+
+def address_hash(email: str) -> str:
+    """What suppression keeps of an erased address: enough to recognise it, nothing to read it back.
+
+    Frozen: migration 0002 computed the same for existing rows; a new scheme needs a new migration.
+    """
+    return hashlib.sha256(f"digest-suppression-v1:{normalise_email(email)}".encode()).hexdigest()
 
 
 def _subscriber(row: Row[Any]) -> Subscriber:
@@ -28,33 +48,75 @@ def _subscriber(row: Row[Any]) -> Subscriber:
         id=row.id, email=row.email, name=row.name,
         sections=tuple(row.sections) if row.sections is not None else None,
         timezone=row.timezone, status=row.status, permanent_failures=row.permanent_failures,
+        public_id=row.public_id,
     )
+
+
+def _suppressed(conn: Connection, email: str) -> str | None:
+    """'unsubscribed' or 'failed' for an address that must never be mailed again; None otherwise."""
+    return conn.scalar(select(t.suppressions.c.reason).where(t.suppressions.c.email_hash == address_hash(email)))
+
+
+def _suppress(conn: Connection, email: str, reason: str, now: datetime) -> None:
+    if _suppressed(conn, email) is None:
+        conn.execute(insert(t.suppressions).values(email_hash=address_hash(email), reason=reason, created_at=now))
+
+
+def _suppressed_status(reason: str) -> dict[str, Any]:
+    return ({"status": UNSUBSCRIBED, "status_origin": SUBSCRIBER} if reason == "unsubscribed"
+            else {"status": SUSPENDED, "status_origin": DELIVERY})
+
+
+def _declared(row: Row[Any] | None, values: dict[str, Any], origin: str) -> dict[str, Any]:
+    """The operator's values (config, CLI, import) minus the fields the subscriber set themselves."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in FIELDS and row is not None and getattr(row, f"{name}_origin") == SUBSCRIBER:
+            continue
+        out[name] = value
+        if name in FIELDS:
+            out[f"{name}_origin"] = origin
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberOrigins:
+    """`digest subscribers show`: the subscriber, who set each field, and whether the config lists them."""
+
+    subscriber: Subscriber
+    origins: dict[str, str]
+    from_config: bool
 
 
 class SubscriberStore(StoreBase):
     def sync_subscribers(self, specs: Sequence[Any], *, now: datetime) -> None:
-        """Config subscribers become present; their status is never reset, so an unsubscribe sticks."""
+        """Config subscribers become present. The config sets only what the subscriber has not set
+        (sections, time zone, unsubscribing); an address that unsubscribed stays suppressed."""
         with self.engine.begin() as conn:
             listed = set()
             for spec in specs:
                 email = normalise_email(spec.email)
                 listed.add(email)
                 values = {"name": spec.name, "sections": list(spec.sections) if spec.sections is not None else None,
-                          "timezone": spec.timezone, "from_config": True, "updated_at": now}
-                row = conn.execute(select(t.subscribers.c.id, t.subscribers.c.status)
-                                   .where(t.subscribers.c.email == email)).first()
+                          "timezone": spec.timezone}
+                row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).first()
                 if row is None:
-                    conn.execute(insert(t.subscribers).values(email=email, status=ACTIVE, created_at=now, **values))
-                else:
-                    if row.status == REMOVED:
-                        values["status"] = ACTIVE
-                    conn.execute(update(t.subscribers).where(t.subscribers.c.id == row.id).values(**values))
-            conn.execute(
-                update(t.subscribers)
-                .where(t.subscribers.c.from_config.is_(True), t.subscribers.c.email.not_in(listed),
-                       t.subscribers.c.status == ACTIVE)
-                .values(status=REMOVED, updated_at=now)
-            )
+                    reason = _suppressed(conn, email)
+                    fields = _declared(None, {**values, "status": ACTIVE}, CONFIG)
+                    fields.update(_suppressed_status(reason) if reason else {})
+                    conn.execute(insert(t.subscribers).values(email=email, created_at=now, updated_at=now,
+                                                              from_config=True, **fields))
+                    continue
+                changes = _declared(row, values, CONFIG)
+                if row.status == REMOVED:  # listed again after the operator had dropped them
+                    changes.update(status=ACTIVE, status_origin=CONFIG)
+                if any(getattr(row, k) != v for k, v in changes.items()) or not row.from_config:
+                    conn.execute(update(t.subscribers).where(t.subscribers.c.id == row.id)
+                                 .values(from_config=True, updated_at=now, **changes))
+            dropped = t.subscribers.c.from_config.is_(True) & t.subscribers.c.email.not_in(listed)
+            conn.execute(update(t.subscribers).where(dropped, t.subscribers.c.status == ACTIVE)
+                         .values(status=REMOVED, status_origin=CONFIG, updated_at=now))
+            conn.execute(update(t.subscribers).where(dropped).values(from_config=False, updated_at=now))
 
     def add_subscriber(self, email: str, *, name: str | None, sections: Sequence[str] | None,
                        timezone: str | None, now: datetime) -> Subscriber:
@@ -62,45 +124,88 @@ class SubscriberStore(StoreBase):
         with self.engine.begin() as conn:
             row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).first()
             values = {"name": name, "sections": list(sections) if sections is not None else None,
-                      "timezone": timezone, "updated_at": now}
+                      "timezone": timezone, "status": ACTIVE}
+            reason = _suppressed(conn, email)
+            if reason is not None or (row is not None and row.status in (UNSUBSCRIBED, SUSPENDED)):
+                why = "failed permanently" if (reason == "failed" or (row is not None and row.status == SUSPENDED)) \
+                    else "unsubscribed"
+                raise SubscriberError(
+                    f"{email} {why}; digest never mails that address again, and the CLI cannot add it back.",
+                    hint="Only the subscriber can lift this, by signing up again themselves.")
             if row is not None and row.status == ACTIVE:
                 raise SubscriberError(f"{email} is already subscribed.",
                                       hint="`digest subscribers list` shows every subscriber.")
             if row is None:
-                conn.execute(insert(t.subscribers).values(email=email, status=ACTIVE, created_at=now, **values))
-            else:  # an operator re-adding an address is an explicit re-subscription
+                conn.execute(insert(t.subscribers).values(email=email, created_at=now, updated_at=now,
+                                                          **_declared(None, values, CLI)))
+            else:  # dropped from the config earlier: the operator takes it up again
                 conn.execute(update(t.subscribers).where(t.subscribers.c.id == row.id)
-                             .values(status=ACTIVE, permanent_failures=0, **values))
+                             .values(permanent_failures=0, updated_at=now, **_declared(row, values, CLI)))
             return _subscriber(conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).one())
 
     def import_subscriber(self, email: str, *, name: str | None, sections: Sequence[str] | None,
                           timezone: str | None, now: datetime) -> str:
         """Add or update from an import: 'added', 'updated', or 'unchanged' for an address that
-        unsubscribed or was suspended (an import never re-subscribes anyone: G10)."""
+        unsubscribed or was suspended (an import never re-subscribes anyone: G10). Fields the
+        subscriber set themselves are kept."""
         email = normalise_email(email)
         values = {"name": name, "sections": list(sections) if sections is not None else None,
-                  "timezone": timezone, "updated_at": now}
+                  "timezone": timezone}
         with self.engine.begin() as conn:
-            row = conn.execute(select(t.subscribers.c.id, t.subscribers.c.status)
-                               .where(t.subscribers.c.email == email)).first()
+            row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).first()
             if row is None:
-                conn.execute(insert(t.subscribers).values(email=email, status=ACTIVE, created_at=now, **values))
+                if _suppressed(conn, email) is not None:
+                    return "unchanged"
+                conn.execute(insert(t.subscribers).values(email=email, created_at=now, updated_at=now,
+                                                          **_declared(None, {**values, "status": ACTIVE}, CLI)))
                 return "added"
             if row.status in (UNSUBSCRIBED, SUSPENDED):
                 return "unchanged"
-            conn.execute(update(t.subscribers).where(t.subscribers.c.id == row.id).values(**values))
+            conn.execute(update(t.subscribers).where(t.subscribers.c.id == row.id)
+                         .values(updated_at=now, **_declared(row, values, CLI)))
             return "updated"
 
-    def remove_subscriber(self, email: str) -> bool:
-        """Erase a subscriber and their outbox rows (the address is personal data)."""
-        with self.engine.begin() as conn:
-            return bool(conn.execute(delete(t.subscribers).where(
-                t.subscribers.c.email == normalise_email(email))).rowcount)
+    def remove_subscriber(self, email: str, *, now: datetime | None = None) -> bool:
+        """Erase a subscriber and their outbox rows (the address is personal data); False when absent.
 
-    def get_subscriber(self, *, email: str | None = None, id: int | None = None) -> Subscriber | None:
+        A subscriber the config lists is refused: the next sync would bring them back. An address
+        that unsubscribed or failed keeps only its hash in suppressions, so it is never mailed again.
+        """
+        email = normalise_email(email)
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).first()
+            if row is None:
+                return False
+            if row.from_config:
+                raise SubscriberError(f"{email} is {LISTED_IN_CONFIG}.",
+                                      hint="Delete its [[subscribers]] entry from the config; "
+                                           "then `digest subscribers remove` erases it for good.")
+            if row.status in (UNSUBSCRIBED, SUSPENDED):
+                _suppress(conn, email, "unsubscribed" if row.status == UNSUBSCRIBED else "failed",
+                          now or row.updated_at)
+            return bool(conn.execute(delete(t.subscribers).where(t.subscribers.c.id == row.id)).rowcount)
+
+    def subscriber_origins(self, email: str) -> SubscriberOrigins | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == normalise_email(email))).first()
+        if row is None:
+            return None
+        return SubscriberOrigins(_subscriber(row), {f: getattr(row, f"{f}_origin") for f in FIELDS},
+                                 bool(row.from_config))
+
+    def is_suppressed(self, email: str) -> bool:
+        with self.engine.connect() as conn:
+            return _suppressed(conn, email) is not None
+
+    def get_subscriber(self, *, email: str | None = None, id: int | None = None,
+                       public_id: str | None = None) -> Subscriber | None:
         query = select(t.subscribers)
-        query = query.where(t.subscribers.c.email == normalise_email(email)) if email is not None \
-            else query.where(t.subscribers.c.id == id)
+        if email is not None:
+            query = query.where(t.subscribers.c.email == normalise_email(email))
+        elif public_id is not None:
+            query = query.where(t.subscribers.c.public_id == public_id)
+        else:
+            query = query.where(t.subscribers.c.id == id)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return _subscriber(row) if row else None
@@ -131,21 +236,31 @@ class SubscriberStore(StoreBase):
         with self.engine.connect() as conn:
             return sorted(conn.scalars(select(tz).where(t.subscribers.c.status == ACTIVE).distinct()))
 
-    def set_subscriber(self, subscriber_id: int, *, now: datetime, **values: Any) -> None:
-        """Change status, sections or time zone (from the CLI or the web app)."""
+    def set_subscriber(self, subscriber_id: int, *, now: datetime, origin: str = SUBSCRIBER, **values: Any) -> None:
+        """Change status, sections or time zone; by default as the subscriber's own choice (the web
+        app), which the config and the CLI then leave alone. Unsubscribing suppresses the address."""
         if "sections" in values and values["sections"] is not None:
             values["sections"] = list(values["sections"])
+        owned = {f"{name}_origin": origin for name in values if name in FIELDS}
         with self.engine.begin() as conn:
+            if values.get("status") == UNSUBSCRIBED:
+                email = conn.scalar(select(t.subscribers.c.email).where(t.subscribers.c.id == subscriber_id))
+                if email is not None:
+                    _suppress(conn, email, "unsubscribed", now)
             conn.execute(update(t.subscribers).where(t.subscribers.c.id == subscriber_id)
-                         .values(updated_at=now, **values))
+                         .values(updated_at=now, **values, **owned))
 
     def count_permanent_failure(self, subscriber_id: int, *, suspend_after: int, now: datetime) -> bool:
         """Count a 5xx against the subscriber; True when that suspended them."""
         with self.engine.begin() as conn:
             conn.execute(update(t.subscribers).where(t.subscribers.c.id == subscriber_id)
                          .values(permanent_failures=t.subscribers.c.permanent_failures + 1, updated_at=now))
-            return bool(conn.execute(
+            suspended = bool(conn.execute(
                 update(t.subscribers)
                 .where(t.subscribers.c.id == subscriber_id, t.subscribers.c.status == ACTIVE,
                        t.subscribers.c.permanent_failures >= suspend_after)
-                .values(status=SUSPENDED)).rowcount)
+                .values(status=SUSPENDED, status_origin=DELIVERY)).rowcount)
+            email = conn.scalar(select(t.subscribers.c.email).where(t.subscribers.c.id == subscriber_id))
+            if suspended and email is not None:
+                _suppress(conn, email, "failed", now)
+            return suspended

@@ -1,0 +1,196 @@
+"""Alembic migrations on SQLite and PostgreSQL: a database made by the release before migrations
+(tests/fixtures/release-1: its schema and representative rows) is refused until `digest db upgrade`,
+which keeps every row; a new database is created at head; the migrations build what schema.py says.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from digest import migrations
+from digest.store import Store
+from digest.store import schema as t
+from digest.store.subscribers import address_hash
+
+FIXTURE = Path(__file__).parent / "fixtures" / "release-1"
+TABLES = ("meta", "feeds", "items", "subscribers", "editions", "edition_items", "deliveries", "locks")
+
+
+def _statements(path: Path) -> list[str]:
+    text = "\n".join(line for line in path.read_text(encoding="utf-8").splitlines() if not line.startswith("--"))
+    return [s.strip() for s in text.split(";\n") if s.strip().rstrip(";")]
+
+
+def load_release_1(url: str) -> None:
+    """Build the release-1 database: its own DDL (as that release created it), then its rows."""
+    engine = sa.create_engine(url)
+    dialect = engine.dialect.name
+    with engine.begin() as conn:
+        for stmt in _statements(FIXTURE / f"schema.{dialect}.sql") + _statements(FIXTURE / "data.sql"):
+            conn.exec_driver_sql(stmt.rstrip(";"))
+    engine.dispose()
+
+
+def snapshot(url: str) -> dict[str, list[dict[str, Any]]]:
+    """Every row of the release-1 tables, release-1 columns only, in a stable order."""
+    engine = sa.create_engine(url)
+    found = sa.MetaData()
+    out: dict[str, list[dict[str, Any]]] = {}
+    with engine.connect() as conn:
+        found.reflect(conn, only=list(TABLES))
+        for name in TABLES:
+            table = found.tables[name]
+            columns = [c for c in table.columns if c.name in _release_1_columns(name)]
+            query = sa.select(*columns).order_by(*table.primary_key.columns)
+            if name == "meta":  # rows the migrations add are checked on their own
+                query = query.where(table.c.key != "legacy_link_max_id")
+            out[name] = [dict(r) for r in conn.execute(query).mappings()]
+    engine.dispose()
+    return out
+
+
+def _release_1_columns(table: str) -> set[str]:
+    text = (FIXTURE / "schema.sqlite.sql").read_text(encoding="utf-8")
+    body = text.split(f"CREATE TABLE {table} (", 1)[1].split(");", 1)[0]
+    return {line.strip().split()[0].strip('"') for line in body.splitlines()
+            if line.strip() and not line.strip().startswith(("PRIMARY", "UNIQUE", "CONSTRAINT", "FOREIGN"))}
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "digest", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def write_config(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / "digest.toml"
+    path.write_text(f'[digest]\ndatabase = "{url}"\n\n[smtp]\nhost = "127.0.0.1"\nsender = "d@example.org"\n',
+                    encoding="utf-8")
+    return path
+
+
+def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_database_url: str,
+                                                                      tmp_path: Path) -> None:
+    url = empty_database_url
+    load_release_1(url)
+    before = snapshot(url)
+    assert [len(before[n]) for n in TABLES] == [1, 2, 3, 4, 2, 3, 3, 1]  # the fixture as written
+    config = write_config(tmp_path, url)
+
+    current = cli(config, "db", "current")
+    assert current.returncode == 0, current.stderr
+    assert current.stdout.startswith("0001 (the release before migrations")
+
+    refused = cli(config, "subscribers", "list")  # any other command: one line naming the upgrade
+    assert refused.returncode == 1
+    assert refused.stderr.strip().count("\n") == 0, refused.stderr
+    assert "`digest db upgrade`" in refused.stderr and "revision 0001" in refused.stderr
+    assert snapshot(url) == before  # the refusal touched nothing (no sync, no schema change)
+
+    upgraded = cli(config, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout.strip() == f"upgraded 0001 -> {migrations.head()}"
+    assert snapshot(url) == before  # every row of every table, every column, as it was
+
+    again = cli(config, "db", "upgrade")  # idempotent
+    assert again.returncode == 0 and again.stdout.strip() == f"already at {migrations.head()}: nothing to do"
+    assert snapshot(url) == before
+    assert cli(config, "db", "current").stdout.strip() == f"{migrations.head()} (head): up to date"
+
+    store = Store(url)  # now accepted
+    try:
+        subs = {s.email: s for s in store.list_subscribers()}
+        public_ids = {s.public_id for s in subs.values()}
+        assert len(public_ids) == 4 and all(len(p) == 32 for p in public_ids)
+        assert {e for e in subs if store.is_suppressed(e)} == {"bob@example.org", "carol@example.net"}
+        origins = store.subscriber_origins("bob@example.org")
+        assert origins is not None and origins.origins["status"] == "subscriber"
+        alice = store.subscriber_origins("alice@example.org")
+        assert alice is not None and alice.origins == {"name": "config", "sections": "config",
+                                                       "timezone": "config", "status": "config"}
+        assert store.legacy_link_max_id() == 4  # links sent before the upgrade: rows 1..4 only
+        # The fixture's outbox rows still point at their subscribers and editions.
+        assert store.delivery_counts(1)
+        # The upgraded table never hands out an id again, even the highest one once it is erased.
+        store.sync_subscribers([], now=datetime(2026, 12, 1, tzinfo=UTC))  # this config lists nobody
+        assert store.remove_subscriber("dave@example.org")  # dropped from the config: erasable
+        newcomer = store.add_subscriber("erin@example.org", name=None, sections=None, timezone=None,
+                                        now=datetime(2026, 12, 1, tzinfo=UTC))
+        assert newcomer.id == 5 and newcomer.public_id not in public_ids
+    finally:
+        store.close()
+    listed = cli(config, "subscribers", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "bob@example.org  unsubscribed" in listed.stdout
+
+
+def test_a_new_database_is_created_at_head_and_matches_schema_py(empty_database_url: str) -> None:
+    Store(empty_database_url).close()
+    engine = sa.create_engine(empty_database_url)
+    with engine.connect() as conn:
+        assert migrations.current(conn) == migrations.head()
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), t.metadata)
+    engine.dispose()
+    assert diff == [], f"schema.py and the migrations disagree: {diff}"
+
+
+def test_a_database_newer_than_this_digest_is_refused(empty_database_url: str, tmp_path: Path) -> None:
+    Store(empty_database_url).close()
+    engine = sa.create_engine(empty_database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    config = write_config(tmp_path, empty_database_url)
+    result = cli(config, "status")
+    assert result.returncode == 1
+    assert "revision 9999, which this digest does not know" in result.stderr
+    assert cli(config, "db", "current").stdout.startswith("9999: unknown to this digest")
+    upgrade = cli(config, "db", "upgrade")
+    assert upgrade.returncode == 1 and "a newer digest" in upgrade.stderr and "Traceback" not in upgrade.stderr
+
+
+def test_subscriber_ids_are_never_reused(store: Store) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 1, 16, 6, tzinfo=UTC)
+    a = store.add_subscriber("a@example.org", name=None, sections=None, timezone=None, now=now)
+    assert store.remove_subscriber("a@example.org")
+    b = store.add_subscriber("b@example.org", name=None, sections=None, timezone=None, now=now)
+    assert b.id > a.id
+    assert b.public_id != a.public_id
+    assert store.get_subscriber(public_id=a.public_id) is None
+
+
+def test_the_suppression_hash_is_the_one_migration_0002_wrote() -> None:
+    # Migration 0002 carries a frozen copy of address_hash; both must give the same answer.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "m0002", Path(migrations.__file__).parent / "versions" / "0002_subscriber_ownership.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module._address_hash(" Bob@Example.org") == address_hash("bob@example.org")
+
+
+def test_db_upgrade_refuses_while_a_daemon_is_running_on_the_database(empty_database_url: str,
+                                                                     tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    load_release_1(empty_database_url)
+    engine = sa.create_engine(empty_database_url)
+    with engine.begin() as conn:  # a heartbeat a few seconds old, on the real clock
+        beat = (datetime.now(UTC) - timedelta(seconds=5)).replace(tzinfo=None)
+        conn.execute(sa.text("UPDATE locks SET heartbeat_at = :beat"), {"beat": beat})
+    engine.dispose()
+    config = write_config(tmp_path, empty_database_url)
+    refused = cli(config, "db", "upgrade")
+    assert refused.returncode == 1 and "host-a:1234" in refused.stderr and "Stop it" in refused.stderr
+    assert cli(config, "db", "current").stdout.startswith("0001")  # nothing was changed

@@ -1,0 +1,80 @@
+"""The shipped section rules on real items: >= 85% where a newsroom editor would put them.
+
+tests/data/section_labels.csv lists real items of ../shared/corpus/feeds/news (feed file, the
+item's link as the parser gives it, the section an editor chose by reading the item; no publisher
+text). The labels were decided by hand before the rules were written, never from their output.
+The test parses each feed with the real parser, applies the rules `digest init` ships, prints the
+accuracy and every miss, and fails below the target.
+"""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from digest import config as cfg
+from digest.parse import parse_feed
+from digest.sections import classify
+from conftest import CORPUS_ABSENT, corpus_dir
+
+LABELS = Path(__file__).parent / "data" / "section_labels.csv"
+TARGET = 0.85
+NOW = datetime(2030, 1, 1, tzinfo=UTC)  # after every item of the corpus: no date is "in the future"
+
+
+def _labels() -> dict[str, dict[str, str]]:
+    by_feed: dict[str, dict[str, str]] = defaultdict(dict)
+    with LABELS.open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            by_feed[row["feed"]][row["link"]] = row["section"]
+    return by_feed
+
+
+def test_the_labels_name_only_newsroom_sections_and_cover_enough_items() -> None:
+    labels = _labels()
+    sections = Counter(s for feed in labels.values() for s in feed.values())
+    assert set(sections) <= set(cfg.DEFAULT_SECTIONS)
+    assert sum(sections.values()) >= 150
+    assert all(sections[s] >= 10 for s in cfg.DEFAULT_SECTIONS), sections
+
+
+def test_the_shipped_rules_put_real_items_where_an_editor_would() -> None:
+    corpus = corpus_dir()
+    if corpus is None:
+        pytest.skip(CORPUS_ABSENT)
+    settings = cfg.from_mapping(tomllib.loads(cfg.example_toml()), env={})
+    total = right = 0
+    misses: list[str] = []
+    per_section: dict[str, Counter[str]] = defaultdict(Counter)
+    for feed_file, wanted in _labels().items():
+        url = f"https://feeds.example/{feed_file}"
+        feed = parse_feed((corpus / "feeds" / "news" / feed_file).read_bytes(), url=url, content_type=None,
+                          now=NOW, excerpt_chars=settings.digest.excerpt_chars)
+        items = {item.url: item for item in feed.items}
+        assert set(wanted) <= set(items), f"{feed_file}: labelled links the parser no longer gives"
+        for link, section in wanted.items():
+            item = items[link]
+            got = classify(title=item.title, url=item.url, categories=item.categories, feed_section=None,
+                           sections=settings.sections, fallback=settings.digest.fallback_section,
+                           summary=item.summary_text, feed_names=(feed.title or "", url))
+            total += 1
+            per_section[section]["items"] += 1
+            if got.section == section:
+                right += 1
+                per_section[section]["right"] += 1
+            else:
+                misses.append(f"  {feed_file}: {item.title[:70]!r}\n    editor: {section}; rules: {got.section}"
+                              f" ({got.reason[:160]})")
+    accuracy = right / total
+    print(f"\nsection accuracy on {total} labelled real items: {accuracy:.1%} ({right} right)")
+    for section in cfg.DEFAULT_SECTIONS:
+        c = per_section[section]
+        print(f"  {section:30} {c['right']:3}/{c['items']:3}")
+    print(f"misses ({len(misses)}):")
+    print("\n".join(misses))
+    assert accuracy >= TARGET, f"{accuracy:.1%} < {TARGET:.0%}"

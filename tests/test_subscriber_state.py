@@ -1,0 +1,95 @@
+"""One owner for each piece of subscriber state, and suppression that outlives removal (issue 9),
+on every backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from digest.config import SubscriberSpec
+from digest.errors import FeedError, SubscriberError
+from digest.model import FeedSpec
+from digest.store import ACTIVE, REMOVED, SUSPENDED, UNSUBSCRIBED, Store
+from digest.store import schema as t
+
+T0 = datetime(2026, 1, 16, 6, tzinfo=UTC)
+
+
+def spec(email: str = "alice@example.org", **fields: object) -> SubscriberSpec:
+    return SubscriberSpec(email=email, **fields)  # type: ignore[arg-type]
+
+
+def test_the_config_never_overwrites_what_the_subscriber_chose(store: Store) -> None:
+    store.sync_subscribers([spec(name="Alice", timezone="UTC")], now=T0)
+    alice = store.get_subscriber(email="alice@example.org")
+    assert alice is not None
+    store.set_subscriber(alice.id, now=T0, sections=("Sport",), timezone="Europe/Moscow")  # the web page
+    for _ in range(2):  # every command syncs; none puts the config's value back
+        store.sync_subscribers([spec(name="Alice", timezone="UTC")], now=T0)
+    # The operator edits the entry: fields the subscriber did not set follow the config.
+    store.sync_subscribers([spec(name="Alice Editor", sections=("World",), timezone="Asia/Tokyo")], now=T0)
+    found = store.subscriber_origins("alice@example.org")
+    assert found is not None
+    sub = found.subscriber
+    assert (sub.name, sub.sections, sub.timezone) == ("Alice Editor", ("Sport",), "Europe/Moscow")
+    assert found.origins == {"name": "config", "sections": "subscriber", "timezone": "subscriber",
+                             "status": "config"}
+
+
+def test_an_unsubscribed_address_stays_suppressed_through_removal_relisting_cli_and_import(store: Store) -> None:
+    store.sync_subscribers([spec(), spec("bob@example.org")], now=T0)
+    alice = store.get_subscriber(email="alice@example.org")
+    assert alice is not None
+    store.set_subscriber(alice.id, now=T0, status=UNSUBSCRIBED)
+    with pytest.raises(SubscriberError, match="listed in digest.toml; remove it there"):
+        store.remove_subscriber("alice@example.org")
+    store.sync_subscribers([spec("bob@example.org")], now=T0)  # the operator deletes the entry
+    assert store.remove_subscriber("alice@example.org")
+    with store.engine.connect() as conn:  # nothing that reads back as the address is kept
+        kept = conn.execute(sa.select(t.suppressions)).all()
+    assert len(kept) == 1 and "alice" not in str(tuple(kept[0]))
+    store.sync_subscribers([spec(), spec("bob@example.org")], now=T0)  # listed again
+    again = store.get_subscriber(email="alice@example.org")
+    assert again is not None and again.status == UNSUBSCRIBED and again.public_id != alice.public_id
+    assert again.id > alice.id  # ids are never reused
+    assert [s.email for s in store.iter_subscribers()] == ["bob@example.org"]
+    store.sync_subscribers([spec("bob@example.org")], now=T0)
+    assert store.remove_subscriber("alice@example.org")
+    with pytest.raises(SubscriberError, match="unsubscribed; digest never mails that address again"):
+        store.add_subscriber("Alice@Example.org", name=None, sections=None, timezone=None, now=T0)
+    assert store.import_subscriber("alice@example.org", name=None, sections=None, timezone=None,
+                                   now=T0) == "unchanged"
+    assert store.get_subscriber(email="alice@example.org") is None
+
+
+def test_a_permanently_failing_address_is_suppressed_too(store: Store) -> None:
+    sub = store.add_subscriber("gone@example.org", name=None, sections=None, timezone=None, now=T0)
+    for _ in range(3):
+        store.count_permanent_failure(sub.id, suspend_after=3, now=T0)
+    found = store.subscriber_origins("gone@example.org")
+    assert found is not None and found.subscriber.status == SUSPENDED and found.origins["status"] == "delivery"
+    assert store.remove_subscriber("gone@example.org")
+    with pytest.raises(SubscriberError, match="failed permanently"):
+        store.add_subscriber("gone@example.org", name=None, sections=None, timezone=None, now=T0)
+
+
+def test_dropping_an_active_subscriber_from_the_config_then_listing_again_reactivates(store: Store) -> None:
+    store.sync_subscribers([spec()], now=T0)
+    store.sync_subscribers([], now=T0 + timedelta(minutes=1))
+    dropped = store.subscriber_origins("alice@example.org")
+    assert dropped is not None and dropped.subscriber.status == REMOVED and not dropped.from_config
+    store.sync_subscribers([spec()], now=T0 + timedelta(minutes=2))
+    back = store.get_subscriber(email="alice@example.org")
+    assert back is not None and back.status == ACTIVE
+
+
+def test_a_feed_the_config_lists_cannot_be_removed_from_the_cli(store: Store) -> None:
+    url = "https://news.example.org/rss"
+    store.sync_feeds([FeedSpec(url=url)], now=T0)
+    with pytest.raises(FeedError, match="listed in digest.toml; remove it there"):
+        store.remove_feed(url)
+    assert [f.url for f in store.list_feeds(active_only=True)] == [url]
+    store.sync_feeds([], now=T0)  # deleted from the config: stops polling, nothing to remove by hand
+    assert store.list_feeds(active_only=True) == []

@@ -1,0 +1,96 @@
+"""Synopsis selection on small hand-written stories: quotation, attribution, no repeats, several outlets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from digest.synopsis import quotable, synopsis
+
+
+@dataclass(frozen=True)
+class It:
+    id: int
+    source: str
+    title: str
+    summary_text: str
+    url: str | None = None
+    summary_html: str = ""
+
+
+HARBOUR = [
+    It(1, "Harbour Post", "Storm closes the harbour",
+       "A winter storm closed the city harbour on Monday morning. Ferries to the islands were cancelled until "
+       "further notice. The port authority said winds reached 120 km/h.", "https://post.example/1"),
+    It(2, "Daily Tide", "Harbour shut as storm hits",
+       "The city harbour was closed on Monday morning by a winter storm. Fishermen said they had lost a week of "
+       "work. Forecasters expect the storm to ease on Wednesday ...", "https://tide.example/2"),
+    It(3, "Coast Radio", "Ferries cancelled in storm",
+       "All ferries to the islands were cancelled as the storm closed the harbour. Schools on the islands will "
+       "stay shut on Tuesday.", "https://radio.example/3"),
+]
+
+
+def sentences_of(quotes: tuple) -> list[str]:  # type: ignore[type-arg]
+    return [s for q in quotes for s in q.sentences]
+
+
+def test_one_outlet_gives_no_synopsis_unless_asked() -> None:
+    assert synopsis(HARBOUR[:1]) == ()
+    again = It(9, "Harbour Post", "Again", "The harbour stays closed today, officials said.")
+    assert synopsis([HARBOUR[0], again]) == ()
+    assert synopsis(HARBOUR[:1], min_outlets=1, limit=1)[0].source == "Harbour Post"
+
+
+def test_sentences_are_quoted_attributed_and_linked() -> None:
+    quotes = synopsis(HARBOUR)
+    assert 1 <= len(sentences_of(quotes)) <= 3
+    by_id = {i.id: i for i in HARBOUR}
+    for q in quotes:
+        assert q.source == by_id[q.item_id].source and q.url == by_id[q.item_id].url
+        assert all(s in by_id[q.item_id].summary_text for s in q.sentences)
+
+
+def test_three_outlets_are_all_quoted_and_near_duplicates_are_not() -> None:
+    quotes = synopsis(HARBOUR, limit=3)
+    assert {q.source for q in quotes} == {"Harbour Post", "Daily Tide", "Coast Radio"}
+    chosen = sentences_of(quotes)
+    # "A winter storm closed the city harbour on Monday morning." and Daily Tide's rewording say the same.
+    assert not ("A winter storm closed the city harbour on Monday morning." in chosen
+                and "The city harbour was closed on Monday morning by a winter storm." in chosen)
+
+
+def test_a_cut_sentence_is_never_quoted() -> None:
+    assert not quotable("Forecasters expect the storm to ease on Wednesday ...")
+    assert not quotable("Forecasters expect the storm to ease on …")
+    assert not quotable("and then the ferries stopped running for the day.")  # starts mid-way
+    assert not quotable("Read more about the storm here.")
+    for limit in (1, 2, 3, 5):
+        assert all("Wednesday" not in s for s in sentences_of(synopsis(HARBOUR, limit=limit)))
+
+
+def test_the_limit_is_kept_and_the_second_sentence_brings_a_second_outlet() -> None:
+    assert len(sentences_of(synopsis(HARBOUR, limit=1))) == 1
+    two = synopsis(HARBOUR, limit=2)
+    assert len(sentences_of(two)) == 2 and len({q.source for q in two}) == 2
+    assert synopsis(HARBOUR, limit=0) == ()
+
+
+def test_an_outlet_can_be_put_first_and_plural_names_are_marked() -> None:
+    quotes = synopsis(HARBOUR, limit=2, first_outlet="Coast Radio", plural={"Coast Radio"})
+    assert quotes[0].source == "Coast Radio" and quotes[0].plural
+    assert not any(q.plural for q in quotes[1:])
+
+
+def test_an_outlets_sentences_keep_their_order_in_its_text() -> None:
+    long_one = It(5, "Harbour Post", "Storm closes the harbour",
+                  "Ferries to the islands were cancelled on Monday. The storm closed the city harbour with winds "
+                  "of 120 km/h. Officials closed the harbour and cancelled ferries until the storm ends.")
+    quotes = synopsis([long_one, It(6, "Other", "Unrelated words", "Nothing in common here at all, truly.")],
+                      limit=3)
+    post = [q for q in quotes if q.source == "Harbour Post"][0]
+    positions = [long_one.summary_text.index(s) for s in post.sentences]
+    assert positions == sorted(positions)
+
+
+def test_the_same_input_gives_the_same_synopsis() -> None:
+    assert synopsis(HARBOUR) == synopsis(list(HARBOUR))
