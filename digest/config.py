@@ -176,7 +176,8 @@ def _opt(default: Any, doc: str, check: Check, *, secret: bool = False, example:
 
 @dataclass(frozen=True, slots=True)
 class DigestSettings:
-    title: str = _opt("Press Review", "Title of the email; the subject is '<title> — <date>'.", check_str)
+    title: str = _opt("Press Review", "Title of the email; the subject is "
+                      "'<title> — <date>: <the story most outlets tell>', cut to fit.", check_str)
     timezone: str = _opt("UTC", "IANA time zone of the edition date and of subscribers without one.", check_timezone)
     send_at: time = _opt(time(7, 0), 'Local time "HH:MM" at which each subscriber gets the edition.', check_hhmm)
     database: str | None = _opt(
@@ -211,7 +212,8 @@ class DigestSettings:
     )
     poll_interval: timedelta = _opt(timedelta(minutes=15), "How often each feed is polled by the daemon.",
                                     check_duration)
-    top_stories: int = _opt(0, 'Stories covered by most sources shown first in a "Top stories" block; 0: none.',
+    top_stories: int = _opt(0, 'Stories most outlets tell, shown first in a "Top stories" block with their '
+                               'number of outlets; 0: none.',
                             _check_int(0, 50))
     cluster_threshold: float = _opt(0.25, "How alike (0-1) two items' titles and summaries must be to be one story; "
                                           "lower merges more.", _check_float(0.05, 1.0))
@@ -658,9 +660,10 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     sections = _sections(raw)
     digest_settings: DigestSettings = tables["digest"]
     dkim: DkimSettings = tables["dkim"]
-    if digest_settings.read_also_min >= pair_threshold(digest_settings.cluster_threshold):
-        raise ConfigError(f"digest.read_also_min must be below {pair_threshold(digest_settings.cluster_threshold):.2f}, "
-                          "what two items compared alone need to be one story at this cluster_threshold.")
+    same_story = pair_threshold(digest_settings.cluster_threshold)
+    if digest_settings.read_also_min >= same_story:
+        raise ConfigError(f"digest.read_also_min must be below {same_story:.2f}, what two items compared alone "
+                          "need to be one story at this cluster_threshold.")
     if any((dkim.domain, dkim.selector, dkim.key_file)) and not dkim.enabled:
         raise ConfigError("[dkim] needs domain, selector and key_file together.")
     known = tuple(s.name for s in sections)
