@@ -12,6 +12,8 @@ them and turns them into exit code 1; everything else raises or records them.
      |    +-- ParseError      the body is not a feed, or parsing ran out of budget
      +-- StoreError           the database cannot be opened or written
      |    +-- LockHeldError   another daemon holds the database
+     |    +-- DatabaseBusyError another process held a write lock past the timeout
+     |    +-- DatabaseFullError the disk under the database is full (or failing)
      +-- DeliveryError        SMTP failed for the whole run (names the host)
      |    +-- SmtpAuthError   the server refused our credentials (535)
      |    +-- CircuitOpenError too many consecutive failures: the run stopped
@@ -64,6 +66,14 @@ class StoreError(DigestError):
 
 class LockHeldError(StoreError):
     hint = "Stop the other daemon first, or point this one at another database."
+
+
+class DatabaseBusyError(StoreError):
+    hint = "Try again in a minute; nothing was changed."
+
+
+class DatabaseFullError(StoreError):
+    hint = "Free space on the disk that holds the database, then run the command again."
 
 
 class DeliveryError(DigestError):
