@@ -23,7 +23,7 @@ import click
 
 from digest import config as cfg
 from digest.clock import Clock, system_clock
-from digest.errors import ConfigError, DigestError, FeedError, SubscriberError
+from digest.errors import ConfigError, DatabaseBusyError, DigestError, FeedError, SubscriberError
 from digest.model import FeedSpec, PollResult
 from digest.store import Store
 
@@ -78,9 +78,34 @@ class App:
         """The database, with the config's feeds and subscribers synced into it."""
         if self._store is None:
             store = Store(self.settings.database_url)
-            now = self.clock()
-            store.sync_feeds(self.settings.feeds, now=now)
-            store.sync_subscribers(self.settings.subscribers, now=now)
+            self._sync(store)
+            self._store = store
+        return self._store
+
+    def _config_digest(self) -> str:
+        """A fingerprint of the config's feeds and subscribers: unchanged means nothing to sync."""
+        import hashlib
+
+        text = repr((self.settings.feeds, self.settings.subscribers))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def _sync(self, store: Store) -> None:
+        now = self.clock()
+        store.sync_feeds(self.settings.feeds, now=now)
+        store.sync_subscribers(self.settings.subscribers, now=now)
+        store.set_meta("config_synced", self._config_digest())
+
+    @property
+    def reader(self) -> Store:
+        """The database as it is, for commands that only read: no config sync, so they write nothing
+        and still answer while another process holds a write lock (SQLite WAL readers never wait)."""
+        if self._store is None:
+            store = Store(self.settings.database_url)
+            if store.get_meta("config_synced") != self._config_digest():
+                try:  # the config changed since the last sync: show it, if the database lets us
+                    self._sync(store)
+                except DatabaseBusyError as exc:
+                    log.warning("not syncing the config's feeds and subscribers: %s", exc.message)
             self._store = store
         return self._store
 
@@ -120,6 +145,33 @@ def _progress(total: int, label: str) -> tuple[Callable[[], None], Callable[[], 
     task = progress.add_task(label, total=total)
     progress.start()
     return (lambda: progress.advance(task)), progress.stop
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write a file the user named (--path, --out): a path we cannot write is one line, not a traceback."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise DigestError(f"Cannot write {path}: {exc.strerror or exc}.",
+                          hint="Choose a path in a folder that exists and that you can write to.") from exc
+
+
+def read_csv_text(path: str) -> str:
+    """A CSV file's text as UTF-8 (a BOM is fine); any other encoding is one line saying how to convert it."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SubscriberError(f"Cannot read {path}: {exc.strerror or exc}.", hint="Check the path.") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        guess = "cp1252" if any(0x80 <= b <= 0x9f for b in data) else "latin1"
+        raise SubscriberError(
+            f"{path} is not UTF-8 (line {line} has the byte 0x{data[exc.start]:02x}); it looks like "
+            f"{'Windows-1252' if guess == 'cp1252' else 'Latin-1 (ISO-8859-1)'}.",
+            hint=f"Convert it, then import again: iconv -f {guess} -t utf-8 {path} > utf8.csv "
+                 "(or save it as 'CSV UTF-8' from your spreadsheet); nothing was imported.") from None
 
 
 # --------------------------------------------------------------------------- root
@@ -166,7 +218,7 @@ def init(path: str, force: bool) -> None:
     if target.exists() and not force:
         raise ConfigError(f"{target} already exists.",
                           hint="Pass --force to overwrite it, or --path to write elsewhere.")
-    target.write_text(cfg.example_toml(), encoding="utf-8")
+    write_output(target, cfg.example_toml())
     click.echo(f"wrote {target}; edit it, then run `digest --config {target} check-config`.")
 
 
@@ -240,8 +292,8 @@ def preview(app: App, email: str, day: str | None, out: str | None) -> None:
     if out:
         base = Path(out)
         html_path = base if base.suffix == ".html" else base.with_suffix(".html")
-        html_path.write_text(rendered.html, encoding="utf-8")
-        html_path.with_suffix(".txt").write_text(rendered.text, encoding="utf-8")
+        write_output(html_path, rendered.html)
+        write_output(html_path.with_suffix(".txt"), rendered.text)
         click.echo(f"wrote {html_path} and {html_path.with_suffix('.txt')} ({rendered.subject})")
     else:
         click.echo(f"Subject: {rendered.subject}\n")
@@ -328,7 +380,11 @@ async def _dry_run(app: App, day: date, folder: Path) -> None:
     from digest.deliver import Envelope, FileTransport
     from digest.pipeline.send import draft_mailer
 
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DigestError(f"Cannot create the folder {folder}: {exc.strerror or exc}.",
+                          hint="Pass --dry-run a folder you can write to; nothing was sent or recorded.") from exc
     store, settings, now = app.store, app.settings, app.clock()
     written = 0
     async with FileTransport(folder) as transport:
@@ -362,7 +418,7 @@ def status(app: App) -> None:
     """Feeds, editions and the outbox at a glance."""
     from digest.status import render_status
 
-    click.echo(render_status(app.settings, app.store, now=app.clock()))
+    click.echo(render_status(app.settings, app.reader, now=app.clock()))
 
 
 # --------------------------------------------------------------------------- feeds
@@ -371,7 +427,7 @@ def status(app: App) -> None:
 def _emit(text: str, out: str | None) -> None:
     """An export: to the file named by --out, else to standard output."""
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        write_output(Path(out), text)
         click.echo(f"wrote {out}")
     else:
         click.echo(text, nl=False)
@@ -386,7 +442,7 @@ def feeds() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include disabled and removed feeds.")
 @pass_app
 def feeds_list(app: App, show_all: bool) -> None:
-    rows = app.store.list_feeds(active_only=not show_all)
+    rows = app.reader.list_feeds(active_only=not show_all)
     for f in rows:
         state = "active" if f.active else ("gone (410)" if f.last_status == 410 else "disabled")
         nxt = f.next_poll_at.strftime("%Y-%m-%d %H:%M UTC") if f.next_poll_at else "now"
@@ -453,7 +509,7 @@ def feeds_export(app: App, out: str | None) -> None:
     """Write the active feeds as OPML, one folder per section."""
     from digest.opml import to_opml
 
-    _emit(to_opml([(f.url, f.display_name, f.section) for f in app.store.list_feeds(active_only=True)],
+    _emit(to_opml([(f.url, f.display_name, f.section) for f in app.reader.list_feeds(active_only=True)],
                   title=app.settings.digest.title, now=app.clock()), out)
 
 
@@ -468,7 +524,7 @@ def subscribers() -> None:
 @subscribers.command("list")
 @pass_app
 def subscribers_list(app: App) -> None:
-    rows = app.store.list_subscribers()
+    rows = app.reader.list_subscribers()
     for s in rows:
         sections = ", ".join(s.sections) if s.sections is not None else "all sections"
         extra = f"  bounces={s.permanent_failures}" if s.permanent_failures else ""
@@ -525,7 +581,7 @@ def subscribers_import(app: App, path: str) -> None:
     from digest.addresses import validate_email
     from digest.roster import read_csv
 
-    rows = read_csv(Path(path).read_text(encoding="utf-8"), source=path)
+    rows = read_csv(read_csv_text(path), source=path)
     checked = []
     for row in rows:  # validate everything first, so a typo on line 900 imports nothing
         try:
@@ -552,7 +608,7 @@ def subscribers_export(app: App, out: str | None) -> None:
     """Write every subscriber as CSV (email,name,sections,timezone,status)."""
     from digest.roster import write_csv
 
-    _emit(write_csv(app.store.list_subscribers()), out)
+    _emit(write_csv(app.reader.list_subscribers()), out)
 
 
 # --------------------------------------------------------------------------- sections

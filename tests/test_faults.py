@@ -1,0 +1,228 @@
+"""No single bad input, idle client or busy database stops an edition or shows a traceback (issue 10).
+
+Every test drives the real `python -m digest` (or the real web app on 127.0.0.1) against real SQLite
+files, a feed server and aiosmtpd on loopback. Ids (H18, S12, ...) are those of docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from httpservers import FeedServer
+from smtpservers import SmtpServer
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+
+
+def cli(config: Path | None, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
+        now: datetime = NOW) -> subprocess.CompletedProcess[str]:
+    """`python -m digest`; each process starts its clock at `now` (a poll goes before the send)."""
+    head = ["--config", str(config)] if config is not None else []
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "DIGEST_NOW": now.isoformat(), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "digest", *head, *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=str(config.parent) if config else None)
+
+
+def poll(config: Path) -> subprocess.CompletedProcess[str]:
+    return cli(config, "poll", now=NOW - timedelta(minutes=5))
+
+
+def one_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The error line of a failed command, after checking it is one line plus a hint and no traceback."""
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in lines if line.startswith("error: ")]
+    hints = [line for line in lines if line.startswith("  hint: ")]
+    assert len(errors) == 1 and len(hints) == 1, result.stderr
+    return errors[0]
+
+
+def rss(n: int = 3, *, when: datetime = NOW - timedelta(hours=1)) -> bytes:
+    stamp = when.strftime("%a, %d %b %Y %H:%M:%S +0000")
+    items = "".join(
+        f"<item><title>Story number {i}</title><link>https://news.example.org/{i}</link>"
+        f"<guid>https://news.example.org/{i}</guid><pubDate>{stamp}</pubDate>"
+        f"<description>Body {i}</description></item>" for i in range(n))
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Test news</title>'
+            f"<link>https://news.example.org/</link>{items}</channel></rss>").encode()
+
+
+def write_config(folder: Path, *, feed_url: str | None = None, smtp_port: int = 25,
+                 subscribers: tuple[str, ...] = ("reader0@example.org",), extra: str = "",
+                 database: str | None = None) -> Path:
+    lines = ["[digest]", 'timezone = "UTC"',
+             f'database = "{database or "sqlite:///" + str(folder / "digest.sqlite")}"',
+             "allow_private_addresses = true", extra,
+             "[smtp]", 'host = "127.0.0.1"', f"port = {smtp_port}", 'sender = "Review <digest@example.org>"',
+             "timeout = 10", "workers = 1"]
+    if feed_url:
+        lines += ["[[feeds]]", f'url = "{feed_url}"']
+    for address in subscribers:
+        lines += ["[[subscribers]]", f'email = "{address}"']
+    path = folder / "digest.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@contextmanager
+def write_lock(database: Path) -> Iterator[None]:
+    """Another process's write lock on the SQLite file, held for as long as the block runs."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3, sys, time\n"
+         f"c = sqlite3.connect({str(database)!r}, isolation_level=None)\n"
+         "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# --------------------------------------------------------------------------- H18: one bad address
+
+
+@pytest.mark.parametrize("bad", ["evil@example.org\r\nBcc: victim@example.org", "tab\t@example.org",
+                                 "nul\x00@example.org"])
+async def test_H18_one_bad_address_in_the_database_fails_its_own_row_and_never_the_run(tmp_path: Path,
+                                                                                       bad: str) -> None:
+    async with FeedServer() as feed, SmtpServer() as smtp:
+        url = feed.serve("/news.xml", rss())
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port,
+                              subscribers=("first@example.org", "last@example.org"))
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        # An address that got in before config validation (an older digest, a direct insert):
+        # it sorts between the two good ones, so the run must carry on past it.
+        with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+            db.execute("UPDATE subscribers SET id = 3 WHERE email = 'last@example.org'")
+            db.execute("INSERT INTO subscribers (id, email, status, from_config, permanent_failures, created_at, "
+                       "updated_at) VALUES (2, ?, 'active', 0, 0, ?, ?)", (bad, NOW.isoformat(), NOW.isoformat()))
+        first = await asyncio.to_thread(cli, config, "send")
+        again = await asyncio.to_thread(cli, config, "send")
+        received = sorted(m.rcpt_tos[0] for m in smtp.messages)
+
+    assert first.returncode == 0, first.stderr
+    assert "Traceback" not in first.stderr
+    assert received == ["first@example.org", "last@example.org"]  # nobody after the bad row is lost
+    assert "2 sent, 0 skipped, 1 failed" in first.stdout, first.stdout
+    assert "cannot be put in the To header" in first.stderr  # reported
+    assert again.returncode == 0 and "0 sent" in again.stdout and "1 failed" not in again.stdout  # not retried
+    with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+        status, error = db.execute("SELECT status, last_error FROM deliveries WHERE subscriber_id = 2").fetchone()
+    assert status == "failed" and "To header" in error  # recorded
+
+
+@pytest.mark.parametrize(("entry", "needle"), [
+    ('[[subscribers]]\nemail = "evil@example.org\\r\\nBcc: victim@example.org"', "subscribers[0].email"),
+    ('[[subscribers]]\nemail = "tab\\t@example.org"', "subscribers[0].email"),
+    ('[[subscribers]]\nemail = "nul\\u0000@example.org"', "subscribers[0].email"),
+    ('[[subscribers]]\nemail = "bad@"', "subscribers[0].email"),
+    ('[[subscribers]]\nemail = "a b@x.org"', "subscribers[0].email"),
+    ('[smtp]\nsender = "Review <digest@example.org>\\r\\nBcc: victim@example.org"', "smtp.sender"),
+    ('[smtp]\nunsubscribe_mailto = "bad@"', "smtp.unsubscribe_mailto"),
+    ('[digest]\nbase_url = "https://review.example.org/\\"onmouseover=x"', "digest.base_url"),
+    ('[digest]\nbase_url = "https://review.example.org/a b"', "digest.base_url"),
+    ('[digest]\nbase_url = "https://review.example.org/\'x\'"', "digest.base_url"),
+    ('[digest]\nmax_item_age = "99999999999999d"', "digest.max_item_age"),
+    ('[digest]\ncatch_up = "99999999999999w"', "digest.catch_up"),
+    ('[digest]\ndatabase = "oracle+xyz://scott@db.example.org/news"', "digest.database"),
+    ('[digest]\ndatabase = "nonsense"', "digest.database"),
+])
+def test_L1_check_config_refuses_what_would_fail_later_in_one_line(tmp_path: Path, entry: str, needle: str) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text(entry + "\n", encoding="utf-8")
+    assert needle in one_error(cli(config, "check-config"))
+
+
+def test_L1_the_addresses_check_config_accepts_still_pass(tmp_path: Path) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text('[smtp]\nsender = "Revue de presse <revue@example.org>"\n'
+                      '[[subscribers]]\nemail = "Jörg@Example.de"\n', encoding="utf-8")
+    result = cli(config, "check-config")
+    assert result.returncode == 0 and "config OK" in result.stdout, result.stderr
+
+
+# --------------------------------------------------------------------------- M15: a busy database
+
+
+@pytest.mark.parametrize("command", [["status"], ["feeds", "list"], ["subscribers", "list"],
+                                     ["poll"], ["send"], ["subscribers", "add", "new@example.org"],
+                                     ["feeds", "add", "http://127.0.0.1:9/x.xml"]])
+def test_M15_a_database_locked_by_another_process_gives_one_line_and_exit_1_or_an_answer(
+        tmp_path: Path, command: list[str]) -> None:
+    database = tmp_path / "digest.sqlite"
+    config = write_config(tmp_path, database=f"sqlite:///{database}?timeout=1")
+    assert cli(config, "status").returncode == 0  # creates and syncs the database
+    with write_lock(database):
+        result = cli(config, *command)
+    if command[0] in ("status", "feeds", "subscribers") and command[-1] == "list" or command == ["status"]:
+        # Read-only commands write nothing, so a writer's lock does not stop them (WAL readers never wait).
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+    else:
+        line = one_error(result)
+        assert "is busy" in line and "write lock" in line
+
+
+def test_M15_read_only_commands_leave_the_database_file_untouched(tmp_path: Path) -> None:
+    database = tmp_path / "digest.sqlite"
+    config = write_config(tmp_path)
+    assert cli(config, "status").returncode == 0
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = {p.name: p.stat().st_size for p in tmp_path.glob("digest.sqlite*")}
+    for command in (["status"], ["feeds", "list"], ["subscribers", "list"], ["subscribers", "export"],
+                    ["feeds", "export"]):
+        assert cli(config, *command).returncode == 0
+    with sqlite3.connect(database) as db:
+        frames = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    assert frames == 0, "a read-only command wrote to the database"
+    assert {p.name: p.stat().st_size for p in tmp_path.glob("digest.sqlite*")}.keys() >= before.keys()
+
+
+# --------------------------------------------------------------------------- L3: unwritable paths, encodings
+
+
+def test_L3_unwritable_output_paths_give_one_line_each(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    target = blocker / "sub"  # a path under a regular file cannot be written, even by root
+    assert "Cannot write" in one_error(cli(None, "init", "--path", str(target / "digest.toml")))
+    assert "Cannot write" in one_error(cli(config, "subscribers", "export", "--out", str(target / "s.csv")))
+    assert "Cannot write" in one_error(cli(config, "feeds", "export", "--out", str(target / "f.opml")))
+    assert "Cannot create the folder" in one_error(cli(config, "send", "--dry-run", str(target / "eml")))
+
+
+async def test_L3_preview_to_an_unwritable_path_gives_one_line(tmp_path: Path) -> None:
+    async with FeedServer() as feed:
+        config = write_config(tmp_path, feed_url=feed.serve("/news.xml", rss()))
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+    out = tmp_path / "a-file"
+    out.write_text("x")
+    line = one_error(cli(config, "preview", "--subscriber", "reader0@example.org", "--out", str(out / "p.html")))
+    assert "Cannot write" in line
+
+
+def test_L3_a_latin1_csv_names_the_encoding_and_how_to_convert_it(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    csv_path = tmp_path / "roster.csv"
+    csv_path.write_bytes("email,name\nreader1@example.org,Jörg Müller\n".encode("latin-1"))
+    result = cli(config, "subscribers", "import", str(csv_path))
+    line = one_error(result)
+    assert "not UTF-8" in line and "Latin-1" in line
+    assert "iconv -f latin1 -t utf-8" in result.stderr
+    assert "reader1@example.org" not in cli(config, "subscribers", "list").stdout
