@@ -580,6 +580,7 @@ def subscribers_import(app: App, path: str) -> None:
     """Add or update subscribers from a CSV file (email,name,sections,timezone); all or nothing."""
     from digest.addresses import validate_email
     from digest.roster import read_csv
+    from digest.store.subscribers import ImportRow
 
     rows = read_csv(read_csv_text(path), source=path)
     checked = []
@@ -593,10 +594,9 @@ def subscribers_import(app: App, path: str) -> None:
             raise SubscriberError(f"{path} line {row.line}: {exc.message}",
                                   hint="Fix that line; nothing was imported.") from None
         checked.append((email, row, sections))
-    counts = {"added": 0, "updated": 0, "unchanged": 0}
-    for email, row, sections in checked:
-        counts[app.store.import_subscriber(email, name=row.name, sections=sections, timezone=row.timezone,
-                                           now=app.clock())] += 1
+    counts = app.store.import_subscribers(
+        [ImportRow(email=email, name=row.name, sections=sections, timezone=row.timezone)
+         for email, row, sections in checked], now=app.clock())
     click.echo(f"imported {path}: {counts['added']} added, {counts['updated']} updated, "
                f"{counts['unchanged']} unsubscribed or suspended left as they are")
 

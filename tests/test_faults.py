@@ -226,3 +226,47 @@ def test_L3_a_latin1_csv_names_the_encoding_and_how_to_convert_it(tmp_path: Path
     assert "not UTF-8" in line and "Latin-1" in line
     assert "iconv -f latin1 -t utf-8" in result.stderr
     assert "reader1@example.org" not in cli(config, "subscribers", "list").stdout
+
+
+# --------------------------------------------------------------------------- M16: imports are all or nothing
+
+
+@pytest.mark.parametrize("kill_after", [1.5, 3.0])
+def test_M16_kill_9_during_a_csv_import_leaves_all_rows_or_none(tmp_path: Path, kill_after: float) -> None:
+    rows = 20_000
+    config = write_config(tmp_path, subscribers=())
+    assert cli(config, "status").returncode == 0
+    csv_path = tmp_path / "roster.csv"
+    csv_path.write_text("email,name\n" + "".join(f"r{i:06d}@example.org,Reader {i}\n" for i in range(rows)),
+                        encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "subscribers", "import",
+                             str(csv_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc.wait(timeout=kill_after)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # SIGKILL: no handler, no rollback of our own
+    proc.wait()
+    with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+        count = db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
+    assert count in (0, rows), f"{count} of {rows} rows imported: an import must be all or nothing"
+    if count == 0:  # a second attempt imports everything, once
+        again = cli(config, "subscribers", "import", str(csv_path))
+        assert again.returncode == 0 and f"{rows} added" in again.stdout, again.stderr
+
+
+def test_M16_an_import_updates_and_adds_in_one_go_and_never_resubscribes(tmp_path: Path) -> None:
+    config = write_config(tmp_path, subscribers=())
+    first = tmp_path / "first.csv"
+    first.write_text("email,name\nkeep@example.org,Keep\ngone@example.org,Gone\n", encoding="utf-8")
+    assert cli(config, "subscribers", "import", str(first)).returncode == 0
+    with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+        db.execute("UPDATE subscribers SET status = 'unsubscribed' WHERE email = 'gone@example.org'")
+    second = tmp_path / "second.csv"
+    second.write_text("email,name,sections,timezone\nKeep@example.org,Kept,,Europe/Moscow\n"
+                      "gone@example.org,Back,,\nnew@example.org,New,,\n", encoding="utf-8")
+    result = cli(config, "subscribers", "import", str(second))
+    assert "1 added, 1 updated, 1 unsubscribed or suspended" in result.stdout, result.stderr
+    listing = cli(config, "subscribers", "list").stdout
+    assert "keep@example.org  active  [all sections]  tz=Europe/Moscow" in listing
+    assert "gone@example.org  unsubscribed" in listing and "new@example.org  active" in listing

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 
 from digest.errors import SubscriberError
 from digest.model import Subscriber
@@ -17,6 +18,16 @@ ACTIVE = "active"
 UNSUBSCRIBED = "unsubscribed"
 SUSPENDED = "suspended"
 REMOVED = "removed"  # was in the config, no longer is
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    """One checked line of a subscriber import."""
+
+    email: str
+    name: str | None
+    sections: tuple[str, ...] | None
+    timezone: str | None
 
 
 def normalise_email(email: str) -> str:
@@ -90,6 +101,43 @@ class SubscriberStore(StoreBase):
                 return "unchanged"
             conn.execute(update(t.subscribers).where(t.subscribers.c.id == row.id).values(**values))
             return "updated"
+
+    def import_subscribers(self, rows: Sequence[ImportRow], *, now: datetime) -> dict[str, int]:
+        """A whole CSV import in one transaction: every row or none (a failure or a kill -9 part way
+        leaves the table as it was). Counts 'added', 'updated' and 'unchanged', as import_subscriber.
+
+        Bulk statements (one executemany each for inserts and updates) instead of a transaction per
+        row: 200,000 rows took minutes the old way (bench/import.py)."""
+        latest: dict[str, ImportRow] = {}
+        for row in rows:  # an address listed twice: its last line wins
+            latest[normalise_email(row.email)] = row
+        counts = {"added": 0, "updated": 0, "unchanged": 0}
+        s = t.subscribers
+        with self.engine.begin() as conn:
+            status: dict[str, str] = {}
+            emails = list(latest)
+            for start in range(0, len(emails), 500):  # stay under every database's bound-parameter cap
+                chunk = emails[start:start + 500]
+                found = conn.execute(select(s.c.email, s.c.status).where(s.c.email.in_(chunk)))
+                status.update((r.email, r.status) for r in found)
+            inserts: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            for email, row in latest.items():
+                values = {"name": row.name, "sections": list(row.sections) if row.sections is not None else None,
+                          "timezone": row.timezone, "updated_at": now}
+                if email not in status:
+                    inserts.append({"email": email, "status": ACTIVE, "created_at": now, **values})
+                    counts["added"] += 1
+                elif status[email] in (UNSUBSCRIBED, SUSPENDED):  # never re-subscribed by an import (G10)
+                    counts["unchanged"] += 1
+                else:
+                    updates.append({"b_email": email, **values})
+                    counts["updated"] += 1
+            if inserts:
+                conn.execute(insert(s), inserts)
+            if updates:
+                conn.execute(update(s).where(s.c.email == bindparam("b_email")), updates)
+        return counts
 
     def remove_subscriber(self, email: str) -> bool:
         """Erase a subscriber and their outbox rows (the address is personal data)."""
