@@ -8,19 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
+import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import unused_port
 from httpservers import FeedServer
 from smtpservers import SmtpServer
 
+from digest import tokens
+
 ROOT = Path(__file__).resolve().parents[1]
+SECRET = "issue-10-test-secret-0123456789abcdef"
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 
 
@@ -270,3 +277,107 @@ def test_M16_an_import_updates_and_adds_in_one_go_and_never_resubscribes(tmp_pat
     listing = cli(config, "subscribers", "list").stdout
     assert "keep@example.org  active  [all sections]  tz=Europe/Moscow" in listing
     assert "gone@example.org  unsubscribed" in listing and "new@example.org  active" in listing
+
+
+# --------------------------------------------------------------------------- H19: idle web clients
+
+
+def _low_fd_limit(limit: int) -> Callable[[], None]:
+    def lower() -> None:  # in the child, before exec: what `LimitNOFILE=` or `ulimit -n` would do
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    return lower
+
+
+async def _half_sent(port: int, n: int, payload: bytes) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """n loopback connections, each sending the start of a request and then nothing."""
+    conns = []
+    for _ in range(n):
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
+        except (OSError, TimeoutError):  # a listener that stopped accepting: its backlog is full
+            continue
+        writer.write(payload)
+        conns.append((reader, writer))
+    return conns
+
+
+async def _closed(reader: asyncio.StreamReader, within: float) -> bytes:
+    """What the server said before it closed the connection (b"reset" for a reset)."""
+    try:
+        return await asyncio.wait_for(reader.read(), within)
+    except ConnectionResetError:
+        return b"reset"
+
+
+async def test_H19_idle_half_sent_web_requests_never_stop_the_due_edition(tmp_path: Path) -> None:
+    limit, attackers = 256, 400  # more idle connections than the daemon may open descriptors
+    send_at = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
+    start = send_at - timedelta(seconds=12)
+    port = unused_port()
+    async with FeedServer() as feed, SmtpServer() as smtp:
+        url = feed.serve("/news.xml", rss(when=send_at - timedelta(hours=2)))
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port,
+                              subscribers=("first@example.org", "second@example.org"),
+                              extra='send_at = "07:00"\n[web]\nenabled = true\nhost = "127.0.0.1"\n'
+                                    f"port = {port}\n")
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "DIGEST_NOW": start.isoformat(), "DIGEST_DAEMON_TICK": "0.5"}
+        log_path = tmp_path / "daemon.log"
+        with log_path.open("wb") as log_file:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "digest", "--config", str(config), "-v", "run", stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=log_file, env=env, preexec_fn=_low_fd_limit(limit))
+        conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        try:
+            await _until(lambda: "listening on" in log_path.read_text(errors="replace"), "the web app", 30)
+            conns = await _half_sent(port, attackers, b"POST /u/x HTTP/1.1\r\nHost: review\r\nContent-Le")
+            await _until(lambda: len(smtp.messages) >= 2, "the edition, delivered while the connections idle", 60)
+        finally:
+            for _, w in conns:
+                w.close()
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 30)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+    assert sorted(m.rcpt_tos[0] for m in smtp.messages) == ["first@example.org", "second@example.org"]
+    assert log_path.stat().st_size < 200_000, "the log grew without bound"
+
+
+async def test_H19_the_web_app_drops_requests_whose_headers_or_body_never_arrive(tmp_path: Path) -> None:
+    config = write_config(tmp_path, extra=f'secret = "{SECRET}"')
+    token = tokens.unsubscribe_token(SECRET, 1)
+    port = unused_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "digest", "--config", str(config), "web", "--host", "127.0.0.1", "--port", str(port),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=_low_fd_limit(200))
+    try:
+        assert proc.stdout is not None
+        assert b"serving on" in await asyncio.wait_for(proc.stdout.readline(), 30)
+        headers, = await _half_sent(port, 1, b"GET / HTTP/1.1\r\nHost: review\r\n")
+        body, = await _half_sent(port, 1, f"POST /u/{token} HTTP/1.1\r\nHost: review\r\nContent-Length: 100\r\n".encode()
+                                          + b"Content-Type: application/x-www-form-urlencoded\r\n\r\nList-Unsub")
+        # More connections than the cap: the web app refuses the extra ones at once (503, closed)
+        # instead of running out of descriptors; the ones it holds are dropped at the timeout.
+        crowd = await _half_sent(port, 300, b"GET / HTTP/1.1\r\n")
+        started = asyncio.get_running_loop().time()
+        answers = await asyncio.gather(*(_closed(r, 25) for r, _ in [headers, body, *crowd]))
+        took = asyncio.get_running_loop().time() - started
+        assert took < 20, f"idle connections were held for {took:.0f} s"
+        assert b"408" in answers[1] or answers[1] == b""
+        assert len(crowd) == 300
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+            assert resp.status == 200  # and it still serves
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 20)
+
+
+async def _until(predicate: Callable[[], bool], what: str, timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
