@@ -381,3 +381,66 @@ async def _until(predicate: Callable[[], bool], what: str, timeout: float) -> No
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+# --------------------------------------------------------------------------- web: bad bodies, busy database
+
+
+@contextmanager
+def web_process(config: Path) -> Iterator[str]:
+    """`digest web` on a free loopback port; yields its URL."""
+    port = unused_port()
+    proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "web", "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "serving on" in line, (line, proc.stderr.read() if proc.stderr else "")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        assert "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(("content_type", "body"), [
+    ("application/x-www-form-urlencoded; charset=no-such-charset", b"List-Unsubscribe=One-Click"),
+    ("application/x-www-form-urlencoded; charset=utf-16", b"\xff\xfeL\x00=\x00\xd8"),
+    ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data\r\n\r\nbroken"),
+    ("multipart/form-data", b"--no-boundary-declared--"),
+    ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\""
+                                          b"\r\nContent-Type: text/plain; charset=bogus\r\n\r\nOne-Click\r\n--xyz--\r\n"),
+])
+async def test_L4_a_malformed_body_posted_to_a_valid_token_is_400_and_changes_nothing(
+        tmp_path: Path, content_type: str, body: bytes) -> None:
+    config = write_config(tmp_path, extra=f'secret = "{SECRET}"')
+    with web_process(config) as base:
+        async with aiohttp.ClientSession() as http:
+            for kind in ("u", "p"):
+                token = (tokens.unsubscribe_token if kind == "u" else tokens.preferences_token)(SECRET, 1)
+                async with http.post(f"{base}/{kind}/{token}", data=body,
+                                     headers={"Content-Type": content_type}) as resp:
+                    assert resp.status == 400, (kind, resp.status, await resp.text())
+    assert "reader0@example.org  active" in cli(config, "subscribers", "list").stdout
+
+
+async def test_M15_one_click_unsubscribe_through_a_busy_database_is_503_retry_after_and_kept(tmp_path: Path) -> None:
+    database = tmp_path / "digest.sqlite"
+    config = write_config(tmp_path, database=f"sqlite:///{database}?timeout=1",
+                          subscribers=("stays@example.org", "leaves@example.org"), extra=f'secret = "{SECRET}"')
+    token = tokens.unsubscribe_token(SECRET, 2)
+    with web_process(config) as base:
+        async with aiohttp.ClientSession() as http:
+            with write_lock(database):
+                async with http.post(f"{base}/u/{token}", data={"List-Unsubscribe": "One-Click"}) as resp:
+                    assert resp.status == 503 and resp.headers["Retry-After"].isdigit()
+                    assert "Location" not in resp.headers
+                spool = Path(f"{database}.unsubscribes")
+                assert spool.read_text().count('"subscriber": 2') == 1  # on disk before the answer
+            # The lock is gone: the next `digest` command that writes applies it (the web app's own
+            # retry loop would too, within a minute).
+    assert cli(config, "poll").returncode == 0
+    listing = cli(config, "subscribers", "list").stdout
+    assert "leaves@example.org  unsubscribed" in listing and "stays@example.org  active" in listing
+    assert spool.read_text() == ""
