@@ -444,3 +444,38 @@ async def test_M15_one_click_unsubscribe_through_a_busy_database_is_503_retry_af
     listing = cli(config, "subscribers", "list").stdout
     assert "leaves@example.org  unsubscribed" in listing and "stays@example.org  active" in listing
     assert spool.read_text() == ""
+
+
+# --------------------------------------------------------------------------- S12: disk full
+
+
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    """What a full disk looks like to SQLite, unprivileged: every write past `limit` bytes fails
+    (RLIMIT_FSIZE; SIGXFSZ ignored so the write returns an error instead of killing the process)."""
+    def lower() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return lower
+
+
+async def test_S12_a_full_disk_while_the_edition_is_built_is_one_line_and_nothing_is_lost(tmp_path: Path) -> None:
+    async with FeedServer() as feed, SmtpServer() as smtp:
+        config = write_config(tmp_path, feed_url=feed.serve("/news.xml", rss(2000)), smtp_port=smtp.port)
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # The WAL may grow to 40 KB: room to open the database (its 32 KB shared-memory file) and
+        # sync the config, not to write the 2,000 rows of the edition.
+        full = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "digest", "--config", str(config), "send", "--workers", "1"],
+            capture_output=True, text=True, preexec_fn=_file_size_limit(40 * 1024), timeout=120,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "DIGEST_NOW": NOW.isoformat()})
+        line = one_error(full)
+        assert "cannot be written" in line and "disk" in line, line
+        assert "Free space" in full.stderr
+        assert smtp.messages == []
+        with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+            assert db.execute("SELECT count(*) FROM editions").fetchone()[0] == 0  # rolled back whole
+        again = await asyncio.to_thread(cli, config, "send")  # space again: the edition goes out
+        assert again.returncode == 0 and "1 sent" in again.stdout, again.stderr
+    assert len(smtp.messages) == 1
