@@ -506,6 +506,7 @@ def feeds_add(app: App, url: str, name: str | None, section: str | None) -> None
 @click.argument("url")
 @pass_app
 def feeds_remove(app: App, url: str) -> None:
+    url = cfg.normalise_feed_url(url)
     if not app.store.remove_feed(url):
         raise FeedError(f"No active feed {url}.", hint="`digest feeds list` shows the feeds.")
     click.echo(f"removed {url} (its items stay in editions already built)")

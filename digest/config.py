@@ -520,6 +520,22 @@ def _check_section_ref(key: str, name: str, known: tuple[str, ...]) -> str:
     return name
 
 
+def normalise_feed_url(url: str) -> str:
+    """One spelling per feed: scheme and host lower-cased, IDN host in ASCII, the default port and
+    the fragment dropped, an empty path made "/" -- so HTTP://News.Example.org:80 and
+    http://news.example.org/ are one feed, stored and compared alike. (fetch.check_feed_url gives
+    the same spelling for `digest feeds add`.)"""
+    from yarl import URL
+
+    try:
+        u = URL(url.strip())
+        if u.user is None and u.password is None:
+            return str(u.origin()) + u.raw_path_qs
+        return str(u.with_fragment(None))  # credentials in the URL stay; the rest is normalised
+    except (ValueError, TypeError, UnicodeError):
+        return url.strip()  # not a URL we can read: the checks that follow say so
+
+
 def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ...]:
     feeds: list[FeedSpec] = []
     for i, entry in enumerate(_entries(raw, "feeds")):
@@ -530,6 +546,7 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ..
         url = check_str(f"{key}.url", entry["url"]).strip()
         if not re.match(r"https?://", url, re.I):
             raise ConfigError(f"{key}.url = {url!r} must start with http:// or https://.")
+        url = normalise_feed_url(url)
         section = check_opt_str(f"{key}.section", entry.get("section"))
         if section is not None:
             _check_section_ref(f"{key}.section", section, known)

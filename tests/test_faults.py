@@ -479,3 +479,42 @@ async def test_S12_a_full_disk_while_the_edition_is_built_is_one_line_and_nothin
         again = await asyncio.to_thread(cli, config, "send")  # space again: the edition goes out
         assert again.returncode == 0 and "1 sent" in again.stdout, again.stderr
     assert len(smtp.messages) == 1
+
+
+# --------------------------------------------------------------------------- L5: one spelling per feed URL
+
+
+async def test_L5_differently_spelled_urls_of_one_feed_are_one_feed_polled_once(tmp_path: Path) -> None:
+    async with FeedServer() as feed:
+        url = feed.serve("/news.xml", rss())
+        shouting = url.replace("http://127.0.0.1", "HTTP://127.0.0.1")
+        config = write_config(tmp_path, feed_url=shouting)
+        added = await asyncio.to_thread(cli, config, "feeds", "add", url)
+        assert "already in the list" in one_error(added)
+        polled = await asyncio.to_thread(poll, config)
+        assert "polled 1 feeds" in polled.stdout, polled.stdout
+        assert len(feed.requests) == 1
+        listing = await asyncio.to_thread(cli, config, "feeds", "list")
+        assert listing.stdout.count("/news.xml") == 1 and url in listing.stdout
+        removed = await asyncio.to_thread(cli, config, "feeds", "remove", shouting)
+        assert removed.returncode == 0, removed.stderr
+
+
+# --------------------------------------------------------------------------- P9: dates in the future
+
+
+async def test_P9_an_item_dated_hours_ahead_is_dated_when_first_seen(tmp_path: Path) -> None:
+    seen_at = NOW - timedelta(minutes=5)  # the poll's clock
+    body = rss(1, when=seen_at + timedelta(hours=23)).replace(b"Story number 0", b"Story from tomorrow")
+    body = body.replace(b"</channel>", rss(1, when=seen_at + timedelta(minutes=2)).split(b"</link>", 1)[1]
+                        .replace(b"Story number 0", b"Story with a fast clock").replace(b"/0<", b"/1<")
+                        .split(b"</channel>")[0] + b"</channel>")
+    async with FeedServer() as feed:
+        config = write_config(tmp_path, feed_url=feed.serve("/news.xml", body))
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+    with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+        dates = dict(db.execute("SELECT title, published FROM items").fetchall())
+    assert dates["Story from tomorrow"] is None  # shown at its first-seen time, never 23 h ahead
+    assert dates["Story with a fast clock"] is not None  # within the few minutes of slack: kept
+    preview = cli(config, "preview", "--subscriber", "reader0@example.org")
+    assert preview.returncode == 0 and "Story from tomorrow" in preview.stdout
