@@ -162,13 +162,13 @@ def test_L1_the_addresses_check_config_accepts_still_pass(tmp_path: Path) -> Non
     assert result.returncode == 0 and "config OK" in result.stdout, result.stderr
 
 
-# --------------------------------------------------------------------------- M15: a busy database
+# --------------------------------------------------------------------------- S13: a busy database
 
 
 @pytest.mark.parametrize("command", [["status"], ["feeds", "list"], ["subscribers", "list"],
                                      ["poll"], ["send"], ["subscribers", "add", "new@example.org"],
                                      ["feeds", "add", "http://127.0.0.1:9/x.xml"]])
-def test_M15_a_database_locked_by_another_process_gives_one_line_and_exit_1_or_an_answer(
+def test_S13_a_database_locked_by_another_process_gives_one_line_and_exit_1_or_an_answer(
         tmp_path: Path, command: list[str]) -> None:
     database = tmp_path / "digest.sqlite"
     config = write_config(tmp_path, database=f"sqlite:///{database}?timeout=1")
@@ -184,7 +184,7 @@ def test_M15_a_database_locked_by_another_process_gives_one_line_and_exit_1_or_a
         assert "is busy" in line and "write lock" in line
 
 
-def test_M15_read_only_commands_leave_the_database_file_untouched(tmp_path: Path) -> None:
+def test_S13_read_only_commands_leave_the_database_file_untouched(tmp_path: Path) -> None:
     database = tmp_path / "digest.sqlite"
     config = write_config(tmp_path)
     assert cli(config, "status").returncode == 0
@@ -200,10 +200,10 @@ def test_M15_read_only_commands_leave_the_database_file_untouched(tmp_path: Path
     assert {p.name: p.stat().st_size for p in tmp_path.glob("digest.sqlite*")}.keys() >= before.keys()
 
 
-# --------------------------------------------------------------------------- L3: unwritable paths, encodings
+# --------------------------------------------------------------------------- L2: unwritable paths, encodings
 
 
-def test_L3_unwritable_output_paths_give_one_line_each(tmp_path: Path) -> None:
+def test_L2_unwritable_output_paths_give_one_line_each(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -214,7 +214,7 @@ def test_L3_unwritable_output_paths_give_one_line_each(tmp_path: Path) -> None:
     assert "Cannot create the folder" in one_error(cli(config, "send", "--dry-run", str(target / "eml")))
 
 
-async def test_L3_preview_to_an_unwritable_path_gives_one_line(tmp_path: Path) -> None:
+async def test_L2_preview_to_an_unwritable_path_gives_one_line(tmp_path: Path) -> None:
     async with FeedServer() as feed:
         config = write_config(tmp_path, feed_url=feed.serve("/news.xml", rss()))
         assert (await asyncio.to_thread(poll, config)).returncode == 0
@@ -224,7 +224,7 @@ async def test_L3_preview_to_an_unwritable_path_gives_one_line(tmp_path: Path) -
     assert "Cannot write" in line
 
 
-def test_L3_a_latin1_csv_names_the_encoding_and_how_to_convert_it(tmp_path: Path) -> None:
+def test_L2_a_latin1_csv_names_the_encoding_and_how_to_convert_it(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     csv_path = tmp_path / "roster.csv"
     csv_path.write_bytes("email,name\nreader1@example.org,Jörg Müller\n".encode("latin-1"))
@@ -235,11 +235,11 @@ def test_L3_a_latin1_csv_names_the_encoding_and_how_to_convert_it(tmp_path: Path
     assert "reader1@example.org" not in cli(config, "subscribers", "list").stdout
 
 
-# --------------------------------------------------------------------------- M16: imports are all or nothing
+# --------------------------------------------------------------------------- S14: imports are all or nothing
 
 
 @pytest.mark.parametrize("kill_after", [1.5, 3.0])
-def test_M16_kill_9_during_a_csv_import_leaves_all_rows_or_none(tmp_path: Path, kill_after: float) -> None:
+def test_S14_kill_9_during_a_csv_import_leaves_all_rows_or_none(tmp_path: Path, kill_after: float) -> None:
     rows = 20_000
     config = write_config(tmp_path, subscribers=())
     assert cli(config, "status").returncode == 0
@@ -262,7 +262,7 @@ def test_M16_kill_9_during_a_csv_import_leaves_all_rows_or_none(tmp_path: Path, 
         assert again.returncode == 0 and f"{rows} added" in again.stdout, again.stderr
 
 
-def test_M16_an_import_updates_and_adds_in_one_go_and_never_resubscribes(tmp_path: Path) -> None:
+def test_S14_an_import_updates_and_adds_in_one_go_and_never_resubscribes(tmp_path: Path) -> None:
     config = write_config(tmp_path, subscribers=())
     first = tmp_path / "first.csv"
     first.write_text("email,name\nkeep@example.org,Keep\ngone@example.org,Gone\n", encoding="utf-8")
@@ -412,7 +412,7 @@ def web_process(config: Path) -> Iterator[str]:
     ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\""
                                           b"\r\nContent-Type: text/plain; charset=bogus\r\n\r\nOne-Click\r\n--xyz--\r\n"),
 ])
-async def test_L4_a_malformed_body_posted_to_a_valid_token_is_400_and_changes_nothing(
+async def test_L3_a_malformed_body_posted_to_a_valid_token_is_400_and_changes_nothing(
         tmp_path: Path, content_type: str, body: bytes) -> None:
     config = write_config(tmp_path, extra=f'secret = "{SECRET}"')
     with web_process(config) as base:
@@ -425,7 +425,7 @@ async def test_L4_a_malformed_body_posted_to_a_valid_token_is_400_and_changes_no
     assert "reader0@example.org  active" in cli(config, "subscribers", "list").stdout
 
 
-async def test_M15_one_click_unsubscribe_through_a_busy_database_is_503_retry_after_and_kept(tmp_path: Path) -> None:
+async def test_S13_one_click_unsubscribe_through_a_busy_database_is_503_retry_after_and_kept(tmp_path: Path) -> None:
     database = tmp_path / "digest.sqlite"
     config = write_config(tmp_path, database=f"sqlite:///{database}?timeout=1",
                           subscribers=("stays@example.org", "leaves@example.org"), extra=f'secret = "{SECRET}"')
@@ -481,10 +481,10 @@ async def test_S12_a_full_disk_while_the_edition_is_built_is_one_line_and_nothin
     assert len(smtp.messages) == 1
 
 
-# --------------------------------------------------------------------------- L5: one spelling per feed URL
+# --------------------------------------------------------------------------- L4: one spelling per feed URL
 
 
-async def test_L5_differently_spelled_urls_of_one_feed_are_one_feed_polled_once(tmp_path: Path) -> None:
+async def test_L4_differently_spelled_urls_of_one_feed_are_one_feed_polled_once(tmp_path: Path) -> None:
     async with FeedServer() as feed:
         url = feed.serve("/news.xml", rss())
         shouting = url.replace("http://127.0.0.1", "HTTP://127.0.0.1")
