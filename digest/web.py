@@ -254,7 +254,7 @@ def _form_mac_ok(site: Site, token: str, mac: str) -> bool:
         return False
 
 
-async def _form(request: web.Request) -> MultiDictProxy[str | bytes | FileField] | None:
+async def _form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | FileField] | None:
     """The posted form, or None when the body cannot be read as one (a wrong charset, broken
     multipart): that is the client's fault, a 400, never a 500 and a traceback in the log. A body
     that does not arrive within READ_TIMEOUT is a 408 and the connection is closed."""

@@ -357,8 +357,8 @@ async def test_H19_the_web_app_drops_requests_whose_headers_or_body_never_arrive
         assert proc.stdout is not None
         assert b"serving on" in await asyncio.wait_for(proc.stdout.readline(), 30)
         headers, = await _half_sent(port, 1, b"GET / HTTP/1.1\r\nHost: review\r\n")
-        body, = await _half_sent(port, 1, f"POST /u/{token} HTTP/1.1\r\nHost: review\r\nContent-Length: 100\r\n".encode()
-                                          + b"Content-Type: application/x-www-form-urlencoded\r\n\r\nList-Unsub")
+        start = f"POST /u/{token} HTTP/1.1\r\nHost: review\r\nContent-Length: 100\r\n".encode()
+        body, = await _half_sent(port, 1, start + b"Content-Type: application/x-www-form-urlencoded\r\n\r\nList-Unsub")
         # More connections than the cap: the web app refuses the extra ones at once (503, closed)
         # instead of running out of descriptors; the ones it holds are dropped at the timeout.
         crowd = await _half_sent(port, 300, b"GET / HTTP/1.1\r\n")
@@ -409,8 +409,9 @@ def web_process(config: Path) -> Iterator[str]:
     ("application/x-www-form-urlencoded; charset=utf-16", b"\xff\xfeL\x00=\x00\xd8"),
     ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data\r\n\r\nbroken"),
     ("multipart/form-data", b"--no-boundary-declared--"),
-    ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\""
-                                          b"\r\nContent-Type: text/plain; charset=bogus\r\n\r\nOne-Click\r\n--xyz--\r\n"),
+    ("multipart/form-data; boundary=xyz",
+     b"--xyz\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\""
+     b"\r\nContent-Type: text/plain; charset=bogus\r\n\r\nOne-Click\r\n--xyz--\r\n"),
 ])
 async def test_L3_a_malformed_body_posted_to_a_valid_token_is_400_and_changes_nothing(
         tmp_path: Path, content_type: str, body: bytes) -> None:

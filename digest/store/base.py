@@ -7,8 +7,8 @@ opens its own short transaction, so a crash between two calls leaves a consisten
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, insert, inspect, select, update
@@ -19,7 +19,6 @@ from sqlalchemy.pool import NullPool
 
 from digest.errors import DatabaseBusyError, DatabaseFullError, LockHeldError, StoreError
 from digest.store import schema as t
-
 
 BUSY_TIMEOUT = 30.0  # seconds a SQLite statement waits for another process's write lock
 
@@ -65,6 +64,9 @@ def _translate(where: str, busy_timeout: float | None) -> Callable[[ExceptionCon
                 f"The database {where} cannot be written: the disk is full or failing ({exc}).",
                 hint="Free space on the disk that holds the database, then run the command again; "
                      "the unfinished change was rolled back and nothing was lost.")
+        # Anything else the database itself reports (cannot open the file, the server went away):
+        # still one line naming the database, never a traceback.
+        raise StoreError(f"The database {where} failed: {exc}.")
 
     return on_error
 
