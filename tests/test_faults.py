@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -519,3 +520,42 @@ async def test_P9_an_item_dated_hours_ahead_is_dated_when_first_seen(tmp_path: P
     assert dates["Story with a fast clock"] is not None  # within the few minutes of slack: kept
     preview = cli(config, "preview", "--subscriber", "reader0@example.org")
     assert preview.returncode == 0 and "Story from tomorrow" in preview.stdout
+
+
+# --------------------------------------------------------------------------- H19: the log stays small
+
+
+def test_H19_an_identical_log_line_is_written_once_a_minute_with_a_count_of_the_rest() -> None:
+    import logging
+
+    from digest.cli import RepeatFilter
+
+    now = [0.0]
+    repeats = RepeatFilter(60.0, clock=lambda: now[0])
+
+    def shown(msg: str) -> str | None:
+        record = logging.LogRecord("digest", logging.WARNING, __file__, 1, msg, None, None)
+        return record.getMessage() if repeats.filter(record) else None
+
+    assert shown("poll: unable to open database file") == "poll: unable to open database file"
+    for _ in range(1000):  # every tick for a while
+        now[0] += 0.05
+        assert shown("poll: unable to open database file") is None
+    assert shown("reconcile: another line") is not None  # other lines are not held back
+    now[0] = 61.0
+    assert shown("poll: unable to open database file") == \
+        "poll: unable to open database file (and 1000 more times in the last 61 s)"
+
+
+def test_S14_import_subscribers_counts_and_keeps_unsubscribes_on_every_backend(store: Any) -> None:
+    from digest.store import UNSUBSCRIBED
+    from digest.store.subscribers import ImportRow
+
+    rows = [ImportRow(email=f"r{i}@example.org", name=None, sections=None, timezone=None) for i in range(1200)]
+    assert store.import_subscribers(rows, now=NOW) == {"added": 1200, "updated": 0, "unchanged": 0}
+    gone = store.get_subscriber(email="r7@example.org")
+    store.set_subscriber(gone.id, now=NOW, status=UNSUBSCRIBED)
+    again = [*rows, ImportRow(email="R1@Example.org", name="One", sections=("World",), timezone="UTC")]
+    assert store.import_subscribers(again, now=NOW) == {"added": 0, "updated": 1199, "unchanged": 1}
+    assert store.get_subscriber(email="r7@example.org").status == UNSUBSCRIBED
+    assert store.get_subscriber(email="r1@example.org").sections == ("World",)
