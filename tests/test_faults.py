@@ -559,3 +559,30 @@ def test_S14_import_subscribers_counts_and_keeps_unsubscribes_on_every_backend(s
     assert store.import_subscribers(again, now=NOW) == {"added": 0, "updated": 1199, "unchanged": 1}
     assert store.get_subscriber(email="r7@example.org").status == UNSUBSCRIBED
     assert store.get_subscriber(email="r1@example.org").sections == ("World",)
+
+
+async def test_H19_the_daemon_starts_its_web_process_again_when_it_dies(tmp_path: Path) -> None:
+    import re
+
+    port = unused_port()
+    config = write_config(tmp_path, extra=f'[web]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n')
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("wb") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "digest", "--config", str(config), "-v", "run", stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=log_file, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        def web_pids() -> list[int]:
+            text = log_path.read_text(errors="replace")
+            return [int(p) for p in re.findall(r"web: serving from process (\d+)", text)]
+
+        await _until(lambda: len(web_pids()) == 1, "the web process", 30)
+        os.kill(web_pids()[0], signal.SIGKILL)
+        await _until(lambda: len(web_pids()) == 2, "the web process, started again", 30)
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+            assert resp.status == 200
+        assert proc.returncode is None  # the daemon itself never stopped
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    assert "starting it again" in log_path.read_text()
