@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from digest import schedule
+from digest import schedule, unsubscribes
 from digest.config import Settings
 from digest.store import Store
 
@@ -46,4 +46,7 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
             lines.append(f"  {tz}: last {last.day} ({last.status}): {summary}")
     totals = store.delivery_counts()
     lines.append("outbox: " + (", ".join(f"{n} {k}" for k, n in sorted(totals.items())) or "empty"))
+    kept = unsubscribes.pending(unsubscribes.spool_path(settings))
+    if kept:  # the web app could not write them while the database was busy; applied on the next write
+        lines.append(f"unsubscribes waiting for the database: {len(kept)} ({unsubscribes.spool_path(settings)})")
     return "\n".join(lines)

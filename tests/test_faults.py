@@ -440,6 +440,7 @@ async def test_S13_one_click_unsubscribe_through_a_busy_database_is_503_retry_af
                     assert "Location" not in resp.headers
                 spool = Path(f"{database}.unsubscribes")
                 assert spool.read_text().count('"subscriber": 2') == 1  # on disk before the answer
+                assert "unsubscribes waiting for the database: 1" in cli(config, "status").stdout
             # The lock is gone: the next `digest` command that writes applies it (the web app's own
             # retry loop would too, within a minute).
     assert cli(config, "poll").returncode == 0
