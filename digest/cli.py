@@ -23,7 +23,7 @@ import click
 
 from digest import config as cfg
 from digest.clock import Clock, system_clock
-from digest.errors import ConfigError, DigestError, FeedError, StoreError, SubscriberError
+from digest.errors import ConfigError, DatabaseBusyError, DigestError, FeedError, StoreError, SubscriberError
 from digest.model import FeedSpec, PollResult
 from digest.store import Store
 
@@ -43,8 +43,39 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
+class RepeatFilter(logging.Filter):
+    """Let an identical log line through once per `window` seconds, then say how many were held back.
+
+    A failure that repeats every tick (an exhausted descriptor table, a database that is gone)
+    once wrote 585 MB of log in 3 minutes; the first line says all there is to say.
+    """
+
+    def __init__(self, window: float = 60.0, *, clock: Callable[[], float] = time.monotonic,
+                 remember: int = 1000) -> None:
+        super().__init__()
+        self.window, self.clock, self.remember = window, clock, remember
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}  # line -> (last shown, held back)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, record.getMessage())
+        now = self.clock()
+        shown = self._seen.get(key)
+        if shown is not None and now - shown[0] < self.window:
+            self._seen[key] = (shown[0], shown[1] + 1)
+            return False
+        if shown is not None and shown[1]:
+            record.msg = f"{record.getMessage()} (and {shown[1]} more times in the last {now - shown[0]:.0f} s)"
+            record.args = None
+        if len(self._seen) >= self.remember:  # forget the oldest half: a bounded memory, not a leak
+            for old in sorted(self._seen, key=lambda k: self._seen[k][0])[: self.remember // 2]:
+                del self._seen[old]
+        self._seen[key] = (now, 0)
+        return True
+
+
 def setup_logging(fmt: str, level: int) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RepeatFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else
                          logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -78,9 +109,37 @@ class App:
         """The database, with the config's feeds and subscribers synced into it."""
         if self._store is None:
             store = Store(self.settings.database_url)
-            now = self.clock()
-            store.sync_feeds(self.settings.feeds, now=now)
-            store.sync_subscribers(self.settings.subscribers, now=now)
+            self._sync(store)
+            self._store = store
+        return self._store
+
+    def _config_digest(self) -> str:
+        """A fingerprint of the config's feeds and subscribers: unchanged means nothing to sync."""
+        import hashlib
+
+        text = repr((self.settings.feeds, self.settings.subscribers))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def _sync(self, store: Store) -> None:
+        now = self.clock()
+        store.sync_feeds(self.settings.feeds, now=now)
+        store.sync_subscribers(self.settings.subscribers, now=now)
+        store.set_meta("config_synced", self._config_digest())
+        from digest import unsubscribes
+
+        unsubscribes.apply(store, unsubscribes.spool_path(self.settings), now=now)  # kept while it was busy
+
+    @property
+    def reader(self) -> Store:
+        """The database as it is, for commands that only read: no config sync, so they write nothing
+        and still answer while another process holds a write lock (SQLite WAL readers never wait)."""
+        if self._store is None:
+            store = Store(self.settings.database_url)
+            if store.get_meta("config_synced") != self._config_digest():
+                try:  # the config changed since the last sync: show it, if the database lets us
+                    self._sync(store)
+                except DatabaseBusyError as exc:
+                    log.warning("not syncing the config's feeds and subscribers: %s", exc.message)
             self._store = store
         return self._store
 
@@ -120,6 +179,33 @@ def _progress(total: int, label: str) -> tuple[Callable[[], None], Callable[[], 
     task = progress.add_task(label, total=total)
     progress.start()
     return (lambda: progress.advance(task)), progress.stop
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write a file the user named (--path, --out): a path we cannot write is one line, not a traceback."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise DigestError(f"Cannot write {path}: {exc.strerror or exc}.",
+                          hint="Choose a path in a folder that exists and that you can write to.") from exc
+
+
+def read_csv_text(path: str) -> str:
+    """A CSV file's text as UTF-8 (a BOM is fine); any other encoding is one line saying how to convert it."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SubscriberError(f"Cannot read {path}: {exc.strerror or exc}.", hint="Check the path.") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        guess = "cp1252" if any(0x80 <= b <= 0x9f for b in data) else "latin1"
+        raise SubscriberError(
+            f"{path} is not UTF-8 (line {line} has the byte 0x{data[exc.start]:02x}); it looks like "
+            f"{'Windows-1252' if guess == 'cp1252' else 'Latin-1 (ISO-8859-1)'}.",
+            hint=f"Convert it, then import again: iconv -f {guess} -t utf-8 {path} > utf8.csv "
+                 "(or save it as 'CSV UTF-8' from your spreadsheet); nothing was imported.") from None
 
 
 # --------------------------------------------------------------------------- root
@@ -166,7 +252,7 @@ def init(path: str, force: bool) -> None:
     if target.exists() and not force:
         raise ConfigError(f"{target} already exists.",
                           hint="Pass --force to overwrite it, or --path to write elsewhere.")
-    target.write_text(cfg.example_toml(), encoding="utf-8")
+    write_output(target, cfg.example_toml())
     click.echo(f"wrote {target}; edit it, then run `digest --config {target} check-config`.")
 
 
@@ -240,8 +326,8 @@ def preview(app: App, email: str, day: str | None, out: str | None) -> None:
     if out:
         base = Path(out)
         html_path = base if base.suffix == ".html" else base.with_suffix(".html")
-        html_path.write_text(rendered.html, encoding="utf-8")
-        html_path.with_suffix(".txt").write_text(rendered.text, encoding="utf-8")
+        write_output(html_path, rendered.html)
+        write_output(html_path.with_suffix(".txt"), rendered.text)
         click.echo(f"wrote {html_path} and {html_path.with_suffix('.txt')} ({rendered.subject})")
     else:
         click.echo(f"Subject: {rendered.subject}\n")
@@ -328,7 +414,11 @@ async def _dry_run(app: App, day: date, folder: Path) -> None:
     from digest.deliver import Envelope, FileTransport
     from digest.pipeline.send import draft_mailer
 
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DigestError(f"Cannot create the folder {folder}: {exc.strerror or exc}.",
+                          hint="Pass --dry-run a folder you can write to; nothing was sent or recorded.") from exc
     store, settings, now = app.store, app.settings, app.clock()
     written = 0
     async with FileTransport(folder) as transport:
@@ -353,7 +443,7 @@ def run(app: App) -> None:
     """Run the daemon: poll feeds on their interval and send each edition at send_at."""
     from digest.daemon import run_daemon
 
-    run_async(run_daemon(app.settings, app.store, clock=app.clock))
+    run_async(run_daemon(app.settings, app.store, clock=app.clock, log_setup=_logging_setup()))
 
 
 @main.command()
@@ -362,7 +452,7 @@ def status(app: App) -> None:
     """Feeds, editions and the outbox at a glance."""
     from digest.status import render_status
 
-    click.echo(render_status(app.settings, app.store, now=app.clock()))
+    click.echo(render_status(app.settings, app.reader, now=app.clock()))
 
 
 # --------------------------------------------------------------------------- feeds
@@ -371,7 +461,7 @@ def status(app: App) -> None:
 def _emit(text: str, out: str | None) -> None:
     """An export: to the file named by --out, else to standard output."""
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        write_output(Path(out), text)
         click.echo(f"wrote {out}")
     else:
         click.echo(text, nl=False)
@@ -386,7 +476,7 @@ def feeds() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include disabled and removed feeds.")
 @pass_app
 def feeds_list(app: App, show_all: bool) -> None:
-    rows = app.store.list_feeds(active_only=not show_all)
+    rows = app.reader.list_feeds(active_only=not show_all)
     for f in rows:
         state = "active" if f.active else ("gone (410)" if f.last_status == 410 else "disabled")
         nxt = f.next_poll_at.strftime("%Y-%m-%d %H:%M UTC") if f.next_poll_at else "now"
@@ -416,6 +506,7 @@ def feeds_add(app: App, url: str, name: str | None, section: str | None) -> None
 @click.argument("url")
 @pass_app
 def feeds_remove(app: App, url: str) -> None:
+    url = cfg.normalise_feed_url(url)
     if not app.store.remove_feed(url):
         raise FeedError(f"No active feed {url}.", hint="`digest feeds list` shows the feeds.")
     click.echo(f"removed {url} (its items stay in editions already built)")
@@ -453,7 +544,7 @@ def feeds_export(app: App, out: str | None) -> None:
     """Write the active feeds as OPML, one folder per section."""
     from digest.opml import to_opml
 
-    _emit(to_opml([(f.url, f.display_name, f.section) for f in app.store.list_feeds(active_only=True)],
+    _emit(to_opml([(f.url, f.display_name, f.section) for f in app.reader.list_feeds(active_only=True)],
                   title=app.settings.digest.title, now=app.clock()), out)
 
 
@@ -528,7 +619,7 @@ def subscribers() -> None:
 @subscribers.command("list")
 @pass_app
 def subscribers_list(app: App) -> None:
-    rows = app.store.list_subscribers()
+    rows = app.reader.list_subscribers()
     for s in rows:
         sections = ", ".join(s.sections) if s.sections is not None else "all sections"
         extra = f"  bounces={s.permanent_failures}" if s.permanent_failures else ""
@@ -617,8 +708,9 @@ def subscribers_import(app: App, path: str) -> None:
     """Add or update subscribers from a CSV file (email,name,sections,timezone); all or nothing."""
     from digest.addresses import validate_email
     from digest.roster import read_csv
+    from digest.store.subscribers import ImportRow
 
-    rows = read_csv(Path(path).read_text(encoding="utf-8"), source=path)
+    rows = read_csv(read_csv_text(path), source=path)
     checked = []
     for row in rows:  # validate everything first, so a typo on line 900 imports nothing
         try:
@@ -630,10 +722,9 @@ def subscribers_import(app: App, path: str) -> None:
             raise SubscriberError(f"{path} line {row.line}: {exc.message}",
                                   hint="Fix that line; nothing was imported.") from None
         checked.append((email, row, sections))
-    counts = {"added": 0, "updated": 0, "unchanged": 0}
-    for email, row, sections in checked:
-        counts[app.store.import_subscriber(email, name=row.name, sections=sections, timezone=row.timezone,
-                                           now=app.clock())] += 1
+    counts = app.store.import_subscribers(
+        [ImportRow(email=email, name=row.name, sections=sections, timezone=row.timezone)
+         for email, row, sections in checked], now=app.clock())
     click.echo(f"imported {path}: {counts['added']} added, {counts['updated']} updated, "
                f"{counts['unchanged']} unsubscribed or suspended left as they are")
 
@@ -645,7 +736,7 @@ def subscribers_export(app: App, out: str | None) -> None:
     """Write every subscriber as CSV (email,name,sections,timezone,status)."""
     from digest.roster import write_csv
 
-    _emit(write_csv(app.store.list_subscribers()), out)
+    _emit(write_csv(app.reader.list_subscribers()), out)
 
 
 # --------------------------------------------------------------------------- sections

@@ -48,6 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from itertools import combinations
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -59,6 +60,7 @@ SAME_SOURCE_FACTOR = 2.5  # two stories of one source need this times the thresh
 MAX_GAP = timedelta(hours=36)  # a story spans no more than this: a day and a half of follow-ups
 MIN_BATCH_FOR_IDF = 40  # below this, document frequencies say nothing and every feature weighs its kind
 BOILERPLATE_SHARE = 0.4  # a feature in this share of one source's items (of at least 5) is its boilerplate
+SIGNATURE = 12  # an item's rarest features that candidate pairs are blocked on
 SUMMARY_CHARS = 600  # what of a summary is compared: the lead paragraph says what the story is
 
 TITLE_WEIGHT = 1.0
@@ -71,6 +73,7 @@ NUMBER_MISMATCH = 0.5  # both give figures and none agree: another quake, anothe
 NAME_MISMATCH = 0.75  # both name someone or somewhere and no name is shared
 
 _RARE_WORDS_OR_NAME = 3  # rare words two stories must share unless they share a rare name or figure
+_BLOCK_LIMIT = 60  # items sharing a pair of rare features beyond this are a subject, not a story
 _ANCHORS_ACROSS = 2  # names or figures two languages must share
 
 
@@ -249,14 +252,14 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
     n = len(items)
     df: Counter[str] = Counter()
     for p in profiles:
-        df.update(p.features)
+        df.update(p.features.keys())
     use_idf = n >= MIN_BATCH_FOR_IDF
     boilerplate: dict[str, set[str]] = {}
     if use_idf:
         per_source: dict[str, Counter[str]] = defaultdict(Counter)
         sizes: Counter[str] = Counter()
         for item, p in zip(items, profiles, strict=True):
-            per_source[item.source].update(p.features)
+            per_source[item.source].update(p.features.keys())
             sizes[item.source] += 1
         for source, counts in per_source.items():
             if sizes[source] >= 5:
@@ -269,7 +272,8 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
         weighted = {f: w * idf[f] for f, w in p.features.items() if f not in drop}
         word_vectors.append(_unit({f: w for f, w in weighted.items() if f[0] in "wd"}))
         name_vectors.append(_unit({f: w for f, w in weighted.items() if f[0] in "nd"}))
-    rare_limit = max(3.0, math.sqrt(n))
+    # In a handful of items no feature is common: every shared one counts.
+    rare_limit = max(3.0, math.sqrt(n)) if use_idf else float(n)
     rare = frozenset(f for f, k in df.items() if k <= rare_limit and not _weak_number(f))
     return _Batch(n, use_idf, df, rare_limit, word_vectors, name_vectors, rare)
 
@@ -328,6 +332,9 @@ class _Story:
     sources: set[str]
     first: datetime
     last: datetime
+    rare_words: set[str]  # rare features of `words`
+    rare_events: set[str]  # rare event words
+    rare_names: set[str]  # rare features of `names` (names and figures)
     version: int = 0
     _units: tuple[dict[str, float], dict[str, float]] | None = field(default=None, repr=False)
 
@@ -342,6 +349,9 @@ class _Story:
             for f, w in theirs.items():
                 mine[f] = mine.get(f, 0.0) + w
         self.events |= other.events
+        self.rare_words |= other.rare_words
+        self.rare_events |= other.rare_events
+        self.rare_names |= other.rare_names
         self.langs |= other.langs
         self.sources |= other.sources
         self.first, self.last = min(self.first, other.first), max(self.last, other.last)
@@ -353,21 +363,17 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
     """How far above its threshold the merge of two stories is (>= 1), or 0 when they must stay apart."""
     if max(a.last, b.last) - min(a.first, b.first) > MAX_GAP:
         return 0.0
-    small, large = (a, b) if len(a.words) <= len(b.words) else (b, a)
-    rare_words = sum(1 for f in small.words if f in large.words and batch.is_rare(f))
-    rare_name = any(f[0] == "n" and f in large.names and batch.is_rare(f) for f in small.names)
-    if rare_words < _RARE_WORDS_OR_NAME and not rare_name:
+    shared_names = a.rare_names & b.rare_names
+    if not any(f[0] == "n" for f in shared_names) and len(a.rare_words & b.rare_words) < _RARE_WORDS_OR_NAME:
         return 0.0
     (aw, an), (bw, bn) = a.units(), b.units()
     score = 0.0
-    if any(f in b.events and batch.is_rare(f) for f in a.events):  # something happened, in both
+    if not a.rare_events.isdisjoint(b.rare_events):  # something happened, in both
         score = _cosine(aw, bw) / (threshold if batch.idf else threshold * NO_IDF_FACTOR)
         if not batch.idf:  # in a batch, rare shared words do this job; summaries carry incidental figures
             score *= _mismatch(a, b)
-    if not a.langs & b.langs:
-        anchors = sum(1 for f in an if f in bn and not _weak_number(f))
-        if anchors >= _ANCHORS_ACROSS:
-            score = max(score, _cosine(an, bn) / (threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD))
+    if not a.langs & b.langs and len(shared_names) >= _ANCHORS_ACROSS:  # two languages: names and figures
+        score = max(score, _cosine(an, bn) / (threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD))
     if len(a.sources) == 1 and a.sources == b.sources:
         # One outlet's items on one subject: a podcast's episodes, a fire brigade's alarms, two rounds
         # of a tournament. Its follow-ups must be far closer, and figures that all differ (Day 01, Day 02)
@@ -398,11 +404,29 @@ def _mismatch_of(a_words: dict[str, float], a_names: dict[str, float],
     return factor
 
 
-def _keys(story: _Story, batch: _Batch) -> list[str]:
-    """The features through which a story can meet another: its rare event words and rare names."""
-    keys = [f for f in story.events if f in story.words and batch.is_rare(f)]
-    keys.extend(f for f in story.names if f[0] == "n" and batch.is_rare(f))
-    return keys
+def _candidates(batch: _Batch) -> dict[int, set[int]]:
+    """Which items may be compared: those that share a pair of features among each one's rarest.
+
+    A merge needs two shared rare features at least (an event word and a name, or three words), and a
+    story's own words are the rarest of its items' (df of a few), so blocking on pairs of each item's
+    `SIGNATURE` rarest features (seen in two items at least) finds them while two items that share one
+    ordinary word are never compared: the cost follows the number of items, not its square.
+    """
+    # Rare features seen twice or more, rarest first (ties by name, so that every item orders alike).
+    place = {f: k for k, f in enumerate(sorted((f for f in batch.rare if batch.df[f] > 1),
+                                               key=lambda f: (batch.df[f], f)))}
+    blocks: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for rank, (wv, nv) in enumerate(zip(batch.words, batch.names, strict=True)):
+        signature = sorted({f for f in (*wv, *nv) if f in place}, key=place.__getitem__)[:SIGNATURE]
+        for pair in combinations(signature, 2):
+            blocks[pair].append(rank)
+    neighbours: dict[int, set[int]] = defaultdict(set)
+    for members in blocks.values():
+        if 1 < len(members) <= _BLOCK_LIMIT:  # a pair of features in more items is not a story's
+            for a, b in combinations(members, 2):
+                neighbours[a].add(b)
+                neighbours[b].add(a)
+    return neighbours
 
 
 def cluster(items: Sequence[ClusterInput], *, threshold: float = DEFAULT_THRESHOLD) -> list[list[int]]:
@@ -421,22 +445,24 @@ def cluster(items: Sequence[ClusterInput], *, threshold: float = DEFAULT_THRESHO
     stories: dict[int, _Story] = {}
     for rank, i in enumerate(order):
         p = profiles[rank]
-        stories[rank] = _Story([rank], dict(batch.words[rank]), dict(batch.names[rank]), set(p.events), {p.lang},
-                               {items[i].source}, items[i].when, items[i].when)
+        wv, nv = batch.words[rank], batch.names[rank]
+        stories[rank] = _Story([rank], dict(wv), dict(nv), set(p.events), {p.lang}, {items[i].source},
+                               items[i].when, items[i].when, rare_words={f for f in wv if f in batch.rare},
+                               rare_events={f for f in p.events if f in batch.rare and f in wv},
+                               rare_names={f for f in nv if f in batch.rare})
 
-    # A merge needs a shared rare event word (one language) or a shared rare name (two): only stories
-    # that share one of those are ever compared.
-    holders: dict[str, set[int]] = defaultdict(set)
-    for rank, story in stories.items():
-        for f in _keys(story, batch):
-            holders[f].add(rank)
+    neighbours = _candidates(batch)
+    root = list(range(len(order)))  # union-find over ranks: the story each item is in
+
+    def find(rank: int) -> int:
+        while root[rank] != rank:
+            root[rank] = root[root[rank]]
+            rank = root[rank]
+        return rank
 
     def merge(keep: int, gone: int) -> None:
-        other = stories.pop(gone)
-        for f in _keys(other, batch):
-            holders[f].discard(gone)
-            holders[f].add(keep)
-        stories[keep].absorb(other)
+        root[gone] = keep
+        stories[keep].absorb(stories.pop(gone))
 
     by_url: dict[str, int] = {}
     for rank, i in enumerate(order):
@@ -445,18 +471,16 @@ def cluster(items: Sequence[ClusterInput], *, threshold: float = DEFAULT_THRESHO
             continue
         if url not in by_url:
             by_url[url] = rank
-        else:
-            merge(by_url[url], rank)  # the earlier rank keeps the story; a later one never led it
+        elif find(rank) != find(by_url[url]):
+            merge(find(by_url[url]), find(rank))  # the earlier rank keeps the story; a later one never led it
 
     heap: list[tuple[float, int, int, int, int]] = []
 
     def push_pairs(sid: int, later_only: bool = False) -> None:
         story = stories[sid]
-        neighbours: set[int] = set()
-        for f in _keys(story, batch):
-            neighbours |= holders[f]
-        neighbours.discard(sid)
-        for other in sorted(neighbours):
+        others = {find(x) for member in story.ranks for x in neighbours.get(member, ())}
+        others.discard(sid)
+        for other in sorted(others):
             if later_only and other < sid:
                 continue
             score = _merge_score(story, stories[other], batch, threshold)

@@ -144,7 +144,7 @@ def without_boilerplate(items: Sequence[tuple[Item, str]]) -> list[tuple[Item, s
 
 
 def outlets(story: Story) -> int:
-    """How many different outlets carry the story."""
+    """How many different outlets carry the story (Story.outlets)."""
     return len({story.lead.source, *(item.source for item in story.also)})
 
 
@@ -173,9 +173,10 @@ def compose(stories: Sequence[PlacedStory], *, day: date, timezone: str, chosen:
     zone = ZoneInfo(timezone)
     wanted = [s for s in stories if chosen is None or s.section in chosen]
     top: tuple[Story, ...] = ()
+    # The stories most outlets tell, most first (then the newest); one outlet's follow-ups count once.
+    multi = [s for s in wanted if s.story.outlets > 1]
+    multi.sort(key=lambda s: (-s.story.outlets, -s.story.lead.when.timestamp(), s.story.lead.id))
     if options.top_stories:
-        multi = [s for s in wanted if s.story.sources > 1]
-        multi.sort(key=lambda s: (-s.story.sources, -s.story.lead.when.timestamp(), s.story.lead.id))
         top = tuple(s.story for s in multi[: options.top_stories])
         top_ids = {s.lead.id for s in top}
         wanted = [s for s in wanted if s.story.lead.id not in top_ids]  # shown once, in the top block

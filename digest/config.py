@@ -117,7 +117,10 @@ def parse_duration(text: str) -> timedelta | None:
 
 def check_duration(key: str, value: Any) -> timedelta:
     text = check_str(key, value)
-    parsed = parse_duration(text)
+    try:
+        parsed = parse_duration(text)
+    except OverflowError:  # "99999999999999d" is past what a timedelta holds (999999999 days)
+        raise ConfigError(f'{key} = {text!r} is far too long; use a duration like "48h" or "7d".') from None
     if parsed is None or parsed <= timedelta(0):
         raise ConfigError(f'{key} must be a duration like "48h", "7d" or "1h30m", not {text!r}.')
     return parsed
@@ -137,10 +140,66 @@ def check_language(key: str, value: Any) -> str:
     return text
 
 
+# Characters a URL in an email header and an HTML attribute cannot carry as they are (RFC 3986
+# leaves them out): a base_url with one of them would break every link of every edition later.
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f\"'<>\\^`{|}]")
+
+
 def check_base_url(key: str, value: Any) -> str:
     text = check_str(key, value).rstrip("/")
-    if not re.match(r"https?://[^/\s]+", text):
-        raise ConfigError(f"{key} must be an http(s) URL such as https://news.example.org, not {text!r}.")
+    if not re.match(r"https?://[^/\s]+", text) or _URL_UNSAFE.search(text):
+        raise ConfigError(f"{key} must be an http(s) URL such as https://news.example.org (no spaces, quotes "
+                          f"or angle brackets), not {text!r}.")
+    return text
+
+
+def check_address(key: str, value: Any) -> str:
+    """An email address, checked exactly as `digest subscribers add` and CSV imports check it."""
+    from digest.addresses import validate_email
+    from digest.errors import SubscriberError
+
+    text = check_str(key, value)
+    try:
+        return validate_email(text)
+    except SubscriberError as exc:
+        raise ConfigError(f"{key}: {exc.message}", hint="Write a plain address such as editor@example.org.") from None
+
+
+def check_sender(key: str, value: Any) -> str:
+    """A From address, optionally with a display name: "Press Review <digest@example.org>"."""
+    from email.utils import parseaddr
+
+    text = check_str(key, value)
+    if re.search(r"[\x00-\x1f\x7f]", text):  # CR/LF would make the header say something else
+        raise ConfigError(f"{key} = {text!r} contains a line break or control character.",
+                          hint='Write it on one line, such as "Press Review <digest@example.org>".')
+    _, addr = parseaddr(text)
+    local, at, domain = addr.rpartition("@")
+    # Not email-validator: the sender is the operator's own, often on a private relay whose domain
+    # (the default digest@localhost) a public-address check would refuse.
+    if not at or not local or not domain or re.search(r"[\s<>]", addr):
+        raise ConfigError(f"{key} = {text!r} is not an address such as \"Press Review <digest@example.org>\".")
+    return text
+
+
+def check_opt_address(key: str, value: Any) -> str | None:
+    return None if value is None or value == "" else check_address(key, value)
+
+
+def check_database(key: str, value: Any) -> str | None:
+    """A SQLAlchemy URL whose driver is installed (the name is checked; nothing is opened)."""
+    text = check_opt_str(key, value)
+    if text is None:
+        return None
+    from sqlalchemy.engine.url import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(text).get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError, ImportError) as exc:
+        scheme = text.partition(":")[0]
+        raise ConfigError(f"{key}: {scheme!r} is not a database digest can use ({exc.__class__.__name__}).",
+                          hint='Use "sqlite:///path/digest.sqlite" or "postgresql+psycopg://user@host/db".') from None
     return text
 
 
@@ -176,11 +235,12 @@ def _opt(default: Any, doc: str, check: Check, *, secret: bool = False, example:
 
 @dataclass(frozen=True, slots=True)
 class DigestSettings:
-    title: str = _opt("Press Review", "Title of the email; the subject is '<title> — <date>'.", check_str)
+    title: str = _opt("Press Review", "Title of the email; the subject is "
+                      "'<title> — <date>: <the story most outlets tell>', cut to fit.", check_str)
     timezone: str = _opt("UTC", "IANA time zone of the edition date and of subscribers without one.", check_timezone)
     send_at: time = _opt(time(7, 0), 'Local time "HH:MM" at which each subscriber gets the edition.', check_hhmm)
     database: str | None = _opt(
-        None, "SQLAlchemy URL; default: sqlite file digest.sqlite beside the config file.", check_opt_str,
+        None, "SQLAlchemy URL; default: sqlite file digest.sqlite beside the config file.", check_database,
         example="sqlite:///digest.sqlite",
     )
     base_url: str = _opt(
@@ -211,7 +271,8 @@ class DigestSettings:
     )
     poll_interval: timedelta = _opt(timedelta(minutes=15), "How often each feed is polled by the daemon.",
                                     check_duration)
-    top_stories: int = _opt(0, 'Stories covered by most sources shown first in a "Top stories" block; 0: none.',
+    top_stories: int = _opt(0, 'Stories most outlets tell, shown first in a "Top stories" block with their '
+                               'number of outlets; 0: none.',
                             _check_int(0, 50))
     cluster_threshold: float = _opt(0.25, "How alike (0-1) two items' titles and summaries must be to be one story; "
                                           "lower merges more.", _check_float(0.05, 1.0))
@@ -237,7 +298,7 @@ class SmtpSettings:
     security: str = _opt("none", '"none", "starttls" or "tls"; certificates are verified.', check_security)
     username: str | None = _opt(None, "SMTP user name; no AUTH when unset.", check_opt_str)
     password: str | None = _opt(None, "SMTP password; better set DIGEST_SMTP_PASSWORD.", check_opt_str, secret=True)
-    sender: str = _opt("digest@localhost", "From address of the edition.", check_str)
+    sender: str = _opt("digest@localhost", "From address of the edition.", check_sender)
     timeout: float = _opt(60.0, "Seconds to wait for each SMTP command.", _check_float(1, 3600))
     ca_file: str | None = _opt(None, "CA bundle to verify a private relay's certificate.", check_opt_str)
     connections: int = _opt(4, "SMTP connections used in parallel, each reused for many messages.",
@@ -246,7 +307,7 @@ class SmtpSettings:
                         _check_int(0, 64))
     rate_limit: float = _opt(0.0, "At most this many messages per second; 0 means no limit.", _check_float(0, 10000))
     unsubscribe_mailto: str | None = _opt(
-        None, "Address for a mailto: List-Unsubscribe besides the https one.", check_opt_str
+        None, "Address for a mailto: List-Unsubscribe besides the https one.", check_opt_address
     )
     give_up_after: timedelta = _opt(
         timedelta(hours=20), "A message still failing with 4xx this long after its edition is marked failed.",
@@ -388,6 +449,17 @@ class Settings:
             return self.digest.database
         folder = self.path.parent if self.path else Path.cwd()
         return f"sqlite:///{(folder / 'digest.sqlite').resolve()}"
+
+    def beside_database(self, suffix: str) -> Path:
+        """A small state file shared by the daemon, the web process and the CLI: beside the SQLite
+        file, or for a server database beside the config file."""
+        from sqlalchemy.engine.url import make_url  # only here: config stays cheap to import
+
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return Path(url.database).with_name(Path(url.database).name + suffix)
+        folder = self.path.parent if self.path else Path.cwd()
+        return folder / f"digest{suffix}"
 
     @property
     def section_names(self) -> tuple[str, ...]:
@@ -596,6 +668,22 @@ def _check_section_ref(key: str, name: str, known: tuple[str, ...]) -> str:
     return name
 
 
+def normalise_feed_url(url: str) -> str:
+    """One spelling per feed: scheme and host lower-cased, IDN host in ASCII, the default port and
+    the fragment dropped, an empty path made "/" -- so HTTP://News.Example.org:80 and
+    http://news.example.org/ are one feed, stored and compared alike. (fetch.check_feed_url gives
+    the same spelling for `digest feeds add`.)"""
+    from yarl import URL
+
+    try:
+        u = URL(url.strip())
+        if u.user is None and u.password is None:
+            return str(u.origin()) + u.raw_path_qs
+        return str(u.with_fragment(None))  # credentials in the URL stay; the rest is normalised
+    except (ValueError, TypeError, UnicodeError):
+        return url.strip()  # not a URL we can read: the checks that follow say so
+
+
 def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ...]:
     feeds: list[FeedSpec] = []
     first_of: dict[str, int] = {}  # url -> the entry that listed it first
@@ -607,6 +695,7 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ..
         url = check_str(f"{key}.url", entry["url"]).strip()
         if not re.match(r"https?://", url, re.I):
             raise ConfigError(f"{key}.url = {url!r} must start with http:// or https://.")
+        url = normalise_feed_url(url)
         section = check_opt_str(f"{key}.section", entry.get("section"))
         if section is not None:
             _check_section_ref(f"{key}.section", section, known)
@@ -633,9 +722,7 @@ def _subscribers(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[Subscr
         _reject_unknown(key, entry, {"email", "name", "sections", "timezone"})
         if "email" not in entry:
             raise ConfigError(f"{key}.email is missing: every subscriber needs an email.")
-        email = check_str(f"{key}.email", entry["email"]).strip()
-        if "@" not in email:
-            raise ConfigError(f"{key}.email = {email!r} is not an email address.")
+        email = check_address(f"{key}.email", entry["email"])
         sections = None
         if "sections" in entry:
             sections = tuple(
@@ -658,9 +745,10 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     sections = _sections(raw)
     digest_settings: DigestSettings = tables["digest"]
     dkim: DkimSettings = tables["dkim"]
-    if digest_settings.read_also_min >= pair_threshold(digest_settings.cluster_threshold):
-        raise ConfigError(f"digest.read_also_min must be below {pair_threshold(digest_settings.cluster_threshold):.2f}, "
-                          "what two items compared alone need to be one story at this cluster_threshold.")
+    same_story = pair_threshold(digest_settings.cluster_threshold)
+    if digest_settings.read_also_min >= same_story:
+        raise ConfigError(f"digest.read_also_min must be below {same_story:.2f}, what two items compared alone "
+                          "need to be one story at this cluster_threshold.")
     if any((dkim.domain, dkim.selector, dkim.key_file)) and not dkim.enabled:
         raise ConfigError("[dkim] needs domain, selector and key_file together.")
     known = tuple(s.name for s in sections)

@@ -43,17 +43,17 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine.url import make_url
 
-from digest import schedule
+from digest import schedule, unsubscribes
 from digest.clock import Clock
 from digest.config import DigestSettings, Settings
 from digest.deliver import SmtpTransport, Transport
-from digest.errors import ConfigError, DeliveryError, DigestError, LockHeldError
-from digest.metrics import Metrics
+from digest.errors import ConfigError, DeliveryError, DigestError, LockHeldError, StoreError
+from digest.metrics import COUNTERS_SUFFIX, Metrics
 from digest.model import EditionRecord
 from digest.pipeline import SendReport, poll_once, send_day, send_edition
 from digest.pipeline.poll import parser_pool
 from digest.store import Store
-from digest.web import start_web
+from digest.web import WebProcess
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,9 @@ class Daemon:
         self._zones: tuple[str, ...] = ()
         self._send_failures = 0
         self._send_paused_until: datetime | None = None
-        self.metrics = Metrics(settings, store, clock=clock)  # served at /metrics when [web] enabled
+        # Served at /metrics by the web process when [web] enabled, through a file beside the database.
+        self.metrics = Metrics(settings, store, clock=clock, counters_file=settings.beside_database(COUNTERS_SUFFIX),
+                               writes_counters=True)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -347,6 +349,7 @@ class Daemon:
         assert task is not None
         self._sends.add(task)
         try:
+            await self._apply_kept_unsubscribes()
             started = time.monotonic()
             todo, reports = await self.reconciler.run(stop=self.stop)
             if reports:
@@ -373,6 +376,14 @@ class Daemon:
             self._sends.discard(task)
         if not self.stop.is_set():
             self._arm_edition_timers()
+
+    async def _apply_kept_unsubscribes(self) -> None:
+        """One-click unsubscribes the web app kept while the database was busy: before any send (B5)."""
+        try:
+            await asyncio.to_thread(unsubscribes.apply, self.store, unsubscribes.spool_path(self.settings),
+                                    now=self.clock())
+        except StoreError as exc:
+            log.warning("unsubscribes kept by the web app wait for the database: %s", exc.message)
 
     def _arm_edition_timers(self) -> None:
         """A one-shot reconcile at each zone's next edition instant, so editions go out on time.
@@ -449,8 +460,11 @@ def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, daemo
 
 async def run_daemon(settings: Settings, store: Store, *, clock: Clock, stop: asyncio.Event | None = None,
                      grace: float = 30.0, ticks: Ticks | None = None,
-                     transport_factory: TransportFactory | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or `stop`); raise LockHeldError when another daemon has the database."""
+                     transport_factory: TransportFactory | None = None,
+                     log_setup: Callable[[], None] | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or `stop`); raise LockHeldError when another daemon has the database.
+
+    `log_setup` repeats the caller's logging set-up in the web app's process."""
     ticks = ticks or Ticks.from_env(os.environ)
     stop = stop or asyncio.Event()
     holder = holder_name()
@@ -465,14 +479,14 @@ async def run_daemon(settings: Settings, store: Store, *, clock: Clock, stop: as
     log.info("daemon started holder=%s database=%s", holder, where)
     loop = asyncio.get_running_loop()
     installed = _install_signals(loop, stop, daemon)
-    web_runner = None
+    web: WebProcess | None = None
     try:
-        if settings.web.enabled:  # the web app shares this loop and store; a busy port stops the start
-            web_runner = await start_web(settings, store, clock=clock, metrics=daemon.metrics)
+        if settings.web.enabled:  # in its own process (descriptors); a busy port stops the start
+            web = await WebProcess(settings, clock=clock, setup=log_setup).start()
         await daemon.run()
     finally:
-        if web_runner is not None:  # after the drain: one-click unsubscribes are answered to the end
-            await web_runner.cleanup()
+        if web is not None:  # after the drain: one-click unsubscribes are answered to the end
+            await web.stop()
         await asyncio.to_thread(daemon.parser.close)  # already closed by run(), unless the web app failed
         for sig in installed:
             loop.remove_signal_handler(sig)

@@ -13,6 +13,8 @@ them and turns them into exit code 1; everything else raises or records them.
      +-- StoreError           the database cannot be opened or written
      |    +-- LockHeldError   another daemon holds the database
  |    +-- OutdatedDatabaseError  the database's schema is older (or newer) than this digest's
+     |    +-- DatabaseBusyError another process held a write lock past the timeout
+     |    +-- DatabaseFullError the disk under the database is full (or failing)
      +-- DeliveryError        SMTP failed for the whole run (names the host)
      |    +-- SmtpAuthError   the server refused our credentials (535)
      |    +-- CircuitOpenError too many consecutive failures: the run stopped
@@ -69,6 +71,14 @@ class LockHeldError(StoreError):
 
 class OutdatedDatabaseError(StoreError):
     hint = ""  # the message itself names `digest db upgrade`: one line, nothing else to read
+
+
+class DatabaseBusyError(StoreError):
+    hint = "Try again in a minute; nothing was changed."
+
+
+class DatabaseFullError(StoreError):
+    hint = "Free space on the disk that holds the database, then run the command again."
 
 
 class DeliveryError(DigestError):

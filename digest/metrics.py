@@ -8,16 +8,24 @@ items, editions, bounces, suppressions, when the last poll and the last edition 
 from the store at each scrape, so it is right whichever process did the work (`digest send`
 in another process, a restart).
 
+The web app runs in its own process (so idle clients never take the daemon's descriptors), so
+the daemon's event counters reach it the way node_exporter's textfile collector does: the daemon
+writes its counters in the text format to a file beside the database after each poll and send
+pass (`Settings.beside_database(COUNTERS_SUFFIX)`, replaced atomically), and /metrics appends
+that file to the store's figures.
+
 `health` answers /healthz: whether the last poll and the last due edition are on time. It reads
 the store and the schedule only.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -28,9 +36,10 @@ from digest.config import Settings
 from digest.model import PollResult
 from digest.store import Store
 
-__all__ = ["CONTENT_TYPE", "Health", "Metrics", "error_kind", "health"]
+__all__ = ["CONTENT_TYPE", "COUNTERS_SUFFIX", "Health", "Metrics", "error_kind", "health"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+COUNTERS_SUFFIX = ".metrics.prom"  # the daemon's counters, for the web process to serve
 POLL_LATE_AFTER = timedelta(minutes=10)  # beyond a feed's own due time, before the poll counts as late
 EDITION_LATE_AFTER = timedelta(minutes=15)  # after send_at, before a missing edition counts as late
 
@@ -141,11 +150,17 @@ class _StoreCollector(Collector):
 
 
 class Metrics:
-    """One registry per app or daemon (never the global one, so tests and two apps do not clash)."""
+    """One registry per app or daemon (never the global one, so tests and two apps do not clash).
 
-    def __init__(self, settings: Settings, store: Store, *, clock: Callable[[], datetime]) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
+    `counters_file`: in the daemon, where its event counters are written for the web process; in
+    the web process, where they are read from. Without one, /metrics serves this process's own.
+    """
+
+    def __init__(self, settings: Settings, store: Store, *, clock: Callable[[], datetime],
+                 counters_file: Path | None = None, writes_counters: bool = False) -> None:
+        self.counters_file, self.writes_counters = counters_file, writes_counters
+        self.events = CollectorRegistry()
+        r = self.events
         self.feeds_polled = Counter("digest_feeds_polled", "Feed polls done by this process.", registry=r)
         self.feed_errors = Counter("digest_feed_errors", "Failed feed polls by kind.", ["kind"], registry=r)
         self.items_stored = Counter("digest_items_stored", "New items stored by this process's polls.", registry=r)
@@ -158,7 +173,9 @@ class Metrics:
                                       buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
         self.send_seconds = Histogram("digest_send_duration_seconds", "Duration of one send pass (all due editions).",
                                       registry=r, buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600))
-        r.register(_StoreCollector(settings, store, clock))
+        self.registry = CollectorRegistry()
+        self.registry.register(_StoreCollector(settings, store, clock))
+        self._publish()  # a new daemon starts from zero, as Prometheus counters do
 
     def observe_poll(self, results: Sequence[PollResult], seconds: float) -> None:
         self.poll_seconds.observe(seconds)
@@ -168,6 +185,7 @@ class Metrics:
             kind = error_kind(result)
             if kind:
                 self.feed_errors.labels(kind).inc()
+        self._publish()
 
     def observe_send(self, *, built: int, sent: int, deferred: int, failed: int, skipped: int,
                      seconds: float) -> None:
@@ -175,7 +193,27 @@ class Metrics:
         self.editions_built.inc(built)
         for outcome, n in (("sent", sent), ("deferred", deferred), ("failed", failed), ("skipped", skipped)):
             self.messages.labels(outcome).inc(n)
+        self._publish()
+
+    def _publish(self) -> None:
+        """The daemon's counters to the file the web process serves; a scrape never sees half a file."""
+        if not (self.writes_counters and self.counters_file):
+            return
+        tmp = self.counters_file.with_name(self.counters_file.name + ".tmp")
+        try:
+            tmp.write_bytes(generate_latest(self.events))
+            os.replace(tmp, self.counters_file)
+        except OSError:  # a full or read-only disk costs the dashboard a few figures, never a poll or a send
+            pass
+
+    def _counters(self) -> bytes:
+        if self.counters_file is None or self.writes_counters:
+            return generate_latest(self.events)
+        try:
+            return self.counters_file.read_bytes()
+        except OSError:  # no daemon has run on this database yet: counters at zero, so rate() works
+            return generate_latest(self.events)
 
     def exposition(self) -> bytes:
         """The text format (version 0.0.4); it reads the store: call it off the event loop."""
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + self._counters()

@@ -144,6 +144,11 @@ class Story:
     def sources(self) -> int:
         return 1 + len(self.also)
 
+    @property
+    def outlets(self) -> int:
+        """How many outlets tell the story: one outlet's follow-ups count once."""
+        return len({self.lead.source, *(item.source for item in self.also)})
+
 
 @dataclass(frozen=True, slots=True)
 class DayGroup:

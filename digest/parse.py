@@ -40,7 +40,10 @@ SUMMARY_SOURCE_CHARS = 200_000  # D6: HTML fed to the sanitizer per item; nh3 cl
 TEXT_SOURCE_CHARS = 20_000  # of a title or author's markup: far more than TITLE_CHARS of text
 KEY_CHARS = 1000  # a longer guid is replaced by its hash, so keys fit an index
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)  # D5: older dates are placeholders (1970, 0001)
-FUTURE_SLACK = timedelta(days=1)  # D5: a date further ahead than this is wrong, not early
+# D5: a date further ahead than this is wrong, not early: the item is dated when first seen instead
+# (a day of slack let an item dated 23 h ahead sit at the top of the edition with a future time).
+# A few minutes allow for a publisher's clock running a little fast.
+FUTURE_SLACK = timedelta(minutes=5)
 
 # feedparser 6.0.x prefers libxml2's SAX driver when installed; it is not hardened like expat
 # (D2), so make sure only expat is ever picked.

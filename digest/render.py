@@ -114,6 +114,7 @@ class StoryView:
     image_url: str | None
     also: tuple[LinkView, ...]
     read_also: tuple[LinkView, ...]
+    outlets: int = 0  # in "Top stories": how many outlets tell it
     synopsis: tuple[QuoteView, ...] = ()
     image: ImageView | None = None
 
@@ -311,7 +312,7 @@ class _ViewBuilder:
             also=tuple(self._link(item.source, item.url) for item in story.also),
             read_also=tuple(self._link(item.title or _cut(_clean(item.summary_text), 90), item.url, item.source)
                             for item in story.read_also),
-            synopsis=synopsis,
+            synopsis=synopsis, outlets=story.outlets if top else 0,
         )
 
     def day_heading(self, day: date) -> str:
@@ -529,7 +530,7 @@ class Renderer:
         The lead stories are the ones most outlets cover (the top block first); among equals, the
         edition's own order. The second headline is shortened before the first.
         """
-        ranked = sorted(enumerate(_all_stories(edition)), key=lambda pair: (-pair[1].sources, pair[0]))
+        ranked = sorted(enumerate(_all_stories(edition)), key=lambda pair: (-pair[1].outlets, pair[0]))
         titles = []
         for _, story in ranked:
             t = _clean(story.lead.title)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from digest import schedule
+from digest import schedule, unsubscribes
 from digest.config import Settings
 from digest.store import Store
 
@@ -50,4 +50,7 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
     kinds = ", ".join(f"{b.by_kind.get(k, 0)} {k}" for k in ("hard", "soft", "complaint"))
     lines.append(f"bounces: {kinds}; {b.unverified} ignored (token did not verify)")
     lines.append("suppressed: " + (", ".join(f"{n} {r}" for r, n in sorted(b.suppressed.items())) or "none"))
+    kept = unsubscribes.pending(unsubscribes.spool_path(settings))
+    if kept:  # the web app could not write them while the database was busy; applied on the next write
+        lines.append(f"unsubscribes waiting for the database: {len(kept)} ({unsubscribes.spool_path(settings)})")
     return "\n".join(lines)

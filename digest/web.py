@@ -28,32 +28,38 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import re
+import resource
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from html import escape
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import jinja2
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import FileField
 from babel.dates import format_date
 from itsdangerous import BadSignature, Signer, TimestampSigner
+from multidict import MultiDictProxy
 
-from digest import tokens
+from digest import tokens, unsubscribes
 from digest.addresses import validate_email
 from digest.archive import ArchiveEntry, atom_feed, etag_for, etag_matches
 from digest.catalogue import builtin_templates_dir, load_translations
 from digest.clock import Clock
 from digest.compose import compose
 from digest.config import Settings, check_timezone
-from digest.errors import ConfigError, DigestError
+from digest.errors import ConfigError, DigestError, StoreError
 from digest.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from digest.metrics import Metrics, health
+from digest.metrics import COUNTERS_SUFFIX, Metrics, health
 from digest.model import EditionRecord, Subscriber
 from digest.pipeline.send import compose_options, edition_stories, edition_url
 from digest.pipeline.signup import confirmation_message, send_confirmation
@@ -61,7 +67,7 @@ from digest.ratelimit import SlidingWindow
 from digest.render import Renderer
 from digest.store import ACTIVE, SUSPENDED, UNSUBSCRIBED, Store
 
-__all__ = ["listening", "make_app", "run_web", "serve", "start_web"]
+__all__ = ["WebProcess", "listening", "make_app", "run_web", "serve", "start_web"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,11 @@ COMMON_TIMEZONES = (
 )
 FORM_SALT = "preferences-form-v1"
 MAX_BODY = 64 * 1024  # the largest form we accept; a one-click body is 26 bytes
+# A client gets this long to send its request line and headers (aiohttp's keep-alive timer runs
+# from the moment a connection opens) and, separately, its body: an idle or dripping connection
+# must not hold a file descriptor for an hour (issue 10: 1,100 of them stopped the daemon's mail).
+READ_TIMEOUT = 10.0
+RETRY_AFTER = 60  # seconds a client is asked to wait when the database is busy
 MAX_TOKEN = 256  # longer is not ours: refuse before any HMAC work
 SHUTDOWN_GRACE = 5.0  # seconds for requests in flight when the app stops (the daemon has 30 in all)
 EDITIONS_LISTED = 60
@@ -97,6 +108,7 @@ class Site:
     pages: jinja2.Environment
     renderer: Renderer
     metrics: Metrics
+    spool: Path  # unsubscribes kept while the database was busy (unsubscribes.py)
     legacy_link_max_id: int = 0  # row-id links of the release before public ids: good up to this id
     signup_limiter: SlidingWindow = dataclasses.field(default_factory=lambda: SlidingWindow(5, 600.0))
     background: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)  # confirmation emails in flight
@@ -197,10 +209,12 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _page(site, "message.html.j2", status=413, heading="Too large", text="That form was too large.")
     except web.HTTPException:
         raise
-    except DigestError as exc:  # the database is unreachable, a template is broken...
+    except DigestError as exc:  # the database is busy or unreachable, a template is broken...
         log.error("web: %s %s %s", request.method, _redact(request.path), exc.message)
-        return _page(site, "message.html.j2", status=503, heading="Please try again later",
+        resp = _page(site, "message.html.j2", status=503, heading="Please try again later",
                      text="The service is briefly unavailable.")
+        resp.headers["Retry-After"] = str(RETRY_AFTER)
+        return resp
     except Exception:
         log.exception("web: %s %s failed", request.method, _redact(request.path))
         return _page(site, "message.html.j2", status=500, heading="Please try again later",
@@ -237,21 +251,30 @@ UNSUBSCRIBE = Purpose(tokens.read_unsubscribe_token, tokens.read_legacy_unsubscr
 PREFERENCES = Purpose(tokens.read_preferences_token, tokens.read_legacy_preferences_token)
 
 
-def _lookup(site: Site, token: str, purpose: Purpose) -> Subscriber | None:
-    """The subscriber a well-formed, untampered token of this purpose names; None otherwise.
-
-    A removed subscriber's public id is never given again, so their links reach nobody. Every
-    refusal looks the same to the caller: a bad link is one 404 page whatever is wrong (U4).
-    """
+def _reference(site: Site, token: str, purpose: Purpose) -> str | int | None:
+    """What a well-formed, untampered token of this purpose names, read without the database: a
+    public id, or the row id of a link from the release before public ids; None otherwise."""
     if not 0 < len(token) <= MAX_TOKEN:
         return None
     public_id = purpose.read(site.secrets, token)
     if public_id is not None:
-        return site.store.get_subscriber(public_id=public_id)
+        return public_id
     row_id = purpose.read_legacy(site.secrets, token)
     if row_id is not None and 0 < row_id <= site.legacy_link_max_id:
-        return site.store.get_subscriber(id=row_id)
+        return row_id
     return None
+
+
+def _lookup(site: Site, token: str, purpose: Purpose) -> Subscriber | None:
+    """The subscriber a token of this purpose names; None otherwise.
+
+    A removed subscriber's public id is never given again, so their links reach nobody. Every
+    refusal looks the same to the caller: a bad link is one 404 page whatever is wrong (U4).
+    """
+    ref = _reference(site, token, purpose)
+    if ref is None:
+        return None
+    return site.store.get_subscriber(public_id=ref) if isinstance(ref, str) else site.store.get_subscriber(id=ref)
 
 
 async def _reader(site: Site, token: str, purpose: Purpose) -> Subscriber | None:
@@ -274,6 +297,22 @@ def _form_mac_ok(site: Site, token: str, mac: str) -> bool:
         return False
 
 
+async def _form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | FileField] | None:
+    """The posted form, or None when the body cannot be read as one (a wrong charset, broken
+    multipart): that is the client's fault, a 400, never a 500 and a traceback in the log. A body
+    that does not arrive within READ_TIMEOUT is a 408 and the connection is closed."""
+    try:
+        async with asyncio.timeout(READ_TIMEOUT):
+            return await request.post()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(headers={"Connection": "close"}) from None
+    except web.HTTPException:
+        raise  # 413 from client_max_size
+    except (ValueError, LookupError, UnicodeError, AssertionError, aiohttp.ClientError) as exc:
+        log.info("web: %s %s unreadable body: %s", request.method, _redact(request.path), exc.__class__.__name__)
+        return None
+
+
 # --------------------------------------------------------------------------- unsubscribe (RFC 8058)
 
 
@@ -285,6 +324,28 @@ async def unsubscribe_page(request: web.Request) -> web.StreamResponse:
     return _page(site, "unsubscribe.html.j2")
 
 
+async def _not_one_click(site: Site, request: web.Request) -> web.StreamResponse | None:
+    """A 400 page unless the body is RFC 8058's List-Unsubscribe=One-Click (urlencoded or
+    multipart/form-data, as section 3.1 allows); None when it is."""
+    form = await _form(request)
+    if form is None or form.get("List-Unsubscribe") != ONE_CLICK:
+        # Not a one-click request (an empty POST from a scanner, say): change nothing.
+        return _page(site, "message.html.j2", status=400, heading="Nothing was changed",
+                     text="Use the Unsubscribe button on the page this link opens.")
+    return None
+
+
+async def _keep_for_retry(site: Site, ref: str | int, exc: StoreError) -> web.StreamResponse:
+    """Never dropped: kept on disk and applied as soon as the database takes writes again; the 503
+    asks the provider to retry too, which is harmless (U1)."""
+    await asyncio.to_thread(unsubscribes.keep, site.spool, ref, at=site.clock())
+    log.warning("web: an unsubscribe was kept for a retry: %s", exc.message)
+    resp = _page(site, "message.html.j2", status=503, heading="Please try again later",
+                 text="Your request is saved and will be carried out within minutes.")
+    resp.headers["Retry-After"] = str(RETRY_AFTER)
+    return resp
+
+
 async def unsubscribe(request: web.Request) -> web.StreamResponse:
     """RFC 8058 section 3.2: POST with List-Unsubscribe=One-Click unsubscribes at once.
 
@@ -294,17 +355,25 @@ async def unsubscribe(request: web.Request) -> web.StreamResponse:
     """
     site = request.app[SITE]
     token = _token(request)
-    sub = await _reader(site, token, UNSUBSCRIBE)
+    try:
+        sub = await _reader(site, token, UNSUBSCRIBE)
+    except StoreError as exc:  # the database is busy: keep what a valid one-click asks for
+        ref = _reference(site, token, UNSUBSCRIBE)
+        if ref is None:
+            return _invalid_link(site)
+        refused = await _not_one_click(site, request)
+        return refused if refused is not None else await _keep_for_retry(site, ref, exc)
     if sub is None:  # unreadable, or the subscriber was removed: the link is dead for everyone
         return _invalid_link(site)
-    form = await request.post()  # urlencoded or multipart/form-data, as RFC 8058 section 3.1 allows
-    if form.get("List-Unsubscribe") != ONE_CLICK:
-        # Not a one-click request (an empty POST from a scanner, say): change nothing.
-        return _page(site, "message.html.j2", status=400, heading="Nothing was changed",
-                     text="Use the Unsubscribe button on the page this link opens.")
-    if sub.status != UNSUBSCRIBED:
-        await asyncio.to_thread(site.store.set_subscriber, sub.id, now=site.clock(), status=UNSUBSCRIBED)
-        log.info("web: subscriber=%d unsubscribed (one-click)", sub.id)
+    refused = await _not_one_click(site, request)
+    if refused is not None:
+        return refused
+    try:
+        if sub.status != UNSUBSCRIBED:
+            await asyncio.to_thread(site.store.set_subscriber, sub.id, now=site.clock(), status=UNSUBSCRIBED)
+            log.info("web: subscriber=%d unsubscribed (one-click)", sub.id)
+    except StoreError as exc:
+        return await _keep_for_retry(site, sub.public_id, exc)
     # The same answer when they were already unsubscribed: repeating is harmless (U1).
     return _page(site, "unsubscribed.html.j2")
 
@@ -353,7 +422,10 @@ async def save_preferences(request: web.Request) -> web.StreamResponse:
     sub = await _reader(site, token, PREFERENCES)
     if sub is None:
         return _invalid_link(site)
-    form = await request.post()
+    form = await _form(request)
+    if form is None:
+        return _page(site, "message.html.j2", status=400, heading="Nothing was changed",
+                     text="The form could not be read. Open the link in your email again.")
     # CSRF: only someone holding the token can post here at all, and a page of ours must have been
     # shown for it (the form's HMAC of the token); a browser that says the form came from another
     # site is refused too (Fetch Metadata). An Origin check would not do: with Referrer-Policy
@@ -673,15 +745,18 @@ def make_app(settings: Settings, store: Store, *, clock: Clock | None = None,
              metrics: Metrics | None = None) -> web.Application:
     """The application; `store.site_secret()` is read here (it may create it: call off the loop).
 
-    `metrics`: the daemon's, so /metrics shows its polls and sends; else one that shows the store's figures.
+    `metrics`: given by tests; else the store's figures plus the counters a daemon on this database
+    writes beside it (metrics.py), since the daemon runs this app in a process of its own.
     """
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
     clock = clock or (lambda: datetime.now(UTC))
     app[SITE] = Site(settings=settings, store=store, clock=clock,
                      secrets=site_secrets(settings, store), pages=_pages(settings.digest.language),
                      renderer=_edition_renderer(settings), legacy_link_max_id=store.legacy_link_max_id(),
-                     metrics=metrics or Metrics(settings, store, clock=clock),
-                     signup_limiter=SlidingWindow(settings.web.signup_per_client, 600.0))
+                     metrics=metrics or Metrics(settings, store, clock=clock,
+                                                 counters_file=settings.beside_database(COUNTERS_SUFFIX)),
+                     signup_limiter=SlidingWindow(settings.web.signup_per_client, 600.0),
+                     spool=unsubscribes.spool_path(settings))
     token = "{token:[^/]*}"  # an empty token is a route too, so it gets the same answer as a bad one
     app.router.add_get(f"/u/{token}", unsubscribe_page)
     app.router.add_post(f"/u/{token}", unsubscribe)
@@ -698,7 +773,69 @@ def make_app(settings: Settings, store: Store, *, clock: Clock | None = None,
     app.router.add_post(f"/confirm/{token}", confirm)
     app.on_response_prepare.append(_secured)
     app.on_shutdown.append(_finish_background)
+    app.cleanup_ctx.append(_apply_kept_unsubscribes)
     return app
+
+
+async def _apply_kept_unsubscribes(app: web.Application) -> AsyncIterator[None]:
+    """While the app runs, write unsubscribes kept during a busy spell into the database."""
+    site = app[SITE]
+
+    async def loop() -> None:
+        while True:
+            try:
+                n = await asyncio.to_thread(unsubscribes.apply, site.store, site.spool, now=site.clock())
+                if n:
+                    log.info("web: %d kept unsubscribe(s) written to the database", n)
+            except StoreError as exc:
+                log.warning("web: kept unsubscribes wait for the database: %s", exc.message)
+            await asyncio.sleep(RETRY_AFTER / 4)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def connection_cap() -> int:
+    """How many connections the app holds at once: half the descriptors this process may open (at
+    most 1,000), so the database, the log and the rest always have room to spare."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = soft if soft != resource.RLIM_INFINITY else 4096
+    return max(8, min(1000, (limit - 64) // 2))
+
+
+class _Refusal(asyncio.Protocol):
+    """A connection over the cap: answered 503 at once and closed, so it holds no descriptor."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\n"
+                        b"Content-Length: 0\r\n\r\n")
+        transport.close()
+
+
+class _CappedSite(web.TCPSite):
+    """TCPSite whose listener hands connections past `cap` to _Refusal instead of the app."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, *, cap: int) -> None:
+        super().__init__(runner, host, port)
+        self.cap = cap
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site with the runner, as TCPSite.start does
+        server = self._runner.server
+        assert server is not None
+        cap = self.cap
+
+        def factory() -> asyncio.BaseProtocol:
+            if len(server.connections) >= cap:
+                return _Refusal()
+            return server()
+
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(factory, self._host, self._port, backlog=self._backlog)
 
 
 async def start_web(settings: Settings, store: Store, *, clock: Clock | None = None,
@@ -710,12 +847,13 @@ async def start_web(settings: Settings, store: Store, *, clock: Clock | None = N
     """
     app = await asyncio.to_thread(make_app, settings, store, clock=clock, metrics=metrics)
     runner = web.AppRunner(app, access_log_class=_AccessLogger, access_log=logging.getLogger("digest.web.access"),
-                           shutdown_timeout=SHUTDOWN_GRACE)
+                           shutdown_timeout=SHUTDOWN_GRACE, keepalive_timeout=READ_TIMEOUT,
+                           lingering_time=1.0)  # after a 408, wait for no more of its body
     await runner.setup()
     host = host or settings.web.host
     port = settings.web.port if port is None else port
     try:
-        await web.TCPSite(runner, host, port).start()
+        await _CappedSite(runner, host, port, cap=connection_cap()).start()
     except OSError as exc:
         await runner.cleanup()
         raise ConfigError(f"The web app cannot listen on {host}:{port}: {exc.strerror or exc}.",
@@ -763,3 +901,117 @@ async def run_web(settings: Settings, store: Store, *, clock: Clock | None = Non
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+# --------------------------------------------------------------------------- the daemon's web process
+
+
+@dataclass(frozen=True, slots=True)
+class _WebJob:
+    settings: Settings
+    offset: float  # seconds the daemon's clock is ahead of the system's (DIGEST_NOW rehearsals)
+    setup: Callable[[], None] | None  # the CLI's logging set-up (a spawned process starts with none)
+
+
+def _web_main(job: _WebJob, conn: Any) -> None:
+    """The web app's own process: its connections can never use up the daemon's descriptors."""
+    from datetime import timedelta
+
+    if job.setup is not None:
+        job.setup()
+    offset = timedelta(seconds=job.offset)
+    store: Store | None = None
+    try:
+        store = Store(job.settings.database_url)
+        asyncio.run(run_web(job.settings, store, clock=lambda: datetime.now(UTC) + offset,
+                            on_ready=lambda urls: conn.send(("ready", urls))))
+    except DigestError as exc:
+        conn.send(("error", type(exc).__name__, exc.message, exc.hint))
+        sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group before run_web handles it
+        pass
+    finally:
+        if store is not None:
+            store.close()
+
+
+class WebProcess:
+    """`digest run`'s web app, in a process of its own, started again if it ever dies.
+
+    Idle or half-sent requests cost the web process descriptors, never the daemon's: the sender,
+    the poller and the database keep theirs however many connections arrive (issue 10).
+    """
+
+    RESTART_AFTER = 5.0
+
+    def __init__(self, settings: Settings, *, clock: Clock, setup: Callable[[], None] | None) -> None:
+        self.settings, self.clock, self.setup = settings, clock, setup
+        self.proc: Any = None
+        self.urls: list[str] = []
+        self._stopping = False
+        self._watch: asyncio.Task[None] | None = None
+
+    async def start(self) -> WebProcess:
+        await self._spawn()
+        self._watch = asyncio.create_task(self._supervise())
+        return self
+
+    async def _spawn(self) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        receive, send = ctx.Pipe(duplex=False)
+        offset = (self.clock() - datetime.now(UTC)).total_seconds()
+        self.proc = ctx.Process(target=_web_main, args=(_WebJob(self.settings, offset, self.setup), send),
+                                name="digest-web")
+        self.proc.start()
+        send.close()
+        try:
+            got = await asyncio.to_thread(receive.poll, 60)
+            message = receive.recv() if got else None
+        except EOFError:  # it died before saying anything
+            message = None
+        finally:
+            receive.close()
+        if message is not None and message[0] == "ready":
+            self.urls = list(message[1])
+            log.info("web: serving from process %d on %s", self.proc.pid, ", ".join(self.urls))
+            return
+        await self._end(self.proc)
+        if message is not None and message[0] == "error":
+            _, kind, text, hint = message
+            cls = getattr(__import__("digest.errors", fromlist=[kind]), kind, DigestError)
+            raise cls(text, hint=hint)
+        raise ConfigError("The web app's process did not start.",
+                          hint="Run `digest web` on its own to see why, or set [web] enabled = false.")
+
+    async def _supervise(self) -> None:
+        while True:
+            await asyncio.to_thread(self.proc.join)
+            if self._stopping:
+                return
+            log.error("web: the web app's process exited (code %s); starting it again in %gs",
+                      self.proc.exitcode, self.RESTART_AFTER)
+            await asyncio.sleep(self.RESTART_AFTER)
+            try:
+                await self._spawn()
+            except DigestError as exc:
+                log.error("web: cannot start the web app again: %s %s", exc.message, exc.hint)
+
+    async def _end(self, proc: Any) -> None:
+        if proc.exitcode is None and proc.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+            await asyncio.to_thread(proc.join, SHUTDOWN_GRACE + 5)
+            if proc.exitcode is None:
+                proc.kill()
+                await asyncio.to_thread(proc.join)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.proc is not None:
+            await self._end(self.proc)
+        if self._watch is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        log.info("web: the web app's process stopped")

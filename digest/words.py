@@ -134,9 +134,10 @@ def language_of(text: str, hint: str | None = None) -> str:
             if count * 2 >= letters:
                 # Japanese mixes kanji with kana; any kana says Japanese rather than Chinese.
                 return "ja" if lang == "zh" and "ja" in scripts else lang
-    hits = dict.fromkeys(_LATIN, 0)
-    for word in tokens(text):
-        for lang, points in _word_votes(word.casefold()):
+    found = set(_LATIN_WORD.findall(text.casefold()))
+    hits = {lang: len(found & STOPWORDS[lang]) for lang in _LATIN}
+    for word in found:  # spellings only one language uses (ç, ß, ñ, ã, -zione): worth two function words
+        for lang, points in _word_marks(word):
             hits[lang] += points
     best = max(_LATIN, key=lambda lang: hits[lang])  # the first of equals: "en" when nothing scores
     return best if hits[best] else "en"
@@ -146,10 +147,12 @@ _LATIN = ("en", "fr", "de", "es", "it", "pt")
 _NON_LATIN = re.compile("[^\\W\\d_\u0000-\u024f]")  # letters beyond Latin Extended-B
 
 
-@lru_cache(maxsize=65536)
-def _word_votes(word: str) -> tuple[tuple[str, int], ...]:
-    return tuple((lang, (word in STOPWORDS[lang]) + 2 * bool(_MARKS[lang].search(word)))
-                 for lang in _LATIN if word in STOPWORDS[lang] or _MARKS[lang].search(word))
+_LATIN_WORD = re.compile(r"[^\W\d_]+")
+
+
+@lru_cache(maxsize=262144)
+def _word_marks(word: str) -> tuple[tuple[str, int], ...]:
+    return tuple((lang, 2) for lang in _LATIN if _MARKS[lang].search(word))
 
 
 @lru_cache(maxsize=4096)

@@ -31,7 +31,7 @@ from test_end_to_end import digest
 from test_mail_clients import ARTIFACTS, DESKTOP, PHONE, SPAM_LIMIT, chromium, lay_out, need, spamassassin
 
 from digest import config as cfg
-from tests.conftest import CORPUS_ABSENT, corpus_dir
+from conftest import CORPUS_ABSENT, corpus_dir
 
 FEEDS = ("boingboing.xml", "techcrunch_feedburner-era.xml", "xda-developers.xml", "cloudflare_blog.xml")
 EXCERPT = 280

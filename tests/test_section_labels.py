@@ -20,7 +20,7 @@ import pytest
 from digest import config as cfg
 from digest.parse import parse_feed
 from digest.sections import classify
-from tests.conftest import CORPUS_ABSENT, corpus_dir
+from conftest import CORPUS_ABSENT, corpus_dir
 
 LABELS = Path(__file__).parent / "data" / "section_labels.csv"
 TARGET = 0.85

@@ -13,6 +13,7 @@ from digest.errors import FeedError, SubscriberError
 from digest.model import FeedSpec
 from digest.store import ACTIVE, REMOVED, SUSPENDED, UNSUBSCRIBED, Store
 from digest.store import schema as t
+from digest.store.subscribers import ImportRow
 
 T0 = datetime(2026, 1, 16, 6, tzinfo=UTC)
 
@@ -59,8 +60,8 @@ def test_an_unsubscribed_address_stays_suppressed_through_removal_relisting_cli_
     assert store.remove_subscriber("alice@example.org")
     with pytest.raises(SubscriberError, match="unsubscribed; digest never mails that address again"):
         store.add_subscriber("Alice@Example.org", name=None, sections=None, timezone=None, now=T0)
-    assert store.import_subscriber("alice@example.org", name=None, sections=None, timezone=None,
-                                   now=T0) == "unchanged"
+    imported = store.import_subscribers([ImportRow("alice@example.org", None, None, None)], now=T0)
+    assert imported == {"added": 0, "updated": 0, "unchanged": 1}
     assert store.get_subscriber(email="alice@example.org") is None
 
 

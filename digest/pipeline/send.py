@@ -39,7 +39,7 @@ from digest.compose import (
 )
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, Result, Transport, deliver
-from digest.errors import ConfigError
+from digest.errors import ConfigError, SubscriberError
 from digest.model import (
     PLACEHOLDER_PREFERENCES_URL,
     PLACEHOLDER_UNSUBSCRIBE_URL,
@@ -506,9 +506,21 @@ async def send_edition(settings: Settings, store: Store, edition: EditionRecord,
                                               attempted=False))
                         rep.skipped += 1
                         continue
+                    try:
+                        data = mailer.personalise(template, sub, now=clock())
+                    except SubscriberError as exc:
+                        # One subscriber's bad address (CR/LF, NUL... from an old database or a
+                        # direct insert) fails that row alone, recorded and not retried; the run
+                        # goes on for everyone after it.
+                        await outbox.add(Mark(d.id, FAILED, error=exc.message, attempted=False))
+                        rep.failed += 1
+                        rep.errors.append(f"subscriber {d.subscriber_id}: {exc.message}")
+                        log.warning("edition=%s subscriber=%d failed: %s", edition.day, d.subscriber_id,
+                                    exc.message)
+                        continue
                     rows[d.id] = d
-                    yield Envelope(key=d.id, sender=mailer.return_path(sub), recipient=sub.email,
-                                   data=mailer.personalise(template, sub, now=clock()), crlf=True)
+                    yield Envelope(key=d.id, sender=mailer.return_path(sub), recipient=sub.email, data=data,
+                                   crlf=True)
 
     async def record(result: Result) -> None:
         d = rows.pop(result.key)

@@ -7,29 +7,70 @@ opens its own short transaction, so a crash between two calls leaves a consisten
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine.url import make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from digest import migrations
-from digest.errors import LockHeldError, OutdatedDatabaseError, StoreError
+from digest.errors import DatabaseBusyError, DatabaseFullError, LockHeldError, OutdatedDatabaseError, StoreError
 from digest.store import schema as t
 
+BUSY_TIMEOUT = 30.0  # seconds a SQLite statement waits for another process's write lock
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL lets the daemon's poller and sender and a CLI `digest status` run at once; a committed
-    # "sent" survives kill -9 of the process (the page is in the WAL before COMMIT returns).
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
+
+def _sqlite_pragmas(busy_timeout: float) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        # WAL lets the daemon's poller and sender and a CLI `digest status` run at once; a committed
+        # "sent" survives kill -9 of the process (the page is in the WAL before COMMIT returns).
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cur.close()
+
+    return on_connect
+
+
+# What the database says when it cannot take a write: SQLite's and PostgreSQL's wordings.
+_BUSY = ("database is locked", "database is busy", "database table is locked", "lock timeout",
+         "could not obtain lock")
+_FULL = ("database or disk is full", "disk i/o error", "no space left", "could not extend file",
+         "file too large", "disk quota")
+
+
+def _translate(where: str, busy_timeout: float | None) -> Callable[[ExceptionContext], None]:
+    """handle_error: a busy or full database becomes one StoreError line with a hint, at the one
+    place every statement passes, instead of a traceback from whichever command met it."""
+
+    def on_error(ctx: ExceptionContext) -> None:
+        exc = ctx.original_exception
+        if not isinstance(ctx.sqlalchemy_exception, OperationalError):
+            return  # integrity errors and the like are the caller's to handle
+        text = str(exc).lower()
+        if any(m in text for m in _BUSY):
+            waited = f" for over {busy_timeout:g} s" if busy_timeout is not None else ""
+            raise DatabaseBusyError(
+                f"The database {where} is busy: another process has held a write lock{waited} ({exc}).",
+                hint="Try again in a minute (nothing was changed). If it stays busy, find what holds it "
+                     "(for SQLite: `fuser` on the file), or raise the wait with ?timeout=SECONDS in the URL.")
+        if any(m in text for m in _FULL):
+            raise DatabaseFullError(
+                f"The database {where} cannot be written: the disk is full or failing ({exc}).",
+                hint="Free space on the disk that holds the database, then run the command again; "
+                     "the unfinished change was rolled back and nothing was lost.")
+        # Anything else the database itself reports (cannot open the file, the server went away):
+        # still one line naming the database, never a traceback.
+        raise StoreError(f"The database {where} failed: {exc}.")
+
+    return on_error
 
 
 def make_engine(url: str) -> Engine:
@@ -37,11 +78,24 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except Exception as exc:
         raise StoreError(f"[digest] database = {url!r} is not a SQLAlchemy URL: {exc}.") from exc
-    if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, poolclass=NullPool, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(parsed, pool_pre_ping=True)
+    where = parsed.render_as_string(hide_password=True)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            # ?timeout=SECONDS in the URL sets how long to wait for another process's write lock.
+            try:
+                busy: float | None = float(parsed.query.get("timeout", BUSY_TIMEOUT))  # type: ignore[arg-type]
+            except ValueError:
+                raise StoreError(f"[digest] database = {where!r}: timeout must be a number of seconds.") from None
+            engine = create_engine(parsed, poolclass=NullPool, connect_args={"timeout": busy})
+            event.listen(engine, "connect", _sqlite_pragmas(busy or 0.0))
+        else:
+            busy = None
+            engine = create_engine(parsed, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise StoreError(f"[digest] database = {where!r} cannot be used: {exc}.",
+                         hint='Use "sqlite:///path/digest.sqlite" or "postgresql+psycopg://user@host/db".') from exc
+    event.listen(engine, "handle_error", _translate(where, busy))
+    return engine
 
 
 class StoreBase:
@@ -63,6 +117,8 @@ class StoreBase:
             if found is None:  # an empty database: build it by the migrations, so it is at head
                 migrations.upgrade(self.engine)
                 return
+        except StoreError:  # busy or full, already one line (handle_error)
+            raise
         except SQLAlchemyError as exc:
             detail = exc.orig if hasattr(exc, "orig") else exc
             raise StoreError(f"Cannot open the database {self._safe_url}: {exc.__class__.__name__}: {detail}.") from exc

@@ -268,7 +268,7 @@ class EditionStore(StoreBase):
         try:
             with self.engine.begin() as conn:
                 return _record(conn, marks, worker=worker, now=now)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, StoreError) as exc:
             raise _not_recorded(exc, len(marks), self._safe_url) from exc
 
     def outbox_session(self, worker: str) -> OutboxSession:
@@ -335,7 +335,7 @@ class OutboxSession:
         try:
             with self.conn.begin():
                 return _record(self.conn, marks, worker=self.worker, now=now)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, StoreError) as exc:
             raise _not_recorded(exc, len(marks), self._where) from exc
 
     def subscribers(self, ids: Sequence[int]) -> dict[int, Subscriber]:
@@ -405,7 +405,7 @@ def _record(conn: Connection, marks: Sequence[Mark], *, worker: str, now: dateti
     return conn.execute(_RECORD, params).rowcount
 
 
-def _not_recorded(exc: SQLAlchemyError, n: int, where: str) -> StoreError:
+def _not_recorded(exc: SQLAlchemyError | StoreError, n: int, where: str) -> StoreError:
     return StoreError(
         f"Cannot record the results of {n} messages in {where}: {getattr(exc, 'orig', None) or exc}.",
         hint="Sending stopped; those messages stay claimed and the next `digest send` sends them "

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from digest.errors import SubscriberError
 from digest.model import Subscriber
@@ -29,6 +29,16 @@ DELIVERY = "delivery"  # suspended after permanent failures
 FIELDS = ("name", "sections", "timezone", "status")
 
 LISTED_IN_CONFIG = "listed in digest.toml; remove it there"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    """One checked line of a subscriber import."""
+
+    email: str
+    name: str | None
+    sections: tuple[str, ...] | None
+    timezone: str | None
 
 
 def normalise_email(email: str) -> str:
@@ -143,27 +153,52 @@ class SubscriberStore(StoreBase):
                              .values(permanent_failures=0, updated_at=now, **_declared(row, values, CLI)))
             return _subscriber(conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).one())
 
-    def import_subscriber(self, email: str, *, name: str | None, sections: Sequence[str] | None,
-                          timezone: str | None, now: datetime) -> str:
-        """Add or update from an import: 'added', 'updated', or 'unchanged' for an address that
-        unsubscribed or was suspended (an import never re-subscribes anyone: G10). Fields the
-        subscriber set themselves are kept."""
-        email = normalise_email(email)
-        values = {"name": name, "sections": list(sections) if sections is not None else None,
-                  "timezone": timezone}
+    def import_subscribers(self, rows: Sequence[ImportRow], *, now: datetime) -> dict[str, int]:
+        """A whole CSV import in one transaction: every row or none (a failure or a kill -9 part way
+        leaves the table as it was). Counts 'added', 'updated' and 'unchanged' (an address that
+        unsubscribed, failed or is suppressed: an import never re-subscribes anyone, G10). Fields the
+        subscriber set themselves are kept, as with the config and the CLI.
+
+        Bulk statements (executemany for inserts and for updates) instead of a transaction per row:
+        200,000 rows took minutes the old way (bench/import.py)."""
+        latest: dict[str, ImportRow] = {}
+        for row in rows:  # an address listed twice: its last line wins
+            latest[normalise_email(row.email)] = row
+        counts = {"added": 0, "updated": 0, "unchanged": 0}
+        s = t.subscribers
         with self.engine.begin() as conn:
-            row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).first()
-            if row is None:
-                if _suppressed(conn, email) is not None:
-                    return "unchanged"
-                conn.execute(insert(t.subscribers).values(email=email, created_at=now, updated_at=now,
-                                                          **_declared(None, {**values, "status": ACTIVE}, CLI)))
-                return "added"
-            if row.status in (UNSUBSCRIBED, SUSPENDED):
-                return "unchanged"
-            conn.execute(update(t.subscribers).where(t.subscribers.c.id == row.id)
-                         .values(updated_at=now, **_declared(row, values, CLI)))
-            return "updated"
+            existing: dict[str, Row[Any]] = {}
+            suppressed: set[str] = set()
+            emails = list(latest)
+            for start in range(0, len(emails), 500):  # stay under every database's bound-parameter cap
+                chunk = emails[start:start + 500]
+                existing.update((r.email, r) for r in conn.execute(select(s).where(s.c.email.in_(chunk))))
+                hashes = [address_hash(e) for e in chunk]
+                suppressed.update(conn.scalars(select(t.suppressions.c.email_hash)
+                                               .where(t.suppressions.c.email_hash.in_(hashes))))
+            inserts: list[dict[str, Any]] = []
+            updates: dict[frozenset[str], list[dict[str, Any]]] = {}  # executemany needs one set of keys
+            for email, row in latest.items():
+                values = {"name": row.name, "sections": list(row.sections) if row.sections is not None else None,
+                          "timezone": row.timezone}
+                found = existing.get(email)
+                if found is None and address_hash(email) in suppressed:
+                    counts["unchanged"] += 1
+                elif found is None:
+                    inserts.append({"email": email, "created_at": now, "updated_at": now,
+                                    **_declared(None, {**values, "status": ACTIVE}, CLI)})
+                    counts["added"] += 1
+                elif found.status in (UNSUBSCRIBED, SUSPENDED):
+                    counts["unchanged"] += 1
+                else:
+                    change = {"b_id": found.id, "updated_at": now, **_declared(found, values, CLI)}
+                    updates.setdefault(frozenset(change), []).append(change)
+                    counts["updated"] += 1
+            if inserts:
+                conn.execute(insert(s), inserts)
+            for group in updates.values():
+                conn.execute(update(s).where(s.c.id == bindparam("b_id")), group)
+        return counts
 
     def remove_subscriber(self, email: str, *, now: datetime | None = None) -> bool:
         """Erase a subscriber and their outbox rows (the address is personal data); False when absent.

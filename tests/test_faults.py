@@ -1,0 +1,602 @@
+"""No single bad input, idle client or busy database stops an edition or shows a traceback (issue 10).
+
+Every test drives the real `python -m digest` (or the real web app on 127.0.0.1) against real SQLite
+files, a feed server and aiosmtpd on loopback. Ids (H18, S12, ...) are those of docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import unused_port
+from httpservers import FeedServer
+from smtpservers import SmtpServer
+
+from digest import tokens
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "issue-10-test-secret-0123456789abcdef"
+NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+
+
+def cli(config: Path | None, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
+        now: datetime = NOW) -> subprocess.CompletedProcess[str]:
+    """`python -m digest`; each process starts its clock at `now` (a poll goes before the send)."""
+    head = ["--config", str(config)] if config is not None else []
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "DIGEST_NOW": now.isoformat(), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "digest", *head, *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=str(config.parent) if config else None)
+
+
+def poll(config: Path) -> subprocess.CompletedProcess[str]:
+    return cli(config, "poll", now=NOW - timedelta(minutes=5))
+
+
+def one_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The error line of a failed command, after checking it is one line plus a hint and no traceback."""
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in lines if line.startswith("error: ")]
+    hints = [line for line in lines if line.startswith("  hint: ")]
+    assert len(errors) == 1 and len(hints) == 1, result.stderr
+    return errors[0]
+
+
+def rss(n: int = 3, *, when: datetime = NOW - timedelta(hours=1)) -> bytes:
+    stamp = when.strftime("%a, %d %b %Y %H:%M:%S +0000")
+    items = "".join(
+        f"<item><title>Story number {i}</title><link>https://news.example.org/{i}</link>"
+        f"<guid>https://news.example.org/{i}</guid><pubDate>{stamp}</pubDate>"
+        f"<description>Body {i}</description></item>" for i in range(n))
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Test news</title>'
+            f"<link>https://news.example.org/</link>{items}</channel></rss>").encode()
+
+
+def write_config(folder: Path, *, feed_url: str | None = None, smtp_port: int = 25,
+                 subscribers: tuple[str, ...] = ("reader0@example.org",), extra: str = "",
+                 database: str | None = None) -> Path:
+    lines = ["[digest]", 'timezone = "UTC"',
+             f'database = "{database or "sqlite:///" + str(folder / "digest.sqlite")}"',
+             "allow_private_addresses = true", extra,
+             "[smtp]", 'host = "127.0.0.1"', f"port = {smtp_port}", 'sender = "Review <digest@example.org>"',
+             "timeout = 10", "workers = 1"]
+    if feed_url:
+        lines += ["[[feeds]]", f'url = "{feed_url}"']
+    for address in subscribers:
+        lines += ["[[subscribers]]", f'email = "{address}"']
+    path = folder / "digest.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@contextmanager
+def write_lock(database: Path) -> Iterator[None]:
+    """Another process's write lock on the SQLite file, held for as long as the block runs."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3, sys, time\n"
+         f"c = sqlite3.connect({str(database)!r}, isolation_level=None)\n"
+         "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# --------------------------------------------------------------------------- H18: one bad address
+
+
+@pytest.mark.parametrize("bad", ["evil@example.org\r\nBcc: victim@example.org", "tab\t@example.org",
+                                 "nul\x00@example.org"])
+async def test_H18_one_bad_address_in_the_database_fails_its_own_row_and_never_the_run(tmp_path: Path,
+                                                                                       bad: str) -> None:
+    async with FeedServer() as feed, SmtpServer() as smtp:
+        url = feed.serve("/news.xml", rss())
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port,
+                              subscribers=("first@example.org", "last@example.org"))
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        # An address that got in before config validation (an older digest, a direct insert):
+        # it sorts between the two good ones, so the run must carry on past it.
+        with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+            db.execute("UPDATE subscribers SET id = 3 WHERE email = 'last@example.org'")
+            db.execute("INSERT INTO subscribers (id, public_id, email, status, from_config, permanent_failures, "
+                       "name_origin, sections_origin, timezone_origin, status_origin, created_at, updated_at) "
+                       "VALUES (2, 'bad0bad0bad0bad0bad0bad0bad0bad0', ?, 'active', 0, 0, 'cli', 'cli', 'cli', "
+                       "'cli', ?, ?)", (bad, NOW.isoformat(), NOW.isoformat()))
+        first = await asyncio.to_thread(cli, config, "send")
+        again = await asyncio.to_thread(cli, config, "send")
+        received = sorted(m.rcpt_tos[0] for m in smtp.messages)
+
+    assert first.returncode == 0, first.stderr
+    assert "Traceback" not in first.stderr
+    assert received == ["first@example.org", "last@example.org"]  # nobody after the bad row is lost
+    assert "2 sent, 0 skipped, 1 failed" in first.stdout, first.stdout
+    assert "cannot be put in the To header" in first.stderr  # reported
+    assert again.returncode == 0 and "0 sent" in again.stdout and "1 failed" not in again.stdout  # not retried
+    with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+        status, error = db.execute("SELECT status, last_error FROM deliveries WHERE subscriber_id = 2").fetchone()
+    assert status == "failed" and "To header" in error  # recorded
+
+
+@pytest.mark.parametrize(("entry", "needle"), [
+    ('[[subscribers]]\nemail = "evil@example.org\\r\\nBcc: victim@example.org"', "subscribers #1.email"),
+    ('[[subscribers]]\nemail = "tab\\t@example.org"', "subscribers #1.email"),
+    ('[[subscribers]]\nemail = "nul\\u0000@example.org"', "subscribers #1.email"),
+    ('[[subscribers]]\nemail = "bad@"', "subscribers #1.email"),
+    ('[[subscribers]]\nemail = "a b@x.org"', "subscribers #1.email"),
+    ('[smtp]\nsender = "Review <digest@example.org>\\r\\nBcc: victim@example.org"', "smtp.sender"),
+    ('[smtp]\nunsubscribe_mailto = "bad@"', "smtp.unsubscribe_mailto"),
+    ('[digest]\nbase_url = "https://review.example.org/\\"onmouseover=x"', "digest.base_url"),
+    ('[digest]\nbase_url = "https://review.example.org/a b"', "digest.base_url"),
+    ('[digest]\nbase_url = "https://review.example.org/\'x\'"', "digest.base_url"),
+    ('[digest]\nmax_item_age = "99999999999999d"', "digest.max_item_age"),
+    ('[digest]\ncatch_up = "99999999999999w"', "digest.catch_up"),
+    ('[digest]\ndatabase = "oracle+xyz://scott@db.example.org/news"', "digest.database"),
+    ('[digest]\ndatabase = "nonsense"', "digest.database"),
+])
+def test_L1_check_config_refuses_what_would_fail_later_in_one_line(tmp_path: Path, entry: str, needle: str) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text(entry + "\n", encoding="utf-8")
+    assert needle in one_error(cli(config, "check-config"))
+
+
+def test_L1_the_addresses_check_config_accepts_still_pass(tmp_path: Path) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text('[smtp]\nsender = "Revue de presse <revue@example.org>"\n'
+                      '[[subscribers]]\nemail = "Jörg@Example.de"\n', encoding="utf-8")
+    result = cli(config, "check-config")
+    assert result.returncode == 0 and "config OK" in result.stdout, result.stderr
+
+
+# --------------------------------------------------------------------------- S13: a busy database
+
+
+@pytest.mark.parametrize("command", [["status"], ["feeds", "list"], ["subscribers", "list"],
+                                     ["poll"], ["send"], ["subscribers", "add", "new@example.org"],
+                                     ["feeds", "add", "http://127.0.0.1:9/x.xml"]])
+def test_S13_a_database_locked_by_another_process_gives_one_line_and_exit_1_or_an_answer(
+        tmp_path: Path, command: list[str]) -> None:
+    database = tmp_path / "digest.sqlite"
+    config = write_config(tmp_path, database=f"sqlite:///{database}?timeout=1")
+    assert cli(config, "status").returncode == 0  # creates and syncs the database
+    with write_lock(database):
+        result = cli(config, *command)
+    if command[0] in ("status", "feeds", "subscribers") and command[-1] == "list" or command == ["status"]:
+        # Read-only commands write nothing, so a writer's lock does not stop them (WAL readers never wait).
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+    else:
+        line = one_error(result)
+        assert "is busy" in line and "write lock" in line
+
+
+def test_S13_read_only_commands_leave_the_database_file_untouched(tmp_path: Path) -> None:
+    database = tmp_path / "digest.sqlite"
+    config = write_config(tmp_path)
+    assert cli(config, "status").returncode == 0
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = {p.name: p.stat().st_size for p in tmp_path.glob("digest.sqlite*")}
+    for command in (["status"], ["feeds", "list"], ["subscribers", "list"], ["subscribers", "export"],
+                    ["feeds", "export"]):
+        assert cli(config, *command).returncode == 0
+    with sqlite3.connect(database) as db:
+        frames = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    assert frames == 0, "a read-only command wrote to the database"
+    assert {p.name: p.stat().st_size for p in tmp_path.glob("digest.sqlite*")}.keys() >= before.keys()
+
+
+# --------------------------------------------------------------------------- L2: unwritable paths, encodings
+
+
+def test_L2_unwritable_output_paths_give_one_line_each(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    target = blocker / "sub"  # a path under a regular file cannot be written, even by root
+    assert "Cannot write" in one_error(cli(None, "init", "--path", str(target / "digest.toml")))
+    assert "Cannot write" in one_error(cli(config, "subscribers", "export", "--out", str(target / "s.csv")))
+    assert "Cannot write" in one_error(cli(config, "feeds", "export", "--out", str(target / "f.opml")))
+    assert "Cannot create the folder" in one_error(cli(config, "send", "--dry-run", str(target / "eml")))
+
+
+async def test_L2_preview_to_an_unwritable_path_gives_one_line(tmp_path: Path) -> None:
+    async with FeedServer() as feed:
+        config = write_config(tmp_path, feed_url=feed.serve("/news.xml", rss()))
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+    out = tmp_path / "a-file"
+    out.write_text("x")
+    line = one_error(cli(config, "preview", "--subscriber", "reader0@example.org", "--out", str(out / "p.html")))
+    assert "Cannot write" in line
+
+
+def test_L2_a_latin1_csv_names_the_encoding_and_how_to_convert_it(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    csv_path = tmp_path / "roster.csv"
+    csv_path.write_bytes("email,name\nreader1@example.org,Jörg Müller\n".encode("latin-1"))
+    result = cli(config, "subscribers", "import", str(csv_path))
+    line = one_error(result)
+    assert "not UTF-8" in line and "Latin-1" in line
+    assert "iconv -f latin1 -t utf-8" in result.stderr
+    assert "reader1@example.org" not in cli(config, "subscribers", "list").stdout
+
+
+# --------------------------------------------------------------------------- S14: imports are all or nothing
+
+
+@pytest.mark.parametrize("kill_after", [1.5, 3.0])
+def test_S14_kill_9_during_a_csv_import_leaves_all_rows_or_none(tmp_path: Path, kill_after: float) -> None:
+    rows = 20_000
+    config = write_config(tmp_path, subscribers=())
+    assert cli(config, "status").returncode == 0
+    csv_path = tmp_path / "roster.csv"
+    csv_path.write_text("email,name\n" + "".join(f"r{i:06d}@example.org,Reader {i}\n" for i in range(rows)),
+                        encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "subscribers", "import",
+                             str(csv_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc.wait(timeout=kill_after)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # SIGKILL: no handler, no rollback of our own
+    proc.wait()
+    with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+        count = db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
+    assert count in (0, rows), f"{count} of {rows} rows imported: an import must be all or nothing"
+    if count == 0:  # a second attempt imports everything, once
+        again = cli(config, "subscribers", "import", str(csv_path))
+        assert again.returncode == 0 and f"{rows} added" in again.stdout, again.stderr
+
+
+def test_S14_an_import_updates_and_adds_in_one_go_and_never_resubscribes(tmp_path: Path) -> None:
+    config = write_config(tmp_path, subscribers=())
+    first = tmp_path / "first.csv"
+    first.write_text("email,name\nkeep@example.org,Keep\ngone@example.org,Gone\n", encoding="utf-8")
+    assert cli(config, "subscribers", "import", str(first)).returncode == 0
+    with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+        db.execute("UPDATE subscribers SET status = 'unsubscribed' WHERE email = 'gone@example.org'")
+    second = tmp_path / "second.csv"
+    second.write_text("email,name,sections,timezone\nKeep@example.org,Kept,,Europe/Moscow\n"
+                      "gone@example.org,Back,,\nnew@example.org,New,,\n", encoding="utf-8")
+    result = cli(config, "subscribers", "import", str(second))
+    assert "1 added, 1 updated, 1 unsubscribed or suspended" in result.stdout, result.stderr
+    listing = cli(config, "subscribers", "list").stdout
+    assert "keep@example.org  active  [all sections]  tz=Europe/Moscow" in listing
+    assert "gone@example.org  unsubscribed" in listing and "new@example.org  active" in listing
+
+
+# --------------------------------------------------------------------------- H19: idle web clients
+
+
+def _low_fd_limit(limit: int) -> Callable[[], None]:
+    def lower() -> None:  # in the child, before exec: what `LimitNOFILE=` or `ulimit -n` would do
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    return lower
+
+
+async def _half_sent(port: int, n: int, payload: bytes) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """n loopback connections, each sending the start of a request and then nothing."""
+    conns = []
+    for _ in range(n):
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
+        except (OSError, TimeoutError):  # a listener that stopped accepting: its backlog is full
+            continue
+        writer.write(payload)
+        conns.append((reader, writer))
+    return conns
+
+
+async def _closed(reader: asyncio.StreamReader, within: float) -> bytes:
+    """What the server said before it closed the connection (b"reset" for a reset)."""
+    try:
+        return await asyncio.wait_for(reader.read(), within)
+    except ConnectionResetError:
+        return b"reset"
+
+
+async def test_H19_idle_half_sent_web_requests_never_stop_the_due_edition(tmp_path: Path) -> None:
+    limit, attackers = 256, 400  # more idle connections than the daemon may open descriptors
+    send_at = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
+    start = send_at - timedelta(seconds=12)
+    port = unused_port()
+    async with FeedServer() as feed, SmtpServer() as smtp:
+        url = feed.serve("/news.xml", rss(when=send_at - timedelta(hours=2)))
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port,
+                              subscribers=("first@example.org", "second@example.org"),
+                              extra='send_at = "07:00"\n[web]\nenabled = true\nhost = "127.0.0.1"\n'
+                                    f"port = {port}\n")
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "DIGEST_NOW": start.isoformat(), "DIGEST_DAEMON_TICK": "0.5"}
+        log_path = tmp_path / "daemon.log"
+        with log_path.open("wb") as log_file:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "digest", "--config", str(config), "-v", "run", stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=log_file, env=env, preexec_fn=_low_fd_limit(limit))
+        conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        try:
+            await _until(lambda: "listening on" in log_path.read_text(errors="replace"), "the web app", 30)
+            conns = await _half_sent(port, attackers, b"POST /u/x HTTP/1.1\r\nHost: review\r\nContent-Le")
+            await _until(lambda: len(smtp.messages) >= 2, "the edition, delivered while the connections idle", 60)
+        finally:
+            for _, w in conns:
+                w.close()
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 30)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+    assert sorted(m.rcpt_tos[0] for m in smtp.messages) == ["first@example.org", "second@example.org"]
+    assert log_path.stat().st_size < 200_000, "the log grew without bound"
+
+
+async def test_H19_the_web_app_drops_requests_whose_headers_or_body_never_arrive(tmp_path: Path) -> None:
+    config = write_config(tmp_path, extra=f'secret = "{SECRET}"')
+    assert cli(config, "subscribers", "list").returncode == 0  # the config's subscriber is in the database
+    token = unsubscribe_link_token(tmp_path / "digest.sqlite", "reader0@example.org")
+    port = unused_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "digest", "--config", str(config), "web", "--host", "127.0.0.1", "--port", str(port),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=_low_fd_limit(200))
+    try:
+        assert proc.stdout is not None
+        assert b"serving on" in await asyncio.wait_for(proc.stdout.readline(), 30)
+        headers, = await _half_sent(port, 1, b"GET / HTTP/1.1\r\nHost: review\r\n")
+        start = f"POST /u/{token} HTTP/1.1\r\nHost: review\r\nContent-Length: 100\r\n".encode()
+        body, = await _half_sent(port, 1, start + b"Content-Type: application/x-www-form-urlencoded\r\n\r\nList-Unsub")
+        # More connections than the cap: the web app refuses the extra ones at once (503, closed)
+        # instead of running out of descriptors; the ones it holds are dropped at the timeout.
+        crowd = await _half_sent(port, 300, b"GET / HTTP/1.1\r\n")
+        started = asyncio.get_running_loop().time()
+        answers = await asyncio.gather(*(_closed(r, 25) for r, _ in [headers, body, *crowd]))
+        took = asyncio.get_running_loop().time() - started
+        assert took < 20, f"idle connections were held for {took:.0f} s"
+        assert b"408" in answers[1] or answers[1] == b""
+        assert len(crowd) == 300
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+            # and it still serves (no edition is due yet in this test: "late" is the health answer)
+            assert (await resp.text()).split("\n")[0] in ("ok", "late"), resp.status
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 20)
+
+
+async def _until(predicate: Callable[[], bool], what: str, timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+# --------------------------------------------------------------------------- web: bad bodies, busy database
+
+
+def unsubscribe_link_token(database: Path, email: str, *, purpose: str = "u") -> str:
+    """The token of a subscriber's link, as the email carries it (their public id, signed)."""
+    with sqlite3.connect(database) as db:
+        public_id, = db.execute("SELECT public_id FROM subscribers WHERE email = ?", (email,)).fetchone()
+    return (tokens.unsubscribe_token if purpose == "u" else tokens.preferences_token)(SECRET, public_id)
+
+
+@contextmanager
+def web_process(config: Path) -> Iterator[str]:
+    """`digest web` on a free loopback port; yields its URL."""
+    port = unused_port()
+    proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "web", "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "serving on" in line, (line, proc.stderr.read() if proc.stderr else "")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        assert "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(("content_type", "body"), [
+    ("application/x-www-form-urlencoded; charset=no-such-charset", b"List-Unsubscribe=One-Click"),
+    ("application/x-www-form-urlencoded; charset=utf-16", b"\xff\xfeL\x00=\x00\xd8"),
+    ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data\r\n\r\nbroken"),
+    ("multipart/form-data", b"--no-boundary-declared--"),
+    ("multipart/form-data; boundary=xyz",
+     b"--xyz\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\""
+     b"\r\nContent-Type: text/plain; charset=bogus\r\n\r\nOne-Click\r\n--xyz--\r\n"),
+])
+async def test_L3_a_malformed_body_posted_to_a_valid_token_is_400_and_changes_nothing(
+        tmp_path: Path, content_type: str, body: bytes) -> None:
+    config = write_config(tmp_path, extra=f'secret = "{SECRET}"')
+    with web_process(config) as base:
+        async with aiohttp.ClientSession() as http:
+            for kind in ("u", "p"):
+                token = unsubscribe_link_token(tmp_path / "digest.sqlite", "reader0@example.org", purpose=kind)
+                async with http.post(f"{base}/{kind}/{token}", data=body,
+                                     headers={"Content-Type": content_type}) as resp:
+                    assert resp.status == 400, (kind, resp.status, await resp.text())
+    assert "reader0@example.org  active" in cli(config, "subscribers", "list").stdout
+
+
+async def test_S13_one_click_unsubscribe_through_a_busy_database_is_503_retry_after_and_kept(tmp_path: Path) -> None:
+    database = tmp_path / "digest.sqlite"
+    config = write_config(tmp_path, database=f"sqlite:///{database}?timeout=1",
+                          subscribers=("stays@example.org", "leaves@example.org"), extra=f'secret = "{SECRET}"')
+    with web_process(config) as base:
+        token = unsubscribe_link_token(database, "leaves@example.org")
+        public_id = tokens.read_unsubscribe_token([SECRET], token)
+        async with aiohttp.ClientSession() as http:
+            with write_lock(database):
+                async with http.post(f"{base}/u/{token}", data={"List-Unsubscribe": "One-Click"}) as resp:
+                    assert resp.status == 503 and resp.headers["Retry-After"].isdigit()
+                    assert "Location" not in resp.headers
+                spool = Path(f"{database}.unsubscribes")
+                assert spool.read_text().count(f'"subscriber": "{public_id}"') == 1  # on disk before the answer
+                assert "unsubscribes waiting for the database: 1" in cli(config, "status").stdout
+            # The lock is gone: the next `digest` command that writes applies it (the web app's own
+            # retry loop would too, within a minute).
+    assert cli(config, "poll").returncode == 0
+    listing = cli(config, "subscribers", "list").stdout
+    assert "leaves@example.org  unsubscribed" in listing and "stays@example.org  active" in listing
+    assert spool.read_text() == ""
+
+
+# --------------------------------------------------------------------------- S12: disk full
+
+
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    """What a full disk looks like to SQLite, unprivileged: every write past `limit` bytes fails
+    (RLIMIT_FSIZE; SIGXFSZ ignored so the write returns an error instead of killing the process)."""
+    def lower() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return lower
+
+
+async def test_S12_a_full_disk_while_the_edition_is_built_is_one_line_and_nothing_is_lost(tmp_path: Path) -> None:
+    async with FeedServer() as feed, SmtpServer() as smtp:
+        config = write_config(tmp_path, feed_url=feed.serve("/news.xml", rss(2000)), smtp_port=smtp.port)
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # The WAL may grow to 40 KB: room to open the database (its 32 KB shared-memory file) and
+        # sync the config, not to write the 2,000 rows of the edition.
+        full = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "digest", "--config", str(config), "send", "--workers", "1"],
+            capture_output=True, text=True, preexec_fn=_file_size_limit(40 * 1024), timeout=120,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "DIGEST_NOW": NOW.isoformat()})
+        line = one_error(full)
+        assert "cannot be written" in line and "disk" in line, line
+        assert "Free space" in full.stderr
+        assert smtp.messages == []
+        with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+            assert db.execute("SELECT count(*) FROM editions").fetchone()[0] == 0  # rolled back whole
+        again = await asyncio.to_thread(cli, config, "send")  # space again: the edition goes out
+        assert again.returncode == 0 and "1 sent" in again.stdout, again.stderr
+    assert len(smtp.messages) == 1
+
+
+# --------------------------------------------------------------------------- L4: one spelling per feed URL
+
+
+async def test_L4_differently_spelled_urls_of_one_feed_are_one_feed_polled_once(tmp_path: Path) -> None:
+    async with FeedServer() as feed:
+        url = feed.serve("/news.xml", rss())
+        shouting = url.replace("http://127.0.0.1", "HTTP://127.0.0.1")
+        config = write_config(tmp_path, feed_url=shouting)
+        added = await asyncio.to_thread(cli, config, "feeds", "add", url)
+        assert "already in the list" in one_error(added)
+        polled = await asyncio.to_thread(poll, config)
+        assert "polled 1 feeds" in polled.stdout, polled.stdout
+        assert len(feed.requests) == 1
+        listing = await asyncio.to_thread(cli, config, "feeds", "list")
+        assert listing.stdout.count("/news.xml") == 1 and url in listing.stdout
+        # Either spelling names the feed the config lists, which only the config can remove.
+        removed = await asyncio.to_thread(cli, config, "feeds", "remove", shouting)
+        assert "listed in digest.toml; remove it there" in one_error(removed)
+
+
+# --------------------------------------------------------------------------- P9: dates in the future
+
+
+async def test_P9_an_item_dated_hours_ahead_is_dated_when_first_seen(tmp_path: Path) -> None:
+    seen_at = NOW - timedelta(minutes=5)  # the poll's clock
+    body = rss(1, when=seen_at + timedelta(hours=23)).replace(b"Story number 0", b"Story from tomorrow")
+    body = body.replace(b"</channel>", rss(1, when=seen_at + timedelta(minutes=2)).split(b"</link>", 1)[1]
+                        .replace(b"Story number 0", b"Story with a fast clock").replace(b"/0<", b"/1<")
+                        .split(b"</channel>")[0] + b"</channel>")
+    async with FeedServer() as feed:
+        config = write_config(tmp_path, feed_url=feed.serve("/news.xml", body))
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+    with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+        dates = dict(db.execute("SELECT title, published FROM items").fetchall())
+    assert dates["Story from tomorrow"] is None  # shown at its first-seen time, never 23 h ahead
+    assert dates["Story with a fast clock"] is not None  # within the few minutes of slack: kept
+    preview = cli(config, "preview", "--subscriber", "reader0@example.org")
+    assert preview.returncode == 0 and "Story from tomorrow" in preview.stdout
+
+
+# --------------------------------------------------------------------------- H19: the log stays small
+
+
+def test_H19_an_identical_log_line_is_written_once_a_minute_with_a_count_of_the_rest() -> None:
+    import logging
+
+    from digest.cli import RepeatFilter
+
+    now = [0.0]
+    repeats = RepeatFilter(60.0, clock=lambda: now[0])
+
+    def shown(msg: str) -> str | None:
+        record = logging.LogRecord("digest", logging.WARNING, __file__, 1, msg, None, None)
+        return record.getMessage() if repeats.filter(record) else None
+
+    assert shown("poll: unable to open database file") == "poll: unable to open database file"
+    for _ in range(1000):  # every tick for a while
+        now[0] += 0.05
+        assert shown("poll: unable to open database file") is None
+    assert shown("reconcile: another line") is not None  # other lines are not held back
+    now[0] = 61.0
+    assert shown("poll: unable to open database file") == \
+        "poll: unable to open database file (and 1000 more times in the last 61 s)"
+
+
+def test_S14_import_subscribers_counts_and_keeps_unsubscribes_on_every_backend(store: Any) -> None:
+    from digest.store import UNSUBSCRIBED
+    from digest.store.subscribers import ImportRow
+
+    rows = [ImportRow(email=f"r{i}@example.org", name=None, sections=None, timezone=None) for i in range(1200)]
+    assert store.import_subscribers(rows, now=NOW) == {"added": 1200, "updated": 0, "unchanged": 0}
+    gone = store.get_subscriber(email="r7@example.org")
+    store.set_subscriber(gone.id, now=NOW, status=UNSUBSCRIBED)
+    again = [*rows, ImportRow(email="R1@Example.org", name="One", sections=("World",), timezone="UTC")]
+    assert store.import_subscribers(again, now=NOW) == {"added": 0, "updated": 1199, "unchanged": 1}
+    assert store.get_subscriber(email="r7@example.org").status == UNSUBSCRIBED
+    assert store.get_subscriber(email="r1@example.org").sections == ("World",)
+
+
+async def test_H19_the_daemon_starts_its_web_process_again_when_it_dies(tmp_path: Path) -> None:
+    import re
+
+    port = unused_port()
+    config = write_config(tmp_path, extra=f'[web]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n')
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("wb") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "digest", "--config", str(config), "-v", "run", stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=log_file, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        def web_pids() -> list[int]:
+            text = log_path.read_text(errors="replace")
+            return [int(p) for p in re.findall(r"web: serving from process (\d+)", text)]
+
+        await _until(lambda: len(web_pids()) == 1, "the web process", 30)
+        os.kill(web_pids()[0], signal.SIGKILL)
+        await _until(lambda: len(web_pids()) == 2, "the web process, started again", 30)
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+            assert (await resp.text()).split("\n")[0] in ("ok", "late"), resp.status  # the new process answers
+        assert proc.returncode is None  # the daemon itself never stopped
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    assert "starting it again" in log_path.read_text()

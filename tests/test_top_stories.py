@@ -1,0 +1,94 @@
+"""'Top stories' ranks stories by how many outlets tell them; the subject can name the lead story."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS_ABSENT, corpus_dir
+
+from digest.compose import ComposeOptions, build_stories, compose
+from digest.model import Item
+from digest.render import SUBJECT_CHARS, Renderer
+
+T0 = datetime(2017, 1, 7, 6, 0, tzinfo=UTC)
+
+
+def item(n: int, title: str, source: str, *, minutes: int = 0, summary: str = "") -> Item:
+    when = T0 - timedelta(minutes=minutes)
+    return Item(id=n, feed_id=n, source=source, title=title, url=f"https://{source.lower()}.example/{n}",
+                summary_html="", summary_text=summary, published=when, first_seen=when)
+
+
+def options(top: int = 3, subject: str = "lead") -> ComposeOptions:
+    return ComposeOptions(title="Morning Review", section_order=("World",), top_stories=top, subject_style=subject)
+
+
+def edition_of(items: list[Item], top: int = 3, subject: str = "lead"):  # type: ignore[no-untyped-def]
+    stories = build_stories([(i, "World") for i in items], options=options(top, subject))
+    return compose(stories, day=date(2017, 1, 7), timezone="UTC", chosen=None, options=options(top, subject),
+                   web_url="u")
+
+
+SHOOTING = [
+    item(1, "Gunman kills five at Fort Lauderdale airport", "Wire"),
+    item(2, "Fort Lauderdale airport: gunman kills five", "Herald", minutes=5),
+    item(3, "Gunman kills five at Florida's Fort Lauderdale airport", "Gazette", minutes=9),
+    item(4, "Gunman kills five people at Fort Lauderdale airport, eight hurt", "Wire", minutes=20),
+]
+SUMMIT = [
+    item(5, "Leaders sign climate pact at Geneva summit", "Herald", minutes=30),
+    item(6, "Geneva summit: leaders sign climate pact", "Courier", minutes=40),
+]
+
+
+def test_top_stories_are_ranked_by_outlets_and_one_outlets_follow_up_counts_once() -> None:
+    ed = edition_of([*SHOOTING, *SUMMIT, item(7, "Cup final tonight", "Wire", minutes=50)])
+    assert [s.lead.id for s in ed.top_stories] == [4, 6]  # three outlets, then two; a lone story is not top
+    assert [s.outlets for s in ed.top_stories] == [3, 2]
+    assert ed.top_stories[0].sources == 4  # four items, three outlets
+
+
+def test_the_subject_names_the_story_most_outlets_tell_and_the_parts_show_the_outlets() -> None:
+    rendered = Renderer().render(edition_of([*SHOOTING, *SUMMIT]))  # [digest] subject = "lead"
+    assert rendered.subject.startswith("Press review: Gunman kills five")
+    assert "Fort Lauderdale" in rendered.subject
+    assert "3 outlets" in rendered.text and "3 outlets" in rendered.html
+    assert "2 outlets" in rendered.text
+
+
+def test_by_default_the_subject_is_title_and_date() -> None:
+    rendered = Renderer().render(edition_of([*SHOOTING, *SUMMIT], subject="date"))
+    assert rendered.subject == "Morning Review — January 7, 2017"
+
+
+def test_a_long_or_hostile_lead_title_is_cut_to_fit_on_one_header_line() -> None:
+    long = "Gunman kills five at Fort Lauderdale airport " + "and the whole terminal is evacuated " * 6
+    hostile = [item(1, long + "\r\nBcc: victim@example.org", "Wire"),
+               item(2, long + "\r\nBcc: victim@example.org", "Herald", minutes=3)]
+    subject = Renderer().render(edition_of(hostile)).subject
+    assert len(subject) <= SUBJECT_CHARS
+    assert "\r" not in subject and "\n" not in subject
+    assert "…" in subject and "Fort Lauderdale" in subject
+
+
+def test_the_real_days_lead_story_is_the_one_most_outlets_told() -> None:
+    root = corpus_dir()
+    if root is None:
+        pytest.skip(CORPUS_ABSENT)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_cluster_corpus import load_days
+
+    labelled = load_days(root / "feeds" / "news")
+    items = [Item(id=n, feed_id=n, source=x.feed, title=x.item.title, url=x.item.url, summary_html="",
+                  summary_text=x.item.summary_text, published=x.item.when, first_seen=x.item.when)
+             for n, x in enumerate(labelled)]
+    ed = edition_of(items, top=5)
+    story_of = {x.item.url: x.story for x in labelled}
+    print("\ntop stories:", [(story_of[s.lead.url], s.outlets) for s in ed.top_stories])
+    assert story_of[ed.top_stories[0].lead.url] == "fort-lauderdale-shooting"  # four outlets, most of the days
+    subject = Renderer().render(ed).subject
+    print("subject:", subject)
+    assert "Lauderdale" in subject
