@@ -25,13 +25,13 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS_ABSENT, corpus_dir
 from httpservers import FeedServer
 from smtpservers import SmtpServer
 from test_end_to_end import digest
 from test_mail_clients import ARTIFACTS, DESKTOP, PHONE, SPAM_LIMIT, chromium, lay_out, need, spamassassin
 
 from digest import config as cfg
-from conftest import CORPUS_ABSENT, corpus_dir
 
 FEEDS = ("boingboing.xml", "techcrunch_feedburner-era.xml", "xda-developers.xml", "cloudflare_blog.xml")
 EXCERPT = 280

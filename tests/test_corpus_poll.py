@@ -60,6 +60,7 @@ async def _poll_all(tmp_path: Path, files: list[Path]) -> tuple[Store, dict[str,
         store.sync_feeds(settings.feeds, now=NOW)
         results = await poll_once(settings=settings, store=store, clock=lambda: NOW)
     assert len(results) == len(files)
+    assert CORPUS is not None
     feeds = {str(urls[f.url].relative_to(CORPUS)): f for f in store.list_feeds()}
     items: dict[int, list[Item]] = defaultdict(list)
     for item in store.items_first_seen(after=None, until=NOW):

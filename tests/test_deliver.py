@@ -9,6 +9,7 @@ import smtplib
 import socket
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from smtpservers import DROP, Scripted, SmtpServer, Turn, make_certs
@@ -47,8 +48,8 @@ def many(n: int, domain: str = "example.org") -> list[Envelope]:
     return envelopes_for(f"reader{i}@{domain}" for i in range(n))
 
 
-def settings(srv: SmtpServer, **overrides: object) -> SmtpSettings:
-    base: dict[str, object] = dict(host=srv.host, port=srv.port, timeout=5.0, connections=1)
+def settings(srv: SmtpServer, **overrides: Any) -> SmtpSettings:
+    base: dict[str, Any] = dict(host=srv.host, port=srv.port, timeout=5.0, connections=1)
     base.update(overrides)
     return SmtpSettings(**base)
 
@@ -73,7 +74,7 @@ class Log:
         return [r.outcome for r in sorted(self.results, key=lambda r: r.key)]
 
 
-async def send_all(s: SmtpSettings, items: list[Envelope], **transport: int | float) -> tuple[Log, DeliveryStats]:
+async def send_all(s: SmtpSettings, items: list[Envelope], **transport: Any) -> tuple[Log, DeliveryStats]:
     log = Log(items)
     async with SmtpTransport(s, **transport) as t:
         stats = await deliver(t, log.source(), log.record)

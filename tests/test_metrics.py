@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import unused_port
@@ -80,7 +81,7 @@ async def test_metrics_count_bounces_and_suppressions(tmp_path: Path) -> None:
     store = open_store(settings)
     alice = store.get_subscriber(email="alice@example.org")
     assert alice is not None
-    kw = {"edition_id": 1, "status": "5.1.1", "diagnostic": "x", "via": "file", "now": NOW, "threshold": 3.0,
+    kw: dict[str, Any] = {"edition_id": 1, "status": "5.1.1", "diagnostic": "x", "via": "file", "now": NOW, "threshold": 3.0,
           "half_life": timedelta(days=7)}
     store.record_bounce(dedupe="a", subscriber_id=alice.id, kind="hard", **kw)
     store.record_bounce(dedupe="b", subscriber_id=None, kind="soft", **kw)
@@ -148,7 +149,7 @@ async def test_the_daemon_serves_its_poll_and_send_counters_at_metrics(tmp_path:
         task = asyncio.create_task(run_daemon(dataclasses.replace(settings), store, clock=clock, stop=stop,
                                               grace=2.0, ticks=Ticks(poll=0.2, reconcile=0.2, heartbeat=0.2)))
         try:
-            values: dict = {}
+            values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
             for _ in range(200):
                 await asyncio.sleep(0.1)
                 assert not task.done(), task.exception()

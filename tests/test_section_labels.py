@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS_ABSENT, corpus_dir
 
 from digest import config as cfg
 from digest.parse import parse_feed
 from digest.sections import classify
-from conftest import CORPUS_ABSENT, corpus_dir
 
 LABELS = Path(__file__).parent / "data" / "section_labels.csv"
 TARGET = 0.85

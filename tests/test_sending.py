@@ -24,6 +24,7 @@ from sqlalchemy import insert
 from digest import message
 from digest.config import SmtpSettings
 from digest.deliver import data_block
+from digest.model import FeedSpec
 from digest.pipeline.send import release_orphans, worker_alive, worker_name
 from digest.pipeline.workers import plan_workers, shares
 from digest.store import PENDING, SENT, Store
@@ -193,9 +194,7 @@ workers = {workers}
     return config
 
 
-def _feed_spec() -> object:
-    from digest.model import FeedSpec
-
+def _feed_spec() -> FeedSpec:
     return FeedSpec(url="https://n.example/rss")
 
 

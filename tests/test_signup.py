@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -32,7 +33,7 @@ class Site:
     clock: Clock
 
 
-async def start(tmp_path: Path, **web: object) -> AsyncIterator[Site]:
+async def start(tmp_path: Path, **web: Any) -> AsyncIterator[Site]:
     async with SmtpServer() as smtp:
         base = make_settings(tmp_path, smtp_port=smtp.port)
         settings = dataclasses.replace(base, web=dataclasses.replace(base.web, **web))

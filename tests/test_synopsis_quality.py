@@ -138,12 +138,13 @@ def _baseline(members: list[Item]) -> str:
 
 
 def test_rouge_against_hand_written_references_beats_the_lead_sentence_baseline() -> None:
-    rows = []
+    rows: list[tuple[str, float, float, float, float]] = []
     for sid, reference, members in reference_stories():
         ours, base = text_of(synopsis(members)), _baseline(members)
         rows.append((sid, rouge_n(ours, reference, 1), rouge_n(ours, reference, 2),
                      rouge_n(base, reference, 1), rouge_n(base, reference, 2)))
-    mean = [sum(r[k] for r in rows) / len(rows) for k in range(1, 5)]
+    scores = [r[1:] for r in rows]
+    mean = [sum(s[k] for s in scores) / len(scores) for k in range(4)]
     lines = ["", f"{'story':26} {'R-1 ours':>9} {'R-2 ours':>9} {'R-1 base':>9} {'R-2 base':>9}"]
     lines += [f"{r[0]:26} {r[1]:9.3f} {r[2]:9.3f} {r[3]:9.3f} {r[4]:9.3f}" for r in rows]
     lines.append(f"{'mean (' + str(len(rows)) + ' stories)':26} {mean[0]:9.3f} {mean[1]:9.3f} {mean[2]:9.3f} "
