@@ -35,8 +35,11 @@ def write_csv(path: Path, rows: int) -> None:
 
 def run(config: Path, csv_path: Path) -> float:
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "digest", "--config", str(config), "subscribers", "import",
-                             str(csv_path)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "digest", "--config", str(config), "subscribers", "import", str(csv_path)],
+        capture_output=True,
+        text=True,
+    )
     took = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"import failed: {result.stderr}")
@@ -53,8 +56,7 @@ def main() -> None:
         folder = Path(tmp)
         config = folder / "digest.toml"
         sections = "".join(f'[[sections]]\nname = "{s}"\n' for s in SECTIONS)
-        config.write_text(f'[digest]\ndatabase = "sqlite:///{folder / "digest.sqlite"}"\n{sections}',
-                          encoding="utf-8")
+        config.write_text(f'[digest]\ndatabase = "sqlite:///{folder / "digest.sqlite"}"\n{sections}', encoding="utf-8")
         csv_path = folder / "roster.csv"
         write_csv(csv_path, args.rows)
         print(f"{args.rows:,} rows, {csv_path.stat().st_size / 1e6:.1f} MB CSV")

@@ -55,8 +55,22 @@ _VOCABULARY = (
 _CITIES = "Paris Berlin Moscow Tokyo Beijing Madrid Rome London Chicago Lagos Delhi Cairo Lima Oslo Kazan"
 _WORDS = _VOCABULARY.split()
 _PLACES = _CITIES.split()
-_CATEGORIES = ("World", "Politics", "Business", "Economy", "Sport", "Football", "Science", "Space",
-               "Culture", "Society", "Defense", "Technology", "Health", "Opinion")
+_CATEGORIES = (
+    "World",
+    "Politics",
+    "Business",
+    "Economy",
+    "Sport",
+    "Football",
+    "Science",
+    "Space",
+    "Culture",
+    "Society",
+    "Defense",
+    "Technology",
+    "Health",
+    "Opinion",
+)
 _AUTHORS = ("Anna Petrova", "John Miller", "Li Wei", "Maria Garcia", "Oleg Smirnov", "Sarah Connor")
 
 
@@ -77,8 +91,10 @@ def _description(rng: random.Random, host: str, n: int) -> str:
         if p == 0:
             words = text.split(" ")
             i = rng.randrange(1, len(words))
-            words[i] = (f'<a href="https://{host}/news/{n}/related?utm_source=rss&amp;utm_medium=feed&amp;id={n}">'
-                        f"{words[i]}</a>")
+            words[i] = (
+                f'<a href="https://{host}/news/{n}/related?utm_source=rss&amp;utm_medium=feed&amp;id={n}">'
+                f"{words[i]}</a>"
+            )
             words[0] = f"<strong>{words[0]}</strong>"
             text = " ".join(words)
         paras.append(f"<p>{text}</p>")
@@ -90,12 +106,14 @@ def _description(rng: random.Random, host: str, n: int) -> str:
 def make_feed(index: int, items: int, *, now: datetime) -> bytes:
     rng = random.Random(index)
     host = f"news{index}.example.org"
-    out = ['<?xml version="1.0" encoding="UTF-8"?>\n'
-           '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/" '
-           'xmlns:atom="http://www.w3.org/2005/Atom">\n<channel>\n',
-           f"<title>{html.escape(rng.choice(_PLACES))} Daily {index}</title>\n<link>https://{host}/</link>\n"
-           f"<description>News from {host}</description>\n<language>en</language>\n"
-           f'<atom:link href="https://{host}/rss.xml" rel="self" type="application/rss+xml"/>\n']
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        'xmlns:atom="http://www.w3.org/2005/Atom">\n<channel>\n',
+        f"<title>{html.escape(rng.choice(_PLACES))} Daily {index}</title>\n<link>https://{host}/</link>\n"
+        f"<description>News from {host}</description>\n<language>en</language>\n"
+        f'<atom:link href="https://{host}/rss.xml" rel="self" type="application/rss+xml"/>\n',
+    ]
     for n in range(items):
         when = now - timedelta(minutes=17 * n + rng.randint(0, 16))
         cats = "".join(f"<category>{c}</category>" for c in rng.sample(_CATEGORIES, rng.randint(1, 3)))
@@ -116,8 +134,13 @@ def make_feed(index: int, items: int, *, now: datetime) -> bytes:
 # --------------------------------------------------------------------------- server (own process)
 
 
-def _serve(feeds: int, items: int, hosts: int, port_out: multiprocessing.connection.Connection,
-           mode: multiprocessing.sharedctypes.Synchronized) -> None:  # type: ignore[type-arg]
+def _serve(
+    feeds: int,
+    items: int,
+    hosts: int,
+    port_out: multiprocessing.connection.Connection,
+    mode: multiprocessing.sharedctypes.Synchronized,
+) -> None:  # type: ignore[type-arg]
     from aiohttp import web
 
     now = datetime.now(UTC).replace(microsecond=0)
@@ -204,8 +227,12 @@ def run_poll(config: Path, label: str, feeds: int, server_pid: int) -> dict[str,
     busy, server_cpu = _busy_seconds(), _cpu_of(server_pid) or 0.0
     cpu = _cpu_children()
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "poll"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "digest", "--config", str(config), "poll"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
     peak = [0, 0]  # tree sum, processes
     main_cpu = [0.0]  # the digest process alone, as last seen alive
 
@@ -230,17 +257,26 @@ def run_poll(config: Path, label: str, feeds: int, server_pid: int) -> dict[str,
     m = re.search(r"polled (\d+) feeds: (\d+) new items, (\d+) failed(?:, in ([\d.]+) s)?", last)
     if not m or int(m.group(3)):
         sys.exit(f"{label}: unexpected result: {last}\n{err.decode()[-3000:]}")
-    return {"wall": wall, "poll": float(m.group(4) or wall), "new": int(m.group(2)), "feeds": feeds,
-            "cpu": _cpu_children() - cpu, "main_cpu": main_cpu[0],
-            "other": _busy_seconds() - busy - (_cpu_of(server_pid) or 0.0) + server_cpu - (_cpu_children() - cpu),
-            "rss_mb": peak[0] / 1024, "procs": peak[1],
-            "maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    return {
+        "wall": wall,
+        "poll": float(m.group(4) or wall),
+        "new": int(m.group(2)),
+        "feeds": feeds,
+        "cpu": _cpu_children() - cpu,
+        "main_cpu": main_cpu[0],
+        "other": _busy_seconds() - busy - (_cpu_of(server_pid) or 0.0) + server_cpu - (_cpu_children() - cpu),
+        "rss_mb": peak[0] / 1024,
+        "procs": peak[1],
+        "maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
 
 
 def _row(label: str, r: dict[str, float], feeds: int) -> str:
-    return (f"{label:<10} {r['wall']:>7.2f} {feeds / r['wall']:>8.0f} {r['poll']:>7.2f} {feeds / r['poll']:>8.0f} "
-            f"{r['new'] / r['poll']:>8.0f} {r['cpu']:>6.1f} {r['main_cpu']:>5.1f} {r['rss_mb']:>11.0f} "
-            f"{r['maxrss_mb']:>8.0f} {r['other']:>6.1f}")
+    return (
+        f"{label:<10} {r['wall']:>7.2f} {feeds / r['wall']:>8.0f} {r['poll']:>7.2f} {feeds / r['poll']:>8.0f} "
+        f"{r['new'] / r['poll']:>8.0f} {r['cpu']:>6.1f} {r['main_cpu']:>5.1f} {r['rss_mb']:>11.0f} "
+        f"{r['maxrss_mb']:>8.0f} {r['other']:>6.1f}"
+    )
 
 
 def main() -> None:
@@ -250,9 +286,12 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, default=100, help="loopback addresses the feeds are spread over")
     ap.add_argument("--keep", type=Path, help="keep the config and database in this folder")
     ap.add_argument("--repeat", type=int, default=1, help="run the three polls this many times; print the best")
-    ap.add_argument("--serve", choices=("etag", "ignore"),
-                    help="only serve the feeds (honouring or ignoring If-None-Match) and write the config, "
-                         "for profiling `digest poll` by hand; stop with Ctrl-C")
+    ap.add_argument(
+        "--serve",
+        choices=("etag", "ignore"),
+        help="only serve the feeds (honouring or ignoring If-None-Match) and write the config, "
+        "for profiling `digest poll` by hand; stop with Ctrl-C",
+    )
     args = ap.parse_args()
 
     ctx = multiprocessing.get_context("fork")  # before any thread; the child only serves
@@ -269,8 +308,9 @@ def main() -> None:
         if not args.serve:
             stale.unlink()
     config = work / "digest.toml"
-    feed_lines = "".join(f'[[feeds]]\nurl = "http://127.0.0.{i % args.hosts + 1}:{port}/feed/{i}.xml"\n'
-                         for i in range(args.feeds))
+    feed_lines = "".join(
+        f'[[feeds]]\nurl = "http://127.0.0.{i % args.hosts + 1}:{port}/feed/{i}.xml"\n' for i in range(args.feeds)
+    )
     config.write_text(f'[digest]\ndatabase = "sqlite:///{db}"\nallow_private_addresses = true\n\n{feed_lines}')
 
     if args.serve:
@@ -280,10 +320,14 @@ def main() -> None:
         except KeyboardInterrupt:
             server.kill()
         return
-    print(f"{args.feeds} feeds x {args.items} items, {total_bytes / args.feeds / 1024:.1f} KB per feed, "
-          f"{args.hosts} hosts; machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    header = (f"{'run':<10} {'wall s':>7} {'feeds/s':>8} {'poll s':>7} {'feeds/s':>8} {'items/s':>8} "
-              f"{'CPU s':>6} {'main':>5} {'peak RSS MB':>11} {'max1 MB':>8} {'other':>6}")
+    print(
+        f"{args.feeds} feeds x {args.items} items, {total_bytes / args.feeds / 1024:.1f} KB per feed, "
+        f"{args.hosts} hosts; machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+    )
+    header = (
+        f"{'run':<10} {'wall s':>7} {'feeds/s':>8} {'poll s':>7} {'feeds/s':>8} {'items/s':>8} "
+        f"{'CPU s':>6} {'main':>5} {'peak RSS MB':>11} {'max1 MB':>8} {'other':>6}"
+    )
     print(header)
     best: dict[str, dict[str, float]] = {}
     try:
@@ -305,11 +349,15 @@ def main() -> None:
         print(header)
         for label, r in best.items():
             print(_row(label, r, args.feeds))
-    print("CPU: user+sys of the digest process and its parser workers (RUSAGE_CHILDREN difference); "
-          "main: the digest process alone (from /proc, last sample before exit)")
-    print("peak RSS: sum over the digest process tree sampled from /proc every 10 ms; "
-          "max1: getrusage(RUSAGE_CHILDREN).ru_maxrss, the largest single process so far; "
-          "other: CPU seconds the machine spent on anything else meanwhile (other jobs, steal)")
+    print(
+        "CPU: user+sys of the digest process and its parser workers (RUSAGE_CHILDREN difference); "
+        "main: the digest process alone (from /proc, last sample before exit)"
+    )
+    print(
+        "peak RSS: sum over the digest process tree sampled from /proc every 10 ms; "
+        "max1: getrusage(RUSAGE_CHILDREN).ru_maxrss, the largest single process so far; "
+        "other: CPU seconds the machine spent on anything else meanwhile (other jobs, steal)"
+    )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,10 @@ SECTIONS = ("World", "Politics", "Business", "Military", "Science", "Society", "
 ZONES = ("Europe/Moscow", "Europe/Berlin", "Asia/Yekaterinburg", "Europe/London", "Asia/Novosibirsk")
 FEEDS = 8
 ITEMS_PER_FEED = 25
-_WORDS = ("minister talks budget court storm market rates election summit energy rocket launch final record "
-          "festival museum strike union river flood hospital school university airport train deal sanctions")
+_WORDS = (
+    "minister talks budget court storm market rates election summit energy rocket launch final record "
+    "festival museum strike union river flood hospital school university airport train deal sanctions"
+)
 WORDS = _WORDS.split()
 
 
@@ -69,8 +71,9 @@ WORDS = _WORDS.split()
 MIXES = {"default": (FEEDS, ITEMS_PER_FEED, None), "uniform": (40, 50, 15)}
 
 
-def write_config(folder: Path, *, port: int, workers: int | None, connections: int | None = None,
-                 mix: str = "default") -> Path:
+def write_config(
+    folder: Path, *, port: int, workers: int | None, connections: int | None = None, mix: str = "default"
+) -> Path:
     path = folder / "digest.toml"
     feeds_n, _, per_section = MIXES[mix]
     sections = "".join(f'[[sections]]\nname = "{s}"\ncategories = ["{s}"]\n' for s in SECTIONS)
@@ -79,11 +82,12 @@ def write_config(folder: Path, *, port: int, workers: int | None, connections: i
     smtp_workers = f"workers = {workers}\n" if workers is not None else ""
     if connections is not None:
         smtp_workers += f"connections = {connections}\n"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 [digest]
 title = "Morning Review"
 timezone = "Europe/Moscow"
-database = "sqlite:///{folder / 'digest.sqlite'}"
+database = "sqlite:///{folder / "digest.sqlite"}"
 base_url = "https://review.example.org"
 read_also = 0
 {cap}
@@ -94,7 +98,9 @@ sender = "Morning Review <review@review.example.org>"
 timeout = 30
 {smtp_workers}
 {sections}
-{feeds}""", encoding="utf-8")
+{feeds}""",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -110,10 +116,18 @@ def populate(config: Path, subscribers: int, seed: int = 1, mix: str = "default"
         for i in range(items_per_feed):
             title = " ".join(rng.choice(WORDS) for _ in range(7)).capitalize() + f" ({n}.{i})"
             summary = " ".join(rng.choice(WORDS) for _ in range(40)) + "."
-            items.append(ParsedItem(key=f"f{n}i{i}", title=title, url=f"https://feed{n}.example/{i}",
-                                    summary_html=f"<p>{summary}</p>", summary_text=summary,
-                                    published=NOW - timedelta(hours=2, minutes=i), categories=(SECTIONS[(n + i) % 8],),
-                                    content_hash=f"h{n}.{i}"))
+            items.append(
+                ParsedItem(
+                    key=f"f{n}i{i}",
+                    title=title,
+                    url=f"https://feed{n}.example/{i}",
+                    summary_html=f"<p>{summary}</p>",
+                    summary_text=summary,
+                    published=NOW - timedelta(hours=2, minutes=i),
+                    categories=(SECTIONS[(n + i) % 8],),
+                    content_hash=f"h{n}.{i}",
+                )
+            )
         store.upsert_items(feed.id, items, now=NOW - timedelta(hours=1))
     pairs = set()
     batch = []
@@ -125,9 +139,19 @@ def populate(config: Path, subscribers: int, seed: int = 1, mix: str = "default"
             sections = None if rng.random() < 0.4 else sorted(rng.sample(SECTIONS, rng.randint(1, 3)))
         zone = ZONES[rng.randrange(len(ZONES))]
         pairs.add((zone, tuple(sections) if sections else None))
-        batch.append({"email": f"reader{i}@mail{i % 50}.example", "name": f"Reader {i}", "sections": sections,
-                      "timezone": zone, "status": "active", "permanent_failures": 0, "from_config": False,
-                      "created_at": NOW - timedelta(days=2), "updated_at": NOW - timedelta(days=2)})
+        batch.append(
+            {
+                "email": f"reader{i}@mail{i % 50}.example",
+                "name": f"Reader {i}",
+                "sections": sections,
+                "timezone": zone,
+                "status": "active",
+                "permanent_failures": 0,
+                "from_config": False,
+                "created_at": NOW - timedelta(days=2),
+                "updated_at": NOW - timedelta(days=2),
+            }
+        )
         if len(batch) == 5000:
             with store.engine.begin() as conn:
                 conn.execute(insert(t.subscribers), batch)
@@ -156,7 +180,7 @@ def _tree_memory(root: int) -> tuple[int, int]:
                 stat = f.read()
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(entry))
     rss = pss = 0
     todo = [root]
@@ -206,9 +230,11 @@ class Measured:
     def line(self, messages: int) -> str:
         rate = messages / self.wall if self.wall else 0.0
         per = self.cpu / messages * 1000 if messages else 0.0
-        return (f"{self.label:<22} {messages:>7} msgs  {self.wall:7.2f} s  {rate:7.0f} msg/s  "
-                f"{per:5.2f} ms CPU/msg  peak RSS {self.peak_rss / 2**20:4.0f} MB (PSS {self.peak_pss / 2**20:4.0f}), "
-                f"largest process {self.max_single / 2**20:3.0f} MB")
+        return (
+            f"{self.label:<22} {messages:>7} msgs  {self.wall:7.2f} s  {rate:7.0f} msg/s  "
+            f"{per:5.2f} ms CPU/msg  peak RSS {self.peak_rss / 2**20:4.0f} MB (PSS {self.peak_pss / 2**20:4.0f}), "
+            f"largest process {self.max_single / 2**20:3.0f} MB"
+        )
 
 
 # --------------------------------------------------------------------------- the naive baseline
@@ -237,8 +263,14 @@ async def naive(config: Path, limit: int) -> int:
                 break
             if sub.timezone != tz:
                 continue
-            ed = compose(stories, day=day, timezone=tz, chosen=sub.sections, options=options,
-                         web_url=edition_url(settings, day, tz))
+            ed = compose(
+                stories,
+                day=day,
+                timezone=tz,
+                chosen=sub.sections,
+                options=options,
+                web_url=edition_url(settings, day, tz),
+            )
             if ed.is_empty:
                 continue
             rendered = renderer.render(ed)
@@ -251,10 +283,17 @@ async def naive(config: Path, limit: int) -> int:
             msg["Message-ID"] = f"<e{edition.id}.s{sub.id}@review.example.org>"
             msg["List-Unsubscribe"] = f"<{unsubscribe}>"
             msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-            msg.set_content(rendered.text.replace(PLACEHOLDER_UNSUBSCRIBE_URL, unsubscribe)
-                            .replace(PLACEHOLDER_PREFERENCES_URL, unsubscribe))
-            msg.add_alternative(rendered.html.replace(PLACEHOLDER_UNSUBSCRIBE_URL, unsubscribe)
-                                .replace(PLACEHOLDER_PREFERENCES_URL, unsubscribe), subtype="html")
+            msg.set_content(
+                rendered.text.replace(PLACEHOLDER_UNSUBSCRIBE_URL, unsubscribe).replace(
+                    PLACEHOLDER_PREFERENCES_URL, unsubscribe
+                )
+            )
+            msg.add_alternative(
+                rendered.html.replace(PLACEHOLDER_UNSUBSCRIBE_URL, unsubscribe).replace(
+                    PLACEHOLDER_PREFERENCES_URL, unsubscribe
+                ),
+                subtype="html",
+            )
             await smtp.send_message(msg)
             sent += 1
     await smtp.quit()
@@ -272,8 +311,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start_sink() -> tuple[subprocess.Popen[str], int]:
-    sink = subprocess.Popen([sys.executable, str(HERE / "smtpsink.py"), "--port", "0", "--every", "3600"],
-                            stdout=subprocess.PIPE, text=True)
+    sink = subprocess.Popen(
+        [sys.executable, str(HERE / "smtpsink.py"), "--port", "0", "--every", "3600"], stdout=subprocess.PIPE, text=True
+    )
     assert sink.stdout is not None
     first = sink.stdout.readline()
     return sink, int(first.rsplit(":", 1)[1])
@@ -285,8 +325,12 @@ def main() -> None:
     parser.add_argument("--naive", type=int, default=2_000, help="subscribers for the naive baseline (0: skip)")
     parser.add_argument("--workers", type=int, default=None, help="[smtp] workers (default: the config default)")
     parser.add_argument("--connections", type=int, default=None, help="[smtp] connections (default: the default)")
-    parser.add_argument("--mix", choices=sorted(MIXES), default="default",
-                        help="default: 40%% all sections, 60%% 1-3; uniform: any non-empty subset (issue 12)")
+    parser.add_argument(
+        "--mix",
+        choices=sorted(MIXES),
+        default="default",
+        help="default: 40%% all sections, 60%% 1-3; uniform: any non-empty subset (issue 12)",
+    )
     parser.add_argument("--keep", metavar="DIR", help="build the fixture in DIR and keep it")
     parser.add_argument("--naive-run", metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -302,33 +346,56 @@ def main() -> None:
         t0 = time.perf_counter()
         pairs = populate(config, args.subscribers, mix=args.mix)
         feeds_n, items_n, _ = MIXES[args.mix]
-        print(f"fixture ({args.mix} mix): {args.subscribers} subscribers, {feeds_n * items_n} items, "
-              f"{len(ZONES)} time zones, {pairs} distinct (time zone, section set) pairs; "
-              f"built in {time.perf_counter() - t0:.1f} s")
-        print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {sys.platform}, "
-              f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (shared machine)")
+        print(
+            f"fixture ({args.mix} mix): {args.subscribers} subscribers, {feeds_n * items_n} items, "
+            f"{len(ZONES)} time zones, {pairs} distinct (time zone, section set) pairs; "
+            f"built in {time.perf_counter() - t0:.1f} s"
+        )
+        print(
+            f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {sys.platform}, "
+            f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (shared machine)"
+        )
         env = {**os.environ, "DIGEST_NOW": NOW.isoformat(), "PYTHONPATH": str(HERE.parent)}
         sink_cpu = cpu_seconds(sink.pid)
-        real = Measured("digest send", [sys.executable, "-m", "digest", "--config", str(config), "send",
-                                        "--date", NOW.date().isoformat()], env)
-        sent = sum(int(line.split(": ", 1)[1].split(" sent")[0]) for line in real.stdout.splitlines()
-                   if line.startswith("edition "))
+        real = Measured(
+            "digest send",
+            [sys.executable, "-m", "digest", "--config", str(config), "send", "--date", NOW.date().isoformat()],
+            env,
+        )
+        sent = sum(
+            int(line.split(": ", 1)[1].split(" sent")[0])
+            for line in real.stdout.splitlines()
+            if line.startswith("edition ")
+        )
         print(real.line(sent))
-        print(f"{'  (the sink)':<22} {'':>7}       {'':>7}    {'':>7}        "
-              f"{(cpu_seconds(sink.pid) - sink_cpu) / max(sent, 1) * 1000:5.2f} ms CPU/msg, on the same cores")
-        again = Measured("digest send (again)", [sys.executable, "-m", "digest", "--config", str(config), "send",
-                                                 "--date", NOW.date().isoformat()], env)
-        resent = sum(int(line.split(": ", 1)[1].split(" sent")[0]) for line in again.stdout.splitlines()
-                     if line.startswith("edition "))
+        print(
+            f"{'  (the sink)':<22} {'':>7}       {'':>7}    {'':>7}        "
+            f"{(cpu_seconds(sink.pid) - sink_cpu) / max(sent, 1) * 1000:5.2f} ms CPU/msg, on the same cores"
+        )
+        again = Measured(
+            "digest send (again)",
+            [sys.executable, "-m", "digest", "--config", str(config), "send", "--date", NOW.date().isoformat()],
+            env,
+        )
+        resent = sum(
+            int(line.split(": ", 1)[1].split(" sent")[0])
+            for line in again.stdout.splitlines()
+            if line.startswith("edition ")
+        )
         print(f"{'re-run':<22} {resent:>7} msgs  {again.wall:7.2f} s  (must be 0)")
         if args.naive:
-            base = Measured("naive baseline", [sys.executable, str(HERE / "send.py"), "--naive-run", str(config),
-                                               "--naive", str(args.naive)], env)
+            base = Measured(
+                "naive baseline",
+                [sys.executable, str(HERE / "send.py"), "--naive-run", str(config), "--naive", str(args.naive)],
+                env,
+            )
             count = int(base.stdout.strip())
             print(base.line(count))
             real_rate, base_rate = sent / real.wall, count / base.wall
-            print(f"speed-up: {real_rate / base_rate:.1f}x messages/s, "
-                  f"{(base.cpu / count) / (real.cpu / sent):.1f}x less CPU per message")
+            print(
+                f"speed-up: {real_rate / base_rate:.1f}x messages/s, "
+                f"{(base.cpu / count) / (real.cpu / sent):.1f}x less CPU per message"
+            )
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         sink.terminate()

@@ -59,8 +59,16 @@ def day(stories: int = 300, seed: int = 1) -> list[list[BenchItem]]:
         for o in range(rng.randint(2, 6)):
             n += 1
             body = " ".join(sentence(rng, topic) for _ in range(rng.randint(2, 10)))
-            members.append(BenchItem(n, f"outlet-{(s + o) % 40}", " ".join(topic[:4]).title(),
-                                     f"https://o{o}.example/{n}", f"<p>{body}</p>", body[:280]))
+            members.append(
+                BenchItem(
+                    n,
+                    f"outlet-{(s + o) % 40}",
+                    " ".join(topic[:4]).title(),
+                    f"https://o{o}.example/{n}",
+                    f"<p>{body}</p>",
+                    body[:280],
+                )
+            )
         out.append(members)
     return out
 
@@ -87,8 +95,10 @@ def measure(label: str, stories: list[list[BenchItem]] | list[list[object]]) -> 
     print(f"  first story (builds the splitters): {wall_ms[0]:.1f} ms wall")
     for name, values in (("wall", wall_ms[1:]), ("CPU", cpu_ms[1:])):
         p95 = statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
-        print(f"  per story after it, {name}: mean {statistics.mean(values):.2f} ms, median "
-              f"{statistics.median(values):.2f} ms, p95 {p95:.2f} ms, max {max(values):.2f} ms   (target <= 20 ms)")
+        print(
+            f"  per story after it, {name}: mean {statistics.mean(values):.2f} ms, median "
+            f"{statistics.median(values):.2f} ms, p95 {p95:.2f} ms, max {max(values):.2f} ms   (target <= 20 ms)"
+        )
     print(f"  whole day: {wall:.2f} s wall, {cpu:.2f} s CPU   (target <= 2 s for 300 stories)")
 
 

@@ -38,16 +38,34 @@ def build(url: str, subscribers: int) -> None:
         meta = sa.MetaData()
         meta.reflect(conn)
         subs, eds, dels = meta.tables["subscribers"], meta.tables["editions"], meta.tables["deliveries"]
-        status = ["unsubscribed" if i % 10 == 0 else "suspended" if i % 50 == 1 else "active"
-                  for i in range(subscribers)]
-        conn.execute(sa.insert(subs), [
-            {"email": f"reader{i:06d}@example.org", "name": None, "sections": None, "timezone": None,
-             "status": status[i], "permanent_failures": 0, "from_config": i % 3 == 0, "created_at": T,
-             "updated_at": T} for i in range(subscribers)])
+        status = [
+            "unsubscribed" if i % 10 == 0 else "suspended" if i % 50 == 1 else "active" for i in range(subscribers)
+        ]
+        conn.execute(
+            sa.insert(subs),
+            [
+                {
+                    "email": f"reader{i:06d}@example.org",
+                    "name": None,
+                    "sections": None,
+                    "timezone": None,
+                    "status": status[i],
+                    "permanent_failures": 0,
+                    "from_config": i % 3 == 0,
+                    "created_at": T,
+                    "updated_at": T,
+                }
+                for i in range(subscribers)
+            ],
+        )
         conn.execute(sa.insert(eds).values(day=T.date(), timezone="UTC", cutoff=T, created_at=T, status="open"))
-        conn.execute(sa.insert(dels), [
-            {"edition_id": 1, "subscriber_id": i + 1, "status": "sent", "attempts": 1, "updated_at": T}
-            for i in range(subscribers)])
+        conn.execute(
+            sa.insert(dels),
+            [
+                {"edition_id": 1, "subscriber_id": i + 1, "status": "sent", "attempts": 1, "updated_at": T}
+                for i in range(subscribers)
+            ],
+        )
     engine.dispose()
 
 
@@ -69,17 +87,25 @@ def main() -> None:
         try:
             build(url, args.subscribers)
             config = Path(tmp) / "digest.toml"
-            config.write_text(f'[digest]\ndatabase = "{url}"\n[smtp]\nhost = "127.0.0.1"\n'
-                              'sender = "d@example.org"\n', encoding="utf-8")
+            config.write_text(
+                f'[digest]\ndatabase = "{url}"\n[smtp]\nhost = "127.0.0.1"\nsender = "d@example.org"\n',
+                encoding="utf-8",
+            )
             started = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "digest", "--config", str(config), "db", "upgrade"],
-                                  capture_output=True, text=True, check=False)
+            done = subprocess.run(
+                [sys.executable, "-m", "digest", "--config", str(config), "db", "upgrade"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             took = time.perf_counter() - started
             if done.returncode != 0:
                 sys.exit(f"digest db upgrade failed: {done.stderr}")
             backend = "postgresql" if args.postgres else "sqlite"
-            print(f"{backend}: {args.subscribers} subscribers + {args.subscribers} outbox rows: "
-                  f"{done.stdout.strip()} in {took:.2f} s")
+            print(
+                f"{backend}: {args.subscribers} subscribers + {args.subscribers} outbox rows: "
+                f"{done.stdout.strip()} in {took:.2f} s"
+            )
         finally:
             if admin is not None:
                 with admin.connect() as conn:

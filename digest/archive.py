@@ -29,8 +29,9 @@ def _stamp(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def atom_feed(*, title: str, site_url: str, feed_url: str, entries: Sequence[ArchiveEntry],
-              generated: datetime) -> bytes:
+def atom_feed(
+    *, title: str, site_url: str, feed_url: str, entries: Sequence[ArchiveEntry], generated: datetime
+) -> bytes:
     """The feed document; `generated` is its <updated> when there is no entry yet."""
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed")
@@ -56,7 +57,7 @@ def atom_feed(*, title: str, site_url: str, feed_url: str, entries: Sequence[Arc
         sub(entry, "updated", _stamp(e.updated))
         sub(entry, "link", rel="alternate", type="text/html", href=e.url)
         sub(entry, "summary", e.summary, type="text")
-    return b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n" + bytes(ET.tostring(feed, encoding="utf-8"))
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + bytes(ET.tostring(feed, encoding="utf-8"))
 
 
 def etag_for(body: bytes) -> str:

@@ -225,7 +225,7 @@ def _near(text: str, address: str) -> tuple[str | None, str]:
     """The status code and the line that the report writes about `address`, if any."""
     lowered = text.lower()
     start = lowered.find(address.lower())
-    window = text[start:start + 600] if start >= 0 else text[:2000]
+    window = text[start : start + 600] if start >= 0 else text[:2000]
     m = _STATUS.search(window) or _STATUS.search(text)
     status = m.group(0) if m else None
     lines = [line.strip() for line in window.splitlines()[1:] if line.strip()]

@@ -36,8 +36,12 @@ log = logging.getLogger("digest")
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        doc = {"time": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
-               "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        doc = {
+            "time": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         return json.dumps(doc, ensure_ascii=False)
@@ -50,8 +54,9 @@ class RepeatFilter(logging.Filter):
     once wrote 585 MB of log in 3 minutes; the first line says all there is to say.
     """
 
-    def __init__(self, window: float = 60.0, *, clock: Callable[[], float] = time.monotonic,
-                 remember: int = 1000) -> None:
+    def __init__(
+        self, window: float = 60.0, *, clock: Callable[[], float] = time.monotonic, remember: int = 1000
+    ) -> None:
         super().__init__()
         self.window, self.clock, self.remember = window, clock, remember
         self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}  # line -> (last shown, held back)
@@ -76,8 +81,9 @@ class RepeatFilter(logging.Filter):
 def setup_logging(fmt: str, level: int) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RepeatFilter())
-    handler.setFormatter(JsonFormatter() if fmt == "json" else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -186,8 +192,10 @@ def write_output(path: Path, text: str) -> None:
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise DigestError(f"Cannot write {path}: {exc.strerror or exc}.",
-                          hint="Choose a path in a folder that exists and that you can write to.") from exc
+        raise DigestError(
+            f"Cannot write {path}: {exc.strerror or exc}.",
+            hint="Choose a path in a folder that exists and that you can write to.",
+        ) from exc
 
 
 def read_csv_text(path: str) -> str:
@@ -199,13 +207,14 @@ def read_csv_text(path: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        guess = "cp1252" if any(0x80 <= b <= 0x9f for b in data) else "latin1"
+        line = data[: exc.start].count(b"\n") + 1
+        guess = "cp1252" if any(0x80 <= b <= 0x9F for b in data) else "latin1"
         raise SubscriberError(
             f"{path} is not UTF-8 (line {line} has the byte 0x{data[exc.start]:02x}); it looks like "
             f"{'Windows-1252' if guess == 'cp1252' else 'Latin-1 (ISO-8859-1)'}.",
             hint=f"Convert it, then import again: iconv -f {guess} -t utf-8 {path} > utf8.csv "
-                 "(or save it as 'CSV UTF-8' from your spreadsheet); nothing was imported.") from None
+            "(or save it as 'CSV UTF-8' from your spreadsheet); nothing was imported.",
+        ) from None
 
 
 # --------------------------------------------------------------------------- root
@@ -226,11 +235,17 @@ class DigestGroup(click.Group):
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", metavar="PATH",
-              help="Config file (default: $DIGEST_CONFIG, else ./digest.toml).")
+@click.option(
+    "--config", "config_path", metavar="PATH", help="Config file (default: $DIGEST_CONFIG, else ./digest.toml)."
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Log lines for people or for log collectors.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines for people or for log collectors.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every feed and edition event.")
 @click.version_option(package_name="digest")
 @click.pass_context
@@ -250,8 +265,9 @@ def init(path: str, force: bool) -> None:
     """Write a starter digest.toml documenting every setting."""
     target = Path(path)
     if target.exists() and not force:
-        raise ConfigError(f"{target} already exists.",
-                          hint="Pass --force to overwrite it, or --path to write elsewhere.")
+        raise ConfigError(
+            f"{target} already exists.", hint="Pass --force to overwrite it, or --path to write elsewhere."
+        )
     write_output(target, cfg.example_toml())
     click.echo(f"wrote {target}; edit it, then run `digest --config {target} check-config`.")
 
@@ -298,8 +314,11 @@ def poll(app: App) -> None:
     took = time.perf_counter() - started
     for res in results:
         status = "304" if res.not_modified and res.status == 304 else str(res.status or "-")
-        tail = f"error: {res.error}" if res.error else ("unchanged" if res.not_modified else
-                                                        f"{res.new_items} new, {res.updated_items} updated")
+        tail = (
+            f"error: {res.error}"
+            if res.error
+            else ("unchanged" if res.not_modified else f"{res.new_items} new, {res.updated_items} updated")
+        )
         click.echo(f"{status:>4}  {res.feed_url}  {tail}")
     new = sum(r.new_items for r in results)
     failed = sum(1 for r in results if r.error)
@@ -336,10 +355,19 @@ def preview(app: App, email: str, day: str | None, out: str | None) -> None:
 
 @main.command()
 @click.option("--date", "day", metavar="YYYY-MM-DD", help="Edition date (default: today in [digest] timezone).")
-@click.option("--dry-run", "dry_run", metavar="DIR", type=click.Path(file_okay=False),
-              help="Write .eml files into DIR instead of sending (records nothing as sent).")
-@click.option("--workers", type=click.IntRange(0, 64), metavar="N",
-              help="Sending processes (default: [smtp] workers; 0: one per CPU core; 1: this process only).")
+@click.option(
+    "--dry-run",
+    "dry_run",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Write .eml files into DIR instead of sending (records nothing as sent).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    metavar="N",
+    help="Sending processes (default: [smtp] workers; 0: one per CPU core; 1: this process only).",
+)
 @pass_app
 def send(app: App, day: str | None, dry_run: str | None, workers: int | None) -> None:
     """Build and send the edition for a date to every active subscriber; re-running sends nothing more."""
@@ -351,8 +379,10 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
     reports = run_async(_send(app, store, edition_day, app.settings.smtp.workers if workers is None else workers))
     for rep in reports:
         state = "complete" if rep.complete else "pending rows remain"
-        click.echo(f"edition {rep.day} {rep.timezone}: {rep.sent} sent, {rep.skipped} skipped, "
-                   f"{rep.failed} failed, {rep.deferred} deferred ({state})")
+        click.echo(
+            f"edition {rep.day} {rep.timezone}: {rep.sent} sent, {rep.skipped} skipped, "
+            f"{rep.failed} failed, {rep.deferred} deferred ({state})"
+        )
     if not reports:
         click.echo("no active subscribers: nothing to send")
 
@@ -374,8 +404,16 @@ async def _send(app: App, store: Store, day: date, workers: int) -> Any:
         loop.add_signal_handler(sig, on_signal)
     progress = asyncio.create_task(_send_progress(app, store, day)) if sys.stderr.isatty() else None
     try:
-        return await send_day_in_workers(app.settings, store, day=day, clock=app.clock, transport=SmtpTransport,
-                                         workers=workers, stop=stop, setup=_logging_setup())
+        return await send_day_in_workers(
+            app.settings,
+            store,
+            day=day,
+            clock=app.clock,
+            transport=SmtpTransport,
+            workers=workers,
+            stop=stop,
+            setup=_logging_setup(),
+        )
     finally:
         if progress is not None:
             progress.cancel()
@@ -417,8 +455,10 @@ async def _dry_run(app: App, day: date, folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DigestError(f"Cannot create the folder {folder}: {exc.strerror or exc}.",
-                          hint="Pass --dry-run a folder you can write to; nothing was sent or recorded.") from exc
+        raise DigestError(
+            f"Cannot create the folder {folder}: {exc.strerror or exc}.",
+            hint="Pass --dry-run a folder you can write to; nothing was sent or recorded.",
+        ) from exc
     store, settings, now = app.store, app.settings, app.clock()
     written = 0
     async with FileTransport(folder) as transport:
@@ -481,8 +521,10 @@ def feeds_list(app: App, show_all: bool) -> None:
         state = "active" if f.active else ("gone (410)" if f.last_status == 410 else "disabled")
         nxt = f.next_poll_at.strftime("%Y-%m-%d %H:%M UTC") if f.next_poll_at else "now"
         err = f"  error: {f.last_error}" if f.last_error else ""
-        click.echo(f"{f.url}  [{f.section or 'rules'}]  {state}  last={f.last_status or '-'}  "
-                   f"next={nxt}  failures={f.consecutive_failures}{err}")
+        click.echo(
+            f"{f.url}  [{f.section or 'rules'}]  {state}  last={f.last_status or '-'}  "
+            f"next={nxt}  failures={f.consecutive_failures}{err}"
+        )
     click.echo(f"{len(rows)} feeds")
 
 
@@ -496,8 +538,10 @@ def feeds_add(app: App, url: str, name: str | None, section: str | None) -> None
 
     url = check_feed_url(url, allow_private=app.settings.digest.allow_private_addresses)
     if section is not None and section not in app.settings.section_names:
-        raise FeedError(f"--section {section!r} is not a configured section.",
-                        hint="Known sections: " + ", ".join(app.settings.section_names))
+        raise FeedError(
+            f"--section {section!r} is not a configured section.",
+            hint="Known sections: " + ", ".join(app.settings.section_names),
+        )
     feed = app.store.add_feed(FeedSpec(url=url, name=name, section=section), now=app.clock())
     click.echo(f"added {feed.url}")
 
@@ -544,8 +588,14 @@ def feeds_export(app: App, out: str | None) -> None:
     """Write the active feeds as OPML, one folder per section."""
     from digest.opml import to_opml
 
-    _emit(to_opml([(f.url, f.display_name, f.section) for f in app.reader.list_feeds(active_only=True)],
-                  title=app.settings.digest.title, now=app.clock()), out)
+    _emit(
+        to_opml(
+            [(f.url, f.display_name, f.section) for f in app.reader.list_feeds(active_only=True)],
+            title=app.settings.digest.title,
+            now=app.clock(),
+        ),
+        out,
+    )
 
 
 # --------------------------------------------------------------------------- db
@@ -597,8 +647,10 @@ def db_upgrade(app: App) -> None:
         # A running daemon would meet tables changing under it: have it stopped first.
         holder = store.lock_holder(LOCK_NAME) if store.schema_revision() is not None else None
         if holder is not None and datetime.now(UTC) - holder[1] < STALE_AFTER:
-            raise StoreError(f"A digest daemon ({holder[0]}) is running on this database; nothing was changed.",
-                             hint="Stop it, run `digest db upgrade`, then start the daemon again.")
+            raise StoreError(
+                f"A digest daemon ({holder[0]}) is running on this database; nothing was changed.",
+                hint="Stop it, run `digest db upgrade`, then start the daemon again.",
+            )
         before, after = store.upgrade_schema()
     finally:
         store.close()
@@ -637,8 +689,9 @@ def _sections_option(app: App, value: str | None) -> tuple[str, ...] | None:
 def _known_sections(app: App, chosen: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     for s in chosen:
         if s not in app.settings.section_names:
-            raise SubscriberError(f"{s!r} is not a section.",
-                                  hint="Known sections: " + ", ".join(app.settings.section_names))
+            raise SubscriberError(
+                f"{s!r} is not a section.", hint="Known sections: " + ", ".join(app.settings.section_names)
+            )
     return tuple(chosen)
 
 
@@ -654,8 +707,9 @@ def subscribers_add(app: App, email: str, name: str | None, sections: str | None
     address = validate_email(email)
     if timezone is not None:
         cfg.check_timezone("--timezone", timezone)
-    sub = app.store.add_subscriber(address, name=name, sections=_sections_option(app, sections), timezone=timezone,
-                                   now=app.clock())
+    sub = app.store.add_subscriber(
+        address, name=name, sections=_sections_option(app, sections), timezone=timezone, now=app.clock()
+    )
     click.echo(f"added {sub.email}")
 
 
@@ -688,8 +742,10 @@ def subscribers_show(app: App, email: str) -> None:
         click.echo(f"{label:<9} {value}  [set by {origin}]")
     score = app.store.bounce_score(sub.id, now=app.clock(), half_life=app.settings.bounces.soft_decay)
     if score >= 0.01:
-        click.echo(f"soft-bounce score {score:.2f} (suppressed at {app.settings.bounces.soft_threshold:g}; "
-                   f"halves every {cfg.format_duration(app.settings.bounces.soft_decay)})")
+        click.echo(
+            f"soft-bounce score {score:.2f} (suppressed at {app.settings.bounces.soft_threshold:g}; "
+            f"halves every {cfg.format_duration(app.settings.bounces.soft_decay)})"
+        )
     why = app.store.suppression_reason(sub.email)
     if why is not None:
         reason, since = why
@@ -719,14 +775,21 @@ def subscribers_import(app: App, path: str) -> None:
             if row.timezone:
                 cfg.check_timezone("timezone", row.timezone)
         except (SubscriberError, ConfigError) as exc:
-            raise SubscriberError(f"{path} line {row.line}: {exc.message}",
-                                  hint="Fix that line; nothing was imported.") from None
+            raise SubscriberError(
+                f"{path} line {row.line}: {exc.message}", hint="Fix that line; nothing was imported."
+            ) from None
         checked.append((email, row, sections))
     counts = app.store.import_subscribers(
-        [ImportRow(email=email, name=row.name, sections=sections, timezone=row.timezone)
-         for email, row, sections in checked], now=app.clock())
-    click.echo(f"imported {path}: {counts['added']} added, {counts['updated']} updated, "
-               f"{counts['unchanged']} unsubscribed or suspended left as they are")
+        [
+            ImportRow(email=email, name=row.name, sections=sections, timezone=row.timezone)
+            for email, row, sections in checked
+        ],
+        now=app.clock(),
+    )
+    click.echo(
+        f"imported {path}: {counts['added']} added, {counts['updated']} updated, "
+        f"{counts['unchanged']} unsubscribed or suspended left as they are"
+    )
 
 
 @subscribers.command("export")
@@ -775,11 +838,19 @@ def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
                 click.echo(f"  with today's rules it would go to {result.section}: {result.reason}")
         return
     if text.strip().isdigit():
-        raise DigestError(f"No stored item has id {text.strip()}.",
-                          hint="Give an item's id from the database, its link, or a title to try the rules on.")
+        raise DigestError(
+            f"No stored item has id {text.strip()}.",
+            hint="Give an item's id from the database, its link, or a title to try the rules on.",
+        )
     is_url = text.startswith(("http://", "https://"))
-    result = classify(title="" if is_url else text, url=text if is_url else None, categories=categories,
-                      feed_section=None, sections=app.settings.sections, fallback=app.settings.digest.fallback_section)
+    result = classify(
+        title="" if is_url else text,
+        url=text if is_url else None,
+        categories=categories,
+        feed_section=None,
+        sections=app.settings.sections,
+        fallback=app.settings.digest.fallback_section,
+    )
     click.echo(f"{result.section}: {result.reason}")
 
 
@@ -787,8 +858,14 @@ def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.option("--out", "out_dir", default="digest-demo", show_default=True, type=click.Path(file_okay=False),
-              help="Where to leave the received .eml files, the HTML preview and the SQLite database.")
+@click.option(
+    "--out",
+    "out_dir",
+    default="digest-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where to leave the received .eml files, the HTML preview and the SQLite database.",
+)
 def demo(out_dir: str) -> None:
     """Run the whole pipeline offline on bundled demo feeds, a local SMTP server and SQLite."""
     from digest.demo import run_demo
@@ -818,8 +895,9 @@ def bounces() -> None:
 
 @bounces.command("serve")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=25, show_default=True,
-              help="Port to listen on (0: any free one).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=25, show_default=True, help="Port to listen on (0: any free one)."
+)
 @pass_app
 def bounces_serve(app: App, host: str, port: int) -> None:
     """Receive bounces for bounce+*@[bounces] domain over SMTP until SIGTERM or SIGINT."""

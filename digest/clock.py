@@ -26,7 +26,8 @@ def system_clock(env: Mapping[str, str] | None = None) -> Clock:
         origin = datetime.fromisoformat(start)
     except ValueError:
         raise ConfigError(
-            f"DIGEST_NOW = {start!r} is not an ISO 8601 time such as 2026-03-29T01:59:00+01:00.") from None
+            f"DIGEST_NOW = {start!r} is not an ISO 8601 time such as 2026-03-29T01:59:00+01:00."
+        ) from None
     if origin.tzinfo is None:
         raise ConfigError(f"DIGEST_NOW = {start!r} needs a UTC offset, e.g. {start}+00:00.")
     t0 = time.monotonic()

@@ -55,8 +55,9 @@ def section_anchor(name: str) -> str:
     return f"s-{slug}" if slug else "s-" + hashlib.sha1(name.encode()).hexdigest()[:8]
 
 
-def build_stories(items: Sequence[tuple[Item, str]], *, history: Sequence[Item] = (),
-                  options: ComposeOptions) -> list[PlacedStory]:
+def build_stories(
+    items: Sequence[tuple[Item, str]], *, history: Sequence[Item] = (), options: ComposeOptions
+) -> list[PlacedStory]:
     """Cluster an edition's (item, section) pairs into stories placed in their lead's section."""
     items = without_boilerplate(items)
     only_items = [item for item, _ in items]
@@ -64,8 +65,9 @@ def build_stories(items: Sequence[tuple[Item, str]], *, history: Sequence[Item] 
     kwargs = {} if options.cluster_threshold is None else {"threshold": options.cluster_threshold}
     groups = cluster.cluster(only_items, **kwargs)
     # "Read also" compares two items alone, on the scale cluster.pair_threshold() sets for that.
-    upper = cluster.pair_threshold(options.cluster_threshold if options.cluster_threshold is not None
-                                   else cluster.DEFAULT_THRESHOLD)
+    upper = cluster.pair_threshold(
+        options.cluster_threshold if options.cluster_threshold is not None else cluster.DEFAULT_THRESHOLD
+    )
     placed = []
     for group in groups:
         lead = only_items[group[0]]
@@ -74,10 +76,12 @@ def build_stories(items: Sequence[tuple[Item, str]], *, history: Sequence[Item] 
         if history and options.read_also_max:
             hits = cluster.related(history, lead, lower=options.read_also_lower, upper=upper)
             read_also = tuple(history[i] for i in hits[: options.read_also_max])
-        told = synopsis.synopsis((lead, *also), limit=options.synopsis_sentences,
-                                 plural=options.plural_outlets) if also else ()
-        placed.append(PlacedStory(Story(lead=lead, also=also, read_also=read_also, synopsis=told),
-                                  section_of[lead.id]))
+        told = (
+            synopsis.synopsis((lead, *also), limit=options.synopsis_sentences, plural=options.plural_outlets)
+            if also
+            else ()
+        )
+        placed.append(PlacedStory(Story(lead=lead, also=also, read_also=read_also, synopsis=told), section_of[lead.id]))
     return placed
 
 
@@ -91,12 +95,16 @@ def stories_to_json(stories: Sequence[PlacedStory]) -> str:
     for placed in stories:
         story = placed.story
         members = (story.lead, *story.also, *story.read_also)
-        out.append({
-            "section": placed.section, "lead": story.lead.id, "also": [i.id for i in story.also],
-            "read_also": [i.id for i in story.read_also],
-            "titles": {str(i.id): i.title for i in members},
-            "synopsis": [[q.source, q.url, q.item_id, list(q.sentences), q.plural] for q in story.synopsis],
-        })
+        out.append(
+            {
+                "section": placed.section,
+                "lead": story.lead.id,
+                "also": [i.id for i in story.also],
+                "read_also": [i.id for i in story.read_also],
+                "titles": {str(i.id): i.title for i in members},
+                "synopsis": [[q.source, q.url, q.item_id, list(q.sentences), q.plural] for q in story.synopsis],
+            }
+        )
     return json.dumps({"format": STORIES_FORMAT, "stories": out}, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -121,11 +129,20 @@ def stories_from_json(body: str, items: Sequence[Item], history: Sequence[Item] 
                 title = titles.get(str(item_id), item.title)
                 return item if title == item.title else dataclasses.replace(item, title=title)
 
-            synopsis = tuple(Quote(source=q[0], url=q[1], item_id=q[2], sentences=tuple(q[3]), plural=q[4])
-                             for q in row["synopsis"])
-            placed.append(PlacedStory(Story(lead=get(row["lead"]), also=tuple(get(i) for i in row["also"]),
-                                            read_also=tuple(get(i) for i in row["read_also"] if i in by_id),
-                                            synopsis=synopsis), row["section"]))
+            synopsis = tuple(
+                Quote(source=q[0], url=q[1], item_id=q[2], sentences=tuple(q[3]), plural=q[4]) for q in row["synopsis"]
+            )
+            placed.append(
+                PlacedStory(
+                    Story(
+                        lead=get(row["lead"]),
+                        also=tuple(get(i) for i in row["also"]),
+                        read_also=tuple(get(i) for i in row["read_also"] if i in by_id),
+                        synopsis=synopsis,
+                    ),
+                    row["section"],
+                )
+            )
     except (KeyError, IndexError, TypeError):
         return None
     return placed
@@ -139,8 +156,10 @@ def without_boilerplate(items: Sequence[tuple[Item, str]]) -> list[tuple[Item, s
     cleaned = titles.clean_titles(by_feed)
     if not cleaned:
         return list(items)
-    return [(dataclasses.replace(item, title=cleaned.get((item.feed_id, item.title), item.title)), section)
-            for item, section in items]
+    return [
+        (dataclasses.replace(item, title=cleaned.get((item.feed_id, item.title), item.title)), section)
+        for item, section in items
+    ]
 
 
 def outlets(story: Story) -> int:
@@ -167,8 +186,15 @@ def _local_day(item: Item, zone: ZoneInfo) -> date:
     return item.when.astimezone(zone).date()
 
 
-def compose(stories: Sequence[PlacedStory], *, day: date, timezone: str, chosen: Collection[str] | None,
-            options: ComposeOptions, web_url: str) -> Edition:
+def compose(
+    stories: Sequence[PlacedStory],
+    *,
+    day: date,
+    timezone: str,
+    chosen: Collection[str] | None,
+    options: ComposeOptions,
+    web_url: str,
+) -> Edition:
     """One subscriber's edition: their sections only (None: all), in configured order."""
     zone = ZoneInfo(timezone)
     wanted = [s for s in stories if chosen is None or s.section in chosen]
@@ -195,17 +221,30 @@ def compose(stories: Sequence[PlacedStory], *, day: date, timezone: str, chosen:
         days: dict[date, list[Story]] = {}
         for story in shown:
             days.setdefault(_local_day(story.lead, zone), []).append(story)
-        groups.append(SectionGroup(
-            name=name, anchor=section_anchor(name),
-            days=tuple(DayGroup(day=d, stories=tuple(days[d])) for d in sorted(days, reverse=True)),
-            total=len(section_stories), shown=len(shown),
-        ))
+        groups.append(
+            SectionGroup(
+                name=name,
+                anchor=section_anchor(name),
+                days=tuple(DayGroup(day=d, stories=tuple(days[d])) for d in sorted(days, reverse=True)),
+                total=len(section_stories),
+                shown=len(shown),
+            )
+        )
     press: tuple[PressGroup, ...] = ()
     if options.press_outlets and (chosen is None or options.press_section in chosen):
         press = press_review(stories, options)
-    return Edition(title=options.title, day=day, timezone=timezone, sections=tuple(groups), web_url=web_url,
-                   top_stories=top, language=options.language, press=press, press_section=options.press_section,
-                   subject_style=options.subject_style)
+    return Edition(
+        title=options.title,
+        day=day,
+        timezone=timezone,
+        sections=tuple(groups),
+        web_url=web_url,
+        top_stories=top,
+        language=options.language,
+        press=press,
+        press_section=options.press_section,
+        subject_style=options.subject_style,
+    )
 
 
 def narrow(whole: Edition, chosen: Collection[str] | None) -> Edition:
@@ -214,8 +253,11 @@ def narrow(whole: Edition, chosen: Collection[str] | None) -> Edition:
     the chosen sections (each section's stories, caps and days do not depend on the others)."""
     if chosen is None:
         return whole
-    return dataclasses.replace(whole, sections=tuple(g for g in whole.sections if g.name in chosen),
-                               press=whole.press if whole.press_section in chosen else ())
+    return dataclasses.replace(
+        whole,
+        sections=tuple(g for g in whole.sections if g.name in chosen),
+        press=whole.press if whole.press_section in chosen else (),
+    )
 
 
 def press_review(stories: Sequence[PlacedStory], options: ComposeOptions) -> tuple[PressGroup, ...]:
@@ -239,8 +281,13 @@ def press_review(stories: Sequence[PlacedStory], options: ComposeOptions) -> tup
         picked = []
         for _, _, _, item, story in mine[: options.press_stories]:
             rest = tuple(i for i in (story.lead, *story.also) if i.id != item.id)
-            told = synopsis.synopsis((item, *rest), limit=options.press_sentences, min_outlets=1,
-                                     first_outlet=outlet, plural=options.plural_outlets)
+            told = synopsis.synopsis(
+                (item, *rest),
+                limit=options.press_sentences,
+                min_outlets=1,
+                first_outlet=outlet,
+                plural=options.plural_outlets,
+            )
             picked.append(Story(lead=item, also=rest, read_also=story.read_also, synopsis=told))
         if picked:
             groups.append(PressGroup(outlet=outlet, stories=tuple(picked)))

@@ -148,8 +148,10 @@ _URL_UNSAFE = re.compile(r"[\x00-\x20\x7f\"'<>\\^`{|}]")
 def check_base_url(key: str, value: Any) -> str:
     text = check_str(key, value).rstrip("/")
     if not re.match(r"https?://[^/\s]+", text) or _URL_UNSAFE.search(text):
-        raise ConfigError(f"{key} must be an http(s) URL such as https://news.example.org (no spaces, quotes "
-                          f"or angle brackets), not {text!r}.")
+        raise ConfigError(
+            f"{key} must be an http(s) URL such as https://news.example.org (no spaces, quotes "
+            f"or angle brackets), not {text!r}."
+        )
     return text
 
 
@@ -171,14 +173,16 @@ def check_sender(key: str, value: Any) -> str:
 
     text = check_str(key, value)
     if re.search(r"[\x00-\x1f\x7f]", text):  # CR/LF would make the header say something else
-        raise ConfigError(f"{key} = {text!r} contains a line break or control character.",
-                          hint='Write it on one line, such as "Press Review <digest@example.org>".')
+        raise ConfigError(
+            f"{key} = {text!r} contains a line break or control character.",
+            hint='Write it on one line, such as "Press Review <digest@example.org>".',
+        )
     _, addr = parseaddr(text)
     local, at, domain = addr.rpartition("@")
     # Not email-validator: the sender is the operator's own, often on a private relay whose domain
     # (the default digest@localhost) a public-address check would refuse.
     if not at or not local or not domain or re.search(r"[\s<>]", addr):
-        raise ConfigError(f"{key} = {text!r} is not an address such as \"Press Review <digest@example.org>\".")
+        raise ConfigError(f'{key} = {text!r} is not an address such as "Press Review <digest@example.org>".')
     return text
 
 
@@ -198,8 +202,10 @@ def check_database(key: str, value: Any) -> str | None:
         make_url(text).get_dialect()
     except (ArgumentError, NoSuchModuleError, ValueError, ImportError) as exc:
         scheme = text.partition(":")[0]
-        raise ConfigError(f"{key}: {scheme!r} is not a database digest can use ({exc.__class__.__name__}).",
-                          hint='Use "sqlite:///path/digest.sqlite" or "postgresql+psycopg://user@host/db".') from None
+        raise ConfigError(
+            f"{key}: {scheme!r} is not a database digest can use ({exc.__class__.__name__}).",
+            hint='Use "sqlite:///path/digest.sqlite" or "postgresql+psycopg://user@host/db".',
+        ) from None
     return text
 
 
@@ -210,8 +216,10 @@ def check_secret_keys(key: str, value: Any) -> tuple[str, ...]:
         raise ConfigError(f"{key} must be a list of strings, newest first.")
     keys = tuple(v.strip() for v in value)
     if any(len(k) < 16 for k in keys):
-        raise ConfigError(f"{key} has a key shorter than 16 characters.",
-                          hint='Generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"')
+        raise ConfigError(
+            f"{key} has a key shorter than 16 characters.",
+            hint='Generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"',
+        )
     return keys
 
 
@@ -235,12 +243,17 @@ def _opt(default: Any, doc: str, check: Check, *, secret: bool = False, example:
 
 @dataclass(frozen=True, slots=True)
 class DigestSettings:
-    title: str = _opt("Press Review", "Title of the email; the subject is "
-                      "'<title> — <date>: <the story most outlets tell>', cut to fit.", check_str)
+    title: str = _opt(
+        "Press Review",
+        "Title of the email; the subject is '<title> — <date>: <the story most outlets tell>', cut to fit.",
+        check_str,
+    )
     timezone: str = _opt("UTC", "IANA time zone of the edition date and of subscribers without one.", check_timezone)
     send_at: time = _opt(time(7, 0), 'Local time "HH:MM" at which each subscriber gets the edition.', check_hhmm)
     database: str | None = _opt(
-        None, "SQLAlchemy URL; default: sqlite file digest.sqlite beside the config file.", check_database,
+        None,
+        "SQLAlchemy URL; default: sqlite file digest.sqlite beside the config file.",
+        check_database,
         example="sqlite:///digest.sqlite",
     )
     base_url: str = _opt(
@@ -249,10 +262,12 @@ class DigestSettings:
     max_item_age: timedelta = _opt(
         timedelta(hours=48), 'An item older than this when first seen is not sent ("48h", "7d").', check_duration
     )
-    max_items_per_section: int = _opt(10, "Stories shown per section before 'N more in <Section>'.",
-                                      _check_int(1, 1000))
-    max_per_source: int = _opt(3, "Stories from one outlet shown per section before 'N more in <Section>'.",
-                               _check_int(1, 1000))
+    max_items_per_section: int = _opt(
+        10, "Stories shown per section before 'N more in <Section>'.", _check_int(1, 1000)
+    )
+    max_per_source: int = _opt(
+        3, "Stories from one outlet shown per section before 'N more in <Section>'.", _check_int(1, 1000)
+    )
     allow_private_addresses: bool = _opt(
         False, "Allow feeds on loopback/private addresses (needed for feeds on 127.0.0.1).", check_bool
     )
@@ -260,35 +275,50 @@ class DigestSettings:
     language: str = _opt("en", 'Language of the email\'s labels: "en" or "ru".', check_language)
     templates_dir: str | None = _opt(None, "Folder with templates overriding the built-in ones.", check_opt_str)
     secret: str | None = _opt(
-        None, "Site secret for Message-IDs and unsubscribe tokens; generated and stored when unset.",
-        check_opt_str, secret=True,
+        None,
+        "Site secret for Message-IDs and unsubscribe tokens; generated and stored when unset.",
+        check_opt_str,
+        secret=True,
     )
     excerpt_chars: int = _opt(280, "Length of each story's excerpt in both parts, cut at a word.", _check_int(0, 5000))
     catch_up: timedelta | None = _opt(
-        None, 'After downtime a missed edition is still sent if at most this late ("6h"); default: the same local day.',
+        None,
+        'After downtime a missed edition is still sent if at most this late ("6h"); default: the same local day.',
         lambda key, value: None if value in (None, "", "same-day") else check_duration(key, value),
         example="same-day",
     )
-    poll_interval: timedelta = _opt(timedelta(minutes=15), "How often each feed is polled by the daemon.",
-                                    check_duration)
-    top_stories: int = _opt(0, 'Stories most outlets tell, shown first in a "Top stories" block with their '
-                               'number of outlets; 0: none.',
-                            _check_int(0, 50))
-    cluster_threshold: float = _opt(0.25, "How alike (0-1) two items' titles and summaries must be to be one story; "
-                                          "lower merges more.", _check_float(0.05, 1.0))
-    read_also: int = _opt(2, '"Read also" links per story to earlier items on the same subject; 0: none.',
-                          _check_int(0, 10))
-    read_also_min: float = _opt(0.25, 'Least similarity (0-1) of two items compared alone for a "Read also" link.',
-                                _check_float(0.0, 1.0))
+    poll_interval: timedelta = _opt(
+        timedelta(minutes=15), "How often each feed is polled by the daemon.", check_duration
+    )
+    top_stories: int = _opt(
+        0,
+        'Stories most outlets tell, shown first in a "Top stories" block with their number of outlets; 0: none.',
+        _check_int(0, 50),
+    )
+    cluster_threshold: float = _opt(
+        0.25,
+        "How alike (0-1) two items' titles and summaries must be to be one story; lower merges more.",
+        _check_float(0.05, 1.0),
+    )
+    read_also: int = _opt(
+        2, '"Read also" links per story to earlier items on the same subject; 0: none.', _check_int(0, 10)
+    )
+    read_also_min: float = _opt(
+        0.25, 'Least similarity (0-1) of two items compared alone for a "Read also" link.', _check_float(0.0, 1.0)
+    )
     read_also_days: int = _opt(7, 'How many days back "Read also" looks for earlier items.', _check_int(1, 365))
-    images: bool = _opt(False, "One lead image per story; remote images tell senders who opened the email.",
-                        check_bool)
+    images: bool = _opt(False, "One lead image per story; remote images tell senders who opened the email.", check_bool)
     synopsis_sentences: int = _opt(
-        3, "Sentences quoted from its outlets under a story covered by two or more; 0: none.", _check_int(0, 10))
-    subject: str = _opt("date", '"date": the subject is \'<title> — <date>\'; "lead": \'Press review: <lead story> and '
-                        '<second story>\'.', check_subject)
-    press_section: str = _opt("Press Review", "Section that quotes each `press = true` feed's leading stories, "
-                              "before its own.", check_str)
+        3, "Sentences quoted from its outlets under a story covered by two or more; 0: none.", _check_int(0, 10)
+    )
+    subject: str = _opt(
+        "date",
+        "\"date\": the subject is '<title> — <date>'; \"lead\": 'Press review: <lead story> and <second story>'.",
+        check_subject,
+    )
+    press_section: str = _opt(
+        "Press Review", "Section that quotes each `press = true` feed's leading stories, before its own.", check_str
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,21 +331,21 @@ class SmtpSettings:
     sender: str = _opt("digest@localhost", "From address of the edition.", check_sender)
     timeout: float = _opt(60.0, "Seconds to wait for each SMTP command.", _check_float(1, 3600))
     ca_file: str | None = _opt(None, "CA bundle to verify a private relay's certificate.", check_opt_str)
-    connections: int = _opt(4, "SMTP connections used in parallel, each reused for many messages.",
-                            _check_int(1, 64))
-    workers: int = _opt(0, "Processes `digest send` sends from, sharing the connections; 0: one per CPU core.",
-                        _check_int(0, 64))
+    connections: int = _opt(4, "SMTP connections used in parallel, each reused for many messages.", _check_int(1, 64))
+    workers: int = _opt(
+        0, "Processes `digest send` sends from, sharing the connections; 0: one per CPU core.", _check_int(0, 64)
+    )
     rate_limit: float = _opt(0.0, "At most this many messages per second; 0 means no limit.", _check_float(0, 10000))
     unsubscribe_mailto: str | None = _opt(
         None, "Address for a mailto: List-Unsubscribe besides the https one.", check_opt_address
     )
     give_up_after: timedelta = _opt(
-        timedelta(hours=20), "A message still failing with 4xx this long after its edition is marked failed.",
+        timedelta(hours=20),
+        "A message still failing with 4xx this long after its edition is marked failed.",
         check_duration,
     )
     circuit_breaker: int = _opt(50, "Consecutive failed messages that stop a run.", _check_int(1, 100000))
-    suspend_after: int = _opt(3, "Permanent (5xx) failures after which a subscriber is suspended.",
-                              _check_int(1, 1000))
+    suspend_after: int = _opt(3, "Permanent (5xx) failures after which a subscriber is suspended.", _check_int(1, 1000))
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,37 +354,49 @@ class FetchSettings:
     per_host: int = _opt(4, "Feeds fetched at once from one host.", _check_int(1, 100))
     timeout: float = _opt(30.0, "Total seconds one fetch may take, body included.", _check_float(1, 600))
     connect_timeout: float = _opt(10.0, "Seconds to connect to a feed's server.", _check_float(0.1, 120))
-    max_body: int = _opt(10 * 1024 * 1024, "Largest feed body in bytes, counted after decompression.",
-                         _check_int(1024, 1 << 31))
+    max_body: int = _opt(
+        10 * 1024 * 1024, "Largest feed body in bytes, counted after decompression.", _check_int(1024, 1 << 31)
+    )
     max_redirects: int = _opt(5, "Redirect hops followed per fetch.", _check_int(0, 30))
     user_agent: str = _opt("", "User-Agent header; default names digest and its URL.", check_str)
-    parse_cpu_seconds: float = _opt(10.0, "CPU seconds one feed's parse may use before it is stopped.",
-                                    _check_float(0.5, 600))
+    parse_cpu_seconds: float = _opt(
+        10.0, "CPU seconds one feed's parse may use before it is stopped.", _check_float(0.5, 600)
+    )
     parse_workers: int = _opt(0, "Parser processes (feeds parsed at once); 0: one per CPU.", _check_int(0, 256))
 
 
 @dataclass(frozen=True, slots=True)
 class WebSettings:
-    enabled: bool = _opt(False, "Serve the web app (unsubscribe, preferences, edition pages) from `digest run`.",
-                         check_bool)
+    enabled: bool = _opt(
+        False, "Serve the web app (unsubscribe, preferences, edition pages) from `digest run`.", check_bool
+    )
     host: str = _opt("127.0.0.1", "Address the web app listens on (put a TLS proxy in front of it).", check_str)
     port: int = _opt(8080, "Port the web app listens on.", _check_int(1, 65535))
-    archive: bool = _opt(True, "Public archive of sent editions and its Atom feed; false: an edition page needs "
-                         "the key its email's links carry.", check_bool)
-    secret_keys: tuple[str, ...] = _opt(
-        (), "Keys that sign unsubscribe/preferences links, newest first; older ones still verify (rotation).",
-        check_secret_keys, secret=True,
+    archive: bool = _opt(
+        True,
+        "Public archive of sent editions and its Atom feed; false: an edition page needs "
+        "the key its email's links carry.",
+        check_bool,
     )
-    signup: bool = _opt(True, "The sign-up page /subscribe (confirmed opt-in by email), linked from every page.",
-                        check_bool)
-    confirm_expiry: timedelta = _opt(timedelta(hours=48), "How long a sign-up confirmation link works.",
-                                     check_duration)
-    confirm_window: timedelta = _opt(timedelta(hours=1), "At most one confirmation email per address this often.",
-                                     check_duration)
-    confirm_hourly_cap: int = _opt(100, "At most this many confirmation emails per hour in all.",
-                                   _check_int(1, 1_000_000))
-    signup_per_client: int = _opt(5, "Sign-up form posts allowed per client address per 10 minutes.",
-                                  _check_int(1, 10_000))
+    secret_keys: tuple[str, ...] = _opt(
+        (),
+        "Keys that sign unsubscribe/preferences links, newest first; older ones still verify (rotation).",
+        check_secret_keys,
+        secret=True,
+    )
+    signup: bool = _opt(
+        True, "The sign-up page /subscribe (confirmed opt-in by email), linked from every page.", check_bool
+    )
+    confirm_expiry: timedelta = _opt(timedelta(hours=48), "How long a sign-up confirmation link works.", check_duration)
+    confirm_window: timedelta = _opt(
+        timedelta(hours=1), "At most one confirmation email per address this often.", check_duration
+    )
+    confirm_hourly_cap: int = _opt(
+        100, "At most this many confirmation emails per hour in all.", _check_int(1, 1_000_000)
+    )
+    signup_per_client: int = _opt(
+        5, "Sign-up form posts allowed per client address per 10 minutes.", _check_int(1, 10_000)
+    )
 
 
 def check_imap_security(key: str, value: Any) -> str:
@@ -367,32 +409,45 @@ def check_imap_security(key: str, value: Any) -> str:
 @dataclass(frozen=True, slots=True)
 class BouncesSettings:
     domain: str | None = _opt(
-        None, "Domain of the VERP return path `bounce+<token>@<domain>`; unset: the sender is the return path.",
-        check_opt_str, example="bounces.example.org",
+        None,
+        "Domain of the VERP return path `bounce+<token>@<domain>`; unset: the sender is the return path.",
+        check_opt_str,
+        example="bounces.example.org",
     )
-    soft_threshold: float = _opt(3.0, "Soft-bounce score at which an address is suppressed (each soft bounce adds 1).",
-                                 _check_float(1, 1000))
-    soft_decay: timedelta = _opt(timedelta(days=7), "Half-life of the soft-bounce score: it halves over this long.",
-                                 check_duration)
-    imap_host: str | None = _opt(None, "IMAP server `digest bounces fetch` reads bounces from.", check_opt_str,
-                                 example="imap.example.org")
+    soft_threshold: float = _opt(
+        3.0, "Soft-bounce score at which an address is suppressed (each soft bounce adds 1).", _check_float(1, 1000)
+    )
+    soft_decay: timedelta = _opt(
+        timedelta(days=7), "Half-life of the soft-bounce score: it halves over this long.", check_duration
+    )
+    imap_host: str | None = _opt(
+        None, "IMAP server `digest bounces fetch` reads bounces from.", check_opt_str, example="imap.example.org"
+    )
     imap_port: int = _opt(993, "IMAP port (993 for tls, 143 for starttls or none).", _check_int(1, 65535))
     imap_security: str = _opt("tls", '"tls", "starttls" or "none"; certificates are verified.', check_imap_security)
     imap_username: str | None = _opt(None, "IMAP user name.", check_opt_str)
-    imap_password: str | None = _opt(None, "IMAP password; better set DIGEST_BOUNCES_IMAP_PASSWORD.", check_opt_str,
-                                     secret=True)
-    imap_folder: str = _opt("INBOX", "Mailbox folder holding the bounces; each read message is flagged \\Seen.",
-                            check_str)
+    imap_password: str | None = _opt(
+        None, "IMAP password; better set DIGEST_BOUNCES_IMAP_PASSWORD.", check_opt_str, secret=True
+    )
+    imap_folder: str = _opt(
+        "INBOX", "Mailbox folder holding the bounces; each read message is flagged \\Seen.", check_str
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class DkimSettings:
-    domain: str | None = _opt(None, "Sign with DKIM for this domain (d=); all three keys or none.", check_opt_str,
-                              example="press.example.org")
-    selector: str | None = _opt(None, "DKIM selector (s=): the key is published at <selector>._domainkey.<domain>.",
-                                check_opt_str, example="digest")
-    key_file: str | None = _opt(None, "PEM file with the RSA private key.", check_opt_str,
-                                example="/etc/digest/dkim.pem")
+    domain: str | None = _opt(
+        None, "Sign with DKIM for this domain (d=); all three keys or none.", check_opt_str, example="press.example.org"
+    )
+    selector: str | None = _opt(
+        None,
+        "DKIM selector (s=): the key is published at <selector>._domainkey.<domain>.",
+        check_opt_str,
+        example="digest",
+    )
+    key_file: str | None = _opt(
+        None, "PEM file with the RSA private key.", check_opt_str, example="/etc/digest/dkim.pem"
+    )
 
     @property
     def enabled(self) -> bool:
@@ -471,8 +526,14 @@ class Settings:
         return names
 
 
-TABLES: dict[str, type] = {"digest": DigestSettings, "smtp": SmtpSettings, "fetch": FetchSettings,
-                           "dkim": DkimSettings, "web": WebSettings, "bounces": BouncesSettings}
+TABLES: dict[str, type] = {
+    "digest": DigestSettings,
+    "smtp": SmtpSettings,
+    "fetch": FetchSettings,
+    "dkim": DkimSettings,
+    "web": WebSettings,
+    "bounces": BouncesSettings,
+}
 
 # Environment overrides: DIGEST_<TABLE>_<KEY>, plus the documented short forms for secrets.
 ENV_ALIASES = {"DIGEST_SMTP_PASSWORD": ("smtp", "password"), "DIGEST_SECRET": ("digest", "secret")}
@@ -555,8 +616,9 @@ def _env_name(table: str, name: str, env_names: Mapping[str, str]) -> str:
     return plain + "_FILE" if plain + "_FILE" in env_names else plain
 
 
-def _build_table(table: str, cls: type, raw: Any, overrides: dict[tuple[str, str], str],
-                 env_names: Mapping[str, str] | None = None) -> Any:
+def _build_table(
+    table: str, cls: type, raw: Any, overrides: dict[tuple[str, str], str], env_names: Mapping[str, str] | None = None
+) -> Any:
     env_names = env_names or {}
     if raw is None:
         raw = {}
@@ -577,9 +639,11 @@ def _build_table(table: str, cls: type, raw: Any, overrides: dict[tuple[str, str
             try:
                 values[name] = check(key, _coerce_env(f, overrides[(table, name)]))
             except ConfigError as exc:  # the value came from the environment, not from the file
-                raise ConfigError(f"{exc.message.rstrip('.')} (from the environment).",
-                                  hint=f"Fix or unset the environment variable {_env_name(table, name, env_names)}; "
-                                       "`digest check-config` shows the effective settings.") from exc
+                raise ConfigError(
+                    f"{exc.message.rstrip('.')} (from the environment).",
+                    hint=f"Fix or unset the environment variable {_env_name(table, name, env_names)}; "
+                    "`digest check-config` shows the effective settings.",
+                ) from exc
         elif name in raw:
             values[name] = check(key, raw[name])
     return cls(**values)
@@ -653,12 +717,19 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
             _reject_unknown(rule_key, raw_rule, set(_RULE_KEYS))
             rule = _rule(rule_key, raw_rule)
             if not (rule.categories or rule.url_patterns or rule.keywords or rule.keyword_groups or rule.feeds):
-                raise ConfigError(f"{rule_key} has no condition; give it categories, url_patterns, keywords "
-                                  "or feeds.")
+                raise ConfigError(f"{rule_key} has no condition; give it categories, url_patterns, keywords or feeds.")
             rules.append(rule)
-        sections.append(Section(name=name, categories=own.categories, url_patterns=own.url_patterns,
-                                keywords=own.keywords, feeds=own.feeds, not_keywords=own.not_keywords,
-                                rules=tuple(rules)))
+        sections.append(
+            Section(
+                name=name,
+                categories=own.categories,
+                url_patterns=own.url_patterns,
+                keywords=own.keywords,
+                feeds=own.feeds,
+                not_keywords=own.not_keywords,
+                rules=tuple(rules),
+            )
+        )
     return tuple(sections)
 
 
@@ -703,15 +774,25 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ..
         if "interval" in entry:
             interval = int(check_duration(f"{key}.interval", entry["interval"]).total_seconds() // 60) or 1
         if url in first_of:
-            raise ConfigError(f"{key}.url = {url!r} repeats feeds #{first_of[url]}.url: one feed, one entry.",
-                              hint=f"Delete one of feeds #{first_of[url]} and {key} (merge their settings).")
+            raise ConfigError(
+                f"{key}.url = {url!r} repeats feeds #{first_of[url]}.url: one feed, one entry.",
+                hint=f"Delete one of feeds #{first_of[url]} and {key} (merge their settings).",
+            )
         first_of[url] = i
         name = check_opt_str(f"{key}.name", entry.get("name"))
         press = check_bool(f"{key}.press", entry.get("press", False))
         if press and not name:
             raise ConfigError(f"{key}.press = true needs {key}.name: the outlet's name as the press review cites it.")
-        feeds.append(FeedSpec(url=url, name=name, section=section, interval_minutes=interval, press=press,
-                              plural=check_bool(f"{key}.plural", entry.get("plural", False))))
+        feeds.append(
+            FeedSpec(
+                url=url,
+                name=name,
+                section=section,
+                interval_minutes=interval,
+                press=press,
+                plural=check_bool(f"{key}.plural", entry.get("plural", False)),
+            )
+        )
     return tuple(feeds)
 
 
@@ -729,8 +810,11 @@ def _subscribers(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[Subscr
                 _check_section_ref(f"{key}.sections", s, known) for s in _str_list(f"{key}.sections", entry["sections"])
             )
         tz = check_timezone(f"{key}.timezone", entry["timezone"]) if "timezone" in entry else None
-        subs.append(SubscriberSpec(email=email, name=check_opt_str(f"{key}.name", entry.get("name")),
-                                   sections=sections, timezone=tz))
+        subs.append(
+            SubscriberSpec(
+                email=email, name=check_opt_str(f"{key}.name", entry.get("name")), sections=sections, timezone=tz
+            )
+        )
     return tuple(subs)
 
 
@@ -747,8 +831,10 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     dkim: DkimSettings = tables["dkim"]
     same_story = pair_threshold(digest_settings.cluster_threshold)
     if digest_settings.read_also_min >= same_story:
-        raise ConfigError(f"digest.read_also_min must be below {same_story:.2f}, what two items compared alone "
-                          "need to be one story at this cluster_threshold.")
+        raise ConfigError(
+            f"digest.read_also_min must be below {same_story:.2f}, what two items compared alone "
+            "need to be one story at this cluster_threshold."
+        )
     if any((dkim.domain, dkim.selector, dkim.key_file)) and not dkim.enabled:
         raise ConfigError("[dkim] needs domain, selector and key_file together.")
     known = tuple(s.name for s in sections)
@@ -887,7 +973,7 @@ def example_toml() -> str:
         out.append("")
     out += [
         "# Feeds: url, optional name (else the feed's own title), optional section (beats rules),",
-        "# optional interval (poll this feed every ..., e.g. \"30m\"), optional press = true (an outlet of the",
+        '# optional interval (poll this feed every ..., e.g. "30m"), optional press = true (an outlet of the',
         "# Press Review section, cited by its name) and plural = true (its name is grammatically plural).",
         "[[feeds]]",
         'url = "https://news.example.org/rss/world.xml"',

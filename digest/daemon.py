@@ -161,8 +161,13 @@ class Reconciler:
             for ed in todo.stale:
                 if ed.id not in self._warned_stale:
                     self._warned_stale.add(ed.id)
-                    log.warning("edition=%s/%s has pending messages but is past its catch-up window; not sent "
-                                "(`digest send --date %s` sends them by hand)", ed.day, ed.timezone, ed.day)
+                    log.warning(
+                        "edition=%s/%s has pending messages but is past its catch-up window; not sent "
+                        "(`digest send --date %s` sends them by hand)",
+                        ed.day,
+                        ed.timezone,
+                        ed.day,
+                    )
             if not todo.new and not todo.resume:
                 log.debug("reconcile: nothing due")
                 return todo, []
@@ -172,17 +177,37 @@ class Reconciler:
                     if stop is not None and stop.is_set():
                         break
                     log.info("edition=%s/%s resuming its pending messages", ed.day, ed.timezone)
-                    reports.append(await send_edition(self.settings, self.store, ed, transport=transport,
-                                                      clock=self.clock, stop=stop, due_only=True))
+                    reports.append(
+                        await send_edition(
+                            self.settings,
+                            self.store,
+                            ed,
+                            transport=transport,
+                            clock=self.clock,
+                            stop=stop,
+                            due_only=True,
+                        )
+                    )
                 for tz, day in todo.new:
                     if stop is not None and stop.is_set():
                         break
                     late = now - schedule.edition_instant(day, self.settings.digest.send_at, tz)
-                    log.info("edition=%s/%s due (send_at %s local, %s)", day, tz,
-                             self.settings.digest.send_at.strftime("%H:%M"),
-                             "on time" if late < timedelta(minutes=1) else f"catch-up, {_human(late)} late")
-                    reports += await send_day(self.settings, self.store, day=day, transport=transport,
-                                              clock=self.clock, stop=stop, timezones=[tz])
+                    log.info(
+                        "edition=%s/%s due (send_at %s local, %s)",
+                        day,
+                        tz,
+                        self.settings.digest.send_at.strftime("%H:%M"),
+                        "on time" if late < timedelta(minutes=1) else f"catch-up, {_human(late)} late",
+                    )
+                    reports += await send_day(
+                        self.settings,
+                        self.store,
+                        day=day,
+                        transport=transport,
+                        clock=self.clock,
+                        stop=stop,
+                        timezones=[tz],
+                    )
             return todo, reports
 
 
@@ -236,8 +261,18 @@ def acquire(store: Store, holder: str, now: datetime) -> None:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, store: Store, *, clock: Clock, stop: asyncio.Event, grace: float,
-                 ticks: Ticks, holder: str, transport_factory: TransportFactory) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        clock: Clock,
+        stop: asyncio.Event,
+        grace: float,
+        ticks: Ticks,
+        holder: str,
+        transport_factory: TransportFactory,
+    ) -> None:
         self.settings, self.store, self.clock, self.stop = settings, store, clock, stop
         self.grace, self.ticks, self.holder = grace, ticks, holder
         self.reconciler = Reconciler(settings, store, clock, transport_factory)
@@ -255,8 +290,9 @@ class Daemon:
         self._send_failures = 0
         self._send_paused_until: datetime | None = None
         # Served at /metrics by the web process when [web] enabled, through a file beside the database.
-        self.metrics = Metrics(settings, store, clock=clock, counters_file=settings.beside_database(COUNTERS_SUFFIX),
-                               writes_counters=True)
+        self.metrics = Metrics(
+            settings, store, clock=clock, counters_file=settings.beside_database(COUNTERS_SUFFIX), writes_counters=True
+        )
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -265,18 +301,35 @@ class Daemon:
         sched.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES)
         sched.start()  # inside the running loop: AsyncIOScheduler takes asyncio.get_running_loop()
         try:
-            sched.add_job(self._heartbeat, IntervalTrigger(seconds=self.ticks.heartbeat), id="heartbeat",
-                          misfire_grace_time=int(STALE_AFTER.total_seconds()))
+            sched.add_job(
+                self._heartbeat,
+                IntervalTrigger(seconds=self.ticks.heartbeat),
+                id="heartbeat",
+                misfire_grace_time=int(STALE_AFTER.total_seconds()),
+            )
             # Poll before the first reconcile, so a catch-up edition after downtime carries fresh news.
             first = asyncio.ensure_future(self._poll())
             await _until(first, self.stop)
             if not self.stop.is_set():
-                sched.add_job(self._poll, IntervalTrigger(seconds=self.ticks.poll), id="poll",
-                              misfire_grace_time=max(int(self.ticks.poll), 1))
-                sched.add_job(self._reconcile, IntervalTrigger(seconds=self.ticks.reconcile), id="reconcile",
-                              next_run_time=datetime.now(UTC), misfire_grace_time=max(int(self.ticks.reconcile), 1))
-                log.info("daemon running: poll every %gs, reconcile every %gs, editions at %s local",
-                         self.ticks.poll, self.ticks.reconcile, self.settings.digest.send_at.strftime("%H:%M"))
+                sched.add_job(
+                    self._poll,
+                    IntervalTrigger(seconds=self.ticks.poll),
+                    id="poll",
+                    misfire_grace_time=max(int(self.ticks.poll), 1),
+                )
+                sched.add_job(
+                    self._reconcile,
+                    IntervalTrigger(seconds=self.ticks.reconcile),
+                    id="reconcile",
+                    next_run_time=datetime.now(UTC),
+                    misfire_grace_time=max(int(self.ticks.reconcile), 1),
+                )
+                log.info(
+                    "daemon running: poll every %gs, reconcile every %gs, editions at %s local",
+                    self.ticks.poll,
+                    self.ticks.reconcile,
+                    self.settings.digest.send_at.strftime("%H:%M"),
+                )
             await self.stop.wait()
             await self._drain()
         finally:
@@ -310,8 +363,7 @@ class Daemon:
             return
         if not ok:
             holder = await asyncio.to_thread(self.store.lock_holder, LOCK_NAME)
-            log.error("lock: another daemon (%s) took over the database; stopping",
-                      holder[0] if holder else "unknown")
+            log.error("lock: another daemon (%s) took over the database; stopping", holder[0] if holder else "unknown")
             self.lock_lost = True
             self.stop.set()
 
@@ -323,12 +375,17 @@ class Daemon:
         self._polls.add(task)
         try:
             started = time.monotonic()
-            results = await poll_once(settings=self.settings, store=self.store, clock=self.clock, due_only=True,
-                                      parser=self.parser)
+            results = await poll_once(
+                settings=self.settings, store=self.store, clock=self.clock, due_only=True, parser=self.parser
+            )
             self.metrics.observe_poll(results, time.monotonic() - started)
             if results:
-                log.info("poll: %d feeds, %d new items, %d failed", len(results),
-                         sum(r.new_items for r in results), sum(1 for r in results if r.error))
+                log.info(
+                    "poll: %d feeds, %d new items, %d failed",
+                    len(results),
+                    sum(r.new_items for r in results),
+                    sum(1 for r in results if r.error),
+                )
         except asyncio.CancelledError:
             if not self.stop.is_set():
                 raise
@@ -354,9 +411,13 @@ class Daemon:
             todo, reports = await self.reconciler.run(stop=self.stop)
             if reports:
                 self.metrics.observe_send(
-                    built=sum(1 for r in reports if r.created), sent=sum(r.sent for r in reports),
-                    deferred=sum(r.deferred for r in reports), failed=sum(r.failed for r in reports),
-                    skipped=sum(r.skipped for r in reports), seconds=time.monotonic() - started)
+                    built=sum(1 for r in reports if r.created),
+                    sent=sum(r.sent for r in reports),
+                    deferred=sum(r.deferred for r in reports),
+                    failed=sum(r.failed for r in reports),
+                    skipped=sum(r.skipped for r in reports),
+                    seconds=time.monotonic() - started,
+                )
             self._zones = todo.zones
             self._send_failures, self._send_paused_until = 0, None
         except DeliveryError as exc:  # the SMTP server failed the whole run; rows stay pending
@@ -380,8 +441,9 @@ class Daemon:
     async def _apply_kept_unsubscribes(self) -> None:
         """One-click unsubscribes the web app kept while the database was busy: before any send (B5)."""
         try:
-            await asyncio.to_thread(unsubscribes.apply, self.store, unsubscribes.spool_path(self.settings),
-                                    now=self.clock())
+            await asyncio.to_thread(
+                unsubscribes.apply, self.store, unsubscribes.spool_path(self.settings), now=self.clock()
+            )
         except StoreError as exc:
             log.warning("unsubscribes kept by the web app wait for the database: %s", exc.message)
 
@@ -399,8 +461,13 @@ class Daemon:
                 continue
             # A little late rather than early: due_edition needs instant <= now on our clock.
             run_at = real_now + (instant - now) + timedelta(milliseconds=200)
-            self.scheduler.add_job(self._reconcile, DateTrigger(run_date=run_at), id=f"edition:{tz}",
-                                   replace_existing=True, misfire_grace_time=None)
+            self.scheduler.add_job(
+                self._reconcile,
+                DateTrigger(run_date=run_at),
+                id=f"edition:{tz}",
+                replace_existing=True,
+                misfire_grace_time=None,
+            )
             self._armed[tz] = instant
             log.info("edition=%s/%s next at %s UTC", day, tz, instant.strftime("%Y-%m-%d %H:%M:%S"))
         for tz in set(self._armed) - set(self._zones):  # no active subscriber left in that zone
@@ -415,11 +482,13 @@ class Daemon:
             if event.job_id != "poll":  # a long send is normal; the pass after it picks up the rest
                 log.info("job=%s skipped: a send is still running", event.job_id)
                 return
-            log.warning("job=%s still running at %s: this run is skipped (the cycle is longer than its interval)",
-                        event.job_id, ", ".join(t.strftime("%H:%M:%S") for t in event.scheduled_run_times))
+            log.warning(
+                "job=%s still running at %s: this run is skipped (the cycle is longer than its interval)",
+                event.job_id,
+                ", ".join(t.strftime("%H:%M:%S") for t in event.scheduled_run_times),
+            )
         elif event.code == EVENT_JOB_MISSED and isinstance(event, JobExecutionEvent):
-            log.warning("job=%s missed its run at %s; the next pass catches up", event.job_id,
-                        event.scheduled_run_time)
+            log.warning("job=%s missed its run at %s; the next pass catches up", event.job_id, event.scheduled_run_time)
         elif isinstance(event, JobExecutionEvent) and not isinstance(event.exception, asyncio.CancelledError):
             log.error("job=%s failed: %r", event.job_id, event.exception)
 
@@ -458,18 +527,33 @@ def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, daemo
     return installed
 
 
-async def run_daemon(settings: Settings, store: Store, *, clock: Clock, stop: asyncio.Event | None = None,
-                     grace: float = 30.0, ticks: Ticks | None = None,
-                     transport_factory: TransportFactory | None = None,
-                     log_setup: Callable[[], None] | None = None) -> None:
+async def run_daemon(
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Clock,
+    stop: asyncio.Event | None = None,
+    grace: float = 30.0,
+    ticks: Ticks | None = None,
+    transport_factory: TransportFactory | None = None,
+    log_setup: Callable[[], None] | None = None,
+) -> None:
     """Run until SIGTERM/SIGINT (or `stop`); raise LockHeldError when another daemon has the database.
 
     `log_setup` repeats the caller's logging set-up in the web app's process."""
     ticks = ticks or Ticks.from_env(os.environ)
     stop = stop or asyncio.Event()
     holder = holder_name()
-    daemon = Daemon(settings, store, clock=clock, stop=stop, grace=grace, ticks=ticks, holder=holder,
-                    transport_factory=transport_factory or (lambda: SmtpTransport(settings.smtp)))
+    daemon = Daemon(
+        settings,
+        store,
+        clock=clock,
+        stop=stop,
+        grace=grace,
+        ticks=ticks,
+        holder=holder,
+        transport_factory=transport_factory or (lambda: SmtpTransport(settings.smtp)),
+    )
     try:
         await asyncio.to_thread(acquire, store, holder, lock_clock())
     except BaseException:

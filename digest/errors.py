@@ -49,8 +49,10 @@ class FeedError(DigestError):
 
 
 class FeedURLError(FeedError):
-    hint = ("Feeds must be http:// or https:// URLs on public addresses "
-            "(set allow_private_addresses = true for local feeds).")
+    hint = (
+        "Feeds must be http:// or https:// URLs on public addresses "
+        "(set allow_private_addresses = true for local feeds)."
+    )
 
 
 class FetchError(FeedError):

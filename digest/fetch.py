@@ -321,9 +321,7 @@ class Fetcher:
             await self._session.close()
             self._session = None
 
-    async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
-    ) -> FetchResult:
+    async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> FetchResult:
         """Fetch one feed; a per-feed problem comes back as FetchResult.error, never raised."""
         try:
             target = _validate(url, self._is_allowed)
@@ -369,9 +367,7 @@ class Fetcher:
             deadline.pause()
         deadline.resume()
 
-    async def _follow(
-        self, url: str, target: URL, conditional: dict[str, str], deadline: _Deadline
-    ) -> FetchResult:
+    async def _follow(self, url: str, target: URL, conditional: dict[str, str], deadline: _Deadline) -> FetchResult:
         assert self._session is not None, "use Fetcher as an async context manager"
         seen = {str(target)}
         permanent = True
@@ -418,9 +414,18 @@ class Fetcher:
                 retry = parse_retry_after(headers.get("Retry-After"), now=datetime.now(UTC), cap=self._cap)
             error = reason if retry is None else f"{reason}; retry after {retry:g} s"
         return FetchResult(
-            url=url, final_url=str(target), status=status, body=body, content_type=ctype, etag=etag,
-            last_modified=modified, permanent_url=None, retry_after=retry, not_modified=status == 304,
-            gone=status == 410, error=error,
+            url=url,
+            final_url=str(target),
+            status=status,
+            body=body,
+            content_type=ctype,
+            etag=etag,
+            last_modified=modified,
+            permanent_url=None,
+            retry_after=retry,
+            not_modified=status == 304,
+            gone=status == 410,
+            error=error,
         )
 
     async def _read_body(self, resp: aiohttp.ClientResponse, target: URL) -> bytes:
@@ -441,5 +446,3 @@ class Fetcher:
                 raise _HopError(f"body is over the {cap}-byte limit, counted decompressed", target, 200)
             chunks.append(chunk)
         return b"".join(chunks)
-
-

@@ -40,8 +40,17 @@ import dkim
 from digest.errors import ConfigError, SubscriberError
 from digest.model import PLACEHOLDER_PREFERENCES_URL, PLACEHOLDER_UNSUBSCRIBE_URL, Rendered
 
-__all__ = ["DKIM_HEADERS", "EncodedPiece", "MessageTemplate", "build_template", "encode_piece", "one_line",
-           "personalise", "sign_dkim", "template_from_pieces"]
+__all__ = [
+    "DKIM_HEADERS",
+    "EncodedPiece",
+    "MessageTemplate",
+    "build_template",
+    "encode_piece",
+    "one_line",
+    "personalise",
+    "sign_dkim",
+    "template_from_pieces",
+]
 
 # The markers digest.render's templates put where each subscriber's links go. Stages do not import
 # each other, so they are repeated here; a test keeps the two modules in step.
@@ -66,8 +75,19 @@ _HEADER_URL = re.compile(r"(https?|mailto):[!#-;=?-~]+")
 
 # h= of our DKIM signature: the headers a forwarder must not change, both List-Unsubscribe headers
 # included (RFC 8058 section 4).
-DKIM_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
-                b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"feedback-id")
+DKIM_HEADERS = (
+    b"from",
+    b"to",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"mime-version",
+    b"content-type",
+    b"list-id",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+    b"feedback-id",
+)
 
 
 def one_line(text: str, *, limit: int) -> str:
@@ -123,7 +143,7 @@ def _split_body(text: str) -> tuple[tuple[bytes, ...], tuple[Slot, ...]]:
     slots: list[Slot] = []
     start = 0
     for match in _MARKER_RE.finditer(text):
-        segments.append(_qp(text[start:match.start()]))
+        segments.append(_qp(text[start : match.start()]))
         slots.append(_MARKERS[match.group(0)])
         start = match.end()
     segments.append(_qp(text[start:]))
@@ -169,8 +189,10 @@ def _address(addr: str, name: str | None, *, key: str) -> bytes:
 
 def _url(url: str, *, what: str) -> str:
     if not _HEADER_URL.fullmatch(url):
-        raise ConfigError(f"The {what} {url!r} is not a plain ASCII URL that can go in a header.",
-                          hint="Check digest.base_url and smtp.unsubscribe_mailto.")
+        raise ConfigError(
+            f"The {what} {url!r} is not a plain ASCII URL that can go in a header.",
+            hint="Check digest.base_url and smtp.unsubscribe_mailto.",
+        )
     return url
 
 
@@ -213,21 +235,43 @@ class MessageTemplate:
 _FEEDBACK_ID = re.compile(r"[A-Za-z0-9._/-]+(?::[A-Za-z0-9._/-]+){1,3}")
 
 
-def build_template(rendered: Rendered, *, sender: str, sender_name: str | None, list_id: str,
-                   base_url: str, feedback_id: str | None = None) -> MessageTemplate:
+def build_template(
+    rendered: Rendered,
+    *,
+    sender: str,
+    sender_name: str | None,
+    list_id: str,
+    base_url: str,
+    feedback_id: str | None = None,
+) -> MessageTemplate:
     """Encode a rendered edition once; only the subscriber's parts are left to fill in.
 
     `feedback_id` is the Feedback-ID header (Gmail's feedback loop: up to four colon-separated
     identifiers, the last naming the sender); it is per edition and carries no personal data.
     """
-    return template_from_pieces(rendered.subject, [encode_piece(rendered.text)], [encode_piece(rendered.html)],
-                                sender=sender, sender_name=sender_name, list_id=list_id, base_url=base_url,
-                                feedback_id=feedback_id)
+    return template_from_pieces(
+        rendered.subject,
+        [encode_piece(rendered.text)],
+        [encode_piece(rendered.html)],
+        sender=sender,
+        sender_name=sender_name,
+        list_id=list_id,
+        base_url=base_url,
+        feedback_id=feedback_id,
+    )
 
 
-def template_from_pieces(subject: str, text: Sequence[EncodedPiece], html: Sequence[EncodedPiece], *, sender: str,
-                         sender_name: str | None, list_id: str, base_url: str,
-                         feedback_id: str | None = None) -> MessageTemplate:
+def template_from_pieces(
+    subject: str,
+    text: Sequence[EncodedPiece],
+    html: Sequence[EncodedPiece],
+    *,
+    sender: str,
+    sender_name: str | None,
+    list_id: str,
+    base_url: str,
+    feedback_id: str | None = None,
+) -> MessageTemplate:
     """A message whose text and HTML parts are the given pieces joined in order.
 
     The pieces are encoded already (one per section, shared by every section set that has it), so
@@ -249,8 +293,15 @@ def template_from_pieces(subject: str, text: Sequence[EncodedPiece], html: Seque
     delimiter = b"--" + boundary.encode("ascii")
 
     def part_head(subtype: str) -> bytes:
-        return (delimiter + CRLF + f'Content-Type: text/{subtype}; charset="utf-8"'.encode("ascii") + CRLF
-                + b"Content-Transfer-Encoding: quoted-printable" + CRLF + CRLF)
+        return (
+            delimiter
+            + CRLF
+            + f'Content-Type: text/{subtype}; charset="utf-8"'.encode("ascii")
+            + CRLF
+            + b"Content-Transfer-Encoding: quoted-printable"
+            + CRLF
+            + CRLF
+        )
 
     body: list[bytes] = []
     slots: list[tuple[Slot, bool] | None] = []
@@ -281,16 +332,27 @@ def template_from_pieces(subject: str, text: Sequence[EncodedPiece], html: Seque
     slots.append(None)
     body.append(CRLF + delimiter + b"--" + CRLF)
 
-    list_headers = (b"MIME-Version: 1.0" + CRLF + f"List-Id: <{list_host}>".encode("ascii") + CRLF
-                    + f"List-Archive: <{archive}>".encode("ascii") + CRLF)
+    list_headers = (
+        b"MIME-Version: 1.0"
+        + CRLF
+        + f"List-Id: <{list_host}>".encode("ascii")
+        + CRLF
+        + f"List-Archive: <{archive}>".encode("ascii")
+        + CRLF
+    )
     if feedback_id is not None:
         if not _FEEDBACK_ID.fullmatch(feedback_id):
             raise ValueError(f"{feedback_id!r} is not a Feedback-ID such as 7:2026-11-30:edition:example.org")
         list_headers += f"Feedback-ID: {feedback_id}".encode("ascii") + CRLF
     tail_headers = (
         # RFC 8058 section 3.1: exactly this value.
-        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" + CRLF
-        + b"Content-Type: multipart/alternative;" + CRLF + f' boundary="{boundary}"'.encode("ascii") + CRLF + CRLF
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"
+        + CRLF
+        + b"Content-Type: multipart/alternative;"
+        + CRLF
+        + f' boundary="{boundary}"'.encode("ascii")
+        + CRLF
+        + CRLF
     )
     return MessageTemplate(
         from_header=_address(sender, sender_name, key="From"),
@@ -315,8 +377,10 @@ def _list_unsubscribe(https_url: str, mailto: str | None) -> bytes:
     if len(line) > MAX_LINE:  # fold between the URIs only when one line cannot hold both
         line = "List-Unsubscribe: " + ",\r\n ".join(uris)
         if any(len(part) > MAX_LINE for part in line.split("\r\n")):
-            raise ConfigError(f"The unsubscribe URL is {len(https_url)} characters; it must fit in one header line.",
-                              hint="Use a shorter digest.base_url.")
+            raise ConfigError(
+                f"The unsubscribe URL is {len(https_url)} characters; it must fit in one header line.",
+                hint="Use a shorter digest.base_url.",
+            )
     return line.encode("ascii") + CRLF
 
 
@@ -325,18 +389,29 @@ def _slot_value(url: str, *, escape_html: bool) -> bytes:
     return SOFT_BREAK + _qp(value) + SOFT_BREAK
 
 
-def personalise(template: MessageTemplate, *, to_addr: str, to_name: str | None, message_id: str,
-                date: datetime, unsubscribe_url: str, preferences_url: str,
-                unsubscribe_mailto: str | None = None) -> bytes:
+def personalise(
+    template: MessageTemplate,
+    *,
+    to_addr: str,
+    to_name: str | None,
+    message_id: str,
+    date: datetime,
+    unsubscribe_url: str,
+    preferences_url: str,
+    unsubscribe_mailto: str | None = None,
+) -> bytes:
     """The subscriber's message as CRLF bytes, ready for SMTP DATA (the transport dot-stuffs)."""
     if not re.fullmatch(r"<[!-;=?-~]+@[!-;=?-~]+>", message_id):
         raise ValueError(f"{message_id!r} is not a Message-ID (digest.tokens.message_id makes them)")
     if date.tzinfo is None:
         raise ValueError("the Date of a message must be timezone-aware")
-    urls = {"unsubscribe": _url(unsubscribe_url, what="unsubscribe URL"),
-            "preferences": _url(preferences_url, what="preferences URL")}
+    urls = {
+        "unsubscribe": _url(unsubscribe_url, what="unsubscribe URL"),
+        "preferences": _url(preferences_url, what="preferences URL"),
+    }
     values: dict[tuple[Slot, bool] | None, bytes] = {
-        key: _slot_value(urls[key[0]], escape_html=key[1]) for key in set(template.slots) if key is not None}
+        key: _slot_value(urls[key[0]], escape_html=key[1]) for key in set(template.slots) if key is not None
+    }
     values[None] = b""
     parts = [
         template.from_header,
@@ -358,9 +433,17 @@ def personalise(template: MessageTemplate, *, to_addr: str, to_name: str | None,
 def sign_dkim(message: bytes, *, domain: str, selector: str, private_key: bytes) -> bytes:
     """The message with a DKIM-Signature (rsa-sha256, relaxed/simple) prepended; h= is DKIM_HEADERS."""
     try:
-        signature = dkim.sign(message, selector.encode("ascii"), domain.encode("ascii"), private_key,
-                              include_headers=list(DKIM_HEADERS), linesep=CRLF)
+        signature = dkim.sign(
+            message,
+            selector.encode("ascii"),
+            domain.encode("ascii"),
+            private_key,
+            include_headers=list(DKIM_HEADERS),
+            linesep=CRLF,
+        )
     except (dkim.DKIMException, UnicodeError, ValueError) as exc:
-        raise ConfigError(f"Cannot DKIM-sign for {domain} with selector {selector!r}: {exc}.",
-                          hint="Check the DKIM private key file (PEM RSA) and the domain and selector.") from exc
+        raise ConfigError(
+            f"Cannot DKIM-sign for {domain} with selector {selector!r}: {exc}.",
+            hint="Check the DKIM private key file (PEM RSA) and the domain and selector.",
+        ) from exc
     return bytes(signature) + message

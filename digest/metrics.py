@@ -57,8 +57,7 @@ def error_kind(result: PollResult) -> str | None:
         return "gone"
     if result.status is not None and result.status >= 400:
         return f"http_{result.status // 100}xx"
-    for kind, pattern in (("timeout", _TIMEOUT), ("too_large", _TOO_BIG), ("parse", _PARSE),
-                          ("refused", _REFUSED)):
+    for kind, pattern in (("timeout", _TIMEOUT), ("too_large", _TOO_BIG), ("parse", _PARSE), ("refused", _REFUSED)):
         if pattern.search(result.error):
             return kind
     return "network"
@@ -85,8 +84,10 @@ def health(settings: Settings, store: Store, *, now: datetime) -> Health:
     last = max(polled) if polled else None
     if overdue:
         ok = False
-        lines.append(f"poll: late: {len(overdue)} of {len(feeds)} feeds overdue (oldest due "
-                     f"{min(f.next_poll_at for f in overdue if f.next_poll_at):%Y-%m-%d %H:%M} UTC)")
+        lines.append(
+            f"poll: late: {len(overdue)} of {len(feeds)} feeds overdue (oldest due "
+            f"{min(f.next_poll_at for f in overdue if f.next_poll_at):%Y-%m-%d %H:%M} UTC)"
+        )
     else:
         lines.append(f"poll: on time ({len(feeds)} feeds; last {'never' if last is None else f'{last:%H:%M} UTC'})")
     for tz in store.timezones_in_use(settings.digest.timezone):
@@ -114,20 +115,26 @@ class _StoreCollector(Collector):
         for status, n in sorted(store.subscriber_counts().items()):
             subscribers.add_metric([status], n)
         yield subscribers
-        outbox = GaugeMetricFamily("digest_outbox_messages",
-                                   "Messages in the outbox by status (all editions): sent, pending, failed, skipped.",
-                                   labels=["status"])
+        outbox = GaugeMetricFamily(
+            "digest_outbox_messages",
+            "Messages in the outbox by status (all editions): sent, pending, failed, skipped.",
+            labels=["status"],
+        )
         for status, n in sorted(store.delivery_counts().items()):
             outbox.add_metric([status], n)
         yield outbox
         summary = store.bounce_summary()
-        bounced = GaugeMetricFamily("digest_bounces", "Bounces and complaints recorded, by kind (each once).",
-                                    labels=["kind"])
+        bounced = GaugeMetricFamily(
+            "digest_bounces", "Bounces and complaints recorded, by kind (each once).", labels=["kind"]
+        )
         for kind in ("hard", "soft", "complaint"):
             bounced.add_metric([kind], summary.by_kind.get(kind, 0))
         yield bounced
-        yield GaugeMetricFamily("digest_bounces_unverified", "Bounce reports whose token did not verify (ignored).",
-                                value=summary.unverified)
+        yield GaugeMetricFamily(
+            "digest_bounces_unverified",
+            "Bounce reports whose token did not verify (ignored).",
+            value=summary.unverified,
+        )
         suppressed = GaugeMetricFamily("digest_suppressed", "Suppressed addresses by reason.", labels=["reason"])
         for reason, n in sorted(summary.suppressed.items()):
             suppressed.add_metric([reason], n)
@@ -135,18 +142,21 @@ class _StoreCollector(Collector):
         yield GaugeMetricFamily("digest_items", "Items stored.", value=store.count_items())
         yield GaugeMetricFamily("digest_editions", "Editions built.", value=store.count_editions())
         feeds = store.list_feeds(active_only=True)
-        failing = GaugeMetricFamily("digest_feeds", "Active feeds, and those whose last poll failed.",
-                                    labels=["state"])
+        failing = GaugeMetricFamily("digest_feeds", "Active feeds, and those whose last poll failed.", labels=["state"])
         failing.add_metric(["active"], len(feeds))
         failing.add_metric(["failing"], sum(1 for f in feeds if f.consecutive_failures))
         yield failing
         polled = [f.last_polled_at for f in feeds if f.last_polled_at is not None]
         if polled:
-            yield GaugeMetricFamily("digest_last_poll_timestamp_seconds", "When a feed was last polled (Unix time).",
-                                    value=max(polled).timestamp())
+            yield GaugeMetricFamily(
+                "digest_last_poll_timestamp_seconds",
+                "When a feed was last polled (Unix time).",
+                value=max(polled).timestamp(),
+            )
         state = health(self.settings, store, now=self.clock())
-        yield GaugeMetricFamily("digest_healthy", "1 when the last poll and the last due edition are on time.",
-                                value=1 if state.ok else 0)
+        yield GaugeMetricFamily(
+            "digest_healthy", "1 when the last poll and the last due edition are on time.", value=1 if state.ok else 0
+        )
 
 
 class Metrics:
@@ -156,8 +166,15 @@ class Metrics:
     the web process, where they are read from. Without one, /metrics serves this process's own.
     """
 
-    def __init__(self, settings: Settings, store: Store, *, clock: Callable[[], datetime],
-                 counters_file: Path | None = None, writes_counters: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        clock: Callable[[], datetime],
+        counters_file: Path | None = None,
+        writes_counters: bool = False,
+    ) -> None:
         self.counters_file, self.writes_counters = counters_file, writes_counters
         self.events = CollectorRegistry()
         r = self.events
@@ -165,14 +182,26 @@ class Metrics:
         self.feed_errors = Counter("digest_feed_errors", "Failed feed polls by kind.", ["kind"], registry=r)
         self.items_stored = Counter("digest_items_stored", "New items stored by this process's polls.", registry=r)
         self.editions_built = Counter("digest_editions_built", "Editions built by this process.", registry=r)
-        self.messages = Counter("digest_messages", "Messages by outcome: sent, deferred (4xx, retried), failed, "
-                                "skipped.", ["outcome"], registry=r)
+        self.messages = Counter(
+            "digest_messages",
+            "Messages by outcome: sent, deferred (4xx, retried), failed, skipped.",
+            ["outcome"],
+            registry=r,
+        )
         for outcome in ("sent", "deferred", "failed", "skipped"):
             self.messages.labels(outcome)  # present at 0 from the start, so rate() works at once
-        self.poll_seconds = Histogram("digest_poll_duration_seconds", "Duration of one poll cycle.", registry=r,
-                                      buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
-        self.send_seconds = Histogram("digest_send_duration_seconds", "Duration of one send pass (all due editions).",
-                                      registry=r, buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600))
+        self.poll_seconds = Histogram(
+            "digest_poll_duration_seconds",
+            "Duration of one poll cycle.",
+            registry=r,
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+        )
+        self.send_seconds = Histogram(
+            "digest_send_duration_seconds",
+            "Duration of one send pass (all due editions).",
+            registry=r,
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+        )
         self.registry = CollectorRegistry()
         self.registry.register(_StoreCollector(settings, store, clock))
         self._publish()  # a new daemon starts from zero, as Prometheus counters do
@@ -187,8 +216,7 @@ class Metrics:
                 self.feed_errors.labels(kind).inc()
         self._publish()
 
-    def observe_send(self, *, built: int, sent: int, deferred: int, failed: int, skipped: int,
-                     seconds: float) -> None:
+    def observe_send(self, *, built: int, sent: int, deferred: int, failed: int, skipped: int, seconds: float) -> None:
         self.send_seconds.observe(seconds)
         self.editions_built.inc(built)
         for outcome, n in (("sent", sent), ("deferred", deferred), ("failed", failed), ("skipped", skipped)):

@@ -21,8 +21,9 @@ def parse_opml(text: str | bytes, *, source: str = "OPML") -> list[tuple[FeedSpe
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
-        raise FeedError(f"{source} is not valid OPML: {exc}.",
-                        hint="Export the subscription list again from your feed reader.") from None
+        raise FeedError(
+            f"{source} is not valid OPML: {exc}.", hint="Export the subscription list again from your feed reader."
+        ) from None
     body = root.find("body")
     if root.tag != "opml" or body is None:
         raise FeedError(f"{source} is not OPML (no <opml><body>).", hint="Pass the .opml file your reader exported.")

@@ -51,9 +51,7 @@ feedparser.api.PREFERRED_XML_PARSERS = []
 # feedparser resolves an RSS <guid> against the feed URL as if it were a link ("item-42" becomes
 # "https://host/item-42"), so the key would change whenever the feed moves (D4: identity churn).
 # Keep ids exactly as published; links are still resolved.
-feedparser.mixin._FeedParserMixin.can_be_relative_uri = (
-    feedparser.mixin._FeedParserMixin.can_be_relative_uri - {"id"}
-)
+feedparser.mixin._FeedParserMixin.can_be_relative_uri = feedparser.mixin._FeedParserMixin.can_be_relative_uri - {"id"}
 
 
 # --------------------------------------------------------------------------- character set
@@ -139,8 +137,12 @@ def _response_headers(body: bytes, url: str, content_type: str | None) -> dict[s
 
 MAX_ENTITY_EXPANSION = 1_000_000  # characters that declared entities may add to a document (P2)
 _ENTITY_DECL = re.compile(rb"""<!ENTITY\s+([^\s%"'>]+)\s+(?:"([^"]*)"|'([^']*)')""")
-_WIDE_CODECS = {b"\x00\x00\x00<": "utf-32be", b"<\x00\x00\x00": "utf-32le", b"\x00<\x00?": "utf-16be",
-                b"<\x00?\x00": "utf-16le"}
+_WIDE_CODECS = {
+    b"\x00\x00\x00<": "utf-32be",
+    b"<\x00\x00\x00": "utf-32le",
+    b"\x00<\x00?": "utf-16be",
+    b"<\x00?\x00": "utf-16le",
+}
 
 
 def _entity_expansion(body: bytes) -> int:
@@ -167,15 +169,16 @@ def _entity_expansion(body: bytes) -> int:
 # --------------------------------------------------------------------------- not-a-feed detection
 
 # The document's first element, after the prolog (XML declaration, PIs, comments, doctype).
-_ROOT = re.compile(rb"""(?:\s|<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)*<([A-Za-z_][\w:.-]*)""",
-                   re.IGNORECASE | re.DOTALL)
+_ROOT = re.compile(
+    rb"""(?:\s|<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)*<([A-Za-z_][\w:.-]*)""", re.IGNORECASE | re.DOTALL
+)
 _HTML_ROOTS = {b"html", b"head", b"body", b"meta", b"title", b"script", b"div", b"p"}
 
 
 def _strip_bom(body: bytes) -> bytes:
     for bom, _ in _BOMS:
         if body.startswith(bom):
-            return body[len(bom):]
+            return body[len(bom) :]
     return body
 
 
@@ -293,8 +296,10 @@ def _image_candidates(entry: Mapping[str, Any]) -> Iterable[str]:
         kind = (media.get("type") or "").lower()
         medium = (media.get("medium") or "").lower()
         url = media.get("url") or ""
-        if medium == "image" or kind.startswith("image/") or (
-            not kind and not medium and url.lower().split("?")[0].endswith(_IMAGE_SUFFIXES)
+        if (
+            medium == "image"
+            or kind.startswith("image/")
+            or (not kind and not medium and url.lower().split("?")[0].endswith(_IMAGE_SUFFIXES))
         ):
             yield url
     for thumb in entry.get("media_thumbnail") or ():
@@ -373,8 +378,9 @@ def _item(entry: Mapping[str, Any], *, feed_url: str, now: datetime, excerpt_cha
 # --------------------------------------------------------------------------- entry point
 
 
-def parse_feed(body: bytes, *, url: str, content_type: str | None, now: datetime,
-               excerpt_chars: int = 280) -> ParsedFeed:
+def parse_feed(
+    body: bytes, *, url: str, content_type: str | None, now: datetime, excerpt_chars: int = 280
+) -> ParsedFeed:
     """Parse one feed body fetched from ``url`` into a ParsedFeed.
 
     Raises ParseError when the body is not a feed (an HTML page, binary data, an empty body) or
@@ -405,8 +411,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None, now: datetime
     entries = result.get("entries") or []
     bozo = bool(result.get("bozo"))
     exc = result.get("bozo_exception")
-    if not entries and (not result.get("version") or _looks_like_html(body)
-                        or (bozo and not isinstance(exc, _HARMLESS_BOZO))):
+    if not entries and (
+        not result.get("version") or _looks_like_html(body) or (bozo and not isinstance(exc, _HARMLESS_BOZO))
+    ):
         raise _not_a_feed(body, url, result)
 
     items: list[ParsedItem] = []

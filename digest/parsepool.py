@@ -112,15 +112,16 @@ def _worker_main(conn: multiprocessing.connection.Connection, cpu_seconds: float
         _set_cpu_budget(cpu_seconds)
         reply: tuple[str, Any]
         try:
-            reply = ("ok", _pack(parse_feed(body, url=url, content_type=content_type, now=now,
-                                            excerpt_chars=excerpt_chars)))
+            reply = (
+                "ok",
+                _pack(parse_feed(body, url=url, content_type=content_type, now=now, excerpt_chars=excerpt_chars)),
+            )
         except ParseError as exc:
             reply = ("error", (exc.message, exc.hint))
         except MemoryError:
             reply = ("error", (f"{url}: the feed needs too much memory to parse.", None))
         except Exception as exc:  # a feedparser bug on odd input is still that feed's problem
-            reply = ("crash", (f"{url}: the parser failed: {type(exc).__name__}: {exc}",
-                               traceback.format_exc()))
+            reply = ("crash", (f"{url}: the parser failed: {type(exc).__name__}: {exc}", traceback.format_exc()))
         try:
             conn.send(reply)
         except (OSError, ValueError):
@@ -145,7 +146,9 @@ class _Worker:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "digest.parsepool", str(child_sock.fileno()), repr(cpu_seconds)],
-                pass_fds=(child_sock.fileno(),), stdin=subprocess.DEVNULL, env=env,
+                pass_fds=(child_sock.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env=env,
             )
         finally:
             child_sock.close()
@@ -195,8 +198,9 @@ class ParserPool:
 
     # -- public
 
-    async def parse(self, body: bytes, *, url: str, content_type: str | None, now: datetime,
-                    excerpt_chars: int = 280) -> ParsedFeed:
+    async def parse(
+        self, body: bytes, *, url: str, content_type: str | None, now: datetime, excerpt_chars: int = 280
+    ) -> ParsedFeed:
         """parse_feed() in a worker process; ParseError when the body is not a feed or overruns."""
         if self._closed:
             raise RuntimeError("ParserPool is closed")
@@ -218,15 +222,17 @@ class ParserPool:
     def __enter__(self) -> ParserPool:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     async def __aenter__(self) -> ParserPool:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     # -- executor-thread side
@@ -277,8 +283,9 @@ class ParserPool:
             if not worker.conn.poll(self.wall_seconds):
                 self._retire(worker)
                 log.warning("feed=%s parse stopped after %.0f s wall time", url, self.wall_seconds)
-                raise ParseError(f"{url}: parsing took longer than {self.wall_seconds:.0f} s and was stopped.",
-                                 hint=_SLOW_HINT)
+                raise ParseError(
+                    f"{url}: parsing took longer than {self.wall_seconds:.0f} s and was stopped.", hint=_SLOW_HINT
+                )
             reply: tuple[str, Any] = worker.conn.recv()
             return reply
         except (EOFError, OSError, ValueError):
@@ -286,8 +293,9 @@ class ParserPool:
             self._retire(worker)
         if code == -signal.SIGXCPU:  # the kernel enforcing the soft RLIMIT_CPU set for this job
             log.warning("feed=%s parse stopped at the CPU budget of %g s", url, self.cpu_seconds)
-            raise ParseError(f"{url}: parsing used more than {self.cpu_seconds:g} s of CPU and was stopped.",
-                             hint=_SLOW_HINT)
+            raise ParseError(
+                f"{url}: parsing used more than {self.cpu_seconds:g} s of CPU and was stopped.", hint=_SLOW_HINT
+            )
         raise _WorkerDied(f"signal {-code}" if code is not None and code < 0 else f"exit code {code}")
 
 
@@ -296,8 +304,10 @@ class _WorkerDied(Exception):
 
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_SLOW_HINT = ("The feed may be crafted to be slow to parse (e.g. a huge <author>); "
-              "remove it or raise the parse CPU budget if you trust it.")
+_SLOW_HINT = (
+    "The feed may be crafted to be slow to parse (e.g. a huge <author>); "
+    "remove it or raise the parse CPU budget if you trust it."
+)
 
 
 def _available_cpus() -> int:

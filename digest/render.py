@@ -53,8 +53,15 @@ from digest.model import (
 )
 from digest.sanitize import excerpt_html, html_to_text
 
-__all__ = ["CATALOGUE_DOMAIN", "PLACEHOLDER_PREFERENCES_URL", "PLACEHOLDER_UNSUBSCRIBE_URL", "Renderer",
-           "builtin_templates_dir", "catalogue_path", "load_translations"]
+__all__ = [
+    "CATALOGUE_DOMAIN",
+    "PLACEHOLDER_PREFERENCES_URL",
+    "PLACEHOLDER_UNSUBSCRIBE_URL",
+    "Renderer",
+    "builtin_templates_dir",
+    "catalogue_path",
+    "load_translations",
+]
 
 # Where each subscriber's own link goes. Plain ASCII letters and underscores only, so autoescape,
 # CSS inlining and text wrapping leave them as they are; feed text cannot carry them (see _clean).
@@ -207,9 +214,14 @@ def _display_width(text: str) -> int:
 
 def wrap(text: str, indent: str = "", hang: str | None = None) -> str:
     """Jinja filter: wrap at 78 columns; long words (URLs) are never split."""
-    return textwrap.fill(text, width=TEXT_WIDTH, initial_indent=indent,
-                         subsequent_indent=indent if hang is None else hang,
-                         break_long_words=False, break_on_hyphens=False)
+    return textwrap.fill(
+        text,
+        width=TEXT_WIDTH,
+        initial_indent=indent,
+        subsequent_indent=indent if hang is None else hang,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def underline(text: str, char: str = "-") -> str:
@@ -237,8 +249,16 @@ def _capitalise(text: str) -> str:
 class _ViewBuilder:
     """Turns one Edition into view objects; numbers links for the plain-text part as it goes."""
 
-    def __init__(self, edition: Edition, *, messages: NullTranslations, locale: str, images: bool,
-                 budget: _Budget, excerpt_chars: int = 280) -> None:
+    def __init__(
+        self,
+        edition: Edition,
+        *,
+        messages: NullTranslations,
+        locale: str,
+        images: bool,
+        budget: _Budget,
+        excerpt_chars: int = 280,
+    ) -> None:
         self.edition, self.messages, self.locale = edition, messages, locale
         self.images, self.budget = images, budget
         self.excerpt_chars = excerpt_chars
@@ -283,8 +303,14 @@ class _ViewBuilder:
             else:
                 label = self.messages.pgettext("synopsis: next outlet", "%(outlet)s adds:")
             before, _, after = str(label).replace("%(outlet)s", "\x00", 1).partition("\x00")
-            views.append(QuoteView(before=before, outlet=self._link(quote.source, quote.url), after=after,
-                                   text=_clean(" ".join(quote.sentences))))
+            views.append(
+                QuoteView(
+                    before=before,
+                    outlet=self._link(quote.source, quote.url),
+                    after=after,
+                    text=_clean(" ".join(quote.sentences)),
+                )
+            )
         return tuple(views)
 
     def story(self, story: Story, *, top: bool = False) -> StoryView:
@@ -295,8 +321,9 @@ class _ViewBuilder:
         # An excerpt, not the article: inline markup only, cut at excerpt_chars; the text part is
         # the same excerpt's text, so both parts follow the one setting.
         summary_html = excerpt_html(lead.summary_html, self.excerpt_chars)
-        summary_text = html_to_text(summary_html) if summary_html else _cut(_clean(lead.summary_text),
-                                                                             self.excerpt_chars)
+        summary_text = (
+            html_to_text(summary_html) if summary_html else _cut(_clean(lead.summary_text), self.excerpt_chars)
+        )
         if self.budget.summaries == "short":
             summary_html, summary_text = "", _cut(summary_text, SHORT_SUMMARY_CHARS)
         elif self.budget.summaries == "none":
@@ -305,14 +332,21 @@ class _ViewBuilder:
         keep_synopsis = self.budget.synopses == "all" or top
         synopsis = self.quotes(story.synopsis) if keep_synopsis else ()
         return StoryView(
-            title=title, source=_clean(lead.source), when=self.when(lead), first_seen=lead.undated,
-            summary_html=summary_html.replace(PLACEHOLDER_UNSUBSCRIBE_URL, "").replace(
-                PLACEHOLDER_PREFERENCES_URL, ""),
-            summary_text=summary_text, image_url=image.url if image else None, image=image,
+            title=title,
+            source=_clean(lead.source),
+            when=self.when(lead),
+            first_seen=lead.undated,
+            summary_html=summary_html.replace(PLACEHOLDER_UNSUBSCRIBE_URL, "").replace(PLACEHOLDER_PREFERENCES_URL, ""),
+            summary_text=summary_text,
+            image_url=image.url if image else None,
+            image=image,
             also=tuple(self._link(item.source, item.url) for item in story.also),
-            read_also=tuple(self._link(item.title or _cut(_clean(item.summary_text), 90), item.url, item.source)
-                            for item in story.read_also),
-            synopsis=synopsis, outlets=story.outlets if top else 0,
+            read_also=tuple(
+                self._link(item.title or _cut(_clean(item.summary_text), 90), item.url, item.source)
+                for item in story.read_also
+            ),
+            synopsis=synopsis,
+            outlets=story.outlets if top else 0,
         )
 
     def day_heading(self, day: date) -> str:
@@ -327,9 +361,15 @@ class _ViewBuilder:
             return None
         self._next_ref = 1
         stories = tuple(self.story(s, top=True) for s in self.edition.top_stories)
-        return SectionView(name=self.messages.gettext("Top stories"), anchor="top-stories", count=len(stories),
-                           days=(DayView(heading="", stories=stories),), hidden=0, more=None,
-                           links=self._take_links())
+        return SectionView(
+            name=self.messages.gettext("Top stories"),
+            anchor="top-stories",
+            count=len(stories),
+            days=(DayView(heading="", stories=stories),),
+            hidden=0,
+            more=None,
+            links=self._take_links(),
+        )
 
     def section(self, section: SectionGroup) -> SectionView:
         keep = self.budget.per_section
@@ -343,8 +383,15 @@ class _ViewBuilder:
         hidden = section.total - shown
         name = _clean(section.name)
         more = self._link(name, f"{self.edition.web_url}#{section.anchor}") if hidden > 0 else None
-        return SectionView(name=name, anchor=section.anchor, count=section.total, days=tuple(days),
-                           hidden=max(hidden, 0), more=more, links=self._take_links())
+        return SectionView(
+            name=name,
+            anchor=section.anchor,
+            count=section.total,
+            days=tuple(days),
+            hidden=max(hidden, 0),
+            more=more,
+            links=self._take_links(),
+        )
 
     def press(self) -> SectionView | None:
         """The Press Review section's outlets: one heading per outlet, its leading stories under it."""
@@ -359,8 +406,15 @@ class _ViewBuilder:
             if stories:
                 days.append(DayView(_clean(group.outlet), tuple(self.story(s) for s in stories)))
         name = _clean(self.edition.press_section)
-        return SectionView(name=name, anchor="press-review", count=total, days=tuple(days),
-                           hidden=0, more=None, links=self._take_links())
+        return SectionView(
+            name=name,
+            anchor="press-review",
+            count=total,
+            days=tuple(days),
+            hidden=0,
+            more=None,
+            links=self._take_links(),
+        )
 
     def sections(self) -> tuple[SectionView, ...]:
         """The configured sections; the press outlets in the section of the same name, else first.
@@ -378,8 +432,14 @@ class _ViewBuilder:
                 press = self.press()  # numbered before the section's own links, as the text part lists them
                 own = self.section(group)
                 assert press is not None
-                views.append(dataclasses.replace(own, count=own.count + press.count, days=(*press.days, *own.days),
-                                                 links=(*press.links, *own.links)))
+                views.append(
+                    dataclasses.replace(
+                        own,
+                        count=own.count + press.count,
+                        days=(*press.days, *own.days),
+                        links=(*press.links, *own.links),
+                    )
+                )
                 placed = True
             else:
                 views.append(self.section(group))
@@ -411,8 +471,9 @@ def _lead_image(lead: Item, headline: str) -> ImageView | None:
             width, height = int(dims["width"]), int(dims["height"])
     if url is None:
         return None
-    return ImageView(url=url, width=LEAD_IMAGE_WIDTH, height=max(1, round(LEAD_IMAGE_WIDTH * height / width)),
-                     alt=_clean(headline))
+    return ImageView(
+        url=url, width=LEAD_IMAGE_WIDTH, height=max(1, round(LEAD_IMAGE_WIDTH * height / width)), alt=_clean(headline)
+    )
 
 
 def _all_stories(edition: Edition) -> Iterator[Story]:
@@ -433,8 +494,9 @@ class Renderer:
     web app) never share installed translations.
     """
 
-    def __init__(self, *, templates_dir: str | None = None, language: str = "en", images: bool = False,
-                 excerpt_chars: int = 280) -> None:
+    def __init__(
+        self, *, templates_dir: str | None = None, language: str = "en", images: bool = False, excerpt_chars: int = 280
+    ) -> None:
         self.language = language
         self.images = images
         self.excerpt_chars = excerpt_chars
@@ -442,8 +504,7 @@ class Renderer:
         self._dirs.append(builtin_templates_dir().resolve())
         # keep_at_rules keeps the @media blocks (narrow screens, prefers-color-scheme) in <style>;
         # remote stylesheets are never fetched while rendering (E6).
-        self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False,
-                                              minify_css=True)
+        self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False, minify_css=True)
         self._envs: dict[str, jinja2.Environment] = {}
         self._translations: dict[str, NullTranslations] = {}
 
@@ -481,14 +542,28 @@ class Renderer:
         headline = self.headline(edition, messages, SUBJECT_CHARS)
         subject = headline if edition.subject_style == "lead" and headline else f"{title} — {date_label}"
         preheader = self.headline(edition, messages, PREHEADER_CHARS)
-        base = {"title": title, "date_label": date_label, "subject": subject, "preheader": preheader,
-                "web_url": edition.web_url, "lang": language, "images": self.images,
-                "unsubscribe_url": PLACEHOLDER_UNSUBSCRIBE_URL, "preferences_url": PLACEHOLDER_PREFERENCES_URL,
-                "cut": ""}
+        base = {
+            "title": title,
+            "date_label": date_label,
+            "subject": subject,
+            "preheader": preheader,
+            "web_url": edition.web_url,
+            "lang": language,
+            "images": self.images,
+            "unsubscribe_url": PLACEHOLDER_UNSUBSCRIBE_URL,
+            "preferences_url": PLACEHOLDER_PREFERENCES_URL,
+            "cut": "",
+        }
 
         def views(budget: _Budget) -> dict[str, Any]:
-            builder = _ViewBuilder(edition, messages=messages, locale=language, images=self.images, budget=budget,
-                                   excerpt_chars=self.excerpt_chars)
+            builder = _ViewBuilder(
+                edition,
+                messages=messages,
+                locale=language,
+                images=self.images,
+                budget=budget,
+                excerpt_chars=self.excerpt_chars,
+            )
             top = builder.top_stories()
             return {**base, "top_stories": top, "sections": builder.sections(), "notice": None}
 
@@ -509,8 +584,9 @@ class Renderer:
             context = views(budget)
             if budget != _Budget():
                 # The template words it: "summaries were shortened" or "this email was shortened".
-                context["notice"] = Notice(stories_dropped=budget.per_section is not None or not budget.top_stories,
-                                           url=_href(edition.web_url))
+                context["notice"] = Notice(
+                    stories_dropped=budget.per_section is not None or not budget.top_stories, url=_href(edition.web_url)
+                )
             return self._inline(self._render(language, HTML_TEMPLATE, context))
 
         tried: dict[Budget, str] = {}
@@ -562,8 +638,9 @@ class Renderer:
         except jinja2.TemplateNotFound as exc:
             raise TemplateError(f"Template {exc.name} was not found in {', '.join(map(str, self._dirs))}.") from exc
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"Template {exc.name or name} has a syntax error on line {exc.lineno}: "
-                                f"{exc.message}.") from exc
+            raise TemplateError(
+                f"Template {exc.name or name} has a syntax error on line {exc.lineno}: {exc.message}."
+            ) from exc
         except jinja2.UndefinedError as exc:
             where = self._template_in(exc.__traceback__) or name
             raise TemplateError(f"Template {where} uses an undefined variable: {exc.message}.") from exc
@@ -606,8 +683,12 @@ def choose_budget(fits: Callable[[Budget], bool], most: int) -> Budget:
     alike (counted in "N more in <Section>"), found by bisection so a huge edition costs a handful
     of attempts rather than one per story; last, the top stories too.
     """
-    for budget in (Budget(), Budget(summaries="short"), Budget(summaries="none"),
-                   Budget(summaries="none", synopses="top")):
+    for budget in (
+        Budget(),
+        Budget(summaries="short"),
+        Budget(summaries="none"),
+        Budget(summaries="none", synopses="top"),
+    ):
         if fits(budget):
             return budget
     lo, hi = 0, most  # bisect the largest per-section count that fits
@@ -675,13 +756,16 @@ class Pieces:
 
     def bytes_of(self, names: Sequence[str], dynamic: Sequence[str]) -> int:
         size = self.size
-        return (sum(size[p] for p in self.head) + sum(len(d.encode("utf-8")) for d in dynamic)
-                + sum(size[self.contents[n]] + size[self.sections[n]] for n in names)
-                + size[self.middle] + size[self.tail])
+        return (
+            sum(size[p] for p in self.head)
+            + sum(len(d.encode("utf-8")) for d in dynamic)
+            + sum(size[self.contents[n]] + size[self.sections[n]] for n in names)
+            + size[self.middle]
+            + size[self.tail]
+        )
 
 
-def _cut_pieces(whole: str, cut: str, names: Sequence[str], marks: Sequence[str], *,
-                middle: bool) -> Pieces | None:
+def _cut_pieces(whole: str, cut: str, names: Sequence[str], marks: Sequence[str], *, middle: bool) -> Pieces | None:
     """Cut a rendered part; None when the template does not mark its pieces as the built-in ones do."""
     parts = whole.split(cut)
     n = len(names)
@@ -695,14 +779,20 @@ def _cut_pieces(whole: str, cut: str, names: Sequence[str], marks: Sequence[str]
         before, head = head.split(mark)
         pieces.append(before)
     pieces.append(head)
-    contents = dict(zip(names, parts[1:n + 1], strict=True))
-    rest = parts[n + 1:]
+    contents = dict(zip(names, parts[1 : n + 1], strict=True))
+    rest = parts[n + 1 :]
     mid = rest.pop(0) if middle else ""
     sections = dict(zip(names, rest[:n], strict=True))
     tail = rest[n]
     every = [*pieces, *contents.values(), mid, *sections.values(), tail]
-    return Pieces(head=tuple(pieces), contents=contents, middle=mid, sections=sections, tail=tail,
-                  size={p: len(p.encode("utf-8")) for p in every})
+    return Pieces(
+        head=tuple(pieces),
+        contents=contents,
+        middle=mid,
+        sections=sections,
+        tail=tail,
+        size={p: len(p.encode("utf-8")) for p in every},
+    )
 
 
 def html_text(value: str) -> str:
@@ -729,40 +819,61 @@ class SectionCuts:
         self.text: Pieces | None = None
         if not whole.top_stories:
             context = {**self._views(Budget()), "cut": TEXT_CUT, "subject": _SUBJECT_MARK}
-            self.text = _cut_pieces(renderer._render(self.language, TEXT_TEMPLATE, context), TEXT_CUT, self.names,
-                                    (f"{_SUBJECT_MARK}\n=",), middle=False)
+            self.text = _cut_pieces(
+                renderer._render(self.language, TEXT_TEMPLATE, context),
+                TEXT_CUT,
+                self.names,
+                (f"{_SUBJECT_MARK}\n=",),
+                middle=False,
+            )
         self.usable = self.text is not None and self.html(Budget()) is not None
 
     def _views(self, budget: Budget) -> dict[str, Any]:
         r, whole, language = self.renderer, self.whole, self.language
-        date_label = format_date(whole.day, str(self.messages.pgettext("CLDR date pattern", "long")),
-                                 locale=language)
-        builder = _ViewBuilder(whole, messages=self.messages, locale=language, images=r.images, budget=budget,
-                               excerpt_chars=r.excerpt_chars)
+        date_label = format_date(whole.day, str(self.messages.pgettext("CLDR date pattern", "long")), locale=language)
+        builder = _ViewBuilder(
+            whole,
+            messages=self.messages,
+            locale=language,
+            images=r.images,
+            budget=budget,
+            excerpt_chars=r.excerpt_chars,
+        )
         notice = None
         if budget != Budget():
-            notice = Notice(stories_dropped=budget.per_section is not None or not budget.top_stories,
-                            url=_href(whole.web_url))
-        return {"title": _clean(whole.title), "date_label": date_label, "subject": _SUBJECT_MARK,
-                "preheader": _PREHEADER_MARK, "web_url": whole.web_url, "lang": language, "images": r.images,
-                "unsubscribe_url": PLACEHOLDER_UNSUBSCRIBE_URL, "preferences_url": PLACEHOLDER_PREFERENCES_URL,
-                "top_stories": builder.top_stories(), "sections": builder.sections(), "notice": notice,
-                "cut": ""}
+            notice = Notice(
+                stories_dropped=budget.per_section is not None or not budget.top_stories, url=_href(whole.web_url)
+            )
+        return {
+            "title": _clean(whole.title),
+            "date_label": date_label,
+            "subject": _SUBJECT_MARK,
+            "preheader": _PREHEADER_MARK,
+            "web_url": whole.web_url,
+            "lang": language,
+            "images": r.images,
+            "unsubscribe_url": PLACEHOLDER_UNSUBSCRIBE_URL,
+            "preferences_url": PLACEHOLDER_PREFERENCES_URL,
+            "top_stories": builder.top_stories(),
+            "sections": builder.sections(),
+            "notice": notice,
+            "cut": "",
+        }
 
     def html(self, budget: Budget) -> Pieces | None:
         if budget not in self._html:
             context = {**self._views(budget), "cut": _HtmlCut()}
             whole = self.renderer._inline(self.renderer._render(self.language, HTML_TEMPLATE, context))
-            self._html[budget] = _cut_pieces(whole, HTML_CUT, self.names, (_SUBJECT_MARK, _PREHEADER_MARK),
-                                             middle=True)
+            self._html[budget] = _cut_pieces(whole, HTML_CUT, self.names, (_SUBJECT_MARK, _PREHEADER_MARK), middle=True)
         return self._html[budget]
 
     def subject(self, narrowed: Edition) -> tuple[str, str]:
         """(subject, preheader) of a section set's edition, as Renderer.render words them."""
         title = _clean(self.whole.title)
         messages = self.messages
-        date_label = format_date(self.whole.day, str(messages.pgettext("CLDR date pattern", "long")),
-                                 locale=self.language)
+        date_label = format_date(
+            self.whole.day, str(messages.pgettext("CLDR date pattern", "long")), locale=self.language
+        )
         headline = Renderer.headline(narrowed, messages, SUBJECT_CHARS)
         subject = headline if narrowed.subject_style == "lead" and headline else f"{title} — {date_label}"
         return subject, Renderer.headline(narrowed, messages, PREHEADER_CHARS)
@@ -786,8 +897,12 @@ class SectionCuts:
         budget = choose_budget(fits, most_per_section(narrowed))
         html_pieces = self.html(budget)
         assert html_pieces is not None
-        return (subject, preheader, self.text.join(names, (underline(wrap(subject), "="),)),
-                html_pieces.join(names, dynamic))
+        return (
+            subject,
+            preheader,
+            self.text.join(names, (underline(wrap(subject), "="),)),
+            html_pieces.join(names, dynamic),
+        )
 
     def render(self, narrowed: Edition) -> Rendered:
         """The pieces joined: what Renderer.render(narrowed) gives (tests compare the two)."""

@@ -30,8 +30,10 @@ def read_csv(text: str, *, source: str = "CSV") -> list[RosterRow]:
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     fields = [f.strip().lower() for f in reader.fieldnames or []]
     if "email" not in fields:
-        raise SubscriberError(f"{source} has no 'email' column (found: {', '.join(fields) or 'nothing'}).",
-                              hint="The first line must name the columns: email,name,sections,timezone")
+        raise SubscriberError(
+            f"{source} has no 'email' column (found: {', '.join(fields) or 'nothing'}).",
+            hint="The first line must name the columns: email,name,sections,timezone",
+        )
     reader.fieldnames = fields
     rows = []
     for n, raw in enumerate(reader, start=2):
@@ -40,8 +42,15 @@ def read_csv(text: str, *, source: str = "CSV") -> list[RosterRow]:
             continue
         sections_cell = (raw.get("sections") or "").replace("|", ";")
         sections = tuple(s.strip() for s in sections_cell.split(";") if s.strip()) or None
-        rows.append(RosterRow(line=n, email=email, name=(raw.get("name") or "").strip() or None,
-                              sections=sections, timezone=(raw.get("timezone") or "").strip() or None))
+        rows.append(
+            RosterRow(
+                line=n,
+                email=email,
+                name=(raw.get("name") or "").strip() or None,
+                sections=sections,
+                timezone=(raw.get("timezone") or "").strip() or None,
+            )
+        )
     return rows
 
 
@@ -50,6 +59,7 @@ def write_csv(subscribers: Sequence[Subscriber]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow((*COLUMNS, "status"))
     for s in subscribers:
-        writer.writerow((s.email, s.name or "", ";".join(s.sections) if s.sections is not None else "",
-                         s.timezone or "", s.status))
+        writer.writerow(
+            (s.email, s.name or "", ";".join(s.sections) if s.sections is not None else "", s.timezone or "", s.status)
+        )
     return out.getvalue()

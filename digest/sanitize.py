@@ -37,12 +37,51 @@ __all__ = [
 
 # E1: the email-safe allow-list. Tags outside it are removed but their text is kept, except the
 # CONTENT_DROPPED ones, whose whole subtree goes (script bodies, CSS, embedded documents).
-ALLOWED_TAGS = frozenset({
-    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dl", "dt", "em",
-    "figcaption", "figure", "h2", "h3", "h4", "hr", "i", "img", "ins", "li", "ol", "p", "pre", "q",
-    "s", "small", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u",
-    "ul",
-})
+ALLOWED_TAGS = frozenset(
+    {
+        "a",
+        "abbr",
+        "b",
+        "blockquote",
+        "br",
+        "caption",
+        "cite",
+        "code",
+        "dd",
+        "del",
+        "dl",
+        "dt",
+        "em",
+        "figcaption",
+        "figure",
+        "h2",
+        "h3",
+        "h4",
+        "hr",
+        "i",
+        "img",
+        "ins",
+        "li",
+        "ol",
+        "p",
+        "pre",
+        "q",
+        "s",
+        "small",
+        "strong",
+        "sub",
+        "sup",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "u",
+        "ul",
+    }
+)
 ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
     "*": {"lang", "dir"},  # replaces nh3's default generic set (lang, title); dir keeps RTL text right
     "a": {"href", "title"},
@@ -52,34 +91,107 @@ ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
     "td": {"colspan", "rowspan"},
     "th": {"colspan", "rowspan"},
 }
-CONTENT_DROPPED = frozenset({
-    "script", "style", "iframe", "noscript", "object", "embed", "applet", "template", "svg", "math",
-    "textarea", "select", "head", "title", "frameset", "noembed", "noframes",
-})
+CONTENT_DROPPED = frozenset(
+    {
+        "script",
+        "style",
+        "iframe",
+        "noscript",
+        "object",
+        "embed",
+        "applet",
+        "template",
+        "svg",
+        "math",
+        "textarea",
+        "select",
+        "head",
+        "title",
+        "frameset",
+        "noembed",
+        "noframes",
+    }
+)
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
 LINK_REL = "noopener noreferrer"
 
 # E3: query parameters that only identify the reader or the campaign. Compared in lower case;
 # every ``utm_*`` parameter is removed as well.
-TRACKING_PARAMS = frozenset({
-    "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "ysclid",
-    "mc_cid", "mc_eid", "_hsenc", "_hsmi", "__hstc", "__hssc", "__hsfp", "hsctatracking",
-    "igshid", "mkt_tok", "_openstat", "ttclid", "twclid", "li_fat_id", "vero_id", "vero_conv",
-    "oly_anon_id", "oly_enc_id", "rb_clickid", "s_cid", "wickedid", "sc_cid", "ga_source",
-    "ga_medium", "ga_term", "ga_content", "ga_campaign", "fb_action_ids", "fb_action_types",
-    "fb_ref", "fb_source", "action_object_map", "action_type_map", "action_ref_map", "ncid",
-})
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "gclsrc",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "ysclid",
+        "mc_cid",
+        "mc_eid",
+        "_hsenc",
+        "_hsmi",
+        "__hstc",
+        "__hssc",
+        "__hsfp",
+        "hsctatracking",
+        "igshid",
+        "mkt_tok",
+        "_openstat",
+        "ttclid",
+        "twclid",
+        "li_fat_id",
+        "vero_id",
+        "vero_conv",
+        "oly_anon_id",
+        "oly_enc_id",
+        "rb_clickid",
+        "s_cid",
+        "wickedid",
+        "sc_cid",
+        "ga_source",
+        "ga_medium",
+        "ga_term",
+        "ga_content",
+        "ga_campaign",
+        "fb_action_ids",
+        "fb_action_types",
+        "fb_ref",
+        "fb_source",
+        "action_object_map",
+        "action_type_map",
+        "action_ref_map",
+        "ncid",
+    }
+)
 TRACKING_PREFIXES = ("utm_",)
 
 # E3: images from these hosts (or host+path prefixes) are counters or share buttons, never content
 # (after Miniflux's sanitizer blockedResourceURLSubstrings).
 TRACKER_IMAGE_SUBSTRINGS = (
-    "feeds.feedburner.com/~r/", "feeds.feedburner.com/~ff/", "feedproxy.google.com/~r/",
-    "feedsportal.com", "stats.wordpress.com", "pixel.wp.com", "pixel.quantserve.com",
-    "google-analytics.com", "doubleclick.net", "medium.com/_/stat", "facebook.com/tr",
-    "feeds.wordpress.com/1.0/", "api.flattr.com", "pinterest.com/pin/create",
-    "twitter.com/intent/", "facebook.com/sharer", "linkedin.com/sharearticle", "feedblitz.com",
-    "assets.feedblitz.com", "www.assoc-amazon.com", "counter.", "/tracking/pixel",
+    "feeds.feedburner.com/~r/",
+    "feeds.feedburner.com/~ff/",
+    "feedproxy.google.com/~r/",
+    "feedsportal.com",
+    "stats.wordpress.com",
+    "pixel.wp.com",
+    "pixel.quantserve.com",
+    "google-analytics.com",
+    "doubleclick.net",
+    "medium.com/_/stat",
+    "facebook.com/tr",
+    "feeds.wordpress.com/1.0/",
+    "api.flattr.com",
+    "pinterest.com/pin/create",
+    "twitter.com/intent/",
+    "facebook.com/sharer",
+    "linkedin.com/sharearticle",
+    "feedblitz.com",
+    "assets.feedblitz.com",
+    "www.assoc-amazon.com",
+    "counter.",
+    "/tracking/pixel",
 )
 
 # --------------------------------------------------------------------------- nesting
@@ -91,10 +203,34 @@ MAX_DEPTH = 256
 _TAG_TOKEN = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]{0,40})\b[^<>]*?(/?)>")
 # Void elements never open a level; these close themselves (HTML "optional end tags") so a long
 # list of unclosed <p> or <li> is flat, not deep.
-_FLAT = frozenset({
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
-    "wbr", "p", "li", "dt", "dd", "tr", "td", "th", "option", "thead", "tbody", "tfoot",
-})
+_FLAT = frozenset(
+    {
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "source",
+        "track",
+        "wbr",
+        "p",
+        "li",
+        "dt",
+        "dd",
+        "tr",
+        "td",
+        "th",
+        "option",
+        "thead",
+        "tbody",
+        "tfoot",
+    }
+)
 
 
 def limit_nesting(html: str, max_depth: int = MAX_DEPTH) -> str:
@@ -160,13 +296,45 @@ def _cut(text: str, limit: int) -> str:
 
 
 # Block-level ends, so that "<p>a</p><p>b</p>" reads "a b", not "ab".
-_BLOCK_TAGS = frozenset({
-    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
-    "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav",
-    "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
-})
-_TEXT_CLEANER = nh3.Cleaner(tags=set(_BLOCK_TAGS), attributes={}, clean_content_tags=set(CONTENT_DROPPED),
-                            link_rel=None, url_schemes=set())
+_BLOCK_TAGS = frozenset(
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "figure",
+        "footer",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "td",
+        "th",
+        "tr",
+        "ul",
+    }
+)
+_TEXT_CLEANER = nh3.Cleaner(
+    tags=set(_BLOCK_TAGS), attributes={}, clean_content_tags=set(CONTENT_DROPPED), link_rel=None, url_schemes=set()
+)
 _ANY_TAG = re.compile(r"<[^>]*>")
 
 
@@ -262,8 +430,10 @@ def _clean(url: str | None, base_url: str | None, *, keep_fragment: bool, strip_
             if port is not None and port != (443 if scheme == "https" else 80):
                 host = f"{host}:{port}"
             query = strip_tracking(query) if strip_params and query else query
-            return (f"{scheme}://{host}{path or '/'}{'?' + query if query else ''}"
-                    f"{'#' + fragment if keep_fragment and fragment else ''}")
+            return (
+                f"{scheme}://{host}{path or '/'}{'?' + query if query else ''}"
+                f"{'#' + fragment if keep_fragment and fragment else ''}"
+            )
     try:
         if base_url and not _HAS_HTTP_SCHEME.match(url):  # urljoin is the slow part; skip it when it is a no-op
             url = urljoin(base_url, url)
@@ -327,7 +497,7 @@ def _attribute_filter(base_url: str | None) -> Callable[[str, str, str], str | N
 # see every tag exactly as nh3 wrote it.
 _IMG = re.compile(r"<img\b([^>]*)>")
 _ATTR = re.compile(r'([a-z-]+)="([^"]*)"')
-_EMPTY_LINK = re.compile(r'<a\b[^>]*>\s*</a>')
+_EMPTY_LINK = re.compile(r"<a\b[^>]*>\s*</a>")
 
 
 def _keep_image(attrs: str) -> bool:
@@ -378,13 +548,14 @@ def drop_images(html: str) -> str:
     return _EMPTY_LINK.sub("", _IMG.sub("", html))
 
 
-
 # UTF-8 read as windows-1252/latin-1 ("Ã©", "Ð¾", "â€™"): a lead byte's character followed by a
 # continuation byte's. Publishers' CMSes double-encode more often than one would think; the cheap
 # test keeps ftfy off the hot path for the vast majority of clean text.
-_MOJIBAKE = re.compile("[\u00c2-\u00df][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e"
-                       "\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039"
-                       "\u203a\u20ac\u2122]|\u00e2\u20ac")
+_MOJIBAKE = re.compile(
+    "[\u00c2-\u00df][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e"
+    "\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039"
+    "\u203a\u20ac\u2122]|\u00e2\u20ac"
+)
 
 
 def repair_mojibake(text: str) -> str:
@@ -402,12 +573,37 @@ def repair_mojibake(text: str) -> str:
 # would read as one of the email's own headings, a table or figure does not fit a summary, a
 # blockquote is most often an embedded tweet, and media are remote content.
 EXCERPT_TAGS = frozenset({"a", "b", "strong", "i", "em"})
-EXCERPT_DROPPED = frozenset({
-    "h1", "h2", "h3", "h4", "h5", "h6", "table", "figure", "figcaption", "blockquote", "pre", "iframe",
-    "video", "audio", "picture", "object", "embed", "noscript", "script", "style", "svg", "math",
-})
-_BLOCK_END = re.compile(r"</(?:p|div|li|ul|ol|dl|dd|dt|h[1-6]|table|tr|td|th|figure|blockquote|pre|section|"
-                        r"article|header|footer|aside)\s*>|<br\s*/?>|<hr\s*/?>", re.IGNORECASE)
+EXCERPT_DROPPED = frozenset(
+    {
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "table",
+        "figure",
+        "figcaption",
+        "blockquote",
+        "pre",
+        "iframe",
+        "video",
+        "audio",
+        "picture",
+        "object",
+        "embed",
+        "noscript",
+        "script",
+        "style",
+        "svg",
+        "math",
+    }
+)
+_BLOCK_END = re.compile(
+    r"</(?:p|div|li|ul|ol|dl|dd|dt|h[1-6]|table|tr|td|th|figure|blockquote|pre|section|"
+    r"article|header|footer|aside)\s*>|<br\s*/?>|<hr\s*/?>",
+    re.IGNORECASE,
+)
 _EXCERPT_TOKEN = re.compile(r"<(/?)([a-z]+)[^>]*>|([^<]+)")
 
 
@@ -426,9 +622,15 @@ def excerpt_html(html: str, limit: int) -> str:
         if html.rfind("<") > html.rfind(">"):
             html = html[: html.rfind("<")]
     spaced = _BLOCK_END.sub(lambda m: m.group(0) + " ", limit_nesting(html))
-    cleaned = nh3.clean(spaced, tags=set(EXCERPT_TAGS), clean_content_tags=set(EXCERPT_DROPPED),
-                        attributes={"a": {"href"}}, link_rel=LINK_REL, url_schemes={"http", "https"},
-                        strip_comments=True)
+    cleaned = nh3.clean(
+        spaced,
+        tags=set(EXCERPT_TAGS),
+        clean_content_tags=set(EXCERPT_DROPPED),
+        attributes={"a": {"href"}},
+        link_rel=LINK_REL,
+        url_schemes={"http", "https"},
+        strip_comments=True,
+    )
     target = _cut(clean_text(htmllib.unescape(_ANY_TAG.sub("", cleaned))), limit)
     ellipsis = target.endswith("…") and not clean_text(htmllib.unescape(_ANY_TAG.sub("", cleaned))).endswith("…")
     budget = len(target) - (1 if ellipsis else 0)  # characters of the source text to keep

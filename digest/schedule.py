@@ -95,9 +95,7 @@ def latest_edition(now: datetime, send_at: time, tz: str) -> tuple[date, datetim
         day -= _DAY
 
 
-def due_edition(
-    now: datetime, send_at: time, tz: str, *, last_day: date | None, catch_up: timedelta
-) -> date | None:
+def due_edition(now: datetime, send_at: time, tz: str, *, last_day: date | None, catch_up: timedelta) -> date | None:
     """The edition day to send now, or None.
 
     That is the latest day D whose instant is <= now, provided D is after `last_day` (the last

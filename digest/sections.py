@@ -252,14 +252,16 @@ def _best(section: Section, order: int, item: _Item) -> _Match | None:
         agreeing += 1
         weight, reasons = matched
         kinds = [k for k in _STRENGTH if getattr(rule, k) or (k == "keywords" and rule.keyword_groups)]
-        candidate = _Match(section.name, order, len(kinds), max(_STRENGTH[k] for k in kinds), 0, weight,
-                           kinds[0], tuple(reasons))
+        candidate = _Match(
+            section.name, order, len(kinds), max(_STRENGTH[k] for k in kinds), 0, weight, kinds[0], tuple(reasons)
+        )
         if best is None or candidate.key > best.key:
             best = candidate
     if best is None:
         return None
-    return _Match(best.section, best.order, best.conditions, best.strength, agreeing, best.weight, best.kind,
-                  best.reasons)
+    return _Match(
+        best.section, best.order, best.conditions, best.strength, agreeing, best.weight, best.kind, best.reasons
+    )
 
 
 def classify(
@@ -296,6 +298,9 @@ def classify(
     others = sorted((m for m in matches if m is not win), key=lambda m: m.key, reverse=True)
     if others:
         runner = others[0]
-        reason += (f"; it outranks section '{runner.section}'" if runner.key[:4] < win.key[:4]
-                   else f"; it ties with section '{runner.section}', which comes later in the configured order")
+        reason += (
+            f"; it outranks section '{runner.section}'"
+            if runner.key[:4] < win.key[:4]
+            else f"; it ties with section '{runner.section}', which comes later in the configured order"
+        )
     return Classification(win.section, rule, reason)

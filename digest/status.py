@@ -29,8 +29,10 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
     lines.append(f"feeds: {len(feeds)} active, {due_now} due now, next poll {_when(nxt) if due_now == 0 else 'now'}")
     failing = [f for f in feeds if f.consecutive_failures]
     for f in failing:
-        lines.append(f"  failing: {f.url} ({f.consecutive_failures}x, last status {f.last_status or '-'}): "
-                     f"{f.last_error}; next try {_when(f.next_poll_at)}")
+        lines.append(
+            f"  failing: {f.url} ({f.consecutive_failures}x, last status {f.last_status or '-'}): "
+            f"{f.last_error}; next try {_when(f.next_poll_at)}"
+        )
 
     zones = store.timezones_in_use(settings.digest.timezone) or [settings.digest.timezone]
     lines.append("editions:")

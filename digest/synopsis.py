@@ -49,8 +49,9 @@ _ENDS = (".", "!", "?", "»", '"', "”", "’", ")")
 _CUT = ("...", "…", "..")
 _BOILERPLATE = re.compile(
     r"continue reading|read more|appeared first on|click here|subscribe to|подробнее|читать далее|"
-    r"lire la suite|weiterlesen|leer más|leggi (anche|tutto)|leia mais", re.I)
-
+    r"lire la suite|weiterlesen|leer más|leggi (anche|tutto)|leia mais",
+    re.I,
+)
 
 
 class SynopsisItem(Protocol):
@@ -158,8 +159,13 @@ def _candidates(items: Sequence[SynopsisItem], outlet_of: list[int]) -> tuple[li
     return found, centroid
 
 
-def choose(items: Sequence[SynopsisItem], *, limit: int = DEFAULT_SENTENCES, min_outlets: int = 2,
-           first_outlet: str | None = None) -> list[tuple[int, str]]:
+def choose(
+    items: Sequence[SynopsisItem],
+    *,
+    limit: int = DEFAULT_SENTENCES,
+    min_outlets: int = 2,
+    first_outlet: str | None = None,
+) -> list[tuple[int, str]]:
     """The chosen (item index, sentence) pairs, in the order they were chosen."""
     outlets: list[str] = []
     outlet_of: list[int] = []
@@ -179,8 +185,11 @@ def choose(items: Sequence[SynopsisItem], *, limit: int = DEFAULT_SENTENCES, min
     quoted: set[int] = set()
     forced = outlets.index(first_outlet) if first_outlet in outlets else None
     while len(chosen) < limit:
-        open_ = [k for k in range(len(found)) if k not in chosen
-                 and not any(near_duplicate(found[k].termset, found[j].termset) for j in chosen)]
+        open_ = [
+            k
+            for k in range(len(found))
+            if k not in chosen and not any(near_duplicate(found[k].termset, found[j].termset) for j in chosen)
+        ]
         if forced is not None and not chosen:
             open_ = [k for k in open_ if found[k].outlet == forced] or open_
         fresh = [k for k in open_ if found[k].outlet not in quoted]
@@ -202,8 +211,14 @@ def choose(items: Sequence[SynopsisItem], *, limit: int = DEFAULT_SENTENCES, min
     return [(found[k].item, found[k].text) for k in chosen]
 
 
-def synopsis(items: Sequence[SynopsisItem], *, limit: int = DEFAULT_SENTENCES, min_outlets: int = 2,
-             first_outlet: str | None = None, plural: Collection[str] = ()) -> tuple[Quote, ...]:
+def synopsis(
+    items: Sequence[SynopsisItem],
+    *,
+    limit: int = DEFAULT_SENTENCES,
+    min_outlets: int = 2,
+    first_outlet: str | None = None,
+    plural: Collection[str] = (),
+) -> tuple[Quote, ...]:
     """Up to `limit` quoted sentences about one story, grouped by outlet; () below `min_outlets` outlets.
 
     `plural` names the outlets whose names are grammatically plural ("Ведомости"), so the connecting
@@ -222,6 +237,13 @@ def synopsis(items: Sequence[SynopsisItem], *, limit: int = DEFAULT_SENTENCES, m
     for item_index in order:
         item = items[item_index]
         chosen = sorted(by_item[item_index])  # their order in the item's own text
-        quotes.append(Quote(source=item.source, url=item.url, item_id=item.id,
-                            sentences=tuple(text for _, text in chosen), plural=item.source in plural))
+        quotes.append(
+            Quote(
+                source=item.source,
+                url=item.url,
+                item_id=item.id,
+                sentences=tuple(text for _, text in chosen),
+                plural=item.source in plural,
+            )
+        )
     return tuple(quotes)

@@ -36,8 +36,10 @@ def learn(titles: Sequence[str]) -> tuple[frozenset[str], frozenset[str]]:
             prefixes[m.group(1)] += 1
         if m := _SUFFIX.search(title):
             suffixes[m.group(1)] += 1
-    return (frozenset(p for p, n in prefixes.items() if n >= need),
-            frozenset(s for s, n in suffixes.items() if n >= need))
+    return (
+        frozenset(p for p, n in prefixes.items() if n >= need),
+        frozenset(s for s, n in suffixes.items() if n >= need),
+    )
 
 
 def strip(title: str, prefixes: Iterable[str], suffixes: Iterable[str]) -> str:
@@ -45,7 +47,7 @@ def strip(title: str, prefixes: Iterable[str], suffixes: Iterable[str]) -> str:
     out = title
     for prefix in prefixes:
         if out.startswith(prefix):
-            out = out[len(prefix):]
+            out = out[len(prefix) :]
             break
     for suffix in suffixes:
         if out.endswith(suffix):

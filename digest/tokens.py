@@ -136,10 +136,13 @@ def message_id(secret: str, edition_id: int, subscriber_id: int, domain: str) ->
     except UnicodeError:
         host = ""
     if not _DOMAIN.fullmatch(host):
-        raise ConfigError(f"{domain!r} is not a domain name to put in Message-IDs.",
-                          hint="Set smtp.sender to an address in your own domain, e.g. digest@news.example.org.")
-    digest = hmac.new(secret.encode("utf-8"), f"message-id-v1:{edition_id}:{subscriber_id}".encode("ascii"),
-                      hashlib.sha256).hexdigest()[:20]
+        raise ConfigError(
+            f"{domain!r} is not a domain name to put in Message-IDs.",
+            hint="Set smtp.sender to an address in your own domain, e.g. digest@news.example.org.",
+        )
+    digest = hmac.new(
+        secret.encode("utf-8"), f"message-id-v1:{edition_id}:{subscriber_id}".encode("ascii"), hashlib.sha256
+    ).hexdigest()[:20]
     return f"<e{edition_id}.s{subscriber_id}.{digest}@{host}>"
 
 
@@ -195,8 +198,9 @@ def edition_key_ok(secrets: Sequence[str], day: str, timezone: str, key: str) ->
 SIGNUP_SALT = "signup-confirm-v1"
 
 
-def signup_token(secret: str, email: str, sections: Sequence[str] | None, timezone: str | None, *,
-                 issued: datetime) -> str:
+def signup_token(
+    secret: str, email: str, sections: Sequence[str] | None, timezone: str | None, *, issued: datetime
+) -> str:
     """The confirmation link's token: what the person asked for and when, signed.
 
     Nothing is stored before the confirmation: the request lives in the link, which only the
@@ -207,8 +211,9 @@ def signup_token(secret: str, email: str, sections: Sequence[str] | None, timezo
     return URLSafeSerializer(secret, salt=SIGNUP_SALT).dumps(payload)
 
 
-def read_signup_token(secrets: Sequence[str], token: str, *, max_age: timedelta,
-                      now: datetime) -> tuple[str, tuple[str, ...] | None, str | None, datetime] | None:
+def read_signup_token(
+    secrets: Sequence[str], token: str, *, max_age: timedelta, now: datetime
+) -> tuple[str, tuple[str, ...] | None, str | None, datetime] | None:
     """(email, sections or None for all, time zone or None, issued), or None: altered, expired, or not ours."""
     value = _loads(secrets, SIGNUP_SALT, token) if len(token) <= 2048 else None
     if not (isinstance(value, list) and len(value) == 4 and isinstance(value[0], str)):
@@ -223,5 +228,9 @@ def read_signup_token(secrets: Sequence[str], token: str, *, max_age: timedelta,
         return None
     if timezone is not None and not isinstance(timezone, str):
         return None
-    return (email, tuple(sections) if sections is not None else None, timezone,
-            datetime.fromtimestamp(issued / 1000, tz=UTC))
+    return (
+        email,
+        tuple(sections) if sections is not None else None,
+        timezone,
+        datetime.fromtimestamp(issued / 1000, tz=UTC),
+    )

@@ -73,9 +73,24 @@ log = logging.getLogger(__name__)
 
 # The timezone menu of the preferences page: a short list, plus the site's and the subscriber's own.
 COMMON_TIMEZONES = (
-    "UTC", "Europe/London", "Europe/Paris", "Europe/Berlin", "Europe/Kyiv", "Europe/Moscow", "Europe/Istanbul",
-    "Asia/Dubai", "Asia/Kolkata", "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney", "Africa/Johannesburg",
-    "America/Sao_Paulo", "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
+    "UTC",
+    "Europe/London",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/Kyiv",
+    "Europe/Moscow",
+    "Europe/Istanbul",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Africa/Johannesburg",
+    "America/Sao_Paulo",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
 )
 FORM_SALT = "preferences-form-v1"
 MAX_BODY = 64 * 1024  # the largest form we accept; a one-click body is 26 bytes
@@ -91,8 +106,10 @@ ONE_CLICK = "One-Click"  # RFC 8058 section 3.1: the body is "List-Unsubscribe=O
 
 # No script at all; inline styles only (the edition page is CSS-inlined like the email); feed
 # images from anywhere, as in the email; forms post only to ourselves; never framed.
-CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; form-action 'self'; "
-       "frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TOKEN_PATH = re.compile(r"^/(u|p|confirm)/[^/]*")
 
@@ -152,8 +169,12 @@ def _edition_renderer(settings: Settings) -> Renderer:
     # templates/web/digest.html.j2 stands in for the email's page and reuses its section and story
     # partials from the built-in folder; the labels (en, ru) are the email's.
     d = settings.digest
-    return Renderer(templates_dir=str(builtin_templates_dir() / "web"), language=d.language, images=d.images,
-                    excerpt_chars=d.excerpt_chars)
+    return Renderer(
+        templates_dir=str(builtin_templates_dir() / "web"),
+        language=d.language,
+        images=d.images,
+        excerpt_chars=d.excerpt_chars,
+    )
 
 
 # --------------------------------------------------------------------------- responses
@@ -165,16 +186,21 @@ def _subscribe_url(site: Site) -> str:
 
 def _page(site: Site, name: str, *, status: int = 200, **context: Any) -> web.Response:
     context.setdefault("subscribe_url", _subscribe_url(site))
-    body = site.pages.get_template(name).render(lang=site.settings.digest.language,
-                                               site_title=site.settings.digest.title, **context)
+    body = site.pages.get_template(name).render(
+        lang=site.settings.digest.language, site_title=site.settings.digest.title, **context
+    )
     return web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
 
 
 def _invalid_link(site: Site) -> web.Response:
     """The one answer to every token we cannot read, on every token URL (U4)."""
-    return _page(site, "message.html.j2", status=404, heading="This link does not work",
-                 text="It may have been cut short or changed on the way. Use the link at the bottom of one "
-                      "of your emails.")
+    return _page(
+        site,
+        "message.html.j2",
+        status=404,
+        heading="This link does not work",
+        text="It may have been cut short or changed on the way. Use the link at the bottom of one of your emails.",
+    )
 
 
 async def _secured(request: web.Request, response: web.StreamResponse) -> None:
@@ -198,11 +224,17 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPNotFound:
-        return _page(site, "message.html.j2", status=404, heading="Page not found",
-                     text="There is nothing at this address.")
+        return _page(
+            site, "message.html.j2", status=404, heading="Page not found", text="There is nothing at this address."
+        )
     except web.HTTPMethodNotAllowed as exc:
-        resp = _page(site, "message.html.j2", status=405, heading="Not allowed",
-                     text="This address does not take that kind of request.")
+        resp = _page(
+            site,
+            "message.html.j2",
+            status=405,
+            heading="Not allowed",
+            text="This address does not take that kind of request.",
+        )
         resp.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
         return resp
     except web.HTTPRequestEntityTooLarge:
@@ -211,14 +243,24 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except DigestError as exc:  # the database is busy or unreachable, a template is broken...
         log.error("web: %s %s %s", request.method, _redact(request.path), exc.message)
-        resp = _page(site, "message.html.j2", status=503, heading="Please try again later",
-                     text="The service is briefly unavailable.")
+        resp = _page(
+            site,
+            "message.html.j2",
+            status=503,
+            heading="Please try again later",
+            text="The service is briefly unavailable.",
+        )
         resp.headers["Retry-After"] = str(RETRY_AFTER)
         return resp
     except Exception:
         log.exception("web: %s %s failed", request.method, _redact(request.path))
-        return _page(site, "message.html.j2", status=500, heading="Please try again later",
-                     text="Something went wrong on our side.")
+        return _page(
+            site,
+            "message.html.j2",
+            status=500,
+            heading="Please try again later",
+            text="Something went wrong on our side.",
+        )
 
 
 def _redact(path: str) -> str:
@@ -228,8 +270,7 @@ def _redact(path: str) -> str:
 
 class _AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info("web: %s %s %d %.0fms", request.method, _redact(request.path), response.status,
-                         time * 1000)
+        self.logger.info("web: %s %s %d %.0fms", request.method, _redact(request.path), response.status, time * 1000)
 
 
 # --------------------------------------------------------------------------- tokens to subscribers
@@ -330,8 +371,13 @@ async def _not_one_click(site: Site, request: web.Request) -> web.StreamResponse
     form = await _form(request)
     if form is None or form.get("List-Unsubscribe") != ONE_CLICK:
         # Not a one-click request (an empty POST from a scanner, say): change nothing.
-        return _page(site, "message.html.j2", status=400, heading="Nothing was changed",
-                     text="Use the Unsubscribe button on the page this link opens.")
+        return _page(
+            site,
+            "message.html.j2",
+            status=400,
+            heading="Nothing was changed",
+            text="Use the Unsubscribe button on the page this link opens.",
+        )
     return None
 
 
@@ -340,8 +386,13 @@ async def _keep_for_retry(site: Site, ref: str | int, exc: StoreError) -> web.St
     asks the provider to retry too, which is harmless (U1)."""
     await asyncio.to_thread(unsubscribes.keep, site.spool, ref, at=site.clock())
     log.warning("web: an unsubscribe was kept for a retry: %s", exc.message)
-    resp = _page(site, "message.html.j2", status=503, heading="Please try again later",
-                 text="Your request is saved and will be carried out within minutes.")
+    resp = _page(
+        site,
+        "message.html.j2",
+        status=503,
+        heading="Please try again later",
+        text="Your request is saved and will be carried out within minutes.",
+    )
     resp.headers["Retry-After"] = str(RETRY_AFTER)
     return resp
 
@@ -385,16 +436,32 @@ def _timezone_choices(site: Site, current: str) -> list[str]:
     return sorted({*COMMON_TIMEZONES, site.settings.digest.timezone, current})
 
 
-def _preferences(site: Site, sub: Subscriber, token: str, *, status: int = 200, saved: bool = False,
-                 error: str | None = None, chosen: Sequence[str] | None = None,
-                 timezone: str | None = None) -> web.Response:
+def _preferences(
+    site: Site,
+    sub: Subscriber,
+    token: str,
+    *,
+    status: int = 200,
+    saved: bool = False,
+    error: str | None = None,
+    chosen: Sequence[str] | None = None,
+    timezone: str | None = None,
+) -> web.Response:
     names = site.settings.section_names
     picked = set(names if sub.sections is None else sub.sections) if chosen is None else set(chosen)
     tz = timezone or sub.timezone or site.settings.digest.timezone
     return _page(
-        site, "preferences.html.j2", status=status, email=sub.email, subscribed=sub.status in (ACTIVE, SUSPENDED),
-        sections=[(name, name in picked) for name in names], timezones=_timezone_choices(site, tz),
-        timezone=tz, form_mac=_form_mac(site, token), saved=saved, error=error,
+        site,
+        "preferences.html.j2",
+        status=status,
+        email=sub.email,
+        subscribed=sub.status in (ACTIVE, SUSPENDED),
+        sections=[(name, name in picked) for name in names],
+        timezones=_timezone_choices(site, tz),
+        timezone=tz,
+        form_mac=_form_mac(site, token),
+        saved=saved,
+        error=error,
         unsubscribe_token=tokens.unsubscribe_token(site.newest_secret, sub.public_id),
     )
 
@@ -424,16 +491,26 @@ async def save_preferences(request: web.Request) -> web.StreamResponse:
         return _invalid_link(site)
     form = await _form(request)
     if form is None:
-        return _page(site, "message.html.j2", status=400, heading="Nothing was changed",
-                     text="The form could not be read. Open the link in your email again.")
+        return _page(
+            site,
+            "message.html.j2",
+            status=400,
+            heading="Nothing was changed",
+            text="The form could not be read. Open the link in your email again.",
+        )
     # CSRF: only someone holding the token can post here at all, and a page of ours must have been
     # shown for it (the form's HMAC of the token); a browser that says the form came from another
     # site is refused too (Fetch Metadata). An Origin check would not do: with Referrer-Policy
     # no-referrer browsers send "Origin: null" for our own forms.
     cross_site = request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site"
     if cross_site or not _form_mac_ok(site, token, str(form.get("form", ""))):
-        return _page(site, "message.html.j2", status=403, heading="Nothing was changed",
-                     text="This form did not come from this site. Open the link in your email again.")
+        return _page(
+            site,
+            "message.html.j2",
+            status=403,
+            heading="Nothing was changed",
+            text="This form did not come from this site. Open the link in your email again.",
+        )
     if sub.status not in (ACTIVE, SUSPENDED):
         return _preferences(site, sub, token, status=409)
     known = site.settings.section_names
@@ -442,15 +519,26 @@ async def save_preferences(request: web.Request) -> web.StreamResponse:
     if not _valid_timezone(timezone):
         return _preferences(site, sub, token, status=422, chosen=chosen, error="Choose a time zone from the list.")
     if not chosen:
-        return _preferences(site, sub, token, status=422, chosen=chosen, timezone=timezone,
-                            error="Choose at least one section, or unsubscribe from everything below.")
+        return _preferences(
+            site,
+            sub,
+            token,
+            status=422,
+            chosen=chosen,
+            timezone=timezone,
+            error="Choose at least one section, or unsubscribe from everything below.",
+        )
     # Every section ticked means "all", sections added later included (the config's default).
     sections: tuple[str, ...] | None = None if len(chosen) == len(known) else tuple(chosen)
     # The site's zone stays "the site's zone" (None) unless they had picked one of their own.
     tz: str | None = None if timezone == site.settings.digest.timezone and sub.timezone is None else timezone
     await asyncio.to_thread(site.store.set_subscriber, sub.id, now=site.clock(), sections=sections, timezone=tz)
-    log.info("web: subscriber=%d preferences saved sections=%s timezone=%s", sub.id,
-             "all" if sections is None else len(sections), tz or "default")
+    log.info(
+        "web: subscriber=%d preferences saved sections=%s timezone=%s",
+        sub.id,
+        "all" if sections is None else len(sections),
+        tz or "default",
+    )
     updated = dataclasses.replace(sub, sections=sections, timezone=tz)
     return _preferences(site, updated, token, saved=True)
 
@@ -467,8 +555,14 @@ def edition_html(site: Site, edition: EditionRecord) -> str:
     settings = site.settings
     options = dataclasses.replace(compose_options(settings), max_per_section=sys.maxsize, max_per_source=sys.maxsize)
     stories = edition_stories(settings, site.store, edition)  # clustered once, with the email's "Read also"
-    page = compose(stories, day=edition.day, timezone=edition.timezone, chosen=None, options=options,
-                   web_url=edition_url(settings, edition.day, edition.timezone, secret=site.newest_secret))
+    page = compose(
+        stories,
+        day=edition.day,
+        timezone=edition.timezone,
+        chosen=None,
+        options=options,
+        web_url=edition_url(settings, edition.day, edition.timezone, secret=site.newest_secret),
+    )
     html = site.renderer.render(page, max_html_bytes=sys.maxsize).html  # a web page is never clipped
     if site.settings.web.signup:  # the email's template has no sign-up link; the archive page gets one
         label = site.pages.filters["translate"]("Subscribe")
@@ -505,8 +599,13 @@ def _cacheable(request: web.Request, body: bytes, content_type: str, *, public: 
 
 
 def _no_archive(site: Site) -> web.Response:
-    return _page(site, "message.html.j2", status=404, heading="No such edition",
-                 text="There is no edition for that day and time zone.")
+    return _page(
+        site,
+        "message.html.j2",
+        status=404,
+        heading="No such edition",
+        text="There is no edition for that day and time zone.",
+    )
 
 
 async def edition_page(request: web.Request) -> web.StreamResponse:
@@ -533,14 +632,19 @@ async def edition_page(request: web.Request) -> web.StreamResponse:
 async def index(request: web.Request) -> web.StreamResponse:
     site = request.app[SITE]
     if not site.settings.web.archive:
-        return _page(site, "message.html.j2", status=404, heading="Page not found",
-                     text="There is nothing at this address.")
+        return _page(
+            site, "message.html.j2", status=404, heading="Page not found", text="There is nothing at this address."
+        )
     editions = await asyncio.to_thread(_sent_editions, site.store, EDITIONS_LISTED)
     lang = site.settings.digest.language
     rows = [(format_date(e.day, "full", locale=lang), e.timezone, _edition_path(e)) for e in editions]
     body = site.pages.get_template("index.html.j2").render(
-        lang=lang, site_title=site.settings.digest.title, editions=rows, feed_path="editions.atom",
-        subscribe_url=_subscribe_url(site))
+        lang=lang,
+        site_title=site.settings.digest.title,
+        editions=rows,
+        feed_path="editions.atom",
+        subscribe_url=_subscribe_url(site),
+    )
     return _cacheable(request, body.encode("utf-8"), "text/html; charset=utf-8", public=True)
 
 
@@ -557,9 +661,14 @@ def _feed_entries(site: Site) -> list[ArchiveEntry]:
         order = {name: i for i, name in enumerate(settings.section_names)}
         summary = "; ".join(f"{name}: {n}" for name, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], 99)))
         label = format_date(e.day, "long", locale=settings.digest.language)
-        entries.append(ArchiveEntry(title=f"{settings.digest.title} — {label} ({e.timezone})",
-                                    url=edition_url(settings, e.day, e.timezone), updated=e.cutoff,
-                                    summary=summary or "-"))
+        entries.append(
+            ArchiveEntry(
+                title=f"{settings.digest.title} — {label} ({e.timezone})",
+                url=edition_url(settings, e.day, e.timezone),
+                updated=e.cutoff,
+                summary=summary or "-",
+            )
+        )
     return entries
 
 
@@ -569,8 +678,13 @@ async def atom(request: web.Request) -> web.StreamResponse:
         return _no_archive(site)
     base = site.settings.digest.base_url
     entries = await asyncio.to_thread(_feed_entries, site)
-    body = atom_feed(title=site.settings.digest.title, site_url=base, feed_url=f"{base}/editions.atom",
-                     entries=entries, generated=datetime(2000, 1, 1, tzinfo=UTC))
+    body = atom_feed(
+        title=site.settings.digest.title,
+        site_url=base,
+        feed_url=f"{base}/editions.atom",
+        entries=entries,
+        generated=datetime(2000, 1, 1, tzinfo=UTC),
+    )
     return _cacheable(request, body, "application/atom+xml; charset=utf-8", public=True)
 
 
@@ -589,14 +703,30 @@ def _client(request: web.Request) -> str:
     return peer
 
 
-def _signup_form(site: Site, *, status: int = 200, email: str = "", chosen: Sequence[str] | None = None,
-                 timezone: str | None = None, error: str | None = None) -> web.Response:
+def _signup_form(
+    site: Site,
+    *,
+    status: int = 200,
+    email: str = "",
+    chosen: Sequence[str] | None = None,
+    timezone: str | None = None,
+    error: str | None = None,
+) -> web.Response:
     names = site.settings.section_names
     picked = set(names if chosen is None else chosen)
     tz = timezone or site.settings.digest.timezone
     token = TimestampSigner(list(reversed(site.secrets)), salt=SIGNUP_FORM_SALT).sign("subscribe").decode()
-    return _page(site, "subscribe.html.j2", status=status, sections=[(n, n in picked) for n in names],
-                 timezones=_timezone_choices(site, tz), timezone=tz, email=email, form_token=token, error=error)
+    return _page(
+        site,
+        "subscribe.html.j2",
+        status=status,
+        sections=[(n, n in picked) for n in names],
+        timezones=_timezone_choices(site, tz),
+        timezone=tz,
+        email=email,
+        form_token=token,
+        error=error,
+    )
 
 
 def _signup_form_ok(site: Site, value: str) -> bool:
@@ -608,8 +738,13 @@ def _signup_form_ok(site: Site, value: str) -> bool:
 
 
 def _refused(site: Site) -> web.Response:
-    return _page(site, "message.html.j2", status=403, heading="Nothing was changed",
-                 text="This form did not come from this site or has expired. Open the page again.")
+    return _page(
+        site,
+        "message.html.j2",
+        status=403,
+        heading="Nothing was changed",
+        text="This form did not come from this site or has expired. Open the page again.",
+    )
 
 
 async def subscribe_page(request: web.Request) -> web.StreamResponse:
@@ -626,15 +761,24 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
     if not site.settings.web.signup:
         raise web.HTTPNotFound()
     if not site.signup_limiter.allow(_client(request), time.monotonic()):
-        return _page(site, "message.html.j2", status=429, heading="Too many attempts",
-                     text="Please wait a few minutes and try again.")
+        return _page(
+            site,
+            "message.html.j2",
+            status=429,
+            heading="Too many attempts",
+            text="Please wait a few minutes and try again.",
+        )
     form = await request.post()
-    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site" or \
-            not _signup_form_ok(site, str(form.get("form", ""))):
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site" or not _signup_form_ok(
+        site, str(form.get("form", ""))
+    ):
         return _refused(site)
-    sent = _page(site, "message.html.j2", heading="Check your inbox",
-                 text="If this address can receive our emails, a confirmation link is on its way. "
-                      "Open it to finish signing up.")
+    sent = _page(
+        site,
+        "message.html.j2",
+        heading="Check your inbox",
+        text="If this address can receive our emails, a confirmation link is on its way. Open it to finish signing up.",
+    )
     if str(form.get("website", "")).strip():  # the honeypot: a bot filled in the hidden field
         log.info("web: sign-up honeypot filled; nothing sent")
         return sent
@@ -645,16 +789,23 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
     try:
         email = validate_email(raw_email)
     except DigestError:
-        return _signup_form(site, status=422, email=raw_email, chosen=chosen, timezone=timezone,
-                            error="Enter a valid email address.")
+        return _signup_form(
+            site, status=422, email=raw_email, chosen=chosen, timezone=timezone, error="Enter a valid email address."
+        )
     if not chosen:
-        return _signup_form(site, status=422, email=raw_email, chosen=chosen, timezone=timezone,
-                            error="Choose at least one section.")
+        return _signup_form(
+            site, status=422, email=raw_email, chosen=chosen, timezone=timezone, error="Choose at least one section."
+        )
     if not _valid_timezone(timezone):
         timezone = site.settings.digest.timezone
     web_settings = site.settings.web
-    allowed = await asyncio.to_thread(site.store.claim_confirmation, email, now=site.clock(),
-                                      window=web_settings.confirm_window, hourly_cap=web_settings.confirm_hourly_cap)
+    allowed = await asyncio.to_thread(
+        site.store.claim_confirmation,
+        email,
+        now=site.clock(),
+        window=web_settings.confirm_window,
+        hourly_cap=web_settings.confirm_hourly_cap,
+    )
     if allowed:
         sections = None if len(chosen) == len(known) else chosen
         tz = None if timezone == site.settings.digest.timezone else timezone
@@ -684,8 +835,13 @@ def _signup_request(site: Site, token: str) -> tuple[str, tuple[str, ...] | None
 
 
 def _expired_link(site: Site) -> web.Response:
-    return _page(site, "message.html.j2", status=404, heading="This link does not work",
-                 text="This confirmation link has expired or does not work. Sign up again to get a new one.")
+    return _page(
+        site,
+        "message.html.j2",
+        status=404,
+        heading="This link does not work",
+        text="This confirmation link has expired or does not work. Sign up again to get a new one.",
+    )
 
 
 async def confirm_page(request: web.Request) -> web.StreamResponse:
@@ -705,19 +861,20 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     if found is None:
         return _expired_link(site)
     form = await request.post()
-    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site" or \
-            not _form_mac_ok(site, token, str(form.get("form", ""))):
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site" or not _form_mac_ok(
+        site, token, str(form.get("form", ""))
+    ):
         return _refused(site)
     email, sections, timezone, issued = found
     known = set(site.settings.section_names)
     if sections is not None:  # a section renamed or dropped since the sign-up is left out
         sections = tuple(s for s in sections if s in known) or None
-    sub, applied = await asyncio.to_thread(site.store.confirm_subscription, email, sections=sections,
-                                           timezone=timezone, issued=issued, now=site.clock())
+    sub, applied = await asyncio.to_thread(
+        site.store.confirm_subscription, email, sections=sections, timezone=timezone, issued=issued, now=site.clock()
+    )
     if not applied and sub.status != ACTIVE:  # a replay after an unsubscribe: the link is spent (U7)
         return _expired_link(site)
-    log.info("web: subscription %s subscriber=%s", "confirmed" if applied else "already confirmed",
-             sub.public_id[:8])
+    log.info("web: subscription %s subscriber=%s", "confirmed" if applied else "already confirmed", sub.public_id[:8])
     path = f"../p/{tokens.preferences_token(site.newest_secret, sub.public_id)}"
     return _page(site, "confirmed.html.j2", email=sub.email, preferences_path=path)
 
@@ -741,8 +898,9 @@ async def metrics_page(request: web.Request) -> web.StreamResponse:
 # --------------------------------------------------------------------------- the app and its server
 
 
-def make_app(settings: Settings, store: Store, *, clock: Clock | None = None,
-             metrics: Metrics | None = None) -> web.Application:
+def make_app(
+    settings: Settings, store: Store, *, clock: Clock | None = None, metrics: Metrics | None = None
+) -> web.Application:
     """The application; `store.site_secret()` is read here (it may create it: call off the loop).
 
     `metrics`: given by tests; else the store's figures plus the counters a daemon on this database
@@ -750,13 +908,19 @@ def make_app(settings: Settings, store: Store, *, clock: Clock | None = None,
     """
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
     clock = clock or (lambda: datetime.now(UTC))
-    app[SITE] = Site(settings=settings, store=store, clock=clock,
-                     secrets=site_secrets(settings, store), pages=_pages(settings.digest.language),
-                     renderer=_edition_renderer(settings), legacy_link_max_id=store.legacy_link_max_id(),
-                     metrics=metrics or Metrics(settings, store, clock=clock,
-                                                 counters_file=settings.beside_database(COUNTERS_SUFFIX)),
-                     signup_limiter=SlidingWindow(settings.web.signup_per_client, 600.0),
-                     spool=unsubscribes.spool_path(settings))
+    app[SITE] = Site(
+        settings=settings,
+        store=store,
+        clock=clock,
+        secrets=site_secrets(settings, store),
+        pages=_pages(settings.digest.language),
+        renderer=_edition_renderer(settings),
+        legacy_link_max_id=store.legacy_link_max_id(),
+        metrics=metrics
+        or Metrics(settings, store, clock=clock, counters_file=settings.beside_database(COUNTERS_SUFFIX)),
+        signup_limiter=SlidingWindow(settings.web.signup_per_client, 600.0),
+        spool=unsubscribes.spool_path(settings),
+    )
     token = "{token:[^/]*}"  # an empty token is a route too, so it gets the same answer as a bad one
     app.router.add_get(f"/u/{token}", unsubscribe_page)
     app.router.add_post(f"/u/{token}", unsubscribe)
@@ -811,8 +975,9 @@ class _Refusal(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        transport.write(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\n"
-                        b"Content-Length: 0\r\n\r\n")
+        transport.write(
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        )
         transport.close()
 
 
@@ -838,17 +1003,28 @@ class _CappedSite(web.TCPSite):
         self._server = await loop.create_server(factory, self._host, self._port, backlog=self._backlog)
 
 
-async def start_web(settings: Settings, store: Store, *, clock: Clock | None = None,
-                    host: str | None = None, port: int | None = None,
-                    metrics: Metrics | None = None) -> web.AppRunner:
+async def start_web(
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Clock | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    metrics: Metrics | None = None,
+) -> web.AppRunner:
     """Listen on [web] host:port (or the given ones; port 0 picks a free one).
 
     The caller stops it with ``runner.cleanup()``; ``listening(runner)`` says where it listens.
     """
     app = await asyncio.to_thread(make_app, settings, store, clock=clock, metrics=metrics)
-    runner = web.AppRunner(app, access_log_class=_AccessLogger, access_log=logging.getLogger("digest.web.access"),
-                           shutdown_timeout=SHUTDOWN_GRACE, keepalive_timeout=READ_TIMEOUT,
-                           lingering_time=1.0)  # after a 408, wait for no more of its body
+    runner = web.AppRunner(
+        app,
+        access_log_class=_AccessLogger,
+        access_log=logging.getLogger("digest.web.access"),
+        shutdown_timeout=SHUTDOWN_GRACE,
+        keepalive_timeout=READ_TIMEOUT,
+        lingering_time=1.0,
+    )  # after a 408, wait for no more of its body
     await runner.setup()
     host = host or settings.web.host
     port = settings.web.port if port is None else port
@@ -856,8 +1032,10 @@ async def start_web(settings: Settings, store: Store, *, clock: Clock | None = N
         await _CappedSite(runner, host, port, cap=connection_cap()).start()
     except OSError as exc:
         await runner.cleanup()
-        raise ConfigError(f"The web app cannot listen on {host}:{port}: {exc.strerror or exc}.",
-                          hint="Set [web] port (or host) to a free address, or stop what is using it.") from exc
+        raise ConfigError(
+            f"The web app cannot listen on {host}:{port}: {exc.strerror or exc}.",
+            hint="Set [web] port (or host) to a free address, or stop what is using it.",
+        ) from exc
     log.info("web: listening on %s; public at %s", ", ".join(listening(runner)), settings.digest.base_url)
     return runner
 
@@ -872,9 +1050,16 @@ def listening(runner: web.AppRunner) -> list[str]:
     return out
 
 
-async def serve(settings: Settings, store: Store, *, stop: asyncio.Event, clock: Clock | None = None,
-                host: str | None = None, port: int | None = None,
-                on_ready: Callable[[list[str]], None] | None = None) -> None:
+async def serve(
+    settings: Settings,
+    store: Store,
+    *,
+    stop: asyncio.Event,
+    clock: Clock | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    on_ready: Callable[[list[str]], None] | None = None,
+) -> None:
     """Serve until `stop` is set; requests in flight get SHUTDOWN_GRACE seconds to finish."""
     runner = await start_web(settings, store, clock=clock, host=host, port=port)
     try:
@@ -886,8 +1071,15 @@ async def serve(settings: Settings, store: Store, *, stop: asyncio.Event, clock:
         log.info("web: stopped")
 
 
-async def run_web(settings: Settings, store: Store, *, clock: Clock | None = None, host: str | None = None,
-                  port: int | None = None, on_ready: Callable[[list[str]], None] | None = None) -> None:
+async def run_web(
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Clock | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    on_ready: Callable[[list[str]], None] | None = None,
+) -> None:
     """`digest web`: serve until SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -923,8 +1115,14 @@ def _web_main(job: _WebJob, conn: Any) -> None:
     store: Store | None = None
     try:
         store = Store(job.settings.database_url)
-        asyncio.run(run_web(job.settings, store, clock=lambda: datetime.now(UTC) + offset,
-                            on_ready=lambda urls: conn.send(("ready", urls))))
+        asyncio.run(
+            run_web(
+                job.settings,
+                store,
+                clock=lambda: datetime.now(UTC) + offset,
+                on_ready=lambda urls: conn.send(("ready", urls)),
+            )
+        )
     except DigestError as exc:
         conn.send(("error", type(exc).__name__, exc.message, exc.hint))
         sys.exit(1)
@@ -962,8 +1160,9 @@ class WebProcess:
         ctx = multiprocessing.get_context("spawn")
         receive, send = ctx.Pipe(duplex=False)
         offset = (self.clock() - datetime.now(UTC)).total_seconds()
-        self.proc = ctx.Process(target=_web_main, args=(_WebJob(self.settings, offset, self.setup), send),
-                                name="digest-web")
+        self.proc = ctx.Process(
+            target=_web_main, args=(_WebJob(self.settings, offset, self.setup), send), name="digest-web"
+        )
         self.proc.start()
         send.close()
         try:
@@ -982,16 +1181,21 @@ class WebProcess:
             _, kind, text, hint = message
             cls = getattr(__import__("digest.errors", fromlist=[kind]), kind, DigestError)
             raise cls(text, hint=hint)
-        raise ConfigError("The web app's process did not start.",
-                          hint="Run `digest web` on its own to see why, or set [web] enabled = false.")
+        raise ConfigError(
+            "The web app's process did not start.",
+            hint="Run `digest web` on its own to see why, or set [web] enabled = false.",
+        )
 
     async def _supervise(self) -> None:
         while True:
             await asyncio.to_thread(self.proc.join)
             if self._stopping:
                 return
-            log.error("web: the web app's process exited (code %s); starting it again in %gs",
-                      self.proc.exitcode, self.RESTART_AFTER)
+            log.error(
+                "web: the web app's process exited (code %s); starting it again in %gs",
+                self.proc.exitcode,
+                self.RESTART_AFTER,
+            )
             await asyncio.sleep(self.RESTART_AFTER)
             try:
                 await self._spawn()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install digest with its test dependencies into .venv-test, start the services the tests use
-# (PostgreSQL; Chromium and SpamAssassin are run by the tests themselves), and run the suite.
+# Install digest with its test and lint dependencies into .venv-test, start the services the tests
+# use (PostgreSQL; Chromium and SpamAssassin are run by the tests themselves), check style and
+# types (ruff, mypy --strict), and run the suite.
 # As root on Debian it installs those services from the distribution's packages; elsewhere the
 # tests that need them skip with a message.
 set -euo pipefail
@@ -33,10 +34,15 @@ if command -v pg_lsclusters >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   fi
 fi
 
-echo "== installing digest[test] into ${VENV}"
+echo "== installing digest[test,dev] into ${VENV}"
 "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q ".[test]"
+"$VENV/bin/python" -m pip install -q ".[test,dev]"
+
+echo "== ruff check, ruff format --check, mypy --strict (digest, tests)"
+"$VENV/bin/ruff" check digest tests bench
+"$VENV/bin/ruff" format --check digest tests bench
+"$VENV/bin/mypy" --strict digest tests
 
 echo "== running the tests"
 # The installed wheel is tested, not the source tree: the pytest script (unlike `python -m pytest`)

@@ -275,9 +275,7 @@ class SmtpServer:
         assert self._loop is not None
         tls_context = self.certs.server_context if self.certs and self.tls == "starttls" else None
 
-        def authenticator(
-            server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
-        ) -> AuthResult:
+        def authenticator(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
             ok = self.handler.authenticate(mechanism, data)
             return AuthResult(success=ok, handled=ok)  # handled=False: aiosmtpd itself answers 535 5.7.8
 
@@ -310,9 +308,7 @@ class SmtpServer:
             self._loop = loop
             try:
                 ssl_context = self.certs.server_context if self.certs and self.tls == "implicit" else None
-                self._server = loop.run_until_complete(
-                    loop.create_server(self._factory, self.host, 0, ssl=ssl_context)
-                )
+                self._server = loop.run_until_complete(loop.create_server(self._factory, self.host, 0, ssl=ssl_context))
                 self.port = self._server.sockets[0].getsockname()[1]
             except BaseException as exc:  # pragma: no cover - reported to start()
                 failure.append(exc)

@@ -34,8 +34,10 @@ async def running(settings: cfg.Settings) -> AsyncIterator[Site]:
     add_news(store, at=NOW - timedelta(hours=2), prefix="Today")
     mark_sent(store, build_edition(settings, store, day=DAY, timezone="UTC", now=NOW)[0])
     add_news(store, at=NOW + timedelta(days=1) - timedelta(hours=2), prefix="Tomorrow")
-    mark_sent(store, build_edition(settings, store, day=DAY + timedelta(days=1), timezone="UTC",
-                                   now=NOW + timedelta(days=1))[0])
+    mark_sent(
+        store,
+        build_edition(settings, store, day=DAY + timedelta(days=1), timezone="UTC", now=NOW + timedelta(days=1))[0],
+    )
     runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
     try:
         async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
@@ -67,13 +69,14 @@ async def test_the_atom_feed_reads_back_with_feedparser_with_absolute_links_and_
     assert not parsed.bozo, parsed.get("bozo_exception")
     assert parsed.version == "atom10"
     assert parsed.feed.title == "Morning Review"
-    assert [e.link for e in parsed.entries] == ["https://review.example/editions/UTC/2026-01-17",
-                                                "https://review.example/editions/UTC/2026-01-16"]
+    assert [e.link for e in parsed.entries] == [
+        "https://review.example/editions/UTC/2026-01-17",
+        "https://review.example/editions/UTC/2026-01-16",
+    ]
     assert all(e.id == e.link and e.updated_parsed for e in parsed.entries)
     assert parsed.entries[1].title == "Morning Review — January 16, 2026 (UTC)"
     assert parsed.entries[1].summary == "World: 5; Sport: 1"
-    assert any(link.rel == "self" and link.href == "https://review.example/editions.atom"
-               for link in parsed.feed.links)
+    assert any(link.rel == "self" and link.href == "https://review.example/editions.atom" for link in parsed.feed.links)
     text = body.decode()
     assert "@example.org" not in text and "/u/" not in text and "/p/" not in text
 
@@ -97,8 +100,10 @@ async def test_personal_pages_are_never_stored(site: Site) -> None:
     alice = site.store.get_subscriber(email="alice@example.org")
     assert alice is not None
     secret = site.store.site_secret()
-    paths = (f"/p/{tokens.preferences_token(secret, alice.public_id)}",
-             f"/u/{tokens.unsubscribe_token(secret, alice.public_id)}")
+    paths = (
+        f"/p/{tokens.preferences_token(secret, alice.public_id)}",
+        f"/u/{tokens.unsubscribe_token(secret, alice.public_id)}",
+    )
     for path in paths:
         async with site.http.get(path) as resp:
             assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"
@@ -119,8 +124,12 @@ async def test_with_the_archive_off_pages_need_the_key_in_the_emails_link(privat
     assert alice is not None
     mail = preview(site.settings, site.store, subscriber=alice, day=DAY, now=NOW)
     assert mail is not None
-    links = set(re.findall(r'href="https://review\.example(/editions/UTC/2026-01-16\?key=[0-9a-f]+)(?:#[^"]*)?"',
-                           mail.html.replace("&amp;", "&")))
+    links = set(
+        re.findall(
+            r'href="https://review\.example(/editions/UTC/2026-01-16\?key=[0-9a-f]+)(?:#[^"]*)?"',
+            mail.html.replace("&amp;", "&"),
+        )
+    )
     assert len(links) == 1, "the email's 'Read online' and 'N more' links carry the edition's key"
     (path,) = links
     async with site.http.get(path) as resp:

@@ -19,9 +19,18 @@ FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 
 
 def record(store: Store, subscriber_id: int | None, kind: str, *, key: str, at: datetime = NOW) -> str:
-    return store.record_bounce(dedupe=key, subscriber_id=subscriber_id, edition_id=1, kind=kind, status="5.1.1",
-                               diagnostic="550 5.1.1 no such user", via="file", now=at, threshold=3.0,
-                               half_life=WEEK)
+    return store.record_bounce(
+        dedupe=key,
+        subscriber_id=subscriber_id,
+        edition_id=1,
+        kind=kind,
+        status="5.1.1",
+        diagnostic="550 5.1.1 no such user",
+        via="file",
+        now=at,
+        threshold=3.0,
+        half_life=WEEK,
+    )
 
 
 def add(store: Store, email: str) -> int:
@@ -55,8 +64,12 @@ def test_a_complaint_suppresses_at_once(store: Store) -> None:
 def test_soft_bounces_add_up_to_the_threshold_and_decay_with_time(store: Store) -> None:
     a, b = add(store, "a@example.org"), add(store, "b@example.org")
     # a: soft bounces an hour apart barely decay: 1, 2.0, 2.99, then 3.98 passes the threshold of 3.
-    assert [record(store, a, "soft", key=f"a{i}", at=NOW + timedelta(hours=i)) for i in range(4)] == \
-        [RECORDED, RECORDED, RECORDED, SUPPRESSED]
+    assert [record(store, a, "soft", key=f"a{i}", at=NOW + timedelta(hours=i)) for i in range(4)] == [
+        RECORDED,
+        RECORDED,
+        RECORDED,
+        SUPPRESSED,
+    ]
     assert status(store, a) == SUSPENDED
     # b: one soft bounce a week for a year never gets there: each one halves before the next.
     for week in range(52):
@@ -83,12 +96,18 @@ def test_bounces_go_with_the_subscriber_they_belong_to(store: Store) -> None:
 
 
 def _settings(tmp_path: Path) -> cfg.Settings:
-    return cfg.from_mapping({"digest": {"database": f"sqlite:///{tmp_path / 'd.sqlite'}", "secret": "s3cret-key"},
-                             "bounces": {"domain": "bounces.example.org"}}, env={})
+    return cfg.from_mapping(
+        {
+            "digest": {"database": f"sqlite:///{tmp_path / 'd.sqlite'}", "secret": "s3cret-key"},
+            "bounces": {"domain": "bounces.example.org"},
+        },
+        env={},
+    )
 
 
 def test_U12_U13_a_dsn_for_a_verp_address_counts_once_for_its_subscriber_and_a_forged_one_is_ignored(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     settings = _settings(tmp_path)
     store = Store(settings.database_url)
     try:

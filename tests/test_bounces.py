@@ -73,15 +73,30 @@ def test_each_bounce_names_its_token_and_recipient(row: tuple[str, ...]) -> None
 
 def test_the_envelope_recipient_beats_the_headers() -> None:
     raw = (FIXTURES / "postfix-5.1.1-user-unknown.eml").read_bytes()
-    found = bounces.parse_bytes(raw, envelope_to="bounce+00ff00ff00ff00ff00ff00ff00ff00ff-1-00ff00ff00ff@bounces.example.org")
+    found = bounces.parse_bytes(
+        raw, envelope_to="bounce+00ff00ff00ff00ff00ff00ff00ff00ff-1-00ff00ff00ff@bounces.example.org"
+    )
     assert found is not None and found.token == "00ff00ff00ff00ff00ff00ff00ff00ff-1-00ff00ff00ff"
 
 
-@pytest.mark.parametrize(("status", "kind"), [
-    ("5.1.1", "hard"), ("5.1.10", "hard"), ("5.2.1", "hard"), ("5.4.4", "hard"), ("5.0.0", "hard"),
-    ("5.2.2", "soft"), ("5.7.1", "soft"), ("5.3.4", "soft"), ("4.4.1", "soft"), ("4.1.1", "soft"),
-    ("2.0.0", None), ("9.9.9", None), ("hello", None),
-])
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        ("5.1.1", "hard"),
+        ("5.1.10", "hard"),
+        ("5.2.1", "hard"),
+        ("5.4.4", "hard"),
+        ("5.0.0", "hard"),
+        ("5.2.2", "soft"),
+        ("5.7.1", "soft"),
+        ("5.3.4", "soft"),
+        ("4.4.1", "soft"),
+        ("4.1.1", "soft"),
+        ("2.0.0", None),
+        ("9.9.9", None),
+        ("hello", None),
+    ],
+)
 def test_status_classes(status: str, kind: str | None) -> None:
     assert bounces.classify_status(status) == kind
 

@@ -40,20 +40,25 @@ def feed(day: datetime, tag: str) -> bytes:
         f"<item><title>{tag} story number {i} about the harbour {i * 7}</title>"
         f"<link>https://news.example/{tag}/{i}</link><guid>{tag}-{i}</guid><category>World</category>"
         f"<pubDate>{format_datetime(day - timedelta(hours=1, minutes=i))}</pubDate>"
-        f"<description>Summary {i}</description></item>" for i in range(3))
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Harbour Times</title>'
-            f"<link>https://news.example/</link><description>d</description>{items}</channel></rss>").encode()
+        f"<description>Summary {i}</description></item>"
+        for i in range(3)
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Harbour Times</title>'
+        f"<link>https://news.example/</link><description>d</description>{items}</channel></rss>"
+    ).encode()
 
 
 def write_config(tmp: Path, *, feed_url: str, smtp_port: int, readers: int) -> Path:
     subs = "".join(f'[[subscribers]]\nemail = "reader{i:02d}@example.org"\n' for i in range(readers))
     config = tmp / "digest.toml"
-    config.write_text(f"""
+    config.write_text(
+        f"""
 [digest]
 title = "Morning Review"
 timezone = "UTC"
 send_at = "07:00"
-database = "sqlite:///{tmp / 'digest.sqlite'}"
+database = "sqlite:///{tmp / "digest.sqlite"}"
 base_url = "https://review.example"
 allow_private_addresses = true
 secret = "bounce-e2e-secret"
@@ -74,16 +79,26 @@ categories = ["World"]
 [[feeds]]
 url = "{feed_url}"
 
-{subs}""", encoding="utf-8")
+{subs}""",
+        encoding="utf-8",
+    )
     return config
 
 
 async def digest(config: Path, now: datetime, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
     env = {**os.environ, "DIGEST_NOW": now.isoformat()}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "digest", "--config", str(config), *args, env=env,
+        sys.executable,
+        "-m",
+        "digest",
+        "--config",
+        str(config),
+        *args,
+        env=env,
         stdin=asyncio.subprocess.PIPE if stdin is not None else None,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=120)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -100,8 +115,7 @@ def smtp_send(port: int, rcpt: str, data: bytes) -> tuple[int, bytes]:
 
 
 @pytest.mark.slow
-async def test_the_bounce_receiver_takes_the_fixtures_over_smtp_and_the_next_edition_skips_them(
-        tmp_path: Path) -> None:
+async def test_the_bounce_receiver_takes_the_fixtures_over_smtp_and_the_next_edition_skips_them(tmp_path: Path) -> None:
     fixtures = [(name, kind) for name, kind in labelled()]
     async with FeedServer() as feeds, SmtpServer() as smtp:
         url = feeds.serve("/news.xml", feed(DAY1, "first"))
@@ -113,9 +127,21 @@ async def test_the_bounce_receiver_takes_the_fixtures_over_smtp_and_the_next_edi
         assert len(verp) == len(fixtures) and all(v.startswith("bounce+") for v in verp.values())
 
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "digest", "--config", str(config), "bounces", "serve", "--host", "127.0.0.1",
-            "--port", "0", env={**os.environ, "DIGEST_NOW": (DAY1 + timedelta(hours=1)).isoformat()},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "digest",
+            "--config",
+            str(config),
+            "bounces",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            env={**os.environ, "DIGEST_NOW": (DAY1 + timedelta(hours=1)).isoformat()},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             assert proc.stdout is not None
             line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
@@ -131,8 +157,9 @@ async def test_the_bounce_receiver_takes_the_fixtures_over_smtp_and_the_next_edi
                 code, reply = await asyncio.to_thread(smtp_send, port, verp[reader], raw)
                 assert code == 250, (name, reply)
             # The same report again (an MTA retry, or the same bounce by two ways): counted once.
-            again = await asyncio.to_thread(smtp_send, port, verp["reader00@example.org"],
-                                            (FIXTURES / fixtures[0][0]).read_bytes())
+            again = await asyncio.to_thread(
+                smtp_send, port, verp["reader00@example.org"], (FIXTURES / fixtures[0][0]).read_bytes()
+            )
             assert again[0] == 250
             # A report to a token nobody signed: accepted (no oracle) but only counted.
             forged = re.sub(r"-[0-9a-f]{12}@", "-000000000000@", verp["reader01@example.org"])
@@ -147,8 +174,10 @@ async def test_the_bounce_receiver_takes_the_fixtures_over_smtp_and_the_next_edi
         kinds = list(expected.values())
         code, out, err = await digest(config, DAY1 + timedelta(hours=2), "status")
         assert code == 0, err
-        assert (f"bounces: {kinds.count('hard')} hard, {kinds.count('soft')} soft, "
-                f"{kinds.count('complaint')} complaint; 1 ignored") in out
+        assert (
+            f"bounces: {kinds.count('hard')} hard, {kinds.count('soft')} soft, "
+            f"{kinds.count('complaint')} complaint; 1 ignored"
+        ) in out
         assert f"{kinds.count('hard')} bounced" in out and f"{kinds.count('complaint')} complained" in out
         hard = next(r for r, k in expected.items() if k == "hard")
         code, out, err = await digest(config, DAY1 + timedelta(hours=2), "subscribers", "show", hard)
@@ -157,8 +186,9 @@ async def test_the_bounce_receiver_takes_the_fixtures_over_smtp_and_the_next_edi
         soft = next(r for r, k in expected.items() if k == "soft")
         code, out, err = await digest(config, DAY1 + timedelta(hours=2), "subscribers", "show", soft)
         assert code == 0, err
-        assert "soft-bounce score 1.00 (suppressed at 3; halves every 1w)" in out and "suppressed " not in \
-            out.replace("(suppressed at", "")
+        assert "soft-bounce score 1.00 (suppressed at 3; halves every 1w)" in out and "suppressed " not in out.replace(
+            "(suppressed at", ""
+        )
 
         feeds.serve("/news.xml", feed(DAY2, "second"))
         assert (await digest(config, DAY2, "poll"))[0] == 0
@@ -187,8 +217,14 @@ async def test_digest_bounces_import_reads_files_and_standard_input_and_counts_e
     code, out, err = await digest(config, DAY1 + timedelta(hours=1), "bounces", "import", str(path), str(path))
     assert code == 0, err
     assert out.strip() == "1 duplicate, 1 suppressed"
-    code, out, err = await digest(config, DAY1 + timedelta(hours=1), "bounces", "import", "-",
-                                  stdin=b"From MAILER-DAEMON Fri Jan 16 09:00:00 2026\n" + complaint)
+    code, out, err = await digest(
+        config,
+        DAY1 + timedelta(hours=1),
+        "bounces",
+        "import",
+        "-",
+        stdin=b"From MAILER-DAEMON Fri Jan 16 09:00:00 2026\n" + complaint,
+    )
     assert code == 0, err
     assert out.strip() == "1 suppressed"
     code, out, _ = await digest(config, DAY1 + timedelta(hours=1), "subscribers", "show", "reader01@example.org")
@@ -198,7 +234,8 @@ async def test_digest_bounces_import_reads_files_and_standard_input_and_counts_e
 
 
 async def test_digest_bounces_fetch_reads_the_unread_messages_over_imap_and_flags_them(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from imapserver import ImapServer
 
     async with FeedServer() as feeds, SmtpServer() as smtp:
@@ -208,15 +245,19 @@ async def test_digest_bounces_fetch_reads_the_unread_messages_over_imap_and_flag
         assert (await digest(config, DAY1 + timedelta(minutes=1), "send"))[0] == 0
         verp = {m.rcpt_tos[0]: m.mail_from for m in smtp.messages}
     messages = []
-    for reader, name in (("reader00@example.org", "exchange2007-5.1.1-recipnotfound.eml"),
-                         ("reader01@example.org", "gmail-4.4.1-delay.eml"),
-                         ("reader02@example.org", "autoreply-vacation.eml")):
+    for reader, name in (
+        ("reader00@example.org", "exchange2007-5.1.1-recipnotfound.eml"),
+        ("reader01@example.org", "gmail-4.4.1-delay.eml"),
+        ("reader02@example.org", "autoreply-vacation.eml"),
+    ):
         raw = (FIXTURES / name).read_bytes()
         messages.append(re.sub(rb"bounce\+[0-9a-f-]+@bounces\.example\.org", verp[reader].encode(), raw))
     with ImapServer(user="bounces", password="imap-pw", messages=messages) as imap:
         text = config.read_text(encoding="utf-8").replace(
-            '[bounces]\n', f'[bounces]\nimap_host = "127.0.0.1"\nimap_port = {imap.port}\nimap_security = "none"\n'
-                           'imap_username = "bounces"\n')
+            "[bounces]\n",
+            f'[bounces]\nimap_host = "127.0.0.1"\nimap_port = {imap.port}\nimap_security = "none"\n'
+            'imap_username = "bounces"\n',
+        )
         config.write_text(text, encoding="utf-8")
         env_now = DAY1 + timedelta(hours=1)
         monkeypatch.setenv("DIGEST_BOUNCES_IMAP_PASSWORD", "imap-pw")

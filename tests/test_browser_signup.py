@@ -55,8 +55,10 @@ async def test_sign_up_confirm_receive_change_sections_and_unsubscribe_in_chromi
         clock = Clock()
         # An archive to start from: yesterday's edition, sent to the config's readers.
         add_news(store, at=NOW - timedelta(days=1, hours=2), prefix="Yesterday")
-        mark_sent(store, build_edition(settings, store, day=DAY - timedelta(days=1), timezone="UTC",
-                                       now=NOW - timedelta(days=1))[0])
+        mark_sent(
+            store,
+            build_edition(settings, store, day=DAY - timedelta(days=1), timezone="UTC", now=NOW - timedelta(days=1))[0],
+        )
         runner = await start_web(settings, store, clock=clock, host="127.0.0.1", port=port)
         async with playwright_api.async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -78,7 +80,7 @@ async def test_sign_up_confirm_receive_change_sections_and_unsubscribe_in_chromi
                 await page.goto(link.group(1))
                 assert store.get_subscriber(email=READER) is None  # opening the link is not confirming
                 async with page.expect_navigation():
-                    await page.click("button:has-text(\"Confirm\")")
+                    await page.click('button:has-text("Confirm")')
                 assert "You are subscribed" in await page.inner_text("h1")
 
                 # The next edition reaches the new reader with World only.
@@ -95,7 +97,7 @@ async def test_sign_up_confirm_receive_change_sections_and_unsubscribe_in_chromi
                 await page.goto(prefs.group(1))
                 await page.check("input[name=section][value=Sport]")
                 async with page.expect_navigation():
-                    await page.click("button:has-text(\"Save\")")
+                    await page.click('button:has-text("Save")')
                 assert "Saved" in await page.inner_text("main")
                 sub = store.get_subscriber(email=READER)
                 assert sub is not None and sub.sections is None  # every section ticked: all of them

@@ -11,22 +11,25 @@ from digest import sanitize
 from digest.sanitize import clean_url
 
 
-@pytest.mark.parametrize(("url", "cleaned"), [
-    ("https://news.example.org/a/b.html?utm_source=rss&id=7#top", "https://news.example.org/a/b.html?id=7"),
-    ("https://news.example.org:443/x?utm_medium=feed", "https://news.example.org/x"),
-    ("http://news.example.org:80", "http://news.example.org/"),
-    ("http://news.example.org:0080/", "http://news.example.org/"),
-    ("http://news.example.org:8080/?", "http://news.example.org:8080/"),
-    ("http://news.example.org:65536/", None),
-    ("https://news.example.org/p?q=1&fbclid=x&a=%20b", "https://news.example.org/p?q=1&a=%20b"),
-    ("HTTPS://News.Example.org/Path", "https://news.example.org/Path"),
-])
+@pytest.mark.parametrize(
+    ("url", "cleaned"),
+    [
+        ("https://news.example.org/a/b.html?utm_source=rss&id=7#top", "https://news.example.org/a/b.html?id=7"),
+        ("https://news.example.org:443/x?utm_medium=feed", "https://news.example.org/x"),
+        ("http://news.example.org:80", "http://news.example.org/"),
+        ("http://news.example.org:0080/", "http://news.example.org/"),
+        ("http://news.example.org:8080/?", "http://news.example.org:8080/"),
+        ("http://news.example.org:65536/", None),
+        ("https://news.example.org/p?q=1&fbclid=x&a=%20b", "https://news.example.org/p?q=1&a=%20b"),
+        ("HTTPS://News.Example.org/Path", "https://news.example.org/Path"),
+    ],
+)
 def test_canonical_links_lose_default_ports_tracking_and_fragments(url: str, cleaned: str | None) -> None:
     assert clean_url(url) == cleaned
 
 
 _PIECES = "abcXYZ019/%:@!$&'()*+,;=._~?#-"
-_AWKWARD = _PIECES + "[]\\ \"<>^`{}|é\t"
+_AWKWARD = _PIECES + '[]\\ "<>^`{}|é\t'
 
 
 def _urls(rng: random.Random, alphabet: str, n: int) -> list[str]:
@@ -47,11 +50,17 @@ def test_the_canonical_shortcut_agrees_with_the_full_path(monkeypatch: pytest.Mo
     rng = random.Random(7)
     urls = _urls(rng, _PIECES, 3000) + _urls(rng, _AWKWARD, 3000)
     options = [(True, True), (False, True), (False, False)]
-    fast = [sanitize._clean(u, "http://base.example/d/f.xml", keep_fragment=k, strip_params=s)
-            for u in urls for k, s in options]
+    fast = [
+        sanitize._clean(u, "http://base.example/d/f.xml", keep_fragment=k, strip_params=s)
+        for u in urls
+        for k, s in options
+    ]
     shortcut_taken = sum(sanitize._CANONICAL_URL.fullmatch(u) is not None for u in urls)
     monkeypatch.setattr(sanitize, "_CANONICAL_URL", re.compile(r"(?!)"))  # never matches: the full path only
-    full = [sanitize._clean(u, "http://base.example/d/f.xml", keep_fragment=k, strip_params=s)
-            for u in urls for k, s in options]
+    full = [
+        sanitize._clean(u, "http://base.example/d/f.xml", keep_fragment=k, strip_params=s)
+        for u in urls
+        for k, s in options
+    ]
     assert shortcut_taken > 500
     assert fast == full

@@ -22,7 +22,8 @@ def config(tmp_path: Path) -> Path:
         '[[sections]]\nname = "Sport"\nurl_patterns = ["/sport/"]\nkeywords = ["football"]\n'
         '[[feeds]]\nurl = "https://news.example/rss"\n'
         '[[subscribers]]\nemail = "editor@example.org"\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return path
 
 
@@ -63,11 +64,13 @@ def test_usage_errors_exit_2(config: Path) -> None:
 
 def test_debug_shows_the_traceback_as_a_real_process_would(tmp_path: Path) -> None:
     missing = tmp_path / "missing.toml"
-    plain = subprocess.run([sys.executable, "-m", "digest", "--config", str(missing), "poll"],
-                           capture_output=True, text=True)
+    plain = subprocess.run(
+        [sys.executable, "-m", "digest", "--config", str(missing), "poll"], capture_output=True, text=True
+    )
     assert plain.returncode == 1 and "Traceback" not in plain.stderr and "digest init" in plain.stderr
-    debug = subprocess.run([sys.executable, "-m", "digest", "--debug", "--config", str(missing), "poll"],
-                           capture_output=True, text=True)
+    debug = subprocess.run(
+        [sys.executable, "-m", "digest", "--debug", "--config", str(missing), "poll"], capture_output=True, text=True
+    )
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
 
@@ -81,8 +84,17 @@ def test_feeds_add_list_remove(config: Path) -> None:
     assert missing.exit_code == 1 and "No active feed" in missing.output
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://x.example/f", "data:text/xml,<rss/>", "/etc/passwd",
-                                 "http://127.0.0.1/feed", "http://169.254.169.254/latest/meta-data/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://x.example/f",
+        "data:text/xml,<rss/>",
+        "/etc/passwd",
+        "http://127.0.0.1/feed",
+        "http://169.254.169.254/latest/meta-data/",
+    ],
+)
 def test_H5_unsafe_feed_urls_are_refused_when_added(config: Path, url: str) -> None:
     result = run(config, "feeds", "add", url)
     assert result.exit_code == 1 and result.output.startswith("error: ")
@@ -95,7 +107,9 @@ def test_opml_import_makes_folders_sections_and_export_round_trips(config: Path,
         '<outline text="Sport"><outline type="rss" text="Goals" xmlUrl="https://goals.example/rss"/></outline>'
         '<outline type="rss" text="Wire" xmlUrl="https://wire.example/atom" category="/World"/>'
         '<outline type="rss" text="Bad" xmlUrl="file:///etc/passwd"/>'
-        "</body></opml>", encoding="utf-8")
+        "</body></opml>",
+        encoding="utf-8",
+    )
     result = run(config, "feeds", "import", str(opml))
     assert result.exit_code == 0 and "imported 2 feeds" in result.output and "1 skipped" in result.output
     listed = run(config, "feeds", "list").output
@@ -126,8 +140,10 @@ def test_subscribers_csv_import_is_all_or_nothing_and_export_round_trips(config:
     assert result.exit_code == 1 and "line 3" in result.output
     assert "ok@example.org" not in run(config, "subscribers", "list").output
     good = tmp_path / "good.csv"
-    good.write_text("email,name,sections,timezone\nok@example.org,Ok,World;Sport,Asia/Tokyo\n"
-                    "editor@example.org,Chief,,\n", encoding="utf-8")
+    good.write_text(
+        "email,name,sections,timezone\nok@example.org,Ok,World;Sport,Asia/Tokyo\neditor@example.org,Chief,,\n",
+        encoding="utf-8",
+    )
     result = run(config, "subscribers", "import", str(good))
     assert "1 added, 1 updated" in result.output
     exported = run(config, "subscribers", "export").output.splitlines()

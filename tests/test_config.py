@@ -67,9 +67,14 @@ def test_a_bad_setting_is_refused_naming_its_key(doc: dict[str, object], key: st
 def test_secrets_come_from_the_environment_and_never_print(tmp_path: Path) -> None:
     secret_file = tmp_path / "secret"
     secret_file.write_text("from-a-file\n")
-    settings = cfg.from_mapping({"smtp": {"password": "in-file"}},
-                                env={"DIGEST_SMTP_PASSWORD": "s3cret", "DIGEST_DIGEST_SECRET_FILE": str(secret_file),
-                                     "DIGEST_SMTP_PORT": "587"})
+    settings = cfg.from_mapping(
+        {"smtp": {"password": "in-file"}},
+        env={
+            "DIGEST_SMTP_PASSWORD": "s3cret",
+            "DIGEST_DIGEST_SECRET_FILE": str(secret_file),
+            "DIGEST_SMTP_PORT": "587",
+        },
+    )
     assert settings.smtp.password == "s3cret"
     assert settings.digest.secret == "from-a-file"
     assert settings.smtp.port == 587
@@ -105,8 +110,19 @@ def test_durations_read_like_people_write_them() -> None:
 # --------------------------------------------------------------------------- issue 9: small things
 
 
-@pytest.mark.parametrize(("word", "value"), [("true", True), ("1", True), ("yes", True), ("YES", True),
-                                             ("false", False), ("0", False), ("no", False), (" No ", False)])
+@pytest.mark.parametrize(
+    ("word", "value"),
+    [
+        ("true", True),
+        ("1", True),
+        ("yes", True),
+        ("YES", True),
+        ("false", False),
+        ("0", False),
+        ("no", False),
+        (" No ", False),
+    ],
+)
 def test_a_boolean_from_the_environment_takes_the_six_plain_words(word: str, value: bool) -> None:
     assert cfg.from_mapping({}, env={"DIGEST_WEB_ENABLED": word}).web.enabled is value
 

@@ -41,7 +41,7 @@ def _sections_toml() -> str:
     """The [[sections]] that `digest init` writes, as they are."""
     text = cfg.example_toml()
     start = text.index("\n[[sections]]\n") + 1
-    return text[start:text.index("# Feeds:", start)]
+    return text[start : text.index("# Feeds:", start)]
 
 
 def _config(tmp: Path, feeds: list[str], smtp_port: int) -> Path:
@@ -56,14 +56,21 @@ def _config(tmp: Path, feeds: list[str], smtp_port: int) -> Path:
         + _sections_toml()
         + "".join(f'[[feeds]]\nurl = "{u}"\n' for u in feeds)
         + '[[subscribers]]\nemail = "editor@example.org"\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return path
 
 
 async def _edition(tmp: Path, corpus: Path) -> tuple[bytes, Path]:
     async with FeedServer() as server, SmtpServer() as smtp:
-        urls = [server.serve(f"/{name}", (corpus / "feeds" / "news" / name).read_bytes(),
-                             headers={"Content-Type": "application/rss+xml"}) for name in FEEDS]
+        urls = [
+            server.serve(
+                f"/{name}",
+                (corpus / "feeds" / "news" / name).read_bytes(),
+                headers={"Content-Type": "application/rss+xml"},
+            )
+            for name in FEEDS
+        ]
         config = _config(tmp, urls, smtp.port)
         code, out, err = await digest(config, "poll")
         assert code == 0, out + err
@@ -172,16 +179,17 @@ def test_sections_explain_gives_the_section_the_edition_used(sent: tuple[EmailMe
     assert missing[0] == 1 and "No stored item has id 999999" in missing[1] + missing[2]
 
 
-def test_chromium_lays_the_corpus_edition_out_without_sideways_scroll(
-        sent: tuple[EmailMessage, bytes, Path]) -> None:
+def test_chromium_lays_the_corpus_edition_out_without_sideways_scroll(sent: tuple[EmailMessage, bytes, Path]) -> None:
     binary = need("chromium")
     page = ARTIFACTS / "corpus-edition.html"
     page.write_text(_html(sent[0]), encoding="utf-8")
 
     async def run(profile: Path) -> list:  # type: ignore[type-arg]
         async with chromium(binary, profile) as devtools:
-            return [await lay_out(devtools, page, width=PHONE, height=812, name="corpus-375"),
-                    await lay_out(devtools, page, width=DESKTOP, height=900, name="corpus-1200")]
+            return [
+                await lay_out(devtools, page, width=PHONE, height=812, name="corpus-375"),
+                await lay_out(devtools, page, width=DESKTOP, height=900, name="corpus-1200"),
+            ]
 
     with tempfile.TemporaryDirectory(prefix="digest-chromium-") as profile:
         layouts = asyncio.run(run(Path(profile)))
@@ -191,20 +199,21 @@ def test_chromium_lays_the_corpus_edition_out_without_sideways_scroll(
         assert not lay.wide, lay.wide
 
 
-def test_spamassassin_scores_the_corpus_edition_below_2(sent: tuple[EmailMessage, bytes, Path],
-                                                        tmp_path: Path) -> None:
+def test_spamassassin_scores_the_corpus_edition_below_2(sent: tuple[EmailMessage, bytes, Path], tmp_path: Path) -> None:
     report = spamassassin(need("spamassassin"), sent[1], tmp_path)
     print(f"\nSpamAssassin score {report.score} (limit {SPAM_LIMIT})\n{report.details}")
     assert report.score < SPAM_LIMIT, report.rules
 
 
 def test_with_images_on_each_story_has_at_most_one_sized_described_lead_image(
-        sent: tuple[EmailMessage, bytes, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    sent: tuple[EmailMessage, bytes, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     config = sent[2]
     monkeypatch.setenv("DIGEST_DIGEST_IMAGES", "true")  # the documented environment override of [digest] images
     out = tmp_path / "preview.html"
-    code, stdout, stderr = asyncio.run(digest(config, "preview", "--subscriber", "editor@example.org",
-                                              "--date", "2026-01-16", "--out", str(out)))
+    code, stdout, stderr = asyncio.run(
+        digest(config, "preview", "--subscriber", "editor@example.org", "--date", "2026-01-16", "--out", str(out))
+    )
     assert code == 0, stdout + stderr
     html = out.read_text(encoding="utf-8")
     stories = re.split(r'<h3 class="title"', html)[1:]

@@ -49,13 +49,17 @@ async def _poll_all(tmp_path: Path, files: list[Path]) -> tuple[Store, dict[str,
     async with FeedServer() as server:
         urls = {}
         for i, path in enumerate(files):
-            urls[server.serve(f"/{i}/{path.name}", path.read_bytes(),
-                              headers={"Content-Type": _content_type(path)})] = path
-        settings = cfg.from_mapping({
-            "digest": {"database": f"sqlite:///{tmp_path / 'corpus.sqlite'}", "allow_private_addresses": True},
-            "fetch": {"timeout": 20.0, "per_host": 8},
-            "feeds": [{"url": u} for u in urls],
-        }, env={})
+            urls[
+                server.serve(f"/{i}/{path.name}", path.read_bytes(), headers={"Content-Type": _content_type(path)})
+            ] = path
+        settings = cfg.from_mapping(
+            {
+                "digest": {"database": f"sqlite:///{tmp_path / 'corpus.sqlite'}", "allow_private_addresses": True},
+                "fetch": {"timeout": 20.0, "per_host": 8},
+                "feeds": [{"url": u} for u in urls],
+            },
+            env={},
+        )
         store = Store(settings.database_url)
         store.sync_feeds(settings.feeds, now=NOW)
         results = await poll_once(settings=settings, store=store, clock=lambda: NOW)
@@ -113,8 +117,9 @@ async def test_legacy_encodings_decode_to_real_text(tmp_path: Path) -> None:
 async def test_feedparser_edge_cases_and_hostile_files_never_crash_or_hang(tmp_path: Path) -> None:
     files = _files("feedparser-tests") + _files("hostile")
     _store, feeds, items = await _poll_all(tmp_path, files)
-    silent = [name for name, f in feeds.items() if not items.get(f.id) and f.last_error is None
-              and f.last_status != 200]
+    silent = [
+        name for name, f in feeds.items() if not items.get(f.id) and f.last_error is None and f.last_status != 200
+    ]
     assert not silent, f"feeds with neither items nor a recorded error: {silent}"
     # Hostile XML never expands entities or includes local files.
     for name, feed in feeds.items():

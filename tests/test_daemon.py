@@ -54,12 +54,22 @@ def rss(now: datetime, n: int = 3) -> bytes:
         f"<pubDate>{stamp}</pubDate><description>Body {i}</description></item>"
         for i in range(n)
     )
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Test news</title>'
-            f"<link>https://news.example.org/</link>{items}</channel></rss>").encode()
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Test news</title>'
+        f"<link>https://news.example.org/</link>{items}</channel></rss>"
+    ).encode()
 
 
-def write_config(folder: Path, *, feed_url: str, smtp_port: int, subscribers: int, timezone: str = "UTC",
-                 poll_interval: str = "15m", connections: int = 2) -> Path:
+def write_config(
+    folder: Path,
+    *,
+    feed_url: str,
+    smtp_port: int,
+    subscribers: int,
+    timezone: str = "UTC",
+    poll_interval: str = "15m",
+    connections: int = 2,
+) -> Path:
     lines = [
         "[digest]",
         f'timezone = "{timezone}"',
@@ -95,12 +105,21 @@ class DaemonProcess:
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> DaemonProcess:
-        env = {**os.environ, "DIGEST_NOW": self.now.isoformat(), "DIGEST_DAEMON_TICK": TICK,
-               "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "DIGEST_NOW": self.now.isoformat(), "DIGEST_DAEMON_TICK": TICK, "PYTHONPATH": str(ROOT)}
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "digest", "--config", str(self.config), "-v", "run",
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            env=env, cwd=str(self.config.parent))
+            sys.executable,
+            "-m",
+            "digest",
+            "--config",
+            str(self.config),
+            "-v",
+            "run",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=str(self.config.parent),
+        )
         self._reader = asyncio.create_task(self._read())
         return self
 
@@ -120,8 +139,7 @@ class DaemonProcess:
             while not any(text in line for line in self.lines):
                 assert self.proc is not None
                 if self.proc.returncode is not None and self._reader is not None and self._reader.done():
-                    raise AssertionError(f"daemon exited ({self.proc.returncode}) before logging {text!r}:\n"
-                                         f"{self.log}")
+                    raise AssertionError(f"daemon exited ({self.proc.returncode}) before logging {text!r}:\n{self.log}")
                 self._changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), 0.2)
@@ -195,13 +213,13 @@ async def feed() -> AsyncIterator[FeedServer]:
 # --------------------------------------------------------------------------- editions on time, once
 
 
-async def test_an_edition_goes_out_at_send_at_and_nothing_more_on_later_ticks(tmp_path: Path,
-                                                                             feed: FeedServer) -> None:
+async def test_an_edition_goes_out_at_send_at_and_nothing_more_on_later_ticks(tmp_path: Path, feed: FeedServer) -> None:
     start = at(DAY, SEND_AT, seconds=-6)  # room for the interpreter to start
     url = feed.serve("/news.xml", rss(start))
-    async with SmtpServer() as smtp, daemon(
-        write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=3), start
-    ) as d:
+    async with (
+        SmtpServer() as smtp,
+        daemon(write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=3), start) as d,
+    ):
         await d.wait_for(f"edition={DAY}/UTC next at")  # armed before send_at: this is the on-time path
         assert smtp.messages == []
         await until(lambda: len(smtp.messages) >= 3, "three messages")
@@ -220,8 +238,9 @@ async def test_an_edition_goes_out_at_send_at_and_nothing_more_on_later_ticks(tm
     assert store.lock_holder("daemon") is None  # released on a clean exit
 
 
-async def test_C1_an_edition_missed_while_down_goes_out_once_on_start_and_not_again(tmp_path: Path,
-                                                                                   feed: FeedServer) -> None:
+async def test_C1_an_edition_missed_while_down_goes_out_once_on_start_and_not_again(
+    tmp_path: Path, feed: FeedServer
+) -> None:
     start = at(DAY, "09:10")
     url = feed.serve("/news.xml", rss(start))
     async with SmtpServer() as smtp:
@@ -272,8 +291,9 @@ async def test_C2_three_days_down_gives_at_most_one_catch_up_edition(tmp_path: P
 # --------------------------------------------------------------------------- one daemon, clean stops, crashes
 
 
-async def test_S6_a_second_daemon_on_the_same_database_refuses_naming_the_holder(tmp_path: Path,
-                                                                                  feed: FeedServer) -> None:
+async def test_S6_a_second_daemon_on_the_same_database_refuses_naming_the_holder(
+    tmp_path: Path, feed: FeedServer
+) -> None:
     url = feed.serve("/news.xml", rss(at(DAY, "05:00")))
     config = write_config(tmp_path, feed_url=url, smtp_port=9, subscribers=1)  # nothing is due: no SMTP
     async with daemon(config, at(DAY, "05:00")) as first:
@@ -292,7 +312,8 @@ async def test_S6_a_second_daemon_on_the_same_database_refuses_naming_the_holder
 
 
 async def test_S4_sigterm_during_a_send_records_messages_in_flight_and_a_restart_completes(
-        tmp_path: Path, feed: FeedServer) -> None:
+    tmp_path: Path, feed: FeedServer
+) -> None:
     start = at(DAY, "07:30")
     url = feed.serve("/news.xml", rss(start))
     async with SmtpServer(Scripted(stall=0.05)) as smtp:
@@ -320,7 +341,8 @@ async def test_S4_sigterm_during_a_send_records_messages_in_flight_and_a_restart
 
 
 async def test_S1_kill_9_mid_send_then_restart_reaches_everyone_with_only_same_id_duplicates(
-        tmp_path: Path, feed: FeedServer) -> None:
+    tmp_path: Path, feed: FeedServer
+) -> None:
     start = at(DAY, "07:05")
     url = feed.serve("/news.xml", rss(start))
     async with SmtpServer(Scripted(stall=0.01)) as smtp:
@@ -395,8 +417,9 @@ def local(day: date, hhmm: str, tz: str) -> datetime:
 
 
 @pytest.mark.parametrize(("tz", "day", "send_at"), DST_DAYS, ids=[f"{z}-{d}" for z, d, _ in DST_DAYS])
-def test_C6_the_catch_up_rule_gives_one_edition_per_local_date_minute_by_minute(tz: str, day: date,
-                                                                                send_at: str) -> None:
+def test_C6_the_catch_up_rule_gives_one_edition_per_local_date_minute_by_minute(
+    tz: str, day: date, send_at: str
+) -> None:
     digest = DigestSettings(timezone=tz, send_at=cfg.check_hhmm("send_at", send_at))
     now, end = local(day - timedelta(days=1), "00:00", tz), local(day + timedelta(days=2), "00:00", tz)
     sent: list[tuple[date, datetime]] = []
@@ -413,7 +436,8 @@ def test_C6_the_catch_up_rule_gives_one_edition_per_local_date_minute_by_minute(
 
 @pytest.mark.parametrize(("tz", "day", "send_at"), DST_DAYS, ids=[f"{z}-{d}" for z, d, _ in DST_DAYS])
 async def test_C6_the_reconciler_builds_exactly_one_edition_per_local_date_across_a_dst_change(
-        tmp_path: Path, tz: str, day: date, send_at: str) -> None:
+    tmp_path: Path, tz: str, day: date, send_at: str
+) -> None:
     settings = settings_for(tz, send_at, tmp_path)
     clock = FakeClock(local(day - timedelta(days=1), "00:00", tz))
     reconciler, store = make_reconciler(settings, tmp_path, clock)
@@ -449,8 +473,15 @@ async def test_a_daemon_whose_lock_was_taken_over_stops_and_leaves_the_lock_alon
     settings = settings_for("UTC", "07:00", tmp_path)
     clock = FakeClock(at(DAY, "05:00"))  # nothing is due
     store = Store(settings.database_url)
-    task = asyncio.create_task(run_daemon(settings, store, clock=clock, ticks=Ticks(0.1, 0.1, 0.1),
-                                          transport_factory=lambda: FileTransport(tmp_path / "out")))
+    task = asyncio.create_task(
+        run_daemon(
+            settings,
+            store,
+            clock=clock,
+            ticks=Ticks(0.1, 0.1, 0.1),
+            transport_factory=lambda: FileTransport(tmp_path / "out"),
+        )
+    )
     await until(lambda: store.lock_holder("daemon") is not None, "the daemon to take the lock")
     # Another host decided this daemon was stale (say, the database was unreachable for a minute).
     later = datetime.now(UTC) + timedelta(minutes=2)  # the lock runs on the real clock, not the daemon's
@@ -471,8 +502,7 @@ def test_the_default_catch_up_is_the_same_local_day_and_never_a_backlog() -> Non
     assert edition_due(at(DAY, "23:59", msk), digest, msk, last_day=DAY - timedelta(days=3)) == DAY
     assert edition_due(at(DAY, "23:59", msk), digest, msk, last_day=DAY) is None
     # The next morning before send_at, yesterday's unsent edition is stale.
-    assert edition_due(at(DAY + timedelta(days=1), "06:00", msk), digest, msk, last_day=DAY - timedelta(days=1)) \
-        is None
+    assert edition_due(at(DAY + timedelta(days=1), "06:00", msk), digest, msk, last_day=DAY - timedelta(days=1)) is None
     assert still_fresh(at(DAY, "23:59", msk), digest, msk, DAY)
     assert not still_fresh(at(DAY + timedelta(days=1), "00:01", msk), digest, msk, DAY)
 
@@ -498,18 +528,29 @@ def free_port() -> int:
 async def run_cli(config: Path, now: datetime, *args: str) -> tuple[int, str]:
     env = {**os.environ, "DIGEST_NOW": now.isoformat(), "DIGEST_DAEMON_TICK": TICK, "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "digest", "--config", str(config), *args, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env, cwd=str(config.parent))
+        sys.executable,
+        "-m",
+        "digest",
+        "--config",
+        str(config),
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=str(config.parent),
+    )
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, err.decode(errors="replace")
 
 
 async def test_a_second_daemon_with_a_shifted_DIGEST_NOW_refuses_and_never_stops_the_running_one(
-        tmp_path: Path, feed: FeedServer) -> None:
+    tmp_path: Path, feed: FeedServer
+) -> None:
     url = feed.serve("/news.xml", rss(at(DAY, "05:00")))
     port = free_port()
-    web = f"[web]\nenabled = true\nhost = \"127.0.0.1\"\nport = {port}\n"
+    web = f'[web]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n'
     first = tmp_path / "first"
     first.mkdir()
     config = write_config(first, feed_url=url, smtp_port=9, subscribers=1)

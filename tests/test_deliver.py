@@ -108,9 +108,19 @@ async def test_several_connections_send_in_parallel_and_each_envelope_is_recorde
 
 @pytest.mark.parametrize(
     ("code", "outcome"),
-    [(250, Outcome.SENT), (251, Outcome.SENT), (421, Outcome.TRANSIENT), (450, Outcome.TRANSIENT),
-     (451, Outcome.TRANSIENT), (452, Outcome.TRANSIENT), (550, Outcome.PERMANENT), (551, Outcome.PERMANENT),
-     (552, Outcome.TRANSIENT), (553, Outcome.PERMANENT), (554, Outcome.PERMANENT)],
+    [
+        (250, Outcome.SENT),
+        (251, Outcome.SENT),
+        (421, Outcome.TRANSIENT),
+        (450, Outcome.TRANSIENT),
+        (451, Outcome.TRANSIENT),
+        (452, Outcome.TRANSIENT),
+        (550, Outcome.PERMANENT),
+        (551, Outcome.PERMANENT),
+        (552, Outcome.TRANSIENT),
+        (553, Outcome.PERMANENT),
+        (554, Outcome.PERMANENT),
+    ],
 )
 def test_B6_reply_codes_are_classified(code: int, outcome: Outcome) -> None:
     assert classify(code) is outcome

@@ -11,8 +11,9 @@ from pathlib import Path
 
 def test_digest_demo_leaves_received_mail_and_a_preview(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    proc = subprocess.run([sys.executable, "-m", "digest", "demo"], cwd=tmp_path, capture_output=True, text=True,
-                          env=env, timeout=180)
+    proc = subprocess.run(
+        [sys.executable, "-m", "digest", "demo"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=180
+    )
     assert proc.returncode == 0, proc.stderr
     out_dir = tmp_path / "digest-demo"
     emls = sorted((out_dir / "mail").glob("*.eml"))
@@ -30,6 +31,7 @@ def test_digest_demo_leaves_received_mail_and_a_preview(tmp_path: Path) -> None:
     assert "Sport\n-----" in editor and "Also reported by:" in editor
     assert "Sport\n-----" not in markets and "Business & Economy\n" in markets
     # Running it again starts afresh and sends again (a demo that does nothing the second time would puzzle).
-    again = subprocess.run([sys.executable, "-m", "digest", "demo"], cwd=tmp_path, capture_output=True, text=True,
-                           env=env, timeout=180)
+    again = subprocess.run(
+        [sys.executable, "-m", "digest", "demo"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=180
+    )
     assert again.returncode == 0 and len(list((out_dir / "mail").glob("*.eml"))) == 3

@@ -146,8 +146,14 @@ def test_every_item_lands_in_a_section_without_the_fallback() -> None:
     sections = config.from_mapping({"sections": demo_sections()}).sections
     rules = set()
     for _, item in all_items():
-        placed = classify(title=item.title, url=item.link, categories=item.categories, feed_section=None,
-                          sections=sections, fallback="Other")
+        placed = classify(
+            title=item.title,
+            url=item.link,
+            categories=item.categories,
+            feed_section=None,
+            sections=sections,
+            fallback="Other",
+        )
         assert placed.section != "Other", item.title
         rules.add(placed.rule)
     assert rules == {"category", "keyword"}  # the keyword path shows too

@@ -17,19 +17,29 @@ from digest.store import Store
 from digest.store import schema as t
 
 NOW = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
-SUMMARIES = ("The central bank raised its key rate to 21 percent on Friday. Analysts had expected a pause.",
-             "Rates rose again, the third increase this year. Banks will review loan rates next week.",
-             "The regulator cited persistent inflation. The rouble firmed after the decision.")
+SUMMARIES = (
+    "The central bank raised its key rate to 21 percent on Friday. Analysts had expected a pause.",
+    "Rates rose again, the third increase this year. Banks will review loan rates next week.",
+    "The regulator cited persistent inflation. The rouble firmed after the decision.",
+)
 
 
 def settings() -> cfg.Settings:
-    return cfg.from_mapping({
-        "digest": {"title": "Morning Review", "timezone": "UTC", "database": "sqlite:///unused.sqlite",
-                   "base_url": "https://review.example", "read_also": 0},
-        "smtp": {"host": "127.0.0.1", "port": 25, "sender": "Morning Review <review@review.example>"},
-        "sections": [{"name": "World", "categories": ["World"]}, {"name": "Sport", "categories": ["Sport"]}],
-        "subscribers": [{"email": "alice@example.org"}],
-    }, env={})
+    return cfg.from_mapping(
+        {
+            "digest": {
+                "title": "Morning Review",
+                "timezone": "UTC",
+                "database": "sqlite:///unused.sqlite",
+                "base_url": "https://review.example",
+                "read_also": 0,
+            },
+            "smtp": {"host": "127.0.0.1", "port": 25, "sender": "Morning Review <review@review.example>"},
+            "sections": [{"name": "World", "categories": ["World"]}, {"name": "Sport", "categories": ["Sport"]}],
+            "subscribers": [{"email": "alice@example.org"}],
+        },
+        env={},
+    )
 
 
 def add_news(store: Store) -> None:
@@ -38,28 +48,54 @@ def add_news(store: Store) -> None:
     topics = ["grain harvest", "tram line", "harbour bridge", "city library", "river ferry", "apple orchard"]
     for n, outlet in enumerate(("Harbour Times", "Daily Wire", "Evening Post")):
         feed = store.add_feed(FeedSpec(url=f"https://news{n}.example/rss", name=outlet), now=NOW - timedelta(days=1))
-        items = [ParsedItem(key=f"{n}-rate", title=f"Central bank raises key rate to 21 percent | {outlet}",
-                            url=f"https://news{n}.example/rate", summary_html=f"<p>{SUMMARIES[n]}</p>",
-                            summary_text=SUMMARIES[n], published=NOW - timedelta(hours=2, minutes=n),
-                            categories=("World",))]
-        items += [ParsedItem(key=f"{n}-{k}", title=f"{topic.title()} report {n}{k} | {outlet}",
-                             url=f"https://news{n}.example/{k}", summary_html=f"<p>About the {topic}.</p>",
-                             summary_text=f"About the {topic}.", published=NOW - timedelta(hours=3, minutes=k),
-                             categories=("Sport" if k % 2 else "World",))
-                  for k, topic in enumerate(topics[n * 2:n * 2 + 2])]
+        items = [
+            ParsedItem(
+                key=f"{n}-rate",
+                title=f"Central bank raises key rate to 21 percent | {outlet}",
+                url=f"https://news{n}.example/rate",
+                summary_html=f"<p>{SUMMARIES[n]}</p>",
+                summary_text=SUMMARIES[n],
+                published=NOW - timedelta(hours=2, minutes=n),
+                categories=("World",),
+            )
+        ]
+        items += [
+            ParsedItem(
+                key=f"{n}-{k}",
+                title=f"{topic.title()} report {n}{k} | {outlet}",
+                url=f"https://news{n}.example/{k}",
+                summary_html=f"<p>About the {topic}.</p>",
+                summary_text=f"About the {topic}.",
+                published=NOW - timedelta(hours=3, minutes=k),
+                categories=("Sport" if k % 2 else "World",),
+            )
+            for k, topic in enumerate(topics[n * 2 : n * 2 + 2])
+        ]
         store.upsert_items(feed.id, items, now=NOW - timedelta(hours=1))
 
 
 def test_stories_survive_the_round_trip_through_json_with_cleaned_titles_and_synopses() -> None:
     def item(n: int, feed: int, title: str, source: str, summary: str) -> Item:
-        return Item(id=n, feed_id=feed, source=source, title=title, url=f"https://e.example/{n}",
-                    summary_html=f"<p>{summary}</p>", summary_text=summary, published=NOW - timedelta(minutes=n),
-                    first_seen=NOW)
+        return Item(
+            id=n,
+            feed_id=feed,
+            source=source,
+            title=title,
+            url=f"https://e.example/{n}",
+            summary_html=f"<p>{summary}</p>",
+            summary_text=summary,
+            published=NOW - timedelta(minutes=n),
+            first_seen=NOW,
+        )
 
-    items = [(item(k, k + 1, "Central bank raises key rate to 21 percent", src, SUMMARIES[k]), "World")
-             for k, src in enumerate(("Harbour Times", "Daily Wire", "Evening Post"))]
-    items += [(item(10 + k, 9, f"{topic} report {k} | Gazette", "Gazette", "Bridge."), "Sport")
-              for k, topic in enumerate(("Bridge", "Tram", "Ferry", "Library", "Orchard"))]
+    items = [
+        (item(k, k + 1, "Central bank raises key rate to 21 percent", src, SUMMARIES[k]), "World")
+        for k, src in enumerate(("Harbour Times", "Daily Wire", "Evening Post"))
+    ]
+    items += [
+        (item(10 + k, 9, f"{topic} report {k} | Gazette", "Gazette", "Bridge."), "Sport")
+        for k, topic in enumerate(("Bridge", "Tram", "Ferry", "Library", "Orchard"))
+    ]
     placed = build_stories(items, options=compose_options(settings()))
     assert any(p.story.synopsis for p in placed) and any(p.story.also for p in placed)
     assert any(p.story.lead.title == "Tram report 1" for p in placed)  # the feed's boilerplate is cleaned
@@ -70,7 +106,8 @@ def test_stories_survive_the_round_trip_through_json_with_cleaned_titles_and_syn
 
 
 def test_the_edition_is_clustered_once_when_built_and_read_back_by_every_mailer(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     s = settings()
     store.sync_subscribers(s.subscribers, now=NOW - timedelta(days=1))
     add_news(store)
@@ -81,6 +118,7 @@ def test_the_edition_is_clustered_once_when_built_and_read_back_by_every_mailer(
 
     calls: list[Any] = []
     real = cluster.cluster
+
     def spy(*args: Any, **kwargs: Any) -> Any:
         calls.append(args)
         return real(*args, **kwargs)
@@ -105,7 +143,8 @@ def test_an_edition_built_before_stories_were_stored_is_clustered_once_on_first_
 
 
 def test_the_editions_of_one_day_with_the_same_items_are_clustered_once(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     s = settings()
     store.sync_subscribers(s.subscribers, now=NOW - timedelta(days=1))
     add_news(store)

@@ -19,19 +19,23 @@ DAY1 = datetime(2026, 2, 10, 5, 0, tzinfo=UTC)  # 08:00 in Moscow
 
 
 def rss(items: list[tuple[str, str, datetime]]) -> bytes:
-    body = "".join(f"<item><title>{t}</title><link>https://wire.example/{slug}</link><guid>{slug}</guid>"
-                   f"<category>Economy</category><pubDate>{format_datetime(when)}</pubDate>"
-                   f"<description>Our own words about {slug}.</description></item>" for t, slug, when in items)
+    body = "".join(
+        f"<item><title>{t}</title><link>https://wire.example/{slug}</link><guid>{slug}</guid>"
+        f"<category>Economy</category><pubDate>{format_datetime(when)}</pubDate>"
+        f"<description>Our own words about {slug}.</description></item>"
+        for t, slug, when in items
+    )
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>{body}</channel></rss>'.encode()
 
 
 def config(tmp: Path, feed: str, port: int) -> Path:
     path = tmp / "digest.toml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 [digest]
 title = "Daily"
 timezone = "Europe/Moscow"
-database = "sqlite:///{tmp / 'd.sqlite'}"
+database = "sqlite:///{tmp / "d.sqlite"}"
 base_url = "https://daily.example"
 allow_private_addresses = true
 
@@ -48,14 +52,24 @@ url = "{feed}"
 email = "reader@example.org"
 [[subscribers]]
 email = "flaky@example.org"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
 async def digest(cfg: Path, now: datetime, *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "digest", "--config", str(cfg), *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "DIGEST_NOW": now.isoformat()})
+        sys.executable,
+        "-m",
+        "digest",
+        "--config",
+        str(cfg),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "DIGEST_NOW": now.isoformat()},
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -63,9 +77,13 @@ async def digest(cfg: Path, now: datetime, *args: str) -> tuple[int, str, str]:
 
 def rows(tmp: Path) -> dict[str, tuple[str, int, str | None]]:
     with sqlite3.connect(tmp / "d.sqlite") as conn:
-        return {email: (status, attempts, error) for email, status, attempts, error in conn.execute(
-            "SELECT s.email, d.status, d.attempts, d.last_error FROM deliveries d JOIN subscribers s"
-            " ON s.id = d.subscriber_id")}
+        return {
+            email: (status, attempts, error)
+            for email, status, attempts, error in conn.execute(
+                "SELECT s.email, d.status, d.attempts, d.last_error FROM deliveries d JOIN subscribers s"
+                " ON s.id = d.subscriber_id"
+            )
+        }
 
 
 async def test_M2_a_recipient_deferred_past_give_up_after_is_failed_and_not_retried(tmp_path: Path) -> None:
@@ -75,8 +93,11 @@ async def test_M2_a_recipient_deferred_past_give_up_after_is_failed_and_not_retr
     async with FeedServer() as feeds, SmtpServer(handler=Scripted(rcpt=rcpt)) as smtp:
         feed = feeds.serve("/w.xml", rss([("Grain exports reach a record", "grain", DAY1 - timedelta(hours=1))]))
         cfg = config(tmp_path, feed, smtp.port)
-        cfg.write_text(cfg.read_text().replace('sender = "review@daily.example"',
-                                               'sender = "review@daily.example"\ngive_up_after = "2h"'))
+        cfg.write_text(
+            cfg.read_text().replace(
+                'sender = "review@daily.example"', 'sender = "review@daily.example"\ngive_up_after = "2h"'
+            )
+        )
         assert (await digest(cfg, DAY1, "poll"))[0] == 0
         code, out, _ = await digest(cfg, DAY1 + timedelta(minutes=1), "send")
         assert code == 0 and "1 sent, 0 skipped, 0 failed, 1 deferred (pending rows remain)" in out
@@ -118,8 +139,8 @@ async def test_read_also_links_an_earlier_editions_story_on_the_same_subject(tmp
     text = message_from_bytes(second.data, policy=policy.default).get_body(("plain",)).get_content()  # type: ignore[union-attr]
     text = text.replace("\r\n", "\n")
     governor = text.index(later[0])
-    block = text[governor:text.index("\n\n", governor)]
+    block = text[governor : text.index("\n\n", governor)]
     assert "Read also" in block and first[0] in block, block
     assert first[0] not in text[:governor], "the earlier story is only linked, never repeated as news"
     hockey = text.index(unrelated[0])
-    assert "Read also" not in text[hockey:text.index("\n\n", hockey)]
+    assert "Read also" not in text[hockey : text.index("\n\n", hockey)]

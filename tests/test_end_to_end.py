@@ -23,39 +23,59 @@ NOW = datetime(2026, 1, 16, 6, 0, tzinfo=UTC)  # 09:00 in Moscow, after send_at 
 
 def rss(title: str, items: list[tuple[str, str, str, timedelta, str]]) -> bytes:
     """(title, link path, category, age, summary) -> an RSS 2.0 body of our own words."""
-    parts = [f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{title}</title>'
-             f"<link>https://{title.lower().replace(' ', '-')}.example/</link><description>d</description>"]
+    parts = [
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{title}</title>'
+        f"<link>https://{title.lower().replace(' ', '-')}.example/</link><description>d</description>"
+    ]
     for item_title, path, category, age, summary in items:
-        parts.append(f"<item><title>{item_title}</title><link>https://{title.lower().replace(' ', '-')}.example{path}"
-                     f"</link><guid>{path}</guid><category>{category}</category>"
-                     f"<pubDate>{format_datetime(NOW - age)}</pubDate><description><![CDATA[<p>{summary}</p>"
-                     f"<script>alert(1)</script>]]></description></item>")
+        parts.append(
+            f"<item><title>{item_title}</title><link>https://{title.lower().replace(' ', '-')}.example{path}"
+            f"</link><guid>{path}</guid><category>{category}</category>"
+            f"<pubDate>{format_datetime(NOW - age)}</pubDate><description><![CDATA[<p>{summary}</p>"
+            f"<script>alert(1)</script>]]></description></item>"
+        )
     parts.append("</channel></rss>")
     return "".join(parts).encode()
 
 
-HARBOUR = rss("Harbour Times", [
-    ("Port authority approves new grain terminal", "/business/grain", "Economy", timedelta(hours=2),
-     "The terminal will double export capacity."),
-    ("City council debates tram fares", "/world/trams", "World", timedelta(days=1, hours=3),
-     "A vote is expected next week."),
-    ("Old story from last month", "/world/old", "World", timedelta(days=30), "Too old to send."),
-])
-SUMMIT = rss("Summit Sport", [
-    ("Harbour FC win the regional cup final", "/sport/cup", "Sport", timedelta(hours=5),
-     "A late goal settled it."),
-])
+HARBOUR = rss(
+    "Harbour Times",
+    [
+        (
+            "Port authority approves new grain terminal",
+            "/business/grain",
+            "Economy",
+            timedelta(hours=2),
+            "The terminal will double export capacity.",
+        ),
+        (
+            "City council debates tram fares",
+            "/world/trams",
+            "World",
+            timedelta(days=1, hours=3),
+            "A vote is expected next week.",
+        ),
+        ("Old story from last month", "/world/old", "World", timedelta(days=30), "Too old to send."),
+    ],
+)
+SUMMIT = rss(
+    "Summit Sport",
+    [
+        ("Harbour FC win the regional cup final", "/sport/cup", "Sport", timedelta(hours=5), "A late goal settled it."),
+    ],
+)
 
 
 def write_config(tmp: Path, *, feeds: list[str], smtp_port: int) -> Path:
     config = tmp / "digest.toml"
     feed_lines = "".join(f'[[feeds]]\nurl = "{u}"\n' for u in feeds)
-    config.write_text(f"""
+    config.write_text(
+        f"""
 [digest]
 title = "Morning Review"
 timezone = "Europe/Moscow"
 send_at = "07:00"
-database = "sqlite:///{tmp / 'digest.sqlite'}"
+database = "sqlite:///{tmp / "digest.sqlite"}"
 base_url = "https://review.example"
 allow_private_addresses = true
 
@@ -86,7 +106,9 @@ name = "Chief Editor"
 [[subscribers]]
 email = "fan@example.org"
 sections = ["Sport"]
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return config
 
 
@@ -98,9 +120,17 @@ async def digest(config: Path, *args: str) -> tuple[int, str, str]:
     # restarts the clock in every process, so identical starts would overlap.
     STEP[0] += 1
     env = {**os.environ, "DIGEST_NOW": (NOW + timedelta(minutes=STEP[0])).isoformat()}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "digest", "--config", str(config), *args,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                env=env)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "digest",
+        "--config",
+        str(config),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -182,8 +212,9 @@ async def test_preview_and_dry_run_send_nothing(tmp_path: Path) -> None:
     async with FeedServer() as feeds, SmtpServer() as smtp:
         config = write_config(tmp_path, feeds=[feeds.serve("/h.xml", HARBOUR)], smtp_port=smtp.port)
         assert (await digest(config, "poll"))[0] == 0
-        code, out, err = await digest(config, "preview", "--subscriber", "editor@example.org", "--out",
-                                      str(tmp_path / "p.html"))
+        code, out, err = await digest(
+            config, "preview", "--subscriber", "editor@example.org", "--out", str(tmp_path / "p.html")
+        )
         assert code == 0, err
         assert "Port authority" in (tmp_path / "p.html").read_text() and (tmp_path / "p.txt").exists()
         code, out, err = await digest(config, "send", "--dry-run", str(tmp_path / "eml"))
@@ -222,14 +253,18 @@ async def test_dkim_from_the_config_signs_what_the_smtp_server_receives(tmp_path
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_file = tmp_path / "dkim.pem"
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     txt = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
     async with FeedServer() as feeds, SmtpServer() as smtp:
         config = write_config(tmp_path, feeds=[feeds.serve("/s.xml", SUMMIT)], smtp_port=smtp.port)
-        config.write_text(config.read_text().replace(
-            "[fetch]", f'[dkim]\ndomain = "review.example"\nselector = "d1"\nkey_file = "{key_file}"\n\n[fetch]'))
+        config.write_text(
+            config.read_text().replace(
+                "[fetch]", f'[dkim]\ndomain = "review.example"\nselector = "d1"\nkey_file = "{key_file}"\n\n[fetch]'
+            )
+        )
         assert (await digest(config, "poll"))[0] == 0
         code, _, err = await digest(config, "send")
         assert code == 0, err
@@ -256,9 +291,14 @@ async def test_poll_and_send_on_a_terminal_show_progress_and_still_finish(tmp_pa
         for minute, args in enumerate((["poll"], ["send"]), start=1):
             cmd = shlex.join([sys.executable, "-m", "digest", "--config", str(config), *args])
             proc = await asyncio.create_subprocess_exec(
-                "script", "-qec", cmd, "/dev/null", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                env={**os.environ, "DIGEST_NOW": (NOW + timedelta(minutes=minute)).isoformat(),
-                     "COLUMNS": "100"})
+                "script",
+                "-qec",
+                cmd,
+                "/dev/null",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, "DIGEST_NOW": (NOW + timedelta(minutes=minute)).isoformat(), "COLUMNS": "100"},
+            )
             out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
             assert proc.returncode == 0, out.decode(errors="replace")
         assert len(smtp.messages) == 2

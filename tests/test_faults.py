@@ -32,13 +32,20 @@ SECRET = "issue-10-test-secret-0123456789abcdef"
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 
 
-def cli(config: Path | None, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
-        now: datetime = NOW) -> subprocess.CompletedProcess[str]:
+def cli(
+    config: Path | None, *args: str, env: dict[str, str] | None = None, timeout: float = 120, now: datetime = NOW
+) -> subprocess.CompletedProcess[str]:
     """`python -m digest`; each process starts its clock at `now` (a poll goes before the send)."""
     head = ["--config", str(config)] if config is not None else []
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "DIGEST_NOW": now.isoformat(), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "digest", *head, *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=str(config.parent) if config else None)
+    return subprocess.run(
+        [sys.executable, "-m", "digest", *head, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=str(config.parent) if config else None,
+    )
 
 
 def poll(config: Path) -> subprocess.CompletedProcess[str]:
@@ -61,19 +68,37 @@ def rss(n: int = 3, *, when: datetime = NOW - timedelta(hours=1)) -> bytes:
     items = "".join(
         f"<item><title>Story number {i}</title><link>https://news.example.org/{i}</link>"
         f"<guid>https://news.example.org/{i}</guid><pubDate>{stamp}</pubDate>"
-        f"<description>Body {i}</description></item>" for i in range(n))
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Test news</title>'
-            f"<link>https://news.example.org/</link>{items}</channel></rss>").encode()
+        f"<description>Body {i}</description></item>"
+        for i in range(n)
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Test news</title>'
+        f"<link>https://news.example.org/</link>{items}</channel></rss>"
+    ).encode()
 
 
-def write_config(folder: Path, *, feed_url: str | None = None, smtp_port: int = 25,
-                 subscribers: tuple[str, ...] = ("reader0@example.org",), extra: str = "",
-                 database: str | None = None) -> Path:
-    lines = ["[digest]", 'timezone = "UTC"',
-             f'database = "{database or "sqlite:///" + str(folder / "digest.sqlite")}"',
-             "allow_private_addresses = true", extra,
-             "[smtp]", 'host = "127.0.0.1"', f"port = {smtp_port}", 'sender = "Review <digest@example.org>"',
-             "timeout = 10", "workers = 1"]
+def write_config(
+    folder: Path,
+    *,
+    feed_url: str | None = None,
+    smtp_port: int = 25,
+    subscribers: tuple[str, ...] = ("reader0@example.org",),
+    extra: str = "",
+    database: str | None = None,
+) -> Path:
+    lines = [
+        "[digest]",
+        'timezone = "UTC"',
+        f'database = "{database or "sqlite:///" + str(folder / "digest.sqlite")}"',
+        "allow_private_addresses = true",
+        extra,
+        "[smtp]",
+        'host = "127.0.0.1"',
+        f"port = {smtp_port}",
+        'sender = "Review <digest@example.org>"',
+        "timeout = 10",
+        "workers = 1",
+    ]
     if feed_url:
         lines += ["[[feeds]]", f'url = "{feed_url}"']
     for address in subscribers:
@@ -87,11 +112,17 @@ def write_config(folder: Path, *, feed_url: str | None = None, smtp_port: int = 
 def write_lock(database: Path) -> Iterator[None]:
     """Another process's write lock on the SQLite file, held for as long as the block runs."""
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sqlite3, sys, time\n"
-         f"c = sqlite3.connect({str(database)!r}, isolation_level=None)\n"
-         "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            f"c = sqlite3.connect({str(database)!r}, isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         yield
@@ -103,23 +134,29 @@ def write_lock(database: Path) -> Iterator[None]:
 # --------------------------------------------------------------------------- H18: one bad address
 
 
-@pytest.mark.parametrize("bad", ["evil@example.org\r\nBcc: victim@example.org", "tab\t@example.org",
-                                 "nul\x00@example.org"])
-async def test_H18_one_bad_address_in_the_database_fails_its_own_row_and_never_the_run(tmp_path: Path,
-                                                                                       bad: str) -> None:
+@pytest.mark.parametrize(
+    "bad", ["evil@example.org\r\nBcc: victim@example.org", "tab\t@example.org", "nul\x00@example.org"]
+)
+async def test_H18_one_bad_address_in_the_database_fails_its_own_row_and_never_the_run(
+    tmp_path: Path, bad: str
+) -> None:
     async with FeedServer() as feed, SmtpServer() as smtp:
         url = feed.serve("/news.xml", rss())
-        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port,
-                              subscribers=("first@example.org", "last@example.org"))
+        config = write_config(
+            tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=("first@example.org", "last@example.org")
+        )
         assert (await asyncio.to_thread(poll, config)).returncode == 0
         # An address that got in before config validation (an older digest, a direct insert):
         # it sorts between the two good ones, so the run must carry on past it.
         with sqlite3.connect(tmp_path / "digest.sqlite") as db:
             db.execute("UPDATE subscribers SET id = 3 WHERE email = 'last@example.org'")
-            db.execute("INSERT INTO subscribers (id, public_id, email, status, from_config, permanent_failures, "
-                       "name_origin, sections_origin, timezone_origin, status_origin, created_at, updated_at) "
-                       "VALUES (2, 'bad0bad0bad0bad0bad0bad0bad0bad0', ?, 'active', 0, 0, 'cli', 'cli', 'cli', "
-                       "'cli', ?, ?)", (bad, NOW.isoformat(), NOW.isoformat()))
+            db.execute(
+                "INSERT INTO subscribers (id, public_id, email, status, from_config, permanent_failures, "
+                "name_origin, sections_origin, timezone_origin, status_origin, created_at, updated_at) "
+                "VALUES (2, 'bad0bad0bad0bad0bad0bad0bad0bad0', ?, 'active', 0, 0, 'cli', 'cli', 'cli', "
+                "'cli', ?, ?)",
+                (bad, NOW.isoformat(), NOW.isoformat()),
+            )
         first = await asyncio.to_thread(cli, config, "send")
         again = await asyncio.to_thread(cli, config, "send")
         received = sorted(m.rcpt_tos[0] for m in smtp.messages)
@@ -135,22 +172,25 @@ async def test_H18_one_bad_address_in_the_database_fails_its_own_row_and_never_t
     assert status == "failed" and "To header" in error  # recorded
 
 
-@pytest.mark.parametrize(("entry", "needle"), [
-    ('[[subscribers]]\nemail = "evil@example.org\\r\\nBcc: victim@example.org"', "subscribers #1.email"),
-    ('[[subscribers]]\nemail = "tab\\t@example.org"', "subscribers #1.email"),
-    ('[[subscribers]]\nemail = "nul\\u0000@example.org"', "subscribers #1.email"),
-    ('[[subscribers]]\nemail = "bad@"', "subscribers #1.email"),
-    ('[[subscribers]]\nemail = "a b@x.org"', "subscribers #1.email"),
-    ('[smtp]\nsender = "Review <digest@example.org>\\r\\nBcc: victim@example.org"', "smtp.sender"),
-    ('[smtp]\nunsubscribe_mailto = "bad@"', "smtp.unsubscribe_mailto"),
-    ('[digest]\nbase_url = "https://review.example.org/\\"onmouseover=x"', "digest.base_url"),
-    ('[digest]\nbase_url = "https://review.example.org/a b"', "digest.base_url"),
-    ('[digest]\nbase_url = "https://review.example.org/\'x\'"', "digest.base_url"),
-    ('[digest]\nmax_item_age = "99999999999999d"', "digest.max_item_age"),
-    ('[digest]\ncatch_up = "99999999999999w"', "digest.catch_up"),
-    ('[digest]\ndatabase = "oracle+xyz://scott@db.example.org/news"', "digest.database"),
-    ('[digest]\ndatabase = "nonsense"', "digest.database"),
-])
+@pytest.mark.parametrize(
+    ("entry", "needle"),
+    [
+        ('[[subscribers]]\nemail = "evil@example.org\\r\\nBcc: victim@example.org"', "subscribers #1.email"),
+        ('[[subscribers]]\nemail = "tab\\t@example.org"', "subscribers #1.email"),
+        ('[[subscribers]]\nemail = "nul\\u0000@example.org"', "subscribers #1.email"),
+        ('[[subscribers]]\nemail = "bad@"', "subscribers #1.email"),
+        ('[[subscribers]]\nemail = "a b@x.org"', "subscribers #1.email"),
+        ('[smtp]\nsender = "Review <digest@example.org>\\r\\nBcc: victim@example.org"', "smtp.sender"),
+        ('[smtp]\nunsubscribe_mailto = "bad@"', "smtp.unsubscribe_mailto"),
+        ('[digest]\nbase_url = "https://review.example.org/\\"onmouseover=x"', "digest.base_url"),
+        ('[digest]\nbase_url = "https://review.example.org/a b"', "digest.base_url"),
+        ("[digest]\nbase_url = \"https://review.example.org/'x'\"", "digest.base_url"),
+        ('[digest]\nmax_item_age = "99999999999999d"', "digest.max_item_age"),
+        ('[digest]\ncatch_up = "99999999999999w"', "digest.catch_up"),
+        ('[digest]\ndatabase = "oracle+xyz://scott@db.example.org/news"', "digest.database"),
+        ('[digest]\ndatabase = "nonsense"', "digest.database"),
+    ],
+)
 def test_L1_check_config_refuses_what_would_fail_later_in_one_line(tmp_path: Path, entry: str, needle: str) -> None:
     config = tmp_path / "digest.toml"
     config.write_text(entry + "\n", encoding="utf-8")
@@ -159,8 +199,10 @@ def test_L1_check_config_refuses_what_would_fail_later_in_one_line(tmp_path: Pat
 
 def test_L1_the_addresses_check_config_accepts_still_pass(tmp_path: Path) -> None:
     config = tmp_path / "digest.toml"
-    config.write_text('[smtp]\nsender = "Revue de presse <revue@example.org>"\n'
-                      '[[subscribers]]\nemail = "Jörg@Example.de"\n', encoding="utf-8")
+    config.write_text(
+        '[smtp]\nsender = "Revue de presse <revue@example.org>"\n[[subscribers]]\nemail = "Jörg@Example.de"\n',
+        encoding="utf-8",
+    )
     result = cli(config, "check-config")
     assert result.returncode == 0 and "config OK" in result.stdout, result.stderr
 
@@ -168,11 +210,21 @@ def test_L1_the_addresses_check_config_accepts_still_pass(tmp_path: Path) -> Non
 # --------------------------------------------------------------------------- S13: a busy database
 
 
-@pytest.mark.parametrize("command", [["status"], ["feeds", "list"], ["subscribers", "list"],
-                                     ["poll"], ["send"], ["subscribers", "add", "new@example.org"],
-                                     ["feeds", "add", "http://127.0.0.1:9/x.xml"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["feeds", "list"],
+        ["subscribers", "list"],
+        ["poll"],
+        ["send"],
+        ["subscribers", "add", "new@example.org"],
+        ["feeds", "add", "http://127.0.0.1:9/x.xml"],
+    ],
+)
 def test_S13_a_database_locked_by_another_process_gives_one_line_and_exit_1_or_an_answer(
-        tmp_path: Path, command: list[str]) -> None:
+    tmp_path: Path, command: list[str]
+) -> None:
     database = tmp_path / "digest.sqlite"
     config = write_config(tmp_path, database=f"sqlite:///{database}?timeout=1")
     assert cli(config, "status").returncode == 0  # creates and syncs the database
@@ -194,8 +246,13 @@ def test_S13_read_only_commands_leave_the_database_file_untouched(tmp_path: Path
     with sqlite3.connect(database) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     before = {p.name: p.stat().st_size for p in tmp_path.glob("digest.sqlite*")}
-    for command in (["status"], ["feeds", "list"], ["subscribers", "list"], ["subscribers", "export"],
-                    ["feeds", "export"]):
+    for command in (
+        ["status"],
+        ["feeds", "list"],
+        ["subscribers", "list"],
+        ["subscribers", "export"],
+        ["feeds", "export"],
+    ):
         assert cli(config, *command).returncode == 0
     with sqlite3.connect(database) as db:
         frames = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
@@ -247,11 +304,16 @@ def test_S14_kill_9_during_a_csv_import_leaves_all_rows_or_none(tmp_path: Path, 
     config = write_config(tmp_path, subscribers=())
     assert cli(config, "status").returncode == 0
     csv_path = tmp_path / "roster.csv"
-    csv_path.write_text("email,name\n" + "".join(f"r{i:06d}@example.org,Reader {i}\n" for i in range(rows)),
-                        encoding="utf-8")
+    csv_path.write_text(
+        "email,name\n" + "".join(f"r{i:06d}@example.org,Reader {i}\n" for i in range(rows)), encoding="utf-8"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "subscribers", "import",
-                             str(csv_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "digest", "--config", str(config), "subscribers", "import", str(csv_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         proc.wait(timeout=kill_after)
     except subprocess.TimeoutExpired:
@@ -273,8 +335,11 @@ def test_S14_an_import_updates_and_adds_in_one_go_and_never_resubscribes(tmp_pat
     with sqlite3.connect(tmp_path / "digest.sqlite") as db:
         db.execute("UPDATE subscribers SET status = 'unsubscribed' WHERE email = 'gone@example.org'")
     second = tmp_path / "second.csv"
-    second.write_text("email,name,sections,timezone\nKeep@example.org,Kept,,Europe/Moscow\n"
-                      "gone@example.org,Back,,\nnew@example.org,New,,\n", encoding="utf-8")
+    second.write_text(
+        "email,name,sections,timezone\nKeep@example.org,Kept,,Europe/Moscow\n"
+        "gone@example.org,Back,,\nnew@example.org,New,,\n",
+        encoding="utf-8",
+    )
     result = cli(config, "subscribers", "import", str(second))
     assert "1 added, 1 updated, 1 unsubscribed or suspended" in result.stdout, result.stderr
     listing = cli(config, "subscribers", "list").stdout
@@ -288,6 +353,7 @@ def test_S14_an_import_updates_and_adds_in_one_go_and_never_resubscribes(tmp_pat
 def _low_fd_limit(limit: int) -> Callable[[], None]:
     def lower() -> None:  # in the child, before exec: what `LimitNOFILE=` or `ulimit -n` would do
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
     return lower
 
 
@@ -319,16 +385,30 @@ async def test_H19_idle_half_sent_web_requests_never_stop_the_due_edition(tmp_pa
     port = unused_port()
     async with FeedServer() as feed, SmtpServer() as smtp:
         url = feed.serve("/news.xml", rss(when=send_at - timedelta(hours=2)))
-        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port,
-                              subscribers=("first@example.org", "second@example.org"),
-                              extra='send_at = "07:00"\n[web]\nenabled = true\nhost = "127.0.0.1"\n'
-                                    f"port = {port}\n")
+        config = write_config(
+            tmp_path,
+            feed_url=url,
+            smtp_port=smtp.port,
+            subscribers=("first@example.org", "second@example.org"),
+            extra=f'send_at = "07:00"\n[web]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n',
+        )
         env = {**os.environ, "PYTHONPATH": str(ROOT), "DIGEST_NOW": start.isoformat(), "DIGEST_DAEMON_TICK": "0.5"}
         log_path = tmp_path / "daemon.log"
         with log_path.open("wb") as log_file:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "digest", "--config", str(config), "-v", "run", stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=log_file, env=env, preexec_fn=_low_fd_limit(limit))
+                sys.executable,
+                "-m",
+                "digest",
+                "--config",
+                str(config),
+                "-v",
+                "run",
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+                env=env,
+                preexec_fn=_low_fd_limit(limit),
+            )
         conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         try:
             await _until(lambda: "listening on" in log_path.read_text(errors="replace"), "the web app", 30)
@@ -354,15 +434,29 @@ async def test_H19_the_web_app_drops_requests_whose_headers_or_body_never_arrive
     token = unsubscribe_link_token(tmp_path / "digest.sqlite", "reader0@example.org")
     port = unused_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "digest", "--config", str(config), "web", "--host", "127.0.0.1", "--port", str(port),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        preexec_fn=_low_fd_limit(200))
+        sys.executable,
+        "-m",
+        "digest",
+        "--config",
+        str(config),
+        "web",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=_low_fd_limit(200),
+    )
     try:
         assert proc.stdout is not None
         assert b"serving on" in await asyncio.wait_for(proc.stdout.readline(), 30)
-        headers, = await _half_sent(port, 1, b"GET / HTTP/1.1\r\nHost: review\r\n")
+        (headers,) = await _half_sent(port, 1, b"GET / HTTP/1.1\r\nHost: review\r\n")
         start = f"POST /u/{token} HTTP/1.1\r\nHost: review\r\nContent-Length: 100\r\n".encode()
-        body, = await _half_sent(port, 1, start + b"Content-Type: application/x-www-form-urlencoded\r\n\r\nList-Unsub")
+        (body,) = await _half_sent(
+            port, 1, start + b"Content-Type: application/x-www-form-urlencoded\r\n\r\nList-Unsub"
+        )
         # More connections than the cap: the web app refuses the extra ones at once (503, closed)
         # instead of running out of descriptors; the ones it holds are dropped at the timeout.
         crowd = await _half_sent(port, 300, b"GET / HTTP/1.1\r\n")
@@ -394,7 +488,7 @@ async def _until(predicate: Callable[[], bool], what: str, timeout: float) -> No
 def unsubscribe_link_token(database: Path, email: str, *, purpose: str = "u") -> str:
     """The token of a subscriber's link, as the email carries it (their public id, signed)."""
     with sqlite3.connect(database) as db:
-        public_id, = db.execute("SELECT public_id FROM subscribers WHERE email = ?", (email,)).fetchone()
+        (public_id,) = db.execute("SELECT public_id FROM subscribers WHERE email = ?", (email,)).fetchone()
     return (tokens.unsubscribe_token if purpose == "u" else tokens.preferences_token)(SECRET, public_id)
 
 
@@ -402,9 +496,13 @@ def unsubscribe_link_token(database: Path, email: str, *, purpose: str = "u") ->
 def web_process(config: Path) -> Iterator[str]:
     """`digest web` on a free loopback port; yields its URL."""
     port = unused_port()
-    proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "web", "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "digest", "--config", str(config), "web", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -416,32 +514,43 @@ def web_process(config: Path) -> Iterator[str]:
         assert "Traceback" not in err, err
 
 
-@pytest.mark.parametrize(("content_type", "body"), [
-    ("application/x-www-form-urlencoded; charset=no-such-charset", b"List-Unsubscribe=One-Click"),
-    ("application/x-www-form-urlencoded; charset=utf-16", b"\xff\xfeL\x00=\x00\xd8"),
-    ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data\r\n\r\nbroken"),
-    ("multipart/form-data", b"--no-boundary-declared--"),
-    ("multipart/form-data; boundary=xyz",
-     b"--xyz\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\""
-     b"\r\nContent-Type: text/plain; charset=bogus\r\n\r\nOne-Click\r\n--xyz--\r\n"),
-])
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded; charset=no-such-charset", b"List-Unsubscribe=One-Click"),
+        ("application/x-www-form-urlencoded; charset=utf-16", b"\xff\xfeL\x00=\x00\xd8"),
+        ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data\r\n\r\nbroken"),
+        ("multipart/form-data", b"--no-boundary-declared--"),
+        (
+            "multipart/form-data; boundary=xyz",
+            b'--xyz\r\nContent-Disposition: form-data; name="List-Unsubscribe"'
+            b"\r\nContent-Type: text/plain; charset=bogus\r\n\r\nOne-Click\r\n--xyz--\r\n",
+        ),
+    ],
+)
 async def test_L3_a_malformed_body_posted_to_a_valid_token_is_400_and_changes_nothing(
-        tmp_path: Path, content_type: str, body: bytes) -> None:
+    tmp_path: Path, content_type: str, body: bytes
+) -> None:
     config = write_config(tmp_path, extra=f'secret = "{SECRET}"')
     with web_process(config) as base:
         async with aiohttp.ClientSession() as http:
             for kind in ("u", "p"):
                 token = unsubscribe_link_token(tmp_path / "digest.sqlite", "reader0@example.org", purpose=kind)
-                async with http.post(f"{base}/{kind}/{token}", data=body,
-                                     headers={"Content-Type": content_type}) as resp:
+                async with http.post(
+                    f"{base}/{kind}/{token}", data=body, headers={"Content-Type": content_type}
+                ) as resp:
                     assert resp.status == 400, (kind, resp.status, await resp.text())
     assert "reader0@example.org  active" in cli(config, "subscribers", "list").stdout
 
 
 async def test_S13_one_click_unsubscribe_through_a_busy_database_is_503_retry_after_and_kept(tmp_path: Path) -> None:
     database = tmp_path / "digest.sqlite"
-    config = write_config(tmp_path, database=f"sqlite:///{database}?timeout=1",
-                          subscribers=("stays@example.org", "leaves@example.org"), extra=f'secret = "{SECRET}"')
+    config = write_config(
+        tmp_path,
+        database=f"sqlite:///{database}?timeout=1",
+        subscribers=("stays@example.org", "leaves@example.org"),
+        extra=f'secret = "{SECRET}"',
+    )
     with web_process(config) as base:
         token = unsubscribe_link_token(database, "leaves@example.org")
         public_id = tokens.read_unsubscribe_token([SECRET], token)
@@ -467,9 +576,11 @@ async def test_S13_one_click_unsubscribe_through_a_busy_database_is_503_retry_af
 def _file_size_limit(limit: int) -> Callable[[], None]:
     """What a full disk looks like to SQLite, unprivileged: every write past `limit` bytes fails
     (RLIMIT_FSIZE; SIGXFSZ ignored so the write returns an error instead of killing the process)."""
+
     def lower() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return lower
 
 
@@ -482,9 +593,14 @@ async def test_S12_a_full_disk_while_the_edition_is_built_is_one_line_and_nothin
         # The WAL may grow to 40 KB: room to open the database (its 32 KB shared-memory file) and
         # sync the config, not to write the 2,000 rows of the edition.
         full = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "digest", "--config", str(config), "send", "--workers", "1"],
-            capture_output=True, text=True, preexec_fn=_file_size_limit(40 * 1024), timeout=120,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "DIGEST_NOW": NOW.isoformat()})
+            subprocess.run,
+            [sys.executable, "-m", "digest", "--config", str(config), "send", "--workers", "1"],
+            capture_output=True,
+            text=True,
+            preexec_fn=_file_size_limit(40 * 1024),
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "DIGEST_NOW": NOW.isoformat()},
+        )
         line = one_error(full)
         assert "cannot be written" in line and "disk" in line, line
         assert "Free space" in full.stderr
@@ -522,9 +638,15 @@ async def test_L4_differently_spelled_urls_of_one_feed_are_one_feed_polled_once(
 async def test_P9_an_item_dated_hours_ahead_is_dated_when_first_seen(tmp_path: Path) -> None:
     seen_at = NOW - timedelta(minutes=5)  # the poll's clock
     body = rss(1, when=seen_at + timedelta(hours=23)).replace(b"Story number 0", b"Story from tomorrow")
-    body = body.replace(b"</channel>", rss(1, when=seen_at + timedelta(minutes=2)).split(b"</link>", 1)[1]
-                        .replace(b"Story number 0", b"Story with a fast clock").replace(b"/0<", b"/1<")
-                        .split(b"</channel>")[0] + b"</channel>")
+    body = body.replace(
+        b"</channel>",
+        rss(1, when=seen_at + timedelta(minutes=2))
+        .split(b"</link>", 1)[1]
+        .replace(b"Story number 0", b"Story with a fast clock")
+        .replace(b"/0<", b"/1<")
+        .split(b"</channel>")[0]
+        + b"</channel>",
+    )
     async with FeedServer() as feed:
         config = write_config(tmp_path, feed_url=feed.serve("/news.xml", body))
         assert (await asyncio.to_thread(poll, config)).returncode == 0
@@ -557,8 +679,10 @@ def test_H19_an_identical_log_line_is_written_once_a_minute_with_a_count_of_the_
         assert shown("poll: unable to open database file") is None
     assert shown("reconcile: another line") is not None  # other lines are not held back
     now[0] = 61.0
-    assert shown("poll: unable to open database file") == \
-        "poll: unable to open database file (and 1000 more times in the last 61 s)"
+    assert (
+        shown("poll: unable to open database file")
+        == "poll: unable to open database file (and 1000 more times in the last 61 s)"
+    )
 
 
 def test_S14_import_subscribers_counts_and_keeps_unsubscribes_on_every_backend(store: Any) -> None:
@@ -583,9 +707,20 @@ async def test_H19_the_daemon_starts_its_web_process_again_when_it_dies(tmp_path
     log_path = tmp_path / "daemon.log"
     with log_path.open("wb") as log_file:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "digest", "--config", str(config), "-v", "run", stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=log_file, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            sys.executable,
+            "-m",
+            "digest",
+            "--config",
+            str(config),
+            "-v",
+            "run",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
     try:
+
         def web_pids() -> list[int]:
             text = log_path.read_text(errors="replace")
             return [int(p) for p in re.findall(r"web: serving from process (\d+)", text)]

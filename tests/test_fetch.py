@@ -128,9 +128,7 @@ async def test_H11_a_chain_of_301_and_308_sets_permanent_url(srv: FeedServer) ->
 
 
 @pytest.mark.parametrize("temporary", [302, 303, 307])
-async def test_H11_a_temporary_hop_in_the_chain_leaves_permanent_url_unset(
-    srv: FeedServer, temporary: int
-) -> None:
+async def test_H11_a_temporary_hop_in_the_chain_leaves_permanent_url_unset(srv: FeedServer, temporary: int) -> None:
     final = srv.serve("/new.xml", FEED)
     srv.redirect("/mid", final, temporary)
     r = await fetch_one(srv.redirect("/old.xml", srv.url("/mid"), 301))

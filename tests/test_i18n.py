@@ -24,30 +24,42 @@ from digest.render import Renderer, builtin_templates_dir, catalogue_path, load_
 
 ROOT = Path(__file__).parents[1]
 TEMPLATES = builtin_templates_dir()
-JINJA = {"extensions": "jinja2.ext.i18n", "trim_blocks": "true", "lstrip_blocks": "true",
-         "newstyle_gettext": "true", "silent": "false"}  # silent=false: a template that does not parse fails here
+JINJA = {
+    "extensions": "jinja2.ext.i18n",
+    "trim_blocks": "true",
+    "lstrip_blocks": "true",
+    "newstyle_gettext": "true",
+    "silent": "false",
+}  # silent=false: a template that does not parse fails here
 
 Key = tuple[str | None, str | tuple[str, ...]]  # (msgctxt, msgid or (singular, plural))
 
 
 def _web_sentences() -> set[str]:
-    """The sentences digest/web.py passes to its pages (_page, _preferences, _signup_form) as heading=, text=, error=."""
+    """The sentences digest/web.py passes to its pages (_page, _preferences, _signup_form) as
+    heading=, text=, error=."""
     tree = ast.parse((ROOT / "digest" / "web.py").read_text(encoding="utf-8"))
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_page", "_preferences", "_signup_form"):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("_page", "_preferences", "_signup_form")
+        ):
             for kw in node.keywords:
                 if kw.arg in ("heading", "text", "error"):
-                    found |= {n.value for n in ast.walk(kw.value) if isinstance(n, ast.Constant)
-                              and isinstance(n.value, str)}
+                    found |= {
+                        n.value for n in ast.walk(kw.value) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                    }
     return found
 
 
 def used_messages() -> dict[Key, list[str]]:
     """Every message the code asks for, with where it is asked."""
     used: dict[Key, list[str]] = {}
-    for name, line, msg, _comments, ctx in extract_from_dir(str(TEMPLATES), [("**.j2", "jinja2.ext.babel_extract")],
-                                                            {"**.j2": JINJA}):
+    for name, line, msg, _comments, ctx in extract_from_dir(
+        str(TEMPLATES), [("**.j2", "jinja2.ext.babel_extract")], {"**.j2": JINJA}
+    ):
         used.setdefault((ctx, msg), []).append(f"templates/{name}:{line}")
     for module in ("render.py", "pipeline/signup.py"):  # the modules that call _() themselves
         for line, msg, _comments, ctx in extract_from_file("python", str(ROOT / "digest" / module)):
@@ -104,8 +116,10 @@ def test_translations_keep_the_placeholders_of_their_msgid(language: str) -> Non
             assert "%" not in re.sub(r"%\(\w+\)[sd]|%%", "", text or ""), text
 
 
-@pytest.mark.parametrize(("count", "word"), [(1, "материал"), (2, "материала"), (5, "материалов"),
-                                             (21, "материал"), (11, "материалов"), (22, "материала")])
+@pytest.mark.parametrize(
+    ("count", "word"),
+    [(1, "материал"), (2, "материала"), (5, "материалов"), (21, "материал"), (11, "материалов"), (22, "материала")],
+)
 def test_russian_plural_forms_follow_the_count(count: int, word: str) -> None:
     ru = load_translations("ru", [TEMPLATES])
     text = ru.ngettext("%(num)d more in %(section)s", "%(num)d more in %(section)s", count)
@@ -115,18 +129,39 @@ def test_russian_plural_forms_follow_the_count(count: int, word: str) -> None:
 @pytest.mark.parametrize("count", [1, 2, 5, 21])
 def test_english_says_n_more_for_any_count(count: int) -> None:
     en = load_translations("en", [TEMPLATES])
-    assert en.ngettext("%(num)d more in %(section)s", "%(num)d more in %(section)s", count) % {
-        "num": count, "section": "World"} == f"{count} more in World"
+    assert (
+        en.ngettext("%(num)d more in %(section)s", "%(num)d more in %(section)s", count)
+        % {"num": count, "section": "World"}
+        == f"{count} more in World"
+    )
 
 
 def _edition(hidden: int) -> Edition:
     t = datetime(2026, 1, 16, 6, tzinfo=UTC)
-    story = Story(lead=Item(id=1, feed_id=1, source="Лента", title="Заголовок", url="https://example.org/1",
-                            summary_html="<p>Текст</p>", summary_text="Текст", published=t, first_seen=t))
-    section = SectionGroup(name="Мир", anchor="s-world", days=(DayGroup(date(2026, 1, 16), (story,)),),
-                           total=1 + hidden, shown=1)
-    return Edition(title="Обзор", day=date(2026, 1, 16), timezone="UTC", sections=(section,),
-                   web_url="https://example.org/e", language="ru")
+    story = Story(
+        lead=Item(
+            id=1,
+            feed_id=1,
+            source="Лента",
+            title="Заголовок",
+            url="https://example.org/1",
+            summary_html="<p>Текст</p>",
+            summary_text="Текст",
+            published=t,
+            first_seen=t,
+        )
+    )
+    section = SectionGroup(
+        name="Мир", anchor="s-world", days=(DayGroup(date(2026, 1, 16), (story,)),), total=1 + hidden, shown=1
+    )
+    return Edition(
+        title="Обзор",
+        day=date(2026, 1, 16),
+        timezone="UTC",
+        sections=(section,),
+        web_url="https://example.org/e",
+        language="ru",
+    )
 
 
 @pytest.mark.parametrize(("hidden", "word"), [(1, "материал"), (2, "материала"), (5, "материалов"), (21, "материал")])
@@ -139,13 +174,16 @@ def test_a_russian_email_counts_hidden_stories_in_the_right_form(hidden: int, wo
 def _override(folder: Path, language: str, body: str) -> None:
     path = catalogue_path(folder, language)
     path.parent.mkdir(parents=True)
-    path.write_text(f'msgid ""\nmsgstr ""\n"Language: {language}\\n"\n'
-                    '"Content-Type: text/plain; charset=UTF-8\\n"\n\n' + body, encoding="utf-8")
+    path.write_text(
+        f'msgid ""\nmsgstr ""\n"Language: {language}\\n"\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n' + body,
+        encoding="utf-8",
+    )
 
 
 def test_an_override_catalogue_replaces_only_its_own_entries(tmp_path: Path) -> None:
-    _override(tmp_path, "ru", 'msgid "Unsubscribe"\nmsgstr "Больше не присылать"\n\n'
-                              'msgid "Read also"\nmsgstr ""\n')  # untranslated: the built-in one stays
+    _override(
+        tmp_path, "ru", 'msgid "Unsubscribe"\nmsgstr "Больше не присылать"\n\nmsgid "Read also"\nmsgstr ""\n'
+    )  # untranslated: the built-in one stays
     r = Renderer(templates_dir=str(tmp_path), language="ru").render(_edition(2))
     assert ">Больше не присылать</a>" in r.html and "Больше не присылать: " in r.text
     assert "Читать выпуск на сайте" in r.html  # not overridden: the built-in Russian
@@ -169,16 +207,27 @@ def test_web_pages_speak_the_configured_language_and_still_escape() -> None:
 
     pages = _pages("ru")
     html = pages.get_template("preferences.html.j2").render(
-        lang="ru", site_title="<i>Обзор</i>", email="<b>a@example.org</b>", subscribed=True,
-        sections=[("Мир", True)], timezones=["UTC"], timezone="UTC", form_mac="m", saved=True,
-        error="Choose a time zone from the list.", unsubscribe_token="t")
+        lang="ru",
+        site_title="<i>Обзор</i>",
+        email="<b>a@example.org</b>",
+        subscribed=True,
+        sections=[("Мир", True)],
+        timezones=["UTC"],
+        timezone="UTC",
+        form_mac="m",
+        saved=True,
+        error="Choose a time zone from the list.",
+        unsubscribe_token="t",
+    )
     assert "<h1>Ваши разделы</h1>" in html and "Сохранено." in html and ">Отписаться</button>" in html
     assert "Выберите часовой пояс из списка." in html  # a sentence from digest/web.py, via |translate
     assert "Для &lt;b&gt;a@example.org&lt;/b&gt;" in html and "&lt;i&gt;Обзор&lt;/i&gt;" in html
     assert "<b>" not in html and "<i>" not in html
     # |translate returns plain text: whatever it is given is escaped, as before translation existed.
-    page = pages.get_template("message.html.j2").render(lang="ru", site_title="S", heading="Page not found",
-                                                        text="<script>x</script>")
+    page = pages.get_template("message.html.j2").render(
+        lang="ru", site_title="S", heading="Page not found", text="<script>x</script>"
+    )
     assert "<h1>Страница не найдена</h1>" in page and "&lt;script&gt;" in page and "<script>" not in page
-    assert "<h1>Editions</h1>" in _pages("en").get_template("index.html.j2").render(lang="en", site_title="S",
-                                                                                   editions=[])
+    assert "<h1>Editions</h1>" in _pages("en").get_template("index.html.j2").render(
+        lang="en", site_title="S", editions=[]
+    )

@@ -86,68 +86,152 @@ class Entry:
 def rss(name: str, host: str, entries: list[Entry]) -> bytes:
     items = "".join(
         f"<item><title>{escape(e.title)}</title><link>https://{host}{e.path}</link>"
-        f"<guid isPermaLink=\"false\">{host}{e.path}</guid><category>{escape(e.category)}</category>"
+        f'<guid isPermaLink="false">{host}{e.path}</guid><category>{escape(e.category)}</category>'
         f"<pubDate>{format_datetime(NOW - e.age)}</pubDate>"
         f"<description>{escape(e.summary)}</description></item>"
-        for e in entries)
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{escape(name)}</title>'
-            f"<link>https://{host}/</link><description>News from {escape(name)}</description>{items}"
-            "</channel></rss>").encode()
+        for e in entries
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{escape(name)}</title>'
+        f"<link>https://{host}/</link><description>News from {escape(name)}</description>{items}"
+        "</channel></rss>"
+    ).encode()
 
 
 def atom(name: str, host: str, entries: list[Entry]) -> bytes:
     body = "".join(
-        f"<entry><title>{escape(e.title)}</title><link href=\"https://{host}{e.path}\"/>"
-        f"<id>tag:{host},2026:{e.path}</id><category term=\"{escape(e.category)}\"/>"
+        f'<entry><title>{escape(e.title)}</title><link href="https://{host}{e.path}"/>'
+        f'<id>tag:{host},2026:{e.path}</id><category term="{escape(e.category)}"/>'
         f"<updated>{(NOW - e.age).isoformat()}</updated>"
-        f"<summary type=\"html\">{escape(e.summary)}</summary></entry>"
-        for e in entries)
-    return (f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-            f"<title>{escape(name)}</title><id>tag:{host},2026:feed</id><updated>{NOW.isoformat()}</updated>"
-            f"{body}</feed>").encode()
+        f'<summary type="html">{escape(e.summary)}</summary></entry>'
+        for e in entries
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        f"<title>{escape(name)}</title><id>tag:{host},2026:feed</id><updated>{NOW.isoformat()}</updated>"
+        f"{body}</feed>"
+    ).encode()
 
 
 H = timedelta(hours=1)
-RATE = ("Central bank raises its key rate for the third time this year, citing persistent inflation "
-        "and a weaker currency")
+RATE = (
+    "Central bank raises its key rate for the third time this year, citing persistent inflation and a weaker currency"
+)
 
-COURIER = rss("Northern Courier", "courier.example.org", [
-    Entry(RATE + " that has made imported machinery dearer for regional manufacturers", "/economy/rate",
-          "Economy", 2 * H, "<p>The board raised the rate by half a point to 17.5%. Economists had expected "
-          "a pause after two increases since the summer.</p><p>The governor said lending to households was "
-          "still growing faster than incomes.</p>"),
-    Entry("Harbour council approves the new tram line after a long public hearing", "/world/tram", "World",
-          3 * H, "<p>The line will link the ferry terminal with the university campus by 2028.</p>"),
-    Entry("Court publishes the full ruling on the port concession", "/world/ruling", "World", 5 * H,
-          f"<p>The judges found the tender lawful. The text of the ruling is at {LONG_WORD} for anyone who "
-          "wants to read the reasons.</p>"),
-    Entry("Foreign ministers meet in Geneva to discuss the grain corridor", "/world/geneva", "World", 26 * H,
-          "<p>Delegations from six countries attended the first round of talks.</p>"),
-    Entry(LONG_WORD, "/world/link-as-title", "World", 27 * H, "<p>A headline that is only a link, as some "
-          "aggregators publish them.</p>"),
-])
+COURIER = rss(
+    "Northern Courier",
+    "courier.example.org",
+    [
+        Entry(
+            RATE + " that has made imported machinery dearer for regional manufacturers",
+            "/economy/rate",
+            "Economy",
+            2 * H,
+            "<p>The board raised the rate by half a point to 17.5%. Economists had expected "
+            "a pause after two increases since the summer.</p><p>The governor said lending to households was "
+            "still growing faster than incomes.</p>",
+        ),
+        Entry(
+            "Harbour council approves the new tram line after a long public hearing",
+            "/world/tram",
+            "World",
+            3 * H,
+            "<p>The line will link the ferry terminal with the university campus by 2028.</p>",
+        ),
+        Entry(
+            "Court publishes the full ruling on the port concession",
+            "/world/ruling",
+            "World",
+            5 * H,
+            f"<p>The judges found the tender lawful. The text of the ruling is at {LONG_WORD} for anyone who "
+            "wants to read the reasons.</p>",
+        ),
+        Entry(
+            "Foreign ministers meet in Geneva to discuss the grain corridor",
+            "/world/geneva",
+            "World",
+            26 * H,
+            "<p>Delegations from six countries attended the first round of talks.</p>",
+        ),
+        Entry(
+            LONG_WORD,
+            "/world/link-as-title",
+            "World",
+            27 * H,
+            "<p>A headline that is only a link, as some aggregators publish them.</p>",
+        ),
+    ],
+)
 
-BALTIC = atom("Baltic Wire", "balticwire.example.net", [
-    Entry(RATE, "/markets/key-rate", "Economy", 3 * H,
-          "<p>Analysts expect the rate to stay high until the spring.</p>"),
-    Entry("Harbour FC win the regional cup final with a goal in the last minute of extra time", "/sport/cup",
-          "Sport", 5 * H, "<p>A crowd of 12,000 saw the home side lift the trophy for the first time.</p>"),
-    Entry("שיחות השלום בז'נבה יימשכו ביום שני, כך נמסר ממשרד החוץ", "/world/he-geneva", "World", 4 * H,
-          "<p>המשלחות ייפגשו שוב בתחילת השבוע הבא.</p>"),
-    Entry("محادثات السلام في جنيف ستستمر يوم الاثنين بحسب وزارة الخارجية", "/world/ar-geneva", "World", 28 * H,
-          "<p>ستلتقي الوفود مرة أخرى في بداية الأسبوع المقبل.</p>"),
-])
+BALTIC = atom(
+    "Baltic Wire",
+    "balticwire.example.net",
+    [
+        Entry(
+            RATE,
+            "/markets/key-rate",
+            "Economy",
+            3 * H,
+            "<p>Analysts expect the rate to stay high until the spring.</p>",
+        ),
+        Entry(
+            "Harbour FC win the regional cup final with a goal in the last minute of extra time",
+            "/sport/cup",
+            "Sport",
+            5 * H,
+            "<p>A crowd of 12,000 saw the home side lift the trophy for the first time.</p>",
+        ),
+        Entry(
+            "שיחות השלום בז'נבה יימשכו ביום שני, כך נמסר ממשרד החוץ",
+            "/world/he-geneva",
+            "World",
+            4 * H,
+            "<p>המשלחות ייפגשו שוב בתחילת השבוע הבא.</p>",
+        ),
+        Entry(
+            "محادثات السلام في جنيف ستستمر يوم الاثنين بحسب وزارة الخارجية",
+            "/world/ar-geneva",
+            "World",
+            28 * H,
+            "<p>ستلتقي الوفود مرة أخرى في بداية الأسبوع المقبل.</p>",
+        ),
+    ],
+)
 
-VESTNIK = rss("Невский вестник", "vestnik.example.ru", [
-    Entry("Госдума приняла закон о цифровом рубле в третьем чтении", "/politics/rouble", "Политика", 1 * H,
-          "<p>Закон вступит в силу с первого сентября. За него проголосовали 402 депутата.</p>"),
-    Entry("Переговоры в Женеве продолжатся в понедельник, сообщили в министерстве иностранных дел",
-          "/world/geneva", "Мир", 6 * H, "<p>Делегации встретятся снова в начале следующей недели.</p>"),
-    Entry("Центробанк в третий раз за год повысил ключевую ставку", "/economy/rate", "Экономика", 4 * H,
-          "<p>Ставка выросла до 17,5% годовых.</p>"),
-    Entry("В Петербурге открыли новую станцию метро", "/society/metro", "Общество", 30 * H,
-          "<p>Станция «Театральная» приняла первых пассажиров в шесть утра.</p>"),
-])
+VESTNIK = rss(
+    "Невский вестник",
+    "vestnik.example.ru",
+    [
+        Entry(
+            "Госдума приняла закон о цифровом рубле в третьем чтении",
+            "/politics/rouble",
+            "Политика",
+            1 * H,
+            "<p>Закон вступит в силу с первого сентября. За него проголосовали 402 депутата.</p>",
+        ),
+        Entry(
+            "Переговоры в Женеве продолжатся в понедельник, сообщили в министерстве иностранных дел",
+            "/world/geneva",
+            "Мир",
+            6 * H,
+            "<p>Делегации встретятся снова в начале следующей недели.</p>",
+        ),
+        Entry(
+            "Центробанк в третий раз за год повысил ключевую ставку",
+            "/economy/rate",
+            "Экономика",
+            4 * H,
+            "<p>Ставка выросла до 17,5% годовых.</p>",
+        ),
+        Entry(
+            "В Петербурге открыли новую станцию метро",
+            "/society/metro",
+            "Общество",
+            30 * H,
+            "<p>Станция «Театральная» приняла первых пассажиров в шесть утра.</p>",
+        ),
+    ],
+)
 
 
 OUTLETS = ("Northern Courier", "Baltic Wire", "Невский вестник")  # the feeds' own titles, in _send_edition's order
@@ -155,31 +239,46 @@ OUTLETS = ("Northern Courier", "Baltic Wire", "Невский вестник")  
 
 def settings_for(tmp: Path, *, feeds: list[str], smtp_port: int) -> cfg.Settings:
     """What an operator writes: the README's keys, everything else left at its default."""
-    return cfg.from_mapping({
-        "digest": {"title": "Morning Review", "timezone": TZ, "send_at": "07:00",
-                   "database": f"sqlite:///{tmp / 'digest.sqlite'}", "base_url": "https://press.example.org",
-                   "top_stories": 2,  # documented option, on here so the layout has that block too
-                   "max_per_source": 5,  # all of the Courier's World stories, the long unbroken title among them
-                   "allow_private_addresses": True},  # the feeds are on 127.0.0.1
-        "smtp": {"host": "127.0.0.1", "port": smtp_port, "sender": "Morning Review <review@press.example.org>",
-                 "timeout": 10.0},
-        "sections": [
-            {"name": "Russian Politics & Diplomacy", "categories": ["Politics", "Политика"]},
-            {"name": "World", "categories": ["World", "Мир"]},
-            {"name": "Business & Economy", "categories": ["Economy", "Экономика"]},
-            {"name": "Society & Culture", "categories": ["Society", "Общество"]},
-            {"name": "Sport", "categories": ["Sport"]},
-        ],
-        # The outlets are the press (issue 13): the edition then has a Press Review section too.
-        "feeds": [{"url": u, "name": name, "press": True} for u, name in zip(feeds, OUTLETS, strict=True)],
-        "subscribers": [{"email": EDITOR, "name": "Anna Petrova"}],
-    }, env={})
+    return cfg.from_mapping(
+        {
+            "digest": {
+                "title": "Morning Review",
+                "timezone": TZ,
+                "send_at": "07:00",
+                "database": f"sqlite:///{tmp / 'digest.sqlite'}",
+                "base_url": "https://press.example.org",
+                "top_stories": 2,  # documented option, on here so the layout has that block too
+                "max_per_source": 5,  # all of the Courier's World stories, the long unbroken title among them
+                "allow_private_addresses": True,
+            },  # the feeds are on 127.0.0.1
+            "smtp": {
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "sender": "Morning Review <review@press.example.org>",
+                "timeout": 10.0,
+            },
+            "sections": [
+                {"name": "Russian Politics & Diplomacy", "categories": ["Politics", "Политика"]},
+                {"name": "World", "categories": ["World", "Мир"]},
+                {"name": "Business & Economy", "categories": ["Economy", "Экономика"]},
+                {"name": "Society & Culture", "categories": ["Society", "Общество"]},
+                {"name": "Sport", "categories": ["Sport"]},
+            ],
+            # The outlets are the press (issue 13): the edition then has a Press Review section too.
+            "feeds": [{"url": u, "name": name, "press": True} for u, name in zip(feeds, OUTLETS, strict=True)],
+            "subscribers": [{"email": EDITOR, "name": "Anna Petrova"}],
+        },
+        env={},
+    )
 
 
 async def _send_edition(tmp: Path) -> bytes:
     async with FeedServer() as feeds, SmtpServer() as smtp:
-        urls = [feeds.serve("/courier.xml", COURIER), feeds.serve("/baltic.atom", BALTIC,
-                headers={"Content-Type": "application/atom+xml"}), feeds.serve("/vestnik.xml", VESTNIK)]
+        urls = [
+            feeds.serve("/courier.xml", COURIER),
+            feeds.serve("/baltic.atom", BALTIC, headers={"Content-Type": "application/atom+xml"}),
+            feeds.serve("/vestnik.xml", VESTNIK),
+        ]
         settings = settings_for(tmp, feeds=urls, smtp_port=smtp.port)
         store = Store(settings.database_url)
         try:
@@ -188,8 +287,9 @@ async def _send_edition(tmp: Path) -> bytes:
             polled = await poll_once(settings=settings, store=store, clock=lambda: NOW)
             assert all(p.error is None for p in polled), polled
             async with SmtpTransport(settings.smtp) as transport:
-                await send_day(settings, store, day=NOW.astimezone(ZoneInfo(TZ)).date(), transport=transport,
-                               clock=lambda: NOW)
+                await send_day(
+                    settings, store, day=NOW.astimezone(ZoneInfo(TZ)).date(), transport=transport, clock=lambda: NOW
+                )
         finally:
             store.close()
     assert len(smtp.messages) == 1, "the one subscriber gets one message"
@@ -214,9 +314,20 @@ def html_part(sent_message: bytes) -> str:
     html = body.get_content()
     assert isinstance(html, str)
     # The rich edition really is rich: otherwise a layout check proves little.
-    for needle in ("Russian Politics &amp; Diplomacy", "Business &amp; Economy", "Sport", "Thursday, January 15",
-                   "Also reported by", "Госдума", "שיחות השלום", "محادثات السلام", LONG_WORD,
-                   'class="quote"', " adds:", "Press Review"):
+    for needle in (
+        "Russian Politics &amp; Diplomacy",
+        "Business &amp; Economy",
+        "Sport",
+        "Thursday, January 15",
+        "Also reported by",
+        "Госдума",
+        "שיחות השלום",
+        "محادثات السلام",
+        LONG_WORD,
+        'class="quote"',
+        " adds:",
+        "Press Review",
+    ):
         assert needle in html, needle
     assert "<script" not in html.lower(), "the email itself carries no script"
     ARTIFACTS.mkdir(exist_ok=True)
@@ -314,13 +425,28 @@ class DevTools:
 @contextlib.asynccontextmanager
 async def chromium(binary: str, profile: Path) -> AsyncIterator[DevTools]:
     """A headless Chromium on a random loopback port, with a page attached; stopped on exit."""
-    args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-default-apps", "--disable-extensions", "--hide-scrollbars", "--mute-audio",
-            "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", f"--user-data-dir={profile}",
-            "about:blank"]
-    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.DEVNULL,
-                                                stderr=asyncio.subprocess.PIPE)
+    args = [
+        binary,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--hide-scrollbars",
+        "--mute-audio",
+        "--remote-debugging-address=127.0.0.1",
+        "--remote-debugging-port=0",
+        f"--user-data-dir={profile}",
+        "about:blank",
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
     try:
         # Chromium prints "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/ID" when ready.
         assert proc.stderr is not None
@@ -338,8 +464,9 @@ async def chromium(binary: str, profile: Path) -> AsyncIterator[DevTools]:
             devtools = DevTools(ws)
             try:
                 target = await devtools.call("Target.createTarget", page=False, url="about:blank")
-                attached = await devtools.call("Target.attachToTarget", page=False, targetId=target["targetId"],
-                                               flatten=True)
+                attached = await devtools.call(
+                    "Target.attachToTarget", page=False, targetId=target["targetId"], flatten=True
+                )
                 devtools.session = attached["sessionId"]
                 await devtools.call("Page.enable")
                 yield devtools
@@ -362,26 +489,40 @@ async def _drain(stream: asyncio.StreamReader) -> None:
         pass
 
 
-async def lay_out(devtools: DevTools, page: Path, *, width: int, height: int, name: str,
-                  dark: bool = False) -> Layout:
+async def lay_out(devtools: DevTools, page: Path, *, width: int, height: int, name: str, dark: bool = False) -> Layout:
     # mobile=True below 600 px: Chromium then honours the email's <meta name="viewport">, as a phone does.
-    await devtools.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
-                        mobile=width < 600)
-    await devtools.call("Emulation.setEmulatedMedia", media="screen", features=[
-        {"name": "prefers-color-scheme", "value": "dark" if dark else "light"}])
+    await devtools.call(
+        "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=width < 600
+    )
+    await devtools.call(
+        "Emulation.setEmulatedMedia",
+        media="screen",
+        features=[{"name": "prefers-color-scheme", "value": "dark" if dark else "light"}],
+    )
     await devtools.call("Page.navigate", url=page.as_uri())
     await devtools.wait_for("Page.loadEventFired")
     measured = await devtools.call("Runtime.evaluate", expression=MEASURE, returnByValue=True)
     m = measured["result"]["value"]
     shot_height = min(int(m["scrollHeight"]), SHOT_MAX_HEIGHT)
-    shot = await devtools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                               clip={"x": 0, "y": 0, "width": width, "height": shot_height, "scale": 1})
+    shot = await devtools.call(
+        "Page.captureScreenshot",
+        format="png",
+        captureBeyondViewport=True,
+        clip={"x": 0, "y": 0, "width": width, "height": shot_height, "scale": 1},
+    )
     path = ARTIFACTS / f"edition-{name}.png"
     path.write_bytes(base64.b64decode(shot["data"]))
-    return Layout(width=width, scroll_width=int(m["scrollWidth"]), inner_width=int(m["innerWidth"]),
-                  client_width=int(m["clientWidth"]), scroll_height=int(m["scrollHeight"]), column=float(m["column"]),
-                  rtl_titles=tuple(m["rtl"]),
-                  wide=tuple(m["wide"]), screenshot=path)
+    return Layout(
+        width=width,
+        scroll_width=int(m["scrollWidth"]),
+        inner_width=int(m["innerWidth"]),
+        client_width=int(m["clientWidth"]),
+        scroll_height=int(m["scrollHeight"]),
+        column=float(m["column"]),
+        rtl_titles=tuple(m["rtl"]),
+        wide=tuple(m["wide"]),
+        screenshot=path,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -414,8 +555,10 @@ def test_synopses_are_laid_out_in_chromium_and_screenshotted(layouts: dict[str, 
 @pytest.mark.parametrize("view", ["phone", "phone-dark", "desktop"])
 def test_the_edition_never_scrolls_sideways_in_chromium(layouts: dict[str, Layout], view: str) -> None:
     lay = layouts[view]
-    print(f"\n{view}: viewport {lay.width} px, innerWidth {lay.inner_width}, clientWidth {lay.client_width}, "
-          f"scrollWidth {lay.scroll_width}, column {lay.column}, height {lay.scroll_height} px; {lay.screenshot}")
+    print(
+        f"\n{view}: viewport {lay.width} px, innerWidth {lay.inner_width}, clientWidth {lay.client_width}, "
+        f"scrollWidth {lay.scroll_width}, column {lay.column}, height {lay.scroll_height} px; {lay.screenshot}"
+    )
     # A phone zooms out to fit content wider than the screen, which would widen innerWidth too.
     assert lay.inner_width == lay.width, f"the page was zoomed out to fit {lay.inner_width} px: {lay.wide}"
     assert lay.scroll_width <= lay.inner_width, f"{lay.scroll_width} px wide at {lay.width}: {lay.wide}"
@@ -429,8 +572,7 @@ def test_the_column_fills_a_phone_and_stays_readable_on_a_desktop(layouts: dict[
     assert layouts["desktop"].column == 640
 
 
-def test_hebrew_and_arabic_titles_read_right_to_left_and_the_others_left_to_right(
-        layouts: dict[str, Layout]) -> None:
+def test_hebrew_and_arabic_titles_read_right_to_left_and_the_others_left_to_right(layouts: dict[str, Layout]) -> None:
     # dir="auto" on the <h3> skips children that set their own dir: a title link with dir="auto"
     # left every title left-to-right. Chromium's computed direction is what a reader sees.
     rtl = layouts["phone"].rtl_titles
@@ -454,10 +596,14 @@ def spamassassin(binary: str, message: bytes, home: Path) -> SpamReport:
     # declared unavailable besides. HOME is a scratch folder so no user's preferences or Bayes
     # database take part, and none is written. The rules are the ones Debian's package ships in
     # /usr/share/spamassassin: no sa-update (network) is needed.
-    done = subprocess.run([binary, "-t", "-L", "--cf=dns_available no", "--cf=use_bayes 0",
-                           "--cf=bayes_auto_learn 0"],
-                          input=message, capture_output=True, timeout=60, check=False,
-                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"})
+    done = subprocess.run(
+        [binary, "-t", "-L", "--cf=dns_available no", "--cf=use_bayes 0", "--cf=bayes_auto_learn 0"],
+        input=message,
+        capture_output=True,
+        timeout=60,
+        check=False,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"},
+    )
     out = message_from_bytes(done.stdout, policy=policy.compat32)
     status = " ".join(str(out.get("X-Spam-Status", "")).split())
     found = re.search(r"score=(-?[\d.]+) required=(-?[\d.]+) tests=(\S*)", status)
@@ -469,8 +615,12 @@ def spamassassin(binary: str, message: bytes, home: Path) -> SpamReport:
     for name in filter(None, found.group(3).split(",")):
         rules.setdefault(name, 0.0)
     rows = re.search(r"\n( pts rule name.*?)(?:\n\n|\Z)", table, re.S)
-    return SpamReport(score=float(found.group(1)), required=float(found.group(2)), rules=rules,
-                      details=rows.group(1) if rows else status)
+    return SpamReport(
+        score=float(found.group(1)),
+        required=float(found.group(2)),
+        rules=rules,
+        details=rows.group(1) if rows else status,
+    )
 
 
 def test_the_sent_edition_scores_below_2_in_spamassassin(sent_message: bytes, tmp_path: Path) -> None:
@@ -482,12 +632,15 @@ def test_the_sent_edition_scores_below_2_in_spamassassin(sent_message: bytes, tm
 
 def test_spamassassin_really_scores_a_spammy_message_high(sent_message: bytes, tmp_path: Path) -> None:
     # The check can fail: the same program on an obvious spam scores well above our limit.
-    spam = (b"From: WINNER <winner@lottery.example.net>\r\nTo: you@example.com\r\nSubject: =?utf-8?B?"
-            + base64.b64encode(b"YOU WON $1,000,000 !!! CLAIM NOW") + b"?=\r\n"
-            b"Content-Type: text/html\r\n\r\n<html><body><font size=7 color=red>CONGRATULATIONS!!! "
-            b"You have been selected to receive $1,000,000 USD. Act now, 100% free, no obligation, "
-            b"click here to claim your prize. Viagra cheap. Wire transfer. Nigerian prince. "
-            b"Dear beneficiary, send your bank account details.</font></body></html>\r\n")
+    spam = (
+        b"From: WINNER <winner@lottery.example.net>\r\nTo: you@example.com\r\nSubject: =?utf-8?B?"
+        + base64.b64encode(b"YOU WON $1,000,000 !!! CLAIM NOW")
+        + b"?=\r\n"
+        b"Content-Type: text/html\r\n\r\n<html><body><font size=7 color=red>CONGRATULATIONS!!! "
+        b"You have been selected to receive $1,000,000 USD. Act now, 100% free, no obligation, "
+        b"click here to claim your prize. Viagra cheap. Wire transfer. Nigerian prince. "
+        b"Dear beneficiary, send your bank account details.</font></body></html>\r\n"
+    )
     report = spamassassin(need("spamassassin"), spam, tmp_path)
     print(f"\nspam sample: {report.score}; {sorted(report.rules)}")
     assert report.score >= SPAM_LIMIT, "SpamAssassin has no rules here? (Debian ships them; else run sa-update)"

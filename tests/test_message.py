@@ -32,24 +32,54 @@ SECRET = "test-secret"
 def pid(subscriber: int) -> str:
     """A stand-in public id for a subscriber number (links carry public ids, never row ids)."""
     return f"{subscriber:032x}"
+
+
 WHEN = datetime(2026, 1, 16, 7, 0, tzinfo=UTC)
-SINGLE = ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "List-Id", "List-Archive", "List-Unsubscribe",
-          "List-Unsubscribe-Post", "Content-Type")
+SINGLE = (
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "List-Id",
+    "List-Archive",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "Content-Type",
+)
 
 
-def make_template(rendered: Rendered | None = None, *,
-                  sender_name: str | None = "Press Review") -> message.MessageTemplate:
-    return message.build_template(rendered or render.Renderer().render(rich_edition()),
-                                  sender=f"digest@{DOMAIN}", sender_name=sender_name,
-                                  list_id=f"digest.{DOMAIN}", base_url=BASE)
+def make_template(
+    rendered: Rendered | None = None, *, sender_name: str | None = "Press Review"
+) -> message.MessageTemplate:
+    return message.build_template(
+        rendered or render.Renderer().render(rich_edition()),
+        sender=f"digest@{DOMAIN}",
+        sender_name=sender_name,
+        list_id=f"digest.{DOMAIN}",
+        base_url=BASE,
+    )
 
 
-def personal(template: message.MessageTemplate, sub: int = 7, *, to_addr: str = "reader@example.com",
-             to_name: str | None = "Reader", mailto: str | None = None) -> bytes:
+def personal(
+    template: message.MessageTemplate,
+    sub: int = 7,
+    *,
+    to_addr: str = "reader@example.com",
+    to_name: str | None = "Reader",
+    mailto: str | None = None,
+) -> bytes:
     return message.personalise(
-        template, to_addr=to_addr, to_name=to_name, message_id=tokens.message_id(SECRET, 42, sub, DOMAIN),
-        date=WHEN, unsubscribe_url=f"{BASE}/u/{tokens.unsubscribe_token(SECRET, pid(sub))}",
-        preferences_url=f"{BASE}/p/{tokens.preferences_token(SECRET, pid(sub))}", unsubscribe_mailto=mailto)
+        template,
+        to_addr=to_addr,
+        to_name=to_name,
+        message_id=tokens.message_id(SECRET, 42, sub, DOMAIN),
+        date=WHEN,
+        unsubscribe_url=f"{BASE}/u/{tokens.unsubscribe_token(SECRET, pid(sub))}",
+        preferences_url=f"{BASE}/p/{tokens.preferences_token(SECRET, pid(sub))}",
+        unsubscribe_mailto=mailto,
+    )
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -65,8 +95,9 @@ def raw_headers(raw: bytes) -> list[bytes]:
 
 
 def personalised(text: str, sub: int = 7) -> str:
-    return (text.replace(render.PLACEHOLDER_UNSUBSCRIBE_URL, f"{BASE}/u/{tokens.unsubscribe_token(SECRET, pid(sub))}")
-            .replace(render.PLACEHOLDER_PREFERENCES_URL, f"{BASE}/p/{tokens.preferences_token(SECRET, pid(sub))}"))
+    return text.replace(
+        render.PLACEHOLDER_UNSUBSCRIBE_URL, f"{BASE}/u/{tokens.unsubscribe_token(SECRET, pid(sub))}"
+    ).replace(render.PLACEHOLDER_PREFERENCES_URL, f"{BASE}/p/{tokens.preferences_token(SECRET, pid(sub))}")
 
 
 def test_a_personalised_message_matches_the_golden_file() -> None:
@@ -117,9 +148,17 @@ def test_F3_a_5000_character_url_and_a_one_line_html_keep_every_line_under_998_o
     long_url = "https://example.org/" + "a1-é%2F" * 700
     long_url = long_url[:5000]
     story = Story(lead=item(1, "Long link", url=long_url))
-    edition = Edition(title="Press Review", day=date(2026, 1, 16), timezone="UTC", web_url=WEB_URL,
-                      sections=(SectionGroup(name="World", anchor="s-world",
-                                             days=(DayGroup(date(2026, 1, 16), (story,)),), total=1, shown=1),))
+    edition = Edition(
+        title="Press Review",
+        day=date(2026, 1, 16),
+        timezone="UTC",
+        web_url=WEB_URL,
+        sections=(
+            SectionGroup(
+                name="World", anchor="s-world", days=(DayGroup(date(2026, 1, 16), (story,)),), total=1, shown=1
+            ),
+        ),
+    )
     rendered = render.Renderer().render(edition)
     one_line_html = rendered.html.replace("\n", " ")  # as if the template were minified to one line
     assert one_line_html.count("\n") == 0 and len(one_line_html) > 5_000
@@ -156,25 +195,43 @@ def test_a_url_that_could_break_the_header_is_refused() -> None:
     template = make_template()
     for bad in (f"{BASE}/u/x>\r\nBcc: victim@example.com", f"{BASE}/u/a b", "javascript:alert(1)"):
         with pytest.raises(ConfigError):
-            message.personalise(template, to_addr="a@example.com", to_name=None,
-                                message_id=tokens.message_id(SECRET, 1, 1, DOMAIN), date=WHEN,
-                                unsubscribe_url=bad, preferences_url=f"{BASE}/p/x")
+            message.personalise(
+                template,
+                to_addr="a@example.com",
+                to_name=None,
+                message_id=tokens.message_id(SECRET, 1, 1, DOMAIN),
+                date=WHEN,
+                unsubscribe_url=bad,
+                preferences_url=f"{BASE}/p/x",
+            )
 
 
 # --------------------------------------------------------------------------- F5, F6 header text
 
 
-@pytest.mark.parametrize("evil", [
-    "Title\r\nBcc: victim@example.com", "Title\rBcc: victim@example.com", "Title\nBcc: victim@example.com",
-    "Title\x00Bcc: victim@example.com", "Title\x85Bcc: victim@example.com", "Title\u2028Bcc: victim@example.com",
-    "Title\u2029\r\n\r\n<html>body</html>",
-])
+@pytest.mark.parametrize(
+    "evil",
+    [
+        "Title\r\nBcc: victim@example.com",
+        "Title\rBcc: victim@example.com",
+        "Title\nBcc: victim@example.com",
+        "Title\x00Bcc: victim@example.com",
+        "Title\x85Bcc: victim@example.com",
+        "Title\u2028Bcc: victim@example.com",
+        "Title\u2029\r\n\r\n<html>body</html>",
+    ],
+)
 def test_F5_a_hostile_title_gives_a_single_line_subject_and_no_new_header(evil: str) -> None:
-    rendered = render.Renderer().render(Edition(title=evil, day=date(2026, 1, 16), timezone="UTC",
-                                                sections=rich_edition().sections, web_url=WEB_URL))
-    template = message.build_template(Rendered(evil + " — x", rendered.html, rendered.text),
-                                      sender=f"digest@{DOMAIN}", sender_name=evil, list_id=f"digest.{DOMAIN}",
-                                      base_url=BASE)
+    rendered = render.Renderer().render(
+        Edition(title=evil, day=date(2026, 1, 16), timezone="UTC", sections=rich_edition().sections, web_url=WEB_URL)
+    )
+    template = message.build_template(
+        Rendered(evil + " — x", rendered.html, rendered.text),
+        sender=f"digest@{DOMAIN}",
+        sender_name=evil,
+        list_id=f"digest.{DOMAIN}",
+        base_url=BASE,
+    )
     raw = personal(template, to_name=evil)
     msg = parse(raw)
     assert msg.get_all("Bcc") is None
@@ -193,9 +250,12 @@ def test_F6_emoji_rtl_and_a_300_character_subject_and_name_round_trip() -> None:
     title = title[:300]
     name, to_name = "Редакция 📰 עיתון", "Получатель 😀 قارئ"
     rendered = Rendered(subject=title, html="<p>x</p>", text="x\n")
-    raw = personal(message.build_template(rendered, sender=f"digest@{DOMAIN}", sender_name=name,
-                                          list_id=f"digest.{DOMAIN}", base_url=BASE),
-                   to_name=to_name)
+    raw = personal(
+        message.build_template(
+            rendered, sender=f"digest@{DOMAIN}", sender_name=name, list_id=f"digest.{DOMAIN}", base_url=BASE
+        ),
+        to_name=to_name,
+    )
     head = raw.split(b"\r\n\r\n", 1)[0]
     assert head.isascii() and b"=?utf-8?" in head  # RFC 2047 encoded words
     # Folded near 78 columns (CPython's folder may leave one extra space before an encoded word).
@@ -218,7 +278,7 @@ def display_name(raw: bytes, header: str) -> str:
 
 def test_long_non_ascii_display_names_round_trip() -> None:
     template = make_template(sender_name="Редакция " * 20)
-    for to_name in ("Иван Петров-Водкин " * 8, "O'Brien, \"Jr\" — שלום " * 6, "😀" * 100):
+    for to_name in ("Иван Петров-Водкин " * 8, 'O\'Brien, "Jr" — שלום ' * 6, "😀" * 100):
         raw = personal(template, to_name=to_name)
         assert display_name(raw, "To") == message.one_line(to_name, limit=message.NAME_CHARS)
         assert display_name(raw, "From") == message.one_line("Редакция " * 20, limit=message.NAME_CHARS)
@@ -267,10 +327,10 @@ def test_only_the_personal_parts_differ_between_two_subscribers() -> None:
 @pytest.fixture(scope="module")
 def dkim_key() -> tuple[bytes, bytes]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.DER,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return private, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
 
@@ -289,8 +349,15 @@ def test_a_dkim_signature_verifies_and_covers_both_list_unsubscribe_headers(dkim
     assert looked_up == [b"mail._domainkey.news.example.org."]
     sig = parse(signed)["DKIM-Signature"].replace(" ", "")
     covered = re.search(r"h=([^;]+)", sig)
-    assert covered and {"list-unsubscribe", "list-unsubscribe-post", "from", "to", "subject", "date",
-                        "message-id"} <= set(covered.group(1).lower().split(":"))
+    assert covered and {
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+    } <= set(covered.group(1).lower().split(":"))
     tampered = signed.replace(b"List-Unsubscribe: <https://", b"List-Unsubscribe: <https://evil.")
     assert not dkim.verify(tampered, dnsfunc=dns)
 

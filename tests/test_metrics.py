@@ -81,8 +81,15 @@ async def test_metrics_count_bounces_and_suppressions(tmp_path: Path) -> None:
     store = open_store(settings)
     alice = store.get_subscriber(email="alice@example.org")
     assert alice is not None
-    kw: dict[str, Any] = {"edition_id": 1, "status": "5.1.1", "diagnostic": "x", "via": "file", "now": NOW, "threshold": 3.0,
-          "half_life": timedelta(days=7)}
+    kw: dict[str, Any] = {
+        "edition_id": 1,
+        "status": "5.1.1",
+        "diagnostic": "x",
+        "via": "file",
+        "now": NOW,
+        "threshold": 3.0,
+        "half_life": timedelta(days=7),
+    }
     store.record_bounce(dedupe="a", subscriber_id=alice.id, kind="hard", **kw)
     store.record_bounce(dedupe="b", subscriber_id=None, kind="soft", **kw)
     runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
@@ -128,26 +135,46 @@ async def test_healthz_says_late_when_the_due_edition_was_not_built_and_ok_once_
 async def test_the_daemon_serves_its_poll_and_send_counters_at_metrics(tmp_path: Path) -> None:
     port = unused_port()
     async with FeedServer() as feeds, SmtpServer() as smtp:
-        urls = [feeds.serve("/harbour.xml", HARBOUR), feeds.serve("/summit.xml", SUMMIT),
-                feeds.serve("/broken.xml", b"<html>not a feed</html>")]
-        settings = cfg.from_mapping({
-            "digest": {"timezone": "UTC", "send_at": "07:00", "database": f"sqlite:///{tmp_path / 'd.sqlite'}",
-                       "allow_private_addresses": True},
-            "smtp": {"host": "127.0.0.1", "port": smtp.port, "sender": "review@review.example", "timeout": 10},
-            "web": {"enabled": True, "host": "127.0.0.1", "port": port},
-            "sections": [{"name": "World", "categories": ["World", "Economy"]}, {"name": "Sport",
-                                                                                 "categories": ["Sport"]}],
-            "feeds": [{"url": u} for u in urls],
-            "subscribers": [{"email": "alice@example.org"}, {"email": "bob@example.org", "sections": ["Sport"]}],
-        }, env={})
+        urls = [
+            feeds.serve("/harbour.xml", HARBOUR),
+            feeds.serve("/summit.xml", SUMMIT),
+            feeds.serve("/broken.xml", b"<html>not a feed</html>"),
+        ]
+        settings = cfg.from_mapping(
+            {
+                "digest": {
+                    "timezone": "UTC",
+                    "send_at": "07:00",
+                    "database": f"sqlite:///{tmp_path / 'd.sqlite'}",
+                    "allow_private_addresses": True,
+                },
+                "smtp": {"host": "127.0.0.1", "port": smtp.port, "sender": "review@review.example", "timeout": 10},
+                "web": {"enabled": True, "host": "127.0.0.1", "port": port},
+                "sections": [
+                    {"name": "World", "categories": ["World", "Economy"]},
+                    {"name": "Sport", "categories": ["Sport"]},
+                ],
+                "feeds": [{"url": u} for u in urls],
+                "subscribers": [{"email": "alice@example.org"}, {"email": "bob@example.org", "sections": ["Sport"]}],
+            },
+            env={},
+        )
         store = Store(settings.database_url)
         store.sync_subscribers(settings.subscribers, now=NOW - timedelta(days=1))
         store.sync_feeds(settings.feeds, now=NOW - timedelta(days=1))
         # HARBOUR and SUMMIT date their items from test_end_to_end's clock; run at that moment.
         clock = Clock(datetime(2026, 1, 16, 8, 0, tzinfo=UTC))
         stop = asyncio.Event()
-        task = asyncio.create_task(run_daemon(dataclasses.replace(settings), store, clock=clock, stop=stop,
-                                              grace=2.0, ticks=Ticks(poll=0.2, reconcile=0.2, heartbeat=0.2)))
+        task = asyncio.create_task(
+            run_daemon(
+                dataclasses.replace(settings),
+                store,
+                clock=clock,
+                stop=stop,
+                grace=2.0,
+                ticks=Ticks(poll=0.2, reconcile=0.2, heartbeat=0.2),
+            )
+        )
         try:
             values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
             for _ in range(200):

@@ -60,24 +60,28 @@ def snapshot(url: str) -> dict[str, list[dict[str, Any]]]:
 def _release_1_columns(table: str) -> set[str]:
     text = (FIXTURE / "schema.sqlite.sql").read_text(encoding="utf-8")
     body = text.split(f"CREATE TABLE {table} (", 1)[1].split(");", 1)[0]
-    return {line.strip().split()[0].strip('"') for line in body.splitlines()
-            if line.strip() and not line.strip().startswith(("PRIMARY", "UNIQUE", "CONSTRAINT", "FOREIGN"))}
+    return {
+        line.strip().split()[0].strip('"')
+        for line in body.splitlines()
+        if line.strip() and not line.strip().startswith(("PRIMARY", "UNIQUE", "CONSTRAINT", "FOREIGN"))
+    }
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "digest", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "digest", "--config", str(config), *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def write_config(tmp_path: Path, url: str) -> Path:
     path = tmp_path / "digest.toml"
-    path.write_text(f'[digest]\ndatabase = "{url}"\n\n[smtp]\nhost = "127.0.0.1"\nsender = "d@example.org"\n',
-                    encoding="utf-8")
+    path.write_text(
+        f'[digest]\ndatabase = "{url}"\n\n[smtp]\nhost = "127.0.0.1"\nsender = "d@example.org"\n', encoding="utf-8"
+    )
     return path
 
 
-def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_database_url: str,
-                                                                      tmp_path: Path) -> None:
+def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_database_url: str, tmp_path: Path) -> None:
     url = empty_database_url
     load_release_1(url)
     before = snapshot(url)
@@ -113,8 +117,12 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
         origins = store.subscriber_origins("bob@example.org")
         assert origins is not None and origins.origins["status"] == "subscriber"
         alice = store.subscriber_origins("alice@example.org")
-        assert alice is not None and alice.origins == {"name": "config", "sections": "config",
-                                                       "timezone": "config", "status": "config"}
+        assert alice is not None and alice.origins == {
+            "name": "config",
+            "sections": "config",
+            "timezone": "config",
+            "status": "config",
+        }
         assert store.legacy_link_max_id() == 4  # links sent before the upgrade: rows 1..4 only
         # 0003: every kept subscriber starts with no soft-bounce score, and no bounce is recorded.
         assert store.bounce_summary().by_kind == {} and store.bounce_summary().unverified == 0
@@ -131,8 +139,9 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
         # The upgraded table never hands out an id again, even the highest one once it is erased.
         store.sync_subscribers([], now=datetime(2026, 12, 1, tzinfo=UTC))  # this config lists nobody
         assert store.remove_subscriber("dave@example.org")  # dropped from the config: erasable
-        newcomer = store.add_subscriber("erin@example.org", name=None, sections=None, timezone=None,
-                                        now=datetime(2026, 12, 1, tzinfo=UTC))
+        newcomer = store.add_subscriber(
+            "erin@example.org", name=None, sections=None, timezone=None, now=datetime(2026, 12, 1, tzinfo=UTC)
+        )
         assert newcomer.id == 5 and newcomer.public_id not in public_ids
     finally:
         store.close()
@@ -183,15 +192,15 @@ def test_the_suppression_hash_is_the_one_migration_0002_wrote() -> None:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "m0002", Path(migrations.__file__).parent / "versions" / "0002_subscriber_ownership.py")
+        "m0002", Path(migrations.__file__).parent / "versions" / "0002_subscriber_ownership.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module._address_hash(" Bob@Example.org") == address_hash("bob@example.org")
 
 
-def test_db_upgrade_refuses_while_a_daemon_is_running_on_the_database(empty_database_url: str,
-                                                                     tmp_path: Path) -> None:
+def test_db_upgrade_refuses_while_a_daemon_is_running_on_the_database(empty_database_url: str, tmp_path: Path) -> None:
     from datetime import timedelta
 
     load_release_1(empty_database_url)

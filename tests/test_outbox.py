@@ -58,16 +58,21 @@ UNFINISHED = {"pending", "sending"}  # outbox states that the next run must fini
 def rss(now: datetime, tag: str = "") -> bytes:
     """Three fresh items (World, Economy, Sport; nothing for Culture), unique per `tag`."""
     stamp = format_datetime(now - timedelta(hours=1))
-    stories = [("World", f"Council debates tram fares {tag}", "world/trams"),
-               ("Economy", f"Port approves a new grain terminal {tag}", "business/grain"),
-               ("Sport", f"Harbour FC win the regional cup {tag}", "sport/cup")]
+    stories = [
+        ("World", f"Council debates tram fares {tag}", "world/trams"),
+        ("Economy", f"Port approves a new grain terminal {tag}", "business/grain"),
+        ("Sport", f"Harbour FC win the regional cup {tag}", "sport/cup"),
+    ]
     items = "".join(
         f"<item><title>{title}</title><link>https://news.example.org/{path}{tag}</link>"
         f"<guid>https://news.example.org/{path}{tag}</guid><category>{cat}</category>"
         f"<pubDate>{stamp}</pubDate><description>About {title}.</description></item>"
-        for cat, title, path in stories)
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Harbour News</title>'
-            f"<link>https://news.example.org/</link><description>d</description>{items}</channel></rss>").encode()
+        for cat, title, path in stories
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Harbour News</title>'
+        f"<link>https://news.example.org/</link><description>d</description>{items}</channel></rss>"
+    ).encode()
 
 
 def readers(n: int) -> list[Subscriber]:
@@ -95,13 +100,31 @@ class Site:
         self.password: str | None = None
         self.procs: list[asyncio.subprocess.Process] = []
 
-    def configure(self, *, smtp_port: int, subscribers: Sequence[Subscriber], connections: int = 4,
-                  circuit_breaker: int = 50, username: str | None = None) -> None:
-        lines = ["[digest]", 'title = "Morning Review"', 'timezone = "UTC"', f'database = "sqlite:///{self.db}"',
-                 'base_url = "https://review.example"', "allow_private_addresses = true", f'secret = "{SECRET}"',
-                 "[smtp]", 'host = "127.0.0.1"', f"port = {smtp_port}",
-                 'sender = "Morning Review <review@review.example>"', "timeout = 10",
-                 f"connections = {connections}", f"circuit_breaker = {circuit_breaker}"]
+    def configure(
+        self,
+        *,
+        smtp_port: int,
+        subscribers: Sequence[Subscriber],
+        connections: int = 4,
+        circuit_breaker: int = 50,
+        username: str | None = None,
+    ) -> None:
+        lines = [
+            "[digest]",
+            'title = "Morning Review"',
+            'timezone = "UTC"',
+            f'database = "sqlite:///{self.db}"',
+            'base_url = "https://review.example"',
+            "allow_private_addresses = true",
+            f'secret = "{SECRET}"',
+            "[smtp]",
+            'host = "127.0.0.1"',
+            f"port = {smtp_port}",
+            'sender = "Morning Review <review@review.example>"',
+            "timeout = 10",
+            f"connections = {connections}",
+            f"circuit_breaker = {circuit_breaker}",
+        ]
         if username:
             lines.append(f'username = "{username}"')
         for name, category in SECTIONS.items():
@@ -115,17 +138,30 @@ class Site:
 
     async def start(self, *args: str, now: datetime | None = None) -> asyncio.subprocess.Process:
         self.minute += 1
-        env = {**os.environ, "DIGEST_NOW": (now or NOW + timedelta(minutes=self.minute)).isoformat(),
-               "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "DIGEST_NOW": (now or NOW + timedelta(minutes=self.minute)).isoformat(),
+            "PYTHONPATH": str(ROOT),
+        }
         env.pop("DIGEST_SMTP_PASSWORD", None)
         if self.password is not None:
             env["DIGEST_SMTP_PASSWORD"] = self.password
         # A session of its own, so that a crash can take the process group (the process and any
         # worker it started) and the fixture can clean up whatever a failing test left running.
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "digest", "--config", str(self.config), *args, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=str(self.folder),
-            start_new_session=True)
+            sys.executable,
+            "-m",
+            "digest",
+            "--config",
+            str(self.config),
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=str(self.folder),
+            start_new_session=True,
+        )
         self.procs.append(proc)
         return proc
 
@@ -148,8 +184,13 @@ class Site:
 
     def statuses(self, day: date = DAY) -> dict[str, str]:
         """email -> the status of their outbox row for the edition of `day`."""
-        return dict(self.query("SELECT s.email, d.status FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
-                               " JOIN editions e ON e.id = d.edition_id WHERE e.day = ?", day.isoformat()))
+        return dict(
+            self.query(
+                "SELECT s.email, d.status FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+                " JOIN editions e ON e.id = d.edition_id WHERE e.day = ?",
+                day.isoformat(),
+            )
+        )
 
     def counts(self, day: date = DAY) -> dict[str, int]:
         out: dict[str, int] = defaultdict(int)
@@ -212,9 +253,15 @@ class Faults(Scripted):
     on_mail(): return True to leave that MAIL unanswered (the hook killed the client).
     """
 
-    def __init__(self, *, on_data: Callable[[int], None] | None = None,
-                 after_reply: Callable[[int], bool] | None = None, killer: Trigger | None = None,
-                 on_mail: Callable[[], bool] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        on_data: Callable[[int], None] | None = None,
+        after_reply: Callable[[int], bool] | None = None,
+        killer: Trigger | None = None,
+        on_mail: Callable[[], bool] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.on_data, self.after_reply, self.on_mail = on_data, after_reply, on_mail
         self.killer = killer
@@ -227,8 +274,9 @@ class Faults(Scripted):
         if self.on_data is not None:
             self.on_data(n)
 
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          options: list[str]) -> str:
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
         if self.on_mail is not None and self.on_mail():
             await asyncio.Event().wait()  # cancelled when the dead client's connection is lost
         return await super().handle_MAIL(server, session, envelope, address, options)
@@ -236,8 +284,11 @@ class Faults(Scripted):
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         reply = await super().handle_DATA(server, session, envelope)
         n = self._numbers.pop(id(envelope), 0)
-        if self.after_reply is not None and self.after_reply(n) and isinstance(server.transport,
-                                                                                asyncio.WriteTransport):
+        if (
+            self.after_reply is not None
+            and self.after_reply(n)
+            and isinstance(server.transport, asyncio.WriteTransport)
+        ):
             assert self.killer is not None and self.killer.pid is not None
             # Stopped first, so that the client cannot act on the 250 however the threads of this
             # process are scheduled; then the 250 goes onto its socket, then it dies.
@@ -274,8 +325,8 @@ class Trigger:
         def hook(n: int) -> None:
             if n == number:
                 self.fire()
-        return hook
 
+        return hook
 
 
 # --------------------------------------------------------------------------- what arrived
@@ -368,7 +419,8 @@ async def until_gone(pgid: int, timeout: float = 15.0) -> None:
 
 @pytest.mark.parametrize("target", ["process-group", "main-process"])
 async def test_S1_kill_9_mid_send_of_1000_then_a_rerun_reaches_everyone_with_only_same_id_duplicates(
-        site: Site, target: str) -> None:
+    site: Site, target: str
+) -> None:
     # The whole group dies as in a power cut; the main process alone, as with `kill -9 PID`:
     # then any sending process it started must notice, finish what is on the wire and stop.
     trigger = Trigger(crash if target == "process-group" else lambda pid: os.kill(pid, signal.SIGKILL))
@@ -403,8 +455,9 @@ async def test_S1_kill_9_mid_send_of_1000_then_a_rerun_reaches_everyone_with_onl
     assert len(doubled) <= 4, f"at most the 4 messages in flight at the kill are doubled, not {len(doubled)}"
     assert not doubled & recorded, "a row recorded as sent is never sent again"
     assert site.counts() == {"sent": 1000} and site.edition_status() == "complete"
-    stored = dict(site.query("SELECT s.email, d.message_id FROM deliveries d JOIN subscribers s"
-                             " ON s.id = d.subscriber_id"))
+    stored = dict(
+        site.query("SELECT s.email, d.message_id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id")
+    )
     assert all(stored[rcpt] == got[0] for rcpt, got in ids.items()), "the row names the Message-ID sent"
 
 
@@ -433,19 +486,23 @@ async def test_S2_a_crash_between_the_250_and_the_commit_gives_one_identical_dup
     assert {rcpt: len(msgs) for rcpt, msgs in got.items() if len(msgs) != 1} == {victim: 2}
     original, again = got[victim]
     assert headers(original.data)["Message-ID"] == headers(again.data)["Message-ID"]
-    assert without(original.data, "Date") == without(again.data, "Date"), \
+    assert without(original.data, "Date") == without(again.data, "Date"), (
         "the re-send is byte-identical apart from Date (B4)"
+    )
     assert site.counts() == {"sent": 20} and site.edition_status() == "complete"
 
 
 S3_SUBSCRIBERS: list[Subscriber] = [
-    *readers(10), ("sport@example.org", ["Sport"]), ("world@example.org", ["World", "Sport"]),
+    *readers(10),
+    ("sport@example.org", ["Sport"]),
+    ("world@example.org", ["World", "Sport"]),
     ("money@example.org", ["Business"]),
 ]
 
 
 async def test_S3_a_crash_after_the_edition_is_built_sends_everything_once_as_a_clean_run_would(
-        tmp_path: Path, feed: FeedServer) -> None:
+    tmp_path: Path, feed: FeedServer
+) -> None:
     crashed, clean = Site(tmp_path / "crashed", feed.url("/news.xml")), Site(tmp_path / "clean", feed.url("/news.xml"))
     trigger = Trigger(crash)
     handler = Faults(on_mail=trigger.fire)  # the first MAIL: built, nothing sent yet
@@ -498,8 +555,9 @@ async def test_S4_sigterm_finishes_and_records_what_is_in_flight_and_leaves_the_
         assert "pending rows remain" in first.out
         received = len(smtp.messages)
         assert 20 <= received <= 24, "nothing new starts after SIGTERM; at most the 4 in flight finish"
-        assert site.progress() == {"sent": received, "unfinished": 120 - received}, \
+        assert site.progress() == {"sent": received, "unfinished": 120 - received}, (
             "every message the server took is recorded"
+        )
         assert site.edition_status() == "open", "a stopped run never marks the edition complete (listmonk#2278)"
 
         second = await site.run("send")
@@ -531,6 +589,7 @@ def change_subscribers(db: Path, *statements: tuple[str, tuple[Any, ...]]) -> Ca
         with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn, conn:
             for sql, params in statements:
                 assert conn.execute(sql, params).rowcount == 1
+
     return act
 
 
@@ -539,10 +598,13 @@ async def test_S9_an_unsubscribe_well_before_their_turn_is_honoured_and_their_ro
     # a change a few messages ahead.
     subs = readers(230)
     victim, changer = subs[-1][0], subs[-2][0]
-    trigger = Trigger(change_subscribers(
-        site.db,
-        ("UPDATE subscribers SET status = 'unsubscribed' WHERE email = ?", (victim,)),
-        ("UPDATE subscribers SET sections = ? WHERE email = ?", (json.dumps(["Sport"]), changer))))
+    trigger = Trigger(
+        change_subscribers(
+            site.db,
+            ("UPDATE subscribers SET status = 'unsubscribed' WHERE email = ?", (victim,)),
+            ("UPDATE subscribers SET sections = ? WHERE email = ?", (json.dumps(["Sport"]), changer)),
+        )
+    )
     async with SmtpServer(Faults(stall=0.002, on_data=trigger.at_message(5))) as smtp:
         site.configure(smtp_port=smtp.port, subscribers=subs, connections=4)
         await site.poll()
@@ -561,14 +623,16 @@ async def test_S9_an_unsubscribe_well_before_their_turn_is_honoured_and_their_ro
     assert len(got) == 229 and all(len(m) == 1 for m in got.values())
 
 
-async def test_S9_an_unsubscribe_or_section_change_a_few_messages_before_their_turn_is_honoured(
-        site: Site) -> None:
+async def test_S9_an_unsubscribe_or_section_change_a_few_messages_before_their_turn_is_honoured(site: Site) -> None:
     subs = readers(40)
     victim, changer = subs[-1][0], subs[-2][0]
-    trigger = Trigger(change_subscribers(
-        site.db,
-        ("UPDATE subscribers SET status = 'unsubscribed' WHERE email = ?", (victim,)),
-        ("UPDATE subscribers SET sections = ? WHERE email = ?", (json.dumps(["Sport"]), changer))))
+    trigger = Trigger(
+        change_subscribers(
+            site.db,
+            ("UPDATE subscribers SET status = 'unsubscribed' WHERE email = ?", (victim,)),
+            ("UPDATE subscribers SET sections = ? WHERE email = ?", (json.dumps(["Sport"]), changer)),
+        )
+    )
     handler = Faults(stall=0.01, on_data=trigger.at_message(5))
     async with SmtpServer(handler) as smtp:
         site.configure(smtp_port=smtp.port, subscribers=subs, connections=1)
@@ -590,8 +654,7 @@ async def test_S9_an_unsubscribe_or_section_change_a_few_messages_before_their_t
     assert len(got) == 39 and all(len(m) == 1 for m in got.values())
 
 
-async def test_S11_a_subscriber_with_nothing_in_their_sections_gets_no_email_and_is_not_retried(
-        site: Site) -> None:
+async def test_S11_a_subscriber_with_nothing_in_their_sections_gets_no_email_and_is_not_retried(site: Site) -> None:
     async with SmtpServer() as smtp:
         site.configure(smtp_port=smtp.port, subscribers=[*readers(3), ("arts@example.org", ["Culture"])])
         await site.poll()
@@ -604,8 +667,10 @@ async def test_S11_a_subscriber_with_nothing_in_their_sections_gets_no_email_and
 
     assert sorted(by_recipient(smtp.messages)) == [email for email, _ in readers(3)]
     assert len(smtp.messages) == 3
-    ((status, attempts),) = site.query("SELECT d.status, d.attempts FROM deliveries d JOIN subscribers s"
-                                       " ON s.id = d.subscriber_id WHERE s.email = 'arts@example.org'")
+    ((status, attempts),) = site.query(
+        "SELECT d.status, d.attempts FROM deliveries d JOIN subscribers s"
+        " ON s.id = d.subscriber_id WHERE s.email = 'arts@example.org'"
+    )
     assert (status, attempts) == ("skipped", 0)
     assert site.edition_status() == "complete"
 
@@ -619,6 +684,7 @@ async def send_until_the_disk_fills(site: Site, subscribers: int = 200) -> tuple
     As root, chmod does not stop writes; a file-size limit of 0 set on the running process does,
     while reads keep working.
     """
+
     def fill_disk(pid: int) -> None:
         resource.prlimit(pid, resource.RLIMIT_FSIZE, (0, 0))
 
@@ -659,8 +725,7 @@ async def test_S10_a_full_disk_is_reported_as_one_error_line_with_a_hint(site: S
     one_error_line_and_a_hint(run.err)
 
 
-async def test_S10_while_the_database_is_locked_nothing_more_goes_out_and_the_run_then_completes(
-        site: Site) -> None:
+async def test_S10_while_the_database_is_locked_nothing_more_goes_out_and_the_run_then_completes(site: Site) -> None:
     held: dict[str, int] = {}
 
     def lock(_pid: int) -> None:
@@ -694,8 +759,7 @@ async def test_S10_while_the_database_is_locked_nothing_more_goes_out_and_the_ru
 # --------------------------------------------------------------------------- M: SMTP replies at the pipeline level
 
 
-async def test_M2_a_451_at_rcpt_leaves_the_row_pending_with_a_retry_time_and_the_next_send_delivers(
-        site: Site) -> None:
+async def test_M2_a_451_at_rcpt_leaves_the_row_pending_with_a_retry_time_and_the_next_send_delivers(site: Site) -> None:
     busy = "busy@example.org"
     healed = threading.Event()
 
@@ -710,7 +774,9 @@ async def test_M2_a_451_at_rcpt_leaves_the_row_pending_with_a_retry_time_and_the
         assert "4 sent, 0 skipped, 0 failed, 1 deferred (pending rows remain)" in first.out
         ((status, next_at, error, attempts),) = site.query(
             "SELECT d.status, d.next_attempt_at, d.last_error, d.attempts FROM deliveries d"
-            " JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = ?", busy)
+            " JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = ?",
+            busy,
+        )
         assert status == "pending" and next_at is not None and attempts >= 1
         assert "451" in error
         assert site.edition_status() == "open"
@@ -720,14 +786,17 @@ async def test_M2_a_451_at_rcpt_leaves_the_row_pending_with_a_retry_time_and_the
         assert second.code == 0, second.err
         assert "1 sent" in second.out and "(complete)" in second.out
 
-    assert {rcpt: len(m) for rcpt, m in by_recipient(smtp.messages).items()} == \
-        {**{email: 1 for email, _ in readers(4)}, busy: 1}
+    assert {rcpt: len(m) for rcpt, m in by_recipient(smtp.messages).items()} == {
+        **{email: 1 for email, _ in readers(4)},
+        busy: 1,
+    }
     assert smtp.handler.rcpt_seen.count(busy) == 2
     assert site.counts() == {"sent": 5} and site.edition_status() == "complete"
 
 
 async def test_M3_a_550_fails_the_row_counts_a_bounce_and_three_editions_suspend_the_subscriber(
-        site: Site, feed: FeedServer) -> None:
+    site: Site, feed: FeedServer
+) -> None:
     gone = "gone@example.org"
     handler = Scripted(rcpt=lambda turn: "550 5.1.1 no such user" if turn.address == gone else None)
     async with SmtpServer(handler) as smtp:
@@ -751,8 +820,7 @@ async def test_M3_a_550_fails_the_row_counts_a_bounce_and_three_editions_suspend
                 assert gone not in site.statuses(day) and "2 sent, 0 skipped, 0 failed" in run.out
 
     assert smtp.handler.rcpt_seen.count(gone) == 3, "a 5xx is never retried within an edition"
-    assert [status for (status,) in site.query("SELECT status FROM subscribers WHERE email = ?", gone)] == \
-        ["suspended"]
+    assert [status for (status,) in site.query("SELECT status FROM subscribers WHERE email = ?", gone)] == ["suspended"]
 
 
 async def test_M11_rejected_credentials_stop_the_send_with_one_error_line_and_mark_nobody(site: Site) -> None:
@@ -779,8 +847,7 @@ async def test_M11_a_530_after_the_build_stops_the_run_and_leaves_every_row_pend
     assert "530" in run.err
     assert smtp.messages == []
     assert site.progress() == {"unfinished": 30} and site.edition_status() == "open"
-    assert site.query("SELECT count(*) FROM subscribers WHERE permanent_failures > 0 OR status != 'active'") == \
-        [(0,)]
+    assert site.query("SELECT count(*) FROM subscribers WHERE permanent_failures > 0 OR status != 'active'") == [(0,)]
 
 
 class Refusing(Scripted):
@@ -797,6 +864,7 @@ class Refusing(Scripted):
         def answer(_turn: Turn) -> str:
             self.refused += 1
             return reply
+
         return answer
 
 
@@ -809,7 +877,8 @@ CIRCUIT: dict[str, Callable[[], Refusing]] = {
 
 @pytest.mark.parametrize("fault", list(CIRCUIT))
 async def test_M12_the_circuit_breaker_stops_a_run_after_about_10_failures_and_leaves_rows_pending(
-        site: Site, fault: str) -> None:
+    site: Site, fault: str
+) -> None:
     handler = CIRCUIT[fault]()
     async with SmtpServer(handler) as smtp:
         site.configure(smtp_port=smtp.port, subscribers=readers(100), connections=4, circuit_breaker=10)

@@ -33,9 +33,13 @@ def rss(day: datetime, tag: str) -> bytes:
     body = "".join(
         f"<item><title>{title}</title><link>https://wire.example{path}</link><guid>{path}</guid>"
         f"<category>{cat}</category><pubDate>{format_datetime(day - timedelta(hours=3))}</pubDate>"
-        f"<description>About {title}.</description></item>" for title, path, cat in items)
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>'
-            f"<link>https://wire.example/</link>{body}</channel></rss>").encode()
+        f"<description>About {title}.</description></item>"
+        for title, path, cat in items
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>'
+        f"<link>https://wire.example/</link>{body}</channel></rss>"
+    ).encode()
 
 
 def free_port() -> int:
@@ -46,12 +50,13 @@ def free_port() -> int:
 
 def write_config(tmp: Path, *, feed: str, smtp_port: int, web_port: int, subscribers: str) -> Path:
     config = tmp / "digest.toml"
-    config.write_text(f"""
+    config.write_text(
+        f"""
 [digest]
 title = "Wire Review"
 timezone = "UTC"
 send_at = "05:00"
-database = "sqlite:///{tmp / 'digest.sqlite'}"
+database = "sqlite:///{tmp / "digest.sqlite"}"
 base_url = "http://127.0.0.1:{web_port}"
 allow_private_addresses = true
 
@@ -75,7 +80,9 @@ categories = ["Sport"]
 [[feeds]]
 url = "{feed}"
 {subscribers}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return config
 
 
@@ -92,9 +99,17 @@ def set_subscribers(config: Path, subscribers: str) -> None:
 
 async def digest(config: Path, now: datetime, *args: str) -> tuple[int, str, str]:
     env = {**os.environ, "DIGEST_NOW": now.isoformat(), "DIGEST_DAEMON_TICK": "0.3"}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "digest", "--config", str(config), *args,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                env=env)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "digest",
+        "--config",
+        str(config),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -110,8 +125,16 @@ async def ok(config: Path, now: datetime, *args: str) -> str:
 async def web_app(config: Path, now: datetime) -> AsyncIterator[None]:
     """`digest web` as a process, until the block ends."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "digest", "--config", str(config), "web", stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "DIGEST_NOW": now.isoformat()})
+        sys.executable,
+        "-m",
+        "digest",
+        "--config",
+        str(config),
+        "web",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "DIGEST_NOW": now.isoformat()},
+    )
     try:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
@@ -126,8 +149,16 @@ async def web_app(config: Path, now: datetime) -> AsyncIterator[None]:
 @contextlib.asynccontextmanager
 async def daemon(config: Path, now: datetime) -> AsyncIterator[asyncio.subprocess.Process]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "digest", "--config", str(config), "run", stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "DIGEST_NOW": now.isoformat(), "DIGEST_DAEMON_TICK": "0.3"})
+        sys.executable,
+        "-m",
+        "digest",
+        "--config",
+        str(config),
+        "run",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "DIGEST_NOW": now.isoformat(), "DIGEST_DAEMON_TICK": "0.3"},
+    )
     try:
         yield proc
     finally:
@@ -178,12 +209,18 @@ def form_mac(body: str) -> str:
 
 
 async def test_sections_chosen_on_the_web_survive_status_config_edits_a_restart_and_the_next_edition(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     web_port = free_port()
     async with FeedServer() as feeds, SmtpServer() as smtp:
         feed = feeds.serve("/wire.xml", rss(DAY1, "one"))
-        config = write_config(tmp_path, feed=feed, smtp_port=smtp.port, web_port=web_port,
-                              subscribers=subscriber_entry("alice@example.org", name='"Alice"'))
+        config = write_config(
+            tmp_path,
+            feed=feed,
+            smtp_port=smtp.port,
+            web_port=web_port,
+            subscribers=subscriber_entry("alice@example.org", name='"Alice"'),
+        )
         await ok(config, DAY1, "poll")
         await ok(config, DAY1 + timedelta(minutes=1), "send")  # after the poll, as an operator would
         (first,) = received(smtp, "alice@example.org")
@@ -194,8 +231,9 @@ async def test_sections_chosen_on_the_web_survive_status_config_edits_a_restart_
             async with http.get(preferences) as resp:
                 assert resp.status == 200
                 page = await resp.text()
-            async with http.post(preferences, data={"form": form_mac(page), "section": ["Sport"],
-                                                    "timezone": "UTC"}) as resp:
+            async with http.post(
+                preferences, data={"form": form_mac(page), "section": ["Sport"], "timezone": "UTC"}
+            ) as resp:
                 assert resp.status == 200
                 assert "Saved. The next edition follows your choices." in await resp.text()
 
@@ -205,8 +243,7 @@ async def test_sections_chosen_on_the_web_survive_status_config_edits_a_restart_
         assert "name      Alice  [set by config]" in shown, shown
 
         # The operator edits the entry: the name follows the config, the sections stay the subscriber's.
-        set_subscribers(config, subscriber_entry("alice@example.org", name='"Alice Editor"',
-                                                 sections='["World"]'))
+        set_subscribers(config, subscriber_entry("alice@example.org", name='"Alice Editor"', sections='["World"]'))
         shown = await ok(config, DAY1 + timedelta(minutes=7), "subscribers", "show", "alice@example.org")
         assert "name      Alice Editor  [set by config]" in shown, shown
         assert "sections  Sport  [set by subscriber]" in shown, shown
@@ -224,8 +261,7 @@ async def test_sections_chosen_on_the_web_survive_status_config_edits_a_restart_
     assert second["To"] == "Alice Editor <alice@example.org>"
 
 
-async def test_a_config_subscriber_who_unsubscribed_and_was_removed_gets_no_further_edition(
-        tmp_path: Path) -> None:
+async def test_a_config_subscriber_who_unsubscribed_and_was_removed_gets_no_further_edition(tmp_path: Path) -> None:
     web_port = free_port()
     both = subscriber_entry("alice@example.org") + subscriber_entry("bob@example.org")
     async with FeedServer() as feeds, SmtpServer() as smtp:
@@ -235,8 +271,11 @@ async def test_a_config_subscriber_who_unsubscribed_and_was_removed_gets_no_furt
         await ok(config, DAY1 + timedelta(minutes=1), "send")  # after the poll, as an operator would
         unsubscribe, _ = links(received(smtp, "alice@example.org")[0])
 
-        async with (web_app(config, DAY1), aiohttp.ClientSession() as http,  # RFC 8058 one-click
-                    http.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}) as resp):
+        async with (
+            web_app(config, DAY1),
+            aiohttp.ClientSession() as http,  # RFC 8058 one-click
+            http.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}) as resp,
+        ):
             assert resp.status == 200
 
         later = DAY1 + timedelta(minutes=10)
@@ -264,8 +303,7 @@ async def test_a_config_subscriber_who_unsubscribed_and_was_removed_gets_no_furt
     assert len(received(smtp, "bob@example.org")) == 2
 
 
-async def test_a_removed_subscribers_links_reach_nobody_and_the_next_subscriber_is_untouched(
-        tmp_path: Path) -> None:
+async def test_a_removed_subscribers_links_reach_nobody_and_the_next_subscriber_is_untouched(tmp_path: Path) -> None:
     web_port = free_port()
     async with FeedServer() as feeds, SmtpServer() as smtp:
         feed = feeds.serve("/wire.xml", rss(DAY1, "one"))
@@ -304,11 +342,19 @@ async def test_preview_writes_the_subscribers_working_links(tmp_path: Path) -> N
     web_port = free_port()
     async with FeedServer() as feeds:
         feed = feeds.serve("/wire.xml", rss(DAY1, "one"))
-        config = write_config(tmp_path, feed=feed, smtp_port=9, web_port=web_port,
-                              subscribers=subscriber_entry("alice@example.org"))
+        config = write_config(
+            tmp_path, feed=feed, smtp_port=9, web_port=web_port, subscribers=subscriber_entry("alice@example.org")
+        )
         await ok(config, DAY1, "poll")
-        await ok(config, DAY1 + timedelta(minutes=1), "preview", "--subscriber", "alice@example.org",
-                 "--out", str(tmp_path / "p.html"))
+        await ok(
+            config,
+            DAY1 + timedelta(minutes=1),
+            "preview",
+            "--subscriber",
+            "alice@example.org",
+            "--out",
+            str(tmp_path / "p.html"),
+        )
         html = (tmp_path / "p.html").read_text(encoding="utf-8")
         text = (tmp_path / "p.txt").read_text(encoding="utf-8")
         assert "__DIGEST_" not in html + text

@@ -21,8 +21,14 @@ URL = "https://gazette.example/feed.xml"
 REPO = Path(__file__).resolve().parents[1]
 
 
-def parse(body: bytes, *, url: str = URL, content_type: str | None = "application/rss+xml",
-          now: datetime = NOW, excerpt_chars: int = 280) -> ParsedFeed:
+def parse(
+    body: bytes,
+    *,
+    url: str = URL,
+    content_type: str | None = "application/rss+xml",
+    now: datetime = NOW,
+    excerpt_chars: int = 280,
+) -> ParsedFeed:
     return parse_feed(body, url=url, content_type=content_type, now=now, excerpt_chars=excerpt_chars)
 
 
@@ -30,8 +36,12 @@ def fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
-def rss(items: str, *, channel: str = "<title>T</title><link>https://t.example/</link>",
-        prolog: str = '<?xml version="1.0" encoding="utf-8"?>') -> bytes:
+def rss(
+    items: str,
+    *,
+    channel: str = "<title>T</title><link>https://t.example/</link>",
+    prolog: str = '<?xml version="1.0" encoding="utf-8"?>',
+) -> bytes:
     return f'{prolog}<rss version="2.0"><channel>{channel}{items}</channel></rss>'.encode()
 
 
@@ -133,16 +143,24 @@ def test_content_hash_changes_when_the_publisher_edits_an_item() -> None:
 
 
 def test_P7_items_without_guid_share_a_key_when_their_link_differs_only_by_tracking() -> None:
-    feed = parse(rss("<item><title>a</title><link>https://x.example/s?utm_source=a</link></item>"
-                     "<item><title>b</title><link>https://x.example/s?utm_source=b#top</link></item>"))
+    feed = parse(
+        rss(
+            "<item><title>a</title><link>https://x.example/s?utm_source=a</link></item>"
+            "<item><title>b</title><link>https://x.example/s?utm_source=b#top</link></item>"
+        )
+    )
     assert [i.key for i in feed.items] == ["https://x.example/s"]
 
 
 def test_P7_items_without_guid_or_link_are_told_apart_by_title_and_date() -> None:
-    feed = parse(rss("<item><title>a</title><pubDate>Mon, 02 Sep 2024 09:00:00 GMT</pubDate></item>"
-                     "<item><title>a</title><pubDate>Tue, 03 Sep 2024 09:00:00 GMT</pubDate></item>"
-                     "<item><title>b</title><pubDate>Tue, 03 Sep 2024 09:00:00 GMT</pubDate></item>"
-                     "<item><title>b</title><pubDate>Tue, 03 Sep 2024 09:00:00 GMT</pubDate></item>"))
+    feed = parse(
+        rss(
+            "<item><title>a</title><pubDate>Mon, 02 Sep 2024 09:00:00 GMT</pubDate></item>"
+            "<item><title>a</title><pubDate>Tue, 03 Sep 2024 09:00:00 GMT</pubDate></item>"
+            "<item><title>b</title><pubDate>Tue, 03 Sep 2024 09:00:00 GMT</pubDate></item>"
+            "<item><title>b</title><pubDate>Tue, 03 Sep 2024 09:00:00 GMT</pubDate></item>"
+        )
+    )
     assert len(feed.items) == 3
 
 
@@ -152,8 +170,12 @@ def test_D6_long_titles_are_capped() -> None:
 
 
 def test_a_podcast_episode_without_a_link_points_at_its_enclosure() -> None:
-    feed = parse(rss('<item><guid>ep1</guid><title>Episode 1</title>'
-                     '<enclosure url="https://cdn.example/ep1.mp3" type="audio/mpeg" length="1"/></item>'))
+    feed = parse(
+        rss(
+            "<item><guid>ep1</guid><title>Episode 1</title>"
+            '<enclosure url="https://cdn.example/ep1.mp3" type="audio/mpeg" length="1"/></item>'
+        )
+    )
     assert feed.items[0].url == "https://cdn.example/ep1.mp3" and feed.items[0].image_url is None
 
 
@@ -167,8 +189,9 @@ def test_javascript_item_links_are_dropped() -> None:
 
 @pytest.fixture(scope="module")
 def journal() -> ParsedFeed:
-    return parse(fixture("basic.atom"), url="https://blog.example/journal/atom.xml",
-                 content_type="application/atom+xml")
+    return parse(
+        fixture("basic.atom"), url="https://blog.example/journal/atom.xml", content_type="application/atom+xml"
+    )
 
 
 def test_atom_relative_links_resolve_against_xml_base(journal: ParsedFeed) -> None:
@@ -179,9 +202,11 @@ def test_atom_relative_links_resolve_against_xml_base(journal: ParsedFeed) -> No
 
 
 def test_a_relative_xml_base_is_resolved_against_the_feed_url() -> None:
-    body = (b'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="/journal/"><title>j</title>'
-            b'<entry><id>e1</id><title>t</title><link href="2024/post.html"/>'
-            b'<content type="html">&lt;a href="notes.html"&gt;n&lt;/a&gt;</content></entry></feed>')
+    body = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="/journal/"><title>j</title>'
+        b'<entry><id>e1</id><title>t</title><link href="2024/post.html"/>'
+        b'<content type="html">&lt;a href="notes.html"&gt;n&lt;/a&gt;</content></entry></feed>'
+    )
     item = parse(body, url="https://blog.example/feeds/atom.xml").items[0]
     assert item.url == "https://blog.example/journal/2024/post.html"
     assert 'href="https://blog.example/journal/notes.html"' in item.summary_html
@@ -294,15 +319,18 @@ def test_a_str_body_is_refused_so_feedparser_never_fetches_or_opens_it() -> None
 
 # --------------------------------------------------------------------------- P6 encodings
 
-CYRILLIC_ITEM = ("<item><guid>r1</guid><title>Новости Оренбурга: снегопад</title>"
-                 "<description>Ёлки и ёжики</description></item>")
+CYRILLIC_ITEM = (
+    "<item><guid>r1</guid><title>Новости Оренбурга: снегопад</title><description>Ёлки и ёжики</description></item>"
+)
 
 
 @pytest.mark.parametrize("encoding", ["windows-1251", "koi8-r", "iso-8859-5", "utf-16", "utf-16-be", "utf-8"])
 def test_P6_a_declared_encoding_is_honoured(encoding: str) -> None:
     declared = "utf-16" if encoding.startswith("utf-16") else encoding
-    text = (f'<?xml version="1.0" encoding="{declared}"?><rss version="2.0"><channel><title>Лента</title>'
-            f"{CYRILLIC_ITEM}</channel></rss>")
+    text = (
+        f'<?xml version="1.0" encoding="{declared}"?><rss version="2.0"><channel><title>Лента</title>'
+        f"{CYRILLIC_ITEM}</channel></rss>"
+    )
     body = text.encode(encoding)
     if encoding == "utf-16-be":
         body = b"\xfe\xff" + body
@@ -319,8 +347,10 @@ def test_P6_a_header_charset_applies_when_the_body_declares_none() -> None:
 
 
 def test_P6_a_gb2312_feed_is_decoded() -> None:
-    body = ('<?xml version="1.0" encoding="gb2312"?><rss version="2.0"><channel><title>新闻</title>'
-            "<item><guid>z</guid><title>港口开放时间延长</title></item></channel></rss>").encode("gb2312")
+    body = (
+        '<?xml version="1.0" encoding="gb2312"?><rss version="2.0"><channel><title>新闻</title>'
+        "<item><guid>z</guid><title>港口开放时间延长</title></item></channel></rss>"
+    ).encode("gb2312")
     assert parse(body).items[0].title == "港口开放时间延长"
 
 
@@ -331,20 +361,24 @@ def test_P6_utf8_bytes_mislabelled_as_latin1_by_the_server_are_read_as_utf8() ->
 
 
 def test_P6_utf8_bytes_under_a_wrong_latin1_declaration_are_read_as_utf8() -> None:
-    body = rss("<item><guid>g</guid><title>Ação no café</title></item>",
-               prolog='<?xml version="1.0" encoding="iso-8859-1"?>')
+    body = rss(
+        "<item><guid>g</guid><title>Ação no café</title></item>", prolog='<?xml version="1.0" encoding="iso-8859-1"?>'
+    )
     assert parse(body).items[0].title == "Ação no café"
 
 
 def test_P6_latin1_bytes_declared_latin1_stay_latin1() -> None:
-    body = ('<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channel><title>t</title>'
-            "<item><guid>g</guid><title>Notícias de Portugal</title></item></channel></rss>").encode("latin-1")
+    body = (
+        '<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channel><title>t</title>'
+        "<item><guid>g</guid><title>Notícias de Portugal</title></item></channel></rss>"
+    ).encode("latin-1")
     assert parse(body, content_type="text/xml; charset=utf-8").items[0].title == "Notícias de Portugal"
 
 
 def test_P6_a_bom_beats_a_conflicting_declaration() -> None:
-    text = ('<?xml version="1.0" encoding="windows-1251"?>'
-            '<rss version="2.0"><channel><title>Лента</title></channel></rss>')
+    text = (
+        '<?xml version="1.0" encoding="windows-1251"?><rss version="2.0"><channel><title>Лента</title></channel></rss>'
+    )
     feed = parse(b"\xef\xbb\xbf" + text.encode("utf-8"))
     assert feed.title == "Лента"
 
@@ -362,9 +396,11 @@ def billion_laughs(encoding: str = "utf-8") -> bytes:
     entities = '<!ENTITY lol0 "lol">' + "".join(
         f'<!ENTITY lol{n} "{("&lol" + str(n - 1) + ";") * 10}">' for n in range(1, 10)
     )
-    text = (f'<?xml version="1.0" encoding="{encoding}"?><!DOCTYPE rss [{entities}]>'
-            '<rss version="2.0"><channel><title>t</title><item><guid>g</guid><title>laugh</title>'
-            "<description>&lol9;</description></item></channel></rss>")
+    text = (
+        f'<?xml version="1.0" encoding="{encoding}"?><!DOCTYPE rss [{entities}]>'
+        '<rss version="2.0"><channel><title>t</title><item><guid>g</guid><title>laugh</title>'
+        "<description>&lol9;</description></item></channel></rss>"
+    )
     return text.encode(encoding)
 
 
@@ -373,7 +409,8 @@ def test_P1_billion_laughs_is_not_expanded(encoding: str) -> None:
     body = billion_laughs(encoding)
     if encoding == "utf-16-be":
         body = b"\xfe\xff" + billion_laughs("utf-16-be").replace(
-            'encoding="utf-16-be"'.encode("utf-16-be"), 'encoding="utf-16"'.encode("utf-16-be"))
+            'encoding="utf-16-be"'.encode("utf-16-be"), 'encoding="utf-16"'.encode("utf-16-be")
+        )
     feed = parse(body)
     assert feed.items[0].title == "laugh"
     assert "lol" * 20 not in feed.items[0].summary_html
@@ -381,17 +418,21 @@ def test_P1_billion_laughs_is_not_expanded(encoding: str) -> None:
 
 def test_P2_quadratic_blowup_is_refused() -> None:
     big = "B" * 100_000
-    body = (f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "{big}">]><rss version="2.0"><channel>'
-            f"<title>t</title><item><guid>g</guid><description>{'&a;' * 50_000}</description></item>"
-            "</channel></rss>").encode()
+    body = (
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "{big}">]><rss version="2.0"><channel>'
+        f"<title>t</title><item><guid>g</guid><description>{'&a;' * 50_000}</description></item>"
+        "</channel></rss>"
+    ).encode()
     with pytest.raises(ParseError, match="entities"):
         parse(body)
     assert len(big) * 50_000 > MAX_ENTITY_EXPANSION
 
 
 def test_P2_a_small_literal_entity_is_still_expanded() -> None:
-    body = (b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY town "Harbour Town">]><rss version="2.0"><channel>'
-            b"<title>t</title><item><guid>g</guid><title>News from &town;</title></item></channel></rss>")
+    body = (
+        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY town "Harbour Town">]><rss version="2.0"><channel>'
+        b"<title>t</title><item><guid>g</guid><title>News from &town;</title></item></channel></rss>"
+    )
     assert parse(body).items[0].title == "News from Harbour Town"
 
 
@@ -446,12 +487,14 @@ XXE_SCRIPT = textwrap.dedent(
 
 def test_P3_xxe_and_external_dtds_are_neither_read_nor_fetched() -> None:
     passwd = Path("/etc/passwd").read_text(errors="replace").splitlines()[:1] if Path("/etc/passwd").exists() else []
-    out = subprocess.run([sys.executable, "-c", XXE_SCRIPT], capture_output=True, text=True, cwd=REPO,
-                         timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", XXE_SCRIPT], capture_output=True, text=True, cwd=REPO, timeout=60, check=True
+    )
     report = json.loads(out.stdout.strip().splitlines()[-1])
     opened = [e for e in report["events"] if e[0] == "open"]
-    network = [e for e in report["events"] if e[0] != "open" and "socket.bind" not in e[0]
-               and "socket.__new__" not in e[0]]
+    network = [
+        e for e in report["events"] if e[0] != "open" and "socket.bind" not in e[0] and "socket.__new__" not in e[0]
+    ]
     assert not [e for e in opened if "passwd" in e[1] or ".dtd" in e[1]], opened
     assert not [e for e in network if "connect" in e[0] or "getaddrinfo" in e[0] or "urllib" in e[0]], network
     assert report["connected"] is False

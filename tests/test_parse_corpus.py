@@ -50,8 +50,11 @@ def _mojibake() -> re.Pattern[str]:
 
 
 MOJIBAKE = _mojibake()
-UNSAFE_HTML = re.compile(r"<script|<iframe|<object|<embed|<style|<form|<svg|<math|\son\w+\s*=|javascript:|"
-                         r"vbscript:|\sstyle\s*=|\sclass\s*=|<base|<meta", re.IGNORECASE)
+UNSAFE_HTML = re.compile(
+    r"<script|<iframe|<object|<embed|<style|<form|<svg|<math|\son\w+\s*=|javascript:|"
+    r"vbscript:|\sstyle\s*=|\sclass\s*=|<base|<meta",
+    re.IGNORECASE,
+)
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
 
@@ -93,8 +96,9 @@ def _check_items(feed: ParsedFeed) -> None:
         assert not UNSAFE_HTML.search(item.summary_html), item.summary_html[:300]
         assert item.url is None or (item.url.startswith(("http://", "https://")) and clean_url(item.url) == item.url)
         assert item.image_url is None or item.image_url.startswith(("http://", "https://"))
-        assert item.published is None or (item.published.utcoffset() == timedelta(0)
-                                          and EARLIEST <= item.published <= NOW + timedelta(days=1))
+        assert item.published is None or (
+            item.published.utcoffset() == timedelta(0) and EARLIEST <= item.published <= NOW + timedelta(days=1)
+        )
         assert len(item.title) <= 300 and len(item.summary_text) <= 280
 
 
@@ -149,17 +153,22 @@ DETECTED = {
 }
 # UTF-16/32 variants: no text to compare, but each must be read as a feed.
 WIDE = [
-    "feedparser-tests/encoding/utf16.xml", "feedparser-tests/encoding/u16.xml",
-    "feedparser-tests/encoding/utf-16be-bom.xml", "feedparser-tests/encoding/utf-16le.xml",
-    "feedparser-tests/encoding/utf-16be-autodetect.xml", "feedparser-tests/encoding/utf-16le-autodetect.xml",
-    "feedparser-tests/encoding/utf-32be-bom.xml", "feedparser-tests/encoding/utf-32le-bom.xml",
+    "feedparser-tests/encoding/utf16.xml",
+    "feedparser-tests/encoding/u16.xml",
+    "feedparser-tests/encoding/utf-16be-bom.xml",
+    "feedparser-tests/encoding/utf-16le.xml",
+    "feedparser-tests/encoding/utf-16be-autodetect.xml",
+    "feedparser-tests/encoding/utf-16le-autodetect.xml",
+    "feedparser-tests/encoding/utf-32be-bom.xml",
+    "feedparser-tests/encoding/utf-32le-bom.xml",
     "feedparser-tests/encoding/utf-8-bom.xml",
 ]
 
 
 def _all_text(feed: ParsedFeed) -> str:
-    return unicodedata.normalize("NFC", " ".join(
-        [feed.title or ""] + [f"{i.title} {i.summary_text}" for i in feed.items]))
+    return unicodedata.normalize(
+        "NFC", " ".join([feed.title or ""] + [f"{i.title} {i.summary_text}" for i in feed.items])
+    )
 
 
 @pytest.mark.parametrize(("name", "expected"), sorted(DECODED.items()))
@@ -182,8 +191,12 @@ async def test_P6_undeclared_legacy_charsets_are_detected(pool: ParserPool, name
 
 async def test_P6_cyrillic_feeds_are_mostly_cyrillic(pool: ParserPool) -> None:
     assert FEEDS is not None
-    for name in ("news/oren-ru_news_cp1251.xml", "news/meduza_all.xml", "news/citydog-by_news.xml",
-                 "hostile/miniflux_koi8r-declared.xml"):
+    for name in (
+        "news/oren-ru_news_cp1251.xml",
+        "news/meduza_all.xml",
+        "news/citydog-by_news.xml",
+        "hostile/miniflux_koi8r-declared.xml",
+    ):
         feed = await _parse(pool, FEEDS / name)
         assert isinstance(feed, ParsedFeed)
         letters = [c for c in " ".join(i.title for i in feed.items) if c.isalpha()]
@@ -201,23 +214,37 @@ async def test_P6_utf16_and_utf32_corpus_files_are_read_as_feeds(pool: ParserPoo
 # --------------------------------------------------------------------------- hostile
 
 
-@pytest.mark.parametrize("name", [
-    "hostile/feedreader_html_heise.html", "hostile/feedreader_html_stackoverflow.html",
-    "hostile/feedreader_html_theverge.html", "hostile/node-feedparser_notafeed.html",
-    "hostile/winds_html-not-a-feed.xml", "hostile/winds_og_techcrunch_broken.html",
-    "hostile/miniflux_iso-8859-1-meta-after-1024.html",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "hostile/feedreader_html_heise.html",
+        "hostile/feedreader_html_stackoverflow.html",
+        "hostile/feedreader_html_theverge.html",
+        "hostile/node-feedparser_notafeed.html",
+        "hostile/winds_html-not-a-feed.xml",
+        "hostile/winds_og_techcrunch_broken.html",
+        "hostile/miniflux_iso-8859-1-meta-after-1024.html",
+    ],
+)
 async def test_html_pages_in_the_corpus_are_not_feeds(pool: ParserPool, name: str) -> None:
     assert FEEDS is not None
     result = await _parse(pool, FEEDS / name)
     assert isinstance(result, ParseError) and "looks like an HTML page" in result.message
 
 
-@pytest.mark.parametrize("name", [
-    "hostile/crafted-billion-laughs-in-rss.xml", "hostile/crafted-xxe-local-file-in-rss.xml",
-    "hostile/defusedxml_xmlbomb.xml", "hostile/defusedxml_xmlbomb2.xml", "hostile/defusedxml_quadratic.xml",
-    "hostile/defusedxml_external.xml", "hostile/defusedxml_external_file.xml", "hostile/defusedxml_dtd.xml",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "hostile/crafted-billion-laughs-in-rss.xml",
+        "hostile/crafted-xxe-local-file-in-rss.xml",
+        "hostile/defusedxml_xmlbomb.xml",
+        "hostile/defusedxml_xmlbomb2.xml",
+        "hostile/defusedxml_quadratic.xml",
+        "hostile/defusedxml_external.xml",
+        "hostile/defusedxml_external_file.xml",
+        "hostile/defusedxml_dtd.xml",
+    ],
+)
 async def test_P1_P3_entity_attacks_in_the_corpus_expand_nothing(pool: ParserPool, name: str) -> None:
     assert FEEDS is not None
     result = await _parse(pool, FEEDS / name)

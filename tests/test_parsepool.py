@@ -24,9 +24,7 @@ GOOD = (FIXTURES / "basic.rss").read_bytes()
 def redos_feed(items: int = 50) -> bytes:
     """feedparser#562: its author regex backtracks quadratically on this value."""
     author = "a@" + "a." * 16000 + "!"
-    body = "".join(
-        f"<item><guid>r{n}</guid><title>t{n}</title><author>{author}</author></item>" for n in range(items)
-    )
+    body = "".join(f"<item><guid>r{n}</guid><title>t{n}</title><author>{author}</author></item>" for n in range(items))
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>slow</title>{body}</channel></rss>'.encode()
 
 

@@ -18,19 +18,27 @@ NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def feed_body(*titles: str) -> bytes:
-    items = "".join(f"<item><title>{t}</title><link>https://w.example/{i}</link><guid>g{i}</guid>"
-                    f"<pubDate>{format_datetime(NOW - timedelta(hours=i))}</pubDate></item>"
-                    for i, t in enumerate(titles))
+    items = "".join(
+        f"<item><title>{t}</title><link>https://w.example/{i}</link><guid>g{i}</guid>"
+        f"<pubDate>{format_datetime(NOW - timedelta(hours=i))}</pubDate></item>"
+        for i, t in enumerate(titles)
+    )
     return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>{items}</channel></rss>').encode()
 
 
 def make(tmp_path: Path, urls: list[str]) -> tuple[cfg.Settings, Store]:
-    settings = cfg.from_mapping({
-        "digest": {"database": f"sqlite:///{tmp_path / 'p.sqlite'}", "allow_private_addresses": True,
-                   "poll_interval": "15m"},
-        "fetch": {"timeout": 5.0},
-        "feeds": [{"url": u} for u in urls],
-    }, env={})
+    settings = cfg.from_mapping(
+        {
+            "digest": {
+                "database": f"sqlite:///{tmp_path / 'p.sqlite'}",
+                "allow_private_addresses": True,
+                "poll_interval": "15m",
+            },
+            "fetch": {"timeout": 5.0},
+            "feeds": [{"url": u} for u in urls],
+        },
+        env={},
+    )
     store = Store(settings.database_url)
     store.sync_feeds(settings.feeds, now=NOW)
     return settings, store
@@ -107,7 +115,8 @@ async def test_a_failing_feed_backs_off_exponentially_up_to_a_cap(tmp_path: Path
 
 
 async def test_H13_H16_unchanged_bodies_cost_nothing_and_an_html_page_is_an_error_that_keeps_items(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     async with FeedServer() as srv:
         url = srv.serve("/f.xml", feed_body("One", "Two"))  # no ETag: the server ignores conditional GET
         settings, store = make(tmp_path, [url])
@@ -115,8 +124,11 @@ async def test_H13_H16_unchanged_bodies_cost_nothing_and_an_html_page_is_an_erro
         assert results[0].new_items == 2
         results = await poll_once(settings=settings, store=store, clock=lambda: NOW + timedelta(hours=1))
         assert results[0].not_modified and results[0].new_items == 0
-        srv.serve("/f.xml", b"<!DOCTYPE html><html><body>Checking your browser...</body></html>",
-                  headers={"Content-Type": "text/html"})
+        srv.serve(
+            "/f.xml",
+            b"<!DOCTYPE html><html><body>Checking your browser...</body></html>",
+            headers={"Content-Type": "text/html"},
+        )
         results = await poll_once(settings=settings, store=store, clock=lambda: NOW + timedelta(hours=2))
         assert results[0].error and "not a feed" in results[0].error
         assert only(store).last_error is not None

@@ -16,8 +16,15 @@ T0 = datetime(2026, 2, 9, 6, 0, tzinfo=UTC)
 
 
 def item(key: str, title: str = "Title") -> ParsedItem:
-    return ParsedItem(key=key, title=title, url=f"https://n.example/{key}", summary_html="", summary_text="",
-                      published=T0, content_hash=f"{key}|{title}")
+    return ParsedItem(
+        key=key,
+        title=title,
+        url=f"https://n.example/{key}",
+        summary_html="",
+        summary_text="",
+        published=T0,
+        content_hash=f"{key}|{title}",
+    )
 
 
 def feeds(store: Store, *urls: str) -> list[int]:
@@ -29,33 +36,45 @@ def feeds(store: Store, *urls: str) -> list[int]:
 def test_a_batch_writes_each_feeds_items_with_its_state(store: Store) -> None:
     a, b = feeds(store, "https://a.example/rss", "https://b.example/rss")
     later = T0 + timedelta(minutes=5)
-    written = store.record_polls([
-        PollRecord(a, T0, {"last_status": 200, "etag": '"a1"', "body_hash": "h" * 64},
-                   items=[item("a1"), item("a2")]),
-        PollRecord(b, later, {"last_status": 304}),
-        PollRecord(a, later, {"last_status": 200, "body_hash": "i" * 64}, items=[item("a1", "Edited"), item("a3")]),
-    ])
+    written = store.record_polls(
+        [
+            PollRecord(
+                a, T0, {"last_status": 200, "etag": '"a1"', "body_hash": "h" * 64}, items=[item("a1"), item("a2")]
+            ),
+            PollRecord(b, later, {"last_status": 304}),
+            PollRecord(a, later, {"last_status": 200, "body_hash": "i" * 64}, items=[item("a1", "Edited"), item("a3")]),
+        ]
+    )
     assert [(w.new_items, w.updated_items) for w in written] == [(2, 0), (0, 0), (1, 1)]
     stored = {f.id: f for f in store.list_feeds()}
     assert (stored[a].etag, stored[a].body_hash, stored[b].last_status) == ('"a1"', "i" * 64, 304)
     titles = {(i.url, i.title, i.first_seen) for i in store.items_first_seen(after=None, until=later)}
-    assert titles == {("https://n.example/a1", "Edited", T0), ("https://n.example/a2", "Title", T0),
-                      ("https://n.example/a3", "Title", later)}
+    assert titles == {
+        ("https://n.example/a1", "Edited", T0),
+        ("https://n.example/a2", "Title", T0),
+        ("https://n.example/a3", "Title", later),
+    }
 
 
 def test_H11_a_move_onto_another_feeds_url_keeps_the_old_url_and_the_rest_of_the_batch(store: Store) -> None:
     a, b = feeds(store, "https://a.example/rss", "https://b.example/rss")
     c, d = feeds(store, "https://c.example/rss", "https://d.example/rss")
-    written = store.record_polls([
-        PollRecord(a, T0, {"last_status": 200}, moved_to="https://b.example/rss"),
-        PollRecord(b, T0, {"last_status": 200}, moved_to="https://b.example/new"),
-        # Two feeds redirected to one new URL in the same poll: the first takes it.
-        PollRecord(c, T0, {"last_status": 200}, moved_to="https://one.example/feed"),
-        PollRecord(d, T0, {"last_status": 200}, moved_to="https://one.example/feed"),
-    ])
+    written = store.record_polls(
+        [
+            PollRecord(a, T0, {"last_status": 200}, moved_to="https://b.example/rss"),
+            PollRecord(b, T0, {"last_status": 200}, moved_to="https://b.example/new"),
+            # Two feeds redirected to one new URL in the same poll: the first takes it.
+            PollRecord(c, T0, {"last_status": 200}, moved_to="https://one.example/feed"),
+            PollRecord(d, T0, {"last_status": 200}, moved_to="https://one.example/feed"),
+        ]
+    )
     assert [w.moved for w in written] == [False, True, True, False]
     assert sorted(f.url for f in store.list_feeds()) == [
-        "https://a.example/rss", "https://b.example/new", "https://d.example/rss", "https://one.example/feed"]
+        "https://a.example/rss",
+        "https://b.example/new",
+        "https://d.example/rss",
+        "https://one.example/feed",
+    ]
     assert all(f.last_status == 200 for f in store.list_feeds())
 
 
@@ -80,10 +99,15 @@ async def test_C10_a_write_that_fails_fails_only_its_own_feed(store: Store) -> N
 def test_sync_writes_what_changed_and_a_gone_feed_stays_off(store: Store) -> None:
     kept, gone, dropped = feeds(store, "https://k.example/rss", "https://g.example/rss", "https://d.example/rss")
     store.update_feed(gone, last_status=410, active=False)
-    store.sync_feeds([FeedSpec(url="https://k.example/rss", name="Renamed", interval_minutes=30),
-                      FeedSpec(url="https://g.example/rss", name="Gone"),
-                      FeedSpec(url="https://n.example/rss"),
-                      FeedSpec(url="https://n.example/rss", section="World")], now=T0)
+    store.sync_feeds(
+        [
+            FeedSpec(url="https://k.example/rss", name="Renamed", interval_minutes=30),
+            FeedSpec(url="https://g.example/rss", name="Gone"),
+            FeedSpec(url="https://n.example/rss"),
+            FeedSpec(url="https://n.example/rss", section="World"),
+        ],
+        now=T0,
+    )
     by_url = {f.url: f for f in store.list_feeds()}
     assert (by_url["https://k.example/rss"].name, by_url["https://k.example/rss"].interval_minutes) == ("Renamed", 30)
     assert (by_url["https://g.example/rss"].name, by_url["https://g.example/rss"].active) == ("Gone", False)

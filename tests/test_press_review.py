@@ -17,20 +17,44 @@ from digest.render import GMAIL_CLIP_BYTES, Renderer
 
 # Three outlets on one story, one of them only on another; our own text.
 RATE = [
-    item(21, "Central bank raises key rate to 18 percent", source="Kommersant", published=T0 - timedelta(hours=3),
-         summary="The central bank raised its key rate to 18 percent on Friday. Banks expect loans to cost more."),
-    item(22, "Central bank raises its key rate to 18 percent", source="Vedomosti", published=T0 - timedelta(hours=2),
-         summary="The central bank raised its key rate to 18 percent. Importers welcomed a stronger rouble."),
-    item(23, "Bank raises key rate to 18 percent", source="Izvestia", published=T0 - timedelta(hours=1),
-         summary="Economists say the key rate decision will slow inflation by the summer."),
+    item(
+        21,
+        "Central bank raises key rate to 18 percent",
+        source="Kommersant",
+        published=T0 - timedelta(hours=3),
+        summary="The central bank raised its key rate to 18 percent on Friday. Banks expect loans to cost more.",
+    ),
+    item(
+        22,
+        "Central bank raises its key rate to 18 percent",
+        source="Vedomosti",
+        published=T0 - timedelta(hours=2),
+        summary="The central bank raised its key rate to 18 percent. Importers welcomed a stronger rouble.",
+    ),
+    item(
+        23,
+        "Bank raises key rate to 18 percent",
+        source="Izvestia",
+        published=T0 - timedelta(hours=1),
+        summary="Economists say the key rate decision will slow inflation by the summer.",
+    ),
 ]
-OTHER = item(24, "Theatre festival opens in Kazan", source="Kommersant",
-             summary="The theatre festival opened in Kazan with twelve productions from six countries.")
+OTHER = item(
+    24,
+    "Theatre festival opens in Kazan",
+    source="Kommersant",
+    summary="The theatre festival opened in Kazan with twelve productions from six countries.",
+)
 
 
 def options(**kw: object) -> ComposeOptions:
-    base = ComposeOptions(title="Press Review", section_order=("World",), top_stories=1,
-                          press_outlets=("Kommersant", "Vedomosti"), plural_outlets=frozenset({"Vedomosti"}))
+    base = ComposeOptions(
+        title="Press Review",
+        section_order=("World",),
+        top_stories=1,
+        press_outlets=("Kommersant", "Vedomosti"),
+        plural_outlets=frozenset({"Vedomosti"}),
+    )
     return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
 
 
@@ -39,8 +63,7 @@ def placed(opts: ComposeOptions) -> list[PlacedStory]:
 
 
 def edition(opts: ComposeOptions, chosen: tuple[str, ...] | None = None) -> Edition:
-    return compose(placed(opts), day=date(2026, 1, 16), timezone="UTC", chosen=chosen, options=opts,
-                   web_url=WEB_URL)
+    return compose(placed(opts), day=date(2026, 1, 16), timezone="UTC", chosen=chosen, options=opts, web_url=WEB_URL)
 
 
 def test_a_multi_outlet_story_carries_its_synopsis_and_a_single_one_does_not() -> None:
@@ -56,8 +79,10 @@ def test_the_press_review_lists_each_outlets_leading_stories_quoting_it_first() 
     assert [g.outlet for g in ed.press] == ["Kommersant", "Vedomosti"]
     kommersant = ed.press[0]
     # The rate story is shared with two other outlets, so it leads; the festival is Kommersant's own.
-    assert [s.lead.title for s in kommersant.stories] == ["Central bank raises key rate to 18 percent",
-                                                          "Theatre festival opens in Kazan"]
+    assert [s.lead.title for s in kommersant.stories] == [
+        "Central bank raises key rate to 18 percent",
+        "Theatre festival opens in Kazan",
+    ]
     for group in ed.press:
         for story in group.stories:
             assert story.lead.source == group.outlet and story.synopsis[0].source == group.outlet
@@ -97,23 +122,43 @@ def test_subject_lead_reads_like_an_agencys_press_review_and_is_header_safe() ->
     subject = Renderer().render(long).subject
     assert subject.startswith("Press review: Central bank raises") and " and Summit ends" in subject
     assert len(subject) <= 150 and "\n" not in subject and "\r" not in subject
-    hostile = Story(lead=item(31, "Line one\r\nBcc: victim@example.org", source="A"),
-                    also=(item(32, "Line one", source="B"),))
-    r = Renderer().render(Edition(title="T", day=date(2026, 1, 16), timezone="UTC", sections=(), web_url=WEB_URL,
-                                  top_stories=(hostile,), subject_style="lead"))
+    hostile = Story(
+        lead=item(31, "Line one\r\nBcc: victim@example.org", source="A"), also=(item(32, "Line one", source="B"),)
+    )
+    r = Renderer().render(
+        Edition(
+            title="T",
+            day=date(2026, 1, 16),
+            timezone="UTC",
+            sections=(),
+            web_url=WEB_URL,
+            top_stories=(hostile,),
+            subject_style="lead",
+        )
+    )
     assert "\r" not in r.subject and "\n" not in r.subject
 
 
 def test_gmail_clipping_keeps_the_top_stories_synopses_last() -> None:
     sentence = "The summit closed with a joint statement on trade and on the border."
-    top = Story(lead=item(900, "Summit ends", source="Wire"), also=(item(901, "Summit over", source="Post"),),
-                synopsis=(Quote(source="Wire", url="https://example.org/news/900", item_id=900,
-                                sentences=(sentence,)),))
+    top = Story(
+        lead=item(900, "Summit ends", source="Wire"),
+        also=(item(901, "Summit over", source="Post"),),
+        synopsis=(Quote(source="Wire", url="https://example.org/news/900", item_id=900, sentences=(sentence,)),),
+    )
     big = huge_edition()
     section_story = big.sections[0].days[0].stories[0]
-    marked = dataclasses.replace(section_story, synopsis=(Quote(
-        source="Example News", url=None, item_id=section_story.lead.id,
-        sentences=("A section story's own quoted sentence, dropped before the top stories' ones.",)),))
+    marked = dataclasses.replace(
+        section_story,
+        synopsis=(
+            Quote(
+                source="Example News",
+                url=None,
+                item_id=section_story.lead.id,
+                sentences=("A section story's own quoted sentence, dropped before the top stories' ones.",),
+            ),
+        ),
+    )
     day0 = dataclasses.replace(big.sections[0].days[0], stories=(marked, *big.sections[0].days[0].stories[1:]))
     sec0 = dataclasses.replace(big.sections[0], days=(day0,))
     ed = dataclasses.replace(big, sections=(sec0, *big.sections[1:]), top_stories=(top,))
@@ -159,28 +204,46 @@ sections = ["Press Review"]
 
 
 def test_undated_and_dated_items_order_an_outlets_own_stories_newest_first() -> None:
-    older = dataclasses.replace(OTHER, id=25, title="Older Kommersant story", url="https://example.org/news/25",
-                                published=T0 - timedelta(hours=5),
-                                first_seen=T0 - timedelta(hours=5))
+    older = dataclasses.replace(
+        OTHER,
+        id=25,
+        title="Older Kommersant story",
+        url="https://example.org/news/25",
+        published=T0 - timedelta(hours=5),
+        first_seen=T0 - timedelta(hours=5),
+    )
     opts = options(press_outlets=("Kommersant",))
     stories = build_stories([(i, "World") for i in (*RATE, OTHER, older)], options=opts)
     ed = compose(stories, day=date(2026, 1, 16), timezone="UTC", chosen=None, options=opts, web_url=WEB_URL)
-    assert [s.lead.title for s in ed.press[0].stories] == ["Central bank raises key rate to 18 percent",
-                                                          "Theatre festival opens in Kazan", "Older Kommersant story"]
+    assert [s.lead.title for s in ed.press[0].stories] == [
+        "Central bank raises key rate to 18 percent",
+        "Theatre festival opens in Kazan",
+        "Older Kommersant story",
+    ]
 
 
 def test_the_outlets_go_into_the_newsrooms_own_press_review_section_first() -> None:
     # The newsroom's eight sections include "Press Review" (commentary, agencies' press reviews): the
     # press outlets are shown in it, before its own stories, in its configured place.
     opts = options(section_order=("World", "Press Review"), top_stories=0)
-    column = item(40, "Editorial: what the rate decision means", source="Gazette", published=T0,
-                  summary="Our view on the central bank decision.")
+    column = item(
+        40,
+        "Editorial: what the rate decision means",
+        source="Gazette",
+        published=T0,
+        summary="Our view on the central bank decision.",
+    )
     stories = build_stories([*((i, "World") for i in (*RATE, OTHER)), (column, "Press Review")], options=opts)
     ed = compose(stories, day=date(2026, 1, 16), timezone="UTC", chosen=None, options=opts, web_url=WEB_URL)
     r = Renderer().render(ed)
     text = r.text
     assert text.count("\nPress Review\n") == 1  # one section, not two
     press = text.index("\nPress Review\n")
-    assert text.index("\nWorld\n") < press < text.index("Kommersant", press) < text.index("Vedomosti", press) \
+    assert (
+        text.index("\nWorld\n")
+        < press
+        < text.index("Kommersant", press)
+        < text.index("Vedomosti", press)
         < text.index("Editorial: what the rate decision means", press)
+    )
     assert "Press Review (4)" in text  # the outlets' stories (Kommersant 2, Vedomosti 1) and the column

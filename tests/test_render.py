@@ -24,15 +24,28 @@ WEB_URL = "https://news.example.org/editions/Europe~Moscow/2026-01-16"
 T0 = datetime(2026, 1, 16, 6, 17, tzinfo=UTC)  # 09:17 in Moscow
 
 
-def item(n: int, title: str, *, source: str = "Example News", published: datetime | None = T0,
-         first_seen: datetime | None = None, url: str | None = "", summary: str | None = None,
-         image_url: str | None = None) -> Item:
+def item(
+    n: int,
+    title: str,
+    *,
+    source: str = "Example News",
+    published: datetime | None = T0,
+    first_seen: datetime | None = None,
+    url: str | None = "",
+    summary: str | None = None,
+    image_url: str | None = None,
+) -> Item:
     text = summary if summary is not None else f"Summary of item {n}: what happened & why it matters."
     return Item(
-        id=n, feed_id=n % 5 + 1, source=source, title=title,
+        id=n,
+        feed_id=n % 5 + 1,
+        source=source,
+        title=title,
         url=f"https://example.org/news/{n}" if url == "" else url,
-        summary_html=f"<p>{text.replace('&', '&amp;')}</p>", summary_text=text,
-        published=published, first_seen=first_seen or (published or T0) + timedelta(minutes=5),
+        summary_html=f"<p>{text.replace('&', '&amp;')}</p>",
+        summary_text=text,
+        published=published,
+        first_seen=first_seen or (published or T0) + timedelta(minutes=5),
         image_url=image_url,
     )
 
@@ -40,54 +53,121 @@ def item(n: int, title: str, *, source: str = "Example News", published: datetim
 def rich_edition(*, language: str = "en") -> Edition:
     """Several sections and days, clusters with `also`, read-also, long, Cyrillic and RTL titles,
     an undated item and a section with hidden stories."""
-    lead = item(1, "Central bank raises its key rate for the third time this year, citing persistent "
-                   "inflation and a weaker currency", source="Business Daily")
+    lead = item(
+        1,
+        "Central bank raises its key rate for the third time this year, citing persistent "
+        "inflation and a weaker currency",
+        source="Business Daily",
+    )
     clustered = Story(
         lead=lead,
-        also=(item(2, "Rate up again", source="Wire Service"), item(3, "Key rate rises", source="Morning Post"),
-              item(13, "ЦБ снова повысил ставку", source="Ведомости")),
-        read_also=(item(4, "Why the rate matters", source="Business Daily",
-                        published=T0 - timedelta(days=2)),),
+        also=(
+            item(2, "Rate up again", source="Wire Service"),
+            item(3, "Key rate rises", source="Morning Post"),
+            item(13, "ЦБ снова повысил ставку", source="Ведомости"),
+        ),
+        read_also=(item(4, "Why the rate matters", source="Business Daily", published=T0 - timedelta(days=2)),),
         synopsis=(
-            Quote(source="Business Daily", url="https://example.org/news/1", item_id=1,
-                  sentences=("The central bank raised its key rate by one point on Friday.",
-                             "It was the third increase this year.")),
-            Quote(source="Wire Service", url="https://example.org/news/2", item_id=2,
-                  sentences=("Analysts had expected a smaller step & a pause in March.",)),
-            Quote(source="Ведомости", url="https://example.org/news/13", item_id=13, plural=True,
-                  sentences=("Банки начнут пересматривать ставки по кредитам на следующей неделе.",)),
+            Quote(
+                source="Business Daily",
+                url="https://example.org/news/1",
+                item_id=1,
+                sentences=(
+                    "The central bank raised its key rate by one point on Friday.",
+                    "It was the third increase this year.",
+                ),
+            ),
+            Quote(
+                source="Wire Service",
+                url="https://example.org/news/2",
+                item_id=2,
+                sentences=("Analysts had expected a smaller step & a pause in March.",),
+            ),
+            Quote(
+                source="Ведомости",
+                url="https://example.org/news/13",
+                item_id=13,
+                plural=True,
+                sentences=("Банки начнут пересматривать ставки по кредитам на следующей неделе.",),
+            ),
         ),
     )
     world_today = (
         clustered,
-        Story(lead=item(5, "Переговоры в Женеве продолжатся в понедельник", source="Новости дня",
-                        published=T0 - timedelta(hours=3))),
+        Story(
+            lead=item(
+                5,
+                "Переговоры в Женеве продолжатся в понедельник",
+                source="Новости дня",
+                published=T0 - timedelta(hours=3),
+            )
+        ),
         Story(lead=item(6, "שיחות השלום נמשכות בז'נבה", source="Haaretz-like", published=T0 - timedelta(hours=4))),
     )
     world_yesterday = (
-        Story(lead=item(7, "محادثات السلام تستمر في جنيف", source="Arabic Wire",
-                        published=T0 - timedelta(days=1))),
-        Story(lead=item(8, "An item with no date of its own", source="Undated Feed", published=None,
-                        first_seen=T0 - timedelta(days=1, hours=2))),
+        Story(lead=item(7, "محادثات السلام تستمر في جنيف", source="Arabic Wire", published=T0 - timedelta(days=1))),
+        Story(
+            lead=item(
+                8,
+                "An item with no date of its own",
+                source="Undated Feed",
+                published=None,
+                first_seen=T0 - timedelta(days=1, hours=2),
+            )
+        ),
     )
-    world = SectionGroup(name="World", anchor="s-world",
-                         days=(DayGroup(date(2026, 1, 16), world_today),
-                               DayGroup(date(2026, 1, 15), world_yesterday)),
-                         total=9, shown=5)
+    world = SectionGroup(
+        name="World",
+        anchor="s-world",
+        days=(DayGroup(date(2026, 1, 16), world_today), DayGroup(date(2026, 1, 15), world_yesterday)),
+        total=9,
+        shown=5,
+    )
     politics = SectionGroup(
-        name="Russian Politics & Diplomacy", anchor="s-russian-politics-diplomacy",
-        days=(DayGroup(date(2026, 1, 16), (
-            Story(lead=item(9, "Госдума приняла закон о цифровом рубле в третьем чтении",
-                            source="Парламентская газета")),
-        )),),
-        total=1, shown=1)
-    sport = SectionGroup(name="Sport", anchor="s-sport", days=(DayGroup(date(2026, 1, 16), (
-        Story(lead=item(10, "Hockey: late goal settles the derby", source="Sport & Co", url=None)),
-    )),), total=1, shown=1)
-    top = (Story(lead=item(11, "Summit ends with a joint statement", source="Wire Service"),
-                 also=(item(12, "Joint statement signed", source="Morning Post"),)),)
-    return Edition(title="Press Review", day=date(2026, 1, 16), timezone="Europe/Moscow",
-                   sections=(politics, world, sport), web_url=WEB_URL, top_stories=top, language=language)
+        name="Russian Politics & Diplomacy",
+        anchor="s-russian-politics-diplomacy",
+        days=(
+            DayGroup(
+                date(2026, 1, 16),
+                (
+                    Story(
+                        lead=item(
+                            9, "Госдума приняла закон о цифровом рубле в третьем чтении", source="Парламентская газета"
+                        )
+                    ),
+                ),
+            ),
+        ),
+        total=1,
+        shown=1,
+    )
+    sport = SectionGroup(
+        name="Sport",
+        anchor="s-sport",
+        days=(
+            DayGroup(
+                date(2026, 1, 16),
+                (Story(lead=item(10, "Hockey: late goal settles the derby", source="Sport & Co", url=None)),),
+            ),
+        ),
+        total=1,
+        shown=1,
+    )
+    top = (
+        Story(
+            lead=item(11, "Summit ends with a joint statement", source="Wire Service"),
+            also=(item(12, "Joint statement signed", source="Morning Post"),),
+        ),
+    )
+    return Edition(
+        title="Press Review",
+        day=date(2026, 1, 16),
+        timezone="Europe/Moscow",
+        sections=(politics, world, sport),
+        web_url=WEB_URL,
+        top_stories=top,
+        language=language,
+    )
 
 
 def check_golden(name: str, actual: str) -> None:
@@ -141,8 +221,12 @@ def test_labels_and_dates_are_localised_in_russian() -> None:
 
 def test_the_contents_link_every_section_anchor_with_its_count() -> None:
     html = Renderer().render(rich_edition()).html
-    for anchor, name, count in (("s-russian-politics-diplomacy", "Russian Politics &amp; Diplomacy", 1),
-                                ("s-world", "World", 9), ("s-sport", "Sport", 1), ("top-stories", "Top stories", 1)):
+    for anchor, name, count in (
+        ("s-russian-politics-diplomacy", "Russian Politics &amp; Diplomacy", 1),
+        ("s-world", "World", 9),
+        ("s-sport", "Sport", 1),
+        ("top-stories", "Top stories", 1),
+    ):
         assert re.search(rf'<a href="#{anchor}"[^>]*>{re.escape(name)}</a> <span[^>]*>\({count}\)</span>', html)
         assert f'id="{anchor}"' in html
     # Sections in the edition's order, top stories first.
@@ -161,8 +245,11 @@ def test_hidden_stories_are_counted_in_a_link_to_the_web_edition() -> None:
 
 def test_other_sources_and_read_also_are_linked() -> None:
     r = Renderer().render(rich_edition())
-    assert re.search(r'Also reported by: <a href="https://example.org/news/2"[^>]*>Wire Service</a>, '
-                     r'<a href="https://example.org/news/3"[^>]*>Morning Post</a>', r.html)
+    assert re.search(
+        r'Also reported by: <a href="https://example.org/news/2"[^>]*>Wire Service</a>, '
+        r'<a href="https://example.org/news/3"[^>]*>Morning Post</a>',
+        r.html,
+    )
     assert re.search(r'Read also: <a href="https://example.org/news/4"[^>]*>Why the rate matters</a>', r.html)
     assert re.search(r"Also reported by: Wire Service \[\d+\], Morning Post \[\d+\]", r.text)
 
@@ -188,10 +275,10 @@ def test_lead_images_appear_only_with_the_images_option() -> None:
     sport = edition.sections[2]
     story = sport.days[0].stories[0]
     pic = Story(lead=item(10, story.lead.title, image_url="https://img.example.org/a.jpg"))
-    group = SectionGroup(name="Sport", anchor="s-sport", days=(DayGroup(sport.days[0].day, (pic,)),),
-                         total=1, shown=1)
-    edition = Edition(title=edition.title, day=edition.day, timezone=edition.timezone, web_url=WEB_URL,
-                      sections=(group,))
+    group = SectionGroup(name="Sport", anchor="s-sport", days=(DayGroup(sport.days[0].day, (pic,)),), total=1, shown=1)
+    edition = Edition(
+        title=edition.title, day=edition.day, timezone=edition.timezone, web_url=WEB_URL, sections=(group,)
+    )
     assert "<img" not in Renderer().render(edition).html
     html = Renderer(images=True).render(edition).html
     assert re.search(r'<img class="lead-image"[^>]* src="https://img.example.org/a.jpg"', html)
@@ -206,13 +293,16 @@ ARTICLE = (
     '<figure><img src="https://img.example.org/inline.jpg" width="800" height="400" alt="x">'
     "<figcaption>A caption</figcaption></figure>"
     "<blockquote><p>An embedded tweet</p></blockquote><table><tr><td>cell</td></tr></table>"
-    + "<p>" + " ".join(f"word{i}" for i in range(400)) + "</p>"
+    + "<p>"
+    + " ".join(f"word{i}" for i in range(400))
+    + "</p>"
 )
 
 
 def _one_story_edition(lead: Item) -> Edition:
-    group = SectionGroup(name="World", anchor="s-world", days=(DayGroup(date(2026, 1, 16), (Story(lead=lead),)),),
-                         total=1, shown=1)
+    group = SectionGroup(
+        name="World", anchor="s-world", days=(DayGroup(date(2026, 1, 16), (Story(lead=lead),)),), total=1, shown=1
+    )
     return Edition(title="Press Review", day=date(2026, 1, 16), timezone="UTC", web_url=WEB_URL, sections=(group,))
 
 
@@ -224,8 +314,17 @@ def _summary_of(html: str) -> str:
 
 @pytest.mark.parametrize("limit", [60, 280])
 def test_a_whole_article_becomes_an_excerpt_with_inline_markup_only(limit: int) -> None:
-    lead = Item(id=1, feed_id=1, source="Example", title="A long read", url="https://example.org/a",
-                summary_html=ARTICLE, summary_text="(parse-time excerpt)", published=T0, first_seen=T0)
+    lead = Item(
+        id=1,
+        feed_id=1,
+        source="Example",
+        title="A long read",
+        url="https://example.org/a",
+        summary_html=ARTICLE,
+        summary_text="(parse-time excerpt)",
+        published=T0,
+        first_seen=T0,
+    )
     r = Renderer(excerpt_chars=limit).render(_one_story_edition(lead))
     summary = _summary_of(r.html)
     assert set(re.findall(r"<([a-z0-9]+)", summary)) <= {"a", "b", "i", "strong", "em"}
@@ -241,8 +340,17 @@ def test_a_whole_article_becomes_an_excerpt_with_inline_markup_only(limit: int) 
 
 
 def test_with_images_a_story_without_a_media_image_takes_its_summary_s_first_image() -> None:
-    lead = Item(id=1, feed_id=1, source="Example", title="A long read", url="https://example.org/a",
-                summary_html=ARTICLE, summary_text="", published=T0, first_seen=T0)
+    lead = Item(
+        id=1,
+        feed_id=1,
+        source="Example",
+        title="A long read",
+        url="https://example.org/a",
+        summary_html=ARTICLE,
+        summary_text="",
+        published=T0,
+        first_seen=T0,
+    )
     html = Renderer(images=True).render(_one_story_edition(lead)).html
     imgs = re.findall(r"<img\b[^>]*>", html)
     assert len(imgs) == 1  # one lead image, none from inside the summary
@@ -253,8 +361,10 @@ def test_with_images_a_story_without_a_media_image_takes_its_summary_s_first_ima
 def test_the_preheader_reads_like_an_agencys_press_review() -> None:
     r = Renderer().render(rich_edition())
     # The stories most outlets cover lead: the rate decision (four outlets), then the summit (two).
-    assert r.preheader == ("Press review: Central bank raises its key rate for the third time this year, citing "
-                           "persistent… and Summit ends with a joint statement")
+    assert r.preheader == (
+        "Press review: Central bank raises its key rate for the third time this year, citing "
+        "persistent… and Summit ends with a joint statement"
+    )
     assert len(r.preheader) <= 140
     assert r.subject == "Press Review — January 16, 2026"  # [digest] subject = "date", the default
     assert Renderer(language="ru").render(rich_edition(language="ru")).preheader.startswith("Обзор прессы: ")
@@ -295,9 +405,17 @@ def test_text_links_are_numbered_and_listed_after_their_section() -> None:
 
 def hostile_edition(source: str, title: str, url: str | None = "https://example.org/x") -> Edition:
     story = Story(lead=item(1, title, source=source, url=url))
-    return Edition(title="Press Review", day=date(2026, 1, 16), timezone="UTC", web_url=WEB_URL,
-                   sections=(SectionGroup(name="<b>World</b>", anchor="s-world",
-                                          days=(DayGroup(date(2026, 1, 16), (story,)),), total=1, shown=1),))
+    return Edition(
+        title="Press Review",
+        day=date(2026, 1, 16),
+        timezone="UTC",
+        web_url=WEB_URL,
+        sections=(
+            SectionGroup(
+                name="<b>World</b>", anchor="s-world", days=(DayGroup(date(2026, 1, 16), (story,)),), total=1, shown=1
+            ),
+        ),
+    )
 
 
 def test_R5_a_hostile_feed_name_is_escaped_in_html_and_verbatim_in_text() -> None:
@@ -310,12 +428,20 @@ def test_R5_a_hostile_feed_name_is_escaped_in_html_and_verbatim_in_text() -> Non
     assert name in r.text and "Fish & Chips <script>alert(2)</script>" in r.text and "&amp;" not in r.text
 
 
-@pytest.mark.parametrize("url", ["javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x", "/relative",
-                                 'https://example.org/"onmouseover="x'])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)",
+        "data:text/html,x",
+        "/relative",
+        'https://example.org/"onmouseover="x',
+    ],
+)
 def test_only_absolute_http_links_become_links(url: str) -> None:
     r = Renderer().render(hostile_edition("Feed", "A title", url=url))
     assert "alert(1)" not in r.html and "data:text" not in r.html and "onmouseover" not in r.html
-    assert re.search(r'<h3 [^>]*>A title</h3>', r.html)  # shown, as plain text
+    assert re.search(r"<h3 [^>]*>A title</h3>", r.html)  # shown, as plain text
 
 
 def test_an_rtl_title_without_a_link_takes_its_direction_from_its_heading() -> None:
@@ -325,9 +451,13 @@ def test_an_rtl_title_without_a_link_takes_its_direction_from_its_heading() -> N
 
 
 def test_a_feed_cannot_plant_a_subscriber_link_marker() -> None:
-    r = Renderer().render(hostile_edition(f"Feed {PLACEHOLDER_UNSUBSCRIBE_URL}",
-                                          f"Click {PLACEHOLDER_PREFERENCES_URL}",
-                                          url=f"https://example.org/{PLACEHOLDER_UNSUBSCRIBE_URL}"))
+    r = Renderer().render(
+        hostile_edition(
+            f"Feed {PLACEHOLDER_UNSUBSCRIBE_URL}",
+            f"Click {PLACEHOLDER_PREFERENCES_URL}",
+            url=f"https://example.org/{PLACEHOLDER_UNSUBSCRIBE_URL}",
+        )
+    )
     assert r.html.count(PLACEHOLDER_UNSUBSCRIBE_URL) == 1 and r.html.count(PLACEHOLDER_PREFERENCES_URL) == 1
     assert r.text.count(PLACEHOLDER_UNSUBSCRIBE_URL) == 1 and r.text.count(PLACEHOLDER_PREFERENCES_URL) == 1
 
@@ -356,14 +486,28 @@ def huge_edition(*, sections: int = 6, per_section: int = 60, summary_chars: int
         stories = []
         for _ in range(per_section):
             n += 1
-            stories.append(Story(lead=item(n, f"Story number {n} with a reasonably long headline about events",
-                                           summary=("word " * (summary_chars // 5)).strip(),
-                                           published=T0 - timedelta(minutes=n))))
-        groups.append(SectionGroup(name=f"Section {s}", anchor=f"s-section-{s}",
-                                   days=(DayGroup(date(2026, 1, 16), tuple(stories)),),
-                                   total=per_section + 5, shown=per_section))
-    return Edition(title="Press Review", day=date(2026, 1, 16), timezone="Europe/Moscow",
-                   sections=tuple(groups), web_url=WEB_URL)
+            stories.append(
+                Story(
+                    lead=item(
+                        n,
+                        f"Story number {n} with a reasonably long headline about events",
+                        summary=("word " * (summary_chars // 5)).strip(),
+                        published=T0 - timedelta(minutes=n),
+                    )
+                )
+            )
+        groups.append(
+            SectionGroup(
+                name=f"Section {s}",
+                anchor=f"s-section-{s}",
+                days=(DayGroup(date(2026, 1, 16), tuple(stories)),),
+                total=per_section + 5,
+                shown=per_section,
+            )
+        )
+    return Edition(
+        title="Press Review", day=date(2026, 1, 16), timezone="Europe/Moscow", sections=tuple(groups), web_url=WEB_URL
+    )
 
 
 def test_a_huge_edition_is_trimmed_below_the_gmail_clip_and_says_so() -> None:
@@ -417,8 +561,9 @@ def test_a_templates_dir_override_is_used_and_other_templates_fall_back(tmp_path
 
 
 def test_a_missing_template_variable_raises_template_error_naming_template_and_variable(tmp_path: Path) -> None:
-    (tmp_path / "_story.html.j2").write_text("<h3>{{ story.title.text }} {{ headline_colour }}</h3>\n",
-                                             encoding="utf-8")
+    (tmp_path / "_story.html.j2").write_text(
+        "<h3>{{ story.title.text }} {{ headline_colour }}</h3>\n", encoding="utf-8"
+    )
     with pytest.raises(TemplateError) as caught:
         Renderer(templates_dir=str(tmp_path)).render(rich_edition())
     assert "_story.html.j2" in caught.value.message and "headline_colour" in caught.value.message
@@ -444,18 +589,31 @@ def test_the_built_in_templates_are_found() -> None:
         assert (folder / "i18n" / language / "LC_MESSAGES" / "digest.po").is_file()
 
 
-@pytest.mark.parametrize(("language", "old", "this_year"), [
-    ("en", "Friday, January 6, 2017", "Friday, January 16"),
-    ("ru", "Пятница, 6 января 2017 г.", "Пятница, 16 января"),
-])
-def test_a_day_heading_carries_the_year_when_it_is_not_the_editions(language: str, old: str,
-                                                                    this_year: str) -> None:
+@pytest.mark.parametrize(
+    ("language", "old", "this_year"),
+    [
+        ("en", "Friday, January 6, 2017", "Friday, January 16"),
+        ("ru", "Пятница, 6 января 2017 г.", "Пятница, 16 января"),
+    ],
+)
+def test_a_day_heading_carries_the_year_when_it_is_not_the_editions(language: str, old: str, this_year: str) -> None:
     recent = Story(lead=item(1, "Recent story"))
     stale = Story(lead=item(2, "Story from an old feed", published=datetime(2017, 1, 6, 12, tzinfo=UTC)))
-    group = SectionGroup(name="World", anchor="s-world", total=2, shown=2, days=(
-        DayGroup(date(2026, 1, 16), (recent,)), DayGroup(date(2017, 1, 6), (stale,))))
-    edition = Edition(title="Press Review", day=date(2026, 1, 16), timezone="UTC", web_url=WEB_URL,
-                      sections=(group,), language=language)
+    group = SectionGroup(
+        name="World",
+        anchor="s-world",
+        total=2,
+        shown=2,
+        days=(DayGroup(date(2026, 1, 16), (recent,)), DayGroup(date(2017, 1, 6), (stale,))),
+    )
+    edition = Edition(
+        title="Press Review",
+        day=date(2026, 1, 16),
+        timezone="UTC",
+        web_url=WEB_URL,
+        sections=(group,),
+        language=language,
+    )
     r = Renderer(language=language).render(edition)
     assert f">{old}</h4>" in r.html and f">{this_year}</h4>" in r.html
     assert f"\n{old}\n" in r.text

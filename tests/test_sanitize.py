@@ -158,8 +158,10 @@ def test_R4_a_link_that_only_wrapped_a_pixel_goes_too() -> None:
 
 
 def test_R4_content_images_keep_src_alt_and_size_only() -> None:
-    out = sanitize_html('<img src="photo.jpg" alt="A harbour" width="640" height="480" srcset="x 2x" '
-                        'loading="lazy" title="t">', base_url=BASE)
+    out = sanitize_html(
+        '<img src="photo.jpg" alt="A harbour" width="640" height="480" srcset="x 2x" loading="lazy" title="t">',
+        base_url=BASE,
+    )
     assert out == '<img src="https://news.example/section/photo.jpg" alt="A harbour" width="640" height="480">'
 
 

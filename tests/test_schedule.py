@@ -62,8 +62,7 @@ def test_ordinary_send_times_follow_the_local_offset_on_both_sides_of_a_change()
 
 def test_a_whole_skipped_local_date_has_no_edition_of_its_own() -> None:
     # Samoa moved across the date line: 29 December 2011 was followed by 31 December.
-    d, instant = next_edition(datetime(2011, 12, 29, 12, tzinfo=ZoneInfo("Pacific/Apia")), time(7, 0),
-                              "Pacific/Apia")
+    d, instant = next_edition(datetime(2011, 12, 29, 12, tzinfo=ZoneInfo("Pacific/Apia")), time(7, 0), "Pacific/Apia")
     assert d == date(2011, 12, 31)
     assert local_day(instant, "Pacific/Apia") == d
 

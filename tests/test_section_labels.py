@@ -53,23 +53,37 @@ def test_the_shipped_rules_put_real_items_where_an_editor_would() -> None:
     per_section: dict[str, Counter[str]] = defaultdict(Counter)
     for feed_file, wanted in _labels().items():
         url = f"https://feeds.example/{feed_file}"
-        feed = parse_feed((corpus / "feeds" / "news" / feed_file).read_bytes(), url=url, content_type=None,
-                          now=NOW, excerpt_chars=settings.digest.excerpt_chars)
+        feed = parse_feed(
+            (corpus / "feeds" / "news" / feed_file).read_bytes(),
+            url=url,
+            content_type=None,
+            now=NOW,
+            excerpt_chars=settings.digest.excerpt_chars,
+        )
         items = {item.url: item for item in feed.items}
         assert set(wanted) <= set(items), f"{feed_file}: labelled links the parser no longer gives"
         for link, section in wanted.items():
             item = items[link]
-            got = classify(title=item.title, url=item.url, categories=item.categories, feed_section=None,
-                           sections=settings.sections, fallback=settings.digest.fallback_section,
-                           summary=item.summary_text, feed_names=(feed.title or "", url))
+            got = classify(
+                title=item.title,
+                url=item.url,
+                categories=item.categories,
+                feed_section=None,
+                sections=settings.sections,
+                fallback=settings.digest.fallback_section,
+                summary=item.summary_text,
+                feed_names=(feed.title or "", url),
+            )
             total += 1
             per_section[section]["items"] += 1
             if got.section == section:
                 right += 1
                 per_section[section]["right"] += 1
             else:
-                misses.append(f"  {feed_file}: {item.title[:70]!r}\n    editor: {section}; rules: {got.section}"
-                              f" ({got.reason[:160]})")
+                misses.append(
+                    f"  {feed_file}: {item.title[:70]!r}\n    editor: {section}; rules: {got.section}"
+                    f" ({got.reason[:160]})"
+                )
     accuracy = right / total
     print(f"\nsection accuracy on {total} labelled real items: {accuracy:.1%} ({right} right)")
     for section in cfg.DEFAULT_SECTIONS:

@@ -12,8 +12,12 @@ from digest.sections import Classification, classify
 SECTIONS = (
     Section("Russian Politics & Diplomacy", categories=("Politics", "Политика"), keywords=("Kremlin", "Лавров")),
     Section("World", categories=("World", "International"), url_patterns=(r"^/world/",), keywords=("UN",)),
-    Section("Business & Economy", categories=("Business",), url_patterns=(r"/business/", r"/markets?/"),
-            keywords=("central bank", "ставка", "inflation")),
+    Section(
+        "Business & Economy",
+        categories=("Business",),
+        url_patterns=(r"/business/", r"/markets?/"),
+        keywords=("central bank", "ставка", "inflation"),
+    ),
     Section("Sport", categories=("Sport", "Спорт"), url_patterns=(r"^/sport/",), keywords=("football", "хоккей")),
     Section("Science & Space", keywords=("NASA", "Роскосмос", "宇宙")),
 )
@@ -25,8 +29,9 @@ def place(
     categories: Sequence[str] = (),
     feed_section: str | None = None,
 ) -> Classification:
-    return classify(title=title, url=url, categories=categories, feed_section=feed_section,
-                    sections=SECTIONS, fallback="Other")
+    return classify(
+        title=title, url=url, categories=categories, feed_section=feed_section, sections=SECTIONS, fallback="Other"
+    )
 
 
 def test_the_feed_section_beats_every_rule() -> None:
@@ -39,8 +44,7 @@ def test_a_category_beats_a_keyword_whatever_the_section_order() -> None:
     # The keyword belongs to the first section, the category to the fourth.
     c = place("Kremlin comments on the match", categories=["Sport"])
     assert (c.section, c.rule) == ("Sport", "category")
-    assert c.reason == ("category 'Sport' matches section 'Sport'; "
-                        "it outranks section 'Russian Politics & Diplomacy'")
+    assert c.reason == ("category 'Sport' matches section 'Sport'; it outranks section 'Russian Politics & Diplomacy'")
 
 
 def test_a_category_and_a_url_are_equal_evidence_so_more_agreeing_rules_win() -> None:
@@ -86,7 +90,8 @@ def test_keywords_match_whole_words_only() -> None:
 def test_keywords_match_cyrillic_words_case_insensitively() -> None:
     c = place("ЛАВРОВ встретился с коллегой")
     assert c == Classification(
-        "Russian Politics & Diplomacy", "keyword",
+        "Russian Politics & Diplomacy",
+        "keyword",
         "keyword 'Лавров' in the title matches section 'Russian Politics & Diplomacy'",
     )
     assert place("Ставка ЦБ осталась прежней").section == "Business & Economy"
@@ -110,8 +115,14 @@ def test_nothing_matches_gives_the_fallback_with_a_reason() -> None:
 
 
 def test_an_empty_configuration_always_falls_back() -> None:
-    c = classify(title="UN votes", url="https://x.example/world/1", categories=["World"], feed_section=None,
-                 sections=(), fallback="Misc")
+    c = classify(
+        title="UN votes",
+        url="https://x.example/world/1",
+        categories=["World"],
+        feed_section=None,
+        sections=(),
+        fallback="Misc",
+    )
     assert (c.section, c.rule) == ("Misc", "fallback")
 
 
@@ -124,24 +135,47 @@ def test_a_missing_or_odd_url_is_not_an_error(url: str | None) -> None:
 
 from digest.config import Rule  # noqa: E402
 
-RU = Section("Russian Politics & Diplomacy", keywords=("Путин", "Кремль", "Лавров", "Kremlin"),
-             rules=(Rule(categories=("Politics",), keywords=("Russia", "Putin", "Kremlin")),))
+RU = Section(
+    "Russian Politics & Diplomacy",
+    keywords=("Путин", "Кремль", "Лавров", "Kremlin"),
+    rules=(Rule(categories=("Politics",), keywords=("Russia", "Putin", "Kremlin")),),
+)
 WORLD = Section("World", categories=("World", "Politics"), url_patterns=(r"^/world/",))
-MILITARY = Section("Military & Defense", keywords=("army", "troops", "missile", "армия"),
-                   not_keywords=("Army of Lovers",),
-                   rules=(Rule(categories=("World",), keywords=("army", "troops", "missile")),))
+MILITARY = Section(
+    "Military & Defense",
+    keywords=("army", "troops", "missile", "армия"),
+    not_keywords=("Army of Lovers",),
+    rules=(Rule(categories=("World",), keywords=("army", "troops", "missile")),),
+)
 SPORT = Section("Sport", categories=("Sport",), keywords=("football", "футбол"), not_keywords=("fantasy football",))
 NEWSROOM = (RU, WORLD, MILITARY, SPORT)
 
 
-def room(title: str, *, summary: str = "", categories: Sequence[str] = (), url: str | None = None,
-         feeds: Sequence[str] = ()) -> Classification:
-    return classify(title=title, url=url, categories=categories, feed_section=None, sections=NEWSROOM,
-                    fallback="Other", summary=summary, feed_names=feeds)
+def room(
+    title: str, *, summary: str = "", categories: Sequence[str] = (), url: str | None = None, feeds: Sequence[str] = ()
+) -> Classification:
+    return classify(
+        title=title,
+        url=url,
+        categories=categories,
+        feed_section=None,
+        sections=NEWSROOM,
+        fallback="Other",
+        summary=summary,
+        feed_names=feeds,
+    )
 
 
-@pytest.mark.parametrize("title", ["Встреча Путина с послами", "Заявление в Кремле", "Слова Лаврова о Сирии",
-                                   "Путину доложили", "The Kremlin's answer"])
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Встреча Путина с послами",
+        "Заявление в Кремле",
+        "Слова Лаврова о Сирии",
+        "Путину доложили",
+        "The Kremlin's answer",
+    ],
+)
 def test_keywords_match_inflected_forms(title: str) -> None:
     assert room(title).section == "Russian Politics & Diplomacy"
 
@@ -177,15 +211,28 @@ def test_not_keywords_rule_a_section_out() -> None:
 
 def test_a_rule_naming_feeds_matches_the_feed_name_or_url() -> None:
     sections = (Section("Press Review", feeds=("https://press.example/feed.xml",)), WORLD)
-    c = classify(title="What the papers say", url=None, categories=["World"], feed_section=None, sections=sections,
-                 fallback="Other", feed_names=("Press Example", "https://press.example/feed.xml"))
+    c = classify(
+        title="What the papers say",
+        url=None,
+        categories=["World"],
+        feed_section=None,
+        sections=sections,
+        fallback="Other",
+        feed_names=("Press Example", "https://press.example/feed.xml"),
+    )
     assert (c.section, c.rule) == ("Press Review", "source")
 
 
 def test_more_keywords_found_win_a_tie_of_rule_kinds() -> None:
     sections = (Section("A", keywords=("bank",)), Section("B", keywords=("match", "goal")))
-    c = classify(title="A late goal wins the match at the bank holiday", url=None, categories=(), feed_section=None,
-                 sections=sections, fallback="Other")
+    c = classify(
+        title="A late goal wins the match at the bank holiday",
+        url=None,
+        categories=(),
+        feed_section=None,
+        sections=sections,
+        fallback="Other",
+    )
     assert c.section == "B"
 
 
@@ -195,27 +242,37 @@ def test_a_rule_needs_a_condition() -> None:
 
     with pytest.raises(ConfigError, match=r"sections #1.rules #1 has no condition"):
         from_mapping({"sections": [{"name": "A", "rules": [{"not_keywords": ["x"]}]}]})
-    settings = from_mapping({"sections": [{"name": "A", "not_keywords": ["x"],
-                                           "rules": [{"categories": ["c"], "keywords": ["k"]}]}]})
+    settings = from_mapping(
+        {"sections": [{"name": "A", "not_keywords": ["x"], "rules": [{"categories": ["c"], "keywords": ["k"]}]}]}
+    )
     assert settings.sections[0].rules == (Rule(categories=("c",), keywords=("k",)),)
 
 
 def test_a_rule_with_keyword_lists_needs_a_word_of_each() -> None:
     from digest.config import from_mapping
 
-    settings = from_mapping({"sections": [
-        {"name": "Russian Politics & Diplomacy", "rules": [{"keywords": [["Russia", "Россия"], ["Trump", "Brexit"]]}]},
-        {"name": "Society & Culture", "keywords": ["Russia", "museum"]},
-    ]})
+    settings = from_mapping(
+        {
+            "sections": [
+                {
+                    "name": "Russian Politics & Diplomacy",
+                    "rules": [{"keywords": [["Russia", "Россия"], ["Trump", "Brexit"]]}],
+                },
+                {"name": "Society & Culture", "keywords": ["Russia", "museum"]},
+            ]
+        }
+    )
     rules = settings.sections[0].rules
     assert rules[0].keyword_groups == (("Russia", "Россия"), ("Trump", "Brexit"))
 
     def where(title: str) -> str:
-        return classify(title=title, url=None, categories=(), feed_section=None, sections=settings.sections,
-                        fallback="Other").section
+        return classify(
+            title=title, url=None, categories=(), feed_section=None, sections=settings.sections, fallback="Other"
+        ).section
 
     assert where("Russia and Trump: what next") == "Russian Politics & Diplomacy"
     assert where("A museum opens in Russia") == "Society & Culture"
     from digest.errors import ConfigError
+
     with pytest.raises(ConfigError, match="belong in a"):
         from_mapping({"sections": [{"name": "A", "keywords": [["a"], ["b"]]}]})

@@ -37,11 +37,29 @@ LEASE = timedelta(minutes=10)
 
 def edition_with(store: Store, subscribers: int) -> int:
     with store.engine.begin() as conn:
-        conn.execute(insert(t.subscribers), [
-            {"email": f"r{i}@x.example", "status": "active", "permanent_failures": 0, "from_config": False,
-             "created_at": NOW, "updated_at": NOW} for i in range(subscribers)])
-    edition, _ = store.create_edition(day=date(2026, 5, 4), timezone="UTC", default_timezone="UTC", cutoff=NOW,
-                                      now=NOW, max_item_age=timedelta(days=2), classify=lambda item: "World")
+        conn.execute(
+            insert(t.subscribers),
+            [
+                {
+                    "email": f"r{i}@x.example",
+                    "status": "active",
+                    "permanent_failures": 0,
+                    "from_config": False,
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                }
+                for i in range(subscribers)
+            ],
+        )
+    edition, _ = store.create_edition(
+        day=date(2026, 5, 4),
+        timezone="UTC",
+        default_timezone="UTC",
+        cutoff=NOW,
+        now=NOW,
+        max_item_age=timedelta(days=2),
+        classify=lambda item: "World",
+    )
     return edition.id
 
 
@@ -64,21 +82,53 @@ def test_data_block_makes_bare_line_ends_crlf_before_stuffing_so_nothing_is_smug
 def test_personalised_messages_have_crlf_line_ends_only() -> None:
     from digest.model import PLACEHOLDER_UNSUBSCRIBE_URL, Rendered
 
-    rendered = Rendered(subject="Review\r\nBcc: x@evil.example", text=f"a\nb\r.c\r\n{PLACEHOLDER_UNSUBSCRIBE_URL}\n",
-                        html=f"<p>\n.x\r</p><a href='{PLACEHOLDER_UNSUBSCRIBE_URL}'>u</a>")
-    template = message.build_template(rendered, sender="r@review.example", sender_name="Review",
-                                      list_id="digest.review.example", base_url="https://review.example")
-    data = message.personalise(template, to_addr="o'neil@x.example", to_name="Ann Lee",
-                               message_id="<e1.s1.abc@review.example>", date=NOW,
-                               unsubscribe_url="https://review.example/u/t", preferences_url="https://review.example/p/t")
+    rendered = Rendered(
+        subject="Review\r\nBcc: x@evil.example",
+        text=f"a\nb\r.c\r\n{PLACEHOLDER_UNSUBSCRIBE_URL}\n",
+        html=f"<p>\n.x\r</p><a href='{PLACEHOLDER_UNSUBSCRIBE_URL}'>u</a>",
+    )
+    template = message.build_template(
+        rendered,
+        sender="r@review.example",
+        sender_name="Review",
+        list_id="digest.review.example",
+        base_url="https://review.example",
+    )
+    data = message.personalise(
+        template,
+        to_addr="o'neil@x.example",
+        to_name="Ann Lee",
+        message_id="<e1.s1.abc@review.example>",
+        date=NOW,
+        unsubscribe_url="https://review.example/u/t",
+        preferences_url="https://review.example/p/t",
+    )
     assert data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r")  # what Envelope(crlf=True) promises
 
 
 def test_a_plain_address_header_is_exactly_what_the_email_package_writes() -> None:
-    names = [None, "Reader 1", "J. Smith", "O'Brien", "Anne-Marie", "x_y z", "=?utf-8?q?x?=", "Łukasz", "a" * 80,
-             "Smith, John", "-dash"]
-    addresses = ["reader1@mail1.example", "x.y+z@b-c.org", "A.B@EXAMPLE.ORG", "o'neil@x.org", "a..b@x.org",
-                 "a@-x.org", '"q"@x.org']
+    names = [
+        None,
+        "Reader 1",
+        "J. Smith",
+        "O'Brien",
+        "Anne-Marie",
+        "x_y z",
+        "=?utf-8?q?x?=",
+        "Łukasz",
+        "a" * 80,
+        "Smith, John",
+        "-dash",
+    ]
+    addresses = [
+        "reader1@mail1.example",
+        "x.y+z@b-c.org",
+        "A.B@EXAMPLE.ORG",
+        "o'neil@x.org",
+        "a..b@x.org",
+        "a@-x.org",
+        '"q"@x.org',
+    ]
     fast = 0
     for name, addr in itertools.product(names, addresses):
         display = message.one_line(name, limit=message.NAME_CHARS) if name else ""
@@ -117,8 +167,9 @@ def test_B1_two_senders_never_claim_the_same_row(store: Store) -> None:
 def test_B1_a_claim_whose_lease_ran_out_is_claimed_again(store: Store) -> None:
     edition = edition_with(store, 3)
     store.claim_deliveries(edition, worker="a", now=NOW, lease=LEASE, limit=10)
-    assert store.claim_deliveries(edition, worker="b", now=NOW + LEASE - timedelta(seconds=1), lease=LEASE,
-                                  limit=10) == []
+    assert (
+        store.claim_deliveries(edition, worker="b", now=NOW + LEASE - timedelta(seconds=1), lease=LEASE, limit=10) == []
+    )
     again = store.claim_deliveries(edition, worker="b", now=NOW + LEASE + timedelta(seconds=1), lease=LEASE, limit=10)
     assert len(again) == 3
 
@@ -163,11 +214,12 @@ def test_an_edition_with_claimed_rows_is_not_complete(store: Store) -> None:
 
 def write_config(tmp: Path, *, smtp_port: int, subscribers: int, workers: int, connections: int = 4) -> Path:
     config = tmp / "digest.toml"
-    config.write_text(f"""
+    config.write_text(
+        f"""
 [digest]
 title = "Morning Review"
 timezone = "UTC"
-database = "sqlite:///{tmp / 'digest.sqlite'}"
+database = "sqlite:///{tmp / "digest.sqlite"}"
 base_url = "https://review.example"
 
 [smtp]
@@ -177,19 +229,44 @@ sender = "review@review.example"
 timeout = 10
 connections = {connections}
 workers = {workers}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     store = Store(f"sqlite:///{tmp / 'digest.sqlite'}")
     feed = store.add_feed(_feed_spec(), now=NOW - timedelta(days=1))
     from digest.model import ParsedItem
 
-    store.upsert_items(feed.id, [ParsedItem(key="k1", title="Harbour opens", url="https://n.example/1",
-                                            summary_html="<p>s</p>", summary_text="s", published=NOW,
-                                            content_hash="h")], now=NOW)
+    store.upsert_items(
+        feed.id,
+        [
+            ParsedItem(
+                key="k1",
+                title="Harbour opens",
+                url="https://n.example/1",
+                summary_html="<p>s</p>",
+                summary_text="s",
+                published=NOW,
+                content_hash="h",
+            )
+        ],
+        now=NOW,
+    )
     with store.engine.begin() as conn:
-        conn.execute(insert(t.subscribers), [
-            {"email": f"reader{i}@x.example", "status": "active", "permanent_failures": 0, "from_config": False,
-             "sections": None if i % 2 else ["Other"], "created_at": NOW, "updated_at": NOW}
-            for i in range(subscribers)])
+        conn.execute(
+            insert(t.subscribers),
+            [
+                {
+                    "email": f"reader{i}@x.example",
+                    "status": "active",
+                    "permanent_failures": 0,
+                    "from_config": False,
+                    "sections": None if i % 2 else ["Other"],
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                }
+                for i in range(subscribers)
+            ],
+        )
     store.close()
     return config
 
@@ -200,8 +277,13 @@ def _feed_spec() -> FeedSpec:
 
 def digest_send(config: Path, *args: str, start: datetime = NOW) -> subprocess.Popen[str]:
     env = {**os.environ, "DIGEST_NOW": (start + timedelta(minutes=5)).isoformat()}
-    return subprocess.Popen([sys.executable, "-m", "digest", "-v", "--config", str(config), "send", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest", "-v", "--config", str(config), "send", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def by_recipient(smtp: SmtpServer) -> Counter[str]:

@@ -10,44 +10,74 @@ CASES = {
     "en": (
         'The U.S. Senate met on Friday. Dr. Jane Smith, of St. Louis, said: "We will vote." '
         "J. R. R. Tolkien sold 1.5 million copies. Was it worth it? Yes!",
-        ["The U.S. Senate met on Friday.", 'Dr. Jane Smith, of St. Louis, said: "We will vote."',
-         "J. R. R. Tolkien sold 1.5 million copies.", "Was it worth it?", "Yes!"],
+        [
+            "The U.S. Senate met on Friday.",
+            'Dr. Jane Smith, of St. Louis, said: "We will vote."',
+            "J. R. R. Tolkien sold 1.5 million copies.",
+            "Was it worth it?",
+            "Yes!",
+        ],
     ),
     "ru": (
         "Компания получила 1.5 млн руб., т. е. вдвое больше. «Это рекорд», — сказал А. С. Петров. "
         "Заседание прошло в 2017 г. в Москве. Что дальше?",
-        ["Компания получила 1.5 млн руб., т. е. вдвое больше.", "«Это рекорд», — сказал А. С. Петров.",
-         "Заседание прошло в 2017 г. в Москве.", "Что дальше?"],
+        [
+            "Компания получила 1.5 млн руб., т. е. вдвое больше.",
+            "«Это рекорд», — сказал А. С. Петров.",
+            "Заседание прошло в 2017 г. в Москве.",
+            "Что дальше?",
+        ],
     ),
     "fr": (
         "M. Dupont est arrivé à Paris vers 9 h. Le président a déclaré : « Nous verrons. » "
         "La hausse atteint 2,5 %. C'est tout.",
-        ["M. Dupont est arrivé à Paris vers 9 h.", "Le président a déclaré : « Nous verrons. »",
-         "La hausse atteint 2,5 %.", "C'est tout."],
+        [
+            "M. Dupont est arrivé à Paris vers 9 h.",
+            "Le président a déclaré : « Nous verrons. »",
+            "La hausse atteint 2,5 %.",
+            "C'est tout.",
+        ],
     ),
     "de": (
         "Dr. Müller kam am 7. Januar nach Berlin. Er sagte, z. B. sei das Wetter schlecht. "
         "Die Kosten stiegen um 1,5 Mio. Euro. Warum?",
-        ["Dr. Müller kam am 7. Januar nach Berlin.", "Er sagte, z. B. sei das Wetter schlecht.",
-         "Die Kosten stiegen um 1,5 Mio. Euro.", "Warum?"],
+        [
+            "Dr. Müller kam am 7. Januar nach Berlin.",
+            "Er sagte, z. B. sei das Wetter schlecht.",
+            "Die Kosten stiegen um 1,5 Mio. Euro.",
+            "Warum?",
+        ],
     ),
     "es": (
         "El Sr. García llegó a EE. UU. el lunes. Dijo que las ventas serán de 4.000 millones. ¿Y ahora? "
         'Obama: "Putin no es de nuestro equipo". Nadie lo sabe.',
-        ["El Sr. García llegó a EE. UU. el lunes.", "Dijo que las ventas serán de 4.000 millones.",
-         "¿Y ahora?", 'Obama: "Putin no es de nuestro equipo".', "Nadie lo sabe."],
+        [
+            "El Sr. García llegó a EE. UU. el lunes.",
+            "Dijo que las ventas serán de 4.000 millones.",
+            "¿Y ahora?",
+            'Obama: "Putin no es de nuestro equipo".',
+            "Nadie lo sabe.",
+        ],
     ),
     "it": (
-        "Il sig. Rossi è arrivato a Roma. Il sindaco ha detto: \"Siamo con loro.\" "
+        'Il sig. Rossi è arrivato a Roma. Il sindaco ha detto: "Siamo con loro." '
         "Le temperature sono scese a -5 gradi. Domani nevica.",
-        ["Il sig. Rossi è arrivato a Roma.", 'Il sindaco ha detto: "Siamo con loro."',
-         "Le temperature sono scese a -5 gradi.", "Domani nevica."],
+        [
+            "Il sig. Rossi è arrivato a Roma.",
+            'Il sindaco ha detto: "Siamo con loro."',
+            "Le temperature sono scese a -5 gradi.",
+            "Domani nevica.",
+        ],
     ),
     "pt": (
         "O Dr. Silva chegou a Curitiba na sexta. O prefeito Rafael Greca está bem, diz o boletim. "
         "A obra custa R$ 1.5 milhão. Quando começa?",
-        ["O Dr. Silva chegou a Curitiba na sexta.", "O prefeito Rafael Greca está bem, diz o boletim.",
-         "A obra custa R$ 1.5 milhão.", "Quando começa?"],
+        [
+            "O Dr. Silva chegou a Curitiba na sexta.",
+            "O prefeito Rafael Greca está bem, diz o boletim.",
+            "A obra custa R$ 1.5 milhão.",
+            "Quando começa?",
+        ],
     ),
 }
 

@@ -64,8 +64,13 @@ async def form(site: Site) -> dict[str, str]:
 
 
 async def sign_up(site: Site, email: str, *, sections: tuple[str, ...] = ("World",), **extra: str) -> tuple[int, str]:
-    data = [*(await form(site)).items(), ("email", email), ("timezone", "UTC"),
-            *(("section", s) for s in sections), *extra.items()]
+    data = [
+        *(await form(site)).items(),
+        ("email", email),
+        ("timezone", "UTC"),
+        *(("section", s) for s in sections),
+        *extra.items(),
+    ]
     async with site.http.post("/subscribe", data=data) as resp:
         return resp.status, await resp.text()
 
@@ -88,8 +93,9 @@ def link_in(data: bytes) -> str:
 
 
 async def test_U8_every_address_gets_the_same_answer_and_one_confirmation_per_window(site: Site) -> None:
-    site.store.set_subscriber(site.store.get_subscriber(email="bob@example.org").id, now=NOW,  # type: ignore[union-attr]
-                              status=UNSUBSCRIBED)
+    bob = site.store.get_subscriber(email="bob@example.org")
+    assert bob is not None
+    site.store.set_subscriber(bob.id, now=NOW, status=UNSUBSCRIBED)
     answers = set()
     for email in ("new@example.org", "alice@example.org", "bob@example.org"):  # new, subscribed, unsubscribed
         status, page = await sign_up(site, email)
@@ -99,8 +105,11 @@ async def test_U8_every_address_gets_the_same_answer_and_one_confirmation_per_wi
     assert len(answers) == 1 and status == 200 and "Check your inbox" in page
     await mail_count(site, 3)
     await asyncio.sleep(0.3)
-    assert sorted(m.rcpt_tos[0] for m in site.smtp.messages) == ["alice@example.org", "bob@example.org",
-                                                                 "new@example.org"]
+    assert sorted(m.rcpt_tos[0] for m in site.smtp.messages) == [
+        "alice@example.org",
+        "bob@example.org",
+        "new@example.org",
+    ]
     assert site.store.get_subscriber(email="new@example.org") is None  # nothing until confirmed
     site.clock.now = NOW + timedelta(hours=1, minutes=1)  # the window has passed
     await sign_up(site, "new@example.org")
@@ -124,8 +133,11 @@ async def test_only_a_post_from_the_links_page_confirms_and_a_suppressed_address
     assert site.store.get_subscriber(email="bob@example.org").status == UNSUBSCRIBED  # type: ignore[union-attr]
     async with site.http.post(path, data={"form": "forged"}) as resp:
         assert resp.status == 403
-    async with site.http.post(path, data={"form": re.search(r'name="form" value="([^"]+)"', page).group(1)},  # type: ignore[union-attr]
-                              headers={"Sec-Fetch-Site": "cross-site"}) as resp:
+    async with site.http.post(
+        path,
+        data={"form": re.search(r'name="form" value="([^"]+)"', page).group(1)},  # type: ignore[union-attr]
+        headers={"Sec-Fetch-Site": "cross-site"},
+    ) as resp:
         assert resp.status == 403
     mac = re.search(r'name="form" value="([^"]+)"', page)
     assert mac
@@ -163,8 +175,11 @@ async def test_the_honeypot_the_form_signature_and_bad_input(site: Site) -> None
     assert status == 422
     async with site.http.post("/subscribe", data={"form": "x", "email": "a@example.org", "section": "World"}) as resp:
         assert resp.status == 403
-    async with site.http.post("/subscribe", data={**(await form(site)), "email": "c@example.org", "section": "World"},
-                              headers={"Sec-Fetch-Site": "cross-site"}) as resp:
+    async with site.http.post(
+        "/subscribe",
+        data={**(await form(site)), "email": "c@example.org", "section": "World"},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    ) as resp:
         assert resp.status == 403
     await asyncio.sleep(0.3)
     assert site.smtp.messages == []
@@ -213,7 +228,8 @@ async def test_U7_a_replayed_confirmation_after_an_unsubscribe_changes_nothing(s
 
 
 async def test_U6_a_confirmation_token_does_not_unsubscribe_and_an_unsubscribe_token_does_not_confirm(
-        site: Site) -> None:
+    site: Site,
+) -> None:
     from digest import tokens
 
     await sign_up(site, "dave@example.org")
@@ -230,8 +246,11 @@ async def test_U6_a_confirmation_token_does_not_unsubscribe_and_an_unsubscribe_t
 
 
 async def test_U8_the_answer_has_the_same_status_body_and_headers_for_every_address(site: Site) -> None:
-    site.store.set_subscriber(site.store.get_subscriber(email="bob@example.org").id,  # type: ignore[union-attr]
-                              now=NOW - timedelta(hours=1), status=UNSUBSCRIBED)
+    site.store.set_subscriber(
+        site.store.get_subscriber(email="bob@example.org").id,  # type: ignore[union-attr]
+        now=NOW - timedelta(hours=1),
+        status=UNSUBSCRIBED,
+    )
     await sign_up(site, "pending@example.org")
     seen = set()
     for email in ("fresh@example.org", "pending@example.org", "alice@example.org", "bob@example.org"):
@@ -247,8 +266,9 @@ async def test_U9_subscription_bombing_sends_one_confirmation_and_the_limiter_en
         # 500 sign-ups of one address from 500 clients (behind our proxy): one confirmation.
         for n in range(500):
             data = [*(await form(site)).items(), ("email", "victim@example.org"), ("section", "World")]
-            async with site.http.post("/subscribe", data=data,
-                                      headers={"X-Forwarded-For": f"192.0.2.9, 198.51.{n // 250}.{n % 250}"}) as resp:
+            async with site.http.post(
+                "/subscribe", data=data, headers={"X-Forwarded-For": f"192.0.2.9, 198.51.{n // 250}.{n % 250}"}
+            ) as resp:
                 assert resp.status == 200
         # 500 sign-ups of different addresses from one client: the limiter stops it after 20.
         statuses = [(await sign_up(site, f"target{n}@example.org"))[0] for n in range(500)]

@@ -15,10 +15,18 @@ from digest.store import SENT, SKIPPED, UNSUBSCRIBED, Store
 T0 = datetime(2026, 1, 16, 6, 0, tzinfo=UTC)
 
 
-def parsed(key: str, *, url: str | None = None, title: str = "A title", published: datetime | None = T0,
-           body: str = "") -> ParsedItem:
-    return ParsedItem(key=key, title=title, url=url, summary_html=body, summary_text=body, published=published,
-                      content_hash=f"{title}|{body}|{url}")
+def parsed(
+    key: str, *, url: str | None = None, title: str = "A title", published: datetime | None = T0, body: str = ""
+) -> ParsedItem:
+    return ParsedItem(
+        key=key,
+        title=title,
+        url=url,
+        summary_html=body,
+        summary_text=body,
+        published=published,
+        content_hash=f"{title}|{body}|{url}",
+    )
 
 
 def world(_item: Item) -> str:
@@ -34,8 +42,9 @@ def test_an_item_seen_again_is_stored_once_and_an_edit_updates_in_place(store: S
     feed = make_feed(store)
     assert store.upsert_items(feed, [parsed("g1", url="https://n.example/1")], now=T0) == (1, 0)
     assert store.upsert_items(feed, [parsed("g1", url="https://n.example/1")], now=T0 + timedelta(hours=1)) == (0, 0)
-    assert store.upsert_items(feed, [parsed("g1", url="https://n.example/1", title="Edited")],
-                              now=T0 + timedelta(hours=2)) == (0, 1)
+    assert store.upsert_items(
+        feed, [parsed("g1", url="https://n.example/1", title="Edited")], now=T0 + timedelta(hours=2)
+    ) == (0, 1)
     items = store.items_first_seen(after=None, until=T0 + timedelta(days=1))
     assert [(i.title, i.first_seen) for i in items] == [("Edited", T0)]
 
@@ -43,9 +52,15 @@ def test_an_item_seen_again_is_stored_once_and_an_edit_updates_in_place(store: S
 def test_P7_a_new_guid_with_the_same_link_and_duplicate_guids_are_one_item(store: Store) -> None:
     feed = make_feed(store)
     store.upsert_items(feed, [parsed("guid-a", url="https://n.example/story")], now=T0)
-    new, _ = store.upsert_items(feed, [parsed("guid-b", url="https://n.example/story"),
-                                       parsed("dup", url="https://n.example/x"),
-                                       parsed("dup", url="https://n.example/x")], now=T0 + timedelta(hours=1))
+    new, _ = store.upsert_items(
+        feed,
+        [
+            parsed("guid-b", url="https://n.example/story"),
+            parsed("dup", url="https://n.example/x"),
+            parsed("dup", url="https://n.example/x"),
+        ],
+        now=T0 + timedelta(hours=1),
+    )
     assert new == 1
     assert len(store.items_first_seen(after=None, until=T0 + timedelta(days=1))) == 2
 
@@ -57,9 +72,15 @@ def test_every_item_lands_in_exactly_one_edition_even_when_days_are_skipped(stor
     for n, day in enumerate([date(2026, 1, 16), date(2026, 1, 17), date(2026, 1, 20)]):
         first_seen = T0 + timedelta(days=n * 2)
         store.upsert_items(feed, [parsed(f"k{n}-{i}", published=None) for i in range(3)], now=first_seen)
-        edition, created = store.create_edition(day=day, timezone="UTC", default_timezone="UTC",
-                                                cutoff=first_seen + timedelta(hours=1), now=first_seen,
-                                                max_item_age=timedelta(hours=48), classify=world)
+        edition, created = store.create_edition(
+            day=day,
+            timezone="UTC",
+            default_timezone="UTC",
+            cutoff=first_seen + timedelta(hours=1),
+            now=first_seen,
+            max_item_age=timedelta(hours=48),
+            classify=world,
+        )
         assert created
         seen += [i.id for i, _ in store.edition_items(edition.id)]
     assert sorted(seen) == sorted(set(seen)) and len(seen) == 9
@@ -72,8 +93,17 @@ def test_S7_a_second_trigger_of_the_same_edition_queues_nothing(store: Store) ->
     results = []
 
     def trigger() -> None:
-        results.append(store.create_edition(day=date(2026, 1, 16), timezone="UTC", default_timezone="UTC",
-                                            cutoff=T0, now=T0, max_item_age=timedelta(days=2), classify=world))
+        results.append(
+            store.create_edition(
+                day=date(2026, 1, 16),
+                timezone="UTC",
+                default_timezone="UTC",
+                cutoff=T0,
+                now=T0,
+                max_item_age=timedelta(days=2),
+                classify=world,
+            )
+        )
 
     threads = [threading.Thread(target=trigger) for _ in range(4)]
     for th in threads:
@@ -87,10 +117,20 @@ def test_S7_a_second_trigger_of_the_same_edition_queues_nothing(store: Store) ->
 
 def test_items_too_old_when_first_seen_are_not_sent(store: Store) -> None:
     feed = make_feed(store)
-    store.upsert_items(feed, [parsed("old", published=T0 - timedelta(days=5)), parsed("fresh"),
-                              parsed("undated", published=None)], now=T0)
-    edition, _ = store.create_edition(day=date(2026, 1, 16), timezone="UTC", default_timezone="UTC", cutoff=T0,
-                                      now=T0, max_item_age=timedelta(hours=48), classify=world)
+    store.upsert_items(
+        feed,
+        [parsed("old", published=T0 - timedelta(days=5)), parsed("fresh"), parsed("undated", published=None)],
+        now=T0,
+    )
+    edition, _ = store.create_edition(
+        day=date(2026, 1, 16),
+        timezone="UTC",
+        default_timezone="UTC",
+        cutoff=T0,
+        now=T0,
+        max_item_age=timedelta(hours=48),
+        classify=world,
+    )
     assert sorted(i.title for i, _ in store.edition_items(edition.id)) == ["A title", "A title"]
     assert len(store.edition_items(edition.id)) == 2
 
@@ -100,8 +140,15 @@ def test_editions_are_per_time_zone_and_queue_only_their_subscribers(store: Stor
     store.add_subscriber("moscow@example.org", name=None, sections=None, timezone="Europe/Moscow", now=T0)
     store.add_subscriber("default@example.org", name=None, sections=None, timezone=None, now=T0)
     assert store.timezones_in_use("UTC") == ["Europe/Moscow", "UTC"]
-    edition, _ = store.create_edition(day=date(2026, 1, 16), timezone="Europe/Moscow", default_timezone="UTC",
-                                      cutoff=T0, now=T0, max_item_age=timedelta(days=2), classify=world)
+    edition, _ = store.create_edition(
+        day=date(2026, 1, 16),
+        timezone="Europe/Moscow",
+        default_timezone="UTC",
+        cutoff=T0,
+        now=T0,
+        max_item_age=timedelta(days=2),
+        classify=world,
+    )
     rows = list(store.iter_deliveries(edition.id))
     assert [store.get_subscriber(id=r.subscriber_id).email for r in rows] == ["moscow@example.org"]  # type: ignore[union-attr]
 
@@ -112,8 +159,15 @@ def test_a_sent_row_is_never_demoted_and_the_edition_closes_when_nothing_is_pend
     make_feed(store)
     store.add_subscriber("a@example.org", name=None, sections=None, timezone=None, now=T0)
     store.add_subscriber("b@example.org", name=None, sections=None, timezone=None, now=T0)
-    edition, _ = store.create_edition(day=date(2026, 1, 16), timezone="UTC", default_timezone="UTC", cutoff=T0,
-                                      now=T0, max_item_age=timedelta(days=2), classify=world)
+    edition, _ = store.create_edition(
+        day=date(2026, 1, 16),
+        timezone="UTC",
+        default_timezone="UTC",
+        cutoff=T0,
+        now=T0,
+        max_item_age=timedelta(days=2),
+        classify=world,
+    )
     a, b = store.claim_deliveries(edition.id, worker="w", now=T0, lease=timedelta(minutes=10), limit=10)
     assert store.record_deliveries([Mark(a.id, SENT, message_id="<m@x>")], worker="w", now=T0) == 1
     # A late duplicate result for the same row (or one from another sender) moves nothing.
@@ -162,20 +216,38 @@ def test_B7_a_run_never_retries_a_row_it_deferred_but_the_next_run_does(store: S
 
     make_feed(store)
     store.add_subscriber("busy@example.org", name=None, sections=None, timezone=None, now=T0)
-    edition, _ = store.create_edition(day=date(2026, 1, 16), timezone="UTC", default_timezone="UTC", cutoff=T0,
-                                      now=T0, max_item_age=timedelta(days=2), classify=world)
+    edition, _ = store.create_edition(
+        day=date(2026, 1, 16),
+        timezone="UTC",
+        default_timezone="UTC",
+        cutoff=T0,
+        now=T0,
+        max_item_age=timedelta(days=2),
+        classify=world,
+    )
     run1 = T0 + timedelta(minutes=1)
-    (row,) = store.claim_deliveries(edition.id, worker="w1", now=run1, lease=timedelta(minutes=10), limit=10,
-                                    since=run1)
+    (row,) = store.claim_deliveries(
+        edition.id, worker="w1", now=run1, lease=timedelta(minutes=10), limit=10, since=run1
+    )
     deferred_at = run1 + timedelta(seconds=2)
-    store.record_deliveries([Mark(row.id, "pending", error="451 try later",
-                                  next_attempt_at=deferred_at + timedelta(minutes=5))],
-                            worker="w1", now=deferred_at)
+    store.record_deliveries(
+        [Mark(row.id, "pending", error="451 try later", next_attempt_at=deferred_at + timedelta(minutes=5))],
+        worker="w1",
+        now=deferred_at,
+    )
     later = deferred_at + timedelta(seconds=1)
-    assert store.claim_deliveries(edition.id, worker="w1", now=later, lease=timedelta(minutes=10), limit=10,
-                                  since=run1) == [], "the run that deferred it must not retry it"
-    assert store.claim_deliveries(edition.id, worker="d", now=later, lease=timedelta(minutes=10), limit=10,
-                                  due_only=True) == [], "the daemon waits for next_attempt_at"
+    assert (
+        store.claim_deliveries(edition.id, worker="w1", now=later, lease=timedelta(minutes=10), limit=10, since=run1)
+        == []
+    ), "the run that deferred it must not retry it"
+    assert (
+        store.claim_deliveries(edition.id, worker="d", now=later, lease=timedelta(minutes=10), limit=10, due_only=True)
+        == []
+    ), "the daemon waits for next_attempt_at"
     run2 = later + timedelta(minutes=1)  # an operator runs `digest send` again: retried at once
-    assert [r.id for r in store.claim_deliveries(edition.id, worker="w2", now=run2, lease=timedelta(minutes=10),
-                                                 limit=10, since=run2)] == [row.id]
+    assert [
+        r.id
+        for r in store.claim_deliveries(
+            edition.id, worker="w2", now=run2, lease=timedelta(minutes=10), limit=10, since=run2
+        )
+    ] == [row.id]

@@ -35,8 +35,7 @@ def test_the_config_never_overwrites_what_the_subscriber_chose(store: Store) -> 
     assert found is not None
     sub = found.subscriber
     assert (sub.name, sub.sections, sub.timezone) == ("Alice Editor", ("Sport",), "Europe/Moscow")
-    assert found.origins == {"name": "config", "sections": "subscriber", "timezone": "subscriber",
-                             "status": "config"}
+    assert found.origins == {"name": "config", "sections": "subscriber", "timezone": "subscriber", "status": "config"}
 
 
 def test_an_unsubscribed_address_stays_suppressed_through_removal_relisting_cli_and_import(store: Store) -> None:

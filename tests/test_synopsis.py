@@ -18,15 +18,30 @@ class It:
 
 
 HARBOUR = [
-    It(1, "Harbour Post", "Storm closes the harbour",
-       "A winter storm closed the city harbour on Monday morning. Ferries to the islands were cancelled until "
-       "further notice. The port authority said winds reached 120 km/h.", "https://post.example/1"),
-    It(2, "Daily Tide", "Harbour shut as storm hits",
-       "The city harbour was closed on Monday morning by a winter storm. Fishermen said they had lost a week of "
-       "work. Forecasters expect the storm to ease on Wednesday ...", "https://tide.example/2"),
-    It(3, "Coast Radio", "Ferries cancelled in storm",
-       "All ferries to the islands were cancelled as the storm closed the harbour. Schools on the islands will "
-       "stay shut on Tuesday.", "https://radio.example/3"),
+    It(
+        1,
+        "Harbour Post",
+        "Storm closes the harbour",
+        "A winter storm closed the city harbour on Monday morning. Ferries to the islands were cancelled until "
+        "further notice. The port authority said winds reached 120 km/h.",
+        "https://post.example/1",
+    ),
+    It(
+        2,
+        "Daily Tide",
+        "Harbour shut as storm hits",
+        "The city harbour was closed on Monday morning by a winter storm. Fishermen said they had lost a week of "
+        "work. Forecasters expect the storm to ease on Wednesday ...",
+        "https://tide.example/2",
+    ),
+    It(
+        3,
+        "Coast Radio",
+        "Ferries cancelled in storm",
+        "All ferries to the islands were cancelled as the storm closed the harbour. Schools on the islands will "
+        "stay shut on Tuesday.",
+        "https://radio.example/3",
+    ),
 ]
 
 
@@ -55,8 +70,10 @@ def test_three_outlets_are_all_quoted_and_near_duplicates_are_not() -> None:
     assert {q.source for q in quotes} == {"Harbour Post", "Daily Tide", "Coast Radio"}
     chosen = sentences_of(quotes)
     # "A winter storm closed the city harbour on Monday morning." and Daily Tide's rewording say the same.
-    assert not ("A winter storm closed the city harbour on Monday morning." in chosen
-                and "The city harbour was closed on Monday morning by a winter storm." in chosen)
+    assert not (
+        "A winter storm closed the city harbour on Monday morning." in chosen
+        and "The city harbour was closed on Monday morning by a winter storm." in chosen
+    )
 
 
 def test_a_cut_sentence_is_never_quoted() -> None:
@@ -82,11 +99,14 @@ def test_an_outlet_can_be_put_first_and_plural_names_are_marked() -> None:
 
 
 def test_an_outlets_sentences_keep_their_order_in_its_text() -> None:
-    long_one = It(5, "Harbour Post", "Storm closes the harbour",
-                  "Ferries to the islands were cancelled on Monday. The storm closed the city harbour with winds "
-                  "of 120 km/h. Officials closed the harbour and cancelled ferries until the storm ends.")
-    quotes = synopsis([long_one, It(6, "Other", "Unrelated words", "Nothing in common here at all, truly.")],
-                      limit=3)
+    long_one = It(
+        5,
+        "Harbour Post",
+        "Storm closes the harbour",
+        "Ferries to the islands were cancelled on Monday. The storm closed the city harbour with winds "
+        "of 120 km/h. Officials closed the harbour and cancelled ferries until the storm ends.",
+    )
+    quotes = synopsis([long_one, It(6, "Other", "Unrelated words", "Nothing in common here at all, truly.")], limit=3)
     post = [q for q in quotes if q.source == "Harbour Post"][0]
     positions = [long_one.summary_text.index(s) for s in post.sentences]
     assert positions == sorted(positions)

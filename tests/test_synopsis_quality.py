@@ -28,10 +28,22 @@ from digest.synopsis import item_language, item_text, near_duplicate, quotable, 
 REFERENCES = ROOT / "tests" / "data" / "synopsis_references.toml"
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 UNDATED = datetime(2017, 1, 7, tzinfo=UTC)  # the Japan Times feed of those days carries no dates
-JANUARY_2017 = ["japantimes_latest.xml", "nytimes_homepage.xml", "theverge_frontpage.atom", "lemonde_une.xml",
-                "spiegel_online.xml", "20minutos_rss10.xml", "romatoday.xml", "massa-news_curitiba.xml",
-                "indian-express_world.xml", "yandex-news_moscow_mojibake.xml", "themoscowtimes_news.xml",
-                "citydog-by_news.xml", "oren-ru_news_cp1251.xml", "meduza_all.xml"]
+JANUARY_2017 = [
+    "japantimes_latest.xml",
+    "nytimes_homepage.xml",
+    "theverge_frontpage.atom",
+    "lemonde_une.xml",
+    "spiegel_online.xml",
+    "20minutos_rss10.xml",
+    "romatoday.xml",
+    "massa-news_curitiba.xml",
+    "indian-express_world.xml",
+    "yandex-news_moscow_mojibake.xml",
+    "themoscowtimes_news.xml",
+    "citydog-by_news.xml",
+    "oren-ru_news_cp1251.xml",
+    "meduza_all.xml",
+]
 
 
 def _news() -> Path:
@@ -43,13 +55,21 @@ def _news() -> Path:
 
 @cache
 def feed_items(name: str, feed_id: int, source: str) -> tuple[Item, ...]:
-    parsed = parse_feed((_news() / name).read_bytes(), url=f"https://corpus.example/{name}", content_type=None,
-                        now=NOW)
+    parsed = parse_feed((_news() / name).read_bytes(), url=f"https://corpus.example/{name}", content_type=None, now=NOW)
     return tuple(
-        Item(id=feed_id * 1000 + k, feed_id=feed_id, source=source, title=p.title, url=p.url,
-             summary_html=p.summary_html, summary_text=p.summary_text, published=p.published,
-             first_seen=p.published or UNDATED)
-        for k, p in enumerate(parsed.items))
+        Item(
+            id=feed_id * 1000 + k,
+            feed_id=feed_id,
+            source=source,
+            title=p.title,
+            url=p.url,
+            summary_html=p.summary_html,
+            summary_text=p.summary_text,
+            published=p.published,
+            first_seen=p.published or UNDATED,
+        )
+        for k, p in enumerate(parsed.items)
+    )
 
 
 def reference_stories() -> list[tuple[str, str, list[Item]]]:
@@ -124,8 +144,10 @@ def test_every_clustered_story_of_january_2017_keeps_the_invariants() -> None:
     assert len(told) >= min(len(multi), 1)
     single = [p.story for p in stories if not p.story.also]
     assert all(not s.synopsis for s in single)  # one outlet: nothing to compare, no synopsis
-    print(f"\nJanuary 2017 corpus: {len(items)} items, {len(stories)} stories, {len(multi)} from several outlets, "
-          f"{len(told)} with a synopsis")
+    print(
+        f"\nJanuary 2017 corpus: {len(items)} items, {len(stories)} stories, {len(multi)} from several outlets, "
+        f"{len(told)} with a synopsis"
+    )
 
 
 def _baseline(members: list[Item]) -> str:
@@ -141,14 +163,22 @@ def test_rouge_against_hand_written_references_beats_the_lead_sentence_baseline(
     rows: list[tuple[str, float, float, float, float]] = []
     for sid, reference, members in reference_stories():
         ours, base = text_of(synopsis(members)), _baseline(members)
-        rows.append((sid, rouge_n(ours, reference, 1), rouge_n(ours, reference, 2),
-                     rouge_n(base, reference, 1), rouge_n(base, reference, 2)))
+        rows.append(
+            (
+                sid,
+                rouge_n(ours, reference, 1),
+                rouge_n(ours, reference, 2),
+                rouge_n(base, reference, 1),
+                rouge_n(base, reference, 2),
+            )
+        )
     scores = [r[1:] for r in rows]
     mean = [sum(s[k] for s in scores) / len(scores) for k in range(4)]
     lines = ["", f"{'story':26} {'R-1 ours':>9} {'R-2 ours':>9} {'R-1 base':>9} {'R-2 base':>9}"]
     lines += [f"{r[0]:26} {r[1]:9.3f} {r[2]:9.3f} {r[3]:9.3f} {r[4]:9.3f}" for r in rows]
-    lines.append(f"{'mean (' + str(len(rows)) + ' stories)':26} {mean[0]:9.3f} {mean[1]:9.3f} {mean[2]:9.3f} "
-                 f"{mean[3]:9.3f}")
+    lines.append(
+        f"{'mean (' + str(len(rows)) + ' stories)':26} {mean[0]:9.3f} {mean[1]:9.3f} {mean[2]:9.3f} {mean[3]:9.3f}"
+    )
     print("\n".join(lines))
     assert mean[0] > mean[2], "ROUGE-1 of synopses is not above the first-sentence baseline"
     assert mean[1] > mean[3], "ROUGE-2 of synopses is not above the first-sentence baseline"
@@ -169,8 +199,7 @@ def test_the_same_items_give_the_same_synopses_byte_for_byte_whatever_the_hash_s
     outputs = set()
     for seed in ("1", "2", "3"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        done = subprocess.run([sys.executable, "-c", _PRINT_ALL], cwd=ROOT, env=env, capture_output=True,
-                              check=True)
+        done = subprocess.run([sys.executable, "-c", _PRINT_ALL], cwd=ROOT, env=env, capture_output=True, check=True)
         outputs.add(done.stdout)
     assert len(outputs) == 1
     assert next(iter(outputs)).count(b"Quote(") >= 40

@@ -58,7 +58,11 @@ def test_U5_tokens_signed_with_the_previous_secret_keep_working_after_rotation()
 
 def test_key_ring_is_newest_first_without_repeats() -> None:
     assert tokens.key_ring(["k2-newest-key-xx", "k1-older-key-xxx"], "configured", "generated") == (
-        "k2-newest-key-xx", "k1-older-key-xxx", "configured", "generated")
+        "k2-newest-key-xx",
+        "k1-older-key-xxx",
+        "configured",
+        "generated",
+    )
     assert tokens.key_ring([], None, "generated") == ("generated",)
     assert tokens.key_ring([], "generated", "generated") == ("generated",)
 
@@ -77,9 +81,11 @@ def test_A8_message_ids_are_stable_per_pair_and_unpredictable_without_the_secret
     mid = tokens.message_id(SECRET, 42, 7, "news.example.org")
     assert re.fullmatch(r"<e42\.s7\.[0-9a-f]{20}@news\.example\.org>", mid)
     assert mid == tokens.message_id(SECRET, 42, 7, "news.example.org")
-    others = {tokens.message_id(SECRET, 42, 8, "news.example.org"),
-              tokens.message_id(SECRET, 43, 7, "news.example.org"),
-              tokens.message_id("other", 42, 7, "news.example.org")}
+    others = {
+        tokens.message_id(SECRET, 42, 8, "news.example.org"),
+        tokens.message_id(SECRET, 43, 7, "news.example.org"),
+        tokens.message_id("other", 42, 7, "news.example.org"),
+    }
     assert mid not in others and len(others) == 3
 
 

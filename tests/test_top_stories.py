@@ -18,8 +18,17 @@ T0 = datetime(2017, 1, 7, 6, 0, tzinfo=UTC)
 
 def item(n: int, title: str, source: str, *, minutes: int = 0, summary: str = "") -> Item:
     when = T0 - timedelta(minutes=minutes)
-    return Item(id=n, feed_id=n, source=source, title=title, url=f"https://{source.lower()}.example/{n}",
-                summary_html="", summary_text=summary, published=when, first_seen=when)
+    return Item(
+        id=n,
+        feed_id=n,
+        source=source,
+        title=title,
+        url=f"https://{source.lower()}.example/{n}",
+        summary_html="",
+        summary_text=summary,
+        published=when,
+        first_seen=when,
+    )
 
 
 def options(top: int = 3, subject: str = "lead") -> ComposeOptions:
@@ -28,8 +37,9 @@ def options(top: int = 3, subject: str = "lead") -> ComposeOptions:
 
 def edition_of(items: list[Item], top: int = 3, subject: str = "lead"):  # type: ignore[no-untyped-def]
     stories = build_stories([(i, "World") for i in items], options=options(top, subject))
-    return compose(stories, day=date(2017, 1, 7), timezone="UTC", chosen=None, options=options(top, subject),
-                   web_url="u")
+    return compose(
+        stories, day=date(2017, 1, 7), timezone="UTC", chosen=None, options=options(top, subject), web_url="u"
+    )
 
 
 SHOOTING = [
@@ -66,8 +76,10 @@ def test_by_default_the_subject_is_title_and_date() -> None:
 
 def test_a_long_or_hostile_lead_title_is_cut_to_fit_on_one_header_line() -> None:
     long = "Gunman kills five at Fort Lauderdale airport " + "and the whole terminal is evacuated " * 6
-    hostile = [item(1, long + "\r\nBcc: victim@example.org", "Wire"),
-               item(2, long + "\r\nBcc: victim@example.org", "Herald", minutes=3)]
+    hostile = [
+        item(1, long + "\r\nBcc: victim@example.org", "Wire"),
+        item(2, long + "\r\nBcc: victim@example.org", "Herald", minutes=3),
+    ]
     subject = Renderer().render(edition_of(hostile)).subject
     assert len(subject) <= SUBJECT_CHARS
     assert "\r" not in subject and "\n" not in subject
@@ -82,9 +94,20 @@ def test_the_real_days_lead_story_is_the_one_most_outlets_told() -> None:
     from test_cluster_corpus import load_days
 
     labelled = load_days(root / "feeds" / "news")
-    items = [Item(id=n, feed_id=n, source=x.feed, title=x.item.title, url=x.item.url, summary_html="",
-                  summary_text=x.item.summary_text, published=x.item.when, first_seen=x.item.when)
-             for n, x in enumerate(labelled)]
+    items = [
+        Item(
+            id=n,
+            feed_id=n,
+            source=x.feed,
+            title=x.item.title,
+            url=x.item.url,
+            summary_html="",
+            summary_text=x.item.summary_text,
+            published=x.item.when,
+            first_seen=x.item.when,
+        )
+        for n, x in enumerate(labelled)
+    ]
     ed = edition_of(items, top=5)
     story_of = {x.item.url: x.story for x in labelled}
     print("\ntop stories:", [(story_of[s.lead.url], s.outlets) for s in ed.top_stories])

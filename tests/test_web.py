@@ -45,21 +45,37 @@ CAP = 3  # max_items_per_section: the email shows 3 World stories, the page all 
 WORLD_STORIES = 5
 
 
-def make_settings(folder: Path, *, smtp_port: int = 25, base_url: str = "https://review.example",
-                  secret: str | None = None) -> cfg.Settings:
-    digest: dict[str, Any] = {"title": "Morning Review", "timezone": "UTC", "send_at": "07:00",
-                              "database": f"sqlite:///{folder / 'digest.sqlite'}", "base_url": base_url,
-                              "max_items_per_section": CAP, "read_also": 0}
+def make_settings(
+    folder: Path, *, smtp_port: int = 25, base_url: str = "https://review.example", secret: str | None = None
+) -> cfg.Settings:
+    digest: dict[str, Any] = {
+        "title": "Morning Review",
+        "timezone": "UTC",
+        "send_at": "07:00",
+        "database": f"sqlite:///{folder / 'digest.sqlite'}",
+        "base_url": base_url,
+        "max_items_per_section": CAP,
+        "read_also": 0,
+    }
     if secret:
         digest["secret"] = secret
-    return cfg.from_mapping({
-        "digest": digest,
-        "smtp": {"host": "127.0.0.1", "port": smtp_port, "sender": "Morning Review <review@review.example>",
-                 "timeout": 10},
-        "sections": [{"name": "World", "categories": ["World"]}, {"name": "Sport", "categories": ["Sport"]}],
-        "subscribers": [{"email": "alice@example.org"},
-                        {"email": "bob@example.org", "sections": ["Sport"], "timezone": "UTC"}],
-    }, env={})
+    return cfg.from_mapping(
+        {
+            "digest": digest,
+            "smtp": {
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "sender": "Morning Review <review@review.example>",
+                "timeout": 10,
+            },
+            "sections": [{"name": "World", "categories": ["World"]}, {"name": "Sport", "categories": ["Sport"]}],
+            "subscribers": [
+                {"email": "alice@example.org"},
+                {"email": "bob@example.org", "sections": ["Sport"], "timezone": "UTC"},
+            ],
+        },
+        env={},
+    )
 
 
 def open_store(settings: cfg.Settings) -> Store:
@@ -70,17 +86,34 @@ def open_store(settings: cfg.Settings) -> Store:
 
 def add_news(store: Store, *, at: datetime, prefix: str, world: int = WORLD_STORIES, sport: int = 1) -> None:
     """World and Sport items first seen at `at`, with titles far apart so none cluster together."""
-    feed = next((f for f in store.list_feeds() if f.url == "https://news.example/rss"), None) or \
-        store.add_feed(FeedSpec(url="https://news.example/rss", name="Harbour Times"), now=at)
+    feed = next((f for f in store.list_feeds() if f.url == "https://news.example/rss"), None) or store.add_feed(
+        FeedSpec(url="https://news.example/rss", name="Harbour Times"), now=at
+    )
     words = ["grain", "tram", "harbour", "bridge", "library", "ferry", "orchard", "glacier", "museum", "lighthouse"]
-    items = [ParsedItem(key=f"{prefix}-w{i}", title=f"{prefix} {words[i]} {words[-1 - i]} report number {i}",
-                        url=f"https://news.example/world/{prefix}-{i}", summary_html=f"<p>World story {i}</p>",
-                        summary_text=f"World story {i}", published=at - timedelta(minutes=10 * (i + 1)),
-                        categories=("World",)) for i in range(world)]
-    items += [ParsedItem(key=f"{prefix}-s{i}", title=f"{prefix} cup final goal {i}",
-                         url=f"https://news.example/sport/{prefix}-{i}", summary_html="<p>Sport</p>",
-                         summary_text="Sport", published=at - timedelta(minutes=5), categories=("Sport",))
-              for i in range(sport)]
+    items = [
+        ParsedItem(
+            key=f"{prefix}-w{i}",
+            title=f"{prefix} {words[i]} {words[-1 - i]} report number {i}",
+            url=f"https://news.example/world/{prefix}-{i}",
+            summary_html=f"<p>World story {i}</p>",
+            summary_text=f"World story {i}",
+            published=at - timedelta(minutes=10 * (i + 1)),
+            categories=("World",),
+        )
+        for i in range(world)
+    ]
+    items += [
+        ParsedItem(
+            key=f"{prefix}-s{i}",
+            title=f"{prefix} cup final goal {i}",
+            url=f"https://news.example/sport/{prefix}-{i}",
+            summary_html="<p>Sport</p>",
+            summary_text="Sport",
+            published=at - timedelta(minutes=5),
+            categories=("Sport",),
+        )
+        for i in range(sport)
+    ]
     store.upsert_items(feed.id, items, now=at)
 
 
@@ -146,8 +179,9 @@ async def app(settings: cfg.Settings, store: Store) -> AsyncIterator[Web]:
         await runner.cleanup()
 
 
-async def post_one_click(http: aiohttp.ClientSession, path: str, *, multipart: bool = False,
-                         headers: dict[str, str] | None = None) -> tuple[aiohttp.ClientResponse, str]:
+async def post_one_click(
+    http: aiohttp.ClientSession, path: str, *, multipart: bool = False, headers: dict[str, str] | None = None
+) -> tuple[aiohttp.ClientResponse, str]:
     if multipart:
         body: Any = aiohttp.MultipartWriter("form-data")
         part = body.append("One-Click")
@@ -193,8 +227,9 @@ async def test_a_post_without_the_one_click_body_changes_nothing(app: Web) -> No
     alice = app.alice()
     async with app.http.post(f"/u/{tokens.unsubscribe_token(app.secret, alice)}", data=b"") as resp:
         assert resp.status == 400
-    async with app.http.post(f"/u/{tokens.unsubscribe_token(app.secret, alice)}",
-                             data={"List-Unsubscribe": "yes"}) as resp:
+    async with app.http.post(
+        f"/u/{tokens.unsubscribe_token(app.secret, alice)}", data={"List-Unsubscribe": "yes"}
+    ) as resp:
         assert resp.status == 400
     assert app.status(alice) == ACTIVE
 
@@ -213,7 +248,8 @@ def _with_id(token: str, public_id: str) -> str:
 
 @pytest.mark.parametrize(("method", "prefix"), [("GET", "u"), ("POST", "u"), ("GET", "p"), ("POST", "p")])
 async def test_U4_every_unreadable_token_gets_the_same_status_and_body_and_changes_nothing(
-        app: Web, method: str, prefix: str) -> None:
+    app: Web, method: str, prefix: str
+) -> None:
     alice, bob = app.alice(), app.bob()
     sign = tokens.unsubscribe_token if prefix == "u" else tokens.preferences_token
     other = tokens.preferences_token if prefix == "u" else tokens.unsubscribe_token
@@ -237,7 +273,7 @@ async def test_U4_every_unreadable_token_gets_the_same_status_and_body_and_chang
         async with app.http.request(method, f"/{prefix}/{token}", data=data, allow_redirects=False) as resp:
             answers.add((resp.status, await resp.text()))
         assert len(answers) == 1, f"{what} got a different answer"
-    (status, body), = answers
+    ((status, body),) = answers
     assert status == 404 and "This link does not work" in body
     assert {s.id: (s.status, s.sections, s.timezone) for s in app.store.list_subscribers()} == before
 
@@ -316,8 +352,9 @@ async def test_the_preferences_page_shows_the_configured_sections_and_time_zone_
 async def test_U10_a_subscriber_changes_only_their_own_sections(app: Web) -> None:
     alice, bob = app.alice(), app.bob()
     path, body = await open_preferences(app, alice)
-    async with app.http.post(path, data={"form": form_mac(body), "section": ["World"],
-                                         "timezone": "Europe/Moscow"}) as resp:
+    async with app.http.post(
+        path, data={"form": form_mac(body), "section": ["World"], "timezone": "Europe/Moscow"}
+    ) as resp:
         saved = await resp.text()
     assert resp.status == 200 and "Saved" in saved and 'value="World" checked' in saved
     a, b = app.store.get_subscriber(public_id=alice), app.store.get_subscriber(public_id=bob)
@@ -328,8 +365,9 @@ async def test_U10_a_subscriber_changes_only_their_own_sections(app: Web) -> Non
     forged = _with_id(tokens.preferences_token(app.secret, alice), bob)
     async with app.http.post(f"/p/{forged}", data={"form": form_mac(body), "section": ["World"]}) as resp:
         assert resp.status == 404
-    async with app.http.post(f"/p/{tokens.preferences_token(app.secret, bob)}",
-                             data={"form": form_mac(body), "section": ["World"]}) as resp:
+    async with app.http.post(
+        f"/p/{tokens.preferences_token(app.secret, bob)}", data={"form": form_mac(body), "section": ["World"]}
+    ) as resp:
         assert resp.status == 403
     b = app.store.get_subscriber(public_id=bob)
     assert b is not None and b.sections == ("Sport",)
@@ -338,8 +376,9 @@ async def test_U10_a_subscriber_changes_only_their_own_sections(app: Web) -> Non
 async def test_ticking_every_section_means_all_sections_including_later_ones(app: Web) -> None:
     bob = app.bob()
     path, body = await open_preferences(app, bob)
-    async with app.http.post(path, data={"form": form_mac(body), "timezone": "UTC",
-                                         "section": list(app.settings.section_names)}) as resp:
+    async with app.http.post(
+        path, data={"form": form_mac(body), "timezone": "UTC", "section": list(app.settings.section_names)}
+    ) as resp:
         assert resp.status == 200
     sub = app.store.get_subscriber(public_id=bob)
     assert sub is not None and sub.sections is None
@@ -360,30 +399,34 @@ async def test_choosing_no_section_is_refused_and_offers_to_unsubscribe_instead(
 async def test_an_unknown_time_zone_or_section_is_not_saved(app: Web) -> None:
     bob = app.bob()
     path, body = await open_preferences(app, bob)
-    async with app.http.post(path, data={"form": form_mac(body), "section": ["World"],
-                                         "timezone": "../../etc/passwd"}) as resp:
+    async with app.http.post(
+        path, data={"form": form_mac(body), "section": ["World"], "timezone": "../../etc/passwd"}
+    ) as resp:
         assert resp.status == 422
-    async with app.http.post(path, data={"form": form_mac(body), "section": ["Not a section"],
-                                         "timezone": "UTC"}) as resp:
+    async with app.http.post(
+        path, data={"form": form_mac(body), "section": ["Not a section"], "timezone": "UTC"}
+    ) as resp:
         assert resp.status == 422
     sub = app.store.get_subscriber(public_id=bob)
     assert sub is not None and (sub.sections, sub.timezone) == (("Sport",), "UTC")
 
 
-async def test_U3_the_preferences_form_needs_its_hmac_and_a_same_site_post_but_one_click_does_not(
-        app: Web) -> None:
+async def test_U3_the_preferences_form_needs_its_hmac_and_a_same_site_post_but_one_click_does_not(app: Web) -> None:
     bob = app.bob()
     path, body = await open_preferences(app, bob)
-    for data, headers in [({"section": ["World"]}, {}),
-                          ({"section": ["World"], "form": "forged"}, {}),
-                          ({"section": ["World"], "form": form_mac(body)}, {"Sec-Fetch-Site": "cross-site"})]:
+    for data, headers in [
+        ({"section": ["World"]}, {}),
+        ({"section": ["World"], "form": "forged"}, {}),
+        ({"section": ["World"], "form": form_mac(body)}, {"Sec-Fetch-Site": "cross-site"}),
+    ]:
         async with app.http.post(path, data=data, headers=headers) as resp:
             assert resp.status == 403
     sub = app.store.get_subscriber(public_id=bob)
     assert sub is not None and sub.sections == ("Sport",)
     # The one-click endpoint is exempt: a mail provider's POST comes from anywhere (G1, bike_index#4077).
-    resp, _ = await post_one_click(app.http, f"/u/{tokens.unsubscribe_token(app.secret, bob)}",
-                                   headers={"Sec-Fetch-Site": "cross-site"})
+    resp, _ = await post_one_click(
+        app.http, f"/u/{tokens.unsubscribe_token(app.secret, bob)}", headers={"Sec-Fetch-Site": "cross-site"}
+    )
     assert resp.status == 200 and app.status(bob) == UNSUBSCRIBED
 
 
@@ -408,8 +451,9 @@ async def test_an_unsubscribed_address_sees_no_form_and_cannot_save(app: Web) ->
 def mark_sent(store: Store, edition: Any) -> None:
     """As if the edition had gone out: the archive shows only editions sent to somebody."""
     rows = store.claim_deliveries(edition.id, worker="test", now=NOW, lease=timedelta(minutes=5), limit=1000)
-    store.record_deliveries([Mark(d.id, SENT, message_id=f"<t{d.id}@review.example>") for d in rows],
-                            worker="test", now=NOW)
+    store.record_deliveries(
+        [Mark(d.id, SENT, message_id=f"<t{d.id}@review.example>") for d in rows], worker="test", now=NOW
+    )
 
 
 async def test_the_edition_page_shows_every_story_of_a_section_the_email_cut_short(app: Web) -> None:
@@ -420,8 +464,9 @@ async def test_the_edition_page_shows_every_story_of_a_section_the_email_cut_sho
     assert alice is not None
     mail = preview(app.settings, app.store, subscriber=alice, day=DAY, now=NOW)
     assert mail is not None
-    more = re.search(r'href="(https://review\.example(/editions/UTC/2026-01-16)#(s-world))"[^>]*>(\d+) more in World',
-                     mail.html)
+    more = re.search(
+        r'href="(https://review\.example(/editions/UTC/2026-01-16)#(s-world))"[^>]*>(\d+) more in World', mail.html
+    )
     assert more, "the email has no 'N more in World' link"
     assert int(more.group(4)) == WORLD_STORIES - CAP
     async with app.http.get(more.group(2)) as resp:
@@ -437,8 +482,13 @@ async def test_the_edition_page_shows_every_story_of_a_section_the_email_cut_sho
 
 
 async def test_an_edition_that_does_not_exist_is_a_404_page(app: Web) -> None:
-    for path in ("/editions/UTC/2026-01-16", "/editions/Europe~Moscow/2026-01-16", "/editions/UTC/2026-13-45",
-                 "/editions/UTC/yesterday", "/editions/..~..~etc/2026-01-16"):
+    for path in (
+        "/editions/UTC/2026-01-16",
+        "/editions/Europe~Moscow/2026-01-16",
+        "/editions/UTC/2026-13-45",
+        "/editions/UTC/yesterday",
+        "/editions/..~..~etc/2026-01-16",
+    ):
         async with app.http.get(path) as resp:
             assert resp.status == 404, path
             assert "No such edition" in await resp.text(), path
@@ -468,8 +518,12 @@ async def test_healthz_answers_late_while_the_due_edition_is_not_built(app: Web)
 
 async def test_every_answer_carries_the_security_headers_and_token_pages_are_never_cached(app: Web) -> None:
     alice = app.alice()
-    token_paths = [f"/u/{tokens.unsubscribe_token(app.secret, alice)}",
-                   f"/p/{tokens.preferences_token(app.secret, alice)}", "/u/broken", "/p/"]
+    token_paths = [
+        f"/u/{tokens.unsubscribe_token(app.secret, alice)}",
+        f"/p/{tokens.preferences_token(app.secret, alice)}",
+        "/u/broken",
+        "/p/",
+    ]
     for path in [*token_paths, "/", "/healthz", "/nowhere", "/editions/UTC/2026-01-16"]:
         async with app.http.get(path) as resp:
             h = resp.headers
@@ -516,7 +570,8 @@ def received(data: bytes) -> EmailMessage:
 
 
 async def test_the_list_unsubscribe_url_of_a_sent_email_unsubscribes_and_the_next_edition_skips_them(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     clock = Clock(NOW)
     async with SmtpServer() as smtp:
         settings = make_settings(tmp_path, smtp_port=smtp.port)
@@ -537,8 +592,12 @@ async def test_the_list_unsubscribe_url_of_a_sent_email_unsubscribes_and_the_nex
             assert url and url.group(1).startswith(base)
             # What a mail provider does (RFC 8058 section 3.2): POST, no cookies, no redirect followed.
             async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-                async with http.post(url.group(1), data="List-Unsubscribe=One-Click", allow_redirects=False,
-                                     headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
+                async with http.post(
+                    url.group(1),
+                    data="List-Unsubscribe=One-Click",
+                    allow_redirects=False,
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                ) as resp:
                     assert resp.status == 200 and "Location" not in resp.headers
                 # Alice's "N more in World" link opens the whole section on the edition page.
                 html = first["alice@example.org"].get_body(("html",))
@@ -551,9 +610,10 @@ async def test_the_list_unsubscribe_url_of_a_sent_email_unsubscribes_and_the_nex
 
             clock.now = NOW + timedelta(days=1)
             add_news(store, at=clock.now - timedelta(hours=2), prefix="Tomorrow")
-            await send_day(sending, store, day=DAY + timedelta(days=1), transport=SmtpTransport(sending.smtp),
-                           clock=clock)
-            second = [m.rcpt_tos[0] for m in smtp.messages[len(first):]]
+            await send_day(
+                sending, store, day=DAY + timedelta(days=1), transport=SmtpTransport(sending.smtp), clock=clock
+            )
+            second = [m.rcpt_tos[0] for m in smtp.messages[len(first) :]]
             assert second == ["alice@example.org"]
         finally:
             await runner.cleanup()
@@ -566,12 +626,16 @@ async def test_the_list_unsubscribe_url_of_a_sent_email_unsubscribes_and_the_nex
 async def test_the_daemon_serves_the_web_app_when_enabled_and_stops_it_on_shutdown(tmp_path: Path) -> None:
     port = unused_port()
     base = make_settings(tmp_path)
-    settings = dataclasses.replace(base, subscribers=(),
-                                   web=dataclasses.replace(base.web, enabled=True, host="127.0.0.1", port=port))
+    settings = dataclasses.replace(
+        base, subscribers=(), web=dataclasses.replace(base.web, enabled=True, host="127.0.0.1", port=port)
+    )
     store = Store(settings.database_url)
     stop = asyncio.Event()
-    task = asyncio.create_task(run_daemon(settings, store, clock=Clock(), stop=stop, grace=2.0,
-                                          ticks=Ticks(poll=0.2, reconcile=0.2, heartbeat=0.2)))
+    task = asyncio.create_task(
+        run_daemon(
+            settings, store, clock=Clock(), stop=stop, grace=2.0, ticks=Ticks(poll=0.2, reconcile=0.2, heartbeat=0.2)
+        )
+    )
     try:
         async with aiohttp.ClientSession() as http:
             for _ in range(100):
@@ -598,11 +662,26 @@ async def test_the_daemon_serves_the_web_app_when_enabled_and_stops_it_on_shutdo
 
 async def test_digest_web_serves_until_sigterm(tmp_path: Path) -> None:
     config = tmp_path / "digest.toml"
-    config.write_text(f'[digest]\ndatabase = "sqlite:///{tmp_path / "d.sqlite"}"\n'
-                      '[[subscribers]]\nemail = "alice@example.org"\n', encoding="utf-8")
+    config.write_text(
+        f'[digest]\ndatabase = "sqlite:///{tmp_path / "d.sqlite"}"\n[[subscribers]]\nemail = "alice@example.org"\n',
+        encoding="utf-8",
+    )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "digest", "--config", str(config), "web", "--host", "127.0.0.1", "--port", "0",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ}, cwd=str(tmp_path))
+        sys.executable,
+        "-m",
+        "digest",
+        "--config",
+        str(config),
+        "web",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ},
+        cwd=str(tmp_path),
+    )
     try:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()

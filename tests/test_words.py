@@ -9,20 +9,31 @@ from digest.words import fold, is_stopword, language_of, skeleton, stem, tokens,
 
 def test_tokens_are_words_and_numbers_with_their_decimal_separator() -> None:
     assert tokens("Séisme de magnitude 6,8 — «Газпром» ＢＲＥＡＫＩＮＧ: F-16") == [
-        "Séisme", "de", "magnitude", "6,8", "Газпром", "BREAKING", "F", "16"]
+        "Séisme",
+        "de",
+        "magnitude",
+        "6,8",
+        "Газпром",
+        "BREAKING",
+        "F",
+        "16",
+    ]
 
 
-@pytest.mark.parametrize(("text", "lang"), [
-    ("The gunman killed five people at the airport", "en"),
-    ("Le tireur a tué cinq personnes à l'aéroport de Fort Lauderdale", "fr"),
-    ("Der Schütze tötete fünf Menschen am Flughafen", "de"),
-    ("El tirador mató a cinco personas en el aeropuerto", "es"),
-    ("Il killer ha ucciso cinque persone all'aeroporto della Florida", "it"),
-    ("O atirador matou cinco pessoas no aeroporto da Flórida", "pt"),
-    ("Стрелок убил пять человек в аэропорту Флориды", "ru"),
-    ("日銀がマイナス金利解除を決定", "ja"),
-    ("央行下调存款准备金率", "zh"),
-])
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("The gunman killed five people at the airport", "en"),
+        ("Le tireur a tué cinq personnes à l'aéroport de Fort Lauderdale", "fr"),
+        ("Der Schütze tötete fünf Menschen am Flughafen", "de"),
+        ("El tirador mató a cinco personas en el aeropuerto", "es"),
+        ("Il killer ha ucciso cinque persone all'aeroporto della Florida", "it"),
+        ("O atirador matou cinco pessoas no aeroporto da Flórida", "pt"),
+        ("Стрелок убил пять человек в аэропорту Флориды", "ru"),
+        ("日銀がマイナス金利解除を決定", "ja"),
+        ("央行下调存款准备金率", "zh"),
+    ],
+)
 def test_language_of_guesses_from_script_and_function_words(text: str, lang: str) -> None:
     assert language_of(text) == lang
 

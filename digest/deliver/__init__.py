@@ -38,6 +38,17 @@ from digest.deliver.core import (
 from digest.deliver.smtp import RateLimiter, SmtpTransport
 
 __all__ = [
-    "DeliveryStats", "Envelope", "FileTransport", "Outcome", "Paced", "RateLimiter", "Result", "SmtpTransport",
-    "Transport", "classify", "data_block", "deliver", "one_line",
+    "DeliveryStats",
+    "Envelope",
+    "FileTransport",
+    "Outcome",
+    "Paced",
+    "RateLimiter",
+    "Result",
+    "SmtpTransport",
+    "Transport",
+    "classify",
+    "data_block",
+    "deliver",
+    "one_line",
 ]

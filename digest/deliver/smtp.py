@@ -174,9 +174,7 @@ class SmtpTransport:
                 # Both modes verify the certificate and the host name (A2); ca_file for a private relay.
                 self._tls = ssl.create_default_context(cafile=s.ca_file)
             except (OSError, ssl.SSLError) as exc:
-                raise DeliveryError(
-                    f"smtp.ca_file = {s.ca_file!r} cannot be read as CA certificates: {exc}."
-                ) from exc
+                raise DeliveryError(f"smtp.ca_file = {s.ca_file!r} cannot be read as CA certificates: {exc}.") from exc
         self._helo = await asyncio.to_thread(socket.getfqdn)  # once, not on every reconnect
         # Open one connection now so that a wrong host, port, certificate or password stops the
         # run before any envelope is taken. A busy server (421) is not fatal: sends report it.
@@ -307,8 +305,7 @@ class SmtpTransport:
                     step = "STARTTLS"
                     if not smtp.supports_extension("starttls"):
                         raise DeliveryError(
-                            f"The SMTP server {self._where} does not offer STARTTLS; "
-                            "refusing to send in plain text.",
+                            f"The SMTP server {self._where} does not offer STARTTLS; refusing to send in plain text.",
                             hint='Use security = "tls" (port 465) or a server that offers STARTTLS.',
                         )
                     await smtp.starttls()

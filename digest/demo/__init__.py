@@ -31,10 +31,13 @@ from digest.store import Store
 DEMO_TZ = "Europe/Moscow"
 SUBSCRIBERS: list[dict[str, Any]] = [
     {"email": "editor@newsroom.example", "name": "Chief Editor"},
-    {"email": "markets@newsroom.example", "name": "Markets Desk",
-     "sections": ["Business & Economy", "World"]},
-    {"email": "nyc.bureau@newsroom.example", "name": "New York Bureau", "timezone": "America/New_York",
-     "sections": ["World", "Science & Space", "Sport"]},
+    {"email": "markets@newsroom.example", "name": "Markets Desk", "sections": ["Business & Economy", "World"]},
+    {
+        "email": "nyc.bureau@newsroom.example",
+        "name": "New York Bureau",
+        "timezone": "America/New_York",
+        "sections": ["World", "Science & Space", "Sport"],
+    },
 ]
 
 
@@ -69,8 +72,10 @@ class DemoResult:
     subjects: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        lines = [f"digest demo: polled {self.feeds} demo feeds ({self.new_items} items), "
-                 f"sent {len(self.messages)} messages through a local SMTP server."]
+        lines = [
+            f"digest demo: polled {self.feeds} demo feeds ({self.new_items} items), "
+            f"sent {len(self.messages)} messages through a local SMTP server."
+        ]
         for path, subject in zip(self.messages, self.subjects, strict=False):
             lines.append(f"  {path}  ({subject})")
         if self.preview:
@@ -81,15 +86,28 @@ class DemoResult:
 
 
 def demo_settings(out_dir: Path, *, feed_urls: dict[str, str], smtp_port: int) -> cfg.Settings:
-    feeds = [{"url": feed_urls[f.slug], "name": f.name, **({"section": f.section} if f.section else {})}
-             for f in demo_feeds()]
+    feeds = [
+        {"url": feed_urls[f.slug], "name": f.name, **({"section": f.section} if f.section else {})}
+        for f in demo_feeds()
+    ]
     raw = {
-        "digest": {"title": "Demo Press Review", "timezone": DEMO_TZ, "send_at": "07:00",
-                   "database": f"sqlite:///{(out_dir / 'demo.sqlite').resolve()}",
-                   "base_url": "https://press.example", "max_item_age": "7d", "max_items_per_section": 6,
-                   "allow_private_addresses": True},
-        "smtp": {"host": "127.0.0.1", "port": smtp_port, "sender": "Demo Press Review <review@press.example>",
-                 "timeout": 30.0, "connections": 2},
+        "digest": {
+            "title": "Demo Press Review",
+            "timezone": DEMO_TZ,
+            "send_at": "07:00",
+            "database": f"sqlite:///{(out_dir / 'demo.sqlite').resolve()}",
+            "base_url": "https://press.example",
+            "max_item_age": "7d",
+            "max_items_per_section": 6,
+            "allow_private_addresses": True,
+        },
+        "smtp": {
+            "host": "127.0.0.1",
+            "port": smtp_port,
+            "sender": "Demo Press Review <review@press.example>",
+            "timeout": 30.0,
+            "connections": 2,
+        },
         "fetch": {"timeout": 20.0},
         "sections": demo_sections(),
         "feeds": feeds,
@@ -137,6 +155,7 @@ async def run_demo(out_dir: Path, *, now: datetime | None = None) -> DemoResult:
     finally:
         controller.stop()
     result.messages = sorted(p.resolve() for p in mail_dir.glob("*.eml"))
-    result.subjects = [str(message_from_bytes(p.read_bytes(), policy=default_policy)["Subject"])
-                       for p in result.messages]
+    result.subjects = [
+        str(message_from_bytes(p.read_bytes(), policy=default_policy)["Subject"]) for p in result.messages
+    ]
     return result

@@ -137,8 +137,7 @@ def _sections() -> tuple[dict[str, Any], ...]:
 
 def demo_sections() -> list[dict[str, Any]]:
     """The [[sections]] tables (name, categories, keywords) for the demo config, in order."""
-    return [{key: list(value) if isinstance(value, list) else value for key, value in s.items()}
-            for s in _sections()]
+    return [{key: list(value) if isinstance(value, list) else value for key, value in s.items()} for s in _sections()]
 
 
 # --------------------------------------------------------------------------- serialising

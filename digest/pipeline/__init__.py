@@ -1,7 +1,7 @@
 """The only code that calls the stages in order; the CLI, the daemon and the demo call this.
 
-    poll: config -> fetch -> parse -> store.write            (pipeline.poll)
-    send: store.read -> compose -> render -> deliver -> mark  (pipeline.send)
+poll: config -> fetch -> parse -> store.write            (pipeline.poll)
+send: store.read -> compose -> render -> deliver -> mark  (pipeline.send)
 """
 
 from __future__ import annotations

@@ -55,8 +55,9 @@ class IntakeReport:
         return ", ".join(f"{n} {what}" for what, n in sorted(self.outcomes.items()))
 
 
-def intake(settings: Settings, store: Store, raw: bytes, *, via: str, now: datetime,
-           envelope_to: str | None = None) -> str:
+def intake(
+    settings: Settings, store: Store, raw: bytes, *, via: str, now: datetime, envelope_to: str | None = None
+) -> str:
     """Record what one received message says; returns store.bounces' outcome or NOT_A_BOUNCE."""
     found = bounces.parse_bytes(raw, envelope_to=envelope_to)
     if found is None:
@@ -68,21 +69,49 @@ def intake(settings: Settings, store: Store, raw: bytes, *, via: str, now: datet
     if decoded is None or subscriber is None:
         # Forged, mangled, from before a key was dropped, or for someone since erased: counted only.
         dedupe = hashlib.sha256(b"unverified:" + (found.token or "").lower().encode() + b":" + raw).hexdigest()
-        outcome = store.record_bounce(dedupe=dedupe, subscriber_id=None, edition_id=None, kind=found.kind,
-                                      status=None, diagnostic=None, via=via, now=now,
-                                      threshold=b.soft_threshold, half_life=b.soft_decay)
-        log.info("bounce via=%s kind=%s ignored: %s", via, found.kind,
-                 "duplicate" if outcome != UNVERIFIED else "token does not verify")
+        outcome = store.record_bounce(
+            dedupe=dedupe,
+            subscriber_id=None,
+            edition_id=None,
+            kind=found.kind,
+            status=None,
+            diagnostic=None,
+            via=via,
+            now=now,
+            threshold=b.soft_threshold,
+            half_life=b.soft_decay,
+        )
+        log.info(
+            "bounce via=%s kind=%s ignored: %s",
+            via,
+            found.kind,
+            "duplicate" if outcome != UNVERIFIED else "token does not verify",
+        )
         return outcome if outcome != UNVERIFIED else UNVERIFIED
     # One outcome per (subscription, edition, kind): the same report arriving by SMTP and IMAP,
     # or a second delay warning for the same message, counts once.
     assert found.token is not None
     dedupe = hashlib.sha256(f"verified:{found.token.lower()}:{found.kind}".encode()).hexdigest()
-    outcome = store.record_bounce(dedupe=dedupe, subscriber_id=subscriber.id, edition_id=decoded[1],
-                                  kind=found.kind, status=found.status, diagnostic=found.diagnostic[:500], via=via,
-                                  now=now, threshold=b.soft_threshold, half_life=b.soft_decay)
-    log.info("bounce via=%s subscriber=%s kind=%s status=%s: %s", via, subscriber.public_id[:8], found.kind,
-             found.status or "-", outcome)
+    outcome = store.record_bounce(
+        dedupe=dedupe,
+        subscriber_id=subscriber.id,
+        edition_id=decoded[1],
+        kind=found.kind,
+        status=found.status,
+        diagnostic=found.diagnostic[:500],
+        via=via,
+        now=now,
+        threshold=b.soft_threshold,
+        half_life=b.soft_decay,
+    )
+    log.info(
+        "bounce via=%s subscriber=%s kind=%s status=%s: %s",
+        via,
+        subscriber.public_id[:8],
+        found.kind,
+        found.status or "-",
+        outcome,
+    )
     return outcome
 
 
@@ -104,15 +133,18 @@ def _messages_in(data: bytes, source: str) -> Iterator[bytes]:
     yield data
 
 
-def import_files(settings: Settings, store: Store, sources: Iterable[str], *, clock: Clock,
-                 read_stdin: Callable[[], bytes]) -> IntakeReport:
+def import_files(
+    settings: Settings, store: Store, sources: Iterable[str], *, clock: Clock, read_stdin: Callable[[], bytes]
+) -> IntakeReport:
     report = IntakeReport()
     for source in sources:
         try:
             data = read_stdin() if source == "-" else Path(source).read_bytes()
         except OSError as exc:
-            raise ConfigError(f"Cannot read {source}: {exc.strerror or exc}.",
-                              hint="Give files that hold bounce messages, or - for standard input.") from exc
+            raise ConfigError(
+                f"Cannot read {source}: {exc.strerror or exc}.",
+                hint="Give files that hold bounce messages, or - for standard input.",
+            ) from exc
         for raw in _messages_in(data, source):
             report.add(intake(settings, store, raw, via="file", now=clock()))
     return report
@@ -124,13 +156,15 @@ def import_files(settings: Settings, store: Store, sources: Iterable[str], *, cl
 class _Receiver:
     """aiosmtpd handler: takes mail for bounce+*@domain only, records it, then answers 250."""
 
-    def __init__(self, settings: Settings, store: Store, clock: Clock, domain: str,
-                 on_outcome: Callable[[str], None] | None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, clock: Clock, domain: str, on_outcome: Callable[[str], None] | None
+    ) -> None:
         self.settings, self.store, self.clock, self.domain = settings, store, clock, domain
         self.on_outcome = on_outcome
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
         local, _, domain = address.rpartition("@")
         if domain.lower().rstrip(".") != self.domain or not local.lower().startswith(f"{bounces.VERP_LOCAL}+"):
             return "550 5.1.1 No such mailbox: this server takes bounces only"
@@ -141,8 +175,9 @@ class _Receiver:
         raw = envelope.original_content or b""
         try:
             for rcpt in envelope.rcpt_tos:
-                outcome = await asyncio.to_thread(intake, self.settings, self.store, raw, via="smtp",
-                                                  now=self.clock(), envelope_to=rcpt)
+                outcome = await asyncio.to_thread(
+                    intake, self.settings, self.store, raw, via="smtp", now=self.clock(), envelope_to=rcpt
+                )
                 if self.on_outcome:
                     self.on_outcome(outcome)
         except DigestError as exc:  # the database is locked or gone: the sender keeps it and retries
@@ -151,26 +186,44 @@ class _Receiver:
         return "250 2.0.0 OK: recorded"
 
 
-async def serve_smtp(settings: Settings, store: Store, *, clock: Clock, host: str, port: int,
-                     stop: asyncio.Event, on_ready: Callable[[str], None] | None = None,
-                     on_outcome: Callable[[str], None] | None = None) -> None:
+async def serve_smtp(
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Clock,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    on_ready: Callable[[str], None] | None = None,
+    on_outcome: Callable[[str], None] | None = None,
+) -> None:
     """`digest bounces serve`: receive bounces until `stop` is set."""
     domain = (settings.bounces.domain or "").lower().rstrip(".")
     if not domain:
-        raise ConfigError("[bounces] domain is not set, so no message carries a VERP return path to receive.",
-                          hint='Set [bounces] domain = "bounces.example.org" and point its MX here.')
+        raise ConfigError(
+            "[bounces] domain is not set, so no message carries a VERP return path to receive.",
+            hint='Set [bounces] domain = "bounces.example.org" and point its MX here.',
+        )
     handler = _Receiver(settings, store, clock, domain, on_outcome)
     loop = asyncio.get_running_loop()
 
     def factory() -> SMTP:
-        return SMTP(handler, hostname=domain, data_size_limit=MAX_MESSAGE, enable_SMTPUTF8=True,
-                    decode_data=False, ident="digest bounce receiver")
+        return SMTP(
+            handler,
+            hostname=domain,
+            data_size_limit=MAX_MESSAGE,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            ident="digest bounce receiver",
+        )
 
     try:
         server = await loop.create_server(factory, host=host, port=port)
     except OSError as exc:
-        raise ConfigError(f"The bounce receiver cannot listen on {host}:{port}: {exc.strerror or exc}.",
-                          hint="Pick a free --port, or stop what is using it.") from exc
+        raise ConfigError(
+            f"The bounce receiver cannot listen on {host}:{port}: {exc.strerror or exc}.",
+            hint="Pick a free --port, or stop what is using it.",
+        ) from exc
     where = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets)
     log.info("bounces: receiving for %s on %s", domain, where)
     if on_ready:
@@ -182,8 +235,15 @@ async def serve_smtp(settings: Settings, store: Store, *, clock: Clock, host: st
         await server.wait_closed()
 
 
-async def run_smtp(settings: Settings, store: Store, *, clock: Clock, host: str, port: int,
-                   on_ready: Callable[[str], None] | None = None) -> None:
+async def run_smtp(
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Clock,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
     """Serve until SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -199,8 +259,10 @@ async def run_smtp(settings: Settings, store: Store, *, clock: Clock, host: str,
 def _imap(settings: Settings) -> imaplib.IMAP4:
     b = settings.bounces
     if not b.imap_host or not b.imap_username:
-        raise ConfigError("[bounces] imap_host and imap_username are not set.",
-                          hint="Set them (and DIGEST_BOUNCES_IMAP_PASSWORD) to read bounces from a mailbox.")
+        raise ConfigError(
+            "[bounces] imap_host and imap_username are not set.",
+            hint="Set them (and DIGEST_BOUNCES_IMAP_PASSWORD) to read bounces from a mailbox.",
+        )
     context = ssl.create_default_context()
     try:
         if b.imap_security == "tls":
@@ -211,8 +273,10 @@ def _imap(settings: Settings) -> imaplib.IMAP4:
                 conn.starttls(ssl_context=context)
         conn.login(b.imap_username, b.imap_password or "")
     except (OSError, imaplib.IMAP4.error) as exc:
-        raise ConfigError(f"Cannot log in to IMAP {b.imap_host}:{b.imap_port} as {b.imap_username}: {exc}.",
-                          hint="Check [bounces] imap_host, imap_port, imap_security and the password.") from exc
+        raise ConfigError(
+            f"Cannot log in to IMAP {b.imap_host}:{b.imap_port} as {b.imap_username}: {exc}.",
+            hint="Check [bounces] imap_host, imap_port, imap_security and the password.",
+        ) from exc
     return conn
 
 
@@ -239,8 +303,10 @@ def fetch_imap(settings: Settings, store: Store, *, clock: Clock) -> IntakeRepor
             report.add(intake(settings, store, raw, via="imap", now=clock()))
             conn.uid("STORE", uid, "+FLAGS", "(\\Seen)")
     except (OSError, imaplib.IMAP4.error) as exc:
-        raise ConfigError(f"IMAP {settings.bounces.imap_host} failed while reading bounces: {exc}.",
-                          hint="Run `digest bounces fetch` again: what was recorded is not counted twice.") from exc
+        raise ConfigError(
+            f"IMAP {settings.bounces.imap_host} failed while reading bounces: {exc}.",
+            hint="Run `digest bounces fetch` again: what was recorded is not counted twice.",
+        ) from exc
     finally:
         with contextlib.suppress(OSError, imaplib.IMAP4.error):
             conn.logout()

@@ -88,7 +88,7 @@ class _Recorder:
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
-            batch, self._pending = self._pending[:self.MAX_BATCH], self._pending[self.MAX_BATCH:]
+            batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
             records = [record for record, _ in batch]
             outcomes: list[PollWritten | Exception]
             try:
@@ -113,8 +113,16 @@ class _Recorder:
         return out
 
 
-async def poll_feed(feed: Feed, *, settings: Settings, store: Store, fetcher: Fetcher, parser: ParserPool,
-                    clock: Clock, recorder: _Recorder | None = None) -> PollResult:
+async def poll_feed(
+    feed: Feed,
+    *,
+    settings: Settings,
+    store: Store,
+    fetcher: Fetcher,
+    parser: ParserPool,
+    clock: Clock,
+    recorder: _Recorder | None = None,
+) -> PollResult:
     result = await fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified)
     now = clock()
     update: dict[str, Any] = {"last_polled_at": now, "last_status": result.status}
@@ -125,8 +133,9 @@ async def poll_feed(feed: Feed, *, settings: Settings, store: Store, fetcher: Fe
     update["next_poll_at"] = now + next_poll_after(_interval(settings, feed), failures, result.retry_after)
     # The items and the new state (body hash included) commit together: a crash before this
     # leaves the old hash, so the body is parsed again next time.
-    record = PollRecord(feed.id, now, update, items=items,
-                        moved_to=result.permanent_url if result.permanent_url != feed.url else None)
+    record = PollRecord(
+        feed.id, now, update, items=items, moved_to=result.permanent_url if result.permanent_url != feed.url else None
+    )
     if recorder is not None:
         written = await recorder.write(record)
     else:
@@ -137,18 +146,26 @@ async def poll_feed(feed: Feed, *, settings: Settings, store: Store, fetcher: Fe
         log.warning("feed=%s moved to %s, which is already another feed", feed.url, result.permanent_url)
     if items is not None:
         outcome = replace(outcome, new_items=written.new_items, updated_items=written.updated_items)
-    log.info("feed=%s status=%s new=%d updated=%d%s", feed.url, result.status, outcome.new_items,
-             outcome.updated_items, f" error={outcome.error!r}" if outcome.error else "")
+    log.info(
+        "feed=%s status=%s new=%d updated=%d%s",
+        feed.url,
+        result.status,
+        outcome.new_items,
+        outcome.updated_items,
+        f" error={outcome.error!r}" if outcome.error else "",
+    )
     return outcome
 
 
-async def _apply(feed: Feed, result: FetchResult, *, settings: Settings, parser: ParserPool,
-                 now: datetime, update: dict[str, Any]) -> tuple[PollResult, Sequence[ParsedItem] | None]:
+async def _apply(
+    feed: Feed, result: FetchResult, *, settings: Settings, parser: ParserPool, now: datetime, update: dict[str, Any]
+) -> tuple[PollResult, Sequence[ParsedItem] | None]:
     """What the fetch result means for the feed: the poll's outcome, and the items to store."""
     if result.gone:
         update["active"] = False
-        return PollResult(feed.url, result.status,
-                          error="410 Gone: the publisher removed this feed; polling stopped."), None
+        return PollResult(
+            feed.url, result.status, error="410 Gone: the publisher removed this feed; polling stopped."
+        ), None
     if result.error:
         return PollResult(feed.url, result.status, error=result.error), None
     if result.not_modified:
@@ -160,8 +177,13 @@ async def _apply(feed: Feed, result: FetchResult, *, settings: Settings, parser:
     if body_hash == feed.body_hash:  # a server that ignores conditional GET: same bytes, no parse
         return PollResult(feed.url, result.status, not_modified=True), None
     try:
-        parsed = await parser.parse(body, url=result.final_url, content_type=result.content_type, now=now,
-                                    excerpt_chars=settings.digest.excerpt_chars)
+        parsed = await parser.parse(
+            body,
+            url=result.final_url,
+            content_type=result.content_type,
+            now=now,
+            excerpt_chars=settings.digest.excerpt_chars,
+        )
     except ParseError as exc:
         return PollResult(feed.url, result.status, error=exc.message), None
     update["body_hash"] = body_hash
@@ -170,16 +192,24 @@ async def _apply(feed: Feed, result: FetchResult, *, settings: Settings, parser:
     return PollResult(feed.url, result.status), parsed.items
 
 
-async def poll_feeds(feeds: Sequence[Feed], *, settings: Settings, store: Store, clock: Clock,
-                     fetcher: Fetcher, parser: ParserPool,
-                     on_result: Callable[[PollResult], None] | None = None) -> list[PollResult]:
+async def poll_feeds(
+    feeds: Sequence[Feed],
+    *,
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    fetcher: Fetcher,
+    parser: ParserPool,
+    on_result: Callable[[PollResult], None] | None = None,
+) -> list[PollResult]:
     """Poll the given feeds concurrently (the fetcher bounds concurrency globally and per host)."""
     recorder = _Recorder(store)
 
     async def one(feed: Feed) -> PollResult:
         try:
-            res = await poll_feed(feed, settings=settings, store=store, fetcher=fetcher, parser=parser, clock=clock,
-                                  recorder=recorder)
+            res = await poll_feed(
+                feed, settings=settings, store=store, fetcher=fetcher, parser=parser, clock=clock, recorder=recorder
+            )
         except Exception as exc:  # a bug in one feed's path must not stop the poll (C10)
             log.exception("feed=%s failed unexpectedly", feed.url)
             res = PollResult(feed.url, None, error=f"internal error: {exc.__class__.__name__}: {exc}")
@@ -193,18 +223,28 @@ async def poll_feeds(feeds: Sequence[Feed], *, settings: Settings, store: Store,
         await recorder.close()
 
 
-async def poll_once(*, settings: Settings, store: Store, clock: Clock, due_only: bool = False,
-                    parser: ParserPool | None = None,
-                    on_result: Callable[[PollResult], None] | None = None) -> list[PollResult]:
+async def poll_once(
+    *,
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    due_only: bool = False,
+    parser: ParserPool | None = None,
+    on_result: Callable[[PollResult], None] | None = None,
+) -> list[PollResult]:
     """Poll every active feed once (or only those due), with a fresh fetcher."""
-    feeds = await asyncio.to_thread(store.due_feeds, now=clock()) if due_only else \
-        await asyncio.to_thread(store.list_feeds, active_only=True)
+    feeds = (
+        await asyncio.to_thread(store.due_feeds, now=clock())
+        if due_only
+        else await asyncio.to_thread(store.list_feeds, active_only=True)
+    )
     own_parser = parser is None
     pool = parser or parser_pool(settings)
     try:
         async with Fetcher(settings.fetch, allow_private=settings.digest.allow_private_addresses) as fetcher:
-            return await poll_feeds(feeds, settings=settings, store=store, clock=clock, fetcher=fetcher,
-                                    parser=pool, on_result=on_result)
+            return await poll_feeds(
+                feeds, settings=settings, store=store, clock=clock, fetcher=fetcher, parser=pool, on_result=on_result
+            )
     finally:
         if own_parser:
             pool.close()

@@ -76,27 +76,41 @@ class SendReport:
 
 def compose_options(settings: Settings) -> ComposeOptions:
     d = settings.digest
-    return ComposeOptions(title=d.title, section_order=settings.section_names, max_per_section=d.max_items_per_section,
-                          top_stories=d.top_stories, language=d.language, cluster_threshold=d.cluster_threshold,
-                          read_also_lower=d.read_also_min, read_also_max=d.read_also,
-                          max_per_source=d.max_per_source,
-                          synopsis_sentences=d.synopsis_sentences, subject_style=d.subject,
-                          plural_outlets=frozenset(f.name for f in settings.feeds if f.plural and f.name),
-                          press_outlets=tuple(dict.fromkeys(f.name for f in settings.feeds if f.press and f.name)),
-                          press_section=d.press_section)
+    return ComposeOptions(
+        title=d.title,
+        section_order=settings.section_names,
+        max_per_section=d.max_items_per_section,
+        top_stories=d.top_stories,
+        language=d.language,
+        cluster_threshold=d.cluster_threshold,
+        read_also_lower=d.read_also_min,
+        read_also_max=d.read_also,
+        max_per_source=d.max_per_source,
+        synopsis_sentences=d.synopsis_sentences,
+        subject_style=d.subject,
+        plural_outlets=frozenset(f.name for f in settings.feeds if f.plural and f.name),
+        press_outlets=tuple(dict.fromkeys(f.name for f in settings.feeds if f.press and f.name)),
+        press_section=d.press_section,
+    )
 
 
 def make_renderer(settings: Settings) -> Renderer:
     d = settings.digest
-    return Renderer(templates_dir=d.templates_dir, language=d.language, images=d.images,
-                    excerpt_chars=d.excerpt_chars)
+    return Renderer(templates_dir=d.templates_dir, language=d.language, images=d.images, excerpt_chars=d.excerpt_chars)
 
 
 def classify_item(settings: Settings, item: Item) -> Classification:
     """The section rules applied to a stored item: what the edition stores, and what explain shows."""
-    return classify(title=item.title, url=item.url, categories=item.categories, feed_section=item.feed_section,
-                    sections=settings.sections, fallback=settings.digest.fallback_section,
-                    summary=item.summary_text, feed_names=(item.source, item.feed_url or ""))
+    return classify(
+        title=item.title,
+        url=item.url,
+        categories=item.categories,
+        feed_section=item.feed_section,
+        sections=settings.sections,
+        fallback=settings.digest.fallback_section,
+        summary=item.summary_text,
+        feed_names=(item.source, item.feed_url or ""),
+    )
 
 
 def classifier(settings: Settings) -> Callable[[Item], str]:
@@ -116,6 +130,7 @@ def classifier(settings: Settings) -> Callable[[Item], str]:
         if section is None:
             section = seen[key] = classify_item(settings, item).section
         return section
+
     return section_of
 
 
@@ -135,11 +150,18 @@ def edition_url(settings: Settings, day: date, timezone: str, *, secret: str | N
     return url
 
 
-def build_edition(settings: Settings, store: Store, *, day: date, timezone: str,
-                  now: datetime) -> tuple[EditionRecord, bool]:
+def build_edition(
+    settings: Settings, store: Store, *, day: date, timezone: str, now: datetime
+) -> tuple[EditionRecord, bool]:
     edition, created = store.create_edition(
-        day=day, timezone=timezone, default_timezone=settings.digest.timezone, cutoff=now, now=now,
-        max_item_age=settings.digest.max_item_age, classify=classifier(settings))
+        day=day,
+        timezone=timezone,
+        default_timezone=settings.digest.timezone,
+        cutoff=now,
+        now=now,
+        max_item_age=settings.digest.max_item_age,
+        classify=classifier(settings),
+    )
     if created:
         items = store.edition_items(edition.id)
         # Clustered once, here, and stored: every sending process and the web page read them (issue 12).
@@ -151,8 +173,14 @@ def build_edition(settings: Settings, store: Store, *, day: date, timezone: str,
 _clustered: tuple[Settings, tuple[Any, ...], list[PlacedStory]] | None = None  # the last clustering, by its input
 
 
-def edition_stories(settings: Settings, store: Store, edition: EditionRecord, *,
-                    items: list[tuple[Item, str]] | None = None, now: datetime | None = None) -> list[PlacedStory]:
+def edition_stories(
+    settings: Settings,
+    store: Store,
+    edition: EditionRecord,
+    *,
+    items: list[tuple[Item, str]] | None = None,
+    now: datetime | None = None,
+) -> list[PlacedStory]:
     """The edition's stories as stored when it was built; else (an edition built before they were
     stored, or a draft) clustered now, and stored for a real edition."""
     if items is None:
@@ -194,8 +222,15 @@ class EditionMailer:
     templates without {{ cut }} markers, each section set is rendered whole instead.
     """
 
-    def __init__(self, settings: Settings, store: Store, edition: EditionRecord, *,
-                 renderer: Renderer | None = None, items: list[tuple[Item, str]] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        edition: EditionRecord,
+        *,
+        renderer: Renderer | None = None,
+        items: list[tuple[Item, str]] | None = None,
+    ) -> None:
         self.settings, self.store, self.edition = settings, store, edition
         self.renderer = renderer or make_renderer(settings)
         # [digest] secret when the operator set one, else the one generated once and kept in the store.
@@ -218,24 +253,36 @@ class EditionMailer:
 
     def render(self, sections: tuple[str, ...] | None) -> Rendered | None:
         """The edition for one section set, or None when it has nothing for them (S11)."""
-        ed = compose(self.stories, day=self.edition.day, timezone=self.edition.timezone, chosen=sections,
-                     options=self.options, web_url=edition_url(self.settings, self.edition.day, self.edition.timezone,
-                                                               secret=self.secret))
+        ed = compose(
+            self.stories,
+            day=self.edition.day,
+            timezone=self.edition.timezone,
+            chosen=sections,
+            options=self.options,
+            web_url=edition_url(self.settings, self.edition.day, self.edition.timezone, secret=self.secret),
+        )
         return None if ed.is_empty else self.renderer.render(ed)
 
     def _template_args(self) -> dict[str, Any]:
-        return {"sender": parseaddr(self.settings.smtp.sender)[1] or self.settings.smtp.sender,
-                "sender_name": parseaddr(self.settings.smtp.sender)[0] or self.settings.digest.title,
-                "list_id": f"digest.{self.domain}", "base_url": self.settings.digest.base_url,
-                "feedback_id": self.feedback_id}
+        return {
+            "sender": parseaddr(self.settings.smtp.sender)[1] or self.settings.smtp.sender,
+            "sender_name": parseaddr(self.settings.smtp.sender)[0] or self.settings.digest.title,
+            "list_id": f"digest.{self.domain}",
+            "base_url": self.settings.digest.base_url,
+            "feedback_id": self.feedback_id,
+        }
 
     def _cut(self) -> SectionCuts | None:
         """The whole edition cut into per-section pieces, made on first use; None when it cannot be cut."""
         if self._whole is None:
-            self._whole = compose(self.stories, day=self.edition.day, timezone=self.edition.timezone, chosen=None,
-                                  options=self.options,
-                                  web_url=edition_url(self.settings, self.edition.day, self.edition.timezone,
-                                                      secret=self.secret))
+            self._whole = compose(
+                self.stories,
+                day=self.edition.day,
+                timezone=self.edition.timezone,
+                chosen=None,
+                options=self.options,
+                web_url=edition_url(self.settings, self.edition.day, self.edition.timezone, secret=self.secret),
+            )
             cuts = SectionCuts(self.renderer, self._whole) if not self.options.top_stories else None
             self._cuts = cuts if cuts is not None and cuts.usable else None
         return self._cuts
@@ -258,12 +305,13 @@ class EditionMailer:
                 else:
                     subject, _, text, html = cuts.parts(narrowed)
                     self._templates[key] = message.template_from_pieces(
-                        subject, [self._piece(p) for p in text], [self._piece(p) for p in html],
-                        **self._template_args())
+                        subject, [self._piece(p) for p in text], [self._piece(p) for p in html], **self._template_args()
+                    )
             else:
                 rendered = self.render(sections)
-                self._templates[key] = None if rendered is None else message.build_template(
-                    rendered, **self._template_args())
+                self._templates[key] = (
+                    None if rendered is None else message.build_template(rendered, **self._template_args())
+                )
         return self._templates[key]
 
     @property
@@ -284,19 +332,30 @@ class EditionMailer:
     def links(self, subscriber: Subscriber) -> tuple[str, str]:
         """The subscriber's unsubscribe and preferences URLs, signed with the newest key."""
         base = self.settings.digest.base_url
-        return (f"{base}/u/{tokens.unsubscribe_token(self.link_key, subscriber.public_id)}",
-                f"{base}/p/{tokens.preferences_token(self.link_key, subscriber.public_id)}")
+        return (
+            f"{base}/u/{tokens.unsubscribe_token(self.link_key, subscriber.public_id)}",
+            f"{base}/p/{tokens.preferences_token(self.link_key, subscriber.public_id)}",
+        )
 
     def personalise(self, template: message.MessageTemplate, subscriber: Subscriber, *, now: datetime) -> bytes:
         unsubscribe_url, preferences_url = self.links(subscriber)
         data = message.personalise(
-            template, to_addr=subscriber.email, to_name=subscriber.name,
-            message_id=self.message_id(subscriber.id), date=now,
-            unsubscribe_url=unsubscribe_url, preferences_url=preferences_url,
-            unsubscribe_mailto=self.settings.smtp.unsubscribe_mailto)
+            template,
+            to_addr=subscriber.email,
+            to_name=subscriber.name,
+            message_id=self.message_id(subscriber.id),
+            date=now,
+            unsubscribe_url=unsubscribe_url,
+            preferences_url=preferences_url,
+            unsubscribe_mailto=self.settings.smtp.unsubscribe_mailto,
+        )
         if self.dkim_key is not None:
-            data = message.sign_dkim(data, domain=self.settings.dkim.domain or "",
-                                     selector=self.settings.dkim.selector or "", private_key=self.dkim_key)
+            data = message.sign_dkim(
+                data,
+                domain=self.settings.dkim.domain or "",
+                selector=self.settings.dkim.selector or "",
+                private_key=self.dkim_key,
+            )
         return data
 
 
@@ -325,7 +384,7 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
 
 
 def worker_name(pid: int | None = None) -> str:
-    """"host:pid.start": names this process in the claims it makes; the start time tells a reused pid apart."""
+    """ "host:pid.start": names this process in the claims it makes; the start time tells a reused pid apart."""
     pid = os.getpid() if pid is None else pid
     stat = _proc_stat(pid)
     return f"{socket.gethostname()}:{pid}" + (f".{stat[1]}" if stat else "")
@@ -358,8 +417,13 @@ def release_orphans(store: Store, edition_id: int, *, now: datetime) -> int:
         if worker_alive(holder) is False:
             n = store.release_claims(holder, now=now)
             released += n
-            log.warning("edition=%d: %d messages claimed by %s, which stopped, are pending again; those it "
-                        "had sent but not yet recorded go out twice, with the same Message-ID", edition_id, n, holder)
+            log.warning(
+                "edition=%d: %d messages claimed by %s, which stopped, are pending again; those it "
+                "had sent but not yet recorded go out twice, with the same Message-ID",
+                edition_id,
+                n,
+                holder,
+            )
     return released
 
 
@@ -383,8 +447,11 @@ class _Outbox:
         # SQLite commits a few rows in under 0.1 ms on a kept connection, less than handing the
         # call to a thread and back costs while this loop is busy (1-2 ms, GIL switching), so
         # there the session runs on the loop's own thread. A server database keeps one thread.
-        self._thread = None if store.engine.dialect.name == "sqlite" else \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._thread = (
+            None
+            if store.engine.dialect.name == "sqlite"
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        )
         self._marks: list[Mark] = []  # results waiting for the next commit
         self._permanent: list[int] = []  # subscribers to count a 5xx against
         self._group: asyncio.Task[None] | None = None  # the commit the next result will join
@@ -418,10 +485,12 @@ class _Outbox:
     async def subscribers(self, ids: list[int]) -> dict[int, Subscriber]:
         return await self._run(self._session.subscribers, ids)
 
-    async def claim(self, edition_id: int, *, limit: int, due_only: bool,
-                    since: datetime | None = None) -> list[Delivery]:
-        return await self._run(self._session.claim, edition_id, now=self.clock(), lease=LEASE, limit=limit,
-                               due_only=due_only, since=since)
+    async def claim(
+        self, edition_id: int, *, limit: int, due_only: bool, since: datetime | None = None
+    ) -> list[Delivery]:
+        return await self._run(
+            self._session.claim, edition_id, now=self.clock(), lease=LEASE, limit=limit, due_only=due_only, since=since
+        )
 
     async def add(self, mark: Mark, *, permanent_failure_of: int | None = None) -> None:
         """Record one result; returns once it is committed (with the others of its group)."""
@@ -442,10 +511,15 @@ class _Outbox:
         try:
             await self._run(self._session.record, marks, now=self.clock())
             for subscriber_id in failures:
-                if await asyncio.to_thread(self.store.count_permanent_failure, subscriber_id,
-                                           suspend_after=self.suspend_after, now=self.clock()):
-                    log.warning("subscriber=%d suspended after %d permanent failures", subscriber_id,
-                                self.suspend_after)
+                if await asyncio.to_thread(
+                    self.store.count_permanent_failure,
+                    subscriber_id,
+                    suspend_after=self.suspend_after,
+                    now=self.clock(),
+                ):
+                    log.warning(
+                        "subscriber=%d suspended after %d permanent failures", subscriber_id, self.suspend_after
+                    )
         except Exception as exc:
             self._error = exc
             raise
@@ -463,10 +537,19 @@ class _Outbox:
 # --------------------------------------------------------------------------- sending one edition
 
 
-async def send_edition(settings: Settings, store: Store, edition: EditionRecord, *, transport: Transport,
-                       clock: Clock, stop: asyncio.Event | None = None, due_only: bool = False,
-                       run_started: datetime | None = None, report: SendReport | None = None,
-                       on_result: Callable[[Result], None] | None = None) -> SendReport:
+async def send_edition(
+    settings: Settings,
+    store: Store,
+    edition: EditionRecord,
+    *,
+    transport: Transport,
+    clock: Clock,
+    stop: asyncio.Event | None = None,
+    due_only: bool = False,
+    run_started: datetime | None = None,
+    report: SendReport | None = None,
+    on_result: Callable[[Result], None] | None = None,
+) -> SendReport:
     """Send every pending row of the edition (with due_only, only those whose retry time has come).
 
     Rows are claimed CLAIM_ROWS at a time, so any number of these may run at once, in this
@@ -488,7 +571,7 @@ async def send_edition(settings: Settings, store: Store, edition: EditionRecord,
             if not batch:
                 return
             for start in range(0, len(batch), READ_AHEAD):
-                chunk = batch[start:start + READ_AHEAD]
+                chunk = batch[start : start + READ_AHEAD]
                 # Read just before their turn, so a change made while the rows before were being
                 # sent is honoured (B5, S9): at most READ_AHEAD messages ahead.
                 subs = await outbox.subscribers([d.subscriber_id for d in chunk])
@@ -502,8 +585,9 @@ async def send_edition(settings: Settings, store: Store, edition: EditionRecord,
                         continue
                     template = mailer.template(sub.sections)  # their sections as they are now (B5)
                     if template is None:  # nothing in their sections: no empty email, not retried (S11)
-                        await outbox.add(Mark(d.id, SKIPPED, error="nothing new in the subscriber's sections",
-                                              attempted=False))
+                        await outbox.add(
+                            Mark(d.id, SKIPPED, error="nothing new in the subscriber's sections", attempted=False)
+                        )
                         rep.skipped += 1
                         continue
                     try:
@@ -515,12 +599,10 @@ async def send_edition(settings: Settings, store: Store, edition: EditionRecord,
                         await outbox.add(Mark(d.id, FAILED, error=exc.message, attempted=False))
                         rep.failed += 1
                         rep.errors.append(f"subscriber {d.subscriber_id}: {exc.message}")
-                        log.warning("edition=%s subscriber=%d failed: %s", edition.day, d.subscriber_id,
-                                    exc.message)
+                        log.warning("edition=%s subscriber=%d failed: %s", edition.day, d.subscriber_id, exc.message)
                         continue
                     rows[d.id] = d
-                    yield Envelope(key=d.id, sender=mailer.return_path(sub), recipient=sub.email, data=data,
-                                   crlf=True)
+                    yield Envelope(key=d.id, sender=mailer.return_path(sub), recipient=sub.email, data=data, crlf=True)
 
     async def record(result: Result) -> None:
         d = rows.pop(result.key)
@@ -531,14 +613,14 @@ async def send_edition(settings: Settings, store: Store, edition: EditionRecord,
         elif result.outcome is Outcome.PERMANENT:
             await outbox.add(Mark(d.id, FAILED, error=result.detail), permanent_failure_of=d.subscriber_id)
             rep.failed += 1
-            log.warning("edition=%s subscriber=%d failed permanently: %s", edition.day, d.subscriber_id,
-                        result.detail)
+            log.warning("edition=%s subscriber=%d failed permanently: %s", edition.day, d.subscriber_id, result.detail)
         elif now - edition.created_at >= settings.smtp.give_up_after:
             await outbox.add(Mark(d.id, FAILED, error=f"gave up: {result.detail}"))
             rep.failed += 1
         else:
-            await outbox.add(Mark(d.id, PENDING, error=result.detail,
-                                  next_attempt_at=now + _retry_delay(d.attempts + 1)))
+            await outbox.add(
+                Mark(d.id, PENDING, error=result.detail, next_attempt_at=now + _retry_delay(d.attempts + 1))
+            )
             rep.deferred += 1
         if on_result:
             on_result(result)
@@ -546,23 +628,45 @@ async def send_edition(settings: Settings, store: Store, edition: EditionRecord,
     async with _Outbox(store, me, clock, suspend_after=settings.smtp.suspend_after) as outbox:
         await deliver(transport, envelopes(), record, stop=stop)
     rep.complete = await asyncio.to_thread(store.close_edition_if_done, edition.id)
-    log.info("edition=%s/%s sent=%d skipped=%d failed=%d deferred=%d complete=%s", edition.day,
-             edition.timezone, rep.sent, rep.skipped, rep.failed, rep.deferred, rep.complete)
+    log.info(
+        "edition=%s/%s sent=%d skipped=%d failed=%d deferred=%d complete=%s",
+        edition.day,
+        edition.timezone,
+        rep.sent,
+        rep.skipped,
+        rep.failed,
+        rep.deferred,
+        rep.complete,
+    )
     return rep
 
 
-async def send_day(settings: Settings, store: Store, *, day: date, transport: Transport, clock: Clock,
-                   stop: asyncio.Event | None = None, timezones: list[str] | None = None,
-                   on_result: Callable[[Result], None] | None = None) -> list[SendReport]:
+async def send_day(
+    settings: Settings,
+    store: Store,
+    *,
+    day: date,
+    transport: Transport,
+    clock: Clock,
+    stop: asyncio.Event | None = None,
+    timezones: list[str] | None = None,
+    on_result: Callable[[Result], None] | None = None,
+) -> list[SendReport]:
     """Build (once) and send the edition of `day` for every time zone with active subscribers."""
-    zones = timezones if timezones is not None else \
-        await asyncio.to_thread(store.timezones_in_use, settings.digest.timezone)
+    zones = (
+        timezones
+        if timezones is not None
+        else await asyncio.to_thread(store.timezones_in_use, settings.digest.timezone)
+    )
     reports = []
     for tz in zones:
         edition, created = await asyncio.to_thread(build_edition, settings, store, day=day, timezone=tz, now=clock())
         rep = SendReport(edition.id, day, tz, created=created)
-        reports.append(await send_edition(settings, store, edition, transport=transport, clock=clock, stop=stop,
-                                          report=rep, on_result=on_result))
+        reports.append(
+            await send_edition(
+                settings, store, edition, transport=transport, clock=clock, stop=stop, report=rep, on_result=on_result
+            )
+        )
         if stop is not None and stop.is_set():
             break
     return reports
@@ -577,8 +681,11 @@ def draft_mailer(settings: Settings, store: Store, *, day: date, timezone: str, 
     last = store.last_edition(timezone)
     age = settings.digest.max_item_age
     section_of = classifier(settings)
-    items = [(i, section_of(i)) for i in store.items_first_seen(after=last.cutoff if last else None, until=now)
-             if i.published is None or i.first_seen - i.published <= age]
+    items = [
+        (i, section_of(i))
+        for i in store.items_first_seen(after=last.cutoff if last else None, until=now)
+        if i.published is None or i.first_seen - i.published <= age
+    ]
     draft = EditionRecord(id=0, day=day, timezone=timezone, cutoff=now, window_start=None, created_at=now)
     return EditionMailer(settings, store, draft, items=items)
 
@@ -595,6 +702,7 @@ def preview(settings: Settings, store: Store, *, subscriber: Subscriber, day: da
 
     def fill(text: str) -> str:
         return text.replace(PLACEHOLDER_UNSUBSCRIBE_URL, unsubscribe_url).replace(
-            PLACEHOLDER_PREFERENCES_URL, preferences_url)
+            PLACEHOLDER_PREFERENCES_URL, preferences_url
+        )
 
     return dataclasses.replace(rendered, html=fill(rendered.html), text=fill(rendered.text))

@@ -37,12 +37,20 @@ def confirmation_message(settings: Settings, *, to: str, url: str, now: datetime
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = make_msgid(domain=sender_domain(settings))
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this, please
-    msg.set_content("\n\n".join([
-        _("Someone, probably you, asked to receive %(site)s at this address.") % {"site": title},
-        _("To confirm, open this link and press the button on the page:") + f"\n{url}",
-        _("The link works for %(hours)d hours. If you did not ask, ignore this email: you will get nothing more.")
-        % {"hours": hours},
-    ]) + "\n")
+    msg.set_content(
+        "\n\n".join(
+            [
+                _("Someone, probably you, asked to receive %(site)s at this address.") % {"site": title},
+                _("To confirm, open this link and press the button on the page:") + f"\n{url}",
+                _(
+                    "The link works for %(hours)d hours. "
+                    "If you did not ask, ignore this email: you will get nothing more."
+                )
+                % {"hours": hours},
+            ]
+        )
+        + "\n"
+    )
     return bytes(msg.as_bytes(policy=SMTP_POLICY))
 
 

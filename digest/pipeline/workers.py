@@ -54,8 +54,10 @@ def plan_workers(requested: int, *, connections: int, rows: int) -> int:
 def shares(smtp: SmtpSettings, workers: int) -> list[SmtpSettings]:
     """Each worker's [smtp]: the connections dealt out, the rate limit split evenly (B11)."""
     base, extra = divmod(smtp.connections, workers)
-    return [replace(smtp, connections=base + (1 if i < extra else 0), rate_limit=smtp.rate_limit / workers)
-            for i in range(workers)]
+    return [
+        replace(smtp, connections=base + (1 if i < extra else 0), rate_limit=smtp.rate_limit / workers)
+        for i in range(workers)
+    ]
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,17 @@ class _Outcome:
     error: tuple[str, str, str] | None = None  # a DigestError: class name, message, hint
 
 
-async def send_day_in_workers(settings: Settings, store: Store, *, day: date, clock: Clock,
-                              transport: TransportFactory, workers: int, stop: asyncio.Event | None = None,
-                              setup: Callable[[], None] | None = None) -> list[SendReport]:
+async def send_day_in_workers(
+    settings: Settings,
+    store: Store,
+    *,
+    day: date,
+    clock: Clock,
+    transport: TransportFactory,
+    workers: int,
+    stop: asyncio.Event | None = None,
+    setup: Callable[[], None] | None = None,
+) -> list[SendReport]:
     """Build (once) and send the edition of `day` for every time zone with active subscribers.
 
     This process is the first sender; the other N-1 are started (spawned) for the run.
@@ -90,8 +100,9 @@ async def send_day_in_workers(settings: Settings, store: Store, *, day: date, cl
         reports: list[SendReport] = []
         editions: list[EditionRecord] = []
         for tz in zones:
-            edition, created = await asyncio.to_thread(build_edition, settings, store, day=day, timezone=tz,
-                                                       now=clock())
+            edition, created = await asyncio.to_thread(
+                build_edition, settings, store, day=day, timezone=tz, now=clock()
+            )
             editions.append(edition)
             reports.append(SendReport(edition.id, day, tz, created=created))
         now = clock()
@@ -101,25 +112,35 @@ async def send_day_in_workers(settings: Settings, store: Store, *, day: date, cl
             rows += await asyncio.to_thread(store.count_claimable, edition.id, now=now)
         n = plan_workers(workers, connections=settings.smtp.connections, rows=rows)
         if n == 1:
-            await _send_all(settings, store, editions, reports, transport=first, clock=clock, stop=stop,
-                            run_started=now)
+            await _send_all(
+                settings, store, editions, reports, transport=first, clock=clock, stop=stop, run_started=now
+            )
             return reports
     if stop.is_set():  # stopped while the editions were being built: nothing was claimed yet
         return reports
     # Each sender starts at a different edition and goes round: an edition's section sets are then
     # rendered mostly by one process, not by all of them (rendering is much of the CPU per message).
-    rounds = [editions[i * len(editions) // n:] + editions[:i * len(editions) // n] for i in range(n)]
+    rounds = [editions[i * len(editions) // n :] + editions[: i * len(editions) // n] for i in range(n)]
     parts = shares(settings.smtp, n)
-    jobs = [_Job(settings, parts[i], tuple(rounds[i]), clock(), now, os.getpid(), transport, setup)
-            for i in range(1, n)]
+    jobs = [
+        _Job(settings, parts[i], tuple(rounds[i]), clock(), now, os.getpid(), transport, setup) for i in range(1, n)
+    ]
     by_id = {rep.edition_id: rep for rep in reports}
 
     async def mine() -> None:
         _announce(parts[0], rounds[0])
         try:
             async with transport(parts[0]) as own:
-                await _send_all(settings, store, rounds[0], [by_id[e.id] for e in rounds[0]], transport=own,
-                                clock=clock, stop=stop, run_started=now)
+                await _send_all(
+                    settings,
+                    store,
+                    rounds[0],
+                    [by_id[e.id] for e in rounds[0]],
+                    transport=own,
+                    clock=clock,
+                    stop=stop,
+                    run_started=now,
+                )
         except BaseException:
             stop.set()  # the others stop too, finishing what they have on the wire
             raise
@@ -140,21 +161,38 @@ async def send_day_in_workers(settings: Settings, store: Store, *, day: date, cl
         if outcome.error is not None:
             name, message, hint = outcome.error
             kind = getattr(errors, name, DeliveryError)
-            raise kind(message, hint=hint) if isinstance(kind, type) and issubclass(kind, DigestError) \
+            raise (
+                kind(message, hint=hint)
+                if isinstance(kind, type) and issubclass(kind, DigestError)
                 else DeliveryError(message, hint=hint)
+            )
     return reports
 
 
 def _announce(smtp: SmtpSettings, editions: Sequence[EditionRecord]) -> None:
-    log.info("sending process %d: %d connection(s), editions %s", os.getpid(), smtp.connections,
-             ", ".join(f"{e.day}/{e.timezone}" for e in editions))
+    log.info(
+        "sending process %d: %d connection(s), editions %s",
+        os.getpid(),
+        smtp.connections,
+        ", ".join(f"{e.day}/{e.timezone}" for e in editions),
+    )
 
 
-async def _send_all(settings: Settings, store: Store, editions: list[EditionRecord], reports: list[SendReport], *,
-                    transport: Transport, clock: Clock, stop: asyncio.Event, run_started: datetime) -> None:
+async def _send_all(
+    settings: Settings,
+    store: Store,
+    editions: list[EditionRecord],
+    reports: list[SendReport],
+    *,
+    transport: Transport,
+    clock: Clock,
+    stop: asyncio.Event,
+    run_started: datetime,
+) -> None:
     for edition, rep in zip(editions, reports, strict=True):
-        await send_edition(settings, store, edition, transport=transport, clock=clock, stop=stop,
-                           run_started=run_started, report=rep)
+        await send_edition(
+            settings, store, edition, transport=transport, clock=clock, stop=stop, run_started=run_started, report=rep
+        )
         if stop.is_set():
             return
 
@@ -165,8 +203,10 @@ async def _run(jobs: list[_Job], stop: asyncio.Event) -> list[_Outcome]:
         return []
     ctx = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue[tuple[int, _Outcome]] = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(job, i, results), name=f"digest-send-{i + 1}")
-             for i, job in enumerate(jobs)]
+    procs = [
+        ctx.Process(target=_worker_main, args=(job, i, results), name=f"digest-send-{i + 1}")
+        for i, job in enumerate(jobs)
+    ]
     for proc in procs:
         proc.start()
     outcomes: dict[int, _Outcome] = {}
@@ -206,8 +246,15 @@ def _lost(proc: multiprocessing.process.BaseProcess, stopping: bool) -> _Outcome
     if stopping:  # asked to stop while it was still starting (or hit by the same Ctrl-C)
         log.warning("%s Anything it had claimed is sent by the next run.", detail)
         return _Outcome({})
-    return _Outcome({}, ("DeliveryError", detail, "Messages it had not recorded stay claimed by it; the next "
-                                                  "`digest send` sends them (some may arrive twice)."))
+    return _Outcome(
+        {},
+        (
+            "DeliveryError",
+            detail,
+            "Messages it had not recorded stay claimed by it; the next "
+            "`digest send` sends them (some may arrive twice).",
+        ),
+    )
 
 
 def _drain(results: multiprocessing.Queue[tuple[int, _Outcome]]) -> dict[int, _Outcome]:
@@ -250,8 +297,16 @@ async def _work(job: _Job) -> _Outcome:
     try:
         async with job.transport(job.smtp) as transport:
             for edition, rep in zip(job.editions, reports, strict=True):
-                await send_edition(job.settings, store, edition, transport=transport, clock=clock, stop=stop,
-                                   run_started=job.run_started, report=rep)
+                await send_edition(
+                    job.settings,
+                    store,
+                    edition,
+                    transport=transport,
+                    clock=clock,
+                    stop=stop,
+                    run_started=job.run_started,
+                    report=rep,
+                )
                 if stop.is_set():
                     break
     except DigestError as exc:

@@ -24,6 +24,14 @@ class Store(FeedStore, SubscriberStore, EditionStore, BounceStore, SignupStore):
 
 
 __all__ = [
-    "ACTIVE", "FAILED", "PENDING", "REMOVED", "SENT", "SKIPPED", "SUSPENDED", "UNSUBSCRIBED",
-    "Store", "normalise_email",
+    "ACTIVE",
+    "FAILED",
+    "PENDING",
+    "REMOVED",
+    "SENT",
+    "SKIPPED",
+    "SUSPENDED",
+    "UNSUBSCRIBED",
+    "Store",
+    "normalise_email",
 ]

@@ -40,10 +40,15 @@ def _sqlite_pragmas(busy_timeout: float) -> Callable[[Any, Any], None]:
 
 
 # What the database says when it cannot take a write: SQLite's and PostgreSQL's wordings.
-_BUSY = ("database is locked", "database is busy", "database table is locked", "lock timeout",
-         "could not obtain lock")
-_FULL = ("database or disk is full", "disk i/o error", "no space left", "could not extend file",
-         "file too large", "disk quota")
+_BUSY = ("database is locked", "database is busy", "database table is locked", "lock timeout", "could not obtain lock")
+_FULL = (
+    "database or disk is full",
+    "disk i/o error",
+    "no space left",
+    "could not extend file",
+    "file too large",
+    "disk quota",
+)
 
 
 def _translate(where: str, busy_timeout: float | None) -> Callable[[ExceptionContext], None]:
@@ -60,12 +65,14 @@ def _translate(where: str, busy_timeout: float | None) -> Callable[[ExceptionCon
             raise DatabaseBusyError(
                 f"The database {where} is busy: another process has held a write lock{waited} ({exc}).",
                 hint="Try again in a minute (nothing was changed). If it stays busy, find what holds it "
-                     "(for SQLite: `fuser` on the file), or raise the wait with ?timeout=SECONDS in the URL.")
+                "(for SQLite: `fuser` on the file), or raise the wait with ?timeout=SECONDS in the URL.",
+            )
         if any(m in text for m in _FULL):
             raise DatabaseFullError(
                 f"The database {where} cannot be written: the disk is full or failing ({exc}).",
                 hint="Free space on the disk that holds the database, then run the command again; "
-                     "the unfinished change was rolled back and nothing was lost.")
+                "the unfinished change was rolled back and nothing was lost.",
+            )
         # Anything else the database itself reports (cannot open the file, the server went away):
         # still one line naming the database, never a traceback.
         raise StoreError(f"The database {where} failed: {exc}.")
@@ -92,8 +99,10 @@ def make_engine(url: str) -> Engine:
             busy = None
             engine = create_engine(parsed, pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise StoreError(f"[digest] database = {where!r} cannot be used: {exc}.",
-                         hint='Use "sqlite:///path/digest.sqlite" or "postgresql+psycopg://user@host/db".') from exc
+        raise StoreError(
+            f"[digest] database = {where!r} cannot be used: {exc}.",
+            hint='Use "sqlite:///path/digest.sqlite" or "postgresql+psycopg://user@host/db".',
+        ) from exc
     event.listen(engine, "handle_error", _translate(where, busy))
     return engine
 
@@ -128,10 +137,12 @@ class StoreBase:
         if found not in migrations.revisions_between(None, wanted):
             raise OutdatedDatabaseError(
                 f"The database {self._safe_url} is at schema revision {found}, which this digest does not know "
-                f"(it needs {wanted}): it was upgraded by a newer digest; run that version instead.")
+                f"(it needs {wanted}): it was upgraded by a newer digest; run that version instead."
+            )
         raise OutdatedDatabaseError(
             f"The database {self._safe_url} is at schema revision {found} and this digest needs {wanted}: "
-            f"run `digest db upgrade` (it keeps every row), then try again.")
+            f"run `digest db upgrade` (it keeps every row), then try again."
+        )
 
     def schema_revision(self) -> str | None:
         """Where the database stands: a revision id, migrations.RELEASE_1, or None when empty."""
@@ -145,11 +156,14 @@ class StoreBase:
         except CommandError as exc:  # alembic_version names a revision these scripts do not have
             raise OutdatedDatabaseError(
                 f"The database {self._safe_url} is at a schema revision this digest does not know ({exc}): "
-                f"it was upgraded by a newer digest; run that version instead.") from exc
+                f"it was upgraded by a newer digest; run that version instead."
+            ) from exc
         except SQLAlchemyError as exc:
             detail = exc.orig if hasattr(exc, "orig") else exc
-            raise StoreError(f"Upgrading the database {self._safe_url} failed and changed nothing: "
-                             f"{exc.__class__.__name__}: {detail}.") from exc
+            raise StoreError(
+                f"Upgrading the database {self._safe_url} failed and changed nothing: "
+                f"{exc.__class__.__name__}: {detail}."
+            ) from exc
 
     @property
     def _safe_url(self) -> str:
@@ -191,8 +205,9 @@ class StoreBase:
 
     # ------------------------------------------------------------------ the one-daemon lock
 
-    def acquire_lock(self, name: str, holder: str, *, now: datetime, stale_after: timedelta,
-                     holder_alive: bool | None = None) -> None:
+    def acquire_lock(
+        self, name: str, holder: str, *, now: datetime, stale_after: timedelta, holder_alive: bool | None = None
+    ) -> None:
         """Take the named lock, or raise LockHeldError naming the holder.
 
         A lock whose heartbeat is older than stale_after is taken over (its daemon died). The
@@ -215,8 +230,9 @@ class StoreBase:
                 )
             taken = conn.execute(
                 update(t.locks)
-                .where(t.locks.c.name == name, t.locks.c.holder == row.holder,
-                       t.locks.c.heartbeat_at == row.heartbeat_at)
+                .where(
+                    t.locks.c.name == name, t.locks.c.holder == row.holder, t.locks.c.heartbeat_at == row.heartbeat_at
+                )
                 .values(holder=holder, heartbeat_at=now)
             ).rowcount
             if taken == 0:

@@ -78,28 +78,51 @@ def _claimable(d: Any, now: datetime, due_only: bool, since: datetime | None = N
 
 
 def _edition(row: Row[Any]) -> EditionRecord:
-    return EditionRecord(id=row.id, day=row.day, timezone=row.timezone, cutoff=row.cutoff,
-                         window_start=row.window_start, created_at=row.created_at, status=row.status)
+    return EditionRecord(
+        id=row.id,
+        day=row.day,
+        timezone=row.timezone,
+        cutoff=row.cutoff,
+        window_start=row.window_start,
+        created_at=row.created_at,
+        status=row.status,
+    )
 
 
 def _delivery(row: Row[Any]) -> Delivery:
-    return Delivery(id=row.id, edition_id=row.edition_id, subscriber_id=row.subscriber_id, status=row.status,
-                    attempts=row.attempts, last_error=row.last_error, next_attempt_at=row.next_attempt_at,
-                    message_id=row.message_id, sent_at=row.sent_at)
+    return Delivery(
+        id=row.id,
+        edition_id=row.edition_id,
+        subscriber_id=row.subscriber_id,
+        status=row.status,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        next_attempt_at=row.next_attempt_at,
+        message_id=row.message_id,
+        sent_at=row.sent_at,
+    )
 
 
 class EditionStore(StoreBase):
     def last_edition(self, timezone: str) -> EditionRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.editions).where(t.editions.c.timezone == timezone)
-                               .order_by(t.editions.c.cutoff.desc()).limit(1)).first()
+            row = conn.execute(
+                select(t.editions)
+                .where(t.editions.c.timezone == timezone)
+                .order_by(t.editions.c.cutoff.desc())
+                .limit(1)
+            ).first()
         return _edition(row) if row else None
 
-    def get_edition(self, *, day: date | None = None, timezone: str | None = None,
-                    id: int | None = None) -> EditionRecord | None:
+    def get_edition(
+        self, *, day: date | None = None, timezone: str | None = None, id: int | None = None
+    ) -> EditionRecord | None:
         query = select(t.editions)
-        query = query.where(t.editions.c.id == id) if id is not None else \
-            query.where(t.editions.c.day == day, t.editions.c.timezone == timezone)
+        query = (
+            query.where(t.editions.c.id == id)
+            if id is not None
+            else query.where(t.editions.c.day == day, t.editions.c.timezone == timezone)
+        )
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return _edition(row) if row else None
@@ -115,9 +138,17 @@ class EditionStore(StoreBase):
         with self.engine.connect() as conn:
             return [_edition(r) for r in conn.execute(query)]
 
-    def create_edition(self, *, day: date, timezone: str, default_timezone: str, cutoff: datetime,
-                       now: datetime, max_item_age: timedelta,
-                       classify: Callable[[Item], str]) -> tuple[EditionRecord, bool]:
+    def create_edition(
+        self,
+        *,
+        day: date,
+        timezone: str,
+        default_timezone: str,
+        cutoff: datetime,
+        now: datetime,
+        max_item_age: timedelta,
+        classify: Callable[[Item], str],
+    ) -> tuple[EditionRecord, bool]:
         """Build the edition (day, timezone) once: freeze its items and queue one row per subscriber.
 
         Returns (edition, created). A second call for the same key, even racing the first from
@@ -128,17 +159,19 @@ class EditionStore(StoreBase):
             return existing, False
         try:
             with self.engine.begin() as conn:
-                prev = conn.execute(select(func.max(t.editions.c.cutoff))
-                                    .where(t.editions.c.timezone == timezone)).scalar()
+                prev = conn.execute(
+                    select(func.max(t.editions.c.cutoff)).where(t.editions.c.timezone == timezone)
+                ).scalar()
                 start = prev  # after a clock step back this window is empty, never doubled
-                edition_id = conn.execute(insert(t.editions).values(
-                    day=day, timezone=timezone, cutoff=cutoff, window_start=start, created_at=now, status="open")
+                edition_id = conn.execute(
+                    insert(t.editions).values(
+                        day=day, timezone=timezone, cutoff=cutoff, window_start=start, created_at=now, status="open"
+                    )
                 ).inserted_primary_key[0]  # type: ignore[index]
                 cond = [t.items.c.first_seen <= cutoff]
                 if start is not None:
                     cond.append(t.items.c.first_seen > start)
-                rows = conn.execute(select(*_ITEM_COLUMNS).select_from(t.items.join(t.feeds))
-                                    .where(and_(*cond))).all()
+                rows = conn.execute(select(*_ITEM_COLUMNS).select_from(t.items.join(t.feeds)).where(and_(*cond))).all()
                 chosen = [
                     {"edition_id": edition_id, "item_id": item.id, "section": classify(item)}
                     for item in map(_item, rows)
@@ -148,12 +181,18 @@ class EditionStore(StoreBase):
                 if chosen:
                     conn.execute(insert(t.edition_items), chosen)
                 tz_of = func.coalesce(t.subscribers.c.timezone, default_timezone)
-                conn.execute(insert(t.deliveries).from_select(
-                    ["edition_id", "subscriber_id", "status", "attempts", "updated_at"],
-                    select(literal(edition_id), t.subscribers.c.id, literal(PENDING), literal(0),
-                           literal(now, t.UTCDateTime))
-                    .where(t.subscribers.c.status == ACTIVE, tz_of == timezone)
-                ))
+                conn.execute(
+                    insert(t.deliveries).from_select(
+                        ["edition_id", "subscriber_id", "status", "attempts", "updated_at"],
+                        select(
+                            literal(edition_id),
+                            t.subscribers.c.id,
+                            literal(PENDING),
+                            literal(0),
+                            literal(now, t.UTCDateTime),
+                        ).where(t.subscribers.c.status == ACTIVE, tz_of == timezone),
+                    )
+                )
         except IntegrityError:
             raced = self.get_edition(day=day, timezone=timezone)
             if raced is None:
@@ -181,9 +220,12 @@ class EditionStore(StoreBase):
         return None if body is None else str(body)
 
     def edition_items(self, edition_id: int) -> list[tuple[Item, str]]:
-        query = (select(*_ITEM_COLUMNS, t.edition_items.c.section)
-                 .select_from(t.edition_items.join(t.items).join(t.feeds))
-                 .where(t.edition_items.c.edition_id == edition_id).order_by(t.items.c.id))
+        query = (
+            select(*_ITEM_COLUMNS, t.edition_items.c.section)
+            .select_from(t.edition_items.join(t.items).join(t.feeds))
+            .where(t.edition_items.c.edition_id == edition_id)
+            .order_by(t.items.c.id)
+        )
         with self.engine.connect() as conn:
             return [(_item(r), r.section) for r in conn.execute(query)]
 
@@ -196,26 +238,31 @@ class EditionStore(StoreBase):
 
     def item_sections(self, item_id: int) -> list[tuple[EditionRecord, str]]:
         """Each edition that carries the item, with the section it stored for it."""
-        query = (select(t.editions, t.edition_items.c.section)
-                 .select_from(t.edition_items.join(t.editions))
-                 .where(t.edition_items.c.item_id == item_id).order_by(t.editions.c.id))
+        query = (
+            select(t.editions, t.edition_items.c.section)
+            .select_from(t.edition_items.join(t.editions))
+            .where(t.edition_items.c.item_id == item_id)
+            .order_by(t.editions.c.id)
+        )
         with self.engine.connect() as conn:
             return [(_edition(r), r.section) for r in conn.execute(query)]
 
     def sent_items(self, *, since: datetime, before_edition: int, timezone: str) -> list[Item]:
         """Items already carried by earlier editions of this time zone (for "Read also")."""
-        query = (select(*_ITEM_COLUMNS).select_from(t.edition_items.join(t.items).join(t.feeds)
-                                                    .join(t.editions))
-                 .where(t.editions.c.timezone == timezone, t.editions.c.id != before_edition,
-                        t.editions.c.created_at >= since)
-                 .order_by(t.items.c.first_seen))
+        query = (
+            select(*_ITEM_COLUMNS)
+            .select_from(t.edition_items.join(t.items).join(t.feeds).join(t.editions))
+            .where(
+                t.editions.c.timezone == timezone, t.editions.c.id != before_edition, t.editions.c.created_at >= since
+            )
+            .order_by(t.items.c.first_seen)
+        )
         with self.engine.connect() as conn:
             return [_item(r) for r in conn.execute(query)]
 
     # ------------------------------------------------------------------ outbox
 
-    def iter_deliveries(self, edition_id: int, *, now: datetime | None = None,
-                        batch: int = 1000) -> Iterator[Delivery]:
+    def iter_deliveries(self, edition_id: int, *, now: datetime | None = None, batch: int = 1000) -> Iterator[Delivery]:
         """Unfinished rows in id order, streamed: pending ones (with `now`, only those whose retry
         time has come) and claimed ones (`sending`), which a sender holds or which wait to be
         claimed again."""
@@ -227,36 +274,58 @@ class EditionStore(StoreBase):
         while True:
             cond = [d.edition_id == edition_id, or_(pending, d.status == SENDING), d.id > last]
             with self.engine.connect() as conn:
-                rows = [_delivery(r) for r in conn.execute(
-                    select(t.deliveries).where(*cond).order_by(d.id).limit(batch))]
+                rows = [
+                    _delivery(r) for r in conn.execute(select(t.deliveries).where(*cond).order_by(d.id).limit(batch))
+                ]
             yield from rows
             if len(rows) < batch:
                 return
             last = rows[-1].id
 
-    def claim_deliveries(self, edition_id: int, *, worker: str, now: datetime, lease: timedelta, limit: int,
-                         due_only: bool = False, since: datetime | None = None) -> list[Delivery]:
+    def claim_deliveries(
+        self,
+        edition_id: int,
+        *,
+        worker: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        due_only: bool = False,
+        since: datetime | None = None,
+    ) -> list[Delivery]:
         """Claim up to `limit` rows of the edition for `worker` until now + lease, lowest ids first.
 
         One UPDATE whose WHERE is checked again on the rows it changes, so two senders racing for
         the same rows never both get one (PostgreSQL skips rows another claim has locked).
         """
         with self.engine.begin() as conn:
-            return _claim(conn, edition_id, worker=worker, now=now, lease=lease, limit=limit, due_only=due_only,
-                          since=since)
+            return _claim(
+                conn, edition_id, worker=worker, now=now, lease=lease, limit=limit, due_only=due_only, since=since
+            )
 
     def count_claimable(self, edition_id: int, *, now: datetime, due_only: bool = False) -> int:
         d = t.deliveries
         with self.engine.connect() as conn:
-            return int(conn.scalar(select(func.count()).select_from(d).where(
-                d.c.edition_id == edition_id, _claimable(d, now, due_only))) or 0)
+            return int(
+                conn.scalar(
+                    select(func.count())
+                    .select_from(d)
+                    .where(d.c.edition_id == edition_id, _claimable(d, now, due_only))
+                )
+                or 0
+            )
 
     def claim_holders(self, edition_id: int) -> list[str]:
         """The senders that hold claimed rows of the edition."""
         d = t.deliveries.c
         with self.engine.connect() as conn:
-            return sorted(w for w in conn.scalars(select(d.worker).where(
-                d.edition_id == edition_id, d.status == SENDING).distinct()) if w)
+            return sorted(
+                w
+                for w in conn.scalars(
+                    select(d.worker).where(d.edition_id == edition_id, d.status == SENDING).distinct()
+                )
+                if w
+            )
 
     def release_claims(self, worker: str, *, now: datetime) -> int:
         """Return the rows `worker` claimed but did not send to `pending` (it stopped, or died)."""
@@ -283,15 +352,21 @@ class EditionStore(StoreBase):
 
     def get_delivery(self, edition_id: int, subscriber_id: int) -> Delivery | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.deliveries).where(t.deliveries.c.edition_id == edition_id,
-                                                          t.deliveries.c.subscriber_id == subscriber_id)).first()
+            row = conn.execute(
+                select(t.deliveries).where(
+                    t.deliveries.c.edition_id == edition_id, t.deliveries.c.subscriber_id == subscriber_id
+                )
+            ).first()
         return _delivery(row) if row else None
 
     def close_edition_if_done(self, edition_id: int) -> bool:
         """Mark the edition complete once no row is pending or claimed (never before: listmonk#2278)."""
         with self.engine.begin() as conn:
-            pending = conn.scalar(select(func.count()).select_from(t.deliveries).where(
-                t.deliveries.c.edition_id == edition_id, t.deliveries.c.status.in_((PENDING, SENDING))))
+            pending = conn.scalar(
+                select(func.count())
+                .select_from(t.deliveries)
+                .where(t.deliveries.c.edition_id == edition_id, t.deliveries.c.status.in_((PENDING, SENDING)))
+            )
             if pending:
                 return False
             conn.execute(update(t.editions).where(t.editions.c.id == edition_id).values(status="complete"))
@@ -325,11 +400,27 @@ class OutboxSession:
             self._conn.close()
             self._conn = None
 
-    def claim(self, edition_id: int, *, now: datetime, lease: timedelta, limit: int,
-              due_only: bool = False, since: datetime | None = None) -> list[Delivery]:
+    def claim(
+        self,
+        edition_id: int,
+        *,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        due_only: bool = False,
+        since: datetime | None = None,
+    ) -> list[Delivery]:
         with self.conn.begin():
-            return _claim(self.conn, edition_id, worker=self.worker, now=now, lease=lease, limit=limit,
-                          due_only=due_only, since=since)
+            return _claim(
+                self.conn,
+                edition_id,
+                worker=self.worker,
+                now=now,
+                lease=lease,
+                limit=limit,
+                due_only=due_only,
+                since=since,
+            )
 
     def record(self, marks: Sequence[Mark], *, now: datetime) -> int:
         try:
@@ -348,32 +439,52 @@ class OutboxSession:
         """Extend the lease of every row this sender still holds (a long, slow send)."""
         d = t.deliveries.c
         with self.conn.begin():
-            return self.conn.execute(update(t.deliveries).where(d.status == SENDING, d.worker == self.worker)
-                                     .values(lease_until=until)).rowcount
+            return self.conn.execute(
+                update(t.deliveries).where(d.status == SENDING, d.worker == self.worker).values(lease_until=until)
+            ).rowcount
 
     def release(self, *, now: datetime) -> int:
         with self.conn.begin():
             return self.conn.execute(_release(self.worker, now)).rowcount
 
 
-def _claim(conn: Connection, edition_id: int, *, worker: str, now: datetime, lease: timedelta, limit: int,
-           due_only: bool, since: datetime | None = None) -> list[Delivery]:
+def _claim(
+    conn: Connection,
+    edition_id: int,
+    *,
+    worker: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    due_only: bool,
+    since: datetime | None = None,
+) -> list[Delivery]:
     d = t.deliveries
     free = d.alias("free")
-    ids = select(free.c.id).where(free.c.edition_id == edition_id, _claimable(free, now, due_only, since)) \
-        .order_by(free.c.id).limit(limit)
+    ids = (
+        select(free.c.id)
+        .where(free.c.edition_id == edition_id, _claimable(free, now, due_only, since))
+        .order_by(free.c.id)
+        .limit(limit)
+    )
     if conn.dialect.name == "postgresql":
         ids = ids.with_for_update(skip_locked=True)
-    claim = (update(d).where(d.c.id.in_(ids.scalar_subquery()), _claimable(d, now, due_only, since))
-             .values(status=SENDING, worker=worker, lease_until=now + lease, updated_at=now)
-             .returning(*d.c))
+    claim = (
+        update(d)
+        .where(d.c.id.in_(ids.scalar_subquery()), _claimable(d, now, due_only, since))
+        .values(status=SENDING, worker=worker, lease_until=now + lease, updated_at=now)
+        .returning(*d.c)
+    )
     return sorted((_delivery(r) for r in conn.execute(claim)), key=lambda r: r.id)
 
 
 def _release(worker: str, now: datetime) -> Update:
     d = t.deliveries.c
-    return (update(t.deliveries).where(d.status == SENDING, d.worker == worker)
-            .values(status=PENDING, worker=None, lease_until=None, updated_at=now))
+    return (
+        update(t.deliveries)
+        .where(d.status == SENDING, d.worker == worker)
+        .values(status=PENDING, worker=None, lease_until=None, updated_at=now)
+    )
 
 
 def _record_statement() -> Update:
@@ -381,15 +492,21 @@ def _record_statement() -> Update:
     d = t.deliveries.c
     # Only rows still claimed by this worker move: a row whose claim ran out and went to another
     # sender, or a late duplicate result, can never demote a sent row.
-    return (update(t.deliveries)
-            .where(d.id == bindparam("b_id"), d.status == SENDING, d.worker == bindparam("b_worker", type_=Text))
-            .values(status=bindparam("b_status"), updated_at=bindparam("b_now", type_=t.UTCDateTime),
-                    worker=None, lease_until=None,
-                    next_attempt_at=bindparam("b_next", type_=t.UTCDateTime),
-                    attempts=d.attempts + bindparam("b_tried", type_=Integer),
-                    message_id=func.coalesce(bindparam("b_mid", type_=Text), d.message_id),
-                    last_error=func.coalesce(bindparam("b_error", type_=Text), d.last_error),
-                    sent_at=func.coalesce(bindparam("b_sent", type_=t.UTCDateTime), d.sent_at)))
+    return (
+        update(t.deliveries)
+        .where(d.id == bindparam("b_id"), d.status == SENDING, d.worker == bindparam("b_worker", type_=Text))
+        .values(
+            status=bindparam("b_status"),
+            updated_at=bindparam("b_now", type_=t.UTCDateTime),
+            worker=None,
+            lease_until=None,
+            next_attempt_at=bindparam("b_next", type_=t.UTCDateTime),
+            attempts=d.attempts + bindparam("b_tried", type_=Integer),
+            message_id=func.coalesce(bindparam("b_mid", type_=Text), d.message_id),
+            last_error=func.coalesce(bindparam("b_error", type_=Text), d.last_error),
+            sent_at=func.coalesce(bindparam("b_sent", type_=t.UTCDateTime), d.sent_at),
+        )
+    )
 
 
 _RECORD = _record_statement()
@@ -398,10 +515,20 @@ _RECORD = _record_statement()
 def _record(conn: Connection, marks: Sequence[Mark], *, worker: str, now: datetime) -> int:
     if not marks:
         return 0
-    params = [{"b_id": m.delivery_id, "b_worker": worker, "b_status": m.status, "b_now": now,
-               "b_next": m.next_attempt_at, "b_tried": 1 if m.attempted else 0, "b_mid": m.message_id,
-               "b_error": m.error[:500] if m.error is not None else None,
-               "b_sent": now if m.status == SENT else None} for m in marks]
+    params = [
+        {
+            "b_id": m.delivery_id,
+            "b_worker": worker,
+            "b_status": m.status,
+            "b_now": now,
+            "b_next": m.next_attempt_at,
+            "b_tried": 1 if m.attempted else 0,
+            "b_mid": m.message_id,
+            "b_error": m.error[:500] if m.error is not None else None,
+            "b_sent": now if m.status == SENT else None,
+        }
+        for m in marks
+    ]
     return conn.execute(_RECORD, params).rowcount
 
 
@@ -409,5 +536,5 @@ def _not_recorded(exc: SQLAlchemyError | StoreError, n: int, where: str) -> Stor
     return StoreError(
         f"Cannot record the results of {n} messages in {where}: {getattr(exc, 'orig', None) or exc}.",
         hint="Sending stopped; those messages stay claimed and the next `digest send` sends them "
-             "again (their recipients may get them twice). Check free space and the database.",
+        "again (their recipients may get them twice). Check free space and the database.",
     )

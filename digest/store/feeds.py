@@ -17,27 +17,57 @@ from digest.store.base import StoreBase
 
 def _feed(row: Row[Any]) -> Feed:
     return Feed(
-        id=row.id, url=row.url, name=row.name, section=row.section, active=row.active, etag=row.etag,
-        last_modified=row.last_modified, body_hash=row.body_hash, last_status=row.last_status,
-        last_error=row.last_error, last_polled_at=row.last_polled_at, next_poll_at=row.next_poll_at,
-        consecutive_failures=row.consecutive_failures, interval_minutes=row.interval_minutes, title=row.title,
+        id=row.id,
+        url=row.url,
+        name=row.name,
+        section=row.section,
+        active=row.active,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        body_hash=row.body_hash,
+        last_status=row.last_status,
+        last_error=row.last_error,
+        last_polled_at=row.last_polled_at,
+        next_poll_at=row.next_poll_at,
+        consecutive_failures=row.consecutive_failures,
+        interval_minutes=row.interval_minutes,
+        title=row.title,
     )
 
 
 _ITEM_COLUMNS = (
-    t.items.c.id, t.items.c.feed_id, t.items.c.title, t.items.c.url, t.items.c.summary_html,
-    t.items.c.summary_text, t.items.c.published, t.items.c.first_seen, t.items.c.categories,
-    t.items.c.image_url, t.feeds.c.name.label("feed_name"), t.feeds.c.title.label("feed_title"),
-    t.feeds.c.url.label("feed_url"), t.feeds.c.section.label("feed_section"),
+    t.items.c.id,
+    t.items.c.feed_id,
+    t.items.c.title,
+    t.items.c.url,
+    t.items.c.summary_html,
+    t.items.c.summary_text,
+    t.items.c.published,
+    t.items.c.first_seen,
+    t.items.c.categories,
+    t.items.c.image_url,
+    t.feeds.c.name.label("feed_name"),
+    t.feeds.c.title.label("feed_title"),
+    t.feeds.c.url.label("feed_url"),
+    t.feeds.c.section.label("feed_section"),
 )
 
 
 def _item(row: Row[*tuple[Any, ...]]) -> Item:
     return Item(
-        id=row.id, feed_id=row.feed_id, source=row.feed_name or row.feed_title or row.feed_url, title=row.title,
-        url=row.url, summary_html=row.summary_html, summary_text=row.summary_text, published=row.published,
-        first_seen=row.first_seen, categories=tuple(row.categories or ()), image_url=row.image_url,
-        feed_section=row.feed_section, feed_url=row.feed_url,
+        id=row.id,
+        feed_id=row.feed_id,
+        source=row.feed_name or row.feed_title or row.feed_url,
+        title=row.title,
+        url=row.url,
+        summary_html=row.summary_html,
+        summary_text=row.summary_text,
+        published=row.published,
+        first_seen=row.first_seen,
+        categories=tuple(row.categories or ()),
+        image_url=row.image_url,
+        feed_section=row.feed_section,
+        feed_url=row.feed_url,
     )
 
 
@@ -50,12 +80,18 @@ class FeedStore(StoreBase):
         Every command starts with this, so it reads the table once and writes only the feeds
         whose settings differ: a thousand listed feeds cost one SELECT, not two statements each.
         """
-        synced = (t.feeds.c.name, t.feeds.c.section, t.feeds.c.interval_minutes, t.feeds.c.from_config,
-                  t.feeds.c.active)
+        synced = (
+            t.feeds.c.name,
+            t.feeds.c.section,
+            t.feeds.c.interval_minutes,
+            t.feeds.c.from_config,
+            t.feeds.c.active,
+        )
         with self.engine.begin() as conn:
             known: dict[str, dict[str, Any]] = {}
-            for mapping in conn.execute(select(t.feeds.c.id, t.feeds.c.url, t.feeds.c.origin_url,
-                                               t.feeds.c.last_status, *synced)).mappings():
+            for mapping in conn.execute(
+                select(t.feeds.c.id, t.feeds.c.url, t.feeds.c.origin_url, t.feeds.c.last_status, *synced)
+            ).mappings():
                 feed = dict(mapping)
                 known.setdefault(feed["url"], feed)
                 known[feed["origin_url"]] = feed  # a match on the operator's own URL wins
@@ -63,12 +99,18 @@ class FeedStore(StoreBase):
             changes: list[dict[str, Any]] = []
             for spec in specs:
                 listed.add(spec.url)
-                values = {"name": spec.name, "section": spec.section, "interval_minutes": spec.interval_minutes,
-                          "from_config": True, "active": True}
+                values = {
+                    "name": spec.name,
+                    "section": spec.section,
+                    "interval_minutes": spec.interval_minutes,
+                    "from_config": True,
+                    "active": True,
+                }
                 row = known.get(spec.url)
                 if row is None:
-                    result = conn.execute(insert(t.feeds).values(url=spec.url, origin_url=spec.url, created_at=now,
-                                                                 **values))
+                    result = conn.execute(
+                        insert(t.feeds).values(url=spec.url, origin_url=spec.url, created_at=now, **values)
+                    )
                     assert result.inserted_primary_key is not None
                     known[spec.url] = {"id": result.inserted_primary_key[0], "last_status": None, **values}
                     continue
@@ -78,19 +120,31 @@ class FeedStore(StoreBase):
                     changes.append({"_feed_id": row["id"], **values})
                     row.update(values)
             if changes:
-                conn.execute(update(t.feeds).where(t.feeds.c.id == bindparam("_feed_id"))
-                             .values({c.name: bindparam(c.name) for c in synced}), changes)
+                conn.execute(
+                    update(t.feeds)
+                    .where(t.feeds.c.id == bindparam("_feed_id"))
+                    .values({c.name: bindparam(c.name) for c in synced}),
+                    changes,
+                )
             stale = select(t.feeds.c.id).where(t.feeds.c.from_config.is_(True), t.feeds.c.origin_url.not_in(listed))
             conn.execute(update(t.feeds).where(t.feeds.c.id.in_(stale)).values(active=False, from_config=False))
 
     def add_feed(self, spec: FeedSpec, *, now: datetime) -> Feed:
         with self.engine.begin() as conn:
-            row = conn.execute(select(t.feeds).where(
-                or_(t.feeds.c.origin_url == spec.url, t.feeds.c.url == spec.url))).first()
+            row = conn.execute(
+                select(t.feeds).where(or_(t.feeds.c.origin_url == spec.url, t.feeds.c.url == spec.url))
+            ).first()
             if row is not None and row.active:
                 raise FeedError(f"The feed {spec.url} is already in the list.", hint="`digest feeds list` shows it.")
-            values = {"name": spec.name, "section": spec.section, "interval_minutes": spec.interval_minutes,
-                      "active": True, "consecutive_failures": 0, "last_error": None, "next_poll_at": None}
+            values = {
+                "name": spec.name,
+                "section": spec.section,
+                "interval_minutes": spec.interval_minutes,
+                "active": True,
+                "consecutive_failures": 0,
+                "last_error": None,
+                "next_poll_at": None,
+            }
             if row is None:
                 conn.execute(insert(t.feeds).values(url=spec.url, origin_url=spec.url, created_at=now, **values))
             else:
@@ -105,15 +159,23 @@ class FeedStore(StoreBase):
         mean removed.
         """
         with self.engine.begin() as conn:
-            listed = conn.scalar(select(t.feeds.c.origin_url).where(
-                or_(t.feeds.c.url == url, t.feeds.c.origin_url == url), t.feeds.c.from_config.is_(True)))
+            listed = conn.scalar(
+                select(t.feeds.c.origin_url).where(
+                    or_(t.feeds.c.url == url, t.feeds.c.origin_url == url), t.feeds.c.from_config.is_(True)
+                )
+            )
             if listed is not None:
-                raise FeedError(f"{listed} is listed in digest.toml; remove it there.",
-                                hint="Delete its [[feeds]] entry from the config; the next command stops polling it.")
-            return bool(conn.execute(
-                update(t.feeds).where(or_(t.feeds.c.url == url, t.feeds.c.origin_url == url),
-                                      t.feeds.c.active.is_(True))
-                .values(active=False, from_config=False)).rowcount)
+                raise FeedError(
+                    f"{listed} is listed in digest.toml; remove it there.",
+                    hint="Delete its [[feeds]] entry from the config; the next command stops polling it.",
+                )
+            return bool(
+                conn.execute(
+                    update(t.feeds)
+                    .where(or_(t.feeds.c.url == url, t.feeds.c.origin_url == url), t.feeds.c.active.is_(True))
+                    .values(active=False, from_config=False)
+                ).rowcount
+            )
 
     def list_feeds(self, *, active_only: bool = False) -> list[Feed]:
         query = select(t.feeds).order_by(t.feeds.c.id)
@@ -127,9 +189,11 @@ class FeedStore(StoreBase):
             return _feed(conn.execute(select(t.feeds).where(t.feeds.c.id == feed_id)).one())
 
     def due_feeds(self, *, now: datetime) -> list[Feed]:
-        query = (select(t.feeds).where(t.feeds.c.active.is_(True),
-                                       or_(t.feeds.c.next_poll_at.is_(None), t.feeds.c.next_poll_at <= now))
-                 .order_by(t.feeds.c.next_poll_at.is_not(None), t.feeds.c.next_poll_at, t.feeds.c.id))
+        query = (
+            select(t.feeds)
+            .where(t.feeds.c.active.is_(True), or_(t.feeds.c.next_poll_at.is_(None), t.feeds.c.next_poll_at <= now))
+            .order_by(t.feeds.c.next_poll_at.is_not(None), t.feeds.c.next_poll_at, t.feeds.c.id)
+        )
         with self.engine.connect() as conn:
             return [_feed(r) for r in conn.execute(query)]
 
@@ -166,8 +230,12 @@ class FeedStore(StoreBase):
         cond = [t.items.c.first_seen <= until]
         if after is not None:
             cond.append(t.items.c.first_seen > after)
-        query = (select(*_ITEM_COLUMNS).select_from(t.items.join(t.feeds)).where(and_(*cond))
-                 .order_by(t.items.c.first_seen, t.items.c.id))
+        query = (
+            select(*_ITEM_COLUMNS)
+            .select_from(t.items.join(t.feeds))
+            .where(and_(*cond))
+            .order_by(t.items.c.first_seen, t.items.c.id)
+        )
         with self.engine.connect() as conn:
             return [_item(r) for r in conn.execute(query)]
 
@@ -224,13 +292,19 @@ class PollWriter:
         claimed: set[str] = set()  # URLs feeds of this batch move to (written at the end)
         with conn.begin():
             for poll in polls:
-                new, updated = (_upsert_items(conn, poll.feed_id, poll.items, now=poll.polled_at)
-                                if poll.items else (0, 0))
+                new, updated = (
+                    _upsert_items(conn, poll.feed_id, poll.items, now=poll.polled_at) if poll.items else (0, 0)
+                )
                 state = dict(poll.state)
                 # A move onto a URL another feed already has (two feeds redirected to one) would
                 # break feeds.url's UNIQUE and the whole transaction: that feed keeps its old URL.
-                moved = bool(poll.moved_to) and poll.moved_to not in claimed and not conn.scalar(
-                    select(t.feeds.c.id).where(t.feeds.c.url == poll.moved_to, t.feeds.c.id != poll.feed_id))
+                moved = (
+                    bool(poll.moved_to)
+                    and poll.moved_to not in claimed
+                    and not conn.scalar(
+                        select(t.feeds.c.id).where(t.feeds.c.url == poll.moved_to, t.feeds.c.id != poll.feed_id)
+                    )
+                )
                 if moved:
                     assert poll.moved_to is not None
                     claimed.add(poll.moved_to)
@@ -239,8 +313,12 @@ class PollWriter:
                 # Feeds whose updates set the same columns go in one executemany.
                 by_columns.setdefault(tuple(sorted(state)), []).append({"_feed_id": poll.feed_id, **state})
             for columns, rows in by_columns.items():
-                conn.execute(update(t.feeds).where(t.feeds.c.id == bindparam("_feed_id"))
-                             .values({c: bindparam(c) for c in columns}), rows)
+                conn.execute(
+                    update(t.feeds)
+                    .where(t.feeds.c.id == bindparam("_feed_id"))
+                    .values({c: bindparam(c) for c in columns}),
+                    rows,
+                )
         return out
 
     def close(self) -> None:
@@ -277,7 +355,8 @@ def _upsert_items(conn: Connection, feed_id: int, parsed: Sequence[ParsedItem], 
     urls = [p.url for p in parsed if p.url]
     existing = conn.execute(
         select(t.items.c.id, t.items.c.key, t.items.c.url, t.items.c.content_hash).where(
-            t.items.c.feed_id == feed_id, or_(t.items.c.key.in_(keys), t.items.c.url.in_(urls)))
+            t.items.c.feed_id == feed_id, or_(t.items.c.key.in_(keys), t.items.c.url.in_(urls))
+        )
     ).all()
     by_key: dict[str, Any] = {r.key: r for r in existing}
     by_url: dict[str, Any] = {r.url: r for r in existing if r.url}
@@ -288,9 +367,16 @@ def _upsert_items(conn: Connection, feed_id: int, parsed: Sequence[ParsedItem], 
         row = by_key.get(p.key) or (by_url.get(p.url) if p.url else None)
         if row is not None and row.id in seen:
             continue  # the same item twice in one body: keep the first
-        fields = {"url": p.url, "title": p.title, "summary_html": p.summary_html, "summary_text": p.summary_text,
-                  "published": p.published, "categories": list(p.categories), "image_url": p.image_url,
-                  "content_hash": p.content_hash}
+        fields = {
+            "url": p.url,
+            "title": p.title,
+            "summary_html": p.summary_html,
+            "summary_text": p.summary_text,
+            "published": p.published,
+            "categories": list(p.categories),
+            "image_url": p.image_url,
+            "content_hash": p.content_hash,
+        }
         if row is None:
             stub = _Stub(-1 - len(inserts), p.key, p.url, p.content_hash)  # negative: never a real id
             seen.add(stub.id)

@@ -55,9 +55,13 @@ def address_hash(email: str) -> str:
 
 def _subscriber(row: Row[Any]) -> Subscriber:
     return Subscriber(
-        id=row.id, email=row.email, name=row.name,
+        id=row.id,
+        email=row.email,
+        name=row.name,
         sections=tuple(row.sections) if row.sections is not None else None,
-        timezone=row.timezone, status=row.status, permanent_failures=row.permanent_failures,
+        timezone=row.timezone,
+        status=row.status,
+        permanent_failures=row.permanent_failures,
         public_id=row.public_id,
     )
 
@@ -73,8 +77,11 @@ def _suppress(conn: Connection, email: str, reason: str, now: datetime) -> None:
 
 
 def _suppressed_status(reason: str) -> dict[str, Any]:
-    return ({"status": UNSUBSCRIBED, "status_origin": SUBSCRIBER} if reason == "unsubscribed"
-            else {"status": SUSPENDED, "status_origin": DELIVERY})
+    return (
+        {"status": UNSUBSCRIBED, "status_origin": SUBSCRIBER}
+        if reason == "unsubscribed"
+        else {"status": SUSPENDED, "status_origin": DELIVERY}
+    )
 
 
 def _declared(row: Row[Any] | None, values: dict[str, Any], origin: str) -> dict[str, Any]:
@@ -107,50 +114,78 @@ class SubscriberStore(StoreBase):
             for spec in specs:
                 email = normalise_email(spec.email)
                 listed.add(email)
-                values = {"name": spec.name, "sections": list(spec.sections) if spec.sections is not None else None,
-                          "timezone": spec.timezone}
+                values = {
+                    "name": spec.name,
+                    "sections": list(spec.sections) if spec.sections is not None else None,
+                    "timezone": spec.timezone,
+                }
                 row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).first()
                 if row is None:
                     reason = _suppressed(conn, email)
                     fields = _declared(None, {**values, "status": ACTIVE}, CONFIG)
                     fields.update(_suppressed_status(reason) if reason else {})
-                    conn.execute(insert(t.subscribers).values(email=email, created_at=now, updated_at=now,
-                                                              from_config=True, **fields))
+                    conn.execute(
+                        insert(t.subscribers).values(
+                            email=email, created_at=now, updated_at=now, from_config=True, **fields
+                        )
+                    )
                     continue
                 changes = _declared(row, values, CONFIG)
                 if row.status == REMOVED:  # listed again after the operator had dropped them
                     changes.update(status=ACTIVE, status_origin=CONFIG)
                 if any(getattr(row, k) != v for k, v in changes.items()) or not row.from_config:
-                    conn.execute(update(t.subscribers).where(t.subscribers.c.id == row.id)
-                                 .values(from_config=True, updated_at=now, **changes))
+                    conn.execute(
+                        update(t.subscribers)
+                        .where(t.subscribers.c.id == row.id)
+                        .values(from_config=True, updated_at=now, **changes)
+                    )
             dropped = t.subscribers.c.from_config.is_(True) & t.subscribers.c.email.not_in(listed)
-            conn.execute(update(t.subscribers).where(dropped, t.subscribers.c.status == ACTIVE)
-                         .values(status=REMOVED, status_origin=CONFIG, updated_at=now))
+            conn.execute(
+                update(t.subscribers)
+                .where(dropped, t.subscribers.c.status == ACTIVE)
+                .values(status=REMOVED, status_origin=CONFIG, updated_at=now)
+            )
             conn.execute(update(t.subscribers).where(dropped).values(from_config=False, updated_at=now))
 
-    def add_subscriber(self, email: str, *, name: str | None, sections: Sequence[str] | None,
-                       timezone: str | None, now: datetime) -> Subscriber:
+    def add_subscriber(
+        self, email: str, *, name: str | None, sections: Sequence[str] | None, timezone: str | None, now: datetime
+    ) -> Subscriber:
         email = normalise_email(email)
         with self.engine.begin() as conn:
             row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).first()
-            values = {"name": name, "sections": list(sections) if sections is not None else None,
-                      "timezone": timezone, "status": ACTIVE}
+            values = {
+                "name": name,
+                "sections": list(sections) if sections is not None else None,
+                "timezone": timezone,
+                "status": ACTIVE,
+            }
             reason = _suppressed(conn, email)
             if reason is not None or (row is not None and row.status in (UNSUBSCRIBED, SUSPENDED)):
-                why = "failed permanently" if (reason == "failed" or (row is not None and row.status == SUSPENDED)) \
+                why = (
+                    "failed permanently"
+                    if (reason == "failed" or (row is not None and row.status == SUSPENDED))
                     else "unsubscribed"
+                )
                 raise SubscriberError(
                     f"{email} {why}; digest never mails that address again, and the CLI cannot add it back.",
-                    hint="Only the subscriber can lift this, by signing up again themselves.")
+                    hint="Only the subscriber can lift this, by signing up again themselves.",
+                )
             if row is not None and row.status == ACTIVE:
-                raise SubscriberError(f"{email} is already subscribed.",
-                                      hint="`digest subscribers list` shows every subscriber.")
+                raise SubscriberError(
+                    f"{email} is already subscribed.", hint="`digest subscribers list` shows every subscriber."
+                )
             if row is None:
-                conn.execute(insert(t.subscribers).values(email=email, created_at=now, updated_at=now,
-                                                          **_declared(None, values, CLI)))
+                conn.execute(
+                    insert(t.subscribers).values(
+                        email=email, created_at=now, updated_at=now, **_declared(None, values, CLI)
+                    )
+                )
             else:  # dropped from the config earlier: the operator takes it up again
-                conn.execute(update(t.subscribers).where(t.subscribers.c.id == row.id)
-                             .values(permanent_failures=0, updated_at=now, **_declared(row, values, CLI)))
+                conn.execute(
+                    update(t.subscribers)
+                    .where(t.subscribers.c.id == row.id)
+                    .values(permanent_failures=0, updated_at=now, **_declared(row, values, CLI))
+                )
             return _subscriber(conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).one())
 
     def import_subscribers(self, rows: Sequence[ImportRow], *, now: datetime) -> dict[str, int]:
@@ -171,22 +206,32 @@ class SubscriberStore(StoreBase):
             suppressed: set[str] = set()
             emails = list(latest)
             for start in range(0, len(emails), 500):  # stay under every database's bound-parameter cap
-                chunk = emails[start:start + 500]
+                chunk = emails[start : start + 500]
                 existing.update((r.email, r) for r in conn.execute(select(s).where(s.c.email.in_(chunk))))
                 hashes = [address_hash(e) for e in chunk]
-                suppressed.update(conn.scalars(select(t.suppressions.c.email_hash)
-                                               .where(t.suppressions.c.email_hash.in_(hashes))))
+                suppressed.update(
+                    conn.scalars(select(t.suppressions.c.email_hash).where(t.suppressions.c.email_hash.in_(hashes)))
+                )
             inserts: list[dict[str, Any]] = []
             updates: dict[frozenset[str], list[dict[str, Any]]] = {}  # executemany needs one set of keys
             for email, row in latest.items():
-                values = {"name": row.name, "sections": list(row.sections) if row.sections is not None else None,
-                          "timezone": row.timezone}
+                values = {
+                    "name": row.name,
+                    "sections": list(row.sections) if row.sections is not None else None,
+                    "timezone": row.timezone,
+                }
                 found = existing.get(email)
                 if found is None and address_hash(email) in suppressed:
                     counts["unchanged"] += 1
                 elif found is None:
-                    inserts.append({"email": email, "created_at": now, "updated_at": now,
-                                    **_declared(None, {**values, "status": ACTIVE}, CLI)})
+                    inserts.append(
+                        {
+                            "email": email,
+                            "created_at": now,
+                            "updated_at": now,
+                            **_declared(None, {**values, "status": ACTIVE}, CLI),
+                        }
+                    )
                     counts["added"] += 1
                 elif found.status in (UNSUBSCRIBED, SUSPENDED):
                     counts["unchanged"] += 1
@@ -212,12 +257,15 @@ class SubscriberStore(StoreBase):
             if row is None:
                 return False
             if row.from_config:
-                raise SubscriberError(f"{email} is {LISTED_IN_CONFIG}.",
-                                      hint="Delete its [[subscribers]] entry from the config; "
-                                           "then `digest subscribers remove` erases it for good.")
+                raise SubscriberError(
+                    f"{email} is {LISTED_IN_CONFIG}.",
+                    hint="Delete its [[subscribers]] entry from the config; "
+                    "then `digest subscribers remove` erases it for good.",
+                )
             if row.status in (UNSUBSCRIBED, SUSPENDED):
-                _suppress(conn, email, "unsubscribed" if row.status == UNSUBSCRIBED else "failed",
-                          now or row.updated_at)
+                _suppress(
+                    conn, email, "unsubscribed" if row.status == UNSUBSCRIBED else "failed", now or row.updated_at
+                )
             return bool(conn.execute(delete(t.subscribers).where(t.subscribers.c.id == row.id)).rowcount)
 
     def subscriber_origins(self, email: str) -> SubscriberOrigins | None:
@@ -225,15 +273,17 @@ class SubscriberStore(StoreBase):
             row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == normalise_email(email))).first()
         if row is None:
             return None
-        return SubscriberOrigins(_subscriber(row), {f: getattr(row, f"{f}_origin") for f in FIELDS},
-                                 bool(row.from_config))
+        return SubscriberOrigins(
+            _subscriber(row), {f: getattr(row, f"{f}_origin") for f in FIELDS}, bool(row.from_config)
+        )
 
     def is_suppressed(self, email: str) -> bool:
         with self.engine.connect() as conn:
             return _suppressed(conn, email) is not None
 
-    def get_subscriber(self, *, email: str | None = None, id: int | None = None,
-                       public_id: str | None = None) -> Subscriber | None:
+    def get_subscriber(
+        self, *, email: str | None = None, id: int | None = None, public_id: str | None = None
+    ) -> Subscriber | None:
         query = select(t.subscribers)
         if email is not None:
             query = query.where(t.subscribers.c.email == normalise_email(email))
@@ -256,8 +306,12 @@ class SubscriberStore(StoreBase):
         """Stream subscribers in id order, a batch at a time, so memory stays flat for 100k."""
         last = 0
         while True:
-            query = (select(t.subscribers).where(t.subscribers.c.status == status, t.subscribers.c.id > last)
-                     .order_by(t.subscribers.c.id).limit(batch))
+            query = (
+                select(t.subscribers)
+                .where(t.subscribers.c.status == status, t.subscribers.c.id > last)
+                .order_by(t.subscribers.c.id)
+                .limit(batch)
+            )
             with self.engine.connect() as conn:
                 rows = [_subscriber(r) for r in conn.execute(query)]
             yield from rows
@@ -268,8 +322,12 @@ class SubscriberStore(StoreBase):
     def subscriber_counts(self) -> dict[str, int]:
         """How many subscribers have each status (for /metrics)."""
         with self.engine.connect() as conn:
-            return {str(status): int(n) for status, n in conn.execute(
-                select(t.subscribers.c.status, func.count()).group_by(t.subscribers.c.status))}
+            return {
+                str(status): int(n)
+                for status, n in conn.execute(
+                    select(t.subscribers.c.status, func.count()).group_by(t.subscribers.c.status)
+                )
+            }
 
     def timezones_in_use(self, default_timezone: str) -> list[str]:
         """The distinct effective time zones of active subscribers: one edition each per day."""
@@ -288,19 +346,31 @@ class SubscriberStore(StoreBase):
                 email = conn.scalar(select(t.subscribers.c.email).where(t.subscribers.c.id == subscriber_id))
                 if email is not None:
                     _suppress(conn, email, "unsubscribed", now)
-            conn.execute(update(t.subscribers).where(t.subscribers.c.id == subscriber_id)
-                         .values(updated_at=now, **values, **owned))
+            conn.execute(
+                update(t.subscribers)
+                .where(t.subscribers.c.id == subscriber_id)
+                .values(updated_at=now, **values, **owned)
+            )
 
     def count_permanent_failure(self, subscriber_id: int, *, suspend_after: int, now: datetime) -> bool:
         """Count a 5xx against the subscriber; True when that suspended them."""
         with self.engine.begin() as conn:
-            conn.execute(update(t.subscribers).where(t.subscribers.c.id == subscriber_id)
-                         .values(permanent_failures=t.subscribers.c.permanent_failures + 1, updated_at=now))
-            suspended = bool(conn.execute(
+            conn.execute(
                 update(t.subscribers)
-                .where(t.subscribers.c.id == subscriber_id, t.subscribers.c.status == ACTIVE,
-                       t.subscribers.c.permanent_failures >= suspend_after)
-                .values(status=SUSPENDED, status_origin=DELIVERY)).rowcount)
+                .where(t.subscribers.c.id == subscriber_id)
+                .values(permanent_failures=t.subscribers.c.permanent_failures + 1, updated_at=now)
+            )
+            suspended = bool(
+                conn.execute(
+                    update(t.subscribers)
+                    .where(
+                        t.subscribers.c.id == subscriber_id,
+                        t.subscribers.c.status == ACTIVE,
+                        t.subscribers.c.permanent_failures >= suspend_after,
+                    )
+                    .values(status=SUSPENDED, status_origin=DELIVERY)
+                ).rowcount
+            )
             email = conn.scalar(select(t.subscribers.c.email).where(t.subscribers.c.id == subscriber_id))
             if suspended and email is not None:
                 _suppress(conn, email, "failed", now)

@@ -48,25 +48,41 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime, nullable=False),
     )
 
-    subs = sa.table("subscribers", sa.column("id", sa.Integer), sa.column("email", sa.Text),
-                    sa.column("status", sa.String), sa.column("from_config", sa.Boolean),
-                    sa.column("updated_at", sa.DateTime), sa.column("public_id", sa.String),
-                    *(sa.column(c, sa.String) for c in ORIGINS))
-    rows = bind.execute(sa.select(subs.c.id, subs.c.email, subs.c.status, subs.c.from_config,
-                                  subs.c.updated_at)).all()
+    subs = sa.table(
+        "subscribers",
+        sa.column("id", sa.Integer),
+        sa.column("email", sa.Text),
+        sa.column("status", sa.String),
+        sa.column("from_config", sa.Boolean),
+        sa.column("updated_at", sa.DateTime),
+        sa.column("public_id", sa.String),
+        *(sa.column(c, sa.String) for c in ORIGINS),
+    )
+    rows = bind.execute(sa.select(subs.c.id, subs.c.email, subs.c.status, subs.c.from_config, subs.c.updated_at)).all()
     suppressed, filled = [], []
     for row in rows:
         declared = "config" if row.from_config else "cli"
         status_origin = {"unsubscribed": "subscriber", "suspended": "delivery"}.get(row.status, declared)
-        filled.append({"row_id": row.id, "public_id": secrets.token_hex(16), "name_origin": declared,
-                       "sections_origin": declared, "timezone_origin": declared, "status_origin": status_origin})
+        filled.append(
+            {
+                "row_id": row.id,
+                "public_id": secrets.token_hex(16),
+                "name_origin": declared,
+                "sections_origin": declared,
+                "timezone_origin": declared,
+                "status_origin": status_origin,
+            }
+        )
         if row.status in ("unsubscribed", "suspended"):
             reason = "unsubscribed" if row.status == "unsubscribed" else "failed"
-            suppressed.append({"email_hash": _address_hash(row.email), "reason": reason,
-                               "created_at": row.updated_at})
+            suppressed.append({"email_hash": _address_hash(row.email), "reason": reason, "created_at": row.updated_at})
     if filled:  # one executemany, not a statement per subscriber: 100k rows in seconds
-        bind.execute(sa.update(subs).where(subs.c.id == sa.bindparam("row_id")).values(
-            public_id=sa.bindparam("public_id"), **{c: sa.bindparam(c) for c in ORIGINS}), filled)
+        bind.execute(
+            sa.update(subs)
+            .where(subs.c.id == sa.bindparam("row_id"))
+            .values(public_id=sa.bindparam("public_id"), **{c: sa.bindparam(c) for c in ORIGINS}),
+            filled,
+        )
     if suppressed:
         op.bulk_insert(suppressions, suppressed)
     meta = sa.table("meta", sa.column("key", sa.String), sa.column("value", sa.Text))
@@ -74,8 +90,11 @@ def upgrade() -> None:
     op.bulk_insert(meta, [{"key": "legacy_link_max_id", "value": str(highest)}])
 
     # SQLite: copy the table once more, now with AUTOINCREMENT, so a deleted id is never handed out again.
-    with op.batch_alter_table("subscribers", recreate="always" if sqlite else "auto",
-                              table_kwargs={"sqlite_autoincrement": True} if sqlite else {}) as batch:
+    with op.batch_alter_table(
+        "subscribers",
+        recreate="always" if sqlite else "auto",
+        table_kwargs={"sqlite_autoincrement": True} if sqlite else {},
+    ) as batch:
         batch.alter_column("public_id", existing_type=sa.String(32), nullable=False)
         for column in ORIGINS:
             batch.alter_column(column, existing_type=sa.String(16), nullable=False)
