@@ -48,7 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from itertools import combinations
+from itertools import chain
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -165,6 +165,16 @@ def _token_features(token: str, lang: str) -> tuple[tuple[str, float, bool], ...
     return (("w:" + form, 1.0, token[0].isupper()),)
 
 
+@lru_cache(maxsize=262144)
+def _token_entry(token: str, lang: str) -> tuple[tuple[tuple[str, float, bool], ...], str | None, bool]:
+    """A token's features, its name key when written like a name (None otherwise), and whether it is
+    a short acronym (a name wherever it stands): what `_add_text` needs of it, worked out once."""
+    feats = _token_features(token, lang)
+    if len(token) > 1 and token[0].isupper() and not words.is_stopword(token, lang):
+        return feats, _name_key(token), token.isupper() and len(token) <= 6
+    return feats, None, False
+
+
 def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: str, weight: float) -> None:
     """Add one text's features at `weight` (a feature keeps its largest weight).
 
@@ -174,19 +184,19 @@ def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: s
     tokens = words.tokens(text)
     title_case = _is_title_case(tokens)
     starts = set(_SENTENCE_START.findall(text))  # sentence starts are capitalised whatever the word
+    name_weight = weight * NAME_WEIGHT
+    get = features.get
     for token in tokens:
-        for feature, factor, capital in _token_features(token, lang):
+        feats, key, acronym = _token_entry(token, lang)
+        for feature, factor, capital in feats:
             w = weight * factor
-            if w > features.get(feature, 0.0):
+            if w > get(feature, 0.0):
                 features[feature] = w
             if capital:
                 capitals.add(feature)
-        if (len(token) > 1 and token[0].isupper() and not words.is_stopword(token, lang)
-                and ((token.isupper() and len(token) <= 6) or (not title_case and token not in starts))):
-            key = _name_key(token)
-            w = weight * NAME_WEIGHT
-            if w > features.get(key, 0.0):
-                features[key] = w
+        if key is not None and (acronym or (not title_case and token not in starts)):
+            if name_weight > get(key, 0.0):
+                features[key] = name_weight
 
 
 def _put(features: dict[str, float], key: str, weight: float) -> None:
@@ -363,16 +373,20 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
     """How far above its threshold the merge of two stories is (>= 1), or 0 when they must stay apart."""
     if max(a.last, b.last) - min(a.first, b.first) > MAX_GAP:
         return 0.0
+    event = not a.rare_events.isdisjoint(b.rare_events)
+    one_language = not a.langs.isdisjoint(b.langs)
+    if not event and one_language:  # the cheap test first: most candidate pairs end here
+        return 0.0
     shared_names = a.rare_names & b.rare_names
     if not any(f[0] == "n" for f in shared_names) and len(a.rare_words & b.rare_words) < _RARE_WORDS_OR_NAME:
         return 0.0
     (aw, an), (bw, bn) = a.units(), b.units()
     score = 0.0
-    if not a.rare_events.isdisjoint(b.rare_events):  # something happened, in both
+    if event:  # something happened, in both
         score = _cosine(aw, bw) / (threshold if batch.idf else threshold * NO_IDF_FACTOR)
         if not batch.idf:  # in a batch, rare shared words do this job; summaries carry incidental figures
             score *= _mismatch(a, b)
-    if not a.langs & b.langs and len(shared_names) >= _ANCHORS_ACROSS:  # two languages: names and figures
+    if not one_language and len(shared_names) >= _ANCHORS_ACROSS:  # two languages: names and figures
         score = max(score, _cosine(an, bn) / (threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD))
     if len(a.sources) == 1 and a.sources == b.sources:
         # One outlet's items on one subject: a podcast's episodes, a fire brigade's alarms, two rounds
@@ -404,7 +418,7 @@ def _mismatch_of(a_words: dict[str, float], a_names: dict[str, float],
     return factor
 
 
-def _candidates(batch: _Batch) -> dict[int, set[int]]:
+def _candidates(batch: _Batch) -> dict[int, list[int]]:
     """Which items may be compared: those that share a pair of features among each one's rarest.
 
     A merge needs two shared rare features at least (an event word and a name, or three words), and a
@@ -412,20 +426,29 @@ def _candidates(batch: _Batch) -> dict[int, set[int]]:
     `SIGNATURE` rarest features (seen in two items at least) finds them while two items that share one
     ordinary word are never compared: the cost follows the number of items, not its square.
     """
-    # Rare features seen twice or more, rarest first (ties by name, so that every item orders alike).
+    # Rare features seen twice or more, rarest first (ties by name, so that every item orders alike),
+    # interned to their place in that order.
     place = {f: k for k, f in enumerate(sorted((f for f in batch.rare if batch.df[f] > 1),
                                                key=lambda f: (batch.df[f], f)))}
-    blocks: dict[tuple[str, str], list[int]] = defaultdict(list)
+    signatures: list[list[int]] = []
+    postings: dict[int, list[int]] = defaultdict(list)  # feature -> items with it in their signature
     for rank, (wv, nv) in enumerate(zip(batch.words, batch.names, strict=True)):
-        signature = sorted({f for f in (*wv, *nv) if f in place}, key=place.__getitem__)[:SIGNATURE]
-        for pair in combinations(signature, 2):
-            blocks[pair].append(rank)
-    neighbours: dict[int, set[int]] = defaultdict(set)
-    for members in blocks.values():
-        if 1 < len(members) <= _BLOCK_LIMIT:  # a pair of features in more items is not a story's
-            for a, b in combinations(members, 2):
-                neighbours[a].add(b)
-                neighbours[b].add(a)
+        signature = sorted({k for f in (*wv, *nv) if (k := place.get(f)) is not None})[:SIGNATURE]
+        for k in signature:
+            postings[k].append(rank)
+        signatures.append(signature)
+    # Two items share a pair of signature features when they meet in two postings: counting them item
+    # by item costs the postings' lengths, not one list per pair of features. A feature in the
+    # signatures of more than `_BLOCK_LIMIT` items is a subject, not a story: it does not block.
+    neighbours: dict[int, list[int]] = {}
+    for rank, signature in enumerate(signatures):
+        lists = [p for k in signature if len(p := postings[k]) <= _BLOCK_LIMIT and len(p) > 1]
+        if len(lists) < 2:
+            continue
+        counts = Counter(chain.from_iterable(lists))
+        near = [other for other, shared in counts.items() if shared > 1 and other != rank]
+        if near:
+            neighbours[rank] = near
     return neighbours
 
 
