@@ -518,18 +518,26 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
 
     def push_pairs(sid: int, later_only: bool = False) -> None:
         story = stories[sid]
-        others = {find(x) for member in story.ranks for x in neighbours.get(member, ())}
+        events, langs = story.rare_events, story.langs
+        if len(story.ranks) == 1:
+            others = {find(x) for x in neighbours.get(sid, ())}
+        else:
+            others = {find(x) for member in story.ranks for x in neighbours.get(member, ())}
         others.discard(sid)
-        for other in sorted(others):
+        for other in others:  # the heap orders the pairs: the order they are scored in does not matter
             if later_only and other < sid:
                 continue
-            score = _merge_score(story, stories[other], batch, threshold)
+            theirs = stories[other]
+            if events.isdisjoint(theirs.rare_events) and not langs.isdisjoint(theirs.langs):
+                continue  # _merge_score's first gate, inline: most candidate pairs end here
+            score = _merge_score(story, theirs, batch, threshold)
             if score:
                 a, b = min(sid, other), max(sid, other)
                 heapq.heappush(heap, (-score, a, b, stories[a].version, stories[b].version))
 
-    for sid in sorted(stories):
-        push_pairs(sid, later_only=True)
+    for sid in range(len(order)):
+        if sid in stories:
+            push_pairs(sid, later_only=True)
     while heap:
         _, a, b, va, vb = heapq.heappop(heap)
         if a not in stories or b not in stories or stories[a].version != va or stories[b].version != vb:
