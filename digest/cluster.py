@@ -188,7 +188,7 @@ def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: s
     starts = set(_SENTENCE_START.findall(text))  # sentence starts are capitalised whatever the word
     name_weight = weight * NAME_WEIGHT
     get = features.get
-    for token in tokens:
+    for token in dict.fromkeys(tokens):  # a repeated word adds nothing: features keep their largest weight
         feats, key, acronym = _token_entry(token, lang)
         for feature, factor, capital in feats:
             w = weight * factor
