@@ -23,14 +23,15 @@ gathers a story's vocabulary: airport, shooting, Lauderdale, veteran), most simi
 and two stories merge only when all of this holds:
 
 * their centroids' cosine reaches the threshold (words and numbers for a shared language; names
-  and numbers, with two shared, for two stories with no language in common);
+  and numbers, with a rare one shared, for two stories with no language in common);
 * they share an *event* word (one not written with a capital) that is rare in the batch, and three
   rare words or a rare name or figure: sharing "North Korea" and nothing that happened is a subject,
   not a story (this is what keeps one outlet's four North Korea items apart);
 * together they span no more than `MAX_GAP`;
-* two stories of one source only need `SAME_SOURCE_FACTOR` times the threshold: an outlet writes
+* two stories of one source need `SAME_SOURCE_FACTOR` times the threshold: an outlet writes
   about its subjects again and again (two rounds of one golf tournament), while two outlets on one
-  subject the same day are usually one story.
+  subject the same day are usually one story. A follow-up (within `FOLLOW_UP_GAP`, sharing a rare
+  name and `_FOLLOW_UP_WORDS` rare words) needs `FOLLOW_UP_FACTOR` times the threshold only.
 
 Candidate pairs come from an inverted index on rare features only (the gate needs one), so cost
 follows the pairs that share a rare feature, not n^2. Measured on every corpus item of 6-7 January
@@ -58,8 +59,12 @@ from digest import words
 DEFAULT_THRESHOLD = 0.25  # centroid cosine for stories that share a language
 CROSS_LANGUAGE_THRESHOLD = 0.35  # names-and-numbers cosine for stories with no language in common
 SAME_SOURCE_FACTOR = 2.5  # two stories of one source need this times the threshold
+FOLLOW_UP_FACTOR = 1.5  # ... or this, for a follow-up: hours later, the same rare name and words
+FOLLOW_UP_GAP = timedelta(hours=12)
 MAX_GAP = timedelta(hours=36)  # a story spans no more than this: a day and a half of follow-ups
 _MAX_GAP_SECONDS = MAX_GAP.total_seconds()
+_FOLLOW_UP_SECONDS = FOLLOW_UP_GAP.total_seconds()
+_FOLLOW_UP_WORDS = 3  # rare words a follow-up shares with its story besides a rare name
 MIN_BATCH_FOR_IDF = 40  # below this, document frequencies say nothing and every feature weighs its kind
 BOILERPLATE_SHARE = 0.4  # a feature in this share of one source's items (of at least 5) is its boilerplate
 SIGNATURE = 12  # an item's rarest features that candidate pairs are blocked on
@@ -76,7 +81,7 @@ NAME_MISMATCH = 0.75  # both name someone or somewhere and no name is shared
 
 _RARE_WORDS_OR_NAME = 3  # rare words two stories must share unless they share a rare name or figure
 _BLOCK_LIMIT = 60  # items sharing a pair of rare features beyond this are a subject, not a story
-_ANCHORS_ACROSS = 2  # names or figures two languages must share
+_ANCHORS_ACROSS = 1  # names or figures two languages must share (rare ones, with the names cosine)
 
 
 class ClusterInput(Protocol):
@@ -395,7 +400,10 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
         # One outlet's items on one subject: a podcast's episodes, a fire brigade's alarms, two rounds
         # of a tournament. Its follow-ups must be far closer, and figures that all differ (Day 01, Day 02)
         # say another event.
-        score /= SAME_SOURCE_FACTOR
+        span = max(a.last, b.last) - min(a.first, b.first)
+        anchored = (span <= _FOLLOW_UP_SECONDS and any(f[0] == "n" for f in shared_names)
+                    and len(a.rare_words & b.rare_words) >= _FOLLOW_UP_WORDS)
+        score /= FOLLOW_UP_FACTOR if anchored else SAME_SOURCE_FACTOR
         if batch.idf:
             score *= _mismatch(a, b)
     return score if score >= 1.0 else 0.0
