@@ -286,9 +286,21 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
     word_vectors, name_vectors = [], []
     for item, p in zip(items, profiles, strict=True):
         drop = boilerplate.get(item.source, ())
-        weighted = {f: w * idf[f] for f, w in p.features.items() if f not in drop}
-        word_vectors.append(_unit({f: w for f, w in weighted.items() if f[0] in "wd"}))
-        name_vectors.append(_unit({f: w for f, w in weighted.items() if f[0] in "nd"}))
+        wv: dict[str, float] = {}  # words and numbers
+        nv: dict[str, float] = {}  # names and numbers
+        for f, w in p.features.items():  # one pass: this runs for every feature of every item
+            if f in drop:
+                continue
+            w *= idf[f]
+            kind = f[0]
+            if kind == "w":
+                wv[f] = w
+            elif kind == "n":
+                nv[f] = w
+            else:
+                wv[f] = nv[f] = w
+        word_vectors.append(_unit(wv))
+        name_vectors.append(_unit(nv))
     # In a handful of items no feature is common: every shared one counts.
     rare_limit = max(3.0, math.sqrt(n)) if use_idf else float(n)
     rare = frozenset(f for f, k in df.items() if k <= rare_limit and not _weak_number(f))
@@ -439,8 +451,8 @@ def _candidates(batch: _Batch) -> dict[int, list[int]]:
     """
     # Rare features seen twice or more, rarest first (ties by name, so that every item orders alike),
     # interned to their place in that order.
-    place = {f: k for k, f in enumerate(sorted((f for f in batch.rare if batch.df[f] > 1),
-                                               key=lambda f: (batch.df[f], f)))}
+    df = batch.df
+    place = {f: k for k, (_, f) in enumerate(sorted((df[f], f) for f in batch.rare if df[f] > 1))}
     signatures: list[list[int]] = []
     postings: dict[int, list[int]] = defaultdict(list)  # feature -> items with it in their signature
     for rank, (wv, nv) in enumerate(zip(batch.words, batch.names, strict=True)):
