@@ -201,9 +201,9 @@ def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: s
                 features[feature] = w
             if capital:
                 capitals.add(feature)
-        if key is not None and (acronym or (not title_case and token not in starts)):
-            if name_weight > get(key, 0.0):
-                features[key] = name_weight
+        if (key is not None and (acronym or (not title_case and token not in starts))
+                and name_weight > get(key, 0.0)):
+            features[key] = name_weight
 
 
 def _put(features: dict[str, float], key: str, weight: float) -> None:
