@@ -35,8 +35,8 @@ def _word(rng: random.Random, length: int) -> str:
 def synthetic(n: int, seed: int = 1) -> tuple[list[Candidate], list[int]]:
     """n items and the story each one tells."""
     rng = random.Random(seed)
-    vocabulary = list({_word(rng, rng.randint(4, 10)) for _ in range(45_000)})[:40_000]
-    names = list({_word(rng, rng.randint(4, 8)).capitalize() for _ in range(6_000)})[:5_000]
+    vocabulary = sorted({_word(rng, rng.randint(4, 10)) for _ in range(45_000)})[:40_000]  # sorted: no hash order
+    names = sorted({_word(rng, rng.randint(4, 8)).capitalize() for _ in range(6_000)})[:5_000]
     weights = list(accumulate(1 / (rank + 1) for rank in range(len(vocabulary))))  # Zipf
     t0 = datetime(2026, 5, 4, tzinfo=UTC)
 

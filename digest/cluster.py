@@ -23,14 +23,15 @@ gathers a story's vocabulary: airport, shooting, Lauderdale, veteran), most simi
 and two stories merge only when all of this holds:
 
 * their centroids' cosine reaches the threshold (words and numbers for a shared language; names
-  and numbers, with two shared, for two stories with no language in common);
+  and numbers, with a rare one shared, for two stories with no language in common);
 * they share an *event* word (one not written with a capital) that is rare in the batch, and three
   rare words or a rare name or figure: sharing "North Korea" and nothing that happened is a subject,
   not a story (this is what keeps one outlet's four North Korea items apart);
 * together they span no more than `MAX_GAP`;
-* two stories of one source only need `SAME_SOURCE_FACTOR` times the threshold: an outlet writes
+* two stories of one source need `SAME_SOURCE_FACTOR` times the threshold: an outlet writes
   about its subjects again and again (two rounds of one golf tournament), while two outlets on one
-  subject the same day are usually one story.
+  subject the same day are usually one story. A follow-up (within `FOLLOW_UP_GAP`, sharing a rare
+  name and `_FOLLOW_UP_WORDS` rare words) needs `FOLLOW_UP_FACTOR` times the threshold only.
 
 Candidate pairs come from an inverted index on rare features only (the gate needs one), so cost
 follows the pairs that share a rare feature, not n^2. Measured on every corpus item of 6-7 January
@@ -39,6 +40,7 @@ follows the pairs that share a rare feature, not n^2. Measured on every corpus i
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 import re
@@ -48,7 +50,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from itertools import combinations
+from itertools import chain
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -57,7 +59,12 @@ from digest import words
 DEFAULT_THRESHOLD = 0.25  # centroid cosine for stories that share a language
 CROSS_LANGUAGE_THRESHOLD = 0.35  # names-and-numbers cosine for stories with no language in common
 SAME_SOURCE_FACTOR = 2.5  # two stories of one source need this times the threshold
+FOLLOW_UP_FACTOR = 1.5  # ... or this, for a follow-up: hours later, the same rare name and words
+FOLLOW_UP_GAP = timedelta(hours=12)
 MAX_GAP = timedelta(hours=36)  # a story spans no more than this: a day and a half of follow-ups
+_MAX_GAP_SECONDS = MAX_GAP.total_seconds()
+_FOLLOW_UP_SECONDS = FOLLOW_UP_GAP.total_seconds()
+_FOLLOW_UP_WORDS = 3  # rare words a follow-up shares with its story besides a rare name
 MIN_BATCH_FOR_IDF = 40  # below this, document frequencies say nothing and every feature weighs its kind
 BOILERPLATE_SHARE = 0.4  # a feature in this share of one source's items (of at least 5) is its boilerplate
 SIGNATURE = 12  # an item's rarest features that candidate pairs are blocked on
@@ -74,7 +81,7 @@ NAME_MISMATCH = 0.75  # both name someone or somewhere and no name is shared
 
 _RARE_WORDS_OR_NAME = 3  # rare words two stories must share unless they share a rare name or figure
 _BLOCK_LIMIT = 60  # items sharing a pair of rare features beyond this are a subject, not a story
-_ANCHORS_ACROSS = 2  # names or figures two languages must share
+_ANCHORS_ACROSS = 1  # names or figures two languages must share (rare ones, with the names cosine)
 
 
 class ClusterInput(Protocol):
@@ -165,6 +172,16 @@ def _token_features(token: str, lang: str) -> tuple[tuple[str, float, bool], ...
     return (("w:" + form, 1.0, token[0].isupper()),)
 
 
+@lru_cache(maxsize=262144)
+def _token_entry(token: str, lang: str) -> tuple[tuple[tuple[str, float, bool], ...], str | None, bool]:
+    """A token's features, its name key when written like a name (None otherwise), and whether it is
+    a short acronym (a name wherever it stands): what `_add_text` needs of it, worked out once."""
+    feats = _token_features(token, lang)
+    if len(token) > 1 and token[0].isupper() and not words.is_stopword(token, lang):
+        return feats, _name_key(token), token.isupper() and len(token) <= 6
+    return feats, None, False
+
+
 def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: str, weight: float) -> None:
     """Add one text's features at `weight` (a feature keeps its largest weight).
 
@@ -174,19 +191,19 @@ def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: s
     tokens = words.tokens(text)
     title_case = _is_title_case(tokens)
     starts = set(_SENTENCE_START.findall(text))  # sentence starts are capitalised whatever the word
-    for token in tokens:
-        for feature, factor, capital in _token_features(token, lang):
+    name_weight = weight * NAME_WEIGHT
+    get = features.get
+    for token in dict.fromkeys(tokens):  # a repeated word adds nothing: features keep their largest weight
+        feats, key, acronym = _token_entry(token, lang)
+        for feature, factor, capital in feats:
             w = weight * factor
-            if w > features.get(feature, 0.0):
+            if w > get(feature, 0.0):
                 features[feature] = w
             if capital:
                 capitals.add(feature)
-        if (len(token) > 1 and token[0].isupper() and not words.is_stopword(token, lang)
-                and ((token.isupper() and len(token) <= 6) or (not title_case and token not in starts))):
-            key = _name_key(token)
-            w = weight * NAME_WEIGHT
-            if w > features.get(key, 0.0):
-                features[key] = w
+        if (key is not None and (acronym or (not title_case and token not in starts))
+                and name_weight > get(key, 0.0)):
+            features[key] = name_weight
 
 
 def _put(features: dict[str, float], key: str, weight: float) -> None:
@@ -221,14 +238,14 @@ def _weak_number(feature: str) -> bool:
 
 
 def _unit(vec: dict[str, float]) -> dict[str, float]:
-    norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
+    norm = math.sqrt(sum([v * v for v in vec.values()])) or 1.0  # a list: cheaper than a generator
     return {f: v / norm for f, v in vec.items()}
 
 
 def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
     if len(a) > len(b):
         a, b = b, a
-    return sum(v * b[f] for f, v in a.items() if f in b)
+    return sum([v * b[f] for f, v in a.items() if f in b])
 
 
 @dataclass(slots=True)
@@ -269,9 +286,21 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
     word_vectors, name_vectors = [], []
     for item, p in zip(items, profiles, strict=True):
         drop = boilerplate.get(item.source, ())
-        weighted = {f: w * idf[f] for f, w in p.features.items() if f not in drop}
-        word_vectors.append(_unit({f: w for f, w in weighted.items() if f[0] in "wd"}))
-        name_vectors.append(_unit({f: w for f, w in weighted.items() if f[0] in "nd"}))
+        wv: dict[str, float] = {}  # words and numbers
+        nv: dict[str, float] = {}  # names and numbers
+        for f, w in p.features.items():  # one pass: this runs for every feature of every item
+            if f in drop:
+                continue
+            w *= idf[f]
+            kind = f[0]
+            if kind == "w":
+                wv[f] = w
+            elif kind == "n":
+                nv[f] = w
+            else:
+                wv[f] = nv[f] = w
+        word_vectors.append(_unit(wv))
+        name_vectors.append(_unit(nv))
     # In a handful of items no feature is common: every shared one counts.
     rare_limit = max(3.0, math.sqrt(n)) if use_idf else float(n)
     rare = frozenset(f for f, k in df.items() if k <= rare_limit and not _weak_number(f))
@@ -325,30 +354,31 @@ def _order_key(items: Sequence[ClusterInput], i: int) -> tuple[datetime, int, st
 @dataclass(slots=True)
 class _Story:
     ranks: list[int]
-    words: dict[str, float]  # the sum of the members' word vectors
-    names: dict[str, float]  # the sum of the members' name vectors
-    events: set[str]
+    words: dict[str, float]  # the sum of the members' word vectors (a one-item story's: shared with the batch)
+    names: dict[str, float]  # the sum of the members' name vectors (likewise)
     langs: set[str]
     sources: set[str]
-    first: datetime
-    last: datetime
-    rare_words: set[str]  # rare features of `words`
-    rare_events: set[str]  # rare event words
-    rare_names: set[str]  # rare features of `names` (names and figures)
+    first: float  # seconds from the batch's earliest item
+    last: float
+    rare_words: frozenset[str]  # rare features of `words`
+    rare_events: frozenset[str]  # rare event words
+    rare_names: frozenset[str]  # rare features of `names` (names and figures)
     version: int = 0
     _units: tuple[dict[str, float], dict[str, float]] | None = field(default=None, repr=False)
 
     def units(self) -> tuple[dict[str, float], dict[str, float]]:
         if self._units is None:
-            self._units = (_unit(self.words), _unit(self.names))
+            # One item's vectors are unit vectors already; a merged story's sums are not.
+            self._units = (_unit(self.words), _unit(self.names)) if self.version else (self.words, self.names)
         return self._units
 
     def absorb(self, other: _Story) -> None:
         self.ranks.extend(other.ranks)
+        if not self.version:  # copy on first write: the vectors were the batch's
+            self.words, self.names = dict(self.words), dict(self.names)
         for mine, theirs in ((self.words, other.words), (self.names, other.names)):
             for f, w in theirs.items():
                 mine[f] = mine.get(f, 0.0) + w
-        self.events |= other.events
         self.rare_words |= other.rare_words
         self.rare_events |= other.rare_events
         self.rare_names |= other.rare_names
@@ -361,24 +391,31 @@ class _Story:
 
 def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float:
     """How far above its threshold the merge of two stories is (>= 1), or 0 when they must stay apart."""
-    if max(a.last, b.last) - min(a.first, b.first) > MAX_GAP:
+    if max(a.last, b.last) - min(a.first, b.first) > _MAX_GAP_SECONDS:
+        return 0.0
+    event = not a.rare_events.isdisjoint(b.rare_events)
+    one_language = not a.langs.isdisjoint(b.langs)
+    if not event and one_language:  # the cheap test first: most candidate pairs end here
         return 0.0
     shared_names = a.rare_names & b.rare_names
     if not any(f[0] == "n" for f in shared_names) and len(a.rare_words & b.rare_words) < _RARE_WORDS_OR_NAME:
         return 0.0
     (aw, an), (bw, bn) = a.units(), b.units()
     score = 0.0
-    if not a.rare_events.isdisjoint(b.rare_events):  # something happened, in both
+    if event:  # something happened, in both
         score = _cosine(aw, bw) / (threshold if batch.idf else threshold * NO_IDF_FACTOR)
         if not batch.idf:  # in a batch, rare shared words do this job; summaries carry incidental figures
             score *= _mismatch(a, b)
-    if not a.langs & b.langs and len(shared_names) >= _ANCHORS_ACROSS:  # two languages: names and figures
+    if not one_language and len(shared_names) >= _ANCHORS_ACROSS:  # two languages: names and figures
         score = max(score, _cosine(an, bn) / (threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD))
     if len(a.sources) == 1 and a.sources == b.sources:
         # One outlet's items on one subject: a podcast's episodes, a fire brigade's alarms, two rounds
         # of a tournament. Its follow-ups must be far closer, and figures that all differ (Day 01, Day 02)
         # say another event.
-        score /= SAME_SOURCE_FACTOR
+        span = max(a.last, b.last) - min(a.first, b.first)
+        anchored = (span <= _FOLLOW_UP_SECONDS and any(f[0] == "n" for f in shared_names)
+                    and len(a.rare_words & b.rare_words) >= _FOLLOW_UP_WORDS)
+        score /= FOLLOW_UP_FACTOR if anchored else SAME_SOURCE_FACTOR
         if batch.idf:
             score *= _mismatch(a, b)
     return score if score >= 1.0 else 0.0
@@ -404,7 +441,7 @@ def _mismatch_of(a_words: dict[str, float], a_names: dict[str, float],
     return factor
 
 
-def _candidates(batch: _Batch) -> dict[int, set[int]]:
+def _candidates(batch: _Batch) -> dict[int, list[int]]:
     """Which items may be compared: those that share a pair of features among each one's rarest.
 
     A merge needs two shared rare features at least (an event word and a name, or three words), and a
@@ -412,20 +449,29 @@ def _candidates(batch: _Batch) -> dict[int, set[int]]:
     `SIGNATURE` rarest features (seen in two items at least) finds them while two items that share one
     ordinary word are never compared: the cost follows the number of items, not its square.
     """
-    # Rare features seen twice or more, rarest first (ties by name, so that every item orders alike).
-    place = {f: k for k, f in enumerate(sorted((f for f in batch.rare if batch.df[f] > 1),
-                                               key=lambda f: (batch.df[f], f)))}
-    blocks: dict[tuple[str, str], list[int]] = defaultdict(list)
+    # Rare features seen twice or more, rarest first (ties by name, so that every item orders alike),
+    # interned to their place in that order.
+    df = batch.df
+    place = {f: k for k, (_, f) in enumerate(sorted((df[f], f) for f in batch.rare if df[f] > 1))}
+    signatures: list[list[int]] = []
+    postings: dict[int, list[int]] = defaultdict(list)  # feature -> items with it in their signature
     for rank, (wv, nv) in enumerate(zip(batch.words, batch.names, strict=True)):
-        signature = sorted({f for f in (*wv, *nv) if f in place}, key=place.__getitem__)[:SIGNATURE]
-        for pair in combinations(signature, 2):
-            blocks[pair].append(rank)
-    neighbours: dict[int, set[int]] = defaultdict(set)
-    for members in blocks.values():
-        if 1 < len(members) <= _BLOCK_LIMIT:  # a pair of features in more items is not a story's
-            for a, b in combinations(members, 2):
-                neighbours[a].add(b)
-                neighbours[b].add(a)
+        signature = sorted({k for f in (*wv, *nv) if (k := place.get(f)) is not None})[:SIGNATURE]
+        for k in signature:
+            postings[k].append(rank)
+        signatures.append(signature)
+    # Two items share a pair of signature features when they meet in two postings: counting them item
+    # by item costs the postings' lengths, not one list per pair of features. A feature in the
+    # signatures of more than `_BLOCK_LIMIT` items is a subject, not a story: it does not block.
+    neighbours: dict[int, list[int]] = {}
+    for rank, signature in enumerate(signatures):
+        lists = [p for k in signature if len(p := postings[k]) <= _BLOCK_LIMIT and len(p) > 1]
+        if len(lists) < 2:
+            continue
+        counts = Counter(chain.from_iterable(lists))
+        near = [other for other, shared in counts.items() if shared > 1 and other != rank]
+        if near:
+            neighbours[rank] = near
     return neighbours
 
 
@@ -439,17 +485,31 @@ def cluster(items: Sequence[ClusterInput], *, threshold: float = DEFAULT_THRESHO
       name, then input position). Groups come in the order of their leads. The result is a function
       of the input only, not of its order.
     """
+    # Tens of thousands of small dicts and sets, none in a cycle: the cyclic collector would walk them
+    # all again and again while they are made (a fifth of the time at 50,000 items) and frees nothing.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _cluster(items, threshold)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]:
     order = sorted(range(len(items)), key=lambda i: _order_key(items, i))
     profiles = [_profile(items[i]) for i in order]  # by rank from here on
     batch = _batch([items[i] for i in order], profiles)
     stories: dict[int, _Story] = {}
+    rare = batch.rare
+    start = items[order[0]].when if order else datetime.min
     for rank, i in enumerate(order):
-        p = profiles[rank]
         wv, nv = batch.words[rank], batch.names[rank]
-        stories[rank] = _Story([rank], dict(wv), dict(nv), set(p.events), {p.lang}, {items[i].source},
-                               items[i].when, items[i].when, rare_words={f for f in wv if f in batch.rare},
-                               rare_events={f for f in p.events if f in batch.rare and f in wv},
-                               rare_names={f for f in nv if f in batch.rare})
+        seconds = (items[i].when - start).total_seconds()
+        rare_words = rare.intersection(wv)
+        stories[rank] = _Story([rank], wv, nv, {profiles[rank].lang}, {items[i].source}, seconds, seconds,
+                               rare_words=rare_words, rare_events=rare_words.intersection(profiles[rank].events),
+                               rare_names=rare.intersection(nv))
 
     neighbours = _candidates(batch)
     root = list(range(len(order)))  # union-find over ranks: the story each item is in
@@ -478,18 +538,26 @@ def cluster(items: Sequence[ClusterInput], *, threshold: float = DEFAULT_THRESHO
 
     def push_pairs(sid: int, later_only: bool = False) -> None:
         story = stories[sid]
-        others = {find(x) for member in story.ranks for x in neighbours.get(member, ())}
+        events, langs = story.rare_events, story.langs
+        if len(story.ranks) == 1:
+            others = {find(x) for x in neighbours.get(sid, ())}
+        else:
+            others = {find(x) for member in story.ranks for x in neighbours.get(member, ())}
         others.discard(sid)
-        for other in sorted(others):
+        for other in others:  # the heap orders the pairs: the order they are scored in does not matter
             if later_only and other < sid:
                 continue
-            score = _merge_score(story, stories[other], batch, threshold)
+            theirs = stories[other]
+            if events.isdisjoint(theirs.rare_events) and not langs.isdisjoint(theirs.langs):
+                continue  # _merge_score's first gate, inline: most candidate pairs end here
+            score = _merge_score(story, theirs, batch, threshold)
             if score:
                 a, b = min(sid, other), max(sid, other)
                 heapq.heappush(heap, (-score, a, b, stories[a].version, stories[b].version))
 
-    for sid in sorted(stories):
-        push_pairs(sid, later_only=True)
+    for sid in range(len(order)):
+        if sid in stories:
+            push_pairs(sid, later_only=True)
     while heap:
         _, a, b, va, vb = heapq.heappop(heap)
         if a not in stories or b not in stories or stories[a].version != va or stories[b].version != vb:

@@ -160,6 +160,37 @@ def test_a_follow_up_of_one_source_joins_the_story_another_outlet_confirms() -> 
     assert cluster(items) == [[0, 1, 2]]
 
 
+def _unrelated_day(n: int) -> list[Candidate]:
+    """n items of invented words, one subject each: a batch large enough for document frequencies."""
+    rng = random.Random(7)
+    out = []
+    for k in range(n):
+        w = ["".join(rng.choice("bcdfgklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(6)]
+        out.append(Candidate(f"{w[0]} {w[1]} {w[2]} {w[3]}", f"https://f.example/{k}", f"outlet{k % 9}", at(7 * k),
+                             summary_text=f"{w[3]} {w[4]} {w[5]} {w[0]}."))
+    return out
+
+
+def test_an_outlets_follow_up_hours_later_joins_its_story_but_not_a_day_later_or_on_another_subject() -> None:
+    first = Candidate("Prosecutors question mayor Okonkwo over harbour contract bribes", "https://w.example/1", "wire",
+                      at(0), summary_text="Investigators questioned mayor Okonkwo for six hours about bribes paid "
+                                          "for the harbour dredging contract.")
+
+    def group_of_first(hours: int, title: str, summary: str) -> list[int]:
+        day = _unrelated_day(45)
+        later = Candidate(title, "https://w.example/2", "wire", at(60 * hours), summary_text=summary)
+        return next(g for g in cluster([*day, first, later]) if 45 in g)
+
+    follow_up = ("Harbour bribery inquiry: mayor Okonkwo questioned again",
+                 "The mayor was questioned a second time about the dredging contract bribes, prosecutors said.")
+    # Within FOLLOW_UP_GAP, sharing the rare name and words: one story (at 2.5 times the threshold it was not).
+    assert group_of_first(6, *follow_up) == [45, 46]
+    assert group_of_first(20, *follow_up) == [45]
+    # The same name on another subject stays apart.
+    assert group_of_first(6, "Okonkwo opens the city's new library",
+                          "The mayor opened the library on Tuesday, with a reading by local children.") == [45]
+
+
 def test_items_far_apart_in_time_are_other_stories() -> None:
     title = "Earthquake of magnitude 7.1 strikes off coast of Peru"
     assert cluster([c(title, "wire", 0), c(title, "paper", 60 * 40)]) == [[0], [1]]
