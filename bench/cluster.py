@@ -59,13 +59,15 @@ def synthetic(n: int, seed: int = 1) -> tuple[list[Candidate], list[int]]:
             summary = [who[0], *rng.sample(key_words, 2), who[1], figure, *common(28)]
             rng.shuffle(summary)
             source = rng.randrange(SOURCES)
-            items.append(Candidate(
-                title=" ".join(title).capitalize(),
-                url=f"https://s{source}.example/{len(items)}",
-                source=f"source-{source}",
-                when=start + timedelta(minutes=rng.randint(0, 600)),
-                summary_text=" ".join(summary) + ".",
-            ))
+            items.append(
+                Candidate(
+                    title=" ".join(title).capitalize(),
+                    url=f"https://s{source}.example/{len(items)}",
+                    source=f"source-{source}",
+                    when=start + timedelta(minutes=rng.randint(0, 600)),
+                    summary_text=" ".join(summary) + ".",
+                )
+            )
             labels.append(story)
     return items, labels
 
@@ -115,8 +117,10 @@ def main() -> None:
         groups = cluster(items)
         elapsed, used = time.perf_counter() - start, time.process_time() - cpu
         merged = sum(1 for g in groups if len(g) > 1)
-        print(f"{label}: {len(items)} items -> {len(groups)} stories ({merged} with more than one item) "
-              f"in {elapsed:.2f} s wall, {used:.2f} s CPU")
+        print(
+            f"{label}: {len(items)} items -> {len(groups)} stories ({merged} with more than one item) "
+            f"in {elapsed:.2f} s wall, {used:.2f} s CPU"
+        )
     if labels is not None:
         precision, recall = pair_scores(groups, labels)
         print(f"written as {len(set(labels))} stories; pairwise precision {precision:.3f}, recall {recall:.3f}")

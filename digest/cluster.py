@@ -119,9 +119,7 @@ def normalise_title(title: str) -> str:
     text = unicodedata.normalize("NFKC", title).casefold()
     out: list[str] = []
     for i, ch in enumerate(text):
-        if ch.isalnum() or (
-            ch in ".," and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit()
-        ):
+        if ch.isalnum() or (ch in ".," and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit()):
             out.append(ch)
         else:
             out.append(" ")
@@ -201,8 +199,7 @@ def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: s
                 features[feature] = w
             if capital:
                 capitals.add(feature)
-        if (key is not None and (acronym or (not title_case and token not in starts))
-                and name_weight > get(key, 0.0)):
+        if key is not None and (acronym or (not title_case and token not in starts)) and name_weight > get(key, 0.0):
             features[key] = name_weight
 
 
@@ -413,8 +410,11 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
         # of a tournament. Its follow-ups must be far closer, and figures that all differ (Day 01, Day 02)
         # say another event.
         span = max(a.last, b.last) - min(a.first, b.first)
-        anchored = (span <= _FOLLOW_UP_SECONDS and any(f[0] == "n" for f in shared_names)
-                    and len(a.rare_words & b.rare_words) >= _FOLLOW_UP_WORDS)
+        anchored = (
+            span <= _FOLLOW_UP_SECONDS
+            and any(f[0] == "n" for f in shared_names)
+            and len(a.rare_words & b.rare_words) >= _FOLLOW_UP_WORDS
+        )
         score /= FOLLOW_UP_FACTOR if anchored else SAME_SOURCE_FACTOR
         if batch.idf:
             score *= _mismatch(a, b)
@@ -425,8 +425,9 @@ def _mismatch(a: _Story, b: _Story) -> float:
     return _mismatch_of(a.words, a.names, b.words, b.names)
 
 
-def _mismatch_of(a_words: dict[str, float], a_names: dict[str, float],
-                 b_words: dict[str, float], b_names: dict[str, float]) -> float:
+def _mismatch_of(
+    a_words: dict[str, float], a_names: dict[str, float], b_words: dict[str, float], b_names: dict[str, float]
+) -> float:
     """Two cheap signs of another event: figures that all differ (magnitude 6.2 vs 5.8, 16% vs 21%),
     names that all differ (Leeds vs Glasgow, ECB vs Bank of England)."""
     factor = 1.0
@@ -507,9 +508,18 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
         wv, nv = batch.words[rank], batch.names[rank]
         seconds = (items[i].when - start).total_seconds()
         rare_words = rare.intersection(wv)
-        stories[rank] = _Story([rank], wv, nv, {profiles[rank].lang}, {items[i].source}, seconds, seconds,
-                               rare_words=rare_words, rare_events=rare_words.intersection(profiles[rank].events),
-                               rare_names=rare.intersection(nv))
+        stories[rank] = _Story(
+            [rank],
+            wv,
+            nv,
+            {profiles[rank].lang},
+            {items[i].source},
+            seconds,
+            seconds,
+            rare_words=rare_words,
+            rare_events=rare_words.intersection(profiles[rank].events),
+            rare_names=rare.intersection(nv),
+        )
 
     neighbours = _candidates(batch)
     root = list(range(len(order)))  # union-find over ranks: the story each item is in

@@ -33,12 +33,35 @@ from unidecode import unidecode
 LANGUAGES = ("en", "ru", "fr", "de", "es", "it", "pt")
 
 _SNOWBALL = {
-    "en": "english", "ru": "russian", "fr": "french", "de": "german", "es": "spanish", "it": "italian",
-    "pt": "portuguese", "nl": "dutch", "sv": "swedish", "no": "norwegian", "nb": "norwegian",
-    "da": "danish", "fi": "finnish", "hu": "hungarian", "ro": "romanian", "tr": "turkish",
-    "ca": "catalan", "el": "greek", "ga": "irish", "hy": "armenian", "id": "indonesian",
-    "lt": "lithuanian", "ne": "nepali", "sr": "serbian", "ta": "tamil", "ar": "arabic",
-    "eu": "basque", "hi": "hindi", "yi": "yiddish",
+    "en": "english",
+    "ru": "russian",
+    "fr": "french",
+    "de": "german",
+    "es": "spanish",
+    "it": "italian",
+    "pt": "portuguese",
+    "nl": "dutch",
+    "sv": "swedish",
+    "no": "norwegian",
+    "nb": "norwegian",
+    "da": "danish",
+    "fi": "finnish",
+    "hu": "hungarian",
+    "ro": "romanian",
+    "tr": "turkish",
+    "ca": "catalan",
+    "el": "greek",
+    "ga": "irish",
+    "hy": "armenian",
+    "id": "indonesian",
+    "lt": "lithuanian",
+    "ne": "nepali",
+    "sr": "serbian",
+    "ta": "tamil",
+    "ar": "arabic",
+    "eu": "basque",
+    "hi": "hindi",
+    "yi": "yiddish",
 }
 
 # The commonest function words of each language: enough to guess the language of a headline and a
@@ -72,9 +95,12 @@ STOPWORDS: dict[str, frozenset[str]] = {lang: frozenset(text.split()) for lang, 
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
 # Spellings only one of the Latin-script languages uses, worth two function words each.
 _MARKS = {
-    "en": re.compile(r"^(?:the|of|and)$"), "fr": re.compile(r"(?:eau|eux|ç|œ|è|ê)"),
-    "de": re.compile(r"(?:ß|ä|ö|ü|sch|tz)"), "es": re.compile(r"(?:ñ|ción|ó$)"),
-    "it": re.compile(r"(?:zione|gli|ò|ù$|cch)"), "pt": re.compile(r"(?:ã|õ|ção|lh|nh)"),
+    "en": re.compile(r"^(?:the|of|and)$"),
+    "fr": re.compile(r"(?:eau|eux|ç|œ|è|ê)"),
+    "de": re.compile(r"(?:ß|ä|ö|ü|sch|tz)"),
+    "es": re.compile(r"(?:ñ|ción|ó$)"),
+    "it": re.compile(r"(?:zione|gli|ò|ù$|cch)"),
+    "pt": re.compile(r"(?:ã|õ|ção|lh|nh)"),
 }
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _VOWELS = re.compile(r"(?<=.)[aeiouy']+|[^a-z0-9]+")
@@ -89,9 +115,19 @@ _HIRAGANA = re.compile("[\u3040-\u309f]+")
 
 # Script -> language, for texts whose script says it (first letter of the Unicode character name).
 _SCRIPT_LANGUAGE = (
-    ("CYRILLIC", "ru"), ("GREEK", "el"), ("ARABIC", "ar"), ("HEBREW", "he"), ("DEVANAGARI", "hi"),
-    ("HANGUL", "ko"), ("HIRAGANA", "ja"), ("KATAKANA", "ja"), ("CJK", "zh"), ("KANNADA", "kn"),
-    ("THAI", "th"), ("BENGALI", "bn"), ("TAMIL", "ta"),
+    ("CYRILLIC", "ru"),
+    ("GREEK", "el"),
+    ("ARABIC", "ar"),
+    ("HEBREW", "he"),
+    ("DEVANAGARI", "hi"),
+    ("HANGUL", "ko"),
+    ("HIRAGANA", "ja"),
+    ("KATAKANA", "ja"),
+    ("CJK", "zh"),
+    ("KANNADA", "kn"),
+    ("THAI", "th"),
+    ("BENGALI", "bn"),
+    ("TAMIL", "ta"),
 )
 
 

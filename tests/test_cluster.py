@@ -76,8 +76,10 @@ def test_precision_and_recall_on_the_labelled_pairs_at_the_default_threshold() -
         by_lang[(p["lang"], "tp" if merged and p["same"] else "fn" if p["same"] else "fp" if merged else "tn")] += 1
     precision = tp / (tp + fp) if tp + fp else 1.0
     recall = tp / (tp + fn)
-    print(f"\ncluster threshold={DEFAULT_THRESHOLD} precision={precision:.3f} recall={recall:.3f} "
-          f"(tp={tp} fp={fp} fn={fn})")
+    print(
+        f"\ncluster threshold={DEFAULT_THRESHOLD} precision={precision:.3f} recall={recall:.3f} "
+        f"(tp={tp} fp={fp} fn={fn})"
+    )
     for lang in sorted({lang for lang, _ in by_lang}):
         print(f"  {lang}: " + " ".join(f"{k}={by_lang[(lang, k)]}" for k in ("tp", "fn", "fp", "tn")))
     assert precision >= 0.95, false_merges
@@ -95,16 +97,20 @@ def test_normalise_title_folds_width_case_punctuation_and_keeps_decimals() -> No
 
 def test_russian_case_endings_share_their_shingles() -> None:
     assert title_shingles("обыграла Финляндию") == title_shingles("обыграли Финляндии")
-    assert similarity("Сборная России по хоккею обыграла Финляндию",
-                      "Российские хоккеисты обыграли сборную Финляндии") >= DEFAULT_THRESHOLD
+    assert (
+        similarity("Сборная России по хоккею обыграла Финляндию", "Российские хоккеисты обыграли сборную Финляндии")
+        >= DEFAULT_THRESHOLD
+    )
 
 
 def test_chinese_and_japanese_are_compared_by_character_bigrams() -> None:
     assert {"央行", "下调"} <= title_shingles("央行下调存款准备金率")
     # Japanese particles (が, の, を) are not content
     assert "が" not in "".join(title_shingles("日銀がマイナス金利解除を決定"))
-    assert len(cluster([c("中国央行宣布下调存款准备金率0.5个百分点", "a"),
-                        c("央行下调存款准备金率0.5个百分点", "b", 3)])) == 1
+    assert (
+        len(cluster([c("中国央行宣布下调存款准备金率0.5个百分点", "a"), c("央行下调存款准备金率0.5个百分点", "b", 3)]))
+        == 1
+    )
     assert len(cluster([c("日銀、マイナス金利政策の解除を決定", "a"), c("日銀がマイナス金利解除を決定", "b", 3)])) == 1
     assert len(cluster([c("台风杜苏芮在福建登陆", "a"), c("台风卡努在浙江登陆", "b", 3)])) == 2
 
@@ -166,29 +172,46 @@ def _unrelated_day(n: int) -> list[Candidate]:
     out = []
     for k in range(n):
         w = ["".join(rng.choice("bcdfgklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(6)]
-        out.append(Candidate(f"{w[0]} {w[1]} {w[2]} {w[3]}", f"https://f.example/{k}", f"outlet{k % 9}", at(7 * k),
-                             summary_text=f"{w[3]} {w[4]} {w[5]} {w[0]}."))
+        out.append(
+            Candidate(
+                f"{w[0]} {w[1]} {w[2]} {w[3]}",
+                f"https://f.example/{k}",
+                f"outlet{k % 9}",
+                at(7 * k),
+                summary_text=f"{w[3]} {w[4]} {w[5]} {w[0]}.",
+            )
+        )
     return out
 
 
 def test_an_outlets_follow_up_hours_later_joins_its_story_but_not_a_day_later_or_on_another_subject() -> None:
-    first = Candidate("Prosecutors question mayor Okonkwo over harbour contract bribes", "https://w.example/1", "wire",
-                      at(0), summary_text="Investigators questioned mayor Okonkwo for six hours about bribes paid "
-                                          "for the harbour dredging contract.")
+    first = Candidate(
+        "Prosecutors question mayor Okonkwo over harbour contract bribes",
+        "https://w.example/1",
+        "wire",
+        at(0),
+        summary_text="Investigators questioned mayor Okonkwo for six hours about bribes paid "
+        "for the harbour dredging contract.",
+    )
 
     def group_of_first(hours: int, title: str, summary: str) -> list[int]:
         day = _unrelated_day(45)
         later = Candidate(title, "https://w.example/2", "wire", at(60 * hours), summary_text=summary)
         return next(g for g in cluster([*day, first, later]) if 45 in g)
 
-    follow_up = ("Harbour bribery inquiry: mayor Okonkwo questioned again",
-                 "The mayor was questioned a second time about the dredging contract bribes, prosecutors said.")
+    follow_up = (
+        "Harbour bribery inquiry: mayor Okonkwo questioned again",
+        "The mayor was questioned a second time about the dredging contract bribes, prosecutors said.",
+    )
     # Within FOLLOW_UP_GAP, sharing the rare name and words: one story (at 2.5 times the threshold it was not).
     assert group_of_first(6, *follow_up) == [45, 46]
     assert group_of_first(20, *follow_up) == [45]
     # The same name on another subject stays apart.
-    assert group_of_first(6, "Okonkwo opens the city's new library",
-                          "The mayor opened the library on Tuesday, with a reading by local children.") == [45]
+    assert group_of_first(
+        6,
+        "Okonkwo opens the city's new library",
+        "The mayor opened the library on Tuesday, with a reading by local children.",
+    ) == [45]
 
 
 def test_items_far_apart_in_time_are_other_stories() -> None:
@@ -207,8 +230,10 @@ def test_the_lead_is_the_earliest_item_whatever_the_input_order() -> None:
 
 
 def test_on_a_tie_the_lead_is_an_item_with_a_link() -> None:
-    items = [c("Apple unveils new iPad Pro with faster chip", "a", 0),
-             c("Apple unveils faster iPad Pro", "b", 0, "https://b.example/ipad")]
+    items = [
+        c("Apple unveils new iPad Pro with faster chip", "a", 0),
+        c("Apple unveils faster iPad Pro", "b", 0, "https://b.example/ipad"),
+    ]
     assert cluster(items) == [[1, 0]]
 
 
@@ -232,11 +257,22 @@ def test_groups_do_not_depend_on_the_input_order() -> None:
 
 def test_a_digest_item_is_accepted_as_it_is() -> None:
     def item(i: int, title: str, source: str, minutes: int) -> Item:
-        return Item(id=i, feed_id=i, source=source, title=title, url=None, summary_html="", summary_text="",
-                    published=None, first_seen=at(minutes))
+        return Item(
+            id=i,
+            feed_id=i,
+            source=source,
+            title=title,
+            url=None,
+            summary_html="",
+            summary_text="",
+            published=None,
+            first_seen=at(minutes),
+        )
 
-    items = [item(1, "Tesla recalls 2 million cars over Autopilot safety concerns", "a", 5),
-             item(2, "Tesla to recall 2 million vehicles over Autopilot concerns", "b", 0)]
+    items = [
+        item(1, "Tesla recalls 2 million cars over Autopilot safety concerns", "a", 5),
+        item(2, "Tesla to recall 2 million vehicles over Autopilot concerns", "b", 0),
+    ]
     assert cluster(items) == [[1, 0]]
 
 
@@ -265,10 +301,12 @@ def test_related_finds_earlier_items_on_the_subject_but_not_the_same_story() -> 
 # Cross-feed pairs in the corpus that really are one story: (file, title) of each item.
 KNOWN_SAME_STORY = [
     # The same Chicago news-agency story, reworded by two papers (Jan 2017).
-    frozenset({
-        ("japantimes_latest.xml", "Police say Chicago beating caught on video began after friendly encounter"),
-        ("indian-express_world.xml", "Beating on video began after friendly encounter: Chicago Police"),
-    }),
+    frozenset(
+        {
+            ("japantimes_latest.xml", "Police say Chicago beating caught on video began after friendly encounter"),
+            ("indian-express_world.xml", "Beating on video began after friendly encounter: Chicago Police"),
+        }
+    ),
 ]
 
 

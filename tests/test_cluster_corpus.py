@@ -26,10 +26,18 @@ NOW = datetime(2026, 11, 30, tzinfo=UTC)
 # The feeds' languages, for telling same-language pairs from cross-language ones (what the outlet
 # publishes in, not a guess from the text).
 FEED_LANGUAGE = {
-    "20minutos_rss10.xml": "es", "hubspot_marketing-blog_large.xml": "en", "indian-express_world.xml": "en",
-    "japantimes_latest.xml": "en", "lemonde_une.xml": "fr", "massa-news_curitiba.xml": "pt",
-    "nytimes_homepage.xml": "en", "romatoday.xml": "it", "spiegel_online.xml": "de",
-    "theverge_frontpage.atom": "en", "yandex-news_moscow_mojibake.xml": "ru", "youtube_investmentpunk.atom": "de",
+    "20minutos_rss10.xml": "es",
+    "hubspot_marketing-blog_large.xml": "en",
+    "indian-express_world.xml": "en",
+    "japantimes_latest.xml": "en",
+    "lemonde_une.xml": "fr",
+    "massa-news_curitiba.xml": "pt",
+    "nytimes_homepage.xml": "en",
+    "romatoday.xml": "it",
+    "spiegel_online.xml": "de",
+    "theverge_frontpage.atom": "en",
+    "yandex-news_moscow_mojibake.xml": "ru",
+    "youtube_investmentpunk.atom": "de",
 }
 # japantimes_latest.xml dates no item: it was read when the feed says it was built, as a poll would.
 UNDATED_SEEN = {"japantimes_latest.xml": datetime(2017, 1, 7, 15, 10, 21, tzinfo=UTC)}
@@ -109,21 +117,28 @@ def test_stories_of_6_and_7_january_2017_cluster_as_an_editor_drew_them() -> Non
     counts = pair_counts(items, groups)
     same_p, same_r = scores(counts["same"])
     cross_p, cross_r = scores(counts["cross"])
-    print(f"\n{len(items)} items, {len({x.feed for x in items})} feeds -> {len(groups)} stories "
-          f"({sum(len(g) > 1 for g in groups)} with more than one item; "
-          f"labelled: {len({x.story for x in items if x.story != '-'})})")
+    print(
+        f"\n{len(items)} items, {len({x.feed for x in items})} feeds -> {len(groups)} stories "
+        f"({sum(len(g) > 1 for g in groups)} with more than one item; "
+        f"labelled: {len({x.story for x in items if x.story != '-'})})"
+    )
     print(f"same-language pairs:  precision={same_p:.3f} recall={same_r:.3f} ({dict(counts['same'])})")
     print(f"cross-language pairs: precision={cross_p:.3f} recall={cross_r:.3f} ({dict(counts['cross'])})")
     group_of = {i: n for n, g in enumerate(groups) for i in g}
-    split = {story: len({group_of[i] for i, x in enumerate(items) if x.story == story})
-             for story in sorted({x.story for x in items} - {"-"})}
-    print("labelled stories as found (items: groups):", ", ".join(
-        f"{story} {sum(x.story == story for x in items)}:{n}" for story, n in split.items()))
+    split = {
+        story: len({group_of[i] for i, x in enumerate(items) if x.story == story})
+        for story in sorted({x.story for x in items} - {"-"})
+    }
+    print(
+        "labelled stories as found (items: groups):",
+        ", ".join(f"{story} {sum(x.story == story for x in items)}:{n}" for story, n in split.items()),
+    )
     for g in groups:
         stories = Counter(items[i].story for i in g)
         if len(g) > 1 and (len(stories) > 1 or "-" in stories):
-            print("  merged apart stories:", [(items[i].feed[:12], items[i].story, items[i].item.title[:60])
-                                              for i in g])
+            print(
+                "  merged apart stories:", [(items[i].feed[:12], items[i].story, items[i].item.title[:60]) for i in g]
+            )
     assert same_p >= 0.95 and cross_p >= 0.95
     assert same_r >= SAME_RECALL_FLOOR
     assert cross_r >= CROSS_RECALL_FLOOR
