@@ -331,6 +331,7 @@ class _ViewBuilder:
         image = _lead_image(lead, headline) if self.images else None
         keep_synopsis = self.budget.synopses == "all" or top
         synopsis = self.quotes(story.synopsis) if keep_synopsis else ()
+        quoted = {q.item_id for q in story.synopsis} if synopsis else set()
         return StoryView(
             title=title,
             source=_clean(lead.source),
@@ -340,7 +341,8 @@ class _ViewBuilder:
             summary_text=summary_text,
             image_url=image.url if image else None,
             image=image,
-            also=tuple(self._link(item.source, item.url) for item in story.also),
+            # An outlet the synopsis quotes is already linked there: "Also reported by" names the rest.
+            also=tuple(self._link(item.source, item.url) for item in story.also if item.id not in quoted),
             read_also=tuple(
                 self._link(item.title or _cut(_clean(item.summary_text), 90), item.url, item.source)
                 for item in story.read_also

@@ -28,7 +28,7 @@ def test_digest_demo_leaves_received_mail_and_a_preview(tmp_path: Path) -> None:
         recipients[str(msg["To"])] = text.replace("\r\n", "\n")  # on the wire lines end in CRLF
     editor = recipients["Chief Editor <editor@newsroom.example>"]
     markets = recipients["Markets Desk <markets@newsroom.example>"]
-    assert "Sport\n-----" in editor and "Also reported by:" in editor
+    assert "Sport\n-----" in editor and " adds: " in editor  # a story told by several outlets
     assert "Sport\n-----" not in markets and "Business & Economy\n" in markets
     # Running it again starts afresh and sends again (a demo that does nothing the second time would puzzle).
     again = subprocess.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -244,14 +245,31 @@ def test_hidden_stories_are_counted_in_a_link_to_the_web_edition() -> None:
 
 
 def test_other_sources_and_read_also_are_linked() -> None:
-    r = Renderer().render(rich_edition())
+    edition = rich_edition()
+    r = Renderer().render(edition)
+    # The synopsis quotes and links Wire Service (item 2); "Also reported by" names the outlets it
+    # does not quote, so no outlet is listed twice under one headline.
+    assert re.search(r'<strong><a href="https://example.org/news/2"[^>]*>Wire Service</a></strong>', r.html)
+    assert re.search(r'Also reported by: <a href="https://example.org/news/3"[^>]*>Morning Post</a></p>', r.html)
+    assert re.search(r'Read also: <a href="https://example.org/news/4"[^>]*>Why the rate matters</a>', r.html)
+    assert re.search(r"Also reported by: Morning Post \[\d+\]\n", r.text)
+    assert not re.search(r"Also reported by: [^\n]*Wire Service", r.text)
+
+
+def test_without_a_synopsis_every_other_outlet_is_also_reported_by() -> None:
+    story = Story(
+        lead=item(1, "Rate decision", source="Business Daily"),
+        also=(item(2, "Rate up again", source="Wire Service"), item(3, "Key rate rises", source="Morning Post")),
+    )
+    section = SectionGroup(
+        name="World", anchor="s-world", days=(DayGroup(date(2026, 1, 16), (story,)),), total=1, shown=1
+    )
+    r = Renderer().render(dataclasses.replace(rich_edition(), sections=(section,), top_stories=()))
     assert re.search(
         r'Also reported by: <a href="https://example.org/news/2"[^>]*>Wire Service</a>, '
         r'<a href="https://example.org/news/3"[^>]*>Morning Post</a>',
         r.html,
     )
-    assert re.search(r'Read also: <a href="https://example.org/news/4"[^>]*>Why the rate matters</a>', r.html)
-    assert re.search(r"Also reported by: Wire Service \[\d+\], Morning Post \[\d+\]", r.text)
 
 
 def test_rtl_titles_let_the_client_pick_the_direction() -> None:
