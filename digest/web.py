@@ -65,7 +65,7 @@ from digest.pipeline.send import compose_options, edition_stories, edition_url
 from digest.pipeline.signup import confirmation_message, send_confirmation
 from digest.ratelimit import SlidingWindow
 from digest.render import Renderer
-from digest.store import ACTIVE, SUSPENDED, UNSUBSCRIBED, Store
+from digest.store import ACTIVE, PAUSED, SUSPENDED, UNSUBSCRIBED, Store
 
 __all__ = ["WebProcess", "listening", "make_app", "run_web", "serve", "start_web"]
 
@@ -446,6 +446,7 @@ def _preferences(
     error: str | None = None,
     chosen: Sequence[str] | None = None,
     timezone: str | None = None,
+    notice: str | None = None,
 ) -> web.Response:
     names = site.settings.section_names
     picked = set(names if sub.sections is None else sub.sections) if chosen is None else set(chosen)
@@ -455,7 +456,9 @@ def _preferences(
         "preferences.html.j2",
         status=status,
         email=sub.email,
-        subscribed=sub.status in (ACTIVE, SUSPENDED),
+        subscribed=sub.status in (ACTIVE, SUSPENDED, PAUSED),
+        paused=sub.status == PAUSED,
+        notice=notice,
         sections=[(name, name in picked) for name in names],
         timezones=_timezone_choices(site, tz),
         timezone=tz,
@@ -511,8 +514,19 @@ async def save_preferences(request: web.Request) -> web.StreamResponse:
             heading="Nothing was changed",
             text="This form did not come from this site. Open the link in your email again.",
         )
-    if sub.status not in (ACTIVE, SUSPENDED):
+    if sub.status not in (ACTIVE, SUSPENDED, PAUSED):
         return _preferences(site, sub, token, status=409)
+    action = str(form.get("action", ""))
+    if action in ("pause", "resume"):  # the subscriber's own choice: no sync or CLI undoes it
+        if sub.status == SUSPENDED:  # failed deliveries, not a choice: only the operator lifts it
+            return _preferences(site, sub, token, status=409)
+        status = PAUSED if action == "pause" else ACTIVE
+        await asyncio.to_thread(site.store.set_subscriber, sub.id, now=site.clock(), status=status)
+        log.info("web: subscriber=%d %s the emails", sub.id, "paused" if action == "pause" else "resumed")
+        changed = dataclasses.replace(sub, status=status)
+        if action == "pause":
+            return _preferences(site, changed, token, notice="Paused. No edition is sent until you resume.")
+        return _preferences(site, changed, token, notice="Resumed. The next edition follows your choices.")
     known = site.settings.section_names
     chosen = [name for name in known if name in set(map(str, form.getall("section", [])))]
     timezone = str(form.get("timezone", "")) or sub.timezone or site.settings.digest.timezone

@@ -37,7 +37,7 @@ Key = tuple[str | None, str | tuple[str, ...]]  # (msgctxt, msgid or (singular, 
 
 def _web_sentences() -> set[str]:
     """The sentences digest/web.py passes to its pages (_page, _preferences, _signup_form) as
-    heading=, text=, error=."""
+    heading=, text=, error=, notice=."""
     tree = ast.parse((ROOT / "digest" / "web.py").read_text(encoding="utf-8"))
     found = set()
     for node in ast.walk(tree):
@@ -47,7 +47,7 @@ def _web_sentences() -> set[str]:
             and node.func.id in ("_page", "_preferences", "_signup_form")
         ):
             for kw in node.keywords:
-                if kw.arg in ("heading", "text", "error"):
+                if kw.arg in ("heading", "text", "error", "notice"):
                     found |= {
                         n.value for n in ast.walk(kw.value) if isinstance(n, ast.Constant) and isinstance(n.value, str)
                     }

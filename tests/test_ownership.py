@@ -366,3 +366,58 @@ async def test_preview_writes_the_subscribers_working_links(tmp_path: Path) -> N
                 assert resp.status == 200 and "alice@example.org" in await resp.text()
             async with http.get(unsubscribe.group(1)) as resp:
                 assert resp.status == 200
+
+
+async def test_a_pause_chosen_on_the_web_survives_status_and_config_edits_until_the_subscriber_resumes(
+    tmp_path: Path,
+) -> None:
+    web_port = free_port()
+    day3 = DAY2 + timedelta(days=1)
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        feed = feeds.serve("/wire.xml", rss(DAY1, "one"))
+        both = subscriber_entry("alice@example.org") + subscriber_entry("bob@example.org")
+        config = write_config(tmp_path, feed=feed, smtp_port=smtp.port, web_port=web_port, subscribers=both)
+        await ok(config, DAY1, "poll")
+        await ok(config, DAY1 + timedelta(minutes=1), "send")
+        (first,) = received(smtp, "alice@example.org")
+        _, preferences = links(first)
+
+        async with web_app(config, DAY1), aiohttp.ClientSession() as http:
+            async with http.get(preferences) as resp:
+                page = await resp.text()
+            async with http.post(preferences, data={"form": form_mac(page), "action": "pause"}) as resp:
+                assert resp.status == 200
+                answer = await resp.text()
+        assert "Paused. No edition is sent until you resume." in answer
+        assert 'name="action" value="resume"' in answer
+
+        # Neither a command that reads the config, nor the operator's edit, nor the CLI undoes it.
+        await ok(config, DAY1 + timedelta(minutes=5), "status")
+        set_subscribers(
+            config, subscriber_entry("alice@example.org", name='"Alice"') + subscriber_entry("bob@example.org")
+        )
+        shown = await ok(config, DAY1 + timedelta(minutes=6), "subscribers", "show", "alice@example.org")
+        assert "status    paused  [set by subscriber]" in shown, shown
+        assert "name      Alice  [set by config]" in shown, shown
+        code, _, err = await digest(config, DAY1 + timedelta(minutes=7), "subscribers", "add", "alice@example.org")
+        assert code == 1 and "paused the emails themselves" in err, err
+
+        feeds.serve("/wire.xml", rss(DAY2, "two"))
+        await ok(config, DAY2, "poll")
+        await ok(config, DAY2 + timedelta(minutes=1), "send")
+        assert len(received(smtp, "bob@example.org")) == 2  # the edition went out...
+        assert len(received(smtp, "alice@example.org")) == 1  # ...but not to her
+
+        async with web_app(config, DAY2 + timedelta(minutes=2)), aiohttp.ClientSession() as http:
+            async with http.get(preferences) as resp:
+                page = await resp.text()
+            assert "Your emails are paused" in page
+            async with http.post(preferences, data={"form": form_mac(page), "action": "resume"}) as resp:
+                assert resp.status == 200
+                assert "Resumed. The next edition follows your choices." in await resp.text()
+
+        feeds.serve("/wire.xml", rss(day3, "three"))
+        await ok(config, day3, "poll")
+        await ok(config, day3 + timedelta(minutes=1), "send")
+    resumed = received(smtp, "alice@example.org")
+    assert len(resumed) == 2 and "World story three" in text_of(resumed[1])

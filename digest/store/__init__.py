@@ -11,6 +11,7 @@ from digest.store.feeds import FeedStore
 from digest.store.signups import SignupStore
 from digest.store.subscribers import (
     ACTIVE,
+    PAUSED,
     REMOVED,
     SUSPENDED,
     UNSUBSCRIBED,
@@ -26,6 +27,7 @@ class Store(FeedStore, SubscriberStore, EditionStore, BounceStore, SignupStore):
 __all__ = [
     "ACTIVE",
     "FAILED",
+    "PAUSED",
     "PENDING",
     "REMOVED",
     "SENT",

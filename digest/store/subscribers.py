@@ -18,6 +18,7 @@ from digest.store.base import StoreBase
 ACTIVE = "active"
 UNSUBSCRIBED = "unsubscribed"
 SUSPENDED = "suspended"
+PAUSED = "paused"  # the subscriber's own choice on the preferences page; they resume it there
 REMOVED = "removed"  # was in the config, no longer is
 
 # Who set a field last. The config and the CLI are the operator's declarations; what the subscriber
@@ -169,6 +170,11 @@ class SubscriberStore(StoreBase):
                 raise SubscriberError(
                     f"{email} {why}; digest never mails that address again, and the CLI cannot add it back.",
                     hint="Only the subscriber can lift this, by signing up again themselves.",
+                )
+            if row is not None and row.status == PAUSED:
+                raise SubscriberError(
+                    f"{email} is subscribed and has paused the emails themselves.",
+                    hint="Only the subscriber resumes them, on their preferences page.",
                 )
             if row is not None and row.status == ACTIVE:
                 raise SubscriberError(
