@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import resource
 import signal
 import sqlite3
@@ -350,6 +351,27 @@ def test_S14_an_import_updates_and_adds_in_one_go_and_never_resubscribes(tmp_pat
 # --------------------------------------------------------------------------- H19: idle web clients
 
 
+async def start_daemon(
+    config: Path, log_path: Path, *, env: dict[str, str], preexec_fn: Callable[[], None] | None = None
+) -> asyncio.subprocess.Process:
+    """`digest -v run` as a process, its log lines in `log_path` for the test to watch."""
+    with log_path.open("wb") as log_file:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "digest",
+            "--config",
+            str(config),
+            "-v",
+            "run",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            env=env,
+            preexec_fn=preexec_fn,
+        )
+
+
 def _low_fd_limit(limit: int) -> Callable[[], None]:
     def lower() -> None:  # in the child, before exec: what `LimitNOFILE=` or `ulimit -n` would do
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
@@ -394,21 +416,7 @@ async def test_H19_idle_half_sent_web_requests_never_stop_the_due_edition(tmp_pa
         )
         env = {**os.environ, "PYTHONPATH": str(ROOT), "DIGEST_NOW": start.isoformat(), "DIGEST_DAEMON_TICK": "0.5"}
         log_path = tmp_path / "daemon.log"
-        with log_path.open("wb") as log_file:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "digest",
-                "--config",
-                str(config),
-                "-v",
-                "run",
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log_file,
-                env=env,
-                preexec_fn=_low_fd_limit(limit),
-            )
+        proc = await start_daemon(config, log_path, env=env, preexec_fn=_low_fd_limit(limit))
         conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         try:
             await _until(lambda: "listening on" in log_path.read_text(errors="replace"), "the web app", 30)
@@ -700,25 +708,10 @@ def test_S14_import_subscribers_counts_and_keeps_unsubscribes_on_every_backend(s
 
 
 async def test_H19_the_daemon_starts_its_web_process_again_when_it_dies(tmp_path: Path) -> None:
-    import re
-
     port = unused_port()
     config = write_config(tmp_path, extra=f'[web]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n')
     log_path = tmp_path / "daemon.log"
-    with log_path.open("wb") as log_file:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "digest",
-            "--config",
-            str(config),
-            "-v",
-            "run",
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
+    proc = await start_daemon(config, log_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
 
         def web_pids() -> list[int]:
