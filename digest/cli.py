@@ -7,6 +7,8 @@ click's usage errors exit 2.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import gc
 import json
 import logging
 import signal
@@ -29,6 +31,11 @@ from digest.store import Store
 
 T = TypeVar("T")
 log = logging.getLogger("digest")
+
+# At exit the interpreter's last garbage collections walk every object the imports made (SQLAlchemy,
+# aiohttp...): ~0.1 s of CPU, a sixth of a `digest poll` of unchanged feeds. Frozen objects are
+# skipped; everything is still released when the process ends, and atexit handlers still run.
+atexit.register(gc.freeze)
 
 
 # --------------------------------------------------------------------------- logging
