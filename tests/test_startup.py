@@ -109,11 +109,11 @@ async def test_digest_poll_loads_no_send_side_text_tools_parser_or_alembic_in_it
         assert {"aiohttp", "sqlalchemy", "digest.pipeline.poll"} <= modules  # the check sees what did load
 
 
-async def test_help_loads_neither_the_network_nor_the_send_side(tmp_path: Path) -> None:
+async def test_help_loads_neither_the_network_the_database_nor_the_send_side(tmp_path: Path) -> None:
     for args in (("--help",), ("poll", "--help")):
         code, out, modules = await digest_recording(tmp_path, *args)
         assert code == 0 and "Usage:" in out, out
-        assert loaded(modules, NOT_ON_POLL | {"aiohttp", "digest.pipeline"}) == []
+        assert loaded(modules, NOT_ON_POLL | {"aiohttp", "sqlalchemy", "digest.pipeline", "digest.store"}) == []
 
 
 def test_the_check_sees_a_planted_heavy_import() -> None:
