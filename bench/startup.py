@@ -3,12 +3,14 @@
     python bench/startup.py                          # 1,000 feeds; rss2email from PyPI into a throwaway venv
     python bench/startup.py --r2e /tmp/r2e/bin/r2e   # an rss2email already installed
     python bench/startup.py --feeds 200 --runs 9
+    git archive OLD digest | tar -x -C /tmp/old && python bench/startup.py --before /tmp/old   # old code too
 
 The feeds are bench/poll.py's (RSS 2.0, 50 items each, fixed seed), served by a separate aiohttp
 process on 100 loopback addresses that answers 304 when If-None-Match carries the feed's ETag and
 counts what it answered. Both tools poll once to learn the ETags (200s; timed, for the record),
-then take turns: `runs` polls each, alternating, so both meet the same machine load. Every warm
-run must have received exactly one 304 per feed, or the benchmark stops.
+then take turns: `runs` polls each, alternating, so both meet the same machine load (with
+--before, the older digest takes its turn too, on a database of its own). Every warm run must
+have received exactly one 304 per feed, or the benchmark stops.
 
 Both run without PYTHONDONTWRITEBYTECODE and PYTHONUNBUFFERED (set on some CI machines: digest,
 installed editable, would compile its own modules on every start), digest's bytecode compiled
@@ -84,11 +86,11 @@ def _cpu_children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(cmd: list[str], *, cwd: Path) -> tuple[float, float, str]:
+def timed(cmd: list[str], *, cwd: Path, env: dict[str, str] = ENV) -> tuple[float, float, str]:
     """(wall s, CPU s, stdout) of one command run to its end; stops the benchmark if it fails."""
     cpu = _cpu_children()
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=ENV)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
@@ -130,12 +132,20 @@ def main() -> None:
     ap.add_argument("--r2e", help="path of an installed r2e (default: install rss2email into a venv in the work dir)")
     ap.add_argument("--r2e-version", default="3.14")
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (configs, databases, the venv)")
+    ap.add_argument(
+        "--before",
+        type=Path,
+        help="also run the digest package in this folder (e.g. `git archive OLD digest | tar -x -C DIR`), "
+        "taking turns with the others, for before/after figures",
+    )
     args = ap.parse_args()
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="digest-startbench-"))
     work.mkdir(parents=True, exist_ok=True)
     r2e = rss2email(args.r2e, work, args.r2e_version)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "digest")], check=True, env=ENV)
+    old_env = {**ENV, "PYTHONPATH": str(args.before.resolve())} if args.before else ENV
+    for source in (ROOT, args.before) if args.before else (ROOT,):
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(source / "digest")], check=True, env=ENV)
 
     ctx = multiprocessing.get_context("fork")  # before any thread; the child only serves
     counts = ctx.Array("l", 2, lock=False)  # 200s, 304s answered
@@ -145,20 +155,27 @@ def main() -> None:
     port = recv.recv()
     try:
         urls = [f"http://127.0.0.{i % args.hosts + 1}:{port}/feed/{i}.xml" for i in range(args.feeds)]
-        for stale in [*work.glob("digest.sqlite*"), work / "rss2email.json"]:
+        for stale in [*work.glob("*.sqlite*"), work / "rss2email.json"]:
             stale.unlink(missing_ok=True)
-        config = work / "digest.toml"
-        config.write_text(
-            f'[digest]\ndatabase = "sqlite:///{work / "digest.sqlite"}"\nallow_private_addresses = true\n\n'
-            + "".join(f'[[feeds]]\nurl = "{u}"\n' for u in urls)
-        )
+        feed_lines = "".join(f'[[feeds]]\nurl = "{u}"\n' for u in urls)
+        for name in ("digest", "before"):
+            (work / f"{name}.toml").write_text(
+                f'[digest]\ndatabase = "sqlite:///{work / name}.sqlite"\nallow_private_addresses = true\n\n{feed_lines}'
+            )
         r2e_config = work / "rss2email.cfg"
         r2e_config.write_text(
             "[DEFAULT]\nto = reader@example.org\nfrom = r2e@example.org\n\n"
             + "".join(f"[feed.f{i}]\nurl = {u}\n\n" for i, u in enumerate(urls))
         )
-        digest_poll = [sys.executable, "-m", "digest", "--config", str(config), "poll"]
-        r2e_run = [r2e, "-c", str(r2e_config), "-d", str(work / "rss2email.json"), "run", "--no-send"]
+        tools = {
+            "digest": ([sys.executable, "-m", "digest", "--config", str(work / "digest.toml"), "poll"], ENV),
+            "rss2email": ([r2e, "-c", str(r2e_config), "-d", str(work / "rss2email.json"), "run", "--no-send"], ENV),
+        }
+        if args.before:
+            tools["digest before"] = (
+                [sys.executable, "-m", "digest", "--config", str(work / "before.toml"), "poll"],
+                old_env,
+            )
         version = subprocess.run([r2e, "--version"], capture_output=True, text=True).stdout.strip()
         print(
             f"{args.feeds} feeds x {args.items} items on {args.hosts} hosts; {os.cpu_count()} CPUs; "
@@ -166,41 +183,46 @@ def main() -> None:
             flush=True,
         )
 
-        def run(cmd: list[str], expect: tuple[int, int]) -> tuple[float, float]:
+        def run(tool: str, expect: tuple[int, int]) -> tuple[float, float]:
+            cmd, env = tools[tool]
             before = counts[0], counts[1]
-            wall, cpu, _ = timed(cmd, cwd=work)
+            wall, cpu, _ = timed(cmd, cwd=work, env=env)
             got = counts[0] - before[0], counts[1] - before[1]
             if got != expect:
-                sys.exit(f"{cmd[0]}: expected (200s, 304s) = {expect}, the server answered {got}")
+                sys.exit(f"{tool}: expected (200s, 304s) = {expect}, the server answered {got}")
             return wall, cpu
 
         print(f"{'run':<24} {'wall s':>8} {'min':>8} {'max':>8} {'CPU s':>8} {'min':>8}   (median, min, max)")
-        cold = {"digest": run(digest_poll, (args.feeds, 0)), "rss2email": run(r2e_run, (args.feeds, 0))}
-        for name, r in cold.items():
-            _summary(f"{name} cold (200)", [r])
-        warm: dict[str, list[tuple[float, float]]] = {"digest": [], "rss2email": []}
+        for tool in tools:
+            _summary(f"{tool} cold (200)", [run(tool, (args.feeds, 0))])
+        warm: dict[str, list[tuple[float, float]]] = {tool: [] for tool in tools}
         for _ in range(args.runs):
-            warm["digest"].append(run(digest_poll, (0, args.feeds)))
-            warm["rss2email"].append(run(r2e_run, (0, args.feeds)))
-        medians = {name: _summary(f"{name} warm (304)", rows) for name, rows in warm.items()}
+            for tool in tools:
+                warm[tool].append(run(tool, (0, args.feeds)))
+        medians = {tool: _summary(f"{tool} warm (304)", rows) for tool, rows in warm.items()}
 
-        starts: dict[str, list[tuple[float, float]]] = {"python -c pass": [], "digest --help": [], "r2e --help": []}
         commands = {
-            "python -c pass": [sys.executable, "-c", "pass"],
-            "digest --help": [sys.executable, "-m", "digest", "--help"],
-            "r2e --help": [r2e, "--help"],
+            "python -c pass": ([sys.executable, "-c", "pass"], ENV),
+            "digest --help": ([sys.executable, "-m", "digest", "--help"], ENV),
+            "r2e --help": ([r2e, "--help"], ENV),
         }
+        if args.before:
+            commands["digest before --help"] = ([sys.executable, "-m", "digest", "--help"], old_env)
+        starts: dict[str, list[tuple[float, float]]] = {label: [] for label in commands}
         for _ in range(args.runs):
-            for label, cmd in commands.items():
-                starts[label].append(timed(cmd, cwd=work)[:2])
+            for label, (cmd, env) in commands.items():
+                starts[label].append(timed(cmd, cwd=work, env=env)[:2])
         for label, rows in starts.items():
             _summary(label, rows)
 
-        (dw, dc), (rw, rc) = medians["digest"], medians["rss2email"]
-        print(
-            f"digest / rss2email, warm medians: wall {dw / rw:.3f} (1/{rw / dw:.1f}), CPU {dc / rc:.3f} "
-            f"(1/{rc / dc:.1f}); target: wall <= 0.25. Load average after: {_load()}"
-        )
+        rw, rc = medians["rss2email"]
+        for tool in [t for t in tools if t != "rss2email"]:
+            dw, dc = medians[tool]
+            print(
+                f"{tool} / rss2email, warm medians: wall {dw / rw:.3f} (1/{rw / dw:.1f}), "
+                f"CPU {dc / rc:.3f} (1/{rc / dc:.1f}); target: wall <= 0.25"
+            )
+        print(f"load average after: {_load()}")
     finally:
         server.kill()
         if not args.keep:
