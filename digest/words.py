@@ -26,9 +26,6 @@ import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
 
-import snowballstemmer
-from unidecode import unidecode
-
 # The languages `language_of` tells apart; stemmers exist for more (see _SNOWBALL).
 LANGUAGES = ("en", "ru", "fr", "de", "es", "it", "pt")
 
@@ -204,6 +201,8 @@ def _script_language(ch: str) -> str | None:
 
 @lru_cache(maxsize=64)
 def _stemmer(lang: str) -> Callable[[str], str] | None:
+    import snowballstemmer  # here, not at the top: config imports this module and `digest poll` stems nothing
+
     algorithm = _SNOWBALL.get(lang)
     return snowballstemmer.stemmer(algorithm).stemWord if algorithm else None
 
@@ -219,6 +218,8 @@ def stem(word: str, lang: str) -> str:
 @lru_cache(maxsize=262144)
 def fold(word: str) -> str:
     """Casefold and transliterate to ASCII: 'Трамп' -> 'tramp', 'Müller' -> 'muller'."""
+    from unidecode import unidecode  # cheap once imported; the cache above makes it rare
+
     return _NOT_ALNUM.sub("", unidecode(word.casefold()).casefold())
 
 

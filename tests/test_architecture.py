@@ -85,3 +85,19 @@ def test_the_contract_fails_on_planted_bad_imports(tmp_path: Path) -> None:
     assert any(p.startswith("deliver/core.py imports ['store']") for p in problems), problems
     assert any(p.startswith("sections.py imports the shell(s) ['daemon']") for p in problems), problems
     assert len(problems) == 3, problems
+
+
+def test_the_contract_sees_imports_inside_functions_and_type_checking_blocks(tmp_path: Path) -> None:
+    """Heavy libraries are imported where they are used (issue 12), so a stage's imports hide in functions."""
+    copy = tmp_path / "digest"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "templates"))
+    (copy / "parse.py").write_text(
+        (copy / "parse.py").read_text() + "\n\ndef _late() -> None:\n    from digest.store import Store\n"
+    )
+    (copy / "compose.py").write_text(
+        (copy / "compose.py").read_text() + "\nif TYPE_CHECKING:\n    from .render import Renderer\n"
+    )
+    problems = contract_violations(copy)
+    assert any(p.startswith("parse.py imports ['store']") for p in problems), problems
+    assert any(p.startswith("compose.py imports ['render']") for p in problems), problems
+    assert len(problems) == 2, problems

@@ -213,3 +213,15 @@ def test_db_upgrade_refuses_while_a_daemon_is_running_on_the_database(empty_data
     refused = cli(config, "db", "upgrade")
     assert refused.returncode == 1 and "host-a:1234" in refused.stderr and "Stop it" in refused.stderr
     assert cli(config, "db", "current").stdout.startswith("0001")  # nothing was changed
+
+
+def test_head_is_named_by_the_newest_file_as_alembic_reads_the_scripts() -> None:
+    """The store compares a database with head() on every open without importing Alembic (issue 12),
+    so head() reads versions/NNNN_what.py names: each must hold revision NNNN, revising the one before."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(migrations.HERE))
+    assert migrations.head() == script.get_current_head()
+    chain = list(reversed(list(script.walk_revisions())))
+    assert [Path(r.path).name.partition("_")[0] for r in chain] == [r.revision for r in chain]
+    assert [r.down_revision for r in chain] == [None, *(r.revision for r in chain[:-1])]

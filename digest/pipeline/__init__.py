@@ -6,7 +6,32 @@ send: store.read -> compose -> render -> deliver -> mark  (pipeline.send)
 
 from __future__ import annotations
 
-from digest.pipeline.poll import poll_feeds, poll_once
-from digest.pipeline.send import SendReport, build_edition, preview, send_day, send_edition
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from digest.pipeline.poll import poll_feeds, poll_once
+    from digest.pipeline.send import SendReport, build_edition, preview, send_day, send_edition
 
 __all__ = ["SendReport", "build_edition", "poll_feeds", "poll_once", "preview", "send_day", "send_edition"]
+
+# Each name is imported from its module on first use (PEP 562): `digest poll` then never loads the
+# send side's libraries (Jinja2, css-inline, Babel, DKIM, aiosmtplib), a quarter of its start-up.
+_HOME = {
+    "poll_feeds": "poll",
+    "poll_once": "poll",
+    "SendReport": "send",
+    "build_edition": "send",
+    "preview": "send",
+    "send_day": "send",
+    "send_edition": "send",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event, insert, select, update
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine.url import make_url
@@ -151,6 +150,8 @@ class StoreBase:
 
     def upgrade_schema(self) -> tuple[str | None, str]:
         """`digest db upgrade`: (revision before, revision after); nothing happens at head."""
+        from alembic.util.exc import CommandError  # only an upgrade needs Alembic (digest/migrations)
+
         try:
             return migrations.upgrade(self.engine)
         except CommandError as exc:  # alembic_version names a revision these scripts do not have
