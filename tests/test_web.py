@@ -26,8 +26,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import unused_port
-from outboxes import claim, record
 from smtpservers import SmtpServer
+from storepaths import claim, record, store_items
 
 from digest import config as cfg
 from digest import tokens
@@ -114,7 +114,7 @@ def add_news(store: Store, *, at: datetime, prefix: str, world: int = WORLD_STOR
         )
         for i in range(sport)
     ]
-    store.upsert_items(feed.id, items, now=at)
+    store_items(store, feed.id, items, now=at)
 
 
 @dataclasses.dataclass
