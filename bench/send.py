@@ -47,7 +47,7 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from digest import config as cfg
-from digest.model import PLACEHOLDER_PREFERENCES_URL, PLACEHOLDER_UNSUBSCRIBE_URL, ParsedItem
+from digest.model import PLACEHOLDER_PREFERENCES_URL, PLACEHOLDER_UNSUBSCRIBE_URL, ParsedItem, PollRecord
 from digest.store import Store
 from digest.store import schema as t
 
@@ -128,7 +128,8 @@ def populate(config: Path, subscribers: int, seed: int = 1, mix: str = "default"
                     content_hash=f"h{n}.{i}",
                 )
             )
-        store.upsert_items(feed.id, items, now=NOW - timedelta(hours=1))
+        with store.poll_writer() as writer:  # as a poll writes them
+            writer.record([PollRecord(feed.id, NOW - timedelta(hours=1), 200, 0, None, NOW, items=tuple(items))])
     pairs = set()
     batch = []
     for i in range(subscribers):
@@ -244,7 +245,7 @@ async def naive(config: Path, limit: int) -> int:
     import aiosmtplib
 
     from digest.compose import build_stories, compose
-    from digest.pipeline.send import compose_options, edition_url, make_renderer
+    from digest.pipeline.mailer import compose_options, edition_url, make_renderer
 
     settings = cfg.load(config)
     store = Store(settings.database_url)
