@@ -45,6 +45,7 @@ import heapq
 import math
 import re
 import unicodedata
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ NUMBER_MISMATCH = 0.5  # both give figures and none agree: another quake, anothe
 NAME_MISMATCH = 0.75  # both name someone or somewhere and no name is shared
 
 _RARE_WORDS_OR_NAME = 3  # rare words two stories must share unless they share a rare name or figure
+_ENTRY_CACHE = 262144  # tokens remembered per language
 _BLOCK_LIMIT = 60  # items sharing a pair of rare features beyond this are a subject, not a story
 _ANCHORS_ACROSS = 1  # names or figures two languages must share (rare ones, with the names cosine)
 
@@ -134,8 +136,8 @@ def title_shingles(title: str) -> frozenset[str]:
 
 def _is_title_case(tokens: list[str]) -> bool:
     # "Putin Led a Complex Cyberattack Scheme": capitals there mark a style, not names.
-    long_words = [t for t in tokens if len(t) > 3 and not t[0].isdigit()]
-    return len(long_words) >= 3 and sum(t[0].isupper() for t in long_words) >= 0.8 * len(long_words)
+    initials = "".join([t[0] for t in tokens if len(t) > 3 and not t[0].isdigit()])  # comprehensions: C loops
+    return len(initials) >= 3 and sum(map(str.isupper, initials)) >= 0.8 * len(initials)
 
 
 @lru_cache(maxsize=65536)
@@ -170,7 +172,6 @@ def _token_features(token: str, lang: str) -> tuple[tuple[str, float, bool], ...
     return (("w:" + form, 1.0, token[0].isupper()),)
 
 
-@lru_cache(maxsize=262144)
 def _token_entry(token: str, lang: str) -> tuple[tuple[tuple[str, float, bool], ...], str | None, bool]:
     """A token's features, its name key when written like a name (None otherwise), and whether it is
     a short acronym (a name wherever it stands): what `_add_text` needs of it, worked out once."""
@@ -180,19 +181,52 @@ def _token_entry(token: str, lang: str) -> tuple[tuple[tuple[str, float, bool], 
     return feats, None, False
 
 
+_Entry = tuple[tuple[tuple[str, float, bool], ...], str | None, bool]
+# Per language, token -> what `_add_text` needs of it, worked out once: a plain word (one feature at
+# weight 1, no capital, no name; "" for a stopword) in the first dict, any other in the second.
+_PLAIN: dict[str, dict[str, str]] = {}
+_ENTRIES: dict[str, dict[str, _Entry]] = {}
+
+
+def _entries(lang: str) -> tuple[dict[str, str], dict[str, _Entry]]:
+    plain, entries = _PLAIN.get(lang), _ENTRIES.get(lang)
+    if plain is None or entries is None or len(plain) + len(entries) > _ENTRY_CACHE:
+        plain, entries = _PLAIN[lang], _ENTRIES[lang] = {}, {}  # a long-running daemon must not grow them forever
+    return plain, entries
+
+
 def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: str, weight: float) -> None:
     """Add one text's features at `weight` (a feature keeps its largest weight).
 
     `capitals` collects the word features of capitalised tokens: what is left are the event words.
     """
     text = unicodedata.normalize("NFKC", text)
-    tokens = words.tokens(text)
+    tokens = words.tokens_of_normalised(text)
     title_case = _is_title_case(tokens)
     starts = set(_SENTENCE_START.findall(text))  # sentence starts are capitalised whatever the word
     name_weight = weight * NAME_WEIGHT
     get = features.get
+    plain, entries = _entries(lang)
     for token in dict.fromkeys(tokens):  # a repeated word adds nothing: features keep their largest weight
-        feats, key, acronym = _token_entry(token, lang)
+        feature = plain.get(token)
+        if feature is not None:  # most tokens: one pass through this loop is all they cost
+            if feature and weight > get(feature, 0.0):
+                features[feature] = weight
+            continue
+        entry = entries.get(token)
+        if entry is None:
+            entry = _token_entry(token, lang)
+            feats, key, _ = entry
+            if key is None and not feats:
+                plain[token] = ""
+                continue
+            if key is None and len(feats) == 1 and feats[0][1] == 1.0 and not feats[0][2]:
+                plain[token] = feats[0][0]
+                if weight > get(feats[0][0], 0.0):
+                    features[feats[0][0]] = weight
+                continue
+            entries[token] = entry
+        feats, key, acronym = entry
         for feature, factor, capital in feats:
             w = weight * factor
             if w > get(feature, 0.0):
@@ -224,7 +258,7 @@ def _profile(item: ClusterInput) -> _Profile:
     if summary:
         _add_text(features, capitals, summary, lang, SUMMARY_WEIGHT)
     _add_text(features, capitals, item.title, lang, TITLE_WEIGHT)
-    events = frozenset(f for f in features if f[0] == "w" and f not in capitals)
+    events = frozenset([f for f in features if f[0] == "w" and f not in capitals])  # a list: no generator
     return _Profile(lang, features, events)
 
 
@@ -235,7 +269,7 @@ def _weak_number(feature: str) -> bool:
 
 
 def _unit(vec: dict[str, float]) -> dict[str, float]:
-    norm = math.sqrt(sum([v * v for v in vec.values()])) or 1.0  # a list: cheaper than a generator
+    norm = math.hypot(*vec.values()) or 1.0
     return {f: v / norm for f, v in vec.items()}
 
 
@@ -281,23 +315,18 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
                 boilerplate[source] = {f for f, k in counts.items() if k >= limit and k > 2}
     idf = {f: math.log((n + 1) / (k + 0.5)) if use_idf else 1.0 for f, k in df.items()}
     word_vectors, name_vectors = [], []
-    for item, p in zip(items, profiles, strict=True):
-        drop = boilerplate.get(item.source, ())
-        wv: dict[str, float] = {}  # words and numbers
-        nv: dict[str, float] = {}  # names and numbers
-        for f, w in p.features.items():  # one pass: this runs for every feature of every item
-            if f in drop:
-                continue
-            w *= idf[f]
-            kind = f[0]
-            if kind == "w":
-                wv[f] = w
-            elif kind == "n":
-                nv[f] = w
-            else:
-                wv[f] = nv[f] = w
-        word_vectors.append(_unit(wv))
-        name_vectors.append(_unit(nv))
+    hypot = math.hypot
+    for item, p in zip(items, profiles, strict=True):  # this runs for every feature of every item
+        drop = boilerplate.get(item.source)
+        if drop:
+            weighed = {f: w * idf[f] for f, w in p.features.items() if f not in drop}
+        else:
+            weighed = {f: w * idf[f] for f, w in p.features.items()}
+        # Words and numbers; names and numbers. Each a unit vector.
+        norm = hypot(*[w for f, w in weighed.items() if f[0] != "n"]) or 1.0
+        word_vectors.append({f: w / norm for f, w in weighed.items() if f[0] != "n"})
+        norm = hypot(*[w for f, w in weighed.items() if f[0] != "w"]) or 1.0
+        name_vectors.append({f: w / norm for f, w in weighed.items() if f[0] != "w"})
     # In a handful of items no feature is common: every shared one counts.
     rare_limit = max(3.0, math.sqrt(n)) if use_idf else float(n)
     rare = frozenset(f for f, k in df.items() if k <= rare_limit and not _weak_number(f))
@@ -457,23 +486,29 @@ def _candidates(batch: _Batch) -> dict[int, list[int]]:
     signatures: list[list[int]] = []
     postings: dict[int, list[int]] = defaultdict(list)  # feature -> items with it in their signature
     for rank, (wv, nv) in enumerate(zip(batch.words, batch.names, strict=True)):
-        signature = sorted({k for f in (*wv, *nv) if (k := place.get(f)) is not None})[:SIGNATURE]
+        found = wv.keys() & place.keys()  # set operations in C: this runs for every feature of every item
+        found |= nv.keys() & place.keys()
+        signature = sorted(map(place.__getitem__, found))[:SIGNATURE]
         for k in signature:
             postings[k].append(rank)
         signatures.append(signature)
     # Two items share a pair of signature features when they meet in two postings: counting them item
     # by item costs the postings' lengths, not one list per pair of features. A feature in the
     # signatures of more than `_BLOCK_LIMIT` items is a subject, not a story: it does not block.
-    neighbours: dict[int, list[int]] = {}
+    # Postings are in rank order: each item counts only the later items of its lists (a pair is found
+    # once, from its earlier item) and the pair is recorded for both.
+    neighbours: dict[int, list[int]] = defaultdict(list)
     for rank, signature in enumerate(signatures):
-        lists = [p for k in signature if len(p := postings[k]) <= _BLOCK_LIMIT and len(p) > 1]
+        lists = [p[bisect_right(p, rank) :] for k in signature if 1 < len(p := postings[k]) <= _BLOCK_LIMIT]
         if len(lists) < 2:
             continue
         counts = Counter(chain.from_iterable(lists))
-        near = [other for other, shared in counts.items() if shared > 1 and other != rank]
+        near = [other for other, shared in counts.items() if shared > 1]
         if near:
-            neighbours[rank] = near
-    return neighbours
+            neighbours[rank].extend(near)
+            for other in near:
+                neighbours[other].append(rank)
+    return dict(neighbours)
 
 
 def cluster(items: Sequence[ClusterInput], *, threshold: float = DEFAULT_THRESHOLD) -> list[list[int]]:
@@ -530,9 +565,16 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
             rank = root[rank]
         return rank
 
+    near: dict[int, set[int]] = {}  # a story of several items -> its members' candidates
+
     def merge(keep: int, gone: int) -> None:
         root[gone] = keep
         stories[keep].absorb(stories.pop(gone))
+        mine = near.get(keep)
+        if mine is None:
+            mine = near[keep] = set(neighbours.get(keep, ()))
+        theirs = near.pop(gone, None)
+        mine.update(neighbours.get(gone, ()) if theirs is None else theirs)
 
     by_url: dict[str, int] = {}
     for rank, i in enumerate(order):
@@ -550,9 +592,11 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
         story = stories[sid]
         events, langs = story.rare_events, story.langs
         if len(story.ranks) == 1:
-            others = {find(x) for x in neighbours.get(sid, ())}
+            own = neighbours.get(sid, ())
+            # In the first pass a later item's root is never earlier than `sid`: filter before finding.
+            others = {find(x) for x in own if x > sid} if later_only else {find(x) for x in own}
         else:
-            others = {find(x) for member in story.ranks for x in neighbours.get(member, ())}
+            others = {find(x) for x in near[sid]}
         others.discard(sid)
         for other in others:  # the heap orders the pairs: the order they are scored in does not matter
             if later_only and other < sid:
