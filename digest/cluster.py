@@ -136,7 +136,8 @@ def title_shingles(title: str) -> frozenset[str]:
 
 def _is_title_case(tokens: list[str]) -> bool:
     # "Putin Led a Complex Cyberattack Scheme": capitals there mark a style, not names.
-    initials = "".join([t[0] for t in tokens if len(t) > 3 and not t[0].isdigit()])  # comprehensions: C loops
+    # Words of four letters or more (a number's first character is a digit, below every letter).
+    initials = "".join([t[0] for t in tokens if len(t) > 3 and t[0] > "9"])
     return len(initials) >= 3 and sum(map(str.isupper, initials)) >= 0.8 * len(initials)
 
 
@@ -146,7 +147,13 @@ def _name_key(token: str) -> str:
     return "n:" + (key if len(key) >= 3 else words.fold(token))
 
 
-_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+)[\"'«“‘(\[¿¡]*([^\W\d_]+)")
+_SENTENCE_END = re.compile(r"[.!?:;]\s+")
+_LEAD_WORD = re.compile(r"[\"'«“‘(\[¿¡]*([^\W\d_]+)")
+
+
+def _sentence_starts(text: str) -> set[str]:
+    """The first word of each sentence (and of the text): capitalised whatever the word."""
+    return {m.group(1) for part in _SENTENCE_END.split(text) if (m := _LEAD_WORD.match(part))}
 
 
 @lru_cache(maxsize=262144)
@@ -203,7 +210,7 @@ def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: s
     text = unicodedata.normalize("NFKC", text)
     tokens = words.tokens_of_normalised(text)
     title_case = _is_title_case(tokens)
-    starts = set(_SENTENCE_START.findall(text))  # sentence starts are capitalised whatever the word
+    starts = _sentence_starts(text)
     name_weight = weight * NAME_WEIGHT
     get = features.get
     plain, entries = _entries(lang)
@@ -274,9 +281,8 @@ def _unit(vec: dict[str, float]) -> dict[str, float]:
 
 
 def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
-    if len(a) > len(b):
-        a, b = b, a
-    return sum([v * b[f] for f, v in a.items() if f in b])
+    # The shared keys, found in C; fsum is exact, so the result does not depend on the set's order.
+    return math.fsum([a[f] * b[f] for f in a.keys() & b.keys()])
 
 
 @dataclass(slots=True)
@@ -597,6 +603,8 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
             others = {find(x) for x in own if x > sid} if later_only else {find(x) for x in own}
         else:
             others = {find(x) for x in near[sid]}
+            others.discard(sid)
+            near[sid] = others  # roots stand for their items from here on: the set shrinks as stories grow
         others.discard(sid)
         for other in others:  # the heap orders the pairs: the order they are scored in does not matter
             if later_only and other < sid:
