@@ -176,7 +176,20 @@ def _token_features(token: str, lang: str) -> tuple[tuple[str, float, bool], ...
     form = words.word_form(token, lang)
     if form is None:
         return ()
+    if lang == "en" and token[0].isupper():
+        form = _place_of(form)
     return (("w:" + form, 1.0, token[0].isupper()),)
+
+
+def _place_of(form: str) -> str:
+    """An English demonym's stem as its place's: 'russian' -> 'russia', 'syrian' -> 'syria', 'korean' ->
+    'korea', 'iraqi' -> 'iraq', 'pakistani' -> 'pakistan', so "Russian hackers" meets "Russia hacked".
+    Places that end so themselves (Iran, Taiwan) are left alone: only -ian, -ean and consonant + i."""
+    if len(form) > 5 and form.endswith(("ian", "ean")):
+        return form[:-1]
+    if len(form) > 4 and form[-1] == "i" and form[-2] not in "aeiouy":
+        return form[:-1]
+    return form
 
 
 def _token_entry(token: str, lang: str) -> tuple[tuple[tuple[str, float, bool], ...], str | None, bool]:
