@@ -251,7 +251,7 @@ def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: s
             w = weight * factor
             if w > get(feature, 0.0):
                 features[feature] = w
-            if capital:
+            if capital and not title_case:  # in "Hate Crime Charges Brought", capitals are a style
                 capitals.add(feature)
         if key is not None and (acronym or (not title_case and token not in starts)) and name_weight > get(key, 0.0):
             features[key] = name_weight

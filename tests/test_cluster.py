@@ -222,6 +222,18 @@ def test_an_outlets_follow_up_hours_later_joins_its_story_but_not_a_day_later_or
     ) == [45]
 
 
+def test_a_title_case_headline_still_says_what_happened() -> None:
+    # An outlet that capitalises every word ("Hate Crime Charges Brought") writes no event word in lower
+    # case: its capitals are a style, so its words count as what happened, as another outlet's do.
+    day = _unrelated_day(45)
+    items = [
+        *day,
+        Candidate("Hate Crime Charges Brought in Okonkwo Harbour Torture Case", "https://a.example/1", "times", at(0)),
+        Candidate("Okonkwo harbour: hate crime charges filed over torture", "https://b.example/1", "wire", at(90)),
+    ]
+    assert next(g for g in cluster(items) if 45 in g) == [45, 46]
+
+
 def test_items_far_apart_in_time_are_other_stories() -> None:
     title = "Earthquake of magnitude 7.1 strikes off coast of Peru"
     assert cluster([c(title, "wire", 0), c(title, "paper", 60 * 40)]) == [[0], [1]]
