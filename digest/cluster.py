@@ -7,11 +7,14 @@ into `Story` objects; nothing here knows about sections, subscribers or renderin
 What two items are compared on (`digest.words` makes the word forms):
 
 * **Words**: the title's and the summary's words, stemmed in the item's language (declared or
-  guessed) and folded to ASCII, without stopwords; a title word weighs twice a summary word.
+  guessed) and folded to ASCII, without stopwords; a title word weighs twice a summary word. An
+  English demonym is stemmed as its place ("Russian" as "Russia", `_place_of`).
 * **Numbers** ("43", "6.8"), weighed up: the death toll, the magnitude, the score.
 * **Names**: capitalised words that do not start a sentence, and acronyms, keyed by their consonant
   skeleton (`words.skeleton`), so "Trump" meets "Трамп" and "Lauderdale" meets "Лодердейл". Names
   and numbers are what two languages share, so they are how items in two languages are compared.
+  In a title-case headline ("Hate Crime Charges Brought") capitals are a style: its words are
+  neither names nor capitalised, so they count as event words (below) as another outlet's do.
 
 In a batch of `MIN_BATCH_FOR_IDF` items or more (an edition, not a pair), each feature is weighed
 by its inverse document frequency, and a feature found in most items of one source is that
