@@ -632,9 +632,31 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
                 a, b = min(sid, other), max(sid, other)
                 heapq.heappush(heap, (-score, a, b, stories[a].version, stories[b].version))
 
-    for sid in range(len(order)):
-        if sid in stories:
+    for sid in range(len(order)):  # the first pass: each pair once, from its earlier story
+        story = stories.get(sid)
+        if story is None:
+            continue
+        if len(story.ranks) > 1:
             push_pairs(sid, later_only=True)
+            continue
+        # A single item (nearly all of them): its later candidates are their own roots but for the few
+        # that share a URL, so the loop of push_pairs is inlined without its set and finds.
+        events, langs = story.rare_events, story.langs
+        for x in neighbours.get(sid, ()):
+            if x <= sid:
+                continue
+            theirs = stories.get(x)
+            if theirs is None:  # merged into an earlier item with its URL
+                other = find(x)
+                if other <= sid:
+                    continue
+                theirs = stories[other]
+            if events.isdisjoint(theirs.rare_events) and not langs.isdisjoint(theirs.langs):
+                continue
+            score = _merge_score(story, theirs, batch, threshold)
+            if score:
+                other = find(x)
+                heapq.heappush(heap, (-score, sid, other, story.version, theirs.version))
     while heap:
         _, a, b, va, vb = heapq.heappop(heap)
         if a not in stories or b not in stories or stories[a].version != va or stories[b].version != vb:
