@@ -125,6 +125,8 @@ def main() -> None:
         precision, recall = pair_scores(groups, labels)
         print(f"written as {len(set(labels))} stories; pairwise precision {precision:.3f}, recall {recall:.3f}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    # On a shared machine CPU time grows with the load (the other jobs share the cores' caches): say it.
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":

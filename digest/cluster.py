@@ -7,11 +7,14 @@ into `Story` objects; nothing here knows about sections, subscribers or renderin
 What two items are compared on (`digest.words` makes the word forms):
 
 * **Words**: the title's and the summary's words, stemmed in the item's language (declared or
-  guessed) and folded to ASCII, without stopwords; a title word weighs twice a summary word.
+  guessed) and folded to ASCII, without stopwords; a title word weighs twice a summary word. An
+  English demonym is stemmed as its place ("Russian" as "Russia", `_place_of`).
 * **Numbers** ("43", "6.8"), weighed up: the death toll, the magnitude, the score.
 * **Names**: capitalised words that do not start a sentence, and acronyms, keyed by their consonant
   skeleton (`words.skeleton`), so "Trump" meets "Трамп" and "Lauderdale" meets "Лодердейл". Names
   and numbers are what two languages share, so they are how items in two languages are compared.
+  In a title-case headline ("Hate Crime Charges Brought") capitals are a style: its words are
+  neither names nor capitalised, so they count as event words (below) as another outlet's do.
 
 In a batch of `MIN_BATCH_FOR_IDF` items or more (an edition, not a pair), each feature is weighed
 by its inverse document frequency, and a feature found in most items of one source is that
@@ -45,6 +48,7 @@ import heapq
 import math
 import re
 import unicodedata
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -80,6 +84,7 @@ NUMBER_MISMATCH = 0.5  # both give figures and none agree: another quake, anothe
 NAME_MISMATCH = 0.75  # both name someone or somewhere and no name is shared
 
 _RARE_WORDS_OR_NAME = 3  # rare words two stories must share unless they share a rare name or figure
+_ENTRY_CACHE = 262144  # tokens remembered per language
 _BLOCK_LIMIT = 60  # items sharing a pair of rare features beyond this are a subject, not a story
 _ANCHORS_ACROSS = 1  # names or figures two languages must share (rare ones, with the names cosine)
 
@@ -134,8 +139,9 @@ def title_shingles(title: str) -> frozenset[str]:
 
 def _is_title_case(tokens: list[str]) -> bool:
     # "Putin Led a Complex Cyberattack Scheme": capitals there mark a style, not names.
-    long_words = [t for t in tokens if len(t) > 3 and not t[0].isdigit()]
-    return len(long_words) >= 3 and sum(t[0].isupper() for t in long_words) >= 0.8 * len(long_words)
+    # Words of four letters or more (a number's first character is a digit, below every letter).
+    initials = "".join([t[0] for t in tokens if len(t) > 3 and t[0] > "9"])
+    return len(initials) >= 3 and sum(map(str.isupper, initials)) >= 0.8 * len(initials)
 
 
 @lru_cache(maxsize=65536)
@@ -144,7 +150,13 @@ def _name_key(token: str) -> str:
     return "n:" + (key if len(key) >= 3 else words.fold(token))
 
 
-_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+)[\"'«“‘(\[¿¡]*([^\W\d_]+)")
+_SENTENCE_END = re.compile(r"[.!?:;]\s+")
+_LEAD_WORD = re.compile(r"[\"'«“‘(\[¿¡]*([^\W\d_]+)")
+
+
+def _sentence_starts(text: str) -> set[str]:
+    """The first word of each sentence (and of the text): capitalised whatever the word."""
+    return {m.group(1) for part in _SENTENCE_END.split(text) if (m := _LEAD_WORD.match(part))}
 
 
 @lru_cache(maxsize=262144)
@@ -167,10 +179,21 @@ def _token_features(token: str, lang: str) -> tuple[tuple[str, float, bool], ...
     form = words.word_form(token, lang)
     if form is None:
         return ()
+    if lang == "en" and token[0].isupper():
+        form = _place_of(form)
     return (("w:" + form, 1.0, token[0].isupper()),)
 
 
-@lru_cache(maxsize=262144)
+def _place_of(form: str) -> str:
+    """An English demonym's stem as its place's: 'russian' -> 'russia', 'syrian' -> 'syria', 'korean' ->
+    'korea', so "Russian hackers" meets "Russia hacked". Only -ian and -ean: places that end in -an
+    themselves (Iran, Taiwan) are left alone, and dropping the -i of 'iraqi' or 'pakistani' also turned
+    names into common words ('Hindi' into 'hind') and cost precision on the bench's invented names."""
+    if len(form) > 5 and form.endswith(("ian", "ean")):
+        return form[:-1]
+    return form
+
+
 def _token_entry(token: str, lang: str) -> tuple[tuple[tuple[str, float, bool], ...], str | None, bool]:
     """A token's features, its name key when written like a name (None otherwise), and whether it is
     a short acronym (a name wherever it stands): what `_add_text` needs of it, worked out once."""
@@ -180,24 +203,57 @@ def _token_entry(token: str, lang: str) -> tuple[tuple[tuple[str, float, bool], 
     return feats, None, False
 
 
+_Entry = tuple[tuple[tuple[str, float, bool], ...], str | None, bool]
+# Per language, token -> what `_add_text` needs of it, worked out once: a plain word (one feature at
+# weight 1, no capital, no name; "" for a stopword) in the first dict, any other in the second.
+_PLAIN: dict[str, dict[str, str]] = {}
+_ENTRIES: dict[str, dict[str, _Entry]] = {}
+
+
+def _entries(lang: str) -> tuple[dict[str, str], dict[str, _Entry]]:
+    plain, entries = _PLAIN.get(lang), _ENTRIES.get(lang)
+    if plain is None or entries is None or len(plain) + len(entries) > _ENTRY_CACHE:
+        plain, entries = _PLAIN[lang], _ENTRIES[lang] = {}, {}  # a long-running daemon must not grow them forever
+    return plain, entries
+
+
 def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: str, weight: float) -> None:
     """Add one text's features at `weight` (a feature keeps its largest weight).
 
     `capitals` collects the word features of capitalised tokens: what is left are the event words.
     """
     text = unicodedata.normalize("NFKC", text)
-    tokens = words.tokens(text)
+    tokens = words.tokens_of_normalised(text)
     title_case = _is_title_case(tokens)
-    starts = set(_SENTENCE_START.findall(text))  # sentence starts are capitalised whatever the word
+    starts = _sentence_starts(text)
     name_weight = weight * NAME_WEIGHT
     get = features.get
+    plain, entries = _entries(lang)
     for token in dict.fromkeys(tokens):  # a repeated word adds nothing: features keep their largest weight
-        feats, key, acronym = _token_entry(token, lang)
+        feature = plain.get(token)
+        if feature is not None:  # most tokens: one pass through this loop is all they cost
+            if feature and weight > get(feature, 0.0):
+                features[feature] = weight
+            continue
+        entry = entries.get(token)
+        if entry is None:
+            entry = _token_entry(token, lang)
+            feats, key, _ = entry
+            if key is None and not feats:
+                plain[token] = ""
+                continue
+            if key is None and len(feats) == 1 and feats[0][1] == 1.0 and not feats[0][2]:
+                plain[token] = feats[0][0]
+                if weight > get(feats[0][0], 0.0):
+                    features[feats[0][0]] = weight
+                continue
+            entries[token] = entry
+        feats, key, acronym = entry
         for feature, factor, capital in feats:
             w = weight * factor
             if w > get(feature, 0.0):
                 features[feature] = w
-            if capital:
+            if capital and not title_case:  # in "Hate Crime Charges Brought", capitals are a style
                 capitals.add(feature)
         if key is not None and (acronym or (not title_case and token not in starts)) and name_weight > get(key, 0.0):
             features[key] = name_weight
@@ -224,7 +280,7 @@ def _profile(item: ClusterInput) -> _Profile:
     if summary:
         _add_text(features, capitals, summary, lang, SUMMARY_WEIGHT)
     _add_text(features, capitals, item.title, lang, TITLE_WEIGHT)
-    events = frozenset(f for f in features if f[0] == "w" and f not in capitals)
+    events = frozenset([f for f in features if f[0] == "w" and f not in capitals])  # a list: no generator
     return _Profile(lang, features, events)
 
 
@@ -235,14 +291,13 @@ def _weak_number(feature: str) -> bool:
 
 
 def _unit(vec: dict[str, float]) -> dict[str, float]:
-    norm = math.sqrt(sum([v * v for v in vec.values()])) or 1.0  # a list: cheaper than a generator
+    norm = math.hypot(*vec.values()) or 1.0
     return {f: v / norm for f, v in vec.items()}
 
 
 def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
-    if len(a) > len(b):
-        a, b = b, a
-    return sum([v * b[f] for f, v in a.items() if f in b])
+    # The shared keys, found in C; fsum is exact, so the result does not depend on the set's order.
+    return math.fsum([a[f] * b[f] for f in a.keys() & b.keys()])
 
 
 @dataclass(slots=True)
@@ -281,23 +336,18 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
                 boilerplate[source] = {f for f, k in counts.items() if k >= limit and k > 2}
     idf = {f: math.log((n + 1) / (k + 0.5)) if use_idf else 1.0 for f, k in df.items()}
     word_vectors, name_vectors = [], []
-    for item, p in zip(items, profiles, strict=True):
-        drop = boilerplate.get(item.source, ())
-        wv: dict[str, float] = {}  # words and numbers
-        nv: dict[str, float] = {}  # names and numbers
-        for f, w in p.features.items():  # one pass: this runs for every feature of every item
-            if f in drop:
-                continue
-            w *= idf[f]
-            kind = f[0]
-            if kind == "w":
-                wv[f] = w
-            elif kind == "n":
-                nv[f] = w
-            else:
-                wv[f] = nv[f] = w
-        word_vectors.append(_unit(wv))
-        name_vectors.append(_unit(nv))
+    hypot = math.hypot
+    for item, p in zip(items, profiles, strict=True):  # this runs for every feature of every item
+        drop = boilerplate.get(item.source)
+        if drop:
+            weighed = {f: w * idf[f] for f, w in p.features.items() if f not in drop}
+        else:
+            weighed = {f: w * idf[f] for f, w in p.features.items()}
+        # Words and numbers; names and numbers. Each a unit vector.
+        norm = hypot(*[w for f, w in weighed.items() if f[0] != "n"]) or 1.0
+        word_vectors.append({f: w / norm for f, w in weighed.items() if f[0] != "n"})
+        norm = hypot(*[w for f, w in weighed.items() if f[0] != "w"]) or 1.0
+        name_vectors.append({f: w / norm for f, w in weighed.items() if f[0] != "w"})
     # In a handful of items no feature is common: every shared one counts.
     rare_limit = max(3.0, math.sqrt(n)) if use_idf else float(n)
     rare = frozenset(f for f, k in df.items() if k <= rare_limit and not _weak_number(f))
@@ -457,23 +507,29 @@ def _candidates(batch: _Batch) -> dict[int, list[int]]:
     signatures: list[list[int]] = []
     postings: dict[int, list[int]] = defaultdict(list)  # feature -> items with it in their signature
     for rank, (wv, nv) in enumerate(zip(batch.words, batch.names, strict=True)):
-        signature = sorted({k for f in (*wv, *nv) if (k := place.get(f)) is not None})[:SIGNATURE]
+        found = wv.keys() & place.keys()  # set operations in C: this runs for every feature of every item
+        found |= nv.keys() & place.keys()
+        signature = sorted(map(place.__getitem__, found))[:SIGNATURE]
         for k in signature:
             postings[k].append(rank)
         signatures.append(signature)
     # Two items share a pair of signature features when they meet in two postings: counting them item
     # by item costs the postings' lengths, not one list per pair of features. A feature in the
     # signatures of more than `_BLOCK_LIMIT` items is a subject, not a story: it does not block.
-    neighbours: dict[int, list[int]] = {}
+    # Postings are in rank order: each item counts only the later items of its lists (a pair is found
+    # once, from its earlier item) and the pair is recorded for both.
+    neighbours: dict[int, list[int]] = defaultdict(list)
     for rank, signature in enumerate(signatures):
-        lists = [p for k in signature if len(p := postings[k]) <= _BLOCK_LIMIT and len(p) > 1]
+        lists = [p[bisect_right(p, rank) :] for k in signature if 1 < len(p := postings[k]) <= _BLOCK_LIMIT]
         if len(lists) < 2:
             continue
         counts = Counter(chain.from_iterable(lists))
-        near = [other for other, shared in counts.items() if shared > 1 and other != rank]
+        near = [other for other, shared in counts.items() if shared > 1]
         if near:
-            neighbours[rank] = near
-    return neighbours
+            neighbours[rank].extend(near)
+            for other in near:
+                neighbours[other].append(rank)
+    return dict(neighbours)
 
 
 def cluster(items: Sequence[ClusterInput], *, threshold: float = DEFAULT_THRESHOLD) -> list[list[int]]:
@@ -530,9 +586,16 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
             rank = root[rank]
         return rank
 
+    near: dict[int, set[int]] = {}  # a story of several items -> its members' candidates
+
     def merge(keep: int, gone: int) -> None:
         root[gone] = keep
         stories[keep].absorb(stories.pop(gone))
+        mine = near.get(keep)
+        if mine is None:
+            mine = near[keep] = set(neighbours.get(keep, ()))
+        theirs = near.pop(gone, None)
+        mine.update(neighbours.get(gone, ()) if theirs is None else theirs)
 
     by_url: dict[str, int] = {}
     for rank, i in enumerate(order):
@@ -550,9 +613,13 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
         story = stories[sid]
         events, langs = story.rare_events, story.langs
         if len(story.ranks) == 1:
-            others = {find(x) for x in neighbours.get(sid, ())}
+            own = neighbours.get(sid, ())
+            # In the first pass a later item's root is never earlier than `sid`: filter before finding.
+            others = {find(x) for x in own if x > sid} if later_only else {find(x) for x in own}
         else:
-            others = {find(x) for member in story.ranks for x in neighbours.get(member, ())}
+            others = {find(x) for x in near[sid]}
+            others.discard(sid)
+            near[sid] = others  # roots stand for their items from here on: the set shrinks as stories grow
         others.discard(sid)
         for other in others:  # the heap orders the pairs: the order they are scored in does not matter
             if later_only and other < sid:
@@ -565,9 +632,31 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
                 a, b = min(sid, other), max(sid, other)
                 heapq.heappush(heap, (-score, a, b, stories[a].version, stories[b].version))
 
-    for sid in range(len(order)):
-        if sid in stories:
+    for sid in range(len(order)):  # the first pass: each pair once, from its earlier story
+        story = stories.get(sid)
+        if story is None:
+            continue
+        if len(story.ranks) > 1:
             push_pairs(sid, later_only=True)
+            continue
+        # A single item (nearly all of them): its later candidates are their own roots but for the few
+        # that share a URL, so the loop of push_pairs is inlined without its set and finds.
+        events, langs = story.rare_events, story.langs
+        for x in neighbours.get(sid, ()):
+            if x <= sid:
+                continue
+            theirs = stories.get(x)
+            if theirs is None:  # merged into an earlier item with its URL
+                other = find(x)
+                if other <= sid:
+                    continue
+                theirs = stories[other]
+            if events.isdisjoint(theirs.rare_events) and not langs.isdisjoint(theirs.langs):
+                continue
+            score = _merge_score(story, theirs, batch, threshold)
+            if score:
+                other = find(x)
+                heapq.heappush(heap, (-score, sid, other, story.version, theirs.version))
     while heap:
         _, a, b, va, vb = heapq.heappop(heap)
         if a not in stories or b not in stories or stories[a].version != va or stories[b].version != vb:

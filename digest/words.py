@@ -133,6 +133,11 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(unicodedata.normalize("NFKC", text))
 
 
+def tokens_of_normalised(text: str) -> list[str]:
+    """`tokens` of a text already in NFKC (normalising twice costs a pass over the text)."""
+    return _TOKEN.findall(text)
+
+
 def is_number(token: str) -> bool:
     return _NUMBER.fullmatch(token) is not None
 
@@ -168,12 +173,23 @@ def language_of(text: str, hint: str | None = None) -> str:
                 # Japanese mixes kanji with kana; any kana says Japanese rather than Chinese.
                 return "ja" if lang == "zh" and "ja" in scripts else lang
     found = set(_LATIN_WORD.findall(text.casefold()))
-    hits = {lang: len(found & STOPWORDS[lang]) for lang in _LATIN}
-    for word in found:  # spellings only one language uses (ç, ß, ñ, ã, -zione): worth two function words
-        for lang, points in _word_marks(word):
-            hits[lang] += points
-    best = max(_LATIN, key=lambda lang: hits[lang])  # the first of equals: "en" when nothing scores
-    return best if hits[best] else "en"
+    if unseen := found - _SEEN:
+        if len(_SEEN) > 262144:  # a long-running daemon must not grow them forever
+            _SEEN.clear()
+            _POINTS.clear()
+            _POINTFUL.clear()
+            unseen = found
+        _SEEN.update(unseen)
+        for word in unseen:
+            if said := _word_points(word):
+                _POINTS[word] = said
+                _POINTFUL.add(word)
+    hits = [0] * len(_LATIN)
+    for word in found & _POINTFUL:  # most words are neither function words nor marked: skip them in C
+        for k, points in _POINTS[word]:
+            hits[k] += points
+    best = max(range(len(_LATIN)), key=hits.__getitem__)  # the first of equals: "en" when nothing scores
+    return _LATIN[best] if hits[best] else "en"
 
 
 _LATIN = ("en", "fr", "de", "es", "it", "pt")
@@ -183,9 +199,20 @@ _NON_LATIN = re.compile("[^\\W\\d_\u0000-\u024f]")  # letters beyond Latin Exten
 _LATIN_WORD = re.compile(r"[^\W\d_]+")
 
 
-@lru_cache(maxsize=262144)
-def _word_marks(word: str) -> tuple[tuple[str, int], ...]:
-    return tuple((lang, 2) for lang in _LATIN if _MARKS[lang].search(word))
+_SEEN: set[str] = set()  # every word `language_of` has seen
+_POINTS: dict[str, tuple[tuple[int, int], ...]] = {}  # those that say something -> their `_word_points`
+_POINTFUL: set[str] = set()  # the keys of _POINTS, as a set (set operations in C)
+
+
+def _word_points(word: str) -> tuple[tuple[int, int], ...]:
+    """What a casefolded word says of each Latin-script language (by its place in `_LATIN`): a point
+    for a function word, two for a spelling only that language uses (ç, ß, ñ, ã, -zione)."""
+    points = []
+    for k, lang in enumerate(_LATIN):
+        p = (word in STOPWORDS[lang]) + (2 if _MARKS[lang].search(word) else 0)
+        if p:
+            points.append((k, p))
+    return tuple(points)
 
 
 @lru_cache(maxsize=4096)

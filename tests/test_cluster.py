@@ -103,6 +103,14 @@ def test_russian_case_endings_share_their_shingles() -> None:
     )
 
 
+def test_an_english_demonym_meets_its_place() -> None:
+    # "Russian hackers" and "Russia hacked" tell one thing; the stemmer keeps "russian" and "russia" apart.
+    assert similarity("Syrian army retakes Aleppo", "Syria army retakes Aleppo") == pytest.approx(1.0)
+    assert similarity("Korean exports fall in March", "Korea exports fall in March") == pytest.approx(1.0)
+    # A place that ends like a demonym is left alone: Taiwan is not "Taiwa", Iran not "Ira".
+    assert similarity("Taiwan protests", "Taiwa protests") < 1.0
+
+
 def test_chinese_and_japanese_are_compared_by_character_bigrams() -> None:
     assert {"央行", "下调"} <= title_shingles("央行下调存款准备金率")
     # Japanese particles (が, の, を) are not content
@@ -212,6 +220,18 @@ def test_an_outlets_follow_up_hours_later_joins_its_story_but_not_a_day_later_or
         "Okonkwo opens the city's new library",
         "The mayor opened the library on Tuesday, with a reading by local children.",
     ) == [45]
+
+
+def test_a_title_case_headline_still_says_what_happened() -> None:
+    # An outlet that capitalises every word ("Hate Crime Charges Brought") writes no event word in lower
+    # case: its capitals are a style, so its words count as what happened, as another outlet's do.
+    day = _unrelated_day(45)
+    items = [
+        *day,
+        Candidate("Hate Crime Charges Brought in Okonkwo Harbour Torture Case", "https://a.example/1", "times", at(0)),
+        Candidate("Okonkwo harbour: hate crime charges filed over torture", "https://b.example/1", "wire", at(90)),
+    ]
+    assert next(g for g in cluster(items) if 45 in g) == [45, 46]
 
 
 def test_items_far_apart_in_time_are_other_stories() -> None:
