@@ -481,9 +481,24 @@ async def _dry_run(app: App, day: date, folder: Path) -> None:
 @pass_app
 def run(app: App) -> None:
     """Run the daemon: poll feeds on their interval and send each edition at send_at."""
+    if app.store.many_workers:  # PostgreSQL: one worker plus the web app; more may join (issue 15)
+        from digest.worker import run_worker
+
+        run_async(run_worker(app.settings, app.store, clock=app.clock, web=True, log_setup=_logging_setup()))
+        return
     from digest.daemon import run_daemon
 
     run_async(run_daemon(app.settings, app.store, clock=app.clock, log_setup=_logging_setup()))
+
+
+@main.command()
+@click.option("--name", metavar="NAME", help="What claims and `digest status` call it (default: host:pid).")
+@pass_app
+def worker(app: App, name: str | None) -> None:
+    """Run one worker: poll due feeds, build due editions, send pending rows; any number share PostgreSQL."""
+    from digest.worker import run_worker
+
+    run_async(run_worker(app.settings, app.store, name=name, clock=app.clock, log_setup=_logging_setup()))
 
 
 @main.command()

@@ -1,0 +1,280 @@
+"""`digest worker`: one of any number of identical workers on one database; nobody leads (issue 15).
+
+A worker is the daemon (digest.daemon: the scheduler, the reconciler, the drain on SIGTERM) with
+three differences:
+
+- it registers in the `workers` table and heartbeats there; each heartbeat renews the leases of
+  what it holds. A worker that stops heartbeating (kill -9, a lost host) loses its claims when
+  their lease runs out on the database's clock, on whatever host it ran: nobody reads /proc;
+- it polls by claims (pipeline.claims): batches of due feeds, SKIP LOCKED, and the publisher
+  hosts' politeness kept in the database for all workers together;
+- on PostgreSQL there is no one-daemon lock: editions are built by whichever worker comes first
+  (their key is unique; the others find it built) and the outbox is claimed row by row.
+
+SQLite stays the single-worker default: there the worker also takes the one-daemon lock, so a
+second worker (or `digest run`) refuses, naming PostgreSQL.
+
+Clocks: the database's decides leases and liveness. A worker's own decides what is due; at start
+and on every heartbeat it is compared with the database's, and a worker more than
+[workers] max_clock_skew off refuses to start (or stops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
+
+from sqlalchemy.engine.url import make_url
+
+from digest import schedule
+from digest.clock import Clock
+from digest.config import Settings
+from digest.daemon import (
+    LOCK_NAME,
+    Daemon,
+    Ticks,
+    TransportFactory,
+    _install_signals,
+    acquire,
+    edition_due,
+    lock_clock,
+)
+from digest.deliver import SmtpTransport
+from digest.errors import DigestError, LockHeldError
+from digest.pipeline.claims import poll_claimed
+from digest.store import Store
+from digest.web import WebProcess
+
+log = logging.getLogger(__name__)
+
+STALE_AFTER = timedelta(seconds=60)  # a worker silent this long is gone (six missed heartbeats)
+LEASE = timedelta(seconds=90)  # feed claims; every heartbeat (10 s) renews them
+POLL_WAIT = timedelta(minutes=5)  # longest a due edition waits for other workers' polls
+
+
+def default_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _version() -> str:
+    try:
+        return version("digest")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree without install
+        return "unknown"
+
+
+class ClockSkewError(DigestError):
+    hint = "Synchronise this host's clock (NTP, e.g. `timedatectl set-ntp true`), or raise [workers] max_clock_skew."
+
+
+def check_skew(worker_now: datetime, database_now: datetime, *, bound: timedelta, where: str) -> float:
+    """The worker's clock minus the database's, in seconds; ClockSkewError beyond `bound`."""
+    skew = (worker_now - database_now).total_seconds()
+    if abs(skew) > bound.total_seconds():
+        raise ClockSkewError(
+            f"This worker's clock is {skew:+.1f} s off the clock of the database {where}, more than "
+            f"[workers] max_clock_skew ({bound.total_seconds():g} s): leases and editions would disagree."
+        )
+    return skew
+
+
+class Worker(Daemon):
+    """The daemon, registered as a worker and polling by claims."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        name: str,
+        clock: Clock,
+        stop: asyncio.Event,
+        grace: float,
+        ticks: Ticks,
+        transport_factory: TransportFactory,
+        locked: bool,
+    ) -> None:
+        super().__init__(
+            settings,
+            store,
+            clock=clock,
+            stop=stop,
+            grace=grace,
+            ticks=ticks,
+            holder=name,
+            transport_factory=transport_factory,
+        )
+        self.name, self.locked = name, locked
+        self.where = make_url(store.url).render_as_string(hide_password=True)
+
+    async def _heartbeat(self) -> None:
+        if self.locked:  # SQLite: the one-daemon lock too
+            await super()._heartbeat()
+        try:
+            before = self.clock()
+            db_now, registered = await asyncio.to_thread(
+                self.store.worker_heartbeat, self.name, worker_now=before, lease=LEASE
+            )
+            await asyncio.to_thread(self.store.forget_dead_workers, stale_after=STALE_AFTER)
+        except Exception as exc:  # a busy or unreachable database: the next beat retries
+            log.warning("worker=%s heartbeat failed: %s", self.name, exc)
+            return
+        if not registered:
+            log.error("worker=%s was taken for dead (missed heartbeats) and its claims freed; stopping", self.name)
+            self.stop.set()
+            return
+        if self.store.many_workers:
+            try:
+                check_skew(before, db_now, bound=self.settings.workers.max_clock_skew, where=self.where)
+            except ClockSkewError as exc:
+                log.error("worker=%s %s Stopping. %s", self.name, exc.message, exc.hint)
+                self.stop.set()
+
+    async def _reconcile(self) -> None:
+        # A worker's own poll may be over while others still poll their share: a due edition waits
+        # (up to POLL_WAIT) for every feed that was due at its instant, as the single daemon polls
+        # before its first reconcile, so the edition carries the news of that poll.
+        try:
+            waiting = await asyncio.to_thread(self._edition_waits_for_polls, self.clock())
+        except Exception as exc:
+            log.warning("worker=%s cannot tell whether polls are still running: %s", self.name, exc)
+            waiting = False
+        if not waiting:
+            await super()._reconcile()
+
+    def _edition_waits_for_polls(self, now: datetime) -> bool:
+        digest = self.settings.digest
+        for tz in self.store.timezones_in_use(digest.timezone):
+            last = self.store.last_edition(tz)
+            day = edition_due(now, digest, tz, last_day=last.day if last else None)
+            if day is None:
+                continue
+            instant = schedule.edition_instant(day, digest.send_at, tz)
+            if now - instant < POLL_WAIT and self.store.poll_lag(now=instant)[0]:
+                log.debug("edition=%s/%s waits for the feeds due at its time to be polled", day, tz)
+                return True
+        return False
+
+    async def _poll(self) -> None:
+        if self.stop.is_set():
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._polls.add(task)
+        try:
+            started = time.monotonic()
+            results = await poll_claimed(
+                settings=self.settings,
+                store=self.store,
+                clock=self.clock,
+                worker=self.name,
+                parser=self.parser,
+                lease=LEASE,
+                shared_hosts=self.store.many_workers,
+                stop=self.stop,
+            )
+            self.metrics.observe_poll(results, time.monotonic() - started)
+            if results:
+                log.info(
+                    "worker=%s poll: %d feeds, %d new items, %d failed",
+                    self.name,
+                    len(results),
+                    sum(r.new_items for r in results),
+                    sum(1 for r in results if r.error),
+                )
+        except asyncio.CancelledError:
+            if not self.stop.is_set():
+                raise
+            log.info("poll: interrupted by the stop; its feeds are free again")
+        except Exception:  # one bad cycle must not end the worker; the next tick tries again
+            log.exception("poll: the cycle failed")
+        finally:
+            self._polls.discard(task)
+
+
+def _register(settings: Settings, store: Store, name: str, clock: Clock, where: str) -> None:
+    """Refuse a clock too far off (PostgreSQL), a name in use, a second worker on SQLite; then register."""
+    if store.many_workers:
+        check_skew(clock(), store.database_now(), bound=settings.workers.max_clock_skew, where=where)
+    else:
+        try:
+            acquire(store, name, lock_clock())
+        except LockHeldError as exc:
+            raise LockHeldError(
+                f"{exc.message} SQLite takes one worker.",
+                hint='For several workers, use PostgreSQL: [digest] database = "postgresql+psycopg://user@host/db".',
+            ) from None
+    try:
+        store.register_worker(
+            name,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            version=_version(),
+            worker_now=clock(),
+            stale_after=STALE_AFTER,
+        )
+    except BaseException:
+        if not store.many_workers:
+            store.release_lock(LOCK_NAME, name)
+        raise
+
+
+async def run_worker(
+    settings: Settings,
+    store: Store,
+    *,
+    name: str | None = None,
+    clock: Clock,
+    web: bool = False,
+    stop: asyncio.Event | None = None,
+    grace: float = 30.0,
+    ticks: Ticks | None = None,
+    transport_factory: TransportFactory | None = None,
+    log_setup: Callable[[], None] | None = None,
+) -> None:
+    """Run one worker until SIGTERM/SIGINT (or `stop`); with `web`, the web app beside it (`digest run`)."""
+    name = name or default_name()
+    ticks = ticks or Ticks.from_env(os.environ)
+    stop = stop or asyncio.Event()
+    where = make_url(store.url).render_as_string(hide_password=True)
+    await asyncio.to_thread(_register, settings, store, name, clock, where)
+    worker = Worker(
+        settings,
+        store,
+        name=name,
+        clock=clock,
+        stop=stop,
+        grace=grace,
+        ticks=ticks,
+        transport_factory=transport_factory or (lambda: SmtpTransport(settings.smtp)),
+        locked=not store.many_workers,
+    )
+    log.info("worker started name=%s database=%s", name, where)
+    loop = asyncio.get_running_loop()
+    installed = _install_signals(loop, stop, worker)
+    app: WebProcess | None = None
+    try:
+        if web and settings.web.enabled:
+            app = await WebProcess(settings, clock=clock, setup=log_setup).start()
+        await worker.run()
+    finally:
+        if app is not None:
+            await app.stop()
+        await asyncio.to_thread(worker.parser.close)
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(store.unregister_worker, name)
+        if worker.locked and not worker.lock_lost:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(store.release_lock, LOCK_NAME, name)
+        log.info("worker stopped name=%s", name)
+    if worker.lock_lost:
+        raise LockHeldError(f"Another digest daemon took over the database {where}; this worker stopped.")
