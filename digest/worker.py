@@ -50,11 +50,11 @@ from digest.deliver import SmtpTransport
 from digest.errors import DigestError, LockHeldError
 from digest.pipeline.claims import poll_claimed
 from digest.store import Store
+from digest.store.workers import STALE_AFTER
 from digest.web import WebProcess
 
 log = logging.getLogger(__name__)
 
-STALE_AFTER = timedelta(seconds=60)  # a worker silent this long is gone (six missed heartbeats)
 LEASE = timedelta(seconds=90)  # feed claims; every heartbeat (10 s) renews them
 POLL_WAIT = timedelta(minutes=5)  # longest a due edition waits for other workers' polls
 

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -202,8 +202,8 @@ async def workers(
 
 
 async def until(
-    predicate: Callable[[], bool], what: str, timeout: float = 120.0, logs: list[WorkerProcess] = ()
-) -> None:  # type: ignore[assignment]
+    predicate: Callable[[], bool], what: str, timeout: float = 120.0, logs: Sequence[WorkerProcess] = ()
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -265,6 +265,12 @@ async def test_three_workers_share_feeds_and_subscribers_and_survive_a_kill_mid_
                     engine.dispose()
 
             await until(lambda: len(smtp.messages) >= n_subscribers // 5, "a fifth of the edition sent", logs=procs)
+            rc, status, err = await asyncio.to_thread(cli, config, "status")
+            assert rc == 0, err
+            assert "workers: 3 alive" in status, status
+            for name in ("w1", "w2", "w3"):
+                assert f"\n  {name} (" in status and "outbox rows; heartbeat" in status, status
+            assert "due work: " in status, status
             await until(w2_holds_rows, "w2 holding outbox rows", timeout=60, logs=procs)
             at_kill = len(smtp.messages)
             assert procs[1].proc is not None
@@ -421,10 +427,20 @@ async def test_a_second_worker_on_sqlite_refuses_naming_postgresql(tmp_path: Pat
             assert await first.stop() == 0, first.log
 
 
-def test_a_worker_whose_clock_is_off_beyond_the_bound_refuses(pg_url: str, tmp_path: Path) -> None:
+async def test_a_worker_whose_clock_is_off_beyond_the_bound_refuses(pg_url: str, tmp_path: Path) -> None:
     config = write_config(tmp_path, database=pg_url, feeds=[], subscribers=1, smtp_port=2525)
+    # Within the bound (10 s fast): it starts, and says how far off it is.
+    near = {"DIGEST_NOW": (datetime.now(UTC) + timedelta(seconds=10)).isoformat()}
+    async with workers(config, ["near"], env=near) as (ok,):
+        await until(lambda: any("worker started" in line for line in ok.lines), "the worker to start", logs=[ok])
+        rc, status, _ = await asyncio.to_thread(cli, config, "status")
+        assert rc == 0, status
+        # DIGEST_NOW starts the clock when the interpreter has started: a little under +10 s.
+        skew = float(status.split("clock ", 1)[1].split("s)", 1)[0])
+        assert 5 < skew <= 10.5, status
+        assert await ok.stop() == 0, ok.log
     skewed = (datetime.now(UTC) + timedelta(seconds=45)).isoformat()
-    rc, _, err = cli(config, "worker", "--name", "fast", env={"DIGEST_NOW": skewed})
+    rc, _, err = await asyncio.to_thread(cli, config, "worker", "--name", "fast", env={"DIGEST_NOW": skewed})
     assert rc == 1
     assert "clock is +4" in err and "max_clock_skew (30 s)" in err and "Traceback" not in err, err
     store = Store(pg_url)
@@ -432,3 +448,110 @@ def test_a_worker_whose_clock_is_off_beyond_the_bound_refuses(pg_url: str, tmp_p
         assert store.workers(stale_after=timedelta(seconds=60)) == []  # it never registered
     finally:
         store.close()
+
+
+# --------------------------------------------------------------------------- the store's part (both backends)
+
+
+def _feeds(store: Store, n: int) -> None:
+    from digest.model import FeedSpec
+
+    store.sync_feeds([FeedSpec(url=f"https://h{i % 3}.example.org/{i}.xml") for i in range(n)], now=datetime.now(UTC))
+
+
+def test_claimed_feeds_are_disjoint_and_lapse_with_their_lease(store: Store) -> None:
+    _feeds(store, 30)
+    store.register_worker(  # claims need no registration; `digest status` lists registered workers only
+        "a", host="h", pid=1, version="t", worker_now=datetime.now(UTC), stale_after=timedelta(seconds=60)
+    )
+    due = datetime.now(UTC) + timedelta(days=1)
+    a = store.claim_feeds("a", due_by=due, lease=timedelta(minutes=1), limit=20)
+    b = store.claim_feeds("b", due_by=due, lease=timedelta(minutes=1), limit=20)
+    assert len(a) == 20 and len(b) == 10 and not {f.id for f in a} & {f.id for f in b}
+    assert store.claim_feeds("b", due_by=due, lease=timedelta(minutes=1), limit=20) == []  # a's lease is live
+    assert {w.name: w.feeds for w in store.workers(stale_after=timedelta(seconds=60))} == {"a": 20}
+    # b's claims lapse (lease 0): a takes them; a's own stay a's.
+    assert store.release_feeds("b", [f.id for f in b]) == 10
+    short = store.claim_feeds("b", due_by=due, lease=timedelta(0), limit=20)
+    assert len(short) == 10
+    again = store.claim_feeds("a", due_by=due, lease=timedelta(minutes=1), limit=20)
+    assert {f.id for f in again} == {f.id for f in short}
+    # A worker that stops frees what it holds at once.
+    store.unregister_worker("a")
+    assert len(store.claim_feeds("b", due_by=due, lease=timedelta(minutes=1), limit=50)) == 30
+
+
+def test_a_worker_name_in_use_is_refused_and_sqlite_takes_one_worker(store: Store) -> None:
+    from digest.errors import LockHeldError
+
+    now = datetime.now(UTC)
+    store.register_worker("w", host="h", pid=1, version="t", worker_now=now, stale_after=timedelta(seconds=60))
+    with pytest.raises(LockHeldError, match="already running"):
+        store.register_worker("w", host="h", pid=2, version="t", worker_now=now, stale_after=timedelta(seconds=60))
+    if store.many_workers:
+        store.register_worker("v", host="h", pid=3, version="t", worker_now=now, stale_after=timedelta(seconds=60))
+        assert [w.name for w in store.workers(stale_after=timedelta(seconds=60)) if w.alive] == ["v", "w"]
+    else:
+        with pytest.raises(LockHeldError, match="SQLite takes one worker"):
+            store.register_worker("v", host="h", pid=3, version="t", worker_now=now, stale_after=timedelta(seconds=60))
+    # A silent worker is gone: a newcomer of the same name replaces it and inherits nothing.
+    assert store.forget_dead_workers(stale_after=timedelta(0)) != []
+    store.register_worker("w", host="h", pid=4, version="t", worker_now=now, stale_after=timedelta(seconds=60))
+
+
+def test_heartbeats_renew_leases_on_the_database_clock_and_report_the_skew(store: Store) -> None:
+    _feeds(store, 3)
+    store.register_worker(
+        "w", host="h", pid=1, version="t", worker_now=datetime.now(UTC), stale_after=timedelta(seconds=60)
+    )
+    store.claim_feeds("w", due_by=datetime.now(UTC), lease=timedelta(0), limit=10)
+    ahead = datetime.now(UTC) + timedelta(seconds=20)  # a worker clock 20 s fast changes no lease
+    db_now, registered = store.worker_heartbeat("w", worker_now=ahead, lease=timedelta(minutes=2))
+    assert registered
+    assert [f.id for f in store.claim_feeds("x", due_by=ahead, lease=timedelta(minutes=1), limit=10)] == []
+    (info,) = store.workers(stale_after=timedelta(seconds=60))
+    assert info.feeds == 3 and 19 < info.clock_skew < 21
+    assert abs((db_now - datetime.now(UTC)).total_seconds()) < 5
+    store.forget_dead_workers(stale_after=timedelta(0))
+    assert store.worker_heartbeat("w", worker_now=ahead, lease=timedelta(minutes=2))[1] is False
+
+
+def test_host_slots_cap_requests_in_flight_and_space_their_starts(store: Store) -> None:
+    interval, lease = timedelta(milliseconds=200), timedelta(minutes=1)
+    tickets = [
+        store.take_host_slot("news.example.org", worker=f"w{i}", per_host=2, interval=interval, lease=lease)
+        for i in range(3)
+    ]
+    first, second, third = tickets
+    assert first is not None and second is not None and third is None  # two slots, both taken
+    assert {first.slot, second.slot} == {0, 1}
+    assert (second.start_at - first.start_at) >= interval
+    assert store.take_host_slot("other.example.org", worker="w", per_host=2, interval=interval, lease=lease)
+    store.release_host_slot(first, worker="w0")
+    fourth = store.take_host_slot("news.example.org", worker="w3", per_host=2, interval=interval, lease=lease)
+    assert fourth is not None and fourth.slot == first.slot and fourth.start_at - second.start_at >= interval
+    # A slot whose holder died is free once its lease ran out.
+    gone = store.take_host_slot("slow.example.org", worker="dead", per_host=1, interval=interval, lease=timedelta(0))
+    assert gone is not None
+    assert store.take_host_slot("slow.example.org", worker="w", per_host=1, interval=interval, lease=lease)
+
+
+def test_concurrent_claims_on_postgresql_never_overlap(store: Store) -> None:
+    if not store.many_workers:
+        pytest.skip("SQLite has one writer; SKIP LOCKED is PostgreSQL's")
+    from concurrent.futures import ThreadPoolExecutor
+
+    _feeds(store, 300)
+    due = datetime.now(UTC) + timedelta(days=1)
+
+    def claim(name: str) -> list[int]:
+        got: list[int] = []
+        while batch := store.claim_feeds(name, due_by=due, lease=timedelta(minutes=1), limit=7):
+            got += [f.id for f in batch]
+        return got
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(claim, ["a", "b", "c", "d"]))
+    every = [i for r in results for i in r]
+    assert len(every) == len(set(every)) == 300
+    assert sum(1 for r in results if r) >= 2

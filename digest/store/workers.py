@@ -28,6 +28,8 @@ from digest.store.base import StoreBase
 from digest.store.editions import PENDING, SENDING
 from digest.store.feeds import _feed
 
+STALE_AFTER = timedelta(seconds=60)  # a worker silent this long is gone (six missed heartbeats)
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
