@@ -163,11 +163,19 @@ class EditionStore(StoreBase):
                     select(func.max(t.editions.c.cutoff)).where(t.editions.c.timezone == timezone)
                 ).scalar()
                 start = prev  # after a clock step back this window is empty, never doubled
-                edition_id = conn.execute(
-                    insert(t.editions).values(
+                # INSERT ... ON CONFLICT DO NOTHING on the edition's key: of several workers (or
+                # runs) building it at once, the first inserts it and the others get no row (on
+                # PostgreSQL they wait for the first's commit, then see its row): built exactly once.
+                edition_id = conn.scalar(
+                    _insert_new(conn)(t.editions)
+                    .values(
                         day=day, timezone=timezone, cutoff=cutoff, window_start=start, created_at=now, status="open"
                     )
-                ).inserted_primary_key[0]  # type: ignore[index]
+                    .on_conflict_do_nothing(index_elements=["day", "timezone"])
+                    .returning(t.editions.c.id)
+                )
+                if edition_id is None:
+                    raise _Raced()
                 cond = [t.items.c.first_seen <= cutoff]
                 if start is not None:
                     cond.append(t.items.c.first_seen > start)
@@ -193,7 +201,7 @@ class EditionStore(StoreBase):
                         ).where(t.subscribers.c.status == ACTIVE, tz_of == timezone),
                     )
                 )
-        except IntegrityError:
+        except (IntegrityError, _Raced):
             raced = self.get_edition(day=day, timezone=timezone)
             if raced is None:
                 raise
@@ -371,6 +379,21 @@ class EditionStore(StoreBase):
                 return False
             conn.execute(update(t.editions).where(t.editions.c.id == edition_id).values(status="complete"))
             return True
+
+
+class _Raced(Exception):
+    """Another process inserted the edition first: roll back, and return theirs."""
+
+
+def _insert_new(conn: Connection) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT DO NOTHING (both of ours do)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 # --------------------------------------------------------------------------- one sender's connection
