@@ -28,6 +28,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 
@@ -35,7 +36,7 @@ from sqlalchemy.engine.url import make_url
 
 from digest import schedule
 from digest.clock import Clock
-from digest.config import Settings
+from digest.config import Settings, SmtpSettings
 from digest.daemon import (
     LOCK_NAME,
     Daemon,
@@ -85,6 +86,12 @@ def check_skew(worker_now: datetime, database_now: datetime, *, bound: timedelta
     return skew
 
 
+def smtp_share(smtp: SmtpSettings, live: int) -> SmtpSettings:
+    """[smtp] for one of `live` workers: rate_limit is for all of them together, so each sends at
+    its share (counted at the last heartbeat, taken up by the next send pass)."""
+    return replace(smtp, rate_limit=smtp.rate_limit / max(live, 1)) if smtp.rate_limit else smtp
+
+
 class Worker(Daemon):
     """The daemon, registered as a worker and polling by claims."""
 
@@ -112,7 +119,11 @@ class Worker(Daemon):
             transport_factory=transport_factory,
         )
         self.name, self.locked = name, locked
+        self.live = 1  # workers alive, this one included (at the last heartbeat)
         self.where = make_url(store.url).render_as_string(hide_password=True)
+
+    def smtp_share(self) -> SmtpSettings:
+        return smtp_share(self.settings.smtp, self.live)
 
     async def _heartbeat(self) -> None:
         if self.locked:  # SQLite: the one-daemon lock too
@@ -123,6 +134,7 @@ class Worker(Daemon):
                 self.store.worker_heartbeat, self.name, worker_now=before, lease=LEASE
             )
             await asyncio.to_thread(self.store.forget_dead_workers, stale_after=STALE_AFTER)
+            self.live = await asyncio.to_thread(self.store.live_worker_count, stale_after=STALE_AFTER)
         except Exception as exc:  # a busy or unreachable database: the next beat retries
             log.warning("worker=%s heartbeat failed: %s", self.name, exc)
             return
@@ -150,6 +162,7 @@ class Worker(Daemon):
             await super()._reconcile()
 
     def _edition_waits_for_polls(self, now: datetime) -> bool:
+        self.live = self.store.live_worker_count(stale_after=STALE_AFTER)  # for this pass's SMTP share
         digest = self.settings.digest
         for tz in self.store.timezones_in_use(digest.timezone):
             last = self.store.last_edition(tz)
@@ -253,9 +266,10 @@ async def run_worker(
         stop=stop,
         grace=grace,
         ticks=ticks,
-        transport_factory=transport_factory or (lambda: SmtpTransport(settings.smtp)),
+        transport_factory=transport_factory or (lambda: SmtpTransport(worker.smtp_share())),
         locked=not store.many_workers,
     )
+    worker.live = await asyncio.to_thread(store.live_worker_count, stale_after=STALE_AFTER)
     log.info("worker started name=%s database=%s", name, where)
     loop = asyncio.get_running_loop()
     installed = _install_signals(loop, stop, worker)

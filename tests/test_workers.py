@@ -89,7 +89,7 @@ def write_config(
     smtp_port: int,
     send_at: str = "07:00",
     fetch: dict[str, str] | None = None,
-    extra: str = "",
+    smtp: dict[str, str] | None = None,
 ) -> Path:
     lines = [
         "[digest]",
@@ -104,9 +104,9 @@ def write_config(
         'sender = "Press Review <digest@example.org>"',
         "connections = 4",
         "timeout = 10",
+        *(f"{k} = {v}" for k, v in (smtp or {}).items()),
         "[fetch]",
         *(f"{k} = {v}" for k, v in (fetch or {}).items()),
-        extra,
     ]
     for url in feeds:
         lines += ["[[feeds]]", f'url = "{url}"']
@@ -321,27 +321,41 @@ async def test_three_workers_share_feeds_and_subscribers_and_survive_a_kill_mid_
 
 
 async def test_two_workers_started_at_the_editions_time_build_it_once(pg_url: str, tmp_path: Path) -> None:
+    n = 300
     async with FeedServer() as srv, SmtpServer() as smtp:
         urls = [srv.serve(f"/n{i}.xml", rss(3, f"n{i}")) for i in range(5)]
         config = write_config(
-            tmp_path, database=pg_url, feeds=urls, subscribers=40, smtp_port=smtp.port, send_at=send_at_now()
+            tmp_path,
+            database=pg_url,
+            feeds=urls,
+            subscribers=n,
+            smtp_port=smtp.port,
+            send_at=send_at_now(),
+            smtp={"rate_limit": "100"},  # for both workers together: 50 a second each
         )
         rc, _, err = await asyncio.to_thread(cli, config, "status")
         assert rc == 0, err
         async with workers(config, ["a", "b"]) as procs:
-            await until(lambda: len(smtp.messages) >= 40, "the edition sent", logs=procs)
+            await until(lambda: len(smtp.messages) >= n, "the edition sent", logs=procs)
             await asyncio.sleep(3 * float(TICK))  # more passes in which to build it again
             for p in procs:
                 assert await p.stop() == 0, p.log
     built = [p.name for p in procs if " built items=" in p.log]
     assert len(built) == 1, [p.log for p in procs]
+    arrivals = sorted(m.data_at for m in smtp.messages)
+    span = arrivals[-1] - arrivals[0]
+    senders = {
+        p.name: sum(int(line.split("sent=")[1].split()[0]) for line in p.lines if " sent=" in line) for p in procs
+    }
+    print(f"\n{n} messages from 2 workers with rate_limit 100/s in all: {span:.2f} s; sent {senders}")
+    assert span >= (n - 1) / 100 * 0.8, span  # each worker at its share; both at 100/s would take 1.5 s
     store = Store(pg_url)
     try:
         assert store.count_editions() == 1
-        assert store.delivery_counts() == {SENT: 40}
+        assert store.delivery_counts() == {SENT: n}
     finally:
         store.close()
-    assert sorted(len(ids) for ids in by_recipient(smtp.messages).values()) == [1] * 40
+    assert sorted(len(ids) for ids in by_recipient(smtp.messages).values()) == [1] * n
 
 
 # --------------------------------------------------------------------------- politeness across workers
@@ -555,3 +569,12 @@ def test_concurrent_claims_on_postgresql_never_overlap(store: Store) -> None:
     every = [i for r in results for i in r]
     assert len(every) == len(set(every)) == 300
     assert sum(1 for r in results if r) >= 2
+
+
+def test_the_smtp_rate_limit_is_shared_out_among_live_workers() -> None:
+    from digest.config import SmtpSettings
+    from digest.worker import smtp_share
+
+    assert smtp_share(SmtpSettings(rate_limit=30.0), 3).rate_limit == 10.0
+    assert smtp_share(SmtpSettings(rate_limit=30.0), 0).rate_limit == 30.0
+    assert smtp_share(SmtpSettings(rate_limit=0.0), 4).rate_limit == 0.0  # no limit stays no limit
