@@ -666,6 +666,12 @@ def db_upgrade(app: App) -> None:
                 f"A digest daemon ({holder[0]}) is running on this database; nothing was changed.",
                 hint="Stop it, run `digest db upgrade`, then start the daemon again.",
             )
+        live = store.live_worker_names() if store.schema_revision() is not None else []
+        if live:  # workers on PostgreSQL take no lock: they are in the workers table (issue 15)
+            raise StoreError(
+                f"digest workers ({', '.join(live)}) are running on this database; nothing was changed.",
+                hint="Stop them, run `digest db upgrade`, then start them again.",
+            )
         before, after = store.upgrade_schema()
     finally:
         store.close()

@@ -452,6 +452,9 @@ async def test_a_worker_whose_clock_is_off_beyond_the_bound_refuses(pg_url: str,
         # DIGEST_NOW starts the clock when the interpreter has started: a little under +10 s.
         skew = float(status.split("clock ", 1)[1].split("s)", 1)[0])
         assert 5 < skew <= 10.5, status
+        # Workers take no lock on PostgreSQL: `db upgrade` finds them in the registry.
+        rc, _, err = await asyncio.to_thread(cli, config, "db", "upgrade")
+        assert rc == 1 and "digest workers (near) are running" in err, err
         assert await ok.stop() == 0, ok.log
     skewed = (datetime.now(UTC) + timedelta(seconds=45)).isoformat()
     rc, _, err = await asyncio.to_thread(cli, config, "worker", "--name", "fast", env={"DIGEST_NOW": skewed})

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, delete, func, insert, inspect, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from digest.errors import LockHeldError
@@ -201,6 +201,15 @@ class WorkerStore(StoreBase):
                 )
                 or 0
             )
+
+    def live_worker_names(self) -> list[str]:
+        """The workers alive now; [] on a database older than the workers table (for `db upgrade`)."""
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("workers"):
+                return []
+            now = database_time(conn)
+            w = t.workers.c
+            return list(conn.scalars(select(w.name).where(w.heartbeat_at > now - STALE_AFTER).order_by(w.name)))
 
     def forget_dead_workers(self, *, stale_after: timedelta) -> list[str]:
         """Remove the rows of workers silent for longer than stale_after; free what they held."""
