@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,23 @@ def add_subscribers(url: str, n: int) -> None:
     store.close()
 
 
+def build(config: Path) -> None:
+    """Build today's edition now, its outbox rows held by a claim nobody renews until released."""
+    from zoneinfo import ZoneInfo
+
+    from digest import config as cfg
+    from digest.pipeline.send import build_edition
+
+    settings = cfg.load(config)
+    store = Store(settings.database_url)
+    now = datetime.now(UTC)
+    day = now.astimezone(ZoneInfo(settings.digest.timezone)).date()
+    build_edition(settings, store, day=day, timezone=settings.digest.timezone, now=now)
+    store.close()
+    parked = {"status": "sending", "worker": "parked", "lease_until": now + timedelta(days=1)}
+    execute(settings.database_url, sa.update(t.deliveries).values(**parked))
+
+
 class Load:
     """The database's work between start() and stop(): pg_stat_database, pg_stat_activity, CPU."""
 
@@ -251,8 +269,12 @@ class Load:
         return out
 
 
-def run_workers(config: Path, n: int, done: Any, timeout: float) -> list[dict[str, float]]:
-    """Start n workers, wait until done() is true, stop them; per worker: CPU s and peak RSS MB."""
+def run_workers(
+    config: Path, n: int, *, url: str, release: Callable[[], None], done: Callable[[], bool], timeout: float
+) -> tuple[list[dict[str, float]], dict[str, float]]:
+    """Start n workers; once all have registered (start-up over), release() the work and wait
+    until done(); stop them. Per worker: CPU seconds spent on the work and peak RSS in MB; and the
+    database's load meanwhile."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DIGEST_DAEMON_TICK": "1"}
     procs = [
         subprocess.Popen(
@@ -272,20 +294,34 @@ def run_workers(config: Path, n: int, done: Any, timeout: float) -> list[dict[st
             for i, p in enumerate(procs):
                 peak[i] = max(peak[i], sum(_rss_kib(q) for q in _tree(p.pid)))
 
+    def check(deadline: float) -> None:
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out")
+        for p in procs:
+            if p.poll() is not None:
+                raise SystemExit(f"a worker exited {p.returncode}: {p.stderr.read()[-3000:] if p.stderr else ''}")
+        time.sleep(0.2)
+
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     deadline = time.monotonic() + timeout
-    cpu = [0.0] * n
+    engine = sa.create_engine(url)
     try:
+        while True:
+            with engine.connect() as conn:
+                if (conn.scalar(sa.select(sa.func.count()).select_from(t.workers)) or 0) >= n:
+                    break
+            check(deadline)
+        time.sleep(3)  # their first (empty) passes
+        cpu0 = [sum(_cpu(q) for q in _tree(p.pid)) for p in procs]
+        load = Load(url).start()
+        release()
         while not done():
-            if time.monotonic() > deadline:
-                raise SystemExit("timed out")
-            for p in procs:
-                if p.poll() is not None:
-                    raise SystemExit(f"a worker exited {p.returncode}: {p.stderr.read()[-3000:] if p.stderr else ''}")
-            time.sleep(0.25)
-        cpu = [sum(_cpu(q) for q in _tree(p.pid)) for p in procs]
+            check(deadline)
+        cpu = [sum(_cpu(q) for q in _tree(p.pid)) - c for p, c in zip(procs, cpu0, strict=True)]
+        db = load.stop()
     finally:
+        engine.dispose()
         stop.set()
         sampler.join()
         for p in procs:
@@ -295,7 +331,14 @@ def run_workers(config: Path, n: int, done: Any, timeout: float) -> list[dict[st
                 p.wait(60)
             except subprocess.TimeoutExpired:
                 p.kill()
-    return [{"cpu": c, "rss_mb": k / 1024} for c, k in zip(cpu, peak, strict=True)]
+    return [{"cpu": c, "rss_mb": k / 1024} for c, k in zip(cpu, peak, strict=True)], db
+
+
+def execute(url: str, statement: Any) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(statement)
+    engine.dispose()
 
 
 def span(url: str, query: sa.Select[Any]) -> tuple[int, float]:
@@ -330,21 +373,33 @@ def one(base: str, n: int, args: argparse.Namespace, port: int, smtp_port: int) 
             polled = sa.select(sa.func.count(), sa.func.min(f.last_polled_at), sa.func.max(f.last_polled_at)).where(
                 f.last_polled_at.is_not(None)
             )
-            load = Load(url).start()
-            out["poll_workers"] = run_workers(
-                config, n, lambda: span(url, polled)[0] >= args.feeds, timeout=args.timeout
+            # Every feed due at once, released when the workers are up: start-up is not measured.
+            execute(url, sa.update(t.feeds).values(next_poll_at=datetime.now(UTC) + timedelta(days=1)))
+            out["poll_workers"], out["poll_db"] = run_workers(
+                config,
+                n,
+                url=url,
+                release=lambda: execute(url, sa.update(t.feeds).values(next_poll_at=None)),
+                done=lambda: span(url, polled)[0] >= args.feeds,
+                timeout=args.timeout,
             )
-            out["poll_db"] = load.stop()
             out["feeds"], out["poll_s"] = span(url, polled)
+            # The edition built here, its rows parked under a claim that is then lifted.
             add_subscribers(url, args.subscribers)
             config = write_config(folder, due=True, **cfg_args)
+            build(config)
             d = t.deliveries.c
             sent = sa.select(sa.func.count(), sa.func.min(d.sent_at), sa.func.max(d.sent_at)).where(d.status == "sent")
-            load = Load(url).start()
-            out["send_workers"] = run_workers(
-                config, n, lambda: span(url, sent)[0] >= args.subscribers, timeout=args.timeout
+            out["send_workers"], out["send_db"] = run_workers(
+                config,
+                n,
+                url=url,
+                release=lambda: execute(
+                    url, sa.update(t.deliveries).values(status="pending", worker=None, lease_until=None)
+                ),
+                done=lambda: span(url, sent)[0] >= args.subscribers,
+                timeout=args.timeout,
             )
-            out["send_db"] = load.stop()
             out["messages"], out["send_s"] = span(url, sent)
     finally:
         with admin.connect() as conn:

@@ -56,7 +56,9 @@ from digest.web import WebProcess
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=90)  # feed claims; every heartbeat (10 s) renews them
+# A worker is gone after six missed heartbeats (STALE_AFTER at the default 10 s); its leases,
+# renewed by every heartbeat, run nine. Both scale with the heartbeat (DIGEST_DAEMON_TICK in tests).
+STALE_BEATS, LEASE_BEATS = 6, 9
 POLL_WAIT = timedelta(minutes=5)  # longest a due edition waits for other workers' polls
 
 
@@ -120,6 +122,8 @@ class Worker(Daemon):
         )
         self.name, self.locked = name, locked
         self.live = 1  # workers alive, this one included (at the last heartbeat)
+        self.stale_after = timedelta(seconds=STALE_BEATS * ticks.heartbeat)
+        self.lease = timedelta(seconds=LEASE_BEATS * ticks.heartbeat)
         self.where = make_url(store.url).render_as_string(hide_password=True)
 
     def smtp_share(self) -> SmtpSettings:
@@ -131,13 +135,15 @@ class Worker(Daemon):
         try:
             before = self.clock()
             db_now, registered = await asyncio.to_thread(
-                self.store.worker_heartbeat, self.name, worker_now=before, lease=LEASE
+                self.store.worker_heartbeat, self.name, worker_now=before, lease=self.lease
             )
-            await asyncio.to_thread(self.store.forget_dead_workers, stale_after=STALE_AFTER)
-            self.live = await asyncio.to_thread(self.store.live_worker_count, stale_after=STALE_AFTER)
+            gone = await asyncio.to_thread(self.store.forget_dead_workers, stale_after=self.stale_after)
+            self.live = await asyncio.to_thread(self.store.live_worker_count, stale_after=self.stale_after)
         except Exception as exc:  # a busy or unreachable database: the next beat retries
             log.warning("worker=%s heartbeat failed: %s", self.name, exc)
             return
+        for name in gone:
+            log.warning("worker=%s missed its heartbeats: taken for gone, what it held is free again", name)
         if not registered:
             log.error("worker=%s was taken for dead (missed heartbeats) and its claims freed; stopping", self.name)
             self.stop.set()
@@ -162,7 +168,7 @@ class Worker(Daemon):
             await super()._reconcile()
 
     def _edition_waits_for_polls(self, now: datetime) -> bool:
-        self.live = self.store.live_worker_count(stale_after=STALE_AFTER)  # for this pass's SMTP share
+        self.live = self.store.live_worker_count(stale_after=self.stale_after)  # for this pass's SMTP share
         digest = self.settings.digest
         for tz in self.store.timezones_in_use(digest.timezone):
             last = self.store.last_edition(tz)
@@ -189,7 +195,7 @@ class Worker(Daemon):
                 clock=self.clock,
                 worker=self.name,
                 parser=self.parser,
-                lease=LEASE,
+                lease=self.lease,
                 shared_hosts=self.store.many_workers,
                 stop=self.stop,
             )
@@ -269,7 +275,7 @@ async def run_worker(
         transport_factory=transport_factory or (lambda: SmtpTransport(worker.smtp_share())),
         locked=not store.many_workers,
     )
-    worker.live = await asyncio.to_thread(store.live_worker_count, stale_after=STALE_AFTER)
+    worker.live = await asyncio.to_thread(store.live_worker_count, stale_after=worker.stale_after)
     log.info("worker started name=%s database=%s", name, where)
     loop = asyncio.get_running_loop()
     installed = _install_signals(loop, stop, worker)
