@@ -219,29 +219,32 @@ class Worker(Daemon):
 
 
 def _register(settings: Settings, store: Store, name: str, clock: Clock, where: str) -> None:
-    """Refuse a clock too far off (PostgreSQL), a name in use, a second worker on SQLite; then register."""
+    """Refuse a clock too far off (PostgreSQL), a name in use, a second worker on SQLite; then register.
+
+    On SQLite the worker also takes the one-daemon lock, after registering (so a refused name never
+    touches the lock of the live worker that has it), against a `digest run` daemon there."""
     if store.many_workers:
         check_skew(clock(), store.database_now(), bound=settings.workers.max_clock_skew, where=where)
-    else:
-        try:
-            acquire(store, name, lock_clock())
-        except LockHeldError as exc:
-            raise LockHeldError(
-                f"{exc.message} SQLite takes one worker.",
-                hint='For several workers, use PostgreSQL: [digest] database = "postgresql+psycopg://user@host/db".',
-            ) from None
+    store.register_worker(
+        name,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        version=_version(),
+        worker_now=clock(),
+        stale_after=STALE_AFTER,
+    )
+    if store.many_workers:
+        return
     try:
-        store.register_worker(
-            name,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            version=_version(),
-            worker_now=clock(),
-            stale_after=STALE_AFTER,
-        )
+        acquire(store, name, lock_clock())
+    except LockHeldError as exc:
+        store.unregister_worker(name)
+        raise LockHeldError(
+            f"{exc.message} SQLite takes one worker.",
+            hint='For several workers, use PostgreSQL: [digest] database = "postgresql+psycopg://user@host/db".',
+        ) from None
     except BaseException:
-        if not store.many_workers:
-            store.release_lock(LOCK_NAME, name)
+        store.unregister_worker(name)
         raise
 
 

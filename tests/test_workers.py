@@ -435,9 +435,11 @@ async def test_a_second_worker_on_sqlite_refuses_naming_postgresql(tmp_path: Pat
             rc, _, err = await asyncio.to_thread(cli, config, "worker", "--name", "second")
             assert rc == 1
             lines = [line for line in err.splitlines() if line.startswith(("error:", "  hint:"))]
-            assert lines[0].startswith("error: Another digest daemon (first)") and "SQLite takes one worker" in lines[0]
+            assert lines[0].startswith("error: Another digest worker (first)") and "SQLite takes one worker" in lines[0]
             assert "PostgreSQL" in lines[1], err
             assert "Traceback" not in err
+            rc, _, err = await asyncio.to_thread(cli, config, "run")  # nor a daemon beside it
+            assert rc == 1 and "Another digest daemon (first) holds the database" in err, err
             assert await first.stop() == 0, first.log
 
 
