@@ -122,8 +122,10 @@ class Worker(Daemon):
         )
         self.name, self.locked = name, locked
         self.live = 1  # workers alive, this one included (at the last heartbeat)
-        self.stale_after = timedelta(seconds=STALE_BEATS * ticks.heartbeat)
-        self.lease = timedelta(seconds=LEASE_BEATS * ticks.heartbeat)
+        # Never under 10 s: a busy machine may delay a beat or two, and a live worker taken for
+        # gone stops (its claims were handed to others).
+        self.stale_after = timedelta(seconds=max(STALE_BEATS * ticks.heartbeat, 10.0))
+        self.lease = timedelta(seconds=max(LEASE_BEATS * ticks.heartbeat, 15.0))
         self.where = make_url(store.url).render_as_string(hide_password=True)
 
     def smtp_share(self) -> SmtpSettings:

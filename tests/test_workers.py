@@ -132,7 +132,8 @@ def cli(config: Path, *args: str, env: dict[str, str] | None = None) -> tuple[in
 
 @dataclass
 class WorkerProcess:
-    """`python -m digest --config CFG -v worker --name NAME`, its stderr collected line by line."""
+    """`python -m digest --config CFG -v worker --name NAME` (`run` for the name "run"), its stderr
+    collected line by line."""
 
     config: Path
     name: str
@@ -150,9 +151,7 @@ class WorkerProcess:
             "--config",
             str(self.config),
             "-v",
-            "worker",
-            "--name",
-            self.name,
+            *(["run"] if self.name == "run" else ["worker", "--name", self.name]),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -454,6 +453,10 @@ async def test_a_worker_whose_clock_is_off_beyond_the_bound_refuses(pg_url: str,
         # DIGEST_NOW starts the clock when the interpreter has started: a little under +10 s.
         skew = float(status.split("clock ", 1)[1].split("s)", 1)[0])
         assert 5 < skew <= 10.5, status
+        # On PostgreSQL `digest run` is one more worker, beside it (no one-daemon lock).
+        async with workers(config, ["run"]) as (daemon,):
+            await until(lambda: "workers: 2 alive" in cli(config, "status")[1], "digest run to join", logs=[daemon])
+            assert await daemon.stop() == 0, daemon.log
         # Workers take no lock on PostgreSQL: `db upgrade` finds them in the registry.
         rc, _, err = await asyncio.to_thread(cli, config, "db", "upgrade")
         assert rc == 1 and "digest workers (near) are running" in err, err
