@@ -187,9 +187,9 @@ class WorkerProcess:
 
 @contextlib.asynccontextmanager
 async def workers(
-    config: Path, names: list[str], env: dict[str, str] | None = None
+    config: Path, names: list[str], env: dict[str, str] | None = None, envs: dict[str, dict[str, str]] | None = None
 ) -> AsyncIterator[list[WorkerProcess]]:
-    procs = [WorkerProcess(config, name, env or {}) for name in names]
+    procs = [WorkerProcess(config, name, {**(env or {}), **(envs or {}).get(name, {})}) for name in names]
     await asyncio.gather(*(p.start() for p in procs))
     try:
         yield procs
@@ -334,7 +334,10 @@ async def test_two_workers_started_at_the_editions_time_build_it_once(pg_url: st
         )
         rc, _, err = await asyncio.to_thread(cli, config, "status")
         assert rc == 0, err
-        async with workers(config, ["a", "b"]) as procs:
+        # b's clock runs 20 s ahead (within max_clock_skew): it finds the edition due first, yet
+        # neither doubles it nor takes a's claims (leases are on the database's clock).
+        ahead = {"b": {"DIGEST_NOW": (datetime.now(UTC) + timedelta(seconds=20)).isoformat()}}
+        async with workers(config, ["a", "b"], envs=ahead) as procs:
             await until(lambda: len(smtp.messages) >= n, "the edition sent", logs=procs)
             await asyncio.sleep(3 * float(TICK))  # more passes in which to build it again
             for p in procs:
