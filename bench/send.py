@@ -244,7 +244,7 @@ async def naive(config: Path, limit: int) -> int:
     import aiosmtplib
 
     from digest.compose import build_stories, compose
-    from digest.pipeline.send import compose_options, edition_url, make_renderer
+    from digest.pipeline.mailer import compose_options, edition_url, make_renderer
 
     settings = cfg.load(config)
     store = Store(settings.database_url)

@@ -295,7 +295,7 @@ def check_config(app: App) -> None:
 @pass_app
 def poll(app: App) -> None:
     """Poll every feed once and store new items."""
-    from digest.pipeline import poll_once
+    from digest.pipeline.poll import poll_once
 
     store = app.store
     total = len(store.list_feeds(active_only=True)) if sys.stderr.isatty() else 0  # only a progress bar needs it
@@ -332,7 +332,7 @@ def poll(app: App) -> None:
 @pass_app
 def preview(app: App, email: str, day: str | None, out: str | None) -> None:
     """Render a subscriber's edition without sending it."""
-    from digest.pipeline import preview as render_preview
+    from digest.pipeline.send import preview as render_preview
 
     store = app.store
     sub = store.get_subscriber(email=email)
@@ -389,7 +389,7 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
 
 async def _send(app: App, store: Store, day: date, workers: int) -> Any:
     from digest.deliver import SmtpTransport
-    from digest.pipeline.workers import send_day_in_workers
+    from digest.pipeline.send import send_day
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -404,7 +404,7 @@ async def _send(app: App, store: Store, day: date, workers: int) -> Any:
         loop.add_signal_handler(sig, on_signal)
     progress = asyncio.create_task(_send_progress(app, store, day)) if sys.stderr.isatty() else None
     try:
-        return await send_day_in_workers(
+        return await send_day(
             app.settings,
             store,
             day=day,
@@ -449,28 +449,9 @@ def _logging_setup() -> Callable[[], None]:
 
 async def _dry_run(app: App, day: date, folder: Path) -> None:
     """Render every subscriber's message into .eml files, touching no outbox row."""
-    from digest.deliver import Envelope, FileTransport
-    from digest.pipeline.send import draft_mailer
+    from digest.pipeline.send import dry_run
 
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DigestError(
-            f"Cannot create the folder {folder}: {exc.strerror or exc}.",
-            hint="Pass --dry-run a folder you can write to; nothing was sent or recorded.",
-        ) from exc
-    store, settings, now = app.store, app.settings, app.clock()
-    written = 0
-    async with FileTransport(folder) as transport:
-        for tz in store.timezones_in_use(settings.digest.timezone):
-            mailer = draft_mailer(settings, store, day=day, timezone=tz, now=now)
-            for sub in store.iter_subscribers():
-                template = mailer.template(sub.sections)
-                if (sub.timezone or settings.digest.timezone) != tz or template is None:
-                    continue
-                data = mailer.personalise(template, sub, now=now)
-                await transport.send(Envelope(key=sub.id, sender=settings.smtp.sender, recipient=sub.email, data=data))
-                written += 1
+    written = await dry_run(app.settings, app.store, day=day, now=app.clock(), folder=folder)
     click.echo(f"wrote {written} messages to {folder} (nothing was sent or recorded)")
 
 
@@ -840,7 +821,7 @@ def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
 
     For a stored item, the section each edition stored for it is shown: what its email used.
     """
-    from digest.pipeline.send import classify_item
+    from digest.pipeline.mailer import classify_item
     from digest.sections import classify
 
     stored = app.store.find_items(text.strip()) if not categories else []

@@ -1,9 +1,9 @@
 """The daemon (`digest run`): one process per database that polls feeds and sends each edition on time.
 
 Owns the APScheduler 3.x AsyncIOScheduler (started inside the running loop), the one-daemon lock
-and its heartbeat, signal handling, and the reconciler that asks "what is due now?". It holds no
-business logic: what is due is decided by digest.schedule from what our database says was sent;
-what a poll or a send does lives in digest.pipeline.
+and its heartbeat, and signal handling: timers and signals around the two jobs' façades. It holds
+no business logic: what is due and how it is sent is `pipeline.send` (`send_due`, with the same
+sending processes as `digest send`), what a poll does is `pipeline.poll`.
 
 APScheduler only wakes us up. Its jobs live in a MemoryJobStore: a persistent job store advances
 `next_run_time` when a job is handed to the executor, so a job killed mid-run is never re-run
@@ -27,7 +27,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.events import (
@@ -45,13 +45,13 @@ from sqlalchemy.engine.url import make_url
 
 from digest import schedule, unsubscribes
 from digest.clock import Clock
-from digest.config import DigestSettings, Settings
-from digest.deliver import SmtpTransport, Transport
+from digest.config import Settings
+from digest.deliver import SmtpTransport
 from digest.errors import ConfigError, DeliveryError, DigestError, LockHeldError, StoreError
 from digest.metrics import COUNTERS_SUFFIX, Metrics
-from digest.model import EditionRecord
-from digest.pipeline import SendReport, poll_once, send_day, send_edition
-from digest.pipeline.poll import parser_pool
+from digest.pipeline.poll import parser_pool, poll_once
+from digest.pipeline.send import NOTHING_DUE, Plan, SendReport, send_due
+from digest.pipeline.workers import TransportFactory
 from digest.store import Store
 from digest.web import WebProcess
 
@@ -61,12 +61,7 @@ LOCK_NAME = "daemon"
 STALE_AFTER = timedelta(seconds=60)  # six missed heartbeats: the holder is gone
 _HEARTBEAT = 10.0  # seconds between lock heartbeats
 TICK_ENV = "DIGEST_DAEMON_TICK"  # seconds between poll and reconcile passes (tests and rehearsals)
-# "Same local day" is checked on the date itself; this bound only has to exceed the longest local
-# day (25 h on a DST fall-back day) so that due_edition does not rule it out first.
-_SAME_DAY_BOUND = timedelta(hours=26)
 _SEND_BACKOFF = (timedelta(minutes=1), timedelta(minutes=30))  # after the SMTP server failed a whole run
-
-TransportFactory = Callable[[], Transport]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,124 +86,35 @@ class Ticks:
         return cls(poll=value, reconcile=value, heartbeat=min(value, _HEARTBEAT))
 
 
-# --------------------------------------------------------------------------- what is due (pure)
-
-
-def edition_due(now: datetime, digest: DigestSettings, tz: str, *, last_day: date | None) -> date | None:
-    """The edition day to build and send now in `tz`, or None (at most one: never a backlog, C2)."""
-    if digest.catch_up is None:  # default: a missed edition goes out only on its own local day (C1)
-        day = schedule.due_edition(now, digest.send_at, tz, last_day=last_day, catch_up=_SAME_DAY_BOUND)
-        return day if day is not None and day == schedule.local_day(now, tz) else None
-    return schedule.due_edition(now, digest.send_at, tz, last_day=last_day, catch_up=digest.catch_up)
-
-
-def still_fresh(now: datetime, digest: DigestSettings, tz: str, day: date) -> bool:
-    """Whether an unfinished edition may still be sent: the same staleness rule as a new one (F4)."""
-    if digest.catch_up is None:
-        return schedule.local_day(now, tz) == day
-    return now - schedule.edition_instant(day, digest.send_at, tz) <= digest.catch_up
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """One reconcile pass's decisions, read from the store."""
-
-    zones: tuple[str, ...]
-    new: tuple[tuple[str, date], ...]  # (time zone, day) editions to build and send
-    resume: tuple[EditionRecord, ...]  # open editions with rows whose (retry) time has come
-    stale: tuple[EditionRecord, ...]  # open editions with due rows, past their catch-up window
-
-
-def plan(settings: Settings, store: Store, now: datetime) -> Plan:
-    """Read what is due from the store (synchronous: call it through asyncio.to_thread)."""
-    digest = settings.digest
-    zones = tuple(store.timezones_in_use(digest.timezone))
-    new: list[tuple[str, date]] = []
-    for tz in zones:
-        last = store.last_edition(tz)
-        day = edition_due(now, digest, tz, last_day=last.day if last else None)
-        if day is not None:
-            new.append((tz, day))
-    resume: list[EditionRecord] = []
-    stale: list[EditionRecord] = []
-    for ed in reversed(store.list_editions(status="open")):  # oldest first
-        if next(iter(store.iter_deliveries(ed.id, now=now, batch=1)), None) is None:
-            continue  # nothing pending, or every pending row waits for its retry time
-        (resume if still_fresh(now, digest, ed.timezone, ed.day) else stale).append(ed)
-    return Plan(zones, tuple(new), tuple(resume), tuple(stale))
-
-
 # --------------------------------------------------------------------------- the reconciler
 
 
 @dataclass
 class Reconciler:
-    """Sends what `plan` says is due. Safe to run at any moment, any number of times (S7, C3)."""
+    """Runs the send job's `send_due` pass, one at a time (the periodic pass and an edition timer may
+    fire together). Safe to run at any moment, any number of times (S7, C3)."""
 
     settings: Settings
     store: Store
     clock: Clock
     transport_factory: TransportFactory
+    log_setup: Callable[[], None] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _warned_stale: set[int] = field(default_factory=set)
 
     async def run(self, *, stop: asyncio.Event | None = None) -> tuple[Plan, list[SendReport]]:
-        async with self._lock:  # the periodic pass and an edition timer may fire together
+        async with self._lock:
             if stop is not None and stop.is_set():  # stopped while waiting for the other pass
-                return Plan((), (), (), ()), []
-            now = self.clock()
-            todo = await asyncio.to_thread(plan, self.settings, self.store, now)
-            for ed in todo.stale:
-                if ed.id not in self._warned_stale:
-                    self._warned_stale.add(ed.id)
-                    log.warning(
-                        "edition=%s/%s has pending messages but is past its catch-up window; not sent "
-                        "(`digest send --date %s` sends them by hand)",
-                        ed.day,
-                        ed.timezone,
-                        ed.day,
-                    )
-            if not todo.new and not todo.resume:
-                log.debug("reconcile: nothing due")
-                return todo, []
-            reports: list[SendReport] = []
-            async with self.transport_factory() as transport:
-                for ed in todo.resume:
-                    if stop is not None and stop.is_set():
-                        break
-                    log.info("edition=%s/%s resuming its pending messages", ed.day, ed.timezone)
-                    reports.append(
-                        await send_edition(
-                            self.settings,
-                            self.store,
-                            ed,
-                            transport=transport,
-                            clock=self.clock,
-                            stop=stop,
-                            due_only=True,
-                        )
-                    )
-                for tz, day in todo.new:
-                    if stop is not None and stop.is_set():
-                        break
-                    late = now - schedule.edition_instant(day, self.settings.digest.send_at, tz)
-                    log.info(
-                        "edition=%s/%s due (send_at %s local, %s)",
-                        day,
-                        tz,
-                        self.settings.digest.send_at.strftime("%H:%M"),
-                        "on time" if late < timedelta(minutes=1) else f"catch-up, {_human(late)} late",
-                    )
-                    reports += await send_day(
-                        self.settings,
-                        self.store,
-                        day=day,
-                        transport=transport,
-                        clock=self.clock,
-                        stop=stop,
-                        timezones=[tz],
-                    )
-            return todo, reports
+                return NOTHING_DUE, []
+            return await send_due(
+                self.settings,
+                self.store,
+                clock=self.clock,
+                transport=self.transport_factory,
+                stop=stop,
+                setup=self.log_setup,
+                warned=self._warned_stale,
+            )
 
 
 def _human(delta: timedelta) -> str:
@@ -272,10 +178,11 @@ class Daemon:
         ticks: Ticks,
         holder: str,
         transport_factory: TransportFactory,
+        log_setup: Callable[[], None] | None = None,
     ) -> None:
         self.settings, self.store, self.clock, self.stop = settings, store, clock, stop
         self.grace, self.ticks, self.holder = grace, ticks, holder
-        self.reconciler = Reconciler(settings, store, clock, transport_factory)
+        self.reconciler = Reconciler(settings, store, clock, transport_factory, log_setup)
         self.scheduler = AsyncIOScheduler(
             timezone=UTC,
             # F3: these must be job_defaults; as scheduler kwargs they do nothing.
@@ -288,6 +195,7 @@ class Daemon:
         self._armed: dict[str, datetime] = {}
         self._zones: tuple[str, ...] = ()
         self._send_failures = 0
+        self._passes = 0  # reconcile passes completed
         self._send_paused_until: datetime | None = None
         # Served at /metrics by the web process when [web] enabled, through a file beside the database.
         self.metrics = Metrics(
@@ -409,6 +317,9 @@ class Daemon:
             await self._apply_kept_unsubscribes()
             started = time.monotonic()
             todo, reports = await self.reconciler.run(stop=self.stop)
+            self._passes += 1
+            if not reports:  # numbered, so the repeat filter lets each through (tests count them)
+                log.debug("reconcile pass %d: nothing due", self._passes)
             if reports:
                 self.metrics.observe_send(
                     built=sum(1 for r in reports if r.created),
@@ -552,7 +463,8 @@ async def run_daemon(
         grace=grace,
         ticks=ticks,
         holder=holder,
-        transport_factory=transport_factory or (lambda: SmtpTransport(settings.smtp)),
+        transport_factory=transport_factory or SmtpTransport,
+        log_setup=log_setup,
     )
     try:
         await asyncio.to_thread(acquire, store, holder, lock_clock())

@@ -255,3 +255,66 @@ class PollResult:
     error: str | None = None
     not_modified: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- what the jobs hand the store
+
+
+@dataclass(frozen=True, slots=True)
+class EditionWindow:
+    """The items an edition of one time zone would freeze: first seen in (start, until].
+
+    `start` is the previous edition's cut-off (None for the zone's first edition); the store
+    computes it, and `create_edition` checks it is still the window when the edition is inserted.
+    """
+
+    timezone: str
+    start: datetime | None
+    until: datetime
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EditionItem:
+    """One item an edition carries, in the section the rules gave it when the edition was built."""
+
+    item_id: int
+    section: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """What became of one claimed outbox row; the store writes many in one transaction."""
+
+    delivery_id: int
+    status: str  # sent, failed, skipped, or pending to be tried again at next_attempt_at
+    message_id: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    attempted: bool = True  # False: the message never went to the server (skipped, not counted)
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """What one poll changes on one feed. None in `etag`..`title` keeps what is stored, except
+    that `validators` (etag, Last-Modified) are replaced together whenever a body arrived."""
+
+    feed_id: int
+    polled_at: datetime
+    status: int | None  # the HTTP status; None when nothing answered
+    failures: int  # consecutive failed polls, this one included (0 after a success)
+    error: str | None
+    next_poll_at: datetime
+    gone: bool = False  # 410: stop polling it
+    validators: tuple[str | None, str | None] | None = None  # (etag, Last-Modified) of a body received
+    body_hash: str | None = None  # the hash of a body that was parsed
+    title: str | None = None  # the feed's title from that body
+    items: tuple[ParsedItem, ...] | None = None  # parsed from a new body; new ones are first seen at polled_at
+    moved_to: str | None = None  # a permanent redirect's target
+
+
+@dataclass(frozen=True, slots=True)
+class PollWritten:
+    new_items: int
+    updated_items: int
+    moved: bool  # the feed's URL is now PollRecord.moved_to

@@ -55,13 +55,12 @@ from digest.addresses import validate_email
 from digest.archive import ArchiveEntry, atom_feed, etag_for, etag_matches
 from digest.catalogue import builtin_templates_dir, load_translations
 from digest.clock import Clock
-from digest.compose import compose
 from digest.config import Settings, check_timezone
 from digest.errors import ConfigError, DigestError, StoreError
 from digest.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from digest.metrics import COUNTERS_SUFFIX, Metrics, health
 from digest.model import EditionRecord, Subscriber
-from digest.pipeline.send import compose_options, edition_stories, edition_url
+from digest.pipeline.send import EditionPages, edition_path, edition_url, zone_of_path
 from digest.pipeline.signup import confirmation_message, send_confirmation
 from digest.ratelimit import SlidingWindow
 from digest.render import Renderer
@@ -123,7 +122,7 @@ class Site:
     clock: Clock
     secrets: tuple[str, ...]  # newest first: tokens.key_ring
     pages: jinja2.Environment
-    renderer: Renderer
+    editions: EditionPages  # each edition page rendered once
     metrics: Metrics
     spool: Path  # unsubscribes kept while the database was busy (unsubscribes.py)
     legacy_link_max_id: int = 0  # row-id links of the release before public ids: good up to this id
@@ -560,33 +559,20 @@ async def save_preferences(request: web.Request) -> web.StreamResponse:
 # --------------------------------------------------------------------------- editions
 
 
-def edition_html(site: Site, edition: EditionRecord) -> str:
-    """The whole edition as a web page: what the email shows, with no section cut short.
+def edition_pages(
+    settings: Settings, store: Store, secrets: tuple[str, ...], pages: jinja2.Environment
+) -> EditionPages:
+    """The edition pages, each rendered once (pipeline.send.EditionPages): what the email shows,
+    with no section cut short, the same page for everyone (no subscriber's name, address or link)."""
 
-    The email caps each section and links "N more in <Section>" to this page's section anchor.
-    It is the same page for everyone: no subscriber's name, address or link is on it.
-    """
-    settings = site.settings
-    options = dataclasses.replace(compose_options(settings), max_per_section=sys.maxsize, max_per_source=sys.maxsize)
-    stories = edition_stories(settings, site.store, edition)  # clustered once, with the email's "Read also"
-    page = compose(
-        stories,
-        day=edition.day,
-        timezone=edition.timezone,
-        chosen=None,
-        options=options,
-        web_url=edition_url(settings, edition.day, edition.timezone, secret=site.newest_secret),
-    )
-    html = site.renderer.render(page, max_html_bytes=sys.maxsize).html  # a web page is never clipped
-    if site.settings.web.signup:  # the email's template has no sign-up link; the archive page gets one
-        label = site.pages.filters["translate"]("Subscribe")
-        link = f'<p class="note"><a href="{escape(_subscribe_url(site))}">{escape(label)}</a></p>'
-        html = html.replace("</main>", link + "</main>", 1) if "</main>" in html else html
-    return html
+    def with_signup(html: str) -> str:
+        if not settings.web.signup:  # the email's template has no sign-up link; the archive page gets one
+            return html
+        label = pages.filters["translate"]("Subscribe")
+        link = f'<p class="note"><a href="{escape(f"{settings.digest.base_url}/subscribe")}">{escape(label)}</a></p>'
+        return html.replace("</main>", link + "</main>", 1) if "</main>" in html else html
 
-
-def _edition_path(edition: EditionRecord) -> str:
-    return f"editions/{edition.timezone.replace('/', '~')}/{edition.day.isoformat()}"
+    return EditionPages(settings, store, renderer=_edition_renderer(settings), secret=secrets[0], decorate=with_signup)
 
 
 ARCHIVE_MAX_AGE = 300  # seconds a proxy or browser may keep an archive page without asking again
@@ -624,7 +610,7 @@ def _no_archive(site: Site) -> web.Response:
 
 async def edition_page(request: web.Request) -> web.StreamResponse:
     site = request.app[SITE]
-    zone = request.match_info["tz"].replace("~", "/")
+    zone = zone_of_path(request.match_info["tz"])
     text = request.match_info["day"]
     try:
         day = date.fromisoformat(text) if _DAY.fullmatch(text) else None
@@ -638,7 +624,7 @@ async def edition_page(request: web.Request) -> web.StreamResponse:
     edition = await asyncio.to_thread(site.store.get_edition, day=day, timezone=zone)
     if edition is None or not await asyncio.to_thread(_sent, site.store, edition):
         return _no_archive(site)
-    html = await asyncio.to_thread(edition_html, site, edition)
+    html = await asyncio.to_thread(site.editions.html, edition)
     # Frozen once built, and the same for every reader; private when it needs the key.
     return _cacheable(request, html.encode("utf-8"), "text/html; charset=utf-8", public=public)
 
@@ -651,7 +637,7 @@ async def index(request: web.Request) -> web.StreamResponse:
         )
     editions = await asyncio.to_thread(_sent_editions, site.store, EDITIONS_LISTED)
     lang = site.settings.digest.language
-    rows = [(format_date(e.day, "full", locale=lang), e.timezone, _edition_path(e)) for e in editions]
+    rows = [(format_date(e.day, "full", locale=lang), e.timezone, edition_path(e.day, e.timezone)) for e in editions]
     body = site.pages.get_template("index.html.j2").render(
         lang=lang,
         site_title=site.settings.digest.title,
@@ -922,13 +908,15 @@ def make_app(
     """
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
     clock = clock or (lambda: datetime.now(UTC))
+    secrets = site_secrets(settings, store)
+    pages = _pages(settings.digest.language)
     app[SITE] = Site(
         settings=settings,
         store=store,
         clock=clock,
-        secrets=site_secrets(settings, store),
-        pages=_pages(settings.digest.language),
-        renderer=_edition_renderer(settings),
+        secrets=secrets,
+        pages=pages,
+        editions=edition_pages(settings, store, secrets, pages),
         legacy_link_max_id=store.legacy_link_max_id(),
         metrics=metrics
         or Metrics(settings, store, clock=clock, counters_file=settings.beside_database(COUNTERS_SUFFIX)),

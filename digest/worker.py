@@ -28,7 +28,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 
@@ -37,19 +37,12 @@ from sqlalchemy.engine.url import make_url
 from digest import schedule
 from digest.clock import Clock
 from digest.config import Settings, SmtpSettings
-from digest.daemon import (
-    LOCK_NAME,
-    Daemon,
-    Ticks,
-    TransportFactory,
-    _install_signals,
-    acquire,
-    edition_due,
-    lock_clock,
-)
-from digest.deliver import SmtpTransport
+from digest.daemon import LOCK_NAME, Daemon, Ticks, _install_signals, acquire, lock_clock
+from digest.deliver import SmtpTransport, Transport
 from digest.errors import DigestError, LockHeldError
 from digest.pipeline.claims import poll_claimed
+from digest.pipeline.send import edition_due
+from digest.pipeline.workers import TransportFactory
 from digest.store import Store
 from digest.store.workers import STALE_AFTER
 from digest.web import WebProcess
@@ -88,6 +81,19 @@ def check_skew(worker_now: datetime, database_now: datetime, *, bound: timedelta
     return skew
 
 
+@dataclass(frozen=True)
+class SharedRate:
+    """The transport factory of a worker's send pass: each sending process's [smtp] (already its
+    share of the run) divided again among the live workers. Picklable: the sending processes are
+    spawned with it."""
+
+    live: int
+    make: TransportFactory = SmtpTransport
+
+    def __call__(self, smtp: SmtpSettings) -> Transport:
+        return self.make(smtp_share(smtp, self.live))
+
+
 def smtp_share(smtp: SmtpSettings, live: int) -> SmtpSettings:
     """[smtp] for one of `live` workers: rate_limit is for all of them together, so each sends at
     its share (counted at the last heartbeat, taken up by the next send pass)."""
@@ -109,6 +115,7 @@ class Worker(Daemon):
         ticks: Ticks,
         transport_factory: TransportFactory,
         locked: bool,
+        log_setup: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(
             settings,
@@ -119,17 +126,16 @@ class Worker(Daemon):
             ticks=ticks,
             holder=name,
             transport_factory=transport_factory,
+            log_setup=log_setup,
         )
         self.name, self.locked = name, locked
+        self.make_transport = transport_factory
         self.live = 1  # workers alive, this one included (at the last heartbeat)
         # Never under 10 s: a busy machine may delay a beat or two, and a live worker taken for
         # gone stops (its claims were handed to others).
         self.stale_after = timedelta(seconds=max(STALE_BEATS * ticks.heartbeat, 10.0))
         self.lease = timedelta(seconds=max(LEASE_BEATS * ticks.heartbeat, 15.0))
         self.where = make_url(store.url).render_as_string(hide_password=True)
-
-    def smtp_share(self) -> SmtpSettings:
-        return smtp_share(self.settings.smtp, self.live)
 
     async def _heartbeat(self) -> None:
         if self.locked:  # SQLite: the one-daemon lock too
@@ -167,6 +173,8 @@ class Worker(Daemon):
             log.warning("worker=%s cannot tell whether polls are still running: %s", self.name, exc)
             waiting = False
         if not waiting:
+            # [smtp] rate_limit is for all workers together: this pass sends at its share.
+            self.reconciler.transport_factory = SharedRate(self.live, self.make_transport)
             await super()._reconcile()
 
     def _edition_waits_for_polls(self, now: datetime) -> bool:
@@ -277,8 +285,9 @@ async def run_worker(
         stop=stop,
         grace=grace,
         ticks=ticks,
-        transport_factory=transport_factory or (lambda: SmtpTransport(worker.smtp_share())),
+        transport_factory=transport_factory or SmtpTransport,
         locked=not store.many_workers,
+        log_setup=log_setup,
     )
     worker.live = await asyncio.to_thread(store.live_worker_count, stale_after=worker.stale_after)
     log.info("worker started name=%s database=%s", name, where)

@@ -85,8 +85,7 @@ async def test_sign_up_confirm_receive_change_sections_and_unsubscribe_in_chromi
 
                 # The next edition reaches the new reader with World only.
                 add_news(store, at=NOW - timedelta(hours=2), prefix="Today")
-                async with SmtpTransport(settings.smtp) as transport:
-                    await send_day(settings, store, day=DAY, transport=transport, clock=clock)
+                await send_day(settings, store, day=DAY, transport=SmtpTransport, clock=clock)
                 first = await wait_for_mail(smtp, READER, 2)
                 html = body(first, "html")
                 assert "Today grain" in html and "cup final" not in html
@@ -104,8 +103,7 @@ async def test_sign_up_confirm_receive_change_sections_and_unsubscribe_in_chromi
 
                 clock.now = NOW + timedelta(days=1)
                 add_news(store, at=clock.now - timedelta(hours=2), prefix="Tomorrow")
-                async with SmtpTransport(settings.smtp) as transport:
-                    await send_day(settings, store, day=DAY + timedelta(days=1), transport=transport, clock=clock)
+                await send_day(settings, store, day=DAY + timedelta(days=1), transport=SmtpTransport, clock=clock)
                 second = body(await wait_for_mail(smtp, READER, 3), "html")
                 assert "Tomorrow cup final" in second
 
@@ -122,8 +120,7 @@ async def test_sign_up_confirm_receive_change_sections_and_unsubscribe_in_chromi
                 clock.now = NOW + timedelta(days=2)
                 add_news(store, at=clock.now - timedelta(hours=2), prefix="Later")
                 before = len(smtp.messages)
-                async with SmtpTransport(settings.smtp) as transport:
-                    await send_day(settings, store, day=DAY + timedelta(days=2), transport=transport, clock=clock)
+                await send_day(settings, store, day=DAY + timedelta(days=2), transport=SmtpTransport, clock=clock)
                 assert READER not in [m.rcpt_tos[0] for m in smtp.messages[before:]]
             finally:
                 await browser.close()

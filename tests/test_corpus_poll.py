@@ -67,7 +67,7 @@ async def _poll_all(tmp_path: Path, files: list[Path]) -> tuple[Store, dict[str,
     assert CORPUS is not None
     feeds = {str(urls[f.url].relative_to(CORPUS)): f for f in store.list_feeds()}
     items: dict[int, list[Item]] = defaultdict(list)
-    for item in store.items_first_seen(after=None, until=NOW):
+    for item in store.edition_window("UTC", until=NOW).items:
         items[item.feed_id].append(item)
     return store, feeds, items
 

@@ -30,15 +30,17 @@ from smtpservers import Received, Scripted, SmtpServer
 from digest import config as cfg
 from digest import schedule
 from digest.config import DigestSettings
-from digest.daemon import Reconciler, Ticks, edition_due, run_daemon, still_fresh
+from digest.daemon import Reconciler, Ticks, run_daemon
 from digest.deliver import FileTransport
 from digest.errors import LockHeldError
+from digest.pipeline.send import edition_due, still_fresh
 from digest.store import PENDING, SENT, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = date(2026, 6, 10)
 SEND_AT = "07:00"
 TICK = "0.3"
+NOTHING_DUE = ": nothing due"  # what a reconcile pass that sends nothing logs (at debug, numbered)
 
 
 def at(day: date, hhmm: str, tz: str = "UTC", seconds: int = 0) -> datetime:
@@ -83,6 +85,7 @@ def write_config(
         'sender = "Press Review <digest@example.org>"',
         f"connections = {connections}",
         "timeout = 10",
+        'claim_lease = "2s"',  # a killed daemon's claims are taken over 2 s later, not a minute
         "[[feeds]]",
         f'url = "{feed_url}"',
     ]
@@ -95,10 +98,11 @@ def write_config(
 
 @dataclass
 class DaemonProcess:
-    """`python -m digest --config CFG -v run` with its clock at `now`; stderr is collected line by line."""
+    """`python -m digest --config CFG --debug run` with its clock at `now`; stderr is collected line by line."""
 
     config: Path
     now: datetime
+    level: str = "--debug"  # every reconcile pass is logged: tests wait for passes, not for time
     proc: asyncio.subprocess.Process | None = None
     lines: list[str] = field(default_factory=list)
     _reader: asyncio.Task[None] | None = None
@@ -112,7 +116,7 @@ class DaemonProcess:
             "digest",
             "--config",
             str(self.config),
-            "-v",
+            self.level,
             "run",
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
@@ -186,9 +190,11 @@ async def until(predicate: Callable[[], bool], what: str, timeout: float = 30.0)
         raise AssertionError(f"timed out waiting for {what}") from None
 
 
-async def some_ticks(n: int = 6) -> None:
-    """Give the daemon several reconcile passes in which to misbehave."""
-    await asyncio.sleep(n * float(TICK))
+async def some_ticks(d: DaemonProcess, n: int = 3, timeout: float = 30.0) -> None:
+    """Wait for the daemon to make `n` more reconcile passes that found nothing due: passes in which
+    it could have misbehaved (sent again, built another edition). Counted in its debug log."""
+    target = d.log.count(NOTHING_DUE) + n
+    await until(lambda: d.log.count(NOTHING_DUE) >= target, f"{n} more reconcile passes", timeout)
 
 
 def by_recipient(messages: list[Received]) -> dict[str, list[str]]:
@@ -224,7 +230,7 @@ async def test_an_edition_goes_out_at_send_at_and_nothing_more_on_later_ticks(tm
         assert smtp.messages == []
         await until(lambda: len(smtp.messages) >= 3, "three messages")
         await d.wait_for(f"edition={DAY + timedelta(days=1)}/UTC next at")
-        await some_ticks()
+        await some_ticks(d)
         assert await d.stop() == 0
         got = by_recipient(smtp.messages)
 
@@ -253,7 +259,7 @@ async def test_C1_an_edition_missed_while_down_goes_out_once_on_start_and_not_ag
         async with daemon(config, at(DAY, "11:00")) as again:  # restarted later the same day
             await again.wait_for("daemon running")
             await again.wait_for(f"edition={DAY + timedelta(days=1)}/UTC next at")
-            await some_ticks()
+            await some_ticks(again)
             assert await again.stop() == 0
         got = by_recipient(smtp.messages)
 
@@ -274,14 +280,14 @@ async def test_C2_three_days_down_gives_at_most_one_catch_up_edition(tmp_path: P
         feed.serve("/news.xml", rss(at(later, "05:00"), n=5))
         async with daemon(config, at(later, "05:00")) as d:
             await d.wait_for(f"edition={later}/UTC next at")
-            await some_ticks()
+            await some_ticks(d)
             assert await d.stop() == 0
         assert len(smtp.messages) == 2
 
         async with daemon(config, at(later, "07:30")) as d:  # past send_at: that day's edition, once
             await until(lambda: len(smtp.messages) >= 4, "the catch-up edition")
             await d.wait_for(f"edition={later + timedelta(days=1)}/UTC next at")
-            await some_ticks()
+            await some_ticks(d)
             assert await d.stop() == 0
 
     assert len(smtp.messages) == 4
@@ -298,7 +304,7 @@ async def test_S6_a_second_daemon_on_the_same_database_refuses_naming_the_holder
     config = write_config(tmp_path, feed_url=url, smtp_port=9, subscribers=1)  # nothing is due: no SMTP
     async with daemon(config, at(DAY, "05:00")) as first:
         await first.wait_for("daemon running")
-        second = await DaemonProcess(config, at(DAY, "05:00")).start()
+        second = await DaemonProcess(config, at(DAY, "05:00"), level="-v").start()  # errors as users see them
         assert second.proc is not None
         rc = await asyncio.wait_for(second.proc.wait(), 30)
         assert second._reader is not None
@@ -401,7 +407,7 @@ class FakeClock:
 def make_reconciler(settings: cfg.Settings, folder: Path, clock: FakeClock) -> tuple[Reconciler, Store]:
     store = Store(settings.database_url)
     store.sync_subscribers(settings.subscribers, now=clock.now)
-    return Reconciler(settings, store, clock, lambda: FileTransport(folder / "out")), store
+    return Reconciler(settings, store, clock, lambda smtp: FileTransport(folder / "out")), store
 
 
 DST_DAYS = [
@@ -479,7 +485,7 @@ async def test_a_daemon_whose_lock_was_taken_over_stops_and_leaves_the_lock_alon
             store,
             clock=clock,
             ticks=Ticks(0.1, 0.1, 0.1),
-            transport_factory=lambda: FileTransport(tmp_path / "out"),
+            transport_factory=lambda smtp: FileTransport(tmp_path / "out"),
         )
     )
     await until(lambda: store.lock_holder("daemon") is not None, "the daemon to take the lock")
@@ -576,8 +582,9 @@ async def test_a_second_daemon_with_a_shifted_DIGEST_NOW_refuses_and_never_stops
         rc, err = await run_cli(other_config, at(DAY, "05:00"), "run")
         assert rc == 1, err
         assert open_store(other_config).lock_holder("daemon") is None
-        await some_ticks()
+        await some_ticks(running)
         assert running.proc is not None and running.proc.returncode is None  # still running
+        await until(lambda: (store.lock_holder("daemon") or ("", holder[1]))[1] > holder[1], "a heartbeat")
         now_holder = store.lock_holder("daemon")
         assert now_holder is not None and now_holder[0] == holder[0] and now_holder[1] > holder[1]  # beating
         assert "took over" not in running.log

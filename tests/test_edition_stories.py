@@ -12,7 +12,8 @@ from digest import cluster
 from digest import config as cfg
 from digest.compose import build_stories, stories_from_json, stories_to_json
 from digest.model import FeedSpec, Item, ParsedItem
-from digest.pipeline.send import EditionMailer, build_edition, compose_options, edition_stories
+from digest.pipeline.mailer import EditionMailer, compose_options, edition_stories
+from digest.pipeline.send import build_edition
 from digest.store import Store
 from digest.store import schema as t
 

@@ -286,10 +286,9 @@ async def _send_edition(tmp: Path) -> bytes:
             store.sync_subscribers(settings.subscribers, now=NOW)
             polled = await poll_once(settings=settings, store=store, clock=lambda: NOW)
             assert all(p.error is None for p in polled), polled
-            async with SmtpTransport(settings.smtp) as transport:
-                await send_day(
-                    settings, store, day=NOW.astimezone(ZoneInfo(TZ)).date(), transport=transport, clock=lambda: NOW
-                )
+            await send_day(
+                settings, store, day=NOW.astimezone(ZoneInfo(TZ)).date(), transport=SmtpTransport, clock=lambda: NOW
+            )
         finally:
             store.close()
     assert len(smtp.messages) == 1, "the one subscriber gets one message"

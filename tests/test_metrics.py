@@ -21,7 +21,7 @@ from digest import config as cfg
 from digest.daemon import Ticks, run_daemon
 from digest.deliver import SmtpTransport
 from digest.metrics import error_kind
-from digest.model import PollResult
+from digest.model import PollRecord, PollResult
 from digest.pipeline import send_day
 from digest.store import Store
 from digest.web import listening, start_web
@@ -56,8 +56,7 @@ async def test_metrics_show_the_store_figures_after_a_send(tmp_path: Path) -> No
         settings = make_settings(tmp_path, smtp_port=smtp.port)
         store = open_store(settings)
         add_news(store, at=NOW - timedelta(hours=2), prefix="a")
-        async with SmtpTransport(settings.smtp) as transport:
-            await send_day(settings, store, day=date(2026, 1, 16), transport=transport, clock=Clock())
+        await send_day(settings, store, day=date(2026, 1, 16), transport=SmtpTransport, clock=Clock())
         runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
         try:
             status, ctype, text = await get(listening(runner)[0], "/metrics")
@@ -119,12 +118,12 @@ async def test_healthz_says_late_when_the_due_edition_was_not_built_and_ok_once_
             clock.now = datetime(2026, 1, 16, 8, 0, tzinfo=UTC)
             status, _, text = await get(url, "/healthz")
             assert status == 503 and text.startswith("late\n") and "edition UTC 2026-01-16: late" in text
-            async with SmtpTransport(settings.smtp) as transport:
-                await send_day(settings, store, day=date(2026, 1, 16), transport=transport, clock=clock)
+            await send_day(settings, store, day=date(2026, 1, 16), transport=SmtpTransport, clock=clock)
             status, _, text = await get(url, "/healthz")
             assert status == 200 and text.startswith("ok\n") and "alice" not in text
             feed = store.list_feeds()[0]
-            store.update_feed(feed.id, next_poll_at=clock.now - timedelta(hours=1))
+            with store.poll_writer() as writer:  # a poll that set its next poll an hour ago
+                writer.record([PollRecord(feed.id, clock.now, 200, 0, None, clock.now - timedelta(hours=1))])
             status, _, text = await get(url, "/healthz")
             assert status == 503 and "poll: late: 1 of 1 feeds overdue" in text
         finally:

@@ -124,6 +124,7 @@ class Site:
             "timeout = 10",
             f"connections = {connections}",
             f"circuit_breaker = {circuit_breaker}",
+            'claim_lease = "2s"',  # a killed sender's rows are taken over 2 s later, not a minute
         ]
         if username:
             lines.append(f'username = "{username}"')

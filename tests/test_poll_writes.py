@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from digest import config as cfg
-from digest.model import FeedSpec, ParsedItem
-from digest.pipeline.poll import _Recorder, parser_pool
+from digest.model import FeedSpec, ParsedItem, PollRecord, PollWritten
+from digest.pipeline.poll import parser_pool
 from digest.store import Store
-from digest.store.feeds import PollRecord
+from digest.store.writers import PollRecorder
 
 T0 = datetime(2026, 2, 9, 6, 0, tzinfo=UTC)
 
@@ -27,6 +28,15 @@ def item(key: str, title: str = "Title") -> ParsedItem:
     )
 
 
+def polled(feed_id: int, at: datetime, status: int | None, **kw: Any) -> PollRecord:
+    return PollRecord(feed_id, at, status=status, failures=0, error=None, next_poll_at=at + timedelta(hours=1), **kw)
+
+
+def write(store: Store, records: list[PollRecord]) -> list[PollWritten]:
+    with store.poll_writer() as writer:
+        return writer.record(records)
+
+
 def feeds(store: Store, *urls: str) -> list[int]:
     store.sync_feeds([FeedSpec(url=u) for u in urls], now=T0)
     by_url = {f.url: f.id for f in store.list_feeds()}
@@ -36,19 +46,18 @@ def feeds(store: Store, *urls: str) -> list[int]:
 def test_a_batch_writes_each_feeds_items_with_its_state(store: Store) -> None:
     a, b = feeds(store, "https://a.example/rss", "https://b.example/rss")
     later = T0 + timedelta(minutes=5)
-    written = store.record_polls(
+    written = write(
+        store,
         [
-            PollRecord(
-                a, T0, {"last_status": 200, "etag": '"a1"', "body_hash": "h" * 64}, items=[item("a1"), item("a2")]
-            ),
-            PollRecord(b, later, {"last_status": 304}),
-            PollRecord(a, later, {"last_status": 200, "body_hash": "i" * 64}, items=[item("a1", "Edited"), item("a3")]),
-        ]
+            polled(a, T0, 200, validators=('"a1"', None), body_hash="h" * 64, items=(item("a1"), item("a2"))),
+            polled(b, later, 304),
+            polled(a, later, 200, body_hash="i" * 64, items=(item("a1", "Edited"), item("a3"))),
+        ],
     )
     assert [(w.new_items, w.updated_items) for w in written] == [(2, 0), (0, 0), (1, 1)]
     stored = {f.id: f for f in store.list_feeds()}
     assert (stored[a].etag, stored[a].body_hash, stored[b].last_status) == ('"a1"', "i" * 64, 304)
-    titles = {(i.url, i.title, i.first_seen) for i in store.items_first_seen(after=None, until=later)}
+    titles = {(i.url, i.title, i.first_seen) for i in store.edition_window("UTC", until=later).items}
     assert titles == {
         ("https://n.example/a1", "Edited", T0),
         ("https://n.example/a2", "Title", T0),
@@ -59,14 +68,15 @@ def test_a_batch_writes_each_feeds_items_with_its_state(store: Store) -> None:
 def test_H11_a_move_onto_another_feeds_url_keeps_the_old_url_and_the_rest_of_the_batch(store: Store) -> None:
     a, b = feeds(store, "https://a.example/rss", "https://b.example/rss")
     c, d = feeds(store, "https://c.example/rss", "https://d.example/rss")
-    written = store.record_polls(
+    written = write(
+        store,
         [
-            PollRecord(a, T0, {"last_status": 200}, moved_to="https://b.example/rss"),
-            PollRecord(b, T0, {"last_status": 200}, moved_to="https://b.example/new"),
+            polled(a, T0, 200, moved_to="https://b.example/rss"),
+            polled(b, T0, 200, moved_to="https://b.example/new"),
             # Two feeds redirected to one new URL in the same poll: the first takes it.
-            PollRecord(c, T0, {"last_status": 200}, moved_to="https://one.example/feed"),
-            PollRecord(d, T0, {"last_status": 200}, moved_to="https://one.example/feed"),
-        ]
+            polled(c, T0, 200, moved_to="https://one.example/feed"),
+            polled(d, T0, 200, moved_to="https://one.example/feed"),
+        ],
     )
     assert [w.moved for w in written] == [False, True, True, False]
     assert sorted(f.url for f in store.list_feeds()) == [
@@ -80,16 +90,14 @@ def test_H11_a_move_onto_another_feeds_url_keeps_the_old_url_and_the_rest_of_the
 
 async def test_C10_a_write_that_fails_fails_only_its_own_feed(store: Store) -> None:
     a, b, c = feeds(store, "https://a.example/rss", "https://b.example/rss", "https://c.example/rss")
-    recorder = _Recorder(store)
-    try:
+    missing = a + b + c  # no such feed: its items break the foreign key
+    async with PollRecorder(store) as recorder:
         results = await asyncio.gather(
-            recorder.write(PollRecord(a, T0, {"last_status": 200}, items=[item("a1")])),
-            recorder.write(PollRecord(b, T0, {"no_such_column": 1})),
-            recorder.write(PollRecord(c, T0, {"last_status": 304})),
+            recorder.write(polled(a, T0, 200, items=(item("a1"),))),
+            recorder.write(polled(missing, T0, 200, items=(item("b1"),))),
+            recorder.write(polled(c, T0, 304)),
             return_exceptions=True,
         )
-    finally:
-        await recorder.close()
     assert isinstance(results[1], Exception)
     assert [r.new_items for r in (results[0], results[2])] == [1, 0]  # type: ignore[union-attr]
     stored = {f.id: f.last_status for f in store.list_feeds()}
@@ -98,7 +106,7 @@ async def test_C10_a_write_that_fails_fails_only_its_own_feed(store: Store) -> N
 
 def test_sync_writes_what_changed_and_a_gone_feed_stays_off(store: Store) -> None:
     kept, gone, dropped = feeds(store, "https://k.example/rss", "https://g.example/rss", "https://d.example/rss")
-    store.update_feed(gone, last_status=410, active=False)
+    write(store, [polled(gone, T0, 410, gone=True)])  # what a poll that met a 410 writes
     store.sync_feeds(
         [
             FeedSpec(url="https://k.example/rss", name="Renamed", interval_minutes=30),

@@ -9,27 +9,28 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from email.headerregistry import Address
 from pathlib import Path
 
+from outboxes import claim, new_edition, record, release
 from smtpservers import Scripted, SmtpServer
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from digest import message
 from digest.config import SmtpSettings
 from digest.deliver import data_block
-from digest.model import FeedSpec
-from digest.pipeline.send import release_orphans, worker_alive, worker_name
+from digest.model import FeedSpec, Mark
 from digest.pipeline.workers import plan_workers, shares
 from digest.store import PENDING, SENT, Store
 from digest.store import schema as t
-from digest.store.editions import SENDING, Mark
+from digest.store.editions import SENDING
 
 NOW = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=10)
@@ -51,15 +52,7 @@ def edition_with(store: Store, subscribers: int) -> int:
                 for i in range(subscribers)
             ],
         )
-    edition, _ = store.create_edition(
-        day=date(2026, 5, 4),
-        timezone="UTC",
-        default_timezone="UTC",
-        cutoff=NOW,
-        now=NOW,
-        max_item_age=timedelta(days=2),
-        classify=lambda item: "World",
-    )
+    edition, _ = new_edition(store, day=date(2026, 5, 4), cutoff=NOW, now=NOW)
     return edition.id
 
 
@@ -155,71 +148,78 @@ def test_workers_share_the_connections_and_the_rate_limit() -> None:
 
 def test_B1_two_senders_never_claim_the_same_row(store: Store) -> None:
     edition = edition_with(store, 25)
-    a = store.claim_deliveries(edition, worker="a", now=NOW, lease=LEASE, limit=10)
-    b = store.claim_deliveries(edition, worker="b", now=NOW, lease=LEASE, limit=10)
-    c = store.claim_deliveries(edition, worker="c", now=NOW, lease=LEASE, limit=10)
+    a = claim(store, edition, "a", now=NOW, lease=LEASE, limit=10)
+    b = claim(store, edition, "b", now=NOW, lease=LEASE, limit=10)
+    c = claim(store, edition, "c", now=NOW, lease=LEASE, limit=10)
     ids = [d.id for d in a + b + c]
     assert len(ids) == len(set(ids)) == 25
     assert [len(a), len(b), len(c)] == [10, 10, 5] and all(d.status == SENDING for d in a)
-    assert store.claim_deliveries(edition, worker="d", now=NOW, lease=LEASE, limit=10) == []
+    assert claim(store, edition, "d", now=NOW, lease=LEASE, limit=10) == []
 
 
 def test_B1_a_claim_whose_lease_ran_out_is_claimed_again(store: Store) -> None:
+    # Leases run on the database's clock (issue 15): a sender whose own clock is far ahead takes
+    # nothing early; once the lease has really run out, anyone takes the rows.
     edition = edition_with(store, 3)
-    store.claim_deliveries(edition, worker="a", now=NOW, lease=LEASE, limit=10)
-    assert (
-        store.claim_deliveries(edition, worker="b", now=NOW + LEASE - timedelta(seconds=1), lease=LEASE, limit=10) == []
-    )
-    again = store.claim_deliveries(edition, worker="b", now=NOW + LEASE + timedelta(seconds=1), lease=LEASE, limit=10)
+    claim(store, edition, "a", now=NOW, lease=timedelta(seconds=1), limit=10)
+    assert claim(store, edition, "b", now=NOW, lease=LEASE, limit=10) == []
+    assert claim(store, edition, "b", now=NOW + timedelta(days=1), lease=LEASE, limit=10) == []
+    time.sleep(1.2)
+    again = claim(store, edition, "b", now=NOW, lease=LEASE, limit=10)
     assert len(again) == 3
 
 
 def test_results_move_only_rows_their_sender_still_holds(store: Store) -> None:
     edition = edition_with(store, 2)
-    first, second = store.claim_deliveries(edition, worker="a", now=NOW, lease=LEASE, limit=10)
-    assert store.record_deliveries([Mark(first.id, SENT, message_id="<m@x>")], worker="b", now=NOW) == 0
-    assert store.record_deliveries([Mark(first.id, SENT, message_id="<m@x>")], worker="a", now=NOW) == 1
-    assert store.record_deliveries([Mark(first.id, PENDING, error="late duplicate")], worker="a", now=NOW) == 0
-    assert store.release_claims("a", now=NOW) == 1  # only the unsent one goes back
+    first, second = claim(store, edition, "a", now=NOW, lease=LEASE, limit=10)
+    assert record(store, [Mark(first.id, SENT, message_id="<m@x>")], "b", now=NOW) == 0
+    assert record(store, [Mark(first.id, SENT, message_id="<m@x>")], "a", now=NOW) == 1
+    assert record(store, [Mark(first.id, PENDING, error="late duplicate")], "a", now=NOW) == 0
+    assert release(store, "a", now=NOW) == 1  # only the unsent one goes back
     assert store.delivery_counts(edition) == {SENT: 1, PENDING: 1}
-    sent = store.get_delivery(edition, first.subscriber_id)
-    assert sent is not None and (sent.attempts, sent.message_id, sent.sent_at) == (1, "<m@x>", NOW)
+    with store.engine.connect() as conn:
+        sent = conn.execute(select(t.deliveries).where(t.deliveries.c.id == first.id)).one()
+    assert (sent.attempts, sent.message_id, sent.sent_at) == (1, "<m@x>", NOW)
 
 
-def test_B1_claims_of_a_process_that_is_gone_return_to_pending_and_a_live_ones_stay(store: Store) -> None:
+def test_B1_claims_whose_lease_ran_out_return_to_pending_on_any_host_and_live_ones_stay(store: Store) -> None:
     edition = edition_with(store, 4)
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    gone = f"{socket.gethostname()}:{dead.pid}"  # that pid no longer runs
-    me = worker_name()
-    assert worker_alive(me) is True and worker_alive(gone) is False and worker_alive("elsewhere:1") is None
-    store.claim_deliveries(edition, worker=gone, now=NOW, lease=LEASE, limit=2)
-    store.claim_deliveries(edition, worker=me, now=NOW, lease=LEASE, limit=1)
-    store.claim_deliveries(edition, worker="another-host:1.1", now=NOW, lease=LEASE, limit=1)
-    assert release_orphans(store, edition, now=NOW) == 2
-    assert store.delivery_counts(edition) == {PENDING: 2, SENDING: 2}
+    start = store.database_now()
+    claim(store, edition, "gone-host:4242:a", now=NOW, lease=timedelta(seconds=1), limit=2)  # it stopped renewing
+    claim(store, edition, "this-host:1:b", now=NOW, lease=LEASE, limit=1)  # renewed since
+    held = store.claims_held(edition)
+    assert held is not None and start + timedelta(seconds=1) <= held < start + timedelta(seconds=5)
+    assert store.expire_claims(edition, now=NOW + timedelta(days=1)) == 0  # a fast clock expires nothing
+    time.sleep(1.2)
+    assert store.expire_claims(edition, now=NOW) == 2
+    assert store.delivery_counts(edition) == {PENDING: 3, SENDING: 1}
+    held = store.claims_held(edition)
+    assert held is not None and held >= start + LEASE
 
 
 def test_an_edition_with_claimed_rows_is_not_complete(store: Store) -> None:
     edition = edition_with(store, 1)
-    (row,) = store.claim_deliveries(edition, worker="a", now=NOW, lease=LEASE, limit=10)
+    (row,) = claim(store, edition, "a", now=NOW, lease=LEASE, limit=10)
     assert store.close_edition_if_done(edition) is False
     assert [d.id for d in store.iter_deliveries(edition)] == [row.id]  # the daemon sees it unfinished
-    store.record_deliveries([Mark(row.id, SENT)], worker="a", now=NOW)
+    record(store, [Mark(row.id, SENT)], "a", now=NOW)
     assert store.close_edition_if_done(edition) is True
 
 
 # --------------------------------------------------------------------------- `digest send` with workers
 
 
-def write_config(tmp: Path, *, smtp_port: int, subscribers: int, workers: int, connections: int = 4) -> Path:
+def write_config(
+    tmp: Path, *, smtp_port: int, subscribers: int, workers: int, connections: int = 4, database: str | None = None
+) -> Path:
+    database = database or f"sqlite:///{tmp / 'digest.sqlite'}"
     config = tmp / "digest.toml"
     config.write_text(
         f"""
 [digest]
 title = "Morning Review"
 timezone = "UTC"
-database = "sqlite:///{tmp / "digest.sqlite"}"
+database = "{database}"
 base_url = "https://review.example"
 
 [smtp]
@@ -229,10 +229,11 @@ sender = "review@review.example"
 timeout = 10
 connections = {connections}
 workers = {workers}
+claim_lease = "2s"
 """,
         encoding="utf-8",
     )
-    store = Store(f"sqlite:///{tmp / 'digest.sqlite'}")
+    store = Store(database)
     feed = store.add_feed(_feed_spec(), now=NOW - timedelta(days=1))
     from digest.model import ParsedItem
 
@@ -305,6 +306,24 @@ def test_digest_send_with_two_sending_processes_reaches_everyone_once(tmp_path: 
         proc = digest_send(config)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0 and "0 sent" in out and len(smtp.messages) == 600
+
+
+def test_B1_two_digest_send_runs_racing_on_one_database_send_every_row_exactly_once(
+    store: Store, tmp_path: Path
+) -> None:
+    """The claim race on the production path: two `digest send`, each with two sending processes,
+    started together on the same database (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: its write lock)."""
+    with SmtpServer(Scripted(stall=0.02)) as smtp:
+        config = write_config(tmp_path, smtp_port=smtp.port, subscribers=1200, workers=2, database=store.url)
+        runs = [digest_send(config), digest_send(config)]
+        outs = [proc.communicate(timeout=180) for proc in runs]
+        for proc, (_, err) in zip(runs, outs, strict=True):
+            assert proc.returncode == 0, err
+        got = by_recipient(smtp)
+    assert len(got) == 1200 and set(got.values()) == {1}, "a subscriber got none, or two"
+    assert store.delivery_counts() == {SENT: 1200}
+    sent = [int(re.search(r"UTC: (\d+) sent", out).group(1)) for out, _ in outs]  # type: ignore[union-attr]
+    assert sum(sent) == 1200 and all(n > 0 for n in sent), f"no race happened: {sent}"
 
 
 def test_S4_sigterm_stops_every_sending_process_and_a_rerun_finishes_without_duplicates(tmp_path: Path) -> None:

@@ -6,10 +6,11 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from outboxes import claim, new_edition, record
 
 from digest.config import SubscriberSpec
 from digest.errors import LockHeldError
-from digest.model import FeedSpec, Item, ParsedItem
+from digest.model import FeedSpec, ParsedItem
 from digest.store import SENT, SKIPPED, UNSUBSCRIBED, Store
 
 T0 = datetime(2026, 1, 16, 6, 0, tzinfo=UTC)
@@ -29,10 +30,6 @@ def parsed(
     )
 
 
-def world(_item: Item) -> str:
-    return "World"
-
-
 def make_feed(store: Store, url: str = "https://news.example/feed") -> int:
     store.sync_feeds([FeedSpec(url=url, name="Example")], now=T0)
     return next(f.id for f in store.list_feeds() if f.url == url)
@@ -45,7 +42,7 @@ def test_an_item_seen_again_is_stored_once_and_an_edit_updates_in_place(store: S
     assert store.upsert_items(
         feed, [parsed("g1", url="https://n.example/1", title="Edited")], now=T0 + timedelta(hours=2)
     ) == (0, 1)
-    items = store.items_first_seen(after=None, until=T0 + timedelta(days=1))
+    items = store.edition_window("UTC", until=T0 + timedelta(days=1)).items
     assert [(i.title, i.first_seen) for i in items] == [("Edited", T0)]
 
 
@@ -62,7 +59,7 @@ def test_P7_a_new_guid_with_the_same_link_and_duplicate_guids_are_one_item(store
         now=T0 + timedelta(hours=1),
     )
     assert new == 1
-    assert len(store.items_first_seen(after=None, until=T0 + timedelta(days=1))) == 2
+    assert len(store.edition_window("UTC", until=T0 + timedelta(days=1)).items) == 2
 
 
 def test_every_item_lands_in_exactly_one_edition_even_when_days_are_skipped(store: Store) -> None:
@@ -72,14 +69,13 @@ def test_every_item_lands_in_exactly_one_edition_even_when_days_are_skipped(stor
     for n, day in enumerate([date(2026, 1, 16), date(2026, 1, 17), date(2026, 1, 20)]):
         first_seen = T0 + timedelta(days=n * 2)
         store.upsert_items(feed, [parsed(f"k{n}-{i}", published=None) for i in range(3)], now=first_seen)
-        edition, created = store.create_edition(
+        edition, created = new_edition(
+            store,
             day=day,
             timezone="UTC",
             default_timezone="UTC",
             cutoff=first_seen + timedelta(hours=1),
             now=first_seen,
-            max_item_age=timedelta(hours=48),
-            classify=world,
         )
         assert created
         seen += [i.id for i, _ in store.edition_items(edition.id)]
@@ -94,15 +90,7 @@ def test_S7_a_second_trigger_of_the_same_edition_queues_nothing(store: Store) ->
 
     def trigger() -> None:
         results.append(
-            store.create_edition(
-                day=date(2026, 1, 16),
-                timezone="UTC",
-                default_timezone="UTC",
-                cutoff=T0,
-                now=T0,
-                max_item_age=timedelta(days=2),
-                classify=world,
-            )
+            new_edition(store, day=date(2026, 1, 16), timezone="UTC", default_timezone="UTC", cutoff=T0, now=T0)
         )
 
     threads = [threading.Thread(target=trigger) for _ in range(4)]
@@ -116,21 +104,17 @@ def test_S7_a_second_trigger_of_the_same_edition_queues_nothing(store: Store) ->
 
 
 def test_items_too_old_when_first_seen_are_not_sent(store: Store) -> None:
+    from digest import config as cfg
+    from digest.pipeline.send import build_edition
+
     feed = make_feed(store)
     store.upsert_items(
         feed,
         [parsed("old", published=T0 - timedelta(days=5)), parsed("fresh"), parsed("undated", published=None)],
         now=T0,
     )
-    edition, _ = store.create_edition(
-        day=date(2026, 1, 16),
-        timezone="UTC",
-        default_timezone="UTC",
-        cutoff=T0,
-        now=T0,
-        max_item_age=timedelta(hours=48),
-        classify=world,
-    )
+    settings = cfg.from_mapping({"digest": {"max_item_age": "48h", "database": store.url}}, env={})
+    edition, _ = build_edition(settings, store, day=date(2026, 1, 16), timezone="UTC", now=T0)
     assert sorted(i.title for i, _ in store.edition_items(edition.id)) == ["A title", "A title"]
     assert len(store.edition_items(edition.id)) == 2
 
@@ -140,41 +124,27 @@ def test_editions_are_per_time_zone_and_queue_only_their_subscribers(store: Stor
     store.add_subscriber("moscow@example.org", name=None, sections=None, timezone="Europe/Moscow", now=T0)
     store.add_subscriber("default@example.org", name=None, sections=None, timezone=None, now=T0)
     assert store.timezones_in_use("UTC") == ["Europe/Moscow", "UTC"]
-    edition, _ = store.create_edition(
-        day=date(2026, 1, 16),
-        timezone="Europe/Moscow",
-        default_timezone="UTC",
-        cutoff=T0,
-        now=T0,
-        max_item_age=timedelta(days=2),
-        classify=world,
+    edition, _ = new_edition(
+        store, day=date(2026, 1, 16), timezone="Europe/Moscow", default_timezone="UTC", cutoff=T0, now=T0
     )
     rows = list(store.iter_deliveries(edition.id))
     assert [store.get_subscriber(id=r.subscriber_id).email for r in rows] == ["moscow@example.org"]  # type: ignore[union-attr]
 
 
 def test_a_sent_row_is_never_demoted_and_the_edition_closes_when_nothing_is_pending(store: Store) -> None:
-    from digest.store.editions import Mark
+    from digest.model import Mark
 
     make_feed(store)
     store.add_subscriber("a@example.org", name=None, sections=None, timezone=None, now=T0)
     store.add_subscriber("b@example.org", name=None, sections=None, timezone=None, now=T0)
-    edition, _ = store.create_edition(
-        day=date(2026, 1, 16),
-        timezone="UTC",
-        default_timezone="UTC",
-        cutoff=T0,
-        now=T0,
-        max_item_age=timedelta(days=2),
-        classify=world,
-    )
-    a, b = store.claim_deliveries(edition.id, worker="w", now=T0, lease=timedelta(minutes=10), limit=10)
-    assert store.record_deliveries([Mark(a.id, SENT, message_id="<m@x>")], worker="w", now=T0) == 1
+    edition, _ = new_edition(store, day=date(2026, 1, 16), timezone="UTC", default_timezone="UTC", cutoff=T0, now=T0)
+    a, b = claim(store, edition.id, "w", now=T0, lease=timedelta(minutes=10), limit=10)
+    assert record(store, [Mark(a.id, SENT, message_id="<m@x>")], "w", now=T0) == 1
     # A late duplicate result for the same row (or one from another sender) moves nothing.
-    assert store.record_deliveries([Mark(a.id, "failed", error="late duplicate")], worker="w", now=T0) == 0
-    assert store.record_deliveries([Mark(b.id, SKIPPED, attempted=False)], worker="other", now=T0) == 0
+    assert record(store, [Mark(a.id, "failed", error="late duplicate")], "w", now=T0) == 0
+    assert record(store, [Mark(b.id, SKIPPED, attempted=False)], "other", now=T0) == 0
     assert not store.close_edition_if_done(edition.id), "a claimed row keeps the edition open"
-    assert store.record_deliveries([Mark(b.id, SKIPPED, attempted=False)], worker="w", now=T0) == 1
+    assert record(store, [Mark(b.id, SKIPPED, attempted=False)], "w", now=T0) == 1
     assert store.close_edition_if_done(edition.id)
     assert store.delivery_counts(edition.id) == {"sent": 1, "skipped": 1}
 
@@ -190,8 +160,11 @@ def test_config_sync_never_resubscribes_someone_who_unsubscribed(store: Store) -
 
 
 def test_a_feed_that_moved_is_still_matched_by_its_configured_url(store: Store) -> None:
+    from digest.model import PollRecord
+
     feed = make_feed(store, "https://old.example/feed")
-    store.update_feed(feed, url="https://new.example/feed")
+    with store.poll_writer() as writer:  # what a poll that met a 301 writes
+        writer.record([PollRecord(feed, T0, 200, 0, None, T0, moved_to="https://new.example/feed")])
     store.sync_feeds([FeedSpec(url="https://old.example/feed", name="Example")], now=T0)
     assert [f.url for f in store.list_feeds()] == ["https://new.example/feed"]
 
@@ -212,42 +185,28 @@ def test_the_site_secret_is_generated_once(store: Store) -> None:
 
 
 def test_B7_a_run_never_retries_a_row_it_deferred_but_the_next_run_does(store: Store) -> None:
-    from digest.store.editions import Mark
+    from digest.model import Mark
 
     make_feed(store)
     store.add_subscriber("busy@example.org", name=None, sections=None, timezone=None, now=T0)
-    edition, _ = store.create_edition(
-        day=date(2026, 1, 16),
-        timezone="UTC",
-        default_timezone="UTC",
-        cutoff=T0,
-        now=T0,
-        max_item_age=timedelta(days=2),
-        classify=world,
-    )
+    edition, _ = new_edition(store, day=date(2026, 1, 16), timezone="UTC", default_timezone="UTC", cutoff=T0, now=T0)
     run1 = T0 + timedelta(minutes=1)
-    (row,) = store.claim_deliveries(
-        edition.id, worker="w1", now=run1, lease=timedelta(minutes=10), limit=10, since=run1
-    )
+    (row,) = claim(store, edition.id, "w1", now=run1, lease=timedelta(minutes=10), limit=10, since=run1)
     deferred_at = run1 + timedelta(seconds=2)
-    store.record_deliveries(
+    record(
+        store,
         [Mark(row.id, "pending", error="451 try later", next_attempt_at=deferred_at + timedelta(minutes=5))],
-        worker="w1",
+        "w1",
         now=deferred_at,
     )
     later = deferred_at + timedelta(seconds=1)
-    assert (
-        store.claim_deliveries(edition.id, worker="w1", now=later, lease=timedelta(minutes=10), limit=10, since=run1)
-        == []
-    ), "the run that deferred it must not retry it"
-    assert (
-        store.claim_deliveries(edition.id, worker="d", now=later, lease=timedelta(minutes=10), limit=10, due_only=True)
-        == []
-    ), "the daemon waits for next_attempt_at"
+    assert claim(store, edition.id, "w1", now=later, lease=timedelta(minutes=10), limit=10, since=run1) == [], (
+        "the run that deferred it must not retry it"
+    )
+    assert claim(store, edition.id, "d", now=later, lease=timedelta(minutes=10), limit=10, due_only=True) == [], (
+        "the daemon waits for next_attempt_at"
+    )
     run2 = later + timedelta(minutes=1)  # an operator runs `digest send` again: retried at once
     assert [
-        r.id
-        for r in store.claim_deliveries(
-            edition.id, worker="w2", now=run2, lease=timedelta(minutes=10), limit=10, since=run2
-        )
+        r.id for r in claim(store, edition.id, "w2", now=run2, lease=timedelta(minutes=10), limit=10, since=run2)
     ] == [row.id]

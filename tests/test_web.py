@@ -26,17 +26,17 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import unused_port
+from outboxes import claim, record
 from smtpservers import SmtpServer
 
 from digest import config as cfg
 from digest import tokens
 from digest.daemon import Ticks, run_daemon
 from digest.deliver import SmtpTransport
-from digest.model import FeedSpec, ParsedItem
+from digest.model import FeedSpec, Mark, ParsedItem
 from digest.pipeline import build_edition, preview, send_day
 from digest.store import ACTIVE, SENT, UNSUBSCRIBED, Store
-from digest.store.editions import Mark
-from digest.web import CSP, listening, start_web
+from digest.web import CSP, SITE, listening, start_web
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = date(2026, 1, 16)
@@ -450,10 +450,8 @@ async def test_an_unsubscribed_address_sees_no_form_and_cannot_save(app: Web) ->
 
 def mark_sent(store: Store, edition: Any) -> None:
     """As if the edition had gone out: the archive shows only editions sent to somebody."""
-    rows = store.claim_deliveries(edition.id, worker="test", now=NOW, lease=timedelta(minutes=5), limit=1000)
-    store.record_deliveries(
-        [Mark(d.id, SENT, message_id=f"<t{d.id}@review.example>") for d in rows], worker="test", now=NOW
-    )
+    rows = claim(store, edition.id, "test", now=NOW, lease=timedelta(minutes=5), limit=1000)
+    record(store, [Mark(d.id, SENT, message_id=f"<t{d.id}@review.example>") for d in rows], "test", now=NOW)
 
 
 async def test_the_edition_page_shows_every_story_of_a_section_the_email_cut_short(app: Web) -> None:
@@ -479,6 +477,28 @@ async def test_the_edition_page_shows_every_story_of_a_section_the_email_cut_sho
         assert title in page
     assert "more in World" not in page
     assert "__DIGEST_" not in page and "/u/" not in page  # a public page: nobody's own links
+
+
+async def test_an_edition_page_is_rendered_once_and_served_from_that(settings: cfg.Settings, store: Store) -> None:
+    add_news(store, at=NOW - timedelta(hours=2), prefix="Today")
+    mark_sent(store, build_edition(settings, store, day=DAY, timezone="UTC", now=NOW)[0])
+    runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
+    pages = runner.app[SITE].editions
+    try:
+        async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
+
+            async def get() -> str:
+                async with http.get("/editions/UTC/2026-01-16") as resp:
+                    assert resp.status == 200
+                    return await resp.text()
+
+            first = await asyncio.gather(*(get() for _ in range(4)))  # at once, before any is kept
+            assert pages.rendered == 1
+            again = await get()
+            assert pages.rendered == 1, "the second GET rendered the edition again"
+    finally:
+        await runner.cleanup()
+    assert len(set(first)) == 1 and again == first[0] and "Today" in again
 
 
 async def test_an_edition_that_does_not_exist_is_a_404_page(app: Web) -> None:
@@ -582,7 +602,7 @@ async def test_the_list_unsubscribe_url_of_a_sent_email_unsubscribes_and_the_nex
         sending = dataclasses.replace(settings, digest=dataclasses.replace(settings.digest, base_url=base))
         try:
             add_news(store, at=NOW - timedelta(hours=2), prefix="Today")
-            await send_day(sending, store, day=DAY, transport=SmtpTransport(sending.smtp), clock=clock)
+            await send_day(sending, store, day=DAY, transport=SmtpTransport, clock=clock)
             first = {m.rcpt_tos[0]: received(m.data) for m in smtp.messages}
             assert sorted(first) == ["alice@example.org", "bob@example.org"]
 
@@ -610,9 +630,7 @@ async def test_the_list_unsubscribe_url_of_a_sent_email_unsubscribes_and_the_nex
 
             clock.now = NOW + timedelta(days=1)
             add_news(store, at=clock.now - timedelta(hours=2), prefix="Tomorrow")
-            await send_day(
-                sending, store, day=DAY + timedelta(days=1), transport=SmtpTransport(sending.smtp), clock=clock
-            )
+            await send_day(sending, store, day=DAY + timedelta(days=1), transport=SmtpTransport, clock=clock)
             second = [m.rcpt_tos[0] for m in smtp.messages[len(first) :]]
             assert second == ["alice@example.org"]
         finally:

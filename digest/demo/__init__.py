@@ -24,8 +24,8 @@ from digest import config as cfg
 from digest.deliver import SmtpTransport
 from digest.demo.feeds import demo_feeds, demo_sections
 from digest.demo.server import DemoFeedServer
-from digest.pipeline import poll_once, send_day
-from digest.pipeline.send import preview
+from digest.pipeline.poll import poll_once
+from digest.pipeline.send import preview, send_day
 from digest.store import Store
 
 DEMO_TZ = "Europe/Moscow"
@@ -143,8 +143,7 @@ async def run_demo(out_dir: Path, *, now: datetime | None = None) -> DemoResult:
             result.feeds = len(polled)
             result.new_items = sum(p.new_items for p in polled)
             day = moment.astimezone(ZoneInfo(DEMO_TZ)).date()
-            async with SmtpTransport(settings.smtp) as transport:
-                await send_day(settings, store, day=day, transport=transport, clock=clock)
+            await send_day(settings, store, day=day, transport=SmtpTransport, clock=clock)
             editor = store.get_subscriber(email=SUBSCRIBERS[0]["email"])
             assert editor is not None
             rendered = await asyncio.to_thread(preview, settings, store, subscriber=editor, day=day, now=moment)

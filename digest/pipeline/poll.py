@@ -1,4 +1,7 @@
-"""poll: config -> fetch -> parse -> store. One bad feed never stops the others.
+"""The poll job's façade: config -> fetch -> parse -> store. One bad feed never stops the others.
+
+`poll_once` is what the CLI (`digest poll`), the daemon and the demo call. What a poll learnt is
+handed to the store as typed `PollRecord`s, written by the store's group-commit `PollRecorder`.
 
 Per-feed outcomes are recorded on the feed (status, error, next poll) as Miniflux and rss2email do:
 304 and a byte-identical 200 cost no parse; 301/308 move the feed for good, 302/307 do not;
@@ -12,18 +15,16 @@ import hashlib
 import logging
 import random
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from digest.config import Settings
 from digest.errors import ParseError
 from digest.fetch import Fetcher, FetchResult
-from digest.model import Feed, ParsedItem, PollResult
+from digest.model import Feed, ParsedItem, PollRecord, PollResult
 from digest.parsepool import ParserPool
 from digest.store import Store
-from digest.store.feeds import PollRecord, PollWritten
+from digest.store.writers import PollRecorder
 
 log = logging.getLogger(__name__)
 
@@ -52,99 +53,41 @@ def parser_pool(settings: Settings) -> ParserPool:
     return ParserPool(workers=settings.fetch.parse_workers or None, cpu_seconds=settings.fetch.parse_cpu_seconds)
 
 
-class _Recorder:
-    """Writes poll outcomes from one thread, as many feeds per transaction as finished meanwhile.
-
-    SQLite has one writer at a time: writes from several threads only queue on its lock (and
-    sleep in its busy handler), and a transaction per feed costs more than the feed's rows. So
-    feeds hand their outcome to this recorder; while one transaction commits, the next ones
-    gather, and each feed's poll returns once its own outcome is committed (group commit).
-    """
-
-    MAX_BATCH = 200
-
-    def __init__(self, store: Store) -> None:
-        self._writer = store.poll_writer()  # opened and closed in the executor's one thread
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-store")
-        self._pending: list[tuple[PollRecord, asyncio.Future[PollWritten]]] = []
-        self._drainer: asyncio.Task[None] | None = None
-
-    async def write(self, record: PollRecord) -> PollWritten:
-        future: asyncio.Future[PollWritten] = asyncio.get_running_loop().create_future()
-        self._pending.append((record, future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain())
-        return await future
-
-    async def close(self) -> None:
-        """Let the outcomes already handed over be written, then close the connection and the thread."""
-        try:
-            if self._drainer is not None:  # else nothing was written and no connection opened
-                await self._drainer
-                await asyncio.get_running_loop().run_in_executor(self._executor, self._writer.close)
-        finally:
-            self._executor.shutdown(wait=False)
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
-            records = [record for record, _ in batch]
-            outcomes: list[PollWritten | Exception]
-            try:
-                outcomes = list(await loop.run_in_executor(self._executor, self._writer.record, records))
-            except Exception:  # one feed's bad data must not fail the others': write them one by one
-                outcomes = await loop.run_in_executor(self._executor, self._one_by_one, records)
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():  # its poll was cancelled meanwhile
-                    continue
-                if isinstance(outcome, Exception):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
-
-    def _one_by_one(self, records: Sequence[PollRecord]) -> list[PollWritten | Exception]:
-        out: list[PollWritten | Exception] = []
-        for record in records:
-            try:
-                out.extend(self._writer.record([record]))
-            except Exception as exc:
-                out.append(exc)
-        return out
-
-
 async def poll_feed(
     feed: Feed,
     *,
     settings: Settings,
-    store: Store,
     fetcher: Fetcher,
     parser: ParserPool,
     clock: Clock,
-    recorder: _Recorder | None = None,
+    recorder: PollRecorder,
 ) -> PollResult:
     result = await fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified)
     now = clock()
-    update: dict[str, Any] = {"last_polled_at": now, "last_status": result.status}
-    outcome, items = await _apply(feed, result, settings=settings, parser=parser, now=now, update=update)
+    outcome, body = await _apply(feed, result, settings=settings, parser=parser, now=now)
     failures = feed.consecutive_failures + 1 if outcome.error else 0
-    update["consecutive_failures"] = failures
-    update["last_error"] = outcome.error
-    update["next_poll_at"] = now + next_poll_after(_interval(settings, feed), failures, result.retry_after)
     # The items and the new state (body hash included) commit together: a crash before this
     # leaves the old hash, so the body is parsed again next time.
     record = PollRecord(
-        feed.id, now, update, items=items, moved_to=result.permanent_url if result.permanent_url != feed.url else None
+        feed.id,
+        now,
+        status=result.status,
+        failures=failures,
+        error=outcome.error,
+        next_poll_at=now + next_poll_after(_interval(settings, feed), failures, result.retry_after),
+        gone=result.gone,
+        validators=body.validators,
+        body_hash=body.body_hash,
+        title=body.title,
+        items=body.items,
+        moved_to=result.permanent_url if result.permanent_url != feed.url else None,
     )
-    if recorder is not None:
-        written = await recorder.write(record)
-    else:
-        (written,) = await asyncio.to_thread(store.record_polls, [record])
+    written = await recorder.write(record)
     if written.moved:
         log.info("feed=%s moved permanently to %s", feed.url, result.permanent_url)
     elif record.moved_to:
         log.warning("feed=%s moved to %s, which is already another feed", feed.url, result.permanent_url)
-    if items is not None:
+    if body.items is not None:
         outcome = replace(outcome, new_items=written.new_items, updated_items=written.updated_items)
     log.info(
         "feed=%s status=%s new=%d updated=%d%s",
@@ -157,25 +100,33 @@ async def poll_feed(
     return outcome
 
 
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """What a received body taught us about the feed (nothing, when none arrived)."""
+
+    validators: tuple[str | None, str | None] | None = None
+    body_hash: str | None = None
+    title: str | None = None
+    items: tuple[ParsedItem, ...] | None = None
+
+
 async def _apply(
-    feed: Feed, result: FetchResult, *, settings: Settings, parser: ParserPool, now: datetime, update: dict[str, Any]
-) -> tuple[PollResult, Sequence[ParsedItem] | None]:
-    """What the fetch result means for the feed: the poll's outcome, and the items to store."""
+    feed: Feed, result: FetchResult, *, settings: Settings, parser: ParserPool, now: datetime
+) -> tuple[PollResult, _Body]:
+    """What the fetch result means for the feed: the poll's outcome, and what the body taught us."""
     if result.gone:
-        update["active"] = False
         return PollResult(
             feed.url, result.status, error="410 Gone: the publisher removed this feed; polling stopped."
-        ), None
+        ), _Body()
     if result.error:
-        return PollResult(feed.url, result.status, error=result.error), None
+        return PollResult(feed.url, result.status, error=result.error), _Body()
     if result.not_modified:
-        return PollResult(feed.url, result.status, not_modified=True), None
+        return PollResult(feed.url, result.status, not_modified=True), _Body()
     body = result.body or b""
-    update["etag"] = result.etag
-    update["last_modified"] = result.last_modified
+    validators = (result.etag, result.last_modified)
     body_hash = hashlib.sha256(body).hexdigest()
     if body_hash == feed.body_hash:  # a server that ignores conditional GET: same bytes, no parse
-        return PollResult(feed.url, result.status, not_modified=True), None
+        return PollResult(feed.url, result.status, not_modified=True), _Body(validators)
     try:
         parsed = await parser.parse(
             body,
@@ -185,11 +136,8 @@ async def _apply(
             excerpt_chars=settings.digest.excerpt_chars,
         )
     except ParseError as exc:
-        return PollResult(feed.url, result.status, error=exc.message), None
-    update["body_hash"] = body_hash
-    if parsed.title:
-        update["title"] = parsed.title
-    return PollResult(feed.url, result.status), parsed.items
+        return PollResult(feed.url, result.status, error=exc.message), _Body(validators)
+    return PollResult(feed.url, result.status), _Body(validators, body_hash, parsed.title or None, tuple(parsed.items))
 
 
 async def poll_feeds(
@@ -203,12 +151,12 @@ async def poll_feeds(
     on_result: Callable[[PollResult], None] | None = None,
 ) -> list[PollResult]:
     """Poll the given feeds concurrently (the fetcher bounds concurrency globally and per host)."""
-    recorder = _Recorder(store)
+    recorder = PollRecorder(store)
 
     async def one(feed: Feed) -> PollResult:
         try:
             res = await poll_feed(
-                feed, settings=settings, store=store, fetcher=fetcher, parser=parser, clock=clock, recorder=recorder
+                feed, settings=settings, fetcher=fetcher, parser=parser, clock=clock, recorder=recorder
             )
         except Exception as exc:  # a bug in one feed's path must not stop the poll (C10)
             log.exception("feed=%s failed unexpectedly", feed.url)

@@ -17,7 +17,7 @@ from digest.catalogue import builtin_templates_dir, load_translations
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, SmtpTransport
 from digest.errors import DigestError
-from digest.pipeline.send import sender_domain
+from digest.pipeline.mailer import sender_domain
 
 __all__ = ["confirmation_message", "send_confirmation"]
 

@@ -1,16 +1,16 @@
-"""Sending with one process per core: what `digest send` runs.
+"""Sending with one process per core: what `digest send` and the daemon run (through `pipeline.send`).
 
 One Python process keeps one core busy at several hundred messages a second (rendering,
-splicing each subscriber's parts, aiosmtplib, SQLite). `send_day_in_workers` builds the day's
-editions here, then sends from this process and N-1 more (multiprocessing, spawn: nothing
+splicing each subscriber's parts, aiosmtplib, SQLite). `send_editions` has the editions built
+here, then sends from this process and N-1 more (multiprocessing, spawn: nothing
 half-initialised is inherited), each with its share of [smtp] connections and rate_limit. They
-claim disjoint rows of the outbox a few at a time (pipeline.send, store claims), so they never
+claim disjoint rows of the outbox a few at a time (pipeline.sender, store claims), so they never
 send the same row, and each reports its counts back here.
 
 Stopping: SIGTERM or SIGINT here is passed on to every worker, which finishes and records the
 messages on the wire and returns its other claims to pending (S4); a worker whose parent is gone
-(kill -9) does the same. A worker killed outright leaves its claims to the next run, which takes
-them back at once (send.release_orphans).
+(kill -9) does the same. A worker killed outright stops renewing the lease on its claims; the
+others (or the next run) take them over once it runs out.
 
 With one worker (workers = 1, one core, or a small edition) everything runs in this process.
 """
@@ -23,17 +23,16 @@ import multiprocessing
 import os
 import queue
 import signal
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from digest import errors
 from digest.config import Settings, SmtpSettings
 from digest.deliver import Transport
 from digest.errors import DeliveryError, DigestError
 from digest.model import EditionRecord
-from digest.pipeline.send import Clock, SendReport, build_edition, release_orphans, send_edition
+from digest.pipeline.sender import Clock, SendReport, send_edition
 from digest.store import Store
 
 log = logging.getLogger(__name__)
@@ -42,6 +41,8 @@ MIN_ROWS_PER_WORKER = 500  # below this a worker's start-up (~0.5 s of imports) 
 PARENT_CHECK = 0.5  # seconds between a worker's checks that `digest send` is still there
 
 TransportFactory = Callable[[SmtpSettings], Transport]
+# Builds (or finds) the editions to send, once the first connection is up: (edition, its report).
+Prepare = Callable[[], Awaitable[list[tuple[EditionRecord, SendReport]]]]
 
 
 def plan_workers(requested: int, *, connections: int, rows: int) -> int:
@@ -65,8 +66,11 @@ class _Job:
     settings: Settings
     smtp: SmtpSettings  # this worker's share
     editions: tuple[EditionRecord, ...]
-    now: datetime  # the parent's clock when it started the workers; each worker's runs on from it
+    # The parent's clock minus the wall clock (DIGEST_NOW shifts it): every process of a run reads
+    # the same time, which leases compare across processes.
+    offset: timedelta
     run_started: datetime  # when the run began: no sender retries a row deferred since then
+    due_only: bool  # only rows whose retry time has come (the daemon)
     parent: int
     transport: TransportFactory
     setup: Callable[[], None] | None  # e.g. the CLI's logging set-up (a child starts with none)
@@ -78,42 +82,46 @@ class _Outcome:
     error: tuple[str, str, str] | None = None  # a DigestError: class name, message, hint
 
 
-async def send_day_in_workers(
+async def send_editions(
     settings: Settings,
     store: Store,
+    prepare: Prepare,
     *,
-    day: date,
     clock: Clock,
     transport: TransportFactory,
     workers: int,
     stop: asyncio.Event | None = None,
     setup: Callable[[], None] | None = None,
+    due_only: bool = False,
 ) -> list[SendReport]:
-    """Build (once) and send the edition of `day` for every time zone with active subscribers.
+    """Send the editions `prepare` returns, from this process and as many more as `workers` and
+    the number of rows call for (plan_workers).
 
-    This process is the first sender; the other N-1 are started (spawned) for the run.
+    `prepare` runs once the first SMTP connection is up: a wrong host or password stops the run
+    before anything is built.
     """
     stop = stop or asyncio.Event()
-    # Connect (and authenticate) before anything is built: a wrong host or password stops here.
     async with transport(settings.smtp) as first:
-        zones = await asyncio.to_thread(store.timezones_in_use, settings.digest.timezone)
-        reports: list[SendReport] = []
-        editions: list[EditionRecord] = []
-        for tz in zones:
-            edition, created = await asyncio.to_thread(
-                build_edition, settings, store, day=day, timezone=tz, now=clock()
-            )
-            editions.append(edition)
-            reports.append(SendReport(edition.id, day, tz, created=created))
+        prepared = await prepare()
+        editions = [edition for edition, _ in prepared]
+        reports = [report for _, report in prepared]
         now = clock()
         rows = 0
         for edition in editions:
-            await asyncio.to_thread(release_orphans, store, edition.id, now=now)
-            rows += await asyncio.to_thread(store.count_claimable, edition.id, now=now)
+            await asyncio.to_thread(store.expire_claims, edition.id, now=now)
+            rows += await asyncio.to_thread(store.count_claimable, edition.id, now=now, due_only=due_only)
         n = plan_workers(workers, connections=settings.smtp.connections, rows=rows)
         if n == 1:
             await _send_all(
-                settings, store, editions, reports, transport=first, clock=clock, stop=stop, run_started=now
+                settings,
+                store,
+                editions,
+                reports,
+                transport=first,
+                clock=clock,
+                stop=stop,
+                run_started=now,
+                due_only=due_only,
             )
             return reports
     if stop.is_set():  # stopped while the editions were being built: nothing was claimed yet
@@ -123,7 +131,8 @@ async def send_day_in_workers(
     rounds = [editions[i * len(editions) // n :] + editions[: i * len(editions) // n] for i in range(n)]
     parts = shares(settings.smtp, n)
     jobs = [
-        _Job(settings, parts[i], tuple(rounds[i]), clock(), now, os.getpid(), transport, setup) for i in range(1, n)
+        _Job(settings, parts[i], tuple(rounds[i]), clock() - _wall(), now, due_only, os.getpid(), transport, setup)
+        for i in range(1, n)
     ]
     by_id = {rep.edition_id: rep for rep in reports}
 
@@ -140,6 +149,7 @@ async def send_day_in_workers(
                     clock=clock,
                     stop=stop,
                     run_started=now,
+                    due_only=due_only,
                 )
         except BaseException:
             stop.set()  # the others stop too, finishing what they have on the wire
@@ -188,10 +198,19 @@ async def _send_all(
     clock: Clock,
     stop: asyncio.Event,
     run_started: datetime,
+    due_only: bool,
 ) -> None:
     for edition, rep in zip(editions, reports, strict=True):
         await send_edition(
-            settings, store, edition, transport=transport, clock=clock, stop=stop, run_started=run_started, report=rep
+            settings,
+            store,
+            edition,
+            transport=transport,
+            clock=clock,
+            stop=stop,
+            run_started=run_started,
+            due_only=due_only,
+            report=rep,
         )
         if stop.is_set():
             return
@@ -285,10 +304,9 @@ async def _work(job: _Job) -> _Outcome:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     watcher = asyncio.create_task(_watch_parent(job.parent, stop))
-    started = time.monotonic()
 
     def clock() -> datetime:
-        return job.now + timedelta(seconds=time.monotonic() - started)
+        return _wall() + job.offset
 
     _announce(job.smtp, job.editions)
     store = Store(job.settings.database_url)
@@ -305,6 +323,7 @@ async def _work(job: _Job) -> _Outcome:
                     clock=clock,
                     stop=stop,
                     run_started=job.run_started,
+                    due_only=job.due_only,
                     report=rep,
                 )
                 if stop.is_set():
@@ -315,6 +334,10 @@ async def _work(job: _Job) -> _Outcome:
         watcher.cancel()
         store.close()
     return _Outcome({r.edition_id: (r.sent, r.skipped, r.failed, r.deferred) for r in reports}, error)
+
+
+def _wall() -> datetime:
+    return datetime.now(UTC)
 
 
 async def _watch_parent(parent: int, stop: asyncio.Event) -> None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alembic.util.exc import CommandError
-from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, SQLAlchemyError
@@ -105,6 +105,20 @@ def make_engine(url: str) -> Engine:
         ) from exc
     event.listen(engine, "handle_error", _translate(where, busy))
     return engine
+
+
+def database_time(conn: Connection) -> datetime:
+    """The database server's clock, now (not the transaction's start), as an aware UTC time."""
+    if conn.dialect.name == "postgresql":
+        value: Any = conn.scalar(text("SELECT clock_timestamp()"))
+    elif conn.dialect.name == "sqlite":
+        value = conn.scalar(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"))
+    else:
+        value = conn.scalar(select(func.now()))
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class StoreBase:

@@ -7,15 +7,16 @@ a row becomes `sent` only after the SMTP server accepted the message.
 
 Rows move pending -> sending -> sent | failed | skipped | pending (retry later) (B1). A sender
 *claims* rows: one UPDATE moves a few pending rows to `sending` with its name and a lease, so two
-processes never hold the same row. Results are recorded a batch at a time (`record_deliveries`);
-only rows still claimed by that sender move. Claims whose lease ran out are claimed again, and
-`release_claims` returns the rows of a sender that stopped (or died) to `pending`.
+processes never hold the same row. Results are recorded a batch at a time (`OutboxSession.record`);
+only rows still claimed by that sender move. The lease is the sender's heartbeat: it renews it while
+it lives (`store.writers.OutboxWriter`), and a claim whose lease ran out, on whatever host its
+sender ran, returns to `pending` (`expire_claims`) and is claimed again. The store applies no
+policy: which items an edition carries and in which section is the send job's decision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -39,29 +40,44 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from digest.errors import StoreError
-from digest.model import Delivery, EditionRecord, Item, Subscriber
+from digest.model import Delivery, EditionItem, EditionRecord, EditionWindow, Item, Mark, Subscriber
 from digest.store import schema as t
-from digest.store.base import StoreBase
+from digest.store.base import StoreBase, database_time
 from digest.store.feeds import _ITEM_COLUMNS, _item
 from digest.store.subscribers import ACTIVE, _subscriber
 
 PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
 
 
-@dataclass(frozen=True, slots=True)
-class Mark:
-    """What became of one claimed row; `record_deliveries` writes many in one transaction."""
-
-    delivery_id: int
-    status: str  # SENT, FAILED, SKIPPED, or PENDING to be tried again at next_attempt_at
-    message_id: str | None = None
-    error: str | None = None
-    next_attempt_at: datetime | None = None
-    attempted: bool = True  # False: the message never went to the server (skipped, not counted)
+class _WindowMoved(Exception):
+    """The zone's last cut-off changed between reading the window and inserting the edition."""
 
 
-def _claimable(d: Any, now: datetime, due_only: bool, since: datetime | None = None) -> ColumnElement[bool]:
+def _insert_new(conn: Connection) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT DO NOTHING (both of ours do)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def _last_cutoff(conn: Connection, timezone: str) -> datetime | None:
+    cutoff: datetime | None = conn.scalar(
+        select(func.max(t.editions.c.cutoff)).where(t.editions.c.timezone == timezone)
+    )
+    return cutoff
+
+
+def _claimable(
+    d: Any, now: datetime, due_only: bool, since: datetime | None = None, *, lease_now: datetime | None = None
+) -> ColumnElement[bool]:
     """Rows a sender may claim: pending ones and claims whose lease ran out.
+
+    `now` (the sender's clock) says which retries are due; `lease_now`, the database's clock,
+    whether a lease ran out: senders on hosts whose clocks differ agree on that (issue 15).
 
     With due_only (the daemon), only pending rows whose retry time has come. With `since` (a run
     of `digest send` that started then), rows deferred by earlier runs are retried at once, as
@@ -74,7 +90,7 @@ def _claimable(d: Any, now: datetime, due_only: bool, since: datetime | None = N
         pending = and_(pending, due)
     elif since is not None:
         pending = and_(pending, or_(due, d.c.updated_at < since))
-    return or_(pending, and_(d.c.status == SENDING, d.c.lease_until < now))
+    return or_(pending, and_(d.c.status == SENDING, d.c.lease_until < (lease_now or now)))
 
 
 def _edition(row: Row[Any]) -> EditionRecord:
@@ -138,56 +154,68 @@ class EditionStore(StoreBase):
         with self.engine.connect() as conn:
             return [_edition(r) for r in conn.execute(query)]
 
+    def edition_window(self, timezone: str, *, until: datetime) -> EditionWindow:
+        """The items the next edition of `timezone` would freeze if it were built with this cut-off."""
+        with self.engine.connect() as conn:
+            start = _last_cutoff(conn, timezone)
+            cond = [t.items.c.first_seen <= until]
+            if start is not None:  # after a clock step back this window is empty, never doubled
+                cond.append(t.items.c.first_seen > start)
+            rows = conn.execute(
+                select(*_ITEM_COLUMNS)
+                .select_from(t.items.join(t.feeds))
+                .where(and_(*cond))
+                .order_by(t.items.c.first_seen, t.items.c.id)
+            ).all()
+        return EditionWindow(timezone, start, until, tuple(map(_item, rows)))
+
     def create_edition(
         self,
         *,
         day: date,
-        timezone: str,
+        window: EditionWindow,
+        items: Sequence[EditionItem],
         default_timezone: str,
-        cutoff: datetime,
         now: datetime,
-        max_item_age: timedelta,
-        classify: Callable[[Item], str],
     ) -> tuple[EditionRecord, bool]:
-        """Build the edition (day, timezone) once: freeze its items and queue one row per subscriber.
+        """Build the edition (day, window.timezone) once: freeze `items` (chosen from `window`) and
+        queue one row per active subscriber of the zone.
 
         Returns (edition, created). A second call for the same key, even racing the first from
-        another process, returns the existing edition and queues nothing (S7).
+        another process, returns the existing edition and queues nothing (S7). A window that
+        moved meanwhile (another edition of the zone was built) is refused: read it again.
         """
+        timezone = window.timezone
         existing = self.get_edition(day=day, timezone=timezone)
         if existing is not None:
             return existing, False
         try:
             with self.engine.begin() as conn:
-                prev = conn.execute(
-                    select(func.max(t.editions.c.cutoff)).where(t.editions.c.timezone == timezone)
-                ).scalar()
-                start = prev  # after a clock step back this window is empty, never doubled
+                if _last_cutoff(conn, timezone) != window.start:
+                    raise _WindowMoved
                 # INSERT ... ON CONFLICT DO NOTHING on the edition's key: of several workers (or
                 # runs) building it at once, the first inserts it and the others get no row (on
                 # PostgreSQL they wait for the first's commit, then see its row): built exactly once.
                 edition_id = conn.scalar(
                     _insert_new(conn)(t.editions)
                     .values(
-                        day=day, timezone=timezone, cutoff=cutoff, window_start=start, created_at=now, status="open"
+                        day=day,
+                        timezone=timezone,
+                        cutoff=window.until,
+                        window_start=window.start,
+                        created_at=now,
+                        status="open",
                     )
                     .on_conflict_do_nothing(index_elements=["day", "timezone"])
                     .returning(t.editions.c.id)
                 )
                 if edition_id is None:
-                    raise _Raced()
-                cond = [t.items.c.first_seen <= cutoff]
-                if start is not None:
-                    cond.append(t.items.c.first_seen > start)
-                rows = conn.execute(select(*_ITEM_COLUMNS).select_from(t.items.join(t.feeds)).where(and_(*cond))).all()
-                chosen = [
-                    {"edition_id": edition_id, "item_id": item.id, "section": classify(item)}
-                    for item in map(_item, rows)
-                    # An item already older than max_item_age when we first saw it is not news.
-                    if item.published is None or item.first_seen - item.published <= max_item_age
-                ]
-                if chosen:
-                    conn.execute(insert(t.edition_items), chosen)
+                    raise _WindowMoved  # the same key, inserted by another process: return theirs
+                if items:
+                    conn.execute(
+                        insert(t.edition_items),
+                        [{"edition_id": edition_id, "item_id": i.item_id, "section": i.section} for i in items],
+                    )
                 tz_of = func.coalesce(t.subscribers.c.timezone, default_timezone)
                 conn.execute(
                     insert(t.deliveries).from_select(
@@ -201,11 +229,14 @@ class EditionStore(StoreBase):
                         ).where(t.subscribers.c.status == ACTIVE, tz_of == timezone),
                     )
                 )
-        except (IntegrityError, _Raced):
-            raced = self.get_edition(day=day, timezone=timezone)
-            if raced is None:
-                raise
-            return raced, False
+        except (IntegrityError, _WindowMoved):
+            raced = self.get_edition(day=day, timezone=timezone)  # another process built this one first
+            if raced is not None:
+                return raced, False
+            raise StoreError(
+                f"Another edition of {timezone} was built while the edition of {day} was being made.",
+                hint="Run the command again; it reads the new window.",
+            ) from None
         created = self.get_edition(id=edition_id)
         assert created is not None
         return created, True
@@ -290,27 +321,6 @@ class EditionStore(StoreBase):
                 return
             last = rows[-1].id
 
-    def claim_deliveries(
-        self,
-        edition_id: int,
-        *,
-        worker: str,
-        now: datetime,
-        lease: timedelta,
-        limit: int,
-        due_only: bool = False,
-        since: datetime | None = None,
-    ) -> list[Delivery]:
-        """Claim up to `limit` rows of the edition for `worker` until now + lease, lowest ids first.
-
-        One UPDATE whose WHERE is checked again on the rows it changes, so two senders racing for
-        the same rows never both get one (PostgreSQL skips rows another claim has locked).
-        """
-        with self.engine.begin() as conn:
-            return _claim(
-                conn, edition_id, worker=worker, now=now, lease=lease, limit=limit, due_only=due_only, since=since
-            )
-
     def count_claimable(self, edition_id: int, *, now: datetime, due_only: bool = False) -> int:
         d = t.deliveries
         with self.engine.connect() as conn:
@@ -323,30 +333,29 @@ class EditionStore(StoreBase):
                 or 0
             )
 
-    def claim_holders(self, edition_id: int) -> list[str]:
-        """The senders that hold claimed rows of the edition."""
+    def expire_claims(self, edition_id: int, *, now: datetime, other_than: str | None = None) -> int:
+        """Return to pending the rows of the edition whose claim's lease ran out: their sender
+        stopped renewing it (killed, crashed, its host gone). Never those of `other_than` (the
+        caller itself: its lease may lag while it is busy, but it is alive). Returns how many."""
         d = t.deliveries.c
-        with self.engine.connect() as conn:
-            return sorted(
-                w
-                for w in conn.scalars(
-                    select(d.worker).where(d.edition_id == edition_id, d.status == SENDING).distinct()
-                )
-                if w
-            )
-
-    def release_claims(self, worker: str, *, now: datetime) -> int:
-        """Return the rows `worker` claimed but did not send to `pending` (it stopped, or died)."""
         with self.engine.begin() as conn:
-            return conn.execute(_release(worker, now)).rowcount
+            cond = [d.edition_id == edition_id, d.status == SENDING, d.lease_until < database_time(conn)]
+            if other_than is not None:
+                cond.append(d.worker != other_than)
+            return conn.execute(
+                update(t.deliveries).where(*cond).values(status=PENDING, worker=None, lease_until=None, updated_at=now)
+            ).rowcount
 
-    def record_deliveries(self, marks: Sequence[Mark], *, worker: str, now: datetime) -> int:
-        """Write what became of these claimed rows in one transaction; returns how many moved."""
-        try:
-            with self.engine.begin() as conn:
-                return _record(conn, marks, worker=worker, now=now)
-        except (SQLAlchemyError, StoreError) as exc:
-            raise _not_recorded(exc, len(marks), self._safe_url) from exc
+    def claims_held(self, edition_id: int, *, other_than: str | None = None) -> datetime | None:
+        """When the earliest lease on the edition's claimed rows (but `other_than`'s) runs out;
+        None when no such row is claimed."""
+        d = t.deliveries.c
+        cond = [d.edition_id == edition_id, d.status == SENDING]
+        if other_than is not None:
+            cond.append(d.worker != other_than)
+        with self.engine.connect() as conn:
+            until: datetime | None = conn.scalar(select(func.min(d.lease_until)).where(*cond))
+        return until
 
     def outbox_session(self, worker: str) -> OutboxSession:
         return OutboxSession(self.engine, worker, where=self._safe_url)
@@ -357,15 +366,6 @@ class EditionStore(StoreBase):
             query = query.where(t.deliveries.c.edition_id == edition_id)
         with self.engine.connect() as conn:
             return {status: int(n) for status, n in conn.execute(query)}
-
-    def get_delivery(self, edition_id: int, subscriber_id: int) -> Delivery | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(t.deliveries).where(
-                    t.deliveries.c.edition_id == edition_id, t.deliveries.c.subscriber_id == subscriber_id
-                )
-            ).first()
-        return _delivery(row) if row else None
 
     def close_edition_if_done(self, edition_id: int) -> bool:
         """Mark the edition complete once no row is pending or claimed (never before: listmonk#2278)."""
@@ -379,21 +379,6 @@ class EditionStore(StoreBase):
                 return False
             conn.execute(update(t.editions).where(t.editions.c.id == edition_id).values(status="complete"))
             return True
-
-
-class _Raced(Exception):
-    """Another process inserted the edition first: roll back, and return theirs."""
-
-
-def _insert_new(conn: Connection) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT DO NOTHING (both of ours do)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert
 
 
 # --------------------------------------------------------------------------- one sender's connection
@@ -458,13 +443,22 @@ class OutboxSession:
         self.conn.commit()  # end the read transaction: the next read sees changes made since (B5)
         return {r.id: _subscriber(r) for r in rows}
 
-    def renew(self, *, until: datetime) -> int:
-        """Extend the lease of every row this sender still holds (a long, slow send)."""
+    def renew(self, *, lease: timedelta) -> set[int]:
+        """Extend the lease of every row this sender still holds (a long, slow send) to the
+        database's now + `lease`; their ids.
+
+        A row missing from the answer was taken over after our lease ran out (we were stopped
+        or frozen for longer than it): its new holder sends it, we must not."""
         d = t.deliveries.c
         with self.conn.begin():
-            return self.conn.execute(
-                update(t.deliveries).where(d.status == SENDING, d.worker == self.worker).values(lease_until=until)
-            ).rowcount
+            return set(
+                self.conn.scalars(
+                    update(t.deliveries)
+                    .where(d.status == SENDING, d.worker == self.worker)
+                    .values(lease_until=database_time(self.conn) + lease)
+                    .returning(d.id)
+                )
+            )
 
     def release(self, *, now: datetime) -> int:
         with self.conn.begin():
@@ -484,9 +478,10 @@ def _claim(
 ) -> list[Delivery]:
     d = t.deliveries
     free = d.alias("free")
+    lease_now = database_time(conn)  # leases are on the database's clock (issue 15)
     ids = (
         select(free.c.id)
-        .where(free.c.edition_id == edition_id, _claimable(free, now, due_only, since))
+        .where(free.c.edition_id == edition_id, _claimable(free, now, due_only, since, lease_now=lease_now))
         .order_by(free.c.id)
         .limit(limit)
     )
@@ -494,8 +489,8 @@ def _claim(
         ids = ids.with_for_update(skip_locked=True)
     claim = (
         update(d)
-        .where(d.c.id.in_(ids.scalar_subquery()), _claimable(d, now, due_only, since))
-        .values(status=SENDING, worker=worker, lease_until=now + lease, updated_at=now)
+        .where(d.c.id.in_(ids.scalar_subquery()), _claimable(d, now, due_only, since, lease_now=lease_now))
+        .values(status=SENDING, worker=worker, lease_until=lease_now + lease, updated_at=now)
         .returning(*d.c)
     )
     return sorted((_delivery(r) for r in conn.execute(claim)), key=lambda r: r.id)

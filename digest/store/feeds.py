@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, or_, select, update
 
 from digest.errors import FeedError
-from digest.model import Feed, FeedSpec, Item, ParsedItem
+from digest.model import Feed, FeedSpec, Item, ParsedItem, PollRecord, PollWritten
 from digest.store import schema as t
 from digest.store.base import StoreBase
 
@@ -184,10 +183,6 @@ class FeedStore(StoreBase):
         with self.engine.connect() as conn:
             return [_feed(r) for r in conn.execute(query)]
 
-    def get_feed(self, feed_id: int) -> Feed:
-        with self.engine.connect() as conn:
-            return _feed(conn.execute(select(t.feeds).where(t.feeds.c.id == feed_id)).one())
-
     def due_feeds(self, *, now: datetime) -> list[Feed]:
         query = (
             select(t.feeds)
@@ -196,11 +191,6 @@ class FeedStore(StoreBase):
         )
         with self.engine.connect() as conn:
             return [_feed(r) for r in conn.execute(query)]
-
-    def update_feed(self, feed_id: int, **values: Any) -> None:
-        """Record fetch state (etag, status, error, next poll, a moved URL...)."""
-        with self.engine.begin() as conn:
-            conn.execute(update(t.feeds).where(t.feeds.c.id == feed_id).values(**values))
 
     # ------------------------------------------------------------------ items
 
@@ -216,52 +206,13 @@ class FeedStore(StoreBase):
         with self.engine.begin() as conn:
             return _upsert_items(conn, feed_id, parsed, now=now)
 
-    def record_polls(self, polls: Sequence[PollRecord]) -> list[PollWritten]:
-        """Write several feeds' poll outcomes in one transaction; what was written, per poll."""
-        with self.poll_writer() as writer:
-            return writer.record(polls)
-
     def poll_writer(self) -> PollWriter:
         """A writer that keeps one connection for a whole poll; use it from one thread."""
         return PollWriter(self.engine)
 
-    def items_first_seen(self, *, after: datetime | None, until: datetime) -> list[Item]:
-        """Items first seen in (after, until]: the candidates of one edition."""
-        cond = [t.items.c.first_seen <= until]
-        if after is not None:
-            cond.append(t.items.c.first_seen > after)
-        query = (
-            select(*_ITEM_COLUMNS)
-            .select_from(t.items.join(t.feeds))
-            .where(and_(*cond))
-            .order_by(t.items.c.first_seen, t.items.c.id)
-        )
-        with self.engine.connect() as conn:
-            return [_item(r) for r in conn.execute(query)]
-
     def count_items(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(t.items)) or 0)
-
-
-@dataclass(frozen=True, slots=True)
-class PollRecord:
-    """What one poll changes on one feed: its columns (status, etag, next poll...), the items
-    parsed from a new body (None when nothing was parsed; new ones are first seen at polled_at)
-    and a permanent move."""
-
-    feed_id: int
-    polled_at: datetime
-    state: Mapping[str, Any]
-    items: Sequence[ParsedItem] | None = None
-    moved_to: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PollWritten:
-    new_items: int
-    updated_items: int
-    moved: bool  # the feed's URL is now PollRecord.moved_to
 
 
 class PollWriter:
@@ -295,7 +246,7 @@ class PollWriter:
                 new, updated = (
                     _upsert_items(conn, poll.feed_id, poll.items, now=poll.polled_at) if poll.items else (0, 0)
                 )
-                state = dict(poll.state)
+                state = _feed_state(poll)
                 # A move onto a URL another feed already has (two feeds redirected to one) would
                 # break feeds.url's UNIQUE and the whole transaction: that feed keeps its old URL.
                 moved = (
@@ -331,6 +282,26 @@ class PollWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _feed_state(poll: PollRecord) -> dict[str, Any]:
+    """The feeds columns one poll sets: what it always sets, plus what it learnt."""
+    state: dict[str, Any] = {
+        "last_polled_at": poll.polled_at,
+        "last_status": poll.status,
+        "consecutive_failures": poll.failures,
+        "last_error": poll.error,
+        "next_poll_at": poll.next_poll_at,
+    }
+    if poll.gone:
+        state["active"] = False
+    if poll.validators is not None:
+        state["etag"], state["last_modified"] = poll.validators
+    if poll.body_hash is not None:
+        state["body_hash"] = poll.body_hash
+    if poll.title:
+        state["title"] = poll.title
+    return state
 
 
 class _Stub:

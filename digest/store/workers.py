@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, inspect, or_, select, text, update
+from sqlalchemy import Connection, and_, delete, func, insert, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from digest.errors import LockHeldError
 from digest.model import Feed
 from digest.store import schema as t
-from digest.store.base import StoreBase
+from digest.store.base import StoreBase, database_time
 from digest.store.editions import PENDING, SENDING
 from digest.store.feeds import _feed
 
@@ -43,7 +43,7 @@ class WorkerInfo:
     heartbeat_at: datetime
     clock_skew: float  # seconds its clock was ahead of the database's at its last heartbeat
     feeds: int  # feeds it holds now (lease not run out)
-    deliveries: int  # outbox rows it holds now
+    deliveries: int  # outbox rows its own process holds now (not its spawned sending processes')
     alive: bool
 
 
@@ -59,20 +59,6 @@ class HostTicket:
     @property
     def wait(self) -> float:
         return max(0.0, (self.start_at - self.database_now).total_seconds())
-
-
-def database_time(conn: Connection) -> datetime:
-    """The database server's clock, now (not the transaction's start), as an aware UTC time."""
-    if conn.dialect.name == "postgresql":
-        value: Any = conn.scalar(text("SELECT clock_timestamp()"))
-    elif conn.dialect.name == "sqlite":
-        value = conn.scalar(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"))
-    else:
-        value = conn.scalar(select(func.now()))
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class WorkerStore(StoreBase):
@@ -146,10 +132,8 @@ class WorkerStore(StoreBase):
             ).rowcount
             if not found:
                 return now, False
-            until = now + lease
-            conn.execute(update(t.feeds).where(t.feeds.c.claimed_by == name).values(lease_until=until))
-            d = t.deliveries.c
-            conn.execute(update(t.deliveries).where(d.status == SENDING, d.worker == name).values(lease_until=until))
+            # Outbox claims are the senders' own, renewed by their writers (store/writers.py).
+            conn.execute(update(t.feeds).where(t.feeds.c.claimed_by == name).values(lease_until=now + lease))
         return now, True
 
     def unregister_worker(self, name: str) -> None:
@@ -170,11 +154,16 @@ class WorkerStore(StoreBase):
                 ).all()
             )
             d = t.deliveries.c
-            rows: dict[str, int] = dict(
-                conn.execute(
-                    select(d.worker, func.count()).where(d.status == SENDING, d.lease_until > now).group_by(d.worker)
-                ).all()
-            )
+            # A sender names its claims "host:pid:random" (store/writers.py): the worker's own
+            # process's are counted here; its spawned sending processes have pids of their own.
+            rows: dict[tuple[str, int], int] = {}
+            for sender, n in conn.execute(
+                select(d.worker, func.count()).where(d.status == SENDING, d.lease_until > now).group_by(d.worker)
+            ):
+                host, _, rest = str(sender).partition(":")
+                pid = rest.partition(":")[0]
+                if pid.isdigit():
+                    rows[(host, int(pid))] = rows.get((host, int(pid)), 0) + int(n)
             out = [
                 WorkerInfo(
                     name=r.name,
@@ -185,7 +174,7 @@ class WorkerStore(StoreBase):
                     heartbeat_at=r.heartbeat_at,
                     clock_skew=r.clock_skew,
                     feeds=int(feeds.get(r.name, 0)),
-                    deliveries=int(rows.get(r.name, 0)),
+                    deliveries=rows.get((r.host, r.pid), 0),
                     alive=r.heartbeat_at > now - stale_after,
                 )
                 for r in conn.execute(select(t.workers).order_by(t.workers.c.name))
@@ -328,6 +317,18 @@ class WorkerStore(StoreBase):
             oldest = oldest.replace(tzinfo=UTC)
         return count, (now - oldest if oldest is not None and count else timedelta(0))
 
+    def outbox_claims(self) -> tuple[int, int]:
+        """(senders holding outbox rows under a live lease, the rows they hold), all workers together."""
+        d = t.deliveries.c
+        with self.engine.connect() as conn:
+            now = database_time(conn)
+            row = conn.execute(
+                select(func.count(func.distinct(d.worker)), func.count()).where(
+                    d.status == SENDING, d.lease_until > now
+                )
+            ).one()
+        return int(row[0] or 0), int(row[1] or 0)
+
     def outbox_lag(self, *, now: datetime) -> tuple[int, timedelta]:
         """(outbox rows due to be sent by `now`, how long the oldest of them has waited)."""
         d = t.deliveries.c
@@ -346,15 +347,11 @@ class WorkerStore(StoreBase):
 
 
 def _release_all(conn: Connection, name: str) -> None:
-    """Free every claim of the named worker: feeds, host slots and outbox rows (back to pending)."""
-    f, s, d = t.feeds.c, t.host_slots.c, t.deliveries.c
+    """Free the feeds and host slots the named worker holds. (Its outbox claims carry their
+    sender's own lease, which runs out by itself: store/writers.py.)"""
+    f, s = t.feeds.c, t.host_slots.c
     conn.execute(update(t.feeds).where(f.claimed_by == name).values(claimed_by=None, lease_until=None))
     conn.execute(update(t.host_slots).where(s.held_by == name).values(held_by=None, lease_until=None))
-    conn.execute(
-        update(t.deliveries)
-        .where(d.status == SENDING, d.worker == name)
-        .values(status=PENDING, worker=None, lease_until=None)
-    )
 
 
 def _insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:

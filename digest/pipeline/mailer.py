@@ -1,0 +1,318 @@
+"""An edition's content as messages and pages: its stories (clustered once, stored with it), the
+compose options and renderer the settings ask for, its web address, and `EditionMailer`, which
+turns one subscriber into the bytes of their email.
+
+Nothing here sends or records anything; `pipeline.sender` does, and `pipeline.send` (the send
+job's façade) decides what is built and when.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any, TypeVar
+
+from digest import message, tokens
+from digest.compose import (
+    ComposeOptions,
+    PlacedStory,
+    build_stories,
+    compose,
+    narrow,
+    stories_from_json,
+    stories_to_json,
+)
+from digest.config import Settings
+from digest.errors import ConfigError
+from digest.model import (
+    EditionRecord,
+    Item,
+    Rendered,
+    Subscriber,
+)
+from digest.render import Renderer, SectionCuts
+from digest.sections import Classification, classify
+from digest.store import Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+T = TypeVar("T")
+
+
+def compose_options(settings: Settings) -> ComposeOptions:
+    d = settings.digest
+    return ComposeOptions(
+        title=d.title,
+        section_order=settings.section_names,
+        max_per_section=d.max_items_per_section,
+        top_stories=d.top_stories,
+        language=d.language,
+        cluster_threshold=d.cluster_threshold,
+        read_also_lower=d.read_also_min,
+        read_also_max=d.read_also,
+        max_per_source=d.max_per_source,
+        synopsis_sentences=d.synopsis_sentences,
+        subject_style=d.subject,
+        plural_outlets=frozenset(f.name for f in settings.feeds if f.plural and f.name),
+        press_outlets=tuple(dict.fromkeys(f.name for f in settings.feeds if f.press and f.name)),
+        press_section=d.press_section,
+    )
+
+
+def make_renderer(settings: Settings) -> Renderer:
+    d = settings.digest
+    return Renderer(templates_dir=d.templates_dir, language=d.language, images=d.images, excerpt_chars=d.excerpt_chars)
+
+
+def classify_item(settings: Settings, item: Item) -> Classification:
+    """The section rules applied to a stored item: what the edition stores, and what explain shows."""
+    return classify(
+        title=item.title,
+        url=item.url,
+        categories=item.categories,
+        feed_section=item.feed_section,
+        sections=settings.sections,
+        fallback=settings.digest.fallback_section,
+        summary=item.summary_text,
+        feed_names=(item.source, item.feed_url or ""),
+    )
+
+
+def classifier(settings: Settings) -> Callable[[Item], str]:
+    """The section rules as a function of an item, remembered per item for this settings object:
+    the editions of one day (one per time zone) mostly hold the same items, and the rules cost
+    ~0.1 ms an item (issue 12)."""
+    global _classified
+    if _classified is None or _classified[0] is not settings:
+        _classified = (settings, {})
+    seen = _classified[1]
+    if len(seen) > 100_000:  # a daemon keeps its settings for days: forget old items now and then
+        seen.clear()
+
+    def section_of(item: Item) -> str:
+        key = (item.id, item.title, item.url, item.summary_text, item.categories, item.feed_section, item.feed_url)
+        section = seen.get(key)
+        if section is None:
+            section = seen[key] = classify_item(settings, item).section
+        return section
+
+    return section_of
+
+
+_classified: tuple[Settings, dict[tuple[Any, ...], str]] | None = None
+
+
+def sender_domain(settings: Settings) -> str:
+    return parseaddr(settings.smtp.sender)[1].rpartition("@")[2] or "localhost"
+
+
+def edition_path(day: date, timezone: str) -> str:
+    """The edition page's path below the site: a zone's "/" becomes "~" so it stays one segment."""
+    return f"editions/{timezone.replace('/', '~')}/{day.isoformat()}"
+
+
+def zone_of_path(segment: str) -> str:
+    """The time zone an edition path's segment names (the inverse of edition_path's encoding)."""
+    return segment.replace("~", "/")
+
+
+def edition_url(settings: Settings, day: date, timezone: str, *, secret: str | None = None) -> str:
+    """The edition's web page ("Read this edition online", "N more in <Section>"). With the public
+    archive off it carries the edition's key, which only the secret's holder can make."""
+    url = f"{settings.digest.base_url}/{edition_path(day, timezone)}"
+    if not settings.web.archive and secret:
+        url += f"?key={tokens.edition_key(secret, day.isoformat(), timezone)}"
+    return url
+
+
+_clustered: tuple[Settings, tuple[Any, ...], list[PlacedStory]] | None = None  # the last clustering, by its input
+
+
+def edition_stories(
+    settings: Settings,
+    store: Store,
+    edition: EditionRecord,
+    *,
+    items: list[tuple[Item, str]] | None = None,
+    now: datetime | None = None,
+) -> list[PlacedStory]:
+    """The edition's stories as stored when it was built; else (an edition built before they were
+    stored, or a draft) clustered now, and stored for a real edition."""
+    if items is None:
+        items = store.edition_items(edition.id)
+    history = read_also_history(settings, store, edition)
+    body = store.edition_stories(edition.id) if edition.id else None
+    if body is not None:
+        placed = stories_from_json(body, [item for item, _ in items], history)
+        if placed is not None:
+            return placed
+    global _clustered
+    # The editions of one day (one per time zone) usually hold the same items: cluster those once.
+    key = (tuple((i.id, i.title, i.summary_text, section) for i, section in items), tuple(h.id for h in history))
+    if _clustered is not None and _clustered[0] is settings and _clustered[1] == key:
+        placed = _clustered[2]
+    else:
+        placed = build_stories(items, history=history, options=compose_options(settings))
+        _clustered = (settings, key, placed)
+    if edition.id and body is None:
+        store.save_edition_stories(edition.id, stories_to_json(placed), now=now or datetime.now(UTC))
+    return placed
+
+
+def read_also_history(settings: Settings, store: Store, edition: EditionRecord) -> list[Item]:
+    """Items earlier editions of this time zone carried, for "Read also" links."""
+    if not settings.digest.read_also:
+        return []
+    since = edition.created_at - timedelta(days=settings.digest.read_also_days)
+    return store.sent_items(since=since, before_edition=edition.id, timezone=edition.timezone)
+
+
+class EditionMailer:
+    """Turns outbox rows of one edition into messages.
+
+    The whole edition is rendered once (once per HTML size budget the clip needs) and cut into
+    per-section pieces, each quoted-printable encoded once; a section set's message template is a
+    join of its sections' pieces (issue 12), so the cost of a message does not grow with the number
+    of distinct section sets. With a top stories block (which picks across the chosen sections) or
+    templates without {{ cut }} markers, each section set is rendered whole instead.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        edition: EditionRecord,
+        *,
+        renderer: Renderer | None = None,
+        items: list[tuple[Item, str]] | None = None,
+    ) -> None:
+        self.settings, self.store, self.edition = settings, store, edition
+        self.renderer = renderer or make_renderer(settings)
+        # [digest] secret when the operator set one, else the one generated once and kept in the store.
+        self.secret = settings.digest.secret or store.site_secret()  # Message-IDs: stable across rotations
+        self.link_key = tokens.key_ring(settings.web.secret_keys, settings.digest.secret, store.site_secret())[0]
+        self.domain = sender_domain(settings)
+        self._envelope_sender = parseaddr(settings.smtp.sender)[1] or settings.smtp.sender  # once, not per message
+        self.options = compose_options(settings)
+        self.stories: list[PlacedStory] = edition_stories(settings, store, edition, items=items)
+        self._templates: dict[frozenset[str] | None, message.MessageTemplate | None] = {}
+        self._cuts: SectionCuts | None = None
+        self._whole: Any = None
+        self._encoded: dict[str, message.EncodedPiece] = {}
+        self.dkim_key: bytes | None = None
+        if settings.dkim.enabled:
+            try:
+                self.dkim_key = Path(settings.dkim.key_file or "").read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"dkim.key_file = {settings.dkim.key_file!r} cannot be read: {exc}.") from exc
+
+    def render(self, sections: tuple[str, ...] | None) -> Rendered | None:
+        """The edition for one section set, or None when it has nothing for them (S11)."""
+        ed = compose(
+            self.stories,
+            day=self.edition.day,
+            timezone=self.edition.timezone,
+            chosen=sections,
+            options=self.options,
+            web_url=edition_url(self.settings, self.edition.day, self.edition.timezone, secret=self.secret),
+        )
+        return None if ed.is_empty else self.renderer.render(ed)
+
+    def _template_args(self) -> dict[str, Any]:
+        return {
+            "sender": parseaddr(self.settings.smtp.sender)[1] or self.settings.smtp.sender,
+            "sender_name": parseaddr(self.settings.smtp.sender)[0] or self.settings.digest.title,
+            "list_id": f"digest.{self.domain}",
+            "base_url": self.settings.digest.base_url,
+            "feedback_id": self.feedback_id,
+        }
+
+    def _cut(self) -> SectionCuts | None:
+        """The whole edition cut into per-section pieces, made on first use; None when it cannot be cut."""
+        if self._whole is None:
+            self._whole = compose(
+                self.stories,
+                day=self.edition.day,
+                timezone=self.edition.timezone,
+                chosen=None,
+                options=self.options,
+                web_url=edition_url(self.settings, self.edition.day, self.edition.timezone, secret=self.secret),
+            )
+            cuts = SectionCuts(self.renderer, self._whole) if not self.options.top_stories else None
+            self._cuts = cuts if cuts is not None and cuts.usable else None
+        return self._cuts
+
+    def _piece(self, text: str) -> message.EncodedPiece:
+        # Keyed by the piece's text: a section's piece is one string object, its hash computed once.
+        encoded = self._encoded.get(text)
+        if encoded is None:
+            encoded = self._encoded[text] = message.encode_piece(text)
+        return encoded
+
+    def template(self, sections: tuple[str, ...] | None) -> message.MessageTemplate | None:
+        key = frozenset(sections) if sections is not None else None
+        if key not in self._templates:
+            cuts = self._cut()
+            if cuts is not None:
+                narrowed = narrow(self._whole, sections)
+                if narrowed.is_empty:
+                    self._templates[key] = None
+                else:
+                    subject, _, text, html = cuts.parts(narrowed)
+                    self._templates[key] = message.template_from_pieces(
+                        subject, [self._piece(p) for p in text], [self._piece(p) for p in html], **self._template_args()
+                    )
+            else:
+                rendered = self.render(sections)
+                self._templates[key] = (
+                    None if rendered is None else message.build_template(rendered, **self._template_args())
+                )
+        return self._templates[key]
+
+    @property
+    def feedback_id(self) -> str:
+        """Gmail's Feedback-ID: edition, day, mail type, sender; the same for every subscriber."""
+        return f"{self.edition.id}:{self.edition.day.isoformat()}:edition:{self.domain}"
+
+    def return_path(self, subscriber: Subscriber) -> str:
+        """The envelope sender: a signed VERP address under [bounces] domain, else [smtp] sender."""
+        domain = self.settings.bounces.domain
+        if not domain:
+            return self._envelope_sender
+        return tokens.verp_address(self.secret, subscriber.public_id, self.edition.id, domain)
+
+    def message_id(self, subscriber_id: int) -> str:
+        return tokens.message_id(self.secret, self.edition.id, subscriber_id, self.domain)
+
+    def links(self, subscriber: Subscriber) -> tuple[str, str]:
+        """The subscriber's unsubscribe and preferences URLs, signed with the newest key."""
+        base = self.settings.digest.base_url
+        return (
+            f"{base}/u/{tokens.unsubscribe_token(self.link_key, subscriber.public_id)}",
+            f"{base}/p/{tokens.preferences_token(self.link_key, subscriber.public_id)}",
+        )
+
+    def personalise(self, template: message.MessageTemplate, subscriber: Subscriber, *, now: datetime) -> bytes:
+        unsubscribe_url, preferences_url = self.links(subscriber)
+        data = message.personalise(
+            template,
+            to_addr=subscriber.email,
+            to_name=subscriber.name,
+            message_id=self.message_id(subscriber.id),
+            date=now,
+            unsubscribe_url=unsubscribe_url,
+            preferences_url=preferences_url,
+            unsubscribe_mailto=self.settings.smtp.unsubscribe_mailto,
+        )
+        if self.dkim_key is not None:
+            data = message.sign_dkim(
+                data,
+                domain=self.settings.dkim.domain or "",
+                selector=self.settings.dkim.selector or "",
+                private_key=self.dkim_key,
+            )
+        return data

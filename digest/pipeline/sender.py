@@ -1,0 +1,193 @@
+"""One sender's loop over one edition: claim rows, make each subscriber's message, deliver, record.
+
+A row is marked sent only after the server accepted the message; a crash leaves it claimed by a
+sender that is gone, whose lease then runs out, and the next sender sends it again with the same
+Message-ID (A8). Each subscriber is read as they are *now*, just before their message is made (an
+unsubscribe or a section change that arrives after the edition was built is honoured: B5).
+
+Several senders may work on one edition at once, in one process or many, on one host or many
+(`pipeline.workers`): each claims a few rows at a time, records its results a batch at a time
+through the store's `OutboxWriter`, and, when nothing is left to claim, waits for the rows others
+hold until they are sent or their lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from digest.config import Settings
+from digest.deliver import Envelope, Outcome, Result, Transport, deliver
+from digest.errors import SubscriberError
+from digest.model import Delivery, EditionRecord, Mark
+from digest.pipeline.mailer import EditionMailer
+from digest.store import ACTIVE, FAILED, PENDING, SENT, SKIPPED, Store
+from digest.store.writers import OutboxWriter
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+CLAIM_ROWS = 100  # rows claimed at once; all of them are sent or released by the same sender
+READ_AHEAD = 8  # subscribers read at once, just before their messages are made
+HELD_POLL = 0.5  # seconds between looks at rows other senders hold, once nothing is left to claim
+
+
+@dataclass
+class SendReport:
+    edition_id: int
+    day: date
+    timezone: str
+    created: bool
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    deferred: int = 0
+    complete: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def _retry_delay(attempts: int) -> timedelta:
+    # B7: back off between attempts to the same destination; a daily digest gives up within a day.
+    delay: timedelta = timedelta(minutes=5) * (2 ** max(attempts - 1, 0))
+    return min(delay, timedelta(hours=2))
+
+
+async def send_edition(
+    settings: Settings,
+    store: Store,
+    edition: EditionRecord,
+    *,
+    transport: Transport,
+    clock: Clock,
+    stop: asyncio.Event | None = None,
+    due_only: bool = False,
+    run_started: datetime | None = None,
+    report: SendReport | None = None,
+    on_result: Callable[[Result], None] | None = None,
+) -> SendReport:
+    """Send every pending row of the edition (with due_only, only those whose retry time has come).
+
+    Rows are claimed CLAIM_ROWS at a time, so any number of these may run at once, in this
+    process or others, each sending different rows.
+    """
+    rep = report or SendReport(edition.id, edition.day, edition.timezone, created=False)
+    since = run_started or clock()  # rows this run defers are not retried by this run
+    mailer = await asyncio.to_thread(EditionMailer, settings, store, edition)
+    expired = await asyncio.to_thread(store.expire_claims, edition.id, now=clock())
+    if expired:
+        log.warning(
+            "edition=%s/%s: %d messages claimed by a sender that stopped renewing its lease are pending "
+            "again; those it had sent but not yet recorded go out twice, with the same Message-ID",
+            edition.day,
+            edition.timezone,
+            expired,
+        )
+    rows: dict[int, Delivery] = {}
+
+    def stopped() -> bool:
+        return stop is not None and stop.is_set()
+
+    async def envelopes() -> AsyncIterator[Envelope]:
+        while not stopped():
+            batch = await outbox.claim(edition.id, limit=CLAIM_ROWS, due_only=due_only, since=since)
+            if not batch:
+                # Rows another sender holds are its to send; if it stops renewing their lease
+                # (killed, its host gone), they are ours once the lease runs out (B1).
+                if not await _others_hold(store, edition.id, outbox.name, clock=clock, stop=stop):
+                    return
+                continue
+            for start in range(0, len(batch), READ_AHEAD):
+                chunk = batch[start : start + READ_AHEAD]
+                # Read just before their turn, so a change made while the rows before were being
+                # sent is honoured (B5, S9): at most READ_AHEAD messages ahead.
+                held = await outbox.still_held([d.id for d in chunk])
+                chunk = [d for d in chunk if d.id in held]  # the others were taken over (B1)
+                subs = await outbox.subscribers([d.subscriber_id for d in chunk])
+                for d in chunk:
+                    if stopped():
+                        return  # the rest of the claim is released when the outbox closes
+                    sub = subs.get(d.subscriber_id)
+                    if sub is None or sub.status != ACTIVE:  # unsubscribed after the edition was built (S9)
+                        await outbox.add(Mark(d.id, SKIPPED, error="subscriber no longer active", attempted=False))
+                        rep.skipped += 1
+                        continue
+                    template = mailer.template(sub.sections)  # their sections as they are now (B5)
+                    if template is None:  # nothing in their sections: no empty email, not retried (S11)
+                        await outbox.add(
+                            Mark(d.id, SKIPPED, error="nothing new in the subscriber's sections", attempted=False)
+                        )
+                        rep.skipped += 1
+                        continue
+                    try:
+                        data = mailer.personalise(template, sub, now=clock())
+                    except SubscriberError as exc:
+                        # One subscriber's bad address (CR/LF, NUL... from an old database or a
+                        # direct insert) fails that row alone, recorded and not retried; the run
+                        # goes on for everyone after it.
+                        await outbox.add(Mark(d.id, FAILED, error=exc.message, attempted=False))
+                        rep.failed += 1
+                        rep.errors.append(f"subscriber {d.subscriber_id}: {exc.message}")
+                        log.warning("edition=%s subscriber=%d failed: %s", edition.day, d.subscriber_id, exc.message)
+                        continue
+                    rows[d.id] = d
+                    yield Envelope(key=d.id, sender=mailer.return_path(sub), recipient=sub.email, data=data, crlf=True)
+
+    async def record(result: Result) -> None:
+        d = rows.pop(result.key)
+        now = clock()
+        if result.outcome is Outcome.SENT:
+            await outbox.add(Mark(d.id, SENT, message_id=mailer.message_id(d.subscriber_id)))
+            rep.sent += 1
+        elif result.outcome is Outcome.PERMANENT:
+            await outbox.add(Mark(d.id, FAILED, error=result.detail), permanent_failure_of=d.subscriber_id)
+            rep.failed += 1
+            log.warning("edition=%s subscriber=%d failed permanently: %s", edition.day, d.subscriber_id, result.detail)
+        elif now - edition.created_at >= settings.smtp.give_up_after:
+            await outbox.add(Mark(d.id, FAILED, error=f"gave up: {result.detail}"))
+            rep.failed += 1
+        else:
+            await outbox.add(
+                Mark(d.id, PENDING, error=result.detail, next_attempt_at=now + _retry_delay(d.attempts + 1))
+            )
+            rep.deferred += 1
+        if on_result:
+            on_result(result)
+
+    writer = OutboxWriter(store, clock, lease=settings.smtp.claim_lease, suspend_after=settings.smtp.suspend_after)
+    async with writer as outbox:
+        await deliver(transport, envelopes(), record, stop=stop)
+    rep.complete = await asyncio.to_thread(store.close_edition_if_done, edition.id)
+    log.info(
+        "edition=%s/%s sent=%d skipped=%d failed=%d deferred=%d complete=%s",
+        edition.day,
+        edition.timezone,
+        rep.sent,
+        rep.skipped,
+        rep.failed,
+        rep.deferred,
+        rep.complete,
+    )
+    return rep
+
+
+async def _others_hold(store: Store, edition_id: int, me: str, *, clock: Clock, stop: asyncio.Event | None) -> bool:
+    """Whether other senders still hold rows of the edition; waits a little first when they do, so
+    the caller's next claim finds what they released or what their lease gave up. Our own rows in
+    flight are ours to record, whatever their lease says."""
+    until = await asyncio.to_thread(store.claims_held, edition_id, other_than=me)
+    if until is None:
+        return False
+    wait = min(max((until - clock()).total_seconds(), 0.0), HELD_POLL)
+    if stop is None:
+        await asyncio.sleep(wait)
+    else:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wait)
+    if until <= clock():
+        await asyncio.to_thread(store.expire_claims, edition_id, now=clock(), other_than=me)
+    return True

@@ -1,0 +1,241 @@
+"""The store's two group-commit writers, for async callers: a poll's outcomes and a sender's outbox.
+
+Every other store method opens a short transaction of its own. These two keep one connection for
+a whole poll or a whole send, on one thread, and put every result that arrived meanwhile in one
+commit (group commit): a transaction per feed or per message costs more than its rows. Each
+caller's write still returns only once its own row is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from digest.model import Delivery, Mark, PollRecord, PollWritten, Subscriber
+
+if TYPE_CHECKING:
+    from digest.store import Store
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+class PollRecorder:
+    """Writes poll outcomes from one thread, as many feeds per transaction as finished meanwhile.
+
+    SQLite has one writer at a time: writes from several threads only queue on its lock (and
+    sleep in its busy handler), and a transaction per feed costs more than the feed's rows. So
+    feeds hand their outcome to this recorder; while one transaction commits, the next ones
+    gather, and each feed's poll returns once its own outcome is committed (group commit).
+    """
+
+    MAX_BATCH = 200
+
+    def __init__(self, store: Store) -> None:
+        self._writer = store.poll_writer()  # opened and closed in the executor's one thread
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-store")
+        self._pending: list[tuple[PollRecord, asyncio.Future[PollWritten]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> PollRecorder:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def write(self, record: PollRecord) -> PollWritten:
+        future: asyncio.Future[PollWritten] = asyncio.get_running_loop().create_future()
+        self._pending.append((record, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        return await future
+
+    async def close(self) -> None:
+        """Let the outcomes already handed over be written, then close the connection and the thread."""
+        try:
+            if self._drainer is not None:  # else nothing was written and no connection opened
+                await self._drainer
+                await asyncio.get_running_loop().run_in_executor(self._executor, self._writer.close)
+        finally:
+            self._executor.shutdown(wait=False)
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
+            records = [record for record, _ in batch]
+            outcomes: list[PollWritten | Exception]
+            try:
+                outcomes = list(await loop.run_in_executor(self._executor, self._writer.record, records))
+            except Exception:  # one feed's bad data must not fail the others': write them one by one
+                outcomes = await loop.run_in_executor(self._executor, self._one_by_one, records)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():  # its poll was cancelled meanwhile
+                    continue
+                if isinstance(outcome, Exception):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    def _one_by_one(self, records: Sequence[PollRecord]) -> list[PollWritten | Exception]:
+        out: list[PollWritten | Exception] = []
+        for record in records:
+            try:
+                out.extend(self._writer.record([record]))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+
+def sender_name() -> str:
+    """ "host:pid:random": names one sender's claims; unique even when a pid is reused."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class OutboxWriter:
+    """One sender's claims and results: one database connection on one thread, group commits,
+    and the lease on its claims renewed while it runs.
+
+    A commit per message on its own connection cost more than sending the message. Here each
+    result still waits for its commit before its worker takes the next message (so a kill -9
+    leaves at most the messages in flight unrecorded: S1, S2), but one commit carries every result
+    that arrived in the same turn of the event loop (group commit: with N connections, up to N
+    rows per transaction), on a connection kept open. A failed commit stops the run (S10): every
+    result of that group, and every later one, raises it.
+
+    The lease is the sender's heartbeat: renewed every third of it while this writer is open, it
+    runs out only when the sender is gone (killed, frozen, its host down); `expire_claims` then
+    returns the rows to pending for any sender on any host (B1).
+    """
+
+    def __init__(self, store: Store, clock: Clock, *, lease: timedelta, suspend_after: int) -> None:
+        self.store, self.clock, self.lease, self.suspend_after = store, clock, lease, suspend_after
+        self.name = sender_name()
+        self._session = store.outbox_session(self.name)
+        # SQLite commits a few rows in under 0.1 ms on a kept connection, less than handing the
+        # call to a thread and back costs while this loop is busy (1-2 ms, GIL switching), so
+        # there the session runs on the loop's own thread. A server database keeps one thread.
+        self._thread = (
+            None
+            if store.engine.dialect.name == "sqlite"
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        )
+        self._marks: list[Mark] = []  # results waiting for the next commit
+        self._permanent: list[int] = []  # subscribers to count a 5xx against
+        self._group: asyncio.Task[None] | None = None  # the commit the next result will join
+        self._closing = asyncio.Event()
+        self._error: Exception | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._renewed: datetime | None = None  # when our lease was last set (a claim or a renewal)
+
+    async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        if self._thread is None:
+            return fn(*args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, partial(fn, *args, **kwargs))
+
+    async def __aenter__(self) -> OutboxWriter:
+        self._renewer = asyncio.create_task(self._renew())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closing.set()
+        if self._renewer is not None:
+            await self._renewer
+        try:
+            # What is still claimed was never sent: deliver() finished and recorded every message
+            # it started. After a failed commit the claims stay, and run out with their lease.
+            if self._error is None:
+                await self._run(self._session.release, now=self.clock())
+        finally:
+            await self._run(self._session.close)
+            if self._thread is not None:
+                self._thread.shutdown(wait=False)
+
+    async def subscribers(self, ids: list[int]) -> dict[int, Subscriber]:
+        return await self._run(self._session.subscribers, ids)
+
+    async def claim(
+        self, edition_id: int, *, limit: int, due_only: bool, since: datetime | None = None
+    ) -> list[Delivery]:
+        now = self.clock()
+        rows = await self._run(
+            self._session.claim,
+            edition_id,
+            now=now,
+            lease=self.lease,
+            limit=limit,
+            due_only=due_only,
+            since=since,
+        )
+        if self._renewed is None:
+            self._renewed = now
+        return rows
+
+    async def still_held(self, ids: Sequence[int]) -> set[int]:
+        """Which of these claimed rows are still ours, just before we send them.
+
+        Once a third of the lease has passed since it was last set, it is renewed here and now
+        (the background renewal may lag behind a busy loop); a row we no longer hold (our lease
+        ran out while we were stopped or frozen, and another sender took it) is left to its new
+        holder, so it is not sent twice."""
+        now = self.clock()
+        if self._renewed is not None and now - self._renewed < self.lease / 3:
+            return set(ids)
+        held = await self._run(self._session.renew, lease=self.lease)
+        self._renewed = now
+        return held & set(ids)
+
+    async def add(self, mark: Mark, *, permanent_failure_of: int | None = None) -> None:
+        """Record one result; returns once it is committed (with the others of its group)."""
+        if self._error is not None:
+            raise self._error
+        self._marks.append(mark)
+        if permanent_failure_of is not None:
+            self._permanent.append(permanent_failure_of)
+        if self._group is None:
+            self._group = asyncio.create_task(self._commit())
+        await asyncio.shield(self._group)  # a cancelled waiter must not cancel the others' commit
+
+    async def _commit(self) -> None:
+        await asyncio.sleep(0)  # one turn of the loop: results that arrived with this one join it
+        marks, self._marks = self._marks, []
+        failures, self._permanent = self._permanent, []
+        self._group = None  # results from now on go into the next group
+        try:
+            await self._run(self._session.record, marks, now=self.clock())
+            for subscriber_id in failures:
+                if await asyncio.to_thread(
+                    self.store.count_permanent_failure,
+                    subscriber_id,
+                    suspend_after=self.suspend_after,
+                    now=self.clock(),
+                ):
+                    log.warning(
+                        "subscriber=%d suspended after %d permanent failures", subscriber_id, self.suspend_after
+                    )
+        except Exception as exc:
+            self._error = exc
+            raise
+
+    async def _renew(self) -> None:
+        """Keep our claims' lease running while this sender lives (a long, rate-limited send)."""
+        every = self.lease.total_seconds() / 3
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), every)
+            if not self._closing.is_set():
+                with contextlib.suppress(Exception):  # a failing database shows up in the next commit
+                    now = self.clock()
+                    await self._run(self._session.renew, lease=self.lease)
+                    self._renewed = now

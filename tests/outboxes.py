@@ -1,0 +1,66 @@
+"""Tests' hands on the outbox, through the store's production paths: an edition made the way the
+send job makes it (`edition_window`, then `create_edition` with the chosen items), and one
+sender's claims and results through the `OutboxSession` every sender uses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+from digest.model import Delivery, EditionItem, EditionRecord, Mark
+from digest.store import Store
+
+
+def new_edition(
+    store: Store,
+    *,
+    day: date,
+    cutoff: datetime,
+    now: datetime,
+    timezone: str = "UTC",
+    default_timezone: str = "UTC",
+    section: str = "World",
+) -> tuple[EditionRecord, bool]:
+    """Every item of the window, in one section (what the rules decide is the send job's test)."""
+    window = store.edition_window(timezone, until=cutoff)
+    return store.create_edition(
+        day=day,
+        window=window,
+        items=[EditionItem(item.id, section) for item in window.items],
+        default_timezone=default_timezone,
+        now=now,
+    )
+
+
+def claim(
+    store: Store,
+    edition_id: int,
+    worker: str,
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    due_only: bool = False,
+    since: datetime | None = None,
+) -> list[Delivery]:
+    session = store.outbox_session(worker)
+    try:
+        return session.claim(edition_id, now=now, lease=lease, limit=limit, due_only=due_only, since=since)
+    finally:
+        session.close()
+
+
+def record(store: Store, marks: Sequence[Mark], worker: str, *, now: datetime) -> int:
+    session = store.outbox_session(worker)
+    try:
+        return session.record(marks, now=now)
+    finally:
+        session.close()
+
+
+def release(store: Store, worker: str, *, now: datetime) -> int:
+    session = store.outbox_session(worker)
+    try:
+        return session.release(now=now)
+    finally:
+        session.close()
