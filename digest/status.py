@@ -83,6 +83,9 @@ def _workers(store: Store, *, now: datetime) -> list[str]:
             f"  {w.name} ({w.host} pid {w.pid}, up {_ago(w.heartbeat_at - w.started_at)}, "
             f"clock {w.clock_skew:+.1f}s): {state}"
         )
+    senders, held = store.outbox_claims()
+    if held:
+        lines.append(f"  sending: {held} messages claimed by {senders} sending processes")
     feeds, feed_lag = store.poll_lag(now=now)
     rows, row_lag = store.outbox_lag(now=now)
     lines.append(

@@ -286,7 +286,7 @@ async def test_three_workers_share_feeds_and_subscribers_and_survive_a_kill_mid_
             assert "workers: 3 alive" in status, status
             for name in ("w1", "w2", "w3"):
                 assert f"\n  {name} (" in status and "outbox rows; heartbeat" in status, status
-            assert "due work: " in status, status
+            assert "due work: " in status and "messages claimed by" in status, status
             await until(w2_holds_rows, "w2 holding outbox rows", timeout=60, logs=procs)
             at_kill = len(smtp.messages)
             for pid in w2_tree():  # SIGKILL: no drain, its claims stay behind until their lease runs out
