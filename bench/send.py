@@ -47,7 +47,7 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from digest import config as cfg
-from digest.model import PLACEHOLDER_PREFERENCES_URL, PLACEHOLDER_UNSUBSCRIBE_URL, ParsedItem
+from digest.model import PLACEHOLDER_PREFERENCES_URL, PLACEHOLDER_UNSUBSCRIBE_URL, ParsedItem, PollRecord
 from digest.store import Store
 from digest.store import schema as t
 
@@ -128,7 +128,8 @@ def populate(config: Path, subscribers: int, seed: int = 1, mix: str = "default"
                     content_hash=f"h{n}.{i}",
                 )
             )
-        store.upsert_items(feed.id, items, now=NOW - timedelta(hours=1))
+        with store.poll_writer() as writer:  # as a poll writes them
+            writer.record([PollRecord(feed.id, NOW - timedelta(hours=1), 200, 0, None, NOW, items=tuple(items))])
     pairs = set()
     batch = []
     for i in range(subscribers):

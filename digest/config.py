@@ -333,7 +333,9 @@ class SmtpSettings:
     ca_file: str | None = _opt(None, "CA bundle to verify a private relay's certificate.", check_opt_str)
     connections: int = _opt(4, "SMTP connections used in parallel, each reused for many messages.", _check_int(1, 64))
     workers: int = _opt(
-        0, "Processes `digest send` sends from, sharing the connections; 0: one per CPU core.", _check_int(0, 64)
+        0,
+        "Processes `digest send` and `digest run` send from, sharing the connections; 0: one per CPU core.",
+        _check_int(0, 64),
     )
     rate_limit: float = _opt(0.0, "At most this many messages per second; 0 means no limit.", _check_float(0, 10000))
     unsubscribe_mailto: str | None = _opt(

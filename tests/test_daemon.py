@@ -346,6 +346,25 @@ async def test_S4_sigterm_during_a_send_records_messages_in_flight_and_a_restart
     assert len(got) == 80 and all(len(ids) == 1 for ids in got.values())
 
 
+async def test_the_daemon_sends_with_the_same_sending_processes_as_digest_send(
+    tmp_path: Path, feed: FeedServer
+) -> None:
+    start = at(DAY, "07:05")
+    url = feed.serve("/news.xml", rss(start))
+    async with SmtpServer() as smtp:
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=1000, connections=4)
+        config.write_text(config.read_text(encoding="utf-8").replace("[smtp]\n", "[smtp]\nworkers = 2\n"), "utf-8")
+        async with daemon(config, start) as d:
+            await until(lambda: len(smtp.messages) >= 1000, "every subscriber", timeout=90)
+            await some_ticks(d, 1)
+            assert await d.stop() == 0
+    # pipeline/workers.py announces each sending process: this one and one it started.
+    assert d.log.count("sending process") == 2, d.log
+    got = by_recipient(smtp.messages)
+    assert len(got) == 1000 and all(len(ids) == 1 for ids in got.values())
+    assert open_store(config).delivery_counts() == {SENT: 1000}
+
+
 async def test_S1_kill_9_mid_send_then_restart_reaches_everyone_with_only_same_id_duplicates(
     tmp_path: Path, feed: FeedServer
 ) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from storepaths import store_items
 
 from digest import cluster
 from digest import config as cfg
@@ -72,7 +73,7 @@ def add_news(store: Store) -> None:
             )
             for k, topic in enumerate(topics[n * 2 : n * 2 + 2])
         ]
-        store.upsert_items(feed.id, items, now=NOW - timedelta(hours=1))
+        store_items(store, feed.id, items, now=NOW - timedelta(hours=1))
 
 
 def test_stories_survive_the_round_trip_through_json_with_cleaned_titles_and_synopses() -> None:

@@ -19,9 +19,9 @@ from datetime import UTC, date, datetime, timedelta
 from email.headerregistry import Address
 from pathlib import Path
 
-from outboxes import claim, new_edition, record, release
 from smtpservers import Scripted, SmtpServer
 from sqlalchemy import insert, select
+from storepaths import claim, new_edition, record, release, store_items
 
 from digest import message
 from digest.config import SmtpSettings
@@ -237,7 +237,8 @@ claim_lease = "2s"
     feed = store.add_feed(_feed_spec(), now=NOW - timedelta(days=1))
     from digest.model import ParsedItem
 
-    store.upsert_items(
+    store_items(
+        store,
         feed.id,
         [
             ParsedItem(

@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from outboxes import claim, new_edition, record
+from storepaths import claim, new_edition, record, store_items
 
 from digest.config import SubscriberSpec
 from digest.errors import LockHeldError
@@ -37,10 +37,10 @@ def make_feed(store: Store, url: str = "https://news.example/feed") -> int:
 
 def test_an_item_seen_again_is_stored_once_and_an_edit_updates_in_place(store: Store) -> None:
     feed = make_feed(store)
-    assert store.upsert_items(feed, [parsed("g1", url="https://n.example/1")], now=T0) == (1, 0)
-    assert store.upsert_items(feed, [parsed("g1", url="https://n.example/1")], now=T0 + timedelta(hours=1)) == (0, 0)
-    assert store.upsert_items(
-        feed, [parsed("g1", url="https://n.example/1", title="Edited")], now=T0 + timedelta(hours=2)
+    assert store_items(store, feed, [parsed("g1", url="https://n.example/1")], now=T0) == (1, 0)
+    assert store_items(store, feed, [parsed("g1", url="https://n.example/1")], now=T0 + timedelta(hours=1)) == (0, 0)
+    assert store_items(
+        store, feed, [parsed("g1", url="https://n.example/1", title="Edited")], now=T0 + timedelta(hours=2)
     ) == (0, 1)
     items = store.edition_window("UTC", until=T0 + timedelta(days=1)).items
     assert [(i.title, i.first_seen) for i in items] == [("Edited", T0)]
@@ -48,8 +48,9 @@ def test_an_item_seen_again_is_stored_once_and_an_edit_updates_in_place(store: S
 
 def test_P7_a_new_guid_with_the_same_link_and_duplicate_guids_are_one_item(store: Store) -> None:
     feed = make_feed(store)
-    store.upsert_items(feed, [parsed("guid-a", url="https://n.example/story")], now=T0)
-    new, _ = store.upsert_items(
+    store_items(store, feed, [parsed("guid-a", url="https://n.example/story")], now=T0)
+    new, _ = store_items(
+        store,
         feed,
         [
             parsed("guid-b", url="https://n.example/story"),
@@ -68,7 +69,7 @@ def test_every_item_lands_in_exactly_one_edition_even_when_days_are_skipped(stor
     seen: list[int] = []
     for n, day in enumerate([date(2026, 1, 16), date(2026, 1, 17), date(2026, 1, 20)]):
         first_seen = T0 + timedelta(days=n * 2)
-        store.upsert_items(feed, [parsed(f"k{n}-{i}", published=None) for i in range(3)], now=first_seen)
+        store_items(store, feed, [parsed(f"k{n}-{i}", published=None) for i in range(3)], now=first_seen)
         edition, created = new_edition(
             store,
             day=day,
@@ -108,7 +109,8 @@ def test_items_too_old_when_first_seen_are_not_sent(store: Store) -> None:
     from digest.pipeline.send import build_edition
 
     feed = make_feed(store)
-    store.upsert_items(
+    store_items(
+        store,
         feed,
         [parsed("old", published=T0 - timedelta(days=5)), parsed("fresh"), parsed("undated", published=None)],
         now=T0,

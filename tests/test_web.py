@@ -26,8 +26,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import unused_port
-from outboxes import claim, record
 from smtpservers import SmtpServer
+from storepaths import claim, record, store_items
 
 from digest import config as cfg
 from digest import tokens
@@ -114,7 +114,7 @@ def add_news(store: Store, *, at: datetime, prefix: str, world: int = WORLD_STOR
         )
         for i in range(sport)
     ]
-    store.upsert_items(feed.id, items, now=at)
+    store_items(store, feed.id, items, now=at)
 
 
 @dataclasses.dataclass
@@ -499,6 +499,28 @@ async def test_an_edition_page_is_rendered_once_and_served_from_that(settings: c
     finally:
         await runner.cleanup()
     assert len(set(first)) == 1 and again == first[0] and "Today" in again
+
+
+def test_edition_pages_keep_at_most_their_bound_dropping_the_least_recently_read(
+    settings: cfg.Settings, store: Store
+) -> None:
+    from digest.pipeline.mailer import make_renderer
+    from digest.pipeline.send import EditionPages
+
+    add_news(store, at=NOW - timedelta(hours=2), prefix="Today")
+    a, b, c = (
+        build_edition(settings, store, day=DAY, timezone=z, now=NOW)[0] for z in ("UTC", "Asia/Tokyo", "Europe/Moscow")
+    )
+    pages = EditionPages(settings, store, renderer=make_renderer(settings), secret="s", keep=2)
+    first = pages.html(a)
+    pages.html(b)
+    assert pages.html(a) is first and pages.rendered == 2  # a is now the most recently read
+    pages.html(c)  # over the bound: b goes
+    assert pages.rendered == 3
+    pages.html(a)
+    assert pages.rendered == 3
+    pages.html(b)
+    assert pages.rendered == 4
 
 
 async def test_an_edition_that_does_not_exist_is_a_404_page(app: Web) -> None:

@@ -34,7 +34,7 @@ Clock = Callable[[], datetime]
 
 CLAIM_ROWS = 100  # rows claimed at once; all of them are sent or released by the same sender
 READ_AHEAD = 8  # subscribers read at once, just before their messages are made
-HELD_POLL = 0.5  # seconds between looks at rows other senders hold, once nothing is left to claim
+HELD_POLL = 0.2  # seconds between looks at rows other senders hold, once nothing is left to claim
 
 
 @dataclass

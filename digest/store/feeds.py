@@ -194,18 +194,6 @@ class FeedStore(StoreBase):
 
     # ------------------------------------------------------------------ items
 
-    def upsert_items(self, feed_id: int, parsed: Sequence[ParsedItem], *, now: datetime) -> tuple[int, int]:
-        """Store a poll's items: new ones get first_seen=now; edited ones update in place.
-
-        Identity within a feed is the item key, then the canonical link: a publisher that changes
-        an item's GUID but keeps its link (or adds tracking parameters) edits the same item, so it
-        is never sent twice. Returns (new, updated).
-        """
-        if not parsed:
-            return 0, 0
-        with self.engine.begin() as conn:
-            return _upsert_items(conn, feed_id, parsed, now=now)
-
     def poll_writer(self) -> PollWriter:
         """A writer that keeps one connection for a whole poll; use it from one thread."""
         return PollWriter(self.engine)
@@ -318,8 +306,13 @@ _UPDATE_ITEM = update(t.items).where(t.items.c.id == bindparam("_item_id"))
 
 
 def _upsert_items(conn: Connection, feed_id: int, parsed: Sequence[ParsedItem], *, now: datetime) -> tuple[int, int]:
-    """FeedStore.upsert_items inside the caller's transaction: one SELECT, then one executemany
-    for the new items and one for the edited ones (a statement per item costs ten times more)."""
+    """Store a poll's items inside the caller's transaction (PollWriter.record): new ones get
+    first_seen=now; edited ones update in place. Returns (new, updated).
+
+    Identity within a feed is the item key, then the canonical link: a publisher that changes an
+    item's GUID but keeps its link (or adds tracking parameters) edits the same item, so it is
+    never sent twice. One SELECT, then one executemany for the new items and one for the edited
+    ones (a statement per item costs ten times more)."""
     if not parsed:
         return 0, 0
     keys = [p.key for p in parsed]

@@ -283,10 +283,6 @@ class SubscriberStore(StoreBase):
             _subscriber(row), {f: getattr(row, f"{f}_origin") for f in FIELDS}, bool(row.from_config)
         )
 
-    def is_suppressed(self, email: str) -> bool:
-        with self.engine.connect() as conn:
-            return _suppressed(conn, email) is not None
-
     def get_subscriber(
         self, *, email: str | None = None, id: int | None = None, public_id: str | None = None
     ) -> Subscriber | None:

@@ -1,14 +1,24 @@
-"""Tests' hands on the outbox, through the store's production paths: an edition made the way the
-send job makes it (`edition_window`, then `create_edition` with the chosen items), and one
-sender's claims and results through the `OutboxSession` every sender uses."""
+"""Tests' hands on the store, through its production paths: items written as a poll writes them
+(`PollWriter`), an edition made the way the send job makes it (`edition_window`, then
+`create_edition` with the chosen items), and one sender's claims and results through the
+`OutboxSession` every sender uses."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
-from digest.model import Delivery, EditionItem, EditionRecord, Mark
+from digest.model import Delivery, EditionItem, EditionRecord, Mark, ParsedItem, PollRecord
 from digest.store import Store
+
+
+def store_items(store: Store, feed_id: int, items: Sequence[ParsedItem], *, now: datetime) -> tuple[int, int]:
+    """A poll of the feed at `now` that returned these items (200, next poll a day later): (new, updated)."""
+    with store.poll_writer() as writer:
+        (written,) = writer.record(
+            [PollRecord(feed_id, now, 200, 0, None, now + timedelta(days=1), items=tuple(items))]
+        )
+    return written.new_items, written.updated_items
 
 
 def new_edition(
