@@ -128,9 +128,10 @@ class App:
 
     def _sync(self, store: Store) -> None:
         now = self.clock()
-        store.sync_feeds(self.settings.feeds, now=now)
-        store.sync_subscribers(self.settings.subscribers, now=now)
-        store.set_meta("config_synced", self._config_digest())
+        with store.config_sync_lock():  # workers starting together on PostgreSQL sync in turn
+            store.sync_feeds(self.settings.feeds, now=now)
+            store.sync_subscribers(self.settings.subscribers, now=now)
+            store.set_meta("config_synced", self._config_digest())
         from digest import unsubscribes
 
         unsubscribes.apply(store, unsubscribes.spool_path(self.settings), now=now)  # kept while it was busy
