@@ -140,9 +140,10 @@ class App:
 
     def _sync(self, store: Store) -> None:
         now = self.clock()
-        store.sync_feeds(self.settings.feeds, now=now)
-        store.sync_subscribers(self.settings.subscribers, now=now)
-        store.set_meta("config_synced", self._config_digest())
+        with store.config_sync_lock():  # workers starting together on PostgreSQL sync in turn
+            store.sync_feeds(self.settings.feeds, now=now)
+            store.sync_subscribers(self.settings.subscribers, now=now)
+            store.set_meta("config_synced", self._config_digest())
         from digest import unsubscribes
 
         unsubscribes.apply(store, unsubscribes.spool_path(self.settings), now=now)  # kept while it was busy
@@ -494,9 +495,24 @@ async def _dry_run(app: App, day: date, folder: Path) -> None:
 @pass_app
 def run(app: App) -> None:
     """Run the daemon: poll feeds on their interval and send each edition at send_at."""
+    if app.store.many_workers:  # PostgreSQL: one worker plus the web app; more may join (issue 15)
+        from digest.worker import run_worker
+
+        run_async(run_worker(app.settings, app.store, clock=app.clock, web=True, log_setup=_logging_setup()))
+        return
     from digest.daemon import run_daemon
 
     run_async(run_daemon(app.settings, app.store, clock=app.clock, log_setup=_logging_setup()))
+
+
+@main.command()
+@click.option("--name", metavar="NAME", help="What claims and `digest status` call it (default: host:pid).")
+@pass_app
+def worker(app: App, name: str | None) -> None:
+    """Run one worker: poll due feeds, build due editions, send pending rows; any number share PostgreSQL."""
+    from digest.worker import run_worker
+
+    run_async(run_worker(app.settings, app.store, name=name, clock=app.clock, log_setup=_logging_setup()))
 
 
 @main.command()
@@ -665,6 +681,12 @@ def db_upgrade(app: App) -> None:
             raise StoreError(
                 f"A digest daemon ({holder[0]}) is running on this database; nothing was changed.",
                 hint="Stop it, run `digest db upgrade`, then start the daemon again.",
+            )
+        live = store.live_worker_names() if store.schema_revision() is not None else []
+        if live:  # workers on PostgreSQL take no lock: they are in the workers table (issue 15)
+            raise StoreError(
+                f"digest workers ({', '.join(live)}) are running on this database; nothing was changed.",
+                hint="Stop them, run `digest db upgrade`, then start them again.",
             )
         before, after = store.upgrade_schema()
     finally:

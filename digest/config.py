@@ -370,6 +370,11 @@ class FetchSettings:
         10.0, "CPU seconds one feed's parse may use before it is stopped.", _check_float(0.5, 600)
     )
     parse_workers: int = _opt(0, "Parser processes (feeds parsed at once); 0: one per CPU.", _check_int(0, 256))
+    host_interval: float = _opt(
+        0.0,
+        "Least seconds between two requests to one host, by all workers together; 0: no minimum.",
+        _check_float(0, 3600),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +447,15 @@ class BouncesSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkersSettings:
+    max_clock_skew: timedelta = _opt(
+        timedelta(seconds=30),
+        "A `digest worker` whose clock differs from the database's by more than this refuses to start.",
+        check_duration,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class DkimSettings:
     domain: str | None = _opt(
         None, "Sign with DKIM for this domain (d=); all three keys or none.", check_opt_str, example="press.example.org"
@@ -504,6 +518,7 @@ class Settings:
     subscribers: tuple[SubscriberSpec, ...]
     path: Path | None = None  # the file it came from
     bounces: BouncesSettings = field(default_factory=BouncesSettings)
+    workers: WorkersSettings = field(default_factory=WorkersSettings)
 
     @property
     def database_url(self) -> str:
@@ -540,6 +555,7 @@ TABLES: dict[str, type] = {
     "dkim": DkimSettings,
     "web": WebSettings,
     "bounces": BouncesSettings,
+    "workers": WorkersSettings,
 }
 
 # Environment overrides: DIGEST_<TABLE>_<KEY>, plus the documented short forms for secrets.
@@ -861,6 +877,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
         subscribers=_subscribers(raw, known),
         path=path,
         bounces=tables["bounces"],
+        workers=tables["workers"],
     )
 
 

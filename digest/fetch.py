@@ -19,7 +19,9 @@ import ipaddress
 import logging
 import re
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -279,6 +281,28 @@ class _Deadline:
             self._timeout.reschedule(asyncio.get_running_loop().time() + self._left)
 
 
+# Politeness beyond this process (issue 15): given a host, a context held around each request to
+# it. The pipeline's gate is backed by the database, so all workers together keep `per_host` and
+# `host_interval`; fetch itself knows nothing of who else is fetching.
+HostGate = Callable[[str], AbstractAsyncContextManager[None]]
+
+
+class _Spacing:
+    """host_interval within one process: request starts to a host handed out that far apart."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._next: dict[str, float] = {}
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, host: str) -> AsyncIterator[None]:
+        now = time.monotonic()
+        start = max(now, self._next.get(host, now))
+        self._next[host] = start + self._interval
+        await asyncio.sleep(start - now)
+        yield
+
+
 class Fetcher:
     """One HTTP session for a poll: `async with Fetcher(...) as f: await f.fetch(url)`."""
 
@@ -289,8 +313,11 @@ class Fetcher:
         allow_private: bool,
         retry_after_cap: float = 86400.0,
         is_allowed_address: AddressCheck | None = None,
+        host_gate: HostGate | None = None,
     ) -> None:
         self._settings = settings
+        spacing = _Spacing(settings.host_interval) if settings.host_interval else None
+        self._gate: HostGate | None = host_gate or spacing
         self._cap = retry_after_cap
         # Tests inject a check (allow 127.0.0.2, refuse 127.0.0.1) to exercise the guard on loopback.
         self._is_allowed = is_allowed_address or (_allow_all if allow_private else is_public_address)
@@ -361,7 +388,8 @@ class Fetcher:
         host do not hold global slots others could use); the deadline stands still meanwhile."""
         per_host = self._hosts.setdefault(host, asyncio.Semaphore(self._settings.per_host))
         deadline.pause()
-        async with per_host, self._global:
+        gate = self._gate(host) if self._gate is not None else contextlib.nullcontext()
+        async with per_host, gate, self._global:
             deadline.resume()
             yield
             deadline.pause()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from digest import schedule, unsubscribes
 from digest.config import Settings
 from digest.store import Store
+from digest.store.workers import STALE_AFTER
 
 
 def _when(dt: datetime | None) -> str:
@@ -21,6 +22,7 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
         lines.append(f"daemon: {holder[0]} (heartbeat {age}s ago)")
     else:
         lines.append("daemon: not running")
+    lines += _workers(store, now=now)
 
     feeds = store.list_feeds(active_only=True)
     upcoming = [f.next_poll_at for f in feeds if f.next_poll_at]
@@ -56,3 +58,38 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
     if kept:  # the web app could not write them while the database was busy; applied on the next write
         lines.append(f"unsubscribes waiting for the database: {len(kept)} ({unsubscribes.spool_path(settings)})")
     return "\n".join(lines)
+
+
+def _ago(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    return f"{seconds}s" if seconds < 120 else f"{seconds // 60}m" if seconds < 7200 else f"{seconds // 3600}h"
+
+
+def _workers(store: Store, *, now: datetime) -> list[str]:
+    """The workers (issue 15): who is alive, what each holds, and how far behind the due work is."""
+    found = store.workers(stale_after=STALE_AFTER)
+    if not found:
+        return []
+    db_now = store.database_now()
+    alive = [w for w in found if w.alive]
+    lines = [f"workers: {len(alive)} alive" + (f", {len(found) - len(alive)} gone" if len(found) > len(alive) else "")]
+    for w in found:
+        state = (
+            f"holds {w.feeds} feeds, {w.deliveries} outbox rows; heartbeat {_ago(db_now - w.heartbeat_at)} ago"
+            if w.alive
+            else f"gone: last heartbeat {_ago(db_now - w.heartbeat_at)} ago"
+        )
+        lines.append(
+            f"  {w.name} ({w.host} pid {w.pid}, up {_ago(w.heartbeat_at - w.started_at)}, "
+            f"clock {w.clock_skew:+.1f}s): {state}"
+        )
+    senders, held = store.outbox_claims()
+    if held:
+        lines.append(f"  sending: {held} messages claimed by {senders} sending processes")
+    feeds, feed_lag = store.poll_lag(now=now)
+    rows, row_lag = store.outbox_lag(now=now)
+    lines.append(
+        f"due work: {feeds} feeds (the most overdue {_ago(feed_lag)} late), "
+        f"{rows} messages (the oldest waiting {_ago(row_lag)})"
+    )
+    return lines

@@ -14,7 +14,7 @@ import digest
 
 PACKAGE = Path(digest.__file__).parent
 STAGES = {"fetch", "parse", "parsepool", "store", "compose", "render", "message", "deliver"}
-SHELLS = {"pipeline", "daemon", "cli", "web", "demo"}
+SHELLS = {"pipeline", "daemon", "worker", "cli", "web", "demo"}
 # The parser pool runs parse in its worker processes; that is its whole job.
 ALLOWED = {"parsepool": {"parse"}}
 

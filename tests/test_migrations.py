@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,19 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
         assert store.save_edition_stories(1, '{"format": 1, "stories": []}', now=datetime(2026, 12, 1, tzinfo=UTC))
         assert store.edition_stories(1) == '{"format": 1, "stories": []}'
         assert not store.save_edition_stories(1, "{}", now=datetime(2026, 12, 1, tzinfo=UTC))  # the first stays
+        # 0006: no worker registered, no feed claimed; the upgraded feeds can be claimed and released.
+        assert store.workers(stale_after=timedelta(seconds=60)) == []
+        with store.engine.connect() as conn:
+            claims = conn.execute(sa.select(t.feeds.c.claimed_by, t.feeds.c.lease_until)).all()
+        assert claims and all(tuple(row) == (None, None) for row in claims)
+        store.register_worker(
+            "w1", host="h", pid=1, version="t", worker_now=datetime.now(UTC), stale_after=timedelta(seconds=60)
+        )
+        claimed = store.claim_feeds("w1", due_by=datetime(2100, 1, 1, tzinfo=UTC), lease=timedelta(minutes=1), limit=10)
+        assert {f.id for f in claimed} == {f.id for f in store.list_feeds(active_only=True)}
+        assert store.workers(stale_after=timedelta(seconds=60))[0].feeds == len(claimed)
+        assert store.release_feeds("w1", [f.id for f in claimed]) == len(claimed)
+        store.unregister_worker("w1")
         # The upgraded table never hands out an id again, even the highest one once it is erased.
         store.sync_subscribers([], now=datetime(2026, 12, 1, tzinfo=UTC))  # this config lists nobody
         assert store.remove_subscriber("dave@example.org")  # dropped from the config: erasable
@@ -201,8 +214,6 @@ def test_the_suppression_hash_is_the_one_migration_0002_wrote() -> None:
 
 
 def test_db_upgrade_refuses_while_a_daemon_is_running_on_the_database(empty_database_url: str, tmp_path: Path) -> None:
-    from datetime import timedelta
-
     load_release_1(empty_database_url)
     engine = sa.create_engine(empty_database_url)
     with engine.begin() as conn:  # a heartbeat a few seconds old, on the real clock

@@ -18,9 +18,10 @@ from digest.store.subscribers import (
     SubscriberStore,
     normalise_email,
 )
+from digest.store.workers import WorkerStore
 
 
-class Store(FeedStore, SubscriberStore, EditionStore, BounceStore, SignupStore):
+class Store(FeedStore, SubscriberStore, EditionStore, BounceStore, SignupStore, WorkerStore):
     """All tables behind one object; each mixin owns one concern."""
 
 

@@ -7,11 +7,12 @@ opens its own short transaction, so a crash between two calls leaves a consisten
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, SQLAlchemyError
@@ -21,6 +22,7 @@ from digest import migrations
 from digest.errors import DatabaseBusyError, DatabaseFullError, LockHeldError, OutdatedDatabaseError, StoreError
 from digest.store import schema as t
 
+_SYNC_LOCK = 0x64676373  # "dgcs": the advisory lock serialising config syncs
 BUSY_TIMEOUT = 30.0  # seconds a SQLite statement waits for another process's write lock
 
 
@@ -106,6 +108,20 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def database_time(conn: Connection) -> datetime:
+    """The database server's clock, now (not the transaction's start), as an aware UTC time."""
+    if conn.dialect.name == "postgresql":
+        value: Any = conn.scalar(text("SELECT clock_timestamp()"))
+    elif conn.dialect.name == "sqlite":
+        value = conn.scalar(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"))
+    else:
+        value = conn.scalar(select(func.now()))
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class StoreBase:
     def __init__(self, url: str, *, check_schema: bool = True) -> None:
         """Open the database; a new empty one is created at the newest schema.
@@ -182,7 +198,28 @@ class StoreBase:
     def set_meta(self, key: str, value: str) -> None:
         with self.engine.begin() as conn:
             if conn.execute(update(t.meta).where(t.meta.c.key == key).values(value=value)).rowcount == 0:
-                conn.execute(insert(t.meta).values(key=key, value=value))
+                try:
+                    with conn.begin_nested():  # another process may insert the key at the same moment
+                        conn.execute(insert(t.meta).values(key=key, value=value))
+                except IntegrityError:
+                    conn.execute(update(t.meta).where(t.meta.c.key == key).values(value=value))
+
+    @contextmanager
+    def config_sync_lock(self) -> Iterator[None]:
+        """Held while a process syncs the config's feeds and subscribers into the database, so
+        workers starting together on PostgreSQL sync one after the other instead of inserting the
+        same new rows at once (issue 15). SQLite writers queue on its own lock already."""
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _SYNC_LOCK})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _SYNC_LOCK})
+                conn.commit()
 
     def site_secret(self) -> str:
         """The secret for Message-IDs and tokens: generated once, then the same forever."""

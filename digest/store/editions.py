@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from digest.errors import StoreError
 from digest.model import Delivery, EditionItem, EditionRecord, EditionWindow, Item, Mark, Subscriber
 from digest.store import schema as t
-from digest.store.base import StoreBase
+from digest.store.base import StoreBase, database_time
 from digest.store.feeds import _ITEM_COLUMNS, _item
 from digest.store.subscribers import ACTIVE, _subscriber
 
@@ -53,6 +53,17 @@ class _WindowMoved(Exception):
     """The zone's last cut-off changed between reading the window and inserting the edition."""
 
 
+def _insert_new(conn: Connection) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT DO NOTHING (both of ours do)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
 def _last_cutoff(conn: Connection, timezone: str) -> datetime | None:
     cutoff: datetime | None = conn.scalar(
         select(func.max(t.editions.c.cutoff)).where(t.editions.c.timezone == timezone)
@@ -60,8 +71,13 @@ def _last_cutoff(conn: Connection, timezone: str) -> datetime | None:
     return cutoff
 
 
-def _claimable(d: Any, now: datetime, due_only: bool, since: datetime | None = None) -> ColumnElement[bool]:
+def _claimable(
+    d: Any, now: datetime, due_only: bool, since: datetime | None = None, *, lease_now: datetime | None = None
+) -> ColumnElement[bool]:
     """Rows a sender may claim: pending ones and claims whose lease ran out.
+
+    `now` (the sender's clock) says which retries are due; `lease_now`, the database's clock,
+    whether a lease ran out: senders on hosts whose clocks differ agree on that (issue 15).
 
     With due_only (the daemon), only pending rows whose retry time has come. With `since` (a run
     of `digest send` that started then), rows deferred by earlier runs are retried at once, as
@@ -74,7 +90,7 @@ def _claimable(d: Any, now: datetime, due_only: bool, since: datetime | None = N
         pending = and_(pending, due)
     elif since is not None:
         pending = and_(pending, or_(due, d.c.updated_at < since))
-    return or_(pending, and_(d.c.status == SENDING, d.c.lease_until < now))
+    return or_(pending, and_(d.c.status == SENDING, d.c.lease_until < (lease_now or now)))
 
 
 def _edition(row: Row[Any]) -> EditionRecord:
@@ -177,8 +193,12 @@ class EditionStore(StoreBase):
             with self.engine.begin() as conn:
                 if _last_cutoff(conn, timezone) != window.start:
                     raise _WindowMoved
-                edition_id = conn.execute(
-                    insert(t.editions).values(
+                # INSERT ... ON CONFLICT DO NOTHING on the edition's key: of several workers (or
+                # runs) building it at once, the first inserts it and the others get no row (on
+                # PostgreSQL they wait for the first's commit, then see its row): built exactly once.
+                edition_id = conn.scalar(
+                    _insert_new(conn)(t.editions)
+                    .values(
                         day=day,
                         timezone=timezone,
                         cutoff=window.until,
@@ -186,7 +206,11 @@ class EditionStore(StoreBase):
                         created_at=now,
                         status="open",
                     )
-                ).inserted_primary_key[0]  # type: ignore[index]
+                    .on_conflict_do_nothing(index_elements=["day", "timezone"])
+                    .returning(t.editions.c.id)
+                )
+                if edition_id is None:
+                    raise _WindowMoved  # the same key, inserted by another process: return theirs
                 if items:
                     conn.execute(
                         insert(t.edition_items),
@@ -314,10 +338,10 @@ class EditionStore(StoreBase):
         stopped renewing it (killed, crashed, its host gone). Never those of `other_than` (the
         caller itself: its lease may lag while it is busy, but it is alive). Returns how many."""
         d = t.deliveries.c
-        cond = [d.edition_id == edition_id, d.status == SENDING, d.lease_until < now]
-        if other_than is not None:
-            cond.append(d.worker != other_than)
         with self.engine.begin() as conn:
+            cond = [d.edition_id == edition_id, d.status == SENDING, d.lease_until < database_time(conn)]
+            if other_than is not None:
+                cond.append(d.worker != other_than)
             return conn.execute(
                 update(t.deliveries).where(*cond).values(status=PENDING, worker=None, lease_until=None, updated_at=now)
             ).rowcount
@@ -419,8 +443,9 @@ class OutboxSession:
         self.conn.commit()  # end the read transaction: the next read sees changes made since (B5)
         return {r.id: _subscriber(r) for r in rows}
 
-    def renew(self, *, until: datetime) -> set[int]:
-        """Extend the lease of every row this sender still holds (a long, slow send); their ids.
+    def renew(self, *, lease: timedelta) -> set[int]:
+        """Extend the lease of every row this sender still holds (a long, slow send) to the
+        database's now + `lease`; their ids.
 
         A row missing from the answer was taken over after our lease ran out (we were stopped
         or frozen for longer than it): its new holder sends it, we must not."""
@@ -430,7 +455,7 @@ class OutboxSession:
                 self.conn.scalars(
                     update(t.deliveries)
                     .where(d.status == SENDING, d.worker == self.worker)
-                    .values(lease_until=until)
+                    .values(lease_until=database_time(self.conn) + lease)
                     .returning(d.id)
                 )
             )
@@ -453,9 +478,10 @@ def _claim(
 ) -> list[Delivery]:
     d = t.deliveries
     free = d.alias("free")
+    lease_now = database_time(conn)  # leases are on the database's clock (issue 15)
     ids = (
         select(free.c.id)
-        .where(free.c.edition_id == edition_id, _claimable(free, now, due_only, since))
+        .where(free.c.edition_id == edition_id, _claimable(free, now, due_only, since, lease_now=lease_now))
         .order_by(free.c.id)
         .limit(limit)
     )
@@ -463,8 +489,8 @@ def _claim(
         ids = ids.with_for_update(skip_locked=True)
     claim = (
         update(d)
-        .where(d.c.id.in_(ids.scalar_subquery()), _claimable(d, now, due_only, since))
-        .values(status=SENDING, worker=worker, lease_until=now + lease, updated_at=now)
+        .where(d.c.id.in_(ids.scalar_subquery()), _claimable(d, now, due_only, since, lease_now=lease_now))
+        .values(status=SENDING, worker=worker, lease_until=lease_now + lease, updated_at=now)
         .returning(*d.c)
     )
     return sorted((_delivery(r) for r in conn.execute(claim)), key=lambda r: r.id)

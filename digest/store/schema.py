@@ -86,6 +86,10 @@ feeds = Table(
     Column("next_poll_at", UTCDateTime),
     Column("consecutive_failures", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
+    # While a worker polls it: who, and until when on the database's clock (issue 15).
+    Column("claimed_by", Text),
+    Column("lease_until", UTCDateTime),
+    Index("ix_feeds_next_poll", "next_poll_at"),
 )
 
 items = Table(
@@ -234,4 +238,36 @@ locks = Table(
     Column("name", String(64), primary_key=True),
     Column("holder", Text, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
+# Issue 15: any number of workers on one database. Each registers here and heartbeats on the
+# database's clock; a worker whose heartbeat is older than its lease is gone, and its claims lapse.
+workers = Table(
+    "workers",
+    metadata,
+    Column("name", Text, primary_key=True),  # --name, default "host:pid"
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("clock_skew", Float, nullable=False, default=0.0, server_default="0"),  # worker - database, s
+)
+
+# Politeness across workers: the next time a request may start on a publisher's host (the minimum
+# interval), and `per_host` slot rows per host, leased like feeds, that cap fetches in flight.
+hosts = Table(
+    "hosts",
+    metadata,
+    Column("host", Text, primary_key=True),
+    Column("next_allowed_at", UTCDateTime, nullable=False),
+)
+
+host_slots = Table(
+    "host_slots",
+    metadata,
+    Column("host", Text, primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("held_by", Text),
+    Column("lease_until", UTCDateTime),
 )

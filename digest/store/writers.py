@@ -192,7 +192,7 @@ class OutboxWriter:
         now = self.clock()
         if self._renewed is not None and now - self._renewed < self.lease / 3:
             return set(ids)
-        held = await self._run(self._session.renew, until=now + self.lease)
+        held = await self._run(self._session.renew, lease=self.lease)
         self._renewed = now
         return held & set(ids)
 
@@ -237,5 +237,5 @@ class OutboxWriter:
             if not self._closing.is_set():
                 with contextlib.suppress(Exception):  # a failing database shows up in the next commit
                     now = self.clock()
-                    await self._run(self._session.renew, until=now + self.lease)
+                    await self._run(self._session.renew, lease=self.lease)
                     self._renewed = now

@@ -1,0 +1,314 @@
+"""`digest worker`: one of any number of identical workers on one database; nobody leads (issue 15).
+
+A worker is the daemon (digest.daemon: the scheduler, the reconciler, the drain on SIGTERM) with
+three differences:
+
+- it registers in the `workers` table and heartbeats there; each heartbeat renews the leases of
+  what it holds. A worker that stops heartbeating (kill -9, a lost host) loses its claims when
+  their lease runs out on the database's clock, on whatever host it ran: nobody reads /proc;
+- it polls by claims (pipeline.claims): batches of due feeds, SKIP LOCKED, and the publisher
+  hosts' politeness kept in the database for all workers together;
+- on PostgreSQL there is no one-daemon lock: editions are built by whichever worker comes first
+  (their key is unique; the others find it built) and the outbox is claimed row by row.
+
+SQLite stays the single-worker default: there the worker also takes the one-daemon lock, so a
+second worker (or `digest run`) refuses, naming PostgreSQL.
+
+Clocks: the database's decides leases and liveness. A worker's own decides what is due; at start
+and on every heartbeat it is compared with the database's, and a worker more than
+[workers] max_clock_skew off refuses to start (or stops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
+
+from sqlalchemy.engine.url import make_url
+
+from digest import schedule
+from digest.clock import Clock
+from digest.config import Settings, SmtpSettings
+from digest.daemon import LOCK_NAME, Daemon, Ticks, _install_signals, acquire, lock_clock
+from digest.deliver import SmtpTransport, Transport
+from digest.errors import DigestError, LockHeldError
+from digest.pipeline.claims import poll_claimed
+from digest.pipeline.send import edition_due
+from digest.pipeline.workers import TransportFactory
+from digest.store import Store
+from digest.store.workers import STALE_AFTER
+from digest.web import WebProcess
+
+log = logging.getLogger(__name__)
+
+# A worker is gone after six missed heartbeats (STALE_AFTER at the default 10 s); its leases,
+# renewed by every heartbeat, run nine. Both scale with the heartbeat (DIGEST_DAEMON_TICK in tests).
+STALE_BEATS, LEASE_BEATS = 6, 9
+POLL_WAIT = timedelta(minutes=5)  # longest a due edition waits for other workers' polls
+
+
+def default_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _version() -> str:
+    try:
+        return version("digest")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree without install
+        return "unknown"
+
+
+class ClockSkewError(DigestError):
+    hint = "Synchronise this host's clock (NTP, e.g. `timedatectl set-ntp true`), or raise [workers] max_clock_skew."
+
+
+def check_skew(worker_now: datetime, database_now: datetime, *, bound: timedelta, where: str) -> float:
+    """The worker's clock minus the database's, in seconds; ClockSkewError beyond `bound`."""
+    skew = (worker_now - database_now).total_seconds()
+    if abs(skew) > bound.total_seconds():
+        raise ClockSkewError(
+            f"This worker's clock is {skew:+.1f} s off the clock of the database {where}, more than "
+            f"[workers] max_clock_skew ({bound.total_seconds():g} s): leases and editions would disagree."
+        )
+    return skew
+
+
+@dataclass(frozen=True)
+class SharedRate:
+    """The transport factory of a worker's send pass: each sending process's [smtp] (already its
+    share of the run) divided again among the live workers. Picklable: the sending processes are
+    spawned with it."""
+
+    live: int
+    make: TransportFactory = SmtpTransport
+
+    def __call__(self, smtp: SmtpSettings) -> Transport:
+        return self.make(smtp_share(smtp, self.live))
+
+
+def smtp_share(smtp: SmtpSettings, live: int) -> SmtpSettings:
+    """[smtp] for one of `live` workers: rate_limit is for all of them together, so each sends at
+    its share (counted at the last heartbeat, taken up by the next send pass)."""
+    return replace(smtp, rate_limit=smtp.rate_limit / max(live, 1)) if smtp.rate_limit else smtp
+
+
+class Worker(Daemon):
+    """The daemon, registered as a worker and polling by claims."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        name: str,
+        clock: Clock,
+        stop: asyncio.Event,
+        grace: float,
+        ticks: Ticks,
+        transport_factory: TransportFactory,
+        locked: bool,
+        log_setup: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(
+            settings,
+            store,
+            clock=clock,
+            stop=stop,
+            grace=grace,
+            ticks=ticks,
+            holder=name,
+            transport_factory=transport_factory,
+            log_setup=log_setup,
+        )
+        self.name, self.locked = name, locked
+        self.make_transport = transport_factory
+        self.live = 1  # workers alive, this one included (at the last heartbeat)
+        # Never under 10 s: a busy machine may delay a beat or two, and a live worker taken for
+        # gone stops (its claims were handed to others).
+        self.stale_after = timedelta(seconds=max(STALE_BEATS * ticks.heartbeat, 10.0))
+        self.lease = timedelta(seconds=max(LEASE_BEATS * ticks.heartbeat, 15.0))
+        self.where = make_url(store.url).render_as_string(hide_password=True)
+
+    async def _heartbeat(self) -> None:
+        if self.locked:  # SQLite: the one-daemon lock too
+            await super()._heartbeat()
+        try:
+            before = self.clock()
+            db_now, registered = await asyncio.to_thread(
+                self.store.worker_heartbeat, self.name, worker_now=before, lease=self.lease
+            )
+            gone = await asyncio.to_thread(self.store.forget_dead_workers, stale_after=self.stale_after)
+            self.live = await asyncio.to_thread(self.store.live_worker_count, stale_after=self.stale_after)
+        except Exception as exc:  # a busy or unreachable database: the next beat retries
+            log.warning("worker=%s heartbeat failed: %s", self.name, exc)
+            return
+        for name in gone:
+            log.warning("worker=%s missed its heartbeats: taken for gone, what it held is free again", name)
+        if not registered:
+            log.error("worker=%s was taken for dead (missed heartbeats) and its claims freed; stopping", self.name)
+            self.stop.set()
+            return
+        if self.store.many_workers:
+            try:
+                check_skew(before, db_now, bound=self.settings.workers.max_clock_skew, where=self.where)
+            except ClockSkewError as exc:
+                log.error("worker=%s %s Stopping. %s", self.name, exc.message, exc.hint)
+                self.stop.set()
+
+    async def _reconcile(self) -> None:
+        # A worker's own poll may be over while others still poll their share: a due edition waits
+        # (up to POLL_WAIT) for every feed that was due at its instant, as the single daemon polls
+        # before its first reconcile, so the edition carries the news of that poll.
+        try:
+            waiting = await asyncio.to_thread(self._edition_waits_for_polls, self.clock())
+        except Exception as exc:
+            log.warning("worker=%s cannot tell whether polls are still running: %s", self.name, exc)
+            waiting = False
+        if not waiting:
+            # [smtp] rate_limit is for all workers together: this pass sends at its share.
+            self.reconciler.transport_factory = SharedRate(self.live, self.make_transport)
+            await super()._reconcile()
+
+    def _edition_waits_for_polls(self, now: datetime) -> bool:
+        self.live = self.store.live_worker_count(stale_after=self.stale_after)  # for this pass's SMTP share
+        digest = self.settings.digest
+        for tz in self.store.timezones_in_use(digest.timezone):
+            last = self.store.last_edition(tz)
+            day = edition_due(now, digest, tz, last_day=last.day if last else None)
+            if day is None:
+                continue
+            instant = schedule.edition_instant(day, digest.send_at, tz)
+            if now - instant < POLL_WAIT and self.store.poll_lag(now=instant)[0]:
+                log.debug("edition=%s/%s waits for the feeds due at its time to be polled", day, tz)
+                return True
+        return False
+
+    async def _poll(self) -> None:
+        if self.stop.is_set():
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._polls.add(task)
+        try:
+            started = time.monotonic()
+            results = await poll_claimed(
+                settings=self.settings,
+                store=self.store,
+                clock=self.clock,
+                worker=self.name,
+                parser=self.parser,
+                lease=self.lease,
+                shared_hosts=self.store.many_workers,
+                stop=self.stop,
+            )
+            self.metrics.observe_poll(results, time.monotonic() - started)
+            if results:
+                log.info(
+                    "worker=%s poll: %d feeds, %d new items, %d failed",
+                    self.name,
+                    len(results),
+                    sum(r.new_items for r in results),
+                    sum(1 for r in results if r.error),
+                )
+        except asyncio.CancelledError:
+            if not self.stop.is_set():
+                raise
+            log.info("poll: interrupted by the stop; its feeds are free again")
+        except Exception:  # one bad cycle must not end the worker; the next tick tries again
+            log.exception("poll: the cycle failed")
+        finally:
+            self._polls.discard(task)
+
+
+def _register(settings: Settings, store: Store, name: str, clock: Clock, where: str) -> None:
+    """Refuse a clock too far off (PostgreSQL), a name in use, a second worker on SQLite; then register.
+
+    On SQLite the worker also takes the one-daemon lock, after registering (so a refused name never
+    touches the lock of the live worker that has it), against a `digest run` daemon there."""
+    if store.many_workers:
+        check_skew(clock(), store.database_now(), bound=settings.workers.max_clock_skew, where=where)
+    store.register_worker(
+        name,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        version=_version(),
+        worker_now=clock(),
+        stale_after=STALE_AFTER,
+    )
+    if store.many_workers:
+        return
+    try:
+        acquire(store, name, lock_clock())
+    except LockHeldError as exc:
+        store.unregister_worker(name)
+        raise LockHeldError(
+            f"{exc.message} SQLite takes one worker.",
+            hint='For several workers, use PostgreSQL: [digest] database = "postgresql+psycopg://user@host/db".',
+        ) from None
+    except BaseException:
+        store.unregister_worker(name)
+        raise
+
+
+async def run_worker(
+    settings: Settings,
+    store: Store,
+    *,
+    name: str | None = None,
+    clock: Clock,
+    web: bool = False,
+    stop: asyncio.Event | None = None,
+    grace: float = 30.0,
+    ticks: Ticks | None = None,
+    transport_factory: TransportFactory | None = None,
+    log_setup: Callable[[], None] | None = None,
+) -> None:
+    """Run one worker until SIGTERM/SIGINT (or `stop`); with `web`, the web app beside it (`digest run`)."""
+    name = name or default_name()
+    ticks = ticks or Ticks.from_env(os.environ)
+    stop = stop or asyncio.Event()
+    where = make_url(store.url).render_as_string(hide_password=True)
+    await asyncio.to_thread(_register, settings, store, name, clock, where)
+    worker = Worker(
+        settings,
+        store,
+        name=name,
+        clock=clock,
+        stop=stop,
+        grace=grace,
+        ticks=ticks,
+        transport_factory=transport_factory or SmtpTransport,
+        locked=not store.many_workers,
+        log_setup=log_setup,
+    )
+    worker.live = await asyncio.to_thread(store.live_worker_count, stale_after=worker.stale_after)
+    log.info("worker started name=%s database=%s", name, where)
+    loop = asyncio.get_running_loop()
+    installed = _install_signals(loop, stop, worker)
+    app: WebProcess | None = None
+    try:
+        if web and settings.web.enabled:
+            app = await WebProcess(settings, clock=clock, setup=log_setup).start()
+        await worker.run()
+    finally:
+        if app is not None:
+            await app.stop()
+        await asyncio.to_thread(worker.parser.close)
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(store.unregister_worker, name)
+        if worker.locked and not worker.lock_lost:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(store.release_lock, LOCK_NAME, name)
+        log.info("worker stopped name=%s", name)
+    if worker.lock_lost:
+        raise LockHeldError(f"Another digest daemon took over the database {where}; this worker stopped.")

@@ -1,0 +1,609 @@
+"""Any number of `digest worker` processes on one PostgreSQL database, no leader (issue 15).
+
+The end-to-end tests start real workers (`python -m digest --config CFG worker --name wN`) as
+separate processes, as if each ran on a host of its own, against one PostgreSQL database, a real
+HTTP feed server and an aiosmtpd server on 127.0.0.1. They need DIGEST_TEST_POSTGRES_URL (CI sets
+it; locally they skip without it). The refusals on SQLite run everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from aiohttp import web
+from httpservers import FeedServer
+from smtpservers import Received, SmtpServer
+
+from digest.store import SENT, Store
+from digest.store import schema as t
+
+ROOT = Path(__file__).resolve().parents[1]
+TICK = "0.5"
+
+
+# --------------------------------------------------------------------------- fixtures and helpers
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test."""
+    base = os.environ.get("DIGEST_TEST_POSTGRES_URL")
+    if not base:
+        if os.environ.get("CI"):
+            pytest.fail("CI must test PostgreSQL: .ci/run sets DIGEST_TEST_POSTGRES_URL")
+        pytest.skip("PostgreSQL not configured here (set DIGEST_TEST_POSTGRES_URL; .ci/run does)")
+    name = f"digest_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def send_at_now() -> str:
+    """A send_at already passed today (UTC), so the edition is due the moment workers start."""
+    now = datetime.now(UTC)
+    if now.hour == 0 and now.minute < 2:  # just after midnight: yesterday's 23:59 is no use
+        time.sleep(120 - now.minute * 60 - now.second)
+        now = datetime.now(UTC)
+    return (now - timedelta(minutes=1)).strftime("%H:%M")
+
+
+def rss(n_items: int, tag: str) -> bytes:
+    stamp = (datetime.now(UTC) - timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    items = "".join(
+        f"<item><title>Story {tag} {i} about harbour cranes</title><link>https://news.example.org/{tag}/{i}</link>"
+        f"<guid>https://news.example.org/{tag}/{i}</guid><category>World</category>"
+        f"<pubDate>{stamp}</pubDate><description>Body {tag} {i}</description></item>"
+        for i in range(n_items)
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {tag}</title>'
+        f"<link>https://news.example.org/{tag}</link>{items}</channel></rss>"
+    ).encode()
+
+
+def write_config(
+    folder: Path,
+    *,
+    database: str,
+    feeds: list[str],
+    subscribers: int,
+    smtp_port: int,
+    send_at: str = "07:00",
+    fetch: dict[str, str] | None = None,
+    smtp: dict[str, str] | None = None,
+) -> Path:
+    lines = [
+        "[digest]",
+        'timezone = "UTC"',
+        f'send_at = "{send_at}"',
+        f'database = "{database}"',
+        "allow_private_addresses = true",
+        'poll_interval = "10m"',  # longer than any test: a second poll of a feed is a double
+        "[smtp]",
+        'host = "127.0.0.1"',
+        f"port = {smtp_port}",
+        'sender = "Press Review <digest@example.org>"',
+        "connections = 4",
+        "timeout = 10",
+        *(f"{k} = {v}" for k, v in (smtp or {}).items()),
+        "[fetch]",
+        *(f"{k} = {v}" for k, v in (fetch or {}).items()),
+    ]
+    for url in feeds:
+        lines += ["[[feeds]]", f'url = "{url}"']
+    for i in range(subscribers):
+        lines += ["[[subscribers]]", f'email = "reader{i:05d}@example.org"']
+    path = folder / "digest.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def cli(config: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "digest", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+@dataclass
+class WorkerProcess:
+    """`python -m digest --config CFG -v worker --name NAME` (`run` for the name "run"), its stderr
+    collected line by line."""
+
+    config: Path
+    name: str
+    env: dict[str, str] = field(default_factory=dict)
+    proc: asyncio.subprocess.Process | None = None
+    lines: list[str] = field(default_factory=list)
+    _reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> WorkerProcess:
+        env = {**os.environ, "DIGEST_DAEMON_TICK": TICK, "PYTHONPATH": str(ROOT), **self.env}
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "digest",
+            "--config",
+            str(self.config),
+            "-v",
+            *(["run"] if self.name == "run" else ["worker", "--name", self.name]),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=str(self.config.parent),
+        )
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        while line := await self.proc.stderr.readline():
+            self.lines.append(line.decode(errors="replace").rstrip())
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            raise AssertionError(f"{self.name} did not exit within {timeout}s:\n{self.log}") from None
+        if self._reader is not None:
+            await self._reader
+        return rc
+
+
+@contextlib.asynccontextmanager
+async def workers(
+    config: Path, names: list[str], env: dict[str, str] | None = None, envs: dict[str, dict[str, str]] | None = None
+) -> AsyncIterator[list[WorkerProcess]]:
+    procs = [WorkerProcess(config, name, {**(env or {}), **(envs or {}).get(name, {})}) for name in names]
+    await asyncio.gather(*(p.start() for p in procs))
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.proc is not None and p.proc.returncode is None:
+                p.proc.kill()
+                await p.proc.wait()
+
+
+async def until(
+    predicate: Callable[[], bool], what: str, timeout: float = 120.0, logs: Sequence[WorkerProcess] = ()
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {w.name}\n" + "\n".join(w.lines[-30:]) for w in logs)
+            raise AssertionError(f"timed out waiting for {what}\n{tails}")
+        await asyncio.sleep(0.1)
+
+
+def tree(pid: int) -> list[int]:
+    """pid and its descendants (its sending and parser processes), from /proc."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+    return out
+
+
+def by_recipient(messages: list[Received]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    for m in messages:
+        out[m.rcpt_tos[0]].append(str(email.message_from_bytes(m.data)["Message-ID"]))
+    return out
+
+
+def delivery_counts(url: str) -> dict[str, int]:
+    store = Store(url)
+    try:
+        return store.delivery_counts()
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- three workers share the work
+
+
+async def test_three_workers_share_feeds_and_subscribers_and_survive_a_kill_mid_send(
+    pg_url: str, tmp_path: Path
+) -> None:
+    n_feeds, n_subscribers = 2000, 5000
+    async with FeedServer() as srv, SmtpServer() as smtp:
+        # A few feeds carry news (an edition of 2,000 stories would only test clustering).
+        urls = [srv.serve(f"/f{i}.xml", rss(1 if i % 100 == 0 else 0, f"f{i}")) for i in range(n_feeds)]
+        config = write_config(
+            tmp_path,
+            database=pg_url,
+            feeds=urls,
+            subscribers=n_subscribers,
+            smtp_port=smtp.port,
+            send_at=send_at_now(),
+            fetch={"per_host": "24"},
+            smtp={"claim_lease": '"10s"'},  # a killed sender's rows are taken over 10 s after its last renewal
+        )
+        rc, _, err = await asyncio.to_thread(cli, config, "status")  # creates the database, syncs the config
+        assert rc == 0, err
+        async with workers(config, ["w1", "w2", "w3"]) as procs:
+            # Kill w2 while it sends, with its sending processes, as if its host died: once a fifth
+            # of the edition has gone out and it holds rows (senders name claims "host:pid:random").
+            def w2_tree() -> list[int]:
+                assert procs[1].proc is not None
+                return tree(procs[1].proc.pid)
+
+            def w2_holds_rows() -> bool:
+                pids = w2_tree()
+                engine = sa.create_engine(pg_url)
+                try:
+                    with engine.connect() as conn:
+                        holders = conn.scalars(
+                            sa.select(t.deliveries.c.worker).where(t.deliveries.c.status == "sending").distinct()
+                        ).all()
+                    return any(h and int(h.split(":")[1]) in pids for h in holders)
+                finally:
+                    engine.dispose()
+
+            await until(lambda: len(smtp.messages) >= n_subscribers // 5, "a fifth of the edition sent", logs=procs)
+            rc, status, err = await asyncio.to_thread(cli, config, "status")
+            assert rc == 0, err
+            assert "workers: 3 alive" in status, status
+            for name in ("w1", "w2", "w3"):
+                assert f"\n  {name} (" in status and "outbox rows; heartbeat" in status, status
+            assert "due work: " in status and "messages claimed by" in status, status
+            await until(w2_holds_rows, "w2 holding outbox rows", timeout=60, logs=procs)
+            at_kill = len(smtp.messages)
+            for pid in w2_tree():  # SIGKILL: no drain, its claims stay behind until their lease runs out
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            assert procs[1].proc is not None
+            await procs[1].proc.wait()
+            assert at_kill < n_subscribers, "the edition was already sent when w2 was killed"
+
+            def all_sent() -> bool:
+                return delivery_counts(pg_url).get(SENT, 0) == n_subscribers
+
+            await until(all_sent, "every outbox row sent", timeout=240, logs=procs)
+            for p in (procs[0], procs[2]):
+                assert await p.stop() == 0, p.log
+        logs = {p.name: p.log for p in procs}
+
+    # Every feed polled exactly once in its interval, by one of the workers.
+    polls = Counter(srv.paths())
+    assert len(polls) == n_feeds, f"{n_feeds - len(polls)} feeds never polled"
+    assert max(polls.values()) == 1, f"polled twice: {[p for p, n in polls.items() if n > 1][:5]}"
+    pollers = {name for name, text in logs.items() if "poll:" in text and "feeds" in text}
+    assert len(pollers) >= 2, f"one worker polled everything: {pollers}"
+
+    # One edition, built once, by one of them.
+    built = [name for name, text in logs.items() if " built items=" in text]
+    assert len(built) == 1, built
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(t.editions)) == 1
+        senders = {
+            w
+            for (w,) in conn.execute(sa.select(t.deliveries.c.worker).distinct())
+            if w is not None  # the worker column is cleared when a result is recorded
+        }
+    engine.dispose()
+    assert not senders  # nothing left claimed
+
+    # Every subscriber got the edition; a duplicate is only a message in flight at the kill,
+    # with the same Message-ID as its first copy.
+    got = by_recipient(smtp.messages)
+    assert len(got) == n_subscribers, f"{n_subscribers - len(got)} subscribers missed the edition"
+    doubled = {r: ids for r, ids in got.items() if len(ids) > 1}
+    assert all(len(set(ids)) == 1 for ids in doubled.values()), doubled
+    assert len(doubled) <= 4, f"{len(doubled)} duplicates; w2 had at most 4 connections in flight"
+    print(f"\n3 workers: {n_feeds} feeds polled once each; {n_subscribers} subscribers, {len(doubled)} duplicates")
+
+
+# --------------------------------------------------------------------------- one edition, built once
+
+
+async def test_two_workers_started_at_the_editions_time_build_it_once(pg_url: str, tmp_path: Path) -> None:
+    n = 300
+    async with FeedServer() as srv, SmtpServer() as smtp:
+        urls = [srv.serve(f"/n{i}.xml", rss(3, f"n{i}")) for i in range(5)]
+        config = write_config(
+            tmp_path,
+            database=pg_url,
+            feeds=urls,
+            subscribers=n,
+            smtp_port=smtp.port,
+            send_at=send_at_now(),
+            smtp={"rate_limit": "100"},  # for both workers together: 50 a second each
+        )
+        # No command ran before: both create the database and sync the config at the same moment.
+        # b's clock runs 20 s ahead (within max_clock_skew): it finds the edition due first, yet
+        # neither doubles it nor takes a's claims (leases are on the database's clock).
+        ahead = {"b": {"DIGEST_NOW": (datetime.now(UTC) + timedelta(seconds=20)).isoformat()}}
+        async with workers(config, ["a", "b"], envs=ahead) as procs:
+            await until(lambda: len(smtp.messages) >= n, "the edition sent", logs=procs)
+            await asyncio.sleep(3 * float(TICK))  # more passes in which to build it again
+            for p in procs:
+                assert await p.stop() == 0, p.log
+    built = [p.name for p in procs if " built items=" in p.log]
+    assert len(built) == 1, [p.log for p in procs]
+    arrivals = sorted(m.data_at for m in smtp.messages)
+    span = arrivals[-1] - arrivals[0]
+    senders = {
+        p.name: sum(int(line.split("sent=")[1].split()[0]) for line in p.lines if " sent=" in line) for p in procs
+    }
+    print(f"\n{n} messages from 2 workers with rate_limit 100/s in all: {span:.2f} s; sent {senders}")
+    assert span >= (n - 1) / 100 * 0.8, span  # each worker at its share; both at 100/s would take 1.5 s
+    store = Store(pg_url)
+    try:
+        assert store.count_editions() == 1
+        assert store.delivery_counts() == {SENT: n}
+    finally:
+        store.close()
+    assert sorted(len(ids) for ids in by_recipient(smtp.messages).values()) == [1] * n
+
+
+# --------------------------------------------------------------------------- politeness across workers
+
+
+class ArrivalLog:
+    """Every request's arrival and departure (monotonic), and the most in flight at once."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[float] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+
+    def handler(self, body: bytes, hold: float) -> Callable[[web.Request], object]:
+        async def handle(request: web.Request) -> web.Response:
+            with self._lock:
+                self.arrivals.append(time.monotonic())
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(hold)
+                return web.Response(body=body, headers={"Content-Type": "application/rss+xml"})
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
+
+        return handle
+
+
+async def test_three_workers_keep_per_host_and_the_minimum_interval_on_one_host(pg_url: str, tmp_path: Path) -> None:
+    n_feeds, per_host, interval, hold = 200, 2, 0.05, 0.08
+    log = ArrivalLog()
+    async with FeedServer() as srv, SmtpServer() as smtp:
+        urls = [srv.handle(f"/p{i}.xml", log.handler(rss(0, f"p{i}"), hold)) for i in range(n_feeds)]  # type: ignore[arg-type]
+        config = write_config(
+            tmp_path,
+            database=pg_url,
+            feeds=urls,
+            subscribers=0,
+            smtp_port=smtp.port,
+            fetch={"per_host": str(per_host), "host_interval": str(interval)},
+        )
+        rc, _, err = await asyncio.to_thread(cli, config, "status")
+        assert rc == 0, err
+        async with workers(config, ["p1", "p2", "p3"]) as procs:
+            await until(lambda: len(log.arrivals) >= n_feeds, "every feed polled", logs=procs)
+            pollers = [p.name for p in procs if "poll:" in p.log]
+            for p in procs:
+                assert await p.stop() == 0, p.log
+    arrivals = sorted(log.arrivals)
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    span = arrivals[-1] - arrivals[0]
+    print(
+        f"\n{n_feeds} feeds, one host, 3 workers: at most {log.max_in_flight} in flight (per_host {per_host}); "
+        f"smallest gap {min(gaps) * 1000:.0f} ms, mean {span / len(gaps) * 1000:.0f} ms (host_interval "
+        f"{interval * 1000:.0f} ms); pollers {pollers}"
+    )
+    assert len(pollers) >= 2, pollers
+    assert log.max_in_flight <= per_host
+    # Start times are handed out `interval` apart on the database's clock; what the server sees
+    # also carries each request's own scheduling delay, so one gap may be shorter, never the pace.
+    assert span >= (n_feeds - 1) * interval
+    assert sorted(gaps)[len(gaps) // 10] >= interval * 0.8, sorted(gaps)[:20]
+    assert min(gaps) >= interval * 0.1, sorted(gaps)[:20]  # never two at once: jitter, not a burst
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+async def test_a_second_worker_on_sqlite_refuses_naming_postgresql(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'digest.sqlite'}"
+    async with SmtpServer() as smtp:
+        config = write_config(tmp_path, database=database, feeds=[], subscribers=1, smtp_port=smtp.port)
+        async with workers(config, ["first"]) as (first,):
+            await until(lambda: any("worker started" in line for line in first.lines), "the first worker", logs=[first])
+            rc, _, err = await asyncio.to_thread(cli, config, "worker", "--name", "second")
+            assert rc == 1
+            lines = [line for line in err.splitlines() if line.startswith(("error:", "  hint:"))]
+            assert lines[0].startswith("error: Another digest worker (first)") and "SQLite takes one worker" in lines[0]
+            assert "PostgreSQL" in lines[1], err
+            assert "Traceback" not in err
+            rc, _, err = await asyncio.to_thread(cli, config, "run")  # nor a daemon beside it
+            assert rc == 1 and "Another digest daemon (first) holds the database" in err, err
+            assert await first.stop() == 0, first.log
+
+
+async def test_a_worker_whose_clock_is_off_beyond_the_bound_refuses(pg_url: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, database=pg_url, feeds=[], subscribers=1, smtp_port=2525)
+    # Within the bound (10 s fast): it starts, and says how far off it is.
+    near = {"DIGEST_NOW": (datetime.now(UTC) + timedelta(seconds=10)).isoformat()}
+    async with workers(config, ["near"], env=near) as (ok,):
+        await until(lambda: any("worker started" in line for line in ok.lines), "the worker to start", logs=[ok])
+        rc, status, _ = await asyncio.to_thread(cli, config, "status")
+        assert rc == 0, status
+        # DIGEST_NOW starts the clock when the interpreter has started: a little under +10 s.
+        skew = float(status.split("clock ", 1)[1].split("s)", 1)[0])
+        assert 5 < skew <= 10.5, status
+        # On PostgreSQL `digest run` is one more worker, beside it (no one-daemon lock).
+        async with workers(config, ["run"]) as (daemon,):
+            await until(lambda: "workers: 2 alive" in cli(config, "status")[1], "digest run to join", logs=[daemon])
+            assert await daemon.stop() == 0, daemon.log
+        # Workers take no lock on PostgreSQL: `db upgrade` finds them in the registry.
+        rc, _, err = await asyncio.to_thread(cli, config, "db", "upgrade")
+        assert rc == 1 and "digest workers (near) are running" in err, err
+        assert await ok.stop() == 0, ok.log
+    skewed = (datetime.now(UTC) + timedelta(seconds=45)).isoformat()
+    rc, _, err = await asyncio.to_thread(cli, config, "worker", "--name", "fast", env={"DIGEST_NOW": skewed})
+    assert rc == 1
+    assert "clock is +4" in err and "max_clock_skew (30 s)" in err and "Traceback" not in err, err
+    store = Store(pg_url)
+    try:
+        assert store.workers(stale_after=timedelta(seconds=60)) == []  # it never registered
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- the store's part (both backends)
+
+
+def _feeds(store: Store, n: int) -> None:
+    from digest.model import FeedSpec
+
+    store.sync_feeds([FeedSpec(url=f"https://h{i % 3}.example.org/{i}.xml") for i in range(n)], now=datetime.now(UTC))
+
+
+def test_claimed_feeds_are_disjoint_and_lapse_with_their_lease(store: Store) -> None:
+    _feeds(store, 30)
+    store.register_worker(  # claims need no registration; `digest status` lists registered workers only
+        "a", host="h", pid=1, version="t", worker_now=datetime.now(UTC), stale_after=timedelta(seconds=60)
+    )
+    due = datetime.now(UTC) + timedelta(days=1)
+    a = store.claim_feeds("a", due_by=due, lease=timedelta(minutes=1), limit=20)
+    b = store.claim_feeds("b", due_by=due, lease=timedelta(minutes=1), limit=20)
+    assert len(a) == 20 and len(b) == 10 and not {f.id for f in a} & {f.id for f in b}
+    assert store.claim_feeds("b", due_by=due, lease=timedelta(minutes=1), limit=20) == []  # a's lease is live
+    assert {w.name: w.feeds for w in store.workers(stale_after=timedelta(seconds=60))} == {"a": 20}
+    # b's claims lapse (lease 0): a takes them; a's own stay a's.
+    assert store.release_feeds("b", [f.id for f in b]) == 10
+    short = store.claim_feeds("b", due_by=due, lease=timedelta(0), limit=20)
+    assert len(short) == 10
+    again = store.claim_feeds("a", due_by=due, lease=timedelta(minutes=1), limit=20)
+    assert {f.id for f in again} == {f.id for f in short}
+    # A worker that stops frees what it holds at once.
+    store.unregister_worker("a")
+    assert len(store.claim_feeds("b", due_by=due, lease=timedelta(minutes=1), limit=50)) == 30
+
+
+def test_a_worker_name_in_use_is_refused_and_sqlite_takes_one_worker(store: Store) -> None:
+    from digest.errors import LockHeldError
+
+    now = datetime.now(UTC)
+    store.register_worker("w", host="h", pid=1, version="t", worker_now=now, stale_after=timedelta(seconds=60))
+    with pytest.raises(LockHeldError, match="already running"):
+        store.register_worker("w", host="h", pid=2, version="t", worker_now=now, stale_after=timedelta(seconds=60))
+    if store.many_workers:
+        store.register_worker("v", host="h", pid=3, version="t", worker_now=now, stale_after=timedelta(seconds=60))
+        assert [w.name for w in store.workers(stale_after=timedelta(seconds=60)) if w.alive] == ["v", "w"]
+    else:
+        with pytest.raises(LockHeldError, match="SQLite takes one worker"):
+            store.register_worker("v", host="h", pid=3, version="t", worker_now=now, stale_after=timedelta(seconds=60))
+    # A silent worker is gone: a newcomer of the same name replaces it and inherits nothing.
+    assert store.forget_dead_workers(stale_after=timedelta(0)) != []
+    store.register_worker("w", host="h", pid=4, version="t", worker_now=now, stale_after=timedelta(seconds=60))
+
+
+def test_heartbeats_renew_leases_on_the_database_clock_and_report_the_skew(store: Store) -> None:
+    _feeds(store, 3)
+    store.register_worker(
+        "w", host="h", pid=1, version="t", worker_now=datetime.now(UTC), stale_after=timedelta(seconds=60)
+    )
+    store.claim_feeds("w", due_by=datetime.now(UTC), lease=timedelta(0), limit=10)
+    ahead = datetime.now(UTC) + timedelta(seconds=20)  # a worker clock 20 s fast changes no lease
+    db_now, registered = store.worker_heartbeat("w", worker_now=ahead, lease=timedelta(minutes=2))
+    assert registered
+    assert [f.id for f in store.claim_feeds("x", due_by=ahead, lease=timedelta(minutes=1), limit=10)] == []
+    (info,) = store.workers(stale_after=timedelta(seconds=60))
+    assert info.feeds == 3 and 19 < info.clock_skew < 21
+    assert abs((db_now - datetime.now(UTC)).total_seconds()) < 5
+    store.forget_dead_workers(stale_after=timedelta(0))
+    assert store.worker_heartbeat("w", worker_now=ahead, lease=timedelta(minutes=2))[1] is False
+
+
+def test_host_slots_cap_requests_in_flight_and_space_their_starts(store: Store) -> None:
+    interval, lease = timedelta(milliseconds=200), timedelta(minutes=1)
+    tickets = [
+        store.take_host_slot("news.example.org", worker=f"w{i}", per_host=2, interval=interval, lease=lease)
+        for i in range(3)
+    ]
+    first, second, third = tickets
+    assert first is not None and second is not None and third is None  # two slots, both taken
+    assert {first.slot, second.slot} == {0, 1}
+    assert (second.start_at - first.start_at) >= interval
+    assert store.take_host_slot("other.example.org", worker="w", per_host=2, interval=interval, lease=lease)
+    store.release_host_slot(first, worker="w0")
+    fourth = store.take_host_slot("news.example.org", worker="w3", per_host=2, interval=interval, lease=lease)
+    assert fourth is not None and fourth.slot == first.slot and fourth.start_at - second.start_at >= interval
+    # A slot whose holder died is free once its lease ran out.
+    gone = store.take_host_slot("slow.example.org", worker="dead", per_host=1, interval=interval, lease=timedelta(0))
+    assert gone is not None
+    assert store.take_host_slot("slow.example.org", worker="w", per_host=1, interval=interval, lease=lease)
+
+
+def test_concurrent_claims_on_postgresql_never_overlap(store: Store) -> None:
+    if not store.many_workers:
+        pytest.skip("SQLite has one writer; SKIP LOCKED is PostgreSQL's")
+    from concurrent.futures import ThreadPoolExecutor
+
+    _feeds(store, 300)
+    due = datetime.now(UTC) + timedelta(days=1)
+
+    def claim(name: str) -> list[int]:
+        got: list[int] = []
+        while batch := store.claim_feeds(name, due_by=due, lease=timedelta(minutes=1), limit=7):
+            got += [f.id for f in batch]
+        return got
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(claim, ["a", "b", "c", "d"]))
+    every = [i for r in results for i in r]
+    assert len(every) == len(set(every)) == 300
+    assert sum(1 for r in results if r) >= 2
+
+
+def test_the_smtp_rate_limit_is_shared_out_among_live_workers() -> None:
+    from digest.config import SmtpSettings
+    from digest.worker import smtp_share
+
+    assert smtp_share(SmtpSettings(rate_limit=30.0), 3).rate_limit == 10.0
+    assert smtp_share(SmtpSettings(rate_limit=30.0), 0).rate_limit == 30.0
+    assert smtp_share(SmtpSettings(rate_limit=0.0), 4).rate_limit == 0.0  # no limit stays no limit
