@@ -6,7 +6,7 @@ three differences:
 - it registers in the `workers` table and heartbeats there; each heartbeat renews the leases of
   what it holds. A worker that stops heartbeating (kill -9, a lost host) loses its claims when
   their lease runs out on the database's clock, on whatever host it ran: nobody reads /proc;
-- it polls by claims (pipeline.claims): batches of due feeds, SKIP LOCKED, and the publisher
+- it polls by claims (pipeline.claims): a rolling window of due feeds, SKIP LOCKED, and the publisher
   hosts' politeness kept in the database for all workers together;
 - on PostgreSQL there is no one-daemon lock: editions are built by whichever worker comes first
   (their key is unique; the others find it built) and the outbox is claimed row by row.

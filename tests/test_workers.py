@@ -607,3 +607,110 @@ def test_the_smtp_rate_limit_is_shared_out_among_live_workers() -> None:
     assert smtp_share(SmtpSettings(rate_limit=30.0), 3).rate_limit == 10.0
     assert smtp_share(SmtpSettings(rate_limit=30.0), 0).rate_limit == 30.0
     assert smtp_share(SmtpSettings(rate_limit=0.0), 4).rate_limit == 0.0  # no limit stays no limit
+
+
+# --------------------------------------------------------------------------- `digest poll` beside workers
+
+
+class PathLog:
+    """Requests per feed path: how many, how many at once at most, and when each one ended."""
+
+    def __init__(self) -> None:
+        self.hits: Counter[str] = Counter()
+        self.in_flight: Counter[str] = Counter()
+        self.max_in_flight: Counter[str] = Counter()
+        self.arrived: dict[str, float] = {}
+        self.ended: dict[str, float] = {}
+
+    def handler(self, path: str, body: bytes, hold: float) -> Callable[[web.Request], object]:
+        async def handle(request: web.Request) -> web.Response:
+            self.hits[path] += 1
+            self.arrived.setdefault(path, time.monotonic())
+            self.in_flight[path] += 1
+            self.max_in_flight[path] = max(self.max_in_flight[path], self.in_flight[path])
+            try:
+                await asyncio.sleep(hold)
+                return web.Response(body=body, headers={"Content-Type": "application/rss+xml"})
+            finally:
+                self.in_flight[path] -= 1
+                self.ended[path] = time.monotonic()
+
+        return handle
+
+
+async def test_digest_poll_beside_a_worker_never_fetches_a_feed_the_worker_is_polling(
+    pg_url: str, tmp_path: Path
+) -> None:
+    n_feeds, hold = 30, 0.6
+    log = PathLog()
+    async with FeedServer() as srv, SmtpServer() as smtp:
+        urls = [srv.handle(f"/q{i}.xml", log.handler(f"/q{i}.xml", rss(1, f"q{i}"), hold)) for i in range(n_feeds)]  # type: ignore[arg-type]
+        config = write_config(
+            tmp_path,
+            database=pg_url,
+            feeds=urls,
+            subscribers=0,
+            smtp_port=smtp.port,
+            fetch={"concurrency": "4", "per_host": "20", "host_interval": "0"},
+        )
+        rc, _, err = await asyncio.to_thread(cli, config, "status")
+        assert rc == 0, err
+        async with workers(config, ["w1"]) as (w1,):
+            await until(lambda: sum(log.in_flight.values()) > 0, "the worker to start polling", logs=[w1])
+            rc, out, err = await asyncio.to_thread(cli, config, "poll")
+            assert rc == 0, err
+            await until(lambda: all(log.hits[f"/q{i}.xml"] for i in range(n_feeds)), "every feed polled", logs=[w1])
+            await until(lambda: "poll: " in w1.log, "the worker's poll to end", logs=[w1])
+            assert await w1.stop() == 0, w1.log
+    polled = [line for line in out.splitlines() if "/q" in line]
+    skipped = int(out.split("skipped ", 1)[1].split()[0]) if "skipped " in out else 0
+    print(f"\ndigest poll beside a worker: polled {len(polled)}, skipped {skipped}; hits {sum(log.hits.values())}")
+    # Never two fetches of one feed at once, though both poll every feed they can claim.
+    assert max(log.max_in_flight.values()) == 1, log.max_in_flight
+    # The worker held some feeds while `digest poll` ran: those were skipped, and said so.
+    assert skipped >= 1 and len(polled) + skipped == n_feeds, out
+    assert f"polled {len(polled)} feeds" in out
+
+
+async def test_a_slow_feed_holds_one_slot_of_the_claimed_poll_not_a_batch(store: Store, tmp_path: Path) -> None:
+    from digest import config as cfg
+    from digest.pipeline.claims import poll_claimed
+    from digest.pipeline.poll import parser_pool
+
+    log = PathLog()
+    async with FeedServer() as srv:
+        # The slow feed is added first, so it is claimed first (no poll yet: oldest due).
+        urls = [srv.handle("/slow.xml", log.handler("/slow.xml", rss(1, "slow"), 2.0))]  # type: ignore[arg-type]
+        urls += [srv.handle(f"/f{i}.xml", log.handler(f"/f{i}.xml", rss(1, f"f{i}"), 0.02)) for i in range(12)]  # type: ignore[arg-type]
+        settings = cfg.from_mapping(
+            {
+                "digest": {"database": store.url, "allow_private_addresses": True},
+                "fetch": {"concurrency": 3, "per_host": 3, "host_interval": 0, "parse_workers": 1},
+                "feeds": [{"url": u} for u in urls],
+            },
+            env={},
+        )
+        store.sync_feeds(settings.feeds, now=datetime.now(UTC))
+        pool = parser_pool(settings)
+        try:
+            results = await poll_claimed(
+                settings=settings,
+                store=store,
+                clock=lambda: datetime.now(UTC),
+                worker="w",
+                parser=pool,
+                lease=timedelta(minutes=1),
+                shared_hosts=store.many_workers,
+            )
+        finally:
+            pool.close()
+    assert len(results) == 13 and not [r for r in results if r.error], results
+    assert log.arrived["/slow.xml"] < min(log.arrived[f"/f{i}.xml"] for i in range(12))
+    # A batch of 3 would have held the other feeds behind the slow one; a rolling window polls all
+    # twelve on the two other slots while it is still in flight.
+    late = [p for p in log.ended if p != "/slow.xml" and log.ended[p] > log.ended["/slow.xml"]]
+    print(f"\nfast feeds finished after the slow one: {late}")
+    assert late == []
+    assert store.claim_feeds("x", due_by=datetime.now(UTC), lease=timedelta(minutes=1), limit=20) == []  # all polled
+    with store.engine.connect() as conn:  # every claim freed as its feed finished
+        assert conn.scalar(sa.select(sa.func.count()).where(t.feeds.c.claimed_by.is_not(None))) == 0

@@ -213,19 +213,27 @@ class WorkerStore(StoreBase):
 
     # ------------------------------------------------------------------ feed claims
 
-    def claim_feeds(self, worker: str, *, due_by: datetime, lease: timedelta, limit: int) -> list[Feed]:
+    def claim_feeds(
+        self, worker: str, *, due_by: datetime | None, lease: timedelta, limit: int, after_id: int | None = None
+    ) -> list[Feed]:
         """Claim up to `limit` feeds due by `due_by` (the worker's clock), earliest first, until the
         database's now + lease. Feeds another worker holds under a live lease are skipped; on
         PostgreSQL so are rows another claim is locking at this moment (SKIP LOCKED), so workers
-        claiming together get disjoint batches without waiting for each other."""
+        claiming together get disjoint batches without waiting for each other.
+
+        `due_by=None` (`digest poll`: every active feed, due or not) walks the feeds by id instead,
+        from `after_id` on, so a caller claiming again and again meets each feed once."""
         f = t.feeds
         with self.engine.begin() as conn:
             now = database_time(conn)
             free = or_(f.c.lease_until.is_(None), f.c.lease_until < now)
-            due = and_(f.c.active.is_(True), or_(f.c.next_poll_at.is_(None), f.c.next_poll_at <= due_by), free)
-            ids = (
-                select(f.c.id).where(due).order_by(f.c.next_poll_at.is_not(None), f.c.next_poll_at, f.c.id).limit(limit)
-            )
+            if due_by is None:
+                due = and_(f.c.active.is_(True), f.c.id > (after_id or 0), free)
+                order: tuple[Any, ...] = (f.c.id,)
+            else:
+                due = and_(f.c.active.is_(True), or_(f.c.next_poll_at.is_(None), f.c.next_poll_at <= due_by), free)
+                order = (f.c.next_poll_at.is_not(None), f.c.next_poll_at, f.c.id)
+            ids = select(f.c.id).where(due).order_by(*order).limit(limit)
             if conn.dialect.name == "postgresql":
                 ids = ids.with_for_update(skip_locked=True)
             # The WHERE is checked again on the rows the UPDATE changes: a racing claim loses them.
@@ -236,7 +244,18 @@ class WorkerStore(StoreBase):
                 .returning(*f.c)
             ).all()
         feeds = [_feed(r) for r in rows]
+        if due_by is None:
+            return sorted(feeds, key=lambda x: x.id)
         return sorted(feeds, key=lambda x: (x.next_poll_at is not None, x.next_poll_at or now, x.id))
+
+    def renew_feed_claims(self, worker: str, *, lease: timedelta) -> int:
+        """Extend the leases of the feeds `worker` holds (a claimer with no worker heartbeat:
+        `digest poll`); returns how many it holds."""
+        with self.engine.begin() as conn:
+            now = database_time(conn)
+            return conn.execute(
+                update(t.feeds).where(t.feeds.c.claimed_by == worker).values(lease_until=now + lease)
+            ).rowcount
 
     def release_feeds(self, worker: str, feed_ids: Sequence[int]) -> int:
         """Done with these feeds (their outcome is written): free them for their next poll."""
