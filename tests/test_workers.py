@@ -714,3 +714,41 @@ async def test_a_slow_feed_holds_one_slot_of_the_claimed_poll_not_a_batch(store:
     assert store.claim_feeds("x", due_by=datetime.now(UTC), lease=timedelta(minutes=1), limit=20) == []  # all polled
     with store.engine.connect() as conn:  # every claim freed as its feed finished
         assert conn.scalar(sa.select(sa.func.count()).where(t.feeds.c.claimed_by.is_not(None))) == 0
+
+
+# --------------------------------------------------------------------------- clock drift after start
+
+
+async def test_a_worker_whose_clock_drifts_beyond_the_bound_after_start_stops(
+    pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In process (the clock is a function the test moves), against PostgreSQL: the worker starts
+    within the bound, its clock then jumps 45 s ahead; the next heartbeat stops it, saying why,
+    and it leaves the registry."""
+    from digest import config as cfg
+    from digest.daemon import Ticks
+    from digest.worker import run_worker
+
+    settings = cfg.from_mapping({"digest": {"database": pg_url, "timezone": "UTC"}}, env={})
+    store = Store(pg_url)
+    offset = [timedelta(0)]
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + offset[0]
+
+    try:
+        task = asyncio.create_task(
+            run_worker(settings, store, name="drifter", clock=clock, ticks=Ticks(poll=60, reconcile=60, heartbeat=0.2))
+        )
+        await until(lambda: [w.name for w in store.workers(stale_after=timedelta(seconds=60))] == ["drifter"], "start")
+        await asyncio.sleep(0.5)
+        assert not task.done()  # within the bound, heartbeats go on
+        offset[0] = timedelta(seconds=45)
+        with caplog.at_level("ERROR", logger="digest.worker"):
+            await asyncio.wait_for(task, 30)
+        message = "\n".join(r.getMessage() for r in caplog.records)
+        assert "worker=drifter" in message and "clock is +4" in message, message
+        assert "max_clock_skew (30 s)" in message and "Stopping." in message, message
+        assert store.workers(stale_after=timedelta(seconds=60)) == []
+    finally:
+        store.close()
