@@ -45,6 +45,7 @@ from digest.pipeline.send import edition_due
 from digest.pipeline.workers import TransportFactory
 from digest.store import Store
 from digest.store.workers import STALE_AFTER
+from digest.store.writers import set_claimant
 from digest.web import WebProcess
 
 log = logging.getLogger(__name__)
@@ -277,6 +278,7 @@ async def run_worker(
     stop = stop or asyncio.Event()
     where = make_url(store.url).render_as_string(hide_password=True)
     await asyncio.to_thread(_register, settings, store, name, clock, where)
+    set_claimant(name)  # outbox claims of this process and its sending processes carry the name
     worker = Worker(
         settings,
         store,
@@ -306,6 +308,7 @@ async def run_worker(
             loop.remove_signal_handler(sig)
         with contextlib.suppress(Exception):
             await asyncio.to_thread(store.unregister_worker, name)
+        set_claimant(None)
         if worker.locked and not worker.lock_lost:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(store.release_lock, LOCK_NAME, name)

@@ -263,7 +263,7 @@ async def test_three_workers_share_feeds_and_subscribers_and_survive_a_kill_mid_
         assert rc == 0, err
         async with workers(config, ["w1", "w2", "w3"]) as procs:
             # Kill w2 while it sends, with its sending processes, as if its host died: once a fifth
-            # of the edition has gone out and it holds rows (senders name claims "host:pid:random").
+            # of the edition has gone out and it holds rows.
             def w2_tree() -> list[int]:
                 assert procs[1].proc is not None
                 return tree(procs[1].proc.pid)
@@ -276,7 +276,8 @@ async def test_three_workers_share_feeds_and_subscribers_and_survive_a_kill_mid_
                         holders = conn.scalars(
                             sa.select(t.deliveries.c.worker).where(t.deliveries.c.status == "sending").distinct()
                         ).all()
-                    return any(h and int(h.split(":")[1]) in pids for h in holders)
+                    # A worker's senders name their claims "w2:random" and "w2/send-N:random".
+                    return bool(pids) and any(h and h.startswith(("w2:", "w2/send-")) for h in holders)
                 finally:
                     engine.dispose()
 
@@ -752,3 +753,57 @@ async def test_a_worker_whose_clock_drifts_beyond_the_bound_after_start_stops(
         assert store.workers(stale_after=timedelta(seconds=60)) == []
     finally:
         store.close()
+
+
+# --------------------------------------------------------------------------- status: a worker's sending processes
+
+
+async def test_status_gives_a_worker_the_outbox_rows_its_sending_processes_hold(pg_url: str, tmp_path: Path) -> None:
+    n_subscribers = 1200  # two sending processes (500 rows each at least): the worker's and one spawned
+    async with FeedServer() as srv, SmtpServer() as smtp:
+        config = write_config(
+            tmp_path,
+            database=pg_url,
+            feeds=[srv.serve("/news.xml", rss(3, "news"))],
+            subscribers=n_subscribers,
+            smtp_port=smtp.port,
+            send_at=send_at_now(),
+            smtp={"workers": "2", "rate_limit": "60"},
+        )
+        rc, _, err = await asyncio.to_thread(cli, config, "status")
+        assert rc == 0, err
+        async with workers(config, ["w1"]) as (w1,):
+
+            def claim_names() -> set[str]:
+                engine = sa.create_engine(pg_url)
+                try:
+                    with engine.connect() as conn:
+                        d = t.deliveries.c
+                        return {str(w) for w in conn.scalars(sa.select(d.worker).where(d.status == "sending"))}
+                finally:
+                    engine.dispose()
+
+            await until(
+                lambda: any(n.startswith("w1/send-1:") for n in claim_names()), "the spawned sender's claims", logs=[w1]
+            )
+            # Freeze the worker and its sending processes: their claims hold still while status reads them.
+            assert w1.proc is not None
+            frozen = tree(w1.proc.pid)
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                names = claim_names()
+                rc, status, err = await asyncio.to_thread(cli, config, "status")
+            finally:
+                for pid in frozen:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGCONT)
+            assert rc == 0, err
+            assert await w1.stop() == 0, w1.log
+    line = next(x for x in status.splitlines() if x.startswith("  w1 ("))
+    own = int(line.split("feeds, ", 1)[1].split(" outbox rows", 1)[0])
+    total = int(status.split("sending: ", 1)[1].split(" messages", 1)[0])
+    print(f"\nclaims {sorted(n.rsplit(':', 1)[0] for n in names)}; status: {line.strip()}; total held {total}")
+    assert all(n.startswith(("w1:", "w1/send-")) for n in names), names
+    assert {n.rsplit(":", 1)[0] for n in names} >= {"w1/send-1"}
+    assert own == total > 0, status
