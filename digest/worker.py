@@ -38,7 +38,7 @@ from digest import schedule
 from digest.clock import Clock
 from digest.config import Settings, SmtpSettings
 from digest.daemon import LOCK_NAME, Daemon, Ticks, _install_signals, acquire, lock_clock
-from digest.deliver import SmtpTransport, Transport
+from digest.deliver import Envelope, Result, SmtpTransport, Transport
 from digest.errors import DigestError, LockHeldError
 from digest.pipeline.claims import poll_claimed
 from digest.pipeline.send import edition_due
@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 # renewed by every heartbeat, run nine. Both scale with the heartbeat (DIGEST_DAEMON_TICK in tests).
 STALE_BEATS, LEASE_BEATS = 6, 9
 POLL_WAIT = timedelta(minutes=5)  # longest a due edition waits for other workers' polls
+# A new worker's first rate-limited send pass waits two heartbeats: the running passes of the
+# others re-read the live workers every heartbeat (LiveShare) and have cut their shares by then.
+JOIN_BEATS = 2
 
 
 def default_name() -> str:
@@ -86,18 +89,93 @@ def check_skew(worker_now: datetime, database_now: datetime, *, bound: timedelta
 class SharedRate:
     """The transport factory of a worker's send pass: each sending process's [smtp] (already its
     share of the run) divided again among the live workers. Picklable: the sending processes are
-    spawned with it."""
+    spawned with it.
+
+    With `database_url`, a transport that has a rate limit follows the live workers while the pass
+    runs (LiveShare): a worker joining or leaving mid-pass changes every running limiter within a
+    heartbeat."""
 
     live: int
     make: TransportFactory = SmtpTransport
+    database_url: str | None = None
+    stale_after: float = 60.0
+    refresh: float = 10.0
 
     def __call__(self, smtp: SmtpSettings) -> Transport:
-        return self.make(smtp_share(smtp, self.live))
+        inner = self.make(smtp_share(smtp, self.live))
+        if self.database_url is None or not smtp.rate_limit or not isinstance(inner, SmtpTransport):
+            return inner
+        return LiveShare(
+            inner,
+            rate=smtp.rate_limit,
+            live=self.live,
+            database_url=self.database_url,
+            stale_after=timedelta(seconds=self.stale_after),
+            refresh=self.refresh,
+        )
+
+
+class LiveShare:
+    """An SMTP transport sending at `rate` / (workers alive), the count re-read every `refresh`
+    seconds (the heartbeat) from the database and applied to its running limiter."""
+
+    def __init__(
+        self,
+        inner: SmtpTransport,
+        *,
+        rate: float,
+        live: int,
+        database_url: str,
+        stale_after: timedelta,
+        refresh: float,
+    ) -> None:
+        self.inner, self.rate, self.live = inner, rate, max(live, 1)
+        self.database_url, self.stale_after, self.refresh = database_url, stale_after, refresh
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def concurrency(self) -> int:
+        return self.inner.concurrency
+
+    def ready_in(self) -> float:
+        return self.inner.ready_in()
+
+    async def send(self, envelope: Envelope) -> Result:
+        return await self.inner.send(envelope)
+
+    async def __aenter__(self) -> LiveShare:
+        await self.inner.__aenter__()
+        self._task = asyncio.create_task(self._follow())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.inner.__aexit__(*exc)
+
+    async def _follow(self) -> None:
+        store = await asyncio.to_thread(Store, self.database_url, check_schema=False)
+        try:
+            while True:
+                await asyncio.sleep(self.refresh)
+                try:
+                    live = max(await asyncio.to_thread(store.live_worker_count, stale_after=self.stale_after), 1)
+                except Exception as exc:  # a busy database: keep the share we have, ask again next beat
+                    log.warning("smtp rate share: cannot count the live workers: %s", exc)
+                    continue
+                if live != self.live:
+                    log.info("smtp rate share: %d workers alive, sending at %.3g/s", live, self.rate / live)
+                    self.live = live
+                    self.inner.set_rate(self.rate / live)
+        finally:
+            await asyncio.to_thread(store.close)
 
 
 def smtp_share(smtp: SmtpSettings, live: int) -> SmtpSettings:
     """[smtp] for one of `live` workers: rate_limit is for all of them together, so each sends at
-    its share (counted at the last heartbeat, taken up by the next send pass)."""
+    its share (counted at the last heartbeat; LiveShare follows it during a pass)."""
     return replace(smtp, rate_limit=smtp.rate_limit / max(live, 1)) if smtp.rate_limit else smtp
 
 
@@ -132,6 +210,7 @@ class Worker(Daemon):
         self.name, self.locked = name, locked
         self.make_transport = transport_factory
         self.live = 1  # workers alive, this one included (at the last heartbeat)
+        self.joined = time.monotonic()
         # Never under 10 s: a busy machine may delay a beat or two, and a live worker taken for
         # gone stops (its claims were handed to others).
         self.stale_after = timedelta(seconds=max(STALE_BEATS * ticks.heartbeat, 10.0))
@@ -173,10 +252,26 @@ class Worker(Daemon):
         except Exception as exc:
             log.warning("worker=%s cannot tell whether polls are still running: %s", self.name, exc)
             waiting = False
-        if not waiting:
-            # [smtp] rate_limit is for all workers together: this pass sends at its share.
-            self.reconciler.transport_factory = SharedRate(self.live, self.make_transport)
-            await super()._reconcile()
+        if waiting:
+            return
+        if self.store.many_workers and self.settings.smtp.rate_limit and self._joining():
+            # The workers already sending learn of this one at their next beat (LiveShare): until
+            # they have, this one sending at its share would put the total over the limit.
+            log.debug("worker=%s waits a beat before its first rate-limited send pass", self.name)
+            return
+        # [smtp] rate_limit is for all workers together: this pass sends at its share, and
+        # follows the live workers while it runs.
+        self.reconciler.transport_factory = SharedRate(
+            self.live,
+            self.make_transport,
+            database_url=self.store.url if self.store.many_workers else None,
+            stale_after=self.stale_after.total_seconds(),
+            refresh=self.ticks.heartbeat,
+        )
+        await super()._reconcile()
+
+    def _joining(self) -> bool:
+        return time.monotonic() - self.joined < JOIN_BEATS * self.ticks.heartbeat
 
     def _edition_waits_for_polls(self, now: datetime) -> bool:
         self.live = self.store.live_worker_count(stale_after=self.stale_after)  # for this pass's SMTP share

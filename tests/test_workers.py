@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import email
 import os
+import re
 import signal
 import sys
 import threading
@@ -807,3 +808,51 @@ async def test_status_gives_a_worker_the_outbox_rows_its_sending_processes_hold(
     assert all(n.startswith(("w1:", "w1/send-")) for n in names), names
     assert {n.rsplit(":", 1)[0] for n in names} >= {"w1/send-1"}
     assert own == total > 0, status
+
+
+# --------------------------------------------------------------------------- the shared SMTP rate limit
+
+
+async def test_workers_together_stay_within_the_smtp_rate_limit_when_one_joins_mid_pass(
+    pg_url: str, tmp_path: Path
+) -> None:
+    n_subscribers, rate, window = 700, 40.0, 4.0
+    async with FeedServer() as srv, SmtpServer() as smtp:
+        config = write_config(
+            tmp_path,
+            database=pg_url,
+            feeds=[srv.serve("/news.xml", rss(3, "news"))],
+            subscribers=n_subscribers,
+            smtp_port=smtp.port,
+            send_at=send_at_now(),
+            # Two sending processes per worker pass: the share must reach the spawned ones too.
+            smtp={"workers": "2", "rate_limit": str(rate)},
+        )
+        rc, _, err = await asyncio.to_thread(cli, config, "status")
+        assert rc == 0, err
+        async with workers(config, ["r1", "r2"]) as procs:
+            await until(lambda: len(smtp.messages) >= 150, "the pass under way", logs=procs)
+            joined_at = time.monotonic()
+            late = await WorkerProcess(config, "r3").start()
+            procs.append(late)
+            await until(
+                lambda: delivery_counts(pg_url).get(SENT, 0) == n_subscribers, "every row sent", timeout=180, logs=procs
+            )
+            for p in procs:
+                assert await p.stop() == 0, p.log
+    late_sent = sum(int(n) for n in re.findall(r"edition=\S+ sent=(\d+)", late.log))
+    arrivals = sorted(m.mail_at for m in smtp.messages)
+    busiest = max(sum(1 for b in arrivals[i:] if b < a + window) for i, a in enumerate(arrivals))
+    after = [a for a in arrivals if a >= joined_at]
+    pace = (len(after) - 1) / (after[-1] - after[0])
+    print(
+        f"\n{len(arrivals)} messages, rate_limit {rate:g}/s: busiest {window:g} s window {busiest} "
+        f"({busiest / window:.1f}/s), {pace:.1f}/s after the third worker joined, which sent {late_sent}"
+    )
+    assert len({m.rcpt_tos[0] for m in smtp.messages}) == n_subscribers
+    assert late_sent > 0, late.log  # the late worker took its share of the pass
+    assert "smtp rate share: 3 workers alive" in procs[0].log, procs[0].log
+    # Each sending process spaces its starts 1/share apart: a window holds at most one more per
+    # process (2 per worker) than the limit allows.
+    assert busiest <= rate * window + 6, busiest
+    assert pace <= rate * 1.05, pace
