@@ -14,9 +14,10 @@ three differences:
 SQLite stays the single-worker default: there the worker also takes the one-daemon lock, so a
 second worker (or `digest run`) refuses, naming PostgreSQL.
 
-Clocks: the database's decides leases and liveness. A worker's own decides what is due; at start
-and on every heartbeat it is compared with the database's, and a worker more than
-[workers] max_clock_skew off refuses to start (or stops).
+Clocks: the database's decides leases and liveness. On PostgreSQL a worker also runs on the
+database's time for what is due and what it stamps: its own clock less the offset measured at start
+and at every heartbeat, so the items it polls and the editions it cuts agree with every other
+worker's. A worker more than [workers] max_clock_skew off refuses to start (or stops).
 """
 
 from __future__ import annotations
@@ -196,10 +197,15 @@ class Worker(Daemon):
         locked: bool,
         log_setup: Callable[[], None] | None = None,
     ) -> None:
+        # On PostgreSQL the worker runs on the database's time: its own clock less the offset
+        # measured at each heartbeat. What it stamps (items first seen, next polls, an edition's
+        # cut-off) then agrees with what other workers stamp, whatever their clocks: an item a
+        # worker 20 s fast polled is not in the future of an edition a worker on time builds.
+        self.raw_clock, self.skew = clock, 0.0
         super().__init__(
             settings,
             store,
-            clock=clock,
+            clock=self._database_clock if store.many_workers else clock,
             stop=stop,
             grace=grace,
             ticks=ticks,
@@ -217,11 +223,14 @@ class Worker(Daemon):
         self.lease = timedelta(seconds=max(LEASE_BEATS * ticks.heartbeat, 15.0))
         self.where = make_url(store.url).render_as_string(hide_password=True)
 
+    def _database_clock(self) -> datetime:
+        return self.raw_clock() - timedelta(seconds=self.skew)
+
     async def _heartbeat(self) -> None:
         if self.locked:  # SQLite: the one-daemon lock too
             await super()._heartbeat()
         try:
-            before = self.clock()
+            before = self.raw_clock()
             db_now, registered = await asyncio.to_thread(
                 self.store.worker_heartbeat, self.name, worker_now=before, lease=self.lease
             )
@@ -238,7 +247,7 @@ class Worker(Daemon):
             return
         if self.store.many_workers:
             try:
-                check_skew(before, db_now, bound=self.settings.workers.max_clock_skew, where=self.where)
+                self.skew = check_skew(before, db_now, bound=self.settings.workers.max_clock_skew, where=self.where)
             except ClockSkewError as exc:
                 log.error("worker=%s %s Stopping. %s", self.name, exc.message, exc.hint)
                 self.stop.set()
@@ -324,13 +333,14 @@ class Worker(Daemon):
             self._polls.discard(task)
 
 
-def _register(settings: Settings, store: Store, name: str, clock: Clock, where: str) -> None:
+def _register(settings: Settings, store: Store, name: str, clock: Clock, where: str) -> float:
     """Refuse a clock too far off (PostgreSQL), a name in use, a second worker on SQLite; then register.
 
     On SQLite the worker also takes the one-daemon lock, after registering (so a refused name never
     touches the lock of the live worker that has it), against a `digest run` daemon there."""
+    skew = 0.0
     if store.many_workers:
-        check_skew(clock(), store.database_now(), bound=settings.workers.max_clock_skew, where=where)
+        skew = check_skew(clock(), store.database_now(), bound=settings.workers.max_clock_skew, where=where)
     store.register_worker(
         name,
         host=socket.gethostname(),
@@ -340,7 +350,7 @@ def _register(settings: Settings, store: Store, name: str, clock: Clock, where: 
         stale_after=STALE_AFTER,
     )
     if store.many_workers:
-        return
+        return skew
     try:
         acquire(store, name, lock_clock())
     except LockHeldError as exc:
@@ -352,6 +362,7 @@ def _register(settings: Settings, store: Store, name: str, clock: Clock, where: 
     except BaseException:
         store.unregister_worker(name)
         raise
+    return skew
 
 
 async def run_worker(
@@ -372,7 +383,7 @@ async def run_worker(
     ticks = ticks or Ticks.from_env(os.environ)
     stop = stop or asyncio.Event()
     where = make_url(store.url).render_as_string(hide_password=True)
-    await asyncio.to_thread(_register, settings, store, name, clock, where)
+    skew = await asyncio.to_thread(_register, settings, store, name, clock, where)
     set_claimant(name)  # outbox claims of this process and its sending processes carry the name
     worker = Worker(
         settings,
@@ -387,6 +398,7 @@ async def run_worker(
         log_setup=log_setup,
     )
     worker.live = await asyncio.to_thread(store.live_worker_count, stale_after=worker.stale_after)
+    worker.skew = skew
     log.info("worker started name=%s database=%s", name, where)
     loop = asyncio.get_running_loop()
     installed = _install_signals(loop, stop, worker)
