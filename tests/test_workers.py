@@ -729,7 +729,7 @@ async def test_a_slow_feed_holds_one_slot_of_the_claimed_poll_not_a_batch(store:
 
 
 async def test_a_worker_whose_clock_drifts_beyond_the_bound_after_start_stops(
-    pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """In process (the clock is a function the test moves), against PostgreSQL: the worker starts
     within the bound, its clock then jumps 45 s ahead; the next heartbeat stops it, saying why,
@@ -738,6 +738,7 @@ async def test_a_worker_whose_clock_drifts_beyond_the_bound_after_start_stops(
     from digest.daemon import Ticks
     from digest.worker import run_worker
 
+    monkeypatch.chdir(tmp_path)  # the worker writes its metrics file beside it
     settings = cfg.from_mapping({"digest": {"database": pg_url, "timezone": "UTC"}}, env={})
     store = Store(pg_url)
     offset = [timedelta(0)]
