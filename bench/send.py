@@ -5,6 +5,8 @@
     python bench/send.py --workers 1              # one sending process instead of one per core
     python bench/send.py --naive 0                # skip the baseline
     python bench/send.py --mix uniform            # any non-empty subset of 8 sections, 40 feeds x 50 items
+    python bench/send.py --database postgresql+psycopg://postgres:PW@127.0.0.1:5432/postgres \\
+        --workers-hosts 1,2,4                     # N `digest worker` processes on PostgreSQL (bench/workers.py)
 
 Everything is real and on 127.0.0.1: a SQLite file, the `digest` command as a process
 (`python -m digest --config X send`), and the sink (bench/smtpsink.py) in its own process, so
@@ -334,7 +336,29 @@ def main() -> None:
     )
     parser.add_argument("--keep", metavar="DIR", help="build the fixture in DIR and keep it")
     parser.add_argument("--naive-run", metavar="CONFIG", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="a PostgreSQL URL: send with `digest worker` processes there instead (bench/workers.py)",
+    )
+    parser.add_argument("--workers-hosts", default="1,2,4", help="with --database: numbers of workers, comma-separated")
+    parser.add_argument("--feeds", type=int, default=200, help="with --database: feeds polled to build the edition")
     args = parser.parse_args()
+    if args.database:  # issue 15: several workers on one database; bench/workers.py owns how
+        from workers import bench
+
+        bench(
+            argparse.Namespace(
+                database=args.database,
+                workers_hosts=args.workers_hosts,
+                feeds=args.feeds,
+                hosts=50,
+                subscribers=args.subscribers,
+                timeout=900.0,
+            ),
+            phases=("send",),
+        )
+        return
     if args.naive_run:
         print(asyncio.run(naive(Path(args.naive_run), args.naive)))
         return

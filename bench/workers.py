@@ -408,7 +408,7 @@ def one(base: str, n: int, args: argparse.Namespace, port: int, smtp_port: int) 
     return out
 
 
-def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+def report(results: list[dict[str, Any]], args: argparse.Namespace, phases: tuple[str, ...] = ("poll", "send")) -> None:
     print(
         f"\n{args.feeds} feeds on {args.hosts} hosts, {args.subscribers} subscribers, {os.cpu_count()} CPUs; "
         f"load average before: {os.getloadavg()[0]:.1f}"
@@ -417,7 +417,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         ("poll", "feeds/s", "feeds", "poll_s"),
         ("send", "msg/s", "messages", "send_s"),
     ):
-        if f"{phase}_workers" not in results[0]:
+        if f"{phase}_workers" not in results[0] or phase not in phases:
             continue
         base = None
         print(
@@ -446,7 +446,13 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, default=50, help="loopback addresses the feeds are spread over")
     ap.add_argument("--subscribers", type=int, default=10_000)
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds one phase may take")
-    args = ap.parse_args()
+    bench(ap.parse_args())
+
+
+def bench(args: argparse.Namespace, phases: tuple[str, ...] = ("poll", "send")) -> None:
+    """Run N workers for each N of args.workers_hosts; print the figures of `phases`. Also what
+    `bench/send.py --database ... --workers-hosts ...` runs (its polling, which builds the edition,
+    is then not printed)."""
     parent, child = multiprocessing.Pipe()
     server = multiprocessing.Process(target=_serve, args=(args.feeds, args.hosts, child), daemon=True)
     server.start()
@@ -457,7 +463,7 @@ def main() -> None:
         for n in (int(x) for x in args.workers_hosts.split(",")):
             print(f"running {n} worker(s)...", flush=True)
             results.append(one(args.database, n, args, port, smtp_port))
-        report(results, args)
+        report(results, args, phases)
     finally:
         sink.terminate()
         server.terminate()

@@ -341,7 +341,10 @@ def poll(app: App) -> None:
 
     started = time.perf_counter()
     try:
-        results = run_async(poll_once(settings=app.settings, store=store, clock=app.clock, on_result=on_result))
+        if store.many_workers:  # PostgreSQL: claim feeds as workers do, never one a worker is polling
+            results = run_async(_poll_by_claims(app, store, on_result))
+        else:
+            results = run_async(poll_once(settings=app.settings, store=store, clock=app.clock, on_result=on_result))
     finally:
         done()
     took = time.perf_counter() - started
@@ -356,6 +359,34 @@ def poll(app: App) -> None:
     new = sum(r.new_items for r in results)
     failed = sum(1 for r in results if r.error)
     click.echo(f"polled {len(results)} feeds: {new} new items, {failed} failed, in {took:.2f} s")
+    if store.many_workers and (skipped := len(store.list_feeds(active_only=True)) - len(results)) > 0:
+        click.echo(f"skipped {skipped} feeds that digest workers were polling at the time")
+
+
+async def _poll_by_claims(app: App, store: Store, on_result: Callable[[PollResult], None]) -> list[PollResult]:
+    """`digest poll` on PostgreSQL: every active feed once, by the claims workers use (issue 15)."""
+    import os
+    import socket
+    from datetime import timedelta
+
+    from digest.pipeline.claims import poll_claimed
+    from digest.pipeline.poll import parser_pool
+
+    pool = parser_pool(app.settings)
+    try:
+        return await poll_claimed(
+            settings=app.settings,
+            store=store,
+            clock=app.clock,
+            worker=f"poll:{socket.gethostname()}:{os.getpid()}",
+            parser=pool,
+            lease=timedelta(minutes=1),
+            every_feed=True,
+            renew=True,
+            on_result=on_result,
+        )
+    finally:
+        pool.close()
 
 
 @main.command()

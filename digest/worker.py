@@ -6,7 +6,7 @@ three differences:
 - it registers in the `workers` table and heartbeats there; each heartbeat renews the leases of
   what it holds. A worker that stops heartbeating (kill -9, a lost host) loses its claims when
   their lease runs out on the database's clock, on whatever host it ran: nobody reads /proc;
-- it polls by claims (pipeline.claims): batches of due feeds, SKIP LOCKED, and the publisher
+- it polls by claims (pipeline.claims): a rolling window of due feeds, SKIP LOCKED, and the publisher
   hosts' politeness kept in the database for all workers together;
 - on PostgreSQL there is no one-daemon lock: editions are built by whichever worker comes first
   (their key is unique; the others find it built) and the outbox is claimed row by row.
@@ -14,9 +14,10 @@ three differences:
 SQLite stays the single-worker default: there the worker also takes the one-daemon lock, so a
 second worker (or `digest run`) refuses, naming PostgreSQL.
 
-Clocks: the database's decides leases and liveness. A worker's own decides what is due; at start
-and on every heartbeat it is compared with the database's, and a worker more than
-[workers] max_clock_skew off refuses to start (or stops).
+Clocks: the database's decides leases and liveness. On PostgreSQL a worker also runs on the
+database's time for what is due and what it stamps: its own clock less the offset measured at start
+and at every heartbeat, so the items it polls and the editions it cuts agree with every other
+worker's. A worker more than [workers] max_clock_skew off refuses to start (or stops).
 """
 
 from __future__ import annotations
@@ -38,13 +39,14 @@ from digest import schedule
 from digest.clock import Clock
 from digest.config import Settings, SmtpSettings
 from digest.daemon import LOCK_NAME, Daemon, Ticks, _install_signals, acquire, lock_clock
-from digest.deliver import SmtpTransport, Transport
+from digest.deliver import Envelope, Result, SmtpTransport, Transport
 from digest.errors import DigestError, LockHeldError
 from digest.pipeline.claims import poll_claimed
 from digest.pipeline.send import edition_due
 from digest.pipeline.workers import TransportFactory
 from digest.store import Store
 from digest.store.workers import STALE_AFTER
+from digest.store.writers import set_claimant
 from digest.web import WebProcess
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,9 @@ log = logging.getLogger(__name__)
 # renewed by every heartbeat, run nine. Both scale with the heartbeat (DIGEST_DAEMON_TICK in tests).
 STALE_BEATS, LEASE_BEATS = 6, 9
 POLL_WAIT = timedelta(minutes=5)  # longest a due edition waits for other workers' polls
+# A new worker's first rate-limited send pass waits two heartbeats: the running passes of the
+# others re-read the live workers every heartbeat (LiveShare) and have cut their shares by then.
+JOIN_BEATS = 2
 
 
 def default_name() -> str:
@@ -85,18 +90,93 @@ def check_skew(worker_now: datetime, database_now: datetime, *, bound: timedelta
 class SharedRate:
     """The transport factory of a worker's send pass: each sending process's [smtp] (already its
     share of the run) divided again among the live workers. Picklable: the sending processes are
-    spawned with it."""
+    spawned with it.
+
+    With `database_url`, a transport that has a rate limit follows the live workers while the pass
+    runs (LiveShare): a worker joining or leaving mid-pass changes every running limiter within a
+    heartbeat."""
 
     live: int
     make: TransportFactory = SmtpTransport
+    database_url: str | None = None
+    stale_after: float = 60.0
+    refresh: float = 10.0
 
     def __call__(self, smtp: SmtpSettings) -> Transport:
-        return self.make(smtp_share(smtp, self.live))
+        inner = self.make(smtp_share(smtp, self.live))
+        if self.database_url is None or not smtp.rate_limit or not isinstance(inner, SmtpTransport):
+            return inner
+        return LiveShare(
+            inner,
+            rate=smtp.rate_limit,
+            live=self.live,
+            database_url=self.database_url,
+            stale_after=timedelta(seconds=self.stale_after),
+            refresh=self.refresh,
+        )
+
+
+class LiveShare:
+    """An SMTP transport sending at `rate` / (workers alive), the count re-read every `refresh`
+    seconds (the heartbeat) from the database and applied to its running limiter."""
+
+    def __init__(
+        self,
+        inner: SmtpTransport,
+        *,
+        rate: float,
+        live: int,
+        database_url: str,
+        stale_after: timedelta,
+        refresh: float,
+    ) -> None:
+        self.inner, self.rate, self.live = inner, rate, max(live, 1)
+        self.database_url, self.stale_after, self.refresh = database_url, stale_after, refresh
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def concurrency(self) -> int:
+        return self.inner.concurrency
+
+    def ready_in(self) -> float:
+        return self.inner.ready_in()
+
+    async def send(self, envelope: Envelope) -> Result:
+        return await self.inner.send(envelope)
+
+    async def __aenter__(self) -> LiveShare:
+        await self.inner.__aenter__()
+        self._task = asyncio.create_task(self._follow())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.inner.__aexit__(*exc)
+
+    async def _follow(self) -> None:
+        store = await asyncio.to_thread(Store, self.database_url, check_schema=False)
+        try:
+            while True:
+                await asyncio.sleep(self.refresh)
+                try:
+                    live = max(await asyncio.to_thread(store.live_worker_count, stale_after=self.stale_after), 1)
+                except Exception as exc:  # a busy database: keep the share we have, ask again next beat
+                    log.warning("smtp rate share: cannot count the live workers: %s", exc)
+                    continue
+                if live != self.live:
+                    log.info("smtp rate share: %d workers alive, sending at %.3g/s", live, self.rate / live)
+                    self.live = live
+                    self.inner.set_rate(self.rate / live)
+        finally:
+            await asyncio.to_thread(store.close)
 
 
 def smtp_share(smtp: SmtpSettings, live: int) -> SmtpSettings:
     """[smtp] for one of `live` workers: rate_limit is for all of them together, so each sends at
-    its share (counted at the last heartbeat, taken up by the next send pass)."""
+    its share (counted at the last heartbeat; LiveShare follows it during a pass)."""
     return replace(smtp, rate_limit=smtp.rate_limit / max(live, 1)) if smtp.rate_limit else smtp
 
 
@@ -117,10 +197,15 @@ class Worker(Daemon):
         locked: bool,
         log_setup: Callable[[], None] | None = None,
     ) -> None:
+        # On PostgreSQL the worker runs on the database's time: its own clock less the offset
+        # measured at each heartbeat. What it stamps (items first seen, next polls, an edition's
+        # cut-off) then agrees with what other workers stamp, whatever their clocks: an item a
+        # worker 20 s fast polled is not in the future of an edition a worker on time builds.
+        self.raw_clock, self.skew = clock, 0.0
         super().__init__(
             settings,
             store,
-            clock=clock,
+            clock=self._database_clock if store.many_workers else clock,
             stop=stop,
             grace=grace,
             ticks=ticks,
@@ -131,17 +216,21 @@ class Worker(Daemon):
         self.name, self.locked = name, locked
         self.make_transport = transport_factory
         self.live = 1  # workers alive, this one included (at the last heartbeat)
+        self.joined = time.monotonic()
         # Never under 10 s: a busy machine may delay a beat or two, and a live worker taken for
         # gone stops (its claims were handed to others).
         self.stale_after = timedelta(seconds=max(STALE_BEATS * ticks.heartbeat, 10.0))
         self.lease = timedelta(seconds=max(LEASE_BEATS * ticks.heartbeat, 15.0))
         self.where = make_url(store.url).render_as_string(hide_password=True)
 
+    def _database_clock(self) -> datetime:
+        return self.raw_clock() - timedelta(seconds=self.skew)
+
     async def _heartbeat(self) -> None:
         if self.locked:  # SQLite: the one-daemon lock too
             await super()._heartbeat()
         try:
-            before = self.clock()
+            before = self.raw_clock()
             db_now, registered = await asyncio.to_thread(
                 self.store.worker_heartbeat, self.name, worker_now=before, lease=self.lease
             )
@@ -158,7 +247,7 @@ class Worker(Daemon):
             return
         if self.store.many_workers:
             try:
-                check_skew(before, db_now, bound=self.settings.workers.max_clock_skew, where=self.where)
+                self.skew = check_skew(before, db_now, bound=self.settings.workers.max_clock_skew, where=self.where)
             except ClockSkewError as exc:
                 log.error("worker=%s %s Stopping. %s", self.name, exc.message, exc.hint)
                 self.stop.set()
@@ -172,10 +261,26 @@ class Worker(Daemon):
         except Exception as exc:
             log.warning("worker=%s cannot tell whether polls are still running: %s", self.name, exc)
             waiting = False
-        if not waiting:
-            # [smtp] rate_limit is for all workers together: this pass sends at its share.
-            self.reconciler.transport_factory = SharedRate(self.live, self.make_transport)
-            await super()._reconcile()
+        if waiting:
+            return
+        if self.store.many_workers and self.settings.smtp.rate_limit and self._joining():
+            # The workers already sending learn of this one at their next beat (LiveShare): until
+            # they have, this one sending at its share would put the total over the limit.
+            log.debug("worker=%s waits a beat before its first rate-limited send pass", self.name)
+            return
+        # [smtp] rate_limit is for all workers together: this pass sends at its share, and
+        # follows the live workers while it runs.
+        self.reconciler.transport_factory = SharedRate(
+            self.live,
+            self.make_transport,
+            database_url=self.store.url if self.store.many_workers else None,
+            stale_after=self.stale_after.total_seconds(),
+            refresh=self.ticks.heartbeat,
+        )
+        await super()._reconcile()
+
+    def _joining(self) -> bool:
+        return time.monotonic() - self.joined < JOIN_BEATS * self.ticks.heartbeat
 
     def _edition_waits_for_polls(self, now: datetime) -> bool:
         self.live = self.store.live_worker_count(stale_after=self.stale_after)  # for this pass's SMTP share
@@ -228,13 +333,14 @@ class Worker(Daemon):
             self._polls.discard(task)
 
 
-def _register(settings: Settings, store: Store, name: str, clock: Clock, where: str) -> None:
+def _register(settings: Settings, store: Store, name: str, clock: Clock, where: str) -> float:
     """Refuse a clock too far off (PostgreSQL), a name in use, a second worker on SQLite; then register.
 
     On SQLite the worker also takes the one-daemon lock, after registering (so a refused name never
     touches the lock of the live worker that has it), against a `digest run` daemon there."""
+    skew = 0.0
     if store.many_workers:
-        check_skew(clock(), store.database_now(), bound=settings.workers.max_clock_skew, where=where)
+        skew = check_skew(clock(), store.database_now(), bound=settings.workers.max_clock_skew, where=where)
     store.register_worker(
         name,
         host=socket.gethostname(),
@@ -244,7 +350,7 @@ def _register(settings: Settings, store: Store, name: str, clock: Clock, where: 
         stale_after=STALE_AFTER,
     )
     if store.many_workers:
-        return
+        return skew
     try:
         acquire(store, name, lock_clock())
     except LockHeldError as exc:
@@ -256,6 +362,7 @@ def _register(settings: Settings, store: Store, name: str, clock: Clock, where: 
     except BaseException:
         store.unregister_worker(name)
         raise
+    return skew
 
 
 async def run_worker(
@@ -276,7 +383,8 @@ async def run_worker(
     ticks = ticks or Ticks.from_env(os.environ)
     stop = stop or asyncio.Event()
     where = make_url(store.url).render_as_string(hide_password=True)
-    await asyncio.to_thread(_register, settings, store, name, clock, where)
+    skew = await asyncio.to_thread(_register, settings, store, name, clock, where)
+    set_claimant(name)  # outbox claims of this process and its sending processes carry the name
     worker = Worker(
         settings,
         store,
@@ -290,6 +398,7 @@ async def run_worker(
         log_setup=log_setup,
     )
     worker.live = await asyncio.to_thread(store.live_worker_count, stale_after=worker.stale_after)
+    worker.skew = skew
     log.info("worker started name=%s database=%s", name, where)
     loop = asyncio.get_running_loop()
     installed = _install_signals(loop, stop, worker)
@@ -306,6 +415,7 @@ async def run_worker(
             loop.remove_signal_handler(sig)
         with contextlib.suppress(Exception):
             await asyncio.to_thread(store.unregister_worker, name)
+        set_claimant(None)
         if worker.locked and not worker.lock_lost:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(store.release_lock, LOCK_NAME, name)

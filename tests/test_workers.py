@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import email
 import os
+import re
 import signal
 import sys
 import threading
@@ -263,7 +264,7 @@ async def test_three_workers_share_feeds_and_subscribers_and_survive_a_kill_mid_
         assert rc == 0, err
         async with workers(config, ["w1", "w2", "w3"]) as procs:
             # Kill w2 while it sends, with its sending processes, as if its host died: once a fifth
-            # of the edition has gone out and it holds rows (senders name claims "host:pid:random").
+            # of the edition has gone out and it holds rows.
             def w2_tree() -> list[int]:
                 assert procs[1].proc is not None
                 return tree(procs[1].proc.pid)
@@ -276,7 +277,8 @@ async def test_three_workers_share_feeds_and_subscribers_and_survive_a_kill_mid_
                         holders = conn.scalars(
                             sa.select(t.deliveries.c.worker).where(t.deliveries.c.status == "sending").distinct()
                         ).all()
-                    return any(h and int(h.split(":")[1]) in pids for h in holders)
+                    # A worker's senders name their claims "w2:random" and "w2/send-N:random".
+                    return bool(pids) and any(h and h.startswith(("w2:", "w2/send-")) for h in holders)
                 finally:
                     engine.dispose()
 
@@ -607,3 +609,258 @@ def test_the_smtp_rate_limit_is_shared_out_among_live_workers() -> None:
     assert smtp_share(SmtpSettings(rate_limit=30.0), 3).rate_limit == 10.0
     assert smtp_share(SmtpSettings(rate_limit=30.0), 0).rate_limit == 30.0
     assert smtp_share(SmtpSettings(rate_limit=0.0), 4).rate_limit == 0.0  # no limit stays no limit
+
+
+# --------------------------------------------------------------------------- `digest poll` beside workers
+
+
+class PathLog:
+    """Requests per feed path: how many, how many at once at most, and when each one ended."""
+
+    def __init__(self) -> None:
+        self.hits: Counter[str] = Counter()
+        self.in_flight: Counter[str] = Counter()
+        self.max_in_flight: Counter[str] = Counter()
+        self.arrived: dict[str, float] = {}
+        self.ended: dict[str, float] = {}
+
+    def handler(self, path: str, body: bytes, hold: float) -> Callable[[web.Request], object]:
+        async def handle(request: web.Request) -> web.Response:
+            self.hits[path] += 1
+            self.arrived.setdefault(path, time.monotonic())
+            self.in_flight[path] += 1
+            self.max_in_flight[path] = max(self.max_in_flight[path], self.in_flight[path])
+            try:
+                await asyncio.sleep(hold)
+                return web.Response(body=body, headers={"Content-Type": "application/rss+xml"})
+            finally:
+                self.in_flight[path] -= 1
+                self.ended[path] = time.monotonic()
+
+        return handle
+
+
+async def test_digest_poll_beside_a_worker_never_fetches_a_feed_the_worker_is_polling(
+    pg_url: str, tmp_path: Path
+) -> None:
+    n_feeds, slow = 30, 4
+    log = PathLog()
+    async with FeedServer() as srv, SmtpServer() as smtp:
+        # The worker's window (concurrency 4) claims the first four feeds first: slow ones, so it
+        # still holds them when `digest poll` (a new process, a few seconds to start) claims.
+        urls = [
+            srv.handle(f"/q{i}.xml", log.handler(f"/q{i}.xml", rss(1, f"q{i}"), 8.0 if i < slow else 0.1))  # type: ignore[arg-type]
+            for i in range(n_feeds)
+        ]
+        config = write_config(
+            tmp_path,
+            database=pg_url,
+            feeds=urls,
+            subscribers=0,
+            smtp_port=smtp.port,
+            fetch={"concurrency": "4", "per_host": "20", "host_interval": "0"},
+        )
+        rc, _, err = await asyncio.to_thread(cli, config, "status")
+        assert rc == 0, err
+        async with workers(config, ["w1"]) as (w1,):
+            await until(lambda: sum(log.in_flight.values()) > 0, "the worker to start polling", logs=[w1])
+            rc, out, err = await asyncio.to_thread(cli, config, "poll")
+            assert rc == 0, err
+            await until(lambda: all(log.hits[f"/q{i}.xml"] for i in range(n_feeds)), "every feed polled", logs=[w1])
+            await until(lambda: "poll: " in w1.log, "the worker's poll to end", logs=[w1])
+            assert await w1.stop() == 0, w1.log
+    polled = [line for line in out.splitlines() if "/q" in line]
+    skipped = int(out.split("skipped ", 1)[1].split()[0]) if "skipped " in out else 0
+    print(f"\ndigest poll beside a worker: polled {len(polled)}, skipped {skipped}; hits {sum(log.hits.values())}")
+    # Never two fetches of one feed at once, though both poll every feed they can claim.
+    assert max(log.max_in_flight.values()) == 1, log.max_in_flight
+    # The worker held some feeds while `digest poll` ran: those were skipped, and said so.
+    assert skipped == slow and len(polled) + skipped == n_feeds, out
+    assert not [line for line in polled if any(f"/q{i}.xml " in line for i in range(slow))], out
+    assert f"polled {len(polled)} feeds" in out
+
+
+async def test_a_slow_feed_holds_one_slot_of_the_claimed_poll_not_a_batch(store: Store, tmp_path: Path) -> None:
+    from digest import config as cfg
+    from digest.pipeline.claims import poll_claimed
+    from digest.pipeline.poll import parser_pool
+
+    log = PathLog()
+    async with FeedServer() as srv:
+        # The slow feed is added first, so it is claimed first (no poll yet: oldest due).
+        urls = [srv.handle("/slow.xml", log.handler("/slow.xml", rss(1, "slow"), 2.0))]  # type: ignore[arg-type]
+        urls += [srv.handle(f"/f{i}.xml", log.handler(f"/f{i}.xml", rss(1, f"f{i}"), 0.02)) for i in range(12)]  # type: ignore[arg-type]
+        settings = cfg.from_mapping(
+            {
+                "digest": {"database": store.url, "allow_private_addresses": True},
+                "fetch": {"concurrency": 3, "per_host": 3, "host_interval": 0, "parse_workers": 1},
+                "feeds": [{"url": u} for u in urls],
+            },
+            env={},
+        )
+        store.sync_feeds(settings.feeds, now=datetime.now(UTC))
+        pool = parser_pool(settings)
+        try:
+            results = await poll_claimed(
+                settings=settings,
+                store=store,
+                clock=lambda: datetime.now(UTC),
+                worker="w",
+                parser=pool,
+                lease=timedelta(minutes=1),
+                shared_hosts=store.many_workers,
+            )
+        finally:
+            pool.close()
+    assert len(results) == 13 and not [r for r in results if r.error], results
+    # (The slow feed is in the first window: claims go by id among never-polled feeds.)
+    assert all(log.arrived[f"/f{i}.xml"] < log.ended["/slow.xml"] for i in range(12))
+    # A batch of 3 would have held the other feeds behind the slow one; a rolling window polls all
+    # twelve on the two other slots while it is still in flight.
+    late = [p for p in log.ended if p != "/slow.xml" and log.ended[p] > log.ended["/slow.xml"]]
+    print(f"\nfast feeds finished after the slow one: {late}")
+    assert late == []
+    assert store.claim_feeds("x", due_by=datetime.now(UTC), lease=timedelta(minutes=1), limit=20) == []  # all polled
+    with store.engine.connect() as conn:  # every claim freed as its feed finished
+        assert conn.scalar(sa.select(sa.func.count()).where(t.feeds.c.claimed_by.is_not(None))) == 0
+
+
+# --------------------------------------------------------------------------- clock drift after start
+
+
+async def test_a_worker_whose_clock_drifts_beyond_the_bound_after_start_stops(
+    pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process (the clock is a function the test moves), against PostgreSQL: the worker starts
+    within the bound, its clock then jumps 45 s ahead; the next heartbeat stops it, saying why,
+    and it leaves the registry."""
+    from digest import config as cfg
+    from digest.daemon import Ticks
+    from digest.worker import run_worker
+
+    monkeypatch.chdir(tmp_path)  # the worker writes its metrics file beside it
+    settings = cfg.from_mapping({"digest": {"database": pg_url, "timezone": "UTC"}}, env={})
+    store = Store(pg_url)
+    offset = [timedelta(0)]
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + offset[0]
+
+    try:
+        task = asyncio.create_task(
+            run_worker(settings, store, name="drifter", clock=clock, ticks=Ticks(poll=60, reconcile=60, heartbeat=0.2))
+        )
+        await until(lambda: [w.name for w in store.workers(stale_after=timedelta(seconds=60))] == ["drifter"], "start")
+        await asyncio.sleep(0.5)
+        assert not task.done()  # within the bound, heartbeats go on
+        offset[0] = timedelta(seconds=45)
+        with caplog.at_level("ERROR", logger="digest.worker"):
+            await asyncio.wait_for(task, 30)
+        message = "\n".join(r.getMessage() for r in caplog.records)
+        assert "worker=drifter" in message and "clock is +4" in message, message
+        assert "max_clock_skew (30 s)" in message and "Stopping." in message, message
+        assert store.workers(stale_after=timedelta(seconds=60)) == []
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- status: a worker's sending processes
+
+
+async def test_status_gives_a_worker_the_outbox_rows_its_sending_processes_hold(pg_url: str, tmp_path: Path) -> None:
+    n_subscribers = 1200  # two sending processes (500 rows each at least): the worker's and one spawned
+    async with FeedServer() as srv, SmtpServer() as smtp:
+        config = write_config(
+            tmp_path,
+            database=pg_url,
+            feeds=[srv.serve("/news.xml", rss(3, "news"))],
+            subscribers=n_subscribers,
+            smtp_port=smtp.port,
+            send_at=send_at_now(),
+            smtp={"workers": "2", "rate_limit": "60"},
+        )
+        rc, _, err = await asyncio.to_thread(cli, config, "status")
+        assert rc == 0, err
+        async with workers(config, ["w1"]) as (w1,):
+
+            def claim_names() -> set[str]:
+                engine = sa.create_engine(pg_url)
+                try:
+                    with engine.connect() as conn:
+                        d = t.deliveries.c
+                        return {str(w) for w in conn.scalars(sa.select(d.worker).where(d.status == "sending"))}
+                finally:
+                    engine.dispose()
+
+            await until(
+                lambda: any(n.startswith("w1/send-1:") for n in claim_names()), "the spawned sender's claims", logs=[w1]
+            )
+            # Freeze the worker and its sending processes: their claims hold still while status reads them.
+            assert w1.proc is not None
+            frozen = tree(w1.proc.pid)
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                names = claim_names()
+                rc, status, err = await asyncio.to_thread(cli, config, "status")
+            finally:
+                for pid in frozen:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGCONT)
+            assert rc == 0, err
+            assert await w1.stop() == 0, w1.log
+    line = next(x for x in status.splitlines() if x.startswith("  w1 ("))
+    own = int(line.split("feeds, ", 1)[1].split(" outbox rows", 1)[0])
+    total = int(status.split("sending: ", 1)[1].split(" messages", 1)[0])
+    print(f"\nclaims {sorted(n.rsplit(':', 1)[0] for n in names)}; status: {line.strip()}; total held {total}")
+    assert all(n.startswith(("w1:", "w1/send-")) for n in names), names
+    assert {n.rsplit(":", 1)[0] for n in names} >= {"w1/send-1"}
+    assert own == total > 0, status
+
+
+# --------------------------------------------------------------------------- the shared SMTP rate limit
+
+
+async def test_workers_together_stay_within_the_smtp_rate_limit_when_one_joins_mid_pass(
+    pg_url: str, tmp_path: Path
+) -> None:
+    n_subscribers, rate, window = 700, 40.0, 4.0
+    async with FeedServer() as srv, SmtpServer() as smtp:
+        config = write_config(
+            tmp_path,
+            database=pg_url,
+            feeds=[srv.serve("/news.xml", rss(3, "news"))],
+            subscribers=n_subscribers,
+            smtp_port=smtp.port,
+            send_at=send_at_now(),
+            # Two sending processes per worker pass: the share must reach the spawned ones too.
+            smtp={"workers": "2", "rate_limit": str(rate)},
+        )
+        rc, _, err = await asyncio.to_thread(cli, config, "status")
+        assert rc == 0, err
+        async with workers(config, ["r1", "r2"]) as procs:
+            await until(lambda: len(smtp.messages) >= 150, "the pass under way", logs=procs)
+            joined_at = time.monotonic()
+            late = await WorkerProcess(config, "r3").start()
+            procs.append(late)
+            await until(
+                lambda: delivery_counts(pg_url).get(SENT, 0) == n_subscribers, "every row sent", timeout=180, logs=procs
+            )
+            for p in procs:
+                assert await p.stop() == 0, p.log
+    late_sent = sum(int(n) for n in re.findall(r"edition=\S+ sent=(\d+)", late.log))
+    arrivals = sorted(m.mail_at for m in smtp.messages)
+    busiest = max(sum(1 for b in arrivals[i:] if b < a + window) for i, a in enumerate(arrivals))
+    after = [a for a in arrivals if a >= joined_at]
+    pace = (len(after) - 1) / (after[-1] - after[0])
+    print(
+        f"\n{len(arrivals)} messages, rate_limit {rate:g}/s: busiest {window:g} s window {busiest} "
+        f"({busiest / window:.1f}/s), {pace:.1f}/s after the third worker joined, which sent {late_sent}"
+    )
+    assert len({m.rcpt_tos[0] for m in smtp.messages}) == n_subscribers
+    assert late_sent > 0, late.log  # the late worker took its share of the pass
+    assert "smtp rate share: 3 workers alive" in procs[0].log, procs[0].log
+    # Each sending process spaces its starts 1/share apart: a window holds at most one more per
+    # process (2 per worker) than the limit allows.
+    assert busiest <= rate * window + 6, busiest
+    assert pace <= rate * 1.05, pace

@@ -55,6 +55,10 @@ class RateLimiter:
     def delay(self) -> float:
         return max(0.0, self._next - self._clock()) if self._interval else 0.0
 
+    def set_rate(self, rate: float) -> None:
+        """A new rate from the next start on (a worker's share of a shared limit changes)."""
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+
     async def take(self) -> None:
         if not self._interval:
             return
@@ -206,6 +210,10 @@ class SmtpTransport:
     def ready_in(self) -> float:
         self._check_breaker()
         return self._limiter.delay()
+
+    def set_rate(self, rate: float) -> None:
+        """Sends per second from the next one on, this transport's connections together."""
+        self._limiter.set_rate(rate)
 
     def _check_breaker(self) -> None:
         limit = self._settings.circuit_breaker

@@ -140,6 +140,23 @@ async def _apply(
     return PollResult(feed.url, result.status), _Body(validators, body_hash, parsed.title or None, tuple(parsed.items))
 
 
+async def poll_feed_safely(
+    feed: Feed,
+    *,
+    settings: Settings,
+    fetcher: Fetcher,
+    parser: ParserPool,
+    clock: Clock,
+    recorder: PollRecorder,
+) -> PollResult:
+    """poll_feed, with a bug in one feed's path turned into that feed's error (C10)."""
+    try:
+        return await poll_feed(feed, settings=settings, fetcher=fetcher, parser=parser, clock=clock, recorder=recorder)
+    except Exception as exc:  # a bug in one feed's path must not stop the poll (C10)
+        log.exception("feed=%s failed unexpectedly", feed.url)
+        return PollResult(feed.url, None, error=f"internal error: {exc.__class__.__name__}: {exc}")
+
+
 async def poll_feeds(
     feeds: Sequence[Feed],
     *,
@@ -154,13 +171,9 @@ async def poll_feeds(
     recorder = PollRecorder(store)
 
     async def one(feed: Feed) -> PollResult:
-        try:
-            res = await poll_feed(
-                feed, settings=settings, fetcher=fetcher, parser=parser, clock=clock, recorder=recorder
-            )
-        except Exception as exc:  # a bug in one feed's path must not stop the poll (C10)
-            log.exception("feed=%s failed unexpectedly", feed.url)
-            res = PollResult(feed.url, None, error=f"internal error: {exc.__class__.__name__}: {exc}")
+        res = await poll_feed_safely(
+            feed, settings=settings, fetcher=fetcher, parser=parser, clock=clock, recorder=recorder
+        )
         if on_result:
             on_result(res)
         return res

@@ -34,6 +34,7 @@ from digest.errors import DeliveryError, DigestError
 from digest.model import EditionRecord
 from digest.pipeline.sender import Clock, SendReport, send_edition
 from digest.store import Store
+from digest.store.writers import claimant, set_claimant
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class _Job:
     parent: int
     transport: TransportFactory
     setup: Callable[[], None] | None  # e.g. the CLI's logging set-up (a child starts with none)
+    claimant: str | None = None  # the worker this run sends for: claims named "<it>/send-N"
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,18 @@ async def send_editions(
     rounds = [editions[i * len(editions) // n :] + editions[: i * len(editions) // n] for i in range(n)]
     parts = shares(settings.smtp, n)
     jobs = [
-        _Job(settings, parts[i], tuple(rounds[i]), clock() - _wall(), now, due_only, os.getpid(), transport, setup)
+        _Job(
+            settings,
+            parts[i],
+            tuple(rounds[i]),
+            clock() - _wall(),
+            now,
+            due_only,
+            os.getpid(),
+            transport,
+            setup,
+            claimant(),
+        )
         for i in range(1, n)
     ]
     by_id = {rep.edition_id: rep for rep in reports}
@@ -295,6 +308,8 @@ def _worker_main(job: _Job, index: int, results: multiprocessing.Queue[tuple[int
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if job.setup is not None:
         job.setup()
+    if job.claimant is not None:
+        set_claimant(f"{job.claimant}/send-{index + 1}")
     results.put((index, asyncio.run(_work(job))))
 
 

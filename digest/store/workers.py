@@ -43,7 +43,7 @@ class WorkerInfo:
     heartbeat_at: datetime
     clock_skew: float  # seconds its clock was ahead of the database's at its last heartbeat
     feeds: int  # feeds it holds now (lease not run out)
-    deliveries: int  # outbox rows its own process holds now (not its spawned sending processes')
+    deliveries: int  # outbox rows it holds now, its spawned sending processes' included
     alive: bool
 
 
@@ -154,16 +154,11 @@ class WorkerStore(StoreBase):
                 ).all()
             )
             d = t.deliveries.c
-            # A sender names its claims "host:pid:random" (store/writers.py): the worker's own
-            # process's are counted here; its spawned sending processes have pids of their own.
-            rows: dict[tuple[str, int], int] = {}
-            for sender, n in conn.execute(
+            held = conn.execute(
                 select(d.worker, func.count()).where(d.status == SENDING, d.lease_until > now).group_by(d.worker)
-            ):
-                host, _, rest = str(sender).partition(":")
-                pid = rest.partition(":")[0]
-                if pid.isdigit():
-                    rows[(host, int(pid))] = rows.get((host, int(pid)), 0) + int(n)
+            ).all()
+            registered = conn.execute(select(t.workers).order_by(t.workers.c.name)).all()
+            rows = _deliveries_by_worker([(str(s), int(n)) for s, n in held], [r.name for r in registered])
             out = [
                 WorkerInfo(
                     name=r.name,
@@ -174,10 +169,10 @@ class WorkerStore(StoreBase):
                     heartbeat_at=r.heartbeat_at,
                     clock_skew=r.clock_skew,
                     feeds=int(feeds.get(r.name, 0)),
-                    deliveries=rows.get((r.host, r.pid), 0),
+                    deliveries=rows.get(r.name, 0),
                     alive=r.heartbeat_at > now - stale_after,
                 )
-                for r in conn.execute(select(t.workers).order_by(t.workers.c.name))
+                for r in registered
             ]
         return sorted(out, key=lambda w: not w.alive)
 
@@ -213,19 +208,27 @@ class WorkerStore(StoreBase):
 
     # ------------------------------------------------------------------ feed claims
 
-    def claim_feeds(self, worker: str, *, due_by: datetime, lease: timedelta, limit: int) -> list[Feed]:
+    def claim_feeds(
+        self, worker: str, *, due_by: datetime | None, lease: timedelta, limit: int, after_id: int | None = None
+    ) -> list[Feed]:
         """Claim up to `limit` feeds due by `due_by` (the worker's clock), earliest first, until the
         database's now + lease. Feeds another worker holds under a live lease are skipped; on
         PostgreSQL so are rows another claim is locking at this moment (SKIP LOCKED), so workers
-        claiming together get disjoint batches without waiting for each other."""
+        claiming together get disjoint batches without waiting for each other.
+
+        `due_by=None` (`digest poll`: every active feed, due or not) walks the feeds by id instead,
+        from `after_id` on, so a caller claiming again and again meets each feed once."""
         f = t.feeds
         with self.engine.begin() as conn:
             now = database_time(conn)
             free = or_(f.c.lease_until.is_(None), f.c.lease_until < now)
-            due = and_(f.c.active.is_(True), or_(f.c.next_poll_at.is_(None), f.c.next_poll_at <= due_by), free)
-            ids = (
-                select(f.c.id).where(due).order_by(f.c.next_poll_at.is_not(None), f.c.next_poll_at, f.c.id).limit(limit)
-            )
+            if due_by is None:
+                due = and_(f.c.active.is_(True), f.c.id > (after_id or 0), free)
+                order: tuple[Any, ...] = (f.c.id,)
+            else:
+                due = and_(f.c.active.is_(True), or_(f.c.next_poll_at.is_(None), f.c.next_poll_at <= due_by), free)
+                order = (f.c.next_poll_at.is_not(None), f.c.next_poll_at, f.c.id)
+            ids = select(f.c.id).where(due).order_by(*order).limit(limit)
             if conn.dialect.name == "postgresql":
                 ids = ids.with_for_update(skip_locked=True)
             # The WHERE is checked again on the rows the UPDATE changes: a racing claim loses them.
@@ -236,7 +239,18 @@ class WorkerStore(StoreBase):
                 .returning(*f.c)
             ).all()
         feeds = [_feed(r) for r in rows]
+        if due_by is None:
+            return sorted(feeds, key=lambda x: x.id)
         return sorted(feeds, key=lambda x: (x.next_poll_at is not None, x.next_poll_at or now, x.id))
+
+    def renew_feed_claims(self, worker: str, *, lease: timedelta) -> int:
+        """Extend the leases of the feeds `worker` holds (a claimer with no worker heartbeat:
+        `digest poll`); returns how many it holds."""
+        with self.engine.begin() as conn:
+            now = database_time(conn)
+            return conn.execute(
+                update(t.feeds).where(t.feeds.c.claimed_by == worker).values(lease_until=now + lease)
+            ).rowcount
 
     def release_feeds(self, worker: str, feed_ids: Sequence[int]) -> int:
         """Done with these feeds (their outcome is written): free them for their next poll."""
@@ -344,6 +358,20 @@ class WorkerStore(StoreBase):
         if oldest is not None and oldest.tzinfo is None:
             oldest = oldest.replace(tzinfo=UTC)
         return count, (max(now - oldest, timedelta(0)) if oldest is not None and count else timedelta(0))
+
+
+def _deliveries_by_worker(held: Sequence[tuple[str, int]], workers: Sequence[str]) -> dict[str, int]:
+    """Outbox rows held per worker. A worker's senders name their claims "<worker>:random" (its own
+    process) and "<worker>/send-N:random" (its sending processes: store/writers.py set_claimant);
+    the longest worker name that prefixes a claim owns it. Claims of no worker (`digest send`) go
+    nowhere here."""
+    out: dict[str, int] = {}
+    by_length = sorted(workers, key=len, reverse=True)
+    for sender, n in held:
+        owner = next((w for w in by_length if sender.startswith((f"{w}:", f"{w}/send-"))), None)
+        if owner is not None:
+            out[owner] = out.get(owner, 0) + n
+    return out
 
 
 def _release_all(conn: Connection, name: str) -> None:

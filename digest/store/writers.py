@@ -98,9 +98,24 @@ class PollRecorder:
         return out
 
 
+_claimant: str | None = None  # this process's name in the claims it makes (set_claimant)
+
+
+def set_claimant(name: str | None) -> None:
+    """Name this process's outbox claims after a worker: "<worker>" in the worker's own process,
+    "<worker>/send-N" in its spawned sending processes, so `digest status` gives a worker what
+    they hold (issue 15). None: back to "host:pid"."""
+    global _claimant
+    _claimant = name
+
+
+def claimant() -> str | None:
+    return _claimant
+
+
 def sender_name() -> str:
-    """ "host:pid:random": names one sender's claims; unique even when a pid is reused."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """ "<claimant or host:pid>:random": names one sender's claims; unique even when a pid is reused."""
+    return f"{_claimant or f'{socket.gethostname()}:{os.getpid()}'}:{uuid.uuid4().hex[:8]}"
 
 
 class OutboxWriter:
