@@ -5,7 +5,8 @@ splicing each subscriber's parts, aiosmtplib, SQLite). `send_editions` has the e
 here, then sends from this process and N-1 more (multiprocessing, spawn: nothing
 half-initialised is inherited), each with its share of [smtp] connections and rate_limit. They
 claim disjoint rows of the outbox a few at a time (pipeline.sender, store claims), so they never
-send the same row, and each reports its counts back here.
+send the same row, and each reports its counts back here. When the caller expects enough rows,
+those processes are started before the editions are built, so their start-up overlaps the build.
 
 Stopping: SIGTERM or SIGINT here is passed on to every worker, which finishes and records the
 messages on the wire and returns its other claims to pending (S4); a worker whose parent is gone
