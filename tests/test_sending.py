@@ -309,6 +309,22 @@ def test_digest_send_with_two_sending_processes_reaches_everyone_once(tmp_path: 
         assert proc.returncode == 0 and "0 sent" in out and len(smtp.messages) == 600
 
 
+def test_sending_processes_started_before_the_build_and_not_needed_go_home() -> None:
+    """`digest send` starts its other processes before building the editions (their start-up
+    overlaps the build); one given no job (fewer rows than expected, or a run stopped early) is
+    dismissed and exits by itself, having claimed nothing."""
+    import asyncio
+
+    from digest.pipeline.workers import _Starting
+
+    async def start_and_dismiss() -> list[int | None]:
+        starting = _Starting(2)
+        await starting.dismiss()
+        return [proc.exitcode for proc in starting.procs]
+
+    assert asyncio.run(asyncio.wait_for(start_and_dismiss(), 60)) == [0, 0]
+
+
 def test_B1_two_digest_send_runs_racing_on_one_database_send_every_row_exactly_once(
     store: Store, tmp_path: Path
 ) -> None:

@@ -296,13 +296,22 @@ class EditionMailer:
             f"{base}/p/{tokens.preferences_token(self.link_key, subscriber.public_id)}",
         )
 
-    def personalise(self, template: message.MessageTemplate, subscriber: Subscriber, *, now: datetime) -> bytes:
+    def personalise(
+        self,
+        template: message.MessageTemplate,
+        subscriber: Subscriber,
+        *,
+        now: datetime,
+        message_id: str | None = None,
+    ) -> bytes:
+        """The subscriber's message; `message_id`, when the caller already has it (the sender
+        records it after the send), is not computed again."""
         unsubscribe_url, preferences_url = self.links(subscriber)
         data = message.personalise(
             template,
             to_addr=subscriber.email,
             to_name=subscriber.name,
-            message_id=self.message_id(subscriber.id),
+            message_id=message_id or self.message_id(subscriber.id),
             date=now,
             unsubscribe_url=unsubscribe_url,
             preferences_url=preferences_url,

@@ -56,7 +56,7 @@ from digest.pipeline.mailer import (
 from digest.pipeline.sender import Clock, SendReport
 from digest.pipeline.workers import TransportFactory, send_editions
 from digest.render import Renderer
-from digest.store import Store
+from digest.store import ACTIVE, Store
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,22 @@ async def send_day(
         workers=settings.smtp.workers if workers is None else workers,
         stop=stop,
         setup=setup,
+        expected_rows=await asyncio.to_thread(_rows_to_send, settings, store, day, clock()),
     )
+
+
+def _rows_to_send(settings: Settings, store: Store, day: date, now: datetime) -> int:
+    """About how many messages `digest send --date day` will send, before its editions are built:
+    the claimable rows of those already built, every active subscriber if one is still to build.
+    Enough to start the sending processes early, or not at all for a run with nothing left."""
+    rows, unbuilt = 0, False
+    for tz in store.timezones_in_use(settings.digest.timezone):
+        edition = store.get_edition(day=day, timezone=tz)
+        if edition is None:
+            unbuilt = True
+        else:
+            rows += store.count_claimable(edition.id, now=now)
+    return rows + (store.subscriber_counts().get(ACTIVE, 0) if unbuilt else 0)
 
 
 async def send_due(

@@ -87,7 +87,7 @@ async def send_edition(
             edition.timezone,
             expired,
         )
-    rows: dict[int, Delivery] = {}
+    rows: dict[int, tuple[Delivery, str]] = {}  # on the wire: the row and its Message-ID
 
     def stopped() -> bool:
         return stop is not None and stop.is_set()
@@ -123,8 +123,9 @@ async def send_edition(
                         )
                         rep.skipped += 1
                         continue
+                    message_id = mailer.message_id(d.subscriber_id)  # an HMAC: once, for the message and its record
                     try:
-                        data = mailer.personalise(template, sub, now=clock())
+                        data = mailer.personalise(template, sub, now=clock(), message_id=message_id)
                     except SubscriberError as exc:
                         # One subscriber's bad address (CR/LF, NUL... from an old database or a
                         # direct insert) fails that row alone, recorded and not retried; the run
@@ -134,14 +135,14 @@ async def send_edition(
                         rep.errors.append(f"subscriber {d.subscriber_id}: {exc.message}")
                         log.warning("edition=%s subscriber=%d failed: %s", edition.day, d.subscriber_id, exc.message)
                         continue
-                    rows[d.id] = d
+                    rows[d.id] = (d, message_id)
                     yield Envelope(key=d.id, sender=mailer.return_path(sub), recipient=sub.email, data=data, crlf=True)
 
     async def record(result: Result) -> None:
-        d = rows.pop(result.key)
+        d, message_id = rows.pop(result.key)
         now = clock()
         if result.outcome is Outcome.SENT:
-            await outbox.add(Mark(d.id, SENT, message_id=mailer.message_id(d.subscriber_id)))
+            await outbox.add(Mark(d.id, SENT, message_id=message_id))
             rep.sent += 1
         elif result.outcome is Outcome.PERMANENT:
             await outbox.add(Mark(d.id, FAILED, error=result.detail), permanent_failure_of=d.subscriber_id)

@@ -5,7 +5,8 @@ splicing each subscriber's parts, aiosmtplib, SQLite). `send_editions` has the e
 here, then sends from this process and N-1 more (multiprocessing, spawn: nothing
 half-initialised is inherited), each with its share of [smtp] connections and rate_limit. They
 claim disjoint rows of the outbox a few at a time (pipeline.sender, store claims), so they never
-send the same row, and each reports its counts back here.
+send the same row, and each reports its counts back here. When the caller expects enough rows,
+those processes are started before the editions are built, so their start-up overlaps the build.
 
 Stopping: SIGTERM or SIGINT here is passed on to every worker, which finishes and records the
 messages on the wire and returns its other claims to pending (S4); a worker whose parent is gone
@@ -95,14 +96,50 @@ async def send_editions(
     stop: asyncio.Event | None = None,
     setup: Callable[[], None] | None = None,
     due_only: bool = False,
+    expected_rows: int = 0,
 ) -> list[SendReport]:
     """Send the editions `prepare` returns, from this process and as many more as `workers` and
     the number of rows call for (plan_workers).
 
     `prepare` runs once the first SMTP connection is up: a wrong host or password stops the run
-    before anything is built.
+    before anything is built. `expected_rows`, the caller's estimate of the rows to send, starts
+    the processes it calls for before that, so their start-up overlaps the connection and the
+    build (those not needed after all are dismissed).
     """
     stop = stop or asyncio.Event()
+    early = plan_workers(workers, connections=settings.smtp.connections, rows=expected_rows) - 1
+    starting = _Starting(early) if expected_rows > 0 and early > 0 else None
+    try:
+        return await _send_editions(
+            settings,
+            store,
+            prepare,
+            clock=clock,
+            transport=transport,
+            workers=workers,
+            stop=stop,
+            setup=setup,
+            due_only=due_only,
+            starting=starting,
+        )
+    finally:
+        if starting is not None:
+            await starting.dismiss()  # those given no job (all of them if the run stopped early)
+
+
+async def _send_editions(
+    settings: Settings,
+    store: Store,
+    prepare: Prepare,
+    *,
+    clock: Clock,
+    transport: TransportFactory,
+    workers: int,
+    stop: asyncio.Event,
+    setup: Callable[[], None] | None,
+    due_only: bool,
+    starting: _Starting | None,
+) -> list[SendReport]:
     async with transport(settings.smtp) as first:
         prepared = await prepare()
         editions = [edition for edition, _ in prepared]
@@ -168,7 +205,7 @@ async def send_editions(
             stop.set()  # the others stop too, finishing what they have on the wire
             raise
 
-    local, remote = await asyncio.gather(mine(), _run(jobs, stop), return_exceptions=True)
+    local, remote = await asyncio.gather(mine(), _run(jobs, stop, starting), return_exceptions=True)
     if isinstance(remote, BaseException):
         raise remote
     for outcome in remote:
@@ -229,18 +266,55 @@ async def _send_all(
             return
 
 
-async def _run(jobs: list[_Job], stop: asyncio.Event) -> list[_Outcome]:
-    """Start one process per job; wait for all, passing a stop (or the first error) on to the rest."""
+class _Starting:
+    """Sending processes started before the editions are built: spawning one and importing what it
+    sends with takes ~0.8 s, which then overlaps the build instead of following it. Each waits for
+    its job on its own queue; `None` (or its parent gone) sends it home."""
+
+    def __init__(self, n: int) -> None:
+        self.ctx = multiprocessing.get_context("spawn")
+        self.results: multiprocessing.Queue[tuple[int, _Outcome]] = self.ctx.Queue()
+        self.inboxes: list[multiprocessing.Queue[_Job | None]] = [self.ctx.Queue() for _ in range(n)]
+        self.procs = [
+            self.ctx.Process(
+                target=_worker_wait, args=(os.getpid(), inbox, i, self.results), name=f"digest-send-{i + 1}"
+            )
+            for i, inbox in enumerate(self.inboxes)
+        ]
+        for proc in self.procs:
+            proc.start()
+        self.given = 0  # processes that have a job; the others are dismissed
+
+    def give(self, jobs: list[_Job]) -> list[multiprocessing.process.BaseProcess]:
+        """Hand the jobs to the processes already started, and start more if there are more jobs."""
+        procs: list[multiprocessing.process.BaseProcess] = []
+        for i, job in enumerate(jobs):
+            if i < len(self.procs):
+                self.inboxes[i].put(job)
+                procs.append(self.procs[i])
+            else:
+                proc = self.ctx.Process(target=_worker_main, args=(job, i, self.results), name=f"digest-send-{i + 1}")
+                proc.start()
+                procs.append(proc)
+        self.given = len(jobs)
+        return procs
+
+    async def dismiss(self) -> None:
+        for inbox in self.inboxes[self.given :]:
+            inbox.put(None)
+        for proc in self.procs[self.given :]:
+            await asyncio.to_thread(proc.join)
+
+
+async def _run(jobs: list[_Job], stop: asyncio.Event, starting: _Starting | None = None) -> list[_Outcome]:
+    """Start one process per job (or hand the jobs to those `starting`); wait for all, passing a
+    stop (or the first error) on to the rest."""
     if not jobs:
         return []
-    ctx = multiprocessing.get_context("spawn")
-    results: multiprocessing.Queue[tuple[int, _Outcome]] = ctx.Queue()
-    procs = [
-        ctx.Process(target=_worker_main, args=(job, i, results), name=f"digest-send-{i + 1}")
-        for i, job in enumerate(jobs)
-    ]
-    for proc in procs:
-        proc.start()
+    if starting is None:
+        starting = _Starting(0)
+    results = starting.results
+    procs = starting.give(jobs)
     outcomes: dict[int, _Outcome] = {}
     stopping = False
 
@@ -300,6 +374,27 @@ def _drain(results: multiprocessing.Queue[tuple[int, _Outcome]]) -> dict[int, _O
 
 
 # --------------------------------------------------------------------------- in the worker process
+
+
+def _worker_wait(
+    parent: int,
+    inbox: multiprocessing.Queue[_Job | None],
+    index: int,
+    results: multiprocessing.Queue[tuple[int, _Outcome]],
+) -> None:
+    """A process started before its job was known (`_Starting`): it has imported what sending
+    needs by the time the job comes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            job = inbox.get(timeout=PARENT_CHECK)
+        except queue.Empty:
+            if os.getppid() != parent:
+                return  # `digest send` was killed before it had a job for us: nothing was claimed
+            continue
+        if job is not None:
+            _worker_main(job, index, results)
+        return
 
 
 def _worker_main(job: _Job, index: int, results: multiprocessing.Queue[tuple[int, _Outcome]]) -> None:
