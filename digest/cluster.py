@@ -36,6 +36,11 @@ and two stories merge only when all of this holds:
   subject the same day are usually one story. A follow-up (within `FOLLOW_UP_GAP`, sharing a rare
   name and `_FOLLOW_UP_WORDS` rare words) needs `FOLLOW_UP_FACTOR` times the threshold only.
 
+A second pass (`_link`) then lets a story that two outlets or more tell take in another story that
+shares a pair of its own rare words and nothing else does: a story's centroid is diluted by its
+members' varied words, so a late report on it scores under the threshold though it carries two of
+the story's words.
+
 Candidate pairs come from an inverted index on rare features only (the gate needs one), so cost
 follows the pairs that share a rare feature, not n^2. Measured on every corpus item of 6-7 January
 2017 (tests/test_cluster_corpus.py): see docs/performance.md for the figures and what is missed.
@@ -45,12 +50,13 @@ from __future__ import annotations
 
 import gc
 import heapq
+import itertools
 import math
 import re
 import unicodedata
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -87,6 +93,9 @@ _RARE_WORDS_OR_NAME = 3  # rare words two stories must share unless they share a
 _ENTRY_CACHE = 262144  # tokens remembered per language
 _BLOCK_LIMIT = 60  # items sharing a pair of rare features beyond this are a subject, not a story
 _ANCHORS_ACROSS = 1  # names or figures two languages must share (rare ones, with the names cosine)
+LINK_COSINE = 0.5  # the second pass (`_link`): centroids' cosine, times the threshold
+LINK_SPECIFIC_SHARE = 0.5  # ... one word of the linking pair in at most this share of the rare bar's items
+LINK_SPECIFIC_DF = 10  # ... and in at most this many: in 50,000 items, chance pairs of rarer words abound
 
 
 class ClusterInput(Protocol):
@@ -269,6 +278,7 @@ class _Profile:
     lang: str
     features: dict[str, float]  # kind weights, before document frequencies
     events: frozenset[str]  # word features not written with a capital
+    headline: frozenset[str]  # the title's features
 
 
 def _profile(item: ClusterInput) -> _Profile:
@@ -279,9 +289,16 @@ def _profile(item: ClusterInput) -> _Profile:
     capitals: set[str] = set()
     if summary:
         _add_text(features, capitals, summary, lang, SUMMARY_WEIGHT)
-    _add_text(features, capitals, item.title, lang, TITLE_WEIGHT)
+    title: dict[str, float] = {}
+    title_capitals: set[str] = set()
+    _add_text(title, title_capitals, item.title, lang, TITLE_WEIGHT)
+    for f, w in title.items():
+        if w > features.get(f, 0.0):
+            features[f] = w
+    capitals |= title_capitals
     events = frozenset([f for f in features if f[0] == "w" and f not in capitals])  # a list: no generator
-    return _Profile(lang, features, events)
+    headline = frozenset(title)
+    return _Profile(lang, features, events, headline)
 
 
 def _weak_number(feature: str) -> bool:
@@ -664,9 +681,80 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
         merge(a, b)
         push_pairs(a)
 
+    if batch.idf:
+        _link(stories, profiles, batch, find, merge, threshold)
+
     groups = [sorted(story.ranks) for story in stories.values()]
     groups.sort(key=lambda g: g[0])
     return [[order[r] for r in g] for g in groups]
+
+
+def _link(
+    stories: dict[int, _Story],
+    profiles: Sequence[_Profile],
+    batch: _Batch,
+    find: Callable[[int], int],
+    merge: Callable[[int, int], None],
+    threshold: float,
+) -> None:
+    """The second pass, story by story: a story that two outlets or more tell takes in another story
+    when the two share a *pair* of its rare words that no other item of the batch has.
+
+    A story's centroid is diluted by its members' varied words, so a late report ("Trump calls Russian
+    hacking controversy a witch hunt") scores under the threshold against it though it carries two of
+    the story's own words ("hack", "Russia"). One shared word is a subject; a pair of rare words that
+    two of the story's members have, one of them an event word and one specific (`LINK_SPECIFIC_DF`),
+    found elsewhere only in one other story, is this story. Guards, each measured on the labelled
+    days, the whole corpus and the bench's invented stories: the pair is in the titles of two of the
+    story's members or in the title of every outside item that has it; the outside items are half the
+    other story at least (not a passing mention in it); one language in common; `MAX_GAP`; the
+    centroids' cosine at least `LINK_COSINE` times the threshold. Stories of one outlet never take in
+    anything here: its series (crime reports, match previews, listings) share pairs of words too.
+    """
+    cap = batch.rare_limit
+    specific = min(LINK_SPECIFIC_SHARE * batch.rare_limit, LINK_SPECIFIC_DF)
+    feats: list[frozenset[str]] = []
+    holders: dict[str, set[int]] = defaultdict(set)
+    for rank in range(len(profiles)):
+        # Words only: a name's key and its word are one token, and would make a pair of one word.
+        fs = frozenset([f for f in batch.words[rank] if batch.df[f] <= cap and not _weak_number(f)])
+        feats.append(fs)
+        for f in fs:
+            holders[f].add(rank)
+    links: set[tuple[int, int]] = set()
+    for a in sorted(stories):
+        sa = stories[a]
+        if len(sa.ranks) < 2 or len(sa.sources) < 2:
+            continue
+        counts = Counter(chain.from_iterable(feats[r] for r in sa.ranks))
+        core = sorted(f for f, k in counts.items() if k >= 2)
+        events = {f for r in sa.ranks for f in profiles[r].events}
+        members = set(sa.ranks)
+        for f, g in itertools.combinations(core, 2):
+            if (f not in events and g not in events) or min(batch.df[f], batch.df[g]) > specific:
+                continue
+            both = holders[f] & holders[g]
+            outside = both - members
+            if not outside or len(both) - len(outside) < 2:
+                continue
+            roots = {find(r) for r in outside}
+            if len(roots) != 1:
+                continue
+            b = roots.pop()
+            sb = stories[b]
+            if len(outside) < len(sb.ranks) / 2 or sa.langs.isdisjoint(sb.langs):
+                continue
+            if max(sa.last, sb.last) - min(sa.first, sb.first) > _MAX_GAP_SECONDS:
+                continue
+            titled = sum(1 for r in sa.ranks if f in profiles[r].headline and g in profiles[r].headline)
+            if titled < 2 and not all(f in profiles[r].headline and g in profiles[r].headline for r in outside):
+                continue
+            if _cosine(sa.units()[0], sb.units()[0]) >= LINK_COSINE * threshold:
+                links.add((a, b))
+    for a, b in sorted(links):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            merge(min(ra, rb), max(ra, rb))
 
 
 def related(
