@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import gc
 import heapq
-import itertools
 import math
 import re
 import unicodedata
@@ -711,46 +710,57 @@ def _link(
     centroids' cosine at least `LINK_COSINE` times the threshold. Stories of one outlet never take in
     anything here: its series (crime reports, match previews, listings) share pairs of words too.
     """
-    cap = batch.rare_limit
-    specific = min(LINK_SPECIFIC_SHARE * batch.rare_limit, LINK_SPECIFIC_DF)
-    feats: list[frozenset[str]] = []
-    holders: dict[str, set[int]] = defaultdict(set)
-    for rank in range(len(profiles)):
-        # Words only: a name's key and its word are one token, and would make a pair of one word.
-        fs = frozenset([f for f in batch.words[rank] if batch.df[f] <= cap and not _weak_number(f)])
-        feats.append(fs)
+    df = batch.df
+    limit = min(LINK_SPECIFIC_SHARE * batch.rare_limit, LINK_SPECIFIC_DF)
+    # Rare words in three items at least (two of the story's and one outside it), and of those the
+    # specific ones. Words only: a name's key and its word are one token, and would make a pair of one.
+    linkable = frozenset([f for f in batch.rare if df[f] >= 3 and f[0] != "n"])
+    specific = frozenset([f for f in linkable if df[f] <= limit])
+    feats = [linkable.intersection(v) for v in batch.words]  # set operations in C: every item runs this
+    own = [specific.intersection(fs) for fs in feats]
+    holders: dict[str, list[int]] = defaultdict(list)  # a specific word -> the items with it
+    for rank, fs in enumerate(own):
         for f in fs:
-            holders[f].add(rank)
+            holders[f].append(rank)
     links: set[tuple[int, int]] = set()
     for a in sorted(stories):
         sa = stories[a]
         if len(sa.ranks) < 2 or len(sa.sources) < 2:
             continue
+        members = set(sa.ranks)
+        # The story's specific words that items outside it have too: most stories have none (cheap).
+        starts = [
+            f
+            for f, k in Counter(chain.from_iterable(own[r] for r in sa.ranks)).items()
+            if k >= 2 and len(holders[f]) > k
+        ]
+        if not starts:
+            continue
         counts = Counter(chain.from_iterable(feats[r] for r in sa.ranks))
         core = sorted(f for f, k in counts.items() if k >= 2)
-        events = {f for r in sa.ranks for f in profiles[r].events}
-        members = set(sa.ranks)
-        for f, g in itertools.combinations(core, 2):
-            if (f not in events and g not in events) or min(batch.df[f], batch.df[g]) > specific:
-                continue
-            both = holders[f] & holders[g]
-            outside = both - members
-            if not outside or len(both) - len(outside) < 2:
-                continue
-            roots = {find(r) for r in outside}
-            if len(roots) != 1:
-                continue
-            b = roots.pop()
-            sb = stories[b]
-            if len(outside) < len(sb.ranks) / 2 or sa.langs.isdisjoint(sb.langs):
-                continue
-            if max(sa.last, sb.last) - min(sa.first, sb.first) > _MAX_GAP_SECONDS:
-                continue
-            titled = sum(1 for r in sa.ranks if f in profiles[r].headline and g in profiles[r].headline)
-            if titled < 2 and not all(f in profiles[r].headline and g in profiles[r].headline for r in outside):
-                continue
-            if _cosine(sa.units()[0], sb.units()[0]) >= LINK_COSINE * threshold:
-                links.add((a, b))
+        events = set(chain.from_iterable(profiles[r].events for r in sa.ranks))
+        for f in sorted(starts):
+            away = [r for r in holders[f] if r not in members]
+            for g in core:
+                if g == f or (g in specific and g < f) or (f not in events and g not in events):
+                    continue  # each pair once: two specific words in their order
+                outside = [r for r in away if g in feats[r]]
+                if not outside or sum(1 for r in sa.ranks if f in feats[r] and g in feats[r]) < 2:
+                    continue  # the pair must be outside the story, and in two of its members
+                roots = {find(r) for r in outside}
+                if len(roots) != 1:
+                    continue
+                b = roots.pop()
+                sb = stories[b]
+                if len(outside) < len(sb.ranks) / 2 or sa.langs.isdisjoint(sb.langs):
+                    continue
+                if max(sa.last, sb.last) - min(sa.first, sb.first) > _MAX_GAP_SECONDS:
+                    continue
+                titled = sum(1 for r in sa.ranks if f in profiles[r].headline and g in profiles[r].headline)
+                if titled < 2 and not all(f in profiles[r].headline and g in profiles[r].headline for r in outside):
+                    continue
+                if _cosine(sa.units()[0], sb.units()[0]) >= LINK_COSINE * threshold:
+                    links.add((a, b))
     for a, b in sorted(links):
         ra, rb = find(a), find(b)
         if ra != rb:
