@@ -277,7 +277,6 @@ class _Profile:
     lang: str
     features: dict[str, float]  # kind weights, before document frequencies
     events: frozenset[str]  # word features not written with a capital
-    headline: frozenset[str]  # the title's features
 
 
 def _profile(item: ClusterInput) -> _Profile:
@@ -288,16 +287,9 @@ def _profile(item: ClusterInput) -> _Profile:
     capitals: set[str] = set()
     if summary:
         _add_text(features, capitals, summary, lang, SUMMARY_WEIGHT)
-    title: dict[str, float] = {}
-    title_capitals: set[str] = set()
-    _add_text(title, title_capitals, item.title, lang, TITLE_WEIGHT)
-    for f, w in title.items():
-        if w > features.get(f, 0.0):
-            features[f] = w
-    capitals |= title_capitals
+    _add_text(features, capitals, item.title, lang, TITLE_WEIGHT)
     events = frozenset([f for f in features if f[0] == "w" and f not in capitals])  # a list: no generator
-    headline = frozenset(title)
-    return _Profile(lang, features, events, headline)
+    return _Profile(lang, features, events)
 
 
 def _weak_number(feature: str) -> bool:
@@ -681,7 +673,8 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
         push_pairs(a)
 
     if batch.idf:
-        _link(stories, profiles, batch, find, merge, threshold)
+        titles = [items[i].title for i in order]
+        _link(stories, profiles, titles, batch, find, merge, threshold)
 
     groups = [sorted(story.ranks) for story in stories.values()]
     groups.sort(key=lambda g: g[0])
@@ -691,6 +684,7 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
 def _link(
     stories: dict[int, _Story],
     profiles: Sequence[_Profile],
+    titles: Sequence[str],
     batch: _Batch,
     find: Callable[[int], int],
     merge: Callable[[int, int], None],
@@ -722,6 +716,16 @@ def _link(
     for rank, fs in enumerate(own):
         for f in fs:
             holders[f].append(rank)
+    headlines: dict[int, dict[str, float]] = {}
+
+    def headline(rank: int) -> dict[str, float]:
+        # A title's features, worked out for the few items a pair is checked on.
+        found = headlines.get(rank)
+        if found is None:
+            found = headlines[rank] = {}
+            _add_text(found, set(), titles[rank], profiles[rank].lang, TITLE_WEIGHT)
+        return found
+
     links: set[tuple[int, int]] = set()
     for a in sorted(stories):
         sa = stories[a]
@@ -756,8 +760,8 @@ def _link(
                     continue
                 if max(sa.last, sb.last) - min(sa.first, sb.first) > _MAX_GAP_SECONDS:
                     continue
-                titled = sum(1 for r in sa.ranks if f in profiles[r].headline and g in profiles[r].headline)
-                if titled < 2 and not all(f in profiles[r].headline and g in profiles[r].headline for r in outside):
+                titled = sum(1 for r in sa.ranks if f in headline(r) and g in headline(r))
+                if titled < 2 and not all(f in headline(r) and g in headline(r) for r in outside):
                     continue
                 if _cosine(sa.units()[0], sb.units()[0]) >= LINK_COSINE * threshold:
                     links.add((a, b))
