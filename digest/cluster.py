@@ -717,6 +717,7 @@ def _link(
         for f in fs:
             holders[f].append(rank)
     headlines: dict[int, dict[str, float]] = {}
+    sequences: dict[int, list[str]] = {}
 
     def headline(rank: int) -> dict[str, float]:
         # A title's features, worked out for the few items a pair is checked on.
@@ -725,6 +726,27 @@ def _link(
             found = headlines[rank] = {}
             _add_text(found, set(), titles[rank], profiles[rank].lang, TITLE_WEIGHT)
         return found
+
+    def phrase(f: str, g: str, ranks: Sequence[int]) -> bool:
+        # Two words side by side in every title that has both are one term ("central bank", "foreign
+        # ministers"): a subject, not a pair.
+        side_by_side = False
+        for r in ranks:
+            seq = sequences.get(r)
+            if seq is None:
+                lang = profiles[r].lang
+                text = unicodedata.normalize("NFKC", titles[r])
+                tokens = words.tokens_of_normalised(text)
+                # A function word between two words keeps them apart ("hacking says Russia"): a blank.
+                seq = sequences[r] = [
+                    next((x for x, _, _ in _token_features(t, lang) if x[0] == "w"), "") for t in tokens
+                ]
+            pairs = set(zip(seq, seq[1:], strict=False))
+            if f in seq and g in seq:
+                if (f, g) not in pairs and (g, f) not in pairs:
+                    return False
+                side_by_side = True
+        return side_by_side
 
     links: set[tuple[int, int]] = set()
     for a in sorted(stories):
@@ -762,6 +784,8 @@ def _link(
                     continue
                 titled = sum(1 for r in sa.ranks if f in headline(r) and g in headline(r))
                 if titled < 2 and not all(f in headline(r) and g in headline(r) for r in outside):
+                    continue
+                if phrase(f, g, [*sa.ranks, *outside]):
                     continue
                 if _cosine(sa.units()[0], sb.units()[0]) >= LINK_COSINE * threshold:
                     links.add((a, b))

@@ -381,7 +381,7 @@ def _hacking_story(second_outlet: str) -> list[Candidate]:
             "in March.",
         ),
         Candidate(
-            "Zarkovian hackers hit ballot servers before the vote, inquiry says",
+            "Hackers hit ballot servers before the vote, Zarkovian inquiry says",
             "https://b.example/1",
             second_outlet,
             at(60),
