@@ -365,3 +365,42 @@ def test_the_whole_corpus_joins_a_story_two_papers_reworded() -> None:
     print(f"\ncorpus: {len(items)} items -> {len(groups)} stories, {len(merged)} merged groups")
     for g in merged:
         print("  " + " | ".join(f"{items[i].source[:14]}: {items[i].title[:50]}" for i in g[:4]))
+
+
+def _hacking_story(second_outlet: str) -> list[Candidate]:
+    """A batch: 45 unrelated items, then a story (items 45, 46) and a late report on it (item 47) that
+    shares two of the story's rare words ("Zarkovian", "hackers") and little else."""
+    return [
+        *_unrelated_day(45),
+        Candidate(
+            "Zarkovian hackers breached the ballot servers, report finds",
+            "https://a.example/1",
+            "wire",
+            at(0),
+            summary_text="The inquiry found that Zarkovian hackers entered the ballot servers of three provinces "
+            "in March.",
+        ),
+        Candidate(
+            "Hackers hit ballot servers before the vote, Zarkovian inquiry says",
+            "https://b.example/1",
+            second_outlet,
+            at(60),
+            summary_text="Investigators said the intrusion into the ballot servers began weeks before polling day.",
+        ),
+        Candidate(
+            "Premier Ulvade calls Zarkovian hackers claim a political stunt",
+            "https://c.example/1",
+            "daily",
+            at(180),
+            summary_text="Ulvade told reporters the opposition wanted to distract from the budget row.",
+        ),
+    ]
+
+
+def test_a_late_report_sharing_a_pair_of_the_storys_rare_words_joins_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert next(g for g in cluster(_hacking_story("times")) if 47 in g) == [45, 46, 47]
+    # Told by one outlet only, the story takes in nothing: an outlet's series share pairs of words too.
+    assert next(g for g in cluster(_hacking_story("wire")) if 47 in g) == [47]
+    # The first pass alone leaves the late report apart: the story's centroid is too diluted for it.
+    monkeypatch.setattr("digest.cluster._link", lambda *args: None)
+    assert next(g for g in cluster(_hacking_story("times")) if 47 in g) == [47]
