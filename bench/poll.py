@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from hashlib import sha1
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,25 +156,35 @@ def _serve(
         return web.Response(body=bodies[i], headers=headers)
 
     async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/feed/{n:\\d+}.xml", feed)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        first = web.TCPSite(runner, "127.0.0.1", 0)
-        await first.start()
-        port = first._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        for h in range(2, hosts + 1):
-            await web.TCPSite(runner, f"127.0.0.{h}", port).start()
+        port = await listen_on_loopback(feed, hosts)
         port_out.send((port, sum(map(len, bodies))))
         await asyncio.Event().wait()
 
     asyncio.run(main())
 
 
+async def listen_on_loopback(feed: Any, hosts: int) -> int:
+    """Serve /feed/<n>.xml with `feed` on 127.0.0.1 ... 127.0.0.<hosts>, one port for all; the port.
+
+    Loopback addresses stand for publishers' hosts, so per-host limits see `hosts` hosts."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_get("/feed/{n:\\d+}.xml", feed)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    first = web.TCPSite(runner, "127.0.0.1", 0)
+    await first.start()
+    port: int = first._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    for h in range(2, hosts + 1):
+        await web.TCPSite(runner, f"127.0.0.{h}", port).start()
+    return port
+
+
 # --------------------------------------------------------------------------- measuring
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     """pid and all its descendants, from /proc/<pid>/task/*/children."""
     out, todo = [], [pid]
     while todo:
@@ -188,7 +199,7 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def _rss_kib(pid: int) -> int:
+def rss_kib(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
@@ -238,8 +249,8 @@ def run_poll(config: Path, label: str, feeds: int, server_pid: int) -> dict[str,
 
     def sample() -> None:
         while proc.poll() is None:
-            pids = _tree(proc.pid)
-            peak[0] = max(peak[0], sum(_rss_kib(p) for p in pids))
+            pids = process_tree(proc.pid)
+            peak[0] = max(peak[0], sum(rss_kib(p) for p in pids))
             peak[1] = max(peak[1], len(pids))
             main_cpu[0] = _cpu_of(proc.pid) or main_cpu[0]
             time.sleep(0.01)

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from poll import make_feed  # noqa: E402  (bench/poll.py: the same feeds as the poll benchmark)
+from poll import listen_on_loopback, make_feed  # noqa: E402  (bench/poll.py: the same feeds as the poll benchmark)
 
 ROOT = Path(__file__).resolve().parents[1]
 # Both tools run as an installed program would: with bytecode caches (pip compiles rss2email's at
@@ -66,15 +66,7 @@ def _serve(feeds: int, items: int, hosts: int, port_out: multiprocessing.connect
         return web.Response(body=bodies[i], headers=headers)
 
     async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/feed/{n:\\d+}.xml", feed)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        first = web.TCPSite(runner, "127.0.0.1", 0)
-        await first.start()
-        port = first._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        for h in range(2, hosts + 1):
-            await web.TCPSite(runner, f"127.0.0.{h}", port).start()
+        port = await listen_on_loopback(feed, hosts)
         port_out.send(port)
         await asyncio.Event().wait()
 

@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from poll import make_feed  # noqa: E402 - bench/poll.py, beside this file
+from poll import listen_on_loopback, make_feed, process_tree, rss_kib  # noqa: E402 - bench/poll.py, beside this file
 
 from digest.store import Store  # noqa: E402
 from digest.store import schema as t  # noqa: E402
@@ -66,15 +66,7 @@ def _serve(feeds: int, hosts: int, port_out: Any) -> None:
         return web.Response(body=bodies[int(request.match_info["n"])], content_type="application/rss+xml")
 
     async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/feed/{n:\\d+}.xml", feed)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        first = web.TCPSite(runner, "127.0.0.1", 0)
-        await first.start()
-        port = first._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        for h in range(2, hosts + 1):
-            await web.TCPSite(runner, f"127.0.0.{h}", port).start()
+        port = await listen_on_loopback(feed, hosts)
         port_out.send(port)
         await asyncio.Event().wait()
 
@@ -90,31 +82,6 @@ def start_sink() -> tuple[subprocess.Popen[str], int]:
 
 
 # --------------------------------------------------------------------------- /proc
-
-
-def _tree(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    todo.extend(int(c) for c in f.read().split())
-        except OSError:
-            pass
-    return out
-
-
-def _rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def _cpu(pid: int) -> float:
@@ -292,7 +259,7 @@ def run_workers(
     def sample() -> None:
         while not stop.wait(0.05):
             for i, p in enumerate(procs):
-                peak[i] = max(peak[i], sum(_rss_kib(q) for q in _tree(p.pid)))
+                peak[i] = max(peak[i], sum(rss_kib(q) for q in process_tree(p.pid)))
 
     def check(deadline: float) -> None:
         if time.monotonic() > deadline:
@@ -313,12 +280,12 @@ def run_workers(
                     break
             check(deadline)
         time.sleep(3)  # their first (empty) passes
-        cpu0 = [sum(_cpu(q) for q in _tree(p.pid)) for p in procs]
+        cpu0 = [sum(_cpu(q) for q in process_tree(p.pid)) for p in procs]
         load = Load(url).start()
         release()
         while not done():
             check(deadline)
-        cpu = [sum(_cpu(q) for q in _tree(p.pid)) - c for p, c in zip(procs, cpu0, strict=True)]
+        cpu = [sum(_cpu(q) for q in process_tree(p.pid)) - c for p, c in zip(procs, cpu0, strict=True)]
         db = load.stop()
     finally:
         engine.dispose()
