@@ -49,6 +49,7 @@ from digest.config import Settings
 from digest.deliver import SmtpTransport
 from digest.errors import ConfigError, DeliveryError, DigestError, LockHeldError, StoreError
 from digest.metrics import COUNTERS_SUFFIX, Metrics
+from digest.model import PollResult
 from digest.pipeline.poll import parser_pool, poll_once
 from digest.pipeline.send import NOTHING_DUE, Plan, SendReport, send_due
 from digest.pipeline.workers import TransportFactory
@@ -275,6 +276,12 @@ class Daemon:
             self.lock_lost = True
             self.stop.set()
 
+    async def _poll_round(self) -> list[PollResult]:
+        """One round of the poll job: every due feed. A worker polls by claims instead (worker.py)."""
+        return await poll_once(
+            settings=self.settings, store=self.store, clock=self.clock, due_only=True, parser=self.parser
+        )
+
     async def _poll(self) -> None:
         if self.stop.is_set():
             return
@@ -283,9 +290,7 @@ class Daemon:
         self._polls.add(task)
         try:
             started = time.monotonic()
-            results = await poll_once(
-                settings=self.settings, store=self.store, clock=self.clock, due_only=True, parser=self.parser
-            )
+            results = await self._poll_round()
             self.metrics.observe_poll(results, time.monotonic() - started)
             if results:
                 log.info(

@@ -41,6 +41,7 @@ from digest.config import Settings, SmtpSettings
 from digest.daemon import LOCK_NAME, Daemon, Ticks, _install_signals, acquire, lock_clock
 from digest.deliver import Envelope, Result, SmtpTransport, Transport
 from digest.errors import DigestError, LockHeldError
+from digest.model import PollResult
 from digest.pipeline.claims import poll_claimed
 from digest.pipeline.send import edition_due
 from digest.pipeline.workers import TransportFactory
@@ -296,41 +297,18 @@ class Worker(Daemon):
                 return True
         return False
 
-    async def _poll(self) -> None:
-        if self.stop.is_set():
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        self._polls.add(task)
-        try:
-            started = time.monotonic()
-            results = await poll_claimed(
-                settings=self.settings,
-                store=self.store,
-                clock=self.clock,
-                worker=self.name,
-                parser=self.parser,
-                lease=self.lease,
-                shared_hosts=self.store.many_workers,
-                stop=self.stop,
-            )
-            self.metrics.observe_poll(results, time.monotonic() - started)
-            if results:
-                log.info(
-                    "worker=%s poll: %d feeds, %d new items, %d failed",
-                    self.name,
-                    len(results),
-                    sum(r.new_items for r in results),
-                    sum(1 for r in results if r.error),
-                )
-        except asyncio.CancelledError:
-            if not self.stop.is_set():
-                raise
-            log.info("poll: interrupted by the stop; its feeds are free again")
-        except Exception:  # one bad cycle must not end the worker; the next tick tries again
-            log.exception("poll: the cycle failed")
-        finally:
-            self._polls.discard(task)
+    async def _poll_round(self) -> list[PollResult]:
+        """One round of the poll job by claims: due feeds claimed in a rolling window (pipeline.claims)."""
+        return await poll_claimed(
+            settings=self.settings,
+            store=self.store,
+            clock=self.clock,
+            worker=self.name,
+            parser=self.parser,
+            lease=self.lease,
+            shared_hosts=self.store.many_workers,
+            stop=self.stop,
+        )
 
 
 def _register(settings: Settings, store: Store, name: str, clock: Clock, where: str) -> float:
