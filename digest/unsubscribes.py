@@ -71,7 +71,7 @@ def apply(store: Store, path: Path, *, now: datetime) -> int:
         for ref in refs:
             sub = store.get_subscriber(public_id=ref) if isinstance(ref, str) else store.get_subscriber(id=ref)
             if sub is not None and sub.status != UNSUBSCRIBED:  # an erased subscriber's link reaches nobody
-                store.set_subscriber(sub.id, now=now, status=UNSUBSCRIBED)
+                store.set_status(sub.id, UNSUBSCRIBED, now=now)
                 log.info("subscriber=%d unsubscribed (one-click, kept while the database was busy)", sub.id)
         f.seek(0)
         f.truncate()

@@ -64,7 +64,7 @@ from digest.pipeline.send import EditionPages, edition_path, edition_url, zone_o
 from digest.pipeline.signup import confirmation_message, send_confirmation
 from digest.ratelimit import SlidingWindow
 from digest.render import Renderer
-from digest.store import ACTIVE, PAUSED, SUSPENDED, UNSUBSCRIBED, Store
+from digest.store import ACTIVE, PAUSED, SUSPENDED, UNSUBSCRIBED, Choices, Store
 
 __all__ = ["WebProcess", "listening", "make_app", "run_web", "serve", "start_web"]
 
@@ -420,7 +420,7 @@ async def unsubscribe(request: web.Request) -> web.StreamResponse:
         return refused
     try:
         if sub.status != UNSUBSCRIBED:
-            await asyncio.to_thread(site.store.set_subscriber, sub.id, now=site.clock(), status=UNSUBSCRIBED)
+            await asyncio.to_thread(site.store.set_status, sub.id, UNSUBSCRIBED, now=site.clock())
             log.info("web: subscriber=%d unsubscribed (one-click)", sub.id)
     except StoreError as exc:
         return await _keep_for_retry(site, sub.public_id, exc)
@@ -520,7 +520,7 @@ async def save_preferences(request: web.Request) -> web.StreamResponse:
         if sub.status == SUSPENDED:  # failed deliveries, not a choice: only the operator lifts it
             return _preferences(site, sub, token, status=409)
         status = PAUSED if action == "pause" else ACTIVE
-        await asyncio.to_thread(site.store.set_subscriber, sub.id, now=site.clock(), status=status)
+        await asyncio.to_thread(site.store.set_status, sub.id, status, now=site.clock())
         log.info("web: subscriber=%d %s the emails", sub.id, "paused" if action == "pause" else "resumed")
         changed = dataclasses.replace(sub, status=status)
         if action == "pause":
@@ -545,7 +545,7 @@ async def save_preferences(request: web.Request) -> web.StreamResponse:
     sections: tuple[str, ...] | None = None if len(chosen) == len(known) else tuple(chosen)
     # The site's zone stays "the site's zone" (None) unless they had picked one of their own.
     tz: str | None = None if timezone == site.settings.digest.timezone and sub.timezone is None else timezone
-    await asyncio.to_thread(site.store.set_subscriber, sub.id, now=site.clock(), sections=sections, timezone=tz)
+    await asyncio.to_thread(site.store.set_choices, sub.id, Choices(sections, tz), now=site.clock())
     log.info(
         "web: subscriber=%d preferences saved sections=%s timezone=%s",
         sub.id,

@@ -700,7 +700,7 @@ def test_S14_import_subscribers_counts_and_keeps_unsubscribes_on_every_backend(s
     rows = [ImportRow(email=f"r{i}@example.org", name=None, sections=None, timezone=None) for i in range(1200)]
     assert store.import_subscribers(rows, now=NOW) == {"added": 1200, "updated": 0, "unchanged": 0}
     gone = store.get_subscriber(email="r7@example.org")
-    store.set_subscriber(gone.id, now=NOW, status=UNSUBSCRIBED)
+    store.set_status(gone.id, UNSUBSCRIBED, now=NOW)
     again = [*rows, ImportRow(email="R1@Example.org", name="One", sections=("World",), timezone="UTC")]
     assert store.import_subscribers(again, now=NOW) == {"added": 0, "updated": 1199, "unchanged": 1}
     assert store.get_subscriber(email="r7@example.org").status == UNSUBSCRIBED

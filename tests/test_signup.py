@@ -95,7 +95,7 @@ def link_in(data: bytes) -> str:
 async def test_U8_every_address_gets_the_same_answer_and_one_confirmation_per_window(site: Site) -> None:
     bob = site.store.get_subscriber(email="bob@example.org")
     assert bob is not None
-    site.store.set_subscriber(bob.id, now=NOW, status=UNSUBSCRIBED)
+    site.store.set_status(bob.id, UNSUBSCRIBED, now=NOW)
     answers = set()
     for email in ("new@example.org", "alice@example.org", "bob@example.org"):  # new, subscribed, unsubscribed
         status, page = await sign_up(site, email)
@@ -119,7 +119,7 @@ async def test_U8_every_address_gets_the_same_answer_and_one_confirmation_per_wi
 async def test_only_a_post_from_the_links_page_confirms_and_a_suppressed_address_comes_back(site: Site) -> None:
     bob = site.store.get_subscriber(email="bob@example.org")
     assert bob is not None
-    site.store.set_subscriber(bob.id, now=NOW - timedelta(hours=1), status=UNSUBSCRIBED)
+    site.store.set_status(bob.id, UNSUBSCRIBED, now=NOW - timedelta(hours=1))
     assert site.store.suppression_reason("bob@example.org") is not None
     await sign_up(site, "bob@example.org", sections=("Sport",))
     await mail_count(site, 1)
@@ -219,7 +219,7 @@ async def test_U7_a_replayed_confirmation_after_an_unsubscribe_changes_nothing(s
     carol = site.store.get_subscriber(email="carol@example.org")
     assert carol is not None and carol.status == ACTIVE
     site.clock.now = NOW + timedelta(minutes=5)
-    site.store.set_subscriber(carol.id, now=site.clock.now, status=UNSUBSCRIBED)
+    site.store.set_status(carol.id, UNSUBSCRIBED, now=site.clock.now)
     site.clock.now = NOW + timedelta(minutes=10)
     async with site.http.post(path, data={"form": mac.group(1)}) as resp:  # the old link, replayed
         assert resp.status == 404
@@ -247,10 +247,10 @@ async def test_U6_a_confirmation_token_does_not_unsubscribe_and_an_unsubscribe_t
 
 
 async def test_U8_the_answer_has_the_same_status_body_and_headers_for_every_address(site: Site) -> None:
-    site.store.set_subscriber(
+    site.store.set_status(
         site.store.get_subscriber(email="bob@example.org").id,  # type: ignore[union-attr]
+        UNSUBSCRIBED,
         now=NOW - timedelta(hours=1),
-        status=UNSUBSCRIBED,
     )
     await sign_up(site, "pending@example.org")
     seen = set()

@@ -156,7 +156,7 @@ def test_config_sync_never_resubscribes_someone_who_unsubscribed(store: Store) -
     store.sync_subscribers([spec], now=T0)
     sub = store.get_subscriber(email="reader@example.org")
     assert sub is not None
-    store.set_subscriber(sub.id, status=UNSUBSCRIBED, now=T0)
+    store.set_status(sub.id, UNSUBSCRIBED, now=T0)
     store.sync_subscribers([spec], now=T0 + timedelta(hours=1))
     assert store.get_subscriber(email="reader@example.org").status == UNSUBSCRIBED  # type: ignore[union-attr]
 
@@ -212,3 +212,28 @@ def test_B7_a_run_never_retries_a_row_it_deferred_but_the_next_run_does(store: S
     assert [
         r.id for r in claim(store, edition.id, "w2", now=run2, lease=timedelta(minutes=10), limit=10, since=run2)
     ] == [row.id]
+
+
+def test_the_store_takes_typed_objects_not_column_names() -> None:
+    """Callers say what they mean (a status, a subscriber's choices, a spec), never a table's columns: a
+    public store method with **kwargs, or a dict or Any parameter, would let a caller write any column."""
+    import inspect
+
+    loose = []
+    for name, method in inspect.getmembers(Store, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        for p in inspect.signature(method).parameters.values():
+            text = str(p.annotation)
+            if p.kind is p.VAR_KEYWORD or "Any" in text or "dict[" in text or "Mapping" in text:
+                loose.append(f"Store.{name}({p.name}: {text})")
+    assert not loose, f"store methods that take column names: {loose}"
+
+
+def test_a_status_the_store_does_not_know_is_refused(store: Store) -> None:
+    store.sync_subscribers([SubscriberSpec(email="alice@example.org")], now=T0)
+    alice = store.get_subscriber(email="alice@example.org")
+    assert alice is not None
+    with pytest.raises(ValueError, match="unknown subscriber status"):
+        store.set_status(alice.id, "deleted", now=T0)
+    assert store.get_subscriber(email="alice@example.org").status == "active"  # type: ignore[union-attr]

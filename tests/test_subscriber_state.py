@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from digest.config import SubscriberSpec
 from digest.errors import FeedError, SubscriberError
 from digest.model import FeedSpec
-from digest.store import ACTIVE, REMOVED, SUSPENDED, UNSUBSCRIBED, Store
+from digest.store import ACTIVE, REMOVED, SUSPENDED, UNSUBSCRIBED, Choices, Store
 from digest.store import schema as t
 from digest.store.subscribers import ImportRow
 
@@ -26,7 +26,7 @@ def test_the_config_never_overwrites_what_the_subscriber_chose(store: Store) -> 
     store.sync_subscribers([spec(name="Alice", timezone="UTC")], now=T0)
     alice = store.get_subscriber(email="alice@example.org")
     assert alice is not None
-    store.set_subscriber(alice.id, now=T0, sections=("Sport",), timezone="Europe/Moscow")  # the web page
+    store.set_choices(alice.id, Choices(("Sport",), "Europe/Moscow"), now=T0)  # the web page
     for _ in range(2):  # every command syncs; none puts the config's value back
         store.sync_subscribers([spec(name="Alice", timezone="UTC")], now=T0)
     # The operator edits the entry: fields the subscriber did not set follow the config.
@@ -42,7 +42,7 @@ def test_an_unsubscribed_address_stays_suppressed_through_removal_relisting_cli_
     store.sync_subscribers([spec(), spec("bob@example.org")], now=T0)
     alice = store.get_subscriber(email="alice@example.org")
     assert alice is not None
-    store.set_subscriber(alice.id, now=T0, status=UNSUBSCRIBED)
+    store.set_status(alice.id, UNSUBSCRIBED, now=T0)
     with pytest.raises(SubscriberError, match="listed in digest.toml; remove it there"):
         store.remove_subscriber("alice@example.org")
     store.sync_subscribers([spec("bob@example.org")], now=T0)  # the operator deletes the entry

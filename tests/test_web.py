@@ -435,7 +435,7 @@ async def test_an_unsubscribed_address_sees_no_form_and_cannot_save(app: Web) ->
     path, body = await open_preferences(app, bob)
     row = app.store.get_subscriber(public_id=bob)
     assert row is not None
-    app.store.set_subscriber(row.id, now=NOW, status=UNSUBSCRIBED)
+    app.store.set_status(row.id, UNSUBSCRIBED, now=NOW)
     async with app.http.get(path) as resp:
         page = await resp.text()
     assert "unsubscribed" in page and 'name="section"' not in page

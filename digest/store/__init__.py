@@ -15,6 +15,7 @@ from digest.store.subscribers import (
     REMOVED,
     SUSPENDED,
     UNSUBSCRIBED,
+    Choices,
     SubscriberStore,
     normalise_email,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "SKIPPED",
     "SUSPENDED",
     "UNSUBSCRIBED",
+    "Choices",
     "Store",
     "normalise_email",
 ]

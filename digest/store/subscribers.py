@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
@@ -97,6 +97,27 @@ def _declared(row: Row[Any] | None, values: dict[str, Any], origin: str) -> dict
     return out
 
 
+class ListedSubscriber(Protocol):
+    """A subscriber the config lists (`config.SubscriberSpec`; the store does not import the config)."""
+
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def sections(self) -> tuple[str, ...] | None: ...
+    @property
+    def timezone(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Choices:
+    """What a subscriber picks on the preferences page."""
+
+    sections: tuple[str, ...] | None  # None: all sections, those added later included
+    timezone: str | None  # None: the site's zone ([digest].timezone), following it if it changes
+
+
 @dataclass(frozen=True, slots=True)
 class SubscriberOrigins:
     """`digest subscribers show`: the subscriber, who set each field, and whether the config lists them."""
@@ -107,7 +128,7 @@ class SubscriberOrigins:
 
 
 class SubscriberStore(StoreBase):
-    def sync_subscribers(self, specs: Sequence[Any], *, now: datetime) -> None:
+    def sync_subscribers(self, specs: Sequence[ListedSubscriber], *, now: datetime) -> None:
         """Config subscribers become present. The config sets only what the subscriber has not set
         (sections, time zone, unsubscribing); an address that unsubscribed stays suppressed."""
         with self.engine.begin() as conn:
@@ -337,21 +358,37 @@ class SubscriberStore(StoreBase):
         with self.engine.connect() as conn:
             return sorted(conn.scalars(select(tz).where(t.subscribers.c.status == ACTIVE).distinct()))
 
-    def set_subscriber(self, subscriber_id: int, *, now: datetime, origin: str = SUBSCRIBER, **values: Any) -> None:
-        """Change status, sections or time zone; by default as the subscriber's own choice (the web
-        app), which the config and the CLI then leave alone. Unsubscribing suppresses the address."""
-        if "sections" in values and values["sections"] is not None:
-            values["sections"] = list(values["sections"])
-        owned = {f"{name}_origin": origin for name in values if name in FIELDS}
+    def set_status(self, subscriber_id: int, status: str, *, now: datetime, origin: str = SUBSCRIBER) -> None:
+        """Pause, resume or unsubscribe; by default as the subscriber's own choice (the web app), which
+        the config and the CLI then leave alone. Unsubscribing suppresses the address."""
+        if status not in (ACTIVE, PAUSED, UNSUBSCRIBED, SUSPENDED):
+            raise ValueError(f"unknown subscriber status {status!r}")
         with self.engine.begin() as conn:
-            if values.get("status") == UNSUBSCRIBED:
+            if status == UNSUBSCRIBED:
                 email = conn.scalar(select(t.subscribers.c.email).where(t.subscribers.c.id == subscriber_id))
                 if email is not None:
                     _suppress(conn, email, "unsubscribed", now)
             conn.execute(
                 update(t.subscribers)
                 .where(t.subscribers.c.id == subscriber_id)
-                .values(updated_at=now, **values, **owned)
+                .values(updated_at=now, status=status, status_origin=origin)
+            )
+
+    def set_choices(self, subscriber_id: int, choices: Choices, *, now: datetime, origin: str = SUBSCRIBER) -> None:
+        """Save the sections and time zone a subscriber chose on the preferences page; both become
+        theirs, so no config sync or CLI command puts the operator's values back."""
+        sections = None if choices.sections is None else list(choices.sections)
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.subscribers)
+                .where(t.subscribers.c.id == subscriber_id)
+                .values(
+                    updated_at=now,
+                    sections=sections,
+                    timezone=choices.timezone,
+                    sections_origin=origin,
+                    timezone_origin=origin,
+                )
             )
 
     def count_permanent_failure(self, subscriber_id: int, *, suspend_after: int, now: datetime) -> bool:
