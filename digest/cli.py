@@ -948,12 +948,18 @@ def demo(out_dir: str) -> None:
 @pass_app
 def web_command(app: App, host: str | None, port: int | None) -> None:
     """Serve the web app (one-click unsubscribe, preferences, edition pages) until SIGTERM or SIGINT."""
-    from digest.web import run_web
+    from digest.store import Store
+    from digest.web import WEB_BUSY_TIMEOUT, run_web
 
     def ready(urls: list[str]) -> None:
         click.echo(f"serving on {', '.join(urls)}; public at {app.settings.digest.base_url}")
 
-    run_async(run_web(app.settings, app.store, clock=app.clock, host=host, port=port, on_ready=ready))
+    app.store.close()  # synced the config; requests get a store that waits less for a write lock
+    store = Store(app.settings.database_url, busy_timeout=WEB_BUSY_TIMEOUT)
+    try:
+        run_async(run_web(app.settings, store, clock=app.clock, host=host, port=port, on_ready=ready))
+    finally:
+        store.close()
 
 
 @main.group()

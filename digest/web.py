@@ -98,6 +98,10 @@ MAX_BODY = 64 * 1024  # the largest form we accept; a one-click body is 26 bytes
 # must not hold a file descriptor for an hour (issue 10: 1,100 of them stopped the daemon's mail).
 READ_TIMEOUT = 10.0
 RETRY_AFTER = 60  # seconds a client is asked to wait when the database is busy
+# Seconds a request waits for SQLite's write lock (unless the database URL sets ?timeout=) before it
+# is answered 503 (a one-click unsubscribe is kept on disk first): a mail provider's one-click POST
+# or a reader's browser gives up long before the 30 s a batch command waits.
+WEB_BUSY_TIMEOUT = 5.0
 MAX_TOKEN = 256  # longer is not ours: refuse before any HMAC work
 SHUTDOWN_GRACE = 5.0  # seconds for requests in flight when the app stops (the daemon has 30 in all)
 EDITIONS_LISTED = 60
@@ -1116,7 +1120,7 @@ def _web_main(job: _WebJob, conn: Any) -> None:
     offset = timedelta(seconds=job.offset)
     store: Store | None = None
     try:
-        store = Store(job.settings.database_url)
+        store = Store(job.settings.database_url, busy_timeout=WEB_BUSY_TIMEOUT)
         asyncio.run(
             run_web(
                 job.settings,

@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,8 @@ from httpservers import FeedServer
 from smtpservers import SmtpServer
 
 from digest import tokens
+from digest.store.base import BUSY_TIMEOUT
+from digest.web import WEB_BUSY_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "issue-10-test-secret-0123456789abcdef"
@@ -576,6 +579,24 @@ async def test_S13_one_click_unsubscribe_through_a_busy_database_is_503_retry_af
     listing = cli(config, "subscribers", "list").stdout
     assert "leaves@example.org  unsubscribed" in listing and "stays@example.org  active" in listing
     assert spool.read_text() == ""
+
+
+async def test_S13_the_web_app_waits_seconds_not_the_commands_30_s_for_a_write_lock(tmp_path: Path) -> None:
+    # No ?timeout= in the URL: batch commands wait BUSY_TIMEOUT (30 s) for another process's write
+    # lock; a mail provider's one-click POST would give up first, so the web app waits its own.
+    database = tmp_path / "digest.sqlite"
+    config = write_config(tmp_path, subscribers=("leaves@example.org",), extra=f'secret = "{SECRET}"')
+    with web_process(config) as base:
+        token = unsubscribe_link_token(database, "leaves@example.org")
+        async with aiohttp.ClientSession() as http:
+            with write_lock(database):
+                started = time.monotonic()
+                async with http.post(f"{base}/u/{token}", data={"List-Unsubscribe": "One-Click"}) as resp:
+                    waited = time.monotonic() - started
+                    assert resp.status == 503 and resp.headers["Retry-After"].isdigit()
+    assert WEB_BUSY_TIMEOUT <= waited < BUSY_TIMEOUT - 10, waited
+    assert cli(config, "poll").returncode == 0  # the next command that writes applies what was kept
+    assert "leaves@example.org  unsubscribed" in cli(config, "subscribers", "list").stdout
 
 
 # --------------------------------------------------------------------------- S12: disk full

@@ -81,7 +81,7 @@ def _translate(where: str, busy_timeout: float | None) -> Callable[[ExceptionCon
     return on_error
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:
@@ -91,7 +91,7 @@ def make_engine(url: str) -> Engine:
         if parsed.get_backend_name() == "sqlite":
             # ?timeout=SECONDS in the URL sets how long to wait for another process's write lock.
             try:
-                busy: float | None = float(parsed.query.get("timeout", BUSY_TIMEOUT))  # type: ignore[arg-type]
+                busy: float | None = float(parsed.query.get("timeout", busy_timeout))  # type: ignore[arg-type]
             except ValueError:
                 raise StoreError(f"[digest] database = {where!r}: timeout must be a number of seconds.") from None
             engine = create_engine(parsed, poolclass=NullPool, connect_args={"timeout": busy})
@@ -123,14 +123,16 @@ def database_time(conn: Connection) -> datetime:
 
 
 class StoreBase:
-    def __init__(self, url: str, *, check_schema: bool = True) -> None:
+    def __init__(self, url: str, *, check_schema: bool = True, busy_timeout: float = BUSY_TIMEOUT) -> None:
         """Open the database; a new empty one is created at the newest schema.
 
         check_schema=False is for `digest db ...` only: every other caller needs the schema this
         code was written for, and gets OutdatedDatabaseError naming `digest db upgrade` otherwise.
+        busy_timeout is how long a SQLite statement waits for another process's write lock unless
+        the URL says (?timeout=SECONDS).
         """
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, busy_timeout)
         if check_schema:
             self._check_schema()
 
