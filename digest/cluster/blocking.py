@@ -1,0 +1,56 @@
+"""Which items are compared at all: candidate pairs blocked on rare features. Pure.
+
+Candidate pairs come from an inverted index on rare features only (a merge needs one shared, see
+`digest.cluster.stories`), so cost follows the pairs that share a rare feature, not n^2.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import Counter, defaultdict
+from itertools import chain
+
+from digest.cluster.vectors import _Batch
+
+SIGNATURE = 12  # an item's rarest features that candidate pairs are blocked on
+_BLOCK_LIMIT = 60  # items sharing a pair of rare features beyond this are a subject, not a story
+
+
+def _candidates(batch: _Batch) -> dict[int, list[int]]:
+    """Which items may be compared: those that share a pair of features among each one's rarest.
+
+    A merge needs two shared rare features at least (an event word and a name, or three words), and a
+    story's own words are the rarest of its items' (df of a few), so blocking on pairs of each item's
+    `SIGNATURE` rarest features (seen in two items at least) finds them while two items that share one
+    ordinary word are never compared: the cost follows the number of items, not its square.
+    """
+    # Rare features seen twice or more, rarest first (ties by name, so that every item orders alike),
+    # interned to their place in that order.
+    df = batch.df
+    place = {f: k for k, (_, f) in enumerate(sorted((df[f], f) for f in batch.rare if df[f] > 1))}
+    signatures: list[list[int]] = []
+    postings: dict[int, list[int]] = defaultdict(list)  # feature -> items with it in their signature
+    for rank, (wv, nv) in enumerate(zip(batch.words, batch.names, strict=True)):
+        found = wv.keys() & place.keys()  # set operations in C: this runs for every feature of every item
+        found |= nv.keys() & place.keys()
+        signature = sorted(map(place.__getitem__, found))[:SIGNATURE]
+        for k in signature:
+            postings[k].append(rank)
+        signatures.append(signature)
+    # Two items share a pair of signature features when they meet in two postings: counting them item
+    # by item costs the postings' lengths, not one list per pair of features. A feature in the
+    # signatures of more than `_BLOCK_LIMIT` items is a subject, not a story: it does not block.
+    # Postings are in rank order: each item counts only the later items of its lists (a pair is found
+    # once, from its earlier item) and the pair is recorded for both.
+    neighbours: dict[int, list[int]] = defaultdict(list)
+    for rank, signature in enumerate(signatures):
+        lists = [p[bisect_right(p, rank) :] for k in signature if 1 < len(p := postings[k]) <= _BLOCK_LIMIT]
+        if len(lists) < 2:
+            continue
+        counts = Counter(chain.from_iterable(lists))
+        near = [other for other, shared in counts.items() if shared > 1]
+        if near:
+            neighbours[rank].extend(near)
+            for other in near:
+                neighbours[other].append(rank)
+    return dict(neighbours)
