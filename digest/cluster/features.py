@@ -206,11 +206,6 @@ def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: s
             features[key] = name_weight
 
 
-def _put(features: dict[str, float], key: str, weight: float) -> None:
-    if weight > features.get(key, 0.0):
-        features[key] = weight
-
-
 @dataclass(frozen=True, slots=True)
 class _Profile:
     lang: str

@@ -49,9 +49,6 @@ class _Batch:
 
     rare: frozenset[str]
 
-    def is_rare(self, feature: str) -> bool:
-        return feature in self.rare
-
 
 def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batch:
     n = len(items)
