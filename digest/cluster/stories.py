@@ -54,9 +54,12 @@ class _Story:
     sources: set[str]
     first: float  # seconds from the batch's earliest item
     last: float
-    rare_words: frozenset[str]  # rare features of `words`
-    rare_events: frozenset[str]  # rare event words
-    rare_names: frozenset[str]  # rare features of `names` (names and figures)
+    # Rare features of `words`, rare event words, rare features of `names` (names and figures): a one-item
+    # story's are frozen; a merged story's are its own sets, grown in place (a new frozenset at every
+    # merge would copy a large story's whole set each time it takes in one more item).
+    rare_words: set[str] | frozenset[str]
+    rare_events: set[str] | frozenset[str]
+    rare_names: set[str] | frozenset[str]
     version: int = 0
     _units: tuple[dict[str, float], dict[str, float]] | None = field(default=None, repr=False)
 
@@ -68,11 +71,15 @@ class _Story:
 
     def absorb(self, other: _Story) -> None:
         self.ranks.extend(other.ranks)
-        if not self.version:  # copy on first write: the vectors were the batch's
+        if not self.version:  # copy on first write: the vectors were the batch's, the sets the item's
             self.words, self.names = dict(self.words), dict(self.names)
-        for mine, theirs in ((self.words, other.words), (self.names, other.names)):
-            for f, w in theirs.items():
-                mine[f] = mine.get(f, 0.0) + w
+            self.rare_words, self.rare_events, self.rare_names = (
+                set(self.rare_words),
+                set(self.rare_events),
+                set(self.rare_names),
+            )
+        _add(self.words, other.words)
+        _add(self.names, other.names)
         self.rare_words |= other.rare_words
         self.rare_events |= other.rare_events
         self.rare_names |= other.rare_names
@@ -81,6 +88,14 @@ class _Story:
         self.first, self.last = min(self.first, other.first), max(self.last, other.last)
         self.version += 1
         self._units = None
+
+
+def _add(mine: dict[str, float], theirs: dict[str, float]) -> None:
+    """`mine` += `theirs`, as `mine[f] = mine.get(f, 0.0) + w` for each of theirs in order would, with
+    the loop in C but over the shared features: their sums keep their place, the others come after."""
+    sums = [(f, mine[f] + theirs[f]) for f in mine.keys() & theirs.keys()]
+    mine.update(theirs)
+    mine.update(sums)
 
 
 def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float:
