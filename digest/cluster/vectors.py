@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
+from operator import mul, truediv
 
 from digest.cluster.features import ClusterInput, _Profile
 
@@ -52,35 +54,41 @@ class _Batch:
 
 def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batch:
     n = len(items)
-    df: Counter[str] = Counter()
-    for p in profiles:
-        df.update(p.features.keys())
+    # Counted in C over all the items' features at once (a Counter counts in first-seen order either way).
+    df: Counter[str] = Counter(chain.from_iterable([p.features for p in profiles]))
     use_idf = n >= MIN_BATCH_FOR_IDF
     boilerplate: dict[str, set[str]] = {}
     if use_idf:
-        per_source: dict[str, Counter[str]] = defaultdict(Counter)
-        sizes: Counter[str] = Counter()
+        per_source: dict[str, list[dict[str, float]]] = defaultdict(list)
         for item, p in zip(items, profiles, strict=True):
-            per_source[item.source].update(p.features.keys())
-            sizes[item.source] += 1
-        for source, counts in per_source.items():
-            if sizes[source] >= 5:
-                limit = BOILERPLATE_SHARE * sizes[source]
+            per_source[item.source].append(p.features)
+        for source, members in per_source.items():
+            if len(members) >= 5:
+                limit = BOILERPLATE_SHARE * len(members)
+                counts = Counter(chain.from_iterable(members))
                 boilerplate[source] = {f for f, k in counts.items() if k >= limit and k > 2}
     idf = {f: math.log((n + 1) / (k + 0.5)) if use_idf else 1.0 for f, k in df.items()}
-    word_vectors, name_vectors = [], []
+    word_vectors: list[dict[str, float]] = []
+    name_vectors: list[dict[str, float]] = []
     hypot = math.hypot
+    weight_of = idf.__getitem__
     for item, p in zip(items, profiles, strict=True):  # this runs for every feature of every item
         drop = boilerplate.get(item.source)
-        if drop:
-            weighed = {f: w * idf[f] for f, w in p.features.items() if f not in drop}
-        else:
-            weighed = {f: w * idf[f] for f, w in p.features.items()}
-        # Words and numbers; names and numbers. Each a unit vector.
-        norm = hypot(*[w for f, w in weighed.items() if f[0] != "n"]) or 1.0
-        word_vectors.append({f: w / norm for f, w in weighed.items() if f[0] != "n"})
-        norm = hypot(*[w for f, w in weighed.items() if f[0] != "w"]) or 1.0
-        name_vectors.append({f: w / norm for f, w in weighed.items() if f[0] != "w"})
+        features = p.features
+        kept: Collection[str] = [f for f in features if f not in drop] if drop else features
+        # w * idf[f] for each feature, in order, with the loop in C.
+        weighed = dict(zip(kept, map(mul, map(features.__getitem__, kept), map(weight_of, kept)), strict=True))
+        # Words and numbers; names and numbers. Each a unit vector, its features in the item's order.
+        others = [f for f in weighed if f[0] != "w"]  # numbers and names: a few
+        word_part = dict(weighed)
+        for f in others:
+            if f[0] == "n":
+                del word_part[f]
+        norm = hypot(*word_part.values()) or 1.0
+        word_vectors.append(dict(zip(word_part, map(truediv, word_part.values(), repeat(norm)), strict=True)))
+        name_part = [weighed[f] for f in others]
+        norm = hypot(*name_part) or 1.0
+        name_vectors.append(dict(zip(others, map(truediv, name_part, repeat(norm)), strict=True)))
     # In a handful of items no feature is common: every shared one counts.
     rare_limit = max(3.0, math.sqrt(n)) if use_idf else float(n)
     rare = frozenset(f for f, k in df.items() if k <= rare_limit and not _weak_number(f))
