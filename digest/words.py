@@ -173,7 +173,7 @@ def language_of(text: str, hint: str | None = None) -> str:
             if count * 2 >= letters:
                 # Japanese mixes kanji with kana; any kana says Japanese rather than Chinese.
                 return "ja" if lang == "zh" and "ja" in scripts else lang
-    found = set(_LATIN_WORD.findall(text.casefold()))
+    found = set((_ASCII_WORD if text.isascii() else _LATIN_WORD).findall(text.casefold()))
     if unseen := found - _SEEN:
         if len(_SEEN) > 262144:  # a long-running daemon must not grow them forever
             _SEEN.clear()
@@ -198,6 +198,7 @@ _NON_LATIN = re.compile("[^\\W\\d_\u0000-\u024f]")  # letters beyond Latin Exten
 
 
 _LATIN_WORD = re.compile(r"[^\W\d_]+")
+_ASCII_WORD = re.compile(r"[a-z]+")  # the same words in casefolded ASCII text, found faster
 
 
 _SEEN: set[str] = set()  # every word `language_of` has seen

@@ -68,16 +68,21 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
     stories: dict[int, _Story] = {}
     rare = batch.rare
     start = items[order[0]].when if order else datetime.min
+    # One set per language and per source, shared by the items' stories: fewer objects to make and free,
+    # and two stories of one language compare their sets by identity.
+    lang_sets: dict[str, frozenset[str]] = {}
+    source_sets: dict[str, frozenset[str]] = {}
     for rank, i in enumerate(order):
         wv, nv = batch.words[rank], batch.names[rank]
         seconds = (items[i].when - start).total_seconds()
         rare_words = rare.intersection(wv)
+        lang, source = profiles[rank].lang, items[i].source
         stories[rank] = _Story(
             [rank],
             wv,
             nv,
-            {profiles[rank].lang},
-            {items[i].source},
+            lang_sets.get(lang) or lang_sets.setdefault(lang, frozenset([lang])),
+            source_sets.get(source) or source_sets.setdefault(source, frozenset([source])),
             seconds,
             seconds,
             rare_words=rare_words,

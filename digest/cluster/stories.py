@@ -50,8 +50,8 @@ class _Story:
     ranks: list[int]
     words: dict[str, float]  # the sum of the members' word vectors (a one-item story's: shared with the batch)
     names: dict[str, float]  # the sum of the members' name vectors (likewise)
-    langs: set[str]
-    sources: set[str]
+    langs: frozenset[str]  # a one-item story's are shared by every item of its language (source)
+    sources: frozenset[str]
     first: float  # seconds from the batch's earliest item
     last: float
     # Rare features of `words`, rare event words, rare features of `names` (names and figures): a one-item
@@ -107,7 +107,8 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
     if not event and one_language:  # the cheap test first: most candidate pairs end here
         return 0.0
     shared_names = a.rare_names & b.rare_names
-    if not any(f[0] == "n" for f in shared_names) and len(a.rare_words & b.rare_words) < _RARE_WORDS_OR_NAME:
+    named = bool(shared_names) and any(f[0] == "n" for f in shared_names)  # a rare name, not only a figure
+    if not named and len(a.rare_words & b.rare_words) < _RARE_WORDS_OR_NAME:
         return 0.0
     (aw, an), (bw, bn) = a.units(), b.units()
     score = 0.0
@@ -124,7 +125,7 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
         span = max(a.last, b.last) - min(a.first, b.first)
         anchored = (
             span <= _FOLLOW_UP_SECONDS
-            and any(f[0] == "n" for f in shared_names)
+            and named
             and len(a.rare_words & b.rare_words) >= _FOLLOW_UP_WORDS
         )
         score /= FOLLOW_UP_FACTOR if anchored else SAME_SOURCE_FACTOR
