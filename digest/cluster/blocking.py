@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from itertools import chain
 
 from digest.cluster.vectors import _Batch
@@ -16,13 +17,16 @@ SIGNATURE = 12  # an item's rarest features that candidate pairs are blocked on
 _BLOCK_LIMIT = 60  # items sharing a pair of rare features beyond this are a subject, not a story
 
 
-def _candidates(batch: _Batch) -> dict[int, list[int]]:
+def _candidates(
+    batch: _Batch, rare_words: Sequence[frozenset[str]], rare_names: Sequence[frozenset[str]]
+) -> dict[int, list[int]]:
     """Which items may be compared: those that share a pair of features among each one's rarest.
 
     A merge needs two shared rare features at least (an event word and a name, or three words), and a
     story's own words are the rarest of its items' (df of a few), so blocking on pairs of each item's
     `SIGNATURE` rarest features (seen in two items at least) finds them while two items that share one
     ordinary word are never compared: the cost follows the number of items, not its square.
+    `rare_words` and `rare_names` are each item's rare features of `batch.words` and `batch.names`.
     """
     # Rare features seen twice or more, rarest first (ties by name, so that every item orders alike),
     # interned to their place in that order.
@@ -30,9 +34,9 @@ def _candidates(batch: _Batch) -> dict[int, list[int]]:
     place = {f: k for k, (_, f) in enumerate(sorted((df[f], f) for f in batch.rare if df[f] > 1))}
     signatures: list[list[int]] = []
     postings: dict[int, list[int]] = defaultdict(list)  # feature -> items with it in their signature
-    for rank, (wv, nv) in enumerate(zip(batch.words, batch.names, strict=True)):
-        found = wv.keys() & place.keys()  # set operations in C: this runs for every feature of every item
-        found |= nv.keys() & place.keys()
+    for rank, (words, names) in enumerate(zip(rare_words, rare_names, strict=True)):
+        found = place.keys() & words  # set operations in C, over the item's rare features only
+        found |= place.keys() & names
         signature = sorted(map(place.__getitem__, found))[:SIGNATURE]
         for k in signature:
             postings[k].append(rank)

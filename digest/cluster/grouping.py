@@ -72,10 +72,17 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
     # and two stories of one language compare their sets by identity.
     lang_sets: dict[str, frozenset[str]] = {}
     source_sets: dict[str, frozenset[str]] = {}
+    # Each item's rare features, found once: its story starts with them, and candidate pairs and the
+    # second pass need no other features of an item.
+    item_rare_words: list[frozenset[str]] = []
+    item_rare_names: list[frozenset[str]] = []
     for rank, i in enumerate(order):
         wv, nv = batch.words[rank], batch.names[rank]
         seconds = (items[i].when - start).total_seconds()
         rare_words = rare.intersection(wv)
+        rare_names = rare.intersection(nv)
+        item_rare_words.append(rare_words)
+        item_rare_names.append(rare_names)
         lang, source = profiles[rank].lang, items[i].source
         stories[rank] = _Story(
             [rank],
@@ -87,10 +94,10 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
             seconds,
             rare_words=rare_words,
             rare_events=rare_words.intersection(profiles[rank].events),
-            rare_names=rare.intersection(nv),
+            rare_names=rare_names,
         )
 
-    neighbours = _candidates(batch)
+    neighbours = _candidates(batch, item_rare_words, item_rare_names)
     root = list(range(len(order)))  # union-find over ranks: the story each item is in
 
     def find(rank: int) -> int:
@@ -179,7 +186,7 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
 
     if batch.idf:
         titles = [items[i].title for i in order]
-        _link(stories, profiles, titles, batch, find, merge, threshold)
+        _link(stories, profiles, titles, item_rare_words, batch, find, merge, threshold)
 
     groups = [sorted(story.ranks) for story in stories.values()]
     groups.sort(key=lambda g: g[0])

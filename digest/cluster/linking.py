@@ -26,6 +26,7 @@ def _link(
     stories: dict[int, _Story],
     profiles: Sequence[_Profile],
     titles: Sequence[str],
+    rare_words: Sequence[frozenset[str]],
     batch: _Batch,
     find: Callable[[int], int],
     merge: Callable[[int, int], None],
@@ -51,7 +52,8 @@ def _link(
     # specific ones. Words only: a name's key and its word are one token, and would make a pair of one.
     linkable = frozenset([f for f in batch.rare if df[f] >= 3 and f[0] != "n"])
     specific = frozenset([f for f in linkable if df[f] <= limit])
-    feats = [linkable.intersection(v) for v in batch.words]  # set operations in C: every item runs this
+    # Each item's linkable words: its rare words (of `batch.words`) that are linkable. Set operations in C.
+    feats = [linkable.intersection(v) for v in rare_words]
     own = [specific.intersection(fs) for fs in feats]
     holders: dict[str, list[int]] = defaultdict(list)  # a specific word -> the items with it
     for rank, fs in enumerate(own):

@@ -123,11 +123,7 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
         # of a tournament. Its follow-ups must be far closer, and figures that all differ (Day 01, Day 02)
         # say another event.
         span = max(a.last, b.last) - min(a.first, b.first)
-        anchored = (
-            span <= _FOLLOW_UP_SECONDS
-            and named
-            and len(a.rare_words & b.rare_words) >= _FOLLOW_UP_WORDS
-        )
+        anchored = span <= _FOLLOW_UP_SECONDS and named and len(a.rare_words & b.rare_words) >= _FOLLOW_UP_WORDS
         score /= FOLLOW_UP_FACTOR if anchored else SAME_SOURCE_FACTOR
         if batch.idf:
             score *= _mismatch(a, b)
