@@ -6,7 +6,6 @@ Candidate pairs come from an inverted index on rare features only (a merge needs
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from itertools import chain
@@ -32,23 +31,26 @@ def _candidates(
     # interned to their place in that order.
     df = batch.df
     place = {f: k for k, (_, f) in enumerate(sorted((df[f], f) for f in batch.rare if df[f] > 1))}
-    signatures: list[list[int]] = []
+    # Each item's postings and its place in each: the items after it there are the later ones, found
+    # without a search or a second lookup of the feature.
+    signatures: list[tuple[list[list[int]], list[int]]] = []
     postings: dict[int, list[int]] = defaultdict(list)  # feature -> items with it in their signature
     for rank, (words, names) in enumerate(zip(rare_words, rare_names, strict=True)):
         found = place.keys() & words  # set operations in C, over the item's rare features only
         found |= place.keys() & names
-        signature = sorted(map(place.__getitem__, found))[:SIGNATURE]
-        for k in signature:
-            postings[k].append(rank)
-        signatures.append(signature)
+        mine = [postings[k] for k in sorted(map(place.__getitem__, found))[:SIGNATURE]]
+        at = [len(p) for p in mine]
+        for p in mine:
+            p.append(rank)
+        signatures.append((mine, at))
     # Two items share a pair of signature features when they meet in two postings: counting them item
     # by item costs the postings' lengths, not one list per pair of features. A feature in the
     # signatures of more than `_BLOCK_LIMIT` items is a subject, not a story: it does not block.
     # Postings are in rank order: each item counts only the later items of its lists (a pair is found
     # once, from its earlier item) and the pair is recorded for both.
     neighbours: dict[int, list[int]] = defaultdict(list)
-    for rank, signature in enumerate(signatures):
-        lists = [p[bisect_right(p, rank) :] for k in signature if 1 < len(p := postings[k]) <= _BLOCK_LIMIT]
+    for rank, (mine, at) in enumerate(signatures):
+        lists = [p[i + 1 :] for p, i in zip(mine, at, strict=True) if 1 < len(p) <= _BLOCK_LIMIT]
         if len(lists) < 2:
             continue
         counts = Counter(chain.from_iterable(lists))
