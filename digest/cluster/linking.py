@@ -96,7 +96,6 @@ def _link(
         sa = stories[a]
         if len(sa.ranks) < 2 or len(sa.sources) < 2:
             continue
-        members = set(sa.ranks)
         # The story's specific words that items outside it have too: most stories have none (cheap).
         starts = [
             f
@@ -105,6 +104,7 @@ def _link(
         ]
         if not starts:
             continue
+        members = set(sa.ranks)
         counts = Counter(chain.from_iterable(feats[r] for r in sa.ranks))
         core = sorted(f for f, k in counts.items() if k >= 2)
         events = set(chain.from_iterable(profiles[r].events for r in sa.ranks))
