@@ -206,9 +206,16 @@ _POINTS: dict[str, tuple[tuple[int, int], ...]] = {}  # those that say something
 _POINTFUL: set[str] = set()  # the keys of _POINTS, as a set (set operations in C)
 
 
+# Any language's function word, any language's marked spelling: most words are neither, told in one test.
+_ANY_STOPWORD = frozenset().union(*(STOPWORDS[lang] for lang in _LATIN))
+_ANY_MARK = re.compile("|".join(f"(?:{_MARKS[lang].pattern})" for lang in _LATIN))
+
+
 def _word_points(word: str) -> tuple[tuple[int, int], ...]:
     """What a casefolded word says of each Latin-script language (by its place in `_LATIN`): a point
     for a function word, two for a spelling only that language uses (ç, ß, ñ, ã, -zione)."""
+    if word not in _ANY_STOPWORD and not _ANY_MARK.search(word):
+        return ()
     points = []
     for k, lang in enumerate(_LATIN):
         p = (word in STOPWORDS[lang]) + (2 if _MARKS[lang].search(word) else 0)
