@@ -91,8 +91,9 @@ class _Story:
 
 
 def _add(mine: dict[str, float], theirs: dict[str, float]) -> None:
-    """`mine` += `theirs`, as `mine[f] = mine.get(f, 0.0) + w` for each of theirs in order would, with
-    the loop in C but over the shared features: their sums keep their place, the others come after."""
+    """`mine` += `theirs`, as `mine[f] = mine.get(f, 0.0) + w` for each of theirs in order would (weights
+    are positive: 0.0 + w is w), with the loop in C but over the shared features: their sums keep their
+    place, the others come after in their order."""
     sums = [(f, mine[f] + theirs[f]) for f in mine.keys() & theirs.keys()]
     mine.update(theirs)
     mine.update(sums)
