@@ -402,5 +402,5 @@ def test_a_late_report_sharing_a_pair_of_the_storys_rare_words_joins_it(monkeypa
     # Told by one outlet only, the story takes in nothing: an outlet's series share pairs of words too.
     assert next(g for g in cluster(_hacking_story("wire")) if 47 in g) == [47]
     # The first pass alone leaves the late report apart: the story's centroid is too diluted for it.
-    monkeypatch.setattr("digest.cluster._link", lambda *args: None)
+    monkeypatch.setattr("digest.cluster.grouping._link", lambda *args: None)
     assert next(g for g in cluster(_hacking_story("times")) if 47 in g) == [47]

@@ -1,0 +1,62 @@
+"""Which items are compared at all: candidate pairs blocked on rare features. Pure.
+
+Candidate pairs come from an inverted index on rare features only (a merge needs one shared, see
+`digest.cluster.stories`), so cost follows the pairs that share a rare feature, not n^2.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from itertools import chain
+
+from digest.cluster.vectors import _Batch
+
+SIGNATURE = 12  # an item's rarest features that candidate pairs are blocked on
+_BLOCK_LIMIT = 60  # items sharing a pair of rare features beyond this are a subject, not a story
+
+
+def _candidates(
+    batch: _Batch, rare_words: Sequence[frozenset[str]], rare_names: Sequence[frozenset[str]]
+) -> dict[int, list[int]]:
+    """Which items may be compared: those that share a pair of features among each one's rarest.
+
+    A merge needs two shared rare features at least (an event word and a name, or three words), and a
+    story's own words are the rarest of its items' (df of a few), so blocking on pairs of each item's
+    `SIGNATURE` rarest features (seen in two items at least) finds them while two items that share one
+    ordinary word are never compared: the cost follows the number of items, not its square.
+    `rare_words` and `rare_names` are each item's rare features of `batch.words` and `batch.names`.
+    """
+    # Rare features seen twice or more, rarest first (ties by name, so that every item orders alike),
+    # interned to their place in that order.
+    df = batch.df
+    place = {f: k for k, (_, f) in enumerate(sorted((df[f], f) for f in batch.rare if df[f] > 1))}
+    # Each item's postings and its place in each: the items after it there are the later ones, found
+    # without a search or a second lookup of the feature.
+    signatures: list[tuple[list[list[int]], list[int]]] = []
+    postings: dict[int, list[int]] = defaultdict(list)  # feature -> items with it in their signature
+    for rank, (words, names) in enumerate(zip(rare_words, rare_names, strict=True)):
+        found = place.keys() & words  # set operations in C, over the item's rare features only
+        found |= place.keys() & names
+        mine = [postings[k] for k in sorted(map(place.__getitem__, found))[:SIGNATURE]]
+        at = [len(p) for p in mine]
+        for p in mine:
+            p.append(rank)
+        signatures.append((mine, at))
+    # Two items share a pair of signature features when they meet in two postings: counting them item
+    # by item costs the postings' lengths, not one list per pair of features. A feature in the
+    # signatures of more than `_BLOCK_LIMIT` items is a subject, not a story: it does not block.
+    # Postings are in rank order: each item counts only the later items of its lists (a pair is found
+    # once, from its earlier item) and the pair is recorded for both.
+    neighbours: dict[int, list[int]] = defaultdict(list)
+    for rank, (mine, at) in enumerate(signatures):
+        lists = [p[i + 1 :] for p, i in zip(mine, at, strict=True) if 1 < len(p) <= _BLOCK_LIMIT]
+        if len(lists) < 2:
+            continue
+        counts = Counter(chain.from_iterable(lists))
+        near = [other for other, shared in counts.items() if shared > 1]
+        if near:
+            neighbours[rank].extend(near)
+            for other in near:
+                neighbours[other].append(rank)
+    return dict(neighbours)

@@ -1,0 +1,226 @@
+"""What two items are compared on: an item's features, weighed by kind. Pure.
+
+`digest.words` makes the word forms:
+
+* **Words**: the title's and the summary's words, stemmed in the item's language (declared or
+  guessed) and folded to ASCII, without stopwords; a title word weighs twice a summary word. An
+  English demonym is stemmed as its place ("Russian" as "Russia", `_place_of`).
+* **Numbers** ("43", "6.8"), weighed up: the death toll, the magnitude, the score.
+* **Names**: capitalised words that do not start a sentence, and acronyms, keyed by their consonant
+  skeleton (`words.skeleton`), so "Trump" meets "Трамп" and "Lauderdale" meets "Лодердейл". Names
+  and numbers are what two languages share, so they are how items in two languages are compared.
+  In a title-case headline ("Hate Crime Charges Brought") capitals are a style: its words are
+  neither names nor capitalised, so they count as event words (`digest.cluster.stories`) as another
+  outlet's do.
+
+A feature is a string whose first letter says its kind: "w:" a word (or CJK bigram), "d:" a number,
+"n:" a name's key.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Protocol
+
+from digest import words
+
+SUMMARY_CHARS = 600  # what of a summary is compared: the lead paragraph says what the story is
+
+TITLE_WEIGHT = 1.0
+SUMMARY_WEIGHT = 0.5
+NAME_WEIGHT = 1.6
+NUMBER_WEIGHT = 1.4
+
+_ENTRY_CACHE = 262144  # tokens remembered per language
+
+
+class ClusterInput(Protocol):
+    """What clustering needs of an item; `digest.model.Item` fits as it is."""
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def when(self) -> datetime: ...
+    @property
+    def summary_text(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A plain ClusterInput, for callers (and the bench) that have no Item."""
+
+    title: str
+    url: str | None
+    source: str
+    when: datetime
+    summary_text: str = ""
+    language: str | None = None  # the feed's declared language, when known
+
+
+def normalise_title(title: str) -> str:
+    """NFKC, casefold, punctuation and symbols to spaces, whitespace collapsed; decimals kept."""
+    text = unicodedata.normalize("NFKC", title).casefold()
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        if ch.isalnum() or (ch in ".," and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit()):
+            out.append(ch)
+        else:
+            out.append(" ")
+    return " ".join("".join(out).split())
+
+
+@lru_cache(maxsize=8192)
+def title_shingles(title: str) -> frozenset[str]:
+    """The word forms of a title in its guessed language (stems, numbers, CJK bigrams)."""
+    return frozenset(words.word_forms(title, words.language_of(title)))
+
+
+def _is_title_case(tokens: list[str]) -> bool:
+    # "Putin Led a Complex Cyberattack Scheme": capitals there mark a style, not names.
+    # Words of four letters or more (a number's first character is a digit, below every letter).
+    initials = "".join([t[0] for t in tokens if len(t) > 3 and t[0] > "9"])
+    return len(initials) >= 3 and sum(map(str.isupper, initials)) >= 0.8 * len(initials)
+
+
+@lru_cache(maxsize=65536)
+def _name_key(token: str) -> str:
+    key = words.skeleton(token)
+    return "n:" + (key if len(key) >= 3 else words.fold(token))
+
+
+_SENTENCE_END = re.compile(r"[.!?:;]\s+")
+_LEAD_WORD = re.compile(r"[\"'«“‘(\[¿¡]*([^\W\d_]+)")
+
+
+def _sentence_starts(text: str) -> set[str]:
+    """The first word of each sentence (and of the text): capitalised whatever the word."""
+    return {m.group(1) for part in _SENTENCE_END.split(text) if (m := _LEAD_WORD.match(part))}
+
+
+@lru_cache(maxsize=262144)
+def _token_features(token: str, lang: str) -> tuple[tuple[str, float, bool], ...]:
+    """(feature, weight factor, is a capitalised word's) for one token; names are added by the caller."""
+    if words.has_cjk(token):
+        forms = words.word_forms(token, lang)
+        # A run of k characters gives k-1 bigrams: together they weigh about one word, so that a shared
+        # four-character prefix ("最近在听", "recently listening to") is not three shared words.
+        bigrams = sum(1 for f in forms if words.has_cjk(f)) or 1
+        out = [("w:" + f, 1 / math.sqrt(bigrams) if words.has_cjk(f) else 1.0, False) for f in forms]
+        # Japanese writes foreign and company names in katakana (トヨタ, マイナス): those are its names.
+        for stretch in words.script_stretches(token):
+            if len(stretch) > 1 and words.is_katakana(stretch[0]):
+                katakana = {"w:" + f for f in words.cjk_bigrams(stretch)}
+                out = [(f, w, f in katakana) for f, w, _ in out] + [("n:" + stretch, NAME_WEIGHT, True)]
+        return tuple(out)
+    if token[0].isdigit():
+        return (("d:" + token.replace(",", "."), NUMBER_WEIGHT, False),)
+    form = words.word_form(token, lang)
+    if form is None:
+        return ()
+    if lang == "en" and token[0].isupper():
+        form = _place_of(form)
+    return (("w:" + form, 1.0, token[0].isupper()),)
+
+
+def _place_of(form: str) -> str:
+    """An English demonym's stem as its place's: 'russian' -> 'russia', 'syrian' -> 'syria', 'korean' ->
+    'korea', so "Russian hackers" meets "Russia hacked". Only -ian and -ean: places that end in -an
+    themselves (Iran, Taiwan) are left alone, and dropping the -i of 'iraqi' or 'pakistani' also turned
+    names into common words ('Hindi' into 'hind') and cost precision on the bench's invented names."""
+    if len(form) > 5 and form.endswith(("ian", "ean")):
+        return form[:-1]
+    return form
+
+
+def _token_entry(token: str, lang: str) -> tuple[tuple[tuple[str, float, bool], ...], str | None, bool]:
+    """A token's features, its name key when written like a name (None otherwise), and whether it is
+    a short acronym (a name wherever it stands): what `_add_text` needs of it, worked out once."""
+    feats = _token_features(token, lang)
+    if len(token) > 1 and token[0].isupper() and not words.is_stopword(token, lang):
+        return feats, _name_key(token), token.isupper() and len(token) <= 6
+    return feats, None, False
+
+
+_Entry = tuple[tuple[tuple[str, float, bool], ...], str | None, bool]
+# Per language, token -> what `_add_text` needs of it, worked out once: a plain word (one feature at
+# weight 1, no capital, no name; "" for a stopword) in the first dict, any other in the second.
+_PLAIN: dict[str, dict[str, str]] = {}
+_ENTRIES: dict[str, dict[str, _Entry]] = {}
+
+
+def _entries(lang: str) -> tuple[dict[str, str], dict[str, _Entry]]:
+    plain, entries = _PLAIN.get(lang), _ENTRIES.get(lang)
+    if plain is None or entries is None or len(plain) + len(entries) > _ENTRY_CACHE:
+        plain, entries = _PLAIN[lang], _ENTRIES[lang] = {}, {}  # a long-running daemon must not grow them forever
+    return plain, entries
+
+
+def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: str, weight: float) -> None:
+    """Add one text's features at `weight` (a feature keeps its largest weight).
+
+    `capitals` collects the word features of capitalised tokens: what is left are the event words.
+    """
+    text = unicodedata.normalize("NFKC", text)
+    tokens = words.tokens_of_normalised(text)
+    title_case = _is_title_case(tokens)
+    starts = _sentence_starts(text)
+    name_weight = weight * NAME_WEIGHT
+    get = features.get
+    plain, entries = _entries(lang)
+    for token in dict.fromkeys(tokens):  # a repeated word adds nothing: features keep their largest weight
+        feature = plain.get(token)
+        if feature is not None:  # most tokens: one pass through this loop is all they cost
+            if feature and weight > get(feature, 0.0):
+                features[feature] = weight
+            continue
+        entry = entries.get(token)
+        if entry is None:
+            entry = _token_entry(token, lang)
+            feats, key, _ = entry
+            if key is None and not feats:
+                plain[token] = ""
+                continue
+            if key is None and len(feats) == 1 and feats[0][1] == 1.0 and not feats[0][2]:
+                plain[token] = feats[0][0]
+                if weight > get(feats[0][0], 0.0):
+                    features[feats[0][0]] = weight
+                continue
+            entries[token] = entry
+        feats, key, acronym = entry
+        for feature, factor, capital in feats:
+            w = weight * factor
+            if w > get(feature, 0.0):
+                features[feature] = w
+            if capital and not title_case:  # in "Hate Crime Charges Brought", capitals are a style
+                capitals.add(feature)
+        if key is not None and (acronym or (not title_case and token not in starts)) and name_weight > get(key, 0.0):
+            features[key] = name_weight
+
+
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    lang: str
+    features: dict[str, float]  # kind weights, before document frequencies
+    events: frozenset[str]  # word features not written with a capital
+
+
+def _profile(item: ClusterInput) -> _Profile:
+    summary = (getattr(item, "summary_text", "") or "")[:SUMMARY_CHARS]
+    hint = getattr(item, "language", None)
+    lang = words.language_of(f"{item.title} {summary}", hint if isinstance(hint, str) else None)
+    features: dict[str, float] = {}
+    capitals: set[str] = set()
+    if summary:
+        _add_text(features, capitals, summary, lang, SUMMARY_WEIGHT)
+    _add_text(features, capitals, item.title, lang, TITLE_WEIGHT)
+    events = frozenset([f for f in features if f[0] == "w" and f not in capitals])  # a list: no generator
+    return _Profile(lang, features, events)

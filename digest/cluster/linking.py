@@ -1,0 +1,138 @@
+"""The second pass, story by story: a story two outlets tell takes in a late report on it. Pure.
+
+A story that two outlets or more tell takes in another story that shares a pair of its own rare
+words and nothing else does: a story's centroid is diluted by its members' varied words, so a late
+report on it scores under the threshold though it carries two of the story's words.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from itertools import chain
+
+from digest import words
+from digest.cluster.features import TITLE_WEIGHT, _add_text, _Profile, _token_features
+from digest.cluster.stories import _MAX_GAP_SECONDS, _Story
+from digest.cluster.vectors import _Batch, _cosine
+
+LINK_COSINE = 0.5  # the second pass (`_link`): centroids' cosine, times the threshold
+LINK_SPECIFIC_SHARE = 0.5  # ... one word of the linking pair in at most this share of the rare bar's items
+LINK_SPECIFIC_DF = 10  # ... and in at most this many: in 50,000 items, chance pairs of rarer words abound
+
+
+def _link(
+    stories: dict[int, _Story],
+    profiles: Sequence[_Profile],
+    titles: Sequence[str],
+    rare_words: Sequence[frozenset[str]],
+    batch: _Batch,
+    find: Callable[[int], int],
+    merge: Callable[[int, int], None],
+    threshold: float,
+) -> None:
+    """The second pass, story by story: a story that two outlets or more tell takes in another story
+    when the two share a *pair* of its rare words that no other item of the batch has.
+
+    A story's centroid is diluted by its members' varied words, so a late report ("Trump calls Russian
+    hacking controversy a witch hunt") scores under the threshold against it though it carries two of
+    the story's own words ("hack", "Russia"). One shared word is a subject; a pair of rare words that
+    two of the story's members have, one of them an event word and one specific (`LINK_SPECIFIC_DF`),
+    found elsewhere only in one other story, is this story. Guards, each measured on the labelled
+    days, the whole corpus and the bench's invented stories: the pair is in the titles of two of the
+    story's members or in the title of every outside item that has it; the outside items are half the
+    other story at least (not a passing mention in it); one language in common; `MAX_GAP`; the
+    centroids' cosine at least `LINK_COSINE` times the threshold. Stories of one outlet never take in
+    anything here: its series (crime reports, match previews, listings) share pairs of words too.
+    """
+    df = batch.df
+    limit = min(LINK_SPECIFIC_SHARE * batch.rare_limit, LINK_SPECIFIC_DF)
+    # Rare words in three items at least (two of the story's and one outside it), and of those the
+    # specific ones. Words only: a name's key and its word are one token, and would make a pair of one.
+    linkable = frozenset([f for f in batch.rare if df[f] >= 3 and f[0] != "n"])
+    specific = frozenset([f for f in linkable if df[f] <= limit])
+    # Each item's linkable words: its rare words (of `batch.words`) that are linkable. Set operations in C.
+    feats = [linkable.intersection(v) for v in rare_words]
+    own = [specific.intersection(fs) for fs in feats]
+    holders: dict[str, list[int]] = defaultdict(list)  # a specific word -> the items with it
+    for rank, fs in enumerate(own):
+        for f in fs:
+            holders[f].append(rank)
+    headlines: dict[int, dict[str, float]] = {}
+    sequences: dict[int, list[str]] = {}
+
+    def headline(rank: int) -> dict[str, float]:
+        # A title's features, worked out for the few items a pair is checked on.
+        found = headlines.get(rank)
+        if found is None:
+            found = headlines[rank] = {}
+            _add_text(found, set(), titles[rank], profiles[rank].lang, TITLE_WEIGHT)
+        return found
+
+    def phrase(f: str, g: str, ranks: Sequence[int]) -> bool:
+        # Two words side by side in every title that has both are one term ("central bank", "foreign
+        # ministers"): a subject, not a pair.
+        side_by_side = False
+        for r in ranks:
+            seq = sequences.get(r)
+            if seq is None:
+                lang = profiles[r].lang
+                text = unicodedata.normalize("NFKC", titles[r])
+                tokens = words.tokens_of_normalised(text)
+                # A function word between two words keeps them apart ("hacking says Russia"): a blank.
+                seq = sequences[r] = [
+                    next((x for x, _, _ in _token_features(t, lang) if x[0] == "w"), "") for t in tokens
+                ]
+            pairs = set(zip(seq, seq[1:], strict=False))
+            if f in seq and g in seq:
+                if (f, g) not in pairs and (g, f) not in pairs:
+                    return False
+                side_by_side = True
+        return side_by_side
+
+    links: set[tuple[int, int]] = set()
+    for a in sorted(stories):
+        sa = stories[a]
+        if len(sa.ranks) < 2 or len(sa.sources) < 2:
+            continue
+        # The story's specific words that items outside it have too: most stories have none (cheap).
+        starts = [
+            f
+            for f, k in Counter(chain.from_iterable(own[r] for r in sa.ranks)).items()
+            if k >= 2 and len(holders[f]) > k
+        ]
+        if not starts:
+            continue
+        members = set(sa.ranks)
+        counts = Counter(chain.from_iterable(feats[r] for r in sa.ranks))
+        core = sorted(f for f, k in counts.items() if k >= 2)
+        events = set(chain.from_iterable(profiles[r].events for r in sa.ranks))
+        for f in sorted(starts):
+            away = [r for r in holders[f] if r not in members]
+            for g in core:
+                if g == f or (g in specific and g < f) or (f not in events and g not in events):
+                    continue  # each pair once: two specific words in their order
+                outside = [r for r in away if g in feats[r]]
+                if not outside or sum(1 for r in sa.ranks if f in feats[r] and g in feats[r]) < 2:
+                    continue  # the pair must be outside the story, and in two of its members
+                roots = {find(r) for r in outside}
+                if len(roots) != 1:
+                    continue
+                b = roots.pop()
+                sb = stories[b]
+                if len(outside) < len(sb.ranks) / 2 or sa.langs.isdisjoint(sb.langs):
+                    continue
+                if max(sa.last, sb.last) - min(sa.first, sb.first) > _MAX_GAP_SECONDS:
+                    continue
+                titled = sum(1 for r in sa.ranks if f in headline(r) and g in headline(r))
+                if titled < 2 and not all(f in headline(r) and g in headline(r) for r in outside):
+                    continue
+                if phrase(f, g, [*sa.ranks, *outside]):
+                    continue
+                if _cosine(sa.units()[0], sb.units()[0]) >= LINK_COSINE * threshold:
+                    links.add((a, b))
+    for a, b in sorted(links):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            merge(min(ra, rb), max(ra, rb))

@@ -1,0 +1,57 @@
+"""Two items compared alone, with no batch to weigh words by: title similarity and "read also". Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from digest.cluster.features import Candidate, ClusterInput, _profile
+from digest.cluster.grouping import canonical_url
+from digest.cluster.stories import _mismatch_of, pair_threshold
+from digest.cluster.vectors import _batch, _cosine
+
+
+def similarity(a: str, b: str) -> float:
+    """How alike two titles are, 0..1: the cosine of their words and numbers, each at its kind's weight,
+    lowered when their figures or names all differ (the signs of another event).
+
+    One shared word says nothing ("Security" and "mod_security woes"): under two, it is 0 unless the
+    titles' words are the same.
+    """
+    pair = [Candidate(a, None, "a", datetime.min), Candidate(b, None, "b", datetime.min)]
+    batch = _batch(pair, [_profile(c) for c in pair])
+    va, vb = batch.words
+    shared = sum(1 for f in va if f in vb)
+    if shared < 2 and va.keys() != vb.keys():
+        return 0.0
+    return _cosine(va, vb) * _mismatch_of(va, batch.names[0], vb, batch.names[1])
+
+
+def related(
+    candidates: Sequence[ClusterInput],
+    target: ClusterInput,
+    *,
+    lower: float,
+    upper: float | None = None,
+) -> list[int]:
+    """'Read also': indices of earlier candidates on the subject of `target` but not the same story.
+
+    A candidate qualifies when it is strictly earlier than `target`, does not share its URL, and
+    lower <= similarity < upper, where similarity is the cosine of title and summary words and
+    numbers (each at its kind's weight) and upper (default: `pair_threshold()`) is what two items
+    compared alone need to be one story. The most similar come first; ties go to the most recent,
+    then input position.
+    """
+    upper = pair_threshold() if upper is None else upper
+    url = canonical_url(target.url)
+    mine = _profile(target)
+    scored: list[tuple[float, float, int]] = []
+    for i, c in enumerate(candidates):
+        if c.when >= target.when or (url is not None and canonical_url(c.url) == url):
+            continue
+        pair = _batch([target, c], [mine, _profile(c)])
+        score = _cosine(pair.words[0], pair.words[1])
+        score *= _mismatch_of(pair.words[0], pair.names[0], pair.words[1], pair.names[1])
+        if lower <= score < upper:
+            scored.append((-score, -c.when.timestamp(), i))
+    return [i for _, _, i in sorted(scored)]

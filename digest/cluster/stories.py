@@ -1,0 +1,152 @@
+"""When two stories are one: a story's centroid and the tests a merge must pass. Pure.
+
+Grouping is precision first: merging two different stories hides news, while showing a story twice
+only costs a line. Two stories (their centroids, the sum of the members' vectors) merge only when
+all of this holds:
+
+* their centroids' cosine reaches the threshold (words and numbers for a shared language; names
+  and numbers, with a rare one shared, for two stories with no language in common);
+* they share an *event* word (one not written with a capital) that is rare in the batch, and three
+  rare words or a rare name or figure: sharing "North Korea" and nothing that happened is a subject,
+  not a story (this is what keeps one outlet's four North Korea items apart);
+* together they span no more than `MAX_GAP`;
+* two stories of one source need `SAME_SOURCE_FACTOR` times the threshold: an outlet writes
+  about its subjects again and again (two rounds of one golf tournament), while two outlets on one
+  subject the same day are usually one story. A follow-up (within `FOLLOW_UP_GAP`, sharing a rare
+  name and `_FOLLOW_UP_WORDS` rare words) needs `FOLLOW_UP_FACTOR` times the threshold only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from digest.cluster.vectors import _Batch, _cosine, _unit
+
+DEFAULT_THRESHOLD = 0.25  # centroid cosine for stories that share a language
+CROSS_LANGUAGE_THRESHOLD = 0.35  # names-and-numbers cosine for stories with no language in common
+SAME_SOURCE_FACTOR = 2.5  # two stories of one source need this times the threshold
+FOLLOW_UP_FACTOR = 1.5  # ... or this, for a follow-up: hours later, the same rare name and words
+FOLLOW_UP_GAP = timedelta(hours=12)
+MAX_GAP = timedelta(hours=36)  # a story spans no more than this: a day and a half of follow-ups
+_MAX_GAP_SECONDS = MAX_GAP.total_seconds()
+_FOLLOW_UP_SECONDS = FOLLOW_UP_GAP.total_seconds()
+_FOLLOW_UP_WORDS = 3  # rare words a follow-up shares with its story besides a rare name
+NO_IDF_FACTOR = 2.8  # without document frequencies common words weigh as much as rare ones: a higher bar
+NUMBER_MISMATCH = 0.5  # both give figures and none agree: another quake, another rate decision
+NAME_MISMATCH = 0.75  # both name someone or somewhere and no name is shared
+
+_RARE_WORDS_OR_NAME = 3  # rare words two stories must share unless they share a rare name or figure
+_ANCHORS_ACROSS = 1  # names or figures two languages must share (rare ones, with the names cosine)
+
+
+def pair_threshold(threshold: float = DEFAULT_THRESHOLD) -> float:
+    """The similarity two items compared alone (no batch to weigh words by) need to be one story."""
+    return threshold * NO_IDF_FACTOR
+
+
+@dataclass(slots=True)
+class _Story:
+    ranks: list[int]
+    words: dict[str, float]  # the sum of the members' word vectors (a one-item story's: shared with the batch)
+    names: dict[str, float]  # the sum of the members' name vectors (likewise)
+    langs: frozenset[str]  # a one-item story's are shared by every item of its language (source)
+    sources: frozenset[str]
+    first: float  # seconds from the batch's earliest item
+    last: float
+    # Rare features of `words`, rare event words, rare features of `names` (names and figures): a one-item
+    # story's are frozen; a merged story's are its own sets, grown in place (a new frozenset at every
+    # merge would copy a large story's whole set each time it takes in one more item).
+    rare_words: set[str] | frozenset[str]
+    rare_events: set[str] | frozenset[str]
+    rare_names: set[str] | frozenset[str]
+    version: int = 0
+    _units: tuple[dict[str, float], dict[str, float]] | None = field(default=None, repr=False)
+
+    def units(self) -> tuple[dict[str, float], dict[str, float]]:
+        if self._units is None:
+            # One item's vectors are unit vectors already; a merged story's sums are not.
+            self._units = (_unit(self.words), _unit(self.names)) if self.version else (self.words, self.names)
+        return self._units
+
+    def absorb(self, other: _Story) -> None:
+        self.ranks.extend(other.ranks)
+        if not self.version:  # copy on first write: the vectors were the batch's, the sets the item's
+            self.words, self.names = dict(self.words), dict(self.names)
+            self.rare_words, self.rare_events, self.rare_names = (
+                set(self.rare_words),
+                set(self.rare_events),
+                set(self.rare_names),
+            )
+        _add(self.words, other.words)
+        _add(self.names, other.names)
+        self.rare_words |= other.rare_words
+        self.rare_events |= other.rare_events
+        self.rare_names |= other.rare_names
+        self.langs |= other.langs
+        self.sources |= other.sources
+        self.first, self.last = min(self.first, other.first), max(self.last, other.last)
+        self.version += 1
+        self._units = None
+
+
+def _add(mine: dict[str, float], theirs: dict[str, float]) -> None:
+    """`mine` += `theirs`, as `mine[f] = mine.get(f, 0.0) + w` for each of theirs in order would (weights
+    are positive: 0.0 + w is w), with the loop in C but over the shared features: their sums keep their
+    place, the others come after in their order."""
+    sums = [(f, mine[f] + theirs[f]) for f in mine.keys() & theirs.keys()]
+    mine.update(theirs)
+    mine.update(sums)
+
+
+def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float:
+    """How far above its threshold the merge of two stories is (>= 1), or 0 when they must stay apart."""
+    if max(a.last, b.last) - min(a.first, b.first) > _MAX_GAP_SECONDS:
+        return 0.0
+    event = not a.rare_events.isdisjoint(b.rare_events)
+    one_language = not a.langs.isdisjoint(b.langs)
+    if not event and one_language:  # the cheap test first: most candidate pairs end here
+        return 0.0
+    shared_names = a.rare_names & b.rare_names
+    named = bool(shared_names) and any(f[0] == "n" for f in shared_names)  # a rare name, not only a figure
+    if not named and len(a.rare_words & b.rare_words) < _RARE_WORDS_OR_NAME:
+        return 0.0
+    (aw, an), (bw, bn) = a.units(), b.units()
+    score = 0.0
+    if event:  # something happened, in both
+        score = _cosine(aw, bw) / (threshold if batch.idf else threshold * NO_IDF_FACTOR)
+        if not batch.idf:  # in a batch, rare shared words do this job; summaries carry incidental figures
+            score *= _mismatch(a, b)
+    if not one_language and len(shared_names) >= _ANCHORS_ACROSS:  # two languages: names and figures
+        score = max(score, _cosine(an, bn) / (threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD))
+    if len(a.sources) == 1 and a.sources == b.sources:
+        # One outlet's items on one subject: a podcast's episodes, a fire brigade's alarms, two rounds
+        # of a tournament. Its follow-ups must be far closer, and figures that all differ (Day 01, Day 02)
+        # say another event.
+        span = max(a.last, b.last) - min(a.first, b.first)
+        anchored = span <= _FOLLOW_UP_SECONDS and named and len(a.rare_words & b.rare_words) >= _FOLLOW_UP_WORDS
+        score /= FOLLOW_UP_FACTOR if anchored else SAME_SOURCE_FACTOR
+        if batch.idf:
+            score *= _mismatch(a, b)
+    return score if score >= 1.0 else 0.0
+
+
+def _mismatch(a: _Story, b: _Story) -> float:
+    return _mismatch_of(a.words, a.names, b.words, b.names)
+
+
+def _mismatch_of(
+    a_words: dict[str, float], a_names: dict[str, float], b_words: dict[str, float], b_names: dict[str, float]
+) -> float:
+    """Two cheap signs of another event: figures that all differ (magnitude 6.2 vs 5.8, 16% vs 21%),
+    names that all differ (Leeds vs Glasgow, ECB vs Bank of England)."""
+    factor = 1.0
+    a_numbers = {f for f in a_words if f[0] == "d"}
+    b_numbers = {f for f in b_words if f[0] == "d"}
+    if a_numbers and b_numbers and not a_numbers & b_numbers:
+        factor *= NUMBER_MISMATCH
+    a_only = {f for f in a_names if f[0] == "n"}
+    b_only = {f for f in b_names if f[0] == "n"}
+    if a_only and b_only and not a_only & b_only:
+        factor *= NAME_MISMATCH
+    return factor

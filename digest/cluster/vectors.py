@@ -1,0 +1,95 @@
+"""An edition's items as vectors: document frequencies, boilerplate, unit vectors, rare features. Pure.
+
+In a batch of `MIN_BATCH_FOR_IDF` items or more (an edition, not a pair), each feature is weighed
+by its inverse document frequency, and a feature found in most items of one source is that
+source's boilerplate ("Leia mais no Massa News!") and is dropped for it. Each item then has two
+unit vectors: words and numbers (how items that share a language are compared), names and numbers
+(how items in two languages are).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from itertools import chain, repeat
+from operator import mul, truediv
+
+from digest.cluster.features import ClusterInput, _Profile
+
+MIN_BATCH_FOR_IDF = 40  # below this, document frequencies say nothing and every feature weighs its kind
+BOILERPLATE_SHARE = 0.4  # a feature in this share of one source's items (of at least 5) is its boilerplate
+
+
+def _weak_number(feature: str) -> bool:
+    # Days of the month and years are in every dated text: they tell no story apart.
+    digits = feature[2:]
+    return feature[0] == "d" and digits.isdigit() and (int(digits) <= 31 or 1900 <= int(digits) <= 2100)
+
+
+def _unit(vec: dict[str, float]) -> dict[str, float]:
+    norm = math.hypot(*vec.values()) or 1.0
+    return {f: v / norm for f, v in vec.items()}
+
+
+def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    # The shared keys, found in C; fsum is exact, so the result does not depend on the set's order.
+    return math.fsum([a[f] * b[f] for f in a.keys() & b.keys()])
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Document frequencies of one batch and each item's two unit vectors."""
+
+    n: int
+    idf: bool  # whether features are weighed by document frequency (a batch large enough)
+    df: Counter[str]
+    rare_limit: float
+    words: list[dict[str, float]]  # words and numbers
+    names: list[dict[str, float]]  # names and numbers
+
+    rare: frozenset[str]
+
+
+def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batch:
+    n = len(items)
+    # Counted in C over all the items' features at once (a Counter counts in first-seen order either way).
+    df: Counter[str] = Counter(chain.from_iterable([p.features for p in profiles]))
+    use_idf = n >= MIN_BATCH_FOR_IDF
+    boilerplate: dict[str, set[str]] = {}
+    if use_idf:
+        per_source: dict[str, list[dict[str, float]]] = defaultdict(list)
+        for item, p in zip(items, profiles, strict=True):
+            per_source[item.source].append(p.features)
+        for source, members in per_source.items():
+            if len(members) >= 5:
+                limit = BOILERPLATE_SHARE * len(members)
+                counts = Counter(chain.from_iterable(members))
+                boilerplate[source] = {f for f, k in counts.items() if k >= limit and k > 2}
+    idf = {f: math.log((n + 1) / (k + 0.5)) if use_idf else 1.0 for f, k in df.items()}
+    word_vectors: list[dict[str, float]] = []
+    name_vectors: list[dict[str, float]] = []
+    hypot = math.hypot
+    weight_of = idf.__getitem__
+    for item, p in zip(items, profiles, strict=True):  # this runs for every feature of every item
+        drop = boilerplate.get(item.source)
+        features = p.features
+        kept: Collection[str] = [f for f in features if f not in drop] if drop else features
+        # w * idf[f] for each feature, in order, with the loop in C.
+        weighed = dict(zip(kept, map(mul, map(features.__getitem__, kept), map(weight_of, kept)), strict=True))
+        # Words and numbers; names and numbers. Each a unit vector, its features in the item's order.
+        others = [f for f in weighed if f[0] != "w"]  # numbers and names: a few
+        word_part = dict(weighed)
+        for f in others:
+            if f[0] == "n":
+                del word_part[f]
+        norm = hypot(*word_part.values()) or 1.0
+        word_vectors.append(dict(zip(word_part, map(truediv, word_part.values(), repeat(norm)), strict=True)))
+        name_part = [weighed[f] for f in others]
+        norm = hypot(*name_part) or 1.0
+        name_vectors.append(dict(zip(others, map(truediv, name_part, repeat(norm)), strict=True)))
+    # In a handful of items no feature is common: every shared one counts.
+    rare_limit = max(3.0, math.sqrt(n)) if use_idf else float(n)
+    rare = frozenset(f for f, k in df.items() if k <= rare_limit and not _weak_number(f))
+    return _Batch(n, use_idf, df, rare_limit, word_vectors, name_vectors, rare)
