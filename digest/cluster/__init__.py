@@ -34,7 +34,7 @@ from digest.cluster.features import (
     normalise_title,
     title_shingles,
 )
-from digest.cluster.grouping import canonical_url, cluster
+from digest.cluster.grouping import canonical_url, cluster, outlet
 from digest.cluster.linking import LINK_COSINE, LINK_SPECIFIC_DF, LINK_SPECIFIC_SHARE
 from digest.cluster.pairs import related, similarity
 from digest.cluster.stories import (
@@ -76,6 +76,7 @@ __all__ = [
     "ClusterInput",
     "canonical_url",
     "cluster",
+    "outlet",
     "normalise_title",
     "pair_threshold",
     "related",

@@ -3,6 +3,7 @@
 Agglomerative on story centroids (the sum of the members' vectors, which gathers a story's
 vocabulary: airport, shooting, Lauderdale, veteran), most similar pair first, while a pair passes
 the tests of `digest.cluster.stories`; then the second pass of `digest.cluster.linking`.
+A story's sources are the outlets that wrote its items (`outlet`): an aggregator's feed carries many.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import gc
 import heapq
 from collections.abc import Sequence
 from datetime import datetime
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from digest.cluster.blocking import _candidates
 from digest.cluster.features import ClusterInput, _profile
@@ -31,6 +32,27 @@ def canonical_url(url: str | None) -> str | None:
     path = parts.path.rstrip("/")
     # Publishers serve the same article on http and https; the scheme does not make it another story.
     return urlunsplit(("", host, path, parts.query, ""))
+
+
+_FORWARDS = ("cl4url", "url", "u")  # query parameters an aggregator's link names the article in
+
+
+def outlet(item: ClusterInput) -> str:
+    """Who wrote an item: its source, unless its link is an aggregator's redirect to another site's
+    article (Yandex News' `?cl4url=ria.ru/...`, Google News' `?url=https://...`): then that site.
+    An aggregator's feed carries many outlets, and two of them on one event are two tellings of it,
+    not one outlet's series."""
+    url = item.url
+    if not url or "?" not in url:
+        return item.source
+    parts = urlsplit(url)
+    for name, value in parse_qsl(parts.query):
+        if name in _FORWARDS and value:
+            target = urlsplit(value if "://" in value else "http://" + value)
+            host = (target.hostname or "").removeprefix("www.")
+            if "." in host and target.path not in ("", "/") and host != (parts.hostname or "").removeprefix("www."):
+                return host
+    return item.source
 
 
 def _order_key(items: Sequence[ClusterInput], i: int) -> tuple[datetime, int, str, int]:
@@ -68,6 +90,7 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
     stories: dict[int, _Story] = {}
     rare = batch.rare
     start = items[order[0]].when if order else datetime.min
+    outlets = [outlet(items[i]) for i in order]
     for rank, i in enumerate(order):
         wv, nv = batch.words[rank], batch.names[rank]
         seconds = (items[i].when - start).total_seconds()
@@ -77,7 +100,7 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
             wv,
             nv,
             {profiles[rank].lang},
-            {items[i].source},
+            {outlets[rank]},
             seconds,
             seconds,
             rare_words=rare_words,
