@@ -2,7 +2,7 @@
 
 Agglomerative on story centroids (the sum of the members' vectors, which gathers a story's
 vocabulary: airport, shooting, Lauderdale, veteran), most similar pair first, while a pair passes
-the tests of `digest.cluster.stories`; then the second pass of `digest.cluster.linking`.
+the tests of `digest.cluster.stories`; then the story-level passes of `digest.cluster.linking`.
 A story's sources are the outlets that wrote its items (`outlet`): an aggregator's feed carries many.
 """
 
@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from digest.cluster.blocking import _candidates
 from digest.cluster.features import ClusterInput, _profile
-from digest.cluster.linking import _link
+from digest.cluster.linking import _link, _link_across
 from digest.cluster.stories import DEFAULT_THRESHOLD, _merge_score, _Story
 from digest.cluster.vectors import _batch
 
@@ -198,6 +198,7 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
     if batch.idf:
         titles = [items[i].title for i in order]
         _link(stories, profiles, titles, batch, find, merge, threshold)
+        _link_across(profiles, outlets, neighbours, batch, stories, find, merge, threshold)
 
     groups = [sorted(story.ranks) for story in stories.values()]
     groups.sort(key=lambda g: g[0])
