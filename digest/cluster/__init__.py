@@ -11,7 +11,8 @@ Its modules, in the order an edition goes through them:
 * `blocking`: which pairs of items are compared at all (pairs of rare features in common);
 * `stories`: a story's centroid and the tests two stories must pass to be one;
 * `grouping`: `cluster()`: same URL, then the most similar pair of stories first;
-* `linking`: the second, story-level pass (a story two outlets tell takes in a late report on it);
+* `linking`: the story-level passes (a story two outlets tell takes in a late report on it; a report
+  in another language that two of its outlets' members match);
 * `pairs`: two items compared alone: `similarity()` of titles and `related()` ("read also").
 
 Names with a leading underscore are the package's own: its modules share them, callers do not.
