@@ -18,6 +18,7 @@ from digest.cluster import (
     canonical_url,
     cluster,
     normalise_title,
+    outlet,
     pair_threshold,
     related,
     similarity,
@@ -163,6 +164,46 @@ def test_two_items_of_one_source_alone_need_far_more_likeness_than_two_outlets()
     # writes about its subjects again and again: two rounds of a tournament, a podcast's episodes).
     assert cluster([c(title, "wire", 0), c(reworded, "paper", 5)]) == [[0, 1]]
     assert cluster([c(title, "wire", 0), c(reworded, "wire", 5)]) == [[0], [1]]
+
+
+def test_an_aggregators_links_name_the_outlet_that_wrote_each_item() -> None:
+    def item(url: str | None) -> Candidate:
+        return Candidate("t", url, "Yandex News: Moscow", at(0))
+
+    assert outlet(item("https://news.yandex.ru/yandsearch?cl4url=ria.ru%2Fsociety%2F20170107%2F1485.html")) == "ria.ru"
+    assert (
+        outlet(item("https://news.yandex.ru/yandsearch?cl4url=www.dni.ru%2Fnews%2F2017%2F1%2F7%2F3.html")) == "dni.ru"
+    )
+    google = "https://news.google.com/news/url?sa=t&fd=R&url=https://www.reuters.com/article/us-peru-quake-idUSKBN1"
+    assert outlet(item(google)) == "reuters.com"
+    # A publisher's own links, a link back to itself, a bare host and a value that is no address: the feed.
+    for url in (
+        "https://www.example.org/a/1?utm_source=rss",
+        "https://example.org/share?url=https://example.org/a/1",
+        "https://agg.example/r?url=https://paper.example/",
+        "https://agg.example/r?u=12345",
+        "https://agg.example/r?url=",
+        None,
+    ):
+        assert outlet(item(url)) == "Yandex News: Moscow", url
+
+
+def test_two_outlets_in_one_aggregators_feed_are_held_to_the_two_outlets_bar() -> None:
+    title = "Earthquake of magnitude 7.1 strikes off coast of Peru"
+    reworded = "Magnitude 7.1 earthquake strikes off Peru coast"
+
+    def via(site: str, minutes: int) -> Candidate:
+        return c(
+            title if site == "a" else reworded,
+            "aggregator",
+            minutes,
+            f"https://agg.example/r?url={site}.example/x/{minutes}",
+        )
+
+    # Two papers' reports that an aggregator carries are one story, as they would be from two feeds...
+    assert cluster([via("a", 0), via("b", 5)]) == [[0, 1]]
+    # ...while one paper's two items through it are still one outlet's.
+    assert cluster([via("a", 0), c(reworded, "aggregator", 5, "https://agg.example/r?url=a.example/x/9")]) == [[0], [1]]
 
 
 def test_a_follow_up_of_one_source_joins_the_story_another_outlet_confirms() -> None:

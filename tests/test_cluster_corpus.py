@@ -147,5 +147,7 @@ def test_stories_of_6_and_7_january_2017_cluster_as_an_editor_drew_them() -> Non
 # What the clustering reaches on these labels, kept from falling back (precision: same-language 0.991,
 # one false pair, a player's semifinal and final; cross-language 1.0). Issue 11 asks for 0.80
 # same-language: not reached (0.594); docs/performance.md says which stories are missed and why.
+# Cross-language 0.479 since the third pass (`linking._link_across`: Spiegel's report of the Fort
+# Lauderdale shooting joins the English and French coverage; 0.310 without it).
 SAME_RECALL_FLOOR = 0.59
-CROSS_RECALL_FLOOR = 0.30
+CROSS_RECALL_FLOOR = 0.47

@@ -11,7 +11,8 @@ Its modules, in the order an edition goes through them:
 * `blocking`: which pairs of items are compared at all (pairs of rare features in common);
 * `stories`: a story's centroid and the tests two stories must pass to be one;
 * `grouping`: `cluster()`: same URL, then the most similar pair of stories first;
-* `linking`: the second, story-level pass (a story two outlets tell takes in a late report on it);
+* `linking`: the story-level passes (a story two outlets tell takes in a late report on it; a report
+  in another language that two of its outlets' members match);
 * `pairs`: two items compared alone: `similarity()` of titles and `related()` ("read also").
 
 Names with a leading underscore are the package's own: its modules share them, callers do not.
@@ -34,7 +35,7 @@ from digest.cluster.features import (
     normalise_title,
     title_shingles,
 )
-from digest.cluster.grouping import canonical_url, cluster
+from digest.cluster.grouping import canonical_url, cluster, outlet
 from digest.cluster.linking import LINK_COSINE, LINK_SPECIFIC_DF, LINK_SPECIFIC_SHARE
 from digest.cluster.pairs import related, similarity
 from digest.cluster.stories import (
@@ -76,6 +77,7 @@ __all__ = [
     "ClusterInput",
     "canonical_url",
     "cluster",
+    "outlet",
     "normalise_title",
     "pair_threshold",
     "related",

@@ -2,7 +2,8 @@
 
 Agglomerative on story centroids (the sum of the members' vectors, which gathers a story's
 vocabulary: airport, shooting, Lauderdale, veteran), most similar pair first, while a pair passes
-the tests of `digest.cluster.stories`; then the second pass of `digest.cluster.linking`.
+the tests of `digest.cluster.stories`; then the story-level passes of `digest.cluster.linking`.
+A story's sources are the outlets that wrote its items (`outlet`): an aggregator's feed carries many.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import gc
 import heapq
 from collections.abc import Sequence
 from datetime import datetime
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from digest.cluster.blocking import _candidates
 from digest.cluster.features import ClusterInput, _profile
-from digest.cluster.linking import _link
+from digest.cluster.linking import _link, _link_across
 from digest.cluster.stories import DEFAULT_THRESHOLD, _merge_score, _Story
 from digest.cluster.vectors import _batch
 
@@ -31,6 +32,27 @@ def canonical_url(url: str | None) -> str | None:
     path = parts.path.rstrip("/")
     # Publishers serve the same article on http and https; the scheme does not make it another story.
     return urlunsplit(("", host, path, parts.query, ""))
+
+
+_FORWARDS = ("cl4url", "url", "u")  # query parameters an aggregator's link names the article in
+
+
+def outlet(item: ClusterInput) -> str:
+    """Who wrote an item: its source, unless its link is an aggregator's redirect to another site's
+    article (Yandex News' `?cl4url=ria.ru/...`, Google News' `?url=https://...`): then that site.
+    An aggregator's feed carries many outlets, and two of them on one event are two tellings of it,
+    not one outlet's series."""
+    url = item.url
+    if not url or "?" not in url:
+        return item.source
+    parts = urlsplit(url)
+    for name, value in parse_qsl(parts.query):
+        if name in _FORWARDS and value:
+            target = urlsplit(value if "://" in value else "http://" + value)
+            host = (target.hostname or "").removeprefix("www.")
+            if "." in host and target.path not in ("", "/") and host != (parts.hostname or "").removeprefix("www."):
+                return host
+    return item.source
 
 
 def _order_key(items: Sequence[ClusterInput], i: int) -> tuple[datetime, int, str, int]:
@@ -76,6 +98,7 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
     # second pass need no other features of an item.
     item_rare_words: list[frozenset[str]] = []
     item_rare_names: list[frozenset[str]] = []
+    outlets = [outlet(items[i]) for i in order]
     for rank, i in enumerate(order):
         wv, nv = batch.words[rank], batch.names[rank]
         seconds = (items[i].when - start).total_seconds()
@@ -83,7 +106,7 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
         rare_names = rare.intersection(nv)
         item_rare_words.append(rare_words)
         item_rare_names.append(rare_names)
-        lang, source = profiles[rank].lang, items[i].source
+        lang, source = profiles[rank].lang, outlets[rank]
         stories[rank] = _Story(
             [rank],
             wv,
@@ -187,6 +210,7 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
     if batch.idf:
         titles = [items[i].title for i in order]
         _link(stories, profiles, titles, item_rare_words, batch, find, merge, threshold)
+        _link_across(profiles, outlets, neighbours, batch, stories, find, merge, threshold)
 
     groups = [sorted(story.ranks) for story in stories.values()]
     groups.sort(key=lambda g: g[0])

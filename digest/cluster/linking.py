@@ -1,4 +1,5 @@
-"""The second pass, story by story: a story two outlets tell takes in a late report on it. Pure.
+"""The story-level passes after the first: a story two outlets tell takes in a late report on it
+(`_link`), and a report in another language that two of its outlets' members match (`_link_across`). Pure.
 
 A story that two outlets or more tell takes in another story that shares a pair of its own rare
 words and nothing else does: a story's centroid is diluted by its members' varied words, so a late
@@ -14,7 +15,7 @@ from itertools import chain
 
 from digest import words
 from digest.cluster.features import TITLE_WEIGHT, _add_text, _Profile, _token_features
-from digest.cluster.stories import _MAX_GAP_SECONDS, _Story
+from digest.cluster.stories import _MAX_GAP_SECONDS, CROSS_LANGUAGE_THRESHOLD, DEFAULT_THRESHOLD, _Story
 from digest.cluster.vectors import _Batch, _cosine
 
 LINK_COSINE = 0.5  # the second pass (`_link`): centroids' cosine, times the threshold
@@ -132,6 +133,62 @@ def _link(
                     continue
                 if _cosine(sa.units()[0], sb.units()[0]) >= LINK_COSINE * threshold:
                     links.add((a, b))
+    for a, b in sorted(links):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            merge(min(ra, rb), max(ra, rb))
+
+
+def _link_across(
+    profiles: Sequence[_Profile],
+    outlets: Sequence[str],
+    neighbours: dict[int, list[int]],
+    batch: _Batch,
+    stories: dict[int, _Story],
+    find: Callable[[int], int],
+    merge: Callable[[int, int], None],
+    threshold: float,
+) -> None:
+    """The third pass: a story takes in an item written in a language the story does not use when
+    two of its members from two outlets, each compared alone with the item, reach the cross-language
+    bar (names and figures, a rare name shared).
+
+    A story's name centroid gathers every name its members cite (Clinton, Clapper, Pence), so one
+    report in another language scores under the bar against it ("Fünf Tote im Flughafen: Täter von
+    Fort Lauderdale ..." against the English and French coverage of the shooting) while it reaches
+    the bar with several members one by one. Two outlets' members, not one: one outlet's series
+    cites the same names (a paper's "PM" in every report), and one chance match is a subject.
+    """
+    langs = Counter(p.lang for p in profiles)
+    if len(langs) < 2:
+        return  # one language: nothing to do
+    # Every pair in two languages has an item outside the commonest one: walking those items' candidates
+    # finds each pair (from both ends when neither is in it) without walking the whole batch's.
+    main = langs.most_common(1)[0][0]
+    bar = threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD
+    names, rare = batch.names, batch.rare
+    support: dict[tuple[int, int], set[str]] = defaultdict(set)  # (story, item) -> outlets that match
+    for m, p in enumerate(profiles):
+        if p.lang == main:
+            continue
+        for x in neighbours.get(m, ()):
+            if profiles[x].lang == p.lang or find(m) == find(x):
+                continue
+            shared = names[m].keys() & names[x].keys()
+            if any(f[0] == "n" and f in rare for f in shared) and _cosine(names[m], names[x]) >= bar:
+                support[(find(x), m)].add(outlets[x])  # x's story, matched by x, may take in m
+                support[(find(m), x)].add(outlets[m])  # and the other way round
+    links: set[tuple[int, int]] = set()
+    for (a, j), seen_by in sorted(support.items()):
+        if len(seen_by) < 2:
+            continue
+        b = find(j)
+        sa, sb = stories[a], stories[b]
+        if not sa.langs.isdisjoint(sb.langs):
+            continue  # a language in common: the first pass's tests decide
+        if max(sa.last, sb.last) - min(sa.first, sb.first) > _MAX_GAP_SECONDS:
+            continue
+        links.add((min(a, b), max(a, b)))
     for a, b in sorted(links):
         ra, rb = find(a), find(b)
         if ra != rb:
