@@ -10,6 +10,7 @@ unit vectors: words and numbers (how items that share a language are compared), 
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,9 @@ class _Batch:
     rare: frozenset[str]
 
 
+_COUNT_ONLY = 4096  # per source, count only the batch's features common enough to be boilerplate, up to this many
+
+
 def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batch:
     n = len(items)
     # Counted in C over all the items' features at once (a Counter counts in first-seen order either way).
@@ -62,10 +66,23 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
         per_source: dict[str, list[dict[str, float]]] = defaultdict(list)
         for item, p in zip(items, profiles, strict=True):
             per_source[item.source].append(p.features)
+        # A source's boilerplate is in a share of its items, so in at least that many of the batch's:
+        # only the batch's commonest features can be, and only those are counted per source (a set
+        # intersection per item in C, instead of counting every feature of every item again).
+        ranked = df.most_common()  # commonest first
+        below = [-k for _, k in ranked]  # ascending, for bisect
+        prefixes: dict[int, frozenset[str]] = {}
         for source, members in per_source.items():
             if len(members) >= 5:
                 limit = BOILERPLATE_SHARE * len(members)
-                counts = Counter(chain.from_iterable(members))
+                cut = bisect_right(below, -max(limit, 3.0))  # the features in that many items or more
+                if cut <= _COUNT_ONLY:
+                    can_be = prefixes.get(cut)
+                    if can_be is None:
+                        can_be = prefixes[cut] = frozenset([f for f, _ in ranked[:cut]])
+                    counts = Counter(chain.from_iterable([can_be.intersection(m) for m in members]))
+                else:  # a small source in a small batch: counting everything costs little
+                    counts = Counter(chain.from_iterable(members))
                 boilerplate[source] = {f for f, k in counts.items() if k >= limit and k > 2}
     idf = {f: math.log((n + 1) / (k + 0.5)) if use_idf else 1.0 for f, k in df.items()}
     word_vectors: list[dict[str, float]] = []
