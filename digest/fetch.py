@@ -311,11 +311,15 @@ def _failed(url: str, final_url: str, error: str, status: int | None = None) -> 
 
 
 class _Deadline:
-    """A total deadline that stands still while the fetch queues for a slot (queueing is ours)."""
+    """A total deadline that stands still while the fetch queues for a slot (queueing is ours).
+
+    It runs only while a slot is held (`Fetcher._slot` resumes and pauses it), which is the only
+    place a fetch waits on the network: one timer armed and cancelled per request, where starting
+    it at once and pausing it around the queueing cost three of each.
+    """
 
     def __init__(self, timeout: asyncio.Timeout, seconds: float) -> None:
-        self._timeout, self._left = timeout, seconds
-        self.resume()
+        self._timeout, self._left = timeout, seconds  # paused until the first slot
 
     def pause(self) -> None:
         if self._timeout.expired():  # already cancelling the fetch; nothing left to pause
@@ -435,14 +439,14 @@ class Fetcher:
     async def _slot(self, host: str, deadline: _Deadline) -> AsyncIterator[None]:
         """Wait for the host's slot, then a global one (in that order, so feeds waiting on one busy
         host do not hold global slots others could use); the deadline stands still meanwhile."""
-        per_host = self._hosts.setdefault(host, asyncio.Semaphore(self._settings.per_host))
-        deadline.pause()
+        per_host = self._hosts.get(host)
+        if per_host is None:
+            per_host = self._hosts[host] = asyncio.Semaphore(self._settings.per_host)
         gate = self._gate(host) if self._gate is not None else contextlib.nullcontext()
         async with per_host, gate, self._global:
             deadline.resume()
             yield
             deadline.pause()
-        deadline.resume()
 
     async def _follow(self, url: str, target: URL, conditional: dict[str, str], deadline: _Deadline) -> FetchResult:
         assert self._session is not None, "use Fetcher as an async context manager"
