@@ -194,6 +194,23 @@ def _long_lived() -> Iterator[None]:
             gc.enable()
 
 
+@contextlib.contextmanager
+def _few_collections(threshold: int = 50_000) -> Iterator[None]:
+    """For a one-shot poll: the youngest generation collected every `threshold` allocations, not 700.
+
+    A poll of 1,000 feeds allocates ~50,000 short-lived containers (tasks, futures, requests):
+    about 70 collections, each walking every request then in flight, ~20 ms of a `digest poll` of
+    unchanged feeds. Almost all of it is freed by reference counting anyway; cycles are still
+    collected, 70 times less often, so memory stays bounded however many feeds there are.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(threshold, *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
@@ -341,10 +358,11 @@ def poll(app: App) -> None:
 
     started = time.perf_counter()
     try:
-        if store.many_workers:  # PostgreSQL: claim feeds as workers do, never one a worker is polling
-            results = run_async(_poll_by_claims(app, store, on_result))
-        else:
-            results = run_async(poll_once(settings=app.settings, store=store, clock=app.clock, on_result=on_result))
+        with _few_collections():
+            if store.many_workers:  # PostgreSQL: claim feeds as workers do, never one a worker is polling
+                results = run_async(_poll_by_claims(app, store, on_result))
+            else:
+                results = run_async(poll_once(settings=app.settings, store=store, clock=app.clock, on_result=on_result))
     finally:
         done()
     took = time.perf_counter() - started

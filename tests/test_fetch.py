@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import importlib.metadata
 import ipaddress
 import ssl
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 from httpservers import FeedServer, RawServer, canned, endless_body, hang, silent, slowloris
 
+import digest
 from digest.config import FetchSettings
 from digest.errors import FeedURLError
 from digest.fetch import (
@@ -24,6 +27,7 @@ from digest.fetch import (
     AddressCheck,
     Fetcher,
     FetchResult,
+    _tls_context,
     check_feed_url,
     is_public_address,
     parse_retry_after,
@@ -71,6 +75,12 @@ async def test_H15_user_agent_names_digest_and_can_be_configured(srv: FeedServer
     assert "https://github.com/digest-press/digest" in DEFAULT_USER_AGENT
 
 
+def test_the_user_agent_carries_the_installed_version_read_without_importlib_metadata() -> None:
+    # digest/__init__.py's __version__ is what pyproject.toml (tool.hatch.version) installs.
+    assert digest.__version__ == importlib.metadata.version("digest")
+    assert DEFAULT_USER_AGENT.startswith(f"digest/{digest.__version__} ")
+
+
 async def test_H13_conditional_get_sends_validators_and_a_304_has_no_body(srv: FeedServer) -> None:
     stamp = "Wed, 01 Jan 2025 00:00:00 GMT"
     url = srv.serve("/feed.xml", FEED, etag='"v1"', last_modified=stamp)
@@ -107,6 +117,43 @@ async def test_an_untrusted_certificate_is_an_error() -> None:
         r = await fetch_one(tls.serve("/feed", FEED))
     assert tls.url().startswith("https://") and r.body is None
     assert r.error is not None and "certificate" in r.error.lower()
+
+
+def tls_server_context(ca: trustme.CA, *identities: str) -> ssl.SSLContext:
+    """A server's TLS context with a certificate `ca` issued for `identities`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*identities).configure_cert(context)
+    return context
+
+
+@pytest.fixture
+def trusted_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[trustme.CA]:
+    """A CA the fetcher trusts, as an operator's SSL_CERT_FILE makes it (read when the fetcher's
+    TLS context is built: on the first https request of the process, here of the test)."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    _tls_context.cache_clear()
+    yield ca
+    _tls_context.cache_clear()
+
+
+async def test_an_https_feed_whose_certificate_a_trusted_ca_signed_is_fetched(trusted_ca: trustme.CA) -> None:
+    async with FeedServer(ssl_context=tls_server_context(trusted_ca, "127.0.0.1")) as tls:
+        r = await fetch_one(tls.serve("/feed", FEED))
+    assert tls.url().startswith("https://")
+    assert (r.status, r.body, r.error) == (200, FEED, None)
+
+
+async def test_a_certificate_from_another_ca_or_for_another_host_is_refused(trusted_ca: trustme.CA) -> None:
+    for context, why in (
+        (tls_server_context(trustme.CA(), "127.0.0.1"), "unable to get local issuer certificate"),  # unknown CA
+        (tls_server_context(trusted_ca, "feeds.example.org"), "mismatch"),  # trusted CA, another host's certificate
+    ):
+        async with FeedServer(ssl_context=context) as tls:
+            r = await fetch_one(tls.serve("/feed", FEED))
+        assert r.body is None and r.error is not None and "certificate verify failed" in r.error, r.error
+        assert why in r.error
 
 
 async def test_a_refused_connection_is_an_error_not_an_exception() -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from digest import config as cfg
@@ -102,6 +105,44 @@ async def test_C10_a_write_that_fails_fails_only_its_own_feed(store: Store) -> N
     assert [r.new_items for r in (results[0], results[2])] == [1, 0]  # type: ignore[union-attr]
     stored = {f.id: f.last_status for f in store.list_feeds()}
     assert stored == {a: 200, b: None, c: 304}
+
+
+def store_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("digest-store")]
+
+
+async def test_sqlite_writes_304s_on_the_loop_and_never_holds_it_up_for_another_writers_lock(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'digest.sqlite'}")
+    a, b, c = feeds(store, "https://a.example/rss", "https://b.example/rss", "https://c.example/rss")
+    async with PollRecorder(store) as recorder:  # outcomes without items: written on the loop's own thread
+        await asyncio.gather(recorder.write(polled(a, T0, 304)), recorder.write(polled(b, T0, None)))
+        assert store_threads() == []
+
+    # Another process holds SQLite's write lock: the write waits for it on the recorder's thread
+    # while the loop keeps running (it never waits on the loop, where it would stop every fetch).
+    locker = sqlite3.connect(tmp_path / "digest.sqlite", isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        async with PollRecorder(store) as recorder:
+            pending = asyncio.create_task(recorder.write(polled(c, T0, 304)))
+            await asyncio.sleep(0.5)
+            assert not pending.done() and ticks >= 20, ticks
+            assert store_threads() != []
+            locker.execute("COMMIT")
+            assert (await asyncio.wait_for(pending, 10)).new_items == 0
+    finally:
+        ticker.cancel()
+        locker.close()
+    assert {f.id: f.last_status for f in store.list_feeds()} == {a: 304, b: None, c: 304}
 
 
 def test_sync_writes_what_changed_and_a_gone_feed_stays_off(store: Store) -> None:

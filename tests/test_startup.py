@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import ssl
 import sys
 from pathlib import Path
+from typing import Any
 
+import trustme
 from httpservers import FeedServer
 
 # Top-level packages and digest modules the poll path must not load in its own process.
@@ -38,11 +42,17 @@ PARSING = {"feedparser", "nh3", "digest.parse", "digest.sanitize"}  # in the wor
 OTHERS = {"rich", "apscheduler", "aiosmtpd", "email_validator", "flufl", "prometheus_client", "digest.daemon"}
 NOT_ON_POLL = SEND_SIDE | TEXT_TOOLS | PARSING | OTHERS | {"alembic", "mako"}
 
-# Runs `python -m digest ARGS...` and writes the names in sys.modules at exit to the file given first.
+# Runs `python -m digest ARGS...` and writes the names in sys.modules at exit to the file given first,
+# with the number of CAs loaded into the verifying TLS context aiohttp builds at import (its private
+# name: None when aiohttp is not loaded or no longer has it).
 _RECORDING = (
     "import atexit, json, runpy, sys\n"
     "out = sys.argv.pop(1)\n"
-    "atexit.register(lambda: open(out, 'w').write(json.dumps(sorted(sys.modules))))\n"
+    "def record():\n"
+    "    context = getattr(sys.modules.get('aiohttp.connector'), '_SSL_CONTEXT_VERIFIED', None)\n"
+    "    cas = context.cert_store_stats()['x509_ca'] if context is not None else None\n"
+    "    open(out, 'w').write(json.dumps({'modules': sorted(sys.modules), 'aiohttp_cas': cas}))\n"
+    "atexit.register(record)\n"
     "runpy.run_module('digest', run_name='__main__', alter_sys=True)\n"
 )
 
@@ -57,8 +67,13 @@ def rss(title: str) -> bytes:
     ).encode()
 
 
-async def digest_recording(tmp_path: Path, *args: str) -> tuple[int, str, set[str]]:
+async def digest_recording(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, set[str]]:
     """Run the CLI in a subprocess; its exit code, stdout and the modules it had loaded."""
+    code, out, recorded = await _run_recording(tmp_path, *args, env=env)
+    return code, out, set(recorded["modules"])
+
+
+async def _run_recording(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, Any]:
     record = tmp_path / "modules.json"
     record.unlink(missing_ok=True)
     proc = await asyncio.create_subprocess_exec(
@@ -69,11 +84,12 @@ async def digest_recording(tmp_path: Path, *args: str) -> tuple[int, str, set[st
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode is not None
     assert record.exists(), err.decode()
-    return proc.returncode, out.decode() + err.decode(), set(json.loads(record.read_text()))
+    return proc.returncode, out.decode() + err.decode(), json.loads(record.read_text())
 
 
 def loaded(modules: set[str], names: set[str]) -> list[str]:
@@ -107,6 +123,39 @@ async def test_digest_poll_loads_no_send_side_text_tools_parser_or_alembic_in_it
         assert loaded(modules, NOT_ON_POLL) == []
         assert [r.headers.get("If-None-Match") for r in server.requests] == [None, '"v1"', '"v2"']
         assert {"aiohttp", "sqlalchemy", "digest.pipeline.poll"} <= modules  # the check sees what did load
+
+
+async def test_digest_poll_verifies_https_feeds_with_one_ca_load_of_its_own(tmp_path: Path) -> None:
+    """aiohttp's own TLS contexts are built without the CA bundle (a tenth of the start-up); the
+    fetcher's context loads it, honouring the operator's SSL_CERT_FILE, and verifies every https feed."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "other-ca.pem"))
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    async with FeedServer(ssl_context=server_tls) as server:
+        url = server.serve("/news.xml", rss("secure story"), etag='"s1"')
+        assert url.startswith("https://")
+        config = tmp_path / "digest.toml"
+        config.write_text(
+            f'[digest]\ndatabase = "sqlite:///{tmp_path / "digest.sqlite"}"\nallow_private_addresses = true\n\n'
+            f'[[feeds]]\nurl = "{url}"\n',
+            encoding="utf-8",
+        )
+        # A CA the server's certificate does not chain to: refused, nothing stored.
+        code, out, recorded = await _run_recording(
+            tmp_path, "--config", str(config), "poll", env={"SSL_CERT_FILE": str(tmp_path / "other-ca.pem")}
+        )
+        assert code == 0 and "certificate verify failed" in out and "0 new items, 1 failed" in out, out
+        assert recorded["aiohttp_cas"] in (0, None)  # aiohttp's unused contexts loaded no CA bundle
+
+        # The operator's CA (SSL_CERT_FILE, restored after aiohttp's import): verified and stored.
+        code, out, recorded = await _run_recording(
+            tmp_path, "--config", str(config), "poll", env={"SSL_CERT_FILE": str(tmp_path / "ca.pem")}
+        )
+        assert code == 0 and "1 new" in out and "failed" in out and "1 failed" not in out, out
+        assert recorded["aiohttp_cas"] in (0, None)
+    assert len(server.requests) == 1  # the refused handshake never got as far as a request
 
 
 async def test_help_loads_neither_the_network_the_database_nor_the_send_side(tmp_path: Path) -> None:

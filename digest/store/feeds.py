@@ -194,9 +194,12 @@ class FeedStore(StoreBase):
 
     # ------------------------------------------------------------------ items
 
-    def poll_writer(self) -> PollWriter:
-        """A writer that keeps one connection for a whole poll; use it from one thread."""
-        return PollWriter(self.engine)
+    def poll_writer(self, *, wait: bool = True) -> PollWriter:
+        """A writer that keeps one connection for a whole poll; use it from one thread.
+
+        wait=False (SQLite): a write that finds another connection holding the write lock fails at
+        once (StoreError) instead of waiting for it up to the busy timeout."""
+        return PollWriter(self.engine, wait=wait)
 
     def count_items(self) -> int:
         with self.engine.connect() as conn:
@@ -212,8 +215,9 @@ class PollWriter:
     connections belong to the thread that opened them), and close it.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, wait: bool = True) -> None:
         self._engine = engine
+        self._wait = wait
         self._conn: Connection | None = None
 
     def record(self, polls: Sequence[PollRecord]) -> list[PollWritten]:
@@ -225,6 +229,9 @@ class PollWriter:
         """
         if self._conn is None:
             self._conn = self._engine.connect()
+            if not self._wait and self._engine.dialect.name == "sqlite":
+                self._conn.exec_driver_sql("PRAGMA busy_timeout=0")
+                self._conn.commit()
         conn = self._conn
         out: list[PollWritten] = []
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
