@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from digest import cluster, synopsis, titles
 from digest.model import DayGroup, Edition, Item, PressGroup, Quote, SectionGroup, Story
+from digest.outlets import linked_site
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,7 @@ def build_stories(
     items: Sequence[tuple[Item, str]], *, history: Sequence[Item] = (), options: ComposeOptions
 ) -> list[PlacedStory]:
     """Cluster an edition's (item, section) pairs into stories placed in their lead's section."""
-    items = without_boilerplate(items)
+    items = [(as_written(item), section) for item, section in without_boilerplate(items)]
     only_items = [item for item, _ in items]
     section_of = {item.id: section for item, section in items}
     kwargs = {} if options.cluster_threshold is None else {"threshold": options.cluster_threshold}
@@ -125,7 +126,7 @@ def stories_from_json(body: str, items: Sequence[Item], history: Sequence[Item] 
             titles = row["titles"]
 
             def get(item_id: int, titles: dict[str, str] = titles) -> Item:
-                item = by_id[item_id]
+                item = as_written(by_id[item_id])
                 title = titles.get(str(item_id), item.title)
                 return item if title == item.title else dataclasses.replace(item, title=title)
 
@@ -146,6 +147,17 @@ def stories_from_json(body: str, items: Sequence[Item], history: Sequence[Item] 
     except (KeyError, IndexError, TypeError):
         return None
     return placed
+
+
+def as_written(item: Item) -> Item:
+    """An aggregator's item under the site that wrote it (digest.outlets): a press review cites
+    "ria.ru", not the feed that carried it, and counts it as an outlet of its own (stories' outlets,
+    `max_per_source`, the synopsis). `via` keeps the feed's name, which the Press Review's outlets
+    and the section rules name. Any other item is returned as it is."""
+    site = linked_site(item.url)
+    if site is None or item.via is not None:
+        return item
+    return dataclasses.replace(item, source=site, via=item.source)
 
 
 def without_boilerplate(items: Sequence[tuple[Item, str]]) -> list[tuple[Item, str]]:
@@ -272,10 +284,10 @@ def press_review(stories: Sequence[PlacedStory], options: ComposeOptions) -> tup
         mine: list[tuple[int, float, int, Item, Story]] = []
         for placed in stories:
             members = (placed.story.lead, *placed.story.also)
-            own = [i for i in members if i.source == outlet]
+            own = [i for i in members if (i.via or i.source) == outlet]
             if not own:
                 continue
-            others = len({i.source for i in members} - {outlet})
+            others = len({i.source for i in members} - {own[0].source})
             mine.append((-others, -own[0].when.timestamp(), own[0].id, own[0], placed.story))
         mine.sort(key=lambda row: row[:3])
         picked = []
@@ -285,7 +297,7 @@ def press_review(stories: Sequence[PlacedStory], options: ComposeOptions) -> tup
                 (item, *rest),
                 limit=options.press_sentences,
                 min_outlets=1,
-                first_outlet=outlet,
+                first_outlet=item.source,
                 plural=options.plural_outlets,
             )
             picked.append(Story(lead=item, also=rest, read_also=story.read_also, synopsis=told))

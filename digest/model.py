@@ -94,6 +94,9 @@ class Item:
     image_url: str | None = None
     feed_section: str | None = None  # the feed-level section, which beats rules
     feed_url: str | None = None  # for section rules naming feeds
+    # The aggregator's feed an item came through when `source` is the site its link names
+    # (digest.outlets; compose sets it, the store never does).
+    via: str | None = None
 
     @property
     def when(self) -> datetime:

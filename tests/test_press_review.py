@@ -247,3 +247,27 @@ def test_the_outlets_go_into_the_newsrooms_own_press_review_section_first() -> N
         < text.index("Editorial: what the rate decision means", press)
     )
     assert "Press Review (4)" in text  # the outlets' stories (Kommersant 2, Vedomosti 1) and the column
+
+
+def test_an_aggregators_items_are_cited_by_the_sites_that_wrote_them() -> None:
+    # The rate story as one aggregator's feed carries it: each link names the paper's own article.
+    feed = "News Aggregator"
+    site = {21: "kommersant.example", 22: "vedomosti.example", 23: "izvestia.example"}
+    carried = [
+        dataclasses.replace(i, source=feed, url=f"https://news.agg.example/r?url={site[i.id]}%2Fnews%2F{i.id}")
+        for i in RATE
+    ]
+    opts = options(press_outlets=(feed,), plural_outlets=frozenset())
+    stories = build_stories([(i, "World") for i in (*carried, OTHER)], options=opts)
+    rate = next(p.story for p in stories if p.story.lead.id == 21)
+    assert [i.source for i in (rate.lead, *rate.also)] == list(site.values())
+    assert {i.via for i in (rate.lead, *rate.also)} == {feed}
+    assert {q.source for q in rate.synopsis} == set(site.values())  # three outlets, not one feed
+    ed = compose(stories, day=date(2026, 1, 16), timezone="UTC", chosen=None, options=opts, web_url=WEB_URL)
+    # The Press Review still finds the feed it names, and quotes the site first.
+    assert [g.outlet for g in ed.press] == [feed]
+    assert ed.press[0].stories[0].synopsis[0].source == "kommersant.example"
+    r = Renderer().render(ed)
+    for part in (r.html, " ".join(r.text.split())):
+        assert "kommersant.example" in part and "izvestia.example" in part
+    assert f"{feed} adds" not in r.text and f"{feed} reports" not in r.text

@@ -12,13 +12,14 @@ import gc
 import heapq
 from collections.abc import Sequence
 from datetime import datetime
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from digest.cluster.blocking import _candidates
 from digest.cluster.features import ClusterInput, _profile
 from digest.cluster.linking import _link, _link_across
 from digest.cluster.stories import DEFAULT_THRESHOLD, _merge_score, _Story
 from digest.cluster.vectors import _batch
+from digest.outlets import linked_site
 
 
 def canonical_url(url: str | None) -> str | None:
@@ -34,25 +35,11 @@ def canonical_url(url: str | None) -> str | None:
     return urlunsplit(("", host, path, parts.query, ""))
 
 
-_FORWARDS = ("cl4url", "url", "u")  # query parameters an aggregator's link names the article in
-
-
 def outlet(item: ClusterInput) -> str:
     """Who wrote an item: its source, unless its link is an aggregator's redirect to another site's
-    article (Yandex News' `?cl4url=ria.ru/...`, Google News' `?url=https://...`): then that site.
-    An aggregator's feed carries many outlets, and two of them on one event are two tellings of it,
-    not one outlet's series."""
-    url = item.url
-    if not url or "?" not in url:
-        return item.source
-    parts = urlsplit(url)
-    for name, value in parse_qsl(parts.query):
-        if name in _FORWARDS and value:
-            target = urlsplit(value if "://" in value else "http://" + value)
-            host = (target.hostname or "").removeprefix("www.")
-            if "." in host and target.path not in ("", "/") and host != (parts.hostname or "").removeprefix("www."):
-                return host
-    return item.source
+    article (`digest.outlets`): then that site. An aggregator's feed carries many outlets, and two of
+    them on one event are two tellings of it, not one outlet's series."""
+    return linked_site(item.url) or item.source
 
 
 def _order_key(items: Sequence[ClusterInput], i: int) -> tuple[datetime, int, str, int]:

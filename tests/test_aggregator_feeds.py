@@ -1,0 +1,57 @@
+"""An aggregator's feed (Yandex News, Google News): each item is cited by the site that wrote it.
+
+End to end: a feed served over HTTP on 127.0.0.1 whose links name each paper's article
+(`?url=paper.example/...`), polled and sent by the real `digest` to a real SMTP server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+from datetime import timedelta
+from pathlib import Path
+
+from httpservers import FeedServer
+from smtpservers import SmtpServer
+from test_faults import NOW, cli, poll, write_config
+
+PAPERS = ("kommersant.example", "vedomosti.example", "izvestia.example")
+TELLINGS = (
+    ("Central bank raises key rate to 18 percent", "The central bank raised its key rate to 18 percent on Friday."),
+    ("Central bank raises its key rate to 18 percent", "Importers welcomed a stronger rouble after the decision."),
+    ("Bank raises key rate to 18 percent", "Economists say the key rate decision will slow inflation by summer."),
+)
+
+
+def aggregator_feed() -> bytes:
+    stamp = (NOW - timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    items = "".join(
+        f"<item><title>{title}</title>"
+        f"<link>https://news.agg.example/story?url={paper}%2Fnews%2F{n}</link>"
+        f"<guid>agg-{n}</guid><pubDate>{stamp}</pubDate><description>{text}</description></item>"
+        for n, (paper, (title, text)) in enumerate(zip(PAPERS, TELLINGS, strict=True))
+    )
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>News Aggregator</title>'
+        f"<link>https://news.agg.example/</link><description>d</description>{items}</channel></rss>"
+    ).encode()
+
+
+async def test_an_aggregators_items_are_one_story_cited_by_the_papers_that_wrote_them(tmp_path: Path) -> None:
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        url = feeds.serve("/agg.xml", aggregator_feed())
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port)
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        sent = await asyncio.to_thread(cli, config, "send")
+        assert sent.returncode == 0, sent.stderr
+        [received] = smtp.messages
+    message = email.message_from_bytes(received.data, policy=email.policy.default)
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    flat = " ".join(text.split())
+    # One story, told by three papers ("X: ..., Y adds: ..."), not one feed's three items.
+    assert sum(flat.count(f"* {title} [") for title, _ in TELLINGS) == 1, flat
+    for paper in PAPERS:
+        assert paper in flat and paper in html
+    assert "News Aggregator adds" not in flat and " adds: " in flat
