@@ -171,13 +171,18 @@ def _link_across(
     for m, p in enumerate(profiles):
         if p.lang == main:
             continue
+        sm = find(m)
+        m_told = len(stories[sm].sources) > 1  # only a story two outlets tell can take anything in
         for x in neighbours.get(m, ()):
-            if profiles[x].lang == p.lang or find(m) == find(x):
+            if profiles[x].lang == p.lang:
+                continue
+            sx = find(x)
+            if sx == sm or not (m_told or len(stories[sx].sources) > 1):
                 continue
             shared = names[m].keys() & names[x].keys()
             if any(f[0] == "n" and f in rare for f in shared) and _cosine(names[m], names[x]) >= bar:
-                support[(find(x), m)].add(outlets[x])  # x's story, matched by x, may take in m
-                support[(find(m), x)].add(outlets[m])  # and the other way round
+                support[(sx, m)].add(outlets[x])  # x's story, matched by x, may take in m
+                support[(sm, x)].add(outlets[m])  # and the other way round
     links: set[tuple[int, int]] = set()
     for (a, j), seen_by in sorted(support.items()):
         if len(seen_by) < 2:
