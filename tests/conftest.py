@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -37,6 +38,29 @@ def _postgres_url() -> str | None:
     return os.environ.get("DIGEST_TEST_POSTGRES_URL") or None
 
 
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards; skips the test where no
+    server is configured (and fails it under CI, which must test PostgreSQL)."""
+    base = _postgres_url()
+    if base is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must test PostgreSQL: .ci/run sets DIGEST_TEST_POSTGRES_URL")
+        pytest.skip("PostgreSQL not configured here (set DIGEST_TEST_POSTGRES_URL; .ci/run does)")
+    import sqlalchemy as sa
+
+    name = f"digest_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -48,24 +72,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield s
         s.close()
         return
-    base = _postgres_url()
-    if base is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must test PostgreSQL: .ci/run sets DIGEST_TEST_POSTGRES_URL")
-        pytest.skip("PostgreSQL not configured here (set DIGEST_TEST_POSTGRES_URL; .ci/run does)")
-    import sqlalchemy as sa
-
-    name = f"digest_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
-    s = Store(url)
-    yield s
-    s.close()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with postgres_database() as url:
+        s = Store(url)
+        yield s
+        s.close()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -74,18 +84,5 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.sqlite'}"
         return
-    base = _postgres_url()
-    if base is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must test PostgreSQL: .ci/run sets DIGEST_TEST_POSTGRES_URL")
-        pytest.skip("PostgreSQL not configured here (set DIGEST_TEST_POSTGRES_URL; .ci/run does)")
-    import sqlalchemy as sa
-
-    name = f"digest_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with postgres_database() as url:
+        yield url

@@ -17,7 +17,6 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from aiohttp import web
+from conftest import postgres_database
 from httpservers import FeedServer
 from smtpservers import Received, SmtpServer
 
@@ -43,19 +43,8 @@ TICK = "0.5"
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A new, empty PostgreSQL database for one test."""
-    base = os.environ.get("DIGEST_TEST_POSTGRES_URL")
-    if not base:
-        if os.environ.get("CI"):
-            pytest.fail("CI must test PostgreSQL: .ci/run sets DIGEST_TEST_POSTGRES_URL")
-        pytest.skip("PostgreSQL not configured here (set DIGEST_TEST_POSTGRES_URL; .ci/run does)")
-    name = f"digest_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with postgres_database() as url:
+        yield url
 
 
 def send_at_now() -> str:
