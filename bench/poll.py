@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from hashlib import sha1
@@ -142,6 +143,24 @@ def _serve(
     port_out: multiprocessing.connection.Connection,
     mode: multiprocessing.sharedctypes.Synchronized,
 ) -> None:  # type: ignore[type-arg]
+    feed, size = feed_handler(feeds, items, honour_etag=lambda: mode.value == 0)
+
+    async def main() -> None:
+        port = await listen_on_loopback(feed, hosts)
+        port_out.send((port, size))
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def feed_handler(
+    feeds: int, items: int, *, honour_etag: Callable[[], bool], counts: Any = None
+) -> tuple[Callable[[Any], Awaitable[Any]], int]:
+    """The handler of /feed/<n>.xml for the feed servers of the benches, and the feeds' total size.
+
+    Each feed carries an ETag; a request whose If-None-Match has it is answered 304 while
+    `honour_etag()` says so. With `counts` (a shared array), counts[0] and counts[1] count the 200s
+    and 304s answered."""
     from aiohttp import web
 
     now = datetime.now(UTC).replace(microsecond=0)
@@ -151,16 +170,14 @@ def _serve(
     async def feed(request: web.Request) -> web.StreamResponse:
         i = int(request.match_info["n"])
         headers = {"ETag": tags[i], "Content-Type": "application/rss+xml; charset=utf-8"}
-        if mode.value == 0 and request.headers.get("If-None-Match") == tags[i]:
+        unchanged = request.headers.get("If-None-Match") == tags[i] and honour_etag()
+        if counts is not None:
+            counts[1 if unchanged else 0] += 1
+        if unchanged:
             return web.Response(status=304, headers=headers)
         return web.Response(body=bodies[i], headers=headers)
 
-    async def main() -> None:
-        port = await listen_on_loopback(feed, hosts)
-        port_out.send((port, sum(map(len, bodies))))
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+    return feed, sum(map(len, bodies))
 
 
 async def listen_on_loopback(feed: Any, hosts: int) -> int:

@@ -34,13 +34,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
-from hashlib import sha1
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from poll import listen_on_loopback, make_feed  # noqa: E402  (bench/poll.py: the same feeds as the poll benchmark)
+from poll import feed_handler, listen_on_loopback  # noqa: E402  (bench/poll.py: the same feeds as the poll benchmark)
 
 ROOT = Path(__file__).resolve().parents[1]
 # Both tools run as an installed program would: with bytecode caches (pip compiles rss2email's at
@@ -50,20 +48,7 @@ ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE
 
 def _serve(feeds: int, items: int, hosts: int, port_out: multiprocessing.connection.Connection, counts: Any) -> None:
     """The feed server (its own process): ETag validators, and a count of 200s and 304s answered."""
-    from aiohttp import web
-
-    now = datetime.now(UTC).replace(microsecond=0)
-    bodies = [make_feed(i, items, now=now) for i in range(feeds)]
-    tags = [f'"{sha1(b).hexdigest()[:16]}"' for b in bodies]
-
-    async def feed(request: web.Request) -> web.StreamResponse:
-        i = int(request.match_info["n"])
-        headers = {"ETag": tags[i], "Content-Type": "application/rss+xml; charset=utf-8"}
-        if request.headers.get("If-None-Match") == tags[i]:
-            counts[1] += 1
-            return web.Response(status=304, headers=headers)
-        counts[0] += 1
-        return web.Response(body=bodies[i], headers=headers)
+    feed, _ = feed_handler(feeds, items, honour_etag=lambda: True, counts=counts)
 
     async def main() -> None:
         port = await listen_on_loopback(feed, hosts)
