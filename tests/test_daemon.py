@@ -17,13 +17,14 @@ import socket
 import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from digestprocess import DigestProcess
 from httpservers import FeedServer
 from smtpservers import Received, Scripted, SmtpServer
 
@@ -96,76 +97,21 @@ def write_config(
     return path
 
 
-@dataclass
-class DaemonProcess:
+class DaemonProcess(DigestProcess):
     """`python -m digest --config CFG --debug run` with its clock at `now`; stderr is collected line by line."""
 
-    config: Path
-    now: datetime
-    level: str = "--debug"  # every reconcile pass is logged: tests wait for passes, not for time
-    proc: asyncio.subprocess.Process | None = None
-    lines: list[str] = field(default_factory=list)
-    _reader: asyncio.Task[None] | None = None
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # --debug logs every reconcile pass: tests wait for passes, not for time.
+    def __init__(self, config: Path, now: datetime, level: str = "--debug") -> None:
+        super().__init__("daemon")
+        self.config, self.now, self.level = config, now, level
 
     async def start(self) -> DaemonProcess:
-        env = {**os.environ, "DIGEST_NOW": self.now.isoformat(), "DIGEST_DAEMON_TICK": TICK, "PYTHONPATH": str(ROOT)}
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "digest",
-            "--config",
-            str(self.config),
-            self.level,
-            "run",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=str(self.config.parent),
-        )
-        self._reader = asyncio.create_task(self._read())
+        env = {"DIGEST_NOW": self.now.isoformat(), "DIGEST_DAEMON_TICK": TICK}
+        await self.spawn(self.config, [self.level, "run"], env)
         return self
 
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        while line := await self.proc.stderr.readline():
-            self.lines.append(line.decode(errors="replace").rstrip())
-            self._changed.set()
-        self._changed.set()
-
-    @property
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    async def wait_for(self, text: str, timeout: float = 20.0) -> None:
-        async def seen() -> None:
-            while not any(text in line for line in self.lines):
-                assert self.proc is not None
-                if self.proc.returncode is not None and self._reader is not None and self._reader.done():
-                    raise AssertionError(f"daemon exited ({self.proc.returncode}) before logging {text!r}:\n{self.log}")
-                self._changed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), 0.2)
-
-        try:
-            await asyncio.wait_for(seen(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"daemon never logged {text!r}:\n{self.log}") from None
-
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
-        try:
-            rc = await asyncio.wait_for(self.proc.wait(), timeout)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-            raise AssertionError(f"daemon did not exit within {timeout}s of signal {sig}:\n{self.log}") from None
-        if self._reader is not None:
-            await self._reader
-        return rc
+        return await super().stop(sig, timeout)
 
 
 @contextlib.asynccontextmanager

@@ -19,7 +19,6 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 from conftest import postgres_database
+from digestprocess import DigestProcess
 from httpservers import FeedServer
 from smtpservers import Received, SmtpServer
 
@@ -120,59 +120,18 @@ def cli(config: Path, *args: str, env: dict[str, str] | None = None) -> tuple[in
     return done.returncode, done.stdout, done.stderr
 
 
-@dataclass
-class WorkerProcess:
+class WorkerProcess(DigestProcess):
     """`python -m digest --config CFG -v worker --name NAME` (`run` for the name "run"), its stderr
     collected line by line."""
 
-    config: Path
-    name: str
-    env: dict[str, str] = field(default_factory=dict)
-    proc: asyncio.subprocess.Process | None = None
-    lines: list[str] = field(default_factory=list)
-    _reader: asyncio.Task[None] | None = None
+    def __init__(self, config: Path, name: str, env: dict[str, str] | None = None) -> None:
+        super().__init__(name)
+        self.config, self.name, self.env = config, name, env or {}
 
     async def start(self) -> WorkerProcess:
-        env = {**os.environ, "DIGEST_DAEMON_TICK": TICK, "PYTHONPATH": str(ROOT), **self.env}
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "digest",
-            "--config",
-            str(self.config),
-            "-v",
-            *(["run"] if self.name == "run" else ["worker", "--name", self.name]),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=str(self.config.parent),
-        )
-        self._reader = asyncio.create_task(self._read())
+        args = ["-v", *(["run"] if self.name == "run" else ["worker", "--name", self.name])]
+        await self.spawn(self.config, args, {"DIGEST_DAEMON_TICK": TICK, **self.env})
         return self
-
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        while line := await self.proc.stderr.readline():
-            self.lines.append(line.decode(errors="replace").rstrip())
-
-    @property
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
-        try:
-            rc = await asyncio.wait_for(self.proc.wait(), timeout)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-            raise AssertionError(f"{self.name} did not exit within {timeout}s:\n{self.log}") from None
-        if self._reader is not None:
-            await self._reader
-        return rc
 
 
 @contextlib.asynccontextmanager
