@@ -24,6 +24,7 @@ from digest.cluster import (
     similarity,
     title_shingles,
 )
+from digest.cluster.stories import _merge_score
 from digest.errors import DigestError
 from digest.model import Item
 from digest.parse import parse_feed
@@ -445,3 +446,116 @@ def test_a_late_report_sharing_a_pair_of_the_storys_rare_words_joins_it(monkeypa
     # The first pass alone leaves the late report apart: the story's centroid is too diluted for it.
     monkeypatch.setattr("digest.cluster.grouping._link", lambda *args: None)
     assert next(g for g in cluster(_hacking_story("times")) if 47 in g) == [47]
+
+
+def _police_day(lower_case_uses: int) -> list[Candidate]:
+    """45 unrelated items, an English report ending "...: Harbourtown Police" (item 45), a Portuguese
+    one on another crime whose only name in common with it is "Polícia" (item 46), and items of the
+    day that write "police" and "polícia" in lower case, as most news does (`lower_case_uses` of each)."""
+    lower = [
+        Candidate(
+            f"Storm closes {k + 2} mountain roads overnight",
+            f"https://d.example/{k}",
+            "daily",
+            at(30 + k),
+            summary_text="Drivers were turned back by the police at the pass until the ploughs came.",
+        )
+        for k in range(lower_case_uses)
+    ] + [
+        Candidate(
+            f"Chuva forte fecha {k + 2} estradas na serra",
+            f"https://j.example/{k}",
+            "jornal",
+            at(40 + k),
+            summary_text="A polícia desviou o trânsito durante a noite.",
+        )
+        for k in range(lower_case_uses)
+    ]
+    return [
+        *_unrelated_day(45),
+        Candidate("Beating on video began after a friendly encounter: Harbourtown Police", None, "wire", at(0)),
+        Candidate(
+            "Em reconstituição, Polícia não tem dúvidas sobre a morte de Rosália",
+            "https://j.example/r",
+            "jornal",
+            at(120),
+            summary_text="A reconstituição do crime durou quatro horas em Pinheirinho.",
+        ),
+        *lower,
+    ]
+
+
+def test_a_common_nouns_capital_is_no_name_two_languages_can_share() -> None:
+    # "Police" capitalised by a headline and "Polícia" by Portuguese usage are keyed alike ("plc"): as
+    # the one name two languages shared, they merged a Chicago beating with a murder in Curitiba on the
+    # corpus's 5-7 January 2017. Where the day's items write the word in lower case, it is a common noun.
+    assert next(g for g in cluster(_police_day(2)) if 45 in g) == [45]
+    # Not written in lower case anywhere, the capital looks like a name, and the two merged: the rule
+    # above is what keeps them apart.
+    assert next(g for g in cluster(_police_day(0)) if 45 in g) == [45, 46]
+
+
+def _two_stories_and_a_foreign_report(with_second_story: bool) -> list[Candidate]:
+    """45 unrelated items; a story two outlets tell (45, 46: a harbour blast); a German report (47)
+    on both it and a confidence vote; and when asked, the vote as another story that two other
+    outlets tell (48, 49). The report's names and figures match every member of both stories."""
+    second = [
+        Candidate(
+            "Parliament of Zarkovia backs the government in a confidence vote",
+            "https://d.example/1",
+            "daily",
+            at(200),
+            summary_text="Deputies in Zarkovia voted 212 to 190 to keep the cabinet in office.",
+        ),
+        Candidate(
+            "Government survives the vote of confidence in Zarkovia",
+            "https://p.example/1",
+            "post",
+            at(230),
+            summary_text="The motion in Zarkovia failed by 212 votes to 190 after a night of debate.",
+        ),
+    ]
+    return [
+        *_unrelated_day(45),
+        Candidate(
+            "Premier Ulvade orders an inquiry into the Zarkovia harbour blast",
+            "https://a.example/1",
+            "wire",
+            at(0),
+            summary_text="Seven dockers were hurt when a tank of 4,500 litres of fuel exploded in the harbour "
+            "of Zarkovia.",
+        ),
+        Candidate(
+            "Harbour blast: Premier Ulvade of Zarkovia promises an inquiry",
+            "https://b.example/1",
+            "times",
+            at(60),
+            summary_text="The explosion of 4,500 litres of fuel hurt seven dockers on Tuesday night.",
+        ),
+        Candidate(
+            "Regierung von Ulvade in Zarkovia unter Druck",
+            "https://z.example/1",
+            "zeitung",
+            at(240),
+            summary_text="Nach der Explosion von 4.500 Litern im Hafen überstand Ulvade in Zarkovia knapp "
+            "ein Misstrauensvotum, das die Opposition wollte, mit 212 zu 190 Stimmen.",
+            language="de",
+        ),
+        *(second if with_second_story else []),
+    ]
+
+
+def test_a_report_in_another_language_that_two_stories_claim_joins_neither(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The third pass (`linking._link_across`) alone: the first pass merges no two languages here.
+    def one_language_only(a: Any, b: Any, batch: Any, threshold: float) -> float:
+        return _merge_score(a, b, batch, threshold) if not a.langs.isdisjoint(b.langs) else 0.0
+
+    monkeypatch.setattr("digest.cluster.grouping._merge_score", one_language_only)
+    # One story: its two outlets' members each match the German report, which joins it.
+    assert next(g for g in cluster(_two_stories_and_a_foreign_report(False)) if 45 in g) == [45, 46, 47]
+    # Two stories (the harbour blast, the confidence vote), each matching it: linking the report to both
+    # would chain them into one story through it; which one it tells is not known, so it joins neither.
+    groups = cluster(_two_stories_and_a_foreign_report(True))
+    assert next(g for g in groups if 45 in g) == [45, 46]
+    assert next(g for g in groups if 48 in g) == [48, 49]
+    assert [47] in groups

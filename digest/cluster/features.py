@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -164,10 +166,20 @@ def _entries(lang: str) -> tuple[dict[str, str], dict[str, _Entry]]:
     return plain, entries
 
 
-def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: str, weight: float) -> None:
-    """Add one text's features at `weight` (a feature keeps its largest weight).
+def _add_text(
+    features: dict[str, float],
+    capitals: set[str],
+    text: str,
+    lang: str,
+    weight: float,
+    names: list[tuple[str, str]] | None = None,
+) -> bool:
+    """Add one text's features at `weight` (a feature keeps its largest weight); True when the text
+    is a title-case headline (its capitals are a style).
 
     `capitals` collects the word features of capitalised tokens: what is left are the event words.
+    `names`, when given, collects (name key, word feature) of each name found by capitals alone (not
+    an acronym's), for `without_common_nouns`.
     """
     text = unicodedata.normalize("NFKC", text)
     tokens = words.tokens_of_normalised(text)
@@ -202,8 +214,12 @@ def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: s
                 features[feature] = w
             if capital and not title_case:  # in "Hate Crime Charges Brought", capitals are a style
                 capitals.add(feature)
-        if key is not None and (acronym or (not title_case and token not in starts)) and name_weight > get(key, 0.0):
-            features[key] = name_weight
+        if key is not None and (acronym or (not title_case and token not in starts)):
+            if name_weight > get(key, 0.0):
+                features[key] = name_weight
+            if names is not None and not acronym and feats:
+                names.append((key, feats[0][0]))
+    return title_case
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +227,9 @@ class _Profile:
     lang: str
     features: dict[str, float]  # kind weights, before document frequencies
     events: frozenset[str]  # word features not written with a capital
+    # (name key, word feature) of the names found by their capital alone; empty for most items
+    names: tuple[tuple[str, str], ...] = ()
+    styled: bool = False  # a title-case text: its lower-case words are not evidence of lower case
 
 
 def _profile(item: ClusterInput) -> _Profile:
@@ -219,8 +238,37 @@ def _profile(item: ClusterInput) -> _Profile:
     lang = words.language_of(f"{item.title} {summary}", hint if isinstance(hint, str) else None)
     features: dict[str, float] = {}
     capitals: set[str] = set()
-    if summary:
-        _add_text(features, capitals, summary, lang, SUMMARY_WEIGHT)
-    _add_text(features, capitals, item.title, lang, TITLE_WEIGHT)
+    names: list[tuple[str, str]] = []
+    styled = bool(summary) and _add_text(features, capitals, summary, lang, SUMMARY_WEIGHT, names)
+    styled = _add_text(features, capitals, item.title, lang, TITLE_WEIGHT, names) or styled
     events = frozenset([f for f in features if f[0] == "w" and f not in capitals])  # a list: no generator
-    return _Profile(lang, features, events)
+    return _Profile(lang, features, events, tuple(names), styled)
+
+
+COMMON_NOUN_USES = 2  # items of a batch that write a capitalised word in lower case: then it names nothing
+
+
+def common_nouns(profiles: Sequence[_Profile]) -> frozenset[str]:
+    """The name keys that, wherever the batch has them, come from words it also writes in lower case.
+
+    A capital is how a headline writes "Police" in "...: Chicago Police", and how Portuguese writes
+    the institution in "Polícia não tem dúvidas". Both are keyed "plc", and as the one name two
+    languages shared they merged a Chicago beating with a murder in Curitiba. A word that items of
+    the batch write in lower case ("police", "polícia") is a common noun: its key stays in the
+    vectors (dropping it would make an item's other names weigh more), but it anchors no merge of
+    two languages (`digest.cluster.stories`). A key that some item has from a word never written in
+    lower case (Trump, Lauderdale, German nouns) is a name. Lower case is counted in items' event
+    words, not in title-case headlines', where every word is an event word by style.
+    """
+    wanted = frozenset([w for p in profiles for _, w in p.names])
+    if not wanted:
+        return frozenset()
+    lowered: Counter[str] = Counter()
+    for p in profiles:
+        if not p.styled:
+            lowered.update(wanted.intersection(p.events))
+    common = {w for w, k in lowered.items() if k >= COMMON_NOUN_USES}
+    if not common:
+        return frozenset()
+    keys = {k for p in profiles for k, w in p.names if w in common}
+    return frozenset(keys - {k for p in profiles for k, w in p.names if w not in common})

@@ -166,7 +166,7 @@ def _link_across(
     # finds each pair (from both ends when neither is in it) without walking the whole batch's.
     main = langs.most_common(1)[0][0]
     bar = threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD
-    names, rare = batch.names, batch.rare
+    names, rare, common = batch.names, batch.rare, batch.common_nouns
     support: dict[tuple[int, int], set[str]] = defaultdict(set)  # (story, item) -> outlets that match
     for m, p in enumerate(profiles):
         if p.lang == main:
@@ -180,10 +180,11 @@ def _link_across(
             if sx == sm or not (m_told or len(stories[sx].sources) > 1):
                 continue
             shared = names[m].keys() & names[x].keys()
-            if any(f[0] == "n" and f in rare for f in shared) and _cosine(names[m], names[x]) >= bar:
+            anchored = any(f[0] == "n" and f in rare and f not in common for f in shared)
+            if anchored and _cosine(names[m], names[x]) >= bar:
                 support[(sx, m)].add(outlets[x])  # x's story, matched by x, may take in m
                 support[(sm, x)].add(outlets[m])  # and the other way round
-    links: set[tuple[int, int]] = set()
+    claims: dict[int, set[int]] = defaultdict(set)  # a story -> the stories that would take it in
     for (a, j), seen_by in sorted(support.items()):
         if len(seen_by) < 2:
             continue
@@ -193,7 +194,10 @@ def _link_across(
             continue  # a language in common: the first pass's tests decide
         if max(sa.last, sb.last) - min(sa.first, sb.first) > _MAX_GAP_SECONDS:
             continue
-        links.add((min(a, b), max(a, b)))
+        claims[b].add(a)
+    # A report that two stories each claim would chain them into one through it: which of them it
+    # tells is not known here, so it joins neither.
+    links = {(min(a, b), max(a, b)) for b, by in claims.items() if len(by) == 1 for a in by}
     for a, b in sorted(links):
         ra, rb = find(a), find(b)
         if ra != rb:

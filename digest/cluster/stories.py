@@ -117,7 +117,8 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
         score = _cosine(aw, bw) / (threshold if batch.idf else threshold * NO_IDF_FACTOR)
         if not batch.idf:  # in a batch, rare shared words do this job; summaries carry incidental figures
             score *= _mismatch(a, b)
-    if not one_language and len(shared_names) >= _ANCHORS_ACROSS:  # two languages: names and figures
+    # Two languages: names and figures, a common noun's capital ("Police", "Polícia") not among them.
+    if not one_language and len(shared_names - batch.common_nouns) >= _ANCHORS_ACROSS:
         score = max(score, _cosine(an, bn) / (threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD))
     if len(a.sources) == 1 and a.sources == b.sources:
         # One outlet's items on one subject: a podcast's episodes, a fire brigade's alarms, two rounds

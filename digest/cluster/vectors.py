@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import mul, truediv
 
-from digest.cluster.features import ClusterInput, _Profile
+from digest.cluster.features import ClusterInput, _Profile, common_nouns
 
 MIN_BATCH_FOR_IDF = 40  # below this, document frequencies say nothing and every feature weighs its kind
 BOILERPLATE_SHARE = 0.4  # a feature in this share of one source's items (of at least 5) is its boilerplate
@@ -51,6 +51,7 @@ class _Batch:
     names: list[dict[str, float]]  # names and numbers
 
     rare: frozenset[str]
+    common_nouns: frozenset[str] = frozenset()  # name keys of words the batch writes in lower case too
 
 
 _COUNT_ONLY = 4096  # per source, count only the batch's features common enough to be boilerplate, up to this many
@@ -109,4 +110,4 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
     # In a handful of items no feature is common: every shared one counts.
     rare_limit = max(3.0, math.sqrt(n)) if use_idf else float(n)
     rare = frozenset(f for f, k in df.items() if k <= rare_limit and not _weak_number(f))
-    return _Batch(n, use_idf, df, rare_limit, word_vectors, name_vectors, rare)
+    return _Batch(n, use_idf, df, rare_limit, word_vectors, name_vectors, rare, common_nouns(profiles))
