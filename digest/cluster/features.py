@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from itertools import chain
 from typing import Protocol
 
 from digest import words
@@ -260,15 +261,13 @@ def common_nouns(profiles: Sequence[_Profile]) -> frozenset[str]:
     lower case (Trump, Lauderdale, German nouns) is a name. Lower case is counted in items' event
     words, not in title-case headlines', where every word is an event word by style.
     """
-    wanted = frozenset([w for p in profiles for _, w in p.names])
-    if not wanted:
+    pairs = set(chain.from_iterable([p.names for p in profiles]))  # (key, word), each once
+    if not pairs:
         return frozenset()
-    lowered: Counter[str] = Counter()
-    for p in profiles:
-        if not p.styled:
-            lowered.update(wanted.intersection(p.events))
+    wanted = frozenset([w for _, w in pairs])
+    # Counted in C: the wanted words among each unstyled item's event words.
+    lowered = Counter(chain.from_iterable(map(wanted.intersection, [p.events for p in profiles if not p.styled])))
     common = {w for w, k in lowered.items() if k >= COMMON_NOUN_USES}
     if not common:
         return frozenset()
-    keys = {k for p in profiles for k, w in p.names if w in common}
-    return frozenset(keys - {k for p in profiles for k, w in p.names if w not in common})
+    return frozenset({k for k, w in pairs if w in common} - {k for k, w in pairs if w not in common})
