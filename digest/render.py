@@ -96,6 +96,22 @@ class LinkView:
 
 
 @dataclass(frozen=True, slots=True)
+class OutletView:
+    """One outlet in "Also reported by": its name linked to its first report, then its other reports
+    of the story, numbered from 2 ("The Indian Express (2, 3)"), so that a busy outlet's follow-ups
+    do not repeat its name."""
+
+    name: LinkView
+    more: tuple[LinkView, ...] = ()
+
+    @property
+    def cited(self) -> str:
+        """The plain-text form: 'The Indian Express [5] [6] [7]'."""
+        refs = " ".join(f"[{link.ref}]" for link in (self.name, *self.more) if link.ref is not None)
+        return f"{self.name.text} {refs}" if refs else self.name.text
+
+
+@dataclass(frozen=True, slots=True)
 class QuoteView:
     """One outlet's part of a synopsis: "<before><outlet><after> <text>", e.g. "Reuters adds: ..."."""
 
@@ -119,7 +135,7 @@ class StoryView:
     summary_html: str  # sanitised by parse (E1); the only value the templates mark |safe
     summary_text: str
     image_url: str | None
-    also: tuple[LinkView, ...]
+    also: tuple[OutletView, ...]
     read_also: tuple[LinkView, ...]
     outlets: int = 0  # in "Top stories": how many outlets tell it
     synopsis: tuple[QuoteView, ...] = ()
@@ -276,6 +292,18 @@ class _ViewBuilder:
             self._block_links.append(link)
         return link
 
+    def _outlets(self, items: Sequence[Item]) -> tuple[OutletView, ...]:
+        """Each outlet once, in the order of its first report; its other linked reports by number."""
+        by_outlet: dict[str, list[Item]] = {}
+        for item in items:
+            by_outlet.setdefault(_clean(item.source), []).append(item)
+        outlets = []
+        for name, (first, *rest) in by_outlet.items():
+            linked = self._link(name, first.url)
+            more = [item for item in rest if _href(item.url) is not None]  # an unlinked report adds nothing
+            outlets.append(OutletView(linked, tuple(self._link(str(k), i.url) for k, i in enumerate(more, start=2))))
+        return tuple(outlets)
+
     def _take_links(self) -> tuple[LinkView, ...]:
         links, self._block_links = tuple(self._block_links), []
         return links
@@ -342,7 +370,7 @@ class _ViewBuilder:
             image_url=image.url if image else None,
             image=image,
             # An outlet the synopsis quotes is already linked there: "Also reported by" names the rest.
-            also=tuple(self._link(item.source, item.url) for item in story.also if item.id not in quoted),
+            also=self._outlets([item for item in story.also if item.id not in quoted]),
             read_also=tuple(
                 self._link(item.title or _cut(_clean(item.summary_text), 90), item.url, item.source)
                 for item in story.read_also

@@ -272,6 +272,35 @@ def test_without_a_synopsis_every_other_outlet_is_also_reported_by() -> None:
     )
 
 
+def test_an_outlet_with_several_reports_is_named_once_with_its_other_reports_numbered() -> None:
+    # A replay of real feeds showed "Also reported by: World – The Indian Express, World – The Indian
+    # Express, ..." five times under one headline: one outlet's follow-ups of the story.
+    story = Story(
+        lead=item(1, "Five dead in airport shooting", source="Business Daily"),
+        also=(
+            item(2, "Airport gunman was a veteran", source="Wire Service"),
+            item(3, "Thousands stranded at the airport", source="Wire Service"),
+            item(4, "Shooting at the airport: what we know", source="Morning Post"),
+            item(5, "Suspect had voices in his head, relatives say", source="Wire Service"),
+            item(6, "Airport reopens", source="Wire Service", url=None),  # no link: nothing to number
+        ),
+    )
+    section = SectionGroup(
+        name="World", anchor="s-world", days=(DayGroup(date(2026, 1, 16), (story,)),), total=1, shown=1
+    )
+    r = Renderer().render(dataclasses.replace(rich_edition(), sections=(section,), top_stories=()))
+    assert re.search(
+        r'Also reported by: <a href="https://example.org/news/2"[^>]*>Wire Service</a> '
+        r'\(<a href="https://example.org/news/3"[^>]*>2</a>, <a href="https://example.org/news/5"[^>]*>3</a>\), '
+        r'<a href="https://example.org/news/4"[^>]*>Morning Post</a></p>',
+        r.html,
+    )
+    line = re.search(r"Also reported by: Wire Service \[(\d+)\] \[(\d+)\] \[(\d+)\], Morning Post \[(\d+)\]\n", r.text)
+    assert line, r.text
+    refs = dict(re.findall(r"^\[(\d+)\] (\S+)$", r.text, re.M))
+    assert [refs[n] for n in line.groups()] == [f"https://example.org/news/{k}" for k in (2, 3, 5, 4)]
+
+
 def test_rtl_titles_let_the_client_pick_the_direction() -> None:
     html = Renderer().render(rich_edition()).html
     for title in ("שיחות השלום נמשכות בז'נבה", "محادثات السلام تستمر في جنيف"):
