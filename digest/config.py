@@ -996,7 +996,7 @@ def example_toml() -> str:
         out += _example_section(name)
         out.append("")
     out += [
-        "# Feeds: url, optional name (else the feed's own title), optional section (beats rules),",
+        "# Feeds: url, optional name (else the outlet's name in the feed's title), optional section (beats rules),",
         '# optional interval (poll this feed every ..., e.g. "30m"), optional press = true (an outlet of the',
         "# Press Review section, cited by its name) and plural = true (its name is grammatically plural).",
         "[[feeds]]",

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from digest.outlets import outlet_name
+
 # --------------------------------------------------------------------------- parse output
 
 
@@ -74,7 +76,8 @@ class Feed:
 
     @property
     def display_name(self) -> str:
-        return self.name or self.title or self.url
+        """The operator's name for the feed, else the outlet's name in the feed's title, else its URL."""
+        return self.name or (outlet_name(self.title, self.url) if self.title else self.url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,7 @@ class Item:
     image_url: str | None = None
     feed_section: str | None = None  # the feed-level section, which beats rules
     feed_url: str | None = None  # for section rules naming feeds
+    feed_title: str | None = None  # the feed's own title, for section rules naming feeds by it
     # The aggregator's feed an item came through when `source` is the site its link names
     # (digest.outlets; compose sets it, the store never does).
     via: str | None = None

@@ -9,6 +9,8 @@ not one outlet's series (`digest.cluster`).
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlsplit
 
 _FORWARDS = ("cl4url", "url", "u")  # query parameters an aggregator's link names the article in
@@ -28,3 +30,46 @@ def linked_site(url: str | None) -> str | None:
             if "." in host and target.path not in ("", "/") and host != (parts.hostname or "").removeprefix("www."):
                 return host
     return None
+
+
+# Where a feed's title joins the outlet's name to its section's: "World – The Indian Express",
+# "SPIEGEL ONLINE - Nachrichten", "NYT > Home Page", "Home | Mail Online".
+# A pattern, not compiled here: `re` compiles it on first use and keeps it (not on the poll's path).
+_SEPARATOR = r"\s+[-–—|>/»›·]\s+|:\s+"
+# Host labels that name no outlet: "rss.nytimes.com" is the New York Times', "news.example.org" example's.
+_GENERIC_LABELS = frozenset({"www", "rss", "feed", "feeds", "news", "blog", "blogs", "api", "xml", "static", "com"})
+# Platforms that host many outlets' feeds: "strava-engineering - Medium" is not Medium's own.
+_PLATFORMS = frozenset({"medium", "substack", "blogspot", "wordpress", "tumblr", "typepad", "feedburner", "feedproxy"})
+
+
+@lru_cache(maxsize=4096)  # per stored item, for the few feeds of an edition
+def outlet_name(title: str, feed_url: str) -> str:
+    """The outlet's name in a feed's title: the part of it that names the feed's site, else the title.
+
+    A press review cites an outlet by name, and feeds' titles carry more: "World – The Indian
+    Express" at indianexpress.com is "The Indian Express", "SPIEGEL ONLINE - Nachrichten" at
+    spiegel.de "SPIEGEL ONLINE", "NYT > Home Page" at nytimes.com "NYT". Only a part that the feed's
+    host names is taken (a label of three letters or more in it, or it in a label, compared in
+    ASCII), so a title whose parts name no host ("Home | Mail Online" at dailymail.co.uk, a feed
+    on feedburner.com) stays as it is. The operator's `name` for a feed beats all of this.
+    """
+    parts = [p.strip() for p in re.split(_SEPARATOR, title) if p.strip()]
+    if len(parts) < 2:
+        return title
+    host = (urlsplit(feed_url).hostname or "").split(".")
+    if _PLATFORMS.intersection(host):
+        return title
+    labels = [label for label in host[:-1] if len(label) >= 3 and label not in _GENERIC_LABELS]
+    if not labels:
+        return title
+    for part in parts:
+        folded = _ascii(part)
+        if any(label.replace("-", "") in folded or (len(folded) >= 3 and folded in label) for label in labels):
+            return part
+    return title
+
+
+def _ascii(text: str) -> str:
+    from unidecode import unidecode  # only for feeds with a composite title; not on the poll's path
+
+    return "".join(ch for ch in unidecode(text).casefold() if ch.isalnum())

@@ -18,7 +18,8 @@ A section's rules:
 Conditions: `categories` equal one of the item's categories (case-insensitively); `url_patterns`
 are regular expressions searched in the link's path; `keywords` occur in the title or the summary
 as word forms (digest.words: "Путин" matches "Путина", "sanction" matches "sanctions"; a keyword of
-several words matches them in a row); `feeds` equal the feed's name or URL.
+several words matches them in a row); `feeds` equal the feed's name (as configured, or as the
+edition cites it), its own title or its URL.
 
 Order of decision:
 
@@ -277,7 +278,7 @@ def classify(
 ) -> Classification:
     """The section of one item and the rule that chose it; see the module docstring for the order.
 
-    `feed_names` are the feed's name and URL, for rules with `feeds`.
+    `feed_names` are the feed's name, title and URL, for rules with `feeds`.
     """
     if feed_section:
         return Classification(feed_section, "feed", f"the feed is configured for section '{feed_section}'")

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, or_, se
 
 from digest.errors import FeedError
 from digest.model import Feed, FeedSpec, Item, ParsedItem, PollRecord, PollWritten
+from digest.outlets import outlet_name
 from digest.store import schema as t
 from digest.store.base import StoreBase
 
@@ -56,7 +57,7 @@ def _item(row: Row[*tuple[Any, ...]]) -> Item:
     return Item(
         id=row.id,
         feed_id=row.feed_id,
-        source=row.feed_name or row.feed_title or row.feed_url,
+        source=row.feed_name or (outlet_name(row.feed_title, row.feed_url) if row.feed_title else row.feed_url),
         title=row.title,
         url=row.url,
         summary_html=row.summary_html,
@@ -67,6 +68,7 @@ def _item(row: Row[*tuple[Any, ...]]) -> Item:
         image_url=row.image_url,
         feed_section=row.feed_section,
         feed_url=row.feed_url,
+        feed_title=row.feed_title,
     )
 
 

@@ -1,0 +1,117 @@
+"""Who an item's outlet is: the site an aggregator's link names, and the outlet's name in a feed's title."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS_ABSENT, corpus_dir
+from storepaths import store_items
+from test_store import T0, parsed
+
+from digest.config import Settings, load
+from digest.model import Feed, FeedSpec, PollRecord
+from digest.outlets import outlet_name
+from digest.parse import parse_feed
+from digest.pipeline.mailer import classify_item
+from digest.store import Store
+
+
+@pytest.mark.parametrize(
+    ("title", "url", "name"),
+    [
+        ("World – The Harbour Gazette", "https://harbourgazette.example/world/feed/", "The Harbour Gazette"),
+        ("HGZ > Home Page", "https://rss.hgz.example/home.xml", "HGZ"),  # a short name inside a longer host
+        ("BUGLE ONLINE - Nachrichten", "https://www.bugle.example/schlagzeilen/index.rss", "BUGLE ONLINE"),
+        ("Il Faro - Cronache", "https://www.ilfaro.example/rss/cronaca.xml", "Il Faro"),
+        ("Гавань / Новости", "https://gavan.example/rss", "Гавань"),  # compared in ASCII: "Gavan'"
+        ("Politik | The Daily Lantern", "https://feeds.dailylantern.example/politik", "The Daily Lantern"),
+        # No part names the host: the title as it is, not a guess.
+        ("Home | Evening Courier", "https://www.dailycourier.example/home/index.rss", "Home | Evening Courier"),
+        ("World – The Harbour Gazette", "https://feeds.feedburner.com/harbour-world", "World – The Harbour Gazette"),
+        # A platform hosts many outlets: "- Medium" is where it is published, not who wrote it.
+        ("engineering-notes - Medium", "https://medium.com/feed/engineering-notes", "engineering-notes - Medium"),
+        ("The Harbour Gazette", "https://harbourgazette.example/feed", "The Harbour Gazette"),
+        ("News: Harbour", "https://news.example/feed", "News: Harbour"),  # "news" names no outlet
+    ],
+)
+def test_the_outlets_name_is_the_part_of_the_feeds_title_its_host_names(title: str, url: str, name: str) -> None:
+    assert outlet_name(title, url) == name
+
+
+def test_a_feeds_display_name_is_its_configured_name_else_the_outlet_in_its_title() -> None:
+    feed = Feed(id=1, url="https://harbourgazette.example/world/feed/", name=None, section=None, active=True)
+    assert feed.display_name == "https://harbourgazette.example/world/feed/"
+    titled = Feed(
+        id=1,
+        url="https://harbourgazette.example/world/feed/",
+        name=None,
+        section=None,
+        active=True,
+        title="World – The Harbour Gazette",
+    )
+    assert titled.display_name == "The Harbour Gazette"
+    named = Feed(id=1, url=titled.url, name="Gazette", section=None, active=True, title=titled.title)
+    assert named.display_name == "Gazette"
+
+
+def test_stored_items_are_cited_by_the_outlet_and_rules_naming_the_whole_title_still_match(
+    store: Store, tmp_path: Path
+) -> None:
+    url = "https://harbourgazette.example/world/feed/"
+    store.sync_feeds([FeedSpec(url=url, name=None)], now=T0)
+    feed = next(f.id for f in store.list_feeds() if f.url == url)
+    with store.poll_writer() as writer:  # what a poll of the feed's first body writes
+        writer.record([PollRecord(feed, T0, 200, 0, None, T0, title="World – The Harbour Gazette")])
+    store_items(store, feed, [parsed("g1", url="https://harbourgazette.example/1", title="Quay reopens")], now=T0)
+    (item,) = store.edition_window("UTC", until=datetime(2026, 1, 17, tzinfo=UTC)).items
+    assert item.source == "The Harbour Gazette"
+    # A section rule written before, with the feed's whole title, still finds the feed's items.
+    config = tmp_path / "digest.toml"
+    config.write_text(
+        '[digest]\ntitle = "R"\ntimezone = "UTC"\ndatabase = "sqlite:///x.sqlite"\n'
+        '[smtp]\nhost = "127.0.0.1"\nsender = "r@example.org"\n'
+        '[[sections]]\nname = "Harbour"\nfeeds = ["World – The Harbour Gazette"]\n'
+        '[[sections]]\nname = "Gazette"\nfeeds = ["The Harbour Gazette"]\n',
+        encoding="utf-8",
+    )
+    settings: Settings = load(config)
+    assert classify_item(settings, item).section == "Harbour"
+
+
+# What the corpus's feeds are cited as. The corpus keeps no feed URL, so the host of a feed's own
+# links stands in for it. Each name is written here by hand (the outlet as a reader knows it).
+CORPUS_NAMES = {
+    "indian-express_world.xml": "The Indian Express",
+    "spiegel_online.xml": "SPIEGEL ONLINE",
+    "lemonde_une.xml": "Le Monde.fr",
+    "nytimes_homepage.xml": "NYT",
+    "massa-news_curitiba.xml": "Massa News",
+    "themoscowtimes_news.xml": "The Moscow Times",
+    "theverge_frontpage.atom": "The Verge",
+    # Titles whose parts name no host, or with no separator, are cited whole.
+    "daily-mail_home_mediacontent.xml": "Home | Mail Online",
+    "japantimes_latest.xml": "Japan Times latest articles",
+    "yandex-news_moscow_mojibake.xml": "Яндекс.Новости: Москва",
+    "strava-engineering_medium.xml": "strava-engineering - Medium",
+}
+
+
+def test_real_feeds_titles_give_the_outlets_names() -> None:
+    root = corpus_dir()
+    if root is None:
+        pytest.skip(CORPUS_ABSENT)
+    found = {}
+    for name in CORPUS_NAMES:
+        feed = parse_feed(
+            (root / "feeds" / "news" / name).read_bytes(),
+            url=f"https://corpus.invalid/{name}",
+            content_type=None,
+            now=datetime(2026, 11, 30, tzinfo=UTC),
+        )
+        link = next(i.url for i in feed.items if i.url)
+        assert feed.title
+        found[name] = outlet_name(feed.title, link)
+        print(f"{feed.title!r} -> {found[name]!r}")
+    assert found == CORPUS_NAMES
