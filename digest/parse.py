@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import codecs
+import dataclasses
 import hashlib
 import html as htmllib
 import io
@@ -25,6 +26,7 @@ from urllib.parse import urljoin
 
 import feedparser
 
+from digest import summary_boilerplate
 from digest.errors import ParseError
 from digest.model import ParsedFeed, ParsedItem
 from digest.sanitize import clean_text, clean_url, excerpt, html_to_text, repair_mojibake, sanitize_html
@@ -375,6 +377,39 @@ def _item(entry: Mapping[str, Any], *, feed_url: str, now: datetime, excerpt_cha
     )
 
 
+def _ends_of(html: str) -> str:
+    """The text of a summary's opening and closing, where boilerplate is: a whole article's middle
+    costs time and holds none."""
+    if len(html) > 2 * _ENDS:
+        html = html[:_ENDS] + " \x01 " + html[-_ENDS:]  # a cut tag there is text far from either end
+    return summary_boilerplate.text_of(html)
+
+
+_ENDS = 2000  # characters of HTML at either end: well over the longest run learned (40 words)
+
+
+def _without_boilerplate(items: list[ParsedItem], excerpt_chars: int, feed_url: str) -> list[ParsedItem]:
+    """The items with the feed's summary boilerplate removed (digest.summary_boilerplate), learned
+    across this document's items. Keys stay as the summaries first gave them: an item is the same
+    item whether or not its boilerplate was learned."""
+    prefix, suffix = summary_boilerplate.learn([(_ends_of(i.summary_html), i.title) for i in items if i.summary_html])
+    if not (prefix or suffix):
+        return items
+    out = []
+    for item in items:
+        html = summary_boilerplate.strip(item.summary_html, item.title, prefix, suffix)
+        if html != item.summary_html:
+            html = summary_boilerplate.tidy(sanitize_html(html, base_url=feed_url))
+            item = dataclasses.replace(
+                item,
+                summary_html=html,
+                summary_text=excerpt(html, excerpt_chars),
+                content_hash=_sha256(item.title, html, item.url or ""),
+            )
+        out.append(item)
+    return out
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -423,6 +458,7 @@ def parse_feed(
         if item is not None and item.key not in keys:  # a repeated key: the first one wins
             keys.add(item.key)
             items.append(item)
+    items = _without_boilerplate(items, excerpt_chars, url)
 
     feed = result.get("feed") or {}
     return ParsedFeed(

@@ -1,0 +1,139 @@
+"""A feed's summary boilerplate ("... Leia mais no Massa News!", "Merci à vous de suivre le flux
+RSS de ...", WordPress's "The post <title> appeared first on <site>."), learned and removed. Pure.
+
+Many feeds open or close every summary with the same words: a plea to read the rest on their site,
+a greeting, the line a blog plugin adds. In an excerpt of 280 characters that is a third of what a
+reader sees, and in every story of the feed. Nothing marks it, so it is learned from repetition
+across the items of one feed document (parse sees them together): a run of words that begins or
+ends at least half of the summaries (three at least), with each item's own title standing in for
+itself ("The post <title> appeared first on ..."). Only a run that reads as whole sentences is
+taken: a suffix starts with a capital (a sentence) and a prefix is followed by one, so the common
+opening of a feed's analyst notes ("Der Analyst X hat die Einstufung ...", then "für" or "auf")
+stays; and never a whole summary.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+MIN_ITEMS = 3  # fewer summaries cannot show that words repeat
+MIN_SHARE = 0.5  # a run on at least half of the feed's summaries
+MIN_WORDS = 3  # shorter runs ("[…]", "Read more") are left alone: too little to tell
+MAX_WORDS = 40
+_TITLE = "\x00"  # an item's own title, in a run learned across items
+
+
+def _with_title(words: list[str], title: str) -> list[str]:
+    """The words, with the item's title (when the text quotes it) as one `_TITLE` word."""
+    own = title.split()
+    if own and len(own) <= len(words):
+        n = len(own)
+        # The last mention, near the end: a closing line quotes the title ("The post <title> appeared ...").
+        for start in range(len(words) - n, max(-1, len(words) - n - MAX_WORDS - 1), -1):
+            if words[start] == own[0] and words[start : start + n] == own:
+                return [*words[:start], _TITLE, *words[start + n :]]
+    return words
+
+
+def _starts_sentence(word: str) -> bool:
+    if word == _TITLE:  # "<title> was originally published in ..."
+        return True
+    first = word.lstrip("\"'«“‘([¿¡")
+    return bool(first) and (first[0].isupper() or first[0].isdigit())
+
+
+def learn(summaries: Sequence[tuple[str, str]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The prefix and the suffix (as words, `_TITLE` for an item's title; empty when none) that are
+    one feed's summary boilerplate, from its items' (summary text, title)."""
+    split = [(text.split(), title) for text, title in summaries]
+    split = [(words, title) for words, title in split if words]
+    if len(split) < MIN_ITEMS:
+        return (), ()
+    need = max(MIN_ITEMS, MIN_SHARE * len(split))
+    # Most feeds have none: a run's first word opens, or its last word closes, that many summaries.
+    firsts = Counter(words[0] for words, _ in split)
+    lasts = Counter(words[-1] for words, _ in split)
+    if firsts.most_common(1)[0][1] < need and lasts.most_common(1)[0][1] < need:
+        return (), ()
+    texts = [_with_title(words, title) for words, title in split]
+    prefixes: Counter[tuple[str, ...]] = Counter()
+    suffixes: Counter[tuple[str, ...]] = Counter()
+    for words in texts:
+        # Only runs that leave a word of the summary's own, and at sentence edges.
+        for k in range(MIN_WORDS, min(MAX_WORDS, len(words) - 1) + 1):
+            if _starts_sentence(words[k]):
+                prefixes[tuple(words[:k])] += 1
+            if _starts_sentence(words[-k]):
+                suffixes[tuple(words[-k:])] += 1
+    prefix = max((p for p, n in prefixes.items() if n >= need), key=len, default=())
+    suffix = max((s for s, n in suffixes.items() if n >= need), key=len, default=())
+    return prefix, suffix
+
+
+# A run is whole sentences when punctuation or a block's edge (a paragraph, a line break) bounds it:
+# "... ele bateu o carro... Leia mais no Massa News!" or "<br> Weitere Informationen ...", but not
+# "von 95 auf 120 USD belassen." nor "Der Analyst X hat die Einstufung für" before a company's name.
+_SENTENCE_END = re.compile(r"[.!?…:]$")
+_BLOCK = r"<(?:br|/?p|/?div|/?li|/?h\d|/?blockquote|/?td|/?tr)\b[^>]*>"
+_BLOCK_AFTER = re.compile(r"(?:\s|&nbsp;|</(?:a|strong|em|b|i|span)>)*(?:" + _BLOCK + "|$)")
+_BLOCK_OR_SENTENCE_BEFORE = re.compile(
+    r"(?:^|[.!?…:]|" + _BLOCK + r")(?:\s|&nbsp;|<(?:a|strong|em|b|i|span)\b[^>]*>)*$"
+)
+
+# Between two characters of the run, the HTML may hold tags (a link around "Massa News"); a space may
+# be any whitespace, &nbsp; or a tag; a character may be written as an entity.
+_GAP = r"(?:<[^>]*>)*"
+_SPACE = r"(?:\s|&nbsp;|&#160;|<[^>]*>)+"
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;|&#34;", "'": "&#39;|&#x27;|&apos;", "\xa0": "&nbsp;"}
+
+
+def _pattern(words: Sequence[str], title: str) -> str:
+    """The run as it may be written in HTML; it starts and ends on one of its characters."""
+    spelled = " ".join(title if w == _TITLE else w for w in words)
+    out: list[str] = []
+    for ch in spelled:
+        if ch.isspace():
+            out.append(_SPACE)
+            continue
+        if out and out[-1] != _SPACE:
+            out.append(_GAP)
+        alternatives = [re.escape(ch), *_ENTITIES.get(ch, "").split("|")]
+        out.append("(?:" + "|".join(a for a in alternatives if a) + ")")
+    return "".join(out)
+
+
+def strip(summary_html: str, title: str, prefix: Sequence[str], suffix: Sequence[str]) -> str:
+    """`summary_html` without the learned runs, its tags left in place; as it was when a run is not
+    found in it, or nothing of its own would be left."""
+    out = summary_html
+    if prefix:
+        m = re.match(r"(?:\s|<[^>]*>)*(" + _pattern(prefix, title) + ")", out)
+        if m and (_SENTENCE_END.search(prefix[-1]) or _BLOCK_AFTER.match(out, m.end(1))):
+            out = out[: m.start(1)] + out[m.end(1) :]
+    if suffix:
+        m = re.search("(" + _pattern(suffix, title) + r")(?:\s|&nbsp;|</[^>]*>)*$", out)
+        if m and _BLOCK_OR_SENTENCE_BEFORE.search(out, 0, m.start(1)):
+            out = out[: m.start(1)] + out[m.end(1) :]
+    if out is summary_html or not text_of(out):
+        return summary_html
+    return out  # its tags may no longer balance: the caller sanitises it again, then `tidy()`
+
+
+_EMPTY = re.compile(r"<(p|div|span|a|strong|em|b|i)(?:\s[^>]*)?>(\s*)</\1>")
+
+
+def tidy(html: str) -> str:
+    """Sanitised HTML without the elements a removed run left empty (a link in a paragraph)."""
+    for _ in range(3):
+        html, n = _EMPTY.subn(r"\2", html)  # "records.<strong> </strong>Kafka" keeps its space
+        if not n:
+            break
+    return html.strip()
+
+
+def text_of(html: str) -> str:
+    """Sanitised HTML's text, cheaply (nh3 escaped every "<" that is not a tag's)."""
+    return " ".join(htmllib.unescape(re.sub(r"<[^>]*>", " ", html)).split())
