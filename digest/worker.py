@@ -31,10 +31,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from importlib.metadata import PackageNotFoundError, version
 
 from sqlalchemy.engine.url import make_url
 
+import digest
 from digest import schedule
 from digest.clock import Clock
 from digest.config import Settings, SmtpSettings
@@ -63,13 +63,6 @@ JOIN_BEATS = 2
 
 def default_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _version() -> str:
-    try:
-        return version("digest")
-    except PackageNotFoundError:  # pragma: no cover - run from a source tree without install
-        return "unknown"
 
 
 class ClockSkewError(DigestError):
@@ -323,7 +316,7 @@ def _register(settings: Settings, store: Store, name: str, clock: Clock, where: 
         name,
         host=socket.gethostname(),
         pid=os.getpid(),
-        version=_version(),
+        version=digest.__version__,  # the one place it is written, also in a source tree
         worker_now=clock(),
         stale_after=STALE_AFTER,
     )
