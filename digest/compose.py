@@ -150,11 +150,12 @@ def stories_from_json(body: str, items: Sequence[Item], history: Sequence[Item] 
 
 
 def as_written(item: Item) -> Item:
-    """An aggregator's item under the site that wrote it (digest.outlets): a press review cites
-    "ria.ru", not the feed that carried it, and counts it as an outlet of its own (stories' outlets,
-    `max_per_source`, the synopsis). `via` keeps the feed's name, which the Press Review's outlets
-    and the section rules name. Any other item is returned as it is."""
-    site = linked_site(item.url)
+    """An aggregator's item under the outlet that wrote it: the one its feed names (`Item.outlet`,
+    from `<source>`: "Reuters"), else the site its link names (digest.outlets: "ria.ru"). A press
+    review cites that outlet, not the feed that carried it, and counts it as an outlet of its own
+    (stories' outlets, `max_per_source`, the synopsis). `via` keeps the feed's name, which the Press
+    Review's outlets and the section rules name. Any other item is returned as it is."""
+    site = item.outlet or linked_site(item.url)
     if site is None or item.via is not None:
         return item
     return dataclasses.replace(item, source=site, via=item.source)

@@ -29,6 +29,7 @@ class ParsedItem:
     image_url: str | None = None
     guid: str | None = None
     content_hash: str = ""  # changes when the publisher edits the item
+    outlet: str | None = None  # who wrote it, when an aggregator's feed names another outlet (<source>)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,7 @@ class Item:
     feed_section: str | None = None  # the feed-level section, which beats rules
     feed_url: str | None = None  # for section rules naming feeds
     feed_title: str | None = None  # the feed's own title, for section rules naming feeds by it
+    outlet: str | None = None  # the outlet an aggregator's feed names for the item (<source>), if any
     # The aggregator's feed an item came through when `source` is the site its link names
     # (digest.outlets; compose sets it, the store never does).
     via: str | None = None

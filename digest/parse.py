@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
@@ -353,7 +353,32 @@ def _key(guid: str | None, url: str | None, title: str, entry: Mapping[str, Any]
     return "sha256:" + _sha256("item", title, date, "" if (title or date) else summary)
 
 
-def _item(entry: Mapping[str, Any], *, feed_url: str, now: datetime, excerpt_chars: int) -> ParsedItem | None:
+def _host(url: str | None) -> str:
+    return (urlsplit(url or "").hostname or "").removeprefix("www.")
+
+
+def _outlet(entry: Mapping[str, Any], own: frozenset[str]) -> str | None:
+    """The outlet an aggregator's feed names for the item: RSS `<source url="...">Reuters</source>`
+    (Google News), Atom `<source><title>` (a planet of blogs); None when there is none, or it is the
+    feed itself (NASA's items cite NASA's feed), by its host or its title."""
+    source = entry.get("source")
+    if not isinstance(source, Mapping):
+        return None
+    name = clean_text(str(source.get("title") or ""), limit=AUTHOR_CHARS)
+    if not name or name.casefold() in own:
+        return None
+    host = _host(str(source.get("href") or source.get("link") or ""))
+    return None if host and host in own else name
+
+
+def _item(
+    entry: Mapping[str, Any],
+    *,
+    feed_url: str,
+    now: datetime,
+    excerpt_chars: int,
+    own: frozenset[str] = frozenset(),
+) -> ParsedItem | None:
     title = clean_text(_text_of(entry.get("title"), entry.get("title_detail")), limit=TITLE_CHARS)
     url = _item_url(entry, feed_url)
     summary_html = _summary_html(entry, feed_url)
@@ -362,8 +387,15 @@ def _item(entry: Mapping[str, Any], *, feed_url: str, now: datetime, excerpt_cha
     summary_text = excerpt(summary_html, excerpt_chars)
     guid = clean_text(str(entry.get("id") or "")) or None
     author = clean_text(_text_of(entry.get("author"), entry.get("author_detail")), limit=AUTHOR_CHARS) or None
+    key = _key(guid, url, title, entry, summary_html)  # as before outlets: an item keeps its identity
+    outlet = _outlet(entry, own)
+    if outlet:  # Google News ends each title with its outlet's name: the edition names it apart
+        for separator in (" - ", " – ", " — ", " | "):
+            if title.endswith(separator + outlet) and len(title) > len(separator + outlet):
+                title = title[: -len(separator + outlet)].rstrip()
+                break
     return ParsedItem(
-        key=_key(guid, url, title, entry, summary_html),
+        key=key,
         title=title,
         url=url,
         summary_html=summary_html,
@@ -373,7 +405,9 @@ def _item(entry: Mapping[str, Any], *, feed_url: str, now: datetime, excerpt_cha
         author=author,
         image_url=_image_url(entry, feed_url),
         guid=guid,
-        content_hash=_sha256(title, summary_html, url or ""),
+        # An outlet only where there is one: other items' hashes stay as they were before outlets.
+        content_hash=_sha256(title, summary_html, url or "", *([outlet] if outlet else [])),
+        outlet=outlet,
     )
 
 
@@ -404,7 +438,7 @@ def _without_boilerplate(items: list[ParsedItem], excerpt_chars: int, feed_url: 
                 item,
                 summary_html=html,
                 summary_text=excerpt(html, excerpt_chars),
-                content_hash=_sha256(item.title, html, item.url or ""),
+                content_hash=_sha256(item.title, html, item.url or "", *([item.outlet] if item.outlet else [])),
             )
         out.append(item)
     return out
@@ -451,18 +485,21 @@ def parse_feed(
     ):
         raise _not_a_feed(body, url, result)
 
+    feed = result.get("feed") or {}
+    feed_title = clean_text(_text_of(feed.get("title"), feed.get("title_detail")), limit=TITLE_CHARS) or None
+    # What names this feed itself: an item's <source> naming it is no other outlet.
+    own = frozenset(filter(None, (_host(url), _host(str(feed.get("link") or "")), (feed_title or "").casefold())))
     items: list[ParsedItem] = []
     keys: set[str] = set()
     for entry in entries[:MAX_ITEMS]:
-        item = _item(entry, feed_url=url, now=now, excerpt_chars=excerpt_chars)
+        item = _item(entry, feed_url=url, now=now, excerpt_chars=excerpt_chars, own=own)
         if item is not None and item.key not in keys:  # a repeated key: the first one wins
             keys.add(item.key)
             items.append(item)
     items = _without_boilerplate(items, excerpt_chars, url)
 
-    feed = result.get("feed") or {}
     return ParsedFeed(
-        title=clean_text(_text_of(feed.get("title"), feed.get("title_detail")), limit=TITLE_CHARS) or None,
+        title=feed_title,
         link=clean_url(feed.get("link"), base_url=url),
         items=tuple(items),
         warning=_bozo_text(exc) if bozo else None,

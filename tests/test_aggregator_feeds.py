@@ -55,3 +55,45 @@ async def test_an_aggregators_items_are_one_story_cited_by_the_papers_that_wrote
     for paper in PAPERS:
         assert paper in flat and paper in html
     assert "News Aggregator adds" not in flat and " adds: " in flat
+
+
+OUTLETS = ("Harbour Gazette", "Evening Courier", "Daily Lantern")
+
+
+def news_search_feed() -> bytes:
+    """A Google News search feed as it is written today: links to news.google.com that name no
+    article, each item's outlet in <source>, and each title ending with " - <outlet>"."""
+    stamp = (NOW - timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    items = "".join(
+        f"<item><title>{title} - {outlet}</title>"
+        f"<link>https://news.google.com/rss/articles/CBMi{n}x?oc=5</link>"
+        f'<guid isPermaLink="false">CBMi{n}x</guid><pubDate>{stamp}</pubDate><description>{text}</description>'
+        f'<source url="https://{outlet.replace(" ", "").lower()}.example">{outlet}</source></item>'
+        for n, (outlet, (title, text)) in enumerate(zip(OUTLETS, TELLINGS, strict=True))
+    )
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>"key rate" - Google News</title>'
+        f"<link>https://news.google.com/search?q=key+rate</link><description>d</description>{items}"
+        "</channel></rss>"
+    ).encode()
+
+
+async def test_an_aggregators_items_are_cited_by_the_outlets_its_feed_names_in_source(tmp_path: Path) -> None:
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        url = feeds.serve("/search.xml", news_search_feed())
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port)
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        sent = await asyncio.to_thread(cli, config, "send")
+        assert sent.returncode == 0, sent.stderr
+        [received] = smtp.messages
+    message = email.message_from_bytes(received.data, policy=email.policy.default)
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    flat = " ".join(text.split())
+    # One story told by three outlets, cited by name ("Harbour Gazette: ..., Evening Courier adds: ..."),
+    # its headline without Google News's " - <outlet>".
+    assert sum(flat.count(f"* {title} [") for title, _ in TELLINGS) == 1, flat
+    for outlet in OUTLETS:
+        assert f"{outlet} [" in flat and outlet in html
+        assert f" - {outlet}" not in flat
+    assert "Google News adds" not in flat and " adds: " in flat

@@ -149,6 +149,13 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
         assert store.workers(stale_after=timedelta(seconds=60))[0].feeds == len(claimed)
         assert store.release_feeds("w1", [f.id for f in claimed]) == len(claimed)
         store.unregister_worker("w1")
+        # 0007: items stored before it name no outlet (they are cited by their feed, as before).
+        with store.engine.connect() as conn:
+            outlets = conn.execute(sa.select(t.items.c.outlet)).scalars().all()
+        assert outlets and all(outlet is None for outlet in outlets)
+        assert all(
+            item.outlet is None for item in store.edition_window("UTC", until=datetime(2100, 1, 1, tzinfo=UTC)).items
+        )
         # The upgraded table never hands out an id again, even the highest one once it is erased.
         store.sync_subscribers([], now=datetime(2026, 12, 1, tzinfo=UTC))  # this config lists nobody
         assert store.remove_subscriber("dave@example.org")  # dropped from the config: erasable

@@ -501,3 +501,40 @@ def test_P3_xxe_and_external_dtds_are_neither_read_nor_fetched() -> None:
     assert len(report["texts"]) == 4
     for text in report["texts"]:
         assert "root:" not in text and all(line not in text for line in passwd if line)
+
+
+def test_an_aggregators_item_names_its_outlet_from_source_and_its_title_loses_it() -> None:
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>"ferry" - Google News</title>'
+        b"<link>https://news.google.com/search?q=ferry</link><description>d</description>"
+        b"<item><title>Ferry fares rise by a tenth - Harbour Gazette</title>"
+        b"<link>https://news.google.com/rss/articles/CBMiA?oc=5</link><guid>CBMiA</guid>"
+        b'<source url="https://harbourgazette.example">Harbour Gazette</source></item>'
+        b"<item><title>Google News names itself</title><link>https://news.google.com/rss/articles/CBMiB</link>"
+        b'<guid>CBMiB</guid><source url="https://news.google.com">Google News</source></item>'
+        b"<item><title>No source at all</title><link>https://news.google.com/rss/articles/CBMiC</link>"
+        b"<guid>CBMiC</guid></item>"
+        b"</channel></rss>"
+    )
+    feed = parse(body, url="https://news.google.com/rss/search?q=ferry")
+    assert [(i.key, i.title, i.outlet) for i in feed.items] == [
+        ("CBMiA", "Ferry fares rise by a tenth", "Harbour Gazette"),
+        ("CBMiB", "Google News names itself", None),  # the feed itself: no other outlet
+        ("CBMiC", "No source at all", None),
+    ]
+
+
+def test_an_atom_planets_entry_names_the_blog_it_came_from() -> None:
+    body = (
+        b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        b"<title>Planet Harbour</title><id>urn:planet</id><updated>2024-09-03T10:00:00Z</updated>"
+        b'<link href="https://planet.harbour.example/"/>'
+        b"<entry><title>Mending nets</title><id>urn:e1</id><updated>2024-09-03T10:00:00Z</updated>"
+        b'<link href="https://netmaker.example/nets"/><source><title>The Net Maker</title>'
+        b'<link href="https://netmaker.example/"/><id>urn:netmaker</id></source></entry>'
+        b"<entry><title>Planet news</title><id>urn:e2</id><updated>2024-09-03T10:00:00Z</updated>"
+        b'<link href="https://planet.harbour.example/news"/><source><title>Planet Harbour</title></source></entry>'
+        b"</feed>"
+    )
+    feed = parse(body, url="https://planet.harbour.example/atom.xml")
+    assert [(i.title, i.outlet) for i in feed.items] == [("Mending nets", "The Net Maker"), ("Planet news", None)]

@@ -46,6 +46,7 @@ _ITEM_COLUMNS = (
     t.items.c.first_seen,
     t.items.c.categories,
     t.items.c.image_url,
+    t.items.c.outlet,
     t.feeds.c.name.label("feed_name"),
     t.feeds.c.title.label("feed_title"),
     t.feeds.c.url.label("feed_url"),
@@ -66,6 +67,7 @@ def _item(row: Row[*tuple[Any, ...]]) -> Item:
         first_seen=row.first_seen,
         categories=tuple(row.categories or ()),
         image_url=row.image_url,
+        outlet=row.outlet,
         feed_section=row.feed_section,
         feed_url=row.feed_url,
         feed_title=row.feed_title,
@@ -349,6 +351,7 @@ def _upsert_items(conn: Connection, feed_id: int, parsed: Sequence[ParsedItem], 
             "categories": list(p.categories),
             "image_url": p.image_url,
             "content_hash": p.content_hash,
+            "outlet": p.outlet,
         }
         if row is None:
             stub = _Stub(-1 - len(inserts), p.key, p.url, p.content_hash)  # negative: never a real id

@@ -108,6 +108,8 @@ items = Table(
     Column("categories", JSON, nullable=False),
     Column("image_url", Text),
     Column("content_hash", String(64), nullable=False),
+    # The outlet an aggregator's feed names for the item (RSS/Atom <source>), when not the feed's own.
+    Column("outlet", Text),
     UniqueConstraint("feed_id", "key", name="uq_items_feed_key"),
     Index("ix_items_first_seen", "first_seen"),
     Index("ix_items_feed_url", "feed_id", "url"),
