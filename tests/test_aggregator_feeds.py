@@ -1,20 +1,16 @@
 """An aggregator's feed (Yandex News, Google News): each item is cited by the site that wrote it.
 
 End to end: a feed served over HTTP on 127.0.0.1 whose links name each paper's article
-(`?url=paper.example/...`), polled and sent by the real `digest` to a real SMTP server.
+(`?url=paper.example/...`), or whose items name their outlet in <source> (Google News today),
+polled and sent by the real `digest` to a real SMTP server.
 """
 
 from __future__ import annotations
 
-import asyncio
-import email
-import email.policy
 from datetime import timedelta
 from pathlib import Path
 
-from httpservers import FeedServer
-from smtpservers import SmtpServer
-from test_faults import NOW, cli, poll, write_config
+from test_faults import NOW, one_feeds_edition
 
 PAPERS = ("kommersant.example", "vedomosti.example", "izvestia.example")
 TELLINGS = (
@@ -39,17 +35,7 @@ def aggregator_feed() -> bytes:
 
 
 async def test_an_aggregators_items_are_one_story_cited_by_the_papers_that_wrote_them(tmp_path: Path) -> None:
-    async with FeedServer() as feeds, SmtpServer() as smtp:
-        url = feeds.serve("/agg.xml", aggregator_feed())
-        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port)
-        assert (await asyncio.to_thread(poll, config)).returncode == 0
-        sent = await asyncio.to_thread(cli, config, "send")
-        assert sent.returncode == 0, sent.stderr
-        [received] = smtp.messages
-    message = email.message_from_bytes(received.data, policy=email.policy.default)
-    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
-    flat = " ".join(text.split())
+    flat, html = await one_feeds_edition(tmp_path, aggregator_feed())
     # One story, told by three papers ("X: ..., Y adds: ..."), not one feed's three items.
     assert sum(flat.count(f"* {title} [") for title, _ in TELLINGS) == 1, flat
     for paper in PAPERS:
@@ -79,17 +65,7 @@ def news_search_feed() -> bytes:
 
 
 async def test_an_aggregators_items_are_cited_by_the_outlets_its_feed_names_in_source(tmp_path: Path) -> None:
-    async with FeedServer() as feeds, SmtpServer() as smtp:
-        url = feeds.serve("/search.xml", news_search_feed())
-        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port)
-        assert (await asyncio.to_thread(poll, config)).returncode == 0
-        sent = await asyncio.to_thread(cli, config, "send")
-        assert sent.returncode == 0, sent.stderr
-        [received] = smtp.messages
-    message = email.message_from_bytes(received.data, policy=email.policy.default)
-    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
-    flat = " ".join(text.split())
+    flat, html = await one_feeds_edition(tmp_path, news_search_feed())
     # One story told by three outlets, cited by name ("Harbour Gazette: ..., Evening Courier adds: ..."),
     # its headline without Google News's " - <outlet>".
     assert sum(flat.count(f"* {title} [") for title, _ in TELLINGS) == 1, flat

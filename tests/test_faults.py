@@ -112,6 +112,26 @@ def write_config(
     return path
 
 
+async def one_feeds_edition(folder: Path, body: bytes) -> tuple[str, str]:
+    """Serve `body` as the one feed over HTTP, run the real `digest poll` and `digest send` to a
+    real SMTP server, and return the one message's plain text (whitespace collapsed) and HTML."""
+    import email
+    import email.policy
+
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        url = feeds.serve("/feed.xml", body)
+        config = write_config(folder, feed_url=url, smtp_port=smtp.port)
+        polled = await asyncio.to_thread(poll, config)
+        assert polled.returncode == 0, polled.stderr
+        sent = await asyncio.to_thread(cli, config, "send")
+        assert sent.returncode == 0, sent.stderr
+        [received] = smtp.messages
+    message = email.message_from_bytes(received.data, policy=email.policy.default)
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    return " ".join(text.split()), html
+
+
 @contextmanager
 def write_lock(database: Path) -> Iterator[None]:
     """Another process's write lock on the SQLite file, held for as long as the block runs."""

@@ -7,17 +7,12 @@ printed, and content that merely repeats is kept), and end to end: a feed served
 
 from __future__ import annotations
 
-import asyncio
-import email
-import email.policy
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import CORPUS_ABSENT, corpus_dir
-from httpservers import FeedServer
-from smtpservers import SmtpServer
-from test_faults import NOW, cli, poll, write_config
+from test_faults import NOW, one_feeds_edition
 
 from digest import parse as parse_module
 from digest.parse import parse_feed
@@ -144,16 +139,7 @@ def test_real_feeds_lose_their_boilerplate_and_nothing_else(monkeypatch: pytest.
 
 async def test_the_email_shows_the_excerpt_without_the_feeds_boilerplate(tmp_path: Path) -> None:
     body = feed('<p>{text} ... Read more in the <a href="https://gazette.example/{n}">Harbour Gazette</a>!</p>')
-    async with FeedServer() as feeds, SmtpServer() as smtp:
-        url = feeds.serve("/gazette.xml", body)
-        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port)
-        assert (await asyncio.to_thread(poll, config)).returncode == 0
-        sent = await asyncio.to_thread(cli, config, "send")
-        assert sent.returncode == 0, sent.stderr
-        [received] = smtp.messages
-    message = email.message_from_bytes(received.data, policy=email.policy.default)
-    text = " ".join(message.get_body(("plain",)).get_content().split())  # type: ignore[union-attr]
-    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    text, html = await one_feeds_edition(tmp_path, body)
     shown = [story for _, story in STORIES if story in text]
     assert len(shown) >= 3, text  # one outlet: max_per_source of its stories in a section
     assert all(story in html for story in shown)
