@@ -6,12 +6,28 @@ are UTC. Stages exchange these objects and never SQLAlchemy rows, feedparser dic
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from digest.outlets import outlet_name
 
 # --------------------------------------------------------------------------- parse output
+
+
+# A date as publishers write it in their articles' paths: /2017/01/07/ (the day an article is filed).
+_LINK_DAY = re.compile(r"/((?:19|20)\d\d)/(0[1-9]|1[0-2])/(0[1-9]|[12]\d|3[01])/")
+
+
+def day_in_link(url: str | None) -> date | None:
+    """The day a link's path carries, or None (no date there, or not a real one: 2017/02/30)."""
+    m = _LINK_DAY.search(url or "")
+    if m is None:
+        return None
+    try:
+        return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +124,11 @@ class Item:
     def when(self) -> datetime:
         """The time an item is shown at: its own date, else when we first saw it."""
         return self.published or self.first_seen
+
+    @property
+    def link_day(self) -> date | None:
+        """The day its link carries (".../2017/01/07/..."), the only date an undated item may have."""
+        return day_in_link(self.url)
 
     @property
     def undated(self) -> bool:

@@ -121,6 +121,36 @@ def test_items_too_old_when_first_seen_are_not_sent(store: Store) -> None:
     assert len(store.edition_items(edition.id)) == 2
 
 
+def test_an_undated_item_whose_link_carries_an_old_day_is_not_sent(store: Store) -> None:
+    # A feed without dates brings its archive when it is added; the day in an article's link is
+    # the only date those items have (T0 is 16 January 2026, 06:00 UTC; max_item_age 48h).
+    from digest import config as cfg
+    from digest.pipeline.send import build_edition
+
+    feed = make_feed(store)
+    links = {
+        "archive": "https://n.example/news/2026/01/10/quay-reopens/",  # six days before: the archive
+        "yesterday": "https://n.example/news/2026/01/14/ferry-fares/",  # that day ended 30 h before T0: news
+        "today": "https://n.example/news/2026/01/16/fish-market/",
+        "no-day": "https://n.example/news/fish-market-moves/",
+        "no-real-day": "https://n.example/news/2025/02/30/never/",  # not a date: as if there were none
+    }
+    store_items(
+        store,
+        feed,
+        [parsed(key, url=url, title=key, published=None) for key, url in links.items()],
+        now=T0,
+    )
+    settings = cfg.from_mapping({"digest": {"max_item_age": "48h", "database": store.url}}, env={})
+    edition, _ = build_edition(settings, store, day=date(2026, 1, 16), timezone="UTC", now=T0)
+    assert sorted(i.title for i, _ in store.edition_items(edition.id)) == [
+        "no-day",
+        "no-real-day",
+        "today",
+        "yesterday",
+    ]
+
+
 def test_editions_are_per_time_zone_and_queue_only_their_subscribers(store: Store) -> None:
     make_feed(store)
     store.add_subscriber("moscow@example.org", name=None, sections=None, timezone="Europe/Moscow", now=T0)

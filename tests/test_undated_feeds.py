@@ -1,0 +1,37 @@
+"""A feed whose items carry no date: the day in an article's link keeps its archive out of the edition.
+
+End to end: the feed served over HTTP on 127.0.0.1, the real `digest poll` and `digest send`, a real
+SMTP server. The clock of both commands is test_faults.NOW (10 March 2026); max_item_age is 48 h.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_faults import one_feeds_edition
+
+STORIES = (
+    ("/news/2026/03/10/quay-reopens/", "Quay reopens after the storm"),
+    ("/news/lighthouse-keeper-retires/", "Lighthouse keeper retires"),  # no day: news when first seen
+    ("/news/2026/02/20/fish-market-moves/", "Fish market moves indoors"),  # the archive: 18 days old
+)
+
+
+def undated_feed() -> bytes:
+    items = "".join(
+        f"<item><title>{title}</title><link>https://gazette.example{path}</link><guid>{path}</guid>"
+        f"<description>{title}, our reporter writes.</description></item>"
+        for path, title in STORIES
+    )
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Harbour Gazette</title>'
+        f"<link>https://gazette.example/</link><description>d</description>{items}</channel></rss>"
+    ).encode()
+
+
+async def test_an_undated_feeds_archive_is_not_sent_as_news(tmp_path: Path) -> None:
+    text, html = await one_feeds_edition(tmp_path, undated_feed())
+    for _, title in STORIES[:2]:
+        assert title in text and title in html
+    assert "Fish market moves indoors" not in text and "Fish market moves indoors" not in html
+    assert " more in " not in text  # left out, not counted among the stories the email hides
