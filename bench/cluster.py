@@ -97,7 +97,9 @@ def corpus() -> list[Candidate]:
             continue
         for it in feed.items:
             when = it.published or datetime(2000, 1, 1, tzinfo=UTC)
-            items.append(Candidate(it.title, it.url, path.name, when, summary_text=it.summary_text))
+            items.append(
+                Candidate(it.title, it.url, it.outlet or path.name, when, summary_text=it.summary_text, via=path.name)
+            )
     return items
 
 

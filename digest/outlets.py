@@ -4,7 +4,8 @@ Yandex News and Google News feeds carry many outlets' reports, each link naming 
 stands for (`https://news.yandex.ru/yandsearch?cl4url=ria.ru%2F...`, `https://news.google.com/
 news/url?...&url=https://www.reuters.com/...`). The site that link names wrote the item: a press
 review cites it ("ria.ru reports: ..."), and two of them on one event are two outlets telling it,
-not one outlet's series (`digest.cluster`).
+not one outlet's series (`digest.cluster`). parse links the item to that article itself, not
+through the aggregator's redirect, and keeps the site as the item's outlet.
 """
 
 from __future__ import annotations
@@ -16,20 +17,28 @@ from urllib.parse import parse_qsl, urlsplit
 _FORWARDS = ("cl4url", "url", "u")  # query parameters an aggregator's link names the article in
 
 
-def linked_site(url: str | None) -> str | None:
-    """The site (host without "www.") of the article an aggregator's link stands for, or None for
-    any other link: a publisher's own, one back to its own site, a bare host, a value that is no
-    address."""
+def linked_article(url: str | None) -> str | None:
+    """The article an aggregator's link stands for, as an absolute URL ("ria.ru/..." is read as
+    https), or None for any other link: a publisher's own, one back to its own site, a bare host, a
+    value that is no address."""
     if not url or "?" not in url:
         return None
     parts = urlsplit(url)
     for name, value in parse_qsl(parts.query):
         if name in _FORWARDS and value:
-            target = urlsplit(value if "://" in value else "http://" + value)
+            article = value if "://" in value else "https://" + value
+            target = urlsplit(article)
             host = (target.hostname or "").removeprefix("www.")
-            if "." in host and target.path not in ("", "/") and host != (parts.hostname or "").removeprefix("www."):
-                return host
+            own = (parts.hostname or "").removeprefix("www.")
+            if target.scheme in ("http", "https") and "." in host and target.path not in ("", "/") and host != own:
+                return article
     return None
+
+
+def linked_site(url: str | None) -> str | None:
+    """The site (host without "www.") of the article an aggregator's link stands for, or None."""
+    article = linked_article(url)
+    return (urlsplit(article).hostname or "").removeprefix("www.") if article else None
 
 
 # Where a feed's title joins the outlet's name to its section's: "World – The Indian Express",

@@ -29,6 +29,7 @@ import feedparser
 from digest import summary_boilerplate
 from digest.errors import ParseError
 from digest.model import ParsedFeed, ParsedItem
+from digest.outlets import linked_article, linked_site
 from digest.sanitize import clean_text, clean_url, excerpt, html_to_text, repair_mojibake, sanitize_html
 
 __all__ = ["parse_feed"]
@@ -389,6 +390,10 @@ def _item(
     author = clean_text(_text_of(entry.get("author"), entry.get("author_detail")), limit=AUTHOR_CHARS) or None
     key = _key(guid, url, title, entry, summary_html)  # as before outlets: an item keeps its identity
     outlet = _outlet(entry, own)
+    article = clean_url(linked_article(url), base_url=None)
+    if article is not None:  # an aggregator's redirect: link the article itself, cite its site
+        outlet = outlet or linked_site(url)
+        url = article
     if outlet:  # Google News ends each title with its outlet's name: the edition names it apart
         for separator in (" - ", " – ", " — ", " | "):
             if title.endswith(separator + outlet) and len(title) > len(separator + outlet):

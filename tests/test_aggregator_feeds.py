@@ -40,7 +40,9 @@ async def test_an_aggregators_items_are_one_story_cited_by_the_papers_that_wrote
     assert sum(flat.count(f"* {title} [") for title, _ in TELLINGS) == 1, flat
     for paper in PAPERS:
         assert paper in flat and paper in html
+        assert f'href="https://{paper}/news/' in html  # the article itself, not the aggregator's redirect
     assert "News Aggregator adds" not in flat and " adds: " in flat
+    assert "news.agg.example" not in html and "news.agg.example" not in flat
 
 
 OUTLETS = ("Harbour Gazette", "Evening Courier", "Daily Lantern")

@@ -388,7 +388,11 @@ def load_corpus_items(news: Path) -> list[Candidate]:
             continue
         seen = FEED_BUILT.get(path.name, datetime(2000, 1, 1, tzinfo=UTC) + timedelta(days=7 * n))
         for it in feed.items:
-            items.append(Candidate(it.title, it.url, path.name, it.published or seen, summary_text=it.summary_text))
+            # The source as compose cites it: the outlet an aggregator names, else the feed.
+            source = it.outlet or path.name
+            items.append(
+                Candidate(it.title, it.url, source, it.published or seen, summary_text=it.summary_text, via=path.name)
+            )
     return items
 
 

@@ -79,7 +79,9 @@ def load_days(news: Path) -> list[Labelled]:
                 continue
             found.add((path.name, it.key))
             when = it.published or UNDATED_SEEN[path.name]
-            item = Candidate(it.title, it.url, path.name, when, summary_text=it.summary_text)
+            item = Candidate(
+                it.title, it.url, it.outlet or path.name, when, summary_text=it.summary_text
+            )  # as compose cites it
             out.append(Labelled(path.name, labels[(path.name, it.key)], item))
     assert found == set(labels), "the labels must name exactly the items of those days"
     return out
@@ -149,5 +151,5 @@ def test_stories_of_6_and_7_january_2017_cluster_as_an_editor_drew_them() -> Non
 # same-language: not reached (0.594); docs/performance.md says which stories are missed and why.
 # Cross-language 0.479 since the third pass (`linking._link_across`: Spiegel's report of the Fort
 # Lauderdale shooting joins the English and French coverage; 0.310 without it).
-SAME_RECALL_FLOOR = 0.59
+SAME_RECALL_FLOOR = 0.60  # 0.609 since session 5: the Yandex feed's items cited by their sites, as compose does
 CROSS_RECALL_FLOOR = 0.47

@@ -12,7 +12,7 @@ from test_store import T0, parsed
 
 from digest.config import Settings, load
 from digest.model import Feed, FeedSpec, PollRecord
-from digest.outlets import outlet_name
+from digest.outlets import linked_article, outlet_name
 from digest.parse import parse_feed
 from digest.pipeline.mailer import classify_item
 from digest.store import Store
@@ -115,3 +115,39 @@ def test_real_feeds_titles_give_the_outlets_names() -> None:
         found[name] = outlet_name(feed.title, link)
         print(f"{feed.title!r} -> {found[name]!r}")
     assert found == CORPUS_NAMES
+
+
+@pytest.mark.parametrize(
+    ("link", "article"),
+    [
+        (
+            "https://news.yandex.ru/yandsearch?cl4url=paper.example%2Fnews%2F2026%2F01%2F07%2Fquay.html&lr=213",
+            "https://paper.example/news/2026/01/07/quay.html",
+        ),
+        (
+            "https://news.google.com/news/url?sa=t&url=https://www.gazette.example/ferry-fares&ct=ga",
+            "https://www.gazette.example/ferry-fares",
+        ),
+        ("https://paper.example/news/quay.html?utm_source=rss", None),  # a publisher's own link
+        ("https://news.agg.example/story?url=news.agg.example%2Fabout", None),  # back to its own site
+        ("https://news.agg.example/story?url=paper.example", None),  # a bare host: no article
+        ("https://paper.example/search?u=42", None),  # a value that is no address
+        ("https://news.agg.example/go?url=javascript:alert(1)", None),
+    ],
+)
+def test_an_aggregators_link_is_read_as_the_article_it_stands_for(link: str, article: str | None) -> None:
+    assert linked_article(link) == article
+
+
+def test_an_aggregators_item_links_the_article_and_keeps_its_key() -> None:
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>Agg</title><link>https://news.agg.example/</link>'
+        b"<description>d</description><item><title>Quay reopens</title>"
+        b"<link>https://news.agg.example/story?url=paper.example%2Fnews%2F7&amp;utm_source=agg</link></item>"
+        b"</channel></rss>"
+    )
+    (item,) = parse_feed(body, url="https://news.agg.example/rss", content_type=None, now=T0).items
+    assert item.url == "https://paper.example/news/7"
+    assert item.outlet == "paper.example"
+    # Its identity is the link the feed gave, as before links were unwrapped: no item is stored twice.
+    assert item.key == "https://news.agg.example/story?url=paper.example%2Fnews%2F7"

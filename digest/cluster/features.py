@@ -67,6 +67,7 @@ class Candidate:
     when: datetime
     summary_text: str = ""
     language: str | None = None  # the feed's declared language, when known
+    via: str | None = None  # the aggregator's feed that carried it, when `source` is the outlet it names
 
 
 def normalise_title(title: str) -> str:

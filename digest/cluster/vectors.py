@@ -39,6 +39,14 @@ def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
     return math.fsum([a[f] * b[f] for f in a.keys() & b.keys()])
 
 
+def _carrier(item: ClusterInput) -> str:
+    """The feed an item came through, whose boilerplate it carries: an aggregator's feed (`via`)
+    for the items it carries from many sites ("Москва" in every item of Yandex's Moscow feed),
+    else its source."""
+    via = getattr(item, "via", None)
+    return via if isinstance(via, str) and via else item.source
+
+
 @dataclass(slots=True)
 class _Batch:
     """Document frequencies of one batch and each item's two unit vectors."""
@@ -66,7 +74,7 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
     if use_idf:
         per_source: dict[str, list[dict[str, float]]] = defaultdict(list)
         for item, p in zip(items, profiles, strict=True):
-            per_source[item.source].append(p.features)
+            per_source[_carrier(item)].append(p.features)
         # A source's boilerplate is in a share of its items, so in at least that many of the batch's:
         # only the batch's commonest features can be, and only those are counted per source (a set
         # intersection per item in C, instead of counting every feature of every item again).
@@ -91,7 +99,7 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
     hypot = math.hypot
     weight_of = idf.__getitem__
     for item, p in zip(items, profiles, strict=True):  # this runs for every feature of every item
-        drop = boilerplate.get(item.source)
+        drop = boilerplate.get(_carrier(item))
         features = p.features
         kept: Collection[str] = [f for f in features if f not in drop] if drop else features
         # w * idf[f] for each feature, in order, with the loop in C.
