@@ -23,6 +23,7 @@ MIN_ITEMS = 3  # fewer summaries cannot show that words repeat
 MIN_SHARE = 0.5  # a run on at least half of the feed's summaries
 MIN_WORDS = 3  # shorter runs ("[…]", "Read more") are left alone: too little to tell
 MAX_WORDS = 40
+_TAIL = 8000  # characters of HTML at a summary's end that a closing run (40 words, with its tags) fits in
 _TITLE = "\x00"  # an item's own title, in a run learned across items
 
 
@@ -114,7 +115,10 @@ def strip(summary_html: str, title: str, prefix: Sequence[str], suffix: Sequence
         if m and (_SENTENCE_END.search(prefix[-1]) or _BLOCK_AFTER.match(out, m.end(1))):
             out = out[: m.start(1)] + out[m.end(1) :]
     if suffix:
-        m = re.search("(" + _pattern(suffix, title) + r")(?:\s|&nbsp;|</[^>]*>)*$", out)
+        # Searched for in the summary's last characters only: a run is a few sentences, and a search
+        # from every place of a long article would cost a run's length at each ("a a a a ...").
+        closing = re.compile("(" + _pattern(suffix, title) + r")(?:\s|&nbsp;|</[^>]*>)*$")
+        m = closing.search(out, max(0, len(out) - _TAIL))
         if m and _BLOCK_OR_SENTENCE_BEFORE.search(out, 0, m.start(1)):
             out = out[: m.start(1)] + out[m.end(1) :]
     if out is summary_html or not text_of(out):
