@@ -64,6 +64,26 @@ def test_a_bad_setting_is_refused_naming_its_key(doc: dict[str, object], key: st
     assert "\n" not in err.value.message
 
 
+def test_read_also_min_must_stay_below_the_one_story_bar_and_the_defaults_do() -> None:
+    """config asks clustering's pair_threshold only when one of the two settings is not its default
+    (so `digest poll` need not import clustering): the defaults must therefore pass the check."""
+    from digest.cluster import pair_threshold
+
+    defaults = cfg.DigestSettings()
+    assert defaults.read_also_min < pair_threshold(defaults.cluster_threshold)
+    for digest in (
+        {"read_also_min": 0.9},
+        {"cluster_threshold": 0.05},
+        {"cluster_threshold": 0.3, "read_also_min": 0.9},
+    ):
+        with pytest.raises(ConfigError, match="digest.read_also_min must be below"):
+            cfg.from_mapping({"digest": digest}, env={})
+    assert (
+        cfg.from_mapping({"digest": {"cluster_threshold": 0.3, "read_also_min": 0.5}}, env={}).digest.read_also_min
+        == 0.5
+    )
+
+
 def test_secrets_come_from_the_environment_and_never_print(tmp_path: Path) -> None:
     secret_file = tmp_path / "secret"
     secret_file.write_text("from-a-file\n")
