@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tomllib
 from datetime import time, timedelta
 from pathlib import Path
@@ -170,6 +171,24 @@ def test_a_feed_url_listed_twice_is_an_error_naming_both_entries() -> None:
     feeds = [{"url": "https://a.example/rss"}, {"url": "https://b.example/rss"}, {"url": "https://a.example/rss"}]
     with pytest.raises(ConfigError, match=r"feeds #3\.url = 'https://a.example/rss' repeats feeds #1\.url"):
         cfg.from_mapping({"feeds": feeds}, env={})
+
+
+def test_a_feed_url_already_in_normal_form_skips_parsing_and_is_spelt_as_parsing_would() -> None:
+    """The shortcut of normalise_feed_url against yarl's spelling, on URLs built from awkward parts."""
+    hosts = ["example.com", "News.Example.org", "a", "127.0.0.1", "xn--d1acufc.xn--p1ai", "-a.com", "a..b", "b.", "a_b"]
+    hosts += ["[::1]", "user@h.com", "ex%41mple.com", "x" * 64 + ".com", ".".join(["abc"] * 90)]
+    ports = ["", ":80", ":443", ":8080", ":65536", ":080"]
+    paths = ["", "/", "/feed.xml", "/a/./b", "/a/../b", "/.", "/..", "/a//b", "/%7Efoo", "/%7efoo", "/~foo", "/a b"]
+    paths += ["/é", "/a%2Fb", "/a;b=c:d@e", "/.well-known/feed", "/a/.", "/!$&'()*+,=", "/%", "/%zz", "/a+b"]
+    queries = ["", "?", "?a=b&&c", "?a=b+c", "?a=%20", "?a=b c", "?a=/?:@", "?a[]=1"]
+    short = 0
+    for scheme, host, port, path, query, fragment in itertools.product(
+        ["http", "https", "HTTP"], hosts, ports, paths, queries, ["", "#x"]
+    ):
+        url = f"{scheme}://{host}{port}{path}{query}{fragment}"
+        short += cfg._already_normal(url)
+        assert cfg.normalise_feed_url(f" {url} ") == cfg._normalise_by_parsing(url), url
+    assert short > 1000  # the shortcut was taken, and gave the same spelling each time
 
 
 def test_config_entries_are_counted_from_one() -> None:
