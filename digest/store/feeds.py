@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -13,25 +14,15 @@ from digest.model import Feed, FeedSpec, Item, ParsedItem, PollRecord, PollWritt
 from digest.store import schema as t
 from digest.store.base import StoreBase
 
+# The columns a Feed is made of, in the order of its fields: a row of them is a Feed's arguments.
+# Every poll reads all its feeds: by position, and without the columns a Feed has no use for, that
+# takes half the time of building each Feed by column name from the whole row.
+FEED_COLUMNS = tuple(t.feeds.c[f.name] for f in fields(Feed))
 
-def _feed(row: Row[Any]) -> Feed:
-    return Feed(
-        id=row.id,
-        url=row.url,
-        name=row.name,
-        section=row.section,
-        active=row.active,
-        etag=row.etag,
-        last_modified=row.last_modified,
-        body_hash=row.body_hash,
-        last_status=row.last_status,
-        last_error=row.last_error,
-        last_polled_at=row.last_polled_at,
-        next_poll_at=row.next_poll_at,
-        consecutive_failures=row.consecutive_failures,
-        interval_minutes=row.interval_minutes,
-        title=row.title,
-    )
+
+def _feed(row: Row[*tuple[Any, ...]]) -> Feed:
+    """A Feed from a row of FEED_COLUMNS."""
+    return Feed(*row)
 
 
 _ITEM_COLUMNS = (
@@ -148,7 +139,9 @@ class FeedStore(StoreBase):
                 conn.execute(insert(t.feeds).values(url=spec.url, origin_url=spec.url, created_at=now, **values))
             else:
                 conn.execute(update(t.feeds).where(t.feeds.c.id == row.id).values(**values))
-            new = conn.execute(select(t.feeds).where(t.feeds.c.origin_url == (row.origin_url if row else spec.url)))
+            new = conn.execute(
+                select(*FEED_COLUMNS).where(t.feeds.c.origin_url == (row.origin_url if row else spec.url))
+            )
             return _feed(new.one())
 
     def remove_feed(self, url: str) -> bool:
@@ -177,7 +170,7 @@ class FeedStore(StoreBase):
             )
 
     def list_feeds(self, *, active_only: bool = False) -> list[Feed]:
-        query = select(t.feeds).order_by(t.feeds.c.id)
+        query = select(*FEED_COLUMNS).order_by(t.feeds.c.id)
         if active_only:
             query = query.where(t.feeds.c.active.is_(True))
         with self.engine.connect() as conn:
@@ -185,7 +178,7 @@ class FeedStore(StoreBase):
 
     def due_feeds(self, *, now: datetime) -> list[Feed]:
         query = (
-            select(t.feeds)
+            select(*FEED_COLUMNS)
             .where(t.feeds.c.active.is_(True), or_(t.feeds.c.next_poll_at.is_(None), t.feeds.c.next_poll_at <= now))
             .order_by(t.feeds.c.next_poll_at.is_not(None), t.feeds.c.next_poll_at, t.feeds.c.id)
         )
