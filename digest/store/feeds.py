@@ -61,6 +61,9 @@ def _item(row: Row[*tuple[Any, ...]]) -> Item:
     )
 
 
+_SYNCED = ("name", "section", "interval_minutes", "from_config", "active")  # what the config sets on a feed
+
+
 class FeedStore(StoreBase):
     # ------------------------------------------------------------------ feeds
 
@@ -70,45 +73,38 @@ class FeedStore(StoreBase):
         Every command starts with this, so it reads the table once and writes only the feeds
         whose settings differ: a thousand listed feeds cost one SELECT, not two statements each.
         """
-        synced = (
-            t.feeds.c.name,
-            t.feeds.c.section,
-            t.feeds.c.interval_minutes,
-            t.feeds.c.from_config,
-            t.feeds.c.active,
-        )
+        synced = tuple(t.feeds.c[name] for name in _SYNCED)
         with self.engine.begin() as conn:
-            known: dict[str, dict[str, Any]] = {}
-            for mapping in conn.execute(
+            # Each feed as [id, origin_url, last_status, *synced values], under its url and its
+            # origin_url (a match on the operator's own URL wins); kept as synced as it is written.
+            feeds: list[list[Any]] = []
+            known: dict[str, list[Any]] = {}
+            for id_, url, origin, status, *values in conn.execute(
                 select(t.feeds.c.id, t.feeds.c.url, t.feeds.c.origin_url, t.feeds.c.last_status, *synced)
-            ).mappings():
-                feed = dict(mapping)
-                known.setdefault(feed["url"], feed)
-                known[feed["origin_url"]] = feed  # a match on the operator's own URL wins
+            ):
+                entry = [id_, origin, status, *values]
+                feeds.append(entry)
+                known.setdefault(url, entry)
+                known[origin] = entry
             listed = set()
             changes: list[dict[str, Any]] = []
             for spec in specs:
                 listed.add(spec.url)
-                values = {
-                    "name": spec.name,
-                    "section": spec.section,
-                    "interval_minutes": spec.interval_minutes,
-                    "from_config": True,
-                    "active": True,
-                }
-                row = known.get(spec.url)
-                if row is None:
+                feed = known.get(spec.url)
+                # name, section, interval_minutes, from_config, active: a gone feed (410) stays off
+                # until the operator removes and re-adds it.
+                wanted = [spec.name, spec.section, spec.interval_minutes, True, feed is None or feed[2] != 410]
+                if feed is None:
                     result = conn.execute(
-                        insert(t.feeds).values(url=spec.url, origin_url=spec.url, created_at=now, **values)
+                        insert(t.feeds).values(
+                            url=spec.url, origin_url=spec.url, created_at=now, **dict(zip(_SYNCED, wanted, strict=True))
+                        )
                     )
                     assert result.inserted_primary_key is not None
-                    known[spec.url] = {"id": result.inserted_primary_key[0], "last_status": None, **values}
-                    continue
-                if row["last_status"] == 410:
-                    values["active"] = False  # gone stays gone until the operator removes and re-adds it
-                if any(row[key] != value for key, value in values.items()):
-                    changes.append({"_feed_id": row["id"], **values})
-                    row.update(values)
+                    known[spec.url] = [result.inserted_primary_key[0], spec.url, None, *wanted]
+                elif feed[3:] != wanted:
+                    changes.append({"_feed_id": feed[0], **dict(zip(_SYNCED, wanted, strict=True))})
+                    feed[3:] = wanted
             if changes:
                 conn.execute(
                     update(t.feeds)
@@ -116,8 +112,10 @@ class FeedStore(StoreBase):
                     .values({c.name: bindparam(c.name) for c in synced}),
                     changes,
                 )
-            stale = select(t.feeds.c.id).where(t.feeds.c.from_config.is_(True), t.feeds.c.origin_url.not_in(listed))
-            conn.execute(update(t.feeds).where(t.feeds.c.id.in_(stale)).values(active=False, from_config=False))
+            # Config feeds no longer listed (the feeds read above, as just synced; new ones are listed).
+            stale = [feed[0] for feed in feeds if feed[6] and feed[1] not in listed]
+            if stale:
+                conn.execute(update(t.feeds).where(t.feeds.c.id.in_(stale)).values(active=False, from_config=False))
 
     def add_feed(self, spec: FeedSpec, *, now: datetime) -> Feed:
         with self.engine.begin() as conn:
