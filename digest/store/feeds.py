@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, Update, bindparam, func, insert, or_, select, update
 
 from digest.errors import FeedError
 from digest.model import Feed, FeedSpec, Item, ParsedItem, PollRecord, PollWritten
@@ -250,12 +251,7 @@ class PollWriter:
                 # Feeds whose updates set the same columns go in one executemany.
                 by_columns.setdefault(tuple(sorted(state)), []).append({"_feed_id": poll.feed_id, **state})
             for columns, rows in by_columns.items():
-                conn.execute(
-                    update(t.feeds)
-                    .where(t.feeds.c.id == bindparam("_feed_id"))
-                    .values({c: bindparam(c) for c in columns}),
-                    rows,
-                )
+                conn.execute(_state_update(columns), rows)
         return out
 
     def close(self) -> None:
@@ -268,6 +264,13 @@ class PollWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@functools.cache
+def _state_update(columns: tuple[str, ...]) -> Update:
+    """The UPDATE of a feed's poll state that sets `columns`: a few shapes, made once each rather
+    than once per group commit (~30 a poll), which SQLAlchemy then had to key for its cache too."""
+    return update(t.feeds).where(t.feeds.c.id == bindparam("_feed_id")).values({c: bindparam(c) for c in columns})
 
 
 def _feed_state(poll: PollRecord) -> dict[str, Any]:
