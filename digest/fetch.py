@@ -339,6 +339,55 @@ class _Deadline:
             self._timeout.reschedule(asyncio.get_running_loop().time() + self._left)
 
 
+class _Slot:
+    """Fetcher._slot: `async with` the host's semaphore, the host gate (when there is one) and the
+    global semaphore, in that order; the deadline runs only while all three are held.
+
+    A class rather than an async generator: entered once per request, contextlib's generator
+    machinery cost ~2 ms of a poll of 1,000 feeds. Release is in the reverse order, exceptions
+    pass through (the deadline is then left running: the fetch is over).
+    """
+
+    __slots__ = ("_host", "_gate", "_global", "_deadline")
+
+    def __init__(
+        self,
+        host: asyncio.Semaphore,
+        gate: AbstractAsyncContextManager[None] | None,
+        global_: asyncio.Semaphore,
+        deadline: _Deadline,
+    ) -> None:
+        self._host, self._gate, self._global, self._deadline = host, gate, global_, deadline
+
+    async def __aenter__(self) -> None:
+        await self._host.acquire()
+        try:
+            if self._gate is not None:
+                await self._gate.__aenter__()
+            try:
+                await self._global.acquire()
+            except BaseException:
+                if self._gate is not None:
+                    await self._gate.__aexit__(*sys.exc_info())
+                raise
+        except BaseException:
+            self._host.release()
+            raise
+        self._deadline.resume()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self._deadline.pause()
+        self._global.release()
+        try:
+            if self._gate is not None:
+                await self._gate.__aexit__(exc_type, exc, tb)
+        finally:
+            self._host.release()
+
+
 # Politeness beyond this process (issue 15): given a host, a context held around each request to
 # it. The pipeline's gate is backed by the database, so all workers together keep `per_host` and
 # `host_interval`; fetch itself knows nothing of who else is fetching.
@@ -441,18 +490,13 @@ class Fetcher:
         log.debug("feed=%s error=%s", url, error)
         return _failed(url, final or str(target), error, status)
 
-    @contextlib.asynccontextmanager
-    async def _slot(self, host: str, deadline: _Deadline) -> AsyncIterator[None]:
+    def _slot(self, host: str, deadline: _Deadline) -> _Slot:
         """Wait for the host's slot, then a global one (in that order, so feeds waiting on one busy
         host do not hold global slots others could use); the deadline stands still meanwhile."""
         per_host = self._hosts.get(host)
         if per_host is None:
             per_host = self._hosts[host] = asyncio.Semaphore(self._settings.per_host)
-        gate = self._gate(host) if self._gate is not None else contextlib.nullcontext()
-        async with per_host, gate, self._global:
-            deadline.resume()
-            yield
-            deadline.pause()
+        return _Slot(per_host, self._gate(host) if self._gate is not None else None, self._global, deadline)
 
     async def _follow(self, url: str, target: URL, conditional: dict[str, str], deadline: _Deadline) -> FetchResult:
         assert self._session is not None, "use Fetcher as an async context manager"
