@@ -366,6 +366,7 @@ def poll(app: App) -> None:
     finally:
         done()
     took = time.perf_counter() - started
+    report: list[str] = []
     for res in results:
         status = "304" if res.not_modified and res.status == 304 else str(res.status or "-")
         tail = (
@@ -373,7 +374,9 @@ def poll(app: App) -> None:
             if res.error
             else ("unchanged" if res.not_modified else f"{res.new_items} new, {res.updated_items} updated")
         )
-        click.echo(f"{status:>4}  {res.feed_url}  {tail}")
+        report.append(f"{status:>4}  {res.feed_url}  {tail}")
+    if report:  # one write: click.echo flushes after every call, a system call per feed
+        click.echo("\n".join(report))
     new = sum(r.new_items for r in results)
     failed = sum(1 for r in results if r.error)
     click.echo(f"polled {len(results)} feeds: {new} new items, {failed} failed, in {took:.2f} s")

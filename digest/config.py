@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from digest.cluster import pair_threshold
 from digest.errors import ConfigError
 from digest.model import FeedSpec
 
@@ -762,11 +761,35 @@ def _check_section_ref(key: str, name: str, known: tuple[str, ...]) -> str:
     return name
 
 
+# A URL already spelt as normalise_feed_url spells it: lower-case http(s) and ASCII host, a port
+# only when not the default, a path, and only characters that yarl leaves as they are.
+_NORMAL_URL = re.compile(
+    r"(https?)://[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::([1-9][0-9]{0,4}))?"
+    r"(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)(?:\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]+)?"
+)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _already_normal(url: str) -> bool:
+    """True when normalise_feed_url would return `url` unchanged: most configs' URLs, which then
+    skip parsing (~5 us a feed; tests/test_config.py compares it with yarl's spelling)."""
+    m = _NORMAL_URL.fullmatch(url)
+    if m is None:
+        return False
+    scheme, port, path = m.groups()
+    return (port is None or (port != _DEFAULT_PORTS[scheme] and int(port) <= 65535)) and "/." not in path
+
+
 def normalise_feed_url(url: str) -> str:
     """One spelling per feed: scheme and host lower-cased, IDN host in ASCII, the default port and
     the fragment dropped, an empty path made "/" -- so HTTP://News.Example.org:80 and
     http://news.example.org/ are one feed, stored and compared alike. (fetch.check_feed_url gives
     the same spelling for `digest feeds add`.)"""
+    text = url.strip()
+    return text if _already_normal(text) else _normalise_by_parsing(text)
+
+
+def _normalise_by_parsing(url: str) -> str:
     from yarl import URL
 
     try:
@@ -841,6 +864,29 @@ def _subscribers(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[Subscr
     return tuple(subs)
 
 
+def _check_read_also_min(digest: DigestSettings) -> None:
+    """read_also_min must be below what two items compared alone need to be one story.
+
+    That bar is clustering's rule (`digest.cluster.pair_threshold`), and importing clustering costs
+    ~7 ms that commands which never cluster (`digest poll`) need not pay: with both settings at
+    their defaults, which pass (tests/test_config.py checks it), there is nothing to ask it.
+    """
+    defaults = DigestSettings.__dataclass_fields__
+    if (digest.cluster_threshold, digest.read_also_min) == (
+        defaults["cluster_threshold"].default,
+        defaults["read_also_min"].default,
+    ):
+        return
+    from digest.cluster import pair_threshold
+
+    same_story = pair_threshold(digest.cluster_threshold)
+    if digest.read_also_min >= same_story:
+        raise ConfigError(
+            f"digest.read_also_min must be below {same_story:.2f}, what two items compared alone "
+            "need to be one story at this cluster_threshold."
+        )
+
+
 def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None, path: Path | None = None) -> Settings:
     """Validate a parsed TOML document (plus environment overrides) into Settings."""
     allowed = set(TABLES) | {"sections", "feeds", "subscribers"}
@@ -852,12 +898,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     sections = _sections(raw)
     digest_settings: DigestSettings = tables["digest"]
     dkim: DkimSettings = tables["dkim"]
-    same_story = pair_threshold(digest_settings.cluster_threshold)
-    if digest_settings.read_also_min >= same_story:
-        raise ConfigError(
-            f"digest.read_also_min must be below {same_story:.2f}, what two items compared alone "
-            "need to be one story at this cluster_threshold."
-        )
+    _check_read_also_min(digest_settings)
     if any((dkim.domain, dkim.selector, dkim.key_file)) and not dkim.enabled:
         raise ConfigError("[dkim] needs domain, selector and key_file together.")
     known = tuple(s.name for s in sections)

@@ -28,7 +28,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import multiprocessing.connection
 import operator
 import os
 import signal
@@ -40,10 +39,13 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from digest.errors import ParseError
 from digest.model import ParsedFeed, ParsedItem
+
+if TYPE_CHECKING:  # imported where a worker starts: a poll whose feeds all answer 304 starts none
+    import multiprocessing.connection
 
 __all__ = ["ParserPool"]
 
@@ -152,6 +154,8 @@ class _Worker:
             )
         finally:
             child_sock.close()
+        import multiprocessing.connection
+
         self.conn = multiprocessing.connection.Connection(parent_sock.detach())
 
     def alive(self) -> bool:
@@ -318,4 +322,6 @@ def _available_cpus() -> int:
 
 
 if __name__ == "__main__":  # a worker, started by _Worker with its socket's fd and the CPU budget
+    import multiprocessing.connection
+
     _worker_main(multiprocessing.connection.Connection(int(sys.argv[1])), float(sys.argv[2]))

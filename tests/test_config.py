@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tomllib
 from datetime import time, timedelta
 from pathlib import Path
@@ -62,6 +63,26 @@ def test_a_bad_setting_is_refused_naming_its_key(doc: dict[str, object], key: st
         cfg.from_mapping(doc, env={})
     assert key in err.value.message
     assert "\n" not in err.value.message
+
+
+def test_read_also_min_must_stay_below_the_one_story_bar_and_the_defaults_do() -> None:
+    """config asks clustering's pair_threshold only when one of the two settings is not its default
+    (so `digest poll` need not import clustering): the defaults must therefore pass the check."""
+    from digest.cluster import pair_threshold
+
+    defaults = cfg.DigestSettings()
+    assert defaults.read_also_min < pair_threshold(defaults.cluster_threshold)
+    for digest in (
+        {"read_also_min": 0.9},
+        {"cluster_threshold": 0.05},
+        {"cluster_threshold": 0.3, "read_also_min": 0.9},
+    ):
+        with pytest.raises(ConfigError, match="digest.read_also_min must be below"):
+            cfg.from_mapping({"digest": digest}, env={})
+    assert (
+        cfg.from_mapping({"digest": {"cluster_threshold": 0.3, "read_also_min": 0.5}}, env={}).digest.read_also_min
+        == 0.5
+    )
 
 
 def test_secrets_come_from_the_environment_and_never_print(tmp_path: Path) -> None:
@@ -150,6 +171,24 @@ def test_a_feed_url_listed_twice_is_an_error_naming_both_entries() -> None:
     feeds = [{"url": "https://a.example/rss"}, {"url": "https://b.example/rss"}, {"url": "https://a.example/rss"}]
     with pytest.raises(ConfigError, match=r"feeds #3\.url = 'https://a.example/rss' repeats feeds #1\.url"):
         cfg.from_mapping({"feeds": feeds}, env={})
+
+
+def test_a_feed_url_already_in_normal_form_skips_parsing_and_is_spelt_as_parsing_would() -> None:
+    """The shortcut of normalise_feed_url against yarl's spelling, on URLs built from awkward parts."""
+    hosts = ["example.com", "News.Example.org", "a", "127.0.0.1", "xn--d1acufc.xn--p1ai", "-a.com", "a..b", "b.", "a_b"]
+    hosts += ["[::1]", "user@h.com", "ex%41mple.com", "x" * 64 + ".com", ".".join(["abc"] * 90)]
+    ports = ["", ":80", ":443", ":8080", ":65536", ":080"]
+    paths = ["", "/", "/feed.xml", "/a/./b", "/a/../b", "/.", "/..", "/a//b", "/%7Efoo", "/%7efoo", "/~foo", "/a b"]
+    paths += ["/é", "/a%2Fb", "/a;b=c:d@e", "/.well-known/feed", "/a/.", "/!$&'()*+,=", "/%", "/%zz", "/a+b"]
+    queries = ["", "?", "?a=b&&c", "?a=b+c", "?a=%20", "?a=b c", "?a=/?:@", "?a[]=1"]
+    short = 0
+    for scheme, host, port, path, query, fragment in itertools.product(
+        ["http", "https", "HTTP"], hosts, ports, paths, queries, ["", "#x"]
+    ):
+        url = f"{scheme}://{host}{port}{path}{query}{fragment}"
+        short += cfg._already_normal(url)
+        assert cfg.normalise_feed_url(f" {url} ") == cfg._normalise_by_parsing(url), url
+    assert short > 1000  # the shortcut was taken, and gave the same spelling each time
 
 
 def test_config_entries_are_counted_from_one() -> None:

@@ -38,9 +38,12 @@ SEND_SIDE = {
     "digest.deliver",
 }
 TEXT_TOOLS = {"razdel", "pysbd", "snowballstemmer", "unidecode", "digest.synopsis", "digest.sentences"}
+CLUSTERING = {"digest.cluster", "digest.words"}  # config asks it only about non-default thresholds
 PARSING = {"feedparser", "nh3", "digest.parse", "digest.sanitize"}  # in the worker processes only
 OTHERS = {"rich", "apscheduler", "aiosmtpd", "email_validator", "flufl", "prometheus_client", "digest.daemon"}
-NOT_ON_POLL = SEND_SIDE | TEXT_TOOLS | PARSING | OTHERS | {"alembic", "mako"}
+NOT_ON_POLL = SEND_SIDE | TEXT_TOOLS | CLUSTERING | PARSING | OTHERS | {"alembic", "mako"}
+# Only what a body to parse needs: a poll whose feeds all answer 304 starts no parser process.
+PARSER_PROCESSES = {"multiprocessing"}
 
 # Runs `python -m digest ARGS...` and writes the names in sys.modules at exit to the file given first,
 # with the number of CAs loaded into the verifying TLS context aiohttp builds at import (its private
@@ -116,11 +119,12 @@ async def test_digest_poll_loads_no_send_side_text_tools_parser_or_alembic_in_it
         code, out, modules = await digest_recording(tmp_path, "--config", str(config), "poll")
         assert code == 0 and "1 new" in out, out
         assert loaded(modules, NOT_ON_POLL) == []
+        assert loaded(modules, PARSER_PROCESSES) == ["multiprocessing"]  # a parser process was started
 
         # Unchanged: a conditional GET answered 304.
         code, out, modules = await digest_recording(tmp_path, "--config", str(config), "poll")
         assert code == 0 and " 304 " in f" {out}" and "unchanged" in out, out
-        assert loaded(modules, NOT_ON_POLL) == []
+        assert loaded(modules, NOT_ON_POLL | PARSER_PROCESSES) == []
         assert [r.headers.get("If-None-Match") for r in server.requests] == [None, '"v1"', '"v2"']
         assert {"aiohttp", "sqlalchemy", "digest.pipeline.poll"} <= modules  # the check sees what did load
 

@@ -26,7 +26,7 @@ from digest.model import Feed
 from digest.store import schema as t
 from digest.store.base import StoreBase, database_time
 from digest.store.editions import PENDING, SENDING
-from digest.store.feeds import _feed
+from digest.store.feeds import FEED_COLUMNS, _feed
 
 STALE_AFTER = timedelta(seconds=60)  # a worker silent this long is gone (six missed heartbeats)
 
@@ -236,7 +236,7 @@ class WorkerStore(StoreBase):
                 update(f)
                 .where(f.c.id.in_(ids.scalar_subquery()), due)
                 .values(claimed_by=worker, lease_until=now + lease)
-                .returning(*f.c)
+                .returning(*FEED_COLUMNS)
             ).all()
         feeds = [_feed(r) for r in rows]
         if due_by is None:
