@@ -164,10 +164,15 @@ def _entries(lang: str) -> tuple[dict[str, str], dict[str, _Entry]]:
     return plain, entries
 
 
-def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: str, weight: float) -> None:
+def _add_text(
+    features: dict[str, float], capitals: set[str], others: dict[str, None], text: str, lang: str, weight: float
+) -> None:
     """Add one text's features at `weight` (a feature keeps its largest weight).
 
+    Texts are added lightest first: no word feature in `features` weighs more than `weight` already
+    (a word's factor is 1 at most), so a plain word is set at `weight` without reading its weight.
     `capitals` collects the word features of capitalised tokens: what is left are the event words.
+    `others` collects the features that are not words (numbers, names' keys) in their order in `features`.
     """
     text = unicodedata.normalize("NFKC", text)
     tokens = words.tokens_of_normalised(text)
@@ -179,7 +184,7 @@ def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: s
     for token in dict.fromkeys(tokens):  # a repeated word adds nothing: features keep their largest weight
         feature = plain.get(token)
         if feature is not None:  # most tokens: one pass through this loop is all they cost
-            if feature and weight > get(feature, 0.0):
+            if feature:
                 features[feature] = weight
             continue
         entry = entries.get(token)
@@ -191,8 +196,7 @@ def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: s
                 continue
             if key is None and len(feats) == 1 and feats[0][1] == 1.0 and not feats[0][2]:
                 plain[token] = feats[0][0]
-                if weight > get(feats[0][0], 0.0):
-                    features[feats[0][0]] = weight
+                features[feats[0][0]] = weight
                 continue
             entries[token] = entry
         feats, key, acronym = entry
@@ -200,10 +204,13 @@ def _add_text(features: dict[str, float], capitals: set[str], text: str, lang: s
             w = weight * factor
             if w > get(feature, 0.0):
                 features[feature] = w
+                if feature[0] != "w":
+                    others[feature] = None
             if capital and not title_case:  # in "Hate Crime Charges Brought", capitals are a style
                 capitals.add(feature)
         if key is not None and (acronym or (not title_case and token not in starts)) and name_weight > get(key, 0.0):
             features[key] = name_weight
+            others[key] = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +218,7 @@ class _Profile:
     lang: str
     features: dict[str, float]  # kind weights, before document frequencies
     events: frozenset[str]  # word features not written with a capital
+    others: list[str]  # the features that are not words (numbers, names' keys), in their order in `features`
 
 
 def _profile(item: ClusterInput) -> _Profile:
@@ -219,8 +227,9 @@ def _profile(item: ClusterInput) -> _Profile:
     lang = words.language_of(f"{item.title} {summary}", hint if isinstance(hint, str) else None)
     features: dict[str, float] = {}
     capitals: set[str] = set()
-    if summary:
-        _add_text(features, capitals, summary, lang, SUMMARY_WEIGHT)
-    _add_text(features, capitals, item.title, lang, TITLE_WEIGHT)
-    events = frozenset([f for f in features if f[0] == "w" and f not in capitals])  # a list: no generator
-    return _Profile(lang, features, events)
+    others: dict[str, None] = {}
+    if summary:  # the lighter text first (`_add_text`)
+        _add_text(features, capitals, others, summary, lang, SUMMARY_WEIGHT)
+    _add_text(features, capitals, others, item.title, lang, TITLE_WEIGHT)
+    events = frozenset(features.keys() - others.keys() - capitals)  # words not written with a capital
+    return _Profile(lang, features, events, list(others))

@@ -14,7 +14,7 @@ from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain, filterfalse, repeat
 from operator import mul, truediv
 
 from digest.cluster.features import ClusterInput, _Profile
@@ -92,18 +92,17 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
     for item, p in zip(items, profiles, strict=True):  # this runs for every feature of every item
         drop = boilerplate.get(item.source)
         features = p.features
-        kept: Collection[str] = [f for f in features if f not in drop] if drop else features
+        kept: Collection[str] = list(filterfalse(drop.__contains__, features)) if drop else features
         # w * idf[f] for each feature, in order, with the loop in C.
         weighed = dict(zip(kept, map(mul, map(features.__getitem__, kept), map(weight_of, kept)), strict=True))
         # Words and numbers; names and numbers. Each a unit vector, its features in the item's order.
-        others = [f for f in weighed if f[0] != "w"]  # numbers and names: a few
-        word_part = dict(weighed)
-        for f in others:
+        others = [f for f in p.others if f not in drop] if drop else p.others  # numbers and names: a few
+        name_part = list(map(weighed.__getitem__, others))
+        for f in others:  # what is left of `weighed` is the words and numbers
             if f[0] == "n":
-                del word_part[f]
-        norm = hypot(*word_part.values()) or 1.0
-        word_vectors.append(dict(zip(word_part, map(truediv, word_part.values(), repeat(norm)), strict=True)))
-        name_part = [weighed[f] for f in others]
+                del weighed[f]
+        norm = hypot(*weighed.values()) or 1.0
+        word_vectors.append(dict(zip(weighed, map(truediv, weighed.values(), repeat(norm)), strict=True)))
         norm = hypot(*name_part) or 1.0
         name_vectors.append(dict(zip(others, map(truediv, name_part, repeat(norm)), strict=True)))
     # In a handful of items no feature is common: every shared one counts.
