@@ -91,8 +91,7 @@ def _is_title_case(tokens: list[str]) -> bool:
     return len(initials) >= 3 and sum(map(str.isupper, initials)) >= 0.8 * len(initials)
 
 
-@lru_cache(maxsize=65536)
-def _name_key(token: str) -> str:
+def _name_key(token: str) -> str:  # no cache of its own: `_entries` keeps what `_add_text` needs of a token
     key = words.skeleton(token)
     return "n:" + (key if len(key) >= 3 else words.fold(token))
 
@@ -106,7 +105,6 @@ def _sentence_starts(text: str) -> set[str]:
     return {m.group(1) for part in _SENTENCE_END.split(text) if (m := _LEAD_WORD.match(part))}
 
 
-@lru_cache(maxsize=262144)
 def _token_features(token: str, lang: str) -> tuple[tuple[str, float, bool], ...]:
     """(feature, weight factor, is a capitalised word's) for one token; names are added by the caller."""
     if words.has_cjk(token):
