@@ -119,7 +119,8 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
     if not event and one_language:  # the cheap test first: most candidate pairs end here
         return 0.0
     shared_names = a.rare_names & b.rare_names
-    named = bool(shared_names) and any(f[0] == "n" for f in shared_names)  # a rare name, not only a figure
+    # A rare name, not only a figure: a story's rare figures are among its rare words too, its names never are.
+    named = bool(shared_names) and not shared_names.issubset(a.rare_words)
     if not named and len(a.rare_words & b.rare_words) < _RARE_WORDS_OR_NAME:
         return 0.0
     score = 0.0
