@@ -95,8 +95,7 @@ def _is_title_case(tokens: list[str]) -> bool:
     return len(initials) >= 3 and sum(map(str.isupper, initials)) >= 0.8 * len(initials)
 
 
-@lru_cache(maxsize=65536)
-def _name_key(token: str) -> str:
+def _name_key(token: str) -> str:  # no cache of its own: `_entries` keeps what `_add_text` needs of a token
     key = words.skeleton(token)
     return "n:" + (key if len(key) >= 3 else words.fold(token))
 
@@ -110,7 +109,6 @@ def _sentence_starts(text: str) -> set[str]:
     return {m.group(1) for part in _SENTENCE_END.split(text) if (m := _LEAD_WORD.match(part))}
 
 
-@lru_cache(maxsize=262144)
 def _token_features(token: str, lang: str) -> tuple[tuple[str, float, bool], ...]:
     """(feature, weight factor, is a capitalised word's) for one token; names are added by the caller."""
     if words.has_cjk(token):
@@ -171,6 +169,7 @@ def _entries(lang: str) -> tuple[dict[str, str], dict[str, _Entry]]:
 def _add_text(
     features: dict[str, float],
     capitals: set[str],
+    others: dict[str, None],
     text: str,
     lang: str,
     weight: float,
@@ -179,9 +178,12 @@ def _add_text(
     """Add one text's features at `weight` (a feature keeps its largest weight); True when the text
     is a title-case headline (its capitals are a style).
 
+    Texts are added lightest first: no word feature in `features` weighs more than `weight` already
+    (a word's factor is 1 at most), so a plain word is set at `weight` without reading its weight.
     `capitals` collects the word features of capitalised tokens: what is left are the event words.
+    `others` collects the features that are not words (numbers, names' keys) in their order in `features`.
     `names`, when given, collects (name key, word feature) of each name found by capitals alone (not
-    an acronym's), for `without_common_nouns`.
+    an acronym's), for `common_nouns`.
     """
     text = unicodedata.normalize("NFKC", text)
     tokens = words.tokens_of_normalised(text)
@@ -193,7 +195,7 @@ def _add_text(
     for token in dict.fromkeys(tokens):  # a repeated word adds nothing: features keep their largest weight
         feature = plain.get(token)
         if feature is not None:  # most tokens: one pass through this loop is all they cost
-            if feature and weight > get(feature, 0.0):
+            if feature:
                 features[feature] = weight
             continue
         entry = entries.get(token)
@@ -205,8 +207,7 @@ def _add_text(
                 continue
             if key is None and len(feats) == 1 and feats[0][1] == 1.0 and not feats[0][2]:
                 plain[token] = feats[0][0]
-                if weight > get(feats[0][0], 0.0):
-                    features[feats[0][0]] = weight
+                features[feats[0][0]] = weight
                 continue
             entries[token] = entry
         feats, key, acronym = entry
@@ -214,11 +215,14 @@ def _add_text(
             w = weight * factor
             if w > get(feature, 0.0):
                 features[feature] = w
+                if feature[0] != "w":
+                    others[feature] = None
             if capital and not title_case:  # in "Hate Crime Charges Brought", capitals are a style
                 capitals.add(feature)
         if key is not None and (acronym or (not title_case and token not in starts)):
             if name_weight > get(key, 0.0):
                 features[key] = name_weight
+                others[key] = None
             if names is not None and not acronym and feats:
                 names.append((key, feats[0][0]))
     return title_case
@@ -229,6 +233,7 @@ class _Profile:
     lang: str
     features: dict[str, float]  # kind weights, before document frequencies
     events: frozenset[str]  # word features not written with a capital
+    others: list[str]  # the features that are not words (numbers, names' keys), in their order in `features`
     # (name key, word feature) of the names found by their capital alone; empty for most items
     names: tuple[tuple[str, str], ...] = ()
     styled: bool = False  # a title-case text: its lower-case words are not evidence of lower case
@@ -240,11 +245,13 @@ def _profile(item: ClusterInput) -> _Profile:
     lang = words.language_of(f"{item.title} {summary}", hint if isinstance(hint, str) else None)
     features: dict[str, float] = {}
     capitals: set[str] = set()
+    others: dict[str, None] = {}
     names: list[tuple[str, str]] = []
-    styled = bool(summary) and _add_text(features, capitals, summary, lang, SUMMARY_WEIGHT, names)
-    styled = _add_text(features, capitals, item.title, lang, TITLE_WEIGHT, names) or styled
-    events = frozenset([f for f in features if f[0] == "w" and f not in capitals])  # a list: no generator
-    return _Profile(lang, features, events, tuple(names), styled)
+    # The lighter text first (`_add_text`).
+    styled = bool(summary) and _add_text(features, capitals, others, summary, lang, SUMMARY_WEIGHT, names)
+    styled = _add_text(features, capitals, others, item.title, lang, TITLE_WEIGHT, names) or styled
+    events = frozenset(features.keys() - others.keys() - capitals)  # words not written with a capital
+    return _Profile(lang, features, events, list(others), tuple(names), styled)
 
 
 COMMON_NOUN_USES = 2  # items of a batch that write a capitalised word in lower case: then it names nothing

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import gc
 import heapq
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import reduce
+from itertools import repeat
+from operator import and_, or_
 from urllib.parse import urlsplit, urlunsplit
 
 from digest.cluster.blocking import _candidates
@@ -21,11 +25,21 @@ from digest.cluster.stories import DEFAULT_THRESHOLD, _merge_score, _Story
 from digest.cluster.vectors import _batch
 from digest.outlets import linked_site
 
+# A plain http(s) link: no query, fragment, brackets, blanks or controls; what `urlsplit` would make of
+# it is read off directly (its host, if ASCII, and path), a fifth of the time at 50,000 items.
+_PLAIN_URL = re.compile(r"https?://([^/?#\[\]\x00-\x20]+)([^?#\[\]\x00-\x20]*)")
+
 
 def canonical_url(url: str | None) -> str | None:
     """The URL as identity: scheme and host lower-cased, no fragment, no trailing slash, http == https."""
     if not url:
         return None
+    plain = _PLAIN_URL.fullmatch(url.strip())
+    if plain is not None:
+        netloc, path = plain.groups()
+        host = netloc.lower().removeprefix("www.")
+        if host and netloc.isascii():  # urlsplit checks a non-ASCII host's normalisation
+            return "//" + host + path.rstrip("/")  # as urlunsplit writes it: the path starts with "/"
     parts = urlsplit(url.strip())
     if not parts.netloc:
         return url.strip()
@@ -70,6 +84,15 @@ def cluster(items: Sequence[ClusterInput], *, threshold: float = DEFAULT_THRESHO
             gc.enable()
 
 
+_BITS = 2048  # bits of a story's event-word mask: few enough to AND fast, enough that one item's ~15 rarely meet
+_BIT = [1 << k for k in range(_BITS)]
+
+
+def _bits(features: Iterable[str]) -> int:
+    """The OR of each feature's bit (its hash modulo `_BITS`): the hashes are the strings' own, kept in them."""
+    return reduce(or_, map(_BIT.__getitem__, map(and_, map(hash, features), repeat(_BITS - 1))), 0)
+
+
 def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]:
     order = sorted(range(len(items)), key=lambda i: _order_key(items, i))
     profiles = [_profile(items[i]) for i in order]  # by rank from here on
@@ -109,6 +132,10 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
 
     neighbours = _candidates(batch, item_rare_words, item_rare_names)
     root = list(range(len(order)))  # union-find over ranks: the story each item is in
+    # Each story's rare event words as bits of an int (one bit per word's hash): two stories whose bits
+    # do not meet share no event word, told by one AND instead of a set test whose lookups miss the cache.
+    # Bits that meet prove nothing (two words may hash alike): the sets decide then.
+    events_bits = [_bits(stories[rank].rare_events) for rank in range(len(order))]
 
     def find(rank: int) -> int:
         while root[rank] != rank:
@@ -120,6 +147,7 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
 
     def merge(keep: int, gone: int) -> None:
         root[gone] = keep
+        events_bits[keep] |= events_bits[gone]
         stories[keep].absorb(stories.pop(gone))
         mine = near.get(keep)
         if mine is None:
@@ -141,7 +169,7 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
 
     def push_pairs(sid: int, later_only: bool = False) -> None:
         story = stories[sid]
-        events, langs = story.rare_events, story.langs
+        events, langs, bits = story.rare_events, story.langs, events_bits[sid]
         if len(story.ranks) == 1:
             own = neighbours.get(sid, ())
             # In the first pass a later item's root is never earlier than `sid`: filter before finding.
@@ -155,7 +183,9 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
             if later_only and other < sid:
                 continue
             theirs = stories[other]
-            if events.isdisjoint(theirs.rare_events) and not langs.isdisjoint(theirs.langs):
+            if (not bits & events_bits[other] or events.isdisjoint(theirs.rare_events)) and not langs.isdisjoint(
+                theirs.langs
+            ):
                 continue  # _merge_score's first gate, inline: most candidate pairs end here
             score = _merge_score(story, theirs, batch, threshold)
             if score:
@@ -171,17 +201,20 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
             continue
         # A single item (nearly all of them): its later candidates are their own roots but for the few
         # that share a URL, so the loop of push_pairs is inlined without its set and finds.
-        events, langs = story.rare_events, story.langs
+        events, langs, bits = story.rare_events, story.langs, events_bits[sid]
         for x in neighbours.get(sid, ()):
             if x <= sid:
                 continue
             theirs = stories.get(x)
+            other = x
             if theirs is None:  # merged into an earlier item with its URL
                 other = find(x)
                 if other <= sid:
                     continue
                 theirs = stories[other]
-            if events.isdisjoint(theirs.rare_events) and not langs.isdisjoint(theirs.langs):
+            if (not bits & events_bits[other] or events.isdisjoint(theirs.rare_events)) and not langs.isdisjoint(
+                theirs.langs
+            ):
                 continue
             score = _merge_score(story, theirs, batch, threshold)
             if score:

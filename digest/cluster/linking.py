@@ -68,7 +68,7 @@ def _link(
         found = headlines.get(rank)
         if found is None:
             found = headlines[rank] = {}
-            _add_text(found, set(), titles[rank], profiles[rank].lang, TITLE_WEIGHT)
+            _add_text(found, set(), {}, titles[rank], profiles[rank].lang, TITLE_WEIGHT)
         return found
 
     def phrase(f: str, g: str, ranks: Sequence[int]) -> bool:
@@ -131,7 +131,7 @@ def _link(
                     continue
                 if phrase(f, g, [*sa.ranks, *outside]):
                     continue
-                if _cosine(sa.units()[0], sb.units()[0]) >= LINK_COSINE * threshold:
+                if _cosine(sa.word_unit(), sb.word_unit()) >= LINK_COSINE * threshold:
                     links.add((a, b))
     for a, b in sorted(links):
         ra, rb = find(a), find(b)

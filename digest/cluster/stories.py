@@ -61,13 +61,24 @@ class _Story:
     rare_events: set[str] | frozenset[str]
     rare_names: set[str] | frozenset[str]
     version: int = 0
-    _units: tuple[dict[str, float], dict[str, float]] | None = field(default=None, repr=False)
+    # The unit vectors of `words` and `names`, each worked out when first asked for: most merged stories
+    # are only ever compared on words (one language), so their names' is rarely needed.
+    _word_unit: dict[str, float] | None = field(default=None, repr=False)
+    _name_unit: dict[str, float] | None = field(default=None, repr=False)
 
-    def units(self) -> tuple[dict[str, float], dict[str, float]]:
-        if self._units is None:
-            # One item's vectors are unit vectors already; a merged story's sums are not.
-            self._units = (_unit(self.words), _unit(self.names)) if self.version else (self.words, self.names)
-        return self._units
+    def word_unit(self) -> dict[str, float]:
+        if not self.version:  # one item's vectors are unit vectors already; a merged story's sums are not
+            return self.words
+        if self._word_unit is None:
+            self._word_unit = _unit(self.words)
+        return self._word_unit
+
+    def name_unit(self) -> dict[str, float]:
+        if not self.version:
+            return self.names
+        if self._name_unit is None:
+            self._name_unit = _unit(self.names)
+        return self._name_unit
 
     def absorb(self, other: _Story) -> None:
         self.ranks.extend(other.ranks)
@@ -87,7 +98,7 @@ class _Story:
         self.sources |= other.sources
         self.first, self.last = min(self.first, other.first), max(self.last, other.last)
         self.version += 1
-        self._units = None
+        self._word_unit = self._name_unit = None
 
 
 def _add(mine: dict[str, float], theirs: dict[str, float]) -> None:
@@ -108,18 +119,20 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
     if not event and one_language:  # the cheap test first: most candidate pairs end here
         return 0.0
     shared_names = a.rare_names & b.rare_names
-    named = bool(shared_names) and any(f[0] == "n" for f in shared_names)  # a rare name, not only a figure
+    # A rare name, not only a figure: a story's rare figures are among its rare words too, its names never are.
+    named = bool(shared_names) and not shared_names.issubset(a.rare_words)
     if not named and len(a.rare_words & b.rare_words) < _RARE_WORDS_OR_NAME:
         return 0.0
-    (aw, an), (bw, bn) = a.units(), b.units()
     score = 0.0
     if event:  # something happened, in both
-        score = _cosine(aw, bw) / (threshold if batch.idf else threshold * NO_IDF_FACTOR)
+        score = _cosine(a.word_unit(), b.word_unit()) / (threshold if batch.idf else threshold * NO_IDF_FACTOR)
         if not batch.idf:  # in a batch, rare shared words do this job; summaries carry incidental figures
             score *= _mismatch(a, b)
     # Two languages: names and figures, a common noun's capital ("Police", "Polícia") not among them.
     if not one_language and len(shared_names - batch.common_nouns) >= _ANCHORS_ACROSS:
-        score = max(score, _cosine(an, bn) / (threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD))
+        score = max(
+            score, _cosine(a.name_unit(), b.name_unit()) / (threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD)
+        )
     if len(a.sources) == 1 and a.sources == b.sources:
         # One outlet's items on one subject: a podcast's episodes, a fire brigade's alarms, two rounds
         # of a tournament. Its follow-ups must be far closer, and figures that all differ (Day 01, Day 02)

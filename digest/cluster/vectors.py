@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain, filterfalse, repeat
 from operator import mul, truediv
 
 from digest.cluster.features import ClusterInput, _Profile, common_nouns
@@ -101,20 +101,18 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
     for item, p in zip(items, profiles, strict=True):  # this runs for every feature of every item
         drop = boilerplate.get(_carrier(item))
         features = p.features
-        kept: Collection[str] = [f for f in features if f not in drop] if drop else features
-        # w * idf[f] for each feature, in order, with the loop in C.
-        weighed = dict(zip(kept, map(mul, map(features.__getitem__, kept), map(weight_of, kept)), strict=True))
-        # Words and numbers; names and numbers. Each a unit vector, its features in the item's order.
-        others = [f for f in weighed if f[0] != "w"]  # numbers and names: a few
-        word_part = dict(weighed)
-        for f in others:
-            if f[0] == "n":
-                del word_part[f]
-        norm = hypot(*word_part.values()) or 1.0
-        word_vectors.append(dict(zip(word_part, map(truediv, word_part.values(), repeat(norm)), strict=True)))
-        name_part = [weighed[f] for f in others]
-        norm = hypot(*name_part) or 1.0
-        name_vectors.append(dict(zip(others, map(truediv, name_part, repeat(norm)), strict=True)))
+        # Words and numbers; names and numbers. Each a unit vector of w * idf[f], its features in the
+        # item's order, with the loops in C: no dict of all the weights is made first.
+        others = [f for f in p.others if f not in drop] if drop else p.others  # numbers and names: a few
+        kept: Iterable[str] = filterfalse(drop.__contains__, features) if drop else features
+        names = {f for f in others if f[0] == "n"}
+        keys = list(filterfalse(names.__contains__, kept)) if names else list(kept)
+        weights = list(map(mul, map(features.__getitem__, keys), map(weight_of, keys)))
+        norm = hypot(*weights) or 1.0
+        word_vectors.append(dict(zip(keys, map(truediv, weights, repeat(norm)), strict=True)))
+        weights = list(map(mul, map(features.__getitem__, others), map(weight_of, others)))
+        norm = hypot(*weights) or 1.0
+        name_vectors.append(dict(zip(others, map(truediv, weights, repeat(norm)), strict=True)))
     # In a handful of items no feature is common: every shared one counts.
     rare_limit = max(3.0, math.sqrt(n)) if use_idf else float(n)
     rare = frozenset(f for f, k in df.items() if k <= rare_limit and not _weak_number(f))
