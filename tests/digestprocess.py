@@ -68,6 +68,14 @@ class DigestProcess:
         except TimeoutError:
             raise AssertionError(f"{self.label} never logged {text!r}:\n{self.log}") from None
 
+    async def exited(self, timeout: float = 60.0) -> int:
+        """Wait for the process to exit on its own (a one-shot command); its exit status, its log read whole."""
+        assert self.proc is not None
+        rc = await asyncio.wait_for(self.proc.wait(), timeout)
+        if self._reader is not None:
+            await self._reader
+        return rc
+
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Send `sig` and wait for the exit status; kill and fail after `timeout`."""
         assert self.proc is not None

@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email
-import os
 import signal
 import socket
-import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -497,23 +495,10 @@ def free_port() -> int:
 
 
 async def run_cli(config: Path, now: datetime, *args: str) -> tuple[int, str]:
-    env = {**os.environ, "DIGEST_NOW": now.isoformat(), "DIGEST_DAEMON_TICK": TICK, "PYTHONPATH": str(ROOT)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "digest",
-        "--config",
-        str(config),
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=str(config.parent),
-    )
-    _, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, err.decode(errors="replace")
+    """A one-shot command of the daemon's config: its exit status and its stderr."""
+    process = DigestProcess("digest " + " ".join(args))
+    await process.spawn(config, args, {"DIGEST_NOW": now.isoformat(), "DIGEST_DAEMON_TICK": TICK})
+    return await process.exited(), process.log
 
 
 async def test_a_second_daemon_with_a_shifted_DIGEST_NOW_refuses_and_never_stops_the_running_one(
