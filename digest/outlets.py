@@ -17,6 +17,11 @@ from urllib.parse import parse_qsl, urlsplit
 _FORWARDS = ("cl4url", "url", "u")  # query parameters an aggregator's link names the article in
 
 
+def site(url: str | None) -> str:
+    """A link's host without "www.": the site it is on ("" when it has none)."""
+    return (urlsplit(url or "").hostname or "").removeprefix("www.")
+
+
 def linked_article(url: str | None) -> str | None:
     """The article an aggregator's link stands for, as an absolute URL ("ria.ru/..." is read as
     https), or None for any other link: a publisher's own, one back to its own site, a bare host, a
@@ -28,9 +33,13 @@ def linked_article(url: str | None) -> str | None:
         if name in _FORWARDS and value:
             article = value if "://" in value else "https://" + value
             target = urlsplit(article)
-            host = (target.hostname or "").removeprefix("www.")
-            own = (parts.hostname or "").removeprefix("www.")
-            if target.scheme in ("http", "https") and "." in host and target.path not in ("", "/") and host != own:
+            host = site(article)
+            if (
+                target.scheme in ("http", "https")
+                and "." in host
+                and target.path not in ("", "/")
+                and host != site(url)
+            ):
                 return article
     return None
 
@@ -38,7 +47,7 @@ def linked_article(url: str | None) -> str | None:
 def linked_site(url: str | None) -> str | None:
     """The site (host without "www.") of the article an aggregator's link stands for, or None."""
     article = linked_article(url)
-    return (urlsplit(article).hostname or "").removeprefix("www.") if article else None
+    return site(article) if article else None
 
 
 # Where a feed's title joins the outlet's name to its section's: "World – The Indian Express",
@@ -62,6 +71,8 @@ def outlet_name(title: str, feed_url: str) -> str:
     ASCII), so a title whose parts name no host ("Home | Mail Online" at dailymail.co.uk, a feed
     on feedburner.com) stays as it is. The operator's `name` for a feed beats all of this.
     """
+    from digest.words import fold  # "Хабр" as "khabr"; imported here: polling never names outlets
+
     parts = [p.strip() for p in re.split(_SEPARATOR, title) if p.strip()]
     if len(parts) < 2:
         return title
@@ -72,13 +83,7 @@ def outlet_name(title: str, feed_url: str) -> str:
     if not labels:
         return title
     for part in parts:
-        folded = _ascii(part)
+        folded = fold(part)
         if any(label.replace("-", "") in folded or (len(folded) >= 3 and folded in label) for label in labels):
             return part
     return title
-
-
-def _ascii(text: str) -> str:
-    from unidecode import unidecode  # only for feeds with a composite title; not on the poll's path
-
-    return "".join(ch for ch in unidecode(text).casefold() if ch.isalnum())

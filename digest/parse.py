@@ -22,14 +22,14 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import feedparser
 
 from digest import summary_boilerplate
 from digest.errors import ParseError
 from digest.model import ParsedFeed, ParsedItem
-from digest.outlets import linked_article, linked_site
+from digest.outlets import linked_article, linked_site, site
 from digest.sanitize import clean_text, clean_url, excerpt, html_to_text, repair_mojibake, sanitize_html
 
 __all__ = ["parse_feed"]
@@ -343,6 +343,11 @@ def _sha256(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _content_hash(title: str, summary_html: str, url: str | None, outlet: str | None) -> str:
+    # The outlet only where there is one: other items' hashes stay as they were before outlets.
+    return _sha256(title, summary_html, url or "", *([outlet] if outlet else []))
+
+
 def _key(guid: str | None, url: str | None, title: str, entry: Mapping[str, Any], summary: str) -> str:
     """D4: guid (Atom id), else canonical link, else a hash of title and date."""
     if guid:
@@ -352,10 +357,6 @@ def _key(guid: str | None, url: str | None, title: str, entry: Mapping[str, Any]
     date = str(entry.get("published") or entry.get("updated") or "")
     # With neither title nor date, the body is all that tells two items apart.
     return "sha256:" + _sha256("item", title, date, "" if (title or date) else summary)
-
-
-def _host(url: str | None) -> str:
-    return (urlsplit(url or "").hostname or "").removeprefix("www.")
 
 
 def _outlet(entry: Mapping[str, Any], own: frozenset[str]) -> str | None:
@@ -368,7 +369,7 @@ def _outlet(entry: Mapping[str, Any], own: frozenset[str]) -> str | None:
     name = clean_text(str(source.get("title") or ""), limit=AUTHOR_CHARS)
     if not name or name.casefold() in own:
         return None
-    host = _host(str(source.get("href") or source.get("link") or ""))
+    host = site(str(source.get("href") or source.get("link") or ""))
     return None if host and host in own else name
 
 
@@ -410,8 +411,7 @@ def _item(
         author=author,
         image_url=_image_url(entry, feed_url),
         guid=guid,
-        # An outlet only where there is one: other items' hashes stay as they were before outlets.
-        content_hash=_sha256(title, summary_html, url or "", *([outlet] if outlet else [])),
+        content_hash=_content_hash(title, summary_html, url, outlet),
         outlet=outlet,
     )
 
@@ -443,7 +443,7 @@ def _without_boilerplate(items: list[ParsedItem], excerpt_chars: int, feed_url: 
                 item,
                 summary_html=html,
                 summary_text=excerpt(html, excerpt_chars),
-                content_hash=_sha256(item.title, html, item.url or "", *([item.outlet] if item.outlet else [])),
+                content_hash=_content_hash(item.title, html, item.url, item.outlet),
             )
         out.append(item)
     return out
@@ -493,7 +493,7 @@ def parse_feed(
     feed = result.get("feed") or {}
     feed_title = clean_text(_text_of(feed.get("title"), feed.get("title_detail")), limit=TITLE_CHARS) or None
     # What names this feed itself: an item's <source> naming it is no other outlet.
-    own = frozenset(filter(None, (_host(url), _host(str(feed.get("link") or "")), (feed_title or "").casefold())))
+    own = frozenset(filter(None, (site(url), site(str(feed.get("link") or "")), (feed_title or "").casefold())))
     items: list[ParsedItem] = []
     keys: set[str] = set()
     for entry in entries[:MAX_ITEMS]:
