@@ -16,12 +16,13 @@ from digest.outlets import outlet_name
 
 
 # A date as publishers write it in their articles' paths: /2017/01/07/ (the day an article is filed).
-_LINK_DAY = re.compile(r"/((?:19|20)\d\d)/(0[1-9]|1[0-2])/(0[1-9]|[12]\d|3[01])/")
+# A pattern, not compiled at import (polling imports this module and never reads a link's day).
+_LINK_DAY = r"/((?:19|20)\d\d)/(0[1-9]|1[0-2])/(0[1-9]|[12]\d|3[01])/"
 
 
 def day_in_link(url: str | None) -> date | None:
     """The day a link's path carries, or None (no date there, or not a real one: 2017/02/30)."""
-    m = _LINK_DAY.search(url or "")
+    m = re.search(_LINK_DAY, url or "")
     if m is None:
         return None
     try:
