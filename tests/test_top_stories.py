@@ -94,20 +94,7 @@ def test_the_real_days_lead_story_is_the_one_most_outlets_told() -> None:
     from test_cluster_corpus import load_days
 
     labelled = load_days(root / "feeds" / "news")
-    items = [
-        Item(
-            id=n,
-            feed_id=n,
-            source=x.feed,
-            title=x.item.title,
-            url=x.item.url,
-            summary_html="",
-            summary_text=x.item.summary_text,
-            published=x.item.when,
-            first_seen=x.item.when,
-        )
-        for n, x in enumerate(labelled)
-    ]
+    items = [x.item for x in labelled]  # stored items, as compose gets them
     ed = edition_of(items, top=5)
     story_of = {x.item.url: x.story for x in labelled}
     print("\ntop stories:", [(story_of[s.lead.url], s.outlets) for s in ed.top_stories])
