@@ -29,14 +29,30 @@ def _weak_number(feature: str) -> bool:
     return feature[0] == "d" and digits.isdigit() and (int(digits) <= 31 or 1900 <= int(digits) <= 2100)
 
 
+def _norm(vec: dict[str, float]) -> float:
+    """What `_unit` divides a vector by."""
+    return math.hypot(*vec.values()) or 1.0
+
+
 def _unit(vec: dict[str, float]) -> dict[str, float]:
-    norm = math.hypot(*vec.values()) or 1.0
+    norm = _norm(vec)
     return {f: v / norm for f, v in vec.items()}
 
 
 def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
     # The shared keys, found in C; fsum is exact, so the result does not depend on the set's order.
     return math.fsum([a[f] * b[f] for f in a.keys() & b.keys()])
+
+
+def _scaled_cosine(a: dict[str, float], a_norm: float, b: dict[str, float], b_norm: float) -> float:
+    """`_cosine` of `a / a_norm` and `b / b_norm` without making them: a story's unit vector would be
+    made anew after each merge, for the few features it shares with each candidate. To the last bit
+    what `_cosine(_unit(a), _unit(b))` gives when the norms are `_norm`'s: each weight is divided by
+    its norm first, as `_unit` does, then the two quotients multiplied (x / 1.0 is x: a one-item
+    story's vector, a unit vector already, is passed with 1.0)."""
+    if a_norm == 1.0 and b_norm == 1.0:
+        return _cosine(a, b)
+    return math.fsum([a[f] / a_norm * (b[f] / b_norm) for f in a.keys() & b.keys()])
 
 
 def _carrier(item: ClusterInput) -> str:
