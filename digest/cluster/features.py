@@ -232,11 +232,21 @@ def _add_text(
 class _Profile:
     lang: str
     features: dict[str, float]  # kind weights, before document frequencies
-    events: frozenset[str]  # word features not written with a capital
+    # The word features of capitalised tokens (`_add_text`): `events` are the others. Kept instead of
+    # the events themselves: a set of a few where `events` has thirty (made and freed for every item),
+    # and clustering needs only an item's rare events (its rare words less these and `others`).
+    capitals: set[str]
     others: list[str]  # the features that are not words (numbers, names' keys), in their order in `features`
     # (name key, word feature) of the names found by their capital alone; empty for most items
     names: tuple[tuple[str, str], ...] = ()
     styled: bool = False  # a title-case text: its lower-case words are not evidence of lower case
+
+    @property
+    def events(self) -> set[str]:
+        """The word features not written with a capital: a new set at each call."""
+        events = self.features.keys() - self.others
+        events -= self.capitals
+        return events
 
 
 def _profile(item: ClusterInput) -> _Profile:
@@ -250,8 +260,7 @@ def _profile(item: ClusterInput) -> _Profile:
     # The lighter text first (`_add_text`).
     styled = bool(summary) and _add_text(features, capitals, others, summary, lang, SUMMARY_WEIGHT, names)
     styled = _add_text(features, capitals, others, item.title, lang, TITLE_WEIGHT, names) or styled
-    events = frozenset(features.keys() - others.keys() - capitals)  # words not written with a capital
-    return _Profile(lang, features, events, list(others), tuple(names), styled)
+    return _Profile(lang, features, capitals, list(others), tuple(names), styled)
 
 
 COMMON_NOUN_USES = 2  # items of a batch that write a capitalised word in lower case: then it names nothing
@@ -273,8 +282,11 @@ def common_nouns(profiles: Sequence[_Profile]) -> frozenset[str]:
     if not pairs:
         return frozenset()
     wanted = frozenset([w for _, w in pairs])
-    # Counted in C: the wanted words among each unstyled item's event words.
-    lowered = Counter(chain.from_iterable(map(wanted.intersection, [p.events for p in profiles if not p.styled])))
+    # Counted in C: the wanted words among each unstyled item's event words (its words less its capitals:
+    # the wanted are words, never among `others`).
+    lowered = Counter(
+        chain.from_iterable([wanted.intersection(p.features) - p.capitals for p in profiles if not p.styled])
+    )
     common = {w for w, k in lowered.items() if k >= COMMON_NOUN_USES}
     if not common:
         return frozenset()

@@ -126,7 +126,8 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
             seconds,
             seconds,
             rare_words=rare_words,
-            rare_events=rare_words.intersection(profiles[rank].events),
+            # Its rare words less its numbers and capitalised words: its rare words that are events.
+            rare_events=rare_words.difference(profiles[rank].others, profiles[rank].capitals),
             rare_names=rare_names,
         )
 
