@@ -58,6 +58,9 @@ _SEPARATOR = r"\s+[-–—|>/»›·]\s+|:\s+"
 _GENERIC_LABELS = frozenset({"www", "rss", "feed", "feeds", "news", "blog", "blogs", "api", "xml", "static", "com"})
 # Platforms that host many outlets' feeds: "strava-engineering - Medium" is not Medium's own.
 _PLATFORMS = frozenset({"medium", "substack", "blogspot", "wordpress", "tumblr", "typepad", "feedburner", "feedproxy"})
+# Medium's titles for a publication's tag and for a writer's stories, also on a publication's own
+# domain: "Software Development in Hacker Noon on Medium", "Stories by Jo Fenwick on Medium".
+_ON_MEDIUM = r"(?:.+? in (?P<publication>.+)|Stories by (?P<writer>.+)) on Medium"
 
 
 @lru_cache(maxsize=4096)  # per stored item, for the few feeds of an edition
@@ -69,16 +72,24 @@ def outlet_name(title: str, feed_url: str) -> str:
     spiegel.de "SPIEGEL ONLINE", "NYT > Home Page" at nytimes.com "NYT". Only a part that the feed's
     host names is taken (a label of three letters or more in it, or it in a label, compared in
     ASCII), so a title whose parts name no host ("Home | Mail Online" at dailymail.co.uk, a feed
-    on feedburner.com) stays as it is. The operator's `name` for a feed beats all of this.
+    on feedburner.com) stays as it is. On a platform that hosts many outlets, the part that is not
+    the platform's name is the outlet ("strava-engineering - Medium"), as are the publication and
+    the writer Medium's titles name ("Software Development in Hacker Noon on Medium"). The
+    operator's `name` for a feed beats all of this.
     """
     from digest.words import fold  # "Хабр" as "khabr"; imported here: polling never names outlets
 
+    medium = re.fullmatch(_ON_MEDIUM, title)
+    if medium is not None:
+        return medium.group("publication") or medium.group("writer")
     parts = [p.strip() for p in re.split(_SEPARATOR, title) if p.strip()]
     if len(parts) < 2:
         return title
     host = (urlsplit(feed_url).hostname or "").split(".")
     if _PLATFORMS.intersection(host):
-        return title
+        # The platform's own name is where the feed is published, not who writes it.
+        own = [p for p in parts if fold(p) not in _PLATFORMS]
+        return own[0] if len(own) == 1 else title
     labels = [label for label in host[:-1] if len(label) >= 3 and label not in _GENERIC_LABELS]
     if not labels:
         return title

@@ -31,7 +31,11 @@ from digest.store import Store
         ("Home | Evening Courier", "https://www.dailycourier.example/home/index.rss", "Home | Evening Courier"),
         ("World – The Harbour Gazette", "https://feeds.feedburner.com/harbour-world", "World – The Harbour Gazette"),
         # A platform hosts many outlets: "- Medium" is where it is published, not who wrote it.
-        ("engineering-notes - Medium", "https://medium.com/feed/engineering-notes", "engineering-notes - Medium"),
+        ("engineering-notes - Medium", "https://medium.com/feed/engineering-notes", "engineering-notes"),
+        ("Quay Notes - Harbour - Medium", "https://medium.com/feed/quay", "Quay Notes - Harbour - Medium"),
+        ("Ferries in Harbour Gazette on Medium", "https://harbourgazette.example/feed/tagged/x", "Harbour Gazette"),
+        ("Stories by Jo Fenwick on Medium", "https://medium.com/feed/@jo", "Jo Fenwick"),
+        ("Stories about Ferries on Medium", "https://medium.com/feed/t/x", "Stories about Ferries on Medium"),
         ("The Harbour Gazette", "https://harbourgazette.example/feed", "The Harbour Gazette"),
         ("News: Harbour", "https://news.example/feed", "News: Harbour"),  # "news" names no outlet
     ],
@@ -94,7 +98,9 @@ CORPUS_NAMES = {
     "daily-mail_home_mediacontent.xml": "Home | Mail Online",
     "japantimes_latest.xml": "Japan Times latest articles",
     "yandex-news_moscow_mojibake.xml": "Яндекс.Новости: Москва",
-    "strava-engineering_medium.xml": "strava-engineering - Medium",
+    "strava-engineering_medium.xml": "strava-engineering",
+    "hackernoon_medium.xml": "Hacker Noon",
+    "medium_technology.xml": "Handpicked stories about Technology on Medium",
 }
 
 
