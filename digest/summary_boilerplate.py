@@ -9,7 +9,8 @@ ends at least half of the summaries (three at least), with each item's own title
 itself ("The post <title> appeared first on ..."). Only a run that reads as whole sentences is
 taken: a suffix starts with a capital (a sentence) and a prefix is followed by one, so the common
 opening of a feed's analyst notes ("Der Analyst X hat die Einstufung ...", then "für" or "auf")
-stays; and never a whole summary.
+stays; and never a whole summary, unless half of the feed's summaries are that same text
+(`shared_whole`: Hacker News's "Comments").
 """
 
 from __future__ import annotations
@@ -72,6 +73,19 @@ def learn(summaries: Sequence[tuple[str, str]]) -> tuple[tuple[str, ...], tuple[
     prefix = max((p for p, n in prefixes.items() if n >= need), key=len, default=())
     suffix = max((s for s, n in suffixes.items() if n >= need), key=len, default=())
     return prefix, suffix
+
+
+def shared_whole(texts: Sequence[str]) -> str | None:
+    """The text that at least half of one feed's summaries (three at least) are, whole, or None.
+
+    Hacker News gives every item the summary "Comments" (a link to its thread), and a podcast may
+    repeat its show's blurb on every episode: a summary that many items share says nothing of any
+    of them, whatever its length. `learn` never takes a whole summary; this is that case."""
+    present = [t for t in texts if t]
+    if len(present) < MIN_ITEMS:
+        return None
+    text, n = Counter(present).most_common(1)[0]
+    return text if n >= max(MIN_ITEMS, MIN_SHARE * len(present)) else None
 
 
 # A run is whole sentences when punctuation or a block's edge (a paragraph, a line break) bounds it:
