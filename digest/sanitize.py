@@ -356,7 +356,7 @@ def html_to_text(html: str) -> str:
 def prose_text(html: str) -> str:
     """What an item says in its own sentences: `html_to_text` without what an excerpt leaves out
     (`EXCERPT_DROPPED`: headings, figures and their captions, tables, blockquotes, code, media) and
-    without a byline that opens it ("By Joseph Flaherty").
+    without a byline or a credit in capitals that opens it ("By Joseph Flaherty", "EUROPA PRESS").
 
     Medium and WordPress bodies open with a figure caption and a byline, and run subheadings into
     the prose: "Image: The Verge By Joseph Flaherty Microsoft is acquiring GitHub ... in stock.
@@ -638,11 +638,19 @@ _BYLINE = re.compile(
 _FIRST_BLOCK = re.compile(r"<(p|div)\b[^>]*>(.*?)</\1\s*>", re.IGNORECASE | re.DOTALL)
 
 
+def _is_credit(text: str) -> bool:
+    """A byline ("By Jo Fenwick"), or a credit in capitals ("EFE", "EUROPA PRESS", a photographer's
+    name: 20minutos opens its summaries with the photo's), never a sentence."""
+    if _BYLINE.fullmatch(text):
+        return True
+    return len(text) <= 60 and len(text.split()) <= 6 and text.upper() == text and any(c.isalpha() for c in text)
+
+
 def _without_opening_byline(html: str) -> str:
-    """`html` without its first paragraph when that paragraph is a byline and no prose comes
-    before it (a figure and its caption may)."""
+    """`html` without its first paragraph when that paragraph is a byline or a credit and no prose
+    comes before it (a figure and its caption may)."""
     m = _FIRST_BLOCK.search(html)
-    if m is None or not _BYLINE.fullmatch(html_to_text(m.group(2))):
+    if m is None or not _is_credit(html_to_text(m.group(2))):
         return html
     if m.start() and _prose_only(html[: m.start()]):
         return html  # prose before it: not an opening byline

@@ -319,6 +319,10 @@ def test_prose_text_leaves_out_captions_a_byline_subheadings_quotes_code_and_tab
         ("<p>Par Jean-Luc Moreau</p><p>Les tarifs augmentent.</p>", "Les tarifs augmentent."),
         ("<p>The board met. By Friday it had decided.</p>", "The board met. By Friday it had decided."),
         ("<p>Fares rise.</p><p>By Jo Fenwick</p>", "Fares rise. By Jo Fenwick"),  # only an opening byline
+        # A credit in capitals, as 20minutos opens its summaries with its photo's.
+        ("<p>EUROPA PRESS</p> <ul><li>Las tarifas suben.</li></ul>", "Las tarifas suben."),
+        ("<p>ISABEL SERRANO</p><p>Las tarifas suben.</p>", "Las tarifas suben."),
+        ("<p>NASA launches a probe.</p><p>It flies.</p>", "NASA launches a probe. It flies."),  # a sentence
         ("<blockquote>Only a quoted line.</blockquote>", "Only a quoted line."),  # nothing else: kept whole
         ("<h2>Only a heading</h2>", "Only a heading"),
         ("plain &amp; simple", "plain & simple"),
