@@ -383,7 +383,7 @@ def _item(
 ) -> ParsedItem | None:
     title = clean_text(_text_of(entry.get("title"), entry.get("title_detail")), limit=TITLE_CHARS)
     url = _item_url(entry, feed_url)
-    summary_html = _summary_html(entry, feed_url)
+    summary_html = summary_boilerplate.without_read_more(_summary_html(entry, feed_url), url)
     if not (title or summary_html or url):
         return None
     summary_text = excerpt(summary_html, excerpt_chars)

@@ -88,6 +88,29 @@ def shared_whole(texts: Sequence[str]) -> str | None:
     return text if n >= max(MIN_ITEMS, MIN_SHARE * len(present)) else None
 
 
+# A summary's closing link of a few words to the item's own article: WordPress's "(more…)",
+# "Continue reading", "Read more". The excerpt's "…" says there is more; the title links the article.
+_CLOSING_LINK = re.compile(
+    r"<a\s[^>]*href=\"([^\"]*)\"[^>]*>([^<]{1,40})</a>((?:\s|&nbsp;|</(?:p|div|span|em|strong|b|i)>)*)$"
+)
+
+
+def without_read_more(summary_html: str, url: str | None) -> str:
+    """`summary_html` without a closing link of at most three words to the item's own `url` (its
+    fragment aside: "...#more-602924"); as it was when there is none or nothing else would be left."""
+    if not url or "</a>" not in summary_html[-200:]:
+        return summary_html
+    m = _CLOSING_LINK.search(summary_html, max(0, len(summary_html) - 400))
+    if m is None or len(m.group(2).split()) > 3 or _article(m.group(1)) != _article(url):
+        return summary_html
+    out = summary_html[: m.start()].rstrip() + m.group(3)
+    return out if text_of(out) else summary_html
+
+
+def _article(url: str) -> str:
+    return htmllib.unescape(url).split("#", 1)[0].rstrip("/").removeprefix("https:").removeprefix("http:")
+
+
 # A run is whole sentences when punctuation or a block's edge (a paragraph, a line break) bounds it:
 # "... ele bateu o carro... Leia mais no Massa News!" or "<br> Weitere Informationen ...", but not
 # "von 95 auf 120 USD belassen." nor "Der Analyst X hat die Einstufung für" before a company's name.

@@ -16,7 +16,7 @@ from test_faults import NOW, one_feeds_edition
 
 from digest import parse as parse_module
 from digest.parse import parse_feed
-from digest.summary_boilerplate import learn, text_of
+from digest.summary_boilerplate import learn, text_of, without_read_more
 
 PARSED_AT = datetime(2026, 11, 30, tzinfo=UTC)
 STORIES = (
@@ -95,7 +95,6 @@ CORPUS_REMOVED = {
     "stadtfeuerwehr-weiz_rss091.xml": (0, 13),  # "Weitere Informationen und Details zu diesem Einsatz ..."
     "hackernoon_medium.xml": (0, 10),  # "<T> was originally published in Hacker Noon on Medium, ..."
     "strava-engineering_medium.xml": (0, 10),
-    "habr_best-daily.xml": (0, 10),  # "Читать дальше →"
     "joel-on-software.xml": (0, 7),  # the job board's advertisement
     "nuus-in-afrikaans.xml": (0, 5),
     "rubyonrails_riding-rails.atom": (0, 6),  # "Until next week!"
@@ -164,3 +163,31 @@ def test_a_summary_half_the_feeds_items_share_whole_is_no_excerpt() -> None:
     # A longer show blurb repeated on every episode says nothing of any of them either.
     blurb = "<p>The weekly harbour podcast, with news of ferries, fish and the quay.</p>"
     assert summaries(feed(blurb)) == ["", "", "", ""]
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        # WordPress's "(more…)", the Guardian's "Continue reading...", Habr's "Читать дальше →":
+        # a closing link of a few words to the item's own article.
+        (
+            '<p>The quay reopens. <a href="https://gazette.example/2#more-17">(more…)</a></p>',
+            "<p>The quay reopens.</p>",
+        ),
+        ('The quay reopens. <a href="http://gazette.example/2/">Continue reading...</a>', "The quay reopens."),
+        ('Причал открыт. <a href="https://gazette.example/2#habracut">Читать дальше →</a>', "Причал открыт."),
+        # A link to another page, a longer one, one inside the text, or the whole summary: left alone.
+        ('The quay reopens. <a href="https://gazette.example/3">(more…)</a>', None),
+        ('The quay reopens. <a href="https://gazette.example/2">as the harbour board had promised</a>', None),
+        ('The <a href="https://gazette.example/2">quay</a> reopens.', None),
+        ('<a href="https://gazette.example/2">Read more</a>', None),
+    ],
+)
+def test_a_closing_read_more_link_to_the_items_article_is_left_out(html: str, expected: str | None) -> None:
+    assert without_read_more(html, "https://gazette.example/2") == (html if expected is None else expected)
+
+
+async def test_the_email_shows_no_read_more_link(tmp_path: Path) -> None:
+    body = feed('<p>{text} <a href="https://gazette.example/{n}#more-{n}">(more…)</a></p>')
+    text, html = await one_feeds_edition(tmp_path, body)
+    assert STORIES[0][1] in text and "(more" not in text and "(more" not in html
