@@ -11,6 +11,7 @@ through the aggregator's redirect, and keeps the site as the item's outlet.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from urllib.parse import parse_qsl, urlsplit
 
@@ -58,6 +59,9 @@ _SEPARATOR = r"\s+[-–—|>/»›·]\s+|:\s+"
 _GENERIC_LABELS = frozenset({"www", "rss", "feed", "feeds", "news", "blog", "blogs", "api", "xml", "static", "com"})
 # Platforms that host many outlets' feeds: "strava-engineering - Medium" is not Medium's own.
 _PLATFORMS = frozenset({"medium", "substack", "blogspot", "wordpress", "tumblr", "typepad", "feedburner", "feedproxy"})
+# Medium's titles for a publication's tag and for a writer's stories, also on a publication's own
+# domain: "Software Development in Hacker Noon on Medium", "Stories by Jo Fenwick on Medium".
+_ON_MEDIUM = r"(?:.+? in (?P<publication>.+)|Stories by (?P<writer>.+)) on Medium"
 
 
 @lru_cache(maxsize=4096)  # per stored item, for the few feeds of an edition
@@ -69,16 +73,24 @@ def outlet_name(title: str, feed_url: str) -> str:
     spiegel.de "SPIEGEL ONLINE", "NYT > Home Page" at nytimes.com "NYT". Only a part that the feed's
     host names is taken (a label of three letters or more in it, or it in a label, compared in
     ASCII), so a title whose parts name no host ("Home | Mail Online" at dailymail.co.uk, a feed
-    on feedburner.com) stays as it is. The operator's `name` for a feed beats all of this.
+    on feedburner.com) stays as it is. On a platform that hosts many outlets, the part that is not
+    the platform's name is the outlet ("strava-engineering - Medium"), as are the publication and
+    the writer Medium's titles name ("Software Development in Hacker Noon on Medium"). The
+    operator's `name` for a feed beats all of this.
     """
     from digest.words import fold  # "Хабр" as "khabr"; imported here: polling never names outlets
 
+    medium = re.fullmatch(_ON_MEDIUM, title)
+    if medium is not None:
+        return medium.group("publication") or medium.group("writer")
     parts = [p.strip() for p in re.split(_SEPARATOR, title) if p.strip()]
-    if len(parts) < 2:
-        return title
     host = (urlsplit(feed_url).hostname or "").split(".")
+    if len(parts) < 2:
+        return _named_run(title, host, fold) or title
     if _PLATFORMS.intersection(host):
-        return title
+        # The platform's own name is where the feed is published, not who writes it.
+        own = [p for p in parts if fold(p) not in _PLATFORMS]
+        return own[0] if len(own) == 1 else title
     labels = [label for label in host[:-1] if len(label) >= 3 and label not in _GENERIC_LABELS]
     if not labels:
         return title
@@ -87,3 +99,28 @@ def outlet_name(title: str, feed_url: str) -> str:
         if any(label.replace("-", "") in folded or (len(folded) >= 3 and folded in label) for label in labels):
             return part
     return title
+
+
+def _named_run(title: str, host: list[str], fold: Callable[[str], str]) -> str | None:
+    """The words of a title with no separator that spell a label of its feed's host, whole:
+    "TreeHugger" in "Latest Items from TreeHugger" at treehugger.com, "Japan Times" in "Japan
+    Times latest articles" at japantimes.co.jp; None when no run of words spells one, or when it
+    leaves one word only."""
+    if _PLATFORMS.intersection(host):
+        return None
+    labels = {label.replace("-", "") for label in host[:-1] if len(label) >= 4 and label not in _GENERIC_LABELS}
+    title_words = title.split()
+    if not labels or len(title_words) < 2:
+        return None
+    folded = [fold(w) for w in title_words]
+    for start in range(len(title_words)):
+        run = ""
+        for end in range(start, len(title_words)):
+            run += folded[end]
+            if run in labels:
+                # A title that is the name with a word about it ("The Harbour Gazette", "TreeHugger
+                # Blog") is the outlet's name already.
+                return " ".join(title_words[start : end + 1]) if len(title_words) - (end + 1 - start) >= 2 else None
+            if not any(label.startswith(run) for label in labels):
+                break
+    return None

@@ -383,7 +383,7 @@ def _item(
 ) -> ParsedItem | None:
     title = clean_text(_text_of(entry.get("title"), entry.get("title_detail")), limit=TITLE_CHARS)
     url = _item_url(entry, feed_url)
-    summary_html = _summary_html(entry, feed_url)
+    summary_html = summary_boilerplate.without_read_more(_summary_html(entry, feed_url), url)
     if not (title or summary_html or url):
         return None
     summary_text = excerpt(summary_html, excerpt_chars)
@@ -427,18 +427,27 @@ def _ends_of(html: str) -> str:
 _ENDS = 2000  # characters of HTML at either end: well over the longest run learned (40 words)
 
 
+_SHARED_CHARS = 4000  # summaries longer than this are never one text many items share
+
+
 def _without_boilerplate(items: list[ParsedItem], excerpt_chars: int, feed_url: str) -> list[ParsedItem]:
     """The items with the feed's summary boilerplate removed (digest.summary_boilerplate), learned
     across this document's items. Keys stay as the summaries first gave them: an item is the same
     item whether or not its boilerplate was learned."""
+    # Only short summaries are read whole: a blurb or a link, not an article (each item of each poll).
+    texts = [summary_boilerplate.text_of(i.summary_html) if len(i.summary_html) < _SHARED_CHARS else "" for i in items]
+    shared = summary_boilerplate.shared_whole(texts)
     prefix, suffix = summary_boilerplate.learn([(_ends_of(i.summary_html), i.title) for i in items if i.summary_html])
-    if not (prefix or suffix):
+    if not (prefix or suffix or shared):
         return items
     out = []
-    for item in items:
-        html = summary_boilerplate.strip(item.summary_html, item.title, prefix, suffix)
+    for item, text in zip(items, texts, strict=True):
+        if shared is not None and text == shared:
+            html = ""  # what many items' summaries are, whole, says nothing of this one
+        else:
+            html = summary_boilerplate.strip(item.summary_html, item.title, prefix, suffix)
         if html != item.summary_html:
-            html = summary_boilerplate.tidy(sanitize_html(html, base_url=feed_url))
+            html = summary_boilerplate.tidy(sanitize_html(html, base_url=feed_url)) if html else ""
             item = dataclasses.replace(
                 item,
                 summary_html=html,

@@ -30,6 +30,7 @@ __all__ = [
     "excerpt",
     "header_text",
     "html_to_text",
+    "prose_text",
     "sanitize_html",
 ]
 
@@ -352,8 +353,24 @@ def html_to_text(html: str) -> str:
     return clean_text(htmllib.unescape(_ANY_TAG.sub(" ", reduced)))
 
 
+def prose_text(html: str) -> str:
+    """What an item says in its own sentences: `html_to_text` without what an excerpt leaves out
+    (`EXCERPT_DROPPED`: headings, figures and their captions, tables, blockquotes, code, media) and
+    without a byline or a credit in capitals that opens it ("By Joseph Flaherty", "EUROPA PRESS").
+
+    Medium and WordPress bodies open with a figure caption and a byline, and run subheadings into
+    the prose: "Image: The Verge By Joseph Flaherty Microsoft is acquiring GitHub ... in stock.
+    1. From Creepers to Coders to CEOs The first coding project ...". Excerpts, the press review's
+    quotes and what clustering and section rules read should be the prose. A body that is nothing
+    but such parts (a summary that is one blockquote) keeps its whole text.
+    """
+    if not html or ("<" not in html and "&" not in html):
+        return html_to_text(html)
+    return _prose_only(_without_opening_byline(html)) or html_to_text(html)
+
+
 def excerpt(html: str, limit: int) -> str:
-    """Plain text of ``html``, whitespace collapsed, cut at a word boundary with "…"."""
+    """Plain text of ``html``'s prose (`prose_text`), whitespace collapsed, cut at a word boundary with "…"."""
     if limit <= 0 or not html:
         return ""
     # Long bodies: only the head can reach the excerpt. 8 source characters per shown one is
@@ -363,7 +380,7 @@ def excerpt(html: str, limit: int) -> str:
         html = html[:window]
         if html.rfind("<") > html.rfind(">"):  # do not leave half a tag to be read as text
             html = html[: html.rfind("<")]
-    text = html_to_text(html)
+    text = prose_text(html)
     return _cut(text, limit)
 
 
@@ -605,6 +622,43 @@ _BLOCK_END = re.compile(
     re.IGNORECASE,
 )
 _EXCERPT_TOKEN = re.compile(r"<(/?)([a-z]+)[^>]*>|([^<]+)")
+_PROSE_CLEANER = nh3.Cleaner(
+    tags=set(_BLOCK_TAGS - EXCERPT_DROPPED),
+    attributes={},
+    clean_content_tags=set(CONTENT_DROPPED | EXCERPT_DROPPED),
+    link_rel=None,
+    url_schemes=set(),
+)
+# A byline: "By" and one to five words of a name, in the languages digest tells apart ("By the
+# numbers: ..." is prose: "the" is not a name).
+_BYLINE = re.compile(
+    r"(?:By|Par|Von|Por|Di|Door|Av|Автор:?)\s+[A-ZÀ-ÞА-ЯЁ][\w.'’-]*"
+    r"(?:\s+(?:[A-ZÀ-ÞА-ЯЁ][\w.'’-]*|de|da|di|del|della|la|le|du|dos|das|van|von|der|den|ter|bin|al|&|and|et|und|y|e|и)){0,4}"
+)
+_FIRST_BLOCK = re.compile(r"<(p|div)\b[^>]*>(.*?)</\1\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def _is_credit(text: str) -> bool:
+    """A byline ("By Jo Fenwick"), or a credit in capitals ("EFE", "EUROPA PRESS", a photographer's
+    name: 20minutos opens its summaries with the photo's), never a sentence."""
+    if _BYLINE.fullmatch(text):
+        return True
+    return len(text) <= 60 and len(text.split()) <= 6 and text.upper() == text and any(c.isalpha() for c in text)
+
+
+def _without_opening_byline(html: str) -> str:
+    """`html` without its first paragraph when that paragraph is a byline or a credit and no prose
+    comes before it (a figure and its caption may)."""
+    m = _FIRST_BLOCK.search(html)
+    if m is None or not _is_credit(html_to_text(m.group(2))):
+        return html
+    if m.start() and _prose_only(html[: m.start()]):
+        return html  # prose before it: not an opening byline
+    return html[: m.start()] + html[m.end() :]
+
+
+def _prose_only(html: str) -> str:
+    return clean_text(htmllib.unescape(_ANY_TAG.sub(" ", _PROSE_CLEANER.clean(limit_nesting(html)))))
 
 
 def excerpt_html(html: str, limit: int) -> str:
@@ -621,7 +675,7 @@ def excerpt_html(html: str, limit: int) -> str:
         html = html[:window]
         if html.rfind("<") > html.rfind(">"):
             html = html[: html.rfind("<")]
-    spaced = _BLOCK_END.sub(lambda m: m.group(0) + " ", limit_nesting(html))
+    spaced = _BLOCK_END.sub(lambda m: m.group(0) + " ", limit_nesting(_without_opening_byline(html)))
     cleaned = nh3.clean(
         spaced,
         tags=set(EXCERPT_TAGS),

@@ -94,24 +94,28 @@ def _plain(stem: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", stem) if not unicodedata.combining(c))
 
 
-def _forms(text: str, lang: str, *, keep_stopwords: bool = False) -> list[tuple[str, str, bool]]:
-    """Each word of `text` as (its stem, its stem stemmed once more, whether it is an acronym).
+_Form = tuple[str, str, bool, str]
+
+
+def _forms(text: str, lang: str, *, keep_stopwords: bool = False) -> list[_Form]:
+    """Each word of `text` as (its stem, its stem stemmed once more, whether it is an acronym, the
+    word itself casefolded).
 
     Snowball stems a name's oblique case to its nominative ("Лаврова" -> "лавров") but the
     nominative further ("Лавров" -> "лавр"): comparing on the second form as well lets a keyword
     in any case meet the text in any case. Scripts without spaces give digest.words' bigrams.
     """
-    out: list[tuple[str, str, bool]] = []
+    out: list[_Form] = []
     for token in words.tokens(text):
         if words.has_cjk(token):
-            out.extend((f, f, False) for f in words.word_forms(token, lang))
+            out.extend((f, f, False, f) for f in words.word_forms(token, lang))
             continue
         word = token.casefold()
         if not keep_stopwords and (len(word) < 2 or words.is_stopword(word, lang)):
             continue
         once = words.stem(word, lang)
         acronym = token.isupper() and len(token) > 1
-        out.append((_plain(once), _plain(words.stem(once, lang)), acronym))
+        out.append((_plain(once), _plain(words.stem(once, lang)), acronym, word))
     return out
 
 
@@ -123,7 +127,7 @@ class _Text:
         self.title = self._sequence(title)
         self.summary = self._sequence(summary)
 
-    def _sequence(self, text: str) -> list[tuple[str, str, bool]]:
+    def _sequence(self, text: str) -> list[_Form]:
         return _forms(text, self.lang, keep_stopwords=True)
 
     def where(self, keyword: str) -> str | None:
@@ -145,20 +149,33 @@ class _Text:
 
 
 @lru_cache(maxsize=8192)
-def _keyword_forms(keyword: str, lang: str) -> tuple[tuple[str, str, bool], ...]:
+def _keyword_forms(keyword: str, lang: str) -> tuple[_Form, ...]:
     # Stopwords stay: the text keeps them too, and a keyword such as "US" or "Bank of Russia" means them.
     return tuple(_forms(keyword, lang, keep_stopwords=True))
 
 
-def _same(text: tuple[str, str, bool], keyword: tuple[str, str, bool]) -> bool:
+def _same(text: _Form, keyword: _Form) -> bool:
     # A keyword written in capitals is an acronym: "UN" is not the Spanish "un", nor "CES" the French "ces".
     if keyword[2] and not text[2]:
         return False
+    if text[0] == keyword[0]:
+        # A short stem may be two words' ("tennis" read in French is "ten", as "tenir" is): then the
+        # words themselves must begin alike too ("war" and "wars", "tax" and "taxes" do).
+        return len(keyword[0]) >= 4 or _common_prefix(text[3], keyword[3]) >= min(len(keyword[3]), 4)
     # The twice-stemmed forms are short and collide more: trust them only from four letters.
-    return text[0] == keyword[0] or (len(keyword[1]) >= 4 and text[1] == keyword[1])
+    return len(keyword[1]) >= 4 and text[1] == keyword[1]
 
 
-def _contains(text: list[tuple[str, str, bool]], wanted: tuple[tuple[str, str, bool], ...]) -> bool:
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _contains(text: list[_Form], wanted: tuple[_Form, ...]) -> bool:
     n = len(wanted)
     return any(all(_same(text[i + j], wanted[j]) for j in range(n)) for i in range(len(text) - n + 1))
 
@@ -218,12 +235,13 @@ def _match_rule(rule: Rule, item: _Item) -> tuple[int, list[str]] | None:
     weight = 0
     for group in ((rule.keywords,) if rule.keywords else ()) + rule.keyword_groups:
         found: list[str] = []
-        seen: set[tuple[tuple[str, str, bool], ...]] = set()
+        seen: set[tuple[tuple[str, str, bool], ...]] = set()  # stems only: "Putin" and "Putins" are one
         for keyword in group:
             where = item.text.where(keyword)
             forms = _keyword_forms(keyword, item.text.keyword_lang(keyword))
-            if where and forms not in seen:  # "Trump" listed twice, or "Putin" and "Putins", count once
-                seen.add(forms)
+            stems = tuple(f[:3] for f in forms)
+            if where and stems not in seen:  # "Trump" listed twice, or "Putin" and "Putins", count once
+                seen.add(stems)
                 # A phrase is more specific than a word: each word of the keyword counts.
                 weight += (2 if where == "title" else 1) * len(forms)
                 found.append(f"'{keyword}' in the {where}")

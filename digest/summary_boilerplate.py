@@ -9,7 +9,8 @@ ends at least half of the summaries (three at least), with each item's own title
 itself ("The post <title> appeared first on ..."). Only a run that reads as whole sentences is
 taken: a suffix starts with a capital (a sentence) and a prefix is followed by one, so the common
 opening of a feed's analyst notes ("Der Analyst X hat die Einstufung ...", then "für" or "auf")
-stays; and never a whole summary.
+stays; and never a whole summary, unless half of the feed's summaries are that same text
+(`shared_whole`: Hacker News's "Comments").
 """
 
 from __future__ import annotations
@@ -72,6 +73,42 @@ def learn(summaries: Sequence[tuple[str, str]]) -> tuple[tuple[str, ...], tuple[
     prefix = max((p for p, n in prefixes.items() if n >= need), key=len, default=())
     suffix = max((s for s, n in suffixes.items() if n >= need), key=len, default=())
     return prefix, suffix
+
+
+def shared_whole(texts: Sequence[str]) -> str | None:
+    """The text that at least half of one feed's summaries (three at least) are, whole, or None.
+
+    Hacker News gives every item the summary "Comments" (a link to its thread), and a podcast may
+    repeat its show's blurb on every episode: a summary that many items share says nothing of any
+    of them, whatever its length. `learn` never takes a whole summary; this is that case."""
+    present = [t for t in texts if t]
+    if len(present) < MIN_ITEMS:
+        return None
+    text, n = Counter(present).most_common(1)[0]
+    return text if n >= max(MIN_ITEMS, MIN_SHARE * len(present)) else None
+
+
+# A summary's closing link of a few words to the item's own article: WordPress's "(more…)",
+# "Continue reading", "Read more". The excerpt's "…" says there is more; the title links the article.
+_CLOSING_LINK = re.compile(
+    r"<a\s[^>]*href=\"([^\"]*)\"[^>]*>([^<]{1,40})</a>((?:\s|&nbsp;|</(?:p|div|span|em|strong|b|i)>)*)$"
+)
+
+
+def without_read_more(summary_html: str, url: str | None) -> str:
+    """`summary_html` without a closing link of at most three words to the item's own `url` (its
+    fragment aside: "...#more-602924"); as it was when there is none or nothing else would be left."""
+    if not url or "</a>" not in summary_html[-200:]:
+        return summary_html
+    m = _CLOSING_LINK.search(summary_html, max(0, len(summary_html) - 400))
+    if m is None or len(m.group(2).split()) > 3 or _article(m.group(1)) != _article(url):
+        return summary_html
+    out = summary_html[: m.start()].rstrip() + m.group(3)
+    return out if text_of(out) else summary_html
+
+
+def _article(url: str) -> str:
+    return htmllib.unescape(url).split("#", 1)[0].rstrip("/").removeprefix("https:").removeprefix("http:")
 
 
 # A run is whole sentences when punctuation or a block's edge (a paragraph, a line break) bounds it:

@@ -34,7 +34,7 @@ from typing import Protocol
 
 from digest import sentences, words
 from digest.model import Quote
-from digest.sanitize import html_to_text
+from digest.sanitize import prose_text
 
 DEFAULT_SENTENCES = 3
 LAMBDA = 0.7  # weight of centrality against novelty in MMR
@@ -83,8 +83,9 @@ class _Candidate:
 
 
 def item_text(item: SynopsisItem) -> str:
-    """The text a synopsis quotes from: the whole sanitised summary, else the plain excerpt."""
-    return html_to_text(item.summary_html) or " ".join(item.summary_text.split())
+    """The text a synopsis quotes from: the sanitised summary's prose (no captions, bylines,
+    subheadings or embedded tweets), else the plain excerpt."""
+    return prose_text(item.summary_html) or " ".join(item.summary_text.split())
 
 
 def item_language(item: SynopsisItem) -> str:

@@ -8,8 +8,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
-from digest.model import Delivery, EditionItem, EditionRecord, Mark, ParsedItem, PollRecord
+from digest.model import Delivery, EditionItem, EditionRecord, Item, Mark, ParsedItem, PollRecord
 from digest.store import Store
+
+
+def as_stored(parsed: ParsedItem, *, id: int, feed_id: int, source: str, first_seen: datetime) -> Item:  # noqa: A002
+    """The `Item` the store gives back for a parsed item, for tests that compose or cluster
+    without a database."""
+    return Item(
+        id=id,
+        feed_id=feed_id,
+        source=source,
+        title=parsed.title,
+        url=parsed.url,
+        summary_html=parsed.summary_html,
+        summary_text=parsed.summary_text,
+        published=parsed.published,
+        first_seen=first_seen,
+        categories=parsed.categories,
+        image_url=parsed.image_url,
+        outlet=parsed.outlet,
+    )
 
 
 def store_items(store: Store, feed_id: int, items: Sequence[ParsedItem], *, now: datetime) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CORPUS_ABSENT, corpus_dir
+from storepaths import as_stored
 
 from digest.cluster import cluster
 from digest.compose import as_written, without_boilerplate
@@ -86,17 +87,8 @@ def load_days(news: Path) -> list[Labelled]:
             if day_of(it.published, it.url) not in DAYS:
                 continue
             feed_id = feed_ids.setdefault(path.name, len(feed_ids) + 1)
-            found[(path.name, it.key)] = Item(
-                id=len(found) + 1,
-                feed_id=feed_id,
-                source=source,
-                title=it.title,
-                url=it.url,
-                summary_html=it.summary_html,
-                summary_text=it.summary_text,
-                published=it.published,
-                first_seen=UNDATED_SEEN.get(path.name, NOW),
-                outlet=it.outlet,
+            found[(path.name, it.key)] = as_stored(
+                it, id=len(found) + 1, feed_id=feed_id, source=source, first_seen=UNDATED_SEEN.get(path.name, NOW)
             )
     assert set(found) == set(labels), "the labels must name exactly the items of those days"
     prepared = [as_written(item) for item, _ in without_boilerplate([(item, "") for item in found.values()])]

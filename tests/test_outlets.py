@@ -31,9 +31,19 @@ from digest.store import Store
         ("Home | Evening Courier", "https://www.dailycourier.example/home/index.rss", "Home | Evening Courier"),
         ("World – The Harbour Gazette", "https://feeds.feedburner.com/harbour-world", "World – The Harbour Gazette"),
         # A platform hosts many outlets: "- Medium" is where it is published, not who wrote it.
-        ("engineering-notes - Medium", "https://medium.com/feed/engineering-notes", "engineering-notes - Medium"),
+        ("engineering-notes - Medium", "https://medium.com/feed/engineering-notes", "engineering-notes"),
+        ("Quay Notes - Harbour - Medium", "https://medium.com/feed/quay", "Quay Notes - Harbour - Medium"),
+        ("Ferries in Harbour Gazette on Medium", "https://harbourgazette.example/feed/tagged/x", "Harbour Gazette"),
+        ("Stories by Jo Fenwick on Medium", "https://medium.com/feed/@jo", "Jo Fenwick"),
+        ("Stories about Ferries on Medium", "https://medium.com/feed/t/x", "Stories about Ferries on Medium"),
         ("The Harbour Gazette", "https://harbourgazette.example/feed", "The Harbour Gazette"),
         ("News: Harbour", "https://news.example/feed", "News: Harbour"),  # "news" names no outlet
+        # No separator: the words that spell the host's name, whole.
+        ("Latest Items from HarbourGazette", "https://www.harbourgazette.example/feeds/all", "HarbourGazette"),
+        ("Harbour Gazette latest articles", "https://www.harbourgazette.example/feed", "Harbour Gazette"),
+        ("Harbour news of the day", "https://www.harbourgazette.example/feed", "Harbour news of the day"),
+        ("Gazette latest", "https://www.harbourgazette.example/feed", "Gazette latest"),  # a part of it: no
+        ("HarbourGazette Blog", "https://www.harbourgazette.example/feed", "HarbourGazette Blog"),
     ],
 )
 def test_the_outlets_name_is_the_part_of_the_feeds_title_its_host_names(title: str, url: str, name: str) -> None:
@@ -92,9 +102,12 @@ CORPUS_NAMES = {
     "theverge_frontpage.atom": "The Verge",
     # Titles whose parts name no host, or with no separator, are cited whole.
     "daily-mail_home_mediacontent.xml": "Home | Mail Online",
-    "japantimes_latest.xml": "Japan Times latest articles",
+    "japantimes_latest.xml": "Japan Times",
+    "treehugger.xml": "TreeHugger",
     "yandex-news_moscow_mojibake.xml": "Яндекс.Новости: Москва",
-    "strava-engineering_medium.xml": "strava-engineering - Medium",
+    "strava-engineering_medium.xml": "strava-engineering",
+    "hackernoon_medium.xml": "Hacker Noon",
+    "medium_technology.xml": "Handpicked stories about Technology on Medium",
 }
 
 

@@ -12,8 +12,10 @@ from digest.sanitize import (
     clean_url,
     drop_images,
     excerpt,
+    excerpt_html,
     header_text,
     html_to_text,
+    prose_text,
     sanitize_html,
 )
 
@@ -286,3 +288,46 @@ def test_E5_header_text_is_one_line(breaker: str) -> None:
 
 def test_E5_header_text_is_capped() -> None:
     assert len(header_text("x" * 1000, limit=78)) == 78
+
+
+MEDIUM_BODY = (
+    '<figure><img alt="" src="https://cdn.example/1.jpeg"><figcaption><em>Image: </em>'
+    '<a href="https://photos.example/"><em>The&nbsp;Wire</em></a></figcaption></figure>'
+    '<p><em>By </em><a href="https://social.example/jo"><em>Jo&nbsp;Fenwick</em></a></p>'
+    "<p>The harbour board bought the old ferry line for $7.5 million. What does it mean?</p>"
+    "<h3><strong>1. From ferries to freight</strong></h3><p>The first change is the timetable.</p>"
+    '<blockquote class="twitter-tweet"><p>Big day at the quay! pic.twitter.com/x</p></blockquote>'
+    "<pre>route = ferry.route()</pre><table><tr><td>fare</td><td>3</td></tr></table>"
+)
+
+
+def test_prose_text_leaves_out_captions_a_byline_subheadings_quotes_code_and_tables() -> None:
+    assert prose_text(MEDIUM_BODY) == (
+        "The harbour board bought the old ferry line for $7.5 million. What does it mean?"
+        " The first change is the timetable."
+    )
+    # The stored excerpt reads the same prose, and the HTML excerpt shows the same text.
+    assert excerpt(MEDIUM_BODY, 60) == "The harbour board bought the old ferry line for $7.5…"
+    assert html_to_text(excerpt_html(MEDIUM_BODY, 500)).startswith("The harbour board bought")
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        ("<p>By the numbers: 40 ferries, 3 quays.</p>", "By the numbers: 40 ferries, 3 quays."),  # "the" is no name
+        ("<p>By Ana de la Cruz</p><p>Fares rise.</p>", "Fares rise."),
+        ("<p>Par Jean-Luc Moreau</p><p>Les tarifs augmentent.</p>", "Les tarifs augmentent."),
+        ("<p>The board met. By Friday it had decided.</p>", "The board met. By Friday it had decided."),
+        ("<p>Fares rise.</p><p>By Jo Fenwick</p>", "Fares rise. By Jo Fenwick"),  # only an opening byline
+        # A credit in capitals, as 20minutos opens its summaries with its photo's.
+        ("<p>EUROPA PRESS</p> <ul><li>Las tarifas suben.</li></ul>", "Las tarifas suben."),
+        ("<p>ISABEL SERRANO</p><p>Las tarifas suben.</p>", "Las tarifas suben."),
+        ("<p>NASA launches a probe.</p><p>It flies.</p>", "NASA launches a probe. It flies."),  # a sentence
+        ("<blockquote>Only a quoted line.</blockquote>", "Only a quoted line."),  # nothing else: kept whole
+        ("<h2>Only a heading</h2>", "Only a heading"),
+        ("plain &amp; simple", "plain & simple"),
+        ("", ""),
+    ],
+)
+def test_prose_text_keeps_prose_that_only_looks_like_a_byline(html: str, expected: str) -> None:
+    assert prose_text(html) == expected

@@ -276,3 +276,22 @@ def test_a_rule_with_keyword_lists_needs_a_word_of_each() -> None:
 
     with pytest.raises(ConfigError, match="belong in a"):
         from_mapping({"sections": [{"name": "A", "keywords": [["a"], ["b"]]}]})
+
+
+SHORT_STEMS = (Section("Sport", keywords=("tennis",)), Section("World", keywords=("war",)))
+
+
+@pytest.mark.parametrize(
+    ("title", "section"),
+    [
+        # Read in French, "tennis" stems to "ten", as "tenir" does: the words must begin alike too.
+        ("Le procès doit se tenir dimanche à Bagdad", "Other"),
+        ("Le tennis français en deuil", "Sport"),
+        ("Deux joueurs de tennis suspendus", "Sport"),
+        ("Fears of wars to come", "World"),  # a short stem's own inflection still matches
+        ("A warning from the harbour", "Other"),
+    ],
+)
+def test_a_short_stem_matches_only_words_that_begin_as_the_keyword(title: str, section: str) -> None:
+    c = classify(title=title, url=None, categories=(), feed_section=None, sections=SHORT_STEMS, fallback="Other")
+    assert c.section == section, c.reason

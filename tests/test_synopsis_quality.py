@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS_ABSENT, ROOT, corpus_dir
 from rouge import rouge_n
+from storepaths import as_stored
 
 from digest import sentences
 from digest.compose import ComposeOptions, build_stories
@@ -57,17 +58,7 @@ def _news() -> Path:
 def feed_items(name: str, feed_id: int, source: str) -> tuple[Item, ...]:
     parsed = parse_feed((_news() / name).read_bytes(), url=f"https://corpus.example/{name}", content_type=None, now=NOW)
     return tuple(
-        Item(
-            id=feed_id * 1000 + k,
-            feed_id=feed_id,
-            source=source,
-            title=p.title,
-            url=p.url,
-            summary_html=p.summary_html,
-            summary_text=p.summary_text,
-            published=p.published,
-            first_seen=p.published or UNDATED,
-        )
+        as_stored(p, id=feed_id * 1000 + k, feed_id=feed_id, source=source, first_seen=p.published or UNDATED)
         for k, p in enumerate(parsed.items)
     )
 

@@ -5,7 +5,8 @@ only costs a line. Two stories (their centroids, the sum of the members' vectors
 all of this holds:
 
 * their centroids' cosine reaches the threshold (words and numbers for a shared language; names
-  and numbers, with a rare one shared, for two stories with no language in common);
+  and numbers, with a rare one shared, for two stories with no language in common, halved when
+  both give figures and none agree: one brand in common is not one event);
 * they share an *event* word (one not written with a capital) that is rare in the batch, and three
   rare words or a rare name or figure: sharing "North Korea" and nothing that happened is a subject,
   not a story (this is what keeps one outlet's four North Korea items apart);
@@ -137,11 +138,10 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
             score *= _mismatch(a, b)
     # Two languages: names and figures, a common noun's capital ("Police", "Polícia") not among them.
     if not one_language and len(shared_names - batch.common_nouns) >= _ANCHORS_ACROSS:
-        score = max(
-            score,
-            _scaled_cosine(a.names, a.name_norm(), b.names, b.name_norm())
-            / (threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD),
+        across = _scaled_cosine(a.names, a.name_norm(), b.names, b.name_norm()) / (
+            threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD
         )
+        score = max(score, across * _number_mismatch(a.names, b.names))
     if len(a.sources) == 1 and a.sources == b.sources:
         # One outlet's items on one subject: a podcast's episodes, a fire brigade's alarms, two rounds
         # of a tournament. Its follow-ups must be far closer, and figures that all differ (Day 01, Day 02)
@@ -152,6 +152,13 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
         if batch.idf:
             score *= _mismatch(a, b)
     return score if score >= 1.0 else 0.0
+
+
+def _number_mismatch(a_names: dict[str, float], b_names: dict[str, float]) -> float:
+    """`NUMBER_MISMATCH` when both give figures and none agree, else 1."""
+    a_numbers = {f for f in a_names if f[0] == "d"}
+    b_numbers = {f for f in b_names if f[0] == "d"}
+    return NUMBER_MISMATCH if a_numbers and b_numbers and not a_numbers & b_numbers else 1.0
 
 
 def _mismatch(a: _Story, b: _Story) -> float:

@@ -1,0 +1,61 @@
+"""What an edition quotes of an item is its prose: not a figure's caption, a byline, subheadings
+or an embedded post (Medium's and WordPress's bodies open with a caption and a byline).
+
+End to end: a feed served over HTTP on 127.0.0.1 whose items (two outlets, one story, named in
+<source>) carry such bodies, polled and sent by the real `digest` to a real SMTP server.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from test_faults import NOW, one_feeds_edition
+
+BODY = (
+    '<figure><img alt="" src="https://cdn.example/{n}.jpeg"><figcaption><em>Image: </em>'
+    "<em>The&nbsp;Wire</em></figcaption></figure>"
+    '<p><em>By </em><a href="https://social.example/{n}"><em>{writer}</em></a></p>'
+    "<p>{text}</p><h3><strong>1. From ferries to freight</strong></h3>"
+    '<blockquote class="twitter-tweet"><p>Big day at the quay! pic.twitter.com/x</p></blockquote>'
+    "<p>The board will publish the new timetable in March.</p>"
+)
+TELLINGS = (
+    (
+        "Harbour Gazette",
+        "Jo Fenwick",
+        "Harbour board buys the island ferry line for $7.5 million",
+        "The harbour board bought the island ferry line for $7.5 million on Monday.",
+    ),
+    (
+        "Evening Courier",
+        "Ana de la Cruz",
+        "Harbour board buys island ferry line for $7.5 million",
+        "Ferry crews welcomed the harbour board's $7.5 million purchase of the line.",
+    ),
+)
+
+
+def feed() -> bytes:
+    stamp = (NOW - timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    items = "".join(
+        f"<item><title>{title}</title><link>https://{outlet.replace(' ', '').lower()}.example/ferry</link>"
+        f"<guid>g-{n}</guid><pubDate>{stamp}</pubDate>"
+        f"<description><![CDATA[{BODY.format(n=n, writer=writer, text=text)}]]></description>"
+        f'<source url="https://{outlet.replace(" ", "").lower()}.example">{outlet}</source></item>'
+        for n, (outlet, writer, title, text) in enumerate(TELLINGS)
+    )
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Ferry news</title>'
+        f"<link>https://news.agg.example/</link><description>d</description>{items}</channel></rss>"
+    ).encode()
+
+
+async def test_the_press_review_quotes_prose_not_captions_bylines_subheadings_or_posts(tmp_path: Path) -> None:
+    flat, html = await one_feeds_edition(tmp_path, feed())
+    # One story told by both outlets, each quoted from its own prose.
+    assert "Evening Courier" in flat and "Harbour Gazette" in flat and " adds: " in flat, flat
+    assert "The harbour board bought the island ferry line for $7.5 million on Monday." in flat, flat
+    for part in (flat, html):
+        for shown in ("Image:", "The Wire", "By Jo Fenwick", "Jo Fenwick", "Ana de la Cruz", "From ferries", "Big day"):
+            assert shown not in part, (shown, part)
