@@ -192,8 +192,11 @@ def _add_text(
     name_weight = weight * NAME_WEIGHT
     get = features.get
     plain, entries = _entries(lang)
-    for token in dict.fromkeys(tokens):  # a repeated word adds nothing: features keep their largest weight
-        feature = plain.get(token)
+    # A repeated token changes nothing (a feature keeps its largest weight; sets and `others` keep
+    # one of each); only `names` takes it again, which `common_nouns` reads as a set. So tokens are
+    # not deduplicated first, and their plain forms are looked up in C, as the loop reaches them (a
+    # token met for the first time is in `plain` for its next occurrence).
+    for token, feature in zip(tokens, map(plain.get, tokens), strict=True):
         if feature is not None:  # most tokens: one pass through this loop is all they cost
             if feature:
                 features[feature] = weight
