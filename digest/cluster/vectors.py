@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain, filterfalse, repeat
 from operator import mul, truediv
@@ -120,9 +120,10 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
         # Words and numbers; names and numbers. Each a unit vector of w * idf[f], its features in the
         # item's order, with the loops in C: no dict of all the weights is made first.
         others = [f for f in p.others if f not in drop] if drop else p.others  # numbers and names: a few
-        kept: Iterable[str] = filterfalse(drop.__contains__, features) if drop else features
         names = {f for f in others if f[0] == "n"}
-        keys = list(filterfalse(names.__contains__, kept)) if names else list(kept)
+        # One pass over the features, leaving out the boilerplate and the names at once.
+        left_out = drop | names if drop else names
+        keys = list(filterfalse(left_out.__contains__, features)) if left_out else list(features)
         weights = list(map(mul, map(features.__getitem__, keys), map(weight_of, keys)))
         norm = hypot(*weights) or 1.0
         word_vectors.append(dict(zip(keys, map(truediv, weights, repeat(norm)), strict=True)))
