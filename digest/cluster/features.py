@@ -23,7 +23,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -269,7 +269,7 @@ def _profile(item: ClusterInput) -> _Profile:
 COMMON_NOUN_USES = 2  # items of a batch that write a capitalised word in lower case: then it names nothing
 
 
-def common_nouns(profiles: Sequence[_Profile]) -> frozenset[str]:
+def common_nouns(profiles: Sequence[_Profile], df: Mapping[str, int]) -> frozenset[str]:
     """The name keys that, wherever the batch has them, come from words it also writes in lower case.
 
     A capital is how a headline writes "Police" in "...: Chicago Police", and how Portuguese writes
@@ -279,18 +279,20 @@ def common_nouns(profiles: Sequence[_Profile]) -> frozenset[str]:
     vectors (dropping it would make an item's other names weigh more), but it anchors no merge of
     two languages (`digest.cluster.stories`). A key that some item has from a word never written in
     lower case (Trump, Lauderdale, German nouns) is a name. Lower case is counted in items' event
-    words, not in title-case headlines', where every word is an event word by style.
+    words, not in title-case headlines', where every word is an event word by style. `df` is the
+    batch's document frequencies (in how many of `profiles` each feature is).
     """
     pairs = set(chain.from_iterable([p.names for p in profiles]))  # (key, word), each once
     if not pairs:
         return frozenset()
     wanted = frozenset([w for _, w in pairs])
-    # Counted in C: the wanted words among each unstyled item's event words (its words less its capitals:
-    # the wanted are words, never among `others`).
-    lowered = Counter(
-        chain.from_iterable([wanted.intersection(p.features) - p.capitals for p in profiles if not p.styled])
-    )
-    common = {w for w, k in lowered.items() if k >= COMMON_NOUN_USES}
+    # The unstyled items that have a wanted word as an event word (not capitalised; the wanted are words,
+    # never among `others`): all items that have it (df), less those that capitalise it (an item's
+    # capitals are among its features), less the styled ones that have it otherwise. Counted over the
+    # items' few capitals and the few styled items, not over every feature of every item again.
+    capitalised = Counter(chain.from_iterable([p.capitals for p in profiles]))
+    styled = Counter(chain.from_iterable([wanted.intersection(p.features) - p.capitals for p in profiles if p.styled]))
+    common = {w for w in wanted if df[w] - capitalised[w] - styled[w] >= COMMON_NOUN_USES}
     if not common:
         return frozenset()
     return frozenset({k for k, w in pairs if w in common} - {k for k, w in pairs if w not in common})

@@ -133,4 +133,4 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
     # In a handful of items no feature is common: every shared one counts.
     rare_limit = max(3.0, math.sqrt(n)) if use_idf else float(n)
     rare = frozenset(f for f, k in df.items() if k <= rare_limit and not _weak_number(f))
-    return _Batch(n, use_idf, df, rare_limit, word_vectors, name_vectors, rare, common_nouns(profiles))
+    return _Batch(n, use_idf, df, rare_limit, word_vectors, name_vectors, rare, common_nouns(profiles, df))
