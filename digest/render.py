@@ -105,6 +105,11 @@ class OutletView:
     more: tuple[LinkView, ...] = ()
 
     @property
+    def refs(self) -> str:
+        """The plain-text numbers of its other reports: '[6] [7]'."""
+        return " ".join(f"[{link.ref}]" for link in self.more if link.ref is not None)
+
+    @property
     def cited(self) -> str:
         """The plain-text form: 'The Indian Express [5] [6] [7]'."""
         refs = " ".join(f"[{link.ref}]" for link in (self.name, *self.more) if link.ref is not None)
@@ -140,6 +145,9 @@ class StoryView:
     outlets: int = 0  # in "Top stories": how many outlets tell it
     synopsis: tuple[QuoteView, ...] = ()
     image: ImageView | None = None
+    # The lead's outlet's other reports of the story ("More from The Indian Express: 2, 3"): not
+    # "Also reported by", which names other outlets.
+    more_from: OutletView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +312,15 @@ class _ViewBuilder:
             outlets.append(OutletView(linked, tuple(self._link(str(k), i.url) for k, i in enumerate(more, start=2))))
         return tuple(outlets)
 
+    def _more_from(self, outlet: str, items: Sequence[Item]) -> OutletView | None:
+        """The lead's outlet's other linked reports, numbered from 2 (the title is its first)."""
+        linked = [item for item in items if _href(item.url) is not None]
+        if not linked:
+            return None
+        return OutletView(
+            LinkView(outlet, None), tuple(self._link(str(k), i.url) for k, i in enumerate(linked, start=2))
+        )
+
     def _take_links(self) -> tuple[LinkView, ...]:
         links, self._block_links = tuple(self._block_links), []
         return links
@@ -360,9 +377,10 @@ class _ViewBuilder:
         keep_synopsis = self.budget.synopses == "all" or top
         synopsis = self.quotes(story.synopsis) if keep_synopsis else ()
         quoted = {q.item_id for q in story.synopsis} if synopsis else set()
+        source = _clean(lead.source)
         return StoryView(
             title=title,
-            source=_clean(lead.source),
+            source=source,
             when=self.when(lead),
             first_seen=lead.undated,
             summary_html=summary_html.replace(PLACEHOLDER_UNSUBSCRIBE_URL, "").replace(PLACEHOLDER_PREFERENCES_URL, ""),
@@ -370,7 +388,10 @@ class _ViewBuilder:
             image_url=image.url if image else None,
             image=image,
             # An outlet the synopsis quotes is already linked there: "Also reported by" names the rest.
-            also=self._outlets([item for item in story.also if item.id not in quoted]),
+            also=self._outlets([i for i in story.also if i.id not in quoted and _clean(i.source) != source]),
+            more_from=self._more_from(
+                source, [i for i in story.also if i.id not in quoted and _clean(i.source) == source]
+            ),
             read_also=tuple(
                 self._link(item.title or _cut(_clean(item.summary_text), 90), item.url, item.source)
                 for item in story.read_also

@@ -636,6 +636,7 @@ _BYLINE = re.compile(
     r"(?:\s+(?:[A-ZÀ-ÞА-ЯЁ][\w.'’-]*|de|da|di|del|della|la|le|du|dos|das|van|von|der|den|ter|bin|al|&|and|et|und|y|e|и)){0,4}"
 )
 _FIRST_BLOCK = re.compile(r"<(p|div)\b[^>]*>(.*?)</\1\s*>", re.IGNORECASE | re.DOTALL)
+_CREDIT_HTML = 600  # characters of markup a byline's paragraph may take (its links and emphasis)
 
 
 def _is_credit(text: str) -> bool:
@@ -650,7 +651,8 @@ def _without_opening_byline(html: str) -> str:
     """`html` without its first paragraph when that paragraph is a byline or a credit and no prose
     comes before it (a figure and its caption may)."""
     m = _FIRST_BLOCK.search(html)
-    if m is None or not _is_credit(html_to_text(m.group(2))):
+    # A byline or a credit is a line: a longer first block is prose, and is not read twice.
+    if m is None or len(m.group(2)) > _CREDIT_HTML or not _is_credit(html_to_text(m.group(2))):
         return html
     if m.start() and _prose_only(html[: m.start()]):
         return html  # prose before it: not an opening byline

@@ -301,6 +301,36 @@ def test_an_outlet_with_several_reports_is_named_once_with_its_other_reports_num
     assert [refs[n] for n in line.groups()] == [f"https://example.org/news/{k}" for k in (2, 3, 5, 4)]
 
 
+def test_the_lead_outlets_other_reports_are_more_from_it_not_also_reported_by_it() -> None:
+    # The replayed Fort Lauderdale story was led by The Indian Express and said "Also reported by:
+    # The Indian Express (2, 3, 4, 5)": its own follow-ups, as if another outlet had told them.
+    story = Story(
+        lead=item(1, "Five dead in airport shooting", source="Wire Service"),
+        also=(
+            item(2, "Airport gunman was a veteran", source="Wire Service"),
+            item(3, "Shooting at the airport: what we know", source="Morning Post"),
+            item(4, "Thousands stranded at the airport", source="Wire Service"),
+            item(5, "Airport reopens", source="Wire Service", url=None),  # no link: nothing to number
+        ),
+    )
+    section = SectionGroup(
+        name="World", anchor="s-world", days=(DayGroup(date(2026, 1, 16), (story,)),), total=1, shown=1
+    )
+    for lang, more in (("en", "More from Wire Service"), ("ru", "Другие публикации Wire Service")):
+        edition = dataclasses.replace(rich_edition(), sections=(section,), top_stories=(), language=lang)
+        r = Renderer().render(edition)
+        assert re.search(
+            rf'{more}: <a href="https://example.org/news/2"[^>]*>2</a>, <a href="https://example.org/news/4"[^>]*>3</a></p>',
+            r.html,
+        ), r.html
+        assert re.search(r'<a href="https://example.org/news/3"[^>]*>Morning Post</a></p>', r.html)
+        assert "Wire Service</a> (" not in r.html
+        line = re.search(rf"{more}: \[(\d+)\] \[(\d+)\]\n", r.text)
+        assert line, r.text
+        refs = dict(re.findall(r"^\[(\d+)\] (\S+)$", r.text, re.M))
+        assert [refs[n] for n in line.groups()] == ["https://example.org/news/2", "https://example.org/news/4"]
+
+
 def test_rtl_titles_let_the_client_pick_the_direction() -> None:
     html = Renderer().render(rich_edition()).html
     for title in ("שיחות השלום נמשכות בז'נבה", "محادثات السلام تستمر في جنيف"):
