@@ -254,6 +254,8 @@ def stem(word: str, lang: str) -> str:
 @lru_cache(maxsize=262144)
 def fold(word: str) -> str:
     """Casefold and transliterate to ASCII: 'Трамп' -> 'tramp', 'Müller' -> 'muller'."""
+    if word.isascii() and word.isalnum():  # ASCII letters and digits: nothing to transliterate or drop
+        return word.lower()
     from unidecode import unidecode  # cheap once imported; the cache above makes it rare
 
     return _NOT_ALNUM.sub("", unidecode(word.casefold()).casefold())

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import random
+import re
+import string
+
 import pytest
+from unidecode import unidecode
 
 from digest.words import fold, is_stopword, language_of, skeleton, stem, tokens, word_forms
 
@@ -60,6 +65,15 @@ def test_fold_transliterates_and_skeleton_lets_names_meet_across_scripts() -> No
     assert skeleton("Лодердейл") == skeleton("Lauderdale")
     assert skeleton("Обама") == skeleton("Obama")
     assert skeleton("Путин") != skeleton("Трамп")
+
+
+def test_fold_of_ascii_letters_and_digits_is_what_transliterating_gives() -> None:
+    # fold() lower-cases such a word without calling unidecode: the answer of the full path.
+    rng = random.Random(3)
+    samples = ["Trump", "COVID19", "g7", "Lauderdale", "x", "ABC", "iPhone", "2017", "F-16", "O'Neil", "6.8"]
+    samples += ["".join(rng.choices(string.ascii_letters + string.digits, k=rng.randint(1, 12))) for _ in range(500)]
+    for word in samples:
+        assert fold(word) == re.sub(r"[^a-z0-9.]+", "", unidecode(word.casefold()).casefold()), word
 
 
 def test_word_forms_are_folded_stems_without_stopwords() -> None:

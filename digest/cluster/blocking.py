@@ -34,12 +34,14 @@ def _candidates(
     # Each item's postings and its place in each: the items after it there are the later ones, found
     # without a search or a second lookup of the feature.
     signatures: list[tuple[list[list[int]], list[int]]] = []
-    postings: dict[int, list[int]] = defaultdict(list)  # feature -> items with it in their signature
+    # A feature's place -> the items with it in their signature: a list, read by index in C.
+    postings: list[list[int]] = [[] for _ in range(len(place))]
+    keys, place_of, posting = place.keys(), place.__getitem__, postings.__getitem__
     for rank, (words, names) in enumerate(zip(rare_words, rare_names, strict=True)):
-        found = place.keys() & words  # set operations in C, over the item's rare features only
-        found |= place.keys() & names
-        mine = [postings[k] for k in sorted(map(place.__getitem__, found))[:SIGNATURE]]
-        at = [len(p) for p in mine]
+        found = keys & words  # set operations in C, over the item's rare features only
+        found |= keys & names
+        mine = list(map(posting, sorted(map(place_of, found))[:SIGNATURE]))
+        at = list(map(len, mine))
         for p in mine:
             p.append(rank)
         signatures.append((mine, at))

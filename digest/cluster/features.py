@@ -23,7 +23,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -192,8 +192,11 @@ def _add_text(
     name_weight = weight * NAME_WEIGHT
     get = features.get
     plain, entries = _entries(lang)
-    for token in dict.fromkeys(tokens):  # a repeated word adds nothing: features keep their largest weight
-        feature = plain.get(token)
+    # A repeated token changes nothing (a feature keeps its largest weight; sets and `others` keep
+    # one of each); only `names` takes it again, which `common_nouns` reads as a set. So tokens are
+    # not deduplicated first, and their plain forms are looked up in C, as the loop reaches them (a
+    # token met for the first time is in `plain` for its next occurrence).
+    for token, feature in zip(tokens, map(plain.get, tokens), strict=True):
         if feature is not None:  # most tokens: one pass through this loop is all they cost
             if feature:
                 features[feature] = weight
@@ -232,11 +235,21 @@ def _add_text(
 class _Profile:
     lang: str
     features: dict[str, float]  # kind weights, before document frequencies
-    events: frozenset[str]  # word features not written with a capital
+    # The word features of capitalised tokens (`_add_text`): `events` are the others. Kept instead of
+    # the events themselves: a set of a few where `events` has thirty (made and freed for every item),
+    # and clustering needs only an item's rare events (its rare words less these and `others`).
+    capitals: set[str]
     others: list[str]  # the features that are not words (numbers, names' keys), in their order in `features`
     # (name key, word feature) of the names found by their capital alone; empty for most items
     names: tuple[tuple[str, str], ...] = ()
     styled: bool = False  # a title-case text: its lower-case words are not evidence of lower case
+
+    @property
+    def events(self) -> set[str]:
+        """The word features not written with a capital: a new set at each call."""
+        events = self.features.keys() - self.others
+        events -= self.capitals
+        return events
 
 
 def _profile(item: ClusterInput) -> _Profile:
@@ -250,14 +263,13 @@ def _profile(item: ClusterInput) -> _Profile:
     # The lighter text first (`_add_text`).
     styled = bool(summary) and _add_text(features, capitals, others, summary, lang, SUMMARY_WEIGHT, names)
     styled = _add_text(features, capitals, others, item.title, lang, TITLE_WEIGHT, names) or styled
-    events = frozenset(features.keys() - others.keys() - capitals)  # words not written with a capital
-    return _Profile(lang, features, events, list(others), tuple(names), styled)
+    return _Profile(lang, features, capitals, list(others), tuple(names), styled)
 
 
 COMMON_NOUN_USES = 2  # items of a batch that write a capitalised word in lower case: then it names nothing
 
 
-def common_nouns(profiles: Sequence[_Profile]) -> frozenset[str]:
+def common_nouns(profiles: Sequence[_Profile], df: Mapping[str, int]) -> frozenset[str]:
     """The name keys that, wherever the batch has them, come from words it also writes in lower case.
 
     A capital is how a headline writes "Police" in "...: Chicago Police", and how Portuguese writes
@@ -267,15 +279,20 @@ def common_nouns(profiles: Sequence[_Profile]) -> frozenset[str]:
     vectors (dropping it would make an item's other names weigh more), but it anchors no merge of
     two languages (`digest.cluster.stories`). A key that some item has from a word never written in
     lower case (Trump, Lauderdale, German nouns) is a name. Lower case is counted in items' event
-    words, not in title-case headlines', where every word is an event word by style.
+    words, not in title-case headlines', where every word is an event word by style. `df` is the
+    batch's document frequencies (in how many of `profiles` each feature is).
     """
     pairs = set(chain.from_iterable([p.names for p in profiles]))  # (key, word), each once
     if not pairs:
         return frozenset()
     wanted = frozenset([w for _, w in pairs])
-    # Counted in C: the wanted words among each unstyled item's event words.
-    lowered = Counter(chain.from_iterable(map(wanted.intersection, [p.events for p in profiles if not p.styled])))
-    common = {w for w, k in lowered.items() if k >= COMMON_NOUN_USES}
+    # The unstyled items that have a wanted word as an event word (not capitalised; the wanted are words,
+    # never among `others`): all items that have it (df), less those that capitalise it (an item's
+    # capitals are among its features), less the styled ones that have it otherwise. Counted over the
+    # items' few capitals and the few styled items, not over every feature of every item again.
+    capitalised = Counter(chain.from_iterable([p.capitals for p in profiles]))
+    styled = Counter(chain.from_iterable([wanted.intersection(p.features) - p.capitals for p in profiles if p.styled]))
+    common = {w for w in wanted if df[w] - capitalised[w] - styled[w] >= COMMON_NOUN_USES}
     if not common:
         return frozenset()
     return frozenset({k for k, w in pairs if w in common} - {k for k, w in pairs if w not in common})

@@ -126,7 +126,8 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
             seconds,
             seconds,
             rare_words=rare_words,
-            rare_events=rare_words.intersection(profiles[rank].events),
+            # Its rare words less its numbers and capitalised words: its rare words that are events.
+            rare_events=rare_words.difference(profiles[rank].others, profiles[rank].capitals),
             rare_names=rare_names,
         )
 
@@ -136,6 +137,15 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
     # do not meet share no event word, told by one AND instead of a set test whose lookups miss the cache.
     # Bits that meet prove nothing (two words may hash alike): the sets decide then.
     events_bits = [_bits(stories[rank].rare_events) for rank in range(len(order))]
+    # Each story's languages as bits of an int, one bit per language of the batch: exactly its `langs`,
+    # so the gate below tells whether two stories share a language without reading either story.
+    lang_bit: dict[str, int] = {}
+    for p in profiles:
+        lang_bit.setdefault(p.lang, 1 << len(lang_bit))
+    lang_bits = [lang_bit[p.lang] for p in profiles]
+    # Each story's `version` (how many merges it took in), -1 once merged into another: whether a pair
+    # on the heap is stale is told by two list reads.
+    versions = [0] * len(order)
 
     def find(rank: int) -> int:
         while root[rank] != rank:
@@ -148,6 +158,9 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
     def merge(keep: int, gone: int) -> None:
         root[gone] = keep
         events_bits[keep] |= events_bits[gone]
+        lang_bits[keep] |= lang_bits[gone]
+        versions[keep] += 1  # as `absorb` counts it
+        versions[gone] = -1
         stories[keep].absorb(stories.pop(gone))
         mine = near.get(keep)
         if mine is None:
@@ -169,7 +182,7 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
 
     def push_pairs(sid: int, later_only: bool = False) -> None:
         story = stories[sid]
-        events, langs, bits = story.rare_events, story.langs, events_bits[sid]
+        events, languages, bits = story.rare_events, lang_bits[sid], events_bits[sid]
         if len(story.ranks) == 1:
             own = neighbours.get(sid, ())
             # In the first pass a later item's root is never earlier than `sid`: filter before finding.
@@ -182,15 +195,16 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
         for other in others:  # the heap orders the pairs: the order they are scored in does not matter
             if later_only and other < sid:
                 continue
-            theirs = stories[other]
-            if (not bits & events_bits[other] or events.isdisjoint(theirs.rare_events)) and not langs.isdisjoint(
-                theirs.langs
+            # _merge_score's first gate, inline (a language in common and no rare event word in common):
+            # most candidate pairs end here, most without reading the other story.
+            if languages & lang_bits[other] and (
+                not bits & events_bits[other] or events.isdisjoint(stories[other].rare_events)
             ):
-                continue  # _merge_score's first gate, inline: most candidate pairs end here
-            score = _merge_score(story, theirs, batch, threshold)
+                continue
+            score = _merge_score(story, stories[other], batch, threshold)
             if score:
                 a, b = min(sid, other), max(sid, other)
-                heapq.heappush(heap, (-score, a, b, stories[a].version, stories[b].version))
+                heapq.heappush(heap, (-score, a, b, versions[a], versions[b]))
 
     for sid in range(len(order)):  # the first pass: each pair once, from its earlier story
         story = stories.get(sid)
@@ -201,29 +215,25 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
             continue
         # A single item (nearly all of them): its later candidates are their own roots but for the few
         # that share a URL, so the loop of push_pairs is inlined without its set and finds.
-        events, langs, bits = story.rare_events, story.langs, events_bits[sid]
+        events, languages, bits = story.rare_events, lang_bits[sid], events_bits[sid]
         for x in neighbours.get(sid, ()):
             if x <= sid:
                 continue
-            theirs = stories.get(x)
-            other = x
-            if theirs is None:  # merged into an earlier item with its URL
-                other = find(x)
-                if other <= sid:
-                    continue
-                theirs = stories[other]
-            if (not bits & events_bits[other] or events.isdisjoint(theirs.rare_events)) and not langs.isdisjoint(
-                theirs.langs
+            other = x if versions[x] >= 0 else find(x)  # a later item merged into an earlier one with its URL
+            if other <= sid:
+                continue
+            if languages & lang_bits[other] and (
+                not bits & events_bits[other] or events.isdisjoint(stories[other].rare_events)
             ):
                 continue
+            theirs = stories[other]
             score = _merge_score(story, theirs, batch, threshold)
             if score:
-                other = find(x)
-                heapq.heappush(heap, (-score, sid, other, story.version, theirs.version))
+                heapq.heappush(heap, (-score, sid, other, versions[sid], versions[other]))
     while heap:
         _, a, b, va, vb = heapq.heappop(heap)
-        if a not in stories or b not in stories or stories[a].version != va or stories[b].version != vb:
-            continue  # a stale pair: one of the two has grown since
+        if versions[a] != va or versions[b] != vb:
+            continue  # a stale pair: one of the two has grown since (or is gone)
         merge(a, b)
         push_pairs(a)
 

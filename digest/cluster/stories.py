@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from digest.cluster.vectors import _Batch, _cosine, _unit
+from digest.cluster.vectors import _Batch, _norm, _scaled_cosine, _unit
 
 DEFAULT_THRESHOLD = 0.25  # centroid cosine for stories that share a language
 CROSS_LANGUAGE_THRESHOLD = 0.35  # names-and-numbers cosine for stories with no language in common
@@ -62,24 +62,29 @@ class _Story:
     rare_events: set[str] | frozenset[str]
     rare_names: set[str] | frozenset[str]
     version: int = 0
-    # The unit vectors of `words` and `names`, each worked out when first asked for: most merged stories
-    # are only ever compared on words (one language), so their names' is rarely needed.
-    _word_unit: dict[str, float] | None = field(default=None, repr=False)
-    _name_unit: dict[str, float] | None = field(default=None, repr=False)
+    # The norms of `words` and `names` (0.0: not yet known), each worked out when first asked for: most
+    # merged stories are only ever compared on words (one language), so their names' is rarely needed.
+    # Merges compare the sums scaled by them (`_scaled_cosine`), so no unit vector is made at each merge.
+    _word_norm: float = field(default=0.0, repr=False)
+    _name_norm: float = field(default=0.0, repr=False)
+
+    def word_norm(self) -> float:
+        if not self.version:  # one item's vectors are unit vectors already; a merged story's sums are not
+            return 1.0
+        if not self._word_norm:
+            self._word_norm = _norm(self.words)
+        return self._word_norm
+
+    def name_norm(self) -> float:
+        if not self.version:
+            return 1.0
+        if not self._name_norm:
+            self._name_norm = _norm(self.names)
+        return self._name_norm
 
     def word_unit(self) -> dict[str, float]:
-        if not self.version:  # one item's vectors are unit vectors already; a merged story's sums are not
-            return self.words
-        if self._word_unit is None:
-            self._word_unit = _unit(self.words)
-        return self._word_unit
-
-    def name_unit(self) -> dict[str, float]:
-        if not self.version:
-            return self.names
-        if self._name_unit is None:
-            self._name_unit = _unit(self.names)
-        return self._name_unit
+        """The unit vector of `words` (the story-level passes compare these)."""
+        return self.words if not self.version else _unit(self.words)
 
     def absorb(self, other: _Story) -> None:
         self.ranks.extend(other.ranks)
@@ -99,7 +104,7 @@ class _Story:
         self.sources |= other.sources
         self.first, self.last = min(self.first, other.first), max(self.last, other.last)
         self.version += 1
-        self._word_unit = self._name_unit = None
+        self._word_norm = self._name_norm = 0.0
 
 
 def _add(mine: dict[str, float], theirs: dict[str, float]) -> None:
@@ -126,12 +131,16 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
         return 0.0
     score = 0.0
     if event:  # something happened, in both
-        score = _cosine(a.word_unit(), b.word_unit()) / (threshold if batch.idf else threshold * NO_IDF_FACTOR)
+        score = _scaled_cosine(a.words, a.word_norm(), b.words, b.word_norm()) / (
+            threshold if batch.idf else threshold * NO_IDF_FACTOR
+        )
         if not batch.idf:  # in a batch, rare shared words do this job; summaries carry incidental figures
             score *= _mismatch(a, b)
     # Two languages: names and figures, a common noun's capital ("Police", "Polícia") not among them.
     if not one_language and len(shared_names - batch.common_nouns) >= _ANCHORS_ACROSS:
-        across = _cosine(a.name_unit(), b.name_unit()) / (threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD)
+        across = _scaled_cosine(a.names, a.name_norm(), b.names, b.name_norm()) / (
+            threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD
+        )
         score = max(score, across * _number_mismatch(a.names, b.names))
     if len(a.sources) == 1 and a.sources == b.sources:
         # One outlet's items on one subject: a podcast's episodes, a fire brigade's alarms, two rounds

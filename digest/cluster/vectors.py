@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain, filterfalse, repeat
 from operator import mul, truediv
@@ -29,14 +29,30 @@ def _weak_number(feature: str) -> bool:
     return feature[0] == "d" and digits.isdigit() and (int(digits) <= 31 or 1900 <= int(digits) <= 2100)
 
 
+def _norm(vec: dict[str, float]) -> float:
+    """What `_unit` divides a vector by."""
+    return math.hypot(*vec.values()) or 1.0
+
+
 def _unit(vec: dict[str, float]) -> dict[str, float]:
-    norm = math.hypot(*vec.values()) or 1.0
+    norm = _norm(vec)
     return {f: v / norm for f, v in vec.items()}
 
 
 def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
     # The shared keys, found in C; fsum is exact, so the result does not depend on the set's order.
     return math.fsum([a[f] * b[f] for f in a.keys() & b.keys()])
+
+
+def _scaled_cosine(a: dict[str, float], a_norm: float, b: dict[str, float], b_norm: float) -> float:
+    """`_cosine` of `a / a_norm` and `b / b_norm` without making them: a story's unit vector would be
+    made anew after each merge, for the few features it shares with each candidate. To the last bit
+    what `_cosine(_unit(a), _unit(b))` gives when the norms are `_norm`'s: each weight is divided by
+    its norm first, as `_unit` does, then the two quotients multiplied (x / 1.0 is x: a one-item
+    story's vector, a unit vector already, is passed with 1.0)."""
+    if a_norm == 1.0 and b_norm == 1.0:
+        return _cosine(a, b)
+    return math.fsum([a[f] / a_norm * (b[f] / b_norm) for f in a.keys() & b.keys()])
 
 
 def _carrier(item: ClusterInput) -> str:
@@ -104,9 +120,10 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
         # Words and numbers; names and numbers. Each a unit vector of w * idf[f], its features in the
         # item's order, with the loops in C: no dict of all the weights is made first.
         others = [f for f in p.others if f not in drop] if drop else p.others  # numbers and names: a few
-        kept: Iterable[str] = filterfalse(drop.__contains__, features) if drop else features
         names = {f for f in others if f[0] == "n"}
-        keys = list(filterfalse(names.__contains__, kept)) if names else list(kept)
+        # One pass over the features, leaving out the boilerplate and the names at once.
+        left_out = drop | names if drop else names
+        keys = list(filterfalse(left_out.__contains__, features)) if left_out else list(features)
         weights = list(map(mul, map(features.__getitem__, keys), map(weight_of, keys)))
         norm = hypot(*weights) or 1.0
         word_vectors.append(dict(zip(keys, map(truediv, weights, repeat(norm)), strict=True)))
@@ -116,4 +133,4 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
     # In a handful of items no feature is common: every shared one counts.
     rare_limit = max(3.0, math.sqrt(n)) if use_idf else float(n)
     rare = frozenset(f for f, k in df.items() if k <= rare_limit and not _weak_number(f))
-    return _Batch(n, use_idf, df, rare_limit, word_vectors, name_vectors, rare, common_nouns(profiles))
+    return _Batch(n, use_idf, df, rare_limit, word_vectors, name_vectors, rare, common_nouns(profiles, df))
