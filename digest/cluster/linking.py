@@ -15,7 +15,13 @@ from itertools import chain
 
 from digest import words
 from digest.cluster.features import TITLE_WEIGHT, _add_text, _Profile, _token_features
-from digest.cluster.stories import _MAX_GAP_SECONDS, CROSS_LANGUAGE_THRESHOLD, DEFAULT_THRESHOLD, _Story
+from digest.cluster.stories import (
+    _MAX_GAP_SECONDS,
+    CROSS_LANGUAGE_THRESHOLD,
+    DEFAULT_THRESHOLD,
+    _number_mismatch,
+    _Story,
+)
 from digest.cluster.vectors import _Batch, _cosine
 
 LINK_COSINE = 0.5  # the second pass (`_link`): centroids' cosine, times the threshold
@@ -181,7 +187,8 @@ def _link_across(
                 continue
             shared = names[m].keys() & names[x].keys()
             anchored = any(f[0] == "n" and f in rare and f not in common for f in shared)
-            if anchored and _cosine(names[m], names[x]) >= bar:
+            # Figures that all differ say another event, as in the first pass (`stories._number_mismatch`).
+            if anchored and _cosine(names[m], names[x]) * _number_mismatch(names[m], names[x]) >= bar:
                 support[(sx, m)].add(outlets[x])  # x's story, matched by x, may take in m
                 support[(sm, x)].add(outlets[m])  # and the other way round
     claims: dict[int, set[int]] = defaultdict(set)  # a story -> the stories that would take it in
