@@ -157,7 +157,7 @@ def _link_across(
 ) -> None:
     """The third pass: a story takes in an item written in a language the story does not use when
     two of its members from two outlets, each compared alone with the item, reach the cross-language
-    bar (names and figures, a rare name shared).
+    bar (names and figures, a rare name shared, halved when their figures all differ).
 
     A story's name centroid gathers every name its members cite (Clinton, Clapper, Pence), so one
     report in another language scores under the bar against it ("Fünf Tote im Flughafen: Täter von
