@@ -7,10 +7,9 @@ polled and sent by the real `digest` to a real SMTP server.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
-from test_faults import NOW, one_feeds_edition
+from test_faults import channel, one_feeds_edition, pub_date
 
 PAPERS = ("kommersant.example", "vedomosti.example", "izvestia.example")
 TELLINGS = (
@@ -21,17 +20,14 @@ TELLINGS = (
 
 
 def aggregator_feed() -> bytes:
-    stamp = (NOW - timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    stamp = pub_date()
     items = "".join(
         f"<item><title>{title}</title>"
         f"<link>https://news.agg.example/story?url={paper}%2Fnews%2F{n}</link>"
         f"<guid>agg-{n}</guid><pubDate>{stamp}</pubDate><description>{text}</description></item>"
         for n, (paper, (title, text)) in enumerate(zip(PAPERS, TELLINGS, strict=True))
     )
-    return (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>News Aggregator</title>'
-        f"<link>https://news.agg.example/</link><description>d</description>{items}</channel></rss>"
-    ).encode()
+    return channel("News Aggregator", "https://news.agg.example/", items)
 
 
 async def test_an_aggregators_items_are_one_story_cited_by_the_papers_that_wrote_them(tmp_path: Path) -> None:
@@ -51,7 +47,7 @@ OUTLETS = ("Harbour Gazette", "Evening Courier", "Daily Lantern")
 def news_search_feed() -> bytes:
     """A Google News search feed as it is written today: links to news.google.com that name no
     article, each item's outlet in <source>, and each title ending with " - <outlet>"."""
-    stamp = (NOW - timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    stamp = pub_date()
     items = "".join(
         f"<item><title>{title} - {outlet}</title>"
         f"<link>https://news.google.com/rss/articles/CBMi{n}x?oc=5</link>"
@@ -59,11 +55,7 @@ def news_search_feed() -> bytes:
         f'<source url="https://{outlet.replace(" ", "").lower()}.example">{outlet}</source></item>'
         for n, (outlet, (title, text)) in enumerate(zip(OUTLETS, TELLINGS, strict=True))
     )
-    return (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>"key rate" - Google News</title>'
-        f"<link>https://news.google.com/search?q=key+rate</link><description>d</description>{items}"
-        "</channel></rss>"
-    ).encode()
+    return channel('"key rate" - Google News', "https://news.google.com/search?q=key+rate", items)
 
 
 async def test_an_aggregators_items_are_cited_by_the_outlets_its_feed_names_in_source(tmp_path: Path) -> None:

@@ -67,18 +67,28 @@ def one_error(result: subprocess.CompletedProcess[str]) -> str:
     return errors[0]
 
 
+def pub_date(when: datetime = NOW - timedelta(hours=1)) -> str:
+    """`when` as RSS writes a date (an hour before NOW by default: news of the edition's day)."""
+    return when.strftime("%a, %d %b %Y %H:%M:%S +0000")
+
+
+def channel(title: str, link: str, items: str) -> bytes:
+    """An RSS 2.0 document of one channel around `items` (its <item> elements)."""
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>{title}</title>'
+        f"<link>{link}</link><description>d</description>{items}</channel></rss>"
+    ).encode()
+
+
 def rss(n: int = 3, *, when: datetime = NOW - timedelta(hours=1)) -> bytes:
-    stamp = when.strftime("%a, %d %b %Y %H:%M:%S +0000")
+    stamp = pub_date(when)
     items = "".join(
         f"<item><title>Story number {i}</title><link>https://news.example.org/{i}</link>"
         f"<guid>https://news.example.org/{i}</guid><pubDate>{stamp}</pubDate>"
         f"<description>Body {i}</description></item>"
         for i in range(n)
     )
-    return (
-        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Test news</title>'
-        f"<link>https://news.example.org/</link>{items}</channel></rss>"
-    ).encode()
+    return channel("Test news", "https://news.example.org/", items)
 
 
 def write_config(

@@ -7,10 +7,9 @@ End to end: a feed served over HTTP on 127.0.0.1 whose items (two outlets, one s
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
-from test_faults import NOW, one_feeds_edition
+from test_faults import channel, one_feeds_edition, pub_date
 
 BODY = (
     '<figure><img alt="" src="https://cdn.example/{n}.jpeg"><figcaption><em>Image: </em>'
@@ -37,7 +36,7 @@ TELLINGS = (
 
 
 def feed() -> bytes:
-    stamp = (NOW - timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    stamp = pub_date()
     items = "".join(
         f"<item><title>{title}</title><link>https://{outlet.replace(' ', '').lower()}.example/ferry</link>"
         f"<guid>g-{n}</guid><pubDate>{stamp}</pubDate>"
@@ -45,10 +44,7 @@ def feed() -> bytes:
         f'<source url="https://{outlet.replace(" ", "").lower()}.example">{outlet}</source></item>'
         for n, (outlet, writer, title, text) in enumerate(TELLINGS)
     )
-    return (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>Ferry news</title>'
-        f"<link>https://news.agg.example/</link><description>d</description>{items}</channel></rss>"
-    ).encode()
+    return channel("Ferry news", "https://news.agg.example/", items)
 
 
 async def test_the_press_review_quotes_prose_not_captions_bylines_subheadings_or_posts(tmp_path: Path) -> None:

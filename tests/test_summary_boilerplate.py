@@ -7,12 +7,12 @@ printed, and content that merely repeats is kept), and end to end: a feed served
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from conftest import CORPUS_ABSENT, corpus_dir
-from test_faults import NOW, one_feeds_edition
+from test_faults import NOW, channel, one_feeds_edition, pub_date
 
 from digest import parse as parse_module
 from digest.parse import parse_feed
@@ -29,17 +29,14 @@ STORIES = (
 
 def feed(description: str, *, stories: tuple[tuple[str, str], ...] = STORIES) -> bytes:
     """An RSS feed whose items' descriptions are `description` with {title}, {text}, {n} filled in."""
-    stamp = (NOW - timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    stamp = pub_date()
     items = "".join(
         f"<item><title>{title}</title><link>https://gazette.example/{n}</link><guid>g-{n}</guid>"
         f"<pubDate>{stamp}</pubDate><description><![CDATA[{description.format(title=title, text=text, n=n)}]]>"
         "</description></item>"
         for n, (title, text) in enumerate(stories)
     )
-    return (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>The Harbour Gazette</title>'
-        f"<link>https://gazette.example/</link><description>d</description>{items}</channel></rss>"
-    ).encode()
+    return channel("The Harbour Gazette", "https://gazette.example/", items)
 
 
 def summaries(body: bytes) -> list[str]:

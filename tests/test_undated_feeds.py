@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_faults import one_feeds_edition
+from test_faults import channel, one_feeds_edition
 
 STORIES = (
     ("/news/2026/03/10/quay-reopens/", "Quay reopens after the storm"),
@@ -23,10 +23,7 @@ def undated_feed() -> bytes:
         f"<description>{title}, our reporter writes.</description></item>"
         for path, title in STORIES
     )
-    return (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>Harbour Gazette</title>'
-        f"<link>https://gazette.example/</link><description>d</description>{items}</channel></rss>"
-    ).encode()
+    return channel("Harbour Gazette", "https://gazette.example/", items)
 
 
 async def test_an_undated_feeds_archive_is_not_sent_as_news(tmp_path: Path) -> None:
