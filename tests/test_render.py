@@ -256,15 +256,20 @@ def test_other_sources_and_read_also_are_linked() -> None:
     assert not re.search(r"Also reported by: [^\n]*Wire Service", r.text)
 
 
+def one_story_edition(story: Story, *, language: str = "en") -> Edition:
+    """The rich edition with one story in "World" and no top stories."""
+    section = SectionGroup(
+        name="World", anchor="s-world", days=(DayGroup(date(2026, 1, 16), (story,)),), total=1, shown=1
+    )
+    return dataclasses.replace(rich_edition(), sections=(section,), top_stories=(), language=language)
+
+
 def test_without_a_synopsis_every_other_outlet_is_also_reported_by() -> None:
     story = Story(
         lead=item(1, "Rate decision", source="Business Daily"),
         also=(item(2, "Rate up again", source="Wire Service"), item(3, "Key rate rises", source="Morning Post")),
     )
-    section = SectionGroup(
-        name="World", anchor="s-world", days=(DayGroup(date(2026, 1, 16), (story,)),), total=1, shown=1
-    )
-    r = Renderer().render(dataclasses.replace(rich_edition(), sections=(section,), top_stories=()))
+    r = Renderer().render(one_story_edition(story))
     assert re.search(
         r'Also reported by: <a href="https://example.org/news/2"[^>]*>Wire Service</a>, '
         r'<a href="https://example.org/news/3"[^>]*>Morning Post</a>',
@@ -285,10 +290,7 @@ def test_an_outlet_with_several_reports_is_named_once_with_its_other_reports_num
             item(6, "Airport reopens", source="Wire Service", url=None),  # no link: nothing to number
         ),
     )
-    section = SectionGroup(
-        name="World", anchor="s-world", days=(DayGroup(date(2026, 1, 16), (story,)),), total=1, shown=1
-    )
-    r = Renderer().render(dataclasses.replace(rich_edition(), sections=(section,), top_stories=()))
+    r = Renderer().render(one_story_edition(story))
     assert re.search(
         r'Also reported by: <a href="https://example.org/news/2"[^>]*>Wire Service</a> '
         r'\(<a href="https://example.org/news/3"[^>]*>2</a>, <a href="https://example.org/news/5"[^>]*>3</a>\), '
@@ -313,12 +315,8 @@ def test_the_lead_outlets_other_reports_are_more_from_it_not_also_reported_by_it
             item(5, "Airport reopens", source="Wire Service", url=None),  # no link: nothing to number
         ),
     )
-    section = SectionGroup(
-        name="World", anchor="s-world", days=(DayGroup(date(2026, 1, 16), (story,)),), total=1, shown=1
-    )
     for lang, more in (("en", "More from Wire Service"), ("ru", "Другие публикации Wire Service")):
-        edition = dataclasses.replace(rich_edition(), sections=(section,), top_stories=(), language=lang)
-        r = Renderer().render(edition)
+        r = Renderer().render(one_story_edition(story, language=lang))
         assert re.search(
             rf'{more}: <a href="https://example.org/news/2"[^>]*>2</a>, <a href="https://example.org/news/4"[^>]*>3</a></p>',
             r.html,
