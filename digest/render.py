@@ -307,19 +307,19 @@ class _ViewBuilder:
             by_outlet.setdefault(_clean(item.source), []).append(item)
         outlets = []
         for name, (first, *rest) in by_outlet.items():
-            linked = self._link(name, first.url)
-            more = [item for item in rest if _href(item.url) is not None]  # an unlinked report adds nothing
-            outlets.append(OutletView(linked, tuple(self._link(str(k), i.url) for k, i in enumerate(more, start=2))))
+            outlets.append(OutletView(self._link(name, first.url), self._numbered(rest)))
         return tuple(outlets)
+
+    def _numbered(self, items: Sequence[Item]) -> tuple[LinkView, ...]:
+        """An outlet's further reports as links numbered from 2 (its first is its name or the title);
+        an unlinked report adds nothing."""
+        linked = [item for item in items if _href(item.url) is not None]
+        return tuple(self._link(str(k), item.url) for k, item in enumerate(linked, start=2))
 
     def _more_from(self, outlet: str, items: Sequence[Item]) -> OutletView | None:
         """The lead's outlet's other linked reports, numbered from 2 (the title is its first)."""
-        linked = [item for item in items if _href(item.url) is not None]
-        if not linked:
-            return None
-        return OutletView(
-            LinkView(outlet, None), tuple(self._link(str(k), i.url) for k, i in enumerate(linked, start=2))
-        )
+        more = self._numbered(items)
+        return OutletView(LinkView(outlet, None), more) if more else None
 
     def _take_links(self) -> tuple[LinkView, ...]:
         links, self._block_links = tuple(self._block_links), []
@@ -378,6 +378,7 @@ class _ViewBuilder:
         synopsis = self.quotes(story.synopsis) if keep_synopsis else ()
         quoted = {q.item_id for q in story.synopsis} if synopsis else set()
         source = _clean(lead.source)
+        unquoted = [item for item in story.also if item.id not in quoted]
         return StoryView(
             title=title,
             source=source,
@@ -388,10 +389,8 @@ class _ViewBuilder:
             image_url=image.url if image else None,
             image=image,
             # An outlet the synopsis quotes is already linked there: "Also reported by" names the rest.
-            also=self._outlets([i for i in story.also if i.id not in quoted and _clean(i.source) != source]),
-            more_from=self._more_from(
-                source, [i for i in story.also if i.id not in quoted and _clean(i.source) == source]
-            ),
+            also=self._outlets([i for i in unquoted if _clean(i.source) != source]),
+            more_from=self._more_from(source, [i for i in unquoted if _clean(i.source) == source]),
             read_also=tuple(
                 self._link(item.title or _cut(_clean(item.summary_text), 90), item.url, item.source)
                 for item in story.read_also
