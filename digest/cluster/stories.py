@@ -154,10 +154,10 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
     return score if score >= 1.0 else 0.0
 
 
-def _number_mismatch(a_names: dict[str, float], b_names: dict[str, float]) -> float:
-    """`NUMBER_MISMATCH` when both give figures and none agree, else 1."""
-    a_numbers = {f for f in a_names if f[0] == "d"}
-    b_numbers = {f for f in b_names if f[0] == "d"}
+def _number_mismatch(a: dict[str, float], b: dict[str, float]) -> float:
+    """`NUMBER_MISMATCH` when both vectors give figures and none agree, else 1."""
+    a_numbers = {f for f in a if f[0] == "d"}
+    b_numbers = {f for f in b if f[0] == "d"}
     return NUMBER_MISMATCH if a_numbers and b_numbers and not a_numbers & b_numbers else 1.0
 
 
@@ -170,11 +170,7 @@ def _mismatch_of(
 ) -> float:
     """Two cheap signs of another event: figures that all differ (magnitude 6.2 vs 5.8, 16% vs 21%),
     names that all differ (Leeds vs Glasgow, ECB vs Bank of England)."""
-    factor = 1.0
-    a_numbers = {f for f in a_words if f[0] == "d"}
-    b_numbers = {f for f in b_words if f[0] == "d"}
-    if a_numbers and b_numbers and not a_numbers & b_numbers:
-        factor *= NUMBER_MISMATCH
+    factor = _number_mismatch(a_words, b_words)
     a_only = {f for f in a_names if f[0] == "n"}
     b_only = {f for f in b_names if f[0] == "n"}
     if a_only and b_only and not a_only & b_only:
