@@ -349,8 +349,12 @@ def html_to_text(html: str) -> str:
         return ""
     if "<" not in html and "&" not in html:
         return clean_text(html)
-    reduced = _TEXT_CLEANER.clean(limit_nesting(html))
-    return clean_text(htmllib.unescape(_ANY_TAG.sub(" ", reduced)))
+    return _text_after(_TEXT_CLEANER, html)
+
+
+def _text_after(cleaner: nh3.Cleaner, html: str) -> str:
+    """The text `cleaner` leaves of `html`: tags removed, entities decoded, whitespace collapsed."""
+    return clean_text(htmllib.unescape(_ANY_TAG.sub(" ", cleaner.clean(limit_nesting(html)))))
 
 
 def prose_text(html: str) -> str:
@@ -660,7 +664,7 @@ def _without_opening_byline(html: str) -> str:
 
 
 def _prose_only(html: str) -> str:
-    return clean_text(htmllib.unescape(_ANY_TAG.sub(" ", _PROSE_CLEANER.clean(limit_nesting(html)))))
+    return _text_after(_PROSE_CLEANER, html)
 
 
 def excerpt_html(html: str, limit: int) -> str:
