@@ -39,6 +39,7 @@ Order of decision:
 
 from __future__ import annotations
 
+import os.path
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -161,18 +162,9 @@ def _same(text: _Form, keyword: _Form) -> bool:
     if text[0] == keyword[0]:
         # A short stem may be two words' ("tennis" read in French is "ten", as "tenir" is): then the
         # words themselves must begin alike too ("war" and "wars", "tax" and "taxes" do).
-        return len(keyword[0]) >= 4 or _common_prefix(text[3], keyword[3]) >= min(len(keyword[3]), 4)
+        return len(keyword[0]) >= 4 or len(os.path.commonprefix((text[3], keyword[3]))) >= min(len(keyword[3]), 4)
     # The twice-stemmed forms are short and collide more: trust them only from four letters.
     return len(keyword[1]) >= 4 and text[1] == keyword[1]
-
-
-def _common_prefix(a: str, b: str) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _contains(text: list[_Form], wanted: tuple[_Form, ...]) -> bool:
