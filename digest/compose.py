@@ -212,9 +212,11 @@ def compose(
     zone = ZoneInfo(timezone)
     wanted = [s for s in stories if chosen is None or s.section in chosen]
     top: tuple[Story, ...] = ()
-    # The stories most outlets tell, most first (then the newest); one outlet's follow-ups count once.
+    # The stories most outlets tell, most first; one outlet's follow-ups count once. Among as many
+    # outlets, the story with more reports first (ten reports by three outlets is a bigger story than
+    # three by three: a replay of real feeds led with a hotel fire ahead of a mass shooting), then the newest.
     multi = [s for s in wanted if s.story.outlets > 1]
-    multi.sort(key=lambda s: (-s.story.outlets, -s.story.lead.when.timestamp(), s.story.lead.id))
+    multi.sort(key=lambda s: (-s.story.outlets, -s.story.sources, -s.story.lead.when.timestamp(), s.story.lead.id))
     if options.top_stories:
         top = tuple(s.story for s in multi[: options.top_stories])
         top_ids = {s.lead.id for s in top}

@@ -61,6 +61,21 @@ def test_top_stories_are_ranked_by_outlets_and_one_outlets_follow_up_counts_once
     assert ed.top_stories[0].sources == 4  # four items, three outlets
 
 
+def test_among_stories_as_many_outlets_tell_the_one_with_more_reports_leads() -> None:
+    fire = [
+        item(8, "Fire in a Moscow hotel: two dead", "Rg", minutes=1),
+        item(9, "Moscow hotel fire kills two", "Dni", minutes=2),
+        item(10, "Two dead as fire sweeps Moscow hotel", "Tv360", minutes=3),
+    ]
+    ed = edition_of(
+        [*SHOOTING, item(11, "Gunman kills five at Fort Lauderdale airport, FBI says", "Herald", minutes=4), *fire]
+    )
+    assert [s.outlets for s in ed.top_stories] == [3, 3]
+    # The shooting (five reports) is older than the fire (three), and leads it all the same.
+    assert ed.top_stories[0].lead.id in {1, 2, 3, 4, 11} and ed.top_stories[0].sources == 5
+    assert "Fort Lauderdale" in Renderer().render(ed).subject
+
+
 def test_the_subject_names_the_story_most_outlets_tell_and_the_parts_show_the_outlets() -> None:
     rendered = Renderer().render(edition_of([*SHOOTING, *SUMMIT]))  # [digest] subject = "lead"
     assert rendered.subject.startswith("Press review: Gunman kills five")
