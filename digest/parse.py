@@ -416,12 +416,12 @@ def _item(
     )
 
 
-def _ends_of(html: str) -> str:
+def _ends_of(html: str, *, links: bool = False) -> str:
     """The text of a summary's opening and closing, where boilerplate is: a whole article's middle
-    costs time and holds none."""
+    costs time and holds none. With `links`, each link is one blank (`summary_boilerplate.learn_links`)."""
     if len(html) > 2 * _ENDS:
         html = html[:_ENDS] + " \x01 " + html[-_ENDS:]  # a cut tag there is text far from either end
-    return summary_boilerplate.text_of(html)
+    return summary_boilerplate.links_as_blanks(html) if links else summary_boilerplate.text_of(html)
 
 
 _ENDS = 2000  # characters of HTML at either end: well over the longest run learned (40 words)
@@ -438,6 +438,10 @@ def _without_boilerplate(items: list[ParsedItem], excerpt_chars: int, feed_url: 
     texts = [summary_boilerplate.text_of(i.summary_html) if len(i.summary_html) < _SHARED_CHARS else "" for i in items]
     shared = summary_boilerplate.shared_whole(texts)
     prefix, suffix = summary_boilerplate.learn([(_ends_of(i.summary_html), i.title) for i in items if i.summary_html])
+    if not suffix:
+        suffix = summary_boilerplate.learn_links(
+            [_ends_of(i.summary_html, links=True) for i in items if i.summary_html]
+        )
     if not (prefix or suffix or shared):
         return items
     out = []

@@ -11,6 +11,13 @@ taken: a suffix starts with a capital (a sentence) and a prefix is followed by o
 opening of a feed's analyst notes ("Der Analyst X hat die Einstufung ...", then "für" or "auf")
 stays; and never a whole summary, unless half of the feed's summaries are that same text
 (`shared_whole`: Hacker News's "Comments").
+
+Some feeds' closing line is a template whose blanks are links: Reddit's "submitted by <a>/u/name</a>
+to <a>r/sub</a> [link] [42 comments]", a blog's "Posted by <a>author</a> in <a>category</a>". When
+no run repeats word for word, `learn_links` reads each run of links as one blank (`_LINK`) and
+learns such a line the same way; a summary that is only that line (a Reddit link post) is then left empty. Blanks
+stand for links only, never for words: an analyst desk's "The analyst X has kept the rating for Y"
+is the news itself, and its blanks are plain words.
 """
 
 from __future__ import annotations
@@ -26,6 +33,11 @@ MIN_WORDS = 3  # shorter runs ("[…]", "Read more") are left alone: too little 
 MAX_WORDS = 40
 _TAIL = 8000  # characters of HTML at a summary's end that a closing run (40 words, with its tags) fits in
 _TITLE = "\x00"  # an item's own title, in a run learned across items
+_LINK = "\x02"  # any one link (<a>...</a>, its text whatever it is), in a run `learn_links` learned
+# Words of a run with links that are not links: "submitted by", not "via <a>..."; and a few only,
+# as an attribution line has ("Posted by <a> in <a>"): a longer sentence with links is what the
+# item says ("The analyst <a>Harbour Capital</a> has kept the rating for <a>Quayside</a> at buy.").
+MIN_FIXED, MAX_FIXED = 2, 6
 
 
 def _with_title(words: list[str], title: str) -> list[str]:
@@ -73,6 +85,47 @@ def learn(summaries: Sequence[tuple[str, str]]) -> tuple[tuple[str, ...], tuple[
     prefix = max((p for p, n in prefixes.items() if n >= need), key=len, default=())
     suffix = max((s for s, n in suffixes.items() if n >= need), key=len, default=())
     return prefix, suffix
+
+
+_A = re.compile(r"<a\b[^>]*>.*?</a>", re.S | re.I)
+
+
+_BLANKS = re.compile(f"{_LINK}(?:\\s+{_LINK})+")
+
+
+def links_as_blanks(html: str) -> str:
+    """`text_of` a summary with each run of links (one or more, nothing but tags between them) as one
+    `_LINK` word: what `learn_links` reads. A run, because a feed's line may end with one link more
+    on some items ("[link] [42 comments]", the last one a link to the item's own page that
+    `without_read_more` may have taken)."""
+    return _BLANKS.sub(_LINK, text_of(_A.sub(f" {_LINK} ", html)))
+
+
+def learn_links(texts: Sequence[str]) -> tuple[str, ...]:
+    """The closing line of one feed's summaries whose blanks are links (`_LINK` words), from their
+    `links_as_blanks` texts; empty when none.
+
+    As `learn`'s suffix, on at least half of the summaries, but a run may be a whole summary and may
+    start with a small letter ("submitted by"): `strip` takes it only after a block's edge or a
+    sentence's end. It has a link and `MIN_FIXED` words that are not links, and starts with a word.
+    """
+    split = [words for words in map(str.split, texts) if words]
+    if len(split) < MIN_ITEMS:
+        return ()
+    need = max(MIN_ITEMS, MIN_SHARE * len(split))
+    lasts = Counter(words[-1] for words in split)
+    if lasts.most_common(1)[0][1] < need:
+        return ()
+    suffixes: Counter[tuple[str, ...]] = Counter()
+    for words in split:
+        for k in range(MIN_WORDS, min(MAX_WORDS, len(words)) + 1):
+            suffixes[tuple(words[-k:])] += 1
+    runs = [
+        run
+        for run, n in suffixes.items()
+        if n >= need and run[0] != _LINK and _LINK in run and MIN_FIXED <= len(run) - run.count(_LINK) <= MAX_FIXED
+    ]
+    return max(runs, key=len, default=())
 
 
 def shared_whole(texts: Sequence[str]) -> str | None:
@@ -128,13 +181,22 @@ _SPACE = r"(?:\s|&nbsp;|&#160;|<[^>]*>)+"
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;|&#34;", "'": "&#39;|&#x27;|&apos;", "\xa0": "&nbsp;"}
 
 
+# `_LINK`: one link or several in a row (tags and spaces between them), whatever their text
+_ONE_LINK = r"<a\b[^>]*>(?:(?!</a>).)*</a>"
+_ANY_LINK = f"{_ONE_LINK}(?:(?:\\s|&nbsp;|<(?!a\\b)[^>]*>)*{_ONE_LINK})*"
+
+
 def _pattern(words: Sequence[str], title: str) -> str:
-    """The run as it may be written in HTML; it starts and ends on one of its characters."""
+    """The run as it may be written in HTML; it starts and ends on one of its characters (or on a
+    link's tag, for a `_LINK`)."""
     spelled = " ".join(title if w == _TITLE else w for w in words)
     out: list[str] = []
     for ch in spelled:
         if ch.isspace():
             out.append(_SPACE)
+            continue
+        if ch == _LINK:
+            out.append(_ANY_LINK)
             continue
         if out and out[-1] != _SPACE:
             out.append(_GAP)
@@ -145,7 +207,8 @@ def _pattern(words: Sequence[str], title: str) -> str:
 
 def strip(summary_html: str, title: str, prefix: Sequence[str], suffix: Sequence[str]) -> str:
     """`summary_html` without the learned runs, its tags left in place; as it was when a run is not
-    found in it, or nothing of its own would be left."""
+    found in it, or nothing of its own would be left. A summary that is only a closing line with
+    links (`learn_links`) is left empty: "submitted by ... [link] [42 comments]" is no excerpt."""
     out = summary_html
     if prefix:
         m = re.match(r"(?:\s|<[^>]*>)*(" + _pattern(prefix, title) + ")", out)
@@ -154,12 +217,14 @@ def strip(summary_html: str, title: str, prefix: Sequence[str], suffix: Sequence
     if suffix:
         # Searched for in the summary's last characters only: a run is a few sentences, and a search
         # from every place of a long article would cost a run's length at each ("a a a a ...").
-        closing = re.compile("(" + _pattern(suffix, title) + r")(?:\s|&nbsp;|</[^>]*>)*$")
+        closing = re.compile("(" + _pattern(suffix, title) + r")(?:\s|&nbsp;|</[^>]*>)*$", re.S)
         m = closing.search(out, max(0, len(out) - _TAIL))
         if m and _BLOCK_OR_SENTENCE_BEFORE.search(out, 0, m.start(1)):
             out = out[: m.start(1)] + out[m.end(1) :]
-    if out is summary_html or not text_of(out):
+    if out is summary_html:
         return summary_html
+    if not text_of(out):
+        return "" if _LINK in suffix else summary_html
     return out  # its tags may no longer balance: the caller sanitises it again, then `tidy()`
 
 

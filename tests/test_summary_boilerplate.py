@@ -16,7 +16,8 @@ from test_faults import NOW, channel, one_feeds_edition, pub_date
 
 from digest import parse as parse_module
 from digest.parse import parse_feed
-from digest.summary_boilerplate import learn, text_of, without_read_more
+from digest.summary_boilerplate import _LINK as LINK
+from digest.summary_boilerplate import learn, learn_links, links_as_blanks, text_of, without_read_more
 
 PARSED_AT = datetime(2026, 11, 30, tzinfo=UTC)
 STORIES = (
@@ -77,6 +78,39 @@ def test_words_that_open_every_item_but_run_into_its_own_are_kept() -> None:
     assert summaries(body) == [text for _, text in notes]
 
 
+def test_a_closing_line_whose_blanks_are_links_is_left_out_and_a_summary_that_is_only_it_goes() -> None:
+    # Reddit's line: the user, the subreddit, the linked page, the comments (a link post has no text).
+    line = (
+        ' submitted by <a href="https://gazette.example/u/{n}"> /u/keeper{n} </a> to'
+        ' <a href="https://gazette.example/r/harbour{n}"> harbour{n}</a> <br>'
+        ' <a href="https://pics.example/{n}.jpg">[link]</a> <a href="https://gazette.example/c/{n}">[{n}3 comments]</a>'
+    )
+    body = feed("<p>{text}</p>" + line)
+    assert summaries(body) == [text for _, text in STORIES]
+    link_posts = feed(
+        '<table><tr><td><a href="https://gazette.example/{n}"><img src="t.jpg" alt=""></a></td><td>' + line
+    )
+    assert summaries(link_posts) == ["", "", "", ""]
+    # A blog's "Posted by <author> in <category>", on three items of four.
+    posted = (
+        '<p>{text}</p><p>Posted by <a href="https://gazette.example/a{n}">Ann {n}</a> in <a href="/c{n}">Quay</a></p>'
+    )
+    body = feed(posted).replace(b"Posted by", b"Filed by", 1)
+    assert summaries(body)[1:] == [text for _, text in STORIES[1:]]
+    assert summaries(body)[0].endswith("Filed by Ann 0 in Quay")
+
+
+def test_a_sentence_with_links_that_every_item_writes_is_the_news_and_is_kept() -> None:
+    firms = ("Quayside Ltd", "Ferrylines", "North Light Co", "Customs Hall plc")
+    said = 'The analyst <a href="/a">Harbour Capital</a> has kept the rating for <a href="/{n}">{firm}</a> at buy.'
+    notes = tuple((f"Rating for {firm}", said.format(n=n, firm=firm)) for n, firm in enumerate(firms))
+    body = feed("<p>{text}</p>", stories=notes)
+    assert summaries(body) == [f"The analyst Harbour Capital has kept the rating for {firm} at buy." for firm in firms]
+    # "via <a>" is one word: too little to tell a line from the item's own closing words.
+    body = feed('<p>{text} via <a href="https://wire.example/{n}">Wire {n}</a></p>')
+    assert summaries(body) == [f"{text} via Wire {n}" for n, (_, text) in enumerate(STORIES)]
+
+
 def test_fewer_than_three_items_teach_nothing() -> None:
     body = feed("<p>{text} Read more in the Harbour Gazette!</p>", stories=STORIES[:2])
     assert summaries(body) == [f"{text} Read more in the Harbour Gazette!" for _, text in STORIES[:2]]
@@ -98,6 +132,10 @@ CORPUS_REMOVED = {
     "the-habitat_podcast.xml": (0, 3),  # the show's thanks and sponsors
     "wnyc_nancy_podcast.xml": (0, 41),  # "Become a Nancy member today ..."
     "large_atom_feed_that_needs_css_sanitisation.xml": (0, 2),  # "Обсуждение ведем здесь"
+    # Reddit's closing "submitted by <a>user</a> to <a>subreddit</a> <a>[link]</a> <a>[N comments]</a>",
+    # its blanks links: a link post's summary is only that line, and goes whole.
+    "reddit_frontpage.rss": (20, "line"),
+    "reddit_homelab.atom": (1, "line"),  # and the line closing the 24 others
     # Summaries that are, whole, what most of the feed's items' are: Hacker News's "Comments".
     "hackernews_frontpage.xml": (30, "whole"),
     "winds_malformed-hackernews.xml": (16, "whole"),
@@ -121,20 +159,29 @@ def test_real_feeds_lose_their_boilerplate_and_nothing_else(monkeypatch: pytest.
             m.setattr(parse_module, "_without_boilerplate", lambda items, *_: items)
             raw = parse_feed(body, url=f"https://corpus.invalid/{path.name}", content_type=None, now=PARSED_AT)
         prefix, suffix = learn([(text_of(i.summary_html), i.title) for i in raw.items if i.summary_html])
+        line = () if suffix else learn_links([links_as_blanks(i.summary_html) for i in raw.items if i.summary_html])
         changed = [(a, b) for a, b in zip(raw.items, cleaned.items, strict=True) if a.summary_html != b.summary_html]
         if not changed:
             continue
         emptied = [a for a, b in changed if not b.summary_html]
         starts = sum(text_of(a.summary_html)[:20] != text_of(b.summary_html)[:20] for a, b in changed if b.summary_html)
-        found[path.name] = (starts, len(changed) - len(emptied)) if not emptied else (len(emptied), "whole")
+        kind = "line" if line else "whole"
+        found[path.name] = (starts, len(changed) - len(emptied)) if not emptied else (len(emptied), kind)
+        shown = " ".join("<link>" if w == LINK else w for w in line or suffix)
         print(
             f"{path.name}: {len(changed)} of {len(raw.items)};",
-            f"prefix {' '.join(prefix)[:60]!r}; suffix {' '.join(suffix)[:60]!r};",
-            f"{len(emptied)} shared whole: {text_of(emptied[0].summary_html)[:60]!r}" if emptied else "",
+            f"prefix {' '.join(prefix)[:60]!r}; suffix {shown[:60]!r};",
+            f"{len(emptied)} emptied ({kind}): {text_of(emptied[0].summary_html)[:60]!r}" if emptied else "",
         )
-        # A summary many items share whole goes, all of it and only it; in any other, what is left is
-        # the item's own text, whole: only an opening and a closing went.
-        assert len({text_of(a.summary_html) for a in emptied}) <= 1
+        # A summary many items share whole goes, all of it and only it; so does one that is only the
+        # closing line with links the feed repeats; in any other, what is left is the item's own text,
+        # whole: only an opening and a closing went.
+        if line:
+            # Nothing but that line and links (a thumbnail's) before it: no word of the item's own.
+            for a in emptied:
+                assert " ".join(links_as_blanks(a.summary_html).split()).lstrip(LINK + " ") == " ".join(line)
+        else:
+            assert len({text_of(a.summary_html) for a in emptied}) <= 1
         for a, b in changed:
             assert not b.summary_html or text_of(b.summary_html) in text_of(a.summary_html), a.key
             assert a.key == b.key
@@ -148,6 +195,13 @@ async def test_the_email_shows_the_excerpt_without_the_feeds_boilerplate(tmp_pat
     assert len(shown) >= 3, text  # one outlet: max_per_source of its stories in a section
     assert all(story in html for story in shown)
     assert "Read more in the" not in text and "Read more in the" not in html
+
+
+async def test_the_email_shows_no_closing_line_with_links(tmp_path: Path) -> None:
+    line = ' submitted by <a href="https://gazette.example/u/{n}">/u/keeper{n}</a> <br> <a href="/{n}">[link]</a>'
+    text, html = await one_feeds_edition(tmp_path, feed("<p>{text}</p>" + line))
+    assert STORIES[0][1] in text and STORIES[0][1] in html
+    assert "submitted by" not in text and "submitted by" not in html and "/u/keeper" not in html
 
 
 def test_a_summary_half_the_feeds_items_share_whole_is_no_excerpt() -> None:
