@@ -91,11 +91,12 @@ class Feed:
     consecutive_failures: int = 0
     interval_minutes: int | None = None
     title: str | None = None  # the feed's own title, used when no name is configured
+    site_url: str | None = None  # the site the feed links to (its channel's <link>), naming its outlet
 
     @property
     def display_name(self) -> str:
         """The operator's name for the feed, else the outlet's name in the feed's title, else its URL."""
-        return self.name or (outlet_name(self.title, self.url) if self.title else self.url)
+        return self.name or (outlet_name(self.title, self.url, self.site_url) if self.title else self.url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +341,7 @@ class PollRecord:
     validators: tuple[str | None, str | None] | None = None  # (etag, Last-Modified) of a body received
     body_hash: str | None = None  # the hash of a body that was parsed
     title: str | None = None  # the feed's title from that body
+    site_url: str | None = None  # the site that body links to (its channel's <link>)
     items: tuple[ParsedItem, ...] | None = None  # parsed from a new body; new ones are first seen at polled_at
     moved_to: str | None = None  # a permanent redirect's target
 

@@ -65,19 +65,31 @@ _ON_MEDIUM = r"(?:.+? in (?P<publication>.+)|Stories by (?P<writer>.+)) on Mediu
 
 
 @lru_cache(maxsize=4096)  # per stored item, for the few feeds of an edition
-def outlet_name(title: str, feed_url: str) -> str:
+def outlet_name(title: str, feed_url: str, site_url: str | None = None) -> str:
     """The outlet's name in a feed's title: the part of it that names the feed's site, else the title.
+
+    The feed's site is its URL's host, else the host of the site the feed links to (its channel's
+    `<link>`, `site_url`): a feed served from FeedBurner, a CDN or a mirror ("World – The Harbour
+    Gazette" at feeds.feedburner.com, linking harbourgazette.example) names its outlet by that link.
 
     A press review cites an outlet by name, and feeds' titles carry more: "World – The Indian
     Express" at indianexpress.com is "The Indian Express", "SPIEGEL ONLINE - Nachrichten" at
     spiegel.de "SPIEGEL ONLINE", "NYT > Home Page" at nytimes.com "NYT". Only a part that the feed's
     host names is taken (a label of three letters or more in it, or it in a label, compared in
     ASCII), so a title whose parts name no host ("Home | Mail Online" at dailymail.co.uk, a feed
-    on feedburner.com) stays as it is. On a platform that hosts many outlets, the part that is not
+    on feedburner.com that links no site) stays as it is. On a platform that hosts many outlets, the part that is not
     the platform's name is the outlet ("strava-engineering - Medium"), as are the publication and
     the writer Medium's titles name ("Software Development in Hacker Noon on Medium"). The
     operator's `name` for a feed beats all of this.
     """
+    named = _outlet_at(title, feed_url)
+    if named == title and site_url and site(site_url) != site(feed_url):
+        return _outlet_at(title, site_url)
+    return named
+
+
+def _outlet_at(title: str, feed_url: str) -> str:
+    """`outlet_name` by one address's host."""
     from digest.words import fold  # "Хабр" as "khabr"; imported here: polling never names outlets
 
     medium = re.fullmatch(_ON_MEDIUM, title)

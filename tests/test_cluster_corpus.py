@@ -82,7 +82,7 @@ def load_days(news: Path) -> list[Labelled]:
             feed = parse_feed(path.read_bytes(), url=url, content_type=None, now=NOW)
         except Exception:  # the hostile and broken files of the corpus: not news of those days
             continue
-        source = outlet_name(feed.title, url) if feed.title else url  # as Feed.display_name gives it
+        source = outlet_name(feed.title, url, feed.link) if feed.title else url  # as Feed.display_name gives it
         for it in feed.items:
             if day_of(it.published, it.url) not in DAYS:
                 continue

@@ -16,11 +16,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from digest import migrations
+from digest.model import PollRecord
 from digest.store import Store
 from digest.store import schema as t
 from digest.store.subscribers import address_hash
 
 FIXTURE = Path(__file__).parent / "fixtures" / "release-1"
+SITE = "https://harbourgazette.example/"
 TABLES = ("meta", "feeds", "items", "subscribers", "editions", "edition_items", "deliveries", "locks")
 
 
@@ -156,6 +158,18 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
         assert all(
             item.outlet is None for item in store.edition_window("UTC", until=datetime(2100, 1, 1, tzinfo=UTC)).items
         )
+        # 0008: feeds stored before it link no site, until a poll receives a body that does.
+        with store.engine.connect() as conn:
+            sites = conn.execute(sa.select(t.feeds.c.site_url)).scalars().all()
+        assert sites and all(site is None for site in sites)
+        first = next(f for f in store.list_feeds() if f.name is None)  # cited by its title's outlet
+        now = datetime(2026, 12, 1, tzinfo=UTC)
+        with store.poll_writer() as writer:
+            writer.record(
+                [PollRecord(first.id, now, 200, 0, None, now, title="World – The Harbour Gazette", site_url=SITE)]
+            )
+        (polled,) = [f for f in store.list_feeds() if f.id == first.id]
+        assert (polled.site_url, polled.display_name) == (SITE, "The Harbour Gazette")
         # The upgraded table never hands out an id again, even the highest one once it is erased.
         store.sync_subscribers([], now=datetime(2026, 12, 1, tzinfo=UTC))  # this config lists nobody
         assert store.remove_subscriber("dave@example.org")  # dropped from the config: erasable

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 from conftest import CORPUS_ABSENT, corpus_dir
+from httpservers import FeedServer
+from smtpservers import SmtpServer
 from storepaths import store_items
+from test_end_to_end import NOW as E2E_NOW
+from test_end_to_end import digest, write_config
+from test_end_to_end import parsed as parsed_message
 from test_store import T0, parsed
 
 from digest.config import Settings, load
@@ -50,6 +56,46 @@ def test_the_outlets_name_is_the_part_of_the_feeds_title_its_host_names(title: s
     assert outlet_name(title, url) == name
 
 
+@pytest.mark.parametrize(
+    ("title", "url", "site_url", "name"),
+    [
+        # Served from FeedBurner, a CDN or a mirror: the site the channel links to names the outlet.
+        (
+            "World – The Harbour Gazette",
+            "https://feeds.feedburner.com/hg-world",
+            "https://www.harbourgazette.example/",
+            "The Harbour Gazette",
+        ),
+        ("HGZ > Home Page", "http://127.0.0.1:8080/hgz.xml", "https://www.hgz.example/", "HGZ"),
+        (
+            "Harbour Gazette latest articles",
+            "https://cdn.example.net/f/1.xml",
+            "https://harbourgazette.example/",
+            "Harbour Gazette",
+        ),
+        # The feed's own host names a part: that part, whatever the link says.
+        (
+            "World – The Harbour Gazette",
+            "https://harbourgazette.example/rss",
+            "https://portal.example/",
+            "The Harbour Gazette",
+        ),
+        # Neither names a part: the whole title, not a guess.
+        (
+            "Home | Evening Courier",
+            "https://feeds.feedburner.com/ec",
+            "https://www.dailycourier.example/",
+            "Home | Evening Courier",
+        ),
+        ("World – The Harbour Gazette", "https://feeds.feedburner.com/hg-world", None, "World – The Harbour Gazette"),
+    ],
+)
+def test_a_feed_on_another_host_is_named_by_the_site_it_links_to(
+    title: str, url: str, site_url: str | None, name: str
+) -> None:
+    assert outlet_name(title, url, site_url) == name
+
+
 def test_a_feeds_display_name_is_its_configured_name_else_the_outlet_in_its_title() -> None:
     feed = Feed(id=1, url="https://harbourgazette.example/world/feed/", name=None, section=None, active=True)
     assert feed.display_name == "https://harbourgazette.example/world/feed/"
@@ -90,8 +136,8 @@ def test_stored_items_are_cited_by_the_outlet_and_rules_naming_the_whole_title_s
     assert classify_item(settings, item).section == "Harbour"
 
 
-# What the corpus's feeds are cited as. The corpus keeps no feed URL, so the host of a feed's own
-# links stands in for it. Each name is written here by hand (the outlet as a reader knows it).
+# What the corpus's feeds are cited as, served from a host that names no outlet (as from a mirror):
+# by the site each feed's channel links to. Each name is written here by hand (the outlet as a reader knows it).
 CORPUS_NAMES = {
     "indian-express_world.xml": "The Indian Express",
     "spiegel_online.xml": "SPIEGEL ONLINE",
@@ -123,9 +169,8 @@ def test_real_feeds_titles_give_the_outlets_names() -> None:
             content_type=None,
             now=datetime(2026, 11, 30, tzinfo=UTC),
         )
-        link = next(i.url for i in feed.items if i.url)
         assert feed.title
-        found[name] = outlet_name(feed.title, link)
+        found[name] = outlet_name(feed.title, f"https://corpus.invalid/{name}", feed.link)
         print(f"{feed.title!r} -> {found[name]!r}")
     assert found == CORPUS_NAMES
 
@@ -164,3 +209,26 @@ def test_an_aggregators_item_links_the_article_and_keeps_its_key() -> None:
     assert item.outlet == "paper.example"
     # Its identity is the link the feed gave, as before links were unwrapped: no item is stored twice.
     assert item.key == "https://news.agg.example/story?url=paper.example%2Fnews%2F7"
+
+
+async def test_a_feed_served_from_another_host_is_cited_by_the_outlet_its_site_names(tmp_path: Path) -> None:
+    """Poll and send as processes, the feed served on 127.0.0.1 (as from a CDN or a mirror, whose
+    host names no outlet): the email cites the outlet the channel's <link> names, not the title."""
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        "<title>World – The Harbour Gazette</title><link>https://www.harbourgazette.example/world/</link>"
+        "<description>d</description><item><title>Ferry strike ends after a night of talks</title>"
+        "<link>https://www.harbourgazette.example/world/ferries</link><guid>ferries</guid>"
+        f"<category>World</category><pubDate>{format_datetime(E2E_NOW - timedelta(hours=2))}</pubDate>"
+        "<description>Crews return to the quay on Monday.</description></item></channel></rss>"
+    ).encode()
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        config = write_config(tmp_path, feeds=[feeds.serve("/world.xml", body)], smtp_port=smtp.port)
+        code, _, err = await digest(config, "poll")
+        assert code == 0, err
+        code, out, err = await digest(config, "send")
+        assert code == 0 and "1 sent" in out, out + err
+    (message,) = [m for m in smtp.messages if m.rcpt_tos[0] == "editor@example.org"]
+    text = parsed_message(message.data).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Ferry strike ends after a night of talks" in text
+    assert "The Harbour Gazette · " in text and "World – The Harbour Gazette" not in text

@@ -79,6 +79,7 @@ async def poll_feed(
         validators=body.validators,
         body_hash=body.body_hash,
         title=body.title,
+        site_url=body.site_url,
         items=body.items,
         moved_to=result.permanent_url if result.permanent_url != feed.url else None,
     )
@@ -107,6 +108,7 @@ class _Body:
     validators: tuple[str | None, str | None] | None = None
     body_hash: str | None = None
     title: str | None = None
+    site_url: str | None = None
     items: tuple[ParsedItem, ...] | None = None
 
 
@@ -137,7 +139,9 @@ async def _apply(
         )
     except ParseError as exc:
         return PollResult(feed.url, result.status, error=exc.message), _Body(validators)
-    return PollResult(feed.url, result.status), _Body(validators, body_hash, parsed.title or None, tuple(parsed.items))
+    return PollResult(feed.url, result.status), _Body(
+        validators, body_hash, parsed.title or None, parsed.link or None, tuple(parsed.items)
+    )
 
 
 async def poll_feed_safely(

@@ -42,6 +42,7 @@ _ITEM_COLUMNS = (
     t.feeds.c.name.label("feed_name"),
     t.feeds.c.title.label("feed_title"),
     t.feeds.c.url.label("feed_url"),
+    t.feeds.c.site_url.label("feed_site_url"),
     t.feeds.c.section.label("feed_section"),
 )
 
@@ -50,7 +51,8 @@ def _item(row: Row[*tuple[Any, ...]]) -> Item:
     return Item(
         id=row.id,
         feed_id=row.feed_id,
-        source=row.feed_name or (outlet_name(row.feed_title, row.feed_url) if row.feed_title else row.feed_url),
+        source=row.feed_name
+        or (outlet_name(row.feed_title, row.feed_url, row.feed_site_url) if row.feed_title else row.feed_url),
         title=row.title,
         url=row.url,
         summary_html=row.summary_html,
@@ -294,6 +296,8 @@ def _feed_state(poll: PollRecord) -> dict[str, Any]:
         state["body_hash"] = poll.body_hash
     if poll.title:
         state["title"] = poll.title
+    if poll.site_url:
+        state["site_url"] = poll.site_url
     return state
 
 

@@ -77,6 +77,7 @@ feeds = Table(
     Column("from_config", Boolean, nullable=False, default=False),
     Column("interval_minutes", Integer),
     Column("title", Text),
+    Column("site_url", Text),  # the channel's <link>: names the outlet of a feed on a CDN (0008)
     Column("etag", Text),
     Column("last_modified", Text),
     Column("body_hash", String(64)),
