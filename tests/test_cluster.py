@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from conftest import CORPUS_ABSENT, corpus_dir
 
+from digest import words
 from digest.cluster import (
     DEFAULT_THRESHOLD,
     Candidate,
@@ -133,6 +134,28 @@ def test_different_figures_keep_two_rate_decisions_apart() -> None:
     assert similarity("Magnitude 6.2 earthquake strikes Italy", "Magnitude 5.8 earthquake strikes Italy") < (
         similarity("Magnitude 6.2 earthquake strikes Italy", "Magnitude 6.2 earthquake strikes central Italy")
     )
+
+
+def test_a_date_or_a_score_is_one_figure_so_two_episodes_or_two_rounds_differ() -> None:
+    # From the real corpus: a podcast's "Microcast 06-01-2009 AM" and "Microcast 06-02-2009", a player's
+    # semifinal ("beat Thompson 6-1") and final ("beat Wawrinka 7-6, 6-3"). As parts, the figures
+    # shared "06" and "2009", "6": the episodes of two days were one story.
+    talk = "Jo and Sam talk about the upcoming harbour conference and what they think they know about it."
+    episodes = [
+        Candidate("Quayside Microcast 06-01-2026 AM", "https://q.example/1", "quayside", at(0), summary_text=talk),
+        Candidate("Quayside Microcast 06-02-2026", "https://q.example/2", "quayside", at(1440), summary_text=talk),
+    ]
+    assert [40] in cluster([*_unrelated_day(40), *episodes])
+    assert similarity("Okafor beats Lind 6-1 to reach the final", "Okafor beats Lind 7-6, 6-3 to reach the final") < (
+        similarity("Okafor beats Lind 6-1 to reach the final", "Okafor beats Lind 6-1 and reaches the final")
+    )
+    assert words.tokens_of_normalised("Microcast 06-01-2026, 1/7/2017: 7-6, 6-3") == [
+        "Microcast",
+        "06-01-2026",
+        "1/7/2017",
+        "7-6",
+        "6-3",
+    ]
 
 
 def test_one_shared_word_does_not_make_a_story() -> None:

@@ -154,8 +154,9 @@ def test_stories_of_6_and_7_january_2017_cluster_as_an_editor_drew_them() -> Non
     assert cross_r >= CROSS_RECALL_FLOOR
 
 
-# What the clustering reaches on these labels, kept from falling back (precision: same-language 0.991,
-# one false pair, a player's semifinal and final; cross-language 1.0). Issue 11 asks for 0.80
+# What the clustering reaches on these labels, kept from falling back (precision: same-language 1.0
+# since session 9, when a score became one figure and a player's semifinal and final, the one false
+# pair, came apart; cross-language 1.0). Issue 11 asks for 0.80
 # same-language: not reached; docs/performance.md says which stories are missed and why.
 # Cross-language 0.479 since the third pass (`linking._link_across`: Spiegel's report of the Fort
 # Lauderdale shooting joins the English and French coverage; 0.310 without it).
