@@ -602,9 +602,10 @@ def feeds_list(app: App, show_all: bool) -> None:
         state = "active" if f.active else ("gone (410)" if f.last_status == 410 else "disabled")
         nxt = f.next_poll_at.strftime("%Y-%m-%d %H:%M UTC") if f.next_poll_at else "now"
         err = f"  error: {f.last_error}" if f.last_error else ""
+        # The outlet an edition cites it as: the configured name, else the one its title and site give.
         click.echo(
             f"{f.url}  [{f.section or 'rules'}]  {state}  last={f.last_status or '-'}  "
-            f"next={nxt}  failures={f.consecutive_failures}{err}"
+            f"next={nxt}  failures={f.consecutive_failures}  as {f.display_name!r}{err}"
         )
     click.echo(f"{len(rows)} feeds")
 

@@ -228,6 +228,8 @@ async def test_a_feed_served_from_another_host_is_cited_by_the_outlet_its_site_n
         assert code == 0, err
         code, out, err = await digest(config, "send")
         assert code == 0 and "1 sent" in out, out + err
+        code, listed, err = await digest(config, "feeds", "list")  # the operator sees it too
+        assert code == 0 and "as 'The Harbour Gazette'" in listed, listed + err
     (message,) = [m for m in smtp.messages if m.rcpt_tos[0] == "editor@example.org"]
     text = parsed_message(message.data).get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Ferry strike ends after a night of talks" in text
