@@ -109,8 +109,18 @@ def _outlet_at(title: str, feed_url: str) -> str:
     for part in parts:
         folded = fold(part)
         if any(label.replace("-", "") in folded or (len(folded) >= 3 and folded in label) for label in labels):
-            return part
+            return _without_suffix(part, host)
     return title
+
+
+def _without_suffix(name: str, host: list[str]) -> str:
+    """A name of several words without its site's domain suffix: "Le Monde.fr" at lemonde.fr is cited
+    as "Le Monde", as a reader says it; a one-word name that is its address ("20minutos.es",
+    "Lenta.ru") is the brand, and stays."""
+    suffix = "." + host[-1] if host else ""
+    if suffix and " " in name and name.casefold().endswith(suffix) and len(name) > len(suffix):
+        return name[: -len(suffix)].rstrip()
+    return name
 
 
 def _named_run(title: str, host: list[str], fold: Callable[[str], str]) -> str | None:

@@ -31,6 +31,8 @@ from digest.store import Store
         ("HGZ > Home Page", "https://rss.hgz.example/home.xml", "HGZ"),  # a short name inside a longer host
         ("BUGLE ONLINE - Nachrichten", "https://www.bugle.example/schlagzeilen/index.rss", "BUGLE ONLINE"),
         ("Il Faro - Cronache", "https://www.ilfaro.example/rss/cronaca.xml", "Il Faro"),
+        ("Le Phare.example - Actualités", "https://www.lephare.example/rss/une.xml", "Le Phare"),  # its address
+        ("Phare.example - Actualités", "https://www.phare.example/rss/une.xml", "Phare.example"),  # a brand
         ("Гавань / Новости", "https://gavan.example/rss", "Гавань"),  # compared in ASCII: "Gavan'"
         ("Politik | The Daily Lantern", "https://feeds.dailylantern.example/politik", "The Daily Lantern"),
         # No part names the host: the title as it is, not a guess.
@@ -141,7 +143,7 @@ def test_stored_items_are_cited_by_the_outlet_and_rules_naming_the_whole_title_s
 CORPUS_NAMES = {
     "indian-express_world.xml": "The Indian Express",
     "spiegel_online.xml": "SPIEGEL ONLINE",
-    "lemonde_une.xml": "Le Monde.fr",
+    "lemonde_une.xml": "Le Monde",  # "Le Monde.fr - Actualités et Infos ...": the name, not the address
     "nytimes_homepage.xml": "NYT",
     "massa-news_curitiba.xml": "Massa News",
     "themoscowtimes_news.xml": "The Moscow Times",
