@@ -41,7 +41,7 @@ class ComposeOptions:
     press_section: str = "Press Review"
     press_stories: int = 3  # leading stories per outlet in the Press Review section
     press_sentences: int = 2
-    subject_style: str = "date"
+    subject_style: str = "headline"
 
 
 @dataclass(frozen=True, slots=True)

@@ -224,8 +224,8 @@ def check_secret_keys(key: str, value: Any) -> tuple[str, ...]:
 
 def check_subject(key: str, value: Any) -> str:
     text = check_str(key, value)
-    if text not in ("date", "lead"):
-        raise ConfigError(f'{key} must be "date" or "lead", not {text!r}.')
+    if text not in ("headline", "date", "lead"):
+        raise ConfigError(f'{key} must be "headline", "date" or "lead", not {text!r}.')
     return text
 
 
@@ -311,8 +311,9 @@ class DigestSettings:
         3, "Sentences quoted from its outlets under a story covered by two or more; 0: none.", _check_int(0, 10)
     )
     subject: str = _opt(
-        "date",
-        "\"date\": the subject is '<title> — <date>'; \"lead\": 'Press review: <lead story> and <second story>'.",
+        "headline",
+        "\"headline\": '<title> — <date>: <the story most outlets tell>'; \"date\": '<title> — <date>'; "
+        "\"lead\": 'Press review: <lead story> and <second story>'.",
         check_subject,
     )
     press_section: str = _opt(

@@ -222,7 +222,9 @@ class Edition:
     language: str = "en"
     press: tuple[PressGroup, ...] = ()  # the Press Review section, outlet by outlet; () when not chosen
     press_section: str = "Press Review"
-    subject_style: str = "date"  # "date": '<title> — <date>'; "lead": 'Press review: <lead> and <second>'
+    # "headline": '<title> — <date>: <the story most outlets tell>'; "date": '<title> — <date>';
+    # "lead": 'Press review: <lead> and <second>'
+    subject_style: str = "headline"
 
     @property
     def story_count(self) -> int:

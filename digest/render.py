@@ -589,8 +589,7 @@ class Renderer:
         messages = self.translations(language)
         title = _clean(edition.title)
         date_label = format_date(edition.day, str(messages.pgettext("CLDR date pattern", "long")), locale=language)
-        headline = self.headline(edition, messages, SUBJECT_CHARS)
-        subject = headline if edition.subject_style == "lead" and headline else f"{title} — {date_label}"
+        subject = self.subject_line(edition, f"{title} — {date_label}", messages)
         preheader = self.headline(edition, messages, PREHEADER_CHARS)
         base = {
             "title": title,
@@ -648,6 +647,24 @@ class Renderer:
 
         chosen = choose_budget(fits, most_per_section(edition))
         return tried[chosen] if chosen in tried else attempt(chosen)
+
+    @staticmethod
+    def subject_line(edition: Edition, head: str, messages: NullTranslations) -> str:
+        """The subject as `[digest] subject` words it; `head` is '<title> — <date>'.
+
+        "headline" (the default): '<title> — <date>: <the story most outlets tell>', the story cut to
+        fit and the title and date whole; just the head when no story is told by two outlets.
+        "lead": 'Press review: <lead story> and <second story>'. "date": the head alone.
+        """
+        if edition.subject_style == "lead":
+            return Renderer.headline(edition, messages, SUBJECT_CHARS) or head
+        if edition.subject_style == "headline":
+            ranked = sorted(enumerate(_all_stories(edition)), key=lambda pair: (-pair[1].outlets, pair[0]))
+            lead = next((_clean(s.lead.title) for _, s in ranked if s.outlets > 1 and _clean(s.lead.title)), "")
+            room = SUBJECT_CHARS - len(head) - 2
+            if lead and room >= 12:
+                return f"{head}: {_cut(lead, room)}"
+        return head
 
     @staticmethod
     def headline(edition: Edition, messages: NullTranslations, limit: int) -> str:
@@ -924,8 +941,7 @@ class SectionCuts:
         date_label = format_date(
             self.whole.day, str(messages.pgettext("CLDR date pattern", "long")), locale=self.language
         )
-        headline = Renderer.headline(narrowed, messages, SUBJECT_CHARS)
-        subject = headline if narrowed.subject_style == "lead" and headline else f"{title} — {date_label}"
+        subject = Renderer.subject_line(narrowed, f"{title} — {date_label}", messages)
         return subject, Renderer.headline(narrowed, messages, PREHEADER_CHARS)
 
     def parts(self, narrowed: Edition) -> tuple[str, str, list[str], list[str]]:

@@ -196,7 +196,7 @@ sections = ["Press Review"]
     with pytest.raises(ConfigError, match=r"feeds #1\.press = true needs feeds #1\.name"):
         cfg.from_mapping(raw, env={})
     with pytest.raises(ConfigError, match="subject"):
-        cfg.from_mapping({"digest": {"subject": "headline"}}, env={})
+        cfg.from_mapping({"digest": {"subject": "title"}}, env={})
     raw["feeds"][0]["name"] = "Kommersant"
     raw["sections"] = [{"name": "World"}, {"name": "Press Review", "keywords": ["editorial"]}]
     # The newsroom's own "Press Review" section is the one the press outlets are shown in: not a second one.

@@ -194,9 +194,13 @@ def test_a_russian_edition_renders_as_the_golden_text() -> None:
 # --------------------------------------------------------------------------- content and layout
 
 
-def test_the_subject_is_the_title_and_the_localised_date() -> None:
-    assert Renderer().render(rich_edition()).subject == "Press Review — January 16, 2026"
-    assert Renderer().render(rich_edition(language="ru")).subject == "Press Review — 16 января 2026\u202fг."
+def test_the_subject_is_the_title_the_localised_date_and_the_story_most_outlets_tell() -> None:
+    lead = "Central bank raises its key rate for the third time this year, citing persistent inflation and a"
+    assert Renderer().render(rich_edition()).subject == f"Press Review — January 16, 2026: {lead} weaker currency"
+    ru = Renderer().render(rich_edition(language="ru")).subject
+    assert ru.startswith("Press Review — 16 января 2026\u202fг.: Central bank raises")
+    dated = dataclasses.replace(rich_edition(language="ru"), subject_style="date")
+    assert Renderer().render(dated).subject == "Press Review — 16 января 2026\u202fг."
 
 
 def test_days_and_times_are_shown_in_the_edition_time_zone_with_their_offset() -> None:
@@ -441,7 +445,7 @@ def test_the_preheader_reads_like_an_agencys_press_review() -> None:
         "persistent… and Summit ends with a joint statement"
     )
     assert len(r.preheader) <= 140
-    assert r.subject == "Press Review — January 16, 2026"  # [digest] subject = "date", the default
+    assert r.subject.startswith("Press Review — January 16, 2026: Central bank")  # subject = "headline"
     assert Renderer(language="ru").render(rich_edition(language="ru")).preheader.startswith("Обзор прессы: ")
     assert '<div class="preheader" style="display:none' in r.html
 
@@ -458,7 +462,9 @@ def test_the_text_part_wraps_at_78_columns_except_for_links() -> None:
     long_lines = [line for line in text.splitlines() if len(line) > 78]
     assert all(re.fullmatch(r"(\[\d+\] |.*: )?\S*https?://\S+", line) for line in long_lines), long_lines
     assert "Central bank raises its key rate for the third time this year, citing\n  persistent" in text
-    assert "World\n-----\n" in text and "Press Review — January 16, 2026\n===============================\n" in text
+    # The heading is the subject, wrapped, and underlined as wide as its longest line.
+    assert "World\n-----\n" in text and text.startswith("Press Review — January 16, 2026: Central bank raises")
+    assert "\nthird time this year, citing persistent inflation and a weaker currency\n" + "=" * 78 + "\n" in text
 
 
 def test_text_links_are_numbered_and_listed_after_their_section() -> None:

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 from conftest import CORPUS_ABSENT, corpus_dir
+from httpservers import FeedServer
+from smtpservers import SmtpServer
+from test_end_to_end import digest, parsed, rss, write_config
 
 from digest.compose import ComposeOptions, build_stories, compose
 from digest.model import Item
@@ -84,9 +87,17 @@ def test_the_subject_names_the_story_most_outlets_tell_and_the_parts_show_the_ou
     assert "2 outlets" in rendered.text
 
 
-def test_by_default_the_subject_is_title_and_date() -> None:
-    rendered = Renderer().render(edition_of([*SHOOTING, *SUMMIT], subject="date"))
-    assert rendered.subject == "Morning Review — January 7, 2017"
+def test_by_default_the_subject_is_title_date_and_the_story_most_outlets_tell() -> None:
+    # Issue 11's "Morning Review — 7 January: Gunman kills five at Fort Lauderdale airport", cut to fit.
+    subject = Renderer().render(edition_of([*SHOOTING, *SUMMIT], subject="headline")).subject
+    assert subject.startswith("Morning Review — January 7, 2017: Gunman kills five") and len(subject) <= SUBJECT_CHARS
+    assert "Fort Lauderdale" in subject
+    assert ComposeOptions(title="R", section_order=()).subject_style == "headline"  # the default
+    # A day no two outlets share names no story; "date" never does.
+    alone = Renderer().render(edition_of(SUMMIT[:1], subject="headline")).subject
+    assert alone == "Morning Review — January 7, 2017"
+    plain = Renderer().render(edition_of([*SHOOTING, *SUMMIT], subject="date")).subject
+    assert plain == "Morning Review — January 7, 2017"
 
 
 def test_a_long_or_hostile_lead_title_is_cut_to_fit_on_one_header_line() -> None:
@@ -117,3 +128,28 @@ def test_the_real_days_lead_story_is_the_one_most_outlets_told() -> None:
     subject = Renderer().render(ed).subject
     print("subject:", subject)
     assert "Lauderdale" in subject
+
+
+async def test_the_subject_a_subscriber_receives_names_the_story_two_outlets_tell(tmp_path: Path) -> None:
+    """Poll and send as processes, two outlets' feeds served on 127.0.0.1, the config's default
+    subject style: the message's Subject names the story both tell."""
+    story = "Portmere ferry strike ends after twelve hours of talks"
+    summary = "Crews of the Portmere ferries return to work on Monday after twelve hours of talks."
+    quay = rss("Quay Gazette", [(story, "/world/ferry", "World", timedelta(hours=3), summary)])
+    bay = rss(
+        "Bay Herald",
+        [
+            (f"{story}, union says", "/world/ferries", "World", timedelta(hours=2), summary),
+            ("Tram fares rise in March", "/world/trams", "World", timedelta(hours=1), "The council voted."),
+        ],
+    )
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        urls = [feeds.serve("/quay.xml", quay), feeds.serve("/bay.xml", bay)]
+        config = write_config(tmp_path, feeds=urls, smtp_port=smtp.port)
+        code, _, err = await digest(config, "poll")
+        assert code == 0, err
+        code, out, err = await digest(config, "send")
+        assert code == 0, out + err
+    (message,) = [m for m in smtp.messages if m.rcpt_tos[0] == "editor@example.org"]
+    subject = parsed(message.data)["Subject"]
+    assert subject.startswith(f"Morning Review — January 16, 2026: {story}"), subject
