@@ -12,7 +12,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import unused_port
+from ports import free_port
 from smtpservers import SmtpServer
 from test_web import NOW, Clock, add_news, make_settings, mark_sent, open_store
 
@@ -47,7 +47,7 @@ async def test_sign_up_confirm_receive_change_sections_and_unsubscribe_in_chromi
     playwright_api = pytest.importorskip("playwright.async_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("no Chromium here (scripts/test.sh installs it as root on Debian)")
-    port = unused_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     async with SmtpServer() as smtp:
         settings = make_settings(tmp_path, smtp_port=smtp.port, base_url=base_url)

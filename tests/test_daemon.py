@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from digestprocess import DigestProcess
 from httpservers import FeedServer
+from ports import free_port
 from smtpservers import Received, Scripted, SmtpServer
 
 from digest import config as cfg
@@ -486,12 +487,6 @@ def test_an_explicit_catch_up_window_allows_that_much_lateness_and_no_more() -> 
 
 
 # --------------------------------------------------------------------------- the lock runs on the real clock
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def run_cli(config: Path, now: datetime, *args: str) -> tuple[int, str]:

@@ -23,8 +23,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import unused_port
 from httpservers import FeedServer
+from ports import free_port
 from smtpservers import SmtpServer
 
 from digest import tokens
@@ -437,7 +437,7 @@ async def test_H19_idle_half_sent_web_requests_never_stop_the_due_edition(tmp_pa
     limit, attackers = 256, 400  # more idle connections than the daemon may open descriptors
     send_at = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
     start = send_at - timedelta(seconds=12)
-    port = unused_port()
+    port = free_port()
     async with FeedServer() as feed, SmtpServer() as smtp:
         url = feed.serve("/news.xml", rss(when=send_at - timedelta(hours=2)))
         config = write_config(
@@ -473,7 +473,7 @@ async def test_H19_the_web_app_drops_requests_whose_headers_or_body_never_arrive
     config = write_config(tmp_path, extra=f'secret = "{SECRET}"')
     assert cli(config, "subscribers", "list").returncode == 0  # the config's subscriber is in the database
     token = unsubscribe_link_token(tmp_path / "digest.sqlite", "reader0@example.org")
-    port = unused_port()
+    port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -536,7 +536,7 @@ def unsubscribe_link_token(database: Path, email: str, *, purpose: str = "u") ->
 @contextmanager
 def web_process(config: Path) -> Iterator[str]:
     """`digest web` on a free loopback port; yields its URL."""
-    port = unused_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "digest", "--config", str(config), "web", "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -759,7 +759,7 @@ def test_S14_import_subscribers_counts_and_keeps_unsubscribes_on_every_backend(s
 
 
 async def test_H19_the_daemon_starts_its_web_process_again_when_it_dies(tmp_path: Path) -> None:
-    port = unused_port()
+    port = free_port()
     config = write_config(tmp_path, extra=f'[web]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n')
     log_path = tmp_path / "daemon.log"
     proc = await start_daemon(config, log_path, env={**os.environ, "PYTHONPATH": str(ROOT)})

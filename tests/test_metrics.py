@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp.test_utils import unused_port
 from httpservers import FeedServer
+from ports import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from smtpservers import SmtpServer
 from test_end_to_end import HARBOUR, SUMMIT
@@ -133,7 +133,7 @@ async def test_healthz_says_late_when_the_due_edition_was_not_built_and_ok_once_
 
 
 async def test_the_daemon_serves_its_poll_and_send_counters_at_metrics(tmp_path: Path) -> None:
-    port = unused_port()
+    port = free_port()
     async with FeedServer() as feeds, SmtpServer() as smtp:
         urls = [
             feeds.serve("/harbour.xml", HARBOUR),

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import os
 import re
-import socket
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 from httpservers import FeedServer
+from ports import free_port
 from smtpservers import SmtpServer
 
 DAY1 = datetime(2026, 1, 16, 6, 0, tzinfo=UTC)  # an hour after send_at (05:00 UTC)
@@ -40,12 +40,6 @@ def rss(day: datetime, tag: str) -> bytes:
         f'<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>'
         f"<link>https://wire.example/</link>{body}</channel></rss>"
     ).encode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(tmp: Path, *, feed: str, smtp_port: int, web_port: int, subscribers: str) -> Path:

@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import unused_port
+from ports import free_port
 from smtpservers import SmtpServer
 from storepaths import claim, record, store_items
 
@@ -664,7 +664,7 @@ async def test_the_list_unsubscribe_url_of_a_sent_email_unsubscribes_and_the_nex
 
 
 async def test_the_daemon_serves_the_web_app_when_enabled_and_stops_it_on_shutdown(tmp_path: Path) -> None:
-    port = unused_port()
+    port = free_port()
     base = make_settings(tmp_path)
     settings = dataclasses.replace(
         base, subscribers=(), web=dataclasses.replace(base.web, enabled=True, host="127.0.0.1", port=port)
