@@ -117,9 +117,12 @@ def _without_suffix(name: str, host: list[str]) -> str:
     """A name of several words without its site's domain suffix: "Le Monde.fr" at lemonde.fr is cited
     as "Le Monde", as a reader says it; a one-word name that is its address ("20minutos.es",
     "Lenta.ru") is the brand, and stays."""
-    suffix = "." + host[-1] if host else ""
-    if suffix and " " in name and name.casefold().endswith(suffix) and len(name) > len(suffix):
-        return name[: -len(suffix)].rstrip()
+    if " " not in name:
+        return name
+    for k in range(1, len(host)):  # the longest suffix first: ".co.uk" before ".uk"
+        suffix = "." + ".".join(host[k:])
+        if name.casefold().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)].rstrip()
     return name
 
 

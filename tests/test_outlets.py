@@ -33,6 +33,7 @@ from digest.store import Store
         ("Il Faro - Cronache", "https://www.ilfaro.example/rss/cronaca.xml", "Il Faro"),
         ("Le Phare.example - Actualités", "https://www.lephare.example/rss/une.xml", "Le Phare"),  # its address
         ("Phare.example - Actualités", "https://www.phare.example/rss/une.xml", "Phare.example"),  # a brand
+        ("The Quay Times.co.uk | News", "https://www.quaytimes.co.uk/rss", "The Quay Times"),
         ("Гавань / Новости", "https://gavan.example/rss", "Гавань"),  # compared in ASCII: "Gavan'"
         ("Politik | The Daily Lantern", "https://feeds.dailylantern.example/politik", "The Daily Lantern"),
         # No part names the host: the title as it is, not a guess.
