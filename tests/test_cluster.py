@@ -27,6 +27,7 @@ from digest.cluster import (
     title_shingles,
 )
 from digest.cluster.stories import _merge_score
+from digest.cluster.vectors import _weak_number
 from digest.errors import DigestError
 from digest.model import Item
 from digest.parse import parse_feed
@@ -149,6 +150,9 @@ def test_a_date_or_a_score_is_one_figure_so_two_episodes_or_two_rounds_differ() 
     assert similarity("Okafor beats Lind 6-1 to reach the final", "Okafor beats Lind 7-6, 6-3 to reach the final") < (
         similarity("Okafor beats Lind 6-1 to reach the final", "Okafor beats Lind 6-1 and reaches the final")
     )
+    # A whole date is in every dated text, as its day and year were: no rare anchor. A score is one.
+    assert _weak_number("d:06-01-2026") and _weak_number("d:1/7/2017") and _weak_number("d:2017")
+    assert not _weak_number("d:5-0") and not _weak_number("d:06-01-2026-17") and not _weak_number("d:1.7")
     assert words.tokens_of_normalised("Microcast 06-01-2026, 1/7/2017: 7-6, 6-3") == [
         "Microcast",
         "06-01-2026",

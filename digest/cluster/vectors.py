@@ -24,9 +24,15 @@ BOILERPLATE_SHARE = 0.4  # a feature in this share of one source's items (of at 
 
 
 def _weak_number(feature: str) -> bool:
-    # Days of the month and years are in every dated text: they tell no story apart.
-    digits = feature[2:]
-    return feature[0] == "d" and digits.isdigit() and (int(digits) <= 31 or 1900 <= int(digits) <= 2100)
+    # Days of the month and years are in every dated text: they tell no story apart. So is a whole
+    # date ("06-01-2009", one token since `words.tokens_of_normalised` keeps it whole); a score
+    # ("5-0") of two parts is not.
+    if feature[0] != "d":
+        return False
+    parts = feature[2:].replace("/", "-").split("-")
+    return (len(parts) == 1 or len(parts) == 3) and all(
+        p.isdigit() and (int(p) <= 31 or 1900 <= int(p) <= 2100) for p in parts
+    )
 
 
 def _norm(vec: dict[str, float]) -> float:
