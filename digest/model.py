@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from digest.outlets import outlet_name
+from digest.outlets import cited_name
 
 # --------------------------------------------------------------------------- parse output
 
@@ -96,7 +96,7 @@ class Feed:
     @property
     def display_name(self) -> str:
         """The operator's name for the feed, else the outlet's name in the feed's title, else its URL."""
-        return self.name or (outlet_name(self.title, self.url, self.site_url) if self.title else self.url)
+        return cited_name(self.name, self.title, self.url, self.site_url)
 
 
 @dataclass(frozen=True, slots=True)

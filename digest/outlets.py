@@ -88,6 +88,12 @@ def outlet_name(title: str, feed_url: str, site_url: str | None = None) -> str:
     return named
 
 
+def cited_name(name: str | None, title: str | None, feed_url: str, site_url: str | None = None) -> str:
+    """What an edition cites a feed as: the operator's name, else the outlet its title names
+    (`outlet_name`), else its URL."""
+    return name or (outlet_name(title, feed_url, site_url) if title else feed_url)
+
+
 def _outlet_at(title: str, feed_url: str) -> str:
     """`outlet_name` by one address's host."""
     from digest.words import fold  # "Хабр" as "khabr"; imported here: polling never names outlets

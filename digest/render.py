@@ -533,6 +533,13 @@ def _all_stories(edition: Edition) -> Iterator[Story]:
             yield from day.stories
 
 
+def _by_outlets(edition: Edition) -> list[Story]:
+    """The edition's stories, those most outlets cover first (the top block first); among equals,
+    the edition's own order."""
+    ranked = sorted(enumerate(_all_stories(edition)), key=lambda pair: (-pair[1].outlets, pair[0]))
+    return [story for _, story in ranked]
+
+
 # --------------------------------------------------------------------------- the renderer
 
 
@@ -659,8 +666,9 @@ class Renderer:
         if edition.subject_style == "lead":
             return Renderer.headline(edition, messages, SUBJECT_CHARS) or head
         if edition.subject_style == "headline":
-            ranked = sorted(enumerate(_all_stories(edition)), key=lambda pair: (-pair[1].outlets, pair[0]))
-            lead = next((_clean(s.lead.title) for _, s in ranked if s.outlets > 1 and _clean(s.lead.title)), "")
+            lead = next(
+                (_clean(s.lead.title) for s in _by_outlets(edition) if s.outlets > 1 and _clean(s.lead.title)), ""
+            )
             room = SUBJECT_CHARS - len(head) - 2
             if lead and room >= 12:
                 return f"{head}: {_cut(lead, room)}"
@@ -673,9 +681,8 @@ class Renderer:
         The lead stories are the ones most outlets cover (the top block first); among equals, the
         edition's own order. The second headline is shortened before the first.
         """
-        ranked = sorted(enumerate(_all_stories(edition)), key=lambda pair: (-pair[1].outlets, pair[0]))
         titles = []
-        for _, story in ranked:
+        for story in _by_outlets(edition):
             t = _clean(story.lead.title)
             if t and t not in titles:
                 titles.append(t)

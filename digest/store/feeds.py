@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, Row, Update, bindparam, func, insert,
 
 from digest.errors import FeedError
 from digest.model import Feed, FeedSpec, Item, ParsedItem, PollRecord, PollWritten
-from digest.outlets import outlet_name
+from digest.outlets import cited_name
 from digest.store import schema as t
 from digest.store.base import StoreBase
 
@@ -51,8 +51,7 @@ def _item(row: Row[*tuple[Any, ...]]) -> Item:
     return Item(
         id=row.id,
         feed_id=row.feed_id,
-        source=row.feed_name
-        or (outlet_name(row.feed_title, row.feed_url, row.feed_site_url) if row.feed_title else row.feed_url),
+        source=cited_name(row.feed_name, row.feed_title, row.feed_url, row.feed_site_url),
         title=row.title,
         url=row.url,
         summary_html=row.summary_html,
