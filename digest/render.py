@@ -335,11 +335,22 @@ class _ViewBuilder:
 
     def quotes(self, quotes: tuple[Quote, ...]) -> tuple[QuoteView, ...]:
         views = []
+        quoted: set[str] = set()
         for k, quote in enumerate(quotes):
             # The connecting words are messages, and the outlet's grammatical number picks the form:
             # Russian says "Коммерсант пишет", "Ведомости пишут". The outlet goes where the
-            # translation puts %(outlet)s, so a language may put it after its verb.
-            if k == 0 and quote.plural:
+            # translation puts %(outlet)s, so a language may put it after its verb. An outlet quoted
+            # again from another of its reports "also reports": "NYT: ... NYT adds: ..." read as if
+            # the paper contradicted or completed itself.
+            again = quote.source in quoted
+            quoted.add(quote.source)
+            if again and quote.plural:
+                label = self.messages.pgettext(
+                    "synopsis: an outlet quoted again, plural name", "%(outlet)s also report:"
+                )
+            elif again:
+                label = self.messages.pgettext("synopsis: an outlet quoted again", "%(outlet)s also reports:")
+            elif k == 0 and quote.plural:
                 label = self.messages.pgettext("synopsis: first outlet, plural name", "%(outlet)s:")
             elif k == 0:
                 label = self.messages.pgettext("synopsis: first outlet", "%(outlet)s:")

@@ -16,8 +16,9 @@ only be as wrong as the outlet it quotes. How sentences are chosen:
   that is a near-duplicate of a chosen sentence is never taken. While some outlet is not yet quoted
   and has a candidate, the next sentence comes from such an outlet (when it says something central
   enough, and always for the second sentence), so a story from N outlets quotes min(N, limit) of them.
-* The result groups the chosen sentences by outlet, in the order each outlet was first chosen, and
-  keeps each outlet's sentences in their order in its text.
+* The result groups the chosen sentences by item (one quote per report, linked to it), in the order
+  each item was first chosen, and keeps each item's sentences in their order in its text. An outlet
+  may be quoted from two of its reports: render says it "also reports" the second time.
 
 Deterministic byte for byte: every loop runs over lists in input order and every tie is broken on
 input position, never on set or hash order.

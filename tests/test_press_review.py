@@ -271,3 +271,43 @@ def test_an_aggregators_items_are_cited_by_the_sites_that_wrote_them() -> None:
     for part in (r.html, " ".join(r.text.split())):
         assert "kommersant.example" in part and "izvestia.example" in part
     assert f"{feed} adds" not in r.text and f"{feed} reports" not in r.text
+
+
+def test_an_outlet_quoted_from_two_of_its_reports_also_reports_instead_of_adding_to_itself() -> None:
+    # Kommersant tells the story twice, Vedomosti once with one quotable sentence: the third
+    # sentence comes from Kommersant's second report.
+    reports = [
+        item(
+            31,
+            "Grain port strike halts exports",
+            source="Kommersant",
+            published=T0 - timedelta(hours=4),
+            summary="Dock workers at the grain port stopped work on Friday over unpaid wages.",
+        ),
+        item(
+            32,
+            "Grain port strike halts exports again",
+            source="Vedomosti",
+            published=T0 - timedelta(hours=3),
+            summary="The grain port strike halted exports for a second day.",
+        ),
+        item(
+            33,
+            "Grain port strike halts exports, costs mount",
+            source="Kommersant",
+            published=T0 - timedelta(hours=1),
+            summary="Grain exporters said the port strike had cost them two shiploads of wheat.",
+        ),
+    ]
+    opts = options(press_outlets=(), top_stories=0)
+    stories = build_stories([(i, "World") for i in reports], options=opts)
+    assert len(stories) == 1, "the three reports are one story"
+    quotes = stories[0].story.synopsis
+    assert sorted(q.source for q in quotes) == ["Kommersant", "Kommersant", "Vedomosti"]
+    second = [q for q in quotes if q.source == "Kommersant"][1].sentences[0]
+    ed = compose(stories, day=date(2026, 1, 16), timezone="UTC", chosen=None, options=opts, web_url=WEB_URL)
+    flat = " ".join(Renderer().render(ed).text.split())
+    assert f"] also reports: {second}" in flat, flat
+    assert flat.count(" adds: ") == 1 and "Vedomosti [" in flat, flat  # the outlet not yet quoted adds
+    ru = " ".join(Renderer(language="ru").render(dataclasses.replace(ed, language="ru")).text.split())
+    assert f"] также сообщает: {second}" in ru
