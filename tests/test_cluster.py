@@ -697,3 +697,51 @@ def test_canonical_url_fast_path_answers_as_urlsplit_does() -> None:
         assert canonical_url(url) == expected, url
         checked += 1
     assert checked > 10000  # the rest raised, as urlsplit does
+
+
+def _homonym_day(capital: bool) -> list[Candidate]:
+    """45 unrelated items, a title with "Turkey" the country (45), and a column that writes the same
+    word as the bird, or capitalised as the country when `capital` (46); both "open shop" and "help"."""
+    bird = "Turkey" if capital else "turkey"
+    return [
+        *_unrelated_day(45),
+        Candidate("Customs agency opens shop in Turkey to help fight smuggling", None, "wire", at(0)),
+        Candidate(
+            f"How the corner shop helps you carve a {bird}",
+            "https://c.example/carve",
+            "weekly",
+            at(200),
+            summary_text=f"Our butcher opens his shop early and shows how to carve a {bird} for six.",
+        ),
+    ]
+
+
+def test_a_name_and_the_same_word_in_lower_case_are_two_words() -> None:
+    # The Indian Express's "America's DEA opens shop in China to help fight synthetic drug trade" and the
+    # Japan Times' "American bull in a china shop" met on 6-7 January 2017 in day-long editions on three
+    # rare words, "china" among them: a country written as a name and porcelain written in lower case.
+    assert next(g for g in cluster(_homonym_day(capital=False)) if 45 in g) == [45]
+    # Written as a name in both, the word is one name two items share, and they merge: the rule above
+    # is what keeps the homonyms apart.
+    assert next(g for g in cluster(_homonym_day(capital=True)) if 45 in g) == [45, 46]
+
+
+def _acronym_in_two_languages(acronym: str) -> list[Candidate]:
+    """45 unrelated items, an English title naming a prime minister by "PM" (45) and a Portuguese one
+    where "PM" is the military police (46), or another shared acronym."""
+    return [
+        *_unrelated_day(45),
+        Candidate(f"Donor to {acronym} Halvorsen's party threatens to cut funds", None, "wire", at(0)),
+        Candidate(f"Suspeito de morte de {acronym} é preso em Pinhais", None, "jornal", at(120)),
+    ]
+
+
+def test_a_two_letter_acronym_alone_is_no_name_two_languages_share() -> None:
+    # "PM" is a prime minister in English and the military police (Polícia Militar) in Brazilian
+    # Portuguese; "US" is also the pronoun, "UE" and "EU" the same union. A two-letter acronym is
+    # a different name in each language: on the corpus's 6-7 January 2017, day-long editions merged a
+    # British donor's threat with a Curitiba murder on "PM", and a German report on Putin with a
+    # Florida shooting on "US".
+    assert next(g for g in cluster(_acronym_in_two_languages("PM")) if 45 in g) == [45]
+    # An acronym of three letters or more ("FBI") names the same thing in both: the pair merges.
+    assert next(g for g in cluster(_acronym_in_two_languages("FBI")) if 45 in g) == [45, 46]

@@ -11,7 +11,7 @@ import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -204,3 +204,34 @@ def test_the_clustering_finds_more_than_word_similarity_alone_at_its_precision()
         if p >= 0.95:
             best_precise = max(best_precise, r)
     assert recall > best_precise
+
+
+def test_day_long_editions_of_those_days_keep_precision() -> None:
+    """What an edition clusters is one day of items, not two: every 24-hour window of the labelled days
+    that starts on the hour (6 January 00:00 to 7 January 00:00 UTC), clustered alone, with the pairs
+    of each window counted. A smaller batch makes more words rare, so it is where wrong merges show
+    first (the DEA in China and a "bull in a china shop"; "PM" in English and in Portuguese)."""
+    root = corpus_dir()
+    if root is None:
+        pytest.skip(CORPUS_ABSENT)
+    items = load_days(root / "feeds" / "news")
+    total: dict[str, Counter[str]] = {"same": Counter(), "cross": Counter()}
+    wrong: Counter[tuple[str, str]] = Counter()
+    start = datetime(2017, 1, 6, tzinfo=UTC)
+    for hour in range(25):
+        begin = start + timedelta(hours=hour)
+        window = [x for x in items if begin <= x.item.when < begin + timedelta(hours=24)]
+        groups = cluster([x.item for x in window])
+        for kind, counts in pair_counts(window, groups).items():
+            total[kind].update(counts)
+        for g in groups:
+            for a, b in itertools.combinations(g, 2):
+                if window[a].story == "-" or window[a].story != window[b].story:
+                    wrong[(window[a].item.title[:50], window[b].item.title[:50])] += 1
+    same_p, same_r = scores(total["same"])
+    cross_p, cross_r = scores(total["cross"])
+    print(f"\n25 day-long windows: same-language precision={same_p:.3f} recall={same_r:.3f} ({dict(total['same'])})")
+    print(f"                     cross-language precision={cross_p:.3f} recall={cross_r:.3f} ({dict(total['cross'])})")
+    for (a, b), n in wrong.most_common():
+        print(f"  merged apart stories in {n} windows: {a!r} + {b!r}")
+    assert same_p >= 0.95 and cross_p >= 0.95

@@ -100,6 +100,14 @@ def _name_key(token: str) -> str:  # no cache of its own: `_entries` keeps what 
     return "n:" + (key if len(key) >= 3 else words.fold(token))
 
 
+def _ties_languages(feature: str) -> bool:
+    """Whether a name or figure two languages share can say they tell one story: not a name keyed by
+    two letters. A two-letter acronym names something else in each language ("PM": a prime minister
+    in English, the military police in Brazilian Portuguese; "US" is also the pronoun; the EU is "UE"
+    in French), while a figure or a longer name ("FBI", "Lauderdale") is the same everywhere."""
+    return feature[0] != "n" or len(feature) > 4
+
+
 _SENTENCE_END = re.compile(r"[.!?:;]\s+")
 _LEAD_WORD = re.compile(r"[\"'«“‘(\[¿¡]*([^\W\d_]+)")
 

@@ -84,6 +84,7 @@ def cluster(items: Sequence[ClusterInput], *, threshold: float = DEFAULT_THRESHO
             gc.enable()
 
 
+_NONE: frozenset[str] = frozenset()
 _BITS = 2048  # bits of a story's event-word mask: few enough to AND fast, enough that one item's ~15 rarely meet
 _BIT = [1 << k for k in range(_BITS)]
 
@@ -116,7 +117,10 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
         rare_names = rare.intersection(nv)
         item_rare_words.append(rare_words)
         item_rare_names.append(rare_names)
-        lang, source = profiles[rank].lang, outlets[rank]
+        profile = profiles[rank]
+        lang, source = profile.lang, outlets[rank]
+        # Its rare words less its numbers and capitalised words: its rare words that are events.
+        rare_events = rare_words.difference(profile.others, profile.capitals)
         stories[rank] = _Story(
             [rank],
             wv,
@@ -126,9 +130,12 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
             seconds,
             seconds,
             rare_words=rare_words,
-            # Its rare words less its numbers and capitalised words: its rare words that are events.
-            rare_events=rare_words.difference(profiles[rank].others, profiles[rank].capitals),
+            rare_events=rare_events,
             rare_names=rare_names,
+            # Its rare words written as names ("China") and, unless a title-case text makes every word
+            # look like one, in lower case ("china shop"): a word one item writes each way is two words.
+            named_words=rare_words.intersection([w for _, w in profile.names]) if profile.names else _NONE,
+            lower_words=_NONE if profile.styled else rare_events,
         )
 
     neighbours = _candidates(batch, item_rare_words, item_rare_names)

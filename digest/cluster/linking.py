@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from itertools import chain
 
 from digest import words
-from digest.cluster.features import TITLE_WEIGHT, _add_text, _Profile, _token_features
+from digest.cluster.features import TITLE_WEIGHT, _add_text, _Profile, _ties_languages, _token_features
 from digest.cluster.stories import (
     _MAX_GAP_SECONDS,
     CROSS_LANGUAGE_THRESHOLD,
@@ -186,7 +186,7 @@ def _link_across(
             if sx == sm or not (m_told or len(stories[sx].sources) > 1):
                 continue
             shared = names[m].keys() & names[x].keys()
-            anchored = any(f[0] == "n" and f in rare and f not in common for f in shared)
+            anchored = any(f[0] == "n" and _ties_languages(f) and f in rare and f not in common for f in shared)
             # Figures that all differ say another event, as in the first pass (`stories._number_mismatch`).
             if anchored and _cosine(names[m], names[x]) * _number_mismatch(names[m], names[x]) >= bar:
                 support[(sx, m)].add(outlets[x])  # x's story, matched by x, may take in m

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from digest.cluster.features import _ties_languages
 from digest.cluster.vectors import _Batch, _norm, _scaled_cosine, _unit
 
 DEFAULT_THRESHOLD = 0.25  # centroid cosine for stories that share a language
@@ -62,6 +63,10 @@ class _Story:
     rare_events: set[str] | frozenset[str]
     rare_names: set[str] | frozenset[str]
     version: int = 0
+    # A one-item story's rare words written as names, and written in lower case (empty when the
+    # item is a title-case text); a merged story's are empty (its members write words every way).
+    named_words: frozenset[str] = frozenset()
+    lower_words: frozenset[str] = frozenset()
     # The norms of `words` and `names` (0.0: not yet known), each worked out when first asked for: most
     # merged stories are only ever compared on words (one language), so their names' is rarely needed.
     # Merges compare the sums scaled by them (`_scaled_cosine`), so no unit vector is made at each merge.
@@ -104,6 +109,7 @@ class _Story:
         self.sources |= other.sources
         self.first, self.last = min(self.first, other.first), max(self.last, other.last)
         self.version += 1
+        self.named_words = self.lower_words = frozenset()
         self._word_norm = self._name_norm = 0.0
 
 
@@ -127,8 +133,12 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
     shared_names = a.rare_names & b.rare_names
     # A rare name, not only a figure: a story's rare figures are among its rare words too, its names never are.
     named = bool(shared_names) and not shared_names.issubset(a.rare_words)
-    if not named and len(a.rare_words & b.rare_words) < _RARE_WORDS_OR_NAME:
-        return 0.0
+    if not named:
+        shared = a.rare_words & b.rare_words
+        if a.named_words or b.named_words:  # "China" and "china shop" share no word
+            shared -= (a.named_words & b.lower_words) | (b.named_words & a.lower_words)
+        if len(shared) < _RARE_WORDS_OR_NAME:
+            return 0.0
     score = 0.0
     if event:  # something happened, in both
         score = _scaled_cosine(a.words, a.word_norm(), b.words, b.word_norm()) / (
@@ -137,7 +147,7 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
         if not batch.idf:  # in a batch, rare shared words do this job; summaries carry incidental figures
             score *= _mismatch(a, b)
     # Two languages: names and figures, a common noun's capital ("Police", "Polícia") not among them.
-    if not one_language and len(shared_names - batch.common_nouns) >= _ANCHORS_ACROSS:
+    if not one_language and sum(map(_ties_languages, shared_names - batch.common_nouns)) >= _ANCHORS_ACROSS:
         across = _scaled_cosine(a.names, a.name_norm(), b.names, b.name_norm()) / (
             threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD
         )
