@@ -232,6 +232,6 @@ def test_day_long_editions_of_those_days_keep_precision() -> None:
     cross_p, cross_r = scores(total["cross"])
     print(f"\n25 day-long windows: same-language precision={same_p:.3f} recall={same_r:.3f} ({dict(total['same'])})")
     print(f"                     cross-language precision={cross_p:.3f} recall={cross_r:.3f} ({dict(total['cross'])})")
-    for (a, b), n in wrong.most_common():
-        print(f"  merged apart stories in {n} windows: {a!r} + {b!r}")
+    for (first, second), windows in wrong.most_common():
+        print(f"  merged apart stories in {windows} windows: {first!r} + {second!r}")
     assert same_p >= 0.95 and cross_p >= 0.95
