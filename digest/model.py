@@ -232,7 +232,8 @@ class Edition:
 
     @property
     def is_empty(self) -> bool:
-        return not any(s.total for s in self.sections) and not self.press
+        # A story in "Top stories" is shown there only, so an edition of top stories alone is not empty.
+        return not any(s.total for s in self.sections) and not self.press and not self.top_stories
 
 
 # Where the subscriber's own links go in a Rendered edition: rendered once per section set, these

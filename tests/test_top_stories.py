@@ -153,3 +153,26 @@ async def test_the_subject_a_subscriber_receives_names_the_story_two_outlets_tel
     (message,) = [m for m in smtp.messages if m.rcpt_tos[0] == "editor@example.org"]
     subject = parsed(message.data)["Subject"]
     assert subject.startswith(f"Morning Review — January 16, 2026: {story}"), subject
+
+
+async def test_an_edition_whose_stories_are_all_top_stories_is_sent(tmp_path: Path) -> None:
+    """With `top_stories` on, a story several outlets tell moves from its section into the block: a
+    subscriber whose sections hold nothing else still gets the edition (it was taken for empty, and
+    the story was lost to them)."""
+    story = "Portmere ferry strike ends after twelve hours of talks"
+    summary = "Crews of the Portmere ferries return to work on Monday after twelve hours of talks."
+    quay = rss("Quay Gazette", [(story, "/world/ferry", "World", timedelta(hours=3), summary)])
+    bay = rss("Bay Herald", [(f"{story}, union says", "/world/ferries", "World", timedelta(hours=2), summary)])
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        urls = [feeds.serve("/quay.xml", quay), feeds.serve("/bay.xml", bay)]
+        config = write_config(tmp_path, feeds=urls, smtp_port=smtp.port)
+        config.write_text(config.read_text().replace("[digest]\n", "[digest]\ntop_stories = 3\n", 1))
+        code, _, err = await digest(config, "poll")
+        assert code == 0, err
+        code, out, err = await digest(config, "send")
+        assert code == 0, out + err
+    (message,) = [m for m in smtp.messages if m.rcpt_tos[0] == "editor@example.org"]
+    text = " ".join(parsed(message.data).get_body(("plain",)).get_content().split())  # type: ignore[union-attr]
+    assert "Top stories" in text and story in text and "2 outlets" in text, text
+    # The Sport reader's sections hold nothing: no email for them.
+    assert [m.rcpt_tos[0] for m in smtp.messages] == ["editor@example.org"]
