@@ -5,6 +5,7 @@
     python bench/send.py --workers 1              # one sending process instead of one per core
     python bench/send.py --naive 0                # skip the baseline
     python bench/send.py --mix uniform            # any non-empty subset of 8 sections, 40 feeds x 50 items
+    python bench/send.py --top-stories 5          # with a "Top stories" block (no render-once cuts)
     python bench/send.py --database postgresql+psycopg://postgres:PW@127.0.0.1:5432/postgres \\
         --workers-hosts 1,2,4                     # N `digest worker` processes on PostgreSQL (bench/workers.py)
 
@@ -74,7 +75,13 @@ MIXES = {"default": (FEEDS, ITEMS_PER_FEED, None), "uniform": (40, 50, 15)}
 
 
 def write_config(
-    folder: Path, *, port: int, workers: int | None, connections: int | None = None, mix: str = "default"
+    folder: Path,
+    *,
+    port: int,
+    workers: int | None,
+    connections: int | None = None,
+    mix: str = "default",
+    top_stories: int = 0,
 ) -> Path:
     path = folder / "digest.toml"
     feeds_n, _, per_section = MIXES[mix]
@@ -92,6 +99,7 @@ timezone = "Europe/Moscow"
 database = "sqlite:///{folder / "digest.sqlite"}"
 base_url = "https://review.example.org"
 read_also = 0
+top_stories = {top_stories}
 {cap}
 [smtp]
 host = "127.0.0.1"
@@ -334,6 +342,7 @@ def main() -> None:
         default="default",
         help="default: 40%% all sections, 60%% 1-3; uniform: any non-empty subset (issue 12)",
     )
+    parser.add_argument("--top-stories", type=int, default=0, help="[digest] top_stories (default 0, as digest's)")
     parser.add_argument("--keep", metavar="DIR", help="build the fixture in DIR and keep it")
     parser.add_argument("--naive-run", metavar="CONFIG", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -367,7 +376,14 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     sink, port = start_sink()
     try:
-        config = write_config(folder, port=port, workers=args.workers, connections=args.connections, mix=args.mix)
+        config = write_config(
+            folder,
+            port=port,
+            workers=args.workers,
+            connections=args.connections,
+            mix=args.mix,
+            top_stories=args.top_stories,
+        )
         t0 = time.perf_counter()
         pairs = populate(config, args.subscribers, mix=args.mix)
         feeds_n, items_n, _ = MIXES[args.mix]
