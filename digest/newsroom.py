@@ -243,7 +243,11 @@ BUSINESS = (
     "GDP",
     "oil prices",
     "oil",
-    "gas",
+    # Not "gas" alone: Italian, Spanish and Portuguese write it for a gas pipe or a gas leak.
+    "natural gas",
+    "gas prices",
+    "gas supplies",
+    "gas pipeline",
     "Gazprom",
     "Rosneft",
     "Sberbank",

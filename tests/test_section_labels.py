@@ -94,3 +94,27 @@ def test_the_shipped_rules_put_real_items_where_an_editor_would() -> None:
     print(f"misses ({len(misses)}):")
     print("\n".join(misses))
     assert accuracy >= TARGET, f"{accuracy:.1%} < {TARGET:.0%}"
+
+
+@pytest.mark.parametrize(
+    ("title", "summary", "business"),
+    [
+        # RomaToday's "Ladro acrobata si arrampica sul tubo del gas" went to Business on "gas" alone.
+        ("Ladro si arrampica sul tubo del gas e svaligia un appartamento", "È salito fino al terzo piano.", False),
+        ("Fuga di gas in una palazzina, evacuate dieci famiglie", "I vigili del fuoco sono intervenuti.", False),
+        ("Natural gas prices jump as the cold spell grips Europe", "Traders expect supplies to tighten.", True),
+        ("Цены на газ в Европе выросли на 10%", "Биржевые цены на газ выросли.", True),
+    ],
+)
+def test_the_shipped_business_rule_wants_the_gas_trade_not_a_gas_pipe(title: str, summary: str, business: bool) -> None:
+    settings = cfg.from_mapping(tomllib.loads(cfg.example_toml()), env={})
+    got = classify(
+        title=title,
+        url=None,
+        categories=(),
+        feed_section=None,
+        sections=settings.sections,
+        fallback=settings.digest.fallback_section,
+        summary=summary,
+    )
+    assert (got.section == "Business & Economy") is business, got
