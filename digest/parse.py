@@ -57,6 +57,26 @@ feedparser.api.PREFERRED_XML_PARSERS = []
 feedparser.mixin._FeedParserMixin.can_be_relative_uri = feedparser.mixin._FeedParserMixin.can_be_relative_uri - {"id"}
 
 
+# feedparser reads <media:description> (the caption of an item's photo or video) as the item's own
+# description (feedparser#53): written before <description>, it takes the summary and the real
+# description is moved to content, where the longer of the two won. The New York Times' homepage
+# feed does this for most items, so an item's excerpt was its photo's caption ("A job fair in
+# Brighton, Colo., on Dec. 14."). It is kept apart here, and taken only for an item that has no
+# text of its own (a YouTube video, whose description is in <media:group>).
+def _start_media_description(self: Any, attrs_d: Mapping[str, str]) -> None:
+    self.push("media_description", 1)
+
+
+def _end_media_description(self: Any) -> None:
+    value = self.pop("media_description")
+    if value and value.strip() and (self.inentry or self.insource):
+        self._get_context().setdefault("media_description", value)
+
+
+feedparser.namespaces.mediarss.Namespace._start_media_description = _start_media_description
+feedparser.namespaces.mediarss.Namespace._end_media_description = _end_media_description
+
+
 # --------------------------------------------------------------------------- character set
 
 _XML_DECL_ENCODING = re.compile(rb"""^<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']""")
@@ -262,6 +282,9 @@ def _summary_html(entry: Mapping[str, Any], feed_url: str) -> str:
     detail = entry.get("summary_detail")
     if detail:
         candidates.append(detail)
+    if not any(c.get("value") for c in candidates) and entry.get("media_description"):
+        # Nothing of its own but a photo's or a video's description (see _end_media_description).
+        candidates.append({"type": "text/plain", "value": entry["media_description"]})
     best: Mapping[str, Any] | None = None
     for c in candidates:
         if c.get("value") and (best is None or len(c["value"]) > len(best["value"])):

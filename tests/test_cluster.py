@@ -745,3 +745,20 @@ def test_a_two_letter_acronym_alone_is_no_name_two_languages_share() -> None:
     assert next(g for g in cluster(_acronym_in_two_languages("PM")) if 45 in g) == [45]
     # An acronym of three letters or more ("FBI") names the same thing in both: the pair merges.
     assert next(g for g in cluster(_acronym_in_two_languages("FBI")) if 45 in g) == [45, 46]
+
+
+def test_president_elect_is_a_title_not_an_election() -> None:
+    # "President-elect" as two words gave every report on the president-elect the event word "elect"
+    # of every report on an election: on 6-7 January 2017, "US Congress certifies Donald Trump
+    # presidential election" joined "Trump insists Mexico will pay for wall" on it (a day's windows).
+    def group_of_first(title: str) -> list[int]:
+        items = [
+            *_unrelated_day(45),
+            Candidate(title, None, "wire", at(0)),
+            Candidate("Court annuls the election of Okafor in Abuja", None, "paper", at(90)),
+        ]
+        return next(g for g in cluster(items) if 45 in g)
+
+    assert group_of_first("Thousands greet president-elect Okafor in Abuja") == [45]
+    # An election in both is an event in both: the two merge, which is what the title must not do.
+    assert group_of_first("Thousands greet Okafor in Abuja after election") == [45, 46]

@@ -156,18 +156,18 @@ def test_stories_of_6_and_7_january_2017_cluster_as_an_editor_drew_them() -> Non
     assert cross_r >= CROSS_RECALL_FLOOR
 
 
-# What the clustering reaches on these labels, kept from falling back (precision: same-language 1.0
-# since session 9, when a score became one figure and a player's semifinal and final, the one false
-# pair, came apart; cross-language 1.0). Issue 11 asks for 0.80
-# same-language: not reached; docs/performance.md says which stories are missed and why.
-# Cross-language 0.479 since the third pass (`linking._link_across`: Spiegel's report of the Fort
-# Lauderdale shooting joins the English and French coverage; 0.310 without it).
-# Same-language 0.594 since session 6, when this test began to give clustering what compose gives it
-# (`load_days`): it gave the Yandex feed's items without the feed that carried them, so that feed's
-# boilerplate ("Москва" in nearly every item) was not learned, and counted the Moscow hotel fire's
-# three reports as one story on "Москва" (0.609).
-SAME_RECALL_FLOOR = 0.59
-CROSS_RECALL_FLOOR = 0.47
+# What the clustering reaches on these labels, kept from falling back. Issue 11 asks for 0.80
+# same-language recall: not reached; docs/performance.md says which stories are missed and why.
+# Precision: 1.0 for both since session 9 (a score became one figure and a player's semifinal and
+# final, the one false pair, came apart).
+# Session 10 (0.594 -> 0.458 same-language, 0.479 -> 0.423 cross-language): the New York Times'
+# items are summarised by their own <description>, no longer by their photo's caption (feedparser#53),
+# and "President-elect" is a title, no longer the event word "elect" of every election report. Both
+# had held the intelligence report's 14 items together (5 groups before, 9 now); both are right,
+# the labelled items with the days around them score higher than before (0.552 with a day either
+# side, 0.484 before) and the day-long windows an edition clusters keep precision 1.000.
+SAME_RECALL_FLOOR = 0.45
+CROSS_RECALL_FLOOR = 0.42
 
 
 def test_the_clustering_finds_more_than_word_similarity_alone_at_its_precision() -> None:

@@ -538,3 +538,39 @@ def test_an_atom_planets_entry_names_the_blog_it_came_from() -> None:
     )
     feed = parse(body, url="https://planet.harbour.example/atom.xml")
     assert [(i.title, i.outlet) for i in feed.items] == [("Mending nets", "The Net Maker"), ("Planet news", None)]
+
+
+MEDIA = 'xmlns:media="http://search.yahoo.com/mrss/"'
+
+
+def test_a_photos_caption_is_not_the_items_summary() -> None:
+    # The New York Times' homepage feed writes each photo's <media:description> before the item's
+    # <description>; feedparser took the caption as the summary and moved the description to content,
+    # where the longer won: items were summarised by "A job fair in Brighton, Colo., on Dec. 14."
+    item = (
+        "<item><title>Wages rise fastest since the recession</title><link>https://t.example/a</link>"
+        '<media:content url="https://t.example/a.jpg" medium="image" width="151" height="151"/>'
+        "<media:description>A job fair in Harbourtown on Dec. 14. For all the talk of the campaign, the "
+        "new mayor inherits an economy that is fundamentally solid, economists said.</media:description>"
+        "<description>Average hourly earnings rose by 2.9 percent last year.</description></item>"
+    )
+    feed = parse(rss(item).replace(b'<rss version="2.0">', f'<rss version="2.0" {MEDIA}>'.encode()))
+    (parsed,) = feed.items
+    assert parsed.summary_text == "Average hourly earnings rose by 2.9 percent last year."
+    assert "job fair" not in parsed.summary_html
+
+
+def test_a_video_with_no_text_of_its_own_is_summarised_by_its_description() -> None:
+    # A YouTube entry's only text is <media:group><media:description>.
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f'<feed xmlns="http://www.w3.org/2005/Atom" {MEDIA}><title>Channel</title>'
+        '<entry><id>yt:video:1</id><title>Episode 12</title><link href="https://v.example/watch?v=1"/>'
+        "<updated>2024-09-03T10:00:00Z</updated>"
+        "<media:group><media:title>Episode 12</media:title>"
+        "<media:description>In this episode we visit the harbour.\n\nLinks below.</media:description>"
+        "</media:group></entry></feed>"
+    ).encode()
+    (parsed,) = parse(body, content_type="application/atom+xml").items
+    assert parsed.title == "Episode 12"
+    assert parsed.summary_text.startswith("In this episode we visit the harbour.")

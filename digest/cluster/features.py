@@ -108,6 +108,9 @@ def _ties_languages(feature: str) -> bool:
     return feature[0] != "n" or len(feature) > 4
 
 
+# "President-elect", "senator-elect": a title, not an election; as two words its "elect" was the
+# event word every report on the president-elect shared with every report on an election.
+_ELECT = re.compile(r"(?<=[^\W\d_])-elect\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?:;]\s+")
 _LEAD_WORD = re.compile(r"[\"'«“‘(\[¿¡]*([^\W\d_]+)")
 
@@ -194,6 +197,8 @@ def _add_text(
     an acronym's), for `common_nouns`.
     """
     text = unicodedata.normalize("NFKC", text)
+    if "-elect" in text or "-Elect" in text:
+        text = _ELECT.sub("", text)
     tokens = words.tokens_of_normalised(text)
     title_case = _is_title_case(tokens)
     starts = _sentence_starts(text)
