@@ -26,6 +26,7 @@ from digest.cluster import (
     similarity,
     title_shingles,
 )
+from digest.cluster.features import _profile
 from digest.cluster.stories import _merge_score
 from digest.cluster.vectors import _weak_number
 from digest.errors import DigestError
@@ -762,3 +763,6 @@ def test_president_elect_is_a_title_not_an_election() -> None:
     assert group_of_first("Thousands greet president-elect Okafor in Abuja") == [45]
     # An election in both is an event in both: the two merge, which is what the title must not do.
     assert group_of_first("Thousands greet Okafor in Abuja after election") == [45, 46]
+    # "Re-elect" is an election.
+    assert "w:elect" in _profile(Candidate("Voters re-elect Okafor in Abuja", None, "wire", at(0))).features
+    assert "w:elect" not in _profile(Candidate("President-elect Okafor in Abuja", None, "wire", at(0))).features

@@ -109,8 +109,9 @@ def _ties_languages(feature: str) -> bool:
 
 
 # "President-elect", "senator-elect": a title, not an election; as two words its "elect" was the
-# event word every report on the president-elect shared with every report on an election.
-_ELECT = re.compile(r"(?<=[^\W\d_])-elect\b", re.IGNORECASE)
+# event word every report on the president-elect shared with every report on an election. ("Voters
+# re-elect the mayor" is an election.)
+_ELECT = re.compile(r"(?<=[^\W\d_])(?<!\bre)-elect\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?:;]\s+")
 _LEAD_WORD = re.compile(r"[\"'«“‘(\[¿¡]*([^\W\d_]+)")
 
