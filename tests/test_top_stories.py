@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS_ABSENT, corpus_dir
 from httpservers import FeedServer
-from smtpservers import SmtpServer
+from smtpservers import Received, SmtpServer
 from test_end_to_end import digest, parsed, rss, write_config
 
 from digest.compose import ComposeOptions, build_stories, compose
@@ -130,49 +130,46 @@ def test_the_real_days_lead_story_is_the_one_most_outlets_told() -> None:
     assert "Lauderdale" in subject
 
 
-async def test_the_subject_a_subscriber_receives_names_the_story_two_outlets_tell(tmp_path: Path) -> None:
-    """Poll and send as processes, two outlets' feeds served on 127.0.0.1, the config's default
-    subject style: the message's Subject names the story both tell."""
-    story = "Portmere ferry strike ends after twelve hours of talks"
+FERRY = "Portmere ferry strike ends after twelve hours of talks"
+
+
+async def _ferry_strike_sent(
+    tmp_path: Path, *, also: list[tuple[str, str, str, timedelta, str]], config_lines: str = ""
+) -> list[Received]:
+    """Two outlets' feeds telling the ferry strike (the second with `also`, more of its items) served
+    on 127.0.0.1; `digest poll` and `digest send` run as processes with `config_lines` added to
+    [digest]; the messages the SMTP server received."""
     summary = "Crews of the Portmere ferries return to work on Monday after twelve hours of talks."
-    quay = rss("Quay Gazette", [(story, "/world/ferry", "World", timedelta(hours=3), summary)])
-    bay = rss(
-        "Bay Herald",
-        [
-            (f"{story}, union says", "/world/ferries", "World", timedelta(hours=2), summary),
-            ("Tram fares rise in March", "/world/trams", "World", timedelta(hours=1), "The council voted."),
-        ],
-    )
+    quay = rss("Quay Gazette", [(FERRY, "/world/ferry", "World", timedelta(hours=3), summary)])
+    bay = rss("Bay Herald", [(f"{FERRY}, union says", "/world/ferries", "World", timedelta(hours=2), summary), *also])
     async with FeedServer() as feeds, SmtpServer() as smtp:
         urls = [feeds.serve("/quay.xml", quay), feeds.serve("/bay.xml", bay)]
         config = write_config(tmp_path, feeds=urls, smtp_port=smtp.port)
+        config.write_text(config.read_text().replace("[digest]\n", "[digest]\n" + config_lines, 1))
         code, _, err = await digest(config, "poll")
         assert code == 0, err
         code, out, err = await digest(config, "send")
         assert code == 0, out + err
-    (message,) = [m for m in smtp.messages if m.rcpt_tos[0] == "editor@example.org"]
+    return list(smtp.messages)
+
+
+async def test_the_subject_a_subscriber_receives_names_the_story_two_outlets_tell(tmp_path: Path) -> None:
+    """Poll and send as processes, two outlets' feeds served on 127.0.0.1, the config's default
+    subject style: the message's Subject names the story both tell."""
+    trams = ("Tram fares rise in March", "/world/trams", "World", timedelta(hours=1), "The council voted.")
+    messages = await _ferry_strike_sent(tmp_path, also=[trams])
+    (message,) = [m for m in messages if m.rcpt_tos[0] == "editor@example.org"]
     subject = parsed(message.data)["Subject"]
-    assert subject.startswith(f"Morning Review — January 16, 2026: {story}"), subject
+    assert subject.startswith(f"Morning Review — January 16, 2026: {FERRY}"), subject
 
 
 async def test_an_edition_whose_stories_are_all_top_stories_is_sent(tmp_path: Path) -> None:
     """With `top_stories` on, a story several outlets tell moves from its section into the block: a
     subscriber whose sections hold nothing else still gets the edition (it was taken for empty, and
     the story was lost to them)."""
-    story = "Portmere ferry strike ends after twelve hours of talks"
-    summary = "Crews of the Portmere ferries return to work on Monday after twelve hours of talks."
-    quay = rss("Quay Gazette", [(story, "/world/ferry", "World", timedelta(hours=3), summary)])
-    bay = rss("Bay Herald", [(f"{story}, union says", "/world/ferries", "World", timedelta(hours=2), summary)])
-    async with FeedServer() as feeds, SmtpServer() as smtp:
-        urls = [feeds.serve("/quay.xml", quay), feeds.serve("/bay.xml", bay)]
-        config = write_config(tmp_path, feeds=urls, smtp_port=smtp.port)
-        config.write_text(config.read_text().replace("[digest]\n", "[digest]\ntop_stories = 3\n", 1))
-        code, _, err = await digest(config, "poll")
-        assert code == 0, err
-        code, out, err = await digest(config, "send")
-        assert code == 0, out + err
-    (message,) = [m for m in smtp.messages if m.rcpt_tos[0] == "editor@example.org"]
+    messages = await _ferry_strike_sent(tmp_path, also=[], config_lines="top_stories = 3\n")
+    (message,) = [m for m in messages if m.rcpt_tos[0] == "editor@example.org"]
     text = " ".join(parsed(message.data).get_body(("plain",)).get_content().split())  # type: ignore[union-attr]
-    assert "Top stories" in text and story in text and "2 outlets" in text, text
+    assert "Top stories" in text and FERRY in text and "2 outlets" in text, text
     # The Sport reader's sections hold nothing: no email for them.
-    assert [m.rcpt_tos[0] for m in smtp.messages] == ["editor@example.org"]
+    assert [m.rcpt_tos[0] for m in messages] == ["editor@example.org"]
