@@ -198,7 +198,7 @@ def _add_text(
     an acronym's), for `common_nouns`.
     """
     text = unicodedata.normalize("NFKC", text)
-    if "-elect" in text or "-Elect" in text:
+    if "-elect" in text or "-Elect" in text or "-ELECT" in text:  # the regex only where it can match
         text = _ELECT.sub("", text)
     tokens = words.tokens_of_normalised(text)
     title_case = _is_title_case(tokens)
