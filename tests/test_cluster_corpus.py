@@ -166,8 +166,10 @@ def test_stories_of_6_and_7_january_2017_cluster_as_an_editor_drew_them() -> Non
 # had held the intelligence report's 14 items together (5 groups before, 9 now); both are right,
 # the labelled items with the days around them score higher than before (0.552 with a day either
 # side, 0.484 before) and the day-long windows an edition clusters keep precision 1.000.
+# Session 11 (cross-language 0.423 -> 0.507): a capital after a colon is a name in French, Spanish,
+# Italian and Russian, so Le Monde's "... la Russie : Poutine mis en cause" meets the reports on Putin.
 SAME_RECALL_FLOOR = 0.45
-CROSS_RECALL_FLOOR = 0.42
+CROSS_RECALL_FLOOR = 0.50
 
 
 def test_the_clustering_finds_more_than_word_similarity_alone_at_its_precision() -> None:

@@ -6,8 +6,9 @@
   guessed) and folded to ASCII, without stopwords; a title word weighs twice a summary word. An
   English demonym is stemmed as its place ("Russian" as "Russia", `_place_of`).
 * **Numbers** ("43", "6.8"), weighed up: the death toll, the magnitude, the score.
-* **Names**: capitalised words that do not start a sentence, and acronyms, keyed by their consonant
-  skeleton (`words.skeleton`), so "Trump" meets "Трамп" and "Lauderdale" meets "Лодердейл". Names
+* **Names**: capitalised words that do not start a sentence (in French, Spanish, Italian and Russian
+  a colon ends none unless direct speech follows it), and acronyms, keyed by their consonant skeleton
+  (`words.skeleton`), so "Trump" meets "Трамп" and "Lauderdale" meets "Лодердейл". Names
   and numbers are what two languages share, so they are how items in two languages are compared.
   In a title-case headline ("Hate Crime Charges Brought") capitals are a style: its words are
   neither names nor capitalised, so they count as event words (`digest.cluster.stories`) as another
@@ -113,12 +114,21 @@ def _ties_languages(feature: str) -> bool:
 # re-elect the mayor" is an election.)
 _ELECT = re.compile(r"(?<=[^\W\d_])(?<!\bre)-elect\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?:;]\s+")
-_LEAD_WORD = re.compile(r"[\"'«“‘(\[¿¡]*([^\W\d_]+)")
+# French, Spanish, Italian and Russian write the word after a colon in lower case ("Syrie : un
+# attentat ...", "Roma, freddo: aperte le stazioni"), so a capital there is a name ("Piratage
+# imputé à la Russie : Poutine mis en cause"), not a sentence's first word; direct speech after a
+# colon still opens with one (Макрон: «Ситуация ...»). English and German headlines capitalise
+# after a colon ("Report: Putin ...", "USA: Der ..."), and Portuguese outlets differ.
+_SENTENCE_END_LOWER_AFTER_COLON = re.compile(r"[.!?;]\s+|:\s+(?=[\"'«“‘„(\[])")
+_LOWER_AFTER_COLON = frozenset({"fr", "es", "it", "ru"})
+# A sentence's first word, after any opening quotes or brackets (French puts a space inside « »).
+_LEAD_WORD = re.compile(r"(?:[\"'«“‘„(\[¿¡]\s*)*([^\W\d_]+)")
 
 
-def _sentence_starts(text: str) -> set[str]:
+def _sentence_starts(text: str, lang: str) -> set[str]:
     """The first word of each sentence (and of the text): capitalised whatever the word."""
-    return {m.group(1) for part in _SENTENCE_END.split(text) if (m := _LEAD_WORD.match(part))}
+    ends = _SENTENCE_END_LOWER_AFTER_COLON if lang in _LOWER_AFTER_COLON else _SENTENCE_END
+    return {m.group(1) for part in ends.split(text) if (m := _LEAD_WORD.match(part))}
 
 
 def _token_features(token: str, lang: str) -> tuple[tuple[str, float, bool], ...]:
@@ -202,7 +212,7 @@ def _add_text(
         text = _ELECT.sub("", text)
     tokens = words.tokens_of_normalised(text)
     title_case = _is_title_case(tokens)
-    starts = _sentence_starts(text)
+    starts = _sentence_starts(text, lang)
     name_weight = weight * NAME_WEIGHT
     get = features.get
     plain, entries = _entries(lang)
