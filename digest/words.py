@@ -267,13 +267,42 @@ def fold(word: str) -> str:
     return _NOT_ALNUM.sub("", unidecode(word.casefold()).casefold())
 
 
+# Spellings of one sound, as Latin scripts write a name and as transliterated Cyrillic does
+# ("Macron" / "Макрон" -> "Makron", "Washington" / "Вашингтон" -> "Vashington", "Hamas" / "Хамас" ->
+# "Khamas", "Scholz" / "Шольц" -> "Shol'ts", "Jackson" / "Джексон" -> "Dzhekson"): each is written one
+# way before the vowels go, in this order (a "c" before e, i, y is an "s": "Pence" / "Пенс";
+# "ch" stays: "Chicago" / "Чикаго").
+_SOUNDS: tuple[tuple[str, str], ...] = (
+    ("sch", "sh"),
+    ("dzh", "j"),
+    ("kh", "h"),
+    ("ph", "f"),
+    ("th", "t"),
+    ("ts", "z"),
+    ("ck", "k"),
+    ("q", "k"),
+    ("x", "ks"),
+    ("w", "v"),
+)
+_SOFT_C = re.compile(r"c(?=[eiy])")
+_HARD_C = re.compile(r"c(?!h)")
+
+
 @lru_cache(maxsize=262144)
 def skeleton(word: str) -> str:
-    """A folded word's consonants (first letter kept, doubles collapsed): the key of a name across scripts.
+    """A folded word's consonants, spelt one way (`_SOUNDS`; first letter kept, doubles collapsed):
+    the key of a name across scripts and spellings.
 
-    'Trump' and 'Трамп' -> 'trmp'; 'Lauderdale' and 'Лодердейл' -> 'ldrdl'; 'Путин' -> 'ptn'.
+    'Trump' and 'Трамп' -> 'trmp'; 'Lauderdale' and 'Лодердейл' -> 'ldrdl'; 'Путин' and 'Poutine' ->
+    'ptn'; 'Macron' and 'Макрон' -> 'mkrn'; 'Washington' and 'Вашингтон' -> 'vshngtn'.
     """
-    return _REPEATS.sub(r"\1", _VOWELS.sub("", fold(word)))
+    folded = fold(word)
+    for spelt, sound in _SOUNDS:
+        if spelt in folded:
+            folded = folded.replace(spelt, sound)
+    if "c" in folded:
+        folded = _HARD_C.sub("k", _SOFT_C.sub("s", folded))
+    return _REPEATS.sub(r"\1", _VOWELS.sub("", folded))
 
 
 def is_stopword(word: str, lang: str) -> bool:
