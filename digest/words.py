@@ -269,40 +269,46 @@ def fold(word: str) -> str:
 
 # Spellings of one sound, as Latin scripts write a name and as transliterated Cyrillic does
 # ("Macron" / "Макрон" -> "Makron", "Washington" / "Вашингтон" -> "Vashington", "Hamas" / "Хамас" ->
-# "Khamas", "Scholz" / "Шольц" -> "Shol'ts", "Jackson" / "Джексон" -> "Dzhekson"): each is written one
-# way before the vowels go, in this order (a "c" before e, i, y is an "s": "Pence" / "Пенс";
-# "ch" stays: "Chicago" / "Чикаго").
+# "Khamas", "Renzi" / "Ренци" -> "Rentsi", "Jackson" / "Джексон" -> "Dzhekson"): each is written one
+# way, in this order ("dzh" before "z"; "tz" ends as "ts"; a "c" before e, i, y is an "s": "Pence" /
+# "Пенс"; "ch" stays: "Chicago" / "Чикаго").
 _SOUNDS: tuple[tuple[str, str], ...] = (
     ("sch", "sh"),
     ("dzh", "j"),
     ("kh", "h"),
     ("ph", "f"),
     ("th", "t"),
-    ("ts", "z"),
     ("ck", "k"),
     ("q", "k"),
     ("x", "ks"),
     ("w", "v"),
+    ("z", "ts"),
 )
 _SOFT_C = re.compile(r"c(?=[eiy])")
 _HARD_C = re.compile(r"c(?!h)")
 
 
 @lru_cache(maxsize=262144)
-def skeleton(word: str) -> str:
-    """A folded word's consonants, spelt one way (`_SOUNDS`; first letter kept, doubles collapsed):
-    the key of a name across scripts and spellings.
-
-    'Trump' and 'Трамп' -> 'trmp'; 'Lauderdale' and 'Лодердейл' -> 'ldrdl'; 'Путин' and 'Poutine' ->
-    'ptn'; 'Macron' and 'Макрон' -> 'mkrn'; 'Washington' and 'Вашингтон' -> 'vshngtn'.
-    """
+def sounds(word: str) -> str:
+    """A word folded (`fold`) with each sound spelt one way (`_SOUNDS`): 'Cuba' and 'Куба' -> 'kuba'."""
     folded = fold(word)
     for spelt, sound in _SOUNDS:
         if spelt in folded:
             folded = folded.replace(spelt, sound)
     if "c" in folded:
         folded = _HARD_C.sub("k", _SOFT_C.sub("s", folded))
-    return _REPEATS.sub(r"\1", _VOWELS.sub("", folded))
+    return folded
+
+
+@lru_cache(maxsize=262144)
+def skeleton(word: str) -> str:
+    """A word's consonants as `sounds` spells them (first letter kept, doubles collapsed): the key of
+    a name across scripts and spellings.
+
+    'Trump' and 'Трамп' -> 'trmp'; 'Lauderdale' and 'Лодердейл' -> 'ldrdl'; 'Путин' and 'Poutine' ->
+    'ptn'; 'Macron' and 'Макрон' -> 'mkrn'; 'Washington' and 'Вашингтон' -> 'vshngtn'.
+    """
+    return _REPEATS.sub(r"\1", _VOWELS.sub("", sounds(word)))
 
 
 def is_stopword(word: str, lang: str) -> bool:

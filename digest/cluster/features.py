@@ -98,7 +98,9 @@ def _is_title_case(tokens: list[str]) -> bool:
 
 def _name_key(token: str) -> str:  # no cache of its own: `_entries` keeps what `_add_text` needs of a token
     key = words.skeleton(token)
-    return "n:" + (key if len(key) >= 3 else words.fold(token))
+    # A key of two letters or less is ambiguous ("kb" is Cuba and Kobe): such a name is keyed by its
+    # whole spelling ("kuba" for Cuba and Куба).
+    return "n:" + (key if len(key) >= 3 else words.sounds(token))
 
 
 def _ties_languages(feature: str) -> bool:
