@@ -199,6 +199,14 @@ def _local_day(item: Item, zone: ZoneInfo) -> date:
     return item.when.astimezone(zone).date()
 
 
+def _top_rank(placed: PlacedStory) -> tuple[int, int, float, int]:
+    # The stories most outlets tell, most first; one outlet's follow-ups count once. Among as many
+    # outlets, the story with more reports first (ten reports by three outlets is a bigger story than
+    # three by three: a replay of real feeds led with a hotel fire ahead of a mass shooting), then the newest.
+    story = placed.story
+    return (-story.outlets, -story.sources, -story.lead.when.timestamp(), story.lead.id)
+
+
 def compose(
     stories: Sequence[PlacedStory],
     *,
@@ -207,18 +215,33 @@ def compose(
     chosen: Collection[str] | None,
     options: ComposeOptions,
     web_url: str,
+    taken: int | None = None,
+    press: tuple[PressGroup, ...] | None = None,
 ) -> Edition:
-    """One subscriber's edition: their sections only (None: all), in configured order."""
+    """One subscriber's edition: their sections only (None: all), in configured order.
+
+    `taken`: no top stories block, but each section without the `taken` stories that rank first
+    for it (digest.render.SectionCuts cuts a section set's sections from such editions: a top
+    block drawn from any set of sections takes a section's first stories in this order). `press`:
+    the Press Review outlets already chosen, as the whole edition has them (they do not depend on
+    the section set), instead of choosing them again.
+    """
     zone = ZoneInfo(timezone)
     wanted = [s for s in stories if chosen is None or s.section in chosen]
     top: tuple[Story, ...] = ()
-    # The stories most outlets tell, most first; one outlet's follow-ups count once. Among as many
-    # outlets, the story with more reports first (ten reports by three outlets is a bigger story than
-    # three by three: a replay of real feeds led with a hotel fire ahead of a mass shooting), then the newest.
-    multi = [s for s in wanted if s.story.outlets > 1]
-    multi.sort(key=lambda s: (-s.story.outlets, -s.story.sources, -s.story.lead.when.timestamp(), s.story.lead.id))
-    if options.top_stories:
+    top_sections: tuple[str, ...] = ()
+    multi = sorted((s for s in wanted if s.story.outlets > 1), key=_top_rank)
+    if taken:
+        per_section: dict[str, int] = {}
+        drop = set()
+        for placed in multi:
+            if per_section.get(placed.section, 0) < taken:
+                per_section[placed.section] = per_section.get(placed.section, 0) + 1
+                drop.add(placed.story.lead.id)
+        wanted = [s for s in wanted if s.story.lead.id not in drop]
+    elif options.top_stories and taken is None:
         top = tuple(s.story for s in multi[: options.top_stories])
+        top_sections = tuple(s.section for s in multi[: options.top_stories])
         top_ids = {s.lead.id for s in top}
         wanted = [s for s in wanted if s.story.lead.id not in top_ids]  # shown once, in the top block
 
@@ -245,9 +268,9 @@ def compose(
                 shown=len(shown),
             )
         )
-    press: tuple[PressGroup, ...] = ()
+    outlets_chosen: tuple[PressGroup, ...] = ()
     if options.press_outlets and (chosen is None or options.press_section in chosen):
-        press = press_review(stories, options)
+        outlets_chosen = press_review(stories, options) if press is None else press
     return Edition(
         title=options.title,
         day=day,
@@ -256,9 +279,10 @@ def compose(
         web_url=web_url,
         top_stories=top,
         language=options.language,
-        press=press,
+        press=outlets_chosen,
         press_section=options.press_section,
         subject_style=options.subject_style,
+        top_sections=top_sections,
     )
 
 

@@ -225,6 +225,7 @@ class Edition:
     # "headline": '<title> — <date>: <the story most outlets tell>'; "date": '<title> — <date>';
     # "lead": 'Press review: <lead> and <second>'
     subject_style: str = "headline"
+    top_sections: tuple[str, ...] = ()  # the section each of `top_stories` comes from, in their order
 
     @property
     def story_count(self) -> int:

@@ -813,11 +813,12 @@ class _HtmlCut:
 
 @dataclass(frozen=True, slots=True)
 class Pieces:
-    """One part (HTML or text) of the whole edition, cut into pieces that join into any section set's part.
+    """One part (HTML or text) of an edition, cut into pieces that join into any section set's part (`_join`).
 
-    ``head`` is split where the subject (and, in HTML, the preheader) goes; ``contents`` and
-    ``sections`` map a section's name to its contents entry and its block; ``middle`` joins the
-    contents to the first block (HTML only); ``tail`` is the footer, with the subscriber markers.
+    ``head`` is split where the subject (and, in HTML, the preheader) goes, and holds the top block's
+    contents entry; ``contents`` and ``sections`` map a section's name to its contents entry and its
+    block; ``middle`` joins the contents to the first block, and holds the top block; ``tail`` is the
+    footer, with the subscriber markers.
     """
 
     head: tuple[str, ...]
@@ -827,27 +828,35 @@ class Pieces:
     tail: str
     size: Mapping[str, int]  # UTF-8 bytes of every piece above, by the piece itself
 
-    def join(self, names: Sequence[str], dynamic: Sequence[str]) -> list[str]:
-        """The pieces of a section set, with `dynamic` (subject, preheader) between the head's parts."""
-        out = [self.head[0]]
-        for value, part in zip(dynamic, self.head[1:], strict=True):
-            out += (value, part)
-        out += [self.contents[n] for n in names]
-        if self.middle:
-            out.append(self.middle)
-        out += [self.sections[n] for n in names]
-        out.append(self.tail)
-        return out
 
-    def bytes_of(self, names: Sequence[str], dynamic: Sequence[str]) -> int:
-        size = self.size
-        return (
-            sum(size[p] for p in self.head)
-            + sum(len(d.encode("utf-8")) for d in dynamic)
-            + sum(size[self.contents[n]] + size[self.sections[n]] for n in names)
-            + size[self.middle]
-            + size[self.tail]
+def _join(frame: Pieces, sections: Sequence[Pieces], names: Sequence[str], dynamic: Sequence[str]) -> list[str]:
+    """A section set's part: the head, middle and tail of `frame` (the set's top block, or the whole
+    edition's), with `dynamic` (subject, preheader) between the head's parts, and each name's contents
+    entry and block from its own cut (`sections`, one per name)."""
+    out = [frame.head[0]]
+    for value, part in zip(dynamic, frame.head[1:], strict=True):
+        out += (value, part)
+    out += [pieces.contents[n] for n, pieces in zip(names, sections, strict=True)]
+    if frame.middle:
+        out.append(frame.middle)
+    out += [pieces.sections[n] for n, pieces in zip(names, sections, strict=True)]
+    out.append(frame.tail)
+    return out
+
+
+def _bytes_of(frame: Pieces, sections: Sequence[Pieces], names: Sequence[str], dynamic: Sequence[str]) -> int:
+    """The UTF-8 size of `_join`'s result, from the pieces' sizes."""
+    size = frame.size
+    return (
+        sum(size[p] for p in frame.head)
+        + sum(len(d.encode("utf-8")) for d in dynamic)
+        + sum(
+            pieces.size[pieces.contents[n]] + pieces.size[pieces.sections[n]]
+            for n, pieces in zip(names, sections, strict=True)
         )
+        + size[frame.middle]
+        + size[frame.tail]
+    )
 
 
 def _cut_pieces(whole: str, cut: str, names: Sequence[str], marks: Sequence[str], *, middle: bool) -> Pieces | None:
@@ -890,31 +899,53 @@ class SectionCuts:
 
     ``parts(narrowed)`` gives a section set's subject and the pieces of its text and HTML parts,
     joined from these: the same strings ``Renderer.render`` gives for that edition, with the Gmail
-    clip decided from the pieces' sizes. Valid only for an edition without a top stories block
-    (``usable`` is False then, or when a templates_dir template has no {{ cut }} markers).
+    clip decided from the pieces' sizes.
+
+    A top stories block is drawn from each set's own sections, so it takes from each section the
+    stories that rank first in it (`digest.compose`), a different number for each set. `taken(k)`
+    gives the whole edition without a block and without each section's k first stories (compose's
+    ``taken``): a set whose block takes k stories of a section shows that section as it is there,
+    so sections are rendered once per number taken (the block's size at most), not once per set.
+    The block, with its contents entry before the sections' and the notice, is the head and middle
+    of an edition of the block alone, rendered once per block. ``usable`` is False for an edition
+    with a block and no `taken`, or when a templates_dir template has no {{ cut }} markers.
     """
 
-    def __init__(self, renderer: Renderer, whole: Edition, *, max_html_bytes: int = GMAIL_CLIP_BYTES) -> None:
+    def __init__(
+        self,
+        renderer: Renderer,
+        whole: Edition,
+        *,
+        max_html_bytes: int = GMAIL_CLIP_BYTES,
+        taken: Callable[[int], Edition] | None = None,
+    ) -> None:
         self.renderer, self.whole = renderer, whole
         self.limit = max_html_bytes - _URL_ALLOWANCE
         self.language = whole.language or renderer.language
         self.messages = renderer.translations(self.language)
-        self.names = tuple(v.name for v in self._views(Budget())["sections"])
-        self._html: dict[Budget, Pieces | None] = {}
-        self.text: Pieces | None = None
-        if not whole.top_stories:
-            context = {**self._views(Budget()), "cut": TEXT_CUT, "subject": _SUBJECT_MARK}
-            self.text = _cut_pieces(
-                renderer._render(self.language, TEXT_TEMPLATE, context),
-                TEXT_CUT,
-                self.names,
-                (f"{_SUBJECT_MARK}\n=",),
-                middle=False,
-            )
-        self.usable = self.text is not None and self.html(Budget()) is not None
+        self._taken = taken
+        self._editions: dict[int, Edition] = {}
+        self._html: dict[tuple[Budget, int], Pieces | None] = {}
+        self._text: dict[int, Pieces | None] = {}
+        self._blocks: dict[tuple[Budget | None, tuple[int, ...]], Pieces | None] = {}
+        self.usable = (not whole.top_stories or taken is not None) and (
+            self.text_pieces(0) is not None and self.html_pieces(Budget(), 0) is not None
+        )
 
-    def _views(self, budget: Budget) -> dict[str, Any]:
-        r, whole, language = self.renderer, self.whole, self.language
+    def edition(self, taken: int) -> Edition:
+        """The whole edition without a top block and without each section's `taken` first stories."""
+        found = self._editions.get(taken)
+        if found is None:
+            if not self.whole.top_stories:
+                found = self.whole  # nothing is ever taken
+            else:
+                assert self._taken is not None
+                found = self._taken(taken)
+            self._editions[taken] = found
+        return found
+
+    def _views(self, budget: Budget, edition: Edition | None = None) -> dict[str, Any]:
+        r, whole, language = self.renderer, edition or self.whole, self.language
         date_label = format_date(whole.day, str(self.messages.pgettext("CLDR date pattern", "long")), locale=language)
         builder = _ViewBuilder(
             whole,
@@ -945,12 +976,41 @@ class SectionCuts:
             "cut": "",
         }
 
+    def _cut(self, edition: Edition, budget: Budget | None) -> Pieces | None:
+        """One edition's text part (`budget` None) or HTML part at `budget`, cut into pieces."""
+        views = self._views(budget or Budget(), edition)
+        names = tuple(v.name for v in views["sections"])
+        if budget is None:
+            context = {**views, "cut": TEXT_CUT}
+            text = self.renderer._render(self.language, TEXT_TEMPLATE, context)
+            return _cut_pieces(text, TEXT_CUT, names, (f"{_SUBJECT_MARK}\n=",), middle=True)
+        whole = self.renderer._inline(self.renderer._render(self.language, HTML_TEMPLATE, {**views, "cut": _HtmlCut()}))
+        return _cut_pieces(whole, HTML_CUT, names, (_SUBJECT_MARK, _PREHEADER_MARK), middle=True)
+
+    def text_pieces(self, taken: int) -> Pieces | None:
+        if taken not in self._text:
+            self._text[taken] = self._cut(self.edition(taken), None)
+        return self._text[taken]
+
+    def html_pieces(self, budget: Budget, taken: int) -> Pieces | None:
+        if (budget, taken) not in self._html:
+            self._html[(budget, taken)] = self._cut(self.edition(taken), budget)
+        return self._html[(budget, taken)]
+
     def html(self, budget: Budget) -> Pieces | None:
-        if budget not in self._html:
-            context = {**self._views(budget), "cut": _HtmlCut()}
-            whole = self.renderer._inline(self.renderer._render(self.language, HTML_TEMPLATE, context))
-            self._html[budget] = _cut_pieces(whole, HTML_CUT, self.names, (_SUBJECT_MARK, _PREHEADER_MARK), middle=True)
-        return self._html[budget]
+        """The whole edition's HTML pieces at `budget` (nothing taken)."""
+        return self.html_pieces(budget, 0)
+
+    def _block(self, narrowed: Edition, budget: Budget | None) -> Pieces | None:
+        """Head, middle and tail of a set's part: its top block (text: `budget` None), or, with no
+        block, those of the whole edition."""
+        if not narrowed.top_stories:
+            return self.text_pieces(0) if budget is None else self.html_pieces(budget, 0)
+        key = (budget, tuple(s.lead.id for s in narrowed.top_stories))
+        if key not in self._blocks:
+            alone = dataclasses.replace(self.whole, sections=(), press=(), top_stories=narrowed.top_stories)
+            self._blocks[key] = self._cut(alone, budget)
+        return self._blocks[key]
 
     def subject(self, narrowed: Edition) -> tuple[str, str]:
         """(subject, preheader) of a section set's edition, as Renderer.render words them."""
@@ -964,28 +1024,37 @@ class SectionCuts:
 
     def parts(self, narrowed: Edition) -> tuple[str, str, list[str], list[str]]:
         """(subject, preheader, text pieces, HTML pieces) of `narrowed`, a section set's part of the whole
-        edition (digest.compose.narrow)."""
-        assert self.text is not None, "check usable first"
+        edition (`digest.compose.narrow`, or compose for that set when the edition has a top block)."""
+        assert self.usable, "check usable first"
         names = [_clean(g.name) for g in narrowed.sections]
         if narrowed.press and _clean(narrowed.press_section) not in names:
             names.insert(0, _clean(narrowed.press_section))  # the outlets come first when no section has the name
+        # How many of each section's stories the set's top block took (the press outlets: none).
+        taken: dict[str, int] = {}
+        for section in narrowed.top_sections:
+            taken[_clean(section)] = taken.get(_clean(section), 0) + 1
         subject, preheader = self.subject(narrowed)
         dynamic = (html_text(subject), html_text(preheader))
 
-        def fits(budget: Budget) -> bool:
-            pieces = self.html(budget)
-            if pieces is None:
+        def html_parts(budget: Budget) -> tuple[Pieces, list[Pieces]]:
+            frame = self._block(narrowed, budget)
+            sections = [self.html_pieces(budget, taken.get(n, 0)) for n in names]
+            if frame is None or None in sections:
                 raise TemplateError(f"{HTML_TEMPLATE} lost its {{{{ cut }}}} markers at a smaller size.")
-            return pieces.bytes_of(names, dynamic) <= self.limit
+            return frame, sections  # type: ignore[return-value]
+
+        def fits(budget: Budget) -> bool:
+            return _bytes_of(*html_parts(budget), names, dynamic) <= self.limit
 
         budget = choose_budget(fits, most_per_section(narrowed))
-        html_pieces = self.html(budget)
-        assert html_pieces is not None
+        text_frame = self._block(narrowed, None)
+        text_sections = [self.text_pieces(taken.get(n, 0)) for n in names]
+        assert text_frame is not None and all(p is not None for p in text_sections), "usable, so cut"
         return (
             subject,
             preheader,
-            self.text.join(names, (underline(wrap(subject), "="),)),
-            html_pieces.join(names, dynamic),
+            _join(text_frame, text_sections, names, (underline(wrap(subject), "="),)),  # type: ignore[arg-type]
+            _join(*html_parts(budget), names, dynamic),
         )
 
     def render(self, narrowed: Edition) -> Rendered:

@@ -7,13 +7,15 @@ import itertools
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from digest import message, tokens
+from digest.catalogue import builtin_templates_dir
 from digest.compose import ComposeOptions, PlacedStory, compose, narrow
-from digest.model import Item, Story
+from digest.model import Edition, Item, Story
 from digest.render import Renderer, SectionCuts
 
 T0 = datetime(2026, 1, 16, 6, 0, tzinfo=UTC)
@@ -92,12 +94,67 @@ def test_every_section_set_joined_from_pieces_is_the_set_rendered_whole(
     assert len(cuts._html) <= 12
 
 
-def test_a_top_stories_block_or_a_template_without_cut_markers_is_not_cut(tmp_path: object) -> None:
-    placed = stories(30)
-    whole = compose(
-        placed, day=date(2026, 1, 16), timezone="UTC", chosen=None, options=options(top_stories=2), web_url=WEB
-    )
-    assert whole.top_stories and not SectionCuts(Renderer(), whole).usable
+@pytest.mark.parametrize(("top", "words"), [(1, 30), (3, 30), (5, 30), (5, 400)])
+def test_with_a_top_stories_block_every_section_set_joined_from_pieces_is_the_set_rendered_whole(
+    top: int, words: int
+) -> None:
+    # The block is drawn from each set's own sections: it takes a section's first stories, as many as
+    # rank in the set's top; the sections are cut from editions without those (compose's `taken`).
+    opts = options(top_stories=top)
+    placed = stories(words)
+    renderer = Renderer(excerpt_chars=3000 if words > 100 else 280)
+    day = date(2026, 1, 16)
+    whole = compose(placed, day=day, timezone="Europe/Moscow", chosen=None, options=opts, web_url=WEB)
+    assert whole.top_stories
+    assert not SectionCuts(renderer, whole).usable  # a block, and no way to take from the sections
+
+    def taken(k: int) -> Edition:
+        return compose(
+            placed,
+            day=day,
+            timezone="Europe/Moscow",
+            chosen=None,
+            options=opts,
+            web_url=WEB,
+            taken=k,
+            press=whole.press,
+        )
+
+    cuts = SectionCuts(renderer, whole, taken=taken)
+    assert cuts.usable
+    trimmed, blocks = 0, set()
+    for chosen in chosen_sets():
+        alone = compose(placed, day=day, timezone="Europe/Moscow", chosen=chosen, options=opts, web_url=WEB)
+        narrowed = compose(
+            placed, day=day, timezone="Europe/Moscow", chosen=chosen, options=opts, web_url=WEB, press=whole.press
+        )
+        assert narrowed == alone
+        got = cuts.render(narrowed)
+        assert got == renderer.render(alone), chosen
+        trimmed += "shortened to fit" in got.html
+        blocks.add(tuple(s.lead.id for s in alone.top_stories))
+        # The block takes what it shows from its sections: no story twice.
+        shown = [s.lead.id for g in alone.sections for d in g.days for s in d.stories]
+        assert not set(shown) & set(blocks_of(alone))
+    assert (trimmed > 0) == (words > 100)
+    # Sections rendered once per number taken (and budget), the block once per block: not per set.
+    assert len(cuts._text) <= top + 1 and len(cuts._editions) <= top + 1
+    assert len({key for key in cuts._blocks if key[0] is None}) <= len(blocks) < len(chosen_sets())
+
+
+def blocks_of(edition: Edition) -> list[int]:
+    return [s.lead.id for s in edition.top_stories]
+
+
+def test_a_template_without_the_cut_markers_is_not_cut(tmp_path: Path) -> None:
+    # An operator's templates_dir written before the text part had its cut before the top block.
+    own = tmp_path / "templates"
+    own.mkdir()
+    text = (builtin_templates_dir() / "digest.txt.j2").read_text(encoding="utf-8")
+    (own / "digest.txt.j2").write_text(text.replace("{{ cut }}{% if top_stories %}", "{% if top_stories %}"))
+    whole = compose(stories(30), day=date(2026, 1, 16), timezone="UTC", chosen=None, options=options(), web_url=WEB)
+    assert SectionCuts(Renderer(), whole).usable
+    assert not SectionCuts(Renderer(templates_dir=str(own)), whole).usable
 
 
 def decoded(raw: bytes) -> tuple[str, str]:

@@ -28,6 +28,7 @@ from digest.compose import (
 from digest.config import Settings
 from digest.errors import ConfigError
 from digest.model import (
+    Edition,
     EditionRecord,
     Item,
     Rendered,
@@ -242,9 +243,37 @@ class EditionMailer:
                 options=self.options,
                 web_url=edition_url(self.settings, self.edition.day, self.edition.timezone, secret=self.secret),
             )
-            cuts = SectionCuts(self.renderer, self._whole) if not self.options.top_stories else None
-            self._cuts = cuts if cuts is not None and cuts.usable else None
+            cuts = SectionCuts(self.renderer, self._whole, taken=self._taken)
+            self._cuts = cuts if cuts.usable else None
         return self._cuts
+
+    def _taken(self, taken: int) -> Edition:
+        """The whole edition without a top block and without each section's `taken` first stories."""
+        return compose(
+            self.stories,
+            day=self.edition.day,
+            timezone=self.edition.timezone,
+            chosen=None,
+            options=self.options,
+            web_url=self._whole.web_url,
+            taken=taken,
+            press=self._whole.press,
+        )
+
+    def _narrowed(self, sections: tuple[str, ...] | None) -> Edition:
+        """A section set's edition: cut from the whole one, or, with a top block drawn from the set's
+        own sections, composed for the set (cheap: the press outlets are the whole edition's)."""
+        if not self._whole.top_stories:
+            return narrow(self._whole, sections)
+        return compose(
+            self.stories,
+            day=self.edition.day,
+            timezone=self.edition.timezone,
+            chosen=sections,
+            options=self.options,
+            web_url=self._whole.web_url,
+            press=self._whole.press,
+        )
 
     def _piece(self, text: str) -> message.EncodedPiece:
         # Keyed by the piece's text: a section's piece is one string object, its hash computed once.
@@ -258,7 +287,7 @@ class EditionMailer:
         if key not in self._templates:
             cuts = self._cut()
             if cuts is not None:
-                narrowed = narrow(self._whole, sections)
+                narrowed = self._narrowed(sections)
                 if narrowed.is_empty:
                     self._templates[key] = None
                 else:
