@@ -5,7 +5,8 @@
     python bench/send.py --workers 1              # one sending process instead of one per core
     python bench/send.py --naive 0                # skip the baseline
     python bench/send.py --mix uniform            # any non-empty subset of 8 sections, 40 feeds x 50 items
-    python bench/send.py --top-stories 5          # with a "Top stories" block (no render-once cuts)
+    python bench/send.py --top-stories 0          # without a "Top stories" block (digest's default: 5)
+    python bench/send.py --shared 0               # no story told by several outlets (default: a fifth by three)
     python bench/send.py --database postgresql+psycopg://postgres:PW@127.0.0.1:5432/postgres \\
         --workers-hosts 1,2,4                     # N `digest worker` processes on PostgreSQL (bench/workers.py)
 
@@ -13,7 +14,9 @@ Everything is real and on 127.0.0.1: a SQLite file, the `digest` command as a pr
 (`python -m digest --config X send`), and the sink (bench/smtpsink.py) in its own process, so
 its CPU is not counted. The store is filled directly (bulk inserts, not `digest subscribers
 import`, which commits per row): 8 sections, 8 feeds of 25 items, and subscribers of whom 40%
-take every section and 60% choose 1 to 3 of them, spread over 5 time zones (fixed seed).
+take every section and 60% choose 1 to 3 of them, spread over 5 time zones (fixed seed). A fifth
+of each feed's items are carried alike by three feeds (--shared): stories three outlets tell, which
+the "Top stories" block (on, as digest's default; --top-stories 0 for none) lists first.
 With --mix uniform (issue 12): 40 feeds of 50 items, 15 stories a section, and every subscriber
 takes any non-empty subset of the 8 sections with equal chance (255 sets, so ~1,275 distinct
 (time zone, section set) pairs), the mix that defeats rendering once per section set.
@@ -114,8 +117,11 @@ timeout = 30
     return path
 
 
-def populate(config: Path, subscribers: int, seed: int = 1, mix: str = "default") -> int:
-    """Fill the store; returns the number of distinct (time zone, section set) pairs."""
+def populate(config: Path, subscribers: int, seed: int = 1, mix: str = "default", shared: float = 0.0) -> int:
+    """Fill the store; returns the number of distinct (time zone, section set) pairs.
+
+    `shared`: the share of each feed's items that three feeds carry alike (the same article, as an
+    agency's story in three papers): stories told by three outlets, the ones a top stories block lists."""
     rng = random.Random(seed)
     _, items_per_feed, _ = MIXES[mix]
     settings = cfg.load(config)
@@ -126,15 +132,19 @@ def populate(config: Path, subscribers: int, seed: int = 1, mix: str = "default"
         for i in range(items_per_feed):
             title = " ".join(rng.choice(WORDS) for _ in range(7)).capitalize() + f" ({n}.{i})"
             summary = " ".join(rng.choice(WORDS) for _ in range(40)) + "."
+            url, section = f"https://feed{n}.example/{i}", SECTIONS[(n + i) % 8]
+            if i < shared * items_per_feed:  # feeds 0-2, 3-5, ... carry these alike
+                group = n // 3
+                url, section = f"https://wire{group}.example/{i}", SECTIONS[(group + i) % 8]
             items.append(
                 ParsedItem(
                     key=f"f{n}i{i}",
                     title=title,
-                    url=f"https://feed{n}.example/{i}",
+                    url=url,
                     summary_html=f"<p>{summary}</p>",
                     summary_text=summary,
                     published=NOW - timedelta(hours=2, minutes=i),
-                    categories=(SECTIONS[(n + i) % 8],),
+                    categories=(section,),
                     content_hash=f"h{n}.{i}",
                 )
             )
@@ -342,7 +352,10 @@ def main() -> None:
         default="default",
         help="default: 40%% all sections, 60%% 1-3; uniform: any non-empty subset (issue 12)",
     )
-    parser.add_argument("--top-stories", type=int, default=0, help="[digest] top_stories (default 0, as digest's)")
+    parser.add_argument("--top-stories", type=int, default=5, help="[digest] top_stories (default 5, as digest's)")
+    parser.add_argument(
+        "--shared", type=float, default=0.2, help="share of items three feeds carry alike (default 0.2)"
+    )
     parser.add_argument("--keep", metavar="DIR", help="build the fixture in DIR and keep it")
     parser.add_argument("--naive-run", metavar="CONFIG", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -385,11 +398,12 @@ def main() -> None:
             top_stories=args.top_stories,
         )
         t0 = time.perf_counter()
-        pairs = populate(config, args.subscribers, mix=args.mix)
+        pairs = populate(config, args.subscribers, mix=args.mix, shared=args.shared)
         feeds_n, items_n, _ = MIXES[args.mix]
         print(
             f"fixture ({args.mix} mix): {args.subscribers} subscribers, {feeds_n * items_n} items, "
-            f"{len(ZONES)} time zones, {pairs} distinct (time zone, section set) pairs; "
+            f"{len(ZONES)} time zones, {pairs} distinct (time zone, section set) pairs, "
+            f"top_stories {args.top_stories}, shared {args.shared}; "
             f"built in {time.perf_counter() - t0:.1f} s"
         )
         print(

@@ -286,6 +286,70 @@ def compose(
     )
 
 
+class Narrowing:
+    """Every section set's edition from editions composed once: what ``compose(chosen=...)`` gives.
+
+    Without a top stories block, a set's edition is the whole edition's sections it chose (`narrow`).
+    With one, the block is drawn from the set's own sections: its stories are the first
+    ``top_stories`` of the set's in the block's order, and they are the first stories of their
+    sections in that order too, so each chosen section is as the whole edition composed without its
+    first k stories shows it (`taken(k)`, composed once per k), k being how many the block took from
+    it. The press outlets do not depend on the set: they are the whole edition's.
+    """
+
+    def __init__(
+        self, stories: Sequence[PlacedStory], *, day: date, timezone: str, options: ComposeOptions, web_url: str
+    ) -> None:
+        self._stories, self._options = stories, options
+        self._day, self._timezone, self._web_url = day, timezone, web_url
+        self.whole = compose(stories, day=day, timezone=timezone, chosen=None, options=options, web_url=web_url)
+        self._ranked = sorted((s for s in stories if s.story.outlets > 1), key=_top_rank)
+        self._taken: dict[int, Edition] = {}
+
+    def taken(self, k: int) -> Edition:
+        """The whole edition without a top block and without each section's first `k` stories."""
+        found = self._taken.get(k)
+        if found is None:
+            found = self._taken[k] = compose(
+                self._stories,
+                day=self._day,
+                timezone=self._timezone,
+                chosen=None,
+                options=self._options,
+                web_url=self._web_url,
+                taken=k,
+                press=self.whole.press,
+            )
+        return found
+
+    def narrow(self, chosen: Collection[str] | None) -> Edition:
+        if chosen is None or not self.whole.top_stories:
+            return narrow(self.whole, chosen)
+        top: list[PlacedStory] = []
+        for placed in self._ranked:
+            if placed.section in chosen:
+                top.append(placed)
+                if len(top) == self._options.top_stories:
+                    break
+        counts: dict[str, int] = {}
+        for placed in top:
+            counts[placed.section] = counts.get(placed.section, 0) + 1
+        sections = []
+        for group in self.taken(0).sections:  # every section with stories, in the edition's order
+            if group.name in chosen:
+                k = counts.get(group.name, 0)
+                left = group if not k else next((g for g in self.taken(k).sections if g.name == group.name), None)
+                if left is not None:  # None: the block took all its stories
+                    sections.append(left)
+        return dataclasses.replace(
+            self.whole,
+            sections=tuple(sections),
+            top_stories=tuple(p.story for p in top),
+            top_sections=tuple(p.section for p in top),
+            press=self.whole.press if self.whole.press_section in chosen else (),
+        )
+
+
 def narrow(whole: Edition, chosen: Collection[str] | None) -> Edition:
     """A section set's edition cut from the whole one (``compose`` with chosen=None), without composing
     again: the same as ``compose(chosen=...)`` when there is no top stories block, which picks across

@@ -290,7 +290,7 @@ class DigestSettings:
         timedelta(minutes=15), "How often each feed is polled by the daemon.", check_duration
     )
     top_stories: int = _opt(
-        0,
+        5,
         'Stories most outlets tell, shown first in a "Top stories" block with their number of outlets; 0: none.',
         _check_int(0, 50),
     )

@@ -28,6 +28,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -270,6 +271,15 @@ def _capitalise(text: str) -> str:
 # --------------------------------------------------------------------------- edition -> views
 
 
+@lru_cache(maxsize=4096)
+def _excerpts(summary_html: str, summary_text: str, chars: int) -> tuple[str, str]:
+    """A story's excerpt in both parts: inline markup only, cut at `chars`; the text part is the same
+    excerpt's text, so both parts follow the one setting. Remembered: a story is shown in many
+    renders of one edition (the whole, its clip budgets, each top stories block)."""
+    html_part = excerpt_html(summary_html, chars)
+    return html_part, html_to_text(html_part) if html_part else _cut(_clean(summary_text), chars)
+
+
 class _ViewBuilder:
     """Turns one Edition into view objects; numbers links for the plain-text part as it goes."""
 
@@ -374,12 +384,7 @@ class _ViewBuilder:
         # Some feeds (microblogs, podcasts) give items no title: the start of the summary stands in.
         headline = lead.title or _cut(_clean(lead.summary_text), 90) or _clean(lead.source)
         title = self._link(headline, lead.url, lead.source)
-        # An excerpt, not the article: inline markup only, cut at excerpt_chars; the text part is
-        # the same excerpt's text, so both parts follow the one setting.
-        summary_html = excerpt_html(lead.summary_html, self.excerpt_chars)
-        summary_text = (
-            html_to_text(summary_html) if summary_html else _cut(_clean(lead.summary_text), self.excerpt_chars)
-        )
+        summary_html, summary_text = _excerpts(lead.summary_html, lead.summary_text, self.excerpt_chars)
         if self.budget.summaries == "short":
             summary_html, summary_text = "", _cut(summary_text, SHORT_SUMMARY_CHARS)
         elif self.budget.summaries == "none":

@@ -14,7 +14,7 @@ import pytest
 
 from digest import message, tokens
 from digest.catalogue import builtin_templates_dir
-from digest.compose import ComposeOptions, PlacedStory, compose, narrow
+from digest.compose import ComposeOptions, Narrowing, PlacedStory, compose, narrow
 from digest.model import Edition, Item, Story
 from digest.render import Renderer, SectionCuts
 
@@ -104,30 +104,17 @@ def test_with_a_top_stories_block_every_section_set_joined_from_pieces_is_the_se
     placed = stories(words)
     renderer = Renderer(excerpt_chars=3000 if words > 100 else 280)
     day = date(2026, 1, 16)
-    whole = compose(placed, day=day, timezone="Europe/Moscow", chosen=None, options=opts, web_url=WEB)
+    narrowing = Narrowing(placed, day=day, timezone="Europe/Moscow", options=opts, web_url=WEB)
+    whole = narrowing.whole
+    assert whole == compose(placed, day=day, timezone="Europe/Moscow", chosen=None, options=opts, web_url=WEB)
     assert whole.top_stories
     assert not SectionCuts(renderer, whole).usable  # a block, and no way to take from the sections
-
-    def taken(k: int) -> Edition:
-        return compose(
-            placed,
-            day=day,
-            timezone="Europe/Moscow",
-            chosen=None,
-            options=opts,
-            web_url=WEB,
-            taken=k,
-            press=whole.press,
-        )
-
-    cuts = SectionCuts(renderer, whole, taken=taken)
+    cuts = SectionCuts(renderer, whole, taken=narrowing.taken)
     assert cuts.usable
     trimmed, blocks = 0, set()
     for chosen in chosen_sets():
         alone = compose(placed, day=day, timezone="Europe/Moscow", chosen=chosen, options=opts, web_url=WEB)
-        narrowed = compose(
-            placed, day=day, timezone="Europe/Moscow", chosen=chosen, options=opts, web_url=WEB, press=whole.press
-        )
+        narrowed = narrowing.narrow(chosen)
         assert narrowed == alone
         got = cuts.render(narrowed)
         assert got == renderer.render(alone), chosen

@@ -18,17 +18,16 @@ from typing import Any, TypeVar
 from digest import message, tokens
 from digest.compose import (
     ComposeOptions,
+    Narrowing,
     PlacedStory,
     build_stories,
     compose,
-    narrow,
     stories_from_json,
     stories_to_json,
 )
 from digest.config import Settings
 from digest.errors import ConfigError
 from digest.model import (
-    Edition,
     EditionRecord,
     Item,
     Rendered,
@@ -202,7 +201,7 @@ class EditionMailer:
         self.stories: list[PlacedStory] = edition_stories(settings, store, edition, items=items)
         self._templates: dict[frozenset[str] | None, message.MessageTemplate | None] = {}
         self._cuts: SectionCuts | None = None
-        self._whole: Any = None
+        self._narrowing: Narrowing | None = None
         self._encoded: dict[str, message.EncodedPiece] = {}
         self.dkim_key: bytes | None = None
         if settings.dkim.enabled:
@@ -234,46 +233,17 @@ class EditionMailer:
 
     def _cut(self) -> SectionCuts | None:
         """The whole edition cut into per-section pieces, made on first use; None when it cannot be cut."""
-        if self._whole is None:
-            self._whole = compose(
+        if self._narrowing is None:
+            self._narrowing = Narrowing(
                 self.stories,
                 day=self.edition.day,
                 timezone=self.edition.timezone,
-                chosen=None,
                 options=self.options,
                 web_url=edition_url(self.settings, self.edition.day, self.edition.timezone, secret=self.secret),
             )
-            cuts = SectionCuts(self.renderer, self._whole, taken=self._taken)
+            cuts = SectionCuts(self.renderer, self._narrowing.whole, taken=self._narrowing.taken)
             self._cuts = cuts if cuts.usable else None
         return self._cuts
-
-    def _taken(self, taken: int) -> Edition:
-        """The whole edition without a top block and without each section's `taken` first stories."""
-        return compose(
-            self.stories,
-            day=self.edition.day,
-            timezone=self.edition.timezone,
-            chosen=None,
-            options=self.options,
-            web_url=self._whole.web_url,
-            taken=taken,
-            press=self._whole.press,
-        )
-
-    def _narrowed(self, sections: tuple[str, ...] | None) -> Edition:
-        """A section set's edition: cut from the whole one, or, with a top block drawn from the set's
-        own sections, composed for the set (cheap: the press outlets are the whole edition's)."""
-        if not self._whole.top_stories:
-            return narrow(self._whole, sections)
-        return compose(
-            self.stories,
-            day=self.edition.day,
-            timezone=self.edition.timezone,
-            chosen=sections,
-            options=self.options,
-            web_url=self._whole.web_url,
-            press=self._whole.press,
-        )
 
     def _piece(self, text: str) -> message.EncodedPiece:
         # Keyed by the piece's text: a section's piece is one string object, its hash computed once.
@@ -287,7 +257,8 @@ class EditionMailer:
         if key not in self._templates:
             cuts = self._cut()
             if cuts is not None:
-                narrowed = self._narrowed(sections)
+                assert self._narrowing is not None
+                narrowed = self._narrowing.narrow(sections)
                 if narrowed.is_empty:
                     self._templates[key] = None
                 else:
