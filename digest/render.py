@@ -1029,7 +1029,7 @@ class SectionCuts:
 
     def parts(self, narrowed: Edition) -> tuple[str, str, list[str], list[str]]:
         """(subject, preheader, text pieces, HTML pieces) of `narrowed`, a section set's part of the whole
-        edition (`digest.compose.narrow`, or compose for that set when the edition has a top block)."""
+        edition (`digest.compose.Narrowing.narrow`)."""
         assert self.usable, "check usable first"
         names = [_clean(g.name) for g in narrowed.sections]
         if narrowed.press and _clean(narrowed.press_section) not in names:
