@@ -769,80 +769,57 @@ def test_president_elect_is_a_title_not_an_election() -> None:
         assert "w:elect" not in _profile(Candidate(title, None, "wire", at(0))).features
 
 
-def _bribes_in_two_languages(french_title: str) -> list[Candidate]:
-    """45 unrelated items, an English report (45) and a French one (46) whose only name is the
-    mayor's, after the colon of the French headline."""
-    return [
-        *_unrelated_day(45),
-        Candidate(
-            "Mayor Okonkwo questioned over harbour bribes",
-            None,
-            "wire",
-            at(0),
-            summary_text="Investigators questioned Okonkwo for six hours about the dredging contract.",
-        ),
-        Candidate(
-            french_title,
-            None,
-            "quotidien",
-            at(120),
-            summary_text="Le maire a été interrogé pendant six heures sur le contrat de dragage du port.",
-        ),
-    ]
+def _group_of_the_first_of(first: Candidate, second: Candidate) -> list[int]:
+    """The group `first` is in, clustered with `second` (its index 46) and 45 unrelated items."""
+    return next(g for g in cluster([*_unrelated_day(45), first, second]) if 45 in g)
 
 
 def test_a_capital_after_a_french_colon_is_a_name() -> None:
     # French, Spanish, Italian and Russian write the word after a colon in lower case, so a capital
     # there is a name: on the corpus's 6-7 January 2017, Le Monde's "Piratage imputé à la Russie :
     # Poutine mis en cause" met no report on Putin while its "Poutine" was read as a sentence's
-    # first word (cross-language recall 0.423 -> 0.507 on the labelled days).
-    assert next(
-        g for g in cluster(_bribes_in_two_languages("Corruption au port : Okonkwo mis en cause")) if 45 in g
-    ) == [
-        45,
-        46,
-    ]
-    mayor = _name_key("Okonkwo")
-    assert mayor in _profile(Candidate("Corruption au port : Okonkwo mis en cause", None, "q", at(0))).features
+    # first word (cross-language recall 0.423 -> 0.507 on the labelled days). Here the mayor's is
+    # the only name of both reports.
+    english = Candidate(
+        "Mayor Okonkwo questioned over harbour bribes",
+        None,
+        "wire",
+        at(0),
+        summary_text="Investigators questioned Okonkwo for six hours about the dredging contract.",
+    )
+    french = Candidate(
+        "Corruption au port : Okonkwo mis en cause",
+        None,
+        "quotidien",
+        at(120),
+        summary_text="Le maire a été interrogé pendant six heures sur le contrat de dragage du port.",
+    )
+    assert _group_of_the_first_of(english, french) == [45, 46]
+    assert _name_key("Okonkwo") in _profile(french).features
     # Direct speech after a colon opens with a capital, and English headlines capitalise after one.
-    assert (
-        _name_key("Nous")
-        not in _profile(Candidate("Corruption au port : « Nous coopérons »", None, "q", at(0))).features
-    )
-    assert (
-        _name_key("Okonkwo") not in _profile(Candidate("Harbour bribes: Okonkwo questioned", None, "w", at(0))).features
-    )
-
-
-def _election_in_two_scripts(russian_title: str) -> list[Candidate]:
-    """45 unrelated items, an English report (45) and a Russian one (46) whose only names are the
-    president-elect's and the capital's that welcomes him."""
-    return [
-        *_unrelated_day(45),
-        Candidate(
-            "France elects Macron, Washington welcomes the result",
-            None,
-            "wire",
-            at(0),
-            summary_text="The centrist beat his rival in the run-off on Sunday.",
-        ),
-        Candidate(
-            russian_title,
-            None,
-            "газета",
-            at(120),
-            summary_text="Центрист обошёл соперницу во втором туре в воскресенье.",
-        ),
-    ]
+    quoted = Candidate("Corruption au port : « Nous coopérons »", None, "q", at(0))
+    assert _name_key("Nous") not in _profile(quoted).features
+    headline = Candidate("Harbour bribes: Okonkwo questioned", None, "w", at(0))
+    assert _name_key("Okonkwo") not in _profile(headline).features
 
 
 def test_a_name_meets_its_transliteration_spelt_another_way() -> None:
     # "Macron" and "Макрон" (transliterated "Makron") had two keys, "mcrn" and "mkrn", as had Clinton,
     # Washington, Chicago, Iraq, Hamas and Scholz with theirs: a Russian newsroom's feeds in English
-    # and Russian met on Trump and Putin but not on them. One sound is now spelt one way.
-    assert next(
-        g for g in cluster(_election_in_two_scripts("Франция избрала Макрона, Вашингтон приветствует итог")) if 45 in g
-    ) == [
-        45,
-        46,
-    ]
+    # and Russian met on Trump and Putin but not on them. One sound is now spelt one way. Here the
+    # president-elect's and the capital's that welcomes him are the two reports' only names.
+    english = Candidate(
+        "France elects Macron, Washington welcomes the result",
+        None,
+        "wire",
+        at(0),
+        summary_text="The centrist beat his rival in the run-off on Sunday.",
+    )
+    russian = Candidate(
+        "Франция избрала Макрона, Вашингтон приветствует итог",
+        None,
+        "газета",
+        at(120),
+        summary_text="Центрист обошёл соперницу во втором туре в воскресенье.",
+    )
+    assert _group_of_the_first_of(english, russian) == [45, 46]
