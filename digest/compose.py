@@ -231,7 +231,7 @@ def compose(
     top: tuple[Story, ...] = ()
     top_sections: tuple[str, ...] = ()
     multi = sorted((s for s in wanted if s.story.outlets > 1), key=_top_rank)
-    if taken:
+    if taken is not None:  # 0: nothing taken, and no block
         per_section: dict[str, int] = {}
         drop = set()
         for placed in multi:
@@ -239,7 +239,7 @@ def compose(
                 per_section[placed.section] = per_section.get(placed.section, 0) + 1
                 drop.add(placed.story.lead.id)
         wanted = [s for s in wanted if s.story.lead.id not in drop]
-    elif options.top_stories and taken is None:
+    elif options.top_stories:
         top = tuple(s.story for s in multi[: options.top_stories])
         top_sections = tuple(s.section for s in multi[: options.top_stories])
         top_ids = {s.lead.id for s in top}

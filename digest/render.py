@@ -929,7 +929,6 @@ class SectionCuts:
         self.language = whole.language or renderer.language
         self.messages = renderer.translations(self.language)
         self._taken = taken
-        self._editions: dict[int, Edition] = {}
         self._html: dict[tuple[Budget, int], Pieces | None] = {}
         self._text: dict[int, Pieces | None] = {}
         self._blocks: dict[tuple[Budget | None, tuple[int, ...]], Pieces | None] = {}
@@ -938,19 +937,15 @@ class SectionCuts:
         )
 
     def edition(self, taken: int) -> Edition:
-        """The whole edition without a top block and without each section's `taken` first stories."""
-        found = self._editions.get(taken)
-        if found is None:
-            if not self.whole.top_stories:
-                found = self.whole  # nothing is ever taken
-            else:
-                assert self._taken is not None
-                found = self._taken(taken)
-            self._editions[taken] = found
-        return found
+        """The whole edition without a top block and without each section's `taken` first stories
+        (asked once per number taken and clip budget: `compose.Narrowing.taken` remembers them)."""
+        if not self.whole.top_stories:
+            return self.whole  # nothing is ever taken
+        assert self._taken is not None
+        return self._taken(taken)
 
-    def _views(self, budget: Budget, edition: Edition | None = None) -> dict[str, Any]:
-        r, whole, language = self.renderer, edition or self.whole, self.language
+    def _views(self, budget: Budget, whole: Edition) -> dict[str, Any]:
+        r, language = self.renderer, self.language
         date_label = format_date(whole.day, str(self.messages.pgettext("CLDR date pattern", "long")), locale=language)
         builder = _ViewBuilder(
             whole,
@@ -1002,10 +997,6 @@ class SectionCuts:
             self._html[(budget, taken)] = self._cut(self.edition(taken), budget)
         return self._html[(budget, taken)]
 
-    def html(self, budget: Budget) -> Pieces | None:
-        """The whole edition's HTML pieces at `budget` (nothing taken)."""
-        return self.html_pieces(budget, 0)
-
     def _block(self, narrowed: Edition, budget: Budget | None) -> Pieces | None:
         """Head, middle and tail of a set's part: its top block (text: `budget` None), or, with no
         block, those of the whole edition."""
@@ -1041,25 +1032,28 @@ class SectionCuts:
         subject, preheader = self.subject(narrowed)
         dynamic = (html_text(subject), html_text(preheader))
 
-        def html_parts(budget: Budget) -> tuple[Pieces, list[Pieces]]:
+        def cut(budget: Budget | None) -> tuple[Pieces, list[Pieces]]:
+            """The set's frame and its sections' cuts: text (`budget` None) or HTML at `budget`."""
             frame = self._block(narrowed, budget)
-            sections = [self.html_pieces(budget, taken.get(n, 0)) for n in names]
-            if frame is None or None in sections:
-                raise TemplateError(f"{HTML_TEMPLATE} lost its {{{{ cut }}}} markers at a smaller size.")
-            return frame, sections  # type: ignore[return-value]
+            found = [
+                self.text_pieces(k) if budget is None else self.html_pieces(budget, k)
+                for k in (taken.get(n, 0) for n in names)
+            ]
+            sections = [p for p in found if p is not None]
+            if frame is None or len(sections) != len(found):
+                template = TEXT_TEMPLATE if budget is None else HTML_TEMPLATE
+                raise TemplateError(f"{template} lost its {{{{ cut }}}} markers for this section set.")
+            return frame, sections
 
         def fits(budget: Budget) -> bool:
-            return _bytes_of(*html_parts(budget), names, dynamic) <= self.limit
+            return _bytes_of(*cut(budget), names, dynamic) <= self.limit
 
         budget = choose_budget(fits, most_per_section(narrowed))
-        text_frame = self._block(narrowed, None)
-        text_sections = [self.text_pieces(taken.get(n, 0)) for n in names]
-        assert text_frame is not None and all(p is not None for p in text_sections), "usable, so cut"
         return (
             subject,
             preheader,
-            _join(text_frame, text_sections, names, (underline(wrap(subject), "="),)),  # type: ignore[arg-type]
-            _join(*html_parts(budget), names, dynamic),
+            _join(*cut(None), names, (underline(wrap(subject), "="),)),
+            _join(*cut(budget), names, dynamic),
         )
 
     def render(self, narrowed: Edition) -> Rendered:

@@ -125,7 +125,7 @@ def test_with_a_top_stories_block_every_section_set_joined_from_pieces_is_the_se
         assert not set(shown) & set(blocks_of(alone))
     assert (trimmed > 0) == (words > 100)
     # Sections rendered once per number taken (and budget), the block once per block: not per set.
-    assert len(cuts._text) <= top + 1 and len(cuts._editions) <= top + 1
+    assert len(cuts._text) <= top + 1 and len(narrowing._taken) <= top + 1
     assert len({key for key in cuts._blocks if key[0] is None}) <= len(blocks) < len(chosen_sets())
 
 
