@@ -53,6 +53,23 @@ _BOILERPLATE = re.compile(
     r"lire la suite|weiterlesen|leer más|leggi (anche|tutto)|leia mais",
     re.I,
 )
+# A sentence that sends the reader elsewhere ("Read our explainer on ...", "Sign up for ...", "Lire
+# aussi ...", "Читайте также ..."): the outlet's promotion, not what happened. Only at a sentence's
+# start, as a whole word, and in English with what it points at: "Watch sales fell", "Watchdog" and
+# "Readers" are news.
+_CALL_TO_ACTION = re.compile(
+    r"[\"'«“‘„(\[¿¡]*\s*(?:"
+    r"(?:read|watch) (?:our|the full|the latest|more|it|this|here|now|live|about|how|what|why)|watch:"
+    r"|listen (?:to|now|here|live)|subscribe|sign up|follow us|find out|join us|check out|learn more"
+    r"|don't miss|see (?:also|more|our|the full|photos|pictures|the video)"
+    r"|(?:à )?lire aussi|lisez|voir aussi|regardez|écoutez|abonnez-vous|inscrivez-vous"
+    r"|lesen sie|sehen sie|hören sie|abonnieren sie|folgen sie|mehr zum thema"
+    r"|lee también|lea también|escucha|suscríbete|síguenos|ascolta|iscriviti|seguici"
+    r"|leia também|veja também|assista|ouça|inscreva-se|siga-nos|saiba mais"
+    r"|читайте|смотрите|слушайте|подписывайтесь"
+    r")(?![\w-])",
+    re.I,
+)
 
 
 class SynopsisItem(Protocol):
@@ -108,7 +125,7 @@ def quotable(sentence: str) -> bool:
     first = next((c for c in sentence if c.isalnum()), "")
     if not first or first.islower():
         return False
-    return not _BOILERPLATE.search(sentence)
+    return not _BOILERPLATE.search(sentence) and not _CALL_TO_ACTION.match(sentence)
 
 
 def _norm(vector: Mapping[str, float]) -> float:

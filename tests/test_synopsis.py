@@ -85,6 +85,38 @@ def test_a_cut_sentence_is_never_quoted() -> None:
         assert all("Wednesday" not in s for s in sentences_of(synopsis(HARBOUR, limit=limit)))
 
 
+def test_a_sentence_that_sends_the_reader_elsewhere_is_never_quoted() -> None:
+    promotions = [
+        "Read our explainer on how cargo flights are planned.",
+        "Watch the full briefing here: the minister spoke for an hour.",
+        "Listen to this week's episode to find out more.",
+        "Sign up for our newsletter to get the morning briefing.",
+        "Subscribe now and don't miss the first episode on Monday.",
+        "Find out what protections you have with this state-by-state guide.",
+        "Lire aussi : comment la tempête a fermé le port de la ville.",
+        "Lesen Sie auch: Wie der Sturm den Hafen der Stadt schloss.",
+        "Читайте также: как шторм закрыл городской порт в понедельник.",
+        "Leia também: como a tempestade fechou o porto da cidade.",
+        "«Suscríbete a nuestro boletín para recibir las noticias del día.",
+    ]
+    assert [p for p in promotions if quotable(p)] == []
+    # News that opens with one of those words: a noun, or the verb with no pointer to elsewhere.
+    news = [
+        "Watchdog fines the port authority over the closure.",
+        "Watch sales fell by a fifth in December, the federation said.",
+        "Follow-up talks between the two ports are planned for Friday.",
+        "Readers of the paper raised money for the fishermen.",
+        "Subscribers to the ferry pass will get a refund, the operator said.",
+        "Escuchas telefónicas revelaron el plan, según la fiscalía.",
+    ]
+    assert [n for n in news if not quotable(n)] == []
+    # An outlet whose only complete sentence is a promotion is not quoted at all.
+    plug = It(4, "Bay Courier", "Storm closes the harbour", "Read our explainer on how a harbour is closed in storms.")
+    quotes = synopsis([*HARBOUR, plug], limit=5)
+    assert "Bay Courier" not in {q.source for q in quotes}
+    assert not any(s.startswith("Read our") for s in sentences_of(quotes))
+
+
 def test_the_limit_is_kept_and_the_second_sentence_brings_a_second_outlet() -> None:
     assert len(sentences_of(synopsis(HARBOUR, limit=1))) == 1
     two = synopsis(HARBOUR, limit=2)
