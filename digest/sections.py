@@ -121,32 +121,66 @@ def _forms(text: str, lang: str, *, keep_stopwords: bool = False) -> list[_Form]
 
 
 class _Text:
-    """An item's title and summary as word forms, in the language they are written in."""
+    """An item's title and summary as word forms, in the language they are written in, indexed.
+
+    An item is tested against every keyword of every rule (the shipped rules have hundreds, and a
+    keyword recurs across rules), so each text keeps where each of its forms stands: a keyword is
+    looked for only where its first word could match, and each keyword's answer is kept.
+    """
 
     def __init__(self, title: str, summary: str) -> None:
         self.lang = words.language_of(f"{title} {summary}")
-        self.title = self._sequence(title)
-        self.summary = self._sequence(summary)
-
-    def _sequence(self, text: str) -> list[_Form]:
-        return _forms(text, self.lang, keep_stopwords=True)
+        self.title = _Sequence(_forms(title, self.lang, keep_stopwords=True))
+        self.summary = _Sequence(_forms(summary, self.lang, keep_stopwords=True))
+        self._where: dict[str, str | None] = {}
 
     def where(self, keyword: str) -> str | None:
         """'title', 'summary' or None: where the keyword's word forms occur in a row."""
+        if keyword in self._where:
+            return self._where[keyword]
         wanted = _keyword_forms(keyword, self.keyword_lang(keyword))
-        if not wanted:
-            return None
-        if _contains(self.title, wanted):
-            return "title"
-        if _contains(self.summary, wanted):
-            return "summary"
-        return None
+        found = None
+        if wanted:
+            found = "title" if self.title.contains(wanted) else "summary" if self.summary.contains(wanted) else None
+        self._where[keyword] = found
+        return found
 
     def keyword_lang(self, keyword: str) -> str:
         # A keyword in another script than Latin says its own language ("Путин" is Russian even
         # in a rule applied to English text); a Latin one is read in the item's language.
-        guess = words.language_of(keyword)
-        return guess if any(ord(c) > 0x24F for c in keyword) else self.lang
+        return _own_language(keyword) or self.lang
+
+
+@lru_cache(maxsize=8192)
+def _own_language(keyword: str) -> str | None:
+    return words.language_of(keyword) if any(ord(c) > 0x24F for c in keyword) else None
+
+
+class _Sequence:
+    """One text's word forms, with the positions of each stem and of each twice-stemmed form."""
+
+    __slots__ = ("forms", "_at_stem", "_at_twice")
+
+    def __init__(self, forms: list[_Form]) -> None:
+        self.forms = forms
+        self._at_stem: dict[str, list[int]] = {}
+        self._at_twice: dict[str, list[int]] = {}
+        for i, form in enumerate(forms):
+            self._at_stem.setdefault(form[0], []).append(i)
+            self._at_twice.setdefault(form[1], []).append(i)
+
+    def contains(self, wanted: tuple[_Form, ...]) -> bool:
+        """Whether `wanted` occurs in a row (`_same` word by word). `_same` holds only where the stems
+        are equal or the twice-stemmed forms (of four letters or more) are: only there is looked at."""
+        first = wanted[0]
+        starts = self._at_stem.get(first[0])
+        twice = self._at_twice.get(first[1]) if len(first[1]) >= 4 else None
+        if twice:
+            starts = sorted({*starts, *twice}) if starts else twice
+        if not starts:  # most keywords: no word of the text could begin them
+            return False
+        forms, n = self.forms, len(wanted)
+        return any(i + n <= len(forms) and all(_same(forms[i + j], wanted[j]) for j in range(n)) for i in starts)
 
 
 @lru_cache(maxsize=8192)
@@ -165,11 +199,6 @@ def _same(text: _Form, keyword: _Form) -> bool:
         return len(keyword[0]) >= 4 or len(os.path.commonprefix((text[3], keyword[3]))) >= min(len(keyword[3]), 4)
     # The twice-stemmed forms are short and collide more: trust them only from four letters.
     return len(keyword[1]) >= 4 and text[1] == keyword[1]
-
-
-def _contains(text: list[_Form], wanted: tuple[_Form, ...]) -> bool:
-    n = len(wanted)
-    return any(all(_same(text[i + j], wanted[j]) for j in range(n)) for i in range(len(text) - n + 1))
 
 
 # --------------------------------------------------------------------------- rules
@@ -206,16 +235,22 @@ def _excluded(item: _Item, not_keywords: Sequence[str]) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1024)
+def _folded(values: tuple[str, ...]) -> tuple[str, ...]:
+    """A rule's categories or feeds as `_fold` compares them, folded once, not once per item."""
+    return tuple(map(_fold, values))
+
+
 def _match_rule(rule: Rule, item: _Item) -> tuple[int, list[str]] | None:
     """(keyword weight, reasons) when every condition of the rule holds, else None."""
     reasons: list[str] = []
     if rule.feeds:
-        hit = next((item.feed_names[f] for f in map(_fold, rule.feeds) if f in item.feed_names), None)
+        hit = next((item.feed_names[f] for f in _folded(rule.feeds) if f in item.feed_names), None)
         if hit is None:
             return None
         reasons.append(f"the feed '{hit}'")
     if rule.categories:
-        hit = next((item.categories[c] for c in map(_fold, rule.categories) if c in item.categories), None)
+        hit = next((item.categories[c] for c in _folded(rule.categories) if c in item.categories), None)
         if hit is None:
             return None
         reasons.append(f"category '{hit}'")
@@ -230,9 +265,11 @@ def _match_rule(rule: Rule, item: _Item) -> tuple[int, list[str]] | None:
         seen: set[tuple[tuple[str, str, bool], ...]] = set()  # stems only: "Putin" and "Putins" are one
         for keyword in group:
             where = item.text.where(keyword)
+            if not where:
+                continue
             forms = _keyword_forms(keyword, item.text.keyword_lang(keyword))
             stems = tuple(f[:3] for f in forms)
-            if where and stems not in seen:  # "Trump" listed twice, or "Putin" and "Putins", count once
+            if stems not in seen:  # "Trump" listed twice, or "Putin" and "Putins", count once
                 seen.add(stems)
                 # A phrase is more specific than a word: each word of the keyword counts.
                 weight += (2 if where == "title" else 1) * len(forms)
