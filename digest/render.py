@@ -339,7 +339,10 @@ class _ViewBuilder:
         local = item.when.astimezone(self.zone)
         # Date patterns are messages too (as GNU programs translate "%B %d"): each language orders
         # the day and the month its own way. CLDR gives the names (babel.dates).
-        pattern = str(self.messages.pgettext("CLDR date pattern", "MMMM d"))  # January 16
+        if local.year != self.edition.day.year:  # an old item's, as its day heading: "January 6, 2017"
+            pattern = str(self.messages.pgettext("CLDR date pattern", "MMMM d, y"))
+        else:
+            pattern = str(self.messages.pgettext("CLDR date pattern", "MMMM d"))  # January 16
         day = format_date(local.date(), pattern, locale=self.locale)
         return f"{day}, {local:%H:%M} {_utc_offset(local)}"
 

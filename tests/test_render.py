@@ -671,13 +671,15 @@ def test_the_built_in_templates_are_found() -> None:
 
 
 @pytest.mark.parametrize(
-    ("language", "old", "this_year"),
+    ("language", "old", "this_year", "old_meta", "this_year_meta"),
     [
-        ("en", "Friday, January 6, 2017", "Friday, January 16"),
-        ("ru", "Пятница, 6 января 2017 г.", "Пятница, 16 января"),
+        ("en", "Friday, January 6, 2017", "Friday, January 16", "January 6, 2017, 12:00", "January 16, 06:17"),
+        ("ru", "Пятница, 6 января 2017 г.", "Пятница, 16 января", "6 января 2017 г., 12:00", "16 января, 06:17"),
     ],
 )
-def test_a_day_heading_carries_the_year_when_it_is_not_the_editions(language: str, old: str, this_year: str) -> None:
+def test_a_day_heading_carries_the_year_when_it_is_not_the_editions(
+    language: str, old: str, this_year: str, old_meta: str, this_year_meta: str
+) -> None:
     recent = Story(lead=item(1, "Recent story"))
     stale = Story(lead=item(2, "Story from an old feed", published=datetime(2017, 1, 6, 12, tzinfo=UTC)))
     group = SectionGroup(
@@ -698,3 +700,9 @@ def test_a_day_heading_carries_the_year_when_it_is_not_the_editions(language: st
     r = Renderer(language=language).render(edition)
     assert f">{old}</h4>" in r.html and f">{this_year}</h4>" in r.html
     assert f"\n{old}\n" in r.text
+    # A story's own date line says the year too where its heading does, and in the top stories,
+    # which have no day headings.
+    assert f"{old_meta} UTC" in r.text and f"{this_year_meta} UTC" in r.text
+    top = Renderer(language=language).render(dataclasses.replace(edition, top_stories=(stale, recent)))
+    top_block = top.text.split("\n\n\n")[1]
+    assert f"{old_meta} UTC" in top_block and f"{this_year_meta} UTC" in top_block
