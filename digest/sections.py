@@ -197,8 +197,9 @@ def _same(text: _Form, keyword: _Form) -> bool:
         # A short stem may be two words' ("tennis" read in French is "ten", as "tenir" is): then the
         # words themselves must begin alike too ("war" and "wars", "tax" and "taxes" do).
         return len(keyword[0]) >= 4 or len(os.path.commonprefix((text[3], keyword[3]))) >= min(len(keyword[3]), 4)
-    # The twice-stemmed forms are short and collide more: trust them only from four letters.
-    return len(keyword[1]) >= 4 and text[1] == keyword[1]
+    # The twice-stemmed forms are short and collide more: trust them only from four letters, and only
+    # where the text's word begins as the keyword's stem.
+    return len(keyword[1]) >= 4 and text[1] == keyword[1] and _plain(text[3]).startswith(keyword[0])
 
 
 # --------------------------------------------------------------------------- rules
