@@ -189,9 +189,21 @@ def _keyword_forms(keyword: str, lang: str) -> tuple[_Form, ...]:
     return tuple(_forms(keyword, lang, keep_stopwords=True))
 
 
+_ENDING = 3  # letters an inflection adds to a word: "санкция" -> "санкциями", "army" -> "armies"
+
+
 def _same(text: _Form, keyword: _Form) -> bool:
     # A keyword written in capitals is an acronym: "UN" is not the Spanish "un", nor "CES" the French "ces".
     if keyword[2] and not text[2]:
+        return False
+    # A word form is the keyword with another ending (a case, a number), not a word derived from it,
+    # which Snowball stems alike: "opinionated" is not "opinion", nor "comments" "commentators",
+    # "private" "privatization", "deploying" "deployment", or "busy" "business". So the text's word
+    # may be at most `_ENDING` letters longer than the keyword's, and where stemming took a suffix of
+    # more than `_ENDING` letters off the keyword it must begin as the keyword does but for its last two.
+    if len(text[3]) > len(keyword[3]) + _ENDING:
+        return False
+    if len(keyword[3]) - len(keyword[0]) > _ENDING and not text[3].startswith(keyword[3][:-2]):
         return False
     if text[0] == keyword[0]:
         # A short stem may be two words' ("tennis" read in French is "ten", as "tenir" is): then the

@@ -208,6 +208,37 @@ def test_a_twice_stemmed_match_wants_the_word_to_begin_as_the_keywords_stem() ->
     assert room("Слова Лаврова о Сирии").section == room("Лавров прибыл в Анкару").section == RU.name
 
 
+@pytest.mark.parametrize(
+    ("keyword", "word", "matches"),
+    [
+        ("sanction", "sanctions", True),
+        ("election", "elections", True),
+        ("army", "armies", True),
+        ("tax", "taxes", True),
+        ("Путин", "Путиным", True),
+        ("санкция", "санкциями", True),
+        ("militaire", "militaires", True),
+        # Snowball stems these alike, but each is another word, not a form of the keyword.
+        ("commentators", "comments", False),
+        ("opinion", "opinionated", False),
+        ("privatization", "private", False),
+        ("deployment", "deploying", False),
+        ("business", "busy", False),
+    ],
+)
+def test_a_keyword_matches_its_word_forms_not_the_words_derived_from_it(keyword: str, word: str, matches: bool) -> None:
+    section = Section("Press Review", keywords=(keyword,))
+    c = classify(
+        title=word,
+        url=None,
+        categories=(),
+        feed_section=None,
+        sections=(section,),
+        fallback="Other",
+    )
+    assert (c.section == "Press Review") is matches, c.reason
+
+
 def test_a_keyword_in_the_summary_counts_when_the_title_has_none() -> None:
     c = room("Посол вручил грамоты", summary="Церемония прошла в Кремле.")
     assert c.section == "Russian Politics & Diplomacy"
