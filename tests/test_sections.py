@@ -166,6 +166,13 @@ def room(
     )
 
 
+def placed_in(sections: Sequence[Section], title: str, summary: str = "") -> Classification:
+    """An item of `title` and `summary` classified among `sections` alone, "Other" the fallback."""
+    return classify(
+        title=title, url=None, categories=(), feed_section=None, sections=sections, fallback="Other", summary=summary
+    )
+
+
 @pytest.mark.parametrize(
     "title",
     [
@@ -189,15 +196,7 @@ def test_a_twice_stemmed_match_wants_the_word_to_begin_as_the_keywords_stem() ->
     world = Section("World", keywords=("refugees", "Pakistan"))
 
     def placed(title: str, summary: str) -> str:
-        return classify(
-            title=title,
-            url=None,
-            categories=(),
-            feed_section=None,
-            sections=(military, world),
-            fallback="Other",
-            summary=summary,
-        ).section
+        return placed_in((military, world), title, summary).section
 
     note = "Der Analyst hat die Einstufung für Total System Services Inc. auf Outperform belassen."
     assert placed("Total System Services Outperform", note) == "Other"
@@ -227,15 +226,7 @@ def test_a_twice_stemmed_match_wants_the_word_to_begin_as_the_keywords_stem() ->
     ],
 )
 def test_a_keyword_matches_its_word_forms_not_the_words_derived_from_it(keyword: str, word: str, matches: bool) -> None:
-    section = Section("Press Review", keywords=(keyword,))
-    c = classify(
-        title=word,
-        url=None,
-        categories=(),
-        feed_section=None,
-        sections=(section,),
-        fallback="Other",
-    )
+    c = placed_in((Section("Press Review", keywords=(keyword,)),), word)
     assert (c.section == "Press Review") is matches, c.reason
 
 
