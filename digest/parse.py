@@ -30,7 +30,7 @@ from digest import summary_boilerplate
 from digest.errors import ParseError
 from digest.model import ParsedFeed, ParsedItem
 from digest.outlets import linked_article, linked_site, site
-from digest.sanitize import clean_text, clean_url, excerpt, html_to_text, repair_mojibake, sanitize_html
+from digest.sanitize import clean_text, clean_url, excerpt, html_to_text, only_a_byline, repair_mojibake, sanitize_html
 
 __all__ = ["parse_feed"]
 
@@ -407,6 +407,8 @@ def _item(
     title = clean_text(_text_of(entry.get("title"), entry.get("title_detail")), limit=TITLE_CHARS)
     url = _item_url(entry, feed_url)
     summary_html = summary_boilerplate.without_read_more(_summary_html(entry, feed_url), url)
+    if only_a_byline(summary_html):
+        summary_html = ""  # no summary at all: the title and the link say what the item is
     if not (title or summary_html or url):
         return None
     summary_text = excerpt(summary_html, excerpt_chars)

@@ -30,6 +30,7 @@ __all__ = [
     "excerpt",
     "header_text",
     "html_to_text",
+    "only_a_byline",
     "prose_text",
     "sanitize_html",
 ]
@@ -649,6 +650,14 @@ def _is_credit(text: str) -> bool:
     if _BYLINE.fullmatch(text):
         return True
     return len(text) <= 60 and len(text.split()) <= 6 and text.upper() == text and any(c.isalpha() for c in text)
+
+
+def only_a_byline(html: str) -> bool:
+    """Whether a body says nothing but who wrote it ("Por Matt Spetalnick e Jason Szep", the whole
+    description UOL gives a Reuters report): as an excerpt or a quote it tells the reader nothing, and
+    to clustering its names are the reporters', not the story's."""
+    text = html_to_text(html) if "<" in html or "&" in html else " ".join(html.split())
+    return bool(text) and _BYLINE.fullmatch(text) is not None
 
 
 def _without_opening_byline(html: str) -> str:

@@ -574,3 +574,22 @@ def test_a_video_with_no_text_of_its_own_is_summarised_by_its_description() -> N
     (parsed,) = parse(body, content_type="application/atom+xml").items
     assert parsed.title == "Episode 12"
     assert parsed.summary_text.startswith("In this episode we visit the harbour.")
+
+
+def test_a_summary_that_only_names_its_authors_is_no_summary() -> None:
+    # UOL's description of a Reuters report is its byline alone: shown as the excerpt it said nothing.
+    feed = parse(
+        rss(
+            "<item><title>Relatório acusa militares de Mianmar</title><link>https://uol.example/1</link>"
+            "<description>Por Matt Spetalnick e Jason Szep</description></item>"
+            "<item><title>Ferries stop</title><link>https://uol.example/2</link>"
+            "<description>&lt;p&gt;By Jo Fenwick&lt;/p&gt;</description></item>"
+            "<item><title>Numbers</title><link>https://uol.example/3</link>"
+            "<description>By the numbers: three ferries, two ports.</description></item>"
+            "<item><title>Fares</title><link>https://uol.example/4</link>"
+            "<description>Fares rise. By Jo Fenwick</description></item>"
+        )
+    )
+    assert [(i.summary_html, i.summary_text) for i in feed.items[:2]] == [("", ""), ("", "")]
+    assert feed.items[2].summary_text == "By the numbers: three ferries, two ports."
+    assert feed.items[3].summary_text == "Fares rise. By Jo Fenwick"
