@@ -14,9 +14,10 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from digest import cluster, synopsis, titles
@@ -42,6 +43,7 @@ class ComposeOptions:
     press_stories: int = 3  # leading stories per outlet in the Press Review section
     press_sentences: int = 2
     subject_style: str = "headline"
+    outlet_names: tuple[tuple[str, str], ...] = ()  # [outlets]: (site, name) an aggregator's items are cited by
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,8 @@ def build_stories(
     items: Sequence[tuple[Item, str]], *, history: Sequence[Item] = (), options: ComposeOptions
 ) -> list[PlacedStory]:
     """Cluster an edition's (item, section) pairs into stories placed in their lead's section."""
-    items = [(as_written(item), section) for item, section in without_boilerplate(items)]
+    names = dict(options.outlet_names)
+    items = [(as_written(item, names), section) for item, section in without_boilerplate(items)]
     only_items = [item for item, _ in items]
     section_of = {item.id: section for item, section in items}
     kwargs = {} if options.cluster_threshold is None else {"threshold": options.cluster_threshold}
@@ -109,9 +112,20 @@ def stories_to_json(stories: Sequence[PlacedStory]) -> str:
     return json.dumps({"format": STORIES_FORMAT, "stories": out}, ensure_ascii=False, separators=(",", ":"))
 
 
-def stories_from_json(body: str, items: Sequence[Item], history: Sequence[Item] = ()) -> list[PlacedStory] | None:
+def stories_from_json(
+    body: str, items: Sequence[Item], history: Sequence[Item] = (), options: ComposeOptions | None = None
+) -> list[PlacedStory] | None:
     """The stories stories_to_json wrote, on the edition's items (and "read also" history); None
-    when the body is of another format or names an item that is not there (cluster again then)."""
+    when the body is of another format or names an item that is not there (cluster again then).
+    The sites `options.outlet_names` names now are cited by those names, in the quotes too."""
+    names = dict(options.outlet_names) if options else {}
+    plural = options.plural_outlets if options else frozenset()
+
+    def quote(q: list[Any]) -> Quote:
+        # A quote stores the name its outlet had when the edition was built: a site named since is renamed.
+        source = names.get(q[0], q[0])
+        return Quote(source=source, url=q[1], item_id=q[2], sentences=tuple(q[3]), plural=q[4] or source in plural)
+
     try:
         data = json.loads(body)
     except ValueError:
@@ -126,13 +140,11 @@ def stories_from_json(body: str, items: Sequence[Item], history: Sequence[Item] 
             titles = row["titles"]
 
             def get(item_id: int, titles: dict[str, str] = titles) -> Item:
-                item = as_written(by_id[item_id])
+                item = as_written(by_id[item_id], names)
                 title = titles.get(str(item_id), item.title)
                 return item if title == item.title else dataclasses.replace(item, title=title)
 
-            synopsis = tuple(
-                Quote(source=q[0], url=q[1], item_id=q[2], sentences=tuple(q[3]), plural=q[4]) for q in row["synopsis"]
-            )
+            synopsis = tuple(quote(q) for q in row["synopsis"])
             placed.append(
                 PlacedStory(
                     Story(
@@ -149,15 +161,18 @@ def stories_from_json(body: str, items: Sequence[Item], history: Sequence[Item] 
     return placed
 
 
-def as_written(item: Item) -> Item:
+def as_written(item: Item, names: Mapping[str, str] | None = None) -> Item:
     """An aggregator's item under the outlet that wrote it: the one its feed names (`Item.outlet`,
-    from `<source>`: "Reuters"), else the site its link names (digest.outlets: "ria.ru"). A press
-    review cites that outlet, not the feed that carried it, and counts it as an outlet of its own
-    (stories' outlets, `max_per_source`, the synopsis). `via` keeps the feed's name, which the Press
-    Review's outlets and the section rules name. Any other item is returned as it is."""
+    from `<source>`: "Reuters"), else the site its link names (digest.outlets: "ria.ru"), by the
+    name the operator gave that site in [outlets] (`names`: "ria.ru" -> "RIA Novosti") if any. A
+    press review cites that outlet, not the feed that carried it, and counts it as an outlet of its
+    own (stories' outlets, `max_per_source`, the synopsis). `via` keeps the feed's name, which the
+    Press Review's outlets and the section rules name. Any other item is returned as it is."""
     site = item.outlet or linked_site(item.url)
     if site is None or item.via is not None:
         return item
+    if names:
+        site = names.get(site.lower().removeprefix("www."), site)
     return dataclasses.replace(item, source=site, via=item.source)
 
 

@@ -507,6 +507,15 @@ class SubscriberSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class OutletName:
+    """[outlets]: how the press review cites a site an aggregator's items link to ("ria.ru")."""
+
+    site: str  # its host, lower-case, without "www."
+    name: str
+    plural: bool = False  # grammatically plural, as a feed's plural = true
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     digest: DigestSettings
     smtp: SmtpSettings
@@ -519,6 +528,7 @@ class Settings:
     path: Path | None = None  # the file it came from
     bounces: BouncesSettings = field(default_factory=BouncesSettings)
     workers: WorkersSettings = field(default_factory=WorkersSettings)
+    outlets: tuple[OutletName, ...] = ()
 
     @property
     def database_url(self) -> str:
@@ -843,6 +853,32 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ..
     return tuple(feeds)
 
 
+_SITE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9-]{2,}")
+
+
+def _outlets(raw: Mapping[str, Any]) -> tuple[OutletName, ...]:
+    """[outlets]: "site" = "Name", or "site" = { name = "Name", plural = true }."""
+    table = raw.get("outlets", {})
+    if not isinstance(table, dict):
+        raise ConfigError('[outlets] must be a table of sites and names, e.g. "ria.ru" = "RIA Novosti".')
+    out: list[OutletName] = []
+    for site, value in table.items():
+        host = site.strip().lower().removeprefix("www.")
+        key = f"outlets.{toml_value(site)}"
+        if not _SITE.fullmatch(host):
+            raise ConfigError(f'{key} is not a site: write its host alone, e.g. "ria.ru" = "RIA Novosti".')
+        if isinstance(value, dict):
+            _reject_unknown(key, value, {"name", "plural"})
+            name = check_str(f"{key}.name", value.get("name"))
+            plural = check_bool(f"{key}.plural", value.get("plural", False))
+        else:
+            name, plural = check_str(key, value), False
+        if not name.strip():
+            raise ConfigError(f"{key} is empty: give the name the press review cites the site by.")
+        out.append(OutletName(host, name.strip(), plural))
+    return tuple(out)
+
+
 def _subscribers(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[SubscriberSpec, ...]:
     subs: list[SubscriberSpec] = []
     for i, entry in enumerate(_entries(raw, "subscribers"), start=1):
@@ -890,7 +926,7 @@ def _check_read_also_min(digest: DigestSettings) -> None:
 
 def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None, path: Path | None = None) -> Settings:
     """Validate a parsed TOML document (plus environment overrides) into Settings."""
-    allowed = set(TABLES) | {"sections", "feeds", "subscribers"}
+    allowed = set(TABLES) | {"sections", "feeds", "subscribers", "outlets"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"[{unknown[0]}] is not a config table; known tables: {', '.join(sorted(allowed))}.")
@@ -920,6 +956,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
         path=path,
         bounces=tables["bounces"],
         workers=tables["workers"],
+        outlets=_outlets(raw),
     )
 
 
@@ -1050,6 +1087,13 @@ def example_toml() -> str:
         'url = "https://sport.example.org/feed.atom"',
         'section = "Sport"',
         'interval = "30m"',
+        "",
+        "# Outlets: the name the press review cites a site by when an aggregator's feed (Yandex News,",
+        '# Google News) links to its articles; else it is cited by its host ("ria.ru"). A table',
+        "# { name = ..., plural = true } marks a grammatically plural name.",
+        "# [outlets]",
+        '# "ria.ru" = "RIA Novosti"',
+        '# "iz.ru" = { name = "Izvestia", plural = true }',
         "",
         "# Subscribers: email, optional name, optional sections (default: all), optional timezone",
         "# (default: [digest] timezone). They can also be managed with `digest subscribers ...`.",

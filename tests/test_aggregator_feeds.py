@@ -7,6 +7,7 @@ polled and sent by the real `digest` to a real SMTP server.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from test_faults import channel, one_feeds_edition, pub_date
@@ -39,6 +40,25 @@ async def test_an_aggregators_items_are_one_story_cited_by_the_papers_that_wrote
         assert f'href="https://{paper}/news/' in html  # the article itself, not the aggregator's redirect
     assert "News Aggregator adds" not in flat and " adds: " in flat
     assert "news.agg.example" not in html and "news.agg.example" not in flat
+
+
+async def test_an_aggregators_sites_are_cited_by_the_names_outlets_gives_them(tmp_path: Path) -> None:
+    # [outlets] names two of the three sites; the plural one agrees in Russian ("Ведомости пишут").
+    tail = "\n".join(
+        [
+            "[outlets]",
+            '"kommersant.example" = "Коммерсантъ"',
+            '"www.vedomosti.example" = { name = "Ведомости", plural = true }',
+        ]
+    )
+    flat, html = await one_feeds_edition(tmp_path, aggregator_feed(), extra='language = "ru"', tail=tail)
+    assert sum(flat.count(f"* {title} [") for title, _ in TELLINGS) == 1, flat
+    assert re.search(r"Коммерсантъ \[\d+\] (пишет|добавляет):", flat), flat
+    assert re.search(r"Ведомости \[\d+\] (пишут|добавляют):", flat), flat
+    assert "Коммерсантъ" in html and "Ведомости" in html
+    assert "kommersant.example [" not in flat and "vedomosti.example [" not in flat
+    assert "izvestia.example" in flat  # not named in [outlets]: cited by its host
+    assert 'href="https://vedomosti.example/news/' in html  # the link still goes to the article
 
 
 OUTLETS = ("Harbour Gazette", "Evening Courier", "Daily Lantern")

@@ -206,3 +206,22 @@ def test_web_secret_keys_newest_first_from_the_file_or_the_environment() -> None
         cfg.from_mapping({"web": {"secret_keys": ["short"]}}, env={})
     shown = cfg.describe(cfg.from_mapping({"web": {"secret_keys": keys}}, env={}))
     assert shown["web"]["secret_keys"] == "********"  # a secret: masked by check-config
+
+
+def test_outlets_name_sites_and_a_bad_entry_says_what_to_write() -> None:
+    settings = cfg.from_mapping(
+        tomllib.loads('[outlets]\n"RIA.ru" = " RIA Novosti "\n"www.iz.ru" = { name = "Izvestia", plural = true }\n'),
+        env={},
+    )
+    assert settings.outlets == (
+        cfg.OutletName("ria.ru", "RIA Novosti"),
+        cfg.OutletName("iz.ru", "Izvestia", plural=True),
+    )
+    for text, message in (
+        ('"https://ria.ru/" = "RIA"', r'outlets\."https://ria\.ru/" is not a site: write its host alone'),
+        ('"ria.ru" = 3', r'outlets\."ria\.ru" must be a string'),
+        ('"ria.ru" = { nam = "RIA" }', r'outlets\."ria\.ru"\.nam is not a setting; allowed: name, plural'),
+        ('"ria.ru" = " "', r'outlets\."ria\.ru" is empty: give the name'),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            cfg.from_mapping(tomllib.loads(f"[outlets]\n{text}\n"), env={})

@@ -26,9 +26,11 @@ SUMMARIES = (
 )
 
 
-def settings() -> cfg.Settings:
+def settings(**tables: Any) -> cfg.Settings:
+    """The test's settings, with `tables` (e.g. outlets={...}) added."""
     return cfg.from_mapping(
-        {
+        tables
+        | {
             "digest": {
                 "title": "Morning Review",
                 "timezone": "UTC",
@@ -105,6 +107,38 @@ def test_stories_survive_the_round_trip_through_json_with_cleaned_titles_and_syn
     # Another format, or an item that is not there, means: cluster again.
     assert stories_from_json('{"format": 99, "stories": []}', [i for i, _ in items]) is None
     assert stories_from_json(stories_to_json(placed), [i for i, _ in items[1:]]) is None
+
+
+def test_a_stored_edition_cites_a_site_by_the_name_outlets_gives_it_since() -> None:
+    # Stories stored when the aggregator's sites had no names: read back after the operator names
+    # one in [outlets], the lead, the other outlets and the quotes all use the new name.
+    def item(n: int, site: str) -> Item:
+        return Item(
+            id=n,
+            feed_id=1,
+            source="News Aggregator",
+            title="Central bank raises key rate to 21 percent",
+            url=f"https://agg.example/story?url={site}%2Fnews%2F{n}",
+            summary_html=f"<p>{SUMMARIES[n]}</p>",
+            summary_text=SUMMARIES[n],
+            published=NOW - timedelta(minutes=10 - n),
+            first_seen=NOW,
+        )
+
+    items = [(item(k, site), "World") for k, site in enumerate(("ria.example", "iz.example", "tass.example"))]
+    before = build_stories(items, options=compose_options(settings()))
+    [story] = [p.story for p in before]
+    assert {story.lead.source, *(i.source for i in story.also)} == {"ria.example", "iz.example", "tass.example"}
+    assert "iz.example" in {q.source for q in story.synopsis}
+    named = compose_options(settings(outlets={"iz.example": {"name": "Известия", "plural": True}}))
+    stored = stories_from_json(stories_to_json(before), [i for i, _ in items], (), named)
+    [after] = [p.story for p in stored or []]
+    sources = {after.lead.source, *(i.source for i in after.also)}
+    assert sources == {"ria.example", "Известия", "tass.example"}
+    quoted = {q.source: q.plural for q in after.synopsis}
+    assert quoted["Известия"] is True and "iz.example" not in quoted
+    # Built anew with the name, the same stories come out.
+    assert build_stories(items, options=named)[0].story == after
 
 
 def test_the_edition_is_clustered_once_when_built_and_read_back_by_every_mailer(

@@ -99,6 +99,7 @@ def write_config(
     subscribers: tuple[str, ...] = ("reader0@example.org",),
     extra: str = "",
     database: str | None = None,
+    tail: str = "",
 ) -> Path:
     lines = [
         "[digest]",
@@ -117,20 +118,22 @@ def write_config(
         lines += ["[[feeds]]", f'url = "{feed_url}"']
     for address in subscribers:
         lines += ["[[subscribers]]", f'email = "{address}"']
+    lines.append(tail)  # tables of their own ([outlets]), after the arrays of tables
     path = folder / "digest.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
-async def one_feeds_edition(folder: Path, body: bytes) -> tuple[str, str]:
+async def one_feeds_edition(folder: Path, body: bytes, *, extra: str = "", tail: str = "") -> tuple[str, str]:
     """Serve `body` as the one feed over HTTP, run the real `digest poll` and `digest send` to a
-    real SMTP server, and return the one message's plain text (whitespace collapsed) and HTML."""
+    real SMTP server, and return the one message's plain text (whitespace collapsed) and HTML.
+    `extra` and `tail` go into the config as `write_config` puts them."""
     import email
     import email.policy
 
     async with FeedServer() as feeds, SmtpServer() as smtp:
         url = feeds.serve("/feed.xml", body)
-        config = write_config(folder, feed_url=url, smtp_port=smtp.port)
+        config = write_config(folder, feed_url=url, smtp_port=smtp.port, extra=extra, tail=tail)
         polled = await asyncio.to_thread(poll, config)
         assert polled.returncode == 0, polled.stderr
         sent = await asyncio.to_thread(cli, config, "send")

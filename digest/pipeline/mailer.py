@@ -57,9 +57,12 @@ def compose_options(settings: Settings) -> ComposeOptions:
         max_per_source=d.max_per_source,
         synopsis_sentences=d.synopsis_sentences,
         subject_style=d.subject,
-        plural_outlets=frozenset(f.name for f in settings.feeds if f.plural and f.name),
+        plural_outlets=frozenset(
+            [*(f.name for f in settings.feeds if f.plural and f.name), *(o.name for o in settings.outlets if o.plural)]
+        ),
         press_outlets=tuple(dict.fromkeys(f.name for f in settings.feeds if f.press and f.name)),
         press_section=d.press_section,
+        outlet_names=tuple((o.site, o.name) for o in settings.outlets),
     )
 
 
@@ -147,7 +150,7 @@ def edition_stories(
     history = read_also_history(settings, store, edition)
     body = store.edition_stories(edition.id) if edition.id else None
     if body is not None:
-        placed = stories_from_json(body, [item for item, _ in items], history)
+        placed = stories_from_json(body, [item for item, _ in items], history, compose_options(settings))
         if placed is not None:
             return placed
     global _clustered
