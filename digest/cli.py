@@ -334,6 +334,8 @@ def check_config(app: App) -> None:
         click.echo("")
     click.echo("sections: " + ", ".join(settings.section_names))
     click.echo(f"feeds: {len(settings.feeds)}, subscribers: {len(settings.subscribers)}")
+    if settings.outlets:
+        click.echo("outlets: " + ", ".join(f"{o.site} = {o.name}" for o in settings.outlets))
     click.echo("config OK")
 
 

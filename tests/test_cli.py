@@ -57,6 +57,18 @@ def test_a_config_error_is_one_line_with_a_hint_and_exit_1(tmp_path: Path) -> No
     assert lines[1].startswith("  hint: ") and len(lines) == 2
 
 
+def test_check_config_lists_the_outlets_names_and_says_what_is_wrong_with_one(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('[outlets]\n"ria.ru" = "RIA Novosti"\n"iz.ru" = { name = "Izvestia", plural = true }\n')
+    result = run(good, "check-config")
+    assert result.exit_code == 0 and "outlets: ria.ru = RIA Novosti, iz.ru = Izvestia" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[outlets]\n"https://ria.ru" = "RIA Novosti"\n')
+    result = CliRunner().invoke(main, ["--config", str(bad), "check-config"])
+    assert result.exit_code == 1
+    assert result.output.startswith('error: outlets."https://ria.ru" is not a site: write its host alone')
+
+
 def test_usage_errors_exit_2(config: Path) -> None:
     assert CliRunner().invoke(main, ["--config", str(config), "send", "--date", "tomorrow"]).exit_code == 2
     assert CliRunner().invoke(main, ["no-such-command"]).exit_code == 2
