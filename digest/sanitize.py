@@ -649,7 +649,11 @@ def _is_credit(text: str) -> bool:
     name: 20minutos opens its summaries with the photo's), never a sentence."""
     if _BYLINE.fullmatch(text):
         return True
-    return len(text) <= 60 and len(text.split()) <= 6 and text.upper() == text and any(c.isalpha() for c in text)
+    # Capitals: a cased letter and no lower-case one. Chinese, Japanese, Arabic or Urdu have no case:
+    # a short opening paragraph in them is prose ("刚才看到一位豆友说：..."), not a credit.
+    return (
+        len(text) <= 60 and len(text.split()) <= 6 and any(map(str.isupper, text)) and not any(map(str.islower, text))
+    )
 
 
 def only_a_byline(html: str) -> bool:

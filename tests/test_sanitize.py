@@ -323,6 +323,9 @@ def test_prose_text_leaves_out_captions_a_byline_subheadings_quotes_code_and_tab
         ("<p>EUROPA PRESS</p> <ul><li>Las tarifas suben.</li></ul>", "Las tarifas suben."),
         ("<p>ISABEL SERRANO</p><p>Las tarifas suben.</p>", "Las tarifas suben."),
         ("<p>NASA launches a probe.</p><p>It flies.</p>", "NASA launches a probe. It flies."),  # a sentence
+        # A script without case has no capitals: a short opening paragraph in it is prose (netease's blog).
+        ("<p>刚才看到一位豆友说：笑而不语啊。</p><p>更多内容。</p>", "刚才看到一位豆友说：笑而不语啊。 更多内容。"),
+        ("<p>وزیر اعظم نے کہا</p><p>مزید تفصیل</p>", "وزیر اعظم نے کہا مزید تفصیل"),
         ("<blockquote>Only a quoted line.</blockquote>", "Only a quoted line."),  # nothing else: kept whole
         ("<h2>Only a heading</h2>", "Only a heading"),
         ("plain &amp; simple", "plain & simple"),
