@@ -172,7 +172,7 @@ def as_written(item: Item, names: Mapping[str, str] | None = None) -> Item:
     if site is None or item.via is not None:
         return item
     if names:
-        site = names.get(site.lower().removeprefix("www."), site)
+        site = names.get(site, site)  # a linked site is a host already, lower-case, without "www."
     return dataclasses.replace(item, source=site, via=item.source)
 
 
