@@ -149,8 +149,9 @@ def edition_stories(
         items = store.edition_items(edition.id)
     history = read_also_history(settings, store, edition)
     body = store.edition_stories(edition.id) if edition.id else None
+    options = compose_options(settings)
     if body is not None:
-        placed = stories_from_json(body, [item for item, _ in items], history, compose_options(settings))
+        placed = stories_from_json(body, [item for item, _ in items], history, options)
         if placed is not None:
             return placed
     global _clustered
@@ -159,7 +160,7 @@ def edition_stories(
     if _clustered is not None and _clustered[0] is settings and _clustered[1] == key:
         placed = _clustered[2]
     else:
-        placed = build_stories(items, history=history, options=compose_options(settings))
+        placed = build_stories(items, history=history, options=options)
         _clustered = (settings, key, placed)
     if edition.id and body is None:
         store.save_edition_stories(edition.id, stories_to_json(placed), now=now or datetime.now(UTC))
