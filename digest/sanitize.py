@@ -580,9 +580,17 @@ _MOJIBAKE = re.compile(
 )
 
 
+# A no-break space double-encoded ("Â\xa0") at the end of a title, whose "\xa0" feedparser already
+# stripped as whitespace: "killing five at Fort Lauderdale airportÂ". A capital Â straight after a
+# small letter ends no word of any language.
+_STRIPPED_NBSP = re.compile(r"(?<=[a-z])\u00c2$")
+
+
 def repair_mojibake(text: str) -> str:
     """Undo double-encoded UTF-8 when the text clearly is (ftfy decides and is conservative)."""
-    if not _MOJIBAKE.search(text):
+    if _STRIPPED_NBSP.search(text):
+        text += "\xa0"  # the space it lost, for ftfy to read the pair as the no-break space it was
+    elif not _MOJIBAKE.search(text):
         return text
     import ftfy  # imported on first need: most feeds never need it
 

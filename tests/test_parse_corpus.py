@@ -122,6 +122,7 @@ def _check_news(name: str, feed: ParsedFeed) -> None:
         assert item.url is not None or name in NO_LINKS, item.key
         assert "\ufffd" not in item.title + item.summary_text
         assert not MOJIBAKE.search(item.title + " " + item.summary_text), (item.title, item.summary_text[:80])
+        assert not re.search(r"[a-z]Â(\s|$)", item.title + " " + item.summary_text), item.title  # a no-break space's
 
 
 # --------------------------------------------------------------------------- decoding

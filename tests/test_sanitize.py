@@ -16,6 +16,7 @@ from digest.sanitize import (
     header_text,
     html_to_text,
     prose_text,
+    repair_mojibake,
     sanitize_html,
 )
 
@@ -334,3 +335,19 @@ def test_prose_text_leaves_out_captions_a_byline_subheadings_quotes_code_and_tab
 )
 def test_prose_text_keeps_prose_that_only_looks_like_a_byline(html: str, expected: str) -> None:
     assert prose_text(html) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Ã©tÃ© Ã  Paris", "été à Paris"),
+        ("Mike PenceÂ\xa0says", "Mike Pence\xa0says"),
+        # The Indian Express ends titles with a double-encoded no-break space; feedparser strips its
+        # "\xa0" as whitespace and leaves the "Â".
+        ("Five killed at Fort Lauderdale airportÂ", "Five killed at Fort Lauderdale airport\xa0"),
+        ("ÂLTIMO MINUTO", "ÂLTIMO MINUTO"),  # a capital Â that opens a word stays
+        ("Clean text, nothing to do", "Clean text, nothing to do"),
+    ],
+)
+def test_repair_mojibake_undoes_double_encoded_utf8(text: str, expected: str) -> None:
+    assert repair_mojibake(text) == expected
