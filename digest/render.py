@@ -77,6 +77,11 @@ _URL_ALLOWANCE = 2_000
 SHORT_SUMMARY_CHARS = 140
 PREHEADER_CHARS = 140
 SUBJECT_CHARS = 150  # long enough for two headlines; header_text keeps it one safe line
+# "More from The Indian Express": its first reports by headline (what they add is in the headline: "Suspect
+# had mental health issues: relatives"), any further ones by number, so a busy outlet's follow-ups stay
+# a line or two.
+MORE_FROM_HEADLINES = 3
+HEADLINE_CHARS = 90  # an untitled item's stand-in headline: the start of its summary
 _LINK_SCHEMES = frozenset({"http", "https"})
 
 
@@ -104,11 +109,14 @@ class OutletView:
 
     name: LinkView
     more: tuple[LinkView, ...] = ()
+    # Only in "More from": its first other reports by headline, before `more` (numbered after them).
+    headlines: tuple[LinkView, ...] = ()
 
     @property
     def refs(self) -> str:
-        """The plain-text numbers of its other reports: '[6] [7]'."""
-        return " ".join(f"[{link.ref}]" for link in self.more if link.ref is not None)
+        """The plain-text form of its other reports: 'Suspect had mental health issues [5]; [6] [7]'."""
+        numbers = " ".join(f"[{link.ref}]" for link in self.more if link.ref is not None)
+        return "; ".join([*(link.cited for link in self.headlines), *([numbers] if numbers else [])])
 
     @property
     def cited(self) -> str:
@@ -146,7 +154,8 @@ class StoryView:
     outlets: int = 0  # in "Top stories": how many outlets tell it
     synopsis: tuple[QuoteView, ...] = ()
     image: ImageView | None = None
-    # The lead's outlet's other reports of the story ("More from The Indian Express: 2, 3"): not
+    # The lead's outlet's other reports of the story ("More from The Indian Express: Suspect had mental
+    # health issues: relatives; ..."): not
     # "Also reported by", which names other outlets.
     more_from: OutletView | None = None
 
@@ -221,6 +230,11 @@ def _href(url: str | None) -> str | None:
     if parts.scheme.lower() not in _LINK_SCHEMES or not parts.netloc or any(c in url for c in " <>\"'"):
         return None
     return url
+
+
+def _headline(item: Item) -> str:
+    """An item's title; some feeds (microblogs, podcasts) give none: the start of its summary stands in."""
+    return item.title or _cut(_clean(item.summary_text), HEADLINE_CHARS)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -320,16 +334,22 @@ class _ViewBuilder:
             outlets.append(OutletView(self._link(name, first.url), self._numbered(rest)))
         return tuple(outlets)
 
-    def _numbered(self, items: Sequence[Item]) -> tuple[LinkView, ...]:
+    def _numbered(self, items: Sequence[Item], start: int = 2) -> tuple[LinkView, ...]:
         """An outlet's further reports as links numbered from 2 (its first is its name or the title);
         an unlinked report adds nothing."""
         linked = [item for item in items if _href(item.url) is not None]
-        return tuple(self._link(str(k), item.url) for k, item in enumerate(linked, start=2))
+        return tuple(self._link(str(k), item.url) for k, item in enumerate(linked, start=start))
 
     def _more_from(self, outlet: str, items: Sequence[Item]) -> OutletView | None:
-        """The lead's outlet's other linked reports, numbered from 2 (the title is its first)."""
-        more = self._numbered(items)
-        return OutletView(LinkView(outlet, None), more) if more else None
+        """The lead's outlet's other linked reports (the title is its first): the first
+        `MORE_FROM_HEADLINES` by headline while summaries are in full, the rest numbered after them."""
+        linked = [item for item in items if _href(item.url) is not None]
+        if not linked:
+            return None
+        named = linked[:MORE_FROM_HEADLINES] if self.budget.summaries == "full" else []
+        headlines = tuple(self._link(_headline(item), item.url) for item in named)
+        more = self._numbered(linked[len(named) :], start=2 + len(named))
+        return OutletView(LinkView(outlet, None), more, headlines)
 
     def _take_links(self) -> tuple[LinkView, ...]:
         links, self._block_links = tuple(self._block_links), []
@@ -384,8 +404,7 @@ class _ViewBuilder:
 
     def story(self, story: Story, *, top: bool = False) -> StoryView:
         lead = story.lead
-        # Some feeds (microblogs, podcasts) give items no title: the start of the summary stands in.
-        headline = lead.title or _cut(_clean(lead.summary_text), 90) or _clean(lead.source)
+        headline = _headline(lead) or _clean(lead.source)
         title = self._link(headline, lead.url, lead.source)
         summary_html, summary_text = _excerpts(lead.summary_html, lead.summary_text, self.excerpt_chars)
         if self.budget.summaries == "short":
@@ -411,7 +430,7 @@ class _ViewBuilder:
             also=self._outlets([i for i in unquoted if _clean(i.source) != source]),
             more_from=self._more_from(source, [i for i in unquoted if _clean(i.source) == source]),
             read_also=tuple(
-                self._link(item.title or _cut(_clean(item.summary_text), 90), item.url, item.source)
+                self._link(_headline(item), item.url, item.source)
                 for item in story.read_also
             ),
             synopsis=synopsis,

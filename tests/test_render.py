@@ -316,21 +316,51 @@ def test_the_lead_outlets_other_reports_are_more_from_it_not_also_reported_by_it
             item(2, "Airport gunman was a veteran", source="Wire Service"),
             item(3, "Shooting at the airport: what we know", source="Morning Post"),
             item(4, "Thousands stranded at the airport", source="Wire Service"),
-            item(5, "Airport reopens", source="Wire Service", url=None),  # no link: nothing to number
+            item(5, "Airport reopens", source="Wire Service", url=None),  # no link: nothing to show
         ),
     )
     for lang, more in (("en", "More from Wire Service"), ("ru", "Другие публикации Wire Service")):
         r = Renderer().render(one_story_edition(story, language=lang))
         assert re.search(
-            rf'{more}: <a href="https://example.org/news/2"[^>]*>2</a>, <a href="https://example.org/news/4"[^>]*>3</a></p>',
+            rf'{more}: <a href="https://example.org/news/2"[^>]*>Airport gunman was a veteran</a>; '
+            r'<a href="https://example.org/news/4"[^>]*>Thousands stranded at the airport</a></p>',
             r.html,
         ), r.html
         assert re.search(r'<a href="https://example.org/news/3"[^>]*>Morning Post</a></p>', r.html)
-        assert "Wire Service</a> (" not in r.html
-        line = re.search(rf"{more}: \[(\d+)\] \[(\d+)\]\n", r.text)
+        assert "Wire Service</a> (" not in r.html and "Airport reopens" not in r.html
+        joined = r.text.replace("\n    ", " ")  # the line as wrapped, unwrapped
+        line = re.search(rf"{more}: Airport gunman was a veteran \[(\d+)\]; Thousands stranded at the airport \[(\d+)\]\n", joined)
         assert line, r.text
         refs = dict(re.findall(r"^\[(\d+)\] (\S+)$", r.text, re.M))
         assert [refs[n] for n in line.groups()] == ["https://example.org/news/2", "https://example.org/news/4"]
+
+
+def test_more_from_a_busy_outlet_names_three_reports_and_numbers_the_rest() -> None:
+    # Five follow-ups by headline would be five lines under one story: three say what the outlet adds,
+    # the others are numbered after them (the title is its first report, so they are 5 and 6).
+    follow_ups = tuple(item(k, f"Follow-up number {k}", source="Wire Service") for k in range(2, 7))
+    r = Renderer().render(one_story_edition(Story(lead=item(1, "Airport shooting", source="Wire Service"), also=follow_ups)))
+    shown = re.search(r"More from Wire Service: (.*?)</p>", r.html)
+    assert shown, r.html
+    assert re.findall(r'<a href="https://example.org/news/(\d)"[^>]*>([^<]*)</a>', shown.group(1)) == [
+        ("2", "Follow-up number 2"),
+        ("3", "Follow-up number 3"),
+        ("4", "Follow-up number 4"),
+        ("5", "5"),
+        ("6", "6"),
+    ]
+    assert "Follow-up number 4</a>; <a" in shown.group(1) and ">5</a>, <a" in shown.group(1)
+    assert re.search(r"More from Wire Service: Follow-up number 2 \[\d+\]; .*; \[\d+\] \[\d+\]\n", r.text.replace("\n    ", " "))
+
+
+def test_more_from_is_numbered_once_summaries_are_shortened_to_fit() -> None:
+    # When the HTML must shrink, the follow-ups' headlines go before any story does: numbers only.
+    follow_ups = tuple(item(k, f"Follow-up number {k}", source="Wire Service") for k in range(2, 4))
+    story = Story(lead=item(1, "Airport shooting", source="Wire Service", summary="Long. " * 400), also=follow_ups)
+    r = Renderer(excerpt_chars=2400).render(one_story_edition(story), max_html_bytes=9_000)
+    assert "Summaries were shortened" in r.html, r.html
+    assert re.search(r'More from Wire Service: <a [^>]*>2</a>, <a [^>]*>3</a></p>', r.html), r.html
+    assert "Follow-up number 2 [" in r.text  # the text part is not clipped and keeps them
 
 
 def test_rtl_titles_let_the_client_pick_the_direction() -> None:
