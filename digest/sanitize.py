@@ -361,7 +361,8 @@ def _text_after(cleaner: nh3.Cleaner, html: str) -> str:
 def prose_text(html: str) -> str:
     """What an item says in its own sentences: `html_to_text` without what an excerpt leaves out
     (`EXCERPT_DROPPED`: headings, figures and their captions, tables, blockquotes, code, media) and
-    without a byline or a credit in capitals that opens it ("By Joseph Flaherty", "EUROPA PRESS").
+    without a byline or a credit in capitals that opens it ("By Joseph Flaherty", "EUROPA PRESS"),
+    nor a wire report's dateline ("BRASÍLIA (Reuters) - ").
 
     Medium and WordPress bodies open with a figure caption and a byline, and run subheadings into
     the prose: "Image: The Verge By Joseph Flaherty Microsoft is acquiring GitHub ... in stock.
@@ -370,8 +371,8 @@ def prose_text(html: str) -> str:
     but such parts (a summary that is one blockquote) keeps its whole text.
     """
     if not html or ("<" not in html and "&" not in html):
-        return html_to_text(html)
-    return _prose_only(_without_opening_byline(html)) or html_to_text(html)
+        return html_to_text(_without_opening_dateline(html)) or html_to_text(html)
+    return _prose_only(_without_opening_dateline(_without_opening_byline(html))) or html_to_text(html)
 
 
 def excerpt(html: str, limit: int) -> str:
@@ -688,6 +689,31 @@ def _without_opening_byline(html: str) -> str:
     return html[: m.start()] + html[m.end() :]
 
 
+# A wire report's dateline: its place, maybe a date, the agency, a dash ("BRASÍLIA (Reuters) - ",
+# "MOSCOU, 24 SET (ANSA) - ", "Quito, 24 Set 2018 (AFP) - ", "Nova York, 24 set (EFE).- "), as
+# aggregators (UOL) pass wire copy on. Where and who is in the item's line already; as the
+# opening of an excerpt or of a press-review quote ("UOL: MOSCOU, 24 SET (ANSA) - O líder...") it
+# is noise. Only known agencies: "Apple (AAPL) - " has the same shape and is a sentence.
+_AGENCIES = (
+    "Reuters|AP|AFP|EFE|ANSA|dpa|DPA|Xinhua|UPI|Bloomberg|PTI|IANS|ANI|Kyodo|Yonhap|Lusa|TASS|Interfax|"
+    "Europa Press|Folhapress|FOLHAPRESS|Agência Brasil|Estadão Conteúdo|KNA|epd|AA|ТАСС|Интерфакс|РИА Новости"
+)
+_PLACE_WORD = r"(?:[A-ZÀ-ÞА-ЯЁ][\w'’.-]*|de|da|do|dos|das|del|di|la|le|el|am)"  # "Rio de Janeiro"
+_DATELINE = re.compile(
+    r"((?:\s|<(?!/)[^>]*>)*)"  # opening tags, kept
+    rf"{_PLACE_WORD}(?: {_PLACE_WORD}){{0,3}}"  # the place: up to four words
+    r"(?:, [\w.]+(?: [\w.]+){0,2})?"  # ", 24 SET", ", Jan. 6", ", 24 Set 2018", ", PR"
+    rf" ?\((?:{_AGENCIES})\)\.?((?:</[^>]*>)*) ?[-–—]{{1,2}}((?:</[^>]*>)*)\s+"
+)
+
+
+def _without_opening_dateline(html: str) -> str:
+    """`html` (or plain text) without a wire dateline that opens it (`_DATELINE`); a tag it closes
+    ("<b>WASHINGTON (Reuters) —</b>") is closed still, so emphasis does not run on."""
+    m = _DATELINE.match(html)
+    return html if m is None else m.group(1) + m.group(2) + m.group(3) + html[m.end() :]
+
+
 def _prose_only(html: str) -> str:
     return _text_after(_PROSE_CLEANER, html)
 
@@ -706,7 +732,7 @@ def excerpt_html(html: str, limit: int) -> str:
         html = html[:window]
         if html.rfind("<") > html.rfind(">"):
             html = html[: html.rfind("<")]
-    spaced = _BLOCK_END.sub(lambda m: m.group(0) + " ", limit_nesting(_without_opening_byline(html)))
+    spaced = _BLOCK_END.sub(lambda m: m.group(0) + " ", limit_nesting(_without_opening_dateline(_without_opening_byline(html))))
     cleaned = nh3.clean(
         spaced,
         tags=set(EXCERPT_TAGS),

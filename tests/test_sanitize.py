@@ -327,6 +327,17 @@ def test_prose_text_leaves_out_captions_a_byline_subheadings_quotes_code_and_tab
         # A script without case has no capitals: a short opening paragraph in it is prose (netease's blog).
         ("<p>刚才看到一位豆友说：笑而不语啊。</p><p>更多内容。</p>", "刚才看到一位豆友说：笑而不语啊。 更多内容。"),
         ("<p>وزیر اعظم نے کہا</p><p>مزید تفصیل</p>", "وزیر اعظم نے کہا مزید تفصیل"),
+        # A wire report's dateline, as UOL passes Reuters', ANSA's, AFP's and EFE's copy on.
+        ("BRASÍLIA (Reuters) - O candidato do PSL lidera.", "O candidato do PSL lidera."),
+        ("<p>MOSCOU, 24 SET (ANSA) - O líder foi condenado.</p>", "O líder foi condenado."),
+        ("<p>Quito, 24 Set 2018 (AFP) - O fundador do WikiLeaks.</p>", "O fundador do WikiLeaks."),
+        ("Nova York, 24 set (EFE).- O índice subiu.", "O índice subiu."),
+        ("<p>Rio de Janeiro, 3 jan (Agência Brasil) – A chuva.</p>", "A chuva."),
+        ("<p><b>WASHINGTON (Reuters) —</b> Lawmakers met.</p>", "Lawmakers met."),
+        ("Apple (AAPL) - shares rose.", "Apple (AAPL) - shares rose."),  # not an agency: a sentence
+        ("The talks (AP) - were held.", "The talks (AP) - were held."),  # "talks" is no place's word
+        ("Fares rise. LONDON (Reuters) - More.", "Fares rise. LONDON (Reuters) - More."),  # only an opening one
+        ("WASHINGTON (Reuters) - ", "WASHINGTON (Reuters) -"),  # nothing else: kept
         ("<blockquote>Only a quoted line.</blockquote>", "Only a quoted line."),  # nothing else: kept whole
         ("<h2>Only a heading</h2>", "Only a heading"),
         ("plain &amp; simple", "plain & simple"),
@@ -351,3 +362,8 @@ def test_prose_text_keeps_prose_that_only_looks_like_a_byline(html: str, expecte
 )
 def test_repair_mojibake_undoes_double_encoded_utf8(text: str, expected: str) -> None:
     assert repair_mojibake(text) == expected
+
+
+def test_an_excerpt_drops_a_wire_dateline_and_closes_the_emphasis_it_opened() -> None:
+    assert excerpt_html("<p><b>WASHINGTON (Reuters) —</b> Lawmakers <i>met</i>.</p>", 280) == "Lawmakers <i>met</i>."
+    assert excerpt_html("<p>MOSCOU, 24 SET (ANSA) - O líder foi condenado.</p>", 280) == "O líder foi condenado."
