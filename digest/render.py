@@ -429,10 +429,7 @@ class _ViewBuilder:
             # An outlet the synopsis quotes is already linked there: "Also reported by" names the rest.
             also=self._outlets([i for i in unquoted if _clean(i.source) != source]),
             more_from=self._more_from(source, [i for i in unquoted if _clean(i.source) == source]),
-            read_also=tuple(
-                self._link(_headline(item), item.url, item.source)
-                for item in story.read_also
-            ),
+            read_also=tuple(self._link(_headline(item), item.url, item.source) for item in story.read_also),
             synopsis=synopsis,
             outlets=story.outlets if top else 0,
         )

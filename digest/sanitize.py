@@ -732,7 +732,9 @@ def excerpt_html(html: str, limit: int) -> str:
         html = html[:window]
         if html.rfind("<") > html.rfind(">"):
             html = html[: html.rfind("<")]
-    spaced = _BLOCK_END.sub(lambda m: m.group(0) + " ", limit_nesting(_without_opening_dateline(_without_opening_byline(html))))
+    spaced = _BLOCK_END.sub(
+        lambda m: m.group(0) + " ", limit_nesting(_without_opening_dateline(_without_opening_byline(html)))
+    )
     cleaned = nh3.clean(
         spaced,
         tags=set(EXCERPT_TAGS),

@@ -329,7 +329,9 @@ def test_the_lead_outlets_other_reports_are_more_from_it_not_also_reported_by_it
         assert re.search(r'<a href="https://example.org/news/3"[^>]*>Morning Post</a></p>', r.html)
         assert "Wire Service</a> (" not in r.html and "Airport reopens" not in r.html
         joined = r.text.replace("\n    ", " ")  # the line as wrapped, unwrapped
-        line = re.search(rf"{more}: Airport gunman was a veteran \[(\d+)\]; Thousands stranded at the airport \[(\d+)\]\n", joined)
+        line = re.search(
+            rf"{more}: Airport gunman was a veteran \[(\d+)\]; Thousands stranded at the airport \[(\d+)\]\n", joined
+        )
         assert line, r.text
         refs = dict(re.findall(r"^\[(\d+)\] (\S+)$", r.text, re.M))
         assert [refs[n] for n in line.groups()] == ["https://example.org/news/2", "https://example.org/news/4"]
@@ -339,7 +341,9 @@ def test_more_from_a_busy_outlet_names_three_reports_and_numbers_the_rest() -> N
     # Five follow-ups by headline would be five lines under one story: three say what the outlet adds,
     # the others are numbered after them (the title is its first report, so they are 5 and 6).
     follow_ups = tuple(item(k, f"Follow-up number {k}", source="Wire Service") for k in range(2, 7))
-    r = Renderer().render(one_story_edition(Story(lead=item(1, "Airport shooting", source="Wire Service"), also=follow_ups)))
+    r = Renderer().render(
+        one_story_edition(Story(lead=item(1, "Airport shooting", source="Wire Service"), also=follow_ups))
+    )
     shown = re.search(r"More from Wire Service: (.*?)</p>", r.html)
     assert shown, r.html
     assert re.findall(r'<a href="https://example.org/news/(\d)"[^>]*>([^<]*)</a>', shown.group(1)) == [
@@ -350,7 +354,9 @@ def test_more_from_a_busy_outlet_names_three_reports_and_numbers_the_rest() -> N
         ("6", "6"),
     ]
     assert "Follow-up number 4</a>; <a" in shown.group(1) and ">5</a>, <a" in shown.group(1)
-    assert re.search(r"More from Wire Service: Follow-up number 2 \[\d+\]; .*; \[\d+\] \[\d+\]\n", r.text.replace("\n    ", " "))
+    assert re.search(
+        r"More from Wire Service: Follow-up number 2 \[\d+\]; .*; \[\d+\] \[\d+\]\n", r.text.replace("\n    ", " ")
+    )
 
 
 def test_more_from_is_numbered_once_summaries_are_shortened_to_fit() -> None:
@@ -359,7 +365,7 @@ def test_more_from_is_numbered_once_summaries_are_shortened_to_fit() -> None:
     story = Story(lead=item(1, "Airport shooting", source="Wire Service", summary="Long. " * 400), also=follow_ups)
     r = Renderer(excerpt_chars=2400).render(one_story_edition(story), max_html_bytes=9_000)
     assert "Summaries were shortened" in r.html, r.html
-    assert re.search(r'More from Wire Service: <a [^>]*>2</a>, <a [^>]*>3</a></p>', r.html), r.html
+    assert re.search(r"More from Wire Service: <a [^>]*>2</a>, <a [^>]*>3</a></p>", r.html), r.html
     assert "Follow-up number 2 [" in r.text  # the text part is not clipped and keeps them
 
 
