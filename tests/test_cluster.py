@@ -26,7 +26,7 @@ from digest.cluster import (
     similarity,
     title_shingles,
 )
-from digest.cluster.features import _name_key, _profile
+from digest.cluster.features import _name_key, _profile, series_places
 from digest.cluster.stories import _merge_score
 from digest.cluster.vectors import _weak_number
 from digest.errors import DigestError
@@ -161,6 +161,32 @@ def test_a_date_or_a_score_is_one_figure_so_two_episodes_or_two_rounds_differ() 
         "7-6",
         "6-3",
     ]
+
+
+def test_one_outlets_episodes_numbered_apart_in_a_series_are_two_stories() -> None:
+    # From the real corpus: Giant Bomb's "Game of the Year 2013: Day One" and "...: Day Two", Serial's
+    # "S01 Update: Day 01, Adnan Syed's Hearing" and "Day 02": alike because they are a series, and
+    # merged, one episode was listed under the other as "More from".
+    talk = "Jo and Sam argue about the harbour festival's best boats, then take listeners' questions."
+
+    def episode(title: str, minutes: int) -> Candidate:
+        return Candidate(title, f"https://q.example/{minutes}", "quayside", at(minutes), summary_text=talk)
+
+    day_one, day_two = (
+        episode("Quayside Cast Harbour Festival: Day One", 0),
+        episode("Quayside Cast Harbour Festival: Day 02", 1440),
+    )
+    assert [40] in cluster([*_unrelated_day(40), day_one, day_two])
+    # The same two without a place in the series are one story: only the numbering keeps them apart.
+    unnumbered = episode("Quayside Cast Harbour Festival: the boats", 1440)
+    assert [40, 41] in cluster([*_unrelated_day(40), day_one, unnumbered])
+    # Two outlets numbering alike are not told apart by it (their own series would not line up).
+    assert [40, 41] in cluster([*_unrelated_day(40), day_one, dataclasses.replace(day_two, source="pier")])
+    assert series_places("Giant Bombcast Game of the Year 2013: Day One") == (("day", 1),)
+    assert series_places("S01 Update: Day 01, Adnan Syed’s Hearing") == (("day", 1),)
+    assert series_places("Episode #12 — Part II") == (("episode", 12), ("part", 2))
+    assert series_places("Часть 2: выпуск 3") == (("часть", 2), ("выпуск", 3))
+    assert series_places("US envoys asked to quit by Inauguration Day") == ()
 
 
 def test_one_shared_word_does_not_make_a_story() -> None:
@@ -390,6 +416,21 @@ def test_related_finds_earlier_items_on_the_subject_but_not_the_same_story() -> 
 # --------------------------------------------------------------------------- the real corpus
 
 # Cross-feed pairs in the corpus that really are one story: (file, title) of each item.
+# One outlet's episodes of a series, worded alike: two stories each.
+KNOWN_APART = [
+    frozenset(
+        {
+            ("giantbomb_bombcast_podcast_large.rss", "Giant Bombcast Giant Bomb Game of the Year 2013: Day One"),
+            ("giantbomb_bombcast_podcast_large.rss", "Giant Bombcast Giant Bomb Game of the Year 2013: Day Two"),
+        }
+    ),
+    frozenset(
+        {
+            ("serial_podcast_feedburner.xml", "S01 Update: Day 01, Adnan Syed’s Hearing"),
+            ("serial_podcast_feedburner.xml", "S01 Update: Day 02, Adnan Syed’s Hearing"),
+        }
+    ),
+]
 KNOWN_SAME_STORY = [
     # The same Chicago news-agency story, reworded by two papers (Jan 2017).
     frozenset(
@@ -437,6 +478,9 @@ def test_the_whole_corpus_joins_a_story_two_papers_reworded() -> None:
     merged = [g for g in groups if len(g) > 1]
     for known in KNOWN_SAME_STORY:
         assert any(known <= {(items[i].source, items[i].title) for i in g} for g in merged), sorted(known)
+    for apart in KNOWN_APART:
+        assert all(len(apart & {(items[i].source, items[i].title) for i in g}) < 2 for g in merged), sorted(apart)
+        assert apart <= {(item.source, item.title) for item in items}, sorted(apart)  # both are in the corpus
     print(f"\ncorpus: {len(items)} items -> {len(groups)} stories, {len(merged)} merged groups")
     for g in merged:
         print("  " + " | ".join(f"{items[i].source[:14]}: {items[i].title[:50]}" for i in g[:4]))

@@ -292,6 +292,46 @@ def _profile(item: ClusterInput) -> _Profile:
     return _Profile(lang, features, capitals, list(others), tuple(names), styled)
 
 
+# A title's place in a series: "Day One", "Day 01", "Part 2", "Episode #12", "Tag 3", "día 2", "часть 2".
+# One outlet's "Game of the Year 2013: Day One" and "...: Day Two", a podcast's "Update: Day 01" and
+# "Update: Day 02", are two episodes, worded alike because they are a series.
+_SERIES_MARKERS = (
+    "day|part|episode|ep|chapter|round|week|stage|game|volume|vol|season|"
+    "jour|épisode|partie|chapitre|manche|étape|tag|teil|folge|kapitel|runde|etappe|"
+    "día|dia|parte|capítulo|capitulo|episodio|jornada|etapa|giorno|puntata|giornata|"
+    "день|часть|серия|выпуск|глава|тур|этап"
+)
+_ORDINALS = {
+    word: k
+    for k, words_of in enumerate(
+        (
+            "one first i",
+            "two second ii",
+            "three third iii",
+            "four fourth iv",
+            "five fifth v",
+            "six sixth vi",
+            "seven seventh vii",
+            "eight eighth viii",
+            "nine ninth ix",
+            "ten tenth x",
+        ),
+        start=1,
+    )
+    for word in words_of.split()
+}
+_SERIES = re.compile(rf"\b({_SERIES_MARKERS})\s*#?\s*(\d{{1,3}}|{'|'.join(_ORDINALS)})\b", re.IGNORECASE)
+
+
+@lru_cache(maxsize=4096)
+def series_places(title: str) -> tuple[tuple[str, int], ...]:
+    """Where a title says it stands in a series: ("day", 1) for "... Day One" and for "Day 01"."""
+    return tuple(
+        (marker.casefold(), int(place) if place.isdigit() else _ORDINALS[place.casefold()])
+        for marker, place in _SERIES.findall(title)
+    )
+
+
 COMMON_NOUN_USES = 2  # items of a batch that write a capitalised word in lower case: then it names nothing
 
 

@@ -14,15 +14,17 @@ all of this holds:
 * two stories of one source need `SAME_SOURCE_FACTOR` times the threshold: an outlet writes
   about its subjects again and again (two rounds of one golf tournament), while two outlets on one
   subject the same day are usually one story. A follow-up (within `FOLLOW_UP_GAP`, sharing a rare
-  name and `_FOLLOW_UP_WORDS` rare words) needs `FOLLOW_UP_FACTOR` times the threshold only.
+  name and `_FOLLOW_UP_WORDS` rare words) needs `FOLLOW_UP_FACTOR` times the threshold only; two
+  items whose titles number them apart in a series ("Day One", "Day Two") never merge.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from digest.cluster.features import _ties_languages
+from digest.cluster.features import _ties_languages, series_places
 from digest.cluster.vectors import _Batch, _norm, _scaled_cosine, _unit
 
 DEFAULT_THRESHOLD = 0.25  # centroid cosine for stories that share a language
@@ -161,7 +163,27 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
         score /= FOLLOW_UP_FACTOR if anchored else SAME_SOURCE_FACTOR
         if batch.idf:
             score *= _mismatch(a, b)
+        if score >= 1.0 and batch.titles and _other_episodes(a.ranks, b.ranks, batch.titles):
+            return 0.0
     return score if score >= 1.0 else 0.0
+
+
+def _other_episodes(a: list[int], b: list[int], titles: Sequence[str]) -> bool:
+    """Whether two stories' titles number them apart in one series ("Day One" and "Day Two"): read
+    only for one outlet's pairs that would merge, so the titles of most items are never searched."""
+    mine = _places(a, titles)
+    if not mine:
+        return False
+    theirs = _places(b, titles)
+    return any(marker in theirs and theirs[marker].isdisjoint(places) for marker, places in mine.items())
+
+
+def _places(ranks: list[int], titles: Sequence[str]) -> dict[str, set[int]]:
+    places: dict[str, set[int]] = {}
+    for rank in ranks:
+        for marker, place in series_places(titles[rank]):
+            places.setdefault(marker, set()).add(place)
+    return places
 
 
 def _number_mismatch(a: dict[str, float], b: dict[str, float]) -> float:

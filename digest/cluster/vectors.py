@@ -82,6 +82,7 @@ class _Batch:
 
     rare: frozenset[str]
     common_nouns: frozenset[str] = frozenset()  # name keys of words the batch writes in lower case too
+    titles: Sequence[str] = ()  # by rank: one outlet's episodes of a series are told apart by them
 
 
 _COUNT_ONLY = 4096  # per source, count only the batch's features common enough to be boilerplate, up to this many
@@ -139,4 +140,14 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
     # In a handful of items no feature is common: every shared one counts.
     rare_limit = max(3.0, math.sqrt(n)) if use_idf else float(n)
     rare = frozenset(f for f, k in df.items() if k <= rare_limit and not _weak_number(f))
-    return _Batch(n, use_idf, df, rare_limit, word_vectors, name_vectors, rare, common_nouns(profiles, df))
+    return _Batch(
+        n,
+        use_idf,
+        df,
+        rare_limit,
+        word_vectors,
+        name_vectors,
+        rare,
+        common_nouns(profiles, df),
+        [i.title for i in items],
+    )
