@@ -21,6 +21,11 @@ from digest.sanitize import (
 )
 
 BASE = "https://news.example/section/feed.xml"
+# A first paragraph longer than a standfirst's least, ending with an ideographic full stop: a sentence.
+_LONG_ZH = (
+    "这是一个很长的第一段，它以中文句号结尾，后面还有更多的内容，"
+    "所以它不是导语而是正文的一部分，读者应该看到后面的第二段和第三段的内容。"
+)
 
 # --------------------------------------------------------------------------- R1: XSS
 
@@ -338,6 +343,27 @@ def test_prose_text_leaves_out_captions_a_byline_subheadings_quotes_code_and_tab
         ("The talks (AP) - were held.", "The talks (AP) - were held."),  # "talks" is no place's word
         ("Fares rise. LONDON (Reuters) - More.", "Fares rise. LONDON (Reuters) - More."),  # only an opening one
         ("WASHINGTON (Reuters) - ", "WASHINGTON (Reuters) -"),  # nothing else: kept
+        # A standfirst, then the body (The Guardian): the standfirst alone, not "... contempt Donald Trump has".
+        (
+            "<p>The speech stirred applause on one side of the chamber and thinly disguised contempt on the other</p>"
+            "<p>Donald Trump has promised a new moment.</p><p>Related: more</p>",
+            "The speech stirred applause on one side of the chamber and thinly disguised contempt on the other",
+        ),
+        ("<p>Hi everyone,</p><p>I am building a server.</p>", "Hi everyone, I am building a server."),  # a greeting
+        ("<p>Party time</p><p>Replay the live show.</p>", "Party time Replay the live show."),  # too short: a kicker
+        (
+            "<p>The harbour authority published its plan for the winter ferries today.</p><p>Fares rise.</p>",
+            "The harbour authority published its plan for the winter ferries today. Fares rise.",
+        ),  # a sentence: the body goes on
+        (
+            '<p><cite>Henri</cite>: <a href="https://x.example/">'
+            "Using a phone as a desktop computer when it is docked</a></p><p>Definitely want.</p>",
+            "Henri: Using a phone as a desktop computer when it is docked Definitely want.",
+        ),  # a quote's source: the comment follows
+        (
+            f"<p>{_LONG_ZH}</p><p>第二段。</p>",
+            f"{_LONG_ZH} 第二段。",
+        ),
         ("<blockquote>Only a quoted line.</blockquote>", "Only a quoted line."),  # nothing else: kept whole
         ("<h2>Only a heading</h2>", "Only a heading"),
         ("plain &amp; simple", "plain & simple"),
@@ -367,3 +393,14 @@ def test_repair_mojibake_undoes_double_encoded_utf8(text: str, expected: str) ->
 def test_an_excerpt_drops_a_wire_dateline_and_closes_the_emphasis_it_opened() -> None:
     assert excerpt_html("<p><b>WASHINGTON (Reuters) —</b> Lawmakers <i>met</i>.</p>", 280) == "Lawmakers <i>met</i>."
     assert excerpt_html("<p>MOSCOU, 24 SET (ANSA) - O líder foi condenado.</p>", 280) == "O líder foi condenado."
+
+
+def test_an_excerpt_of_a_standfirst_and_its_body_is_the_standfirst() -> None:
+    html = (
+        "<p>The speech stirred applause on one side and <em>thinly disguised contempt</em> on the other</p>"
+        "<p>Donald Trump has promised a new moment.</p>"
+    )
+    assert (
+        excerpt_html(html, 280)
+        == "The speech stirred applause on one side and <em>thinly disguised contempt</em> on the other"
+    )
