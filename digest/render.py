@@ -154,9 +154,8 @@ class StoryView:
     outlets: int = 0  # in "Top stories": how many outlets tell it
     synopsis: tuple[QuoteView, ...] = ()
     image: ImageView | None = None
-    # The lead's outlet's other reports of the story ("More from The Indian Express: Suspect had mental
-    # health issues: relatives; ..."): not
-    # "Also reported by", which names other outlets.
+    # The lead's outlet's other reports of the story ("More from The Indian Express: Suspect had
+    # mental health issues: relatives; ..."): not "Also reported by", which names other outlets.
     more_from: OutletView | None = None
 
 

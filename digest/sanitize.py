@@ -362,7 +362,8 @@ def prose_text(html: str) -> str:
     """What an item says in its own sentences: `html_to_text` without what an excerpt leaves out
     (`EXCERPT_DROPPED`: headings, figures and their captions, tables, blockquotes, code, media) and
     without a byline or a credit in capitals that opens it ("By Joseph Flaherty", "EUROPA PRESS"),
-    nor a wire report's dateline ("BRASÍLIA (Reuters) - ").
+    nor a wire report's dateline ("BRASÍLIA (Reuters) - "); of a body that opens with a standfirst
+    (The Guardian's), the standfirst only.
 
     Medium and WordPress bodies open with a figure caption and a byline, and run subheadings into
     the prose: "Image: The Verge By Joseph Flaherty Microsoft is acquiring GitHub ... in stock.
