@@ -165,7 +165,7 @@ def test_a_date_or_a_score_is_one_figure_so_two_episodes_or_two_rounds_differ() 
 
 def test_one_outlets_episodes_numbered_apart_in_a_series_are_two_stories() -> None:
     # From the real corpus: Giant Bomb's "Game of the Year 2013: Day One" and "...: Day Two", Serial's
-    # "S01 Update: Day 01, Adnan Syed's Hearing" and "Day 02": alike because they are a series, and
+    # season-one updates "Day 01, Adnan Syed's Hearing" and "Day 02": alike because they are a series, and
     # merged, one episode was listed under the other as "More from".
     talk = "Jo and Sam argue about the harbour festival's best boats, then take listeners' questions."
 
