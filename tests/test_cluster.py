@@ -289,6 +289,43 @@ def _unrelated_day(n: int) -> list[Candidate]:
     return out
 
 
+def _hotel_fire(second_outlet: str) -> list[Candidate]:
+    """A batch: 45 unrelated items, then two reports of one hotel fire (items 45, 46) worded apart: they
+    share the hotel's and the town's names and a few rare words, and their word cosine (0.24) is just
+    under the bar."""
+    return [
+        *_unrelated_day(45),
+        Candidate(
+            "Fire at the Orvelle hotel in Tarnby kills three guests",
+            "https://a.example/1",
+            "wire",
+            at(0),
+            summary_text="Three guests died when fire swept through the Orvelle hotel in Tarnby overnight; "
+            "firefighters evacuated forty people from the upper floors and ambulances took eleven to hospital "
+            "with smoke poisoning.",
+        ),
+        Candidate(
+            "Prosecutors open a negligence case against the owner of a Tarnby hotel",
+            "https://b.example/1",
+            second_outlet,
+            at(90),
+            summary_text="The owner of the Orvelle is accused of switching off alarms during a renovation in "
+            "spring; the guests who died had booked through a travel agency, staff said, and an inspection "
+            "had been postponed twice.",
+        ),
+    ]
+
+
+def test_two_outlets_that_corroborate_a_rare_name_and_words_need_a_little_less(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The labelled days' Moscow hotel fire and Antarctic iceberg were held apart at 0.91 of the bar.
+    assert next(g for g in cluster(_hotel_fire("paper")) if 45 in g) == [45, 46]
+    # One outlet's two items on it: its follow-ups keep their own, far higher bar.
+    assert next(g for g in cluster(_hotel_fire("wire")) if 45 in g) == [45]
+    # Without the relief the two outlets' reports stay apart: it is what joins them.
+    monkeypatch.setattr("digest.cluster.stories.CORROBORATED_FACTOR", 1.0)
+    assert next(g for g in cluster(_hotel_fire("paper")) if 45 in g) == [45]
+
+
 def test_an_outlets_follow_up_hours_later_joins_its_story_but_not_a_day_later_or_on_another_subject() -> None:
     first = Candidate(
         "Prosecutors question mayor Okonkwo over harbour contract bribes",
