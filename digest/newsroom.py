@@ -2,9 +2,11 @@
 
 Plain data, read by digest.config's `example_toml()`. The lists are what an editor would write:
 the words that tell a section's stories apart, in English and Russian (with the commonest French,
-German and Spanish ones), the path segments publishers file those stories under, and the labels
-they give them. Keywords match word forms (digest.sections), so each word is written once, in any
-of its forms. `tests/test_section_labels.py` measures these rules on real items labelled by hand.
+German, Spanish, Italian and Portuguese ones; a common noun in lower case, since a capitalised
+keyword is a name and meets only capitalised words), the path segments publishers file those
+stories under, and the labels they give them. Keywords match word forms (digest.sections), so
+each word is written once, in any of its forms. `tests/test_section_labels.py` measures these
+rules on real items labelled by hand.
 
 A topical section also gets one combined rule: "a general-news label (World, Politics, News...) and
 one of my keywords". Many feeds label everything "World" or "News"; that rule lets the topic beat
@@ -38,6 +40,19 @@ GENERAL_CATEGORIES = (
     "Политика",
     "Происшествия",
     "Общество",
+    # Italian and Portuguese papers' home and foreign news: RomaToday's "Cronaca", Jornal de Notícias'
+    # "Nacional" and "Mundo".
+    "Cronaca",
+    "Cronaca nera",
+    "Politica",
+    "Esteri",
+    "Mondo",
+    "Mundo",
+    "Nacional",
+    "Internacional",
+    "Justiça",
+    "Política",
+    "Brasil",
 )
 
 # Russia named as a country: the subject on a world-news page, mere context in a Russian paper.
@@ -98,6 +113,16 @@ WORLD_PATHS = (
     r"/internacional/",
     r"/v-mire/",
     r"/world-news/",
+    r"/cronaca/",
+    r"/esteri/",
+    r"/mondo/",
+    r"/politica/",
+    r"/plantao/",
+    r"/poder/",
+    r"/eleicoes/",
+    r"/nacional/",
+    r"/justica/",
+    r"/ultimas-noticias/",
 )
 
 RUSSIA = (
@@ -152,7 +177,7 @@ RUSSIA = (
     "Rusia",
     "Russie",
     "Russland",
-    "Rusos",
+    "rusos",
 )
 
 # Words of foreign news that no topical section claims. Heads of state and institutions named in
@@ -213,7 +238,7 @@ WORLD = (
     "Wahl",
     "gobierno",
     "elecciones",
-    "Terror",
+    "terror",
     "attentat",
     "atentado",
     "CIA",
@@ -225,6 +250,25 @@ WORLD = (
     "nieve",
     "policía",
     "Guardia Civil",
+    "polizia",
+    "carabinieri",
+    "arrestato",
+    "ucciso",
+    "incidente stradale",
+    "sindaco",
+    "sindaca",
+    "elezioni",
+    "polícia",
+    "preso",
+    "morto",
+    "tiros",
+    "baleado",
+    "homicídio",
+    "acidente",
+    "atropelado",
+    "prefeito",
+    "eleições",
+    "tempestade",
 )
 
 BUSINESS = (
@@ -328,6 +372,24 @@ BUSINESS = (
     "comercio",
     "empleo",
     "empresas",
+    "economia",
+    "azienda",
+    "lavoratori",
+    "Borsa",
+    "ações",
+    "acionistas",
+    "imposto",
+    "impostos",
+    "IRS",
+    "salários",
+    "crédito",
+    "bancos",
+    "empresa",
+    "emprego",
+    "Dow Jones",
+    "Nasdaq",
+    "FTSE",
+    "Ibovespa",
 )
 
 MILITARY = (
@@ -467,7 +529,7 @@ SCIENCE = (
     "космонавты",
     "спутник",
     "ракета-носитель",
-    "Луна",
+    "луна",
     "Марс",
     "планета",
     "телескоп",
@@ -484,6 +546,12 @@ SCIENCE = (
     "ciencia",
     "científicos",
     "investigadores",
+    "scienziati",
+    "cambiamenti climatici",
+    "cientistas",
+    "pesquisadores",
+    "alterações climáticas",
+    "doença",
 )
 
 CULTURE = (
@@ -623,10 +691,25 @@ CULTURE = (
     "Instagram",
     "Bilder",
     "Fotos",
+    "fotos",
     "детский сад",
     "детсад",
     "вокзал",
     "граждане",
+    "teatro",
+    "museo",
+    "mostra",
+    "concerto",
+    "musica",
+    "libri",
+    "chiesa",
+    "attrice",
+    "museu",
+    "livros",
+    "leitura",
+    "igreja",
+    "atriz",
+    "escola",
 )
 
 SPORT = (
@@ -680,7 +763,7 @@ SPORT = (
     "теннис",
     "Олимпиада",
     "чемпионат",
-    "Кубок",
+    "кубок",
     "матч",
     "тренер",
     "сборная",
@@ -701,6 +784,24 @@ SPORT = (
     "Barcelona",
     "Liga",
     "partido",
+    "calcio",
+    "calciomercato",
+    "campionato",
+    "partita",
+    "allenatore",
+    "pallanuoto",
+    "basket",
+    "futebol",
+    "campeonato",
+    "árbitro",
+    "treinador",
+    "zagueiro",
+    "torneo",
+    "torneio",
+    "atleti",
+    "atletas",
+    "Benfica",
+    "Juventus",
 )
 
 PRESS = (
@@ -732,6 +833,7 @@ PRESS = (
     "tribune",
     "opinión",
     "columna",
+    "opinião",
 )
 
 # The words of each topic that rarely mean anything else: enough to beat a general-news label.
@@ -761,6 +863,7 @@ BUSINESS_STRONG = (
     "économie",
     "Wirtschaft",
     "economía",
+    "economia",
 )
 MILITARY_STRONG = (
     "military",
@@ -857,6 +960,10 @@ CULTURE_STRONG = (
     "театр",
     "концерт",
     "фестиваль",
+    "teatro",
+    "museo",
+    "museu",
+    "concerto",
 )
 SPORT_STRONG = (
     "football",
@@ -883,6 +990,9 @@ SPORT_STRONG = (
     "чемпионат",
     "Fußball",
     "fútbol",
+    "calcio",
+    "calciomercato",
+    "futebol",
 )
 
 
@@ -919,7 +1029,19 @@ SECTIONS: dict[str, dict[str, object]] = {
     },
     "World": {"categories": GENERAL_CATEGORIES, "url_patterns": WORLD_PATHS, "keywords": WORLD},
     "Business & Economy": _topic(
-        ("Business", "Economy", "Markets", "Money", "Finance", "Экономика", "Бизнес", "Финансы"),
+        (
+            "Business",
+            "Economy",
+            "Markets",
+            "Money",
+            "Finance",
+            "Экономика",
+            "Бизнес",
+            "Финансы",
+            "Economia",
+            "Mercato",
+            "Mercado",
+        ),
         (
             r"/business/",
             r"/economy/",
@@ -930,6 +1052,7 @@ SECTIONS: dict[str, dict[str, object]] = {
             r"/finance/",
             r"/economics/",
             r"/ekonomika/",
+            r"/mercado/",
         ),
         BUSINESS,
         BUSINESS_STRONG,
@@ -941,7 +1064,20 @@ SECTIONS: dict[str, dict[str, object]] = {
         MILITARY_STRONG,
     ),
     "Science & Space": _topic(
-        ("Science", "Space", "Technology", "Astronomy", "Наука", "Космос", "Технологии"),
+        (
+            "Science",
+            "Space",
+            "Technology",
+            "Astronomy",
+            "Наука",
+            "Космос",
+            "Технологии",
+            "Scienza",
+            "Tecnologia",
+            "Salute",
+            "Ciência",
+            "Saúde",
+        ),
         (
             r"/science/",
             r"/space/",
@@ -953,6 +1089,11 @@ SECTIONS: dict[str, dict[str, object]] = {
             r"/gesundheit/",
             r"/health/",
             r"/nauka/",
+            r"/scienza/",
+            r"/tecnologia/",
+            r"/salute/",
+            r"/ciencia/",
+            r"/saude/",
         ),
         SCIENCE,
         SCIENCE_STRONG,
@@ -969,6 +1110,12 @@ SECTIONS: dict[str, dict[str, object]] = {
             "Люди",
             "События",
             "Тема",
+            "Cultura",
+            "Eventi",
+            "Spettacoli",
+            "Entretenimento",
+            "Famosos",
+            "Gente",
         ),
         (
             r"/culture/",
@@ -989,20 +1136,52 @@ SECTIONS: dict[str, dict[str, object]] = {
             r"/style/",
             r"/food/",
             r"/books?/",
+            r"/cultura/",
+            r"/eventi/",
+            r"/spettacoli/",
+            r"/entretenimento/",
+            r"/educacao/",
+            r"/famosos/",
         ),
         # Russia named without a politician or an institution: a Russian newsroom's home news.
         CULTURE + ("Russia", "Russian", "Russians", "Россия", "российский", "россияне"),
         CULTURE_STRONG,
     ),
     "Sport": _topic(
-        ("Sport", "Sports", "Football", "Soccer", "Hockey", "Спорт", "Футбол", "Хоккей"),
-        (r"/sports?/", r"/football/", r"/soccer/", r"/ski/", r"/tennis/", r"/deportes/", r"/fussball/"),
+        (
+            "Sport",
+            "Sports",
+            "Football",
+            "Soccer",
+            "Hockey",
+            "Спорт",
+            "Футбол",
+            "Хоккей",
+            "Calcio",
+            "Calciomercato",
+            "Desporto",
+            "Esportes",
+            "Futebol",
+        ),
+        (
+            r"/sports?/",
+            r"/football/",
+            r"/soccer/",
+            r"/ski/",
+            r"/tennis/",
+            r"/deportes/",
+            r"/fussball/",
+            r"/calcio/",
+            r"/calciomercato/",
+            r"/esportes/",
+            r"/desporto/",
+        ),
         SPORT,
         SPORT_STRONG,
         not_keywords=("fantasy sports",),
     ),
     "Press Review": _topic(
-        ("Press review", "Opinion", "Comment", "Commentary", "Обзор прессы", "Мнения"),
+        ("Press review", "Opinion", "Comment", "Commentary", "Обзор прессы", "Мнения", "Opinione", "Opinião"),
         (
             r"/opinion/",
             r"/commentisfree/",
@@ -1013,6 +1192,8 @@ SECTIONS: dict[str, dict[str, object]] = {
             r"/columns?/",
             r"/tribunes?/",
             r"/opinions/",
+            r"/opinione/",
+            r"/opiniao/",
         ),
         PRESS,
         PRESS,

@@ -95,12 +95,12 @@ def _plain(stem: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", stem) if not unicodedata.combining(c))
 
 
-_Form = tuple[str, str, bool, str]
+_Form = tuple[str, str, bool, str, bool]
 
 
 def _forms(text: str, lang: str, *, keep_stopwords: bool = False) -> list[_Form]:
     """Each word of `text` as (its stem, its stem stemmed once more, whether it is an acronym, the
-    word itself casefolded).
+    word itself casefolded, whether it is written with a capital).
 
     Snowball stems a name's oblique case to its nominative ("Лаврова" -> "лавров") but the
     nominative further ("Лавров" -> "лавр"): comparing on the second form as well lets a keyword
@@ -109,14 +109,14 @@ def _forms(text: str, lang: str, *, keep_stopwords: bool = False) -> list[_Form]
     out: list[_Form] = []
     for token in words.tokens(text):
         if words.has_cjk(token):
-            out.extend((f, f, False, f) for f in words.word_forms(token, lang))
+            out.extend((f, f, False, f, False) for f in words.word_forms(token, lang))
             continue
         word = token.casefold()
         if not keep_stopwords and (len(word) < 2 or words.is_stopword(word, lang)):
             continue
         once = words.stem(word, lang)
         acronym = token.isupper() and len(token) > 1
-        out.append((_plain(once), _plain(words.stem(once, lang)), acronym, word))
+        out.append((_plain(once), _plain(words.stem(once, lang)), acronym, word, token[0].isupper()))
     return out
 
 
@@ -195,6 +195,11 @@ _ENDING = 3  # letters an inflection adds to a word: "санкция" -> "сан
 def _same(text: _Form, keyword: _Form) -> bool:
     # A keyword written in capitals is an acronym: "UN" is not the Spanish "un", nor "CES" the French "ces".
     if keyword[2] and not text[2]:
+        return False
+    # A keyword written with a capital is a name: "Crimea" is not the Portuguese "crime" that a
+    # shared stem would make it. A headline in title case writes every word with one, so it still
+    # meets; a sentence's first word does too, which a shared stem alone rarely makes wrong.
+    if keyword[4] and not text[4]:
         return False
     # A word form is the keyword with another ending (a case, a number), not a word derived from it,
     # which Snowball stems alike: "opinionated" is not "opinion", nor "comments" "commentators",

@@ -5,6 +5,11 @@ item's link as the parser gives it, the section an editor chose by reading the i
 text). The labels were decided by hand before the rules were written, never from their output.
 The test parses each feed with the real parser, applies the rules `digest init` ships, prints the
 accuracy and every miss, and fails below the target.
+
+tests/data/section_labels_it_pt.csv does the same for every item of the corpus's Italian and
+Portuguese news feeds (RomaToday, Massa News, Jornal de Notícias, UOL), labelled the same way (a
+Moscow newsroom's sections: another country's crime, weather and city politics are World) before
+the rules learned those languages; it has its own, lower floor.
 """
 
 from __future__ import annotations
@@ -24,12 +29,15 @@ from digest.sections import classify
 
 LABELS = Path(__file__).parent / "data" / "section_labels.csv"
 TARGET = 0.85
+LABELS_IT_PT = Path(__file__).parent / "data" / "section_labels_it_pt.csv"
+# Session 14: 21.5% before the rules had Italian and Portuguese labels, paths and words; 81.5% after.
+FLOOR_IT_PT = 0.80
 NOW = datetime(2030, 1, 1, tzinfo=UTC)  # after every item of the corpus: no date is "in the future"
 
 
-def _labels() -> dict[str, dict[str, str]]:
+def _labels(path: Path = LABELS) -> dict[str, dict[str, str]]:
     by_feed: dict[str, dict[str, str]] = defaultdict(dict)
-    with LABELS.open(encoding="utf-8", newline="") as f:
+    with path.open(encoding="utf-8", newline="") as f:
         for row in csv.DictReader(f):
             by_feed[row["feed"]][row["link"]] = row["section"]
     return by_feed
@@ -47,11 +55,29 @@ def test_the_shipped_rules_put_real_items_where_an_editor_would() -> None:
     corpus = corpus_dir()
     if corpus is None:
         pytest.skip(CORPUS_ABSENT)
+    accuracy = _accuracy(corpus, _labels())
+    assert accuracy >= TARGET, f"{accuracy:.1%} < {TARGET:.0%}"
+
+
+def test_the_shipped_rules_on_italian_and_portuguese_feeds() -> None:
+    corpus = corpus_dir()
+    if corpus is None:
+        pytest.skip(CORPUS_ABSENT)
+    labels = _labels(LABELS_IT_PT)
+    # Every item of those feeds, not a chosen few.
+    assert sum(map(len, labels.values())) >= 120
+    accuracy = _accuracy(corpus, labels)
+    assert accuracy >= FLOOR_IT_PT, f"{accuracy:.1%} < {FLOOR_IT_PT:.0%}"
+
+
+def _accuracy(corpus: Path, labels: dict[str, dict[str, str]]) -> float:
+    """The share of labelled items the shipped rules put in the editor's section; prints it, by
+    section, and every miss with the rules' reason."""
     settings = cfg.from_mapping(tomllib.loads(cfg.example_toml()), env={})
     total = right = 0
     misses: list[str] = []
     per_section: dict[str, Counter[str]] = defaultdict(Counter)
-    for feed_file, wanted in _labels().items():
+    for feed_file, wanted in labels.items():
         url = f"https://feeds.example/{feed_file}"
         feed = parse_feed(
             (corpus / "feeds" / "news" / feed_file).read_bytes(),
@@ -93,7 +119,7 @@ def test_the_shipped_rules_put_real_items_where_an_editor_would() -> None:
         print(f"  {section:30} {c['right']:3}/{c['items']:3}")
     print(f"misses ({len(misses)}):")
     print("\n".join(misses))
-    assert accuracy >= TARGET, f"{accuracy:.1%} < {TARGET:.0%}"
+    return accuracy
 
 
 @pytest.mark.parametrize(

@@ -230,6 +230,23 @@ def test_a_keyword_matches_its_word_forms_not_the_words_derived_from_it(keyword:
     assert (c.section == "Press Review") is matches, c.reason
 
 
+@pytest.mark.parametrize(
+    ("keyword", "title", "summary", "matches"),
+    [
+        # Massa News: "no evidence of a crime": read in Portuguese, "Crimea" and "crime" share a stem.
+        ("Crimea", "Polícia afirma não haver indícios de crime em morte de rapaz", "", False),
+        ("Crimea", "Russia moves more troops to Crimea", "", True),
+        ("Turkey", "Giant Bombcast", "We talk about the turkey we ate on Thursday.", False),
+        ("Turkey", "Flooding in southern Turkey", "", True),
+        ("Turkey", "Why Turkey Matters Now", "", True),  # a title-case headline capitalises every word
+        ("turkey", "Turkey Day recipes", "", True),  # a keyword in lower case meets any case
+    ],
+)
+def test_a_keyword_written_with_a_capital_is_a_name(keyword: str, title: str, summary: str, matches: bool) -> None:
+    c = placed_in((Section("World", keywords=(keyword,)),), title, summary)
+    assert (c.section == "World") is matches, c.reason
+
+
 def test_a_keyword_in_the_summary_counts_when_the_title_has_none() -> None:
     c = room("Посол вручил грамоты", summary="Церемония прошла в Кремле.")
     assert c.section == "Russian Politics & Diplomacy"
