@@ -94,6 +94,9 @@ class LinkView:
     url: str | None  # None when the feed gave no usable http(s) link
     source: str = ""
     ref: int | None = None  # number of the link in the plain-text part
+    # The headline behind a link whose text is a number ("NYT (2, 3)"): the HTML part's title attribute,
+    # so a reader pointing at "2" (or a screen reader) learns which report it opens.
+    hint: str = ""
 
     @property
     def cited(self) -> str:
@@ -313,12 +316,12 @@ class _ViewBuilder:
         self._next_ref = 1
         self._block_links: list[LinkView] = []
 
-    def _link(self, text: str, url: str | None, source: str = "") -> LinkView:
+    def _link(self, text: str, url: str | None, source: str = "", hint: str = "") -> LinkView:
         href = _href(url)
         ref = None
         if href is not None:
             ref, self._next_ref = self._next_ref, self._next_ref + 1
-        link = LinkView(text=_clean(text), url=href, source=_clean(source), ref=ref)
+        link = LinkView(text=_clean(text), url=href, source=_clean(source), ref=ref, hint=_clean(hint))
         if href is not None:
             self._block_links.append(link)
         return link
@@ -335,9 +338,14 @@ class _ViewBuilder:
 
     def _numbered(self, items: Sequence[Item], start: int = 2) -> tuple[LinkView, ...]:
         """An outlet's further reports as links numbered from 2 (its first is its name or the title);
-        an unlinked report adds nothing."""
+        an unlinked report adds nothing. Each number carries its headline as a hint while summaries
+        are in full; a message cut to fit Gmail's clip spends no bytes on them."""
         linked = [item for item in items if _href(item.url) is not None]
-        return tuple(self._link(str(k), item.url) for k, item in enumerate(linked, start=start))
+        full = self.budget.summaries == "full"
+        return tuple(
+            self._link(str(k), item.url, hint=_headline(item) if full else "")
+            for k, item in enumerate(linked, start=start)
+        )
 
     def _more_from(self, outlet: str, items: Sequence[Item]) -> OutletView | None:
         """The lead's outlet's other linked reports (the title is its first): the first

@@ -305,6 +305,15 @@ def test_an_outlet_with_several_reports_is_named_once_with_its_other_reports_num
     assert line, r.text
     refs = dict(re.findall(r"^\[(\d+)\] (\S+)$", r.text, re.M))
     assert [refs[n] for n in line.groups()] == [f"https://example.org/news/{k}" for k in (2, 3, 5, 4)]
+    # A number says nothing by itself: pointing at it (or a screen reader) gives the report's headline.
+    assert re.search(
+        r'<a href="https://example.org/news/3"[^>]* title="Thousands stranded at the airport"[^>]*>2</a>', r.html
+    )
+    assert re.search(
+        r'<a href="https://example.org/news/5"[^>]* title="Suspect had voices in his head, relatives say"[^>]*>3',
+        r.html,
+    )
+    assert 'title="Airport gunman' not in r.html  # a link that names its outlet needs no hint
 
 
 def test_the_lead_outlets_other_reports_are_more_from_it_not_also_reported_by_it() -> None:
@@ -366,6 +375,7 @@ def test_more_from_is_numbered_once_summaries_are_shortened_to_fit() -> None:
     r = Renderer(excerpt_chars=2400).render(one_story_edition(story), max_html_bytes=9_000)
     assert "Summaries were shortened" in r.html, r.html
     assert re.search(r"More from Wire Service: <a [^>]*>2</a>, <a [^>]*>3</a></p>", r.html), r.html
+    assert "title=" not in r.html  # nor their headlines as hints: the bytes go to the stories
     assert "Follow-up number 2 [" in r.text  # the text part is not clipped and keeps them
 
 
