@@ -8,9 +8,10 @@ stories under, and the labels they give them. Keywords match word forms (digest.
 each word is written once, in any of its forms. `tests/test_section_labels.py` measures these
 rules on real items labelled by hand.
 
-A topical section also gets one combined rule: "a general-news label (World, Politics, News...) and
-one of my keywords". Many feeds label everything "World" or "News"; that rule lets the topic beat
-the label, since a rule with two conditions is more specific than a rule with one.
+A topical section also gets combined rules: "a general-news label (World, Politics, News...) and
+one of my keywords", and "my label on an item filed under a general-news path". Many feeds label
+everything "World" or "News", or file a sports story under /us-news/; those rules let the topic beat
+the general label or path, since a rule with two conditions is more specific than a rule with one.
 """
 
 from __future__ import annotations
@@ -1003,15 +1004,18 @@ def _topic(
     strong: tuple[str, ...],
     **extra: object,
 ) -> dict[str, object]:
-    """A topical section: its own labels, paths and words, and two combined rules that let its path
-    or its least ambiguous words (`strong`) beat a general-news label ("US news" on a film review
-    filed under /film/, "World" on a story about troops)."""
+    """A topical section: its own labels, paths and words, and combined rules that let its path, its
+    least ambiguous words (`strong`) or its own label beat a general-news label or path ("US news" on
+    a film review filed under /film/, "World" on a story about troops, "Sport" on a story the Guardian
+    files under /us-news/)."""
     rules: list[dict[str, tuple[str, ...]]] = [
         {"categories": GENERAL_CATEGORIES, "keywords": strong},
         {"url_patterns": WORLD_PATHS, "keywords": strong},
     ]
     if paths:
         rules.insert(0, {"categories": GENERAL_CATEGORIES, "url_patterns": paths})
+    if categories:
+        rules.append({"categories": categories, "url_patterns": WORLD_PATHS})
     return {"categories": categories, "url_patterns": paths, "keywords": keywords, **extra, "rules": tuple(rules)}
 
 

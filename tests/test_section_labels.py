@@ -144,3 +144,25 @@ def test_the_shipped_business_rule_wants_the_gas_trade_not_a_gas_pipe(title: str
         summary=summary,
     )
     assert (got.section == "Business & Economy") is business, got
+
+
+@pytest.mark.parametrize(
+    ("categories", "section"),
+    [
+        # The Guardian files its Larry Nassar reports under /us-news/, labelled "Sport" among others.
+        (("Gymnastics", "US news", "US sports", "Sport"), "Sport"),
+        (("US news", "Michigan"), "World"),
+    ],
+)
+def test_the_shipped_rules_let_a_topic_label_beat_a_general_news_path(categories: tuple[str, ...], section: str) -> None:
+    settings = cfg.from_mapping(tomllib.loads(cfg.example_toml()), env={})
+    got = classify(
+        title="Investigation into the team doctor was dropped in 2004",
+        url="https://www.theguardian.com/us-news/2018/jan/31/doctor-investigation",
+        categories=categories,
+        feed_section=None,
+        sections=settings.sections,
+        fallback=settings.digest.fallback_section,
+        summary="",
+    )
+    assert got.section == section, got
