@@ -154,7 +154,7 @@ def test_the_shipped_business_rule_wants_the_gas_trade_not_a_gas_pipe(title: str
         (("US news", "Michigan"), "World"),
     ],
 )
-def test_the_shipped_rules_let_a_topic_label_beat_a_general_news_path(categories: tuple[str, ...], section: str) -> None:
+def test_a_topic_label_beats_a_general_news_path(categories: tuple[str, ...], section: str) -> None:
     settings = cfg.from_mapping(tomllib.loads(cfg.example_toml()), env={})
     got = classify(
         title="Investigation into the team doctor was dropped in 2004",
