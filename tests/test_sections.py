@@ -371,7 +371,7 @@ def test_the_keyword_index_finds_exactly_what_a_scan_of_every_position_finds() -
     # keywords of inflected words, acronyms, phrases and repeats, in English, Russian and French.
     import random
 
-    from digest.sections import _forms, _keyword_forms, _same, _Text
+    from digest.sections import _Form, _forms, _keyword_forms, _same, _Text
 
     vocab = {
         lang: text.split()
@@ -391,7 +391,7 @@ def test_the_keyword_index_finds_exactly_what_a_scan_of_every_position_finds() -
     }
     rng = random.Random(12)
 
-    def scan(forms: list[tuple[str, str, bool, str]], wanted: tuple[tuple[str, str, bool, str], ...]) -> bool:
+    def scan(forms: list[_Form], wanted: tuple[_Form, ...]) -> bool:
         n = len(wanted)
         return any(all(_same(forms[i + j], wanted[j]) for j in range(n)) for i in range(len(forms) - n + 1))
 
