@@ -138,6 +138,25 @@ def test_different_figures_keep_two_rate_decisions_apart() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "figure"),
+    [
+        ("Israel halts $6 million to UN", "d:6000000"),
+        ("Israël retire 6 millions de dollars à l'ONU", "d:6000000"),
+        ("Израиль урезал взнос в ООН на 6 млн долларов", "d:6000000"),
+        ("Spain will spend 6 mil millones on trains", "d:6000000000"),  # not 6 mil (thousand)
+        ("A 1,500 million deal; 1.500 Millionen Euro", "d:1500000000"),  # groups of three: thousands
+        ("2,5 milliards d'euros, 2.5 billion euros", "d:2500000000"),  # a decimal
+    ],
+)
+def test_a_figure_with_its_scale_word_is_one_strong_figure(text: str, figure: str) -> None:
+    # "6" alone is a day of the month (`_weak_number`), so The Indian Express's two reports of Israel's
+    # "$6 million" cut to the UN shared no figure; "6 million" is one, in any language.
+    profile = _profile(Candidate(text, None, "wire", at(0)))
+    assert figure in profile.others and figure in profile.features
+    assert not _weak_number(figure)
+
+
 def test_a_date_or_a_score_is_one_figure_so_two_episodes_or_two_rounds_differ() -> None:
     # From the real corpus: a podcast's "Microcast 06-01-2009 AM" and "Microcast 06-02-2009", a player's
     # semifinal ("beat Thompson 6-1") and final ("beat Wawrinka 7-6, 6-3"). As parts, the figures
