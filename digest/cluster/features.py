@@ -111,9 +111,6 @@ def _ties_languages(feature: str) -> bool:
     return feature[0] != "n" or len(feature) > 4
 
 
-# "President-elect", "senator-elect": a title, not an election; as two words its "elect" was the
-# event word every report on the president-elect shared with every report on an election. ("Voters
-# re-elect the mayor" is an election.)
 # A figure with its scale word ("$6 million", "6 millions de dollars", "6 млн") is one figure, its value:
 # alone, "6" is a day of the month to `vectors._weak_number` and tells no story apart, while "6 million"
 # says which one (The Indian Express's two reports of Israel's "$6 million" cut to the UN, 14 hours apart).
@@ -179,6 +176,9 @@ def _scaled_figure(number: str, scale: str) -> str:
     return "d:" + format(value * _SCALES[scale.lower()], ".0f")
 
 
+# "President-elect", "senator-elect": a title, not an election; as two words its "elect" was the
+# event word every report on the president-elect shared with every report on an election. ("Voters
+# re-elect the mayor" is an election.)
 _ELECT = re.compile(r"(?<=[^\W\d_])(?<!\bre)-elect\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?:;]\s+")
 # French, Spanish, Italian and Russian write the word after a colon in lower case ("Syrie : un
