@@ -40,8 +40,9 @@ MAX_GAP = timedelta(hours=36)  # a story spans no more than this: a day and a ha
 _MAX_GAP_SECONDS = MAX_GAP.total_seconds()
 _FOLLOW_UP_SECONDS = FOLLOW_UP_GAP.total_seconds()
 _FOLLOW_UP_WORDS = 3  # rare words a follow-up shares with its story besides a rare name
-CORROBORATED_FACTOR = 0.9  # ... and two outlets sharing a rare name and four rare words this (0.85: the
-# intelligence report took in Trump's "attack-dog strategy" on the labelled days)
+# Two outlets of one language sharing a rare name and `_CORROBORATING_WORDS` rare words need this times
+# the threshold (at 0.85 the labelled days' intelligence report took in Trump's "attack-dog strategy").
+CORROBORATED_FACTOR = 0.9
 _CORROBORATING_WORDS = 4
 NO_IDF_FACTOR = 2.8  # without document frequencies common words weigh as much as rare ones: a higher bar
 NUMBER_MISMATCH = 0.5  # both give figures and none agree: another quake, another rate decision
