@@ -248,6 +248,18 @@ def test_hidden_stories_are_counted_in_a_link_to_the_web_edition() -> None:
     assert "more in Sport" not in r.html  # nothing hidden there
 
 
+def test_a_headline_and_its_leads_quote_share_one_reference_in_the_text_part() -> None:
+    # The synopsis quotes the lead's own summary under its headline: both open item 1, so the text
+    # part lists its link once ("Business Daily [1]: ..."), and every link of a block exactly once.
+    r = Renderer().render(rich_edition())
+    headline = re.search(r"persistent inflation and a weaker currency \[(\d+)\]", r.text)
+    quote = re.search(r"Business Daily \[(\d+)\]: The central bank", r.text)
+    assert headline and quote and headline.group(1) == quote.group(1)
+    for block in re.split(r"\n(?=[^\n]+\n-{3,}\n)", r.text):
+        urls = re.findall(r"^\[\d+\] (\S+)$", block, re.M)
+        assert len(urls) == len(set(urls)), block
+
+
 def test_other_sources_and_read_also_are_linked() -> None:
     edition = rich_edition()
     r = Renderer().render(edition)
@@ -521,7 +533,8 @@ def test_text_links_are_numbered_and_listed_after_their_section() -> None:
     for block in blocks:
         refs = [int(n) for n in re.findall(r"^\[(\d+)\] https?://", block, re.M)]
         cited = [int(n) for n in re.findall(r"\[(\d+)\](?! https?://)", block)]
-        assert refs == list(range(1, len(refs) + 1)) and sorted(cited) == refs, block
+        # Each listed once; a link cited twice (a headline and its lead's quote) keeps its number.
+        assert refs == list(range(1, len(refs) + 1)) and sorted(set(cited)) == refs, block
         numbered += bool(refs)
     assert numbered >= 3
     assert "* Hockey: late goal settles the derby\n" in text  # no link: no number
