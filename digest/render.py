@@ -314,21 +314,20 @@ class _ViewBuilder:
         self.excerpt_chars = excerpt_chars
         self.zone = ZoneInfo(edition.timezone)
         self._next_ref = 1
-        self._block_links: list[LinkView] = []
-        self._block_refs: dict[str, int] = {}
+        # The current block's links by URL, in the order they were numbered: a URL the block already
+        # numbered keeps its number (a story's headline and the quote of its lead's own summary, "NYT
+        # [1]: ...", open one article, listed once in the text part).
+        self._block_links: dict[str, LinkView] = {}
 
     def _link(self, text: str, url: str | None, source: str = "", hint: str = "") -> LinkView:
         href = _href(url)
-        ref = None if href is None else self._block_refs.get(href)
-        # A link the block already numbered keeps its number: a story's headline and the quote of its
-        # lead's own summary ("NYT [1]: ...") open one article, listed once in the text part.
-        listed = ref is not None
+        listed = None if href is None else self._block_links.get(href)
+        ref = None if listed is None else listed.ref
         if href is not None and ref is None:
             ref, self._next_ref = self._next_ref, self._next_ref + 1
-            self._block_refs[href] = ref
         link = LinkView(text=_clean(text), url=href, source=_clean(source), ref=ref, hint=_clean(hint))
-        if href is not None and not listed:
-            self._block_links.append(link)
+        if href is not None and listed is None:
+            self._block_links[href] = link
         return link
 
     def _outlets(self, items: Sequence[Item]) -> tuple[OutletView, ...]:
@@ -364,7 +363,7 @@ class _ViewBuilder:
         return OutletView(LinkView(outlet, None), more, headlines)
 
     def _take_links(self) -> tuple[LinkView, ...]:
-        links, self._block_links, self._block_refs = tuple(self._block_links), [], {}
+        links, self._block_links = tuple(self._block_links.values()), {}
         return links
 
     def when(self, item: Item) -> str:
