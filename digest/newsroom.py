@@ -1045,7 +1045,6 @@ SECTIONS: dict[str, dict[str, object]] = {
             "Бизнес",
             "Финансы",
             "Economia",
-            "Mercato",
             "Mercado",
         ),
         (
