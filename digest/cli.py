@@ -332,7 +332,8 @@ def check_config(app: App) -> None:
         for key, value in values.items():
             click.echo(f"{key} = {cfg.toml_value(value) if value is not None else '(unset)'}")
         click.echo("")
-    click.echo("sections: " + ", ".join(settings.section_names))
+    limits = {s.name: f" (max_items {s.max_items})" for s in settings.sections if s.max_items is not None}
+    click.echo("sections: " + ", ".join(name + limits.get(name, "") for name in settings.section_names))
     click.echo(f"feeds: {len(settings.feeds)}, subscribers: {len(settings.subscribers)}")
     if settings.outlets:
         click.echo("outlets: " + ", ".join(f"{o.site} = {o.name}" for o in settings.outlets))

@@ -30,6 +30,7 @@ class ComposeOptions:
     title: str
     section_order: tuple[str, ...]
     max_per_section: int = 10
+    section_limits: tuple[tuple[str, int], ...] = ()  # (section, its own max_per_section) where it has one
     top_stories: int = 0  # 0: no "Top stories" block
     language: str = "en"
     cluster_threshold: float | None = None  # None: cluster's tuned default
@@ -266,11 +267,13 @@ def compose(
     order = list(options.section_order) + sorted(set(by_section) - set(options.section_order))
 
     groups = []
+    limits = dict(options.section_limits)
     for name in order:
         section_stories = by_section.get(name)
         if not section_stories:
             continue
-        shown = _shown(section_stories, limit=options.max_per_section, per_source=options.max_per_source)
+        limit = limits.get(name, options.max_per_section)
+        shown = _shown(section_stories, limit=limit, per_source=options.max_per_source)
         days: dict[date, list[Story]] = {}
         for story in shown:
             days.setdefault(_local_day(story.lead, zone), []).append(story)

@@ -496,6 +496,7 @@ class Section:
     feeds: tuple[str, ...] = ()
     not_keywords: tuple[str, ...] = ()
     rules: tuple[Rule, ...] = ()  # [[sections.rules]]: each combines conditions that must all hold
+    max_items: int | None = None  # stories shown before "N more in <Section>"; None: [digest] max_items_per_section
 
 
 @dataclass(frozen=True, slots=True)
@@ -732,7 +733,7 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
     sections: list[Section] = []
     for i, entry in enumerate(entries, start=1):
         key = f"sections #{i}"  # counted from 1, as people count entries
-        _reject_unknown(key, entry, {"name", *_RULE_KEYS, "rules"})
+        _reject_unknown(key, entry, {"name", *_RULE_KEYS, "rules", "max_items"})
         if "name" not in entry:
             raise ConfigError(f"{key}.name is missing: every section needs a name.")
         name = check_str(f"{key}.name", entry["name"]).strip()
@@ -761,6 +762,7 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
                 feeds=own.feeds,
                 not_keywords=own.not_keywords,
                 rules=tuple(rules),
+                max_items=_check_int(1, 1000)(f"{key}.max_items", entry["max_items"]) if "max_items" in entry else None,
             )
         )
     return tuple(sections)
@@ -1068,7 +1070,8 @@ def example_toml() -> str:
         "# a rule; a [[sections.rules]] table is a rule whose conditions must all hold; not_keywords",
         "# rule a section out. More conditions beat fewer, then feeds > categories > url_patterns >",
         "# keywords, then more keywords found (title counts double), then section order (README:",
-        "# Sections). `digest sections explain` tells why. With no [[sections]] at all, these eight",
+        "# Sections). `digest sections explain` tells why. A section's max_items = N shows up to N of its",
+        "# stories (else [digest] max_items_per_section). With no [[sections]] at all, these eight",
         "# names are used without rules.",
     ]
     for name in DEFAULT_SECTIONS:

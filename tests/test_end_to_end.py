@@ -227,6 +227,51 @@ async def test_preview_and_dry_run_send_nothing(tmp_path: Path) -> None:
         assert "1 sent, 1 skipped" in out, "a dry run records nothing"
 
 
+BUSY = rss(
+    "Busy Wire",
+    [
+        *(
+            (f"{place} harbour reopens after {n} days of repairs", f"/world/{n}", "World", timedelta(hours=n), "")
+            for n, place in enumerate(("Northport", "Eastbay", "Westmere", "Southcliff"), start=1)
+        ),
+        ("Harbour FC sign a goalkeeper", "/sport/keeper", "Sport", timedelta(hours=1), ""),
+        ("Lakeside rowing club wins the spring regatta", "/sport/regatta", "Sport", timedelta(hours=2), ""),
+    ],
+)
+
+
+async def test_a_sections_own_max_items_overrides_max_items_per_section_in_the_sent_email(tmp_path: Path) -> None:
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        config = write_config(tmp_path, feeds=[feeds.serve("/busy.xml", BUSY)], smtp_port=smtp.port)
+        text = config.read_text(encoding="utf-8")
+        text = text.replace('send_at = "07:00"', 'send_at = "07:00"\nmax_items_per_section = 1\nmax_per_source = 10')
+        text = text.replace('categories = ["World"]', 'categories = ["World"]\nmax_items = 3')
+        config.write_text(text, encoding="utf-8")
+        code, out, err = await digest(config, "check-config")
+        assert code == 0, err
+        assert "World (max_items 3)" in out
+        assert (await digest(config, "poll"))[0] == 0
+        code, out, err = await digest(config, "send")
+        assert code == 0, err
+        editor = next(parsed(m.data) for m in smtp.messages if list(m.rcpt_tos) == ["editor@example.org"])
+        body = editor.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert sum(place in body for place in ("Northport", "Eastbay", "Westmere", "Southcliff")) == 3
+        assert "1 more in World" in body
+        assert sum(club in body for club in ("goalkeeper", "regatta")) == 1  # [digest]'s 1 still holds for Sport
+        assert "1 more in Sport" in body
+
+
+async def test_a_section_max_items_out_of_range_is_a_one_line_config_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path, feeds=["http://127.0.0.1:9/none.xml"], smtp_port=9)
+    config.write_text(
+        config.read_text(encoding="utf-8").replace('categories = ["World"]', 'categories = ["World"]\nmax_items = 0'),
+        encoding="utf-8",
+    )
+    code, _, err = await digest(config, "check-config")
+    assert code != 0
+    assert "sections #1.max_items must be between 1 and 1000, not 0." in err
+
+
 async def test_status_shows_failing_feeds_the_next_edition_and_the_outbox(tmp_path: Path) -> None:
     async with FeedServer() as feeds, SmtpServer() as smtp:
         good = feeds.serve("/h.xml", HARBOUR)

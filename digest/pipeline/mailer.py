@@ -49,6 +49,7 @@ def compose_options(settings: Settings) -> ComposeOptions:
         title=d.title,
         section_order=settings.section_names,
         max_per_section=d.max_items_per_section,
+        section_limits=tuple((s.name, s.max_items) for s in settings.sections if s.max_items is not None),
         top_stories=d.top_stories,
         language=d.language,
         cluster_threshold=d.cluster_threshold,

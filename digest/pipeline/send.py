@@ -414,7 +414,7 @@ class EditionPages:
         """The whole edition: what the email shows, with no section cut short and no clip."""
         settings = self.settings
         options = dataclasses.replace(
-            compose_options(settings), max_per_section=sys.maxsize, max_per_source=sys.maxsize
+            compose_options(settings), max_per_section=sys.maxsize, section_limits=(), max_per_source=sys.maxsize
         )
         stories = edition_stories(settings, self.store, edition)  # clustered once, with the email's "Read also"
         page = compose(
