@@ -929,6 +929,7 @@ def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
                 click.echo(f"  {result.section}: {result.reason}")
             else:  # the rules changed after the edition was built; the email used the stored section
                 click.echo(f"  with today's rules it would go to {result.section}: {result.reason}")
+            _echo_capital_misses(app, item.title, item.summary_text, indent="  ")
         return
     if text.strip().isdigit():
         raise DigestError(
@@ -945,6 +946,19 @@ def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
         fallback=app.settings.digest.fallback_section,
     )
     click.echo(f"{result.section}: {result.reason}")
+    if not is_url:
+        _echo_capital_misses(app, text, "")
+
+
+def _echo_capital_misses(app: App, title: str, summary: str, indent: str = "") -> None:
+    """A keyword written with a capital matches only names: say so where the text has it in lower case."""
+    from digest.sections import capital_misses
+
+    for section, keyword in capital_misses(title, summary, app.settings.sections):
+        click.echo(
+            f"{indent}note: keyword '{keyword}' of section '{section}' is written with a capital, so it matches"
+            f" only a name, and the text has it in lower case; write '{keyword.lower()}' to match it either way."
+        )
 
 
 # --------------------------------------------------------------------------- demo

@@ -370,3 +370,26 @@ def classify(
             else f"; it ties with section '{runner.section}', which comes later in the configured order"
         )
     return Classification(win.section, rule, reason)
+
+
+def capital_misses(title: str, summary: str, sections: Sequence[Section]) -> list[tuple[str, str]]:
+    """(section, keyword) of each keyword written with a capital (a name) that the text writes in
+    lower case, as it is or with an ending: what `digest sections explain` points out, since an
+    operator who wrote "Bitcoin" may have meant the common noun. Acronyms ("UN") are meant as
+    capitals and are left out; so is a lower-case word that only shares a stem ("crime" is not
+    "Crimea", which is what the capital keeps apart)."""
+    folded = unicodedata.normalize("NFKC", f"{title} {summary}").casefold()
+    text: _Text | None = None
+    misses: list[tuple[str, str]] = []
+    for section in sections:
+        groups = [section.keywords, *(k for r in section.rules for k in (r.keywords, *r.keyword_groups))]
+        keywords = dict.fromkeys(k for g in groups for k in g)
+        for keyword in keywords:
+            if not keyword[:1].isupper() or keyword.isupper() or keyword.lower() in keywords:
+                continue  # not a name, an acronym, or listed in lower case as well ("Film" and "film")
+            if not re.search(r"(?<!\w)" + re.escape(keyword.casefold()) + r"\w{0,3}(?!\w)", folded):
+                continue
+            text = text or _Text(title, summary)
+            if not text.where(keyword) and text.where(keyword.lower()):
+                misses.append((section.name, keyword))
+    return misses

@@ -163,6 +163,24 @@ def test_subscribers_csv_import_is_all_or_nothing_and_export_round_trips(config:
     assert "ok@example.org,Ok,World;Sport,Asia/Tokyo,active" in exported
 
 
+def test_sections_explain_points_out_a_capitalised_keyword_the_text_writes_in_lower_case(tmp_path: Path) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text(
+        '[[sections]]\nname = "Business & Economy"\nkeywords = ["Bitcoin", "UN"]\n'
+        '[[sections]]\nname = "World"\n[[sections.rules]]\nkeywords = [["Crimea"], ["referendum"]]\n',
+        encoding="utf-8",
+    )
+    lower = run(config, "sections", "explain", "bitcoins fall as miners sell")
+    assert lower.exit_code == 0 and lower.output.startswith("Other: ")
+    assert "note: keyword 'Bitcoin' of section 'Business & Economy' is written with a capital" in lower.output
+    assert "write 'bitcoin' to match it either way" in lower.output
+    named = run(config, "sections", "explain", "Bitcoin falls as miners sell")
+    assert named.output.startswith("Business & Economy: ") and "note:" not in named.output
+    # A word that only shares the name's stem is what the capital keeps apart; an acronym is meant as capitals.
+    assert "note:" not in run(config, "sections", "explain", "o crime e o referendum da un").output
+    assert "keyword 'Crimea' of section 'World'" in run(config, "sections", "explain", "crimea referendum").output
+
+
 def test_sections_explain_says_which_rule_matched(config: Path) -> None:
     by_url = run(config, "sections", "explain", "https://news.example/sport/final-score")
     assert by_url.exit_code == 0 and by_url.output.startswith("Sport: ")
