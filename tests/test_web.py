@@ -46,15 +46,24 @@ WORLD_STORIES = 5
 
 
 def make_settings(
-    folder: Path, *, smtp_port: int = 25, base_url: str = "https://review.example", secret: str | None = None
+    folder: Path,
+    *,
+    smtp_port: int = 25,
+    base_url: str = "https://review.example",
+    secret: str | None = None,
+    cap_on: str = "digest",
 ) -> cfg.Settings:
+    """`cap_on`: whether the World cap is [digest] max_items_per_section or World's own max_items."""
+    world: dict[str, Any] = {"name": "World", "categories": ["World"]}
+    if cap_on == "section":
+        world["max_items"] = CAP
     digest: dict[str, Any] = {
         "title": "Morning Review",
         "timezone": "UTC",
         "send_at": "07:00",
         "database": f"sqlite:///{folder / 'digest.sqlite'}",
         "base_url": base_url,
-        "max_items_per_section": CAP,
+        "max_items_per_section": CAP if cap_on == "digest" else 10,
         "read_also": 0,
     }
     if secret:
@@ -68,7 +77,7 @@ def make_settings(
                 "sender": "Morning Review <review@review.example>",
                 "timeout": 10,
             },
-            "sections": [{"name": "World", "categories": ["World"]}, {"name": "Sport", "categories": ["Sport"]}],
+            "sections": [world, {"name": "Sport", "categories": ["Sport"]}],
             "subscribers": [
                 {"email": "alice@example.org"},
                 {"email": "bob@example.org", "sections": ["Sport"], "timezone": "UTC"},
@@ -156,8 +165,8 @@ class Web:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> cfg.Settings:
-    return make_settings(tmp_path)
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> cfg.Settings:
+    return make_settings(tmp_path, cap_on=getattr(request, "param", "digest"))
 
 
 @pytest.fixture
@@ -454,6 +463,7 @@ def mark_sent(store: Store, edition: Any) -> None:
     record(store, [Mark(d.id, SENT, message_id=f"<t{d.id}@review.example>") for d in rows], "test", now=NOW)
 
 
+@pytest.mark.parametrize("settings", ["digest", "section"], indirect=True)
 async def test_the_edition_page_shows_every_story_of_a_section_the_email_cut_short(app: Web) -> None:
     add_news(app.store, at=NOW - timedelta(hours=2), prefix="Today")
     edition, _ = build_edition(app.settings, app.store, day=DAY, timezone="UTC", now=NOW)
