@@ -382,7 +382,7 @@ def capital_misses(title: str, summary: str, sections: Sequence[Section]) -> lis
     text: _Text | None = None
     misses: list[tuple[str, str]] = []
     for section in sections:
-        groups = [section.keywords, *(k for r in section.rules for k in (r.keywords, *r.keyword_groups))]
+        groups = [g for rule in _section_rules(section) for g in (rule.keywords, *rule.keyword_groups)]
         keywords = dict.fromkeys(k for g in groups for k in g)
         for keyword in keywords:
             if not keyword[:1].isupper() or keyword.isupper() or keyword.lower() in keywords:
