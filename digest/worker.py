@@ -139,8 +139,17 @@ class LiveShare:
         return await self.inner.send(envelope)
 
     async def __aenter__(self) -> LiveShare:
-        await self.inner.__aenter__()
-        self._task = asyncio.create_task(self._follow())
+        store = await asyncio.to_thread(Store, self.database_url, check_schema=False)
+        try:
+            # Counted once before the first send too: a spawned sending process may start a second
+            # or more after its worker counted, and a worker that joined meanwhile only waits
+            # JOIN_BEATS before it sends at its share.
+            await self._recount(store)
+            await self.inner.__aenter__()
+        except BaseException:
+            await asyncio.to_thread(store.close)
+            raise
+        self._task = asyncio.create_task(self._follow(store))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -150,20 +159,22 @@ class LiveShare:
                 await self._task
         await self.inner.__aexit__(*exc)
 
-    async def _follow(self) -> None:
-        store = await asyncio.to_thread(Store, self.database_url, check_schema=False)
+    async def _recount(self, store: Store) -> None:
+        try:
+            live = max(await asyncio.to_thread(store.live_worker_count, stale_after=self.stale_after), 1)
+        except Exception as exc:  # a busy database: keep the share we have, ask again next beat
+            log.warning("smtp rate share: cannot count the live workers: %s", exc)
+            return
+        if live != self.live:
+            log.info("smtp rate share: %d workers alive, sending at %.3g/s", live, self.rate / live)
+            self.live = live
+            self.inner.set_rate(self.rate / live)
+
+    async def _follow(self, store: Store) -> None:
         try:
             while True:
                 await asyncio.sleep(self.refresh)
-                try:
-                    live = max(await asyncio.to_thread(store.live_worker_count, stale_after=self.stale_after), 1)
-                except Exception as exc:  # a busy database: keep the share we have, ask again next beat
-                    log.warning("smtp rate share: cannot count the live workers: %s", exc)
-                    continue
-                if live != self.live:
-                    log.info("smtp rate share: %d workers alive, sending at %.3g/s", live, self.rate / live)
-                    self.live = live
-                    self.inner.set_rate(self.rate / live)
+                await self._recount(store)
         finally:
             await asyncio.to_thread(store.close)
 

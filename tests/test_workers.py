@@ -800,17 +800,22 @@ async def test_workers_together_stay_within_the_smtp_rate_limit_when_one_joins_m
                 assert await p.stop() == 0, p.log
     late_sent = sum(int(n) for n in re.findall(r"edition=\S+ sent=(\d+)", late.log))
     arrivals = sorted(m.mail_at for m in smtp.messages)
-    busiest = max(sum(1 for b in arrivals[i:] if b < a + window) for i, a in enumerate(arrivals))
+    counts = [(sum(1 for b in arrivals[i:] if b < a + window), a) for i, a in enumerate(arrivals)]
+    busiest, busiest_at = max(counts)
     after = [a for a in arrivals if a >= joined_at]
     pace = (len(after) - 1) / (after[-1] - after[0])
     print(
         f"\n{len(arrivals)} messages, rate_limit {rate:g}/s: busiest {window:g} s window {busiest} "
-        f"({busiest / window:.1f}/s), {pace:.1f}/s after the third worker joined, which sent {late_sent}"
+        f"({busiest / window:.1f}/s, from {busiest_at - joined_at:+.1f} s of the join), "
+        f"{pace:.1f}/s after the third worker joined, which sent {late_sent}"
     )
     assert len({m.rcpt_tos[0] for m in smtp.messages}) == n_subscribers
     assert late_sent > 0, late.log  # the late worker took its share of the pass
     assert "smtp rate share: 3 workers alive" in procs[0].log, procs[0].log
     # Each sending process spaces its starts 1/share apart: a window holds at most one more per
-    # process (2 per worker) than the limit allows.
-    assert busiest <= rate * window + 6, busiest
+    # process than the limit allows. The server stamps MAIL, not the start: on a loaded machine a
+    # process descheduled between the two moves a send or two into the next window. Six sending
+    # processes (three workers, two each) at two each: 12. A share not applied costs far more: two
+    # workers still at the two-worker share while three send put about 53 more in a 4 s window.
+    assert busiest <= rate * window + 12, busiest
     assert pace <= rate * 1.05, pace
