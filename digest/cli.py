@@ -930,6 +930,7 @@ def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
             else:  # the rules changed after the edition was built; the email used the stored section
                 click.echo(f"  with today's rules it would go to {result.section}: {result.reason}")
             _echo_capital_misses(app, item.title, item.summary_text, indent="  ")
+            _echo_language(app, item.title, item.summary_text, indent="  ")
         return
     if text.strip().isdigit():
         raise DigestError(
@@ -948,6 +949,17 @@ def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
     click.echo(f"{result.section}: {result.reason}")
     if not is_url:
         _echo_capital_misses(app, text, "")
+        _echo_language(app, text, "")
+
+
+def _echo_language(app: App, title: str, summary: str, indent: str = "") -> None:
+    """Where rules name languages, the one the item is read in: a rule for "pt" misses an item read as "es"."""
+    from digest.sections import item_language
+
+    named = {lang for section in app.settings.sections for rule in section.rules for lang in rule.languages}
+    if named:
+        lang = item_language(title, summary)
+        click.echo(f"{indent}language: read as '{lang}' (rules that set languages list {', '.join(sorted(named))})")
 
 
 def _echo_capital_misses(app: App, title: str, summary: str, indent: str = "") -> None:

@@ -485,6 +485,8 @@ class Rule:
     feeds: tuple[str, ...] = ()  # feed names or URLs
     not_keywords: tuple[str, ...] = ()
     keyword_groups: tuple[tuple[str, ...], ...] = ()  # keywords = [[...], [...]]: a word of each list
+    # The item's language is one of these (primary tags, "en"); only in [[sections.rules]].
+    languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -718,12 +720,35 @@ def _rule(key: str, entry: Mapping[str, Any]) -> Rule:
         entry = {k: v for k, v in entry.items() if k != "keywords"}
     values: dict[str, Any] = {k: _str_list(f"{key}.{k}", entry.get(k, [])) for k in _RULE_KEYS}
     values["keyword_groups"] = groups
+    if "languages" in entry:
+        if ".rules #" not in key:
+            raise ConfigError(f"{key}.languages belongs in a [[sections.rules]] table, with the conditions it narrows.")
+        values["languages"] = _languages(f"{key}.languages", entry["languages"])
     for p in values["url_patterns"]:
         try:
             re.compile(p)
         except re.error as exc:
             raise ConfigError(f"{key}.url_patterns has an invalid regular expression {p!r}: {exc}.") from exc
     return Rule(**values)
+
+
+def _languages(key: str, value: Any) -> tuple[str, ...]:
+    """Primary language tags ("en-GB" -> "en") of languages digest can tell an item is written in."""
+    from digest import words  # here: reading a config without such a rule need not import it
+
+    told = words.TOLD_LANGUAGES
+    out: list[str] = []
+    for tag in _str_list(key, value):
+        lang = words.primary_language(tag)
+        if lang not in told:
+            raise ConfigError(
+                f"{key}: {tag!r} is not a language digest tells items apart by; use one of "
+                f"{', '.join(sorted(told))} (text in Cyrillic is read as ru, in Arabic script as ar)."
+            )
+        out.append(lang)
+    if not out:
+        raise ConfigError(f"{key} is empty; list the languages the rule is for, or leave it out.")
+    return tuple(dict.fromkeys(out))
 
 
 def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
@@ -733,7 +758,7 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
     sections: list[Section] = []
     for i, entry in enumerate(entries, start=1):
         key = f"sections #{i}"  # counted from 1, as people count entries
-        _reject_unknown(key, entry, {"name", *_RULE_KEYS, "rules", "max_items"})
+        _reject_unknown(key, entry, {"name", *_RULE_KEYS, "rules", "max_items", "languages"})
         if "name" not in entry:
             raise ConfigError(f"{key}.name is missing: every section needs a name.")
         name = check_str(f"{key}.name", entry["name"]).strip()
@@ -748,10 +773,15 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
             raise ConfigError(f"{key}.rules must be an array of tables (write each as [[sections.rules]]).")
         for j, raw_rule in enumerate(raw_rules, start=1):
             rule_key = f"{key}.rules #{j}"
-            _reject_unknown(rule_key, raw_rule, set(_RULE_KEYS))
+            _reject_unknown(rule_key, raw_rule, {*_RULE_KEYS, "languages"})
             rule = _rule(rule_key, raw_rule)
-            if not (rule.categories or rule.url_patterns or rule.keywords or rule.keyword_groups or rule.feeds):
-                raise ConfigError(f"{rule_key} has no condition; give it categories, url_patterns, keywords or feeds.")
+            if (
+                not (rule.categories or rule.url_patterns or rule.keywords or rule.keyword_groups or rule.feeds)
+                and not rule.languages
+            ):
+                raise ConfigError(
+                    f"{rule_key} has no condition; give it categories, url_patterns, keywords, feeds or languages."
+                )
             rules.append(rule)
         sections.append(
             Section(
@@ -1067,7 +1097,8 @@ def example_toml() -> str:
         "# has one, else to the section of the most specific rule that matches it, else to [digest]",
         "# fallback_section. Each of a section's lists (categories, url_patterns as regular expressions",
         "# on the link's path, keywords as word forms in the title or summary, feeds by name or URL) is",
-        "# a rule; a [[sections.rules]] table is a rule whose conditions must all hold; not_keywords",
+        "# a rule; a [[sections.rules]] table is a rule whose conditions must all hold (there,",
+        '# languages = ["en", "fr"] narrows it to items written in those); not_keywords',
         "# rule a section out. More conditions beat fewer, then feeds > categories > url_patterns >",
         "# keywords, then more keywords found (title counts double), then section order (README:",
         "# Sections). `digest sections explain` tells why. A section's max_items = N shows up to N of its",

@@ -619,7 +619,6 @@ CULTURE = (
     "gallery",
     "theater",
     "theatre",
-    "opera",
     "ballet",
     "concert",
     "festival",
@@ -997,7 +996,6 @@ CULTURE_STRONG = (
     "exhibition",
     "theatre",
     "theater",
-    "opera",
     "ballet",
     "concert",
     "festival",
@@ -1290,6 +1288,17 @@ SECTIONS: dict[str, dict[str, object]] = {
         PRESS,
     ),
 }
+# "opera" only where it is the art: Italian and Portuguese stem "operato" and "operação" (an
+# operation: a police raid, a road-safety campaign) as they stem "opera", and Italian's "opera" is
+# also any work. Read in those languages it would file police news under culture.
+OPERA = ("opera",)
+OPERA_LANGUAGES = ("en", "fr", "de", "es")
+SECTIONS["Society & Culture"]["rules"] = (
+    *SECTIONS["Society & Culture"]["rules"],  # type: ignore[misc]
+    {"keywords": OPERA, "languages": OPERA_LANGUAGES},
+    {"categories": GENERAL_CATEGORIES, "keywords": OPERA, "languages": OPERA_LANGUAGES},
+    {"url_patterns": WORLD_PATHS, "keywords": OPERA, "languages": OPERA_LANGUAGES},
+)
 # What the media and commentators say about Russia and its counterparts is the press review's,
 # not a politics story: the same two-list rule as Russian Politics', with the press words added.
 SECTIONS["Press Review"]["rules"] = (

@@ -13,7 +13,12 @@ A section's rules:
 * `not_keywords` (on the section, or on one rule) rule the section (or that rule) out when one of
   them occurs in the title or summary;
 * in a rule, `keywords` may be a list of lists: a word of each list must occur ("Russia" and one
-  of "Trump", "Brexit"); it is one keyword condition, whose weight adds up the words found.
+  of "Trump", "Brexit"); it is one keyword condition, whose weight adds up the words found;
+* a rule's `languages` hold when the item is written in one of them (as `digest.words` tells it
+  from the title and summary, the language its keywords are read in). They narrow the rule
+  ("opera" in English, not the Portuguese "operação") without making it more specific: they count
+  in neither a. nor b. below, and a rule of `languages` alone ranks below every other rule, a
+  fallback for the items of those languages that nothing else places.
 
 Conditions: `categories` equal one of the item's categories (case-insensitively); `url_patterns`
 are regular expressions searched in the link's path; `keywords` occur in the title or the summary
@@ -53,13 +58,19 @@ from digest.config import Rule, Section
 # Kinds of condition, strongest first; the strength of a rule is that of its strongest condition.
 _STRENGTH = {"feeds": 3, "categories": 2, "url_patterns": 2, "keywords": 1}
 # Names of the old single-kind rules, kept in Classification.rule for callers and logs.
-_KIND_NAME = {"feeds": "source", "categories": "category", "url_patterns": "url", "keywords": "keyword"}
+_KIND_NAME = {
+    "feeds": "source",
+    "categories": "category",
+    "url_patterns": "url",
+    "keywords": "keyword",
+    "languages": "language",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Classification:
     section: str
-    rule: str  # "feed" | "category" | "url" | "keyword" | "source" | "rule" | "fallback"
+    rule: str  # "feed" | "category" | "url" | "keyword" | "source" | "language" | "rule" | "fallback"
     reason: str  # one human sentence, e.g. "category 'Politics' matches section 'World'"
 
 
@@ -120,6 +131,11 @@ def _forms(text: str, lang: str, *, keep_stopwords: bool = False) -> list[_Form]
     return out
 
 
+def item_language(title: str, summary: str) -> str:
+    """The language an item's keywords are read in and its rules' `languages` compare with."""
+    return words.language_of(f"{title} {summary}")
+
+
 class _Text:
     """An item's title and summary as word forms, in the language they are written in, indexed.
 
@@ -129,7 +145,7 @@ class _Text:
     """
 
     def __init__(self, title: str, summary: str) -> None:
-        self.lang = words.language_of(f"{title} {summary}")
+        self.lang = item_language(title, summary)
         self.title = _Sequence(_forms(title, self.lang, keep_stopwords=True))
         self.summary = _Sequence(_forms(summary, self.lang, keep_stopwords=True))
         self._where: dict[str, str | None] = {}
@@ -230,7 +246,7 @@ class _Match:
     strength: int
     agreeing: int  # how many of the section's rules match
     weight: int
-    kind: str  # the strongest condition's kind
+    kind: str  # the rule's one kind of condition, or "rule"
     reasons: tuple[str, ...]
 
     @property
@@ -295,6 +311,10 @@ def _match_rule(rule: Rule, item: _Item) -> tuple[int, list[str]] | None:
         if not found:
             return None
         reasons.append("keyword " + ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else ""))
+    if rule.languages:
+        if item.text.lang not in rule.languages:
+            return None
+        reasons.append(f"language '{item.text.lang}'")
     if rule.not_keywords and _excluded(item, rule.not_keywords):
         return None
     return weight, reasons
@@ -318,8 +338,17 @@ def _best(section: Section, order: int, item: _Item) -> _Match | None:
         agreeing += 1
         weight, reasons = matched
         kinds = [k for k in _STRENGTH if getattr(rule, k) or (k == "keywords" and rule.keyword_groups)]
+        # `languages` narrows a rule without making it more specific; alone, it ranks below any other.
         candidate = _Match(
-            section.name, order, len(kinds), max(_STRENGTH[k] for k in kinds), 0, weight, kinds[0], tuple(reasons)
+            section.name,
+            order,
+            len(kinds),
+            max((_STRENGTH[k] for k in kinds), default=0),
+            0,
+            weight,
+            # The label Classification.rule takes: a condition's kind, or "rule" for several.
+            "rule" if len(kinds) + bool(rule.languages) > 1 else kinds[0] if kinds else "languages",
+            tuple(reasons),
         )
         if best is None or candidate.key > best.key:
             best = candidate
@@ -358,7 +387,7 @@ def classify(
     if not matches:
         return Classification(fallback, "fallback", f"no rule matched, so the fallback section '{fallback}'")
     win = max(matches, key=lambda m: m.key)
-    rule = _KIND_NAME[win.kind] if win.conditions == 1 else "rule"
+    rule = _KIND_NAME.get(win.kind, win.kind)
     verb = "matches" if len(win.reasons) == 1 else "match"
     reason = f"{' and '.join(win.reasons)} {verb} section '{win.section}'"
     others = sorted((m for m in matches if m is not win), key=lambda m: m.key, reverse=True)

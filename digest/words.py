@@ -200,6 +200,8 @@ def language_of(text: str, hint: str | None = None) -> str:
 
 
 _LATIN = ("en", "fr", "de", "es", "it", "pt")
+# Every language `language_of` can answer: by function words in Latin script, else by script.
+TOLD_LANGUAGES = frozenset([*_LATIN, *(lang for _, lang in _SCRIPT_LANGUAGE)])
 _NON_LATIN = re.compile("[^\\W\\d_\u0000-\u024f]")  # letters beyond Latin Extended-B
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -270,6 +271,97 @@ async def test_a_section_max_items_out_of_range_is_a_one_line_config_error(tmp_p
     code, _, err = await digest(config, "check-config")
     assert code != 0
     assert "sections #1.max_items must be between 1 and 1000, not 0." in err
+
+
+MIXED = rss(
+    "Mixed Wire",
+    [
+        (
+            "Opera house reopens with a season of new productions",
+            "/a/opera",
+            "Arts",
+            timedelta(hours=1),
+            "The city opera company returns to its restored hall this spring.",
+        ),
+        (
+            "Polizei meldet einen Einbruch im Rathaus der Altstadt",
+            "/b/rathaus",
+            "Lokales",
+            timedelta(hours=2),
+            "Die Täter sind nach Angaben der Polizei noch nicht gefasst.",
+        ),
+        (
+            "Bund und Länder einigen sich über den Ausbau des Hafens",
+            "/c/hafen",
+            "World",
+            timedelta(hours=3),
+            "Der Ausbau soll im nächsten Jahr beginnen.",
+        ),
+        (
+            "L'operato del sindaco sul nuovo porto divide la città",
+            "/d/porto",
+            "Cronaca",
+            timedelta(hours=4),
+            "Il consiglio comunale discute il piano per il porto.",
+        ),
+    ],
+)
+
+
+def section_of(body: str, title: str, sections: Sequence[str]) -> str:
+    """The section heading an item's title stands under in the text part."""
+    body = body.replace("\r\n", "\n")
+    at = body.index(title)
+    headings = [(body.rfind(f"\n{name}\n" + "-" * len(name), 0, at), name) for name in sections]
+    return max(headings)[1]
+
+
+async def test_a_rules_languages_place_items_by_the_language_they_are_written_in(tmp_path: Path) -> None:
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        url = feeds.serve("/mixed.xml", MIXED)
+        config = write_config(tmp_path, feeds=[url], smtp_port=smtp.port)
+        text = config.read_text(encoding="utf-8")
+        text = text.replace(
+            '[[sections]]\nname = "Sport"',
+            '[[sections]]\nname = "Society & Culture"\n[[sections.rules]]\nkeywords = ["opera"]\n'
+            'languages = ["en", "fr"]\n'
+            '[[sections]]\nname = "Deutschsprachige Presse"\n[[sections.rules]]\nlanguages = ["de"]\n'
+            '[[sections]]\nname = "Sport"',
+        )
+        config.write_text(text, encoding="utf-8")
+        code, out, err = await digest(config, "check-config")
+        assert code == 0, err
+        assert (await digest(config, "poll"))[0] == 0
+        code, out, err = await digest(config, "send")
+        assert code == 0, err
+        editor = next(parsed(m.data) for m in smtp.messages if list(m.rcpt_tos) == ["editor@example.org"])
+        body = editor.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        names = ("World", "Society & Culture", "Deutschsprachige Presse", "Other")
+        assert section_of(body, "Opera house reopens", names) == "Society & Culture"
+        assert section_of(body, "Polizei meldet einen Einbruch", names) == "Deutschsprachige Presse"
+        assert section_of(body, "Bund und Länder einigen sich", names) == "World"  # its category outranks
+        assert section_of(body, "L'operato del sindaco", names) == "Other"  # not read as opera in Italian
+        code, out, err = await digest(config, "sections", "explain", "https://mixed-wire.example/a/opera")
+        assert code == 0, err
+        assert "keyword 'opera' in the title and language 'en' match section 'Society & Culture'" in out
+        assert "language: read as 'en' (rules that set languages list de, en, fr)" in out
+        code, out, err = await digest(config, "sections", "explain", "https://mixed-wire.example/d/porto")
+        assert code == 0, err
+        assert "Other: no rule matched" in out and "language: read as 'it'" in out
+
+
+async def test_a_language_digest_cannot_tell_is_a_one_line_config_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path, feeds=["http://127.0.0.1:9/none.xml"], smtp_port=9)
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            'categories = ["World"]', 'categories = ["World"]\n[[sections.rules]]\nlanguages = ["uk"]'
+        ),
+        encoding="utf-8",
+    )
+    code, _, err = await digest(config, "check-config")
+    assert code != 0 and len(err.strip().splitlines()) <= 2, err
+    assert "sections #1.rules #1.languages: 'uk' is not a language digest tells items apart by" in err
+    assert "text in Cyrillic is read as ru" in err
 
 
 async def test_status_shows_failing_feeds_the_next_edition_and_the_outbox(tmp_path: Path) -> None:

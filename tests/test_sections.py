@@ -415,3 +415,100 @@ def test_the_keyword_index_finds_exactly_what_a_scan_of_every_position_finds() -
             checked += 1
             found += expected is not None
     assert checked == 4800 and found > 400  # a tenth of the keywords occur: both answers are tested
+
+
+# --------------------------------------------------------------------------- a rule's languages
+
+CULTURE = Section(
+    "Society & Culture",
+    rules=(
+        Rule(keywords=("opera",), languages=("en", "fr")),
+        Rule(categories=("World",), keywords=("opera",), languages=("en", "fr")),
+    ),
+)
+GERMAN = Section("Deutschsprachige Presse", rules=(Rule(languages=("de",)),))
+
+
+def by_language(title: str, summary: str = "", categories: Sequence[str] = ()) -> Classification:
+    return classify(
+        title=title,
+        url=None,
+        categories=categories,
+        feed_section=None,
+        sections=(WORLD, CULTURE, GERMAN),
+        fallback="Other",
+        summary=summary,
+    )
+
+
+@pytest.mark.parametrize(
+    ("title", "summary", "section"),
+    [
+        ("Opera house reopens with a new season", "The company returns to its hall.", "Society & Culture"),
+        ("L'opéra rouvre ses portes pour la nouvelle saison", "La troupe revient dans sa salle.", "Society & Culture"),
+        # Italian and Portuguese stem these as they stem "opera": the rule is not read in them.
+        ("L'operato del sindaco sul porto divide la città", "Il consiglio discute il piano.", "Other"),
+        ("Polícia faz nova operação contra o tráfico no porto", "A operação começou de madrugada.", "Other"),
+    ],
+)
+def test_a_rules_languages_narrow_it_to_items_written_in_them(title: str, summary: str, section: str) -> None:
+    c = by_language(title, summary)
+    assert c.section == section, c.reason
+    if section == "Society & Culture":
+        assert c.rule == "rule" and "keyword 'opera' in the title and language '" in c.reason
+
+
+def test_languages_do_not_make_a_rule_more_specific() -> None:
+    # A category and a keyword (and languages): two conditions, which beat World's category alone.
+    c = by_language("Opera house reopens with a new season", categories=["World"])
+    assert c.section == "Society & Culture" and "category 'World' and keyword 'opera'" in c.reason
+    narrowed = classify(
+        title="Opera house reopens with a new season",
+        url=None,
+        categories=["World"],
+        feed_section=None,
+        sections=(WORLD, Section("Society & Culture", rules=(Rule(keywords=("opera",), languages=("en",)),))),
+        fallback="Other",
+    )
+    # A keyword narrowed to English is still one condition: World's category, the stronger kind,
+    # beats it as it beats a plain keyword. Were languages a condition, the keyword would win.
+    assert narrowed.section == "World", narrowed.reason
+
+
+def test_a_rule_of_languages_alone_takes_what_no_other_rule_places() -> None:
+    c = by_language("Polizei meldet einen Einbruch im Rathaus der Altstadt", "Die Täter sind noch nicht gefasst.")
+    assert (c.section, c.rule) == ("Deutschsprachige Presse", "language")
+    assert c.reason == "language 'de' matches section 'Deutschsprachige Presse'"
+    # Any other rule outranks it, whatever the section order.
+    c = by_language("Bund und Länder einigen sich über den Hafenausbau", categories=["World"])
+    assert c.section == "World" and "outranks section 'Deutschsprachige Presse'" in c.reason
+    assert by_language("Police report a break-in at the town hall").section == "Other"
+
+
+@pytest.mark.parametrize(
+    ("where", "entry", "message"),
+    [
+        ("rule", {"languages": ["uk"]}, r"sections #1.rules #1.languages: 'uk' is not a language digest tells"),
+        ("rule", {"languages": []}, r"sections #1.rules #1.languages is empty"),
+        ("rule", {"languages": "de", "keywords": ["x"]}, None),
+        ("section", {"languages": ["de"]}, r"sections #1.languages belongs in a \[\[sections.rules\]\] table"),
+    ],
+)
+def test_languages_in_the_config(where: str, entry: dict[str, object], message: str | None) -> None:
+    from digest.config import from_mapping
+    from digest.errors import ConfigError
+
+    section: dict[str, object] = {"name": "A", **entry} if where == "section" else {"name": "A", "rules": [entry]}
+    if message is None:
+        settings = from_mapping({"sections": [section]})
+        assert settings.sections[0].rules[0].languages == ("de",)
+        return
+    with pytest.raises(ConfigError, match=message):
+        from_mapping({"sections": [section]})
+
+
+def test_a_language_tag_is_read_as_its_primary_language() -> None:
+    from digest.config import from_mapping
+
+    settings = from_mapping({"sections": [{"name": "A", "rules": [{"languages": ["en-GB", "pt_BR", "EN"]}]}]})
+    assert settings.sections[0].rules[0].languages == ("en", "pt")
