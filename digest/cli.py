@@ -135,7 +135,7 @@ class App:
         """A fingerprint of the config's feeds and subscribers: unchanged means nothing to sync."""
         import hashlib
 
-        text = repr((self.settings.feeds, self.settings.subscribers))
+        text = repr((self.settings.feeds, self.settings.subscribers, sorted(self.settings.section_renames.items())))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def _sync(self, store: Store) -> None:
@@ -143,10 +143,23 @@ class App:
         with store.config_sync_lock():  # workers starting together on PostgreSQL sync in turn
             store.sync_feeds(self.settings.feeds, now=now)
             store.sync_subscribers(self.settings.subscribers, now=now)
+            self._rename_chosen_sections(store, now)
             store.set_meta("config_synced", self._config_digest())
         from digest import unsubscribes
 
         unsubscribes.apply(store, unsubscribes.spool_path(self.settings), now=now)  # kept while it was busy
+
+    def _rename_chosen_sections(self, store: Store, now: datetime) -> None:
+        """Once per set of renames ([[sections]] formerly): subscribers' choices follow the new names."""
+        renames = self.settings.section_renames
+        applied = repr(sorted(renames.items()))
+        if not renames or store.get_meta("sections_renamed") == applied:
+            return
+        changed = store.rename_chosen_sections(sorted(renames.items()), now=now)
+        store.set_meta("sections_renamed", applied)
+        if changed:
+            moves = ", ".join(f"{old!r} -> {new!r}" for old, new in renames.items())
+            log.warning("sections renamed (%s): %d subscribers' chosen sections follow them", moves, changed)
 
     @property
     def reader(self) -> Store:
@@ -780,12 +793,14 @@ def _sections_option(app: App, value: str | None) -> tuple[str, ...] | None:
 
 
 def _known_sections(app: App, chosen: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    for s in chosen:
+    """The names, each checked against the config; a section's former name stands for the section."""
+    names = tuple(dict.fromkeys(app.settings.current_section(s) for s in chosen))
+    for s in names:
         if s not in app.settings.section_names:
             raise SubscriberError(
                 f"{s!r} is not a section.", hint="Known sections: " + ", ".join(app.settings.section_names)
             )
-    return tuple(chosen)
+    return names
 
 
 @subscribers.command("add")

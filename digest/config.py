@@ -12,7 +12,7 @@ import dataclasses
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
@@ -499,6 +499,7 @@ class Section:
     not_keywords: tuple[str, ...] = ()
     rules: tuple[Rule, ...] = ()  # [[sections.rules]]: each combines conditions that must all hold
     max_items: int | None = None  # stories shown before "N more in <Section>"; None: [digest] max_items_per_section
+    formerly: tuple[str, ...] = ()  # names it had before: subscribers' choices under them count for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -550,6 +551,15 @@ class Settings:
             return Path(url.database).with_name(Path(url.database).name + suffix)
         folder = self.path.parent if self.path else Path.cwd()
         return folder / f"digest{suffix}"
+
+    @property
+    def section_renames(self) -> dict[str, str]:
+        """A section's former name -> its name now ([[sections]] formerly)."""
+        return {old: s.name for s in self.sections for old in s.formerly}
+
+    def current_section(self, name: str) -> str:
+        """A section name a subscriber chose, under the name the section has now."""
+        return self.section_renames.get(name, name)
 
     @property
     def section_names(self) -> tuple[str, ...]:
@@ -758,7 +768,7 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
     sections: list[Section] = []
     for i, entry in enumerate(entries, start=1):
         key = f"sections #{i}"  # counted from 1, as people count entries
-        _reject_unknown(key, entry, {"name", *_RULE_KEYS, "rules", "max_items", "languages"})
+        _reject_unknown(key, entry, {"name", *_RULE_KEYS, "rules", "max_items", "languages", "formerly"})
         if "name" not in entry:
             raise ConfigError(f"{key}.name is missing: every section needs a name.")
         name = check_str(f"{key}.name", entry["name"]).strip()
@@ -793,9 +803,31 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
                 not_keywords=own.not_keywords,
                 rules=tuple(rules),
                 max_items=_check_int(1, 1000)(f"{key}.max_items", entry["max_items"]) if "max_items" in entry else None,
+                formerly=tuple(n.strip() for n in _str_list(f"{key}.formerly", entry.get("formerly", []))),
             )
         )
+    _check_former_names(sections)
     return tuple(sections)
+
+
+def _check_former_names(sections: Sequence[Section]) -> None:
+    """A former name stands for one section only, and for none that has that name now."""
+    current = {s.name for s in sections}
+    owner: dict[str, str] = {}
+    for i, section in enumerate(sections, start=1):
+        for old in section.formerly:
+            if not old:
+                raise ConfigError(f"sections #{i}.formerly has an empty name.")
+            if old in current:
+                raise ConfigError(
+                    f"sections #{i}.formerly = {old!r} is the name of a configured section now; a former name "
+                    "must be one no section has, or subscribers who chose it could not be told apart."
+                )
+            if owner.setdefault(old, section.name) != section.name:
+                raise ConfigError(
+                    f"sections #{i}.formerly = {old!r} is also a former name of {owner[old]!r}; "
+                    "subscribers who chose it can follow only one section."
+                )
 
 
 def _check_section_ref(key: str, name: str, known: tuple[str, ...]) -> str:
@@ -911,7 +943,10 @@ def _outlets(raw: Mapping[str, Any]) -> tuple[OutletName, ...]:
     return tuple(out)
 
 
-def _subscribers(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[SubscriberSpec, ...]:
+def _subscribers(
+    raw: Mapping[str, Any], known: tuple[str, ...], renames: Mapping[str, str]
+) -> tuple[SubscriberSpec, ...]:
+    """[[subscribers]]; a section's former name in `sections` stands for the section ([[sections]] formerly)."""
     subs: list[SubscriberSpec] = []
     for i, entry in enumerate(_entries(raw, "subscribers"), start=1):
         key = f"subscribers #{i}"  # counted from 1, as people count entries
@@ -922,7 +957,10 @@ def _subscribers(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[Subscr
         sections = None
         if "sections" in entry:
             sections = tuple(
-                _check_section_ref(f"{key}.sections", s, known) for s in _str_list(f"{key}.sections", entry["sections"])
+                dict.fromkeys(
+                    _check_section_ref(f"{key}.sections", renames.get(s, s), known)
+                    for s in _str_list(f"{key}.sections", entry["sections"])
+                )
             )
         tz = check_timezone(f"{key}.timezone", entry["timezone"]) if "timezone" in entry else None
         subs.append(
@@ -976,6 +1014,13 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     feeds = _feeds(raw, known)
     if any(f.press for f in feeds) and digest_settings.press_section not in known:
         known = (*known, digest_settings.press_section)
+    for i, section in enumerate(sections, start=1):
+        taken = next((old for old in section.formerly if old in known), None)
+        if taken is not None:
+            raise ConfigError(
+                f"sections #{i}.formerly = {taken!r} is the name of a section subscribers can choose now "
+                "(the fallback or the press review section); a former name must be one no section has."
+            )
     return Settings(
         digest=digest_settings,
         smtp=tables["smtp"],
@@ -984,7 +1029,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
         web=tables["web"],
         sections=sections,
         feeds=feeds,
-        subscribers=_subscribers(raw, known),
+        subscribers=_subscribers(raw, known, {old: s.name for s in sections for old in s.formerly}),
         path=path,
         bounces=tables["bounces"],
         workers=tables["workers"],
@@ -1102,7 +1147,8 @@ def example_toml() -> str:
         "# rule a section out. More conditions beat fewer, then feeds > categories > url_patterns >",
         "# keywords, then more keywords found (title counts double), then section order (README:",
         "# Sections). `digest sections explain` tells why. A section's max_items = N shows up to N of its",
-        "# stories (else [digest] max_items_per_section). With no [[sections]] at all, these eight",
+        '# stories (else [digest] max_items_per_section). Renaming a section? Give it formerly = ["Old',
+        '# name"] so the subscribers who chose it keep it. With no [[sections]] at all, these eight',
         "# names are used without rules.",
     ]
     for name in DEFAULT_SECTIONS:

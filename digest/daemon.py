@@ -53,6 +53,7 @@ from digest.model import PollResult
 from digest.pipeline.poll import parser_pool, poll_once
 from digest.pipeline.send import NOTHING_DUE, Plan, SendReport, send_due
 from digest.pipeline.workers import TransportFactory
+from digest.status import orphaned_choices
 from digest.store import Store
 from digest.web import WebProcess
 
@@ -478,6 +479,8 @@ async def run_daemon(
         raise
     where = make_url(store.url).render_as_string(hide_password=True)
     log.info("daemon started holder=%s database=%s", holder, where)
+    if orphans := await asyncio.to_thread(orphaned_choices, settings, store):
+        log.warning("%s", orphans)  # said once at start, as `digest status` says it
     loop = asyncio.get_running_loop()
     installed = _install_signals(loop, stop, daemon)
     web: WebProcess | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from digest import schedule, unsubscribes
-from digest.config import Settings
+from digest.config import Settings, toml_value
 from digest.store import Store
 from digest.store.workers import STALE_AFTER
 
@@ -54,10 +54,27 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
     kinds = ", ".join(f"{b.by_kind.get(k, 0)} {k}" for k in ("hard", "soft", "complaint"))
     lines.append(f"bounces: {kinds}; {b.unverified} ignored (token did not verify)")
     lines.append("suppressed: " + (", ".join(f"{n} {r}" for r, n in sorted(b.suppressed.items())) or "none"))
+    if orphans := orphaned_choices(settings, store):
+        lines.append(orphans)
     kept = unsubscribes.pending(unsubscribes.spool_path(settings))
     if kept:  # the web app could not write them while the database was busy; applied on the next write
         lines.append(f"unsubscribes waiting for the database: {len(kept)} ({unsubscribes.spool_path(settings)})")
     return "\n".join(lines)
+
+
+def orphaned_choices(settings: Settings, store: Store) -> str | None:
+    """Sections subscribers chose that no section has now (renamed without `formerly`, or dropped):
+    those subscribers get nothing from them, and nothing at all if they chose nothing else."""
+    known = set(settings.section_names)
+    orphans = sorted((name, n) for name, n in store.chosen_sections().items() if name not in known)
+    if not orphans:
+        return None
+    named = ", ".join(f"{name!r} ({n} subscriber{'s' if n != 1 else ''})" for name, n in orphans)
+    return (
+        f"chosen sections that no section has: {named}; those subscribers get nothing from them. "
+        f"If a section was renamed, add formerly = {toml_value([name for name, _ in orphans])} "
+        "to its [[sections]] entry."
+    )
 
 
 def _ago(delta: timedelta) -> str:

@@ -871,8 +871,9 @@ async def confirm(request: web.Request) -> web.StreamResponse:
         return _refused(site)
     email, sections, timezone, issued = found
     known = set(site.settings.section_names)
-    if sections is not None:  # a section renamed or dropped since the sign-up is left out
-        sections = tuple(s for s in sections if s in known) or None
+    if sections is not None:  # a renamed section under its name now ([[sections]] formerly); a dropped one left out
+        current = dict.fromkeys(site.settings.current_section(s) for s in sections)
+        sections = tuple(s for s in current if s in known) or None
     sub, applied = await asyncio.to_thread(
         site.store.confirm_subscription, email, sections=sections, timezone=timezone, issued=issued, now=site.clock()
     )

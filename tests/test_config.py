@@ -225,3 +225,27 @@ def test_outlets_name_sites_and_a_bad_entry_says_what_to_write() -> None:
     ):
         with pytest.raises(ConfigError, match=message):
             cfg.from_mapping(tomllib.loads(f"[outlets]\n{text}\n"), env={})
+
+
+def test_a_sections_former_names_map_to_it_and_must_be_free() -> None:
+    settings = cfg.from_mapping(
+        {
+            "sections": [{"name": "International", "formerly": ["World", "World news"]}, {"name": "Sport"}],
+            "subscribers": [{"email": "a@example.org", "sections": ["World", "International", "Sport"]}],
+        }
+    )
+    assert settings.section_renames == {"World": "International", "World news": "International"}
+    assert settings.current_section("World news") == "International" and settings.current_section("Sport") == "Sport"
+    # A subscriber entry not yet edited after the rename reads as the section, listed once.
+    assert settings.subscribers[0].sections == ("International", "Sport")
+    for sections, message in (
+        ([{"name": "A", "formerly": ["B"]}, {"name": "B"}], "sections #1.formerly = 'B' is the name of a configured"),
+        (
+            [{"name": "A", "formerly": ["Old"]}, {"name": "B", "formerly": ["Old"]}],
+            "sections #2.formerly = 'Old' is also a former name of 'A'",
+        ),
+        ([{"name": "A", "formerly": ["Other"]}], "sections #1.formerly = 'Other' is the name of a section subscribers"),
+        ([{"name": "A", "formerly": [" "]}], "sections #1.formerly has an empty name"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            cfg.from_mapping({"sections": sections})

@@ -364,6 +364,70 @@ async def test_a_language_digest_cannot_tell_is_a_one_line_config_error(tmp_path
     assert "text in Cyrillic is read as ru" in err
 
 
+async def test_a_renamed_section_keeps_the_subscribers_who_chose_it_under_its_old_name(tmp_path: Path) -> None:
+    from digest.store import Choices, Store
+
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        config = write_config(tmp_path, feeds=[feeds.serve("/h.xml", HARBOUR)], smtp_port=smtp.port)
+        code, _, err = await digest(config, "subscribers", "add", "cli@example.org", "--sections", "World")
+        assert code == 0, err
+        code, _, err = await digest(config, "subscribers", "add", "reader@example.org")
+        assert code == 0, err
+        store = Store(f"sqlite:///{tmp_path / 'digest.sqlite'}")
+        try:  # what the preferences page saves when the reader ticks World and Sport
+            reader = next(s for s in store.list_subscribers() if s.email == "reader@example.org")
+            store.set_choices(reader.id, Choices(("World", "Sport"), None), now=NOW)
+        finally:
+            store.close()
+
+        # The operator renames World. Without `formerly`, status says who would lose it.
+        original = config.read_text(encoding="utf-8")
+        config.write_text(original.replace('name = "World"', 'name = "International"'), encoding="utf-8")
+        code, out, err = await digest(config, "status")
+        assert code == 0, err
+        assert "chosen sections that no section has: 'World' (2 subscribers)" in out, out
+        assert 'add formerly = ["World"] to its [[sections]] entry' in out
+
+        config.write_text(
+            original.replace('name = "World"', 'name = "International"\nformerly = ["World"]'), encoding="utf-8"
+        )
+        code, out, err = await digest(config, "status")
+        assert code == 0, err
+        assert "chosen sections that no section has" not in out
+        assert "2 subscribers' chosen sections follow them" in err
+        code, out, err = await digest(config, "subscribers", "show", "reader@example.org")
+        assert "sections  International, Sport  [set by subscriber]" in out, out
+        code, out, err = await digest(config, "subscribers", "show", "cli@example.org")
+        assert "sections  International  [set by cli]" in out, out
+        # A list written before the rename still reads.
+        old_csv = tmp_path / "old.csv"
+        old_csv.write_text("email,name,sections,timezone\nlate@example.org,Late,World;Sport,\n", encoding="utf-8")
+        code, out, err = await digest(config, "subscribers", "import", str(old_csv))
+        assert code == 0, err
+        code, out, err = await digest(config, "subscribers", "show", "late@example.org")
+        assert "sections  International, Sport  [set by cli]" in out, out
+
+        assert (await digest(config, "poll"))[0] == 0
+        code, out, err = await digest(config, "send")
+        assert code == 0, err
+    got = {m.rcpt_tos[0]: parsed(m.data) for m in smtp.messages}
+    for address in ("cli@example.org", "reader@example.org", "late@example.org"):
+        body = got[address].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert "City council debates tram fares" in body and "International\r\n---" in body, address
+        assert "grain terminal" not in body, address
+
+
+async def test_a_former_section_name_that_a_section_has_now_is_a_one_line_config_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path, feeds=["http://127.0.0.1:9/none.xml"], smtp_port=9)
+    config.write_text(
+        config.read_text(encoding="utf-8").replace('name = "World"', 'name = "World"\nformerly = ["Sport"]'),
+        encoding="utf-8",
+    )
+    code, _, err = await digest(config, "check-config")
+    assert code != 0 and len(err.strip().splitlines()) <= 2, err
+    assert "sections #1.formerly = 'Sport' is the name of a configured section now" in err
+
+
 async def test_status_shows_failing_feeds_the_next_edition_and_the_outbox(tmp_path: Path) -> None:
     async with FeedServer() as feeds, SmtpServer() as smtp:
         good = feeds.serve("/h.xml", HARBOUR)

@@ -278,3 +278,34 @@ async def test_U9_subscription_bombing_sends_one_confirmation_and_the_limiter_en
         await asyncio.sleep(0.5)
         rcpts = [m.rcpt_tos[0] for m in site.smtp.messages]
         assert rcpts.count("victim@example.org") == 1 and len(rcpts) == 21
+
+
+async def test_a_sign_up_confirmed_after_its_section_was_renamed_keeps_it(tmp_path: Path) -> None:
+    """The link was sent while the section was "World"; the operator renamed it to "International"
+    ([[sections]] formerly) before the reader confirmed: they get International, not every section."""
+    async for site in start(tmp_path):
+        await sign_up(site, "new@example.org", sections=("World",))
+        await mail_count(site, 1)
+        path = link_in(site.smtp.messages[0].data)
+    base = make_settings(tmp_path)
+    renamed = dataclasses.replace(
+        base,
+        sections=tuple(
+            dataclasses.replace(s, name="International", formerly=("World",)) if s.name == "World" else s
+            for s in base.sections
+        ),
+    )
+    store = open_store(renamed)
+    runner = await start_web(renamed, store, clock=Clock(), host="127.0.0.1", port=0)
+    try:
+        async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
+            async with http.get(path) as resp:
+                mac = re.search(r'name="form" value="([^"]+)"', await resp.text())
+            assert mac
+            async with http.post(path, data={"form": mac.group(1)}) as resp:
+                assert resp.status == 200 and "You are subscribed" in await resp.text()
+        sub = store.get_subscriber(email="new@example.org")
+        assert sub is not None and sub.sections == ("International",)
+    finally:
+        await runner.cleanup()
+        store.close()

@@ -267,3 +267,27 @@ def test_a_status_the_store_does_not_know_is_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="unknown subscriber status"):
         store.set_status(alice.id, "deleted", now=T0)
     assert store.get_subscriber(email="alice@example.org").status == "active"  # type: ignore[union-attr]
+
+
+def test_a_renamed_sections_choosers_follow_it_in_one_pass(store: Store) -> None:
+    store.sync_subscribers(
+        [
+            SubscriberSpec(email="a@example.org", sections=("World", "Sport")),
+            SubscriberSpec(email="b@example.org", sections=("Sport",)),
+            SubscriberSpec(email="c@example.org"),  # every section: nothing to rename
+            SubscriberSpec(email="d@example.org", sections=("World news", "International")),
+        ],
+        now=T0,
+    )
+    assert store.chosen_sections() == {"World": 1, "Sport": 2, "World news": 1, "International": 1}
+    renames = [("World", "International"), ("World news", "International")]
+    assert store.rename_chosen_sections(renames, now=T0) == 2
+    got = {s.email: s.sections for s in store.list_subscribers()}
+    assert got == {
+        "a@example.org": ("International", "Sport"),
+        "b@example.org": ("Sport",),
+        "c@example.org": None,
+        "d@example.org": ("International",),  # both its names were the one section: listed once
+    }
+    assert store.rename_chosen_sections(renames, now=T0) == 0  # nothing left under the old names
+    assert store.chosen_sections() == {"International": 2, "Sport": 2}

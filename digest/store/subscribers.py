@@ -352,6 +352,41 @@ class SubscriberStore(StoreBase):
                 )
             }
 
+    def chosen_sections(self) -> dict[str, int]:
+        """Each section name that active or paused subscribers chose -> how many chose it (those
+        taking every section, `sections` null, are not counted: they follow whatever is configured)."""
+        s = t.subscribers
+        counts: dict[str, int] = {}
+        query = select(s.c.sections).where(s.c.sections.is_not(None), s.c.status.in_((ACTIVE, PAUSED)))
+        with self.engine.connect() as conn:
+            for sections in conn.scalars(query.execution_options(yield_per=2000)):
+                for name in set(sections or ()):
+                    counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def rename_chosen_sections(self, renames: Sequence[tuple[str, str]], *, now: datetime) -> int:
+        """Subscribers' chosen sections under a former name take the section's name now (pairs of
+        (former, current), from [[sections]] formerly), whoever set them: the section is the same,
+        only its name changed. Returns how many subscribers changed. One transaction: all or none."""
+        if not renames:
+            return 0
+        new_name = dict(renames)
+        s = t.subscribers
+        changes: list[dict[str, Any]] = []
+        with self.engine.begin() as conn:
+            for sub_id, sections in conn.execute(select(s.c.id, s.c.sections).where(s.c.sections.is_not(None))):
+                if sections and not new_name.keys().isdisjoint(sections):
+                    renamed = list(dict.fromkeys(new_name.get(name, name) for name in sections))
+                    changes.append({"row_id": sub_id, "sections": renamed})
+            if changes:
+                conn.execute(
+                    update(s)
+                    .where(s.c.id == bindparam("row_id"))
+                    .values(sections=bindparam("sections"), updated_at=now),
+                    changes,
+                )
+        return len(changes)
+
     def timezones_in_use(self, default_timezone: str) -> list[str]:
         """The distinct effective time zones of active subscribers: one edition each per day."""
         tz = func.coalesce(t.subscribers.c.timezone, default_timezone)
