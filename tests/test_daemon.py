@@ -535,3 +535,17 @@ async def test_a_second_daemon_with_a_shifted_DIGEST_NOW_refuses_and_never_stops
         assert "took over" not in running.log
         assert await running.stop() == 0
     assert store.lock_holder("daemon") is None
+
+
+async def test_the_daemon_says_at_start_which_chosen_sections_no_section_has(tmp_path: Path, feed: FeedServer) -> None:
+    start = at(DAY, SEND_AT, seconds=-6)
+    config = write_config(tmp_path, feed_url=feed.serve("/news.xml", rss(start)), smtp_port=9, subscribers=0)
+    store = Store(f"sqlite:///{tmp_path / 'digest.sqlite'}")
+    try:  # a reader who chose "Markets", a section the operator has since renamed without `formerly`
+        store.add_subscriber("reader@example.org", name=None, sections=["Markets", "World"], timezone=None, now=start)
+    finally:
+        store.close()
+    async with daemon(config, start) as d:
+        await d.wait_for("chosen sections that no section has: 'Markets' (1 subscriber)")
+        assert await d.stop() == 0
+    assert 'add formerly = ["Markets"] to its [[sections]] entry' in d.log
