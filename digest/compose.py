@@ -75,8 +75,11 @@ def build_stories(
     )
     placed = []
     for group in groups:
-        lead = only_items[group[0]]
-        also = tuple(only_items[i] for i in group[1:])
+        # The story is shown under the report that tells it best, not the first flash; the others
+        # follow earliest first.
+        members = [only_items[i] for i in group]
+        lead = members.pop(cluster.representative(members))
+        also = tuple(members)
         read_also: tuple[Item, ...] = ()
         if history and options.read_also_max:
             hits = cluster.related(history, lead, lower=options.read_also_lower, upper=upper)

@@ -59,7 +59,9 @@ SUMMIT = [
 
 def test_top_stories_are_ranked_by_outlets_and_one_outlets_follow_up_counts_once() -> None:
     ed = edition_of([*SHOOTING, *SUMMIT, item(7, "Cup final tonight", "Wire", minutes=50)])
-    assert [s.lead.id for s in ed.top_stories] == [4, 6]  # three outlets, then two; a lone story is not top
+    # Three outlets, then two; a lone story is not top. The shooting is led by the title the other
+    # reports agree with most (cluster.representative), not by the earliest, 4, with its "eight hurt".
+    assert [s.lead.id for s in ed.top_stories] == [1, 6]
     assert [s.outlets for s in ed.top_stories] == [3, 2]
     assert ed.top_stories[0].sources == 4  # four items, three outlets
 

@@ -13,7 +13,8 @@ Its modules, in the order an edition goes through them:
 * `grouping`: `cluster()`: same URL, then the most similar pair of stories first;
 * `linking`: the story-level passes (a story two outlets tell takes in a late report on it; a report
   in another language that two of its outlets' members match);
-* `pairs`: two items compared alone: `similarity()` of titles and `related()` ("read also").
+* `pairs`: items compared without a batch: `similarity()` of titles, `related()` ("read also"), and
+  `representative()`, the report of a story that tells it best (its lead in an edition).
 
 Names with a leading underscore are the package's own: its modules share them, callers do not.
 
@@ -37,7 +38,7 @@ from digest.cluster.features import (
 )
 from digest.cluster.grouping import canonical_url, cluster, outlet
 from digest.cluster.linking import LINK_COSINE, LINK_SPECIFIC_DF, LINK_SPECIFIC_SHARE
-from digest.cluster.pairs import related, similarity
+from digest.cluster.pairs import related, representative, similarity
 from digest.cluster.stories import (
     CROSS_LANGUAGE_THRESHOLD,
     DEFAULT_THRESHOLD,
@@ -80,6 +81,7 @@ __all__ = [
     "outlet",
     "normalise_title",
     "pair_threshold",
+    "representative",
     "related",
     "similarity",
     "title_shingles",
