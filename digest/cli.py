@@ -840,10 +840,13 @@ def subscribers_show(app: App, email: str) -> None:
         raise SubscriberError(f"No subscriber {email}.", hint="`digest subscribers list` shows the subscribers.")
     sub, origins = found.subscriber, found.origins
     default_tz = app.settings.digest.timezone
+    known = set(app.settings.section_names)
+    # A choice no section has now (renamed without `formerly`, or dropped) brings them nothing: say so.
+    chosen = [s if s in known else f"{s} (no section has this name now)" for s in sub.sections or ()]
     click.echo(f"email     {sub.email}  ({'listed in the config' if found.from_config else 'not in the config'})")
     for label, value, origin in (
         ("name", sub.name or "-", origins["name"]),
-        ("sections", ", ".join(sub.sections) if sub.sections is not None else "all sections", origins["sections"]),
+        ("sections", ", ".join(chosen) if sub.sections is not None else "all sections", origins["sections"]),
         ("timezone", sub.timezone or f"{default_tz} (the site's)", origins["timezone"]),
         ("status", sub.status, origins["status"]),
     ):

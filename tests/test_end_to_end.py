@@ -363,6 +363,8 @@ async def test_a_renamed_section_keeps_the_subscribers_who_chose_it_under_its_ol
         assert code == 0, err
         assert "chosen sections that no section has: 'World' (2 subscribers)" in out, out
         assert 'add formerly = ["World"] to its [[sections]] entry' in out
+        code, out, err = await digest(config, "subscribers", "show", "reader@example.org")
+        assert "sections  World (no section has this name now), Sport  [set by subscriber]" in out, out
 
         config.write_text(
             original.replace('name = "World"', 'name = "International"\nformerly = ["World"]'), encoding="utf-8"
