@@ -345,8 +345,16 @@ def check_config(app: App) -> None:
         for key, value in values.items():
             click.echo(f"{key} = {cfg.toml_value(value) if value is not None else '(unset)'}")
         click.echo("")
-    limits = {s.name: f" (max_items {s.max_items})" for s in settings.sections if s.max_items is not None}
-    click.echo("sections: " + ", ".join(name + limits.get(name, "") for name in settings.section_names))
+    notes = {
+        s.name: ", ".join(
+            [*([f"max_items {s.max_items}"] if s.max_items is not None else []), *(f"formerly {o}" for o in s.formerly)]
+        )
+        for s in settings.sections
+    }
+    click.echo(
+        "sections: "
+        + ", ".join(name + (f" ({notes[name]})" if notes.get(name) else "") for name in settings.section_names)
+    )
     click.echo(f"feeds: {len(settings.feeds)}, subscribers: {len(settings.subscribers)}")
     if settings.outlets:
         click.echo("outlets: " + ", ".join(f"{o.site} = {o.name}" for o in settings.outlets))

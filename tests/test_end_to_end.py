@@ -369,6 +369,8 @@ async def test_a_renamed_section_keeps_the_subscribers_who_chose_it_under_its_ol
         config.write_text(
             original.replace('name = "World"', 'name = "International"\nformerly = ["World"]'), encoding="utf-8"
         )
+        code, out, err = await digest(config, "check-config")
+        assert code == 0 and "sections: International (formerly World), " in out, out
         code, out, err = await digest(config, "status")
         assert code == 0, err
         assert "chosen sections that no section has" not in out
