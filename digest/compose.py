@@ -85,7 +85,9 @@ def build_stories(
             hits = cluster.related(history, lead, lower=options.read_also_lower, upper=upper)
             read_also = tuple(history[i] for i in hits[: options.read_also_max])
         told = (
-            synopsis.synopsis((lead, *also), limit=options.synopsis_sentences, plural=options.plural_outlets)
+            synopsis.synopsis(
+                (lead, *also), limit=options.synopsis_sentences, plural=options.plural_outlets, first_outlet=lead.source
+            )
             if also
             else ()
         )
