@@ -75,24 +75,31 @@ def build_stories(
     )
     placed = []
     for group in groups:
-        # The story is shown under the report that tells it best, not the first flash; the others
-        # follow earliest first.
-        members = [only_items[i] for i in group]
-        lead = members.pop(cluster.representative(members))
-        also = tuple(members)
+        lead, also, told = tell([only_items[i] for i in group], options)
         read_also: tuple[Item, ...] = ()
         if history and options.read_also_max:
             hits = cluster.related(history, lead, lower=options.read_also_lower, upper=upper)
             read_also = tuple(history[i] for i in hits[: options.read_also_max])
-        told = (
-            synopsis.synopsis(
-                (lead, *also), limit=options.synopsis_sentences, plural=options.plural_outlets, first_outlet=lead.source
-            )
-            if also
-            else ()
-        )
         placed.append(PlacedStory(Story(lead=lead, also=also, read_also=read_also, synopsis=told), section_of[lead.id]))
     return placed
+
+
+def tell(members: Sequence[Item], options: ComposeOptions) -> tuple[Item, tuple[Item, ...], tuple[Quote, ...]]:
+    """One story's reports (earliest first) as the edition tells them: its lead, the others, and
+    the synopsis (none for a story of one report).
+
+    The lead is the report that tells the story best, not the first flash (`cluster.representative`);
+    the others follow earliest first. The synopsis cites the lead's outlet first, as an agency's
+    press review cites its main source ("Reuters reports ..., Le Parisien adds ...").
+    """
+    others = list(members)
+    lead = others.pop(cluster.representative(members))
+    if not others:
+        return lead, (), ()
+    told = synopsis.synopsis(
+        (lead, *others), limit=options.synopsis_sentences, plural=options.plural_outlets, first_outlet=lead.source
+    )
+    return lead, tuple(others), told
 
 
 STORIES_FORMAT = 1  # the version of stories_to_json's layout; another version is clustered again
