@@ -588,6 +588,12 @@ SCIENCE = (
     "Softwareentwickler",
     "Sicherheitslücke",
     "Prozessor",
+    # German tech press's product reviews: "LED-Tastatur ... im Test", "Fünf mobile Beamer im
+    # Vergleichstest", "Ausprobiert: Haptik-Datenhandschuhe".
+    "im Test",
+    "Vergleichstest",
+    "Praxistest",
+    "Ausprobiert",
     "Raumfahrt",
     "программирование",
     "разработчики",
