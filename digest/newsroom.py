@@ -777,6 +777,10 @@ CULTURE = (
     "videogame",
     "Videospiel",
     "Computerspiel",
+    "PC-Spiel",
+    "Ego-Shooter",
+    "Action-Adventure",
+    "Spielekonsole",
     "видеоигра",
 )
 
