@@ -89,15 +89,22 @@ def tell(members: Sequence[Item], options: ComposeOptions) -> tuple[Item, tuple[
     the synopsis (none for a story of one report).
 
     The lead is the report that tells the story best, not the first flash (`cluster.representative`);
-    the others follow earliest first. The synopsis cites the lead's outlet first, as an agency's
-    press review cites its main source ("Reuters reports ..., Le Parisien adds ...").
+    the others follow earliest first. When that is a later report, the synopsis cites its outlet
+    first, as an agency's press review cites its main source ("Reuters reports ..., Le Parisien
+    adds ..."), rather than last under its own headline; otherwise the sentences' centrality
+    orders the outlets, so a lead outlet with a weaker sentence does not push the story's central
+    one out.
     """
     others = list(members)
-    lead = others.pop(cluster.representative(members))
+    k = cluster.representative(members)
+    lead = others.pop(k)
     if not others:
         return lead, (), ()
     told = synopsis.synopsis(
-        (lead, *others), limit=options.synopsis_sentences, plural=options.plural_outlets, first_outlet=lead.source
+        (lead, *others),
+        limit=options.synopsis_sentences,
+        plural=options.plural_outlets,
+        first_outlet=lead.source if k else None,
     )
     return lead, tuple(others), told
 

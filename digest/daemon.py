@@ -53,7 +53,7 @@ from digest.model import PollResult
 from digest.pipeline.poll import parser_pool, poll_once
 from digest.pipeline.send import NOTHING_DUE, Plan, SendReport, send_due
 from digest.pipeline.workers import TransportFactory
-from digest.status import orphaned_choices
+from digest.status import warn_orphaned_choices
 from digest.store import Store
 from digest.web import WebProcess
 
@@ -479,12 +479,11 @@ async def run_daemon(
         raise
     where = make_url(store.url).render_as_string(hide_password=True)
     log.info("daemon started holder=%s database=%s", holder, where)
-    if orphans := await asyncio.to_thread(orphaned_choices, settings, store):
-        log.warning("%s", orphans)  # said once at start, as `digest status` says it
     loop = asyncio.get_running_loop()
     installed = _install_signals(loop, stop, daemon)
     web: WebProcess | None = None
     try:
+        await asyncio.to_thread(warn_orphaned_choices, settings, store)  # once at start, as `digest status` says it
         if settings.web.enabled:  # in its own process (descriptors); a busy port stops the start
             web = await WebProcess(settings, clock=clock, setup=log_setup).start()
         await daemon.run()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 from digest import schedule, unsubscribes
 from digest.config import Settings, toml_value
 from digest.store import Store
 from digest.store.workers import STALE_AFTER
+
+log = logging.getLogger(__name__)
 
 
 def _when(dt: datetime | None) -> str:
@@ -60,6 +63,18 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
     if kept:  # the web app could not write them while the database was busy; applied on the next write
         lines.append(f"unsubscribes waiting for the database: {len(kept)} ({unsubscribes.spool_path(settings)})")
     return "\n".join(lines)
+
+
+def warn_orphaned_choices(settings: Settings, store: Store) -> None:
+    """Log `orphaned_choices` once, as the daemon and a worker start (synchronous: to_thread). A
+    database that cannot answer now is no reason not to start: the next status will say it."""
+    try:
+        orphans = orphaned_choices(settings, store)
+    except Exception as exc:
+        log.warning("cannot count the sections subscribers chose: %s", exc)
+        return
+    if orphans:
+        log.warning("%s", orphans)
 
 
 def orphaned_choices(settings: Settings, store: Store) -> str | None:

@@ -45,7 +45,7 @@ from digest.model import PollResult
 from digest.pipeline.claims import poll_claimed
 from digest.pipeline.send import edition_due
 from digest.pipeline.workers import TransportFactory
-from digest.status import orphaned_choices
+from digest.status import warn_orphaned_choices
 from digest.store import Store
 from digest.store.workers import STALE_AFTER
 from digest.store.writers import set_claimant
@@ -383,12 +383,11 @@ async def run_worker(
     worker.live = await asyncio.to_thread(store.live_worker_count, stale_after=worker.stale_after)
     worker.skew = skew
     log.info("worker started name=%s database=%s", name, where)
-    if orphans := await asyncio.to_thread(orphaned_choices, settings, store):
-        log.warning("%s", orphans)  # said once at start, as `digest status` says it
     loop = asyncio.get_running_loop()
     installed = _install_signals(loop, stop, worker)
     app: WebProcess | None = None
     try:
+        await asyncio.to_thread(warn_orphaned_choices, settings, store)  # once at start, as `digest status` says it
         if web and settings.web.enabled:
             app = await WebProcess(settings, clock=clock, setup=log_setup).start()
         await worker.run()
