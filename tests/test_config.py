@@ -238,6 +238,15 @@ def test_a_sections_former_names_map_to_it_and_must_be_free() -> None:
     assert settings.current_section("World news") == "International" and settings.current_section("Sport") == "Sport"
     # A subscriber entry not yet edited after the rename reads as the section, listed once.
     assert settings.subscribers[0].sections == ("International", "Sport")
+    # The fallback section renamed: listed as a section of no rules under its new name.
+    fallback = cfg.from_mapping(
+        {
+            "digest": {"fallback_section": "Misc"},
+            "sections": [{"name": "World"}, {"name": "Misc", "formerly": ["Other"]}],
+            "subscribers": [{"email": "a@example.org", "sections": ["Other"]}],
+        }
+    )
+    assert fallback.section_names == ("World", "Misc") and fallback.subscribers[0].sections == ("Misc",)
     for sections, message in (
         ([{"name": "A", "formerly": ["B"]}, {"name": "B"}], "sections #1.formerly = 'B' is the name of a configured"),
         (
