@@ -660,7 +660,8 @@ def _feed_entries(site: Site) -> list[ArchiveEntry]:
     entries = []
     for e in _sent_editions(site.store, FEED_ENTRIES):
         counts: dict[str, int] = {}
-        for _item, section in site.store.edition_items(e.id):
+        for _item, stored in site.store.edition_items(e.id):
+            section = settings.current_section(stored)  # a section renamed since: its name now
             counts[section] = counts.get(section, 0) + 1
         order = {name: i for i, name in enumerate(settings.section_names)}
         summary = "; ".join(f"{name}: {n}" for name, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], 99)))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from httpservers import FeedServer
-from smtpservers import SmtpServer
+from smtpservers import Scripted, SmtpServer, Turn
 
 NOW = datetime(2026, 1, 16, 6, 0, tzinfo=UTC)  # 09:00 in Moscow, after send_at 07:00
 
@@ -395,6 +395,39 @@ async def test_a_renamed_section_keeps_the_subscribers_who_chose_it_under_its_ol
         body = got[address].get_body(("plain",)).get_content()  # type: ignore[union-attr]
         assert "City council debates tram fares" in body and "International\r\n---" in body, address
         assert "grain terminal" not in body, address
+
+
+async def test_an_edition_built_before_a_rename_goes_out_under_the_new_name(tmp_path: Path) -> None:
+    # The reader's server defers the first attempt (451): the edition is built, with "World", and
+    # their row waits for its retry; meanwhile the operator renames World.
+    deferred: list[str] = []
+
+    def rcpt(turn: Turn) -> str | None:
+        if turn.address == "reader@example.org" and not deferred:
+            deferred.append(turn.address)
+            return "451 4.3.0 try again later"
+        return None
+
+    async with FeedServer() as feeds, SmtpServer(Scripted(rcpt=rcpt)) as smtp:
+        url = feeds.serve("/h.xml", HARBOUR)
+        config = write_config(tmp_path, feeds=[url], smtp_port=smtp.port)
+        code, _, err = await digest(config, "subscribers", "add", "reader@example.org", "--sections", "World")
+        assert code == 0, err
+        assert (await digest(config, "poll"))[0] == 0
+        code, out, err = await digest(config, "send")
+        assert deferred and all(m.rcpt_tos[0] != "reader@example.org" for m in smtp.messages), out + err
+        text = config.read_text(encoding="utf-8")
+        config.write_text(
+            text.replace('name = "World"', 'name = "International"\nformerly = ["World"]'), encoding="utf-8"
+        )
+        STEP[0] += 10  # the retry is due five minutes after the first attempt
+        code, out, err = await digest(config, "send")
+        assert code == 0, err
+        got = [parsed(m.data) for m in smtp.messages if m.rcpt_tos[0] == "reader@example.org"]
+    assert len(got) == 1, out
+    body = got[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "International\r\n-------------" in body and "City council debates tram fares" in body, body
+    assert "\r\nWorld\r\n" not in body
 
 
 @pytest.mark.parametrize(

@@ -154,7 +154,7 @@ def edition_stories(
     if body is not None:
         placed = stories_from_json(body, [item for item, _ in items], history, options)
         if placed is not None:
-            return placed
+            return _under_current_names(settings, placed)
     global _clustered
     # The editions of one day (one per time zone) usually hold the same items: cluster those once.
     key = (tuple((i.id, i.title, i.summary_text, section) for i, section in items), tuple(h.id for h in history))
@@ -165,7 +165,17 @@ def edition_stories(
         _clustered = (settings, key, placed)
     if edition.id and body is None:
         store.save_edition_stories(edition.id, stories_to_json(placed), now=now or datetime.now(UTC))
-    return placed
+    return _under_current_names(settings, placed)
+
+
+def _under_current_names(settings: Settings, placed: list[PlacedStory]) -> list[PlacedStory]:
+    """An edition built before a section was renamed ([[sections]] formerly) stores the old name;
+    its stories go out under the new one, which subscribers' choices now say (a retry or a resumed
+    send after the rename, its web page)."""
+    renames = settings.section_renames
+    if not renames:
+        return placed
+    return [PlacedStory(p.story, renames.get(p.section, p.section)) for p in placed]
 
 
 def read_also_history(settings: Settings, store: Store, edition: EditionRecord) -> list[Item]:
