@@ -945,7 +945,8 @@ def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
     if stored:
         for item in stored:
             result = classify_item(app.settings, item)
-            placements = app.store.item_sections(item.id)
+            # Under the names the sections have now: a section renamed since (formerly) is the same.
+            placements = [(ed, app.settings.current_section(sec)) for ed, sec in app.store.item_sections(item.id)]
             click.echo(f"item {item.id} ({item.source}): {item.title}")
             for edition, section in placements:
                 click.echo(f"  edition {edition.day} {edition.timezone}: {section}")

@@ -424,6 +424,9 @@ async def test_an_edition_built_before_a_rename_goes_out_under_the_new_name(tmp_
         code, out, err = await digest(config, "send")
         assert code == 0, err
         got = [parsed(m.data) for m in smtp.messages if m.rcpt_tos[0] == "reader@example.org"]
+        code, explained, err = await digest(config, "sections", "explain", "https://harbour-times.example/world/trams")
+    assert code == 0 and "2026-01-16 Europe/Moscow: International" in explained, explained + err
+    assert "with today's rules" not in explained  # the same section, under its name now
     assert len(got) == 1, out
     body = got[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "International\r\n-------------" in body and "City council debates tram fares" in body, body
