@@ -555,7 +555,7 @@ class Settings:
     @property
     def section_renames(self) -> dict[str, str]:
         """A section's former name -> its name now ([[sections]] formerly)."""
-        return {old: s.name for s in self.sections for old in s.formerly}
+        return _renames(self.sections)
 
     def current_section(self, name: str) -> str:
         """A section name a subscriber chose, under the name the section has now."""
@@ -806,22 +806,26 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
                 formerly=tuple(n.strip() for n in _str_list(f"{key}.formerly", entry.get("formerly", []))),
             )
         )
-    _check_former_names(sections)
     return tuple(sections)
 
 
-def _check_former_names(sections: Sequence[Section]) -> None:
-    """A former name stands for one section only, and for none that has that name now."""
-    current = {s.name for s in sections}
+def _renames(sections: Sequence[Section]) -> dict[str, str]:
+    """A section's former name -> its name now ([[sections]] formerly)."""
+    return {old: s.name for s in sections for old in s.formerly}
+
+
+def _check_former_names(sections: Sequence[Section], choosable: tuple[str, ...]) -> None:
+    """A former name stands for one section only, and for none a subscriber can choose now (a
+    section, the fallback, the press review's): else who chose it could not be told apart."""
     owner: dict[str, str] = {}
     for i, section in enumerate(sections, start=1):
         for old in section.formerly:
             if not old:
                 raise ConfigError(f"sections #{i}.formerly has an empty name.")
-            if old in current:
+            if old in choosable:
                 raise ConfigError(
-                    f"sections #{i}.formerly = {old!r} is the name of a configured section now; a former name "
-                    "must be one no section has, or subscribers who chose it could not be told apart."
+                    f"sections #{i}.formerly = {old!r} is the name of a section subscribers can choose now; "
+                    "a former name must be one no section has."
                 )
             if owner.setdefault(old, section.name) != section.name:
                 raise ConfigError(
@@ -1014,13 +1018,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     feeds = _feeds(raw, known)
     if any(f.press for f in feeds) and digest_settings.press_section not in known:
         known = (*known, digest_settings.press_section)
-    for i, section in enumerate(sections, start=1):
-        taken = next((old for old in section.formerly if old in known), None)
-        if taken is not None:
-            raise ConfigError(
-                f"sections #{i}.formerly = {taken!r} is the name of a section subscribers can choose now "
-                "(the fallback or the press review section); a former name must be one no section has."
-            )
+    _check_former_names(sections, known)
     return Settings(
         digest=digest_settings,
         smtp=tables["smtp"],
@@ -1029,7 +1027,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
         web=tables["web"],
         sections=sections,
         feeds=feeds,
-        subscribers=_subscribers(raw, known, {old: s.name for s in sections for old in s.formerly}),
+        subscribers=_subscribers(raw, known, _renames(sections)),
         path=path,
         bounces=tables["bounces"],
         workers=tables["workers"],

@@ -248,7 +248,10 @@ def test_a_sections_former_names_map_to_it_and_must_be_free() -> None:
     )
     assert fallback.section_names == ("World", "Misc") and fallback.subscribers[0].sections == ("Misc",)
     for sections, message in (
-        ([{"name": "A", "formerly": ["B"]}, {"name": "B"}], "sections #1.formerly = 'B' is the name of a configured"),
+        (
+            [{"name": "A", "formerly": ["B"]}, {"name": "B"}],
+            "sections #1.formerly = 'B' is the name of a section subscribers can choose now",
+        ),
         (
             [{"name": "A", "formerly": ["Old"]}, {"name": "B", "formerly": ["Old"]}],
             "sections #2.formerly = 'Old' is also a former name of 'A'",

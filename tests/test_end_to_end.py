@@ -452,7 +452,7 @@ async def test_an_edition_built_before_a_rename_goes_out_under_the_new_name(tmp_
         (
             'name = "World"',
             'name = "World"\nformerly = ["Sport"]',
-            ("sections #1.formerly = 'Sport' is the name of a configured section now",),
+            ("sections #1.formerly = 'Sport' is the name of a section subscribers can choose now",),
         ),
     ],
     ids=["max_items", "languages", "formerly"],
