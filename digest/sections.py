@@ -106,12 +106,13 @@ def _plain(stem: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", stem) if not unicodedata.combining(c))
 
 
-_Form = tuple[str, str, bool, str, bool]
+_Form = tuple[str, str, bool, str, bool, str]
 
 
 def _forms(text: str, lang: str, *, keep_stopwords: bool = False) -> list[_Form]:
     """Each word of `text` as (its stem, its stem stemmed once more, whether it is an acronym, the
-    word itself casefolded, whether it is written with a capital).
+    word itself casefolded, whether it is written with a capital, its inflection key: `_inflected`'s
+    for English, "" for the languages that have none).
 
     Snowball stems a name's oblique case to its nominative ("Лаврова" -> "лавров") but the
     nominative further ("Лавров" -> "лавр"): comparing on the second form as well lets a keyword
@@ -120,15 +121,47 @@ def _forms(text: str, lang: str, *, keep_stopwords: bool = False) -> list[_Form]
     out: list[_Form] = []
     for token in words.tokens(text):
         if words.has_cjk(token):
-            out.extend((f, f, False, f, False) for f in words.word_forms(token, lang))
+            out.extend((f, f, False, f, False, "") for f in words.word_forms(token, lang))
             continue
         word = token.casefold()
         if not keep_stopwords and (len(word) < 2 or words.is_stopword(word, lang)):
             continue
         once = words.stem(word, lang)
         acronym = token.isupper() and len(token) > 1
-        out.append((_plain(once), _plain(words.stem(once, lang)), acronym, word, token[0].isupper()))
+        key = _inflected(word) if lang == "en" else ""
+        out.append((_plain(once), _plain(words.stem(once, lang)), acronym, word, token[0].isupper(), key))
     return out
+
+
+_DOUBLED = re.compile(r"([b-df-hj-np-tv-z])\1$")
+_VOWEL = re.compile("[aeiouy]")
+
+
+@lru_cache(maxsize=65536)
+def _inflected(word: str) -> str:
+    """An English word without its inflection (a plural, a possessive, a past, a gerund), as a key
+    two forms of one word share: "companies" and "company", "shares", "shared" and "sharing",
+    "stopped" and "stop". Snowball stems derived words alike as well ("important" and "imports" are
+    "import", "physical" and "physics" "physic", "inflatable" and "inflation" "inflat"): these keys
+    tell them apart. A key is for comparing, not a word: a final "e" and a doubled consonant go, and
+    a final "y" is an "i" ("movie" and "movies", "study" and "studied")."""
+    w = _plain(word).removesuffix("'s").removesuffix("\u2019s")  # accents aside: "défense" is "defense"
+    if len(w) > 4 and w.endswith(("ies", "ied")):
+        w = w[:-3] + "i"
+    elif len(w) > 4 and w.endswith(("sses", "shes", "ches", "xes", "zes")):
+        w = w[:-2]
+    elif len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        w = w[:-1]
+    elif len(w) > 4 and w.endswith("is"):  # "crisis" and "crises", "analysis" and "analyses"
+        w = w[:-2] + "e"
+    for ending in ("ing", "ed"):  # after a plural's: "shootings", "shooting" and "shoot"
+        # "thing", "string", "seed", "speed": no inflection there (a base needs a vowel and three letters).
+        base = w.removesuffix(ending)
+        if base != w and len(base) >= 3 and _VOWEL.search(base) and not (ending == "ed" and base.endswith("e")):
+            w = base
+            break
+    w = w.removesuffix("e")
+    return _DOUBLED.sub(r"\1", w[:-1] + "i" if w.endswith("y") else w)
 
 
 def item_language(title: str, summary: str) -> str:
@@ -225,6 +258,12 @@ def _same(text: _Form, keyword: _Form) -> bool:
     if len(text[3]) > len(keyword[3]) + _ENDING:
         return False
     if len(keyword[3]) - len(keyword[0]) > _ENDING and not text[3].startswith(keyword[3][:-2]):
+        return False
+    # Where the language's inflections are known, a common word's keyword meets only that word's
+    # forms, not a word derived from it that Snowball stems alike ("important" is not "imports", nor
+    # "physical" "physics", "marketers" "markets", "seasonal" "season"); a name's meets its derived
+    # words ("Japan", "Japanese"): they are about it.
+    if text[5] and keyword[5] and text[5] != keyword[5] and not keyword[4]:
         return False
     if text[0] == keyword[0]:
         # A short stem may be two words' ("tennis" read in French is "ten", as "tenir" is): then the
