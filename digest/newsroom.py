@@ -285,7 +285,6 @@ BUSINESS = (
     "market",
     "markets",
     "stocks",
-    "shares",
     "investors",
     "bank",
     "central bank",
@@ -1320,6 +1319,34 @@ SECTIONS["Society & Culture"]["rules"] = (
     {"keywords": OPERA, "languages": OPERA_LANGUAGES},
     {"categories": GENERAL_CATEGORIES, "keywords": OPERA, "languages": OPERA_LANGUAGES},
     {"url_patterns": WORLD_PATHS, "keywords": OPERA, "languages": OPERA_LANGUAGES},
+)
+# "shares" alone is the verb as often as the stock: "Kim Kardashian shares ...", "data-sharing
+# agreements", "impression share" (17 corpus items went to Business on it, none of them business).
+# A company's shares are business news when they move; English words, so English items only.
+SHARES = ("shares", "share price")
+SHARE_MOVES = (
+    "rise",
+    "rose",
+    "fall",
+    "fell",
+    "jump",
+    "slump",
+    "surge",
+    "soar",
+    "tumble",
+    "plunge",
+    "slide",
+    "slid",
+    "sink",
+    "sank",
+    "rally",
+    "climb",
+    "gain",
+    "drop",
+)
+SECTIONS["Business & Economy"]["rules"] = (
+    *SECTIONS["Business & Economy"]["rules"],  # type: ignore[misc]
+    {"keywords": (SHARES, SHARE_MOVES), "languages": ("en",)},
 )
 # What the media and commentators say about Russia and its counterparts is the press review's,
 # not a politics story: the same two-list rule as Russian Politics', with the press words added.

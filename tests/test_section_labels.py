@@ -149,9 +149,14 @@ def _accuracy(corpus: Path, labels: dict[str, dict[str, str]]) -> float:
         ("Fuga di gas in una palazzina, evacuate dieci famiglie", "I vigili del fuoco sono intervenuti.", False),
         ("Natural gas prices jump as the cold spell grips Europe", "Traders expect supplies to tighten.", True),
         ("Цены на газ в Европе выросли на 10%", "Биржевые цены на газ выросли.", True),
+        # "shares" is the stock when it moves, the verb otherwise (PerezHilton, a marketing blog).
+        ("Tesla shares fell 5% on Monday", "", True),
+        ("Shares of the carmaker slumped after the recall", "", True),
+        ("Kim Kardashian shares a photo from her holiday", "The star shares her favourite moments.", False),
+        ("Facebook confirms data-sharing agreements", "The deals shared users' data with device makers.", False),
     ],
 )
-def test_the_shipped_business_rule_wants_the_gas_trade_not_a_gas_pipe(title: str, summary: str, business: bool) -> None:
+def test_the_shipped_business_rule_wants_the_trade_not_a_pipe_nor_a_post_shared(title: str, summary: str, business: bool) -> None:
     settings = cfg.from_mapping(tomllib.loads(cfg.example_toml()), env={})
     got = classify(
         title=title,
