@@ -171,6 +171,37 @@ def test_the_shipped_business_rule_wants_the_trade_not_a_pipe_nor_a_post_shared(
 
 
 @pytest.mark.parametrize(
+    ("title", "summary", "section"),
+    [
+        # "goal" is an aim as often as a score: a score is sport beside it.
+        ("Kane's late goal sinks the leaders", "The striker scored in the 89th minute.", "Sport"),
+        ("Rashford goal earns a draw at Anfield", "", "Sport"),
+        ("fortify-headers 2.0", "The goal of this release is to support more libcs.", "Other"),
+        # A word of one language that another language's stemmer reads as its own ("truce" as the
+        # French "trucs", "imports" as "importante", "livre" as the Portuguese "free").
+        ("Truce holds along the front line", "", "Military & Defense"),
+        ("Firefox : deux thèmes sombres", "Des trucs pour lire la nuit sans se fatiguer.", "Other"),
+        ("China's imports slump in March", "", "Business & Economy"),
+        ("Une mise à jour importante pour Windows", "", "Other"),
+        ("Le livre de la rentrée", "Un premier roman salué par la critique.", "Society & Culture"),
+        ("Entrada livre no parque neste domingo", "", "Other"),
+    ],
+)
+def test_the_shipped_rules_on_words_of_two_meanings(title: str, summary: str, section: str) -> None:
+    settings = cfg.from_mapping(tomllib.loads(cfg.example_toml()), env={})
+    got = classify(
+        title=title,
+        url=None,
+        categories=(),
+        feed_section=None,
+        sections=settings.sections,
+        fallback=settings.digest.fallback_section,
+        summary=summary,
+    )
+    assert got.section == section, got
+
+
+@pytest.mark.parametrize(
     ("categories", "section"),
     [
         # The Guardian files its Larry Nassar reports under /us-news/, labelled "Sport" among others.
