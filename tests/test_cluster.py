@@ -726,6 +726,37 @@ def test_a_report_in_another_language_that_two_stories_claim_joins_neither(monke
     assert [47] in groups
 
 
+def test_a_report_in_another_language_is_compared_however_many_rarer_words_it_has() -> None:
+    # Candidate pairs are blocked on each item's 12 rarest features. In a large batch a German report's
+    # own words (here each in one other German item) rank rarer than the names it shares with the
+    # English reports ("Ulvade", "Zarkovia"), as "Fort" and "Lauderdale" ranked 13th and 15th for
+    # SPIEGEL ONLINE's report of the shooting when the whole corpus was one batch: two items of two
+    # languages that share two such names are compared all the same (`blocking._across`).
+    crowd = (
+        "überstand knapp wollte verletzt nachts gestern schwer plötzlich drohte forderte sofort weiterhin "
+        "deutlich zunächst"
+    ).split()
+    german = [
+        Candidate(
+            f"Stadtrat {crowd[2 * k]} {crowd[2 * k + 1]} bei der Sitzung in Ostheim {k}",
+            f"https://blatt.example/{k}",
+            f"blatt{k}",
+            at(300 + 10 * k),
+            summary_text=f"Die Sitzung zum Haushalt dauerte {k + 2} Stunden.",
+            language="de",
+        )
+        for k in range(len(crowd) // 2)
+    ]
+    foreign = _two_stories_and_a_foreign_report(False)
+    report = dataclasses.replace(
+        foreign[47],
+        summary_text=foreign[47].summary_text + " Sieben wurden gestern nachts plötzlich schwer verletzt, "
+        "sofort drohte und forderte man weiterhin deutlich, zunächst vergeblich.",
+    )
+    items = [*foreign[:47], report, *german]
+    assert next(g for g in cluster(items) if 45 in g) == [45, 46, 47]
+
+
 def test_a_report_in_another_language_whose_figures_all_differ_joins_no_story(monkeypatch: pytest.MonkeyPatch) -> None:
     # The third pass weighs figures as the first does: a German report of 3,200 litres and a 150-120
     # vote is not the blast of 4,500 litres, however its names match. Without this, the bench's

@@ -17,7 +17,10 @@ _BLOCK_LIMIT = 60  # items sharing a pair of rare features beyond this are a sub
 
 
 def _candidates(
-    batch: _Batch, rare_words: Sequence[frozenset[str]], rare_names: Sequence[frozenset[str]]
+    batch: _Batch,
+    rare_words: Sequence[frozenset[str]],
+    rare_names: Sequence[frozenset[str]],
+    langs: Sequence[str] = (),
 ) -> dict[int, list[int]]:
     """Which items may be compared: those that share a pair of features among each one's rarest.
 
@@ -26,6 +29,13 @@ def _candidates(
     `SIGNATURE` rarest features (seen in two items at least) finds them while two items that share one
     ordinary word are never compared: the cost follows the number of items, not its square.
     `rare_words` and `rare_names` are each item's rare features of `batch.words` and `batch.names`.
+
+    Two items of two languages (`langs`, each item's) that share two rare names or figures which
+    items of both languages have are compared too, wherever those rank: in a large batch an item's own
+    language's words, and a German item's nouns (capitalised, so read as names), rank rarer than
+    the names two languages share. In the whole corpus as one batch (2,586 items) SPIEGEL ONLINE's
+    report of the Fort Lauderdale shooting ranked "Fort" and "Lauderdale" 13th and 15th among its
+    features and was compared with no English or French report of it.
     """
     # Rare features seen twice or more, rarest first (ties by name, so that every item orders alike),
     # interned to their place in that order.
@@ -61,4 +71,46 @@ def _candidates(
             neighbours[rank].extend(near)
             for other in near:
                 neighbours[other].append(rank)
+    if len(set(langs)) > 1:
+        _across(rare_names, langs, frozenset(place), neighbours)
     return dict(neighbours)
+
+
+def _across(
+    rare_names: Sequence[frozenset[str]],
+    langs: Sequence[str],
+    seen_twice: frozenset[str],
+    neighbours: dict[int, list[int]],
+) -> None:
+    """Add the pairs of items of two languages that share two rare names or figures (an item's
+    `rare_names`: what its names vector holds) that items of both languages write."""
+    first_lang: dict[str, str] = {}
+    bilingual: set[str] = set()
+    for names, lang in zip(rare_names, langs, strict=True):
+        for f in seen_twice.intersection(names):
+            if first_lang.setdefault(f, lang) != lang:
+                bilingual.add(f)
+    if not bilingual:
+        return
+    holders: dict[str, list[int]] = defaultdict(list)
+    anchors = [sorted(bilingual.intersection(names)) for names in rare_names]
+    for rank, mine in enumerate(anchors):
+        if len(mine) > 1:
+            for f in mine:
+                holders[f].append(rank)
+    for rank, mine in enumerate(anchors):
+        if len(mine) < 2:
+            continue
+        lang = langs[rank]
+        counts = Counter(
+            chain.from_iterable(
+                [other for other in holders[f] if other > rank and langs[other] != lang]
+                for f in mine
+                if len(holders[f]) <= _BLOCK_LIMIT
+            )
+        )
+        known = set(neighbours.get(rank, ()))
+        for other, shared in counts.items():
+            if shared > 1 and other not in known:
+                neighbours[rank].append(other)
+                neighbours[other].append(rank)

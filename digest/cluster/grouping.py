@@ -138,7 +138,7 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
             lower_words=_NONE if profile.styled else rare_events,
         )
 
-    neighbours = _candidates(batch, item_rare_words, item_rare_names)
+    neighbours = _candidates(batch, item_rare_words, item_rare_names, [p.lang for p in profiles])
     root = list(range(len(order)))  # union-find over ranks: the story each item is in
     # Each story's rare event words as bits of an int (one bit per word's hash): two stories whose bits
     # do not meet share no event word, told by one AND instead of a set test whose lookups miss the cache.
