@@ -732,10 +732,22 @@ def test_a_report_in_another_language_is_compared_however_many_rarer_words_it_ha
     # English reports ("Ulvade", "Zarkovia"), as "Fort" and "Lauderdale" ranked 13th and 15th for
     # SPIEGEL ONLINE's report of the shooting when the whole corpus was one batch: two items of two
     # languages that share two such names are compared all the same (`blocking._across`).
-    crowd = (
-        "überstand knapp wollte verletzt nachts gestern schwer plötzlich drohte forderte sofort weiterhin "
-        "deutlich zunächst"
-    ).split()
+    crowd = [
+        "überstand",
+        "knapp",
+        "wollte",
+        "verletzt",
+        "nachts",
+        "gestern",
+        "schwer",
+        "plötzlich",
+        "drohte",
+        "forderte",
+        "sofort",
+        "weiterhin",
+        "deutlich",
+        "zunächst",
+    ]
     german = [
         Candidate(
             f"Stadtrat {crowd[2 * k]} {crowd[2 * k + 1]} bei der Sitzung in Ostheim {k}",

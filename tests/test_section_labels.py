@@ -156,7 +156,9 @@ def _accuracy(corpus: Path, labels: dict[str, dict[str, str]]) -> float:
         ("Facebook confirms data-sharing agreements", "The deals shared users' data with device makers.", False),
     ],
 )
-def test_the_shipped_business_rule_wants_the_trade_not_a_pipe_nor_a_post_shared(title: str, summary: str, business: bool) -> None:
+def test_the_shipped_business_rule_wants_trade_not_a_pipe_or_a_shared_post(
+    title: str, summary: str, business: bool
+) -> None:
     settings = cfg.from_mapping(tomllib.loads(cfg.example_toml()), env={})
     got = classify(
         title=title,
