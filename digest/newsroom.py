@@ -1369,10 +1369,10 @@ SECTIONS["Sport"]["rules"] = (
 # Words of one language that another language's stemmer reads as one of its own words: the English
 # "truce" as the French "trucs" (things), "imports" as "importante", "stocks" as "stocker"; the
 # Spanish "ventas" (sales) as the Portuguese "ventos" (winds); the French "livre" (book) is the
-# Portuguese "livre" (free); the German "Reise" (travel) met a French "reis". Each is looked for
-# only in the language it is written in. (The Spanish "partido", a match, is also a party: Sport
-# does not look for it at all.)
-ONE_LANGUAGE = {
+# Portuguese "livre" (free); the German "Reise" (travel) met the Catalan "Reis" (the Three Kings,
+# read as French). Each is looked for only in the language it is written in. (The Spanish
+# "partido", a match, is also a party: Sport does not look for it at all.)
+ONE_LANGUAGE: dict[str, dict[str, tuple[str, ...]]] = {
     "Business & Economy": {"en": ("stocks", "imports"), "es": ("ventas",)},
     "Military & Defense": {"en": ("truce",)},
     "Society & Culture": {"de": ("Reise",), "fr": ("livre",)},
