@@ -957,6 +957,7 @@ def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
             else:  # the rules changed after the edition was built; the email used the stored section
                 click.echo(f"  with today's rules it would go to {result.section}: {result.reason}")
             _echo_capital_misses(app, item.title, item.summary_text, indent="  ")
+            _echo_derived_misses(app, item.title, item.summary_text, indent="  ")
             _echo_language(app, item.title, item.summary_text, indent="  ")
         return
     if text.strip().isdigit():
@@ -976,6 +977,7 @@ def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
     click.echo(f"{result.section}: {result.reason}")
     if not is_url:
         _echo_capital_misses(app, text, "")
+        _echo_derived_misses(app, text, "")
         _echo_language(app, text, "")
 
 
@@ -997,6 +999,17 @@ def _echo_capital_misses(app: App, title: str, summary: str, indent: str = "") -
         click.echo(
             f"{indent}note: keyword '{keyword}' of section '{section}' is written with a capital, so it matches"
             f" only a name, and the text has it in lower case; write '{keyword.lower()}' to match it either way."
+        )
+
+
+def _echo_derived_misses(app: App, title: str, summary: str, indent: str = "") -> None:
+    """A keyword matches a word's inflections, not a word derived from it: say so where the text has one."""
+    from digest.sections import derived_misses
+
+    for section, keyword, word in derived_misses(title, summary, app.settings.sections):
+        click.echo(
+            f"{indent}note: keyword '{keyword}' of section '{section}' does not match '{word}', a word derived"
+            f" from it (keywords match a word's inflections only); add '{word}' if it should match too."
         )
 
 

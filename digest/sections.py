@@ -461,3 +461,24 @@ def capital_misses(title: str, summary: str, sections: Sequence[Section]) -> lis
             if not text.where(keyword) and text.where(keyword.lower()):
                 misses.append((section.name, keyword))
     return misses
+
+
+def derived_misses(title: str, summary: str, sections: Sequence[Section]) -> list[tuple[str, str, str]]:
+    """(section, keyword, word) of each one-word keyword that the text has only as a derived word
+    Snowball stems alike ("cultural" for "culture"): keywords match a word's inflections, not the
+    words derived from it, so `digest sections explain` says which word to add to match it too."""
+    text = _Text(title, summary)
+    misses: list[tuple[str, str, str]] = []
+    for section in sections:
+        groups = [g for rule in _section_rules(section) for g in (rule.keywords, *rule.keyword_groups)]
+        for keyword in dict.fromkeys(k for g in groups for k in g):
+            wanted = _keyword_forms(keyword, text.keyword_lang(keyword))
+            if len(wanted) != 1 or text.where(keyword):
+                continue
+            kw = wanted[0]
+            for form in (*text.title.forms, *text.summary.forms):
+                # What `_same` says with the inflection keys left out: a match those keys alone refused.
+                if form[5] and (form[0] == kw[0] or form[1] == kw[1]) and _same((*form[:5], ""), (*kw[:5], "")):
+                    misses.append((section.name, keyword, form[3]))
+                    break
+    return misses

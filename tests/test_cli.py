@@ -181,6 +181,26 @@ def test_sections_explain_points_out_a_capitalised_keyword_the_text_writes_in_lo
     assert "keyword 'Crimea' of section 'World'" in run(config, "sections", "explain", "crimea referendum").output
 
 
+def test_sections_explain_points_out_a_derived_word_a_keyword_does_not_match(tmp_path: Path) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text(
+        '[[sections]]\nname = "Society & Culture"\nkeywords = ["culture", "Japan"]\n'
+        '[[sections]]\nname = "Business & Economy"\nkeywords = ["imports"]\n',
+        encoding="utf-8",
+    )
+    derived = run(config, "sections", "explain", "A cultural revival, and why it is important")
+    assert derived.exit_code == 0 and derived.output.startswith("Other: ")
+    assert (
+        "note: keyword 'culture' of section 'Society & Culture' does not match 'cultural', a word derived from it"
+        " (keywords match a word's inflections only); add 'cultural' if it should match too." in derived.output
+    )
+    assert "keyword 'imports' of section 'Business & Economy' does not match 'important'" in derived.output
+    # An inflection matches, so there is nothing to point out; nor for a name's derived word, which matches.
+    inflected = run(config, "sections", "explain", "Imports fall as cultures meet")
+    assert inflected.output.startswith("Society & Culture: ") and "note:" not in inflected.output
+    assert "note:" not in run(config, "sections", "explain", "Japanese stocks rise").output
+
+
 def test_sections_explain_says_which_rule_matched(config: Path) -> None:
     by_url = run(config, "sections", "explain", "https://news.example/sport/final-score")
     assert by_url.exit_code == 0 and by_url.output.startswith("Sport: ")
