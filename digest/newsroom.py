@@ -16,6 +16,8 @@ the general label or path, since a rule with two conditions is more specific tha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 Rules = dict[str, tuple[str, ...]]
 
 # Labels and path segments that say "general news" rather than a topic.
@@ -1300,13 +1302,20 @@ SECTIONS: dict[str, dict[str, object]] = {
         PRESS,
     ),
 }
+
+
+def _add_rules(section: str, *rules: Mapping[str, object]) -> None:
+    """Append combined rules to a section of `SECTIONS` after its own."""
+    SECTIONS[section]["rules"] = (*SECTIONS[section]["rules"], *rules)  # type: ignore[misc]
+
+
 # "opera" only where it is the art: Italian and Portuguese stem "operato" and "operação" (an
 # operation: a police raid, a road-safety campaign) as they stem "opera", and Italian's "opera" is
 # also any work. Read in those languages it would file police news under culture.
 OPERA = ("opera",)
 OPERA_LANGUAGES = ("en", "fr", "de", "es")
-SECTIONS["Society & Culture"]["rules"] = (
-    *SECTIONS["Society & Culture"]["rules"],  # type: ignore[misc]
+_add_rules(
+    "Society & Culture",
     {"keywords": OPERA, "languages": OPERA_LANGUAGES},
     {"categories": GENERAL_CATEGORIES, "keywords": OPERA, "languages": OPERA_LANGUAGES},
     {"url_patterns": WORLD_PATHS, "keywords": OPERA, "languages": OPERA_LANGUAGES},
@@ -1335,10 +1344,7 @@ SHARE_MOVES = (
     "gain",
     "drop",
 )
-SECTIONS["Business & Economy"]["rules"] = (
-    *SECTIONS["Business & Economy"]["rules"],  # type: ignore[misc]
-    {"keywords": (SHARES, SHARE_MOVES), "languages": ("en",)},
-)
+_add_rules("Business & Economy", {"keywords": (SHARES, SHARE_MOVES), "languages": ("en",)})
 # "goal" alone is an aim as often as a score ("our goal is", a tech blog's "Goals", a team-building
 # post): 3 corpus items went to Sport on it, none of them sport. A goal is sport beside a score.
 GOALS = ("goal", "goals")
@@ -1362,10 +1368,7 @@ GOAL_CONTEXT = (
     "victory",
     "defeat",
 )
-SECTIONS["Sport"]["rules"] = (
-    *SECTIONS["Sport"]["rules"],  # type: ignore[misc]
-    {"keywords": (GOALS, GOAL_CONTEXT), "languages": ("en",)},
-)
+_add_rules("Sport", {"keywords": (GOALS, GOAL_CONTEXT), "languages": ("en",)})
 # Words of one language that another language's stemmer reads as one of its own words: the English
 # "truce" as the French "trucs" (things), "imports" as "importante", "stocks" as "stocker"; the
 # Spanish "ventas" (sales) as the Portuguese "ventos" (winds); the French "livre" (book) is the
@@ -1378,13 +1381,7 @@ ONE_LANGUAGE: dict[str, dict[str, tuple[str, ...]]] = {
     "Society & Culture": {"de": ("Reise",), "fr": ("livre",)},
 }
 for _section, _words in ONE_LANGUAGE.items():
-    SECTIONS[_section]["rules"] = (
-        *SECTIONS[_section]["rules"],  # type: ignore[misc]
-        *({"keywords": kw, "languages": (lang,)} for lang, kw in _words.items()),
-    )
+    _add_rules(_section, *({"keywords": kw, "languages": (lang,)} for lang, kw in _words.items()))
 # What the media and commentators say about Russia and its counterparts is the press review's,
 # not a politics story: the same two-list rule as Russian Politics', with the press words added.
-SECTIONS["Press Review"]["rules"] = (
-    *SECTIONS["Press Review"]["rules"],  # type: ignore[misc]
-    {"keywords": (PRESS, RUSSIA_NAMED + COUNTERPARTS)},
-)
+_add_rules("Press Review", {"keywords": (PRESS, RUSSIA_NAMED + COUNTERPARTS)})

@@ -440,6 +440,12 @@ def classify(
     return Classification(win.section, rule, reason)
 
 
+def _keywords_of(section: Section) -> dict[str, None]:
+    """Every keyword of a section's rules, once each, in order."""
+    groups = [g for rule in _section_rules(section) for g in (rule.keywords, *rule.keyword_groups)]
+    return dict.fromkeys(k for g in groups for k in g)
+
+
 def capital_misses(title: str, summary: str, sections: Sequence[Section]) -> list[tuple[str, str]]:
     """(section, keyword) of each keyword written with a capital (a name) that the text writes in
     lower case, as it is or with an ending: what `digest sections explain` points out, since an
@@ -450,8 +456,7 @@ def capital_misses(title: str, summary: str, sections: Sequence[Section]) -> lis
     text: _Text | None = None
     misses: list[tuple[str, str]] = []
     for section in sections:
-        groups = [g for rule in _section_rules(section) for g in (rule.keywords, *rule.keyword_groups)]
-        keywords = dict.fromkeys(k for g in groups for k in g)
+        keywords = _keywords_of(section)
         for keyword in keywords:
             if not keyword[:1].isupper() or keyword.isupper() or keyword.lower() in keywords:
                 continue  # not a name, an acronym, or listed in lower case as well ("Film" and "film")
@@ -470,8 +475,7 @@ def derived_misses(title: str, summary: str, sections: Sequence[Section]) -> lis
     text = _Text(title, summary)
     misses: list[tuple[str, str, str]] = []
     for section in sections:
-        groups = [g for rule in _section_rules(section) for g in (rule.keywords, *rule.keyword_groups)]
-        for keyword in dict.fromkeys(k for g in groups for k in g):
+        for keyword in _keywords_of(section):
             wanted = _keyword_forms(keyword, text.keyword_lang(keyword))
             if len(wanted) != 1 or text.where(keyword):
                 continue

@@ -28,7 +28,7 @@ from conftest import CORPUS_ABSENT, corpus_dir
 
 from digest import config as cfg
 from digest.parse import parse_feed
-from digest.sections import classify
+from digest.sections import Classification, classify
 
 LABELS = Path(__file__).parent / "data" / "section_labels.csv"
 TARGET = 0.85
@@ -141,6 +141,22 @@ def _accuracy(corpus: Path, labels: dict[str, dict[str, str]]) -> float:
     return accuracy
 
 
+def shipped(
+    title: str, summary: str = "", *, url: str | None = None, categories: tuple[str, ...] = ()
+) -> Classification:
+    """An item placed by the rules `digest init` ships."""
+    settings = cfg.from_mapping(tomllib.loads(cfg.example_toml()), env={})
+    return classify(
+        title=title,
+        url=url,
+        categories=categories,
+        feed_section=None,
+        sections=settings.sections,
+        fallback=settings.digest.fallback_section,
+        summary=summary,
+    )
+
+
 @pytest.mark.parametrize(
     ("title", "summary", "business"),
     [
@@ -159,16 +175,7 @@ def _accuracy(corpus: Path, labels: dict[str, dict[str, str]]) -> float:
 def test_the_shipped_business_rule_wants_trade_not_a_pipe_or_a_shared_post(
     title: str, summary: str, business: bool
 ) -> None:
-    settings = cfg.from_mapping(tomllib.loads(cfg.example_toml()), env={})
-    got = classify(
-        title=title,
-        url=None,
-        categories=(),
-        feed_section=None,
-        sections=settings.sections,
-        fallback=settings.digest.fallback_section,
-        summary=summary,
-    )
+    got = shipped(title, summary)
     assert (got.section == "Business & Economy") is business, got
 
 
@@ -190,16 +197,7 @@ def test_the_shipped_business_rule_wants_trade_not_a_pipe_or_a_shared_post(
     ],
 )
 def test_the_shipped_rules_on_words_of_two_meanings(title: str, summary: str, section: str) -> None:
-    settings = cfg.from_mapping(tomllib.loads(cfg.example_toml()), env={})
-    got = classify(
-        title=title,
-        url=None,
-        categories=(),
-        feed_section=None,
-        sections=settings.sections,
-        fallback=settings.digest.fallback_section,
-        summary=summary,
-    )
+    got = shipped(title, summary)
     assert got.section == section, got
 
 
@@ -212,14 +210,9 @@ def test_the_shipped_rules_on_words_of_two_meanings(title: str, summary: str, se
     ],
 )
 def test_a_topic_label_beats_a_general_news_path(categories: tuple[str, ...], section: str) -> None:
-    settings = cfg.from_mapping(tomllib.loads(cfg.example_toml()), env={})
-    got = classify(
-        title="Investigation into the team doctor was dropped in 2004",
+    got = shipped(
+        "Investigation into the team doctor was dropped in 2004",
         url="https://www.theguardian.com/us-news/2018/jan/31/doctor-investigation",
         categories=categories,
-        feed_section=None,
-        sections=settings.sections,
-        fallback=settings.digest.fallback_section,
-        summary="",
     )
     assert got.section == section, got
