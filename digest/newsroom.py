@@ -250,6 +250,7 @@ WORLD = (
     "terrorism",
     "attentat",
     "atentado",
+    "tiroteo",
     "CIA",
     "snow",
     "blizzard",
@@ -639,7 +640,6 @@ CULTURE = (
     "music",
     "musical",
     "album",
-    "band",
     "singer",
     "film",
     "movie",
@@ -857,7 +857,10 @@ SPORT = (
     "match",
     "fútbol",
     "Real Madrid",
-    "Barcelona",
+    # The club, not the city: 20minutos' Catalonia feed is Barcelona's city news (a shooting, the
+    # mayor's budget, the Three Kings' parade), all of which "Barcelona" put in Sport or nearly.
+    "FC Barcelona",
+    "Barça",
     "Liga",
     "calcio",
     "calciomercato",
@@ -1373,12 +1376,13 @@ _add_rules("Sport", {"keywords": (GOALS, GOAL_CONTEXT), "languages": ("en",)})
 # "truce" as the French "trucs" (things), "imports" as "importante", "stocks" as "stocker"; the
 # Spanish "ventas" (sales) as the Portuguese "ventos" (winds); the French "livre" (book) is the
 # Portuguese "livre" (free); the German "Reise" (travel) met the Catalan "Reis" (the Three Kings,
-# read as French). Each is looked for only in the language it is written in. (The Spanish
+# read as French); the English "band" met the Spanish "bandas" (gangs). Each is looked for only in
+# the language it is written in. (The Spanish
 # "partido", a match, is also a party: Sport does not look for it at all.)
 ONE_LANGUAGE: dict[str, dict[str, tuple[str, ...]]] = {
     "Business & Economy": {"en": ("stocks", "imports"), "es": ("ventas",)},
     "Military & Defense": {"en": ("truce",)},
-    "Society & Culture": {"de": ("Reise",), "fr": ("livre",)},
+    "Society & Culture": {"en": ("band",), "de": ("Reise",), "fr": ("livre",)},
 }
 for _section, _words in ONE_LANGUAGE.items():
     _add_rules(_section, *({"keywords": kw, "languages": (lang,)} for lang, kw in _words.items()))

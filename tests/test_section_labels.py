@@ -194,6 +194,10 @@ def test_the_shipped_business_rule_wants_trade_not_a_pipe_or_a_shared_post(
         ("Une mise à jour importante pour Windows", "", "Other"),
         ("Le livre de la rentrée", "Un premier roman salué par la critique.", "Society & Culture"),
         ("Entrada livre no parque neste domingo", "", "Other"),
+        # The club, not the city; the English "band" is not the Spanish "bandas" (gangs).
+        ("Los Mossos investigan un tiroteo en Barcelona", "Creen que fue una venganza entre bandas.", "World"),
+        ("El Barça gana al Eibar con dos goles de Messi", "", "Sport"),
+        ("The band's new album is out on Friday", "", "Society & Culture"),
     ],
 )
 def test_the_shipped_rules_on_words_of_two_meanings(title: str, summary: str, section: str) -> None:
