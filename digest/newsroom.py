@@ -313,7 +313,6 @@ BUSINESS = (
     "jobs",
     "unemployment",
     "wages",
-    "pay",
     "company",
     "companies",
     "merger",
@@ -1376,11 +1375,11 @@ _add_rules("Sport", {"keywords": (GOALS, GOAL_CONTEXT), "languages": ("en",)})
 # "truce" as the French "trucs" (things), "imports" as "importante", "stocks" as "stocker"; the
 # Spanish "ventas" (sales) as the Portuguese "ventos" (winds); the French "livre" (book) is the
 # Portuguese "livre" (free); the German "Reise" (travel) met the Catalan "Reis" (the Three Kings,
-# read as French); the English "band" met the Spanish "bandas" (gangs). Each is looked for only in
-# the language it is written in. (The Spanish
+# read as French); the English "band" met the Spanish "bandas" (gangs), "pay" the French "pays"
+# (a country). Each is looked for only in the language it is written in. (The Spanish
 # "partido", a match, is also a party: Sport does not look for it at all.)
 ONE_LANGUAGE: dict[str, dict[str, tuple[str, ...]]] = {
-    "Business & Economy": {"en": ("stocks", "imports"), "es": ("ventas",)},
+    "Business & Economy": {"en": ("stocks", "imports", "pay"), "es": ("ventas",)},
     "Military & Defense": {"en": ("truce",)},
     "Society & Culture": {"en": ("band",), "de": ("Reise",), "fr": ("livre",)},
 }

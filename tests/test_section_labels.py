@@ -198,6 +198,8 @@ def test_the_shipped_business_rule_wants_trade_not_a_pipe_or_a_shared_post(
         ("Los Mossos investigan un tiroteo en Barcelona", "Creen que fue una venganza entre bandas.", "World"),
         ("El Barça gana al Eibar con dos goles de Messi", "", "Sport"),
         ("The band's new album is out on Friday", "", "Society & Culture"),
+        ("La BD franco-belge au pays des comics", "", "Other"),  # "pays": a country, not pay
+        ("Teachers strike over pay", "", "Business & Economy"),
     ],
 )
 def test_the_shipped_rules_on_words_of_two_meanings(title: str, summary: str, section: str) -> None:
