@@ -163,12 +163,18 @@ def test_subscribers_csv_import_is_all_or_nothing_and_export_round_trips(config:
     assert "ok@example.org,Ok,World;Sport,Asia/Tokyo,active" in exported
 
 
-def test_sections_explain_points_out_a_capitalised_keyword_the_text_writes_in_lower_case(tmp_path: Path) -> None:
+def sections_config(tmp_path: Path, toml: str) -> Path:
+    """A config of nothing but these sections."""
     config = tmp_path / "digest.toml"
-    config.write_text(
+    config.write_text(toml, encoding="utf-8")
+    return config
+
+
+def test_sections_explain_points_out_a_capitalised_keyword_the_text_writes_in_lower_case(tmp_path: Path) -> None:
+    config = sections_config(
+        tmp_path,
         '[[sections]]\nname = "Business & Economy"\nkeywords = ["Bitcoin", "UN"]\n'
         '[[sections]]\nname = "World"\n[[sections.rules]]\nkeywords = [["Crimea"], ["referendum"]]\n',
-        encoding="utf-8",
     )
     lower = run(config, "sections", "explain", "bitcoins fall as miners sell")
     assert lower.exit_code == 0 and lower.output.startswith("Other: ")
@@ -182,11 +188,10 @@ def test_sections_explain_points_out_a_capitalised_keyword_the_text_writes_in_lo
 
 
 def test_sections_explain_points_out_a_derived_word_a_keyword_does_not_match(tmp_path: Path) -> None:
-    config = tmp_path / "digest.toml"
-    config.write_text(
+    config = sections_config(
+        tmp_path,
         '[[sections]]\nname = "Society & Culture"\nkeywords = ["culture", "Japan"]\n'
         '[[sections]]\nname = "Business & Economy"\nkeywords = ["imports"]\n',
-        encoding="utf-8",
     )
     derived = run(config, "sections", "explain", "A cultural revival, and why it is important")
     assert derived.exit_code == 0 and derived.output.startswith("Other: ")
