@@ -251,6 +251,9 @@ WORLD = (
     "attentat",
     "atentado",
     "tiroteo",
+    # The US president of the labelled days: his news is World's, unless it names Russia (the
+    # two-list rule of Russian Politics & Diplomacy weighs more) or a topic's words outweigh it.
+    "Trump",
     "procès",
     "tribunal",
     "CIA",

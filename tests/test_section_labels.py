@@ -217,6 +217,9 @@ def test_the_shipped_rules_on_words_of_two_meanings(title: str, summary: str, se
         ("Una nueva tecnología reduce el consumo de combustible de los aviones", "Science & Space"),
         ("A tecnologia dos novos ecrãs chega às lojas", "Science & Space"),
         ("Ouverture du procès de l'ancien maire à Lyon", "World"),
+        # The US president's news is World's; with Russia, it is relations, Russian Politics'.
+        ("Trump blasts his former lawyer over a recording", "World"),
+        ("Trump and Putin to meet in Helsinki, Russia says", "Russian Politics & Diplomacy"),
     ],
 )
 def test_the_shipped_rules_know_their_words_in_the_languages_they_read(title: str, section: str) -> None:
