@@ -943,10 +943,11 @@ def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
 
     stored = app.store.find_items(text.strip()) if not categories else []
     if stored:
+        renames = app.settings.section_renames
         for item in stored:
             result = classify_item(app.settings, item)
             # Under the names the sections have now: a section renamed since (formerly) is the same.
-            placements = [(ed, app.settings.current_section(sec)) for ed, sec in app.store.item_sections(item.id)]
+            placements = [(ed, renames.get(sec, sec)) for ed, sec in app.store.item_sections(item.id)]
             click.echo(f"item {item.id} ({item.source}): {item.title}")
             for edition, section in placements:
                 click.echo(f"  edition {edition.day} {edition.timezone}: {section}")

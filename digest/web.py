@@ -657,13 +657,14 @@ FEED_ENTRIES = 30
 
 def _feed_entries(site: Site) -> list[ArchiveEntry]:
     settings = site.settings
+    renames = settings.section_renames  # a section renamed since an edition: counted under its name now
+    order = {name: i for i, name in enumerate(settings.section_names)}
     entries = []
     for e in _sent_editions(site.store, FEED_ENTRIES):
         counts: dict[str, int] = {}
         for _item, stored in site.store.edition_items(e.id):
-            section = settings.current_section(stored)  # a section renamed since: its name now
+            section = renames.get(stored, stored)
             counts[section] = counts.get(section, 0) + 1
-        order = {name: i for i, name in enumerate(settings.section_names)}
         summary = "; ".join(f"{name}: {n}" for name, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], 99)))
         label = format_date(e.day, "long", locale=settings.digest.language)
         entries.append(

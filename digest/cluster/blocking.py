@@ -109,8 +109,10 @@ def _across(
                 if len(holders[f]) <= _BLOCK_LIMIT
             )
         )
-        known = set(neighbours.get(rank, ()))
-        for other, shared in counts.items():
-            if shared > 1 and other not in known:
-                neighbours[rank].append(other)
-                neighbours[other].append(rank)
+        paired = [other for other, shared in counts.items() if shared > 1]
+        if paired:
+            known = set(neighbours.get(rank, ()))
+            for other in paired:
+                if other not in known:
+                    neighbours[rank].append(other)
+                    neighbours[other].append(rank)
