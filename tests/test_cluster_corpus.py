@@ -10,7 +10,8 @@ from __future__ import annotations
 import itertools
 import re
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,8 +27,7 @@ from digest.model import Item
 from digest.outlets import outlet_name
 from digest.parse import parse_feed
 
-LABELS = Path(__file__).parent / "data" / "stories_2017-01-07.tsv"
-DAYS = ("2017-01-06", "2017-01-07")
+DATA = Path(__file__).parent / "data"
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 # The feeds' languages, for telling same-language pairs from cross-language ones (what the outlet
 # publishes in, not a guess from the text).
@@ -44,9 +44,40 @@ FEED_LANGUAGE = {
     "theverge_frontpage.atom": "en",
     "yandex-news_moscow_mojibake.xml": "ru",
     "youtube_investmentpunk.atom": "de",
+    # 4-6 June 2018: technology, celebrity and environment news, all in English
+    "a16z_blog.xml": "en",
+    "boingboing.xml": "en",
+    "giantbomb_bombcast_podcast_large.rss": "en",
+    "hackernews_frontpage.xml": "en",
+    "hackernoon_medium.xml": "en",
+    "kottke.atom": "en",
+    "medium_technology.xml": "en",
+    "perezhilton.xml": "en",
+    "strava-engineering_medium.xml": "en",
+    "tmz.xml": "en",
+    "treehugger.xml": "en",
 }
-# japantimes_latest.xml dates no item: it was read when the feed says it was built, as a poll would.
-UNDATED_SEEN = {"japantimes_latest.xml": datetime(2017, 1, 7, 15, 10, 21, tzinfo=UTC)}
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledDays:
+    """A labelled file and the days it covers: every corpus item of those days is in it."""
+
+    labels: Path
+    days: tuple[str, ...]
+    # A feed that dates no item: it was read when the feed says it was built, as a poll would.
+    undated_seen: Mapping[str, datetime] = field(default_factory=dict)
+
+
+# Hard news of two days in six languages: the Fort Lauderdale shooting, the US intelligence report.
+JANUARY_2017 = LabelledDays(
+    DATA / "stories_2017-01-07.tsv",
+    ("2017-01-06", "2017-01-07"),
+    {"japantimes_latest.xml": datetime(2017, 1, 7, 15, 10, 21, tzinfo=UTC)},
+)
+# Another kind of day, in English: technology, celebrity and environment feeds (Kate Spade's death,
+# Microsoft buying GitHub, Apple's developer conference), most of whose items no other feed tells.
+JUNE_2018 = LabelledDays(DATA / "stories_2018-06-05.tsv", ("2018-06-04", "2018-06-05", "2018-06-06"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +87,9 @@ class Labelled:
     item: Item
 
 
-def load_labels() -> dict[tuple[str, str], str]:
+def load_labels(labelled: LabelledDays = JANUARY_2017) -> dict[tuple[str, str], str]:
     labels = {}
-    for line in LABELS.read_text(encoding="utf-8").splitlines():
+    for line in labelled.labels.read_text(encoding="utf-8").splitlines():
         if line and not line.startswith("#"):
             feed, key, story = line.split("\t")
             labels[(feed, key)] = story
@@ -72,10 +103,10 @@ def day_of(published: datetime | None, url: str | None) -> str | None:
     return "-".join(m.groups()) if m else None
 
 
-def load_days(news: Path) -> list[Labelled]:
+def load_days(news: Path, labelled: LabelledDays = JANUARY_2017) -> list[Labelled]:
     """The labelled items as compose clusters them: stored items under their feed's name, titles
     without their feed's boilerplate, an aggregator's items under the site that wrote them."""
-    labels = load_labels()
+    labels = load_labels(labelled)
     found: dict[tuple[str, str], Item] = {}
     feed_ids: dict[str, int] = {}
     for path in sorted(news.iterdir()):
@@ -86,11 +117,12 @@ def load_days(news: Path) -> list[Labelled]:
             continue
         source = outlet_name(feed.title, url, feed.link) if feed.title else url  # as Feed.display_name gives it
         for it in feed.items:
-            if day_of(it.published, it.url) not in DAYS:
+            if day_of(it.published, it.url) not in labelled.days:
                 continue
             feed_id = feed_ids.setdefault(path.name, len(feed_ids) + 1)
+            seen = labelled.undated_seen.get(path.name, NOW)
             found[(path.name, it.key)] = as_stored(
-                it, id=len(found) + 1, feed_id=feed_id, source=source, first_seen=UNDATED_SEEN.get(path.name, NOW)
+                it, id=len(found) + 1, feed_id=feed_id, source=source, first_seen=seen
             )
     assert set(found) == set(labels), "the labels must name exactly the items of those days"
     prepared = [as_written(item) for item, _ in without_boilerplate([(item, "") for item in found.values()])]
@@ -120,22 +152,25 @@ def scores(c: Counter[str]) -> tuple[float, float]:
     return precision, recall
 
 
-def test_stories_of_6_and_7_january_2017_cluster_as_an_editor_drew_them() -> None:
+def measured(labelled: LabelledDays) -> dict[str, Counter[str]]:
+    """Cluster every item of the labelled days at once, print the pairs' precision and recall and how
+    each labelled story came out, and give the pair counts."""
     root = corpus_dir()
     if root is None:
         pytest.skip(CORPUS_ABSENT)
-    items = load_days(root / "feeds" / "news")
+    items = load_days(root / "feeds" / "news", labelled)
     groups = cluster([x.item for x in items])
     counts = pair_counts(items, groups)
     same_p, same_r = scores(counts["same"])
     cross_p, cross_r = scores(counts["cross"])
     print(
-        f"\n{len(items)} items, {len({x.feed for x in items})} feeds -> {len(groups)} stories "
+        f"\n{labelled.labels.name}: {len(items)} items, {len({x.feed for x in items})} feeds -> {len(groups)} stories "
         f"({sum(len(g) > 1 for g in groups)} with more than one item; "
         f"labelled: {len({x.story for x in items if x.story != '-'})})"
     )
     print(f"same-language pairs:  precision={same_p:.3f} recall={same_r:.3f} ({dict(counts['same'])})")
-    print(f"cross-language pairs: precision={cross_p:.3f} recall={cross_r:.3f} ({dict(counts['cross'])})")
+    if counts["cross"]:
+        print(f"cross-language pairs: precision={cross_p:.3f} recall={cross_r:.3f} ({dict(counts['cross'])})")
     group_of = {i: n for n, g in enumerate(groups) for i in g}
     split = {
         story: len({group_of[i] for i, x in enumerate(items) if x.story == story})
@@ -151,9 +186,26 @@ def test_stories_of_6_and_7_january_2017_cluster_as_an_editor_drew_them() -> Non
             print(
                 "  merged apart stories:", [(items[i].feed[:12], items[i].story, items[i].item.title[:60]) for i in g]
             )
+    return counts
+
+
+def test_stories_of_6_and_7_january_2017_cluster_as_an_editor_drew_them() -> None:
+    counts = measured(JANUARY_2017)
+    same_p, same_r = scores(counts["same"])
+    cross_p, cross_r = scores(counts["cross"])
     assert same_p >= 0.95 and cross_p >= 0.95
     assert same_r >= SAME_RECALL_FLOOR
     assert cross_r >= CROSS_RECALL_FLOOR
+
+
+def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
+    """A day of technology and celebrity feeds, in one language: precision holds there too, and the
+    recall it reaches is printed and kept from falling back."""
+    counts = measured(JUNE_2018)
+    same_p, same_r = scores(counts["same"])
+    assert not counts["cross"]
+    assert same_p >= 0.95
+    assert same_r >= JUNE_RECALL_FLOOR
 
 
 # What the clustering reaches on these labels, kept from falling back. Issue 11 asks for 0.80
@@ -173,6 +225,7 @@ def test_stories_of_6_and_7_january_2017_cluster_as_an_editor_drew_them() -> Non
 # reports and the Antarctic iceberg's two; "$6 million" is one figure, no longer a day's "6", joining
 # The Indian Express's two reports of Israel's cut to the UN.
 SAME_RECALL_FLOOR = 0.47
+JUNE_RECALL_FLOOR = 0.0
 CROSS_RECALL_FLOOR = 0.50
 
 
