@@ -946,6 +946,21 @@ def test_a_capital_after_a_french_colon_is_a_name() -> None:
     assert _name_key("Okonkwo") not in _profile(headline).features
 
 
+def test_days_months_and_a_clocks_marks_name_no_one() -> None:
+    # On the corpus's 4-6 June 2018, seven celebrity and technology items had the name "Tuesday" in
+    # common, and TMZ's "12:30 PM PT -- ..." updates the names "PM" and "PT": as rare names they could
+    # pass for the person two reports share. English capitalises them; they name nobody.
+    item = Candidate(
+        "Court hears Okonkwo's appeal",
+        None,
+        "wire",
+        at(0),
+        summary_text="On Tuesday the court in Abuja heard Okonkwo in June, at 12:30 PM PT and again on Friday.",
+    )
+    names = {f for f in _profile(item).features if f.startswith("n:")}
+    assert names == {_name_key("Okonkwo"), _name_key("Abuja")}
+
+
 def test_a_name_meets_its_transliteration_spelt_another_way() -> None:
     # "Macron" and "Макрон" (transliterated "Makron") had two keys, "mcrn" and "mkrn", as had Clinton,
     # Washington, Chicago, Iraq, Hamas and Scholz with theirs: a Russian newsroom's feeds in English

@@ -232,11 +232,30 @@ def _place_of(form: str) -> str:
     return form
 
 
+# Words English and German write with a capital that name no one: days, months, a clock's marks
+# ("on Tuesday", "12:30 PM PT"). As names, seven celebrity and technology items of 4-6 June 2018
+# shared "Tuesday" as if it were a person they all wrote about. "March" stays a name (a march, a
+# Ms March); "May" is an English stopword already.
+_CALENDAR_TEXT = (
+    "monday tuesday wednesday thursday friday saturday sunday january february april june july august "
+    "september october november december jan feb apr jun jul aug sep sept oct nov dec "
+    "am pm gmt utc bst cet cest est edt cst cdt pst pdt pt et msk "
+    "montag dienstag mittwoch donnerstag freitag samstag sonnabend sonntag januar februar märz juni juli "
+    "oktober dezember"
+)
+_CALENDAR = frozenset(_CALENDAR_TEXT.split())
+
+
 def _token_entry(token: str, lang: str) -> tuple[tuple[tuple[str, float, bool], ...], str | None, bool]:
     """A token's features, its name key when written like a name (None otherwise), and whether it is
     a short acronym (a name wherever it stands): what `_add_text` needs of it, worked out once."""
     feats = _token_features(token, lang)
-    if len(token) > 1 and token[0].isupper() and not words.is_stopword(token, lang):
+    if (
+        len(token) > 1
+        and token[0].isupper()
+        and not words.is_stopword(token, lang)
+        and token.casefold() not in _CALENDAR
+    ):
         return feats, _name_key(token), token.isupper() and len(token) <= 6
     return feats, None, False
 
