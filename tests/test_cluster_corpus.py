@@ -67,6 +67,8 @@ class LabelledDays:
     days: tuple[str, ...]
     # A feed that dates no item: it was read when the feed says it was built, as a poll would.
     undated_seen: Mapping[str, datetime] = field(default_factory=dict)
+    # The day-long windows an edition would cluster: one starting each hour from the first day's 00:00.
+    windows: int = 25
 
 
 # Hard news of two days in six languages: the Fort Lauderdale shooting, the US intelligence report.
@@ -77,7 +79,8 @@ JANUARY_2017 = LabelledDays(
 )
 # Another kind of day, in English: technology, celebrity and environment feeds (Kate Spade's death,
 # Microsoft buying GitHub, Apple's developer conference), most of whose items no other feed tells.
-JUNE_2018 = LabelledDays(DATA / "stories_2018-06-05.tsv", ("2018-06-04", "2018-06-05", "2018-06-06"))
+# Its last items are of 6 June, 10:00 UTC: 35 windows reach them.
+JUNE_2018 = LabelledDays(DATA / "stories_2018-06-05.tsv", ("2018-06-04", "2018-06-05", "2018-06-06"), windows=35)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +228,7 @@ def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
 # reports and the Antarctic iceberg's two; "$6 million" is one figure, no longer a day's "6", joining
 # The Indian Express's two reports of Israel's cut to the UN.
 SAME_RECALL_FLOOR = 0.47
-JUNE_RECALL_FLOOR = 0.0
+JUNE_RECALL_FLOOR = 0.03
 CROSS_RECALL_FLOOR = 0.50
 
 
@@ -265,19 +268,21 @@ def test_the_clustering_finds_more_than_word_similarity_alone_at_its_precision()
     assert recall > best_precise
 
 
-def test_day_long_editions_of_those_days_keep_precision() -> None:
+@pytest.mark.parametrize("labelled", [JANUARY_2017, JUNE_2018], ids=["2017-01-07", "2018-06-05"])
+def test_day_long_editions_of_those_days_keep_precision(labelled: LabelledDays) -> None:
     """What an edition clusters is one day of items, not two: every 24-hour window of the labelled days
-    that starts on the hour (6 January 00:00 to 7 January 00:00 UTC), clustered alone, with the pairs
-    of each window counted. A smaller batch makes more words rare, so it is where wrong merges show
-    first (the DEA in China and a "bull in a china shop"; "PM" in English and in Portuguese)."""
+    that starts on the hour (6 January 00:00 to 7 January 00:00 UTC; 4 June 00:00 to 5 June 10:00),
+    clustered alone, with the pairs of each window counted. A smaller batch makes more words rare, so
+    it is where wrong merges show first (the DEA in China and a "bull in a china shop"; "PM" in
+    English and in Portuguese)."""
     root = corpus_dir()
     if root is None:
         pytest.skip(CORPUS_ABSENT)
-    items = load_days(root / "feeds" / "news")
+    items = load_days(root / "feeds" / "news", labelled)
     total: dict[str, Counter[str]] = {"same": Counter(), "cross": Counter()}
     wrong: Counter[tuple[str, str]] = Counter()
-    start = datetime(2017, 1, 6, tzinfo=UTC)
-    for hour in range(25):
+    start = datetime.fromisoformat(labelled.days[0]).replace(tzinfo=UTC)
+    for hour in range(labelled.windows):
         begin = start + timedelta(hours=hour)
         window = [x for x in items if begin <= x.item.when < begin + timedelta(hours=24)]
         groups = cluster([x.item for x in window])
@@ -289,8 +294,10 @@ def test_day_long_editions_of_those_days_keep_precision() -> None:
                     wrong[(window[a].item.title[:50], window[b].item.title[:50])] += 1
     same_p, same_r = scores(total["same"])
     cross_p, cross_r = scores(total["cross"])
-    print(f"\n25 day-long windows: same-language precision={same_p:.3f} recall={same_r:.3f} ({dict(total['same'])})")
-    print(f"                     cross-language precision={cross_p:.3f} recall={cross_r:.3f} ({dict(total['cross'])})")
+    print(f"\n{labelled.labels.name}, {labelled.windows} day-long windows:")
+    print(f"  same-language precision={same_p:.3f} recall={same_r:.3f} ({dict(total['same'])})")
+    if total["cross"]:
+        print(f"  cross-language precision={cross_p:.3f} recall={cross_r:.3f} ({dict(total['cross'])})")
     for (first, second), windows in wrong.most_common():
         print(f"  merged apart stories in {windows} windows: {first!r} + {second!r}")
     assert same_p >= 0.95 and cross_p >= 0.95
