@@ -28,7 +28,7 @@ from digest.cluster import (
 )
 from digest.cluster.features import _name_key, _profile, series_places
 from digest.cluster.stories import _merge_score
-from digest.cluster.vectors import _weak_number
+from digest.cluster.vectors import _batch, _weak_number
 from digest.errors import DigestError
 from digest.model import Item
 from digest.parse import parse_feed
@@ -959,6 +959,52 @@ def test_days_months_and_a_clocks_marks_name_no_one() -> None:
     )
     names = {f for f in _profile(item).features if f.startswith("n:")}
     assert names == {_name_key("Okonkwo"), _name_key("Abuja")}
+
+
+def test_a_whole_name_another_item_writes_is_a_name_in_a_title_case_headline() -> None:
+    # On the corpus's 4-6 June 2018, TMZ's "Fashion Designer Kate Spade Dead at 55" (title case: its
+    # capitals are a style, so it named no one) and its "Kate Spade's suicide note was ..." (whose
+    # "Kate" opens a sentence) shared no name key, and the follow-up bar wants one: the two reports
+    # stayed apart at a cosine of 0.377 against 0.375. The batch knows "Kate Spade" as a name from
+    # the items that write it inside a sentence, and now so do those two.
+    headline = Candidate(
+        "Fashion Designer Adaeze Okafor Dead at 55, Coroner Says",
+        "https://g.example/1",
+        "gossip",
+        at(0),
+        summary_text="Her husband was home when she died, sources told us.",
+    )
+    opening = Candidate(
+        "A note to her daughter",
+        "https://g.example/2",
+        "gossip",
+        at(30),
+        summary_text="Adaeze Okafor left a note to her daughter, sources said.",
+    )
+    inside = Candidate(
+        "Her sister speaks",
+        "https://c.example/1",
+        "celebs",
+        at(60),
+        summary_text="In an email, the sister of designer Adaeze Okafor said she had struggled for years.",
+    )
+    # One word alone is not a whole name: "Tarnby" opening a headline stays a sentence's first word
+    # though another item writes "in Tarnby".
+    place = Candidate("Tarnby: ferry strike ends", "https://n.example/1", "news", at(90))
+    place_inside = Candidate(
+        "Ferry strike", "https://n.example/2", "wire", at(95), summary_text="Crews in Tarnby voted."
+    )
+    items = [*_unrelated_day(45), headline, opening, inside, place, place_inside]
+    profiles = [_profile(item) for item in items]
+    batch = _batch(items, profiles)
+    okafor = {_name_key("Adaeze"), _name_key("Okafor")}
+    assert okafor <= batch.names[45].keys()  # the title-case headline
+    assert okafor <= batch.names[46].keys()  # "Adaeze" opening a sentence, "Okafor" a name already
+    assert not okafor & profiles[45].features.keys()  # a profile is left as it was: other batches share it
+    assert _name_key("Tarnby") not in batch.names[48]
+    # Without another item writing the name inside a sentence, the headline names no one.
+    alone = [*_unrelated_day(45), headline, opening]
+    assert not okafor & _batch(alone, [_profile(item) for item in alone]).names[45].keys()
 
 
 def test_a_name_meets_its_transliteration_spelt_another_way() -> None:

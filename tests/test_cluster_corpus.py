@@ -227,8 +227,11 @@ def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
 # share a rare name and four rare words need 0.9 of the bar, joining the Moscow hotel fire's three
 # reports and the Antarctic iceberg's two; "$6 million" is one figure, no longer a day's "6", joining
 # The Indian Express's two reports of Israel's cut to the UN.
+# Session 18: the June 2018 days (0.037 -> 0.074): a whole name another item writes inside a
+# sentence is a name in a title-case headline and opening a sentence, so TMZ's report of Kate
+# Spade's death and its report of her note share her name and merge as a follow-up.
 SAME_RECALL_FLOOR = 0.47
-JUNE_RECALL_FLOOR = 0.03
+JUNE_RECALL_FLOOR = 0.07
 CROSS_RECALL_FLOOR = 0.50
 
 

@@ -282,6 +282,7 @@ def _add_text(
     lang: str,
     weight: float,
     names: list[tuple[str, str]] | None = None,
+    pairs: _Pairs | None = None,
 ) -> bool:
     """Add one text's features at `weight` (a feature keeps its largest weight); True when the text
     is a title-case headline (its capitals are a style).
@@ -291,7 +292,8 @@ def _add_text(
     `capitals` collects the word features of capitalised tokens: what is left are the event words.
     `others` collects the features that are not words (numbers, names' keys) in their order in `features`.
     `names`, when given, collects (name key, word feature) of each name found by capitals alone (not
-    an acronym's), for `common_nouns`.
+    an acronym's), for `common_nouns`. `pairs`, when given, collects the text's two-word names
+    (`_name_pairs`).
     """
     text = unicodedata.normalize("NFKC", text)
     if "-elect" in text or "-Elect" in text or "-ELECT" in text:  # the regex only where it can match
@@ -307,6 +309,7 @@ def _add_text(
     name_weight = weight * NAME_WEIGHT
     get = features.get
     plain, entries = _entries(lang)
+    capitalised: list[str] = []  # tokens written like names, in order: two side by side may be a whole name
     # A repeated token changes nothing (a feature keeps its largest weight; sets and `others` keep
     # one of each); only `names` takes it again, which `common_nouns` reads as a set. So tokens are
     # not deduplicated first, and their plain forms are looked up in C, as the loop reaches them (a
@@ -329,6 +332,8 @@ def _add_text(
                 continue
             entries[token] = entry
         feats, key, acronym = entry
+        if key is not None and feats and not acronym:
+            capitalised.append(token)
         for feature, factor, capital in feats:
             w = weight * factor
             if w > get(feature, 0.0):
@@ -343,6 +348,8 @@ def _add_text(
                 others[key] = None
             if names is not None and not acronym and feats:
                 names.append((key, feats[0][0]))
+    if pairs is not None and len(capitalised) >= 2:
+        _name_pairs(text, capitalised, entries, features, weight * NAME_WEIGHT, *pairs)
     return title_case
 
 
@@ -358,6 +365,12 @@ class _Profile:
     # (name key, word feature) of the names found by their capital alone; empty for most items
     names: tuple[tuple[str, str], ...] = ()
     styled: bool = False  # a title-case text: its lower-case words are not evidence of lower case
+    # A person's whole name ("Kate Spade"): (word, word) of two adjacent capitalised words that are both
+    # names where they stand; and (key, word, key, word, weight) of two that are not taken for names,
+    # in a title-case headline or opening a sentence, which the batch makes names if another item
+    # writes the pair as a name (`vectors._whole_names`)
+    name_pairs: tuple[tuple[str, str], ...] = ()
+    latent_pairs: tuple[tuple[str, str, str, str, float], ...] = ()
 
     @property
     def events(self) -> set[str]:
@@ -375,10 +388,44 @@ def _profile(item: ClusterInput) -> _Profile:
     capitals: set[str] = set()
     others: dict[str, None] = {}
     names: list[tuple[str, str]] = []
+    pairs: _Pairs | None = None if lang in _EVERY_NOUN_CAPITALISED else ([], [])
+    name_pairs, latent_pairs = pairs or ((), ())
     # The lighter text first (`_add_text`).
-    styled = bool(summary) and _add_text(features, capitals, others, summary, lang, SUMMARY_WEIGHT, names)
-    styled = _add_text(features, capitals, others, item.title, lang, TITLE_WEIGHT, names) or styled
-    return _Profile(lang, features, capitals, list(others), tuple(names), styled)
+    styled = bool(summary) and _add_text(features, capitals, others, summary, lang, SUMMARY_WEIGHT, names, pairs)
+    styled = _add_text(features, capitals, others, item.title, lang, TITLE_WEIGHT, names, pairs) or styled
+    return _Profile(
+        lang, features, capitals, list(others), tuple(names), styled, tuple(name_pairs), tuple(latent_pairs)
+    )
+
+
+# German capitalises every noun: two side by side are no more a name than one.
+_EVERY_NOUN_CAPITALISED = frozenset({"de"})
+# What `_name_pairs` collects: (word, word) of whole names, (key, word, key, word, weight) of latent ones.
+_Pairs = tuple[list[tuple[str, str]], list[tuple[str, str, str, str, float]]]
+
+
+def _name_pairs(
+    text: str,
+    capitalised: list[str],
+    entries: Mapping[str, _Entry],
+    features: Mapping[str, float],
+    weight: float,
+    name_pairs: list[tuple[str, str]],
+    latent_pairs: list[tuple[str, str, str, str, float]],
+) -> None:
+    """Collect a text's two-word names (`_Profile.name_pairs`, `latent_pairs`): two tokens written like
+    names, one after the other, that the text writes side by side ("Kate Spade", "Kate Spade's")."""
+    for first, second in zip(capitalised, capitalised[1:], strict=False):
+        if first + " " + second not in text:
+            continue
+        (feats1, k1, _), (feats2, k2, _) = entries[first], entries[second]
+        if k1 is None or k2 is None:
+            continue
+        w1, w2 = feats1[0][0], feats2[0][0]
+        if k1 in features and k2 in features:  # both names where they stand (here, or elsewhere in the text)
+            name_pairs.append((w1, w2))
+        else:
+            latent_pairs.append((k1, w1, k2, w2, weight))
 
 
 # A title's place in a series: "Day One", "Day 01", "Part 2", "Episode #12", "Tag 3", "día 2", "часть 2".
@@ -424,6 +471,11 @@ def series_places(title: str) -> tuple[tuple[str, int], ...]:
 COMMON_NOUN_USES = 2  # items of a batch that write a capitalised word in lower case: then it names nothing
 
 
+def lower_case_words(profiles: Sequence[_Profile], df: Mapping[str, int]) -> set[str]:
+    """The words of the batch's names that some item writes in lower case."""
+    return _names_and_common_words(profiles, df, 1)[1]
+
+
 def common_nouns(profiles: Sequence[_Profile], df: Mapping[str, int]) -> frozenset[str]:
     """The name keys that, wherever the batch has them, come from words it also writes in lower case.
 
@@ -437,9 +489,20 @@ def common_nouns(profiles: Sequence[_Profile], df: Mapping[str, int]) -> frozens
     words, not in title-case headlines', where every word is an event word by style. `df` is the
     batch's document frequencies (in how many of `profiles` each feature is).
     """
+    pairs, common = _names_and_common_words(profiles, df, COMMON_NOUN_USES)
+    if not common:
+        return frozenset()
+    return frozenset({k for k, w in pairs if w in common} - {k for k, w in pairs if w not in common})
+
+
+def _names_and_common_words(
+    profiles: Sequence[_Profile], df: Mapping[str, int], uses: int
+) -> tuple[set[tuple[str, str]], set[str]]:
+    """The batch's (name key, word) pairs of names found by capitals, and those words that `uses`
+    items or more write in lower case."""
     pairs = set(chain.from_iterable([p.names for p in profiles]))  # (key, word), each once
     if not pairs:
-        return frozenset()
+        return pairs, set()
     wanted = frozenset([w for _, w in pairs])
     # The unstyled items that have a wanted word as an event word (not capitalised; the wanted are words,
     # never among `others`): all items that have it (df), less those that capitalise it (an item's
@@ -447,7 +510,4 @@ def common_nouns(profiles: Sequence[_Profile], df: Mapping[str, int]) -> frozens
     # items' few capitals and the few styled items, not over every feature of every item again.
     capitalised = Counter(chain.from_iterable([p.capitals for p in profiles]))
     styled = Counter(chain.from_iterable([wanted.intersection(p.features) - p.capitals for p in profiles if p.styled]))
-    common = {w for w in wanted if df[w] - capitalised[w] - styled[w] >= COMMON_NOUN_USES}
-    if not common:
-        return frozenset()
-    return frozenset({k for k, w in pairs if w in common} - {k for k, w in pairs if w not in common})
+    return pairs, {w for w in wanted if df[w] - capitalised[w] - styled[w] >= uses}

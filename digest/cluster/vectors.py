@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import chain, filterfalse, repeat
 from operator import mul, truediv
 
-from digest.cluster.features import ClusterInput, _Profile, common_nouns
+from digest.cluster.features import ClusterInput, _Profile, common_nouns, lower_case_words
 
 MIN_BATCH_FOR_IDF = 40  # below this, document frequencies say nothing and every feature weighs its kind
 BOILERPLATE_SHARE = 0.4  # a feature in this share of one source's items (of at least 5) is its boilerplate
@@ -88,16 +88,59 @@ class _Batch:
 _COUNT_ONLY = 4096  # per source, count only the batch's features common enough to be boilerplate, up to this many
 
 
+def _whole_names(
+    profiles: Sequence[_Profile], df: Counter[str], features_of: list[dict[str, float]], others_of: list[list[str]]
+) -> None:
+    """Give each item the two-word names its capitals alone could not tell (`_Profile.latent_pairs`)
+    where another item of the batch writes the same two words as a name, and no item writes either
+    in lower case: "Fashion Designer Kate Spade Dead at 55" (a title-case headline) and "Kate Spade's
+    suicide note was ..." (a sentence's first word) name Kate Spade as "... sister-in-law Kate Spade's
+    ..." does. One word alone is not enough ("Pakistan: ..." opening a headline, "Agencies" in a
+    title-case one). The profiles are left as they are (a profile may be compared in other batches):
+    an item that gains a name gets new features and others in `features_of` and `others_of`, and
+    `df` counts them."""
+    latent = [rank for rank, p in enumerate(profiles) if p.latent_pairs]
+    if not latent:
+        return
+    known = set(chain.from_iterable([p.name_pairs for p in profiles]))
+    if not known:
+        return
+    lower = lower_case_words(profiles, df)
+    for rank in latent:
+        p = profiles[rank]
+        features: dict[str, float] | None = None
+        others: list[str] = []
+        for k1, w1, k2, w2, weight in p.latent_pairs:
+            if (w1, w2) not in known or w1 in lower or w2 in lower:
+                continue
+            for key in (k1, k2):
+                had = (features or p.features).get(key, 0.0)
+                if weight <= had:
+                    continue
+                if features is None:
+                    features, others = dict(p.features), list(p.others)
+                if not had:
+                    others.append(key)
+                    df[key] += 1
+                features[key] = weight
+        if features is not None:
+            features_of[rank], others_of[rank] = features, others
+
+
 def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batch:
     n = len(items)
     # Counted in C over all the items' features at once (a Counter counts in first-seen order either way).
     df: Counter[str] = Counter(chain.from_iterable([p.features for p in profiles]))
     use_idf = n >= MIN_BATCH_FOR_IDF
+    features_of = [p.features for p in profiles]
+    others_of = [p.others for p in profiles]
+    if use_idf:
+        _whole_names(profiles, df, features_of, others_of)
     boilerplate: dict[str, set[str]] = {}
     if use_idf:
         per_source: dict[str, list[dict[str, float]]] = defaultdict(list)
-        for item, p in zip(items, profiles, strict=True):
-            per_source[_carrier(item)].append(p.features)
+        for item, features in zip(items, features_of, strict=True):
+            per_source[_carrier(item)].append(features)
         # A source's boilerplate is in a share of its items, so in at least that many of the batch's:
         # only the batch's commonest features can be, and only those are counted per source (a set
         # intersection per item in C, instead of counting every feature of every item again).
@@ -121,12 +164,11 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
     name_vectors: list[dict[str, float]] = []
     hypot = math.hypot
     weight_of = idf.__getitem__
-    for item, p in zip(items, profiles, strict=True):  # this runs for every feature of every item
+    for item, features, item_others in zip(items, features_of, others_of, strict=True):  # every feature of every item
         drop = boilerplate.get(_carrier(item))
-        features = p.features
         # Words and numbers; names and numbers. Each a unit vector of w * idf[f], its features in the
         # item's order, with the loops in C: no dict of all the weights is made first.
-        others = [f for f in p.others if f not in drop] if drop else p.others  # numbers and names: a few
+        others = [f for f in item_others if f not in drop] if drop else item_others  # numbers and names: a few
         names = {f for f in others if f[0] == "n"}
         # One pass over the features, leaving out the boilerplate and the names at once.
         left_out = drop | names if drop else names
