@@ -290,16 +290,16 @@ def test_a_follow_up_of_one_source_joins_the_story_another_outlet_confirms() -> 
     assert cluster(items) == [[0, 1, 2]]
 
 
-def _unrelated_day(n: int) -> list[Candidate]:
+def _unrelated_day(n: int, seed: int = 7) -> list[Candidate]:
     """n items of invented words, one subject each: a batch large enough for document frequencies."""
-    rng = random.Random(7)
+    rng = random.Random(seed)
     out = []
     for k in range(n):
         w = ["".join(rng.choice("bcdfgklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(6)]
         out.append(
             Candidate(
                 f"{w[0]} {w[1]} {w[2]} {w[3]}",
-                f"https://f.example/{k}",
+                f"https://f.example/{seed}/{k}",
                 f"outlet{k % 9}",
                 at(7 * k),
                 summary_text=f"{w[3]} {w[4]} {w[5]} {w[0]}.",
@@ -579,6 +579,35 @@ def test_a_late_report_sharing_a_pair_of_the_storys_rare_words_joins_it(monkeypa
     # The first pass alone leaves the late report apart: the story's centroid is too diluted for it.
     monkeypatch.setattr("digest.cluster.grouping._link", lambda *args: None)
     assert next(g for g in cluster(_hacking_story("times")) if 47 in g) == [47]
+
+
+def test_late_reports_headlined_with_the_storys_pair_join_it_however_many() -> None:
+    # On the corpus's 6-7 January 2017, "Report on US election hacking says Russia plans to do more"
+    # and "News Analysis: Russian Intervention in American Election Was No One-Off" were two stories
+    # of their own beside the intelligence report's, each headlined with its "Russia" and "hacking":
+    # a pair found in two other stories was not taken for this story's. Each headlined with it, they
+    # are reports on it.
+    warning = Candidate(
+        "Zarkovian hackers will strike again, security chief warns",
+        "https://d.example/1",
+        "herald",
+        at(240),
+        summary_text="The agency expects new attacks before the spring count.",
+    )
+    # A busier day than `_hacking_story`'s (64 items): four items of 64 can share a specific word.
+    busier = _unrelated_day(15, seed=8)
+    batch = [*_hacking_story("times"), warning, *busier]
+    assert next(g for g in cluster(batch) if 45 in g) == [45, 46, 47, 48]
+    # A report that has the pair only in its summary is not one on the story: it stays apart, while
+    # the report headlined with it joins.
+    aside = dataclasses.replace(
+        warning,
+        title="Security chief warns of new attacks before the spring count",
+        summary_text="Zarkovian hackers will strike again, the agency said.",
+    )
+    groups = cluster([*_hacking_story("times"), aside, *busier])
+    assert next(g for g in groups if 45 in g) == [45, 46, 47]
+    assert [48] in groups
 
 
 def _police_day(lower_case_uses: int) -> list[Candidate]:

@@ -229,10 +229,13 @@ def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
 # The Indian Express's two reports of Israel's cut to the UN.
 # Session 18: the June 2018 days (0.037 -> 0.074): a whole name another item writes inside a
 # sentence is a name in a title-case headline and opening a sentence, so TMZ's report of Kate
-# Spade's death and its report of her note share her name and merge as a follow-up.
-SAME_RECALL_FLOOR = 0.47
+# Spade's death and its report of her note share her name and merge as a follow-up. The January
+# days (same-language 0.484 -> 0.510, cross-language 0.507 -> 0.535): a story's pair of rare words
+# found in several other stories, each headlined with it, takes them all in ("Russia interfered in
+# Presidential elections: US intelligence chief" joins the intelligence report).
+SAME_RECALL_FLOOR = 0.50
 JUNE_RECALL_FLOOR = 0.07
-CROSS_RECALL_FLOOR = 0.50
+CROSS_RECALL_FLOOR = 0.53
 
 
 def test_the_clustering_finds_more_than_word_similarity_alone_at_its_precision() -> None:

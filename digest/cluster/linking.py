@@ -40,15 +40,20 @@ def _link(
     threshold: float,
 ) -> None:
     """The second pass, story by story: a story that two outlets or more tell takes in another story
-    when the two share a *pair* of its rare words that no other item of the batch has.
+    when the two share a *pair* of its rare words that no other item of the batch has, or takes in
+    each of several stories when every report of theirs with the pair has it in its headline.
 
     A story's centroid is diluted by its members' varied words, so a late report ("Trump calls Russian
     hacking controversy a witch hunt") scores under the threshold against it though it carries two of
     the story's own words ("hack", "Russia"). One shared word is a subject; a pair of rare words that
     two of the story's members have, one of them an event word and one specific (`LINK_SPECIFIC_DF`),
-    found elsewhere only in one other story, is this story. Guards, each measured on the labelled
+    found elsewhere only in one other story, is this story. Found in several other stories, each a
+    report headlined with the pair ("Report on US election hacking says Russia plans to do more",
+    "News Analysis: Russian Intervention in American Election ..."), it is this story too; one of
+    them that has it only in its summary is not taken in. Guards, each measured on the labelled
     days, the whole corpus and the bench's invented stories: the pair is in the titles of two of the
-    story's members or in the title of every outside item that has it; the outside items are half the
+    story's members or in the title of every outside item that has it (of every one, when several
+    stories have it); the outside items are half the
     other story at least (not a passing mention in it); one language in common; `MAX_GAP`; the
     centroids' cosine at least `LINK_COSINE` times the threshold. Stories of one outlet never take in
     anything here: its series (crime reports, match previews, listings) share pairs of words too.
@@ -124,21 +129,24 @@ def _link(
                 if not outside or sum(1 for r in sa.ranks if f in feats[r] and g in feats[r]) < 2:
                     continue  # the pair must be outside the story, and in two of its members
                 roots = {find(r) for r in outside}
-                if len(roots) != 1:
-                    continue
-                b = roots.pop()
-                sb = stories[b]
-                if len(outside) < len(sb.ranks) / 2 or sa.langs.isdisjoint(sb.langs):
-                    continue
-                if max(sa.last, sb.last) - min(sa.first, sb.first) > _MAX_GAP_SECONDS:
-                    continue
-                titled = sum(1 for r in sa.ranks if f in headline(r) and g in headline(r))
-                if titled < 2 and not all(f in headline(r) and g in headline(r) for r in outside):
-                    continue
-                if phrase(f, g, [*sa.ranks, *outside]):
-                    continue
-                if _cosine(sa.word_unit(), sb.word_unit()) >= LINK_COSINE * threshold:
-                    links.add((a, b))
+                for b in sorted(roots):
+                    mine = [r for r in outside if find(r) == b] if len(roots) > 1 else outside
+                    sb = stories[b]
+                    if len(mine) < len(sb.ranks) / 2 or sa.langs.isdisjoint(sb.langs):
+                        continue
+                    if max(sa.last, sb.last) - min(sa.first, sb.first) > _MAX_GAP_SECONDS:
+                        continue
+                    # The pair in every outside report's headline, or in two of the story's; when several
+                    # stories have it, in every outside headline: each is then a report *on* it.
+                    every = all(f in headline(r) and g in headline(r) for r in mine)
+                    if not every and (
+                        len(roots) > 1 or sum(1 for r in sa.ranks if f in headline(r) and g in headline(r)) < 2
+                    ):
+                        continue
+                    if phrase(f, g, [*sa.ranks, *mine]):
+                        continue
+                    if _cosine(sa.word_unit(), sb.word_unit()) >= LINK_COSINE * threshold:
+                        links.add((a, b))
     for a, b in sorted(links):
         ra, rb = find(a), find(b)
         if ra != rb:
