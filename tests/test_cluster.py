@@ -147,6 +147,12 @@ def test_different_figures_keep_two_rate_decisions_apart() -> None:
         ("Spain will spend 6 mil millones on trains", "d:6000000000"),  # not 6 mil (thousand)
         ("A 1,500 million deal; 1.500 Millionen Euro", "d:1500000000"),  # groups of three: thousands
         ("2,5 milliards d'euros, 2.5 billion euros", "d:2500000000"),  # a decimal
+        # A currency's sum with its scale abbreviated, as technology and business headlines write it:
+        # on 4-6 June 2018 "Microsoft Buys GitHub for $7.5 Billion" and "... GitHub for $7.5B".
+        ("Microsoft is acquiring GitHub for $7.5B in stock", "d:7500000000"),
+        ("A £2bn rescue and a €100 m fine", "d:2000000000"),
+        ("A €100 m fine", "d:100000000"),
+        ("Startup raises $250K", "d:250000"),
     ],
 )
 def test_a_figure_with_its_scale_word_is_one_strong_figure(text: str, figure: str) -> None:
@@ -155,6 +161,13 @@ def test_a_figure_with_its_scale_word_is_one_strong_figure(text: str, figure: st
     profile = _profile(Candidate(text, None, "wire", at(0)))
     assert figure in profile.others and figure in profile.features
     assert not _weak_number(figure)
+
+
+def test_an_abbreviated_scale_is_read_only_after_a_currency_sign() -> None:
+    # "5m" alone is five metres, "B" a letter: neither is a sum.
+    for text in ("A 5m wave hit the pier", "Plan B: 7 B-52 bombers", "He ran 100m in 9.9"):
+        figures = {f for f in _profile(Candidate(text, None, "wire", at(0))).others if f.startswith("d:")}
+        assert not {f for f in figures if len(f) > 8}, (text, figures)
 
 
 def test_a_date_or_a_score_is_one_figure_so_two_episodes_or_two_rounds_differ() -> None:

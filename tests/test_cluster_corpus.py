@@ -232,9 +232,10 @@ def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
 # Spade's death and its report of her note share her name and merge as a follow-up. The January
 # days (same-language 0.484 -> 0.510, cross-language 0.507 -> 0.535): a story's pair of rare words
 # found in several other stories, each headlined with it, takes them all in ("Russia interfered in
-# Presidential elections: US intelligence chief" joins the intelligence report).
+# Presidential elections: US intelligence chief" joins the intelligence report). June 0.074 -> 0.111:
+# "$7.5B" is the figure "$7.5 Billion" is, so the two posts on Microsoft buying GitHub merge.
 SAME_RECALL_FLOOR = 0.50
-JUNE_RECALL_FLOOR = 0.07
+JUNE_RECALL_FLOOR = 0.11
 CROSS_RECALL_FLOOR = 0.53
 
 

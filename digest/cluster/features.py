@@ -160,10 +160,28 @@ _SCALED = re.compile(
 _SCALE_TOKENS = frozenset(
     form for word in _SCALES for part in word.split() for form in (part, part.capitalize(), part.upper())
 )
+# A sum with its scale abbreviated, as business and technology headlines write it: "$7.5B", "£2bn",
+# "€100m", "$250K". Read only after a currency sign: alone, "5m" is five metres and "B" a letter.
+_ABBREVIATED_SCALES = {
+    "k": 1e3,
+    "m": 1e6,
+    "mn": 1e6,
+    "mln": 1e6,
+    "b": 1e9,
+    "bn": 1e9,
+    "t": 1e12,
+    "tn": 1e12,
+    "trn": 1e12,
+}
+_CURRENCY_SCALED = re.compile(
+    r"[$€£¥₽]\s?(\d+(?:[.,]\d+)*)\s?(" + "|".join(sorted(_ABBREVIATED_SCALES, key=len, reverse=True)) + r")(?![\w])",
+    re.IGNORECASE,
+)
+_CURRENCY = re.compile(r"[$€£¥₽]")
 _THOUSANDS = re.compile(r"\d{1,3}(?:([.,])\d{3})(?:\1\d{3})*")
 
 
-def _scaled_figure(number: str, scale: str) -> str:
+def _scaled_figure(number: str, scale: str, scales: Mapping[str, float] = _SCALES) -> str:
     """The feature of a figure and its scale word: "1,500 million" and "1.500 Millionen" (groups of
     three: thousands) are 1500000000, "2,5 milliards" and "2.5 billion" (a decimal) 2500000000."""
     separators = number.count(",") + number.count(".")
@@ -173,7 +191,7 @@ def _scaled_figure(number: str, scale: str) -> str:
         value = float(number.replace(",", "."))
     else:  # "1.2.3": no figure
         return ""
-    return "d:" + format(value * _SCALES[scale.lower()], ".0f")
+    return "d:" + format(value * scales[scale.lower()], ".0f")
 
 
 # "President-elect", "senator-elect": a title, not an election; as two words its "elect" was the
@@ -301,6 +319,11 @@ def _add_text(
     tokens = words.tokens_of_normalised(text)
     for number, scale in _SCALED.findall(text) if not _SCALE_TOKENS.isdisjoint(tokens) else ():
         figure = _scaled_figure(number, scale)
+        if figure and weight * NUMBER_WEIGHT > features.get(figure, 0.0):
+            features[figure] = weight * NUMBER_WEIGHT
+            others[figure] = None
+    for number, scale in _CURRENCY_SCALED.findall(text) if _CURRENCY.search(text) else ():
+        figure = _scaled_figure(number, scale, _ABBREVIATED_SCALES)
         if figure and weight * NUMBER_WEIGHT > features.get(figure, 0.0):
             features[figure] = weight * NUMBER_WEIGHT
             others[figure] = None
