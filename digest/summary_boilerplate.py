@@ -144,17 +144,27 @@ def shared_whole(texts: Sequence[str]) -> str | None:
 # A summary's closing link of a few words to the item's own article: WordPress's "(more…)",
 # "Continue reading", "Read more". The excerpt's "…" says there is more; the title links the article.
 _CLOSING_LINK = re.compile(
-    r"<a\s[^>]*href=\"([^\"]*)\"[^>]*>([^<]{1,40})</a>((?:\s|&nbsp;|</(?:p|div|span|em|strong|b|i)>)*)$"
+    r"<a\s[^>]*href=\"([^\"]*)\"[^>]*>([^<]{1,80})</a>((?:\s|&nbsp;|</(?:p|div|span|em|strong|b|i)>)*)$"
 )
+# ... or a paragraph of its own of a few words more: Medium's "Continue reading on Financial Times »",
+# whose publication's name differs from item to item, so that no run repeats for `learn` to find.
+_READ_MORE_WORDS, _OWN_LINE_WORDS = 3, 8
+_OWN_LINE_BEFORE = re.compile(r"<(?:br|p|div|li)\b[^>]*>(?:\s|&nbsp;)*$")
 
 
 def without_read_more(summary_html: str, url: str | None) -> str:
-    """`summary_html` without a closing link of at most three words to the item's own `url` (its
-    fragment aside: "...#more-602924"); as it was when there is none or nothing else would be left."""
+    """`summary_html` without a closing link to the item's own `url` (its fragment aside:
+    "...#more-602924") of at most three words, or of at most eight in a paragraph of its own; as it
+    was when there is none or nothing else would be left."""
     if not url or "</a>" not in summary_html[-200:]:
         return summary_html
     m = _CLOSING_LINK.search(summary_html, max(0, len(summary_html) - 400))
-    if m is None or len(m.group(2).split()) > 3 or _article(m.group(1)) != _article(url):
+    if m is None or _article(m.group(1)) != _article(url):
+        return summary_html
+    words = len(m.group(2).split())
+    if words > _READ_MORE_WORDS and (
+        words > _OWN_LINE_WORDS or not _OWN_LINE_BEFORE.search(summary_html, max(0, m.start() - 100), m.start())
+    ):
         return summary_html
     out = summary_html[: m.start()].rstrip() + m.group(3)
     return out if text_of(out) else summary_html

@@ -227,9 +227,20 @@ def test_a_summary_half_the_feeds_items_share_whole_is_no_excerpt() -> None:
         ),
         ('The quay reopens. <a href="http://gazette.example/2/">Continue reading...</a>', "The quay reopens."),
         ('Причал открыт. <a href="https://gazette.example/2#habracut">Читать дальше →</a>', "Причал открыт."),
+        # Medium's closing paragraph names the publication, so it differs from item to item.
+        (
+            '<p>The quay reopens…</p><p><a href="https://gazette.example/2">'
+            "Continue reading on The Harbour Gazette »</a></p>",
+            "<p>The quay reopens…</p><p></p>",
+        ),
         # A link to another page, a longer one, one inside the text, or the whole summary: left alone.
         ('The quay reopens. <a href="https://gazette.example/3">(more…)</a>', None),
         ('The quay reopens. <a href="https://gazette.example/2">as the harbour board had promised</a>', None),
+        (
+            '<p>The quay reopens.</p><p><a href="https://gazette.example/2">'
+            "The harbour board had promised it for the spring of this year</a></p>",
+            None,
+        ),
         ('The <a href="https://gazette.example/2">quay</a> reopens.', None),
         ('<a href="https://gazette.example/2">Read more</a>', None),
     ],
