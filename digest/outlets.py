@@ -10,6 +10,7 @@ through the aggregator's redirect, and keeps the site as the item's outlet.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from functools import lru_cache
@@ -43,6 +44,32 @@ def linked_article(url: str | None) -> str | None:
             ):
                 return article
     return None
+
+
+# Medium's topic and tag feeds ("Handpicked stories about Technology on Medium") carry many
+# publications' stories, each summary closing with a paragraph that links the story and names its
+# publication: "Continue reading on NewCo Shift »". "Continue reading on Medium »" is a writer's own.
+_READ_ON = re.compile(
+    r'<a\s[^>]*href="([^"]*)"[^>]*>\s*Continue reading on ([^<]{1,60}?)\s*(?:»|&raquo;)\s*</a>(?:\s|</\w+>)*$'
+)
+
+
+def read_on(summary_html: str, url: str | None) -> str | None:
+    """The publication that a summary's closing "Continue reading on <publication> »" link to the
+    item's own article names (Medium's feeds), or None."""
+    if not url or "Continue reading on" not in summary_html[-300:]:
+        return None
+    m = _READ_ON.search(summary_html, max(0, len(summary_html) - 400))
+    if m is None or not _same_article(html.unescape(m.group(1)), url):
+        return None
+    name = " ".join(html.unescape(m.group(2)).split())
+    return None if not name or name.casefold() == "medium" else name
+
+
+def _same_article(a: str, b: str) -> bool:
+    """Whether two links are one article's: host and path, whatever the query ("?source=rss...")."""
+    pa, pb = urlsplit(a), urlsplit(b)
+    return site(a) == site(b) and pa.path.rstrip("/") == pb.path.rstrip("/")
 
 
 def linked_site(url: str | None) -> str | None:

@@ -29,7 +29,7 @@ import feedparser
 from digest import summary_boilerplate
 from digest.errors import ParseError
 from digest.model import ParsedFeed, ParsedItem
-from digest.outlets import linked_article, linked_site, site
+from digest.outlets import linked_article, linked_site, outlet_name, read_on, site
 from digest.sanitize import clean_text, clean_url, excerpt, html_to_text, only_a_byline, repair_mojibake, sanitize_html
 
 __all__ = ["parse_feed"]
@@ -406,7 +406,9 @@ def _item(
 ) -> ParsedItem | None:
     title = clean_text(_text_of(entry.get("title"), entry.get("title_detail")), limit=TITLE_CHARS)
     url = _item_url(entry, feed_url)
-    summary_html = summary_boilerplate.without_read_more(_summary_html(entry, feed_url), url)
+    whole_summary = _summary_html(entry, feed_url)
+    publication = read_on(whole_summary, url)  # before its closing link goes
+    summary_html = summary_boilerplate.without_read_more(whole_summary, url)
     if only_a_byline(summary_html):
         summary_html = ""  # no summary at all: the title and the link say what the item is
     if not (title or summary_html or url):
@@ -415,7 +417,7 @@ def _item(
     guid = clean_text(str(entry.get("id") or "")) or None
     author = clean_text(_text_of(entry.get("author"), entry.get("author_detail")), limit=AUTHOR_CHARS) or None
     key = _key(guid, url, title, entry, summary_html)  # as before outlets: an item keeps its identity
-    outlet = _outlet(entry, own)
+    outlet = _outlet(entry, own) or (publication if publication and publication.casefold() not in own else None)
     article = clean_url(linked_article(url), base_url=None)
     if article is not None:  # an aggregator's redirect: link the article itself, cite its site
         outlet = outlet or linked_site(url)
@@ -530,8 +532,11 @@ def parse_feed(
 
     feed = result.get("feed") or {}
     feed_title = clean_text(_text_of(feed.get("title"), feed.get("title_detail")), limit=TITLE_CHARS) or None
-    # What names this feed itself: an item's <source> naming it is no other outlet.
-    own = frozenset(filter(None, (site(url), site(str(feed.get("link") or "")), (feed_title or "").casefold())))
+    # What names this feed itself: an item's <source> naming it is no other outlet, nor its publication
+    # on a Medium publication's own feed ("Continue reading on Hacker Noon »" in "Hacker Noon - Medium").
+    link = str(feed.get("link") or "")
+    named = outlet_name(feed_title, url, link or None).casefold() if feed_title else ""
+    own = frozenset(filter(None, (site(url), site(link), (feed_title or "").casefold(), named)))
     items: list[ParsedItem] = []
     keys: set[str] = set()
     for entry in entries[:MAX_ITEMS]:

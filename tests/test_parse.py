@@ -540,6 +540,41 @@ def test_an_atom_planets_entry_names_the_blog_it_came_from() -> None:
     assert [(i.title, i.outlet) for i in feed.items] == [("Mending nets", "The Net Maker"), ("Planet news", None)]
 
 
+def _medium_item(slug: str, host: str, publication: str) -> str:
+    url = f"https://{host}/{slug}-1a2b3c?source=rss-------8-----technology"
+    return (
+        f"<item><title>{slug}</title><link>{url}</link><guid>https://medium.com/p/{slug}</guid>"
+        f'<description><![CDATA[<p>What the story says…</p><p><a href="{url}">'
+        f"Continue reading on {publication} »</a></p>]]></description></item>"
+    )
+
+
+def test_a_medium_topic_feeds_story_names_its_publication() -> None:
+    # Medium's topic feeds ("Handpicked stories about Technology on Medium") carry many publications'
+    # stories; each summary closes with "Continue reading on <publication> »", linking the story. A
+    # press review cites the publication, as it cites Google News's outlets. "... on Medium »" is a
+    # writer's own page on Medium, and a publication's own feed names no other outlet.
+    topic = (
+        '<?xml version="1.0"?><rss version="2.0"><channel>'
+        "<title>Handpicked stories about Harbours on Medium</title>"
+        "<link>https://medium.com/topic/harbours</link><description>d</description>"
+        + _medium_item("ferries", "harbourgazette.example", "The Harbour Gazette")
+        + _medium_item("nets", "medium.com/@netmaker", "Medium")
+        + _medium_item("quays", "medium.com/quay-weekly", "Quay Weekly")
+        + "</channel></rss>"
+    )
+    feed = parse(topic.encode(), url="https://medium.com/feed/topic/harbours")
+    assert [i.outlet for i in feed.items] == ["The Harbour Gazette", None, "Quay Weekly"]
+    assert all("Continue reading" not in i.summary_html for i in feed.items)
+    own = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Quay Weekly - Medium</title>'
+        "<link>https://medium.com/quay-weekly</link><description>d</description>"
+        + _medium_item("quays", "medium.com/quay-weekly", "Quay Weekly")
+        + "</channel></rss>"
+    )
+    assert [i.outlet for i in parse(own.encode(), url="https://medium.com/feed/quay-weekly").items] == [None]
+
+
 MEDIA = 'xmlns:media="http://search.yahoo.com/mrss/"'
 
 
