@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from itertools import chain
+from itertools import chain, repeat
 from typing import Protocol
 
 from digest import words
@@ -163,15 +163,9 @@ _SCALE_TOKENS = frozenset(
 # A sum with its scale abbreviated, as business and technology headlines write it: "$7.5B", "£2bn",
 # "€100m", "$250K". Read only after a currency sign: alone, "5m" is five metres and "B" a letter.
 _ABBREVIATED_SCALES = {
-    "k": 1e3,
-    "m": 1e6,
-    "mn": 1e6,
-    "mln": 1e6,
-    "b": 1e9,
-    "bn": 1e9,
-    "t": 1e12,
-    "tn": 1e12,
-    "trn": 1e12,
+    word: value
+    for value, words_of in ((1e3, "k"), (1e6, "m mn mln"), (1e9, "b bn"), (1e12, "t tn trn"))
+    for word in words_of.split()
 }
 _CURRENCY_SCALED = re.compile(
     r"[$€£¥₽]\s?(\d+(?:[.,]\d+)*)\s?(" + "|".join(sorted(_ABBREVIATED_SCALES, key=len, reverse=True)) + r")(?![\w])",
@@ -317,13 +311,10 @@ def _add_text(
     if "-elect" in text or "-Elect" in text or "-ELECT" in text:  # the regex only where it can match
         text = _ELECT.sub("", text)
     tokens = words.tokens_of_normalised(text)
-    for number, scale in _SCALED.findall(text) if not _SCALE_TOKENS.isdisjoint(tokens) else ():
-        figure = _scaled_figure(number, scale)
-        if figure and weight * NUMBER_WEIGHT > features.get(figure, 0.0):
-            features[figure] = weight * NUMBER_WEIGHT
-            others[figure] = None
-    for number, scale in _CURRENCY_SCALED.findall(text) if _CURRENCY.search(text) else ():
-        figure = _scaled_figure(number, scale, _ABBREVIATED_SCALES)
+    found = _SCALED.findall(text) if not _SCALE_TOKENS.isdisjoint(tokens) else []
+    abbreviated = _CURRENCY_SCALED.findall(text) if _CURRENCY.search(text) else []
+    for (number, scale), scales in chain(zip(found, repeat(_SCALES)), zip(abbreviated, repeat(_ABBREVIATED_SCALES))):
+        figure = _scaled_figure(number, scale, scales)
         if figure and weight * NUMBER_WEIGHT > features.get(figure, 0.0):
             features[figure] = weight * NUMBER_WEIGHT
             others[figure] = None
