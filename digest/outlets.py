@@ -72,6 +72,20 @@ def _same_article(a: str, b: str) -> bool:
     return site(a) == site(b) and pa.path.rstrip("/") == pb.path.rstrip("/")
 
 
+# Second-level labels under which a country's registry gives out names: "folha.uol.com.br" is
+# uol.com.br's, "bbc.co.uk" is the BBC's own.
+_SECOND_LEVEL = frozenset({"co", "com", "org", "net", "gov", "ac", "edu", "ne", "or"})
+
+
+def domain(host: str) -> str:
+    """The name a host's owner registered: "www1.folha.uol.com.br" -> "uol.com.br", "news.bbc.co.uk"
+    -> "bbc.co.uk", "news.ycombinator.com" -> "ycombinator.com" (a rule of thumb, not the public
+    suffix list: it only tells whether two links are one site's)."""
+    labels = host.split(".")
+    keep = 3 if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL else 2
+    return ".".join(labels[-keep:])
+
+
 def linked_site(url: str | None) -> str | None:
     """The site (host without "www.") of the article an aggregator's link stands for, or None."""
     article = linked_article(url)

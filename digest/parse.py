@@ -29,7 +29,7 @@ import feedparser
 from digest import summary_boilerplate
 from digest.errors import ParseError
 from digest.model import ParsedFeed, ParsedItem
-from digest.outlets import linked_article, linked_site, outlet_name, read_on, site
+from digest.outlets import domain, linked_article, linked_site, outlet_name, read_on, site
 from digest.sanitize import clean_text, clean_url, excerpt, html_to_text, only_a_byline, repair_mojibake, sanitize_html
 
 __all__ = ["parse_feed"]
@@ -489,6 +489,36 @@ def _without_boilerplate(items: list[ParsedItem], excerpt_chars: int, feed_url: 
     return out
 
 
+def _link_aggregator(items: list[ParsedItem], own: frozenset[str]) -> list[ParsedItem]:
+    """The items of a link aggregator's feed (Hacker News's front page) cited by the sites they link.
+
+    Such a feed's items link other sites' articles (three sites at least, half of its items) and say
+    nothing of their own (no summary, or one the feed's items share, which `_without_boilerplate`
+    has emptied: Hacker News's "Comments"): the article's site wrote the item, as a Yandex News
+    item's redirect names its site. A link blog's items link elsewhere too, but with the blogger's
+    own words, which are the blog's: it is left alone, and so is an item that links its own feed's site.
+    """
+    mine = {domain(host) for host in own if "." in host and " " not in host}
+    linked = [(i, site(i.url)) for i in items if i.url]
+    elsewhere = [(i, host) for i, host in linked if host and domain(host) not in mine]
+    if (
+        len(linked) < summary_boilerplate.MIN_ITEMS
+        or len(elsewhere) < 0.5 * len(linked)
+        or len({domain(host) for _, host in elsewhere}) < 3
+        or sum(1 for i in items if not i.summary_html) < 0.5 * len(items)
+    ):
+        return items
+    cited = {id(i): host for i, host in elsewhere if i.outlet is None}
+    return [
+        dataclasses.replace(
+            i, outlet=cited[id(i)], content_hash=_content_hash(i.title, i.summary_html, i.url, cited[id(i)])
+        )
+        if id(i) in cited
+        else i
+        for i in items
+    ]
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -544,7 +574,7 @@ def parse_feed(
         if item is not None and item.key not in keys:  # a repeated key: the first one wins
             keys.add(item.key)
             items.append(item)
-    items = _without_boilerplate(items, excerpt_chars, url)
+    items = _link_aggregator(_without_boilerplate(items, excerpt_chars, url), own)
 
     return ParsedFeed(
         title=feed_title,

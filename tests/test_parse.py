@@ -575,6 +575,45 @@ def test_a_medium_topic_feeds_story_names_its_publication() -> None:
     assert [i.outlet for i in parse(own.encode(), url="https://medium.com/feed/quay-weekly").items] == [None]
 
 
+def _links_feed(links: list[str], summary: str) -> bytes:
+    items = "".join(
+        f"<item><title>Item {n}</title><link>{link}</link><guid>g{n}</guid>"
+        f"<description>{summary.format(n=n)}</description></item>"
+        for n, link in enumerate(links)
+    )
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Harbour Links</title>'
+        f"<link>https://links.harbour.example/</link><description>d</description>{items}</channel></rss>"
+    ).encode()
+
+
+def test_a_link_aggregators_items_are_cited_by_the_sites_they_link() -> None:
+    # Hacker News's front page links other sites' articles and says nothing of its own: every
+    # summary is a "Comments" link, which the feed's shared text empties. A press review cites the
+    # site that wrote the article, as it cites a Yandex News item's. An item on the feed's own site
+    # ("Ask HN") stays the feed's, and a host of another of its own names ("www2.") is its own too.
+    links = [
+        "https://ferries.example/fares",
+        "https://www.quaynews.example/2024/crane",
+        "https://news.bbc.example.co.uk/nets",
+        "https://ferries.example/timetable",
+        "https://links.harbour.example/item?id=7",
+        "https://www2.harbour.example/about",
+    ]
+    feed = parse(_links_feed(links, '<a href="https://links.harbour.example/item?id=1">Comments</a>'))
+    assert [i.outlet for i in feed.items] == [
+        "ferries.example",
+        "quaynews.example",
+        "news.bbc.example.co.uk",
+        "ferries.example",
+        None,
+        None,
+    ]
+    # A link blog's items link elsewhere too, but say things of their own: they are the blog's.
+    blog = parse(_links_feed(links, "<p>Why link {n} matters for the quay, in a few words of mine.</p>"))
+    assert [i.outlet for i in blog.items] == [None] * len(links)
+
+
 MEDIA = 'xmlns:media="http://search.yahoo.com/mrss/"'
 
 
