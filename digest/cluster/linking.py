@@ -53,10 +53,10 @@ def _link(
     them that has it only in its summary is not taken in. Guards, each measured on the labelled
     days, the whole corpus and the bench's invented stories: the pair is in the titles of two of the
     story's members or in the title of every outside item that has it (of every one, when several
-    stories have it); the outside items are half the
-    other story at least (not a passing mention in it); one language in common; `MAX_GAP`; the
-    centroids' cosine at least `LINK_COSINE` times the threshold. Stories of one outlet never take in
-    anything here: its series (crime reports, match previews, listings) share pairs of words too.
+    stories have it); the outside items are half the other story at least (not a passing mention in
+    it); one language in common; `MAX_GAP`; the centroids' cosine at least `LINK_COSINE` times the
+    threshold. Stories of one outlet never take in anything here: its series (crime reports, match
+    previews, listings) share pairs of words too.
     """
     df = batch.df
     limit = min(LINK_SPECIFIC_SHARE * batch.rare_limit, LINK_SPECIFIC_DF)
