@@ -60,16 +60,20 @@ def read_on(summary_html: str, url: str | None) -> str | None:
     if not url or "Continue reading on" not in summary_html[-300:]:
         return None
     m = _READ_ON.search(summary_html, max(0, len(summary_html) - 400))
-    if m is None or not _same_article(html.unescape(m.group(1)), url):
+    if m is None or not same_article(m.group(1), url):
         return None
     name = " ".join(html.unescape(m.group(2)).split())
     return None if not name or name.casefold() == "medium" else name
 
 
-def _same_article(a: str, b: str) -> bool:
-    """Whether two links are one article's: host and path, whatever the query ("?source=rss...")."""
-    pa, pb = urlsplit(a), urlsplit(b)
-    return site(a) == site(b) and pa.path.rstrip("/") == pb.path.rstrip("/")
+def same_article(link: str, url: str) -> bool:
+    """Whether a link as HTML writes it (entities and all) is the article at `url`: its fragment
+    ("...#more-602924"), its scheme and a trailing slash aside."""
+    return _article(html.unescape(link)) == _article(url)
+
+
+def _article(url: str) -> str:
+    return url.split("#", 1)[0].rstrip("/").removeprefix("https:").removeprefix("http:")
 
 
 # Second-level labels under which a country's registry gives out names: "folha.uol.com.br" is

@@ -489,16 +489,17 @@ def _without_boilerplate(items: list[ParsedItem], excerpt_chars: int, feed_url: 
     return out
 
 
-def _link_aggregator(items: list[ParsedItem], own: frozenset[str]) -> list[ParsedItem]:
+def _link_aggregator(items: list[ParsedItem], own_hosts: Iterable[str]) -> list[ParsedItem]:
     """The items of a link aggregator's feed (Hacker News's front page) cited by the sites they link.
 
     Such a feed's items link other sites' articles (three sites at least, half of its items) and say
     nothing of their own (no summary, or one the feed's items share, which `_without_boilerplate`
     has emptied: Hacker News's "Comments"): the article's site wrote the item, as a Yandex News
     item's redirect names its site. A link blog's items link elsewhere too, but with the blogger's
-    own words, which are the blog's: it is left alone, and so is an item that links its own feed's site.
+    own words, which are the blog's: it is left alone, and so is an item that links its own feed's site
+    (`own_hosts`: the feed's and its channel link's).
     """
-    mine = {domain(host) for host in own if "." in host and " " not in host}
+    mine = {domain(host) for host in own_hosts if host}
     linked = [(i, site(i.url)) for i in items if i.url]
     elsewhere = [(i, host) for i, host in linked if host and domain(host) not in mine]
     if (
@@ -566,7 +567,8 @@ def parse_feed(
     # on a Medium publication's own feed ("Continue reading on Hacker Noon »" in "Hacker Noon - Medium").
     link = str(feed.get("link") or "")
     named = outlet_name(feed_title, url, link or None).casefold() if feed_title else ""
-    own = frozenset(filter(None, (site(url), site(link), (feed_title or "").casefold(), named)))
+    hosts = (site(url), site(link))
+    own = frozenset(filter(None, (*hosts, (feed_title or "").casefold(), named)))
     items: list[ParsedItem] = []
     keys: set[str] = set()
     for entry in entries[:MAX_ITEMS]:
@@ -574,7 +576,7 @@ def parse_feed(
         if item is not None and item.key not in keys:  # a repeated key: the first one wins
             keys.add(item.key)
             items.append(item)
-    items = _link_aggregator(_without_boilerplate(items, excerpt_chars, url), own)
+    items = _link_aggregator(_without_boilerplate(items, excerpt_chars, url), hosts)
 
     return ParsedFeed(
         title=feed_title,

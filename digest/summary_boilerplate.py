@@ -27,6 +27,8 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from digest.outlets import same_article
+
 MIN_ITEMS = 3  # fewer summaries cannot show that words repeat
 MIN_SHARE = 0.5  # a run on at least half of the feed's summaries
 MIN_WORDS = 3  # shorter runs ("[…]", "Read more") are left alone: too little to tell
@@ -159,7 +161,7 @@ def without_read_more(summary_html: str, url: str | None) -> str:
     if not url or "</a>" not in summary_html[-200:]:
         return summary_html
     m = _CLOSING_LINK.search(summary_html, max(0, len(summary_html) - 400))
-    if m is None or _article(m.group(1)) != _article(url):
+    if m is None or not same_article(m.group(1), url):
         return summary_html
     words = len(m.group(2).split())
     if words > _READ_MORE_WORDS and (
@@ -168,10 +170,6 @@ def without_read_more(summary_html: str, url: str | None) -> str:
         return summary_html
     out = summary_html[: m.start()].rstrip() + m.group(3)
     return out if text_of(out) else summary_html
-
-
-def _article(url: str) -> str:
-    return htmllib.unescape(url).split("#", 1)[0].rstrip("/").removeprefix("https:").removeprefix("http:")
 
 
 # A run is whole sentences when punctuation or a block's edge (a paragraph, a line break) bounds it:
