@@ -1003,6 +1003,31 @@ def test_days_months_and_a_clocks_marks_name_no_one() -> None:
     assert names == {_name_key("Okonkwo"), _name_key("Abuja")}
 
 
+@pytest.mark.parametrize(
+    ("summary", "kept"),
+    [
+        ("Update 12:30 PM PT -- the note was found. 11:45 AM PT -- the coroner left.", set()),
+        ("Um 18:00 Uhr brannte es, um 20:35 Uhr war es gelöscht.", set()),
+        ("L'alerte a été donnée à 14h30 et levée à 19h22.", set()),
+        ("Crews arrived at 9 a.m. ET and left by 5pm.", set()),
+        (
+            "She ran 2:03:23, won 2:1, felt a magnitude 6.45 quake and bought 16:9 screens.",
+            {"d:2", "d:03", "d:23", "d:1", "d:6.45", "d:16", "d:9"},
+        ),
+    ],
+)
+def test_a_time_of_day_is_no_figure_of_the_story(summary: str, kept: set[str]) -> None:
+    # TMZ's live post on Kate Spade's death opened its updates with "12:30 PM PT --" and "11:45 AM
+    # PT --": "45" was a rare figure of the batch, and the clock took a sixth of the post's weight,
+    # so its follow-up (same outlet, same note) scored under its bar. A time with seconds, a score,
+    # a ratio and a decimal are not clock times.
+    item = Candidate("Report", None, "wire", at(0), summary_text=summary)
+    features = _profile(item).features
+    figures = {f for f in features if f.startswith("d:")}
+    assert figures == kept
+    assert not {"w:pm", "w:pt", "w:am", "w:uhr", "w:et", "w:h"} & features.keys()
+
+
 def test_a_whole_name_another_item_writes_is_a_name_in_a_title_case_headline() -> None:
     # On the corpus's 4-6 June 2018, TMZ's "Fashion Designer Kate Spade Dead at 55" (title case: its
     # capitals are a style, so it named no one) and its "Kate Spade's suicide note was ..." (whose

@@ -237,8 +237,10 @@ def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
 # 0.111 -> 0.074: Medium's summaries lost their "Continue reading on <publication> »", the words'
 # document frequencies moved, and TMZ's two Kate Spade reports scored 0.3749 against the follow-up
 # bar of 0.375. The merges of that story sit at its bars, whatever the batch around them.
+# Session 19: June 0.074 -> 0.111: a time of day ("12:30 PM PT --", TMZ's live updates) is no
+# figure of a story, and those two reports merge at 0.41.
 SAME_RECALL_FLOOR = 0.50
-JUNE_RECALL_FLOOR = 0.07
+JUNE_RECALL_FLOOR = 0.11
 CROSS_RECALL_FLOOR = 0.53
 
 
