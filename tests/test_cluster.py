@@ -1009,10 +1009,10 @@ def test_days_months_and_a_clocks_marks_name_no_one() -> None:
         ("Update 12:30 PM PT -- the note was found. 11:45 AM PT -- the coroner left.", set()),
         ("Um 18:00 Uhr brannte es, um 20:35 Uhr war es gelöscht.", set()),
         ("L'alerte a été donnée à 14h30 et levée à 19h22.", set()),
-        ("Crews arrived at 9 a.m. ET and left by 5pm.", set()),
+        ("Crews arrived at 9:05 a.m. ET and left by 17:50 GMT.", set()),
         (
-            "She ran 2:03:23, won 2:1, felt a magnitude 6.45 quake and bought 16:9 screens.",
-            {"d:2", "d:03", "d:23", "d:1", "d:6.45", "d:16", "d:9"},
+            "She ran 2:03:23, won 2:1 and 98:95, felt a magnitude 6.45 quake and bought 16:9 screens.",
+            {"d:2", "d:03", "d:23", "d:1", "d:98", "d:95", "d:6.45", "d:16", "d:9"},
         ),
     ],
 )
