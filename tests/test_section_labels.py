@@ -13,6 +13,8 @@ the rules learned those languages; it has its own, lower floor.
 
 tests/data/section_labels_tech.csv does the same for every item of four technology feeds (heise
 online, heise developer, TechCrunch, Habr), where a newsroom files technology under Science & Space.
+tests/data/section_labels_june2018.csv, for every item of 4-6 June 2018 (the feeds of the second
+labelled clustering set: technology, celebrity and environment news in English).
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ LABELS_TECH = Path(__file__).parent / "data" / "section_labels_tech.csv"
 # heise's newsticker has neither categories nor topical paths: its gadgets and products by name are
 # what is left. An operator files such a feed whole with its own `section = "Science & Space"`.
 FLOOR_TECH = 0.55
+LABELS_JUNE_2018 = Path(__file__).parent / "data" / "section_labels_june2018.csv"
+# Session 19: 39.7%. Every item of 4-6 June 2018 (TMZ, PerezHilton, Boing Boing, TreeHugger, Hacker
+# News, kottke.org, Medium, Hacker Noon, a16z), labelled by a reader who never saw the rules' answers.
+# Most misses fall to "Other": Hacker News gives headlines only ("TypeScript 2.9 is now available"),
+# gossip names people, not topics. Tried and not kept: a feed's usual section for its items no rule
+# places (half of the items it moved, on the four sets, went to a wrong section). An operator files
+# such feeds whole with `section = ...`.
+FLOOR_JUNE_2018 = 0.39
 NOW = datetime(2030, 1, 1, tzinfo=UTC)  # after every item of the corpus: no date is "in the future"
 
 
@@ -77,6 +87,8 @@ def test_the_shipped_rules_put_real_items_where_an_editor_would() -> None:
         # Every item of heise online, heise developer, TechCrunch and Habr: labelled by a second reader
         # who never saw the rules' answers, before the rules learned technology words.
         pytest.param(LABELS_TECH, 110, FLOOR_TECH, id="technology-feeds"),
+        # Every item of 4-6 June 2018: technology, celebrity and environment feeds in English.
+        pytest.param(LABELS_JUNE_2018, 141, FLOOR_JUNE_2018, id="june-2018-feeds"),
     ],
 )
 def test_the_shipped_rules_on_whole_feeds_each_set_above_its_floor(labels_file: Path, items: int, floor: float) -> None:
