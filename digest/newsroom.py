@@ -638,6 +638,35 @@ SCIENCE = (
     "Handy",
     "electric car",
     "Elektroauto",
+    # A technology desk's words in English, for feeds with neither categories nor topical paths
+    # (Hacker News gives headlines only): what the software, the chips and the security are called.
+    "encryption",
+    "data center",
+    "data centre",
+    "cloud computing",
+    "database",
+    "source code",
+    "algorithm",
+    "machine learning",
+    "cybersecurity",
+    "malware",
+    "ransomware",
+    "data breach",
+    "semiconductor",
+    "chipmaker",
+    "microchip",
+    "CPU",
+    "GPU",
+    "3D printing",
+    "3D printed",
+    "JavaScript",
+    "TypeScript",
+    "Kubernetes",
+    "AWS",
+    "iOS",
+    "macOS",
+    "WWDC",
+    "Show HN",  # Hacker News's "Show HN: <a project>"
 )
 
 CULTURE = (
@@ -807,6 +836,19 @@ CULTURE = (
     "Action-Adventure",
     "Spielekonsole",
     "видеоигра",
+    # Lifestyle and entertainment in English, which gossip and lifestyle feeds write without labels.
+    "recipe",
+    "recipes",
+    "dance",
+    "memoir",
+    "animation",
+    "makeup",
+    "cosmetics",
+    "songwriter",
+    "rapper",
+    "celebrity",
+    "pageant",
+    "wellness",
 )
 
 SPORT = (

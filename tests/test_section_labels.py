@@ -50,8 +50,10 @@ LABELS_JUNE_2018 = Path(__file__).parent / "data" / "section_labels_june2018.csv
 # Most misses fall to "Other": Hacker News gives headlines only ("TypeScript 2.9 is now available"),
 # gossip names people, not topics. Tried and not kept: a feed's usual section for its items no rule
 # places (half of the items it moved, on the four sets, went to a wrong section). An operator files
-# such feeds whole with `section = ...`.
-FLOOR_JUNE_2018 = 0.39
+# such feeds whole with `section = ...`. Then 50.4%: a technology desk's words in English
+# (encryption, data centre, Kubernetes, "Show HN"...) and lifestyle's (recipe, memoir, makeup...),
+# chosen from this set's misses, so a training figure; the technology set, held out, is unchanged.
+FLOOR_JUNE_2018 = 0.50
 NOW = datetime(2030, 1, 1, tzinfo=UTC)  # after every item of the corpus: no date is "in the future"
 
 
@@ -212,6 +214,13 @@ def test_the_shipped_business_rule_wants_trade_not_a_pipe_or_a_shared_post(
         ("The band's new album is out on Friday", "", "Society & Culture"),
         ("Un voyage au pays des volcans", "", "Other"),  # "pays": a country, not pay
         ("Teachers strike over pay", "", "Business & Economy"),
+        # A technology desk's words, not their everyday look-alikes: the source code, not a penal
+        # code or a dress code (no "coding", which English inflection keys make "code").
+        ("Show HN: a tiny grep written in Rust", "", "Science & Space"),
+        ("Vendor leaks source code of its router firmware", "", "Science & Space"),
+        ("A new dress code for the parade", "", "Other"),
+        ("The penal code turns 150 this year", "", "Other"),
+        ("Seven recipes for the first rhubarb", "", "Society & Culture"),
     ],
 )
 def test_the_shipped_rules_on_words_of_two_meanings(title: str, summary: str, section: str) -> None:
