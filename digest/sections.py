@@ -85,6 +85,39 @@ def _url_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
+_BACKREFERENCE = re.compile(r"\\\d|\(\?P=")
+
+
+def _any_url_pattern(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex that finds wherever any of `patterns` would: a rule's patterns searched at once,
+    so that a path none of them matches (most paths, for most rules) costs one search instead of
+    one per pattern (the shipped rules have ~500 in all). Which pattern matched first in the list
+    is then asked of them in order, as before. None when the patterns cannot be joined unchanged
+    (a numbered backreference would point at another group; a flag set mid-pattern is an error)."""
+    if any(_BACKREFERENCE.search(p) for p in patterns):
+        return None
+    try:
+        return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+    except re.error:
+        return None
+
+
+_ANY_URL: dict[int, tuple[tuple[str, ...], re.Pattern[str] | None]] = {}  # by the patterns' identity
+
+
+def _url_match(patterns: tuple[str, ...], path: str) -> str | None:
+    """The first of `patterns` (in their order) found in `path`."""
+    held = _ANY_URL.get(id(patterns))
+    if held is None or held[0] is not patterns:
+        if len(_ANY_URL) >= 4096:
+            _ANY_URL.clear()
+        held = _ANY_URL[id(patterns)] = (patterns, _any_url_pattern(patterns))
+    joined = held[1]
+    if joined is not None and not joined.search(path):
+        return None
+    return next((p for p in patterns if _url_pattern(p).search(path)), None)
+
+
 def _url_path(url: str) -> str:
     try:
         return urlsplit(url).path or "/"
@@ -98,6 +131,7 @@ def _url_path(url: str) -> str:
 _CYRILLIC = re.compile("[\u0400-\u04ff]")
 
 
+@lru_cache(maxsize=65536)  # every word of every item's text passes here: most are met again and again
 def _plain(stem: str) -> str:
     """A stem compared without accents ("élection" ~ "election"), but never across scripts: no
     transliteration, so a Russian keyword cannot meet an English word that sounds alike."""
@@ -182,9 +216,13 @@ class _Text:
         self.title = _Sequence(_forms(title, self.lang, keep_stopwords=True))
         self.summary = _Sequence(_forms(summary, self.lang, keep_stopwords=True))
         self._where: dict[str, str | None] = {}
+        # The keywords of the rules that could occur here (`_KeywordIndex`); None: any keyword may.
+        self.possible: frozenset[str] | None = None
 
     def where(self, keyword: str) -> str | None:
         """'title', 'summary' or None: where the keyword's word forms occur in a row."""
+        if self.possible is not None and keyword not in self.possible:
+            return None
         if keyword in self._where:
             return self._where[keyword]
         wanted = _keyword_forms(keyword, self.keyword_lang(keyword))
@@ -236,6 +274,72 @@ class _Sequence:
 def _keyword_forms(keyword: str, lang: str) -> tuple[_Form, ...]:
     # Stopwords stay: the text keeps them too, and a keyword such as "US" or "Bank of Russia" means them.
     return tuple(_forms(keyword, lang, keep_stopwords=True))
+
+
+class _KeywordIndex:
+    """The rules' keywords by their first word's forms, for texts of one language.
+
+    A keyword can occur in a text only where its first word's stem, or its twice-stemmed form of
+    four letters or more, is one of the text's (all `_Sequence.contains` looks at). So an item's
+    possible keywords are found once, from its text's forms, and every other keyword of every rule
+    is passed over unread: the shipped rules have ~1,450 keywords, of which an item's words can begin
+    a few dozen. Each rule's keyword lists are kept as sets too, so that a rule none of whose
+    keywords is possible is ruled out by one set test.
+    """
+
+    __slots__ = ("_by_stem", "_by_twice", "_groups")
+
+    def __init__(self, sections: Sequence[Section], lang: str) -> None:
+        self._by_stem: dict[str, set[str]] = {}
+        self._by_twice: dict[str, set[str]] = {}
+        self._groups: dict[int, frozenset[str]] = {}  # id of a rule's keyword list -> its keywords
+        for section in sections:
+            for rule in _section_rules(section):
+                for group in (rule.keywords, *rule.keyword_groups, rule.not_keywords):
+                    self._groups[id(group)] = frozenset(group)
+                    for keyword in group:
+                        self._add(keyword, lang)
+            for keyword in section.not_keywords:
+                self._add(keyword, lang)
+
+    def _add(self, keyword: str, lang: str) -> None:
+        forms = _keyword_forms(keyword, _own_language(keyword) or lang)
+        if forms:
+            self._by_stem.setdefault(forms[0][0], set()).add(keyword)
+            if len(forms[0][1]) >= 4:
+                self._by_twice.setdefault(forms[0][1], set()).add(keyword)
+
+    def possible(self, text: _Text) -> frozenset[str]:
+        """The keywords whose first word could begin a match in the text's title or summary."""
+        found: set[str] = set()
+        for seq in (text.title, text.summary):
+            for stem in self._by_stem.keys() & seq._at_stem.keys():
+                found |= self._by_stem[stem]
+            for twice in self._by_twice.keys() & seq._at_twice.keys():
+                found |= self._by_twice[twice]
+        return frozenset(found)
+
+    def group(self, keywords: tuple[str, ...]) -> frozenset[str]:
+        """A rule's keyword list as a set (the lists of the sections the index was made from)."""
+        found = self._groups.get(id(keywords))
+        return found if found is not None else frozenset(keywords)
+
+
+# (sections, their index per language of text), by the sections' identity: a daemon's settings
+# keep one sequence of sections for as long as they are loaded.
+_INDEXES: dict[int, tuple[Sequence[Section], dict[str, _KeywordIndex]]] = {}
+
+
+def _index(sections: Sequence[Section], lang: str) -> _KeywordIndex:
+    held = _INDEXES.get(id(sections))
+    if held is None or held[0] is not sections:
+        if len(_INDEXES) >= 8:  # settings reloaded now and then: keep a few
+            _INDEXES.clear()
+        held = _INDEXES[id(sections)] = (sections, {})
+    index = held[1].get(lang)
+    if index is None:
+        index = held[1][lang] = _KeywordIndex(sections, lang)
+    return index
 
 
 _ENDING = 3  # letters an inflection adds to a word: "санкция" -> "санкциями", "army" -> "armies"
@@ -299,6 +403,7 @@ class _Item:
     path: str
     categories: dict[str, str]  # folded -> as the feed wrote it
     feed_names: dict[str, str]  # folded name and URL -> as written
+    index: _KeywordIndex | None = None  # the rules' keywords, by which `text.possible` was found
 
 
 def _excluded(item: _Item, not_keywords: Sequence[str]) -> str | None:
@@ -328,15 +433,20 @@ def _match_rule(rule: Rule, item: _Item) -> tuple[int, list[str]] | None:
             return None
         reasons.append(f"category '{hit}'")
     if rule.url_patterns:
-        pattern = next((p for p in rule.url_patterns if item.path and _url_pattern(p).search(item.path)), None)
+        pattern = _url_match(rule.url_patterns, item.path) if item.path else None
         if pattern is None:
             return None
         reasons.append(f"URL path '{item.path}' matches pattern '{pattern}'")
     weight = 0
+    possible = item.text.possible
     for group in ((rule.keywords,) if rule.keywords else ()) + rule.keyword_groups:
+        if possible is not None and item.index is not None and possible.isdisjoint(item.index.group(group)):
+            return None  # no keyword of the list can occur in the text (most rules, for most items)
         found: list[str] = []
         seen: set[tuple[tuple[str, str, bool], ...]] = set()  # stems only: "Putin" and "Putins" are one
         for keyword in group:
+            if possible is not None and keyword not in possible:
+                continue
             where = item.text.where(keyword)
             if not where:
                 continue
@@ -416,11 +526,15 @@ def classify(
     if feed_section:
         return Classification(feed_section, "feed", f"the feed is configured for section '{feed_section}'")
 
+    text = _Text(title, summary)
+    index = _index(sections, text.lang)
+    text.possible = index.possible(text)
     item = _Item(
-        text=_Text(title, summary),
+        text=text,
         path=_url_path(url) if url else "",
         categories={_fold(c): c.strip() for c in reversed(categories) if c.strip()},
         feed_names={_fold(n): n for n in feed_names if n},
+        index=index,
     )
     matches = [m for i, s in enumerate(sections) if (m := _best(s, i, item)) is not None]
     if not matches:

@@ -56,6 +56,32 @@ def test_a_category_and_a_url_are_equal_evidence_so_more_agreeing_rules_win() ->
     assert c.section == "World" and "comes later in the configured order" in c.reason
 
 
+@pytest.mark.parametrize(
+    ("patterns", "path", "first"),
+    [
+        # A rule's patterns are searched at once, then asked in their order: the first listed that
+        # matches is the one named, not the one that matches leftmost in the path.
+        ((r"/world/", r"/news/"), "/news/world/a-1", "/world/"),
+        ((r"/news/", r"/world/"), "/news/world/a-1", "/news/"),
+        ((r"/sport/", r"/golf/"), "/news/a-1", None),
+        # Patterns that cannot be joined into one regex unchanged are asked one by one.
+        ((r"/(\w+)/\1/", r"/golf/"), "/golf/golf/a", r"/(\w+)/\1/"),
+        ((r"/golf/", r"(?i)/TENNIS/"), "/tennis/a", r"(?i)/TENNIS/"),
+        ((r"/(?P<x>golf)/", r"/(?P<x>tennis)/"), "/tennis/a", r"/(?P<x>tennis)/"),
+    ],
+)
+def test_a_rules_url_patterns_name_the_first_listed_that_matches(
+    patterns: tuple[str, ...], path: str, first: str | None
+) -> None:
+    rules = (Section("Sport", url_patterns=patterns),)
+    url = f"https://x.example{path}"
+    got = classify(title="A headline", url=url, categories=(), feed_section=None, sections=rules, fallback="Other")
+    if first is None:
+        assert got.section == "Other"
+    else:
+        assert got.section == "Sport" and f"matches pattern '{first}'" in got.reason, got
+
+
 def test_a_url_pattern_beats_a_keyword() -> None:
     c = place("Kremlin and football", url="https://x.example/business/7?id=1")
     assert (c.section, c.rule) == ("Business & Economy", "url")
