@@ -30,6 +30,7 @@ from conftest import CORPUS_ABSENT, corpus_dir
 
 from digest import config as cfg
 from digest.errors import DigestError
+from digest.model import ParsedItem
 from digest.parse import parse_feed
 from digest.sections import Classification, classify
 
@@ -104,6 +105,20 @@ def test_the_shipped_rules_on_whole_feeds_each_set_above_its_floor(labels_file: 
     assert accuracy >= floor, f"{accuracy:.1%} < {floor:.0%}"
 
 
+def _placed(settings: cfg.Settings, item: ParsedItem, feed_names: tuple[str, str]) -> Classification:
+    """A parsed item placed by `settings`' rules, as an edition would place it from its feed."""
+    return classify(
+        title=item.title,
+        url=item.url,
+        categories=item.categories,
+        feed_section=None,
+        sections=settings.sections,
+        fallback=settings.digest.fallback_section,
+        summary=item.summary_text,
+        feed_names=feed_names,
+    )
+
+
 def _accuracy(corpus: Path, labels: dict[str, dict[str, str]]) -> float:
     """The share of labelled items the shipped rules put in the editor's section; prints it, by
     section, and every miss with the rules' reason."""
@@ -126,16 +141,7 @@ def _accuracy(corpus: Path, labels: dict[str, dict[str, str]]) -> float:
         assert set(wanted) <= set(items), f"{feed_file}: labelled links the parser no longer gives"
         for link, section in wanted.items():
             item = items[link]
-            got = classify(
-                title=item.title,
-                url=item.url,
-                categories=item.categories,
-                feed_section=None,
-                sections=settings.sections,
-                fallback=settings.digest.fallback_section,
-                summary=item.summary_text,
-                feed_names=(feed.title or "", url),
-            )
+            got = _placed(settings, item, (feed.title or "", url))
             total += 1
             per_section[section]["items"] += 1
             if got.section == section:
@@ -177,19 +183,7 @@ def test_the_rules_keyword_index_changes_no_placement_of_any_corpus_item(monkeyp
         items += [(item, (feed.title or "", url)) for item in feed.items]
 
     def placements() -> list[Classification]:
-        return [
-            classify(
-                title=item.title,
-                url=item.url,
-                categories=item.categories,
-                feed_section=None,
-                sections=settings.sections,
-                fallback=settings.digest.fallback_section,
-                summary=item.summary_text,
-                feed_names=names,
-            )
-            for item, names in items
-        ]
+        return [_placed(settings, item, names) for item, names in items]
 
     indexed = placements()
     monkeypatch.setattr(sections._KeywordIndex, "possible", lambda self, text: None)
