@@ -88,6 +88,7 @@ def _url_pattern(pattern: str) -> re.Pattern[str]:
 _BACKREFERENCE = re.compile(r"\\\d|\(\?P=")
 
 
+@lru_cache(maxsize=1024)
 def _any_url_pattern(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     """One regex that finds wherever any of `patterns` would: a rule's patterns searched at once,
     so that a path none of them matches (most paths, for most rules) costs one search instead of
@@ -102,17 +103,9 @@ def _any_url_pattern(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
         return None
 
 
-_ANY_URL: dict[int, tuple[tuple[str, ...], re.Pattern[str] | None]] = {}  # by the patterns' identity
-
-
 def _url_match(patterns: tuple[str, ...], path: str) -> str | None:
     """The first of `patterns` (in their order) found in `path`."""
-    held = _ANY_URL.get(id(patterns))
-    if held is None or held[0] is not patterns:
-        if len(_ANY_URL) >= 4096:
-            _ANY_URL.clear()
-        held = _ANY_URL[id(patterns)] = (patterns, _any_url_pattern(patterns))
-    joined = held[1]
+    joined = _any_url_pattern(patterns)
     if joined is not None and not joined.search(path):
         return None
     return next((p for p in patterns if _url_pattern(p).search(path)), None)
@@ -403,7 +396,7 @@ class _Item:
     path: str
     categories: dict[str, str]  # folded -> as the feed wrote it
     feed_names: dict[str, str]  # folded name and URL -> as written
-    index: _KeywordIndex | None = None  # the rules' keywords, by which `text.possible` was found
+    index: _KeywordIndex  # the rules' keywords, by which `text.possible` was found
 
 
 def _excluded(item: _Item, not_keywords: Sequence[str]) -> str | None:
@@ -440,7 +433,7 @@ def _match_rule(rule: Rule, item: _Item) -> tuple[int, list[str]] | None:
     weight = 0
     possible = item.text.possible
     for group in ((rule.keywords,) if rule.keywords else ()) + rule.keyword_groups:
-        if possible is not None and item.index is not None and possible.isdisjoint(item.index.group(group)):
+        if possible is not None and possible.isdisjoint(item.index.group(group)):
             return None  # no keyword of the list can occur in the text (most rules, for most items)
         found: list[str] = []
         seen: set[tuple[tuple[str, str, bool], ...]] = set()  # stems only: "Putin" and "Putins" are one
