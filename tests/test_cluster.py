@@ -833,6 +833,50 @@ def test_a_report_in_another_language_whose_figures_all_differ_joins_no_story(mo
     assert next(g for g in cluster(report("3.200")) if 45 in g) == [45, 46]
 
 
+@pytest.mark.parametrize(
+    ("text", "lang", "figures"),
+    [
+        ("Près de 6 000 manifestants à Lyon", "fr", {"d:6000"}),
+        ("Près de 6\u202f000 manifestants à Lyon", "fr", {"d:6000"}),  # a narrow no-break space
+        ("В Москве помощь получили 16\u00a0417 человек", "ru", {"d:16417"}),
+        ("Un contrat de 12 000 000 euros signé en 2017", "fr", {"d:12000000", "d:2017"}),
+        ("6,000 marched in Lyon; 6000 in all", "en", {"d:6000"}),
+        ("Die 1.500.000 Euro", "de", {"d:1500000"}),
+        # Not thousands: decimals, a year before a figure, and English, which groups with commas
+        ("Magnitude 6.45, 2,5 % and 0.375", "en", {"d:6.45", "d:2.5", "d:0.375"}),
+        ("En 2017 100 personnes", "fr", {"d:2017", "d:100"}),
+        ("Chapter 3 100 years on", "en", {"d:3", "d:100"}),
+    ],
+)
+def test_a_figure_is_one_value_however_its_thousands_are_written(text: str, lang: str, figures: set[str]) -> None:
+    item = Candidate(text, None, "wire", at(0), language=lang)
+    assert {f for f in _profile(item).features if f.startswith("d:")} == figures
+
+
+def test_a_report_that_groups_thousands_with_a_space_gives_the_storys_figure(monkeypatch: pytest.MonkeyPatch) -> None:
+    # French writes the harbour blast's "4,500 litres" as "4 500 litres" (with a no-break space, as
+    # Le Monde does): read as "4" and "500", the figures seemed all to differ, and the report stayed
+    # out of the story whose names it shares.
+    def one_language_only(a: Any, b: Any, batch: Any, threshold: float) -> float:
+        return _merge_score(a, b, batch, threshold) if not a.langs.isdisjoint(b.langs) else 0.0
+
+    monkeypatch.setattr("digest.cluster.grouping._merge_score", one_language_only)
+
+    def report(litres: str) -> list[Candidate]:
+        items = _two_stories_and_a_foreign_report(False)
+        french = dataclasses.replace(
+            items[-1],
+            title="Zarkovia : le gouvernement d'Ulvade sous pression",
+            summary_text=f"Après l'explosion de {litres} litres dans le port, Ulvade a survécu de justesse à "
+            "Zarkovia à une motion de censure voulue par l'opposition, par 212 voix contre 190.",
+            language="fr",
+        )
+        return [*items[:-1], french]
+
+    assert next(g for g in cluster(report("4\u00a0500")) if 45 in g) == [45, 46, 47]
+    assert next(g for g in cluster(report("3\u00a0200")) if 45 in g) == [45, 46]
+
+
 def _canonical_by_urlsplit(url: str | None) -> str | None:
     # canonical_url as it was written before its fast path for plain links: the reference it must equal.
     from urllib.parse import urlsplit, urlunsplit
