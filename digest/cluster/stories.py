@@ -13,8 +13,8 @@ all of this holds:
 * together they span no more than `MAX_GAP`;
 * two stories of one source need `SAME_SOURCE_FACTOR` times the threshold: an outlet writes
   about its subjects again and again (two rounds of one golf tournament), while two outlets on one
-  subject the same day are usually one story. A follow-up (within `FOLLOW_UP_GAP`, sharing a rare
-  name and `_FOLLOW_UP_WORDS` rare words) needs `FOLLOW_UP_FACTOR` times the threshold only; two
+  subject the same day are usually one story. A follow-up (later, within `FOLLOW_UP_GAP`, sharing a
+  rare name and `_FOLLOW_UP_WORDS` rare words) needs `FOLLOW_UP_FACTOR` times the threshold only; two
   items whose titles number them apart in a series ("Day One", "Day Two") never merge.
 * two outlets in one language that share a rare name and `_CORROBORATING_WORDS` rare words (in a
   batch, where rarity means something) need `CORROBORATED_FACTOR` times the threshold: their
@@ -167,7 +167,9 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
         # of a tournament. Its follow-ups must be far closer, and figures that all differ (Day 01, Day 02)
         # say another event.
         span = max(a.last, b.last) - min(a.first, b.first)
-        anchored = span <= _FOLLOW_UP_SECONDS and named and len(a.rare_words & b.rare_words) >= _FOLLOW_UP_WORDS
+        # A follow-up comes later: items an outlet publishes at one instant are two articles (a series'
+        # match previews), however alike.
+        anchored = 0 < span <= _FOLLOW_UP_SECONDS and named and len(a.rare_words & b.rare_words) >= _FOLLOW_UP_WORDS
         score /= FOLLOW_UP_FACTOR if anchored else SAME_SOURCE_FACTOR
         if batch.idf:
             score *= _mismatch(a, b)
