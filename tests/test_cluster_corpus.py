@@ -239,9 +239,15 @@ def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
 # bar of 0.375. The merges of that story sit at its bars, whatever the batch around them.
 # Session 19: June 0.074 -> 0.111: a time of day ("12:30 PM PT --", TMZ's live updates) is no
 # figure of a story, and those two reports merge at 0.41.
-SAME_RECALL_FLOOR = 0.50
+# Session 20 (same-language 0.510 -> 0.667, cross-language 0.535 -> 0.648; the windows' same-language
+# 0.475 -> 0.491 at precision 0.986): a language's function words are no features ("do", rare in a
+# day's batch, was the heaviest feature of "Report on US election hacking says Russia plans to do
+# more"), and the intelligence report's reports merge into one story across outlets and languages.
+# In three windows that story also takes in the NYT's "Trump Finds That Attack-Dog Strategy Has Its
+# Limits", labelled apart: the windows' 15 false pairs.
+SAME_RECALL_FLOOR = 0.66
 JUNE_RECALL_FLOOR = 0.11
-CROSS_RECALL_FLOOR = 0.53
+CROSS_RECALL_FLOOR = 0.64
 
 
 def test_the_clustering_finds_more_than_word_similarity_alone_at_its_precision() -> None:

@@ -265,6 +265,8 @@ def _token_features(token: str, lang: str) -> tuple[tuple[str, float, bool], ...
         return tuple(out)
     if token[0].isdigit():
         return ((_figure(token), NUMBER_WEIGHT, False),)
+    if words.is_function_word(token, lang):
+        return ()
     form = words.word_form(token, lang)
     if form is None:
         return ()
@@ -304,7 +306,7 @@ def _token_entry(token: str, lang: str) -> tuple[tuple[tuple[str, float, bool], 
     if (
         len(token) > 1
         and token[0].isupper()
-        and not words.is_stopword(token, lang)
+        and not words.is_function_word(token, lang)
         and token.casefold() not in _CALENDAR
     ):
         return feats, _name_key(token), token.isupper() and len(token) <= 6
