@@ -96,7 +96,7 @@ STOPWORDS: dict[str, frozenset[str]] = {lang: frozenset(text.split()) for lang, 
 # Express's headline "Report on US election hacking says Russia plans to do more" had "do" (in no
 # other item) as its heaviest feature, which held it under the bar with the New York Times' analysis
 # of the same report. Left out: words that carry an event as a verb's particle ("off", "down":
-# "break off", "step down"), and "us", which is also the US.
+# "break off", "step down"), and "us", which is also the US (none of those left is an acronym).
 _MORE_FUNCTION_WORD_TEXT = {
     "en": """i me my myself our ours ourselves your yours yourself yourselves him himself hers herself itself
         them theirs themselves whom am being do does did doing having ought but if because until against
@@ -363,13 +363,10 @@ def is_stopword(word: str, lang: str) -> bool:
 
 
 def is_function_word(token: str, lang: str) -> bool:
-    """A stopword, or another of the language's function words (`_MORE_FUNCTION_WORDS`) unless written
-    as an acronym: what says nothing of which story a text tells."""
+    """A stopword, or another of the language's function words (`_MORE_FUNCTION_WORDS`), in any case
+    ("HOW DO THEY DO IT"): what says nothing of which story a text tells."""
     folded = token.casefold()
-    if folded in STOPWORDS.get(lang, ()):
-        return True
-    more = _MORE_FUNCTION_WORDS.get(lang)
-    return more is not None and folded in more and not (len(token) > 1 and token.isupper())
+    return folded in STOPWORDS.get(lang, ()) or folded in _MORE_FUNCTION_WORDS.get(lang, ())
 
 
 @lru_cache(maxsize=262144)
