@@ -90,13 +90,14 @@ _STOPWORD_TEXT = {
 STOPWORDS: dict[str, frozenset[str]] = {lang: frozenset(text.split()) for lang, text in _STOPWORD_TEXT.items()}
 
 # The rest of each language's function words (pronouns, auxiliaries, conjunctions, prepositions,
-# quantifiers; after the Snowball project's stop lists), for clustering only: `STOPWORDS` stays short
-# because `language_of` counts its words as votes, and section keywords keep them. As features they
-# say nothing of a story, yet in a day's batch one of them can be rare and weigh most: The Indian
-# Express's headline "Report on US election hacking says Russia plans to do more" had "do" (in no
-# other item) as its heaviest feature, which held it under the bar with the New York Times' analysis
-# of the same report. Left out: words that carry an event as a verb's particle ("off", "down":
-# "break off", "step down"), and "us", which is also the US (none of those left is an acronym).
+# quantifiers; after the Snowball project's stop lists, and Russian's inflected pronouns), for
+# clustering only: `STOPWORDS` stays short because `language_of` counts its words as votes, and
+# section keywords keep them. As features they say nothing of a story, yet in a day's batch one of
+# them can be rare and weigh most: The Indian Express's headline "Report on US election hacking says
+# Russia plans to do more" had "do" (in no other item) as its heaviest feature, which held it under
+# the bar with the New York Times' analysis of the same report. Left out: words that carry an event
+# as a verb's particle ("off", "down": "break off", "step down"), and "us", which is also the US
+# (none of those left is an acronym).
 _MORE_FUNCTION_WORD_TEXT = {
     "en": """i me my myself our ours ourselves your yours yourself yourselves him himself hers herself itself
         them theirs themselves whom am being do does did doing having ought but if because until against
@@ -130,6 +131,12 @@ _MORE_FUNCTION_WORD_TEXT = {
         toda todos todas outro outra outros outras mesmo mesma quando onde porque porém nem há havia era
         eram ser será sido está estão estava estavam estar ter tinha tinham sem sob até desde contra durante
         qual quais quem""",
+    # The short list has the commonest forms; these are the inflections of its relative and
+    # determining pronouns ("которые", "самой", "своих"), which Snowball's list leaves out too.
+    "ru": """который которая которое которые которого которой котором которых которым которыми самый самая
+        самое самые самой самых самого самом самым самыми самому свой своя своё свои своего своей своих своим
+        своими своём своему вся всё весь всем всеми этих этим этими этому те та такая такое такие таких
+        таким такими такую является являются""",
 }
 _MORE_FUNCTION_WORDS = {lang: frozenset(text.split()) for lang, text in _MORE_FUNCTION_WORD_TEXT.items()}
 

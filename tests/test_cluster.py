@@ -428,6 +428,7 @@ def test_function_words_are_no_features_of_a_story() -> None:
         ("Ce que nous savons déjà de leur enquête", "fr", {"w:nous", "w:deja"}),
         ("Was wir jetzt über die Ermittlungen wissen", "de", {"w:was", "w:wir", "w:jetzt"}),
         ("Lo que ya sabemos de todos ellos", "es", {"w:ya", "w:todos", "w:ellos"}),
+        ("Улицы, которые стали самыми холодными", "ru", {"w:kotor", "w:sam"}),
     ]
     for title, lang, absent in cases:
         features = _profile(Candidate(title, None, "wire", at(0), language=lang)).features

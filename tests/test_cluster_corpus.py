@@ -240,7 +240,7 @@ def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
 # Session 19: June 0.074 -> 0.111: a time of day ("12:30 PM PT --", TMZ's live updates) is no
 # figure of a story, and those two reports merge at 0.41.
 # Session 20 (same-language 0.510 -> 0.667, cross-language 0.535 -> 0.648; the windows' same-language
-# 0.475 -> 0.491 at precision 0.986): a language's function words are no features ("do", rare in a
+# 0.475 -> 0.497 at precision 0.987): a language's function words are no features ("do", rare in a
 # day's batch, was the heaviest feature of "Report on US election hacking says Russia plans to do
 # more"), and the intelligence report's reports merge into one story across outlets and languages.
 # In three windows that story also takes in the NYT's "Trump Finds That Attack-Dog Strategy Has Its
