@@ -803,12 +803,19 @@ def _two_stories_and_a_foreign_report(with_second_story: bool) -> list[Candidate
     ]
 
 
-def test_a_report_in_another_language_that_two_stories_claim_joins_neither(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The third pass (`linking._link_across`) alone: the first pass merges no two languages here.
+@pytest.fixture
+def across_by_the_third_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first pass merges no two languages: what is merged across them is the third pass's doing
+    (`linking._link_across`)."""
+
     def one_language_only(a: Any, b: Any, batch: Any, threshold: float) -> float:
         return _merge_score(a, b, batch, threshold) if not a.langs.isdisjoint(b.langs) else 0.0
 
     monkeypatch.setattr("digest.cluster.grouping._merge_score", one_language_only)
+
+
+@pytest.mark.usefixtures("across_by_the_third_pass")
+def test_a_report_in_another_language_that_two_stories_claim_joins_neither() -> None:
     # One story: its two outlets' members each match the German report, which joins it.
     assert next(g for g in cluster(_two_stories_and_a_foreign_report(False)) if 45 in g) == [45, 46, 47]
     # Two stories (the harbour blast, the confidence vote), each matching it: linking the report to both
@@ -862,26 +869,44 @@ def test_a_report_in_another_language_is_compared_however_many_rarer_words_it_ha
     assert next(g for g in cluster(items) if 45 in g) == [45, 46, 47]
 
 
-def test_a_report_in_another_language_whose_figures_all_differ_joins_no_story(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The third pass weighs figures as the first does: a German report of 3,200 litres and a 150-120
-    # vote is not the blast of 4,500 litres, however its names match. Without this, the bench's
-    # 50,000 items lost precision (0.997 -> 0.985) when the first pass began to heed figures across
+@pytest.mark.usefixtures("across_by_the_third_pass")
+@pytest.mark.parametrize(
+    ("lang", "title", "text", "same", "other"),
+    [
+        (
+            "de",
+            "Regierung von Ulvade in Zarkovia unter Druck",
+            "Nach der Explosion von {} Litern im Hafen überstand Ulvade in Zarkovia knapp ein Misstrauensvotum.",
+            "4.500",
+            "3.200",
+        ),
+        # French writes "4,500 litres" as "4 500 litres" (with a no-break space, as Le Monde does): read
+        # as "4" and "500", the figures seemed all to differ, and the report stayed out of the story.
+        (
+            "fr",
+            "Zarkovia : le gouvernement d'Ulvade sous pression",
+            "Après l'explosion de {} litres dans le port, Ulvade a survécu de justesse à Zarkovia à une motion "
+            "de censure voulue par l'opposition, par 212 voix contre 190.",
+            "4\u00a0500",
+            "3\u00a0200",
+        ),
+    ],
+)
+def test_a_report_in_another_language_whose_figures_all_differ_joins_no_story(
+    lang: str, title: str, text: str, same: str, other: str
+) -> None:
+    # The third pass weighs figures as the first does: a report of 3,200 litres and a confidence vote
+    # is not the blast of 4,500 litres, however its names match. Without this, the bench's 50,000
+    # items lost precision (0.997 -> 0.985) when the first pass began to heed figures across
     # languages: the reports it no longer merged were taken in by the wrong stories here.
-    def one_language_only(a: Any, b: Any, batch: Any, threshold: float) -> float:
-        return _merge_score(a, b, batch, threshold) if not a.langs.isdisjoint(b.langs) else 0.0
-
-    monkeypatch.setattr("digest.cluster.grouping._merge_score", one_language_only)
-
     def report(litres: str) -> list[Candidate]:
         items = _two_stories_and_a_foreign_report(False)
-        text = (
-            f"Nach der Explosion von {litres} Litern im Hafen überstand Ulvade in Zarkovia knapp ein Misstrauensvotum."
-        )
-        return [*items[:-1], dataclasses.replace(items[-1], summary_text=text)]
+        foreign = dataclasses.replace(items[-1], title=title, summary_text=text.format(litres), language=lang)
+        return [*items[:-1], foreign]
 
-    assert next(g for g in cluster(report("4.500")) if 45 in g) == [45, 46, 47]
+    assert next(g for g in cluster(report(same)) if 45 in g) == [45, 46, 47]
     # Its names alone reach the bar with both members (0.38 and 0.35); its figure says otherwise.
-    assert next(g for g in cluster(report("3.200")) if 45 in g) == [45, 46]
+    assert next(g for g in cluster(report(other)) if 45 in g) == [45, 46]
 
 
 @pytest.mark.parametrize(
@@ -902,30 +927,6 @@ def test_a_report_in_another_language_whose_figures_all_differ_joins_no_story(mo
 def test_a_figure_is_one_value_however_its_thousands_are_written(text: str, lang: str, figures: set[str]) -> None:
     item = Candidate(text, None, "wire", at(0), language=lang)
     assert {f for f in _profile(item).features if f.startswith("d:")} == figures
-
-
-def test_a_report_that_groups_thousands_with_a_space_gives_the_storys_figure(monkeypatch: pytest.MonkeyPatch) -> None:
-    # French writes the harbour blast's "4,500 litres" as "4 500 litres" (with a no-break space, as
-    # Le Monde does): read as "4" and "500", the figures seemed all to differ, and the report stayed
-    # out of the story whose names it shares.
-    def one_language_only(a: Any, b: Any, batch: Any, threshold: float) -> float:
-        return _merge_score(a, b, batch, threshold) if not a.langs.isdisjoint(b.langs) else 0.0
-
-    monkeypatch.setattr("digest.cluster.grouping._merge_score", one_language_only)
-
-    def report(litres: str) -> list[Candidate]:
-        items = _two_stories_and_a_foreign_report(False)
-        french = dataclasses.replace(
-            items[-1],
-            title="Zarkovia : le gouvernement d'Ulvade sous pression",
-            summary_text=f"Après l'explosion de {litres} litres dans le port, Ulvade a survécu de justesse à "
-            "Zarkovia à une motion de censure voulue par l'opposition, par 212 voix contre 190.",
-            language="fr",
-        )
-        return [*items[:-1], french]
-
-    assert next(g for g in cluster(report("4\u00a0500")) if 45 in g) == [45, 46, 47]
-    assert next(g for g in cluster(report("3\u00a0200")) if 45 in g) == [45, 46]
 
 
 def _canonical_by_urlsplit(url: str | None) -> str | None:
