@@ -15,6 +15,9 @@ This module owns how running text becomes comparable units, for every module tha
   `skeleton` (the folded consonants) is the key on which names are compared across scripts.
 * `word_forms`: the stems of a text's words in its language, folded; stopwords dropped; texts in
   scripts written without spaces (Chinese, Japanese) give character bigrams instead of words.
+* `is_function_word`: a stopword or another of the language's function words ("do", "nous",
+  "которые"): clustering leaves them all out; the stopword lists alone stay short, for the language
+  guess and section keywords.
 
 Stemming comes before folding because the stemmers work on the native script.
 """
