@@ -390,6 +390,19 @@ def test_an_outlets_follow_up_hours_later_joins_its_story_but_not_a_day_later_or
     ) == [45]
 
 
+def test_a_headline_in_capitals_names_no_one_by_its_capitals() -> None:
+    # A Kannada outlet's English headlines come in capitals ("KARNATAKA BANK BAGS MSME BANKING
+    # EXCELLENCE AWARDS"): every short word looked like an acronym, so "BAGS" and "BANK" were names
+    # that two languages could share. Acronyms in a text written in both cases stay names.
+    shouted = _profile(
+        Candidate("HARBOUR BANK BAGS EXCELLENCE AWARDS IN PORT OKONKWO", None, "w", at(0), language="en")
+    )
+    assert not [f for f in shouted.features if f.startswith("n:")]
+    assert {"w:bank", "w:bag", "w:okonkwo"} <= shouted.features.keys()
+    mixed = _profile(Candidate("NATO and the EU meet in Okonkwo", None, "w", at(0), language="en"))
+    assert {_name_key("NATO"), _name_key("EU"), _name_key("Okonkwo")} <= mixed.features.keys()
+
+
 def test_two_items_an_outlet_publishes_at_one_instant_are_no_follow_up() -> None:
     # RomaToday publishes its match previews together ("Genoa-Roma, probabili formazioni ..." and
     # "Lazio-Crotone, probabili formazioni ...", both at 07:00): they share the series' rare words and a

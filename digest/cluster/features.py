@@ -364,6 +364,9 @@ def _add_text(
             features[figure] = weight * NUMBER_WEIGHT
             others[figure] = None
     title_case = _is_title_case(tokens)
+    # A text in capitals ("KARNATAKA BANK BAGS MSME BANKING EXCELLENCE AWARDS") writes every word as
+    # an acronym: its capitals are a style, as a title-case headline's are, and name no one.
+    shouted = text.isupper()
     starts = _sentence_starts(text, lang)
     name_weight = weight * NAME_WEIGHT
     get = features.get
@@ -391,6 +394,8 @@ def _add_text(
                 continue
             entries[token] = entry
         feats, key, acronym = entry
+        if shouted:
+            acronym = False
         if key is not None and feats and not acronym:
             capitalised.append(token)
         for feature, factor, capital in feats:
