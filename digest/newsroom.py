@@ -1063,6 +1063,17 @@ SCIENCE_STRONG = (
     "climate change",
     "artificial intelligence",
     "smartphone",
+    # A phone's or a computer's system and parts: a technology story whatever the feed labels it (a
+    # site on phones labels every post "News", which made nine of its ten items world news).
+    "android",
+    "iPad",
+    "iOS",
+    "macOS",
+    "linux",
+    "processor",
+    "laptop",
+    "GPU",
+    "CPU",
     "vaccine",
     "Роскосмос",
     "МКС",
