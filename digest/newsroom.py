@@ -946,7 +946,6 @@ PRESS = (
     "Op-Ed",
     "op-ed",
     "opinion",
-    "column",
     "columnist",
     "editorial",
     "commentary",
