@@ -687,6 +687,62 @@ def test_late_reports_headlined_with_the_storys_pair_join_it_however_many() -> N
     assert [48] in groups
 
 
+def _beating_and_charges(where: str) -> list[Candidate]:
+    """45 unrelated items, a story two outlets tell (45, 46: a beating on video), and a story of three
+    reports on the charges (47-49), one of which (48) tells of the beating on video too, `where`
+    naming the town or not."""
+    return [
+        *_unrelated_day(45),
+        Candidate(
+            "Beating on video began after a friendly encounter, Harbourtown police say",
+            "https://a.example/1",
+            "wire",
+            at(0),
+            summary_text="The two men had been schoolmates and spent two days driving around before the beating.",
+        ),
+        Candidate(
+            "Police say Harbourtown beating caught on video began after friendly encounter",
+            "https://b.example/1",
+            "times",
+            at(60),
+            summary_text="After meeting at a diner, the teenagers spent two days together visiting friends.",
+        ),
+        Candidate(
+            "Hate-crime charges filed in torture of disabled man in Harbourtown", "https://c.example/1", "wire", at(120)
+        ),
+        Candidate(
+            "Beating of disabled teenager highlights a crime that often goes unpunished",
+            "https://d.example/1",
+            "herald",
+            at(180),
+            summary_text=f"After four {where} were charged with hate crimes for the torture of a disabled man shown "
+            "on a video, advocates warn such crimes go unreported.",
+        ),
+        Candidate(
+            "Hate crime charges brought in Harbourtown torture case",
+            "https://d.example/2",
+            "herald",
+            at(200),
+            summary_text="The charges set off new discussions about tensions and the role of social media.",
+        ),
+    ]
+
+
+def test_a_story_takes_in_another_when_one_of_its_reports_tells_the_storys_core() -> None:
+    # On the corpus's 6-7 January 2017, the Chicago torture case came out as three stories; two of
+    # them were the police's account of the "friendly encounter" (The Indian Express, the Japan
+    # Times) and the hate-crime charges (The Indian Express, the NYT twice). Only one of the
+    # charges' three reports has the beating on video, so the pair was a passing mention in that
+    # story (under half of it). That report has three of the encounter story's core words
+    # (beating, video, Chicago): it tells that story, and the two are one.
+    assert next(g for g in cluster(_beating_and_charges("in Harbourtown")) if 45 in g) == [45, 46, 47, 48, 49]
+    # With only the pair (beating, video) of the story's words, a third of the other story is a
+    # passing mention: the two stay apart.
+    groups = cluster(_beating_and_charges("suspects"))
+    assert [45, 46] in groups
+    assert [47, 48, 49] in groups
+
+
 def _police_day(lower_case_uses: int) -> list[Candidate]:
     """45 unrelated items, an English report ending "...: Harbourtown Police" (item 45), a Portuguese
     one on another crime whose only name in common with it is "Polícia" (item 46), and items of the

@@ -245,7 +245,10 @@ def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
 # more"), and the intelligence report's reports merge into one story across outlets and languages.
 # In three windows that story also takes in the NYT's "Trump Finds That Attack-Dog Strategy Has Its
 # Limits", labelled apart: the windows' 15 false pairs.
-SAME_RECALL_FLOOR = 0.66
+# Session 22 (same-language 0.667 -> 0.698): a story takes in another when a third of it has the
+# linking pair and one of those reports has three of the story's core words: the Chicago case's
+# "friendly encounter" reports and its charges' reports are one story (6 pairs; nothing else moves).
+SAME_RECALL_FLOOR = 0.69
 JUNE_RECALL_FLOOR = 0.11
 CROSS_RECALL_FLOOR = 0.64
 

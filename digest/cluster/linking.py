@@ -27,6 +27,7 @@ from digest.cluster.vectors import _Batch, _cosine
 LINK_COSINE = 0.5  # the second pass (`_link`): centroids' cosine, times the threshold
 LINK_SPECIFIC_SHARE = 0.5  # ... one word of the linking pair in at most this share of the rare bar's items
 LINK_SPECIFIC_DF = 10  # ... and in at most this many: in 50,000 items, chance pairs of rarer words abound
+LINK_CORE_WORDS = 3  # ... or a third of the other story, one report of it with this many of the story's core words
 
 
 def _link(
@@ -54,7 +55,10 @@ def _link(
     days, the whole corpus and the bench's invented stories: the pair is in the titles of two of the
     story's members or in the title of every outside item that has it (of every one, when several
     stories have it); the outside items are half the other story at least (not a passing mention in
-    it); one language in common; `MAX_GAP`; the centroids' cosine at least `LINK_COSINE` times the
+    it), or a third of it when one of them has `LINK_CORE_WORDS` of the words two of the story's
+    members share (it tells this story: the police's account of the Chicago beating on video and
+    the charges' story, one of whose three reports has "beating", "video" and "Chicago"); one
+    language in common; `MAX_GAP`; the centroids' cosine at least `LINK_COSINE` times the
     threshold. Stories of one outlet never take in anything here: its series (crime reports, match
     previews, listings) share pairs of words too.
     """
@@ -132,7 +136,14 @@ def _link(
                 for b in sorted(roots):
                     mine = [r for r in outside if find(r) == b] if len(roots) > 1 else outside
                     sb = stories[b]
-                    if len(mine) < len(sb.ranks) / 2 or sa.langs.isdisjoint(sb.langs):
+                    if sa.langs.isdisjoint(sb.langs):
+                        continue
+                    # Half the other story has the pair, or a third of it, one of those reports telling
+                    # this story's core (`LINK_CORE_WORDS` of the words two of its members share).
+                    if len(mine) < len(sb.ranks) / 2 and (
+                        len(mine) < len(sb.ranks) / 3
+                        or all(len(feats[r].intersection(core)) < LINK_CORE_WORDS for r in mine)
+                    ):
                         continue
                     if max(sa.last, sb.last) - min(sa.first, sb.first) > _MAX_GAP_SECONDS:
                         continue
