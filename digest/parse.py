@@ -411,9 +411,13 @@ def _item(
     summary_html = summary_boilerplate.without_read_more(whole_summary, url)
     if only_a_byline(summary_html):
         summary_html = ""  # no summary at all: the title and the link say what the item is
+    summary_text = excerpt(summary_html, excerpt_chars)
+    if summary_html and not any(map(str.isalnum, summary_text)) and "<img" not in summary_html:
+        # Not a word or a figure: "<p>…</p>", the excerpt a blog gives a post that opens with its
+        # "more" break (Andreessen Horowitz). As an excerpt it showed the reader a lone "…".
+        summary_html = summary_text = ""
     if not (title or summary_html or url):
         return None
-    summary_text = excerpt(summary_html, excerpt_chars)
     guid = clean_text(str(entry.get("id") or "")) or None
     author = clean_text(_text_of(entry.get("author"), entry.get("author_detail")), limit=AUTHOR_CHARS) or None
     key = _key(guid, url, title, entry, summary_html)  # as before outlets: an item keeps its identity

@@ -667,3 +667,23 @@ def test_a_summary_that_only_names_its_authors_is_no_summary() -> None:
     assert [(i.summary_html, i.summary_text) for i in feed.items[:2]] == [("", ""), ("", "")]
     assert feed.items[2].summary_text == "By the numbers: three ferries, two ports."
     assert feed.items[3].summary_text == "Fares rise. By Jo Fenwick"
+
+
+def test_a_summary_with_no_word_or_figure_is_no_summary() -> None:
+    # Andreessen Horowitz's feed gives a post that opens with its "more" break the description
+    # "<p>&#8230;</p>": the edition showed the reader a lone "…" as its excerpt.
+    feed = parse(
+        rss(
+            "<item><title>How startups get addicted to paid marketing</title><link>https://a.example/1</link>"
+            "<description>&lt;p&gt;&amp;#8230;&lt;/p&gt;</description></item>"
+            "<item><title>Harbour</title><link>https://a.example/2</link>"
+            "<description>&lt;p&gt;[&amp;#8230;] &amp;mdash;&lt;/p&gt;</description></item>"
+            "<item><title>Cover</title><link>https://a.example/3</link>"
+            '<description>&lt;img src="https://a.example/cover.jpg" alt=""&gt;</description></item>'
+            "<item><title>Count</title><link>https://a.example/4</link>"
+            "<description>&lt;p&gt;3 &amp;#8230;&lt;/p&gt;</description></item>"
+        )
+    )
+    assert [(i.summary_html, i.summary_text) for i in feed.items[:2]] == [("", ""), ("", "")]
+    assert "<img" in feed.items[2].summary_html  # a picture alone stays: with images on, it is the lead image
+    assert feed.items[3].summary_text == "3 …"
