@@ -775,8 +775,11 @@ def excerpt_html(html: str, limit: int) -> str:
         url_schemes={"http", "https"},
         strip_comments=True,
     )
-    target = _cut(clean_text(htmllib.unescape(_ANY_TAG.sub("", cleaned))), limit)
-    ellipsis = target.endswith("…") and not clean_text(htmllib.unescape(_ANY_TAG.sub("", cleaned))).endswith("…")
+    whole = clean_text(htmllib.unescape(_ANY_TAG.sub("", cleaned)))
+    target = _cut(whole, limit)
+    # The cut's own "…": not when the text is whole (a feed's "The…" is its text), always when cut,
+    # whether or not the text ends with the feed's own.
+    ellipsis = len(whole) > limit
     budget = len(target) - (1 if ellipsis else 0)  # characters of the source text to keep
     out: list[str] = []
     open_tags: list[str] = []
@@ -797,7 +800,9 @@ def excerpt_html(html: str, limit: int) -> str:
                 open_tags.append(name)
                 out.append(m.group(0))
             continue
-        plain = htmllib.unescape(text)
+        # As `target` was measured: without the controls and invisible marks clean_text removes (TMZ
+        # writes U+FEFF around quotes; counted here, they cut "The…" to "Th" two characters early).
+        plain = _REMOVED.sub("", _BREAKS.sub(" ", htmllib.unescape(text)))
         for word in re.split(r"(\s+)", plain):
             if not word:
                 continue

@@ -404,3 +404,14 @@ def test_an_excerpt_of_a_standfirst_and_its_body_is_the_standfirst() -> None:
         excerpt_html(html, 280)
         == "The speech stirred applause on one side and <em>thinly disguised contempt</em> on the other"
     )
+
+
+def test_an_excerpt_counts_its_characters_as_the_text_it_shows() -> None:
+    # TMZ writes U+FEFF around quotes ("&#65279;'Wizard of Oz&#65279;'"): counted in the HTML part
+    # but not in its text, they cut the feed's closing "The…" to "Th", under the limit.
+    html = (
+        "<p>Jerry Maren, the last &#65279;'Wizard of Oz&#65279;' munchkin, died. His funeral was held. The&hellip;</p>"
+    )
+    assert excerpt_html(html, 280) == "Jerry Maren, the last 'Wizard of Oz' munchkin, died. His funeral was held. The…"
+    # Cut, an excerpt says so, though the text it was cut from ends with the feed's own "…".
+    assert excerpt_html(html, 40) == "Jerry Maren, the last 'Wizard of Oz'…"
