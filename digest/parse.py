@@ -336,6 +336,7 @@ def _image_candidates(entry: Mapping[str, Any]) -> Iterable[str]:
 
 
 _ABSOLUTE = re.compile(r"\s*https?://", re.IGNORECASE)
+_BARE_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)  # a summary that is a link alone
 
 
 def _item_url(entry: Mapping[str, Any], base: str) -> str | None:
@@ -412,9 +413,14 @@ def _item(
     if only_a_byline(summary_html):
         summary_html = ""  # no summary at all: the title and the link say what the item is
     summary_text = excerpt(summary_html, excerpt_chars)
-    if summary_html and not any(map(str.isalnum, summary_text)) and "<img" not in summary_html:
+    if (
+        summary_html
+        and (not any(map(str.isalnum, summary_text)) or _BARE_URL.fullmatch(summary_text))
+        and "<img" not in summary_html
+    ):
         # Not a word or a figure: "<p>…</p>", the excerpt a blog gives a post that opens with its
-        # "more" break (Andreessen Horowitz). As an excerpt it showed the reader a lone "…".
+        # "more" break (Andreessen Horowitz); or a link alone, as CNN describes a few items
+        # ("https://cnn.it/2JQYFqd"). As an excerpt either told the reader nothing.
         summary_html = summary_text = ""
     if not (title or summary_html or url):
         return None

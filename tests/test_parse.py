@@ -669,7 +669,7 @@ def test_a_summary_that_only_names_its_authors_is_no_summary() -> None:
     assert feed.items[3].summary_text == "Fares rise. By Jo Fenwick"
 
 
-def test_a_summary_with_no_word_or_figure_is_no_summary() -> None:
+def test_a_summary_with_no_word_or_figure_or_only_a_link_is_no_summary() -> None:
     # Andreessen Horowitz's feed gives a post that opens with its "more" break the description
     # "<p>&#8230;</p>": the edition showed the reader a lone "…" as its excerpt.
     feed = parse(
@@ -682,8 +682,15 @@ def test_a_summary_with_no_word_or_figure_is_no_summary() -> None:
             '<description>&lt;img src="https://a.example/cover.jpg" alt=""&gt;</description></item>'
             "<item><title>Count</title><link>https://a.example/4</link>"
             "<description>&lt;p&gt;3 &amp;#8230;&lt;/p&gt;</description></item>"
+            # CNN describes a few items by a short link alone.
+            "<item><title>DJs</title><link>https://a.example/5</link>"
+            "<description>https://cnn.example/2JQYFqd</description></item>"
+            "<item><title>Read</title><link>https://a.example/6</link>"
+            "<description>Read more at https://cnn.example/2JQYFqd</description></item>"
         )
     )
     assert [(i.summary_html, i.summary_text) for i in feed.items[:2]] == [("", ""), ("", "")]
+    assert (feed.items[4].summary_html, feed.items[4].summary_text) == ("", "")
+    assert feed.items[5].summary_text == "Read more at https://cnn.example/2JQYFqd"
     assert "<img" in feed.items[2].summary_html  # a picture alone stays: with images on, it is the lead image
     assert feed.items[3].summary_text == "3 …"
