@@ -694,3 +694,29 @@ def test_a_summary_with_no_word_or_figure_or_only_a_link_is_no_summary() -> None
     assert feed.items[5].summary_text == "Read more at https://cnn.example/2JQYFqd"
     assert "<img" in feed.items[2].summary_html  # a picture alone stays: with images on, it is the lead image
     assert feed.items[3].summary_text == "3 …"
+
+
+def test_a_feed_that_cuts_its_descriptions_mid_word_has_its_cut_marked() -> None:
+    # Giant Bomb's podcast cuts every description at 255 characters, mid-word ("... and, of course,
+    # w"); the excerpt showed the reader a word's first letter as its end.
+    cut = "The crew talks ferries, harbour fees, the new quay and the long winter ahead, then takes questions on"
+    bodies = [cut + " tides and sai", cut + " the lighthouse", cut + " fog, rope and", "A short one, whole."]
+    items = "".join(
+        f"<item><title>Episode {k}</title><link>https://pod.example/{k}</link><description>{b}</description></item>"
+        for k, b in enumerate(bodies)
+    )
+    got = [i.summary_text for i in parse(rss(items)).items]
+    assert got == [cut + " tides and…", cut + " the…", cut + " fog, rope…", "A short one, whole."]
+    # Descriptions of one length that end as sentences do, or short ones, were not cut.
+    whole = [cut + " tides and sails.", cut + " the lighthouse!", cut + " fog, and rope.", "A short one."]
+    items = "".join(
+        f"<item><title>Episode {k}</title><link>https://pod.example/{k}</link><description>{b}</description></item>"
+        for k, b in enumerate(whole)
+    )
+    assert [i.summary_text for i in parse(rss(items)).items] == whole
+    short = ["ferry-times 0.1.1 Released", "quay-lib 0.2.0 Released", "tidal 1.0.0 Released"]
+    items = "".join(
+        f"<item><title>R{k}</title><link>https://rel.example/{k}</link><description>{b}</description></item>"
+        for k, b in enumerate(short)
+    )
+    assert [i.summary_text for i in parse(rss(items)).items] == short
