@@ -489,14 +489,19 @@ def _without_boilerplate(items: list[ParsedItem], excerpt_chars: int, feed_url: 
             html = summary_boilerplate.strip(item.summary_html, item.title, prefix, suffix)
         if html != item.summary_html:
             html = summary_boilerplate.tidy(sanitize_html(html, base_url=feed_url)) if html else ""
-            item = dataclasses.replace(
-                item,
-                summary_html=html,
-                summary_text=excerpt(html, excerpt_chars),
-                content_hash=_content_hash(item.title, html, item.url, item.outlet),
-            )
+            item = _with_summary(item, html, excerpt_chars)
         out.append(item)
     return out
+
+
+def _with_summary(item: ParsedItem, html: str, excerpt_chars: int) -> ParsedItem:
+    """`item` with another summary: its text and content hash follow; its key stays."""
+    return dataclasses.replace(
+        item,
+        summary_html=html,
+        summary_text=excerpt(html, excerpt_chars),
+        content_hash=_content_hash(item.title, html, item.url, item.outlet),
+    )
 
 
 # A text that ends as a sentence, a quotation, a list or an aside does; anything else is open.
@@ -524,12 +529,8 @@ def _publisher_cuts(items: list[ParsedItem], excerpt_chars: int) -> list[ParsedI
     for item, at_cut in zip(items, cut, strict=True):
         m = _LAST_WORD.search(item.summary_html) if at_cut else None
         if m is not None:
-            html = item.summary_html[: m.start()].rstrip(" ,;:-–—") + "…" + m.group(1)
-            item = dataclasses.replace(
-                item,
-                summary_html=html,
-                summary_text=excerpt(html, excerpt_chars),
-                content_hash=_content_hash(item.title, html, item.url, item.outlet),
+            item = _with_summary(
+                item, item.summary_html[: m.start()].rstrip(" ,;:-–—") + "…" + m.group(1), excerpt_chars
             )
         out.append(item)
     return out
