@@ -504,7 +504,8 @@ def _with_summary(item: ParsedItem, html: str, excerpt_chars: int) -> ParsedItem
     )
 
 
-# A text that ends as a sentence, a quotation, a list or an aside does; anything else is open.
+# A text that ends as a sentence, a quotation, a list or an aside does; anything else is open. Not
+# `sanitize`'s sentence end, which takes a comma for one: a publisher's cut may fall after a comma.
 _CLOSED_END = re.compile(r"""[.!?…:;"'»”“’)\]。！？؟।]\s*$""")
 _CUT_SLACK = 3  # characters a publisher's cut may fall short of its length (entities read as one)
 # Publishers cut descriptions at a paragraph's length (PCMag at 100, Giant Bomb at 255); a feed of
@@ -519,8 +520,9 @@ def _publisher_cuts(items: list[ParsedItem], excerpt_chars: int) -> list[ParsedI
     mid-word (Giant Bomb's podcast at 255 characters: "... and, of course, w") shows a word's
     first letters as the end of the story's excerpt. Learned from repetition across this document:
     `summary_boilerplate.MIN_ITEMS` open summaries (no closing stop) at the feed's longest length
-    are its cut. Such a summary loses its cut word and ends with "…"."""
-    texts = [summary_boilerplate.text_of(i.summary_html) if len(i.summary_html) < _SHARED_CHARS else "" for i in items]
+    are its cut. Such a summary loses its cut word and ends with "…". Read on the stored excerpts: a
+    cut longer than `excerpt_chars` is never shown (the excerpt is cut first, and says so)."""
+    texts = [i.summary_text for i in items]
     longest = max(map(len, texts), default=0)
     cut = [bool(t) and len(t) >= longest - _CUT_SLACK and not _CLOSED_END.search(t) for t in texts]
     if longest < _MIN_CUT or sum(cut) < summary_boilerplate.MIN_ITEMS:
