@@ -390,7 +390,10 @@ async def test_three_workers_keep_per_host_and_the_minimum_interval_on_one_host(
     # also carries each request's own scheduling delay, so a gap may be shorter, never the pace. On a
     # loaded machine one request held up by the scheduler can land next to the following one (a
     # session-11 CI run beside a browser saw 2 of 199 gaps under 5 ms): a few such, never a burst.
-    assert span >= (n_feeds - 1) * interval
+    # The span loses what the first request's delay exceeds the last's (it opens the worker's first
+    # connection: a clean-clone CI run saw 9.93 s for 9.95 s): one interval of slack, while a host
+    # paced by `per_host` and `hold` alone would take (n_feeds / per_host) * hold = 8 s.
+    assert span >= (n_feeds - 2) * interval
     assert sorted(gaps)[len(gaps) // 10] >= interval * 0.8, sorted(gaps)[:20]
     assert sum(gap < interval * 0.1 for gap in gaps) <= len(gaps) // 50, sorted(gaps)[:20]
 
