@@ -104,6 +104,21 @@ _SEPARATOR = r"\s+[-–—|>/»›·]\s+|:\s+"
 _GENERIC_LABELS = frozenset({"www", "rss", "feed", "feeds", "news", "blog", "blogs", "api", "xml", "static", "com"})
 # Platforms that host many outlets' feeds: "strava-engineering - Medium" is not Medium's own.
 _PLATFORMS = frozenset({"medium", "substack", "blogspot", "wordpress", "tumblr", "typepad", "feedburner", "feedproxy"})
+# Words that say what a feed or a page is, not who publishes it: "Home | Mail Online", "World News
+# Articles | Mail Online", "Jornal de Notícias - Últimas Notícias", "Пресс-релизы" (the Bank of
+# Russia's). A part of a feed's title made of these alone is the page, and the outlet is the other part.
+_PAGE_WORDS_TEXT = """
+    home homepage front page pages latest newest last news top stories story articles article posts all
+    headlines breaking rss feed feeds channel updates edition world international national politics
+    business sport sports opinion the of and
+    accueil actualités actualites actualité actualite infos info dernières dernieres une à la le les en continu monde
+    startseite nachrichten neueste meldungen schlagzeilen aktuell aktuelle alle artikel politik ausland welt
+    portada noticias últimas ultimas inicio titulares mundo internacional el las los
+    ultime ultima notizie ora cronaca cronache mondo esteri prima pagina
+    notícias início capa
+    главная новости последние пресс релизы лента все публикации статьи мир в
+"""
+_PAGE_WORDS = frozenset(_PAGE_WORDS_TEXT.split())
 # Medium's titles for a publication's tag and for a writer's stories, also on a publication's own
 # domain: "Software Development in Hacker Noon on Medium", "Stories by Jo Fenwick on Medium".
 _ON_MEDIUM = r"(?:.+? in (?P<publication>.+)|Stories by (?P<writer>.+)) on Medium"
@@ -121,16 +136,30 @@ def outlet_name(title: str, feed_url: str, site_url: str | None = None) -> str:
     Express" at indianexpress.com is "The Indian Express", "SPIEGEL ONLINE - Nachrichten" at
     spiegel.de "SPIEGEL ONLINE", "NYT > Home Page" at nytimes.com "NYT". Only a part that the feed's
     host names is taken (a label of three letters or more in it, or it in a label, compared in
-    ASCII), so a title whose parts name no host ("Home | Mail Online" at dailymail.co.uk, a feed
-    on feedburner.com that links no site) stays as it is. On a platform that hosts many outlets, the part that is not
-    the platform's name is the outlet ("strava-engineering - Medium"), as are the publication and
-    the writer Medium's titles name ("Software Development in Hacker Noon on Medium"). The
-    operator's `name` for a feed beats all of this.
+    ASCII). When no part names a host, a part made of words that name a page (`_PAGE_WORDS`:
+    "Home", "World News Articles", "Últimas Notícias") is not the outlet: "Home | Mail Online" at
+    dailymail.co.uk is "Mail Online", and a title that names only the page ("Пресс-релизы" at
+    cbr.ru) gives the site, "cbr.ru"; a title of two names or more that name no host ("Harbour |
+    Evening Courier", a feed on feedburner.com that links no site) stays as it is, not a guess. On
+    a platform that hosts many outlets, the part that is not the platform's name is the outlet
+    ("strava-engineering - Medium"), as are the publication and the writer Medium's titles name
+    ("Software Development in Hacker Noon on Medium"). The operator's `name` for a feed beats all
+    of this.
     """
     named = _outlet_at(title, feed_url)
-    if named == title and site_url and site(site_url) != site(feed_url):
-        return _outlet_at(title, site_url)
-    return named
+    if named is None and site_url and site(site_url) != site(feed_url):
+        named = _outlet_at(title, site_url)
+    if named is not None:
+        return named
+    # No part names a host: the one part that is not a page's name, or for a title that names only
+    # the page the site, what a reader knows it by; else the title as it is.
+    parts = _parts(title)
+    names = [p for p in parts if not _is_page(p)]
+    if not names:
+        return site(site_url or feed_url) or title
+    if len(names) == 1 and len(parts) > 1:
+        return _without_suffix(names[0], (urlsplit(site_url or feed_url).hostname or "").split("."))
+    return title
 
 
 def cited_name(name: str | None, title: str | None, feed_url: str, site_url: str | None = None) -> str:
@@ -139,29 +168,37 @@ def cited_name(name: str | None, title: str | None, feed_url: str, site_url: str
     return name or (outlet_name(title, feed_url, site_url) if title else feed_url)
 
 
-def _outlet_at(title: str, feed_url: str) -> str:
-    """`outlet_name` by one address's host."""
+def _outlet_at(title: str, feed_url: str) -> str | None:
+    """`outlet_name` by one address's host: None when no part of the title names it."""
     from digest.words import fold  # "Хабр" as "khabr"; imported here: polling never names outlets
 
     medium = re.fullmatch(_ON_MEDIUM, title)
     if medium is not None:
         return medium.group("publication") or medium.group("writer")
-    parts = [p.strip() for p in re.split(_SEPARATOR, title) if p.strip()]
+    parts = _parts(title)
     host = (urlsplit(feed_url).hostname or "").split(".")
     if len(parts) < 2:
-        return _named_run(title, host, fold) or title
+        return _named_run(title, host, fold)
     if _PLATFORMS.intersection(host):
         # The platform's own name is where the feed is published, not who writes it.
         own = [p for p in parts if fold(p) not in _PLATFORMS]
-        return own[0] if len(own) == 1 else title
+        return own[0] if len(own) == 1 else None
     labels = [label for label in host[:-1] if len(label) >= 3 and label not in _GENERIC_LABELS]
-    if not labels:
-        return title
-    for part in parts:
+    for part in parts if labels else ():
         folded = fold(part)
         if any(label.replace("-", "") in folded or (len(folded) >= 3 and folded in label) for label in labels):
             return _without_suffix(part, host)
-    return title
+    return None
+
+
+def _parts(title: str) -> list[str]:
+    return [p.strip() for p in re.split(_SEPARATOR, title) if p.strip()]
+
+
+def _is_page(text: str) -> bool:
+    """Whether a title or a part of one is made of `_PAGE_WORDS` alone: a page's name, not an outlet's."""
+    found = re.findall(r"[^\W_]+", text.casefold())
+    return bool(found) and _PAGE_WORDS.issuperset(found)
 
 
 def _without_suffix(name: str, host: list[str]) -> str:

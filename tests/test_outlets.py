@@ -36,9 +36,18 @@ from digest.store import Store
         ("The Quay Times.co.uk | News", "https://www.quaytimes.co.uk/rss", "The Quay Times"),
         ("Гавань / Новости", "https://gavan.example/rss", "Гавань"),  # compared in ASCII: "Gavan'"
         ("Politik | The Daily Lantern", "https://feeds.dailylantern.example/politik", "The Daily Lantern"),
-        # No part names the host: the title as it is, not a guess.
-        ("Home | Evening Courier", "https://www.dailycourier.example/home/index.rss", "Home | Evening Courier"),
-        ("World – The Harbour Gazette", "https://feeds.feedburner.com/harbour-world", "World – The Harbour Gazette"),
+        # No part names the host: the title as it is, not a guess ...
+        ("Harbour | Evening Courier", "https://www.dailycourier.example/h/index.rss", "Harbour | Evening Courier"),
+        # ... but a part that names a page ("Home", "World News Articles", "Últimas Notícias") is not the outlet,
+        ("Home | Evening Courier", "https://www.dailycourier.example/home/index.rss", "Evening Courier"),
+        ("World News Articles | Evening Courier", "https://www.dailycourier.example/w.rss", "Evening Courier"),
+        ("Jornal da Ria - Últimas Notícias", "https://www.jr.example/rss", "Jornal da Ria"),
+        ("Home | News", "https://www.dailycourier.example/home/index.rss", "dailycourier.example"),
+        # and a title that names only a page is the site's.
+        ("Пресс-релизы", "https://www.bank.example/rss/press.xml", "bank.example"),
+        ("Latest News", "https://www.dailycourier.example/rss", "dailycourier.example"),
+        ("Breaking Courier", "https://www.dailycourier.example/rss", "Breaking Courier"),
+        ("World – The Harbour Gazette", "https://feeds.feedburner.com/harbour-world", "The Harbour Gazette"),
         # A platform hosts many outlets: "- Medium" is where it is published, not who wrote it.
         ("engineering-notes - Medium", "https://medium.com/feed/engineering-notes", "engineering-notes"),
         ("Quay Notes - Harbour - Medium", "https://medium.com/feed/quay", "Quay Notes - Harbour - Medium"),
@@ -46,7 +55,7 @@ from digest.store import Store
         ("Stories by Jo Fenwick on Medium", "https://medium.com/feed/@jo", "Jo Fenwick"),
         ("Stories about Ferries on Medium", "https://medium.com/feed/t/x", "Stories about Ferries on Medium"),
         ("The Harbour Gazette", "https://harbourgazette.example/feed", "The Harbour Gazette"),
-        ("News: Harbour", "https://news.example/feed", "News: Harbour"),  # "news" names no outlet
+        ("News: Harbour", "https://news.example/feed", "Harbour"),  # "news" names no outlet; "News", a page
         # No separator: the words that spell the host's name, whole.
         ("Latest Items from HarbourGazette", "https://www.harbourgazette.example/feeds/all", "HarbourGazette"),
         ("Harbour Gazette latest articles", "https://www.harbourgazette.example/feed", "Harbour Gazette"),
@@ -83,14 +92,22 @@ def test_the_outlets_name_is_the_part_of_the_feeds_title_its_host_names(title: s
             "https://portal.example/",
             "The Harbour Gazette",
         ),
-        # Neither names a part: the whole title, not a guess.
+        # Neither names a part: the whole title, not a guess; less a part that names a page.
+        (
+            "Harbour | Evening Courier",
+            "https://feeds.feedburner.com/ec",
+            "https://www.dailycourier.example/",
+            "Harbour | Evening Courier",
+        ),
         (
             "Home | Evening Courier",
             "https://feeds.feedburner.com/ec",
             "https://www.dailycourier.example/",
-            "Home | Evening Courier",
+            "Evening Courier",
         ),
-        ("World – The Harbour Gazette", "https://feeds.feedburner.com/hg-world", None, "World – The Harbour Gazette"),
+        ("Пресс-релизы", "http://127.0.0.1:8080/cb.xml", "https://www.bank.example/", "bank.example"),
+        ("World – The Harbour Gazette", "https://feeds.feedburner.com/hg-world", None, "The Harbour Gazette"),
+        ("Harbour – The Gazette", "https://feeds.feedburner.com/hg-harbour", None, "Harbour – The Gazette"),
     ],
 )
 def test_a_feed_on_another_host_is_named_by_the_site_it_links_to(
@@ -149,8 +166,13 @@ CORPUS_NAMES = {
     "massa-news_curitiba.xml": "Massa News",
     "themoscowtimes_news.xml": "The Moscow Times",
     "theverge_frontpage.atom": "The Verge",
+    # Less the part that names a page; a title that names only a page is the site's.
+    "daily-mail_home_mediacontent.xml": "Mail Online",
+    "daily-mail_world_empty.xml": "Mail Online",
+    "jornal-de-noticias_latin1.rss": "Jornal de Notícias",
+    "cbr_press-releases.xml": "cbr.ru",
     # Titles whose parts name no host, or with no separator, are cited whole.
-    "daily-mail_home_mediacontent.xml": "Home | Mail Online",
+    "huffpost-canada.xml": "HuffPost Canada - Athena2 - All Posts",
     "japantimes_latest.xml": "Japan Times",
     "treehugger.xml": "TreeHugger",
     "yandex-news_moscow_mojibake.xml": "Яндекс.Новости: Москва",
