@@ -870,7 +870,6 @@ SPORT = (
     "Champions League",
     "La Liga",
     "Bundesliga",
-    "match",
     "playoffs",
     "quarterback",
     "coach",
@@ -914,7 +913,6 @@ SPORT = (
     "football",
     "Coupe de France",
     "Ligue 1",
-    "match",
     "fútbol",
     "Real Madrid",
     # The club, not the city: 20minutos' Catalonia feed is Barcelona's city news (a shooting, the
