@@ -270,6 +270,15 @@ def test_the_shipped_business_rule_wants_trade_not_a_pipe_or_a_shared_post(
         ("This week's show", "Puzzle games, odd match-ups and your questions.", "Other"),
         ("Rovers come back to win the match 3-2", "The striker scored twice after the break.", "Sport"),
         ("Le match de football reporté à samedi", "", "Sport"),
+        # Nor is a defense alone the military's: a trial's, an essay's "In defense of boredom" and an
+        # actor's "jumped to Tambor's defense" went to Military & Defense, the only four corpus items
+        # "defense" or "défense" alone placed; a defence minister or secretary still goes there.
+        ("In defense of slow mornings", "", "Other"),
+        ("Episode 4: The case for the defense", "The defense calls its first witness.", "Other"),
+        ("La défense du climat au cœur du débat", "", "Other"),
+        ("Defense Secretary to meet allies in Brussels", "", "Military & Defense"),
+        ("Le ministre de la Défense en visite à Brest", "", "Military & Defense"),
+        ("El ministro de Defensa visita la base de Rota", "", "Military & Defense"),
     ],
 )
 def test_the_shipped_rules_on_words_of_two_meanings(title: str, summary: str, section: str) -> None:
