@@ -1229,6 +1229,9 @@ SECTIONS: dict[str, dict[str, object]] = {
         (r"/military/", r"/defen[cs]e/", r"/armiya/"),
         MILITARY,
         MILITARY_STRONG,
+        # "An army veteran who complained ..." is how news of a shooting describes its suspect: the
+        # Japan Times' Fort Lauderdale report went to Military on "army" beside its "News" label.
+        not_keywords=("veteran", "veterans"),
     ),
     "Science & Space": _topic(
         (

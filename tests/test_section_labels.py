@@ -307,6 +307,22 @@ def test_the_shipped_rules_know_their_words_in_the_languages_they_read(title: st
 
 
 @pytest.mark.parametrize(
+    ("title", "summary", "section"),
+    [
+        # A suspect described as an army veteran is no military news: the Japan Times' report of the
+        # Fort Lauderdale shooting ("An army veteran who complained ...", labelled "News") went to
+        # Military & Defense on "army" beside its label, the only corpus item "veteran" takes out of it.
+        ("Gunman kills three at a shopping mall", "The suspect, an Army veteran, was arrested at the scene.", "World"),
+        ("Army veteran opens a bakery", "", "World"),
+        ("Army chief visits troops on the border", "", "Military & Defense"),
+    ],
+)
+def test_a_veteran_is_no_military_news(title: str, summary: str, section: str) -> None:
+    got = shipped(title, summary, categories=("News",))
+    assert got.section == section, got
+
+
+@pytest.mark.parametrize(
     ("categories", "section"),
     [
         # The Guardian files its Larry Nassar reports under /us-news/, labelled "Sport" among others.
