@@ -248,9 +248,14 @@ def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
 # Session 22 (same-language 0.667 -> 0.698): a story takes in another when a third of it has the
 # linking pair and one of those reports has three of the story's core words: the Chicago case's
 # "friendly encounter" reports and its charges' reports are one story (6 pairs; nothing else moves).
-SAME_RECALL_FLOOR = 0.69
+# Session 23: two items read again by the label file's own rule (reactions to the intelligence report
+# are the report's story), the NYT's "Attack-Dog Strategy" piece and 20minutos' Obama interview, are
+# now labelled with the report: the same groups count 12 more same-language true pairs and 17 more
+# cross-language ones, all missed (same-language 0.698 -> 0.657, cross-language 0.648 -> 0.523),
+# and the windows' 15 + 7 false pairs become true ones (precision 1.000 / 1.000, recall 0.469 / 0.407).
+SAME_RECALL_FLOOR = 0.65
 JUNE_RECALL_FLOOR = 0.11
-CROSS_RECALL_FLOOR = 0.64
+CROSS_RECALL_FLOOR = 0.52
 
 
 def test_the_clustering_finds_more_than_word_similarity_alone_at_its_precision() -> None:
