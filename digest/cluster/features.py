@@ -111,6 +111,42 @@ def _ties_languages(feature: str) -> bool:
     return feature[0] != "n" or len(feature) > 4
 
 
+# The languages whose names of countries `country_keys` reads, besides English: those the clustering
+# has rules for (stemmers, sentence starts).
+_COUNTRY_LANGUAGES = ("fr", "de", "es", "it", "pt", "ru")
+
+
+@lru_cache(maxsize=1)
+def country_names() -> frozenset[tuple[str, str]]:
+    """(name key, word feature) of the world's countries as one-word names write them in English and
+    in the languages of `_COUNTRY_LANGUAGES`, each read as an item in that language reads it
+    ("France": ("n:frns", "w:franc"), "Francia", "Frankreich", "Франция"), from pycountry's ISO 3166
+    names and their translations: what `_Profile.names` holds for an item that names a country.
+
+    A country is a subject that many of a day's stories share, not a story's own name: one that two
+    languages' reports share does not say they tell one story (`digest.cluster.stories`), while a
+    person's or a town's name does ("Putin", "Lauderdale"). Names of several words ("Ivory Coast")
+    are left out: their words ("Coast") name other things too."""
+    import gettext
+
+    import pycountry  # imported here: read once, for the first batch clustered
+
+    translations = {
+        lang: gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang], fallback=True)
+        for lang in _COUNTRY_LANGUAGES
+    }
+    pairs: set[tuple[str, str]] = set()
+    for country in pycountry.countries:
+        english = {country.name, getattr(country, "common_name", country.name)}
+        written = [(name, "en") for name in english]
+        written += [(t.gettext(name), lang) for lang, t in translations.items() for name in english]
+        for name, lang in written:
+            feats = _token_features(name, lang) if name.isalpha() else ()
+            if feats and feats[0][0][0] == "w":
+                pairs.add((_name_key(name), feats[0][0]))
+    return frozenset(pairs)
+
+
 # A figure with its scale word ("$6 million", "6 millions de dollars", "6 млн") is one figure, its value:
 # alone, "6" is a day of the month to `vectors._weak_number` and tells no story apart, while "6 million"
 # says which one (The Indian Express's two reports of Israel's "$6 million" cut to the UN, 14 hours apart).

@@ -156,8 +156,12 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
         )
         if not batch.idf:  # in a batch, rare shared words do this job; summaries carry incidental figures
             score *= _mismatch(a, b)
-    # Two languages: names and figures, a common noun's capital ("Police", "Polícia") not among them.
-    if not one_language and sum(map(_ties_languages, shared_names - batch.common_nouns)) >= _ANCHORS_ACROSS:
+    # Two languages: names and figures, a common noun's capital ("Police", "Polícia") and a country
+    # ("France", "Francia": a subject many stories share) not among them.
+    if (
+        not one_language
+        and sum(map(_ties_languages, shared_names - batch.common_nouns - batch.countries)) >= _ANCHORS_ACROSS
+    ):
         across = _scaled_cosine(a.names, a.name_norm(), b.names, b.name_norm()) / (
             threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import chain, filterfalse, repeat
 from operator import mul, truediv
 
-from digest.cluster.features import ClusterInput, _Profile, common_nouns, lower_case_words
+from digest.cluster.features import ClusterInput, _Profile, common_nouns, country_names, lower_case_words
 
 MIN_BATCH_FOR_IDF = 40  # below this, document frequencies say nothing and every feature weighs its kind
 BOILERPLATE_SHARE = 0.4  # a feature in this share of one source's items (of at least 5) is its boilerplate
@@ -82,6 +82,7 @@ class _Batch:
 
     rare: frozenset[str]
     common_nouns: frozenset[str] = frozenset()  # name keys of words the batch writes in lower case too
+    countries: frozenset[str] = frozenset()  # name keys the batch writes countries with (`_countries`)
     titles: Sequence[str] = ()  # by rank: one outlet's episodes of a series are told apart by them
 
 
@@ -125,6 +126,15 @@ def _whole_names(
                 features[key] = weight
         if features is not None:
             features_of[rank], others_of[rank] = features, others
+
+
+def _countries(profiles: Sequence[_Profile]) -> frozenset[str]:
+    """The name keys that items of the batch write a country's name with (`features.country_names`):
+    no anchor of a story across languages. Read off the names the items write, not every key a
+    country's name has: "Palaos" (Palau) and "Polícia" are keyed alike, and a batch where no item
+    names Palau keeps "Polícia" a name (a common noun's rule may still take it)."""
+    known = country_names()
+    return frozenset([key for p in profiles for key, word in p.names if (key, word) in known])
 
 
 def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batch:
@@ -191,5 +201,6 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
         name_vectors,
         rare,
         common_nouns(profiles, df),
+        _countries(profiles),
         [i.title for i in items],
     )
