@@ -788,6 +788,10 @@ def test_a_common_nouns_capital_is_no_name_two_languages_can_share() -> None:
     # Not written in lower case anywhere, the capital looks like a name, and the two merged: the rule
     # above is what keeps them apart.
     assert next(g for g in cluster(_police_day(0)) if 45 in g) == [45, 46]
+    # A name keyed alike ("Pelosi" is "pls" too, as "Police" and "Polícia" are) does not make the
+    # common noun's key a name again: in the whole corpus as one batch it did, and the two merged.
+    pelosi = Candidate("House leader Pelosi names her whip team", "https://d.example/pelosi", "daily", at(50))
+    assert next(g for g in cluster([*_police_day(2), pelosi]) if 45 in g) == [45]
 
 
 def _one_brand_in_two_languages(spanish_figure: str) -> list[Candidate]:

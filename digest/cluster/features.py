@@ -584,15 +584,18 @@ def common_nouns(profiles: Sequence[_Profile], df: Mapping[str, int]) -> frozens
     languages shared they merged a Chicago beating with a murder in Curitiba. A word that items of
     the batch write in lower case ("police", "polícia") is a common noun: its key stays in the
     vectors (dropping it would make an item's other names weigh more), but it anchors no merge of
-    two languages (`digest.cluster.stories`). A key that some item has from a word never written in
-    lower case (Trump, Lauderdale, German nouns) is a name. Lower case is counted in items' event
-    words, not in title-case headlines', where every word is an event word by style. `df` is the
-    batch's document frequencies (in how many of `profiles` each feature is).
+    two languages (`digest.cluster.stories`). A key that only words never written in lower case give
+    (Trump, Lauderdale, German nouns) is a name. A key that a common noun gives is none, though a
+    name gives it too: keys are skeletons, and "Pelosi" is keyed as "Police" is; in the whole corpus
+    as one batch an item naming her kept "Police" a name, and the Chicago beating met the Curitiba
+    murder again. Lower case is counted in items' event words, not in title-case headlines', where
+    every word is an event word by style. `df` is the batch's document frequencies (in how many of
+    `profiles` each feature is).
     """
     pairs, common = _names_and_common_words(profiles, df, COMMON_NOUN_USES)
     if not common:
         return frozenset()
-    return frozenset({k for k, w in pairs if w in common} - {k for k, w in pairs if w not in common})
+    return frozenset({k for k, w in pairs if w in common})
 
 
 def _names_and_common_words(
