@@ -931,6 +931,59 @@ def test_a_report_in_another_language_that_two_stories_claim_joins_neither() -> 
     assert [47] in groups
 
 
+_OWN_WORDS = "zerbal quintor mavoline sedrak pollux varnel tiskor brumla hendrik olvano petrask yuvel morrin gastrel"
+
+
+def _crane_collapse() -> list[Candidate]:
+    """A batch of 65: 45 unrelated items; 14 notes, each with one of the own words of the last
+    report's summary; four items with one of the story's words each; two reports of a crane's collapse
+    (63, 64), the second a headline over a summary of those 14 words (rarer in the batch than the
+    story's own, each in two items)."""
+    own = _OWN_WORDS.split()
+    notes = [
+        Candidate(
+            f"Notes on {w} and more", f"https://n.example/{k}", f"notes{k % 5}", at(5 * k), summary_text=f"On {w}."
+        )
+        for k, w in enumerate(own)
+    ]
+    subjects = [
+        "Crane hire prices rise again",
+        "Bridge collapse inquiry opens in the north",
+        "Dockers vote on a new contract",
+        "Quayside market reopens after the storm",
+    ]
+    return [
+        *_unrelated_day(45),
+        *notes,
+        *(Candidate(title, f"https://c.example/{k}", f"trade{k}", at(9 * k)) for k, title in enumerate(subjects)),
+        Candidate(
+            "Crane collapse injures dockers at Quayside",
+            "https://a.example/1",
+            "wire",
+            at(400),
+            summary_text="A crane fell on two ships at the Quayside terminal.",
+        ),
+        Candidate(
+            "Quayside crane collapse: dockers injured",
+            "https://b.example/1",
+            "post",
+            at(430),
+            summary_text=" ".join(f"The {w}." for w in own),
+        ),
+    ]
+
+
+def test_an_editions_batch_compares_two_reports_on_all_their_rare_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A live edition of the labelled days' feeds split the intelligence report: one unrelated item
+    # more made "Russia" tie for the NYT report's twelfth rarest feature and sort after it, and the
+    # chain's first pair was never compared. A batch an edition has blocks on every rare feature.
+    assert next(g for g in cluster(_crane_collapse()) if 63 in g) == [63, 64]
+    # Blocked on each item's 12 rarest, as batches of the bench's size are, the second report's own
+    # words fill its signature and the two are never compared.
+    monkeypatch.setattr("digest.cluster.blocking.FULL_SIGNATURE_ITEMS", 0)
+    assert next(g for g in cluster(_crane_collapse()) if 63 in g) == [63]
+
+
 def test_a_report_in_another_language_is_compared_however_many_rarer_words_it_has() -> None:
     # Candidate pairs are blocked on each item's 12 rarest features. In a large batch a German report's
     # own words (here each in one other German item) rank rarer than the names it shares with the

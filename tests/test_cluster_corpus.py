@@ -253,8 +253,12 @@ def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
 # now labelled with the report: the same groups count 12 more same-language true pairs and 17 more
 # cross-language ones, all missed (same-language 0.698 -> 0.657, cross-language 0.648 -> 0.523),
 # and the windows' 15 + 7 false pairs become true ones (precision 1.000 / 1.000, recall 0.469 / 0.407).
+# Then June 0.111 -> 0.630 (and the windows' 0.469 -> 0.522, 0.407 -> 0.414, June's 0.106 -> 0.488,
+# all at precision 1.000): a batch an edition has blocks on all of an item's rare features, not on
+# its 12 rarest, once a country alone ties no two languages (a Japan-France pact met a Figaro piece
+# on Rome's mayor on "France") and a key a common noun gives is no name ("Pelosi" kept "Police" one).
 SAME_RECALL_FLOOR = 0.65
-JUNE_RECALL_FLOOR = 0.11
+JUNE_RECALL_FLOOR = 0.62
 CROSS_RECALL_FLOOR = 0.52
 
 
