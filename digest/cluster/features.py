@@ -111,7 +111,7 @@ def _ties_languages(feature: str) -> bool:
     return feature[0] != "n" or len(feature) > 4
 
 
-# The languages whose names of countries `country_keys` reads, besides English: those the clustering
+# The languages whose names of countries `country_names` reads, besides English: those the clustering
 # has rules for (stemmers, sentence starts).
 _COUNTRY_LANGUAGES = ("fr", "de", "es", "it", "pt", "ru")
 
