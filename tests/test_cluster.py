@@ -852,7 +852,7 @@ def test_a_country_alone_is_no_name_two_languages_share() -> None:
     # The Japan Times' "Japan, France agree to start talks on defense supplies-sharing pact" and
     # RomaToday's "Le Figaro contro la Raggi. Dalla Francia duro attacco alla sindaca" shared "France"
     # alone, and its name key ("n:frns") took them over the cross-language bar: a country is a subject
-    # many of a day's stories share, not a story's own name (`features.country_keys`).
+    # many of a day's stories share, not a story's own name (`features.country_names`).
     assert next(g for g in cluster(_one_place_in_two_languages("France", "Francia")) if 45 in g) == [45]
     # A town's or a person's name is one: with an invented place in its stead, the two merge.
     assert next(g for g in cluster(_one_place_in_two_languages("Zarkov", "Zarkov")) if 45 in g) == [45, 46]
