@@ -191,7 +191,7 @@ def _link_across(
     # finds each pair (from both ends when neither is in it) without walking the whole batch's.
     main = langs.most_common(1)[0][0]
     bar = threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD
-    names, rare, common = batch.names, batch.rare, batch.common_nouns | batch.countries
+    names, rare, common = batch.names, batch.rare, batch.no_anchors
     support: dict[tuple[int, int], set[str]] = defaultdict(set)  # (story, item) -> outlets that match
     for m, p in enumerate(profiles):
         if p.lang == main:

@@ -158,10 +158,7 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
             score *= _mismatch(a, b)
     # Two languages: names and figures, a common noun's capital ("Police", "Polícia") and a country
     # ("France", "Francia": a subject many stories share) not among them.
-    if (
-        not one_language
-        and sum(map(_ties_languages, shared_names - batch.common_nouns - batch.countries)) >= _ANCHORS_ACROSS
-    ):
+    if not one_language and sum(map(_ties_languages, shared_names - batch.no_anchors)) >= _ANCHORS_ACROSS:
         across = _scaled_cosine(a.names, a.name_norm(), b.names, b.name_norm()) / (
             threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD
         )

@@ -81,8 +81,9 @@ class _Batch:
     names: list[dict[str, float]]  # names and numbers
 
     rare: frozenset[str]
-    common_nouns: frozenset[str] = frozenset()  # name keys of words the batch writes in lower case too
-    countries: frozenset[str] = frozenset()  # name keys the batch writes countries with (`_countries`)
+    # Name keys that tie no two languages' reports: a common noun's (a word the batch also writes in
+    # lower case, `features.common_nouns`) and a country's (`_countries`).
+    no_anchors: frozenset[str] = frozenset()
     titles: Sequence[str] = ()  # by rank: one outlet's episodes of a series are told apart by them
 
 
@@ -200,7 +201,6 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
         word_vectors,
         name_vectors,
         rare,
-        common_nouns(profiles, df),
-        _countries(profiles),
+        common_nouns(profiles, df) | _countries(profiles),
         [i.title for i in items],
     )
