@@ -19,6 +19,7 @@ from digest.cluster.stories import (
     _MAX_GAP_SECONDS,
     CROSS_LANGUAGE_THRESHOLD,
     DEFAULT_THRESHOLD,
+    _mostly_one_language,
     _number_mismatch,
     _Story,
 )
@@ -216,8 +217,8 @@ def _link_across(
             continue
         b = find(j)
         sa, sb = stories[a], stories[b]
-        if not sa.langs.isdisjoint(sb.langs):
-            continue  # a language in common: the first pass's tests decide
+        if not sa.langs.isdisjoint(sb.langs) and _mostly_one_language(sa.ranks, sb.ranks, batch.langs):
+            continue  # mostly one language: the first pass's tests decide
         if max(sa.last, sb.last) - min(sa.first, sb.first) > _MAX_GAP_SECONDS:
             continue
         claims[b].add(a)

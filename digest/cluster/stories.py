@@ -5,8 +5,9 @@ only costs a line. Two stories (their centroids, the sum of the members' vectors
 all of this holds:
 
 * their centroids' cosine reaches the threshold (words and numbers for a shared language; names
-  and numbers, with a rare one shared, for two stories with no language in common, halved when
-  both give figures and none agree: one brand in common is not one event);
+  and numbers, with a rare one shared, for two stories with no language in common, or with one
+  in common but most pairs of their members in two languages, halved when both give figures and
+  none agree: one brand in common is not one event);
 * they share an *event* word (one not written with a capital) that is rare in the batch, and three
   rare words or a rare name or figure: sharing "North Korea" and nothing that happened is a subject,
   not a story (this is what keeps one outlet's four North Korea items apart);
@@ -24,12 +25,13 @@ all of this holds:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from digest.cluster.features import _ties_languages, series_places
-from digest.cluster.vectors import _Batch, _norm, _scaled_cosine, _unit
+from digest.cluster.vectors import _Batch, _cosine, _norm, _scaled_cosine, _unit
 
 DEFAULT_THRESHOLD = 0.25  # centroid cosine for stories that share a language
 CROSS_LANGUAGE_THRESHOLD = 0.35  # names-and-numbers cosine for stories with no language in common
@@ -138,6 +140,10 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
         return 0.0
     event = not a.rare_events.isdisjoint(b.rare_events)
     one_language = not a.langs.isdisjoint(b.langs)
+    if one_language and a.langs != b.langs:
+        # A story's one report in a language does not make that language's next report be measured by
+        # the story's words, most of which it does not write: mostly two languages, names decide.
+        one_language = _mostly_one_language(a.ranks, b.ranks, batch.langs)
     if not event and one_language:  # the cheap test first: most candidate pairs end here
         return 0.0
     shared_names = a.rare_names & b.rare_names
@@ -151,9 +157,14 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
             return 0.0
     score = 0.0
     if event:  # something happened, in both
-        score = _scaled_cosine(a.words, a.word_norm(), b.words, b.word_norm()) / (
-            threshold if batch.idf else threshold * NO_IDF_FACTOR
-        )
+        if one_language and a.langs != b.langs:
+            # Their words in the languages both write: a story's reports in other languages would
+            # dilute its centroid with words the other story cannot share.
+            common = a.langs & b.langs
+            cosine = _cosine(_words_in(a, common, batch), _words_in(b, common, batch))
+        else:
+            cosine = _scaled_cosine(a.words, a.word_norm(), b.words, b.word_norm())
+        score = cosine / (threshold if batch.idf else threshold * NO_IDF_FACTOR)
         if not batch.idf:  # in a batch, rare shared words do this job; summaries carry incidental figures
             score *= _mismatch(a, b)
     # Two languages: names and figures, a common noun's capital ("Police", "Polícia") and a country
@@ -179,6 +190,26 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
     elif named and one_language and batch.idf and len(a.rare_words & b.rare_words) >= _CORROBORATING_WORDS:
         score /= CORROBORATED_FACTOR
     return score if score >= 1.0 else 0.0
+
+
+def _words_in(story: _Story, langs: frozenset[str], batch: _Batch) -> dict[str, float]:
+    """The unit vector of the story's members' words, of its members in `langs` only."""
+    if story.langs <= langs:
+        return story.word_unit()
+    words: dict[str, float] = {}
+    for rank in story.ranks:
+        if batch.langs[rank] in langs:
+            _add(words, batch.words[rank])
+    return _unit(words)
+
+
+def _mostly_one_language(a: list[int], b: list[int], langs: Sequence[str]) -> bool:
+    """Whether half the pairs of two stories' members at least (`langs`: each rank's language) are of
+    one language: then the stories are compared as one language's are, on their words."""
+    mine = Counter(langs[r] for r in a)
+    theirs = Counter(langs[r] for r in b)
+    same = sum(k * theirs[lang] for lang, k in mine.items())
+    return 2 * same >= len(a) * len(b)
 
 
 def _other_episodes(a: list[int], b: list[int], titles: Sequence[str]) -> bool:

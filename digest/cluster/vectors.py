@@ -85,6 +85,7 @@ class _Batch:
     # lower case, `features.common_nouns`) and a country's (`_countries`).
     no_anchors: frozenset[str] = frozenset()
     titles: Sequence[str] = ()  # by rank: one outlet's episodes of a series are told apart by them
+    langs: Sequence[str] = ()  # by rank: each item's language
 
 
 _COUNT_ONLY = 4096  # per source, count only the batch's features common enough to be boilerplate, up to this many
@@ -203,4 +204,5 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
         rare,
         common_nouns(profiles, df) | _countries(profiles),
         [i.title for i in items],
+        [p.lang for p in profiles],
     )
