@@ -1385,3 +1385,18 @@ def test_a_storys_one_report_in_a_language_does_not_hold_the_next_one_to_its_wor
     assert sorted(next(g for g in cluster(_blast_in_three_languages(1)) if 45 in g)) == [45, 46, 47, 48]
     assert sorted(next(g for g in cluster(_blast_in_three_languages(2)) if 45 in g)) == [45, 46, 47, 48, 49]
 
+
+def test_a_report_that_tells_both_parts_of_a_story_the_second_pass_joined_joins_it() -> None:
+    # The second pass joins the late report (47) to the story (45, 46); a report that tells both what
+    # the story says ("ballot servers") and what the late report adds ("opposition") scores under the
+    # bar against each part alone and over it against the two: the stories the story-level passes
+    # grew are compared again. On the labelled days' day-long windows this took in an analysis of the
+    # Fort Lauderdale shooting and the NYT's "Attack-Dog Strategy" piece on the intelligence report.
+    answers = Candidate(
+        "Ballot servers: the opposition wants answers",
+        "https://q.example/1",
+        "gazette",
+        at(300),
+        summary_text="Deputies debated the matter at length.",
+    )
+    assert sorted(next(g for g in cluster([*_hacking_story("times"), answers]) if 45 in g)) == [45, 46, 47, 48]

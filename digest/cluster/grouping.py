@@ -203,7 +203,10 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
             if later_only and other < sid:
                 continue
             # _merge_score's first gate, inline (a language in common and no rare event word in common):
-            # most candidate pairs end here, most without reading the other story.
+            # most candidate pairs end here, most without reading the other story. It is stricter than
+            # _merge_score for stories mostly in two languages that share one, which names alone may
+            # join there: here they need an event too (letting names do lost pairs in the labelled
+            # windows, as a story's foreign members joined it before its own language's did).
             if languages & lang_bits[other] and (
                 not bits & events_bits[other] or events.isdisjoint(stories[other].rare_events)
             ):
@@ -237,17 +240,28 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
             score = _merge_score(story, theirs, batch, threshold)
             if score:
                 heapq.heappush(heap, (-score, sid, other, versions[sid], versions[other]))
-    while heap:
-        _, a, b, va, vb = heapq.heappop(heap)
-        if versions[a] != va or versions[b] != vb:
-            continue  # a stale pair: one of the two has grown since (or is gone)
-        merge(a, b)
-        push_pairs(a)
 
+    def merge_most_similar_first() -> None:
+        while heap:
+            _, a, b, va, vb = heapq.heappop(heap)
+            if versions[a] != va or versions[b] != vb:
+                continue  # a stale pair: one of the two has grown since (or is gone)
+            merge(a, b)
+            push_pairs(a)
+
+    merge_most_similar_first()
     if batch.idf:
         titles = [items[i].title for i in order]
+        before = versions.copy()
         _link(stories, profiles, titles, item_rare_words, batch, find, merge, threshold)
         _link_across(profiles, outlets, neighbours, batch, stories, find, merge, threshold)
+        # A story these passes grew has a new centroid: a report that tells both its parts may now pass
+        # the first pass's tests against it, though it passed them against neither part (a piece on the
+        # shooting's lessons, once the late reports on the gunman had joined the airport's story).
+        for sid in sorted(stories):
+            if versions[sid] != before[sid]:
+                push_pairs(sid)
+        merge_most_similar_first()
 
     groups = [sorted(story.ranks) for story in stories.values()]
     groups.sort(key=lambda g: g[0])
