@@ -1400,3 +1400,37 @@ def test_a_report_that_tells_both_parts_of_a_story_the_second_pass_joined_joins_
         summary_text="Deputies debated the matter at length.",
     )
     assert sorted(next(g for g in cluster([*_hacking_story("times"), answers]) if 45 in g)) == [45, 46, 47, 48]
+
+
+def test_a_word_a_title_case_headline_capitalises_is_no_event_when_another_member_writes_it_as_a_name() -> None:
+    # The second pass links a story to another on a pair of its rare words, one of them an event. In an
+    # edition of the labelled feeds, the intelligence report's story took in the Japan Times' column
+    # "Putin's Russia: the enigma continues" on "Putin" and "Russia": "Russia" counted as an event word
+    # because the NYT's "What Intelligence Agencies Concluded About the Russian Attack ..." writes
+    # every word with a capital, though another member's summary writes "Russian President".
+    story = [
+        Candidate(
+            "Premier Ulvade ordered the ballot hacking, Zarkovian inquiry finds",
+            "https://a.example/1",
+            "wire",
+            at(0),
+            summary_text="Zarkovian President Ulvade directed the campaign against the ballot servers, the inquiry said.",
+        ),
+        Candidate(
+            "What the Inquiry Concluded About the Zarkovian Hacking",
+            "https://b.example/1",
+            "times",
+            at(60),
+            summary_text="The report pins the intrusion into the ballot servers on President Ulvade himself.",
+        ),
+    ]
+    column = Candidate(
+        "Ulvade and the riddle of the Zarkovian soul",
+        "https://c.example/1",
+        "daily",
+        at(180),
+        summary_text="One day Ulvade will be gone, and his country will find another kind of greatness.",
+    )
+    groups = cluster([*_unrelated_day(45), *story, column])
+    assert next(g for g in groups if 45 in g) == [45, 46]
+    assert next(g for g in groups if 47 in g) == [47]

@@ -124,7 +124,13 @@ def _link(
         members = set(sa.ranks)
         counts = Counter(chain.from_iterable(feats[r] for r in sa.ranks))
         core = sorted(f for f, k in counts.items() if k >= 2)
-        events = set(chain.from_iterable(profiles[r].events for r in sa.ranks))
+        # Its event words: a title-case headline writes every word with a capital, so a word there is an
+        # event only if no member writes it with one ("Russian" in "What Intelligence Agencies Concluded
+        # About the Russian Attack" is the "Russian President" of another member's summary).
+        events = set(chain.from_iterable(profiles[r].events for r in sa.ranks if not profiles[r].styled))
+        titled = set(chain.from_iterable(profiles[r].events for r in sa.ranks if profiles[r].styled))
+        if titled:
+            events |= titled.difference(*(profiles[r].capitals for r in sa.ranks))
         for f in sorted(starts):
             away = [r for r in holders[f] if r not in members]
             for g in core:
