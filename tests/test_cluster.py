@@ -1414,7 +1414,8 @@ def test_a_word_a_title_case_headline_capitalises_is_no_event_when_another_membe
             "https://a.example/1",
             "wire",
             at(0),
-            summary_text="Zarkovian President Ulvade directed the campaign against the ballot servers, the inquiry said.",
+            summary_text="Zarkovian President Ulvade directed the campaign against the ballot servers, "
+            "the inquiry said.",
         ),
         Candidate(
             "What the Inquiry Concluded About the Zarkovian Hacking",

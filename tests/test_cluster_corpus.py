@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +23,7 @@ from digest.cluster import MAX_GAP, cluster
 from digest.cluster.features import _profile
 from digest.cluster.vectors import _batch, _cosine
 from digest.compose import as_written, without_boilerplate
-from digest.model import Item
+from digest.model import Item, ParsedItem
 from digest.outlets import outlet_name
 from digest.parse import parse_feed
 
@@ -110,6 +110,28 @@ def load_days(news: Path, labelled: LabelledDays = JANUARY_2017) -> list[Labelle
     """The labelled items as compose clusters them: stored items under their feed's name, titles
     without their feed's boilerplate, an aggregator's items under the site that wrote them."""
     labels = load_labels(labelled)
+    found = _stored(news, labelled, lambda feed, it: day_of(it.published, it.url) in labelled.days)
+    assert set(found) == set(labels), "the labels must name exactly the items of those days"
+    return _as_composed(found, labels)
+
+
+def load_edition(news: Path, labelled: LabelledDays, days: int) -> list[Labelled]:
+    """What one edition of the labelled feeds clusters: every item of theirs published in the `days`
+    before the last undated feed was read, or undated (first seen then); items the labels do not
+    name (older days) are "?"."""
+    labels = load_labels(labelled)
+    feeds = {feed for feed, _ in labels}
+    edition = max(labelled.undated_seen.values())
+
+    def kept(feed: str, it: ParsedItem) -> bool:
+        return feed in feeds and (it.published is None or edition - timedelta(days=days) <= it.published <= edition)
+
+    return _as_composed(_stored(news, labelled, kept), labels, unlabelled="?")
+
+
+def _stored(
+    news: Path, labelled: LabelledDays, wanted: Callable[[str, ParsedItem], bool]
+) -> dict[tuple[str, str], Item]:
     found: dict[tuple[str, str], Item] = {}
     feed_ids: dict[str, int] = {}
     for path in sorted(news.iterdir()):
@@ -120,16 +142,24 @@ def load_days(news: Path, labelled: LabelledDays = JANUARY_2017) -> list[Labelle
             continue
         source = outlet_name(feed.title, url, feed.link) if feed.title else url  # as Feed.display_name gives it
         for it in feed.items:
-            if day_of(it.published, it.url) not in labelled.days:
+            if not wanted(path.name, it):
                 continue
             feed_id = feed_ids.setdefault(path.name, len(feed_ids) + 1)
             seen = labelled.undated_seen.get(path.name, NOW)
             found[(path.name, it.key)] = as_stored(
                 it, id=len(found) + 1, feed_id=feed_id, source=source, first_seen=seen
             )
-    assert set(found) == set(labels), "the labels must name exactly the items of those days"
+    return found
+
+
+def _as_composed(
+    found: dict[tuple[str, str], Item], labels: Mapping[tuple[str, str], str], unlabelled: str | None = None
+) -> list[Labelled]:
     prepared = [as_written(item) for item, _ in without_boilerplate([(item, "") for item in found.values()])]
-    return [Labelled(feed, labels[(feed, key)], item) for (feed, key), item in zip(found, prepared, strict=True)]
+    return [
+        Labelled(feed, labels[(feed, key)] if unlabelled is None else labels.get((feed, key), unlabelled), item)
+        for (feed, key), item in zip(found, prepared, strict=True)
+    ]
 
 
 def pair_counts(items: list[Labelled], groups: list[list[int]]) -> dict[str, Counter[str]]:
@@ -257,9 +287,17 @@ def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
 # all at precision 1.000): a batch an edition has blocks on all of an item's rare features, not on
 # its 12 rarest, once a country alone ties no two languages (a Japan-France pact met a Figaro piece
 # on Rome's mayor on "France") and a key a common noun gives is no name ("Pelosi" kept "Police" one).
-SAME_RECALL_FLOOR = 0.65
+# Session 24 (same-language 0.657 -> 0.711, cross-language 0.523 -> 0.682; the windows' 0.522 ->
+# 0.592 and 0.414 -> 0.475, June's windows 0.488 -> 0.535; all at precision 1.000): two stories that
+# share a language but whose member pairs are mostly of two languages are compared as two languages
+# are (20minutos' own report on the intelligence report joins the story its Obama interview had
+# joined), on the shared language's members' words where an event word is shared; and the stories the
+# story-level passes grew are compared again. Of the 59 same-language pairs still missed, 33 are one
+# outlet's items on one subject (Yandex's six on Moscow's frost, RomaToday's three on Rome's cold)
+# whose words score 0.0-0.75 of the bar, where one outlet's pairs need 2.5 times it.
+SAME_RECALL_FLOOR = 0.70
 JUNE_RECALL_FLOOR = 0.62
-CROSS_RECALL_FLOOR = 0.52
+CROSS_RECALL_FLOOR = 0.67
 
 
 def test_the_clustering_finds_more_than_word_similarity_alone_at_its_precision() -> None:
@@ -296,6 +334,30 @@ def test_the_clustering_finds_more_than_word_similarity_alone_at_its_precision()
         if p >= 0.95:
             best_precise = max(best_precise, r)
     assert recall > best_precise
+
+
+def test_an_edition_of_the_labelled_feeds_tells_the_intelligence_report_as_one_story_of_its_own() -> None:
+    """The labelled feeds as one edition reads them (their items of the four days up to the Japan
+    Times' reading, its undated ones first seen then: the labelled days and older items the labels
+    do not name): the intelligence report, 16 reports in the labels, comes out as one story of 13 or
+    more of them and nothing else. Before session 24 it took in the Japan Times' column "Putin's
+    Russia: the enigma continues" on "Putin" and "Russia", the latter an event word only in a
+    title-case headline, and left out two of its own reports."""
+    root = corpus_dir()
+    if root is None:
+        pytest.skip(CORPUS_ABSENT)
+    items = load_edition(root / "feeds" / "news", JANUARY_2017, days=4)
+    report = "us-intelligence-report-russia-hacking"
+    groups = cluster([x.item for x in items])
+    largest = max(groups, key=lambda g: sum(items[i].story == report for i in g))
+    found = Counter(items[i].story for i in largest)
+    others = {story: k for story, k in found.items() if story != report}
+    print(
+        f"\nan edition of the labelled feeds: {len(items)} items -> {len(groups)} stories; the report's story: "
+        f"{found[report]} of its {sum(x.story == report for x in items)} reports, others {others}"
+    )
+    assert set(found) == {report}
+    assert found[report] >= 13
 
 
 @pytest.mark.parametrize("labelled", [JANUARY_2017, JUNE_2018], ids=["2017-01-07", "2018-06-05"])
