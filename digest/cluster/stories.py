@@ -4,7 +4,8 @@ Grouping is precision first: merging two different stories hides news, while sho
 only costs a line. Two stories (their centroids, the sum of the members' vectors) merge only when
 all of this holds:
 
-* their centroids' cosine reaches the threshold (words and numbers for a shared language; names
+* their centroids' cosine reaches the threshold (words and numbers for a shared language, of the
+  members in the languages both write when one has a language the other lacks; names
   and numbers, with a rare one shared, for two stories with no language in common, or with one
   in common but most pairs of their members in two languages, halved when both give figures and
   none agree: one brand in common is not one event);
@@ -142,7 +143,7 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
     one_language = not a.langs.isdisjoint(b.langs)
     if one_language and a.langs != b.langs:
         # A story's one report in a language does not make that language's next report be measured by
-        # the story's words, most of which it does not write: mostly two languages, names decide.
+        # the story's words, most of which it does not write: mostly two languages, names may decide.
         one_language = _mostly_one_language(a.ranks, b.ranks, batch.langs)
     if not event and one_language:  # the cheap test first: most candidate pairs end here
         return 0.0
@@ -157,9 +158,9 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
             return 0.0
     score = 0.0
     if event:  # something happened, in both
-        if one_language and a.langs != b.langs:
-            # Their words in the languages both write: a story's reports in other languages would
-            # dilute its centroid with words the other story cannot share.
+        if a.langs != b.langs and not a.langs.isdisjoint(b.langs):
+            # Their words in the languages both write (whether mostly one language or two): a story's
+            # reports in other languages would dilute its centroid with words the other cannot share.
             common = a.langs & b.langs
             cosine = _cosine(_words_in(a, common, batch), _words_in(b, common, batch))
         else:
