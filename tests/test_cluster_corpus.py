@@ -126,7 +126,7 @@ def load_edition(news: Path, labelled: LabelledDays, days: int) -> list[Labelled
     def kept(feed: str, it: ParsedItem) -> bool:
         return feed in feeds and (it.published is None or edition - timedelta(days=days) <= it.published <= edition)
 
-    return _as_composed(_stored(news, labelled, kept), labels, unlabelled="?")
+    return _as_composed(_stored(news, labelled, kept), labels)
 
 
 def _stored(
@@ -152,13 +152,11 @@ def _stored(
     return found
 
 
-def _as_composed(
-    found: dict[tuple[str, str], Item], labels: Mapping[tuple[str, str], str], unlabelled: str | None = None
-) -> list[Labelled]:
+def _as_composed(found: dict[tuple[str, str], Item], labels: Mapping[tuple[str, str], str]) -> list[Labelled]:
+    """The items as compose gives them, each with its label ("?": an item the labels do not name)."""
     prepared = [as_written(item) for item, _ in without_boilerplate([(item, "") for item in found.values()])]
     return [
-        Labelled(feed, labels[(feed, key)] if unlabelled is None else labels.get((feed, key), unlabelled), item)
-        for (feed, key), item in zip(found, prepared, strict=True)
+        Labelled(feed, labels.get((feed, key), "?"), item) for (feed, key), item in zip(found, prepared, strict=True)
     ]
 
 

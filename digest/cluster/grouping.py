@@ -205,8 +205,9 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
             # _merge_score's first gate, inline (a language in common and no rare event word in common):
             # most candidate pairs end here, most without reading the other story. It is stricter than
             # _merge_score for stories mostly in two languages that share one, which names alone may
-            # join there: here they need an event too (letting names do lost pairs in the labelled
-            # windows, as a story's foreign members joined it before its own language's did).
+            # join there: here they need an event too. Letting names alone join them here lost pairs
+            # in the labelled windows (same-language 0.592 -> 0.587, cross 0.475 -> 0.457): a story's
+            # foreign members joined it before its own language's reports did.
             if languages & lang_bits[other] and (
                 not bits & events_bits[other] or events.isdisjoint(stories[other].rare_events)
             ):

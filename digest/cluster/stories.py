@@ -141,7 +141,8 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
         return 0.0
     event = not a.rare_events.isdisjoint(b.rare_events)
     one_language = not a.langs.isdisjoint(b.langs)
-    if one_language and a.langs != b.langs:
+    mixed = one_language and a.langs != b.langs  # a language in common, and one the other lacks
+    if mixed:
         # A story's one report in a language does not make that language's next report be measured by
         # the story's words, most of which it does not write: mostly two languages, names may decide.
         one_language = _mostly_one_language(a.ranks, b.ranks, batch.langs)
@@ -158,7 +159,7 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
             return 0.0
     score = 0.0
     if event:  # something happened, in both
-        if a.langs != b.langs and not a.langs.isdisjoint(b.langs):
+        if mixed:
             # Their words in the languages both write (whether mostly one language or two): a story's
             # reports in other languages would dilute its centroid with words the other cannot share.
             common = a.langs & b.langs
