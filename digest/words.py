@@ -86,7 +86,7 @@ _STOPWORD_TEXT = {
     "es": """el la los las un una unos unas del al en con por para sus su se es son tras como lo le les
         y que de a no ha han fue más pero este esta ese esa entre sobre sin""",
     "it": """il lo la i gli le un una uno del della dei delle degli dello al alla ai alle e ed o che di da
-        in con su per tra fra non è sono ha hanno nel nella nei nelle dal dalla sul sulla come più anche""",
+        in con su per tra fra non è sono ha hanno l nel nella nei nelle dal dalla sul sulla come più anche""",
     "pt": """o a os as um uma uns umas do da dos das ao aos no na nos nas em com por para pelo pela e ou
         que de não é são foi foram tem mais mas seu sua seus suas se como entre sobre após""",
 }
@@ -150,14 +150,16 @@ _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
 # his final, as one story; whole, they are figures that differ.
 _FIGURE = re.compile(r"\d+(?:[.,/-]\d+)*|[^\W\d_]+")
 _ASCII_FIGURE = re.compile(r"[A-Za-z]+|\d+(?:[.,/-]\d+)*")  # the same tokens in ASCII text, found in 60% of the time
-# Spellings only one of the Latin-script languages uses, worth two function words each.
+# Spellings that say a Latin-script language ("ç" says French or Portuguese), worth two function words each.
 _MARKS = {
     "en": re.compile(r"^(?:the|of|and)$"),
-    "fr": re.compile(r"(?:eau|eux|ç|œ|è|ê)"),
+    # "ç" and "ê" are Portuguese spellings too ("ameaça", "mês"): French's and Portuguese's both. A
+    # final "è" is Italian ("è", "caffè"); French writes it before a consonant ("très", "problème").
+    "fr": re.compile(r"(?:eaux?$|eux|ç|œ|è(?!$)|ê)"),  # "-eau" ends a word: English writes "beautiful" too
     "de": re.compile(r"(?:ß|ä|ö|ü|sch|tz)"),
     "es": re.compile(r"(?:ñ|ción|ó$)"),
     "it": re.compile(r"(?:zione|gli|ò|ù$|cch)"),
-    "pt": re.compile(r"(?:ã|õ|ção|lh|nh)"),
+    "pt": re.compile(r"(?:ã|õ|ção|lh|nh|ç|ê)"),
 }
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _VOWELS = re.compile(r"(?<=.)[aeiouy']+|[^a-z0-9]+")
@@ -221,6 +223,10 @@ def language_of(text: str, hint: str | None = None) -> str:
     if declared:
         return declared
     text = text[:400]
+    clitics = 0
+    if "'" in text or "’" in text:
+        # "Obama’s", "don't": English spellings, whose letters are no French elisions ("s’", "d’")
+        text, clitics = _ENGLISH_CLITIC.subn(" ", text)
     if not text.isascii() and (others := _NON_LATIN.findall(text)):
         scripts: dict[str, int] = {}
         for ch in others:
@@ -233,7 +239,13 @@ def language_of(text: str, hint: str | None = None) -> str:
             if count * 2 >= letters:
                 # Japanese mixes kanji with kana; any kana says Japanese rather than Chinese.
                 return "ja" if lang == "zh" and "ja" in scripts else lang
-    found = set((_ASCII_WORD if text.isascii() else _LATIN_WORD).findall(text.casefold()))
+    folded = text.casefold()
+    found = set((_ASCII_WORD if text.isascii() else _LATIN_WORD).findall(folded))
+    # A lone letter (or "qu") is a French or Italian word only elided before an apostrophe ("l’",
+    # "d’", "qu’"): the "S" of "S02" is no "s’".
+    found -= _ELIDED
+    if clitics or "'" in text or "’" in text:
+        found.update(_ELISION.findall(folded))
     if unseen := found - _SEEN:
         if len(_SEEN) > 262144:  # a long-running daemon must not grow them forever
             _SEEN.clear()
@@ -245,7 +257,7 @@ def language_of(text: str, hint: str | None = None) -> str:
             if said := _word_points(word):
                 _POINTS[word] = said
                 _POINTFUL.add(word)
-    hits = [0] * len(_LATIN)
+    hits = [clitics] + [0] * (len(_LATIN) - 1)  # "en" first
     for word in found & _POINTFUL:  # most words are neither function words nor marked: skip them in C
         for k, points in _POINTS[word]:
             hits[k] += points
@@ -260,6 +272,12 @@ _NON_LATIN = re.compile("[^\\W\\d_\u0000-\u024f]")  # letters beyond Latin Exten
 
 
 _LATIN_WORD = re.compile(r"[^\W\d_]+")
+# An English clitic after a word: "’s", "n’t", "’ll", "’re", "’ve", "’d", "’m". The Indian Express's
+# title-only headlines "Pakistan’s former army chief joins ..." and "Obama’s final jobs report ..." were
+# guessed French on the "s" alone (French elides "s’", "d’", "l’") and stemmed as French.
+_ELIDED = frozenset(["d", "l", "qu", "n", "s", "c", "j", "m", "t"])
+_ELISION = re.compile(r"(?<![^\W\d_])(d|l|qu|n|s|c|j|m|t)['\u2019](?=[^\W\d_])")
+_ENGLISH_CLITIC = re.compile(r"(?<=[^\W\d_])['\u2019](?:s|t|d|ll|re|ve|m)(?![^\W\d_])", re.IGNORECASE)
 _ASCII_WORD = re.compile(r"[a-z]+")  # the same words in casefolded ASCII text, found faster
 
 

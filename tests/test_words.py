@@ -44,6 +44,23 @@ def test_language_of_guesses_from_script_and_function_words(text: str, lang: str
     assert language_of(text) == lang
 
 
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        # An English clitic is English, and its letter no French elision ("s’", "d’").
+        ("Pakistan’s army chief joins coalition", "en"),
+        ("Merkel's party gains support", "en"),
+        ("S02 Episode 06: Hindsight", "en"),  # a lone letter is no word but an elided one
+        ("Le sommet s’ouvre à Paris", "fr"),
+        # "ç" and "ê" are Portuguese too; a final "è" is Italian, not French.
+        ("Governo ameaça cortar a ajuda aos municípios", "pt"),
+        ("L'omicidio è avvenuto nel centro", "it"),
+    ],
+)
+def test_language_of_reads_apostrophes_and_shared_spellings_as_their_languages(text: str, lang: str) -> None:
+    assert language_of(text) == lang
+
+
 def test_a_declared_language_wins_over_the_guess() -> None:
     assert language_of("The gunman killed five people", "ru-RU") == "ru"
     assert language_of("The gunman killed five people", "") == "en"
@@ -121,3 +138,41 @@ def test_word_forms_are_folded_stems_without_stopwords() -> None:
 def test_word_forms_of_chinese_and_japanese_are_character_bigrams() -> None:
     assert {"央行", "下调"} <= set(word_forms("央行下调存款准备金率", "zh"))
     assert not any("が" in w for w in word_forms("日銀がマイナス金利解除を決定", "ja"))
+
+
+def test_the_guess_agrees_with_the_languages_real_feeds_declare() -> None:
+    """Every item of the corpus's news feeds that declare a language the guess can tell (feedparser
+    reads the declaration; digest's pipeline guesses from the text): the share of items guessed as
+    declared is printed, with each miss, and kept from falling back. A declaration can be wrong: a
+    Kannada site's feed declares "kn" for English headlines, which the guess gets right. Session 25:
+    98.2% -> 99.0%, The Indian Express's "Pakistan’s ..." and "Obama’s ..." headlines and
+    Portuguese reports with "ameaça" and "mês" guessed French no more."""
+    from datetime import UTC, datetime
+
+    import feedparser
+    from conftest import CORPUS_ABSENT, corpus_dir
+
+    from digest.parse import parse_feed
+    from digest.words import TOLD_LANGUAGES, primary_language
+
+    root = corpus_dir()
+    if root is None:
+        pytest.skip(CORPUS_ABSENT)
+    total = agree = 0
+    for path in sorted((root / "feeds" / "news").iterdir()):
+        raw = path.read_bytes()
+        declared = primary_language(feedparser.parse(raw).feed.get("language"))
+        if declared not in TOLD_LANGUAGES:
+            continue
+        try:
+            feed = parse_feed(raw, url=f"https://corpus.invalid/{path.name}", content_type=None, now=datetime.now(UTC))
+        except Exception:  # the corpus's broken files: no items to guess
+            continue
+        for item in feed.items:
+            guessed = language_of(f"{item.title} {item.summary_text[:600]}")
+            total += 1
+            agree += guessed == declared
+            if guessed != declared:
+                print(f"  {path.name}: declared {declared}, guessed {guessed}: {item.title[:70]!r}")
+    print(f"language guesses on {total} items of feeds that declare theirs: {agree / total:.1%} as declared")
+    assert agree / total >= 0.985
