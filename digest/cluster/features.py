@@ -315,10 +315,26 @@ def _place_of(form: str) -> str:
     """An English demonym's stem as its place's: 'russian' -> 'russia', 'syrian' -> 'syria', 'korean' ->
     'korea', so "Russian hackers" meets "Russia hacked". Only -ian and -ean: places that end in -an
     themselves (Iran, Taiwan) are left alone, and dropping the -i of 'iraqi' or 'pakistani' also turned
-    names into common words ('Hindi' into 'hind') and cost precision on the bench's invented names."""
+    names into common words ('Hindi' into 'hind') and cost precision on the bench's invented names.
+    Where a country's stem is cut otherwise ('haitian' -> 'haiti', 'egyptian' -> 'egypt', 'italian' ->
+    'itali', 'canadian' -> 'canada'), that country's is taken: 'Haitian senator-elect' meets 'ex-Haiti
+    coup leader'."""
     if len(form) > 5 and form.endswith(("ian", "ean")):
+        countries = _english_country_forms()
+        for place in (form[:-1], form[:-2], form[:-3], form[:-3] + "a"):
+            if place in countries:
+                return place
         return form[:-1]
     return form
+
+
+@lru_cache(maxsize=1)
+def _english_country_forms() -> frozenset[str]:
+    """The English stems of the one-word names of the world's countries ("haiti", "itali", "egypt")."""
+    import pycountry  # imported here: read once, by the first English demonym met
+
+    names = {name for c in pycountry.countries for name in (c.name, getattr(c, "common_name", c.name))}
+    return frozenset(form for name in names if name.isalpha() and (form := words.word_form(name, "en")))
 
 
 # Words English and German write with a capital that name no one: days, months, a clock's marks
