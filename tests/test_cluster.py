@@ -773,7 +773,13 @@ def _police_day(lower_case_uses: int) -> list[Candidate]:
     ]
     return [
         *_unrelated_day(45),
-        Candidate("Beating on video began after a friendly encounter: Harbourtown Police", None, "wire", at(0)),
+        Candidate(
+            "Beating on video began after a friendly encounter: Harbourtown Police",
+            None,
+            "wire",
+            at(0),
+            summary_text="Officers said the two men had met in Harbourtown the day before.",
+        ),
         Candidate(
             "Em reconstituição, Polícia não tem dúvidas sobre a morte de Rosália",
             "https://j.example/r",
@@ -848,7 +854,7 @@ def _one_place_in_two_languages(place: str, italian_place: str) -> list[Candidat
             "https://r.example/sindaca",
             "cronaca",
             at(300),
-            summary_text=f"Un quotidiano di {italian_place} mette insieme le pecche della giunta.",
+            summary_text=f"Un quotidiano di {italian_place} mette insieme le pecche della giunta Maravelli.",
         ),
     ]
 
@@ -861,6 +867,25 @@ def test_a_country_alone_is_no_name_two_languages_share() -> None:
     assert next(g for g in cluster(_one_place_in_two_languages("France", "Francia")) if 45 in g) == [45]
     # A town's or a person's name is one: with an invented place in its stead, the two merge.
     assert next(g for g in cluster(_one_place_in_two_languages("Zarkov", "Zarkov")) if 45 in g) == [45, 46]
+
+
+def test_a_report_naming_one_place_meets_no_foreign_report_that_only_mentions_it() -> None:
+    # The Indian Express's "Two women punched, racially abused in New York" names one place ("New" is
+    # an English function word): its names vector is "York" alone, and its names cosine with SPIEGEL's
+    # "Bullenreiten in New York", which names a dozen things, was that report's share of "York": 1.006
+    # of the bar in an edition of 7 January 2017, and a brawl and a rodeo were one story.
+    english = Candidate("Two women punched and abused on a tram in Zarkov", None, "wire", at(0))
+    rodeo = Candidate(
+        "Rodeo in Zarkov: Wer reitet am längsten?",
+        "https://s.example/rodeo",
+        "spiegel",
+        at(600),
+        summary_text="Die Cowboys reiten im Palast.",
+    )
+    assert next(g for g in cluster([*_unrelated_day(45), english, rodeo]) if 45 in g) == [45]
+    # A report in another language whose one name is that place too is compared on it, as before.
+    tram = Candidate("Due donne aggredite sul tram a Zarkov", "https://r.example/tram", "cronaca", at(600))
+    assert next(g for g in cluster([*_unrelated_day(45), english, tram]) if 45 in g) == [45, 46]
 
 
 def _two_stories_and_a_foreign_report(with_second_story: bool) -> list[Candidate]:

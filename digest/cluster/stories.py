@@ -8,7 +8,8 @@ all of this holds:
   members in the languages both write when one has a language the other lacks; names
   and numbers, with a rare one shared, for two stories with no language in common, or with one
   in common but most pairs of their members in two languages, halved when both give figures and
-  none agree: one brand in common is not one event);
+  none agree: one brand in common is not one event; not between a report that names one name
+  and one that names several);
 * they share an *event* word (one not written with a capital) that is rare in the batch, and three
   rare words or a rare name or figure: sharing "North Korea" and nothing that happened is a subject,
   not a story (this is what keeps one outlet's four North Korea items apart);
@@ -170,8 +171,17 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
         if not batch.idf:  # in a batch, rare shared words do this job; summaries carry incidental figures
             score *= _mismatch(a, b)
     # Two languages: names and figures, a common noun's capital ("Police", "Polícia") and a country
-    # ("France", "Francia": a subject many stories share) not among them.
-    if not one_language and sum(map(_ties_languages, shared_names - batch.no_anchors)) >= _ANCHORS_ACROSS:
+    # ("France", "Francia": a subject many stories share) not among them. A report whose names are
+    # one name is compared so with another that names one too, not with one that names several: the
+    # cosine would then be only how much of the other's names that one is, a place or a person the
+    # other mentions. (The Indian Express's "Two women punched, racially abused in New York", whose one
+    # name is "York", met SPIEGEL's "Bullenreiten in New York" in an edition of 7 January 2017: 1.006
+    # of the bar.)
+    if (
+        not one_language
+        and (len(a.names) > 1) == (len(b.names) > 1)
+        and sum(map(_ties_languages, shared_names - batch.no_anchors)) >= _ANCHORS_ACROSS
+    ):
         across = _scaled_cosine(a.names, a.name_norm(), b.names, b.name_norm()) / (
             threshold * CROSS_LANGUAGE_THRESHOLD / DEFAULT_THRESHOLD
         )
