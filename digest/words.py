@@ -222,6 +222,16 @@ def language_of(text: str, hint: str | None = None) -> str:
     declared = primary_language(hint)
     if declared:
         return declared
+    return language_guess(text)[0]
+
+
+SCRIPT_SAYS = 1000  # what `language_guess` counts for a language its script tells
+
+
+def language_guess(text: str) -> tuple[str, int]:
+    """`language_of`'s guess and how much said it: the points of the language's function words (1
+    each) and spellings (2) in the text, or `SCRIPT_SAYS` where its script tells; 0 where nothing did
+    (then "en"). A headline of one function word says little ("... bin Laden son": French "son")."""
     text = text[:400]
     clitics = 0
     if "'" in text or "’" in text:
@@ -238,7 +248,7 @@ def language_of(text: str, hint: str | None = None) -> str:
             lang, count = max(scripts.items(), key=lambda kv: kv[1])
             if count * 2 >= letters:
                 # Japanese mixes kanji with kana; any kana says Japanese rather than Chinese.
-                return "ja" if lang == "zh" and "ja" in scripts else lang
+                return ("ja" if lang == "zh" and "ja" in scripts else lang), SCRIPT_SAYS
     folded = text.casefold()
     found = set((_ASCII_WORD if text.isascii() else _LATIN_WORD).findall(folded))
     # A lone letter (or "qu") is a French or Italian word only elided before an apostrophe ("l’",
@@ -262,7 +272,7 @@ def language_of(text: str, hint: str | None = None) -> str:
         for k, points in _POINTS[word]:
             hits[k] += points
     best = max(range(len(_LATIN)), key=hits.__getitem__)  # the first of equals: "en" when nothing scores
-    return _LATIN[best] if hits[best] else "en"
+    return (_LATIN[best] if hits[best] else "en"), hits[best]
 
 
 _LATIN = ("en", "fr", "de", "es", "it", "pt")

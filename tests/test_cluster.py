@@ -26,7 +26,7 @@ from digest.cluster import (
     similarity,
     title_shingles,
 )
-from digest.cluster.features import _name_key, _profile, series_places
+from digest.cluster.features import _name_key, _profile, in_sources_languages, series_places
 from digest.cluster.stories import _merge_score
 from digest.cluster.vectors import _batch, _weak_number
 from digest.errors import DigestError
@@ -577,7 +577,33 @@ KNOWN_SAME_STORY = [
             ("indian-express_world.xml", "Beating on video began after friendly encounter: Chicago Police"),
         }
     ),
+    # One paper's two reports of one designation (5 January 2017), the second a title whose one
+    # function word is French's and Spanish's "son": read in its paper's language (English), as
+    # the first is.
+    frozenset(
+        {
+            ("indian-express_world.xml", "US designates Osama’s son Hamza bin Laden as ‘global terrorist’"),
+            ("indian-express_world.xml", "US imposes terrorism-related sanctions against Osama bin Laden son"),
+        }
+    ),
 ]
+
+
+def test_a_text_that_says_little_of_its_language_is_read_in_its_sources() -> None:
+    sure = [
+        Candidate(f"The harbour of Portmere reopens after the storm number {k}", None, "wire", at(k)) for k in range(3)
+    ]
+    weak = Candidate("Ministry imposes sanctions against Zarkov son", None, "wire", at(10))
+    other = Candidate("Ministry imposes sanctions against Zarkov son", None, "gazette", at(10))
+    items = [*sure, weak, other]
+    profiles = [_profile(c) for c in items]
+    assert [p.lang for p in profiles] == ["en", "en", "en", "fr", "fr"]  # "son": French's and Spanish's
+    assert [p.lang for p in in_sources_languages(items, profiles)] == ["en", "en", "en", "en", "fr"]
+    # A text that says its language keeps it, whatever its source's.
+    french = Candidate("Le port de Portmere rouvre après la tempête", None, "wire", at(11))
+    assert in_sources_languages([*sure, french], [_profile(c) for c in [*sure, french]])[-1].lang == "fr"
+    # A source with fewer than three items sure of their language teaches none.
+    assert in_sources_languages([*sure[:2], weak], [_profile(c) for c in [*sure[:2], weak]])[-1].lang == "fr"
 
 
 # Undated items are shown at the time a poll first saw them. japantimes_latest.xml says when it was built;

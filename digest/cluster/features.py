@@ -487,6 +487,7 @@ class _Profile:
     # writes the pair as a name (`vectors._whole_names`)
     name_pairs: tuple[tuple[str, str], ...] = ()
     latent_pairs: tuple[tuple[str, str, str, str, float], ...] = ()
+    said: int = words.SCRIPT_SAYS  # how much said `lang` (`words.language_guess`); declared: as a script does
 
     @property
     def events(self) -> set[str]:
@@ -496,10 +497,15 @@ class _Profile:
         return events
 
 
-def _profile(item: ClusterInput) -> _Profile:
+def _profile(item: ClusterInput, lang: str | None = None) -> _Profile:
+    """An item's features, read in `lang`, else in its declared language, else in the one its text says."""
     summary = (getattr(item, "summary_text", "") or "")[:SUMMARY_CHARS]
-    hint = getattr(item, "language", None)
-    lang = words.language_of(f"{item.title} {summary}", hint if isinstance(hint, str) else None)
+    said = words.SCRIPT_SAYS
+    if lang is None:
+        hint = getattr(item, "language", None)
+        lang = words.primary_language(hint if isinstance(hint, str) else None)
+        if lang is None:
+            lang, said = words.language_guess(f"{item.title} {summary}")
     features: dict[str, float] = {}
     capitals: set[str] = set()
     others: dict[str, None] = {}
@@ -510,8 +516,34 @@ def _profile(item: ClusterInput) -> _Profile:
     styled = bool(summary) and _add_text(features, capitals, others, summary, lang, SUMMARY_WEIGHT, names, pairs)
     styled = _add_text(features, capitals, others, item.title, lang, TITLE_WEIGHT, names, pairs) or styled
     return _Profile(
-        lang, features, capitals, list(others), tuple(names), styled, tuple(name_pairs), tuple(latent_pairs)
+        lang, features, capitals, list(others), tuple(names), styled, tuple(name_pairs), tuple(latent_pairs), said
     )
+
+
+_WEAK_GUESS = 1  # points: a guess one function word makes
+_SOURCE_SURE = 3  # items of a source sure of one language, and more than half of its sure ones
+
+
+def in_sources_languages(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> list[_Profile]:
+    """The profiles, with an item whose text says too little of its language (one function word at
+    most) read in the language its source's other items are surely in, in this batch, where there is
+    one: The Indian Express's title-only "US imposes terrorism-related sanctions against Osama bin
+    Laden son" was French on "son" alone, and so never one story with its "US designates Osama’s son
+    Hamza bin Laden as ‘global terrorist’". A source's language is learned from its items, as its
+    boilerplate is (`vectors`); an item it cannot say much of keeps its guess."""
+    sure: dict[str, Counter[str]] = {}
+    for item, p in zip(items, profiles, strict=True):
+        if p.said > _WEAK_GUESS:
+            sure.setdefault(item.source, Counter())[p.lang] += 1
+    out = list(profiles)
+    for k, (item, p) in enumerate(zip(items, profiles, strict=True)):
+        langs = sure.get(item.source) if p.said <= _WEAK_GUESS else None
+        if not langs:
+            continue
+        ((lang, n),) = langs.most_common(1)
+        if lang != p.lang and n >= _SOURCE_SURE and 2 * n > langs.total():
+            out[k] = _profile(item, lang)
+    return out
 
 
 # German capitalises every noun: two side by side are no more a name than one.

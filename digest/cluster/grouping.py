@@ -19,7 +19,7 @@ from operator import and_, or_
 from urllib.parse import urlsplit, urlunsplit
 
 from digest.cluster.blocking import _candidates
-from digest.cluster.features import ClusterInput, _profile
+from digest.cluster.features import ClusterInput, _profile, in_sources_languages
 from digest.cluster.linking import _link, _link_across
 from digest.cluster.stories import DEFAULT_THRESHOLD, _merge_score, _Story
 from digest.cluster.vectors import _batch
@@ -96,7 +96,8 @@ def _bits(features: Iterable[str]) -> int:
 
 def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]:
     order = sorted(range(len(items)), key=lambda i: _order_key(items, i))
-    profiles = [_profile(items[i]) for i in order]  # by rank from here on
+    # by rank from here on
+    profiles = in_sources_languages([items[i] for i in order], [_profile(items[i]) for i in order])
     batch = _batch([items[i] for i in order], profiles)
     stories: dict[int, _Story] = {}
     rare = batch.rare
