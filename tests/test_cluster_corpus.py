@@ -160,6 +160,16 @@ def _as_composed(found: dict[tuple[str, str], Item], labels: Mapping[tuple[str, 
     ]
 
 
+def most_told(labelled: list[Labelled], n: int) -> list[str]:
+    """The `n` labelled stories the most outlets told, among as many the one of more reports first."""
+    outlets: dict[str, set[str]] = {}
+    for x in labelled:
+        if x.story != "-":
+            outlets.setdefault(x.story, set()).add(x.item.source)
+    reports = Counter(x.story for x in labelled)
+    return sorted(outlets, key=lambda story: (-len(outlets[story]), -reports[story]))[:n]
+
+
 def pair_counts(items: list[Labelled], groups: list[list[int]]) -> dict[str, Counter[str]]:
     """tp/fp/fn of item pairs, apart for same-language and cross-language pairs."""
     group_of = {i: g for g, members in enumerate(groups) for i in members}

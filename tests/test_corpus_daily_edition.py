@@ -16,10 +16,8 @@ gets it, not the labelled days clustered at once. The message is read back and n
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import sys
-from collections import Counter
+from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -27,31 +25,14 @@ import pytest
 from conftest import CORPUS_ABSENT, corpus_dir
 from httpservers import FeedServer
 from smtpservers import SmtpServer
-from test_cluster_corpus import JANUARY_2017, JUNE_2018, Labelled, LabelledDays, load_days
-from test_corpus_edition import _sections_toml
-from test_end_to_end import parsed
+from test_cluster_corpus import JANUARY_2017, JUNE_2018, Labelled, LabelledDays, load_days, most_told
+from test_corpus_edition import _config
+from test_end_to_end import digest, parsed
 
 # (labelled days, the day's poll, its edition's send, the edition's date)
 JANUARY = (JANUARY_2017, "2017-01-07T15:10:00+00:00", "2017-01-07T16:00:00+00:00", "2017-01-07")
 JUNE = (JUNE_2018, "2018-06-06T10:30:00+00:00", "2018-06-06T11:00:00+00:00", "2018-06-06")
 Edition = tuple[LabelledDays, str, str, str]
-
-
-async def _run(config: Path, now: str, *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "digest",
-        "--config",
-        str(config),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "DIGEST_NOW": now},
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
 
 
 async def _sent(tmp: Path, news: Path, feeds: list[str], edition: Edition) -> bytes:
@@ -61,22 +42,11 @@ async def _sent(tmp: Path, news: Path, feeds: list[str], edition: Edition) -> by
             server.serve(f"/{name}", (news / name).read_bytes(), headers={"Content-Type": "application/rss+xml"})
             for name in feeds
         ]
-        config = tmp / "digest.toml"
-        config.write_text(
-            "[digest]\n"
-            'title = "Morning Review"\ntimezone = "UTC"\n'
-            f'database = "sqlite:///{tmp / "digest.sqlite"}"\nallow_private_addresses = true\n'
-            f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsender = "Morning Review <review@review.example>"\n'
-            "[fetch]\ntimeout = 20\n\n"
-            + _sections_toml()
-            + "".join(f'[[feeds]]\nurl = "{u}"\n' for u in urls)
-            + '[[subscribers]]\nemail = "editor@example.org"\n',
-            encoding="utf-8",
-        )
-        code, out = await _run(config, polled, "poll")
-        assert code == 0, out
-        code, out = await _run(config, sent, "send", "--date", day)
-        assert code == 0, out
+        config = _config(tmp, urls, smtp.port, settings='timezone = "UTC"\n')
+        code, out, err = await digest(config, "poll", now=datetime.fromisoformat(polled))
+        assert code == 0, out + err
+        code, out, err = await digest(config, "send", "--date", day, now=datetime.fromisoformat(sent))
+        assert code == 0, out + err
     assert len(smtp.messages) == 1, out
     return smtp.messages[0].data
 
@@ -158,13 +128,7 @@ def test_a_days_edition_leads_with_the_stories_most_outlets_told(tmp_path: Path,
     print(f"\nsubject: {msg['Subject']}")
     for story, told, title in top:
         print(f"  {told} outlets  {story:40} {title[:70]}")
-    outlets: dict[str, set[str]] = {}
-    for x in labelled:
-        if x.story != "-":
-            outlets.setdefault(x.story, set()).add(x.item.source)
-    reports = Counter(x.story for x in labelled)
-    biggest = sorted(outlets, key=lambda story: (-len(outlets[story]), -reports[story]))[:2]
-    assert [story for story, _, _ in top[:2]] == biggest
+    assert [story for story, _, _ in top[:2]] == most_told(labelled, 2)
     stories = [story for story, _, _ in top if story not in ("-", "?")]
     assert len(stories) == len(set(stories)), "a story twice in Top stories"
     # The report's story gathers five of the six outlets the labels give it (SPIEGEL's report

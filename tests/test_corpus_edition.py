@@ -44,14 +44,21 @@ def _sections_toml() -> str:
     return text[start : text.index("# Feeds:", start)]
 
 
-def _config(tmp: Path, feeds: list[str], smtp_port: int) -> Path:
+# [digest] settings of the edition below; the corpus is years old.
+SETTINGS = (
+    'timezone = "Europe/Moscow"\nsend_at = "07:00"\nbase_url = "https://review.example"\nmax_item_age = "100000d"\n'
+)
+
+
+def _config(tmp: Path, feeds: list[str], smtp_port: int, settings: str = SETTINGS) -> Path:
+    """A config of these feeds, the sections `digest init` ships, one subscriber, the SMTP server at
+    `smtp_port` and `settings` in [digest]."""
     path = tmp / "digest.toml"
     path.write_text(
         "[digest]\n"
-        'title = "Morning Review"\ntimezone = "Europe/Moscow"\nsend_at = "07:00"\n'
-        f'database = "sqlite:///{tmp / "digest.sqlite"}"\nbase_url = "https://review.example"\n'
-        'allow_private_addresses = true\nmax_item_age = "100000d"\n'  # the corpus is years old
-        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsender = "Morning Review <review@review.example>"\n'
+        f'title = "Morning Review"\ndatabase = "sqlite:///{tmp / "digest.sqlite"}"\nallow_private_addresses = true\n'
+        + settings
+        + f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsender = "Morning Review <review@review.example>"\n'
         "timeout = 10\n[fetch]\ntimeout = 20\n\n"
         + _sections_toml()
         + "".join(f'[[feeds]]\nurl = "{u}"\n' for u in feeds)

@@ -117,11 +117,12 @@ sections = ["Sport"]
 STEP = [0]
 
 
-async def digest(config: Path, *args: str) -> tuple[int, str, str]:
-    # Each command runs a minute after the previous one, as an operator's would: DIGEST_NOW
-    # restarts the clock in every process, so identical starts would overlap.
+async def digest(config: Path, *args: str, now: datetime | None = None) -> tuple[int, str, str]:
+    """`python -m digest --config CONFIG ARGS...` with its clock at `now` (DIGEST_NOW): (exit code,
+    stdout, stderr). By default each command runs a minute after the previous one, as an operator's
+    would: DIGEST_NOW restarts the clock in every process, so identical starts would overlap."""
     STEP[0] += 1
-    env = {**os.environ, "DIGEST_NOW": (NOW + timedelta(minutes=STEP[0])).isoformat()}
+    env = {**os.environ, "DIGEST_NOW": (now or NOW + timedelta(minutes=STEP[0])).isoformat()}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
