@@ -285,9 +285,10 @@ _LATIN_WORD = re.compile(r"[^\W\d_]+")
 # An English clitic after a word: "’s", "n’t", "’ll", "’re", "’ve", "’d", "’m". The Indian Express's
 # title-only headlines "Pakistan’s former army chief joins ..." and "Obama’s final jobs report ..." were
 # guessed French on the "s" alone (French elides "s’", "d’", "l’") and stemmed as French.
+_ENGLISH_CLITIC = re.compile(r"(?<=[^\W\d_])['\u2019](?:s|t|d|ll|re|ve|m)(?![^\W\d_])", re.IGNORECASE)
+# The French and Italian words that are a letter (or "qu"), elided before an apostrophe and a word.
 _ELIDED = frozenset(["d", "l", "qu", "n", "s", "c", "j", "m", "t"])
 _ELISION = re.compile(r"(?<![^\W\d_])(d|l|qu|n|s|c|j|m|t)['\u2019](?=[^\W\d_])")
-_ENGLISH_CLITIC = re.compile(r"(?<=[^\W\d_])['\u2019](?:s|t|d|ll|re|ve|m)(?![^\W\d_])", re.IGNORECASE)
 _ASCII_WORD = re.compile(r"[a-z]+")  # the same words in casefolded ASCII text, found faster
 
 

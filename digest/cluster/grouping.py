@@ -96,9 +96,9 @@ def _bits(features: Iterable[str]) -> int:
 
 def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]:
     order = sorted(range(len(items)), key=lambda i: _order_key(items, i))
-    # by rank from here on
-    profiles = in_sources_languages([items[i] for i in order], [_profile(items[i]) for i in order])
-    batch = _batch([items[i] for i in order], profiles)
+    ranked = [items[i] for i in order]  # by rank from here on
+    profiles = in_sources_languages(ranked, [_profile(item) for item in ranked])
+    batch = _batch(ranked, profiles)
     stories: dict[int, _Story] = {}
     rare = batch.rare
     start = items[order[0]].when if order else datetime.min
