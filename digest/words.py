@@ -252,7 +252,7 @@ def language_guess(text: str) -> tuple[str, int]:
     folded = text.casefold()
     found = set((_ASCII_WORD if text.isascii() else _LATIN_WORD).findall(folded))
     # A lone letter (or "qu") is a French or Italian word only elided before an apostrophe ("l’",
-    # "d’", "qu’"): the "S" of "S02" is no "s’".
+    # "d’", "qu’"): the "S" a podcast writes before a season's number is no "s’".
     found -= _ELIDED
     if clitics or "'" in text or "’" in text:
         found.update(_ELISION.findall(folded))
