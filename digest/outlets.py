@@ -188,7 +188,20 @@ def _outlet_at(title: str, feed_url: str) -> str | None:
         folded = fold(part)
         if any(label.replace("-", "") in folded or (len(folded) >= 3 and folded in label) for label in labels):
             return _without_suffix(part, host)
-    return None
+    # A brand that shortens its host's name ("HuffPost Canada" at huffingtonpost.ca): a part whose
+    # first word is a label contracted, when one part's is.
+    short = [p for p in parts if labels and any(_shortens(fold(p.split()[0]), label) for label in labels)]
+    return _without_suffix(short[0], host) if len(short) == 1 else None
+
+
+def _shortens(word: str, label: str) -> bool:
+    """Whether `word` (4 letters or more) is `label` contracted: its letters in order, beginning with
+    the label's first two and ending with its last three ("huffpost", "huffingtonpost"); "harbour"
+    does not contract "harbingercourier"."""
+    if len(word) < 4 or len(word) >= len(label) or word[:2] != label[:2] or word[-3:] != label[-3:]:
+        return False
+    rest = iter(label)
+    return all(ch in rest for ch in word)
 
 
 def _parts(title: str) -> list[str]:

@@ -38,6 +38,11 @@ from digest.store import Store
         ("Politik | The Daily Lantern", "https://feeds.dailylantern.example/politik", "The Daily Lantern"),
         # No part names the host: the title as it is, not a guess ...
         ("Harbour | Evening Courier", "https://www.dailycourier.example/h/index.rss", "Harbour | Evening Courier"),
+        # A brand that shortens its host's name is that part (HuffPost at huffingtonpost.ca); a part
+        # that is no shortening of it, or a word of three letters, is not.
+        ("HarbPost Canada - Athena2 - All Posts", "https://www.harbingtonpost.ca/feeds/i.xml", "HarbPost Canada"),
+        ("Harbour | Lantern", "https://www.harbingercourier.example/rss", "Harbour | Lantern"),
+        ("Hgz | Lantern", "https://www.hogwartz.example/rss", "Hgz | Lantern"),
         # ... but a part that names a page ("Home", "World News Articles", "Últimas Notícias") is not the outlet,
         ("Home | Evening Courier", "https://www.dailycourier.example/home/index.rss", "Evening Courier"),
         ("World News Articles | Evening Courier", "https://www.dailycourier.example/w.rss", "Evening Courier"),
