@@ -141,8 +141,8 @@ def _serve(
     items: int,
     hosts: int,
     port_out: multiprocessing.connection.Connection,
-    mode: multiprocessing.sharedctypes.Synchronized,
-) -> None:  # type: ignore[type-arg]
+    mode: multiprocessing.sharedctypes.Synchronized[int],
+) -> None:
     feed, size = feed_handler(feeds, items, honour_etag=lambda: mode.value == 0)
 
     async def main() -> None:
@@ -364,7 +364,7 @@ def main() -> None:
                 stale.unlink()
             for label, server_mode in (("cold", 0), ("warm 304", 0), ("same 200", 1)):
                 mode.value = server_mode
-                r = run_poll(config, label, args.feeds, server.pid)
+                r = run_poll(config, label, args.feeds, server.pid or 0)
                 print(_row(label, r, args.feeds), flush=True)
                 if label not in best or r["wall"] < best[label]["wall"]:
                     best[label] = r

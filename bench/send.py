@@ -153,6 +153,7 @@ def populate(config: Path, subscribers: int, seed: int = 1, mix: str = "default"
     pairs = set()
     batch = []
     for i in range(subscribers):
+        sections: list[str] | None
         if mix == "uniform":  # any non-empty subset, each with the same chance
             mask = rng.randint(1, 2 ** len(SECTIONS) - 1)
             sections = [s for k, s in enumerate(SECTIONS) if mask >> k & 1]

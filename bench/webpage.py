@@ -24,6 +24,7 @@ import resource
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -105,7 +106,7 @@ def main() -> None:
         tz = settings.digest.timezone
         edition, _ = build_edition(settings, store, day=fixture.NOW.date(), timezone=tz, now=fixture.NOW)
         session = store.outbox_session("bench")
-        rows = session.claim(edition.id, now=fixture.NOW, lease=fixture.timedelta(minutes=5), limit=1000)
+        rows = session.claim(edition.id, now=fixture.NOW, lease=timedelta(minutes=5), limit=1000)
         session.record([Mark(d.id, SENT, message_id=f"<b{d.id}@x>") for d in rows], now=fixture.NOW)
         session.close()
         items = len(store.edition_items(edition.id))

@@ -308,7 +308,7 @@ def execute(url: str, statement: Any) -> None:
     engine.dispose()
 
 
-def span(url: str, query: sa.Select[Any]) -> tuple[int, float]:
+def span(url: str, query: sa.Select[Any, Any, Any]) -> tuple[int, float]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         count, first, last = conn.execute(query).one()
