@@ -128,7 +128,7 @@ def main() -> None:
         precision, recall = pair_scores(groups, labels)
         print(f"written as {len(set(labels))} stories; pairwise precision {precision:.3f}, recall {recall:.3f}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    # The interpreter's build moves these figures by a tenth: Debian's python3 against pyenv's
+    # The interpreter's build moves these figures by ~8%: Debian's python3 against pyenv's
     # (docs/performance.md, Clustering, "Session 26").
     print(f"Python {sys.version.split()[0]} at {os.path.realpath(sys.executable)}")
     # On a shared machine CPU time grows with the load (the other jobs share the cores' caches): say it.

@@ -327,6 +327,7 @@ def main() -> None:
     recv, send = ctx.Pipe(duplex=False)
     server = ctx.Process(target=_serve, args=(args.feeds, args.items, args.hosts, send, mode), daemon=True)
     server.start()
+    assert server.pid is not None  # set by start(): the feed server's CPU is read from /proc/<pid>
     port, total_bytes = recv.recv()
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="digest-pollbench-"))
@@ -364,7 +365,7 @@ def main() -> None:
                 stale.unlink()
             for label, server_mode in (("cold", 0), ("warm 304", 0), ("same 200", 1)):
                 mode.value = server_mode
-                r = run_poll(config, label, args.feeds, server.pid or 0)
+                r = run_poll(config, label, args.feeds, server.pid)
                 print(_row(label, r, args.feeds), flush=True)
                 if label not in best or r["wall"] < best[label]["wall"]:
                     best[label] = r
