@@ -304,9 +304,14 @@ def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
 # outlet's (The Indian Express's title-only headlines, RomaToday's three on Rome's cold), where one
 # outlet's pairs need 2.5 times the bar, and 14 are the six reports of five sites Yandex carries on
 # Moscow's frost: one theme told in different words ("мороз", "холод"), 0.0-0.75 of the bar.
+# Session 27 (cross-language 0.682 -> 0.841; the windows' 0.477 -> 0.572; precision 1.000): the bar
+# two languages' names must reach is 0.32, not 0.35. SPIEGEL's report on the intelligence report
+# joins its story (German nouns, all capitalised, had diluted its names), and in some windows its
+# Fort Lauderdale report joins the shooting's. The first false pair comes at 0.29 (two outlets'
+# CES pieces, in the whole corpus); the labelled days' and windows' first at 0.28.
 SAME_RECALL_FLOOR = 0.70
 JUNE_RECALL_FLOOR = 0.62
-CROSS_RECALL_FLOOR = 0.67
+CROSS_RECALL_FLOOR = 0.83
 
 
 def test_the_clustering_finds_more_than_word_similarity_alone_at_its_precision() -> None:
@@ -348,10 +353,11 @@ def test_the_clustering_finds_more_than_word_similarity_alone_at_its_precision()
 def test_an_edition_of_the_labelled_feeds_tells_the_intelligence_report_as_one_story_of_its_own() -> None:
     """The labelled feeds as one edition reads them (their items of the four days up to the Japan
     Times' reading, its undated ones first seen then: the labelled days and older items the labels
-    do not name): the intelligence report, 16 reports in the labels, comes out as one story of 13 or
-    more of them and nothing else. Before session 24 it took in the Japan Times' column "Putin's
-    Russia: the enigma continues" on "Putin" and "Russia", the latter an event word only in a
-    title-case headline, and left out two of its own reports."""
+    do not name): the intelligence report, 16 reports in the labels, comes out as one story of 15 or
+    more of them (13 before session 27, when SPIEGEL's report met it across languages) and nothing
+    else. Before session 24 it took in the Japan Times' column "Putin's Russia: the enigma
+    continues" on "Putin" and "Russia", the latter an event word only in a title-case headline, and
+    left out two of its own reports."""
     root = corpus_dir()
     if root is None:
         pytest.skip(CORPUS_ABSENT)
@@ -366,7 +372,7 @@ def test_an_edition_of_the_labelled_feeds_tells_the_intelligence_report_as_one_s
         f"{found[report]} of its {sum(x.story == report for x in items)} reports, others {others}"
     )
     assert set(found) == {report}
-    assert found[report] >= 13
+    assert found[report] >= 15
 
 
 @pytest.mark.parametrize("labelled", [JANUARY_2017, JUNE_2018], ids=["2017-01-07", "2018-06-05"])
