@@ -479,14 +479,17 @@ def _without_boilerplate(items: list[ParsedItem], excerpt_chars: int, feed_url: 
         suffix = summary_boilerplate.learn_links(
             [_ends_of(i.summary_html, links=True) for i in items if i.summary_html]
         )
-    if not (prefix or suffix or shared):
+    closing = summary_boilerplate.learn_closing(texts)
+    if not (prefix or suffix or shared or closing):
         return items
     out = []
     for item, text in zip(items, texts, strict=True):
         if shared is not None and text == shared:
             html = ""  # what many items' summaries are, whole, says nothing of this one
         else:
-            html = summary_boilerplate.strip(item.summary_html, item.title, prefix, suffix)
+            # A closing block is looked for only in the summaries it was learned from (an article's
+            # text is not read whole: `_SHARED_CHARS`).
+            html = summary_boilerplate.strip(item.summary_html, item.title, prefix, suffix, closing if text else ())
         if html != item.summary_html:
             html = summary_boilerplate.tidy(sanitize_html(html, base_url=feed_url)) if html else ""
             item = _with_summary(item, html, excerpt_chars)

@@ -12,6 +12,12 @@ opening of a feed's analyst notes ("Der Analyst X hat die Einstufung ...", then 
 stays; and never a whole summary, unless half of the feed's summaries are that same text
 (`shared_whole`: Hacker News's "Comments").
 
+A podcast's summaries may close with a block of credits or plugs that opens with the same sentences
+on every episode and goes on with this episode's own ("The Habitat is a production of Gimlet Media.
+It's produced by ... Additional reporting in this episode by ..."): no run ends half of them, so
+`learn` finds none. `learn_closing` takes the sentence that opens such a block, repeated whole after
+a summary's own first sentence in at least half of them, and `strip` cuts each summary there.
+
 Some feeds' closing line is a template whose blanks are links: Reddit's "submitted by <a>/u/name</a>
 to <a>r/sub</a> [link] [42 comments]", a blog's "Posted by <a>author</a> in <a>category</a>". When
 no run repeats word for word, `learn_links` reads each run of links as one blank (`_LINK`) and
@@ -26,6 +32,7 @@ import html as htmllib
 import re
 from collections import Counter
 from collections.abc import Sequence
+from itertools import chain
 
 from digest.outlets import same_article
 
@@ -87,6 +94,52 @@ def learn(summaries: Sequence[tuple[str, str]]) -> tuple[tuple[str, ...], tuple[
     prefix = max((p for p, n in prefixes.items() if n >= need), key=len, default=())
     suffix = max((s for s, n in suffixes.items() if n >= need), key=len, default=())
     return prefix, suffix
+
+
+MIN_CLOSING_WORDS = 5  # a closing block's repeated opening sentence: "Sei beim nächsten Seminar dabei!"
+_CLOSES = re.compile(r"[.!?…][\"'»”’)\]]*$")
+
+
+def _sentences(words: list[str]) -> list[tuple[str, ...]]:
+    """The words cut into sentences: after a word that ends one, before a word that may start one."""
+    out: list[tuple[str, ...]] = []
+    start = 0
+    for i in range(len(words) - 1):
+        if _CLOSES.search(words[i]) and _starts_sentence(words[i + 1]):
+            out.append(tuple(words[start : i + 1]))
+            start = i + 1
+    out.append(tuple(words[start:]))
+    return out
+
+
+def learn_closing(texts: Sequence[str]) -> tuple[str, ...]:
+    """The sentence (as words) that opens one feed's closing block, from its summaries' texts; empty
+    when none.
+
+    A sentence of `MIN_CLOSING_WORDS` words or more, repeated whole in at least half of the summaries
+    (three at least), that comes after a sentence of the summary's own (one that is not so
+    repeated): what opens a summary, or follows only what many others open with too, is `learn`'s
+    prefix, and the item's own text may come after it. What follows a closing block's opening is
+    the block's part that varies (this episode's guests, music, sponsors), so `strip` cuts from it
+    to the end. Of several such sentences (a block repeats many), the one that opens it in most
+    summaries."""
+    split = [_sentences(words) for words in map(str.split, texts) if words]
+    if len(split) < MIN_ITEMS:
+        return ()
+    need = max(MIN_ITEMS, MIN_SHARE * len(split))
+    common = Counter(chain.from_iterable(set(sentences) for sentences in split))
+    opens: Counter[tuple[str, ...]] = Counter()
+    for sentences in split:
+        own = False
+        for sentence in sentences:
+            if common[sentence] < need:
+                own = True
+            elif own:
+                if len(sentence) >= MIN_CLOSING_WORDS:
+                    opens[sentence] += 1
+                break
+    found = opens.most_common(1)
+    return found[0][0] if found and found[0][1] >= need else ()
 
 
 _A = re.compile(r"<a\b[^>]*>.*?</a>", re.S | re.I)
@@ -213,11 +266,19 @@ def _pattern(words: Sequence[str], title: str) -> str:
     return "".join(out)
 
 
-def strip(summary_html: str, title: str, prefix: Sequence[str], suffix: Sequence[str]) -> str:
-    """`summary_html` without the learned runs, its tags left in place; as it was when a run is not
-    found in it, or nothing of its own would be left. A summary that is only a closing line with
-    links (`learn_links`) is left empty: "submitted by ... [link] [42 comments]" is no excerpt."""
+def strip(
+    summary_html: str, title: str, prefix: Sequence[str], suffix: Sequence[str], block: Sequence[str] = ()
+) -> str:
+    """`summary_html` without the learned runs, its tags left in place, and cut where its closing
+    `block` (`learn_closing`'s opening sentence) opens; as it was when a run is not found in it, or nothing of its own
+    would be left. A summary that is only a closing line with links (`learn_links`) is left empty:
+    "submitted by ... [link] [42 comments]" is no excerpt."""
     out = summary_html
+    if block:
+        for opening in re.finditer("(" + _pattern(block, title) + ")", out):
+            if _BLOCK_OR_SENTENCE_BEFORE.search(out, 0, opening.start(1)):
+                out = out[: opening.start(1)]
+                break
     if prefix:
         m = re.match(r"(?:\s|<[^>]*>)*(" + _pattern(prefix, title) + ")", out)
         if m and (_SENTENCE_END.search(prefix[-1]) or _BLOCK_AFTER.match(out, m.end(1))):

@@ -17,7 +17,7 @@ from test_faults import NOW, channel, one_feeds_edition, pub_date
 from digest import parse as parse_module
 from digest.parse import parse_feed
 from digest.summary_boilerplate import _LINK as LINK
-from digest.summary_boilerplate import learn, learn_links, links_as_blanks, text_of, without_read_more
+from digest.summary_boilerplate import learn, learn_closing, learn_links, links_as_blanks, text_of, without_read_more
 
 PARSED_AT = datetime(2026, 11, 30, tzinfo=UTC)
 STORIES = (
@@ -118,6 +118,49 @@ def test_fewer_than_three_items_teach_nothing() -> None:
     assert summaries(same) == ["Read more in the Harbour Gazette today!"] * 2
 
 
+CREDITS = (
+    "The Harbour Hour is made by Quayside Audio. Our producers are Ann Reed and Tom Vale. Music by {music}. "
+    "Thanks to {thanks} for their help."
+)
+MUSIC = ("the Dock Band", "Gull Choir", "Anchor Strings", "the Tidesmen")
+THANKS = ("the coastguard", "the ferry crew", "our listeners", "the harbour master")
+
+
+def podcast(opening: str = "<p>{text} " + CREDITS + "</p>") -> bytes:
+    """Episodes whose description is followed by credits that open alike and go on each its own."""
+    stamp = pub_date()
+    items = "".join(
+        f"<item><title>{title}</title><link>https://hour.example/{n}</link><guid>h-{n}</guid>"
+        f"<pubDate>{stamp}</pubDate><description><![CDATA["
+        + opening.format(text=text, music=MUSIC[n], thanks=THANKS[n])
+        + "]]></description></item>"
+        for n, (title, text) in enumerate(STORIES)
+    )
+    return channel("The Harbour Hour", "https://hour.example/", items)
+
+
+def test_a_closing_block_of_credits_that_opens_alike_on_every_episode_is_cut_off() -> None:
+    # No run ends half of the summaries (the music and the thanks differ), but they share a closing
+    # block's first sentences: each summary is cut where that block opens.
+    assert summaries(podcast()) == [text for _, text in STORIES]
+    assert learn_closing(
+        [f"{text} " + CREDITS.format(music=m, thanks=t) for (_, text), m, t in zip(STORIES, MUSIC, THANKS, strict=True)]
+    ) == ("The", "Harbour", "Hour", "is", "made", "by", "Quayside", "Audio.")
+
+
+def test_a_sentence_that_opens_the_summaries_or_is_short_opens_no_closing_block() -> None:
+    # Opening each summary, the credits are no closing block: the item's own text comes after them.
+    credits_first = podcast("<p>" + CREDITS + " {text}</p>")
+    assert [s[-len(text) :] for s, (_, text) in zip(summaries(credits_first), STORIES, strict=True)] == [
+        text for _, text in STORIES
+    ]
+    # "Listen below." (two words) in the middle of every summary is too short to say a block opens.
+    short = podcast("<p>{text} Listen below. Music by {music}.</p>")
+    assert summaries(short) == [
+        f"{text} Listen below. Music by {m}." for (_, text), m in zip(STORIES, MUSIC, strict=False)
+    ]
+
+
 # Runs the corpus's feeds repeat, as learned (an item's title: <T>); each checked by hand to be
 # boilerplate, not news. A feed not listed here must learn nothing it removes.
 CORPUS_REMOVED = {
@@ -129,8 +172,13 @@ CORPUS_REMOVED = {
     "joel-on-software.xml": (0, 7),  # the job board's advertisement
     "nuus-in-afrikaans.xml": (0, 5),
     "rubyonrails_riding-rails.atom": (0, 6),  # "Until next week!"
-    "the-habitat_podcast.xml": (0, 3),  # the show's thanks and sponsors
+    # The show's credits after each episode's one line, opening "The Habitat is a production of Gimlet
+    # Media." (`learn_closing`; the 3 whose thanks and sponsors closed them, before session 27).
+    "the-habitat_podcast.xml": (0, 8),
     "wnyc_nancy_podcast.xml": (0, 41),  # "Become a Nancy member today ..."
+    # The plugs after each episode's description, opening "Sei beim nächsten Seminar dabei!" (seminars,
+    # timestamps, social links, how to ask a question).
+    "youtube_investmentpunk.atom": (0, 13),
     "large_atom_feed_that_needs_css_sanitisation.xml": (0, 2),  # "Обсуждение ведем здесь"
     # Reddit's closing "submitted by <a>user</a> to <a>subreddit</a> <a>[link]</a> <a>[N comments]</a>",
     # its blanks links: a link post's summary is only that line, and goes whole.
@@ -159,6 +207,7 @@ def test_real_feeds_lose_their_boilerplate_and_nothing_else(monkeypatch: pytest.
             m.setattr(parse_module, "_without_boilerplate", lambda items, *_: items)
             raw = parse_feed(body, url=f"https://corpus.invalid/{path.name}", content_type=None, now=PARSED_AT)
         prefix, suffix = learn([(text_of(i.summary_html), i.title) for i in raw.items if i.summary_html])
+        closing = learn_closing([text_of(i.summary_html) for i in raw.items if len(i.summary_html) < 4000])
         line = () if suffix else learn_links([links_as_blanks(i.summary_html) for i in raw.items if i.summary_html])
         changed = [(a, b) for a, b in zip(raw.items, cleaned.items, strict=True) if a.summary_html != b.summary_html]
         if not changed:
@@ -170,7 +219,7 @@ def test_real_feeds_lose_their_boilerplate_and_nothing_else(monkeypatch: pytest.
         shown = " ".join("<link>" if w == LINK else w for w in line or suffix)
         print(
             f"{path.name}: {len(changed)} of {len(raw.items)};",
-            f"prefix {' '.join(prefix)[:60]!r}; suffix {shown[:60]!r};",
+            f"prefix {' '.join(prefix)[:60]!r}; suffix {shown[:60]!r}; closing block {' '.join(closing)[:60]!r};",
             f"{len(emptied)} emptied ({kind}): {text_of(emptied[0].summary_html)[:60]!r}" if emptied else "",
         )
         # A summary many items share whole goes, all of it and only it; so does one that is only the
@@ -195,6 +244,15 @@ async def test_the_email_shows_the_excerpt_without_the_feeds_boilerplate(tmp_pat
     assert len(shown) >= 3, text  # one outlet: max_per_source of its stories in a section
     assert all(story in html for story in shown)
     assert "Read more in the" not in text and "Read more in the" not in html
+
+
+async def test_the_email_shows_the_episode_without_its_closing_credits(tmp_path: Path) -> None:
+    text, html = await one_feeds_edition(tmp_path, podcast())
+    shown = [story for _, story in STORIES if story in text]
+    assert len(shown) >= 3, text
+    assert all(story in html for story in shown)
+    for credit in ("Quayside Audio", "Music by", "Thanks to"):
+        assert credit not in text and credit not in html
 
 
 async def test_the_email_shows_no_closing_line_with_links(tmp_path: Path) -> None:
