@@ -43,6 +43,10 @@ MAX_WORDS = 40
 _TAIL = 8000  # characters of HTML at a summary's end that a closing run (40 words, with its tags) fits in
 _TITLE = "\x00"  # an item's own title, in a run learned across items
 _LINK = "\x02"  # any one link (<a>...</a>, its text whatever it is), in a run `learn_links` learned
+# Any one address written out ("https://goo.gl/OhHEXi"), in a run `learn` learned: a video channel opens
+# each description with a link to its shop, a different one from video to video, then the same plug.
+_URL = "\x03"
+_BARE_URL = re.compile(r"https?://\S+")
 # Words of a run with links that are not links: "submitted by", not "via <a>..."; and a few only,
 # as an attribution line has ("Posted by <a> in <a>"): a longer sentence with links is what the
 # item says ("The analyst <a>Harbour Capital</a> has kept the rating for <a>Quayside</a> at buy.").
@@ -71,7 +75,7 @@ def _starts_sentence(word: str) -> bool:
 def learn(summaries: Sequence[tuple[str, str]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The prefix and the suffix (as words, `_TITLE` for an item's title; empty when none) that are
     one feed's summary boilerplate, from its items' (summary text, title)."""
-    split = [(text.split(), title) for text, title in summaries]
+    split = [([_URL if _BARE_URL.fullmatch(w) else w for w in text.split()], title) for text, title in summaries]
     split = [(words, title) for words, title in split if words]
     if len(split) < MIN_ITEMS:
         return (), ()
@@ -245,6 +249,8 @@ _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;|&#34;", "'": "
 # `_LINK`: one link or several in a row (tags and spaces between them), whatever their text
 _ONE_LINK = r"<a\b[^>]*>(?:(?!</a>).)*</a>"
 _ANY_LINK = f"{_ONE_LINK}(?:(?:\\s|&nbsp;|<(?!a\\b)[^>]*>)*{_ONE_LINK})*"
+# `_URL`: an address as the text has it, or as a link whose text it is
+_ANY_URL = r"(?:<a\b[^>]*>)?https?://[^\s<]+(?:</a>)?"
 
 
 def _pattern(words: Sequence[str], title: str) -> str:
@@ -258,6 +264,9 @@ def _pattern(words: Sequence[str], title: str) -> str:
             continue
         if ch == _LINK:
             out.append(_ANY_LINK)
+            continue
+        if ch == _URL:
+            out.append(_ANY_URL)
             continue
         if out and out[-1] != _SPACE:
             out.append(_GAP)

@@ -17,6 +17,7 @@ from test_faults import NOW, channel, one_feeds_edition, pub_date
 from digest import parse as parse_module
 from digest.parse import parse_feed
 from digest.summary_boilerplate import _LINK as LINK
+from digest.summary_boilerplate import _URL as URL
 from digest.summary_boilerplate import learn, learn_closing, learn_links, links_as_blanks, text_of, without_read_more
 
 PARSED_AT = datetime(2026, 11, 30, tzinfo=UTC)
@@ -139,6 +140,19 @@ def podcast(opening: str = "<p>{text} " + CREDITS + "</p>") -> bytes:
     return channel("The Harbour Hour", "https://hour.example/", items)
 
 
+def test_an_opening_plug_after_an_address_that_differs_from_item_to_item_is_left_out() -> None:
+    # A video channel's descriptions open with a link to its shop (one of several), then the same plug.
+    shops = ("https://go.example/Ab12", "https://go.example/Cd34", "https://go.example/Ab12", "https://go.example/Ef56")
+    opening = "<p>{shop} - JOIN THE HARBOUR CLUB TODAY!<br><br>{text}</p>"
+    body = feed(opening.replace("{shop}", "{n}"))
+    for n, shop in enumerate(shops):
+        body = body.replace(f"<![CDATA[<p>{n} - ".encode(), f"<![CDATA[<p>{shop} - ".encode())
+    assert summaries(body) == [text for _, text in STORIES]
+    # An address that opens each summary and runs into the item's own words stays: no plug follows it.
+    own = feed("<p>https://gazette.example/{n} {text}</p>")
+    assert summaries(own) == [f"https://gazette.example/{n} {text}" for n, (_, text) in enumerate(STORIES)]
+
+
 def test_a_closing_block_of_credits_that_opens_alike_on_every_episode_is_cut_off() -> None:
     # No run ends half of the summaries (the music and the thanks differ), but they share a closing
     # block's first sentences: each summary is cut where that block opens.
@@ -177,8 +191,9 @@ CORPUS_REMOVED = {
     "the-habitat_podcast.xml": (0, 8),
     "wnyc_nancy_podcast.xml": (0, 41),  # "Become a Nancy member today ..."
     # The plugs after each episode's description, opening "Sei beim nächsten Seminar dabei!" (seminars,
-    # timestamps, social links, how to ask a question).
-    "youtube_investmentpunk.atom": (0, 13),
+    # timestamps, social links, how to ask a question), and the opening "<a shop's address> - JETZT
+    # MITGLIED DER INVESTMENT PUNK ACADEMY WERDEN!", its address one of several.
+    "youtube_investmentpunk.atom": (9, 13),
     "large_atom_feed_that_needs_css_sanitisation.xml": (0, 2),  # "Обсуждение ведем здесь"
     # Reddit's closing "submitted by <a>user</a> to <a>subreddit</a> <a>[link]</a> <a>[N comments]</a>",
     # its blanks links: a link post's summary is only that line, and goes whole.
@@ -217,9 +232,10 @@ def test_real_feeds_lose_their_boilerplate_and_nothing_else(monkeypatch: pytest.
         kind = "line" if line else "whole"
         found[path.name] = (starts, len(changed) - len(emptied)) if not emptied else (len(emptied), kind)
         shown = " ".join("<link>" if w == LINK else w for w in line or suffix)
+        opening = " ".join("<url>" if w == URL else w for w in prefix)
         print(
             f"{path.name}: {len(changed)} of {len(raw.items)};",
-            f"prefix {' '.join(prefix)[:60]!r}; suffix {shown[:60]!r}; closing block {' '.join(closing)[:60]!r};",
+            f"prefix {opening[:60]!r}; suffix {shown[:60]!r}; closing block {' '.join(closing)[:60]!r};",
             f"{len(emptied)} emptied ({kind}): {text_of(emptied[0].summary_html)[:60]!r}" if emptied else "",
         )
         # A summary many items share whole goes, all of it and only it; so does one that is only the
