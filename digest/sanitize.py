@@ -709,10 +709,22 @@ _DATELINE = re.compile(
 
 
 def _without_opening_dateline(html: str) -> str:
-    """`html` (or plain text) without a wire dateline that opens it (`_DATELINE`); a tag it closes
-    ("<b>WASHINGTON (Reuters) —</b>") is closed still, so emphasis does not run on."""
+    """`html` (or plain text) without a wire dateline (`_DATELINE`) or arXiv's announcement header
+    (`_ARXIV_HEADER`) that opens it; a tag a dateline closes ("<b>WASHINGTON (Reuters) —</b>") is
+    closed still, so emphasis does not run on."""
+    if "arXiv:" in html[:100]:
+        m = _ARXIV_HEADER.match(html)
+        return html if m is None else m.group(1) + html[m.end() :]
     m = _DATELINE.match(html)
     return html if m is None else m.group(1) + m.group(2) + m.group(3) + html[m.end() :]
+
+
+# arXiv's feeds (rss.arxiv.org) open every abstract with the paper's identifier and how it is
+# announced ("arXiv:2609.28553v1 Announce Type: new Abstract: Drug toxicity prediction is ..."): the
+# title links the paper, and an excerpt or a quote is the abstract.
+_ARXIV_HEADER = re.compile(
+    r"((?:\s|<(?!/)[^>]*>)*)arXiv:[\w./-]+\s+Announce Type:\s*[\w-]+\s*(?:<br\s*/?>\s*|</?p>\s*)*Abstract:\s*", re.IGNORECASE
+)
 
 
 # A standfirst: a first paragraph that ends without a sentence's punctuation, then the body ("... and

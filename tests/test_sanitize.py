@@ -395,6 +395,23 @@ def test_an_excerpt_drops_a_wire_dateline_and_closes_the_emphasis_it_opened() ->
     assert excerpt_html("<p>MOSCOU, 24 SET (ANSA) - O líder foi condenado.</p>", 280) == "O líder foi condenado."
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # As rss.arxiv.org writes its abstracts (text), and as a reader may get them in HTML.
+        "arXiv:2611.04512v2 Announce Type: replace-cross \nAbstract: Tidal models of the harbour predict silting.",
+        "<p>arXiv:2611.04512v2 Announce Type: new<br/>Abstract: Tidal models of the harbour predict silting.</p>",
+    ],
+)
+def test_an_excerpt_of_an_arxiv_abstract_is_the_abstract_without_its_announcement(body: str) -> None:
+    assert excerpt(body, 280) == "Tidal models of the harbour predict silting."
+    assert prose_text(body) == "Tidal models of the harbour predict silting."
+    assert excerpt_html(body, 280) == "Tidal models of the harbour predict silting."
+    # A sentence that only mentions an identifier keeps it.
+    cited = "arXiv:2611.04512 is cited by the harbour's survey. Announce Type: none."
+    assert excerpt(cited, 280) == cited
+
+
 def test_an_excerpt_of_a_standfirst_and_its_body_is_the_standfirst() -> None:
     html = (
         "<p>The speech stirred applause on one side and <em>thinly disguised contempt</em> on the other</p>"
