@@ -723,7 +723,9 @@ def _without_opening_dateline(html: str) -> str:
 # announced ("arXiv:2609.28553v1 Announce Type: new Abstract: Drug toxicity prediction is ..."): the
 # title links the paper, and an excerpt or a quote is the abstract.
 _ARXIV_HEADER = re.compile(
-    r"((?:\s|<(?!/)[^>]*>)*)arXiv:[\w./-]+\s+Announce Type:\s*[\w-]+\s*(?:<br\s*/?>\s*|</?p>\s*)*Abstract:\s*", re.IGNORECASE
+    r"((?:\s|<(?!/)[^>]*>)*)"  # opening tags, kept
+    r"arXiv:[\w./-]+\s+Announce Type:\s*[\w-]+\s*(?:<br\s*/?>\s*|</?p>\s*)*Abstract:\s*",
+    re.IGNORECASE,
 )
 
 

@@ -279,9 +279,9 @@ def strip(
     summary_html: str, title: str, prefix: Sequence[str], suffix: Sequence[str], block: Sequence[str] = ()
 ) -> str:
     """`summary_html` without the learned runs, its tags left in place, and cut where its closing
-    `block` (`learn_closing`'s opening sentence) opens; as it was when a run is not found in it, or nothing of its own
-    would be left. A summary that is only a closing line with links (`learn_links`) is left empty:
-    "submitted by ... [link] [42 comments]" is no excerpt."""
+    `block` (`learn_closing`'s opening sentence) opens; as it was when a run is not found in it, or
+    nothing of its own would be left. A summary that is only a closing line with links
+    (`learn_links`) is left empty: "submitted by ... [link] [42 comments]" is no excerpt."""
     out = summary_html
     if block:
         for opening in re.finditer("(" + _pattern(block, title) + ")", out):
