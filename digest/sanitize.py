@@ -362,7 +362,8 @@ def prose_text(html: str) -> str:
     """What an item says in its own sentences: `html_to_text` without what an excerpt leaves out
     (`EXCERPT_DROPPED`: headings, figures and their captions, tables, blockquotes, code, media) and
     without a byline or a credit in capitals that opens it ("By Joseph Flaherty", "EUROPA PRESS"),
-    nor a wire report's dateline ("BRASÍLIA (Reuters) - "); of a body that opens with a standfirst
+    nor a wire report's dateline ("BRASÍLIA (Reuters) - ") or arXiv's announcement ("arXiv:<id>
+    Announce Type: new Abstract:"); of a body that opens with a standfirst
     (The Guardian's), the standfirst only.
 
     Medium and WordPress bodies open with a figure caption and a byline, and run subheadings into
@@ -372,7 +373,7 @@ def prose_text(html: str) -> str:
     but such parts (a summary that is one blockquote) keeps its whole text.
     """
     if not html or ("<" not in html and "&" not in html):
-        return html_to_text(_without_opening_dateline(html)) or html_to_text(html)
+        return html_to_text(_without_opening_header(html)) or html_to_text(html)
     return _prose_only(_opening_cleared(html)) or html_to_text(html)
 
 
@@ -708,9 +709,9 @@ _DATELINE = re.compile(
 )
 
 
-def _without_opening_dateline(html: str) -> str:
-    """`html` (or plain text) without a wire dateline (`_DATELINE`) or arXiv's announcement header
-    (`_ARXIV_HEADER`) that opens it; a tag a dateline closes ("<b>WASHINGTON (Reuters) —</b>") is
+def _without_opening_header(html: str) -> str:
+    """`html` (or plain text) without the header that opens it, if any: a wire dateline (`_DATELINE`)
+    or arXiv's announcement (`_ARXIV_HEADER`); a tag a dateline closes ("<b>WASHINGTON (Reuters) —</b>") is
     closed still, so emphasis does not run on."""
     if "arXiv:" in html[:100]:
         m = _ARXIV_HEADER.match(html)
@@ -756,9 +757,9 @@ def _standfirst_only(html: str) -> str:
 
 
 def _opening_cleared(html: str) -> str:
-    """`html` without what opens it but is not its prose: a byline or credit, a wire dateline; and
-    only its standfirst when it has one."""
-    return _standfirst_only(_without_opening_dateline(_without_opening_byline(html)))
+    """`html` without what opens it but is not its prose: a byline or credit, a wire dateline or
+    arXiv's announcement; and only its standfirst when it has one."""
+    return _standfirst_only(_without_opening_header(_without_opening_byline(html)))
 
 
 def _prose_only(html: str) -> str:

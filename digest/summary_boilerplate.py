@@ -46,7 +46,7 @@ _LINK = "\x02"  # any one link (<a>...</a>, its text whatever it is), in a run `
 # Any one address written out ("https://goo.gl/OhHEXi"), in a run `learn` learned: a video channel opens
 # each description with a link to its shop, a different one from video to video, then the same plug.
 _URL = "\x03"
-_BARE_URL = re.compile(r"https?://\S+")
+_SCHEMES = ("http://", "https://")
 # Words of a run with links that are not links: "submitted by", not "via <a>..."; and a few only,
 # as an attribution line has ("Posted by <a> in <a>"): a longer sentence with links is what the
 # item says ("The analyst <a>Harbour Capital</a> has kept the rating for <a>Quayside</a> at buy.").
@@ -75,7 +75,8 @@ def _starts_sentence(word: str) -> bool:
 def learn(summaries: Sequence[tuple[str, str]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The prefix and the suffix (as words, `_TITLE` for an item's title; empty when none) that are
     one feed's summary boilerplate, from its items' (summary text, title)."""
-    split = [([_URL if _BARE_URL.fullmatch(w) else w for w in text.split()], title) for text, title in summaries]
+    # Every summary's ends pass here on every poll: a prefix test, not a regex, per word.
+    split = [([_URL if w.startswith(_SCHEMES) else w for w in text.split()], title) for text, title in summaries]
     split = [(words, title) for words, title in split if words]
     if len(split) < MIN_ITEMS:
         return (), ()
