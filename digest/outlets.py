@@ -14,14 +14,30 @@ import html
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 _FORWARDS = ("cl4url", "url", "u")  # query parameters an aggregator's link names the article in
 
 
+def _split(url: str) -> SplitResult | None:
+    """`urlsplit`, or None where it refuses the address ("http://[bad/": a bracketed host that is no
+    IPv6 address). Links here come from feeds as publishers wrote them: one malformed link must cost
+    only itself, not the parse of its whole feed or the edition that cites it."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None
+
+
+def _hostname(url: str | None) -> str:
+    """A link's host, lower-cased ("" when it has none or is malformed)."""
+    parts = _split(url or "")
+    return (parts.hostname or "") if parts is not None else ""
+
+
 def site(url: str | None) -> str:
     """A link's host without "www.": the site it is on ("" when it has none)."""
-    return (urlsplit(url or "").hostname or "").removeprefix("www.")
+    return _hostname(url).removeprefix("www.")
 
 
 def linked_article(url: str | None) -> str | None:
@@ -30,14 +46,15 @@ def linked_article(url: str | None) -> str | None:
     value that is no address."""
     if not url or "?" not in url:
         return None
-    parts = urlsplit(url)
-    for name, value in parse_qsl(parts.query):
+    parts = _split(url)
+    for name, value in parse_qsl(parts.query) if parts is not None else ():
         if name in _FORWARDS and value:
             article = value if "://" in value else "https://" + value
-            target = urlsplit(article)
+            target = _split(article)
             host = site(article)
             if (
-                target.scheme in ("http", "https")
+                target is not None
+                and target.scheme in ("http", "https")
                 and "." in host
                 and target.path not in ("", "/")
                 and host != site(url)
@@ -158,7 +175,7 @@ def outlet_name(title: str, feed_url: str, site_url: str | None = None) -> str:
     if not names:
         return site(site_url or feed_url) or title
     if len(names) == 1 and len(parts) > 1:
-        return _without_suffix(names[0], (urlsplit(site_url or feed_url).hostname or "").split("."))
+        return _without_suffix(names[0], _hostname(site_url or feed_url).split("."))
     return title
 
 
@@ -176,7 +193,7 @@ def _outlet_at(title: str, feed_url: str) -> str | None:
     if medium is not None:
         return medium.group("publication") or medium.group("writer")
     parts = _parts(title)
-    host = (urlsplit(feed_url).hostname or "").split(".")
+    host = _hostname(feed_url).split(".")
     if len(parts) < 2:
         return _named_run(title, host, fold)
     if _PLATFORMS.intersection(host):

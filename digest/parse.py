@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import codecs
+import contextlib
 import dataclasses
 import hashlib
 import html as htmllib
@@ -156,6 +157,80 @@ def _response_headers(body: bytes, url: str, content_type: str | None) -> dict[s
     return {"content-type": media}
 
 
+# --------------------------------------------------------------------------- what feedparser trips on
+# Two malformations of real publishers' documents on which feedparser 6.0 raises instead of marking
+# the feed bozo (P6), so that the whole feed was lost ("the parser failed"): each is mended in the
+# bytes, before feedparser reads them, into what the publisher meant or into the least that can be read.
+
+# A numeric character reference to a UTF-16 surrogate or past U+10FFFF is no character: "&#55357;&#56832;"
+# is an emoji as some publishing systems write it (one reference per UTF-16 unit), "&#1234567890;" a
+# mangled one. expat refuses the document, then feedparser's loose parser fails on the reference
+# (chr(0xD83D).encode("utf-8")). The pattern finds candidates only (decimal 55000-57999 or of seven
+# digits and more, hex D800-DFFF or of six digits and more): `_valid_char_refs` decides.
+_ODD_CHAR_REF_PATTERN = (
+    r"&#(?:[xX]0*([dD][89a-fA-F][0-9a-fA-F]{2}|[1-9a-fA-F][0-9a-fA-F]{5,})|0*(5[5-7][0-9]{3}|[1-9][0-9]{6,}));"
+)
+_ODD_CHAR_REF = re.compile(_ODD_CHAR_REF_PATTERN.encode())
+# The same in a summary's HTML, where an RSS description escapes its references ("&amp;#55357;"): nh3
+# would show each surrogate's reference as U+FFFD, "��" where the publisher sent an emoji.
+_ODD_CHAR_REF_TEXT = re.compile(_ODD_CHAR_REF_PATTERN)
+
+
+def _char_ref_value(m: re.Match[str]) -> int:
+    hex_digits, decimal = m.groups()
+    return int(hex_digits, 16) if hex_digits is not None else int(decimal)
+
+
+def _valid_char_refs(text: str) -> str:
+    """`text` with a high and a low surrogate's references side by side written as the one
+    character they encode, and any other reference to no character as U+FFFD's."""
+    if _ODD_CHAR_REF_TEXT.search(text) is None:  # nearly every summary: one scan in C
+        return text
+    matches = list(_ODD_CHAR_REF_TEXT.finditer(text))
+    out: list[str] = []
+    last = k = 0
+    while k < len(matches):
+        m = matches[k]
+        value = _char_ref_value(m)
+        out.append(text[last : m.start()])
+        last = m.end()
+        k += 1
+        if 0xD800 <= value <= 0xDBFF and k < len(matches) and matches[k].start() == m.end():
+            low = _char_ref_value(matches[k])
+            if 0xDC00 <= low <= 0xDFFF:
+                out.append(f"&#{0x10000 + ((value - 0xD800) << 10) + (low - 0xDC00)};")
+                last = matches[k].end()
+                k += 1
+                continue
+        out.append(m.group() if value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF else "&#xFFFD;")
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _valid_char_refs_in(body: bytes) -> bytes:
+    """`_valid_char_refs` on a feed's bytes: references are ASCII, so reading the bytes as Latin-1
+    and writing them back leaves every other byte as it was, in whatever encoding."""
+    if _ODD_CHAR_REF.search(body) is None:  # nearly every feed: one scan in C
+        return body
+    return _valid_char_refs(body.decode("latin-1")).encode("latin-1")
+
+
+# The XML declaration's encoding as feedparser reads it (feedparser/encodings.py, RE_XML_PI_ENCODING):
+# a value that is no encoding's name (bytes that are not UTF-8, a NUL) made it raise UnicodeDecodeError
+# or ValueError. Such a declaration names no encoding: its `encoding` is dropped, and the charset is
+# settled as for a document that declares none (`_charset`).
+_FEEDPARSER_DECLARED = re.compile(rb"""^<\?.*encoding=['"](.*?)['"].*\?>""")
+_ENCODING_NAME = re.compile(rb"[A-Za-z0-9._:-]{1,40}")
+
+
+def _readable_declaration(body: bytes) -> bytes:
+    m = _FEEDPARSER_DECLARED.match(body)
+    if m is None or _ENCODING_NAME.fullmatch(m.group(1)):
+        return body
+    # From "encoding=" to the closing quote: 10 bytes before the value, 1 after.
+    return body[: m.start(1) - 10] + body[m.end(1) + 1 :]
+
+
 # --------------------------------------------------------------------------- entity expansion
 
 MAX_ENTITY_EXPANSION = 1_000_000  # characters that declared entities may add to a document (P2)
@@ -291,12 +366,16 @@ def _summary_html(entry: Mapping[str, Any], feed_url: str) -> str:
             best = c
     if best is None:
         return ""
-    value: str = repair_mojibake(best["value"][:SUMMARY_SOURCE_CHARS])
+    value: str = _valid_char_refs(repair_mojibake(best["value"][:SUMMARY_SOURCE_CHARS]))
     if best.get("type") == "text/plain":
         # E2: feedparser leaves text/plain as is; it is text, so escape it rather than parse it.
         value = htmllib.escape(value).replace("\n\n", "<br><br>")
-    # The element's xml:base, itself relative to the feed's URL when the document gave a path.
-    base = urljoin(feed_url, best["base"]) if best.get("base") else feed_url
+    # The element's xml:base, itself relative to the feed's URL when the document gave a path; one
+    # that is no address ("http://[bad/") resolves nothing, and the summary keeps the feed's URL as base.
+    base = feed_url
+    if best.get("base"):
+        with contextlib.suppress(ValueError):
+            base = urljoin(feed_url, best["base"])
     return sanitize_html(value, base_url=base)
 
 
@@ -597,6 +676,7 @@ def parse_feed(
             f"{MAX_ENTITY_EXPANSION:,} characters.",
             hint="This is how entity-expansion attacks look; remove the feed unless you trust its source.",
         )
+    body = _readable_declaration(_valid_char_refs_in(body))
     result = feedparser.parse(
         io.BytesIO(body),
         response_headers=_response_headers(body, url, content_type),

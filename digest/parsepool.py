@@ -275,7 +275,7 @@ class ParserPool:
         message, detail = payload
         if status == "crash":
             log.debug("feed=%s parser traceback:\n%s", url, detail)
-            raise ParseError(message)
+            raise ParseError(message, hint=_CRASH_HINT)
         raise ParseError(message, hint=detail)
 
     def _exchange(self, job: _Job) -> tuple[str, Any]:
@@ -308,6 +308,12 @@ class _WorkerDied(Exception):
 
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# feedparser raises on some malformed documents instead of marking them bozo; parse mends those it
+# knows of (`parse._valid_char_refs`, `parse._readable_declaration`), and the feed's next poll is tried again.
+_CRASH_HINT = (
+    "feedparser could not read this document; check it with a feed validator or tell its publisher "
+    "(digest --debug poll logs the traceback). It is polled again as usual."
+)
 _SLOW_HINT = (
     "The feed may be crafted to be slow to parse (e.g. a huge <author>); "
     "remove it or raise the parse CPU budget if you trust it."

@@ -18,7 +18,7 @@ from test_store import T0, parsed
 
 from digest.config import Settings, load
 from digest.model import Feed, FeedSpec, PollRecord
-from digest.outlets import linked_article, outlet_name
+from digest.outlets import linked_article, outlet_name, site
 from digest.parse import parse_feed
 from digest.pipeline.mailer import classify_item
 from digest.store import Store
@@ -221,6 +221,8 @@ def test_real_feeds_titles_give_the_outlets_names() -> None:
         ("https://news.agg.example/story?url=paper.example", None),  # a bare host: no article
         ("https://paper.example/search?u=42", None),  # a value that is no address
         ("https://news.agg.example/go?url=javascript:alert(1)", None),
+        ("https://news.agg.example/go?url=http://[paper.example/news/7", None),  # a host urlsplit refuses
+        ("http://[news.agg.example/go?url=https://paper.example/news/7", None),  # the link's own host too
     ],
 )
 def test_an_aggregators_link_is_read_as_the_article_it_stands_for(link: str, article: str | None) -> None:
@@ -239,6 +241,48 @@ def test_an_aggregators_item_links_the_article_and_keeps_its_key() -> None:
     assert item.outlet == "paper.example"
     # Its identity is the link the feed gave, as before links were unwrapped: no item is stored twice.
     assert item.key == "https://news.agg.example/story?url=paper.example%2Fnews%2F7"
+
+
+def test_a_malformed_address_names_no_site_and_the_title_still_names_the_outlet() -> None:
+    """ "http://[..." is an address urlsplit refuses: where a feed's URL or its channel's link is
+    one, no host is read from it, and nothing raises."""
+    assert site("http://[gazette.example/world") == ""
+    assert outlet_name("Harbour | Evening Courier", "http://[bad/feed") == "Harbour | Evening Courier"
+    assert outlet_name("World – The Harbour Gazette", "http://[bad/feed") == "The Harbour Gazette"  # "World": a page
+    assert outlet_name("World – The Harbour Gazette", "https://harbourgazette.example/feed", "http://[bad/") == (
+        "The Harbour Gazette"
+    )
+    assert outlet_name("Home | Mail Online", "http://[bad/feed", "http://[bad/") == "Mail Online"
+
+
+async def test_one_malformed_link_or_reference_costs_neither_the_feed_nor_the_edition(tmp_path: Path) -> None:
+    """Poll and send as processes, the feed served on 127.0.0.1. Its channel's link is no address,
+    one item is an aggregator's link forwarding to no address, and its titles write an emoji as two
+    UTF-16 references: each of these made the parse of the whole feed fail ("the parser failed"),
+    so none of its items reached an edition. Now every item is stored and sent, the emoji as itself."""
+    when = format_datetime(E2E_NOW - timedelta(hours=2))
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        "<title>Top stories - Google News</title><link>http://[news.google.com/</link><description>d</description>"
+        "<item><title>Rocket launch lights up the coast &#55357;&#56960;</title>"
+        "<link>https://news.google.com/url?url=https://wire.example/launch</link>"
+        f"<category>World</category><pubDate>{when}</pubDate><description>Crowds watched.</description></item>"
+        "<item><title>Ferry strike ends after a night of talks</title>"
+        "<link>https://news.google.com/url?url=http://[harbour.example/ferries</link>"
+        f"<category>World</category><pubDate>{when}</pubDate><description>Crews return.</description></item>"
+        "</channel></rss>"
+    ).encode()
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        config = write_config(tmp_path, feeds=[feeds.serve("/agg.xml", body)], smtp_port=smtp.port)
+        code, out, err = await digest(config, "poll")
+        assert code == 0 and "2 new items, 0 failed" in out, out + err
+        code, out, err = await digest(config, "send")
+        assert code == 0 and "1 sent" in out, out + err
+    (message,) = [m for m in smtp.messages if m.rcpt_tos[0] == "editor@example.org"]
+    text = parsed_message(message.data).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Rocket launch lights up the coast \U0001f680" in text and "https://wire.example/launch" in text
+    assert "wire.example · " in text  # the forwarded item is cited by the site it names
+    assert "Ferry strike ends after a night of talks" in text  # the other, under the aggregator's own link
 
 
 async def test_a_feed_served_from_another_host_is_cited_by_the_outlet_its_site_names(tmp_path: Path) -> None:

@@ -389,6 +389,89 @@ def test_P6_illegal_xml_characters_do_not_crash_and_are_removed() -> None:
     assert feed.warning
 
 
+def test_P6_an_emoji_written_as_two_surrogate_references_is_the_emoji() -> None:
+    """Some publishing systems write a character beyond the BMP as its two UTF-16 units'
+    references. Those are no XML: expat refused the document and feedparser's loose parser then
+    raised on the first reference, so the whole feed was lost. In the XML and in a description's
+    escaped HTML alike, the pair is the character it encodes."""
+    feed = parse(
+        rss(
+            "<item><guid>g</guid><title>Smile &#55357;&#56832; and &#xD83D;&#xDE00;</title>"
+            "<description>&lt;p&gt;Launch &amp;#55357;&amp;#56960; today&lt;/p&gt;</description></item>"
+            "<item><guid>h</guid><title>A plain second item</title></item>"
+        )
+    )
+    assert [i.title for i in feed.items] == ["Smile \U0001f600 and \U0001f600", "A plain second item"]
+    assert feed.items[0].summary_text == "Launch \U0001f680 today"
+    assert "\U0001f680" in feed.items[0].summary_html
+
+
+def test_P6_a_reference_to_no_character_is_a_replacement_character_and_the_rest_stays() -> None:
+    feed = parse(
+        rss(
+            "<item><guid>g</guid><title>lone &#55357; low &#56832; huge &#1234567890; "
+            "private &#x10FFFD; ok &#8217; &#1000000;</title>"
+            "<description>&lt;p&gt;&amp;#xDE00;&amp;#xD83D; reversed&lt;/p&gt;</description></item>"
+        )
+    )
+    assert feed.items[0].title == "lone \ufffd low \ufffd huge \ufffd private \U0010fffd ok \u2019 \U000f4240"
+    assert feed.items[0].summary_text == "\ufffd\ufffd reversed"  # a low then a high surrogate are no pair
+
+
+@pytest.mark.parametrize("declared", [b"\xe9t\xe9", b"utf\x008", b"\xff\xfe"], ids=["latin-1", "nul", "bom-bytes"])
+def test_P6_a_declared_encoding_that_names_none_is_read_as_undeclared(declared: bytes) -> None:
+    """feedparser decodes the declaration's encoding name as UTF-8 and looks it up: bytes that are not
+    UTF-8, or a NUL, made it raise and lose the feed. Such a declaration names no encoding."""
+    text = (
+        '<rss version="2.0"><channel><title>T</title>'
+        "<item><guid>g</guid><title>Été chaud à Lyon</title></item></channel></rss>"
+    )
+    body = b'<?xml version="1.0" encoding="' + declared + b'"?>\n' + text.encode("latin-1")  # a legacy feed's bytes
+    feed = parse(body)
+    assert feed.items[0].title == "Été chaud à Lyon"
+
+
+def test_a_channel_link_that_is_no_address_costs_the_feed_nothing() -> None:
+    """urlsplit refuses "http://[..." (a bracketed host that is no IPv6 address): reading the
+    channel's site from it raised, and the parse of the whole feed failed."""
+    feed = parse(
+        rss(
+            "<item><guid>g</guid><title>Kept</title><link>https://t.example/a</link></item>",
+            channel="<title>World - The Gazette</title><link>http://[gazette.example/</link>",
+        )
+    )
+    assert [i.title for i in feed.items] == ["Kept"]
+    assert feed.link is None
+
+
+def test_an_aggregator_link_forwarding_to_no_address_keeps_its_item_under_its_own_link() -> None:
+    feed = parse(
+        rss(
+            "<item><guid>g</guid><title>Forwarded nowhere</title>"
+            "<link>https://news.google.com/url?url=http://[wire.example/a</link></item>"
+            "<item><guid>h</guid><title>Forwarded</title>"
+            "<link>https://news.google.com/url?url=https://wire.example/b</link></item>",
+            channel="<title>Top stories - Google News</title><link>https://news.google.com/</link>",
+        )
+    )
+    first, second = feed.items
+    assert first.title == "Forwarded nowhere" and first.url is not None and first.outlet is None
+    assert first.url.startswith("https://news.google.com/url?url=")
+    assert second.url == "https://wire.example/b" and second.outlet == "wire.example"
+
+
+def test_an_xml_base_that_is_no_address_leaves_the_summary_based_on_the_feed() -> None:
+    body = (
+        b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>A</title>'
+        b'<entry><id>e</id><title>Based</title><link href="https://t.example/e"/>'
+        b'<summary type="html" xml:base="http://[bad/">&lt;a href="more"&gt;more&lt;/a&gt; text</summary>'
+        b"</entry></feed>"
+    )
+    feed = parse(body)
+    assert feed.items[0].title == "Based"
+    assert 'href="https://gazette.example/more"' in feed.items[0].summary_html
+
+
 # --------------------------------------------------------------------------- P1-P3 XML attacks
 
 

@@ -59,6 +59,19 @@ async def test_a_parse_error_in_a_worker_keeps_its_message_and_hint(pool: Parser
     assert "RSS or Atom link" in info.value.hint
 
 
+async def test_a_document_feedparser_raises_on_is_that_feeds_error_with_what_to_do(pool: ParserPool) -> None:
+    """feedparser 6.0 raises TypeError on a channel image whose <height> opens inside an unclosed
+    <description> (it reads no number): that feed's error, one line with a hint; the pool goes on."""
+    broken = (
+        b'<rss version="2.0"><channel><title>t</title><image><url>https://gazette.example/i.png</url>'
+        b"<description><height>32</height></image><item><title>a</title></item></channel></rss>"
+    )
+    with pytest.raises(ParseError, match=r"^https://gazette.example/feed.xml: the parser failed: TypeError") as info:
+        await pool.parse(broken, url=URL, content_type=None, now=NOW)
+    assert "\n" not in info.value.message and "feed validator" in (info.value.hint or "")
+    assert len((await pool.parse(GOOD, url=URL, content_type=None, now=NOW)).items) == 4
+
+
 async def test_a_worker_killed_from_outside_is_replaced(pool: ParserPool) -> None:
     await asyncio.gather(*(pool.parse(GOOD, url=URL, content_type=None, now=NOW) for _ in range(4)))
     pids = [w.process.pid for w in pool._all]

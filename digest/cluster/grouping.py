@@ -40,7 +40,10 @@ def canonical_url(url: str | None) -> str | None:
         host = netloc.lower().removeprefix("www.")
         if host and netloc.isascii():  # urlsplit checks a non-ASCII host's normalisation
             return "//" + host + path.rstrip("/")  # as urlunsplit writes it: the path starts with "/"
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # "http://[bad/": no host to read; the link as written is its identity
+        return url.strip()
     if not parts.netloc:
         return url.strip()
     host = parts.netloc.lower().removeprefix("www.")
