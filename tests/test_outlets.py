@@ -255,6 +255,22 @@ def test_a_malformed_address_names_no_site_and_the_title_still_names_the_outlet(
     assert outlet_name("Home | Mail Online", "http://[bad/feed", "http://[bad/") == "Mail Online"
 
 
+async def _polled_and_sent(tmp_path: Path, body: bytes) -> tuple[str, str, str]:
+    """Serve `body` as a feed on 127.0.0.1, run `digest poll`, `digest send` and `digest feeds list`
+    as processes: what poll and feeds list printed, and the text part the editor received."""
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        config = write_config(tmp_path, feeds=[feeds.serve("/feed.xml", body)], smtp_port=smtp.port)
+        code, polled, err = await digest(config, "poll")
+        assert code == 0, polled + err
+        code, out, err = await digest(config, "send")
+        assert code == 0 and "1 sent" in out, out + err
+        code, listed, err = await digest(config, "feeds", "list")
+        assert code == 0, listed + err
+    (message,) = [m for m in smtp.messages if m.rcpt_tos[0] == "editor@example.org"]
+    text = parsed_message(message.data).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    return polled, listed, text
+
+
 async def test_one_malformed_link_or_reference_costs_neither_the_feed_nor_the_edition(tmp_path: Path) -> None:
     """Poll and send as processes, the feed served on 127.0.0.1. Its channel's link is no address,
     one item is an aggregator's link forwarding to no address, and its titles write an emoji as two
@@ -272,14 +288,8 @@ async def test_one_malformed_link_or_reference_costs_neither_the_feed_nor_the_ed
         f"<category>World</category><pubDate>{when}</pubDate><description>Crews return.</description></item>"
         "</channel></rss>"
     ).encode()
-    async with FeedServer() as feeds, SmtpServer() as smtp:
-        config = write_config(tmp_path, feeds=[feeds.serve("/agg.xml", body)], smtp_port=smtp.port)
-        code, out, err = await digest(config, "poll")
-        assert code == 0 and "2 new items, 0 failed" in out, out + err
-        code, out, err = await digest(config, "send")
-        assert code == 0 and "1 sent" in out, out + err
-    (message,) = [m for m in smtp.messages if m.rcpt_tos[0] == "editor@example.org"]
-    text = parsed_message(message.data).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    polled, _, text = await _polled_and_sent(tmp_path, body)
+    assert "2 new items, 0 failed" in polled, polled
     assert "Rocket launch lights up the coast \U0001f680" in text and "https://wire.example/launch" in text
     assert "wire.example · " in text  # the forwarded item is cited by the site it names
     assert "Ferry strike ends after a night of talks" in text  # the other, under the aggregator's own link
@@ -296,15 +306,7 @@ async def test_a_feed_served_from_another_host_is_cited_by_the_outlet_its_site_n
         f"<category>World</category><pubDate>{format_datetime(E2E_NOW - timedelta(hours=2))}</pubDate>"
         "<description>Crews return to the quay on Monday.</description></item></channel></rss>"
     ).encode()
-    async with FeedServer() as feeds, SmtpServer() as smtp:
-        config = write_config(tmp_path, feeds=[feeds.serve("/world.xml", body)], smtp_port=smtp.port)
-        code, _, err = await digest(config, "poll")
-        assert code == 0, err
-        code, out, err = await digest(config, "send")
-        assert code == 0 and "1 sent" in out, out + err
-        code, listed, err = await digest(config, "feeds", "list")  # the operator sees it too
-        assert code == 0 and "as 'The Harbour Gazette'" in listed, listed + err
-    (message,) = [m for m in smtp.messages if m.rcpt_tos[0] == "editor@example.org"]
-    text = parsed_message(message.data).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    _, listed, text = await _polled_and_sent(tmp_path, body)
+    assert "as 'The Harbour Gazette'" in listed, listed  # the operator sees it too
     assert "Ferry strike ends after a night of talks" in text
     assert "The Harbour Gazette · " in text and "World – The Harbour Gazette" not in text
