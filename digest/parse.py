@@ -366,10 +366,12 @@ def _summary_html(entry: Mapping[str, Any], feed_url: str) -> str:
             best = c
     if best is None:
         return ""
-    value: str = _valid_char_refs(repair_mojibake(best["value"][:SUMMARY_SOURCE_CHARS]))
+    value: str = repair_mojibake(best["value"][:SUMMARY_SOURCE_CHARS])
     if best.get("type") == "text/plain":
         # E2: feedparser leaves text/plain as is; it is text, so escape it rather than parse it.
         value = htmllib.escape(value).replace("\n\n", "<br><br>")
+    else:  # HTML, whose references are read as characters: a surrogate pair's as the one it encodes
+        value = _valid_char_refs(value)
     # The element's xml:base, itself relative to the feed's URL when the document gave a path; one
     # that is no address ("http://[bad/") resolves nothing, and the summary keeps the feed's URL as base.
     base = feed_url
