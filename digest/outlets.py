@@ -19,7 +19,7 @@ from urllib.parse import SplitResult, parse_qsl, urlsplit
 _FORWARDS = ("cl4url", "url", "u")  # query parameters an aggregator's link names the article in
 
 
-def _split(url: str) -> SplitResult | None:
+def split_url(url: str) -> SplitResult | None:
     """`urlsplit`, or None where it refuses the address ("http://[bad/": a bracketed host that is no
     IPv6 address). Links here come from feeds as publishers wrote them: one malformed link must cost
     only itself, not the parse of its whole feed or the edition that cites it."""
@@ -31,7 +31,7 @@ def _split(url: str) -> SplitResult | None:
 
 def _hostname(url: str | None) -> str:
     """A link's host, lower-cased ("" when it has none or is malformed)."""
-    parts = _split(url or "")
+    parts = split_url(url or "")
     return (parts.hostname or "") if parts is not None else ""
 
 
@@ -46,11 +46,11 @@ def linked_article(url: str | None) -> str | None:
     value that is no address."""
     if not url or "?" not in url:
         return None
-    parts = _split(url)
+    parts = split_url(url)
     for name, value in parse_qsl(parts.query) if parts is not None else ():
         if name in _FORWARDS and value:
             article = value if "://" in value else "https://" + value
-            target = _split(article)
+            target = split_url(article)
             host = site(article)
             if (
                 target is not None

@@ -32,7 +32,6 @@ from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import css_inline
@@ -52,6 +51,7 @@ from digest.model import (
     SectionGroup,
     Story,
 )
+from digest.outlets import split_url
 from digest.sanitize import excerpt_html, html_to_text
 
 __all__ = [
@@ -225,11 +225,13 @@ def _href(url: str | None) -> str | None:
     if not url:
         return None
     url = _clean(url)
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in _LINK_SCHEMES or not parts.netloc or any(c in url for c in " <>\"'"):
+    parts = split_url(url)
+    if (
+        parts is None
+        or parts.scheme.lower() not in _LINK_SCHEMES
+        or not parts.netloc
+        or any(c in url for c in " <>\"'")
+    ):
         return None
     return url
 

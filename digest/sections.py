@@ -50,10 +50,10 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 from digest import words
 from digest.config import Rule, Section
+from digest.outlets import split_url
 
 # Kinds of condition, strongest first; the strength of a rule is that of its strongest condition.
 _STRENGTH = {"feeds": 3, "categories": 2, "url_patterns": 2, "keywords": 1}
@@ -112,10 +112,8 @@ def _url_match(patterns: tuple[str, ...], path: str) -> str | None:
 
 
 def _url_path(url: str) -> str:
-    try:
-        return urlsplit(url).path or "/"
-    except ValueError:  # e.g. an invalid IPv6 netloc: no path to match, and not this module's error
-        return ""
+    parts = split_url(url)
+    return "" if parts is None else parts.path or "/"  # an address urlsplit refuses has no path to match
 
 
 # --------------------------------------------------------------------------- word forms

@@ -16,14 +16,14 @@ from datetime import datetime
 from functools import reduce
 from itertools import repeat
 from operator import and_, or_
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlunsplit
 
 from digest.cluster.blocking import _candidates
 from digest.cluster.features import ClusterInput, _profile, in_sources_languages
 from digest.cluster.linking import _link, _link_across
 from digest.cluster.stories import DEFAULT_THRESHOLD, _merge_score, _Story
 from digest.cluster.vectors import _batch
-from digest.outlets import linked_site
+from digest.outlets import linked_site, split_url
 
 # A plain http(s) link: no query, fragment, brackets, blanks or controls; what `urlsplit` would make of
 # it is read off directly (its host, if ASCII, and path), a fifth of the time at 50,000 items.
@@ -40,11 +40,8 @@ def canonical_url(url: str | None) -> str | None:
         host = netloc.lower().removeprefix("www.")
         if host and netloc.isascii():  # urlsplit checks a non-ASCII host's normalisation
             return "//" + host + path.rstrip("/")  # as urlunsplit writes it: the path starts with "/"
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:  # "http://[bad/": no host to read; the link as written is its identity
-        return url.strip()
-    if not parts.netloc:
+    parts = split_url(url.strip())
+    if parts is None or not parts.netloc:  # no host, or none urlsplit can read ("http://[bad/"): as written
         return url.strip()
     host = parts.netloc.lower().removeprefix("www.")
     path = parts.path.rstrip("/")
