@@ -13,13 +13,16 @@ from datetime import timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 from smtpservers import SmtpServer
+from test_faults import MALFORMED_FORMS
 from test_web import NOW, Clock, make_settings, open_store
 
 from digest import config as cfg
+from digest import web as web_app
 from digest.store import ACTIVE, UNSUBSCRIBED, Store
 from digest.web import listening, start_web
 
@@ -31,6 +34,7 @@ class Site:
     http: aiohttp.ClientSession
     smtp: SmtpServer
     clock: Clock
+    url: str  # the app's loopback address
 
 
 async def start(tmp_path: Path, **web: Any) -> AsyncIterator[Site]:
@@ -41,8 +45,9 @@ async def start(tmp_path: Path, **web: Any) -> AsyncIterator[Site]:
         clock = Clock()
         runner = await start_web(settings, store, clock=clock, host="127.0.0.1", port=0)
         try:
-            async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
-                yield Site(settings, store, http, smtp, clock)
+            url = listening(runner)[0]
+            async with aiohttp.ClientSession(base_url=url) as http:
+                yield Site(settings, store, http, smtp, clock, url)
         finally:
             await runner.cleanup()
             store.close()
@@ -195,6 +200,51 @@ async def test_the_global_hourly_cap_and_the_per_client_limit(tmp_path: Path) ->
         await mail_count(site, 2)
         await asyncio.sleep(0.3)
         assert len(site.smtp.messages) == 2  # the hourly cap held the other two back
+
+
+async def test_L3_a_malformed_sign_up_or_confirmation_body_is_400_and_spends_nothing(tmp_path: Path) -> None:
+    """The sign-up form and the confirmation page read their bodies as the subscriber forms do: a
+    body no form reader can read (a charset Python does not know, bytes that are not UTF-8, broken
+    multipart) is the client's fault, a 400 that changes nothing, not a 500 with a traceback in the
+    operator's log. Before, both called aiohttp's reader directly and answered 500."""
+    async for site in start(tmp_path, signup_per_client=20):
+        status, _ = await sign_up(site, "new@example.org")
+        assert status == 200
+        await mail_count(site, 1)
+        link = link_in(site.smtp.messages[0].data)
+        for content_type, body in MALFORMED_FORMS:
+            for path in ("/subscribe", link):
+                async with site.http.post(path, data=body, headers={"Content-Type": content_type}) as resp:
+                    page = await resp.text()
+                    assert resp.status == 400 and "The form could not be read" in page, (path, content_type)
+        await asyncio.sleep(0.3)
+        assert len(site.smtp.messages) == 1 and site.store.get_subscriber(email="new@example.org") is None
+        async with site.http.get(link) as resp:  # the link was not spent: it still confirms
+            mac = re.search(r'name="form" value="([^"]+)"', await resp.text())
+        assert mac
+        async with site.http.post(link, data={"form": mac.group(1)}) as resp:
+            assert resp.status == 200
+        assert site.store.get_subscriber(email="new@example.org") is not None
+
+
+async def test_H19_a_sign_up_body_that_never_arrives_is_408_and_the_connection_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that sends the sign-up form's headers and then a trickle of its body holds no
+    connection past READ_TIMEOUT, as on the subscriber forms (tests/test_faults.py, H19)."""
+    monkeypatch.setattr(web_app, "READ_TIMEOUT", 0.5)
+    async for site in start(tmp_path):
+        port = urlsplit(site.url).port
+        assert port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /subscribe HTTP/1.1\r\nHost: review\r\nContent-Length: 100\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n\r\nemail=a"
+        )
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        assert site.smtp.messages == []
 
 
 async def test_signup_off_means_no_page_and_no_link(tmp_path: Path) -> None:
