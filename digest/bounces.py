@@ -217,8 +217,16 @@ def _text_of(msg: Message) -> str:
         if part.get_content_maintype() == "text" and part.get_content_type() != "text/rfc822-headers":
             raw = part.get_payload(decode=True)
             if isinstance(raw, bytes):
-                chunks.append(raw.decode(part.get_content_charset() or "utf-8", "replace"))
+                chunks.append(_decoded(raw, part.get_content_charset()))
     return "\n".join(chunks)
+
+
+def _decoded(raw: bytes, charset: str | None) -> str:
+    """A text part's bytes in the charset it declares; a charset Python does not know is read as UTF-8."""
+    try:
+        return raw.decode(charset or "utf-8", "replace")
+    except (LookupError, ValueError):  # ValueError: a charset name with a NUL in it
+        return raw.decode("utf-8", "replace")
 
 
 def _near(text: str, address: str) -> tuple[str | None, str]:
@@ -232,8 +240,30 @@ def _near(text: str, address: str) -> tuple[str | None, str]:
     return status, _one_line(lines[0] if lines else "")
 
 
+def _heuristics(msg: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """flufl.bounce's (temporary, permanent) failures; none when its detectors cannot read the message.
+
+    Its detectors run in turn and the first to raise stops them all: a header of raw 8-bit bytes
+    (which the email package gives as a Header object, not a str) breaks its sina and postfix
+    detectors, an empty or missing From its yale detector. Such a message is read again as a copy
+    with its headers as text and, when it has no sender, the null sender's "<>" (a bounce's own); if
+    a detector still raises, the heuristics have read nothing."""
+    try:
+        return all_failures(msg)
+    except Exception:  # a third-party heuristic on a hostile message: any error is "cannot read"
+        pass
+    try:
+        as_text = email.message_from_string(msg.as_bytes().decode("utf-8", "replace"), policy=email.policy.compat32)
+        if not str(as_text.get("From", "")).strip():
+            del as_text["From"]
+            as_text["From"] = "<>"
+        return all_failures(as_text)
+    except Exception:  # nor can the email package always write a hostile message out again
+        return frozenset(), frozenset()
+
+
 def _fallback(msg: Message) -> list[tuple[str | None, Kind, str | None, str]]:
-    temporary, permanent = all_failures(msg)
+    temporary, permanent = _heuristics(msg)
     text = _text_of(msg)
     found: list[tuple[str | None, Kind, str | None, str]] = []
     for addresses, default in ((permanent, "hard"), (temporary, "soft")):

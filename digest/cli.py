@@ -97,8 +97,18 @@ def setup_logging(fmt: str, level: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiosmtpd", "mail.log", "asyncio", "apscheduler.executors.default", "apscheduler.scheduler"):
+    for noisy in (
+        "aiosmtpd",
+        "mail.log",
+        "asyncio",
+        "apscheduler.executors.default",
+        "apscheduler.scheduler",
+        "alembic.runtime.plugins",  # a line per plugin at every start
+    ):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # flufl.bounce logs each detector it runs, and a detector that raises with its traceback, which
+    # digest.bounces then handles itself: its own words would only alarm.
+    logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
 
 
 # --------------------------------------------------------------------------- context

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import re
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,42 @@ def test_status_classes(status: str, kind: str | None) -> None:
 def test_a_report_without_any_failure_is_not_a_bounce() -> None:
     msg = email.message_from_string("From: someone@example.org\nSubject: hello\n\nJust a note.\n")
     assert bounces.parse(msg) is None
+
+
+# What a receiving system may write into a bounce that flufl.bounce's detectors cannot read.
+ODD_SENDERS = {
+    # Raw UTF-8 in the From header (the email package gives it as a Header, not a str): its sina
+    # detector called .lower() on it and raised.
+    "8-bit display name": "From: Système de messagerie <MAILER-DAEMON@mail.qmail-host.example>".encode(),
+    # An empty From, or none (its yale detector indexed the empty list of its addresses and raised).
+    "empty": b"From: ",
+    "none": b"",
+}
+
+
+@pytest.mark.parametrize("header", ODD_SENDERS.values(), ids=ODD_SENDERS.keys())
+def test_a_detector_that_raises_on_a_senders_header_does_not_lose_the_bounce(header: bytes) -> None:
+    """flufl.bounce runs its detectors in turn, and the first that raises stops them all; the
+    message is read again with its headers as text, and the qmail detector still finds the failure.
+    Before, the exception went up to `digest bounces` and the bounce was lost (over IMAP, every
+    fetch stopped at it)."""
+    raw = (FIXTURES / "qmail-5.1.1-no-mailbox.eml").read_bytes()
+    odd = re.sub(rb"(?m)^From: MAILER-DAEMON.*$", header, raw, count=1)
+    assert odd != raw
+    found = bounces.parse_bytes(odd)
+    assert found is not None
+    assert (found.kind, found.status, found.recipient, found.method) == (
+        "hard",
+        "5.1.1",
+        "fedor@qmail-host.example",
+        "fallback",
+    )
+
+
+@pytest.mark.parametrize("charset", ["no-such-charset", "utf\x008"])
+def test_a_text_part_in_a_charset_python_does_not_know_is_read_as_utf_8(charset: str) -> None:
+    raw = (FIXTURES / "qmail-5.1.1-no-mailbox.eml").read_bytes()
+    odd = re.sub(rb"(?mi)^Content-Type: text/plain.*$", f'Content-Type: text/plain; charset="{charset}"'.encode(), raw)
+    assert odd != raw
+    found = bounces.parse_bytes(odd)
+    assert found is not None and (found.kind, found.status) == ("hard", "5.1.1")

@@ -272,3 +272,54 @@ async def test_digest_bounces_fetch_reads_the_unread_messages_over_imap_and_flag
         assert code == 1 and "Cannot log in to IMAP 127.0.0.1" in err
     code, out, _ = await digest(config, env_now, "subscribers", "show", "reader00@example.org")
     assert "suppressed bounced" in out
+
+
+def nested_mime(depth: int) -> bytes:
+    """A message whose MIME parts nest `depth` deep: the email package exhausts Python's recursion
+    limit walking it."""
+    head = b"From: MAILER-DAEMON@mx.remote.example\r\nSubject: failure notice\r\nMIME-Version: 1.0\r\n"
+    opening = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i) for i in range(depth))
+    closing = b"".join(b"--b%d--\r\n" % i for i in reversed(range(depth)))
+    return head + opening + b"Content-Type: text/plain\r\n\r\nnothing\r\n" + closing
+
+
+async def test_B18_one_message_the_parser_fails_on_never_stops_the_bounces_behind_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An IMAP folder whose first unread message the parser cannot read (MIME nested 3,000 deep),
+    then two real bounces whose sender headers flufl.bounce's detectors raised on (raw 8-bit bytes,
+    an empty From). `digest bounces fetch` reads them all, counts the first as unreadable with one
+    log line and no traceback, and flags all three read. Before, the first exception ended the
+    fetch, unflagged, and every later fetch stopped at the same message: no bounce was ever read."""
+    from imapserver import ImapServer
+
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        url = feeds.serve("/news.xml", feed(DAY1, "first"))
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, readers=2)
+        assert (await digest(config, DAY1, "poll"))[0] == 0
+        assert (await digest(config, DAY1 + timedelta(minutes=1), "send"))[0] == 0
+        verp = {m.rcpt_tos[0]: m.mail_from for m in smtp.messages}
+    qmail = (FIXTURES / "qmail-5.1.1-no-mailbox.eml").read_bytes()
+    messages = [nested_mime(3000)]
+    for reader, sender in (
+        ("reader00@example.org", "From: Système de messagerie <MAILER-DAEMON@mail.qmail-host.example>".encode()),
+        ("reader01@example.org", b"From: "),
+    ):
+        raw = re.sub(rb"bounce\+[0-9a-f-]+@bounces\.example\.org", verp[reader].encode(), qmail)
+        messages.append(re.sub(rb"(?m)^From: MAILER-DAEMON.*$", sender, raw, count=1))
+    with ImapServer(user="bounces", password="imap-pw", messages=messages) as imap:
+        text = config.read_text(encoding="utf-8").replace(
+            "[bounces]\n",
+            f'[bounces]\nimap_host = "127.0.0.1"\nimap_port = {imap.port}\nimap_security = "none"\n'
+            'imap_username = "bounces"\n',
+        )
+        config.write_text(text, encoding="utf-8")
+        monkeypatch.setenv("DIGEST_BOUNCES_IMAP_PASSWORD", "imap-pw")
+        code, out, err = await digest(config, DAY1 + timedelta(hours=1), "bounces", "fetch")
+        assert code == 0, err
+        assert out.strip() == "2 suppressed, 1 unreadable"
+        assert imap.seen == {1, 2, 3}
+        assert "Traceback" not in err and "could not be read (RecursionError" in err
+    for reader in ("reader00@example.org", "reader01@example.org"):
+        code, out, _ = await digest(config, DAY1 + timedelta(hours=1), "subscribers", "show", reader)
+        assert "suppressed bounced" in out, out

@@ -34,11 +34,12 @@ from digest.errors import ConfigError, DigestError
 from digest.store import Store
 from digest.store.bounces import UNVERIFIED
 
-__all__ = ["NOT_A_BOUNCE", "IntakeReport", "fetch_imap", "import_files", "intake", "serve_smtp"]
+__all__ = ["NOT_A_BOUNCE", "UNREADABLE", "IntakeReport", "fetch_imap", "import_files", "intake", "serve_smtp"]
 
 log = logging.getLogger(__name__)
 
 NOT_A_BOUNCE = "not a bounce"  # an auto-reply, a delivery receipt: read and left alone
+UNREADABLE = "unreadable"  # a message the parser failed on: logged, counted, and left alone
 MAX_MESSAGE = 10 * 1024 * 1024  # a bounce with its returned copy; larger is refused at DATA
 
 
@@ -58,8 +59,14 @@ class IntakeReport:
 def intake(
     settings: Settings, store: Store, raw: bytes, *, via: str, now: datetime, envelope_to: str | None = None
 ) -> str:
-    """Record what one received message says; returns store.bounces' outcome or NOT_A_BOUNCE."""
-    found = bounces.parse_bytes(raw, envelope_to=envelope_to)
+    """Record what one received message says; returns store.bounces' outcome, NOT_A_BOUNCE or UNREADABLE."""
+    try:
+        found = bounces.parse_bytes(raw, envelope_to=envelope_to)
+    except Exception as exc:  # untrusted bytes through the email package and flufl's heuristics
+        # One message the parser fails on must not stop the others: an IMAP folder would otherwise
+        # fail at it on every fetch, and bounces behind it would never be read.
+        log.warning("bounce via=%s could not be read (%s: %s); left as it is", via, type(exc).__name__, exc)
+        return UNREADABLE
     if found is None:
         return NOT_A_BOUNCE
     ring = tokens.key_ring(settings.web.secret_keys, settings.digest.secret, store.site_secret())
