@@ -8,7 +8,7 @@ library's expat, which (>= 2.4) refuses entity-expansion bombs and never fetches
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from email.utils import format_datetime
 
@@ -28,19 +28,22 @@ def parse_opml(text: str | bytes, *, source: str = "OPML") -> list[tuple[FeedSpe
     if root.tag != "opml" or body is None:
         raise FeedError(f"{source} is not OPML (no <opml><body>).", hint="Pass the .opml file your reader exported.")
     found: list[tuple[FeedSpec, str | None]] = []
-
-    def walk(node: ET.Element, folder: str | None) -> None:
-        for outline in node.findall("outline"):
-            url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
-            label = (outline.get("title") or outline.get("text") or "").strip() or None
-            if url:
-                category = (outline.get("category") or "").split(",")[0].strip().strip("/") or None
-                section = folder or category
-                found.append((FeedSpec(url=url, name=label), section))
-            else:
-                walk(outline, label or folder)
-
-    walk(body, None)
+    # Depth first, in document order, with a stack of its own: folders nested thousands deep (a
+    # hostile file) would exhaust Python's recursion limit.
+    pending: list[tuple[Iterator[ET.Element], str | None]] = [(iter(body.findall("outline")), None)]
+    while pending:
+        outlines, folder = pending[-1]
+        outline = next(outlines, None)
+        if outline is None:
+            pending.pop()
+            continue
+        url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
+        label = (outline.get("title") or outline.get("text") or "").strip() or None
+        if url:
+            category = (outline.get("category") or "").split(",")[0].strip().strip("/") or None
+            found.append((FeedSpec(url=url, name=label), folder or category))
+        else:
+            pending.append((iter(outline.findall("outline")), label or folder))
     return found
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from digest.errors import SubscriberError
 from digest.model import Subscriber
+from digest.sanitize import clean_text
 
 COLUMNS = ("email", "name", "sections", "timezone")
 
@@ -27,7 +28,20 @@ class RosterRow:
 
 
 def read_csv(text: str, *, source: str = "CSV") -> list[RosterRow]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    """The rows of a subscriber CSV; a file the csv module cannot read is one SubscriberError.
+
+    Lines may end in CRLF (Windows), LF or a lone CR (Excel for Mac's "CSV (Macintosh)"): read with
+    newline="" as the csv module asks, which also keeps a line break inside a quoted cell."""
+    try:
+        return _rows(csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline="")), source)
+    except csv.Error as exc:  # a cell over the csv module's size limit, a NUL byte...
+        raise SubscriberError(
+            f"{source} cannot be read as CSV: {exc}.",
+            hint="Save it again as 'CSV UTF-8' from your spreadsheet; nothing was imported.",
+        ) from None
+
+
+def _rows(reader: csv.DictReader[str], source: str) -> list[RosterRow]:
     fields = [f.strip().lower() for f in reader.fieldnames or []]
     if "email" not in fields:
         raise SubscriberError(
@@ -46,7 +60,8 @@ def read_csv(text: str, *, source: str = "CSV") -> list[RosterRow]:
             RosterRow(
                 line=n,
                 email=email,
-                name=(raw.get("name") or "").strip() or None,
+                # A spreadsheet's cell may hold line breaks, tabs or a NUL (which PostgreSQL refuses).
+                name=clean_text(raw.get("name") or "") or None,
                 sections=sections,
                 timezone=(raw.get("timezone") or "").strip() or None,
             )

@@ -133,6 +133,29 @@ def test_opml_import_makes_folders_sections_and_export_round_trips(config: Path,
     assert run(config, "feeds", "import", str(broken)).exit_code == 1
 
 
+def test_opml_folders_nested_thousands_deep_import_without_exhausting_the_stack(config: Path, tmp_path: Path) -> None:
+    """A hostile (or machine-made) OPML whose folders nest 5,000 deep: before, reading them
+    recursed once a folder and the import died with a RecursionError traceback. The feed inside
+    goes to its innermost folder's section, and feeds before and after keep their order."""
+    depth = 5000
+    opml = tmp_path / "deep.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head><body>'
+        '<outline type="rss" text="First" xmlUrl="https://first.example/rss" category="/World"/>'
+        + '<outline text="Folder">' * (depth - 1)
+        + '<outline text="Sport"><outline type="rss" text="Deep" xmlUrl="https://deep.example/rss"/></outline>'
+        + "</outline>" * (depth - 1)
+        + '<outline type="rss" text="Last" xmlUrl="https://last.example/rss"/>'
+        "</body></opml>",
+        encoding="utf-8",
+    )
+    result = run(config, "feeds", "import", str(opml))
+    assert result.exit_code == 0 and "imported 3 feeds" in result.output, result.output
+    listed = run(config, "feeds", "list").output
+    assert "https://deep.example/rss  [Sport]" in listed and "https://first.example/rss  [World]" in listed
+    assert listed.index("first.example") < listed.index("deep.example") < listed.index("last.example")
+
+
 def test_subscribers_add_validates_the_address_and_sections(config: Path) -> None:
     bad = run(config, "subscribers", "add", "not-an-address")
     assert bad.exit_code == 1 and "not a valid email address" in bad.output

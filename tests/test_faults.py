@@ -332,6 +332,26 @@ def test_L2_a_latin1_csv_names_the_encoding_and_how_to_convert_it(tmp_path: Path
     assert "reader1@example.org" not in cli(config, "subscribers", "list").stdout
 
 
+def test_L2_a_csv_with_classic_mac_line_endings_imports_and_one_the_csv_module_refuses_is_one_line(
+    tmp_path: Path,
+) -> None:
+    """Excel for Mac's "CSV (Macintosh)" ends lines with a lone CR: before, the csv module refused it
+    with a traceback. A cell with a line break or a NUL in it is a one-line name, and a file the csv
+    module cannot read (a cell over its size limit) is one line with a hint, and nothing imported."""
+    config = write_config(tmp_path)
+    mac = tmp_path / "mac.csv"
+    mac.write_bytes(b'email,name,sections\rreader1@example.org,"Smith,\rJohn",\rreader2@example.org,Ann\x00a,\r')
+    result = cli(config, "subscribers", "import", str(mac))
+    assert result.returncode == 0 and "2 added" in result.stdout, result.stderr
+    exported = cli(config, "subscribers", "export").stdout.splitlines()
+    assert 'reader1@example.org,"Smith, John",,,active' in exported and "reader2@example.org,Anna,,,active" in exported
+    huge = tmp_path / "huge.csv"
+    huge.write_text('email,name\nreader3@example.org,"' + "x" * 200_000 + '"\n', encoding="utf-8")
+    line = one_error(cli(config, "subscribers", "import", str(huge)))
+    assert "cannot be read as CSV" in line
+    assert "reader3@example.org" not in cli(config, "subscribers", "list").stdout
+
+
 # --------------------------------------------------------------------------- S14: imports are all or nothing
 
 
