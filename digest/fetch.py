@@ -91,7 +91,9 @@ _PERMANENT: Final = frozenset({301, 308})  # RFC 9110 15.4.2 and 15.4.9
 # aiohttp decodes one coding, boundedly, as it streams; anything else (x-gzip, "gzip, gzip") would
 # reach us still encoded, so it is refused rather than half-decoded.
 _DECODED_BY_AIOHTTP: Final = frozenset({"", "identity", "gzip", "deflate", "br", "zstd"})
-_MAX_URL: Final = 4096
+# A feed's URL is a unique key of the store, and a PostgreSQL B-tree entry holds 2,704 bytes at most:
+# a longer one (or a redirect to one) is refused here in one line, not by the database's index.
+_MAX_URL: Final = 2048
 
 
 # --------------------------------------------------------------------------- addresses

@@ -414,6 +414,14 @@ def test_H5_non_web_urls_are_rejected_at_validation(url: str) -> None:
         check_feed_url(url, allow_private=True)
 
 
+def test_P10_a_feed_url_too_long_for_the_stores_index_is_refused_in_one_line() -> None:
+    """A feed's URL is a unique key of the store; PostgreSQL indexes 2,704 bytes of it at most."""
+    fits = "https://example.com/feed?" + "q" * (2048 - 25)
+    assert check_feed_url(fits, allow_private=False) == fits
+    with pytest.raises(FeedURLError, match="longer than 2048 characters"):
+        check_feed_url(fits + "q", allow_private=False)
+
+
 @pytest.mark.parametrize(
     ("url", "normalised"),
     [

@@ -16,9 +16,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from digest import migrations
-from digest.model import PollRecord
+from digest.model import ParsedItem, PollRecord
 from digest.store import Store
 from digest.store import schema as t
+from digest.store.feeds import url_hash
 from digest.store.subscribers import address_hash
 
 FIXTURE = Path(__file__).parent / "fixtures" / "release-1"
@@ -170,6 +171,23 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
             )
         (polled,) = [f for f in store.list_feeds() if f.id == first.id]
         assert (polled.site_url, polled.display_name) == (SITE, "The Harbour Gazette")
+        # 0009: every stored link has its hash, and an item is found by it: the fixture's first item,
+        # read again under another guid with the same link, is that item edited, not a new one.
+        with store.engine.connect() as conn:
+            links = conn.execute(sa.select(t.items.c.url, t.items.c.url_hash)).all()
+        assert len(links) == 3 and all(h == (url_hash(u) if u else None) for u, h in links)
+        edited = ParsedItem(
+            key="guid:fixture-item-1-republished",
+            title="Fixture item one, edited",
+            url="https://news.example.org/a/1",
+            summary_html="<p>Edited.</p>",
+            summary_text="Edited.",
+            published=None,
+            content_hash="ff55" * 16,
+        )
+        with store.poll_writer() as writer:
+            (written,) = writer.record([PollRecord(1, now, 200, 0, None, now, items=(edited,))])
+        assert (written.new_items, written.updated_items) == (0, 1)
         # The upgraded table never hands out an id again, even the highest one once it is erased.
         store.sync_subscribers([], now=datetime(2026, 12, 1, tzinfo=UTC))  # this config lists nobody
         assert store.remove_subscriber("dave@example.org")  # dropped from the config: erasable
@@ -232,6 +250,20 @@ def test_the_suppression_hash_is_the_one_migration_0002_wrote() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module._address_hash(" Bob@Example.org") == address_hash("bob@example.org")
+
+
+def test_the_link_hash_is_the_one_migration_0009_wrote() -> None:
+    # Migration 0009 carries a frozen copy of url_hash: the items it hashed must be found by the store's.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "m0009", Path(migrations.__file__).parent / "versions" / "0009_item_url_hash.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for link in ("https://news.example.org/a/1", "https://новости.example/статья?q=1", "https://x.example/\udcff"):
+        assert module._url_hash(link) == url_hash(link)
 
 
 def test_db_upgrade_refuses_while_a_daemon_is_running_on_the_database(empty_database_url: str, tmp_path: Path) -> None:

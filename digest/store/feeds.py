@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
@@ -309,6 +310,13 @@ class _Stub:
         self.id, self.key, self.url, self.content_hash = id, key, url, content_hash
 
 
+def url_hash(url: str) -> str:
+    """What an item is looked up by its link with (items.url_hash): the link's SHA-256, in hex. An
+    index on the link itself fails on PostgreSQL for a link over 2,704 bytes, as tracking-laden
+    links can be."""
+    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 _INSERT_ITEM = insert(t.items)
 _UPDATE_ITEM = update(t.items).where(t.items.c.id == bindparam("_item_id"))
 
@@ -324,10 +332,11 @@ def _upsert_items(conn: Connection, feed_id: int, parsed: Sequence[ParsedItem], 
     if not parsed:
         return 0, 0
     keys = [p.key for p in parsed]
-    urls = [p.url for p in parsed if p.url]
+    hashes = {p.url: url_hash(p.url) for p in parsed if p.url}
     existing = conn.execute(
         select(t.items.c.id, t.items.c.key, t.items.c.url, t.items.c.content_hash).where(
-            t.items.c.feed_id == feed_id, or_(t.items.c.key.in_(keys), t.items.c.url.in_(urls))
+            t.items.c.feed_id == feed_id,
+            or_(t.items.c.key.in_(keys), t.items.c.url_hash.in_(set(hashes.values()))),
         )
     ).all()
     by_key: dict[str, Any] = {r.key: r for r in existing}
@@ -341,6 +350,7 @@ def _upsert_items(conn: Connection, feed_id: int, parsed: Sequence[ParsedItem], 
             continue  # the same item twice in one body: keep the first
         fields = {
             "url": p.url,
+            "url_hash": hashes[p.url] if p.url else None,
             "title": p.title,
             "summary_html": p.summary_html,
             "summary_text": p.summary_text,

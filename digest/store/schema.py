@@ -111,9 +111,13 @@ items = Table(
     Column("content_hash", String(64), nullable=False),
     # The outlet an aggregator's feed names for the item (RSS/Atom <source>), when not the feed's own.
     Column("outlet", Text),
+    # The SHA-256 of `url` (digest.store.feeds.url_hash): what an item is looked up by its link with.
+    # The link itself is not indexed: a PostgreSQL B-tree entry holds 2,704 bytes at most, and one
+    # item whose link was longer failed its feed's every poll.
+    Column("url_hash", String(64)),
     UniqueConstraint("feed_id", "key", name="uq_items_feed_key"),
     Index("ix_items_first_seen", "first_seen"),
-    Index("ix_items_feed_url", "feed_id", "url"),
+    Index("ix_items_feed_url_hash", "feed_id", "url_hash"),
 )
 
 subscribers = Table(
