@@ -45,7 +45,7 @@ def _rows(reader: csv.DictReader[str], source: str) -> list[RosterRow]:
     fields = [f.strip().lower() for f in reader.fieldnames or []]
     if "email" not in fields:
         raise SubscriberError(
-            f"{source} has no 'email' column (found: {', '.join(fields) or 'nothing'}).",
+            f"{source} has no 'email' column (found: {clean_text(', '.join(fields), limit=200) or 'nothing'}).",
             hint="The first line must name the columns: email,name,sections,timezone",
         )
     reader.fieldnames = fields

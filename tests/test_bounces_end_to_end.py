@@ -114,6 +114,32 @@ def smtp_send(port: int, rcpt: str, data: bytes) -> tuple[int, bytes]:
         return client.data(data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))  # SMTP lines end in CRLF
 
 
+async def one_edition_sent(tmp_path: Path, *, readers: int) -> tuple[Path, dict[str, str]]:
+    """A config of `readers` subscribers whose first edition was polled and sent for real; each
+    reader's VERP return path, as the edition's messages carried it."""
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        url = feeds.serve("/news.xml", feed(DAY1, "first"))
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, readers=readers)
+        assert (await digest(config, DAY1, "poll"))[0] == 0
+        assert (await digest(config, DAY1 + timedelta(minutes=1), "send"))[0] == 0
+        return config, {m.rcpt_tos[0]: m.mail_from for m in smtp.messages}
+
+
+def returned_to(return_path: str, fixture: bytes) -> bytes:
+    """A fixture bounce as it comes back to `return_path` (its own VERP address replaced)."""
+    return re.sub(rb"bounce\+[0-9a-f-]+@bounces\.example\.org", return_path.encode(), fixture)
+
+
+def read_bounces_from(config: Path, imap_port: int) -> None:
+    """Point the config's [bounces] at the IMAP server on loopback (the password comes from the environment)."""
+    text = config.read_text(encoding="utf-8").replace(
+        "[bounces]\n",
+        f'[bounces]\nimap_host = "127.0.0.1"\nimap_port = {imap_port}\nimap_security = "none"\n'
+        'imap_username = "bounces"\n',
+    )
+    config.write_text(text, encoding="utf-8")
+
+
 @pytest.mark.slow
 async def test_the_bounce_receiver_takes_the_fixtures_over_smtp_and_the_next_edition_skips_them(tmp_path: Path) -> None:
     fixtures = [(name, kind) for name, kind in labelled()]
@@ -201,19 +227,14 @@ async def test_the_bounce_receiver_takes_the_fixtures_over_smtp_and_the_next_edi
 
 
 async def test_digest_bounces_import_reads_files_and_standard_input_and_counts_each_once(tmp_path: Path) -> None:
-    async with FeedServer() as feeds, SmtpServer() as smtp:
-        url = feeds.serve("/news.xml", feed(DAY1, "first"))
-        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, readers=2)
-        assert (await digest(config, DAY1, "poll"))[0] == 0
-        assert (await digest(config, DAY1 + timedelta(minutes=1), "send"))[0] == 0
-        verp = {m.rcpt_tos[0]: m.mail_from for m in smtp.messages}
+    config, verp = await one_edition_sent(tmp_path, readers=2)
     # An MTA delivering to a file or a pipe keeps the envelope recipient in Delivered-To.
     hard = (FIXTURES / "qmail-5.1.1-no-mailbox.eml").read_bytes()
-    hard = re.sub(rb"bounce\+[0-9a-f-]+@bounces\.example\.org", verp["reader00@example.org"].encode(), hard)
+    hard = returned_to(verp["reader00@example.org"], hard)
     path = tmp_path / "hard.eml"
     path.write_bytes(hard)
     complaint = (FIXTURES / "arf-yahoo-abuse.eml").read_bytes()
-    complaint = re.sub(rb"bounce\+[0-9a-f-]+@bounces\.example\.org", verp["reader01@example.org"].encode(), complaint)
+    complaint = returned_to(verp["reader01@example.org"], complaint)
     code, out, err = await digest(config, DAY1 + timedelta(hours=1), "bounces", "import", str(path), str(path))
     assert code == 0, err
     assert out.strip() == "1 duplicate, 1 suppressed"
@@ -238,12 +259,7 @@ async def test_digest_bounces_fetch_reads_the_unread_messages_over_imap_and_flag
 ) -> None:
     from imapserver import ImapServer
 
-    async with FeedServer() as feeds, SmtpServer() as smtp:
-        url = feeds.serve("/news.xml", feed(DAY1, "first"))
-        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, readers=3)
-        assert (await digest(config, DAY1, "poll"))[0] == 0
-        assert (await digest(config, DAY1 + timedelta(minutes=1), "send"))[0] == 0
-        verp = {m.rcpt_tos[0]: m.mail_from for m in smtp.messages}
+    config, verp = await one_edition_sent(tmp_path, readers=3)
     messages = []
     for reader, name in (
         ("reader00@example.org", "exchange2007-5.1.1-recipnotfound.eml"),
@@ -251,14 +267,9 @@ async def test_digest_bounces_fetch_reads_the_unread_messages_over_imap_and_flag
         ("reader02@example.org", "autoreply-vacation.eml"),
     ):
         raw = (FIXTURES / name).read_bytes()
-        messages.append(re.sub(rb"bounce\+[0-9a-f-]+@bounces\.example\.org", verp[reader].encode(), raw))
+        messages.append(returned_to(verp[reader], raw))
     with ImapServer(user="bounces", password="imap-pw", messages=messages) as imap:
-        text = config.read_text(encoding="utf-8").replace(
-            "[bounces]\n",
-            f'[bounces]\nimap_host = "127.0.0.1"\nimap_port = {imap.port}\nimap_security = "none"\n'
-            'imap_username = "bounces"\n',
-        )
-        config.write_text(text, encoding="utf-8")
+        read_bounces_from(config, imap.port)
         env_now = DAY1 + timedelta(hours=1)
         monkeypatch.setenv("DIGEST_BOUNCES_IMAP_PASSWORD", "imap-pw")
         code, out, err = await digest(config, env_now, "bounces", "fetch")
@@ -293,27 +304,17 @@ async def test_B18_one_message_the_parser_fails_on_never_stops_the_bounces_behin
     fetch, unflagged, and every later fetch stopped at the same message: no bounce was ever read."""
     from imapserver import ImapServer
 
-    async with FeedServer() as feeds, SmtpServer() as smtp:
-        url = feeds.serve("/news.xml", feed(DAY1, "first"))
-        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, readers=2)
-        assert (await digest(config, DAY1, "poll"))[0] == 0
-        assert (await digest(config, DAY1 + timedelta(minutes=1), "send"))[0] == 0
-        verp = {m.rcpt_tos[0]: m.mail_from for m in smtp.messages}
+    config, verp = await one_edition_sent(tmp_path, readers=2)
     qmail = (FIXTURES / "qmail-5.1.1-no-mailbox.eml").read_bytes()
     messages = [nested_mime(3000)]
     for reader, sender in (
         ("reader00@example.org", "From: Système de messagerie <MAILER-DAEMON@mail.qmail-host.example>".encode()),
         ("reader01@example.org", b"From: "),
     ):
-        raw = re.sub(rb"bounce\+[0-9a-f-]+@bounces\.example\.org", verp[reader].encode(), qmail)
+        raw = returned_to(verp[reader], qmail)
         messages.append(re.sub(rb"(?m)^From: MAILER-DAEMON.*$", sender, raw, count=1))
     with ImapServer(user="bounces", password="imap-pw", messages=messages) as imap:
-        text = config.read_text(encoding="utf-8").replace(
-            "[bounces]\n",
-            f'[bounces]\nimap_host = "127.0.0.1"\nimap_port = {imap.port}\nimap_security = "none"\n'
-            'imap_username = "bounces"\n',
-        )
-        config.write_text(text, encoding="utf-8")
+        read_bounces_from(config, imap.port)
         monkeypatch.setenv("DIGEST_BOUNCES_IMAP_PASSWORD", "imap-pw")
         code, out, err = await digest(config, DAY1 + timedelta(hours=1), "bounces", "fetch")
         assert code == 0, err

@@ -23,6 +23,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from mutations import damaged
+
 from digest import bounces, opml, roster
 from digest.errors import FeedError, SubscriberError
 
@@ -72,24 +74,6 @@ OPML_INSERTS = (
 )
 
 
-def _damaged(body: bytes, inserts: tuple[bytes, ...], rng: random.Random) -> bytes:
-    out = bytearray(body)
-    for _ in range(rng.randint(1, 6)):
-        at = rng.randrange(len(out) + 1)
-        kind = rng.random()
-        if kind < 0.25 and out:
-            out[min(at, len(out) - 1)] = rng.randrange(256)
-        elif kind < 0.45:
-            del out[at : at + rng.randint(1, 200)]
-        elif kind < 0.8:
-            out[at:at] = rng.choice(inserts)
-        elif kind < 0.9:
-            out[at:at] = out[at : at + rng.randint(1, 300)] * rng.randint(2, 4)
-        else:
-            del out[at:]
-    return bytes(out)
-
-
 def _raised(exc: Exception) -> str:
     last = traceback.extract_tb(exc.__traceback__)[-1]
     return f"{type(exc).__name__}: {exc} in {Path(last.filename).name}, {last.name}"
@@ -117,7 +101,7 @@ def test_a_damaged_bounce_is_read_or_is_not_a_bounce_and_never_raises() -> None:
     _check(
         f"bounces of {len(BOUNCES)}",
         29,
-        lambda rng: _damaged(rng.choice(BOUNCES).read_bytes(), BOUNCE_INSERTS, rng),
+        lambda rng: damaged(rng.choice(BOUNCES).read_bytes(), BOUNCE_INSERTS, rng),
         read,
     )
 
@@ -130,7 +114,7 @@ def test_a_damaged_subscriber_csv_is_read_or_refused_in_one_line() -> None:
             assert "\n" not in exc.message and exc.hint
             return "refused"
 
-    _check("CSV files", 29, lambda rng: _damaged(CSV, CSV_INSERTS, rng), read)
+    _check("CSV files", 29, lambda rng: damaged(CSV, CSV_INSERTS, rng), read)
 
 
 def test_a_damaged_opml_file_is_read_or_refused_in_one_line() -> None:
@@ -141,4 +125,4 @@ def test_a_damaged_opml_file_is_read_or_refused_in_one_line() -> None:
             assert "\n" not in exc.message
             return "refused"
 
-    _check("OPML files", 29, lambda rng: _damaged(OPML, OPML_INSERTS, rng), read)
+    _check("OPML files", 29, lambda rng: damaged(OPML, OPML_INSERTS, rng), read)

@@ -239,29 +239,26 @@ def test_subscriber_ids_are_never_reused(store: Store) -> None:
     assert store.get_subscriber(public_id=a.public_id) is None
 
 
-def test_the_suppression_hash_is_the_one_migration_0002_wrote() -> None:
-    # Migration 0002 carries a frozen copy of address_hash; both must give the same answer.
+def _revision(file_name: str) -> Any:
+    """A migration's module, loaded from its file (revisions are no importable package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "m0002", Path(migrations.__file__).parent / "versions" / "0002_subscriber_ownership.py"
-    )
+    spec = importlib.util.spec_from_file_location(file_name, Path(migrations.__file__).parent / "versions" / file_name)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_the_suppression_hash_is_the_one_migration_0002_wrote() -> None:
+    # Migration 0002 carries a frozen copy of address_hash; both must give the same answer.
+    module = _revision("0002_subscriber_ownership.py")
     assert module._address_hash(" Bob@Example.org") == address_hash("bob@example.org")
 
 
 def test_the_link_hash_is_the_one_migration_0009_wrote() -> None:
     # Migration 0009 carries a frozen copy of url_hash: the items it hashed must be found by the store's.
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "m0009", Path(migrations.__file__).parent / "versions" / "0009_item_url_hash.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _revision("0009_item_url_hash.py")
     for link in ("https://news.example.org/a/1", "https://новости.example/статья?q=1", "https://x.example/\udcff"):
         assert module._url_hash(link) == url_hash(link)
 

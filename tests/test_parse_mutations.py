@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from conftest import corpus_dir
+from mutations import damaged
 
 from digest.errors import ParseError
 from digest.parse import parse_feed
@@ -70,27 +71,6 @@ def _documents() -> list[Path]:
     return found
 
 
-def _damaged(body: bytes, rng: random.Random) -> bytes:
-    out = bytearray(body)
-    for _ in range(rng.randint(1, 6)):
-        at = rng.randrange(len(out) + 1)
-        kind = rng.random()
-        if kind < 0.3 and out:
-            out[min(at, len(out) - 1)] = rng.randrange(256)
-        elif kind < 0.5:
-            del out[at : at + rng.randint(1, 200)]
-        elif kind < 0.75:
-            out[at:at] = rng.choice(INSERTS)
-        elif kind < 0.85:
-            opening = rng.choice(ADDRESSES)
-            found = out.find(opening, at)
-            if found >= 0:
-                out[found + len(opening) : found + len(opening)] = b"http://["
-        else:
-            del out[at:]
-    return bytes(out)
-
-
 def test_no_damaged_document_raises_in_digests_own_code() -> None:
     documents = _documents()
     rng = random.Random(28)
@@ -98,7 +78,7 @@ def test_no_damaged_document_raises_in_digests_own_code() -> None:
     ours: list[str] = []
     for case in range(CASES):
         path = rng.choice(documents)
-        body = _damaged(path.read_bytes(), rng)
+        body = damaged(path.read_bytes(), INSERTS, rng, addresses=ADDRESSES)
         content_type = rng.choice([None, "application/rss+xml", "text/xml; charset=koi8-r"])
         try:
             parse_feed(body, url="https://gazette.example/feed", content_type=content_type, now=NOW)
