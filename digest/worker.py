@@ -40,7 +40,7 @@ from digest.clock import Clock
 from digest.config import Settings, SmtpSettings
 from digest.daemon import LOCK_NAME, Daemon, Ticks, _install_signals, acquire, lock_clock
 from digest.deliver import Envelope, Result, SmtpTransport, Transport
-from digest.errors import DigestError, LockHeldError
+from digest.errors import ConfigError, DigestError, LockHeldError
 from digest.model import PollResult
 from digest.pipeline.claims import poll_claimed
 from digest.pipeline.send import edition_due
@@ -62,8 +62,27 @@ POLL_WAIT = timedelta(minutes=5)  # longest a due edition waits for other worker
 JOIN_BEATS = 2
 
 
+# workers.name is a String(64) key: PostgreSQL refuses a longer value (SQLite would keep it).
+NAME_CHARS = 64
+
+
 def default_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """host:pid, the host name cut so that the whole fits `NAME_CHARS` (a container's host name
+    can be 63 characters)."""
+    pid = str(os.getpid())
+    return f"{socket.gethostname()[: NAME_CHARS - len(pid) - 1]}:{pid}"
+
+
+def worker_name(name: str | None) -> str:
+    """`digest worker --name`, checked, or `default_name()`."""
+    if name is None:
+        return default_name()
+    if not name.strip() or not name.isprintable() or len(name) > NAME_CHARS:
+        raise ConfigError(
+            f"--name {name!r} is not a worker name: it must be 1 to {NAME_CHARS} printable characters.",
+            hint="Give a short name, such as the host's (the default is host:pid).",
+        )
+    return name
 
 
 class ClockSkewError(DigestError):
@@ -362,7 +381,7 @@ async def run_worker(
     log_setup: Callable[[], None] | None = None,
 ) -> None:
     """Run one worker until SIGTERM/SIGINT (or `stop`); with `web`, the web app beside it (`digest run`)."""
-    name = name or default_name()
+    name = worker_name(name)
     ticks = ticks or Ticks.from_env(os.environ)
     stop = stop or asyncio.Event()
     where = make_url(store.url).render_as_string(hide_password=True)

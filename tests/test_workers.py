@@ -14,6 +14,7 @@ import email
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -495,6 +496,34 @@ def test_a_worker_name_in_use_is_refused_and_sqlite_takes_one_worker(store: Stor
     # A silent worker is gone: a newcomer of the same name replaces it and inherits nothing.
     assert store.forget_dead_workers(stale_after=timedelta(0)) != []
     store.register_worker("w", host="h", pid=4, version="t", worker_now=now, stale_after=timedelta(seconds=60))
+
+
+def test_the_default_worker_name_fits_the_store_whatever_the_host_name(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """workers.name holds 64 characters, which PostgreSQL enforces: a container's host name can be
+    63, and host:pid was refused at registration, the worker stopping before its first poll."""
+    from digest import worker
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "digest-worker-" + "x" * 49)  # 63 characters
+    name = worker.default_name()
+    assert len(name) <= worker.NAME_CHARS and name.endswith(f":{os.getpid()}")
+    now = datetime.now(UTC)
+    store.register_worker(
+        name, host="h", pid=os.getpid(), version="t", worker_now=now, stale_after=timedelta(seconds=60)
+    )
+    assert [w.name for w in store.workers(stale_after=timedelta(seconds=60))] == [name]
+
+
+def test_a_worker_name_the_store_cannot_keep_is_refused_in_one_line(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, database=f"sqlite:///{tmp_path / 'digest.sqlite'}", feeds=[], subscribers=1, smtp_port=2525
+    )
+    for bad in ("w" * 65, " ", "tab\there"):
+        rc, _, err = cli(config, "worker", "--name", bad)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert rc == 1 and "Traceback" not in err, err
+        assert lines[0].startswith("error: --name") and "1 to 64 printable characters" in lines[0], err
 
 
 def test_heartbeats_renew_leases_on_the_database_clock_and_report_the_skew(store: Store) -> None:
