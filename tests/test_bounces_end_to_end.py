@@ -104,6 +104,14 @@ async def digest(config: Path, now: datetime, *args: str, stdin: bytes | None = 
     return proc.returncode, out.decode(), err.decode()
 
 
+def rcpt_answers(port: int, rcpts: list[str]) -> list[int]:
+    """The code of each RCPT of one transaction."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.ehlo("mx.remote.example")
+        client.mail("")
+        return [client.rcpt(rcpt)[0] for rcpt in rcpts]
+
+
 def smtp_send(port: int, rcpt: str, data: bytes) -> tuple[int, bytes]:
     with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
         client.ehlo("mx.remote.example")
@@ -193,6 +201,11 @@ async def test_the_bounce_receiver_takes_the_fixtures_over_smtp_and_the_next_edi
             assert (await asyncio.to_thread(smtp_send, port, forged, raw))[0] == 250
             # Not a bounce address: refused at RCPT.
             assert (await asyncio.to_thread(smtp_send, port, "postmaster@bounces.review.example", b"x"))[0] == 550
+            # A bounce is addressed to one return path: past MAX_RECIPIENTS in a transaction, 452.
+            answers = await asyncio.to_thread(
+                rcpt_answers, port, [f"bounce+x{i}@bounces.review.example" for i in range(12)]
+            )
+            assert answers == [250] * 10 + [452] * 2
         finally:
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 20) == 0

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 NOT_A_BOUNCE = "not a bounce"  # an auto-reply, a delivery receipt: read and left alone
 UNREADABLE = "unreadable"  # a message the parser failed on: logged, counted, and left alone
 MAX_MESSAGE = 10 * 1024 * 1024  # a bounce with its returned copy; larger is refused at DATA
+# A bounce comes back to the one VERP address its message was sent from; more at once is not one.
+MAX_RECIPIENTS = 10
 
 
 @dataclass
@@ -175,6 +177,10 @@ class _Receiver:
         local, _, domain = address.rpartition("@")
         if domain.lower().rstrip(".") != self.domain or not local.lower().startswith(f"{bounces.VERP_LOCAL}+"):
             return "550 5.1.1 No such mailbox: this server takes bounces only"
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            # Each recipient is one intake of the whole message (up to MAX_MESSAGE): a client that
+            # names a thousand would make this receiver parse it a thousand times.
+            return "452 4.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
