@@ -42,7 +42,9 @@ MAX_CATEGORIES = 30
 MAX_ITEMS = 1000  # D6: items taken from one body; the rest are ignored, newest feeds list first
 SUMMARY_SOURCE_CHARS = 200_000  # D6: HTML fed to the sanitizer per item; nh3 closes a cut tag
 TEXT_SOURCE_CHARS = 20_000  # of a title or author's markup: far more than TITLE_CHARS of text
-KEY_CHARS = 1000  # a longer guid is replaced by its hash, so keys fit an index
+# A guid (or link) longer than this in UTF-8 is replaced by its hash, so keys fit an index: a
+# PostgreSQL B-tree entry holds 2,704 bytes, and 1,000 characters of CJK or emoji are 3,000-4,000.
+KEY_BYTES = 1000
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)  # D5: older dates are placeholders (1970, 0001)
 # D5: a date further ahead than this is wrong, not early: the item is dated when first seen instead
 # (a day of slack let an item dated 23 h ahead sit at the top of the edition with a future time).
@@ -466,12 +468,16 @@ def _content_hash(title: str, summary_html: str, url: str | None, outlet: str | 
     return _sha256(title, summary_html, url or "", *([outlet] if outlet else []))
 
 
+def _fits_key(text: str) -> bool:
+    return len(text) <= KEY_BYTES // 4 or len(text.encode("utf-8", "surrogatepass")) <= KEY_BYTES
+
+
 def _key(guid: str | None, url: str | None, title: str, entry: Mapping[str, Any], summary: str) -> str:
     """D4: guid (Atom id), else canonical link, else a hash of title and date."""
     if guid:
-        return guid if len(guid) <= KEY_CHARS else "sha256:" + _sha256("guid", guid)
+        return guid if _fits_key(guid) else "sha256:" + _sha256("guid", guid)
     if url:
-        return url if len(url) <= KEY_CHARS else "sha256:" + _sha256("url", url)
+        return url if _fits_key(url) else "sha256:" + _sha256("url", url)
     date = str(entry.get("published") or entry.get("updated") or "")
     # With neither title nor date, the body is all that tells two items apart.
     return "sha256:" + _sha256("item", title, date, "" if (title or date) else summary)

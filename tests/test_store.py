@@ -14,6 +14,7 @@ from storepaths import claim, new_edition, record, store_items
 from digest.config import SubscriberSpec
 from digest.errors import LockHeldError
 from digest.model import FeedSpec, ParsedItem
+from digest.parse import parse_feed
 from digest.store import SENT, SKIPPED, UNSUBSCRIBED, Store
 
 T0 = datetime(2026, 1, 16, 6, 0, tzinfo=UTC)
@@ -84,6 +85,23 @@ def test_P10_an_item_whose_link_is_longer_than_an_index_entry_is_stored_and_foun
     items = store.edition_window("UTC", until=T0 + timedelta(days=1)).items
     assert sorted((i.url == link, i.title) for i in items) == [(False, "A title"), (True, "Edited")]
     assert [i.title for i in store.find_items(link)] == ["Edited"]
+
+
+def test_P10_a_guid_of_a_thousand_cjk_characters_is_keyed_by_its_hash_and_stored(store: Store) -> None:
+    """Keys are indexed too (feed_id, key): a guid is kept as the key up to 1,000 bytes of UTF-8,
+    not 1,000 characters, which in CJK are 3,000 bytes, more than a PostgreSQL index entry holds."""
+    rng = random.Random(3)
+    guid = "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(1000))
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+        f'<item><title>Long guid</title><guid isPermaLink="false">{guid}</guid></item>'
+        '<item><title>Short guid</title><guid isPermaLink="false">short</guid></item></channel></rss>'
+    ).encode()
+    items = parse_feed(body, url="https://n.example/feed", content_type=None, now=T0).items
+    assert [i.key.startswith("sha256:") for i in items] == [True, False]
+    feed = make_feed(store)
+    assert store_items(store, feed, list(items), now=T0) == (2, 0)
+    assert store_items(store, feed, list(items), now=T0 + timedelta(hours=1)) == (0, 0)  # the same items
 
 
 def test_every_item_lands_in_exactly_one_edition_even_when_days_are_skipped(store: Store) -> None:
