@@ -880,6 +880,12 @@ def _normalise_by_parsing(url: str) -> str:
         return url.strip()  # not a URL we can read: the checks that follow say so
 
 
+# A feed's URL is a unique key of the store, and a PostgreSQL B-tree entry holds 2,704 bytes at most:
+# a longer one is refused in one line (here, and by digest.fetch for `feeds add` and redirects),
+# not by the database's index on every command.
+MAX_FEED_URL = 2048
+
+
 def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ...]:
     feeds: list[FeedSpec] = []
     first_of: dict[str, int] = {}  # url -> the entry that listed it first
@@ -891,6 +897,11 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ..
         url = check_str(f"{key}.url", entry["url"]).strip()
         if not re.match(r"https?://", url, re.I):
             raise ConfigError(f"{key}.url = {url!r} must start with http:// or https://.")
+        if len(url) > MAX_FEED_URL:
+            raise ConfigError(
+                f"{key}.url is {len(url)} characters long; a feed URL may have {MAX_FEED_URL} at most.",
+                hint="Use the feed's shorter address (without tracking parameters).",
+            )
         url = normalise_feed_url(url)
         section = check_opt_str(f"{key}.section", entry.get("section"))
         if section is not None:

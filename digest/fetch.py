@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Final
 
 from digest import __version__
-from digest.config import FetchSettings
+from digest.config import MAX_FEED_URL, FetchSettings
 from digest.errors import FeedURLError, FetchError
 
 _CA_LOCATIONS: Final = ("SSL_CERT_FILE", "SSL_CERT_DIR")  # where OpenSSL looks for CAs, when set
@@ -91,9 +91,6 @@ _PERMANENT: Final = frozenset({301, 308})  # RFC 9110 15.4.2 and 15.4.9
 # aiohttp decodes one coding, boundedly, as it streams; anything else (x-gzip, "gzip, gzip") would
 # reach us still encoded, so it is refused rather than half-decoded.
 _DECODED_BY_AIOHTTP: Final = frozenset({"", "identity", "gzip", "deflate", "br", "zstd"})
-# A feed's URL is a unique key of the store, and a PostgreSQL B-tree entry holds 2,704 bytes at most:
-# a longer one (or a redirect to one) is refused here in one line, not by the database's index.
-_MAX_URL: Final = 2048
 
 
 # --------------------------------------------------------------------------- addresses
@@ -203,8 +200,8 @@ def _host_address(host: str) -> IPAddress | None:
 def _validate(raw: str, is_allowed: AddressCheck) -> URL:
     """C1 and C2 on a URL's text: http(s), a host, no userinfo, no refused IP literal."""
     text = raw.strip()
-    if len(text) > _MAX_URL:
-        raise FeedURLError(f"The feed URL is longer than {_MAX_URL} characters.")
+    if len(text) > MAX_FEED_URL:  # a redirect's target too
+        raise FeedURLError(f"The feed URL is longer than {MAX_FEED_URL} characters.")
     scheme = _SCHEME.match(text)
     if scheme is None or "://" not in text:
         raise FeedURLError(

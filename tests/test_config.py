@@ -173,6 +173,15 @@ def test_a_feed_url_listed_twice_is_an_error_naming_both_entries() -> None:
         cfg.from_mapping({"feeds": feeds}, env={})
 
 
+def test_P10_a_feed_url_longer_than_the_store_can_index_is_refused_by_check_config() -> None:
+    """A feed's URL is a unique key of the store: on PostgreSQL a 3,000-character one failed every
+    command with the database's own words, while check-config said OK."""
+    fits = "https://a.example/rss?" + "q" * (cfg.MAX_FEED_URL - 22)
+    assert cfg.from_mapping({"feeds": [{"url": fits}]}, env={}).feeds[0].url == fits
+    with pytest.raises(ConfigError, match=r"feeds #1\.url is 2049 characters long; a feed URL may have 2048 at most"):
+        cfg.from_mapping({"feeds": [{"url": fits + "q"}]}, env={})
+
+
 def test_a_feed_url_already_in_normal_form_skips_parsing_and_is_spelt_as_parsing_would() -> None:
     """The shortcut of normalise_feed_url against yarl's spelling, on URLs built from awkward parts."""
     hosts = ["example.com", "News.Example.org", "a", "127.0.0.1", "xn--d1acufc.xn--p1ai", "-a.com", "a..b", "b.", "a_b"]
