@@ -332,3 +332,19 @@ def test_a_renamed_sections_choosers_follow_it_in_one_pass(store: Store) -> None
     }
     assert store.rename_chosen_sections(renames, now=T0) == 0  # nothing left under the old names
     assert store.chosen_sections() == {"International": 2, "Sport": 2}
+
+
+def test_an_error_the_database_reports_over_several_lines_is_one_line() -> None:
+    """PostgreSQL adds DETAIL and HINT lines to its errors; the StoreError a command prints is one line."""
+    from types import SimpleNamespace
+
+    from sqlalchemy.exc import OperationalError
+
+    from digest.errors import StoreError
+    from digest.store.base import _translate
+
+    server = Exception('index row size 6656 exceeds maximum 2704 for index "ix"\nDETAIL:  Index row\nHINT:  Values')
+    ctx = SimpleNamespace(original_exception=server, sqlalchemy_exception=OperationalError("INSERT", {}, server))
+    with pytest.raises(StoreError) as raised:
+        _translate("postgresql://db", None)(ctx)  # type: ignore[arg-type]
+    assert "\n" not in raised.value.message and "DETAIL: Index row HINT: Values." in raised.value.message

@@ -75,8 +75,9 @@ def _translate(where: str, busy_timeout: float | None) -> Callable[[ExceptionCon
                 "the unfinished change was rolled back and nothing was lost.",
             )
         # Anything else the database itself reports (cannot open the file, the server went away):
-        # still one line naming the database, never a traceback.
-        raise StoreError(f"The database {where} failed: {exc}.")
+        # still one line naming the database, never a traceback (PostgreSQL's DETAIL and HINT lines
+        # joined to it).
+        raise StoreError(f"The database {where} failed: {' '.join(str(exc).split())}.")
 
     return on_error
 
