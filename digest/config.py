@@ -55,6 +55,25 @@ def check_opt_str(key: str, value: Any) -> str | None:
     return check_str(key, value)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_label(key: str, value: Any) -> str:
+    """A name the store keeps (a section's, a feed's, a subscriber's): one line, no control
+    character. PostgreSQL refuses a NUL in text, and every command after the config sync failed."""
+    text = check_str(key, value)
+    if _CONTROL.search(text):
+        raise ConfigError(
+            f"{key} = {text!r} contains a control character (a line break, a tab, a NUL).",
+            hint="Write the name on one line, with no control characters.",
+        )
+    return text
+
+
+def check_opt_label(key: str, value: Any) -> str | None:
+    return None if value is None or value == "" else check_label(key, value)
+
+
 def check_bool(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{key} must be true or false, not {value!r}.")
@@ -771,7 +790,7 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
         _reject_unknown(key, entry, {"name", *_RULE_KEYS, "rules", "max_items", "languages", "formerly"})
         if "name" not in entry:
             raise ConfigError(f"{key}.name is missing: every section needs a name.")
-        name = check_str(f"{key}.name", entry["name"]).strip()
+        name = check_label(f"{key}.name", entry["name"]).strip()
         if not name:
             raise ConfigError(f"{key}.name is empty.")
         if any(s.name == name for s in sections):
@@ -803,7 +822,10 @@ def _sections(raw: Mapping[str, Any]) -> tuple[Section, ...]:
                 not_keywords=own.not_keywords,
                 rules=tuple(rules),
                 max_items=_check_int(1, 1000)(f"{key}.max_items", entry["max_items"]) if "max_items" in entry else None,
-                formerly=tuple(n.strip() for n in _str_list(f"{key}.formerly", entry.get("formerly", []))),
+                formerly=tuple(
+                    check_label(f"{key}.formerly", n).strip()
+                    for n in _str_list(f"{key}.formerly", entry.get("formerly", []))
+                ),
             )
         )
     return tuple(sections)
@@ -915,7 +937,7 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ..
                 hint=f"Delete one of feeds #{first_of[url]} and {key} (merge their settings).",
             )
         first_of[url] = i
-        name = check_opt_str(f"{key}.name", entry.get("name"))
+        name = check_opt_label(f"{key}.name", entry.get("name"))
         press = check_bool(f"{key}.press", entry.get("press", False))
         if press and not name:
             raise ConfigError(f"{key}.press = true needs {key}.name: the outlet's name as the press review cites it.")
@@ -980,7 +1002,7 @@ def _subscribers(
         tz = check_timezone(f"{key}.timezone", entry["timezone"]) if "timezone" in entry else None
         subs.append(
             SubscriberSpec(
-                email=email, name=check_opt_str(f"{key}.name", entry.get("name")), sections=sections, timezone=tz
+                email=email, name=check_opt_label(f"{key}.name", entry.get("name")), sections=sections, timezone=tz
             )
         )
     return tuple(subs)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 import tomllib
 from datetime import time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,6 +182,24 @@ def test_P10_a_feed_url_longer_than_the_store_can_index_is_refused_by_check_conf
     assert cfg.from_mapping({"feeds": [{"url": fits}]}, env={}).feeds[0].url == fits
     with pytest.raises(ConfigError, match=r"feeds #1\.url is 2049 characters long; a feed URL may have 2048 at most"):
         cfg.from_mapping({"feeds": [{"url": fits + "q"}]}, env={})
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"sections": [{"name": "World\u0000"}]}, "sections #1.name"),
+        ({"sections": [{"name": "World", "formerly": ["Old\nWorld"]}]}, "sections #1.formerly"),
+        ({"feeds": [{"url": "https://a.example/rss", "name": "Wire\tNews"}]}, "feeds #1.name"),
+        ({"subscribers": [{"email": "a@example.org", "name": "A\u0000B"}]}, "subscribers #1.name"),
+    ],
+)
+def test_a_name_the_store_keeps_with_a_control_character_is_refused_by_check_config(
+    raw: dict[str, Any], key: str
+) -> None:
+    """On PostgreSQL, which refuses a NUL in text, such a name failed every command after the
+    config sync with a traceback, while check-config said OK."""
+    with pytest.raises(ConfigError, match=re.escape(key) + r" = .* contains a control character"):
+        cfg.from_mapping(raw, env={})
 
 
 def test_a_feed_url_already_in_normal_form_skips_parsing_and_is_spelt_as_parsing_would() -> None:
