@@ -90,8 +90,13 @@ def _kind(status: str | None, diagnostic: str) -> Kind | None:
     return kind
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
+    """A remote server's words as one line for the operator and the store: control characters
+    (a NUL, which PostgreSQL refuses in text) become spaces."""
+    flat = " ".join(_CONTROL.sub(" ", text).split())
     return flat[:limit]
 
 

@@ -128,3 +128,16 @@ def test_U12_U13_a_dsn_for_a_verp_address_counts_once_for_its_subscriber_and_a_f
         assert intake(settings, store, raw, via="smtp", now=NOW, envelope_to=wrong_key) == UNVERIFIED
     finally:
         store.close()
+
+
+def test_a_verified_bounce_whose_diagnostic_holds_a_nul_is_recorded(store: Store, tmp_path: Path) -> None:
+    """On PostgreSQL, which refuses a NUL in text, the remote server's words with one failed the
+    record, and the IMAP fetch at that message every time; they are stored as one clean line."""
+    settings = _settings(tmp_path)
+    sub = store.add_subscriber("anna@example.org", name=None, sections=None, timezone=None, now=NOW)
+    raw = (FIXTURES / "postfix-5.1.1-user-unknown.eml").read_bytes()
+    raw = raw.replace(b"address rejected", b"address\x00rejected")
+    verp = tokens.verp_address("s3cret-key", sub.public_id, 7, "bounces.example.org")
+    assert intake(settings, store, raw, via="imap", now=NOW, envelope_to=verp) == SUPPRESSED
+    last = store.last_bounce(sub.id)
+    assert last is not None and last[:2] == ("hard", "5.1.1") and "address rejected" in str(last)
