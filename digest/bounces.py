@@ -37,6 +37,8 @@ from typing import Literal
 
 from flufl.bounce import all_failures
 
+from digest.sanitize import header_text
+
 __all__ = ["VERP_LOCAL", "Bounce", "Kind", "classify_status", "find_token", "parse", "parse_bytes"]
 
 Kind = Literal["hard", "soft", "complaint"]
@@ -90,14 +92,10 @@ def _kind(status: str | None, diagnostic: str) -> Kind | None:
     return kind
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
 def _one_line(text: str, limit: int = 300) -> str:
-    """A remote server's words as one line for the operator and the store: control characters
-    (a NUL, which PostgreSQL refuses in text) become spaces."""
-    flat = " ".join(_CONTROL.sub(" ", text).split())
-    return flat[:limit]
+    """A remote server's words as one line for the operator and the store: no control character
+    (a NUL, which PostgreSQL refuses in text, is a space)."""
+    return header_text(text, limit=limit)
 
 
 def _field_blocks(part: Message) -> list[Message]:

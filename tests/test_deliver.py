@@ -162,6 +162,15 @@ async def test_M3_550_at_RCPT_is_permanent_for_that_recipient_only() -> None:
     assert srv.connections == 1  # RSET, not a new connection
 
 
+async def test_a_reply_with_control_characters_is_recorded_as_one_clean_line() -> None:
+    """The reply is the server's words, and the outbox keeps it (deliveries.error): a NUL in it,
+    which PostgreSQL refuses in text, would fail the record of the result."""
+    async with SmtpServer(Scripted(rcpt="550 5.1.1 no\x00such\tuser\x1b[0m")) as srv:
+        log, _ = await send_all(settings(srv), many(1))
+    [result] = log.results
+    assert (result.outcome, result.detail) == (Outcome.PERMANENT, "550 5.1.1 no such user[0m")
+
+
 async def test_M4_552_at_RCPT_is_transient_as_RFC_5321_says() -> None:
     async with SmtpServer(Scripted(rcpt="552 5.2.2 mailbox full")) as srv:
         log, _ = await send_all(settings(srv), many(1))

@@ -307,6 +307,15 @@ async def test_H7_an_endless_body_is_cut_at_the_cap(srv: FeedServer) -> None:
     assert peak < 8 * MiB
 
 
+async def test_a_reason_phrase_with_control_characters_is_one_clean_line() -> None:
+    """The reason phrase is the server's words, and the error is stored (feeds.last_error): a NUL
+    in it, which PostgreSQL refuses in text, failed the poll's record there, so the feed was never
+    backed off and was polled again at once, every time."""
+    async with RawServer(canned(b"HTTP/1.1 500 Oops\x00gone\x1b[31m\r\nContent-Length: 0\r\n\r\n")) as raw:
+        r = await fetch_one(raw.url("/feed"))
+    assert r.status == 500 and r.error == "HTTP 500 Oops gone[31m"
+
+
 async def test_H17_a_body_cut_short_is_an_error() -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: 1000\r\n\r\n"
     async with RawServer(canned(head + FEED)) as raw:

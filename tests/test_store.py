@@ -348,3 +348,15 @@ def test_an_error_the_database_reports_over_several_lines_is_one_line() -> None:
     with pytest.raises(StoreError) as raised:
         _translate("postgresql://db", None)(ctx)  # type: ignore[arg-type]
     assert "\n" not in raised.value.message and "DETAIL: Index row HINT: Values." in raised.value.message
+
+
+def test_a_polls_error_quoting_a_server_is_stored_as_one_line_without_a_nul(store: Store) -> None:
+    """feeds.last_error may quote a remote server; PostgreSQL refuses a NUL in text, and the poll's
+    whole record (its back-off, its next poll) failed with it."""
+    from digest.model import PollRecord
+
+    feed = make_feed(store)
+    with store.poll_writer() as writer:
+        writer.record([PollRecord(feed, T0, 500, 1, "HTTP 500 Oops\x00gone\nnext line", T0 + timedelta(minutes=30))])
+    (stored,) = store.list_feeds()
+    assert (stored.last_error, stored.next_poll_at) == ("HTTP 500 Oops gone next line", T0 + timedelta(minutes=30))

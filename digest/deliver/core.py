@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from digest.errors import DeliveryError
+from digest.sanitize import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,9 @@ def classify(code: int) -> Outcome:
 
 
 def one_line(code: int | None, text: str) -> str:
-    flat = " ".join(text.split())
+    """A server's reply as one line for the outbox and the log: no control character (a NUL,
+    which PostgreSQL refuses in text, is a space)."""
+    flat = clean_text(text.replace("\x00", " "))
     line = f"{code} {flat}" if code is not None else flat
     return line if len(line) <= 300 else line[:299] + "…"
 
