@@ -357,15 +357,10 @@ async def _form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray 
         return None
 
 
-def _unreadable(site: Site, what_to_do: str) -> web.Response:
-    """The 400 page for a form `_form` could not read: nothing was changed."""
-    return _page(
-        site,
-        "message.html.j2",
-        status=400,
-        heading="Nothing was changed",
-        text=f"The form could not be read. {what_to_do}",
-    )
+def _unreadable(site: Site, *, text: str) -> web.Response:
+    """The 400 page for a form `_form` could not read: nothing was changed. `text` is a whole
+    sentence written at the call (a msgid the catalogues translate)."""
+    return _page(site, "message.html.j2", status=400, heading="Nothing was changed", text=text)
 
 
 # --------------------------------------------------------------------------- unsubscribe (RFC 8058)
@@ -508,7 +503,7 @@ async def save_preferences(request: web.Request) -> web.StreamResponse:
         return _invalid_link(site)
     form = await _form(request)
     if form is None:
-        return _unreadable(site, "Open the link in your email again.")
+        return _unreadable(site, text="The form could not be read. Open the link in your email again.")
     # CSRF: only someone holding the token can post here at all, and a page of ours must have been
     # shown for it (the form's HMAC of the token); a browser that says the form came from another
     # site is refused too (Fetch Metadata). An Origin check would not do: with Referrer-Policy
@@ -781,7 +776,7 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         )
     form = await _form(request)
     if form is None:
-        return _unreadable(site, "Open the sign-up page again.")
+        return _unreadable(site, text="The form could not be read. Open the sign-up page again.")
     if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site" or not _signup_form_ok(
         site, str(form.get("form", ""))
     ):
@@ -875,7 +870,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
         return _expired_link(site)
     form = await _form(request)
     if form is None:
-        return _unreadable(site, "Open the link in your email again.")
+        return _unreadable(site, text="The form could not be read. Open the link in your email again.")
     if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site" or not _form_mac_ok(
         site, token, str(form.get("form", ""))
     ):

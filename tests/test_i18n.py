@@ -36,15 +36,15 @@ Key = tuple[str | None, str | tuple[str, ...]]  # (msgctxt, msgid or (singular, 
 
 
 def _web_sentences() -> set[str]:
-    """The sentences digest/web.py passes to its pages (_page, _preferences, _signup_form) as
-    heading=, text=, error=, notice=."""
+    """The sentences digest/web.py passes to its pages (_page, _preferences, _signup_form,
+    _unreadable) as heading=, text=, error=, notice=."""
     tree = ast.parse((ROOT / "digest" / "web.py").read_text(encoding="utf-8"))
     found = set()
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Name)
-            and node.func.id in ("_page", "_preferences", "_signup_form")
+            and node.func.id in ("_page", "_preferences", "_signup_form", "_unreadable")
         ):
             for kw in node.keywords:
                 if kw.arg in ("heading", "text", "error", "notice"):
