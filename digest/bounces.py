@@ -37,7 +37,7 @@ from typing import Literal
 
 from flufl.bounce import all_failures
 
-from digest.sanitize import header_text
+from digest.errors import remote_words
 
 __all__ = ["VERP_LOCAL", "Bounce", "Kind", "classify_status", "find_token", "parse", "parse_bytes"]
 
@@ -95,7 +95,7 @@ def _kind(status: str | None, diagnostic: str) -> Kind | None:
 def _one_line(text: str, limit: int = 300) -> str:
     """A remote server's words as one line for the operator and the store: no control character
     (a NUL, which PostgreSQL refuses in text, is a space)."""
-    return header_text(text, limit=limit)
+    return remote_words(text, limit=limit)
 
 
 def _field_blocks(part: Message) -> list[Message]:

@@ -24,6 +24,20 @@ them and turns them into exit code 1; everything else raises or records them.
 
 from __future__ import annotations
 
+import re
+
+# C0 and C1 controls: a line break in a log line, a NUL that PostgreSQL refuses in text.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def remote_words(text: str, *, limit: int = 300) -> str:
+    """A remote party's words inside an error (an HTTP reason phrase, an SMTP reply, a bounce's
+    diagnostic) as one line without control characters, cut to `limit` with an ellipsis: what a
+    log line, a command's output and the store can all take. Here, not in digest.sanitize: the
+    poll's own process quotes servers too, and must not load the HTML tools."""
+    flat = " ".join(_CONTROLS.sub(" ", text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
 
 class DigestError(Exception):
     """An error the user can act on: a one-line message plus a hint."""

@@ -35,8 +35,7 @@ from typing import Final
 
 from digest import __version__
 from digest.config import MAX_FEED_URL, FetchSettings
-from digest.errors import FeedURLError, FetchError
-from digest.sanitize import header_text
+from digest.errors import FeedURLError, FetchError, remote_words
 
 _CA_LOCATIONS: Final = ("SSL_CERT_FILE", "SSL_CERT_DIR")  # where OpenSSL looks for CAs, when set
 
@@ -549,7 +548,7 @@ class Fetcher:
             pass
         else:
             # The reason phrase is the server's words: one line, no control character.
-            reason = f"HTTP {status} {header_text(resp.reason or '', limit=200)}".rstrip()
+            reason = f"HTTP {status} {remote_words(resp.reason or '', limit=200)}".rstrip()
             if status in (429, 503):
                 retry = parse_retry_after(headers.get("Retry-After"), now=datetime.now(UTC), cap=self._cap)
             error = reason if retry is None else f"{reason}; retry after {retry:g} s"

@@ -154,5 +154,5 @@ def test_a_diagnostic_with_control_characters_is_one_clean_line() -> None:
     assert odd != raw
     found = bounces.parse_bytes(odd)
     assert found is not None and found.kind == "hard"
-    assert "Recipient address rejected:[31m User unknown" in found.diagnostic
+    assert "Recipient address rejected: [31m User unknown" in found.diagnostic
     assert not any(ord(ch) < 32 for ch in found.diagnostic)

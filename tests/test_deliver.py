@@ -168,7 +168,7 @@ async def test_a_reply_with_control_characters_is_recorded_as_one_clean_line() -
     async with SmtpServer(Scripted(rcpt="550 5.1.1 no\x00such\tuser\x1b[0m")) as srv:
         log, _ = await send_all(settings(srv), many(1))
     [result] = log.results
-    assert (result.outcome, result.detail) == (Outcome.PERMANENT, "550 5.1.1 no such user[0m")
+    assert (result.outcome, result.detail) == (Outcome.PERMANENT, "550 5.1.1 no such user [0m")
 
 
 async def test_M4_552_at_RCPT_is_transient_as_RFC_5321_says() -> None:

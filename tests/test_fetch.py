@@ -313,7 +313,7 @@ async def test_a_reason_phrase_with_control_characters_is_one_clean_line() -> No
     backed off and was polled again at once, every time."""
     async with RawServer(canned(b"HTTP/1.1 500 Oops\x00gone\x1b[31m\r\nContent-Length: 0\r\n\r\n")) as raw:
         r = await fetch_one(raw.url("/feed"))
-    assert r.status == 500 and r.error == "HTTP 500 Oops gone[31m"
+    assert r.status == 500 and r.error == "HTTP 500 Oops gone [31m"
 
 
 async def test_H17_a_body_cut_short_is_an_error() -> None:

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from digest.errors import DeliveryError
-from digest.sanitize import clean_text
+from digest.errors import DeliveryError, remote_words
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +96,7 @@ def classify(code: int) -> Outcome:
 def one_line(code: int | None, text: str) -> str:
     """A server's reply as one line for the outbox and the log: no control character (a NUL,
     which PostgreSQL refuses in text, is a space)."""
-    flat = clean_text(text.replace("\x00", " "))
-    line = f"{code} {flat}" if code is not None else flat
-    return line if len(line) <= 300 else line[:299] + "…"
+    return remote_words(f"{code} {text}" if code is not None else text, limit=300)
 
 
 _BARE_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")

@@ -11,10 +11,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, Update, bindparam, func, insert, or_, select, update
 
-from digest.errors import FeedError
+from digest.errors import FeedError, remote_words
 from digest.model import Feed, FeedSpec, Item, ParsedItem, PollRecord, PollWritten
 from digest.outlets import cited_name
-from digest.sanitize import header_text
 from digest.store import schema as t
 from digest.store.base import StoreBase
 
@@ -287,7 +286,7 @@ def _feed_state(poll: PollRecord) -> dict[str, Any]:
         "last_status": poll.status,
         "consecutive_failures": poll.failures,
         # It may quote a remote server (an HTTP reason phrase): one line, no NUL (PostgreSQL refuses it).
-        "last_error": header_text(poll.error, limit=1000) if poll.error else poll.error,
+        "last_error": remote_words(poll.error, limit=1000) if poll.error else poll.error,
         "next_poll_at": poll.next_poll_at,
     }
     if poll.gone:
