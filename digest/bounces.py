@@ -92,12 +92,6 @@ def _kind(status: str | None, diagnostic: str) -> Kind | None:
     return kind
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    """A remote server's words as one line for the operator and the store: no control character
-    (a NUL, which PostgreSQL refuses in text, is a space)."""
-    return remote_words(text, limit=limit)
-
-
 def _field_blocks(part: Message) -> list[Message]:
     """The header blocks of a message/delivery-status or message/feedback-report part.
 
@@ -195,7 +189,7 @@ def _dsn(msg: Message) -> list[tuple[str | None, Kind, str | None, str]] | None:
             if action in _NOT_FAILED:
                 continue
             recipient = _addr_field(block.get("Final-Recipient")) or _addr_field(block.get("Original-Recipient"))
-            diagnostic = _one_line(str(block.get("Diagnostic-Code", "") or ""))
+            diagnostic = remote_words(str(block.get("Diagnostic-Code", "") or ""))
             m = _STATUS.search(str(block.get("Status", "")))
             status = m.group(0) if m else None
             if status is None:
@@ -240,7 +234,7 @@ def _near(text: str, address: str) -> tuple[str | None, str]:
     m = _STATUS.search(window) or _STATUS.search(text)
     status = m.group(0) if m else None
     lines = [line.strip() for line in window.splitlines()[1:] if line.strip()]
-    return status, _one_line(lines[0] if lines else "")
+    return status, remote_words(lines[0] if lines else "")
 
 
 def _heuristics(msg: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:

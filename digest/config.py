@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from digest.errors import ConfigError
+from digest.errors import CONTROLS, ConfigError
 from digest.model import FeedSpec
 
 DEFAULT_SECTIONS = (
@@ -55,14 +55,11 @@ def check_opt_str(key: str, value: Any) -> str | None:
     return check_str(key, value)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
 def check_label(key: str, value: Any) -> str:
     """A name the store keeps (a section's, a feed's, a subscriber's): one line, no control
     character. PostgreSQL refuses a NUL in text, and every command after the config sync failed."""
     text = check_str(key, value)
-    if _CONTROL.search(text):
+    if CONTROLS.search(text):
         raise ConfigError(
             f"{key} = {text!r} contains a control character (a line break, a tab, a NUL).",
             hint="Write the name on one line, with no control characters.",

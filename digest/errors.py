@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import re
 
-# C0 and C1 controls: a line break in a log line, a NUL that PostgreSQL refuses in text.
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+# C0 and C1 controls: a line break in a log line or an error, a NUL that PostgreSQL refuses in text.
+CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def remote_words(text: str, *, limit: int = 300) -> str:
@@ -35,7 +35,7 @@ def remote_words(text: str, *, limit: int = 300) -> str:
     diagnostic) as one line without control characters, cut to `limit` with an ellipsis: what a
     log line, a command's output and the store can all take. Here, not in digest.sanitize: the
     poll's own process quotes servers too, and must not load the HTML tools."""
-    flat = " ".join(_CONTROLS.sub(" ", text).split())
+    flat = " ".join(CONTROLS.sub(" ", text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
