@@ -130,6 +130,9 @@ WORLD_PATHS = (
     r"/nacional/",
     r"/justica/",
     r"/ultimas-noticias/",
+    # A French paper's home news of crime and the courts: another country's, to this newsroom.
+    r"/police-justice/",
+    r"/faits-divers/",
 )
 
 RUSSIA = (
@@ -1321,6 +1324,14 @@ SECTIONS: dict[str, dict[str, object]] = {
             r"/famosos/",
             r"/entertainment/",
             r"/celebrity/",
+            # French papers' culture desks and Le Monde's magazine (M): its people, styles and food.
+            r"/cinema/",
+            r"/musiques?/",
+            r"/livres/",
+            r"/bande-dessinee/",
+            r"/(m-)?gastronomie/",
+            r"/m-(perso|styles|le-mag)/",
+            r"/religions?/",
         ),
         # Russia named without a politician or an institution: a Russian newsroom's home news.
         CULTURE + ("Russia", "Russian", "Russians", "Россия", "российский", "россияне"),
@@ -1363,6 +1374,11 @@ SECTIONS: dict[str, dict[str, object]] = {
             r"/athletics/",
             r"/olympics/",
             r"/(nfl|nba|nhl|mlb)/",
+            # An event's own page, where a paper files its coverage ("/roland-garros/article/...").
+            r"/roland-garros/",
+            r"/wimbledon/",
+            r"/tour-de-france/",
+            r"/formul[ae]-?(1|one)/",
         ),
         SPORT,
         SPORT_STRONG,
