@@ -126,10 +126,15 @@ def country_names() -> frozenset[tuple[str, str]]:
     A country is a subject that many of a day's stories share, not a story's own name: one that two
     languages' reports share does not say they tell one story (`digest.cluster.stories`), while a
     person's or a town's name does ("Putin", "Lauderdale"). Names of several words ("Ivory Coast")
-    are left out: their words ("Coast") name other things too."""
+    are left out: their words ("Coast") name other things too.
+
+    The world's continents and regions are read too, as CLDR names them (Babel: "Europe", "Europa",
+    "Европа", "Afrique", "Karibik"): a continent is a wider subject still. Le Monde's outage of Visa
+    cards "en Europe" and CNN's travel piece on a lake of "Southern Europe" were one story on it."""
     import gettext
 
     import pycountry  # imported here: read once, for the first batch clustered
+    from babel import Locale
 
     translations = {
         lang: gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang], fallback=True)
@@ -141,10 +146,20 @@ def country_names() -> frozenset[tuple[str, str]]:
         written = [(name, "en") for name in english]
         written += [(t.gettext(name), lang) for lang, t in translations.items() for name in english]
         for name, lang in written:
-            feats = _token_features(name, lang) if name.isalpha() else ()
-            if feats and feats[0][0][0] == "w":
-                pairs.add((_name_key(name), feats[0][0]))
+            _add_place(pairs, name, lang)
+    for lang in ("en", *_COUNTRY_LANGUAGES):
+        territories = Locale.parse(lang).territories
+        for code, name in territories.items():
+            if code.isdigit():  # UN M49's areas ("150": Europe); the others are countries, read above
+                _add_place(pairs, name, lang)
     return frozenset(pairs)
+
+
+def _add_place(pairs: set[tuple[str, str]], name: str, lang: str) -> None:
+    """Add a place's one-word name as `_Profile.names` holds it for an item in `lang` that names it."""
+    feats = _token_features(name, lang) if name.isalpha() else ()
+    if feats and feats[0][0][0] == "w":
+        pairs.add((_name_key(name), feats[0][0]))
 
 
 # A figure with its scale word ("$6 million", "6 millions de dollars", "6 млн") is one figure, its value:
