@@ -1061,6 +1061,7 @@ SCIENCE_STRONG = (
     "NASA",
     "ESA",
     "Roscosmos",
+    "space agency",  # "the Italian Space Agency": whichever agency, a space story under a world-news path
     "ISS",
     "astronaut",
     "astronauts",
