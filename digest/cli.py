@@ -644,9 +644,14 @@ def feeds_list(app: App, show_all: bool) -> None:
     click.echo(f"{len(rows)} feeds")
 
 
+def _label(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A name the store keeps, as the config's are checked: one line, no control character."""
+    return cfg.check_opt_label(f"--{param.name}", value)
+
+
 @feeds.command("add")
 @click.argument("url")
-@click.option("--name", help="Display name (default: the feed's own title).")
+@click.option("--name", callback=_label, help="Display name (default: the feed's own title).")
 @click.option("--section", help="Put every item of this feed in this section.")
 @pass_app
 def feeds_add(app: App, url: str, name: str | None, section: str | None) -> None:
@@ -823,7 +828,7 @@ def _known_sections(app: App, chosen: list[str] | tuple[str, ...]) -> tuple[str,
 
 @subscribers.command("add")
 @click.argument("email")
-@click.option("--name")
+@click.option("--name", callback=_label)
 @click.option("--sections", help="Comma-separated section names (default: all).")
 @click.option("--timezone", help="IANA time zone (default: [digest] timezone).")
 @pass_app

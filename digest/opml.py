@@ -38,7 +38,9 @@ def parse_opml(text: str | bytes, *, source: str = "OPML") -> list[tuple[FeedSpe
             pending.pop()
             continue
         url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
-        label = (outline.get("title") or outline.get("text") or "").strip() or None
+        # One line: an exported title may carry a tab or a line break (as &#9; or &#10;), which no
+        # name in the store, the config or an email header may hold.
+        label = " ".join((outline.get("title") or outline.get("text") or "").split()) or None
         if url:
             category = (outline.get("category") or "").split(",")[0].strip().strip("/") or None
             found.append((FeedSpec(url=url, name=label), folder or category))

@@ -168,6 +168,35 @@ def test_subscribers_add_validates_the_address_and_sections(config: Path) -> Non
     assert "editor@example.org  active  [all sections]  tz=Europe/Moscow" in listed
 
 
+def test_a_name_given_on_the_command_line_is_one_line_as_the_configs_are(config: Path, tmp_path: Path) -> None:
+    """check-config refuses a name with a control character; `--name` did not, and stored a tab or a
+    line break in a subscriber's or a feed's name. Now it is refused in one line, and nothing is added."""
+    for args in (
+        ("subscribers", "add", "ann@example.org", "--name", "Ann\tSmith"),
+        ("feeds", "add", "https://lines.example/rss", "--name", "Two\nlines"),
+    ):
+        refused = run(config, *args)
+        assert refused.exit_code == 1, refused.output
+        lines = refused.output.strip().splitlines()
+        assert lines[0].startswith("error: --name = ") and "control character" in lines[0]
+        assert lines[1].startswith("  hint: ") and len(lines) == 2
+    assert "ann@example.org" not in run(config, "subscribers", "list").output
+    assert "lines.example" not in run(config, "feeds", "list").output
+    assert run(config, "subscribers", "add", "ann@example.org", "--name", "Ann Smith").exit_code == 0
+    # An OPML export's titles may carry a tab or a line break as character references: one line.
+    opml = tmp_path / "reader.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head><body>'
+        '<outline text="World&#10;News"><outline type="rss" text="The&#9;Wire" xmlUrl="https://wire.example/atom"/>'
+        "</outline></body></opml>",
+        encoding="utf-8",
+    )
+    assert run(config, "feeds", "import", str(opml)).exit_code == 0
+    assert "https://wire.example/atom  [World News]" in run(config, "feeds", "list").output
+    exported = run(config, "feeds", "export").output
+    assert 'text="The Wire"' in exported and "&#9;" not in exported and "&#10;" not in exported
+
+
 def test_subscribers_csv_import_is_all_or_nothing_and_export_round_trips(config: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("email,name,sections,timezone\nok@example.org,Ok,World,\nbroken@,X,,\n", encoding="utf-8")
