@@ -150,7 +150,7 @@ def country_names() -> frozenset[tuple[str, str]]:
     for lang in ("en", *_COUNTRY_LANGUAGES):
         territories = Locale.parse(lang).territories
         for code, name in territories.items():
-            if code.isdigit():  # UN M49's areas ("150": Europe); the others are countries, read above
+            if code.isdigit():  # the UN's numeric area codes ("150": Europe); the others are countries, read above
                 _add_place(pairs, name, lang)
     return frozenset(pairs)
 
