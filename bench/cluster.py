@@ -3,7 +3,6 @@
     python bench/cluster.py                  # 50,000 synthetic items (title + summary), one core
     python bench/cluster.py --items 10000
     python bench/cluster.py --corpus         # every item of the shared news corpus (DIGEST_CORPUS or ../shared/corpus)
-    python bench/cluster.py --one-day        # ... with each feed's items moved onto one day: a precision stress
 
 Synthetic items are written from a fixed seed, so figures are comparable across runs. They look like a
 busy day of 200 outlets: a vocabulary of 40,000 invented words drawn with Zipf frequencies (a few
@@ -19,9 +18,8 @@ import random
 import resource
 import sys
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from itertools import accumulate, combinations
+from itertools import accumulate
 from pathlib import Path
 
 from digest.cluster import Candidate, cluster
@@ -86,9 +84,6 @@ def pair_scores(groups: list[list[int]], labels: list[int]) -> tuple[float, floa
     return (both / found if found else 1.0), (both / true if true else 1.0)
 
 
-UNDATED = datetime(2000, 1, 1, tzinfo=UTC)  # a corpus item its feed does not date
-
-
 def corpus() -> list[Candidate]:
     from digest.errors import DigestError
     from digest.parse import parse_feed
@@ -102,69 +97,18 @@ def corpus() -> list[Candidate]:
         except DigestError:
             continue
         for it in feed.items:
-            when = it.published or UNDATED
+            when = it.published or datetime(2000, 1, 1, tzinfo=UTC)
             items.append(
                 Candidate(it.title, it.url, it.outlet or path.name, when, summary_text=it.summary_text, via=path.name)
             )
     return items
 
 
-ONE_DAY = timedelta(hours=20)
-APART = timedelta(days=3)
-
-
-def one_day(items: list[Candidate]) -> tuple[list[Candidate], list[datetime]]:
-    """Each feed's items spread over the same 20 hours in their order, and each one's own date.
-
-    The corpus's feeds are of many years; in one batch, dates keep their stories apart (`MAX_GAP`).
-    Put on one day, two feeds' items published days or years apart are two stories for sure (the
-    odd evergreen aside), so every such pair merged is a false one: precision as a busy day of 2,500
-    items from 90 outlets tests it, with no labels. One feed's own items are left out of the count
-    (its history squeezed into a day is no day an outlet publishes)."""
-    by_feed: dict[str, list[Candidate]] = {}
-    for item in items:
-        by_feed.setdefault(item.via or item.source, []).append(item)
-    day = datetime(2026, 1, 1, tzinfo=UTC)
-    moved: list[Candidate] = []
-    published: list[datetime] = []
-    for feed in sorted(by_feed):
-        mine = sorted(by_feed[feed], key=lambda item: item.when)
-        for k, item in enumerate(mine):
-            moved.append(replace(item, when=day + ONE_DAY * k / max(len(mine) - 1, 1)))
-            published.append(item.when)
-    return moved, published
-
-
-def false_pairs(items: list[Candidate], published: list[datetime], groups: list[list[int]]) -> list[tuple[int, int]]:
-    """Pairs of one story from two feeds whose items were both dated and published over `APART` apart."""
-    return [
-        (a, b)
-        for g in groups
-        for a, b in combinations(g, 2)
-        if items[a].via != items[b].via
-        and UNDATED not in (published[a], published[b])
-        and abs(published[a] - published[b]) > APART
-    ]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--corpus", action="store_true")
-    parser.add_argument("--one-day", action="store_true", help="the corpus with each feed's items on one day")
     args = parser.parse_args()
-    if args.one_day:
-        items, published = one_day(corpus())
-        groups = cluster(items)
-        pairs = sum(len(g) * (len(g) - 1) // 2 for g in groups)
-        wrong = false_pairs(items, published, groups)
-        for a, b in wrong:
-            print(f"  {items[a].via}: {items[a].title[:60]!r} ~ {items[b].via}: {items[b].title[:60]!r}")
-        print(
-            f"{len(items)} corpus items on one day -> {len(groups)} stories, {pairs} pairs merged; "
-            f"{len(wrong)} of them two feeds' items published over {APART.days} days apart (false for sure)"
-        )
-        return
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the target says
     start = time.perf_counter()
