@@ -989,6 +989,21 @@ def test_a_continent_alone_is_no_name_two_languages_share() -> None:
     assert next(g for g in cluster(day("Zarkov", "Zarkov")) if 45 in g) == [45, 46]
 
 
+def test_the_regions_names_are_cldrs_as_babel_gives_them() -> None:
+    # features.REGION_NAMES is written out so that clustering loads no locale data (13 MB for seven
+    # languages); every name in it must still be CLDR's name of one of the UN's numeric areas.
+    from babel import Locale
+
+    from digest.cluster.features import REGION_NAMES
+
+    for lang, names in REGION_NAMES.items():
+        cldr = {name for code, name in Locale.parse(lang).territories.items() if code.isdigit()}
+        assert set(names) <= cldr, (lang, sorted(set(names) - cldr))
+    assert {"Europe", "Africa", "Asia"} <= set(REGION_NAMES["en"])
+    assert {"Европа", "Африка", "Азия"} <= set(REGION_NAMES["ru"])
+    assert set(REGION_NAMES) == {"en", "fr", "de", "es", "it", "pt", "ru"}
+
+
 def test_a_report_naming_one_place_meets_no_foreign_report_that_only_mentions_it() -> None:
     # The Indian Express's "Two women punched, racially abused in New York" names one place ("New" is
     # an English function word): its names vector is "York" alone, and its names cosine with SPIEGEL's

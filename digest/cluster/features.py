@@ -116,6 +116,120 @@ def _ties_languages(feature: str) -> bool:
 _COUNTRY_LANGUAGES = ("fr", "de", "es", "it", "pt", "ru")
 
 
+# The one-word names of the world's continents and regions (the UN's numeric area codes: "150" is
+# Europe) as CLDR writes them in English and the languages of `_COUNTRY_LANGUAGES`: Babel's
+# `Locale(lang).territories`, written out here because loading seven locales' data to read these
+# names cost every process that clusters 13 MB. `tests/test_cluster.py` checks the table against Babel.
+REGION_NAMES: dict[str, tuple[str, ...]] = {
+    "en": (
+        "Africa",
+        "Americas",
+        "Asia",
+        "Australasia",
+        "Caribbean",
+        "Europe",
+        "Melanesia",
+        "Oceania",
+        "Polynesia",
+        "world",
+    ),
+    "fr": (
+        "Afrique",
+        "Amériques",
+        "Asie",
+        "Australasie",
+        "Caraïbes",
+        "Europe",
+        "Monde",
+        "Mélanésie",
+        "Océanie",
+        "Polynésie",
+    ),
+    "de": (
+        "Afrika",
+        "Amerika",
+        "Asien",
+        "Australasien",
+        "Europa",
+        "Karibik",
+        "Lateinamerika",
+        "Melanesien",
+        "Mittelamerika",
+        "Nordafrika",
+        "Nordamerika",
+        "Nordeuropa",
+        "Ostafrika",
+        "Ostasien",
+        "Osteuropa",
+        "Ozeanien",
+        "Polynesien",
+        "Südamerika",
+        "Südasien",
+        "Südeuropa",
+        "Südostasien",
+        "Welt",
+        "Westafrika",
+        "Westasien",
+        "Westeuropa",
+        "Zentralafrika",
+        "Zentralasien",
+    ),
+    "es": (
+        "América",
+        "Asia",
+        "Australasia",
+        "Caribe",
+        "Centroamérica",
+        "Europa",
+        "Latinoamérica",
+        "Melanesia",
+        "Mundo",
+        "Norteamérica",
+        "Oceanía",
+        "Polinesia",
+        "Sudamérica",
+        "África",
+    ),
+    "it": (
+        "Africa",
+        "Americhe",
+        "Asia",
+        "Australasia",
+        "Caraibi",
+        "Europa",
+        "Melanesia",
+        "Mondo",
+        "Nordafrica",
+        "Oceania",
+        "Polinesia",
+    ),
+    "pt": (
+        "Américas",
+        "Australásia",
+        "Caribe",
+        "Europa",
+        "Melanésia",
+        "Mundo",
+        "Oceania",
+        "Polinésia",
+        "África",
+        "Ásia",
+    ),
+    "ru": (
+        "Австралазия",
+        "Азия",
+        "Америка",
+        "Африка",
+        "Европа",
+        "Карибы",
+        "Меланезия",
+        "Микронезия",
+        "Океания",
+        "Полинезия",
+    ),
+}
+
+
 @lru_cache(maxsize=1)
 def country_names() -> frozenset[tuple[str, str]]:
     """(name key, word feature) of the world's countries as one-word names write them in English and
@@ -128,13 +242,12 @@ def country_names() -> frozenset[tuple[str, str]]:
     person's or a town's name does ("Putin", "Lauderdale"). Names of several words ("Ivory Coast")
     are left out: their words ("Coast") name other things too.
 
-    The world's continents and regions are read too, as CLDR names them (Babel: "Europe", "Europa",
-    "Европа", "Afrique", "Karibik"): a continent is a wider subject still. Le Monde's outage of Visa
+    The world's continents and regions are read too (`REGION_NAMES`: "Europe", "Europa", "Европа",
+    "Afrique", "Karibik"): a continent is a wider subject still. Le Monde's outage of Visa
     cards "en Europe" and CNN's travel piece on a lake of "Southern Europe" were one story on it."""
     import gettext
 
     import pycountry  # imported here: read once, for the first batch clustered
-    from babel import Locale
 
     translations = {
         lang: gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang], fallback=True)
@@ -147,11 +260,9 @@ def country_names() -> frozenset[tuple[str, str]]:
         written += [(t.gettext(name), lang) for lang, t in translations.items() for name in english]
         for name, lang in written:
             _add_place(pairs, name, lang)
-    for lang in ("en", *_COUNTRY_LANGUAGES):
-        territories = Locale.parse(lang).territories
-        for code, name in territories.items():
-            if code.isdigit():  # the UN's numeric area codes ("150": Europe); the others are countries, read above
-                _add_place(pairs, name, lang)
+    for lang, names in REGION_NAMES.items():
+        for name in names:
+            _add_place(pairs, name, lang)
     return frozenset(pairs)
 
 
