@@ -12,7 +12,8 @@ all of this holds:
   and one that names several);
 * they share an *event* word (one not written with a capital) that is rare in the batch, and three
   rare words or a rare name or figure: sharing "North Korea" and nothing that happened is a subject,
-  not a story (this is what keeps one outlet's four North Korea items apart);
+  not a story (this is what keeps one outlet's four North Korea items apart); a capital the batch
+  also writes in lower case is no name (`features.common_nouns`);
 * together they span no more than `MAX_GAP`;
 * two stories of one source need `SAME_SOURCE_FACTOR` times the threshold: an outlet writes
   about its subjects again and again (two rounds of one golf tournament), while two outlets on one
@@ -153,6 +154,10 @@ def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float
     if not event and one_language:  # the cheap test first: most candidate pairs end here
         return 0.0
     shared_names = a.rare_names & b.rare_names
+    if shared_names and batch.common:
+        # Not a common noun's capital ("Year" in "New Year's Day" and in "Game of the Year", "Apple"
+        # where the batch writes "apple"): a subject many reports share names no one of them.
+        shared_names -= batch.common
     # A rare name, not only a figure: a story's rare figures are among its rare words too, its names never are.
     named = bool(shared_names) and not shared_names.issubset(a.rare_words)
     if not named:

@@ -86,6 +86,9 @@ class _Batch:
     no_anchors: frozenset[str] = frozenset()
     titles: Sequence[str] = ()  # by rank: one outlet's episodes of a series are told apart by them
     langs: Sequence[str] = ()  # by rank: each item's language
+    # The common nouns' keys of `no_anchors` alone: a capital a word the batch writes in lower case
+    # takes, which is no rare name to spare two reports of one language their rare words either.
+    common: frozenset[str] = frozenset()
 
 
 _COUNT_ONLY = 4096  # per source, count only the batch's features common enough to be boilerplate, up to this many
@@ -202,7 +205,8 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile]) -> _Batc
         word_vectors,
         name_vectors,
         rare,
-        common_nouns(profiles, df) | _countries(profiles),
+        (common := common_nouns(profiles, df)) | _countries(profiles),
         [i.title for i in items],
         [p.lang for p in profiles],
+        common=common,
     )
