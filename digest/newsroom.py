@@ -1248,9 +1248,7 @@ SECTIONS: dict[str, dict[str, object]] = {
             "Технологии",
             "Scienza",
             "Tecnologia",
-            "Salute",
             "Ciência",
-            "Saúde",
             "Gadgets",
             "Гаджеты",
             "Информационная безопасность",
@@ -1266,14 +1264,10 @@ SECTIONS: dict[str, dict[str, object]] = {
             r"/pixels/",
             r"/netzwelt/",
             r"/wissenschaft/",
-            r"/gesundheit/",
-            r"/health/",
             r"/nauka/",
             r"/scienza/",
             r"/tecnologia/",
-            r"/salute/",
             r"/ciencia/",
-            r"/saude/",
             r"/developer/",
         ),
         SCIENCE,
@@ -1297,6 +1291,10 @@ SECTIONS: dict[str, dict[str, object]] = {
             "Entretenimento",
             "Famosos",
             "Gente",
+            "Health",
+            "Salute",
+            "Saúde",
+            "Здоровье",
         ),
         (
             r"/culture/",
@@ -1309,6 +1307,12 @@ SECTIONS: dict[str, dict[str, object]] = {
             r"/fashion/",
             r"/realestate/",
             r"/well/",
+            # A health desk files wellness, fitness and its readers' lives as often as medicine: its
+            # items are Society's, but for those with science words (Science & Space's rule below).
+            r"/health/",
+            r"/gesundheit/",
+            r"/salute/",
+            r"/saude/",
             r"/kultur/",
             r"/society/",
             r"/societe/",
@@ -1490,3 +1494,12 @@ for _section, _words in ONE_LANGUAGE.items():
 # What the media and commentators say about Russia and its counterparts is the press review's,
 # not a politics story: the same two-list rule as Russian Politics', with the press words added.
 _add_rules("Press Review", {"keywords": (PRESS, RUSSIA_NAMED + COUNTERPARTS)})
+# A health desk's item with science words is medicine, not wellness: two conditions, so it beats
+# Society's health label or path alone (a trial's result, "scientists" on what dogs understand).
+HEALTH_CATEGORIES = ("Health", "Salute", "Saúde", "Здоровье")
+HEALTH_PATHS = (r"/health/", r"/gesundheit/", r"/salute/", r"/saude/", r"/well/")
+_add_rules(
+    "Science & Space",
+    {"categories": HEALTH_CATEGORIES, "keywords": SCIENCE},
+    {"url_patterns": HEALTH_PATHS, "keywords": SCIENCE},
+)
