@@ -351,3 +351,37 @@ def test_a_topic_label_beats_a_general_news_path(categories: tuple[str, ...], se
         categories=categories,
     )
     assert got.section == section, got
+
+
+@pytest.mark.parametrize(
+    ("title", "summary", "url", "categories", "section"),
+    [
+        # A health desk files its readers' lives as often as medicine: CNN's "/health/" carried sexual
+        # fantasies and a climate lawsuit, TreeHugger's wellness practices, WNYC's "Health" a podcast
+        # on swimsuits and bodies. Without a science word, the desk's item is Society's.
+        ("What your sexual fantasies say about you", "", "https://e.example/2018/07/24/health/fantasies/", (), None),
+        ("10 wellness practices from around the world", "", "https://e.example/health/relax.html", (), None),
+        ("#18: The Swimsuit Issue", "Bodies, summer and the beach.", None, ("Health",), None),
+        ("Кому полезна утренняя зарядка", "Советы тренера.", None, ("Здоровье",), None),
+        # With one, it is medicine: Science & Space, by the rule of both conditions.
+        (
+            "Owners think their dogs are smart",
+            "Scientists are smarter.",
+            "https://e.example/2017/01/07/well/dogs/",
+            (),
+            "S",
+        ),
+        (
+            "Un nuovo farmaco contro l'emicrania",
+            "Gli scienziati lo hanno provato su mille pazienti.",
+            None,
+            ("Salute",),
+            "S",
+        ),
+    ],
+)
+def test_a_health_desk_is_society_but_for_its_science(
+    title: str, summary: str, url: str | None, categories: tuple[str, ...], section: str | None
+) -> None:
+    got = shipped(title, summary, url=url, categories=categories)
+    assert got.section == ("Science & Space" if section == "S" else "Society & Culture"), got
