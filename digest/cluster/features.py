@@ -120,113 +120,21 @@ _COUNTRY_LANGUAGES = ("fr", "de", "es", "it", "pt", "ru")
 # Europe) as CLDR writes them in English and the languages of `_COUNTRY_LANGUAGES`: Babel's
 # `Locale(lang).territories`, written out here because loading seven locales' data to read these
 # names cost every process that clusters 13 MB. `tests/test_cluster.py` checks the table against Babel.
-REGION_NAMES: dict[str, tuple[str, ...]] = {
-    "en": (
-        "Africa",
-        "Americas",
-        "Asia",
-        "Australasia",
-        "Caribbean",
-        "Europe",
-        "Melanesia",
-        "Oceania",
-        "Polynesia",
-        "world",
-    ),
-    "fr": (
-        "Afrique",
-        "Amériques",
-        "Asie",
-        "Australasie",
-        "Caraïbes",
-        "Europe",
-        "Monde",
-        "Mélanésie",
-        "Océanie",
-        "Polynésie",
-    ),
+REGION_NAMES: dict[str, str] = {  # each language's names, one word each, separated by spaces
+    "en": "Africa Americas Asia Australasia Caribbean Europe Melanesia Oceania Polynesia world",
+    "fr": "Afrique Amériques Asie Australasie Caraïbes Europe Monde Mélanésie Océanie Polynésie",
     "de": (
-        "Afrika",
-        "Amerika",
-        "Asien",
-        "Australasien",
-        "Europa",
-        "Karibik",
-        "Lateinamerika",
-        "Melanesien",
-        "Mittelamerika",
-        "Nordafrika",
-        "Nordamerika",
-        "Nordeuropa",
-        "Ostafrika",
-        "Ostasien",
-        "Osteuropa",
-        "Ozeanien",
-        "Polynesien",
-        "Südamerika",
-        "Südasien",
-        "Südeuropa",
-        "Südostasien",
-        "Welt",
-        "Westafrika",
-        "Westasien",
-        "Westeuropa",
-        "Zentralafrika",
-        "Zentralasien",
+        "Afrika Amerika Asien Australasien Europa Karibik Lateinamerika Melanesien Mittelamerika Nordafrika "
+        "Nordamerika Nordeuropa Ostafrika Ostasien Osteuropa Ozeanien Polynesien Südamerika Südasien "
+        "Südeuropa Südostasien Welt Westafrika Westasien Westeuropa Zentralafrika Zentralasien"
     ),
     "es": (
-        "América",
-        "Asia",
-        "Australasia",
-        "Caribe",
-        "Centroamérica",
-        "Europa",
-        "Latinoamérica",
-        "Melanesia",
-        "Mundo",
-        "Norteamérica",
-        "Oceanía",
-        "Polinesia",
-        "Sudamérica",
-        "África",
+        "América Asia Australasia Caribe Centroamérica Europa Latinoamérica Melanesia Mundo Norteamérica "
+        "Oceanía Polinesia Sudamérica África"
     ),
-    "it": (
-        "Africa",
-        "Americhe",
-        "Asia",
-        "Australasia",
-        "Caraibi",
-        "Europa",
-        "Melanesia",
-        "Mondo",
-        "Nordafrica",
-        "Oceania",
-        "Polinesia",
-    ),
-    "pt": (
-        "Américas",
-        "Australásia",
-        "Caribe",
-        "Europa",
-        "Melanésia",
-        "Mundo",
-        "Oceania",
-        "Polinésia",
-        "África",
-        "Ásia",
-    ),
-    "ru": (
-        "Австралазия",
-        "Азия",
-        "Америка",
-        "Африка",
-        "Европа",
-        "Карибы",
-        "Меланезия",
-        "Микронезия",
-        "Океания",
-        "Полинезия",
-    ),
+    "it": "Africa Americhe Asia Australasia Caraibi Europa Melanesia Mondo Nordafrica Oceania Polinesia",
+    "pt": "Américas Australásia Caribe Europa Melanésia Mundo Oceania Polinésia África Ásia",
+    "ru": "Австралазия Азия Америка Африка Европа Карибы Меланезия Микронезия Океания Полинезия",
 }
 
 
@@ -261,7 +169,7 @@ def country_names() -> frozenset[tuple[str, str]]:
         for name, lang in written:
             _add_place(pairs, name, lang)
     for lang, names in REGION_NAMES.items():
-        for name in names:
+        for name in names.split():
             _add_place(pairs, name, lang)
     return frozenset(pairs)
 
