@@ -136,3 +136,32 @@ async def test_H13_H16_unchanged_bodies_cost_nothing_and_an_html_page_is_an_erro
         srv.serve("/f.xml", feed_body("One", "Two", "Three"))
         results = await poll_once(settings=settings, store=store, clock=lambda: NOW + timedelta(hours=3))
         assert results[0].new_items == 1 and only(store).last_error is None and only(store).consecutive_failures == 0
+
+
+async def test_P7_a_feed_without_guids_that_moves_to_https_and_another_host_sends_nothing_again(
+    tmp_path: Path,
+) -> None:
+    """A feed keyed by its links (no GUIDs) whose publisher moves from http://www.old.example to
+    https://new.example: every key changes at once, and each item was new again (skx/rss2email#137).
+    Polled through a real HTTP server into a real SQLite file, the moved items are the stored ones,
+    edited in place with their new links; an item really new in the same body is new."""
+
+    def body(base: str, *titles: str) -> bytes:
+        items = "".join(
+            f"<item><title>{t}</title><link>{base}/2026/03/0{i + 1}/story-{i}.html</link>"
+            f"<pubDate>{format_datetime(NOW - timedelta(hours=i))}</pubDate></item>"
+            for i, t in enumerate(titles)
+        )
+        return f'<?xml version="1.0"?><rss version="2.0"><channel><title>Old</title>{items}</channel></rss>'.encode()
+
+    async with FeedServer() as srv:
+        url = srv.serve("/f.xml", body("http://www.old.example", "Floods close the valley road", "Budget vote"))
+        settings, store = make(tmp_path, [url])
+        results = await poll_once(settings=settings, store=store, clock=lambda: NOW)
+        assert results[0].new_items == 2
+        srv.serve("/f.xml", body("https://new.example", "Floods close the valley road", "Budget vote", "A third"))
+        results = await poll_once(settings=settings, store=store, clock=lambda: NOW + timedelta(hours=1))
+        assert (results[0].new_items, results[0].updated_items) == (1, 2)
+        assert store.count_items() == 3
+        links = sorted(i.url or "" for i in store.edition_window("UTC", until=NOW + timedelta(days=1)).items)
+        assert links == [f"https://new.example/2026/03/0{i + 1}/story-{i}.html" for i in range(3)]

@@ -67,6 +67,40 @@ def test_P7_a_new_guid_with_the_same_link_and_duplicate_guids_are_one_item(store
     assert len(store.edition_window("UTC", until=T0 + timedelta(days=1)).items) == 2
 
 
+def test_P7_an_item_whose_key_and_link_both_moved_to_another_host_is_the_same_item(store: Store) -> None:
+    """A feed without GUIDs is keyed by its links; when the publisher moves to https or to another
+    host, every link and so every key changes. Each item was new again, and its feed's recent items
+    were all sent a second time (skx/rss2email#137: items re-sent when the link host changed). An
+    item the feed gives again under the same title, at the same path of another scheme or host (its
+    query and fragment aside), is the same item: edited in place, never new."""
+    feed = make_feed(store)
+    before = [
+        parsed("http://www.n.example/2026/01/16/floods", url="http://www.n.example/2026/01/16/floods", title="Floods"),
+        parsed("http://www.n.example/story?id=7", url="http://www.n.example/story?id=7", title="Story seven"),
+    ]
+    assert store_items(store, feed, before, now=T0) == (2, 0)
+    moved = [
+        parsed("https://n.example/2026/01/16/floods", url="https://n.example/2026/01/16/floods", title="Floods"),
+        parsed("https://n.example/story?id=7&ref=rss", url="https://n.example/story?id=7&ref=rss", title="Story seven"),
+    ]
+    new, edited = store_items(store, feed, moved, now=T0 + timedelta(hours=1))
+    assert (new, edited) == (0, 2)
+    items = store.edition_window("UTC", until=T0 + timedelta(days=1)).items
+    assert sorted((i.title, i.url, i.first_seen) for i in items) == [
+        ("Floods", "https://n.example/2026/01/16/floods", T0),
+        ("Story seven", "https://n.example/story?id=7&ref=rss", T0),
+    ]
+    # Seen again under the new links: found by them, nothing new.
+    assert store_items(store, feed, moved, now=T0 + timedelta(hours=2)) == (0, 0)
+    # Another story at the same path of another host, or the same title at another path, is new:
+    # an aggregator's links lead to many sites, and a feed may reuse a title ("Daily briefing").
+    others = [
+        parsed("https://o.example/2026/01/16/floods", url="https://o.example/2026/01/16/floods", title="Floods 2"),
+        parsed("https://n.example/2026/01/17/floods", url="https://n.example/2026/01/17/floods", title="Floods"),
+    ]
+    assert store_items(store, feed, others, now=T0 + timedelta(hours=3)) == (2, 0)
+
+
 def test_P10_an_item_whose_link_is_longer_than_an_index_entry_is_stored_and_found_by_it(store: Store) -> None:
     """A link of 6,600 characters that do not compress (tracking parameters, an encoded redirect):
     on PostgreSQL, whose B-tree entries hold 2,704 bytes, the index on (feed_id, url) made its insert

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy import Connection, Engine, Row, Update, bindparam, func, insert, or_, select, update
 
@@ -311,6 +312,44 @@ class _Stub:
         self.id, self.key, self.url, self.content_hash = id, key, url, content_hash
 
 
+def _moved_items(conn: Connection, feed_id: int, unfound: Sequence[ParsedItem]) -> dict[str, Any]:
+    """The stored item each of `unfound` is, under a link that moved: key -> row.
+
+    The same title and outlet, at the same path of another scheme or host, one link's query
+    parameters among the other's ("?id=7" and "?id=7&ref=rss", not "?id=8"). Only a title the feed
+    has stored is read back, so a poll whose items are all known costs nothing more. Another
+    story at the same path of another host has its own title; the same title at another path
+    ("Daily briefing") is another item."""
+    if not unfound:
+        return {}
+    rows = conn.execute(
+        select(t.items.c.id, t.items.c.key, t.items.c.url, t.items.c.content_hash, t.items.c.title, t.items.c.outlet)
+        .where(t.items.c.feed_id == feed_id, t.items.c.title.in_({p.title for p in unfound}))
+        .order_by(t.items.c.id)
+    ).all()
+    found: dict[str, Any] = {}
+    taken: set[int] = set()
+    for p in unfound:
+        for row in rows:
+            if row.id not in taken and row.title == p.title and row.outlet == p.outlet and _moved(row.url, p.url):
+                found[p.key] = row
+                taken.add(row.id)
+                break
+    return found
+
+
+def _moved(old: str | None, new: str | None) -> bool:
+    """Whether `new` is `old` moved to another scheme or host: the same path, and one's query
+    parameters among the other's."""
+    if not old or not new or old == new:
+        return False
+    a, b = urlsplit(old), urlsplit(new)
+    if a.path.rstrip("/") != b.path.rstrip("/") or not a.path.strip("/"):
+        return False  # a site's front page is no article's link
+    mine, theirs = set(parse_qsl(a.query, keep_blank_values=True)), set(parse_qsl(b.query, keep_blank_values=True))
+    return mine <= theirs or theirs <= mine
+
+
 def url_hash(url: str) -> str:
     """What an item is looked up by its link with (items.url_hash): the link's SHA-256, in hex. An
     index on the link itself fails on PostgreSQL for a link over 2,704 bytes, as tracking-laden
@@ -328,25 +367,33 @@ def _upsert_items(conn: Connection, feed_id: int, parsed: Sequence[ParsedItem], 
 
     Identity within a feed is the item key, then the canonical link: a publisher that changes an
     item's GUID but keeps its link (or adds tracking parameters) edits the same item, so it is
-    never sent twice. One SELECT, then one executemany for the new items and one for the edited
-    ones (a statement per item costs ten times more)."""
+    never sent twice. Then, when neither finds half the body or more, the links that moved
+    (`_moved`): a feed without GUIDs is keyed by its links, and a publisher that moves to https or
+    to another host changes every key at once. One SELECT (a second only then), then one
+    executemany for the new items and one for the edited ones (a statement per item costs ten
+    times more)."""
     if not parsed:
         return 0, 0
     keys = [p.key for p in parsed]
     hashes = {p.url: url_hash(p.url) for p in parsed if p.url}
+    columns = (t.items.c.id, t.items.c.key, t.items.c.url, t.items.c.content_hash)
     existing = conn.execute(
-        select(t.items.c.id, t.items.c.key, t.items.c.url, t.items.c.content_hash).where(
+        select(*columns).where(
             t.items.c.feed_id == feed_id,
             or_(t.items.c.key.in_(keys), t.items.c.url_hash.in_(set(hashes.values()))),
         )
     ).all()
     by_key: dict[str, Any] = {r.key: r for r in existing}
     by_url: dict[str, Any] = {r.url: r for r in existing if r.url}
+    unfound = [p for p in parsed if p.url and p.key not in by_key and p.url not in by_url]
+    # A move changes every link at once, so most of the body is unfound; a poll that brings a few new
+    # items among known ones (nearly all polls) reads nothing more: the lookup scans the feed's items.
+    moved = _moved_items(conn, feed_id, unfound) if 2 * len(unfound) >= len(parsed) else {}
     seen: set[int] = set()
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for p in parsed:
-        row = by_key.get(p.key) or (by_url.get(p.url) if p.url else None)
+        row = by_key.get(p.key) or (by_url.get(p.url) if p.url else None) or moved.get(p.key)
         if row is not None and row.id in seen:
             continue  # the same item twice in one body: keep the first
         fields = {
