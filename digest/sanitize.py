@@ -165,6 +165,20 @@ TRACKING_PARAMS = frozenset(
         "action_type_map",
         "action_ref_map",
         "ncid",
+        # Web analytics' campaign markers that newspapers' feeds put on every link: AT Internet's
+        # (Le Monde's "?xtor=RSS-3208"), Webtrekk's (heise's "?wt_mc=rss.ho.beitrag.rdf"), comScore's
+        # (the Daily Mail's "&ns_mchannel=rss&ns_campaign=1490"). Stored links lose them; the store
+        # knows the item again at its link's path (store.feeds._moved), so nothing is sent twice.
+        "xtor",
+        "at_medium",
+        "at_campaign",
+        "wt_mc",
+        "wt_zmc",
+        "ns_mchannel",
+        "ns_campaign",
+        "ns_source",
+        "ns_linkname",
+        "ns_fee",
     }
 )
 TRACKING_PREFIXES = ("utm_",)

@@ -22,6 +22,19 @@ from digest.sanitize import clean_url
         ("http://news.example.org:65536/", None),
         ("https://news.example.org/p?q=1&fbclid=x&a=%20b", "https://news.example.org/p?q=1&a=%20b"),
         ("HTTPS://News.Example.org/Path", "https://news.example.org/Path"),
+        # Newspapers' analytics markers, as their feeds write them; the publisher's own parameter stays.
+        (
+            "https://www.lemonde.fr/europe/article/2018/x_5308610.html?xtor=RSS-3208",
+            "https://www.lemonde.fr/europe/article/2018/x_5308610.html",
+        ),
+        (
+            "https://www.heise.de/meldung/x-3347401.html?wt_mc=rss.ho.beitrag.rdf",
+            "https://www.heise.de/meldung/x-3347401.html",
+        ),
+        (
+            "http://www.dailymail.co.uk/a-227.html?ITO=1490&ns_mchannel=rss&ns_campaign=1490",
+            "http://www.dailymail.co.uk/a-227.html?ITO=1490",
+        ),
     ],
 )
 def test_canonical_links_lose_default_ports_tracking_and_fragments(url: str, cleaned: str | None) -> None:

@@ -7,9 +7,10 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from httpservers import FeedServer
+from storepaths import store_items
 
 from digest import config as cfg
-from digest.model import Feed
+from digest.model import Feed, ParsedItem
 from digest.pipeline import poll_once
 from digest.pipeline.poll import next_poll_after
 from digest.store import Store
@@ -165,3 +166,37 @@ async def test_P7_a_feed_without_guids_that_moves_to_https_and_another_host_send
         assert store.count_items() == 3
         links = sorted(i.url or "" for i in store.edition_window("UTC", until=NOW + timedelta(days=1)).items)
         assert links == [f"https://new.example/2026/03/0{i + 1}/story-{i}.html" for i in range(3)]
+
+
+async def test_P7_links_that_lose_an_analytics_marker_are_the_items_stored_with_it(tmp_path: Path) -> None:
+    """An older digest stored heise's links (an RSS 0.90 feed: no GUIDs, so keyed by its links) with
+    their Webtrekk marker "?wt_mc=rss.ho.beitrag.rdf"; this one strips it, so every key changes on
+    the first poll after an upgrade. The items are the stored ones at the same path, edited in place:
+    nothing new, nothing sent twice."""
+    links = [f"https://www.heise.example/meldung/item-{i}.html" for i in range(3)]
+    items = "".join(
+        f"<item><title>Meldung {i}</title><link>{link}?wt_mc=rss.ho.beitrag.rdf</link></item>"
+        for i, link in enumerate(links)
+    )
+    body = f'<?xml version="1.0"?><rss version="0.91"><channel><title>heise</title>{items}</channel></rss>'
+    async with FeedServer() as srv:
+        url = srv.serve("/f.xml", body.encode())
+        settings, store = make(tmp_path, [url])
+        stored_before = [
+            ParsedItem(
+                key=f"{link}?wt_mc=rss.ho.beitrag.rdf",
+                title=f"Meldung {i}",
+                url=f"{link}?wt_mc=rss.ho.beitrag.rdf",
+                summary_html="",
+                summary_text="",
+                published=None,
+                content_hash=f"old-{i}",
+            )
+            for i, link in enumerate(links)
+        ]
+        assert store_items(store, only(store).id, stored_before, now=NOW - timedelta(days=1)) == (3, 0)
+        results = await poll_once(settings=settings, store=store, clock=lambda: NOW)
+        assert (results[0].new_items, results[0].updated_items) == (0, 3)
+        assert store.count_items() == 3
+        window = store.edition_window("UTC", until=NOW + timedelta(days=1)).items
+        assert sorted(i.url or "" for i in window) == links
