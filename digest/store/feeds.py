@@ -316,10 +316,10 @@ def _moved_items(conn: Connection, feed_id: int, unfound: Sequence[ParsedItem]) 
     """The stored item each of `unfound` is, under a link that moved: key -> row.
 
     The same title and outlet, at the same path of another scheme or host, one link's query
-    parameters among the other's ("?id=7" and "?id=7&ref=rss", not "?id=8"). Only a title the feed
-    has stored is read back, so a poll whose items are all known costs nothing more. Another
-    story at the same path of another host has its own title; the same title at another path
-    ("Daily briefing") is another item."""
+    parameters among the other's ("?id=7" and "?id=7&ref=rss", not "?id=8"). Another story at the
+    same path of another host has its own title; the same title at another path ("Daily
+    briefing") is another item. The query reads the feed's items of those titles, which no index
+    serves: the caller asks only when a move is likely."""
     if not unfound:
         return {}
     rows = conn.execute(
@@ -376,9 +376,8 @@ def _upsert_items(conn: Connection, feed_id: int, parsed: Sequence[ParsedItem], 
         return 0, 0
     keys = [p.key for p in parsed]
     hashes = {p.url: url_hash(p.url) for p in parsed if p.url}
-    columns = (t.items.c.id, t.items.c.key, t.items.c.url, t.items.c.content_hash)
     existing = conn.execute(
-        select(*columns).where(
+        select(t.items.c.id, t.items.c.key, t.items.c.url, t.items.c.content_hash).where(
             t.items.c.feed_id == feed_id,
             or_(t.items.c.key.in_(keys), t.items.c.url_hash.in_(set(hashes.values()))),
         )
