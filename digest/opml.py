@@ -14,6 +14,7 @@ from email.utils import format_datetime
 
 from digest.errors import FeedError
 from digest.model import FeedSpec
+from digest.sanitize import clean_text
 
 
 def parse_opml(text: str | bytes, *, source: str = "OPML") -> list[tuple[FeedSpec, str | None]]:
@@ -38,9 +39,9 @@ def parse_opml(text: str | bytes, *, source: str = "OPML") -> list[tuple[FeedSpe
             pending.pop()
             continue
         url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
-        # One line: an exported title may carry a tab or a line break (as &#9; or &#10;), which no
-        # name in the store, the config or an email header may hold.
-        label = " ".join((outline.get("title") or outline.get("text") or "").split()) or None
+        # One line: an exported title may carry a tab, a line break or a C1 control (as &#9;, &#10;,
+        # &#150;), which no name in the store, the config or an email header may hold.
+        label = clean_text(outline.get("title") or outline.get("text") or "") or None
         if url:
             category = (outline.get("category") or "").split(",")[0].strip().strip("/") or None
             found.append((FeedSpec(url=url, name=label), folder or category))

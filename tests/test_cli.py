@@ -183,11 +183,11 @@ def test_a_name_given_on_the_command_line_is_one_line_as_the_configs_are(config:
     assert "ann@example.org" not in run(config, "subscribers", "list").output
     assert "lines.example" not in run(config, "feeds", "list").output
     assert run(config, "subscribers", "add", "ann@example.org", "--name", "Ann Smith").exit_code == 0
-    # An OPML export's titles may carry a tab or a line break as character references: one line.
+    # An OPML export's titles may carry a tab, a line break or a C1 control as character references.
     opml = tmp_path / "reader.opml"
     opml.write_text(
         '<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head><body>'
-        '<outline text="World&#10;News"><outline type="rss" text="The&#9;Wire" xmlUrl="https://wire.example/atom"/>'
+        '<outline text="World&#10;News"><outline type="rss" text="The&#9;Wire&#150;" xmlUrl="https://wire.example/atom"/>'
         "</outline></body></opml>",
         encoding="utf-8",
     )
@@ -195,6 +195,7 @@ def test_a_name_given_on_the_command_line_is_one_line_as_the_configs_are(config:
     assert "https://wire.example/atom  [World News]" in run(config, "feeds", "list").output
     exported = run(config, "feeds", "export").output
     assert 'text="The Wire"' in exported and "&#9;" not in exported and "&#10;" not in exported
+    assert "\x96" not in exported
 
 
 def test_subscribers_csv_import_is_all_or_nothing_and_export_round_trips(config: Path, tmp_path: Path) -> None:
