@@ -62,7 +62,9 @@ POLL_WAIT = timedelta(minutes=5)  # longest a due edition waits for other worker
 JOIN_BEATS = 2
 
 
-# workers.name is a String(64) key: PostgreSQL refuses a longer value (SQLite would keep it).
+# A worker's name is on every claim, in `digest status` and in each log line: at most this long, so a
+# line stays readable (the store's columns are Text and would keep any length; a fully qualified host
+# name may have 253 characters).
 NAME_CHARS = 64
 
 

@@ -501,8 +501,8 @@ def test_a_worker_name_in_use_is_refused_and_sqlite_takes_one_worker(store: Stor
 def test_the_default_worker_name_fits_the_store_whatever_the_host_name(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """workers.name holds 64 characters, which PostgreSQL enforces: a container's host name can be
-    63, and host:pid was refused at registration, the worker stopping before its first poll."""
+    """A worker's name is at most `NAME_CHARS` (64) characters, which `--name` enforces; the default
+    host:pid must keep to it too, whatever the host name (a container's can be 63 characters)."""
     from digest import worker
 
     monkeypatch.setattr(socket, "gethostname", lambda: "digest-worker-" + "x" * 49)  # 63 characters
