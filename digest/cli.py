@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from digest import config as cfg
+from digest import schedule
 from digest.clock import Clock, system_clock
 from digest.errors import ConfigError, DatabaseBusyError, DigestError, FeedError, StoreError, SubscriberError
 from digest.model import FeedSpec, PollResult
@@ -802,10 +803,22 @@ def subscribers() -> None:
 def subscribers_list(app: App) -> None:
     rows = app.reader.list_subscribers()
     for s in rows:
-        sections = ", ".join(s.sections) if s.sections is not None else "all sections"
+        sections = "unreadable" if s.damaged else ", ".join(s.sections) if s.sections is not None else "all sections"
         extra = f"  bounces={s.permanent_failures}" if s.permanent_failures else ""
-        click.echo(f"{s.email}  {s.status}  [{sections}]  tz={s.timezone or app.settings.digest.timezone}{extra}")
+        zone = _zone_shown(app, s.timezone or app.settings.digest.timezone)
+        click.echo(f"{s.email}  {s.status}  [{sections}]  tz={zone}{extra}")
     click.echo(f"{len(rows)} subscribers")
+
+
+def _zone_shown(app: App, zone: str | None) -> str:
+    """A subscriber's time zone as `subscribers list` and `show` give it: the site's when they chose
+    none, and a stored one this machine does not know, with the edition they get instead."""
+    site = app.settings.digest.timezone
+    if zone is None:
+        return f"{site} (the site's)"
+    if not schedule.known_zone(zone):
+        return f"{zone} (not in this machine's tz database: they get the {site} edition)"
+    return zone
 
 
 def _sections_option(app: App, value: str | None) -> tuple[str, ...] | None:
@@ -862,15 +875,15 @@ def subscribers_show(app: App, email: str) -> None:
     if found is None:
         raise SubscriberError(f"No subscriber {email}.", hint="`digest subscribers list` shows the subscribers.")
     sub, origins = found.subscriber, found.origins
-    default_tz = app.settings.digest.timezone
     known = set(app.settings.section_names)
     # A choice no section has now (renamed without `formerly`, or dropped) brings them nothing: say so.
     chosen = [s if s in known else f"{s} (no section has this name now)" for s in sub.sections or ()]
+    sections = sub.damaged or (", ".join(chosen) if sub.sections is not None else "all sections")
     click.echo(f"email     {sub.email}  ({'listed in the config' if found.from_config else 'not in the config'})")
     for label, value, origin in (
         ("name", sub.name or "-", origins["name"]),
-        ("sections", ", ".join(chosen) if sub.sections is not None else "all sections", origins["sections"]),
-        ("timezone", sub.timezone or f"{default_tz} (the site's)", origins["timezone"]),
+        ("sections", sections, origins["sections"]),
+        ("timezone", _zone_shown(app, sub.timezone), origins["timezone"]),
         ("status", sub.status, origins["status"]),
     ):
         click.echo(f"{label:<9} {value}  [set by {origin}]")

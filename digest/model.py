@@ -147,6 +147,9 @@ class Subscriber:
     status: str = "active"  # active | unsubscribed | suspended
     permanent_failures: int = 0
     public_id: str = ""  # what links carry: random, never reused (not the row id)
+    # What of the stored row cannot be read (sections that are not a list of names): such a
+    # subscriber's message fails, reported, instead of stopping the edition or guessing their choice.
+    damaged: str | None = None
 
 
 # --------------------------------------------------------------------------- compose output / render input
@@ -278,6 +281,7 @@ class Delivery:
     next_attempt_at: datetime | None = None
     message_id: str | None = None
     sent_at: datetime | None = None
+    crashes: int = 0  # see store.schema.deliveries: a row with any is sent alone (S8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +332,7 @@ class Mark:
     error: str | None = None
     next_attempt_at: datetime | None = None
     attempted: bool = True  # False: the message never went to the server (skipped, not counted)
+    crashed: bool = False  # its message could not be made: one more of the row's crashes (S8)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,13 +19,35 @@ Rules, all per IANA time zone (reliability.md F7, C6):
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _DAY = timedelta(days=1)
 
 
 def _zone(tz: str) -> ZoneInfo:
-    return ZoneInfo(tz)  # ZoneInfo caches instances; config has already checked the name
+    return ZoneInfo(tz)  # ZoneInfo caches instances; callers pass names `known_zone` accepts
+
+
+@lru_cache(maxsize=1024)
+def known_zone(name: str) -> bool:
+    """Whether this machine's tz database has the zone `name`.
+
+    The config, the CLI and the web pages accept only such names, but a stored one may not be: a
+    database moved to a machine with an older tz database (a zone named since, such as
+    America/Ciudad_Juarez in 2022), or a hand edit."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return False
+    return True
+
+
+def effective_zone(zone: str | None, site_zone: str) -> str:
+    """The zone whose edition a subscriber gets: their own, else the site's ([digest] timezone) when
+    they chose none or chose one `known_zone` refuses. Such a subscriber is not left without an
+    edition: they get the site's, at its time, and `digest status` names their zone."""
+    return zone if zone and known_zone(zone) else site_zone
 
 
 def _require_aware(instant: datetime, name: str) -> None:

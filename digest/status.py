@@ -59,6 +59,7 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
     lines.append("suppressed: " + (", ".join(f"{n} {r}" for r, n in sorted(b.suppressed.items())) or "none"))
     if orphans := orphaned_choices(settings, store):
         lines.append(orphans)
+    lines += unreadable_choices(settings, store)
     kept = unsubscribes.pending(unsubscribes.spool_path(settings))
     if kept:  # the web app could not write them while the database was busy; applied on the next write
         lines.append(f"unsubscribes waiting for the database: {len(kept)} ({unsubscribes.spool_path(settings)})")
@@ -75,6 +76,13 @@ def warn_orphaned_choices(settings: Settings, store: Store) -> None:
         return
     if orphans:
         log.warning("%s", orphans)
+    try:
+        problems = unreadable_choices(settings, store)
+    except Exception as exc:
+        log.warning("cannot read the subscribers' choices: %s", exc)
+        return
+    for line in problems:
+        log.warning("%s", line)
 
 
 def orphaned_choices(settings: Settings, store: Store) -> str | None:
@@ -90,6 +98,30 @@ def orphaned_choices(settings: Settings, store: Store) -> str | None:
         f"If a section was renamed, add formerly = {toml_value([name for name, _ in orphans])} "
         "to its [[sections]] entry."
     )
+
+
+def unreadable_choices(settings: Settings, store: Store, *, named: int = 5) -> list[str]:
+    """Subscribers whose stored choices this digest cannot use (R7): sections that are not a list
+    of names (their messages fail until the row is mended), time zones this machine's tz database
+    lacks (they get the site zone's edition). Only a hand edit, a damaged file or a database moved
+    to an older machine makes them; each is one line with what to do."""
+    lines: list[str] = []
+    if damaged := store.damaged_subscribers():
+        shown = "; ".join(f"{email}: {why}" for email, why in damaged[:named])
+        more = f" and {len(damaged) - named} more" if len(damaged) > named else ""
+        lines.append(
+            f"subscribers whose sections cannot be read: {len(damaged)} ({shown}{more}); each edition "
+            "fails their message. They can choose again on their preferences page, or give their "
+            "sections again with `digest subscribers import` or the config."
+        )
+    if unknown := store.unknown_timezones():
+        zones = ", ".join(f"{zone!r} ({n} subscriber{'s' if n != 1 else ''})" for zone, n in sorted(unknown.items()))
+        lines.append(
+            f"time zones this machine's tz database does not have: {zones}; those subscribers get the "
+            f"{settings.digest.timezone} edition. Update the tz database (the tzdata package, or "
+            "`pip install -U tzdata`), or give them a zone again."
+        )
+    return lines
 
 
 def _ago(delta: timedelta) -> str:

@@ -50,7 +50,7 @@ from babel.dates import format_date
 from itsdangerous import BadSignature, Signer, TimestampSigner
 from multidict import MultiDictProxy
 
-from digest import tokens, unsubscribes
+from digest import schedule, tokens, unsubscribes
 from digest.addresses import validate_email
 from digest.archive import ArchiveEntry, atom_feed, etag_for, etag_matches
 from digest.catalogue import builtin_templates_dir, load_translations
@@ -459,7 +459,7 @@ def _preferences(
 ) -> web.Response:
     names = site.settings.section_names
     picked = set(names if sub.sections is None else sub.sections) if chosen is None else set(chosen)
-    tz = timezone or sub.timezone or site.settings.digest.timezone
+    tz = timezone or schedule.effective_zone(sub.timezone, site.settings.digest.timezone)
     return _page(
         site,
         "preferences.html.j2",
@@ -532,7 +532,7 @@ async def save_preferences(request: web.Request) -> web.StreamResponse:
         return _preferences(site, changed, token, notice="Resumed. The next edition follows your choices.")
     known = site.settings.section_names
     chosen = [name for name in known if name in set(map(str, form.getall("section", [])))]
-    timezone = str(form.get("timezone", "")) or sub.timezone or site.settings.digest.timezone
+    timezone = str(form.get("timezone", "")) or schedule.effective_zone(sub.timezone, site.settings.digest.timezone)
     if not _valid_timezone(timezone):
         return _preferences(site, sub, token, status=422, chosen=chosen, error="Choose a time zone from the list.")
     if not chosen:

@@ -71,10 +71,13 @@ def claim(
     limit: int,
     due_only: bool = False,
     since: datetime | None = None,
+    suspects: bool = False,
 ) -> list[Delivery]:
     session = store.outbox_session(worker)
     try:
-        return session.claim(edition_id, now=now, lease=lease, limit=limit, due_only=due_only, since=since)
+        return session.claim(
+            edition_id, now=now, lease=lease, limit=limit, due_only=due_only, since=since, suspects=suspects
+        )
     finally:
         session.close()
 

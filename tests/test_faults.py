@@ -209,6 +209,153 @@ async def test_H18_one_bad_address_in_the_database_fails_its_own_row_and_never_t
     assert status == "failed" and "To header" in error  # recorded
 
 
+async def _three_readers(tmp_path: Path, smtp_port: int, feed_url: str) -> Path:
+    """A site with three subscribers added by the CLI (ids 1-3: first, mid, last) and one poll done."""
+    config = write_config(tmp_path, feed_url=feed_url, smtp_port=smtp_port, subscribers=())
+    for who in ("first", "mid", "last"):
+        added = await asyncio.to_thread(cli, config, "subscribers", "add", f"{who}@example.org")
+        assert added.returncode == 0, added.stderr
+    assert (await asyncio.to_thread(poll, config)).returncode == 0
+    return config
+
+
+@pytest.mark.parametrize("stored", ["{not json", "5", '"World"', '["World", 3]', "[null]"])
+async def test_R7_one_subscribers_unreadable_sections_fail_their_row_and_never_the_run(
+    tmp_path: Path, stored: str
+) -> None:
+    async with FeedServer() as feed, SmtpServer() as smtp:
+        config = await _three_readers(tmp_path, smtp.port, feed.serve("/news.xml", rss()))
+        # The middle subscriber chose on their preferences page, and the row was then damaged (a
+        # hand edit, a broken disk, a bug of an older digest); so was an item's categories.
+        with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+            db.execute(
+                "UPDATE subscribers SET sections = ?, sections_origin = 'subscriber' WHERE email = 'mid@example.org'",
+                (stored,),
+            )
+            db.execute("UPDATE items SET categories = '[\"World\"' WHERE id = 1")
+        first = await asyncio.to_thread(cli, config, "send")
+        again = await asyncio.to_thread(cli, config, "send")
+        received = sorted(m.rcpt_tos[0] for m in smtp.messages)
+        status = await asyncio.to_thread(cli, config, "status")
+        listed = await asyncio.to_thread(cli, config, "subscribers", "list")
+        shown = await asyncio.to_thread(cli, config, "subscribers", "show", "mid@example.org")
+        # The operator mends it: an import gives the sections again (the subscriber's own choice
+        # could not be read, so theirs no longer holds the field).
+        (tmp_path / "mend.csv").write_text("email,name,sections,timezone\nmid@example.org,,World,\n", encoding="utf-8")
+        mended = await asyncio.to_thread(cli, config, "subscribers", "import", str(tmp_path / "mend.csv"))
+        after = await asyncio.to_thread(cli, config, "subscribers", "show", "mid@example.org")
+        status_after = await asyncio.to_thread(cli, config, "status")
+
+    assert first.returncode == 0 and "Traceback" not in first.stderr, first.stderr
+    assert received == ["first@example.org", "last@example.org"]  # nobody after the bad row is lost
+    assert "2 sent, 0 skipped, 1 failed" in first.stdout, first.stdout
+    assert "sections stored for them are not" in first.stderr  # reported
+    assert all(b"Story number 1" in m.data for m in smtp.messages)  # the damaged item is in the edition
+    assert again.returncode == 0 and "0 sent" in again.stdout and "1 failed" not in again.stdout  # not retried
+    with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+        row = db.execute("SELECT status, last_error FROM deliveries WHERE subscriber_id = 2").fetchone()
+    assert row[0] == "failed" and "choose them again" in row[1]
+    for command in (status, listed, shown):
+        assert command.returncode == 0 and "Traceback" not in command.stderr, command.stderr
+    assert "subscribers whose sections cannot be read: 1 (mid@example.org: the sections stored" in status.stdout
+    assert "mid@example.org  active  [unreadable]" in listed.stdout
+    assert "sections  the sections stored for them are not" in shown.stdout
+    assert mended.returncode == 0, mended.stderr
+    assert "sections  World  [set by cli]" in after.stdout
+    assert "cannot be read" not in status_after.stdout
+
+
+async def test_R7_a_time_zone_this_machine_does_not_know_gets_the_site_zones_edition(tmp_path: Path) -> None:
+    async with FeedServer() as feed, SmtpServer() as smtp:
+        config = await _three_readers(tmp_path, smtp.port, feed.serve("/news.xml", rss()))
+        # A zone an older tz database lacks (the database came from a newer machine), or a hand edit.
+        with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+            db.execute("UPDATE subscribers SET timezone = 'Mars/Olympus_Mons' WHERE email = 'mid@example.org'")
+        sent = await asyncio.to_thread(cli, config, "send")
+        received = sorted(m.rcpt_tos[0] for m in smtp.messages)
+        status = await asyncio.to_thread(cli, config, "status")
+        shown = await asyncio.to_thread(cli, config, "subscribers", "show", "mid@example.org")
+
+    assert sent.returncode == 0 and "Traceback" not in sent.stderr, sent.stderr
+    assert received == ["first@example.org", "last@example.org", "mid@example.org"]
+    assert sent.stdout.count("edition 2026-03-10") == 1  # one edition: the site's zone
+    assert status.returncode == 0, status.stderr
+    assert "time zones this machine's tz database does not have: 'Mars/Olympus_Mons' (1 subscriber)" in status.stdout
+    assert "  UTC: next " in status.stdout and "Mars" not in status.stdout.split("outbox:")[0]
+    assert "Mars/Olympus_Mons (not in this machine's tz database: they get the UTC edition)" in shown.stdout
+
+
+async def test_S8_an_error_making_one_message_is_tried_again_then_parked_and_the_rest_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug met on one subscriber's data (here made to happen: no input of ours raises one any
+    more) fails that row alone: tried again later, parked as failed at its third crash (Mailman's
+    three), with the traceback in the log; everyone else's message goes at the first run."""
+    from digest import config as cfg
+    from digest.deliver import SmtpTransport
+    from digest.pipeline import poll_once, send_day
+    from digest.pipeline.mailer import EditionMailer
+    from digest.store import MAX_CRASHES, Store
+
+    real = EditionMailer.personalise
+
+    def personalise(self: EditionMailer, template: Any, subscriber: Any, **kwargs: Any) -> bytes:
+        if subscriber.email == "mid@example.org":
+            raise RuntimeError("a bug met on this subscriber's data")
+        return real(self, template, subscriber, **kwargs)
+
+    monkeypatch.setattr(EditionMailer, "personalise", personalise)
+    async with FeedServer() as feed, SmtpServer() as smtp:
+        settings = cfg.from_mapping(
+            {
+                "digest": {
+                    "timezone": "UTC",
+                    "database": f"sqlite:///{tmp_path / 'digest.sqlite'}",
+                    "allow_private_addresses": True,
+                },
+                "smtp": {"host": "127.0.0.1", "port": smtp.port, "sender": "Review <digest@example.org>"},
+                "feeds": [{"url": feed.serve("/news.xml", rss())}],
+                "subscribers": [{"email": f"{who}@example.org"} for who in ("first", "mid", "last")],
+            },
+            env={},
+        )
+        store = Store(settings.database_url)
+        try:
+            store.sync_feeds(settings.feeds, now=NOW)
+            store.sync_subscribers(settings.subscribers, now=NOW)
+            await poll_once(settings=settings, store=store, clock=lambda: NOW - timedelta(minutes=5))
+            runs = []
+            for minutes in (0, 6, 17, 40):  # each run after the row's retry time (5, then 10 minutes)
+                at = NOW + timedelta(minutes=minutes)
+
+                def clock(at: datetime = at) -> datetime:
+                    return at
+
+                (report,) = await send_day(
+                    settings, store, day=NOW.date(), transport=SmtpTransport, clock=clock, workers=1
+                )
+                with store.engine.connect() as conn:
+                    row = conn.exec_driver_sql(
+                        "SELECT status, crashes, attempts, last_error FROM deliveries WHERE subscriber_id = 2"
+                    ).one()
+                runs.append((report.sent, report.deferred, report.failed, *row[:3]))
+            error = row[3]
+        finally:
+            store.close()
+        received = sorted(m.rcpt_tos[0] for m in smtp.messages)
+
+    assert received == ["first@example.org", "last@example.org"]
+    assert runs == [
+        (2, 1, 0, "pending", 1, 0),  # the others went at once; it waits for its retry time
+        (0, 1, 0, "pending", 2, 0),
+        (0, 0, 1, "failed", MAX_CRASHES, 0),  # parked: never sent, never an SMTP attempt
+        (0, 0, 0, "failed", MAX_CRASHES, 0),  # and left alone
+    ]
+    assert error.startswith("parked after 3 crashes; making the message failed: RuntimeError: a bug met")
+    crashes = [r for r in caplog.records if "making the message failed" in r.getMessage()]
+    assert len(crashes) == MAX_CRASHES and all(r.exc_info for r in crashes)  # the traceback, for a report
+
+
 @pytest.mark.parametrize(
     ("entry", "needle"),
     [

@@ -188,6 +188,11 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
         with store.poll_writer() as writer:
             (written,) = writer.record([PollRecord(1, now, 200, 0, None, now, items=(edited,))])
         assert (written.new_items, written.updated_items) == (0, 1)
+        # 0010: outbox rows queued before it have crashed no sender; a new crash is counted on them.
+        with store.engine.connect() as conn:
+            crashes = conn.execute(sa.select(t.deliveries.c.crashes)).scalars().all()
+        assert crashes and set(crashes) == {0}
+        assert store.expire_claims(1, now=now) == 0  # nothing claimed: nothing lapsed
         # The upgraded table never hands out an id again, even the highest one once it is erased.
         store.sync_subscribers([], now=datetime(2026, 12, 1, tzinfo=UTC))  # this config lists nobody
         assert store.remove_subscriber("dave@example.org")  # dropped from the config: erasable

@@ -42,6 +42,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from httpservers import FeedServer
 from smtpservers import Received, Scripted, SmtpServer, Turn
 
+from digest.store import MAX_CRASHES
+
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 1, 16, 6, 0, tzinfo=UTC)
 DAY = NOW.date()
@@ -541,6 +543,49 @@ async def test_S3_a_crash_after_the_edition_is_built_sends_everything_once_as_a_
         (twin,) = expected[rcpt]
         assert readable_without_links(message.data) == readable_without_links(twin.data), rcpt
     assert crashed.edition_status() == "complete"
+
+
+async def test_S8_a_message_that_kills_its_sender_three_times_is_parked_and_the_rest_go_once(site: Site) -> None:
+    # One subscriber's message kills the sending process whenever it reaches the server (a crash in
+    # a C library on their data, the OOM killer): without a cap every run dies on it, for ever.
+    poison = readers(20)[4][0]
+    pid: list[int] = []
+
+    def on_data(n: int) -> None:
+        if handler.messages[n - 1].rcpt_tos == (poison,) and pid:
+            crash(pid.pop())
+
+    handler = Faults(on_data=on_data)
+    async with SmtpServer(handler) as smtp:
+        site.configure(smtp_port=smtp.port, subscribers=readers(20), connections=1)
+        await site.poll()
+        codes = []
+        for _ in range(MAX_CRASHES + 1):
+            proc = await site.start("send")
+            pid.append(proc.pid)
+            codes.append((await site.finish(proc)).code)
+            await until_gone(proc.pid)
+            await asyncio.sleep(2.2)  # the killed sender's lease (claim_lease = 2s) runs out
+            if codes[-1] == 0:
+                break
+        last = await site.run("send")
+
+    # The first crash caught the claim's other 15 rows too; from then on a row that crashed goes
+    # alone, so only the poison counts the next two crashes, and the fourth run parks it.
+    assert codes == [-signal.SIGKILL] * MAX_CRASHES + [0], codes
+    got = by_recipient(smtp.messages)
+    assert {rcpt: len(msgs) for rcpt, msgs in got.items() if rcpt != poison} == {
+        email: 1 for email, _ in readers(20) if email != poison
+    }, "everyone else has the edition once"
+    assert len(got[poison]) == MAX_CRASHES  # it reached the server each time; never recorded as sent
+    assert site.counts() == {"sent": 19, "failed": 1} and site.edition_status() == "complete"
+    ((crashes, error),) = site.query(
+        "SELECT d.crashes, d.last_error FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+        " WHERE s.email = ?",
+        poison,
+    )
+    assert crashes == MAX_CRASHES and "its sender stopped while holding it 3 times" in error
+    assert last.code == 0 and "0 sent" in last.out  # parked: not tried again
 
 
 async def test_S4_sigterm_finishes_and_records_what_is_in_flight_and_leaves_the_edition_open(site: Site) -> None:

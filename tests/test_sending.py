@@ -28,7 +28,7 @@ from digest.config import SmtpSettings
 from digest.deliver import data_block
 from digest.model import FeedSpec, Mark
 from digest.pipeline.workers import plan_workers, shares
-from digest.store import PENDING, SENT, Store
+from digest.store import FAILED, MAX_CRASHES, PENDING, SENT, Store
 from digest.store import schema as t
 from digest.store.editions import SENDING
 
@@ -165,8 +165,28 @@ def test_B1_a_claim_whose_lease_ran_out_is_claimed_again(store: Store) -> None:
     assert claim(store, edition, "b", now=NOW, lease=LEASE, limit=10) == []
     assert claim(store, edition, "b", now=NOW + timedelta(days=1), lease=LEASE, limit=10) == []
     time.sleep(1.2)
-    again = claim(store, edition, "b", now=NOW, lease=LEASE, limit=10)
-    assert len(again) == 3
+    # Its sender stopped while holding them: each counts a crash, and only a claim of such rows
+    # takes them (the sender claims them one at a time, to send each alone: S8).
+    assert claim(store, edition, "b", now=NOW, lease=LEASE, limit=10) == []
+    again = claim(store, edition, "b", now=NOW, lease=LEASE, limit=10, suspects=True)
+    assert [d.crashes for d in again] == [1, 1, 1]
+
+
+def test_S8_a_row_whose_sender_stops_three_times_while_holding_it_is_parked(store: Store) -> None:
+    edition = edition_with(store, 2)
+    poison = claim(store, edition, "a", now=NOW, lease=timedelta(seconds=1), limit=1)[0]
+    for lapse in range(1, MAX_CRASHES):
+        time.sleep(1.1)  # the sender was killed while it held the row: its lease runs out
+        (again,) = claim(store, edition, f"sender{lapse}", now=NOW, lease=timedelta(seconds=1), limit=1, suspects=True)
+        assert (again.id, again.crashes) == (poison.id, lapse)
+    time.sleep(1.1)
+    assert store.expire_claims(edition, now=NOW) == 1  # the third lapse: parked, not pending
+    with store.engine.connect() as conn:
+        row = conn.execute(select(t.deliveries).where(t.deliveries.c.id == poison.id)).one()
+    assert (row.status, row.crashes, row.worker) == (FAILED, MAX_CRASHES, None)
+    assert "stopped while holding it 3 times" in row.last_error
+    # The other row was never in a crashed sender's hands: a plain claim takes it.
+    assert [d.crashes for d in claim(store, edition, "b", now=NOW, lease=LEASE, limit=10)] == [0]
 
 
 def test_results_move_only_rows_their_sender_still_holds(store: Store) -> None:

@@ -317,7 +317,7 @@ def draft_mailer(settings: Settings, store: Store, *, day: date, timezone: str, 
 
 def preview(settings: Settings, store: Store, *, subscriber: Subscriber, day: date, now: datetime) -> Rendered | None:
     """The subscriber's edition for `day` without sending or recording anything."""
-    tz = subscriber.timezone or settings.digest.timezone
+    tz = schedule.effective_zone(subscriber.timezone, settings.digest.timezone)
     mailer = draft_mailer(settings, store, day=day, timezone=tz, now=now)
     rendered = mailer.render(subscriber.sections)
     if rendered is None:
@@ -348,7 +348,7 @@ async def dry_run(settings: Settings, store: Store, *, day: date, now: datetime,
         for tz in await asyncio.to_thread(store.timezones_in_use, settings.digest.timezone):
             mailer = await asyncio.to_thread(draft_mailer, settings, store, day=day, timezone=tz, now=now)
             for sub in store.iter_subscribers():
-                if (sub.timezone or settings.digest.timezone) != tz:
+                if schedule.effective_zone(sub.timezone, settings.digest.timezone) != tz:
                     continue
                 template = mailer.template(sub.sections)
                 if template is None:

@@ -22,10 +22,10 @@ from datetime import date, datetime, timedelta
 
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, Result, Transport, deliver
-from digest.errors import SubscriberError
+from digest.errors import DigestError, SubscriberError
 from digest.model import Delivery, EditionRecord, Mark
 from digest.pipeline.mailer import EditionMailer
-from digest.store import ACTIVE, FAILED, PENDING, SENT, SKIPPED, Store
+from digest.store import ACTIVE, FAILED, MAX_CRASHES, PENDING, SENT, SKIPPED, Store
 from digest.store.writers import OutboxWriter
 
 log = logging.getLogger(__name__)
@@ -82,18 +82,30 @@ async def send_edition(
     if expired:
         log.warning(
             "edition=%s/%s: %d messages claimed by a sender that stopped renewing its lease are pending "
-            "again; those it had sent but not yet recorded go out twice, with the same Message-ID",
+            "again (each counts a crash, and is parked at its third: S8); those it had sent but not yet "
+            "recorded go out twice, with the same Message-ID",
             edition.day,
             edition.timezone,
             expired,
         )
     rows: dict[int, tuple[Delivery, str]] = {}  # on the wire: the row and its Message-ID
+    idle = asyncio.Event()  # set while none of our messages is on the wire
+    idle.set()
 
     def stopped() -> bool:
         return stop is not None and stop.is_set()
 
     async def envelopes() -> AsyncIterator[Envelope]:
         while not stopped():
+            # A row that crashed before (S8) goes alone, nothing else of ours on the wire: if it
+            # crashes the process again, it alone counts the crash, not the rows sent beside it.
+            suspect = await outbox.claim(edition.id, limit=1, due_only=due_only, since=since, suspects=True)
+            if suspect:
+                await idle.wait()
+                async for envelope in made(suspect):
+                    yield envelope
+                    await idle.wait()  # its result is recorded before anything else goes out
+                continue
             batch = await outbox.claim(edition.id, limit=CLAIM_ROWS, due_only=due_only, since=since)
             if not batch:
                 # Rows another sender holds are its to send; if it stops renewing their lease
@@ -102,44 +114,93 @@ async def send_edition(
                     return
                 continue
             for start in range(0, len(batch), READ_AHEAD):
-                chunk = batch[start : start + READ_AHEAD]
-                # Read just before their turn, so a change made while the rows before were being
-                # sent is honoured (B5, S9): at most READ_AHEAD messages ahead.
-                held = await outbox.still_held([d.id for d in chunk])
-                chunk = [d for d in chunk if d.id in held]  # the others were taken over (B1)
-                subs = await outbox.subscribers([d.subscriber_id for d in chunk])
-                for d in chunk:
-                    if stopped():
-                        return  # the rest of the claim is released when the outbox closes
-                    sub = subs.get(d.subscriber_id)
-                    if sub is None or sub.status != ACTIVE:  # unsubscribed after the edition was built (S9)
-                        await outbox.add(Mark(d.id, SKIPPED, error="subscriber no longer active", attempted=False))
-                        rep.skipped += 1
-                        continue
-                    template = mailer.template(sub.sections)  # their sections as they are now (B5)
-                    if template is None:  # nothing in their sections: no empty email, not retried (S11)
-                        await outbox.add(
-                            Mark(d.id, SKIPPED, error="nothing new in the subscriber's sections", attempted=False)
-                        )
-                        rep.skipped += 1
-                        continue
-                    message_id = mailer.message_id(d.subscriber_id)  # an HMAC: once, for the message and its record
-                    try:
-                        data = mailer.personalise(template, sub, now=clock(), message_id=message_id)
-                    except SubscriberError as exc:
-                        # One subscriber's bad address (CR/LF, NUL... from an old database or a
-                        # direct insert) fails that row alone, recorded and not retried; the run
-                        # goes on for everyone after it.
-                        await outbox.add(Mark(d.id, FAILED, error=exc.message, attempted=False))
-                        rep.failed += 1
-                        rep.errors.append(f"subscriber {d.subscriber_id}: {exc.message}")
-                        log.warning("edition=%s subscriber=%d failed: %s", edition.day, d.subscriber_id, exc.message)
-                        continue
-                    rows[d.id] = (d, message_id)
-                    yield Envelope(key=d.id, sender=mailer.return_path(sub), recipient=sub.email, data=data, crlf=True)
+                async for envelope in made(batch[start : start + READ_AHEAD]):
+                    yield envelope
+                if stopped():
+                    return  # the rest of the claim is released when the outbox closes
+
+    async def made(chunk: list[Delivery]) -> AsyncIterator[Envelope]:
+        """The chunk's messages, each made just before it goes; the rows that get none are recorded."""
+        # Read just before their turn, so a change made while the rows before were being sent is
+        # honoured (B5, S9): at most READ_AHEAD messages ahead.
+        held = await outbox.still_held([d.id for d in chunk])
+        chunk = [d for d in chunk if d.id in held]  # the others were taken over (B1)
+        subs = await outbox.subscribers([d.subscriber_id for d in chunk])
+        for d in chunk:
+            if stopped():
+                return  # the rest of the claim is released when the outbox closes
+            sub = subs.get(d.subscriber_id)
+            if sub is None or sub.status != ACTIVE:  # unsubscribed after the edition was built (S9)
+                await outbox.add(Mark(d.id, SKIPPED, error="subscriber no longer active", attempted=False))
+                rep.skipped += 1
+                continue
+            if sub.damaged:  # R7: nobody can tell which sections they chose; recorded, not retried
+                await failed_alone(d, f"{sub.damaged}; choose them again to receive editions")
+                continue
+            try:
+                template = mailer.template(sub.sections)  # their sections as they are now (B5)
+                if template is None:  # nothing in their sections: no empty email, not retried (S11)
+                    await outbox.add(
+                        Mark(d.id, SKIPPED, error="nothing new in the subscriber's sections", attempted=False)
+                    )
+                    rep.skipped += 1
+                    continue
+                message_id = mailer.message_id(d.subscriber_id)  # an HMAC: once, for the message and its record
+                data = mailer.personalise(template, sub, now=clock(), message_id=message_id)
+            except SubscriberError as exc:
+                # One subscriber's bad address (CR/LF, NUL... from an old database or a direct
+                # insert) fails that row alone, recorded and not retried; the run goes on for
+                # everyone after it.
+                await failed_alone(d, exc.message)
+                continue
+            except DigestError:
+                raise  # the operator's to fix (a template that does not render): one line, the run stops
+            except Exception as exc:
+                # S8: an error the code did not expect, met on this subscriber's data (a bug), fails
+                # this row alone: tried again later, parked at MAX_CRASHES; the others still go.
+                await crashed(d, exc)
+                continue
+            rows[d.id] = (d, message_id)
+            idle.clear()
+            yield Envelope(key=d.id, sender=mailer.return_path(sub), recipient=sub.email, data=data, crlf=True)
+
+    async def failed_alone(d: Delivery, error: str) -> None:
+        await outbox.add(Mark(d.id, FAILED, error=error, attempted=False))
+        rep.failed += 1
+        rep.errors.append(f"subscriber {d.subscriber_id}: {error}")
+        log.warning("edition=%s subscriber=%d failed: %s", edition.day, d.subscriber_id, error)
+
+    async def crashed(d: Delivery, exc: Exception) -> None:
+        crashes = d.crashes + 1
+        error = f"making the message failed: {type(exc).__name__}: {exc}"
+        log.error(
+            "edition=%s subscriber=%d: %s (crash %d of %d)",
+            edition.day,
+            d.subscriber_id,
+            error,
+            crashes,
+            MAX_CRASHES,
+            exc_info=exc,  # a bug: the traceback is what a report needs
+        )
+        if crashes >= MAX_CRASHES:
+            error = f"parked after {crashes} crashes; {error}"
+            await outbox.add(Mark(d.id, FAILED, error=error, attempted=False, crashed=True))
+            rep.failed += 1
+            rep.errors.append(f"subscriber {d.subscriber_id}: {error}")
+            return
+        retry = clock() + _retry_delay(crashes)
+        await outbox.add(Mark(d.id, PENDING, error=error, next_attempt_at=retry, attempted=False, crashed=True))
+        rep.deferred += 1
 
     async def record(result: Result) -> None:
         d, message_id = rows.pop(result.key)
+        try:
+            await recorded(d, message_id, result)
+        finally:
+            if not rows:
+                idle.set()
+
+    async def recorded(d: Delivery, message_id: str, result: Result) -> None:
         now = clock()
         if result.outcome is Outcome.SENT:
             await outbox.add(Mark(d.id, SENT, message_id=message_id))

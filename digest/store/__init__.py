@@ -6,7 +6,7 @@ Returns model objects, never rows. Synchronous; async code calls it through asyn
 from __future__ import annotations
 
 from digest.store.bounces import BounceStore
-from digest.store.editions import FAILED, PENDING, SENT, SKIPPED, EditionStore
+from digest.store.editions import FAILED, MAX_CRASHES, PENDING, SENT, SKIPPED, EditionStore
 from digest.store.feeds import FeedStore
 from digest.store.signups import SignupStore
 from digest.store.subscribers import (
@@ -29,6 +29,7 @@ class Store(FeedStore, SubscriberStore, EditionStore, BounceStore, SignupStore, 
 __all__ = [
     "ACTIVE",
     "FAILED",
+    "MAX_CRASHES",
     "PAUSED",
     "PENDING",
     "REMOVED",

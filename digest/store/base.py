@@ -6,6 +6,7 @@ opens its own short transaction, so a crash between two calls leaves a consisten
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,21 @@ from digest.store import schema as t
 
 _SYNC_LOCK = 0x64676373  # "dgcs": the advisory lock serialising config syncs
 BUSY_TIMEOUT = 30.0  # seconds a SQLite statement waits for another process's write lock
+
+
+class Unreadable(str):
+    """A JSON column's text that is not JSON (a hand edit, a damaged file, a bug of an older digest).
+
+    The engine hands it over as read instead of raising: one row must not stop a command that reads
+    many (an edition, `digest status`). Whoever reads the column says what it means for that row.
+    """
+
+
+def _lenient_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return Unreadable(text)
 
 
 def _sqlite_pragmas(busy_timeout: float) -> Callable[[Any, Any], None]:
@@ -95,11 +111,13 @@ def make_engine(url: str, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
                 busy: float | None = float(parsed.query.get("timeout", busy_timeout))  # type: ignore[arg-type]
             except ValueError:
                 raise StoreError(f"[digest] database = {where!r}: timeout must be a number of seconds.") from None
-            engine = create_engine(parsed, poolclass=NullPool, connect_args={"timeout": busy})
+            engine = create_engine(
+                parsed, poolclass=NullPool, connect_args={"timeout": busy}, json_deserializer=_lenient_json
+            )
             event.listen(engine, "connect", _sqlite_pragmas(busy or 0.0))
         else:
             busy = None
-            engine = create_engine(parsed, pool_pre_ping=True)
+            engine = create_engine(parsed, pool_pre_ping=True, json_deserializer=_lenient_json)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise StoreError(
             f"[digest] database = {where!r} cannot be used: {exc}.",

@@ -30,9 +30,11 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    case,
     func,
     insert,
     literal,
+    not_,
     or_,
     select,
     update,
@@ -41,12 +43,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from digest.errors import StoreError
 from digest.model import Delivery, EditionItem, EditionRecord, EditionWindow, Item, Mark, Subscriber
+from digest.schedule import known_zone
 from digest.store import schema as t
 from digest.store.base import StoreBase, database_time
 from digest.store.feeds import _ITEM_COLUMNS, _item
-from digest.store.subscribers import ACTIVE, _subscriber
+from digest.store.subscribers import _SUBSCRIBER_COLUMNS, ACTIVE, _subscriber
 
 PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
+MAX_CRASHES = 3  # a row's crashes (deliveries.crashes) before it is parked as failed (S8)
 
 
 class _WindowMoved(Exception):
@@ -116,6 +120,7 @@ def _delivery(row: Row[Any]) -> Delivery:
         next_attempt_at=row.next_attempt_at,
         message_id=row.message_id,
         sent_at=row.sent_at,
+        crashes=row.crashes,
     )
 
 
@@ -216,7 +221,15 @@ class EditionStore(StoreBase):
                         insert(t.edition_items),
                         [{"edition_id": edition_id, "item_id": i.item_id, "section": i.section} for i in items],
                     )
-                tz_of = func.coalesce(t.subscribers.c.timezone, default_timezone)
+                zone = t.subscribers.c.timezone
+                ours = func.coalesce(zone, default_timezone) == timezone
+                if timezone == default_timezone:
+                    # and those whose own zone this machine does not know (`schedule.effective_zone`)
+                    chosen = conn.scalars(
+                        select(zone).where(t.subscribers.c.status == ACTIVE, zone.is_not(None)).distinct()
+                    )
+                    if unknown := sorted(z for z in chosen if not known_zone(z)):
+                        ours = or_(ours, zone.in_(unknown))
                 conn.execute(
                     insert(t.deliveries).from_select(
                         ["edition_id", "subscriber_id", "status", "attempts", "updated_at"],
@@ -226,7 +239,7 @@ class EditionStore(StoreBase):
                             literal(PENDING),
                             literal(0),
                             literal(now, t.UTCDateTime),
-                        ).where(t.subscribers.c.status == ACTIVE, tz_of == timezone),
+                        ).where(t.subscribers.c.status == ACTIVE, ours),
                     )
                 )
         except (IntegrityError, _WindowMoved):
@@ -342,9 +355,13 @@ class EditionStore(StoreBase):
             cond = [d.edition_id == edition_id, d.status == SENDING, d.lease_until < database_time(conn)]
             if other_than is not None:
                 cond.append(d.worker != other_than)
-            return conn.execute(
-                update(t.deliveries).where(*cond).values(status=PENDING, worker=None, lease_until=None, updated_at=now)
+            parked = _park_lapsed(conn, cond, now)
+            expired: int = conn.execute(
+                update(t.deliveries)
+                .where(*cond)
+                .values(status=PENDING, worker=None, lease_until=None, updated_at=now, crashes=d.crashes + 1)
             ).rowcount
+            return expired + parked
 
     def claims_held(self, edition_id: int, *, other_than: str | None = None) -> datetime | None:
         """When the earliest lease on the edition's claimed rows (but `other_than`'s) runs out;
@@ -417,6 +434,7 @@ class OutboxSession:
         limit: int,
         due_only: bool = False,
         since: datetime | None = None,
+        suspects: bool = False,
     ) -> list[Delivery]:
         with self.conn.begin():
             return _claim(
@@ -428,6 +446,7 @@ class OutboxSession:
                 limit=limit,
                 due_only=due_only,
                 since=since,
+                suspects=suspects,
             )
 
     def record(self, marks: Sequence[Mark], *, now: datetime) -> int:
@@ -439,7 +458,7 @@ class OutboxSession:
 
     def subscribers(self, ids: Sequence[int]) -> dict[int, Subscriber]:
         """The subscribers as they are now (status, sections), read just before their messages are made."""
-        rows = self.conn.execute(select(t.subscribers).where(t.subscribers.c.id.in_(list(ids)))).all()
+        rows = self.conn.execute(select(*_SUBSCRIBER_COLUMNS).where(t.subscribers.c.id.in_(list(ids)))).all()
         self.conn.commit()  # end the read transaction: the next read sees changes made since (B5)
         return {r.id: _subscriber(r) for r in rows}
 
@@ -475,13 +494,23 @@ def _claim(
     limit: int,
     due_only: bool,
     since: datetime | None = None,
+    suspects: bool = False,
 ) -> list[Delivery]:
+    """Claim up to `limit` rows; with `suspects`, only rows that crashed before (S8), else only others.
+
+    A row whose claim ran out (its sender stopped while holding it) counts one more crash as it is
+    claimed again, and one that reaches `MAX_CRASHES` that way is parked as failed instead."""
     d = t.deliveries
     free = d.alias("free")
     lease_now = database_time(conn)  # leases are on the database's clock (issue 15)
+    _park_lapsed(conn, [d.c.edition_id == edition_id, d.c.status == SENDING, d.c.lease_until < lease_now], now)
     ids = (
         select(free.c.id)
-        .where(free.c.edition_id == edition_id, _claimable(free, now, due_only, since, lease_now=lease_now))
+        .where(
+            free.c.edition_id == edition_id,
+            _claimable(free, now, due_only, since, lease_now=lease_now),
+            _suspect(free) if suspects else not_(_suspect(free)),
+        )
         .order_by(free.c.id)
         .limit(limit)
     )
@@ -490,10 +519,46 @@ def _claim(
     claim = (
         update(d)
         .where(d.c.id.in_(ids.scalar_subquery()), _claimable(d, now, due_only, since, lease_now=lease_now))
-        .values(status=SENDING, worker=worker, lease_until=lease_now + lease, updated_at=now)
+        .values(
+            status=SENDING,
+            worker=worker,
+            lease_until=lease_now + lease,
+            updated_at=now,
+            crashes=d.c.crashes + case((d.c.status == SENDING, 1), else_=0),  # a claim that ran out
+        )
         .returning(*d.c)
     )
     return sorted((_delivery(r) for r in conn.execute(claim)), key=lambda r: r.id)
+
+
+def _suspect(d: Any) -> ColumnElement[bool]:
+    """A row that crashed before, or whose claim ran out (it will count one more crash): sent alone."""
+    return or_(d.c.crashes > 0, d.c.status == SENDING)
+
+
+def _park_lapsed(conn: Connection, lapsed: list[ColumnElement[bool]], now: datetime) -> int:
+    """Park as failed the rows of `lapsed` (claims that ran out) that this lapse brings to
+    `MAX_CRASHES`; how many (S8, B3: Mailman parks a message after three)."""
+    d = t.deliveries.c
+    return conn.execute(
+        update(t.deliveries)
+        .where(*lapsed, d.crashes >= MAX_CRASHES - 1)
+        .values(
+            status=FAILED,
+            worker=None,
+            lease_until=None,
+            updated_at=now,
+            crashes=d.crashes + 1,
+            last_error=func.substr(
+                "parked: its sender stopped while holding it "
+                + str(MAX_CRASHES)
+                + " times (killed or crashed); last error: "
+                + func.coalesce(d.last_error, "none"),
+                1,
+                500,
+            ),
+        )
+    ).rowcount
 
 
 def _release(worker: str, now: datetime) -> Update:
@@ -520,6 +585,7 @@ def _record_statement() -> Update:
             lease_until=None,
             next_attempt_at=bindparam("b_next", type_=t.UTCDateTime),
             attempts=d.attempts + bindparam("b_tried", type_=Integer),
+            crashes=d.crashes + bindparam("b_crashed", type_=Integer),
             message_id=func.coalesce(bindparam("b_mid", type_=Text), d.message_id),
             last_error=func.coalesce(bindparam("b_error", type_=Text), d.last_error),
             sent_at=func.coalesce(bindparam("b_sent", type_=t.UTCDateTime), d.sent_at),
@@ -541,6 +607,7 @@ def _record(conn: Connection, marks: Sequence[Mark], *, worker: str, now: dateti
             "b_now": now,
             "b_next": m.next_attempt_at,
             "b_tried": 1 if m.attempted else 0,
+            "b_crashed": 1 if m.crashed else 0,
             "b_mid": m.message_id,
             "b_error": m.error[:500] if m.error is not None else None,
             "b_sent": now if m.status == SENT else None,

@@ -49,6 +49,14 @@ _ITEM_COLUMNS = (
 )
 
 
+def _categories(value: Any) -> tuple[str, ...]:
+    """An item's stored categories; none when the stored value is not a list of names (a hand edit,
+    a damaged file): the item is still shown, as an item whose feed gave no categories."""
+    if isinstance(value, list):
+        return tuple(c for c in value if isinstance(c, str))
+    return ()
+
+
 def _item(row: Row[*tuple[Any, ...]]) -> Item:
     return Item(
         id=row.id,
@@ -60,7 +68,7 @@ def _item(row: Row[*tuple[Any, ...]]) -> Item:
         summary_text=row.summary_text,
         published=row.published,
         first_seen=row.first_seen,
-        categories=tuple(row.categories or ()),
+        categories=_categories(row.categories),
         image_url=row.image_url,
         outlet=row.outlet,
         feed_section=row.feed_section,

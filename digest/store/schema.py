@@ -226,6 +226,9 @@ deliveries = Table(
     Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
     Column("status", String(16), nullable=False, default="pending"),  # pending, sending, sent, failed, skipped
     Column("attempts", Integer, nullable=False, default=0),
+    # Times the row's message could not be made for an error the code did not expect, or its sender
+    # stopped while holding it (its lease ran out): at `MAX_CRASHES` it is parked as failed (S8).
+    Column("crashes", Integer, nullable=False, default=0, server_default="0"),
     # While `sending`: which process claimed the row ("host:pid.start") and until when (B1). A row
     # whose lease ran out, or whose process is gone, is claimed again by the next run.
     Column("worker", Text),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,8 +13,9 @@ from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select,
 
 from digest.errors import SubscriberError
 from digest.model import Subscriber
+from digest.schedule import effective_zone, known_zone
 from digest.store import schema as t
-from digest.store.base import StoreBase
+from digest.store.base import StoreBase, Unreadable
 
 ACTIVE = "active"
 UNSUBSCRIBED = "unsubscribed"
@@ -54,17 +56,52 @@ def address_hash(email: str) -> str:
     return hashlib.sha256(f"digest-suppression-v1:{normalise_email(email)}".encode()).hexdigest()
 
 
-def _subscriber(row: Row[Any]) -> Subscriber:
+def _subscriber(row: Row[Any] | Row[*tuple[Any, ...]]) -> Subscriber:
+    sections = row.sections
+    damaged = _damaged_sections(sections)
     return Subscriber(
         id=row.id,
         email=row.email,
-        name=row.name,
-        sections=tuple(row.sections) if row.sections is not None else None,
-        timezone=row.timezone,
+        name=row.name if isinstance(row.name, str) else None,
+        sections=() if damaged else (tuple(sections) if sections is not None else None),
+        timezone=row.timezone if isinstance(row.timezone, str) else None,
         status=row.status,
         permanent_failures=row.permanent_failures,
         public_id=row.public_id,
+        damaged=damaged,
     )
+
+
+# What `_subscriber` reads: not the row's timestamps, which no reader of a Subscriber needs (and a
+# damaged one would stop the read of every row with it).
+_SUBSCRIBER_COLUMNS = (
+    t.subscribers.c.id,
+    t.subscribers.c.email,
+    t.subscribers.c.name,
+    t.subscribers.c.sections,
+    t.subscribers.c.timezone,
+    t.subscribers.c.status,
+    t.subscribers.c.permanent_failures,
+    t.subscribers.c.public_id,
+)
+
+
+# What the store's own reads of a row take: every column but the timestamps, for the same reason.
+_ROW_COLUMNS = tuple(c for c in t.subscribers.c if c.name not in ("created_at", "updated_at", "bounce_score_at"))
+
+
+def _damaged_sections(value: Any) -> str | None:
+    """Why a stored `sections` value is not a subscriber's choice (None: null, or a list of names).
+
+    Only a hand edit or a damaged file makes one, and nobody can tell what the subscriber chose:
+    their message fails, reported, rather than carrying sections they did not pick."""
+    if value is None or (isinstance(value, list) and all(isinstance(s, str) for s in value)):
+        return None
+    shown = str(value) if isinstance(value, Unreadable) else json.dumps(value, ensure_ascii=False)
+    if len(shown) > 60:
+        shown = shown[:59] + "…"
+    what = "not JSON" if isinstance(value, Unreadable) else "not a list of section names"
+    return f"the sections stored for them are {what} ({shown})"
 
 
 def _suppressed(conn: Connection, email: str) -> str | None:
@@ -89,7 +126,14 @@ def _declared(row: Row[Any] | None, values: dict[str, Any], origin: str) -> dict
     """The operator's values (config, CLI, import) minus the fields the subscriber set themselves."""
     out: dict[str, Any] = {}
     for name, value in values.items():
-        if name in FIELDS and row is not None and getattr(row, f"{name}_origin") == SUBSCRIBER:
+        # ... but for sections the database can no longer read: nobody can tell what the subscriber
+        # chose, and the operator's value is how the row is mended.
+        if (
+            name in FIELDS
+            and row is not None
+            and getattr(row, f"{name}_origin") == SUBSCRIBER
+            and not (name == "sections" and _damaged_sections(row.sections))
+        ):
             continue
         out[name] = value
         if name in FIELDS:
@@ -141,7 +185,7 @@ class SubscriberStore(StoreBase):
                     "sections": list(spec.sections) if spec.sections is not None else None,
                     "timezone": spec.timezone,
                 }
-                row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).first()
+                row = conn.execute(select(*_ROW_COLUMNS).where(t.subscribers.c.email == email)).first()
                 if row is None:
                     reason = _suppressed(conn, email)
                     fields = _declared(None, {**values, "status": ACTIVE}, CONFIG)
@@ -174,7 +218,7 @@ class SubscriberStore(StoreBase):
     ) -> Subscriber:
         email = normalise_email(email)
         with self.engine.begin() as conn:
-            row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).first()
+            row = conn.execute(select(*_ROW_COLUMNS).where(t.subscribers.c.email == email)).first()
             values = {
                 "name": name,
                 "sections": list(sections) if sections is not None else None,
@@ -213,7 +257,7 @@ class SubscriberStore(StoreBase):
                     .where(t.subscribers.c.id == row.id)
                     .values(permanent_failures=0, updated_at=now, **_declared(row, values, CLI))
                 )
-            return _subscriber(conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).one())
+            return _subscriber(conn.execute(select(*_ROW_COLUMNS).where(t.subscribers.c.email == email)).one())
 
     def import_subscribers(self, rows: Sequence[ImportRow], *, now: datetime) -> dict[str, int]:
         """A whole CSV import in one transaction: every row or none (a failure or a kill -9 part way
@@ -280,7 +324,10 @@ class SubscriberStore(StoreBase):
         """
         email = normalise_email(email)
         with self.engine.begin() as conn:
-            row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).first()
+            # updated_at: when an address that unsubscribed did, which its suppression keeps
+            row = conn.execute(
+                select(*_ROW_COLUMNS, t.subscribers.c.updated_at).where(t.subscribers.c.email == email)
+            ).first()
             if row is None:
                 return False
             if row.from_config:
@@ -297,7 +344,7 @@ class SubscriberStore(StoreBase):
 
     def subscriber_origins(self, email: str) -> SubscriberOrigins | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == normalise_email(email))).first()
+            row = conn.execute(select(*_ROW_COLUMNS).where(t.subscribers.c.email == normalise_email(email))).first()
         if row is None:
             return None
         return SubscriberOrigins(
@@ -307,7 +354,7 @@ class SubscriberStore(StoreBase):
     def get_subscriber(
         self, *, email: str | None = None, id: int | None = None, public_id: str | None = None
     ) -> Subscriber | None:
-        query = select(t.subscribers)
+        query = select(*_SUBSCRIBER_COLUMNS)
         if email is not None:
             query = query.where(t.subscribers.c.email == normalise_email(email))
         elif public_id is not None:
@@ -319,7 +366,7 @@ class SubscriberStore(StoreBase):
         return _subscriber(row) if row else None
 
     def list_subscribers(self, *, status: str | None = None) -> list[Subscriber]:
-        query = select(t.subscribers).order_by(t.subscribers.c.id)
+        query = select(*_SUBSCRIBER_COLUMNS).order_by(t.subscribers.c.id)
         if status is not None:
             query = query.where(t.subscribers.c.status == status)
         with self.engine.connect() as conn:
@@ -330,7 +377,7 @@ class SubscriberStore(StoreBase):
         last = 0
         while True:
             query = (
-                select(t.subscribers)
+                select(*_SUBSCRIBER_COLUMNS)
                 .where(t.subscribers.c.status == status, t.subscribers.c.id > last)
                 .order_by(t.subscribers.c.id)
                 .limit(batch)
@@ -360,6 +407,8 @@ class SubscriberStore(StoreBase):
         query = select(s.c.sections).where(s.c.sections.is_not(None), s.c.status.in_((ACTIVE, PAUSED)))
         with self.engine.connect() as conn:
             for sections in conn.scalars(query.execution_options(yield_per=2000)):
+                if _damaged_sections(sections):
+                    continue  # `damaged_subscribers` reports them
                 for name in set(sections or ()):
                     counts[name] = counts.get(name, 0) + 1
         return counts
@@ -375,7 +424,7 @@ class SubscriberStore(StoreBase):
         changes: list[dict[str, Any]] = []
         with self.engine.begin() as conn:
             for sub_id, sections in conn.execute(select(s.c.id, s.c.sections).where(s.c.sections.is_not(None))):
-                if sections and not new_name.keys().isdisjoint(sections):
+                if sections and not _damaged_sections(sections) and not new_name.keys().isdisjoint(sections):
                     renamed = list(dict.fromkeys(new_name.get(name, name) for name in sections))
                     changes.append({"row_id": sub_id, "sections": renamed})
             if changes:
@@ -388,10 +437,32 @@ class SubscriberStore(StoreBase):
         return len(changes)
 
     def timezones_in_use(self, default_timezone: str) -> list[str]:
-        """The distinct effective time zones of active subscribers: one edition each per day."""
+        """The distinct effective time zones of active subscribers (`schedule.effective_zone`): one
+        edition each per day."""
         tz = func.coalesce(t.subscribers.c.timezone, default_timezone)
         with self.engine.connect() as conn:
-            return sorted(conn.scalars(select(tz).where(t.subscribers.c.status == ACTIVE).distinct()))
+            zones = conn.scalars(select(tz).where(t.subscribers.c.status == ACTIVE).distinct())
+            return sorted({effective_zone(zone, default_timezone) for zone in zones})
+
+    def unknown_timezones(self) -> dict[str, int]:
+        """The stored time zones of active subscribers that this machine's tz database does not have
+        (`schedule.known_zone`) -> how many subscribers: those get the site zone's edition."""
+        zone = t.subscribers.c.timezone
+        query = select(zone, func.count()).where(t.subscribers.c.status == ACTIVE, zone.is_not(None)).group_by(zone)
+        with self.engine.connect() as conn:
+            return {z: int(n) for z, n in conn.execute(query) if not known_zone(z)}
+
+    def damaged_subscribers(self) -> list[tuple[str, str]]:
+        """(email, what cannot be read) of the active and paused subscribers whose stored sections
+        are not a choice (`_damaged_sections`): their messages fail until the row is mended."""
+        s = t.subscribers
+        query = select(s.c.email, s.c.sections).where(s.c.sections.is_not(None), s.c.status.in_((ACTIVE, PAUSED)))
+        found: list[tuple[str, str]] = []
+        with self.engine.connect() as conn:
+            for email, sections in conn.execute(query.order_by(s.c.id).execution_options(yield_per=2000)):
+                if why := _damaged_sections(sections):
+                    found.append((email, why))
+        return found
 
     def set_status(self, subscriber_id: int, status: str, *, now: datetime, origin: str = SUBSCRIBER) -> None:
         """Pause, resume or unsubscribe; by default as the subscriber's own choice (the web app), which

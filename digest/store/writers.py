@@ -202,7 +202,7 @@ class OutboxWriter:
         return await self._run(self._session.subscribers, ids)
 
     async def claim(
-        self, edition_id: int, *, limit: int, due_only: bool, since: datetime | None = None
+        self, edition_id: int, *, limit: int, due_only: bool, since: datetime | None = None, suspects: bool = False
     ) -> list[Delivery]:
         now = self.clock()
         rows = await self._run(
@@ -213,6 +213,7 @@ class OutboxWriter:
             limit=limit,
             due_only=due_only,
             since=since,
+            suspects=suspects,
         )
         if self._renewed is None:
             self._renewed = now
