@@ -861,9 +861,12 @@ def subscribers_add(app: App, email: str, name: str | None, sections: str | None
 @click.argument("email")
 @pass_app
 def subscribers_remove(app: App, email: str) -> None:
-    if not app.store.remove_subscriber(email):
+    if not app.store.remove_subscriber(email, now=app.clock()):
         raise SubscriberError(f"No subscriber {email}.", hint="`digest subscribers list` shows the subscribers.")
-    click.echo(f"removed {email} and their delivery records")
+    click.echo(
+        f"removed {email} and their delivery records; only a hash of the address is kept, so that no "
+        "import or command adds it back (the person can sign up again)"
+    )
 
 
 @subscribers.command("show")

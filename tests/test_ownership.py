@@ -308,8 +308,10 @@ async def test_a_removed_subscribers_links_reach_nobody_and_the_next_subscriber_
         a_unsubscribe, a_preferences = links(received(smtp, "a@example.org")[0])
 
         later = DAY1 + timedelta(minutes=10)
-        await ok(config, later, "subscribers", "remove", "a@example.org")
+        assert "only a hash of the address is kept" in await ok(config, later, "subscribers", "remove", "a@example.org")
         await ok(config, later, "subscribers", "add", "b@example.org")  # on SQLite, once given A's row id
+        code, _, err = await digest(config, later, "subscribers", "add", "a@example.org")  # erased (U11)
+        assert code == 1 and "a@example.org was erased" in err and "signing up again" in err, err
 
         async with web_app(config, later), aiohttp.ClientSession() as http:
             async with http.post(a_unsubscribe, data={"List-Unsubscribe": "One-Click"}) as resp:

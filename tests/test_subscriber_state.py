@@ -13,7 +13,7 @@ from digest.errors import FeedError, SubscriberError
 from digest.model import FeedSpec
 from digest.store import ACTIVE, REMOVED, SUSPENDED, UNSUBSCRIBED, Choices, Store
 from digest.store import schema as t
-from digest.store.subscribers import ImportRow
+from digest.store.subscribers import ImportRow, address_hash
 
 T0 = datetime(2026, 1, 16, 6, tzinfo=UTC)
 
@@ -93,3 +93,58 @@ def test_a_feed_the_config_lists_cannot_be_removed_from_the_cli(store: Store) ->
     assert [f.url for f in store.list_feeds(active_only=True)] == [url]
     store.sync_feeds([], now=T0)  # deleted from the config: stops polling, nothing to remove by hand
     assert store.list_feeds(active_only=True) == []
+
+
+def test_U11_erasing_an_active_subscriber_keeps_only_a_hash_and_nothing_but_a_sign_up_brings_them_back(
+    store: Store,
+) -> None:
+    store.add_subscriber("alice@example.org", name="Alice Liddell", sections=("World",), timezone="UTC", now=T0)
+    store.add_subscriber("bob@example.org", name=None, sections=None, timezone=None, now=T0)
+    alice = store.get_subscriber(email="alice@example.org")
+    assert alice is not None
+    with store.engine.begin() as conn:  # a soft bounce whose diagnostic quotes her address
+        conn.execute(
+            sa.insert(t.bounces).values(
+                dedupe="d" * 64,
+                subscriber_id=alice.id,
+                kind="soft",
+                status="4.2.2",
+                diagnostic="452 4.2.2 <alice@example.org>: mailbox full",
+                verified=True,
+                via="smtp",
+                received_at=T0,
+            )
+        )
+    assert store.remove_subscriber("Alice@Example.org", now=T0 + timedelta(minutes=1))  # her request
+    with store.engine.connect() as conn:  # nothing that reads back as her: no address, no name
+        rows = [tuple(r) for table in t.metadata.sorted_tables for r in conn.execute(sa.select(table))]
+    assert not [r for r in rows if "alice" in str(r).lower() or "liddell" in str(r).lower()]
+    assert store.suppression_reason("alice@example.org") == ("erased", T0 + timedelta(minutes=1))
+    # Neither the CLI, an import nor the config mails her again on the operator's word (G10).
+    with pytest.raises(SubscriberError, match="alice@example.org was erased; digest never mails"):
+        store.add_subscriber("alice@example.org", name=None, sections=None, timezone=None, now=T0)
+    imported = store.import_subscribers([ImportRow("alice@example.org", None, None, None)], now=T0)
+    assert imported == {"added": 0, "updated": 0, "unchanged": 1}
+    store.sync_subscribers([spec(), spec("bob@example.org")], now=T0)
+    listed = store.get_subscriber(email="alice@example.org")
+    assert listed is not None and listed.status == UNSUBSCRIBED
+    assert [s.email for s in store.iter_subscribers()] == ["bob@example.org"]
+    # She signs up again and confirms from her own inbox: the one way back.
+    back, applied = store.confirm_subscription(
+        "alice@example.org",
+        sections=None,
+        timezone=None,
+        issued=T0 + timedelta(minutes=5),
+        now=T0 + timedelta(minutes=6),
+    )
+    assert applied and back.status == ACTIVE and store.suppression_reason("alice@example.org") is None
+
+
+def test_the_cli_names_why_an_address_is_suppressed(store: Store) -> None:
+    for email, reason in (("hard@example.org", "bounced"), ("spam@example.org", "complained")):
+        with store.engine.begin() as conn:  # as a bounce or a complaint leaves it (store.bounces)
+            conn.execute(sa.insert(t.suppressions).values(email_hash=address_hash(email), reason=reason, created_at=T0))
+    with pytest.raises(SubscriberError, match="hard@example.org bounced; digest never mails"):
+        store.add_subscriber("hard@example.org", name=None, sections=None, timezone=None, now=T0)
+    with pytest.raises(SubscriberError, match="spam@example.org reported a digest as spam; digest never mails"):
+        store.add_subscriber("spam@example.org", name=None, sections=None, timezone=None, now=T0)

@@ -153,7 +153,7 @@ suppressions = Table(
     metadata,
     # SHA-256 of an address that unsubscribed or failed permanently; outlives the subscriber row.
     Column("email_hash", String(64), primary_key=True),
-    Column("reason", String(16), nullable=False),  # unsubscribed, failed, bounced, complained
+    Column("reason", String(16), nullable=False),  # unsubscribed, failed, bounced, complained, erased
     Column("created_at", UTCDateTime, nullable=False),
 )
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
@@ -114,10 +114,22 @@ def _suppress(conn: Connection, email: str, reason: str, now: datetime) -> None:
         conn.execute(insert(t.suppressions).values(email_hash=address_hash(email), reason=reason, created_at=now))
 
 
+# Why an address is suppressed (suppressions.reason), as the CLI tells an operator who tries to add it.
+ERASED = "erased"  # `digest subscribers remove` of an address that had not unsubscribed or failed (U11, G10)
+_WHY = {
+    "unsubscribed": "unsubscribed",
+    "failed": "failed permanently",
+    "bounced": "bounced",
+    "complained": "reported a digest as spam",
+    ERASED: "was erased",
+}
+
+
 def _suppressed_status(reason: str) -> dict[str, Any]:
+    # An erased address listed again is as one that unsubscribed: the person's to bring back.
     return (
         {"status": UNSUBSCRIBED, "status_origin": SUBSCRIBER}
-        if reason == "unsubscribed"
+        if reason in ("unsubscribed", ERASED)
         else {"status": SUSPENDED, "status_origin": DELIVERY}
     )
 
@@ -227,11 +239,9 @@ class SubscriberStore(StoreBase):
             }
             reason = _suppressed(conn, email)
             if reason is not None or (row is not None and row.status in (UNSUBSCRIBED, SUSPENDED)):
-                why = (
-                    "failed permanently"
-                    if (reason == "failed" or (row is not None and row.status == SUSPENDED))
-                    else "unsubscribed"
-                )
+                if reason is None:
+                    reason = "failed" if row is not None and row.status == SUSPENDED else "unsubscribed"
+                why = _WHY.get(reason, reason)
                 raise SubscriberError(
                     f"{email} {why}; digest never mails that address again, and the CLI cannot add it back.",
                     hint="Only the subscriber can lift this, by signing up again themselves.",
@@ -319,8 +329,9 @@ class SubscriberStore(StoreBase):
     def remove_subscriber(self, email: str, *, now: datetime | None = None) -> bool:
         """Erase a subscriber and their outbox rows (the address is personal data); False when absent.
 
-        A subscriber the config lists is refused: the next sync would bring them back. An address
-        that unsubscribed or failed keeps only its hash in suppressions, so it is never mailed again.
+        A subscriber the config lists is refused: the next sync would bring them back. The address
+        keeps only its hash in suppressions, whatever its state (unsubscribed, failed, or `ERASED`),
+        so no import, config entry or command mails it again; the person may sign up again.
         """
         email = normalise_email(email)
         with self.engine.begin() as conn:
@@ -340,6 +351,11 @@ class SubscriberStore(StoreBase):
                 _suppress(
                     conn, email, "unsubscribed" if row.status == UNSUBSCRIBED else "failed", now or row.updated_at
                 )
+            else:
+                # Erased at someone's request, or by mistake: either way no import, config entry or
+                # command may mail the address again on the operator's word (G10, U11). Only its
+                # hash stays; the person comes back by signing up and confirming.
+                _suppress(conn, email, ERASED, now or datetime.now(UTC))
             return bool(conn.execute(delete(t.subscribers).where(t.subscribers.c.id == row.id)).rowcount)
 
     def subscriber_origins(self, email: str) -> SubscriberOrigins | None:
