@@ -47,7 +47,7 @@ from digest import schedule, unsubscribes
 from digest.clock import Clock
 from digest.config import Settings
 from digest.deliver import SmtpTransport
-from digest.errors import ConfigError, DeliveryError, DigestError, LockHeldError, StoreError
+from digest.errors import ConfigError, DatabaseBusyError, DeliveryError, DigestError, LockHeldError, StoreError
 from digest.metrics import COUNTERS_SUFFIX, Metrics
 from digest.model import PollResult
 from digest.pipeline.poll import parser_pool, poll_once
@@ -122,6 +122,10 @@ class Reconciler:
 def _human(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _interval(seconds: float) -> str:
+    return f"{seconds:g} s" if seconds < 120 else _human(timedelta(seconds=seconds))
 
 
 # --------------------------------------------------------------------------- the lock
@@ -305,6 +309,8 @@ class Daemon:
                 raise
             # Our own shutdown cancelled it: end the job normally, so APScheduler does not report a failure.
             log.info("poll: interrupted by the stop; unpolled feeds stay due")
+        except StoreError as exc:  # the database busy or gone (C8): one line, the next cycle retries
+            log.warning("poll: %s The next cycle tries again in %s.", exc.message, _interval(self.ticks.poll))
         except Exception:  # one bad cycle must not end the daemon; the next tick tries again
             log.exception("poll: the cycle failed")
         finally:
@@ -346,6 +352,13 @@ class Daemon:
             if not self.stop.is_set():
                 raise
             log.warning("send: interrupted by the stop; unrecorded messages stay pending")
+        except StoreError as exc:  # the database busy or gone at the fire time (C8): rows and editions wait
+            log.warning(
+                "reconcile: %s Nothing is lost: the next pass tries again in %s.%s",
+                exc.message,
+                _interval(self.ticks.reconcile),
+                "" if isinstance(exc, DatabaseBusyError) or not exc.hint else f" {exc.hint}",
+            )
         except DigestError as exc:
             log.error("reconcile: %s %s", exc.message, exc.hint)
         except Exception:

@@ -23,6 +23,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from dbfaults import write_lock
 from httpservers import FeedServer
 from ports import free_port
 from smtpservers import SmtpServer
@@ -143,29 +144,6 @@ async def one_feeds_edition(folder: Path, body: bytes, *, extra: str = "", tail:
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     return " ".join(text.split()), html
-
-
-@contextmanager
-def write_lock(database: Path) -> Iterator[None]:
-    """Another process's write lock on the SQLite file, held for as long as the block runs."""
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sqlite3, sys, time\n"
-            f"c = sqlite3.connect({str(database)!r}, isolation_level=None)\n"
-            "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); sys.stdin.read()",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        yield
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 # --------------------------------------------------------------------------- H18: one bad address

@@ -93,7 +93,8 @@ def _translate(where: str, busy_timeout: float | None) -> Callable[[ExceptionCon
         # Anything else the database itself reports (cannot open the file, the server went away):
         # still one line naming the database, never a traceback (PostgreSQL's DETAIL and HINT lines
         # joined to it).
-        raise StoreError(f"The database {where} failed: {' '.join(str(exc).split())}.")
+        said = " ".join(str(exc).split())
+        raise StoreError(f"The database {where} failed: {said}{'' if said.endswith(('.', '?', '!')) else '.'}")
 
     return on_error
 
