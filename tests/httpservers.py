@@ -61,9 +61,10 @@ def _not_modified(res: Resource, request: web.Request) -> bool:
 
 
 class FeedServer:
-    def __init__(self, host: str = "127.0.0.1", *, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", *, ssl_context: ssl.SSLContext | None = None, port: int = 0) -> None:
         self.host = host
         self.ssl_context = ssl_context
+        self._wanted_port = port  # 0: any free port; a given one lets two hosts answer on one port (H4)
         self.routes: dict[str, Resource | Handler] = {}
         self.requests: list[Request] = []
         self.in_flight = 0
@@ -79,7 +80,7 @@ class FeedServer:
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, 0, ssl_context=self.ssl_context).start()
+        await web.TCPSite(self._runner, self.host, self._wanted_port, ssl_context=self.ssl_context).start()
         self._port = self._runner.addresses[0][1]
         return self
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import trustme
 from httpservers import FeedServer, RawServer, canned, endless_body, hang, silent, slowloris
+from ports import free_port
 
 import digest
 from digest.config import FetchSettings
@@ -547,6 +548,44 @@ def only(allowed: str) -> AddressCheck:
         return ip == ipaddress.ip_address(allowed)
 
     return check
+
+
+async def test_H4_dns_rebinding_a_name_answered_public_then_loopback_is_refused_at_connect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A hostile name server answers rebind.test with a "public" address (here 127.0.0.2, which the
+    # injected check allows), TTL 0, then with 127.0.0.1 (private). aiohttp's default resolver asks
+    # the system's getaddrinfo, which is where the answers are scripted; the internet's DNS is the
+    # one part that cannot run here. Each poll opens its own session, so each asks again.
+    import aiohttp.resolver
+
+    assert aiohttp.resolver.DefaultResolver is aiohttp.resolver.ThreadedResolver, "the DNS script below is not asked"
+    answers = iter(["127.0.0.2", "127.0.0.1", "127.0.0.1"])
+    asked: list[str] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "rebind.test":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        asked.append(address := next(answers))
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, int(port)))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    port = free_port()  # the same port on both addresses
+    async with FeedServer("127.0.0.2", port=port) as public, FeedServer("127.0.0.1", port=port) as private:
+        public.serve("/feed", FEED)
+        private.serve("/feed", b"<rss>the private server's answer</rss>")
+        url = f"http://rebind.test:{port}/feed"
+        results = []
+        for _ in range(2):  # two polls
+            async with Fetcher(settings(), allow_private=False, is_allowed_address=only("127.0.0.2")) as f:
+                results.append(await f.fetch(url))
+    first, second = results
+    assert asked == ["127.0.0.2", "127.0.0.1"]
+    assert first.body == FEED and len(public.requests) == 1
+    assert private.requests == [], "the rebound name reached the private server"
+    assert second.body is None and second.error is not None
+    assert "refused to connect to 127.0.0.1 (loopback address)" in second.error, second.error
 
 
 @pytest.mark.parametrize("target_host", ["127.0.0.1", "localhost"])
