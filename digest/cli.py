@@ -947,9 +947,17 @@ def subscribers_import(app: App, path: str) -> None:
 @pass_app
 def subscribers_export(app: App, out: str | None) -> None:
     """Write every subscriber as CSV (email,name,sections,timezone,status)."""
-    from digest.roster import write_csv
+    from digest.roster import UNREADABLE, write_csv
 
-    _emit(write_csv(app.reader.list_subscribers()), out)
+    listed = app.reader.list_subscribers()
+    _emit(write_csv(listed), out)
+    if damaged := [s.email for s in listed if s.damaged]:
+        click.echo(
+            f"warning: the sections of {len(damaged)} subscriber(s) cannot be read ({', '.join(damaged[:5])}"
+            f"{', ...' if len(damaged) > 5 else ''}): their cell says {UNREADABLE}, which an import refuses "
+            "until you write what they chose (`digest status` lists them)",
+            err=True,
+        )
 
 
 # --------------------------------------------------------------------------- sections

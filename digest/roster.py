@@ -16,6 +16,10 @@ from digest.model import Subscriber
 from digest.sanitize import clean_text
 
 COLUMNS = ("email", "name", "sections", "timezone")
+# The sections cell of a subscriber whose stored sections the database could not read
+# (Subscriber.damaged). An empty cell would say "all sections" and an import would widen their
+# choice; this one an import refuses, naming the line, until someone writes what they chose.
+UNREADABLE = "(unreadable)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,12 @@ def _rows(reader: csv.DictReader[str], source: str) -> list[RosterRow]:
         if not email:
             continue
         sections_cell = (raw.get("sections") or "").replace("|", ";")
+        if sections_cell.strip() == UNREADABLE:
+            raise SubscriberError(
+                f"{source} line {n}: the sections of {clean_text(email, limit=200)} could not be read when "
+                "this list was exported.",
+                hint="Write the sections they chose in that cell (empty: all sections); nothing was imported.",
+            )
         sections = tuple(s.strip() for s in sections_cell.split(";") if s.strip()) or None
         rows.append(
             RosterRow(
@@ -74,7 +84,11 @@ def write_csv(subscribers: Sequence[Subscriber]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow((*COLUMNS, "status"))
     for s in subscribers:
-        writer.writerow(
-            (s.email, s.name or "", ";".join(s.sections) if s.sections is not None else "", s.timezone or "", s.status)
-        )
+        writer.writerow((s.email, s.name or "", _sections_cell(s), s.timezone or "", s.status))
     return out.getvalue()
+
+
+def _sections_cell(s: Subscriber) -> str:
+    if s.damaged:
+        return UNREADABLE
+    return ";".join(s.sections) if s.sections is not None else ""

@@ -217,6 +217,10 @@ async def test_R7_one_subscribers_unreadable_sections_fail_their_row_and_never_t
         status = await asyncio.to_thread(cli, config, "status")
         listed = await asyncio.to_thread(cli, config, "subscribers", "list")
         shown = await asyncio.to_thread(cli, config, "subscribers", "show", "mid@example.org")
+        # An export cannot say what they chose, and must not say "all sections"; re-importing it
+        # as it is is refused, changing nothing.
+        exported = await asyncio.to_thread(cli, config, "subscribers", "export", "--out", str(tmp_path / "all.csv"))
+        reimported = await asyncio.to_thread(cli, config, "subscribers", "import", str(tmp_path / "all.csv"))
         # The operator mends it: an import gives the sections again (the subscriber's own choice
         # could not be read, so theirs no longer holds the field).
         (tmp_path / "mend.csv").write_text("email,name,sections,timezone\nmid@example.org,,World,\n", encoding="utf-8")
@@ -238,6 +242,11 @@ async def test_R7_one_subscribers_unreadable_sections_fail_their_row_and_never_t
     assert "subscribers whose sections cannot be read: 1 (mid@example.org: the sections stored" in status.stdout
     assert "mid@example.org  active  [unreadable]" in listed.stdout
     assert "sections  the sections stored for them are not" in shown.stdout
+    assert exported.returncode == 0 and "mid@example.org,,(unreadable),," in (tmp_path / "all.csv").read_text()
+    assert "warning: the sections of 1 subscriber(s) cannot be read (mid@example.org)" in exported.stderr
+    assert reimported.returncode == 1 and "all.csv line 3: the sections of mid@example.org could not be read" in (
+        reimported.stderr
+    )
     assert mended.returncode == 0, mended.stderr
     assert "sections  World  [set by cli]" in after.stdout
     assert "cannot be read" not in status_after.stdout
