@@ -39,6 +39,18 @@ def remote_words(text: str, *, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def is_bug(exc: BaseException) -> bool:
+    """Whether `exc` is an error the code did not expect (a bug met on some input), which costs one
+    feed, one item or one subscriber's message, never the run. A Rust extension's panic (nh3 and
+    css-inline are built with pyo3) arrives as pyo3_runtime.PanicException, which derives from
+    BaseException so that `except Exception` lets it through; it is a bug of that kind all the same.
+    KeyboardInterrupt, SystemExit and asyncio's cancellation are not: they stop what they stop."""
+    if isinstance(exc, Exception):
+        return True
+    kind = type(exc)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
+
+
 class DigestError(Exception):
     """An error the user can act on: a one-line message plus a hint."""
 

@@ -41,7 +41,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from digest.errors import ParseError
+from digest.errors import ParseError, is_bug
 from digest.model import ParsedFeed, ParsedItem
 
 if TYPE_CHECKING:  # imported where a worker starts: a poll whose feeds all answer 304 starts none
@@ -122,7 +122,9 @@ def _worker_main(conn: multiprocessing.connection.Connection, cpu_seconds: float
             reply = ("error", (exc.message, exc.hint))
         except MemoryError:
             reply = ("error", (f"{url}: the feed needs too much memory to parse.", None))
-        except Exception as exc:  # a feedparser bug on odd input is still that feed's problem
+        except BaseException as exc:  # a feedparser bug (or nh3's panic) on odd input is that feed's problem
+            if not is_bug(exc):
+                raise
             reply = ("crash", (f"{url}: the parser failed: {type(exc).__name__}: {exc}", traceback.format_exc()))
         try:
             conn.send(reply)

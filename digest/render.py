@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import logging
 import re
 import textwrap
 import unicodedata
@@ -40,7 +41,7 @@ from babel.dates import format_date
 from babel.support import NullTranslations
 
 from digest.catalogue import CATALOGUE_DOMAIN, builtin_templates_dir, catalogue_path, load_translations
-from digest.errors import TemplateError
+from digest.errors import TemplateError, is_bug
 from digest.model import (
     PLACEHOLDER_PREFERENCES_URL,
     PLACEHOLDER_UNSUBSCRIBE_URL,
@@ -63,6 +64,8 @@ __all__ = [
     "catalogue_path",
     "load_translations",
 ]
+
+log = logging.getLogger(__name__)
 
 # Where each subscriber's own link goes. Plain ASCII letters and underscores only, so autoescape,
 # CSS inlining and text wrapping leave them as they are; feed text cannot carry them (see _clean).
@@ -294,8 +297,17 @@ def _excerpts(summary_html: str, summary_text: str, chars: int) -> tuple[str, st
     """A story's excerpt in both parts: inline markup only, cut at `chars`; the text part is the same
     excerpt's text, so both parts follow the one setting. Remembered: a story is shown in many
     renders of one edition (the whole, its clip budgets, each top stories block)."""
-    html_part = excerpt_html(summary_html, chars)
-    return html_part, html_to_text(html_part) if html_part else _cut(_clean(summary_text), chars)
+    try:
+        html_part = excerpt_html(summary_html, chars)
+        return html_part, html_to_text(html_part) if html_part else _cut(_clean(summary_text), chars)
+    except BaseException as exc:
+        if not is_bug(exc):
+            raise
+        # One item's HTML the excerpt code cannot read (a bug, or nh3's panic) costs that item its
+        # markup, not the edition: raised, it would fail the message of every subscriber whose
+        # sections hold the item. Logged once (the answer is remembered), with the traceback.
+        log.error("an item's excerpt failed; it shows its plain summary: %s: %s", type(exc).__name__, exc, exc_info=exc)
+        return "", _cut(_clean(summary_text), chars)
 
 
 class _ViewBuilder:

@@ -129,9 +129,6 @@ async def one_feeds_edition(folder: Path, body: bytes, *, extra: str = "", tail:
     """Serve `body` as the one feed over HTTP, run the real `digest poll` and `digest send` to a
     real SMTP server, and return the one message's plain text (whitespace collapsed) and HTML.
     `extra` and `tail` go into the config as `write_config` puts them."""
-    import email
-    import email.policy
-
     async with FeedServer() as feeds, SmtpServer() as smtp:
         url = feeds.serve("/feed.xml", body)
         config = write_config(folder, feed_url=url, smtp_port=smtp.port, extra=extra, tail=tail)
@@ -140,7 +137,15 @@ async def one_feeds_edition(folder: Path, body: bytes, *, extra: str = "", tail:
         sent = await asyncio.to_thread(cli, config, "send")
         assert sent.returncode == 0, sent.stderr
         [received] = smtp.messages
-    message = email.message_from_bytes(received.data, policy=email.policy.default)
+    return parts(received.data)
+
+
+def parts(data: bytes) -> tuple[str, str]:
+    """A message's plain text (whitespace collapsed) and HTML."""
+    import email
+    import email.policy
+
+    message = email.message_from_bytes(data, policy=email.policy.default)
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     return " ".join(text.split()), html
@@ -272,45 +277,71 @@ async def test_R7_a_time_zone_this_machine_does_not_know_gets_the_site_zones_edi
     assert "Mars/Olympus_Mons (not in this machine's tz database: they get the UTC edition)" in shown.stdout
 
 
+async def _polled_in_process(tmp_path: Path, smtp_port: int, feed_url: str) -> tuple[Any, Any]:
+    """Settings and an open Store of a site with three subscribers (ids 1-3: first, mid, last) and
+    one poll done, in this process, so that a test can make a bug happen inside the pipeline."""
+    from digest import config as cfg
+    from digest.pipeline import poll_once
+    from digest.store import Store
+
+    settings = cfg.from_mapping(
+        {
+            "digest": {
+                "timezone": "UTC",
+                "database": f"sqlite:///{tmp_path / 'digest.sqlite'}",
+                "allow_private_addresses": True,
+            },
+            "smtp": {"host": "127.0.0.1", "port": smtp_port, "sender": "Review <digest@example.org>"},
+            "feeds": [{"url": feed_url}],
+            "subscribers": [{"email": f"{who}@example.org"} for who in ("first", "mid", "last")],
+        },
+        env={},
+    )
+    store = Store(settings.database_url)
+    store.sync_feeds(settings.feeds, now=NOW)
+    store.sync_subscribers(settings.subscribers, now=NOW)
+    await poll_once(settings=settings, store=store, clock=lambda: NOW - timedelta(minutes=5))
+    return settings, store
+
+
+# What a Rust extension's panic arrives as (pyo3 makes the class at run time, with no module to
+# import it from): a BaseException, which `except Exception` lets through.
+RustPanic = type("PanicException", (BaseException,), {"__module__": "pyo3_runtime"})
+
+
+def test_S8_a_rust_panic_is_a_bug_but_an_interrupt_or_a_cancellation_is_not() -> None:
+    from digest.errors import is_bug
+
+    assert is_bug(RuntimeError("x")) and is_bug(RustPanic("x"))
+    assert not any(is_bug(e) for e in (KeyboardInterrupt(), SystemExit(1), asyncio.CancelledError(), GeneratorExit()))
+    # Another BaseException named as pyo3's but from elsewhere is not taken for it.
+    assert not is_bug(type("PanicException", (BaseException,), {})())
+
+
+@pytest.mark.parametrize("bug", [RuntimeError, RustPanic], ids=["exception", "rust-panic"])
 async def test_S8_an_error_making_one_message_is_tried_again_then_parked_and_the_rest_go(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, bug: type[BaseException]
 ) -> None:
     """A bug met on one subscriber's data (here made to happen: no input of ours raises one any
-    more) fails that row alone: tried again later, parked as failed at its third crash (Mailman's
-    three), with the traceback in the log; everyone else's message goes at the first run."""
-    from digest import config as cfg
+    more), or a panic of nh3 or css-inline, fails that row alone: tried again later, parked as
+    failed at its third crash (Mailman's three), with the traceback in the log; everyone else's
+    message goes at the first run."""
     from digest.deliver import SmtpTransport
-    from digest.pipeline import poll_once, send_day
+    from digest.pipeline import send_day
     from digest.pipeline.mailer import EditionMailer
-    from digest.store import MAX_CRASHES, Store
+    from digest.store import MAX_CRASHES
 
     real = EditionMailer.personalise
 
     def personalise(self: EditionMailer, template: Any, subscriber: Any, **kwargs: Any) -> bytes:
         if subscriber.email == "mid@example.org":
-            raise RuntimeError("a bug met on this subscriber's data")
+            raise bug("a bug met on this subscriber's data")
         return real(self, template, subscriber, **kwargs)
 
     monkeypatch.setattr(EditionMailer, "personalise", personalise)
     async with FeedServer() as feed, SmtpServer() as smtp:
-        settings = cfg.from_mapping(
-            {
-                "digest": {
-                    "timezone": "UTC",
-                    "database": f"sqlite:///{tmp_path / 'digest.sqlite'}",
-                    "allow_private_addresses": True,
-                },
-                "smtp": {"host": "127.0.0.1", "port": smtp.port, "sender": "Review <digest@example.org>"},
-                "feeds": [{"url": feed.serve("/news.xml", rss())}],
-                "subscribers": [{"email": f"{who}@example.org"} for who in ("first", "mid", "last")],
-            },
-            env={},
-        )
-        store = Store(settings.database_url)
+        settings, store = await _polled_in_process(tmp_path, smtp.port, feed.serve("/news.xml", rss()))
         try:
-            store.sync_feeds(settings.feeds, now=NOW)
-            store.sync_subscribers(settings.subscribers, now=NOW)
-            await poll_once(settings=settings, store=store, clock=lambda: NOW - timedelta(minutes=5))
             runs = []
             for minutes in (0, 6, 17, 40):  # each run after the row's retry time (5, then 10 minutes)
                 at = NOW + timedelta(minutes=minutes)
@@ -338,9 +369,48 @@ async def test_S8_an_error_making_one_message_is_tried_again_then_parked_and_the
         (0, 0, 1, "failed", MAX_CRASHES, 0),  # parked: never sent, never an SMTP attempt
         (0, 0, 0, "failed", MAX_CRASHES, 0),  # and left alone
     ]
-    assert error.startswith("parked after 3 crashes; making the message failed: RuntimeError: a bug met")
+    assert error.startswith(f"parked after 3 crashes; making the message failed: {bug.__name__}: a bug met")
     crashes = [r for r in caplog.records if "making the message failed" in r.getMessage()]
     assert len(crashes) == MAX_CRASHES and all(r.exc_info for r in crashes)  # the traceback, for a report
+
+
+async def test_S8_an_item_whose_excerpt_fails_shows_its_plain_summary_and_fails_nobody(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The excerpt is made while rendering, for every subscriber whose sections hold the item: a
+    bug (or nh3's panic) on one item's HTML would fail all their messages. It costs that item its
+    markup instead, logged once with the traceback; every subscriber gets the edition, at once."""
+    from digest import render
+    from digest.deliver import SmtpTransport
+    from digest.pipeline import send_day
+    from digest.sanitize import excerpt_html as real
+
+    def excerpt_html(html: str, limit: int) -> str:
+        if "Body 1" in html:
+            raise RustPanic("called `Option::unwrap()` on a `None` value")
+        return real(html, limit)
+
+    monkeypatch.setattr(render, "excerpt_html", excerpt_html)
+    render._excerpts.cache_clear()  # answers remembered by earlier tests would hide the failure
+    async with FeedServer() as feed, SmtpServer() as smtp:
+        settings, store = await _polled_in_process(tmp_path, smtp.port, feed.serve("/news.xml", rss()))
+        try:
+            (report,) = await send_day(
+                settings, store, day=NOW.date(), transport=SmtpTransport, clock=lambda: NOW, workers=1
+            )
+        finally:
+            store.close()
+            render._excerpts.cache_clear()
+        messages = list(smtp.messages)
+
+    assert (report.sent, report.deferred, report.failed) == (3, 0, 0)
+    assert sorted(m.rcpt_tos[0] for m in messages) == ["first@example.org", "last@example.org", "mid@example.org"]
+    for m in messages:
+        text, html = parts(m.data)
+        assert "Story number 1" in html and "Body 1" in html and "Body 1" in text  # shown, as plain text
+        assert "Body 0" in html and "Body 2" in html
+    failed = [r for r in caplog.records if "excerpt failed" in r.getMessage()]
+    assert len(failed) == 1 and failed[0].exc_info and "PanicException" in failed[0].getMessage()
 
 
 @pytest.mark.parametrize(

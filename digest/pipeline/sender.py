@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, Result, Transport, deliver
-from digest.errors import DigestError, SubscriberError
+from digest.errors import DigestError, SubscriberError, is_bug
 from digest.model import Delivery, EditionRecord, Mark
 from digest.pipeline.mailer import EditionMailer
 from digest.store import ACTIVE, FAILED, MAX_CRASHES, PENDING, SENT, SKIPPED, Store
@@ -155,9 +155,12 @@ async def send_edition(
                 continue
             except DigestError:
                 raise  # the operator's to fix (a template that does not render): one line, the run stops
-            except Exception as exc:
-                # S8: an error the code did not expect, met on this subscriber's data (a bug), fails
-                # this row alone: tried again later, parked at MAX_CRASHES; the others still go.
+            except BaseException as exc:
+                # S8: an error the code did not expect, met on this subscriber's data (a bug, or a
+                # Rust extension's panic), fails this row alone: tried again later, parked at
+                # MAX_CRASHES; the others still go.
+                if not is_bug(exc):
+                    raise
                 await crashed(d, exc)
                 continue
             rows[d.id] = (d, message_id)
@@ -170,7 +173,7 @@ async def send_edition(
         rep.errors.append(f"subscriber {d.subscriber_id}: {error}")
         log.warning("edition=%s subscriber=%d failed: %s", edition.day, d.subscriber_id, error)
 
-    async def crashed(d: Delivery, exc: Exception) -> None:
+    async def crashed(d: Delivery, exc: BaseException) -> None:
         crashes = d.crashes + 1
         error = f"making the message failed: {type(exc).__name__}: {exc}"
         log.error(
