@@ -209,13 +209,15 @@ async def test_R7_one_subscribers_unreadable_sections_fail_their_row_and_never_t
     async with FeedServer() as feed, SmtpServer() as smtp:
         config = await _three_readers(tmp_path, smtp.port, feed.serve("/news.xml", rss()))
         # The middle subscriber chose on their preferences page, and the row was then damaged (a
-        # hand edit, a broken disk, a bug of an older digest); so was an item's categories.
+        # hand edit, a broken disk, a bug of an older digest); so were an item's categories and
+        # another's publication time.
         with sqlite3.connect(tmp_path / "digest.sqlite") as db:
             db.execute(
                 "UPDATE subscribers SET sections = ?, sections_origin = 'subscriber' WHERE email = 'mid@example.org'",
                 (stored,),
             )
             db.execute("UPDATE items SET categories = '[\"World\"' WHERE id = 1")
+            db.execute("UPDATE items SET published = 'Tuesday-ish' WHERE id = 2")
         first = await asyncio.to_thread(cli, config, "send")
         again = await asyncio.to_thread(cli, config, "send")
         received = sorted(m.rcpt_tos[0] for m in smtp.messages)
@@ -237,7 +239,8 @@ async def test_R7_one_subscribers_unreadable_sections_fail_their_row_and_never_t
     assert received == ["first@example.org", "last@example.org"]  # nobody after the bad row is lost
     assert "2 sent, 0 skipped, 1 failed" in first.stdout, first.stdout
     assert "sections stored for them are not" in first.stderr  # reported
-    assert all(b"Story number 1" in m.data for m in smtp.messages)  # the damaged item is in the edition
+    # The damaged items are in the edition: every story, in every message.
+    assert all(f"Story number {i}".encode() in m.data for m in smtp.messages for i in range(3))
     assert again.returncode == 0 and "0 sent" in again.stdout and "1 failed" not in again.stdout  # not retried
     with sqlite3.connect(tmp_path / "digest.sqlite") as db:
         row = db.execute("SELECT status, last_error FROM deliveries WHERE subscriber_id = 2").fetchone()

@@ -10,6 +10,7 @@ new revision there, and tests/test_migrations.py checks the two agree.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+log = logging.getLogger(__name__)
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out; stored naive UTC."""
@@ -54,6 +57,30 @@ class UTCDateTime(TypeDecorator[datetime]):
             value = datetime.fromisoformat(value)
         aware: datetime = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return aware
+
+
+class PublishedDateTime(UTCDateTime):
+    """An item's publication time, which may be unknown: a stored value that is not a time (a hand
+    edit of a SQLite file; PostgreSQL's typed column cannot hold one) reads as unknown, so the item
+    is shown as undated, at the time digest first saw it, instead of every edition that would hold
+    it failing on the read."""
+
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        strict = super().result_processor(dialect, coltype)
+        if strict is None:
+            return None
+
+        def lenient(value: Any) -> datetime | None:
+            try:
+                published: datetime | None = strict(value)
+            except ValueError:
+                log.warning("an item's stored publication time %r is not a time: read as unknown", value)
+                return None
+            return published
+
+        return lenient
 
 
 metadata = MetaData()
@@ -103,7 +130,7 @@ items = Table(
     Column("title", Text, nullable=False),
     Column("summary_html", Text, nullable=False),
     Column("summary_text", Text, nullable=False),
-    Column("published", UTCDateTime),
+    Column("published", PublishedDateTime),
     Column("first_seen", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("categories", JSON, nullable=False),
