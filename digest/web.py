@@ -467,7 +467,14 @@ def _preferences(
         email=sub.email,
         subscribed=sub.status in (ACTIVE, SUSPENDED, PAUSED),
         paused=sub.status == PAUSED,
-        notice=notice,
+        # R7: their stored choice could not be read (nothing is ticked); they are sent nothing
+        # until they choose again, so the page says so rather than leaving them to wonder.
+        notice=notice
+        or (
+            "We could not read the sections you chose, so no edition is sent to you. Tick the ones you want and save."
+            if sub.damaged and not saved and chosen is None
+            else None
+        ),
         sections=[(name, name in picked) for name in names],
         timezones=_timezone_choices(site, tz),
         timezone=tz,
@@ -556,7 +563,7 @@ async def save_preferences(request: web.Request) -> web.StreamResponse:
         "all" if sections is None else len(sections),
         tz or "default",
     )
-    updated = dataclasses.replace(sub, sections=sections, timezone=tz)
+    updated = dataclasses.replace(sub, sections=sections, timezone=tz, damaged=None)
     return _preferences(site, updated, token, saved=True)
 
 

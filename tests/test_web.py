@@ -382,6 +382,26 @@ async def test_U10_a_subscriber_changes_only_their_own_sections(app: Web) -> Non
     assert b is not None and b.sections == ("Sport",)
 
 
+async def test_R7_a_subscriber_whose_sections_cannot_be_read_is_told_and_chooses_again(app: Web) -> None:
+    """Their stored choice was damaged (a hand edit, a broken file): the edition fails their row,
+    so their page says why nothing comes and that saving a choice mends it."""
+    bob = app.bob()
+    with app.store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE subscribers SET sections = '{not json' WHERE email = 'bob@example.org'")
+    damaged = app.store.get_subscriber(public_id=bob)
+    assert damaged is not None and damaged.damaged
+    path, body = await open_preferences(app, bob)
+    assert "We could not read the sections you chose, so no edition is sent to you." in body
+    assert " checked" not in body.split('name="timezone"')[0]  # nothing ticked: no guess at their choice
+    async with app.http.post(path, data={"form": form_mac(body), "section": ["World"], "timezone": "UTC"}) as resp:
+        saved = await resp.text()
+    assert resp.status == 200 and "Saved" in saved and "could not read" not in saved
+    mended = app.store.get_subscriber(public_id=bob)
+    assert mended is not None and mended.damaged is None and mended.sections == ("World",)
+    _, again = await open_preferences(app, bob)
+    assert "could not read" not in again and 'value="World" checked' in again
+
+
 async def test_ticking_every_section_means_all_sections_including_later_ones(app: Web) -> None:
     bob = app.bob()
     path, body = await open_preferences(app, bob)
