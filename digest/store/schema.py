@@ -76,7 +76,8 @@ class PublishedDateTime(UTCDateTime):
             try:
                 published: datetime | None = strict(value)
             except ValueError:
-                log.warning("an item's stored publication time %r is not a time: read as unknown", value)
+                shown = str(value)[:80]  # a hand edit: any length
+                log.warning("an item's stored publication time %r is not a time: read as unknown", shown)
                 return None
             return published
 
