@@ -619,6 +619,7 @@ SCIENCE = (
     "browser",
     "android",
     "iPhone",
+    "Samsung Galaxy",
     "iPad",
     "linux",
     "laptop",
@@ -1088,6 +1089,10 @@ SCIENCE_STRONG = (
     "laptop",
     "GPU",
     "CPU",
+    # AI, and Samsung's phones: capitalised, they meet only capitalised words (never Italian's "Ai"
+    # opening a title); "Galaxy" alone is also a game's or a studio's ("Rebel Galaxy", "Iron Galaxy").
+    "AI",
+    "Samsung Galaxy",
     "vaccine",
     "Роскосмос",
     "МКС",

@@ -50,7 +50,8 @@ LABELS_TECH = Path(__file__).parent / "data" / "section_labels_tech.csv"
 # Session 16: 66.1%: German product reviews ("im Test"), game genres, plant closures, "Ausstellung", "Raketenstart".
 # heise's newsticker has neither categories nor topical paths: its gadgets and products by name are
 # what is left. An operator files such a feed whole with its own `section = "Science & Space"`.
-FLOOR_TECH = 0.55
+# Session 32: 68.9%: "AI" and "Samsung Galaxy" take three of XDA's "News" posts out of World.
+FLOOR_TECH = 0.65
 LABELS_JUNE_2018 = Path(__file__).parent / "data" / "section_labels_june2018.csv"
 # Session 19: 39.7%. Every item of 4-6 June 2018 (TMZ, PerezHilton, Boing Boing, TreeHugger, Hacker
 # News, kottke.org, Medium, Hacker Noon, a16z), labelled by a reader who never saw the rules' answers.
@@ -293,6 +294,13 @@ def test_the_shipped_business_rule_wants_trade_not_a_pipe_or_a_shared_post(
         ("Defense Secretary to meet allies in Brussels", "", "Military & Defense"),
         ("Le ministre de la Défense en visite à Brest", "", "Military & Defense"),
         ("El ministro de Defensa visita la base de Rota", "", "Military & Defense"),
+        # "AI" and "Samsung Galaxy" are names: Italian's "Ai" opening a title, a galaxy of stars and a
+        # game studio are not technology (session 32).
+        ("Samsung Galaxy S10 may launch with triple cameras", "", "Science & Space"),
+        ("This week's show", "We talk to Iron Galaxy's founder about fighting games.", "Other"),
+        ("The assistant that makes your calls", "Google's AI now phones the hairdresser for you.", "Science & Space"),
+        ("Ai domiciliari il sindaco, la giunta si dimette", "", "World"),
+        ("A galaxy of stars turns out for the gala", "", "Other"),
     ],
 )
 def test_the_shipped_rules_on_words_of_two_meanings(title: str, summary: str, section: str) -> None:
