@@ -260,6 +260,40 @@ async def test_R7_one_subscribers_unreadable_sections_fail_their_row_and_never_t
     assert "cannot be read" not in status_after.stdout
 
 
+async def test_R7_a_feeds_unreadable_poll_times_are_polled_as_never_polled_and_written_again(tmp_path: Path) -> None:
+    """A feed's last and next poll times that are not times (a hand edit of the SQLite file) stopped
+    every read of the feeds: no feed was polled, `digest status` failed. The feed is now due, as
+    one never polled, and its poll writes both times again."""
+    from digest.store import Store
+
+    async with FeedServer() as feed, SmtpServer() as smtp:
+        url = feed.serve("/news.xml", rss())
+        config = await _three_readers(tmp_path, smtp.port, url)
+        with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+            db.execute("UPDATE feeds SET last_polled_at = 'yesterday-ish', next_poll_at = 'soon'")
+        store = Store(f"sqlite:///{tmp_path / 'digest.sqlite'}")
+        try:
+            # What the daemon and the workers ask: the feed is due now, whatever its text compares as.
+            due = store.due_feeds(now=NOW)
+            claimed = store.claim_feeds("w1", due_by=NOW, lease=timedelta(minutes=5), limit=10)
+            lag = store.poll_lag(now=NOW)
+            store.release_feeds("w1", [f.id for f in claimed])
+        finally:
+            store.close()
+        status = await asyncio.to_thread(cli, config, "status")
+        polled = await asyncio.to_thread(cli, config, "poll")
+        with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+            times = db.execute("SELECT last_polled_at, next_poll_at FROM feeds").fetchone()
+
+    assert [f.url for f in due] == [url] and due[0].next_poll_at is None and due[0].last_polled_at is None
+    assert [f.url for f in claimed] == [url]
+    assert lag == (1, timedelta(0))
+    for command in (status, polled):
+        assert command.returncode == 0 and "Traceback" not in command.stderr, command.stderr
+    assert "stored as 'soon' is not a time" in polled.stderr
+    assert all(datetime.fromisoformat(v) for v in times)  # written again as times
+
+
 async def test_R7_a_time_zone_this_machine_does_not_know_gets_the_site_zones_edition(tmp_path: Path) -> None:
     async with FeedServer() as feed, SmtpServer() as smtp:
         config = await _three_readers(tmp_path, smtp.port, feed.serve("/news.xml", rss()))

@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from sqlalchemy import Connection, Engine, Row, Update, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Dialect, Engine, Row, Update, bindparam, func, insert, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from digest.errors import FeedError, remote_words
 from digest.model import Feed, FeedSpec, Item, ParsedItem, PollRecord, PollWritten
@@ -22,6 +23,15 @@ from digest.store.base import StoreBase
 # Every poll reads all its feeds: by position, and without the columns a Feed has no use for, that
 # takes half the time of building each Feed by column name from the whole row.
 FEED_COLUMNS = tuple(t.feeds.c[f.name] for f in fields(Feed))
+
+
+def due_by(next_poll_at: Any, moment: Any, dialect: Dialect) -> ColumnElement[bool]:
+    """SQL: a feed is due by `moment` when it was never polled, its next poll is not later, or its
+    next poll time cannot be read (a hand edit: polled, it is written again)."""
+    due = [next_poll_at.is_(None), next_poll_at <= moment]
+    if (unreadable := t.unreadable_time(next_poll_at, dialect)) is not None:
+        due.append(unreadable)
+    return or_(*due)
 
 
 def _feed(row: Row[*tuple[Any, ...]]) -> Feed:
@@ -193,7 +203,7 @@ class FeedStore(StoreBase):
     def due_feeds(self, *, now: datetime) -> list[Feed]:
         query = (
             select(*FEED_COLUMNS)
-            .where(t.feeds.c.active.is_(True), or_(t.feeds.c.next_poll_at.is_(None), t.feeds.c.next_poll_at <= now))
+            .where(t.feeds.c.active.is_(True), due_by(t.feeds.c.next_poll_at, now, self.engine.dialect))
             .order_by(t.feeds.c.next_poll_at.is_not(None), t.feeds.c.next_poll_at, t.feeds.c.id)
         )
         with self.engine.connect() as conn:

@@ -31,7 +31,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
+    func,
 )
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
@@ -59,29 +62,44 @@ class UTCDateTime(TypeDecorator[datetime]):
         return aware
 
 
-class PublishedDateTime(UTCDateTime):
-    """An item's publication time, which may be unknown: a stored value that is not a time (a hand
-    edit of a SQLite file; PostgreSQL's typed column cannot hold one) reads as unknown, so the item
-    is shown as undated, at the time digest first saw it, instead of every edition that would hold
-    it failing on the read."""
+class LenientDateTime(UTCDateTime):
+    """A time that may be unknown: an item's publication, a feed's last and next poll. A stored value
+    that is not a time (a hand edit of a SQLite file; PostgreSQL's typed columns cannot hold one)
+    reads as unknown, with a warning, instead of failing every read that meets the row: the item is
+    shown undated, at the time digest first saw it; the feed is polled as one never polled, and the
+    poll writes a time again. `what` names the value in that warning."""
 
     cache_ok = True
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         strict = super().result_processor(dialect, coltype)
         if strict is None:
             return None
+        what = self.what
 
         def lenient(value: Any) -> datetime | None:
             try:
-                published: datetime | None = strict(value)
+                read: datetime | None = strict(value)
             except ValueError:
                 shown = str(value)[:80]  # a hand edit: any length
-                log.warning("an item's stored publication time %r is not a time: read as unknown", shown)
+                log.warning("%s stored as %r is not a time: read as unknown", what, shown)
                 return None
-            return published
+            return read
 
         return lenient
+
+
+def unreadable_time(column: Any, dialect: Dialect) -> ColumnElement[bool] | None:
+    """SQL true where `column` holds a value that is not a time (see LenientDateTime): such a row
+    compares as text with any time, so "due by now" must name it to reach it. None on PostgreSQL,
+    whose typed column cannot hold one."""
+    if dialect.name != "sqlite":
+        return None
+    return and_(column.is_not(None), func.datetime(column).is_(None))
 
 
 metadata = MetaData()
@@ -111,8 +129,8 @@ feeds = Table(
     Column("body_hash", String(64)),
     Column("last_status", Integer),
     Column("last_error", Text),
-    Column("last_polled_at", UTCDateTime),
-    Column("next_poll_at", UTCDateTime),
+    Column("last_polled_at", LenientDateTime("a feed's last poll time")),
+    Column("next_poll_at", LenientDateTime("a feed's next poll time")),
     Column("consecutive_failures", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     # While a worker polls it: who, and until when on the database's clock (issue 15).
@@ -131,7 +149,7 @@ items = Table(
     Column("title", Text, nullable=False),
     Column("summary_html", Text, nullable=False),
     Column("summary_text", Text, nullable=False),
-    Column("published", PublishedDateTime),
+    Column("published", LenientDateTime("an item's publication time")),
     Column("first_seen", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("categories", JSON, nullable=False),
