@@ -1263,6 +1263,7 @@ SECTIONS: dict[str, dict[str, object]] = {
         ),
         (
             r"/science/",
+            r"/science-health(-world)?/",
             r"/space/",
             r"/technology/",
             r"/tech/",
@@ -1325,6 +1326,10 @@ SECTIONS: dict[str, dict[str, object]] = {
             r"/travel/",
             r"/style/",
             r"/food/",
+            # The Japan Times' desks for readers' lives, food, travel and language, and for its
+            # community's columns; it labels every item "News" (session 32).
+            r"/life(style)?/",
+            r"/community/",
             r"/books?/",
             r"/cultura/",
             r"/eventi/",
