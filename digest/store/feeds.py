@@ -25,12 +25,13 @@ from digest.store.base import StoreBase
 FEED_COLUMNS = tuple(t.feeds.c[f.name] for f in fields(Feed))
 
 
-def due_by(next_poll_at: Any, moment: Any, dialect: Dialect) -> ColumnElement[bool]:
+def is_due(next_poll_at: Any, moment: Any, dialect: Dialect) -> ColumnElement[bool]:
     """SQL: a feed is due by `moment` when it was never polled, its next poll is not later, or its
-    next poll time cannot be read (a hand edit: polled, it is written again)."""
+    next poll time is not a time (schema.LenientDateTime: a hand edit of a SQLite file, which compares
+    as text with any time, so only naming it reaches it; polled, the feed gets a time again)."""
     due = [next_poll_at.is_(None), next_poll_at <= moment]
-    if (unreadable := t.unreadable_time(next_poll_at, dialect)) is not None:
-        due.append(unreadable)
+    if dialect.name == "sqlite":  # PostgreSQL's typed column cannot hold one
+        due.append(func.datetime(next_poll_at).is_(None))
     return or_(*due)
 
 
@@ -203,7 +204,7 @@ class FeedStore(StoreBase):
     def due_feeds(self, *, now: datetime) -> list[Feed]:
         query = (
             select(*FEED_COLUMNS)
-            .where(t.feeds.c.active.is_(True), due_by(t.feeds.c.next_poll_at, now, self.engine.dialect))
+            .where(t.feeds.c.active.is_(True), is_due(t.feeds.c.next_poll_at, now, self.engine.dialect))
             .order_by(t.feeds.c.next_poll_at.is_not(None), t.feeds.c.next_poll_at, t.feeds.c.id)
         )
         with self.engine.connect() as conn:

@@ -31,10 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    and_,
-    func,
 )
-from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
@@ -91,15 +88,6 @@ class LenientDateTime(UTCDateTime):
             return read
 
         return lenient
-
-
-def unreadable_time(column: Any, dialect: Dialect) -> ColumnElement[bool] | None:
-    """SQL true where `column` holds a value that is not a time (see LenientDateTime): such a row
-    compares as text with any time, so "due by now" must name it to reach it. None on PostgreSQL,
-    whose typed column cannot hold one."""
-    if dialect.name != "sqlite":
-        return None
-    return and_(column.is_not(None), func.datetime(column).is_(None))
 
 
 metadata = MetaData()

@@ -26,8 +26,7 @@ from digest.model import Feed
 from digest.store import schema as t
 from digest.store.base import StoreBase, database_time
 from digest.store.editions import PENDING, SENDING
-from digest.store.feeds import FEED_COLUMNS, _feed
-from digest.store.feeds import due_by as feed_due
+from digest.store.feeds import FEED_COLUMNS, _feed, is_due
 
 STALE_AFTER = timedelta(seconds=60)  # a worker silent this long is gone (six missed heartbeats)
 
@@ -227,7 +226,7 @@ class WorkerStore(StoreBase):
                 due = and_(f.c.active.is_(True), f.c.id > (after_id or 0), free)
                 order: tuple[Any, ...] = (f.c.id,)
             else:
-                due = and_(f.c.active.is_(True), feed_due(f.c.next_poll_at, due_by, conn.dialect), free)
+                due = and_(f.c.active.is_(True), is_due(f.c.next_poll_at, due_by, conn.dialect), free)
                 order = (f.c.next_poll_at.is_not(None), f.c.next_poll_at, f.c.id)
             ids = select(f.c.id).where(due).order_by(*order).limit(limit)
             if conn.dialect.name == "postgresql":
@@ -322,7 +321,7 @@ class WorkerStore(StoreBase):
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(func.count(), func.min(f.next_poll_at)).where(
-                    f.active.is_(True), feed_due(f.next_poll_at, now, conn.dialect)
+                    f.active.is_(True), is_due(f.next_poll_at, now, conn.dialect)
                 )
             ).one()
         count, oldest = int(row[0] or 0), row[1]
