@@ -611,6 +611,9 @@ def _with_summary(item: ParsedItem, html: str, excerpt_chars: int) -> ParsedItem
 # `sanitize`'s sentence end, which takes a comma for one: a publisher's cut may fall after a comma.
 _CLOSED_END = re.compile(r"""[.!?…:;"'»”“’)\]。！？؟।]\s*$""")
 _CUT_SLACK = 3  # characters a publisher's cut may fall short of its length (entities read as one)
+# A publisher's own cut mark glued to the word it cut ("no centro da cidad..."): a text that ends so
+# is at the cut when the feed's summaries share its length, though "..." reads as a closed end.
+_CUT_MARK = re.compile(r"[^\W\d_](?:\.\.\.|…)\s*$")
 # Publishers cut descriptions at a paragraph's length (PCMag at 100, Giant Bomb at 255); a feed of
 # short summaries ("ronin-exploits 0.1.1 Released") has its longest length shared by chance.
 _MIN_CUT = 80
@@ -624,21 +627,47 @@ def _publisher_cuts(items: list[ParsedItem], excerpt_chars: int) -> list[ParsedI
     first letters as the end of the story's excerpt. Learned from repetition across this document:
     `summary_boilerplate.MIN_ITEMS` open summaries (no closing stop) at the feed's longest length
     are its cut. Such a summary loses its cut word and ends with "…". Read on the stored excerpts: a
-    cut longer than `excerpt_chars` is never shown (the excerpt is cut first, and says so)."""
+    cut longer than `excerpt_chars` is never shown (the excerpt is cut first, and says so).
+
+    A feed may mark its cut itself, glued to the cut word (Massa News: 163 characters, then "...",
+    "no centro da cidad..."): such an ending is a cut too when at least half of the feed's summaries
+    are at that one length, as a count of characters, never of words, gives. A feed that cuts at a
+    word's end and adds "…" (WordPress's excerpts, 55 words) varies in length and keeps its words; a
+    feed cut by characters whose cut fell at a word's end loses that word, which is not invented."""
     texts = [i.summary_text for i in items]
     longest = max(map(len, texts), default=0)
-    cut = [bool(t) and len(t) >= longest - _CUT_SLACK and not _CLOSED_END.search(t) for t in texts]
+    at_length = [bool(t) and len(t) >= longest - _CUT_SLACK for t in texts]
+    marked = 2 * sum(at_length) >= sum(map(bool, texts))  # most summaries at one length: a cut by characters
+    cut = [
+        at and (not _CLOSED_END.search(t) or (marked and _CUT_MARK.search(t) is not None))
+        for at, t in zip(at_length, texts, strict=True)
+    ]
     if longest < _MIN_CUT or sum(cut) < summary_boilerplate.MIN_ITEMS:
         return items
     out = []
     for item, at_cut in zip(items, cut, strict=True):
         m = _LAST_WORD.search(item.summary_html) if at_cut else None
         if m is not None:
-            item = _with_summary(
-                item, item.summary_html[: m.start()].rstrip(" ,;:-–—") + "…" + m.group(1), excerpt_chars
-            )
+            item = _with_summary(item, _before_cut(item.summary_html[: m.start()]) + m.group(1), excerpt_chars)
         out.append(item)
     return out
+
+
+# The last sentence's end in a summary's HTML, and the few words (no tag) after it: "... sua 35ª
+# edição. A" of "... edição. A Prefeitur..."
+_SHORT_LAST_SENTENCE = re.compile(r"(?<=[^.][.!?])\s+(?:[^\s<>]+\s+)?[^\s<>]+$")
+
+
+def _before_cut(html: str) -> str:
+    """A cut summary's HTML before its cut word, ending with "…"; or at its last sentence's end, when
+    one or two words would be all that is left of the cut sentence ("... 35ª edição.", not "... 35ª
+    edição. A…")."""
+    html = html.rstrip(" ,;:-–—")
+    if html.endswith((".", "!", "?", "…")) and not html.endswith(".."):
+        return html
+    if (m := _SHORT_LAST_SENTENCE.search(html)) is not None:
+        return html[: m.start()]
+    return html + "…"
 
 
 def _link_aggregator(items: list[ParsedItem], own_hosts: Iterable[str]) -> list[ParsedItem]:

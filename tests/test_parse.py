@@ -803,3 +803,42 @@ def test_a_feed_that_cuts_its_descriptions_mid_word_has_its_cut_marked() -> None
         for k, b in enumerate(short)
     )
     assert [i.summary_text for i in parse(rss(items)).items] == short
+
+
+def test_a_feed_that_marks_its_cut_mid_word_loses_the_cut_word() -> None:
+    # Massa News cuts every description at 163 characters and glues "..." to the cut word ("no
+    # centro da cidad..."): a closed end to the eye, a word's first letters to the reader.
+    def cut_at(text: str, n: int = 90) -> str:
+        return text[:n] + "..."
+
+    texts = [
+        "The ferry to the north quay left an hour late on Friday, and the harbour office said the tides",
+        "Harbour fees rise in March for every boat over ten metres, the town council said. The winter rates",
+        "Fog closed the lighthouse road for the third night in a row, and the coastguard asked drivers to",
+        "The new quay opens in April with berths for forty boats, the port authority said in a statement",
+    ]
+    bodies = [cut_at(t) for t in texts]
+    assert len({len(b) for b in bodies}) == 1
+    items = "".join(
+        f"<item><title>Harbour {k}</title><link>https://quay.example/{k}</link><description>{b}</description></item>"
+        for k, b in enumerate(bodies)
+    )
+    got = [i.summary_text for i in parse(rss(items)).items]
+    assert got == [
+        "The ferry to the north quay left an hour late on Friday, and the harbour office said the…",
+        "Harbour fees rise in March for every boat over ten metres, the town council said.",  # not "... said. The…"
+        "Fog closed the lighthouse road for the third night in a row, and the coastguard asked…",
+        "The new quay opens in April with berths for forty boats, the port authority said in a…",
+    ]
+    # WordPress cuts at a number of words and glues "…" to a whole word: lengths differ, words stay.
+    words = [
+        "The ferry to the north quay left an hour late on Friday, and the harbour office said…",
+        "Harbour fees rise in March for every boat over ten metres long, the council said on Monday…",
+        "Fog closed the lighthouse road again…",
+        "The new quay opens in April with berths for forty boats…",
+    ]
+    items = "".join(
+        f"<item><title>Blog {k}</title><link>https://blog.example/{k}</link><description>{b}</description></item>"
+        for k, b in enumerate(words)
+    )
+    assert [i.summary_text for i in parse(rss(items)).items] == words
