@@ -231,7 +231,8 @@ def _shown(stories: list[Story], *, limit: int, per_source: int) -> list[Story]:
 
 
 def _local_day(item: Item, zone: ZoneInfo) -> date:
-    return item.when.astimezone(zone).date()
+    # An item dated by its link alone is of that day wherever the reader is.
+    return item.day_of_link or item.when.astimezone(zone).date()
 
 
 def _top_rank(placed: PlacedStory) -> tuple[int, int, float, int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 
 from digest.outlets import cited_name
 
@@ -18,6 +18,9 @@ from digest.outlets import cited_name
 # A date as publishers write it in their articles' paths: /2017/01/07/ (the day an article is filed).
 # A pattern, not compiled at import (polling imports this module and never reads a link's day).
 _LINK_DAY = r"/((?:19|20)\d\d)/(0[1-9]|1[0-2])/(0[1-9]|[12]\d|3[01])/"
+# The time of day an item dated by its link alone is ordered at: its day's middle, the same day in
+# every time zone from UTC-11 to UTC+11 (a day heading reads `Item.day_of_link` itself).
+_NOON = time(12)
 
 
 def day_in_link(url: str | None) -> date | None:
@@ -124,13 +127,28 @@ class Item:
 
     @property
     def when(self) -> datetime:
-        """The time an item is shown at: its own date, else when we first saw it."""
-        return self.published or self.first_seen
+        """The time an item is shown and ordered at: its own date; else, when its link carries an
+        earlier day than the one we first saw it on, that day's noon (UTC); else when we first saw it."""
+        if self.published is not None:
+            return self.published
+        day = self.day_of_link
+        return self.first_seen if day is None else datetime.combine(day, _NOON, UTC)
 
     @property
     def link_day(self) -> date | None:
         """The day its link carries (".../2017/01/07/..."), the only date an undated item may have."""
         return day_in_link(self.url)
+
+    @property
+    def day_of_link(self) -> date | None:
+        """An undated item's day when only its link tells it: the link's day, when earlier than the day
+        we first saw the item on (the Japan Times' undated items of 3 January, first seen on the 5th,
+        are of the 3rd); None otherwise, as when the link tells the day we saw it on (its time is then
+        our first sight's)."""
+        if self.published is not None:
+            return None
+        day = self.link_day
+        return day if day is not None and day < self.first_seen.astimezone(UTC).date() else None
 
     @property
     def undated(self) -> bool:

@@ -150,7 +150,7 @@ class QuoteView:
 class StoryView:
     title: LinkView
     source: str
-    when: str  # "January 16, 09:17 UTC+3"
+    when: str  # "January 16, 09:17 UTC+3"; "January 3" for an item its link alone dates
     first_seen: bool  # undated: `when` is the time we first saw it
     summary_html: str  # sanitised by parse (E1); the only value the templates mark |safe
     summary_text: str
@@ -382,14 +382,17 @@ class _ViewBuilder:
 
     def when(self, item: Item) -> str:
         local = item.when.astimezone(self.zone)
+        # An item dated by its link alone shows that day and no time: a link tells no time of day.
+        linked = item.day_of_link
+        shown = linked or local.date()
         # Date patterns are messages too (as GNU programs translate "%B %d"): each language orders
         # the day and the month its own way. CLDR gives the names (babel.dates).
-        if local.year != self.edition.day.year:  # an old item's, as its day heading: "January 6, 2017"
+        if shown.year != self.edition.day.year:  # an old item's, as its day heading: "January 6, 2017"
             pattern = str(self.messages.pgettext("CLDR date pattern", "MMMM d, y"))
         else:
             pattern = str(self.messages.pgettext("CLDR date pattern", "MMMM d"))  # January 16
-        day = format_date(local.date(), pattern, locale=self.locale)
-        return f"{day}, {local:%H:%M} {_utc_offset(local)}"
+        day = format_date(shown, pattern, locale=self.locale)
+        return day if linked else f"{day}, {local:%H:%M} {_utc_offset(local)}"
 
     def quotes(self, quotes: tuple[Quote, ...]) -> tuple[QuoteView, ...]:
         views = []
@@ -446,7 +449,7 @@ class _ViewBuilder:
             title=title,
             source=source,
             when=self.when(lead),
-            first_seen=lead.undated,
+            first_seen=lead.undated and lead.day_of_link is None,
             summary_html=summary_html.replace(PLACEHOLDER_UNSUBSCRIBE_URL, "").replace(PLACEHOLDER_PREFERENCES_URL, ""),
             summary_text=summary_text,
             image_url=image.url if image else None,

@@ -391,7 +391,9 @@ def test_day_long_editions_of_those_days_keep_precision(labelled: LabelledDays) 
     start = datetime.fromisoformat(labelled.days[0]).replace(tzinfo=UTC)
     for hour in range(labelled.windows):
         begin = start + timedelta(hours=hour)
-        window = [x for x in items if begin <= x.item.when < begin + timedelta(hours=24)]
+        # By arrival, as an edition takes its items: a dated item when it was published, an undated one
+        # when it was first seen (its link's day orders it, but it came in with that poll).
+        window = [x for x in items if begin <= (x.item.published or x.item.first_seen) < begin + timedelta(hours=24)]
         groups = cluster([x.item for x in window])
         for kind, counts in pair_counts(window, groups).items():
             total[kind].update(counts)
