@@ -496,6 +496,7 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
         run_async(_dry_run(app, edition_day, Path(dry_run)))
         return
     store = app.store
+    _check_sendable(app, store, edition_day)
     reports = run_async(_send(app, store, edition_day, app.settings.smtp.workers if workers is None else workers))
     for rep in reports:
         state = "complete" if rep.complete else "pending rows remain"
@@ -505,6 +506,28 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
         )
     if not reports:
         click.echo("no active subscribers: nothing to send")
+
+
+def _check_sendable(app: App, store: Store, day: date) -> None:
+    """Refuse a send that would close an edition for nothing: a day that has not begun in any
+    subscriber's time zone (a mistyped --date sent a year-ahead edition at once, and every item
+    polled so far went into it, out of the next real one), or a first send before any poll (today's
+    edition would be built empty, and the day's items would wait for tomorrow's)."""
+    now = app.clock()
+    zones = store.timezones_in_use(app.settings.digest.timezone)
+    latest = max(now.astimezone(ZoneInfo(tz)).date() for tz in zones or [app.settings.digest.timezone])
+    if day > latest:
+        raise click.BadParameter(
+            f"{day} has not begun in any subscriber's time zone (today is {latest} at the latest); "
+            "an edition sent now would take every item polled so far. Check the date, or see the "
+            "edition with `digest preview --date`.",
+            param_hint="'--date'",
+        )
+    if store.count_items() == 0 and any(store.get_edition(day=day, timezone=tz) is None for tz in zones):
+        raise DigestError(
+            "No item has been polled yet: sending now would close this day's edition empty.",
+            hint="Run `digest poll` first (`digest status` shows each feed's last poll).",
+        )
 
 
 async def _send(app: App, store: Store, day: date, workers: int) -> Any:
