@@ -417,6 +417,14 @@ def poll(app: App) -> None:
     click.echo(f"polled {len(results)} feeds: {new} new items, {failed} failed, in {took:.2f} s")
     if store.many_workers and (skipped := len(store.list_feeds(active_only=True)) - len(results)) > 0:
         click.echo(f"skipped {skipped} feeds that digest workers were polling at the time")
+    if results and failed == len(results):
+        # Exit 1, so that `digest poll && digest send` in a cron job stops and says so: with one feed
+        # up, the poll did its work; with none, something shared is wrong (the network, a proxy, DNS).
+        raise FeedError(
+            f"Every feed failed this poll ({failed}).",
+            hint="The errors are listed above; when they all say the same, check this machine's network, "
+            "proxy or DNS. Nothing is lost: each feed is polled again at its next time.",
+        )
 
 
 async def _poll_by_claims(app: App, store: Store, on_result: Callable[[PollResult], None]) -> list[PollResult]:

@@ -150,7 +150,8 @@ async def test_digest_poll_verifies_https_feeds_with_one_ca_load_of_its_own(tmp_
         code, out, recorded = await _run_recording(
             tmp_path, "--config", str(config), "poll", env={"SSL_CERT_FILE": str(tmp_path / "other-ca.pem")}
         )
-        assert code == 0 and "certificate verify failed" in out and "0 new items, 1 failed" in out, out
+        # (exit 1: every feed failed, which a cron job's `digest poll && digest send` should stop on)
+        assert code == 1 and "certificate verify failed" in out and "0 new items, 1 failed" in out, out
         assert recorded["aiohttp_cas"] in (0, None)  # aiohttp's unused contexts loaded no CA bundle
 
         # The operator's CA (SSL_CERT_FILE, restored after aiohttp's import): verified and stored.
