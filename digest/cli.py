@@ -825,7 +825,13 @@ def _sections_option(app: App, value: str | None) -> tuple[str, ...] | None:
     """--sections "World,Sport" -> the names, each checked against the config."""
     if value is None:
         return None
-    return _known_sections(app, [s.strip() for s in value.split(",") if s.strip()])
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    if not names:  # an empty choice would store a subscriber who never gets an email
+        raise SubscriberError(
+            f"--sections {value!r} names no section.",
+            hint="Give at least one section (--sections World,Sport), or leave out --sections for all sections.",
+        )
+    return _known_sections(app, names)
 
 
 def _known_sections(app: App, chosen: list[str] | tuple[str, ...]) -> tuple[str, ...]:

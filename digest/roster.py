@@ -107,7 +107,7 @@ def _rows(numbered: Iterator[tuple[int, list[str]]], source: str) -> Iterator[Ro
 
 
 def _sections(cell: str, email: str, where: str) -> tuple[str, ...] | None:
-    """A sections cell: None (empty: all sections) or the names."""
+    """A sections cell: None (empty: all sections) or the names; a cell of separators only names none."""
     cell = cell.replace("|", ";").strip()
     if not cell:
         return None
@@ -116,7 +116,13 @@ def _sections(cell: str, email: str, where: str) -> tuple[str, ...] | None:
             f"{where}: the sections of {clean_text(email, limit=200)} could not be read when this list was exported.",
             hint=f"Write the sections they chose in that cell (empty: all sections); {NOTHING_IMPORTED}.",
         )
-    return tuple(s.strip() for s in cell.split(";") if s.strip()) or None
+    names = tuple(s.strip() for s in cell.split(";") if s.strip())
+    if not names:  # ";" is not "all sections": someone meant to write names and wrote none
+        raise SubscriberError(
+            f"{where}: the sections cell {cell!r} names no section.",
+            hint=f"Write section names separated by ';', or leave the cell empty for all sections; {NOTHING_IMPORTED}.",
+        )
+    return names
 
 
 def write_csv(subscribers: Sequence[Subscriber]) -> str:

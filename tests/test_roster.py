@@ -64,3 +64,17 @@ def test_an_error_names_the_line_its_row_starts_on_after_blank_lines_and_a_multi
     config = site(tmp_path)
     text = HEADER + '\nann@example.org,"Ann\nLee",,,\n\nbroken@,Bob,,,\n'
     assert "roster.csv line 6: 'broken@' is not a valid email address" in refused(config, text)
+
+
+def test_an_empty_sections_choice_is_refused_on_add_and_import_and_an_empty_cell_means_all(tmp_path: Path) -> None:
+    """Before, `--sections ""` stored a subscriber with no section, who never got an email."""
+    config = site(tmp_path)
+    for value in ("", ",", " , "):
+        added = cli(config, "subscribers", "add", "ann@example.org", "--sections", value)
+        assert "names no section" in one_error(added)
+    assert "ann@example.org" not in listing(config)
+    assert "line 3: the sections cell ';' names no section" in refused(
+        config, HEADER + "bob@example.org,Bob,,,\nann@example.org,Ann,;,,\n"
+    )
+    imported(config, HEADER + "bob@example.org,Bob,,,\n")
+    assert "bob@example.org  active  [all sections]" in listing(config)
