@@ -845,9 +845,16 @@ def _known_sections(app: App, chosen: list[str] | tuple[str, ...]) -> tuple[str,
     return names
 
 
+def _subscriber_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from digest.roster import check_name
+
+    # The length first: a pasted page would otherwise be quoted whole in the control-character error.
+    return _label(ctx, param, check_name(value, subject="--name"))
+
+
 @subscribers.command("add")
 @click.argument("email")
-@click.option("--name", callback=_label)
+@click.option("--name", callback=_subscriber_name)
 @click.option("--sections", help="Comma-separated section names (default: all).")
 @click.option("--timezone", help="IANA time zone (default: [digest] timezone).")
 @pass_app

@@ -24,6 +24,9 @@ COLUMNS = ("email", "name", "sections", "timezone")
 # (Subscriber.damaged). An empty cell would say "all sections" and an import would widen their
 # choice; this one an import refuses, naming the line, until someone writes what they chose.
 UNREADABLE = "(unreadable)"
+# The longest name an operator may give a subscriber (CLI, import). The To: header shows 120
+# characters of it (message.NAME_CHARS); this only keeps a pasted paragraph out of the database.
+NAME_LIMIT = 200
 
 NOTHING_IMPORTED = "nothing was imported"
 
@@ -35,6 +38,16 @@ class RosterRow:
     name: str | None
     sections: tuple[str, ...] | None
     timezone: str | None
+
+
+def check_name(name: str | None, *, subject: str) -> str | None:
+    """The name, or SubscriberError when it is longer than NAME_LIMIT (`subject` says where it was given)."""
+    if name is not None and len(name) > NAME_LIMIT:
+        raise SubscriberError(
+            f"{subject} is {len(name):,} characters long; a subscriber's name may have at most {NAME_LIMIT}.",
+            hint="Give a shorter name (the person's or the organisation's).",
+        )
+    return name
 
 
 def read_csv(text: str, *, source: str = "CSV") -> list[RosterRow]:
@@ -97,10 +110,11 @@ def _rows(numbered: Iterator[tuple[int, list[str]]], source: str) -> Iterator[Ro
         if not email:
             continue
         # A spreadsheet's cell may hold line breaks, tabs or a NUL (which PostgreSQL refuses).
+        name = clean_text(raw.get("name") or "") or None
         yield RosterRow(
             line=n,
             email=email,
-            name=clean_text(raw.get("name") or "") or None,
+            name=check_name(name, subject=f"{source} line {n}: the name"),
             sections=_sections(raw.get("sections") or "", email, f"{source} line {n}"),
             timezone=(raw.get("timezone") or "").strip() or None,
         )

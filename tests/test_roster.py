@@ -4,6 +4,7 @@ Ids (G10, S14, L2) are those of docs/reliability.md."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from test_faults import cli, one_error, write_config
@@ -78,3 +79,16 @@ def test_an_empty_sections_choice_is_refused_on_add_and_import_and_an_empty_cell
     )
     imported(config, HEADER + "bob@example.org,Bob,,,\n")
     assert "bob@example.org  active  [all sections]" in listing(config)
+
+
+def test_a_name_over_200_characters_is_refused_on_add_and_import(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    line = one_error(cli(config, "subscribers", "add", "ann@example.org", "--name", "A" * 100_000))
+    assert "--name is 100,000 characters long; a subscriber's name may have at most 200" in line
+    assert len(line) < 200  # the name itself is not quoted back
+    assert "ann@example.org" not in listing(config)
+    line = refused(config, HEADER + "bob@example.org,Bob,,,\nann@example.org," + "A" * 201 + ",,,\n")
+    assert "line 3: the name is 201 characters long" in line
+    assert cli(config, "subscribers", "add", "ann@example.org", "--name", "A" * 200).returncode == 0
+    with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+        assert db.execute("SELECT length(name) FROM subscribers").fetchone() == (200,)
