@@ -926,11 +926,12 @@ def subscribers_show(app: App, email: str) -> None:
 def subscribers_import(app: App, path: str) -> None:
     """Add or update subscribers from a CSV file (email,name,sections,timezone); all or nothing."""
     from digest.addresses import validate_email
-    from digest.roster import read_csv
+    from digest.roster import NOTHING_IMPORTED, read_csv
     from digest.store.subscribers import ImportRow
 
     rows = read_csv(read_csv_text(path), source=path)
-    checked = []
+    checked: list[ImportRow] = []
+    first_line: dict[str, int] = {}
     for row in rows:  # validate everything first, so a typo on line 900 imports nothing
         try:
             email = validate_email(row.email)
@@ -939,16 +940,16 @@ def subscribers_import(app: App, path: str) -> None:
                 cfg.check_timezone("timezone", row.timezone)
         except (SubscriberError, ConfigError) as exc:
             raise SubscriberError(
-                f"{path} line {row.line}: {exc.message}", hint="Fix that line; nothing was imported."
+                f"{path} line {row.line}: {exc.message}", hint=f"Fix that line; {NOTHING_IMPORTED}."
             ) from None
-        checked.append((email, row, sections))
-    counts = app.store.import_subscribers(
-        [
-            ImportRow(email=email, name=row.name, sections=sections, timezone=row.timezone)
-            for email, row, sections in checked
-        ],
-        now=app.clock(),
-    )
+        # Which of two lines was meant cannot be told; before, the last one quietly won.
+        if (earlier := first_line.setdefault(email, row.line)) != row.line:
+            raise SubscriberError(
+                f"{path} lines {earlier} and {row.line} both give the address {email}.",
+                hint=f"Keep one of the two lines; {NOTHING_IMPORTED}.",
+            )
+        checked.append(ImportRow(email=email, name=row.name, sections=sections, timezone=row.timezone))
+    counts = app.store.import_subscribers(checked, now=app.clock())
     click.echo(
         f"imported {path}: {counts['added']} added, {counts['updated']} updated, "
         f"{counts['unchanged']} unsubscribed or suspended left as they are"

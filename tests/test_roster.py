@@ -46,6 +46,13 @@ def listing(config: Path) -> str:
 # --------------------------------------------------------------------------- what a file may say
 
 
+def test_an_address_twice_in_one_file_names_both_lines_and_imports_nothing(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    text = HEADER + "ann@example.org,Ann,,,\nbob@example.org,,,,\nAnn@Example.ORG ,Ann,,,unsubscribed\n"
+    line = refused(config, text)
+    assert "lines 2 and 4 both give the address ann@example.org" in line
+
+
 def test_L2_an_open_quote_or_a_row_of_too_few_or_too_many_cells_is_refused_with_its_line(tmp_path: Path) -> None:
     """Before, the open quote put the sections and time zone into the name, silently."""
     config = site(tmp_path)

@@ -278,7 +278,7 @@ class SubscriberStore(StoreBase):
         Bulk statements (executemany for inserts and for updates) instead of a transaction per row:
         200,000 rows took minutes the old way (bench/import.py)."""
         latest: dict[str, ImportRow] = {}
-        for row in rows:  # an address listed twice: its last line wins
+        for row in rows:  # the CLI refuses an address listed twice; here its last line wins
             latest[normalise_email(row.email)] = row
         counts = {"added": 0, "updated": 0, "unchanged": 0}
         s = t.subscribers
