@@ -924,7 +924,7 @@ def subscribers_show(app: App, email: str) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @pass_app
 def subscribers_import(app: App, path: str) -> None:
-    """Add or update subscribers from a CSV file (email,name,sections,timezone); all or nothing."""
+    """Add or update subscribers from a CSV file (email,name,sections,timezone[,status]); all or nothing."""
     from digest.addresses import validate_email
     from digest.roster import NOTHING_IMPORTED, read_csv
     from digest.store.subscribers import ImportRow
@@ -942,17 +942,20 @@ def subscribers_import(app: App, path: str) -> None:
             raise SubscriberError(
                 f"{path} line {row.line}: {exc.message}", hint=f"Fix that line; {NOTHING_IMPORTED}."
             ) from None
-        # Which of two lines was meant cannot be told; before, the last one quietly won.
+        # Which of two lines was meant cannot be told (one may say unsubscribed, the other not).
         if (earlier := first_line.setdefault(email, row.line)) != row.line:
             raise SubscriberError(
                 f"{path} lines {earlier} and {row.line} both give the address {email}.",
                 hint=f"Keep one of the two lines; {NOTHING_IMPORTED}.",
             )
-        checked.append(ImportRow(email=email, name=row.name, sections=sections, timezone=row.timezone))
+        checked.append(
+            ImportRow(email=email, name=row.name, sections=sections, timezone=row.timezone, status=row.status)
+        )
     counts = app.store.import_subscribers(checked, now=app.clock())
     click.echo(
-        f"imported {path}: {counts['added']} added, {counts['updated']} updated, "
-        f"{counts['unchanged']} unsubscribed or suspended left as they are"
+        f"imported {path}: {counts['added']} added, {counts['updated']} updated, {counts['unchanged']} unchanged, "
+        f"{counts['stopped']} unsubscribed or suspended as the file says, "
+        f"{counts['kept']} left as they are (unsubscribed, suspended or erased here)"
     )
 
 

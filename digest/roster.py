@@ -1,7 +1,8 @@
-"""Subscriber lists as CSV (email, name, sections, timezone). Pure: text in, rows out.
+"""Subscriber lists as CSV (email, name, sections, timezone, status). Pure: text in, rows out.
 
 `sections` is a list separated by ';' or '|' (empty: all sections), because section names such as
 "Business & Economy" contain commas no more often than spaces, and a CSV cell is one field.
+`status` is what an export writes (an older export, or a list written by hand, has none).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ COLUMNS = ("email", "name", "sections", "timezone")
 # (Subscriber.damaged). An empty cell would say "all sections" and an import would widen their
 # choice; this one an import refuses, naming the line, until someone writes what they chose.
 UNREADABLE = "(unreadable)"
+# The statuses an export writes: the store's subscriber statuses (digest.store.subscribers), spelt
+# out here because this module reads text and must not load the database layer.
+STATUSES = ("active", "paused", "unsubscribed", "suspended", "removed")
 # The longest name an operator may give a subscriber (CLI, import). The To: header shows 120
 # characters of it (message.NAME_CHARS); this only keeps a pasted paragraph out of the database.
 NAME_LIMIT = 200
@@ -38,6 +42,7 @@ class RosterRow:
     name: str | None
     sections: tuple[str, ...] | None
     timezone: str | None
+    status: str | None  # one of STATUSES, or None: the file does not say
 
 
 def check_name(name: str | None, *, subject: str) -> str | None:
@@ -117,6 +122,7 @@ def _rows(numbered: Iterator[tuple[int, list[str]]], source: str) -> Iterator[Ro
             name=check_name(name, subject=f"{source} line {n}: the name"),
             sections=_sections(raw.get("sections") or "", email, f"{source} line {n}"),
             timezone=(raw.get("timezone") or "").strip() or None,
+            status=_status(raw.get("status") or "", f"{source} line {n}"),
         )
 
 
@@ -137,6 +143,16 @@ def _sections(cell: str, email: str, where: str) -> tuple[str, ...] | None:
             hint=f"Write section names separated by ';', or leave the cell empty for all sections; {NOTHING_IMPORTED}.",
         )
     return names
+
+
+def _status(cell: str, where: str) -> str | None:
+    status = cell.strip().lower()
+    if status and status not in STATUSES:
+        raise SubscriberError(
+            f"{where}: the status {clean_text(cell, limit=40)!r} is not one of {', '.join(STATUSES)}.",
+            hint=f"Write one of those (empty: active) as `digest subscribers export` does; {NOTHING_IMPORTED}.",
+        )
+    return status or None
 
 
 def write_csv(subscribers: Sequence[Subscriber]) -> str:
