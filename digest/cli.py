@@ -856,7 +856,13 @@ def _sections_option(app: App, value: str | None) -> tuple[str, ...] | None:
     """--sections "World,Sport" -> the names, each checked against the config."""
     if value is None:
         return None
-    return _known_sections(app, [s.strip() for s in value.split(",") if s.strip()])
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    if not names:  # an empty choice would store a subscriber who never gets an email
+        raise SubscriberError(
+            f"--sections {value!r} names no section.",
+            hint="Give at least one section (--sections World,Sport), or leave out --sections for all sections.",
+        )
+    return _known_sections(app, names)
 
 
 def _known_sections(app: App, chosen: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -870,9 +876,16 @@ def _known_sections(app: App, chosen: list[str] | tuple[str, ...]) -> tuple[str,
     return names
 
 
+def _subscriber_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from digest.roster import check_name
+
+    # The length first: a pasted page would otherwise be quoted whole in the control-character error.
+    return _label(ctx, param, check_name(value, subject="--name"))
+
+
 @subscribers.command("add")
 @click.argument("email")
-@click.option("--name", callback=_label)
+@click.option("--name", callback=_subscriber_name)
 @click.option("--sections", help="Comma-separated section names (default: all).")
 @click.option("--timezone", help="IANA time zone (default: [digest] timezone).")
 @pass_app
@@ -942,13 +955,14 @@ def subscribers_show(app: App, email: str) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @pass_app
 def subscribers_import(app: App, path: str) -> None:
-    """Add or update subscribers from a CSV file (email,name,sections,timezone); all or nothing."""
+    """Add or update subscribers from a CSV file (email,name,sections,timezone[,status]); all or nothing."""
     from digest.addresses import validate_email
-    from digest.roster import read_csv
+    from digest.roster import NOTHING_IMPORTED, read_csv
     from digest.store.subscribers import ImportRow
 
     rows = read_csv(read_csv_text(path), source=path)
-    checked = []
+    checked: list[ImportRow] = []
+    first_line: dict[str, int] = {}
     for row in rows:  # validate everything first, so a typo on line 900 imports nothing
         try:
             email = validate_email(row.email)
@@ -957,19 +971,22 @@ def subscribers_import(app: App, path: str) -> None:
                 cfg.check_timezone("timezone", row.timezone)
         except (SubscriberError, ConfigError) as exc:
             raise SubscriberError(
-                f"{path} line {row.line}: {exc.message}", hint="Fix that line; nothing was imported."
+                f"{path} line {row.line}: {exc.message}", hint=f"Fix that line; {NOTHING_IMPORTED}."
             ) from None
-        checked.append((email, row, sections))
-    counts = app.store.import_subscribers(
-        [
-            ImportRow(email=email, name=row.name, sections=sections, timezone=row.timezone)
-            for email, row, sections in checked
-        ],
-        now=app.clock(),
-    )
+        # Which of two lines was meant cannot be told (one may say unsubscribed, the other not).
+        if (earlier := first_line.setdefault(email, row.line)) != row.line:
+            raise SubscriberError(
+                f"{path} lines {earlier} and {row.line} both give the address {email}.",
+                hint=f"Keep one of the two lines; {NOTHING_IMPORTED}.",
+            )
+        checked.append(
+            ImportRow(email=email, name=row.name, sections=sections, timezone=row.timezone, status=row.status)
+        )
+    counts = app.store.import_subscribers(checked, now=app.clock())
     click.echo(
-        f"imported {path}: {counts['added']} added, {counts['updated']} updated, "
-        f"{counts['unchanged']} unsubscribed or suspended left as they are"
+        f"imported {path}: {counts['added']} added, {counts['updated']} updated, {counts['unchanged']} unchanged, "
+        f"{counts['stopped']} unsubscribed or suspended as the file says, "
+        f"{counts['kept']} left as they are (unsubscribed, suspended or erased here)"
     )
 
 

@@ -1,34 +1,58 @@
-"""Subscriber lists as CSV (email, name, sections, timezone). Pure: text in, rows out.
+"""Subscriber lists as CSV (email, name, sections, timezone, status). Pure: text in, rows out.
 
 `sections` is a list separated by ';' or '|' (empty: all sections), because section names such as
 "Business & Economy" contain commas no more often than spaces, and a CSV cell is one field.
+`status` is what an export writes (an older export, or a list written by hand, has none).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from digest.errors import SubscriberError
 from digest.model import Subscriber
 from digest.sanitize import clean_text
+
+if TYPE_CHECKING:
+    from _csv import Reader
 
 COLUMNS = ("email", "name", "sections", "timezone")
 # The sections cell of a subscriber whose stored sections the database could not read
 # (Subscriber.damaged). An empty cell would say "all sections" and an import would widen their
 # choice; this one an import refuses, naming the line, until someone writes what they chose.
 UNREADABLE = "(unreadable)"
+# The statuses an export writes: the store's subscriber statuses (digest.store.subscribers), spelt
+# out here because this module reads text and must not load the database layer.
+STATUSES = ("active", "paused", "unsubscribed", "suspended", "removed")
+# The longest name an operator may give a subscriber (CLI, import). The To: header shows 120
+# characters of it (message.NAME_CHARS); this only keeps a pasted paragraph out of the database.
+NAME_LIMIT = 200
+
+NOTHING_IMPORTED = "nothing was imported"
 
 
 @dataclass(frozen=True, slots=True)
 class RosterRow:
-    line: int
+    line: int  # where the row starts in the file (a quoted cell may span lines)
     email: str
     name: str | None
     sections: tuple[str, ...] | None
     timezone: str | None
+    status: str | None  # one of STATUSES, or None: the file does not say
+
+
+def check_name(name: str | None, *, subject: str) -> str | None:
+    """The name, or SubscriberError when it is longer than NAME_LIMIT (`subject` says where it was given)."""
+    if name is not None and len(name) > NAME_LIMIT:
+        raise SubscriberError(
+            f"{subject} is {len(name):,} characters long; a subscriber's name may have at most {NAME_LIMIT}.",
+            hint="Give a shorter name (the person's or the organisation's).",
+        )
+    return name
 
 
 def read_csv(text: str, *, source: str = "CSV") -> list[RosterRow]:
@@ -36,47 +60,99 @@ def read_csv(text: str, *, source: str = "CSV") -> list[RosterRow]:
 
     Lines may end in CRLF (Windows), LF or a lone CR (Excel for Mac's "CSV (Macintosh)"): read with
     newline="" as the csv module asks, which also keeps a line break inside a quoted cell."""
-    try:
-        return _rows(csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline="")), source)
-    except csv.Error as exc:  # a cell over the csv module's size limit, a NUL byte...
-        raise SubscriberError(
-            f"{source} cannot be read as CSV: {exc}.",
-            hint="Save it again as 'CSV UTF-8' from your spreadsheet; nothing was imported.",
-        ) from None
+    # strict: a quote left open would otherwise swallow the rest of its line (or of the file) into
+    # one cell, and a name would silently carry the sections and time zone after it.
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), strict=True)
+    return list(_rows(_numbered(reader, source), source))
 
 
-def _rows(reader: csv.DictReader[str], source: str) -> list[RosterRow]:
-    fields = [f.strip().lower() for f in reader.fieldnames or []]
+def _numbered(reader: Reader, source: str) -> Iterator[tuple[int, list[str]]]:
+    """(the line a row starts on, its cells), blank lines left out. A row's own line_num is the line
+    it ends on, which a quoted cell with a line break in it pushes down."""
+    end = 0
+    while True:
+        start = end + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a cell over the csv module's size limit, an open quote...
+            if "unexpected end of data" in str(exc):
+                raise SubscriberError(
+                    f'{source} line {start}: a quote (") opened in this row is never closed, so the rest of the '
+                    "file would be one cell.",
+                    hint=f'Close the quote, or write a quote inside a cell as two (""); {NOTHING_IMPORTED}.',
+                ) from None
+            raise SubscriberError(
+                f"{source} line {start} cannot be read as CSV: {exc}.",
+                hint="Quote a cell with a comma, a quote or a line break in it whole, its quotes doubled "
+                f'("Ann ""Nan"" Lee"), as a spreadsheet\'s \'CSV UTF-8\' does; {NOTHING_IMPORTED}.',
+            ) from None
+        end = reader.line_num
+        if cells:
+            yield start, cells
+
+
+def _rows(numbered: Iterator[tuple[int, list[str]]], source: str) -> Iterator[RosterRow]:
+    _, header = next(numbered, (1, []))
+    fields = [f.strip().lower() for f in header]
     if "email" not in fields:
         raise SubscriberError(
             f"{source} has no 'email' column (found: {clean_text(', '.join(fields), limit=200) or 'nothing'}).",
             hint="The first line must name the columns: email,name,sections,timezone",
         )
-    reader.fieldnames = fields
-    rows = []
-    for n, raw in enumerate(reader, start=2):
-        email = (raw.get("email") or "").strip()
+    for n, cells in numbered:
+        if not any(c.strip() for c in cells):
+            continue  # a spreadsheet's empty row: ",,,"
+        if len(cells) != len(fields):
+            raise SubscriberError(
+                f"{source} line {n} has {len(cells)} cells where the first line names {len(fields)} columns.",
+                hint='Quote a cell that holds a comma ("Smith, John") and give every column, empty if need be '
+                f"(someone@example.org,,,); {NOTHING_IMPORTED}.",
+            )
+        raw = dict(zip(fields, cells, strict=True))
+        email = raw["email"].strip()
         if not email:
             continue
-        sections_cell = (raw.get("sections") or "").replace("|", ";")
-        if sections_cell.strip() == UNREADABLE:
-            raise SubscriberError(
-                f"{source} line {n}: the sections of {clean_text(email, limit=200)} could not be read when "
-                "this list was exported.",
-                hint="Write the sections they chose in that cell (empty: all sections); nothing was imported.",
-            )
-        sections = tuple(s.strip() for s in sections_cell.split(";") if s.strip()) or None
-        rows.append(
-            RosterRow(
-                line=n,
-                email=email,
-                # A spreadsheet's cell may hold line breaks, tabs or a NUL (which PostgreSQL refuses).
-                name=clean_text(raw.get("name") or "") or None,
-                sections=sections,
-                timezone=(raw.get("timezone") or "").strip() or None,
-            )
+        # A spreadsheet's cell may hold line breaks, tabs or a NUL (which PostgreSQL refuses).
+        name = clean_text(raw.get("name") or "") or None
+        yield RosterRow(
+            line=n,
+            email=email,
+            name=check_name(name, subject=f"{source} line {n}: the name"),
+            sections=_sections(raw.get("sections") or "", email, f"{source} line {n}"),
+            timezone=(raw.get("timezone") or "").strip() or None,
+            status=_status(raw.get("status") or "", f"{source} line {n}"),
         )
-    return rows
+
+
+def _sections(cell: str, email: str, where: str) -> tuple[str, ...] | None:
+    """A sections cell: None (empty: all sections) or the names; a cell of separators only names none."""
+    cell = cell.replace("|", ";").strip()
+    if not cell:
+        return None
+    if cell == UNREADABLE:
+        raise SubscriberError(
+            f"{where}: the sections of {clean_text(email, limit=200)} could not be read when this list was exported.",
+            hint=f"Write the sections they chose in that cell (empty: all sections); {NOTHING_IMPORTED}.",
+        )
+    names = tuple(s.strip() for s in cell.split(";") if s.strip())
+    if not names:  # ";" is not "all sections": someone meant to write names and wrote none
+        raise SubscriberError(
+            f"{where}: the sections cell {cell!r} names no section.",
+            hint=f"Write section names separated by ';', or leave the cell empty for all sections; {NOTHING_IMPORTED}.",
+        )
+    return names
+
+
+def _status(cell: str, where: str) -> str | None:
+    status = cell.strip().lower()
+    if status and status not in STATUSES:
+        raise SubscriberError(
+            f"{where}: the status {clean_text(cell, limit=40)!r} is not one of {', '.join(STATUSES)}.",
+            hint=f"Write one of those (empty: active) as `digest subscribers export` does; {NOTHING_IMPORTED}.",
+        )
+    return status or None
 
 
 def write_csv(subscribers: Sequence[Subscriber]) -> str:

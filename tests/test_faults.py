@@ -639,7 +639,9 @@ def test_S14_an_import_updates_and_adds_in_one_go_and_never_resubscribes(tmp_pat
         encoding="utf-8",
     )
     result = cli(config, "subscribers", "import", str(second))
-    assert "1 added, 1 updated, 1 unsubscribed or suspended" in result.stdout, result.stderr
+    assert "1 added, 1 updated, 0 unchanged, 0 unsubscribed or suspended as the file says, 1 left as they are" in (
+        result.stdout
+    ), result.stderr
     listing = cli(config, "subscribers", "list").stdout
     assert "keep@example.org  active  [all sections]  tz=Europe/Moscow" in listing
     assert "gone@example.org  unsubscribed" in listing and "new@example.org  active" in listing
@@ -1012,17 +1014,29 @@ def test_H19_an_identical_log_line_is_written_once_a_minute_with_a_count_of_the_
 
 
 def test_S14_import_subscribers_counts_and_keeps_unsubscribes_on_every_backend(store: Any) -> None:
-    from digest.store import UNSUBSCRIBED
+    from digest.store import SUSPENDED, UNSUBSCRIBED
     from digest.store.subscribers import ImportRow
 
     rows = [ImportRow(email=f"r{i}@example.org", name=None, sections=None, timezone=None) for i in range(1200)]
-    assert store.import_subscribers(rows, now=NOW) == {"added": 1200, "updated": 0, "unchanged": 0}
+    none = {"added": 0, "updated": 0, "unchanged": 0, "stopped": 0, "kept": 0}
+    assert store.import_subscribers(rows, now=NOW) == {**none, "added": 1200}
     gone = store.get_subscriber(email="r7@example.org")
     store.set_status(gone.id, UNSUBSCRIBED, now=NOW)
     again = [*rows, ImportRow(email="R1@Example.org", name="One", sections=("World",), timezone="UTC")]
-    assert store.import_subscribers(again, now=NOW) == {"added": 0, "updated": 1199, "unchanged": 1}
+    assert store.import_subscribers(again, now=NOW) == {**none, "updated": 1, "unchanged": 1198, "kept": 1}
     assert store.get_subscriber(email="r7@example.org").status == UNSUBSCRIBED
     assert store.get_subscriber(email="r1@example.org").sections == ("World",)
+    # A list's own unsubscribes and suspensions stop the mail of new and active addresses alike,
+    # and suppress them, so that no later import or config entry brings them back.
+    stops = [
+        ImportRow(email="r2@example.org", name=None, sections=None, timezone=None, status=UNSUBSCRIBED),
+        ImportRow(email="new@example.org", name="New", sections=None, timezone=None, status=SUSPENDED),
+    ]
+    assert store.import_subscribers(stops, now=NOW) == {**none, "stopped": 2}
+    assert store.get_subscriber(email="new@example.org").status == SUSPENDED
+    assert store.suppression_reason("r2@example.org") == ("unsubscribed", NOW)
+    assert store.suppression_reason("new@example.org") == ("failed", NOW)
+    assert store.import_subscribers(rows[2:3], now=NOW) == {**none, "kept": 1}
 
 
 async def test_H19_the_daemon_starts_its_web_process_again_when_it_dies(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def test_an_unsubscribed_address_stays_suppressed_through_removal_relisting_cli_
     with pytest.raises(SubscriberError, match="unsubscribed; digest never mails that address again"):
         store.add_subscriber("Alice@Example.org", name=None, sections=None, timezone=None, now=T0)
     imported = store.import_subscribers([ImportRow("alice@example.org", None, None, None)], now=T0)
-    assert imported == {"added": 0, "updated": 0, "unchanged": 1}
+    assert imported == {"added": 0, "updated": 0, "unchanged": 0, "stopped": 0, "kept": 1}
     assert store.get_subscriber(email="alice@example.org") is None
 
 
@@ -124,7 +124,7 @@ def test_U11_erasing_an_active_subscriber_keeps_only_a_hash_and_nothing_but_a_si
     with pytest.raises(SubscriberError, match="alice@example.org was erased; digest never mails"):
         store.add_subscriber("alice@example.org", name=None, sections=None, timezone=None, now=T0)
     imported = store.import_subscribers([ImportRow("alice@example.org", None, None, None)], now=T0)
-    assert imported == {"added": 0, "updated": 0, "unchanged": 1}
+    assert imported == {"added": 0, "updated": 0, "unchanged": 0, "stopped": 0, "kept": 1}
     store.sync_subscribers([spec(), spec("bob@example.org")], now=T0)
     listed = store.get_subscriber(email="alice@example.org")
     assert listed is not None and listed.status == UNSUBSCRIBED

@@ -22,6 +22,7 @@ UNSUBSCRIBED = "unsubscribed"
 SUSPENDED = "suspended"
 PAUSED = "paused"  # the subscriber's own choice on the preferences page; they resume it there
 REMOVED = "removed"  # was in the config, no longer is
+STATUSES = (ACTIVE, PAUSED, UNSUBSCRIBED, SUSPENDED, REMOVED)
 
 # Who set a field last. The config and the CLI are the operator's declarations; what the subscriber
 # chose on the web pages is theirs, and neither the config sync nor the CLI ever overwrites it.
@@ -42,6 +43,11 @@ class ImportRow:
     name: str | None
     sections: tuple[str, ...] | None
     timezone: str | None
+    status: str | None = None  # the status an export wrote; None: active for a new address
+
+
+# What `import_subscribers` counts (its docstring says what each means).
+IMPORT_COUNTS = ("added", "updated", "unchanged", "stopped", "kept")
 
 
 def normalise_email(email: str) -> str:
@@ -123,6 +129,11 @@ _WHY = {
     "complained": "reported a digest as spam",
     ERASED: "was erased",
 }
+
+
+# An import's status that stops the mail of an address -> the suppression it gets, as if it had
+# happened here: an export says "suspended" for a failed, bounced or complained address alike.
+_STOPPED_AS = {UNSUBSCRIBED: "unsubscribed", SUSPENDED: "failed"}
 
 
 def _suppressed_status(reason: str) -> dict[str, Any]:
@@ -271,16 +282,26 @@ class SubscriberStore(StoreBase):
 
     def import_subscribers(self, rows: Sequence[ImportRow], *, now: datetime) -> dict[str, int]:
         """A whole CSV import in one transaction: every row or none (a failure or a kill -9 part way
-        leaves the table as it was). Counts 'added', 'updated' and 'unchanged' (an address that
-        unsubscribed, failed or is suppressed: an import never re-subscribes anyone, G10). Fields the
-        subscriber set themselves are kept, as with the config and the CLI.
+        leaves the table as it was). Fields the subscriber set themselves are kept, as with the
+        config and the CLI. Counts (`IMPORT_COUNTS`):
+
+        - added: a new address, active, paused or removed as the row says (active when it says nothing);
+        - updated: name, sections or time zone changed;
+        - unchanged: already as in the row (or as the subscriber set it);
+        - stopped: unsubscribed or suspended as the row says, a new address or one that was active,
+          paused or removed here: whoever unsubscribed where the list came from is never mailed
+          here either (G10), and the address is suppressed as if it had happened here;
+        - kept: unsubscribed, suspended or erased here, left as it is whatever the row says: an
+          import never re-subscribes anyone (G10), and an erased address stays a hash (U11).
 
         Bulk statements (executemany for inserts and for updates) instead of a transaction per row:
         200,000 rows took minutes the old way (bench/import.py)."""
         latest: dict[str, ImportRow] = {}
-        for row in rows:  # an address listed twice: its last line wins
+        for row in rows:  # the CLI refuses an address listed twice; here its last line wins
+            if row.status is not None and row.status not in STATUSES:
+                raise ValueError(f"unknown subscriber status {row.status!r}")
             latest[normalise_email(row.email)] = row
-        counts = {"added": 0, "updated": 0, "unchanged": 0}
+        counts = dict.fromkeys(IMPORT_COUNTS, 0)
         s = t.subscribers
         with self.engine.begin() as conn:
             existing: dict[str, Row[Any]] = {}
@@ -295,35 +316,48 @@ class SubscriberStore(StoreBase):
                 )
             inserts: list[dict[str, Any]] = []
             updates: dict[frozenset[str], list[dict[str, Any]]] = {}  # executemany needs one set of keys
+            suppressions: list[dict[str, Any]] = []
             for email, row in latest.items():
+                found = existing.get(email)
+                if (found is None and address_hash(email) in suppressed) or (
+                    found is not None and found.status in (UNSUBSCRIBED, SUSPENDED)
+                ):
+                    counts["kept"] += 1
+                    continue
                 values = {
                     "name": row.name,
                     "sections": list(row.sections) if row.sections is not None else None,
                     "timezone": row.timezone,
                 }
-                found = existing.get(email)
-                if found is None and address_hash(email) in suppressed:
-                    counts["unchanged"] += 1
-                elif found is None:
-                    inserts.append(
-                        {
-                            "email": email,
-                            "created_at": now,
-                            "updated_at": now,
-                            **_declared(None, {**values, "status": ACTIVE}, CLI),
-                        }
-                    )
-                    counts["added"] += 1
-                elif found.status in (UNSUBSCRIBED, SUSPENDED):
-                    counts["unchanged"] += 1
-                else:
-                    change = {"b_id": found.id, "updated_at": now, **_declared(found, values, CLI)}
-                    updates.setdefault(frozenset(change), []).append(change)
+                stop = _STOPPED_AS.get(row.status or ACTIVE)
+                if stop is not None and address_hash(email) not in suppressed:
+                    suppressions.append({"email_hash": address_hash(email), "reason": stop, "created_at": now})
+                if found is None:
+                    fields = _declared(None, {**values, "status": row.status or ACTIVE}, CLI)
+                    if stop is not None or row.status == PAUSED:
+                        # As it came about where the list was made: the person unsubscribed or
+                        # paused (so only they resume), or delivery failed.
+                        fields.update(_suppressed_status(stop) if stop else {"status_origin": SUBSCRIBER})
+                    inserts.append({"email": email, "created_at": now, "updated_at": now, **fields})
+                    counts["stopped" if stop else "added"] += 1
+                    continue
+                change = _declared(found, values, CLI)
+                if stop is not None:  # over a pause too: an unsubscribe or a failing address outweighs it
+                    change.update(_suppressed_status(stop))
+                    counts["stopped"] += 1
+                elif any(getattr(found, k) != v for k, v in change.items() if k in FIELDS):
                     counts["updated"] += 1
+                else:
+                    counts["unchanged"] += 1
+                    continue
+                change.update(b_id=found.id, updated_at=now)
+                updates.setdefault(frozenset(change), []).append(change)
             if inserts:
                 conn.execute(insert(s), inserts)
             for group in updates.values():
                 conn.execute(update(s).where(s.c.id == bindparam("b_id")), group)
+            if suppressions:
+                conn.execute(insert(t.suppressions), suppressions)
         return counts
 
     def remove_subscriber(self, email: str, *, now: datetime | None = None) -> bool:

@@ -1,0 +1,196 @@
+"""Subscriber lists in and out as an operator moves them: the real `python -m digest subscribers
+add/import/export` against real SQLite files, and the real `send` to aiosmtpd on loopback.
+Ids (G10, S14, L2) are those of docs/reliability.md."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from httpservers import FeedServer
+from smtpservers import SmtpServer
+from test_faults import NOW, cli, one_error, poll, rss, write_config
+
+from digest import roster
+from digest.store import Store
+from digest.store import subscribers as store_subscribers
+
+HEADER = "email,name,sections,timezone,status\n"
+
+
+def site(folder: Path, *, feed_url: str | None = None, smtp_port: int = 25) -> Path:
+    """A config of no subscribers in `folder`, its database beside it."""
+    folder.mkdir(exist_ok=True)
+    return write_config(folder, feed_url=feed_url, smtp_port=smtp_port, subscribers=())
+
+
+def imported(config: Path, text: str, name: str = "roster.csv") -> str:
+    """`digest subscribers import` of `text`; its summary line."""
+    path = config.parent / name
+    path.write_text(text, encoding="utf-8")
+    result = cli(config, "subscribers", "import", str(path))
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def refused(config: Path, text: str, name: str = "roster.csv") -> str:
+    """The one error line of an import of `text`, after checking nothing was imported."""
+    before = cli(config, "subscribers", "export").stdout
+    path = config.parent / name
+    path.write_text(text, encoding="utf-8")
+    line = one_error(cli(config, "subscribers", "import", str(path)))
+    assert cli(config, "subscribers", "export").stdout == before, "a refused import changed the database"
+    return line
+
+
+def listing(config: Path) -> str:
+    result = cli(config, "subscribers", "list")
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+# --------------------------------------------------------------------------- status carried over (G10)
+
+
+async def test_G10_an_export_imported_into_another_database_keeps_who_unsubscribed_paused_or_was_suspended(
+    tmp_path: Path,
+) -> None:
+    """The README's way from SQLite to PostgreSQL: export from one database, import into another.
+    Before, the import dropped the status column and signed everyone up again, all sections."""
+    a = site(tmp_path / "a")
+    for who, sections in (("on", ""), ("gone", "Sport"), ("failing", "World"), ("resting", "World,Sport")):
+        args = ("--sections", sections) if sections else ()
+        added = cli(a, "subscribers", "add", f"{who}@example.org", "--name", who.title(), *args)
+        assert added.returncode == 0, added.stderr
+    # What the web pages and delivery do to them, through the real store on A's file.
+    store = Store(f"sqlite:///{tmp_path / 'a' / 'digest.sqlite'}")
+    try:
+        by_email = {s.email: s.id for s in store.list_subscribers()}
+        store.set_status(by_email["gone@example.org"], store_subscribers.UNSUBSCRIBED, now=NOW)
+        store.set_status(by_email["resting@example.org"], store_subscribers.PAUSED, now=NOW)
+        for _ in range(3):
+            store.count_permanent_failure(by_email["failing@example.org"], suspend_after=3, now=NOW)
+    finally:
+        store.close()
+    exported = cli(a, "subscribers", "export", "--out", str(tmp_path / "a.csv"))
+    assert exported.returncode == 0, exported.stderr
+    a_rows = (tmp_path / "a.csv").read_text(encoding="utf-8")
+    assert "gone@example.org,Gone,Sport,,unsubscribed" in a_rows.splitlines()
+
+    async with FeedServer() as feed, SmtpServer() as smtp:
+        b = site(tmp_path / "b", feed_url=feed.serve("/news.xml", rss()), smtp_port=smtp.port)
+        summary = imported(b, a_rows, "from-a.csv")
+        assert "2 added, 0 updated, 0 unchanged, 2 unsubscribed or suspended as the file says, 0 left" in summary
+        assert cli(b, "subscribers", "export").stdout == a_rows
+        assert (await asyncio.to_thread(poll, b)).returncode == 0
+        sent = await asyncio.to_thread(cli, b, "send")
+        assert sent.returncode == 0, sent.stderr
+        received = sorted(m.rcpt_tos[0] for m in smtp.messages)
+    assert received == ["on@example.org"]
+    # Suppressed in B as in A: neither the CLI, another import nor the config signs them up again.
+    assert "unsubscribed; digest never mails that address again" in one_error(
+        cli(b, "subscribers", "add", "gone@example.org")
+    )
+    again = imported(b, HEADER + "gone@example.org,Gone,,,active\nfailing@example.org,,,,\n", "again.csv")
+    assert "2 left as they are (unsubscribed, suspended or erased here)" in again
+    b.write_text(b.read_text(encoding="utf-8") + '[[subscribers]]\nemail = "gone@example.org"\n', encoding="utf-8")
+    shown = cli(b, "subscribers", "show", "gone@example.org").stdout
+    assert "status    unsubscribed  [set by subscriber]" in shown and "suppressed unsubscribed since" in shown
+    assert "status    suspended  [set by delivery]" in cli(b, "subscribers", "show", "failing@example.org").stdout
+    assert "status    paused  [set by subscriber]" in cli(b, "subscribers", "show", "resting@example.org").stdout
+
+
+def test_G10_an_import_stops_an_active_address_the_file_says_unsubscribed_or_suspended(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    imported(config, HEADER + "ann@example.org,Ann,,,\nbob@example.org,Bob,,,\ncat@example.org,Cat,,,paused\n")
+    summary = imported(
+        config,
+        HEADER + "ann@example.org,Ann,,,unsubscribed\nbob@example.org,Bob,,,Suspended\ncat@example.org,Cat,,,active\n",
+    )
+    assert "0 added, 0 updated, 1 unchanged, 2 unsubscribed or suspended as the file says" in summary
+    listed = listing(config)
+    assert "ann@example.org  unsubscribed" in listed and "bob@example.org  suspended" in listed
+    # "active" does not resume someone who paused: that is theirs to do on their preferences page.
+    assert "cat@example.org  paused" in listed
+    assert "suppressed failed since" in cli(config, "subscribers", "show", "bob@example.org").stdout
+
+
+def test_an_unknown_status_is_one_line_naming_its_line(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    line = refused(config, HEADER + "ann@example.org,Ann,,,active\nbob@example.org,Bob,,,gone away\n")
+    assert "line 3: the status 'gone away' is not one of active, paused, unsubscribed" in line
+
+
+def test_the_statuses_an_import_reads_are_those_the_store_keeps() -> None:
+    assert roster.STATUSES == store_subscribers.STATUSES
+
+
+# --------------------------------------------------------------------------- counts
+
+
+def test_S14_importing_the_same_list_again_counts_its_rows_unchanged(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    text = HEADER + "ann@example.org,Ann,World;Sport,Asia/Tokyo,\nbob@example.org,Bob,,,active\n"
+    assert "2 added, 0 updated, 0 unchanged" in imported(config, text)
+    assert "0 added, 0 updated, 2 unchanged" in imported(config, text)
+    changed = text.replace("Bob,", "Robert,") + "cat@example.org,,,,\n"
+    assert "1 added, 1 updated, 1 unchanged, 0 unsubscribed or suspended as the file says" in imported(config, changed)
+
+
+# --------------------------------------------------------------------------- what a file may say
+
+
+def test_an_address_twice_in_one_file_names_both_lines_and_imports_nothing(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    text = HEADER + "ann@example.org,Ann,,,\nbob@example.org,,,,\nAnn@Example.ORG ,Ann,,,unsubscribed\n"
+    line = refused(config, text)
+    assert "lines 2 and 4 both give the address ann@example.org" in line
+
+
+def test_L2_an_open_quote_or_a_row_of_too_few_or_too_many_cells_is_refused_with_its_line(tmp_path: Path) -> None:
+    """Before, the open quote put the sections and time zone into the name, silently."""
+    config = site(tmp_path)
+    line = refused(config, HEADER + 'ann@example.org,Ann,,,\nnew6@example.com,"unterminated,World,UTC\n')
+    assert 'line 3: a quote (") opened in this row is never closed' in line
+    line = refused(config, HEADER + 'ann@example.org,"Ann" Lee,,,\n')
+    assert "line 2 cannot be read as CSV" in line
+    assert "line 3 has 3 cells where the first line names 5 columns" in refused(
+        config, HEADER + "ann@example.org,Ann,,,\nbob@example.org,Bob,World\n"
+    )
+    assert "line 2 has 6 cells where the first line names 5 columns" in refused(
+        config, HEADER + "ann@example.org,Smith, Ann,,,\n"
+    )
+
+
+def test_an_error_names_the_line_its_row_starts_on_after_blank_lines_and_a_multi_line_cell(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    text = HEADER + '\nann@example.org,"Ann\nLee",,,\n\nbroken@,Bob,,,\n'
+    assert "roster.csv line 6: 'broken@' is not a valid email address" in refused(config, text)
+
+
+def test_an_empty_sections_choice_is_refused_on_add_and_import_and_an_empty_cell_means_all(tmp_path: Path) -> None:
+    """Before, `--sections ""` stored a subscriber with no section, who never got an email."""
+    config = site(tmp_path)
+    for value in ("", ",", " , "):
+        added = cli(config, "subscribers", "add", "ann@example.org", "--sections", value)
+        assert "names no section" in one_error(added)
+    assert "ann@example.org" not in listing(config)
+    assert "line 3: the sections cell ';' names no section" in refused(
+        config, HEADER + "bob@example.org,Bob,,,\nann@example.org,Ann,;,,\n"
+    )
+    imported(config, HEADER + "bob@example.org,Bob,,,\n")
+    assert "bob@example.org  active  [all sections]" in listing(config)
+
+
+def test_a_name_over_200_characters_is_refused_on_add_and_import(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    line = one_error(cli(config, "subscribers", "add", "ann@example.org", "--name", "A" * 100_000))
+    assert "--name is 100,000 characters long; a subscriber's name may have at most 200" in line
+    assert len(line) < 200  # the name itself is not quoted back
+    assert "ann@example.org" not in listing(config)
+    line = refused(config, HEADER + "bob@example.org,Bob,,,\nann@example.org," + "A" * 201 + ",,,\n")
+    assert "line 3: the name is 201 characters long" in line
+    assert cli(config, "subscribers", "add", "ann@example.org", "--name", "A" * 200).returncode == 0
+    with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+        assert db.execute("SELECT length(name) FROM subscribers").fetchone() == (200,)
