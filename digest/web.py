@@ -45,6 +45,7 @@ import aiohttp
 import jinja2
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_request import FileField
 from babel.dates import format_date
 from itsdangerous import BadSignature, Signer, TimestampSigner
@@ -56,7 +57,7 @@ from digest.archive import ArchiveEntry, atom_feed, etag_for, etag_matches
 from digest.catalogue import builtin_templates_dir, load_translations
 from digest.clock import Clock
 from digest.config import Settings, check_timezone
-from digest.errors import ConfigError, DigestError, StoreError
+from digest.errors import ConfigError, DigestError, StoreError, remote_words
 from digest.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from digest.metrics import COUNTERS_SUFFIX, Metrics, health
 from digest.model import EditionRecord, Subscriber
@@ -1023,6 +1024,24 @@ class _CappedSite(web.TCPSite):
         self._server = await loop.create_server(factory, self._host, self._port, backlog=self._backlog)
 
 
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs a request it cannot read (a URL over its 8 KB line limit, a broken request line
+    or header) as an ERROR with a traceback, though it answered it 400 as it should: the client's
+    fault, and on the internet an everyday one. One line says so (L5)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = "web: a malformed request answered %s: %s"
+            record.args = (exc.code, remote_words(exc.message, limit=120))
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_MALFORMED_REQUESTS = _MalformedRequests()
+
+
 async def start_web(
     settings: Settings,
     store: Store,
@@ -1037,6 +1056,7 @@ async def start_web(
     The caller stops it with ``runner.cleanup()``; ``listening(runner)`` says where it listens.
     """
     app = await asyncio.to_thread(make_app, settings, store, clock=clock, metrics=metrics)
+    logging.getLogger("aiohttp.server").addFilter(_MALFORMED_REQUESTS)  # once: a logger keeps one of each
     runner = web.AppRunner(
         app,
         access_log_class=_AccessLogger,

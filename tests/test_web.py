@@ -13,6 +13,7 @@ import base64
 import dataclasses
 import email
 import json
+import logging
 import os
 import re
 import signal
@@ -821,3 +822,31 @@ async def test_links_from_before_public_ids_work_only_for_rows_that_existed_at_t
         store.close()
     statuses = {s.email: s.status for s in Store(settings.database_url).list_subscribers()}
     assert statuses == {"alice@example.org": UNSUBSCRIBED, "bob@example.org": ACTIVE}
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # a URL over aiohttp's 8 KB line limit
+        b"GARBAGE\r\n\r\n",  # no request line at all
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"b" * 9000 + b"\r\n\r\n",  # a header over the limit
+    ],
+    ids=["long-url", "no-request-line", "long-header"],
+)
+async def test_L5_a_malformed_request_is_a_400_logged_in_one_line(
+    app: Web, request_bytes: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = app.url.removeprefix("http://").rsplit(":", 1)
+    caplog.set_level(logging.INFO)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(request_bytes)
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    assert status_line.split()[1:2] == [b"400"], status_line
+    await asyncio.sleep(0.05)  # the log record is written after the answer
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]  # no traceback, no alarm
+    # aiohttp says nothing of a request line it cannot read at all; of the others, one line.
+    for line in (r for r in caplog.records if r.name == "aiohttp.server"):
+        assert line.getMessage().startswith("web: a malformed request answered 400: ")
+        assert "\n" not in line.getMessage()
