@@ -213,6 +213,9 @@ def test_real_feeds_lose_their_boilerplate_and_nothing_else(monkeypatch: pytest.
     for path in sorted((root / "feeds").rglob("*")):
         if not path.is_file():
             continue
+        # Both without the publisher's cut marked (a word it cut goes, `parse._publisher_cuts`): only
+        # what boilerplate removal changed is compared here.
+        monkeypatch.setattr(parse_module, "_publisher_cuts", lambda items, *_: items)
         try:
             body = path.read_bytes()
             cleaned = parse_feed(body, url=f"https://corpus.invalid/{path.name}", content_type=None, now=PARSED_AT)
