@@ -258,6 +258,7 @@ class SmtpServer:
     certs: Certs | None = None
     require_auth: bool = False
     smtputf8: bool = False  # aiosmtpd's enable_SMTPUTF8: off, like many relays
+    auth_needs_tls: bool = False  # AUTH offered only after STARTTLS (aiosmtpd's auth_require_tls)
     idle_timeout: float = 300.0  # the server closes a connection silent this long (aiosmtpd `timeout`)
     host: str = "127.0.0.1"
     port: int = 0
@@ -295,7 +296,7 @@ class SmtpServer:
             timeout=self.idle_timeout,
             authenticator=authenticator,
             auth_required=self.require_auth,
-            auth_require_tls=False,  # tests authenticate over plain loopback too
+            auth_require_tls=self.auth_needs_tls,  # off: tests authenticate over plain loopback too
             enable_SMTPUTF8=self.smtputf8,
             loop=self._loop,
         )

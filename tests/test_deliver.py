@@ -322,6 +322,17 @@ async def test_M11_a_530_at_MAIL_raises_SmtpAuthError_and_records_nobody() -> No
     assert srv.messages == []
 
 
+async def test_a_server_that_offers_AUTH_only_after_STARTTLS_is_named_in_one_sentence() -> None:
+    async with SmtpServer(auth_needs_tls=True) as srv:  # and we were told security = "none"
+        with pytest.raises(DeliveryError) as caught:
+            async with SmtpTransport(settings(srv, username="digest", password="secret")):
+                pass
+    message = caught.value.message
+    assert message.startswith(f"The SMTP server 127.0.0.1:{srv.port} cannot be used: ")
+    assert message.endswith("(or STARTTLS).")  # aiosmtplib's own period, not one more
+    assert srv.messages == []
+
+
 async def test_correct_credentials_authenticate_and_send() -> None:
     async with SmtpServer(require_auth=True) as srv:
         log, _ = await send_all(settings(srv, username="digest", password="secret"), many(2))
@@ -329,11 +340,12 @@ async def test_correct_credentials_authenticate_and_send() -> None:
 
 
 async def test_M12_consecutive_4xx_open_the_circuit_breaker() -> None:
-    async with SmtpServer(Scripted(rcpt="451 4.3.0 try again later")) as srv:
+    async with SmtpServer(Scripted(rcpt="451 4.3.0 Try again later.")) as srv:
         log = Log(many(20))
-        with pytest.raises(CircuitOpenError, match="5 messages in a row failed .* the last: 451 4.3.0"):
+        with pytest.raises(CircuitOpenError, match="5 messages in a row failed .* the last: 451 4.3.0") as caught:
             async with SmtpTransport(settings(srv, circuit_breaker=5)) as t:
                 await deliver(t, log.source(), log.record)
+    assert caught.value.message.endswith("Try again later.")  # the reply's own period, not a second one
     assert log.outcomes() == [Outcome.TRANSIENT] * 5
     assert log.taken == [1, 2, 3, 4, 5]  # every envelope taken was recorded
     assert len(srv.handler.rcpt_seen) == 5

@@ -32,7 +32,7 @@ from digest.deliver.core import (
     data_block,
     one_line,
 )
-from digest.errors import CircuitOpenError, DeliveryError, SmtpAuthError, SubscriberError
+from digest.errors import CircuitOpenError, DeliveryError, SmtpAuthError, SubscriberError, full_stop
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class SmtpTransport:
         except _ConnectFailed as failure:
             if not failure.reachable:
                 raise DeliveryError(
-                    f"Cannot connect to the SMTP server {self._where}: {failure.detail}.",
+                    f"Cannot connect to the SMTP server {self._where}: {full_stop(failure.detail)}",
                     hint="Is the SMTP server running, and are [smtp] host and port right? "
                     "Unsent messages stay pending for the next run.",
                 ) from failure
@@ -222,7 +222,7 @@ class SmtpTransport:
         if self._failures >= limit:
             raise CircuitOpenError(
                 f"{self._failures} messages in a row failed at the SMTP server {self._where}; "
-                f"the last: {self._last_failure}."
+                f"the last: {full_stop(self._last_failure)}"
             )
 
     def _count(self, result: Result) -> None:
@@ -367,20 +367,22 @@ class SmtpTransport:
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
             raise SmtpAuthError(
                 f"The SMTP server {self._where} refused the credentials of {self._settings.username!r}: "
-                f"{one_line(exc.code, exc.message)}."
+                f"{full_stop(one_line(exc.code, exc.message))}"
             ) from exc
         tls_error = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
         if step == "STARTTLS" or isinstance(tls_error, ssl.SSLError | ssl.CertificateError):
             reason = tls_error if isinstance(tls_error, ssl.SSLError) else exc
             raise DeliveryError(
-                f"TLS with the SMTP server {self._where} failed: {reason}. Nothing was sent in plain text.",
+                f"TLS with the SMTP server {self._where} failed: {full_stop(str(reason))} "
+                "Nothing was sent in plain text.",
                 hint="If the relay uses a private CA, set [smtp] ca_file to its certificate; "
                 "check that [smtp] host matches the certificate.",
             ) from exc
         if isinstance(exc, aiosmtplib.SMTPResponseException):  # e.g. 421 at the greeting (M1)
             raise _ConnectFailed(exc.code, one_line(exc.code, exc.message), reachable=True) from exc
         if isinstance(exc, aiosmtplib.SMTPException) and not isinstance(exc, ConnectionError | TimeoutError):
-            raise DeliveryError(f"The SMTP server {self._where} cannot be used: {exc}.") from exc  # no AUTH
+            # e.g. no AUTH: aiosmtplib's "... Try connecting via TLS (or STARTTLS)." has its own period
+            raise DeliveryError(f"The SMTP server {self._where} cannot be used: {full_stop(str(exc))}") from exc
         if isinstance(exc, ConnectionError | TimeoutError | OSError):
             detail = one_line(None, str(exc) or "timed out")
             if step != "connect":
@@ -435,7 +437,7 @@ class SmtpTransport:
             if exc.code in (530, 535):  # the server wants (other) credentials: no subscriber is at fault
                 raise SmtpAuthError(
                     f"The SMTP server {self._where} refused to send without authentication: "
-                    f"{one_line(exc.code, exc.message)}."
+                    f"{full_stop(one_line(exc.code, exc.message))}"
                 ) from exc
             await self._reset(conn, exc.code)
             return Result(key, classify(exc.code), exc.code, one_line(exc.code, exc.message))
