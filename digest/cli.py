@@ -1168,7 +1168,9 @@ def bounces_fetch(app: App) -> None:
     """Record the unread messages of the [bounces] imap_* mailbox, flagging each one read."""
     from digest.pipeline.bounces import fetch_imap
 
-    click.echo(fetch_imap(app.settings, app.store, clock=app.clock).summary())
+    report = fetch_imap(app.settings, app.store, clock=app.clock)
+    click.echo(report.summary())
+    _bounce_hint(report.hint(app.settings))
 
 
 @bounces.command("import")
@@ -1183,6 +1185,13 @@ def bounces_import(app: App, files: tuple[str, ...]) -> None:
 
     report = import_files(app.settings, app.store, files, clock=app.clock, read_stdin=stdin)
     click.echo(report.summary())
+    _bounce_hint(report.hint(app.settings))
+
+
+def _bounce_hint(hint: str | None) -> None:
+    """After the counts, on standard error as an error's hint is: the counts stay one line to read."""
+    if hint:
+        click.echo(f"  hint: {hint}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,6 +39,14 @@ def remote_words(text: str, *, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def full_stop(text: str) -> str:
+    """`text` ending a sentence with one period: a quoted reply or library message often has its
+    own ("... via TLS (or STARTTLS)."), and a message that added another ended in "..".
+    Text ending in "?", "!" or an ellipsis (remote_words' cut) is left as it is."""
+    text = text.rstrip()
+    return text if text.endswith((".", "?", "!", "…")) else text + "."
+
+
 def is_bug(exc: BaseException) -> bool:
     """Whether `exc` is an error the code did not expect (a bug met on some input), which costs one
     feed, one item or one subscriber's message, never the run. A Rust extension's panic (nh3 and

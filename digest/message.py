@@ -21,7 +21,6 @@ This module sends nothing and reads no clock: Date and Message-ID are arguments.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import html
 import re
@@ -37,6 +36,7 @@ from typing import Any, Literal
 
 import dkim
 
+from digest.addresses import ascii_domain
 from digest.errors import ConfigError, SubscriberError
 from digest.model import PLACEHOLDER_PREFERENCES_URL, PLACEHOLDER_UNSUBSCRIBE_URL, Rendered
 
@@ -173,9 +173,10 @@ def _address(addr: str, name: str | None, *, key: str) -> bytes:
         return plain
     if _UNSAFE.search(addr) or not addr or "@" not in addr:
         raise SubscriberError(f"{addr!r} cannot be put in the {key} header.")
-    local, _, domain = addr.rpartition("@")
-    with contextlib.suppress(UnicodeError):
-        domain = domain.encode("idna").decode("ascii")  # an IDN domain needs no SMTPUTF8
+    # The domain in IDNA A-labels on every relay, as digest.deliver writes it in MAIL FROM and RCPT
+    # TO: the same bytes (and DKIM signature) whatever the relay offers, and an ASCII local part
+    # needs no SMTPUTF8 (RFC 5890 2.3.2.1). Raises SubscriberError for a domain IDNA cannot write.
+    local, _, domain = ascii_domain(addr).rpartition("@")
     try:
         if not (local.isascii() and domain.isascii()):  # RFC 6532: needs SMTPUTF8 anyway
             return _fold(key, Address(display_name=display, username=local, domain=domain), policy=_POLICY_UTF8)
@@ -354,8 +355,12 @@ def template_from_pieces(
         + CRLF
         + CRLF
     )
+    try:
+        from_header = _address(sender, sender_name, key="From")
+    except SubscriberError as exc:  # the operator's address, not a subscriber's: no row is at fault
+        raise ConfigError(f"smtp.sender: {exc.message}", hint="Fix [smtp] sender in your config file.") from None
     return MessageTemplate(
-        from_header=_address(sender, sender_name, key="From"),
+        from_header=from_header,
         subject_header=_unstructured("Subject", subject),
         list_headers=list_headers,
         tail_headers=tail_headers,

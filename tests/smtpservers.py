@@ -8,6 +8,7 @@
     SmtpServer(Scripted(rcpt="550 5.1.1 no such user"))        # a fault server
     SmtpServer(Scripted(data=DROP))                            # close after DATA, no reply
     SmtpServer(tls="starttls", certs=make_certs(tmp_path))     # trustme certificates
+    SmtpServer(smtputf8=True)                                  # offers SMTPUTF8 (RFC 6531); off by default
 
 The server runs in its own thread with its own event loop, so it serves sync tests (CLI, daemon)
 as well as async ones, and a client blocking its loop never stalls the server. Port 0 is bound
@@ -256,6 +257,8 @@ class SmtpServer:
     tls: Literal["starttls", "implicit"] | None = None
     certs: Certs | None = None
     require_auth: bool = False
+    smtputf8: bool = False  # aiosmtpd's enable_SMTPUTF8: off, like many relays
+    auth_needs_tls: bool = False  # AUTH offered only after STARTTLS (aiosmtpd's auth_require_tls)
     idle_timeout: float = 300.0  # the server closes a connection silent this long (aiosmtpd `timeout`)
     host: str = "127.0.0.1"
     port: int = 0
@@ -293,7 +296,8 @@ class SmtpServer:
             timeout=self.idle_timeout,
             authenticator=authenticator,
             auth_required=self.require_auth,
-            auth_require_tls=False,  # tests authenticate over plain loopback too
+            auth_require_tls=self.auth_needs_tls,  # off: tests authenticate over plain loopback too
+            enable_SMTPUTF8=self.smtputf8,
             loop=self._loop,
         )
 

@@ -267,6 +267,36 @@ async def test_digest_bounces_import_reads_files_and_standard_input_and_counts_e
     assert code == 1 and "Cannot read" in err and err.strip().count("\n") <= 1
 
 
+async def test_bounces_import_and_fetch_without_a_bounce_domain_say_why_a_real_bounce_is_unverified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imapserver import ImapServer
+
+    config = write_config(tmp_path, feed_url="http://127.0.0.1:9/news.xml", smtp_port=25, readers=1)
+    with_domain = config.read_text(encoding="utf-8")
+    config.write_text(with_domain.replace('domain = "bounces.review.example"\n', ""), encoding="utf-8")
+    # Without a VERP domain a bounce comes back to the sender, with no token in it.
+    hard = returned_to("review@review.example", (FIXTURES / "gmail-5.1.1-no-such-user.eml").read_bytes())
+    (tmp_path / "hard.eml").write_bytes(hard)
+    code, out, err = await digest(config, DAY1, "bounces", "import", str(tmp_path / "hard.eml"))
+    assert code == 0, err
+    assert out.strip() == "1 unverified"
+    [hint] = [line for line in err.splitlines() if line.startswith("  hint: ")]
+    assert "[bounces] domain is not set, so no message carries a VERP return path" in hint
+    assert 'Set [bounces] domain = "bounces.example.org"' in hint
+    other = returned_to("review@review.example", (FIXTURES / "exim-5.1.1-rcpt.eml").read_bytes())
+    with ImapServer(user="bounces", password="imap-pw", messages=[other]) as imap:
+        read_bounces_from(config, imap.port)
+        monkeypatch.setenv("DIGEST_BOUNCES_IMAP_PASSWORD", "imap-pw")
+        code, out, err = await digest(config, DAY1, "bounces", "fetch")
+    assert (code, out.strip()) == (0, "1 unverified") and hint in err.splitlines(), err
+    # With the domain set, an unverified report is a forged or stale one: nothing to configure.
+    config.write_text(with_domain, encoding="utf-8")
+    forged = (FIXTURES / "exim-5.1.1-rcpt.eml").read_bytes()
+    code, out, err = await digest(config, DAY1, "bounces", "import", "-", stdin=forged)
+    assert (code, out.strip()) == (0, "1 unverified") and "hint" not in err, err
+
+
 async def test_digest_bounces_fetch_reads_the_unread_messages_over_imap_and_flags_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

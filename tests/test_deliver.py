@@ -322,6 +322,17 @@ async def test_M11_a_530_at_MAIL_raises_SmtpAuthError_and_records_nobody() -> No
     assert srv.messages == []
 
 
+async def test_a_server_that_offers_AUTH_only_after_STARTTLS_is_named_in_one_sentence() -> None:
+    async with SmtpServer(auth_needs_tls=True) as srv:  # and we were told security = "none"
+        with pytest.raises(DeliveryError) as caught:
+            async with SmtpTransport(settings(srv, username="digest", password="secret")):
+                pass
+    message = caught.value.message
+    assert message.startswith(f"The SMTP server 127.0.0.1:{srv.port} cannot be used: ")
+    assert message.endswith("(or STARTTLS).")  # aiosmtplib's own period, not one more
+    assert srv.messages == []
+
+
 async def test_correct_credentials_authenticate_and_send() -> None:
     async with SmtpServer(require_auth=True) as srv:
         log, _ = await send_all(settings(srv, username="digest", password="secret"), many(2))
@@ -329,11 +340,12 @@ async def test_correct_credentials_authenticate_and_send() -> None:
 
 
 async def test_M12_consecutive_4xx_open_the_circuit_breaker() -> None:
-    async with SmtpServer(Scripted(rcpt="451 4.3.0 try again later")) as srv:
+    async with SmtpServer(Scripted(rcpt="451 4.3.0 Try again later.")) as srv:
         log = Log(many(20))
-        with pytest.raises(CircuitOpenError, match="5 messages in a row failed .* the last: 451 4.3.0"):
+        with pytest.raises(CircuitOpenError, match="5 messages in a row failed .* the last: 451 4.3.0") as caught:
             async with SmtpTransport(settings(srv, circuit_breaker=5)) as t:
                 await deliver(t, log.source(), log.record)
+    assert caught.value.message.endswith("Try again later.")  # the reply's own period, not a second one
     assert log.outcomes() == [Outcome.TRANSIENT] * 5
     assert log.taken == [1, 2, 3, 4, 5]  # every envelope taken was recorded
     assert len(srv.handler.rcpt_seen) == 5
@@ -401,11 +413,37 @@ async def test_a_refused_connection_at_start_raises_DeliveryError_naming_host_an
     assert "host and port" in caught.value.hint
 
 
-async def test_a_non_ascii_address_without_SMTPUTF8_is_permanent_and_the_run_goes_on() -> None:
+async def test_a_non_ascii_local_part_without_SMTPUTF8_is_permanent_and_the_run_goes_on() -> None:
     async with SmtpServer() as srv:  # aiosmtpd offers SMTPUTF8 only when enabled; here it is not
         log, _ = await send_all(settings(srv), envelopes_for(["jörg@example.de", "b@x.org"]))
     assert log.outcomes() == [Outcome.PERMANENT, Outcome.SENT]
-    assert "SMTPUTF8" in log.results[0].detail
+    assert "local part is not ASCII, which needs SMTPUTF8 (RFC 6531)" in log.results[0].detail
+
+
+async def test_M15_an_internationalised_domain_is_sent_as_its_a_label_and_needs_no_SMTPUTF8() -> None:
+    sender = "digest@nachrichten-bücher.example"
+    items = [Envelope(1, sender, "leser@straße.de", message(1, "x")), Envelope(2, sender, "b@x.org", message(2, "y"))]
+    async with SmtpServer() as srv:
+        log, _ = await send_all(settings(srv), items)
+    assert log.outcomes() == [Outcome.SENT, Outcome.SENT]
+    # IDNA 2008 as email-validator spells it: Python's "idna" codec (IDNA 2003) would say strasse.de
+    assert [m.rcpt_tos for m in srv.messages] == [("leser@xn--strae-oqa.de",), ("b@x.org",)]
+    assert {m.mail_from for m in srv.messages} == {"digest@xn--nachrichten-bcher-f3b.example"}
+
+
+async def test_M15_with_SMTPUTF8_a_non_ascii_local_part_is_sent() -> None:
+    async with SmtpServer(smtputf8=True) as srv:
+        log, _ = await send_all(settings(srv), envelopes_for(["jörg@bücher.de"]))
+    assert log.outcomes() == [Outcome.SENT]
+    assert srv.messages[0].rcpt_tos == ("jörg@xn--bcher-kva.de",)
+
+
+async def test_a_non_ascii_sender_without_SMTPUTF8_stops_the_run_instead_of_failing_subscribers() -> None:
+    items = [Envelope(1, "rédaction@news.test", "a@example.org", message(1, "a@example.org"))]
+    async with SmtpServer() as srv:
+        with pytest.raises(DeliveryError, match="non-ASCII local part, which needs SMTPUTF8") as caught:
+            await send_all(settings(srv), items)
+    assert "[smtp] sender" in caught.value.hint and srv.messages == []
 
 
 # --------------------------------------------------------------------------- S: stopping

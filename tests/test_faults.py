@@ -7,6 +7,8 @@ files, a feed server and aiosmtpd on loopback. Ids (H18, S12, ...) are those of 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import os
 import re
 import resource
@@ -190,6 +192,52 @@ async def test_H18_one_bad_address_in_the_database_fails_its_own_row_and_never_t
     with sqlite3.connect(tmp_path / "digest.sqlite") as db:
         status, error = db.execute("SELECT status, last_error FROM deliveries WHERE subscriber_id = 2").fetchone()
     assert status == "failed" and "To header" in error  # recorded
+
+
+# --------------------------------------------------------------------------- M15: internationalised domains
+
+
+@pytest.mark.parametrize("smtputf8", [False, True])
+async def test_M15_an_internationalised_domain_goes_out_as_its_a_label_whatever_the_relay_offers(
+    tmp_path: Path, smtputf8: bool
+) -> None:
+    # The operator's addresses may have an internationalised domain too.
+    env = {
+        "DIGEST_SMTP_SENDER": "Revue <revue@presse-bücher.example>",
+        "DIGEST_SMTP_UNSUBSCRIBE_MAILTO": "stop@bücher.de",
+    }
+    async with FeedServer() as feed, SmtpServer(smtputf8=smtputf8) as smtp:
+        url = feed.serve("/news.xml", rss())
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=())
+        for address in ("user@xn--bcher-kva.de", "jörg@bücher.de"):
+            added = await asyncio.to_thread(cli, config, "subscribers", "add", address)
+            assert added.returncode == 0, added.stderr
+        listed = await asyncio.to_thread(cli, config, "subscribers", "list")
+        assert "user@bücher.de" in listed.stdout  # kept as people read it
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        sent = await asyncio.to_thread(cli, config, "send", env=env)
+        received = {m.rcpt_tos: m for m in smtp.messages}
+
+    assert sent.returncode == 0, sent.stderr
+    # RCPT TO and To carry the A-label, so no SMTPUTF8 is needed: the same bytes on either relay.
+    user = received.pop(("user@xn--bcher-kva.de",))
+    assert user.mail_from == "revue@xn--presse-bcher-klb.example" and user.data.isascii()
+    message = email.message_from_bytes(user.data, policy=email.policy.default)
+    assert [a.addr_spec for a in message["To"].addresses] == ["user@xn--bcher-kva.de"]
+    assert message["From"].addresses[0].addr_spec == "revue@xn--presse-bcher-klb.example"
+    assert message["List-Id"] == "<digest.xn--presse-bcher-klb.example>"
+    assert "<mailto:stop@xn--bcher-kva.de?subject=unsubscribe>" in message["List-Unsubscribe"]
+    with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+        query = "SELECT s.email, d.last_error FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+        rows = dict(db.execute(query))
+    assert rows["user@bücher.de"] is None
+    if smtputf8:  # a non-ASCII local part is what SMTPUTF8 is for (RFC 6531)
+        assert list(received) == [("jörg@xn--bcher-kva.de",)]
+        assert "1 failed" not in sent.stdout, sent.stdout
+    else:  # ...and without it that one address alone fails, saying why
+        assert received == {}
+        assert "1 sent, 0 skipped, 1 failed" in sent.stdout, sent.stdout
+        assert "local part is not ASCII, which needs SMTPUTF8" in rows["jörg@bücher.de"]
 
 
 async def _three_readers(tmp_path: Path, smtp_port: int, feed_url: str) -> Path:

@@ -291,6 +291,25 @@ def test_a_non_ascii_recipient_domain_is_sent_as_punycode() -> None:
     assert msg["To"].addresses[0].domain == "xn--e1afmkfd.xn--p1ai"
 
 
+def test_an_idn_domain_in_to_and_from_is_the_idna_2008_a_label_the_envelope_carries_too() -> None:
+    # Python's "idna" codec is IDNA 2003 and would write straße.de as another domain, strasse.de.
+    template = message.build_template(
+        render.Renderer().render(rich_edition()),
+        sender="digest@straße.de",
+        sender_name="Press Review",
+        list_id=f"digest.{DOMAIN}",
+        base_url=BASE,
+    )
+    raw = personal(template, to_addr="leser@straße.de")
+    msg = parse(raw)
+    assert msg["To"].addresses[0].addr_spec == "leser@xn--strae-oqa.de"
+    assert msg["From"].addresses[0].addr_spec == "digest@xn--strae-oqa.de"
+    assert raw.isascii()
+    # a non-ASCII local part still needs SMTPUTF8 (RFC 6532), but its domain is the A-label as well
+    utf8 = message_from_bytes(personal(template, to_addr="jörg@straße.de"), policy=policy.SMTPUTF8)
+    assert str(utf8["To"]).encode("utf-8", "surrogateescape") == "Reader <jörg@xn--strae-oqa.de>".encode()
+
+
 # --------------------------------------------------------------------------- F7, F8
 
 

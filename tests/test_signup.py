@@ -121,6 +121,15 @@ async def test_U8_every_address_gets_the_same_answer_and_one_confirmation_per_wi
     await mail_count(site, 4)
 
 
+async def test_a_confirmation_to_an_internationalised_domain_carries_its_a_label(site: Site) -> None:
+    await sign_up(site, "user@xn--bcher-kva.de")  # kept as user@bücher.de
+    await mail_count(site, 1)
+    [sent] = site.smtp.messages  # the test server offers no SMTPUTF8, and none is needed
+    msg = message_from_bytes(sent.data, policy=policy.default)
+    assert sent.rcpt_tos == ("user@xn--bcher-kva.de",) and sent.data.isascii()
+    assert [a.addr_spec for a in msg["To"].addresses] == ["user@xn--bcher-kva.de"]
+
+
 async def test_only_a_post_from_the_links_page_confirms_and_a_suppressed_address_comes_back(site: Site) -> None:
     bob = site.store.get_subscriber(email="bob@example.org")
     assert bob is not None

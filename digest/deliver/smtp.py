@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import re
@@ -16,6 +17,7 @@ from collections.abc import Callable
 
 import aiosmtplib
 
+from digest.addresses import ascii_domain
 from digest.config import SmtpSettings
 from digest.deliver.core import (
     _THROTTLE,
@@ -30,7 +32,7 @@ from digest.deliver.core import (
     data_block,
     one_line,
 )
-from digest.errors import CircuitOpenError, DeliveryError, SmtpAuthError
+from digest.errors import CircuitOpenError, DeliveryError, SmtpAuthError, SubscriberError, full_stop
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +190,7 @@ class SmtpTransport:
         except _ConnectFailed as failure:
             if not failure.reachable:
                 raise DeliveryError(
-                    f"Cannot connect to the SMTP server {self._where}: {failure.detail}.",
+                    f"Cannot connect to the SMTP server {self._where}: {full_stop(failure.detail)}",
                     hint="Is the SMTP server running, and are [smtp] host and port right? "
                     "Unsent messages stay pending for the next run.",
                 ) from failure
@@ -220,7 +222,7 @@ class SmtpTransport:
         if self._failures >= limit:
             raise CircuitOpenError(
                 f"{self._failures} messages in a row failed at the SMTP server {self._where}; "
-                f"the last: {self._last_failure}."
+                f"the last: {full_stop(self._last_failure)}"
             )
 
     def _count(self, result: Result) -> None:
@@ -243,6 +245,12 @@ class SmtpTransport:
             # aiosmtplib would quietly keep the part before a line break; refuse the address instead
             detail = "not sent: the recipient address contains a space or control character"
             return Result(envelope.key, Outcome.PERMANENT, None, detail)
+        if not (envelope.sender.isascii() and envelope.recipient.isascii()):
+            try:
+                envelope = self._ascii_domains(envelope)
+            except SubscriberError as exc:
+                detail = one_line(None, f"not sent: {exc.message.rstrip('.')}")
+                return Result(envelope.key, Outcome.PERMANENT, None, detail)
         deferral = self._throttles.deferral(envelope.recipient)
         if deferral is not None:
             # Not the server's answer to this message, so it does not count toward the breaker.
@@ -257,6 +265,22 @@ class SmtpTransport:
         if result.outcome is not Outcome.SENT:
             log.warning("smtp key=%d outcome=%s %s", envelope.key, result.outcome.value, result.detail)
         return result
+
+    @staticmethod
+    def _ascii_domains(envelope: Envelope) -> Envelope:
+        """The envelope with both domains in IDNA A-labels (user@xn--bcher-kva.de), always, not only
+        when the server lacks SMTPUTF8: an A-label is valid on every server (RFC 5890 2.3.2.1, RFC
+        5321 2.3.5), it is the form digest.message writes in To and From, and with it only a
+        non-ASCII local part needs SMTPUTF8. A sender whose domain IDNA cannot write is the
+        operator's to fix; a recipient's fails that message alone (SubscriberError)."""
+        try:
+            sender = ascii_domain(envelope.sender)
+        except SubscriberError as exc:
+            raise DeliveryError(
+                f"The envelope sender cannot be put on the wire: {exc.message}",
+                hint="Fix [smtp] sender (or [bounces] domain) in your config file.",
+            ) from None
+        return dataclasses.replace(envelope, sender=sender, recipient=ascii_domain(envelope.recipient))
 
     async def _send_on(self, conn: _Connection, envelope: Envelope) -> Result:
         for attempt in (1, 2):
@@ -343,20 +367,22 @@ class SmtpTransport:
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
             raise SmtpAuthError(
                 f"The SMTP server {self._where} refused the credentials of {self._settings.username!r}: "
-                f"{one_line(exc.code, exc.message)}."
+                f"{full_stop(one_line(exc.code, exc.message))}"
             ) from exc
         tls_error = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
         if step == "STARTTLS" or isinstance(tls_error, ssl.SSLError | ssl.CertificateError):
             reason = tls_error if isinstance(tls_error, ssl.SSLError) else exc
             raise DeliveryError(
-                f"TLS with the SMTP server {self._where} failed: {reason}. Nothing was sent in plain text.",
+                f"TLS with the SMTP server {self._where} failed: {full_stop(str(reason))} "
+                "Nothing was sent in plain text.",
                 hint="If the relay uses a private CA, set [smtp] ca_file to its certificate; "
                 "check that [smtp] host matches the certificate.",
             ) from exc
         if isinstance(exc, aiosmtplib.SMTPResponseException):  # e.g. 421 at the greeting (M1)
             raise _ConnectFailed(exc.code, one_line(exc.code, exc.message), reachable=True) from exc
         if isinstance(exc, aiosmtplib.SMTPException) and not isinstance(exc, ConnectionError | TimeoutError):
-            raise DeliveryError(f"The SMTP server {self._where} cannot be used: {exc}.") from exc  # no AUTH
+            # e.g. no AUTH: aiosmtplib's "... Try connecting via TLS (or STARTTLS)." has its own period
+            raise DeliveryError(f"The SMTP server {self._where} cannot be used: {full_stop(str(exc))}") from exc
         if isinstance(exc, ConnectionError | TimeoutError | OSError):
             detail = one_line(None, str(exc) or "timed out")
             if step != "connect":
@@ -372,7 +398,16 @@ class SmtpTransport:
         key = envelope.key
         options, encoding = self._mail_options(smtp, envelope)
         if options is None:
-            detail = "the server does not offer SMTPUTF8 for a non-ASCII address"
+            if not envelope.sender.isascii():
+                raise DeliveryError(
+                    f"The sender {envelope.sender!r} has a non-ASCII local part, which needs SMTPUTF8 "
+                    f"(RFC 6531), and the SMTP server {self._where} does not offer it.",
+                    hint="Use an ASCII address in [smtp] sender, or a relay that offers SMTPUTF8.",
+                )
+            detail = (
+                "not sent: the recipient's local part is not ASCII, which needs SMTPUTF8 (RFC 6531), "
+                "and the server does not offer it"
+            )
             return Result(key, Outcome.PERMANENT, None, detail)
         stage = "MAIL"  # then RCPT, DATA (the command), "." (the content was handed over)
         try:
@@ -402,7 +437,7 @@ class SmtpTransport:
             if exc.code in (530, 535):  # the server wants (other) credentials: no subscriber is at fault
                 raise SmtpAuthError(
                     f"The SMTP server {self._where} refused to send without authentication: "
-                    f"{one_line(exc.code, exc.message)}."
+                    f"{full_stop(one_line(exc.code, exc.message))}"
                 ) from exc
             await self._reset(conn, exc.code)
             return Result(key, classify(exc.code), exc.code, one_line(exc.code, exc.message))
@@ -435,7 +470,7 @@ class SmtpTransport:
         options: list[str] = []
         if smtp.supports_extension("size"):
             options.append(f"SIZE={len(envelope.data)}")  # RFC 1870: a too-big message fails at MAIL
-        if envelope.sender.isascii() and envelope.recipient.isascii():
+        if envelope.sender.isascii() and envelope.recipient.isascii():  # domains are A-labels by now
             return options, "ascii"
         if not smtp.supports_extension("smtputf8"):
             return None, "ascii"

@@ -45,6 +45,13 @@ MAX_MESSAGE = 10 * 1024 * 1024  # a bounce with its returned copy; larger is ref
 MAX_RECIPIENTS = 10
 
 
+# Without [bounces] domain a bounce comes back to the sender's own address, with no token to name
+# its subscriber. `bounces serve` refuses to start with these words; import and fetch say them
+# when they count a report they could not verify.
+NO_VERP_DOMAIN = "[bounces] domain is not set, so no message carries a VERP return path"
+SET_VERP_DOMAIN = 'Set [bounces] domain = "bounces.example.org"'
+
+
 @dataclass
 class IntakeReport:
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -56,6 +63,15 @@ class IntakeReport:
         if not self.outcomes:
             return "no messages"
         return ", ".join(f"{n} {what}" for what, n in sorted(self.outcomes.items()))
+
+    def hint(self, settings: Settings) -> str | None:
+        """One line on why reports were only counted, when the settings are the reason."""
+        if not self.outcomes[UNVERIFIED] or settings.bounces.domain:
+            return None  # with a domain, an unverified report is forged, mangled or for someone erased
+        return (
+            f"{NO_VERP_DOMAIN} to tell whose bounce it is, so unverified ones are only counted. "
+            f"{SET_VERP_DOMAIN}; bounces of messages sent after that are recorded."
+        )
 
 
 def intake(
@@ -213,10 +229,7 @@ async def serve_smtp(
     """`digest bounces serve`: receive bounces until `stop` is set."""
     domain = (settings.bounces.domain or "").lower().rstrip(".")
     if not domain:
-        raise ConfigError(
-            "[bounces] domain is not set, so no message carries a VERP return path to receive.",
-            hint='Set [bounces] domain = "bounces.example.org" and point its MX here.',
-        )
+        raise ConfigError(f"{NO_VERP_DOMAIN} to receive.", hint=f"{SET_VERP_DOMAIN} and point its MX here.")
     handler = _Receiver(settings, store, clock, domain, on_outcome)
     loop = asyncio.get_running_loop()
 

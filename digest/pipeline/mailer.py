@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from digest import message, tokens
+from digest.addresses import ascii_domain
 from digest.compose import (
     ComposeOptions,
     Narrowing,
@@ -26,7 +27,7 @@ from digest.compose import (
     stories_to_json,
 )
 from digest.config import Settings
-from digest.errors import ConfigError
+from digest.errors import ConfigError, SubscriberError
 from digest.model import (
     EditionRecord,
     Item,
@@ -111,7 +112,13 @@ _classified: tuple[Settings, dict[tuple[Any, ...], str]] | None = None
 
 
 def sender_domain(settings: Settings) -> str:
-    return parseaddr(settings.smtp.sender)[1].rpartition("@")[2] or "localhost"
+    """The sender's domain in IDNA A-labels: the List-Id, Feedback-ID and Message-IDs made from it
+    are ASCII, as the envelope and the From header are (digest.addresses.ascii_domain)."""
+    try:
+        address = ascii_domain(parseaddr(settings.smtp.sender)[1])
+    except SubscriberError as exc:
+        raise ConfigError(f"smtp.sender: {exc.message}", hint="Fix [smtp] sender in your config file.") from None
+    return address.rpartition("@")[2] or "localhost"
 
 
 def edition_path(day: date, timezone: str) -> str:
@@ -212,6 +219,7 @@ class EditionMailer:
         self.link_key = tokens.key_ring(settings.web.secret_keys, settings.digest.secret, store.site_secret())[0]
         self.domain = sender_domain(settings)
         self._envelope_sender = parseaddr(settings.smtp.sender)[1] or settings.smtp.sender  # once, not per message
+        self._mailto = self._ascii_mailto(settings.smtp.unsubscribe_mailto)
         self.options = compose_options(settings)
         self.stories: list[PlacedStory] = edition_stories(settings, store, edition, items=items)
         self._templates: dict[frozenset[str] | None, message.MessageTemplate | None] = {}
@@ -224,6 +232,17 @@ class EditionMailer:
                 self.dkim_key = Path(settings.dkim.key_file or "").read_bytes()
             except OSError as exc:
                 raise ConfigError(f"dkim.key_file = {settings.dkim.key_file!r} cannot be read: {exc}.") from exc
+
+    @staticmethod
+    def _ascii_mailto(address: str | None) -> str | None:
+        """[smtp] unsubscribe_mailto with its domain in A-labels: the config keeps the address as
+        email-validator normalises it (a Unicode domain), and List-Unsubscribe is ASCII (RFC 2369)."""
+        if not address:
+            return None
+        try:
+            return ascii_domain(address)
+        except SubscriberError as exc:
+            raise ConfigError(f"smtp.unsubscribe_mailto: {exc.message}") from None
 
     def render(self, sections: tuple[str, ...] | None) -> Rendered | None:
         """The edition for one section set, or None when it has nothing for them (S11)."""
@@ -330,7 +349,7 @@ class EditionMailer:
             date=now,
             unsubscribe_url=unsubscribe_url,
             preferences_url=preferences_url,
-            unsubscribe_mailto=self.settings.smtp.unsubscribe_mailto,
+            unsubscribe_mailto=self._mailto,
         )
         if self.dkim_key is not None:
             data = message.sign_dkim(

@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid, parseaddr
 
+from digest.addresses import ascii_domain
 from digest.catalogue import builtin_templates_dir, load_translations
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, SmtpTransport
@@ -30,9 +31,11 @@ def confirmation_message(settings: Settings, *, to: str, url: str, now: datetime
     hours = int(settings.web.confirm_expiry.total_seconds() // 3600)
     msg = EmailMessage(policy=SMTP_POLICY)
     name, address = parseaddr(settings.smtp.sender)
-    local, _at, domain = (address or settings.smtp.sender).rpartition("@")
+    # Domains in IDNA A-labels, as in an edition (digest.message): the email package would write a
+    # Unicode domain as an RFC 2047 encoded word, which is not allowed in an address.
+    local, _at, domain = ascii_domain(address or settings.smtp.sender).rpartition("@")
     msg["From"] = Address(display_name=name or title, username=local, domain=domain)
-    msg["To"] = to
+    msg["To"] = ascii_domain(to)
     msg["Subject"] = _("Confirm your subscription to %(site)s") % {"site": title}
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = make_msgid(domain=sender_domain(settings))
