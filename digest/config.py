@@ -210,6 +210,13 @@ def check_database(key: str, value: Any) -> str | None:
     text = check_opt_str(key, value)
     if text is None:
         return None
+    if text.partition("://")[2].partition("/")[0].count("@") > 1:
+        # SQLAlchemy ends the password at its first "@" and takes the rest for the host: the
+        # connection would fail naming part of the password as a host it cannot resolve.
+        raise ConfigError(
+            f"{key} = {mask_url(text)!r} has an '@' in its password.",
+            hint="Percent-encode the password's special characters: @ as %40, : as %3A, / as %2F.",
+        )
     from sqlalchemy.engine.url import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -222,6 +229,22 @@ def check_database(key: str, value: Any) -> str | None:
             hint='Use "sqlite:///path/digest.sqlite" or "postgresql+psycopg://user@host/db".',
         ) from None
     return text
+
+
+# A URL's password: from after "user:" to the last "@" (a password with an unescaped "@" is hidden
+# whole: SQLAlchemy's render_as_string(hide_password=True) stops at the first "@" and would print
+# the rest), and libpq's ?password= parameter, which SQLAlchemy passes on without hiding it.
+_URL_PASSWORD = re.compile(r"(?<=://)([^:/@]*:).*@")
+_QUERY_PASSWORD = re.compile(r"(?<=[?&]password=)[^&]*", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """A database URL fit to print (check-config, logs, errors): its password shown as ***.
+
+    A pattern, not SQLAlchemy: it also masks a URL SQLAlchemy cannot read (the error saying so
+    quotes it), and config stays free of SQLAlchemy's import.
+    """
+    return _QUERY_PASSWORD.sub("***", _URL_PASSWORD.sub(r"\1***@", url))
 
 
 def check_secret_keys(key: str, value: Any) -> tuple[str, ...]:
@@ -1077,7 +1100,7 @@ def describe(settings: Settings) -> dict[str, dict[str, Any]]:
                 value = "********"
             values[f.name] = value
         out[table] = values
-    out["digest"]["database"] = settings.database_url
+    out["digest"]["database"] = mask_url(settings.database_url)  # a URL's password is a secret too
     return out
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from datetime import time, timedelta
 from pathlib import Path
@@ -290,3 +293,60 @@ def test_a_sections_former_names_map_to_it_and_must_be_free() -> None:
     ):
         with pytest.raises(ConfigError, match=message):
             cfg.from_mapping({"sections": sections})
+
+
+# --------------------------------------------------------------------------- check-config said OK (audit)
+
+
+def digest(
+    config: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m digest --config CONFIG ARGS...` as an operator runs it: a real process whose
+    DIGEST_* environment is `env` alone, in `cwd` (default: the config's folder)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    return subprocess.run(
+        [sys.executable, "-m", "digest", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        env={**clean, "PYTHONPATH": str(ROOT), **(env or {})},
+        cwd=str(cwd or config.parent),
+        timeout=120,
+    )
+
+
+def one_error(result: subprocess.CompletedProcess[str]) -> tuple[str, str]:
+    """(error, hint) of a failed command, after checking they are all it wrote, with no traceback."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 2 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("error: ") and lines[1].startswith("  hint: "), result.stderr
+    return lines[0].removeprefix("error: "), lines[1].removeprefix("  hint: ")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+psycopg://u:hunter2x@db.example.org/news", "postgresql+psycopg://u:***@db.example.org/news"),
+        # libpq's own parameter, which SQLAlchemy's masking leaves as it is
+        (
+            "postgresql+psycopg://u@db.example.org/news?password=hunter2x",
+            "postgresql+psycopg://u@db.example.org/news?password=***",
+        ),
+    ],
+)
+def test_check_config_masks_the_password_of_the_database_url(tmp_path: Path, url: str, shown: str) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text(f'[digest]\ndatabase = "{url}"\n', encoding="utf-8")
+    result = digest(config, "check-config")
+    assert result.returncode == 0 and "config OK" in result.stdout, result.stderr
+    assert "hunter2x" not in result.stdout + result.stderr
+    assert f'database = "{shown}"' in result.stdout
+
+
+def test_a_database_password_with_a_bare_at_sign_is_refused_without_printing_it(tmp_path: Path) -> None:
+    """SQLAlchemy ends the password at its first "@": the rest became a host, and the driver's
+    error ("failed to resolve host 'ter2x@127.0.0.1'") printed it."""
+    config = tmp_path / "digest.toml"
+    config.write_text('[digest]\ndatabase = "postgresql+psycopg://u:hun@ter2x@127.0.0.1:9/news"\n', encoding="utf-8")
+    error, hint = one_error(digest(config, "status"))
+    assert error == "digest.database = 'postgresql+psycopg://u:***@127.0.0.1:9/news' has an '@' in its password."
+    assert "@ as %40" in hint
