@@ -1005,12 +1005,21 @@ def _subscribers(
 ) -> tuple[SubscriberSpec, ...]:
     """[[subscribers]]; a section's former name in `sections` stands for the section ([[sections]] formerly)."""
     subs: list[SubscriberSpec] = []
+    first_of: dict[str, int] = {}  # address -> the entry that listed it first
     for i, entry in enumerate(_entries(raw, "subscribers"), start=1):
         key = f"subscribers #{i}"  # counted from 1, as people count entries
         _reject_unknown(key, entry, {"email", "name", "sections", "timezone"})
         if "email" not in entry:
             raise ConfigError(f"{key}.email is missing: every subscriber needs an email.")
-        email = check_address(f"{key}.email", entry["email"])
+        email = check_address(f"{key}.email", entry["email"])  # normalised: Editor@X.org is editor@x.org
+        # The store keeps one row per address, so a second entry silently replaced the first's
+        # name, sections and time zone: as with feeds, one subscriber, one entry.
+        if email in first_of:
+            raise ConfigError(
+                f"{key}.email = {email!r} repeats subscribers #{first_of[email]}.email: one subscriber, one entry.",
+                hint=f"Delete one of subscribers #{first_of[email]} and {key} (merge their settings).",
+            )
+        first_of[email] = i
         sections = None
         if "sections" in entry:
             sections = tuple(
@@ -1019,6 +1028,11 @@ def _subscribers(
                     for s in _str_list(f"{key}.sections", entry["sections"])
                 )
             )
+            if not sections:  # such a subscriber would never get an edition
+                raise ConfigError(
+                    f"{key}.sections is empty: {email} would never get an edition.",
+                    hint="List at least one section, or leave sections out for all of them.",
+                )
         tz = check_timezone(f"{key}.timezone", entry["timezone"]) if "timezone" in entry else None
         subs.append(
             SubscriberSpec(

@@ -350,3 +350,38 @@ def test_a_database_password_with_a_bare_at_sign_is_refused_without_printing_it(
     error, hint = one_error(digest(config, "status"))
     assert error == "digest.database = 'postgresql+psycopg://u:***@127.0.0.1:9/news' has an '@' in its password."
     assert "@ as %40" in hint
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "error", "hint"),
+    [
+        pytest.param(
+            '[[subscribers]]\nemail = "Editor@Example.org"\n[[subscribers]]\nemail = "editor@example.org"\n',
+            {},
+            "subscribers #2.email = 'editor@example.org' repeats subscribers #1.email: one subscriber, one entry.",
+            "Delete one of subscribers #1 and subscribers #2",
+            id="duplicate-subscriber",
+        ),
+        pytest.param(
+            '[[subscribers]]\nemail = "a@example.org"\n' * 2,
+            {},
+            "subscribers #2.email = 'a@example.org' repeats subscribers #1.email",
+            "merge their settings",
+            id="identical-subscribers",
+        ),
+        pytest.param(
+            '[[subscribers]]\nemail = "a@example.org"\nsections = []\n',
+            {},
+            "subscribers #1.sections is empty: a@example.org would never get an edition.",
+            "leave sections out for all of them",
+            id="empty-sections",
+        ),
+    ],
+)
+def test_check_config_refuses_in_one_line_what_passed_and_failed_later(
+    tmp_path: Path, text: str, env: dict[str, str], error: str, hint: str
+) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text(text, encoding="utf-8")
+    got_error, got_hint = one_error(digest(config, "check-config", env=env))
+    assert error in got_error and hint in got_hint, (got_error, got_hint)
