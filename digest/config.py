@@ -624,6 +624,15 @@ TABLES: dict[str, type] = {
 ENV_ALIASES = {"DIGEST_SMTP_PASSWORD": ("smtp", "password"), "DIGEST_SECRET": ("digest", "secret")}
 
 
+def env_variables(table: str, name: str) -> list[tuple[str, bool]]:
+    """The variables that set table.name, weakest first, each with whether it names a file that
+    holds the value (<NAME>_FILE: Docker and systemd credentials). A variable's _FILE form beats the
+    variable, and a short form (DIGEST_SECRET) beats the long one (DIGEST_DIGEST_SECRET)."""
+    plain = f"DIGEST_{table}_{name}".upper()
+    names = [plain, *(alias for alias, key in ENV_ALIASES.items() if key == (table, name) and alias != plain)]
+    return [(variable, is_file) for n in names for variable, is_file in ((n, False), (n + "_FILE", True))]
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -651,22 +660,24 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     return from_mapping(raw, env=os.environ if env is None else env, path=path.resolve())
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[tuple[str, str], str]:
-    found: dict[tuple[str, str], str] = {}
+def _env_overrides(env: Mapping[str, str]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(table, key) -> (the variable that set it, its value), read from the file a _FILE form names."""
+    found: dict[tuple[str, str], tuple[str, str]] = {}
     for table, cls in TABLES.items():
         for f in dataclasses.fields(cls):
-            name = f"DIGEST_{table}_{f.name}".upper()
-            if name in env:
-                found[(table, f.name)] = env[name]
-            file_name = name + "_FILE"  # Docker/systemd credentials: the secret lives in a file
-            if file_name in env:
-                try:
-                    found[(table, f.name)] = Path(env[file_name]).read_text(encoding="utf-8").strip()
-                except OSError as exc:
-                    raise ConfigError(f"{file_name} points at {env[file_name]}, which cannot be read: {exc}.") from exc
-    for alias, key in ENV_ALIASES.items():
-        if alias in env:
-            found[key] = env[alias]
+            for variable, is_file in env_variables(table, f.name):
+                if variable not in env:
+                    continue
+                value = env[variable]
+                if is_file:
+                    try:
+                        value = Path(value).read_text(encoding="utf-8").strip()
+                    except (OSError, UnicodeDecodeError) as exc:
+                        raise ConfigError(
+                            f"{variable} points at {env[variable]}, which cannot be read: {exc}.",
+                            hint=f"Point {variable} at a readable file holding the value, or unset it.",
+                        ) from exc
+                found[(table, f.name)] = (variable, value)  # the later, stronger variable wins
     return found
 
 
@@ -692,19 +703,7 @@ def _coerce_env(f: dataclasses.Field[Any], text: str) -> Any:
     return text
 
 
-def _env_name(table: str, name: str, env_names: Mapping[str, str]) -> str:
-    """Which variable set table.name: an alias (DIGEST_SECRET), a *_FILE, or DIGEST_<TABLE>_<KEY>."""
-    for alias, key in ENV_ALIASES.items():
-        if key == (table, name) and alias in env_names:
-            return alias
-    plain = f"DIGEST_{table}_{name}".upper()
-    return plain + "_FILE" if plain + "_FILE" in env_names else plain
-
-
-def _build_table(
-    table: str, cls: type, raw: Any, overrides: dict[tuple[str, str], str], env_names: Mapping[str, str] | None = None
-) -> Any:
-    env_names = env_names or {}
+def _build_table(table: str, cls: type, raw: Any, overrides: dict[tuple[str, str], tuple[str, str]]) -> Any:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -721,12 +720,13 @@ def _build_table(
         key = f"{table}.{name}"
         check: Check = f.metadata["check"]
         if (table, name) in overrides:
+            variable, text = overrides[(table, name)]
             try:
-                values[name] = check(key, _coerce_env(f, overrides[(table, name)]))
+                values[name] = check(key, _coerce_env(f, text))
             except ConfigError as exc:  # the value came from the environment, not from the file
                 raise ConfigError(
                     f"{exc.message.rstrip('.')} (from the environment).",
-                    hint=f"Fix or unset the environment variable {_env_name(table, name, env_names)}; "
+                    hint=f"Fix or unset the environment variable {variable}; "
                     "`digest check-config` shows the effective settings.",
                 ) from exc
         elif name in raw:
@@ -1072,7 +1072,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     if unknown:
         raise ConfigError(f"[{unknown[0]}] is not a config table; known tables: {', '.join(sorted(allowed))}.")
     overrides = _env_overrides(env or {})
-    tables = {name: _build_table(name, cls, raw.get(name), overrides, env or {}) for name, cls in TABLES.items()}
+    tables = {name: _build_table(name, cls, raw.get(name), overrides) for name, cls in TABLES.items()}
     sections = _sections(raw)
     digest_settings: DigestSettings = tables["digest"]
     dkim: DkimSettings = tables["dkim"]

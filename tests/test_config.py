@@ -385,3 +385,27 @@ def test_check_config_refuses_in_one_line_what_passed_and_failed_later(
     config.write_text(text, encoding="utf-8")
     got_error, got_hint = one_error(digest(config, "check-config", env=env))
     assert error in got_error and hint in got_hint, (got_error, got_hint)
+
+
+def test_the_short_forms_of_the_secrets_read_a_file_too(tmp_path: Path) -> None:
+    """README: DIGEST_SECRET and DIGEST_SMTP_PASSWORD are short forms, and <NAME>_FILE reads a
+    secret from a file; DIGEST_SECRET_FILE was ignored (only DIGEST_DIGEST_SECRET_FILE worked)."""
+    site, smtp = tmp_path / "site-secret", tmp_path / "smtp-password"
+    site.write_text("site-secret-from-a-file\n", encoding="utf-8")
+    smtp.write_text("smtp-password-from-a-file\n", encoding="utf-8")
+    settings = cfg.from_mapping({}, env={"DIGEST_SECRET_FILE": str(site), "DIGEST_SMTP_PASSWORD_FILE": str(smtp)})
+    assert settings.digest.secret == "site-secret-from-a-file"
+    assert settings.smtp.password == "smtp-password-from-a-file"
+    # The file beats its variable, and the short form the long one.
+    both = cfg.from_mapping(
+        {}, env={"DIGEST_SECRET": "plain", "DIGEST_SECRET_FILE": str(site), "DIGEST_DIGEST_SECRET": "long"}
+    )
+    assert both.digest.secret == "site-secret-from-a-file"
+    with pytest.raises(ConfigError, match="DIGEST_SECRET_FILE points at") as err:
+        cfg.from_mapping({}, env={"DIGEST_SECRET_FILE": str(tmp_path / "absent")})
+    assert "DIGEST_SECRET_FILE" in err.value.hint
+    # What an operator sees: the secret is set (masked), not "(unset)".
+    config = tmp_path / "digest.toml"
+    config.write_text("", encoding="utf-8")
+    result = digest(config, "check-config", env={"DIGEST_SECRET_FILE": str(site)})
+    assert result.returncode == 0 and 'secret = "********"' in result.stdout, result.stdout + result.stderr
