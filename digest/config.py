@@ -9,6 +9,7 @@ I/O, and every error names the key (``smtp.port``) and says what is wrong.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import tomllib
@@ -21,6 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import CONTROLS, ConfigError
 from digest.model import FeedSpec
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SECTIONS = (
     "Russian Politics & Diplomacy",
@@ -623,6 +626,11 @@ TABLES: dict[str, type] = {
 # Environment overrides: DIGEST_<TABLE>_<KEY>, plus the documented short forms for secrets.
 ENV_ALIASES = {"DIGEST_SMTP_PASSWORD": ("smtp", "password"), "DIGEST_SECRET": ("digest", "secret")}
 
+# digest's own variables that are not settings (the config's path, the rehearsal clock, the daemon's
+# tick in tests), and those of its test suite and scripts: never reported as unknown.
+OTHER_VARIABLES = frozenset({"DIGEST_CONFIG", "DIGEST_NOW", "DIGEST_DAEMON_TICK", "DIGEST_CORPUS", "DIGEST_SKIP_APT"})
+_TEST_PREFIX = "DIGEST_TEST_"  # DIGEST_TEST_POSTGRES_URL, DIGEST_TEST_VENV
+
 
 def env_variables(table: str, name: str) -> list[tuple[str, bool]]:
     """The variables that set table.name, weakest first, each with whether it names a file that
@@ -679,6 +687,44 @@ def _env_overrides(env: Mapping[str, str]) -> dict[tuple[str, str], tuple[str, s
                         ) from exc
                 found[(table, f.name)] = (variable, value)  # the later, stronger variable wins
     return found
+
+
+def _unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """Warnings for DIGEST_* variables digest does not read, each with a "did you mean" when one is
+    close. Other software may set DIGEST_* variables of its own, so an unknown name is a warning;
+    but one under a table's prefix (DIGEST_SMTP_PASWORD) can only be a misspelt setting, ignored
+    while the operator thinks it set: that is a ConfigError, as an unknown key in the file is."""
+    known = {
+        v for table, cls in TABLES.items() for f in dataclasses.fields(cls) for v, _ in env_variables(table, f.name)
+    }
+    warnings: list[str] = []
+    for variable in sorted(env):
+        if not variable.startswith("DIGEST_") or variable in known or variable in OTHER_VARIABLES:
+            continue
+        if variable.startswith(_TEST_PREFIX):
+            continue
+        table = next((t for t in TABLES if variable.startswith(f"DIGEST_{t.upper()}_")), None)
+        if table is not None:
+            from difflib import get_close_matches  # here: only a misspelt name pays its import
+
+            near = get_close_matches(
+                variable, sorted(v for v in known if v.startswith(f"DIGEST_{table.upper()}_")), n=1
+            )
+            raise ConfigError(
+                f"The environment variable {variable} is not a setting of [{table}]"
+                + (f"; did you mean {near[0]}?" if near else "."),
+                hint=f"Rename or unset it; [{table}] settings are "
+                + ", ".join(f"DIGEST_{table}_{f.name}".upper() for f in dataclasses.fields(TABLES[table]))
+                + " (each also as <NAME>_FILE).",
+            )
+        from difflib import get_close_matches
+
+        near = get_close_matches(variable, sorted(known | OTHER_VARIABLES), n=1, cutoff=0.8)
+        warnings.append(
+            f"the environment variable {variable} is not one digest reads; it is ignored"
+            + (f" (did you mean {near[0]}?)" if near else " (settings are DIGEST_<TABLE>_<KEY>)")
+        )
+    return warnings
 
 
 def _coerce_env(f: dataclasses.Field[Any], text: str) -> Any:
@@ -1071,6 +1117,8 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"[{unknown[0]}] is not a config table; known tables: {', '.join(sorted(allowed))}.")
+    for warning in _unknown_variables(env or {}):
+        log.warning("%s", warning)
     overrides = _env_overrides(env or {})
     tables = {name: _build_table(name, cls, raw.get(name), overrides) for name, cls in TABLES.items()}
     sections = _sections(raw)

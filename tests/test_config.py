@@ -376,6 +376,14 @@ def test_a_database_password_with_a_bare_at_sign_is_refused_without_printing_it(
             "leave sections out for all of them",
             id="empty-sections",
         ),
+        pytest.param(
+            "",
+            {"DIGEST_SMTP_PASWORD": "s3cret"},
+            "The environment variable DIGEST_SMTP_PASWORD is not a setting of [smtp]; "
+            "did you mean DIGEST_SMTP_PASSWORD?",
+            "Rename or unset it",
+            id="misspelt-variable",
+        ),
     ],
 )
 def test_check_config_refuses_in_one_line_what_passed_and_failed_later(
@@ -409,3 +417,20 @@ def test_the_short_forms_of_the_secrets_read_a_file_too(tmp_path: Path) -> None:
     config.write_text("", encoding="utf-8")
     result = digest(config, "check-config", env={"DIGEST_SECRET_FILE": str(site)})
     assert result.returncode == 0 and 'secret = "********"' in result.stdout, result.stdout + result.stderr
+
+
+def test_an_unknown_digest_variable_is_a_warning_with_the_name_it_may_have_meant(tmp_path: Path) -> None:
+    """Other software may set DIGEST_* variables: outside the tables' prefixes they warn, never stop."""
+    config = tmp_path / "digest.toml"
+    config.write_text("", encoding="utf-8")
+    env = {"DIGEST_SMPT_HOST": "mail.example.org", "DIGEST_PIPELINE": "x", "DIGEST_NOW": "2026-01-16T06:00:00+00:00"}
+    result = digest(config, "check-config", env=env)
+    assert result.returncode == 0 and "config OK" in result.stdout, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 2, result.stderr
+    assert "DIGEST_SMPT_HOST is not one digest reads; it is ignored (did you mean DIGEST_SMTP_HOST?)" in warnings[1]
+    assert "DIGEST_PIPELINE is not one digest reads; it is ignored (settings are DIGEST_<TABLE>_<KEY>)" in warnings[0]
+    # digest's own variables and every form of a setting are known: nothing to say.
+    quiet = {"DIGEST_CONFIG": str(config), "DIGEST_DKIM_KEY_FILE": "", "DIGEST_SECRET_FILE": os.devnull}
+    result = digest(config, "check-config", env={**quiet, "DIGEST_TEST_POSTGRES_URL": "postgresql://x"})
+    assert result.returncode == 0 and result.stderr == "", result.stderr
