@@ -350,6 +350,7 @@ def init(path: str, force: bool) -> None:
 def check_config(app: App) -> None:
     """Validate the config and print the effective settings (secrets masked)."""
     settings = app.settings
+    cfg.check_secrets(settings)  # what only sending needs: caught here, not at the first send
     click.echo(f"# {settings.path}")
     for table, values in cfg.describe(settings).items():
         click.echo(f"[{table}]")

@@ -1150,6 +1150,51 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     )
 
 
+# The user names whose password only sending (or reading bounces) needs, with the password's key.
+_LOGINS = (("smtp", "username", "password"), ("bounces", "imap_username", "imap_password"))
+_MAX_KEY_BYTES = 1 << 20  # a PEM RSA key is a few kilobytes; more is not a key (and not read whole)
+
+
+def check_secrets(settings: Settings) -> None:
+    """What `digest check-config` checks beyond loading: a password for each user name, and a DKIM
+    key that can be read and is one. Not at every load: `digest status` or `digest poll` run without
+    the daemon's secrets (README: Under systemd) must still work; only sending needs them."""
+    for table, user_key, password_key in _LOGINS:
+        obj = getattr(settings, table)
+        user = getattr(obj, user_key)
+        if user and not getattr(obj, password_key):
+            variables = [v for v, _ in env_variables(table, password_key)]
+            raise ConfigError(
+                f"{table}.{user_key} = {user!r} is set but no password is: the server would refuse the login.",
+                hint=f"Set {' or '.join(variables)} (a file holding it) in this command's environment as in the "
+                f"daemon's, or [{table}] {password_key}; or remove {user_key} to log in as no one.",
+            )
+    if settings.dkim.enabled:
+        _check_dkim_key(settings.dkim.key_file or "")
+
+
+def _check_dkim_key(path: str) -> None:
+    """The key file the first send would read and sign with, read and parsed as signing will."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(_MAX_KEY_BYTES)
+    except OSError as exc:
+        raise ConfigError(
+            f"dkim.key_file = {path!r} cannot be read: {exc.strerror or exc}.",
+            hint="Point key_file at the PEM file of the DKIM private key, readable by the user digest runs as.",
+        ) from None
+    from dkim.crypto import parse_pem_private_key  # here: only check-config and sending load dkimpy
+
+    try:
+        parse_pem_private_key(data)
+    except Exception:  # dkimpy's parser raises what the bytes make it raise (binascii, ASN.1, index errors)
+        raise ConfigError(
+            f"dkim.key_file = {path!r} is not a PEM RSA private key, which DKIM signing needs.",
+            hint="Generate one with `openssl genrsa -out dkim.pem 2048` and publish its public key "
+            "at <selector>._domainkey.<domain>.",
+        ) from None
+
+
 def describe(settings: Settings) -> dict[str, dict[str, Any]]:
     """The effective scalar settings, secrets masked: what `digest check-config` prints."""
     out: dict[str, dict[str, Any]] = {}

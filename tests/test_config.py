@@ -322,6 +322,19 @@ def one_error(result: subprocess.CompletedProcess[str]) -> tuple[str, str]:
     return lines[0].removeprefix("error: "), lines[1].removeprefix("  hint: ")
 
 
+def pem_key(path: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
+    return path
+
+
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
@@ -377,6 +390,41 @@ def test_a_database_password_with_a_bare_at_sign_is_refused_without_printing_it(
             id="empty-sections",
         ),
         pytest.param(
+            '[smtp]\nusername = "review"\n',
+            {},
+            "smtp.username = 'review' is set but no password is",
+            "DIGEST_SMTP_PASSWORD or DIGEST_SMTP_PASSWORD_FILE",
+            id="smtp-user-without-password",
+        ),
+        pytest.param(
+            '[smtp]\nusername = "review"\n',
+            {"DIGEST_SMTP_PASSWORD": ""},
+            "smtp.username = 'review' is set but no password is",
+            "[smtp] password",
+            id="smtp-empty-password",
+        ),
+        pytest.param(
+            '[bounces]\nimap_host = "imap.example.org"\nimap_username = "bounces"\n',
+            {},
+            "bounces.imap_username = 'bounces' is set but no password is",
+            "DIGEST_BOUNCES_IMAP_PASSWORD or DIGEST_BOUNCES_IMAP_PASSWORD_FILE",
+            id="imap-user-without-password",
+        ),
+        pytest.param(
+            '[dkim]\ndomain = "example.org"\nselector = "digest"\nkey_file = "missing.pem"\n',
+            {},
+            "dkim.key_file = 'missing.pem' cannot be read: No such file or directory.",
+            "readable by the user digest runs as",
+            id="dkim-key-missing",
+        ),
+        pytest.param(
+            '[dkim]\ndomain = "example.org"\nselector = "digest"\nkey_file = "digest.toml"\n',
+            {},
+            "dkim.key_file = 'digest.toml' is not a PEM RSA private key",
+            "openssl genrsa",
+            id="dkim-key-not-pem",
+        ),
+        pytest.param(
             "",
             {"DIGEST_SMTP_PASWORD": "s3cret"},
             "The environment variable DIGEST_SMTP_PASWORD is not a setting of [smtp]; "
@@ -393,6 +441,23 @@ def test_check_config_refuses_in_one_line_what_passed_and_failed_later(
     config.write_text(text, encoding="utf-8")
     got_error, got_hint = one_error(digest(config, "check-config", env=env))
     assert error in got_error and hint in got_hint, (got_error, got_hint)
+
+
+def test_a_password_given_any_supported_way_and_a_readable_pem_key_pass_check_config(tmp_path: Path) -> None:
+    key = pem_key(tmp_path / "dkim.pem")
+    secret = tmp_path / "smtp-password"
+    secret.write_text("s3cret\n", encoding="utf-8")
+    config = tmp_path / "digest.toml"
+    head = f'[dkim]\ndomain = "example.org"\nselector = "digest"\nkey_file = "{key}"\n[smtp]\nusername = "review"\n'
+    for extra, env in (
+        ('password = "in-the-file"\n', {}),
+        ("", {"DIGEST_SMTP_PASSWORD": "s3cret"}),
+        ("", {"DIGEST_SMTP_PASSWORD_FILE": str(secret)}),
+    ):
+        config.write_text(head + extra, encoding="utf-8")
+        result = digest(config, "check-config", env=env)
+        assert result.returncode == 0 and "config OK" in result.stdout, (env, result.stderr)
+        assert 'password = "********"' in result.stdout and "s3cret" not in result.stdout + result.stderr
 
 
 def test_the_short_forms_of_the_secrets_read_a_file_too(tmp_path: Path) -> None:
