@@ -974,7 +974,30 @@ def _normalise_by_parsing(url: str) -> str:
 MAX_FEED_URL = 2048
 
 
-def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ...]:
+def _check_public(key: str, url: str) -> None:
+    """A feed on a loopback or private address, refused as `digest feeds add` refuses it while
+    allow_private_addresses is false: on the URL's text alone (an IP literal, "localhost"), since
+    config loading looks nothing up in DNS; the fetcher checks every resolved address as well."""
+    from urllib.parse import urlsplit
+
+    from digest.errors import FeedURLError
+    from digest.hosts import refusal  # here: only a config with feeds and no private ones needs it
+
+    try:
+        why = refusal((urlsplit(url).hostname or "").rstrip("."))
+    except ValueError:  # "[::1" is no host: the fetch says what is wrong with it
+        return
+    except FeedURLError as exc:
+        raise ConfigError(f"{key}.url = {url!r}: {exc.message}") from None
+    if why:
+        raise ConfigError(
+            f"{key}.url = {url!r} points at {why}, and [digest] allow_private_addresses is false.",
+            hint="Use the feed's public address, or set allow_private_addresses = true in [digest] "
+            "for feeds on this machine or your own network.",
+        )
+
+
+def _feeds(raw: Mapping[str, Any], known: tuple[str, ...], *, allow_private: bool) -> tuple[FeedSpec, ...]:
     feeds: list[FeedSpec] = []
     first_of: dict[str, int] = {}  # url -> the entry that listed it first
     for i, entry in enumerate(_entries(raw, "feeds"), start=1):
@@ -991,6 +1014,8 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ..
                 hint="Use the feed's shorter address (without tracking parameters).",
             )
         url = normalise_feed_url(url)
+        if not allow_private:
+            _check_public(key, url)
         section = check_opt_str(f"{key}.section", entry.get("section"))
         if section is not None:
             _check_section_ref(f"{key}.section", section, known)
@@ -1130,7 +1155,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     known = tuple(s.name for s in sections)
     if digest_settings.fallback_section not in known:
         known = (*known, digest_settings.fallback_section)
-    feeds = _feeds(raw, known)
+    feeds = _feeds(raw, known, allow_private=digest_settings.allow_private_addresses)
     if any(f.press for f in feeds) and digest_settings.press_section not in known:
         known = (*known, digest_settings.press_section)
     _check_former_names(sections, known)

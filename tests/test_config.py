@@ -432,6 +432,28 @@ def test_a_database_password_with_a_bare_at_sign_is_refused_without_printing_it(
             "Rename or unset it",
             id="misspelt-variable",
         ),
+        pytest.param(
+            '[[feeds]]\nurl = "http://127.0.0.1:8080/rss"\n',
+            {},
+            "feeds #1.url = 'http://127.0.0.1:8080/rss' points at 127.0.0.1, a loopback address, "
+            "and [digest] allow_private_addresses is false.",
+            "set allow_private_addresses = true",
+            id="loopback-feed",
+        ),
+        pytest.param(
+            '[[feeds]]\nurl = "https://example.org/rss"\n[[feeds]]\nurl = "http://LocalHost./rss"\n',
+            {},
+            "feeds #2.url = 'http://localhost./rss' points at localhost, a loopback name",
+            "allow_private_addresses",
+            id="localhost-feed",
+        ),
+        pytest.param(
+            '[[feeds]]\nurl = "http://[::ffff:10.0.0.1]/rss"\n',
+            {},
+            "a private, inside IPv6 ::ffff:a00:1 address",
+            "allow_private_addresses",
+            id="mapped-private-feed",
+        ),
     ],
 )
 def test_check_config_refuses_in_one_line_what_passed_and_failed_later(
