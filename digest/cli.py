@@ -368,6 +368,8 @@ def check_config(app: App) -> None:
         + ", ".join(name + (f" ({notes[name]})" if notes.get(name) else "") for name in settings.section_names)
     )
     click.echo(f"feeds: {len(settings.feeds)}, subscribers: {len(settings.subscribers)}")
+    if settings.sqlite_file is not None:  # where the data is, whatever the URL's form
+        click.echo(f"database file: {settings.sqlite_file}")
     if settings.outlets:
         click.echo("outlets: " + ", ".join(f"{o.site} = {o.name}" for o in settings.outlets))
     click.echo("config OK")

@@ -293,9 +293,10 @@ class DigestSettings:
     send_at: time = _opt(time(7, 0), 'Local time "HH:MM" at which each subscriber gets the edition.', check_hhmm)
     database: str | None = _opt(
         None,
-        "SQLAlchemy URL; default: sqlite file digest.sqlite beside the config file.",
+        "SQLAlchemy URL; default: sqlite file digest.sqlite beside the config file. A relative sqlite:/// "
+        "path is relative to the working directory, not to the config file.",
         check_database,
-        example="sqlite:///digest.sqlite",
+        example="sqlite:////var/lib/digest/digest.sqlite",
     )
     base_url: str = _opt(
         "http://localhost:8080", "Public URL of the web app; links in the email point under it.", check_base_url
@@ -583,6 +584,13 @@ class Settings:
         folder = self.path.parent if self.path else Path.cwd()
         return f"sqlite:///{(folder / 'digest.sqlite').resolve()}"
 
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database's file, absolute, as this process opens it (a relative path from the
+        working directory, as SQLite reads it); None for a server database or one in memory."""
+        name = _sqlite_database(self.database_url)
+        return Path(os.path.abspath(name)) if name else None
+
     def beside_database(self, suffix: str) -> Path:
         """A small state file shared by the daemon, the web process and the CLI: beside the SQLite
         file, or for a server database beside the config file."""
@@ -653,6 +661,43 @@ def find_config_path(explicit: str | None, env: Mapping[str, str]) -> Path:
     return Path("digest.toml")
 
 
+def _sqlite_database(url: str) -> str | None:
+    """The file path a SQLite URL names, as written (perhaps relative); None for any other URL,
+    for a database in memory, and for a file: URI (SQLite reads it its own way)."""
+    if not url.lower().startswith("sqlite"):
+        return None
+    from sqlalchemy.engine.url import make_url  # check_database imported it already: nothing to pay
+
+    name = make_url(url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return name
+
+
+def _warn_relative_database(settings: Settings) -> None:
+    """One warning line when a relative SQLite path opens elsewhere than beside the config file.
+
+    SQLite reads a relative path from the working directory, so `digest` run from cron or systemd
+    somewhere else silently opens a fresh, empty database. Not resolved against the config's folder
+    instead: upgrading must not move anyone's data; the operator is told, and what to write.
+    """
+    name = _sqlite_database(settings.digest.database or "")
+    if name is None or Path(name).is_absolute() or settings.path is None:
+        return
+    here, beside = Path.cwd().resolve(), settings.path.parent
+    if here == beside:
+        return
+    log.warning(
+        "[digest] database = %r is relative to the working directory %s, not to the config file's folder "
+        "%s: this command opens %s; write the path absolute (sqlite:///%s) to open the same file from anywhere",
+        mask_url(settings.digest.database or ""),
+        here,
+        beside,
+        here / name,
+        beside / name,
+    )
+
+
 def load(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     if not path.is_file():
         raise ConfigError(
@@ -665,7 +710,9 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Cannot read {path}: {exc}.") from exc
-    return from_mapping(raw, env=os.environ if env is None else env, path=path.resolve())
+    settings = from_mapping(raw, env=os.environ if env is None else env, path=path.resolve())
+    _warn_relative_database(settings)  # every command loads the config first: said at its start
+    return settings
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[tuple[str, str], tuple[str, str]]:

@@ -521,3 +521,35 @@ def test_an_unknown_digest_variable_is_a_warning_with_the_name_it_may_have_meant
     quiet = {"DIGEST_CONFIG": str(config), "DIGEST_DKIM_KEY_FILE": "", "DIGEST_SECRET_FILE": os.devnull}
     result = digest(config, "check-config", env={**quiet, "DIGEST_TEST_POSTGRES_URL": "postgresql://x"})
     assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_a_relative_sqlite_path_is_shown_resolved_and_warned_about_away_from_the_config(tmp_path: Path) -> None:
+    """A relative sqlite:/// path is read from the working directory (unchanged: data must not move
+    on upgrade); run from elsewhere, every command says which file it opens instead of silently
+    starting an empty database there."""
+    home, elsewhere = tmp_path / "etc", tmp_path / "cron"
+    home.mkdir()
+    elsewhere.mkdir()
+    config = home / "digest.toml"
+    config.write_text('[digest]\ndatabase = "sqlite:///digest.sqlite"\n', encoding="utf-8")
+
+    beside = digest(config, "check-config")
+    assert beside.returncode == 0 and beside.stderr == "", beside.stderr
+    assert f"database file: {home / 'digest.sqlite'}" in beside.stdout
+
+    away = digest(config, "status", cwd=elsewhere)
+    assert away.returncode == 0, away.stderr
+    warnings = [line for line in away.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, away.stderr
+    assert (
+        f"is relative to the working directory {elsewhere}, not to the config file's folder {home}: "
+        f"this command opens {elsewhere / 'digest.sqlite'}; write the path absolute "
+        f"(sqlite:///{home / 'digest.sqlite'})" in warnings[0]
+    )
+    assert (elsewhere / "digest.sqlite").exists() and not (home / "digest.sqlite").exists()  # resolved as before
+    checked = digest(config, "check-config", cwd=elsewhere)
+    assert f"database file: {elsewhere / 'digest.sqlite'}" in checked.stdout and "WARNING" in checked.stderr
+
+    # What `digest init` suggests is absolute, and says why.
+    example = cfg.example_toml()
+    assert '# database = "sqlite:////' in example and "relative to the working directory" in example
