@@ -1235,11 +1235,12 @@ def check_secrets(settings: Settings) -> None:
         obj = getattr(settings, table)
         user = getattr(obj, user_key)
         if user and not getattr(obj, password_key):
-            variables = [v for v, _ in env_variables(table, password_key)]
+            plain = " or ".join(v for v, is_file in env_variables(table, password_key) if not is_file)
+            files = " or ".join(v for v, is_file in env_variables(table, password_key) if is_file)
             raise ConfigError(
                 f"{table}.{user_key} = {user!r} is set but no password is: the server would refuse the login.",
-                hint=f"Set {' or '.join(variables)} (a file holding it) in this command's environment as in the "
-                f"daemon's, or [{table}] {password_key}; or remove {user_key} to log in as no one.",
+                hint=f"Set {plain}, or {files} naming a file that holds it, in this command's environment as "
+                f"in the daemon's (or [{table}] {password_key}); or remove {user_key} if no login is needed.",
             )
     if settings.dkim.enabled:
         _check_dkim_key(settings.dkim.key_file or "")

@@ -393,7 +393,7 @@ def test_a_database_password_with_a_bare_at_sign_is_refused_without_printing_it(
             '[smtp]\nusername = "review"\n',
             {},
             "smtp.username = 'review' is set but no password is",
-            "DIGEST_SMTP_PASSWORD or DIGEST_SMTP_PASSWORD_FILE",
+            "Set DIGEST_SMTP_PASSWORD, or DIGEST_SMTP_PASSWORD_FILE naming a file that holds it,",
             id="smtp-user-without-password",
         ),
         pytest.param(
@@ -407,7 +407,7 @@ def test_a_database_password_with_a_bare_at_sign_is_refused_without_printing_it(
             '[bounces]\nimap_host = "imap.example.org"\nimap_username = "bounces"\n',
             {},
             "bounces.imap_username = 'bounces' is set but no password is",
-            "DIGEST_BOUNCES_IMAP_PASSWORD or DIGEST_BOUNCES_IMAP_PASSWORD_FILE",
+            "Set DIGEST_BOUNCES_IMAP_PASSWORD, or DIGEST_BOUNCES_IMAP_PASSWORD_FILE naming a file",
             id="imap-user-without-password",
         ),
         pytest.param(
