@@ -350,6 +350,7 @@ def init(path: str, force: bool) -> None:
 def check_config(app: App) -> None:
     """Validate the config and print the effective settings (secrets masked)."""
     settings = app.settings
+    cfg.check_secrets(settings)  # what only sending needs: caught here, not at the first send
     click.echo(f"# {settings.path}")
     for table, values in cfg.describe(settings).items():
         click.echo(f"[{table}]")
@@ -367,6 +368,8 @@ def check_config(app: App) -> None:
         + ", ".join(name + (f" ({notes[name]})" if notes.get(name) else "") for name in settings.section_names)
     )
     click.echo(f"feeds: {len(settings.feeds)}, subscribers: {len(settings.subscribers)}")
+    if settings.sqlite_file is not None:  # where the data is, whatever the URL's form
+        click.echo(f"database file: {settings.sqlite_file}")
     if settings.outlets:
         click.echo("outlets: " + ", ".join(f"{o.site} = {o.name}" for o in settings.outlets))
     click.echo("config OK")

@@ -9,6 +9,7 @@ I/O, and every error names the key (``smtp.port``) and says what is wrong.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import tomllib
@@ -21,6 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import CONTROLS, ConfigError
 from digest.model import FeedSpec
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SECTIONS = (
     "Russian Politics & Diplomacy",
@@ -210,6 +213,13 @@ def check_database(key: str, value: Any) -> str | None:
     text = check_opt_str(key, value)
     if text is None:
         return None
+    if text.partition("://")[2].partition("/")[0].count("@") > 1:
+        # SQLAlchemy ends the password at its first "@" and takes the rest for the host: the
+        # connection would fail naming part of the password as a host it cannot resolve.
+        raise ConfigError(
+            f"{key} = {mask_url(text)!r} has an '@' in its password.",
+            hint="Percent-encode the password's special characters: @ as %40, : as %3A, / as %2F.",
+        )
     from sqlalchemy.engine.url import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -222,6 +232,22 @@ def check_database(key: str, value: Any) -> str | None:
             hint='Use "sqlite:///path/digest.sqlite" or "postgresql+psycopg://user@host/db".',
         ) from None
     return text
+
+
+# A URL's password: from after "user:" to the last "@" (a password with an unescaped "@" is hidden
+# whole: SQLAlchemy's render_as_string(hide_password=True) stops at the first "@" and would print
+# the rest), and libpq's ?password= parameter, which SQLAlchemy passes on without hiding it.
+_URL_PASSWORD = re.compile(r"(?<=://)([^:/@]*:).*@")
+_QUERY_PASSWORD = re.compile(r"(?<=[?&]password=)[^&]*", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """A database URL fit to print (check-config, logs, errors): its password shown as ***.
+
+    A pattern, not SQLAlchemy: it also masks a URL SQLAlchemy cannot read (the error saying so
+    quotes it), and config stays free of SQLAlchemy's import.
+    """
+    return _QUERY_PASSWORD.sub("***", _URL_PASSWORD.sub(r"\1***@", url))
 
 
 def check_secret_keys(key: str, value: Any) -> tuple[str, ...]:
@@ -267,9 +293,10 @@ class DigestSettings:
     send_at: time = _opt(time(7, 0), 'Local time "HH:MM" at which each subscriber gets the edition.', check_hhmm)
     database: str | None = _opt(
         None,
-        "SQLAlchemy URL; default: sqlite file digest.sqlite beside the config file.",
+        "SQLAlchemy URL; default: sqlite file digest.sqlite beside the config file. A relative sqlite:/// "
+        "path is relative to the working directory, not to the config file.",
         check_database,
-        example="sqlite:///digest.sqlite",
+        example="sqlite:////var/lib/digest/digest.sqlite",
     )
     base_url: str = _opt(
         "http://localhost:8080", "Public URL of the web app; links in the email point under it.", check_base_url
@@ -557,6 +584,13 @@ class Settings:
         folder = self.path.parent if self.path else Path.cwd()
         return f"sqlite:///{(folder / 'digest.sqlite').resolve()}"
 
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database's file, absolute, as this process opens it (a relative path from the
+        working directory, as SQLite reads it); None for a server database or one in memory."""
+        name = _sqlite_database(self.database_url)
+        return Path(os.path.abspath(name)) if name else None
+
     def beside_database(self, suffix: str) -> Path:
         """A small state file shared by the daemon, the web process and the CLI: beside the SQLite
         file, or for a server database beside the config file."""
@@ -600,6 +634,20 @@ TABLES: dict[str, type] = {
 # Environment overrides: DIGEST_<TABLE>_<KEY>, plus the documented short forms for secrets.
 ENV_ALIASES = {"DIGEST_SMTP_PASSWORD": ("smtp", "password"), "DIGEST_SECRET": ("digest", "secret")}
 
+# digest's own variables that are not settings (the config's path, the rehearsal clock, the daemon's
+# tick in tests), and those of its test suite and scripts: never reported as unknown.
+OTHER_VARIABLES = frozenset({"DIGEST_CONFIG", "DIGEST_NOW", "DIGEST_DAEMON_TICK", "DIGEST_CORPUS", "DIGEST_SKIP_APT"})
+_TEST_PREFIX = "DIGEST_TEST_"  # DIGEST_TEST_POSTGRES_URL, DIGEST_TEST_VENV
+
+
+def env_variables(table: str, name: str) -> list[tuple[str, bool]]:
+    """The variables that set table.name, weakest first, each with whether it names a file that
+    holds the value (<NAME>_FILE: Docker and systemd credentials). A variable's _FILE form beats the
+    variable, and a short form (DIGEST_SECRET) beats the long one (DIGEST_DIGEST_SECRET)."""
+    plain = f"DIGEST_{table}_{name}".upper()
+    names = [plain, *(alias for alias, key in ENV_ALIASES.items() if key == (table, name) and alias != plain)]
+    return [(variable, is_file) for n in names for variable, is_file in ((n, False), (n + "_FILE", True))]
+
 
 # --------------------------------------------------------------------------- loading
 
@@ -611,6 +659,43 @@ def find_config_path(explicit: str | None, env: Mapping[str, str]) -> Path:
     if env.get("DIGEST_CONFIG"):
         return Path(env["DIGEST_CONFIG"])
     return Path("digest.toml")
+
+
+def _sqlite_database(url: str) -> str | None:
+    """The file path a SQLite URL names, as written (perhaps relative); None for any other URL,
+    for a database in memory, and for a file: URI (SQLite reads it its own way)."""
+    if not url.lower().startswith("sqlite"):
+        return None
+    from sqlalchemy.engine.url import make_url  # check_database imported it already: nothing to pay
+
+    name = make_url(url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return name
+
+
+def _warn_relative_database(settings: Settings) -> None:
+    """One warning line when a relative SQLite path opens elsewhere than beside the config file.
+
+    SQLite reads a relative path from the working directory, so `digest` run from cron or systemd
+    somewhere else silently opens a fresh, empty database. Not resolved against the config's folder
+    instead: upgrading must not move anyone's data; the operator is told, and what to write.
+    """
+    name = _sqlite_database(settings.digest.database or "")
+    if name is None or Path(name).is_absolute() or settings.path is None:
+        return
+    here, beside = Path.cwd().resolve(), settings.path.parent
+    if here == beside:
+        return
+    log.warning(
+        "[digest] database = %r is relative to the working directory %s, not to the config file's folder "
+        "%s: this command opens %s; write the path absolute (sqlite:///%s) to open the same file from anywhere",
+        mask_url(settings.digest.database or ""),
+        here,
+        beside,
+        here / name,
+        beside / name,
+    )
 
 
 def load(path: Path, env: Mapping[str, str] | None = None) -> Settings:
@@ -625,26 +710,68 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Cannot read {path}: {exc}.") from exc
-    return from_mapping(raw, env=os.environ if env is None else env, path=path.resolve())
+    settings = from_mapping(raw, env=os.environ if env is None else env, path=path.resolve())
+    _warn_relative_database(settings)  # every command loads the config first: said at its start
+    return settings
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[tuple[str, str], str]:
-    found: dict[tuple[str, str], str] = {}
+def _env_overrides(env: Mapping[str, str]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(table, key) -> (the variable that set it, its value), read from the file a _FILE form names."""
+    found: dict[tuple[str, str], tuple[str, str]] = {}
     for table, cls in TABLES.items():
         for f in dataclasses.fields(cls):
-            name = f"DIGEST_{table}_{f.name}".upper()
-            if name in env:
-                found[(table, f.name)] = env[name]
-            file_name = name + "_FILE"  # Docker/systemd credentials: the secret lives in a file
-            if file_name in env:
-                try:
-                    found[(table, f.name)] = Path(env[file_name]).read_text(encoding="utf-8").strip()
-                except OSError as exc:
-                    raise ConfigError(f"{file_name} points at {env[file_name]}, which cannot be read: {exc}.") from exc
-    for alias, key in ENV_ALIASES.items():
-        if alias in env:
-            found[key] = env[alias]
+            for variable, is_file in env_variables(table, f.name):
+                if variable not in env:
+                    continue
+                value = env[variable]
+                if is_file:
+                    try:
+                        value = Path(value).read_text(encoding="utf-8").strip()
+                    except (OSError, UnicodeDecodeError) as exc:
+                        raise ConfigError(
+                            f"{variable} points at {env[variable]}, which cannot be read: {exc}.",
+                            hint=f"Point {variable} at a readable file holding the value, or unset it.",
+                        ) from exc
+                found[(table, f.name)] = (variable, value)  # the later, stronger variable wins
     return found
+
+
+def _unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """Warnings for DIGEST_* variables digest does not read, each with a "did you mean" when one is
+    close. Other software may set DIGEST_* variables of its own, so an unknown name is a warning;
+    but one under a table's prefix (DIGEST_SMTP_PASWORD) can only be a misspelt setting, ignored
+    while the operator thinks it set: that is a ConfigError, as an unknown key in the file is."""
+    known = {
+        v for table, cls in TABLES.items() for f in dataclasses.fields(cls) for v, _ in env_variables(table, f.name)
+    }
+    warnings: list[str] = []
+    for variable in sorted(env):
+        if not variable.startswith("DIGEST_") or variable in known or variable in OTHER_VARIABLES:
+            continue
+        if variable.startswith(_TEST_PREFIX):
+            continue
+        table = next((t for t in TABLES if variable.startswith(f"DIGEST_{t.upper()}_")), None)
+        if table is not None:
+            from difflib import get_close_matches  # here: only a misspelt name pays its import
+
+            near = get_close_matches(
+                variable, sorted(v for v in known if v.startswith(f"DIGEST_{table.upper()}_")), n=1
+            )
+            raise ConfigError(
+                f"The environment variable {variable} is not a setting of [{table}]"
+                + (f"; did you mean {near[0]}?" if near else "."),
+                hint=f"Rename or unset it; [{table}] settings are "
+                + ", ".join(f"DIGEST_{table}_{f.name}".upper() for f in dataclasses.fields(TABLES[table]))
+                + " (each also as <NAME>_FILE).",
+            )
+        from difflib import get_close_matches
+
+        near = get_close_matches(variable, sorted(known | OTHER_VARIABLES), n=1, cutoff=0.8)
+        warnings.append(
+            f"the environment variable {variable} is not one digest reads; it is ignored"
+            + (f" (did you mean {near[0]}?)" if near else " (settings are DIGEST_<TABLE>_<KEY>)")
+        )
+    return warnings
 
 
 def _coerce_env(f: dataclasses.Field[Any], text: str) -> Any:
@@ -669,19 +796,7 @@ def _coerce_env(f: dataclasses.Field[Any], text: str) -> Any:
     return text
 
 
-def _env_name(table: str, name: str, env_names: Mapping[str, str]) -> str:
-    """Which variable set table.name: an alias (DIGEST_SECRET), a *_FILE, or DIGEST_<TABLE>_<KEY>."""
-    for alias, key in ENV_ALIASES.items():
-        if key == (table, name) and alias in env_names:
-            return alias
-    plain = f"DIGEST_{table}_{name}".upper()
-    return plain + "_FILE" if plain + "_FILE" in env_names else plain
-
-
-def _build_table(
-    table: str, cls: type, raw: Any, overrides: dict[tuple[str, str], str], env_names: Mapping[str, str] | None = None
-) -> Any:
-    env_names = env_names or {}
+def _build_table(table: str, cls: type, raw: Any, overrides: dict[tuple[str, str], tuple[str, str]]) -> Any:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -698,12 +813,13 @@ def _build_table(
         key = f"{table}.{name}"
         check: Check = f.metadata["check"]
         if (table, name) in overrides:
+            variable, text = overrides[(table, name)]
             try:
-                values[name] = check(key, _coerce_env(f, overrides[(table, name)]))
+                values[name] = check(key, _coerce_env(f, text))
             except ConfigError as exc:  # the value came from the environment, not from the file
                 raise ConfigError(
                     f"{exc.message.rstrip('.')} (from the environment).",
-                    hint=f"Fix or unset the environment variable {_env_name(table, name, env_names)}; "
+                    hint=f"Fix or unset the environment variable {variable}; "
                     "`digest check-config` shows the effective settings.",
                 ) from exc
         elif name in raw:
@@ -905,7 +1021,30 @@ def _normalise_by_parsing(url: str) -> str:
 MAX_FEED_URL = 2048
 
 
-def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ...]:
+def _check_public(key: str, url: str) -> None:
+    """A feed on a loopback or private address, refused as `digest feeds add` refuses it while
+    allow_private_addresses is false: on the URL's text alone (an IP literal, "localhost"), since
+    config loading looks nothing up in DNS; the fetcher checks every resolved address as well."""
+    from urllib.parse import urlsplit
+
+    from digest.errors import FeedURLError
+    from digest.hosts import refusal  # here: only a config with feeds and no private ones needs it
+
+    try:
+        why = refusal((urlsplit(url).hostname or "").rstrip("."))
+    except ValueError:  # "[::1" is no host: the fetch says what is wrong with it
+        return
+    except FeedURLError as exc:
+        raise ConfigError(f"{key}.url = {url!r}: {exc.message}") from None
+    if why:
+        raise ConfigError(
+            f"{key}.url = {url!r} points at {why}, and [digest] allow_private_addresses is false.",
+            hint="Use the feed's public address, or set allow_private_addresses = true in [digest] "
+            "for feeds on this machine or your own network.",
+        )
+
+
+def _feeds(raw: Mapping[str, Any], known: tuple[str, ...], *, allow_private: bool) -> tuple[FeedSpec, ...]:
     feeds: list[FeedSpec] = []
     first_of: dict[str, int] = {}  # url -> the entry that listed it first
     for i, entry in enumerate(_entries(raw, "feeds"), start=1):
@@ -922,6 +1061,8 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ..
                 hint="Use the feed's shorter address (without tracking parameters).",
             )
         url = normalise_feed_url(url)
+        if not allow_private:
+            _check_public(key, url)
         section = check_opt_str(f"{key}.section", entry.get("section"))
         if section is not None:
             _check_section_ref(f"{key}.section", section, known)
@@ -982,12 +1123,21 @@ def _subscribers(
 ) -> tuple[SubscriberSpec, ...]:
     """[[subscribers]]; a section's former name in `sections` stands for the section ([[sections]] formerly)."""
     subs: list[SubscriberSpec] = []
+    first_of: dict[str, int] = {}  # address -> the entry that listed it first
     for i, entry in enumerate(_entries(raw, "subscribers"), start=1):
         key = f"subscribers #{i}"  # counted from 1, as people count entries
         _reject_unknown(key, entry, {"email", "name", "sections", "timezone"})
         if "email" not in entry:
             raise ConfigError(f"{key}.email is missing: every subscriber needs an email.")
-        email = check_address(f"{key}.email", entry["email"])
+        email = check_address(f"{key}.email", entry["email"])  # normalised: Editor@X.org is editor@x.org
+        # The store keeps one row per address, so a second entry silently replaced the first's
+        # name, sections and time zone: as with feeds, one subscriber, one entry.
+        if email in first_of:
+            raise ConfigError(
+                f"{key}.email = {email!r} repeats subscribers #{first_of[email]}.email: one subscriber, one entry.",
+                hint=f"Delete one of subscribers #{first_of[email]} and {key} (merge their settings).",
+            )
+        first_of[email] = i
         sections = None
         if "sections" in entry:
             sections = tuple(
@@ -996,6 +1146,11 @@ def _subscribers(
                     for s in _str_list(f"{key}.sections", entry["sections"])
                 )
             )
+            if not sections:  # such a subscriber would never get an edition
+                raise ConfigError(
+                    f"{key}.sections is empty: {email} would never get an edition.",
+                    hint="List at least one section, or leave sections out for all of them.",
+                )
         tz = check_timezone(f"{key}.timezone", entry["timezone"]) if "timezone" in entry else None
         subs.append(
             SubscriberSpec(
@@ -1034,8 +1189,10 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"[{unknown[0]}] is not a config table; known tables: {', '.join(sorted(allowed))}.")
+    for warning in _unknown_variables(env or {}):
+        log.warning("%s", warning)
     overrides = _env_overrides(env or {})
-    tables = {name: _build_table(name, cls, raw.get(name), overrides, env or {}) for name, cls in TABLES.items()}
+    tables = {name: _build_table(name, cls, raw.get(name), overrides) for name, cls in TABLES.items()}
     sections = _sections(raw)
     digest_settings: DigestSettings = tables["digest"]
     dkim: DkimSettings = tables["dkim"]
@@ -1045,7 +1202,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     known = tuple(s.name for s in sections)
     if digest_settings.fallback_section not in known:
         known = (*known, digest_settings.fallback_section)
-    feeds = _feeds(raw, known)
+    feeds = _feeds(raw, known, allow_private=digest_settings.allow_private_addresses)
     if any(f.press for f in feeds) and digest_settings.press_section not in known:
         known = (*known, digest_settings.press_section)
     _check_former_names(sections, known)
@@ -1065,6 +1222,52 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     )
 
 
+# The user names whose password only sending (or reading bounces) needs, with the password's key.
+_LOGINS = (("smtp", "username", "password"), ("bounces", "imap_username", "imap_password"))
+_MAX_KEY_BYTES = 1 << 20  # a PEM RSA key is a few kilobytes; more is not a key (and not read whole)
+
+
+def check_secrets(settings: Settings) -> None:
+    """What `digest check-config` checks beyond loading: a password for each user name, and a DKIM
+    key that can be read and is one. Not at every load: `digest status` or `digest poll` run without
+    the daemon's secrets (README: Under systemd) must still work; only sending needs them."""
+    for table, user_key, password_key in _LOGINS:
+        obj = getattr(settings, table)
+        user = getattr(obj, user_key)
+        if user and not getattr(obj, password_key):
+            plain = " or ".join(v for v, is_file in env_variables(table, password_key) if not is_file)
+            files = " or ".join(v for v, is_file in env_variables(table, password_key) if is_file)
+            raise ConfigError(
+                f"{table}.{user_key} = {user!r} is set but no password is: the server would refuse the login.",
+                hint=f"Set {plain}, or {files} naming a file that holds it, in this command's environment as "
+                f"in the daemon's (or [{table}] {password_key}); or remove {user_key} if no login is needed.",
+            )
+    if settings.dkim.enabled:
+        _check_dkim_key(settings.dkim.key_file or "")
+
+
+def _check_dkim_key(path: str) -> None:
+    """The key file the first send would read and sign with, read and parsed as signing will."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(_MAX_KEY_BYTES)
+    except OSError as exc:
+        raise ConfigError(
+            f"dkim.key_file = {path!r} cannot be read: {exc.strerror or exc}.",
+            hint="Point key_file at the PEM file of the DKIM private key, readable by the user digest runs as.",
+        ) from None
+    from dkim.crypto import parse_pem_private_key  # here: only check-config and sending load dkimpy
+
+    try:
+        parse_pem_private_key(data)
+    except Exception:  # dkimpy's parser raises what the bytes make it raise (binascii, ASN.1, index errors)
+        raise ConfigError(
+            f"dkim.key_file = {path!r} is not a PEM RSA private key, which DKIM signing needs.",
+            hint="Generate one with `openssl genrsa -out dkim.pem 2048` and publish its public key "
+            "at <selector>._domainkey.<domain>.",
+        ) from None
+
+
 def describe(settings: Settings) -> dict[str, dict[str, Any]]:
     """The effective scalar settings, secrets masked: what `digest check-config` prints."""
     out: dict[str, dict[str, Any]] = {}
@@ -1077,7 +1280,7 @@ def describe(settings: Settings) -> dict[str, dict[str, Any]]:
                 value = "********"
             values[f.name] = value
         out[table] = values
-    out["digest"]["database"] = settings.database_url
+    out["digest"]["database"] = mask_url(settings.database_url)  # a URL's password is a secret too
     return out
 
 

@@ -41,11 +41,10 @@ from apscheduler.events import (
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.engine.url import make_url
 
 from digest import schedule, unsubscribes
 from digest.clock import Clock
-from digest.config import Settings
+from digest.config import Settings, mask_url
 from digest.deliver import SmtpTransport
 from digest.errors import ConfigError, DatabaseBusyError, DeliveryError, DigestError, LockHeldError, StoreError
 from digest.metrics import COUNTERS_SUFFIX, Metrics
@@ -490,7 +489,7 @@ async def run_daemon(
     except BaseException:
         daemon.parser.close()  # started no process yet; closes its thread pool
         raise
-    where = make_url(store.url).render_as_string(hide_password=True)
+    where = mask_url(store.url)
     log.info("daemon started holder=%s database=%s", holder, where)
     loop = asyncio.get_running_loop()
     installed = _install_signals(loop, stop, daemon)

@@ -36,6 +36,7 @@ from typing import Final
 from digest import __version__
 from digest.config import MAX_FEED_URL, FetchSettings
 from digest.errors import FeedURLError, FetchError, remote_words
+from digest.hosts import IPAddress, host_address, is_loopback_name, is_public_address, non_public_reason
 
 _CA_LOCATIONS: Final = ("SSL_CERT_FILE", "SSL_CERT_DIR")  # where OpenSSL looks for CAs, when set
 
@@ -78,7 +79,6 @@ from yarl import URL  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 AddressCheck = Callable[[IPAddress], bool]
 
 DEFAULT_USER_AGENT: Final = f"digest/{__version__} (+https://github.com/digest-press/digest)"
@@ -94,61 +94,6 @@ _DECODED_BY_AIOHTTP: Final = frozenset({"", "identity", "gzip", "deflate", "br",
 
 
 # --------------------------------------------------------------------------- addresses
-
-
-# Ranges C2 names, listed explicitly because ipaddress.is_global changed between Python releases.
-_BLOCKED: Final[tuple[tuple[str, str], ...]] = (
-    ("0.0.0.0/8", "unspecified"),
-    ("10.0.0.0/8", "private"),
-    ("100.64.0.0/10", "shared (CGNAT)"),
-    ("127.0.0.0/8", "loopback"),
-    ("169.254.0.0/16", "link-local (cloud metadata)"),
-    ("172.16.0.0/12", "private"),
-    ("192.0.0.0/24", "IETF protocol assignments"),
-    ("192.168.0.0/16", "private"),
-    ("198.18.0.0/15", "benchmarking"),
-    ("224.0.0.0/4", "multicast"),
-    ("240.0.0.0/4", "reserved"),
-    ("::/128", "unspecified"),
-    ("::1/128", "loopback"),
-    ("fc00::/7", "unique local"),
-    ("fe80::/10", "link-local"),
-    ("fec0::/10", "site-local"),
-    ("ff00::/8", "multicast"),
-)
-_BLOCKED_NETS: Final = tuple((ipaddress.ip_network(net), why) for net, why in _BLOCKED)
-_NAT64: Final = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one stands for (mapped, 6to4, NAT64), which is where packets go."""
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if any(ip in net for net in _NAT64):
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
-
-
-def non_public_reason(ip: IPAddress) -> str | None:
-    """Why a feed fetch must not connect to `ip` (e.g. "loopback"), or None for a public address."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        ip = ip.__class__(ip.compressed.split("%")[0])  # drop a zone id
-        inner = _embedded_ipv4(ip)
-        if inner is not None:
-            why = non_public_reason(inner)
-            return f"{why}, inside IPv6 {ip}" if why else None
-    for net, why in _BLOCKED_NETS:
-        if ip.version == net.version and ip in net:
-            return why
-    if not ip.is_global or ip.is_multicast or ip.is_reserved:
-        return "not globally routable"
-    return None
-
-
-def is_public_address(ip: IPAddress) -> bool:
-    return non_public_reason(ip) is None
 
 
 class AddressRefused(OSError):
@@ -174,27 +119,6 @@ def _guarded_socket_factory(is_allowed: AddressCheck) -> Callable[[AddrInfoType]
 
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
-
-
-def _host_address(host: str) -> IPAddress | None:
-    """The address an IP-literal host names, including the legacy forms browsers and inet_aton
-    accept (2130706433, 0177.0.0.1, 127.1, 0x7f.1): the WHATWG URL rule is that a host whose
-    last label is a number is an IPv4 address."""
-    numeric = _NUMERIC_LABEL.match(host.rstrip(".").rsplit(".", 1)[-1])
-    # Only a host ending in a number, or with a ":" or "%", can be an address ip_address() reads:
-    # asking it about a name fails twice (IPv4, IPv6), ~20 us a feed when all feeds have names.
-    if numeric or ":" in host or "%" in host:
-        try:
-            return ipaddress.ip_address(host.split("%")[0])
-        except ValueError:
-            pass
-    if numeric:
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
-        except OSError as exc:
-            raise FeedURLError(f"{host!r} is neither a host name nor a valid IPv4 address.") from exc
-    return None
 
 
 def _validate(raw: str, is_allowed: AddressCheck) -> URL:
@@ -224,7 +148,7 @@ def _validate(raw: str, is_allowed: AddressCheck) -> URL:
             f"{raw!r} contains a user name or password before the host.",
             hint="Credentials in feed URLs are not supported; remove the part before '@'.",
         )
-    ip = _host_address(url.host)
+    ip = host_address(url.host)
     if ip is not None:
         if url.host != (canonical := str(ip)):
             url = url.with_host(canonical)  # canonical form, so logs and the store show the real target
@@ -241,8 +165,7 @@ def check_feed_url(url: str, *, allow_private: bool) -> str:
     """
     checked = _validate(url, _allow_all if allow_private else is_public_address)
     host = (checked.host or "").rstrip(".")
-    if not allow_private and (host == "localhost" or host.endswith(".localhost")):
-        # RFC 6761 section 6.3: these names are loopback whatever DNS says.
+    if not allow_private and is_loopback_name(host):
         raise FeedURLError(f"{url!r} points at {host}, a loopback name.")
     return str(checked.origin()) + checked.raw_path_qs  # origin + path spells out the root "/"
 

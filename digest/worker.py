@@ -32,12 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine.url import make_url
-
 import digest
 from digest import schedule
 from digest.clock import Clock
-from digest.config import Settings, SmtpSettings
+from digest.config import Settings, SmtpSettings, mask_url
 from digest.daemon import LOCK_NAME, Daemon, Ticks, _install_signals, acquire, lock_clock
 from digest.deliver import Envelope, Result, SmtpTransport, Transport
 from digest.errors import ConfigError, DigestError, LockHeldError
@@ -248,7 +246,7 @@ class Worker(Daemon):
         # gone stops (its claims were handed to others).
         self.stale_after = timedelta(seconds=max(STALE_BEATS * ticks.heartbeat, 10.0))
         self.lease = timedelta(seconds=max(LEASE_BEATS * ticks.heartbeat, 15.0))
-        self.where = make_url(store.url).render_as_string(hide_password=True)
+        self.where = mask_url(store.url)
 
     def _database_clock(self) -> datetime:
         return self.raw_clock() - timedelta(seconds=self.skew)
@@ -386,7 +384,7 @@ async def run_worker(
     name = worker_name(name)
     ticks = ticks or Ticks.from_env(os.environ)
     stop = stop or asyncio.Event()
-    where = make_url(store.url).render_as_string(hide_password=True)
+    where = mask_url(store.url)
     skew = await asyncio.to_thread(_register, settings, store, name, clock, where)
     set_claimant(name)  # outbox claims of this process and its sending processes carry the name
     worker = Worker(

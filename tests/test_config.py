@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from datetime import time, timedelta
 from pathlib import Path
@@ -290,3 +293,263 @@ def test_a_sections_former_names_map_to_it_and_must_be_free() -> None:
     ):
         with pytest.raises(ConfigError, match=message):
             cfg.from_mapping({"sections": sections})
+
+
+# --------------------------------------------------------------------------- check-config said OK (audit)
+
+
+def digest(
+    config: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m digest --config CONFIG ARGS...` as an operator runs it: a real process whose
+    DIGEST_* environment is `env` alone, in `cwd` (default: the config's folder)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    return subprocess.run(
+        [sys.executable, "-m", "digest", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        env={**clean, "PYTHONPATH": str(ROOT), **(env or {})},
+        cwd=str(cwd or config.parent),
+        timeout=120,
+    )
+
+
+def one_error(result: subprocess.CompletedProcess[str]) -> tuple[str, str]:
+    """(error, hint) of a failed command, after checking they are all it wrote, with no traceback."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 2 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("error: ") and lines[1].startswith("  hint: "), result.stderr
+    return lines[0].removeprefix("error: "), lines[1].removeprefix("  hint: ")
+
+
+def pem_key(path: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+psycopg://u:hunter2x@db.example.org/news", "postgresql+psycopg://u:***@db.example.org/news"),
+        # libpq's own parameter, which SQLAlchemy's masking leaves as it is
+        (
+            "postgresql+psycopg://u@db.example.org/news?password=hunter2x",
+            "postgresql+psycopg://u@db.example.org/news?password=***",
+        ),
+    ],
+)
+def test_check_config_masks_the_password_of_the_database_url(tmp_path: Path, url: str, shown: str) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text(f'[digest]\ndatabase = "{url}"\n', encoding="utf-8")
+    result = digest(config, "check-config")
+    assert result.returncode == 0 and "config OK" in result.stdout, result.stderr
+    assert "hunter2x" not in result.stdout + result.stderr
+    assert f'database = "{shown}"' in result.stdout
+
+
+def test_a_database_password_with_a_bare_at_sign_is_refused_without_printing_it(tmp_path: Path) -> None:
+    """SQLAlchemy ends the password at its first "@": the rest became a host, and the driver's
+    error ("failed to resolve host 'ter2x@127.0.0.1'") printed it."""
+    config = tmp_path / "digest.toml"
+    config.write_text('[digest]\ndatabase = "postgresql+psycopg://u:hun@ter2x@127.0.0.1:9/news"\n', encoding="utf-8")
+    error, hint = one_error(digest(config, "status"))
+    assert error == "digest.database = 'postgresql+psycopg://u:***@127.0.0.1:9/news' has an '@' in its password."
+    assert "@ as %40" in hint
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "error", "hint"),
+    [
+        pytest.param(
+            '[[subscribers]]\nemail = "Editor@Example.org"\n[[subscribers]]\nemail = "editor@example.org"\n',
+            {},
+            "subscribers #2.email = 'editor@example.org' repeats subscribers #1.email: one subscriber, one entry.",
+            "Delete one of subscribers #1 and subscribers #2",
+            id="duplicate-subscriber",
+        ),
+        pytest.param(
+            '[[subscribers]]\nemail = "a@example.org"\n' * 2,
+            {},
+            "subscribers #2.email = 'a@example.org' repeats subscribers #1.email",
+            "merge their settings",
+            id="identical-subscribers",
+        ),
+        pytest.param(
+            '[[subscribers]]\nemail = "a@example.org"\nsections = []\n',
+            {},
+            "subscribers #1.sections is empty: a@example.org would never get an edition.",
+            "leave sections out for all of them",
+            id="empty-sections",
+        ),
+        pytest.param(
+            '[smtp]\nusername = "review"\n',
+            {},
+            "smtp.username = 'review' is set but no password is",
+            "Set DIGEST_SMTP_PASSWORD, or DIGEST_SMTP_PASSWORD_FILE naming a file that holds it,",
+            id="smtp-user-without-password",
+        ),
+        pytest.param(
+            '[smtp]\nusername = "review"\n',
+            {"DIGEST_SMTP_PASSWORD": ""},
+            "smtp.username = 'review' is set but no password is",
+            "[smtp] password",
+            id="smtp-empty-password",
+        ),
+        pytest.param(
+            '[bounces]\nimap_host = "imap.example.org"\nimap_username = "bounces"\n',
+            {},
+            "bounces.imap_username = 'bounces' is set but no password is",
+            "Set DIGEST_BOUNCES_IMAP_PASSWORD, or DIGEST_BOUNCES_IMAP_PASSWORD_FILE naming a file",
+            id="imap-user-without-password",
+        ),
+        pytest.param(
+            '[dkim]\ndomain = "example.org"\nselector = "digest"\nkey_file = "missing.pem"\n',
+            {},
+            "dkim.key_file = 'missing.pem' cannot be read: No such file or directory.",
+            "readable by the user digest runs as",
+            id="dkim-key-missing",
+        ),
+        pytest.param(
+            '[dkim]\ndomain = "example.org"\nselector = "digest"\nkey_file = "digest.toml"\n',
+            {},
+            "dkim.key_file = 'digest.toml' is not a PEM RSA private key",
+            "openssl genrsa",
+            id="dkim-key-not-pem",
+        ),
+        pytest.param(
+            "",
+            {"DIGEST_SMTP_PASWORD": "s3cret"},
+            "The environment variable DIGEST_SMTP_PASWORD is not a setting of [smtp]; "
+            "did you mean DIGEST_SMTP_PASSWORD?",
+            "Rename or unset it",
+            id="misspelt-variable",
+        ),
+        pytest.param(
+            '[[feeds]]\nurl = "http://127.0.0.1:8080/rss"\n',
+            {},
+            "feeds #1.url = 'http://127.0.0.1:8080/rss' points at 127.0.0.1, a loopback address, "
+            "and [digest] allow_private_addresses is false.",
+            "set allow_private_addresses = true",
+            id="loopback-feed",
+        ),
+        pytest.param(
+            '[[feeds]]\nurl = "https://example.org/rss"\n[[feeds]]\nurl = "http://LocalHost./rss"\n',
+            {},
+            "feeds #2.url = 'http://localhost./rss' points at localhost, a loopback name",
+            "allow_private_addresses",
+            id="localhost-feed",
+        ),
+        pytest.param(
+            '[[feeds]]\nurl = "http://[::ffff:10.0.0.1]/rss"\n',
+            {},
+            "a private, inside IPv6 ::ffff:a00:1 address",
+            "allow_private_addresses",
+            id="mapped-private-feed",
+        ),
+    ],
+)
+def test_check_config_refuses_in_one_line_what_passed_and_failed_later(
+    tmp_path: Path, text: str, env: dict[str, str], error: str, hint: str
+) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text(text, encoding="utf-8")
+    got_error, got_hint = one_error(digest(config, "check-config", env=env))
+    assert error in got_error and hint in got_hint, (got_error, got_hint)
+
+
+def test_a_password_given_any_supported_way_and_a_readable_pem_key_pass_check_config(tmp_path: Path) -> None:
+    key = pem_key(tmp_path / "dkim.pem")
+    secret = tmp_path / "smtp-password"
+    secret.write_text("s3cret\n", encoding="utf-8")
+    config = tmp_path / "digest.toml"
+    head = f'[dkim]\ndomain = "example.org"\nselector = "digest"\nkey_file = "{key}"\n[smtp]\nusername = "review"\n'
+    for extra, env in (
+        ('password = "in-the-file"\n', {}),
+        ("", {"DIGEST_SMTP_PASSWORD": "s3cret"}),
+        ("", {"DIGEST_SMTP_PASSWORD_FILE": str(secret)}),
+    ):
+        config.write_text(head + extra, encoding="utf-8")
+        result = digest(config, "check-config", env=env)
+        assert result.returncode == 0 and "config OK" in result.stdout, (env, result.stderr)
+        assert 'password = "********"' in result.stdout and "s3cret" not in result.stdout + result.stderr
+
+
+def test_the_short_forms_of_the_secrets_read_a_file_too(tmp_path: Path) -> None:
+    """README: DIGEST_SECRET and DIGEST_SMTP_PASSWORD are short forms, and <NAME>_FILE reads a
+    secret from a file; DIGEST_SECRET_FILE was ignored (only DIGEST_DIGEST_SECRET_FILE worked)."""
+    site, smtp = tmp_path / "site-secret", tmp_path / "smtp-password"
+    site.write_text("site-secret-from-a-file\n", encoding="utf-8")
+    smtp.write_text("smtp-password-from-a-file\n", encoding="utf-8")
+    settings = cfg.from_mapping({}, env={"DIGEST_SECRET_FILE": str(site), "DIGEST_SMTP_PASSWORD_FILE": str(smtp)})
+    assert settings.digest.secret == "site-secret-from-a-file"
+    assert settings.smtp.password == "smtp-password-from-a-file"
+    # The file beats its variable, and the short form the long one.
+    both = cfg.from_mapping(
+        {}, env={"DIGEST_SECRET": "plain", "DIGEST_SECRET_FILE": str(site), "DIGEST_DIGEST_SECRET": "long"}
+    )
+    assert both.digest.secret == "site-secret-from-a-file"
+    with pytest.raises(ConfigError, match="DIGEST_SECRET_FILE points at") as err:
+        cfg.from_mapping({}, env={"DIGEST_SECRET_FILE": str(tmp_path / "absent")})
+    assert "DIGEST_SECRET_FILE" in err.value.hint
+    # What an operator sees: the secret is set (masked), not "(unset)".
+    config = tmp_path / "digest.toml"
+    config.write_text("", encoding="utf-8")
+    result = digest(config, "check-config", env={"DIGEST_SECRET_FILE": str(site)})
+    assert result.returncode == 0 and 'secret = "********"' in result.stdout, result.stdout + result.stderr
+
+
+def test_an_unknown_digest_variable_is_a_warning_with_the_name_it_may_have_meant(tmp_path: Path) -> None:
+    """Other software may set DIGEST_* variables: outside the tables' prefixes they warn, never stop."""
+    config = tmp_path / "digest.toml"
+    config.write_text("", encoding="utf-8")
+    env = {"DIGEST_SMPT_HOST": "mail.example.org", "DIGEST_PIPELINE": "x", "DIGEST_NOW": "2026-01-16T06:00:00+00:00"}
+    result = digest(config, "check-config", env=env)
+    assert result.returncode == 0 and "config OK" in result.stdout, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 2, result.stderr
+    assert "DIGEST_SMPT_HOST is not one digest reads; it is ignored (did you mean DIGEST_SMTP_HOST?)" in warnings[1]
+    assert "DIGEST_PIPELINE is not one digest reads; it is ignored (settings are DIGEST_<TABLE>_<KEY>)" in warnings[0]
+    # digest's own variables and every form of a setting are known: nothing to say.
+    quiet = {"DIGEST_CONFIG": str(config), "DIGEST_DKIM_KEY_FILE": "", "DIGEST_SECRET_FILE": os.devnull}
+    result = digest(config, "check-config", env={**quiet, "DIGEST_TEST_POSTGRES_URL": "postgresql://x"})
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_a_relative_sqlite_path_is_shown_resolved_and_warned_about_away_from_the_config(tmp_path: Path) -> None:
+    """A relative sqlite:/// path is read from the working directory (unchanged: data must not move
+    on upgrade); run from elsewhere, every command says which file it opens instead of silently
+    starting an empty database there."""
+    home, elsewhere = tmp_path / "etc", tmp_path / "cron"
+    home.mkdir()
+    elsewhere.mkdir()
+    config = home / "digest.toml"
+    config.write_text('[digest]\ndatabase = "sqlite:///digest.sqlite"\n', encoding="utf-8")
+
+    beside = digest(config, "check-config")
+    assert beside.returncode == 0 and beside.stderr == "", beside.stderr
+    assert f"database file: {home / 'digest.sqlite'}" in beside.stdout
+
+    away = digest(config, "status", cwd=elsewhere)
+    assert away.returncode == 0, away.stderr
+    warnings = [line for line in away.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, away.stderr
+    assert (
+        f"is relative to the working directory {elsewhere}, not to the config file's folder {home}: "
+        f"this command opens {elsewhere / 'digest.sqlite'}; write the path absolute "
+        f"(sqlite:///{home / 'digest.sqlite'})" in warnings[0]
+    )
+    assert (elsewhere / "digest.sqlite").exists() and not (home / "digest.sqlite").exists()  # resolved as before
+    checked = digest(config, "check-config", cwd=elsewhere)
+    assert f"database file: {elsewhere / 'digest.sqlite'}" in checked.stdout and "WARNING" in checked.stderr
+
+    # What `digest init` suggests is absolute, and says why.
+    example = cfg.example_toml()
+    assert '# database = "sqlite:////' in example and "relative to the working directory" in example

@@ -32,12 +32,12 @@ from digest.fetch import (
     Fetcher,
     FetchResult,
     IPAddress,
-    _host_address,
     _tls_context,
     check_feed_url,
     is_public_address,
     parse_retry_after,
 )
+from digest.hosts import host_address
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 MiB = 1024 * 1024
@@ -446,7 +446,7 @@ def test_check_feed_url_returns_the_normalised_url(url: str, normalised: str) ->
 
 
 def _host_address_in_full(host: str) -> IPAddress | None:
-    """fetch._host_address without its shortcut: every host goes through ip_address() first."""
+    """hosts.host_address without its shortcut: every host goes through ip_address() first."""
     try:
         return ipaddress.ip_address(host.split("%")[0])
     except ValueError:
@@ -455,7 +455,7 @@ def _host_address_in_full(host: str) -> IPAddress | None:
         try:
             return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
         except OSError:
-            return None  # _host_address raises FeedURLError here
+            return None  # host_address raises FeedURLError here
     return None
 
 
@@ -468,7 +468,7 @@ def test_the_host_address_shortcut_answers_as_asking_ip_address_about_every_host
     assert len(hosts) > 30_000
     for host in sorted(hosts):
         try:
-            got = _host_address(host)
+            got = host_address(host)
         except FeedURLError:
             got = None
         assert got == _host_address_in_full(host), host

@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Ope
 from sqlalchemy.pool import NullPool
 
 from digest import migrations
+from digest.config import mask_url
 from digest.errors import DatabaseBusyError, DatabaseFullError, LockHeldError, OutdatedDatabaseError, StoreError
 from digest.store import schema as t
 
@@ -103,8 +104,8 @@ def make_engine(url: str, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise StoreError(f"[digest] database = {url!r} is not a SQLAlchemy URL: {exc}.") from exc
-    where = parsed.render_as_string(hide_password=True)
+        raise StoreError(f"[digest] database = {mask_url(url)!r} is not a SQLAlchemy URL: {exc}.") from exc
+    where = mask_url(url)
     try:
         if parsed.get_backend_name() == "sqlite":
             # ?timeout=SECONDS in the URL sets how long to wait for another process's write lock.
@@ -206,7 +207,7 @@ class StoreBase:
 
     @property
     def _safe_url(self) -> str:
-        return make_url(self.url).render_as_string(hide_password=True)
+        return mask_url(self.url)
 
     def close(self) -> None:
         self.engine.dispose()
