@@ -1044,7 +1044,7 @@ def _check_public(key: str, url: str) -> None:
         )
 
 
-def _feeds(raw: Mapping[str, Any], known: tuple[str, ...], *, allow_private: bool) -> tuple[FeedSpec, ...]:
+def _feeds(raw: Mapping[str, Any], known: tuple[str, ...]) -> tuple[FeedSpec, ...]:
     feeds: list[FeedSpec] = []
     first_of: dict[str, int] = {}  # url -> the entry that listed it first
     for i, entry in enumerate(_entries(raw, "feeds"), start=1):
@@ -1061,8 +1061,6 @@ def _feeds(raw: Mapping[str, Any], known: tuple[str, ...], *, allow_private: boo
                 hint="Use the feed's shorter address (without tracking parameters).",
             )
         url = normalise_feed_url(url)
-        if not allow_private:
-            _check_public(key, url)
         section = check_opt_str(f"{key}.section", entry.get("section"))
         if section is not None:
             _check_section_ref(f"{key}.section", section, known)
@@ -1202,7 +1200,7 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     known = tuple(s.name for s in sections)
     if digest_settings.fallback_section not in known:
         known = (*known, digest_settings.fallback_section)
-    feeds = _feeds(raw, known, allow_private=digest_settings.allow_private_addresses)
+    feeds = _feeds(raw, known)
     if any(f.press for f in feeds) and digest_settings.press_section not in known:
         known = (*known, digest_settings.press_section)
     _check_former_names(sections, known)
@@ -1228,9 +1226,10 @@ _MAX_KEY_BYTES = 1 << 20  # a PEM RSA key is a few kilobytes; more is not a key 
 
 
 def check_secrets(settings: Settings) -> None:
-    """What `digest check-config` checks beyond loading: a password for each user name, and a DKIM
-    key that can be read and is one. Not at every load: `digest status` or `digest poll` run without
-    the daemon's secrets (README: Under systemd) must still work; only sending needs them."""
+    """What `digest check-config` checks beyond loading: a password for each user name, a DKIM key
+    that can be read and is one, and no feed on a private address unless allowed. Not at every
+    load: `digest status` or `digest poll` run without the daemon's secrets (README: Under systemd)
+    must still work, and only sending needs them."""
     for table, user_key, password_key in _LOGINS:
         obj = getattr(settings, table)
         user = getattr(obj, user_key)
@@ -1244,6 +1243,11 @@ def check_secrets(settings: Settings) -> None:
             )
     if settings.dkim.enabled:
         _check_dkim_key(settings.dkim.key_file or "")
+    # A feed on a private address: here, not at every load, where it would stop the daemon's sends
+    # after an upgrade for a feed whose polls fail on their own (each poll records why).
+    if not settings.digest.allow_private_addresses:
+        for i, feed in enumerate(settings.feeds, start=1):
+            _check_public(f"feeds #{i}", feed.url)
 
 
 def _check_dkim_key(path: str) -> None:

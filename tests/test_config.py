@@ -465,6 +465,23 @@ def test_check_config_refuses_in_one_line_what_passed_and_failed_later(
     assert error in got_error and hint in got_hint, (got_error, got_hint)
 
 
+def test_what_check_config_alone_refuses_stops_no_other_command(tmp_path: Path) -> None:
+    # A feed on this machine with private addresses not allowed, a user name with no password: an
+    # upgrade that refused them at every load would stop a daemon that sends fine today (the feed's
+    # polls fail and say why; the password may be in the daemon's environment only).
+    config = tmp_path / "digest.toml"
+    config.write_text('[smtp]\nusername = "review"\n[[feeds]]\nurl = "http://127.0.0.1:8080/rss"\n', encoding="utf-8")
+    assert "password" in one_error(digest(config, "check-config"))[0]
+    config.write_text(
+        '[smtp]\nusername = "review"\npassword = "x"\n[[feeds]]\nurl = "http://127.0.0.1:8080/rss"\n',
+        encoding="utf-8",
+    )
+    assert "loopback" in one_error(digest(config, "check-config"))[0]
+    status = digest(config, "status")
+    assert status.returncode == 0, status.stderr
+    assert "feeds: 1 active" in status.stdout
+
+
 def test_a_password_given_any_supported_way_and_a_readable_pem_key_pass_check_config(tmp_path: Path) -> None:
     key = pem_key(tmp_path / "dkim.pem")
     secret = tmp_path / "smtp-password"
