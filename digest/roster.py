@@ -28,6 +28,7 @@ UNREADABLE = "(unreadable)"
 # The statuses an export writes: the store's subscriber statuses (digest.store.subscribers), spelt
 # out here because this module reads text and must not load the database layer.
 STATUSES = ("active", "paused", "unsubscribed", "suspended", "removed")
+_NO_MAIL = ("unsubscribed", "suspended")  # statuses whose sections no edition reads
 # The longest name an operator may give a subscriber (CLI, import). The To: header shows 120
 # characters of it (message.NAME_CHARS); this only keeps a pasted paragraph out of the database.
 NAME_LIMIT = 200
@@ -116,13 +117,17 @@ def _rows(numbered: Iterator[tuple[int, list[str]]], source: str) -> Iterator[Ro
             continue
         # A spreadsheet's cell may hold line breaks, tabs or a NUL (which PostgreSQL refuses).
         name = clean_text(raw.get("name") or "") or None
+        status = _status(raw.get("status") or "", f"{source} line {n}")
+        sections = raw.get("sections") or ""
+        if sections.strip() == UNREADABLE and status in _NO_MAIL:
+            sections = ""  # they get no mail, so no choice is widened; an import must not stop on them
         yield RosterRow(
             line=n,
             email=email,
             name=check_name(name, subject=f"{source} line {n}: the name"),
-            sections=_sections(raw.get("sections") or "", email, f"{source} line {n}"),
+            sections=_sections(sections, email, f"{source} line {n}"),
             timezone=(raw.get("timezone") or "").strip() or None,
-            status=_status(raw.get("status") or "", f"{source} line {n}"),
+            status=status,
         )
 
 

@@ -194,3 +194,16 @@ def test_a_name_over_200_characters_is_refused_on_add_and_import(tmp_path: Path)
     assert cli(config, "subscribers", "add", "ann@example.org", "--name", "A" * 200).returncode == 0
     with sqlite3.connect(tmp_path / "digest.sqlite") as db:
         assert db.execute("SELECT length(name) FROM subscribers").fetchone() == (200,)
+
+
+def test_an_unreadable_sections_cell_stops_an_import_only_for_someone_who_gets_mail(tmp_path: Path) -> None:
+    # An export writes "(unreadable)" for sections the database could not read (R7). For an active
+    # subscriber an import must not guess their choice; for one who unsubscribed or was suspended no
+    # edition reads it, and the whole list must not stop on them.
+    config = site(tmp_path / "site")
+    text = HEADER + "gone@example.org,,(unreadable),,unsubscribed\nbounced@example.org,,(unreadable),,suspended\n"
+    assert "0 added, 0 updated, 0 unchanged, 2 unsubscribed or suspended as the file says" in imported(config, text)
+    listed = cli(config, "subscribers", "list").stdout
+    assert "gone@example.org  unsubscribed" in listed and "bounced@example.org  suspended" in listed
+    error = refused(config, HEADER + "reader@example.org,,(unreadable),,active\n")
+    assert "the sections of reader@example.org could not be read when this list was exported" in error
