@@ -367,3 +367,42 @@ async def test_B18_one_message_the_parser_fails_on_never_stops_the_bounces_behin
     for reader in ("reader00@example.org", "reader01@example.org"):
         code, out, _ = await digest(config, DAY1 + timedelta(hours=1), "subscribers", "show", reader)
         assert "suppressed bounced" in out, out
+
+
+async def test_M15_a_bounce_domain_written_in_unicode_takes_the_bounces_its_a_label_return_paths_bring(
+    tmp_path: Path,
+) -> None:
+    # Every return path goes out with its domain in A-labels (M15); the receiver compared the RCPT
+    # with the domain as written in the config, and refused every bounce to "bounces.bücher.example".
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        url = feeds.serve("/news.xml", feed(DAY1, "first"))
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, readers=1)
+        text = config.read_text(encoding="utf-8").replace("bounces.review.example", "Bounces.Bücher.example")
+        config.write_text(text, encoding="utf-8")
+        assert (await digest(config, DAY1, "poll"))[0] == 0
+        assert (await digest(config, DAY1 + timedelta(minutes=1), "send"))[0] == 0
+        [message] = smtp.messages
+    return_path = message.mail_from
+    assert return_path.startswith("bounce+") and return_path.endswith("@bounces.xn--bcher-kva.example")
+    hard = next(name for name, kind in labelled() if kind == "hard")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "digest", "--config", str(config), "bounces", "serve", "--host", "127.0.0.1", "--port", "0"),
+        env={**os.environ, "DIGEST_NOW": (DAY1 + timedelta(hours=1)).isoformat()},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        m = re.search(r"receiving bounces for Bounces\.Bücher\.example on 127\.0\.0\.1:(\d+)", line)
+        assert m, line
+        raw = returned_to(return_path, (FIXTURES / hard).read_bytes())
+        code, reply = await asyncio.to_thread(smtp_send, int(m.group(1)), return_path, raw)
+        assert code == 250, reply
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    code, out, err = await digest(config, DAY1 + timedelta(hours=2), "status")
+    assert code == 0, err
+    assert "bounces: 1 hard, 0 soft, 0 complaint; 0 ignored" in out

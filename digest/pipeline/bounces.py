@@ -28,9 +28,10 @@ from pathlib import Path
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from digest import bounces, tokens
+from digest.addresses import ascii_domain
 from digest.clock import Clock
 from digest.config import Settings
-from digest.errors import ConfigError, DigestError
+from digest.errors import ConfigError, DigestError, SubscriberError
 from digest.store import Store
 from digest.store.bounces import UNVERIFIED
 
@@ -178,6 +179,19 @@ def import_files(
 # --------------------------------------------------------------------------- SMTP receiver
 
 
+def _a_label(domain: str) -> str | None:
+    """A domain as it comes back in a bounce's RCPT TO: in IDNA A-labels, lower case, as every return
+    path goes out (digest.addresses.ascii_domain); None for none, or one IDNA cannot write. A domain
+    set in Unicode ("bounces.bücher.de") is then the one its bounces name ("bounces.xn--bcher-kva.de")."""
+    domain = domain.rstrip(".")
+    if not domain:
+        return None
+    try:
+        return ascii_domain(f"x@{domain}").rpartition("@")[2].lower()
+    except SubscriberError:
+        return None
+
+
 class _Receiver:
     """aiosmtpd handler: takes mail for bounce+*@domain only, records it, then answers 250."""
 
@@ -191,7 +205,7 @@ class _Receiver:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         local, _, domain = address.rpartition("@")
-        if domain.lower().rstrip(".") != self.domain or not local.lower().startswith(f"{bounces.VERP_LOCAL}+"):
+        if _a_label(domain) != self.domain or not local.lower().startswith(f"{bounces.VERP_LOCAL}+"):
             return "550 5.1.1 No such mailbox: this server takes bounces only"
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             # Each recipient is one intake of the whole message (up to MAX_MESSAGE): a client that
@@ -227,7 +241,7 @@ async def serve_smtp(
     on_outcome: Callable[[str], None] | None = None,
 ) -> None:
     """`digest bounces serve`: receive bounces until `stop` is set."""
-    domain = (settings.bounces.domain or "").lower().rstrip(".")
+    domain = _a_label(settings.bounces.domain or "")
     if not domain:
         raise ConfigError(f"{NO_VERP_DOMAIN} to receive.", hint=f"{SET_VERP_DOMAIN} and point its MX here.")
     handler = _Receiver(settings, store, clock, domain, on_outcome)
