@@ -420,6 +420,12 @@ def poll(app: App) -> None:
     click.echo(f"polled {len(results)} feeds: {new} new items, {failed} failed, in {took:.2f} s")
     if store.many_workers and (skipped := len(store.list_feeds(active_only=True)) - len(results)) > 0:
         click.echo(f"skipped {skipped} feeds that digest workers were polling at the time")
+    if 0 < failed < len(results):
+        click.echo(
+            "  hint: open a failing URL in a browser to see what it serves; each feed is polled again at its next "
+            "time, less often while it keeps failing (`digest feeds list` shows its last error).",
+            err=True,
+        )
     if results and failed == len(results):
         # Exit 1, so that `digest poll && digest send` in a cron job stops and says so: with one feed
         # up, the poll did its work; with none, something shared is wrong (the network, a proxy, DNS).

@@ -26,3 +26,4 @@ async def test_a_poll_where_every_feed_failed_exits_1_with_one_line(tmp_path: Pa
         polled = await asyncio.to_thread(poll, config)
         assert polled.returncode == 0, polled.stderr
         assert "2 feeds: 0 new items, 1 failed" in polled.stdout
+        assert polled.stderr.startswith("  hint: open a failing URL in a browser")  # what to do, on stderr
