@@ -4,7 +4,7 @@ The address ranges a feed must not reach unless [digest] allow_private_addresses
 (loopback, private, link-local...), the legacy spellings of an IPv4 literal, and the loopback
 names. digest.fetch applies them to every URL and, after DNS, to every address it connects to;
 digest.config to the feeds of the config file, so `digest check-config` refuses what `digest
-feeds add` refuses. Imports nothing heavy: config loads it for every command.
+feeds add` refuses. Imports nothing heavy: config imports it without aiohttp.
 """
 
 from __future__ import annotations
