@@ -432,3 +432,20 @@ def test_an_excerpt_counts_its_characters_as_the_text_it_shows() -> None:
     assert excerpt_html(html, 280) == "Jerry Maren, the last 'Wizard of Oz' munchkin, died. His funeral was held. The…"
     # Cut, an excerpt says so, though the text it was cut from ends with the feed's own "…".
     assert excerpt_html(html, 40) == "Jerry Maren, the last 'Wizard of Oz'…"
+
+
+@pytest.mark.parametrize("limit", [280, 60, 25])
+def test_a_link_whose_text_opens_with_a_space_costs_the_excerpt_no_character(limit: int) -> None:
+    # Feeds often write "One <a> two</a>": the space before the link and the one inside it are one
+    # space of the text, and counting both cut the excerpt's last word short ("... six seve").
+    links = "".join(f' <a href="https://a.example/{k}">\n word{k}</a> and' for k in range(6))
+    html = f"<p>One{links} five six seven.</p>"
+    text = html_to_text(html)
+    got = excerpt_html(html, limit)
+    shown = html_to_text(got)
+    assert len(shown) <= limit
+    if len(text) <= limit:
+        assert shown == text and got.endswith("seven.")
+    else:
+        assert shown.endswith("…") and text.startswith(shown[:-1].rstrip())
+        assert re.fullmatch(r"[\w ]+", shown[:-1].rstrip()) and shown[:-1].rstrip().split()[-1] in text.split()
