@@ -817,7 +817,7 @@ def excerpt_html(html: str, limit: int) -> str:
     # Whether the last character kept is a space: a link's text that opens with one (" two" in "One
     # <a> two</a>") follows the space already put before the link, and counts for nothing, as
     # clean_text counted `whole`; counted twice, each such link cut a character off the end.
-    spaced = False
+    after_space = False
     for m in _EXCERPT_TOKEN.finditer(cleaned):
         closing, name, text = m.groups()
         if text is None:
@@ -829,7 +829,7 @@ def excerpt_html(html: str, limit: int) -> str:
                 if pending_space:  # the space between words goes before the link, not inside it
                     out.append(" ")
                     used += 1
-                    pending_space, spaced = False, True
+                    pending_space, after_space = False, True
                 open_tags.append(name)
                 out.append(m.group(0))
             continue
@@ -840,7 +840,7 @@ def excerpt_html(html: str, limit: int) -> str:
             if not word:
                 continue
             if word.isspace():
-                pending_space = used > 0 and not spaced
+                pending_space = used > 0 and not after_space
                 continue
             if used >= budget:
                 break
@@ -851,7 +851,7 @@ def excerpt_html(html: str, limit: int) -> str:
             piece = word[: budget - used]
             out.append(htmllib.escape(piece, quote=False))
             used += len(piece)
-            spaced = False
+            after_space = False
     result = "".join(out).rstrip()
     for name in reversed(open_tags):
         result += f"</{name}>"
