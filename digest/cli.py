@@ -491,7 +491,9 @@ def preview(app: App, email: str, day: str | None, out: str | None) -> None:
 
 
 @main.command()
-@click.option("--date", "day", metavar="YYYY-MM-DD", help="Edition date (default: today in [digest] timezone).")
+@click.option(
+    "--date", "day", metavar="YYYY-MM-DD", help="Edition date (default: each subscriber's time zone's own today)."
+)
 @click.option(
     "--dry-run",
     "dry_run",
@@ -508,7 +510,7 @@ def preview(app: App, email: str, day: str | None, out: str | None) -> None:
 @pass_app
 def send(app: App, day: str | None, dry_run: str | None, workers: int | None) -> None:
     """Build and send the edition for a date to every active subscriber; re-running sends nothing more."""
-    edition_day = _date(day, app)
+    edition_day = _date(day, app) if day is not None else None  # None: each time zone's own day
     if dry_run:
         run_async(_dry_run(app, edition_day, Path(dry_run)))
         return
@@ -525,29 +527,32 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
         click.echo("no active subscribers: nothing to send")
 
 
-def _check_sendable(app: App, store: Store, day: date) -> None:
+def _check_sendable(app: App, store: Store, day: date | None) -> None:
     """Refuse a send that would close an edition for nothing: a day that has not begun in any
     subscriber's time zone (a mistyped --date sent a year-ahead edition at once, and every item
     polled so far went into it, out of the next real one), or a first send before any poll (today's
     edition would be built empty, and the day's items would wait for tomorrow's)."""
+    from digest.pipeline.send import zone_day
+
     now = app.clock()
     zones = store.timezones_in_use(app.settings.digest.timezone)
     latest = max(now.astimezone(ZoneInfo(tz)).date() for tz in zones or [app.settings.digest.timezone])
-    if day > latest:
+    if day is not None and day > latest:
         raise click.BadParameter(
             f"{day} has not begun in any subscriber's time zone (today is {latest} at the latest); "
             "an edition sent now would take every item polled so far. Check the date, or see the "
             "edition with `digest preview --date`.",
             param_hint="'--date'",
         )
-    if store.count_items() == 0 and any(store.get_edition(day=day, timezone=tz) is None for tz in zones):
+    unbuilt = [tz for tz in zones if store.get_edition(day=zone_day(day, tz, now), timezone=tz) is None]
+    if unbuilt and store.count_items() == 0:
         raise DigestError(
             "No item has been polled yet: sending now would close this day's edition empty.",
             hint="Run `digest poll` first (`digest status` shows each feed's last poll).",
         )
 
 
-async def _send(app: App, store: Store, day: date, workers: int) -> Any:
+async def _send(app: App, store: Store, day: date | None, workers: int) -> Any:
     from digest.deliver import SmtpTransport
     from digest.pipeline.send import send_day
 
@@ -581,17 +586,19 @@ async def _send(app: App, store: Store, day: date, workers: int) -> Any:
             loop.remove_signal_handler(sig)
 
 
-async def _send_progress(app: App, store: Store, day: date) -> None:
+async def _send_progress(app: App, store: Store, day: date | None) -> None:
     """A progress bar for `digest send` on a terminal, read from the outbox itself: the rows may be
     sent by several processes, and the database is the one place that knows them all."""
     from rich.progress import Progress
+
+    from digest.pipeline.send import zone_day
 
     with Progress(transient=True) as progress:
         task = progress.add_task("sending", total=None)
         while True:
             done = total = 0
             for tz in await asyncio.to_thread(store.timezones_in_use, app.settings.digest.timezone):
-                edition = await asyncio.to_thread(store.get_edition, day=day, timezone=tz)
+                edition = await asyncio.to_thread(store.get_edition, day=zone_day(day, tz, app.clock()), timezone=tz)
                 if edition is not None:
                     counts = await asyncio.to_thread(store.delivery_counts, edition.id)
                     total += sum(counts.values())
@@ -607,7 +614,7 @@ def _logging_setup() -> Callable[[], None]:
     return partial(setup_logging, "json" if json_lines else "text", root.level)
 
 
-async def _dry_run(app: App, day: date, folder: Path) -> None:
+async def _dry_run(app: App, day: date | None, folder: Path) -> None:
     """Render every subscriber's message into .eml files, touching no outbox row."""
     from digest.pipeline.send import dry_run
 

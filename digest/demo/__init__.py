@@ -143,7 +143,8 @@ async def run_demo(out_dir: Path, *, now: datetime | None = None) -> DemoResult:
             result.feeds = len(polled)
             result.new_items = sum(p.new_items for p in polled)
             day = moment.astimezone(ZoneInfo(DEMO_TZ)).date()
-            await send_day(settings, store, day=day, transport=SmtpTransport, clock=clock)
+            # Each subscriber's own day, as `digest send` does: New York's is still the 6th at Moscow's 7th.
+            await send_day(settings, store, day=None, transport=SmtpTransport, clock=clock)
             editor = store.get_subscriber(email=SUBSCRIBERS[0]["email"])
             assert editor is not None
             rendered = await asyncio.to_thread(preview, settings, store, subscriber=editor, day=day, now=moment)

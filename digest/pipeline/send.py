@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from digest import schedule
 from digest.compose import compose
@@ -76,6 +77,7 @@ __all__ = [
     "send_day",
     "send_due",
     "still_fresh",
+    "zone_day",
     "zone_of_path",
 ]
 
@@ -181,28 +183,37 @@ def build_edition(
 # --------------------------------------------------------------------------- sending
 
 
+def zone_day(day: date | None, timezone: str, now: datetime) -> date:
+    """The edition day `digest send` means in a time zone: `day` when given (--date), else that zone's
+    own date now, as the daemon sends each zone's edition on its own day. The site's date for every
+    zone sent New York's readers, at 18:00 on the 6th, the edition of the 7th (Moscow's already),
+    and their own of the 7th the next morning found it sent."""
+    return day if day is not None else now.astimezone(ZoneInfo(timezone)).date()
+
+
 async def send_day(
     settings: Settings,
     store: Store,
     *,
-    day: date,
+    day: date | None,
     clock: Clock,
     transport: TransportFactory,
     workers: int | None = None,
     stop: asyncio.Event | None = None,
     setup: Callable[[], None] | None = None,
 ) -> list[SendReport]:
-    """`digest send`: build (once) and send the edition of `day` for every time zone with active
-    subscribers, with `workers` processes (None: [smtp] workers)."""
+    """`digest send`: build (once) and send the edition of `day` (None: each zone's own day,
+    `zone_day`) for every time zone with active subscribers, with `workers` processes (None:
+    [smtp] workers)."""
 
     async def prepare() -> list[tuple[EditionRecord, SendReport]]:
         zones = await asyncio.to_thread(store.timezones_in_use, settings.digest.timezone)
         out = []
         for tz in zones:
-            edition, created = await asyncio.to_thread(
-                build_edition, settings, store, day=day, timezone=tz, now=clock()
-            )
-            out.append((edition, SendReport(edition.id, day, tz, created=created)))
+            now = clock()
+            local = zone_day(day, tz, now)
+            edition, created = await asyncio.to_thread(build_edition, settings, store, day=local, timezone=tz, now=now)
+            out.append((edition, SendReport(edition.id, local, tz, created=created)))
         return out
 
     return await send_editions(
@@ -218,13 +229,13 @@ async def send_day(
     )
 
 
-def _rows_to_send(settings: Settings, store: Store, day: date, now: datetime) -> int:
+def _rows_to_send(settings: Settings, store: Store, day: date | None, now: datetime) -> int:
     """About how many messages `digest send --date day` will send, before its editions are built:
     the claimable rows of those already built, every active subscriber if one is still to build.
     Enough to start the sending processes early, or not at all for a run with nothing left."""
     rows, unbuilt = 0, False
     for tz in store.timezones_in_use(settings.digest.timezone):
-        edition = store.get_edition(day=day, timezone=tz)
+        edition = store.get_edition(day=zone_day(day, tz, now), timezone=tz)
         if edition is None:
             unbuilt = True
         else:
@@ -333,9 +344,9 @@ def preview(settings: Settings, store: Store, *, subscriber: Subscriber, day: da
     return dataclasses.replace(rendered, html=fill(rendered.html), text=fill(rendered.text))
 
 
-async def dry_run(settings: Settings, store: Store, *, day: date, now: datetime, folder: Path) -> int:
-    """Every active subscriber's message for `day` as .eml files in `folder`, touching no outbox
-    row; returns how many were written."""
+async def dry_run(settings: Settings, store: Store, *, day: date | None, now: datetime, folder: Path) -> int:
+    """Every active subscriber's message for `day` (None: each zone's own, `zone_day`) as .eml files
+    in `folder`, touching no outbox row; returns how many were written."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -346,7 +357,8 @@ async def dry_run(settings: Settings, store: Store, *, day: date, now: datetime,
     written = 0
     async with FileTransport(folder) as transport:
         for tz in await asyncio.to_thread(store.timezones_in_use, settings.digest.timezone):
-            mailer = await asyncio.to_thread(draft_mailer, settings, store, day=day, timezone=tz, now=now)
+            local = zone_day(day, tz, now)
+            mailer = await asyncio.to_thread(draft_mailer, settings, store, day=local, timezone=tz, now=now)
             for sub in store.iter_subscribers():
                 if schedule.effective_zone(sub.timezone, settings.digest.timezone) != tz:
                     continue
