@@ -464,18 +464,24 @@ async def _poll_by_claims(app: App, store: Store, on_result: Callable[[PollResul
 
 @main.command()
 @click.option("--subscriber", "email", required=True, help="The subscriber's email address.")
-@click.option("--date", "day", metavar="YYYY-MM-DD", help="Edition date (default: today).")
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="Edition date (default: the subscriber's today).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write FILE.html and FILE.txt (default: print text).")
 @pass_app
 def preview(app: App, email: str, day: str | None, out: str | None) -> None:
     """Render a subscriber's edition without sending it."""
+    from digest import schedule
     from digest.pipeline.send import preview as render_preview
+    from digest.pipeline.send import zone_day
 
     store = app.store
     sub = store.get_subscriber(email=email)
     if sub is None:
         raise SubscriberError(f"No subscriber {email}.", hint="`digest subscribers list` shows the subscribers.")
-    rendered = render_preview(app.settings, store, subscriber=sub, day=_date(day, app), now=app.clock())
+    now = app.clock()
+    # Their own day, as `digest send` sends it them (`zone_day`), not the site's.
+    zone = schedule.effective_zone(sub.timezone, app.settings.digest.timezone)
+    edition_day = zone_day(_date(day, app) if day is not None else None, zone, now)
+    rendered = render_preview(app.settings, store, subscriber=sub, day=edition_day, now=now)
     if rendered is None:
         click.echo(f"Nothing new for {email} in their sections; no email would be sent.")
         return

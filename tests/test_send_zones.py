@@ -30,6 +30,10 @@ async def test_each_time_zone_gets_its_own_days_edition(tmp_path: Path) -> None:
         )
         # (each process's clock starts at its `now`: the poll goes first, as test_faults.poll does)
         assert (await asyncio.to_thread(cli, config, "poll", now=NOW - timedelta(minutes=5))).returncode == 0
+        # A preview shows a subscriber the edition they will get: of their own day.
+        # (the site's zone is UTC, still the 6th)
+        shown = await asyncio.to_thread(cli, config, "preview", "--subscriber", "moscow@example.org", now=NOW)
+        assert shown.returncode == 0 and "Subject: Press Review — December 7, 2026" in shown.stdout, shown.stdout
         sent = await asyncio.to_thread(cli, config, "send", now=NOW)
         assert sent.returncode == 0, sent.stderr
         subjects = {
