@@ -40,6 +40,7 @@ import jinja2
 from babel.dates import format_date
 from babel.support import NullTranslations
 
+from digest import words
 from digest.catalogue import CATALOGUE_DOMAIN, builtin_templates_dir, catalogue_path, load_translations
 from digest.errors import TemplateError, is_bug
 from digest.model import (
@@ -139,6 +140,7 @@ class QuoteView:
     outlet: LinkView  # the outlet's name, linked to its item
     after: str
     text: str  # the quoted sentences, verbatim
+    lang: str = ""  # the sentences' language where it is not the edition's (`_other_language`)
 
     @property
     def cited(self) -> str:
@@ -163,6 +165,10 @@ class StoryView:
     # The lead's outlet's other reports of the story ("More from The Indian Express: Suspect had
     # mental health issues: relatives; ..."): not "Also reported by", which names other outlets.
     more_from: OutletView | None = None
+    # The title's and the summary's language where it is not the edition's (`_other_language`): their
+    # HTML elements say so (lang=), or a screen reader reads a Russian headline with an English voice.
+    title_lang: str = ""
+    summary_lang: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +316,30 @@ def _excerpts(summary_html: str, summary_text: str, chars: int) -> tuple[str, st
         return "", _cut(_clean(summary_text), chars)
 
 
+@lru_cache(maxsize=8192)
+def _guess(text: str) -> tuple[str, int]:
+    """`words.language_guess`, remembered: the same texts come back in every render of an edition
+    (each clip budget, each number of stories the top block takes), so each is guessed once."""
+    return words.language_guess(text)
+
+
+def _other_language(text: str, item_text: str, language: str) -> str:
+    """The language of `text` (feed text) when it is not `language` (the edition's), else "".
+
+    The guess is digest's (`words.language_guess`, what digest.sections reads an item in); a text
+    too short to say it (one function word at most, and no script of its own) takes its item's
+    (`item_text`: title and summary, as digest.sections reads them). One function word never overrules
+    an edition in a Latin-script language ("... bin Laden son" is no French), but any Latin-script
+    text in a Russian edition is not Russian: there the guess ("en" when nothing decides) stands.
+    """
+    lang, said = _guess(text[:400])
+    if said <= 1 and item_text:
+        lang, said = _guess(item_text[:400])
+    if lang == language or (said <= 1 and language in words.LATIN_LANGUAGES):
+        return ""
+    return lang
+
+
 class _ViewBuilder:
     """Turns one Edition into view objects; numbers links for the plain-text part as it goes."""
 
@@ -326,6 +356,7 @@ class _ViewBuilder:
         self.edition, self.messages, self.locale = edition, messages, locale
         self.images, self.budget = images, budget
         self.excerpt_chars = excerpt_chars
+        self.language = words.primary_language(locale) or locale
         self.zone = ZoneInfo(edition.timezone)
         self._next_ref = 1
         # The current block's links by URL, in the order they were numbered: a URL the block already
@@ -420,12 +451,14 @@ class _ViewBuilder:
             else:
                 label = self.messages.pgettext("synopsis: next outlet", "%(outlet)s adds:")
             before, _, after = str(label).replace("%(outlet)s", "\x00", 1).partition("\x00")
+            text = _clean(" ".join(quote.sentences))
             views.append(
                 QuoteView(
                     before=before,
                     outlet=self._link(quote.source, quote.url),
                     after=after,
-                    text=_clean(" ".join(quote.sentences)),
+                    text=text,
+                    lang=_other_language(text, "", self.language),  # whole sentences: they say their language
                 )
             )
         return tuple(views)
@@ -445,6 +478,7 @@ class _ViewBuilder:
         quoted = {q.item_id for q in story.synopsis} if synopsis else set()
         source = _clean(lead.source)
         unquoted = [item for item in story.also if item.id not in quoted]
+        item_text = f"{lead.title} {lead.summary_text}"
         return StoryView(
             title=title,
             source=source,
@@ -460,6 +494,8 @@ class _ViewBuilder:
             read_also=tuple(self._link(_headline(item), item.url, item.source) for item in story.read_also),
             synopsis=synopsis,
             outlets=story.outlets if top else 0,
+            title_lang=_other_language(headline, item_text, self.language),
+            summary_lang=_other_language(summary_text, item_text, self.language) if summary_text else "",
         )
 
     def day_heading(self, day: date) -> str:

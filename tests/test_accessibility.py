@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 import pytest
 from test_render import item, rich_edition
 
-from digest.model import DayGroup, Edition, PressGroup, SectionGroup, Story
+from digest.model import DayGroup, Edition, PressGroup, Quote, SectionGroup, Story
 from digest.render import Renderer, builtin_templates_dir
 
 WEB_TEMPLATES = str(builtin_templates_dir() / "web")
@@ -81,3 +81,86 @@ def test_the_headings_of_the_email_and_the_web_edition_skip_no_level_under_one_h
     levels = heading_levels(renderer.render(EDITIONS[edition]()).html)
     assert outline_problems(levels) == [], levels
     assert 4 in levels  # days and their stories are headings too, below the sections
+
+
+# --------------------------------------------------------------------------- lang on feed text
+
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"})
+
+
+class _Texts(HTMLParser):
+    """Each story title, summary and quoted text: (what, its lang attribute or None, its text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[tuple[str, str, str | None, list[str]]] = []  # tag, what, lang, text
+        self.found: list[tuple[str, str | None, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _VOID:
+            return
+        a = dict(attrs)
+        parent = self.open[-1][1] if self.open else ""
+        what = a.get("class") or ("quoted" if parent == "quote" and tag == "span" else "")
+        self.open.append((tag, what or "", a.get("lang"), []))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.open:
+            name, what, lang, text = self.open.pop()
+            if what in ("title", "summary", "quoted"):
+                self.found.append((what, lang, "".join(text).strip()))
+            if name == tag:
+                return
+
+    def handle_data(self, data: str) -> None:
+        for _, _, _, text in self.open:
+            text.append(data)
+
+
+def feed_texts(html: str) -> dict[str, str | None]:
+    """Each title's, summary's and quote's text -> its lang attribute."""
+    parser = _Texts()
+    parser.feed(html)
+    return {text: lang for _, lang, text in parser.found}
+
+
+RU_TITLE, RU_SUMMARY = "Переговоры в Женеве продолжатся в понедельник", "Делегации встретятся снова после выходных."
+EN_TITLE, EN_SUMMARY = "Talks in Geneva will go on on Monday", "The delegations will meet again after the weekend."
+FR_TITLE = "Les négociations reprennent lundi à Genève"
+FR_QUOTE = "Les deux délégations se retrouveront après le week-end, a indiqué le ministère."
+# One function word ("son" is French) says too little to overrule an English edition.
+WEAK = "US imposes sanctions against Osama bin Laden son"
+
+
+def two_language_edition(language: str) -> Edition:
+    """Russian, English and French stories; the French one's synopsis quotes itself in French."""
+    fr = item(32, FR_TITLE, source="Le Quotidien", summary=FR_QUOTE)
+    told = Story(
+        lead=fr,
+        also=(item(34, "Geneva talks to resume", source="Wire Service"),),
+        synopsis=(Quote(source="Le Quotidien", url=fr.url, item_id=32, sentences=(FR_QUOTE,)),),
+    )
+    stories = (
+        told,
+        Story(lead=item(30, RU_TITLE, source="Новости дня", summary=RU_SUMMARY)),
+        Story(lead=item(31, EN_TITLE, source="Wire Service", summary=EN_SUMMARY)),
+        Story(lead=item(33, WEAK, source="Wire Service", summary="")),
+    )
+    section = SectionGroup(
+        name="World", anchor="s-world", days=(DayGroup(rich_edition().day, stories),), total=4, shown=4
+    )
+    return dataclasses.replace(rich_edition(language=language), sections=(section,), top_stories=())
+
+
+@pytest.mark.parametrize("page", ["email", "web"])
+def test_feed_text_in_another_language_than_the_editions_says_which(page: str) -> None:
+    for language, expected in [
+        ("en", {RU_TITLE: "ru", RU_SUMMARY: "ru", EN_TITLE: None, EN_SUMMARY: None, WEAK: None}),
+        ("ru", {RU_TITLE: None, RU_SUMMARY: None, EN_TITLE: "en", EN_SUMMARY: "en", WEAK: "fr"}),
+    ]:
+        templates = {"templates_dir": WEB_TEMPLATES} if page == "web" else {}
+        html = Renderer(language=language, **templates).render(two_language_edition(language)).html
+        texts = feed_texts(html)
+        expected |= {FR_TITLE: "fr", FR_QUOTE: "fr"}
+        assert {text: texts.get(text, "absent") for text in expected} == expected, language
+        assert f'<html lang="{language}"' in html
