@@ -164,3 +164,87 @@ def test_feed_text_in_another_language_than_the_editions_says_which(page: str) -
         expected |= {FR_TITLE: "fr", FR_QUOTE: "fr"}
         assert {text: texts.get(text, "absent") for text in expected} == expected, language
         assert f'<html lang="{language}"' in html
+
+
+# --------------------------------------------------------------------------- colours of the web pages
+
+
+def _luminance(colour: str) -> float:
+    """WCAG 2.x relative luminance of #rrggbb."""
+    rgb = [int(colour.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_contrast_is_wcags() -> None:
+    assert round(contrast("#000000", "#ffffff"), 1) == 21.0 and contrast("#777777", "#777777") == 1.0
+    assert round(contrast("#b3261e", "#1e1e1e"), 2) == 2.55  # the audit's figure
+
+
+def _rules(css: str) -> dict[str, dict[str, str]]:
+    rules: dict[str, dict[str, str]] = {}
+    for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", css):
+        declared = dict(
+            (name.strip(), value.replace("!important", "").strip())
+            for name, _, value in (d.partition(":") for d in body.split(";") if ":" in d)
+        )
+        for selector in selectors.split(","):
+            rules.setdefault(selector.strip(), {}).update(declared)
+    return rules
+
+
+def page_colours(scheme: str) -> dict[str, dict[str, str]]:
+    """The web pages' rules (templates/web/_page.html.j2) as a browser in that colour scheme applies them."""
+    css = (builtin_templates_dir() / "web" / "_page.html.j2").read_text(encoding="utf-8")
+    css = re.sub(r"/\*.*?\*/", "", css.split("<style>", 1)[1].split("</style>", 1)[0], flags=re.S)
+    dark_at = css.index("@media (prefers-color-scheme: dark)")
+    dark_block = css[css.index("{", dark_at) + 1 : css.rindex("}")]
+    base = _rules(re.sub(r"@media[^{]*\{(?:[^{}]*\{[^{}]*\})*[^{}]*\}", "", css))
+    if scheme == "dark":
+        for selector, declared in _rules(dark_block).items():
+            base.setdefault(selector, {}).update(declared)
+    return base
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_web_pages_buttons_and_focus_ring_meet_wcag_aa_in_light_and_dark(scheme: str) -> None:
+    rules = page_colours(scheme)
+    page = rules["body"]["background-color"]
+    assert page == {"light": "#ffffff", "dark": "#1e1e1e"}[scheme]
+    red = rules["button.secondary"]
+    assert red["background-color"] == "transparent"  # its text sits on the page
+    assert contrast(red["color"], page) >= 4.5  # WCAG 1.4.3, text
+    assert contrast(red["border-color"], page) >= 3  # 1.4.11, a component's boundary
+    button = rules["button"]
+    assert contrast(button["color"], button["background-color"]) >= 4.5
+    ring = rules["button:focus-visible"]
+    assert contrast(ring.get("outline-color") or ring["outline"].split()[-1], page) >= 3  # 1.4.11
+
+
+def test_resuming_is_not_styled_as_a_destructive_action() -> None:
+    from digest.web import _pages
+
+    context = {
+        "lang": "en",
+        "site_title": "S",
+        "email": "a@example.org",
+        "subscribed": True,
+        "sections": [("World", True)],
+        "timezones": ["UTC"],
+        "timezone": "UTC",
+        "form_mac": "m",
+        "saved": False,
+        "error": None,
+        "unsubscribe_token": "t",
+    }
+    for paused, action, red in [(False, "pause", True), (True, "resume", False)]:
+        html = _pages("en").get_template("preferences.html.j2").render(**context, paused=paused)
+        form = re.search(rf'<form[^>]*>(?:(?!</form>).)*value="{action}"(?:(?!</form>).)*</form>', html, re.S)
+        assert form, html
+        assert ('class="secondary"' in form.group(0)) is red, action
+        assert 'class="secondary">Unsubscribe</button>' in html  # unsubscribing stays red
