@@ -248,3 +248,34 @@ def test_resuming_is_not_styled_as_a_destructive_action() -> None:
         assert form, html
         assert ('class="secondary"' in form.group(0)) is red, action
         assert 'class="secondary">Unsubscribe</button>' in html  # unsubscribing stays red
+
+
+# --------------------------------------------------------------------------- the web page looks like the email
+
+
+class _Styles(HTMLParser):
+    """The inlined style of the first element of each class, its declarations sorted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.styles: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        for name in (a.get("class") or "").split():
+            self.styles.setdefault(name, ";".join(sorted((a.get("style") or "").split(";"))))
+
+
+def first_styles(html: str) -> dict[str, str]:
+    parser = _Styles()
+    parser.feed(html)
+    return parser.styles
+
+
+def test_the_web_editions_press_review_quotes_look_like_the_emails() -> None:
+    """They rendered at the page's 17px with a paragraph's default margins, the email's at 15px, close together."""
+    email = first_styles(Renderer().render(rich_edition()).html)
+    page = first_styles(Renderer(templates_dir=WEB_TEMPLATES).render(rich_edition()).html)
+    for name in ("synopsis", "quote", "summary", "title", "meta", "also"):
+        assert page[name] == email[name], name
+    assert "font-size:15px" in page["quote"] and "margin:0 0 6px 0" in page["quote"]
