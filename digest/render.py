@@ -276,6 +276,12 @@ def wrap(text: str, indent: str = "", hang: str | None = None) -> str:
     )
 
 
+def nbsp(text: str) -> str:
+    """Jinja filter for the HTML part: no-break spaces, so a short phrase ("3 outlets", "(first seen)")
+    is never split across lines; given translated Markup, it stays Markup. css-inline writes &nbsp;."""
+    return text.replace(" ", "\xa0")
+
+
 def underline(text: str, char: str = "-") -> str:
     """Jinja filter: a heading with a rule as wide as the text under it."""
     return f"{text}\n{char * min(_display_width(text), TEXT_WIDTH)}"
@@ -683,6 +689,7 @@ class Renderer:
             )
             env.filters["wrap"] = wrap
             env.filters["underline"] = underline
+            env.filters["nbsp"] = nbsp
             # New-style: _("... %(name)s", name=x) formats after translating and escapes x in HTML.
             env.install_gettext_translations(self.translations(language), newstyle=True)  # type: ignore[attr-defined]
             self._envs[language] = env

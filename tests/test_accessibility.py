@@ -279,3 +279,23 @@ def test_the_web_editions_press_review_quotes_look_like_the_emails() -> None:
     for name in ("synopsis", "quote", "summary", "title", "meta", "also"):
         assert page[name] == email[name], name
     assert "font-size:15px" in page["quote"] and "margin:0 0 6px 0" in page["quote"]
+
+
+# --------------------------------------------------------------------------- short phrases stay whole
+
+
+@pytest.mark.parametrize(
+    ("language", "first_seen", "outlets"),
+    [("en", "(first seen)", "2 outlets"), ("ru", "(время получения)", "2 издания")],
+)
+def test_first_seen_and_the_outlet_count_never_split_across_lines_in_html(
+    language: str, first_seen: str, outlets: str
+) -> None:
+    """A no-break space in the HTML part ("(first" at a line's end, "seen)" on the next read as two
+    things); the plain-text part keeps ordinary spaces, which its wrapping at 78 columns needs."""
+    for page in ("email", "web"):
+        templates = {"templates_dir": WEB_TEMPLATES} if page == "web" else {}
+        r = Renderer(language=language, **templates).render(rich_edition(language=language))
+        for phrase in (first_seen, outlets):
+            assert phrase.replace(" ", "&nbsp;") in r.html and phrase not in r.html, (page, phrase)
+        assert first_seen in r.text and outlets in r.text and "\xa0" not in r.text

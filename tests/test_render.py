@@ -213,7 +213,7 @@ def test_days_and_times_are_shown_in_the_edition_time_zone_with_their_offset() -
 def test_an_undated_item_shows_when_it_was_first_seen_marked_so() -> None:
     r = Renderer().render(rich_edition())
     assert "January 15, 07:17 UTC+3 (first seen)" in r.text
-    assert "January 15, 07:17 UTC+3 (first seen)" in r.html
+    assert "January 15, 07:17 UTC+3 (first&nbsp;seen)" in r.html
     assert r.text.count("(first seen)") == 1
 
 
