@@ -28,7 +28,7 @@ import textwrap
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
@@ -55,6 +55,7 @@ from digest.model import (
 )
 from digest.outlets import split_url
 from digest.sanitize import excerpt_html, html_to_text
+from digest.zones import utc_offset
 
 __all__ = [
     "CATALOGUE_DOMAIN",
@@ -287,16 +288,6 @@ def underline(text: str, char: str = "-") -> str:
     return f"{text}\n{char * min(_display_width(text), TEXT_WIDTH)}"
 
 
-def _utc_offset(moment: datetime) -> str:
-    offset = moment.utcoffset()
-    minutes = int(offset.total_seconds() // 60) if offset else 0
-    if minutes == 0:
-        return "UTC"
-    sign = "+" if minutes > 0 else "-"
-    hours, rest = divmod(abs(minutes), 60)
-    return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
-
-
 def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -429,7 +420,7 @@ class _ViewBuilder:
         else:
             pattern = str(self.messages.pgettext("CLDR date pattern", "MMMM d"))  # January 16
         day = format_date(shown, pattern, locale=self.locale)
-        return day if linked else f"{day}, {local:%H:%M} {_utc_offset(local)}"
+        return day if linked else f"{day}, {local:%H:%M} {utc_offset(local)}"
 
     def quotes(self, quotes: tuple[Quote, ...]) -> tuple[QuoteView, ...]:
         views = []
