@@ -28,7 +28,7 @@ import textwrap
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +40,7 @@ import jinja2
 from babel.dates import format_date
 from babel.support import NullTranslations
 
+from digest import words
 from digest.catalogue import CATALOGUE_DOMAIN, builtin_templates_dir, catalogue_path, load_translations
 from digest.errors import TemplateError, is_bug
 from digest.model import (
@@ -54,6 +55,7 @@ from digest.model import (
 )
 from digest.outlets import split_url
 from digest.sanitize import excerpt_html, html_to_text
+from digest.zones import utc_offset
 
 __all__ = [
     "CATALOGUE_DOMAIN",
@@ -139,6 +141,7 @@ class QuoteView:
     outlet: LinkView  # the outlet's name, linked to its item
     after: str
     text: str  # the quoted sentences, verbatim
+    lang: str = ""  # the sentences' language where it is not the edition's (`_other_language`)
 
     @property
     def cited(self) -> str:
@@ -163,6 +166,10 @@ class StoryView:
     # The lead's outlet's other reports of the story ("More from The Indian Express: Suspect had
     # mental health issues: relatives; ..."): not "Also reported by", which names other outlets.
     more_from: OutletView | None = None
+    # The title's and the summary's language where it is not the edition's (`_other_language`): their
+    # HTML elements say so (lang=), or a screen reader reads a Russian headline with an English voice.
+    title_lang: str = ""
+    summary_lang: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,19 +277,15 @@ def wrap(text: str, indent: str = "", hang: str | None = None) -> str:
     )
 
 
+def nbsp(text: str) -> str:
+    """Jinja filter for the HTML part: no-break spaces, so a short phrase ("3 outlets", "(first seen)")
+    is never split across lines; given translated Markup, it stays Markup. css-inline writes &nbsp;."""
+    return text.replace(" ", "\xa0")
+
+
 def underline(text: str, char: str = "-") -> str:
     """Jinja filter: a heading with a rule as wide as the text under it."""
     return f"{text}\n{char * min(_display_width(text), TEXT_WIDTH)}"
-
-
-def _utc_offset(moment: datetime) -> str:
-    offset = moment.utcoffset()
-    minutes = int(offset.total_seconds() // 60) if offset else 0
-    if minutes == 0:
-        return "UTC"
-    sign = "+" if minutes > 0 else "-"
-    hours, rest = divmod(abs(minutes), 60)
-    return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
 
 
 def _capitalise(text: str) -> str:
@@ -310,6 +313,30 @@ def _excerpts(summary_html: str, summary_text: str, chars: int) -> tuple[str, st
         return "", _cut(_clean(summary_text), chars)
 
 
+@lru_cache(maxsize=8192)
+def _guess(text: str) -> tuple[str, int]:
+    """`words.language_guess`, remembered: the same texts come back in every render of an edition
+    (each clip budget, each number of stories the top block takes), so each is guessed once."""
+    return words.language_guess(text)
+
+
+def _other_language(text: str, item_text: str, language: str) -> str:
+    """The language of `text` (feed text) when it is not `language` (the edition's), else "".
+
+    The guess is digest's (`words.language_guess`, what digest.sections reads an item in); a text
+    too short to say it (one function word at most, and no script of its own) takes its item's
+    (`item_text`: title and summary, as digest.sections reads them). One function word never overrules
+    an edition in a Latin-script language ("... bin Laden son" is no French), but any Latin-script
+    text in a Russian edition is not Russian: there the guess ("en" when nothing decides) stands.
+    """
+    lang, said = _guess(text[:400])
+    if said <= 1 and item_text:
+        lang, said = _guess(item_text[:400])
+    if lang == language or (said <= 1 and language in words.LATIN_LANGUAGES):
+        return ""
+    return lang
+
+
 class _ViewBuilder:
     """Turns one Edition into view objects; numbers links for the plain-text part as it goes."""
 
@@ -326,6 +353,7 @@ class _ViewBuilder:
         self.edition, self.messages, self.locale = edition, messages, locale
         self.images, self.budget = images, budget
         self.excerpt_chars = excerpt_chars
+        self.language = words.primary_language(locale) or locale
         self.zone = ZoneInfo(edition.timezone)
         self._next_ref = 1
         # The current block's links by URL, in the order they were numbered: a URL the block already
@@ -392,7 +420,7 @@ class _ViewBuilder:
         else:
             pattern = str(self.messages.pgettext("CLDR date pattern", "MMMM d"))  # January 16
         day = format_date(shown, pattern, locale=self.locale)
-        return day if linked else f"{day}, {local:%H:%M} {_utc_offset(local)}"
+        return day if linked else f"{day}, {local:%H:%M} {utc_offset(local)}"
 
     def quotes(self, quotes: tuple[Quote, ...]) -> tuple[QuoteView, ...]:
         views = []
@@ -420,12 +448,14 @@ class _ViewBuilder:
             else:
                 label = self.messages.pgettext("synopsis: next outlet", "%(outlet)s adds:")
             before, _, after = str(label).replace("%(outlet)s", "\x00", 1).partition("\x00")
+            text = _clean(" ".join(quote.sentences))
             views.append(
                 QuoteView(
                     before=before,
                     outlet=self._link(quote.source, quote.url),
                     after=after,
-                    text=_clean(" ".join(quote.sentences)),
+                    text=text,
+                    lang=_other_language(text, "", self.language),  # whole sentences: they say their language
                 )
             )
         return tuple(views)
@@ -445,6 +475,7 @@ class _ViewBuilder:
         quoted = {q.item_id for q in story.synopsis} if synopsis else set()
         source = _clean(lead.source)
         unquoted = [item for item in story.also if item.id not in quoted]
+        item_text = f"{lead.title} {lead.summary_text}"
         return StoryView(
             title=title,
             source=source,
@@ -460,6 +491,8 @@ class _ViewBuilder:
             read_also=tuple(self._link(_headline(item), item.url, item.source) for item in story.read_also),
             synopsis=synopsis,
             outlets=story.outlets if top else 0,
+            title_lang=_other_language(headline, item_text, self.language),
+            summary_lang=_other_language(summary_text, item_text, self.language) if summary_text else "",
         )
 
     def day_heading(self, day: date) -> str:
@@ -647,6 +680,7 @@ class Renderer:
             )
             env.filters["wrap"] = wrap
             env.filters["underline"] = underline
+            env.filters["nbsp"] = nbsp
             # New-style: _("... %(name)s", name=x) formats after translating and escapes x in HTML.
             env.install_gettext_translations(self.translations(language), newstyle=True)  # type: ignore[attr-defined]
             self._envs[language] = env

@@ -51,12 +51,12 @@ from babel.dates import format_date
 from itsdangerous import BadSignature, Signer, TimestampSigner
 from multidict import MultiDictProxy
 
-from digest import schedule, tokens, unsubscribes
+from digest import schedule, tokens, unsubscribes, zones
 from digest.addresses import validate_email
 from digest.archive import ArchiveEntry, atom_feed, etag_for, etag_matches
 from digest.catalogue import builtin_templates_dir, load_translations
 from digest.clock import Clock
-from digest.config import Settings, check_timezone
+from digest.config import Settings
 from digest.errors import ConfigError, DigestError, StoreError, remote_words
 from digest.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from digest.metrics import COUNTERS_SUFFIX, Metrics, health
@@ -71,27 +71,6 @@ __all__ = ["WebProcess", "listening", "make_app", "run_web", "serve", "start_web
 
 log = logging.getLogger(__name__)
 
-# The timezone menu of the preferences page: a short list, plus the site's and the subscriber's own.
-COMMON_TIMEZONES = (
-    "UTC",
-    "Europe/London",
-    "Europe/Paris",
-    "Europe/Berlin",
-    "Europe/Kyiv",
-    "Europe/Moscow",
-    "Europe/Istanbul",
-    "Asia/Dubai",
-    "Asia/Kolkata",
-    "Asia/Shanghai",
-    "Asia/Tokyo",
-    "Australia/Sydney",
-    "Africa/Johannesburg",
-    "America/Sao_Paulo",
-    "America/New_York",
-    "America/Chicago",
-    "America/Denver",
-    "America/Los_Angeles",
-)
 FORM_SALT = "preferences-form-v1"
 MAX_BODY = 64 * 1024  # the largest form we accept; a one-click body is 26 bytes
 # A client gets this long to send its request line and headers (aiohttp's keep-alive timer runs
@@ -442,8 +421,10 @@ async def unsubscribe(request: web.Request) -> web.StreamResponse:
 # --------------------------------------------------------------------------- preferences (G8)
 
 
-def _timezone_choices(site: Site, current: str) -> list[str]:
-    return sorted({*COMMON_TIMEZONES, site.settings.digest.timezone, current})
+def _timezone_menu(site: Site, current: str) -> dict[str, zones.Choices]:
+    """The time zone menu's two groups (digest.zones), the site's and `current` zone among the common ones."""
+    common, every = zones.menu(site.clock(), own=(site.settings.digest.timezone, current))
+    return {"common_zones": common, "all_zones": every}
 
 
 def _preferences(
@@ -477,7 +458,7 @@ def _preferences(
             else None
         ),
         sections=[(name, name in picked) for name in names],
-        timezones=_timezone_choices(site, tz),
+        **_timezone_menu(site, tz),
         timezone=tz,
         form_mac=_form_mac(site, token),
         saved=saved,
@@ -495,12 +476,9 @@ async def preferences_page(request: web.Request) -> web.StreamResponse:
     return _preferences(site, sub, token)
 
 
-def _valid_timezone(name: str) -> bool:
-    try:
-        check_timezone("timezone", name)
-    except ConfigError:
-        return False
-    return True
+def _valid_timezone(site: Site, name: str, current: str | None = None) -> bool:
+    """A zone the menu offers (a reader zone, a common one, the site's or the reader's own): no other is stored."""
+    return zones.offered(name, own=(site.settings.digest.timezone, *([current] if current else [])))
 
 
 async def save_preferences(request: web.Request) -> web.StreamResponse:
@@ -540,8 +518,9 @@ async def save_preferences(request: web.Request) -> web.StreamResponse:
         return _preferences(site, changed, token, notice="Resumed. The next edition follows your choices.")
     known = site.settings.section_names
     chosen = [name for name in known if name in set(map(str, form.getall("section", [])))]
-    timezone = str(form.get("timezone", "")) or schedule.effective_zone(sub.timezone, site.settings.digest.timezone)
-    if not _valid_timezone(timezone):
+    current = schedule.effective_zone(sub.timezone, site.settings.digest.timezone)
+    timezone = str(form.get("timezone", "")) or current
+    if not _valid_timezone(site, timezone, current):
         return _preferences(site, sub, token, status=422, chosen=chosen, error="Choose a time zone from the list.")
     if not chosen:
         return _preferences(
@@ -728,14 +707,15 @@ def _signup_form(
 ) -> web.Response:
     names = site.settings.section_names
     picked = set(names if chosen is None else chosen)
-    tz = timezone or site.settings.digest.timezone
+    # A zone the menu does not offer is not offered back (it was refused, or another error came first).
+    tz = timezone if timezone and _valid_timezone(site, timezone) else site.settings.digest.timezone
     token = TimestampSigner(list(reversed(site.secrets)), salt=SIGNUP_FORM_SALT).sign("subscribe").decode()
     return _page(
         site,
         "subscribe.html.j2",
         status=status,
         sections=[(n, n in picked) for n in names],
-        timezones=_timezone_choices(site, tz),
+        **_timezone_menu(site, tz),
         timezone=tz,
         email=email,
         form_token=token,
@@ -812,8 +792,8 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         return _signup_form(
             site, status=422, email=raw_email, chosen=chosen, timezone=timezone, error="Choose at least one section."
         )
-    if not _valid_timezone(timezone):
-        timezone = site.settings.digest.timezone
+    if not _valid_timezone(site, timezone):  # refused, not quietly made the site's: they chose another
+        return _signup_form(site, status=422, email=raw_email, chosen=chosen, error="Choose a time zone from the list.")
     web_settings = site.settings.web
     allowed = await asyncio.to_thread(
         site.store.claim_confirmation,

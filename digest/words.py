@@ -278,6 +278,7 @@ def language_guess(text: str) -> tuple[str, int]:
 _LATIN = ("en", "fr", "de", "es", "it", "pt")
 # Every language `language_of` can answer: by function words in Latin script, else by script.
 TOLD_LANGUAGES = frozenset([*_LATIN, *(lang for _, lang in _SCRIPT_LANGUAGE)])
+LATIN_LANGUAGES = frozenset(_LATIN)  # those it tells by function words: its guesses among them may be weak
 _NON_LATIN = re.compile("[^\\W\\d_\u0000-\u024f]")  # letters beyond Latin Extended-B
 
 

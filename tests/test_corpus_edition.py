@@ -137,9 +137,9 @@ def test_each_story_shows_an_excerpt_with_inline_markup_only(sent: tuple[EmailMe
         assert len(text) <= EXCERPT, text
     for block in ("<iframe", "<blockquote", "<figure", "<h5", "<h6", "<pre", "<video"):
         assert block not in html.lower()
-    # The only <h2> are the email's own section headings, one per entry of its table of contents.
+    # The only <h2> are the email's own: its contents' heading and a section heading per entry of them.
     toc = re.findall(r'<li[^>]*><a href="#(s-[^"]+)"', html)
-    assert len(re.findall(r"<h2\b", html)) == len(toc)
+    assert len(re.findall(r"<h2\b", html)) == 1 + len(toc) == 1 + len(re.findall(r'<h2 [^>]*\bid="s-', html))
 
 
 def test_the_text_part_carries_the_same_excerpts(sent: tuple[EmailMessage, bytes, Path]) -> None:
@@ -168,11 +168,11 @@ def test_sections_explain_gives_the_section_the_edition_used(sent: tuple[EmailMe
         section = stored.group(1)
         assert f"{section}:" in out  # the reason is given for that same section
         # Where the email shows the story: under the heading of that section.
-        first_section = html.find("<h2 ")
+        first_section = html.find('<h2 class="section"')
         at = html.find(htmllib.escape(title, quote=False)[:40], first_section)
         if first_section < 0 or at < 0:
             continue  # a story hidden behind "N more in <Section>" or merged under another lead
-        heading = re.findall(r'<h2 id="[^"]+"[^>]*>(?:<a [^>]*></a>)?(.*?)</h2>', html[:at])[-1]
+        heading = re.findall(r'<h2 [^>]*\bid="[^"]+"[^>]*>(?:<a [^>]*></a>)?(.*?)</h2>', html[:at])[-1]
         assert htmllib.unescape(heading) == section, (title, heading, out)
         checked += 1
     assert checked >= 1
@@ -223,7 +223,7 @@ def test_with_images_on_each_story_has_at_most_one_sized_described_lead_image(
     )
     assert code == 0, stdout + stderr
     html = out.read_text(encoding="utf-8")
-    stories = re.split(r'<h3 class="title"', html)[1:]
+    stories = re.split(r'<h[34] class="title"', html)[1:]
     images = [re.findall(r"<img\b[^>]*>", story) for story in stories]
     print(f"\nimages = true: {sum(map(len, images))} lead images for {len(stories)} stories")
     assert all(len(found) <= 1 for found in images)

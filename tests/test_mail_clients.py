@@ -349,7 +349,7 @@ MEASURE = """(() => {
                 + (el.textContent || '').trim().slice(0, 60));
   }
   const column = document.querySelector('table.container');
-  const rtl = [...document.querySelectorAll('h3.title')]
+  const rtl = [...document.querySelectorAll('.title')]
     .filter(h => getComputedStyle(h).direction === 'rtl').map(h => h.textContent.trim());
   return {scrollWidth: root.scrollWidth, innerWidth: window.innerWidth, clientWidth: vw,
           scrollHeight: root.scrollHeight, column: column ? column.getBoundingClientRect().width : -1, rtl, wide};
@@ -572,7 +572,7 @@ def test_the_column_fills_a_phone_and_stays_readable_on_a_desktop(layouts: dict[
 
 
 def test_hebrew_and_arabic_titles_read_right_to_left_and_the_others_left_to_right(layouts: dict[str, Layout]) -> None:
-    # dir="auto" on the <h3> skips children that set their own dir: a title link with dir="auto"
+    # dir="auto" on the heading skips children that set their own dir: a title link with dir="auto"
     # left every title left-to-right. Chromium's computed direction is what a reader sees.
     rtl = layouts["phone"].rtl_titles
     # (The Press Review section shows a title a second time, under its outlet.)

@@ -213,7 +213,7 @@ def test_days_and_times_are_shown_in_the_edition_time_zone_with_their_offset() -
 def test_an_undated_item_shows_when_it_was_first_seen_marked_so() -> None:
     r = Renderer().render(rich_edition())
     assert "January 15, 07:17 UTC+3 (first seen)" in r.text
-    assert "January 15, 07:17 UTC+3 (first seen)" in r.html
+    assert "January 15, 07:17 UTC+3 (first&nbsp;seen)" in r.html
     assert r.text.count("(first seen)") == 1
 
 
@@ -394,7 +394,7 @@ def test_more_from_is_numbered_once_summaries_are_shortened_to_fit() -> None:
 def test_rtl_titles_let_the_client_pick_the_direction() -> None:
     html = Renderer().render(rich_edition()).html
     for title in ("שיחות השלום נמשכות בז'נבה", "محادثات السلام تستمر في جنيف"):
-        assert re.search(rf'<h3 [^>]*dir="auto"[^>]*><a [^>]*>{re.escape(title)}</a></h3>', html), title
+        assert re.search(rf'<h4 [^>]*dir="auto"[^>]*><a [^>]*>{re.escape(title)}</a></h4>', html), title
 
 
 def test_the_html_part_has_inlined_css_and_keeps_dark_mode_and_narrow_screen_rules() -> None:
@@ -581,13 +581,13 @@ def test_R5_a_hostile_feed_name_is_escaped_in_html_and_verbatim_in_text() -> Non
 def test_only_absolute_http_links_become_links(url: str) -> None:
     r = Renderer().render(hostile_edition("Feed", "A title", url=url))
     assert "alert(1)" not in r.html and "data:text" not in r.html and "onmouseover" not in r.html
-    assert re.search(r"<h3 [^>]*>A title</h3>", r.html)  # shown, as plain text
+    assert re.search(r"<h4 [^>]*>A title</h4>", r.html)  # shown, as plain text
 
 
 def test_an_rtl_title_without_a_link_takes_its_direction_from_its_heading() -> None:
-    # The <h3 dir="auto"> skips children that set dir: the title must not sit in one, linked or not.
+    # The <h4 dir="auto"> skips children that set dir: the title must not sit in one, linked or not.
     html = Renderer().render(hostile_edition("Feed", "שיחות השלום נמשכות", url=None)).html
-    assert re.search(r'<h3 [^>]*dir="auto"[^>]*>שיחות השלום נמשכות</h3>', html)
+    assert re.search(r'<h4 [^>]*dir="auto"[^>]*>שיחות השלום נמשכות</h4>', html)
 
 
 def test_a_feed_cannot_plant_a_subscriber_link_marker() -> None:
@@ -658,7 +658,7 @@ def test_a_huge_edition_is_trimmed_below_the_gmail_clip_and_says_so() -> None:
     assert size > GMAIL_CLIP_BYTES // 2  # trimmed to fit, not emptied
     assert "This email was shortened to fit your mail app." in r.html and WEB_URL in r.html
     assert "word word" not in r.html  # summaries went first
-    shown = r.html.count('<h3 class="title"')
+    shown = len(re.findall(r'<h[34] class="title"', r.html))
     hidden = sum(int(n) for n in re.findall(r"(\d+) more in Section", r.html))
     assert shown + hidden == sum(s.total for s in edition.sections)  # every dropped story is counted
     assert f"{WEB_URL}#s-section-0" in r.html
@@ -670,7 +670,8 @@ def test_summaries_are_shortened_before_any_story_is_dropped() -> None:
     edition = huge_edition(sections=2, per_section=60, summary_chars=1500)
     r = Renderer(excerpt_chars=1500).render(edition)  # long excerpts: the HTML would be clipped
     assert len(r.html.encode("utf-8")) < GMAIL_CLIP_BYTES
-    assert r.html.count('<h3 class="title"') == 120 and "more in Section" in r.html  # 5 hidden each, from compose
+    titles = re.findall(r'<h[34] class="title"', r.html)
+    assert len(titles) == 120 and "more in Section" in r.html  # 5 hidden each, from compose
     assert "Summaries were shortened to fit your mail app." in r.html
     assert re.search(r'<p class="summary"[^>]*>word( word)*…</p>', r.html)
 
@@ -757,7 +758,7 @@ def test_a_day_heading_carries_the_year_when_it_is_not_the_editions(
         language=language,
     )
     r = Renderer(language=language).render(edition)
-    assert f">{old}</h4>" in r.html and f">{this_year}</h4>" in r.html
+    assert f">{old}</h3>" in r.html and f">{this_year}</h3>" in r.html
     assert f"\n{old}\n" in r.text
     # A story's own date line says the year too where its heading does, and in the top stories,
     # which have no day headings.

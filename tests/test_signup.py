@@ -37,10 +37,12 @@ class Site:
     url: str  # the app's loopback address
 
 
-async def start(tmp_path: Path, **web: Any) -> AsyncIterator[Site]:
+async def start(tmp_path: Path, *, language: str = "en", **web: Any) -> AsyncIterator[Site]:
     async with SmtpServer() as smtp:
         base = make_settings(tmp_path, smtp_port=smtp.port)
-        settings = dataclasses.replace(base, web=dataclasses.replace(base.web, **web))
+        settings = dataclasses.replace(
+            base, web=dataclasses.replace(base.web, **web), digest=dataclasses.replace(base.digest, language=language)
+        )
         store = open_store(settings)
         clock = Clock()
         runner = await start_web(settings, store, clock=clock, host="127.0.0.1", port=0)
@@ -68,11 +70,13 @@ async def form(site: Site) -> dict[str, str]:
     return {"form": token.group(1)}
 
 
-async def sign_up(site: Site, email: str, *, sections: tuple[str, ...] = ("World",), **extra: str) -> tuple[int, str]:
+async def sign_up(
+    site: Site, email: str, *, sections: tuple[str, ...] = ("World",), timezone: str = "UTC", **extra: str
+) -> tuple[int, str]:
     data = [
         *(await form(site)).items(),
         ("email", email),
-        ("timezone", "UTC"),
+        ("timezone", timezone),
         *(("section", s) for s in sections),
         *extra.items(),
     ]
@@ -197,6 +201,31 @@ async def test_the_honeypot_the_form_signature_and_bad_input(site: Site) -> None
         assert resp.status == 403
     await asyncio.sleep(0.3)
     assert site.smtp.messages == []
+
+
+@pytest.mark.parametrize(
+    ("language", "error"), [("en", "Choose a time zone from the list."), ("ru", "Выберите часовой пояс из списка.")]
+)
+async def test_a_sign_up_in_a_zone_the_menu_does_not_offer_is_refused_on_the_page(
+    tmp_path: Path, language: str, error: str
+) -> None:
+    """It was signed up in the site's zone without a word: an edition at 07:00 somebody else's time."""
+    async for site in start(tmp_path, language=language):
+        status, page = await sign_up(site, "mars@example.org", timezone="Mars/X")
+        assert status == 422 and f'<p class="error" role="alert" id="form-error">{error}</p>' in page
+        assert 'value="mars@example.org"' in page and '<option value="UTC" selected>' in page
+        status, page = await sign_up(site, "far.east@example.org", timezone="Asia/Vladivostok")
+        assert status == 200
+        await mail_count(site, 1)
+        assert [m.rcpt_tos for m in site.smtp.messages] == [("far.east@example.org",)]  # none to mars@
+        path = link_in(site.smtp.messages[0].data)
+        async with site.http.get(path) as resp:
+            mac = re.search(r'name="form" value="([^"]+)"', await resp.text())
+        assert mac
+        async with site.http.post(path, data={"form": mac.group(1)}) as resp:
+            assert resp.status == 200
+        sub = site.store.get_subscriber(email="far.east@example.org")
+        assert sub is not None and sub.timezone == "Asia/Vladivostok"
 
 
 async def test_the_global_hourly_cap_and_the_per_client_limit(tmp_path: Path) -> None:

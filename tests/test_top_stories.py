@@ -85,7 +85,7 @@ def test_the_subject_names_the_story_most_outlets_tell_and_the_parts_show_the_ou
     rendered = Renderer().render(edition_of([*SHOOTING, *SUMMIT]))  # [digest] subject = "lead"
     assert rendered.subject.startswith("Press review: Gunman kills five")
     assert "Fort Lauderdale" in rendered.subject
-    assert "3 outlets" in rendered.text and "3 outlets" in rendered.html
+    assert "3 outlets" in rendered.text and "3&nbsp;outlets" in rendered.html
     assert "2 outlets" in rendered.text
 
 

@@ -47,9 +47,9 @@ async def test_an_undated_item_of_an_earlier_day_is_shown_on_its_links_day(tmp_p
         for path, title in stories
     )
     text, html = await one_feeds_edition(tmp_path, channel("Harbour Gazette", "https://gazette.example/", items))
-    for part in (text, html):
+    for part, first_seen in ((text, "(first seen)"), (html, "(first&nbsp;seen)")):
         yesterday, today = part.index("Monday, March 9"), part.index("Tuesday, March 10")
         # (the HTML part names the lead story in its preheader too, before any heading)
         assert today < part.index("Quay reopens", today) < yesterday < part.index("Ferry timetable", today)
-        assert part.count("(first seen)") == 1  # the quay's; a link tells a day, and no time is shown for it
+        assert part.count(first_seen) == 1  # the quay's; a link tells a day, and no time is shown for it
     assert "Harbour Gazette · March 9 " in text  # text is joined into one line by one_feeds_edition

@@ -441,6 +441,41 @@ async def test_an_unknown_time_zone_or_section_is_not_saved(app: Web) -> None:
     assert sub is not None and (sub.sections, sub.timezone) == (("Sport",), "UTC")
 
 
+async def test_a_reader_in_any_zone_finds_it_labelled_with_its_offset_and_it_is_stored(app: Web) -> None:
+    """Russia alone has eleven zones: a reader in Vladivostok wants the edition at 07:00 there, not Moscow's."""
+    bob = app.bob()
+    path, body = await open_preferences(app, bob)
+    zones = dict(re.findall(r'<option value="([^"]+)"[^>]*>([^<]+)</option>', body))
+    # NOW is in January: Vladivostok is UTC+10 all year, New York in standard time.
+    assert zones["Asia/Vladivostok"] == "Asia/Vladivostok (UTC+10)"
+    assert zones["Asia/Yekaterinburg"] == "Asia/Yekaterinburg (UTC+5)"
+    assert zones["America/New_York"] == "America/New York (UTC-5)" and zones["Asia/Kolkata"].endswith("(UTC+5:30)")
+    assert 350 < len(zones) < 500
+    assert [z for z in zones if z.startswith(("Etc/", "US/")) or ("/" not in z and z != "UTC")] == []
+    assert "Asia/Calcutta" not in zones and "GMT" not in zones  # legacy aliases of Asia/Kolkata and UTC
+    assert body.index('value="UTC" selected') < body.index('value="Africa/Abidjan"')  # the common ones first
+    assert len(body.encode()) < 45_000  # ~420 options: ~30 KB more than the 18 of before
+    async with app.http.post(
+        path, data={"form": form_mac(body), "section": ["Sport"], "timezone": "Asia/Vladivostok"}
+    ) as resp:
+        saved = await resp.text()
+    assert resp.status == 200 and "Saved" in saved and '<option value="Asia/Vladivostok" selected>' in saved
+    sub = app.store.get_subscriber(public_id=bob)
+    assert sub is not None and sub.timezone == "Asia/Vladivostok"
+
+
+@pytest.mark.parametrize("zone", ["Mars/X", "Etc/GMT+5", "../../etc/passwd"])
+async def test_a_zone_the_menu_does_not_offer_is_refused_on_the_page_not_stored(app: Web, zone: str) -> None:
+    bob = app.bob()
+    path, body = await open_preferences(app, bob)
+    async with app.http.post(path, data={"form": form_mac(body), "section": ["World"], "timezone": zone}) as resp:
+        page = await resp.text()
+    assert resp.status == 422
+    assert re.search(r'<p class="error" role="alert" id="form-error">Choose a time zone from the list.</p>', page)
+    sub = app.store.get_subscriber(public_id=bob)
+    assert sub is not None and (sub.sections, sub.timezone) == (("Sport",), "UTC")
+
+
 async def test_U3_the_preferences_form_needs_its_hmac_and_a_same_site_post_but_one_click_does_not(app: Web) -> None:
     bob = app.bob()
     path, body = await open_preferences(app, bob)
