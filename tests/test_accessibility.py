@@ -158,8 +158,8 @@ def test_feed_text_in_another_language_than_the_editions_says_which(page: str) -
         ("en", {RU_TITLE: "ru", RU_SUMMARY: "ru", EN_TITLE: None, EN_SUMMARY: None, WEAK: None}),
         ("ru", {RU_TITLE: None, RU_SUMMARY: None, EN_TITLE: "en", EN_SUMMARY: "en", WEAK: "fr"}),
     ]:
-        templates = {"templates_dir": WEB_TEMPLATES} if page == "web" else {}
-        html = Renderer(language=language, **templates).render(two_language_edition(language)).html
+        templates = WEB_TEMPLATES if page == "web" else None
+        html = Renderer(language=language, templates_dir=templates).render(two_language_edition(language)).html
         texts = feed_texts(html)
         expected |= {FR_TITLE: "fr", FR_QUOTE: "fr"}
         assert {text: texts.get(text, "absent") for text in expected} == expected, language
@@ -295,8 +295,8 @@ def test_first_seen_and_the_outlet_count_never_split_across_lines_in_html(
     """A no-break space in the HTML part ("(first" at a line's end, "seen)" on the next read as two
     things); the plain-text part keeps ordinary spaces, which its wrapping at 78 columns needs."""
     for page in ("email", "web"):
-        templates = {"templates_dir": WEB_TEMPLATES} if page == "web" else {}
-        r = Renderer(language=language, **templates).render(rich_edition(language=language))
+        templates = WEB_TEMPLATES if page == "web" else None
+        r = Renderer(language=language, templates_dir=templates).render(rich_edition(language=language))
         for phrase in (first_seen, outlets):
             assert phrase.replace(" ", "&nbsp;") in r.html and phrase not in r.html, (page, phrase)
         assert first_seen in r.text and outlets in r.text and "\xa0" not in r.text

@@ -31,13 +31,11 @@ from digest.fetch import (
     AddressCheck,
     Fetcher,
     FetchResult,
-    IPAddress,
     _tls_context,
     check_feed_url,
-    is_public_address,
     parse_retry_after,
 )
-from digest.hosts import host_address
+from digest.hosts import IPAddress, host_address, is_public_address
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 MiB = 1024 * 1024
