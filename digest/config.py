@@ -1227,9 +1227,9 @@ _MAX_KEY_BYTES = 1 << 20  # a PEM RSA key is a few kilobytes; more is not a key 
 
 def check_secrets(settings: Settings) -> None:
     """What `digest check-config` checks beyond loading: a password for each user name, a DKIM key
-    that can be read and is one, and no feed on a private address unless allowed. Not at every
-    load: `digest status` or `digest poll` run without the daemon's secrets (README: Under systemd)
-    must still work, and only sending needs them."""
+    and a relay's CA file that can be read and are what they should be, and no feed on a private
+    address unless allowed. Not at every load: `digest status` or `digest poll` run without the
+    daemon's secrets (README: Under systemd) must still work, and only sending needs them."""
     for table, user_key, password_key in _LOGINS:
         obj = getattr(settings, table)
         user = getattr(obj, user_key)
@@ -1243,11 +1243,27 @@ def check_secrets(settings: Settings) -> None:
             )
     if settings.dkim.enabled:
         _check_dkim_key(settings.dkim.key_file or "")
+    if settings.smtp.ca_file and settings.smtp.security != "none":
+        _check_ca_file(settings.smtp.ca_file)
     # A feed on a private address: here, not at every load, where it would stop the daemon's sends
     # after an upgrade for a feed whose polls fail on their own (each poll records why).
     if not settings.digest.allow_private_addresses:
         for i, feed in enumerate(settings.feeds, start=1):
             _check_public(f"feeds #{i}", feed.url)
+
+
+def _check_ca_file(path: str) -> None:
+    """The relay's CA bundle, loaded as the first send loads it: a wrong path stopped that send."""
+    import ssl  # here: only check-config and sending load CA files
+
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            f"smtp.ca_file = {path!r} cannot be read as CA certificates: {reason}.",
+            hint="Point ca_file at the PEM file of the relay's CA certificate, readable by the user digest runs as.",
+        ) from None
 
 
 def _check_dkim_key(path: str) -> None:

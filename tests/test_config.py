@@ -433,6 +433,13 @@ def test_a_database_password_with_a_bare_at_sign_is_refused_without_printing_it(
             id="misspelt-variable",
         ),
         pytest.param(
+            '[smtp]\nsecurity = "starttls"\nca_file = "no-such-ca.pem"\n',
+            {},
+            "smtp.ca_file = 'no-such-ca.pem' cannot be read as CA certificates: No such file or directory.",
+            "Point ca_file at the PEM file of the relay's CA certificate",
+            id="missing-ca-file",
+        ),
+        pytest.param(
             '[[feeds]]\nurl = "http://127.0.0.1:8080/rss"\n',
             {},
             "feeds #1.url = 'http://127.0.0.1:8080/rss' points at 127.0.0.1, a loopback address, "
