@@ -11,6 +11,8 @@ import re
 import signal
 import smtplib
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -104,6 +106,29 @@ async def digest(config: Path, now: datetime, *args: str, stdin: bytes | None = 
     return proc.returncode, out.decode(), err.decode()
 
 
+@asynccontextmanager
+async def bounce_receiver(config: Path, now: datetime, domain: str) -> AsyncIterator[int]:
+    """The real `digest bounces serve` on a free port of 127.0.0.1, its clock at `now`; the port,
+    once its first line says it receives for `domain` (as written in the config). Stopped by SIGTERM,
+    which must exit 0."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "digest", "--config", str(config), "bounces", "serve", "--host", "127.0.0.1", "--port", "0"),
+        env={**os.environ, "DIGEST_NOW": now.isoformat()},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        m = re.search(rf"receiving bounces for {re.escape(domain)} on 127\.0\.0\.1:(\d+)", line)
+        assert m, line
+        yield int(m.group(1))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+
+
 def rcpt_answers(port: int, rcpts: list[str]) -> list[int]:
     """The code of each RCPT of one transaction."""
     with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
@@ -160,28 +185,7 @@ async def test_the_bounce_receiver_takes_the_fixtures_over_smtp_and_the_next_edi
         verp = {m.rcpt_tos[0]: m.mail_from for m in smtp.messages}
         assert len(verp) == len(fixtures) and all(v.startswith("bounce+") for v in verp.values())
 
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "digest",
-            "--config",
-            str(config),
-            "bounces",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            env={**os.environ, "DIGEST_NOW": (DAY1 + timedelta(hours=1)).isoformat()},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            assert proc.stdout is not None
-            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-            m = re.search(r"receiving bounces for bounces\.review\.example on 127\.0\.0\.1:(\d+)", line)
-            assert m, line
-            port = int(m.group(1))
+        async with bounce_receiver(config, DAY1 + timedelta(hours=1), "bounces.review.example") as port:
             expected: dict[str, str] = {}
             for i, (name, _label) in enumerate(fixtures):
                 reader = f"reader{i:02d}@example.org"
@@ -206,9 +210,6 @@ async def test_the_bounce_receiver_takes_the_fixtures_over_smtp_and_the_next_edi
                 rcpt_answers, port, [f"bounce+x{i}@bounces.review.example" for i in range(12)]
             )
             assert answers == [250] * 10 + [452] * 2
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(proc.wait(), 20) == 0
 
         kinds = list(expected.values())
         code, out, err = await digest(config, DAY1 + timedelta(hours=2), "status")
@@ -385,24 +386,10 @@ async def test_M15_a_bounce_domain_written_in_unicode_takes_the_bounces_its_a_la
     return_path = message.mail_from
     assert return_path.startswith("bounce+") and return_path.endswith("@bounces.xn--bcher-kva.example")
     hard = next(name for name, kind in labelled() if kind == "hard")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "digest", "--config", str(config), "bounces", "serve", "--host", "127.0.0.1", "--port", "0"),
-        env={**os.environ, "DIGEST_NOW": (DAY1 + timedelta(hours=1)).isoformat()},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        m = re.search(r"receiving bounces for Bounces\.Bücher\.example on 127\.0\.0\.1:(\d+)", line)
-        assert m, line
+    async with bounce_receiver(config, DAY1 + timedelta(hours=1), "Bounces.Bücher.example") as port:
         raw = returned_to(return_path, (FIXTURES / hard).read_bytes())
-        code, reply = await asyncio.to_thread(smtp_send, int(m.group(1)), return_path, raw)
+        code, reply = await asyncio.to_thread(smtp_send, port, return_path, raw)
         assert code == 250, reply
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 20) == 0
     code, out, err = await digest(config, DAY1 + timedelta(hours=2), "status")
     assert code == 0, err
     assert "bounces: 1 hard, 0 soft, 0 complaint; 0 ignored" in out

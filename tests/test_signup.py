@@ -101,6 +101,15 @@ def link_in(data: bytes) -> str:
     return m.group(1)
 
 
+async def confirm(http: aiohttp.ClientSession, link: str) -> tuple[int, str]:
+    """Open a confirmation link and press its button, as a person does: the answer's status and page."""
+    async with http.get(link) as resp:
+        mac = re.search(r'name="form" value="([^"]+)"', await resp.text())
+    assert mac
+    async with http.post(link, data={"form": mac.group(1)}) as resp:
+        return resp.status, await resp.text()
+
+
 async def test_U8_every_address_gets_the_same_answer_and_one_confirmation_per_window(site: Site) -> None:
     bob = site.store.get_subscriber(email="bob@example.org")
     assert bob is not None
@@ -218,12 +227,7 @@ async def test_a_sign_up_in_a_zone_the_menu_does_not_offer_is_refused_on_the_pag
         assert status == 200
         await mail_count(site, 1)
         assert [m.rcpt_tos for m in site.smtp.messages] == [("far.east@example.org",)]  # none to mars@
-        path = link_in(site.smtp.messages[0].data)
-        async with site.http.get(path) as resp:
-            mac = re.search(r'name="form" value="([^"]+)"', await resp.text())
-        assert mac
-        async with site.http.post(path, data={"form": mac.group(1)}) as resp:
-            assert resp.status == 200
+        assert (await confirm(site.http, link_in(site.smtp.messages[0].data)))[0] == 200
         sub = site.store.get_subscriber(email="far.east@example.org")
         assert sub is not None and sub.timezone == "Asia/Vladivostok"
 
@@ -257,11 +261,7 @@ async def test_L3_a_malformed_sign_up_or_confirmation_body_is_400_and_spends_not
                     assert resp.status == 400 and "The form could not be read" in page, (path, content_type)
         await asyncio.sleep(0.3)
         assert len(site.smtp.messages) == 1 and site.store.get_subscriber(email="new@example.org") is None
-        async with site.http.get(link) as resp:  # the link was not spent: it still confirms
-            mac = re.search(r'name="form" value="([^"]+)"', await resp.text())
-        assert mac
-        async with site.http.post(link, data={"form": mac.group(1)}) as resp:
-            assert resp.status == 200
+        assert (await confirm(site.http, link))[0] == 200  # the link was not spent: it still confirms
         assert site.store.get_subscriber(email="new@example.org") is not None
 
 
@@ -387,11 +387,8 @@ async def test_a_sign_up_confirmed_after_its_section_was_renamed_keeps_it(tmp_pa
     runner = await start_web(renamed, store, clock=Clock(), host="127.0.0.1", port=0)
     try:
         async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
-            async with http.get(path) as resp:
-                mac = re.search(r'name="form" value="([^"]+)"', await resp.text())
-            assert mac
-            async with http.post(path, data={"form": mac.group(1)}) as resp:
-                assert resp.status == 200 and "You are subscribed" in await resp.text()
+            status, page = await confirm(http, path)
+            assert status == 200 and "You are subscribed" in page
         sub = store.get_subscriber(email="new@example.org")
         assert sub is not None and sub.sections == ("International",)
     finally:
