@@ -114,7 +114,12 @@ def _rows(numbered: Iterator[tuple[int, list[str]]], source: str) -> Iterator[Ro
         raw = dict(zip(fields, cells, strict=True))
         email = raw["email"].strip()
         if not email:
-            continue
+            # Other cells filled and the address left out: a row the operator meant to import, which
+            # skipping would drop without a word (its other cells are not empty, or the row was skipped above).
+            raise SubscriberError(
+                f"{source} line {n} has no email address.",
+                hint=f"Fill in its email cell, or delete the line; {NOTHING_IMPORTED}.",
+            )
         # A spreadsheet's cell may hold line breaks, tabs or a NUL (which PostgreSQL refuses).
         name = clean_text(raw.get("name") or "") or None
         status = _status(raw.get("status") or "", f"{source} line {n}")

@@ -148,6 +148,16 @@ def test_an_address_twice_in_one_file_names_both_lines_and_imports_nothing(tmp_p
     assert "lines 2 and 4 both give the address ann@example.org" in line
 
 
+def test_a_row_with_cells_but_no_address_is_refused_with_its_line(tmp_path: Path) -> None:
+    """Before, such a row was skipped without a word: the operator's Bob was never imported. A row of
+    empty cells (",,,,", a spreadsheet's blank line) is still skipped."""
+    config = site(tmp_path)
+    line = refused(config, HEADER + "ann@example.org,Ann,,,\n,,,,\n ,Bob,World,,\n")
+    assert "roster.csv line 4 has no email address" in line
+    imported(config, HEADER + "ann@example.org,Ann,,,\n,,,,\n")
+    assert "ann@example.org" in listing(config)
+
+
 def test_L2_an_open_quote_or_a_row_of_too_few_or_too_many_cells_is_refused_with_its_line(tmp_path: Path) -> None:
     """Before, the open quote put the sections and time zone into the name, silently."""
     config = site(tmp_path)
