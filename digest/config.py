@@ -315,7 +315,7 @@ class DigestSettings:
     )
     fallback_section: str = _opt("Other", "Section for items that match no rule.", check_str)
     language: str = _opt("en", 'Language of the email\'s labels: "en" or "ru".', check_language)
-    templates_dir: str | None = _opt(None, "Folder with templates overriding the built-in ones.", check_opt_str)
+    templates_dir: str | None = _opt(None, "Folder with templates overriding the built-in ones; a relative path is from the config file's folder.", check_opt_str)
     secret: str | None = _opt(
         None,
         "Site secret for Message-IDs and unsubscribe tokens; generated and stored when unset.",
@@ -373,7 +373,7 @@ class SmtpSettings:
     password: str | None = _opt(None, "SMTP password; better set DIGEST_SMTP_PASSWORD.", check_opt_str, secret=True)
     sender: str = _opt("digest@localhost", "From address of the edition.", check_sender)
     timeout: float = _opt(60.0, "Seconds to wait for each SMTP command.", _check_float(1, 3600))
-    ca_file: str | None = _opt(None, "CA bundle to verify a private relay's certificate.", check_opt_str)
+    ca_file: str | None = _opt(None, "CA bundle to verify a private relay's certificate; a relative path is from the config file's folder.", check_opt_str)
     connections: int = _opt(4, "SMTP connections used in parallel, each reused for many messages.", _check_int(1, 64))
     workers: int = _opt(
         0,
@@ -510,7 +510,7 @@ class DkimSettings:
         example="digest",
     )
     key_file: str | None = _opt(
-        None, "PEM file with the RSA private key.", check_opt_str, example="/etc/digest/dkim.pem"
+        None, "PEM file with the RSA private key; a relative path is from the config file's folder.", check_opt_str, example="/etc/digest/dkim.pem"
     )
 
     @property
@@ -1191,6 +1191,8 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
         log.warning("%s", warning)
     overrides = _env_overrides(env or {})
     tables = {name: _build_table(name, cls, raw.get(name), overrides) for name, cls in TABLES.items()}
+    if path is not None:
+        _resolve_files(tables, overrides, path.parent)
     sections = _sections(raw)
     digest_settings: DigestSettings = tables["digest"]
     dkim: DkimSettings = tables["dkim"]
@@ -1218,6 +1220,21 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
         workers=tables["workers"],
         outlets=_outlets(raw),
     )
+
+
+# The settings that name a file or folder: written relative in the config file, they are relative to its folder.
+_PATHS = (("dkim", "key_file"), ("smtp", "ca_file"), ("digest", "templates_dir"))
+
+
+def _resolve_files(tables: dict[str, Any], overrides: Mapping[tuple[str, str], tuple[str, str]], folder: Path) -> None:
+    """Make the relative paths the config file writes absolute, from the file's folder (as the default
+    database is beside it): a daemon started by systemd or cron runs in another working directory, where
+    `key_file = "dkim.pem"` named no file and the first send stopped on it. A path from an environment
+    variable is left as written: it was typed where it is read, relative to that working directory."""
+    for table, key in _PATHS:
+        value = getattr(tables[table], key)
+        if value and (table, key) not in overrides and not Path(value).expanduser().is_absolute():
+            tables[table] = dataclasses.replace(tables[table], **{key: str(folder / value)})
 
 
 # The user names whose password only sending (or reading bounces) needs, with the password's key.

@@ -413,14 +413,14 @@ def test_a_database_password_with_a_bare_at_sign_is_refused_without_printing_it(
         pytest.param(
             '[dkim]\ndomain = "example.org"\nselector = "digest"\nkey_file = "missing.pem"\n',
             {},
-            "dkim.key_file = 'missing.pem' cannot be read: No such file or directory.",
+            "/missing.pem' cannot be read: No such file or directory.",
             "readable by the user digest runs as",
             id="dkim-key-missing",
         ),
         pytest.param(
             '[dkim]\ndomain = "example.org"\nselector = "digest"\nkey_file = "digest.toml"\n',
             {},
-            "dkim.key_file = 'digest.toml' is not a PEM RSA private key",
+            "/digest.toml' is not a PEM RSA private key",
             "openssl genrsa",
             id="dkim-key-not-pem",
         ),
@@ -435,7 +435,7 @@ def test_a_database_password_with_a_bare_at_sign_is_refused_without_printing_it(
         pytest.param(
             '[smtp]\nsecurity = "starttls"\nca_file = "no-such-ca.pem"\n',
             {},
-            "smtp.ca_file = 'no-such-ca.pem' cannot be read as CA certificates: No such file or directory.",
+            "/no-such-ca.pem' cannot be read as CA certificates: No such file or directory.",
             "Point ca_file at the PEM file of the relay's CA certificate",
             id="missing-ca-file",
         ),
@@ -504,6 +504,30 @@ def test_a_password_given_any_supported_way_and_a_readable_pem_key_pass_check_co
         result = digest(config, "check-config", env=env)
         assert result.returncode == 0 and "config OK" in result.stdout, (env, result.stderr)
         assert 'password = "********"' in result.stdout and "s3cret" not in result.stdout + result.stderr
+
+
+def test_relative_file_settings_are_read_from_the_config_files_folder_wherever_digest_runs(tmp_path: Path) -> None:
+    """Before, `key_file = "keys/dkim.pem"` was read from the working directory: the daemon started by
+    systemd (in /) found no key and its first send stopped. A path from an environment variable
+    stays relative to the working directory it was typed in."""
+    (tmp_path / "keys").mkdir()
+    pem_key(tmp_path / "keys" / "dkim.pem")
+    (tmp_path / "mine").mkdir()
+    config = tmp_path / "digest.toml"
+    config.write_text(
+        '[digest]\ntemplates_dir = "mine"\n[dkim]\ndomain = "example.org"\nselector = "digest"\n'
+        'key_file = "keys/dkim.pem"\n',
+        encoding="utf-8",
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = digest(config, "check-config", cwd=elsewhere)
+    assert result.returncode == 0 and "config OK" in result.stdout, result.stderr
+    assert f'key_file = "{tmp_path / "keys" / "dkim.pem"}"' in result.stdout
+    assert f'templates_dir = "{tmp_path / "mine"}"' in result.stdout
+    settings = cfg.load(config, env={"DIGEST_SMTP_CA_FILE": "ca.pem", "DIGEST_DKIM_KEY_FILE": "~/dkim.pem"})
+    assert (settings.smtp.ca_file, settings.dkim.key_file) == ("ca.pem", "~/dkim.pem")
+    assert settings.digest.templates_dir == str(tmp_path / "mine")
 
 
 def test_the_short_forms_of_the_secrets_read_a_file_too(tmp_path: Path) -> None:
