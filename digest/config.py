@@ -315,7 +315,11 @@ class DigestSettings:
     )
     fallback_section: str = _opt("Other", "Section for items that match no rule.", check_str)
     language: str = _opt("en", 'Language of the email\'s labels: "en" or "ru".', check_language)
-    templates_dir: str | None = _opt(None, "Folder with templates overriding the built-in ones; a relative path is from the config file's folder.", check_opt_str)
+    templates_dir: str | None = _opt(
+        None,
+        "Folder with templates overriding the built-in ones; a relative path is from the config file's folder.",
+        check_opt_str,
+    )
     secret: str | None = _opt(
         None,
         "Site secret for Message-IDs and unsubscribe tokens; generated and stored when unset.",
@@ -373,7 +377,11 @@ class SmtpSettings:
     password: str | None = _opt(None, "SMTP password; better set DIGEST_SMTP_PASSWORD.", check_opt_str, secret=True)
     sender: str = _opt("digest@localhost", "From address of the edition.", check_sender)
     timeout: float = _opt(60.0, "Seconds to wait for each SMTP command.", _check_float(1, 3600))
-    ca_file: str | None = _opt(None, "CA bundle to verify a private relay's certificate; a relative path is from the config file's folder.", check_opt_str)
+    ca_file: str | None = _opt(
+        None,
+        "CA bundle to verify a private relay's certificate; a relative path is from the config file's folder.",
+        check_opt_str,
+    )
     connections: int = _opt(4, "SMTP connections used in parallel, each reused for many messages.", _check_int(1, 64))
     workers: int = _opt(
         0,
@@ -510,7 +518,10 @@ class DkimSettings:
         example="digest",
     )
     key_file: str | None = _opt(
-        None, "PEM file with the RSA private key; a relative path is from the config file's folder.", check_opt_str, example="/etc/digest/dkim.pem"
+        None,
+        "PEM file with the RSA private key; a relative path is from the config file's folder.",
+        check_opt_str,
+        example="/etc/digest/dkim.pem",
     )
 
     @property
