@@ -578,14 +578,50 @@ def _sent_editions(store: Store, limit: int) -> list[EditionRecord]:
     return [e for e in store.list_editions(limit=limit * 2) if _sent(store, e)][:limit]
 
 
+COMPRESS_MIN = 1024  # bytes: below this, gzip's header and the CPU cost more than they save
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an Accept-Encoding header takes gzip (RFC 9110 12.5.3): named, or "*", with q above 0."""
+    codings: dict[str, float] = {}
+    for part in (accept_encoding or "").split(","):
+        name, _, params = part.partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if name.strip():
+            codings[name.strip().lower()] = q
+    return codings.get("gzip", codings.get("x-gzip", codings.get("*", 0.0))) > 0
+
+
 def _cacheable(request: web.Request, body: bytes, content_type: str, *, public: bool) -> web.Response:
-    """A page that is the same for everyone: ETag, Cache-Control, and 304 for a matching If-None-Match."""
+    """A page that is the same for everyone: ETag, Cache-Control, and 304 for a matching If-None-Match.
+
+    Gzipped for a client that takes it: an edition's page is tens of kilobytes of repetitive HTML,
+    read on phones. The gzipped representation has its own ETag (RFC 9110 8.8.3: a strong
+    validator names one representation's bytes) and caches keep the two apart by `Vary`. Only these
+    pages: they hold no secret and reflect nothing a request sends, so their length tells an
+    eavesdropper nothing (BREACH); the token pages stay uncompressed."""
+    gzipped = len(body) >= COMPRESS_MIN and accepts_gzip(request.headers.get("Accept-Encoding"))
     etag = etag_for(body)
-    headers = {"ETag": etag, "Cache-Control": f"{'public' if public else 'private'}, max-age={ARCHIVE_MAX_AGE}"}
+    if gzipped:
+        etag = etag[:-1] + '-gzip"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"{'public' if public else 'private'}, max-age={ARCHIVE_MAX_AGE}",
+        "Vary": "Accept-Encoding",
+    }
     if etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     resp = web.Response(body=body, headers=headers)
     resp.headers["Content-Type"] = content_type
+    if gzipped:
+        resp.enable_compression(web.ContentCoding.gzip)
     return resp
 
 

@@ -4,6 +4,7 @@ with feedparser; ETag and Cache-Control; `[web] archive = false` turns it off.""
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -19,7 +20,7 @@ from digest import tokens
 from digest.archive import etag_matches
 from digest.pipeline import build_edition, preview
 from digest.store import Store
-from digest.web import listening, start_web
+from digest.web import COMPRESS_MIN, accepts_gzip, listening, start_web
 
 
 @dataclasses.dataclass
@@ -86,14 +87,50 @@ async def test_archive_pages_are_cacheable_with_an_etag_and_answer_304(site: Sit
         async with site.http.get(path) as resp:
             assert resp.status == 200, path
             etag = resp.headers["ETag"]
-            assert re.fullmatch(r'"[0-9a-f]{32}"', etag)
+            assert re.fullmatch(r'"[0-9a-f]{32}(-gzip)?"', etag)
             assert resp.headers["Cache-Control"] == "public, max-age=300"
+            assert resp.headers["Vary"] == "Accept-Encoding"
             body = await resp.text()
         async with site.http.get(path, headers={"If-None-Match": etag}) as again:
             assert again.status == 304 and again.headers["ETag"] == etag and await again.read() == b""
         async with site.http.get(path, headers={"If-None-Match": '"other"'}) as changed:
             assert changed.status == 200 and await changed.text() == body
     assert "@example.org" not in body
+
+
+async def test_archive_pages_are_gzipped_for_a_client_that_takes_it_with_their_own_etag(site: Site) -> None:
+    """Before, a 40 KB edition page went to phones uncompressed. Token pages stay uncompressed (BREACH)."""
+    path = "/editions/UTC/2026-01-16"
+    bodies, etags = {}, {}
+    for accept in ("gzip, deflate", "identity", "gzip;q=0, deflate", "*"):
+        async with site.http.get(path, headers={"Accept-Encoding": accept}, auto_decompress=False) as resp:
+            assert resp.status == 200
+            raw = await resp.read()
+            gzipped = resp.headers.get("Content-Encoding") == "gzip"
+            assert gzipped == (accept in ("gzip, deflate", "*")), accept
+            bodies[accept] = gzip.decompress(raw) if gzipped else raw
+            etags[accept] = resp.headers["ETag"]
+            if gzipped:
+                assert len(raw) < len(bodies[accept]) / 3, (len(raw), len(bodies[accept]))
+        async with site.http.get(path, headers={"Accept-Encoding": accept, "If-None-Match": etags[accept]}) as again:
+            assert again.status == 304 and again.headers["ETag"] == etags[accept]
+    assert len(set(bodies.values())) == 1 and len(bodies["identity"]) > COMPRESS_MIN
+    assert etags["gzip, deflate"] == etags["*"] == etags["identity"][:-1] + '-gzip"'
+    # A gzipped page's validator does not revalidate the plain one, nor the other way round.
+    async with site.http.get(path, headers={"Accept-Encoding": "identity", "If-None-Match": etags["*"]}) as plain:
+        assert plain.status == 200
+    alice = site.store.get_subscriber(email="alice@example.org")
+    assert alice is not None
+    token = tokens.preferences_token(site.store.site_secret(), alice.public_id)
+    async with site.http.get(f"/p/{token}", headers={"Accept-Encoding": "gzip"}, auto_decompress=False) as resp:
+        assert resp.status == 200 and "Content-Encoding" not in resp.headers
+
+
+def test_accept_encoding_is_read_with_its_weights() -> None:
+    assert accepts_gzip("gzip") and accepts_gzip("deflate, GZIP;q=0.5") and accepts_gzip("*") and accepts_gzip("x-gzip")
+    assert not accepts_gzip(None) and not accepts_gzip("") and not accepts_gzip("identity")
+    assert not accepts_gzip("gzip;q=0") and not accepts_gzip("*;q=0") and not accepts_gzip("br, gzip;q=0.0")
+    assert not accepts_gzip("gzip;q=nonsense")
 
 
 async def test_personal_pages_are_never_stored(site: Site) -> None:
