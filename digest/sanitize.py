@@ -437,8 +437,10 @@ def _host(hostname: str) -> str | None:
         return None
     if hostname.isascii():
         return hostname
+    from digest.addresses import a_label_host  # only for a non-ASCII host: most feeds never import idna
+
     try:
-        return hostname.encode("idna").decode("ascii")
+        return a_label_host(hostname)
     except UnicodeError:
         return None
 

@@ -168,7 +168,11 @@ def message_id(secret: str, edition_id: int, subscriber_id: int, domain: str) ->
     """``<e{edition}.s{subscriber}.{hmac[:20]}@domain>``: stable per pair, unguessable without the secret."""
     # RFC 5322 3.6.4: the right-hand side is our own domain, never socket.getfqdn() (A7).
     try:
-        host = domain.strip().rstrip(".").encode("idna").decode("ascii")
+        host = domain.strip().rstrip(".")
+        if not host.isascii():
+            from digest.addresses import a_label_host  # idna's import only for an internationalised domain
+
+            host = a_label_host(host)
     except UnicodeError:
         host = ""
     if not _DOMAIN.fullmatch(host):

@@ -215,6 +215,10 @@ def test_P5_ordinary_nesting_is_left_alone() -> None:
         ("https://user:pw@x.example/a", None, "https://x.example/a"),
         ("https://trusted.example@evil.example/", None, "https://evil.example/"),
         ("https://bücher.example/", None, "https://xn--bcher-kva.example/"),
+        # IDNA 2008 as browsers: IDNA 2003 spelt straße.de "strasse.de", another domain
+        ("https://straße.de/a", None, "https://xn--strae-oqa.de/a"),
+        ("https://Bücher.Example/", None, "https://xn--bcher-kva.example/"),
+        ("https://☃.example/", None, "https://xn--n3h.example/"),  # IDNA 2008 refuses it; browsers open it
         ("https://[2001:db8::1]:8080/a", None, "https://[2001:db8::1]:8080/a"),
         ("https://x.example", None, "https://x.example/"),
         ("/path?x=1", "https://x.example/feed", "https://x.example/path?x=1"),

@@ -91,6 +91,8 @@ def test_A8_message_ids_are_stable_per_pair_and_unpredictable_without_the_secret
 
 def test_a_message_id_domain_is_our_own_and_punycoded() -> None:
     assert tokens.message_id(SECRET, 1, 1, "новости.рф").endswith("@xn--b1amnebsh.xn--p1ai>")
+    # IDNA 2008, as the relay and DNS spell it: Python's IDNA 2003 codec wrote straße.de as "strasse.de"
+    assert tokens.message_id(SECRET, 1, 1, "Presse.Straße.de.").endswith("@presse.xn--strae-oqa.de>")
     for bad in ("", "exa mple.org", "a>b", "example.org>\r\nBcc: x"):
         with pytest.raises(ConfigError):
             tokens.message_id(SECRET, 1, 1, bad)
