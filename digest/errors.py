@@ -59,13 +59,18 @@ def is_bug(exc: BaseException) -> bool:
     return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
 
 
+_DOUBLED_STOP = re.compile(r"(?<!\.)([.?!…])\.$")  # "x.." or "x?." at the end, not an ellipsis "x..."
+
+
 class DigestError(Exception):
     """An error the user can act on: a one-line message plus a hint."""
 
     hint: str = ""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
+        # A message written as f"...: {exc}." doubles the period of a library's or a server's words
+        # that end with one ("... is not valid OPML: no element found.."); said once here for all.
+        super().__init__(_DOUBLED_STOP.sub(r"\1", message))
         if hint is not None:
             self.hint = hint
 

@@ -403,6 +403,17 @@ def test_S8_a_rust_panic_is_a_bug_but_an_interrupt_or_a_cancellation_is_not() ->
     assert not is_bug(type("PanicException", (BaseException,), {})())
 
 
+def test_an_error_that_quotes_words_ending_a_sentence_ends_with_one_stop() -> None:
+    from digest.errors import ConfigError, DeliveryError
+
+    said = "TLS is required (or STARTTLS)."
+    assert DeliveryError(f"The server refused: {said}.").message == "The server refused: TLS is required (or STARTTLS)."
+    assert ConfigError("Is it a feed?.").message == "Is it a feed?"
+    assert ConfigError("It was cut….").message == "It was cut…"
+    assert ConfigError("Wait...").message == "Wait..."  # an ellipsis is left whole
+    assert ConfigError("1.5.").message == "1.5." and ConfigError("").message == ""
+
+
 @pytest.mark.parametrize("bug", [RuntimeError, RustPanic], ids=["exception", "rust-panic"])
 async def test_S8_an_error_making_one_message_is_tried_again_then_parked_and_the_rest_go(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, bug: type[BaseException]
