@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import CONTROLS, ConfigError
-from digest.model import FeedSpec
+from digest.model import NAME_LIMIT, FeedSpec
 
 log = logging.getLogger(__name__)
 
@@ -1161,11 +1161,13 @@ def _subscribers(
                     hint="List at least one section, or leave sections out for all of them.",
                 )
         tz = check_timezone(f"{key}.timezone", entry["timezone"]) if "timezone" in entry else None
-        subs.append(
-            SubscriberSpec(
-                email=email, name=check_opt_label(f"{key}.name", entry.get("name")), sections=sections, timezone=tz
+        name = check_opt_label(f"{key}.name", entry.get("name"))
+        if name is not None and len(name) > NAME_LIMIT:  # as `subscribers add` and an import refuse it
+            raise ConfigError(
+                f"{key}.name is {len(name):,} characters long; a subscriber's name may have at most {NAME_LIMIT}.",
+                hint="Give a shorter name (the person's or the organisation's).",
             )
-        )
+        subs.append(SubscriberSpec(email=email, name=name, sections=sections, timezone=tz))
     return tuple(subs)
 
 

@@ -12,8 +12,12 @@ from datetime import UTC, date, datetime, time
 
 from digest.outlets import cited_name
 
-# --------------------------------------------------------------------------- parse output
+# The longest name an operator may give a subscriber (config, CLI, import). The To: header shows 120
+# characters of it (message.NAME_CHARS); this only keeps a pasted paragraph out of the database.
+NAME_LIMIT = 200
 
+
+# --------------------------------------------------------------------------- parse output
 
 # A date as publishers write it in their articles' paths: /2017/01/07/ (the day an article is filed).
 # A pattern, not compiled at import (polling imports this module and never reads a link's day).

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from digest.errors import SubscriberError
-from digest.model import Subscriber
+from digest.model import NAME_LIMIT, Subscriber
 from digest.sanitize import clean_text
 
 if TYPE_CHECKING:
@@ -29,9 +29,6 @@ UNREADABLE = "(unreadable)"
 # out here because this module reads text and must not load the database layer.
 STATUSES = ("active", "paused", "unsubscribed", "suspended", "removed")
 _NO_MAIL = ("unsubscribed", "suspended")  # statuses whose sections no edition reads
-# The longest name an operator may give a subscriber (CLI, import). The To: header shows 120
-# characters of it (message.NAME_CHARS); this only keeps a pasted paragraph out of the database.
-NAME_LIMIT = 200
 
 NOTHING_IMPORTED = "nothing was imported"
 

@@ -390,6 +390,13 @@ def test_a_database_password_with_a_bare_at_sign_is_refused_without_printing_it(
             id="empty-sections",
         ),
         pytest.param(
+            '[[subscribers]]\nemail = "a@example.org"\nname = "' + "A" * 201 + '"\n',
+            {},
+            "subscribers #1.name is 201 characters long; a subscriber's name may have at most 200.",
+            "Give a shorter name",
+            id="long-subscriber-name",
+        ),
+        pytest.param(
             '[smtp]\nusername = "review"\n',
             {},
             "smtp.username = 'review' is set but no password is",
