@@ -102,6 +102,7 @@ class LinkView:
     # The headline behind a link whose text is a number ("NYT (2, 3)"): the HTML part's title attribute,
     # so a reader pointing at "2" (or a screen reader) learns which report it opens.
     hint: str = ""
+    lang: str = ""  # a headline's language where it is not the edition's (`_other_language`)
 
     @property
     def cited(self) -> str:
@@ -361,13 +362,13 @@ class _ViewBuilder:
         # [1]: ...", open one article, listed once in the text part).
         self._block_links: dict[str, LinkView] = {}
 
-    def _link(self, text: str, url: str | None, source: str = "", hint: str = "") -> LinkView:
+    def _link(self, text: str, url: str | None, source: str = "", hint: str = "", lang: str = "") -> LinkView:
         href = _href(url)
         listed = None if href is None else self._block_links.get(href)
         ref = None if listed is None else listed.ref
         if href is not None and ref is None:
             ref, self._next_ref = self._next_ref, self._next_ref + 1
-        link = LinkView(text=_clean(text), url=href, source=_clean(source), ref=ref, hint=_clean(hint))
+        link = LinkView(text=_clean(text), url=href, source=_clean(source), ref=ref, hint=_clean(hint), lang=lang)
         if href is not None and listed is None:
             self._block_links[href] = link
         return link
@@ -400,9 +401,16 @@ class _ViewBuilder:
         if not linked:
             return None
         named = linked[:MORE_FROM_HEADLINES] if self.budget.summaries == "full" else []
-        headlines = tuple(self._link(_headline(item), item.url) for item in named)
+        headlines = tuple(self._headline_link(item) for item in named)
         more = self._numbered(linked[len(named) :], start=2 + len(named))
         return OutletView(LinkView(outlet, None), more, headlines)
+
+    def _headline_link(self, item: Item, source: str = "") -> LinkView:
+        """A report's headline as a link ("More from", "Read also"), with its language where it is not
+        the edition's, as a story's own title has it: a screen reader reads it in its own voice."""
+        headline = _headline(item)
+        lang = _other_language(headline, f"{item.title} {item.summary_text}", self.language)
+        return self._link(headline, item.url, source, lang=lang)
 
     def _take_links(self) -> tuple[LinkView, ...]:
         links, self._block_links = tuple(self._block_links.values()), {}
@@ -488,7 +496,7 @@ class _ViewBuilder:
             # An outlet the synopsis quotes is already linked there: "Also reported by" names the rest.
             also=self._outlets([i for i in unquoted if _clean(i.source) != source]),
             more_from=self._more_from(source, [i for i in unquoted if _clean(i.source) == source]),
-            read_also=tuple(self._link(_headline(item), item.url, item.source) for item in story.read_also),
+            read_also=tuple(self._headline_link(item, item.source) for item in story.read_also),
             synopsis=synopsis,
             outlets=story.outlets if top else 0,
             title_lang=_other_language(headline, item_text, self.language),

@@ -128,6 +128,7 @@ RU_TITLE, RU_SUMMARY = "Переговоры в Женеве продолжат�
 EN_TITLE, EN_SUMMARY = "Talks in Geneva will go on on Monday", "The delegations will meet again after the weekend."
 FR_TITLE = "Les négociations reprennent lundi à Genève"
 FR_QUOTE = "Les deux délégations se retrouveront après le week-end, a indiqué le ministère."
+RU_MORE, FR_READ_ALSO = "Делегации обсудят обмен пленными", "Le ministère publie le calendrier des réunions"
 # One function word ("son" is French) says too little to overrule an English edition.
 WEAK = "US imposes sanctions against Osama bin Laden son"
 
@@ -143,7 +144,11 @@ def two_language_edition(language: str) -> Edition:
     stories = (
         told,
         Story(lead=item(30, RU_TITLE, source="Новости дня", summary=RU_SUMMARY)),
-        Story(lead=item(31, EN_TITLE, source="Wire Service", summary=EN_SUMMARY)),
+        Story(
+            lead=item(31, EN_TITLE, source="Wire Service", summary=EN_SUMMARY),
+            also=(item(35, RU_MORE, source="Wire Service"),),  # "More from Wire Service: ..."
+            read_also=(item(36, FR_READ_ALSO, source="Le Quotidien"),),
+        ),
         Story(lead=item(33, WEAK, source="Wire Service", summary="")),
     )
     section = SectionGroup(
@@ -164,6 +169,13 @@ def test_feed_text_in_another_language_than_the_editions_says_which(page: str) -
         expected |= {FR_TITLE: "fr", FR_QUOTE: "fr"}
         assert {text: texts.get(text, "absent") for text in expected} == expected, language
         assert f'<html lang="{language}"' in html
+        # "More from" and "Read also" headlines too (before, only a story's own title and summary said it)
+        links = {
+            text: (re.findall(r' lang="(\w+)"', attrs) or [""])[0]
+            for attrs, text in re.findall(r"<a ([^>]*)>([^<]*)</a>", html)
+        }
+        assert links[FR_READ_ALSO] == "fr", links
+        assert links[RU_MORE] == ("" if language == "ru" else "ru"), links
 
 
 # --------------------------------------------------------------------------- colours of the web pages
