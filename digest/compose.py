@@ -126,7 +126,11 @@ def stories_to_json(stories: Sequence[PlacedStory]) -> str:
                 "also": [i.id for i in story.also],
                 "read_also": [i.id for i in story.read_also],
                 "titles": {str(i.id): i.title for i in members},
-                "synopsis": [[q.source, q.url, q.item_id, list(q.sentences), q.plural] for q in story.synopsis],
+                # The gaps only where a quote has some: an edition stored before them reads back the same.
+                "synopsis": [
+                    [q.source, q.url, q.item_id, list(q.sentences), q.plural, *([list(q.gaps)] if q.gaps else [])]
+                    for q in story.synopsis
+                ],
             }
         )
     return json.dumps({"format": STORIES_FORMAT, "stories": out}, ensure_ascii=False, separators=(",", ":"))
@@ -144,7 +148,10 @@ def stories_from_json(
     def quote(q: list[Any]) -> Quote:
         # A quote stores the name its outlet had when the edition was built: a site named since is renamed.
         source = names.get(q[0], q[0])
-        return Quote(source=source, url=q[1], item_id=q[2], sentences=tuple(q[3]), plural=q[4] or source in plural)
+        gaps = tuple(q[5]) if len(q) > 5 else ()
+        return Quote(
+            source=source, url=q[1], item_id=q[2], sentences=tuple(q[3]), plural=q[4] or source in plural, gaps=gaps
+        )
 
     try:
         data = json.loads(body)

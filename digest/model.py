@@ -186,6 +186,9 @@ class Quote:
     item_id: int
     sentences: tuple[str, ...]
     plural: bool = False  # the outlet's name is grammatically plural ("Ведомости пишут")
+    # The indices k of the sentences that do not follow sentences[k - 1] in the report: text between
+    # them is left out, which the quote marks ("[…]"), as an agency's press review never splices.
+    gaps: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -456,7 +456,13 @@ class _ViewBuilder:
             else:
                 label = self.messages.pgettext("synopsis: next outlet", "%(outlet)s adds:")
             before, _, after = str(label).replace("%(outlet)s", "\x00", 1).partition("\x00")
-            text = _clean(" ".join(quote.sentences))
+            cut = str(self.messages.pgettext("synopsis: text left out between two quoted sentences", "[…]"))
+            text = _clean(
+                "".join(
+                    (f" {cut} " if k in quote.gaps else " ") + sentence if k else sentence
+                    for k, sentence in enumerate(quote.sentences)
+                )
+            )
             views.append(
                 QuoteView(
                     before=before,

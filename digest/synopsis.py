@@ -17,8 +17,10 @@ only be as wrong as the outlet it quotes. How sentences are chosen:
   and has a candidate, the next sentence comes from such an outlet (when it says something central
   enough, and always for the second sentence), so a story from N outlets quotes min(N, limit) of them.
 * The result groups the chosen sentences by item (one quote per report, linked to it), in the order
-  each item was first chosen, and keeps each item's sentences in their order in its text. An outlet
-  may be quoted from two of its reports: render says it "also reports" the second time.
+  each item was first chosen, and keeps each item's sentences in their order in its text. Two of
+  them that are not next to each other there say so (`Quote.gaps`: render marks the cut "[…]"), so
+  a quote is never a passage the report does not have. An outlet may be quoted from two of its
+  reports: render says it "also reports" the second time.
 
 Deterministic byte for byte: every loop runs over lists in input order and every tie is broken on
 input position, never on set or hash order.
@@ -256,6 +258,10 @@ def synopsis(
     for item_index in order:
         item = items[item_index]
         chosen = sorted(by_item[item_index])  # their order in the item's own text
+        # Each sentence's place among all of the item's sentences (quotable or not, as `_candidates`
+        # numbers them): two chosen ones with another between them leave text out.
+        said = _sentences(item_text(item), item_language(item))
+        places = [said.index(text) if text in said else -1 for _, text in chosen]
         quotes.append(
             Quote(
                 source=item.source,
@@ -263,6 +269,7 @@ def synopsis(
                 item_id=item.id,
                 sentences=tuple(text for _, text in chosen),
                 plural=item.source in plural,
+                gaps=tuple(k for k in range(1, len(places)) if places[k] != places[k - 1] + 1),
             )
         )
     return tuple(quotes)

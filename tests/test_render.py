@@ -766,3 +766,22 @@ def test_a_day_heading_carries_the_year_when_it_is_not_the_editions(
     top = Renderer(language=language).render(dataclasses.replace(edition, top_stories=(stale, recent)))
     top_block = top.text.split("\n\n\n")[1]
     assert f"{old_meta} UTC" in top_block and f"{this_year_meta} UTC" in top_block
+
+
+def test_two_sentences_of_one_report_with_text_between_them_are_marked_as_a_cut_in_both_parts() -> None:
+    # A press review never splices: "[…]" says the report has more between the two sentences.
+    story = one_story_edition(Story(lead=item(1, "Rate rise"))).sections[0].days[0].stories[0]
+    quote = Quote(
+        source="Business Daily",
+        url="https://example.org/news/1",
+        item_id=1,
+        sentences=("The bank raised its key rate on Friday.", "It was the third rise.", "Markets fell."),
+        gaps=(2,),
+    )
+    other = Quote(source="Wire Service", url="https://example.org/news/2", item_id=2, sentences=("Analysts agreed.",))
+    told = dataclasses.replace(story, also=(item(2, "Up again", source="Wire Service"),), synopsis=(quote, other))
+    for language in ("en", "ru"):
+        r = Renderer(language=language).render(one_story_edition(told, language=language))
+        assert "on Friday. It was the third rise. […] Markets fell." in r.html, language
+        assert re.search(r"on Friday\.\s+It\s+was\s+the\s+third\s+rise\.\s+\[…\]\s+Markets\s+fell\.", r.text), r.text
+        assert "[…] Analysts" not in r.html and "rise. […] It was" not in r.html

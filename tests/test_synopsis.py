@@ -146,3 +146,26 @@ def test_an_outlets_sentences_keep_their_order_in_its_text() -> None:
 
 def test_the_same_input_gives_the_same_synopsis() -> None:
     assert synopsis(HARBOUR) == synopsis(list(HARBOUR))
+
+
+def test_sentences_of_one_report_that_are_not_next_to_each_other_mark_the_cut() -> None:
+    """Before, The Verge's first two sentences and its fifth were quoted as one passage, the two
+    between them silently left out: a quote the report does not have."""
+    long_one = It(
+        7,
+        "Harbour Post",
+        "Storm closes the harbour",
+        "A winter storm closed the city harbour on Monday morning. It was bad. Port officials said the storm "
+        "would keep the city harbour closed until Wednesday. Ferries to the islands were cancelled by the storm.",
+    )
+    other = It(8, "Daily Tide", "Harbour shut", "Fishermen said they lost a week of work to the storm in the harbour.")
+    quotes = synopsis([long_one, other], limit=4)
+    post = next(q for q in quotes if q.source == "Harbour Post")
+    assert post.sentences == (
+        "A winter storm closed the city harbour on Monday morning.",
+        "Port officials said the storm would keep the city harbour closed until Wednesday.",
+        "Ferries to the islands were cancelled by the storm.",
+    ), post.sentences
+    assert post.gaps == (1,)  # "It was bad." (too short to quote) is left out before the second; the third follows it
+    assert next(q for q in quotes if q.source == "Daily Tide").gaps == ()
+    assert all(q.gaps == () for q in synopsis(HARBOUR))
