@@ -266,16 +266,24 @@ def _display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
+# A space no line may break at: inside French quotes and before French high punctuation ("« le
+# football moderne »", "Syrie : un attentat", "pourquoi ?"), where a closing » or a "?" opened a line
+# of its own; and after a quote's cut mark ("[…] Markets fell"), which would end a line alone.
+_GLUED_SPACE = re.compile(r"(?<=[«‹]) | (?=[»›:;!?](?:\s|$))|(?<=\[…\]) ")
+_GLUE = "\x00"  # one column wide, as the space it stands for; no feed text keeps a NUL
+
+
 def wrap(text: str, indent: str = "", hang: str | None = None) -> str:
-    """Jinja filter: wrap at 78 columns; long words (URLs) are never split."""
+    """Jinja filter: wrap at 78 columns; long words (URLs) are never split, nor a glued space
+    (`_GLUED_SPACE`)."""
     return textwrap.fill(
-        text,
+        _GLUED_SPACE.sub(_GLUE, text),
         width=TEXT_WIDTH,
         initial_indent=indent,
         subsequent_indent=indent if hang is None else hang,
         break_long_words=False,
         break_on_hyphens=False,
-    )
+    ).replace(_GLUE, " ")
 
 
 def nbsp(text: str) -> str:

@@ -18,6 +18,7 @@ from digest.render import (
     PLACEHOLDER_UNSUBSCRIBE_URL,
     Renderer,
     builtin_templates_dir,
+    wrap,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -785,3 +786,13 @@ def test_two_sentences_of_one_report_with_text_between_them_are_marked_as_a_cut_
         assert "on Friday. It was the third rise. […] Markets fell." in r.html, language
         assert re.search(r"on Friday\.\s+It\s+was\s+the\s+third\s+rise\.\s+\[…\]\s+Markets\s+fell\.", r.text), r.text
         assert "[…] Analysts" not in r.html and "rise. […] It was" not in r.html
+
+
+def test_the_text_part_never_opens_a_line_with_a_closing_guillemet_or_french_punctuation() -> None:
+    # Before: "... contre « le football moderne\n  »", Le Monde's headline in the audit's edition.
+    for tail in (" « le football moderne »", " pourquoi ?", " Oui : non", " […] Markets fell"):
+        for pad in range(60, 78):
+            lines = wrap("x" * pad + tail, "  ").splitlines()
+            assert not any(line.lstrip().startswith(("»", "?", ":")) for line in lines[1:]), lines
+            assert not any(line.rstrip().endswith(("«", "[…]")) for line in lines), lines
+            assert " ".join(line.strip() for line in lines) == "x" * pad + tail
