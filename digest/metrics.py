@@ -93,10 +93,18 @@ def health(settings: Settings, store: Store, *, now: datetime) -> Health:
     for tz in store.timezones_in_use(settings.digest.timezone):
         day, instant = schedule.latest_edition(now, settings.digest.send_at, tz)
         built = store.get_edition(day=day, timezone=tz)
+        newest = None if built is not None else store.last_edition(tz)
         if built is not None:
             lines.append(f"edition {tz} {day}: built ({built.status})")
+        elif newest is not None and newest.day > day:
+            # `digest send` ran before send_at: today's edition took what this one would have.
+            lines.append(f"edition {tz} {day}: none; the later {newest.day} was built ({newest.status})")
         elif now - instant < EDITION_LATE_AFTER:
             lines.append(f"edition {tz} {day}: due at {instant:%H:%M} UTC, not built yet")
+        elif newest is None and not store.items_seen_before(instant):
+            # A new installation: nothing had been polled when that edition was due, and the daemon
+            # never builds an edition for nothing (schedule.due_edition's catch-up is bounded too).
+            lines.append(f"edition {tz} {day}: not expected: nothing had been polled by {instant:%Y-%m-%d %H:%M} UTC")
         else:
             ok = False
             lines.append(f"edition {tz} {day}: late: due at {instant:%Y-%m-%d %H:%M} UTC and not built")

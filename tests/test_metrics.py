@@ -132,6 +132,41 @@ async def test_healthz_says_late_when_the_due_edition_was_not_built_and_ok_once_
             store.close()
 
 
+async def test_healthz_is_ok_on_a_new_installation_and_after_a_send_ahead_of_send_at(tmp_path: Path) -> None:
+    """Before, both said "late" for a day: yesterday's edition, due before anything was polled (a
+    database created today), and yesterday's again after `digest send` had built today's early."""
+    async with SmtpServer() as smtp:
+        settings = make_settings(tmp_path, smtp_port=smtp.port)
+        store = open_store(settings)
+        clock = Clock(datetime(2026, 1, 16, 5, 0, tzinfo=UTC))  # before send_at (07:00): 01-15's is the due one
+        add_news(store, at=clock.now - timedelta(minutes=30), prefix="a")  # the first poll, at 04:30
+        runner = await start_web(settings, store, clock=clock, host="127.0.0.1", port=0)
+        url = listening(runner)[0]
+        try:
+            status, _, text = await get(url, "/healthz")
+            assert status == 200, text
+            assert "edition UTC 2026-01-15: not expected: nothing had been polled by 2026-01-15 07:00 UTC" in text
+            await send_day(settings, store, day=date(2026, 1, 16), transport=SmtpTransport, clock=clock)
+            status, _, text = await get(url, "/healthz")
+            assert status == 200 and "edition UTC 2026-01-15: none; the later 2026-01-16 was built (complete)" in text
+            # An item polled before 01-15's send_at, and no edition at all: that one is late.
+            other = open_store(
+                dataclasses.replace(
+                    settings,
+                    digest=dataclasses.replace(settings.digest, database=f"sqlite:///{tmp_path / 'other.sqlite'}"),
+                )
+            )
+            add_news(other, at=datetime(2026, 1, 15, 6, 0, tzinfo=UTC), prefix="b")
+            from digest.metrics import health
+
+            late = health(settings, other, now=clock.now)
+            assert not late.ok and "edition UTC 2026-01-15: late" in late.text
+            other.close()
+        finally:
+            await runner.cleanup()
+            store.close()
+
+
 async def test_the_daemon_serves_its_poll_and_send_counters_at_metrics(tmp_path: Path) -> None:
     port = free_port()
     async with FeedServer() as feeds, SmtpServer() as smtp:

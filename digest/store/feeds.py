@@ -223,6 +223,11 @@ class FeedStore(StoreBase):
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(t.items)) or 0)
 
+    def items_seen_before(self, moment: datetime) -> bool:
+        """Whether any item was first seen before `moment` (one index probe: ix_items_first_seen)."""
+        with self.engine.connect() as conn:
+            return conn.scalar(select(t.items.c.id).where(t.items.c.first_seen < moment).limit(1)) is not None
+
 
 class PollWriter:
     """Writes poll outcomes over one connection kept open for a whole poll.
