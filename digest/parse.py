@@ -27,7 +27,7 @@ from urllib.parse import urljoin
 
 import feedparser
 
-from digest import summary_boilerplate
+from digest import dates, summary_boilerplate
 from digest.errors import ParseError
 from digest.model import ParsedFeed, ParsedItem
 from digest.outlets import domain, linked_article, linked_site, outlet_name, read_on, site
@@ -78,6 +78,10 @@ def _end_media_description(self: Any) -> None:
 
 feedparser.namespaces.mediarss.Namespace._start_media_description = _start_media_description
 feedparser.namespaces.mediarss.Namespace._end_media_description = _end_media_description
+
+# RFC 822 dates with the site's own day and month names ("Seg, 24 Set 2018 19:22:00 -0300", UOL),
+# which feedparser cannot read: without them an item is undated, shown as new on every edition.
+feedparser.registerDateHandler(dates.localized_rfc822)
 
 
 # --------------------------------------------------------------------------- character set

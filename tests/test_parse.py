@@ -842,3 +842,18 @@ def test_a_feed_that_marks_its_cut_mid_word_loses_the_cut_word() -> None:
         for k, b in enumerate(words)
     )
     assert [i.summary_text for i in parse(rss(items)).items] == words
+
+
+# --------------------------------------------------------------------------- localised dates
+
+
+def test_an_item_dated_with_portuguese_day_and_month_names_is_dated() -> None:
+    # UOL's feed: "Seg" (segunda-feira) and "Set" (setembro). Read as undated, such an item was shown
+    # as new in every edition and never aged out (audit finding 6).
+    feed = parse(
+        rss(
+            "<item><title>Votação na Câmara</title><link>https://noticias.example/a</link>"
+            "<pubDate>Seg, 24 Set 2018 19:22:00 -0300</pubDate></item>"
+        )
+    )
+    assert feed.items[0].published == datetime(2018, 9, 24, 22, 22, tzinfo=UTC)
