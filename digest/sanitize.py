@@ -32,6 +32,7 @@ __all__ = [
     "html_to_text",
     "only_a_byline",
     "prose_text",
+    "redirect_target",
     "sanitize_html",
 ]
 
@@ -509,6 +510,23 @@ def clean_url(url: str | None, *, base_url: str | None = None) -> str | None:
     (javascript:, data:, file:, mailto:, a bare path with no base) gives None.
     """
     return _clean(url, base_url, keep_fragment=False, strip_params=True)
+
+
+# A redirector that carries the article's whole address in its path, after a "*": Folha's
+# "https://redir.folha.com.br/redir/online/poder/eleicoes-2018/rss091/*https://www1.folha.uol.com.br/...",
+# which UOL's feed gives beside the direct link of the same article. Only a "*" that opens a path
+# segment and is followed at once by "http(s)://": the Wayback Machine's "/web/2018*/https://..."
+# and "/web/*/https://..." name a list of captures, not a redirect.
+_STAR_REDIRECT = re.compile(r"https?://[^/?#]+/[^?#]*?/\*(https?://[^/?#\s]+\.[^/?#\s]+/.*)", re.IGNORECASE)
+
+
+def redirect_target(url: str | None) -> str | None:
+    """The article a redirector's link wraps (`_STAR_REDIRECT`), cleaned as `clean_url` cleans it; None
+    for any other link. An aggregator's redirect by query parameter is `outlets.linked_article`'s."""
+    if not url or "*" not in url:
+        return None
+    m = _STAR_REDIRECT.fullmatch(url)
+    return None if m is None else clean_url(m.group(1))
 
 
 # --------------------------------------------------------------------------- HTML

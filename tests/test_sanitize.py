@@ -16,6 +16,7 @@ from digest.sanitize import (
     header_text,
     html_to_text,
     prose_text,
+    redirect_target,
     repair_mojibake,
     sanitize_html,
 )
@@ -453,3 +454,26 @@ def test_a_link_whose_text_opens_with_a_space_costs_the_excerpt_no_character(lim
     else:
         assert shown.endswith("…") and text.startswith(shown[:-1].rstrip())
         assert re.fullmatch(r"[\w ]+", shown[:-1].rstrip()) and shown[:-1].rstrip().split()[-1] in text.split()
+
+
+# --------------------------------------------------------------------------- redirect wrappers
+
+
+def test_a_redirector_that_carries_the_article_after_a_star_gives_the_article() -> None:
+    wrapped = "https://redir.daily.example/redir/online/politics/rss091/*https://www.daily.example/politics/2018/09/vote.shtml?utm_source=rss"
+    assert redirect_target(wrapped) == "https://www.daily.example/politics/2018/09/vote.shtml"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.daily.example/politics/2018/09/vote.shtml",
+        "https://web.archive.org/web/2018*/https://www.daily.example/",  # a list of captures
+        "https://web.archive.org/web/*/https://www.daily.example/page",
+        "https://search.example/find?q=*https://www.daily.example/",  # in the query: not a path's redirect
+        "https://redir.example/go/*https://nohost/",  # no site after it
+        "https://files.example/glob/*.html",
+    ],
+)
+def test_links_that_wrap_no_article_are_left_alone(url: str) -> None:
+    assert redirect_target(url) is None
