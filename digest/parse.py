@@ -27,11 +27,20 @@ from urllib.parse import urljoin
 
 import feedparser
 
-from digest import summary_boilerplate
+from digest import dates, summary_boilerplate
 from digest.errors import ParseError
 from digest.model import ParsedFeed, ParsedItem
 from digest.outlets import domain, linked_article, linked_site, outlet_name, read_on, site
-from digest.sanitize import clean_text, clean_url, excerpt, html_to_text, only_a_byline, repair_mojibake, sanitize_html
+from digest.sanitize import (
+    clean_text,
+    clean_url,
+    excerpt,
+    html_to_text,
+    only_a_byline,
+    redirect_target,
+    repair_mojibake,
+    sanitize_html,
+)
 
 __all__ = ["parse_feed"]
 
@@ -78,6 +87,10 @@ def _end_media_description(self: Any) -> None:
 
 feedparser.namespaces.mediarss.Namespace._start_media_description = _start_media_description
 feedparser.namespaces.mediarss.Namespace._end_media_description = _end_media_description
+
+# RFC 822 dates with the site's own day and month names ("Seg, 24 Set 2018 19:22:00 -0300", UOL),
+# which feedparser cannot read: without them an item is undated, shown as new on every edition.
+feedparser.registerDateHandler(dates.localized_rfc822)
 
 
 # --------------------------------------------------------------------------- character set
@@ -509,7 +522,7 @@ def _item(
     url = _item_url(entry, feed_url)
     whole_summary = _summary_html(entry, feed_url)
     publication = read_on(whole_summary, url)  # before its closing link goes
-    summary_html = summary_boilerplate.without_read_more(whole_summary, url)
+    summary_html = summary_boilerplate.without_tag_list(summary_boilerplate.without_read_more(whole_summary, url))
     if only_a_byline(summary_html):
         summary_html = ""  # no summary at all: the title and the link say what the item is
     summary_text = excerpt(summary_html, excerpt_chars)
@@ -527,6 +540,9 @@ def _item(
     guid = clean_text(str(entry.get("id") or "")) or None
     author = clean_text(_text_of(entry.get("author"), entry.get("author_detail")), limit=AUTHOR_CHARS) or None
     key = _key(guid, url, title, entry, summary_html)  # as before outlets: an item keeps its identity
+    # A redirector's wrapper around the article's own address (Folha's ".../rss091/*https://..."):
+    # the article itself, so that a direct copy of the item in the same feed is known as the same.
+    url = redirect_target(url) or url
     outlet = _outlet(entry, own) or (publication if publication and publication.casefold() not in own else None)
     article = clean_url(linked_article(url), base_url=None)
     if article is not None:  # an aggregator's redirect: link the article itself, cite its site
@@ -753,11 +769,21 @@ def parse_feed(
     own = frozenset(filter(None, (*hosts, (feed_title or "").casefold(), named)))
     items: list[ParsedItem] = []
     keys: set[str] = set()
+    at: dict[tuple[str, str], int] = {}  # where each (link, title) was taken
     for entry in entries[:MAX_ITEMS]:
         item = _item(entry, feed_url=url, now=now, excerpt_chars=excerpt_chars, own=own)
-        if item is not None and item.key not in keys:  # a repeated key: the first one wins
-            keys.add(item.key)
-            items.append(item)
+        if item is None or item.key in keys:  # a repeated key: the first one wins
+            continue
+        keys.add(item.key)
+        same = (item.url or "", item.title.casefold())
+        if item.url and same in at:
+            # One article twice in one document under two keys (UOL's item behind Folha's redirector
+            # and beside it, directly): one item, the copy that has text where the other has none.
+            if item.summary_html and not items[at[same]].summary_html:
+                items[at[same]] = item
+            continue
+        at[same] = len(items)
+        items.append(item)
     items = _link_aggregator(_publisher_cuts(_without_boilerplate(items, excerpt_chars, url), excerpt_chars), hosts)
 
     return ParsedFeed(

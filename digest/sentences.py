@@ -22,6 +22,8 @@ from functools import lru_cache
 import pysbd
 import razdel
 
+from digest.sanitize import BLOCK_SEPARATOR
+
 LANGUAGES = ("en", "ru", "fr", "de", "es", "it", "pt")
 _PYSBD = {"en": "en", "fr": "fr", "de": "de", "es": "es", "it": "it", "pt": "es", "ru": "ru"}
 _CYRILLIC = re.compile("[\u0400-\u04ff]")
@@ -91,7 +93,15 @@ def _split_uncached(text: str, language: str | None = None) -> list[str]:
         # are found again by _verbatim with str.find.
         processed = _segmenter(lang).processor(text).process()
         pieces = _after_closing_quotes(_join_titles([str(p).strip() for p in processed]))
-    return _verbatim(text, pieces)
+    return _verbatim(text, _at_block_ends(pieces))
+
+
+def _at_block_ends(pieces: list[str]) -> list[str]:
+    # digest.sanitize joins two blocks (paragraphs, list items) with " · " where the first ends with no
+    # stop ("... 1,700 sites · Findings run counter ..."): a sentence never runs across it.
+    if not any(BLOCK_SEPARATOR in p for p in pieces):
+        return pieces
+    return [part for p in pieces for part in p.split(BLOCK_SEPARATOR)]
 
 
 def _join_titles(pieces: list[str]) -> list[str]:

@@ -202,6 +202,10 @@ def shared_whole(texts: Sequence[str]) -> str | None:
     return text if n >= max(MIN_ITEMS, MIN_SHARE * len(present)) else None
 
 
+_LINK_HTML = r"<a\b[^>]*>[^<]{1,80}</a>"  # one link of plain words
+_BLOCK_EDGE_END = re.compile(r"(?:<br\s*/?>|</(?:p|div|li|ul|ol|blockquote|h\d)>|<(?:p|div)>)$")
+
+
 # A summary's closing link of a few words to the item's own article: WordPress's "(more…)",
 # "Continue reading", "Read more". The excerpt's "…" says there is more; the title links the article.
 _CLOSING_LINK = re.compile(
@@ -229,6 +233,32 @@ def without_read_more(summary_html: str, url: str | None) -> str:
         return summary_html
     out = summary_html[: m.start()].rstrip() + m.group(3)
     return out if text_of(out) else summary_html
+
+
+# A closing list of the post's tags, each a link to the blog's tag page: kottke's "<strong>Tags:</strong>
+# <a>art</a>&nbsp;&nbsp; <a>Tim Easley</a>". Its words differ on every item and it is two words and
+# a blank to `learn_links` (under MIN_WORDS), so no run is learned; as an excerpt's end it read
+# "... (via colossal) Tags: art Tim Easley". Only a label of these, then links and nothing else.
+_TAG_LIST = re.compile(
+    r"(?:<(?:strong|b|em|i)>)?\s*(?:Tags|Tagged(?: with)?|Filed under|Categories|Topics|Schlagwörter|Étiquettes"
+    r"|Etiquetas|Теги|Метки)\s*:\s*(?:</(?:strong|b|em|i)>)?"
+    r"(?:(?:\s|&nbsp;|\xa0|,|·|\|)*" + _LINK_HTML + r")+(?:\s|&nbsp;|\xa0|</(?:p|div|span|li|ul)>)*$"
+)
+
+
+def without_tag_list(summary_html: str) -> str:
+    """`summary_html` without a closing list of tags (`_TAG_LIST`) that follows text of its own: after
+    a block's edge or a sentence's end; as it was when there is none or nothing else would be left."""
+    tail = max(0, len(summary_html) - 3000)
+    if "</a>" not in summary_html[-200:] or ":" not in summary_html[tail:]:
+        return summary_html
+    m = _TAG_LIST.search(summary_html, tail)
+    if m is None:
+        return summary_html
+    before = summary_html[: m.start()].rstrip()
+    if not (_BLOCK_EDGE_END.search(before) or _SENTENCE_END.search(text_of(before[-400:]))):
+        return summary_html  # "... is one of the <a>tags</a>": a sentence's own words
+    return before if text_of(before) else summary_html
 
 
 # A run is whole sentences when punctuation or a block's edge (a paragraph, a line break) bounds it:

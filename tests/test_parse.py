@@ -842,3 +842,51 @@ def test_a_feed_that_marks_its_cut_mid_word_loses_the_cut_word() -> None:
         for k, b in enumerate(words)
     )
     assert [i.summary_text for i in parse(rss(items)).items] == words
+
+
+# --------------------------------------------------------------------------- localised dates
+
+
+def test_an_item_dated_with_portuguese_day_and_month_names_is_dated() -> None:
+    # UOL's feed: "Seg" (segunda-feira) and "Set" (setembro). Read as undated, such an item was shown
+    # as new in every edition and never aged out (audit finding 6).
+    feed = parse(
+        rss(
+            "<item><title>Votação na Câmara</title><link>https://noticias.example/a</link>"
+            "<pubDate>Seg, 24 Set 2018 19:22:00 -0300</pubDate></item>"
+        )
+    )
+    assert feed.items[0].published == datetime(2018, 9, 24, 22, 22, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- one article twice in one feed
+
+_WRAPPED = "https://redir.daily.example/redir/online/rss091/*https://www.daily.example/2018/09/quiz.shtml"
+_DIRECT = "https://www.daily.example/2018/09/quiz.shtml"
+
+
+@pytest.mark.parametrize("wrapped_first", [True, False])
+def test_an_article_given_behind_a_redirector_and_directly_is_one_item_with_its_text(wrapped_first: bool) -> None:
+    # UOL's feed gives Folha's article twice: behind Folha's redirector with a description, and
+    # directly with none (audit finding 3). The edition showed the empty copy and the headline twice.
+    wrapped = (
+        f"<item><title>Quiz passes half a million</title><link>{_WRAPPED}</link>"
+        "<description>The election quiz has been taken half a million times.</description></item>"
+    )
+    direct = f"<item><title>Quiz passes half a million</title><link>{_DIRECT}</link><description></description></item>"
+    other = "<item><title>Another story</title><link>https://www.daily.example/2018/09/other.shtml</link></item>"
+    feed = parse(rss(wrapped + direct + other if wrapped_first else direct + wrapped + other))
+    assert [(i.url, i.summary_text) for i in feed.items] == [
+        (_DIRECT, "The election quiz has been taken half a million times."),
+        ("https://www.daily.example/2018/09/other.shtml", ""),
+    ]
+    assert feed.items[0].key == _WRAPPED  # the key the copy with text always had: stores know it
+
+
+def test_items_that_share_a_link_but_not_a_title_are_all_kept() -> None:
+    # A feed whose items all link its front page (no page of their own) lists different stories.
+    items = "".join(
+        f"<item><guid isPermaLink='false'>n{n}</guid><title>Notice {n}</title><link>https://t.example/</link></item>"
+        for n in range(3)
+    )
+    assert [i.title for i in parse(rss(items)).items] == ["Notice 0", "Notice 1", "Notice 2"]

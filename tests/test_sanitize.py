@@ -16,6 +16,7 @@ from digest.sanitize import (
     header_text,
     html_to_text,
     prose_text,
+    redirect_target,
     repair_mojibake,
     sanitize_html,
 )
@@ -335,7 +336,7 @@ def test_prose_text_leaves_out_captions_a_byline_subheadings_quotes_code_and_tab
         ("<p>NASA launches a probe.</p><p>It flies.</p>", "NASA launches a probe. It flies."),  # a sentence
         # A script without case has no capitals: a short opening paragraph in it is prose (netease's blog).
         ("<p>刚才看到一位豆友说：笑而不语啊。</p><p>更多内容。</p>", "刚才看到一位豆友说：笑而不语啊。 更多内容。"),
-        ("<p>وزیر اعظم نے کہا</p><p>مزید تفصیل</p>", "وزیر اعظم نے کہا مزید تفصیل"),
+        ("<p>وزیر اعظم نے کہا</p><p>مزید تفصیل</p>", "وزیر اعظم نے کہا · مزید تفصیل"),
         # A wire report's dateline, as UOL passes Reuters', ANSA's, AFP's and EFE's copy on.
         ("BRASÍLIA (Reuters) - O candidato do PSL lidera.", "O candidato do PSL lidera."),
         ("<p>MOSCOU, 24 SET (ANSA) - O líder foi condenado.</p>", "O líder foi condenado."),
@@ -354,7 +355,7 @@ def test_prose_text_leaves_out_captions_a_byline_subheadings_quotes_code_and_tab
             "The speech stirred applause on one side of the chamber and thinly disguised contempt on the other",
         ),
         ("<p>Hi everyone,</p><p>I am building a server.</p>", "Hi everyone, I am building a server."),  # a greeting
-        ("<p>Party time</p><p>Replay the live show.</p>", "Party time Replay the live show."),  # too short: a kicker
+        ("<p>Party time</p><p>Replay the live show.</p>", "Party time · Replay the live show."),  # too short: a kicker
         (
             "<p>The harbour authority published its plan for the winter ferries today.</p><p>Fares rise.</p>",
             "The harbour authority published its plan for the winter ferries today. Fares rise.",
@@ -362,7 +363,7 @@ def test_prose_text_leaves_out_captions_a_byline_subheadings_quotes_code_and_tab
         (
             '<p><cite>Henri</cite>: <a href="https://x.example/">'
             "Using a phone as a desktop computer when it is docked</a></p><p>Definitely want.</p>",
-            "Henri: Using a phone as a desktop computer when it is docked Definitely want.",
+            "Henri: Using a phone as a desktop computer when it is docked · Definitely want.",
         ),  # a quote's source: the comment follows
         (
             f"<p>{_LONG_ZH}</p><p>第二段。</p>",
@@ -453,3 +454,53 @@ def test_a_link_whose_text_opens_with_a_space_costs_the_excerpt_no_character(lim
     else:
         assert shown.endswith("…") and text.startswith(shown[:-1].rstrip())
         assert re.fullmatch(r"[\w ]+", shown[:-1].rstrip()) and shown[:-1].rstrip().split()[-1] in text.split()
+
+
+# --------------------------------------------------------------------------- redirect wrappers
+
+
+def test_a_redirector_that_carries_the_article_after_a_star_gives_the_article() -> None:
+    wrapped = "https://redir.daily.example/redir/online/politics/rss091/*https://www.daily.example/politics/2018/09/vote.shtml?utm_source=rss"
+    assert redirect_target(wrapped) == "https://www.daily.example/politics/2018/09/vote.shtml"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.daily.example/politics/2018/09/vote.shtml",
+        "https://web.archive.org/web/2018*/https://www.daily.example/",  # a list of captures
+        "https://web.archive.org/web/*/https://www.daily.example/page",
+        "https://search.example/find?q=*https://www.daily.example/",  # in the query: not a path's redirect
+        "https://redir.example/go/*https://nohost/",  # no site after it
+        "https://files.example/glob/*.html",
+    ],
+)
+def test_links_that_wrap_no_article_are_left_alone(url: str) -> None:
+    assert redirect_target(url) is None
+
+
+# --------------------------------------------------------------------------- block boundaries (audit finding 4)
+
+_BULLETS_THEN_BODY = (
+    "<ul><li>Ferry board says storms could close 40 piers</li><li>Report contradicts the council's forecast</li></ul>"
+    "<p>Nearly half of the harbour's piers are at risk, a study finds.</p>"
+    '<p>Art by <a href="https://art.example/">Ana Lopes</a></p><p>Read the transcript</p>'
+)
+_BULLETS_TEXT = (
+    "Ferry board says storms could close 40 piers · Report contradicts the council's forecast · "
+    "Nearly half of the harbour's piers are at risk, a study finds. Art by Ana Lopes · Read the transcript"
+)
+
+
+def test_blocks_that_end_without_a_stop_are_not_run_into_the_next() -> None:
+    # "... could endanger 1,700 sites Findings run counter ..." (The Guardian's standfirst list), "... by
+    # Jessica Hayworth Read episode transcripts" (Night Vale's credits): one run-on text.
+    assert prose_text(_BULLETS_THEN_BODY) == _BULLETS_TEXT
+    assert excerpt(_BULLETS_THEN_BODY, 500) == _BULLETS_TEXT
+    assert html_to_text(excerpt_html(_BULLETS_THEN_BODY, 500)) == _BULLETS_TEXT
+
+
+def test_an_excerpt_cut_after_a_block_separator_does_not_end_with_it() -> None:
+    html = "<p>Ferry board says storms could close piers</p><p>Report follows</p>"
+    assert excerpt(html, 46) == "Ferry board says storms could close piers…"
+    assert excerpt_html(html, 46) == "Ferry board says storms could close piers…"

@@ -108,3 +108,12 @@ def test_empty_and_unpunctuated_text() -> None:
     assert split("") == []
     assert split("   ") == []
     assert split("no full stop at the end") == ["no full stop at the end"]
+
+
+def test_a_block_separator_ends_a_sentence() -> None:
+    # sanitize joins a list item or paragraph with no stop to the next with " · ": no quote spans both.
+    text = "Ferry board says storms could close 40 piers · Nearly half of the piers are at risk, a study finds."
+    assert split(text, "en") == [
+        "Ferry board says storms could close 40 piers",
+        "Nearly half of the piers are at risk, a study finds.",
+    ]

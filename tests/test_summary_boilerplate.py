@@ -15,6 +15,7 @@ from conftest import CORPUS_ABSENT, corpus_dir
 from test_faults import NOW, channel, one_feeds_edition, pub_date
 
 from digest import parse as parse_module
+from digest import summary_boilerplate
 from digest.parse import parse_feed
 from digest.summary_boilerplate import _LINK as LINK
 from digest.summary_boilerplate import _URL as URL
@@ -330,3 +331,33 @@ async def test_the_email_shows_no_read_more_link(tmp_path: Path) -> None:
     body = feed('<p>{text} <a href="https://gazette.example/{n}#more-{n}">(more…)</a></p>')
     text, html = await one_feeds_edition(tmp_path, body)
     assert STORIES[0][1] in text and "(more" not in text and "(more" not in html
+
+
+# --------------------------------------------------------------------------- a closing list of tags (audit finding 7)
+
+_TAGS = (
+    "<p>A clockmaker rebuilt the cuckoo clock as a concrete tower block. (via a friend)</p>\n\n <strong>Tags:</strong> "
+    '<a href="https://blog.example/tag/art">art</a>&nbsp;&nbsp; <a href="https://blog.example/tag/clocks">clocks</a>'
+)
+
+
+def test_a_closing_list_of_tag_links_is_dropped() -> None:
+    # kottke's every post: the excerpt ended "... (via colossal) Tags: art Tim Easley".
+    assert summary_boilerplate.without_tag_list(_TAGS) == (
+        "<p>A clockmaker rebuilt the cuckoo clock as a concrete tower block. (via a friend)</p>"
+    )
+    after_a_sentence = 'Fares rise in May. Tags: <a href="https://blog.example/tag/fares">fares</a>'
+    assert summary_boilerplate.without_tag_list(after_a_sentence) == "Fares rise in May."
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<p>Tags: <a href="https://blog.example/tag/art">art</a></p>',  # nothing else: kept
+        'We sorted the posts by their tags: <a href="https://blog.example/tag/art">art</a>',  # a sentence's words
+        'The site lists these Tags: <a href="https://blog.example/tag/art">art</a>',  # no block or sentence before
+        '<p>Fares rise.</p><p>Tags: <a href="https://blog.example/tag/art">art</a> and more words</p>',
+    ],
+)
+def test_what_is_not_a_closing_tag_list_is_kept(html: str) -> None:
+    assert summary_boilerplate.without_tag_list(html) == html
