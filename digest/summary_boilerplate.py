@@ -353,3 +353,31 @@ def tidy(html: str) -> str:
 def text_of(html: str) -> str:
     """Sanitised HTML's text, cheaply (nh3 escaped every "<" that is not a tag's)."""
     return " ".join(htmllib.unescape(re.sub(r"<[^>]*>", " ", html)).split())
+
+
+# A summary's closing "read more" in plain words, no link: UOL's "... além de senadores por São
+# Paulo. Leia mais (09/24/2018 - 19h22)", with the time the item was filed. Only those words, then
+# at most a bracketed date or time, an arrow or an ellipsis, and nothing else; and only after a
+# sentence's end or a block's edge, so "... nobody would read more than that" keeps its words.
+_READ_MORE_TEXT = re.compile(
+    r"(?:Read more|Continue reading|Leia mais|Leer más|Lire la suite|Weiterlesen|Leggi tutto|Подробнее|Читать далее)"
+    r"(?:\s*\([\d/.:\- h]{4,30}\))?\s*(?:»|›|→|\.\.\.|…)?"
+    r"(?:\s|&nbsp;|\xa0|</(?:p|div|span|li|ul)>)*$",
+    re.I,
+)
+
+
+def without_read_more_text(summary_html: str) -> str:
+    """`summary_html` without a closing "read more" in plain words (`_READ_MORE_TEXT`) that follows
+    text of its own; as it was when there is none or nothing else would be left."""
+    m = _READ_MORE_TEXT.search(summary_html, max(0, len(summary_html) - 200))
+    if m is None:
+        return summary_html
+    before = summary_html[: m.start()].rstrip(" \t\n\xa0").removesuffix("&nbsp;").rstrip()
+    if not (_BLOCK_EDGE_END.search(before) or _SENTENCE_END.search(text_of(before[-400:]))):
+        return summary_html
+    before = _OPENED_LAST.sub("", before)  # the paragraph the words stood in: "<p>Read more</p>"
+    return before if text_of(before) else summary_html
+
+
+_OPENED_LAST = re.compile(r"(?:<(?:p|div|li|span|br)\b[^>]*>(?:\s|&nbsp;|\xa0)*)+$")

@@ -361,3 +361,16 @@ def test_a_closing_list_of_tag_links_is_dropped() -> None:
 )
 def test_what_is_not_a_closing_tag_list_is_kept(html: str) -> None:
     assert summary_boilerplate.without_tag_list(html) == html
+
+
+def test_a_closing_read_more_in_plain_words_after_the_items_own_text_is_dropped() -> None:
+    # UOL closes a summary with "Leia mais" and the time it was filed; in the whole corpus only that
+    # item changes (the 51 "Leia mais no Massa News!" are the feed's learned boilerplate).
+    drop = summary_boilerplate.without_read_more_text
+    filed = "Eleitores testaram a ferramenta.\xa0Leia mais (09/24/2018 - 19h22) "
+    assert drop(filed) == "Eleitores testaram a ferramenta."
+    assert drop("<p>The ferry sank.</p><p>Read more »</p>") == "<p>The ferry sank.</p>"
+    assert drop("Он сказал это вчера. Подробнее") == "Он сказал это вчера."
+    assert drop("It fell sharply. Continue reading...") == "It fell sharply."
+    for kept in ("Nobody would read more", "A sentence Leia mais", "Read more", "Read more about the ferry here."):
+        assert drop(kept) == kept
