@@ -848,7 +848,7 @@ def db_upgrade(app: App) -> None:
 
 @main.group()
 def subscribers() -> None:
-    """List, add and remove subscribers."""
+    """List, add, unsubscribe and remove subscribers."""
 
 
 @subscribers.command("list")
@@ -933,6 +933,44 @@ def subscribers_remove(app: App, email: str) -> None:
         f"removed {email} and their delivery records; only a hash of the address is kept, so that no "
         "import or command adds it back (the person can sign up again)"
     )
+
+
+@subscribers.command("unsubscribe")
+@click.argument("emails", metavar="EMAIL...", nargs=-1, required=True)
+@pass_app
+def subscribers_unsubscribe(app: App, emails: tuple[str, ...]) -> None:
+    """Unsubscribe addresses whose owners asked you to (a mail to [smtp] unsubscribe_mailto).
+
+    Their sections and other settings stay; only their own sign-up subscribes them again.
+    """
+    from digest.addresses import validate_email
+
+    store, now = app.store, app.clock()
+    unknown: list[str] = []
+    for given in emails:
+        try:  # as `add` stored it: an A-label or upper-case spelling finds the same subscriber
+            email = validate_email(given)
+        except SubscriberError:
+            email = given.strip()  # what a request's From said: a stored address may predate the check
+        outcome = store.unsubscribe_on_request(email, now=now)
+        if outcome == "unsubscribed":
+            click.echo(
+                f"unsubscribed {email} (sections and settings kept; only their own sign-up subscribes them again)"
+            )
+        elif outcome == "already":
+            click.echo(f"{email} was already unsubscribed; nothing changed")
+        elif outcome == "erased":
+            click.echo(f"{email} was erased earlier; nothing is sent to it")
+        else:
+            click.echo(f"{email} is not a subscriber here; nothing changed", err=True)
+            unknown.append(email)
+    if unknown:
+        # Exit 1: a typo must not pass for done while the person who asked keeps getting editions.
+        raise SubscriberError(
+            f"No subscriber {', '.join(unknown)} ({len(unknown)} of the {len(emails)} addresses given).",
+            hint="Check the spelling; a request may come from another address than the one subscribed "
+            "(an alias, a forward): the edition they answer names it in its To line.",
+        )
 
 
 @subscribers.command("show")

@@ -390,7 +390,10 @@ class SmtpSettings:
     )
     rate_limit: float = _opt(0.0, "At most this many messages per second; 0 means no limit.", _check_float(0, 10000))
     unsubscribe_mailto: str | None = _opt(
-        None, "Address for a mailto: List-Unsubscribe besides the https one.", check_opt_address
+        None,
+        "Address for a mailto: List-Unsubscribe besides the https one; digest reads no mail sent to it: "
+        "run `digest subscribers unsubscribe EMAIL` for each request.",
+        check_opt_address,
     )
     give_up_after: timedelta = _opt(
         timedelta(hours=20),

@@ -392,6 +392,32 @@ class SubscriberStore(StoreBase):
                 _suppress(conn, email, ERASED, now or datetime.now(UTC))
             return bool(conn.execute(delete(t.subscribers).where(t.subscribers.c.id == row.id)).rowcount)
 
+    def unsubscribe_on_request(self, email: str, *, now: datetime) -> str | None:
+        """The operator unsubscribes an address because its owner asked (a mail to [smtp]
+        unsubscribe_mailto, a letter): as a one-click unsubscribe does, but recorded as the
+        operator's act (status set by `cli`). Their sections, time zone and name stay; the address is
+        suppressed as one that unsubscribed, so only their own confirmed sign-up mails it again.
+
+        What it found: "unsubscribed" now (active, paused, removed, or
+        suspended: a request outweighs a failing mailbox), "already" unsubscribed (nothing changes),
+        "erased" (only the suppressed hash is left: nothing is sent to it), None (not here at all)."""
+        email = normalise_email(email)
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(t.subscribers.c.id, t.subscribers.c.status).where(t.subscribers.c.email == email)
+            ).first()
+            if row is None:
+                return "erased" if _suppressed(conn, email) is not None else None
+            if row.status == UNSUBSCRIBED:
+                return "already"
+            _suppress(conn, email, "unsubscribed", now)  # a suspended address keeps its first reason
+            conn.execute(
+                update(t.subscribers)
+                .where(t.subscribers.c.id == row.id)
+                .values(status=UNSUBSCRIBED, status_origin=CLI, updated_at=now)
+            )
+            return "unsubscribed"
+
     def subscriber_origins(self, email: str) -> SubscriberOrigins | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(*_ROW_COLUMNS).where(t.subscribers.c.email == normalise_email(email))).first()
