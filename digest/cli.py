@@ -153,7 +153,14 @@ class App:
         now = self.clock()
         with store.config_sync_lock():  # workers starting together on PostgreSQL sync in turn
             store.sync_feeds(self.settings.feeds, now=now)
-            store.sync_subscribers(self.settings.subscribers, now=now)
+            if kept := store.sync_subscribers(self.settings.subscribers, now=now):
+                # The operator deleted the entries to stop their mail, maybe: say why it goes on.
+                log.warning(
+                    "%d subscriber(s) deleted from the config signed up or resumed the emails themselves on the "
+                    "web pages: they stay subscribed (`digest subscribers show EMAIL` says who set what; "
+                    "`digest subscribers unsubscribe EMAIL` when they ask you to stop)",
+                    kept,
+                )
             self._rename_chosen_sections(store, now)
             store.set_meta("config_synced", self._config_digest())
         from digest import unsubscribes

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 from httpservers import FeedServer
@@ -278,3 +279,31 @@ async def test_G10_unsubscribe_on_request_keeps_the_subscribers_choices_and_noth
         sent = await asyncio.to_thread(cli, config, "send")
         assert sent.returncode == 0, sent.stderr
         assert sorted(m.rcpt_tos[0] for m in smtp.messages) == ["bob@example.org"]
+
+
+def test_a_config_subscriber_who_signed_up_themselves_stays_subscribed_when_their_entry_is_deleted(
+    tmp_path: Path,
+) -> None:
+    """Audit finding 7: the sync set them to `removed`, stopping mail they had confirmed they want."""
+    config = write_config(tmp_path, subscribers=("cfg@example.org", "op@example.org"))
+    assert cli(config, "subscribers", "list").returncode == 0
+    store = Store(f"sqlite:///{tmp_path / 'digest.sqlite'}")
+    try:
+        cfg_sub = store.get_subscriber(email="cfg@example.org")
+        assert cfg_sub is not None
+        store.set_status(cfg_sub.id, store_subscribers.UNSUBSCRIBED, now=NOW)  # one-click, then a sign-up
+        store.confirm_subscription(
+            "cfg@example.org",
+            sections=None,
+            timezone=None,
+            issued=NOW + timedelta(minutes=1),
+            now=NOW + timedelta(minutes=2),
+        )
+    finally:
+        store.close()
+    write_config(tmp_path, subscribers=())  # the operator deletes both entries
+    shown = cli(config, "subscribers", "show", "cfg@example.org")
+    assert "1 subscriber(s) deleted from the config signed up or resumed the emails themselves" in shown.stderr
+    assert "(not in the config)" in shown.stdout and "status    active  [set by subscriber]" in shown.stdout
+    assert "status    removed  [set by config]" in cli(config, "subscribers", "show", "op@example.org").stdout
+    assert "WARNING" not in cli(config, "subscribers", "list").stderr  # said once, when it happened
