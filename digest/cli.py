@@ -379,6 +379,8 @@ def check_config(app: App) -> None:
         click.echo(f"database file: {settings.sqlite_file}")
     if settings.outlets:
         click.echo("outlets: " + ", ".join(f"{o.site} = {o.name}" for o in settings.outlets))
+    if problem := cfg.link_problem(settings):  # mail would go out, with links that fail its readers
+        click.echo(f"warning: {problem}", err=True)
     click.echo("config OK")
 
 
@@ -529,6 +531,7 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
         return
     store = app.store
     _check_sendable(app, store, edition_day)
+    _warn_of_links(app)
     reports = run_async(_send(app, store, edition_day, app.settings.smtp.workers if workers is None else workers))
     for rep in reports:
         state = "complete" if rep.complete else "pending rows remain"
@@ -538,6 +541,13 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
         )
     if not reports:
         click.echo("no active subscribers: nothing to send")
+
+
+def _warn_of_links(app: App) -> None:
+    """One log line when the links real mail carries will not work (`config.link_problem`): said where
+    mail goes out, not only by check-config, which an operator may never have run."""
+    if problem := cfg.link_problem(app.settings):
+        log.warning("%s", problem)
 
 
 def _check_sendable(app: App, store: Store, day: date | None) -> None:
@@ -642,6 +652,7 @@ async def _dry_run(app: App, day: date | None, folder: Path) -> None:
 @pass_app
 def run(app: App) -> None:
     """Run the daemon: poll feeds on their interval and send each edition at send_at."""
+    _warn_of_links(app)
     if app.store.many_workers:  # PostgreSQL: one worker plus the web app; more may join (issue 15)
         from digest.worker import run_worker
 
@@ -657,6 +668,7 @@ def run(app: App) -> None:
 @pass_app
 def worker(app: App, name: str | None) -> None:
     """Run one worker: poll due feeds, build due editions, send pending rows; any number share PostgreSQL."""
+    _warn_of_links(app)
     from digest.worker import run_worker
 
     run_async(run_worker(app.settings, app.store, name=name, clock=app.clock, log_setup=_logging_setup()))
