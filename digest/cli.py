@@ -668,8 +668,10 @@ def run(app: App) -> None:
 @pass_app
 def worker(app: App, name: str | None) -> None:
     """Run one worker: poll due feeds, build due editions, send pending rows; any number share PostgreSQL."""
+    from digest.worker import run_worker, worker_name
+
+    worker_name(name)  # a --name it refuses is the one line said
     _warn_of_links(app)
-    from digest.worker import run_worker
 
     run_async(run_worker(app.settings, app.store, name=name, clock=app.clock, log_setup=_logging_setup()))
 

@@ -662,3 +662,30 @@ async def test_send_logs_one_line_naming_base_url_when_real_mail_carries_dead_li
     warned = [line for line in sent.stderr.splitlines() if "base_url" in line]
     assert len(warned) == 1 and "WARNING" in warned[0], sent.stderr
     assert "[digest] base_url is http://localhost:8080, its default" in warned[0]
+
+
+def test_the_daemon_logs_the_base_url_warning_when_it_starts(tmp_path: Path) -> None:
+    import threading
+
+    from test_faults import write_config
+
+    config = write_config(tmp_path, extra='base_url = "http://127.0.0.1:8080"')
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "digest", "--config", str(config), "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+    )
+    stop = threading.Timer(60, run.terminate)  # a daemon that says nothing must not hang the test
+    stop.start()
+    try:
+        assert run.stderr is not None
+        line = run.stderr.readline()  # the first thing it says
+    finally:
+        stop.cancel()
+        run.terminate()
+        run.wait(60)
+    assert "WARNING" in line and "[digest] base_url = 'http://127.0.0.1:8080' names this machine (loopback)" in line
