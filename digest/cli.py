@@ -153,7 +153,14 @@ class App:
         now = self.clock()
         with store.config_sync_lock():  # workers starting together on PostgreSQL sync in turn
             store.sync_feeds(self.settings.feeds, now=now)
-            store.sync_subscribers(self.settings.subscribers, now=now)
+            if kept := store.sync_subscribers(self.settings.subscribers, now=now):
+                # The operator deleted the entries to stop their mail, maybe: say why it goes on.
+                log.warning(
+                    "%d subscriber(s) deleted from the config signed up or resumed the emails themselves on the "
+                    "web pages: they stay subscribed (`digest subscribers show EMAIL` says who set what; "
+                    "`digest subscribers unsubscribe EMAIL` when they ask you to stop)",
+                    kept,
+                )
             self._rename_chosen_sections(store, now)
             store.set_meta("config_synced", self._config_digest())
         from digest import unsubscribes
@@ -372,6 +379,8 @@ def check_config(app: App) -> None:
         click.echo(f"database file: {settings.sqlite_file}")
     if settings.outlets:
         click.echo("outlets: " + ", ".join(f"{o.site} = {o.name}" for o in settings.outlets))
+    if problem := cfg.link_problem(settings):  # mail would go out, with links that fail its readers
+        click.echo(f"warning: {problem}", err=True)
     click.echo("config OK")
 
 
@@ -522,6 +531,7 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
         return
     store = app.store
     _check_sendable(app, store, edition_day)
+    _warn_of_links(app)
     reports = run_async(_send(app, store, edition_day, app.settings.smtp.workers if workers is None else workers))
     for rep in reports:
         state = "complete" if rep.complete else "pending rows remain"
@@ -531,6 +541,13 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
         )
     if not reports:
         click.echo("no active subscribers: nothing to send")
+
+
+def _warn_of_links(app: App) -> None:
+    """One log line when the links real mail carries will not work (`config.link_problem`): said where
+    mail goes out, not only by check-config, which an operator may never have run."""
+    if problem := cfg.link_problem(app.settings):
+        log.warning("%s", problem)
 
 
 def _check_sendable(app: App, store: Store, day: date | None) -> None:
@@ -635,6 +652,7 @@ async def _dry_run(app: App, day: date | None, folder: Path) -> None:
 @pass_app
 def run(app: App) -> None:
     """Run the daemon: poll feeds on their interval and send each edition at send_at."""
+    _warn_of_links(app)
     if app.store.many_workers:  # PostgreSQL: one worker plus the web app; more may join (issue 15)
         from digest.worker import run_worker
 
@@ -650,7 +668,10 @@ def run(app: App) -> None:
 @pass_app
 def worker(app: App, name: str | None) -> None:
     """Run one worker: poll due feeds, build due editions, send pending rows; any number share PostgreSQL."""
-    from digest.worker import run_worker
+    from digest.worker import run_worker, worker_name
+
+    worker_name(name)  # a --name it refuses is the one line said
+    _warn_of_links(app)
 
     run_async(run_worker(app.settings, app.store, name=name, clock=app.clock, log_setup=_logging_setup()))
 
@@ -848,7 +869,7 @@ def db_upgrade(app: App) -> None:
 
 @main.group()
 def subscribers() -> None:
-    """List, add and remove subscribers."""
+    """List, add, unsubscribe and remove subscribers."""
 
 
 @subscribers.command("list")
@@ -933,6 +954,44 @@ def subscribers_remove(app: App, email: str) -> None:
         f"removed {email} and their delivery records; only a hash of the address is kept, so that no "
         "import or command adds it back (the person can sign up again)"
     )
+
+
+@subscribers.command("unsubscribe")
+@click.argument("emails", metavar="EMAIL...", nargs=-1, required=True)
+@pass_app
+def subscribers_unsubscribe(app: App, emails: tuple[str, ...]) -> None:
+    """Unsubscribe addresses whose owners asked you to (a mail to [smtp] unsubscribe_mailto).
+
+    Their sections and other settings stay; only their own sign-up subscribes them again.
+    """
+    from digest.addresses import validate_email
+
+    store, now = app.store, app.clock()
+    unknown: list[str] = []
+    for given in emails:
+        try:  # as `add` stored it: an A-label or upper-case spelling finds the same subscriber
+            email = validate_email(given)
+        except SubscriberError:
+            email = given.strip()  # what a request's From said: a stored address may predate the check
+        outcome = store.unsubscribe_on_request(email, now=now)
+        if outcome == "unsubscribed":
+            click.echo(
+                f"unsubscribed {email} (sections and settings kept; only their own sign-up subscribes them again)"
+            )
+        elif outcome == "already":
+            click.echo(f"{email} was already unsubscribed; nothing changed")
+        elif outcome == "erased":
+            click.echo(f"{email} was erased earlier; nothing is sent to it")
+        else:
+            click.echo(f"{email} is not a subscriber here; nothing changed", err=True)
+            unknown.append(email)
+    if unknown:
+        # Exit 1: a typo must not pass for done while the person who asked keeps getting editions.
+        raise SubscriberError(
+            f"No subscriber {', '.join(unknown)} ({len(unknown)} of the {len(emails)} addresses given).",
+            hint="Check the spelling; a request may come from another address than the one subscribed "
+            "(an alias, a forward): the edition they answer names it in its To line.",
+        )
 
 
 @subscribers.command("show")

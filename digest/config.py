@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from digest.errors import CONTROLS, ConfigError
+from digest.errors import CONTROLS, ConfigError, DigestError
 from digest.model import NAME_LIMIT, FeedSpec
 
 log = logging.getLogger(__name__)
@@ -281,6 +281,8 @@ def _opt(default: Any, doc: str, check: Check, *, secret: bool = False, example:
 
 # --------------------------------------------------------------------------- settings tables
 
+DEFAULT_BASE_URL = "http://localhost:8080"  # `link_problem` warns that no reader can open its links
+
 
 @dataclass(frozen=True, slots=True)
 class DigestSettings:
@@ -299,7 +301,7 @@ class DigestSettings:
         example="sqlite:////var/lib/digest/digest.sqlite",
     )
     base_url: str = _opt(
-        "http://localhost:8080", "Public URL of the web app; links in the email point under it.", check_base_url
+        DEFAULT_BASE_URL, "Public URL of the web app; links in the email point under it.", check_base_url
     )
     max_item_age: timedelta = _opt(
         timedelta(hours=48), 'An item older than this when first seen is not sent ("48h", "7d").', check_duration
@@ -390,7 +392,10 @@ class SmtpSettings:
     )
     rate_limit: float = _opt(0.0, "At most this many messages per second; 0 means no limit.", _check_float(0, 10000))
     unsubscribe_mailto: str | None = _opt(
-        None, "Address for a mailto: List-Unsubscribe besides the https one.", check_opt_address
+        None,
+        "Address for a mailto: List-Unsubscribe besides the https one; digest reads no mail sent to it: "
+        "run `digest subscribers unsubscribe EMAIL` for each request.",
+        check_opt_address,
     )
     give_up_after: timedelta = _opt(
         timedelta(hours=20),
@@ -1280,6 +1285,45 @@ def check_secrets(settings: Settings) -> None:
     if not settings.digest.allow_private_addresses:
         for i, feed in enumerate(settings.feeds, start=1):
             _check_public(f"feeds #{i}", feed.url)
+
+
+def link_problem(settings: Settings) -> str | None:
+    """Why the links every email carries under [digest] base_url (one-click unsubscribe, preferences,
+    the edition page) will not serve its readers, or None: unset (the default names this machine),
+    on a loopback host, or not https (RFC 8058 one-click: Gmail and Yahoo take only an https URI).
+
+    A warning, not a refusal, in check-config as in send and run: an http base_url on an intranet,
+    or a trial on one machine (the demo, the tests), is a working setup, and refusing at load would
+    stop a daemon that sends today when digest is upgraded."""
+    from urllib.parse import urlsplit
+
+    from digest import hosts
+
+    url = settings.digest.base_url
+    fix = "set [digest] base_url to the https address readers reach the web app at, behind a TLS proxy"
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".")
+    try:
+        ip = hosts.host_address(host)
+    except DigestError:
+        ip = None
+    why = "loopback" if hosts.is_loopback_name(host) else hosts.non_public_reason(ip) if ip is not None else None
+    if url == DEFAULT_BASE_URL:
+        return (
+            f"[digest] base_url is {url}, its default: every email's unsubscribe and preferences links point to "
+            f"this machine, where no reader can open them; {fix}."
+        )
+    if why in ("loopback", "unspecified"):
+        return (
+            f"[digest] base_url = {url!r} names this machine ({why}): no reader can open the unsubscribe and "
+            f"preferences links of the email; {fix}."
+        )
+    if parts.scheme != "https":
+        return (
+            f"[digest] base_url = {url!r} is not https: Gmail and Yahoo show no one-click unsubscribe for an "
+            f"http link (RFC 8058), and the links' tokens travel unencrypted; {fix}."
+        )
+    return None
 
 
 def _check_ca_file(path: str) -> None:

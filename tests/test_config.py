@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import os
@@ -573,6 +574,7 @@ def test_an_unknown_digest_variable_is_a_warning_with_the_name_it_may_have_meant
     assert "DIGEST_SMPT_HOST is not one digest reads; it is ignored (did you mean DIGEST_SMTP_HOST?)" in warnings[1]
     assert "DIGEST_PIPELINE is not one digest reads; it is ignored (settings are DIGEST_<TABLE>_<KEY>)" in warnings[0]
     # digest's own variables and every form of a setting are known: nothing to say.
+    config.write_text(PUBLIC, encoding="utf-8")  # (nor of the links: see the base_url tests)
     quiet = {"DIGEST_CONFIG": str(config), "DIGEST_DKIM_KEY_FILE": "", "DIGEST_SECRET_FILE": os.devnull}
     result = digest(config, "check-config", env={**quiet, "DIGEST_TEST_POSTGRES_URL": "postgresql://x"})
     assert result.returncode == 0 and result.stderr == "", result.stderr
@@ -586,7 +588,7 @@ def test_a_relative_sqlite_path_is_shown_resolved_and_warned_about_away_from_the
     home.mkdir()
     elsewhere.mkdir()
     config = home / "digest.toml"
-    config.write_text('[digest]\ndatabase = "sqlite:///digest.sqlite"\n', encoding="utf-8")
+    config.write_text(PUBLIC + 'database = "sqlite:///digest.sqlite"\n', encoding="utf-8")
 
     beside = digest(config, "check-config")
     assert beside.returncode == 0 and beside.stderr == "", beside.stderr
@@ -608,3 +610,82 @@ def test_a_relative_sqlite_path_is_shown_resolved_and_warned_about_away_from_the
     # What `digest init` suggests is absolute, and says why.
     example = cfg.example_toml()
     assert '# database = "sqlite:////' in example and "relative to the working directory" in example
+
+
+# --------------------------------------------------------------------------- the links in real mail (audit 6)
+
+PUBLIC = '[digest]\nbase_url = "https://review.example.org"\n'
+
+
+@pytest.mark.parametrize(
+    ("base_url", "said"),
+    [
+        (None, "[digest] base_url is http://localhost:8080, its default: every email's unsubscribe and preferences"),
+        ("http://127.0.0.1:8080", "[digest] base_url = 'http://127.0.0.1:8080' names this machine (loopback)"),
+        ("https://[::1]", "names this machine (loopback)"),
+        ("http://review.example.org", "is not https: Gmail and Yahoo show no one-click unsubscribe"),
+        ("https://review.example.org", None),
+    ],
+)
+def test_check_config_warns_of_a_base_url_readers_cannot_use_and_still_passes(
+    tmp_path: Path, base_url: str | None, said: str | None
+) -> None:
+    """Audit finding 6: with base_url unset, real mail went out with links to http://localhost:8080,
+    and check-config said OK without a word. A warning, not a refusal: an intranet's http address or
+    a trial on one machine works, and a config that passed before an upgrade still passes."""
+    config = tmp_path / "digest.toml"
+    config.write_text(f'[digest]\nbase_url = "{base_url}"\n' if base_url else "", encoding="utf-8")
+    result = digest(config, "check-config")
+    assert result.returncode == 0 and "config OK" in result.stdout, result.stderr
+    if said is None:
+        assert result.stderr == "", result.stderr
+        return
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("warning: ") and said in line, line
+    assert line.endswith("set [digest] base_url to the https address readers reach the web app at, behind a TLS proxy.")
+
+
+async def test_send_logs_one_line_naming_base_url_when_real_mail_carries_dead_links_and_a_dry_run_does_not(
+    tmp_path: Path,
+) -> None:
+    from httpservers import FeedServer
+    from smtpservers import SmtpServer
+    from test_faults import cli, poll, rss, write_config
+
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        config = write_config(tmp_path, feed_url=feeds.serve("/news.xml", rss()), smtp_port=smtp.port)
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        dry = await asyncio.to_thread(cli, config, "send", "--dry-run", str(tmp_path / "eml"))
+        assert dry.returncode == 0 and "base_url" not in dry.stderr, dry.stderr  # nothing reaches a reader
+        sent = await asyncio.to_thread(cli, config, "send")
+        assert sent.returncode == 0 and len(smtp.messages) == 1, sent.stderr
+    warned = [line for line in sent.stderr.splitlines() if "base_url" in line]
+    assert len(warned) == 1 and "WARNING" in warned[0], sent.stderr
+    assert "[digest] base_url is http://localhost:8080, its default" in warned[0]
+
+
+def test_the_daemon_logs_the_base_url_warning_when_it_starts(tmp_path: Path) -> None:
+    import threading
+
+    from test_faults import write_config
+
+    config = write_config(tmp_path, extra='base_url = "http://127.0.0.1:8080"')
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "digest", "--config", str(config), "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+    )
+    stop = threading.Timer(60, run.terminate)  # a daemon that says nothing must not hang the test
+    stop.start()
+    try:
+        assert run.stderr is not None
+        line = run.stderr.readline()  # the first thing it says
+    finally:
+        stop.cancel()
+        run.terminate()
+        run.wait(60)
+    assert "WARNING" in line and "[digest] base_url = 'http://127.0.0.1:8080' names this machine (loopback)" in line

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 from httpservers import FeedServer
@@ -217,3 +218,92 @@ def test_an_unreadable_sections_cell_stops_an_import_only_for_someone_who_gets_m
     assert "gone@example.org  unsubscribed" in listed and "bounced@example.org  suspended" in listed
     error = refused(config, HEADER + "reader@example.org,,(unreadable),,active\n")
     assert "the sections of reader@example.org could not be read when this list was exported" in error
+
+
+# --------------------------------------------------------------------------- unsubscribe on request (G10)
+
+
+async def test_G10_unsubscribe_on_request_keeps_the_subscribers_choices_and_nothing_but_their_sign_up_undoes_it(
+    tmp_path: Path,
+) -> None:
+    """Audit finding 11: a request by mail ([smtp] unsubscribe_mailto) could only be met by erasing
+    the subscriber, or by a one-row CSV that also reset their sections to all and their name."""
+    async with FeedServer() as feed, SmtpServer() as smtp:
+        config = write_config(
+            tmp_path, feed_url=feed.serve("/news.xml", rss()), smtp_port=smtp.port, subscribers=("cfg@example.org",)
+        )
+        for args in (
+            ("ann@example.org", "--name", "Ann", "--sections", "Sport"),
+            ("bob@example.org",),
+            ("pat@example.org",),
+        ):
+            assert cli(config, "subscribers", "add", *args).returncode == 0
+        store = Store(f"sqlite:///{tmp_path / 'digest.sqlite'}")
+        try:
+            pat = store.get_subscriber(email="pat@example.org")
+            assert pat is not None
+            store.set_status(pat.id, store_subscribers.PAUSED, now=NOW)  # on their preferences page
+        finally:
+            store.close()
+
+        # One line per address; a typo (or an alias) exits 1, naming it, and the others are done.
+        asked = cli(
+            config,
+            "subscribers",
+            "unsubscribe",
+            "Ann@Example.org",
+            "cfg@example.org",
+            "pat@example.org",
+            "nobdy@example.org",
+        )
+        assert asked.stdout.splitlines() == [
+            f"unsubscribed {who}@example.org (sections and settings kept; only their own sign-up subscribes them again)"
+            for who in ("ann", "cfg", "pat")
+        ], asked.stdout
+        assert "nobdy@example.org is not a subscriber here; nothing changed" in asked.stderr
+        assert "No subscriber nobdy@example.org (1 of the 4 addresses given)" in one_error(asked)
+        again = cli(config, "subscribers", "unsubscribe", "ann@example.org")  # idempotent
+        assert again.returncode == 0 and again.stdout == "ann@example.org was already unsubscribed; nothing changed\n"
+
+        shown = cli(config, "subscribers", "show", "ann@example.org").stdout
+        assert "name      Ann  [set by cli]" in shown and "sections  Sport  [set by cli]" in shown, shown
+        assert "status    unsubscribed  [set by cli]" in shown and "suppressed unsubscribed since" in shown, shown
+        # The operator acted on the person's word: neither the CLI, an import nor the config undoes it.
+        assert "ann@example.org unsubscribed; digest never mails" in one_error(
+            cli(config, "subscribers", "add", "ann@example.org")
+        )
+        assert "1 left as they are" in imported(config, HEADER + "ann@example.org,Ann,,,active\n")
+        assert "cfg@example.org  unsubscribed" in listing(config)  # still listed in the config
+
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        sent = await asyncio.to_thread(cli, config, "send")
+        assert sent.returncode == 0, sent.stderr
+        assert sorted(m.rcpt_tos[0] for m in smtp.messages) == ["bob@example.org"]
+
+
+def test_a_config_subscriber_who_signed_up_themselves_stays_subscribed_when_their_entry_is_deleted(
+    tmp_path: Path,
+) -> None:
+    """Audit finding 7: the sync set them to `removed`, stopping mail they had confirmed they want."""
+    config = write_config(tmp_path, subscribers=("cfg@example.org", "op@example.org"))
+    assert cli(config, "subscribers", "list").returncode == 0
+    store = Store(f"sqlite:///{tmp_path / 'digest.sqlite'}")
+    try:
+        cfg_sub = store.get_subscriber(email="cfg@example.org")
+        assert cfg_sub is not None
+        store.set_status(cfg_sub.id, store_subscribers.UNSUBSCRIBED, now=NOW)  # one-click, then a sign-up
+        store.confirm_subscription(
+            "cfg@example.org",
+            sections=None,
+            timezone=None,
+            issued=NOW + timedelta(minutes=1),
+            now=NOW + timedelta(minutes=2),
+        )
+    finally:
+        store.close()
+    write_config(tmp_path, subscribers=())  # the operator deletes both entries
+    shown = cli(config, "subscribers", "show", "cfg@example.org")
+    assert "1 subscriber(s) deleted from the config signed up or resumed the emails themselves" in shown.stderr
+    assert "(not in the config)" in shown.stdout and "status    active  [set by subscriber]" in shown.stdout
+    assert "status    removed  [set by config]" in cli(config, "subscribers", "show", "op@example.org").stdout
+    assert "WARNING" not in cli(config, "subscribers", "list").stderr  # said once, when it happened

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from digest.config import SubscriberSpec
 from digest.errors import FeedError, SubscriberError
 from digest.model import FeedSpec
-from digest.store import ACTIVE, REMOVED, SUSPENDED, UNSUBSCRIBED, Choices, Store
+from digest.store import ACTIVE, PAUSED, REMOVED, SUSPENDED, UNSUBSCRIBED, Choices, Store
 from digest.store import schema as t
 from digest.store.subscribers import ImportRow, address_hash
 
@@ -83,6 +83,35 @@ def test_dropping_an_active_subscriber_from_the_config_then_listing_again_reacti
     store.sync_subscribers([spec()], now=T0 + timedelta(minutes=2))
     back = store.get_subscriber(email="alice@example.org")
     assert back is not None and back.status == ACTIVE
+
+
+def test_a_subscriber_who_signed_up_or_resumed_themselves_outlives_their_config_entry(store: Store) -> None:
+    """Audit finding 7: deleting a [[subscribers]] entry set to `removed` someone who had signed up
+    and confirmed on the web, stopping mail they asked for; only the operator's own word stops."""
+    store.sync_subscribers([spec("cfg@example.org"), spec("rested@example.org"), spec("op@example.org")], now=T0)
+    cfg_sub = store.get_subscriber(email="cfg@example.org")
+    rested = store.get_subscriber(email="rested@example.org")
+    assert cfg_sub is not None and rested is not None
+    store.set_status(cfg_sub.id, UNSUBSCRIBED, now=T0)  # one-click...
+    store.confirm_subscription(  # ... then signed up again and confirmed from their inbox
+        "cfg@example.org",
+        sections=("Sport",),
+        timezone=None,
+        issued=T0 + timedelta(minutes=1),
+        now=T0 + timedelta(minutes=2),
+    )
+    store.set_status(rested.id, PAUSED, now=T0)  # paused, then resumed, on the preferences page
+    store.set_status(rested.id, ACTIVE, now=T0 + timedelta(minutes=1))
+
+    assert store.sync_subscribers([], now=T0 + timedelta(minutes=3)) == 2  # the operator deletes all three
+    for email in ("cfg@example.org", "rested@example.org"):
+        found = store.subscriber_origins(email)
+        assert found is not None and not found.from_config
+        assert (found.subscriber.status, found.origins["status"]) == (ACTIVE, "subscriber")
+    op = store.subscriber_origins("op@example.org")
+    assert op is not None and (op.subscriber.status, op.origins["status"]) == (REMOVED, "config")
+    assert sorted(s.email for s in store.iter_subscribers()) == ["cfg@example.org", "rested@example.org"]
+    assert store.sync_subscribers([], now=T0 + timedelta(minutes=4)) == 0  # said once, at the deletion
 
 
 def test_a_feed_the_config_lists_cannot_be_removed_from_the_cli(store: Store) -> None:

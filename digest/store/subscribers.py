@@ -195,9 +195,11 @@ class SubscriberOrigins:
 
 
 class SubscriberStore(StoreBase):
-    def sync_subscribers(self, specs: Sequence[ListedSubscriber], *, now: datetime) -> None:
+    def sync_subscribers(self, specs: Sequence[ListedSubscriber], *, now: datetime) -> int:
         """Config subscribers become present. The config sets only what the subscriber has not set
-        (sections, time zone, unsubscribing); an address that unsubscribed stays suppressed."""
+        (sections, time zone, unsubscribing); an address that unsubscribed stays suppressed. One
+        deleted from the config becomes `removed`, unless their subscription is their own (status
+        set by the subscriber: a confirmed sign-up, a resume): returns how many of those stay active."""
         with self.engine.begin() as conn:
             listed = set()
             for spec in specs:
@@ -229,12 +231,19 @@ class SubscriberStore(StoreBase):
                         .values(from_config=True, updated_at=now, **changes)
                     )
             dropped = t.subscribers.c.from_config.is_(True) & t.subscribers.c.email.not_in(listed)
+            # Only those whose subscription is still the operator's word stop. One who signed up and
+            # confirmed, or resumed the emails, on the web pages said themselves that they want them:
+            # deleting the config line the operator had written for them does not take that back
+            # (they are then managed like any other subscriber; `remove` erases them on request).
+            theirs = t.subscribers.c.status_origin == SUBSCRIBER
+            kept = conn.scalar(select(func.count()).where(dropped, t.subscribers.c.status == ACTIVE, theirs))
             conn.execute(
                 update(t.subscribers)
-                .where(dropped, t.subscribers.c.status == ACTIVE)
+                .where(dropped, t.subscribers.c.status == ACTIVE, ~theirs)
                 .values(status=REMOVED, status_origin=CONFIG, updated_at=now)
             )
             conn.execute(update(t.subscribers).where(dropped).values(from_config=False, updated_at=now))
+        return int(kept or 0)
 
     def add_subscriber(
         self, email: str, *, name: str | None, sections: Sequence[str] | None, timezone: str | None, now: datetime
@@ -391,6 +400,32 @@ class SubscriberStore(StoreBase):
                 # hash stays; the person comes back by signing up and confirming.
                 _suppress(conn, email, ERASED, now or datetime.now(UTC))
             return bool(conn.execute(delete(t.subscribers).where(t.subscribers.c.id == row.id)).rowcount)
+
+    def unsubscribe_on_request(self, email: str, *, now: datetime) -> str | None:
+        """The operator unsubscribes an address because its owner asked (a mail to [smtp]
+        unsubscribe_mailto, a letter): as a one-click unsubscribe does, but recorded as the
+        operator's act (status set by `cli`). Their sections, time zone and name stay; the address is
+        suppressed as one that unsubscribed, so only their own confirmed sign-up mails it again.
+
+        What it found: "unsubscribed" now (active, paused, removed, or
+        suspended: a request outweighs a failing mailbox), "already" unsubscribed (nothing changes),
+        "erased" (only the suppressed hash is left: nothing is sent to it), None (not here at all)."""
+        email = normalise_email(email)
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(t.subscribers.c.id, t.subscribers.c.status).where(t.subscribers.c.email == email)
+            ).first()
+            if row is None:
+                return "erased" if _suppressed(conn, email) is not None else None
+            if row.status == UNSUBSCRIBED:
+                return "already"
+            _suppress(conn, email, "unsubscribed", now)  # a suspended address keeps its first reason
+            conn.execute(
+                update(t.subscribers)
+                .where(t.subscribers.c.id == row.id)
+                .values(status=UNSUBSCRIBED, status_origin=CLI, updated_at=now)
+            )
+            return "unsubscribed"
 
     def subscriber_origins(self, email: str) -> SubscriberOrigins | None:
         with self.engine.connect() as conn:
