@@ -524,6 +524,7 @@ def _item(
     publication = read_on(whole_summary, url)  # before its closing link goes
     summary_html = summary_boilerplate.without_read_more(whole_summary, url)
     summary_html = summary_boilerplate.without_read_more_text(summary_boilerplate.without_tag_list(summary_html))
+    summary_html = summary_boilerplate.without_closing_calls(summary_html)
     if only_a_byline(summary_html):
         summary_html = ""  # no summary at all: the title and the link say what the item is
     summary_text = excerpt(summary_html, excerpt_chars)

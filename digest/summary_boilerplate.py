@@ -381,3 +381,51 @@ def without_read_more_text(summary_html: str) -> str:
 
 
 _OPENED_LAST = re.compile(r"(?:<(?:p|div|li|span|br)\b[^>]*>(?:\s|&nbsp;|\xa0)*)+$")
+
+
+# A sentence that sends the reader elsewhere ("Read our explainer on ...", "Sign up for ...", "Lire
+# aussi ...", "Читайте также ..."): the outlet's promotion, not what happened. Only at a sentence's
+# start, as a whole word, and in English with what it points at: "Watch sales fell", "Watchdog" and
+# "Readers" are news.
+CALL_TO_ACTION = re.compile(
+    r"[\"'«“‘„(\[¿¡]*\s*(?:"
+    r"(?:read|watch) (?:our|the full|the latest|more|it|this|here|now|live|about|how|what|why)|watch:"
+    r"|listen (?:to|now|here|live)|subscribe|sign up|follow us|find out|join us|check out|learn more"
+    r"|don't miss|see (?:also|more|our|the full|photos|pictures|the video)"
+    r"|(?:à )?lire aussi|lisez|voir aussi|regardez|écoutez|abonnez-vous|inscrivez-vous"
+    r"|lesen sie|sehen sie|hören sie|abonnieren sie|folgen sie|mehr zum thema"
+    r"|lee también|lea también|escucha|suscríbete|síguenos|ascolta|iscriviti|seguici"
+    r"|leia também|veja também|assista|ouça|inscreva-se|siga-nos|saiba mais"
+    r"|читайте|смотрите|слушайте|подписывайтесь"
+    r")(?![\w-])",
+    re.I,
+)
+
+
+# Where a summary's next sentence may start: after a stop and a space, or at a block's edge.
+_SENTENCE_STARTS = re.compile(
+    r"(?<=[.!?…])(?:\s|&nbsp;|\xa0)+|(?:<br\s*/?>|</(?:p|div|li)>)(?:\s|<(?:p|div|li)\b[^>]*>)*"
+)
+_CLOSING_CALL_CHARS = 250  # a closing call is a sentence or two; more is the item's own text
+
+
+def without_closing_calls(summary_html: str) -> str:
+    """`summary_html` without its closing sentences that send the reader elsewhere (`CALL_TO_ACTION`:
+    a podcast's "Subscribe on Apple Podcasts or wherever you listen to shows.", "Sign up for our
+    newsletter and ...", "Find out more at fi.google.com."), one after another from the end, each
+    after a sentence of the item's own; as it was when nothing else would be left. The synopsis never
+    quotes such a sentence; as an excerpt's end it promoted the outlet instead of saying what happened."""
+    html = summary_html
+    while True:
+        tail = max(0, len(html) - 2 * _CLOSING_CALL_CHARS)
+        starts = [m.end() for m in _SENTENCE_STARTS.finditer(html, tail) if m.end() < len(html)]
+        if not starts:
+            return html
+        last = starts[-1]
+        said = text_of(html[last:])
+        if not said or len(said) > _CLOSING_CALL_CHARS or not CALL_TO_ACTION.match(said):
+            return html
+        before = _OPENED_LAST.sub("", html[:last].rstrip())
+        if not text_of(before):
+            return html
+        html = before

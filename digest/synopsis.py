@@ -38,6 +38,7 @@ from typing import Protocol
 from digest import sentences, words
 from digest.model import Quote
 from digest.sanitize import prose_text
+from digest.summary_boilerplate import CALL_TO_ACTION as _CALL_TO_ACTION
 
 DEFAULT_SENTENCES = 3
 LAMBDA = 0.7  # weight of centrality against novelty in MMR
@@ -53,23 +54,6 @@ _CUT = ("...", "…", "..")
 _BOILERPLATE = re.compile(
     r"continue reading|read more|appeared first on|click here|subscribe to|подробнее|читать далее|"
     r"lire la suite|weiterlesen|leer más|leggi (anche|tutto)|leia mais",
-    re.I,
-)
-# A sentence that sends the reader elsewhere ("Read our explainer on ...", "Sign up for ...", "Lire
-# aussi ...", "Читайте также ..."): the outlet's promotion, not what happened. Only at a sentence's
-# start, as a whole word, and in English with what it points at: "Watch sales fell", "Watchdog" and
-# "Readers" are news.
-_CALL_TO_ACTION = re.compile(
-    r"[\"'«“‘„(\[¿¡]*\s*(?:"
-    r"(?:read|watch) (?:our|the full|the latest|more|it|this|here|now|live|about|how|what|why)|watch:"
-    r"|listen (?:to|now|here|live)|subscribe|sign up|follow us|find out|join us|check out|learn more"
-    r"|don't miss|see (?:also|more|our|the full|photos|pictures|the video)"
-    r"|(?:à )?lire aussi|lisez|voir aussi|regardez|écoutez|abonnez-vous|inscrivez-vous"
-    r"|lesen sie|sehen sie|hören sie|abonnieren sie|folgen sie|mehr zum thema"
-    r"|lee también|lea también|escucha|suscríbete|síguenos|ascolta|iscriviti|seguici"
-    r"|leia também|veja também|assista|ouça|inscreva-se|siga-nos|saiba mais"
-    r"|читайте|смотрите|слушайте|подписывайтесь"
-    r")(?![\w-])",
     re.I,
 )
 

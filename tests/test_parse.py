@@ -99,10 +99,10 @@ def test_published_is_aware_utc(gazette: ParsedFeed) -> None:
 def test_summary_is_sanitised_and_links_resolved(gazette: ParsedFeed) -> None:
     html = gazette.items[0].summary_html
     assert html == (
-        "<p>The ferry now leaves at <b>07:15</b>.</p><p>See the "
+        "<p>The ferry now leaves at <b>07:15</b>.</p><p>Details are in the "
         '<a href="https://gazette.example/timetable" rel="noopener noreferrer">full timetable</a>.</p>'
     )
-    assert gazette.items[0].summary_text == "The ferry now leaves at 07:15. See the full timetable."
+    assert gazette.items[0].summary_text == "The ferry now leaves at 07:15. Details are in the full timetable."
 
 
 def test_categories_merge_rss_category_and_dc_subject_once_each(gazette: ParsedFeed) -> None:

@@ -114,10 +114,10 @@ def test_a_sentence_with_links_that_every_item_writes_is_the_news_and_is_kept() 
 
 
 def test_fewer_than_three_items_teach_nothing() -> None:
-    body = feed("<p>{text} Read more in the Harbour Gazette!</p>", stories=STORIES[:2])
-    assert summaries(body) == [f"{text} Read more in the Harbour Gazette!" for _, text in STORIES[:2]]
-    same = feed("<p>Read more in the Harbour Gazette today!</p>", stories=STORIES[:2])
-    assert summaries(same) == ["Read more in the Harbour Gazette today!"] * 2
+    body = feed("<p>{text} Printed in the Harbour Gazette!</p>", stories=STORIES[:2])
+    assert summaries(body) == [f"{text} Printed in the Harbour Gazette!" for _, text in STORIES[:2]]
+    same = feed("<p>Printed in the Harbour Gazette today!</p>", stories=STORIES[:2])
+    assert summaries(same) == ["Printed in the Harbour Gazette today!"] * 2
 
 
 CREDITS = (
@@ -373,4 +373,25 @@ def test_a_closing_read_more_in_plain_words_after_the_items_own_text_is_dropped(
     assert drop("Он сказал это вчера. Подробнее") == "Он сказал это вчера."
     assert drop("It fell sharply. Continue reading...") == "It fell sharply."
     for kept in ("Nobody would read more", "A sentence Leia mais", "Read more", "Read more about the ferry here."):
+        assert drop(kept) == kept
+
+
+def test_closing_sentences_that_send_the_reader_elsewhere_are_dropped_after_the_items_own() -> None:
+    # 13 items of the corpus change: podcasts' "Subscribe on Apple Podcasts ...", YouTube's "Find out
+    # more at ...", the NYT's "Sign up to get it by email."; the synopsis never quoted such sentences.
+    drop = summary_boilerplate.without_closing_calls
+    episode = "<p>This week: the harbour ferry.</p><p>Subscribe on your app or wherever you listen to shows.</p>"
+    assert drop(episode) == "<p>This week: the harbour ferry.</p>"
+    assert drop("A look at the new tram. Find out more at tram.example. Sign up for our newsletter.") == (
+        "A look at the new tram."
+    )
+    assert drop("What do trams and ferries have in common? Listen here to find out!") == (
+        "What do trams and ferries have in common?"
+    )
+    for kept in (
+        "Subscribe now.",  # nothing else would be left
+        "Watch sales fell. Prices rose.",  # "Watch" is news here
+        "Sign up for our newsletter. The ferry sank on Monday.",  # a call before the item's own text
+        "The ferry sank. Readers wrote in.",
+    ):
         assert drop(kept) == kept
