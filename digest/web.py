@@ -94,7 +94,15 @@ CSP = (
     "frame-ancestors 'none'; base-uri 'none'"
 )
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TOKEN_PATH = re.compile(r"^/(u|p|confirm)/[^/]*")
+# A link's token: the segment after /u/, /p/ or /confirm/ wherever it sits, however a client or a
+# proxy spelt the path around it (//u/..., /U/..., /u//...; aiohttp routes none of them, and logs
+# each as it came).
+_TOKEN_PATH = re.compile(r"(?i)(/(?:u|p|confirm)/+)[^/\s'\"]*")
+# A token anywhere else (under another path, or in a request line aiohttp quotes when it cannot
+# read it): itsdangerous's payload.signature, the signature 27 base64url characters. Runs are
+# matched whole (the lookbehind), so a long line costs one pass.
+_DOTTED = re.compile(r"(?<![\w.-])[\w-]+(?:\.[\w-]+)+", re.ASCII)
+TOKEN_SIGNATURE_MIN = 20  # a dotted part this long is a signature (or most of one): no file name has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,9 +254,15 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
 
 
-def _redact(path: str) -> str:
-    """A path fit for a log: tokens are credentials (an access log line must not unsubscribe anyone)."""
-    return _TOKEN_PATH.sub(lambda m: f"/{m.group(1)}/<token>", path)
+def _redact(text: str) -> str:
+    """A path or a request line fit for a log: tokens are credentials (an access log line must not
+    unsubscribe anyone), so every token-shaped segment is `<token>`, wherever it is."""
+
+    def dotted(m: re.Match[str]) -> str:
+        parts = m.group(0).split(".")
+        return "<token>" if any(len(part) >= TOKEN_SIGNATURE_MIN for part in parts[1:]) else m.group(0)
+
+    return _DOTTED.sub(dotted, _TOKEN_PATH.sub(lambda m: f"{m.group(1)}<token>", text))
 
 
 class _AccessLogger(AbstractAccessLogger):
@@ -1049,7 +1063,8 @@ class _MalformedRequests(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
             record.msg = "web: a malformed request answered %s: %s"
-            record.args = (exc.code, remote_words(exc.message, limit=120))
+            # Redacted before it is cut: a token cut short no longer looks like one.
+            record.args = (exc.code, remote_words(_redact(exc.message), limit=120))
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True

@@ -668,6 +668,27 @@ async def test_the_access_log_never_shows_a_token(app: Web, caplog: pytest.LogCa
     assert not any("alice@example.org" in line for line in lines)
 
 
+async def test_a_token_under_a_mangled_path_never_reaches_the_log(app: Web, caplog: pytest.LogCaptureFixture) -> None:
+    """A broken client or proxy doubles a slash or changes the case (finding 5): aiohttp routes none
+    of these, and the access log used to show each with its working token."""
+    token = tokens.unsubscribe_token(app.secret, app.alice())
+    paths = [f"//u/{token}", f"/U/{token}", f"/u//{token}", f"/x/p/{token}", f"/editions/{token}", "/editions.atom"]
+    host, port = app.url.removeprefix("http://").rsplit(":", 1)
+    with caplog.at_level("INFO", logger="digest"):
+        for path in paths:  # as sent, on a socket: a client library would read "//u/..." as a host
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            await reader.read()
+            writer.close()
+        await asyncio.sleep(0.05)  # the access log line is written after the answer
+    lines = [r.getMessage() for r in caplog.records if r.name == "digest.web.access"]
+    assert len(lines) == len(paths)
+    assert not any(token.split(".")[1] in line or token.split(".")[0] in line for line in lines), lines
+    assert any("GET //u/<token> 404" in line for line in lines) and any("GET /U/<token> 404" in line for line in lines)
+    assert any("GET /editions/<token> 404" in line for line in lines)
+    assert any("GET /editions.atom 200" in line for line in lines)  # a file name is no token
+
+
 # --------------------------------------------------------------------------- end to end
 
 
@@ -885,3 +906,28 @@ async def test_L5_a_malformed_request_is_a_400_logged_in_one_line(
     for line in (r for r in caplog.records if r.name == "aiohttp.server"):
         assert line.getMessage().startswith("web: a malformed request answered 400: ")
         assert "\n" not in line.getMessage()
+
+
+@pytest.mark.parametrize("kind", ["bad-char", "long-query"])
+async def test_L5_a_malformed_request_carrying_a_token_is_logged_without_it(
+    app: Web, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp quotes the request line it could not read; the L5 line quoted it whole (finding 5)."""
+    token = tokens.unsubscribe_token(app.secret, app.alice())
+    if kind == "bad-char":
+        line = f"GET /u/{token}\x01 HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    else:  # a query over the 8 KB line limit behind a preferences link
+        line = f"GET /p/{token}?{'q' * 9000} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    host, port = app.url.removeprefix("http://").rsplit(":", 1)
+    caplog.set_level(logging.INFO)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(line)
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    assert status_line.split()[1:2] == [b"400"], status_line
+    await asyncio.sleep(0.05)
+    logged = [r.getMessage() for r in caplog.records if r.name == "aiohttp.server"]
+    assert logged and all(line.startswith("web: a malformed request answered 400: ") for line in logged)
+    payload, signature = token.split(".")
+    assert not any(payload[:12] in line or signature[:12] in line for line in logged), logged
