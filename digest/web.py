@@ -454,7 +454,8 @@ def _preferences(
     notice: str | None = None,
 ) -> web.Response:
     names = site.settings.section_names
-    picked = set(names if sub.sections is None else sub.sections) if chosen is None else set(chosen)
+    stored = site.settings.chosen_now(sub.sections)  # a former name ticks the section it became
+    picked = set(names if stored is None else stored) if chosen is None else set(chosen)
     tz = timezone or schedule.effective_zone(sub.timezone, site.settings.digest.timezone)
     return _page(
         site,
@@ -463,14 +464,7 @@ def _preferences(
         email=sub.email,
         subscribed=sub.status in (ACTIVE, SUSPENDED, PAUSED),
         paused=sub.status == PAUSED,
-        # R7: their stored choice could not be read (nothing is ticked); they are sent nothing
-        # until they choose again, so the page says so rather than leaving them to wonder.
-        notice=notice
-        or (
-            "We could not read the sections you chose, so no edition is sent to you. Tick the ones you want and save."
-            if sub.damaged and not saved and chosen is None
-            else None
-        ),
+        notice=notice,
         sections=[(name, name in picked) for name in names],
         **_timezone_menu(site, tz),
         timezone=tz,
@@ -481,13 +475,35 @@ def _preferences(
     )
 
 
+def _nothing_chosen_exists(site: Site, sub: Subscriber) -> bool:
+    """Whether none of the sections a subscriber chose exists now (each renamed without `formerly`,
+    or dropped): their edition is empty, so they get no email at all."""
+    stored = site.settings.chosen_now(sub.sections)
+    return stored is not None and not sub.damaged and not set(stored) & set(site.settings.section_names)
+
+
 async def preferences_page(request: web.Request) -> web.StreamResponse:
     site = request.app[SITE]
     token = _token(request)
     sub = await _reader(site, token, PREFERENCES)
     if sub is None:
         return _invalid_link(site)
-    return _preferences(site, sub, token)
+    # A stored choice that brings them nothing: they are sent nothing until they choose again, so
+    # the page says why rather than leaving them to wonder (R7: a choice that cannot be read, where
+    # nothing is ticked; or sections that are no longer offered).
+    return _preferences(
+        site,
+        sub,
+        token,
+        notice=(
+            "We could not read the sections you chose, so no edition is sent to you. Tick the ones you want and save."
+            if sub.damaged
+            else "The sections you chose are no longer offered, so no edition is sent to you. "
+            "Choose from the ones we have now and save."
+            if _nothing_chosen_exists(site, sub)
+            else None
+        ),
+    )
 
 
 def _valid_timezone(site: Site, name: str, current: str | None = None) -> bool:

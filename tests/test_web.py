@@ -36,7 +36,7 @@ from digest.daemon import Ticks, run_daemon
 from digest.deliver import SmtpTransport
 from digest.model import FeedSpec, Mark, ParsedItem
 from digest.pipeline import build_edition, preview, send_day
-from digest.store import ACTIVE, SENT, UNSUBSCRIBED, Store
+from digest.store import ACTIVE, SENT, UNSUBSCRIBED, Choices, Store
 from digest.web import CSP, SITE, listening, start_web
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -508,6 +508,104 @@ async def test_an_unsubscribed_address_sees_no_form_and_cannot_save(app: Web) ->
         assert resp.status == 409
     sub = app.store.get_subscriber(public_id=bob)
     assert sub is not None and (sub.status, sub.sections) == (UNSUBSCRIBED, ("Sport",))
+
+
+def renamed_world(settings: cfg.Settings, *, formerly: tuple[str, ...] = ("World",)) -> cfg.Settings:
+    """The config after the operator renamed World to International, by default with `formerly`."""
+    return dataclasses.replace(
+        settings,
+        sections=tuple(
+            dataclasses.replace(s, name="International", formerly=formerly) if s.name == "World" else s
+            for s in settings.sections
+        ),
+    )
+
+
+async def serving(settings: cfg.Settings, store: Store) -> AsyncIterator[aiohttp.ClientSession]:
+    """A client for the app serving `settings` on `store` (one `digest web` among several)."""
+    runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
+    try:
+        async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
+            yield http
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_former_name_written_after_the_rename_ticks_its_section_and_is_no_orphan(tmp_path: Path) -> None:
+    """The operator renamed World to International (formerly = ["World"]) and a command rewrote the
+    stored choices once; a `digest web` still on the old config then saved "World" (finding 2). The
+    new config's page ticks International, and status names no orphan, nor advises the `formerly`
+    the config already has."""
+    from digest.status import orphaned_choices
+
+    old = make_settings(tmp_path)
+    new = renamed_world(old)
+    store = open_store(new)
+    try:
+        assert store.rename_chosen_sections(sorted(new.section_renames.items()), now=NOW) == 0  # the one-time rewrite
+        bob = store.get_subscriber(email="bob@example.org")
+        assert bob is not None
+        path = f"/p/{tokens.preferences_token(store.site_secret(), bob.public_id)}"
+        async for http in serving(old, store):  # the stale process
+            async with http.get(path) as resp:
+                body = await resp.text()
+            data = {"form": form_mac(body), "section": ["World", "Sport"], "timezone": "UTC"}
+            async with http.post(path, data=data) as resp:
+                assert resp.status == 200
+        saved = store.get_subscriber(email="bob@example.org")
+        assert saved is not None and saved.sections == ("World", "Sport")
+        assert orphaned_choices(new, store) is None
+        async for http in serving(new, store):
+            async with http.get(path) as resp:
+                page = await resp.text()
+        assert 'value="International" checked' in page and 'value="Sport" checked' in page
+        assert "no longer offered" not in page
+    finally:
+        store.close()
+
+
+async def test_status_advises_each_former_name_for_its_own_section(settings: cfg.Settings, store: Store) -> None:
+    """Two sections renamed without `formerly` are two renames, not one list for one entry (finding 10)."""
+    from digest.status import orphaned_choices
+
+    bob = store.get_subscriber(email="bob@example.org")
+    alice = store.get_subscriber(email="alice@example.org")
+    assert bob is not None and alice is not None
+    store.set_choices(bob.id, Choices(("Sports",), None), now=NOW)
+    store.set_choices(alice.id, Choices(("World news",), None), now=NOW)
+    said = orphaned_choices(settings, store)
+    assert said is not None and "'Sports' (1 subscriber), 'World news' (1 subscriber)" in said
+    assert 'formerly = ["Sports"], formerly = ["World news"]' in said and '["Sports", "World news"]' not in said
+    store.set_choices(alice.id, Choices(("World",), None), now=NOW)
+    said = orphaned_choices(settings, store)
+    assert said is not None and 'add formerly = ["Sports"] to its [[sections]] entry' in said
+
+
+@pytest.mark.parametrize(
+    ("language", "notice"),
+    [
+        ("en", "The sections you chose are no longer offered, so no edition is sent to you."),
+        ("ru", "Выбранных вами разделов больше нет, поэтому выпуски вам не отправляются."),
+    ],
+)
+async def test_a_subscriber_whose_sections_all_vanished_is_told_on_the_preferences_page(
+    settings: cfg.Settings, store: Store, language: str, notice: str
+) -> None:
+    """Sport was renamed to Sports without `formerly`: bob, who chose only Sport, gets nothing, and
+    his page said nothing of why (finding 10)."""
+    site = dataclasses.replace(settings, digest=dataclasses.replace(settings.digest, language=language))
+    bob = store.get_subscriber(email="bob@example.org")
+    assert bob is not None
+    path = f"/p/{tokens.preferences_token(store.site_secret(), bob.public_id)}"
+    store.set_choices(bob.id, Choices(("Markets",), "UTC"), now=NOW)
+    async for http in serving(site, store):
+        async with http.get(path) as resp:
+            page = await resp.text()
+        assert resp.status == 200 and notice in page and " checked" not in page.split('name="timezone"')[0]
+        store.set_choices(bob.id, Choices(("Markets", "Sport"), "UTC"), now=NOW)  # one of them is still there
+        async with http.get(path) as resp:
+            page = await resp.text()
+        assert notice not in page and 'value="Sport" checked' in page
 
 
 # --------------------------------------------------------------------------- editions and the rest
