@@ -566,15 +566,29 @@ async def save_preferences(request: web.Request) -> web.StreamResponse:
     sections: tuple[str, ...] | None = None if len(chosen) == len(known) else tuple(chosen)
     # The site's zone stays "the site's zone" (None) unless they had picked one of their own.
     tz: str | None = None if timezone == site.settings.digest.timezone and sub.timezone is None else timezone
-    await asyncio.to_thread(site.store.set_choices, sub.id, Choices(sections, tz), now=site.clock())
+    # The form always posts both fields; only one the subscriber changed becomes theirs, so a field
+    # they left as it was still follows the operator's later edits (README: who owns what).
+    before = site.settings.chosen_now(sub.sections)
+    fields = [
+        *(["sections"] if sub.damaged or _as_choice(before) != _as_choice(sections) else []),
+        *(["timezone"] if tz != sub.timezone else []),
+    ]
+    if fields:
+        await asyncio.to_thread(site.store.set_choices, sub.id, Choices(sections, tz), now=site.clock(), fields=fields)
     log.info(
-        "web: subscriber=%d preferences saved sections=%s timezone=%s",
+        "web: subscriber=%d preferences saved sections=%s timezone=%s changed=%s",
         sub.id,
         "all" if sections is None else len(sections),
         tz or "default",
+        ",".join(fields) or "nothing",
     )
     updated = dataclasses.replace(sub, sections=sections, timezone=tz, damaged=None)
     return _preferences(site, updated, token, saved=True)
+
+
+def _as_choice(sections: Sequence[str] | None) -> frozenset[str] | None:
+    """A choice as the edition reads it: the order of the names does not matter, "all" is not a list."""
+    return None if sections is None else frozenset(sections)
 
 
 # --------------------------------------------------------------------------- editions

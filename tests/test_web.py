@@ -608,6 +608,35 @@ async def test_a_subscriber_whose_sections_all_vanished_is_told_on_the_preferenc
         assert notice not in page and 'value="Sport" checked' in page
 
 
+async def test_saving_only_the_sections_leaves_the_time_zone_to_the_config(app: Web) -> None:
+    """The form posts the time zone too; a field the subscriber did not change stays the
+    operator's, so a later edit of their config entry still applies to it (finding 9)."""
+    path, body = await open_preferences(app, app.bob())
+    async with app.http.post(path, data={"form": form_mac(body), "section": ["World"], "timezone": "UTC"}) as resp:
+        assert resp.status == 200
+    found = app.store.subscriber_origins("bob@example.org")
+    assert found is not None and (found.origins["sections"], found.origins["timezone"]) == ("subscriber", "config")
+    edited = [
+        dataclasses.replace(s, timezone="Asia/Tokyo") if s.email == "bob@example.org" else s
+        for s in app.settings.subscribers
+    ]
+    app.store.sync_subscribers(edited, now=NOW)
+    bob = app.store.get_subscriber(email="bob@example.org")
+    assert bob is not None and (bob.sections, bob.timezone) == (("World",), "Asia/Tokyo")
+    # And the other way round: alice (all sections, the site's zone) picks a zone and keeps the
+    # sections the config gives her.
+    path, body = await open_preferences(app, app.alice())
+    every = list(app.settings.section_names)
+    async with app.http.post(path, data={"form": form_mac(body), "section": every, "timezone": "Asia/Tokyo"}) as resp:
+        assert resp.status == 200
+    found = app.store.subscriber_origins("alice@example.org")
+    assert found is not None and (found.origins["sections"], found.origins["timezone"]) == ("config", "subscriber")
+    edited = [dataclasses.replace(s, sections=("Sport",)) if s.email == "alice@example.org" else s for s in edited]
+    app.store.sync_subscribers(edited, now=NOW)
+    alice = app.store.get_subscriber(email="alice@example.org")
+    assert alice is not None and (alice.sections, alice.timezone) == (("Sport",), "Asia/Tokyo")
+
+
 # --------------------------------------------------------------------------- editions and the rest
 
 

@@ -530,21 +530,29 @@ class SubscriberStore(StoreBase):
                 .values(updated_at=now, status=status, status_origin=origin)
             )
 
-    def set_choices(self, subscriber_id: int, choices: Choices, *, now: datetime, origin: str = SUBSCRIBER) -> None:
-        """Save the sections and time zone a subscriber chose on the preferences page; both become
-        theirs, so no config sync or CLI command puts the operator's values back."""
-        sections = None if choices.sections is None else list(choices.sections)
+    def set_choices(
+        self,
+        subscriber_id: int,
+        choices: Choices,
+        *,
+        now: datetime,
+        origin: str = SUBSCRIBER,
+        fields: Sequence[str] = ("sections", "timezone"),
+    ) -> None:
+        """Save the sections and time zone a subscriber chose on the preferences page. Only
+        `fields` (those they changed) are written, and those become theirs, so no config sync or
+        CLI command puts the operator's values back; a field they left alone stays the operator's."""
+        values: dict[str, Any] = {}
+        if "sections" in fields:
+            sections = None if choices.sections is None else list(choices.sections)
+            values.update(sections=sections, sections_origin=origin)
+        if "timezone" in fields:
+            values.update(timezone=choices.timezone, timezone_origin=origin)
+        if not values:
+            return
         with self.engine.begin() as conn:
             conn.execute(
-                update(t.subscribers)
-                .where(t.subscribers.c.id == subscriber_id)
-                .values(
-                    updated_at=now,
-                    sections=sections,
-                    timezone=choices.timezone,
-                    sections_origin=origin,
-                    timezone_origin=origin,
-                )
+                update(t.subscribers).where(t.subscribers.c.id == subscriber_id).values(updated_at=now, **values)
             )
 
     def count_permanent_failure(self, subscriber_id: int, *, suspend_after: int, now: datetime) -> bool:
