@@ -946,8 +946,15 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     email, sections, timezone, issued = found
     known = set(site.settings.section_names)
     if sections is not None:  # a renamed section under its name now ([[sections]] formerly); a dropped one left out
-        current = dict.fromkeys(site.settings.current_section(s) for s in sections)
-        sections = tuple(s for s in current if s in known) or None
+        sections = tuple(s for s in site.settings.chosen_now(sections) or () if s in known)
+        if not sections:  # all of them gone: at most what they asked for, never every section
+            return _page(
+                site,
+                "message.html.j2",
+                status=409,
+                heading="The sections you chose no longer exist",
+                text="Nothing was subscribed. Sign up again and choose from the sections we have now.",
+            )
     sub, applied = await asyncio.to_thread(
         site.store.confirm_subscription, email, sections=sections, timezone=timezone, issued=issued, now=site.clock()
     )

@@ -394,3 +394,29 @@ async def test_a_sign_up_confirmed_after_its_section_was_renamed_keeps_it(tmp_pa
     finally:
         await runner.cleanup()
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("language", "heading"),
+    [("en", "The sections you chose no longer exist"), ("ru", "Выбранных вами разделов больше нет")],
+)
+async def test_a_sign_up_whose_sections_are_all_gone_subscribes_to_nothing(
+    tmp_path: Path, language: str, heading: str
+) -> None:
+    """The reader chose only Sport; the operator dropped it (or renamed it without `formerly`)
+    before they confirmed. They got every section (finding 3): a narrow opt-in made the widest."""
+    async for site in start(tmp_path, language=language):
+        await sign_up(site, "narrow@example.org", sections=("Sport",))
+        await mail_count(site, 1)
+        path = link_in(site.smtp.messages[0].data)
+        without_sport = dataclasses.replace(
+            site.settings, sections=tuple(s for s in site.settings.sections if s.name != "Sport")
+        )
+        runner = await start_web(without_sport, site.store, clock=site.clock, host="127.0.0.1", port=0)
+        try:
+            async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
+                status, page = await confirm(http, path)
+        finally:
+            await runner.cleanup()
+        assert status == 409 and heading in page, page
+        assert site.store.get_subscriber(email="narrow@example.org") is None
