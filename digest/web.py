@@ -958,7 +958,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     sub, applied = await asyncio.to_thread(
         site.store.confirm_subscription, email, sections=sections, timezone=timezone, issued=issued, now=site.clock()
     )
-    if not applied and sub.status != ACTIVE:  # a replay after an unsubscribe: the link is spent (U7)
+    if sub is None or (not applied and sub.status != ACTIVE):  # spent by an unsubscribe or an erasure (U7)
         return _expired_link(site)
     log.info("web: subscription %s subscriber=%s", "confirmed" if applied else "already confirmed", sub.public_id[:8])
     path = f"../p/{tokens.preferences_token(site.newest_secret, sub.public_id)}"
