@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import dataclasses
 import gc
 import json
 import logging
@@ -877,7 +878,8 @@ def subscribers() -> None:
 def subscribers_list(app: App) -> None:
     rows = app.reader.list_subscribers()
     for s in rows:
-        sections = "unreadable" if s.damaged else ", ".join(s.sections) if s.sections is not None else "all sections"
+        chosen = app.settings.chosen_now(s.sections)  # a former name ([[sections]] formerly) as its section
+        sections = "unreadable" if s.damaged else ", ".join(chosen) if chosen is not None else "all sections"
         extra = f"  bounces={s.permanent_failures}" if s.permanent_failures else ""
         zone = _zone_shown(app, s.timezone or app.settings.digest.timezone)
         click.echo(f"{s.email}  {s.status}  [{sections}]  tz={zone}{extra}")
@@ -1004,8 +1006,10 @@ def subscribers_show(app: App, email: str) -> None:
         raise SubscriberError(f"No subscriber {email}.", hint="`digest subscribers list` shows the subscribers.")
     sub, origins = found.subscriber, found.origins
     known = set(app.settings.section_names)
-    # A choice no section has now (renamed without `formerly`, or dropped) brings them nothing: say so.
-    chosen = [s if s in known else f"{s} (no section has this name now)" for s in sub.sections or ()]
+    # A choice no section has now (renamed without `formerly`, or dropped) brings them nothing: say
+    # so. A former name a section lists is that section, as the edition reads it.
+    stored = app.settings.chosen_now(sub.sections) or ()
+    chosen = [s if s in known else f"{s} (no section has this name now)" for s in stored]
     sections = sub.damaged or (", ".join(chosen) if sub.sections is not None else "all sections")
     click.echo(f"email     {sub.email}  ({'listed in the config' if found.from_config else 'not in the config'})")
     for label, value, origin in (
@@ -1078,7 +1082,10 @@ def subscribers_export(app: App, out: str | None) -> None:
     """Write every subscriber as CSV (email,name,sections,timezone,status)."""
     from digest.roster import UNREADABLE, write_csv
 
-    listed = app.reader.list_subscribers()
+    # Former names ([[sections]] formerly) under the sections' names now: the file imports into a
+    # config that no longer lists them.
+    now_named = app.settings.chosen_now
+    listed = [dataclasses.replace(s, sections=now_named(s.sections)) for s in app.reader.list_subscribers()]
     _emit(write_csv(listed), out)
     if damaged := [s.email for s in listed if s.damaged]:
         click.echo(

@@ -627,6 +627,17 @@ class Settings:
         """A section name a subscriber chose, under the name the section has now."""
         return self.section_renames.get(name, name)
 
+    def chosen_now(self, chosen: Sequence[str] | None) -> tuple[str, ...] | None:
+        """A subscriber's stored choice under the names the sections have now, each once, in the
+        order chosen; None (all sections) stays None. Every reader of a stored choice goes through
+        this, not only the one-time rewrite of stored names (`digest` commands' config sync): a
+        process still running the old config (a `digest web` not yet restarted) may write a former
+        name after that rewrite, and the section is the same."""
+        if chosen is None:
+            return None
+        renames = self.section_renames
+        return tuple(dict.fromkeys(renames.get(name, name) for name in chosen))
+
     @property
     def section_names(self) -> tuple[str, ...]:
         names = tuple(s.name for s in self.sections)

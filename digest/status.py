@@ -89,15 +89,20 @@ def orphaned_choices(settings: Settings, store: Store) -> str | None:
     """Sections subscribers chose that no section has now (renamed without `formerly`, or dropped):
     those subscribers get nothing from them, and nothing at all if they chose nothing else."""
     known = set(settings.section_names)
-    orphans = sorted((name, n) for name, n in store.chosen_sections().items() if name not in known)
+    # A former name a section lists ([[sections]] formerly) is that section: every reader maps it,
+    # whether or not the one-time rewrite of stored names has run since it was written.
+    orphans = sorted(
+        (name, n) for name, n in store.chosen_sections().items() if settings.current_section(name) not in known
+    )
     if not orphans:
         return None
     named = ", ".join(f"{name!r} ({n} subscriber{'s' if n != 1 else ''})" for name, n in orphans)
-    return (
-        f"chosen sections that no section has: {named}; those subscribers get nothing from them. "
-        f"If a section was renamed, add formerly = {toml_value([name for name, _ in orphans])} "
-        "to its [[sections]] entry."
-    )
+    if len(orphans) == 1:
+        hint = f"If a section was renamed, add formerly = {toml_value([orphans[0][0]])} to its [[sections]] entry."
+    else:  # unrelated renames: each former name goes to the section it became, not all to one
+        each = ", ".join(f"formerly = {toml_value([name])}" for name, _ in orphans)
+        hint = f"If sections were renamed, add each former name to the [[sections]] entry it became: {each}."
+    return f"chosen sections that no section has: {named}; those subscribers get nothing from them. {hint}"
 
 
 def unreadable_choices(settings: Settings, store: Store, *, named: int = 5) -> list[str]:

@@ -94,7 +94,15 @@ CSP = (
     "frame-ancestors 'none'; base-uri 'none'"
 )
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TOKEN_PATH = re.compile(r"^/(u|p|confirm)/[^/]*")
+# A link's token: the segment after /u/, /p/ or /confirm/ wherever it sits, however a client or a
+# proxy spelt the path around it (//u/..., /U/..., /u//...; aiohttp routes none of them, and logs
+# each as it came).
+_TOKEN_PATH = re.compile(r"(?i)(/(?:u|p|confirm)/+)[^/\s'\"]*")
+# A token anywhere else (under another path, or in a request line aiohttp quotes when it cannot
+# read it): itsdangerous's payload.signature, the signature 27 base64url characters. Runs are
+# matched whole (the lookbehind), so a long line costs one pass.
+_DOTTED = re.compile(r"(?<![\w.-])[\w-]+(?:\.[\w-]+)+", re.ASCII)
+TOKEN_SIGNATURE_MIN = 20  # a dotted part this long is a signature (or most of one): no file name has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,9 +254,15 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
 
 
-def _redact(path: str) -> str:
-    """A path fit for a log: tokens are credentials (an access log line must not unsubscribe anyone)."""
-    return _TOKEN_PATH.sub(lambda m: f"/{m.group(1)}/<token>", path)
+def _redact(text: str) -> str:
+    """A path or a request line fit for a log: tokens are credentials (an access log line must not
+    unsubscribe anyone), so every token-shaped segment is `<token>`, wherever it is."""
+
+    def dotted(m: re.Match[str]) -> str:
+        parts = m.group(0).split(".")
+        return "<token>" if any(len(part) >= TOKEN_SIGNATURE_MIN for part in parts[1:]) else m.group(0)
+
+    return _DOTTED.sub(dotted, _TOKEN_PATH.sub(lambda m: f"{m.group(1)}<token>", text))
 
 
 class _AccessLogger(AbstractAccessLogger):
@@ -440,7 +454,8 @@ def _preferences(
     notice: str | None = None,
 ) -> web.Response:
     names = site.settings.section_names
-    picked = set(names if sub.sections is None else sub.sections) if chosen is None else set(chosen)
+    stored = site.settings.chosen_now(sub.sections)  # a former name ticks the section it became
+    picked = set(names if stored is None else stored) if chosen is None else set(chosen)
     tz = timezone or schedule.effective_zone(sub.timezone, site.settings.digest.timezone)
     return _page(
         site,
@@ -449,14 +464,7 @@ def _preferences(
         email=sub.email,
         subscribed=sub.status in (ACTIVE, SUSPENDED, PAUSED),
         paused=sub.status == PAUSED,
-        # R7: their stored choice could not be read (nothing is ticked); they are sent nothing
-        # until they choose again, so the page says so rather than leaving them to wonder.
-        notice=notice
-        or (
-            "We could not read the sections you chose, so no edition is sent to you. Tick the ones you want and save."
-            if sub.damaged and not saved and chosen is None
-            else None
-        ),
+        notice=notice,
         sections=[(name, name in picked) for name in names],
         **_timezone_menu(site, tz),
         timezone=tz,
@@ -467,13 +475,35 @@ def _preferences(
     )
 
 
+def _nothing_chosen_exists(site: Site, sub: Subscriber) -> bool:
+    """Whether none of the sections a subscriber chose exists now (each renamed without `formerly`,
+    or dropped): their edition is empty, so they get no email at all."""
+    stored = site.settings.chosen_now(sub.sections)
+    return stored is not None and not sub.damaged and not set(stored) & set(site.settings.section_names)
+
+
 async def preferences_page(request: web.Request) -> web.StreamResponse:
     site = request.app[SITE]
     token = _token(request)
     sub = await _reader(site, token, PREFERENCES)
     if sub is None:
         return _invalid_link(site)
-    return _preferences(site, sub, token)
+    # A stored choice that brings them nothing: they are sent nothing until they choose again, so
+    # the page says why rather than leaving them to wonder (R7: a choice that cannot be read, where
+    # nothing is ticked; or sections that are no longer offered).
+    return _preferences(
+        site,
+        sub,
+        token,
+        notice=(
+            "We could not read the sections you chose, so no edition is sent to you. Tick the ones you want and save."
+            if sub.damaged
+            else "The sections you chose are no longer offered, so no edition is sent to you. "
+            "Choose from the ones we have now and save."
+            if _nothing_chosen_exists(site, sub)
+            else None
+        ),
+    )
 
 
 def _valid_timezone(site: Site, name: str, current: str | None = None) -> bool:
@@ -536,15 +566,29 @@ async def save_preferences(request: web.Request) -> web.StreamResponse:
     sections: tuple[str, ...] | None = None if len(chosen) == len(known) else tuple(chosen)
     # The site's zone stays "the site's zone" (None) unless they had picked one of their own.
     tz: str | None = None if timezone == site.settings.digest.timezone and sub.timezone is None else timezone
-    await asyncio.to_thread(site.store.set_choices, sub.id, Choices(sections, tz), now=site.clock())
+    # The form always posts both fields; only one the subscriber changed becomes theirs, so a field
+    # they left as it was still follows the operator's later edits (README: who owns what).
+    before = site.settings.chosen_now(sub.sections)
+    fields = [
+        *(["sections"] if sub.damaged or _as_choice(before) != _as_choice(sections) else []),
+        *(["timezone"] if tz != sub.timezone else []),
+    ]
+    if fields:
+        await asyncio.to_thread(site.store.set_choices, sub.id, Choices(sections, tz), now=site.clock(), fields=fields)
     log.info(
-        "web: subscriber=%d preferences saved sections=%s timezone=%s",
+        "web: subscriber=%d preferences saved sections=%s timezone=%s changed=%s",
         sub.id,
         "all" if sections is None else len(sections),
         tz or "default",
+        ",".join(fields) or "nothing",
     )
     updated = dataclasses.replace(sub, sections=sections, timezone=tz, damaged=None)
     return _preferences(site, updated, token, saved=True)
+
+
+def _as_choice(sections: Sequence[str] | None) -> frozenset[str] | None:
+    """A choice as the edition reads it: the order of the names does not matter, "all" is not a list."""
+    return None if sections is None else frozenset(sections)
 
 
 # --------------------------------------------------------------------------- editions
@@ -902,12 +946,19 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     email, sections, timezone, issued = found
     known = set(site.settings.section_names)
     if sections is not None:  # a renamed section under its name now ([[sections]] formerly); a dropped one left out
-        current = dict.fromkeys(site.settings.current_section(s) for s in sections)
-        sections = tuple(s for s in current if s in known) or None
+        sections = tuple(s for s in site.settings.chosen_now(sections) or () if s in known)
+        if not sections:  # all of them gone: at most what they asked for, never every section
+            return _page(
+                site,
+                "message.html.j2",
+                status=409,
+                heading="The sections you chose no longer exist",
+                text="Nothing was subscribed. Sign up again and choose from the sections we have now.",
+            )
     sub, applied = await asyncio.to_thread(
         site.store.confirm_subscription, email, sections=sections, timezone=timezone, issued=issued, now=site.clock()
     )
-    if not applied and sub.status != ACTIVE:  # a replay after an unsubscribe: the link is spent (U7)
+    if sub is None or (not applied and sub.status != ACTIVE):  # spent by an unsubscribe or an erasure (U7)
         return _expired_link(site)
     log.info("web: subscription %s subscriber=%s", "confirmed" if applied else "already confirmed", sub.public_id[:8])
     path = f"../p/{tokens.preferences_token(site.newest_secret, sub.public_id)}"
@@ -1049,7 +1100,8 @@ class _MalformedRequests(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
             record.msg = "web: a malformed request answered %s: %s"
-            record.args = (exc.code, remote_words(exc.message, limit=120))
+            # Redacted before it is cut: a token cut short no longer looks like one.
+            record.args = (exc.code, remote_words(_redact(exc.message), limit=120))
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True

@@ -387,6 +387,17 @@ async def test_a_renamed_section_keeps_the_subscribers_who_chose_it_under_its_ol
         assert code == 0, err
         code, out, err = await digest(config, "subscribers", "show", "late@example.org")
         assert "sections  International, Sport  [set by cli]" in out, out
+        # A `digest web` still running the old config saves "World" after that one-time rewrite
+        # (finding 2): every reader of the choice maps it, status, show and the edition alike.
+        store = Store(f"sqlite:///{tmp_path / 'digest.sqlite'}")
+        try:
+            store.set_choices(reader.id, Choices(("World", "Sport"), None), now=NOW)
+        finally:
+            store.close()
+        code, out, err = await digest(config, "status")
+        assert code == 0 and "chosen sections that no section has" not in out, out
+        code, out, err = await digest(config, "subscribers", "show", "reader@example.org")
+        assert "sections  International, Sport  [set by subscriber]" in out, out
 
         assert (await digest(config, "poll"))[0] == 0
         code, out, err = await digest(config, "send")

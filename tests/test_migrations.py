@@ -193,6 +193,18 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
             crashes = conn.execute(sa.select(t.deliveries.c.crashes)).scalars().all()
         assert crashes and set(crashes) == {0}
         assert store.expire_claims(1, now=now) == 0  # nothing claimed: nothing lapsed
+        # 0011: sign-up links already out keep the rule they were issued under: spent when issued
+        # before the subscriber's last change, or before the address's suppression.
+        with store.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.subscribers.c.updated_at, t.subscribers.c.signups_spent_at)).all()
+            stops = conn.execute(sa.select(t.suppressions.c.created_at, t.suppressions.c.signups_spent_at)).all()
+        assert len(rows) == 4 and all(spent == changed for changed, spent in rows)
+        assert len(stops) == 2 and all(spent == since for since, spent in stops)
+        issued = min(since for since, _ in stops) - timedelta(minutes=1)  # before bob unsubscribed
+        assert store.confirm_subscription("bob@example.org", sections=None, timezone=None, issued=issued, now=now) == (
+            store.get_subscriber(email="bob@example.org"),
+            False,
+        )
         # The upgraded table never hands out an id again, even the highest one once it is erased.
         store.sync_subscribers([], now=datetime(2026, 12, 1, tzinfo=UTC))  # this config lists nobody
         assert store.remove_subscriber("dave@example.org")  # dropped from the config: erasable

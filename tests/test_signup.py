@@ -394,3 +394,100 @@ async def test_a_sign_up_confirmed_after_its_section_was_renamed_keeps_it(tmp_pa
     finally:
         await runner.cleanup()
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("language", "heading"),
+    [("en", "The sections you chose no longer exist"), ("ru", "Выбранных вами разделов больше нет")],
+)
+async def test_a_sign_up_whose_sections_are_all_gone_subscribes_to_nothing(
+    tmp_path: Path, language: str, heading: str
+) -> None:
+    """The reader chose only Sport; the operator dropped it (or renamed it without `formerly`)
+    before they confirmed. They got every section (finding 3): a narrow opt-in made the widest."""
+    async for site in start(tmp_path, language=language):
+        await sign_up(site, "narrow@example.org", sections=("Sport",))
+        await mail_count(site, 1)
+        path = link_in(site.smtp.messages[0].data)
+        without_sport = dataclasses.replace(
+            site.settings, sections=tuple(s for s in site.settings.sections if s.name != "Sport")
+        )
+        runner = await start_web(without_sport, site.store, clock=site.clock, host="127.0.0.1", port=0)
+        try:
+            async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
+                status, page = await confirm(http, path)
+        finally:
+            await runner.cleanup()
+        assert status == 409 and heading in page, page
+        assert site.store.get_subscriber(email="narrow@example.org") is None
+
+
+async def confirmation_link(site: Site, email: str, *, sections: tuple[str, ...], timezone: str = "UTC") -> str:
+    """Sign up and return the link of the confirmation that arrives."""
+    before = len(site.smtp.messages)
+    status, _ = await sign_up(site, email, sections=sections, timezone=timezone)
+    assert status == 200
+    await mail_count(site, before + 1)
+    return link_in(site.smtp.messages[before].data)
+
+
+async def test_U7_a_confirmation_link_is_spent_by_an_erasure_and_a_new_sign_up_still_comes_back(site: Site) -> None:
+    """With the row erased (`digest subscribers remove`), the replay check had nothing to compare
+    with: the used link subscribed the address again and lifted its suppression (finding 1)."""
+    used = await confirmation_link(site, "carol@example.org", sections=("Sport",))
+    assert (await confirm(site.http, used))[0] == 200
+    site.clock.now = NOW + timedelta(minutes=61)  # past the per-address window: a second request
+    unused = await confirmation_link(site, "carol@example.org", sections=("World",))
+    site.clock.now = NOW + timedelta(minutes=70)
+    assert site.store.remove_subscriber("carol@example.org", now=site.clock.now)  # at her request
+    for link in (used, unused):  # both were issued before the erasure
+        status, page = await confirm(site.http, link)
+        assert status == 404 and "expired or does not work" in page
+    assert site.store.get_subscriber(email="carol@example.org") is None
+    assert site.store.suppression_reason("carol@example.org") == ("erased", site.clock.now)
+    site.clock.now = NOW + timedelta(minutes=135)
+    again = await confirmation_link(site, "carol@example.org", sections=("World",))  # she signs up anew
+    status, page = await confirm(site.http, again)
+    assert status == 200 and "You are subscribed" in page
+    carol = site.store.get_subscriber(email="carol@example.org")
+    assert carol is not None and (carol.status, carol.sections) == (ACTIVE, ("World",))
+    await confirm(site.http, used)  # the first link once more: it changes nothing
+    carol = site.store.get_subscriber(email="carol@example.org")
+    assert carol is not None and (carol.status, carol.sections) == (ACTIVE, ("World",))
+
+
+async def test_U7_two_sign_ups_confirmed_oldest_first_end_with_the_newer_choices(site: Site) -> None:
+    """The newer request was dropped as a replay of the older one while the page said "You are
+    subscribed" (finding 8). Single use needs only that a link is not applied twice and that no
+    older request undoes a newer one: neither is a reason to refuse a newer request."""
+    older = await confirmation_link(site, "dave@example.org", sections=("Sport",), timezone="Europe/Moscow")
+    site.clock.now = NOW + timedelta(minutes=61)
+    newer = await confirmation_link(site, "dave@example.org", sections=("World",), timezone="Asia/Tokyo")
+    site.clock.now = NOW + timedelta(minutes=62)
+    assert (await confirm(site.http, older))[0] == 200
+    dave = site.store.get_subscriber(email="dave@example.org")
+    assert dave is not None and (dave.sections, dave.timezone) == (("Sport",), "Europe/Moscow")
+    site.clock.now = NOW + timedelta(minutes=63)
+    status, page = await confirm(site.http, newer)
+    assert status == 200 and "You are subscribed" in page
+    for link in (older, newer):  # each used once; the older one never undoes the newer
+        status, page = await confirm(site.http, link)
+        assert status == 200 and "You are subscribed" in page
+        dave = site.store.get_subscriber(email="dave@example.org")
+        assert dave is not None and (dave.sections, dave.timezone) == (("World",), "Asia/Tokyo")
+
+
+async def test_U7_a_row_changed_for_another_reason_still_takes_a_newer_confirmation(site: Site) -> None:
+    """bob (listed in the config) signs up on the web for World; before he confirms, the operator
+    edits his config entry's name. That change to the row made the confirmation a "replay"."""
+    link = await confirmation_link(site, "bob@example.org", sections=("World",))
+    renamed = [
+        dataclasses.replace(s, name="Bob B.") if s.email == "bob@example.org" else s for s in site.settings.subscribers
+    ]
+    site.store.sync_subscribers(renamed, now=NOW + timedelta(minutes=1))
+    bob = site.store.get_subscriber(email="bob@example.org")
+    assert bob is not None and bob.name == "Bob B." and bob.sections == ("Sport",)
+    site.clock.now = NOW + timedelta(minutes=2)
+    assert (await confirm(site.http, link))[0] == 200
+    bob = site.store.get_subscriber(email="bob@example.org")
+    assert bob is not None and bob.sections == ("World",)

@@ -166,7 +166,9 @@ def test_U11_erasing_an_active_subscriber_keeps_only_a_hash_and_nothing_but_a_si
         issued=T0 + timedelta(minutes=5),
         now=T0 + timedelta(minutes=6),
     )
-    assert applied and back.status == ACTIVE and store.suppression_reason("alice@example.org") is None
+    assert (
+        applied and back is not None and back.status == ACTIVE and store.suppression_reason("alice@example.org") is None
+    )
 
 
 def test_the_cli_names_why_an_address_is_suppressed(store: Store) -> None:

@@ -36,7 +36,7 @@ from digest.daemon import Ticks, run_daemon
 from digest.deliver import SmtpTransport
 from digest.model import FeedSpec, Mark, ParsedItem
 from digest.pipeline import build_edition, preview, send_day
-from digest.store import ACTIVE, SENT, UNSUBSCRIBED, Store
+from digest.store import ACTIVE, SENT, UNSUBSCRIBED, Choices, Store
 from digest.web import CSP, SITE, listening, start_web
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -510,6 +510,133 @@ async def test_an_unsubscribed_address_sees_no_form_and_cannot_save(app: Web) ->
     assert sub is not None and (sub.status, sub.sections) == (UNSUBSCRIBED, ("Sport",))
 
 
+def renamed_world(settings: cfg.Settings, *, formerly: tuple[str, ...] = ("World",)) -> cfg.Settings:
+    """The config after the operator renamed World to International, by default with `formerly`."""
+    return dataclasses.replace(
+        settings,
+        sections=tuple(
+            dataclasses.replace(s, name="International", formerly=formerly) if s.name == "World" else s
+            for s in settings.sections
+        ),
+    )
+
+
+async def serving(settings: cfg.Settings, store: Store) -> AsyncIterator[aiohttp.ClientSession]:
+    """A client for the app serving `settings` on `store` (one `digest web` among several)."""
+    runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
+    try:
+        async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
+            yield http
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_former_name_written_after_the_rename_ticks_its_section_and_is_no_orphan(tmp_path: Path) -> None:
+    """The operator renamed World to International (formerly = ["World"]) and a command rewrote the
+    stored choices once; a `digest web` still on the old config then saved "World" (finding 2). The
+    new config's page ticks International, and status names no orphan, nor advises the `formerly`
+    the config already has."""
+    from digest.status import orphaned_choices
+
+    old = make_settings(tmp_path)
+    new = renamed_world(old)
+    store = open_store(new)
+    try:
+        assert store.rename_chosen_sections(sorted(new.section_renames.items()), now=NOW) == 0  # the one-time rewrite
+        bob = store.get_subscriber(email="bob@example.org")
+        assert bob is not None
+        path = f"/p/{tokens.preferences_token(store.site_secret(), bob.public_id)}"
+        async for http in serving(old, store):  # the stale process
+            async with http.get(path) as resp:
+                body = await resp.text()
+            data = {"form": form_mac(body), "section": ["World", "Sport"], "timezone": "UTC"}
+            async with http.post(path, data=data) as resp:
+                assert resp.status == 200
+        saved = store.get_subscriber(email="bob@example.org")
+        assert saved is not None and saved.sections == ("World", "Sport")
+        assert orphaned_choices(new, store) is None
+        async for http in serving(new, store):
+            async with http.get(path) as resp:
+                page = await resp.text()
+        assert 'value="International" checked' in page and 'value="Sport" checked' in page
+        assert "no longer offered" not in page
+    finally:
+        store.close()
+
+
+async def test_status_advises_each_former_name_for_its_own_section(settings: cfg.Settings, store: Store) -> None:
+    """Two sections renamed without `formerly` are two renames, not one list for one entry (finding 10)."""
+    from digest.status import orphaned_choices
+
+    bob = store.get_subscriber(email="bob@example.org")
+    alice = store.get_subscriber(email="alice@example.org")
+    assert bob is not None and alice is not None
+    store.set_choices(bob.id, Choices(("Sports",), None), now=NOW)
+    store.set_choices(alice.id, Choices(("World news",), None), now=NOW)
+    said = orphaned_choices(settings, store)
+    assert said is not None and "'Sports' (1 subscriber), 'World news' (1 subscriber)" in said
+    assert 'formerly = ["Sports"], formerly = ["World news"]' in said and '["Sports", "World news"]' not in said
+    store.set_choices(alice.id, Choices(("World",), None), now=NOW)
+    said = orphaned_choices(settings, store)
+    assert said is not None and 'add formerly = ["Sports"] to its [[sections]] entry' in said
+
+
+@pytest.mark.parametrize(
+    ("language", "notice"),
+    [
+        ("en", "The sections you chose are no longer offered, so no edition is sent to you."),
+        ("ru", "Выбранных вами разделов больше нет, поэтому выпуски вам не отправляются."),
+    ],
+)
+async def test_a_subscriber_whose_sections_all_vanished_is_told_on_the_preferences_page(
+    settings: cfg.Settings, store: Store, language: str, notice: str
+) -> None:
+    """Sport was renamed to Sports without `formerly`: bob, who chose only Sport, gets nothing, and
+    his page said nothing of why (finding 10)."""
+    site = dataclasses.replace(settings, digest=dataclasses.replace(settings.digest, language=language))
+    bob = store.get_subscriber(email="bob@example.org")
+    assert bob is not None
+    path = f"/p/{tokens.preferences_token(store.site_secret(), bob.public_id)}"
+    store.set_choices(bob.id, Choices(("Markets",), "UTC"), now=NOW)
+    async for http in serving(site, store):
+        async with http.get(path) as resp:
+            page = await resp.text()
+        assert resp.status == 200 and notice in page and " checked" not in page.split('name="timezone"')[0]
+        store.set_choices(bob.id, Choices(("Markets", "Sport"), "UTC"), now=NOW)  # one of them is still there
+        async with http.get(path) as resp:
+            page = await resp.text()
+        assert notice not in page and 'value="Sport" checked' in page
+
+
+async def test_saving_only_the_sections_leaves_the_time_zone_to_the_config(app: Web) -> None:
+    """The form posts the time zone too; a field the subscriber did not change stays the
+    operator's, so a later edit of their config entry still applies to it (finding 9)."""
+    path, body = await open_preferences(app, app.bob())
+    async with app.http.post(path, data={"form": form_mac(body), "section": ["World"], "timezone": "UTC"}) as resp:
+        assert resp.status == 200
+    found = app.store.subscriber_origins("bob@example.org")
+    assert found is not None and (found.origins["sections"], found.origins["timezone"]) == ("subscriber", "config")
+    edited = [
+        dataclasses.replace(s, timezone="Asia/Tokyo") if s.email == "bob@example.org" else s
+        for s in app.settings.subscribers
+    ]
+    app.store.sync_subscribers(edited, now=NOW)
+    bob = app.store.get_subscriber(email="bob@example.org")
+    assert bob is not None and (bob.sections, bob.timezone) == (("World",), "Asia/Tokyo")
+    # And the other way round: alice (all sections, the site's zone) picks a zone and keeps the
+    # sections the config gives her.
+    path, body = await open_preferences(app, app.alice())
+    every = list(app.settings.section_names)
+    async with app.http.post(path, data={"form": form_mac(body), "section": every, "timezone": "Asia/Tokyo"}) as resp:
+        assert resp.status == 200
+    found = app.store.subscriber_origins("alice@example.org")
+    assert found is not None and (found.origins["sections"], found.origins["timezone"]) == ("config", "subscriber")
+    edited = [dataclasses.replace(s, sections=("Sport",)) if s.email == "alice@example.org" else s for s in edited]
+    app.store.sync_subscribers(edited, now=NOW)
+    alice = app.store.get_subscriber(email="alice@example.org")
+    assert alice is not None and (alice.sections, alice.timezone) == (("Sport",), "Asia/Tokyo")
+
+
 # --------------------------------------------------------------------------- editions and the rest
 
 
@@ -668,6 +795,27 @@ async def test_the_access_log_never_shows_a_token(app: Web, caplog: pytest.LogCa
     assert any("POST /u/<token> 200" in line for line in lines)
     assert not any(token.split(".")[1] in line for line in lines)
     assert not any("alice@example.org" in line for line in lines)
+
+
+async def test_a_token_under_a_mangled_path_never_reaches_the_log(app: Web, caplog: pytest.LogCaptureFixture) -> None:
+    """A broken client or proxy doubles a slash or changes the case (finding 5): aiohttp routes none
+    of these, and the access log used to show each with its working token."""
+    token = tokens.unsubscribe_token(app.secret, app.alice())
+    paths = [f"//u/{token}", f"/U/{token}", f"/u//{token}", f"/x/p/{token}", f"/editions/{token}", "/editions.atom"]
+    host, port = app.url.removeprefix("http://").rsplit(":", 1)
+    with caplog.at_level("INFO", logger="digest"):
+        for path in paths:  # as sent, on a socket: a client library would read "//u/..." as a host
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            await reader.read()
+            writer.close()
+        await asyncio.sleep(0.05)  # the access log line is written after the answer
+    lines = [r.getMessage() for r in caplog.records if r.name == "digest.web.access"]
+    assert len(lines) == len(paths)
+    assert not any(token.split(".")[1] in line or token.split(".")[0] in line for line in lines), lines
+    assert any("GET //u/<token> 404" in line for line in lines) and any("GET /U/<token> 404" in line for line in lines)
+    assert any("GET /editions/<token> 404" in line for line in lines)
+    assert any("GET /editions.atom 200" in line for line in lines)  # a file name is no token
 
 
 # --------------------------------------------------------------------------- end to end
@@ -887,3 +1035,28 @@ async def test_L5_a_malformed_request_is_a_400_logged_in_one_line(
     for line in (r for r in caplog.records if r.name == "aiohttp.server"):
         assert line.getMessage().startswith("web: a malformed request answered 400: ")
         assert "\n" not in line.getMessage()
+
+
+@pytest.mark.parametrize("kind", ["bad-char", "long-query"])
+async def test_L5_a_malformed_request_carrying_a_token_is_logged_without_it(
+    app: Web, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp quotes the request line it could not read; the L5 line quoted it whole (finding 5)."""
+    token = tokens.unsubscribe_token(app.secret, app.alice())
+    if kind == "bad-char":
+        line = f"GET /u/{token}\x01 HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    else:  # a query over the 8 KB line limit behind a preferences link
+        line = f"GET /p/{token}?{'q' * 9000} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    host, port = app.url.removeprefix("http://").rsplit(":", 1)
+    caplog.set_level(logging.INFO)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(line)
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    assert status_line.split()[1:2] == [b"400"], status_line
+    await asyncio.sleep(0.05)
+    logged = [r.getMessage() for r in caplog.records if r.name == "aiohttp.server"]
+    assert logged and all(line.startswith("web: a malformed request answered 400: ") for line in logged)
+    payload, signature = token.split(".")
+    assert not any(payload[:12] in line or signature[:12] in line for line in logged), logged

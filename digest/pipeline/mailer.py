@@ -245,7 +245,9 @@ class EditionMailer:
             raise ConfigError(f"smtp.unsubscribe_mailto: {exc.message}") from None
 
     def render(self, sections: tuple[str, ...] | None) -> Rendered | None:
-        """The edition for one section set, or None when it has nothing for them (S11)."""
+        """The edition for one section set (as stored: a former name is read as its section), or
+        None when it has nothing for them (S11)."""
+        sections = self.settings.chosen_now(sections)
         ed = compose(
             self.stories,
             day=self.edition.day,
@@ -287,8 +289,11 @@ class EditionMailer:
         return encoded
 
     def template(self, sections: tuple[str, ...] | None) -> message.MessageTemplate | None:
+        """A section set's message template, made once per set as stored (a former name read as
+        its section, [[sections]] formerly), or None when the set has nothing in this edition."""
         key = frozenset(sections) if sections is not None else None
         if key not in self._templates:
+            sections = self.settings.chosen_now(sections)
             cuts = self._cut()
             if cuts is not None:
                 assert self._narrowing is not None

@@ -178,6 +178,9 @@ subscribers = Table(
     # The soft-bounce score (bounces.py kinds), decayed from bounce_score_at when the next one comes.
     Column("bounce_score", Float, nullable=False, default=0.0, server_default="0"),
     Column("bounce_score_at", UTCDateTime),
+    # A sign-up confirmation link issued at or before this is spent: the issue time of the newest
+    # one applied (single use, and an older request never undoes a newer one) (0011).
+    Column("signups_spent_at", UTCDateTime),
     UniqueConstraint("public_id", name="uq_subscribers_public_id"),
     sqlite_autoincrement=True,  # an id is never handed out twice, even after the newest row is deleted
 )
@@ -189,6 +192,9 @@ suppressions = Table(
     Column("email_hash", String(64), primary_key=True),
     Column("reason", String(16), nullable=False),  # unsubscribed, failed, bounced, complained, erased
     Column("created_at", UTCDateTime, nullable=False),
+    # When the address last stopped (created_at is the first time): a sign-up confirmation link
+    # issued before it is spent, also once an erasure took the subscriber's row (0011).
+    Column("signups_spent_at", UTCDateTime),
 )
 
 bounces = Table(

@@ -40,12 +40,17 @@ class SignupStore(StoreBase):
 
     def confirm_subscription(
         self, email: str, *, sections: Sequence[str] | None, timezone: str | None, issued: datetime, now: datetime
-    ) -> tuple[Subscriber, bool]:
+    ) -> tuple[Subscriber | None, bool]:
         """The person confirmed from their own inbox: active, with what they chose, as their own
         choice. This is the one way a suppressed address is mailed again (issue 9).
 
-        (subscriber, applied). A confirmation issued before the subscriber's last change is a
-        replay (used already, or older than an unsubscribe since): nothing changes.
+        (subscriber, applied); the subscriber is None when there is none (a spent link of an
+        erased address). A link is spent, and nothing changes, when it was issued at or before
+        the newest confirmation applied (this one used already, or one made after it: a newer
+        request is never undone by an older one), or before the address last stopped (an
+        unsubscribe, a failure, an erasure, which outlives the row in the suppression). Nothing
+        else spends it: a row changed for another reason (an earlier sign-up confirmed later, a
+        config edit, a failure counted) still takes a newer request (U7).
         """
         email = normalise_email(email)
         values = {
@@ -60,11 +65,16 @@ class SignupStore(StoreBase):
             "bounce_score_at": None,
             "updated_at": now,
         }
+        digest = address_hash(email)
         with self.engine.begin() as conn:
             row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).first()
-            if row is not None and row.updated_at >= issued:
-                return _subscriber(row), False
-            conn.execute(delete(t.suppressions).where(t.suppressions.c.email_hash == address_hash(email)))
+            suppression = t.suppressions.c
+            stopped = conn.scalar(select(suppression.signups_spent_at).where(suppression.email_hash == digest))
+            spent = [at for at in (row.signups_spent_at if row is not None else None, stopped) if at is not None]
+            if any(issued <= at for at in spent):
+                return (_subscriber(row) if row is not None else None), False
+            values["signups_spent_at"] = issued
+            conn.execute(delete(t.suppressions).where(t.suppressions.c.email_hash == digest))
             if row is None:
                 conn.execute(
                     insert(t.subscribers).values(

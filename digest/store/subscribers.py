@@ -116,8 +116,26 @@ def _suppressed(conn: Connection, email: str) -> str | None:
 
 
 def _suppress(conn: Connection, email: str, reason: str, now: datetime) -> None:
+    """Suppress the address (its first reason and time are kept), and spend every sign-up link
+    issued before this stop: only a sign-up made after it brings the address back (U7)."""
+    digest = address_hash(email)
     if _suppressed(conn, email) is None:
-        conn.execute(insert(t.suppressions).values(email_hash=address_hash(email), reason=reason, created_at=now))
+        conn.execute(
+            insert(t.suppressions).values(email_hash=digest, reason=reason, created_at=now, signups_spent_at=now)
+        )
+    else:
+        spend_signups(conn, digest, now)
+
+
+def spend_signups(conn: Connection, digest: str, now: datetime) -> None:
+    """A suppressed address stopped again (an unsubscribe after a failure, an erasure): sign-up
+    links issued before `now` are spent."""
+    s = t.suppressions.c
+    conn.execute(
+        update(t.suppressions)
+        .where(s.email_hash == digest, (s.signups_spent_at.is_(None)) | (s.signups_spent_at < now))
+        .values(signups_spent_at=now)
+    )
 
 
 # Why an address is suppressed (suppressions.reason), as the CLI tells an operator who tries to add it.
@@ -340,7 +358,9 @@ class SubscriberStore(StoreBase):
                 }
                 stop = _STOPPED_AS.get(row.status or ACTIVE)
                 if stop is not None and address_hash(email) not in suppressed:
-                    suppressions.append({"email_hash": address_hash(email), "reason": stop, "created_at": now})
+                    suppressions.append(
+                        {"email_hash": address_hash(email), "reason": stop, "created_at": now, "signups_spent_at": now}
+                    )
                 if found is None:
                     fields = _declared(None, {**values, "status": row.status or ACTIVE}, CLI)
                     if stop is not None or row.status == PAUSED:
@@ -399,6 +419,9 @@ class SubscriberStore(StoreBase):
                 # command may mail the address again on the operator's word (G10, U11). Only its
                 # hash stays; the person comes back by signing up and confirming.
                 _suppress(conn, email, ERASED, now or datetime.now(UTC))
+            # Every confirmation link issued before the erasure is spent, a used one too: with the
+            # row gone, only the suppression can say so (U7). A new sign-up still comes back.
+            spend_signups(conn, address_hash(email), now or datetime.now(UTC))
             return bool(conn.execute(delete(t.subscribers).where(t.subscribers.c.id == row.id)).rowcount)
 
     def unsubscribe_on_request(self, email: str, *, now: datetime) -> str | None:
@@ -565,21 +588,29 @@ class SubscriberStore(StoreBase):
                 .values(updated_at=now, status=status, status_origin=origin)
             )
 
-    def set_choices(self, subscriber_id: int, choices: Choices, *, now: datetime, origin: str = SUBSCRIBER) -> None:
-        """Save the sections and time zone a subscriber chose on the preferences page; both become
-        theirs, so no config sync or CLI command puts the operator's values back."""
-        sections = None if choices.sections is None else list(choices.sections)
+    def set_choices(
+        self,
+        subscriber_id: int,
+        choices: Choices,
+        *,
+        now: datetime,
+        origin: str = SUBSCRIBER,
+        fields: Sequence[str] = ("sections", "timezone"),
+    ) -> None:
+        """Save the sections and time zone a subscriber chose on the preferences page. Only
+        `fields` (those they changed) are written, and those become theirs, so no config sync or
+        CLI command puts the operator's values back; a field they left alone stays the operator's."""
+        values: dict[str, Any] = {}
+        if "sections" in fields:
+            sections = None if choices.sections is None else list(choices.sections)
+            values.update(sections=sections, sections_origin=origin)
+        if "timezone" in fields:
+            values.update(timezone=choices.timezone, timezone_origin=origin)
+        if not values:
+            return
         with self.engine.begin() as conn:
             conn.execute(
-                update(t.subscribers)
-                .where(t.subscribers.c.id == subscriber_id)
-                .values(
-                    updated_at=now,
-                    sections=sections,
-                    timezone=choices.timezone,
-                    sections_origin=origin,
-                    timezone_origin=origin,
-                )
+                update(t.subscribers).where(t.subscribers.c.id == subscriber_id).values(updated_at=now, **values)
             )
 
     def count_permanent_failure(self, subscriber_id: int, *, suspend_after: int, now: datetime) -> bool:
