@@ -190,6 +190,21 @@ _SCRIPT_LANGUAGE = (
 )
 
 
+# Letters of the Arabic script that Arabic does not write: Urdu's retroflexes, its nasal nun and its
+# final ye say Urdu; Persian's pe, che, zhe, gaf and its own kaf and ye say Persian (Urdu writes them
+# too, so Urdu's letters are looked for first). BBC Urdu's headlines were marked lang="ar" for a
+# screen reader, which then read them in an Arabic voice.
+_URDU_LETTERS = frozenset("ٹڈڑںےۓۂھ")
+_PERSIAN_LETTERS = frozenset("پچژگکی")
+
+
+def _arabic_script_language(text: str) -> str:
+    letters = set(text)
+    if not letters.isdisjoint(_URDU_LETTERS):
+        return "ur"
+    return "fa" if not letters.isdisjoint(_PERSIAN_LETTERS) else "ar"
+
+
 def tokens(text: str) -> list[str]:
     """Words (runs of letters) and numbers (with their decimal separator), in order, case kept."""
     return _TOKEN.findall(unicodedata.normalize("NFKC", text))
@@ -248,7 +263,11 @@ def language_guess(text: str) -> tuple[str, int]:
             lang, count = max(scripts.items(), key=lambda kv: kv[1])
             if count * 2 >= letters:
                 # Japanese mixes kanji with kana; any kana says Japanese rather than Chinese.
-                return ("ja" if lang == "zh" and "ja" in scripts else lang), SCRIPT_SAYS
+                if lang == "zh" and "ja" in scripts:
+                    return "ja", SCRIPT_SAYS
+                if lang == "ar":
+                    return _arabic_script_language(text), SCRIPT_SAYS
+                return lang, SCRIPT_SAYS
     folded = text.casefold()
     found = set((_ASCII_WORD if text.isascii() else _LATIN_WORD).findall(folded))
     # A lone letter (or "qu") is a French or Italian word only elided before an apostrophe ("l’",

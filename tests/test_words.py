@@ -38,6 +38,10 @@ def test_tokens_are_words_and_numbers_with_their_decimal_separator() -> None:
         ("Стрелок убил пять человек в аэропорту Флориды", "ru"),
         ("日銀がマイナス金利解除を決定", "ja"),
         ("央行下调存款准备金率", "zh"),
+        # The Arabic script's three languages, by the letters only Urdu or Persian write (BBC Urdu was "ar")
+        ("پاکستان کے لیے امریکی امداد", "ur"),
+        ("وزیر خارجه ایران در کابل گفت", "fa"),
+        ("وزير الخارجية المصري في القاهرة", "ar"),
     ],
 )
 def test_language_of_guesses_from_script_and_function_words(text: str, lang: str) -> None:
