@@ -1,0 +1,87 @@
+"""What an operator reads when mail does not go out (audit of the send path, findings 6-8): the real
+`python -m digest status`, `outbox`, `subscribers show/list` and `send` against real SQLite files,
+a feed server and aiosmtpd on loopback that refuses or defers chosen recipients."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from httpservers import FeedServer
+from ports import free_port
+from smtpservers import Scripted, SmtpServer
+from test_faults import NOW, cli, one_error, poll, rss, write_config
+
+from digest.store import Store
+from digest.store.workers import STALE_AFTER
+
+GONE, BUSY = "gone@example.org", "busy@example.org"
+
+
+def refusing() -> Scripted:
+    """550 for GONE (permanent: a strike), 451 for BUSY (deferred), everyone else accepted."""
+    replies = {GONE: "550 5.1.1 no such user", BUSY: "451 4.3.0 try again later"}
+    return Scripted(rcpt=lambda turn: replies.get(turn.address))
+
+
+def status(config: Path, now: datetime) -> str:
+    result = cli(config, "status", now=now)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+# --------------------------------------------------------------------------- status (finding 6)
+
+
+async def test_status_names_the_edition_an_smtp_outage_keeps_from_being_built(tmp_path: Path) -> None:
+    """The sender connects before it builds: during an outage today's edition is never built, and
+    status said "next: tomorrow" and "outbox: empty", as if all were well."""
+    async with FeedServer() as feeds:
+        config = write_config(tmp_path, feed_url=feeds.serve("/news.xml", rss()), smtp_port=free_port())
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+    assert "Cannot connect to the SMTP server" in one_error(cli(config, "send"))
+
+    later = NOW + timedelta(minutes=30)  # send_at 07:00 UTC; NOW is 09:00
+    out = status(config, later)
+    assert "UTC: overdue 2026-03-10: due since 2026-03-10 07:00 UTC (2h ago), not built; no daemon is running" in out
+    assert "UTC: next 2026-03-11 at 2026-03-11 07:00 UTC" in out
+
+    # A daemon heartbeating now: it is the one to build it, and its log has the error no row holds.
+    store = Store(f"sqlite:///{tmp_path / 'digest.sqlite'}")
+    try:
+        store.acquire_lock("daemon", "host:1", now=datetime.now(UTC), stale_after=STALE_AFTER)
+    finally:
+        store.close()
+    out = status(config, later)
+    assert "not built; the daemon builds and sends it once it reaches the SMTP server" in out
+    assert "last delivery error: none recorded on a message; a run that could not reach the SMTP server" in out
+
+
+async def test_status_shows_the_newest_day_and_every_open_edition_with_its_retries_and_last_error(
+    tmp_path: Path,
+) -> None:
+    """`digest send --date` of an earlier day after today's edition was opened: status showed the
+    earlier one as "last" and nothing of today's pending rows."""
+    async with FeedServer() as feeds, SmtpServer(refusing()) as smtp:
+        url = feeds.serve("/news.xml", rss(3))
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=("reader0@example.org", BUSY))
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        today = await asyncio.to_thread(cli, config, "send")
+        assert today.returncode == 0 and "1 deferred (pending rows remain)" in today.stdout, today.stderr
+        feeds.serve("/news.xml", rss(6))  # three new items for the earlier day's edition
+        assert (await asyncio.to_thread(cli, config, "poll", now=NOW + timedelta(minutes=1))).returncode == 0
+        earlier = await asyncio.to_thread(cli, config, "send", "--date", "2026-03-09", now=NOW + timedelta(minutes=2))
+        assert earlier.returncode == 0 and "edition 2026-03-09 UTC: 1 sent" in earlier.stdout, earlier.stderr
+
+    out = status(config, NOW + timedelta(minutes=3))
+    last = next(line for line in out.splitlines() if "UTC: last " in line)
+    assert last.startswith("  UTC: last 2026-03-10 (open): 1 pending, 1 sent; next attempt 2026-03-10 09:"), out
+    assert (
+        "  UTC: open 2026-03-09 (open): 1 pending, 1 sent; past its catch-up window, so the daemon leaves its "
+        "pending messages: `digest send --date 2026-03-09` sends them"
+    ) in out
+    assert "outbox: 2 pending, 2 sent (`digest outbox` names who failed or waits, and why)" in out
+    assert "overdue" not in out and "missed" not in out
+    error = next(line for line in out.splitlines() if line.startswith("last delivery error: "))
+    assert f"{BUSY} (edition 2026-03-09 UTC, pending, 1 attempt): 451 4.3.0 try again later" in error
