@@ -85,3 +85,56 @@ async def test_status_shows_the_newest_day_and_every_open_edition_with_its_retri
     assert "overdue" not in out and "missed" not in out
     error = next(line for line in out.splitlines() if line.startswith("last delivery error: "))
     assert f"{BUSY} (edition 2026-03-09 UTC, pending, 1 attempt): 451 4.3.0 try again later" in error
+
+
+# --------------------------------------------------------------------------- who and why (findings 7, 8)
+
+
+async def test_outbox_and_subscribers_show_name_who_failed_or_waits_and_what_the_server_said(tmp_path: Path) -> None:
+    async with FeedServer() as feeds, SmtpServer(refusing()) as smtp:
+        url = feeds.serve("/news.xml", rss())
+        config = write_config(
+            tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=("reader0@example.org", GONE, BUSY)
+        )
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        sent = await asyncio.to_thread(cli, config, "send")
+    # Finding 8: the line after the counts says when the deferred row is retried and how; exit 0 as before.
+    assert sent.returncode == 0, sent.stderr
+    counts, advice = sent.stdout.splitlines()
+    assert counts == "edition 2026-03-10 UTC: 1 sent, 0 skipped, 1 failed, 1 deferred (pending rows remain)"
+    assert advice.startswith("  1 message to retry at 2026-03-10 09:"), advice
+    assert "the daemon (`digest run`) retries it then" in advice
+    assert "from cron, run `digest send --date 2026-03-10` after that time, which retries it at once" in advice
+    assert "`digest outbox --pending` lists them" in advice
+
+    later = NOW + timedelta(minutes=1)
+    listed = cli(config, "outbox", now=later)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0] == "edition 2026-03-10 UTC (open): 1 failed, 1 pending, 1 sent"
+    assert f"  {GONE}  failed  attempts=1  never retried  reply: 550 5.1.1 no such user" in lines
+    busy = next(line for line in lines if BUSY in line)
+    assert busy.startswith(f"  {BUSY}  pending  attempts=1  next=2026-03-10 09:"), busy
+    assert busy.endswith("reply: 451 4.3.0 try again later")
+    assert "reader0" not in listed.stdout, "a sent row needs no one's attention"
+    assert lines[-1] == "2 messages pending/sending/failed"
+
+    failed_only = cli(config, "outbox", "--failed", now=later).stdout
+    assert GONE in failed_only and BUSY not in failed_only
+    pending_only = cli(config, "outbox", "--pending", "--date", "2026-03-10", now=later).stdout
+    assert BUSY in pending_only and GONE not in pending_only
+    assert "No edition of 2026-03-09 was built." in one_error(cli(config, "outbox", "--date", "2026-03-09", now=later))
+
+    gone = cli(config, "subscribers", "show", GONE, now=later).stdout
+    assert "strikes   1 of 3 (permanent SMTP failures; suspended at [smtp] suspend_after = 3)" in gone
+    assert "failed    edition 2026-03-10 UTC at 2026-03-10 09:00 UTC: 550 5.1.1 no such user" in gone
+    waiting = cli(config, "subscribers", "show", BUSY, now=later).stdout
+    assert "strikes   0 of 3" in waiting
+    deferred = next(line for line in waiting.splitlines() if line.startswith("deferred  "))
+    assert deferred.startswith("deferred  edition 2026-03-10 UTC, attempts=1, next 2026-03-10 09:"), deferred
+    assert deferred.endswith(": 451 4.3.0 try again later"), deferred
+
+    # A 550 at RCPT is no bounce: none was received. The list says what it counts.
+    roster = cli(config, "subscribers", "list", now=later).stdout
+    assert "bounces=" not in roster
+    assert next(line for line in roster.splitlines() if line.startswith(GONE)).endswith("smtp_failures=1/3")
