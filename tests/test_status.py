@@ -5,9 +5,12 @@ a feed server and aiosmtpd on loopback that refuses or defers chosen recipients.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from conftest import BACKENDS, postgres_database
 from httpservers import FeedServer
 from ports import free_port
 from smtpservers import Scripted, SmtpServer
@@ -17,6 +20,17 @@ from digest.store import Store
 from digest.store.workers import STALE_AFTER
 
 GONE, BUSY = "gone@example.org", "busy@example.org"
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The database the site uses: None for SQLite beside the config, else a new PostgreSQL one
+    (the operator's reads are plain queries, but ordering and NULL counting differ by dialect)."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with postgres_database() as url:
+        yield url
 
 
 def refusing() -> Scripted:
@@ -59,13 +73,15 @@ async def test_status_names_the_edition_an_smtp_outage_keeps_from_being_built(tm
 
 
 async def test_status_shows_the_newest_day_and_every_open_edition_with_its_retries_and_last_error(
-    tmp_path: Path,
+    tmp_path: Path, database: str | None
 ) -> None:
     """`digest send --date` of an earlier day after today's edition was opened: status showed the
     earlier one as "last" and nothing of today's pending rows."""
     async with FeedServer() as feeds, SmtpServer(refusing()) as smtp:
         url = feeds.serve("/news.xml", rss(3))
-        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=("reader0@example.org", BUSY))
+        config = write_config(
+            tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=("reader0@example.org", BUSY), database=database
+        )
         assert (await asyncio.to_thread(poll, config)).returncode == 0
         today = await asyncio.to_thread(cli, config, "send")
         assert today.returncode == 0 and "1 deferred (pending rows remain)" in today.stdout, today.stderr
@@ -90,11 +106,17 @@ async def test_status_shows_the_newest_day_and_every_open_edition_with_its_retri
 # --------------------------------------------------------------------------- who and why (findings 7, 8)
 
 
-async def test_outbox_and_subscribers_show_name_who_failed_or_waits_and_what_the_server_said(tmp_path: Path) -> None:
+async def test_outbox_and_subscribers_show_name_who_failed_or_waits_and_what_the_server_said(
+    tmp_path: Path, database: str | None
+) -> None:
     async with FeedServer() as feeds, SmtpServer(refusing()) as smtp:
         url = feeds.serve("/news.xml", rss())
         config = write_config(
-            tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=("reader0@example.org", GONE, BUSY)
+            tmp_path,
+            feed_url=url,
+            smtp_port=smtp.port,
+            subscribers=("reader0@example.org", GONE, BUSY),
+            database=database,
         )
         assert (await asyncio.to_thread(poll, config)).returncode == 0
         sent = await asyncio.to_thread(cli, config, "send")
