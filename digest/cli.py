@@ -764,7 +764,10 @@ def _outbox_line(row: OutboxEntry, now: datetime) -> str:
     else:
         nxt = "never retried"
     crashes = f"  crashes={row.crashes}" if row.crashes else ""
-    return f"  {row.email}  {row.status}  attempts={row.attempts}{crashes}  {nxt}  reply: {row.last_error or '-'}"
+    from digest.status import shown_address
+
+    head = f"  {shown_address(row.email)}  {row.status}  attempts={row.attempts}{crashes}"
+    return f"{head}  {nxt}  reply: {row.last_error or '-'}"
 
 
 def _utc(when: datetime | None) -> str:
@@ -961,6 +964,8 @@ def subscribers() -> None:
 @subscribers.command("list")
 @pass_app
 def subscribers_list(app: App) -> None:
+    from digest.status import shown_address
+
     rows = app.reader.list_subscribers()
     for s in rows:
         chosen = app.settings.chosen_now(s.sections)  # a former name ([[sections]] formerly) as its section
@@ -969,7 +974,7 @@ def subscribers_list(app: App) -> None:
         strikes = f"{s.permanent_failures}/{app.settings.smtp.suspend_after}"
         extra = f"  smtp_failures={strikes}" if s.permanent_failures else ""
         zone = _zone_shown(app, s.timezone or app.settings.digest.timezone)
-        click.echo(f"{s.email}  {s.status}  [{sections}]  tz={zone}{extra}")
+        click.echo(f"{shown_address(s.email)}  {s.status}  [{sections}]  tz={zone}{extra}")
     click.echo(f"{len(rows)} subscribers")
 
 

@@ -13,6 +13,12 @@ from digest.store.workers import STALE_AFTER
 log = logging.getLogger(__name__)
 
 
+def shown_address(email: str) -> str:
+    """An address as one safe line: a stored one may hold CR/LF or be empty (a hand edit, or a row
+    from before addresses were checked), and printed raw it would forge a line of the listing."""
+    return email if email and email.isprintable() and email.strip() == email else repr(email)
+
+
 def _when(dt: datetime | None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M UTC") if dt else "-"
 
@@ -131,9 +137,9 @@ def _last_error(store: Store, *, overdue: bool, running: bool) -> list[str]:
     circuit breaker) is recorded on no row: the daemon logs it, and `digest send` prints it."""
     last = store.last_delivery_error()
     if last is not None:
+        edition = f"edition {last.day} {last.timezone}, {last.status}, {_attempts(last.attempts)}"
         return [
-            f"last delivery error: {_when(last.updated_at)}, {last.email} (edition {last.day} {last.timezone}, "
-            f"{last.status}, {_attempts(last.attempts)}): {last.last_error}"
+            f"last delivery error: {_when(last.updated_at)}, {shown_address(last.email)} ({edition}): {last.last_error}"
         ]
     if overdue and running:
         return [

@@ -5,6 +5,7 @@ a feed server and aiosmtpd on loopback that refuses or defers chosen recipients.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -160,3 +161,23 @@ async def test_outbox_and_subscribers_show_name_who_failed_or_waits_and_what_the
     roster = cli(config, "subscribers", "list", now=later).stdout
     assert "bounces=" not in roster
     assert next(line for line in roster.splitlines() if line.startswith(GONE)).endswith("smtp_failures=1/3")
+
+
+async def test_an_address_with_a_line_break_is_listed_as_one_quoted_line(tmp_path: Path) -> None:
+    """README (H18): a hand-edited address fails its own row and `status` names it; printed raw,
+    its CR/LF would forge a line of the listing an operator (or a script) reads."""
+    forged = "x@example.org\r\nBcc: evil@example.net"
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        config = write_config(tmp_path, feed_url=feeds.serve("/news.xml", rss()), smtp_port=smtp.port)
+        assert cli(config, "subscribers", "add", "bad@example.org").returncode == 0
+        with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+            db.execute("UPDATE subscribers SET email = ? WHERE email = 'bad@example.org'", (forged,))
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        sent = await asyncio.to_thread(cli, config, "send")
+        assert sent.returncode == 0 and "1 sent, 0 skipped, 1 failed" in sent.stdout, sent.stderr
+    listed = cli(config, "outbox", "--failed").stdout
+    assert f"  {forged!r}  failed  attempts=0  never retried  reply: " in listed
+    assert "\nBcc:" not in listed and "\r" not in listed
+    out = status(config, NOW)
+    assert f"last delivery error: 2026-03-10 09:00 UTC, {forged!r} (edition 2026-03-10 UTC, failed" in out
+    assert "\nBcc:" not in out
