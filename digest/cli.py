@@ -29,7 +29,7 @@ from digest import config as cfg
 from digest import schedule
 from digest.clock import Clock, system_clock
 from digest.errors import ConfigError, DatabaseBusyError, DigestError, FeedError, StoreError, SubscriberError
-from digest.model import FeedSpec, PollResult
+from digest.model import FeedSpec, OutboxEntry, PollResult
 
 if TYPE_CHECKING:  # imported where a command opens the database: SQLAlchemy is a third of --help's start
     from digest.store import Store
@@ -540,8 +540,31 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
             f"edition {rep.day} {rep.timezone}: {rep.sent} sent, {rep.skipped} skipped, "
             f"{rep.failed} failed, {rep.deferred} deferred ({state})"
         )
+        if not rep.complete:
+            click.echo(_remaining(app, store, rep.edition_id, rep.day))
     if not reports:
         click.echo("no active subscribers: nothing to send")
+
+
+def _remaining(app: App, store: Store, edition_id: int, day: date) -> str:
+    """What becomes of an edition's rows this run left unsent, and what to do (audit finding 8). A
+    later `digest send` without --date sends only each zone's today, so under cron yesterday's
+    deferred rows would wait for ever; `--date` retries those of an earlier run at once, whatever
+    their retry time (pipeline: rows deferred by this run are never retried by it)."""
+    pending, earliest = store.next_retry(edition_id)
+    if not pending:  # only rows another sender holds: they are its to send, or anyone's once its claim lapses
+        return (
+            "  the other messages are held by another sender, which sends them; if it stopped, the next "
+            f"`digest send --date {day}` takes them over once its claim lapses ([smtp] claim_lease)"
+        )
+    when = f"at {earliest:%Y-%m-%d %H:%M} UTC" if earliest is not None and earliest > app.clock() else "now"
+    its = "it" if pending == 1 else "them"
+    return (
+        f"  {pending} message{'s' if pending != 1 else ''} to retry {when}: the daemon (`digest run`) retries "
+        f"{its} then (on the edition's own day, or within [digest] catch_up); from cron, run `digest send "
+        f"--date {day}` after that time, which retries {its} at once (a plain `digest send` sends only each "
+        "time zone's today). `digest outbox --pending` lists them with the SMTP server's replies"
+    )
 
 
 def _warn_of_links(app: App) -> None:
@@ -684,6 +707,71 @@ def status(app: App) -> None:
     from digest.status import render_status
 
     click.echo(render_status(app.settings, app.reader, now=app.clock()))
+
+
+@main.command()
+@click.option(
+    "--date", "day", metavar="YYYY-MM-DD", help="Editions of this day (default: the newest and every open one)."
+)
+@click.option("--failed", is_flag=True, help="Only messages that failed for good.")
+@click.option("--pending", is_flag=True, help="Only messages waiting to be sent or retried.")
+@pass_app
+def outbox(app: App, day: str | None, failed: bool, pending: bool) -> None:
+    """Who did not get an edition yet, or never will, and what the SMTP server said."""
+    from digest.store import FAILED, PENDING
+
+    store = app.reader
+    if day is not None:
+        editions = store.editions_on(_date(day, app))
+        if not editions:
+            raise DigestError(
+                f"No edition of {day} was built.", hint="`digest status` shows each time zone's editions."
+            )
+    else:
+        newest = [store.newest_edition(tz) for tz in store.timezones_in_use(app.settings.digest.timezone)]
+        found = {e.id: e for e in [*store.list_editions(status="open"), *newest] if e is not None}
+        editions = sorted(found.values(), key=lambda e: (e.day, e.timezone), reverse=True)
+    # Sent and skipped rows need no one's attention; the rest is who is waiting and who failed.
+    statuses = ([FAILED] if failed else []) + ([PENDING, "sending"] if pending else [])
+    statuses = statuses or [PENDING, "sending", FAILED]
+    now, shown = app.clock(), 0
+    for edition in editions:
+        counts = store.delivery_counts(edition.id)
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no subscribers"
+        click.echo(f"edition {edition.day} {edition.timezone} ({edition.status}): {summary}")
+        after = 0
+        while batch := store.outbox_entries(edition.id, statuses=statuses, after=after):
+            for row in batch:
+                click.echo(_outbox_line(row, now))
+            shown += len(batch)
+            after = batch[-1].id
+    click.echo(f"{shown} message{'s' if shown != 1 else ''} {'/'.join(statuses)}")
+
+
+def _outbox_line(row: OutboxEntry, now: datetime) -> str:
+    """One outbox row: address, state, attempts, when it is tried next, and the last reply."""
+    if row.status == "sending":
+        gone = row.lease_until is not None and row.lease_until < now
+        nxt = f"held by {row.worker} until {_utc(row.lease_until)}" + (
+            " (lapsed: taken over by the next run)" if gone else ""
+        )
+    elif row.status == "pending":
+        nxt = (
+            "next=now"
+            if row.next_attempt_at is None or row.next_attempt_at <= now
+            else f"next={_utc(row.next_attempt_at)}"
+        )
+    else:
+        nxt = "never retried"
+    crashes = f"  crashes={row.crashes}" if row.crashes else ""
+    from digest.status import shown_address
+
+    head = f"  {shown_address(row.email)}  {row.status}  attempts={row.attempts}{crashes}"
+    return f"{head}  {nxt}  reply: {row.last_error or '-'}"
+
+
+def _utc(when: datetime | None) -> str:
+    return when.strftime("%Y-%m-%d %H:%M UTC") if when else "-"
 
 
 # --------------------------------------------------------------------------- feeds
@@ -876,13 +964,17 @@ def subscribers() -> None:
 @subscribers.command("list")
 @pass_app
 def subscribers_list(app: App) -> None:
+    from digest.status import shown_address
+
     rows = app.reader.list_subscribers()
     for s in rows:
         chosen = app.settings.chosen_now(s.sections)  # a former name ([[sections]] formerly) as its section
         sections = "unreadable" if s.damaged else ", ".join(chosen) if chosen is not None else "all sections"
-        extra = f"  bounces={s.permanent_failures}" if s.permanent_failures else ""
+        # Permanent SMTP refusals counted towards [smtp] suspend_after; bounces are counted apart.
+        strikes = f"{s.permanent_failures}/{app.settings.smtp.suspend_after}"
+        extra = f"  smtp_failures={strikes}" if s.permanent_failures else ""
         zone = _zone_shown(app, s.timezone or app.settings.digest.timezone)
-        click.echo(f"{s.email}  {s.status}  [{sections}]  tz={zone}{extra}")
+        click.echo(f"{shown_address(s.email)}  {s.status}  [{sections}]  tz={zone}{extra}")
     click.echo(f"{len(rows)} subscribers")
 
 
@@ -1019,6 +1111,7 @@ def subscribers_show(app: App, email: str) -> None:
         ("status", sub.status, origins["status"]),
     ):
         click.echo(f"{label:<9} {value}  [set by {origin}]")
+    _show_deliveries(app, sub.id, sub.permanent_failures)
     score = app.store.bounce_score(sub.id, now=app.clock(), half_life=app.settings.bounces.soft_decay)
     if score >= 0.01:
         click.echo(
@@ -1034,6 +1127,24 @@ def subscribers_show(app: App, email: str) -> None:
             kind, code, diagnostic, at = last
             line += f"; last bounce {kind} {code or ''} on {at:%Y-%m-%d}: {diagnostic or '-'}".replace("  ", " ")
         click.echo(line)
+
+
+def _show_deliveries(app: App, subscriber_id: int, strikes: int) -> None:
+    """The permanent SMTP failures counted towards a suspension, the last one's reply, and the
+    messages waiting for a retry with theirs: what the SMTP server said about this address."""
+    from digest.store import FAILED, PENDING
+
+    limit = app.settings.smtp.suspend_after
+    click.echo(f"strikes   {strikes} of {limit} (permanent SMTP failures; suspended at [smtp] suspend_after = {limit})")
+    for row in app.store.subscriber_outbox(subscriber_id, statuses=[FAILED], limit=1):
+        reply = row.last_error or "no reply recorded"
+        click.echo(f"failed    edition {row.day} {row.timezone} at {_utc(row.updated_at)}: {reply}")
+    for row in app.store.subscriber_outbox(subscriber_id, statuses=[PENDING], limit=3):
+        if row.last_error:
+            when = _utc(row.next_attempt_at) if row.next_attempt_at else "now"
+            click.echo(
+                f"deferred  edition {row.day} {row.timezone}, attempts={row.attempts}, next {when}: {row.last_error}"
+            )
 
 
 @subscribers.command("import")

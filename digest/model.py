@@ -385,3 +385,22 @@ class PollWritten:
     new_items: int
     updated_items: int
     moved: bool  # the feed's URL is now PollRecord.moved_to
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One outbox row as an operator reads it (`digest outbox`, `subscribers show`, `status`): whose
+    message of which edition, where it stands, and what the SMTP server last said about it."""
+
+    id: int
+    day: date  # the edition's local day
+    timezone: str  # the edition's time zone
+    email: str
+    status: str  # pending, sending, sent, failed, skipped
+    attempts: int
+    crashes: int
+    last_error: str | None  # the last SMTP reply or local error recorded for the row (kept after a success)
+    next_attempt_at: datetime | None  # a deferred row's retry time; None: due as soon as a sender comes
+    updated_at: datetime
+    worker: str | None = None  # the sender holding a `sending` row
+    lease_until: datetime | None = None  # when that sender's claim runs out unless renewed

@@ -13,6 +13,12 @@ from digest.store.workers import STALE_AFTER
 log = logging.getLogger(__name__)
 
 
+def shown_address(email: str) -> str:
+    """An address as one safe line: a stored one may hold CR/LF or be empty (a hand edit, or a row
+    from before addresses were checked), and printed raw it would forge a line of the listing."""
+    return email if email and email.isprintable() and email.strip() == email else repr(email)
+
+
 def _when(dt: datetime | None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M UTC") if dt else "-"
 
@@ -41,18 +47,20 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
 
     zones = store.timezones_in_use(settings.digest.timezone) or [settings.digest.timezone]
     lines.append("editions:")
+    # A daemon killed outright leaves its lock row behind: only a fresh heartbeat is one running.
+    daemon = holder is not None and datetime.now(UTC) - holder[1] <= STALE_AFTER
+    running = daemon or any(w.alive for w in store.workers(stale_after=STALE_AFTER))
+    overdue = False
     for tz in zones:
-        last = store.last_edition(tz)
-        day, instant = schedule.next_edition(now, settings.digest.send_at, tz)
-        while last is not None and day <= last.day:  # that day's edition was already made (e.g. `digest send`)
-            day, instant = schedule.next_edition(instant, settings.digest.send_at, tz)
-        lines.append(f"  {tz}: next {day} at {_when(instant)}")
-        if last:
-            counts = store.delivery_counts(last.id)
-            summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no subscribers"
-            lines.append(f"  {tz}: last {last.day} ({last.status}): {summary}")
+        zone_lines, late = _zone_editions(settings, store, tz, now=now, running=running)
+        lines += zone_lines
+        overdue = overdue or late
     totals = store.delivery_counts()
-    lines.append("outbox: " + (", ".join(f"{n} {k}" for k, n in sorted(totals.items())) or "empty"))
+    outbox = ", ".join(f"{n} {k}" for k, n in sorted(totals.items())) or "empty"
+    if totals.get("failed") or totals.get("pending") or totals.get("sending"):
+        outbox += " (`digest outbox` names who failed or waits, and why)"
+    lines.append(f"outbox: {outbox}")
+    lines += _last_error(store, overdue=overdue, running=running)
     b = store.bounce_summary()
     kinds = ", ".join(f"{b.by_kind.get(k, 0)} {k}" for k in ("hard", "soft", "complaint"))
     lines.append(f"bounces: {kinds}; {b.unverified} ignored (token did not verify)")
@@ -64,6 +72,85 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
     if kept:  # the web app could not write them while the database was busy; applied on the next write
         lines.append(f"unsubscribes waiting for the database: {len(kept)} ({unsubscribes.spool_path(settings)})")
     return "\n".join(lines)
+
+
+def _zone_editions(
+    settings: Settings, store: Store, tz: str, *, now: datetime, running: bool
+) -> tuple[list[str], bool]:
+    """A time zone's editions as the operator needs them (audit finding 6): the next one; the one
+    due and not built, with since when (an SMTP outage keeps the daemon from building it: it
+    connects first); the newest by day; and every edition still open, with its pending rows' next
+    attempt. Returns the lines and whether an edition is overdue."""
+    from digest.pipeline.send import edition_due, still_fresh
+
+    digest, lines, overdue = settings.digest, [], False
+    newest = store.newest_edition(tz)
+    day, instant = schedule.next_edition(now, digest.send_at, tz)
+    while newest is not None and day <= newest.day:  # that day's edition was already made (e.g. `digest send`)
+        day, instant = schedule.next_edition(instant, digest.send_at, tz)
+    lines.append(f"  {tz}: next {day} at {_when(instant)}")
+    due_day, due_at = schedule.latest_edition(now, digest.send_at, tz)
+    if store.get_edition(day=due_day, timezone=tz) is None and (newest is None or newest.day < due_day):
+        # The daemon's own rule (pipeline.send.plan), so status says what the daemon will do.
+        if edition_due(now, digest, tz, last_day=newest.day if newest else None) == due_day:
+            overdue = True
+            who = (
+                "the daemon builds and sends it once it reaches the SMTP server (its log says why it has "
+                "not yet; after a failed run it tries again within 30 minutes)"
+                if running
+                else "no daemon is running: start `digest run`, or run `digest send`"
+            )
+            lines.append(
+                f"  {tz}: overdue {due_day}: due since {_when(due_at)} ({_ago(now - due_at)} ago), not built; {who}"
+            )
+        elif newest is not None or store.items_seen_before(due_at):  # else a new site: nothing to send then
+            lines.append(
+                f"  {tz}: missed {due_day}: due at {_when(due_at)}, never built, and past the catch-up window, "
+                f"so the daemon will not send it (`digest send --date {due_day}` would, with every item since "
+                "the last edition)"
+            )
+    shown = [newest] if newest is not None else []
+    shown += [e for e in reversed(store.list_editions(status="open")) if e.timezone == tz and e != newest]
+    for edition in shown:
+        counts = store.delivery_counts(edition.id)
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no subscribers"
+        label = "last" if edition is newest else "open"
+        line = f"  {tz}: {label} {edition.day} ({edition.status}): {summary}"
+        pending, earliest = store.next_retry(edition.id)
+        if edition.status == "open" and pending:
+            if not still_fresh(now, digest, tz, edition.day):
+                line += (
+                    "; past its catch-up window, so the daemon leaves its pending messages: "
+                    f"`digest send --date {edition.day}` sends them"
+                )
+            elif earliest is None or earliest <= now:
+                line += "; pending messages due now"
+            else:
+                line += f"; next attempt {_when(earliest)}"
+        lines.append(line)
+    return lines, overdue
+
+
+def _last_error(store: Store, *, overdue: bool, running: bool) -> list[str]:
+    """The last error a send recorded on a message not sent (the SMTP server's reply, or why the
+    message could not be made). An outage that stops a whole run (no connection, a 535, the
+    circuit breaker) is recorded on no row: the daemon logs it, and `digest send` prints it."""
+    last = store.last_delivery_error()
+    if last is not None:
+        edition = f"edition {last.day} {last.timezone}, {last.status}, {_attempts(last.attempts)}"
+        return [
+            f"last delivery error: {_when(last.updated_at)}, {shown_address(last.email)} ({edition}): {last.last_error}"
+        ]
+    if overdue and running:
+        return [
+            "last delivery error: none recorded on a message; a run that could not reach the SMTP server "
+            "is in the daemon's log (journalctl -u digest)"
+        ]
+    return []
+
+
+def _attempts(n: int) -> str:
+    return f"{n} attempt{'s' if n != 1 else ''}"
 
 
 def warn_orphaned_choices(settings: Settings, store: Store) -> None:

@@ -551,6 +551,7 @@ def test_L1_the_addresses_check_config_accepts_still_pass(tmp_path: Path) -> Non
     "command",
     [
         ["status"],
+        ["outbox"],
         ["feeds", "list"],
         ["subscribers", "list"],
         ["poll"],
@@ -567,7 +568,11 @@ def test_S13_a_database_locked_by_another_process_gives_one_line_and_exit_1_or_a
     assert cli(config, "status").returncode == 0  # creates and syncs the database
     with write_lock(database):
         result = cli(config, *command)
-    if command[0] in ("status", "feeds", "subscribers") and command[-1] == "list" or command == ["status"]:
+    if (
+        command[0] in ("status", "feeds", "subscribers")
+        and command[-1] == "list"
+        or command in (["status"], ["outbox"])
+    ):
         # Read-only commands write nothing, so a writer's lock does not stop them (WAL readers never wait).
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr
@@ -585,6 +590,7 @@ def test_S13_read_only_commands_leave_the_database_file_untouched(tmp_path: Path
     before = {p.name: p.stat().st_size for p in tmp_path.glob("digest.sqlite*")}
     for command in (
         ["status"],
+        ["outbox"],
         ["feeds", "list"],
         ["subscribers", "list"],
         ["subscribers", "export"],

@@ -860,7 +860,7 @@ async def test_M3_a_550_fails_the_row_counts_a_bounce_and_three_editions_suspend
             if n in (0, 2):
                 listing = await site.run("subscribers", "list", now=morning + timedelta(minutes=2))
                 line = next(line for line in listing.out.splitlines() if line.startswith(gone))
-                assert f"bounces={n + 1}" in line
+                assert f"smtp_failures={n + 1}/3" in line
                 assert (" suspended " in line) == (n == 2), line
             if n == 3:  # suspended: no row, no attempt
                 assert gone not in site.statuses(day) and "2 sent, 0 skipped, 0 failed" in run.out

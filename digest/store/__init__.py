@@ -6,7 +6,7 @@ Returns model objects, never rows. Synchronous; async code calls it through asyn
 from __future__ import annotations
 
 from digest.store.bounces import BounceStore
-from digest.store.editions import FAILED, MAX_CRASHES, PENDING, SENT, SKIPPED, EditionStore
+from digest.store.editions import FAILED, MAX_CRASHES, PENDING, SENT, SKIPPED, EditionStore, OutboxReads
 from digest.store.feeds import FeedStore
 from digest.store.signups import SignupStore
 from digest.store.subscribers import (
@@ -22,7 +22,7 @@ from digest.store.subscribers import (
 from digest.store.workers import WorkerStore
 
 
-class Store(FeedStore, SubscriberStore, EditionStore, BounceStore, SignupStore, WorkerStore):
+class Store(FeedStore, SubscriberStore, EditionStore, OutboxReads, BounceStore, SignupStore, WorkerStore):
     """All tables behind one object; each mixin owns one concern."""
 
 

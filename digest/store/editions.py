@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from digest.errors import StoreError
-from digest.model import Delivery, EditionItem, EditionRecord, EditionWindow, Item, Mark, Subscriber
+from digest.model import Delivery, EditionItem, EditionRecord, EditionWindow, Item, Mark, OutboxEntry, Subscriber
 from digest.schedule import known_zone
 from digest.store import schema as t
 from digest.store.base import StoreBase, database_time
@@ -623,3 +623,122 @@ def _not_recorded(exc: SQLAlchemyError | StoreError, n: int, where: str) -> Stor
         hint="Sending stopped; those messages stay claimed and the next `digest send` sends them "
         "again (their recipients may get them twice). Check free space and the database.",
     )
+
+
+# --------------------------------------------------------------------------- what operators read
+
+
+_UNFINISHED = (PENDING, SENDING)
+
+
+def _entry(row: Row[Any]) -> OutboxEntry:
+    return OutboxEntry(
+        id=row.id,
+        day=row.day,
+        timezone=row.timezone,
+        email=row.email,
+        status=row.status,
+        attempts=row.attempts,
+        crashes=row.crashes,
+        last_error=row.last_error,
+        next_attempt_at=row.next_attempt_at,
+        updated_at=row.updated_at,
+        worker=row.worker,
+        lease_until=row.lease_until,
+    )
+
+
+def _entries() -> Any:
+    """The outbox rows with their edition's day and zone and the subscriber's address."""
+    d, e, s = t.deliveries.c, t.editions.c, t.subscribers.c
+    return select(
+        d.id,
+        e.day,
+        e.timezone,
+        s.email,
+        d.status,
+        d.attempts,
+        d.crashes,
+        d.last_error,
+        d.next_attempt_at,
+        d.updated_at,
+        d.worker,
+        d.lease_until,
+    ).select_from(t.deliveries.join(t.editions, e.id == d.edition_id).join(t.subscribers, s.id == d.subscriber_id))
+
+
+class OutboxReads(StoreBase):
+    """Read-only questions `digest status`, `digest outbox` and `subscribers show` ask of the editions
+    and the outbox. Kept apart from EditionStore, which the send path writes through."""
+
+    def newest_edition(self, timezone: str) -> EditionRecord | None:
+        """The zone's edition of the latest day. Not `last_edition` (the latest cut-off): `digest
+        send --date` of an earlier day builds an edition after a later one, and the later one is
+        still the newest the readers have."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.editions)
+                .where(t.editions.c.timezone == timezone)
+                .order_by(t.editions.c.day.desc(), t.editions.c.cutoff.desc())
+                .limit(1)
+            ).first()
+        return _edition(row) if row else None
+
+    def editions_on(self, day: date) -> list[EditionRecord]:
+        """Every time zone's edition of `day`."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.editions).where(t.editions.c.day == day).order_by(t.editions.c.timezone)).all()
+        return [_edition(r) for r in rows]
+
+    def outbox_entries(
+        self, edition_id: int, *, statuses: Sequence[str] | None = None, after: int = 0, limit: int = 1000
+    ) -> list[OutboxEntry]:
+        """The edition's rows in `statuses` (None: all), in id order from after `after`: callers page
+        through an edition of millions of rows `limit` at a time."""
+        d = t.deliveries.c
+        query = _entries().where(d.edition_id == edition_id, d.id > after).order_by(d.id).limit(limit)
+        if statuses is not None:
+            query = query.where(d.status.in_(tuple(statuses)))
+        with self.engine.connect() as conn:
+            return [_entry(r) for r in conn.execute(query)]
+
+    def next_retry(self, edition_id: int) -> tuple[int, datetime | None]:
+        """How many of the edition's rows are pending, and the earliest retry time among them (None
+        when one has none: it is due as soon as a sender comes, or when none is pending)."""
+        d = t.deliveries.c
+        with self.engine.connect() as conn:
+            n, unset, earliest = conn.execute(
+                select(
+                    func.count(),
+                    func.count() - func.count(d.next_attempt_at),
+                    func.min(d.next_attempt_at),
+                ).where(d.edition_id == edition_id, d.status == PENDING)
+            ).one()
+        return int(n or 0), None if unset else earliest
+
+    def last_delivery_error(self) -> OutboxEntry | None:
+        """The newest error recorded on a row still unsent (pending, held, or failed): what the SMTP
+        server (or the message's making) last said. A sent row keeps the error of its retry, which
+        no longer matters."""
+        d = t.deliveries.c
+        query = (
+            _entries()
+            .where(d.last_error.is_not(None), d.status.in_((*_UNFINISHED, FAILED)))
+            .order_by(d.updated_at.desc(), d.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return _entry(row) if row else None
+
+    def subscriber_outbox(self, subscriber_id: int, *, statuses: Sequence[str], limit: int = 5) -> list[OutboxEntry]:
+        """The subscriber's rows in `statuses`, the latest change first."""
+        d = t.deliveries.c
+        query = (
+            _entries()
+            .where(d.subscriber_id == subscriber_id, d.status.in_(tuple(statuses)))
+            .order_by(d.updated_at.desc(), d.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_entry(r) for r in conn.execute(query)]

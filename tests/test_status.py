@@ -1,0 +1,183 @@
+"""What an operator reads when mail does not go out (audit of the send path, findings 6-8): the real
+`python -m digest status`, `outbox`, `subscribers show/list` and `send` against real SQLite files,
+a feed server and aiosmtpd on loopback that refuses or defers chosen recipients."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import BACKENDS, postgres_database
+from httpservers import FeedServer
+from ports import free_port
+from smtpservers import Scripted, SmtpServer
+from test_faults import NOW, cli, one_error, poll, rss, write_config
+
+from digest.store import Store
+from digest.store.workers import STALE_AFTER
+
+GONE, BUSY = "gone@example.org", "busy@example.org"
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The database the site uses: None for SQLite beside the config, else a new PostgreSQL one
+    (the operator's reads are plain queries, but ordering and NULL counting differ by dialect)."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with postgres_database() as url:
+        yield url
+
+
+def refusing() -> Scripted:
+    """550 for GONE (permanent: a strike), 451 for BUSY (deferred), everyone else accepted."""
+    replies = {GONE: "550 5.1.1 no such user", BUSY: "451 4.3.0 try again later"}
+    return Scripted(rcpt=lambda turn: replies.get(turn.address))
+
+
+def status(config: Path, now: datetime) -> str:
+    result = cli(config, "status", now=now)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+# --------------------------------------------------------------------------- status (finding 6)
+
+
+async def test_status_names_the_edition_an_smtp_outage_keeps_from_being_built(tmp_path: Path) -> None:
+    """The sender connects before it builds: during an outage today's edition is never built, and
+    status said "next: tomorrow" and "outbox: empty", as if all were well."""
+    async with FeedServer() as feeds:
+        config = write_config(tmp_path, feed_url=feeds.serve("/news.xml", rss()), smtp_port=free_port())
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+    assert "Cannot connect to the SMTP server" in one_error(cli(config, "send"))
+
+    later = NOW + timedelta(minutes=30)  # send_at 07:00 UTC; NOW is 09:00
+    out = status(config, later)
+    assert "UTC: overdue 2026-03-10: due since 2026-03-10 07:00 UTC (2h ago), not built; no daemon is running" in out
+    assert "UTC: next 2026-03-11 at 2026-03-11 07:00 UTC" in out
+
+    # A daemon heartbeating now: it is the one to build it, and its log has the error no row holds.
+    store = Store(f"sqlite:///{tmp_path / 'digest.sqlite'}")
+    try:
+        store.acquire_lock("daemon", "host:1", now=datetime.now(UTC), stale_after=STALE_AFTER)
+    finally:
+        store.close()
+    out = status(config, later)
+    assert "not built; the daemon builds and sends it once it reaches the SMTP server" in out
+    assert "last delivery error: none recorded on a message; a run that could not reach the SMTP server" in out
+
+
+async def test_status_shows_the_newest_day_and_every_open_edition_with_its_retries_and_last_error(
+    tmp_path: Path, database: str | None
+) -> None:
+    """`digest send --date` of an earlier day after today's edition was opened: status showed the
+    earlier one as "last" and nothing of today's pending rows."""
+    async with FeedServer() as feeds, SmtpServer(refusing()) as smtp:
+        url = feeds.serve("/news.xml", rss(3))
+        config = write_config(
+            tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=("reader0@example.org", BUSY), database=database
+        )
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        today = await asyncio.to_thread(cli, config, "send")
+        assert today.returncode == 0 and "1 deferred (pending rows remain)" in today.stdout, today.stderr
+        feeds.serve("/news.xml", rss(6))  # three new items for the earlier day's edition
+        assert (await asyncio.to_thread(cli, config, "poll", now=NOW + timedelta(minutes=1))).returncode == 0
+        earlier = await asyncio.to_thread(cli, config, "send", "--date", "2026-03-09", now=NOW + timedelta(minutes=2))
+        assert earlier.returncode == 0 and "edition 2026-03-09 UTC: 1 sent" in earlier.stdout, earlier.stderr
+
+    out = status(config, NOW + timedelta(minutes=3))
+    last = next(line for line in out.splitlines() if "UTC: last " in line)
+    assert last.startswith("  UTC: last 2026-03-10 (open): 1 pending, 1 sent; next attempt 2026-03-10 09:"), out
+    assert (
+        "  UTC: open 2026-03-09 (open): 1 pending, 1 sent; past its catch-up window, so the daemon leaves its "
+        "pending messages: `digest send --date 2026-03-09` sends them"
+    ) in out
+    assert "outbox: 2 pending, 2 sent (`digest outbox` names who failed or waits, and why)" in out
+    assert "overdue" not in out and "missed" not in out
+    error = next(line for line in out.splitlines() if line.startswith("last delivery error: "))
+    assert f"{BUSY} (edition 2026-03-09 UTC, pending, 1 attempt): 451 4.3.0 try again later" in error
+
+
+# --------------------------------------------------------------------------- who and why (findings 7, 8)
+
+
+async def test_outbox_and_subscribers_show_name_who_failed_or_waits_and_what_the_server_said(
+    tmp_path: Path, database: str | None
+) -> None:
+    async with FeedServer() as feeds, SmtpServer(refusing()) as smtp:
+        url = feeds.serve("/news.xml", rss())
+        config = write_config(
+            tmp_path,
+            feed_url=url,
+            smtp_port=smtp.port,
+            subscribers=("reader0@example.org", GONE, BUSY),
+            database=database,
+        )
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        sent = await asyncio.to_thread(cli, config, "send")
+    # Finding 8: the line after the counts says when the deferred row is retried and how; exit 0 as before.
+    assert sent.returncode == 0, sent.stderr
+    counts, advice = sent.stdout.splitlines()
+    assert counts == "edition 2026-03-10 UTC: 1 sent, 0 skipped, 1 failed, 1 deferred (pending rows remain)"
+    assert advice.startswith("  1 message to retry at 2026-03-10 09:"), advice
+    assert "the daemon (`digest run`) retries it then" in advice
+    assert "from cron, run `digest send --date 2026-03-10` after that time, which retries it at once" in advice
+    assert "`digest outbox --pending` lists them" in advice
+
+    later = NOW + timedelta(minutes=1)
+    listed = cli(config, "outbox", now=later)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0] == "edition 2026-03-10 UTC (open): 1 failed, 1 pending, 1 sent"
+    assert f"  {GONE}  failed  attempts=1  never retried  reply: 550 5.1.1 no such user" in lines
+    busy = next(line for line in lines if BUSY in line)
+    assert busy.startswith(f"  {BUSY}  pending  attempts=1  next=2026-03-10 09:"), busy
+    assert busy.endswith("reply: 451 4.3.0 try again later")
+    assert "reader0" not in listed.stdout, "a sent row needs no one's attention"
+    assert lines[-1] == "2 messages pending/sending/failed"
+
+    failed_only = cli(config, "outbox", "--failed", now=later).stdout
+    assert GONE in failed_only and BUSY not in failed_only
+    pending_only = cli(config, "outbox", "--pending", "--date", "2026-03-10", now=later).stdout
+    assert BUSY in pending_only and GONE not in pending_only
+    assert "No edition of 2026-03-09 was built." in one_error(cli(config, "outbox", "--date", "2026-03-09", now=later))
+
+    gone = cli(config, "subscribers", "show", GONE, now=later).stdout
+    assert "strikes   1 of 3 (permanent SMTP failures; suspended at [smtp] suspend_after = 3)" in gone
+    assert "failed    edition 2026-03-10 UTC at 2026-03-10 09:00 UTC: 550 5.1.1 no such user" in gone
+    waiting = cli(config, "subscribers", "show", BUSY, now=later).stdout
+    assert "strikes   0 of 3" in waiting
+    deferred = next(line for line in waiting.splitlines() if line.startswith("deferred  "))
+    assert deferred.startswith("deferred  edition 2026-03-10 UTC, attempts=1, next 2026-03-10 09:"), deferred
+    assert deferred.endswith(": 451 4.3.0 try again later"), deferred
+
+    # A 550 at RCPT is no bounce: none was received. The list says what it counts.
+    roster = cli(config, "subscribers", "list", now=later).stdout
+    assert "bounces=" not in roster
+    assert next(line for line in roster.splitlines() if line.startswith(GONE)).endswith("smtp_failures=1/3")
+
+
+async def test_an_address_with_a_line_break_is_listed_as_one_quoted_line(tmp_path: Path) -> None:
+    """README (H18): a hand-edited address fails its own row and `status` names it; printed raw,
+    its CR/LF would forge a line of the listing an operator (or a script) reads."""
+    forged = "x@example.org\r\nBcc: evil@example.net"
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        config = write_config(tmp_path, feed_url=feeds.serve("/news.xml", rss()), smtp_port=smtp.port)
+        assert cli(config, "subscribers", "add", "bad@example.org").returncode == 0
+        with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+            db.execute("UPDATE subscribers SET email = ? WHERE email = 'bad@example.org'", (forged,))
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        sent = await asyncio.to_thread(cli, config, "send")
+        assert sent.returncode == 0 and "1 sent, 0 skipped, 1 failed" in sent.stdout, sent.stderr
+    listed = cli(config, "outbox", "--failed").stdout
+    assert f"  {forged!r}  failed  attempts=0  never retried  reply: " in listed
+    assert "\nBcc:" not in listed and "\r" not in listed
+    out = status(config, NOW)
+    assert f"last delivery error: 2026-03-10 09:00 UTC, {forged!r} (edition 2026-03-10 UTC, failed" in out
+    assert "\nBcc:" not in out
