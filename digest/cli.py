@@ -28,7 +28,15 @@ import click
 from digest import config as cfg
 from digest import schedule
 from digest.clock import Clock, system_clock
-from digest.errors import ConfigError, DatabaseBusyError, DigestError, FeedError, StoreError, SubscriberError
+from digest.errors import (
+    ConfigError,
+    DatabaseBusyError,
+    DeliveryError,
+    DigestError,
+    FeedError,
+    StoreError,
+    SubscriberError,
+)
 from digest.model import FeedSpec, OutboxEntry, PollResult
 
 if TYPE_CHECKING:  # imported where a command opens the database: SQLAlchemy is a third of --help's start
@@ -533,7 +541,16 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
     store = app.store
     _check_sendable(app, store, edition_day)
     _warn_of_links(app)
-    reports = run_async(_send(app, store, edition_day, app.settings.smtp.workers if workers is None else workers))
+    from digest.status import clear_send_failure, record_send_failure
+
+    try:
+        reports = run_async(_send(app, store, edition_day, app.settings.smtp.workers if workers is None else workers))
+    except DeliveryError as exc:  # for `digest status`: a failed run is recorded on no message
+        with contextlib.suppress(StoreError):
+            record_send_failure(store, at=app.clock(), retry_at=None, message=f"{exc.message} {exc.hint}")
+        raise
+    with contextlib.suppress(StoreError):
+        clear_send_failure(store)
     for rep in reports:
         state = "complete" if rep.complete else "pending rows remain"
         click.echo(

@@ -52,7 +52,7 @@ from digest.model import PollResult
 from digest.pipeline.poll import parser_pool, poll_once
 from digest.pipeline.send import NOTHING_DUE, Plan, SendReport, send_due
 from digest.pipeline.workers import TransportFactory
-from digest.status import warn_orphaned_choices
+from digest.status import clear_send_failure, record_send_failure, warn_orphaned_choices
 from digest.store import Store
 from digest.web import WebProcess
 
@@ -341,12 +341,15 @@ class Daemon:
                     seconds=time.monotonic() - started,
                 )
             self._zones = todo.zones
+            if self._send_failures:
+                await self._note_send_failure(None)
             self._send_failures, self._send_paused_until = 0, None
         except DeliveryError as exc:  # the SMTP server failed the whole run; rows stay pending
             self._send_failures += 1
             wait = min(_SEND_BACKOFF[0] * 2 ** (self._send_failures - 1), _SEND_BACKOFF[1])
             self._send_paused_until = self.clock() + wait
             log.warning("send: %s %s Next attempt in %s.", exc.message, exc.hint, _human(wait))
+            await self._note_send_failure(exc)
         except asyncio.CancelledError:
             if not self.stop.is_set():
                 raise
@@ -366,6 +369,23 @@ class Daemon:
             self._sends.discard(task)
         if not self.stop.is_set():
             self._arm_edition_timers()
+
+    async def _note_send_failure(self, exc: DeliveryError | None) -> None:
+        """Keep a failed run (or that runs get through again) where `digest status` reads it: the
+        failure is on no message, and an operator checking status during an outage saw nothing."""
+        try:
+            if exc is None:
+                await asyncio.to_thread(clear_send_failure, self.store)
+            else:
+                await asyncio.to_thread(
+                    record_send_failure,
+                    self.store,
+                    at=self.clock(),
+                    retry_at=self._send_paused_until,
+                    message=f"{exc.message} {exc.hint}",
+                )
+        except StoreError as err:  # the database busy or gone: the log line has said it all the same
+            log.debug("send: the failed run is not recorded for status: %s", err.message)
 
     async def _apply_kept_unsubscribes(self) -> None:
         """One-click unsubscribes the web app kept while the database was busy: before any send (B5)."""

@@ -131,22 +131,46 @@ def _zone_editions(
     return lines, overdue
 
 
+SEND_FAILURE_META = "send_failure"  # the daemon's last failed run: "<at ISO>\t<next attempt ISO>\t<message>"
+
+
+def record_send_failure(store: Store, *, at: datetime, retry_at: datetime | None, message: str) -> None:
+    """What a run that the SMTP server failed as a whole (no connection, a 535, the circuit breaker)
+    said, for `digest status`: such a failure is recorded on no message. "" once a run gets through."""
+    flat = " ".join(message.split())
+    store.set_meta(SEND_FAILURE_META, f"{at.isoformat()}\t{retry_at.isoformat() if retry_at else ''}\t{flat}")
+
+
+def clear_send_failure(store: Store) -> None:
+    if store.get_meta(SEND_FAILURE_META):
+        store.set_meta(SEND_FAILURE_META, "")
+
+
 def _last_error(store: Store, *, overdue: bool, running: bool) -> list[str]:
     """The last error a send recorded on a message not sent (the SMTP server's reply, or why the
-    message could not be made). An outage that stops a whole run (no connection, a 535, the
-    circuit breaker) is recorded on no row: the daemon logs it, and `digest send` prints it."""
+    message could not be made), and the daemon's last run that the SMTP server failed as a whole
+    (no connection, a 535, the circuit breaker), which no message records, while no run has got
+    through since."""
+    lines: list[str] = []
+    failed = (store.get_meta(SEND_FAILURE_META) or "").split("\t", 2)
+    if len(failed) == 3:
+        at, retry_at, message = failed
+        line = f"last failed run: {_when(datetime.fromisoformat(at))}: {message}"
+        if retry_at and running:
+            line += f" The daemon tries again at {_when(datetime.fromisoformat(retry_at))}."
+        lines.append(line)
     last = store.last_delivery_error()
     if last is not None:
         edition = f"edition {last.day} {last.timezone}, {last.status}, {_attempts(last.attempts)}"
-        return [
+        lines.append(
             f"last delivery error: {_when(last.updated_at)}, {shown_address(last.email)} ({edition}): {last.last_error}"
-        ]
-    if overdue and running:
-        return [
+        )
+    elif overdue and running and not lines:
+        lines.append(
             "last delivery error: none recorded on a message; a run that could not reach the SMTP server "
             "is in the daemon's log (journalctl -u digest)"
-        ]
-    return []
+        )
+    return lines
 
 
 def _attempts(n: int) -> str:

@@ -35,6 +35,7 @@ from digest.daemon import Reconciler, Ticks, run_daemon
 from digest.deliver import FileTransport
 from digest.errors import LockHeldError
 from digest.pipeline.send import edition_due, still_fresh
+from digest.status import SEND_FAILURE_META
 from digest.store import PENDING, SENT, Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,6 +219,24 @@ async def test_C1_an_edition_missed_while_down_goes_out_once_on_start_and_not_ag
 
     assert len(smtp.messages) == 3 and all(len(ids) == 1 for ids in got.values())
     assert [e.day for e in open_store(config).list_editions()] == [DAY]
+
+
+async def test_a_run_the_smtp_server_fails_is_kept_for_status_while_the_daemon_waits(
+    tmp_path: Path, feed: FeedServer
+) -> None:
+    """Before, an outage was only in the daemon's log: `digest status` said nothing of it."""
+    start = at(DAY, "09:10")
+    config = write_config(tmp_path, feed_url=feed.serve("/news.xml", rss(start)), smtp_port=free_port(), subscribers=2)
+    async with daemon(config, start) as d:
+        await d.wait_for("Next attempt in")
+        store = open_store(config)
+        try:
+            await until(lambda: bool(store.get_meta(SEND_FAILURE_META)), "the failed run in the database")
+            recorded = store.get_meta(SEND_FAILURE_META) or ""
+        finally:
+            store.close()
+        assert "Cannot connect to the SMTP server 127.0.0.1:" in recorded
+        assert await d.stop() == 0
 
 
 async def test_C2_three_days_down_gives_at_most_one_catch_up_edition(tmp_path: Path, feed: FeedServer) -> None:

@@ -53,7 +53,8 @@ async def test_status_names_the_edition_an_smtp_outage_keeps_from_being_built(tm
     """The sender connects before it builds: during an outage today's edition is never built, and
     status said "next: tomorrow" and "outbox: empty", as if all were well."""
     async with FeedServer() as feeds:
-        config = write_config(tmp_path, feed_url=feeds.serve("/news.xml", rss()), smtp_port=free_port())
+        port = free_port()
+        config = write_config(tmp_path, feed_url=feeds.serve("/news.xml", rss()), smtp_port=port)
         assert (await asyncio.to_thread(poll, config)).returncode == 0
     assert "Cannot connect to the SMTP server" in one_error(cli(config, "send"))
 
@@ -70,7 +71,14 @@ async def test_status_names_the_edition_an_smtp_outage_keeps_from_being_built(tm
         store.close()
     out = status(config, later)
     assert "not built; the daemon builds and sends it once it reaches the SMTP server" in out
-    assert "last delivery error: none recorded on a message; a run that could not reach the SMTP server" in out
+    # The failed run itself, which no message records: kept in the database by the send that met it.
+    assert "last failed run: " in out and "Cannot connect to the SMTP server 127.0.0.1:" in out, out
+    assert "last delivery error: none recorded on a message" not in out
+    # The relay back, a send gets through: the failed run is forgotten.
+    async with SmtpServer() as smtp:
+        config.write_text(config.read_text(encoding="utf-8").replace(f"port = {port}", f"port = {smtp.port}"))
+        assert cli(config, "send", now=later).returncode == 0
+    assert "last failed run" not in status(config, later)
 
 
 async def test_status_shows_the_newest_day_and_every_open_edition_with_its_retries_and_last_error(
