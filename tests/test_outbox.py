@@ -840,11 +840,11 @@ async def test_M2_a_451_at_rcpt_leaves_the_row_pending_with_a_retry_time_and_the
     assert site.counts() == {"sent": 5} and site.edition_status() == "complete"
 
 
-async def test_M3_a_550_fails_the_row_counts_a_bounce_and_three_editions_suspend_the_subscriber(
+async def test_M3_a_550_fails_the_row_counts_a_strike_and_three_editions_suspend_the_subscriber(
     site: Site, feed: FeedServer
 ) -> None:
     gone = "gone@example.org"
-    handler = Scripted(rcpt=lambda turn: "550 5.1.1 no such user" if turn.address == gone else None)
+    handler = Scripted(rcpt=lambda turn: "550 5.2.1 mailbox disabled" if turn.address == gone else None)
     async with SmtpServer(handler) as smtp:
         site.configure(smtp_port=smtp.port, subscribers=[*readers(2), (gone, None)])
         for n in range(4):
@@ -867,6 +867,146 @@ async def test_M3_a_550_fails_the_row_counts_a_bounce_and_three_editions_suspend
 
     assert smtp.handler.rcpt_seen.count(gone) == 3, "a 5xx is never retried within an edition"
     assert [status for (status,) in site.query("SELECT status FROM subscribers WHERE email = ?", gone)] == ["suspended"]
+
+
+async def test_M3_a_550_5_1_1_at_RCPT_is_a_hard_bounce_and_suppresses_the_address_at_once(
+    site: Site, feed: FeedServer
+) -> None:
+    gone = "gone@example.org"
+    handler = Scripted(rcpt=lambda turn: "550 5.1.1 <gone@example.org>: user unknown" if turn.address == gone else None)
+    async with SmtpServer(handler) as smtp:
+        site.configure(smtp_port=smtp.port, subscribers=[*readers(2), (gone, None)])
+        await site.poll()
+        first = await site.run("send")
+        assert first.code == 0, first.err
+        assert "2 sent, 0 skipped, 1 failed" in first.out and site.statuses()[gone] == "failed"
+        assert "does not exist" in first.err
+        tomorrow = NOW + timedelta(days=1)
+        feed.serve("/news.xml", rss(tomorrow, tag="next"))
+        await site.poll(now=tomorrow)
+        second = await site.run("send", "--date", (DAY + timedelta(days=1)).isoformat(), now=tomorrow)
+        assert second.code == 0, second.err
+
+    assert gone not in site.statuses(DAY + timedelta(days=1)), "suspended after one: no row the next day"
+    assert smtp.handler.rcpt_seen.count(gone) == 1
+    assert site.query("SELECT status, status_origin FROM subscribers WHERE email = ?", gone) == [
+        ("suspended", "delivery")
+    ]
+    # recorded as the hard bounce a DSN would have brought, once
+    assert site.query("SELECT kind, status, via FROM bounces") == [("hard", "5.1.1", "rcpt")]
+    assert site.query("SELECT reason FROM suppressions") == [("bounced",)]
+
+
+async def test_M5_a_content_refusal_fails_that_row_and_a_delivery_clears_the_strikes(
+    site: Site, feed: FeedServer
+) -> None:
+    # The audit's t13: the relay's filter refuses one reader's message on three days of four. The
+    # message was refused, not the address: no strike. A mailbox refusal is one, and the next
+    # delivery clears it, so strikes count in a row, not over a lifetime.
+    picky, full = "picky@example.org", "full@example.org"
+    refuse = {0: {picky, full}, 1: set(), 2: {picky, full}, 3: {picky}}
+    day_n = [0]
+
+    def data(turn: Turn) -> str | None:
+        return "554 5.7.1 message content rejected" if turn.address == picky and picky in refuse[day_n[0]] else None
+
+    def rcpt(turn: Turn) -> str | None:
+        return "550 5.2.0 mailbox unavailable" if turn.address == full and full in refuse[day_n[0]] else None
+
+    handler = Scripted(data=data, rcpt=rcpt)
+    async with SmtpServer(handler) as smtp:
+        site.configure(smtp_port=smtp.port, subscribers=[*readers(1), (picky, None), (full, None)])
+        strikes = []
+        for n in range(4):
+            day_n[0] = n
+            morning = NOW + timedelta(days=n)
+            feed.serve("/news.xml", rss(morning, tag=f"d{n}"))
+            await site.poll(now=morning)
+            run = await site.run("send", "--date", (DAY + timedelta(days=n)).isoformat(), now=morning)
+            assert run.code == 0, run.err
+            expected = {
+                picky: "failed" if picky in refuse[n] else "sent",
+                full: "failed" if full in refuse[n] else "sent",
+            }
+            got = site.statuses(DAY + timedelta(days=n))
+            assert {k: got[k] for k in expected} == expected, n
+            strikes.append(
+                dict(site.query("SELECT email, permanent_failures FROM subscribers WHERE email != ?", readers(1)[0][0]))
+            )
+
+    assert strikes == [
+        {picky: 0, full: 1},
+        {picky: 0, full: 0},  # delivered: the strike is cleared
+        {picky: 0, full: 1},
+        {picky: 0, full: 0},
+    ]
+    assert site.query("SELECT count(*) FROM subscribers WHERE status != 'active'") == [(0,)]
+
+
+async def test_M16_a_relay_that_refuses_the_sender_stops_the_run_and_charges_nobody(site: Site) -> None:
+    handler = Refusing(mail="553 5.7.1 <review@example.org>: Sender address rejected: not owned by user")
+    async with SmtpServer(handler) as smtp:
+        site.configure(smtp_port=smtp.port, subscribers=readers(30), connections=4)
+        await site.poll()
+        run = await site.run("send")
+        assert run.code == 1, run.out + run.err
+        one_error_line_and_a_hint(run.err)
+        assert "refused the sender" in run.err and "[smtp] sender" in run.err
+        assert handler.refused <= 4, "at most the messages in flight meet the refusal"
+        assert site.progress() == {"unfinished": 30} and site.edition_status() == "open"
+        assert site.query("SELECT count(*) FROM subscribers WHERE permanent_failures > 0 OR status != 'active'") == [
+            (0,)
+        ]
+
+        handler.script_mail(None)  # the operator fixed the relay
+        again = await site.run("send")
+        assert again.code == 0, again.err
+        assert "30 sent" in again.out and "(complete)" in again.out
+    assert len(by_recipient(smtp.messages)) == 30
+
+
+async def test_M12_a_relay_that_refuses_every_recipient_opens_the_breaker_and_everyone_gets_the_edition_later(
+    site: Site,
+) -> None:
+    # "Relay access denied" at RCPT for everyone: the operator's mistake, not the subscribers'.
+    # The refusals of the failing run are judged when it ends: the breaker opening puts them back.
+    handler = Refusing(rcpt="554 5.7.1 <reader0001@example.org>: Relay access denied")
+    async with SmtpServer(handler) as smtp:
+        site.configure(smtp_port=smtp.port, subscribers=readers(60), connections=4, circuit_breaker=10)
+        await site.poll()
+        run = await site.run("send")
+        assert run.code == 1, run.out + run.err
+        one_error_line_and_a_hint(run.err)
+        assert "in a row" in run.err and "charged to no subscriber" in run.err
+        assert 10 <= handler.refused <= 14
+        assert site.progress() == {"unfinished": 60} and site.edition_status() == "open"
+        assert site.query("SELECT count(*) FROM subscribers WHERE permanent_failures > 0 OR status != 'active'") == [
+            (0,)
+        ]
+
+        handler.script_rcpt(None)
+        again = await site.run("send")
+        assert again.code == 0, again.err
+        assert "60 sent" in again.out and "(complete)" in again.out
+    assert len(by_recipient(smtp.messages)) == 60 and site.counts() == {"sent": 60}
+
+
+async def test_M12_refusals_between_deliveries_are_recorded_when_the_failing_run_ends(site: Site) -> None:
+    # Two addresses refused among deliveries: each run of failures ends with a delivery, so the
+    # refusals stand (failed, one strike each) although they waited for that judgement.
+    gone = {"reader0003@example.org", "reader0007@example.org"}
+    handler = Scripted(rcpt=lambda t: "550 5.2.1 mailbox disabled" if t.address in gone else None)
+    async with SmtpServer(handler) as smtp:
+        site.configure(smtp_port=smtp.port, subscribers=readers(10), connections=1, circuit_breaker=3)
+        await site.poll()
+        run = await site.run("send")
+    assert run.code == 0, run.err
+    assert "8 sent, 0 skipped, 2 failed" in run.out and "(complete)" in run.out
+    assert {e for e, s in site.statuses().items() if s == "failed"} == gone
+    assert sorted(site.query("SELECT email FROM subscribers WHERE permanent_failures = 1")) == sorted(
+        (e,) for e in gone
+    )
+    assert len(smtp.messages) == 8
 
 
 async def test_M11_rejected_credentials_stop_the_send_with_one_error_line_and_mark_nobody(site: Site) -> None:
@@ -901,17 +1041,28 @@ class Refusing(Scripted):
 
     def __init__(self, **kwargs: Any) -> None:
         self.refused = 0
+        self._replies: dict[str, str | None] = {}
         for command in ("mail", "rcpt"):
             if command in kwargs:
-                kwargs[command] = self._counting(kwargs[command])
+                self._replies[command] = kwargs[command]
+                kwargs[command] = self._counting(command)
         super().__init__(**kwargs)
 
-    def _counting(self, reply: str) -> Callable[[Turn], str]:
-        def answer(_turn: Turn) -> str:
-            self.refused += 1
+    def _counting(self, command: str) -> Callable[[Turn], str | None]:
+        def answer(_turn: Turn) -> str | None:
+            reply = self._replies.get(command)
+            if reply is not None:
+                self.refused += 1
             return reply
 
         return answer
+
+    def script_mail(self, reply: str | None) -> None:
+        """What MAIL gets from now on (None: accepted), as an operator's fix to the relay."""
+        self._replies["mail"] = reply
+
+    def script_rcpt(self, reply: str | None) -> None:
+        self._replies["rcpt"] = reply
 
 
 CIRCUIT: dict[str, Callable[[], Refusing]] = {

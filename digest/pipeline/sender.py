@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from digest.config import Settings
-from digest.deliver import Envelope, Outcome, Result, Transport, deliver
-from digest.errors import DigestError, SubscriberError, is_bug
+from digest.deliver import Envelope, Outcome, Refusal, Result, Transport, deliver, refusal
+from digest.errors import CircuitOpenError, DigestError, SubscriberError, is_bug
 from digest.model import Delivery, EditionRecord, Mark
 from digest.pipeline.mailer import EditionMailer
 from digest.store import ACTIVE, FAILED, MAX_CRASHES, PENDING, SENT, SKIPPED, Store
@@ -203,15 +203,47 @@ async def send_edition(
             if not rows:
                 idle.set()
 
+    # B12: the permanent refusals of the current run of failures, not yet recorded. A relay that
+    # refuses everyone ("554 5.7.1 Relay access denied" at RCPT) is the operator's to fix, and
+    # its refusals say nothing of the addresses: they are judged only when the run of failures
+    # ends. A message the server takes ends it, and they are recorded (rows failed, strikes
+    # counted); the circuit breaker opening leaves them claimed, and the outbox's release puts
+    # them back to pending, nobody charged. Nothing is written before that judgement, so a crash
+    # meanwhile leaves them claimed too: their lease runs out and they are tried again.
+    streak: list[tuple[Delivery, Result]] = []
+
+    async def refused(d: Delivery, result: Result) -> None:
+        """Record one permanent refusal: the row failed, and what it says of the address."""
+        why = refusal(result)
+        mark = Mark(d.id, FAILED, error=result.detail)
+        if why is Refusal.MESSAGE:  # the message was refused (content, policy), not the address
+            await outbox.add(mark)
+        elif why is Refusal.NO_SUCH_USER:
+            await outbox.add(mark, no_such_user=(d.subscriber_id, edition.id))
+        else:
+            await outbox.add(mark, permanent_failure_of=d.subscriber_id)
+        rep.failed += 1
+        log.warning(
+            "edition=%s subscriber=%d failed permanently (%s): %s",
+            edition.day,
+            d.subscriber_id,
+            why.value,
+            result.detail,
+        )
+
+    async def judged() -> None:
+        held, streak[:] = list(streak), []
+        await asyncio.gather(*(refused(d, result) for d, result in held))
+
     async def recorded(d: Delivery, message_id: str, result: Result) -> None:
         now = clock()
         if result.outcome is Outcome.SENT:
+            if streak:
+                await judged()
             await outbox.add(Mark(d.id, SENT, message_id=message_id))
             rep.sent += 1
         elif result.outcome is Outcome.PERMANENT:
-            await outbox.add(Mark(d.id, FAILED, error=result.detail), permanent_failure_of=d.subscriber_id)
-            rep.failed += 1
-            log.warning("edition=%s subscriber=%d failed permanently: %s", edition.day, d.subscriber_id, result.detail)
+            streak.append((d, result))  # judged when the run of failures ends (B12)
         elif now - edition.created_at >= settings.smtp.give_up_after:
             await outbox.add(Mark(d.id, FAILED, error=f"gave up: {result.detail}"))
             rep.failed += 1
@@ -223,9 +255,29 @@ async def send_edition(
         if on_result:
             on_result(result)
 
-    writer = OutboxWriter(store, clock, lease=settings.smtp.claim_lease, suspend_after=settings.smtp.suspend_after)
+    writer = OutboxWriter(
+        store,
+        clock,
+        lease=settings.smtp.claim_lease,
+        suspend_after=settings.smtp.suspend_after,
+        soft_threshold=settings.bounces.soft_threshold,
+        soft_decay=settings.bounces.soft_decay,
+    )
     async with writer as outbox:
-        await deliver(transport, envelopes(), record, stop=stop)
+        try:
+            await deliver(transport, envelopes(), record, stop=stop)
+        except CircuitOpenError:
+            if streak:
+                log.warning(
+                    "edition=%s/%s: the circuit breaker opened; %d permanent refusals of the failing run "
+                    "(the last: %s) are pending again, charged to no subscriber",
+                    edition.day,
+                    edition.timezone,
+                    len(streak),
+                    streak[-1][1].detail,
+                )
+            raise
+        await judged()  # the run ended without the breaker opening: its refusals stand
     rep.complete = await asyncio.to_thread(store.close_edition_if_done, edition.id)
     log.info(
         "edition=%s/%s sent=%d skipped=%d failed=%d deferred=%d complete=%s",

@@ -599,6 +599,19 @@ _RECORD = _record_statement()
 def _record(conn: Connection, marks: Sequence[Mark], *, worker: str, now: datetime) -> int:
     if not marks:
         return 0
+    if sent := [m.delivery_id for m in marks if m.status == SENT]:
+        # A message the server took clears the subscriber's strikes: [smtp] suspend_after counts
+        # permanent failures in a row, not over a lifetime (a full mailbox last spring and a
+        # policy refusal this winter must not suspend a reader who got every edition between).
+        s = t.subscribers.c
+        conn.execute(
+            update(t.subscribers)
+            .where(
+                s.permanent_failures > 0,
+                s.id.in_(select(t.deliveries.c.subscriber_id).where(t.deliveries.c.id.in_(sent))),
+            )
+            .values(permanent_failures=0)
+        )
     params = [
         {
             "b_id": m.delivery_id,
