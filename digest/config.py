@@ -405,7 +405,7 @@ class SmtpSettings:
     circuit_breaker: int = _opt(50, "Consecutive failed messages that stop a run.", _check_int(1, 100000))
     suspend_after: int = _opt(
         3,
-        "Permanent (5xx) refusals of their address in a row (a delivery clears them) after which a subscriber is suspended.",
+        "Permanent (5xx) refusals of an address in a row (a delivery clears them) that suspend its subscriber.",
         _check_int(1, 1000),
     )
     claim_lease: timedelta = _opt(

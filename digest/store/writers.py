@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from digest.model import Delivery, Mark, PollRecord, PollWritten, Subscriber
+from digest.model import Delivery, Lapsed, Mark, PollRecord, PollWritten, Subscriber
 
 if TYPE_CHECKING:
     from digest.store import Store
@@ -179,6 +179,7 @@ class OutboxWriter:
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         )
         self._marks: list[Mark] = []  # results waiting for the next commit
+        self._wire: list[int] = []  # rows whose SMTP transaction began, to mark on the wire
         self._permanent: list[int] = []  # subscribers to count a 5xx against
         self._gone: list[tuple[Mark, int, int, str]] = []  # (mark, subscriber, edition, reply): no such user
         self._group: asyncio.Task[None] | None = None  # the commit the next result will join
@@ -200,6 +201,9 @@ class OutboxWriter:
         self._closing.set()
         if self._renewer is not None:
             await self._renewer
+        if self._group is not None:  # on-the-wire marks nobody waited for
+            with contextlib.suppress(Exception):  # kept in self._error
+                await self._group
         try:
             # What is still claimed was never sent: deliver() finished and recorded every message
             # it started. After a failed commit the claims stay, and run out with their lease.
@@ -215,7 +219,8 @@ class OutboxWriter:
 
     async def claim(
         self, edition_id: int, *, limit: int, due_only: bool, since: datetime | None = None, suspects: bool = False
-    ) -> list[Delivery]:
+    ) -> tuple[list[Delivery], Lapsed]:
+        """Claim rows; and what taking over the claims of senders that stopped did first."""
         now = self.clock()
         rows = await self._run(
             self._session.claim,
@@ -229,7 +234,17 @@ class OutboxWriter:
         )
         if self._renewed is None:
             self._renewed = now
-        return rows
+        return rows, self._session.lapsed
+
+    def on_wire(self, delivery_id: int) -> None:
+        """Mark a claimed row on the wire: its SMTP transaction begins. Not waited for: the mark
+        only tells a later takeover that a kill found the message with a relay, not being made
+        (`_expire_lapsed`), and rides in the next group commit, long before a slow relay answers."""
+        self._wire.append(delivery_id)
+        if self._group is None:
+            self._group = asyncio.create_task(self._commit())
+            # its error is kept in self._error for the next result; nobody need await it here
+            self._group.add_done_callback(lambda task: task.cancelled() or task.exception())
 
     async def still_held(self, ids: Sequence[int]) -> set[int]:
         """Which of these claimed rows are still ours, just before we send them.
@@ -269,9 +284,10 @@ class OutboxWriter:
         marks, self._marks = self._marks, []
         failures, self._permanent = self._permanent, []
         gone, self._gone = self._gone, []
+        wire, self._wire = self._wire, []
         self._group = None  # results from now on go into the next group
         try:
-            await self._run(self._session.record, marks, now=self.clock())
+            await self._run(self._session.record, marks, now=self.clock(), on_wire=wire)
             for mark, subscriber_id, edition_id, reply in gone:
                 await asyncio.to_thread(self._hard_bounce, mark, subscriber_id, edition_id, reply)
             for subscriber_id in failures:
