@@ -403,7 +403,11 @@ class SmtpSettings:
         check_duration,
     )
     circuit_breaker: int = _opt(50, "Consecutive failed messages that stop a run.", _check_int(1, 100000))
-    suspend_after: int = _opt(3, "Permanent (5xx) failures after which a subscriber is suspended.", _check_int(1, 1000))
+    suspend_after: int = _opt(
+        3,
+        "Permanent (5xx) refusals of an address in a row (a delivery clears them) that suspend its subscriber.",
+        _check_int(1, 1000),
+    )
     claim_lease: timedelta = _opt(
         timedelta(minutes=1),
         "How long a sender's claim on messages lasts unless renewed; then another sender takes them over.",

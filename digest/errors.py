@@ -17,6 +17,7 @@ them and turns them into exit code 1; everything else raises or records them.
      |    +-- DatabaseFullError the disk under the database is full (or failing)
      +-- DeliveryError        SMTP failed for the whole run (names the host)
      |    +-- SmtpAuthError   the server refused our credentials (535)
+     |    +-- SenderRefusedError the server refused our envelope sender (5xx at MAIL FROM)
      |    +-- CircuitOpenError too many consecutive failures: the run stopped
      +-- TemplateError        a template is missing or uses an unknown variable
      +-- SubscriberError      a subscriber address or choice is invalid
@@ -128,6 +129,13 @@ class DeliveryError(DigestError):
 
 class SmtpAuthError(DeliveryError):
     hint = "Check [smtp] username and the DIGEST_SMTP_PASSWORD environment variable; no subscriber was marked failed."
+
+
+class SenderRefusedError(DeliveryError):
+    hint = (
+        "Check [smtp] sender (and [bounces] domain, which makes the return path) against what the relay "
+        "lets this account send as; no subscriber was marked failed, unsent messages stay pending."
+    )
 
 
 class CircuitOpenError(DeliveryError):

@@ -348,6 +348,28 @@ class EditionItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Lapsed:
+    """What taking over the rows of a sender that stopped holding them (its lease ran out) did (S2, S8)."""
+
+    requeued: int = 0  # rows pending again
+    on_wire: int = 0  # of those, rows whose message was on the wire: it may reach the subscriber twice
+    crashed: int = 0  # of those, rows whose message was being made: one more crash each
+    parked: tuple[tuple[int, int], ...] = ()  # (row, subscriber) failed at their third crash
+
+    @property
+    def count(self) -> int:
+        return self.requeued + len(self.parked)
+
+    def __add__(self, other: Lapsed) -> Lapsed:
+        return Lapsed(
+            self.requeued + other.requeued,
+            self.on_wire + other.on_wire,
+            self.crashed + other.crashed,
+            self.parked + other.parked,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Mark:
     """What became of one claimed outbox row; the store writes many in one transaction."""
 

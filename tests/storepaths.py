@@ -82,10 +82,10 @@ def claim(
         session.close()
 
 
-def record(store: Store, marks: Sequence[Mark], worker: str, *, now: datetime) -> int:
+def record(store: Store, marks: Sequence[Mark], worker: str, *, now: datetime, on_wire: Sequence[int] = ()) -> int:
     session = store.outbox_session(worker)
     try:
-        return session.record(marks, now=now)
+        return session.record(marks, now=now, on_wire=on_wire)
     finally:
         session.close()
 

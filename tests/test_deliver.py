@@ -21,12 +21,14 @@ from digest.deliver import (
     FileTransport,
     Outcome,
     RateLimiter,
+    Refusal,
     Result,
     SmtpTransport,
     classify,
     deliver,
+    refusal,
 )
-from digest.errors import CircuitOpenError, DeliveryError, SmtpAuthError
+from digest.errors import CircuitOpenError, DeliveryError, SenderRefusedError, SmtpAuthError
 
 SENDER = "digest@news.test"
 
@@ -544,3 +546,111 @@ async def test_a_sender_with_a_line_break_is_a_configuration_error_not_a_bounce(
         with pytest.raises(DeliveryError, match="smtp.sender"):
             await send_all(settings(srv), items)
     assert srv.messages == []
+
+
+# --------------------------------------------------------------------------- who a refusal concerns
+
+
+async def test_M16_a_5xx_at_MAIL_FROM_stops_the_run_naming_the_sender_and_records_nobody() -> None:
+    # The relay refuses the envelope sender (an account not allowed to send as it): every message
+    # would meet the same refusal, and none of it concerns a subscriber.
+    refusal_text = "553 5.7.1 <digest@news.test>: Sender address rejected: not owned by user"
+    async with SmtpServer(Scripted(mail=refusal_text)) as srv:
+        log = Log(many(5))
+        with pytest.raises(SenderRefusedError, match="refused the sender 'digest@news.test': 553 5.7.1") as caught:
+            async with SmtpTransport(settings(srv)) as t:
+                await deliver(t, log.source(), log.record)
+    assert "[smtp] sender" in caught.value.hint and "no subscriber was marked failed" in caught.value.hint
+    assert log.results == [] and log.taken == [1], "the one message taken is never recorded"
+    assert srv.messages == []
+
+
+async def test_M4_a_552_at_MAIL_for_the_message_size_stays_transient_and_stops_nothing() -> None:
+    async with SmtpServer(Scripted(mail="552 5.3.4 message too big")) as srv:
+        log, _ = await send_all(settings(srv), many(2))
+    assert log.outcomes() == [Outcome.TRANSIENT] * 2
+
+
+@pytest.mark.parametrize(
+    ("stage", "reply", "verdict"),
+    [
+        ("RCPT", "550 5.1.1 <a@x.org>: user unknown", Refusal.NO_SUCH_USER),
+        ("RCPT", "550 5.1.2 bad destination system", Refusal.NO_SUCH_USER),
+        ("RCPT", "556 5.1.10 domain does not accept mail", Refusal.NO_SUCH_USER),
+        ("RCPT", "550 5.1.11 something else", Refusal.MAILBOX),
+        ("RCPT", "550 mailbox unavailable", Refusal.MAILBOX),
+        ("RCPT", "550 5.2.1 mailbox disabled", Refusal.MAILBOX),
+        ("RCPT", "554 5.7.1 recipient refused by policy", Refusal.MAILBOX),
+        (".", "554 5.7.1 message content rejected", Refusal.MESSAGE),
+        (".", "554 5.6.0 content rejected", Refusal.MESSAGE),
+        (".", "554 transaction failed", Refusal.MESSAGE),
+        (".", "550 5.1.1 user unknown", Refusal.NO_SUCH_USER),
+        (".", "550 5.2.1 mailbox disabled", Refusal.MAILBOX),
+        (None, "not sent: the recipient address contains a space or control character", Refusal.MAILBOX),
+    ],
+)
+def test_M3_M5_a_permanent_refusal_says_whether_the_address_or_the_message_was_refused(
+    stage: str | None, reply: str, verdict: Refusal
+) -> None:
+    code = int(reply[:3]) if reply[:3].isdigit() else None
+    assert refusal(Result(1, Outcome.PERMANENT, code, reply, stage)) is verdict
+
+
+async def test_M5_a_refusal_at_the_end_of_DATA_names_its_stage_so_it_charges_the_message_not_the_address() -> None:
+    script = Scripted(
+        rcpt=lambda t: "550 5.1.1 no such user" if t.address.startswith("gone") else None,
+        data=lambda t: "554 5.7.1 message content rejected" if t.address.startswith("spam") else None,
+    )
+    async with SmtpServer(script) as srv:
+        log, _ = await send_all(settings(srv), envelopes_for(["gone@x.org", "spam@x.org"]))
+    assert [(r.stage, refusal(r)) for r in sorted(log.results, key=lambda r: r.key)] == [
+        ("RCPT", Refusal.NO_SUCH_USER),
+        (".", Refusal.MESSAGE),
+    ]
+
+
+# --------------------------------------------------------------------------- TLS and port mix-ups
+
+
+async def test_M10_implicit_tls_against_a_plain_smtp_port_hints_starttls_not_the_ca_file() -> None:
+    async with SmtpServer() as srv:  # plain SMTP, as on port 587 or 25
+        with pytest.raises(DeliveryError, match="WRONG_VERSION_NUMBER|wrong version number") as caught:
+            await send_all(settings(srv, security="tls"), many(1))
+    assert 'security = "starttls"' in caught.value.hint and "ca_file" not in caught.value.hint
+    assert srv.messages == []
+
+
+async def test_M10_a_port_that_opens_and_never_greets_hints_implicit_tls() -> None:
+    # What an implicit-TLS port (465) does to a client that waits for a greeting in plain text:
+    # it takes the connection and waits for a TLS hello that never comes.
+    accepted: list[socket.socket] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    loop = asyncio.get_running_loop()
+
+    async def accept() -> None:
+        while True:
+            conn, _ = await loop.sock_accept(listener)
+            accepted.append(conn)
+
+    acceptor = asyncio.create_task(accept())
+    try:
+        s = SmtpSettings(host="127.0.0.1", port=listener.getsockname()[1], timeout=0.5, connections=1)
+        with pytest.raises(DeliveryError, match="no greeting in 0.5s") as caught:
+            async with SmtpTransport(s):
+                pass
+    finally:
+        acceptor.cancel()
+        for conn in accepted:
+            conn.close()
+        listener.close()
+    assert 'security = "tls"' in caught.value.hint and "465" in caught.value.hint
+
+
+async def test_M10_a_closed_port_still_asks_whether_the_server_is_running() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+    with pytest.raises(DeliveryError, match="Cannot connect") as caught:
+        async with SmtpTransport(SmtpSettings(host="127.0.0.1", port=port, timeout=2.0, connections=1)):
+            pass
+    assert "Is the SMTP server running" in caught.value.hint and "implicit TLS" not in caught.value.hint

@@ -192,7 +192,10 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
         with store.engine.connect() as conn:
             crashes = conn.execute(sa.select(t.deliveries.c.crashes)).scalars().all()
         assert crashes and set(crashes) == {0}
-        assert store.expire_claims(1, now=now) == 0  # nothing claimed: nothing lapsed
+        assert store.expire_claims(1, now=now).count == 0  # nothing claimed: nothing lapsed
+        # 0012: rows queued before it are not on the wire.
+        with store.engine.connect() as conn:
+            assert set(conn.execute(sa.select(t.deliveries.c.on_wire)).scalars()) == {False}
         # 0011: sign-up links already out keep the rule they were issued under: spent when issued
         # before the subscriber's last change, or before the address's suppression.
         with store.engine.connect() as conn:

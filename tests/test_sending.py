@@ -8,6 +8,7 @@ aiosmtpd on 127.0.0.1.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from email.headerregistry import Address
 from pathlib import Path
 
+import pytest
 from smtpservers import Scripted, SmtpServer
 from sqlalchemy import insert, select
 from storepaths import claim, new_edition, record, release, store_items
@@ -26,7 +28,8 @@ from storepaths import claim, new_edition, record, release, store_items
 from digest import message
 from digest.config import SmtpSettings
 from digest.deliver import data_block
-from digest.model import FeedSpec, Mark
+from digest.model import EditionRecord, FeedSpec, Lapsed, Mark
+from digest.pipeline.sender import SendReport, taken_over
 from digest.pipeline.workers import plan_workers, shares
 from digest.store import FAILED, MAX_CRASHES, PENDING, SENT, Store
 from digest.store import schema as t
@@ -165,11 +168,13 @@ def test_B1_a_claim_whose_lease_ran_out_is_claimed_again(store: Store) -> None:
     assert claim(store, edition, "b", now=NOW, lease=LEASE, limit=10) == []
     assert claim(store, edition, "b", now=NOW + timedelta(days=1), lease=LEASE, limit=10) == []
     time.sleep(1.2)
-    # Its sender stopped while holding them: each counts a crash, and only a claim of such rows
-    # takes them (the sender claims them one at a time, to send each alone: S8).
-    assert claim(store, edition, "b", now=NOW, lease=LEASE, limit=10) == []
-    again = claim(store, edition, "b", now=NOW, lease=LEASE, limit=10, suspects=True)
-    assert [d.crashes for d in again] == [1, 1, 1]
+    # Its sender stopped while holding them. The first, which it was making (none was on the
+    # wire), counts a crash and is claimed only as a suspect, to be sent alone (S8); the others
+    # were only claimed, and are anyone's again with nothing counted (audit finding 4).
+    others = claim(store, edition, "b", now=NOW, lease=LEASE, limit=10)
+    assert [d.crashes for d in others] == [0, 0]
+    (suspect,) = claim(store, edition, "b", now=NOW, lease=LEASE, limit=10, suspects=True)
+    assert suspect.crashes == 1 and suspect.id < min(d.id for d in others)
 
 
 def test_S8_a_row_whose_sender_stops_three_times_while_holding_it_is_parked(store: Store) -> None:
@@ -180,13 +185,36 @@ def test_S8_a_row_whose_sender_stops_three_times_while_holding_it_is_parked(stor
         (again,) = claim(store, edition, f"sender{lapse}", now=NOW, lease=timedelta(seconds=1), limit=1, suspects=True)
         assert (again.id, again.crashes) == (poison.id, lapse)
     time.sleep(1.1)
-    assert store.expire_claims(edition, now=NOW) == 1  # the third lapse: parked, not pending
+    lapsed = store.expire_claims(edition, now=NOW)  # the third lapse: parked, not pending
+    assert (lapsed.requeued, lapsed.parked) == (0, ((poison.id, poison.subscriber_id),))
     with store.engine.connect() as conn:
         row = conn.execute(select(t.deliveries).where(t.deliveries.c.id == poison.id)).one()
     assert (row.status, row.crashes, row.worker) == (FAILED, MAX_CRASHES, None)
-    assert "stopped while holding it 3 times" in row.last_error
+    assert "stopped while making its message 3 times" in row.last_error
     # The other row was never in a crashed sender's hands: a plain claim takes it.
     assert [d.crashes for d in claim(store, edition, "b", now=NOW, lease=LEASE, limit=10)] == [0]
+
+
+def test_S8_a_sender_stopped_while_its_message_is_on_the_wire_counts_no_crash_and_is_never_parked(
+    store: Store,
+) -> None:
+    # The audit's t7: a slow relay holds one reader's message and the sender is killed (a deploy,
+    # docker stop) again and again. The message did not kill it: it goes again each time.
+    edition = edition_with(store, 3)
+    for lapse in range(MAX_CRASHES + 1):
+        held = claim(store, edition, f"sender{lapse}", now=NOW, lease=timedelta(seconds=1), limit=10)
+        assert [d.crashes for d in held] == [0, 0, 0]
+        first = held[0]
+        assert record(store, [], f"sender{lapse}", now=NOW, on_wire=[first.id]) == 0
+        time.sleep(1.1)
+        lapsed = store.expire_claims(edition, now=NOW)
+        # the second row, which it would have made next, counts the crash: one bystander at most
+        assert (lapsed.requeued, lapsed.on_wire, lapsed.crashed, lapsed.parked) == (3, 1, 1, ())
+        with store.engine.begin() as conn:
+            conn.execute(t.deliveries.update().values(crashes=0))  # only the row on the wire is under test
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(t.deliveries.c.status, t.deliveries.c.on_wire)).all()
+    assert set(rows) == {(PENDING, False)}
 
 
 def test_results_move_only_rows_their_sender_still_holds(store: Store) -> None:
@@ -209,9 +237,9 @@ def test_B1_claims_whose_lease_ran_out_return_to_pending_on_any_host_and_live_on
     claim(store, edition, "this-host:1:b", now=NOW, lease=LEASE, limit=1)  # renewed since
     held = store.claims_held(edition)
     assert held is not None and start + timedelta(seconds=1) <= held < start + timedelta(seconds=5)
-    assert store.expire_claims(edition, now=NOW + timedelta(days=1)) == 0  # a fast clock expires nothing
+    assert store.expire_claims(edition, now=NOW + timedelta(days=1)).count == 0  # a fast clock expires nothing
     time.sleep(1.2)
-    assert store.expire_claims(edition, now=NOW) == 2
+    assert store.expire_claims(edition, now=NOW).count == 2
     assert store.delivery_counts(edition) == {PENDING: 3, SENDING: 1}
     held = store.claims_held(edition)
     assert held is not None and held >= start + LEASE
@@ -425,3 +453,20 @@ def _wait_quiet(smtp: SmtpServer, quiet: float = 1.5, timeout: float = 30) -> No
         time.sleep(0.05)
         if len(smtp.messages) != last:
             last, since = len(smtp.messages), time.monotonic()
+
+
+def test_S8_a_row_parked_at_a_takeover_counts_as_failed_in_the_run_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The audit's finding 3: the run said "0 failed" and nothing named the parked row.
+    edition = EditionRecord(7, NOW.date(), "UTC", NOW, None, NOW, "open")
+    report = SendReport(edition.id, edition.day, edition.timezone, created=False)
+    with caplog.at_level(logging.WARNING, logger="digest.pipeline.sender"):
+        taken_over(edition, Lapsed(requeued=2, on_wire=1, crashed=0, parked=((41, 12),)), report)
+    assert report.failed == 1 and report.errors == [
+        "subscriber 12: parked: its sender stopped while making its message 3 times"
+    ]
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(lines) == 2
+    assert "2 messages held by a sender that stopped" in lines[0] and "1 of them were on the wire" in lines[0]
+    assert "row=41 subscriber=12 parked" in lines[1]

@@ -12,8 +12,12 @@ How replies become outcomes (RFC 5321 section 4.2.1; reliability.md B6):
     2xx                                     SENT
     4xx, lost connection, timeout           TRANSIENT
     552                                     TRANSIENT  (section 4.5.3.1.10: treat as 452)
-    other 5xx                               PERMANENT
+    other 5xx                               PERMANENT; `refusal()` says whether it is the
+                                            address's (5.1.1: no such user; RCPT: its mailbox)
+                                            or the message's (end of DATA: content, policy)
     530, 535 (authentication)               raises SmtpAuthError: the run stops, nobody is marked
+    other 5xx at MAIL FROM                  raises SenderRefusedError: the sender, not a
+                                            subscriber, was refused; the run stops
     TLS or certificate failure              raises DeliveryError: never falls back to plain text
     N failures in a row                     raises CircuitOpenError (B12)
 
@@ -28,12 +32,14 @@ from digest.deliver.core import (
     FileTransport,
     Outcome,
     Paced,
+    Refusal,
     Result,
     Transport,
     classify,
     data_block,
     deliver,
     one_line,
+    refusal,
 )
 from digest.deliver.smtp import RateLimiter, SmtpTransport
 
@@ -44,6 +50,7 @@ __all__ = [
     "Outcome",
     "Paced",
     "RateLimiter",
+    "Refusal",
     "Result",
     "SmtpTransport",
     "Transport",
@@ -51,4 +58,5 @@ __all__ = [
     "data_block",
     "deliver",
     "one_line",
+    "refusal",
 ]

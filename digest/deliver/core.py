@@ -53,6 +53,17 @@ class Result:
     outcome: Outcome
     code: int | None  # the SMTP reply code; None when there was no reply
     detail: str  # one line, e.g. "550 5.1.1 no such user"
+    # Where the server answered: "RCPT", "DATA" (the command), "." (the end of the content);
+    # None when no command of the transaction did (a refused connection, an address not sent).
+    stage: str | None = None
+
+
+class Refusal(enum.Enum):
+    """What a permanent failure says about the recipient's address (`refusal()`)."""
+
+    MESSAGE = "message"  # this message was refused (content, policy, size): no strike
+    MAILBOX = "mailbox"  # the mailbox refused it: one strike towards [smtp] suspend_after
+    NO_SUCH_USER = "no such user"  # the address does not exist: a hard bounce, suppressed at once
 
 
 @dataclass(slots=True)
@@ -91,6 +102,26 @@ def classify(code: int) -> Outcome:
     if 500 <= code < 600:
         return Outcome.PERMANENT
     return Outcome.TRANSIENT  # 4xx, and anything a broken server invents
+
+
+_ENHANCED = re.compile(r"^5\.(\d{1,3})\.(\d{1,3})\b")  # RFC 3463: class.subject.detail
+# RFC 3463 section 3.2: 5.1.1 bad destination mailbox, 5.1.2 bad destination system; RFC 7505
+# 5.1.10: the domain accepts no mail (null MX). The address itself is wrong, as in a hard DSN.
+_NO_SUCH_USER = {("1", "1"), ("1", "2"), ("1", "10")}
+
+
+def refusal(result: Result) -> Refusal:
+    """What a PERMANENT result says about the address: a reply at the end of DATA refuses the
+    message (its content or a policy: 5.7.x, 5.6.x, 5.3.x) unless its enhanced code names the
+    mailbox (5.1.x, 5.2.x); 5.1.1, 5.1.2 and 5.1.10 wherever they come say the address does not
+    exist; anything else, at RCPT or with no reply (an address that cannot be sent), is the mailbox's."""
+    match = _ENHANCED.match(result.detail.partition(" ")[2])
+    subject, detail = match.groups() if match else (None, None)
+    if (subject, detail) in _NO_SUCH_USER:
+        return Refusal.NO_SUCH_USER
+    if result.stage in ("DATA", ".") and subject not in ("1", "2"):
+        return Refusal.MESSAGE
+    return Refusal.MAILBOX
 
 
 def one_line(code: int | None, text: str) -> str:

@@ -32,7 +32,14 @@ from digest.deliver.core import (
     data_block,
     one_line,
 )
-from digest.errors import CircuitOpenError, DeliveryError, SmtpAuthError, SubscriberError, full_stop
+from digest.errors import (
+    CircuitOpenError,
+    DeliveryError,
+    SenderRefusedError,
+    SmtpAuthError,
+    SubscriberError,
+    full_stop,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +110,10 @@ def _unsafe(address: str) -> bool:
 class _ConnectFailed(Exception):
     """A connection could not be opened for a reason worth retrying later (TRANSIENT)."""
 
-    def __init__(self, code: int | None, detail: str, *, reachable: bool) -> None:
+    def __init__(self, code: int | None, detail: str, *, reachable: bool, silent: bool = False) -> None:
         super().__init__(detail)
         self.code, self.detail, self.reachable = code, detail, reachable
+        self.silent = silent  # the TCP connection opened, and no greeting came
 
 
 class _DroppedBeforeData(Exception):
@@ -189,10 +197,14 @@ class SmtpTransport:
             await self._open(first)
         except _ConnectFailed as failure:
             if not failure.reachable:
+                hint = "Is the SMTP server running, and are [smtp] host and port right? "
+                if failure.silent and s.security != "tls":
+                    # A server on an implicit-TLS port (465) waits for our TLS hello, as we wait
+                    # for its greeting: the port took the connection and then said nothing.
+                    hint = 'The port may speak implicit TLS: use security = "tls" (usually port 465). '
                 raise DeliveryError(
                     f"Cannot connect to the SMTP server {self._where}: {full_stop(failure.detail)}",
-                    hint="Is the SMTP server running, and are [smtp] host and port right? "
-                    "Unsent messages stay pending for the next run.",
+                    hint=hint + "Unsent messages stay pending for the next run.",
                 ) from failure
             log.warning("smtp %s not ready at start: %s", self._where, failure.detail)
         return self
@@ -329,7 +341,9 @@ class SmtpTransport:
         step = "connect"
         try:
             # aiosmtplib clients have hung on reconnect (aiosmtplib#243): bound the whole opening.
-            async with asyncio.timeout(s.timeout):
+            # A second more than aiosmtplib's own bound on each step, so that its error, which
+            # tells a silent greeting from a connection never made, comes first.
+            async with asyncio.timeout(s.timeout + 1.0):
                 await smtp.connect()
                 step = "EHLO"
                 await self._greet(smtp)
@@ -346,9 +360,13 @@ class SmtpTransport:
                     step = "AUTH"
                     await smtp.login(s.username, s.password or "")
         except BaseException as exc:
+            # aiosmtplib's timeout waiting for the greeting, on a connection that did open
+            opened = isinstance(exc, aiosmtplib.SMTPConnectTimeoutError) and isinstance(
+                exc.__cause__, aiosmtplib.SMTPTimeoutError
+            )
             smtp.close()
             if isinstance(exc, Exception):
-                self._translate_connect_error(exc, step)
+                self._translate_connect_error(exc, step, opened=opened)
             raise
         conn.smtp, conn.messages, conn.last_used = smtp, 0, time.monotonic()
         log.info("smtp connected host=%s connection=%d security=%s", self._where, conn.number, s.security)
@@ -360,8 +378,9 @@ class SmtpTransport:
         except aiosmtplib.SMTPHeloError:
             await smtp.helo()
 
-    def _translate_connect_error(self, exc: Exception, step: str) -> None:
-        """Raise the DigestError or _ConnectFailed that `exc`, met at `step` of opening, stands for."""
+    def _translate_connect_error(self, exc: Exception, step: str, *, opened: bool = False) -> None:
+        """Raise the DigestError or _ConnectFailed that `exc`, met at `step` of opening, stands for;
+        `opened`: the TCP connection was made."""
         if isinstance(exc, DeliveryError):
             raise exc
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
@@ -372,11 +391,21 @@ class SmtpTransport:
         tls_error = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
         if step == "STARTTLS" or isinstance(tls_error, ssl.SSLError | ssl.CertificateError):
             reason = tls_error if isinstance(tls_error, ssl.SSLError) else exc
+            hint = (
+                "If the relay uses a private CA, set [smtp] ca_file to its certificate; "
+                "check that [smtp] host matches the certificate."
+            )
+            if getattr(reason, "reason", None) == "WRONG_VERSION_NUMBER" and step == "connect":
+                # The reply to our TLS hello was not TLS: a plain SMTP greeting, on the submission
+                # port (587) or 25, where TLS starts only after STARTTLS.
+                hint = (
+                    'The server speaks plain SMTP on this port: use security = "starttls" (usually '
+                    'port 587), or "none" for a relay on this machine.'
+                )
             raise DeliveryError(
                 f"TLS with the SMTP server {self._where} failed: {full_stop(str(reason))} "
                 "Nothing was sent in plain text.",
-                hint="If the relay uses a private CA, set [smtp] ca_file to its certificate; "
-                "check that [smtp] host matches the certificate.",
+                hint=hint,
             ) from exc
         if isinstance(exc, aiosmtplib.SMTPResponseException):  # e.g. 421 at the greeting (M1)
             raise _ConnectFailed(exc.code, one_line(exc.code, exc.message), reachable=True) from exc
@@ -387,7 +416,11 @@ class SmtpTransport:
             detail = one_line(None, str(exc) or "timed out")
             if step != "connect":
                 detail = f"{step} failed: {detail}"
-            raise _ConnectFailed(None, detail, reachable=step != "connect") from exc
+            elif opened:
+                detail = f"no greeting in {self._settings.timeout:g}s on a connection that opened"
+            raise _ConnectFailed(
+                None, detail, reachable=step != "connect", silent=step == "connect" and opened
+            ) from exc
 
     async def _transaction(self, conn: _Connection, envelope: Envelope) -> Result:
         """MAIL, RCPT, DATA for one envelope. The three commands are sent one by one (not with
@@ -439,14 +472,23 @@ class SmtpTransport:
                     f"The SMTP server {self._where} refused to send without authentication: "
                     f"{full_stop(one_line(exc.code, exc.message))}"
                 ) from exc
+            if stage == "MAIL" and classify(exc.code) is Outcome.PERMANENT:
+                # RFC 5321 section 3.3: MAIL names only the sender (and the message's SIZE, whose 552
+                # is transient): a refusal there is the operator's to fix, as every message would
+                # meet it; failing the subscriber's row would charge them for it (and suspend them).
+                await self._reset(conn, exc.code)
+                raise SenderRefusedError(
+                    f"The SMTP server {self._where} refused the sender {envelope.sender!r}: "
+                    f"{full_stop(one_line(exc.code, exc.message))}"
+                ) from exc
             await self._reset(conn, exc.code)
-            return Result(key, classify(exc.code), exc.code, one_line(exc.code, exc.message))
+            return Result(key, classify(exc.code), exc.code, one_line(exc.code, exc.message), stage)
         except ValueError as exc:  # an address aiosmtplib will not put on the wire
             await self._reset(conn, 0)
             return Result(key, Outcome.PERMANENT, None, one_line(None, f"address cannot be sent: {exc}"))
         finally:
             conn.last_used = time.monotonic()
-        return Result(key, classify(reply.code), reply.code, one_line(reply.code, reply.message))
+        return Result(key, classify(reply.code), reply.code, one_line(reply.code, reply.message), stage)
 
     async def _content(self, smtp: aiosmtplib.SMTP, block: bytes) -> aiosmtplib.SMTPResponse:
         """Write the message (a data_block) after the 354 and wait (long: B8) for the final reply.

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from digest.config import Settings
-from digest.deliver import Envelope, Outcome, Result, Transport, deliver
-from digest.errors import DigestError, SubscriberError, is_bug
-from digest.model import Delivery, EditionRecord, Mark
+from digest.deliver import Envelope, Outcome, Refusal, Result, Transport, deliver, refusal
+from digest.errors import CircuitOpenError, DigestError, SubscriberError, is_bug
+from digest.model import Delivery, EditionRecord, Lapsed, Mark
 from digest.pipeline.mailer import EditionMailer
 from digest.store import ACTIVE, FAILED, MAX_CRASHES, PENDING, SENT, SKIPPED, Store
 from digest.store.writers import OutboxWriter
@@ -78,16 +78,7 @@ async def send_edition(
     rep = report or SendReport(edition.id, edition.day, edition.timezone, created=False)
     since = run_started or clock()  # rows this run defers are not retried by this run
     mailer = await asyncio.to_thread(EditionMailer, settings, store, edition)
-    expired = await asyncio.to_thread(store.expire_claims, edition.id, now=clock())
-    if expired:
-        log.warning(
-            "edition=%s/%s: %d messages claimed by a sender that stopped renewing its lease are pending "
-            "again (each counts a crash, and is parked at its third: S8); those it had sent but not yet "
-            "recorded go out twice, with the same Message-ID",
-            edition.day,
-            edition.timezone,
-            expired,
-        )
+    taken_over(edition, await asyncio.to_thread(store.expire_claims, edition.id, now=clock()), rep)
     rows: dict[int, tuple[Delivery, str]] = {}  # on the wire: the row and its Message-ID
     idle = asyncio.Event()  # set while none of our messages is on the wire
     idle.set()
@@ -99,18 +90,20 @@ async def send_edition(
         while not stopped():
             # A row that crashed before (S8) goes alone, nothing else of ours on the wire: if it
             # crashes the process again, it alone counts the crash, not the rows sent beside it.
-            suspect = await outbox.claim(edition.id, limit=1, due_only=due_only, since=since, suspects=True)
+            suspect, lapsed = await outbox.claim(edition.id, limit=1, due_only=due_only, since=since, suspects=True)
+            taken_over(edition, lapsed, rep)
             if suspect:
                 await idle.wait()
                 async for envelope in made(suspect):
                     yield envelope
                     await idle.wait()  # its result is recorded before anything else goes out
                 continue
-            batch = await outbox.claim(edition.id, limit=CLAIM_ROWS, due_only=due_only, since=since)
+            batch, lapsed = await outbox.claim(edition.id, limit=CLAIM_ROWS, due_only=due_only, since=since)
+            taken_over(edition, lapsed, rep)
             if not batch:
                 # Rows another sender holds are its to send; if it stops renewing their lease
                 # (killed, its host gone), they are ours once the lease runs out (B1).
-                if not await _others_hold(store, edition.id, outbox.name, clock=clock, stop=stop):
+                if not await _others_hold(store, edition, outbox.name, clock=clock, stop=stop, report=rep):
                     return
                 continue
             for start in range(0, len(batch), READ_AHEAD):
@@ -165,6 +158,7 @@ async def send_edition(
                 continue
             rows[d.id] = (d, message_id)
             idle.clear()
+            outbox.on_wire(d.id)  # from here a kill finds it with the relay, not being made (S8)
             yield Envelope(key=d.id, sender=mailer.return_path(sub), recipient=sub.email, data=data, crlf=True)
 
     async def failed_alone(d: Delivery, error: str) -> None:
@@ -203,15 +197,47 @@ async def send_edition(
             if not rows:
                 idle.set()
 
+    # B12: the permanent refusals of the current run of failures, not yet recorded. A relay that
+    # refuses everyone ("554 5.7.1 Relay access denied" at RCPT) is the operator's to fix, and
+    # its refusals say nothing of the addresses: they are judged only when the run of failures
+    # ends. A message the server takes ends it, and they are recorded (rows failed, strikes
+    # counted); the circuit breaker opening leaves them claimed, and the outbox's release puts
+    # them back to pending, nobody charged. Nothing is written before that judgement, so a crash
+    # meanwhile leaves them claimed too: their lease runs out and they are tried again.
+    streak: list[tuple[Delivery, Result]] = []
+
+    async def refused(d: Delivery, result: Result) -> None:
+        """Record one permanent refusal: the row failed, and what it says of the address."""
+        why = refusal(result)
+        mark = Mark(d.id, FAILED, error=result.detail)
+        if why is Refusal.MESSAGE:  # the message was refused (content, policy), not the address
+            await outbox.add(mark)
+        elif why is Refusal.NO_SUCH_USER:
+            await outbox.add(mark, no_such_user=(d.subscriber_id, edition.id))
+        else:
+            await outbox.add(mark, permanent_failure_of=d.subscriber_id)
+        rep.failed += 1
+        log.warning(
+            "edition=%s subscriber=%d failed permanently (%s): %s",
+            edition.day,
+            d.subscriber_id,
+            why.value,
+            result.detail,
+        )
+
+    async def judged() -> None:
+        held, streak[:] = list(streak), []
+        await asyncio.gather(*(refused(d, result) for d, result in held))
+
     async def recorded(d: Delivery, message_id: str, result: Result) -> None:
         now = clock()
         if result.outcome is Outcome.SENT:
+            if streak:
+                await judged()
             await outbox.add(Mark(d.id, SENT, message_id=message_id))
             rep.sent += 1
         elif result.outcome is Outcome.PERMANENT:
-            await outbox.add(Mark(d.id, FAILED, error=result.detail), permanent_failure_of=d.subscriber_id)
-            rep.failed += 1
-            log.warning("edition=%s subscriber=%d failed permanently: %s", edition.day, d.subscriber_id, result.detail)
+            streak.append((d, result))  # judged when the run of failures ends (B12)
         elif now - edition.created_at >= settings.smtp.give_up_after:
             await outbox.add(Mark(d.id, FAILED, error=f"gave up: {result.detail}"))
             rep.failed += 1
@@ -223,9 +249,29 @@ async def send_edition(
         if on_result:
             on_result(result)
 
-    writer = OutboxWriter(store, clock, lease=settings.smtp.claim_lease, suspend_after=settings.smtp.suspend_after)
+    writer = OutboxWriter(
+        store,
+        clock,
+        lease=settings.smtp.claim_lease,
+        suspend_after=settings.smtp.suspend_after,
+        soft_threshold=settings.bounces.soft_threshold,
+        soft_decay=settings.bounces.soft_decay,
+    )
     async with writer as outbox:
-        await deliver(transport, envelopes(), record, stop=stop)
+        try:
+            await deliver(transport, envelopes(), record, stop=stop)
+        except CircuitOpenError:
+            if streak:
+                log.warning(
+                    "edition=%s/%s: the circuit breaker opened; %d permanent refusals of the failing run "
+                    "(the last: %s) are pending again, charged to no subscriber",
+                    edition.day,
+                    edition.timezone,
+                    len(streak),
+                    streak[-1][1].detail,
+                )
+            raise
+        await judged()  # the run ended without the breaker opening: its refusals stand
     rep.complete = await asyncio.to_thread(store.close_edition_if_done, edition.id)
     log.info(
         "edition=%s/%s sent=%d skipped=%d failed=%d deferred=%d complete=%s",
@@ -240,11 +286,41 @@ async def send_edition(
     return rep
 
 
-async def _others_hold(store: Store, edition_id: int, me: str, *, clock: Clock, stop: asyncio.Event | None) -> bool:
+def taken_over(edition: EditionRecord, lapsed: Lapsed, report: SendReport | None = None) -> None:
+    """Log, once per takeover, the rows of senders that stopped while holding them (S2: a re-send
+    is logged); count the rows parked as failed in the run's report (S8)."""
+    if lapsed.requeued:
+        log.warning(
+            "edition=%s/%s: %d messages held by a sender that stopped (its lease ran out) are pending again; "
+            "%d of them were on the wire and may reach their subscriber twice, with the same Message-ID; "
+            "%d was being made and counts a crash (S8)",
+            edition.day,
+            edition.timezone,
+            lapsed.requeued,
+            lapsed.on_wire,
+            lapsed.crashed,
+        )
+    for row, subscriber_id in lapsed.parked:
+        error = f"parked: its sender stopped while making its message {MAX_CRASHES} times"
+        log.warning("edition=%s/%s row=%d subscriber=%d %s", edition.day, edition.timezone, row, subscriber_id, error)
+        if report is not None:
+            report.failed += 1
+            report.errors.append(f"subscriber {subscriber_id}: {error}")
+
+
+async def _others_hold(
+    store: Store,
+    edition: EditionRecord,
+    me: str,
+    *,
+    clock: Clock,
+    stop: asyncio.Event | None,
+    report: SendReport | None = None,
+) -> bool:
     """Whether other senders still hold rows of the edition; waits a little first when they do, so
     the caller's next claim finds what they released or what their lease gave up. Our own rows in
     flight are ours to record, whatever their lease says."""
-    until = await asyncio.to_thread(store.claims_held, edition_id, other_than=me)
+    until = await asyncio.to_thread(store.claims_held, edition.id, other_than=me)
     if until is None:
         return False
     wait = min(max((until - clock()).total_seconds(), 0.0), HELD_POLL)
@@ -254,5 +330,7 @@ async def _others_hold(store: Store, edition_id: int, me: str, *, clock: Clock, 
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), wait)
     if until <= clock():
-        await asyncio.to_thread(store.expire_claims, edition_id, now=clock(), other_than=me)
+        taken_over(
+            edition, await asyncio.to_thread(store.expire_claims, edition.id, now=clock(), other_than=me), report
+        )
     return True

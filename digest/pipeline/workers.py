@@ -33,7 +33,7 @@ from digest.config import Settings, SmtpSettings
 from digest.deliver import Transport
 from digest.errors import DeliveryError, DigestError
 from digest.model import EditionRecord
-from digest.pipeline.sender import Clock, SendReport, send_edition
+from digest.pipeline.sender import Clock, SendReport, send_edition, taken_over
 from digest.store import Store
 from digest.store.writers import claimant, set_claimant
 
@@ -146,8 +146,9 @@ async def _send_editions(
         reports = [report for _, report in prepared]
         now = clock()
         rows = 0
-        for edition in editions:
-            await asyncio.to_thread(store.expire_claims, edition.id, now=now)
+        for edition, report in zip(editions, reports, strict=True):
+            # S2: a dead sender's claims taken over are logged, with the re-sends they may bring
+            taken_over(edition, await asyncio.to_thread(store.expire_claims, edition.id, now=now), report)
             rows += await asyncio.to_thread(store.count_claimable, edition.id, now=now, due_only=due_only)
         n = plan_workers(workers, connections=settings.smtp.connections, rows=rows)
         if n == 1:

@@ -30,11 +30,9 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
-    case,
     func,
     insert,
     literal,
-    not_,
     or_,
     select,
     update,
@@ -42,7 +40,17 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from digest.errors import StoreError
-from digest.model import Delivery, EditionItem, EditionRecord, EditionWindow, Item, Mark, OutboxEntry, Subscriber
+from digest.model import (
+    Delivery,
+    EditionItem,
+    EditionRecord,
+    EditionWindow,
+    Item,
+    Lapsed,
+    Mark,
+    OutboxEntry,
+    Subscriber,
+)
 from digest.schedule import known_zone
 from digest.store import schema as t
 from digest.store.base import StoreBase, database_time
@@ -346,22 +354,16 @@ class EditionStore(StoreBase):
                 or 0
             )
 
-    def expire_claims(self, edition_id: int, *, now: datetime, other_than: str | None = None) -> int:
+    def expire_claims(self, edition_id: int, *, now: datetime, other_than: str | None = None) -> Lapsed:
         """Return to pending the rows of the edition whose claim's lease ran out: their sender
         stopped renewing it (killed, crashed, its host gone). Never those of `other_than` (the
-        caller itself: its lease may lag while it is busy, but it is alive). Returns how many."""
+        caller itself: its lease may lag while it is busy, but it is alive). See `_expire_lapsed`."""
         d = t.deliveries.c
         with self.engine.begin() as conn:
             cond = [d.edition_id == edition_id, d.status == SENDING, d.lease_until < database_time(conn)]
             if other_than is not None:
                 cond.append(d.worker != other_than)
-            parked = _park_lapsed(conn, cond, now)
-            expired: int = conn.execute(
-                update(t.deliveries)
-                .where(*cond)
-                .values(status=PENDING, worker=None, lease_until=None, updated_at=now, crashes=d.crashes + 1)
-            ).rowcount
-            return expired + parked
+            return _expire_lapsed(conn, cond, now)
 
     def claims_held(self, edition_id: int, *, other_than: str | None = None) -> datetime | None:
         """When the earliest lease on the edition's claimed rows (but `other_than`'s) runs out;
@@ -413,6 +415,7 @@ class OutboxSession:
         self.worker, self._where = worker, where
         self._engine = engine
         self._conn: Connection | None = None
+        self.lapsed = Lapsed()  # what the last claim's taking over of lapsed claims did
 
     @property
     def conn(self) -> Connection:
@@ -436,8 +439,9 @@ class OutboxSession:
         since: datetime | None = None,
         suspects: bool = False,
     ) -> list[Delivery]:
+        """Claim rows (`_claim`); what taking over lapsed claims did first is left in `lapsed`."""
         with self.conn.begin():
-            return _claim(
+            rows, self.lapsed = _claim(
                 self.conn,
                 edition_id,
                 worker=self.worker,
@@ -448,10 +452,19 @@ class OutboxSession:
                 since=since,
                 suspects=suspects,
             )
+        return rows
 
-    def record(self, marks: Sequence[Mark], *, now: datetime) -> int:
+    def record(self, marks: Sequence[Mark], *, now: datetime, on_wire: Sequence[int] = ()) -> int:
+        """Write results, and mark `on_wire` the claimed rows whose SMTP transaction began."""
         try:
             with self.conn.begin():
+                if on_wire:
+                    d = t.deliveries.c
+                    self.conn.execute(
+                        update(t.deliveries)
+                        .where(d.id.in_(list(on_wire)), d.status == SENDING, d.worker == self.worker)
+                        .values(on_wire=True)
+                    )
                 return _record(self.conn, marks, worker=self.worker, now=now)
         except (SQLAlchemyError, StoreError) as exc:
             raise _not_recorded(exc, len(marks), self._where) from exc
@@ -495,21 +508,21 @@ def _claim(
     due_only: bool,
     since: datetime | None = None,
     suspects: bool = False,
-) -> list[Delivery]:
-    """Claim up to `limit` rows; with `suspects`, only rows that crashed before (S8), else only others.
-
-    A row whose claim ran out (its sender stopped while holding it) counts one more crash as it is
-    claimed again, and one that reaches `MAX_CRASHES` that way is parked as failed instead."""
+) -> tuple[list[Delivery], Lapsed]:
+    """Claim up to `limit` pending rows; with `suspects`, only rows that crashed before (S8), else
+    only others. Claims whose lease ran out are taken over first (`_expire_lapsed`)."""
     d = t.deliveries
     free = d.alias("free")
     lease_now = database_time(conn)  # leases are on the database's clock (issue 15)
-    _park_lapsed(conn, [d.c.edition_id == edition_id, d.c.status == SENDING, d.c.lease_until < lease_now], now)
+    lapsed = _expire_lapsed(
+        conn, [d.c.edition_id == edition_id, d.c.status == SENDING, d.c.lease_until < lease_now], now
+    )
     ids = (
         select(free.c.id)
         .where(
             free.c.edition_id == edition_id,
             _claimable(free, now, due_only, since, lease_now=lease_now),
-            _suspect(free) if suspects else not_(_suspect(free)),
+            free.c.crashes > 0 if suspects else free.c.crashes == 0,
         )
         .order_by(free.c.id)
         .limit(limit)
@@ -519,46 +532,77 @@ def _claim(
     claim = (
         update(d)
         .where(d.c.id.in_(ids.scalar_subquery()), _claimable(d, now, due_only, since, lease_now=lease_now))
-        .values(
-            status=SENDING,
-            worker=worker,
-            lease_until=lease_now + lease,
-            updated_at=now,
-            crashes=d.c.crashes + case((d.c.status == SENDING, 1), else_=0),  # a claim that ran out
-        )
+        .values(status=SENDING, worker=worker, lease_until=lease_now + lease, updated_at=now, on_wire=False)
         .returning(*d.c)
     )
-    return sorted((_delivery(r) for r in conn.execute(claim)), key=lambda r: r.id)
+    return sorted((_delivery(r) for r in conn.execute(claim)), key=lambda r: r.id), lapsed
 
 
-def _suspect(d: Any) -> ColumnElement[bool]:
-    """A row that crashed before, or whose claim ran out (it will count one more crash): sent alone."""
-    return or_(d.c.crashes > 0, d.c.status == SENDING)
+def _expire_lapsed(conn: Connection, lapsed: list[ColumnElement[bool]], now: datetime) -> Lapsed:
+    """Return to pending the rows of `lapsed` (claims whose lease ran out: their sender stopped).
 
-
-def _park_lapsed(conn: Connection, lapsed: list[ColumnElement[bool]], now: datetime) -> int:
-    """Park as failed the rows of `lapsed` (claims that ran out) that this lapse brings to
-    `MAX_CRASHES`; how many (S8, B3: Mailman parks a message after three)."""
+    Only a message being *made* when its sender died is a suspect of having killed it (S8): a
+    bug in a C or Rust library met on that subscriber's data. A sender makes its claimed rows'
+    messages one at a time in id order, and marks each on the wire before its SMTP transaction;
+    so of a dead sender's rows, the first not on the wire is the one it was making (or, when it
+    died while every connection was busy, the next it would have made: one bystander at most,
+    which is then sent alone and marked on the wire, so cannot count again that way). That row
+    counts a crash, and is parked as failed at `MAX_CRASHES` (B3: Mailman parks a message after
+    three). A row on the wire counts none: its sender was stopped from outside while a relay held
+    the message (a kill, a deploy, a slow relay's long wait), and parking it would lose the
+    subscriber's edition; it goes again, and may reach them twice (S2). The other rows were only
+    claimed: pending again, nothing counted (a hundred bystanders were suspects before 0012).
+    """
     d = t.deliveries.c
-    return conn.execute(
-        update(t.deliveries)
-        .where(*lapsed, d.crashes >= MAX_CRASHES - 1)
-        .values(
-            status=FAILED,
-            worker=None,
-            lease_until=None,
-            updated_at=now,
-            crashes=d.crashes + 1,
-            last_error=func.substr(
-                "parked: its sender stopped while holding it "
-                + str(MAX_CRASHES)
-                + " times (killed or crashed); last error: "
-                + func.coalesce(d.last_error, "none"),
-                1,
-                500,
-            ),
-        )
-    ).rowcount
+    query = select(d.id, d.worker, d.on_wire, d.crashes).where(*lapsed).order_by(d.id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    first: dict[str | None, Any] = {}
+    for row in conn.execute(query):
+        if not row.on_wire and row.worker not in first:
+            first[row.worker] = row
+    suspects = [r.id for r in first.values() if r.crashes < MAX_CRASHES - 1]
+    doomed = [r.id for r in first.values() if r.crashes >= MAX_CRASHES - 1]
+    free = {"worker": None, "lease_until": None, "updated_at": now, "on_wire": False}
+    parked = (
+        conn.execute(
+            update(t.deliveries)
+            .where(*lapsed, d.id.in_(doomed))
+            .values(
+                status=FAILED,
+                crashes=d.crashes + 1,
+                last_error=func.substr(
+                    "parked: its sender stopped while making its message "
+                    + str(MAX_CRASHES)
+                    + " times (killed or crashed); last error: "
+                    + func.coalesce(d.last_error, "none"),
+                    1,
+                    500,
+                ),
+                **free,
+            )
+            .returning(d.id, d.subscriber_id)
+        ).all()
+        if doomed
+        else []
+    )
+    crashed = (
+        conn.execute(
+            update(t.deliveries)
+            .where(*lapsed, d.id.in_(suspects))
+            .values(status=PENDING, crashes=d.crashes + 1, **free)
+        ).rowcount
+        if suspects
+        else 0
+    )
+    on_wire = conn.execute(update(t.deliveries).where(*lapsed, d.on_wire.is_(True)).values(status=PENDING, **free))
+    rest = conn.execute(update(t.deliveries).where(*lapsed).values(status=PENDING, **free))
+    return Lapsed(
+        requeued=crashed + on_wire.rowcount + rest.rowcount,
+        on_wire=on_wire.rowcount,
+        crashed=crashed,
+        parked=tuple((r.id, r.subscriber_id) for r in parked),
+    )
 
 
 def _release(worker: str, now: datetime) -> Update:
@@ -566,7 +610,7 @@ def _release(worker: str, now: datetime) -> Update:
     return (
         update(t.deliveries)
         .where(d.status == SENDING, d.worker == worker)
-        .values(status=PENDING, worker=None, lease_until=None, updated_at=now)
+        .values(status=PENDING, worker=None, lease_until=None, updated_at=now, on_wire=False)
     )
 
 
@@ -583,6 +627,7 @@ def _record_statement() -> Update:
             updated_at=bindparam("b_now", type_=t.UTCDateTime),
             worker=None,
             lease_until=None,
+            on_wire=False,
             next_attempt_at=bindparam("b_next", type_=t.UTCDateTime),
             attempts=d.attempts + bindparam("b_tried", type_=Integer),
             crashes=d.crashes + bindparam("b_crashed", type_=Integer),
@@ -599,6 +644,19 @@ _RECORD = _record_statement()
 def _record(conn: Connection, marks: Sequence[Mark], *, worker: str, now: datetime) -> int:
     if not marks:
         return 0
+    if sent := [m.delivery_id for m in marks if m.status == SENT]:
+        # A message the server took clears the subscriber's strikes: [smtp] suspend_after counts
+        # permanent failures in a row, not over a lifetime (a full mailbox last spring and a
+        # policy refusal this winter must not suspend a reader who got every edition between).
+        s = t.subscribers.c
+        conn.execute(
+            update(t.subscribers)
+            .where(
+                s.permanent_failures > 0,
+                s.id.in_(select(t.deliveries.c.subscriber_id).where(t.deliveries.c.id.in_(sent))),
+            )
+            .values(permanent_failures=0)
+        )
     params = [
         {
             "b_id": m.delivery_id,

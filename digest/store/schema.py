@@ -31,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -269,6 +270,10 @@ deliveries = Table(
     # Times the row's message could not be made for an error the code did not expect, or its sender
     # stopped while holding it (its lease ran out): at `MAX_CRASHES` it is parked as failed (S8).
     Column("crashes", Integer, nullable=False, default=0, server_default="0"),
+    # While `sending`: the message is on the wire (its SMTP transaction began). A sender that stops
+    # then was stopped from outside (a kill, a deploy) while the relay held it, not by this
+    # message: the row is pending again without a crash, and may reach its subscriber twice (0012).
+    Column("on_wire", Boolean, nullable=False, default=False, server_default=false()),
     # While `sending`: which process claimed the row ("host:pid.start") and until when (B1). A row
     # whose lease ran out, or whose process is gone, is claimed again by the next run.
     Column("worker", Text),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from digest.model import Delivery, Mark, PollRecord, PollWritten, Subscriber
+from digest.model import Delivery, Lapsed, Mark, PollRecord, PollWritten, Subscriber
 
 if TYPE_CHECKING:
     from digest.store import Store
@@ -155,8 +156,18 @@ class OutboxWriter:
     returns the rows to pending for any sender on any host (B1).
     """
 
-    def __init__(self, store: Store, clock: Clock, *, lease: timedelta, suspend_after: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        lease: timedelta,
+        suspend_after: int,
+        soft_threshold: float = 5.0,
+        soft_decay: timedelta = timedelta(days=7),
+    ) -> None:
         self.store, self.clock, self.lease, self.suspend_after = store, clock, lease, suspend_after
+        self.soft_threshold, self.soft_decay = soft_threshold, soft_decay  # record_bounce's, unused by hard ones
         self.name = sender_name()
         self._session = store.outbox_session(self.name)
         # SQLite commits a few rows in under 0.1 ms on a kept connection, less than handing the
@@ -168,7 +179,9 @@ class OutboxWriter:
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         )
         self._marks: list[Mark] = []  # results waiting for the next commit
+        self._wire: list[int] = []  # rows whose SMTP transaction began, to mark on the wire
         self._permanent: list[int] = []  # subscribers to count a 5xx against
+        self._gone: list[tuple[Mark, int, int, str]] = []  # (mark, subscriber, edition, reply): no such user
         self._group: asyncio.Task[None] | None = None  # the commit the next result will join
         self._closing = asyncio.Event()
         self._error: Exception | None = None
@@ -188,6 +201,9 @@ class OutboxWriter:
         self._closing.set()
         if self._renewer is not None:
             await self._renewer
+        if self._group is not None:  # on-the-wire marks nobody waited for
+            with contextlib.suppress(Exception):  # kept in self._error
+                await self._group
         try:
             # What is still claimed was never sent: deliver() finished and recorded every message
             # it started. After a failed commit the claims stay, and run out with their lease.
@@ -203,7 +219,8 @@ class OutboxWriter:
 
     async def claim(
         self, edition_id: int, *, limit: int, due_only: bool, since: datetime | None = None, suspects: bool = False
-    ) -> list[Delivery]:
+    ) -> tuple[list[Delivery], Lapsed]:
+        """Claim rows; and what taking over the claims of senders that stopped did first."""
         now = self.clock()
         rows = await self._run(
             self._session.claim,
@@ -217,7 +234,17 @@ class OutboxWriter:
         )
         if self._renewed is None:
             self._renewed = now
-        return rows
+        return rows, self._session.lapsed
+
+    def on_wire(self, delivery_id: int) -> None:
+        """Mark a claimed row on the wire: its SMTP transaction begins. Not waited for: the mark
+        only tells a later takeover that a kill found the message with a relay, not being made
+        (`_expire_lapsed`), and rides in the next group commit, long before a slow relay answers."""
+        self._wire.append(delivery_id)
+        if self._group is None:
+            self._group = asyncio.create_task(self._commit())
+            # its error is kept in self._error for the next result; nobody need await it here
+            self._group.add_done_callback(lambda task: task.cancelled() or task.exception())
 
     async def still_held(self, ids: Sequence[int]) -> set[int]:
         """Which of these claimed rows are still ours, just before we send them.
@@ -233,13 +260,21 @@ class OutboxWriter:
         self._renewed = now
         return held & set(ids)
 
-    async def add(self, mark: Mark, *, permanent_failure_of: int | None = None) -> None:
-        """Record one result; returns once it is committed (with the others of its group)."""
+    async def add(
+        self, mark: Mark, *, permanent_failure_of: int | None = None, no_such_user: tuple[int, int] | None = None
+    ) -> None:
+        """Record one result; returns once it is committed (with the others of its group).
+
+        `permanent_failure_of`: a subscriber to count one strike against ([smtp] suspend_after);
+        `no_such_user`: (subscriber, edition) whose address the server says does not exist, a hard
+        bounce as a DSN's would be (suspended and suppressed at once)."""
         if self._error is not None:
             raise self._error
         self._marks.append(mark)
         if permanent_failure_of is not None:
             self._permanent.append(permanent_failure_of)
+        if no_such_user is not None:
+            self._gone.append((mark, *no_such_user, mark.error or ""))
         if self._group is None:
             self._group = asyncio.create_task(self._commit())
         await asyncio.shield(self._group)  # a cancelled waiter must not cancel the others' commit
@@ -248,9 +283,13 @@ class OutboxWriter:
         await asyncio.sleep(0)  # one turn of the loop: results that arrived with this one join it
         marks, self._marks = self._marks, []
         failures, self._permanent = self._permanent, []
+        gone, self._gone = self._gone, []
+        wire, self._wire = self._wire, []
         self._group = None  # results from now on go into the next group
         try:
-            await self._run(self._session.record, marks, now=self.clock())
+            await self._run(self._session.record, marks, now=self.clock(), on_wire=wire)
+            for mark, subscriber_id, edition_id, reply in gone:
+                await asyncio.to_thread(self._hard_bounce, mark, subscriber_id, edition_id, reply)
             for subscriber_id in failures:
                 if await asyncio.to_thread(
                     self.store.count_permanent_failure,
@@ -264,6 +303,27 @@ class OutboxWriter:
         except Exception as exc:
             self._error = exc
             raise
+
+    def _hard_bounce(self, mark: Mark, subscriber_id: int, edition_id: int, reply: str) -> None:
+        """A synchronous "550 5.1.1 user unknown" recorded as the hard bounce a DSN would bring (the
+        same path, so `subscribers show` and `status` tell it alike); once per outbox row."""
+        status = reply.split(" ", 2)[1] if reply.count(" ") >= 1 else None
+        outcome = self.store.record_bounce(
+            dedupe=hashlib.sha256(f"rcpt:{mark.delivery_id}".encode()).hexdigest(),
+            subscriber_id=subscriber_id,
+            edition_id=edition_id,
+            kind="hard",
+            status=status,
+            diagnostic=reply,
+            via="rcpt",
+            now=self.clock(),
+            threshold=self.soft_threshold,
+            half_life=self.soft_decay,
+        )
+        if outcome == "suppressed":
+            log.warning(
+                "subscriber=%d suspended: the SMTP server says the address does not exist (%s)", subscriber_id, reply
+            )
 
     async def _renew(self) -> None:
         """Keep our claims' lease running while this sender lives (a long, rate-limited send)."""
