@@ -666,7 +666,10 @@ def test_the_whole_corpus_joins_a_story_two_papers_reworded() -> None:
 
 
 # Pairs of two feeds' items published over this far apart, merged once on one day: false for sure.
-ONE_DAY_FALSE_PAIRS = 41  # session 30: 39; 41 while a common noun's capital was a name, 44 before continents
+# Session 34: 52, the same groups as 39 before: UOL's items are dated now ("Seg, 24 Set 2018"), and
+# its Navalny item, which this day's batch has long put into the intelligence report's story (a topic
+# join on "Putin"), was undated, so its 13 pairs were not counted.
+ONE_DAY_FALSE_PAIRS = 52  # session 30: 39; 41 while a common noun's capital was a name, 44 before continents
 
 
 def test_every_corpus_feed_on_one_day_keeps_other_years_news_apart() -> None:
