@@ -456,6 +456,12 @@ class WebSettings:
         check_secret_keys,
         secret=True,
     )
+    only_listed_keys: bool = _opt(
+        False,
+        "Links verify with secret_keys alone: [digest] secret and the generated secret are retired "
+        "(after a copy of the config or the database leaked).",
+        check_bool,
+    )
     signup: bool = _opt(
         True, "The sign-up page /subscribe (confirmed opt-in by email), linked from every page.", check_bool
     )
@@ -1230,6 +1236,12 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     digest_settings: DigestSettings = tables["digest"]
     dkim: DkimSettings = tables["dkim"]
     _check_read_also_min(digest_settings)
+    if tables["web"].only_listed_keys and not tables["web"].secret_keys:
+        raise ConfigError(
+            "web.only_listed_keys = true with no web.secret_keys: no key would sign or verify a link.",
+            hint="List the new key in [web] secret_keys first (`python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'`).",
+        )
     if any((dkim.domain, dkim.selector, dkim.key_file)) and not dkim.enabled:
         raise ConfigError("[dkim] needs domain, selector and key_file together.")
     known = tuple(s.name for s in sections)

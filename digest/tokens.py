@@ -60,14 +60,18 @@ _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _PUBLIC_ID = re.compile(r"[0-9a-f]{32}")
 
 
-def key_ring(secret_keys: Sequence[str], secret: str | None, generated: str) -> tuple[str, ...]:
+def key_ring(
+    secret_keys: Sequence[str], secret: str | None, generated: str, *, only_listed: bool = False
+) -> tuple[str, ...]:
     """Every key a link may be signed with, newest first, without repeats.
 
     ``[web] secret_keys`` come first (the operator's rotation list), then ``[digest] secret`` and the
-    store's generated secret, which signed the links of emails sent before the list was set.
+    store's generated secret, which signed the links of emails sent before the list was set; with
+    `only_listed` (``[web] only_listed_keys``) those two are retired: a leaked database or config
+    file, which holds them, then opens no subscriber's link.
     """
     ring: list[str] = []
-    for key in (*secret_keys, secret, generated):
+    for key in (*secret_keys, *(() if only_listed else (secret, generated))):
         if key and key not in ring:
             ring.append(key)
     return tuple(ring)

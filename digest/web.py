@@ -135,7 +135,12 @@ def site_secrets(settings: Settings, store: Store) -> tuple[str, ...]:
     The sender signs with the first of ``[web] secret_keys``, else ``[digest] secret``, else the
     store's generated secret. All verify, so emails sent before a rotation keep working (G4, U5).
     """
-    return tokens.key_ring(settings.web.secret_keys, settings.digest.secret, store.site_secret())
+    return tokens.key_ring(
+        settings.web.secret_keys,
+        settings.digest.secret,
+        store.site_secret(),
+        only_listed=settings.web.only_listed_keys,
+    )
 
 
 def _pages(language: str) -> jinja2.Environment:

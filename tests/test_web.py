@@ -980,6 +980,32 @@ async def test_web_secret_keys_rotate_newest_first_and_retired_keys_stop_working
         store.close()
 
 
+async def test_only_listed_keys_retires_the_generated_secret_and_the_configs(tmp_path: Path) -> None:
+    """Before, the generated secret (kept in the database, so in every backup) and [digest] secret
+    verified links for ever: after a leak no rotation could retire them."""
+    newest, configured = "newest-key-0123456789", "configured-secret-0123456789"
+    base = make_settings(tmp_path)
+    web = dataclasses.replace(base.web, secret_keys=(newest,), only_listed_keys=True)
+    settings = dataclasses.replace(base, web=web, digest=dataclasses.replace(base.digest, secret=configured))
+    store = open_store(settings)
+    runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
+    try:
+        alice = store.get_subscriber(email="alice@example.org")
+        assert alice is not None
+        async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
+            for key, status in ((newest, 200), (configured, 404), (store.site_secret(), 404)):
+                async with http.get(f"/p/{tokens.preferences_token(key, alice.public_id)}") as page:
+                    assert page.status == status, key
+            resp, _ = await post_one_click(http, f"/u/{tokens.unsubscribe_token(store.site_secret(), alice.public_id)}")
+            assert resp.status == 404
+    finally:
+        await runner.cleanup()
+        store.close()
+    assert Store(settings.database_url).get_subscriber(email="alice@example.org").status == ACTIVE  # type: ignore[union-attr]
+    with pytest.raises(cfg.ConfigError, match="only_listed_keys = true with no web.secret_keys"):
+        cfg.from_mapping({"web": {"only_listed_keys": True}})
+
+
 async def test_links_from_before_public_ids_work_only_for_rows_that_existed_at_the_upgrade(tmp_path: Path) -> None:
     from itsdangerous import URLSafeSerializer
 

@@ -88,7 +88,12 @@ def intake(
         return UNREADABLE
     if found is None:
         return NOT_A_BOUNCE
-    ring = tokens.key_ring(settings.web.secret_keys, settings.digest.secret, store.site_secret())
+    ring = tokens.key_ring(
+        settings.web.secret_keys,
+        settings.digest.secret,
+        store.site_secret(),
+        only_listed=settings.web.only_listed_keys,
+    )
     decoded = tokens.read_bounce_token(ring, found.token) if found.token else None
     subscriber = store.get_subscriber(public_id=decoded[0]) if decoded else None
     b = settings.bounces

@@ -216,7 +216,12 @@ class EditionMailer:
         self.renderer = renderer or make_renderer(settings)
         # [digest] secret when the operator set one, else the one generated once and kept in the store.
         self.secret = settings.digest.secret or store.site_secret()  # Message-IDs: stable across rotations
-        self.link_key = tokens.key_ring(settings.web.secret_keys, settings.digest.secret, store.site_secret())[0]
+        self.link_key = tokens.key_ring(
+            settings.web.secret_keys,
+            settings.digest.secret,
+            store.site_secret(),
+            only_listed=settings.web.only_listed_keys,
+        )[0]
         self.domain = sender_domain(settings)
         self._envelope_sender = parseaddr(settings.smtp.sender)[1] or settings.smtp.sender  # once, not per message
         self._mailto = self._ascii_mailto(settings.smtp.unsubscribe_mailto)
