@@ -34,6 +34,7 @@ from digest import config as cfg
 from digest import tokens
 from digest.daemon import Ticks, run_daemon
 from digest.deliver import SmtpTransport
+from digest.errors import ConfigError
 from digest.model import FeedSpec, Mark, ParsedItem
 from digest.pipeline import build_edition, preview, send_day
 from digest.store import ACTIVE, SENT, UNSUBSCRIBED, Choices, Store
@@ -1002,7 +1003,7 @@ async def test_only_listed_keys_retires_the_generated_secret_and_the_configs(tmp
         await runner.cleanup()
         store.close()
     assert Store(settings.database_url).get_subscriber(email="alice@example.org").status == ACTIVE  # type: ignore[union-attr]
-    with pytest.raises(cfg.ConfigError, match="only_listed_keys = true with no web.secret_keys"):
+    with pytest.raises(ConfigError, match="only_listed_keys = true with no web.secret_keys"):
         cfg.from_mapping({"web": {"only_listed_keys": True}})
 
 
