@@ -65,7 +65,7 @@ from digest.pipeline.send import EditionPages, edition_path, edition_url, zone_o
 from digest.pipeline.signup import confirmation_message, send_confirmation
 from digest.ratelimit import SlidingWindow
 from digest.render import Renderer
-from digest.store import ACTIVE, PAUSED, SUSPENDED, UNSUBSCRIBED, Choices, Store
+from digest.store import ACTIVE, PAUSED, REMOVED, SUSPENDED, UNSUBSCRIBED, Choices, Store
 
 __all__ = ["WebProcess", "listening", "make_app", "run_web", "serve", "start_web"]
 
@@ -469,6 +469,7 @@ def _preferences(
         email=sub.email,
         subscribed=sub.status in (ACTIVE, SUSPENDED, PAUSED),
         paused=sub.status == PAUSED,
+        removed=sub.status == REMOVED,  # the operator's doing, not an unsubscribe: said so
         notice=notice,
         sections=[(name, name in picked) for name in names],
         **_timezone_menu(site, tz),

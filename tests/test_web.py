@@ -638,6 +638,17 @@ async def test_saving_only_the_sections_leaves_the_time_zone_to_the_config(app: 
     assert alice is not None and (alice.sections, alice.timezone) == (("Sport",), "Asia/Tokyo")
 
 
+async def test_someone_the_operator_removed_is_not_told_they_unsubscribed(app: Web) -> None:
+    """Dropped from the config, bob read "This address is unsubscribed", which he never did."""
+    app.store.sync_subscribers([s for s in app.settings.subscribers if s.email != "bob@example.org"], now=NOW)
+    bob = app.store.get_subscriber(email="bob@example.org")
+    assert bob is not None and bob.status == "removed"
+    _, body = await open_preferences(app, app.bob())
+    assert "taken off the list by the site's editors" in body and "is unsubscribed" not in body
+    _, body = await open_preferences(app, app.alice())
+    assert "taken off the list" not in body
+
+
 # --------------------------------------------------------------------------- editions and the rest
 
 
