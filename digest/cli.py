@@ -1105,6 +1105,49 @@ def subscribers_unsubscribe(app: App, emails: tuple[str, ...]) -> None:
         )
 
 
+@subscribers.command("reinstate")
+@click.argument("emails", metavar="EMAIL...", nargs=-1, required=True)
+@pass_app
+def subscribers_reinstate(app: App, emails: tuple[str, ...]) -> None:
+    """Lift a suspension that failed deliveries or bounces caused, once the mailbox works again.
+
+    Never an unsubscribe or a spam complaint: those are the subscriber's, and only their own
+    sign-up lifts them.
+    """
+    from digest.addresses import validate_email
+
+    store, now = app.store, app.clock()
+    refused: list[str] = []
+    for given in emails:
+        try:
+            email = validate_email(given)
+        except SubscriberError:
+            email = given.strip()
+        outcome = store.reinstate(email, now=now)
+        if outcome == "reinstated":
+            click.echo(f"reinstated {email}: active again, strikes and bounces cleared, no longer suppressed")
+        elif outcome == "active":
+            click.echo(f"{email} is active; nothing changed")
+        elif outcome in ("complained", "unsubscribed"):
+            why = "reported an edition as spam" if outcome == "complained" else "unsubscribed"
+            click.echo(f"{email} {why}; only their own sign-up subscribes them again", err=True)
+            refused.append(email)
+        elif outcome == "erased":
+            click.echo(f"{email} was erased; only their own sign-up subscribes them again", err=True)
+            refused.append(email)
+        elif outcome is None:
+            click.echo(f"{email} is not a subscriber here", err=True)
+            refused.append(email)
+        else:
+            click.echo(f"{email} is {outcome}, not suspended; nothing changed", err=True)
+            refused.append(email)
+    if refused:
+        raise SubscriberError(
+            f"Not reinstated: {', '.join(refused)} ({len(refused)} of the {len(emails)} addresses given).",
+            hint="`digest subscribers show EMAIL` says each one's status and who set it.",
+        )
+
+
 @subscribers.command("show")
 @click.argument("email")
 @pass_app

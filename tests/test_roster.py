@@ -307,3 +307,46 @@ def test_a_config_subscriber_who_signed_up_themselves_stays_subscribed_when_thei
     assert "(not in the config)" in shown.stdout and "status    active  [set by subscriber]" in shown.stdout
     assert "status    removed  [set by config]" in cli(config, "subscribers", "show", "op@example.org").stdout
     assert "WARNING" not in cli(config, "subscribers", "list").stderr  # said once, when it happened
+
+
+# --------------------------------------------------------------------------- lifting a suspension
+
+
+def test_reinstate_lifts_a_suspension_deliveries_caused_and_never_a_subscribers_own_stop(tmp_path: Path) -> None:
+    """Before, a subscriber suspended by failed deliveries (a relay's mistake, a mailbox since mended)
+    could never be mailed again: `add` refused them and no command lifted it."""
+    config = site(tmp_path)
+    for who in ("ann", "bob", "cat", "dan"):
+        assert cli(config, "subscribers", "add", f"{who}@example.org").returncode == 0
+    assert cli(config, "subscribers", "unsubscribe", "cat@example.org").returncode == 0
+    store = Store(f"sqlite:///{tmp_path / 'digest.sqlite'}")
+    try:
+        ann, bob = store.get_subscriber(email="ann@example.org"), store.get_subscriber(email="bob@example.org")
+        assert ann is not None and bob is not None
+        for _ in range(3):
+            store.count_permanent_failure(ann.id, suspend_after=3, now=NOW)
+        store.record_bounce(
+            dedupe="c1", subscriber_id=bob.id, edition_id=None, kind="complaint", status=None, diagnostic=None,
+            via="arf", now=NOW, threshold=3.0, half_life=timedelta(days=7),
+        )  # fmt: skip
+    finally:
+        store.close()
+    assert "ann@example.org  suspended" in listing(config)
+    added = cli(config, "subscribers", "add", "ann@example.org")
+    assert "it is suspended, and `add` does not lift that" in one_error(added)
+    assert "hint: Once the mailbox works again: `digest subscribers reinstate ann@example.org`" in added.stderr
+
+    done = cli(config, "subscribers", "reinstate", "ann@example.org")
+    assert done.returncode == 0 and "reinstated ann@example.org" in done.stdout, done.stderr
+    shown = cli(config, "subscribers", "show", "ann@example.org").stdout
+    assert "active  [set by cli]" in shown and "suppressed" not in shown and "strikes   0 of 3" in shown, shown
+
+    # A spam complaint, an unsubscribe and an active address are not the operator's to lift: exit 1.
+    refused = cli(config, "subscribers", "reinstate", "bob@example.org", "cat@example.org", "dan@example.org")
+    assert refused.returncode == 1
+    assert "bob@example.org reported an edition as spam; only their own sign-up" in refused.stderr
+    assert "cat@example.org unsubscribed; only their own sign-up" in refused.stderr
+    assert "dan@example.org is active; nothing changed" in refused.stdout
+    assert "Not reinstated: bob@example.org, cat@example.org (2 of the 3 addresses given)" in refused.stderr
+    states = listing(config)
+    assert "bob@example.org  suspended" in states and "cat@example.org  unsubscribed" in states

@@ -280,6 +280,11 @@ class SubscriberStore(StoreBase):
                 if reason is None:
                     reason = "failed" if row is not None and row.status == SUSPENDED else "unsubscribed"
                 why = _WHY.get(reason, reason)
+                if reason in ("failed", "bounced") and row is not None and row.status == SUSPENDED:
+                    raise SubscriberError(
+                        f"{email} {why}; it is suspended, and `add` does not lift that.",
+                        hint=f"Once the mailbox works again: `digest subscribers reinstate {email}`.",
+                    )
                 raise SubscriberError(
                     f"{email} {why}; digest never mails that address again, and the CLI cannot add it back.",
                     hint="Only the subscriber can lift this, by signing up again themselves.",
@@ -449,6 +454,44 @@ class SubscriberStore(StoreBase):
                 .values(status=UNSUBSCRIBED, status_origin=CLI, updated_at=now)
             )
             return "unsubscribed"
+
+    def reinstate(self, email: str, *, now: datetime) -> str | None:
+        """Lift a suspension that deliveries caused (strikes, a hard or repeated soft bounce), at the
+        operator's word that the mailbox works again: the subscriber is active (status set by `cli`),
+        their strikes and bounce score are cleared, and the address is no longer suppressed. Never
+        what the subscriber chose: an unsubscribe or a spam complaint stays, as does an erasure.
+
+        What it found: "reinstated"; "complained" (a spam report suppresses the address: only their
+        own sign-up lifts it); the subscriber's status when it is not a suspension ("active",
+        "unsubscribed", ...); "erased"; None (not here at all)."""
+        email = normalise_email(email)
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(t.subscribers.c.id, t.subscribers.c.status).where(t.subscribers.c.email == email)
+            ).first()
+            if row is None:
+                return "erased" if _suppressed(conn, email) is not None else None
+            if row.status != SUSPENDED:
+                return str(row.status)
+            suppressed = conn.execute(
+                select(t.suppressions.c.reason).where(t.suppressions.c.email_hash == address_hash(email))
+            ).first()
+            if suppressed is not None and suppressed.reason in ("complained", "unsubscribed"):
+                return "complained" if suppressed.reason == "complained" else "unsubscribed"
+            conn.execute(delete(t.suppressions).where(t.suppressions.c.email_hash == address_hash(email)))
+            conn.execute(
+                update(t.subscribers)
+                .where(t.subscribers.c.id == row.id)
+                .values(
+                    status=ACTIVE,
+                    status_origin=CLI,
+                    permanent_failures=0,
+                    bounce_score=0.0,
+                    bounce_score_at=None,
+                    updated_at=now,
+                )
+            )
+            return "reinstated"
 
     def subscriber_origins(self, email: str) -> SubscriberOrigins | None:
         with self.engine.connect() as conn:
