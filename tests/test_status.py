@@ -36,7 +36,7 @@ def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
 
 def refusing() -> Scripted:
     """550 for GONE (permanent: a strike), 451 for BUSY (deferred), everyone else accepted."""
-    replies = {GONE: "550 5.1.1 no such user", BUSY: "451 4.3.0 try again later"}
+    replies = {GONE: "550 5.2.1 mailbox disabled", BUSY: "451 4.3.0 try again later"}
     return Scripted(rcpt=lambda turn: replies.get(turn.address))
 
 
@@ -143,7 +143,7 @@ async def test_outbox_and_subscribers_show_name_who_failed_or_waits_and_what_the
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
     assert lines[0] == "edition 2026-03-10 UTC (open): 1 failed, 1 pending, 1 sent"
-    assert f"  {GONE}  failed  attempts=1  never retried  reply: 550 5.1.1 no such user" in lines
+    assert f"  {GONE}  failed  attempts=1  never retried  reply: 550 5.2.1 mailbox disabled" in lines
     busy = next(line for line in lines if BUSY in line)
     assert busy.startswith(f"  {BUSY}  pending  attempts=1  next=2026-03-10 09:"), busy
     assert busy.endswith("reply: 451 4.3.0 try again later")
@@ -158,7 +158,7 @@ async def test_outbox_and_subscribers_show_name_who_failed_or_waits_and_what_the
 
     gone = cli(config, "subscribers", "show", GONE, now=later).stdout
     assert "strikes   1 of 3 (permanent SMTP failures; suspended at [smtp] suspend_after = 3)" in gone
-    assert "failed    edition 2026-03-10 UTC at 2026-03-10 09:00 UTC: 550 5.1.1 no such user" in gone
+    assert "failed    edition 2026-03-10 UTC at 2026-03-10 09:00 UTC: 550 5.2.1 mailbox disabled" in gone
     waiting = cli(config, "subscribers", "show", BUSY, now=later).stdout
     assert "strikes   0 of 3" in waiting
     deferred = next(line for line in waiting.splitlines() if line.startswith("deferred  "))
