@@ -378,7 +378,18 @@ class SmtpSettings:
     username: str | None = _opt(None, "SMTP user name; no AUTH when unset.", check_opt_str)
     password: str | None = _opt(None, "SMTP password; better set DIGEST_SMTP_PASSWORD.", check_opt_str, secret=True)
     sender: str = _opt("digest@localhost", "From address of the edition.", check_sender)
-    timeout: float = _opt(60.0, "Seconds to wait for each SMTP command.", _check_float(1, 3600))
+    timeout: float = _opt(
+        60.0,
+        "Seconds to wait for each SMTP command and for a connection to open; the reply after a message's "
+        "data waits at least 300 s (RFC 5321), since giving up there may send it twice.",
+        _check_float(1, 3600),
+    )
+    messages_per_connection: int = _opt(
+        1000,
+        "Messages sent over one SMTP connection before it is closed and another opened: at most a "
+        "relay's own limit, which it enforces by refusing the next message for a while.",
+        _check_int(1, 100_000),
+    )
     ca_file: str | None = _opt(
         None,
         "CA bundle to verify a private relay's certificate; a relative path is from the config file's folder.",

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from smtpservers import DROP, Scripted, SmtpServer, Turn, make_certs
 
+from digest import config as cfg
 from digest.config import SmtpSettings
 from digest.deliver import (
     DeliveryStats,
@@ -264,11 +265,14 @@ async def test_B9_a_connection_idle_for_a_while_is_checked_with_NOOP_before_reus
 
 
 async def test_B9_a_connection_is_closed_and_reopened_after_its_message_cap() -> None:
+    # [smtp] messages_per_connection: a relay that allows 5 per connection refused the 6th for a
+    # while (421) when the cap was fixed at 1,000.
     async with SmtpServer() as srv:
-        log, _ = await send_all(settings(srv), many(12), messages_per_connection=5)
+        log, _ = await send_all(settings(srv, messages_per_connection=5), many(12))
     assert log.outcomes() == [Outcome.SENT] * 12
     assert srv.connections == 3
     assert srv.handler.quits == 3  # two at the cap, one at the end
+    assert cfg.from_mapping({"smtp": {"messages_per_connection": 5}}).smtp.messages_per_connection == 5
 
 
 async def test_M10_starttls_with_an_untrusted_certificate_stops_before_anything_is_sent(tmp_path: Path) -> None:

@@ -20,7 +20,6 @@ from digest.errors import DeliveryError, remote_words
 
 log = logging.getLogger(__name__)
 
-MESSAGES_PER_CONNECTION = 1000  # then QUIT and reconnect (B9; Mailman max_sessions_per_connection)
 IDLE_NOOP_AFTER = 30.0  # seconds; a connection idle longer is checked with NOOP before reuse (B9)
 DATA_REPLY_TIMEOUT = 300.0  # seconds to wait for the reply after the final "." (B8; RFC 5321 4.5.3.2.6)
 DOMAIN_BACKOFF = 300.0  # seconds a throttling domain is left alone (B13)

@@ -24,7 +24,6 @@ from digest.deliver.core import (
     DATA_REPLY_TIMEOUT,
     DOMAIN_BACKOFF,
     IDLE_NOOP_AFTER,
-    MESSAGES_PER_CONNECTION,
     Envelope,
     Outcome,
     Result,
@@ -153,7 +152,7 @@ class SmtpTransport:
         self,
         settings: SmtpSettings,
         *,
-        messages_per_connection: int = MESSAGES_PER_CONNECTION,
+        messages_per_connection: int | None = None,
         idle_noop_after: float = IDLE_NOOP_AFTER,
         data_timeout: float | None = None,
     ) -> None:
@@ -162,7 +161,7 @@ class SmtpTransport:
         # other commands (RFC 5321 4.5.3.2.6 suggests 10 minutes; B8 says at least 2-5).
         self._data_timeout = data_timeout or max(settings.timeout, DATA_REPLY_TIMEOUT)
         self.concurrency = settings.connections
-        self._cap = messages_per_connection
+        self._cap = messages_per_connection or settings.messages_per_connection
         self._idle = idle_noop_after
         self._limiter = RateLimiter(settings.rate_limit)
         self._throttles = _Throttles()
