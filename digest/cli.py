@@ -1067,6 +1067,17 @@ def subscribers_remove(app: App, email: str) -> None:
     )
 
 
+def _as_stored(given: str) -> str:
+    """An address an operator typed, as `add` stores it: an A-label or upper-case spelling finds the
+    same subscriber; one the check refuses is looked up as written (a stored address may predate it)."""
+    from digest.addresses import validate_email
+
+    try:
+        return validate_email(given)
+    except SubscriberError:
+        return given.strip()
+
+
 @subscribers.command("unsubscribe")
 @click.argument("emails", metavar="EMAIL...", nargs=-1, required=True)
 @pass_app
@@ -1075,15 +1086,10 @@ def subscribers_unsubscribe(app: App, emails: tuple[str, ...]) -> None:
 
     Their sections and other settings stay; only their own sign-up subscribes them again.
     """
-    from digest.addresses import validate_email
-
     store, now = app.store, app.clock()
     unknown: list[str] = []
     for given in emails:
-        try:  # as `add` stored it: an A-label or upper-case spelling finds the same subscriber
-            email = validate_email(given)
-        except SubscriberError:
-            email = given.strip()  # what a request's From said: a stored address may predate the check
+        email = _as_stored(given)
         outcome = store.unsubscribe_on_request(email, now=now)
         if outcome == "unsubscribed":
             click.echo(
@@ -1114,15 +1120,10 @@ def subscribers_reinstate(app: App, emails: tuple[str, ...]) -> None:
     Never an unsubscribe or a spam complaint: those are the subscriber's, and only their own
     sign-up lifts them.
     """
-    from digest.addresses import validate_email
-
     store, now = app.store, app.clock()
     refused: list[str] = []
     for given in emails:
-        try:
-            email = validate_email(given)
-        except SubscriberError:
-            email = given.strip()
+        email = _as_stored(given)
         outcome = store.reinstate(email, now=now)
         if outcome == "reinstated":
             click.echo(f"reinstated {email}: active again, strikes and bounces cleared, no longer suppressed")

@@ -115,6 +115,13 @@ def _suppressed(conn: Connection, email: str) -> str | None:
     return conn.scalar(select(t.suppressions.c.reason).where(t.suppressions.c.email_hash == address_hash(email)))
 
 
+def _id_and_status(conn: Connection, email: str) -> Row[Any, Any] | None:
+    """A subscriber's row id and status by their normalised address (the operator's commands)."""
+    return conn.execute(
+        select(t.subscribers.c.id, t.subscribers.c.status).where(t.subscribers.c.email == email)
+    ).first()
+
+
 def _suppress(conn: Connection, email: str, reason: str, now: datetime) -> None:
     """Suppress the address (its first reason and time are kept), and spend every sign-up link
     issued before this stop: only a sign-up made after it brings the address back (U7)."""
@@ -440,9 +447,7 @@ class SubscriberStore(StoreBase):
         "erased" (only the suppressed hash is left: nothing is sent to it), None (not here at all)."""
         email = normalise_email(email)
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(t.subscribers.c.id, t.subscribers.c.status).where(t.subscribers.c.email == email)
-            ).first()
+            row = _id_and_status(conn, email)
             if row is None:
                 return "erased" if _suppressed(conn, email) is not None else None
             if row.status == UNSUBSCRIBED:
@@ -466,18 +471,14 @@ class SubscriberStore(StoreBase):
         "unsubscribed", ...); "erased"; None (not here at all)."""
         email = normalise_email(email)
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(t.subscribers.c.id, t.subscribers.c.status).where(t.subscribers.c.email == email)
-            ).first()
+            row = _id_and_status(conn, email)
             if row is None:
                 return "erased" if _suppressed(conn, email) is not None else None
             if row.status != SUSPENDED:
                 return str(row.status)
-            suppressed = conn.execute(
-                select(t.suppressions.c.reason).where(t.suppressions.c.email_hash == address_hash(email))
-            ).first()
-            if suppressed is not None and suppressed.reason in ("complained", "unsubscribed"):
-                return "complained" if suppressed.reason == "complained" else "unsubscribed"
+            reason = _suppressed(conn, email)
+            if reason in ("complained", "unsubscribed"):
+                return str(reason)
             conn.execute(delete(t.suppressions).where(t.suppressions.c.email_hash == address_hash(email)))
             conn.execute(
                 update(t.subscribers)
