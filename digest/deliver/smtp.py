@@ -77,7 +77,13 @@ class RateLimiter:
 
 class _Throttles:
     """Recipient domains that answered 4.7.x (e.g. Gmail's 421 4.7.28) are left alone for a while,
-    while other domains keep flowing (B13; RFC 5321 section 4.5.4.1)."""
+    while other domains keep flowing (B13; RFC 5321 section 4.5.4.1).
+
+    Only a reply to a command that names the recipient (RCPT, or the DATA that follows it) speaks
+    for its domain: MAIL names only the sender, so a 4.7.x there (a relay's "421 4.7.0 too many
+    messages on this connection") says nothing of example.org, and keying it there held back every
+    later message to example.org for 5 minutes. A 421 at RCPT reaches here only when a fresh
+    connection met it again (`SmtpTransport._send_on`): one that went away was the connection's."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._until: dict[str, tuple[float, str]] = {}
@@ -94,6 +100,8 @@ class _Throttles:
         return f"not attempted: {self._domain(recipient)} is throttling ({hold[1]})"
 
     def note(self, recipient: str, result: Result) -> None:
+        if result.stage not in ("RCPT", "DATA", "."):
+            return
         text = result.detail.partition(" ")[2]
         if result.outcome is Outcome.TRANSIENT and result.code is not None and _THROTTLE.match(text):
             self._until[self._domain(recipient)] = (self._clock() + DOMAIN_BACKOFF, result.detail)
@@ -121,6 +129,17 @@ class _DroppedBeforeData(Exception):
     def __init__(self, stage: str) -> None:
         super().__init__(stage)
         self.stage = stage
+
+
+class _ClosedBeforeData(Exception):
+    """The server answered 421 before the message was handed over (MAIL, RCPT or the DATA
+    command): it is closing this connection (RFC 5321 section 3.8), often because a relay caps
+    the messages of one connection, and nothing of this message reached it. `result` is what the
+    message gets when a fresh connection does no better."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.detail)
+        self.result = result
 
 
 class _Connection:
@@ -294,7 +313,8 @@ class SmtpTransport:
         return dataclasses.replace(envelope, sender=sender, recipient=ascii_domain(envelope.recipient))
 
     async def _send_on(self, conn: _Connection, envelope: Envelope) -> Result:
-        for attempt in (1, 2):
+        dropped = closed = 0  # retries so far, each kind bounded: a server that always does it is not looped on
+        while True:
             try:
                 reused = await self._ready(conn)
             except _ConnectFailed as failure:
@@ -307,10 +327,25 @@ class SmtpTransport:
                 # A pooled connection the server had already closed: nothing of this message
                 # reached it, so reconnect and try once more. A fresh connection that drops is
                 # the server's problem, reported as TRANSIENT.
-                if not reused or attempt == 2:
+                if not reused or dropped:
                     return Result(envelope.key, Outcome.TRANSIENT, None, f"connection lost at {drop.stage}")
+                dropped += 1
                 log.info("smtp connection=%d was closed by the server; reconnecting", conn.number)
-        raise AssertionError("unreachable")
+            except _ClosedBeforeData as closing:
+                # A 421 before DATA closes this connection, not the message's chances: a relay
+                # that caps messages per connection answers so to the first one past its cap, and
+                # a new connection takes it at once. Deferring it (5 minutes) for that made one
+                # message in N wait; a second 421 on a fresh connection is the server's answer
+                # to this message, deferred as any 4xx is.
+                if closed:
+                    return closing.result
+                closed += 1
+                log.info(
+                    "smtp connection=%d key=%d: %s before the message was handed over; sending it on a new connection",
+                    conn.number,
+                    envelope.key,
+                    closing.result.detail,
+                )
 
     async def _ready(self, conn: _Connection) -> bool:
         """Make conn usable; True when an existing connection is reused."""
@@ -481,7 +516,10 @@ class SmtpTransport:
                     f"{full_stop(one_line(exc.code, exc.message))}"
                 ) from exc
             await self._reset(conn, exc.code)
-            return Result(key, classify(exc.code), exc.code, one_line(exc.code, exc.message), stage)
+            result = Result(key, classify(exc.code), exc.code, one_line(exc.code, exc.message), stage)
+            if exc.code == 421 and stage != ".":
+                raise _ClosedBeforeData(result) from exc
+            return result
         except ValueError as exc:  # an address aiosmtplib will not put on the wire
             await self._reset(conn, 0)
             return Result(key, Outcome.PERMANENT, None, one_line(None, f"address cannot be sent: {exc}"))
