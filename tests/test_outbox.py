@@ -587,6 +587,68 @@ async def test_S8_S2_a_sender_killed_while_a_relay_holds_a_message_loses_no_one_
     assert site.query("SELECT max(crashes) FROM deliveries") == [(1,)], "at most the next row in line"
 
 
+class HoldsOne(Scripted):
+    """Keeps its reply to `held`'s message until `others` other messages have arrived (or `cap`
+    seconds passed, which only bounds a failing test), and says which came first."""
+
+    def __init__(self, held: str, others: int, cap: float = 20.0) -> None:
+        super().__init__()
+        self.held, self.others, self.cap = held, others, cap
+        self.released_by_others: bool | None = None
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if envelope.rcpt_tos != [self.held]:
+            return await super().handle_DATA(server, session, envelope)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cap
+        while loop.time() < deadline and self._others_in() < self.others:
+            await asyncio.sleep(0.02)
+        self.released_by_others = self._others_in() >= self.others
+        return await super().handle_DATA(server, session, envelope)
+
+    def _others_in(self) -> int:
+        return sum(1 for m in self.messages if m.rcpt_tos != (self.held,))
+
+
+async def test_S8_a_suspect_on_a_slow_relay_holds_back_none_of_the_others(site: Site) -> None:
+    # The audit's t30: a sender killed with a message on the wire leaves the next row in line a
+    # suspect (it may have been the one being made). The next run sends the suspect alone, and
+    # the relay keeps it long; the 30 other messages of the edition go meanwhile, over the other
+    # connections, instead of waiting for its answer (up to 300 s) and then going.
+    subscribers = readers(36)
+    victim, suspect = subscribers[4][0], subscribers[5][0]
+    pid: list[int] = []
+
+    def on_data(n: int) -> None:
+        if killer.messages[n - 1].rcpt_tos == (victim,) and pid:
+            crash(pid.pop())
+
+    killer = Faults(on_data=on_data)
+    async with SmtpServer(killer) as first:
+        site.configure(smtp_port=first.port, subscribers=subscribers, connections=1)
+        await site.poll()
+        proc = await site.start("send")
+        pid.append(proc.pid)
+        assert (await site.finish(proc)).code == -signal.SIGKILL
+        await until_gone(proc.pid)
+    await asyncio.sleep(2.2)  # the killed sender's lease (claim_lease = 2s) runs out
+
+    others = len(subscribers) - 4 - 1  # the first four were sent; the victim goes again
+    slow = HoldsOne(suspect, others)
+    async with SmtpServer(slow) as smtp:
+        site.configure(smtp_port=smtp.port, subscribers=subscribers, connections=4)
+        run = await site.run("send")
+    assert run.code == 0 and f"{others + 1} sent" in run.out and "(complete)" in run.out, run.out + run.err
+    assert slow.released_by_others, "the others were all accepted while the relay kept the suspect"
+    assert [m.rcpt_tos[0] for m in smtp.messages][-1] == suspect
+    assert site.query(
+        "SELECT s.email, d.crashes FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.crashes > 0"
+    ) == [(suspect, 1)]
+    got = by_recipient(first.messages + smtp.messages)
+    assert sorted(got) == sorted(email for email, _ in subscribers), "everyone has the edition"
+    assert site.counts() == {"sent": len(subscribers)} and site.edition_status() == "complete"
+
+
 async def test_S4_sigterm_finishes_and_records_what_is_in_flight_and_leaves_the_edition_open(site: Site) -> None:
     trigger = Trigger(lambda pid: os.kill(pid, signal.SIGTERM))
     handler = Faults(stall=0.02, on_data=trigger.at_message(20))
