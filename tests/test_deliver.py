@@ -27,6 +27,7 @@ from digest.deliver import (
     SmtpTransport,
     classify,
     deliver,
+    is_too_big,
     refusal,
 )
 from digest.errors import CircuitOpenError, DeliveryError, SenderRefusedError, SmtpAuthError
@@ -612,10 +613,77 @@ async def test_M16_a_5xx_at_MAIL_FROM_stops_the_run_naming_the_sender_and_record
     assert srv.messages == []
 
 
-async def test_M4_a_552_at_MAIL_for_the_message_size_stays_transient_and_stops_nothing() -> None:
-    async with SmtpServer(Scripted(mail="552 5.3.4 message too big")) as srv:
-        log, _ = await send_all(settings(srv), many(2))
-    assert log.outcomes() == [Outcome.TRANSIENT] * 2
+@pytest.mark.parametrize(
+    ("script", "stage"),
+    [
+        (Scripted(mail="552 5.3.4 message too big"), "MAIL"),
+        (Scripted(mail="552 message size exceeds fixed maximum message size"), "MAIL"),
+        (Scripted(data="552 5.3.4 message too big for system"), "."),
+        (Scripted(data="554 5.3.4 message too big"), "."),
+        (Scripted(data="552 5.2.3 message length exceeds administrative limit"), "."),
+    ],
+    ids=["552-5.3.4-at-MAIL", "552-at-MAIL", "552-5.3.4-after-DATA", "554-5.3.4-after-DATA", "552-5.2.3-after-DATA"],
+)
+async def test_M4_a_message_refused_as_too_big_stays_pending_and_never_opens_the_breaker(
+    script: Scripted, stage: str
+) -> None:
+    # A relay whose limit is not offered in EHLO refuses at MAIL (digest sends SIZE=) or at the
+    # end of DATA: the edition is too big, which is neither a subscriber's fault (no strike: a
+    # transient result) nor the server failing (50 of them opened the breaker, as for an outage).
+    async with SmtpServer(script, size_limit=0) as srv:
+        log, stats = await send_all(settings(srv, circuit_breaker=3), many(6))
+    assert stats.transient == 6
+    assert all(r.too_big and r.stage == stage for r in log.results)
+    size = len(many(1)[0].data)
+    assert log.results[0].detail.endswith(
+        f": the message is {size:,} bytes, too big for the SMTP server; make editions smaller "
+        "([digest] max_items_per_section or a section's max_items, excerpt_chars, images)"
+    )
+
+
+async def test_M4_a_message_over_the_servers_SIZE_is_not_sent_and_says_by_how_much() -> None:
+    items = many(60)
+    limit = min(len(e.data) for e in items) - 1
+    async with SmtpServer(size_limit=limit) as srv:
+        log, stats = await send_all(settings(srv), items)  # circuit_breaker 50: never opened
+    assert stats.transient == 60 and srv.handler.rcpt_seen == [] and srv.messages == []
+    size = {e.key: len(e.data) for e in items}
+    assert all(r.too_big and r.code is None for r in log.results)
+    assert [r.detail for r in log.results] == [
+        f"not sent: the message is {size[r.key]:,} bytes, over the {limit:,} the SMTP server 127.0.0.1:{srv.port} "
+        "takes (its SIZE); make editions smaller ([digest] max_items_per_section or a section's max_items, "
+        "excerpt_chars, images)"
+        for r in log.results
+    ]
+
+
+async def test_M4_a_message_within_the_servers_SIZE_goes_and_so_do_its_neighbours_past_it() -> None:
+    small, big = envelopes_for(["small@example.org"]), envelopes_for(["big@example.org"], start=2)
+    big = [Envelope(2, SENDER, "big@example.org", big[0].data + b"x" * 500 + b"\r\n")]
+    async with SmtpServer(size_limit=len(small[0].data) + 100) as srv:
+        log, _ = await send_all(settings(srv), [*small, *big, *envelopes_for(["after@example.org"], start=3)])
+    assert log.outcomes() == [Outcome.SENT, Outcome.TRANSIENT, Outcome.SENT]
+    assert [m.rcpt_tos[0] for m in srv.messages] == ["small@example.org", "after@example.org"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "stage", "verdict"),
+    [
+        ("552 5.3.4 message too big", "MAIL", True),
+        ("552 too much mail data", ".", True),
+        ("552 5.2.3 message length exceeds administrative limit", ".", True),
+        ("452 4.3.4 message too big for now", "MAIL", True),
+        ("552 5.2.2 mailbox full", ".", False),
+        ("552 4.5.3 too many recipients", "RCPT", False),
+        ("552 too many recipients", "RCPT", False),
+        ("554 5.7.1 message content rejected", ".", False),
+    ],
+)
+def test_M4_a_reply_says_the_message_is_too_big_only_by_its_code_or_a_552_at_MAIL_or_the_end(
+    reply: str, stage: str, verdict: bool
+) -> None:
+    code, _, text = reply.partition(" ")
+    assert is_too_big(int(code), text, stage) is verdict
 
 
 @pytest.mark.parametrize(

@@ -1137,6 +1137,36 @@ CIRCUIT: dict[str, Callable[[], Refusing]] = {
 }
 
 
+async def test_M4_an_edition_too_big_for_the_relay_is_said_once_charges_no_one_and_goes_when_allowed(
+    site: Site,
+) -> None:
+    # The relay's EHLO says SIZE 3000, and every message of the edition is bigger. They were sent
+    # anyway, refused "552" at MAIL, retried for give_up_after, and 10 of them opened the circuit
+    # breaker as if the relay were down; nobody said the edition was too big.
+    async with SmtpServer(size_limit=3000) as small:
+        site.configure(smtp_port=small.port, subscribers=readers(30), connections=4, circuit_breaker=10)
+        await site.poll()
+        run = await site.run("send")
+        status = await site.run("status")
+    assert "0 sent" in run.out and "30 deferred" in run.out and "in a row" not in run.err, run.out + run.err
+    said = [line for line in run.err.splitlines() if "too big" in line]
+    assert len(said) == 1, run.err
+    assert f"edition {DAY} UTC is too big for the SMTP server: subscriber " in said[0]
+    assert re.search(r"the message is [\d,]+ bytes, over the 3,000 the SMTP server 127\.0\.0\.1:\d+ takes", said[0])
+    assert "max_items_per_section" in said[0] and "excerpt_chars" in said[0] and f"--date {DAY}" in said[0]
+    assert small.handler.rcpt_seen == [] and small.messages == []
+    assert site.progress() == {"unfinished": 30}
+    assert site.query("SELECT count(*) FROM subscribers WHERE permanent_failures > 0") == [(0,)]
+    last = [line for line in status.out.splitlines() if "last delivery error" in line]
+    assert len(last) == 1 and f"edition {DAY} UTC" in last[0] and "over the 3,000" in last[0], status.out
+
+    async with SmtpServer() as relay:  # the limit raised (or the edition made smaller)
+        site.configure(smtp_port=relay.port, subscribers=readers(30), connections=4, circuit_breaker=10)
+        again = await site.run("send", "--date", DAY.isoformat())
+    assert "30 sent" in again.out and "(complete)" in again.out, again.out + again.err
+    assert sorted(m.rcpt_tos[0] for m in relay.messages) == sorted(email for email, _ in readers(30))
+
+
 @pytest.mark.parametrize("fault", list(CIRCUIT))
 async def test_M12_the_circuit_breaker_stops_a_run_after_about_10_failures_and_leaves_rows_pending(
     site: Site, fault: str

@@ -29,6 +29,7 @@ from digest.deliver.core import (
     Result,
     classify,
     data_block,
+    is_too_big,
     one_line,
 )
 from digest.errors import (
@@ -105,6 +106,18 @@ class _Throttles:
         text = result.detail.partition(" ")[2]
         if result.outcome is Outcome.TRANSIENT and result.code is not None and _THROTTLE.match(text):
             self._until[self._domain(recipient)] = (self._clock() + DOMAIN_BACKOFF, result.detail)
+
+
+# What an operator changes when editions are too big for their relay (the sender repeats it).
+SMALLER = "make editions smaller ([digest] max_items_per_section or a section's max_items, excerpt_chars, images)"
+
+
+def size_limit(smtp: aiosmtplib.SMTP) -> int | None:
+    """The largest message the server takes, as its EHLO's SIZE says (RFC 1870); None when it
+    offers no SIZE or "SIZE 0" (no fixed limit)."""
+    words = smtp.esmtp_extensions.get("size", "").split()
+    limit = int(words[0]) if words and words[0].isdigit() else 0
+    return limit or None
 
 
 _SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
@@ -291,6 +304,12 @@ class SmtpTransport:
         finally:
             self._pool.put_nowait(conn)
         self._throttles.note(envelope.recipient, result)
+        if result.too_big:
+            # The message's size, not the server's health: no step toward the breaker (50 too-big
+            # messages stopped the run as if the server failed), none away from it. The sender
+            # says it once per edition rather than a line per subscriber.
+            log.info("smtp key=%d outcome=%s %s", envelope.key, result.outcome.value, result.detail)
+            return result
         self._count(result)
         if result.outcome is not Outcome.SENT:
             log.warning("smtp key=%d outcome=%s %s", envelope.key, result.outcome.value, result.detail)
@@ -319,6 +338,16 @@ class SmtpTransport:
                 reused = await self._ready(conn)
             except _ConnectFailed as failure:
                 return Result(envelope.key, Outcome.TRANSIENT, failure.code, failure.detail)
+            assert conn.smtp is not None
+            limit = size_limit(conn.smtp)
+            if limit is not None and len(envelope.data) > limit:
+                # RFC 1870 section 6.1: a message over the server's SIZE would be refused at MAIL
+                # (552), and is, on every connection, until the edition is made smaller.
+                detail = (
+                    f"not sent: the message is {len(envelope.data):,} bytes, over the {limit:,} "
+                    f"the SMTP server {self._where} takes (its SIZE); {SMALLER}"
+                )
+                return Result(envelope.key, Outcome.TRANSIENT, None, detail, too_big=True)
             await self._limiter.take()  # last thing before MAIL, on a connection that is ready
             try:
                 return await self._transaction(conn, envelope)
@@ -501,6 +530,13 @@ class SmtpTransport:
             detail = f"no reply to {'DATA' if stage == '.' else stage} in {waited:g}s{maybe}"
             return Result(key, Outcome.TRANSIENT, None, detail)
         except aiosmtplib.SMTPResponseException as exc:
+            if is_too_big(exc.code, exc.message, stage):
+                # The edition is too big for this server: every connection would refuse it, and no
+                # subscriber's address nor the server's health is at fault. Pending, charged to no one.
+                await self._reset(conn, exc.code)
+                said = one_line(exc.code, exc.message)[:120]
+                detail = f"{said}: the message is {len(envelope.data):,} bytes, too big for the SMTP server; {SMALLER}"
+                return Result(key, Outcome.TRANSIENT, exc.code, detail, stage, too_big=True)
             if exc.code in (530, 535):  # the server wants (other) credentials: no subscriber is at fault
                 raise SmtpAuthError(
                     f"The SMTP server {self._where} refused to send without authentication: "

@@ -239,8 +239,28 @@ async def send_edition(
         held, streak[:] = list(streak), []
         await asyncio.gather(*(refused(d, result) for d, result in held))
 
+    too_big: list[Result] = []  # this run's messages the server would not take for their size
+
+    def said_too_big(d: Delivery, result: Result) -> None:
+        """Once a run: the edition is too big for the relay. Each row keeps the reply (`digest
+        status`, `digest outbox`); the operator needs one line saying which edition and what to
+        change, not one per subscriber, and no subscriber is charged."""
+        too_big.append(result)
+        if len(too_big) == 1:
+            log.warning(
+                "edition %s %s is too big for the SMTP server: subscriber %d: %s; its messages stay pending "
+                "and are charged to no one (the daemon retries them; `digest send --date %s` at once)",
+                edition.day,
+                edition.timezone,
+                d.subscriber_id,
+                result.detail,
+                edition.day,
+            )
+
     async def recorded(d: Delivery, message_id: str, result: Result) -> None:
         now = clock()
+        if result.too_big:
+            said_too_big(d, result)
         if result.outcome is Outcome.SENT:
             if streak:
                 await judged()
