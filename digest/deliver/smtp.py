@@ -161,6 +161,7 @@ class _Connection:
     def __init__(self, number: int) -> None:
         self.number = number
         self.smtp: aiosmtplib.SMTP | None = None
+        self.greeting = ""  # the server's 220 line when it opened
         self.messages = 0
         self.last_used = 0.0
 
@@ -187,8 +188,12 @@ class SmtpTransport:
         messages_per_connection: int | None = None,
         idle_noop_after: float = IDLE_NOOP_AFTER,
         data_timeout: float | None = None,
+        must_open: bool = False,
     ) -> None:
         self._settings = settings
+        # The first connection must open (`digest check-config --smtp`): a server that is reachable
+        # but not ready (421 at the greeting) is an error there, where a send defers its messages.
+        self._must_open = must_open
         # A timeout after the final "." may mean a duplicate later, so wait longer there than for
         # other commands (RFC 5321 4.5.3.2.6 suggests 10 minutes; B8 says at least 2-5).
         self._data_timeout = data_timeout or max(settings.timeout, DATA_REPLY_TIMEOUT)
@@ -207,7 +212,7 @@ class SmtpTransport:
         self._last_failure = ""
 
     @property
-    def _where(self) -> str:
+    def where(self) -> str:
         return f"{self._settings.host}:{self._settings.port}"
 
     # --- lifecycle
@@ -234,11 +239,23 @@ class SmtpTransport:
                     # for its greeting: the port took the connection and then said nothing.
                     hint = 'The port may speak implicit TLS: use security = "tls" (usually port 465). '
                 raise DeliveryError(
-                    f"Cannot connect to the SMTP server {self._where}: {full_stop(failure.detail)}",
+                    f"Cannot connect to the SMTP server {self.where}: {full_stop(failure.detail)}",
                     hint=hint + "Unsent messages stay pending for the next run.",
                 ) from failure
-            log.warning("smtp %s not ready at start: %s", self._where, failure.detail)
+            if self._must_open:
+                raise DeliveryError(
+                    f"The SMTP server {self.where} is not ready: {full_stop(failure.detail)}",
+                    hint="A send would defer its messages and try again later; check the server's logs.",
+                ) from failure
+            log.warning("smtp %s not ready at start: %s", self.where, failure.detail)
         return self
+
+    def session(self) -> tuple[aiosmtplib.SMTP, str]:
+        """The connection opened on entry (greeted, TLS and AUTH done) and the server's greeting."""
+        first = self._connections[0]
+        if first.smtp is None or not first.open:
+            raise DeliveryError(f"The SMTP server {self.where} closed the connection it had just opened.")
+        return first.smtp, first.greeting
 
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.gather(*(self._quit(conn) for conn in self._connections))
@@ -264,7 +281,7 @@ class SmtpTransport:
         limit = self._settings.circuit_breaker
         if self._failures >= limit:
             raise CircuitOpenError(
-                f"{self._failures} messages in a row failed at the SMTP server {self._where}; "
+                f"{self._failures} messages in a row failed at the SMTP server {self.where}; "
                 f"the last: {full_stop(self._last_failure)}"
             )
 
@@ -345,7 +362,7 @@ class SmtpTransport:
                 # (552), and is, on every connection, until the edition is made smaller.
                 detail = (
                     f"not sent: the message is {len(envelope.data):,} bytes, over the {limit:,} "
-                    f"the SMTP server {self._where} takes (its SIZE); {SMALLER}"
+                    f"the SMTP server {self.where} takes (its SIZE); {SMALLER}"
                 )
                 return Result(envelope.key, Outcome.TRANSIENT, None, detail, too_big=True)
             await self._limiter.take()  # last thing before MAIL, on a connection that is ready
@@ -407,14 +424,14 @@ class SmtpTransport:
             # A second more than aiosmtplib's own bound on each step, so that its error, which
             # tells a silent greeting from a connection never made, comes first.
             async with asyncio.timeout(s.timeout + 1.0):
-                await smtp.connect()
+                greeting = await smtp.connect()
                 step = "EHLO"
                 await self._greet(smtp)
                 if s.security == "starttls":
                     step = "STARTTLS"
                     if not smtp.supports_extension("starttls"):
                         raise DeliveryError(
-                            f"The SMTP server {self._where} does not offer STARTTLS; refusing to send in plain text.",
+                            f"The SMTP server {self.where} does not offer STARTTLS; refusing to send in plain text.",
                             hint='Use security = "tls" (port 465) or a server that offers STARTTLS.',
                         )
                     await smtp.starttls()
@@ -432,7 +449,8 @@ class SmtpTransport:
                 self._translate_connect_error(exc, step, opened=opened)
             raise
         conn.smtp, conn.messages, conn.last_used = smtp, 0, time.monotonic()
-        log.info("smtp connected host=%s connection=%d security=%s", self._where, conn.number, s.security)
+        conn.greeting = one_line(greeting.code, greeting.message)
+        log.info("smtp connected host=%s connection=%d security=%s", self.where, conn.number, s.security)
 
     @staticmethod
     async def _greet(smtp: aiosmtplib.SMTP) -> None:
@@ -448,7 +466,7 @@ class SmtpTransport:
             raise exc
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
             raise SmtpAuthError(
-                f"The SMTP server {self._where} refused the credentials of {self._settings.username!r}: "
+                f"The SMTP server {self.where} refused the credentials of {self._settings.username!r}: "
                 f"{full_stop(one_line(exc.code, exc.message))}"
             ) from exc
         tls_error = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
@@ -466,7 +484,7 @@ class SmtpTransport:
                     'port 587), or "none" for a relay on this machine.'
                 )
             raise DeliveryError(
-                f"TLS with the SMTP server {self._where} failed: {full_stop(str(reason))} "
+                f"TLS with the SMTP server {self.where} failed: {full_stop(str(reason))} "
                 "Nothing was sent in plain text.",
                 hint=hint,
             ) from exc
@@ -474,7 +492,7 @@ class SmtpTransport:
             raise _ConnectFailed(exc.code, one_line(exc.code, exc.message), reachable=True) from exc
         if isinstance(exc, aiosmtplib.SMTPException) and not isinstance(exc, ConnectionError | TimeoutError):
             # e.g. no AUTH: aiosmtplib's "... Try connecting via TLS (or STARTTLS)." has its own period
-            raise DeliveryError(f"The SMTP server {self._where} cannot be used: {full_stop(str(exc))}") from exc
+            raise DeliveryError(f"The SMTP server {self.where} cannot be used: {full_stop(str(exc))}") from exc
         if isinstance(exc, ConnectionError | TimeoutError | OSError):
             detail = one_line(None, str(exc) or "timed out")
             if step != "connect":
@@ -497,7 +515,7 @@ class SmtpTransport:
             if not envelope.sender.isascii():
                 raise DeliveryError(
                     f"The sender {envelope.sender!r} has a non-ASCII local part, which needs SMTPUTF8 "
-                    f"(RFC 6531), and the SMTP server {self._where} does not offer it.",
+                    f"(RFC 6531), and the SMTP server {self.where} does not offer it.",
                     hint="Use an ASCII address in [smtp] sender, or a relay that offers SMTPUTF8.",
                 )
             detail = (
@@ -539,7 +557,7 @@ class SmtpTransport:
                 return Result(key, Outcome.TRANSIENT, exc.code, detail, stage, too_big=True)
             if exc.code in (530, 535):  # the server wants (other) credentials: no subscriber is at fault
                 raise SmtpAuthError(
-                    f"The SMTP server {self._where} refused to send without authentication: "
+                    f"The SMTP server {self.where} refused to send without authentication: "
                     f"{full_stop(one_line(exc.code, exc.message))}"
                 ) from exc
             if stage == "MAIL" and classify(exc.code) is Outcome.PERMANENT:
@@ -548,7 +566,7 @@ class SmtpTransport:
                 # meet it; failing the subscriber's row would charge them for it (and suspend them).
                 await self._reset(conn, exc.code)
                 raise SenderRefusedError(
-                    f"The SMTP server {self._where} refused the sender {envelope.sender!r}: "
+                    f"The SMTP server {self.where} refused the sender {envelope.sender!r}: "
                     f"{full_stop(one_line(exc.code, exc.message))}"
                 ) from exc
             await self._reset(conn, exc.code)
