@@ -362,8 +362,14 @@ def init(path: str, force: bool) -> None:
 
 
 @main.command("check-config")
+@click.option(
+    "--smtp",
+    "smtp",
+    is_flag=True,
+    help="Also open one SMTP session as a send would (TLS, AUTH, MAIL FROM the sender), then QUIT: nothing is sent.",
+)
 @pass_app
-def check_config(app: App) -> None:
+def check_config(app: App, smtp: bool) -> None:
     """Validate the config and print the effective settings (secrets masked)."""
     settings = app.settings
     cfg.check_secrets(settings)  # what only sending needs: caught here, not at the first send
@@ -391,6 +397,38 @@ def check_config(app: App) -> None:
     if problem := cfg.link_problem(settings):  # mail would go out, with links that fail its readers
         click.echo(f"warning: {problem}", err=True)
     click.echo("config OK")
+    if smtp:
+        _check_smtp(settings)
+
+
+def _check_smtp(settings: cfg.Settings) -> None:
+    """`check-config --smtp`: what the relay said to one session opened as a send opens it, or the
+    one-line error a send would stop with (a wrong port, TLS mode, certificate, password, sender)."""
+    from email.utils import parseaddr
+
+    from digest import tokens
+    from digest.addresses import ascii_domain
+    from digest.deliver.probe import probe
+
+    sender = ascii_domain(parseaddr(settings.smtp.sender)[1] or settings.smtp.sender)
+    if settings.bounces.domain:  # a send's return path: a VERP address of this shape (the token is a stand-in)
+        sender = ascii_domain(tokens.verp_address("check-config", "0" * 32, 0, settings.bounces.domain))
+    found = run_async(probe(settings.smtp, sender=sender))
+    size = f"{found.size:,} bytes a message at most" if found.size else "no limit offered"
+    utf8 = "offered" if found.smtputf8 else "not offered (an address with a non-ASCII local part cannot be sent)"
+    click.echo(
+        "\n".join(
+            [
+                f"smtp {found.where}: {found.greeting}",
+                f"  TLS: {found.tls}",
+                f"  AUTH: {found.auth}",
+                f"  SIZE: {size}",
+                f"  SMTPUTF8: {utf8}",
+                f"  MAIL FROM:<{found.sender}>: {found.sender_reply}",
+                "smtp OK: nothing was sent",
+            ]
+        )
+    )
 
 
 # --------------------------------------------------------------------------- poll / preview / send

@@ -9,6 +9,7 @@
     SmtpServer(Scripted(data=DROP))                            # close after DATA, no reply
     SmtpServer(tls="starttls", certs=make_certs(tmp_path))     # trustme certificates
     SmtpServer(smtputf8=True)                                  # offers SMTPUTF8 (RFC 6531); off by default
+    SmtpServer(size_limit=2000)                                # EHLO says SIZE 2000 and refuses more
 
 The server runs in its own thread with its own event loop, so it serves sync tests (CLI, daemon)
 as well as async ones, and a client blocking its loop never stalls the server. Port 0 is bound
@@ -260,6 +261,7 @@ class SmtpServer:
     smtputf8: bool = False  # aiosmtpd's enable_SMTPUTF8: off, like many relays
     auth_needs_tls: bool = False  # AUTH offered only after STARTTLS (aiosmtpd's auth_require_tls)
     idle_timeout: float = 300.0  # the server closes a connection silent this long (aiosmtpd `timeout`)
+    size_limit: int = 33554432  # offered in EHLO as SIZE and enforced (aiosmtpd's data_size_limit; 0: none)
     host: str = "127.0.0.1"
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
@@ -298,6 +300,7 @@ class SmtpServer:
             auth_required=self.require_auth,
             auth_require_tls=self.auth_needs_tls,  # off: tests authenticate over plain loopback too
             enable_SMTPUTF8=self.smtputf8,
+            data_size_limit=self.size_limit,
             loop=self._loop,
         )
 

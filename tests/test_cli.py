@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from smtpservers import Scripted, SmtpServer, make_certs
 
 from digest.cli import main
 
@@ -266,3 +270,122 @@ def test_sections_explain_says_which_rule_matched(config: Path) -> None:
     assert by_title.output.startswith("Sport: ")
     nothing = run(config, "sections", "explain", "Weather tomorrow")
     assert nothing.output.startswith("Other: ")
+
+
+# --------------------------------------------------------------------------- check-config --smtp
+
+
+def smtp_config(tmp_path: Path, port: int, *extra: str) -> Path:
+    path = tmp_path / "smtp.toml"
+    lines = [
+        "[smtp]",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        'sender = "Review <review@review.example>"',
+        "timeout = 5",
+    ]
+    path.write_text("\n".join([*lines, *extra]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_check_config_smtp_greets_the_relay_and_sends_nothing(tmp_path: Path) -> None:
+    with SmtpServer(size_limit=10_240_000) as srv:
+        result = run(smtp_config(tmp_path, srv.port), "check-config", "--smtp")
+    assert result.exit_code == 0, result.output
+    tail = result.output.split("config OK\n", 1)[1].splitlines()
+    assert tail[0].startswith(f"smtp 127.0.0.1:{srv.port}: 220 smtp.test ")
+    assert tail[1:] == [
+        '  TLS: none (security = "none"): mail goes in plain text',
+        "  AUTH: not used ([smtp] username unset); the server offers AUTH LOGIN PLAIN ATTEMPTS",
+        "  SIZE: 10,240,000 bytes a message at most",
+        "  SMTPUTF8: not offered (an address with a non-ASCII local part cannot be sent)",
+        "  MAIL FROM:<review@review.example>: 250 OK",
+        "smtp OK: nothing was sent",
+    ]
+    assert srv.messages == [] and srv.handler.rcpt_seen == [] and srv.handler.quits == 1
+
+
+def test_check_config_smtp_does_starttls_and_auth_as_configured(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path)
+    with SmtpServer(tls="starttls", certs=certs, require_auth=True, auth_needs_tls=True) as srv:
+        config = smtp_config(
+            tmp_path,
+            srv.port,
+            'security = "starttls"',
+            f'ca_file = "{certs.ca_file}"',
+            'username = "digest"',
+            'password = "s3cret"',
+        )
+        result = run(config, "check-config", "--smtp")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"  TLS: STARTTLS, TLSv1\.[23], certificate verified for 127\.0\.0\.1\n", result.output)
+    assert "  AUTH: accepted for 'digest'\n" in result.output and srv.handler.auth_attempts == 1
+    assert "s3cret" not in result.output and srv.messages == []
+
+
+@pytest.mark.parametrize(
+    ("server", "extra", "error", "hint"),
+    [
+        (  # implicit TLS against a plain port: the port speaks plain SMTP
+            {},
+            ['security = "tls"'],
+            "error: TLS with the SMTP server 127.0.0.1:{port} failed: [SSL: WRONG_VERSION_NUMBER]",
+            'The server speaks plain SMTP on this port: use security = "starttls"',
+        ),
+        (  # a wrong password
+            {"handler": Scripted(auth="reject"), "require_auth": True},
+            ['username = "digest"', 'password = "wrong"'],
+            "error: The SMTP server 127.0.0.1:{port} refused the credentials of 'digest': 535 5.7.8",
+            "",
+        ),
+        (  # the relay does not let this account send as the sender (audit finding 1)
+            {"handler": Scripted(mail="553 5.7.1 <review@review.example>: Sender address rejected")},
+            [],
+            "error: The SMTP server 127.0.0.1:{port} refused the sender 'review@review.example': 553 5.7.1",
+            "Check [smtp] sender",
+        ),
+        (  # busy: a send would only defer
+            {"handler": Scripted(greeting="421 4.3.2 too busy")},
+            [],
+            "error: The SMTP server 127.0.0.1:{port} is not ready: 421 4.3.2 too busy.",
+            "A send would defer its messages",
+        ),
+    ],
+    ids=["tls-on-a-plain-port", "wrong-password", "sender-refused", "busy"],
+)
+def test_check_config_smtp_stops_with_the_error_and_hint_a_send_would_give(
+    tmp_path: Path, server: dict[str, Any], extra: list[str], error: str, hint: str
+) -> None:
+    with SmtpServer(**server) as srv:
+        result = run(smtp_config(tmp_path, srv.port, *extra), "check-config", "--smtp")
+    assert result.exit_code == 1
+    # (the test server's own log lines, binary bytes and all, are in this process's output too)
+    said = [line for line in result.output.split("config OK\n", 1)[1].splitlines() if "mail.log" not in line]
+    errors, hints = [x for x in said if x.startswith("error: ")], [x for x in said if x.startswith("  hint: ")]
+    assert len(errors) == 1 and errors[0].startswith(error.format(port=srv.port)), result.output
+    assert len(hints) == 1 and hint in hints[0]
+    assert "WARNING digest" not in result.output  # nothing of ours beside the one error
+    assert srv.messages == [] and srv.handler.rcpt_seen == []
+
+
+def test_check_config_smtp_names_a_closed_port(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket closes
+    result = run(smtp_config(tmp_path, port), "check-config", "--smtp")
+    assert result.exit_code == 1
+    assert f"error: Cannot connect to the SMTP server 127.0.0.1:{port}: " in result.output
+    assert "are [smtp] host and port right?" in result.output
+
+
+def test_check_config_smtp_tries_the_return_path_a_send_would_use(tmp_path: Path) -> None:
+    # With [bounces] domain, MAIL FROM is a VERP address under it, not [smtp] sender: a relay
+    # that lets the account send only as the latter refuses every edition; check-config says so.
+    with SmtpServer(Scripted(mail=lambda t: None if t.address.startswith("bounce+") else "553 5.7.1 no")) as srv:
+        config = smtp_config(tmp_path, srv.port)
+        config.write_text(config.read_text() + '[bounces]\ndomain = "bounces.review.example"\n')
+        result = run(config, "check-config", "--smtp")
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        r"  MAIL FROM:<bounce\+[0-9a-f]{32}-0-[0-9a-f]{12}@bounces\.review\.example>: 250 OK", result.output
+    )

@@ -27,6 +27,7 @@ from digest.deliver import (
     SmtpTransport,
     classify,
     deliver,
+    is_too_big,
     refusal,
 )
 from digest.errors import CircuitOpenError, DeliveryError, SenderRefusedError, SmtpAuthError
@@ -140,11 +141,42 @@ async def test_M1_421_at_the_greeting_is_transient_and_does_not_crash() -> None:
     assert srv.messages == []
 
 
-async def test_M1_421_after_MAIL_is_transient_and_the_connection_is_reopened() -> None:
+async def test_M1_a_421_after_MAIL_is_sent_again_at_once_on_a_new_connection() -> None:
+    # A 421 before DATA closes the connection with nothing handed over: the message goes again on
+    # a new one, not 5 minutes later.
     async with SmtpServer(Scripted(mail=lambda t: "421 4.3.2 closing" if t.connection == 1 else None)) as srv:
         log, _ = await send_all(settings(srv), many(2))
-    assert log.outcomes() == [Outcome.TRANSIENT, Outcome.SENT]
+    assert log.outcomes() == [Outcome.SENT, Outcome.SENT]
     assert srv.connections == 2
+    assert sorted(m.rcpt_tos[0] for m in srv.messages) == ["reader0@example.org", "reader1@example.org"]
+
+
+@pytest.mark.parametrize("stage", ["MAIL", "RCPT"])
+async def test_M1_a_421_before_DATA_on_every_connection_is_tried_twice_then_transient(stage: str) -> None:
+    tries: list[int] = []  # the connection of each 421
+
+    def closing(t: Turn) -> str:
+        tries.append(t.connection)
+        return "421 4.3.2 service shutting down"
+
+    script = Scripted(mail=closing) if stage == "MAIL" else Scripted(rcpt=closing)
+    async with SmtpServer(script) as srv:
+        log, stats = await send_all(settings(srv, circuit_breaker=10), many(2))
+    assert stats.transient == 2 and srv.messages == []
+    assert {(r.code, r.detail, r.stage) for r in log.results} == {(421, "421 4.3.2 service shutting down", stage)}
+    assert tries == [1, 2, 3, 4], "each message: once on its connection, once more on a new one, then deferred"
+
+
+async def test_B9_a_relay_capping_messages_per_connection_defers_nothing_and_throttles_no_domain() -> None:
+    # The audit's t4: a relay allowing 3 messages per connection answers the 4th "421 4.7.0" at
+    # MAIL. That was 12 sent and 18 deferred, the 4.7.0 putting example.org (the recipients')
+    # in a 5-minute back-off: every message after the first 421 was "not attempted".
+    script = Scripted(mail=lambda t: "421 4.7.0 too many messages on this connection" if t.message > 3 else None)
+    async with SmtpServer(script) as srv:
+        log, stats = await send_all(settings(srv), many(30))
+    assert (stats.sent, stats.transient, stats.permanent) == (30, 0, 0)
+    assert sorted(m.rcpt_tos[0] for m in srv.messages) == sorted(e.recipient for e in many(30)), "each once"
+    assert srv.connections == 10
 
 
 @pytest.mark.parametrize("reply", ["451 4.3.0 try again later", "452 4.5.3 too many recipients"])
@@ -403,10 +435,22 @@ async def test_M14_a_throttling_domain_is_left_alone_while_other_domains_keep_fl
     async with SmtpServer(Scripted(rcpt=rcpt)) as srv:
         log, stats = await send_all(settings(srv, circuit_breaker=3), envelopes_for(recipients))
     assert (stats.sent, stats.transient) == (5, 5)
-    assert [a for a in srv.handler.rcpt_seen if a.endswith("gmail.com")] == ["r1@gmail.com"]
+    # the first 421 closed a connection, so r1 went again on a new one; the same answer there is
+    # the domain's, and gmail.com is left alone from then on
+    assert [a for a in srv.handler.rcpt_seen if a.endswith("gmail.com")] == ["r1@gmail.com"] * 2
     deferred = [r for r in log.results if r.outcome is Outcome.TRANSIENT and r.code is None]
     assert len(deferred) == 4
     assert deferred[0].detail.startswith("not attempted: gmail.com is throttling (421 4.7.28")
+
+
+async def test_B13_a_4_7_x_at_MAIL_throttles_no_recipient_domain() -> None:
+    # MAIL names only the sender: a relay's "421 4.7.0" there (twice, so the message is deferred)
+    # is about the relay and this client, not about example.org, whose next message still goes.
+    script = Scripted(mail=lambda t: "421 4.7.0 too many connections from you" if t.connection <= 2 else None)
+    async with SmtpServer(script) as srv:
+        log, _ = await send_all(settings(srv), many(3))
+    assert log.outcomes() == [Outcome.TRANSIENT, Outcome.SENT, Outcome.SENT]
+    assert [m.rcpt_tos[0] for m in srv.messages] == ["reader1@example.org", "reader2@example.org"]
 
 
 async def test_a_refused_connection_at_start_raises_DeliveryError_naming_host_and_port() -> None:
@@ -569,10 +613,77 @@ async def test_M16_a_5xx_at_MAIL_FROM_stops_the_run_naming_the_sender_and_record
     assert srv.messages == []
 
 
-async def test_M4_a_552_at_MAIL_for_the_message_size_stays_transient_and_stops_nothing() -> None:
-    async with SmtpServer(Scripted(mail="552 5.3.4 message too big")) as srv:
-        log, _ = await send_all(settings(srv), many(2))
-    assert log.outcomes() == [Outcome.TRANSIENT] * 2
+@pytest.mark.parametrize(
+    ("script", "stage"),
+    [
+        (Scripted(mail="552 5.3.4 message too big"), "MAIL"),
+        (Scripted(mail="552 message size exceeds fixed maximum message size"), "MAIL"),
+        (Scripted(data="552 5.3.4 message too big for system"), "."),
+        (Scripted(data="554 5.3.4 message too big"), "."),
+        (Scripted(data="552 5.2.3 message length exceeds administrative limit"), "."),
+    ],
+    ids=["552-5.3.4-at-MAIL", "552-at-MAIL", "552-5.3.4-after-DATA", "554-5.3.4-after-DATA", "552-5.2.3-after-DATA"],
+)
+async def test_M4_a_message_refused_as_too_big_stays_pending_and_never_opens_the_breaker(
+    script: Scripted, stage: str
+) -> None:
+    # A relay whose limit is not offered in EHLO refuses at MAIL (digest sends SIZE=) or at the
+    # end of DATA: the edition is too big, which is neither a subscriber's fault (no strike: a
+    # transient result) nor the server failing (50 of them opened the breaker, as for an outage).
+    async with SmtpServer(script, size_limit=0) as srv:
+        log, stats = await send_all(settings(srv, circuit_breaker=3), many(6))
+    assert stats.transient == 6
+    assert all(r.too_big and r.stage == stage for r in log.results)
+    size = len(many(1)[0].data)
+    assert log.results[0].detail.endswith(
+        f": the message is {size:,} bytes, too big for the SMTP server; make editions smaller "
+        "([digest] max_items_per_section or a section's max_items, excerpt_chars, images)"
+    )
+
+
+async def test_M4_a_message_over_the_servers_SIZE_is_not_sent_and_says_by_how_much() -> None:
+    items = many(60)
+    limit = min(len(e.data) for e in items) - 1
+    async with SmtpServer(size_limit=limit) as srv:
+        log, stats = await send_all(settings(srv), items)  # circuit_breaker 50: never opened
+    assert stats.transient == 60 and srv.handler.rcpt_seen == [] and srv.messages == []
+    size = {e.key: len(e.data) for e in items}
+    assert all(r.too_big and r.code is None for r in log.results)
+    assert [r.detail for r in log.results] == [
+        f"not sent: the message is {size[r.key]:,} bytes, over the {limit:,} the SMTP server 127.0.0.1:{srv.port} "
+        "takes (its SIZE); make editions smaller ([digest] max_items_per_section or a section's max_items, "
+        "excerpt_chars, images)"
+        for r in log.results
+    ]
+
+
+async def test_M4_a_message_within_the_servers_SIZE_goes_and_so_do_its_neighbours_past_it() -> None:
+    small, big = envelopes_for(["small@example.org"]), envelopes_for(["big@example.org"], start=2)
+    big = [Envelope(2, SENDER, "big@example.org", big[0].data + b"x" * 500 + b"\r\n")]
+    async with SmtpServer(size_limit=len(small[0].data) + 100) as srv:
+        log, _ = await send_all(settings(srv), [*small, *big, *envelopes_for(["after@example.org"], start=3)])
+    assert log.outcomes() == [Outcome.SENT, Outcome.TRANSIENT, Outcome.SENT]
+    assert [m.rcpt_tos[0] for m in srv.messages] == ["small@example.org", "after@example.org"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "stage", "verdict"),
+    [
+        ("552 5.3.4 message too big", "MAIL", True),
+        ("552 too much mail data", ".", True),
+        ("552 5.2.3 message length exceeds administrative limit", ".", True),
+        ("452 4.3.4 message too big for now", "MAIL", True),
+        ("552 5.2.2 mailbox full", ".", False),
+        ("552 4.5.3 too many recipients", "RCPT", False),
+        ("552 too many recipients", "RCPT", False),
+        ("554 5.7.1 message content rejected", ".", False),
+    ],
+)
+def test_M4_a_reply_says_the_message_is_too_big_only_by_its_code_or_a_552_at_MAIL_or_the_end(
+    reply: str, stage: str, verdict: bool
+) -> None:
+    code, _, text = reply.partition(" ")
+    assert is_too_big(int(code), text, stage) is verdict
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,9 @@ How replies become outcomes (RFC 5321 section 4.2.1; reliability.md B6):
     2xx                                     SENT
     4xx, lost connection, timeout           TRANSIENT
     552                                     TRANSIENT  (section 4.5.3.1.10: treat as 452)
+    bigger than EHLO's SIZE, or refused     TRANSIENT, too_big: not sent (or refused) as the
+      as too big (X.3.4, X.2.3, 552 at        edition's size; counts toward no breaker, charges
+      MAIL or the end of DATA)                no one; the caller says what to change
     other 5xx                               PERMANENT; `refusal()` says whether it is the
                                             address's (5.1.1: no such user; RCPT: its mailbox)
                                             or the message's (end of DATA: content, policy)
@@ -38,6 +41,7 @@ from digest.deliver.core import (
     classify,
     data_block,
     deliver,
+    is_too_big,
     one_line,
     refusal,
 )
@@ -59,4 +63,5 @@ __all__ = [
     "deliver",
     "one_line",
     "refusal",
+    "is_too_big",
 ]

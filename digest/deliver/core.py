@@ -55,6 +55,9 @@ class Result:
     # Where the server answered: "RCPT", "DATA" (the command), "." (the end of the content);
     # None when no command of the transaction did (a refused connection, an address not sent).
     stage: str | None = None
+    # The message is bigger than the server takes (its EHLO SIZE, or its "552 5.3.4" refusal):
+    # TRANSIENT, the edition's to fix, not the subscriber's nor the server's health (`is_too_big()`).
+    too_big: bool = False
 
 
 class Refusal(enum.Enum):
@@ -101,6 +104,20 @@ def classify(code: int) -> Outcome:
     if 500 <= code < 600:
         return Outcome.PERMANENT
     return Outcome.TRANSIENT  # 4xx, and anything a broken server invents
+
+
+# RFC 3463 section 3.5 and 3.4: X.3.4 message too big for system, X.2.3 message length exceeds
+# administrative limit.
+_TOO_BIG = re.compile(r"^[45]\.(3\.4|2\.3)\b")
+
+
+def is_too_big(code: int, text: str, stage: str | None) -> bool:
+    """Whether a refusal says the message is too big: X.3.4 or X.2.3 wherever it comes, or a
+    552 at MAIL (which carried SIZE=; RFC 1870 section 6.1) or at the end of DATA with no
+    enhanced code to say otherwise ("552 5.2.2 mailbox full" is the mailbox's)."""
+    if _TOO_BIG.match(text):
+        return True
+    return code == 552 and stage in ("MAIL", ".") and not re.match(r"^[45]\.\d", text)
 
 
 _ENHANCED = re.compile(r"^5\.(\d{1,3})\.(\d{1,3})\b")  # RFC 3463: class.subject.detail

@@ -29,6 +29,7 @@ from digest.deliver.core import (
     Result,
     classify,
     data_block,
+    is_too_big,
     one_line,
 )
 from digest.errors import (
@@ -77,7 +78,13 @@ class RateLimiter:
 
 class _Throttles:
     """Recipient domains that answered 4.7.x (e.g. Gmail's 421 4.7.28) are left alone for a while,
-    while other domains keep flowing (B13; RFC 5321 section 4.5.4.1)."""
+    while other domains keep flowing (B13; RFC 5321 section 4.5.4.1).
+
+    Only a reply to a command that names the recipient (RCPT, or the DATA that follows it) speaks
+    for its domain: MAIL names only the sender, so a 4.7.x there (a relay's "421 4.7.0 too many
+    messages on this connection") says nothing of example.org, and keying it there held back every
+    later message to example.org for 5 minutes. A 421 at RCPT reaches here only when a fresh
+    connection met it again (`SmtpTransport._send_on`): one that went away was the connection's."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._until: dict[str, tuple[float, str]] = {}
@@ -94,9 +101,23 @@ class _Throttles:
         return f"not attempted: {self._domain(recipient)} is throttling ({hold[1]})"
 
     def note(self, recipient: str, result: Result) -> None:
+        if result.stage not in ("RCPT", "DATA", "."):
+            return
         text = result.detail.partition(" ")[2]
         if result.outcome is Outcome.TRANSIENT and result.code is not None and _THROTTLE.match(text):
             self._until[self._domain(recipient)] = (self._clock() + DOMAIN_BACKOFF, result.detail)
+
+
+# What an operator changes when editions are too big for their relay (the sender repeats it).
+SMALLER = "make editions smaller ([digest] max_items_per_section or a section's max_items, excerpt_chars, images)"
+
+
+def size_limit(smtp: aiosmtplib.SMTP) -> int | None:
+    """The largest message the server takes, as its EHLO's SIZE says (RFC 1870); None when it
+    offers no SIZE or "SIZE 0" (no fixed limit)."""
+    words = smtp.esmtp_extensions.get("size", "").split()
+    limit = int(words[0]) if words and words[0].isdigit() else 0
+    return limit or None
 
 
 _SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
@@ -123,12 +144,24 @@ class _DroppedBeforeData(Exception):
         self.stage = stage
 
 
+class _ClosedBeforeData(Exception):
+    """The server answered 421 before the message was handed over (MAIL, RCPT or the DATA
+    command): it is closing this connection (RFC 5321 section 3.8), often because a relay caps
+    the messages of one connection, and nothing of this message reached it. `result` is what the
+    message gets when a fresh connection does no better."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.detail)
+        self.result = result
+
+
 class _Connection:
     """One pooled SMTP connection and its reuse counters."""
 
     def __init__(self, number: int) -> None:
         self.number = number
         self.smtp: aiosmtplib.SMTP | None = None
+        self.greeting = ""  # the server's 220 line when it opened
         self.messages = 0
         self.last_used = 0.0
 
@@ -155,8 +188,12 @@ class SmtpTransport:
         messages_per_connection: int | None = None,
         idle_noop_after: float = IDLE_NOOP_AFTER,
         data_timeout: float | None = None,
+        must_open: bool = False,
     ) -> None:
         self._settings = settings
+        # The first connection must open (`digest check-config --smtp`): a server that is reachable
+        # but not ready (421 at the greeting) is an error there, where a send defers its messages.
+        self._must_open = must_open
         # A timeout after the final "." may mean a duplicate later, so wait longer there than for
         # other commands (RFC 5321 4.5.3.2.6 suggests 10 minutes; B8 says at least 2-5).
         self._data_timeout = data_timeout or max(settings.timeout, DATA_REPLY_TIMEOUT)
@@ -175,7 +212,7 @@ class SmtpTransport:
         self._last_failure = ""
 
     @property
-    def _where(self) -> str:
+    def where(self) -> str:
         return f"{self._settings.host}:{self._settings.port}"
 
     # --- lifecycle
@@ -202,11 +239,23 @@ class SmtpTransport:
                     # for its greeting: the port took the connection and then said nothing.
                     hint = 'The port may speak implicit TLS: use security = "tls" (usually port 465). '
                 raise DeliveryError(
-                    f"Cannot connect to the SMTP server {self._where}: {full_stop(failure.detail)}",
+                    f"Cannot connect to the SMTP server {self.where}: {full_stop(failure.detail)}",
                     hint=hint + "Unsent messages stay pending for the next run.",
                 ) from failure
-            log.warning("smtp %s not ready at start: %s", self._where, failure.detail)
+            if self._must_open:
+                raise DeliveryError(
+                    f"The SMTP server {self.where} is not ready: {full_stop(failure.detail)}",
+                    hint="A send would defer its messages and try again later; check the server's logs.",
+                ) from failure
+            log.warning("smtp %s not ready at start: %s", self.where, failure.detail)
         return self
+
+    def session(self) -> tuple[aiosmtplib.SMTP, str]:
+        """The connection opened on entry (greeted, TLS and AUTH done) and the server's greeting."""
+        first = self._connections[0]
+        if first.smtp is None or not first.open:
+            raise DeliveryError(f"The SMTP server {self.where} closed the connection it had just opened.")
+        return first.smtp, first.greeting
 
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.gather(*(self._quit(conn) for conn in self._connections))
@@ -232,7 +281,7 @@ class SmtpTransport:
         limit = self._settings.circuit_breaker
         if self._failures >= limit:
             raise CircuitOpenError(
-                f"{self._failures} messages in a row failed at the SMTP server {self._where}; "
+                f"{self._failures} messages in a row failed at the SMTP server {self.where}; "
                 f"the last: {full_stop(self._last_failure)}"
             )
 
@@ -272,6 +321,12 @@ class SmtpTransport:
         finally:
             self._pool.put_nowait(conn)
         self._throttles.note(envelope.recipient, result)
+        if result.too_big:
+            # The message's size, not the server's health: no step toward the breaker (50 too-big
+            # messages stopped the run as if the server failed), none away from it. The sender
+            # says it once per edition rather than a line per subscriber.
+            log.info("smtp key=%d outcome=%s %s", envelope.key, result.outcome.value, result.detail)
+            return result
         self._count(result)
         if result.outcome is not Outcome.SENT:
             log.warning("smtp key=%d outcome=%s %s", envelope.key, result.outcome.value, result.detail)
@@ -294,11 +349,22 @@ class SmtpTransport:
         return dataclasses.replace(envelope, sender=sender, recipient=ascii_domain(envelope.recipient))
 
     async def _send_on(self, conn: _Connection, envelope: Envelope) -> Result:
-        for attempt in (1, 2):
+        dropped = closed = 0  # retries so far, each kind bounded: a server that always does it is not looped on
+        while True:
             try:
                 reused = await self._ready(conn)
             except _ConnectFailed as failure:
                 return Result(envelope.key, Outcome.TRANSIENT, failure.code, failure.detail)
+            assert conn.smtp is not None
+            limit = size_limit(conn.smtp)
+            if limit is not None and len(envelope.data) > limit:
+                # RFC 1870 section 6.1: a message over the server's SIZE would be refused at MAIL
+                # (552), and is, on every connection, until the edition is made smaller.
+                detail = (
+                    f"not sent: the message is {len(envelope.data):,} bytes, over the {limit:,} "
+                    f"the SMTP server {self.where} takes (its SIZE); {SMALLER}"
+                )
+                return Result(envelope.key, Outcome.TRANSIENT, None, detail, too_big=True)
             await self._limiter.take()  # last thing before MAIL, on a connection that is ready
             try:
                 return await self._transaction(conn, envelope)
@@ -307,10 +373,25 @@ class SmtpTransport:
                 # A pooled connection the server had already closed: nothing of this message
                 # reached it, so reconnect and try once more. A fresh connection that drops is
                 # the server's problem, reported as TRANSIENT.
-                if not reused or attempt == 2:
+                if not reused or dropped:
                     return Result(envelope.key, Outcome.TRANSIENT, None, f"connection lost at {drop.stage}")
+                dropped += 1
                 log.info("smtp connection=%d was closed by the server; reconnecting", conn.number)
-        raise AssertionError("unreachable")
+            except _ClosedBeforeData as closing:
+                # A 421 before DATA closes this connection, not the message's chances: a relay
+                # that caps messages per connection answers so to the first one past its cap, and
+                # a new connection takes it at once. Deferring it (5 minutes) for that made one
+                # message in N wait; a second 421 on a fresh connection is the server's answer
+                # to this message, deferred as any 4xx is.
+                if closed:
+                    return closing.result
+                closed += 1
+                log.info(
+                    "smtp connection=%d key=%d: %s before the message was handed over; sending it on a new connection",
+                    conn.number,
+                    envelope.key,
+                    closing.result.detail,
+                )
 
     async def _ready(self, conn: _Connection) -> bool:
         """Make conn usable; True when an existing connection is reused."""
@@ -343,14 +424,14 @@ class SmtpTransport:
             # A second more than aiosmtplib's own bound on each step, so that its error, which
             # tells a silent greeting from a connection never made, comes first.
             async with asyncio.timeout(s.timeout + 1.0):
-                await smtp.connect()
+                greeting = await smtp.connect()
                 step = "EHLO"
                 await self._greet(smtp)
                 if s.security == "starttls":
                     step = "STARTTLS"
                     if not smtp.supports_extension("starttls"):
                         raise DeliveryError(
-                            f"The SMTP server {self._where} does not offer STARTTLS; refusing to send in plain text.",
+                            f"The SMTP server {self.where} does not offer STARTTLS; refusing to send in plain text.",
                             hint='Use security = "tls" (port 465) or a server that offers STARTTLS.',
                         )
                     await smtp.starttls()
@@ -368,7 +449,8 @@ class SmtpTransport:
                 self._translate_connect_error(exc, step, opened=opened)
             raise
         conn.smtp, conn.messages, conn.last_used = smtp, 0, time.monotonic()
-        log.info("smtp connected host=%s connection=%d security=%s", self._where, conn.number, s.security)
+        conn.greeting = one_line(greeting.code, greeting.message)
+        log.info("smtp connected host=%s connection=%d security=%s", self.where, conn.number, s.security)
 
     @staticmethod
     async def _greet(smtp: aiosmtplib.SMTP) -> None:
@@ -384,7 +466,7 @@ class SmtpTransport:
             raise exc
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
             raise SmtpAuthError(
-                f"The SMTP server {self._where} refused the credentials of {self._settings.username!r}: "
+                f"The SMTP server {self.where} refused the credentials of {self._settings.username!r}: "
                 f"{full_stop(one_line(exc.code, exc.message))}"
             ) from exc
         tls_error = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
@@ -402,7 +484,7 @@ class SmtpTransport:
                     'port 587), or "none" for a relay on this machine.'
                 )
             raise DeliveryError(
-                f"TLS with the SMTP server {self._where} failed: {full_stop(str(reason))} "
+                f"TLS with the SMTP server {self.where} failed: {full_stop(str(reason))} "
                 "Nothing was sent in plain text.",
                 hint=hint,
             ) from exc
@@ -410,7 +492,7 @@ class SmtpTransport:
             raise _ConnectFailed(exc.code, one_line(exc.code, exc.message), reachable=True) from exc
         if isinstance(exc, aiosmtplib.SMTPException) and not isinstance(exc, ConnectionError | TimeoutError):
             # e.g. no AUTH: aiosmtplib's "... Try connecting via TLS (or STARTTLS)." has its own period
-            raise DeliveryError(f"The SMTP server {self._where} cannot be used: {full_stop(str(exc))}") from exc
+            raise DeliveryError(f"The SMTP server {self.where} cannot be used: {full_stop(str(exc))}") from exc
         if isinstance(exc, ConnectionError | TimeoutError | OSError):
             detail = one_line(None, str(exc) or "timed out")
             if step != "connect":
@@ -433,7 +515,7 @@ class SmtpTransport:
             if not envelope.sender.isascii():
                 raise DeliveryError(
                     f"The sender {envelope.sender!r} has a non-ASCII local part, which needs SMTPUTF8 "
-                    f"(RFC 6531), and the SMTP server {self._where} does not offer it.",
+                    f"(RFC 6531), and the SMTP server {self.where} does not offer it.",
                     hint="Use an ASCII address in [smtp] sender, or a relay that offers SMTPUTF8.",
                 )
             detail = (
@@ -466,9 +548,16 @@ class SmtpTransport:
             detail = f"no reply to {'DATA' if stage == '.' else stage} in {waited:g}s{maybe}"
             return Result(key, Outcome.TRANSIENT, None, detail)
         except aiosmtplib.SMTPResponseException as exc:
+            if is_too_big(exc.code, exc.message, stage):
+                # The edition is too big for this server: every connection would refuse it, and no
+                # subscriber's address nor the server's health is at fault. Pending, charged to no one.
+                await self._reset(conn, exc.code)
+                said = one_line(exc.code, exc.message)[:120]
+                detail = f"{said}: the message is {len(envelope.data):,} bytes, too big for the SMTP server; {SMALLER}"
+                return Result(key, Outcome.TRANSIENT, exc.code, detail, stage, too_big=True)
             if exc.code in (530, 535):  # the server wants (other) credentials: no subscriber is at fault
                 raise SmtpAuthError(
-                    f"The SMTP server {self._where} refused to send without authentication: "
+                    f"The SMTP server {self.where} refused to send without authentication: "
                     f"{full_stop(one_line(exc.code, exc.message))}"
                 ) from exc
             if stage == "MAIL" and classify(exc.code) is Outcome.PERMANENT:
@@ -477,11 +566,14 @@ class SmtpTransport:
                 # meet it; failing the subscriber's row would charge them for it (and suspend them).
                 await self._reset(conn, exc.code)
                 raise SenderRefusedError(
-                    f"The SMTP server {self._where} refused the sender {envelope.sender!r}: "
+                    f"The SMTP server {self.where} refused the sender {envelope.sender!r}: "
                     f"{full_stop(one_line(exc.code, exc.message))}"
                 ) from exc
             await self._reset(conn, exc.code)
-            return Result(key, classify(exc.code), exc.code, one_line(exc.code, exc.message), stage)
+            result = Result(key, classify(exc.code), exc.code, one_line(exc.code, exc.message), stage)
+            if exc.code == 421 and stage != ".":
+                raise _ClosedBeforeData(result) from exc
+            return result
         except ValueError as exc:  # an address aiosmtplib will not put on the wire
             await self._reset(conn, 0)
             return Result(key, Outcome.PERMANENT, None, one_line(None, f"address cannot be sent: {exc}"))

@@ -88,19 +88,29 @@ async def send_edition(
 
     async def envelopes() -> AsyncIterator[Envelope]:
         while not stopped():
-            # A row that crashed before (S8) goes alone, nothing else of ours on the wire: if it
-            # crashes the process again, it alone counts the crash, not the rows sent beside it.
-            suspect, lapsed = await outbox.claim(edition.id, limit=1, due_only=due_only, since=since, suspects=True)
-            taken_over(edition, lapsed, rep)
-            if suspect:
-                await idle.wait()
-                async for envelope in made(suspect):
-                    yield envelope
-                    await idle.wait()  # its result is recorded before anything else goes out
-                continue
+            # A row that crashed before (S8) is made alone, nothing else of ours on the wire: if
+            # making it kills the process again, no message in flight goes twice for it, and it
+            # alone counts the crash (the first of our rows not on the wire: `_expire_lapsed`).
+            # Once it is on the wire it holds back no one: a kill from then on counts no crash,
+            # so the others are made and sent beside it, over the other connections, however
+            # long the relay keeps it (up to the 300 s wait after DATA). Waiting for its answer
+            # first held the whole edition behind one slow reply (audit finding 4).
+            if idle.is_set():
+                suspect, lapsed = await outbox.claim(edition.id, limit=1, due_only=due_only, since=since, suspects=True)
+                taken_over(edition, lapsed, rep)
+                if suspect:
+                    async for envelope in made(suspect):
+                        yield envelope
+                        # Its on-the-wire mark is in the database before another message is
+                        # made, so a crash making that one is not counted against it.
+                        await outbox.wire_marked()
+                    continue
             batch, lapsed = await outbox.claim(edition.id, limit=CLAIM_ROWS, due_only=due_only, since=since)
             taken_over(edition, lapsed, rep)
             if not batch:
+                if not idle.is_set():
+                    await idle.wait()  # a suspect waits for a clear wire: ours in flight are recorded first
+                    continue
                 # Rows another sender holds are its to send; if it stops renewing their lease
                 # (killed, its host gone), they are ours once the lease runs out (B1).
                 if not await _others_hold(store, edition, outbox.name, clock=clock, stop=stop, report=rep):
@@ -229,8 +239,28 @@ async def send_edition(
         held, streak[:] = list(streak), []
         await asyncio.gather(*(refused(d, result) for d, result in held))
 
+    too_big: list[Result] = []  # this run's messages the server would not take for their size
+
+    def said_too_big(d: Delivery, result: Result) -> None:
+        """Once a run: the edition is too big for the relay. Each row keeps the reply (`digest
+        status`, `digest outbox`); the operator needs one line saying which edition and what to
+        change, not one per subscriber, and no subscriber is charged."""
+        too_big.append(result)
+        if len(too_big) == 1:
+            log.warning(
+                "edition %s %s is too big for the SMTP server: subscriber %d: %s; its messages stay pending "
+                "and are charged to no one (the daemon retries them; `digest send --date %s` at once)",
+                edition.day,
+                edition.timezone,
+                d.subscriber_id,
+                result.detail,
+                edition.day,
+            )
+
     async def recorded(d: Delivery, message_id: str, result: Result) -> None:
         now = clock()
+        if result.too_big:
+            said_too_big(d, result)
         if result.outcome is Outcome.SENT:
             if streak:
                 await judged()

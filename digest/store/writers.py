@@ -246,6 +246,13 @@ class OutboxWriter:
             # its error is kept in self._error for the next result; nobody need await it here
             self._group.add_done_callback(lambda task: task.cancelled() or task.exception())
 
+    async def wire_marked(self) -> None:
+        """Wait until the on-the-wire marks made so far are committed (a suspect's, before the
+        sender makes another message beside it)."""
+        if self._group is not None:
+            with contextlib.suppress(Exception):  # kept in self._error for the next result
+                await asyncio.shield(self._group)
+
     async def still_held(self, ids: Sequence[int]) -> set[int]:
         """Which of these claimed rows are still ours, just before we send them.
 
