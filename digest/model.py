@@ -329,14 +329,18 @@ class PollResult:
 class EditionWindow:
     """The items an edition of one time zone would freeze: first seen in (start, until].
 
-    `start` is the previous edition's cut-off (None for the zone's first edition); the store
-    computes it, and `create_edition` checks it is still the window when the edition is inserted.
+    `start` is the previous edition's cut-off; a zone's first edition starts a day before its
+    cut-off (`store.editions.FIRST_EDITION_SPAN`): a reader who signs up in a new zone gets a day's
+    news, not everything polled since the database began. The store computes it, and
+    `create_edition` checks that `previous` (the zone's last cut-off) is still the zone's when the
+    edition is inserted.
     """
 
     timezone: str
-    start: datetime | None
+    start: datetime
     until: datetime
     items: tuple[Item, ...]
+    previous: datetime | None = None  # the zone's last edition's cut-off (None: its first edition)
 
 
 @dataclass(frozen=True, slots=True)

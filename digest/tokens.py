@@ -16,6 +16,10 @@ Bounce tokens go in the VERP return path ``bounce+<token>@<domain>``: ``<public 
 lower-case letters, digits and hyphens only, because some mail systems lower-case the local part
 of the address they return a bounce to; the HMAC is checked against every accepted secret.
 
+Sign-up confirmation links carry the request itself (address, sections, time zone, when),
+sealed with AES-GCM under a key derived from the secret: readable by nobody but digest, because
+proxies log URLs (the only token here that is encrypted, and the only one made with randomness).
+
 Message-IDs are an HMAC of (edition, subscriber): a re-send after a crash carries the same ID, and
 nobody without the secret can predict another subscriber's (A8).
 """
@@ -26,6 +30,8 @@ import base64
 import functools
 import hashlib
 import hmac
+import json
+import os
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -239,27 +245,76 @@ def edition_key_ok(secrets: Sequence[str], day: str, timezone: str, key: str) ->
     return any(hmac.compare_digest(edition_key(secret, day, timezone), key) for secret in secrets)
 
 
-SIGNUP_SALT = "signup-confirm-v1"
+SIGNUP_SALT = "signup-confirm-v1"  # signed, readable links of releases before sealed ones
+SIGNUP_SEAL = b"digest signup-confirm-v2"
+_NONCE = 12  # bytes: AES-GCM's standard nonce, random per link
+_TAG = 16
+
+
+@functools.lru_cache(maxsize=8)
+def _sealing_key(secret: str) -> bytes:
+    """A 256-bit AES key derived from one site secret for sign-up links alone (HKDF): the secret
+    itself signs other tokens, and one key must not serve two purposes."""
+    from cryptography.hazmat.primitives.hashes import SHA256
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=SHA256(), length=32, salt=None, info=SIGNUP_SEAL).derive(secret.encode("utf-8"))
 
 
 def signup_token(
     secret: str, email: str, sections: Sequence[str] | None, timezone: str | None, *, issued: datetime
 ) -> str:
-    """The confirmation link's token: what the person asked for and when, signed.
+    """The confirmation link's token: what the person asked for and when, sealed.
 
     Nothing is stored before the confirmation: the request lives in the link, which only the
     address's owner receives, and expires (read_signup_token's max_age, counted from `issued` on
     digest's clock, so DIGEST_NOW rehearsals and tests see the same expiry as production).
+    The request is encrypted (AES-GCM, a random nonce per link), not only signed: a signed link
+    is base64 of the address, and the access log of the TLS proxy the README puts in front of
+    digest would keep every sign-up's address. A sealed token has no ".", which tells it from the
+    signed links of earlier releases (still read until they expire).
     """
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     payload = [email, list(sections) if sections is not None else None, timezone, int(issued.timestamp() * 1000)]
-    return URLSafeSerializer(secret, salt=SIGNUP_SALT).dumps(payload)
+    nonce = os.urandom(_NONCE)
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    sealed = nonce + AESGCM(_sealing_key(secret)).encrypt(nonce, data, SIGNUP_SEAL)
+    return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
+
+
+def _unseal(secrets: Sequence[str], token: str) -> object:
+    """The sealed request under any of `secrets`, or None: altered, truncated, or not ours."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    try:
+        sealed = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except ValueError:
+        return None
+    if len(sealed) < _NONCE + _TAG + 2:
+        return None
+    nonce, body = sealed[:_NONCE], sealed[_NONCE:]
+    for secret in secrets:
+        try:
+            data = AESGCM(_sealing_key(secret)).decrypt(nonce, body, SIGNUP_SEAL)
+        except InvalidTag:
+            continue
+        try:
+            return json.loads(data.decode("utf-8"))
+        except ValueError:
+            return None
+    return None
 
 
 def read_signup_token(
     secrets: Sequence[str], token: str, *, max_age: timedelta, now: datetime
 ) -> tuple[str, tuple[str, ...] | None, str | None, datetime] | None:
     """(email, sections or None for all, time zone or None, issued), or None: altered, expired, or not ours."""
-    value = _loads(secrets, SIGNUP_SALT, token) if len(token) <= 2048 else None
+    if not secrets or not token or len(token) > 2048:
+        return None
+    # A "." is an earlier release's signed link (base64url has none): still honoured until it expires.
+    value = _loads(secrets, SIGNUP_SALT, token) if "." in token else _unseal(secrets, token)
     if not (isinstance(value, list) and len(value) == 4 and isinstance(value[0], str)):
         return None
     email, sections, timezone, issued = value

@@ -491,3 +491,50 @@ async def test_U7_a_row_changed_for_another_reason_still_takes_a_newer_confirmat
     assert (await confirm(site.http, link))[0] == 200
     bob = site.store.get_subscriber(email="bob@example.org")
     assert bob is not None and bob.sections == ("World",)
+
+
+async def test_a_confirmation_link_carries_no_readable_address_and_a_tampered_one_reaches_nobody(site: Site) -> None:
+    """A proxy's access log keeps URLs: the link must not give away who signed up (it was the
+    address in base64), and a flipped bit, a cut or another site's key opens nothing (U4)."""
+    import base64
+
+    from digest import tokens
+
+    link = await confirmation_link(site, "Zoe.Private@example.org", sections=("World",), timezone="Asia/Tokyo")
+    token = link.rsplit("/", 1)[1]
+    head = token.split(".")[0]  # a signed token's payload is its first part
+    raw = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))
+    for needle in ("Private", "example", "Tokyo", "World"):
+        assert needle.encode() not in raw and needle not in token and needle.lower().encode() not in raw.lower()
+    flipped = token[:20] + ("A" if token[20] != "A" else "B") + token[21:]
+    other_site = tokens.signup_token("another site's secret", "eve@example.org", None, "UTC", issued=NOW)
+    for bad in (flipped, token[:-3], token + "AA", other_site, "", "." + token):
+        async with site.http.get(f"/confirm/{bad}") as resp:
+            assert resp.status == 404, bad
+    assert site.store.get_subscriber(email="eve@example.org") is None
+    status, page = await confirm(site.http, link)
+    assert status == 200 and "You are subscribed" in page
+    sub = site.store.get_subscriber(email="Zoe.Private@example.org")
+    assert sub is not None and sub.sections == ("World",) and sub.timezone == "Asia/Tokyo"
+
+
+async def test_a_signed_confirmation_link_of_the_previous_release_still_confirms_until_it_expires(site: Site) -> None:
+    """Links mailed before the upgrade (readable, signed with itsdangerous) keep working for
+    `confirm_expiry`, then expire as any link does."""
+    from itsdangerous import URLSafeSerializer
+
+    from digest import tokens
+
+    issued = int(site.clock.now.timestamp() * 1000)
+    old = URLSafeSerializer(site.store.site_secret(), salt=tokens.SIGNUP_SALT).dumps(
+        ["old.link@example.org", ["World"], "UTC", issued]
+    )
+    stale = URLSafeSerializer(site.store.site_secret(), salt=tokens.SIGNUP_SALT).dumps(
+        ["stale.link@example.org", ["World"], "UTC", issued - 49 * 3600 * 1000]
+    )
+    async with site.http.get(f"/confirm/{stale}") as resp:
+        assert resp.status == 404
+    status, page = await confirm(site.http, f"/confirm/{old}")
+    assert status == 200 and "You are subscribed" in page
+    sub = site.store.get_subscriber(email="old.link@example.org")
+    assert sub is not None and sub.status == ACTIVE and sub.sections == ("World",)

@@ -76,6 +76,12 @@ def _insert_new(conn: Connection) -> Any:
     return sqlite_insert
 
 
+# How far back a zone's first edition reaches: what one daily edition covers. A new zone's readers
+# are new (a sign-up) or moved from another zone, and a new site's may come after days of polling;
+# all want a day's news, not the whole database (an edition of 928 items, back a week, in an audit).
+FIRST_EDITION_SPAN = timedelta(days=1)
+
+
 def _last_cutoff(conn: Connection, timezone: str) -> datetime | None:
     cutoff: datetime | None = conn.scalar(
         select(func.max(t.editions.c.cutoff)).where(t.editions.c.timezone == timezone)
@@ -170,17 +176,19 @@ class EditionStore(StoreBase):
     def edition_window(self, timezone: str, *, until: datetime) -> EditionWindow:
         """The items the next edition of `timezone` would freeze if it were built with this cut-off."""
         with self.engine.connect() as conn:
-            start = _last_cutoff(conn, timezone)
-            cond = [t.items.c.first_seen <= until]
-            if start is not None:  # after a clock step back this window is empty, never doubled
-                cond.append(t.items.c.first_seen > start)
+            previous = _last_cutoff(conn, timezone)
+            first_seen = t.items.c.first_seen
+            # After a clock step back the window is empty, never doubled. A first edition's day
+            # includes its first instant: nothing before it is any edition's.
+            start = previous if previous is not None else until - FIRST_EDITION_SPAN
+            after = first_seen > start if previous is not None else first_seen >= start
             rows = conn.execute(
                 select(*_ITEM_COLUMNS)
                 .select_from(t.items.join(t.feeds))
-                .where(and_(*cond))
+                .where(after, first_seen <= until)
                 .order_by(t.items.c.first_seen, t.items.c.id)
             ).all()
-        return EditionWindow(timezone, start, until, tuple(map(_item, rows)))
+        return EditionWindow(timezone, start, until, tuple(map(_item, rows)), previous)
 
     def create_edition(
         self,
@@ -204,7 +212,7 @@ class EditionStore(StoreBase):
             return existing, False
         try:
             with self.engine.begin() as conn:
-                if _last_cutoff(conn, timezone) != window.start:
+                if _last_cutoff(conn, timezone) != window.previous:
                     raise _WindowMoved
                 # INSERT ... ON CONFLICT DO NOTHING on the edition's key: of several workers (or
                 # runs) building it at once, the first inserts it and the others get no row (on
