@@ -83,9 +83,11 @@ SHORT_SUMMARY_CHARS = 140
 PREHEADER_CHARS = 140
 SUBJECT_CHARS = 150  # long enough for two headlines; header_text keeps it one safe line
 # "More from The Indian Express": its first reports by headline (what they add is in the headline: "Suspect
-# had mental health issues: relatives"), any further ones by number, so a busy outlet's follow-ups stay
-# a line or two.
+# had mental health issues: relatives"), any further ones by a short headline, so a busy outlet's
+# follow-ups stay a few lines and each link still says what it opens (a number said nothing to a
+# reader or a screen reader: "2, 3, 4").
 MORE_FROM_HEADLINES = 3
+SHORT_HEADLINE_CHARS = 48
 HEADLINE_CHARS = 90  # an untitled item's stand-in headline: the start of its summary
 _LINK_SCHEMES = frozenset({"http", "https"})
 
@@ -118,14 +120,14 @@ class OutletView:
 
     name: LinkView
     more: tuple[LinkView, ...] = ()
-    # Only in "More from": its first other reports by headline, before `more` (numbered after them).
+    # Only in "More from": its first other reports by headline; `more` then holds the further ones by a
+    # short headline, or, in an HTML part cut to fit, one link to them all in the web edition.
     headlines: tuple[LinkView, ...] = ()
 
     @property
     def refs(self) -> str:
-        """The plain-text form of its other reports: 'Suspect had mental health issues [5]; [6] [7]'."""
-        numbers = " ".join(f"[{link.ref}]" for link in self.more if link.ref is not None)
-        return "; ".join([*(link.cited for link in self.headlines), *([numbers] if numbers else [])])
+        """The plain-text form of "More from": 'Suspect had mental health issues [5]; Iraq war veteran… [6]'."""
+        return "; ".join(link.cited for link in (*self.headlines, *self.more))
 
     @property
     def cited(self) -> str:
@@ -365,6 +367,7 @@ class _ViewBuilder:
         self.language = words.primary_language(locale) or locale
         self.zone = ZoneInfo(edition.timezone)
         self._next_ref = 1
+        self._anchor = ""  # the block being built: where its stories are in the web edition
         # The current block's links by URL, in the order they were numbered: a URL the block already
         # numbered keeps its number (a story's headline and the quote of its lead's own summary, "NYT
         # [1]: ...", open one article, listed once in the text part).
@@ -404,21 +407,31 @@ class _ViewBuilder:
 
     def _more_from(self, outlet: str, items: Sequence[Item]) -> OutletView | None:
         """The lead's outlet's other linked reports (the title is its first): the first
-        `MORE_FROM_HEADLINES` by headline while summaries are in full, the rest numbered after them."""
+        `MORE_FROM_HEADLINES` by headline, the rest by a short headline (the whole one its link's
+        hint). An HTML part cut to fit Gmail's clip spends no bytes on them: one link says how many
+        there are, to the story's section in the web edition, where every one is listed."""
         linked = [item for item in items if _href(item.url) is not None]
         if not linked:
             return None
-        named = linked[:MORE_FROM_HEADLINES] if self.budget.summaries == "full" else []
+        if self.budget.summaries != "full":
+            count = len(linked)
+            online = self.messages.ngettext(
+                "%(num)d report in the online edition", "%(num)d reports in the online edition", count
+            ) % {"num": count}
+            return OutletView(LinkView(outlet, None), (self._link(online, f"{self.edition.web_url}#{self._anchor}"),))
+        named = linked[:MORE_FROM_HEADLINES]
         headlines = tuple(self._headline_link(item) for item in named)
-        more = self._numbered(linked[len(named) :], start=2 + len(named))
+        more = tuple(self._headline_link(item, short=True) for item in linked[len(named) :])
         return OutletView(LinkView(outlet, None), more, headlines)
 
-    def _headline_link(self, item: Item, source: str = "") -> LinkView:
+    def _headline_link(self, item: Item, source: str = "", *, short: bool = False) -> LinkView:
         """A report's headline as a link ("More from", "Read also"), with its language where it is not
-        the edition's, as a story's own title has it: a screen reader reads it in its own voice."""
+        the edition's, as a story's own title has it: a screen reader reads it in its own voice.
+        `short`: cut to `SHORT_HEADLINE_CHARS`, the whole headline its hint when cut."""
         headline = _headline(item)
         lang = _other_language(headline, f"{item.title} {item.summary_text}", self.language)
-        return self._link(headline, item.url, source, lang=lang)
+        shown = _cut(headline, SHORT_HEADLINE_CHARS) if short else headline
+        return self._link(shown, item.url, source, hint=headline if shown != headline else "", lang=lang)
 
     def _take_links(self) -> tuple[LinkView, ...]:
         links, self._block_links = tuple(self._block_links.values()), {}
@@ -528,10 +541,11 @@ class _ViewBuilder:
         if not self.edition.top_stories or not self.budget.top_stories:
             return None
         self._next_ref = 1
+        self._anchor = "top-stories"
         stories = tuple(self.story(s, top=True) for s in self.edition.top_stories)
         return SectionView(
             name=self.messages.gettext("Top stories"),
-            anchor="top-stories",
+            anchor=self._anchor,
             count=len(stories),
             days=(DayView(heading="", stories=stories),),
             hidden=0,
@@ -541,6 +555,7 @@ class _ViewBuilder:
 
     def section(self, section: SectionGroup) -> SectionView:
         keep = self.budget.per_section
+        self._anchor = section.anchor
         days: list[DayView] = []
         shown = 0
         for day in section.days:
@@ -561,11 +576,13 @@ class _ViewBuilder:
             links=self._take_links(),
         )
 
-    def press(self) -> SectionView | None:
-        """The Press Review section's outlets: one heading per outlet, its leading stories under it."""
+    def press(self, anchor: str = "press-review") -> SectionView | None:
+        """The Press Review section's outlets: one heading per outlet, its leading stories under it;
+        `anchor`: the section that shows them, its own or the configured section of the same name."""
         if not self.edition.press:
             return None
         keep = self.budget.per_section
+        self._anchor = anchor
         days, shown, total = [], 0, 0
         for group in self.edition.press:
             total += len(group.stories)
@@ -576,7 +593,7 @@ class _ViewBuilder:
         name = _clean(self.edition.press_section)
         return SectionView(
             name=name,
-            anchor="press-review",
+            anchor=anchor,
             count=total,
             days=tuple(days),
             hidden=0,
@@ -597,7 +614,7 @@ class _ViewBuilder:
             # sections come before it: it is rendered once and joined into every section set's message.
             self._next_ref = 1
             if not placed and group.name == self.edition.press_section:
-                press = self.press()  # numbered before the section's own links, as the text part lists them
+                press = self.press(group.anchor)  # numbered before the section's own links, as the text part lists them
                 own = self.section(group)
                 assert press is not None
                 views.append(
