@@ -173,6 +173,9 @@ class StoryView:
     # HTML elements say so (lang=), or a screen reader reads a Russian headline with an English voice.
     title_lang: str = ""
     summary_lang: str = ""
+    # An episode's audio (or video) file, "MP3 audio", when its link is that file: its title then opens
+    # the podcast's page (`_page`), and this link says what it downloads.
+    audio: LinkView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +250,30 @@ def _href(url: str | None) -> str | None:
     ):
         return None
     return url
+
+
+# A link to a file that plays rather than a page that reads: a podcast episode with no <link> of its
+# own links its enclosure (Still Processing's "https://dts.podtrac.com/redirect.mp3/.../episode.mp3"),
+# and a reader's click downloaded 50 MB. By the file's name: that is what a browser goes by too.
+_AUDIO_FILES = frozenset({"mp3", "m4a", "aac", "ogg", "oga", "opus", "wav", "flac"})
+_VIDEO_FILES = frozenset({"mp4", "m4v", "mov", "webm"})
+
+
+def _media(url: str | None) -> tuple[str, str] | None:
+    """("audio" or "video", the file's format, "MP3") when a link opens an audio or a video file."""
+    parts = split_url(url or "")
+    name = parts.path.rsplit("/", 1)[-1] if parts is not None else ""
+    _, dot, extension = name.rpartition(".")
+    extension = extension.lower() if dot else ""
+    if extension in _AUDIO_FILES:
+        return "audio", extension.upper()
+    return ("video", extension.upper()) if extension in _VIDEO_FILES else None
+
+
+def _page(item: Item) -> str | None:
+    """The page an item's links open: its own link, or for an episode whose link is its audio (or
+    video) file, the site its feed links to, the podcast's page (None when the feed gives none)."""
+    return item.site_url if _media(item.url) else item.url
 
 
 def _headline(item: Item) -> str:
@@ -391,17 +418,17 @@ class _ViewBuilder:
             by_outlet.setdefault(_clean(item.source), []).append(item)
         outlets = []
         for name, (first, *rest) in by_outlet.items():
-            outlets.append(OutletView(self._link(name, first.url), self._numbered(rest)))
+            outlets.append(OutletView(self._link(name, _page(first)), self._numbered(rest)))
         return tuple(outlets)
 
     def _numbered(self, items: Sequence[Item], start: int = 2) -> tuple[LinkView, ...]:
         """An outlet's further reports as links numbered from 2 (its first is its name or the title);
         an unlinked report adds nothing. Each number carries its headline as a hint while summaries
         are in full; a message cut to fit Gmail's clip spends no bytes on them."""
-        linked = [item for item in items if _href(item.url) is not None]
+        linked = [item for item in items if _href(_page(item)) is not None]
         full = self.budget.summaries == "full"
         return tuple(
-            self._link(str(k), item.url, hint=_headline(item) if full else "")
+            self._link(str(k), _page(item), hint=_headline(item) if full else "")
             for k, item in enumerate(linked, start=start)
         )
 
@@ -410,7 +437,7 @@ class _ViewBuilder:
         `MORE_FROM_HEADLINES` by headline, the rest by a short headline (the whole one its link's
         hint). An HTML part cut to fit Gmail's clip spends no bytes on them: one link says how many
         there are, to the story's section in the web edition, where every one is listed."""
-        linked = [item for item in items if _href(item.url) is not None]
+        linked = [item for item in items if _href(_page(item)) is not None]
         if not linked:
             return None
         if self.budget.summaries != "full":
@@ -431,7 +458,7 @@ class _ViewBuilder:
         headline = _headline(item)
         lang = _other_language(headline, f"{item.title} {item.summary_text}", self.language)
         shown = _cut(headline, SHORT_HEADLINE_CHARS) if short else headline
-        return self._link(shown, item.url, source, hint=headline if shown != headline else "", lang=lang)
+        return self._link(shown, _page(item), source, hint=headline if shown != headline else "", lang=lang)
 
     def _take_links(self) -> tuple[LinkView, ...]:
         links, self._block_links = tuple(self._block_links.values()), {}
@@ -451,7 +478,9 @@ class _ViewBuilder:
         day = format_date(shown, pattern, locale=self.locale)
         return day if linked else f"{day}, {local:%H:%M} {utc_offset(local)}"
 
-    def quotes(self, quotes: tuple[Quote, ...]) -> tuple[QuoteView, ...]:
+    def quotes(self, quotes: tuple[Quote, ...], pages: Mapping[int, str | None] | None = None) -> tuple[QuoteView, ...]:
+        """The synopsis's quotes, each outlet linked to its report: `pages`, by item id, where a
+        report's page is not its link (`_page`)."""
         views = []
         quoted: set[str] = set()
         for k, quote in enumerate(quotes):
@@ -487,7 +516,7 @@ class _ViewBuilder:
             views.append(
                 QuoteView(
                     before=before,
-                    outlet=self._link(quote.source, quote.url),
+                    outlet=self._link(quote.source, (pages or {}).get(quote.item_id, quote.url)),
                     after=after,
                     text=text,
                     lang=_other_language(text, "", self.language),  # whole sentences: they say their language
@@ -498,7 +527,8 @@ class _ViewBuilder:
     def story(self, story: Story, *, top: bool = False) -> StoryView:
         lead = story.lead
         headline = _headline(lead) or _clean(lead.source)
-        title = self._link(headline, lead.url, lead.source)
+        title = self._link(headline, _page(lead), lead.source)
+        media = _media(lead.url)
         summary_html, summary_text = _excerpts(lead.summary_html, lead.summary_text, self.excerpt_chars)
         if self.budget.summaries == "short":
             summary_html, summary_text = "", _cut(summary_text, SHORT_SUMMARY_CHARS)
@@ -506,7 +536,8 @@ class _ViewBuilder:
             summary_html, summary_text = "", ""
         image = _lead_image(lead, headline) if self.images else None
         keep_synopsis = self.budget.synopses == "all" or top
-        synopsis = self.quotes(story.synopsis) if keep_synopsis else ()
+        pages = {item.id: _page(item) for item in (lead, *story.also) if item.url != _page(item)}
+        synopsis = self.quotes(story.synopsis, pages) if keep_synopsis else ()
         quoted = {q.item_id for q in story.synopsis} if synopsis else set()
         source = _clean(lead.source)
         unquoted = [item for item in story.also if item.id not in quoted]
@@ -526,9 +557,18 @@ class _ViewBuilder:
             read_also=tuple(self._headline_link(item, item.source) for item in story.read_also),
             synopsis=synopsis,
             outlets=story.outlets if top else 0,
+            audio=self._link(self._media_label(*media), lead.url) if media else None,
             title_lang=_other_language(headline, item_text, self.language),
             summary_lang=_other_language(summary_text, item_text, self.language) if summary_text else "",
         )
+
+    def _media_label(self, kind: str, file_format: str) -> str:
+        """What a story's audio or video file is called beside its time: "MP3 audio"."""
+        if kind == "audio":
+            label = self.messages.pgettext("a story's audio file, by its format: MP3 audio", "%(format)s audio")
+        else:
+            label = self.messages.pgettext("a story's video file, by its format: MP4 video", "%(format)s video")
+        return str(label) % {"format": file_format}
 
     def day_heading(self, day: date) -> str:
         if day.year != self.edition.day.year:  # an old item: "Friday, January 6, 2017", not just "Friday, January 6"

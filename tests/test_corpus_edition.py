@@ -233,3 +233,49 @@ def test_with_images_on_each_story_has_at_most_one_sized_described_lead_image(
             assert re.search(r'width="\d+"', img) and re.search(r'height="\d+"', img), img
             assert re.search(r'alt="[^"]+"', img), img
             assert 'class="lead-image"' in img
+
+
+async def _podcast_edition(tmp: Path, corpus: Path) -> EmailMessage:
+    """The New York Times' Still Processing feed served on 127.0.0.1, polled and sent by `digest`."""
+    async with FeedServer() as server, SmtpServer() as smtp:
+        body = (corpus / "feeds" / "news" / "nyt_still-processing_podcast.xml").read_bytes()
+        url = server.serve("/still-processing.xml", body, headers={"Content-Type": "application/rss+xml"})
+        config = _config(tmp, [url], smtp.port, SETTINGS + "max_per_source = 100\nmax_items_per_section = 1000\n")
+        for command in ("poll", "send"):
+            code, out, err = await digest(config, command)
+            assert code == 0, out + err
+    (message,) = smtp.messages
+    msg = message_from_bytes(message.data, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def test_a_podcast_episode_without_a_page_links_its_podcasts_page_and_marks_its_audio(tmp_path: Path) -> None:
+    # Still Processing gives 33 episodes no <link>: their title linked the MP3 enclosure, and a
+    # reader's click downloaded 50 MB (audit finding 14). The title opens the podcast's page (the
+    # channel's <link>); the file is one more link that says what it is.
+    corpus = corpus_dir()
+    if corpus is None:
+        pytest.skip(CORPUS_ABSENT)
+    msg = asyncio.run(_podcast_edition(tmp_path, corpus))
+    html, text = _html(msg), _text(msg).replace("\r\n", "\n")
+    page = "http://www.nytimes.com/podcasts/still-processing"
+    title = re.search(r'<h[34] class="title"[^>]*><a href="([^"]+)"[^>]*>We Wouldn(?:&#39;|\')t Leave Kanye', html)
+    assert title, html
+    assert title.group(1) == page
+    # Its audio, beside its time: labelled with its format, linking the file.
+    story = html[title.start() : html.index("<h", title.end())]
+    audio = re.search(r'<a href="(https://dts\.podtrac\.com/[^"]+\.mp3)"[^>]*>MP3 audio</a>', story)
+    assert audio, story
+    # No title opens an audio file; an episode with its own page keeps it.
+    assert not re.search(r'class="title"[^>]*><a href="[^"]+\.mp3"', html)
+    assert re.search(r'class="title"[^>]*><a href="https://www\.nytimes\.com/2017/06/08/podcasts/', html)
+    # The text part: the title's reference is the page, the audio's the file.
+    line = re.search(
+        r"\* We Wouldn't Leave Kanye, But Should We\? \[(\d+)\]\n  Still Processing · .* · MP3 audio \[(\d+)\]\n", text
+    )
+    assert line, text
+    listed = re.search(r"(?:^\[\d+\] \S+\n)+", text[line.end() :], re.M)  # the section's links, numbered from 1
+    assert listed, text
+    refs = dict(re.findall(r"^\[(\d+)\] (\S+)$", listed.group(0), re.M))
+    assert refs[line.group(1)] == page and refs[line.group(2)] == audio.group(1)

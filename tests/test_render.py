@@ -453,6 +453,33 @@ def test_real_feeds_busy_outlet_says_what_each_more_from_link_opens_in_both_part
     assert not re.search(r"(?:^|[;\]])\s*\[\d+\]", line.group(1))  # every reference follows a headline
 
 
+def test_an_episode_whose_link_is_its_audio_file_opens_its_podcasts_page_and_names_the_file() -> None:
+    # A podcast episode with no <link> is linked to its enclosure: the title downloaded the audio
+    # (audit finding 14). Every link to the episode opens its feed's site instead; the file is one
+    # more link, which says what it is, in both parts.
+    page = "https://quayradio.example/show"
+    episode = dataclasses.replace(
+        item(1, "Harbour voices, episode 12", source="Quay Radio", url="https://cdn.example/ep/12.mp3"), site_url=page
+    )
+    earlier = dataclasses.replace(
+        item(2, "Harbour voices, episode 11", source="Quay Radio", url="https://cdn.example/ep/11.M4A?s=rss"),
+        site_url=page,
+    )
+    for language, label in (("en", "MP3 audio"), ("ru", "аудио, MP3")):
+        r = Renderer().render(one_story_edition(Story(lead=episode, also=(earlier,)), language=language))
+        assert re.search(rf'<h4 [^>]*><a href="{page}"[^>]*>Harbour voices, episode 12</a>', r.html), r.html
+        assert re.search(rf'<a href="https://cdn\.example/ep/12\.mp3"[^>]*>{label}</a></p>', r.html), r.html
+        assert re.search(rf'<a href="{page}"[^>]*>Harbour voices, episode 11</a>', r.html)  # "More from"
+        assert "ep/11" not in r.html
+        assert re.search(rf"Quay Radio · .* · {label} \[2\]\n", r.text), r.text
+        assert "[1] https://quayradio.example/show\n[2] https://cdn.example/ep/12.mp3\n" in r.text
+    # A feed that links no site: the title opens nothing rather than the file.
+    alone = dataclasses.replace(episode, site_url=None)
+    html = Renderer().render(one_story_edition(Story(lead=alone))).html
+    assert re.search(r"<h4 [^>]*>Harbour voices, episode 12</h4>", html), html
+    assert re.search(r'<a href="https://cdn\.example/ep/12\.mp3"[^>]*>MP3 audio</a>', html)
+
+
 def test_rtl_titles_let_the_client_pick_the_direction() -> None:
     html = Renderer().render(rich_edition()).html
     for title in ("שיחות השלום נמשכות בז'נבה", "محادثات السلام تستمر في جنيف"):
