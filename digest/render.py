@@ -358,6 +358,12 @@ def _guess(text: str) -> tuple[str, int]:
     return words.language_guess(text)
 
 
+# The languages `words.language_guess` tells apart within one script by a few letters of their own
+# (Urdu's retroflexes, Persian's pe and gaf): a short text without them is guessed as another.
+_ARABIC_SCRIPT = frozenset({"ar", "fa", "ur"})
+_SCRIPT_KIN = dict.fromkeys(_ARABIC_SCRIPT, _ARABIC_SCRIPT)
+
+
 def _other_language(text: str, item_text: str, language: str) -> str:
     """The language of `text` (feed text) when it is not `language` (the edition's), else "".
 
@@ -366,10 +372,17 @@ def _other_language(text: str, item_text: str, language: str) -> str:
     (`item_text`: title and summary, as digest.sections reads them). One function word never overrules
     an edition in a Latin-script language ("... bin Laden son" is no French), but any Latin-script
     text in a Russian edition is not Russian: there the guess ("en" when nothing decides) stands.
+    A text whose script several languages write, told apart by letters a short text may lack, takes
+    its item's language among them: a BBC Urdu headline without Urdu's own letters was guessed
+    Persian (lang="fa"), though its summary is plainly Urdu.
     """
     lang, said = _guess(text[:400])
     if said <= 1 and item_text:
         lang, said = _guess(item_text[:400])
+    elif item_text and said == words.SCRIPT_SAYS and (kin := _SCRIPT_KIN.get(lang)):
+        whole, told = _guess(item_text[:400])
+        if told == words.SCRIPT_SAYS and whole in kin:
+            lang = whole
     if lang == language or (said <= 1 and language in words.LATIN_LANGUAGES):
         return ""
     return lang

@@ -480,6 +480,36 @@ def test_an_episode_whose_link_is_its_audio_file_opens_its_podcasts_page_and_nam
     assert re.search(r'<a href="https://cdn\.example/ep/12\.mp3"[^>]*>MP3 audio</a>', html)
 
 
+def test_a_short_headline_in_a_script_several_languages_write_takes_its_items_language() -> None:
+    # "وزیر کی آمد" has none of Urdu's own letters and two that Persian writes: guessed alone, it is
+    # Persian, and a screen reader read an Urdu headline with a Persian voice. Its summary is Urdu.
+    title = "وزیر کی آمد"
+    summary = "وزیر آج شہر میں پہنچے اور لوگوں سے ملے۔"
+    r = Renderer().render(one_story_edition(Story(lead=item(1, title, summary=summary))))
+    assert re.search(r'<h4 [^>]*lang="ur"', r.html), r.html
+    assert re.search(r'<div class="summary"[^>]* lang="ur"', r.html), r.html
+    assert 'lang="fa"' not in r.html
+
+
+def test_real_feeds_urdu_headlines_and_summaries_are_marked_urdu() -> None:
+    # BBC Urdu: every headline and summary is Urdu; "امریکی وزیرِ خارجہ کی پاکستان آمد" was marked
+    # lang="fa" (audit finding 9, after its lang="ar" was fixed).
+    root = corpus_dir()
+    if root is None:
+        pytest.skip(CORPUS_ABSENT)
+    body = (root / "feeds" / "news" / "bbc-urdu.xml").read_bytes()
+    feed = parse_feed(body, url="https://www.bbc.com/urdu/index.xml", content_type=None, now=T0)
+    stories = tuple(Story(lead=_stored(k, parsed, "BBC News اردو")) for k, parsed in enumerate(feed.items, start=1))
+    day = DayGroup(date(2026, 1, 16), stories)
+    section = SectionGroup(name="World", anchor="s-world", days=(day,), total=len(stories), shown=len(stories))
+    edition = dataclasses.replace(rich_edition(), sections=(section,), top_stories=())
+    html = Renderer().render(edition, max_html_bytes=10_000_000).html
+    tags = re.findall(r'<(?:h4|div|p) class="(?:title|summary)"[^>]*>', html)
+    marked = [m.group(1) if (m := re.search(r' lang="(\w+)"', tag)) else "" for tag in tags]
+    print(sorted(set(marked)), len(marked))
+    assert len(marked) >= len(stories) and set(marked) == {"ur"}
+
+
 def test_rtl_titles_let_the_client_pick_the_direction() -> None:
     html = Renderer().render(rich_edition()).html
     for title in ("שיחות השלום נמשכות בז'נבה", "محادثات السلام تستمر في جنيف"):
