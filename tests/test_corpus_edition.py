@@ -20,6 +20,7 @@ import html as htmllib
 import re
 import sqlite3
 import tempfile
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -279,3 +280,44 @@ def test_a_podcast_episode_without_a_page_links_its_podcasts_page_and_marks_its_
     assert listed, text
     refs = dict(re.findall(r"^\[(\d+)\] (\S+)$", listed.group(0), re.M))
     assert refs[line.group(1)] == page and refs[line.group(2)] == audio.group(1)
+
+
+async def _poll_then_preview(tmp: Path, body: bytes, *, poll_at: datetime, preview_at: datetime) -> tuple[str, str]:
+    """Serve `body` on 127.0.0.1, `digest poll` at `poll_at`, then `digest preview` at `preview_at`
+    (DIGEST_NOW): what preview printed on stdout and on stderr."""
+    async with FeedServer() as server:
+        url = server.serve("/feed.xml", body, headers={"Content-Type": "application/rss+xml"})
+        tmp.mkdir()
+        config = _config(tmp, [url], 2525)  # no SMTP server: preview sends nothing
+        code, out, err = await digest(config, "poll", now=poll_at)
+        assert code == 0, out + err
+        code, out, err = await digest(config, "preview", "--subscriber", "editor@example.org", now=preview_at)
+        assert code == 0, out + err
+    return out, err
+
+
+def test_a_preview_at_the_polls_clock_says_its_items_are_newer_than_the_cut_off_and_when_they_go(
+    tmp_path: Path,
+) -> None:
+    # The whole corpus polled and previewed with one DIGEST_NOW: "polled 97 feeds: 2586 new items",
+    # then "Nothing new for editor@example.org in their sections" (audit finding 15). Each process
+    # starts its clock at DIGEST_NOW, so the poll's items were first seen after the preview's cut-off.
+    corpus = corpus_dir()
+    if corpus is None:
+        pytest.skip(CORPUS_ABSENT)
+    body = (corpus / "feeds" / "news" / "indian-express_world.xml").read_bytes()
+    # Here the poll's clock starts 30 s after the preview's: with one DIGEST_NOW, which process reads
+    # its clock later depends on how fast each starts, and a test must not depend on timing.
+    at = datetime(2026, 1, 16, 3, 0, tzinfo=UTC)  # 06:00 in Moscow, an hour before send_at
+    poll_at = at + timedelta(seconds=30)
+    out, err = asyncio.run(_poll_then_preview(tmp_path / "same", body, poll_at=poll_at, preview_at=at))
+    assert "Nothing new for editor@example.org" in out, out + err
+    assert re.search(
+        r"hint: 200 items were first seen after this edition's cut-off, 2026-01-16 03:00:0\d UTC; "
+        r"the edition sent at 2026-01-16 07:00 \(Europe/Moscow\) carries them\.",
+        " ".join(err.split()),
+    ), err
+    # A minute later, the preview shows them, and says nothing of a cut-off.
+    later = at + timedelta(minutes=1)
+    out, err = asyncio.run(_poll_then_preview(tmp_path / "later", body, poll_at=poll_at, preview_at=later))
+    assert out.startswith("Subject: Morning Review") and "hint:" not in err, err
