@@ -449,10 +449,14 @@ class _ViewBuilder:
         """The lead's outlet's other linked reports (the title is its first): the first
         `MORE_FROM_HEADLINES` by headline, the rest by a short headline (the whole one its link's
         hint). An HTML part cut to fit Gmail's clip spends no bytes on them: one link says how many
-        there are, to the story's section in the web edition, where every one is listed."""
+        there are, to the story's section in the web edition, where every one is listed; one report
+        alone keeps its short headline, which costs no more than that link."""
         linked = [item for item in items if _href(_page(item)) is not None]
         if not linked:
             return None
+        if self.budget.summaries != "full" and len(linked) == 1:
+            alone = dataclasses.replace(self._headline_link(linked[0], short=True), hint="")
+            return OutletView(LinkView(outlet, None), (alone,))
         if self.budget.summaries != "full":
             count = len(linked)
             online = self.messages.ngettext(

@@ -405,6 +405,15 @@ def test_more_from_links_the_web_edition_once_summaries_are_shortened_to_fit() -
         assert re.search(rf': <a href="{re.escape(WEB_URL)}#s-world"[^>]*>{online}</a></p>', r.html), r.html
         assert "news/2" not in r.html and "title=" not in r.html  # the bytes go to the stories
         assert "Follow-up number 2 [" in r.text  # the text part is not clipped and keeps them
+    # One report alone keeps its short headline: a link to it costs no more than one to the web edition.
+    one = Story(
+        lead=story.lead, also=(item(2, "Follow-up on the airport shooting and what it means", source="Wire Service"),)
+    )
+    html = Renderer(excerpt_chars=2400).render(one_story_edition(one), max_html_bytes=9_000).html
+    assert re.search(
+        r': <a href="https://example.org/news/2"[^>]*>Follow-up on the airport shooting and what it…</a></p>', html
+    )
+    assert "title=" not in html
 
 
 def _stored(k: int, parsed: ParsedItem, source: str) -> Item:
