@@ -518,6 +518,28 @@ async def _poll_by_claims(app: App, store: Store, on_result: Callable[[PollResul
         pool.close()
 
 
+def _after_cutoff(app: App, zone: str, day: date, now: datetime) -> str | None:
+    """The hint for a preview that found nothing while items wait: how many were first seen after
+    the edition's cut-off (the edition of `day` as built, else `now`, as preview drafts it) and when
+    the edition that carries them is sent. A rehearsal that polls and previews at one DIGEST_NOW
+    meets it: each process starts its clock there, so the poll's items are newer than the preview."""
+    from datetime import UTC, timedelta
+
+    built = app.store.get_edition(day=day, timezone=zone)
+    cutoff = built.cutoff if built is not None else now
+    window = app.store.edition_window(zone, until=cutoff + timedelta(days=36500))
+    newer = sum(1 for item in window.items if item.first_seen > cutoff)
+    if not newer:
+        return None
+    _, instant = schedule.next_edition(max(now, cutoff), app.settings.digest.send_at, zone)
+    items = "1 item was" if newer == 1 else f"{newer} items were"
+    return (
+        f"  hint: {items} first seen after this edition's cut-off, {cutoff.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC; "
+        f"the edition sent at {instant.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} ({zone}) carries them. "
+        "Preview again later to see them (in a rehearsal, with a later DIGEST_NOW than the poll's)."
+    )
+
+
 @main.command()
 @click.option("--subscriber", "email", required=True, help="The subscriber's email address.")
 @click.option("--date", "day", metavar="YYYY-MM-DD", help="Edition date (default: the subscriber's today).")
@@ -540,6 +562,8 @@ def preview(app: App, email: str, day: str | None, out: str | None) -> None:
     rendered = render_preview(app.settings, store, subscriber=sub, day=edition_day, now=now)
     if rendered is None:
         click.echo(f"Nothing new for {email} in their sections; no email would be sent.")
+        if (newer := _after_cutoff(app, zone, edition_day, now)) is not None:
+            click.echo(newer, err=True)
         return
     if out:
         base = Path(out)

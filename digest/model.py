@@ -128,6 +128,9 @@ class Item:
     # The aggregator's feed an item came through when `source` is the site its link names
     # (digest.outlets; compose sets it, the store never does).
     via: str | None = None
+    # The site its feed links to (the channel's <link>): the page an item whose own link is its audio
+    # file opens instead (a podcast episode with no <link> of its own), `digest.render`.
+    site_url: str | None = None
 
     @property
     def when(self) -> datetime:

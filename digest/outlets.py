@@ -127,6 +127,7 @@ _PLATFORMS = frozenset({"medium", "substack", "blogspot", "wordpress", "tumblr",
 _PAGE_WORDS_TEXT = """
     home homepage front page pages latest newest last news top stories story articles article posts all
     headlines breaking rss feed feeds channel updates edition world international national politics
+    recent submissions commits releases release notes
     business sport sports opinion the of and
     accueil actualités actualites actualité actualite infos info dernières dernieres une à la le les en continu monde
     startseite nachrichten neueste meldungen schlagzeilen aktuell aktuelle alle artikel politik ausland welt
@@ -153,16 +154,27 @@ def outlet_name(title: str, feed_url: str, site_url: str | None = None) -> str:
     Express" at indianexpress.com is "The Indian Express", "SPIEGEL ONLINE - Nachrichten" at
     spiegel.de "SPIEGEL ONLINE", "NYT > Home Page" at nytimes.com "NYT". Only a part that the feed's
     host names is taken (a label of three letters or more in it, or it in a label, compared in
-    ASCII). When no part names a host, a part made of words that name a page (`_PAGE_WORDS`:
-    "Home", "World News Articles", "Últimas Notícias") is not the outlet: "Home | Mail Online" at
-    dailymail.co.uk is "Mail Online", and a title that names only the page ("Пресс-релизы" at
+    ASCII, or its first word opening a label: "BBC News اردو" at bbcurdu.com). A title that
+    describes a page of a site names the site after "on": "cs.LG updates on arXiv.org" is
+    "arXiv.org", "Handpicked stories about Technology on Medium" "Medium". When no part names a
+    host, a part made of words that name a page (`_PAGE_WORDS`: "Home", "World News Articles",
+    "Últimas Notícias", "newest submissions") is not the outlet: "Home | Mail Online" at
+    dailymail.co.uk is "Mail Online", and what a page lists the news of ("newest submissions :
+    homelab", "Recent Commits to v2:main") is named as the channel's link writes it, under its
+    owner ("r/homelab", "miniflux/v2"); a title that names only the page ("Пресс-релизы" at
     cbr.ru) gives the site, "cbr.ru"; a title of two names or more that name no host ("Harbour |
     Evening Courier", a feed on feedburner.com that links no site) stays as it is, not a guess. On
     a platform that hosts many outlets, the part that is not the platform's name is the outlet
     ("strava-engineering - Medium"), as are the publication and the writer Medium's titles name
-    ("Software Development in Hacker Noon on Medium"). The operator's `name` for a feed beats all
-    of this.
+    ("Software Development in Hacker Noon on Medium"). Last, a name that is an address is cited as
+    a reader says it (`_as_said`): "www.finanzen.net" as "finanzen.net", "CNN.com" as "CNN". The
+    operator's `name` for a feed beats all of this.
     """
+    return _as_said(_named(title, feed_url, site_url))
+
+
+def _named(title: str, feed_url: str, site_url: str | None) -> str:
+    """`outlet_name` before `_as_said`."""
     named = _outlet_at(title, feed_url)
     if named is None and site_url and site(site_url) != site(feed_url):
         named = _outlet_at(title, site_url)
@@ -173,10 +185,54 @@ def outlet_name(title: str, feed_url: str, site_url: str | None = None) -> str:
     parts = _parts(title)
     names = [p for p in parts if not _is_page(p)]
     if not names:
-        return site(site_url or feed_url) or title
+        return domain(_hostname(site_url or feed_url).removeprefix("www.")) or title
     if len(names) == 1 and len(parts) > 1:
-        return _without_suffix(names[0], _hostname(site_url or feed_url).split("."))
+        return _under_owner(_without_suffix(names[0], _hostname(site_url or feed_url).split(".")), site_url, feed_url)
+    listed = _LISTED.fullmatch(title)
+    if listed is not None and _is_page(listed.group("page")) and not _is_page(listed.group("name")):
+        return _under_owner(listed.group("name"), site_url, feed_url)
     return title
+
+
+# A title that says what a page lists and whose: "Recent Commits to v2:main", "Release notes from
+# gulp" (GitHub). Two words of a page's at least, then one name: "News of the World" is a name.
+_LISTED = re.compile(r"(?P<page>\S+\s.*?)\s+(?:to|from|for|of|at)\s+(?P<name>\S+)")
+
+
+def _under_owner(name: str, *urls: str | None) -> str:
+    """A name a page lists the news of, as the channel's link writes it under its owner: "homelab"
+    at reddit.com/r/homelab/new is "r/homelab", "v2:main" (a repository and its branch) at
+    github.com/miniflux/v2/commits/main "miniflux/v2"; else the name as it is."""
+    bare = name.split(":", 1)[0].casefold()
+    for url in urls:
+        parts = split_url(url or "")
+        segments = [s for s in (parts.path if parts is not None else "").split("/") if s]
+        if len(segments) >= 2 and segments[1].casefold() == bare:
+            return f"{segments[0]}/{segments[1]}"
+    return name
+
+
+# An address's suffixes that only say "a website" after a brand: "CNN.com", "Meduza.io". A country's
+# or an organisation's is often the brand's own ("20minutos.es", "Lenta.ru", "kottke.org"), and stays.
+_WEB_SUFFIXES = (".com", ".io")
+# A name written as a host: "www.finanzen.net", "Koerant.co.za".
+_HOST_NAME = re.compile(r"(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,}")
+
+
+def _as_said(name: str) -> str:
+    """A name that is an address as a reader says it: its registrable part, as the title writes it
+    ("www.finanzen.net" -> "finanzen.net"), and a brand written with a capital less its ".com" or
+    ".io" ("CNN.com" -> "CNN", "Meduza.io" -> "Meduza"); "kottke.org", "20minutos.es" and
+    "tmz.com" (written as an address, not as a name) stay."""
+    if _HOST_NAME.fullmatch(name) is None:
+        return name
+    labels = name.split(".")
+    name = ".".join(labels[-len(domain(name.casefold()).split(".")) :])
+    for suffix in _WEB_SUFFIXES:
+        brand = name[: -len(suffix)]
+        if name.casefold().endswith(suffix) and "." not in brand and any(map(str.isupper, brand)):
+            return brand
+    return name
 
 
 def cited_name(name: str | None, title: str | None, feed_url: str, site_url: str | None = None) -> str:
@@ -194,21 +250,37 @@ def _outlet_at(title: str, feed_url: str) -> str | None:
         return medium.group("publication") or medium.group("writer")
     parts = _parts(title)
     host = _hostname(feed_url).split(".")
+    labels = [label for label in host[:-1] if len(label) >= 3 and label not in _GENERIC_LABELS]
+    # A page of a site, described: "cs.LG updates on arXiv.org", "Handpicked stories about
+    # Technology on Medium", a title of one part. The name after "on" spells a label of the host
+    # whole: "Joel on Software" at joelonsoftware.com is a name, "Software" only a part of its host's.
+    what, on, where = title.rpartition(" on ")
+    if on and what and len(parts) < 2 and labels and any(label.replace("-", "") in fold(where) for label in labels):
+        return where
     if len(parts) < 2:
         return _named_run(title, host, fold)
     if _PLATFORMS.intersection(host):
         # The platform's own name is where the feed is published, not who writes it.
         own = [p for p in parts if fold(p) not in _PLATFORMS]
         return own[0] if len(own) == 1 else None
-    labels = [label for label in host[:-1] if len(label) >= 3 and label not in _GENERIC_LABELS]
     for part in parts if labels else ():
         folded = fold(part)
         if any(label.replace("-", "") in folded or (len(folded) >= 3 and folded in label) for label in labels):
             return _without_suffix(part, host)
     # A brand that shortens its host's name ("HuffPost Canada" at huffingtonpost.ca): a part whose
-    # first word is a label contracted, when one part's is.
+    # first word is a label contracted, when one part's is; else one whose first word opens a label
+    # ("BBC News اردو - <a topic's page>" at bbcurdu.com), a word of three letters or more that names
+    # no page ("The", "News" open many hosts' names).
     short = [p for p in parts if labels and any(_shortens(fold(p.split()[0]), label) for label in labels)]
+    if not short:
+        short = [p for p in parts if labels and any(_opens(p.split()[0], label, fold) for label in labels)]
     return _without_suffix(short[0], host) if len(short) == 1 else None
+
+
+def _opens(word: str, label: str, fold: Callable[[str], str]) -> bool:
+    """Whether `word` (three letters or more, naming no page) begins `label` and is not all of it."""
+    folded = fold(word)
+    return len(folded) >= 3 and len(folded) < len(label) and label.startswith(folded) and not _is_page(word)
 
 
 def _shortens(word: str, label: str) -> bool:

@@ -640,18 +640,31 @@ _LAST_WORD = re.compile(r"\s+[^\s<>]+((?:\s*</[a-zA-Z0-9]+>)*)\s*$")
 
 
 def _publisher_cuts(items: list[ParsedItem], excerpt_chars: int) -> list[ParsedItem]:
-    """The items with their publisher's cut marked: a feed that cuts every description at a length
-    mid-word (Giant Bomb's podcast at 255 characters: "... and, of course, w") shows a word's
-    first letters as the end of the story's excerpt. Learned from repetition across this document:
-    `summary_boilerplate.MIN_ITEMS` open summaries (no closing stop) at the feed's longest length
-    are its cut. Such a summary loses its cut word and ends with "…". Read on the stored excerpts: a
-    cut longer than `excerpt_chars` is never shown (the excerpt is cut first, and says so).
+    """The items with their publisher's cut marked: a feed that cuts its descriptions shows a word's
+    first letters, or a sentence's first words, as the end of the story's excerpt. A cut summary
+    ends at its last whole sentence when it has one, else at its last whole word and "…"
+    (`_before_cut`). Read on the stored excerpts: a cut longer than `excerpt_chars` is never shown
+    (the excerpt is cut first, and says so), and a whole summary is left as it is.
 
-    A feed may mark its cut itself, glued to the cut word (Massa News: 163 characters, then "...",
-    "no centro da cidad..."): such an ending is a cut too when at least half of the feed's summaries
-    are at that one length, as a count of characters, never of words, gives. A feed that cuts at a
-    word's end and adds "…" (WordPress's excerpts, 55 words) varies in length and keeps its words; a
-    feed cut by characters whose cut fell at a word's end loses that word, which is not invented."""
+    Three cuts are told apart:
+
+    * By characters, learned from repetition across this document: `summary_boilerplate.MIN_ITEMS`
+      open summaries (no closing stop) at the feed's longest length (Giant Bomb's podcast at 255
+      characters: "... and, of course, w"). The cut word goes. A feed may mark such a cut itself,
+      glued to the cut word (Massa News: 163 characters, then "...", "no centro da cidad..."):
+      such an ending is a cut too when at least half of the feed's summaries are at that one length.
+    * By words, learned the same way: as many open summaries of one number of words, half of the
+      feed's summaries at least (El pensante's WordPress excerpts of 28 words, with no mark: "... y
+      de las cuales tenemos mejor"). Its words are whole.
+    * Marked by the publisher with three full stops, in any feed, at any length (UOL's "O termo de
+      renovaç..."): digest's own cut writes "…", so "..." ending a summary is the publisher's. Its
+      words are whole ("Melvyn Bragg and guests discuss the man who, according to Machiavelli...",
+      The Japan Times' "... after Trump ..."), but in a feed whose marks are glued to some words
+      and spaced from others: there the count was of characters, a space before the mark is
+      where the cut fell by chance, and a word glued to it goes (UOL's "perseguiç...", and its
+      "a Estamparia ...").
+    A feed that cuts at a word's end and adds "…" (WordPress's excerpts, 55 words) keeps its words.
+    """
     texts = [i.summary_text for i in items]
     longest = max(map(len, texts), default=0)
     at_length = [bool(t) and len(t) >= longest - _CUT_SLACK for t in texts]
@@ -660,32 +673,106 @@ def _publisher_cuts(items: list[ParsedItem], excerpt_chars: int) -> list[ParsedI
         at and (not _CLOSED_END.search(t) or (marked and _CUT_MARK.search(t) is not None))
         for at, t in zip(at_length, texts, strict=True)
     ]
-    if longest < _MIN_CUT or sum(cut) < summary_boilerplate.MIN_ITEMS:
-        return items
+    kinds: list[str | None]
+    if longest >= _MIN_CUT and sum(cut) >= summary_boilerplate.MIN_ITEMS:
+        kinds = ["characters" if at_cut else None for at_cut in cut]
+    else:
+        kinds = _cut_by_words(texts)
+    dotted = [kind is None and i.summary_text.endswith("...") for i, kind in zip(items, kinds, strict=True)]
+    marks = [_TRAILING_DOTS.search(i.summary_html) for i, d in zip(items, dotted, strict=True) if d]
+    spaces = {bool(m.group(1)) for m in marks if m is not None}
     out = []
-    for item, at_cut in zip(items, cut, strict=True):
-        m = _LAST_WORD.search(item.summary_html) if at_cut else None
-        if m is not None:
-            item = _with_summary(item, _before_cut(item.summary_html[: m.start()]) + m.group(1), excerpt_chars)
+    for item, kind, dots in zip(items, kinds, dotted, strict=True):
+        if dots:
+            kind = "characters" if len(spaces) == 2 else "words"  # glued and spaced marks: characters counted
+        html = _cut_summary(item.summary_html, kind) if kind else None
+        if html is not None:
+            item = _with_summary(item, html, excerpt_chars)
         out.append(item)
     return out
 
 
-# The last sentence's end in a summary's HTML, and the few words (no tag) after it: "... sua 35ª
-# edição. A" of "... edição. A Prefeitur..."
-_SHORT_LAST_SENTENCE = re.compile(r"(?<=[^.][.!?])\s+(?:[^\s<>]+\s+)?[^\s<>]+$")
+_MIN_CUT_WORDS = 12  # a feed of short open summaries ("ferry-times 0.1.1 Released") shares a count by chance
+
+
+def _cut_by_words(texts: list[str]) -> list[str | None]:
+    """Each summary's cut: "words" where it is open at the number of words that most of the feed's
+    open summaries have (`_publisher_cuts`), else None."""
+    counts = [len(t.split()) if t and not _CLOSED_END.search(t) else 0 for t in texts]
+    common = max(set(counts) - {0}, key=counts.count, default=0)
+    shared = counts.count(common)
+    if common < _MIN_CUT_WORDS or shared < summary_boilerplate.MIN_ITEMS or 2 * shared < sum(map(bool, texts)):
+        return [None] * len(texts)
+    return ["words" if n == common else None for n in counts]
+
+
+# The publisher's "..." at a summary's end, the space before it, and the tags that close after it. A
+# no-break space before it is the text's own ("come a&nbsp;...", RomaToday), never where a count fell.
+_TRAILING_DOTS = re.compile(r"(\s*)((?:&nbsp;|&#160;|\xa0)*)\.\.\.((?:\s*</[a-zA-Z0-9]+>)*)\s*$")
+
+
+def _cut_summary(html: str, kind: str) -> str | None:
+    """A cut summary's HTML as `_publisher_cuts` ends it, cut by "characters" or by "words", or None
+    when nothing is to change. The publisher's "..." goes; before it, a word glued to it may be cut."""
+    closing = ""
+    m = _TRAILING_DOTS.search(html)
+    if m is not None:
+        html, closing = html[: m.start()], m.group(3)
+        if m.group(1) or m.group(2):  # "Estamparia ...": the cut fell after a whole word
+            kind = "words"
+    if kind == "characters":  # the last word may be cut: it goes
+        m = _LAST_WORD.search(html)
+        if m is None:
+            return None
+        html, closing = html[: m.start()], m.group(1) + closing
+    return _before_cut(html) + closing
+
+
+# A sentence's end in a summary's HTML: its stop (and a closing quote), then space (UOL writes a
+# no-break space's reference: "em 2019.&nbsp;O termo") or a tag.
+_SPACE = r"\s|&nbsp;|&#160;|&#[xX][aA]0;"
+_STOP = re.compile(rf"""(?<=[^\s.<>;])[.!?](?:["'»”’)\]])*(?={_SPACE}|<)""")
+_TAG_OR_SPACE = re.compile(rf"(?:{_SPACE}|<[^>]*>)+")
+# Words whose full stop ends no sentence: titles before a name, "No." before a number, months.
+_ABBREVIATIONS_TEXT = """
+    mr mrs ms dr sr sra srta jr st prof hr mme mlle no nr vs gen gov sen rep
+    jan feb mar apr jun jul aug sep sept oct nov dec
+"""
+_ABBREVIATIONS = frozenset(_ABBREVIATIONS_TEXT.split())
+
+
+def _last_sentence_end(html: str) -> int | None:
+    """Where the last whole sentence of a summary's HTML ends (after its stop and closing quote),
+    when another sentence begins after it: a capital, a figure or an opening quote follows. A stop
+    after an initial ("J. R. Tolkien"), an abbreviation with stops ("U.S.") or a title ("Dr.")
+    ends none."""
+    for m in reversed(list(_STOP.finditer(html))):
+        word = re.split(r"[\s>;]", html[: m.start()])[-1]
+        if len(word) <= 1 or "." in word or word.casefold().lstrip("(«“\"'") in _ABBREVIATIONS:
+            continue
+        gap = _TAG_OR_SPACE.match(html, m.end())
+        after = html[gap.end() if gap else m.end() :][:2]
+        # Not a figure: "Jan. 30", "p. 3", "ca. 200" are more often an abbreviation's than a sentence's.
+        if after and (after[0].isupper() or (after[0] in "«“\"'¿¡(" and after[1:].isupper())):
+            return m.end()
+    return None
 
 
 def _before_cut(html: str) -> str:
-    """A cut summary's HTML before its cut word, ending with "…"; or at its last sentence's end, when
-    one or two words would be all that is left of the cut sentence ("... 35ª edição.", not "... 35ª
-    edição. A…")."""
+    """A cut summary's HTML (its cut word already gone) ended at its last whole sentence when it has
+    one ("... terá continuidade em 2019.", not "... em 2019. O termo de…"), else with "…". Not at a
+    sentence that keeps less than a third of it: Giant Bomb's "Games are approaching!" said less of
+    its episode than the 250 characters after it, cut."""
     html = html.rstrip(" ,;:-–—")
     if html.endswith((".", "!", "?", "…")) and not html.endswith(".."):
         return html
-    if (m := _SHORT_LAST_SENTENCE.search(html)) is not None:
-        return html[: m.start()]
+    end = _last_sentence_end(html)
+    if end is not None and 3 * len(_TAG.sub("", html[:end])) >= len(_TAG.sub("", html)):
+        return html[:end]
     return html + "…"
+
+
+_TAG = re.compile(r"<[^>]*>")  # a summary's tags, which its text's length does not count (a photo's address)
 
 
 def _link_aggregator(items: list[ParsedItem], own_hosts: Iterable[str]) -> list[ParsedItem]:

@@ -83,9 +83,11 @@ SHORT_SUMMARY_CHARS = 140
 PREHEADER_CHARS = 140
 SUBJECT_CHARS = 150  # long enough for two headlines; header_text keeps it one safe line
 # "More from The Indian Express": its first reports by headline (what they add is in the headline: "Suspect
-# had mental health issues: relatives"), any further ones by number, so a busy outlet's follow-ups stay
-# a line or two.
+# had mental health issues: relatives"), any further ones by a short headline, so a busy outlet's
+# follow-ups stay a few lines and each link still says what it opens (a number said nothing to a
+# reader or a screen reader: "2, 3, 4").
 MORE_FROM_HEADLINES = 3
+SHORT_HEADLINE_CHARS = 48
 HEADLINE_CHARS = 90  # an untitled item's stand-in headline: the start of its summary
 _LINK_SCHEMES = frozenset({"http", "https"})
 
@@ -118,14 +120,14 @@ class OutletView:
 
     name: LinkView
     more: tuple[LinkView, ...] = ()
-    # Only in "More from": its first other reports by headline, before `more` (numbered after them).
+    # Only in "More from": its first other reports by headline; `more` then holds the further ones by a
+    # short headline, or, in an HTML part cut to fit, one link to them all in the web edition.
     headlines: tuple[LinkView, ...] = ()
 
     @property
     def refs(self) -> str:
-        """The plain-text form of its other reports: 'Suspect had mental health issues [5]; [6] [7]'."""
-        numbers = " ".join(f"[{link.ref}]" for link in self.more if link.ref is not None)
-        return "; ".join([*(link.cited for link in self.headlines), *([numbers] if numbers else [])])
+        """The plain-text form of "More from": 'Suspect had mental health issues [5]; Iraq war veteran… [6]'."""
+        return "; ".join(link.cited for link in (*self.headlines, *self.more))
 
     @property
     def cited(self) -> str:
@@ -171,6 +173,9 @@ class StoryView:
     # HTML elements say so (lang=), or a screen reader reads a Russian headline with an English voice.
     title_lang: str = ""
     summary_lang: str = ""
+    # An episode's audio (or video) file, "MP3 audio", when its link is that file: its title then opens
+    # the podcast's page (`_page`), and this link says what it downloads.
+    audio: LinkView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +250,30 @@ def _href(url: str | None) -> str | None:
     ):
         return None
     return url
+
+
+# A link to a file that plays rather than a page that reads: a podcast episode with no <link> of its
+# own links its enclosure (Still Processing's "https://dts.podtrac.com/redirect.mp3/.../episode.mp3"),
+# and a reader's click downloaded 50 MB. By the file's name: that is what a browser goes by too.
+_AUDIO_FILES = frozenset({"mp3", "m4a", "aac", "ogg", "oga", "opus", "wav", "flac"})
+_VIDEO_FILES = frozenset({"mp4", "m4v", "mov", "webm"})
+
+
+def _media(url: str | None) -> tuple[str, str] | None:
+    """("audio" or "video", the file's format, "MP3") when a link opens an audio or a video file."""
+    parts = split_url(url or "")
+    name = parts.path.rsplit("/", 1)[-1] if parts is not None else ""
+    _, dot, extension = name.rpartition(".")
+    extension = extension.lower() if dot else ""
+    if extension in _AUDIO_FILES:
+        return "audio", extension.upper()
+    return ("video", extension.upper()) if extension in _VIDEO_FILES else None
+
+
+def _page(item: Item) -> str | None:
+    """The page an item's links open: its own link, or for an episode whose link is its audio (or
+    video) file, the site its feed links to, the podcast's page (None when the feed gives none)."""
+    return item.site_url if _media(item.url) else item.url
 
 
 def _headline(item: Item) -> str:
@@ -329,6 +358,12 @@ def _guess(text: str) -> tuple[str, int]:
     return words.language_guess(text)
 
 
+# The languages `words.language_guess` tells apart within one script by a few letters of their own
+# (Urdu's retroflexes, Persian's pe and gaf): a short text without them is guessed as another.
+_ARABIC_SCRIPT = frozenset({"ar", "fa", "ur"})
+_SCRIPT_KIN = dict.fromkeys(_ARABIC_SCRIPT, _ARABIC_SCRIPT)
+
+
 def _other_language(text: str, item_text: str, language: str) -> str:
     """The language of `text` (feed text) when it is not `language` (the edition's), else "".
 
@@ -337,10 +372,17 @@ def _other_language(text: str, item_text: str, language: str) -> str:
     (`item_text`: title and summary, as digest.sections reads them). One function word never overrules
     an edition in a Latin-script language ("... bin Laden son" is no French), but any Latin-script
     text in a Russian edition is not Russian: there the guess ("en" when nothing decides) stands.
+    A text whose script several languages write, told apart by letters a short text may lack, takes
+    its item's language among them: a BBC Urdu headline without Urdu's own letters was guessed
+    Persian (lang="fa"), though its summary is plainly Urdu.
     """
     lang, said = _guess(text[:400])
     if said <= 1 and item_text:
         lang, said = _guess(item_text[:400])
+    elif item_text and said == words.SCRIPT_SAYS and (kin := _SCRIPT_KIN.get(lang)):
+        whole, told = _guess(item_text[:400])
+        if told == words.SCRIPT_SAYS and whole in kin:
+            lang = whole
     if lang == language or (said <= 1 and language in words.LATIN_LANGUAGES):
         return ""
     return lang
@@ -365,6 +407,7 @@ class _ViewBuilder:
         self.language = words.primary_language(locale) or locale
         self.zone = ZoneInfo(edition.timezone)
         self._next_ref = 1
+        self._anchor = ""  # the block being built: where its stories are in the web edition
         # The current block's links by URL, in the order they were numbered: a URL the block already
         # numbered keeps its number (a story's headline and the quote of its lead's own summary, "NYT
         # [1]: ...", open one article, listed once in the text part).
@@ -388,37 +431,51 @@ class _ViewBuilder:
             by_outlet.setdefault(_clean(item.source), []).append(item)
         outlets = []
         for name, (first, *rest) in by_outlet.items():
-            outlets.append(OutletView(self._link(name, first.url), self._numbered(rest)))
+            outlets.append(OutletView(self._link(name, _page(first)), self._numbered(rest)))
         return tuple(outlets)
 
     def _numbered(self, items: Sequence[Item], start: int = 2) -> tuple[LinkView, ...]:
         """An outlet's further reports as links numbered from 2 (its first is its name or the title);
         an unlinked report adds nothing. Each number carries its headline as a hint while summaries
         are in full; a message cut to fit Gmail's clip spends no bytes on them."""
-        linked = [item for item in items if _href(item.url) is not None]
+        linked = [item for item in items if _href(_page(item)) is not None]
         full = self.budget.summaries == "full"
         return tuple(
-            self._link(str(k), item.url, hint=_headline(item) if full else "")
+            self._link(str(k), _page(item), hint=_headline(item) if full else "")
             for k, item in enumerate(linked, start=start)
         )
 
     def _more_from(self, outlet: str, items: Sequence[Item]) -> OutletView | None:
         """The lead's outlet's other linked reports (the title is its first): the first
-        `MORE_FROM_HEADLINES` by headline while summaries are in full, the rest numbered after them."""
-        linked = [item for item in items if _href(item.url) is not None]
+        `MORE_FROM_HEADLINES` by headline, the rest by a short headline (the whole one its link's
+        hint). An HTML part cut to fit Gmail's clip spends no bytes on them: one link says how many
+        there are, to the story's section in the web edition, where every one is listed; one report
+        alone keeps its short headline, which costs no more than that link."""
+        linked = [item for item in items if _href(_page(item)) is not None]
         if not linked:
             return None
-        named = linked[:MORE_FROM_HEADLINES] if self.budget.summaries == "full" else []
+        if self.budget.summaries != "full" and len(linked) == 1:
+            alone = dataclasses.replace(self._headline_link(linked[0], short=True), hint="")
+            return OutletView(LinkView(outlet, None), (alone,))
+        if self.budget.summaries != "full":
+            count = len(linked)
+            online = self.messages.ngettext(
+                "%(num)d report in the online edition", "%(num)d reports in the online edition", count
+            ) % {"num": count}
+            return OutletView(LinkView(outlet, None), (self._link(online, f"{self.edition.web_url}#{self._anchor}"),))
+        named = linked[:MORE_FROM_HEADLINES]
         headlines = tuple(self._headline_link(item) for item in named)
-        more = self._numbered(linked[len(named) :], start=2 + len(named))
+        more = tuple(self._headline_link(item, short=True) for item in linked[len(named) :])
         return OutletView(LinkView(outlet, None), more, headlines)
 
-    def _headline_link(self, item: Item, source: str = "") -> LinkView:
+    def _headline_link(self, item: Item, source: str = "", *, short: bool = False) -> LinkView:
         """A report's headline as a link ("More from", "Read also"), with its language where it is not
-        the edition's, as a story's own title has it: a screen reader reads it in its own voice."""
+        the edition's, as a story's own title has it: a screen reader reads it in its own voice.
+        `short`: cut to `SHORT_HEADLINE_CHARS`, the whole headline its hint when cut."""
         headline = _headline(item)
         lang = _other_language(headline, f"{item.title} {item.summary_text}", self.language)
-        return self._link(headline, item.url, source, lang=lang)
+        shown = _cut(headline, SHORT_HEADLINE_CHARS) if short else headline
+        return self._link(shown, _page(item), source, hint=headline if shown != headline else "", lang=lang)
 
     def _take_links(self) -> tuple[LinkView, ...]:
         links, self._block_links = tuple(self._block_links.values()), {}
@@ -438,7 +495,9 @@ class _ViewBuilder:
         day = format_date(shown, pattern, locale=self.locale)
         return day if linked else f"{day}, {local:%H:%M} {utc_offset(local)}"
 
-    def quotes(self, quotes: tuple[Quote, ...]) -> tuple[QuoteView, ...]:
+    def quotes(self, quotes: tuple[Quote, ...], pages: Mapping[int, str | None] | None = None) -> tuple[QuoteView, ...]:
+        """The synopsis's quotes, each outlet linked to its report: `pages`, by item id, where a
+        report's page is not its link (`_page`)."""
         views = []
         quoted: set[str] = set()
         for k, quote in enumerate(quotes):
@@ -474,7 +533,7 @@ class _ViewBuilder:
             views.append(
                 QuoteView(
                     before=before,
-                    outlet=self._link(quote.source, quote.url),
+                    outlet=self._link(quote.source, (pages or {}).get(quote.item_id, quote.url)),
                     after=after,
                     text=text,
                     lang=_other_language(text, "", self.language),  # whole sentences: they say their language
@@ -485,7 +544,8 @@ class _ViewBuilder:
     def story(self, story: Story, *, top: bool = False) -> StoryView:
         lead = story.lead
         headline = _headline(lead) or _clean(lead.source)
-        title = self._link(headline, lead.url, lead.source)
+        title = self._link(headline, _page(lead), lead.source)
+        media = _media(lead.url)
         summary_html, summary_text = _excerpts(lead.summary_html, lead.summary_text, self.excerpt_chars)
         if self.budget.summaries == "short":
             summary_html, summary_text = "", _cut(summary_text, SHORT_SUMMARY_CHARS)
@@ -493,7 +553,8 @@ class _ViewBuilder:
             summary_html, summary_text = "", ""
         image = _lead_image(lead, headline) if self.images else None
         keep_synopsis = self.budget.synopses == "all" or top
-        synopsis = self.quotes(story.synopsis) if keep_synopsis else ()
+        pages = {item.id: _page(item) for item in (lead, *story.also) if item.url != _page(item)}
+        synopsis = self.quotes(story.synopsis, pages) if keep_synopsis else ()
         quoted = {q.item_id for q in story.synopsis} if synopsis else set()
         source = _clean(lead.source)
         unquoted = [item for item in story.also if item.id not in quoted]
@@ -513,9 +574,18 @@ class _ViewBuilder:
             read_also=tuple(self._headline_link(item, item.source) for item in story.read_also),
             synopsis=synopsis,
             outlets=story.outlets if top else 0,
+            audio=self._link(self._media_label(*media), lead.url) if media else None,
             title_lang=_other_language(headline, item_text, self.language),
             summary_lang=_other_language(summary_text, item_text, self.language) if summary_text else "",
         )
+
+    def _media_label(self, kind: str, file_format: str) -> str:
+        """What a story's audio or video file is called beside its time: "MP3 audio"."""
+        if kind == "audio":
+            label = self.messages.pgettext("a story's audio file, by its format: MP3 audio", "%(format)s audio")
+        else:
+            label = self.messages.pgettext("a story's video file, by its format: MP4 video", "%(format)s video")
+        return str(label) % {"format": file_format}
 
     def day_heading(self, day: date) -> str:
         if day.year != self.edition.day.year:  # an old item: "Friday, January 6, 2017", not just "Friday, January 6"
@@ -528,10 +598,11 @@ class _ViewBuilder:
         if not self.edition.top_stories or not self.budget.top_stories:
             return None
         self._next_ref = 1
+        self._anchor = "top-stories"
         stories = tuple(self.story(s, top=True) for s in self.edition.top_stories)
         return SectionView(
             name=self.messages.gettext("Top stories"),
-            anchor="top-stories",
+            anchor=self._anchor,
             count=len(stories),
             days=(DayView(heading="", stories=stories),),
             hidden=0,
@@ -541,6 +612,7 @@ class _ViewBuilder:
 
     def section(self, section: SectionGroup) -> SectionView:
         keep = self.budget.per_section
+        self._anchor = section.anchor
         days: list[DayView] = []
         shown = 0
         for day in section.days:
@@ -561,11 +633,13 @@ class _ViewBuilder:
             links=self._take_links(),
         )
 
-    def press(self) -> SectionView | None:
-        """The Press Review section's outlets: one heading per outlet, its leading stories under it."""
+    def press(self, anchor: str = "press-review") -> SectionView | None:
+        """The Press Review section's outlets: one heading per outlet, its leading stories under it;
+        `anchor`: the section that shows them, its own or the configured section of the same name."""
         if not self.edition.press:
             return None
         keep = self.budget.per_section
+        self._anchor = anchor
         days, shown, total = [], 0, 0
         for group in self.edition.press:
             total += len(group.stories)
@@ -576,7 +650,7 @@ class _ViewBuilder:
         name = _clean(self.edition.press_section)
         return SectionView(
             name=name,
-            anchor="press-review",
+            anchor=anchor,
             count=total,
             days=tuple(days),
             hidden=0,
@@ -597,7 +671,7 @@ class _ViewBuilder:
             # sections come before it: it is rendered once and joined into every section set's message.
             self._next_ref = 1
             if not placed and group.name == self.edition.press_section:
-                press = self.press()  # numbered before the section's own links, as the text part lists them
+                press = self.press(group.anchor)  # numbered before the section's own links, as the text part lists them
                 own = self.section(group)
                 assert press is not None
                 views.append(

@@ -20,6 +20,7 @@ import html as htmllib
 import re
 import sqlite3
 import tempfile
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -233,3 +234,90 @@ def test_with_images_on_each_story_has_at_most_one_sized_described_lead_image(
             assert re.search(r'width="\d+"', img) and re.search(r'height="\d+"', img), img
             assert re.search(r'alt="[^"]+"', img), img
             assert 'class="lead-image"' in img
+
+
+async def _podcast_edition(tmp: Path, corpus: Path) -> EmailMessage:
+    """The New York Times' Still Processing feed served on 127.0.0.1, polled and sent by `digest`."""
+    async with FeedServer() as server, SmtpServer() as smtp:
+        body = (corpus / "feeds" / "news" / "nyt_still-processing_podcast.xml").read_bytes()
+        url = server.serve("/still-processing.xml", body, headers={"Content-Type": "application/rss+xml"})
+        config = _config(tmp, [url], smtp.port, SETTINGS + "max_per_source = 100\nmax_items_per_section = 1000\n")
+        for command in ("poll", "send"):
+            code, out, err = await digest(config, command)
+            assert code == 0, out + err
+    (message,) = smtp.messages
+    msg = message_from_bytes(message.data, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def test_a_podcast_episode_without_a_page_links_its_podcasts_page_and_marks_its_audio(tmp_path: Path) -> None:
+    # Still Processing gives 33 episodes no <link>: their title linked the MP3 enclosure, and a
+    # reader's click downloaded 50 MB (audit finding 14). The title opens the podcast's page (the
+    # channel's <link>); the file is one more link that says what it is.
+    corpus = corpus_dir()
+    if corpus is None:
+        pytest.skip(CORPUS_ABSENT)
+    msg = asyncio.run(_podcast_edition(tmp_path, corpus))
+    html, text = _html(msg), _text(msg).replace("\r\n", "\n")
+    page = "http://www.nytimes.com/podcasts/still-processing"
+    title = re.search(r'<h[34] class="title"[^>]*><a href="([^"]+)"[^>]*>We Wouldn(?:&#39;|\')t Leave Kanye', html)
+    assert title, html
+    assert title.group(1) == page
+    # Its audio, beside its time: labelled with its format, linking the file.
+    story = html[title.start() : html.index("<h", title.end())]
+    audio = re.search(r'<a href="(https://dts\.podtrac\.com/[^"]+\.mp3)"[^>]*>MP3 audio</a>', story)
+    assert audio, story
+    # No title opens an audio file; an episode with its own page keeps it.
+    assert not re.search(r'class="title"[^>]*><a href="[^"]+\.mp3"', html)
+    assert re.search(r'class="title"[^>]*><a href="https://www\.nytimes\.com/2017/06/08/podcasts/', html)
+    # The text part: the title's reference is the page, the audio's the file.
+    line = re.search(
+        r"\* We Wouldn't Leave Kanye, But Should We\? \[(\d+)\]\n  Still Processing · .* · MP3 audio \[(\d+)\]\n", text
+    )
+    assert line, text
+    listed = re.search(r"(?:^\[\d+\] \S+\n)+", text[line.end() :], re.M)  # the section's links, numbered from 1
+    assert listed, text
+    refs = dict(re.findall(r"^\[(\d+)\] (\S+)$", listed.group(0), re.M))
+    assert refs[line.group(1)] == page and refs[line.group(2)] == audio.group(1)
+
+
+async def _poll_then_preview(tmp: Path, body: bytes, *, poll_at: datetime, preview_at: datetime) -> tuple[str, str]:
+    """Serve `body` on 127.0.0.1, `digest poll` at `poll_at`, then `digest preview` at `preview_at`
+    (DIGEST_NOW): what preview printed on stdout and on stderr."""
+    async with FeedServer() as server:
+        url = server.serve("/feed.xml", body, headers={"Content-Type": "application/rss+xml"})
+        tmp.mkdir()
+        config = _config(tmp, [url], 2525)  # no SMTP server: preview sends nothing
+        code, out, err = await digest(config, "poll", now=poll_at)
+        assert code == 0, out + err
+        code, out, err = await digest(config, "preview", "--subscriber", "editor@example.org", now=preview_at)
+        assert code == 0, out + err
+    return out, err
+
+
+def test_a_preview_at_the_polls_clock_says_its_items_are_newer_than_the_cut_off_and_when_they_go(
+    tmp_path: Path,
+) -> None:
+    # The whole corpus polled and previewed with one DIGEST_NOW: "polled 97 feeds: 2586 new items",
+    # then "Nothing new for editor@example.org in their sections" (audit finding 15). Each process
+    # starts its clock at DIGEST_NOW, so the poll's items were first seen after the preview's cut-off.
+    corpus = corpus_dir()
+    if corpus is None:
+        pytest.skip(CORPUS_ABSENT)
+    body = (corpus / "feeds" / "news" / "indian-express_world.xml").read_bytes()
+    # Here the poll's clock starts 30 s after the preview's: with one DIGEST_NOW, which process reads
+    # its clock later depends on how fast each starts, and a test must not depend on timing.
+    at = datetime(2026, 1, 16, 3, 0, tzinfo=UTC)  # 06:00 in Moscow, an hour before send_at
+    poll_at = at + timedelta(seconds=30)
+    out, err = asyncio.run(_poll_then_preview(tmp_path / "same", body, poll_at=poll_at, preview_at=at))
+    assert "Nothing new for editor@example.org" in out, out + err
+    assert re.search(
+        r"hint: 200 items were first seen after this edition's cut-off, 2026-01-16 03:00:0\d UTC; "
+        r"the edition sent at 2026-01-16 07:00 \(Europe/Moscow\) carries them\.",
+        " ".join(err.split()),
+    ), err
+    # A minute later, the preview shows them, and says nothing of a cut-off.
+    later = at + timedelta(minutes=1)
+    out, err = asyncio.run(_poll_then_preview(tmp_path / "later", body, poll_at=poll_at, preview_at=later))
+    assert out.startswith("Subject: Morning Review") and "hint:" not in err, err

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS_ABSENT, corpus_dir
 
 from digest.errors import ParseError
 from digest.model import ParsedFeed
@@ -842,6 +843,96 @@ def test_a_feed_that_marks_its_cut_mid_word_loses_the_cut_word() -> None:
         for k, b in enumerate(words)
     )
     assert [i.summary_text for i in parse(rss(items)).items] == words
+
+
+def _items(bodies: list[str], host: str = "pod.example") -> bytes:
+    return rss(
+        "".join(
+            f"<item><title>Item {k}</title><link>https://{host}/{k}</link><description>{b}</description></item>"
+            for k, b in enumerate(bodies)
+        )
+    )
+
+
+def test_a_feed_that_cuts_its_descriptions_at_a_number_of_words_ends_them_at_a_sentence() -> None:
+    # El pensante's WordPress feed cuts every description at 28 words, with no mark and no repeated
+    # length: "... (y de las cuales tenemos mejor" ended the excerpt (audit finding 8).
+    cut = [
+        "Ferries ran late on Friday. The harbour office said the tides and the fog in the narrows kept the"
+        " morning boats at the quay",
+        "The new quay opens in April with berths for forty boats and a crane for the fishing fleet, the port"
+        " authority said on its",
+        "Harbour fees rise in March for every boat over ten metres long, the town council said on Monday night."
+        " The vote was unanimous and",
+        "Fog closed the pier road for the third night in a row, and the coastguard asked drivers to keep"
+        " well away from the old",
+    ]
+    assert len({len(b.split()) for b in cut}) == 1 and len({len(b) for b in cut}) == 4
+    whole = "A short one, whole."
+    got = [i.summary_text for i in parse(_items([*cut, whole])).items]
+    assert got == [
+        cut[0] + "…",  # "Ferries ran late on Friday." keeps less than a third of it: its words and "…"
+        cut[1] + "…",
+        "Harbour fees rise in March for every boat over ten metres long, the town council said on Monday night.",
+        cut[3] + "…",
+        whole,
+    ]
+    # Open descriptions of many lengths in words, or few of one, were not cut.
+    varied = [cut[0], cut[1] + " desk", cut[2] + " the rates and", cut[3]]
+    assert [i.summary_text for i in parse(_items(varied)).items] == varied
+
+
+def test_a_publishers_three_dots_end_a_summary_at_its_last_sentence_or_word() -> None:
+    # UOL marks its cut with "..." glued to the cut word, in summaries of any length: "... terá
+    # continuidade em 2019. O termo de renovaç..." (audit finding 8). digest's own cut writes "…".
+    bodies = [
+        "The ferry to the north quay left an hour late on Friday, the harbour office said. The new timetable"
+        " starts on Monday and the first boa...",
+        "Harbour fees rise in March for every boat over ten metres, the town council said after the vot...",
+        "Fog closed the lighthouse road for the third night in a row, and the coastguard asked drivers to ...",
+        "Crews return to the quay on Jan. 30 after the strike ends, the union sai...",
+    ]
+    got = [i.summary_text for i in parse(_items(bodies, "news.example")).items]
+    assert got == [
+        "The ferry to the north quay left an hour late on Friday, the harbour office said.",
+        "Harbour fees rise in March for every boat over ten metres, the town council said after the…",
+        "Fog closed the lighthouse road for the third night in a row, and the coastguard asked drivers to…",
+        "Crews return to the quay on Jan. 30 after the strike ends, the union…",  # "Jan." ends no sentence
+    ]
+    # Marks all glued to their words: a cut at a word's end (the BBC's "... according to
+    # Machiavelli..."), whose last words stay; and a summary that is whole stays as it is.
+    glued = ["The crew talks ferries with the harbour master...", "A night on the quay with the fishing fleet..."]
+    got = [i.summary_text for i in parse(_items([*glued, "Ferries run again."], "radio.example")).items]
+    assert got == [
+        "The crew talks ferries with the harbour master…",
+        "A night on the quay with the fishing fleet…",
+        "Ferries run again.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "title", "ending"),
+    [
+        # Cut mid-word and marked: at its last sentence, else at its last whole word.
+        ("uol-noticias_no-decl_latin1.rss", "Apucarana garante", "terá continuidade em 2019."),
+        ("uol-noticias_no-decl_latin1.rss", "Enfermeira de Chávez", "e alegou sofrer…"),
+        (
+            "uol-noticias_no-decl_latin1.rss",
+            "Dow Jones fecha",
+            "possível renúncia de Rod Rosenstein ao cargo de procurador-geral adjunto dos Estados Unidos.",
+        ),  # whole: as it was
+        # Cut at 28 words, unmarked.
+        ("tejiendoelmundo_wordpress_es.xml", "Mujeres guerreras", "las mujeres suelen hacer muy malos soldados."),
+        ("tejiendoelmundo_wordpress_es.xml", "Argelia apaga", "algunos estudiantes que jamás lo…"),
+    ],
+)
+def test_real_feeds_cut_summaries_end_at_a_sentence_or_a_whole_word(name: str, title: str, ending: str) -> None:
+    root = corpus_dir()
+    if root is None:
+        pytest.skip(CORPUS_ABSENT)
+    feed = parse_feed((root / "feeds" / "news" / name).read_bytes(), url=URL, content_type=None, now=NOW)
+    (item,) = [i for i in feed.items if i.title.startswith(title)]
+    assert item.summary_text.endswith(ending), item.summary_text
 
 
 # --------------------------------------------------------------------------- localised dates

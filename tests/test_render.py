@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import html as htmllib
 import os
 import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS_ABSENT, corpus_dir
 
 from digest.errors import TemplateError
-from digest.model import DayGroup, Edition, Item, Quote, SectionGroup, Story
+from digest.model import DayGroup, Edition, Item, ParsedItem, Quote, SectionGroup, Story
+from digest.parse import parse_feed
 from digest.render import (
     GMAIL_CLIP_BYTES,
     PLACEHOLDER_PREFERENCES_URL,
@@ -359,10 +362,15 @@ def test_the_lead_outlets_other_reports_are_more_from_it_not_also_reported_by_it
         assert [refs[n] for n in line.groups()] == ["https://example.org/news/2", "https://example.org/news/4"]
 
 
-def test_more_from_a_busy_outlet_names_three_reports_and_numbers_the_rest() -> None:
-    # Five follow-ups by headline would be five lines under one story: three say what the outlet adds,
-    # the others are numbered after them (the title is its first report, so they are 5 and 6).
-    follow_ups = tuple(item(k, f"Follow-up number {k}", source="Wire Service") for k in range(2, 7))
+def test_more_from_a_busy_outlet_names_three_reports_and_the_rest_by_short_headlines() -> None:
+    # Five follow-ups by their whole headlines would be five lines under one story: three say what the
+    # outlet adds, the others a short headline each. They were numbered ("5, 6", and "[5] [6]" in the
+    # text part): a number says nothing to a reader or a screen reader (audit finding 10).
+    follow_ups = (
+        *(item(k, f"Follow-up number {k}", source="Wire Service") for k in range(2, 5)),
+        item(5, "Suspect in the airport shooting had been treated for mental health issues", source="Wire Service"),
+        item(6, "Flights resume", source="Wire Service"),
+    )
     r = Renderer().render(
         one_story_edition(Story(lead=item(1, "Airport shooting", source="Wire Service"), also=follow_ups))
     )
@@ -372,24 +380,143 @@ def test_more_from_a_busy_outlet_names_three_reports_and_numbers_the_rest() -> N
         ("2", "Follow-up number 2"),
         ("3", "Follow-up number 3"),
         ("4", "Follow-up number 4"),
-        ("5", "5"),
-        ("6", "6"),
+        ("5", "Suspect in the airport shooting had been…"),
+        ("6", "Flights resume"),
     ]
-    assert "Follow-up number 4</a>; <a" in shown.group(1) and ">5</a>, <a" in shown.group(1)
+    # The whole headline of a shortened one is its link's title.
+    assert 'title="Suspect in the airport shooting had been treated for mental health issues"' in shown.group(1)
+    line = re.search(r"More from Wire Service: (.*)\n", r.text.replace("\n    ", " "))
+    assert line, r.text
+    assert re.fullmatch(
+        r"Follow-up number 2 \[\d+\]; Follow-up number 3 \[\d+\]; Follow-up number 4 \[\d+\]; "
+        r"Suspect in the airport shooting had been… \[\d+\]; Flights resume \[\d+\]",
+        line.group(1),
+    ), line.group(1)
+
+
+def test_more_from_links_the_web_edition_once_summaries_are_shortened_to_fit() -> None:
+    # When the HTML must shrink, the follow-ups' headlines go before any story does. They were left as
+    # bare numbers ("2, 3"); now one link says how many there are and opens them in the web edition.
+    follow_ups = tuple(item(k, f"Follow-up number {k}", source="Wire Service") for k in range(2, 4))
+    story = Story(lead=item(1, "Airport shooting", source="Wire Service", summary="Long. " * 400), also=follow_ups)
+    for language, online in (("en", "2 reports in the online edition"), ("ru", "2 материала в веб-версии выпуска")):
+        r = Renderer(excerpt_chars=2400).render(one_story_edition(story, language=language), max_html_bytes=9_000)
+        assert re.search(r'<p class="notice"', r.html), r.html
+        assert re.search(rf': <a href="{re.escape(WEB_URL)}#s-world"[^>]*>{online}</a></p>', r.html), r.html
+        assert "news/2" not in r.html and "title=" not in r.html  # the bytes go to the stories
+        assert "Follow-up number 2 [" in r.text  # the text part is not clipped and keeps them
+    # One report alone keeps its short headline: a link to it costs no more than one to the web edition.
+    one = Story(
+        lead=story.lead, also=(item(2, "Follow-up on the airport shooting and what it means", source="Wire Service"),)
+    )
+    html = Renderer(excerpt_chars=2400).render(one_story_edition(one), max_html_bytes=9_000).html
     assert re.search(
-        r"More from Wire Service: Follow-up number 2 \[\d+\]; .*; \[\d+\] \[\d+\]\n", r.text.replace("\n    ", " ")
+        r': <a href="https://example.org/news/2"[^>]*>Follow-up on the airport shooting and what it…</a></p>', html
+    )
+    assert "title=" not in html
+
+
+def _stored(k: int, parsed: ParsedItem, source: str) -> Item:
+    """A parsed item as the store gives it to render."""
+    return Item(
+        id=k,
+        feed_id=1,
+        source=source,
+        title=parsed.title,
+        url=parsed.url,
+        summary_html=parsed.summary_html,
+        summary_text=parsed.summary_text,
+        published=parsed.published,
+        first_seen=parsed.published or T0,
     )
 
 
-def test_more_from_is_numbered_once_summaries_are_shortened_to_fit() -> None:
-    # When the HTML must shrink, the follow-ups' headlines go before any story does: numbers only.
-    follow_ups = tuple(item(k, f"Follow-up number {k}", source="Wire Service") for k in range(2, 4))
-    story = Story(lead=item(1, "Airport shooting", source="Wire Service", summary="Long. " * 400), also=follow_ups)
-    r = Renderer(excerpt_chars=2400).render(one_story_edition(story), max_html_bytes=9_000)
-    assert "Summaries were shortened" in r.html, r.html
-    assert re.search(r"More from Wire Service: <a [^>]*>2</a>, <a [^>]*>3</a></p>", r.html), r.html
-    assert "title=" not in r.html  # nor their headlines as hints: the bytes go to the stories
-    assert "Follow-up number 2 [" in r.text  # the text part is not clipped and keeps them
+def test_real_feeds_busy_outlet_says_what_each_more_from_link_opens_in_both_parts() -> None:
+    # The Indian Express's eight reports of the Fort Lauderdale shooting: the whole corpus's edition,
+    # cut to fit Gmail, showed "More from The Indian Express: 2, 3, 4, 5, 6, 7, 8", and its text part
+    # "...; [19] [20] [21] [22]" (audit finding 10).
+    root = corpus_dir()
+    if root is None:
+        pytest.skip(CORPUS_ABSENT)
+    body = (root / "feeds" / "news" / "indian-express_world.xml").read_bytes()
+    feed = parse_feed(body, url="https://indianexpress.com/world/feed/", content_type=None, now=T0)
+    reports = [i for i in feed.items if re.search(r"Fort Lauderdale|Florida airport", i.title)]
+    assert len(reports) >= 7
+    items = [_stored(k, parsed, "The Indian Express") for k, parsed in enumerate(reports, start=1)]
+    edition = one_story_edition(Story(lead=items[0], also=tuple(items[1:])))
+    whole = Renderer().render(edition)
+    clipped = Renderer().render(edition, max_html_bytes=len(whole.html.encode()) + 1_999)  # 2,000 kept for links
+    assert "Summaries were shortened" in clipped.html and "Summaries were shortened" not in whole.html
+    for rendered in (whole, clipped):
+        more = re.search(r"More from The Indian Express: (.*?)</p>", rendered.html)
+        assert more, rendered.html
+        shown = [htmllib.unescape(text) for text in re.findall(r"<a [^>]*>([^<]*)</a>", more.group(1))]
+        print(shown)
+        assert shown and not any(re.fullmatch(r"[\d\s,]*", text) for text in shown)
+    assert more is not None  # the clipped part's, the last one read
+    assert len(re.findall(r"<a ", more.group(1))) == 1 and "reports in the online edition" in more.group(1)
+    line = re.search(r"More from The Indian Express: (.*?)\n\S", whole.text.replace("\n    ", " "), re.S)
+    assert line, whole.text
+    print(line.group(1))
+    assert len(re.findall(r"\[\d+\]", line.group(1))) == len(reports) - 1
+    assert not re.search(r"(?:^|[;\]])\s*\[\d+\]", line.group(1))  # every reference follows a headline
+
+
+def test_an_episode_whose_link_is_its_audio_file_opens_its_podcasts_page_and_names_the_file() -> None:
+    # A podcast episode with no <link> is linked to its enclosure: the title downloaded the audio
+    # (audit finding 14). Every link to the episode opens its feed's site instead; the file is one
+    # more link, which says what it is, in both parts.
+    page = "https://quayradio.example/show"
+    episode = dataclasses.replace(
+        item(1, "Harbour voices, episode 12", source="Quay Radio", url="https://cdn.example/ep/12.mp3"), site_url=page
+    )
+    earlier = dataclasses.replace(
+        item(2, "Harbour voices, episode 11", source="Quay Radio", url="https://cdn.example/ep/11.M4A?s=rss"),
+        site_url=page,
+    )
+    for language, label in (("en", "MP3 audio"), ("ru", "аудио, MP3")):
+        r = Renderer().render(one_story_edition(Story(lead=episode, also=(earlier,)), language=language))
+        assert re.search(rf'<h4 [^>]*><a href="{page}"[^>]*>Harbour voices, episode 12</a>', r.html), r.html
+        assert re.search(rf'<a href="https://cdn\.example/ep/12\.mp3"[^>]*>{label}</a></p>', r.html), r.html
+        assert re.search(rf'<a href="{page}"[^>]*>Harbour voices, episode 11</a>', r.html)  # "More from"
+        assert "ep/11" not in r.html
+        assert re.search(rf"Quay Radio · .* · {label} \[2\]\n", r.text), r.text
+        assert "[1] https://quayradio.example/show\n[2] https://cdn.example/ep/12.mp3\n" in r.text
+    # A feed that links no site: the title opens nothing rather than the file.
+    alone = dataclasses.replace(episode, site_url=None)
+    html = Renderer().render(one_story_edition(Story(lead=alone))).html
+    assert re.search(r"<h4 [^>]*>Harbour voices, episode 12</h4>", html), html
+    assert re.search(r'<a href="https://cdn\.example/ep/12\.mp3"[^>]*>MP3 audio</a>', html)
+
+
+def test_a_short_headline_in_a_script_several_languages_write_takes_its_items_language() -> None:
+    # "وزیر کی آمد" has none of Urdu's own letters and two that Persian writes: guessed alone, it is
+    # Persian, and a screen reader read an Urdu headline with a Persian voice. Its summary is Urdu.
+    title = "وزیر کی آمد"
+    summary = "وزیر آج شہر میں پہنچے اور لوگوں سے ملے۔"
+    r = Renderer().render(one_story_edition(Story(lead=item(1, title, summary=summary))))
+    assert re.search(r'<h4 [^>]*lang="ur"', r.html), r.html
+    assert re.search(r'<div class="summary"[^>]* lang="ur"', r.html), r.html
+    assert 'lang="fa"' not in r.html
+
+
+def test_real_feeds_urdu_headlines_and_summaries_are_marked_urdu() -> None:
+    # BBC Urdu: every headline and summary is Urdu; "امریکی وزیرِ خارجہ کی پاکستان آمد" was marked
+    # lang="fa" (audit finding 9, after its lang="ar" was fixed).
+    root = corpus_dir()
+    if root is None:
+        pytest.skip(CORPUS_ABSENT)
+    body = (root / "feeds" / "news" / "bbc-urdu.xml").read_bytes()
+    feed = parse_feed(body, url="https://www.bbc.com/urdu/index.xml", content_type=None, now=T0)
+    stories = tuple(Story(lead=_stored(k, parsed, "BBC News اردو")) for k, parsed in enumerate(feed.items, start=1))
+    day = DayGroup(date(2026, 1, 16), stories)
+    section = SectionGroup(name="World", anchor="s-world", days=(day,), total=len(stories), shown=len(stories))
+    edition = dataclasses.replace(rich_edition(), sections=(section,), top_stories=())
+    html = Renderer().render(edition, max_html_bytes=10_000_000).html
+    tags = re.findall(r'<(?:h4|div|p) class="(?:title|summary)"[^>]*>', html)
+    marked = [m.group(1) if (m := re.search(r' lang="(\w+)"', tag)) else "" for tag in tags]
+    print(sorted(set(marked)), len(marked))
+    assert len(marked) >= len(stories) and set(marked) == {"ur"}
 
 
 def test_rtl_titles_let_the_client_pick_the_direction() -> None:

@@ -85,6 +85,7 @@ def _item(row: Row[*tuple[Any, ...]]) -> Item:
         feed_section=row.feed_section,
         feed_url=row.feed_url,
         feed_title=row.feed_title,
+        site_url=row.feed_site_url,
     )
 
 
