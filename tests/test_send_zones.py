@@ -109,3 +109,44 @@ async def test_a_new_time_zones_first_edition_carries_a_day_not_the_whole_databa
     assert sorted(got["tokyo@example.org"]) == ["day 5"], sent.stdout
     # Moscow's edition of the 5th went out at 07:00 there, before day 5's story: it is the 6th's.
     assert sorted(got["moscow@example.org"]) == [f"day {d}" for d in range(1, 5)]
+
+
+async def test_a_subscriber_who_moves_zone_is_not_sent_again_what_the_old_zones_edition_had(tmp_path: Path) -> None:
+    """Chicago's edition of the 1st (cut at 14:00 UTC) and Moscow's of the 2nd (04:00 UTC on the
+    2nd, window from 04:00 on the 1st) both carry day 2's story, first seen at 10:00: a reader
+    moved from Chicago to Moscow in between got it twice. Moscow's other reader still gets it."""
+
+    def subscribers(chicago_zone: str) -> str:
+        return (
+            '[[subscribers]]\nemail = "stays@example.org"\ntimezone = "Europe/Moscow"\n'
+            f'[[subscribers]]\nemail = "moves@example.org"\ntimezone = "{chicago_zone}"\n'
+        )
+
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        url = feeds.serve("/feed.xml", _feed(range(1, 2)))
+        config = write_config(
+            tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=(), tail=subscribers("America/Chicago")
+        )
+        steps = [  # (what the feed has, poll at, send at), UTC
+            (range(1, 2), datetime(2026, 12, 1, 1, 0), datetime(2026, 12, 1, 4, 0)),  # Moscow 1st, Chicago 30th
+            (range(1, 3), datetime(2026, 12, 1, 10, 0), datetime(2026, 12, 1, 14, 0)),  # Chicago's 1st
+        ]
+        for days, poll_at, send_at in steps:
+            feeds.serve("/feed.xml", _feed(days))
+            assert (await asyncio.to_thread(cli, config, "poll", now=poll_at.replace(tzinfo=UTC))).returncode == 0
+            done = await asyncio.to_thread(cli, config, "send", now=send_at.replace(tzinfo=UTC))
+            assert done.returncode == 0, done.stderr
+        before = len(smtp.messages)
+        config.write_text(config.read_text().replace("America/Chicago", "Europe/Moscow"))
+        feeds.serve("/feed.xml", _feed(range(1, 4)))
+        polled = await asyncio.to_thread(cli, config, "poll", now=datetime(2026, 12, 1, 20, 0, tzinfo=UTC))
+        assert polled.returncode == 0
+        sent = await asyncio.to_thread(cli, config, "send", now=datetime(2026, 12, 2, 4, 0, tzinfo=UTC))
+        assert sent.returncode == 0, sent.stderr
+    got: dict[str, set[str]] = {}
+    for m in smtp.messages[before:]:
+        body = email.message_from_bytes(m.data, policy=email.policy.default).get_body(("plain",))
+        assert body is not None
+        text = body.get_content()
+        got[m.rcpt_tos[0]] = {f"day {d}" for d, (title, _) in _STORIES.items() if title in text}
+    assert got == {"stays@example.org": {"day 2", "day 3"}, "moves@example.org": {"day 3"}}, sent.stdout

@@ -249,12 +249,16 @@ class EditionMailer:
         except SubscriberError as exc:
             raise ConfigError(f"smtp.unsubscribe_mailto: {exc.message}") from None
 
-    def render(self, sections: tuple[str, ...] | None) -> Rendered | None:
+    def render(self, sections: tuple[str, ...] | None, *, had: frozenset[int] = frozenset()) -> Rendered | None:
         """The edition for one section set (as stored: a former name is read as its section), or
-        None when it has nothing for them (S11)."""
+        None when it has nothing for them (S11). Without the stories whose every report is in
+        `had`: items the subscriber was sent in another zone's edition before moving here."""
         sections = self.settings.chosen_now(sections)
+        stories = self.stories
+        if had:
+            stories = [p for p in stories if not {p.story.lead.id, *(i.id for i in p.story.also)} <= had]
         ed = compose(
-            self.stories,
+            stories,
             day=self.edition.day,
             timezone=self.edition.timezone,
             chosen=sections,
@@ -293,9 +297,18 @@ class EditionMailer:
             encoded = self._encoded[text] = message.encode_piece(text)
         return encoded
 
-    def template(self, sections: tuple[str, ...] | None) -> message.MessageTemplate | None:
+    def template(
+        self, sections: tuple[str, ...] | None, *, had: frozenset[int] = frozenset()
+    ) -> message.MessageTemplate | None:
         """A section set's message template, made once per set as stored (a former name read as
-        its section, [[sections]] formerly), or None when the set has nothing in this edition."""
+        its section, [[sections]] formerly), or None when the set has nothing in this edition.
+
+        `had`: this edition's items the subscriber was sent in another zone's edition (they
+        moved zone, `OutboxSession.already_had`): their stories are left out, in a template made
+        for them alone (rare: only the first edition after a move whose windows overlap)."""
+        if had:
+            rendered = self.render(sections, had=had)
+            return None if rendered is None else message.build_template(rendered, **self._template_args())
         key = frozenset(sections) if sections is not None else None
         if key not in self._templates:
             sections = self.settings.chosen_now(sections)

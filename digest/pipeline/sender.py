@@ -79,6 +79,9 @@ async def send_edition(
     since = run_started or clock()  # rows this run defers are not retried by this run
     mailer = await asyncio.to_thread(EditionMailer, settings, store, edition)
     taken_over(edition, await asyncio.to_thread(store.expire_claims, edition.id, now=clock()), rep)
+    # Other zones' editions over the same hours: a subscriber who moved here from one of them is
+    # not sent again what they were sent there.
+    others = await asyncio.to_thread(store.overlapping_editions, edition)
     rows: dict[int, tuple[Delivery, str]] = {}  # on the wire: the row and its Message-ID
     idle = asyncio.Event()  # set while none of our messages is on the wire
     idle.set()
@@ -129,6 +132,7 @@ async def send_edition(
         held = await outbox.still_held([d.id for d in chunk])
         chunk = [d for d in chunk if d.id in held]  # the others were taken over (B1)
         subs = await outbox.subscribers([d.subscriber_id for d in chunk])
+        had = await outbox.already_had(edition.id, others, [d.subscriber_id for d in chunk])
         for d in chunk:
             if stopped():
                 return  # the rest of the claim is released when the outbox closes
@@ -141,7 +145,8 @@ async def send_edition(
                 await failed_alone(d, f"{sub.damaged}; choose them again to receive editions")
                 continue
             try:
-                template = mailer.template(sub.sections)  # their sections as they are now (B5)
+                # their sections as they are now (B5), without what they had in their former zone
+                template = mailer.template(sub.sections, had=had.get(d.subscriber_id, frozenset()))
                 if template is None:  # nothing in their sections: no empty email, not retried (S11)
                     await outbox.add(
                         Mark(d.id, SKIPPED, error="nothing new in the subscriber's sections", attempted=False)

@@ -173,6 +173,16 @@ class EditionStore(StoreBase):
         with self.engine.connect() as conn:
             return [_edition(r) for r in conn.execute(query)]
 
+    def overlapping_editions(self, edition: EditionRecord) -> tuple[int, ...]:
+        """Other zones' editions whose windows overlap this one's: a subscriber who moved from one
+        of those zones may have been sent some of this edition's items there (`already_had`)."""
+        e = t.editions.c
+        cond = [e.timezone != edition.timezone, or_(e.window_start.is_(None), e.window_start < edition.cutoff)]
+        if edition.window_start is not None:
+            cond.append(e.cutoff > edition.window_start)
+        with self.engine.connect() as conn:
+            return tuple(conn.scalars(select(e.id).where(*cond).order_by(e.id)))
+
     def edition_window(self, timezone: str, *, until: datetime) -> EditionWindow:
         """The items the next edition of `timezone` would freeze if it were built with this cut-off."""
         with self.engine.connect() as conn:
@@ -482,6 +492,33 @@ class OutboxSession:
         rows = self.conn.execute(select(*_SUBSCRIBER_COLUMNS).where(t.subscribers.c.id.in_(list(ids)))).all()
         self.conn.commit()  # end the read transaction: the next read sees changes made since (B5)
         return {r.id: _subscriber(r) for r in rows}
+
+    def already_had(self, edition_id: int, others: Sequence[int], ids: Sequence[int]) -> dict[int, frozenset[int]]:
+        """The items of edition `edition_id` that each of these subscribers was sent in one of
+        `others` (`overlapping_editions`): a subscriber who moved zone, sent an edition of the old
+        zone and now one of the new, whose windows overlap, gets nothing twice. Empty for
+        everyone who stayed, at one indexed look-up per (subscriber, other edition)."""
+        d = t.deliveries.c
+        rows = self.conn.execute(
+            select(d.subscriber_id, d.edition_id).where(
+                d.edition_id.in_(list(others)), d.subscriber_id.in_(list(ids)), d.status == SENT
+            )
+        ).all()
+        had: dict[int, frozenset[int]] = {}
+        if rows:
+            mine, theirs = t.edition_items.alias("mine"), t.edition_items.alias("theirs")
+            shared: dict[int, set[int]] = {}
+            for edition, item in self.conn.execute(
+                select(theirs.c.edition_id, theirs.c.item_id)
+                .join(mine, mine.c.item_id == theirs.c.item_id)
+                .where(theirs.c.edition_id.in_({r.edition_id for r in rows}), mine.c.edition_id == edition_id)
+            ):
+                shared.setdefault(edition, set()).add(item)
+            for subscriber, edition in rows:
+                if items := shared.get(edition):
+                    had[subscriber] = had.get(subscriber, frozenset()) | items
+        self.conn.commit()  # end the read transaction, as `subscribers` does
+        return had
 
     def renew(self, *, lease: timedelta) -> set[int]:
         """Extend the lease of every row this sender still holds (a long, slow send) to the

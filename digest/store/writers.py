@@ -217,6 +217,10 @@ class OutboxWriter:
     async def subscribers(self, ids: list[int]) -> dict[int, Subscriber]:
         return await self._run(self._session.subscribers, ids)
 
+    async def already_had(self, edition_id: int, others: Sequence[int], ids: list[int]) -> dict[int, frozenset[int]]:
+        """`OutboxSession.already_had`; no query when no other zone's edition overlaps."""
+        return await self._run(self._session.already_had, edition_id, others, ids) if others else {}
+
     async def claim(
         self, edition_id: int, *, limit: int, due_only: bool, since: datetime | None = None, suspects: bool = False
     ) -> tuple[list[Delivery], Lapsed]:
