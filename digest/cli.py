@@ -523,12 +523,11 @@ def _after_cutoff(app: App, zone: str, day: date, now: datetime) -> str | None:
     the edition's cut-off (the edition of `day` as built, else `now`, as preview drafts it) and when
     the edition that carries them is sent. A rehearsal that polls and previews at one DIGEST_NOW
     meets it: each process starts its clock there, so the poll's items are newer than the preview."""
-    from datetime import UTC, timedelta
+    from datetime import UTC
 
     built = app.store.get_edition(day=day, timezone=zone)
     cutoff = built.cutoff if built is not None else now
-    window = app.store.edition_window(zone, until=cutoff + timedelta(days=36500))
-    newer = sum(1 for item in window.items if item.first_seen > cutoff)
+    newer = app.store.count_items_seen_after(cutoff)
     if not newer:
         return None
     _, instant = schedule.next_edition(max(now, cutoff), app.settings.digest.send_at, zone)

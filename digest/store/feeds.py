@@ -224,6 +224,12 @@ class FeedStore(StoreBase):
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(t.items)) or 0)
 
+    def count_items_seen_after(self, moment: datetime) -> int:
+        """How many items were first seen after `moment` (ix_items_first_seen)."""
+        with self.engine.connect() as conn:
+            query = select(func.count()).select_from(t.items).where(t.items.c.first_seen > moment)
+            return int(conn.scalar(query) or 0)
+
     def items_seen_before(self, moment: datetime) -> bool:
         """Whether any item was first seen before `moment` (one index probe: ix_items_first_seen)."""
         with self.engine.connect() as conn:
