@@ -242,6 +242,7 @@ class Worker(Daemon):
         self.make_transport = transport_factory
         self.live = 1  # workers alive, this one included (at the last heartbeat)
         self.joined = time.monotonic()
+        self.started = self.clock()  # a catch-up edition waits for the polls due when this worker began
         # Never under 10 s: a busy machine may delay a beat or two, and a live worker taken for
         # gone stops (its claims were handed to others).
         self.stale_after = timedelta(seconds=max(STALE_BEATS * ticks.heartbeat, 10.0))
@@ -315,8 +316,11 @@ class Worker(Daemon):
             day = edition_due(now, digest, tz, last_day=last.day if last else None)
             if day is None:
                 continue
-            instant = schedule.edition_instant(day, digest.send_at, tz)
-            if now - instant < POLL_WAIT and self.store.poll_lag(now=instant)[0]:
+            # The polls due at its instant, or when this worker began if that was later: workers
+            # started after send_at (a new site, the fleet back from downtime) built a catch-up
+            # edition before any of them had polled, and it went out empty to no one (audit).
+            since = max(schedule.edition_instant(day, digest.send_at, tz), self.started)
+            if now - since < POLL_WAIT and self.store.poll_lag(now=since)[0]:
                 log.debug("edition=%s/%s waits for the feeds due at its time to be polled", day, tz)
                 return True
         return False

@@ -81,10 +81,11 @@ def write_config(
     send_at: str = "07:00",
     fetch: dict[str, str] | None = None,
     smtp: dict[str, str] | None = None,
+    timezone: str = "UTC",
 ) -> Path:
     lines = [
         "[digest]",
-        'timezone = "UTC"',
+        f'timezone = "{timezone}"',
         f'send_at = "{send_at}"',
         f'database = "{database}"',
         "allow_private_addresses = true",
@@ -326,6 +327,33 @@ async def test_two_workers_started_at_the_editions_time_build_it_once(pg_url: st
         assert store.delivery_counts() == {SENT: n}
     finally:
         store.close()
+    assert sorted(len(ids) for ids in by_recipient(smtp.messages).values()) == [1] * n
+
+
+async def test_C1_workers_started_hours_after_send_at_build_the_catch_up_edition_after_their_first_polls(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A new site's workers (or a fleet back from downtime) start six hours after send_at: one
+    claims every feed, the others found nothing to poll and built the catch-up edition at once,
+    empty, and every subscriber was skipped that day (an audit's three workers: built items=0,
+    300 skipped). The edition waits for the polls due when the workers began."""
+    n = 30
+    hour = datetime.now(UTC).hour
+    offset = 12 - hour  # a zone where it is about noon: send_at 06:00 there was six hours ago
+    zone = "UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+    async with FeedServer() as srv, SmtpServer() as smtp:
+        # slow feeds on one host: polled one after another by whichever worker claimed them
+        urls = [srv.serve(f"/n{i}.xml", rss(3, f"n{i}"), delay=1.5) for i in range(5)]
+        config = write_config(
+            tmp_path, database=pg_url, feeds=urls, subscribers=n, smtp_port=smtp.port, send_at="06:00", timezone=zone
+        )
+        async with workers(config, ["a", "b", "c"]) as procs:
+            await until(lambda: any(" built items=" in p.log for p in procs), "the edition built", logs=procs)
+            await until(lambda: len(smtp.messages) >= n, "the edition sent", logs=procs)
+            for p in procs:
+                assert await p.stop() == 0, p.log
+    built = [line for p in procs for line in p.lines if " built items=" in line]
+    assert len(built) == 1 and built[0].endswith(" built items=15"), built
     assert sorted(len(ids) for ids in by_recipient(smtp.messages).values()) == [1] * n
 
 
