@@ -847,13 +847,16 @@ def feeds() -> None:
 
 
 @feeds.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Include disabled and removed feeds.")
+@click.option("--all", "show_all", is_flag=True, help="Include removed feeds.")
 @pass_app
 def feeds_list(app: App, show_all: bool) -> None:
-    rows = app.reader.list_feeds(active_only=not show_all)
+    # A feed its publisher stopped (410) is listed until the operator removes it: it is news to them.
+    rows = [f for f in app.reader.list_feeds() if show_all or f.active or f.stopped]
     for f in rows:
-        state = "active" if f.active else ("gone (410)" if f.last_status == 410 else "disabled")
-        nxt = f.next_poll_at.strftime("%Y-%m-%d %H:%M UTC") if f.next_poll_at else "now"
+        if f.active:
+            state, nxt = "active", f.next_poll_at.strftime("%Y-%m-%d %H:%M UTC") if f.next_poll_at else "now"
+        else:  # not polled again, whatever time the last poll set
+            state, nxt = ("STOPPED: gone (410)" if f.stopped else "removed"), "-"
         err = f"  error: {f.last_error}" if f.last_error else ""
         # The outlet an edition cites it as: the configured name, else the one its title and site give.
         click.echo(
