@@ -858,9 +858,12 @@ def feeds_list(app: App, show_all: bool) -> None:
         else:  # not polled again, whatever time the last poll set
             state, nxt = ("STOPPED: gone (410)" if f.stopped else "removed"), "-"
         err = f"  error: {f.last_error}" if f.last_error else ""
+        filed = app.settings.filed_section(f.section)
+        if f.section is not None and filed is None:  # an old OPML folder, or a section since dropped
+            filed = f"rules: {f.section!r} is no section"
         # The outlet an edition cites it as: the configured name, else the one its title and site give.
         click.echo(
-            f"{f.url}  [{f.section or 'rules'}]  {state}  last={f.last_status or '-'}  "
+            f"{f.url}  [{filed or 'rules'}]  {state}  last={f.last_status or '-'}  "
             f"next={nxt}  failures={f.consecutive_failures}  as {f.display_name!r}{err}"
         )
     click.echo(f"{len(rows)} feeds")
@@ -908,20 +911,36 @@ def feeds_import(app: App, path: str) -> None:
     from digest.opml import parse_opml
 
     entries = parse_opml(Path(path).read_bytes(), source=path)
-    known = set(app.settings.section_names)
-    added = skipped = 0
-    for spec, section in entries:
+    by_fold = {name.casefold(): name for name in app.settings.section_names}
+    added = refiled = skipped = 0
+    unknown: dict[str, list[str]] = {}  # folder -> its feeds, filed under the rules instead
+    for spec, folder in entries:
+        # A folder is a section of the config, named as it is there ("tech" is Tech, a former name
+        # its section now), or it is none: a section nobody can choose on /subscribe or with
+        # --sections must not be mailed to the readers of all sections alone (audit bug 2).
+        section = None if folder is None else by_fold.get(app.settings.current_section(folder).casefold())
         try:
             url = check_feed_url(spec.url, allow_private=app.settings.digest.allow_private_addresses)
+            if section is not None and app.store.refile_feed(url, section):  # imported before its section existed
+                click.echo(f"filed {url} under {section!r}")
+                refiled += 1
+                continue
             app.store.add_feed(FeedSpec(url=url, name=spec.name, section=section), now=app.clock())
         except FeedError as exc:
             click.echo(f"skipped {spec.url}: {exc.message}")
             skipped += 1
             continue
         added += 1
-        if section is not None and section not in known:
-            click.echo(f"note: section {section!r} of {url} is not in the config; it is shown after the others")
-    click.echo(f"imported {added} feeds from {path} ({skipped} skipped)")
+        if folder is not None and section is None:
+            unknown.setdefault(folder, []).append(url)
+    for folder, urls in unknown.items():
+        click.echo(
+            f"note: folder {folder!r} ({len(urls)} feed{'s' if len(urls) != 1 else ''}) is no section of the "
+            f"config, so its items are filed by the section rules; to give it a section of its own, add "
+            f"[[sections]] name = {cfg.toml_value(folder)} to the config and import the file again"
+        )
+    again = f", {refiled} filed under their folder's section" if refiled else ""
+    click.echo(f"imported {added} feeds from {path} ({skipped} skipped{again})")
 
 
 @feeds.command("export")

@@ -648,6 +648,17 @@ class Settings:
         """A section name a subscriber chose, under the name the section has now."""
         return self.section_renames.get(name, name)
 
+    def filed_section(self, name: str | None) -> str | None:
+        """A stored feed's own section as a section of this config: under its name now ([[sections]]
+        formerly), or None when no section has it (an OPML folder imported before this digest filed
+        such feeds under the rules, a section since dropped). Its items then go by the rules, as for a
+        feed with no section: a section no subscriber can choose is never mailed to all-sections
+        readers alone."""
+        if name is None:
+            return None
+        name = self.current_section(name)
+        return name if name in self.section_names else None
+
     def chosen_now(self, chosen: Sequence[str] | None) -> tuple[str, ...] | None:
         """A subscriber's stored choice under the names the sections have now, each once, in the
         order chosen; None (all sections) stays None. Every reader of a stored choice goes through

@@ -4,10 +4,13 @@ real SQLite files and a real feed server on loopback, read as an operator reads 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 from httpservers import FeedServer
-from test_faults import cli, poll, rss, write_config
+from smtpservers import SmtpServer
+from test_faults import channel, cli, parts, poll, pub_date, write_config
+from test_faults import rss as rss
 
 # --------------------------------------------------------------------------- a feed gone (410)
 
@@ -58,3 +61,78 @@ async def test_a_failing_feed_is_one_tidy_line_in_status(tmp_path: Path) -> None
     why = "not a feed (the response body is empty); next try "
     assert line.startswith(f"  failing: {empty} (1x, last status 200): {why}"), line
     assert line.count(empty) == 1 and ".;" not in line
+
+
+# --------------------------------------------------------------------------- OPML folders
+
+
+def opml(*outlines: str) -> str:
+    return (
+        '<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head><body>'
+        + "".join(outlines)
+        + "</body></opml>"
+    )
+
+
+def gadgets() -> bytes:
+    """A feed whose one item no rule of the test's config files: its own section, or the fallback."""
+    item = (
+        "<item><title>A new phone is announced</title><link>https://gadgets.example/phone</link>"
+        f"<guid>https://gadgets.example/phone</guid><pubDate>{pub_date()}</pubDate>"
+        "<description>It folds.</description></item>"
+    )
+    return channel("Gadgets", "https://gadgets.example/", item)
+
+
+async def test_an_opml_folder_that_is_no_section_is_filed_by_the_rules_until_the_config_has_it(
+    tmp_path: Path,
+) -> None:
+    """Audit bug 2: an OPML folder "Tech" that the config lacks became a section that every
+    all-sections reader was mailed but that /subscribe, /p/ and `--sections Tech` refused. Now its
+    feeds go by the rules (the fallback here) and the import says how to make it a section; once
+    the config has it, importing again files them there, and it can be chosen everywhere."""
+    sections = '[[sections]]\nname = "World"\ncategories = ["World"]\n'
+    async with FeedServer() as srv, SmtpServer() as smtp:
+        url = srv.serve("/gadgets.xml", gadgets())
+        config = write_config(tmp_path, smtp_port=smtp.port)
+        config.write_text(config.read_text(encoding="utf-8") + sections, encoding="utf-8")
+        reader = tmp_path / "reader.opml"
+        reader.write_text(opml(f'<outline text="Tech"><outline type="rss" text="G" xmlUrl="{url}"/></outline>'))
+
+        imported = cli(config, "feeds", "import", str(reader))
+        assert imported.returncode == 0, imported.stderr
+        assert (
+            "note: folder 'Tech' (1 feed) is no section of the config, so its items are filed by the section "
+            'rules; to give it a section of its own, add [[sections]] name = "Tech" to the config and import '
+            "the file again"
+        ) in imported.stdout, imported.stdout
+        assert f"{url}  [rules]" in cli(config, "feeds", "list").stdout
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        sent = await asyncio.to_thread(cli, config, "send")
+        assert sent.returncode == 0, sent.stderr
+        [message] = smtp.messages
+        text, _ = parts(message.data)
+        assert "A new phone is announced" in text and "Other" in text and "Tech" not in text, text
+
+        # The operator adds the section and imports the file again: the feed is filed there.
+        config.write_text(config.read_text(encoding="utf-8") + '[[sections]]\nname = "Tech"\n', encoding="utf-8")
+        again = cli(config, "feeds", "import", str(reader))
+        assert f"filed {url} under 'Tech'" in again.stdout and "note:" not in again.stdout, again.stdout
+        assert f"{url}  [Tech]" in cli(config, "feeds", "list").stdout
+        chosen = cli(config, "subscribers", "add", "tech@example.org", "--sections", "Tech")
+        assert chosen.returncode == 0, chosen.stderr
+        explained = cli(config, "sections", "explain", "https://gadgets.example/phone")
+        assert "Tech" in explained.stdout, explained.stdout
+
+
+def test_a_feed_filed_under_a_section_the_config_lacks_goes_by_the_rules(tmp_path: Path) -> None:
+    """A database from before: an OPML import stored the folder "Tech" on the feed. Its items are
+    filed by the rules, not under a section nobody can choose, and `feeds list` says why."""
+    config = write_config(tmp_path)
+    reader = tmp_path / "reader.opml"
+    reader.write_text(opml('<outline type="rss" text="G" xmlUrl="https://gadgets.example/rss"/>'))
+    assert cli(config, "feeds", "import", str(reader)).returncode == 0
+    with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+        db.execute("UPDATE feeds SET section = 'Tech'")
+    listing = cli(config, "feeds", "list").stdout
+    assert "https://gadgets.example/rss  [rules: 'Tech' is no section]" in listing, listing

@@ -173,6 +173,24 @@ class FeedStore(StoreBase):
             )
             return _feed(new.one())
 
+    def refile_feed(self, url: str, section: str) -> bool:
+        """Give an active feed added by the CLI with no section of its own (an OPML import whose
+        folder was no section then) `section`; False when there is no such feed. The config's
+        feeds are the config's to file."""
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(t.feeds)
+                    .where(
+                        or_(t.feeds.c.url == url, t.feeds.c.origin_url == url),
+                        t.feeds.c.active.is_(True),
+                        t.feeds.c.from_config.is_(False),
+                        t.feeds.c.section.is_(None),
+                    )
+                    .values(section=section)
+                ).rowcount
+            )
+
     def remove_feed(self, url: str) -> bool:
         """Stop polling a feed. Its items stay, because open editions may still reference them.
 
