@@ -1082,10 +1082,13 @@ def _sections_option(app: App, value: str | None) -> tuple[str, ...] | None:
 def _known_sections(app: App, chosen: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """The names, each checked against the config; a section's former name stands for the section."""
     names = tuple(dict.fromkeys(app.settings.current_section(s) for s in chosen))
+    known = app.settings.section_names
     for s in names:
-        if s not in app.settings.section_names:
+        if s not in known:
+            meant = cfg.close_match(s, known)
             raise SubscriberError(
-                f"{s!r} is not a section.", hint="Known sections: " + ", ".join(app.settings.section_names)
+                f"{s!r} is not a section" + (f" (did you mean {meant!r}?)." if meant else "."),
+                hint="Known sections: " + ", ".join(known),
             )
     return names
 
@@ -1274,30 +1277,47 @@ def _show_deliveries(app: App, subscriber_id: int, strikes: int) -> None:
 def subscribers_import(app: App, path: str) -> None:
     """Add or update subscribers from a CSV file (email,name,sections,timezone[,status]); all or nothing."""
     from digest.addresses import validate_email
-    from digest.roster import NOTHING_IMPORTED, read_csv
+    from digest.roster import NOTHING_IMPORTED, read_roster
     from digest.store.subscribers import ImportRow
 
-    rows = read_csv(read_csv_text(path), source=path)
+    rows, problems = read_roster(read_csv_text(path), source=path)
     checked: list[ImportRow] = []
     first_line: dict[str, int] = {}
     for row in rows:  # validate everything first, so a typo on line 900 imports nothing
+
+        def bad(message: str, hint: str = f"Fix that line; {NOTHING_IMPORTED}.", *, line: int = row.line) -> None:
+            problems.append((line, SubscriberError(message, hint=hint)))
+
         try:
             email = validate_email(row.email)
+        except SubscriberError as exc:
+            bad(f"{path} line {row.line}: {exc.message}")
+            continue
+        # Which of two lines was meant cannot be told (one may say unsubscribed, the other not).
+        if (earlier := first_line.setdefault(email, row.line)) != row.line:
+            bad(
+                f"{path} lines {earlier} and {row.line} both give the address {email}.",
+                f"Keep one of the two lines; {NOTHING_IMPORTED}.",
+            )
+            continue
+        try:
             sections = _known_sections(app, row.sections) if row.sections else None
             if row.timezone:
                 cfg.check_timezone("timezone", row.timezone)
         except (SubscriberError, ConfigError) as exc:
-            raise SubscriberError(
-                f"{path} line {row.line}: {exc.message}", hint=f"Fix that line; {NOTHING_IMPORTED}."
-            ) from None
-        # Which of two lines was meant cannot be told (one may say unsubscribed, the other not).
-        if (earlier := first_line.setdefault(email, row.line)) != row.line:
-            raise SubscriberError(
-                f"{path} lines {earlier} and {row.line} both give the address {email}.",
-                hint=f"Keep one of the two lines; {NOTHING_IMPORTED}.",
-            )
+            bad(f"{path} line {row.line}: {exc.message}")
+            continue
         checked.append(
             ImportRow(email=email, name=row.name, sections=sections, timezone=row.timezone, status=row.status)
+        )
+    if len(problems) == 1:
+        raise problems[0][1]
+    if problems:  # every row to fix in one run, in the file's order, then the one error line
+        for _, problem in sorted(problems, key=lambda p: p[0]):
+            click.echo(problem.message, err=True)
+        raise SubscriberError(
+            f"{path}: {len(problems)} rows cannot be imported (each is named above).",
+            hint=f"Fix those lines; {NOTHING_IMPORTED}.",
         )
     counts = app.store.import_subscribers(checked, now=app.clock())
     click.echo(

@@ -107,10 +107,33 @@ def check_timezone(key: str, value: Any) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
+        meant = _zone_meant(name)
         raise ConfigError(
-            f"{key} = {name!r} is not an IANA time zone.", hint="Use a name like 'Europe/Moscow' or 'UTC'."
+            f"{key} = {name!r} is not an IANA time zone" + (f" (did you mean {meant!r}?)." if meant else "."),
+            hint="Use a name like 'Europe/Moscow' or 'UTC', written as the tz database writes it.",
         ) from None
     return name
+
+
+def _zone_meant(name: str) -> str | None:
+    """The tz database's zone a miswritten one stands for: the same name in other case
+    ("europe/moscow"), or with spaces for underscores ("America/New York")."""
+    import zoneinfo
+
+    wanted = name.strip().replace(" ", "_").casefold()
+    return next((z for z in sorted(zoneinfo.available_timezones()) if z.casefold() == wanted), None)
+
+
+def close_match(name: str, known: Sequence[str]) -> str | None:
+    """The one of `known` that `name` was meant to be: the same but for case ("sports" for
+    "Sports"), else the closest spelling ("Wrold" for "World", "sports" for "Sport"), if any is close."""
+    import difflib
+
+    folded = {k.casefold(): k for k in known}
+    if name.casefold() in folded:
+        return folded[name.casefold()]
+    found = difflib.get_close_matches(name.casefold(), list(folded), n=1, cutoff=0.75)
+    return folded[found[0]] if found else None
 
 
 def check_hhmm(key: str, value: Any) -> time:

@@ -136,3 +136,54 @@ def test_a_feed_filed_under_a_section_the_config_lacks_goes_by_the_rules(tmp_pat
         db.execute("UPDATE feeds SET section = 'Tech'")
     listing = cli(config, "feeds", "list").stdout
     assert "https://gadgets.example/rss  [rules: 'Tech' is no section]" in listing, listing
+
+
+# --------------------------------------------------------------------------- CSV import
+
+
+def test_a_csv_import_names_every_bad_row_at_once_with_what_was_meant(tmp_path: Path) -> None:
+    """Audit: four bad rows took four runs, each with no suggestion. Now one run names them all,
+    in the file's order, each with its line and the section or zone meant; nothing is imported."""
+    config = write_config(tmp_path, subscribers=())
+    config.write_text(
+        config.read_text(encoding="utf-8") + '[[sections]]\nname = "World"\n[[sections]]\nname = "Sport"\n'
+    )
+    roster = tmp_path / "subs.csv"
+    roster.write_text(
+        "email,name,sections,timezone\n"
+        "good@example.org,Good,World,Europe/Paris\n"
+        "a@example.org,A,Wrold,\n"
+        "b@example.org,B,sports,\n"
+        "c@example.org,C,,europe/moscow\n"
+        "d@example.org,D,World,,extra\n"
+        "a@example.org,A again,,\n",
+        encoding="utf-8",
+    )
+    result = cli(config, "subscribers", "import", str(roster))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"{roster} line 3: 'Wrold' is not a section (did you mean 'World'?).",
+        f"{roster} line 4: 'sports' is not a section (did you mean 'Sport'?).",
+        f"{roster} line 5: timezone = 'europe/moscow' is not an IANA time zone (did you mean 'Europe/Moscow'?).",
+        f"{roster} line 6 has 5 cells where the first line names 4 columns.",
+        f"{roster} lines 3 and 7 both give the address a@example.org.",
+        f"error: {roster}: 5 rows cannot be imported (each is named above).",
+        "  hint: Fix those lines; nothing was imported.",
+    ], result.stderr
+    assert "good@example.org" not in cli(config, "subscribers", "list").stdout
+
+    # One bad row stays one error line, with the suggestion; `subscribers add` suggests alike.
+    roster.write_text("email,sections\nx@example.org,wORLD\n", encoding="utf-8")
+    one = cli(config, "subscribers", "import", str(roster))
+    assert f"error: {roster} line 2: 'wORLD' is not a section (did you mean 'World'?)." in one.stderr
+    added = cli(config, "subscribers", "add", "y@example.org", "--sections", "Wrold")
+    assert "error: 'Wrold' is not a section (did you mean 'World'?)." in added.stderr
+
+
+def test_a_csv_separated_by_semicolons_is_told_to_use_commas(tmp_path: Path) -> None:
+    config = write_config(tmp_path, subscribers=())
+    roster = tmp_path / "excel.csv"
+    roster.write_text("email;name;sections;timezone\na@example.org;A;;\n", encoding="utf-8")
+    result = cli(config, "subscribers", "import", str(roster))
+    assert result.returncode == 1
+    assert "separates its columns with ';'" in result.stderr and "separate columns with commas" in result.stderr
