@@ -792,9 +792,38 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Cannot read {path}: {exc}.") from exc
-    settings = from_mapping(raw, env=os.environ if env is None else env, path=path.resolve())
+    try:
+        settings = from_mapping(raw, env=os.environ if env is None else env, path=path.resolve())
+    except ConfigError as exc:
+        raise located(exc, path) from None
     _warn_relative_database(settings)  # every command loads the config first: said at its start
     return settings
+
+
+_ENTRY = re.compile(r"\b(feeds|subscribers|sections) #(\d+)")
+
+
+def located(exc: ConfigError, path: Path | None) -> ConfigError:
+    """`exc` with the line of the config file where the entry it names ("feeds #13") begins: the
+    13th `[[feeds]]` header, found by scanning the file, since TOML parsers keep no positions. Still
+    one line; unchanged when the entry is not written as a [[table]] (an inline array) or the file
+    cannot be read again."""
+    found = _ENTRY.search(exc.message)
+    if path is None or found is None:
+        return exc
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return exc
+    header = re.compile(r"\s*\[\[\s*" + found.group(1) + r"\s*\]\]")
+    wanted, seen = int(found.group(2)), 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if header.match(line):
+            seen += 1
+            if seen == wanted:
+                # After the message, whole: its words stay as every other place says them.
+                return type(exc)(f"{exc.message} ({found.group(0)}: {path.name} line {number})", hint=exc.hint)
+    return exc
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[tuple[str, str], tuple[str, str]]:
@@ -1356,7 +1385,10 @@ def check_secrets(settings: Settings) -> None:
     # after an upgrade for a feed whose polls fail on their own (each poll records why).
     if not settings.digest.allow_private_addresses:
         for i, feed in enumerate(settings.feeds, start=1):
-            _check_public(f"feeds #{i}", feed.url)
+            try:
+                _check_public(f"feeds #{i}", feed.url)
+            except ConfigError as exc:
+                raise located(exc, settings.path) from None
 
 
 def link_problem(settings: Settings) -> str | None:

@@ -187,3 +187,23 @@ def test_a_csv_separated_by_semicolons_is_told_to_use_commas(tmp_path: Path) -> 
     result = cli(config, "subscribers", "import", str(roster))
     assert result.returncode == 1
     assert "separates its columns with ';'" in result.stderr and "separate columns with commas" in result.stderr
+
+
+# --------------------------------------------------------------------------- config errors
+
+
+def test_a_config_error_names_the_line_of_the_entry_it_counts(tmp_path: Path) -> None:
+    """Audit: "error: feeds #13.url is missing" made the operator count 30 [[feeds]] tables."""
+    config = write_config(tmp_path)
+    feeds = "".join(f'\n[[feeds]]\nurl = "https://news{i}.example.org/rss"\n' for i in range(12))
+    config.write_text(
+        config.read_text(encoding="utf-8") + feeds + '\n[[feeds]]\nname = "No address"\n', encoding="utf-8"
+    )
+    lines = config.read_text(encoding="utf-8").splitlines()
+    thirteenth = [n for n, text in enumerate(lines, start=1) if text == "[[feeds]]"][12]
+    result = cli(config, "check-config")
+    assert result.returncode == 1
+    [error] = [text for text in result.stderr.splitlines() if text.startswith("error: ")]
+    assert error == (
+        f"error: feeds #13.url is missing: every feed needs a url. (feeds #13: digest.toml line {thirteenth})"
+    ), result.stderr
