@@ -7,6 +7,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+from conftest import CORPUS_ABSENT, corpus_dir
 from httpservers import FeedServer
 from smtpservers import SmtpServer
 from test_faults import channel, cli, parts, poll, pub_date, write_config
@@ -207,3 +209,32 @@ def test_a_config_error_names_the_line_of_the_entry_it_counts(tmp_path: Path) ->
     assert error == (
         f"error: feeds #13.url is missing: every feed needs a url. (feeds #13: digest.toml line {thirteenth})"
     ), result.stderr
+
+
+# --------------------------------------------------------------------------- an HTML page as a feed
+
+
+async def test_an_html_page_given_as_a_feed_names_the_feed_it_links(tmp_path: Path) -> None:
+    """Audit: "not a feed (looks like an HTML page)" gave no next step, though the corpus's heise
+    page names its feed in <link rel="alternate">. Served as it is over HTTP, polled for real."""
+    corpus = corpus_dir()
+    if corpus is None:
+        pytest.skip(CORPUS_ABSENT)
+    page = (corpus / "feeds" / "hostile" / "feedreader_html_heise.html").read_bytes()
+    relative = b'<html><head><link rel="alternate" type="application/rss+xml" href="/feeds/all.rss"></head></html>'
+    async with FeedServer() as srv:
+        html = {"Content-Type": "text/html; charset=utf-8"}
+        heise = srv.serve("/heise.html", page, headers=html)
+        home = srv.serve("/home/", relative, headers=html)
+        bare = srv.serve("/bare.html", b"<html><body><p>No feed here</p></body></html>", headers=html)
+        config = write_config(tmp_path, feed_url=heise, tail=f'[[feeds]]\nurl = "{home}"\n[[feeds]]\nurl = "{bare}"\n')
+        polled = await asyncio.to_thread(poll, config)
+    out = polled.stdout + polled.stderr
+    assert (
+        "not a feed (looks like an HTML page); this page names its feed: https://www.heise.de/rss/heise-atom.xml; "
+        "use that as the feed's url"
+    ) in out, out
+    assert f"this page names its feed: {srv.url('/feeds/all.rss')}; use that" in out  # resolved against the page
+    status = cli(config, "status").stdout
+    assert "this page names its feed: https://www.heise.de/rss/heise-atom.xml" in status, status
+    assert f"failing: {bare} (1x, last status 200): not a feed (looks like an HTML page); next try" in status
