@@ -396,6 +396,8 @@ def check_config(app: App, smtp: bool) -> None:
         click.echo("outlets: " + ", ".join(f"{o.site} = {o.name}" for o in settings.outlets))
     if problem := cfg.link_problem(settings):  # mail would go out, with links that fail its readers
         click.echo(f"warning: {problem}", err=True)
+    if examples := cfg.example_entries(settings):  # `digest init`'s examples, kept by mistake
+        click.echo(f"warning: {examples}", err=True)
     click.echo("config OK")
     if smtp:
         _check_smtp(settings)
@@ -627,6 +629,8 @@ def _warn_of_links(app: App) -> None:
     mail goes out, not only by check-config, which an operator may never have run."""
     if problem := cfg.link_problem(app.settings):
         log.warning("%s", problem)
+    if examples := cfg.example_entries(app.settings):
+        log.warning("%s", examples)
 
 
 def _check_sendable(app: App, store: Store, day: date | None) -> None:

@@ -1391,6 +1391,45 @@ def check_secrets(settings: Settings) -> None:
                 raise located(exc, settings.path) from None
 
 
+# RFC 2606 and RFC 6761: names reserved for documentation and tests, which no real site or mailbox
+# has. `digest init` and the README's examples use them.
+_EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
+_EXAMPLE_TLDS = ("example", "test", "invalid")
+
+
+def is_example_host(host: str) -> bool:
+    """Whether a host name (of a feed URL or an address's domain) is reserved for examples."""
+    host = host.strip().rstrip(".").lower()
+    return host.rpartition(".")[2] in _EXAMPLE_TLDS or any(
+        host == d or host.endswith("." + d) for d in _EXAMPLE_DOMAINS
+    )
+
+
+def example_entries(settings: Settings, *, named: int = 3) -> str | None:
+    """The config's feeds and subscribers on names reserved for examples (RFC 2606), or None: left
+    from `digest init` or the README, they poll hosts that do not exist and mail no one. A warning,
+    not a refusal: a rehearsal or a test site may use them on purpose."""
+
+    def some(found: list[str]) -> str:
+        return ", ".join(found[:named]) + (f" and {len(found) - named} more" if len(found) > named else "")
+
+    from urllib.parse import urlsplit  # only here: config stays cheap to import
+
+    feeds = [f.url for f in settings.feeds if is_example_host(urlsplit(f.url).hostname or "")]
+    readers = [s.email for s in settings.subscribers if is_example_host(s.email.rpartition("@")[2])]
+    parts = [
+        *([f"feeds {some(feeds)} poll hosts that do not exist"] if feeds else []),
+        *([f"subscribers {some(readers)} are mailed at addresses no one reads"] if readers else []),
+    ]
+    if not parts:
+        return None
+    return (
+        "example entries (names reserved by RFC 2606) are still in the config: "
+        + "; ".join(parts)
+        + "; replace them with your own feeds and readers, or delete them."
+    )
+
+
 def link_problem(settings: Settings) -> str | None:
     """Why the links every email carries under [digest] base_url (one-click unsubscribe, preferences,
     the edition page) will not serve its readers, or None: unset (the default names this machine),

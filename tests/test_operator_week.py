@@ -238,3 +238,41 @@ async def test_an_html_page_given_as_a_feed_names_the_feed_it_links(tmp_path: Pa
     status = cli(config, "status").stdout
     assert "this page names its feed: https://www.heise.de/rss/heise-atom.xml" in status, status
     assert f"failing: {bare} (1x, last status 200): not a feed (looks like an HTML page); next try" in status
+
+
+# --------------------------------------------------------------------------- digest init's examples
+
+
+def test_check_config_and_send_warn_of_the_example_feeds_and_readers_init_writes(tmp_path: Path) -> None:
+    """Audit: `digest init` writes live example feeds (news.example.org) and subscribers
+    (editor@example.org), and check-config said "config OK" with them: kept, they poll hosts that do
+    not exist and mail example.org. A warning (still OK: a rehearsal may mean them)."""
+    config = tmp_path / "digest.toml"
+    assert cli(None, "init", "--path", str(config)).returncode == 0
+    checked = cli(config, "check-config")
+    assert checked.returncode == 0 and "config OK" in checked.stdout, checked.stderr
+    [warning] = [line for line in checked.stderr.splitlines() if "RFC 2606" in line]
+    assert warning == (
+        "warning: example entries (names reserved by RFC 2606) are still in the config: feeds "
+        "https://news.example.org/rss/world.xml, https://sport.example.org/feed.atom poll hosts that do not exist; "
+        "subscribers editor@example.org, analyst@example.org are mailed at addresses no one reads; replace them "
+        "with your own feeds and readers, or delete them."
+    ), checked.stderr
+
+    # Real names: nothing to say.
+    own = config.read_text(encoding="utf-8").replace("example.org", "gazette.ru")
+    config.write_text(own, encoding="utf-8")
+    assert "RFC 2606" not in cli(config, "check-config").stderr
+
+
+async def test_a_send_logs_the_example_entries_it_mails(tmp_path: Path) -> None:
+    async with FeedServer() as srv, SmtpServer() as smtp:
+        config = write_config(
+            tmp_path, feed_url=srv.serve("/news.xml", rss()), smtp_port=smtp.port, subscribers=("reader@news.example",)
+        )
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        dry = await asyncio.to_thread(cli, config, "send", "--dry-run", str(tmp_path / "eml"))
+        assert dry.returncode == 0 and "RFC 2606" not in dry.stderr, dry.stderr  # a dry run mails no one
+        real = await asyncio.to_thread(cli, config, "send")
+    assert real.returncode == 0, real.stderr
+    assert "subscribers reader@news.example are mailed at addresses no one reads" in real.stderr, real.stderr
