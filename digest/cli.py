@@ -398,9 +398,32 @@ def check_config(app: App, smtp: bool) -> None:
         click.echo(f"warning: {problem}", err=True)
     if examples := cfg.example_entries(settings):  # `digest init`'s examples, kept by mistake
         click.echo(f"warning: {examples}", err=True)
+    for problem in _database_problems(settings):
+        click.echo(f"warning: {problem}", err=True)
     click.echo("config OK")
     if smtp:
         _check_smtp(settings)
+
+
+def _database_problems(settings: cfg.Settings) -> list[str]:
+    """What `digest status` says of this config against the subscribers' stored choices (sections
+    renamed without `formerly`, which `send` only counts as skipped): read from an existing SQLite
+    database, without writing to it or creating one; a cron operator may never run status."""
+    from digest.status import orphaned_choices
+
+    if settings.sqlite_file is None or not settings.sqlite_file.is_file():
+        return []  # none yet, or a server's (check-config must not wait on one that is down)
+    from digest.store import Store
+
+    try:
+        store = Store(settings.database_url)
+    except DigestError as exc:  # an older schema, a busy file: the command that needs it will say
+        return [f"the database {settings.sqlite_file} was not read: {exc.message}"]
+    try:
+        orphans = orphaned_choices(settings, store)
+    finally:
+        store.close()
+    return [orphans] if orphans else []
 
 
 def _check_smtp(settings: cfg.Settings) -> None:

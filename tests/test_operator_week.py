@@ -276,3 +276,30 @@ async def test_a_send_logs_the_example_entries_it_mails(tmp_path: Path) -> None:
         real = await asyncio.to_thread(cli, config, "send")
     assert real.returncode == 0, real.stderr
     assert "subscribers reader@news.example are mailed at addresses no one reads" in real.stderr, real.stderr
+
+
+# --------------------------------------------------------------------------- a section renamed without formerly
+
+
+def test_check_config_warns_of_chosen_sections_no_section_has_now(tmp_path: Path) -> None:
+    """Audit: after renaming "Sport" to "Sports" without `formerly`, check-config said OK and a
+    cron-run `send` said "1 skipped"; only `status` said why. check-config reads an existing
+    database (never creating one) and says what status says."""
+    config = write_config(tmp_path, subscribers=())
+    base = config.read_text(encoding="utf-8")
+    config.write_text(base + '[[sections]]\nname = "Sport"\n', encoding="utf-8")
+    fresh = cli(config, "check-config")
+    assert fresh.returncode == 0 and "chosen sections" not in fresh.stderr
+    assert not (tmp_path / "digest.sqlite").exists()  # checking created no database
+    assert cli(config, "subscribers", "add", "fan@example.org", "--sections", "Sport").returncode == 0
+
+    config.write_text(base + '[[sections]]\nname = "Sports"\n', encoding="utf-8")
+    checked = cli(config, "check-config")
+    assert checked.returncode == 0 and "config OK" in checked.stdout, checked.stderr
+    assert (
+        "warning: chosen sections that no section has: 'Sport' (1 subscriber); those subscribers get nothing "
+        'from them. If a section was renamed, add formerly = ["Sport"] to its [[sections]] entry.'
+    ) in checked.stderr.splitlines(), checked.stderr
+
+    config.write_text(base + '[[sections]]\nname = "Sports"\nformerly = ["Sport"]\n', encoding="utf-8")
+    assert "chosen sections" not in cli(config, "check-config").stderr
