@@ -396,9 +396,34 @@ def check_config(app: App, smtp: bool) -> None:
         click.echo("outlets: " + ", ".join(f"{o.site} = {o.name}" for o in settings.outlets))
     if problem := cfg.link_problem(settings):  # mail would go out, with links that fail its readers
         click.echo(f"warning: {problem}", err=True)
+    if examples := cfg.example_entries(settings):  # `digest init`'s examples, kept by mistake
+        click.echo(f"warning: {examples}", err=True)
+    for problem in _database_problems(settings):
+        click.echo(f"warning: {problem}", err=True)
     click.echo("config OK")
     if smtp:
         _check_smtp(settings)
+
+
+def _database_problems(settings: cfg.Settings) -> list[str]:
+    """What `digest status` says of this config against the subscribers' stored choices (sections
+    renamed without `formerly`, which `send` only counts as skipped): read from an existing SQLite
+    database, without writing to it or creating one; a cron operator may never run status."""
+    from digest.status import orphaned_choices
+
+    if settings.sqlite_file is None or not settings.sqlite_file.is_file():
+        return []  # none yet, or a server's (check-config must not wait on one that is down)
+    from digest.store import Store
+
+    try:
+        store = Store(settings.database_url)
+    except DigestError as exc:  # an older schema, a busy file: the command that needs it will say
+        return [f"the database {settings.sqlite_file} was not read: {exc.message}"]
+    try:
+        orphans = orphaned_choices(settings, store)
+    finally:
+        store.close()
+    return [orphans] if orphans else []
 
 
 def _check_smtp(settings: cfg.Settings) -> None:
@@ -650,6 +675,8 @@ def _warn_of_links(app: App) -> None:
     mail goes out, not only by check-config, which an operator may never have run."""
     if problem := cfg.link_problem(app.settings):
         log.warning("%s", problem)
+    if examples := cfg.example_entries(app.settings):
+        log.warning("%s", examples)
 
 
 def _check_sendable(app: App, store: Store, day: date | None) -> None:
@@ -870,17 +897,23 @@ def feeds() -> None:
 
 
 @feeds.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Include disabled and removed feeds.")
+@click.option("--all", "show_all", is_flag=True, help="Include removed feeds.")
 @pass_app
 def feeds_list(app: App, show_all: bool) -> None:
-    rows = app.reader.list_feeds(active_only=not show_all)
+    # A feed its publisher stopped (410) is listed until the operator removes it: it is news to them.
+    rows = [f for f in app.reader.list_feeds() if show_all or f.active or f.stopped]
     for f in rows:
-        state = "active" if f.active else ("gone (410)" if f.last_status == 410 else "disabled")
-        nxt = f.next_poll_at.strftime("%Y-%m-%d %H:%M UTC") if f.next_poll_at else "now"
+        if f.active:
+            state, nxt = "active", f.next_poll_at.strftime("%Y-%m-%d %H:%M UTC") if f.next_poll_at else "now"
+        else:  # not polled again, whatever time the last poll set
+            state, nxt = ("STOPPED: gone (410)" if f.stopped else "removed"), "-"
         err = f"  error: {f.last_error}" if f.last_error else ""
+        filed = app.settings.filed_section(f.section)
+        if f.section is not None and filed is None:  # an old OPML folder, or a section since dropped
+            filed = f"rules: {f.section!r} is no section"
         # The outlet an edition cites it as: the configured name, else the one its title and site give.
         click.echo(
-            f"{f.url}  [{f.section or 'rules'}]  {state}  last={f.last_status or '-'}  "
+            f"{f.url}  [{filed or 'rules'}]  {state}  last={f.last_status or '-'}  "
             f"next={nxt}  failures={f.consecutive_failures}  as {f.display_name!r}{err}"
         )
     click.echo(f"{len(rows)} feeds")
@@ -928,20 +961,36 @@ def feeds_import(app: App, path: str) -> None:
     from digest.opml import parse_opml
 
     entries = parse_opml(Path(path).read_bytes(), source=path)
-    known = set(app.settings.section_names)
-    added = skipped = 0
-    for spec, section in entries:
+    by_fold = {name.casefold(): name for name in app.settings.section_names}
+    added = refiled = skipped = 0
+    unknown: dict[str, list[str]] = {}  # folder -> its feeds, filed under the rules instead
+    for spec, folder in entries:
+        # A folder is a section of the config, named as it is there ("tech" is Tech, a former name
+        # its section now), or it is none: a section nobody can choose on /subscribe or with
+        # --sections must not be mailed to the readers of all sections alone (audit bug 2).
+        section = None if folder is None else by_fold.get(app.settings.current_section(folder).casefold())
         try:
             url = check_feed_url(spec.url, allow_private=app.settings.digest.allow_private_addresses)
+            if section is not None and app.store.refile_feed(url, section):  # imported before its section existed
+                click.echo(f"filed {url} under {section!r}")
+                refiled += 1
+                continue
             app.store.add_feed(FeedSpec(url=url, name=spec.name, section=section), now=app.clock())
         except FeedError as exc:
             click.echo(f"skipped {spec.url}: {exc.message}")
             skipped += 1
             continue
         added += 1
-        if section is not None and section not in known:
-            click.echo(f"note: section {section!r} of {url} is not in the config; it is shown after the others")
-    click.echo(f"imported {added} feeds from {path} ({skipped} skipped)")
+        if folder is not None and section is None:
+            unknown.setdefault(folder, []).append(url)
+    for folder, urls in unknown.items():
+        click.echo(
+            f"note: folder {folder!r} ({len(urls)} feed{'s' if len(urls) != 1 else ''}) is no section of the "
+            f"config, so its items are filed by the section rules; to give it a section of its own, add "
+            f"[[sections]] name = {cfg.toml_value(folder)} to the config and import the file again"
+        )
+    again = f", {refiled} filed under their folder's section" if refiled else ""
+    click.echo(f"imported {added} feeds from {path} ({skipped} skipped{again})")
 
 
 @feeds.command("export")
@@ -1083,10 +1132,13 @@ def _sections_option(app: App, value: str | None) -> tuple[str, ...] | None:
 def _known_sections(app: App, chosen: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """The names, each checked against the config; a section's former name stands for the section."""
     names = tuple(dict.fromkeys(app.settings.current_section(s) for s in chosen))
+    known = app.settings.section_names
     for s in names:
-        if s not in app.settings.section_names:
+        if s not in known:
+            meant = cfg.close_match(s, known)
             raise SubscriberError(
-                f"{s!r} is not a section.", hint="Known sections: " + ", ".join(app.settings.section_names)
+                f"{s!r} is not a section" + (f" (did you mean {meant!r}?)." if meant else "."),
+                hint="Known sections: " + ", ".join(known),
             )
     return names
 
@@ -1275,30 +1327,47 @@ def _show_deliveries(app: App, subscriber_id: int, strikes: int) -> None:
 def subscribers_import(app: App, path: str) -> None:
     """Add or update subscribers from a CSV file (email,name,sections,timezone[,status]); all or nothing."""
     from digest.addresses import validate_email
-    from digest.roster import NOTHING_IMPORTED, read_csv
+    from digest.roster import NOTHING_IMPORTED, read_roster
     from digest.store.subscribers import ImportRow
 
-    rows = read_csv(read_csv_text(path), source=path)
+    rows, problems = read_roster(read_csv_text(path), source=path)
     checked: list[ImportRow] = []
     first_line: dict[str, int] = {}
     for row in rows:  # validate everything first, so a typo on line 900 imports nothing
+
+        def bad(message: str, hint: str = f"Fix that line; {NOTHING_IMPORTED}.", *, line: int = row.line) -> None:
+            problems.append((line, SubscriberError(message, hint=hint)))
+
         try:
             email = validate_email(row.email)
+        except SubscriberError as exc:
+            bad(f"{path} line {row.line}: {exc.message}")
+            continue
+        # Which of two lines was meant cannot be told (one may say unsubscribed, the other not).
+        if (earlier := first_line.setdefault(email, row.line)) != row.line:
+            bad(
+                f"{path} lines {earlier} and {row.line} both give the address {email}.",
+                f"Keep one of the two lines; {NOTHING_IMPORTED}.",
+            )
+            continue
+        try:
             sections = _known_sections(app, row.sections) if row.sections else None
             if row.timezone:
                 cfg.check_timezone("timezone", row.timezone)
         except (SubscriberError, ConfigError) as exc:
-            raise SubscriberError(
-                f"{path} line {row.line}: {exc.message}", hint=f"Fix that line; {NOTHING_IMPORTED}."
-            ) from None
-        # Which of two lines was meant cannot be told (one may say unsubscribed, the other not).
-        if (earlier := first_line.setdefault(email, row.line)) != row.line:
-            raise SubscriberError(
-                f"{path} lines {earlier} and {row.line} both give the address {email}.",
-                hint=f"Keep one of the two lines; {NOTHING_IMPORTED}.",
-            )
+            bad(f"{path} line {row.line}: {exc.message}")
+            continue
         checked.append(
             ImportRow(email=email, name=row.name, sections=sections, timezone=row.timezone, status=row.status)
+        )
+    if len(problems) == 1:
+        raise problems[0][1]
+    if problems:  # every row to fix in one run, in the file's order, then the one error line
+        for _, problem in sorted(problems, key=lambda p: p[0]):
+            click.echo(problem.message, err=True)
+        raise SubscriberError(
+            f"{path}: {len(problems)} rows cannot be imported (each is named above).",
+            hint=f"Fix those lines; {NOTHING_IMPORTED}.",
         )
     counts = app.store.import_subscribers(checked, now=app.clock())
     click.echo(

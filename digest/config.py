@@ -107,10 +107,33 @@ def check_timezone(key: str, value: Any) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
+        meant = _zone_meant(name)
         raise ConfigError(
-            f"{key} = {name!r} is not an IANA time zone.", hint="Use a name like 'Europe/Moscow' or 'UTC'."
+            f"{key} = {name!r} is not an IANA time zone" + (f" (did you mean {meant!r}?)." if meant else "."),
+            hint="Use a name like 'Europe/Moscow' or 'UTC', written as the tz database writes it.",
         ) from None
     return name
+
+
+def _zone_meant(name: str) -> str | None:
+    """The tz database's zone a miswritten one stands for: the same name in other case
+    ("europe/moscow"), or with spaces for underscores ("America/New York")."""
+    import zoneinfo
+
+    wanted = name.strip().replace(" ", "_").casefold()
+    return next((z for z in sorted(zoneinfo.available_timezones()) if z.casefold() == wanted), None)
+
+
+def close_match(name: str, known: Sequence[str]) -> str | None:
+    """The one of `known` that `name` was meant to be: the same but for case ("sports" for
+    "Sports"), else the closest spelling ("Wrold" for "World", "sports" for "Sport"), if any is close."""
+    import difflib
+
+    folded = {k.casefold(): k for k in known}
+    if name.casefold() in folded:
+        return folded[name.casefold()]
+    found = difflib.get_close_matches(name.casefold(), list(folded), n=1, cutoff=0.75)
+    return folded[found[0]] if found else None
 
 
 def check_hhmm(key: str, value: Any) -> time:
@@ -648,6 +671,17 @@ class Settings:
         """A section name a subscriber chose, under the name the section has now."""
         return self.section_renames.get(name, name)
 
+    def filed_section(self, name: str | None) -> str | None:
+        """A stored feed's own section as a section of this config: under its name now ([[sections]]
+        formerly), or None when no section has it (an OPML folder imported before this digest filed
+        such feeds under the rules, a section since dropped). Its items then go by the rules, as for a
+        feed with no section: a section no subscriber can choose is never mailed to all-sections
+        readers alone."""
+        if name is None:
+            return None
+        name = self.current_section(name)
+        return name if name in self.section_names else None
+
     def chosen_now(self, chosen: Sequence[str] | None) -> tuple[str, ...] | None:
         """A subscriber's stored choice under the names the sections have now, each once, in the
         order chosen; None (all sections) stays None. Every reader of a stored choice goes through
@@ -758,9 +792,38 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Cannot read {path}: {exc}.") from exc
-    settings = from_mapping(raw, env=os.environ if env is None else env, path=path.resolve())
+    try:
+        settings = from_mapping(raw, env=os.environ if env is None else env, path=path.resolve())
+    except ConfigError as exc:
+        raise located(exc, path) from None
     _warn_relative_database(settings)  # every command loads the config first: said at its start
     return settings
+
+
+_ENTRY = re.compile(r"\b(feeds|subscribers|sections) #(\d+)")
+
+
+def located(exc: ConfigError, path: Path | None) -> ConfigError:
+    """`exc` with the line of the config file where the entry it names ("feeds #13") begins: the
+    13th `[[feeds]]` header, found by scanning the file, since TOML parsers keep no positions. Still
+    one line; unchanged when the entry is not written as a [[table]] (an inline array) or the file
+    cannot be read again."""
+    found = _ENTRY.search(exc.message)
+    if path is None or found is None:
+        return exc
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return exc
+    header = re.compile(r"\s*\[\[\s*" + found.group(1) + r"\s*\]\]")
+    wanted, seen = int(found.group(2)), 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if header.match(line):
+            seen += 1
+            if seen == wanted:
+                # After the message, whole: its words stay as every other place says them.
+                return type(exc)(f"{exc.message} ({found.group(0)}: {path.name} line {number})", hint=exc.hint)
+    return exc
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[tuple[str, str], tuple[str, str]]:
@@ -1322,7 +1385,49 @@ def check_secrets(settings: Settings) -> None:
     # after an upgrade for a feed whose polls fail on their own (each poll records why).
     if not settings.digest.allow_private_addresses:
         for i, feed in enumerate(settings.feeds, start=1):
-            _check_public(f"feeds #{i}", feed.url)
+            try:
+                _check_public(f"feeds #{i}", feed.url)
+            except ConfigError as exc:
+                raise located(exc, settings.path) from None
+
+
+# RFC 2606 and RFC 6761: names reserved for documentation and tests, which no real site or mailbox
+# has. `digest init` and the README's examples use them.
+_EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
+_EXAMPLE_TLDS = ("example", "test", "invalid")
+
+
+def is_example_host(host: str) -> bool:
+    """Whether a host name (of a feed URL or an address's domain) is reserved for examples."""
+    host = host.strip().rstrip(".").lower()
+    return host.rpartition(".")[2] in _EXAMPLE_TLDS or any(
+        host == d or host.endswith("." + d) for d in _EXAMPLE_DOMAINS
+    )
+
+
+def example_entries(settings: Settings, *, named: int = 3) -> str | None:
+    """The config's feeds and subscribers on names reserved for examples (RFC 2606), or None: left
+    from `digest init` or the README, they poll hosts that do not exist and mail no one. A warning,
+    not a refusal: a rehearsal or a test site may use them on purpose."""
+
+    def some(found: list[str]) -> str:
+        return ", ".join(found[:named]) + (f" and {len(found) - named} more" if len(found) > named else "")
+
+    from urllib.parse import urlsplit  # only here: config stays cheap to import
+
+    feeds = [f.url for f in settings.feeds if is_example_host(urlsplit(f.url).hostname or "")]
+    readers = [s.email for s in settings.subscribers if is_example_host(s.email.rpartition("@")[2])]
+    parts = [
+        *([f"feeds {some(feeds)} poll hosts that do not exist"] if feeds else []),
+        *([f"subscribers {some(readers)} are mailed at addresses no one reads"] if readers else []),
+    ]
+    if not parts:
+        return None
+    return (
+        "example entries (names reserved by RFC 2606) are still in the config: "
+        + "; ".join(parts)
+        + "; replace them with your own feeds and readers, or delete them."
+    )
 
 
 def link_problem(settings: Settings) -> str | None:

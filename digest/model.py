@@ -99,6 +99,14 @@ class Feed:
     interval_minutes: int | None = None
     title: str | None = None  # the feed's own title, used when no name is configured
     site_url: str | None = None  # the site the feed links to (its channel's <link>), naming its outlet
+    from_config: bool = False  # listed in the config file: only an edit there removes it
+
+    @property
+    def stopped(self) -> bool:
+        """Polling stopped because the publisher answered 410 Gone, and the operator has not yet
+        removed the feed: a gone feed keeps its failure count until its config entry is deleted or
+        `digest feeds remove` drops it (both zero it), so an overview can say which ones need them."""
+        return not self.active and self.last_status == 410 and self.consecutive_failures > 0
 
     @property
     def display_name(self) -> str:

@@ -28,6 +28,7 @@ from urllib.parse import urljoin
 import feedparser
 
 from digest import dates, summary_boilerplate
+from digest.discovery import feed_link
 from digest.errors import ParseError
 from digest.model import ParsedFeed, ParsedItem
 from digest.outlets import domain, linked_article, linked_site, outlet_name, read_on, site
@@ -326,6 +327,12 @@ def _not_a_feed(body: bytes, url: str, result: Any) -> ParseError:
             hint="The server compresses the feed twice or mislabels it; ask its owner to fix the headers.",
         )
     if _looks_like_html(body):
+        if named := feed_link(body, url):  # the page's own <link rel="alternate">: the next step, said
+            return ParseError(
+                f"{url}: not a feed (looks like an HTML page); this page names its feed: {named}; "
+                "use that as the feed's url.",
+                hint=f"Put {named} in the feed's [[feeds]] url, or `digest feeds add {named}`.",
+            )
         return ParseError(
             f"{url}: not a feed (looks like an HTML page).",
             hint="The URL may be the site's home page: look for its RSS or Atom link and use that.",

@@ -54,14 +54,32 @@ def check_name(name: str | None, *, subject: str) -> str | None:
 
 
 def read_csv(text: str, *, source: str = "CSV") -> list[RosterRow]:
-    """The rows of a subscriber CSV; a file the csv module cannot read is one SubscriberError.
+    """The rows of a subscriber CSV; a file the csv module cannot read, or its first bad row, is one
+    SubscriberError (`read_roster` gives every bad row)."""
+    rows, problems = read_roster(text, source=source)
+    if problems:
+        raise problems[0][1]
+    return rows
+
+
+def read_roster(text: str, *, source: str = "CSV") -> tuple[list[RosterRow], list[tuple[int, SubscriberError]]]:
+    """The good rows of a subscriber CSV and (its line, an error) for each bad one, so that one run names every
+    row to fix (an operator with four typos fixed one per run before). A file the csv module cannot
+    read past a point (a quote never closed), or without an email column, is one SubscriberError.
 
     Lines may end in CRLF (Windows), LF or a lone CR (Excel for Mac's "CSV (Macintosh)"): read with
     newline="" as the csv module asks, which also keeps a line break inside a quoted cell."""
     # strict: a quote left open would otherwise swallow the rest of its line (or of the file) into
     # one cell, and a name would silently carry the sections and time zone after it.
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), strict=True)
-    return list(_rows(_numbered(reader, source), source))
+    rows: list[RosterRow] = []
+    problems: list[tuple[int, SubscriberError]] = []
+    for row in _rows(_numbered(reader, source), source):
+        if isinstance(row, RosterRow):
+            rows.append(row)
+        else:
+            problems.append(row)
+    return rows, problems
 
 
 def _numbered(reader: Reader, source: str) -> Iterator[tuple[int, list[str]]]:
@@ -91,10 +109,19 @@ def _numbered(reader: Reader, source: str) -> Iterator[tuple[int, list[str]]]:
             yield start, cells
 
 
-def _rows(numbered: Iterator[tuple[int, list[str]]], source: str) -> Iterator[RosterRow]:
+def _rows(numbered: Iterator[tuple[int, list[str]]], source: str) -> Iterator[RosterRow | tuple[int, SubscriberError]]:
     _, header = next(numbered, (1, []))
     fields = [f.strip().lower() for f in header]
     if "email" not in fields:
+        if len(fields) == 1 and "email" in [f.strip() for f in fields[0].split(";")]:
+            # A European spreadsheet's "CSV": its list separator is ';', which a sections cell uses too,
+            # so the file cannot be read as it is without guessing which ';' separates what.
+            raise SubscriberError(
+                f"{source} separates its columns with ';' (first line: {clean_text(fields[0], limit=200)}); "
+                "separate columns with commas.",
+                hint="Save it as 'CSV UTF-8 (Comma delimited)' from your spreadsheet, sections still separated "
+                f"by ';' inside their cell; {NOTHING_IMPORTED}.",
+            )
         raise SubscriberError(
             f"{source} has no 'email' column (found: {clean_text(', '.join(fields), limit=200) or 'nothing'}).",
             hint="The first line must name the columns: email,name,sections,timezone",
@@ -102,35 +129,42 @@ def _rows(numbered: Iterator[tuple[int, list[str]]], source: str) -> Iterator[Ro
     for n, cells in numbered:
         if not any(c.strip() for c in cells):
             continue  # a spreadsheet's empty row: ",,,"
-        if len(cells) != len(fields):
-            raise SubscriberError(
-                f"{source} line {n} has {len(cells)} cells where the first line names {len(fields)} columns.",
-                hint='Quote a cell that holds a comma ("Smith, John") and give every column, empty if need be '
-                f"(someone@example.org,,,); {NOTHING_IMPORTED}.",
-            )
-        raw = dict(zip(fields, cells, strict=True))
-        email = raw["email"].strip()
-        if not email:
-            # Other cells filled and the address left out: a row the operator meant to import, which
-            # skipping would drop without a word (its other cells are not empty, or the row was skipped above).
-            raise SubscriberError(
-                f"{source} line {n} has no email address.",
-                hint=f"Fill in its email cell, or delete the line; {NOTHING_IMPORTED}.",
-            )
-        # A spreadsheet's cell may hold line breaks, tabs or a NUL (which PostgreSQL refuses).
-        name = clean_text(raw.get("name") or "") or None
-        status = _status(raw.get("status") or "", f"{source} line {n}")
-        sections = raw.get("sections") or ""
-        if sections.strip() == UNREADABLE and status in _NO_MAIL:
-            sections = ""  # they get no mail, so no choice is widened; an import must not stop on them
-        yield RosterRow(
-            line=n,
-            email=email,
-            name=check_name(name, subject=f"{source} line {n}: the name"),
-            sections=_sections(sections, email, f"{source} line {n}"),
-            timezone=(raw.get("timezone") or "").strip() or None,
-            status=status,
+        try:
+            yield _row(n, dict(zip(fields, cells, strict=False)), len(cells), len(fields), source)
+        except SubscriberError as exc:
+            yield n, exc
+
+
+def _row(n: int, raw: dict[str, str], cells: int, columns: int, source: str) -> RosterRow:
+    """One row of cells under the header's names, or SubscriberError naming its line."""
+    if cells != columns:
+        raise SubscriberError(
+            f"{source} line {n} has {cells} cells where the first line names {columns} columns.",
+            hint='Quote a cell that holds a comma ("Smith, John") and give every column, empty if need be '
+            f"(someone@example.org,,,); {NOTHING_IMPORTED}.",
         )
+    email = raw["email"].strip()
+    if not email:
+        # Other cells filled and the address left out: a row the operator meant to import, which
+        # skipping would drop without a word (its other cells are not empty, or the row was skipped above).
+        raise SubscriberError(
+            f"{source} line {n} has no email address.",
+            hint=f"Fill in its email cell, or delete the line; {NOTHING_IMPORTED}.",
+        )
+    # A spreadsheet's cell may hold line breaks, tabs or a NUL (which PostgreSQL refuses).
+    name = clean_text(raw.get("name") or "") or None
+    status = _status(raw.get("status") or "", f"{source} line {n}")
+    sections = raw.get("sections") or ""
+    if sections.strip() == UNREADABLE and status in _NO_MAIL:
+        sections = ""  # they get no mail, so no choice is widened; an import must not stop on them
+    return RosterRow(
+        line=n,
+        email=email,
+        name=check_name(name, subject=f"{source} line {n}: the name"),
+        sections=_sections(sections, email, f"{source} line {n}"),
+        timezone=(raw.get("timezone") or "").strip() or None,
+        status=status,
+    )
 
 
 def _sections(cell: str, email: str, where: str) -> tuple[str, ...] | None:

@@ -427,7 +427,9 @@ def _match_rule(rule: Rule, item: _Item) -> tuple[int, list[str]] | None:
         pattern = _url_match(rule.url_patterns, item.path) if item.path else None
         if pattern is None:
             return None
-        reasons.append(f"URL path '{item.path}' matches pattern '{pattern}'")
+        # One verb per reason: "<reasons> match(es) section X" follows ("URL path ... matches pattern
+        # ... matches section ..." read as a stutter).
+        reasons.append(f"URL pattern '{pattern}' (in the path '{item.path}')")
     weight = 0
     possible = item.text.possible
     for group in ((rule.keywords,) if rule.keywords else ()) + rule.keyword_groups:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from digest import schedule, unsubscribes
 from digest.config import Settings, toml_value
+from digest.model import Feed
 from digest.store import Store
 from digest.store.workers import STALE_AFTER
 
@@ -33,17 +34,18 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
         lines.append("daemon: not running")
     lines += _workers(store, now=now)
 
-    feeds = store.list_feeds(active_only=True)
+    every = store.list_feeds()
+    feeds = [f for f in every if f.active]
+    stopped = [f for f in every if f.stopped]
     upcoming = [f.next_poll_at for f in feeds if f.next_poll_at]
     due_now = sum(1 for f in feeds if f.next_poll_at is None or f.next_poll_at <= now)
     nxt = min(upcoming) if upcoming else None
-    lines.append(f"feeds: {len(feeds)} active, {due_now} due now, next poll {_when(nxt) if due_now == 0 else 'now'}")
-    failing = [f for f in feeds if f.consecutive_failures]
-    for f in failing:
-        lines.append(
-            f"  failing: {f.url} ({f.consecutive_failures}x, last status {f.last_status or '-'}): "
-            f"{f.last_error}; next try {_when(f.next_poll_at)}"
-        )
+    gone = f", {len(stopped)} stopped (410 Gone)" if stopped else ""
+    lines.append(
+        f"feeds: {len(feeds)} active{gone}, {due_now} due now, next poll {_when(nxt) if due_now == 0 else 'now'}"
+    )
+    lines += [_stopped_line(f) for f in stopped]
+    lines += [_failing_line(f) for f in feeds if f.consecutive_failures]
 
     zones = store.timezones_in_use(settings.digest.timezone) or [settings.digest.timezone]
     lines.append("editions:")
@@ -72,6 +74,28 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
     if kept:  # the web app could not write them while the database was busy; applied on the next write
         lines.append(f"unsubscribes waiting for the database: {len(kept)} ({unsubscribes.spool_path(settings)})")
     return "\n".join(lines)
+
+
+def _stopped_line(feed: Feed) -> str:
+    """A feed its publisher removed (410 Gone), which is never polled again: what the operator does."""
+    todo = (
+        "delete its [[feeds]] entry from the config (or give the feed's new address there)"
+        if feed.from_config
+        else f"`digest feeds remove {feed.url}` (and `digest feeds add NEW-URL` if it moved)"
+    )
+    return f"  stopped: {feed.url}: the publisher answered 410 Gone on {_when(feed.last_polled_at)}; {todo}"
+
+
+def _failing_line(feed: Feed) -> str:
+    """One failing feed: its URL once, then why (a fetch error names the URL it failed on: said once)."""
+    why = (feed.last_error or "no error recorded").strip()
+    for prefix in (f"{feed.url}: ", f"{feed.url} "):
+        why = why.removeprefix(prefix)
+    why = why.rstrip(".")
+    return (
+        f"  failing: {feed.url} ({feed.consecutive_failures}x, last status {feed.last_status or '-'}): "
+        f"{why}; next try {_when(feed.next_poll_at)}"
+    )
 
 
 def _zone_editions(

@@ -79,7 +79,8 @@ def test_a_rules_url_patterns_name_the_first_listed_that_matches(
     if first is None:
         assert got.section == "Other"
     else:
-        assert got.section == "Sport" and f"matches pattern '{first}'" in got.reason, got
+        # One verb: not "URL path '...' matches pattern '...' matches section 'Sport'".
+        assert got.reason.startswith(f"URL pattern '{first}' (in the path '{path}') matches section 'Sport'"), got
 
 
 def test_a_url_pattern_beats_a_keyword() -> None:

@@ -79,7 +79,7 @@ def classify_item(settings: Settings, item: Item) -> Classification:
         title=item.title,
         url=item.url,
         categories=item.categories,
-        feed_section=item.feed_section,
+        feed_section=settings.filed_section(item.feed_section),
         sections=settings.sections,
         fallback=settings.digest.fallback_section,
         summary=item.summary_text,

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from sqlalchemy import Connection, Dialect, Engine, Row, Update, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Dialect, Engine, Row, Update, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from digest.errors import FeedError, remote_words
@@ -142,8 +142,12 @@ class FeedStore(StoreBase):
                 )
             # Config feeds no longer listed (the feeds read above, as just synced; new ones are listed).
             stale = [feed[0] for feed in feeds if feed[6] and feed[1] not in listed]
-            if stale:
-                conn.execute(update(t.feeds).where(t.feeds.c.id.in_(stale)).values(active=False, from_config=False))
+            if stale:  # no failure streak left: a gone feed deleted from the config is no longer "stopped"
+                conn.execute(
+                    update(t.feeds)
+                    .where(t.feeds.c.id.in_(stale))
+                    .values(active=False, from_config=False, consecutive_failures=0)
+                )
 
     def add_feed(self, spec: FeedSpec, *, now: datetime) -> Feed:
         with self.engine.begin() as conn:
@@ -170,11 +174,30 @@ class FeedStore(StoreBase):
             )
             return _feed(new.one())
 
+    def refile_feed(self, url: str, section: str) -> bool:
+        """Give an active feed added by the CLI with no section of its own (an OPML import whose
+        folder was no section then) `section`; False when there is no such feed. The config's
+        feeds are the config's to file."""
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(t.feeds)
+                    .where(
+                        or_(t.feeds.c.url == url, t.feeds.c.origin_url == url),
+                        t.feeds.c.active.is_(True),
+                        t.feeds.c.from_config.is_(False),
+                        t.feeds.c.section.is_(None),
+                    )
+                    .values(section=section)
+                ).rowcount
+            )
+
     def remove_feed(self, url: str) -> bool:
         """Stop polling a feed. Its items stay, because open editions may still reference them.
 
         A feed the config lists is refused: the next sync would bring it back, and "removed" must
-        mean removed.
+        mean removed. A feed the publisher stopped (410 Gone, `Feed.stopped`) is removed too: it is
+        no longer polled, but `digest status` names it until the operator says it may go.
         """
         with self.engine.begin() as conn:
             listed = conn.scalar(
@@ -190,8 +213,14 @@ class FeedStore(StoreBase):
             return bool(
                 conn.execute(
                     update(t.feeds)
-                    .where(or_(t.feeds.c.url == url, t.feeds.c.origin_url == url), t.feeds.c.active.is_(True))
-                    .values(active=False, from_config=False)
+                    .where(
+                        or_(t.feeds.c.url == url, t.feeds.c.origin_url == url),
+                        or_(
+                            t.feeds.c.active.is_(True),
+                            and_(t.feeds.c.last_status == 410, t.feeds.c.consecutive_failures > 0),
+                        ),
+                    )
+                    .values(active=False, from_config=False, consecutive_failures=0)
                 ).rowcount
             )
 
