@@ -903,26 +903,41 @@ class Renderer:
         try:
             return self._env(language).get_template(name).render(context)
         except jinja2.TemplateNotFound as exc:
-            raise TemplateError(f"Template {exc.name} was not found in {', '.join(map(str, self._dirs))}.") from exc
+            raise TemplateError(
+                f"Template {exc.name} was not found in {', '.join(map(str, self._dirs))}.",
+                hint=None if len(self._dirs) > 1 else _UPGRADED_UNDER,
+            ) from exc
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(
                 f"Template {exc.name or name} has a syntax error on line {exc.lineno}: {exc.message}."
             ) from exc
         except jinja2.UndefinedError as exc:
-            where = self._template_in(exc.__traceback__) or name
-            raise TemplateError(f"Template {where} uses an undefined variable: {exc.message}.") from exc
+            where, root = self._template_in(exc.__traceback__)
+            raise TemplateError(
+                f"Template {where or name} uses an undefined variable: {exc.message}.",
+                # digest's own template asks this process's code for what it lacks: the files on
+                # disk are a newer release's, installed under a running daemon (an audit's workers
+                # failed every pass, told to remove a templates_dir nobody had set).
+                hint=_UPGRADED_UNDER if root in (None, self._dirs[-1]) else None,
+            ) from exc
 
-    def _template_in(self, tb: TracebackType | None) -> str | None:
-        """The innermost template in a traceback (Jinja2 gives template frames their file name)."""
-        found = None
-        roots = [str(d) for d in self._dirs]
+    def _template_in(self, tb: TracebackType | None) -> tuple[str | None, Path | None]:
+        """The innermost template in a traceback (Jinja2 gives template frames their file name),
+        and the templates folder it is in."""
+        found: tuple[str | None, Path | None] = (None, None)
         while tb is not None:
             filename = tb.tb_frame.f_code.co_filename
-            for root in roots:
-                if filename.startswith(root):
-                    found = Path(filename).relative_to(root).as_posix()
+            for root in self._dirs:
+                if filename.startswith(str(root)):
+                    found = (Path(filename).relative_to(root).as_posix(), root)
             tb = tb.tb_next
         return found
+
+
+_UPGRADED_UNDER = (
+    "digest's own templates do not fit this running process: digest was probably upgraded while it ran. "
+    "Restart the daemon and workers (stop them before installing a new version); unsent messages stay pending."
+)
 
 
 def _autoescape(name: str | None) -> bool:

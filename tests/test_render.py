@@ -839,6 +839,33 @@ def test_a_missing_template_variable_raises_template_error_naming_template_and_v
     assert "templates_dir" in caught.value.hint
 
 
+def test_a_built_in_template_newer_than_the_running_code_says_to_restart_not_to_drop_templates_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new release installed under a running daemon: its own templates on disk ask this process's
+    code for what it lacks (an audit's workers failed every pass: "'StoryView' has no attribute
+    'audio'"), and the hint told them to remove a templates_dir nobody had set."""
+    import shutil
+
+    from digest import render
+
+    newer = tmp_path / "installed"
+    shutil.copytree(builtin_templates_dir(), newer)
+    story = newer / "_story.txt.j2"
+    story.write_text(story.read_text(encoding="utf-8") + "{{ story.transcript.url }}\n", encoding="utf-8")
+    monkeypatch.setattr(render, "builtin_templates_dir", lambda: newer)
+    with pytest.raises(TemplateError) as caught:
+        Renderer().render(rich_edition())
+    assert "_story.txt.j2" in caught.value.message and "transcript" in caught.value.message
+    assert "upgraded while it ran" in caught.value.hint and "templates_dir" not in caught.value.hint
+    custom = tmp_path / "custom"  # an operator's own template keeps its hint
+    custom.mkdir()
+    (custom / "_story.txt.j2").write_text("{{ story.transcript.url }}\n", encoding="utf-8")
+    with pytest.raises(TemplateError) as caught:
+        Renderer(templates_dir=str(custom)).render(rich_edition())
+    assert "templates_dir" in caught.value.hint
+
+
 def test_a_missing_attribute_is_an_error_too(tmp_path: Path) -> None:
     (tmp_path / "digest.txt.j2").write_text("{{ title }} {{ story_count_typo.x }}\n", encoding="utf-8")
     with pytest.raises(TemplateError, match=r"digest\.txt\.j2.*story_count_typo"):
