@@ -111,11 +111,13 @@ def setup_logging(fmt: str, level: int) -> None:
         "aiosmtpd",
         "mail.log",
         "asyncio",
-        "apscheduler.executors.default",
-        "apscheduler.scheduler",
         "alembic.runtime.plugins",  # a line per plugin at every start
     ):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # The daemon says in its own words when a run is skipped or missed (`Daemon._on_event`, F6):
+    # APScheduler's warnings of the same events wrote each twice. Its errors (a job's traceback) stay.
+    for scheduler in ("apscheduler.executors.default", "apscheduler.scheduler"):
+        logging.getLogger(scheduler).setLevel(logging.DEBUG if level <= logging.DEBUG else logging.ERROR)
     # flufl.bounce logs each detector it runs, and a detector that raises with its traceback, which
     # digest.bounces then handles itself: its own words would only alarm.
     logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
