@@ -180,9 +180,15 @@ TRACKING_PARAMS = frozenset(
         "ns_source",
         "ns_linkname",
         "ns_fee",
+        # The New York Times' email-and-marketing campaign marker ("?partner=rss&emc=rss" on every
+        # link of its feeds); "partner" is FEED_MARKERS' below.
+        "emc",
     }
 )
 TRACKING_PREFIXES = ("utm_",)
+# Parameters removed only when their value says "this link came from the feed" ("rss..."): a
+# "partner" parameter can mean something to the site, but NYT's "partner=rss" only counts the feed.
+FEED_MARKERS = frozenset({"partner"})
 
 # E3: images from these hosts (or host+path prefixes) are counters or share buttons, never content
 # (after Miniflux's sanitizer blockedResourceURLSubstrings).
@@ -451,7 +457,10 @@ _QUERY_SAFE = _PATH_SAFE + "?"
 
 
 def _is_tracking(pair: str) -> bool:
-    name = unquote(pair.partition("=")[0]).strip().lower()
+    raw_name, _, value = pair.partition("=")
+    name = unquote(raw_name).strip().lower()
+    if name in FEED_MARKERS:
+        return unquote(value).strip().lower().startswith("rss")
     return name in TRACKING_PARAMS or name.startswith(TRACKING_PREFIXES)
 
 
