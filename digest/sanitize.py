@@ -846,7 +846,7 @@ def _standfirst_only(html: str) -> str:
 # <a>...</a>", a sentence with a link inside) is prose and stays. A list item may go unclosed.
 _INLINE = r"(?:\s|</?(?:strong|b|em|i|span|font|u)\b[^>]*>)*"
 _LINK_ONLY_BLOCK = re.compile(
-    rf"<(li|p|div)\b[^>]*>{_INLINE}<a\b[^>]*>(?:(?!</?a\b|<(?:li|p|div)\b|</(?:li|p|div)\b)[^<]|<[^>]*>)*?</a\s*>"
+    rf"<(li|p|div)\b[^>]*>{_INLINE}<a\b[^>]*>(?:(?!</?a\b|</?(?:li|p|div)\b)(?:[^<]|<[^>]*>))*?</a\s*>"
     rf"{_INLINE}[.»”\"]?{_INLINE}(?:</\1\s*>|(?=<li\b|</[uo]l\b))",
     re.IGNORECASE | re.DOTALL,
 )
