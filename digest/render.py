@@ -732,6 +732,36 @@ def _by_outlets(edition: Edition) -> list[Story]:
     return [story for _, story in ranked]
 
 
+# How many outlets fewer a story in the edition's language may have than one in another language
+# and still be "about as well covered": the subject prefers the story its reader can read.
+SUBJECT_OUTLETS_MARGIN = 1
+
+
+def _in_language(story: Story, title: str, language: str) -> bool:
+    """Whether a story's headline is in `language` (as the templates' lang= attributes read it)."""
+    return not _other_language(title, f"{story.lead.title} {story.lead.summary_text}", language)
+
+
+def _subject_story(edition: Edition) -> str:
+    """The headline the "headline" subject carries: the story most outlets tell, when two or more
+    do; "" when none is. A story in another language than the edition's gives way to one in it that
+    is about as well covered (`SUBJECT_OUTLETS_MARGIN`): an English site's all-sections reader was
+    sent a Spanish football headline because it was the day's only story two outlets told. A story
+    told by clearly more outlets still leads, whatever its language."""
+    ranked = [(story, title) for story in _by_outlets(edition) if (title := _clean(story.lead.title))]
+    if not ranked or ranked[0][0].outlets < 2:
+        return ""
+    top, title = ranked[0]
+    if _in_language(top, title, edition.language):
+        return title
+    for story, other in ranked[1:]:
+        if story.outlets < top.outlets - SUBJECT_OUTLETS_MARGIN:
+            break
+        if _in_language(story, other, edition.language):
+            return other
+    return title
+
+
 # --------------------------------------------------------------------------- the renderer
 
 
@@ -852,16 +882,15 @@ class Renderer:
     def subject_line(edition: Edition, head: str, messages: NullTranslations) -> str:
         """The subject as `[digest] subject` words it; `head` is '<title> — <date>'.
 
-        "headline" (the default): '<title> — <date>: <the story most outlets tell>', the story cut to
-        fit and the title and date whole; just the head when no story is told by two outlets.
+        "headline" (the default): '<title> — <date>: <the story most outlets tell>' (in the edition's
+        language when one about as well covered is: `_subject_story`), the story cut to fit and the
+        title and date whole; just the head when no story is told by two outlets.
         "lead": 'Press review: <lead story> and <second story>'. "date": the head alone.
         """
         if edition.subject_style == "lead":
             return Renderer.headline(edition, messages, SUBJECT_CHARS) or head
         if edition.subject_style == "headline":
-            lead = next(
-                (_clean(s.lead.title) for s in _by_outlets(edition) if s.outlets > 1 and _clean(s.lead.title)), ""
-            )
+            lead = _subject_story(edition)
             room = SUBJECT_CHARS - len(head) - 2
             if lead and room >= 12:
                 return f"{head}: {_cut(lead, room)}"

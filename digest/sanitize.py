@@ -180,9 +180,15 @@ TRACKING_PARAMS = frozenset(
         "ns_source",
         "ns_linkname",
         "ns_fee",
+        # The New York Times' email-and-marketing campaign marker ("?partner=rss&emc=rss" on every
+        # link of its feeds); "partner" is FEED_MARKERS' below.
+        "emc",
     }
 )
 TRACKING_PREFIXES = ("utm_",)
+# Parameters removed only when their value says "this link came from the feed" ("rss..."): a
+# "partner" parameter can mean something to the site, but NYT's "partner=rss" only counts the feed.
+FEED_MARKERS = frozenset({"partner"})
 
 # E3: images from these hosts (or host+path prefixes) are counters or share buttons, never content
 # (after Miniflux's sanitizer blockedResourceURLSubstrings).
@@ -405,7 +411,7 @@ def _text_after(cleaner: nh3.Cleaner, html: str) -> str:
     return _joined_blocks([htmllib.unescape(piece) for piece in _ANY_TAG.split(cleaned)])
 
 
-def prose_text(html: str) -> str:
+def prose_text(html: str, *, cross_links: bool = True) -> str:
     """What an item says in its own sentences: `html_to_text` without what an excerpt leaves out
     (`EXCERPT_DROPPED`: headings, figures and their captions, tables, blockquotes, code, media) and
     without a byline or a credit in capitals that opens it ("By Joseph Flaherty", "EUROPA PRESS"),
@@ -418,9 +424,16 @@ def prose_text(html: str) -> str:
     1. From Creepers to Coders to CEOs The first coding project ...". Excerpts, the press review's
     quotes and what clustering and section rules read should be the prose. A body that is nothing
     but such parts (a summary that is one blockquote) keeps its whole text.
+
+    With `cross_links=False`, blocks that are only a link to another article go too
+    (`_without_link_blocks`): what is quoted as the outlet's words. The item's stored summary keeps
+    them: clustering and section rules read it, and the headlines of a report's related articles
+    are often the same story's (without them the June 2018 stories cluster worse).
     """
     if not html or ("<" not in html and "&" not in html):
         return html_to_text(_without_opening_header(html)) or html_to_text(html)
+    if not cross_links:
+        html = _without_link_blocks(html)
     return _prose_only(_opening_cleared(html)) or html_to_text(html)
 
 
@@ -451,7 +464,10 @@ _QUERY_SAFE = _PATH_SAFE + "?"
 
 
 def _is_tracking(pair: str) -> bool:
-    name = unquote(pair.partition("=")[0]).strip().lower()
+    raw_name, _, value = pair.partition("=")
+    name = unquote(raw_name).strip().lower()
+    if name in FEED_MARKERS:
+        return unquote(value).strip().lower().startswith("rss")
     return name in TRACKING_PARAMS or name.startswith(TRACKING_PREFIXES)
 
 
@@ -822,6 +838,27 @@ def _standfirst_only(html: str) -> str:
     return html[: m.end()]
 
 
+# A block whose whole text is one link: a cross-link to another article, as newspapers list them
+# under or inside a report (20minutos' "<li><a href=.../obama-recuerda-trump...>Obama, a Trump: "Putin
+# no es de nuestro equipo".</a></li>"). It is another report's headline, not this one's words: quoted,
+# it would be put in the outlet's mouth as a sentence of this story. Emphasis around the link, and a
+# closing "." or "»" after it, are still only the link; any other word beside it ("Henri Sivonen:
+# <a>...</a>", a sentence with a link inside) is prose and stays. A list item may go unclosed.
+_INLINE = r"(?:\s|</?(?:strong|b|em|i|span|font|u)\b[^>]*>)*"
+_LINK_ONLY_BLOCK = re.compile(
+    rf"<(li|p|div)\b[^>]*>{_INLINE}<a\b[^>]*>(?:(?!</?a\b|</?(?:li|p|div)\b)(?:[^<]|<[^>]*>))*?</a\s*>"
+    rf"{_INLINE}[.»”\"]?{_INLINE}(?:</\1\s*>|(?=<li\b|</[uo]l\b))",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _without_link_blocks(html: str) -> str:
+    """`html` without its blocks that are nothing but a link (`_LINK_ONLY_BLOCK`)."""
+    if "<a" not in html and "<A" not in html:
+        return html
+    return _LINK_ONLY_BLOCK.sub("", html)
+
+
 def _opening_cleared(html: str) -> str:
     """`html` without what opens it but is not its prose: a byline or credit, a wire dateline or
     arXiv's announcement; and only its standfirst when it has one."""
@@ -868,7 +905,10 @@ def excerpt_html(html: str, limit: int) -> str:
         html = html[:window]
         if html.rfind("<") > html.rfind(">"):
             html = html[: html.rfind("<")]
-    spaced = _BLOCK_END.sub(lambda m: m.group(0) + _BLOCK_MARK, limit_nesting(_opening_cleared(html)))
+    # An email's excerpt is the report's own words: a cross-link's headline is not (`_without_link_blocks`).
+    spaced = _BLOCK_END.sub(
+        lambda m: m.group(0) + _BLOCK_MARK, limit_nesting(_opening_cleared(_without_link_blocks(html)))
+    )
     cleaned = _with_block_separators(
         nh3.clean(
             spaced,

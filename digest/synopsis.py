@@ -88,8 +88,8 @@ class _Candidate:
 
 def item_text(item: SynopsisItem) -> str:
     """The text a synopsis quotes from: the sanitised summary's prose (no captions, bylines,
-    subheadings or embedded tweets), else the plain excerpt."""
-    return prose_text(item.summary_html) or " ".join(item.summary_text.split())
+    subheadings or embedded tweets, nor a cross-link to another article), else the plain excerpt."""
+    return prose_text(item.summary_html, cross_links=False) or " ".join(item.summary_text.split())
 
 
 def item_language(item: SynopsisItem) -> str:

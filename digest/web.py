@@ -53,7 +53,7 @@ from multidict import MultiDictProxy
 
 from digest import schedule, tokens, unsubscribes, zones
 from digest.addresses import validate_email
-from digest.archive import ArchiveEntry, atom_feed, etag_for, etag_matches
+from digest.archive import ArchiveEntry, atom_feed, by_day, etag_for, etag_matches
 from digest.catalogue import builtin_templates_dir, load_translations
 from digest.clock import Clock
 from digest.config import Settings
@@ -714,7 +714,16 @@ async def index(request: web.Request) -> web.StreamResponse:
         )
     editions = await asyncio.to_thread(_sent_editions, site.store, EDITIONS_LISTED)
     lang = site.settings.digest.language
-    rows = [(format_date(e.day, "full", locale=lang), e.timezone, edition_path(e.day, e.timezone)) for e in editions]
+    # One row a day, however many zones it was made for (Paris, Moscow, Berlin, Chicago were four).
+    days = by_day(editions, site.settings.digest.timezone, complete=len(editions) < EDITIONS_LISTED)
+    rows = [
+        (
+            format_date(d.day, "full", locale=lang),
+            d.day.isoformat(),
+            [(e.timezone, edition_path(e.day, e.timezone)) for e in d.editions],
+        )
+        for d in days
+    ]
     body = site.pages.get_template("index.html.j2").render(
         lang=lang,
         site_title=site.settings.digest.title,
@@ -725,27 +734,36 @@ async def index(request: web.Request) -> web.StreamResponse:
     return _cacheable(request, body.encode("utf-8"), "text/html; charset=utf-8", public=True)
 
 
-FEED_ENTRIES = 30
+FEED_ENTRIES = 30  # days
+FEED_EDITIONS = 120  # editions read to make them: four zones a day fill 30 days
 
 
 def _feed_entries(site: Site) -> list[ArchiveEntry]:
     settings = site.settings
     renames = settings.section_renames  # a section renamed since an edition: counted under its name now
     order = {name: i for i, name in enumerate(settings.section_names)}
+    editions = _sent_editions(site.store, FEED_EDITIONS)
+    days = by_day(editions, settings.digest.timezone, complete=len(editions) < FEED_EDITIONS)[:FEED_ENTRIES]
+    base = settings.digest.base_url.rstrip("/")
     entries = []
-    for e in _sent_editions(site.store, FEED_ENTRIES):
+    for d in days:
+        e = d.lead
         counts: dict[str, int] = {}
         for _item, stored in site.store.edition_items(e.id):
             section = renames.get(stored, stored)
             counts[section] = counts.get(section, 0) + 1
         summary = "; ".join(f"{name}: {n}" for name, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], 99)))
         label = format_date(e.day, "long", locale=settings.digest.language)
+        zones = ", ".join(x.timezone for x in d.editions)
         entries.append(
             ArchiveEntry(
-                title=f"{settings.digest.title} — {label} ({e.timezone})",
+                title=f"{settings.digest.title} — {label} ({zones})",
                 url=edition_url(settings, e.day, e.timezone),
-                updated=e.cutoff,
+                updated=max(x.cutoff for x in d.editions),
                 summary=summary or "-",
+                # The index lists the day under this anchor; the id stays when a later zone leads it.
+                id=f"{base}/#{d.day.isoformat()}",
+                related=tuple((x.timezone, edition_url(settings, x.day, x.timezone)) for x in d.others),
             )
         )
     return entries

@@ -7,7 +7,7 @@ import dataclasses
 import gzip
 import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -74,7 +74,11 @@ async def test_the_atom_feed_reads_back_with_feedparser_with_absolute_links_and_
         "https://review.example/editions/UTC/2026-01-17",
         "https://review.example/editions/UTC/2026-01-16",
     ]
-    assert all(e.id == e.link and e.updated_parsed for e in parsed.entries)
+    assert [e.id for e in parsed.entries] == [
+        "https://review.example/#2026-01-17",
+        "https://review.example/#2026-01-16",
+    ]
+    assert all(e.updated_parsed for e in parsed.entries)
     assert parsed.entries[1].title == "Morning Review — January 16, 2026 (UTC)"
     assert parsed.entries[1].summary == "World: 5; Sport: 1"
     assert any(link.rel == "self" and link.href == "https://review.example/editions.atom" for link in parsed.feed.links)
@@ -177,3 +181,107 @@ async def test_with_the_archive_off_pages_need_the_key_in_the_emails_link(privat
     # The key is the edition's own: it does not open another day.
     async with site.http.get(path.replace("2026-01-16", "2026-01-17")) as resp:
         assert resp.status == 404
+
+
+ZONES = {  # each zone's 07:00 edition of DAY, as UTC instants a little after it
+    "Europe/Moscow": datetime(2026, 1, 16, 4, 30, tzinfo=UTC),
+    "Europe/Berlin": datetime(2026, 1, 16, 6, 30, tzinfo=UTC),
+    "Europe/Paris": datetime(2026, 1, 16, 6, 31, tzinfo=UTC),
+    "America/Chicago": datetime(2026, 1, 16, 13, 30, tzinfo=UTC),
+}
+
+
+def _zones_settings(tmp_path: Path) -> cfg.Settings:
+    base = make_settings(tmp_path)
+    zoned = cfg.from_mapping(
+        {
+            "digest": {"title": "Morning Review", "timezone": "Europe/Paris", "send_at": "07:00"},
+            "sections": [{"name": "World", "categories": ["World"]}, {"name": "Sport", "categories": ["Sport"]}],
+            "subscribers": [
+                {"email": f"reader{n}@example.org", "timezone": zone} for n, zone in enumerate(sorted(ZONES))
+            ],
+        },
+        env={},
+    )
+    return dataclasses.replace(
+        base, digest=dataclasses.replace(base.digest, timezone="Europe/Paris"), subscribers=zoned.subscribers
+    )
+
+
+async def test_the_archive_lists_each_day_once_with_its_time_zones(tmp_path: Path) -> None:
+    """Audit: with readers in Paris, Moscow, Berlin and Chicago, the index showed "Sunday, January
+    8, 2017" four times. Through the real web app: one row a day, led by the site's zone's edition
+    ([digest] timezone = Europe/Paris), the other zones linked beside it; the Atom feed has one
+    entry a day, whose id stays when the site's zone's edition comes after another zone's."""
+    settings = _zones_settings(tmp_path)
+    store = open_store(settings)
+    add_news(store, at=datetime(2026, 1, 16, 2, 0, tzinfo=UTC), prefix="Today")
+    runner = await start_web(settings, store, clock=Clock(), host="127.0.0.1", port=0)
+    ids = []
+    try:
+        async with aiohttp.ClientSession(base_url=listening(runner)[0]) as http:
+
+            async def feed() -> feedparser.FeedParserDict:
+                async with http.get("/editions.atom") as resp:
+                    assert resp.status == 200
+                    parsed = feedparser.parse(await resp.read())
+                assert not parsed.bozo, parsed.get("bozo_exception")
+                return parsed
+
+            for zone, at in sorted(ZONES.items(), key=lambda kv: kv[1]):  # as the daemon makes them
+                mark_sent(store, build_edition(settings, store, day=DAY, timezone=zone, now=at)[0])
+                entries = (await feed()).entries
+                assert len(entries) == 1
+                ids.append(entries[0].id)
+                if zone == "Europe/Moscow":  # the day's first edition leads it until Paris has one
+                    assert entries[0].link == "https://review.example/editions/Europe~Moscow/2026-01-16"
+            add_news(store, at=datetime(2026, 1, 17, 2, 0, tzinfo=UTC), prefix="Tomorrow")
+            next_day = DAY + timedelta(days=1)
+            mark_sent(
+                store,
+                build_edition(
+                    settings,
+                    store,
+                    day=next_day,
+                    timezone="Europe/Paris",
+                    now=ZONES["Europe/Paris"] + timedelta(days=1),
+                )[0],
+            )
+
+            async with http.get("/") as resp:
+                assert resp.status == 200
+                page = await resp.text()
+            assert page.count("Friday, January 16, 2026") == 1 and page.count("Saturday, January 17, 2026") == 1
+            row = re.search(r'<li id="2026-01-16">(.*?)</li>', page, re.DOTALL)
+            assert row is not None, page
+            links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', row.group(1))
+            assert links == [
+                ("editions/Europe~Paris/2026-01-16", "Friday, January 16, 2026"),
+                ("editions/Europe~Paris/2026-01-16", "Europe/Paris"),
+                ("editions/Europe~Moscow/2026-01-16", "Europe/Moscow"),
+                ("editions/Europe~Berlin/2026-01-16", "Europe/Berlin"),
+                ("editions/America~Chicago/2026-01-16", "America/Chicago"),
+            ]
+            for path, _ in links:
+                async with http.get(f"/{path}") as resp:
+                    assert resp.status == 200, path
+            alone = re.search(r'<li id="2026-01-17">(.*?)</li>', page, re.DOTALL)
+            assert alone is not None and '<span class="zone">(Europe/Paris)</span>' in alone.group(1)
+
+            parsed = await feed()
+    finally:
+        await runner.cleanup()
+        store.close()
+    assert len(set(ids)) == 1 and ids[0] == "https://review.example/#2026-01-16"
+    assert [e.id for e in parsed.entries] == ["https://review.example/#2026-01-17", ids[0]]
+    day = parsed.entries[1]
+    assert day.link == "https://review.example/editions/Europe~Paris/2026-01-16"
+    assert (
+        day.title == "Morning Review — January 16, 2026 (Europe/Paris, Europe/Moscow, Europe/Berlin, America/Chicago)"
+    )
+    related = [(link.title, link.href) for link in day.links if link.rel == "related"]
+    assert related == [
+        ("Europe/Moscow", "https://review.example/editions/Europe~Moscow/2026-01-16"),
+        ("Europe/Berlin", "https://review.example/editions/Europe~Berlin/2026-01-16"),
+        ("America/Chicago", "https://review.example/editions/America~Chicago/2026-01-16"),
+    ]

@@ -35,6 +35,13 @@ from digest.sanitize import clean_url
             "http://www.dailymail.co.uk/a-227.html?ITO=1490&ns_mchannel=rss&ns_campaign=1490",
             "http://www.dailymail.co.uk/a-227.html?ITO=1490",
         ),
+        (
+            "http://www.nytimes.com/2017/01/07/fashion/table-for-three.html?partner=rss&emc=rss",
+            "http://www.nytimes.com/2017/01/07/fashion/table-for-three.html",
+        ),
+        # "partner" is only the feed's marker when it names the feed; another value is the site's.
+        ("https://shop.example/p?partner=acme&id=3", "https://shop.example/p?partner=acme&id=3"),
+        ("https://news.example/a.html?partner=RSS&x=1", "https://news.example/a.html?x=1"),
     ],
 )
 def test_canonical_links_lose_default_ports_tracking_and_fragments(url: str, cleaned: str | None) -> None:

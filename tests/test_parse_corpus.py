@@ -262,3 +262,23 @@ async def test_the_kitchen_sink_keeps_its_text_and_loses_its_weapons(pool: Parse
     for item in feed.items:
         assert not UNSAFE_HTML.search(item.summary_html) and "data:" not in item.summary_html
         assert not re.search(r'<img[^>]+width="[01]"', item.summary_html)
+
+
+@pytest.mark.parametrize(
+    ("name", "marker"),
+    [
+        ("news/nytimes_homepage.xml", "emc=rss"),  # "?partner=rss&emc=rss" on all 65 links
+        ("news/heise_newsticker_rss090.xml", "wt_mc="),
+        ("news/lemonde_une.xml", "xtor="),
+    ],
+)
+async def test_E3_newspapers_analytics_markers_leave_their_links(pool: ParserPool, name: str, marker: str) -> None:
+    """README: the analytics markers newspapers put on every link of their feed are removed, from
+    the items' links and from the links in their text."""
+    assert FEEDS is not None
+    assert marker in (FEEDS / name).read_text("utf-8", "replace")
+    feed = await _parse(pool, FEEDS / name)
+    assert isinstance(feed, ParsedFeed) and feed.items
+    for item in feed.items:
+        assert item.url and marker not in item.url and "partner=rss" not in item.url, item.url
+        assert marker not in item.summary_html and "partner=rss" not in item.summary_html

@@ -55,3 +55,31 @@ async def test_the_press_review_quotes_prose_not_captions_bylines_subheadings_or
     for part in (flat, html):
         for shown in ("Image:", "The Wire", "By Jo Fenwick", "Jo Fenwick", "Ana de la Cruz", "From ferries", "Big day"):
             assert shown not in part, (shown, part)
+
+
+CROSS_LINKED = (
+    '<ul><li>The <a href="https://{host}/board">harbour board</a> bought the island ferry line on Monday.</li>'
+    '<li><a href="https://{host}/other-story" target="_blank">Mayor opens the new quay at Eastpoint.</a></li></ul>'
+    '<p><strong><a href="https://{host}/third">Storm closes the coast road for a day.</a></strong></p>'
+    "<p>{text}</p>"
+)
+
+
+async def test_a_list_item_that_only_links_another_article_is_neither_quoted_nor_excerpted(tmp_path: Path) -> None:
+    """A report that lists links to the outlet's other articles (as 20minutos does inside its
+    summaries): those headlines are not this report's sentences, so neither the press review nor the
+    excerpt shows them; a sentence with a link inside is the report's and is quoted."""
+    stamp = pub_date()
+    items = "".join(
+        f"<item><title>{title}</title><link>https://{host}/ferry</link><guid>g-{n}</guid><pubDate>{stamp}</pubDate>"
+        f"<description><![CDATA[{CROSS_LINKED.format(host=host, text=text)}]]></description>"
+        f'<source url="https://{host}">{outlet}</source></item>'
+        for n, (outlet, _, title, text) in enumerate(TELLINGS)
+        for host in [outlet.replace(" ", "").lower() + ".example"]
+    )
+    flat, html = await one_feeds_edition(tmp_path, channel("Ferry news", "https://news.agg.example/", items))
+    assert "Evening Courier" in flat and "Harbour Gazette" in flat, flat
+    assert "bought the island ferry line on Monday." in flat, flat
+    for part in (flat, html):
+        for shown in ("Mayor opens the new quay", "Storm closes the coast road"):
+            assert shown not in part, (shown, part)

@@ -504,3 +504,19 @@ def test_an_excerpt_cut_after_a_block_separator_does_not_end_with_it() -> None:
     html = "<p>Ferry board says storms could close piers</p><p>Report follows</p>"
     assert excerpt(html, 46) == "Ferry board says storms could close piers…"
     assert excerpt_html(html, 46) == "Ferry board says storms could close piers…"
+
+
+def test_prose_text_without_cross_links_drops_only_blocks_that_are_one_link() -> None:
+    html = (
+        "<ul><li>The board met on Monday.</li>"
+        '<li><strong><a href="https://news.example/other">Another story entirely.</a></strong></li>'
+        '<li><a href="https://news.example/b">Unclosed link</li>'
+        '<li>Real prose with a <a href="https://news.example/c">link</a> inside.</li></ul>'
+        '<p><a href="https://news.example/d">Lead words</a> open a sentence.</p>'
+        '<p><a href="https://news.example/e">Read the other report</a>.</p>'
+    )
+    kept = prose_text(html, cross_links=False)
+    assert "Another story entirely" not in kept and "Read the other report" not in kept
+    for said in ("The board met on Monday.", "Unclosed link", "Real prose with a link inside.", "Lead words open"):
+        assert said in kept, (said, kept)
+    assert "Another story entirely." in prose_text(html)  # what clustering and section rules read

@@ -24,7 +24,7 @@ from digest import sentences
 from digest.compose import ComposeOptions, build_stories, tell
 from digest.model import Item, Quote
 from digest.parse import parse_feed
-from digest.synopsis import item_language, item_text, near_duplicate, quotable, terms
+from digest.synopsis import item_language, item_text, near_duplicate, quotable, synopsis, terms
 
 REFERENCES = ROOT / "tests" / "data" / "synopsis_references.toml"
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -201,3 +201,24 @@ def test_the_same_items_give_the_same_synopses_byte_for_byte_whatever_the_hash_s
         outputs.add(done.stdout)
     assert len(outputs) == 1
     assert next(iter(outputs)).count(b"Quote(") >= 40
+
+
+def test_a_cross_link_to_another_article_is_never_quoted_as_the_outlets_words() -> None:
+    """Audit (7 January 2017): 20minutos' report on the US intelligence finding lists a link to
+    another of its articles ("<li><a href=.../obama-recuerda-trump...>Obama, a Trump:"Putin no es de
+    nuestro equipo".</a></li>"), and the synopsis quoted that headline as a sentence of the report.
+    README: a sentence that sends the reader elsewhere is never quoted. The report's own sentences,
+    those with a link inside, are still quotable."""
+    minutos = feed_items("20minutos_rss10.xml", 1, "20minutos.es")
+    spanish = [i for i in minutos if i.title.startswith("EEUU dice que Putin")]
+    nyt = [i for i in feed_items("nytimes_homepage.xml", 2, "NYT") if i.title.startswith("Putin Led a Complex")]
+    assert len(spanish) == len(nyt) == 1
+    cross_link = 'Obama, a Trump:"Putin no es de nuestro equipo".'
+    assert cross_link in spanish[0].summary_html
+    assert cross_link not in item_text(spanish[0])
+    assert "Vladimir Putin" in item_text(spanish[0])  # the sentence that links "Putin" to his page stays
+    for limit in (3, 8):
+        quotes = synopsis([spanish[0], nyt[0]], limit=limit)
+        assert any(q.source == "20minutos.es" for q in quotes)
+        assert all(cross_link not in s for q in quotes for s in q.sentences)
+        check_invariants([spanish[0], nyt[0]], quotes, "cross-link")
