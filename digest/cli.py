@@ -1017,7 +1017,7 @@ def feeds_export(app: App, out: str | None) -> None:
 
 @main.group()
 def db() -> None:
-    """Where the database's schema stands, and upgrading it (Alembic migrations)."""
+    """Where the database's schema stands, upgrading it (Alembic migrations), and copying it to another."""
 
 
 def _schema_store(app: App) -> Store:
@@ -1026,6 +1026,28 @@ def _schema_store(app: App) -> Store:
     from digest.store import Store
 
     return Store(app.settings.database_url, check_schema=False)
+
+
+def _refuse_while_running(store: Store, command: str) -> None:
+    """StoreError while a daemon or a worker runs on the database (`digest db upgrade`, `db copy`)."""
+    from datetime import UTC
+
+    from digest.daemon import LOCK_NAME, STALE_AFTER
+
+    if store.schema_revision() is None:
+        return
+    holder = store.lock_holder(LOCK_NAME)
+    if holder is not None and datetime.now(UTC) - holder[1] < STALE_AFTER:
+        raise StoreError(
+            f"A digest daemon ({holder[0]}) is running on this database; nothing was changed.",
+            hint=f"Stop it, run `digest {command}`, then start the daemon again.",
+        )
+    live = store.live_worker_names()
+    if live:  # workers on PostgreSQL take no lock: they are in the workers table (issue 15)
+        raise StoreError(
+            f"digest workers ({', '.join(live)}) are running on this database; nothing was changed.",
+            hint=f"Stop them, run `digest {command}`, then start them again.",
+        )
 
 
 @db.command("current")
@@ -1054,25 +1076,9 @@ def db_current(app: App) -> None:
 @pass_app
 def db_upgrade(app: App) -> None:
     """Bring the database to this digest's schema; keeps every row; running it again does nothing."""
-    from datetime import UTC, datetime
-
-    from digest.daemon import LOCK_NAME, STALE_AFTER
-
     store = _schema_store(app)
     try:
-        # A running daemon would meet tables changing under it: have it stopped first.
-        holder = store.lock_holder(LOCK_NAME) if store.schema_revision() is not None else None
-        if holder is not None and datetime.now(UTC) - holder[1] < STALE_AFTER:
-            raise StoreError(
-                f"A digest daemon ({holder[0]}) is running on this database; nothing was changed.",
-                hint="Stop it, run `digest db upgrade`, then start the daemon again.",
-            )
-        live = store.live_worker_names() if store.schema_revision() is not None else []
-        if live:  # workers on PostgreSQL take no lock: they are in the workers table (issue 15)
-            raise StoreError(
-                f"digest workers ({', '.join(live)}) are running on this database; nothing was changed.",
-                hint="Stop them, run `digest db upgrade`, then start them again.",
-            )
+        _refuse_while_running(store, "db upgrade")  # a daemon would meet tables changing under it
         before, after = store.upgrade_schema()
     finally:
         store.close()
@@ -1080,6 +1086,50 @@ def db_upgrade(app: App) -> None:
         click.echo(f"already at {after}: nothing to do")
     else:
         click.echo(f"upgraded {before or 'an empty database'} -> {after}")
+
+
+@db.command("copy")
+@click.option("--to", "to_url", required=True, metavar="URL", help="SQLAlchemy URL of a new, empty database.")
+@pass_app
+def db_copy(app: App, to_url: str) -> None:
+    """Copy every row of the database into a new, empty one (SQLite to PostgreSQL), keeping ids,
+    links, the site secret and what was sent; the database itself is left as it was."""
+    from digest import unsubscribes
+    from digest.config import mask_url
+    from digest.store import Store
+    from digest.store import copy as dbcopy
+
+    spool = unsubscribes.spool_path(app.settings)
+    store = _schema_store(app)
+    try:
+        _refuse_while_running(store, "db copy")  # rows written after their table was copied would be lost
+        dbcopy.check_source(store.engine, mask_url(app.settings.database_url))
+        # Unsubscribes the web app kept beside this database while it was busy: into the rows copied,
+        # since after the move nothing reads that file any more.
+        if spooled := unsubscribes.apply(store, spool, now=app.clock()):
+            click.echo(f"applied {spooled} unsubscribe(s) waiting in {spool}")
+        target = dbcopy.prepare_target(to_url)
+        try:
+            counts = dbcopy.copy_rows(store.engine, target)
+        finally:
+            target.dispose()
+    finally:
+        store.close()
+    moved = Store(to_url)
+    try:  # one the web app could only spool while the copy held the database
+        if late := unsubscribes.apply(moved, spool, now=app.clock()):
+            click.echo(f"applied {late} unsubscribe(s) made during the copy to the new database")
+    finally:
+        moved.close()
+    width = max(len(c.table) for c in counts)
+    for c in counts:
+        click.echo(f"{c.table:<{width}}  {c.rows}")
+    click.echo(f"copied {sum(c.rows for c in counts)} rows into {mask_url(to_url)}")
+    click.echo(
+        f"next: point `database` under [digest] in {app.config_path} at the --to URL, then start digest again; "
+        "keep `digest web` stopped until then (an unsubscribe it takes now would stay in the old database, "
+        "which is left as it was)"
+    )
 
 
 # --------------------------------------------------------------------------- subscribers
