@@ -879,3 +879,61 @@ async def test_workers_together_stay_within_the_smtp_rate_limit_when_one_joins_m
     # workers still at the two-worker share while three send put about 53 more in a 4 s window.
     assert busiest <= rate * window + 12, busiest
     assert pace <= rate * 1.05, pace
+
+
+# --------------------------------------------------------------------------- the schema moved under a running worker
+
+
+def stamp(url: str, revision: str) -> None:
+    """Set alembic_version, as a `digest db upgrade` run by a newer (or older) digest leaves it."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    finally:
+        engine.dispose()
+
+
+async def test_a_running_worker_stops_when_the_schema_is_upgraded_under_it(pg_url: str, tmp_path: Path) -> None:
+    """Audit bug 4: a worker paused while `digest db upgrade` ran must not go on writing rows
+    shaped by its old code. Its heartbeat reads the revision and it stops, with the line an old
+    process started now gets, and exit status 1."""
+    async with SmtpServer() as smtp:
+        config = write_config(tmp_path, database=pg_url, feeds=[], subscribers=1, smtp_port=smtp.port)
+        rc, _, err = await asyncio.to_thread(cli, config, "status")
+        assert rc == 0, err
+        async with workers(config, ["old1"]) as (old1,):
+            await old1.wait_for("worker started")
+            await old1.wait_for("daemon running")
+            stamp(pg_url, "9999")  # a revision this code has never heard of
+            rc = await old1.exited(timeout=60)
+        rc_new, _, started_now = await asyncio.to_thread(cli, config, "worker", "--name", "late")
+    assert rc == 1, old1.log
+    assert "schema revision 9999, which this digest does not know" in old1.log, old1.log
+    assert "run that version instead" in old1.log and "worker stopped name=old1" in old1.log, old1.log
+    # The same words as a process started after the upgrade.
+    assert rc_new == 1 and "schema revision 9999, which this digest does not know" in started_now, started_now
+    store_engine = sa.create_engine(pg_url)
+    try:
+        with store_engine.connect() as conn:
+            assert conn.scalar(sa.select(sa.func.count()).select_from(t.workers)) == 0  # it left the registry
+    finally:
+        store_engine.dispose()
+
+
+async def test_the_sqlite_daemon_stops_when_the_schema_moves_under_it(tmp_path: Path) -> None:
+    """The single daemon (`digest run` on SQLite) checks at its lock heartbeat too; a schema moved
+    back (a restored backup of an older release) names `digest db upgrade`."""
+    url = f"sqlite:///{tmp_path / 'digest.sqlite'}"
+    async with SmtpServer() as smtp:
+        config = write_config(tmp_path, database=url, feeds=[], subscribers=1, smtp_port=smtp.port)
+        rc, _, err = await asyncio.to_thread(cli, config, "status")
+        assert rc == 0, err
+        async with workers(config, ["run"]) as (daemon,):
+            await daemon.wait_for("daemon running")
+            stamp(url, "0011")
+            rc = await daemon.exited(timeout=60)
+    assert rc == 1, daemon.log
+    assert "is at schema revision 0011 and this digest needs 0012" in daemon.log, daemon.log
+    assert "run `digest db upgrade`" in daemon.log, daemon.log
+
