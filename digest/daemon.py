@@ -224,7 +224,7 @@ class Daemon:
         sched.start()  # inside the running loop: AsyncIOScheduler takes asyncio.get_running_loop()
         try:
             sched.add_job(
-                self._heartbeat,
+                self._beat,
                 IntervalTrigger(seconds=self.ticks.heartbeat),
                 id="heartbeat",
                 misfire_grace_time=int(STALE_AFTER.total_seconds()),
@@ -276,6 +276,15 @@ class Daemon:
             await asyncio.wait(leftovers, timeout=max(self.grace * 0.1, 0.5))
 
     # ---------------------------------------------------------------- jobs
+
+    async def _beat(self) -> None:
+        """The heartbeat job. A beat still reading the database when the daemon stops is
+        cancelled with the loop: expected then, not an error with a traceback."""
+        try:
+            await self._heartbeat()
+        except asyncio.CancelledError:
+            if not self.stop.is_set():
+                raise
 
     async def _schema_unchanged(self) -> bool:
         """False, with the daemon stopping, once the schema is no longer the one this code needs: a

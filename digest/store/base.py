@@ -24,6 +24,7 @@ from digest.config import mask_url
 from digest.errors import (
     DatabaseBusyError,
     DatabaseFullError,
+    DatabaseLostError,
     LockHeldError,
     OutdatedDatabaseError,
     StoreError,
@@ -101,6 +102,10 @@ def _translate(where: str, busy_timeout: float | None) -> Callable[[ExceptionCon
         # still one line naming the database, never a traceback (PostgreSQL's DETAIL and HINT lines
         # joined to it).
         said = " ".join(str(exc).split())
+        if ctx.is_disconnect:  # SQLAlchemy invalidated the connection: a retry may use a fresh one
+            raise DatabaseLostError(
+                f"The database {where} failed: {said}{'' if said.endswith(('.', '?', '!')) else '.'}"
+            )
         raise StoreError(f"The database {where} failed: {said}{'' if said.endswith(('.', '?', '!')) else '.'}")
 
     return on_error
