@@ -46,7 +46,15 @@ from digest import schedule, unsubscribes
 from digest.clock import Clock
 from digest.config import Settings, mask_url
 from digest.deliver import SmtpTransport
-from digest.errors import ConfigError, DatabaseBusyError, DeliveryError, DigestError, LockHeldError, StoreError
+from digest.errors import (
+    ConfigError,
+    DatabaseBusyError,
+    DeliveryError,
+    DigestError,
+    LockHeldError,
+    OutdatedDatabaseError,
+    StoreError,
+)
 from digest.metrics import COUNTERS_SUFFIX, Metrics
 from digest.model import PollResult
 from digest.pipeline.poll import parser_pool, poll_once
@@ -195,6 +203,7 @@ class Daemon:
         )
         self.parser = parser_pool(settings)  # [fetch] parse_workers and parse_cpu_seconds
         self.lock_lost = False
+        self.schema_moved: OutdatedDatabaseError | None = None  # the schema changed under us: why we stopped
         self._polls: set[asyncio.Task[Any]] = set()
         self._sends: set[asyncio.Task[Any]] = set()
         self._armed: dict[str, datetime] = {}
@@ -215,7 +224,7 @@ class Daemon:
         sched.start()  # inside the running loop: AsyncIOScheduler takes asyncio.get_running_loop()
         try:
             sched.add_job(
-                self._heartbeat,
+                self._beat,
                 IntervalTrigger(seconds=self.ticks.heartbeat),
                 id="heartbeat",
                 misfire_grace_time=int(STALE_AFTER.total_seconds()),
@@ -268,7 +277,34 @@ class Daemon:
 
     # ---------------------------------------------------------------- jobs
 
+    async def _beat(self) -> None:
+        """The heartbeat job. A beat still reading the database when the daemon stops is
+        cancelled with the loop: expected then, not an error with a traceback."""
+        try:
+            await self._heartbeat()
+        except asyncio.CancelledError:
+            if not self.stop.is_set():
+                raise
+
+    async def _schema_unchanged(self) -> bool:
+        """False, with the daemon stopping, once the schema is no longer the one this code needs: a
+        `digest db upgrade` ran while it was paused (SIGSTOP, a frozen VM, a partition), and its
+        next writes would be shaped by the old code (audit bug 4). A failing read is the
+        heartbeat's own business, not a reason to stop."""
+        try:
+            await asyncio.to_thread(self.store.check_schema_unchanged)
+        except OutdatedDatabaseError as exc:
+            log.error("%s Stopping.", exc.message)
+            self.schema_moved = exc
+            self.stop.set()
+            return False
+        except Exception:  # busy or unreachable: the heartbeat logs it
+            pass
+        return True
+
     async def _heartbeat(self) -> None:
+        if not await self._schema_unchanged():
+            return
         try:
             ok = await asyncio.to_thread(self.store.heartbeat, LOCK_NAME, self.holder, now=lock_clock())
         except Exception as exc:  # a locked or absent database: the next beat retries (C8)
@@ -529,5 +565,7 @@ async def run_daemon(
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(store.release_lock, LOCK_NAME, holder)
         log.info("daemon stopped holder=%s", holder)
+    if daemon.schema_moved is not None:
+        raise daemon.schema_moved
     if daemon.lock_lost:
         raise LockHeldError(f"Another digest daemon took over the database {where}; this one stopped.")

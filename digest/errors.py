@@ -15,6 +15,7 @@ them and turns them into exit code 1; everything else raises or records them.
  |    +-- OutdatedDatabaseError  the database's schema is older (or newer) than this digest's
      |    +-- DatabaseBusyError another process held a write lock past the timeout
      |    +-- DatabaseFullError the disk under the database is full (or failing)
+     |    +-- DatabaseLostError the connection went away (a server restart): a fresh one may work
      +-- DeliveryError        SMTP failed for the whole run (names the host)
      |    +-- SmtpAuthError   the server refused our credentials (535)
      |    +-- SenderRefusedError the server refused our envelope sender (5xx at MAIL FROM)
@@ -121,6 +122,13 @@ class DatabaseBusyError(StoreError):
 
 class DatabaseFullError(StoreError):
     hint = "Free space on the disk that holds the database, then run the command again."
+
+
+class DatabaseLostError(StoreError):
+    """The server closed our connection (a PostgreSQL restart, `pg_terminate_backend`, a cut
+    network): the connection is invalidated, and a fresh one may work once the server is back."""
+
+    hint = "Check that the database server is running and reachable; nothing was changed."
 
 
 class DeliveryError(DigestError):

@@ -253,8 +253,12 @@ class Worker(Daemon):
         return self.raw_clock() - timedelta(seconds=self.skew)
 
     async def _heartbeat(self) -> None:
-        if self.locked:  # SQLite: the one-daemon lock too
+        if self.locked:  # SQLite: the one-daemon lock too (and the schema check)
             await super()._heartbeat()
+            if self.stop.is_set():
+                return
+        elif not await self._schema_unchanged():
+            return
         try:
             before = self.raw_clock()
             db_now, registered = await asyncio.to_thread(
@@ -427,5 +431,7 @@ async def run_worker(
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(store.release_lock, LOCK_NAME, name)
         log.info("worker stopped name=%s", name)
+    if worker.schema_moved is not None:
+        raise worker.schema_moved
     if worker.lock_lost:
         raise LockHeldError(f"Another digest daemon took over the database {where}; this worker stopped.")

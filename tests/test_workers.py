@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -29,7 +30,7 @@ from aiohttp import web
 from conftest import postgres_database
 from digestprocess import DigestProcess
 from httpservers import FeedServer
-from smtpservers import Received, SmtpServer
+from smtpservers import Received, Recorder, SmtpServer
 
 from digest.store import SENT, Store
 from digest.store import schema as t
@@ -879,3 +880,135 @@ async def test_workers_together_stay_within_the_smtp_rate_limit_when_one_joins_m
     # workers still at the two-worker share while three send put about 53 more in a 4 s window.
     assert busiest <= rate * window + 12, busiest
     assert pace <= rate * 1.05, pace
+
+
+# --------------------------------------------------------------------------- the schema moved under a running worker
+
+
+def stamp(url: str, revision: str) -> None:
+    """Set alembic_version, as a `digest db upgrade` run by a newer (or older) digest leaves it."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    finally:
+        engine.dispose()
+
+
+async def test_a_running_worker_stops_when_the_schema_is_upgraded_under_it(pg_url: str, tmp_path: Path) -> None:
+    """Audit bug 4: a worker paused while `digest db upgrade` ran must not go on writing rows
+    shaped by its old code. Its heartbeat reads the revision and it stops, with the line an old
+    process started now gets, and exit status 1."""
+    async with SmtpServer() as smtp:
+        config = write_config(tmp_path, database=pg_url, feeds=[], subscribers=1, smtp_port=smtp.port)
+        rc, _, err = await asyncio.to_thread(cli, config, "status")
+        assert rc == 0, err
+        async with workers(config, ["old1"]) as (old1,):
+            await old1.wait_for("worker started")
+            await old1.wait_for("daemon running")
+            stamp(pg_url, "9999")  # a revision this code has never heard of
+            rc = await old1.exited(timeout=60)
+        rc_new, _, started_now = await asyncio.to_thread(cli, config, "worker", "--name", "late")
+    assert rc == 1, old1.log
+    assert "schema revision 9999, which this digest does not know" in old1.log, old1.log
+    assert "run that version instead" in old1.log and "worker stopped name=old1" in old1.log, old1.log
+    # The same words as a process started after the upgrade.
+    assert rc_new == 1 and "schema revision 9999, which this digest does not know" in started_now, started_now
+    store_engine = sa.create_engine(pg_url)
+    try:
+        with store_engine.connect() as conn:
+            assert conn.scalar(sa.select(sa.func.count()).select_from(t.workers)) == 0  # it left the registry
+    finally:
+        store_engine.dispose()
+
+
+async def test_the_sqlite_daemon_stops_when_the_schema_moves_under_it(tmp_path: Path) -> None:
+    """The single daemon (`digest run` on SQLite) checks at its lock heartbeat too; a schema moved
+    back (a restored backup of an older release) names `digest db upgrade`."""
+    url = f"sqlite:///{tmp_path / 'digest.sqlite'}"
+    async with SmtpServer() as smtp:
+        config = write_config(tmp_path, database=url, feeds=[], subscribers=1, smtp_port=smtp.port)
+        rc, _, err = await asyncio.to_thread(cli, config, "status")
+        assert rc == 0, err
+        async with workers(config, ["run"]) as (daemon,):
+            await daemon.wait_for("daemon running")
+            stamp(url, "0011")
+            rc = await daemon.exited(timeout=60)
+    assert rc == 1, daemon.log
+    assert "is at schema revision 0011 and this digest needs 0012" in daemon.log, daemon.log
+    assert "run `digest db upgrade`" in daemon.log, daemon.log
+
+
+# --------------------------------------------------------------------------- the database restarts during a send
+
+
+class HoldingRecorder(Recorder):
+    """Keeps each message in DATA until `release` is set: the relay is slow, and the test may
+    restart the database while it holds them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.held = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.held += 1
+        while not self.release.is_set():
+            await asyncio.sleep(0.02)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def terminate_connections(url: str) -> int:
+    """What a PostgreSQL restart does to every open connection to the database, but ours."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            return len(
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).all()
+            )
+    finally:
+        engine.dispose()
+
+
+async def test_S2_a_database_restart_while_the_relay_holds_messages_sends_none_twice(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Audit bug 3: the sender's connection is terminated (as `pg_ctlcluster ... restart` does)
+    while the relay holds four messages. Their results are recorded on a new connection: nothing
+    goes out twice, no row counts a crash, and the worker goes on sending."""
+    n = 12
+    handler = HoldingRecorder()
+    async with FeedServer() as srv, SmtpServer(handler=handler) as smtp:
+        config = write_config(
+            tmp_path,
+            database=pg_url,
+            feeds=[srv.serve("/news.xml", rss(3, "news"))],
+            subscribers=n,
+            smtp_port=smtp.port,
+            send_at=send_at_now(),
+            smtp={"claim_lease": '"15s"'},  # without the retry the held rows went again 15 s later
+        )
+        rc, _, err = await asyncio.to_thread(cli, config, "status")
+        assert rc == 0, err
+        async with workers(config, ["w1"]) as (w1,):
+            await until(lambda: handler.held >= 4, "the relay holding four messages", logs=[w1])
+            assert await asyncio.to_thread(terminate_connections, pg_url) > 0
+            handler.release.set()
+            await until(lambda: delivery_counts(pg_url).get(SENT, 0) == n, "every row sent", timeout=120, logs=[w1])
+            # A row sent twice was sent again before it was recorded sent: every copy is in by now.
+            assert await w1.stop() == 0, w1.log
+    got = by_recipient(smtp.messages)
+    assert len(got) == n, w1.log
+    assert {r: ids for r, ids in got.items() if len(ids) > 1} == {}, w1.log
+    assert "Cannot record" not in w1.log and "counts a crash" not in w1.log, w1.log
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.scalar(sa.select(sa.func.sum(t.deliveries.c.crashes))) == 0
+    finally:
+        engine.dispose()

@@ -21,7 +21,14 @@ from sqlalchemy.pool import NullPool
 
 from digest import migrations
 from digest.config import mask_url
-from digest.errors import DatabaseBusyError, DatabaseFullError, LockHeldError, OutdatedDatabaseError, StoreError
+from digest.errors import (
+    DatabaseBusyError,
+    DatabaseFullError,
+    DatabaseLostError,
+    LockHeldError,
+    OutdatedDatabaseError,
+    StoreError,
+)
 from digest.store import schema as t
 
 _SYNC_LOCK = 0x64676373  # "dgcs": the advisory lock serialising config syncs
@@ -95,6 +102,10 @@ def _translate(where: str, busy_timeout: float | None) -> Callable[[ExceptionCon
         # still one line naming the database, never a traceback (PostgreSQL's DETAIL and HINT lines
         # joined to it).
         said = " ".join(str(exc).split())
+        if ctx.is_disconnect:  # SQLAlchemy invalidated the connection: a retry may use a fresh one
+            raise DatabaseLostError(
+                f"The database {where} failed: {said}{'' if said.endswith(('.', '?', '!')) else '.'}"
+            )
         raise StoreError(f"The database {where} failed: {said}{'' if said.endswith(('.', '?', '!')) else '.'}")
 
     return on_error
@@ -169,18 +180,32 @@ class StoreBase:
         except SQLAlchemyError as exc:
             detail = exc.orig if hasattr(exc, "orig") else exc
             raise StoreError(f"Cannot open the database {self._safe_url}: {exc.__class__.__name__}: {detail}.") from exc
+        if (error := self._schema_error(found)) is not None:
+            raise error
+
+    def _schema_error(self, found: str | None) -> OutdatedDatabaseError | None:
+        """Why this code cannot work on a database at revision `found`; None at its own head."""
         wanted = migrations.head()
         if found == wanted:
-            return
+            return None
         if found not in migrations.revisions_between(None, wanted):
-            raise OutdatedDatabaseError(
+            return OutdatedDatabaseError(
                 f"The database {self._safe_url} is at schema revision {found}, which this digest does not know "
                 f"(it needs {wanted}): it was upgraded by a newer digest; run that version instead."
             )
-        raise OutdatedDatabaseError(
+        return OutdatedDatabaseError(
             f"The database {self._safe_url} is at schema revision {found} and this digest needs {wanted}: "
             f"run `digest db upgrade` (it keeps every row), then try again."
         )
+
+    def check_schema_unchanged(self) -> None:
+        """For a long-running process, at each heartbeat: raise the OutdatedDatabaseError a process
+        started now would get, when the schema moved under it (a `digest db upgrade` run while it
+        was paused, frozen or cut off: it must not go on writing rows shaped by its old code)."""
+        with self.engine.connect() as conn:
+            found = migrations.current(conn)
+        if (error := self._schema_error(found)) is not None:
+            raise error
 
     def schema_revision(self) -> str | None:
         """Where the database stands: a revision id, migrations.RELEASE_1, or None when empty."""

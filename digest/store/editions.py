@@ -16,9 +16,11 @@ policy: which items an edition carries and in which section is the send job's de
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -37,9 +39,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from digest.errors import StoreError
+from digest.errors import DatabaseLostError, StoreError
 from digest.model import (
     Delivery,
     EditionItem,
@@ -59,6 +61,12 @@ from digest.store.subscribers import _SUBSCRIBER_COLUMNS, ACTIVE, _subscriber
 
 PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
 MAX_CRASHES = 3  # a row's crashes (deliveries.crashes) before it is parked as failed (S8)
+# A sender whose connection was lost (a PostgreSQL restart takes a few seconds) tries again on a
+# fresh one after each of these pauses, about 15 s in all, before it gives up (audit bug 3).
+RECONNECT_PAUSES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class _WindowMoved(Exception):
@@ -446,6 +454,29 @@ class OutboxSession:
             self._conn.close()
             self._conn = None
 
+    def _again(self, what: str, fn: Callable[[], T]) -> T:
+        """`fn()`, run again on a fresh connection when the server dropped ours (a restart, an
+        administrator's `pg_terminate_backend`), after a short pause while the server comes back.
+
+        Every statement here may run twice: a claim or result applies only to rows still held by
+        this sender, so a transaction that committed just before the connection died changes
+        nothing the second time. Without this, one terminated connection stopped the sender with
+        messages the relay had accepted unrecorded, sent again once their lease ran out."""
+        for pause in (*RECONNECT_PAUSES, None):
+            try:
+                return fn()
+            except (DatabaseLostError, DBAPIError) as exc:
+                lost = isinstance(exc, DatabaseLostError) or exc.connection_invalidated
+                if not lost or pause is None:
+                    raise
+                log.warning("outbox: %s: the database connection was lost; again in %gs on a new one", what, pause)
+                if self._conn is not None:
+                    self._conn.invalidate()
+                    self._conn.close()
+                    self._conn = None
+                time.sleep(pause)  # on the session's own thread (PostgreSQL), never the event loop's
+        raise AssertionError("unreachable")
+
     def claim(
         self,
         edition_id: int,
@@ -458,23 +489,28 @@ class OutboxSession:
         suspects: bool = False,
     ) -> list[Delivery]:
         """Claim rows (`_claim`); what taking over lapsed claims did first is left in `lapsed`."""
-        with self.conn.begin():
-            rows, self.lapsed = _claim(
-                self.conn,
-                edition_id,
-                worker=self.worker,
-                now=now,
-                lease=lease,
-                limit=limit,
-                due_only=due_only,
-                since=since,
-                suspects=suspects,
-            )
-        return rows
+
+        def claim() -> list[Delivery]:
+            with self.conn.begin():
+                rows, self.lapsed = _claim(
+                    self.conn,
+                    edition_id,
+                    worker=self.worker,
+                    now=now,
+                    lease=lease,
+                    limit=limit,
+                    due_only=due_only,
+                    since=since,
+                    suspects=suspects,
+                )
+            return rows
+
+        return self._again("claiming", claim)
 
     def record(self, marks: Sequence[Mark], *, now: datetime, on_wire: Sequence[int] = ()) -> int:
         """Write results, and mark `on_wire` the claimed rows whose SMTP transaction began."""
-        try:
+
+        def record() -> int:
             with self.conn.begin():
                 if on_wire:
                     d = t.deliveries.c
@@ -484,20 +520,30 @@ class OutboxSession:
                         .values(on_wire=True)
                     )
                 return _record(self.conn, marks, worker=self.worker, now=now)
+
+        try:
+            return self._again(f"recording {len(marks)} results", record)
         except (SQLAlchemyError, StoreError) as exc:
             raise _not_recorded(exc, len(marks), self._where) from exc
 
     def subscribers(self, ids: Sequence[int]) -> dict[int, Subscriber]:
         """The subscribers as they are now (status, sections), read just before their messages are made."""
-        rows = self.conn.execute(select(*_SUBSCRIBER_COLUMNS).where(t.subscribers.c.id.in_(list(ids)))).all()
-        self.conn.commit()  # end the read transaction: the next read sees changes made since (B5)
-        return {r.id: _subscriber(r) for r in rows}
+
+        def read() -> dict[int, Subscriber]:
+            rows = self.conn.execute(select(*_SUBSCRIBER_COLUMNS).where(t.subscribers.c.id.in_(list(ids)))).all()
+            self.conn.commit()  # end the read transaction: the next read sees changes made since (B5)
+            return {r.id: _subscriber(r) for r in rows}
+
+        return self._again("reading subscribers", read)
 
     def already_had(self, edition_id: int, others: Sequence[int], ids: Sequence[int]) -> dict[int, frozenset[int]]:
         """The items of edition `edition_id` that each of these subscribers was sent in one of
         `others` (`overlapping_editions`): a subscriber who moved zone, sent an edition of the old
         zone and now one of the new, whose windows overlap, gets nothing twice. Empty for
         everyone who stayed, at one indexed look-up per (subscriber, other edition)."""
+        return self._again("reading what was sent", lambda: self._already_had(edition_id, others, ids))
+
+    def _already_had(self, edition_id: int, others: Sequence[int], ids: Sequence[int]) -> dict[int, frozenset[int]]:
         d = t.deliveries.c
         rows = self.conn.execute(
             select(d.subscriber_id, d.edition_id).where(
@@ -527,19 +573,28 @@ class OutboxSession:
         A row missing from the answer was taken over after our lease ran out (we were stopped
         or frozen for longer than it): its new holder sends it, we must not."""
         d = t.deliveries.c
-        with self.conn.begin():
-            return set(
-                self.conn.scalars(
-                    update(t.deliveries)
-                    .where(d.status == SENDING, d.worker == self.worker)
-                    .values(lease_until=database_time(self.conn) + lease)
-                    .returning(d.id)
+
+        def renew() -> set[int]:
+            with self.conn.begin():
+                return set(
+                    self.conn.scalars(
+                        update(t.deliveries)
+                        .where(d.status == SENDING, d.worker == self.worker)
+                        .values(lease_until=database_time(self.conn) + lease)
+                        .returning(d.id)
+                    )
                 )
-            )
+
+        return self._again("renewing the lease", renew)
 
     def release(self, *, now: datetime) -> int:
-        with self.conn.begin():
-            return self.conn.execute(_release(self.worker, now)).rowcount
+        """Return to pending every row this sender still holds (never sent: nothing counted)."""
+
+        def release() -> int:
+            with self.conn.begin():
+                return self.conn.execute(_release(self.worker, now)).rowcount
+
+        return self._again("releasing its claims", release)
 
 
 def _claim(

@@ -185,6 +185,7 @@ class OutboxWriter:
         self._group: asyncio.Task[None] | None = None  # the commit the next result will join
         self._closing = asyncio.Event()
         self._error: Exception | None = None
+        self._unrecorded: list[Mark] = []  # results of the failed commit and after it, tried once more at exit
         self._renewer: asyncio.Task[None] | None = None
         self._renewed: datetime | None = None  # when our lease was last set (a claim or a renewal)
 
@@ -209,10 +210,32 @@ class OutboxWriter:
             # it started. After a failed commit the claims stay, and run out with their lease.
             if self._error is None:
                 await self._run(self._session.release, now=self.clock())
+            else:
+                await self._record_late()
         finally:
             await self._run(self._session.close)
             if self._thread is not None:
                 self._thread.shutdown(wait=False)
+
+    async def _record_late(self) -> None:
+        """After a failed commit: the results it carried, and those that came after, once more;
+        then the claims left are released. When the database is back by now (a restart that
+        outlasted the reconnect pauses), the relay's accepted messages are recorded and not sent
+        again, the rows never started go back to pending at once, and no row counts a crash its
+        messages did not cause; the worker's next pass need not wait for this sender's lease.
+        When it is still down, the claims stay and run out with their lease, as before."""
+        marks, self._unrecorded = self._unrecorded, []
+        try:
+            recorded = await self._run(self._session.record, marks, now=self.clock())
+            released = await self._run(self._session.release, now=self.clock())
+        except Exception as exc:
+            log.warning("outbox: %d results still unrecorded; the claims run out with their lease: %s", len(marks), exc)
+            return
+        log.warning(
+            "outbox: the database is back: %d results recorded late, %d claimed messages pending again",
+            recorded,
+            released,
+        )
 
     async def subscribers(self, ids: list[int]) -> dict[int, Subscriber]:
         return await self._run(self._session.subscribers, ids)
@@ -280,6 +303,7 @@ class OutboxWriter:
         `no_such_user`: (subscriber, edition) whose address the server says does not exist, a hard
         bounce as a DSN's would be (suspended and suppressed at once)."""
         if self._error is not None:
+            self._unrecorded.append(mark)  # for the last try at exit (`_record_late`)
             raise self._error
         self._marks.append(mark)
         if permanent_failure_of is not None:
@@ -312,6 +336,8 @@ class OutboxWriter:
                         "subscriber=%d suspended after %d permanent failures", subscriber_id, self.suspend_after
                     )
         except Exception as exc:
+            if self._error is None:
+                self._unrecorded.extend(marks)
             self._error = exc
             raise
 
