@@ -1,7 +1,8 @@
 """The `digest` command: the only place that parses arguments, configures logging and exits.
 
 Every DigestError becomes one line plus a hint and exit code 1 (a traceback only with --debug);
-click's usage errors exit 2.
+click's usage errors exit 2. `digest send` also exits 3 when a message failed for good and 4 when
+messages are left to send (EXIT_FAILED, EXIT_PENDING), so that cron can tell them apart.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ if TYPE_CHECKING:  # imported where a command opens the database: SQLAlchemy is 
 
 T = TypeVar("T")
 log = logging.getLogger("digest")
+
+EXIT_FAILED = 3  # `digest send`: a message failed for good in this run (a 5xx, or given up after give_up_after)
+EXIT_PENDING = 4  # `digest send`: messages are left to send (a retry time to come, another sender, a stop)
 
 # At exit the interpreter's last garbage collections walk every object the imports made (SQLAlchemy,
 # aiohttp...): ~0.1 s of CPU, a sixth of a `digest poll` of unchanged feeds. Frozen objects are
@@ -602,7 +606,22 @@ def preview(app: App, email: str, day: str | None, out: str | None) -> None:
         click.echo(rendered.text)
 
 
-@main.command()
+SEND_EPILOG = """\b
+Exit status:
+  0  every message went out (or was skipped), or nothing was due
+  1  an error stopped the run: the SMTP server unreachable, a refused
+     login or sender, the circuit breaker... (one line and a hint);
+     unsent messages stay pending
+  2  usage: a --date that has not begun yet
+  3  a message failed for good in this run (a 5xx, or gave up after
+     [smtp] give_up_after); `digest outbox --failed` names them
+  4  messages are left to send: deferred by a 4xx, held by another
+     sender, or the run was stopped (SIGINT, SIGTERM)
+  3 wins over 4 when both hold.
+"""
+
+
+@main.command(epilog=SEND_EPILOG)
 @click.option(
     "--date", "day", metavar="YYYY-MM-DD", help="Edition date (default: each subscriber's time zone's own today)."
 )
@@ -649,6 +668,11 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
             click.echo(_remaining(app, store, rep.edition_id, rep.day))
     if not reports:
         click.echo("no active subscribers: nothing to send")
+    # For cron (`digest send || alert`): a run that failed someone, or left work, says so (finding 8).
+    if any(rep.failed for rep in reports):
+        click.get_current_context().exit(EXIT_FAILED)
+    if any(not rep.complete for rep in reports):
+        click.get_current_context().exit(EXIT_PENDING)
 
 
 def _remaining(app: App, store: Store, edition_id: int, day: date) -> str:

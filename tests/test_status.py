@@ -93,11 +93,11 @@ async def test_status_shows_the_newest_day_and_every_open_edition_with_its_retri
         )
         assert (await asyncio.to_thread(poll, config)).returncode == 0
         today = await asyncio.to_thread(cli, config, "send")
-        assert today.returncode == 0 and "1 deferred (pending rows remain)" in today.stdout, today.stderr
+        assert today.returncode == 4 and "1 deferred (pending rows remain)" in today.stdout, today.stderr
         feeds.serve("/news.xml", rss(6))  # three new items for the earlier day's edition
         assert (await asyncio.to_thread(cli, config, "poll", now=NOW + timedelta(minutes=1))).returncode == 0
         earlier = await asyncio.to_thread(cli, config, "send", "--date", "2026-03-09", now=NOW + timedelta(minutes=2))
-        assert earlier.returncode == 0 and "edition 2026-03-09 UTC: 1 sent" in earlier.stdout, earlier.stderr
+        assert earlier.returncode == 4 and "edition 2026-03-09 UTC: 1 sent" in earlier.stdout, earlier.stderr
 
     out = status(config, NOW + timedelta(minutes=3))
     last = next(line for line in out.splitlines() if "UTC: last " in line)
@@ -129,8 +129,9 @@ async def test_outbox_and_subscribers_show_name_who_failed_or_waits_and_what_the
         )
         assert (await asyncio.to_thread(poll, config)).returncode == 0
         sent = await asyncio.to_thread(cli, config, "send")
-    # Finding 8: the line after the counts says when the deferred row is retried and how; exit 0 as before.
-    assert sent.returncode == 0, sent.stderr
+    # Finding 8: the line after the counts says when the deferred row is retried and how; a failure
+    # for good exits 3, so that `digest send || alert` alerts.
+    assert sent.returncode == 3, sent.stderr
     counts, advice = sent.stdout.splitlines()
     assert counts == "edition 2026-03-10 UTC: 1 sent, 0 skipped, 1 failed, 1 deferred (pending rows remain)"
     assert advice.startswith("  1 message to retry at 2026-03-10 09:"), advice
@@ -182,7 +183,7 @@ async def test_an_address_with_a_line_break_is_listed_as_one_quoted_line(tmp_pat
             db.execute("UPDATE subscribers SET email = ? WHERE email = 'bad@example.org'", (forged,))
         assert (await asyncio.to_thread(poll, config)).returncode == 0
         sent = await asyncio.to_thread(cli, config, "send")
-        assert sent.returncode == 0 and "1 sent, 0 skipped, 1 failed" in sent.stdout, sent.stderr
+        assert sent.returncode == 3 and "1 sent, 0 skipped, 1 failed" in sent.stdout, sent.stderr
     listed = cli(config, "outbox", "--failed").stdout
     assert f"  {forged!r}  failed  attempts=0  never retried  reply: " in listed
     assert "\nBcc:" not in listed and "\r" not in listed
