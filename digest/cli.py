@@ -607,6 +607,16 @@ def preview(app: App, email: str, day: str | None, out: str | None) -> None:
 
 
 SEND_EPILOG = """\b
+Without --date it also sends the messages of earlier editions that are due
+for a retry, while those editions are due (their own day, or within
+[digest] catch_up), as the daemon does; it names those it leaves.
+
+\b
+A message deferred by a 4xx is retried once its retry time has come (5 min,
+then longer), by `digest run` or by any later `digest send`; --retry-now
+retries it at once.
+
+\b
 Exit status:
   0  every message went out (or was skipped), or nothing was due
   1  an error stopped the run: the SMTP server unreachable, a refused
@@ -615,8 +625,8 @@ Exit status:
   2  usage: a --date that has not begun yet
   3  a message failed for good in this run (a 5xx, or gave up after
      [smtp] give_up_after); `digest outbox --failed` names them
-  4  messages are left to send: deferred by a 4xx, held by another
-     sender, or the run was stopped (SIGINT, SIGTERM)
+  4  messages are left to send: deferred until their retry time, held
+     by another sender, or the run was stopped (SIGINT, SIGTERM)
   3 wins over 4 when both hold.
 """
 
@@ -638,9 +648,15 @@ Exit status:
     metavar="N",
     help="Sending processes (default: [smtp] workers; 0: one per CPU core; 1: this process only).",
 )
+@click.option(
+    "--retry-now",
+    "retry_now",
+    is_flag=True,
+    help="Retry messages an earlier run deferred at once, whatever their retry time.",
+)
 @pass_app
-def send(app: App, day: str | None, dry_run: str | None, workers: int | None) -> None:
-    """Build and send the edition for a date to every active subscriber; re-running sends nothing more."""
+def send(app: App, day: str | None, dry_run: str | None, workers: int | None, retry_now: bool) -> None:
+    """Build and send the edition for a date to every active subscriber; re-running sends only what is still due."""
     edition_day = _date(day, app) if day is not None else None  # None: each time zone's own day
     if dry_run:
         run_async(_dry_run(app, edition_day, Path(dry_run)))
@@ -651,7 +667,9 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
     from digest.status import clear_send_failure, record_send_failure
 
     try:
-        reports = run_async(_send(app, store, edition_day, app.settings.smtp.workers if workers is None else workers))
+        reports = run_async(
+            _send(app, store, edition_day, app.settings.smtp.workers if workers is None else workers, retry_now)
+        )
     except DeliveryError as exc:  # for `digest status`: a failed run is recorded on no message
         with contextlib.suppress(StoreError):
             record_send_failure(store, at=app.clock(), retry_at=None, message=f"{exc.message} {exc.hint}")
@@ -660,9 +678,9 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
         clear_send_failure(store)
     for rep in reports:
         state = "complete" if rep.complete else "pending rows remain"
+        which = f"edition {rep.day} {rep.timezone}" + (" (earlier, messages due for a retry)" if rep.resumed else "")
         click.echo(
-            f"edition {rep.day} {rep.timezone}: {rep.sent} sent, {rep.skipped} skipped, "
-            f"{rep.failed} failed, {rep.deferred} deferred ({state})"
+            f"{which}: {rep.sent} sent, {rep.skipped} skipped, {rep.failed} failed, {rep.deferred} deferred ({state})"
         )
         if not rep.complete:
             click.echo(_remaining(app, store, rep.edition_id, rep.day))
@@ -676,23 +694,25 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
 
 
 def _remaining(app: App, store: Store, edition_id: int, day: date) -> str:
-    """What becomes of an edition's rows this run left unsent, and what to do (audit finding 8). A
-    later `digest send` without --date sends only each zone's today, so under cron yesterday's
-    deferred rows would wait for ever; `--date` retries those of an earlier run at once, whatever
-    their retry time (pipeline: rows deferred by this run are never retried by it)."""
+    """What becomes of an edition's rows this run left unsent, and what to do (audit finding 8).
+    Every later `digest send` sends them once their retry time has come, as the daemon does, while
+    the edition is due (its own day, or within [digest] catch_up); `--date` after that, and
+    `--retry-now` at once (rows deferred by this run are never retried by it: B7)."""
     pending, earliest = store.next_retry(edition_id)
     if not pending:  # only rows another sender holds: they are its to send, or anyone's once its claim lapses
         return (
             "  the other messages are held by another sender, which sends them; if it stopped, the next "
             f"`digest send --date {day}` takes them over once its claim lapses ([smtp] claim_lease)"
         )
-    when = f"at {earliest:%Y-%m-%d %H:%M} UTC" if earliest is not None and earliest > app.clock() else "now"
+    later = earliest is not None and earliest > app.clock()
+    when = f"at {earliest:%Y-%m-%d %H:%M} UTC" if later and earliest is not None else "now"
     its = "it" if pending == 1 else "them"
     return (
-        f"  {pending} message{'s' if pending != 1 else ''} to retry {when}: the daemon (`digest run`) retries "
-        f"{its} then (on the edition's own day, or within [digest] catch_up); from cron, run `digest send "
-        f"--date {day}` after that time, which retries {its} at once (a plain `digest send` sends only each "
-        "time zone's today). `digest outbox --pending` lists them with the SMTP server's replies"
+        f"  {pending} message{'s' if pending != 1 else ''} to {'retry' if later else 'send'} {when}: the daemon "
+        f"(`digest run`) or any `digest send` from then on sends {its} while the edition is due (its own day, "
+        f"or within [digest] catch_up; after that, `digest send --date {day}`)"
+        + (f"; `digest send --retry-now` retries {its} at once" if later else "")
+        + ". `digest outbox --pending` lists them with the SMTP server's replies"
     )
 
 
@@ -730,7 +750,7 @@ def _check_sendable(app: App, store: Store, day: date | None) -> None:
         )
 
 
-async def _send(app: App, store: Store, day: date | None, workers: int) -> Any:
+async def _send(app: App, store: Store, day: date | None, workers: int, retry_now: bool) -> Any:
     from digest.deliver import SmtpTransport
     from digest.pipeline.send import send_day
 
@@ -756,6 +776,7 @@ async def _send(app: App, store: Store, day: date | None, workers: int) -> Any:
             workers=workers,
             stop=stop,
             setup=_logging_setup(),
+            retry_now=retry_now,
         )
     finally:
         if progress is not None:

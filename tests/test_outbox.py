@@ -889,7 +889,7 @@ async def test_M2_a_451_at_rcpt_leaves_the_row_pending_with_a_retry_time_and_the
         assert site.edition_status() == "open"
 
         healed.set()
-        second = await site.run("send")
+        second = await site.run("send", now=NOW + timedelta(minutes=15))  # after its retry time
         assert second.code == 0, second.err
         assert "1 sent" in second.out and "(complete)" in second.out
 
@@ -1153,7 +1153,8 @@ async def test_M4_an_edition_too_big_for_the_relay_is_said_once_charges_no_one_a
     assert len(said) == 1, run.err
     assert f"edition {DAY} UTC is too big for the SMTP server: subscriber " in said[0]
     assert re.search(r"the message is [\d,]+ bytes, over the 3,000 the SMTP server 127\.0\.0\.1:\d+ takes", said[0])
-    assert "max_items_per_section" in said[0] and "excerpt_chars" in said[0] and f"--date {DAY}" in said[0]
+    assert "max_items_per_section" in said[0] and "excerpt_chars" in said[0]
+    assert f"`digest send --date {DAY} --retry-now` at once" in said[0]
     assert small.handler.rcpt_seen == [] and small.messages == []
     assert site.progress() == {"unfinished": 30}
     assert site.query("SELECT count(*) FROM subscribers WHERE permanent_failures > 0") == [(0,)]
@@ -1162,7 +1163,7 @@ async def test_M4_an_edition_too_big_for_the_relay_is_said_once_charges_no_one_a
 
     async with SmtpServer() as relay:  # the limit raised (or the edition made smaller)
         site.configure(smtp_port=relay.port, subscribers=readers(30), connections=4, circuit_breaker=10)
-        again = await site.run("send", "--date", DAY.isoformat())
+        again = await site.run("send", "--date", DAY.isoformat(), "--retry-now")  # as the line said
     assert "30 sent" in again.out and "(complete)" in again.out, again.out + again.err
     assert sorted(m.rcpt_tos[0] for m in relay.messages) == sorted(email for email, _ in readers(30))
 

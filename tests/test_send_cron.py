@@ -264,25 +264,29 @@ async def test_the_exit_status_tells_a_failure_for_good_from_messages_left_to_re
         first = await s.run("send", now=DAY1 + timedelta(minutes=1))
         assert first.proc.returncode == 3, first.stdout + first.stderr  # a 5xx wins over the 4xx left to retry
         assert "edition 2026-03-10 UTC: 2 sent, 0 skipped, 1 failed, 1 deferred (pending rows remain)" in first.stdout
+        assert "1 message to retry at 2026-03-10 07:06 UTC" in first.stdout, first.stdout
+        assert "`digest send --retry-now` retries it at once" in first.stdout
 
-        # Still refused: nothing failed in this run, and a message is still left: 4.
-        again = await s.run("send", now=DAY1 + timedelta(minutes=10))
+        # Again a minute later: the deferred message waits for its retry time, as under the daemon;
+        # nothing failed in this run, and a message is still left: 4.
+        again = await s.run("send", now=DAY1 + timedelta(minutes=2))
         assert again.proc.returncode == 4, again.stdout + again.stderr
-        assert "0 sent, 0 skipped, 0 failed, 1 deferred (pending rows remain)" in again.stdout
+        assert "0 sent, 0 skipped, 0 failed, 0 deferred (pending rows remain)" in again.stdout
+        assert relay.rcpt_seen.count(BUSY) == 1, "not retried before its time"
 
-        # The mailbox takes it: everything went out or failed before, so 0.
+        # After its retry time the mailbox takes it: everything went out or failed before, so 0.
         del relay.refuse[BUSY]
-        later = await s.run("send", now=DAY1 + timedelta(minutes=30))
+        later = await s.run("send", now=DAY1 + timedelta(minutes=10))
         assert later.proc.returncode == 0, later.stdout + later.stderr
         assert "edition 2026-03-10 UTC: 1 sent, 0 skipped, 0 failed, 0 deferred (complete)" in later.stdout
-        nothing = await s.run("send", now=DAY1 + timedelta(minutes=31))
+        nothing = await s.run("send", now=DAY1 + timedelta(minutes=11))
         assert nothing.proc.returncode == 0 and "0 sent, 0 skipped, 0 failed, 0 deferred (complete)" in nothing.stdout
 
     assert sorted(by_recipient(s.relay)) == sorted([*readers(2), BUSY])
     assert s.rows()[("2026-03-10", GONE)][0] == "failed"
 
 
-async def test_M2_a_4xx_alone_exits_4_and_a_rerun_that_delivers_it_exits_0(tmp_path: Path, feed: FeedServer) -> None:
+async def test_M2_a_4xx_alone_exits_4_and_retry_now_sends_it_at_once(tmp_path: Path, feed: FeedServer) -> None:
     relay = Relay(refuse={BUSY: "450 4.2.1 mailbox busy"})
     async with site(tmp_path, feed, relay) as s:
         s.configure([*readers(2), BUSY])
@@ -291,8 +295,8 @@ async def test_M2_a_4xx_alone_exits_4_and_a_rerun_that_delivers_it_exits_0(tmp_p
         assert first.proc.returncode == 4, first.stdout + first.stderr
         assert "2 sent, 0 skipped, 0 failed, 1 deferred (pending rows remain)" in first.stdout
 
-        del relay.refuse[BUSY]
-        now = await s.run("send", now=DAY1 + timedelta(minutes=10))
+        del relay.refuse[BUSY]  # the operator fixed what made it wait, and does not want to
+        now = await s.run("send", "--retry-now", now=DAY1 + timedelta(minutes=2))
         assert now.proc.returncode == 0, now.stdout + now.stderr
         assert "1 sent, 0 skipped, 0 failed, 0 deferred (complete)" in now.stdout
     assert len(by_recipient(s.relay)[BUSY]) == 1
@@ -320,4 +324,60 @@ def test_send_help_states_every_exit_status() -> None:
     text = CliRunner().invoke(main, ["send", "--help"]).output
     for line in ("0  every message went out", "1  an error stopped the run", "3  a message failed for good"):
         assert line in text, text
-    assert "4  messages are left to send" in text
+    assert "4  messages are left to send" in text and "--retry-now" in text
+
+
+# --------------------------------------------------------------------------- earlier editions (finding 8)
+
+
+async def test_M2_a_plain_send_retries_an_earlier_editions_due_messages_within_catch_up(
+    tmp_path: Path, feed: FeedServer
+) -> None:
+    relay = Relay(refuse={BUSY: "451 4.3.0 try again later"})
+    async with site(tmp_path, feed, relay) as s:
+        s.configure([*readers(2), BUSY], extra='catch_up = "30h"')
+        await s.poll(DAY1)
+        first = await s.run("send", now=DAY1 + timedelta(minutes=1))
+        assert first.proc.returncode == 4, first.stdout + first.stderr
+
+        del relay.refuse[BUSY]
+        feed.serve("/news.xml", rss(DAY2, "day2"))
+        await s.poll(DAY2)
+        today = await s.run("send", now=DAY2 + timedelta(minutes=1))  # cron's next morning
+        assert today.proc.returncode == 0, today.stdout + today.stderr
+        lines = today.stdout.splitlines()
+        assert "edition 2026-03-11 UTC: 3 sent, 0 skipped, 0 failed, 0 deferred (complete)" in lines
+        assert (
+            "edition 2026-03-10 UTC (earlier, messages due for a retry): 1 sent, 0 skipped, 0 failed, 0 deferred "
+            "(complete)"
+        ) in lines, today.stdout
+    assert len(by_recipient(s.relay)[BUSY]) == 2, "yesterday's edition and today's"
+    assert set(s.statuses()) == {"sent"}
+
+
+async def test_an_earlier_edition_past_catch_up_is_named_and_left_and_date_sends_it(
+    tmp_path: Path, feed: FeedServer
+) -> None:
+    relay = Relay(refuse={BUSY: "451 4.3.0 try again later"})
+    async with site(tmp_path, feed, relay) as s:
+        s.configure([*readers(2), BUSY])  # catch_up unset: an edition goes out on its own day only (C1)
+        await s.poll(DAY1)
+        assert (await s.run("send", now=DAY1 + timedelta(minutes=1))).proc.returncode == 4
+
+        del relay.refuse[BUSY]
+        feed.serve("/news.xml", rss(DAY2, "day2"))
+        await s.poll(DAY2)
+        today = await s.run("send", now=DAY2 + timedelta(minutes=1))
+        assert today.proc.returncode == 0, today.stdout + today.stderr  # today's edition went out whole
+        assert "2026-03-10" not in today.stdout
+        assert (
+            "edition=2026-03-10/UTC has pending messages but is past its catch-up window ([digest] catch_up); "
+            "not sent (`digest send --date 2026-03-10` sends them by hand)"
+        ) in today.stderr
+        assert s.rows()[("2026-03-10", BUSY)][0] == "pending"
+
+        # The operator does as told: `--date` sends a built edition's messages, whatever its day.
+        by_hand = await s.run("send", "--date", "2026-03-10", now=DAY2 + timedelta(minutes=2))
+        assert by_hand.proc.returncode == 0, by_hand.stdout + by_hand.stderr
+        assert "edition 2026-03-10 UTC: 1 sent, 0 skipped, 0 failed, 0 deferred (complete)" in by_hand.stdout
+    assert set(s.statuses()) == {"sent"}

@@ -135,8 +135,8 @@ async def test_outbox_and_subscribers_show_name_who_failed_or_waits_and_what_the
     counts, advice = sent.stdout.splitlines()
     assert counts == "edition 2026-03-10 UTC: 1 sent, 0 skipped, 1 failed, 1 deferred (pending rows remain)"
     assert advice.startswith("  1 message to retry at 2026-03-10 09:"), advice
-    assert "the daemon (`digest run`) retries it then" in advice
-    assert "from cron, run `digest send --date 2026-03-10` after that time, which retries it at once" in advice
+    assert "the daemon (`digest run`) or any `digest send` from then on sends it while the edition is due" in advice
+    assert "after that, `digest send --date 2026-03-10`); `digest send --retry-now` retries it at once" in advice
     assert "`digest outbox --pending` lists them" in advice
 
     later = NOW + timedelta(minutes=1)

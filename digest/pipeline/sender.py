@@ -49,6 +49,7 @@ class SendReport:
     deferred: int = 0
     complete: bool = False
     errors: list[str] = field(default_factory=list)
+    resumed: bool = False  # an earlier edition whose pending messages this run sent (not the run's own day)
 
 
 def _retry_delay(attempts: int) -> timedelta:
@@ -254,7 +255,7 @@ async def send_edition(
         if len(too_big) == 1:
             log.warning(
                 "edition %s %s is too big for the SMTP server: subscriber %d: %s; its messages stay pending "
-                "and are charged to no one (the daemon retries them; `digest send --date %s` at once)",
+                "and are charged to no one (the daemon retries them; `digest send --date %s --retry-now` at once)",
                 edition.day,
                 edition.timezone,
                 d.subscriber_id,
