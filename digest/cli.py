@@ -682,6 +682,8 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None, re
         click.echo(
             f"{which}: {rep.sent} sent, {rep.skipped} skipped, {rep.failed} failed, {rep.deferred} deferred ({state})"
         )
+        if rep.abandoned:
+            click.echo(_given_up(rep.abandoned))
         if not rep.complete:
             click.echo(_remaining(app, store, rep.edition_id, rep.day))
     if not reports:
@@ -691,6 +693,21 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None, re
         click.get_current_context().exit(EXIT_FAILED)
     if any(not rep.complete for rep in reports):
         click.get_current_context().exit(EXIT_PENDING)
+
+
+def _given_up(addresses: list[str], *, named: int = 10) -> str:
+    """The messages a stopped run gave up on the wire, without the server's reply (finding 11)."""
+    from digest.status import shown_address
+
+    shown = ", ".join(shown_address(a) for a in addresses[:named])
+    extra = len(addresses) - named
+    more = f" and {extra} more (`digest outbox --pending` lists them)" if extra > 0 else ""
+    one = len(addresses) == 1
+    return (
+        f"  stopped without the SMTP server's reply to {len(addresses)} message{'' if one else 's'} ({shown}{more}): "
+        f"{'it' if one else 'each'} may or may not have reached {'its' if one else 'their'} subscriber; "
+        f"pending again, the next `digest send` sends {'it' if one else 'them'}, with the same Message-ID"
+    )
 
 
 def _remaining(app: App, store: Store, edition_id: int, day: date) -> str:
@@ -753,15 +770,25 @@ def _check_sendable(app: App, store: Store, day: date | None) -> None:
 async def _send(app: App, store: Store, day: date | None, workers: int, retry_now: bool) -> Any:
     from digest.deliver import SmtpTransport
     from digest.pipeline.send import send_day
+    from digest.pipeline.sender import WIRE_GRACE
 
-    stop = asyncio.Event()
+    stop, abandon = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
 
     def on_signal() -> None:
-        # S4: the first SIGTERM/SIGINT lets messages on the wire finish and be recorded; nothing new
-        # starts. Pending rows stay pending for the next run. Sending processes get it passed on.
-        log.warning("stopping: finishing messages in flight; unsent ones stay pending")
-        stop.set()
+        # S4: the first SIGTERM/SIGINT lets messages on the wire finish and be recorded, for at most
+        # WIRE_GRACE seconds (a slow relay held one for minutes: audit finding 11); nothing new
+        # starts. A second one gives them up at once. Sending processes get both passed on.
+        if not stop.is_set():
+            log.warning(
+                "stopping: no new message starts; the SMTP server has %g s to answer those on the wire "
+                "(Ctrl-C again to stop at once); unsent ones stay pending",
+                WIRE_GRACE,
+            )
+            stop.set()
+        elif not abandon.is_set():
+            log.warning("stopping at once: not waiting for the SMTP server's reply to the messages on the wire")
+            abandon.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
@@ -775,6 +802,7 @@ async def _send(app: App, store: Store, day: date | None, workers: int, retry_no
             transport=SmtpTransport,
             workers=workers,
             stop=stop,
+            abandon=abandon,
             setup=_logging_setup(),
             retry_now=retry_now,
         )

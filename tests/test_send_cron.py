@@ -1,4 +1,4 @@
-"""`digest send` as an operator's cron job (audit-send finding 8).
+"""`digest send` as an operator's cron job (audit-send findings 8, 11).
 
 Every test runs `python -m digest` as a real process on a real SQLite file, against a real aiosmtpd
 relay on 127.0.0.1 that refuses, defers or sits on chosen messages, and a real feed server. What
@@ -381,3 +381,70 @@ async def test_an_earlier_edition_past_catch_up_is_named_and_left_and_date_sends
         assert by_hand.proc.returncode == 0, by_hand.stdout + by_hand.stderr
         assert "edition 2026-03-10 UTC: 1 sent, 0 skipped, 0 failed, 0 deferred (complete)" in by_hand.stdout
     assert set(s.statuses()) == {"sent"}
+
+
+# --------------------------------------------------------------------------- interrupts (finding 11, S4)
+
+
+async def test_S4_ctrl_c_while_the_relay_sits_on_messages_stops_within_the_bound_in_every_sending_process(
+    tmp_path: Path, feed: FeedServer
+) -> None:
+    """Two sending processes, the relay sitting on every message past the 150th for ten minutes:
+    one Ctrl-C (SIGINT to the whole process group, as a terminal sends it) and the run ends without
+    those replies, both processes' messages given up and named; none counts a crash, and a re-run
+    sends them again, with their Message-ID."""
+    relay = Relay()
+    relay.hold_after = 150
+    subscribers = readers(600)
+    async with site(tmp_path, feed, relay) as s:
+        s.configure(subscribers, connections=4, workers=2)
+        await s.poll(DAY1)
+        run = await s.start("-v", "send", now=DAY1 + timedelta(minutes=1))
+        await until(lambda: len(relay.held) == 4, "the relay to sit on a message on each connection", proc=run)
+        assert sum("sending process" in line for line in run.err) == 2, run.stderr  # both processes send
+        os.killpg(run.proc.pid, signal.SIGINT)
+        code = await run.exited()
+        assert code == 4, run.stdout + run.stderr
+        held = sorted(relay.held)
+        assert f"stopped without the SMTP server's reply to 4 messages ({', '.join(held)})" in run.stdout, run.stdout
+        rows = s.rows()
+        assert {rows[("2026-03-10", email)] for email in held} == {("pending", 0, 0)}, "no attempt, no crash"
+        assert Counter(status for status, _, _ in rows.values()) == {
+            "sent": len(relay.messages) - 4,
+            "pending": 600 - len(relay.messages) + 4,
+        }, "every message the relay answered is recorded; nothing is left claimed"
+
+        relay.holding = False
+        rerun = await s.run("send", now=DAY1 + timedelta(minutes=2))
+        assert rerun.proc.returncode == 0, rerun.stdout + rerun.stderr
+        assert "(complete)" in rerun.stdout
+    got = by_recipient(s.relay)
+    assert sorted(got) == sorted(subscribers)
+    assert {email: ids for email, ids in got.items() if len(ids) > 1} == {
+        email: [got[email][0]] * 2 for email in held
+    }, "only the messages given up went twice, each with its own Message-ID"
+
+
+async def test_S4_a_second_ctrl_c_stops_at_once_and_names_the_message_it_gave_up(
+    tmp_path: Path, feed: FeedServer
+) -> None:
+    victim = readers(20)[4]
+    relay = Relay()
+    relay.hold = {victim}
+    async with site(tmp_path, feed, relay) as s:
+        s.configure(readers(20))
+        await s.poll(DAY1)
+        run = await s.start("send", now=DAY1 + timedelta(minutes=1))
+        await until(lambda: relay.held == [victim], "the relay to sit on one message", proc=run)
+        run.proc.send_signal(signal.SIGINT)
+        await run.logged("stopping: no new message starts")
+        run.proc.send_signal(signal.SIGINT)
+        code = await run.exited()
+        assert code == 4, run.stdout + run.stderr
+        assert "stopping at once" in run.stderr
+        assert (
+            f"  stopped without the SMTP server's reply to 1 message ({victim}): it may or may not have reached "
+            "its subscriber; pending again, the next `digest send` sends it, with the same Message-ID"
+        ) in run.out, run.stdout
+        assert s.rows()[("2026-03-10", victim)] == ("pending", 0, 0)
+        assert "Traceback" not in run.stderr

@@ -203,6 +203,7 @@ async def send_day(
     stop: asyncio.Event | None = None,
     setup: Callable[[], None] | None = None,
     retry_now: bool = True,
+    abandon: asyncio.Event | None = None,
 ) -> list[SendReport]:
     """`digest send`: build (once) and send the edition of `day` (None: each zone's own day,
     `zone_day`) for every time zone with active subscribers, with `workers` processes (None:
@@ -242,6 +243,7 @@ async def send_day(
         transport=transport,
         workers=settings.smtp.workers if workers is None else workers,
         stop=stop,
+        abandon=abandon,
         setup=setup,
         due_only=not retry_now,
         expected_rows=await asyncio.to_thread(_rows_to_send, settings, store, day, clock(), due_only=not retry_now),
@@ -287,6 +289,7 @@ async def send_due(
     stop: asyncio.Event | None = None,
     setup: Callable[[], None] | None = None,
     warned: set[int] | None = None,
+    abandon: asyncio.Event | None = None,
 ) -> tuple[Plan, list[SendReport]]:
     """The daemon's pass: build and send what `plan` says is due, and resume open editions whose
     rows' retry time has come. Safe to run at any moment, any number of times (S7, C3).
@@ -326,6 +329,7 @@ async def send_due(
         transport=transport,
         workers=settings.smtp.workers,
         stop=stop,
+        abandon=abandon,
         setup=setup,
         due_only=True,
     )

@@ -9,6 +9,12 @@ Several senders may work on one edition at once, in one process or many, on one 
 (`pipeline.workers`): each claims a few rows at a time, records its results a batch at a time
 through the store's `OutboxWriter`, and, when nothing is left to claim, waits for the rows others
 hold until they are sent or their lease runs out.
+
+Stopping (S4): once `stop` is set no new message starts, and those on the wire get WIRE_GRACE
+seconds for the server's reply (`bound_wire`); then, or at once when asked again (`abandon`), they
+are given up: their rows go back to pending, no crash counted, and the report names them, since
+each may or may not have reached its subscriber. A slow relay once kept `digest send` waiting for
+minutes after Ctrl-C (the daemon bounded it; now both do, here).
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, Refusal, Result, Transport, deliver, refusal
@@ -35,6 +42,8 @@ Clock = Callable[[], datetime]
 CLAIM_ROWS = 100  # rows claimed at once; all of them are sent or released by the same sender
 READ_AHEAD = 8  # subscribers read at once, just before their messages are made
 HELD_POLL = 0.2  # seconds between looks at rows other senders hold, once nothing is left to claim
+STOP_GRACE = 30.0  # seconds from SIGTERM or SIGINT to the exit, for `digest send` and the daemon alike
+WIRE_GRACE = 20.0  # of which the replies to the messages on the wire may take this long (S4)
 
 
 @dataclass
@@ -50,6 +59,9 @@ class SendReport:
     complete: bool = False
     errors: list[str] = field(default_factory=list)
     resumed: bool = False  # an earlier edition whose pending messages this run sent (not the run's own day)
+    # Addresses whose message was on the wire when the run stopped without its reply: it may or may
+    # not have reached them; their rows are pending again.
+    abandoned: list[str] = field(default_factory=list)
 
 
 def _retry_delay(attempts: int) -> timedelta:
@@ -70,11 +82,13 @@ async def send_edition(
     run_started: datetime | None = None,
     report: SendReport | None = None,
     on_result: Callable[[Result], None] | None = None,
+    abandon: asyncio.Event | None = None,
 ) -> SendReport:
     """Send every pending row of the edition (with due_only, only those whose retry time has come).
 
     Rows are claimed CLAIM_ROWS at a time, so any number of these may run at once, in this
-    process or others, each sending different rows.
+    process or others, each sending different rows. Once `abandon` is set, the messages on the
+    wire are given up without their reply (S4: see the module's docstring).
     """
     rep = report or SendReport(edition.id, edition.day, edition.timezone, created=False)
     since = run_started or clock()  # rows this run defers are not retried by this run
@@ -83,7 +97,7 @@ async def send_edition(
     # Other zones' editions over the same hours: a subscriber who moved here from one of them is
     # not sent again what they were sent there.
     others = await asyncio.to_thread(store.overlapping_editions, edition)
-    rows: dict[int, tuple[Delivery, str]] = {}  # on the wire: the row and its Message-ID
+    rows: dict[int, tuple[Delivery, str, str]] = {}  # on the wire: the row, its Message-ID and address
     idle = asyncio.Event()  # set while none of our messages is on the wire
     idle.set()
 
@@ -172,7 +186,7 @@ async def send_edition(
                     raise
                 await crashed(d, exc)
                 continue
-            rows[d.id] = (d, message_id)
+            rows[d.id] = (d, message_id, sub.email)
             idle.clear()
             outbox.on_wire(d.id)  # from here a kill finds it with the relay, not being made (S8)
             yield Envelope(key=d.id, sender=mailer.return_path(sub), recipient=sub.email, data=data, crlf=True)
@@ -206,7 +220,7 @@ async def send_edition(
         rep.deferred += 1
 
     async def record(result: Result) -> None:
-        d, message_id = rows.pop(result.key)
+        d, message_id, _ = rows.pop(result.key)
         try:
             await recorded(d, message_id, result)
         finally:
@@ -295,7 +309,7 @@ async def send_edition(
     )
     async with writer as outbox:
         try:
-            await deliver(transport, envelopes(), record, stop=stop)
+            finished = await _unless_abandoned(deliver(transport, envelopes(), record, stop=stop), abandon)
         except CircuitOpenError:
             if streak:
                 log.warning(
@@ -307,7 +321,23 @@ async def send_edition(
                     streak[-1][1].detail,
                 )
             raise
-        await judged()  # the run ended without the breaker opening: its refusals stand
+        if finished:
+            await judged()  # the run ended without the breaker opening: its refusals stand
+        else:
+            # Given up on the wire: released below with the rest of the claim, pending again with no
+            # attempt or crash counted, as the daemon's stop always did. The refusals of an unfinished
+            # run of failures go back too, charged to nobody (as when the breaker opens).
+            rep.abandoned.extend(sorted(email for _, _, email in rows.values()))
+            if rows:
+                log.warning(
+                    "edition=%s/%s: stopped without the SMTP server's reply to %d message(s) on the wire "
+                    "(subscriber %s); each may or may not have reached its subscriber; pending again, the "
+                    "next run sends them, with the same Message-ID",
+                    edition.day,
+                    edition.timezone,
+                    len(rows),
+                    ", ".join(str(d.subscriber_id) for d, _, _ in sorted(rows.values(), key=lambda r: r[0].id)),
+                )
     rep.complete = await asyncio.to_thread(store.close_edition_if_done, edition.id)
     log.info(
         "edition=%s/%s sent=%d skipped=%d failed=%d deferred=%d complete=%s",
@@ -342,6 +372,42 @@ def taken_over(edition: EditionRecord, lapsed: Lapsed, report: SendReport | None
         if report is not None:
             report.failed += 1
             report.errors.append(f"subscriber {subscriber_id}: {error}")
+
+
+async def bound_wire(stop: asyncio.Event, abandon: asyncio.Event, grace: float = WIRE_GRACE) -> None:
+    """Once `stop` is set, give the SMTP server `grace` seconds to answer the messages on the wire,
+    then give them up (`abandon`): one process's bound on a stop, for `digest send`, its sending
+    processes and the daemon alike (S4). A relay may hold a reply for 300 s (B8) or more."""
+    await stop.wait()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(abandon.wait(), grace)
+    abandon.set()
+
+
+async def _unless_abandoned(work: Coroutine[Any, Any, Any], abandon: asyncio.Event | None) -> bool:
+    """Run `work` (deliver()) to its end, True; or, once `abandon` is set first, cancel it, False.
+    Its messages on the wire are then given up: their rows are still claimed by us, and the
+    outbox's close releases them."""
+    if abandon is None:
+        await work
+        return True
+    task = asyncio.ensure_future(work)
+    given_up = asyncio.ensure_future(abandon.wait())
+    try:
+        await asyncio.wait({task, given_up}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # we are cancelled ourselves (the daemon's last resort): so is the work
+        task.cancel()
+        await asyncio.wait({task})
+        raise
+    finally:
+        given_up.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+        if task.cancelled():
+            return False
+    task.result()  # its own error (the breaker, a refused login...) is the caller's
+    return True
 
 
 async def _others_hold(
