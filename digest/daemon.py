@@ -55,6 +55,7 @@ from digest.pipeline.sender import STOP_GRACE
 from digest.pipeline.workers import TransportFactory
 from digest.status import clear_send_failure, record_send_failure, warn_orphaned_choices
 from digest.store import Store
+from digest.store.writers import holder_alive
 from digest.web import WebProcess
 
 log = logging.getLogger(__name__)
@@ -137,23 +138,6 @@ def _interval(seconds: float) -> str:
 
 def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def holder_alive(holder: str) -> bool | None:
-    """False when `holder` ("host:pid") is on this host and no such process exists; else unknown."""
-    host, _, pid_text = holder.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return None
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return None  # our own name: acquire_lock treats it as ours anyway
-    try:
-        os.kill(pid, 0)  # signal 0: existence check only
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 def lock_clock() -> datetime:

@@ -1,4 +1,4 @@
-"""`digest send` as an operator's cron job (audit-send findings 8, 11).
+"""`digest send` as an operator's cron job (audit-send findings 8, 11, 12, 15).
 
 Every test runs `python -m digest` as a real process on a real SQLite file, against a real aiosmtpd
 relay on 127.0.0.1 that refuses, defers or sits on chosen messages, and a real feed server. What
@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
+import socket
 import sqlite3
 import sys
 import threading
@@ -448,3 +450,35 @@ async def test_S4_a_second_ctrl_c_stops_at_once_and_names_the_message_it_gave_up
         ) in run.out, run.stdout
         assert s.rows()[("2026-03-10", victim)] == ("pending", 0, 0)
         assert "Traceback" not in run.stderr
+
+
+# --------------------------------------------------------------------------- a dead sender's lease (finding 12)
+
+
+async def test_a_rerun_after_a_kill_says_it_waits_for_the_dead_senders_lease_and_whose_it_is(
+    tmp_path: Path, feed: FeedServer
+) -> None:
+    victim = readers(10)[3]
+    relay = Relay()
+    relay.hold = {victim}
+    async with site(tmp_path, feed, relay) as s:
+        s.configure(readers(10), lease="8s")
+        await s.poll(DAY1)
+        killed = await s.start("send", now=DAY1 + timedelta(minutes=1))
+        await until(lambda: relay.held == [victim], "the relay to sit on one message", proc=killed)
+        os.killpg(killed.proc.pid, signal.SIGKILL)
+        await killed.exited()  # reaped: a zombie would still answer to its pid
+
+        relay.holding = False
+        rerun = await s.run("send", now=DAY1 + timedelta(minutes=2))
+        assert rerun.proc.returncode == 0, rerun.stdout + rerun.stderr
+    waiting = [i for i, line in enumerate(rerun.err) if "waiting up to" in line]
+    assert len(waiting) == 1, rerun.stderr
+    line = rerun.err[waiting[0]]
+    # The victim's row, and any other the killed run had claimed and not yet recorded.
+    assert re.search(r"waiting up to \d+ s for \d+ messages? held by a sender that stopped", line), line
+    assert f"(`digest send`, pid {killed.proc.pid} on host {socket.gethostname()}, no longer running)" in line, line
+    taken = next(i for i, line in enumerate(rerun.err) if "pending again" in line and "held by a sender" in line)
+    assert waiting[0] < taken, "said before the wait, not after it"
+    assert "(complete)" in rerun.stdout
+    assert len(by_recipient(s.relay)[victim]) == 2

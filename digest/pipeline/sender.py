@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -30,10 +31,10 @@ from typing import Any
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, Refusal, Result, Transport, deliver, refusal
 from digest.errors import CircuitOpenError, DigestError, SubscriberError, is_bug
-from digest.model import Delivery, EditionRecord, Lapsed, Mark
+from digest.model import ClaimHolder, Delivery, EditionRecord, Lapsed, Mark
 from digest.pipeline.mailer import EditionMailer
 from digest.store import ACTIVE, FAILED, MAX_CRASHES, PENDING, SENT, SKIPPED, Store
-from digest.store.writers import OutboxWriter
+from digest.store.writers import OutboxWriter, holder_alive
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ READ_AHEAD = 8  # subscribers read at once, just before their messages are made
 HELD_POLL = 0.2  # seconds between looks at rows other senders hold, once nothing is left to claim
 STOP_GRACE = 30.0  # seconds from SIGTERM or SIGINT to the exit, for `digest send` and the daemon alike
 WIRE_GRACE = 20.0  # of which the replies to the messages on the wire may take this long (S4)
+DAEMON_LOCK = "daemon"  # the daemon's lock (daemon.LOCK_NAME: a shell this module does not import)
 
 
 @dataclass
@@ -98,6 +100,7 @@ async def send_edition(
     # not sent again what they were sent there.
     others = await asyncio.to_thread(store.overlapping_editions, edition)
     rows: dict[int, tuple[Delivery, str, str]] = {}  # on the wire: the row, its Message-ID and address
+    told: dict[str, bool] = {}  # other senders whose held rows we wait for, logged (True: as stopped)
     idle = asyncio.Event()  # set while none of our messages is on the wire
     idle.set()
 
@@ -131,7 +134,16 @@ async def send_edition(
                     continue
                 # Rows another sender holds are its to send; if it stops renewing their lease
                 # (killed, its host gone), they are ours once the lease runs out (B1).
-                if not await _others_hold(store, edition, outbox.name, clock=clock, stop=stop, report=rep):
+                if not await _others_hold(
+                    store,
+                    edition,
+                    outbox.name,
+                    clock=clock,
+                    stop=stop,
+                    report=rep,
+                    lease=settings.smtp.claim_lease,
+                    told=told,
+                ):
                     return
                 continue
             for start in range(0, len(batch), READ_AHEAD):
@@ -410,6 +422,82 @@ async def _unless_abandoned(work: Coroutine[Any, Any, Any], abandon: asyncio.Eve
     return True
 
 
+def _process_of(sender: str) -> str:
+    """The process a claim names: a claim is "<process>:<random>" (store.writers.sender_name), and a
+    run's sending processes are "<run>/send-N", so this is the run's main process (host:pid) or
+    worker, which its sending processes never outlive (`pipeline.workers`)."""
+    process = sender.rpartition(":")[0] or sender
+    return process.partition("/send-")[0]
+
+
+def _who(store: Store, process: str) -> tuple[str, bool | None]:
+    """A claiming process in words, from what the database records of it, and whether it is known
+    to run (False: it was on this host and is gone; None: nobody here can tell)."""
+    daemon = store.lock_holder(DAEMON_LOCK)
+    workers = {w.name: w for w in store.workers(stale_after=timedelta(minutes=1))}
+    if process in workers:
+        w = workers[process]
+        return f"worker {w.name}, pid {w.pid} on host {w.host}", holder_alive(f"{w.host}:{w.pid}")
+    host, _, pid = process.rpartition(":")
+    if not (host and pid.isdigit()):
+        return process, None
+    role = "the daemon (`digest run`)" if daemon is not None and daemon[0] == process else "`digest send`"
+    return f"{role}, pid {pid} on host {host}", holder_alive(process)
+
+
+def _tell_wait(
+    store: Store,
+    edition: EditionRecord,
+    me: str,
+    holders: list[ClaimHolder],
+    *,
+    now: datetime,
+    lease: timedelta,
+    told: dict[str, bool],
+) -> None:
+    """Say, once, what this sender waits for: rows another sender holds, which are its to send, or
+    ours once its lease runs out. A sender that stopped (killed on this host, or no longer renewing
+    its lease) made a re-run sit silent for up to [smtp] claim_lease (audit finding 12)."""
+    mine = _process_of(me)
+    for holder in holders:
+        process = _process_of(holder.sender)
+        if process == mine or told.get(holder.sender):
+            continue  # our own sending processes are alive; a stopped sender is told once
+        left = max((holder.lease_until - now).total_seconds(), 0.0)
+        # A live sender renews its lease every third of it: half gone means renewals were missed.
+        lapsing = left < lease.total_seconds() / 2
+        if holder.sender in told and not lapsing:
+            continue
+        words, alive = _who(store, process)
+        n = f"{holder.rows} message{'s' if holder.rows != 1 else ''}"
+        if alive is False or lapsing:
+            told[holder.sender] = True
+            why = "no longer running" if alive is False else "it stopped renewing its lease"
+            log.warning(
+                "edition=%s/%s: waiting up to %d s for %s held by a sender that stopped (%s, %s): its lease "
+                "([smtp] claim_lease) runs out at %s UTC, and this run then sends %s",
+                edition.day,
+                edition.timezone,
+                math.ceil(left),
+                n,
+                words,
+                why,
+                holder.lease_until.strftime("%H:%M:%S"),
+                "it" if holder.rows == 1 else "them",
+            )
+        else:
+            told[holder.sender] = False
+            log.info(
+                "edition=%s/%s: waiting for %s held by another sender (%s%s): it sends them, or this run "
+                "does if its lease (renewed while it runs) runs out",
+                edition.day,
+                edition.timezone,
+                n,
+                words,
+                ", running" if alive else "",
+            )
+
+
 async def _others_hold(
     store: Store,
     edition: EditionRecord,
@@ -418,20 +506,24 @@ async def _others_hold(
     clock: Clock,
     stop: asyncio.Event | None,
     report: SendReport | None = None,
+    lease: timedelta,
+    told: dict[str, bool],
 ) -> bool:
     """Whether other senders still hold rows of the edition; waits a little first when they do, so
     the caller's next claim finds what they released or what their lease gave up. Our own rows in
-    flight are ours to record, whatever their lease says."""
-    until = await asyncio.to_thread(store.claims_held, edition.id, other_than=me)
-    if until is None:
+    flight are ours to record, whatever their lease says. Leases are on the database's clock."""
+    now, holders = await asyncio.to_thread(store.claim_holders, edition.id, other_than=me)
+    if not holders:
         return False
-    wait = min(max((until - clock()).total_seconds(), 0.0), HELD_POLL)
+    await asyncio.to_thread(_tell_wait, store, edition, me, holders, now=now, lease=lease, told=told)
+    until = holders[0].lease_until
+    wait = min(max((until - now).total_seconds(), 0.0), HELD_POLL)
     if stop is None:
         await asyncio.sleep(wait)
     else:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), wait)
-    if until <= clock():
+    if until <= now + timedelta(seconds=wait):
         taken_over(
             edition, await asyncio.to_thread(store.expire_claims, edition.id, now=clock(), other_than=me), report
         )

@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -217,7 +218,9 @@ async def _send_editions(
             os.getpid(),
             transport,
             setup,
-            claimant(),
+            # Its claims are named after this process ("<this>/send-N"), which it never outlives, so
+            # that a later run waiting for them can tell whose they are (sender._who).
+            claimant() or f"{socket.gethostname()}:{os.getpid()}",
         )
         for i in range(1, n)
     ]
