@@ -622,7 +622,7 @@ Exit status:
   1  an error stopped the run: the SMTP server unreachable, a refused
      login or sender, the circuit breaker... (one line and a hint);
      unsent messages stay pending
-  2  usage: a --date that has not begun yet
+  2  usage: a --date not begun yet, or past and never built
   3  a message failed for good in this run (a 5xx, or gave up after
      [smtp] give_up_after); `digest outbox --failed` names them
   4  messages are left to send: deferred until their retry time, held
@@ -745,9 +745,10 @@ def _warn_of_links(app: App) -> None:
 def _check_sendable(app: App, store: Store, day: date | None) -> None:
     """Refuse a send that would close an edition for nothing: a day that has not begun in any
     subscriber's time zone (a mistyped --date sent a year-ahead edition at once, and every item
-    polled so far went into it, out of the next real one), or a first send before any poll (today's
-    edition would be built empty, and the day's items would wait for tomorrow's)."""
-    from digest.pipeline.send import zone_day
+    polled so far went into it, out of the next real one), a past day never built (below), or a
+    first send before any poll (today's edition would be built empty, and the day's items would wait
+    for tomorrow's)."""
+    from digest.pipeline.send import still_fresh, zone_day
 
     now = app.clock()
     zones = store.timezones_in_use(app.settings.digest.timezone)
@@ -760,11 +761,35 @@ def _check_sendable(app: App, store: Store, day: date | None) -> None:
             param_hint="'--date'",
         )
     unbuilt = [tz for tz in zones if store.get_edition(day=zone_day(day, tz, now), timezone=tz) is None]
+    # An edition is keyed by its day but carries the items first seen since the zone's last one, up
+    # to when it is built: a past day built now takes today's news under an old date, and the next
+    # edition goes without it (audit finding 15). A built one may be sent (its pending messages), and
+    # a missed one within [digest] catch_up, as the daemon would, unless a later one was built.
+    late = [
+        tz
+        for tz in unbuilt
+        if day is not None
+        and day < now.astimezone(ZoneInfo(tz)).date()
+        and (not still_fresh(now, app.settings.digest, tz, day) or _built_after(store, tz, day))
+    ]
+    if late:
+        raise click.BadParameter(
+            f"no edition of {day} was built ({', '.join(late)}) and that day is past: built now it would carry "
+            "every item polled since the last edition, up to now, under that date, and the next edition "
+            "would go without them. Run `digest send` (the next edition carries them), or see that day's "
+            f"with `digest preview --date {day}`.",
+            param_hint="'--date'",
+        )
     if unbuilt and store.count_items() == 0:
         raise DigestError(
             "No item has been polled yet: sending now would close this day's edition empty.",
             hint="Run `digest poll` first (`digest status` shows each feed's last poll).",
         )
+
+
+def _built_after(store: Store, timezone: str, day: date) -> bool:
+    newest = store.newest_edition(timezone)
+    return newest is not None and newest.day > day
 
 
 async def _send(app: App, store: Store, day: date | None, workers: int, retry_now: bool) -> Any:
