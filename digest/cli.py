@@ -1,7 +1,8 @@
 """The `digest` command: the only place that parses arguments, configures logging and exits.
 
 Every DigestError becomes one line plus a hint and exit code 1 (a traceback only with --debug);
-click's usage errors exit 2.
+click's usage errors exit 2. `digest send` also exits 3 when a message failed for good and 4 when
+messages are left to send (EXIT_FAILED, EXIT_PENDING), so that cron can tell them apart.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ if TYPE_CHECKING:  # imported where a command opens the database: SQLAlchemy is 
 
 T = TypeVar("T")
 log = logging.getLogger("digest")
+
+EXIT_FAILED = 3  # `digest send`: a message failed for good in this run (a 5xx, or given up after give_up_after)
+EXIT_PENDING = 4  # `digest send`: messages are left to send (a retry time to come, another sender, a stop)
 
 # At exit the interpreter's last garbage collections walk every object the imports made (SQLAlchemy,
 # aiohttp...): ~0.1 s of CPU, a sixth of a `digest poll` of unchanged feeds. Frozen objects are
@@ -602,7 +606,32 @@ def preview(app: App, email: str, day: str | None, out: str | None) -> None:
         click.echo(rendered.text)
 
 
-@main.command()
+SEND_EPILOG = """\b
+Without --date it also sends the messages of earlier editions that are due
+for a retry, while those editions are due (their own day, or within
+[digest] catch_up), as the daemon does; it names those it leaves.
+
+\b
+A message deferred by a 4xx is retried once its retry time has come (5 min,
+then longer), by `digest run` or by any later `digest send`; --retry-now
+retries it at once.
+
+\b
+Exit status:
+  0  every message went out (or was skipped), or nothing was due
+  1  an error stopped the run: the SMTP server unreachable, a refused
+     login or sender, the circuit breaker... (one line and a hint);
+     unsent messages stay pending
+  2  usage: a --date not begun yet, or past and never built
+  3  a message failed for good in this run (a 5xx, or gave up after
+     [smtp] give_up_after); `digest outbox --failed` names them
+  4  messages are left to send: deferred until their retry time, held
+     by another sender, or the run was stopped (SIGINT, SIGTERM)
+  3 wins over 4 when both hold.
+"""
+
+
+@main.command(epilog=SEND_EPILOG)
 @click.option(
     "--date", "day", metavar="YYYY-MM-DD", help="Edition date (default: each subscriber's time zone's own today)."
 )
@@ -619,9 +648,15 @@ def preview(app: App, email: str, day: str | None, out: str | None) -> None:
     metavar="N",
     help="Sending processes (default: [smtp] workers; 0: one per CPU core; 1: this process only).",
 )
+@click.option(
+    "--retry-now",
+    "retry_now",
+    is_flag=True,
+    help="Retry messages an earlier run deferred at once, whatever their retry time.",
+)
 @pass_app
-def send(app: App, day: str | None, dry_run: str | None, workers: int | None) -> None:
-    """Build and send the edition for a date to every active subscriber; re-running sends nothing more."""
+def send(app: App, day: str | None, dry_run: str | None, workers: int | None, retry_now: bool) -> None:
+    """Build and send the edition for a date to every active subscriber; re-running sends only what is still due."""
     edition_day = _date(day, app) if day is not None else None  # None: each time zone's own day
     if dry_run:
         run_async(_dry_run(app, edition_day, Path(dry_run)))
@@ -632,7 +667,9 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
     from digest.status import clear_send_failure, record_send_failure
 
     try:
-        reports = run_async(_send(app, store, edition_day, app.settings.smtp.workers if workers is None else workers))
+        reports = run_async(
+            _send(app, store, edition_day, app.settings.smtp.workers if workers is None else workers, retry_now)
+        )
     except DeliveryError as exc:  # for `digest status`: a failed run is recorded on no message
         with contextlib.suppress(StoreError):
             record_send_failure(store, at=app.clock(), retry_at=None, message=f"{exc.message} {exc.hint}")
@@ -641,34 +678,58 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None) ->
         clear_send_failure(store)
     for rep in reports:
         state = "complete" if rep.complete else "pending rows remain"
+        which = f"edition {rep.day} {rep.timezone}" + (" (earlier, messages due for a retry)" if rep.resumed else "")
         click.echo(
-            f"edition {rep.day} {rep.timezone}: {rep.sent} sent, {rep.skipped} skipped, "
-            f"{rep.failed} failed, {rep.deferred} deferred ({state})"
+            f"{which}: {rep.sent} sent, {rep.skipped} skipped, {rep.failed} failed, {rep.deferred} deferred ({state})"
         )
+        if rep.abandoned:
+            click.echo(_given_up(rep.abandoned))
         if not rep.complete:
             click.echo(_remaining(app, store, rep.edition_id, rep.day))
     if not reports:
         click.echo("no active subscribers: nothing to send")
+    # For cron (`digest send || alert`): a run that failed someone, or left work, says so (finding 8).
+    if any(rep.failed for rep in reports):
+        click.get_current_context().exit(EXIT_FAILED)
+    if any(not rep.complete for rep in reports):
+        click.get_current_context().exit(EXIT_PENDING)
+
+
+def _given_up(addresses: list[str], *, named: int = 10) -> str:
+    """The messages a stopped run gave up on the wire, without the server's reply (finding 11)."""
+    from digest.status import shown_address
+
+    shown = ", ".join(shown_address(a) for a in addresses[:named])
+    extra = len(addresses) - named
+    more = f" and {extra} more (`digest outbox --pending` lists them)" if extra > 0 else ""
+    one = len(addresses) == 1
+    return (
+        f"  stopped without the SMTP server's reply to {len(addresses)} message{'' if one else 's'} ({shown}{more}): "
+        f"{'it' if one else 'each'} may or may not have reached {'its' if one else 'their'} subscriber; "
+        f"pending again, the next `digest send` sends {'it' if one else 'them'}, with the same Message-ID"
+    )
 
 
 def _remaining(app: App, store: Store, edition_id: int, day: date) -> str:
-    """What becomes of an edition's rows this run left unsent, and what to do (audit finding 8). A
-    later `digest send` without --date sends only each zone's today, so under cron yesterday's
-    deferred rows would wait for ever; `--date` retries those of an earlier run at once, whatever
-    their retry time (pipeline: rows deferred by this run are never retried by it)."""
+    """What becomes of an edition's rows this run left unsent, and what to do (audit finding 8).
+    Every later `digest send` sends them once their retry time has come, as the daemon does, while
+    the edition is due (its own day, or within [digest] catch_up); `--date` after that, and
+    `--retry-now` at once (rows deferred by this run are never retried by it: B7)."""
     pending, earliest = store.next_retry(edition_id)
     if not pending:  # only rows another sender holds: they are its to send, or anyone's once its claim lapses
         return (
             "  the other messages are held by another sender, which sends them; if it stopped, the next "
             f"`digest send --date {day}` takes them over once its claim lapses ([smtp] claim_lease)"
         )
-    when = f"at {earliest:%Y-%m-%d %H:%M} UTC" if earliest is not None and earliest > app.clock() else "now"
+    later = earliest is not None and earliest > app.clock()
+    when = f"at {earliest:%Y-%m-%d %H:%M} UTC" if later and earliest is not None else "now"
     its = "it" if pending == 1 else "them"
     return (
-        f"  {pending} message{'s' if pending != 1 else ''} to retry {when}: the daemon (`digest run`) retries "
-        f"{its} then (on the edition's own day, or within [digest] catch_up); from cron, run `digest send "
-        f"--date {day}` after that time, which retries {its} at once (a plain `digest send` sends only each "
-        "time zone's today). `digest outbox --pending` lists them with the SMTP server's replies"
+        f"  {pending} message{'s' if pending != 1 else ''} to {'retry' if later else 'send'} {when}: the daemon "
+        f"(`digest run`) or any `digest send` from then on sends {its} while the edition is due (its own day, "
+        f"or within [digest] catch_up; after that, `digest send --date {day}`)"
+        + (f"; `digest send --retry-now` retries {its} at once" if later else "")
+        + ". `digest outbox --pending` lists them with the SMTP server's replies"
     )
 
 
@@ -684,9 +745,10 @@ def _warn_of_links(app: App) -> None:
 def _check_sendable(app: App, store: Store, day: date | None) -> None:
     """Refuse a send that would close an edition for nothing: a day that has not begun in any
     subscriber's time zone (a mistyped --date sent a year-ahead edition at once, and every item
-    polled so far went into it, out of the next real one), or a first send before any poll (today's
-    edition would be built empty, and the day's items would wait for tomorrow's)."""
-    from digest.pipeline.send import zone_day
+    polled so far went into it, out of the next real one), a past day never built (below), or a
+    first send before any poll (today's edition would be built empty, and the day's items would wait
+    for tomorrow's)."""
+    from digest.pipeline.send import still_fresh, zone_day
 
     now = app.clock()
     zones = store.timezones_in_use(app.settings.digest.timezone)
@@ -699,6 +761,25 @@ def _check_sendable(app: App, store: Store, day: date | None) -> None:
             param_hint="'--date'",
         )
     unbuilt = [tz for tz in zones if store.get_edition(day=zone_day(day, tz, now), timezone=tz) is None]
+    # An edition is keyed by its day but carries the items first seen since the zone's last one, up
+    # to when it is built: a past day built now takes today's news under an old date, and the next
+    # edition goes without it (audit finding 15). A built one may be sent (its pending messages), and
+    # a missed one within [digest] catch_up, as the daemon would, unless a later one was built.
+    late = [
+        tz
+        for tz in unbuilt
+        if day is not None
+        and day < now.astimezone(ZoneInfo(tz)).date()
+        and (not still_fresh(now, app.settings.digest, tz, day) or _built_after(store, tz, day))
+    ]
+    if late:
+        raise click.BadParameter(
+            f"no edition of {day} was built ({', '.join(late)}) and that day is past: built now it would carry "
+            "every item polled since the last edition, up to now, under that date, and the next edition "
+            "would go without them. Run `digest send` (the next edition carries them), or see that day's "
+            f"with `digest preview --date {day}`.",
+            param_hint="'--date'",
+        )
     if unbuilt and store.count_items() == 0:
         raise DigestError(
             "No item has been polled yet: sending now would close this day's edition empty.",
@@ -706,18 +787,33 @@ def _check_sendable(app: App, store: Store, day: date | None) -> None:
         )
 
 
-async def _send(app: App, store: Store, day: date | None, workers: int) -> Any:
+def _built_after(store: Store, timezone: str, day: date) -> bool:
+    newest = store.newest_edition(timezone)
+    return newest is not None and newest.day > day
+
+
+async def _send(app: App, store: Store, day: date | None, workers: int, retry_now: bool) -> Any:
     from digest.deliver import SmtpTransport
     from digest.pipeline.send import send_day
+    from digest.pipeline.sender import WIRE_GRACE
 
-    stop = asyncio.Event()
+    stop, abandon = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
 
     def on_signal() -> None:
-        # S4: the first SIGTERM/SIGINT lets messages on the wire finish and be recorded; nothing new
-        # starts. Pending rows stay pending for the next run. Sending processes get it passed on.
-        log.warning("stopping: finishing messages in flight; unsent ones stay pending")
-        stop.set()
+        # S4: the first SIGTERM/SIGINT lets messages on the wire finish and be recorded, for at most
+        # WIRE_GRACE seconds (a slow relay held one for minutes: audit finding 11); nothing new
+        # starts. A second one gives them up at once. Sending processes get both passed on.
+        if not stop.is_set():
+            log.warning(
+                "stopping: no new message starts; the SMTP server has %g s to answer those on the wire "
+                "(Ctrl-C again to stop at once); unsent ones stay pending",
+                WIRE_GRACE,
+            )
+            stop.set()
+        elif not abandon.is_set():
+            log.warning("stopping at once: not waiting for the SMTP server's reply to the messages on the wire")
+            abandon.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
@@ -731,7 +827,9 @@ async def _send(app: App, store: Store, day: date | None, workers: int) -> Any:
             transport=SmtpTransport,
             workers=workers,
             stop=stop,
+            abandon=abandon,
             setup=_logging_setup(),
+            retry_now=retry_now,
         )
     finally:
         if progress is not None:

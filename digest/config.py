@@ -354,7 +354,8 @@ class DigestSettings:
     excerpt_chars: int = _opt(280, "Length of each story's excerpt in both parts, cut at a word.", _check_int(0, 5000))
     catch_up: timedelta | None = _opt(
         None,
-        'After downtime a missed edition is still sent if at most this late ("6h"); default: the same local day.',
+        'After downtime a missed edition is still sent if at most this late ("6h"), and an open one\'s deferred '
+        "messages retried (by `digest send` too); default: the same local day.",
         lambda key, value: None if value in (None, "", "same-day") else check_duration(key, value),
         example="same-day",
     )

@@ -59,9 +59,11 @@ from digest.metrics import COUNTERS_SUFFIX, Metrics
 from digest.model import PollResult
 from digest.pipeline.poll import parser_pool, poll_once
 from digest.pipeline.send import NOTHING_DUE, Plan, SendReport, send_due
+from digest.pipeline.sender import STOP_GRACE
 from digest.pipeline.workers import TransportFactory
 from digest.status import clear_send_failure, record_send_failure, warn_orphaned_choices
 from digest.store import Store
+from digest.store.writers import holder_alive
 from digest.web import WebProcess
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ STALE_AFTER = timedelta(seconds=60)  # six missed heartbeats: the holder is gone
 _HEARTBEAT = 10.0  # seconds between lock heartbeats
 TICK_ENV = "DIGEST_DAEMON_TICK"  # seconds between poll and reconcile passes (tests and rehearsals)
 _SEND_BACKOFF = (timedelta(minutes=1), timedelta(minutes=30))  # after the SMTP server failed a whole run
+ABANDON_WAIT = 2.0  # seconds from a second signal to cancelling what still runs of a send
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +114,9 @@ class Reconciler:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _warned_stale: set[int] = field(default_factory=set)
 
-    async def run(self, *, stop: asyncio.Event | None = None) -> tuple[Plan, list[SendReport]]:
+    async def run(
+        self, *, stop: asyncio.Event | None = None, abandon: asyncio.Event | None = None
+    ) -> tuple[Plan, list[SendReport]]:
         async with self._lock:
             if stop is not None and stop.is_set():  # stopped while waiting for the other pass
                 return NOTHING_DUE, []
@@ -121,6 +126,7 @@ class Reconciler:
                 clock=self.clock,
                 transport=self.transport_factory,
                 stop=stop,
+                abandon=abandon,
                 setup=self.log_setup,
                 warned=self._warned_stale,
             )
@@ -140,23 +146,6 @@ def _interval(seconds: float) -> str:
 
 def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def holder_alive(holder: str) -> bool | None:
-    """False when `holder` ("host:pid") is on this host and no such process exists; else unknown."""
-    host, _, pid_text = holder.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return None
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return None  # our own name: acquire_lock treats it as ours anyway
-    try:
-        os.kill(pid, 0)  # signal 0: existence check only
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 def lock_clock() -> datetime:
@@ -194,6 +183,7 @@ class Daemon:
         log_setup: Callable[[], None] | None = None,
     ) -> None:
         self.settings, self.store, self.clock, self.stop = settings, store, clock, stop
+        self.abandon = asyncio.Event()  # a second signal: messages on the wire are given up (S4)
         self.grace, self.ticks, self.holder = grace, ticks, holder
         self.reconciler = Reconciler(settings, store, clock, transport_factory, log_setup)
         self.scheduler = AsyncIOScheduler(
@@ -261,7 +251,11 @@ class Daemon:
             await asyncio.to_thread(self.parser.close)
 
     async def _drain(self) -> None:
-        """S4: no new poll or send; messages on the wire finish and are recorded; exit within grace."""
+        """S4: no new poll or send; messages on the wire finish and are recorded; exit within grace.
+
+        The send itself gives the replies to its messages on the wire WIRE_GRACE seconds, then
+        gives them up (pending again), in every sending process (`pipeline.sender.bound_wire`,
+        as for `digest send`); cancelling here is the last resort for anything else that hangs."""
         self.scheduler.pause()
         for task in self._polls:
             task.cancel()  # a poll is idempotent: the feed stays due and is polled on the next start
@@ -363,7 +357,7 @@ class Daemon:
         try:
             await self._apply_kept_unsubscribes()
             started = time.monotonic()
-            todo, reports = await self.reconciler.run(stop=self.stop)
+            todo, reports = await self.reconciler.run(stop=self.stop, abandon=self.abandon)
             self._passes += 1
             if not reports:  # numbered, so the repeat filter lets each through (tests count them)
                 log.debug("reconcile pass %d: nothing due", self._passes)
@@ -494,11 +488,15 @@ async def _until(task: asyncio.Future[Any], stop: asyncio.Event) -> None:
 def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, daemon: Daemon) -> list[int]:
     installed: list[int] = []
 
+    def cancel_sends() -> None:
+        for task in daemon._sends:
+            task.cancel()
+
     def on_signal(sig: signal.Signals) -> None:
         if stop.is_set():  # a second signal: stop waiting for messages in flight
-            log.warning("%s again: cancelling sends in flight (they stay pending)", sig.name)
-            for task in daemon._sends:
-                task.cancel()
+            log.warning("%s again: giving up the messages on the wire (they stay pending)", sig.name)
+            daemon.abandon.set()  # as `digest send` does: the sending processes are told, the rows released
+            loop.call_later(ABANDON_WAIT, cancel_sends)  # whatever still runs then (a database wait)
             return
         log.info("%s: stopping", sig.name)
         stop.set()
@@ -518,7 +516,7 @@ async def run_daemon(
     *,
     clock: Clock,
     stop: asyncio.Event | None = None,
-    grace: float = 30.0,
+    grace: float = STOP_GRACE,
     ticks: Ticks | None = None,
     transport_factory: TransportFactory | None = None,
     log_setup: Callable[[], None] | None = None,

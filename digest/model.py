@@ -385,6 +385,15 @@ class Lapsed:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimHolder:
+    """A sender holding claimed outbox rows of an edition, as the rows record it (`Store.claim_holders`)."""
+
+    sender: str  # the claims' name: "<process>:<random>" (store.writers.sender_name)
+    rows: int
+    lease_until: datetime  # on the database's clock; renewed every third of [smtp] claim_lease while it lives
+
+
+@dataclass(frozen=True, slots=True)
 class Mark:
     """What became of one claimed outbox row; the store writes many in one transaction."""
 

@@ -130,8 +130,8 @@ def _zone_editions(
         elif newest is not None or store.items_seen_before(due_at):  # else a new site: nothing to send then
             lines.append(
                 f"  {tz}: missed {due_day}: due at {_when(due_at)}, never built, and past the catch-up window, "
-                f"so the daemon will not send it (`digest send --date {due_day}` would, with every item since "
-                "the last edition)"
+                "so neither the daemon nor `digest send --date` builds it now (it would carry every item polled "
+                "since the last edition, up to now); the next edition carries its items"
             )
     shown = [newest] if newest is not None else []
     shown += [e for e in reversed(store.list_editions(status="open")) if e.timezone == tz and e != newest]

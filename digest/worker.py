@@ -42,6 +42,7 @@ from digest.errors import ConfigError, DigestError, LockHeldError
 from digest.model import PollResult
 from digest.pipeline.claims import poll_claimed
 from digest.pipeline.send import edition_due
+from digest.pipeline.sender import STOP_GRACE
 from digest.pipeline.workers import TransportFactory
 from digest.status import warn_orphaned_choices
 from digest.store import Store
@@ -383,7 +384,7 @@ async def run_worker(
     clock: Clock,
     web: bool = False,
     stop: asyncio.Event | None = None,
-    grace: float = 30.0,
+    grace: float = STOP_GRACE,
     ticks: Ticks | None = None,
     transport_factory: TransportFactory | None = None,
     log_setup: Callable[[], None] | None = None,

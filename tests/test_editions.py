@@ -100,7 +100,7 @@ async def test_M2_a_recipient_deferred_past_give_up_after_is_failed_and_not_retr
         )
         assert (await digest(cfg, DAY1, "poll"))[0] == 0
         code, out, _ = await digest(cfg, DAY1 + timedelta(minutes=1), "send")
-        assert code == 0 and "1 sent, 0 skipped, 0 failed, 1 deferred (pending rows remain)" in out
+        assert code == 4 and "1 sent, 0 skipped, 0 failed, 1 deferred (pending rows remain)" in out
         status, attempts, error = rows(tmp_path)["flaky@example.org"]
         assert (status, attempts) == ("pending", 1) and error and error.startswith("451")
 
@@ -108,13 +108,13 @@ async def test_M2_a_recipient_deferred_past_give_up_after_is_failed_and_not_retr
         assert "1 deferred" in out and rows(tmp_path)["flaky@example.org"][:2] == ("pending", 2)
 
         code, out, _ = await digest(cfg, DAY1 + timedelta(hours=3), "send")  # past it: give up
-        assert "0 sent, 0 skipped, 1 failed, 0 deferred (complete)" in out
+        assert code == 3 and "0 sent, 0 skipped, 1 failed, 0 deferred (complete)" in out
         status, attempts, error = rows(tmp_path)["flaky@example.org"]
         assert status == "failed" and error and error.startswith("gave up: 451")
 
         tried = len(smtp.handler.rcpt_seen)
         code, out, _ = await digest(cfg, DAY1 + timedelta(hours=4), "send")
-        assert "0 sent" in out and len(smtp.handler.rcpt_seen) == tried, "a failed row is never retried"
+        assert code == 0 and "0 sent" in out and len(smtp.handler.rcpt_seen) == tried, "a failed row is never retried"
     received = [m.rcpt_tos[0] for m in smtp.messages]
     assert received == ["reader@example.org"], "a 4xx never becomes a message"
     # A transient failure is not a bounce: the subscriber is still active, with no bounce counted.

@@ -84,20 +84,22 @@ async def test_status_names_the_edition_an_smtp_outage_keeps_from_being_built(tm
 async def test_status_shows_the_newest_day_and_every_open_edition_with_its_retries_and_last_error(
     tmp_path: Path, database: str | None
 ) -> None:
-    """`digest send --date` of an earlier day after today's edition was opened: status showed the
-    earlier one as "last" and nothing of today's pending rows."""
+    """Yesterday's edition left open with a deferred message, today's too: status showed only the
+    newest, and nothing of the other's pending rows."""
+    yesterday = NOW - timedelta(days=1)
     async with FeedServer() as feeds, SmtpServer(refusing()) as smtp:
-        url = feeds.serve("/news.xml", rss(3))
+        url = feeds.serve("/news.xml", rss(3, when=yesterday - timedelta(hours=1)))
         config = write_config(
             tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=("reader0@example.org", BUSY), database=database
         )
+        assert (await asyncio.to_thread(cli, config, "poll", now=yesterday - timedelta(minutes=5))).returncode == 0
+        earlier = await asyncio.to_thread(cli, config, "send", now=yesterday)
+        assert earlier.returncode == 4 and "edition 2026-03-09 UTC: 1 sent" in earlier.stdout, earlier.stderr
+        feeds.serve("/news.xml", rss(6))  # three new items for today's edition
         assert (await asyncio.to_thread(poll, config)).returncode == 0
         today = await asyncio.to_thread(cli, config, "send")
-        assert today.returncode == 0 and "1 deferred (pending rows remain)" in today.stdout, today.stderr
-        feeds.serve("/news.xml", rss(6))  # three new items for the earlier day's edition
-        assert (await asyncio.to_thread(cli, config, "poll", now=NOW + timedelta(minutes=1))).returncode == 0
-        earlier = await asyncio.to_thread(cli, config, "send", "--date", "2026-03-09", now=NOW + timedelta(minutes=2))
-        assert earlier.returncode == 0 and "edition 2026-03-09 UTC: 1 sent" in earlier.stdout, earlier.stderr
+        assert today.returncode == 4 and "1 deferred (pending rows remain)" in today.stdout, today.stderr
+        assert "2026-03-09" not in today.stdout, "past its catch-up window: left, and said so in the log"
 
     out = status(config, NOW + timedelta(minutes=3))
     last = next(line for line in out.splitlines() if "UTC: last " in line)
@@ -109,7 +111,7 @@ async def test_status_shows_the_newest_day_and_every_open_edition_with_its_retri
     assert "outbox: 2 pending, 2 sent (`digest outbox` names who failed or waits, and why)" in out
     assert "overdue" not in out and "missed" not in out
     error = next(line for line in out.splitlines() if line.startswith("last delivery error: "))
-    assert f"{BUSY} (edition 2026-03-09 UTC, pending, 1 attempt): 451 4.3.0 try again later" in error
+    assert f"{BUSY} (edition 2026-03-10 UTC, pending, 1 attempt): 451 4.3.0 try again later" in error
 
 
 # --------------------------------------------------------------------------- who and why (findings 7, 8)
@@ -129,13 +131,14 @@ async def test_outbox_and_subscribers_show_name_who_failed_or_waits_and_what_the
         )
         assert (await asyncio.to_thread(poll, config)).returncode == 0
         sent = await asyncio.to_thread(cli, config, "send")
-    # Finding 8: the line after the counts says when the deferred row is retried and how; exit 0 as before.
-    assert sent.returncode == 0, sent.stderr
+    # Finding 8: the line after the counts says when the deferred row is retried and how; a failure
+    # for good exits 3, so that `digest send || alert` alerts.
+    assert sent.returncode == 3, sent.stderr
     counts, advice = sent.stdout.splitlines()
     assert counts == "edition 2026-03-10 UTC: 1 sent, 0 skipped, 1 failed, 1 deferred (pending rows remain)"
     assert advice.startswith("  1 message to retry at 2026-03-10 09:"), advice
-    assert "the daemon (`digest run`) retries it then" in advice
-    assert "from cron, run `digest send --date 2026-03-10` after that time, which retries it at once" in advice
+    assert "the daemon (`digest run`) or any `digest send` from then on sends it while the edition is due" in advice
+    assert "after that, `digest send --date 2026-03-10`); `digest send --retry-now` retries it at once" in advice
     assert "`digest outbox --pending` lists them" in advice
 
     later = NOW + timedelta(minutes=1)
@@ -182,7 +185,7 @@ async def test_an_address_with_a_line_break_is_listed_as_one_quoted_line(tmp_pat
             db.execute("UPDATE subscribers SET email = ? WHERE email = 'bad@example.org'", (forged,))
         assert (await asyncio.to_thread(poll, config)).returncode == 0
         sent = await asyncio.to_thread(cli, config, "send")
-        assert sent.returncode == 0 and "1 sent, 0 skipped, 1 failed" in sent.stdout, sent.stderr
+        assert sent.returncode == 3 and "1 sent, 0 skipped, 1 failed" in sent.stdout, sent.stderr
     listed = cli(config, "outbox", "--failed").stdout
     assert f"  {forged!r}  failed  attempts=0  never retried  reply: " in listed
     assert "\nBcc:" not in listed and "\r" not in listed

@@ -8,7 +8,8 @@ run`), the web app and the demo call this module and nothing else of the send jo
               items too old when first seen (choose_items, the one max_item_age rule); stories
               clustered once and stored with it
     send      send_day() (`digest send`) and send_due() (the daemon): the same multi-process
-              sender (pipeline.workers) over pipeline.sender's claim loop
+              sender (pipeline.workers) over pipeline.sender's claim loop; both resume the open
+              editions `plan` finds with messages due for a retry, and leave those past catch-up
     draft     draft_mailer(), preview(), dry_run(): the edition as built, else as it would be
               built now, recording nothing
     web page  EditionPages: each edition's page rendered once per process and kept (bounded)
@@ -201,10 +202,20 @@ async def send_day(
     workers: int | None = None,
     stop: asyncio.Event | None = None,
     setup: Callable[[], None] | None = None,
+    retry_now: bool = True,
+    abandon: asyncio.Event | None = None,
 ) -> list[SendReport]:
     """`digest send`: build (once) and send the edition of `day` (None: each zone's own day,
     `zone_day`) for every time zone with active subscribers, with `workers` processes (None:
-    [smtp] workers)."""
+    [smtp] workers).
+
+    With `day` None (a plain `digest send`, as cron runs it) it also sends, as the daemon's pass
+    does (`plan`), the due messages of earlier editions still open and still fresh (their own day,
+    or within [digest] catch_up: `SendReport.resumed`), and logs those past it.
+
+    `retry_now`: messages an earlier run deferred (a 4xx) go at once, whatever their retry time;
+    else only those whose time has come, as the daemon sends them. A message this run defers is
+    never retried by it (B7)."""
 
     async def prepare() -> list[tuple[EditionRecord, SendReport]]:
         zones = await asyncio.to_thread(store.timezones_in_use, settings.digest.timezone)
@@ -214,6 +225,14 @@ async def send_day(
             local = zone_day(day, tz, now)
             edition, created = await asyncio.to_thread(build_edition, settings, store, day=local, timezone=tz, now=now)
             out.append((edition, SendReport(edition.id, local, tz, created=created)))
+        if day is None:
+            todo = await asyncio.to_thread(plan, settings, store, clock())
+            warn_stale(todo, None)
+            own = {edition.id for edition, _ in out}
+            for ed in todo.resume:
+                if ed.id not in own:
+                    log.info("edition=%s/%s resuming its pending messages", ed.day, ed.timezone)
+                    out.append((ed, SendReport(ed.id, ed.day, ed.timezone, created=False, resumed=True)))
         return out
 
     return await send_editions(
@@ -224,12 +243,14 @@ async def send_day(
         transport=transport,
         workers=settings.smtp.workers if workers is None else workers,
         stop=stop,
+        abandon=abandon,
         setup=setup,
-        expected_rows=await asyncio.to_thread(_rows_to_send, settings, store, day, clock()),
+        due_only=not retry_now,
+        expected_rows=await asyncio.to_thread(_rows_to_send, settings, store, day, clock(), due_only=not retry_now),
     )
 
 
-def _rows_to_send(settings: Settings, store: Store, day: date | None, now: datetime) -> int:
+def _rows_to_send(settings: Settings, store: Store, day: date | None, now: datetime, *, due_only: bool) -> int:
     """About how many messages `digest send --date day` will send, before its editions are built:
     the claimable rows of those already built, every active subscriber if one is still to build.
     Enough to start the sending processes early, or not at all for a run with nothing left."""
@@ -239,8 +260,24 @@ def _rows_to_send(settings: Settings, store: Store, day: date | None, now: datet
         if edition is None:
             unbuilt = True
         else:
-            rows += store.count_claimable(edition.id, now=now)
+            rows += store.count_claimable(edition.id, now=now, due_only=due_only)
     return rows + (store.subscriber_counts().get(ACTIVE, 0) if unbuilt else 0)
+
+
+def warn_stale(todo: Plan, warned: set[int] | None) -> None:
+    """Log each open edition `plan` found past its catch-up window, with due messages that nothing
+    sends by itself; once per edition into `warned` (the daemon's passes), every time without."""
+    for ed in todo.stale:
+        if warned is None or ed.id not in warned:
+            if warned is not None:
+                warned.add(ed.id)
+            log.warning(
+                "edition=%s/%s has pending messages but is past its catch-up window ([digest] catch_up); not "
+                "sent (`digest send --date %s` sends them by hand)",
+                ed.day,
+                ed.timezone,
+                ed.day,
+            )
 
 
 async def send_due(
@@ -252,6 +289,7 @@ async def send_due(
     stop: asyncio.Event | None = None,
     setup: Callable[[], None] | None = None,
     warned: set[int] | None = None,
+    abandon: asyncio.Event | None = None,
 ) -> tuple[Plan, list[SendReport]]:
     """The daemon's pass: build and send what `plan` says is due, and resume open editions whose
     rows' retry time has come. Safe to run at any moment, any number of times (S7, C3).
@@ -259,17 +297,7 @@ async def send_due(
     `warned`: editions already reported as past their catch-up window (each is reported once)."""
     now = clock()
     todo = await asyncio.to_thread(plan, settings, store, now)
-    for ed in todo.stale:
-        if warned is None or ed.id not in warned:
-            if warned is not None:
-                warned.add(ed.id)
-            log.warning(
-                "edition=%s/%s has pending messages but is past its catch-up window; not sent "
-                "(`digest send --date %s` sends them by hand)",
-                ed.day,
-                ed.timezone,
-                ed.day,
-            )
+    warn_stale(todo, warned)
     if not todo.new and not todo.resume:
         return todo, []
 
@@ -277,7 +305,7 @@ async def send_due(
         out = []
         for ed in todo.resume:
             log.info("edition=%s/%s resuming its pending messages", ed.day, ed.timezone)
-            out.append((ed, SendReport(ed.id, ed.day, ed.timezone, created=False)))
+            out.append((ed, SendReport(ed.id, ed.day, ed.timezone, created=False, resumed=True)))
         for tz, day in todo.new:
             late = now - schedule.edition_instant(day, settings.digest.send_at, tz)
             log.info(
@@ -301,6 +329,7 @@ async def send_due(
         transport=transport,
         workers=settings.smtp.workers,
         stop=stop,
+        abandon=abandon,
         setup=setup,
         due_only=True,
     )

@@ -9,6 +9,12 @@ Several senders may work on one edition at once, in one process or many, on one 
 (`pipeline.workers`): each claims a few rows at a time, records its results a batch at a time
 through the store's `OutboxWriter`, and, when nothing is left to claim, waits for the rows others
 hold until they are sent or their lease runs out.
+
+Stopping (S4): once `stop` is set no new message starts, and those on the wire get WIRE_GRACE
+seconds for the server's reply (`bound_wire`); then, or at once when asked again (`abandon`), they
+are given up: their rows go back to pending, no crash counted, and the report names them, since
+each may or may not have reached its subscriber. A slow relay once kept `digest send` waiting for
+minutes after Ctrl-C (the daemon bounded it; now both do, here).
 """
 
 from __future__ import annotations
@@ -16,17 +22,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import math
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, Refusal, Result, Transport, deliver, refusal
 from digest.errors import CircuitOpenError, DigestError, SubscriberError, is_bug
-from digest.model import Delivery, EditionRecord, Lapsed, Mark
+from digest.model import ClaimHolder, Delivery, EditionRecord, Lapsed, Mark
 from digest.pipeline.mailer import EditionMailer
 from digest.store import ACTIVE, FAILED, MAX_CRASHES, PENDING, SENT, SKIPPED, Store
-from digest.store.writers import OutboxWriter
+from digest.store.writers import OutboxWriter, holder_alive
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +43,9 @@ Clock = Callable[[], datetime]
 CLAIM_ROWS = 100  # rows claimed at once; all of them are sent or released by the same sender
 READ_AHEAD = 8  # subscribers read at once, just before their messages are made
 HELD_POLL = 0.2  # seconds between looks at rows other senders hold, once nothing is left to claim
+STOP_GRACE = 30.0  # seconds from SIGTERM or SIGINT to the exit, for `digest send` and the daemon alike
+WIRE_GRACE = 20.0  # of which the replies to the messages on the wire may take this long (S4)
+DAEMON_LOCK = "daemon"  # the daemon's lock (daemon.LOCK_NAME: a shell this module does not import)
 
 
 @dataclass
@@ -49,6 +60,10 @@ class SendReport:
     deferred: int = 0
     complete: bool = False
     errors: list[str] = field(default_factory=list)
+    resumed: bool = False  # an earlier edition whose pending messages this run sent (not the run's own day)
+    # Addresses whose message was on the wire when the run stopped without its reply: it may or may
+    # not have reached them; their rows are pending again.
+    abandoned: list[str] = field(default_factory=list)
 
 
 def _retry_delay(attempts: int) -> timedelta:
@@ -69,11 +84,13 @@ async def send_edition(
     run_started: datetime | None = None,
     report: SendReport | None = None,
     on_result: Callable[[Result], None] | None = None,
+    abandon: asyncio.Event | None = None,
 ) -> SendReport:
     """Send every pending row of the edition (with due_only, only those whose retry time has come).
 
     Rows are claimed CLAIM_ROWS at a time, so any number of these may run at once, in this
-    process or others, each sending different rows.
+    process or others, each sending different rows. Once `abandon` is set, the messages on the
+    wire are given up without their reply (S4: see the module's docstring).
     """
     rep = report or SendReport(edition.id, edition.day, edition.timezone, created=False)
     since = run_started or clock()  # rows this run defers are not retried by this run
@@ -82,7 +99,8 @@ async def send_edition(
     # Other zones' editions over the same hours: a subscriber who moved here from one of them is
     # not sent again what they were sent there.
     others = await asyncio.to_thread(store.overlapping_editions, edition)
-    rows: dict[int, tuple[Delivery, str]] = {}  # on the wire: the row and its Message-ID
+    rows: dict[int, tuple[Delivery, str, str]] = {}  # on the wire: the row, its Message-ID and address
+    told: dict[str, bool] = {}  # other senders whose held rows we wait for, logged (True: as stopped)
     idle = asyncio.Event()  # set while none of our messages is on the wire
     idle.set()
 
@@ -116,7 +134,16 @@ async def send_edition(
                     continue
                 # Rows another sender holds are its to send; if it stops renewing their lease
                 # (killed, its host gone), they are ours once the lease runs out (B1).
-                if not await _others_hold(store, edition, outbox.name, clock=clock, stop=stop, report=rep):
+                if not await _others_hold(
+                    store,
+                    edition,
+                    outbox.name,
+                    clock=clock,
+                    stop=stop,
+                    report=rep,
+                    lease=settings.smtp.claim_lease,
+                    told=told,
+                ):
                     return
                 continue
             for start in range(0, len(batch), READ_AHEAD):
@@ -171,7 +198,7 @@ async def send_edition(
                     raise
                 await crashed(d, exc)
                 continue
-            rows[d.id] = (d, message_id)
+            rows[d.id] = (d, message_id, sub.email)
             idle.clear()
             outbox.on_wire(d.id)  # from here a kill finds it with the relay, not being made (S8)
             yield Envelope(key=d.id, sender=mailer.return_path(sub), recipient=sub.email, data=data, crlf=True)
@@ -205,7 +232,7 @@ async def send_edition(
         rep.deferred += 1
 
     async def record(result: Result) -> None:
-        d, message_id = rows.pop(result.key)
+        d, message_id, _ = rows.pop(result.key)
         try:
             await recorded(d, message_id, result)
         finally:
@@ -254,7 +281,7 @@ async def send_edition(
         if len(too_big) == 1:
             log.warning(
                 "edition %s %s is too big for the SMTP server: subscriber %d: %s; its messages stay pending "
-                "and are charged to no one (the daemon retries them; `digest send --date %s` at once)",
+                "and are charged to no one (the daemon retries them; `digest send --date %s --retry-now` at once)",
                 edition.day,
                 edition.timezone,
                 d.subscriber_id,
@@ -294,7 +321,7 @@ async def send_edition(
     )
     async with writer as outbox:
         try:
-            await deliver(transport, envelopes(), record, stop=stop)
+            finished = await _unless_abandoned(deliver(transport, envelopes(), record, stop=stop), abandon)
         except CircuitOpenError:
             if streak:
                 log.warning(
@@ -306,7 +333,23 @@ async def send_edition(
                     streak[-1][1].detail,
                 )
             raise
-        await judged()  # the run ended without the breaker opening: its refusals stand
+        if finished:
+            await judged()  # the run ended without the breaker opening: its refusals stand
+        else:
+            # Given up on the wire: released below with the rest of the claim, pending again with no
+            # attempt or crash counted, as the daemon's stop always did. The refusals of an unfinished
+            # run of failures go back too, charged to nobody (as when the breaker opens).
+            rep.abandoned.extend(sorted(email for _, _, email in rows.values()))
+            if rows:
+                log.warning(
+                    "edition=%s/%s: stopped without the SMTP server's reply to %d message(s) on the wire "
+                    "(subscriber %s); each may or may not have reached its subscriber; pending again, the "
+                    "next run sends them, with the same Message-ID",
+                    edition.day,
+                    edition.timezone,
+                    len(rows),
+                    ", ".join(str(d.subscriber_id) for d, _, _ in sorted(rows.values(), key=lambda r: r[0].id)),
+                )
     rep.complete = await asyncio.to_thread(store.close_edition_if_done, edition.id)
     log.info(
         "edition=%s/%s sent=%d skipped=%d failed=%d deferred=%d complete=%s",
@@ -343,6 +386,118 @@ def taken_over(edition: EditionRecord, lapsed: Lapsed, report: SendReport | None
             report.errors.append(f"subscriber {subscriber_id}: {error}")
 
 
+async def bound_wire(stop: asyncio.Event, abandon: asyncio.Event, grace: float = WIRE_GRACE) -> None:
+    """Once `stop` is set, give the SMTP server `grace` seconds to answer the messages on the wire,
+    then give them up (`abandon`): one process's bound on a stop, for `digest send`, its sending
+    processes and the daemon alike (S4). A relay may hold a reply for 300 s (B8) or more."""
+    await stop.wait()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(abandon.wait(), grace)
+    abandon.set()
+
+
+async def _unless_abandoned(work: Coroutine[Any, Any, Any], abandon: asyncio.Event | None) -> bool:
+    """Run `work` (deliver()) to its end, True; or, once `abandon` is set first, cancel it, False.
+    Its messages on the wire are then given up: their rows are still claimed by us, and the
+    outbox's close releases them."""
+    if abandon is None:
+        await work
+        return True
+    task = asyncio.ensure_future(work)
+    given_up = asyncio.ensure_future(abandon.wait())
+    try:
+        await asyncio.wait({task, given_up}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # we are cancelled ourselves (the daemon's last resort): so is the work
+        task.cancel()
+        await asyncio.wait({task})
+        raise
+    finally:
+        given_up.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+        if task.cancelled():
+            return False
+    task.result()  # its own error (the breaker, a refused login...) is the caller's
+    return True
+
+
+def _process_of(sender: str) -> str:
+    """The process a claim names: a claim is "<process>:<random>" (store.writers.sender_name), and a
+    run's sending processes are "<run>/send-N", so this is the run's main process (host:pid) or
+    worker, which its sending processes never outlive (`pipeline.workers`)."""
+    process = sender.rpartition(":")[0] or sender
+    return process.partition("/send-")[0]
+
+
+def _who(store: Store, process: str) -> tuple[str, bool | None]:
+    """A claiming process in words, from what the database records of it, and whether it is known
+    to run (False: it was on this host and is gone; None: nobody here can tell)."""
+    daemon = store.lock_holder(DAEMON_LOCK)
+    workers = {w.name: w for w in store.workers(stale_after=timedelta(minutes=1))}
+    if process in workers:
+        w = workers[process]
+        return f"worker {w.name}, pid {w.pid} on host {w.host}", holder_alive(f"{w.host}:{w.pid}")
+    host, _, pid = process.rpartition(":")
+    if not (host and pid.isdigit()):
+        return process, None
+    role = "the daemon (`digest run`)" if daemon is not None and daemon[0] == process else "`digest send`"
+    return f"{role}, pid {pid} on host {host}", holder_alive(process)
+
+
+def _tell_wait(
+    store: Store,
+    edition: EditionRecord,
+    me: str,
+    holders: list[ClaimHolder],
+    *,
+    now: datetime,
+    lease: timedelta,
+    told: dict[str, bool],
+) -> None:
+    """Say, once, what this sender waits for: rows another sender holds, which are its to send, or
+    ours once its lease runs out. A sender that stopped (killed on this host, or no longer renewing
+    its lease) made a re-run sit silent for up to [smtp] claim_lease (audit finding 12)."""
+    mine = _process_of(me)
+    for holder in holders:
+        process = _process_of(holder.sender)
+        if process == mine or told.get(holder.sender):
+            continue  # our own sending processes are alive; a stopped sender is told once
+        left = max((holder.lease_until - now).total_seconds(), 0.0)
+        # A live sender renews its lease every third of it: half gone means renewals were missed.
+        lapsing = left < lease.total_seconds() / 2
+        if holder.sender in told and not lapsing:
+            continue
+        words, alive = _who(store, process)
+        n = f"{holder.rows} message{'s' if holder.rows != 1 else ''}"
+        if alive is False or lapsing:
+            told[holder.sender] = True
+            why = "no longer running" if alive is False else "it stopped renewing its lease"
+            log.warning(
+                "edition=%s/%s: waiting up to %d s for %s held by a sender that stopped (%s, %s): its lease "
+                "([smtp] claim_lease) runs out at %s UTC, and this run then sends %s",
+                edition.day,
+                edition.timezone,
+                math.ceil(left),
+                n,
+                words,
+                why,
+                holder.lease_until.strftime("%H:%M:%S"),
+                "it" if holder.rows == 1 else "them",
+            )
+        else:
+            told[holder.sender] = False
+            log.info(
+                "edition=%s/%s: waiting for %s held by another sender (%s%s): it sends them, or this run "
+                "does if its lease (renewed while it runs) runs out",
+                edition.day,
+                edition.timezone,
+                n,
+                words,
+                ", running" if alive else "",
+            )
+
+
 async def _others_hold(
     store: Store,
     edition: EditionRecord,
@@ -351,20 +506,24 @@ async def _others_hold(
     clock: Clock,
     stop: asyncio.Event | None,
     report: SendReport | None = None,
+    lease: timedelta,
+    told: dict[str, bool],
 ) -> bool:
     """Whether other senders still hold rows of the edition; waits a little first when they do, so
     the caller's next claim finds what they released or what their lease gave up. Our own rows in
-    flight are ours to record, whatever their lease says."""
-    until = await asyncio.to_thread(store.claims_held, edition.id, other_than=me)
-    if until is None:
+    flight are ours to record, whatever their lease says. Leases are on the database's clock."""
+    now, holders = await asyncio.to_thread(store.claim_holders, edition.id, other_than=me)
+    if not holders:
         return False
-    wait = min(max((until - clock()).total_seconds(), 0.0), HELD_POLL)
+    await asyncio.to_thread(_tell_wait, store, edition, me, holders, now=now, lease=lease, told=told)
+    until = holders[0].lease_until
+    wait = min(max((until - now).total_seconds(), 0.0), HELD_POLL)
     if stop is None:
         await asyncio.sleep(wait)
     else:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), wait)
-    if until <= clock():
+    if until <= now + timedelta(seconds=wait):
         taken_over(
             edition, await asyncio.to_thread(store.expire_claims, edition.id, now=clock(), other_than=me), report
         )

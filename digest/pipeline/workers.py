@@ -10,8 +10,10 @@ those processes are started before the editions are built, so their start-up ove
 
 Stopping: SIGTERM or SIGINT here is passed on to every worker, which finishes and records the
 messages on the wire and returns its other claims to pending (S4); a worker whose parent is gone
-(kill -9) does the same. A worker killed outright stops renewing the lease on its claims; the
-others (or the next run) take them over once it runs out.
+(kill -9) does the same. Each process gives the replies to its messages on the wire WIRE_GRACE
+seconds (`sender.bound_wire`), then gives them up (pending again); `abandon` here (a second
+Ctrl-C) is passed on as SIGUSR1, which gives them up at once. A worker killed outright stops
+renewing the lease on its claims; the others (or the next run) take them over once it runs out.
 
 With one worker (workers = 1, one core, or a small edition) everything runs in this process.
 """
@@ -19,13 +21,15 @@ With one worker (workers = 1, one core, or a small edition) everything runs in t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
 import queue
 import signal
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from digest import errors
@@ -33,7 +37,7 @@ from digest.config import Settings, SmtpSettings
 from digest.deliver import Transport
 from digest.errors import DeliveryError, DigestError
 from digest.model import EditionRecord
-from digest.pipeline.sender import Clock, SendReport, send_edition, taken_over
+from digest.pipeline.sender import Clock, SendReport, bound_wire, send_edition, taken_over
 from digest.store import Store
 from digest.store.writers import claimant, set_claimant
 
@@ -41,6 +45,8 @@ log = logging.getLogger(__name__)
 
 MIN_ROWS_PER_WORKER = 500  # below this a worker's start-up (~0.5 s of imports) costs more than it saves
 PARENT_CHECK = 0.5  # seconds between a worker's checks that `digest send` is still there
+QUIT_WAIT = 1.0  # seconds for the connections' QUIT once messages on the wire were given up
+ABANDON = signal.SIGUSR1  # parent to sending process: give up the messages on the wire now
 
 TransportFactory = Callable[[SmtpSettings], Transport]
 # Builds (or finds) the editions to send, once the first connection is up: (edition, its report).
@@ -83,6 +89,7 @@ class _Job:
 class _Outcome:
     counts: dict[int, tuple[int, int, int, int]]  # edition id -> sent, skipped, failed, deferred
     error: tuple[str, str, str] | None = None  # a DigestError: class name, message, hint
+    abandoned: dict[int, list[str]] = field(default_factory=dict)  # edition id -> addresses given up on the wire
 
 
 async def send_editions(
@@ -97,6 +104,7 @@ async def send_editions(
     setup: Callable[[], None] | None = None,
     due_only: bool = False,
     expected_rows: int = 0,
+    abandon: asyncio.Event | None = None,
 ) -> list[SendReport]:
     """Send the editions `prepare` returns, from this process and as many more as `workers` and
     the number of rows call for (plan_workers).
@@ -105,10 +113,16 @@ async def send_editions(
     before anything is built. `expected_rows`, the caller's estimate of the rows to send, starts
     the processes it calls for before that, so their start-up overlaps the connection and the
     build (those not needed after all are dismissed).
+
+    Once `stop` is set, messages on the wire get WIRE_GRACE seconds for their reply, then are
+    given up (`abandon`, which the caller may also set itself: a second Ctrl-C); each report
+    names the addresses given up.
     """
     stop = stop or asyncio.Event()
+    abandon = abandon or asyncio.Event()
     early = plan_workers(workers, connections=settings.smtp.connections, rows=expected_rows) - 1
     starting = _Starting(early) if expected_rows > 0 and early > 0 else None
+    bound = asyncio.create_task(bound_wire(stop, abandon))
     try:
         return await _send_editions(
             settings,
@@ -118,13 +132,34 @@ async def send_editions(
             transport=transport,
             workers=workers,
             stop=stop,
+            abandon=abandon,
             setup=setup,
             due_only=due_only,
             starting=starting,
         )
     finally:
+        bound.cancel()
         if starting is not None:
             await starting.dismiss()  # those given no job (all of them if the run stopped early)
+
+
+@contextlib.asynccontextmanager
+async def _connected(factory: TransportFactory, smtp: SmtpSettings, abandon: asyncio.Event) -> AsyncIterator[Transport]:
+    """factory(smtp), open; closed with a QUIT on each connection, unless messages on the wire were
+    given up (`abandon`): a connection may then still wait for the reply to one, and its QUIT
+    would wait with it (up to [smtp] timeout). Then QUIT gets QUIT_WAIT seconds, and what is left
+    closes with this process, which is stopping."""
+    opened = factory(smtp)
+    transport = await opened.__aenter__()
+    try:
+        yield transport
+    finally:
+        if abandon.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(QUIT_WAIT):
+                    await opened.__aexit__(None, None, None)
+        else:
+            await opened.__aexit__(None, None, None)
 
 
 async def _send_editions(
@@ -136,11 +171,12 @@ async def _send_editions(
     transport: TransportFactory,
     workers: int,
     stop: asyncio.Event,
+    abandon: asyncio.Event,
     setup: Callable[[], None] | None,
     due_only: bool,
     starting: _Starting | None,
 ) -> list[SendReport]:
-    async with transport(settings.smtp) as first:
+    async with _connected(transport, settings.smtp, abandon) as first:
         prepared = await prepare()
         editions = [edition for edition, _ in prepared]
         reports = [report for _, report in prepared]
@@ -160,6 +196,7 @@ async def _send_editions(
                 transport=first,
                 clock=clock,
                 stop=stop,
+                abandon=abandon,
                 run_started=now,
                 due_only=due_only,
             )
@@ -181,7 +218,9 @@ async def _send_editions(
             os.getpid(),
             transport,
             setup,
-            claimant(),
+            # Its claims are named after this process ("<this>/send-N"), which it never outlives, so
+            # that a later run waiting for them can tell whose they are (sender._who).
+            claimant() or f"{socket.gethostname()}:{os.getpid()}",
         )
         for i in range(1, n)
     ]
@@ -190,7 +229,7 @@ async def _send_editions(
     async def mine() -> None:
         _announce(parts[0], rounds[0])
         try:
-            async with transport(parts[0]) as own:
+            async with _connected(transport, parts[0], abandon) as own:
                 await _send_all(
                     settings,
                     store,
@@ -199,6 +238,7 @@ async def _send_editions(
                     transport=own,
                     clock=clock,
                     stop=stop,
+                    abandon=abandon,
                     run_started=now,
                     due_only=due_only,
                 )
@@ -206,7 +246,7 @@ async def _send_editions(
             stop.set()  # the others stop too, finishing what they have on the wire
             raise
 
-    local, remote = await asyncio.gather(mine(), _run(jobs, stop, starting), return_exceptions=True)
+    local, remote = await asyncio.gather(mine(), _run(jobs, stop, starting, abandon), return_exceptions=True)
     if isinstance(remote, BaseException):
         raise remote
     for outcome in remote:
@@ -214,6 +254,7 @@ async def _send_editions(
             sent, skipped, failed, deferred = outcome.counts.get(rep.edition_id, (0, 0, 0, 0))
             rep.sent, rep.skipped = rep.sent + sent, rep.skipped + skipped
             rep.failed, rep.deferred = rep.failed + failed, rep.deferred + deferred
+            rep.abandoned = sorted([*rep.abandoned, *outcome.abandoned.get(rep.edition_id, [])])
     for rep in reports:
         rep.complete = await asyncio.to_thread(store.close_edition_if_done, rep.edition_id)
     if isinstance(local, BaseException):
@@ -248,6 +289,7 @@ async def _send_all(
     transport: Transport,
     clock: Clock,
     stop: asyncio.Event,
+    abandon: asyncio.Event,
     run_started: datetime,
     due_only: bool,
 ) -> None:
@@ -259,6 +301,7 @@ async def _send_all(
             transport=transport,
             clock=clock,
             stop=stop,
+            abandon=abandon,
             run_started=run_started,
             due_only=due_only,
             report=rep,
@@ -307,9 +350,11 @@ class _Starting:
             await asyncio.to_thread(proc.join)
 
 
-async def _run(jobs: list[_Job], stop: asyncio.Event, starting: _Starting | None = None) -> list[_Outcome]:
+async def _run(
+    jobs: list[_Job], stop: asyncio.Event, starting: _Starting | None = None, abandon: asyncio.Event | None = None
+) -> list[_Outcome]:
     """Start one process per job (or hand the jobs to those `starting`); wait for all, passing a
-    stop (or the first error) on to the rest."""
+    stop (or the first error), and an abandon, on to the rest."""
     if not jobs:
         return []
     if starting is None:
@@ -317,17 +362,21 @@ async def _run(jobs: list[_Job], stop: asyncio.Event, starting: _Starting | None
     results = starting.results
     procs = starting.give(jobs)
     outcomes: dict[int, _Outcome] = {}
-    stopping = False
+    stopping = abandoning = False
 
-    def stop_all() -> None:
+    def stop_all(sig: signal.Signals = signal.SIGTERM) -> None:
         for proc in procs:
             if proc.pid is not None and proc.exitcode is None:
-                os.kill(proc.pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):  # exited since
+                    os.kill(proc.pid, sig)
 
     while len(outcomes) < len(procs):
         if stop.is_set() and not stopping:
             stopping = True
             stop_all()
+        if abandon is not None and abandon.is_set() and not abandoning:
+            abandoning = True
+            stop_all(ABANDON)
         try:
             i, outcome = await asyncio.to_thread(results.get, True, 0.2)
         except queue.Empty:
@@ -386,6 +435,7 @@ def _worker_wait(
     """A process started before its job was known (`_Starting`): it has imported what sending
     needs by the time the job comes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(ABANDON, signal.SIG_IGN)  # until _work listens: nothing is on the wire before
     while True:
         try:
             job = inbox.get(timeout=PARENT_CHECK)
@@ -402,6 +452,7 @@ def _worker_main(job: _Job, index: int, results: multiprocessing.Queue[tuple[int
     # Ctrl-C reaches every process of the terminal's group; the parent passes it on as SIGTERM
     # once this process listens (in _work), so until then it is ignored here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(ABANDON, signal.SIG_IGN)
     if job.setup is not None:
         job.setup()
     if job.claimant is not None:
@@ -410,11 +461,13 @@ def _worker_main(job: _Job, index: int, results: multiprocessing.Queue[tuple[int
 
 
 async def _work(job: _Job) -> _Outcome:
-    stop = asyncio.Event()
+    stop, abandon = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(ABANDON, abandon.set)
     watcher = asyncio.create_task(_watch_parent(job.parent, stop))
+    bound = asyncio.create_task(bound_wire(stop, abandon))
 
     def clock() -> datetime:
         return _wall() + job.offset
@@ -424,7 +477,7 @@ async def _work(job: _Job) -> _Outcome:
     reports = [SendReport(e.id, e.day, e.timezone, created=False) for e in job.editions]
     error: tuple[str, str, str] | None = None
     try:
-        async with job.transport(job.smtp) as transport:
+        async with _connected(job.transport, job.smtp, abandon) as transport:
             for edition, rep in zip(job.editions, reports, strict=True):
                 await send_edition(
                     job.settings,
@@ -433,6 +486,7 @@ async def _work(job: _Job) -> _Outcome:
                     transport=transport,
                     clock=clock,
                     stop=stop,
+                    abandon=abandon,
                     run_started=job.run_started,
                     due_only=job.due_only,
                     report=rep,
@@ -443,8 +497,13 @@ async def _work(job: _Job) -> _Outcome:
         error = (type(exc).__name__, exc.message, exc.hint)
     finally:
         watcher.cancel()
+        bound.cancel()
         store.close()
-    return _Outcome({r.edition_id: (r.sent, r.skipped, r.failed, r.deferred) for r in reports}, error)
+    return _Outcome(
+        {r.edition_id: (r.sent, r.skipped, r.failed, r.deferred) for r in reports},
+        error,
+        {r.edition_id: r.abandoned for r in reports if r.abandoned},
+    )
 
 
 def _wall() -> datetime:

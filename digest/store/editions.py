@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -43,6 +43,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from digest.errors import DatabaseLostError, StoreError
 from digest.model import (
+    ClaimHolder,
     Delivery,
     EditionItem,
     EditionRecord,
@@ -117,6 +118,12 @@ def _claimable(
     elif since is not None:
         pending = and_(pending, or_(due, d.c.updated_at < since))
     return or_(pending, and_(d.c.status == SENDING, d.c.lease_until < (lease_now or now)))
+
+
+def _aware(value: datetime | str) -> datetime:
+    """A time an aggregate returned: SQLite's max() hands back the stored text."""
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def _edition(row: Row[Any]) -> EditionRecord:
@@ -401,6 +408,23 @@ class EditionStore(StoreBase):
         with self.engine.connect() as conn:
             until: datetime | None = conn.scalar(select(func.min(d.lease_until)).where(*cond))
         return until
+
+    def claim_holders(self, edition_id: int, *, other_than: str | None = None) -> tuple[datetime, list[ClaimHolder]]:
+        """The database's clock now, and who holds the edition's claimed rows (but `other_than`):
+        each sender, its rows and when its lease runs out, the one that runs out first first."""
+        d = t.deliveries.c
+        cond = [d.edition_id == edition_id, d.status == SENDING]
+        if other_than is not None:
+            cond.append(d.worker != other_than)
+        with self.engine.connect() as conn:
+            now = database_time(conn)
+            rows = conn.execute(
+                select(d.worker, func.count(), func.max(d.lease_until).label("until"))
+                .where(*cond)
+                .group_by(d.worker)
+                .order_by("until")
+            ).all()
+        return now, [ClaimHolder(str(worker or ""), int(n), _aware(until)) for worker, n, until in rows]
 
     def outbox_session(self, worker: str) -> OutboxSession:
         return OutboxSession(self.engine, worker, where=self._safe_url)

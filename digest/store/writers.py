@@ -140,6 +140,25 @@ def sender_name() -> str:
     return f"{_claimant or f'{socket.gethostname()}:{os.getpid()}'}:{uuid.uuid4().hex[:8]}"
 
 
+def holder_alive(holder: str) -> bool | None:
+    """Whether the process a "host:pid" name (a lock holder, the process in a claim's name) stands
+    for still runs: False when it is on this host and no such process exists; else True, or None
+    when nobody here can tell (another host, a name without a pid, our own name)."""
+    host, _, pid_text = holder.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return None  # our own name: its holder is the caller
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
 class OutboxWriter:
     """One sender's claims and results: one database connection on one thread, group commits,
     and the lease on its claims renewed while it runs.
