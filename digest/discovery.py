@@ -35,7 +35,10 @@ class _FeedLinks(HTMLParser):
 
 
 def feed_link(page: bytes, url: str) -> str | None:
-    """The first feed the page names, as an absolute http(s) URL (resolved against `url`), or None."""
+    """The first feed the page names, as an absolute http(s) URL (resolved against `url`), or None.
+
+    Never `url` itself: a page served at the feed's own address that names that address (a
+    publisher's landing or error page) gives no next step, and "use <the same URL>" would mislead."""
     reader = _FeedLinks()
     try:
         # The attributes that matter are ASCII in any of the encodings a page may declare.
@@ -44,7 +47,10 @@ def feed_link(page: bytes, url: str) -> str | None:
     except Exception:  # html.parser is lenient; a page it cannot read simply names no feed
         return None
     for href in reader.found:
-        absolute = urljoin(url, href)
-        if absolute.lower().startswith(("http://", "https://")) and absolute.isprintable():
+        try:
+            absolute = urljoin(url, href)
+        except ValueError:  # an href that is no URL ("http://[...") names nothing
+            continue
+        if absolute.lower().startswith(("http://", "https://")) and absolute.isprintable() and absolute != url:
             return absolute
     return None

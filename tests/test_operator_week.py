@@ -227,7 +227,16 @@ async def test_an_html_page_given_as_a_feed_names_the_feed_it_links(tmp_path: Pa
         heise = srv.serve("/heise.html", page, headers=html)
         home = srv.serve("/home/", relative, headers=html)
         bare = srv.serve("/bare.html", b"<html><body><p>No feed here</p></body></html>", headers=html)
-        config = write_config(tmp_path, feed_url=heise, tail=f'[[feeds]]\nurl = "{home}"\n[[feeds]]\nurl = "{bare}"\n')
+        # A landing page served at the feed's own address, naming that address (and an href that is
+        # no URL): "use <the same URL>" would send the operator round in circles.
+        itself = b'<link rel="alternate" type="application/rss+xml" href="http://[oops">'
+        itself += b'<link rel="alternate" type="application/rss+xml" href="/landing.xml">'
+        landing = srv.serve("/landing.xml", b"<html><head>" + itself + b"</head></html>", headers=html)
+        config = write_config(
+            tmp_path,
+            feed_url=heise,
+            tail=f'[[feeds]]\nurl = "{home}"\n[[feeds]]\nurl = "{bare}"\n[[feeds]]\nurl = "{landing}"\n',
+        )
         polled = await asyncio.to_thread(poll, config)
     out = polled.stdout + polled.stderr
     assert (
@@ -238,6 +247,7 @@ async def test_an_html_page_given_as_a_feed_names_the_feed_it_links(tmp_path: Pa
     status = cli(config, "status").stdout
     assert "this page names its feed: https://www.heise.de/rss/heise-atom.xml" in status, status
     assert f"failing: {bare} (1x, last status 200): not a feed (looks like an HTML page); next try" in status
+    assert f"failing: {landing} (1x, last status 200): not a feed (looks like an HTML page); next try" in status
 
 
 # --------------------------------------------------------------------------- digest init's examples
