@@ -378,7 +378,9 @@ def test_an_error_the_database_reports_over_several_lines_is_one_line() -> None:
     from digest.store.base import _translate
 
     server = Exception('index row size 6656 exceeds maximum 2704 for index "ix"\nDETAIL:  Index row\nHINT:  Values')
-    ctx = SimpleNamespace(original_exception=server, sqlalchemy_exception=OperationalError("INSERT", {}, server))
+    ctx = SimpleNamespace(  # the ExceptionContext attributes _translate reads
+        original_exception=server, sqlalchemy_exception=OperationalError("INSERT", {}, server), is_disconnect=False
+    )
     with pytest.raises(StoreError) as raised:
         _translate("postgresql://db", None)(ctx)  # type: ignore[arg-type]
     assert "\n" not in raised.value.message and "DETAIL: Index row HINT: Values." in raised.value.message
