@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CORPUS_ABSENT, corpus_dir
+from storepaths import as_stored
 
 from digest.errors import TemplateError
 from digest.model import DayGroup, Edition, Item, ParsedItem, Quote, SectionGroup, Story
@@ -417,18 +418,8 @@ def test_more_from_links_the_web_edition_once_summaries_are_shortened_to_fit() -
 
 
 def _stored(k: int, parsed: ParsedItem, source: str) -> Item:
-    """A parsed item as the store gives it to render."""
-    return Item(
-        id=k,
-        feed_id=1,
-        source=source,
-        title=parsed.title,
-        url=parsed.url,
-        summary_html=parsed.summary_html,
-        summary_text=parsed.summary_text,
-        published=parsed.published,
-        first_seen=parsed.published or T0,
-    )
+    """A parsed item as the store gives it to render, first seen when published."""
+    return as_stored(parsed, id=k, feed_id=1, source=source, first_seen=parsed.published or T0)
 
 
 def test_real_feeds_busy_outlet_says_what_each_more_from_link_opens_in_both_parts() -> None:
