@@ -1,0 +1,117 @@
+"""A subscriber who moves time zone gets every item in exactly one edition: none lost in the gap
+between their former zone's cut-off and their new zone's, none twice where the two windows overlap.
+
+The real `python -m digest` against a feed server and aiosmtpd on 127.0.0.1 and a real SQLite file;
+each command's clock is set with DIGEST_NOW, as the other edition tests do. The editions go out at
+07:05 in New York and in Moscow (the runs' own times are the cut-offs), one new story polled
+between each two runs; readers move by an edit of the config, between two runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from httpservers import FeedServer
+from smtpservers import SmtpServer
+from test_faults import channel, cli, pub_date, write_config
+
+NY, MSK, LONDON = "America/New_York", "Europe/Moscow", "Europe/London"
+
+# Unrelated subjects: no two cluster together, and none is another's "Read also".
+TITLES = (
+    "Harbour ferry timetable changes",
+    "Orchestra names new conductor",
+    "Glacier survey finds thinning ice",
+    "Chess olympiad opens with record entries",
+    "Bakery cooperative wins regional prize",
+    "Lighthouse keeper retires after forty years",
+)
+
+# Who lives where before the first move, after it (A: after Moscow's cut-off, before New York's,
+# on the same day) and after the second (B: after New York's cut-off, before Moscow's next).
+READERS = {
+    "stays-ny": (NY, NY, NY),
+    "stays-msk": (MSK, MSK, MSK),
+    "west-east": (NY, MSK, MSK),  # the gap: items between NY's last cut-off and Moscow's
+    "east-west": (MSK, NY, NY),  # the overlap: Moscow's last edition and NY's next share items
+    "east-west-late": (MSK, MSK, NY),  # the gap: items between Moscow's last cut-off and NY's
+    "west-east-late": (NY, NY, MSK),  # the overlap again
+    "three-zones": (NY, LONDON, MSK),  # a first London edition between two moves
+}
+
+
+def _subscribers(stage: int) -> str:
+    return "".join(
+        f'[[subscribers]]\nemail = "{name}@example.org"\ntimezone = "{zones[stage]}"\n'
+        for name, zones in READERS.items()
+    )
+
+
+def _feed(stories: list[tuple[str, datetime]]) -> bytes:
+    items = "".join(
+        f"<item><title>{title}</title><link>https://news.example.org/{n}</link>"
+        f"<guid>https://news.example.org/{n}</guid><pubDate>{pub_date(when)}</pubDate>"
+        f"<description>Report {n}.</description></item>"
+        for n, (title, when) in enumerate(stories)
+    )
+    return channel("Test news", "https://news.example.org/", items)
+
+
+def _at(zone: str, day: date) -> datetime:
+    """07:05 on `day` in `zone`, in UTC: just past `send_at`, when that zone's edition is built."""
+    return datetime.combine(day, time(7, 5), ZoneInfo(zone)).astimezone(UTC)
+
+
+def _runs(first: date) -> list[datetime]:
+    """Moscow's 1st, NY's 1st, Moscow's 2nd, (A) NY's 2nd, (B) Moscow's 3rd, NY's 3rd, Moscow's 4th."""
+    d = [first + timedelta(days=n) for n in range(4)]
+    return [_at(MSK, d[0]), _at(NY, d[0]), _at(MSK, d[1]), _at(NY, d[1]), _at(MSK, d[2]), _at(NY, d[2]), _at(MSK, d[3])]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        pytest.param(date(2026, 12, 1), id="winter"),
+        # New York leaves daylight saving time at 02:00 on 1 November: the moves are on that day,
+        # its cut-offs at 11:05 UTC before and 12:05 after.
+        pytest.param(date(2026, 10, 31), id="dst-day"),
+    ],
+)
+async def test_every_story_reaches_every_reader_once_whichever_way_and_whenever_they_move(
+    tmp_path: Path, first: date
+) -> None:
+    runs = _runs(first)
+    moves = {3: 1, 4: 2}  # before the run at this index, readers are where this stage says
+    stories: list[tuple[str, datetime]] = []
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        url = feeds.serve("/feed.xml", _feed(stories))
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=(), tail=_subscribers(0))
+        for n, at in enumerate(runs[:6]):
+            if n in moves:
+                config.write_text(config.read_text().split("[[subscribers]]")[0] + _subscribers(moves[n]))
+            # A new story an hour before each run, first seen then: after the run before it.
+            polled_at = at - timedelta(hours=1)
+            stories.append((TITLES[n], polled_at - timedelta(minutes=30)))
+            feeds.serve("/feed.xml", _feed(stories))
+            polled = await asyncio.to_thread(cli, config, "poll", now=polled_at)
+            assert polled.returncode == 0, polled.stderr
+            sent = await asyncio.to_thread(cli, config, "send", now=at)
+            assert sent.returncode == 0, sent.stderr
+        # Moscow's 4th: its readers' last story (New York's readers had it on the 3rd).
+        sent = await asyncio.to_thread(cli, config, "send", now=runs[6])
+        assert sent.returncode == 0, sent.stderr
+    got: dict[str, Counter[str]] = {f"{name}@example.org": Counter() for name in READERS}
+    for m in smtp.messages:
+        body = email.message_from_bytes(m.data, policy=email.policy.default).get_body(("plain",))
+        assert body is not None
+        text = body.get_content()
+        got[m.rcpt_tos[0]].update(title for title in TITLES if title in text)
+    every_once = Counter(TITLES)
+    assert {who: dict(seen) for who, seen in got.items() if seen != every_once} == {}, sent.stdout
