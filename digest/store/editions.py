@@ -198,7 +198,7 @@ class EditionStore(StoreBase):
 
     def overlapping_editions(self, edition: EditionRecord) -> tuple[int, ...]:
         """Other zones' editions whose windows overlap this one's: a subscriber who moved from one
-        of those zones may have been sent some of this edition's items there (`already_had`)."""
+        of those zones may have been sent some of this edition's items there (`OutboxSession.movers`)."""
         e = t.editions.c
         cond = [e.timezone != edition.timezone, or_(e.window_start.is_(None), e.window_start < edition.cutoff)]
         if edition.window_start is not None:
