@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from httpservers import FeedServer
-from smtpservers import SmtpServer
+from smtpservers import Scripted, SmtpServer, Turn
 from test_faults import channel, cli, pub_date, write_config
 
 NY, MSK, LONDON = "America/New_York", "Europe/Moscow", "Europe/London"
@@ -115,3 +115,50 @@ async def test_every_story_reaches_every_reader_once_whichever_way_and_whenever_
         got[m.rcpt_tos[0]].update(title for title in TITLES if title in text)
     every_once = Counter(TITLES)
     assert {who: dict(seen) for who, seen in got.items() if seen != every_once} == {}, sent.stdout
+
+
+async def test_a_movers_gap_comes_once_when_their_first_edition_is_retried_after_the_next_one(tmp_path: Path) -> None:
+    """The relay defers the west-east reader's first Moscow edition (450) and takes it only after
+    Moscow's next edition went out (past its day, the daemon leaves it; `digest send --date` sends
+    it; New York's run in between retried it, deferred again). The gap goes with the first, which
+    was due to them while the next was made, never with both: a pending row covers its window as a
+    sent one does."""
+    refused: list[str] = []
+    armed = [False]  # in the run of Moscow's first edition after the move and in New York's after it
+
+    def rcpt(turn: Turn) -> str | None:
+        if turn.address == "west-east@example.org" and armed[0]:
+            refused.append(turn.address)
+            return "450 4.2.1 mailbox busy, try later"
+        return None
+
+    runs = _runs(date(2026, 12, 1))
+    stories: list[tuple[str, datetime]] = []
+    async with FeedServer() as feeds, SmtpServer(handler=Scripted(rcpt=rcpt)) as smtp:
+        url = feeds.serve("/feed.xml", _feed(stories))
+        tail = _subscribers(0)
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=(), tail=tail)
+        for n, at in enumerate(runs):
+            if n == 3:
+                config.write_text(config.read_text().replace(f'"{NY}"', f'"{MSK}"'))  # everyone in Moscow now
+            armed[0] = n in (4, 5)
+            if n < len(TITLES):
+                stories.append((TITLES[n], at - timedelta(hours=1, minutes=30)))
+                feeds.serve("/feed.xml", _feed(stories))
+                polled = await asyncio.to_thread(cli, config, "poll", now=at - timedelta(hours=1))
+                assert polled.returncode == 0, polled.stderr
+            sent = await asyncio.to_thread(cli, config, "send", now=at)
+            assert sent.returncode == (4 if n in (4, 5) else 0), (n, sent.stderr)  # 4: messages deferred
+        assert refused, sent.stdout
+        retried = await asyncio.to_thread(
+            cli, config, "send", "--date", runs[4].date().isoformat(), "--retry-now", now=runs[6] + timedelta(hours=1)
+        )
+        assert retried.returncode == 0, retried.stderr
+        assert "1 sent" in retried.stdout, retried.stdout
+    mover = Counter[str]()
+    for m in smtp.messages:
+        if m.rcpt_tos[0] == "west-east@example.org":
+            body = email.message_from_bytes(m.data, policy=email.policy.default).get_body(("plain",))
+            assert body is not None
+            mover.update(title for title in TITLES if title in body.get_content())
+    assert dict(mover) == dict(Counter(TITLES)), sent.stdout
