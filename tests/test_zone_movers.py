@@ -13,11 +13,14 @@ import asyncio
 import email
 import email.policy
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import postgres_database
 from httpservers import FeedServer
 from smtpservers import Scripted, SmtpServer, Turn
 from test_faults import channel, cli, pub_date, write_config
@@ -75,38 +78,51 @@ def _runs(first: date) -> list[datetime]:
     return [_at(MSK, d[0]), _at(NY, d[0]), _at(MSK, d[1]), _at(NY, d[1]), _at(MSK, d[2]), _at(NY, d[2]), _at(MSK, d[3])]
 
 
+@contextmanager
+def _database(backend: str, folder: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'digest.sqlite'}"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
 @pytest.mark.parametrize(
-    "first",
+    ("first", "backend"),
     [
-        pytest.param(date(2026, 12, 1), id="winter"),
+        pytest.param(date(2026, 12, 1), "sqlite", id="winter"),
         # New York leaves daylight saving time at 02:00 on 1 November: the moves are on that day,
         # its cut-offs at 11:05 UTC before and 12:05 after.
-        pytest.param(date(2026, 10, 31), id="dst-day"),
+        pytest.param(date(2026, 10, 31), "sqlite", id="dst-day"),
+        pytest.param(date(2026, 12, 1), "postgresql", id="winter-postgresql"),
     ],
 )
 async def test_every_story_reaches_every_reader_once_whichever_way_and_whenever_they_move(
-    tmp_path: Path, first: date
+    tmp_path: Path, first: date, backend: str
 ) -> None:
     runs = _runs(first)
     moves = {3: 1, 4: 2}  # before the run at this index, readers are where this stage says
     stories: list[tuple[str, datetime]] = []
-    async with FeedServer() as feeds, SmtpServer() as smtp:
-        url = feeds.serve("/feed.xml", _feed(stories))
-        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=(), tail=_subscribers(0))
-        for n, at in enumerate(runs[:6]):
-            if n in moves:
-                config.write_text(config.read_text().split("[[subscribers]]")[0] + _subscribers(moves[n]))
-            # A new story an hour before each run, first seen then: after the run before it.
-            polled_at = at - timedelta(hours=1)
-            stories.append((TITLES[n], polled_at - timedelta(minutes=30)))
-            feeds.serve("/feed.xml", _feed(stories))
-            polled = await asyncio.to_thread(cli, config, "poll", now=polled_at)
-            assert polled.returncode == 0, polled.stderr
-            sent = await asyncio.to_thread(cli, config, "send", now=at)
+    with _database(backend, tmp_path) as database:
+        async with FeedServer() as feeds, SmtpServer() as smtp:
+            url = feeds.serve("/feed.xml", _feed(stories))
+            config = write_config(
+                tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=(), tail=_subscribers(0), database=database
+            )
+            for n, at in enumerate(runs[:6]):
+                if n in moves:
+                    config.write_text(config.read_text().split("[[subscribers]]")[0] + _subscribers(moves[n]))
+                # A new story an hour before each run, first seen then: after the run before it.
+                polled_at = at - timedelta(hours=1)
+                stories.append((TITLES[n], polled_at - timedelta(minutes=30)))
+                feeds.serve("/feed.xml", _feed(stories))
+                polled = await asyncio.to_thread(cli, config, "poll", now=polled_at)
+                assert polled.returncode == 0, polled.stderr
+                sent = await asyncio.to_thread(cli, config, "send", now=at)
+                assert sent.returncode == 0, sent.stderr
+            # Moscow's 4th: its readers' last story (New York's readers had it on the 3rd).
+            sent = await asyncio.to_thread(cli, config, "send", now=runs[6])
             assert sent.returncode == 0, sent.stderr
-        # Moscow's 4th: its readers' last story (New York's readers had it on the 3rd).
-        sent = await asyncio.to_thread(cli, config, "send", now=runs[6])
-        assert sent.returncode == 0, sent.stderr
     got: dict[str, Counter[str]] = {f"{name}@example.org": Counter() for name in READERS}
     for m in smtp.messages:
         body = email.message_from_bytes(m.data, policy=email.policy.default).get_body(("plain",))
