@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from digest.compose import PlacedStory
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, Refusal, Result, Transport, deliver, refusal
 from digest.errors import CircuitOpenError, DigestError, SubscriberError, is_bug
-from digest.model import ClaimHolder, Delivery, EditionRecord, Lapsed, Mark
+from digest.model import ClaimHolder, Delivery, EditionRecord, Lapsed, Mark, Moved
 from digest.pipeline.mailer import EditionMailer
 from digest.store import ACTIVE, FAILED, MAX_CRASHES, PENDING, SENT, SKIPPED, Store
 from digest.store.writers import OutboxWriter, holder_alive
@@ -96,9 +97,9 @@ async def send_edition(
     since = run_started or clock()  # rows this run defers are not retried by this run
     mailer = await asyncio.to_thread(EditionMailer, settings, store, edition)
     taken_over(edition, await asyncio.to_thread(store.expire_claims, edition.id, now=clock()), rep)
-    # Other zones' editions over the same hours: a subscriber who moved here from one of them is
-    # not sent again what they were sent there.
-    others = await asyncio.to_thread(store.overlapping_editions, edition)
+    # Other zones' editions near this one: a subscriber who moved here from one of them is not sent
+    # again what they were sent there, nor left without what came between (`OutboxSession.movers`).
+    near = await asyncio.to_thread(store.neighbours, edition)
     rows: dict[int, tuple[Delivery, str, str]] = {}  # on the wire: the row, its Message-ID and address
     told: dict[str, bool] = {}  # other senders whose held rows we wait for, logged (True: as stopped)
     idle = asyncio.Event()  # set while none of our messages is on the wire
@@ -159,7 +160,11 @@ async def send_edition(
         held = await outbox.still_held([d.id for d in chunk])
         chunk = [d for d in chunk if d.id in held]  # the others were taken over (B1)
         subs = await outbox.subscribers([d.subscriber_id for d in chunk])
-        had = await outbox.already_had(edition.id, others, [d.subscriber_id for d in chunk])
+        moved = await outbox.movers(edition, near, [d.subscriber_id for d in chunk])
+        gaps: dict[int, list[PlacedStory]] = {}
+        for subscriber, move in moved.items():
+            if move.since is not None:  # clustered off the loop: the other connections keep sending
+                gaps[subscriber] = await asyncio.to_thread(mailer.gap_stories, move.since)
         for d in chunk:
             if stopped():
                 return  # the rest of the claim is released when the outbox closes
@@ -172,8 +177,10 @@ async def send_edition(
                 await failed_alone(d, f"{sub.damaged}; choose them again to receive editions")
                 continue
             try:
-                # their sections as they are now (B5), without what they had in their former zone
-                template = mailer.template(sub.sections, had=had.get(d.subscriber_id, frozenset()))
+                # their sections as they are now (B5); a mover's without what they had in their
+                # former zone, and with what no edition of either zone brought them
+                move = moved.get(d.subscriber_id, Moved())
+                template = mailer.template(sub.sections, had=move.had, gap=gaps.get(d.subscriber_id, ()))
                 if template is None:  # nothing in their sections: no empty email, not retried (S11)
                     await outbox.add(
                         Mark(d.id, SKIPPED, error="nothing new in the subscriber's sections", attempted=False)
