@@ -1008,6 +1008,8 @@ def feeds_list(app: App, show_all: bool) -> None:
         else:  # not polled again, whatever time the last poll set
             state, nxt = ("STOPPED: gone (410)" if f.stopped else "removed"), "-"
         err = f"  error: {f.last_error}" if f.last_error else ""
+        if f.stopped:
+            err += f"  (`digest feeds enable {f.url}` polls it again)"
         filed = app.settings.filed_section(f.section)
         if f.section is not None and filed is None:  # an old OPML folder, or a section since dropped
             filed = f"rules: {f.section!r} is no section"
@@ -1050,6 +1052,22 @@ def feeds_remove(app: App, url: str) -> None:
     if not app.store.remove_feed(url):
         raise FeedError(f"No active feed {url}.", hint="`digest feeds list` shows the feeds.")
     click.echo(f"removed {url} (its items stay in editions already built)")
+
+
+@feeds.command("enable")
+@click.argument("url")
+@pass_app
+def feeds_enable(app: App, url: str) -> None:
+    """Poll again a feed stopped by a 410 Gone (the publisher restored it, or to try again)."""
+    url = cfg.normalise_feed_url(url)
+    feed = app.store.enable_feed(url)
+    if feed is None:
+        active = any(f.url == url and f.active for f in app.reader.list_feeds())
+        raise FeedError(
+            f"{url} is {'polled already' if active else 'no feed stopped by a 410 Gone'}.",
+            hint="`digest feeds list` shows the stopped feeds (STOPPED: gone); `digest feeds add URL` adds a new one.",
+        )
+    click.echo(f"enabled {feed.url}: polled at the next poll; another 410 stops it again")
 
 
 @feeds.command("import")

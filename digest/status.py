@@ -78,7 +78,7 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
 
 def _stopped_line(feed: Feed) -> str:
     """A feed its publisher removed (410 Gone), which is never polled again: what the operator does."""
-    todo = (
+    todo = f"`digest feeds enable {feed.url}` polls it again if the publisher restored it; else " + (
         "delete its [[feeds]] entry from the config (or give the feed's new address there)"
         if feed.from_config
         else f"`digest feeds remove {feed.url}` (and `digest feeds add NEW-URL` if it moved)"
