@@ -676,11 +676,13 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None, re
         raise
     with contextlib.suppress(StoreError):
         clear_send_failure(store)
+    from digest.pipeline.sender import skipped_text
+
     for rep in reports:
         state = "complete" if rep.complete else "pending rows remain"
         which = f"edition {rep.day} {rep.timezone}" + (" (earlier, messages due for a retry)" if rep.resumed else "")
         click.echo(
-            f"{which}: {rep.sent} sent, {rep.skipped} skipped, {rep.failed} failed, {rep.deferred} deferred ({state})"
+            f"{which}: {rep.sent} sent, {skipped_text(rep)}, {rep.failed} failed, {rep.deferred} deferred ({state})"
         )
         if rep.abandoned:
             click.echo(_given_up(rep.abandoned))

@@ -242,3 +242,35 @@ async def test_status_names_what_a_silent_worker_still_holds_and_when_it_is_take
         db.execute("UPDATE deliveries SET lease_until = ? WHERE status = 'sending'", (silent_since,))
     line = next(x for x in status(config, NOW).splitlines() if x.startswith("    held by w1"))
     assert f"their lease ran out at {silent_since[:16]} UTC; they are taken over by the next" in line, line
+
+
+# --------------------------------------------------------------------------- why messages were skipped
+
+
+async def test_send_says_why_each_skipped_message_was_skipped(tmp_path: Path) -> None:
+    """`digest send` said "N skipped" and no more: an operator running it from cron could not tell
+    a sports fan on a day without sport from a subscriber who left."""
+    fan = '[[subscribers]]\nemail = "fan@example.org"\nsections = ["Sport"]\n'
+    async with FeedServer() as feeds, SmtpServer(refusing()) as smtp:
+        config = write_config(
+            tmp_path,
+            feed_url=feeds.serve("/news.xml", rss()),
+            smtp_port=smtp.port,
+            subscribers=("reader0@example.org", BUSY),
+            tail=fan,
+        )
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        first = await asyncio.to_thread(cli, config, "send")
+        assert first.returncode == 4, first.stderr
+        assert (
+            "edition 2026-03-10 UTC: 1 sent, 1 skipped (1 had no story in the sections they chose), 0 failed, "
+            "1 deferred"
+        ) in first.stdout, first.stdout
+        # The deferred reader leaves the config before the next run: their row is skipped, and said why.
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace(f'[[subscribers]]\nemail = "{BUSY}"\n', ""), encoding="utf-8")
+        later = await asyncio.to_thread(cli, config, "send", now=NOW + timedelta(minutes=30))
+    assert later.returncode == 0, later.stderr
+    assert (
+        "edition 2026-03-10 UTC: 0 sent, 1 skipped (1 were removed from the config since the edition was built)"
+    ) in later.stdout, later.stdout

@@ -90,6 +90,7 @@ class _Outcome:
     counts: dict[int, tuple[int, int, int, int]]  # edition id -> sent, skipped, failed, deferred
     error: tuple[str, str, str] | None = None  # a DigestError: class name, message, hint
     abandoned: dict[int, list[str]] = field(default_factory=dict)  # edition id -> addresses given up on the wire
+    skipped_why: dict[int, dict[str, int]] = field(default_factory=dict)  # edition id -> reason -> count
 
 
 async def send_editions(
@@ -255,6 +256,8 @@ async def _send_editions(
             rep.sent, rep.skipped = rep.sent + sent, rep.skipped + skipped
             rep.failed, rep.deferred = rep.failed + failed, rep.deferred + deferred
             rep.abandoned = sorted([*rep.abandoned, *outcome.abandoned.get(rep.edition_id, [])])
+            for reason, n in outcome.skipped_why.get(rep.edition_id, {}).items():
+                rep.skipped_why[reason] = rep.skipped_why.get(reason, 0) + n
     for rep in reports:
         rep.complete = await asyncio.to_thread(store.close_edition_if_done, rep.edition_id)
     if isinstance(local, BaseException):
@@ -503,6 +506,7 @@ async def _work(job: _Job) -> _Outcome:
         {r.edition_id: (r.sent, r.skipped, r.failed, r.deferred) for r in reports},
         error,
         {r.edition_id: r.abandoned for r in reports if r.abandoned},
+        {r.edition_id: r.skipped_why for r in reports if r.skipped_why},
     )
 
 
