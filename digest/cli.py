@@ -1207,7 +1207,13 @@ def db_upgrade(app: App) -> None:
 
 
 @db.command("copy")
-@click.option("--to", "to_url", required=True, metavar="URL", help="SQLAlchemy URL of a new, empty database.")
+@click.option(
+    "--to",
+    "to_url",
+    required=True,
+    metavar="URL",
+    help="SQLAlchemy URL of a new, empty database; its password from DIGEST_DB_COPY_PASSWORD (or PGPASSWORD).",
+)
 @pass_app
 def db_copy(app: App, to_url: str) -> None:
     """Copy every row of the database into a new, empty one (SQLite to PostgreSQL), keeping ids,
@@ -1216,6 +1222,15 @@ def db_copy(app: App, to_url: str) -> None:
     from digest.config import mask_url
     from digest.store import Store
     from digest.store import copy as dbcopy
+
+    to_url, on_command_line = dbcopy.target_url(to_url, _env())
+    if on_command_line:
+        click.echo(
+            "warning: the --to URL carries a password, which `ps` shows to every user of this host and the "
+            f"shell's history keeps: give the URL without it and the password in {dbcopy.PASSWORD_VARIABLE} "
+            "(or PGPASSWORD, or ~/.pgpass)",
+            err=True,
+        )
 
     spool = unsubscribes.spool_path(app.settings)
     store = _schema_store(app)
