@@ -238,6 +238,7 @@ class Worker(Daemon):
             holder=name,
             transport_factory=transport_factory,
             log_setup=log_setup,
+            worker=name,
         )
         self.name, self.locked = name, locked
         self.make_transport = transport_factory
@@ -423,6 +424,7 @@ async def run_worker(
         if app is not None:
             await app.stop()
         await asyncio.to_thread(worker.parser.close)
+        worker.metrics.forget()
         for sig in installed:
             loop.remove_signal_handler(sig)
         with contextlib.suppress(Exception):

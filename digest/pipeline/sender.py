@@ -34,7 +34,19 @@ from digest.deliver import Envelope, Outcome, Refusal, Result, Transport, delive
 from digest.errors import CircuitOpenError, DigestError, SubscriberError, is_bug
 from digest.model import ClaimHolder, Delivery, EditionRecord, Lapsed, Mark, Moved
 from digest.pipeline.mailer import EditionMailer
-from digest.store import ACTIVE, FAILED, MAX_CRASHES, PENDING, SENT, SKIPPED, Store
+from digest.store import (
+    ACTIVE,
+    FAILED,
+    MAX_CRASHES,
+    PAUSED,
+    PENDING,
+    REMOVED,
+    SENT,
+    SKIPPED,
+    SUSPENDED,
+    UNSUBSCRIBED,
+    Store,
+)
 from digest.store.writers import OutboxWriter, holder_alive
 
 log = logging.getLogger(__name__)
@@ -57,6 +69,9 @@ class SendReport:
     created: bool
     sent: int = 0
     skipped: int = 0
+    # Why each skipped message was not sent, as "<count> <reason>" reads (`skip_reason`): a
+    # cron-run `digest send` said only "N skipped", and an operator had to read the outbox to know.
+    skipped_why: dict[str, int] = field(default_factory=dict)
     failed: int = 0
     deferred: int = 0
     complete: bool = False
@@ -65,6 +80,33 @@ class SendReport:
     # Addresses whose message was on the wire when the run stopped without its reply: it may or may
     # not have reached them; their rows are pending again.
     abandoned: list[str] = field(default_factory=list)
+
+
+NOTHING_NEW = "had no story in the sections they chose"
+_SKIPPED_STATUS = {  # a subscriber's status now -> why their message of an edition built before was skipped
+    None: "were erased since the edition was built",
+    PAUSED: "paused their subscription since the edition was built",
+    UNSUBSCRIBED: "unsubscribed since the edition was built",
+    SUSPENDED: "were suspended since the edition was built (their address bounced or was refused)",
+    REMOVED: "were removed from the config since the edition was built",
+}
+
+
+def skip_reason(status: str | None) -> str:
+    """Why a subscriber with this status now (None: no row left) got no message of an edition
+    built while they were active."""
+    return _SKIPPED_STATUS.get(status, f"are {status} now")
+
+
+def skipped_text(rep: SendReport) -> str:
+    """ "3 skipped (2 had no story in the sections they chose, 1 unsubscribed since ...)"."""
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(rep.skipped_why.items(), key=lambda x: (-x[1], x[0])))
+    return f"{rep.skipped} skipped" + (f" ({why})" if why else "")
+
+
+def _skipped(rep: SendReport, reason: str) -> None:
+    rep.skipped += 1
+    rep.skipped_why[reason] = rep.skipped_why.get(reason, 0) + 1
 
 
 def _retry_delay(attempts: int) -> timedelta:
@@ -171,7 +213,7 @@ async def send_edition(
             sub = subs.get(d.subscriber_id)
             if sub is None or sub.status != ACTIVE:  # unsubscribed after the edition was built (S9)
                 await outbox.add(Mark(d.id, SKIPPED, error="subscriber no longer active", attempted=False))
-                rep.skipped += 1
+                _skipped(rep, skip_reason(None if sub is None else sub.status))
                 continue
             if sub.damaged:  # R7: nobody can tell which sections they chose; recorded, not retried
                 await failed_alone(d, f"{sub.damaged}; choose them again to receive editions")
@@ -185,7 +227,7 @@ async def send_edition(
                     await outbox.add(
                         Mark(d.id, SKIPPED, error="nothing new in the subscriber's sections", attempted=False)
                     )
-                    rep.skipped += 1
+                    _skipped(rep, NOTHING_NEW)
                     continue
                 message_id = mailer.message_id(d.subscriber_id)  # an HMAC: once, for the message and its record
                 data = mailer.personalise(template, sub, now=clock(), message_id=message_id)
@@ -359,7 +401,7 @@ async def send_edition(
                 )
     rep.complete = await asyncio.to_thread(store.close_edition_if_done, edition.id)
     log.info(
-        "edition=%s/%s sent=%d skipped=%d failed=%d deferred=%d complete=%s",
+        "edition=%s/%s sent=%d skipped=%d failed=%d deferred=%d complete=%s%s",
         edition.day,
         edition.timezone,
         rep.sent,
@@ -367,6 +409,7 @@ async def send_edition(
         rep.failed,
         rep.deferred,
         rep.complete,
+        f" ({skipped_text(rep)})" if rep.skipped else "",
     )
     return rep
 
