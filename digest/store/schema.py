@@ -159,7 +159,11 @@ subscribers = Table(
     "subscribers",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("email", Text, nullable=False, unique=True),  # stored lower-cased
+    # As the subscriber wrote it, domain lower-cased (RFC 5321 section 2.4: a local part may be
+    # case-sensitive); stored lower-cased before 0013. `email_key` (digest.addresses.address_key,
+    # lower-cased) is what a row is found by, so "Ann@x.org" and "ann@x.org" are one subscriber.
+    Column("email", Text, nullable=False, unique=True),
+    Column("email_key", Text, nullable=False),
     Column("name", Text),
     Column("sections", JSON),  # null: all sections
     Column("timezone", Text),
@@ -183,6 +187,7 @@ subscribers = Table(
     # one applied (single use, and an older request never undoes a newer one) (0011).
     Column("signups_spent_at", UTCDateTime),
     UniqueConstraint("public_id", name="uq_subscribers_public_id"),
+    UniqueConstraint("email_key", name="uq_subscribers_email_key"),
     sqlite_autoincrement=True,  # an id is never handed out twice, even after the newest row is deleted
 )
 
