@@ -179,6 +179,27 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
             )
         (polled,) = [f for f in store.list_feeds() if f.id == first.id]
         assert (polled.site_url, polled.display_name) == (SITE, "The Harbour Gazette")
+        # 0014: feeds stored before it have no copyright line, until a poll receives a body with one.
+        with store.engine.connect() as conn:
+            assert set(conn.execute(sa.select(t.feeds.c.rights)).scalars()) == {None}
+        with store.poll_writer() as writer:
+            writer.record(
+                [
+                    PollRecord(
+                        first.id,
+                        now,
+                        200,
+                        0,
+                        None,
+                        now,
+                        title="HG > Home Page",
+                        site_url="https://www.hgazette.example/",
+                        rights="Copyright 2026 The Harbour Gazette Company",
+                    )
+                ]
+            )
+        (polled,) = [f for f in store.list_feeds() if f.id == first.id]
+        assert polled.display_name == "The Harbour Gazette"
         # 0009: every stored link has its hash, and an item is found by it: the fixture's first item,
         # read again under another guid with the same link, is that item edited, not a new one.
         with store.engine.connect() as conn:

@@ -113,6 +113,8 @@ feeds = Table(
     Column("interval_minutes", Integer),
     Column("title", Text),
     Column("site_url", Text),  # the channel's <link>: names the outlet of a feed on a CDN (0008)
+    # The channel's copyright line: spells out the acronym a title may name its outlet by (0014).
+    Column("rights", Text),
     Column("etag", Text),
     Column("last_modified", Text),
     Column("body_hash", String(64)),
