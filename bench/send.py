@@ -164,6 +164,7 @@ def populate(config: Path, subscribers: int, seed: int = 1, mix: str = "default"
         batch.append(
             {
                 "email": f"reader{i}@mail{i % 50}.example",
+                "email_key": f"reader{i}@mail{i % 50}.example",
                 "name": f"Reader {i}",
                 "sections": sections,
                 "timezone": zone,

@@ -155,6 +155,7 @@ def add_subscribers(url: str, n: int) -> None:
     rows = [
         {
             "email": f"reader{i}@mail{i % 50}.example",
+            "email_key": f"reader{i}@mail{i % 50}.example",
             "sections": None,
             "timezone": zone,
             "status": "active",

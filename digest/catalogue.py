@@ -21,6 +21,12 @@ from digest.errors import TemplateError
 
 CATALOGUE_DOMAIN = "digest"
 
+# The msgctxt of a section's name. A section's name is its own msgid: the shipped sections' names
+# (`digest init`'s eight and the fallback "Other") have entries, so a site in another language shows
+# them in it; an operator's own name has none and shows as written. The name stays the section's key
+# everywhere else (subscribers' choices, anchors, form values): only its label is translated.
+SECTION_NAME = "section name"
+
 
 def builtin_templates_dir() -> Path:
     """The shipped templates: inside the installed package, else the source checkout's top level."""
@@ -45,6 +51,11 @@ def _read_catalogue(path: Path, language: str) -> Translations:
         raise TemplateError(f"The message catalogue {path} cannot be read: {exc}.") from exc
     mo.seek(0)
     return Translations(mo, domain=CATALOGUE_DOMAIN)
+
+
+def section_label(messages: NullTranslations, name: str) -> str:
+    """How a section's name reads in the catalogue's language (the name itself when none is given)."""
+    return str(messages.pgettext(SECTION_NAME, name))
 
 
 def load_translations(language: str, folders: Iterable[Path]) -> NullTranslations:

@@ -1365,15 +1365,18 @@ def subscribers_remove(app: App, email: str) -> None:
     )
 
 
-def _as_stored(given: str) -> str:
-    """An address an operator typed, as `add` stores it: an A-label or upper-case spelling finds the
-    same subscriber; one the check refuses is looked up as written (a stored address may predate it)."""
+def _as_stored(app: App, given: str) -> str:
+    """An address an operator typed, as the store has it: an A-label spelling or another case finds
+    the same subscriber, named as stored; one the check refuses is looked up as written (a stored
+    address may predate it)."""
     from digest.addresses import validate_email
 
     try:
-        return validate_email(given)
+        address = validate_email(given)
     except SubscriberError:
         return given.strip()
+    found = app.store.get_subscriber(email=address)
+    return found.email if found is not None else address
 
 
 @subscribers.command("unsubscribe")
@@ -1387,7 +1390,7 @@ def subscribers_unsubscribe(app: App, emails: tuple[str, ...]) -> None:
     store, now = app.store, app.clock()
     unknown: list[str] = []
     for given in emails:
-        email = _as_stored(given)
+        email = _as_stored(app, given)
         outcome = store.unsubscribe_on_request(email, now=now)
         if outcome == "unsubscribed":
             click.echo(
@@ -1421,7 +1424,7 @@ def subscribers_reinstate(app: App, emails: tuple[str, ...]) -> None:
     store, now = app.store, app.clock()
     refused: list[str] = []
     for given in emails:
-        email = _as_stored(given)
+        email = _as_stored(app, given)
         outcome = store.reinstate(email, now=now)
         if outcome == "reinstated":
             click.echo(f"reinstated {email}: active again, strikes and bounces cleared, no longer suppressed")
@@ -1511,13 +1514,13 @@ def _show_deliveries(app: App, subscriber_id: int, strikes: int) -> None:
 @pass_app
 def subscribers_import(app: App, path: str) -> None:
     """Add or update subscribers from a CSV file (email,name,sections,timezone[,status]); all or nothing."""
-    from digest.addresses import validate_email
+    from digest.addresses import address_key, validate_email
     from digest.roster import NOTHING_IMPORTED, read_roster
     from digest.store.subscribers import ImportRow
 
     rows, problems = read_roster(read_csv_text(path), source=path)
     checked: list[ImportRow] = []
-    first_line: dict[str, int] = {}
+    first_line: dict[str, tuple[int, str]] = {}  # an address's key -> its first line and spelling
     for row in rows:  # validate everything first, so a typo on line 900 imports nothing
 
         def bad(message: str, hint: str = f"Fix that line; {NOTHING_IMPORTED}.", *, line: int = row.line) -> None:
@@ -1528,10 +1531,12 @@ def subscribers_import(app: App, path: str) -> None:
         except SubscriberError as exc:
             bad(f"{path} line {row.line}: {exc.message}")
             continue
-        # Which of two lines was meant cannot be told (one may say unsubscribed, the other not).
-        if (earlier := first_line.setdefault(email, row.line)) != row.line:
+        # Which of two lines was meant cannot be told (one may say unsubscribed, the other not); two
+        # spellings in different case are one address (address_key).
+        earlier, spelt = first_line.setdefault(address_key(email), (row.line, email))
+        if earlier != row.line:
             bad(
-                f"{path} lines {earlier} and {row.line} both give the address {email}.",
+                f"{path} lines {earlier} and {row.line} both give the address {spelt}.",
                 f"Keep one of the two lines; {NOTHING_IMPORTED}.",
             )
             continue

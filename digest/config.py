@@ -1241,6 +1241,8 @@ def _subscribers(
     raw: Mapping[str, Any], known: tuple[str, ...], renames: Mapping[str, str]
 ) -> tuple[SubscriberSpec, ...]:
     """[[subscribers]]; a section's former name in `sections` stands for the section ([[sections]] formerly)."""
+    from digest.addresses import address_key  # as check_address imports its module: only where subscribers are
+
     subs: list[SubscriberSpec] = []
     first_of: dict[str, int] = {}  # address -> the entry that listed it first
     for i, entry in enumerate(_entries(raw, "subscribers"), start=1):
@@ -1248,15 +1250,15 @@ def _subscribers(
         _reject_unknown(key, entry, {"email", "name", "sections", "timezone"})
         if "email" not in entry:
             raise ConfigError(f"{key}.email is missing: every subscriber needs an email.")
-        email = check_address(f"{key}.email", entry["email"])  # normalised: Editor@X.org is editor@x.org
-        # The store keeps one row per address, so a second entry silently replaced the first's
-        # name, sections and time zone: as with feeds, one subscriber, one entry.
-        if email in first_of:
+        email = check_address(f"{key}.email", entry["email"])  # its domain lower-cased, its local part as written
+        # The store keeps one row per address in any case (address_key: Editor@x.org is editor@x.org),
+        # so a second entry silently replaced the first's name, sections and time zone: as with
+        # feeds, one subscriber, one entry.
+        if (first := first_of.setdefault(address_key(email), i)) != i:
             raise ConfigError(
-                f"{key}.email = {email!r} repeats subscribers #{first_of[email]}.email: one subscriber, one entry.",
-                hint=f"Delete one of subscribers #{first_of[email]} and {key} (merge their settings).",
+                f"{key}.email = {email!r} repeats subscribers #{first}.email: one subscriber, one entry.",
+                hint=f"Delete one of subscribers #{first} and {key} (merge their settings).",
             )
-        first_of[email] = i
         sections = None
         if "sections" in entry:
             sections = tuple(

@@ -62,6 +62,7 @@ class ParsedFeed:
     link: str | None
     items: tuple[ParsedItem, ...]
     warning: str | None = None  # feedparser's bozo exception, when it still recovered entries
+    rights: str | None = None  # the feed's copyright line (RSS <copyright>, Atom <rights>), naming its owner
 
 
 # --------------------------------------------------------------------------- stored objects
@@ -99,6 +100,7 @@ class Feed:
     interval_minutes: int | None = None
     title: str | None = None  # the feed's own title, used when no name is configured
     site_url: str | None = None  # the site the feed links to (its channel's <link>), naming its outlet
+    rights: str | None = None  # its copyright line, which may spell out the acronym its title names it by
     from_config: bool = False  # listed in the config file: only an edit there removes it
 
     @property
@@ -111,7 +113,7 @@ class Feed:
     @property
     def display_name(self) -> str:
         """The operator's name for the feed, else the outlet's name in the feed's title, else its URL."""
-        return cited_name(self.name, self.title, self.url, self.site_url)
+        return cited_name(self.name, self.title, self.url, self.site_url, self.rights)
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,6 +453,7 @@ class PollRecord:
     body_hash: str | None = None  # the hash of a body that was parsed
     title: str | None = None  # the feed's title from that body
     site_url: str | None = None  # the site that body links to (its channel's <link>)
+    rights: str | None = None  # that body's copyright line
     items: tuple[ParsedItem, ...] | None = None  # parsed from a new body; new ones are first seen at polled_at
     moved_to: str | None = None  # a permanent redirect's target
 

@@ -143,7 +143,7 @@ _ON_MEDIUM = r"(?:.+? in (?P<publication>.+)|Stories by (?P<writer>.+)) on Mediu
 
 
 @lru_cache(maxsize=4096)  # per stored item, for the few feeds of an edition
-def outlet_name(title: str, feed_url: str, site_url: str | None = None) -> str:
+def outlet_name(title: str, feed_url: str, site_url: str | None = None, rights: str | None = None) -> str:
     """The outlet's name in a feed's title: the part of it that names the feed's site, else the title.
 
     The feed's site is its URL's host, else the host of the site the feed links to (its channel's
@@ -167,10 +167,13 @@ def outlet_name(title: str, feed_url: str, site_url: str | None = None) -> str:
     a platform that hosts many outlets, the part that is not the platform's name is the outlet
     ("strava-engineering - Medium"), as are the publication and the writer Medium's titles name
     ("Software Development in Hacker Noon on Medium"). Last, a name that is an address is cited as
-    a reader says it (`_as_said`): "www.finanzen.net" as "finanzen.net", "CNN.com" as "CNN". The
-    operator's `name` for a feed beats all of this.
+    a reader says it (`_as_said`): "www.finanzen.net" as "finanzen.net", "CNN.com" as "CNN"; and an
+    acronym as the name it stands for where the feed's copyright line (`rights`) names that and the
+    host spells it (`_spelt_out`): "NYT" whose copyright is "The New York Times Company", at
+    nytimes.com, is "The New York Times". The operator's `name` for a feed beats all of this.
     """
-    return _as_said(_named(title, feed_url, site_url))
+    said = _as_said(_named(title, feed_url, site_url))
+    return _spelt_out(said, rights, (feed_url, site_url)) or said
 
 
 def _named(title: str, feed_url: str, site_url: str | None) -> str:
@@ -235,10 +238,58 @@ def _as_said(name: str) -> str:
     return name
 
 
-def cited_name(name: str | None, title: str | None, feed_url: str, site_url: str | None = None) -> str:
+def cited_name(
+    name: str | None, title: str | None, feed_url: str, site_url: str | None = None, rights: str | None = None
+) -> str:
     """What an edition cites a feed as: the operator's name, else the outlet its title names
     (`outlet_name`), else its URL."""
-    return name or (outlet_name(title, feed_url, site_url) if title else feed_url)
+    return name or (outlet_name(title, feed_url, site_url, rights) if title else feed_url)
+
+
+# An acronym a title may cite its outlet by ("NYT"), and what a copyright line says around its
+# owner's name: the copyright words, years, and the company's legal form after it.
+_ACRONYM = re.compile(r"[A-Z]{2,5}")
+_COPYRIGHT = re.compile(r"(?i)^(?:\s|copyright\b|©|\(c\)|\d{4}(?:\s*[-–]\s*\d{4})?\b|,)*")
+_LEGAL_FORMS = frozenset(
+    {"company", "co", "inc", "incorporated", "corp", "corporation", "ltd", "limited", "llc", "plc"}
+    | {"gmbh", "ag", "kg", "sa", "group", "holdings"}
+)
+_ARTICLES = frozenset({"the", "a", "an", "le", "la", "les", "der", "die", "das", "el", "il", "o", "os"})
+
+
+def _owner(rights: str) -> list[str]:
+    """The words of the name a copyright line gives its owner: "Copyright 2017  The New York Times
+    Company" -> The New York Times; what follows a sentence's end ("All rights reserved") is not it."""
+    text = _COPYRIGHT.sub("", rights).split(". ", 1)[0].split(",", 1)[0].rstrip(".")
+    words = text.split()
+    while words and words[-1].casefold().rstrip(".") in _LEGAL_FORMS:
+        words.pop()
+    return words
+
+
+def _spelt_out(name: str, rights: str | None, urls: tuple[str | None, ...]) -> str | None:
+    """The name an acronym stands for, or None: the owner a feed's copyright line names, when its
+    words' initials are the acronym (an article before them aside) and the feed's site is spelt of
+    those words, each by its initial or whole ("nytimes": N, Y, Times). A title's acronym is how the
+    publication abbreviates itself; the copyright line and the host say it in full. A parent company
+    ("Turner Broadcasting System" for CNN) is another name, and is not taken."""
+    if not rights or _ACRONYM.fullmatch(name) is None:
+        return None
+    words = _owner(rights)
+    named = words[1:] if words and words[0].casefold() in _ARTICLES else words
+    if "".join(w[:1] for w in named).casefold() != name.casefold():
+        return None
+    folded = [re.sub(r"[^a-z0-9]", "", w.casefold()) for w in named]
+    labels = {domain(_hostname(url).removeprefix("www.")).split(".")[0] for url in urls if url}
+    return " ".join(words) if any(_spells(label, folded) for label in labels) else None
+
+
+def _spells(label: str, words: list[str]) -> bool:
+    """Whether `label` is `words` run together, each written whole or by its initial."""
+    if not words:
+        return not label
+    head, rest = words[0], words[1:]
+    return any(label.startswith(part) and _spells(label[len(part) :], rest) for part in {head[:1], head} if part)
 
 
 def _outlet_at(title: str, feed_url: str) -> str | None:

@@ -610,7 +610,8 @@ def parse_feed(
     # What names this feed itself: an item's <source> naming it is no other outlet, nor its publication
     # on a Medium publication's own feed ("Continue reading on Hacker Noon »" in "Hacker Noon - Medium").
     link = str(feed.get("link") or "")
-    named = outlet_name(feed_title, url, link or None).casefold() if feed_title else ""
+    rights = clean_text(_text_of(feed.get("rights"), feed.get("rights_detail")), limit=TITLE_CHARS) or None
+    named = outlet_name(feed_title, url, link or None, rights).casefold() if feed_title else ""
     hosts = (site(url), site(link))
     own = frozenset(filter(None, (*hosts, (feed_title or "").casefold(), named)))
     items: list[ParsedItem] = []
@@ -637,4 +638,5 @@ def parse_feed(
         link=clean_url(feed.get("link"), base_url=url),
         items=tuple(items),
         warning=bozo_text(exc) if bozo else None,
+        rights=rights,
     )

@@ -41,7 +41,13 @@ from babel.dates import format_date
 from babel.support import NullTranslations
 
 from digest import words
-from digest.catalogue import CATALOGUE_DOMAIN, builtin_templates_dir, catalogue_path, load_translations
+from digest.catalogue import (
+    CATALOGUE_DOMAIN,
+    builtin_templates_dir,
+    catalogue_path,
+    load_translations,
+    section_label,
+)
 from digest.errors import TemplateError, is_bug
 from digest.model import (
     PLACEHOLDER_PREFERENCES_URL,
@@ -196,13 +202,14 @@ class DayView:
 
 @dataclass(frozen=True, slots=True)
 class SectionView:
-    name: str
+    name: str  # as the reader reads it: a shipped section's name in the edition's language
     anchor: str
     count: int  # stories in the section today, shown or not
     days: tuple[DayView, ...]
     hidden: int  # stories left out of this email; the templates say "N more in <Section>"
     more: LinkView | None  # the link to the section in the web edition, when stories are hidden
     links: tuple[LinkView, ...]  # the numbered links of this block, for the plain-text part
+    key: str  # the configured name, which SectionCuts cuts the edition by (two labels may be alike)
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,6 +609,7 @@ class _ViewBuilder:
         stories = tuple(self.story(s, top=True) for s in self.edition.top_stories)
         return SectionView(
             name=self.messages.gettext("Top stories"),
+            key=self._anchor,
             anchor=self._anchor,
             count=len(stories),
             days=(DayView(heading="", stories=stories),),
@@ -621,10 +629,11 @@ class _ViewBuilder:
             if stories:
                 days.append(DayView(self.day_heading(day.day), tuple(self.story(s) for s in stories)))
         hidden = section.total - shown
-        name = _clean(section.name)
+        name = _clean(section_label(self.messages, section.name))
         more = self._link(name, f"{self.edition.web_url}#{section.anchor}") if hidden > 0 else None
         return SectionView(
             name=name,
+            key=_clean(section.name),
             anchor=section.anchor,
             count=section.total,
             days=tuple(days),
@@ -647,9 +656,9 @@ class _ViewBuilder:
             shown += len(stories)
             if stories:
                 days.append(DayView(_clean(group.outlet), tuple(self.story(s) for s in stories)))
-        name = _clean(self.edition.press_section)
         return SectionView(
-            name=name,
+            name=_clean(section_label(self.messages, self.edition.press_section)),
+            key=_clean(self.edition.press_section),
             anchor=anchor,
             count=total,
             days=tuple(days),
@@ -1200,7 +1209,7 @@ class SectionCuts:
     def _cut(self, edition: Edition, budget: Budget | None) -> Pieces | None:
         """One edition's text part (`budget` None) or HTML part at `budget`, cut into pieces."""
         views = self._views(budget or Budget(), edition)
-        names = tuple(v.name for v in views["sections"])
+        names = tuple(v.key for v in views["sections"])
         if budget is None:
             context = {**views, "cut": TEXT_CUT}
             text = self.renderer._render(self.language, TEXT_TEMPLATE, context)

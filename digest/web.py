@@ -54,7 +54,7 @@ from multidict import MultiDictProxy
 from digest import schedule, tokens, unsubscribes, zones
 from digest.addresses import validate_email
 from digest.archive import ArchiveEntry, atom_feed, by_day, etag_for, etag_matches
-from digest.catalogue import builtin_templates_dir, load_translations
+from digest.catalogue import builtin_templates_dir, load_translations, section_label
 from digest.clock import Clock
 from digest.config import Settings
 from digest.errors import ConfigError, DigestError, StoreError, remote_words
@@ -158,6 +158,8 @@ def _pages(language: str) -> jinja2.Environment:
     translations = load_translations(language, [builtin_templates_dir()])
     env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     env.filters["translate"] = translations.gettext
+    # A section's label; its name stays the form's value, which is what a subscriber's choice stores.
+    env.filters["section_label"] = lambda name: section_label(translations, name)
     return env
 
 

@@ -168,7 +168,7 @@ def test_subscribers_add_validates_the_address_and_sections(config: Path) -> Non
     ok = run(config, "subscribers", "add", "A@Example.org", "--sections", "World,Sport", "--timezone", "Asia/Tokyo")
     assert ok.exit_code == 0
     listed = run(config, "subscribers", "list").output
-    assert "a@example.org  active  [World, Sport]  tz=Asia/Tokyo" in listed
+    assert "A@example.org  active  [World, Sport]  tz=Asia/Tokyo" in listed  # the domain lower-cased only
     assert "editor@example.org  active  [all sections]  tz=Europe/Moscow" in listed
 
 
@@ -219,6 +219,33 @@ def test_subscribers_csv_import_is_all_or_nothing_and_export_round_trips(config:
     exported = run(config, "subscribers", "export").output.splitlines()
     assert exported[0] == "email,name,sections,timezone,status"
     assert "ok@example.org,Ok,World;Sport,Asia/Tokyo,active" in exported
+
+
+def test_an_imported_address_keeps_its_case_and_another_spelling_is_the_same_subscriber(
+    config: Path, tmp_path: Path
+) -> None:
+    # RFC 5321 section 2.4: a local part may be case-sensitive, a domain is not.
+    first = tmp_path / "first.csv"
+    first.write_text("email,name,sections,timezone\nAnn.Lee@Example.ORG,Ann,World,\nEDITOR@example.org,Chief,,\n")
+    result = run(config, "subscribers", "import", str(first))
+    assert result.exit_code == 0 and "1 added, 1 updated" in result.output, result.output
+    listed = run(config, "subscribers", "list").output
+    assert "Ann.Lee@example.org  active" in listed
+    assert "editor@example.org  active" in listed  # the config's row as it was
+    assert "EDITOR" not in listed and "ann.lee" not in listed
+    again = tmp_path / "again.csv"
+    again.write_text("email,name,sections,timezone\nann.lee@example.org,Ann Lee,Sport,\n")
+    assert "1 updated" in run(config, "subscribers", "import", str(again)).output
+    exported = run(config, "subscribers", "export").output.splitlines()
+    assert [line for line in exported if "ann" in line.lower()] == ["Ann.Lee@example.org,Ann Lee,Sport,,active"]
+    added = run(config, "subscribers", "add", "ANN.LEE@example.org")
+    assert added.exit_code == 1 and "already subscribed" in added.output
+    twice = tmp_path / "twice.csv"
+    twice.write_text("email,name,sections,timezone\nBo@example.org,,,\nbo@EXAMPLE.org,,,\n")
+    refused = run(config, "subscribers", "import", str(twice))
+    assert refused.exit_code == 1 and "lines 2 and 3 both give the address Bo@example.org" in refused.output
+    shown = run(config, "subscribers", "show", "ann.lee@EXAMPLE.ORG")
+    assert shown.exit_code == 0 and "Ann.Lee@example.org" in shown.output
 
 
 def sections_config(tmp_path: Path, toml: str) -> Path:

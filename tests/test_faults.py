@@ -173,11 +173,11 @@ async def test_H18_one_bad_address_in_the_database_fails_its_own_row_and_never_t
         with sqlite3.connect(tmp_path / "digest.sqlite") as db:
             db.execute("UPDATE subscribers SET id = 3 WHERE email = 'last@example.org'")
             db.execute(
-                "INSERT INTO subscribers (id, public_id, email, status, from_config, permanent_failures, "
+                "INSERT INTO subscribers (id, public_id, email, email_key, status, from_config, permanent_failures, "
                 "name_origin, sections_origin, timezone_origin, status_origin, created_at, updated_at) "
-                "VALUES (2, 'bad0bad0bad0bad0bad0bad0bad0bad0', ?, 'active', 0, 0, 'cli', 'cli', 'cli', "
+                "VALUES (2, 'bad0bad0bad0bad0bad0bad0bad0bad0', ?, ?, 'active', 0, 0, 'cli', 'cli', 'cli', "
                 "'cli', ?, ?)",
-                (bad, NOW.isoformat(), NOW.isoformat()),
+                (bad, bad.lower(), NOW.isoformat(), NOW.isoformat()),
             )
         first = await asyncio.to_thread(cli, config, "send")
         again = await asyncio.to_thread(cli, config, "send")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
+import tomllib
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -18,9 +19,13 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir, extract_from_file
 from babel.messages.pofile import read_po
 
+from digest import config as cfg
+from digest.catalogue import SECTION_NAME
+from digest.compose import Narrowing, PlacedStory
 from digest.errors import TemplateError
 from digest.model import DayGroup, Edition, Item, SectionGroup, Story
-from digest.render import Renderer, builtin_templates_dir, catalogue_path, load_translations
+from digest.pipeline.mailer import compose_options
+from digest.render import Renderer, SectionCuts, builtin_templates_dir, catalogue_path, load_translations
 
 ROOT = Path(__file__).parents[1]
 TEMPLATES = builtin_templates_dir()
@@ -66,6 +71,9 @@ def used_messages() -> dict[Key, list[str]]:
             used.setdefault((ctx, msg), []).append(f"digest/{module}:{line}")
     for sentence in _web_sentences():
         used.setdefault((None, sentence), []).append("digest/web.py")
+    # The shipped sections' names, which render and the web pages look up under their own msgctxt.
+    for name in (*cfg.DEFAULT_SECTIONS, cfg.DigestSettings().fallback_section):
+        used.setdefault((SECTION_NAME, name), []).append("digest/config.py")
     return used
 
 
@@ -232,3 +240,89 @@ def test_web_pages_speak_the_configured_language_and_still_escape() -> None:
     assert "<h1>Editions</h1>" in _pages("en").get_template("index.html.j2").render(
         lang="en", site_title="S", editions=[]
     )
+
+
+def _site(language: str) -> cfg.Settings:
+    """The config `digest init` writes, in `language`, with a section of the operator's own."""
+    raw = tomllib.loads(cfg.example_toml())
+    title = "Утренний обзор" if language == "ru" else "Morning Review"
+    raw.setdefault("digest", {}).update(title=title, language=language, max_items_per_section=1)
+    raw["sections"].append({"name": "Regional Desk", "categories": ["Regions"]})
+    return cfg.from_mapping(raw)
+
+
+def _story(n: int) -> Story:
+    t = datetime(2026, 1, 16, 6 - n % 5, tzinfo=UTC)
+    lead = Item(
+        id=n,
+        feed_id=n,
+        source=f"Outlet {n}",
+        title=f"Headline number {n}",
+        url=f"https://example.org/{n}",
+        summary_html="<p>Text.</p>",
+        summary_text="Text.",
+        published=t,
+        first_seen=t,
+    )
+    return Story(lead=lead)
+
+
+def _rendered_edition(settings: cfg.Settings) -> tuple[str, str]:
+    """(HTML, text) of the edition an all-sections reader gets, as a send makes it (per-section pieces)."""
+    placed = [
+        PlacedStory(_story(n), section)
+        for n, section in enumerate(("World", "World", "Sport", "Regional Desk", "Other", "Press Review"), start=1)
+    ]
+    narrowing = Narrowing(
+        placed, day=date(2026, 1, 16), timezone="UTC", options=compose_options(settings), web_url="https://e/1"
+    )
+    renderer = Renderer(language=settings.digest.language)
+    cuts = SectionCuts(renderer, narrowing.whole, taken=narrowing.taken)
+    assert cuts.usable
+    sent = cuts.render(narrowing.narrow(None))
+    whole = renderer.render(narrowing.whole)  # the web edition's and preview's way
+    assert (sent.html, sent.text) == (whole.html, whole.text)
+    return sent.html, sent.text
+
+
+def test_a_russian_site_shows_the_shipped_sections_in_russian_and_its_own_as_written() -> None:
+    html, text = _rendered_edition(_site("ru"))
+    for label in ("Мир", "Спорт", "Другое", "Обзор прессы"):
+        assert f">{label}</h2>" in html and f">{label}</a>" in html, label  # the heading and the contents
+        assert f"\n{label}\n" in text, label
+    assert "Ещё 1 материал в разделе «Мир»" in html and "Ещё 1 материал в разделе «Мир» [" in text
+    assert ">Regional Desk</h2>" in html and "\nRegional Desk\n" in text  # the operator's name, as written
+    for english in ("World", "Sport", "Other", "Press Review"):
+        assert f">{english}<" not in html and f"\n{english}\n" not in text, english
+
+
+def test_an_english_site_shows_the_section_names_as_configured() -> None:
+    html, text = _rendered_edition(_site("en"))
+    assert ">World</h2>" in html and "\nSport\n" in text and "1 more in World" in text
+    assert "Мир" not in html and "Regional Desk" in text
+
+
+def test_the_sign_up_and_preferences_pages_label_shipped_sections_in_the_sites_language() -> None:
+    from digest.web import _pages
+
+    sections = [("World", True), ("Regional Desk", False), ("Press Review", False)]
+    pages = _pages("ru")
+    common = {"lang": "ru", "site_title": "S", "common_zones": [("UTC", "UTC")], "all_zones": [], "timezone": "UTC"}
+    preferences = pages.get_template("preferences.html.j2").render(
+        **common,
+        email="a@example.org",
+        subscribed=True,
+        sections=sections,
+        form_mac="m",
+        saved=False,
+        error=None,
+        unsubscribe_token="t",
+    )
+    signup = pages.get_template("subscribe.html.j2").render(
+        **common, sections=sections, email="", form_token="f", error=None, subscribe_url=""
+    )
+    for page in (preferences, signup):
+        # The label is translated; the value, what a subscriber's choice stores, is the configured name.
+        assert 'value="World" checked> <span dir="auto">Мир</span>' in page
+        assert 'value="Press Review"> <span dir="auto">Обзор прессы</span>' in page
+        assert 'value="Regional Desk"> <span dir="auto">Regional Desk</span>' in page

@@ -11,11 +11,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from digest import migrations
+from digest.addresses import address_key
+from digest.errors import SubscriberError
 from digest.model import ParsedItem, PollRecord
 from digest.store import Store
 from digest.store import schema as t
@@ -176,6 +179,27 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
             )
         (polled,) = [f for f in store.list_feeds() if f.id == first.id]
         assert (polled.site_url, polled.display_name) == (SITE, "The Harbour Gazette")
+        # 0014: feeds stored before it have no copyright line, until a poll receives a body with one.
+        with store.engine.connect() as conn:
+            assert set(conn.execute(sa.select(t.feeds.c.rights)).scalars()) == {None}
+        with store.poll_writer() as writer:
+            writer.record(
+                [
+                    PollRecord(
+                        first.id,
+                        now,
+                        200,
+                        0,
+                        None,
+                        now,
+                        title="HG > Home Page",
+                        site_url="https://www.hgazette.example/",
+                        rights="Copyright 2026 The Harbour Gazette Company",
+                    )
+                ]
+            )
+        (polled,) = [f for f in store.list_feeds() if f.id == first.id]
+        assert polled.display_name == "The Harbour Gazette"
         # 0009: every stored link has its hash, and an item is found by it: the fixture's first item,
         # read again under another guid with the same link, is that item edited, not a new one.
         with store.engine.connect() as conn:
@@ -213,13 +237,22 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
             store.get_subscriber(email="bob@example.org"),
             False,
         )
+        # 0013: every address, stored lower-cased, is its own key; another spelling finds its row,
+        # and a new address keeps the case its local part was written in.
+        with store.engine.connect() as conn:
+            keyed = conn.execute(sa.select(t.subscribers.c.email, t.subscribers.c.email_key)).all()
+        assert len(keyed) == 4 and all(email == key for email, key in keyed)
+        found = store.get_subscriber(email="Alice@EXAMPLE.org")
+        assert found is not None and found.email == "alice@example.org"
+        with pytest.raises(SubscriberError, match="already subscribed"):
+            store.add_subscriber("ALICE@example.org", name=None, sections=None, timezone=None, now=now)
         # The upgraded table never hands out an id again, even the highest one once it is erased.
         store.sync_subscribers([], now=datetime(2026, 12, 1, tzinfo=UTC))  # this config lists nobody
         assert store.remove_subscriber("dave@example.org")  # dropped from the config: erasable
         newcomer = store.add_subscriber(
-            "erin@example.org", name=None, sections=None, timezone=None, now=datetime(2026, 12, 1, tzinfo=UTC)
+            "Erin.Vale@example.org", name=None, sections=None, timezone=None, now=datetime(2026, 12, 1, tzinfo=UTC)
         )
-        assert newcomer.id == 5 and newcomer.public_id not in public_ids
+        assert newcomer.id == 5 and newcomer.public_id not in public_ids and newcomer.email == "Erin.Vale@example.org"
     finally:
         store.close()
     listed = cli(config, "subscribers", "list")
@@ -279,6 +312,13 @@ def test_the_suppression_hash_is_the_one_migration_0002_wrote() -> None:
     # Migration 0002 carries a frozen copy of address_hash; both must give the same answer.
     module = _revision("0002_subscriber_ownership.py")
     assert module._address_hash(" Bob@Example.org") == address_hash("bob@example.org")
+
+
+def test_the_address_key_is_the_one_migration_0013_wrote() -> None:
+    # Migration 0013 carries a frozen copy of address_key: the rows it keyed must be found by the store's.
+    module = _revision("0013_subscriber_email_key.py")
+    for address in (" Ann.Lee@Example.org", "ann@bücher.de", "ÉLODIE@example.fr"):
+        assert module._address_key(address) == address_key(address)
 
 
 def test_the_link_hash_is_the_one_migration_0009_wrote() -> None:

@@ -184,7 +184,7 @@ CORPUS_NAMES = {
     "indian-express_world.xml": "The Indian Express",
     "spiegel_online.xml": "SPIEGEL ONLINE",
     "lemonde_une.xml": "Le Monde",  # "Le Monde.fr - Actualités et Infos ...": the name, not the address
-    "nytimes_homepage.xml": "NYT",
+    "nytimes_homepage.xml": "The New York Times",  # "NYT > Home Page": its copyright line spells it out
     "massa-news_curitiba.xml": "Massa News",
     "themoscowtimes_news.xml": "The Moscow Times",
     "theverge_frontpage.atom": "The Verge",
@@ -235,7 +235,7 @@ def test_real_feeds_titles_give_the_outlets_names() -> None:
         )
         if not feed.title:
             continue
-        found[path.name] = outlet_name(feed.title, f"https://corpus.invalid/{path.name}", feed.link)
+        found[path.name] = outlet_name(feed.title, f"https://corpus.invalid/{path.name}", feed.link, feed.rights)
         print(f"{path.name}: {feed.title!r} -> {found[path.name]!r}")
     assert {name: found.get(name) for name in CORPUS_NAMES} == CORPUS_NAMES
 
@@ -288,6 +288,73 @@ def test_a_malformed_address_names_no_site_and_the_title_still_names_the_outlet(
         "The Harbour Gazette"
     )
     assert outlet_name("Home | Mail Online", "http://[bad/feed", "http://[bad/") == "Mail Online"
+
+
+@pytest.mark.parametrize(
+    ("title", "feed_url", "site_url", "rights", "cited"),
+    [
+        # An acronym whose initials the copyright line's owner has, and whose host spells that owner.
+        (
+            "HG > Home Page",
+            "https://www.hgazette.example/rss",
+            None,
+            "Copyright 2026  The Harbour Gazette Company",
+            "The Harbour Gazette",
+        ),
+        (
+            "HG > World",
+            "https://feeds.example/hg",
+            "https://hgazette.example/",
+            "© 2020-2026 Harbour Gazette Ltd.",
+            "Harbour Gazette",
+        ),
+        (
+            "HG > World",
+            "https://harbourgazette.example/rss",
+            None,
+            "Harbour Gazette Media Group. All rights reserved.",
+            "HG",
+        ),  # "Media": not H, G
+        # A parent company is another name; a host that spells another; no copyright line; no acronym.
+        ("HG > Home Page", "https://www.hgazette.example/rss", None, "Copyright 2026 Coastal Newspapers Inc.", "HG"),
+        (
+            "HG > Home Page",
+            "https://feeds.example/hg",
+            "https://www.coastal.example/",
+            "The Harbour Gazette Company",
+            "HG",
+        ),
+        ("HG > Home Page", "https://www.hgazette.example/rss", None, None, "HG"),
+        (
+            "World – The Harbour Gazette",
+            "https://harbourgazette.example/rss",
+            None,
+            "Harbour Town Press",
+            "The Harbour Gazette",
+        ),
+    ],
+)
+def test_an_acronym_is_cited_as_the_name_the_feeds_copyright_line_spells_out(
+    title: str, feed_url: str, site_url: str | None, rights: str | None, cited: str
+) -> None:
+    assert outlet_name(title, feed_url, site_url, rights) == cited
+
+
+async def test_a_polled_feed_titled_by_an_acronym_is_cited_by_its_full_name(tmp_path: Path) -> None:
+    """Poll and send as processes: the copyright line a poll stores names the outlet in the email and
+    in `feeds list`."""
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        "<title>HG &gt; Home Page</title><link>https://www.hgazette.example/</link><description>d</description>"
+        "<copyright>Copyright 2026  The Harbour Gazette Company</copyright>"
+        "<item><title>Ferry strike ends after a night of talks</title>"
+        "<link>https://www.hgazette.example/world/ferries</link><guid>ferries</guid>"
+        f"<category>World</category><pubDate>{format_datetime(E2E_NOW - timedelta(hours=2))}</pubDate>"
+        "<description>Crews return to the quay on Monday.</description></item></channel></rss>"
+    ).encode()
+    _, listed, text = await _polled_and_sent(tmp_path, body)
+    assert "as 'The Harbour Gazette'" in listed, listed
+    assert "The Harbour Gazette · " in text and "HG · " not in text, text
 
 
 async def _polled_and_sent(tmp_path: Path, body: bytes) -> tuple[str, str, str]:

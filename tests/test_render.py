@@ -226,7 +226,7 @@ def test_labels_and_dates_are_localised_in_russian() -> None:
     r = Renderer(language="ru").render(rich_edition(language="ru"))
     assert "Пятница, 16 января" in r.html and "16 января, 09:17 UTC+3" in r.html
     assert "Также сообщают" in r.text and "Читайте также" in r.text and "Отписаться" in r.html
-    assert "Ещё 4 материала в разделе «World»" in r.text  # plural forms: tests/test_i18n.py
+    assert "Ещё 4 материала в разделе «Мир»" in r.text  # plural forms and section names: tests/test_i18n.py
 
 
 def test_the_contents_link_every_section_anchor_with_its_count() -> None:

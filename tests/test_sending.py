@@ -52,6 +52,7 @@ def edition_with(store: Store, subscribers: int) -> int:
             [
                 {
                     "email": f"r{i}@x.example",
+                    "email_key": f"r{i}@x.example",
                     "status": "active",
                     "permanent_failures": 0,
                     "from_config": False,
@@ -313,6 +314,7 @@ claim_lease = "2s"
             [
                 {
                     "email": f"reader{i}@x.example",
+                    "email_key": f"reader{i}@x.example",
                     "status": "active",
                     "permanent_failures": 0,
                     "from_config": False,

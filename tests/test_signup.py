@@ -552,3 +552,29 @@ async def test_a_signed_confirmation_link_of_the_previous_release_still_confirms
     assert status == 200 and "You are subscribed" in page
     sub = site.store.get_subscriber(email="old.link@example.org")
     assert sub is not None and sub.status == ACTIVE and sub.sections == ("World",)
+
+
+async def test_a_sign_up_keeps_the_address_as_written_and_another_spelling_is_the_same_subscription(
+    site: Site,
+) -> None:
+    # RFC 5321 section 2.4: the local part may be case-sensitive (mailed as written), the domain is not.
+    link = await confirmation_link(site, "Dana.Ross@Example.ORG", sections=("World",))
+    assert site.smtp.messages[-1].rcpt_tos == ("Dana.Ross@example.org",)
+    assert (await confirm(site.http, link))[0] == 200
+    dana = site.store.get_subscriber(email="dana.ross@example.org")
+    assert dana is not None and dana.email == "Dana.Ross@example.org"
+    # Another spelling within the window is the same address: no second confirmation.
+    assert (await sign_up(site, "dana.ross@example.org"))[0] == 200
+    await asyncio.sleep(0.3)
+    assert len(site.smtp.messages) == 1
+    site.clock.now = NOW + timedelta(minutes=61)
+    again = await confirmation_link(site, "DANA.ROSS@example.org", sections=("Sport",))
+    assert (await confirm(site.http, again))[0] == 200
+    danas = [s for s in site.store.list_subscribers() if s.email.lower() == "dana.ross@example.org"]
+    assert [(s.id, s.email, s.sections) for s in danas] == [(dana.id, "Dana.Ross@example.org", ("Sport",))]
+    # An address subscribed before (stored lower-cased) stays as it is when confirmed in capitals.
+    alice = await confirmation_link(site, "Alice@example.org", sections=("Sport",))
+    assert (await confirm(site.http, alice))[0] == 200
+    assert [s.email for s in site.store.list_subscribers() if s.email.lower() == "alice@example.org"] == [
+        "alice@example.org"
+    ]

@@ -80,6 +80,7 @@ async def poll_feed(
         body_hash=body.body_hash,
         title=body.title,
         site_url=body.site_url,
+        rights=body.rights,
         items=body.items,
         moved_to=result.permanent_url if result.permanent_url != feed.url else None,
     )
@@ -110,6 +111,7 @@ class _Body:
     title: str | None = None
     site_url: str | None = None
     items: tuple[ParsedItem, ...] | None = None
+    rights: str | None = None
 
 
 async def _apply(
@@ -140,7 +142,7 @@ async def _apply(
     except ParseError as exc:
         return PollResult(feed.url, result.status, error=exc.message), _Body(validators)
     return PollResult(feed.url, result.status), _Body(
-        validators, body_hash, parsed.title or None, parsed.link or None, tuple(parsed.items)
+        validators, body_hash, parsed.title or None, parsed.link or None, tuple(parsed.items), parsed.rights or None
     )
 
 

@@ -17,7 +17,6 @@ from digest.store.subscribers import (
     UNSUBSCRIBED,
     Choices,
     SubscriberStore,
-    normalise_email,
 )
 from digest.store.workers import WorkerStore
 
@@ -39,5 +38,4 @@ __all__ = [
     "UNSUBSCRIBED",
     "Choices",
     "Store",
-    "normalise_email",
 ]

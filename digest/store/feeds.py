@@ -56,6 +56,7 @@ _ITEM_COLUMNS = (
     t.feeds.c.title.label("feed_title"),
     t.feeds.c.url.label("feed_url"),
     t.feeds.c.site_url.label("feed_site_url"),
+    t.feeds.c.rights.label("feed_rights"),
     t.feeds.c.section.label("feed_section"),
 )
 
@@ -72,7 +73,7 @@ def _item(row: Row[*tuple[Any, ...]]) -> Item:
     return Item(
         id=row.id,
         feed_id=row.feed_id,
-        source=cited_name(row.feed_name, row.feed_title, row.feed_url, row.feed_site_url),
+        source=cited_name(row.feed_name, row.feed_title, row.feed_url, row.feed_site_url, row.feed_rights),
         title=row.title,
         url=row.url,
         summary_html=row.summary_html,
@@ -380,6 +381,8 @@ def _feed_state(poll: PollRecord) -> dict[str, Any]:
         state["title"] = poll.title
     if poll.site_url:
         state["site_url"] = poll.site_url
+    if poll.rights:
+        state["rights"] = poll.rights
     return state
 
 

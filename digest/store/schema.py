@@ -113,6 +113,8 @@ feeds = Table(
     Column("interval_minutes", Integer),
     Column("title", Text),
     Column("site_url", Text),  # the channel's <link>: names the outlet of a feed on a CDN (0008)
+    # The channel's copyright line: spells out the acronym a title may name its outlet by (0014).
+    Column("rights", Text),
     Column("etag", Text),
     Column("last_modified", Text),
     Column("body_hash", String(64)),
@@ -159,7 +161,11 @@ subscribers = Table(
     "subscribers",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("email", Text, nullable=False, unique=True),  # stored lower-cased
+    # As the subscriber wrote it, domain lower-cased (RFC 5321 section 2.4: a local part may be
+    # case-sensitive); stored lower-cased before 0013. `email_key` (digest.addresses.address_key,
+    # lower-cased) is what a row is found by, so "Ann@x.org" and "ann@x.org" are one subscriber.
+    Column("email", Text, nullable=False, unique=True),
+    Column("email_key", Text, nullable=False),
     Column("name", Text),
     Column("sections", JSON),  # null: all sections
     Column("timezone", Text),
@@ -183,6 +189,7 @@ subscribers = Table(
     # one applied (single use, and an older request never undoes a newer one) (0011).
     Column("signups_spent_at", UTCDateTime),
     UniqueConstraint("public_id", name="uq_subscribers_public_id"),
+    UniqueConstraint("email_key", name="uq_subscribers_email_key"),
     sqlite_autoincrement=True,  # an id is never handed out twice, even after the newest row is deleted
 )
 

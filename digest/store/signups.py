@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, insert, select, update
 from digest.model import Subscriber
 from digest.store import schema as t
 from digest.store.base import StoreBase
-from digest.store.subscribers import ACTIVE, SUBSCRIBER, _subscriber, address_hash, normalise_email
+from digest.store.subscribers import ACTIVE, SUBSCRIBER, _is_address, _new_address, _subscriber, address_hash
 
 KEEP_SENDS = timedelta(days=1)  # longer than any window worth setting; older rows are pruned
 
@@ -52,7 +52,6 @@ class SignupStore(StoreBase):
         else spends it: a row changed for another reason (an earlier sign-up confirmed later, a
         config edit, a failure counted) still takes a newer request (U7).
         """
-        email = normalise_email(email)
         values = {
             "sections": list(sections) if sections is not None else None,
             "timezone": timezone,
@@ -67,7 +66,7 @@ class SignupStore(StoreBase):
         }
         digest = address_hash(email)
         with self.engine.begin() as conn:
-            row = conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).first()
+            row = conn.execute(select(t.subscribers).where(_is_address(email))).first()
             suppression = t.suppressions.c
             stopped = conn.scalar(select(suppression.signups_spent_at).where(suppression.email_hash == digest))
             spent = [at for at in (row.signups_spent_at if row is not None else None, stopped) if at is not None]
@@ -78,11 +77,11 @@ class SignupStore(StoreBase):
             if row is None:
                 conn.execute(
                     insert(t.subscribers).values(
-                        email=email, created_at=now, from_config=False, name_origin=SUBSCRIBER, **values
+                        **_new_address(email), created_at=now, from_config=False, name_origin=SUBSCRIBER, **values
                     )
                 )
             else:
                 conn.execute(update(t.subscribers).where(t.subscribers.c.id == row.id).values(**values))
-            found = conn.execute(select(t.subscribers).where(t.subscribers.c.email == email)).first()
+            found = conn.execute(select(t.subscribers).where(_is_address(email))).first()
         assert found is not None
         return _subscriber(found), True

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Row, bindparam, delete, func, insert, select, update
 
+from digest.addresses import address_key
 from digest.errors import SubscriberError
 from digest.model import Subscriber
 from digest.schedule import effective_zone, known_zone
@@ -50,16 +51,12 @@ class ImportRow:
 IMPORT_COUNTS = ("added", "updated", "unchanged", "stopped", "kept")
 
 
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
-
-
 def address_hash(email: str) -> str:
     """What suppression keeps of an erased address: enough to recognise it, nothing to read it back.
 
     Frozen: migration 0002 computed the same for existing rows; a new scheme needs a new migration.
     """
-    return hashlib.sha256(f"digest-suppression-v1:{normalise_email(email)}".encode()).hexdigest()
+    return hashlib.sha256(f"digest-suppression-v1:{address_key(email)}".encode()).hexdigest()
 
 
 def _subscriber(row: Row[Any] | Row[*tuple[Any, ...]]) -> Subscriber:
@@ -116,10 +113,18 @@ def _suppressed(conn: Connection, email: str) -> str | None:
 
 
 def _id_and_status(conn: Connection, email: str) -> Row[Any, Any] | None:
-    """A subscriber's row id and status by their normalised address (the operator's commands)."""
-    return conn.execute(
-        select(t.subscribers.c.id, t.subscribers.c.status).where(t.subscribers.c.email == email)
-    ).first()
+    """A subscriber's row id and status by their address, in any case (the operator's commands)."""
+    return conn.execute(select(t.subscribers.c.id, t.subscribers.c.status).where(_is_address(email))).first()
+
+
+def _is_address(email: str) -> ColumnElement[bool]:
+    """The row of `email` however its letters are cased (`address_key`)."""
+    return t.subscribers.c.email_key == address_key(email)
+
+
+def _new_address(email: str) -> dict[str, str]:
+    """A new row's address: as written (RFC 5321: its local part may be case-sensitive), and its key."""
+    return {"email": email.strip(), "email_key": address_key(email)}
 
 
 def _suppress(conn: Connection, email: str, reason: str, now: datetime) -> None:
@@ -228,21 +233,21 @@ class SubscriberStore(StoreBase):
         with self.engine.begin() as conn:
             listed = set()
             for spec in specs:
-                email = normalise_email(spec.email)
-                listed.add(email)
+                email = spec.email
+                listed.add(address_key(email))
                 values = {
                     "name": spec.name,
                     "sections": list(spec.sections) if spec.sections is not None else None,
                     "timezone": spec.timezone,
                 }
-                row = conn.execute(select(*_ROW_COLUMNS).where(t.subscribers.c.email == email)).first()
+                row = conn.execute(select(*_ROW_COLUMNS).where(_is_address(email))).first()
                 if row is None:
                     reason = _suppressed(conn, email)
                     fields = _declared(None, {**values, "status": ACTIVE}, CONFIG)
                     fields.update(_suppressed_status(reason) if reason else {})
                     conn.execute(
                         insert(t.subscribers).values(
-                            email=email, created_at=now, updated_at=now, from_config=True, **fields
+                            **_new_address(email), created_at=now, updated_at=now, from_config=True, **fields
                         )
                     )
                     continue
@@ -255,7 +260,7 @@ class SubscriberStore(StoreBase):
                         .where(t.subscribers.c.id == row.id)
                         .values(from_config=True, updated_at=now, **changes)
                     )
-            dropped = t.subscribers.c.from_config.is_(True) & t.subscribers.c.email.not_in(listed)
+            dropped = t.subscribers.c.from_config.is_(True) & t.subscribers.c.email_key.not_in(listed)
             # Only those whose subscription is still the operator's word stop. One who signed up and
             # confirmed, or resumed the emails, on the web pages said themselves that they want them:
             # deleting the config line the operator had written for them does not take that back
@@ -273,9 +278,9 @@ class SubscriberStore(StoreBase):
     def add_subscriber(
         self, email: str, *, name: str | None, sections: Sequence[str] | None, timezone: str | None, now: datetime
     ) -> Subscriber:
-        email = normalise_email(email)
+        email = email.strip()
         with self.engine.begin() as conn:
-            row = conn.execute(select(*_ROW_COLUMNS).where(t.subscribers.c.email == email)).first()
+            row = conn.execute(select(*_ROW_COLUMNS).where(_is_address(email))).first()
             values = {
                 "name": name,
                 "sections": list(sections) if sections is not None else None,
@@ -308,7 +313,7 @@ class SubscriberStore(StoreBase):
             if row is None:
                 conn.execute(
                     insert(t.subscribers).values(
-                        email=email, created_at=now, updated_at=now, **_declared(None, values, CLI)
+                        **_new_address(email), created_at=now, updated_at=now, **_declared(None, values, CLI)
                     )
                 )
             else:  # dropped from the config earlier: the operator takes it up again
@@ -317,7 +322,7 @@ class SubscriberStore(StoreBase):
                     .where(t.subscribers.c.id == row.id)
                     .values(permanent_failures=0, updated_at=now, **_declared(row, values, CLI))
                 )
-            return _subscriber(conn.execute(select(*_ROW_COLUMNS).where(t.subscribers.c.email == email)).one())
+            return _subscriber(conn.execute(select(*_ROW_COLUMNS).where(_is_address(email))).one())
 
     def import_subscribers(self, rows: Sequence[ImportRow], *, now: datetime) -> dict[str, int]:
         """A whole CSV import in one transaction: every row or none (a failure or a kill -9 part way
@@ -339,16 +344,16 @@ class SubscriberStore(StoreBase):
         for row in rows:  # the CLI refuses an address listed twice; here its last line wins
             if row.status is not None and row.status not in STATUSES:
                 raise ValueError(f"unknown subscriber status {row.status!r}")
-            latest[normalise_email(row.email)] = row
+            latest[address_key(row.email)] = row
         counts = dict.fromkeys(IMPORT_COUNTS, 0)
         s = t.subscribers
         with self.engine.begin() as conn:
             existing: dict[str, Row[Any]] = {}
             suppressed: set[str] = set()
-            emails = list(latest)
-            for start in range(0, len(emails), 500):  # stay under every database's bound-parameter cap
-                chunk = emails[start : start + 500]
-                existing.update((r.email, r) for r in conn.execute(select(s).where(s.c.email.in_(chunk))))
+            keys = list(latest)
+            for start in range(0, len(keys), 500):  # stay under every database's bound-parameter cap
+                chunk = keys[start : start + 500]
+                existing.update((r.email_key, r) for r in conn.execute(select(s).where(s.c.email_key.in_(chunk))))
                 hashes = [address_hash(e) for e in chunk]
                 suppressed.update(
                     conn.scalars(select(t.suppressions.c.email_hash).where(t.suppressions.c.email_hash.in_(hashes)))
@@ -356,8 +361,8 @@ class SubscriberStore(StoreBase):
             inserts: list[dict[str, Any]] = []
             updates: dict[frozenset[str], list[dict[str, Any]]] = {}  # executemany needs one set of keys
             suppressions: list[dict[str, Any]] = []
-            for email, row in latest.items():
-                found = existing.get(email)
+            for key, row in latest.items():
+                email, found = row.email, existing.get(key)
                 if (found is None and address_hash(email) in suppressed) or (
                     found is not None and found.status in (UNSUBSCRIBED, SUSPENDED)
                 ):
@@ -379,7 +384,7 @@ class SubscriberStore(StoreBase):
                         # As it came about where the list was made: the person unsubscribed or
                         # paused (so only they resume), or delivery failed.
                         fields.update(_suppressed_status(stop) if stop else {"status_origin": SUBSCRIBER})
-                    inserts.append({"email": email, "created_at": now, "updated_at": now, **fields})
+                    inserts.append({**_new_address(email), "created_at": now, "updated_at": now, **fields})
                     counts["stopped" if stop else "added"] += 1
                     continue
                 change = _declared(found, values, CLI)
@@ -408,12 +413,10 @@ class SubscriberStore(StoreBase):
         keeps only its hash in suppressions, whatever its state (unsubscribed, failed, or `ERASED`),
         so no import, config entry or command mails it again; the person may sign up again.
         """
-        email = normalise_email(email)
+        email = email.strip()
         with self.engine.begin() as conn:
             # updated_at: when an address that unsubscribed did, which its suppression keeps
-            row = conn.execute(
-                select(*_ROW_COLUMNS, t.subscribers.c.updated_at).where(t.subscribers.c.email == email)
-            ).first()
+            row = conn.execute(select(*_ROW_COLUMNS, t.subscribers.c.updated_at).where(_is_address(email))).first()
             if row is None:
                 return False
             if row.from_config:
@@ -445,7 +448,6 @@ class SubscriberStore(StoreBase):
         What it found: "unsubscribed" now (active, paused, removed, or
         suspended: a request outweighs a failing mailbox), "already" unsubscribed (nothing changes),
         "erased" (only the suppressed hash is left: nothing is sent to it), None (not here at all)."""
-        email = normalise_email(email)
         with self.engine.begin() as conn:
             row = _id_and_status(conn, email)
             if row is None:
@@ -469,7 +471,6 @@ class SubscriberStore(StoreBase):
         What it found: "reinstated"; "complained" (a spam report suppresses the address: only their
         own sign-up lifts it); the subscriber's status when it is not a suspension ("active",
         "unsubscribed", ...); "erased"; None (not here at all)."""
-        email = normalise_email(email)
         with self.engine.begin() as conn:
             row = _id_and_status(conn, email)
             if row is None:
@@ -496,7 +497,7 @@ class SubscriberStore(StoreBase):
 
     def subscriber_origins(self, email: str) -> SubscriberOrigins | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(*_ROW_COLUMNS).where(t.subscribers.c.email == normalise_email(email))).first()
+            row = conn.execute(select(*_ROW_COLUMNS).where(_is_address(email))).first()
         if row is None:
             return None
         return SubscriberOrigins(
@@ -508,7 +509,7 @@ class SubscriberStore(StoreBase):
     ) -> Subscriber | None:
         query = select(*_SUBSCRIBER_COLUMNS)
         if email is not None:
-            query = query.where(t.subscribers.c.email == normalise_email(email))
+            query = query.where(_is_address(email))
         elif public_id is not None:
             query = query.where(t.subscribers.c.public_id == public_id)
         else:
