@@ -589,7 +589,10 @@ def preview(app: App, email: str, day: str | None, out: str | None) -> None:
     # Their own day, as `digest send` sends it them (`zone_day`), not the site's.
     zone = schedule.effective_zone(sub.timezone, app.settings.digest.timezone)
     edition_day = zone_day(_date(day, app) if day is not None else None, zone, now)
-    rendered = render_preview(app.settings, store, subscriber=sub, day=edition_day, now=now)
+    shown = render_preview(app.settings, store, subscriber=sub, day=edition_day, now=now)
+    rendered = shown.rendered
+    if shown.moved is not None:  # their message is not their zone's others': say how
+        click.echo(shown.moved)
     if rendered is None:
         click.echo(f"Nothing new for {email} in their sections; no email would be sent.")
         if (newer := _after_cutoff(app, zone, edition_day, now)) is not None:
@@ -872,8 +875,10 @@ async def _dry_run(app: App, day: date | None, folder: Path) -> None:
     """Render every subscriber's message into .eml files, touching no outbox row."""
     from digest.pipeline.send import dry_run
 
-    written = await dry_run(app.settings, app.store, day=day, now=app.clock(), folder=folder)
-    click.echo(f"wrote {written} messages to {folder} (nothing was sent or recorded)")
+    done = await dry_run(app.settings, app.store, day=day, now=app.clock(), folder=folder)
+    click.echo(f"wrote {done.written} messages to {folder} (nothing was sent or recorded)")
+    for line in done.moved:  # the messages of subscribers who moved zone, unlike their zone's others
+        click.echo(f"  {line}")
 
 
 # --------------------------------------------------------------------------- daemon and status

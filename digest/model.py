@@ -378,11 +378,14 @@ class Moved:
     `had`: this edition's items they were sent in an overlapping edition of another zone (left
     out). `since`: the cut-off of the last edition that covered them, of another zone, when it
     ended before this edition's window begins: the items first seen between (the gap) were in no
-    edition they were sent, and their message carries them too (None: no gap).
+    edition they were sent, and their message carries them too (None: no gap). `former`: the zone
+    of the last edition of another zone that covered them, for the operator's note in `digest
+    preview` and `send --dry-run`.
     """
 
     had: frozenset[int] = frozenset()
     since: datetime | None = None
+    former: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

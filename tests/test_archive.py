@@ -163,7 +163,7 @@ async def test_with_the_archive_off_pages_need_the_key_in_the_emails_link(privat
             assert resp.status == 404, path
     alice = site.store.get_subscriber(email="alice@example.org")
     assert alice is not None
-    mail = preview(site.settings, site.store, subscriber=alice, day=DAY, now=NOW)
+    mail = preview(site.settings, site.store, subscriber=alice, day=DAY, now=NOW).rendered
     assert mail is not None
     links = set(
         re.findall(

@@ -665,7 +665,7 @@ async def test_the_edition_page_shows_every_story_of_a_section_the_email_cut_sho
     mark_sent(app.store, edition)
     alice = app.store.get_subscriber(public_id=app.alice())
     assert alice is not None
-    mail = preview(app.settings, app.store, subscriber=alice, day=DAY, now=NOW)
+    mail = preview(app.settings, app.store, subscriber=alice, day=DAY, now=NOW).rendered
     assert mail is not None
     more = re.search(
         r'href="(https://review\.example(/editions/UTC/2026-01-16)#(s-world))"[^>]*>(\d+) more in World', mail.html

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -178,3 +179,92 @@ async def test_a_movers_gap_comes_once_when_their_first_edition_is_retried_after
             assert body is not None
             mover.update(title for title in TITLES if title in body.get_content())
     assert dict(mover) == dict(Counter(TITLES)), sent.stdout
+
+
+_LINK = re.compile(r"https://news\.example\.org/\d+")
+
+
+def _links(text: str) -> list[str]:
+    """The stories' links a message's text shows, in order (each report's link, once)."""
+    return list(dict.fromkeys(_LINK.findall(text)))
+
+
+def _text(data: bytes) -> str:
+    body = email.message_from_bytes(data, policy=email.policy.default).get_body(("plain",))
+    assert body is not None
+    return str(body.get_content())
+
+
+async def test_preview_and_dry_run_show_a_movers_message_as_it_is_then_sent(tmp_path: Path) -> None:
+    """Before each edition after a move, `digest preview` of each of the zone's readers and `send
+    --dry-run` (at the send's own DIGEST_NOW) show the stories the send then mails them: a west-east
+    mover's gap story, an east-west mover's message without the story Moscow sent them, a reader
+    who stayed as everyone else's, and a line on each mover's difference, none on anyone else's."""
+    runs = _runs(date(2026, 12, 1))
+    moves = {3: 1, 4: 2}
+    # The runs after a move: whose editions each sends (London's first with New York's 2nd).
+    zones = {3: (NY, LONDON), 4: (MSK,), 5: (NY,)}
+    # What each mover's message differs in (from the windows: one story polled before each run).
+    notes = {
+        (3, "east-west"): f"moved from {MSK}: 1 left out already sent",  # Moscow's 2nd and NY's 2nd
+        (4, "west-east"): f"moved from {NY}: +1 story since its last edition",  # NY's 1st ended before
+        (4, "west-east-late"): f"moved from {NY}: 1 left out already sent",
+        (4, "three-zones"): f"moved from {LONDON}: 1 left out already sent",  # London's 1st and Moscow's 3rd
+        (5, "east-west-late"): f"moved from {MSK}: +1 story since its last edition",
+    }
+    stories: list[tuple[str, datetime]] = []
+    shown: dict[tuple[int, str], tuple[list[str], list[str]]] = {}  # (run, reader) -> preview's, dry run's links
+    said: dict[tuple[int, str], str] = {}  # (run, reader) -> the note preview printed
+    dry_said: dict[int, str] = {}
+    async with FeedServer() as feeds, SmtpServer() as smtp:
+        url = feeds.serve("/feed.xml", _feed(stories))
+        config = write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=(), tail=_subscribers(0))
+        sent_before = 0
+        got: dict[tuple[int, str], list[str]] = {}  # (run, reader) -> the sent message's links
+        for n, at in enumerate(runs[:6]):
+            if n in moves:
+                config.write_text(config.read_text().split("[[subscribers]]")[0] + _subscribers(moves[n]))
+            polled_at = at - timedelta(hours=1)
+            stories.append((TITLES[n], polled_at - timedelta(minutes=30)))
+            feeds.serve("/feed.xml", _feed(stories))
+            polled = await asyncio.to_thread(cli, config, "poll", now=polled_at)
+            assert polled.returncode == 0, polled.stderr
+            if n in zones:
+                stage = 1 if n == 3 else 2
+                readers = [name for name, where in READERS.items() if where[stage] in zones[n]]
+                for name in readers:
+                    out = await asyncio.to_thread(cli, config, "preview", "--subscriber", f"{name}@example.org", now=at)
+                    assert out.returncode == 0, out.stderr
+                    head, _, text = out.stdout.partition("Subject: ")
+                    said[n, name] = head.strip()
+                    shown[n, name] = (_links(text), [])
+                folder = tmp_path / f"dry-{n}"
+                dry = await asyncio.to_thread(cli, config, "send", "--dry-run", str(folder), now=at)
+                assert dry.returncode == 0, dry.stderr
+                dry_said[n] = dry.stdout
+                for eml in folder.glob("*.eml"):
+                    to = str(email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)["To"])
+                    name = to.split("@")[0]
+                    if (n, name) in shown:
+                        shown[n, name][1].extend(_links(_text(eml.read_bytes())))
+            sent = await asyncio.to_thread(cli, config, "send", now=at)
+            assert sent.returncode == 0, sent.stderr
+            for m in smtp.messages[sent_before:]:
+                got[n, m.rcpt_tos[0].split("@")[0]] = _links(_text(m.data))
+            sent_before = len(smtp.messages)
+    assert set(shown) == {key for key in got if key[0] in zones}, "a reader previewed but not sent, or not previewed"
+    for key, (previewed, dry_run) in shown.items():
+        assert previewed == got[key], (key, said[key])
+        assert dry_run == got[key], (key, dry_said[key[0]])
+    for key, note in said.items():
+        assert note == notes.get(key, ""), key
+    for n, listed in dry_said.items():
+        # "  7.eml to west-east@example.org: moved from ...": those of the readers sent this run (a
+        # dry run also writes the others' message of their zone's day, sent before)
+        lines = [line.split(" to ", 1)[1] for line in listed.splitlines() if line.startswith("  ")]
+        ours = sorted(line for line in lines if (n, line.split("@")[0]) in shown)
+        assert ours == sorted(f"{name}@example.org: {note}" for (run, name), note in notes.items() if run == n), listed
+    # The movers' messages are not their zone's others': the gap story is there, the overlap's gone.
+    story = "https://news.example.org/2"  # polled before Moscow's 2nd, after New York's 1st
+    assert story in got[4, "west-east"] and story not in got[4, "stays-msk"]
+    assert story in got[3, "stays-ny"] and story not in got[3, "east-west"]

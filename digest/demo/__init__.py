@@ -147,8 +147,8 @@ async def run_demo(out_dir: Path, *, now: datetime | None = None) -> DemoResult:
             await send_day(settings, store, day=None, transport=SmtpTransport, clock=clock)
             editor = store.get_subscriber(email=SUBSCRIBERS[0]["email"])
             assert editor is not None
-            rendered = await asyncio.to_thread(preview, settings, store, subscriber=editor, day=day, now=moment)
-            if rendered is not None:
+            shown = await asyncio.to_thread(preview, settings, store, subscriber=editor, day=day, now=moment)
+            if (rendered := shown.rendered) is not None:
                 result.preview = (out_dir / "preview.html").resolve()
                 result.preview.write_text(rendered.html, encoding="utf-8")
             store.close()

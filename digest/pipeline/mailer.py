@@ -32,6 +32,7 @@ from digest.model import (
     EditionRecord,
     EditionWindow,
     Item,
+    Moved,
     Rendered,
     Subscriber,
 )
@@ -212,6 +213,11 @@ def read_also_history(settings: Settings, store: Store, edition: EditionRecord) 
     return store.sent_items(since=since, before_edition=edition.id, timezone=edition.timezone)
 
 
+def _all_had(placed: PlacedStory, had: frozenset[int]) -> bool:
+    """Whether a mover was sent every report of a story in their former zone: it is left out."""
+    return {placed.story.lead.id, *(i.id for i in placed.story.also)} <= had
+
+
 class EditionMailer:
     """Turns outbox rows of one edition into messages.
 
@@ -304,7 +310,7 @@ class EditionMailer:
         sections = self.settings.chosen_now(sections)
         stories = self.stories
         if had:
-            stories = [p for p in stories if not {p.story.lead.id, *(i.id for i in p.story.also)} <= had]
+            stories = [p for p in stories if not _all_had(p, had)]
         if gap:
             stories = [*stories, *gap]
         ed = compose(
@@ -316,6 +322,28 @@ class EditionMailer:
             web_url=edition_url(self.settings, self.edition.day, self.edition.timezone, secret=self.secret),
         )
         return None if ed.is_empty else self.renderer.render(ed)
+
+    @property
+    def carried(self) -> frozenset[int]:
+        """The ids of the items this edition carries (a draft's too: `OutboxSession.movers`)."""
+        return self._carried
+
+    def moved_note(self, sections: tuple[str, ...] | None, move: Moved, gap: Sequence[PlacedStory]) -> str | None:
+        """For the operator (`digest preview`, `send --dry-run`), one line on how a mover's message
+        differs from their zone's others', in their sections: the stories of their `gap` it adds
+        and the stories it leaves out, sent them in their former zone (`render`'s `had` and `gap`).
+        None when it differs in nothing they would see."""
+        chosen = self.settings.chosen_now(sections)
+        added = sum(1 for p in gap if chosen is None or p.section in chosen)
+        left = 0
+        if move.had:
+            left = sum(1 for p in self.stories if (chosen is None or p.section in chosen) and _all_had(p, move.had))
+        parts = []
+        if added:
+            parts.append(f"+{added} {'story' if added == 1 else 'stories'} since its last edition")
+        if left:
+            parts.append(f"{left} left out already sent")
+        return f"moved from {move.former or 'another time zone'}: {', '.join(parts)}" if parts else None
 
     def _template_args(self) -> dict[str, Any]:
         return {

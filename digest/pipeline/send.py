@@ -11,7 +11,8 @@ run`), the web app and the demo call this module and nothing else of the send jo
               sender (pipeline.workers) over pipeline.sender's claim loop; both resume the open
               editions `plan` finds with messages due for a retry, and leave those past catch-up
     draft     draft_mailer(), preview(), dry_run(): the edition as built, else as it would be
-              built now, recording nothing
+              built now, recording nothing; each subscriber's message as the sender makes it,
+              a mover's too (draft_movers)
     web page  EditionPages: each edition's page rendered once per process and kept (bounded)
 
 The store keeps the state and applies no policy; pipeline.mailer turns an edition into messages.
@@ -41,6 +42,7 @@ from digest.model import (
     PLACEHOLDER_UNSUBSCRIBE_URL,
     EditionItem,
     EditionRecord,
+    Moved,
     Rendered,
     Subscriber,
 )
@@ -62,11 +64,14 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "EditionPages",
+    "DryRun",
     "Plan",
+    "Preview",
     "SendReport",
     "build_edition",
     "choose_items",
     "draft_mailer",
+    "draft_movers",
     "dry_run",
     "edition_due",
     "edition_path",
@@ -335,13 +340,41 @@ def draft_mailer(settings: Settings, store: Store, *, day: date, timezone: str, 
     return EditionMailer(settings, store, draft, items=choose_items(settings, window))
 
 
-def preview(settings: Settings, store: Store, *, subscriber: Subscriber, day: date, now: datetime) -> Rendered | None:
-    """The subscriber's edition for `day` without sending or recording anything."""
+def draft_movers(store: Store, mailer: EditionMailer, ids: list[int]) -> dict[int, Moved]:
+    """Which of these subscribers moved zone, and what their message leaves out and adds, read
+    as the sender reads it (`OutboxSession.movers`, and `OutboxWriter.movers`' shortcut when no
+    other zone's edition is near), for an edition built or drafted, recording nothing."""
+    near = store.neighbours(mailer.edition)
+    if not near.cutoffs:
+        return {}
+    session = store.outbox_session("preview")
+    try:
+        # A draft's items are in no edition_items row yet: compare with the mailer's own.
+        return session.movers(mailer.edition, near, ids, draft=None if mailer.edition.id else mailer.carried)
+    finally:
+        session.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """A subscriber's message as `digest preview` shows it: `rendered` (None: nothing for them,
+    no email would be sent) and, for a subscriber who moved zone, `moved` (`EditionMailer.moved_note`)."""
+
+    rendered: Rendered | None
+    moved: str | None = None
+
+
+def preview(settings: Settings, store: Store, *, subscriber: Subscriber, day: date, now: datetime) -> Preview:
+    """The subscriber's edition for `day` without sending or recording anything: what the sender
+    would send them now, a mover's gap and all (`draft_movers`, `EditionMailer.gap_stories`)."""
     tz = schedule.effective_zone(subscriber.timezone, settings.digest.timezone)
     mailer = draft_mailer(settings, store, day=day, timezone=tz, now=now)
-    rendered = mailer.render(subscriber.sections)
+    move = draft_movers(store, mailer, [subscriber.id]).get(subscriber.id, Moved())
+    gap = mailer.gap_stories(move.since) if move.since is not None else []
+    note = mailer.moved_note(subscriber.sections, move, gap)
+    rendered = mailer.render(subscriber.sections, had=move.had, gap=gap)
     if rendered is None:
-        return None
+        return Preview(None, note)
     # The subscriber's own working links, as their email would carry them (not the placeholders).
     unsubscribe_url, preferences_url = mailer.links(subscriber)
 
@@ -350,12 +383,25 @@ def preview(settings: Settings, store: Store, *, subscriber: Subscriber, day: da
             PLACEHOLDER_PREFERENCES_URL, preferences_url
         )
 
-    return dataclasses.replace(rendered, html=fill(rendered.html), text=fill(rendered.text))
+    return Preview(dataclasses.replace(rendered, html=fill(rendered.html), text=fill(rendered.text)), note)
 
 
-async def dry_run(settings: Settings, store: Store, *, day: date | None, now: datetime, folder: Path) -> int:
+@dataclass(frozen=True, slots=True)
+class DryRun:
+    """What `digest send --dry-run` wrote: how many messages, and a line per mover's message
+    (`EditionMailer.moved_note`, after the file and address)."""
+
+    written: int
+    moved: tuple[str, ...] = ()
+
+
+# Subscribers whose movers' look-up is one query, as the sender's chunks are.
+_DRY_RUN_CHUNK = 500
+
+
+async def dry_run(settings: Settings, store: Store, *, day: date | None, now: datetime, folder: Path) -> DryRun:
     """Every active subscriber's message for `day` (None: each zone's own, `zone_day`) as .eml files
-    in `folder`, touching no outbox row; returns how many were written."""
+    in `folder`, touching no outbox row: what the sender would send them now, movers' too."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -363,21 +409,37 @@ async def dry_run(settings: Settings, store: Store, *, day: date | None, now: da
             f"Cannot create the folder {folder}: {exc.strerror or exc}.",
             hint="Pass --dry-run a folder you can write to; nothing was sent or recorded.",
         ) from exc
-    written = 0
+    written, moved = 0, []
+
+    async def write(transport: FileTransport, mailer: EditionMailer, chunk: list[Subscriber]) -> None:
+        nonlocal written
+        movers = await asyncio.to_thread(draft_movers, store, mailer, [sub.id for sub in chunk])
+        for sub in chunk:
+            move = movers.get(sub.id, Moved())
+            gap = await asyncio.to_thread(mailer.gap_stories, move.since) if move.since is not None else []
+            template = mailer.template(sub.sections, had=move.had, gap=gap)
+            if template is None:
+                continue
+            data = mailer.personalise(template, sub, now=now)
+            await transport.send(Envelope(key=sub.id, sender=settings.smtp.sender, recipient=sub.email, data=data))
+            written += 1
+            if (note := mailer.moved_note(sub.sections, move, gap)) is not None:
+                moved.append(f"{sub.id}.eml to {sub.email}: {note}")
+
     async with FileTransport(folder) as transport:
         for tz in await asyncio.to_thread(store.timezones_in_use, settings.digest.timezone):
             local = zone_day(day, tz, now)
             mailer = await asyncio.to_thread(draft_mailer, settings, store, day=local, timezone=tz, now=now)
+            chunk: list[Subscriber] = []
             for sub in store.iter_subscribers():
-                if schedule.effective_zone(sub.timezone, settings.digest.timezone) != tz:
-                    continue
-                template = mailer.template(sub.sections)
-                if template is None:
-                    continue
-                data = mailer.personalise(template, sub, now=now)
-                await transport.send(Envelope(key=sub.id, sender=settings.smtp.sender, recipient=sub.email, data=data))
-                written += 1
-    return written
+                if schedule.effective_zone(sub.timezone, settings.digest.timezone) == tz:
+                    chunk.append(sub)
+                if len(chunk) == _DRY_RUN_CHUNK:
+                    await write(transport, mailer, chunk)
+                    chunk = []
+            if chunk:
+                await write(transport, mailer, chunk)
+    return DryRun(written, tuple(moved))
 
 
 # --------------------------------------------------------------------------- the edition as a web page

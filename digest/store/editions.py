@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -595,15 +595,22 @@ class OutboxSession:
 
         return self._again("reading subscribers", read)
 
-    def movers(self, edition: EditionRecord, near: Neighbours, ids: Sequence[int]) -> dict[int, Moved]:
+    def movers(
+        self, edition: EditionRecord, near: Neighbours, ids: Sequence[int], *, draft: Collection[int] | None = None
+    ) -> dict[int, Moved]:
         """What each of these subscribers who moved zone needs of this edition (`Moved`): the
         items they were sent in an overlapping edition of their former zone, and where the gap
         since the last edition that covered them begins. Absent for everyone who stayed; one
         indexed look-up per chunk of subscribers (on the (edition, subscriber) key), and none on
-        a site whose editions are of one zone."""
-        return self._again("reading what was sent", lambda: self._movers(edition, near, ids))
+        a site whose editions are of one zone.
 
-    def _movers(self, edition: EditionRecord, near: Neighbours, ids: Sequence[int]) -> dict[int, Moved]:
+        `draft`: the items of an edition not built yet (`digest preview`, `send --dry-run`), which
+        are in no `edition_items` row to compare with."""
+        return self._again("reading what was sent", lambda: self._movers(edition, near, ids, draft))
+
+    def _movers(
+        self, edition: EditionRecord, near: Neighbours, ids: Sequence[int], draft: Collection[int] | None
+    ) -> dict[int, Moved]:
         d = t.deliveries.c
         # A failed row covered nobody. A skipped one did (nothing in their sections, or not
         # active then), and a pending or claimed one will: its window is theirs already, so a
@@ -616,13 +623,16 @@ class OutboxSession:
         self.conn.commit()  # end the read transaction, as `subscribers` does
         sent: dict[int, set[int]] = {}  # subscriber -> overlapping editions sent them
         last: dict[int, tuple[datetime, str]] = {}  # subscriber -> latest cut-off that covered them, its zone
+        former: dict[int, tuple[datetime, str]] = {}  # the same among other zones' editions
         for subscriber, edition_id, status in rows:
             if status == SENT and edition_id in near.overlapping:
                 sent.setdefault(subscriber, set()).add(edition_id)
             covered = near.cutoffs[edition_id]
             if subscriber not in last or covered[0] > last[subscriber][0]:
                 last[subscriber] = covered
-        had = self._shared(edition.id, sent)
+            if covered[1] != edition.timezone and (subscriber not in former or covered[0] > former[subscriber][0]):
+                former[subscriber] = covered
+        had = self._shared(edition.id, sent, draft)
         moved: dict[int, Moved] = {}
         for subscriber in {*had, *last}:
             since: datetime | None = None
@@ -634,22 +644,28 @@ class OutboxSession:
                 if zone != edition.timezone and cutoff < edition.window_start:
                     since = cutoff
             if since is not None or subscriber in had:
-                moved[subscriber] = Moved(had.get(subscriber, frozenset()), since)
+                # (in `former`: `had` comes from another zone's edition, and `since` too)
+                moved[subscriber] = Moved(had.get(subscriber, frozenset()), since, former[subscriber][1])
         return moved
 
-    def _shared(self, edition_id: int, sent: dict[int, set[int]]) -> dict[int, frozenset[int]]:
-        """Per subscriber, this edition's items that the editions `sent` them also carried."""
+    def _shared(
+        self, edition_id: int, sent: dict[int, set[int]], draft: Collection[int] | None
+    ) -> dict[int, frozenset[int]]:
+        """Per subscriber, this edition's items (`draft`'s, for one not built) that the editions
+        `sent` them also carried."""
         had: dict[int, frozenset[int]] = {}
         if not sent:
             return had
         mine, theirs = t.edition_items.alias("mine"), t.edition_items.alias("theirs")
+        query = select(theirs.c.edition_id, theirs.c.item_id).where(
+            theirs.c.edition_id.in_({e for es in sent.values() for e in es})
+        )
+        if draft is None:
+            query = query.join(mine, mine.c.item_id == theirs.c.item_id).where(mine.c.edition_id == edition_id)
         shared: dict[int, set[int]] = {}
-        for other, item in self.conn.execute(
-            select(theirs.c.edition_id, theirs.c.item_id)
-            .join(mine, mine.c.item_id == theirs.c.item_id)
-            .where(theirs.c.edition_id.in_({e for es in sent.values() for e in es}), mine.c.edition_id == edition_id)
-        ):
-            shared.setdefault(other, set()).add(item)
+        for other, item in self.conn.execute(query):
+            if draft is None or item in draft:
+                shared.setdefault(other, set()).add(item)
         self.conn.commit()
         for subscriber, editions in sent.items():
             items = frozenset().union(*(shared.get(e, set()) for e in editions))
