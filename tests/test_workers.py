@@ -424,8 +424,11 @@ async def test_three_workers_keep_per_host_and_the_minimum_interval_on_one_host(
     # The span loses what the first request's delay exceeds the last's (it opens the worker's first
     # connection: a clean-clone CI run saw 9.93 s for 9.95 s): one interval of slack, while a host
     # paced by `per_host` and `hold` alone would take (n_feeds / per_host) * hold = 8 s.
+    # The pace itself is the span's; the tenth percentile gap only says no run of requests came
+    # together. Under a load of 6-13 on two cores (helpers' suites beside a clean-clone run) it was
+    # 36-37 ms for 50: half the interval, while a host paced by `per_host` alone gives gaps of ~0.
     assert span >= (n_feeds - 2) * interval
-    assert sorted(gaps)[len(gaps) // 10] >= interval * 0.8, sorted(gaps)[:20]
+    assert sorted(gaps)[len(gaps) // 10] >= interval * 0.5, sorted(gaps)[:20]
     assert sum(gap < interval * 0.1 for gap in gaps) <= len(gaps) // 50, sorted(gaps)[:20]
 
 
