@@ -63,7 +63,7 @@ from digest.metrics import COUNTERS_SUFFIX, Metrics, health
 from digest.model import EditionRecord, Subscriber
 from digest.pipeline.send import EditionPages, edition_path, edition_url, zone_of_path
 from digest.pipeline.signup import confirmation_message, send_confirmation
-from digest.ratelimit import SlidingWindow
+from digest.ratelimit import SlidingWindow, client_key
 from digest.render import Renderer
 from digest.store import ACTIVE, PAUSED, REMOVED, SUSPENDED, UNSUBSCRIBED, Choices, Store
 
@@ -792,12 +792,9 @@ SIGNUP_FORM_MAX_AGE = 3600  # seconds a sign-up form may sit open before it must
 
 
 def _client(request: web.Request) -> str:
-    """Who is posting, for the per-client limit: the peer, or the address our local proxy forwarded."""
-    peer = request.remote or "-"
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if forwarded and peer in ("127.0.0.1", "::1"):  # only a proxy on this host is believed
-        return forwarded.split(",")[-1].strip() or peer
-    return peer
+    """Who is posting, for the per-client limit: the peer, or the address our local proxy forwarded
+    (ratelimit.client_key: an IPv6 client is its /64)."""
+    return client_key(request.remote, request.headers.get("X-Forwarded-For"))
 
 
 def _signup_form(

@@ -244,6 +244,34 @@ async def test_the_global_hourly_cap_and_the_per_client_limit(tmp_path: Path) ->
         assert len(site.smtp.messages) == 2  # the hourly cap held the other two back
 
 
+async def post_from(site: Site, forwarded_for: str, email: str) -> int:
+    """A sign-up post that our proxy on this host forwarded for `forwarded_for`: the status."""
+    data = [*(await form(site)).items(), ("email", email), ("section", "World")]
+    async with site.http.post("/subscribe", data=data, headers={"X-Forwarded-For": forwarded_for}) as resp:
+        return resp.status
+
+
+async def test_U9_an_ipv6_client_is_limited_by_its_64_not_by_each_address_it_posts_from(tmp_path: Path) -> None:
+    """A client routed a /64 can post from 2**64 addresses: counted whole, each was a new client,
+    and one machine could spend the hourly cap and lock everyone else out of the form."""
+    async for site in start(tmp_path, signup_per_client=3):
+        statuses = [await post_from(site, f"2001:db8:1:2::{n + 1:x}", f"six{n}@example.org") for n in range(6)]
+        assert statuses == [200, 200, 200, 429, 429, 429]
+        assert await post_from(site, "2001:db8:1:3::1", "neighbour@example.org") == 200  # another /64
+        # An IPv4 client is itself however a dual-stack listener or proxy spells it.
+        spellings = ["198.51.100.7", "::ffff:198.51.100.7", "198.51.100.7", "::ffff:c633:6407"]
+        assert [await post_from(site, a, f"four{n}@example.org") for n, a in enumerate(spellings)] == [200] * 3 + [429]
+
+
+async def test_U9_a_forwarded_for_that_is_no_address_is_the_clients_own_word_and_not_believed(tmp_path: Path) -> None:
+    """A proxy that passes its client's X-Forwarded-For on unchanged lets the client name itself: a
+    new name each post was a new client each time (and a key of kilobytes held in memory)."""
+    async for site in start(tmp_path, signup_per_client=3):
+        statuses = [await post_from(site, f"client-{n}-{'x' * 2000}", f"named{n}@example.org") for n in range(5)]
+        assert statuses == [200, 200, 200, 429, 429]
+        assert (await sign_up(site, "direct@example.org"))[0] == 429  # counted as the proxy's own posts
+
+
 async def test_L3_a_malformed_sign_up_or_confirmation_body_is_400_and_spends_nothing(tmp_path: Path) -> None:
     """The sign-up form and the confirmation page read their bodies as the subscriber forms do: a
     body no form reader can read (a charset Python does not know, bytes that are not UTF-8, broken
