@@ -52,7 +52,7 @@ from itsdangerous import BadSignature, Signer, TimestampSigner
 from multidict import MultiDictProxy
 
 from digest import schedule, tokens, unsubscribes, zones
-from digest.addresses import validate_email
+from digest.addresses import mailbox, validate_email
 from digest.archive import ArchiveEntry, atom_feed, by_day, etag_for, etag_matches
 from digest.catalogue import builtin_templates_dir, load_translations
 from digest.clock import Clock
@@ -896,9 +896,11 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
     if not _valid_timezone(site, timezone):  # refused, not quietly made the site's: they chose another
         return _signup_form(site, status=422, email=raw_email, chosen=chosen, error="Choose a time zone from the list.")
     web_settings = site.settings.web
+    # Counted by the mailbox it reaches, not the address as written: each "+tag" or Gmail dot is a
+    # new address to the same inbox, and would have a window of its own (subscription bombing).
     allowed = await asyncio.to_thread(
         site.store.claim_confirmation,
-        email,
+        mailbox(email),
         now=site.clock(),
         window=web_settings.confirm_window,
         hourly_cap=web_settings.confirm_hourly_cap,

@@ -272,6 +272,28 @@ async def test_U9_a_forwarded_for_that_is_no_address_is_the_clients_own_word_and
         assert (await sign_up(site, "direct@example.org"))[0] == 429  # counted as the proxy's own posts
 
 
+async def test_U9_spellings_of_one_mailbox_share_its_confirmation_window(tmp_path: Path) -> None:
+    """Subscription bombing: every "+tag", and every placing of dots in a Gmail address, is a new
+    address to one inbox. Counted as written, each had a window of its own, and clients enough
+    could send one inbox the whole hourly cap every hour."""
+    async for site in start(tmp_path, signup_per_client=20):
+        spellings = [
+            "victim@gmail.com",
+            "victim+1@gmail.com",
+            "v.i.c.t.i.m@gmail.com",
+            "Vic.Tim+news@googlemail.com",
+            "ｖｉｃｔｉｍ@gmail.com",  # full-width letters: one mailbox once folded
+        ]
+        for n, address in enumerate(spellings):
+            assert await post_from(site, f"198.51.100.{n + 1}", address) == 200
+        assert await post_from(site, "198.51.100.9", "ann+list@example.org") == 200
+        assert await post_from(site, "198.51.100.10", "ann.other@example.org") == 200  # dots count outside Gmail
+        await mail_count(site, 3)
+        await asyncio.sleep(0.5)
+        rcpts = sorted(m.rcpt_tos[0] for m in site.smtp.messages)
+        assert rcpts == ["ann+list@example.org", "ann.other@example.org", "victim@gmail.com"]
+
+
 async def test_L3_a_malformed_sign_up_or_confirmation_body_is_400_and_spends_nothing(tmp_path: Path) -> None:
     """The sign-up form and the confirmation page read their bodies as the subscriber forms do: a
     body no form reader can read (a charset Python does not know, bytes that are not UTF-8, broken
