@@ -895,6 +895,30 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         )
     if not _valid_timezone(site, timezone):  # refused, not quietly made the site's: they chose another
         return _signup_form(site, status=422, email=raw_email, chosen=chosen, error="Choose a time zone from the list.")
+    sections = None if len(chosen) == len(known) else chosen
+    tz = None if timezone == site.settings.digest.timezone else timezone
+    # Everything that depends on the address happens after the answer: whether a confirmation may
+    # go (a database write when it may, none when the window or the cap holds it back, tens of
+    # milliseconds apart), its making and its sending. An answer that took longer when a message
+    # went out told anyone timing it whether the address had been sent one within the window.
+    task = asyncio.create_task(_confirm_in_background(site, email, sections, tz))
+    site.background.add(task)
+    task.add_done_callback(site.background.discard)
+    return sent
+
+
+async def _confirm_in_background(site: Site, email: str, sections: list[str] | None, tz: str | None) -> None:
+    """A sign-up's confirmation email, if the per-mailbox window and the hourly cap allow one.
+    The person was told a link may come: a failure is logged, and they may sign up again."""
+    try:
+        await _confirm(site, email, sections, tz)
+    except DigestError as exc:  # the database is busy or unreachable, the config cannot make the message
+        log.warning("web: sign-up confirmation not sent: %s", exc.message)
+    except Exception:
+        log.exception("web: sign-up confirmation not sent")
+
+
+async def _confirm(site: Site, email: str, sections: list[str] | None, tz: str | None) -> None:
     web_settings = site.settings.web
     # Counted by the mailbox it reaches, not the address as written: each "+tag" or Gmail dot is a
     # new address to the same inbox, and would have a window of its own (subscription bombing).
@@ -905,19 +929,13 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         window=web_settings.confirm_window,
         hourly_cap=web_settings.confirm_hourly_cap,
     )
-    if allowed:
-        sections = None if len(chosen) == len(known) else chosen
-        tz = None if timezone == site.settings.digest.timezone else timezone
-        token = tokens.signup_token(site.newest_secret, email, sections, tz, issued=site.clock())
-        url = f"{site.settings.digest.base_url}/confirm/{token}"
-        data = confirmation_message(site.settings, to=email, url=url, now=site.clock())
-        # In the background: the answer must not take longer when a message goes out (no oracle).
-        task = asyncio.create_task(send_confirmation(site.settings, to=email, data=data))
-        site.background.add(task)
-        task.add_done_callback(site.background.discard)
-    else:
+    if not allowed:
         log.info("web: sign-up confirmation held back (per-address window or hourly cap)")
-    return sent
+        return
+    token = tokens.signup_token(site.newest_secret, email, sections, tz, issued=site.clock())
+    url = f"{site.settings.digest.base_url}/confirm/{token}"
+    data = confirmation_message(site.settings, to=email, url=url, now=site.clock())
+    await send_confirmation(site.settings, to=email, data=data)
 
 
 async def _finish_background(app: web.Application) -> None:
