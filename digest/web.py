@@ -103,6 +103,9 @@ _TOKEN_PATH = re.compile(r"(?i)(/(?:u|p|confirm)/+)[^/\s'\"]*")
 # matched whole (the lookbehind), so a long line costs one pass.
 _DOTTED = re.compile(r"(?<![\w.-])[\w-]+(?:\.[\w-]+)+", re.ASCII)
 TOKEN_SIGNATURE_MIN = 20  # a dotted part this long is a signature (or most of one): no file name has one
+# What a log line must not carry as itself: C0 and C1 controls (a line break starts a line of the
+# client's choosing; ESC drives a terminal), line and paragraph separators, and bidi controls.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,13 +264,16 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def _redact(text: str) -> str:
     """A path or a request line fit for a log: tokens are credentials (an access log line must not
-    unsubscribe anyone), so every token-shaped segment is `<token>`, wherever it is."""
+    unsubscribe anyone), so every token-shaped segment is `<token>`, wherever it is; and a path is
+    decoded, so its %0A, %1B or %E2%80%AE is written as an escape, never as the character (a line of
+    the client's own in the operator's log, a terminal's colours or a right-to-left override)."""
 
     def dotted(m: re.Match[str]) -> str:
         parts = m.group(0).split(".")
         return "<token>" if any(len(part) >= TOKEN_SIGNATURE_MIN for part in parts[1:]) else m.group(0)
 
-    return _DOTTED.sub(dotted, _TOKEN_PATH.sub(lambda m: f"{m.group(1)}<token>", text))
+    redacted = _DOTTED.sub(dotted, _TOKEN_PATH.sub(lambda m: f"{m.group(1)}<token>", text))
+    return _UNPRINTABLE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), redacted)
 
 
 class _AccessLogger(AbstractAccessLogger):
