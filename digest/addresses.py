@@ -1,7 +1,10 @@
-"""Subscriber addresses: syntax checked with email-validator (no DNS: imports must work offline), and
-the ASCII spelling of an address's domain that SMTP and the headers carry."""
+"""Subscriber addresses: syntax checked with email-validator (no DNS: imports must work offline), the
+ASCII spelling of an address's domain that SMTP and the headers carry, and the mailbox an address
+reaches, which the sign-up form limits its confirmations by."""
 
 from __future__ import annotations
+
+import unicodedata
 
 import idna
 
@@ -33,6 +36,29 @@ def address_key(address: str) -> str:
     mailed as written. Frozen: the suppressions' hashes and the stored keys (0013) were made with it.
     """
     return address.strip().lower()
+
+
+# Providers that deliver every spelling of a local part with its dots moved or dropped to one mailbox.
+_DOTLESS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+SUBADDRESS = "+"  # RFC 5233's separator as Gmail, Outlook, iCloud, Fastmail and Postfix's default read it
+
+
+def mailbox(address: str) -> str:
+    """The mailbox a valid address (`validate_email`'s) most likely reaches, for counting what is
+    sent to it: the local part without a "+tag" (RFC 5233 subaddress), folded (NFKC, case), and
+    at Gmail without dots. ``V.ictim+news1@googlemail.com`` -> ``victim@gmail.com``.
+
+    Never an address to send to or store: two people may share a key (``ann+x@`` and ``ann+y@`` at
+    a server that keeps them apart), which only makes one of them wait for a confirmation window;
+    one person with many keys is who the sign-up form's per-address limit is for.
+    """
+    local, _, domain = address.rpartition("@")
+    local = unicodedata.normalize("NFKC", local).casefold()
+    local = local.split(SUBADDRESS, 1)[0] or local
+    domain = unicodedata.normalize("NFKC", domain).casefold().rstrip(".")
+    if domain in _DOTLESS:
+        local, domain = local.replace(".", "") or local, _DOTLESS[domain]
+    return f"{local}@{domain}"
 
 
 def ascii_domain(address: str) -> str:

@@ -502,7 +502,9 @@ class WebSettings:
     )
     confirm_expiry: timedelta = _opt(timedelta(hours=48), "How long a sign-up confirmation link works.", check_duration)
     confirm_window: timedelta = _opt(
-        timedelta(hours=1), "At most one confirmation email per address this often.", check_duration
+        timedelta(hours=1),
+        "At most one confirmation email per mailbox this often (an address's +tag, and dots at Gmail, ignored).",
+        check_duration,
     )
     confirm_hourly_cap: int = _opt(
         100, "At most this many confirmation emails per hour in all.", _check_int(1, 1_000_000)

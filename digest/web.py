@@ -52,7 +52,7 @@ from itsdangerous import BadSignature, Signer, TimestampSigner
 from multidict import MultiDictProxy
 
 from digest import schedule, tokens, unsubscribes, zones
-from digest.addresses import validate_email
+from digest.addresses import mailbox, validate_email
 from digest.archive import ArchiveEntry, atom_feed, by_day, etag_for, etag_matches
 from digest.catalogue import builtin_templates_dir, load_translations, section_label
 from digest.clock import Clock
@@ -63,7 +63,7 @@ from digest.metrics import COUNTERS_SUFFIX, Metrics, health
 from digest.model import EditionRecord, Subscriber
 from digest.pipeline.send import EditionPages, edition_path, edition_url, zone_of_path
 from digest.pipeline.signup import confirmation_message, send_confirmation
-from digest.ratelimit import SlidingWindow
+from digest.ratelimit import SlidingWindow, client_key
 from digest.render import Renderer
 from digest.store import ACTIVE, PAUSED, REMOVED, SUSPENDED, UNSUBSCRIBED, Choices, Store
 
@@ -103,6 +103,9 @@ _TOKEN_PATH = re.compile(r"(?i)(/(?:u|p|confirm)/+)[^/\s'\"]*")
 # matched whole (the lookbehind), so a long line costs one pass.
 _DOTTED = re.compile(r"(?<![\w.-])[\w-]+(?:\.[\w-]+)+", re.ASCII)
 TOKEN_SIGNATURE_MIN = 20  # a dotted part this long is a signature (or most of one): no file name has one
+# What a log line must not carry as itself: C0 and C1 controls (a line break starts a line of the
+# client's choosing; ESC drives a terminal), line and paragraph separators, and bidi controls.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,13 +266,16 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def _redact(text: str) -> str:
     """A path or a request line fit for a log: tokens are credentials (an access log line must not
-    unsubscribe anyone), so every token-shaped segment is `<token>`, wherever it is."""
+    unsubscribe anyone), so every token-shaped segment is `<token>`, wherever it is; and a path is
+    decoded, so its %0A, %1B or %E2%80%AE is written as an escape, never as the character (a line of
+    the client's own in the operator's log, a terminal's colours or a right-to-left override)."""
 
     def dotted(m: re.Match[str]) -> str:
         parts = m.group(0).split(".")
         return "<token>" if any(len(part) >= TOKEN_SIGNATURE_MIN for part in parts[1:]) else m.group(0)
 
-    return _DOTTED.sub(dotted, _TOKEN_PATH.sub(lambda m: f"{m.group(1)}<token>", text))
+    redacted = _DOTTED.sub(dotted, _TOKEN_PATH.sub(lambda m: f"{m.group(1)}<token>", text))
+    return _UNPRINTABLE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), redacted)
 
 
 class _AccessLogger(AbstractAccessLogger):
@@ -794,12 +800,9 @@ SIGNUP_FORM_MAX_AGE = 3600  # seconds a sign-up form may sit open before it must
 
 
 def _client(request: web.Request) -> str:
-    """Who is posting, for the per-client limit: the peer, or the address our local proxy forwarded."""
-    peer = request.remote or "-"
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if forwarded and peer in ("127.0.0.1", "::1"):  # only a proxy on this host is believed
-        return forwarded.split(",")[-1].strip() or peer
-    return peer
+    """Who is posting, for the per-client limit: the peer, or the address our local proxy forwarded
+    (ratelimit.client_key: an IPv6 client is its /64)."""
+    return client_key(request.remote, request.headers.get("X-Forwarded-For"))
 
 
 def _signup_form(
@@ -900,27 +903,47 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         )
     if not _valid_timezone(site, timezone):  # refused, not quietly made the site's: they chose another
         return _signup_form(site, status=422, email=raw_email, chosen=chosen, error="Choose a time zone from the list.")
+    sections = None if len(chosen) == len(known) else chosen
+    tz = None if timezone == site.settings.digest.timezone else timezone
+    # Everything that depends on the address happens after the answer: whether a confirmation may
+    # go (a database write when it may, none when the window or the cap holds it back, tens of
+    # milliseconds apart), its making and its sending. An answer that took longer when a message
+    # went out told anyone timing it whether the address had been sent one within the window.
+    task = asyncio.create_task(_confirm_in_background(site, email, sections, tz))
+    site.background.add(task)
+    task.add_done_callback(site.background.discard)
+    return sent
+
+
+async def _confirm_in_background(site: Site, email: str, sections: list[str] | None, tz: str | None) -> None:
+    """A sign-up's confirmation email, if the per-mailbox window and the hourly cap allow one.
+    The person was told a link may come: a failure is logged, and they may sign up again."""
+    try:
+        await _confirm(site, email, sections, tz)
+    except DigestError as exc:  # the database is busy or unreachable, the config cannot make the message
+        log.warning("web: sign-up confirmation not sent: %s", exc.message)
+    except Exception:
+        log.exception("web: sign-up confirmation not sent")
+
+
+async def _confirm(site: Site, email: str, sections: list[str] | None, tz: str | None) -> None:
     web_settings = site.settings.web
+    # Counted by the mailbox it reaches, not the address as written: each "+tag" or Gmail dot is a
+    # new address to the same inbox, and would have a window of its own (subscription bombing).
     allowed = await asyncio.to_thread(
         site.store.claim_confirmation,
-        email,
+        mailbox(email),
         now=site.clock(),
         window=web_settings.confirm_window,
         hourly_cap=web_settings.confirm_hourly_cap,
     )
-    if allowed:
-        sections = None if len(chosen) == len(known) else chosen
-        tz = None if timezone == site.settings.digest.timezone else timezone
-        token = tokens.signup_token(site.newest_secret, email, sections, tz, issued=site.clock())
-        url = f"{site.settings.digest.base_url}/confirm/{token}"
-        data = confirmation_message(site.settings, to=email, url=url, now=site.clock())
-        # In the background: the answer must not take longer when a message goes out (no oracle).
-        task = asyncio.create_task(send_confirmation(site.settings, to=email, data=data))
-        site.background.add(task)
-        task.add_done_callback(site.background.discard)
-    else:
+    if not allowed:
         log.info("web: sign-up confirmation held back (per-address window or hourly cap)")
-    return sent
+        return
+    token = tokens.signup_token(site.newest_secret, email, sections, tz, issued=site.clock())
+    url = f"{site.settings.digest.base_url}/confirm/{token}"
+    data = confirmation_message(site.settings, to=email, url=url, now=site.clock())
+    await send_confirmation(site.settings, to=email, data=data)
 
 
 async def _finish_background(app: web.Application) -> None:

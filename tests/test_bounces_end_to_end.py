@@ -6,6 +6,7 @@ suppressed. Also `digest bounces import` from files and standard input, `digest 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -22,6 +23,7 @@ from httpservers import FeedServer
 from smtpservers import SmtpServer
 
 from digest import bounces
+from digest.pipeline import bounces as bounces_pipeline
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 DAY1 = datetime(2026, 1, 16, 8, 0, tzinfo=UTC)
@@ -393,3 +395,55 @@ async def test_M15_a_bounce_domain_written_in_unicode_takes_the_bounces_its_a_la
     code, out, err = await digest(config, DAY1 + timedelta(hours=2), "status")
     assert code == 0, err
     assert "bounces: 1 hard, 0 soft, 0 complaint; 0 ignored" in out
+
+
+def resident_mb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+async def open_data(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A session on the receiver that has reached DATA (354), for a return path it takes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    assert (await reader.readline()).startswith(b"220")
+    for command in (b"EHLO mx.remote.example", b"MAIL FROM:<>", b"RCPT TO:<bounce+x@bounces.review.example>", b"DATA"):
+        writer.write(command + b"\r\n")
+        while (line := await reader.readline())[3:4] == b"-":  # EHLO's lines before its last
+            pass
+        assert line[:1] in (b"2", b"3"), (command, line)
+    return reader, writer
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads a process's memory from /proc")
+async def test_H20_the_bounce_receiver_holds_a_bounded_memory_and_number_of_sessions(tmp_path: Path) -> None:
+    """An MX on the internet: aiosmtpd keeps each line of a message as an object of its own, so 10 MB
+    of empty lines, never ended, held 330 MB of the receiver; a few such clients, or thousands of
+    idle ones, had the host's memory or descriptors. A session is closed with a 421 past its line
+    budget, sessions past the cap are answered 421 at once, and a real bounce still gets in."""
+    config, verp = await one_edition_sent(tmp_path, readers=1)
+    async with bounce_receiver(config, DAY1 + timedelta(hours=1), "bounces.review.example") as port:
+        proc = os.popen(f"ss -Hltnp 'sport = :{port}'").read()
+        pid = int(re.search(r"pid=(\d+)", proc).group(1))  # type: ignore[union-attr]
+        before = resident_mb(pid)
+        reader, writer = await open_data(port)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(10):  # 10 MB of empty lines, never ended
+                writer.write(b"\r\n" * 500_000)
+                await writer.drain()
+        with contextlib.suppress(ConnectionError):  # the 421, unless the reset for our unread lines overtook it
+            assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"421 4.7.0")
+        assert reader.at_eof() or reader.exception() is not None  # closed by the receiver
+        writer.close()
+        assert resident_mb(pid) - before < 100
+
+        held = [await open_data(port) for _ in range(bounces_pipeline.MAX_SESSIONS)]
+        late, late_writer = await asyncio.open_connection("127.0.0.1", port)
+        assert (await asyncio.wait_for(late.read(), 10)).startswith(b"421 4.3.2")  # and closed
+        late_writer.close()
+        for _, held_writer in held:
+            held_writer.close()
+        await asyncio.sleep(0.2)
+        raw = returned_to(verp["reader00@example.org"], next(iter(sorted(FIXTURES.glob("*.eml")))).read_bytes())
+        assert (await asyncio.to_thread(smtp_send, port, verp["reader00@example.org"], raw))[0] == 250

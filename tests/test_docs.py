@@ -93,3 +93,15 @@ def test_the_command_reference_check_catches_a_missing_option_and_a_stale_row() 
     problems = check_command_reference(broken)
     assert any("`digest send`" in p and "--date" in p for p in problems), problems
     assert any("digest frobnicate" in p for p in problems), problems
+
+
+def test_the_readmes_nginx_example_appends_the_clients_address_for_the_sign_up_limit() -> None:
+    """nginx forwards no X-Forwarded-For of its own unless told to, and passes on the one a client
+    wrote: the sign-up form's per-client limit (web._client) would count every reader as the proxy,
+    or each post as whoever it claims to be. Every nginx location that serves the subscriber pages
+    must append the peer's address, as `$proxy_add_x_forwarded_for` does."""
+    blocks = README.split("\n```")[1::2]  # the text inside each fenced block
+    locations = [line for b in blocks for line in b.splitlines() if line.startswith("location /")]
+    assert locations, "README has no nginx example serving the web app"
+    for line in locations:
+        assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in line, line

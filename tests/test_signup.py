@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from dbfaults import write_lock
 from smtpservers import SmtpServer
 from test_faults import MALFORMED_FORMS
 from test_web import NOW, Clock, make_settings, open_store
@@ -242,6 +243,77 @@ async def test_the_global_hourly_cap_and_the_per_client_limit(tmp_path: Path) ->
         await mail_count(site, 2)
         await asyncio.sleep(0.3)
         assert len(site.smtp.messages) == 2  # the hourly cap held the other two back
+
+
+async def post_from(site: Site, forwarded_for: str, email: str) -> int:
+    """A sign-up post that our proxy on this host forwarded for `forwarded_for`: the status."""
+    data = [*(await form(site)).items(), ("email", email), ("section", "World")]
+    async with site.http.post("/subscribe", data=data, headers={"X-Forwarded-For": forwarded_for}) as resp:
+        return resp.status
+
+
+async def test_U9_an_ipv6_client_is_limited_by_its_64_not_by_each_address_it_posts_from(tmp_path: Path) -> None:
+    """A client routed a /64 can post from 2**64 addresses: counted whole, each was a new client,
+    and one machine could spend the hourly cap and lock everyone else out of the form."""
+    async for site in start(tmp_path, signup_per_client=3):
+        statuses = [await post_from(site, f"2001:db8:1:2::{n + 1:x}", f"six{n}@example.org") for n in range(6)]
+        assert statuses == [200, 200, 200, 429, 429, 429]
+        assert await post_from(site, "2001:db8:1:3::1", "neighbour@example.org") == 200  # another /64
+        # An IPv4 client is itself however a dual-stack listener or proxy spells it.
+        spellings = ["198.51.100.7", "::ffff:198.51.100.7", "198.51.100.7", "::ffff:c633:6407"]
+        assert [await post_from(site, a, f"four{n}@example.org") for n, a in enumerate(spellings)] == [200] * 3 + [429]
+
+
+async def test_U9_a_forwarded_for_that_is_no_address_is_the_clients_own_word_and_not_believed(tmp_path: Path) -> None:
+    """A proxy that passes its client's X-Forwarded-For on unchanged lets the client name itself: a
+    new name each post was a new client each time (and a key of kilobytes held in memory)."""
+    async for site in start(tmp_path, signup_per_client=3):
+        statuses = [await post_from(site, f"client-{n}-{'x' * 2000}", f"named{n}@example.org") for n in range(5)]
+        assert statuses == [200, 200, 200, 429, 429]
+        assert (await sign_up(site, "direct@example.org"))[0] == 429  # counted as the proxy's own posts
+
+
+async def test_U9_spellings_of_one_mailbox_share_its_confirmation_window(tmp_path: Path) -> None:
+    """Subscription bombing: every "+tag", and every placing of dots in a Gmail address, is a new
+    address to one inbox. Counted as written, each had a window of its own, and clients enough
+    could send one inbox the whole hourly cap every hour."""
+    async for site in start(tmp_path, signup_per_client=20):
+        spellings = [
+            "victim@gmail.com",
+            "victim+1@gmail.com",
+            "v.i.c.t.i.m@gmail.com",
+            "Vic.Tim+news@googlemail.com",
+            "ｖｉｃｔｉｍ@gmail.com",  # full-width letters: one mailbox once folded
+        ]
+        for n, address in enumerate(spellings):
+            assert await post_from(site, f"198.51.100.{n + 1}", address) == 200
+        assert await post_from(site, "198.51.100.9", "ann+list@example.org") == 200
+        assert await post_from(site, "198.51.100.10", "ann.other@example.org") == 200  # dots count outside Gmail
+        await mail_count(site, 3)
+        await asyncio.sleep(0.5)
+        rcpts = sorted(m.rcpt_tos[0] for m in site.smtp.messages)
+        assert rcpts == ["ann+list@example.org", "ann.other@example.org", "victim@gmail.com"]
+
+
+async def test_U8_the_answer_comes_before_any_work_the_address_decides_so_its_time_tells_nothing(
+    tmp_path: Path,
+) -> None:
+    """Whether a confirmation may go is a database write when it may and none when the window holds
+    it back: answered after that, a sign-up took tens of milliseconds longer for an address sent no
+    confirmation within the window. The answer now comes first; here it comes while another process
+    holds the database's write lock, for an address in its window and a new one alike."""
+    async for site in start(tmp_path):
+        assert (await sign_up(site, "seen@example.org"))[0] == 200
+        await mail_count(site, 1)
+        with write_lock(tmp_path / "digest.sqlite"):
+            for address in ("seen@example.org", "new@example.org"):
+                status, page = await asyncio.wait_for(sign_up(site, address), 3)
+                assert status == 200 and "Check your inbox" in page
+            await asyncio.sleep(0.3)
+            assert len(site.smtp.messages) == 1
+        await mail_count(site, 2)
+        await asyncio.sleep(0.3)
+        assert [m.rcpt_tos[0] for m in site.smtp.messages] == ["seen@example.org", "new@example.org"]
 
 
 async def test_L3_a_malformed_sign_up_or_confirmation_body_is_400_and_spends_nothing(tmp_path: Path) -> None:

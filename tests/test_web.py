@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yarl
 from ports import free_port
 from smtpservers import SmtpServer
 from storepaths import claim, record, store_items
@@ -828,6 +829,29 @@ async def test_a_token_under_a_mangled_path_never_reaches_the_log(app: Web, capl
     assert any("GET //u/<token> 404" in line for line in lines) and any("GET /U/<token> 404" in line for line in lines)
     assert any("GET /editions/<token> 404" in line for line in lines)
     assert any("GET /editions.atom 200" in line for line in lines)  # a file name is no token
+
+
+async def test_a_path_with_encoded_line_breaks_or_escapes_writes_one_escaped_log_line(
+    app: Web, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp decodes the path the access log shows: %0D%0A wrote a log line of the client's own
+    ("... subscriber=2 unsubscribed"), %1B drove the operator's terminal, %E2%80%AE reversed what
+    followed. Each is written as its escape, on the request's one line."""
+    paths = {
+        "/x%0D%0A2026-01-16%2008:00:00,000%20INFO%20digest.web:%20subscriber=2%20unsubscribed": r"/x\r\n2026-01-16 08",
+        "/x%1B%5B2J%1B%5B31mred": r"/x\x1b[2J\x1b[31mred",
+        "/editions/a%E2%80%AEb%E2%80%A8c/2026-01-16": r"/editions/a\u202eb\u2028c/2026-01-16",
+    }
+    with caplog.at_level("INFO", logger="digest"):
+        for path in paths:
+            async with app.http.get(yarl.URL(app.url + path, encoded=True)) as resp:
+                assert resp.status == 404
+        await asyncio.sleep(0.05)  # the access log line is written after the answer
+    lines = [r.getMessage() for r in caplog.records if r.name == "digest.web.access"]
+    assert len(lines) == len(paths)
+    for line, escaped in zip(lines, paths.values(), strict=True):
+        assert escaped in line and " 404 " in line, line
+        assert not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e]", line), line
 
 
 # --------------------------------------------------------------------------- end to end

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -42,6 +43,13 @@ log = logging.getLogger(__name__)
 NOT_A_BOUNCE = "not a bounce"  # an auto-reply, a delivery receipt: read and left alone
 UNREADABLE = "unreadable"  # a message the parser failed on: logged, counted, and left alone
 MAX_MESSAGE = 10 * 1024 * 1024  # a bounce with its returned copy; larger is refused at DATA
+# The receiver is an MX on the internet. aiosmtpd keeps each line of a message as an object of its
+# own, ~60 bytes beyond its text: 10 MB of empty lines held 330 MB, and a few clients could have the
+# host's memory. A session may send this many lines in all (a 10 MB bounce of 76-character lines is
+# 140,000), so what a client makes us hold stays near what it sends; and at most MAX_SESSIONS
+# sessions run at once, the others answered 421 (RFC 5321 3.8: the sender retries later).
+MAX_SESSION_LINES = 250_000
+MAX_SESSIONS = 16
 # A bounce comes back to the one VERP address its message was sent from; more at once is not one.
 MAX_RECIPIENTS = 10
 
@@ -234,6 +242,47 @@ class _Receiver:
         return "250 2.0.0 OK: recorded"
 
 
+class _Session(SMTP):
+    """One SMTP session of the receiver: counted among the sessions running, and closed with a 421
+    once it has sent MAX_SESSION_LINES lines."""
+
+    def __init__(self, handler: _Receiver, *, running: set[_Session], **options: Any) -> None:
+        super().__init__(handler, **options)
+        self.running = running
+        self.lines = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.running.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.running.discard(self)
+        super().connection_lost(error)
+
+    def data_received(self, data: bytes) -> None:
+        self.lines += data.count(b"\n")
+        if self.lines <= MAX_SESSION_LINES:
+            super().data_received(data)
+        elif self.transport is not None and not self.transport.is_closing():
+            log.info("bounces: a session from %s sent over %d lines; closed", self.session_peer(), MAX_SESSION_LINES)
+            assert isinstance(self.transport, asyncio.WriteTransport)
+            self.transport.write(b"421 4.7.0 Too many lines in one session; closing\r\n")
+            self.transport.close()
+
+    def session_peer(self) -> str:
+        peer = self.session.peer if self.session is not None else None
+        return str(peer[0]) if isinstance(peer, tuple) else "?"
+
+
+class _Busy(asyncio.Protocol):
+    """A session past MAX_SESSIONS: a 421 greeting (RFC 5321 3.1), then closed, holding nothing."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(b"421 4.3.2 Too busy; try again later\r\n")
+        transport.close()
+
+
 async def serve_smtp(
     settings: Settings,
     store: Store,
@@ -252,9 +301,14 @@ async def serve_smtp(
     handler = _Receiver(settings, store, clock, domain, on_outcome)
     loop = asyncio.get_running_loop()
 
-    def factory() -> SMTP:
-        return SMTP(
+    running: set[_Session] = set()
+
+    def factory() -> asyncio.BaseProtocol:
+        if len(running) >= MAX_SESSIONS:
+            return _Busy()
+        return _Session(
             handler,
+            running=running,
             hostname=domain,
             data_size_limit=MAX_MESSAGE,
             enable_SMTPUTF8=True,

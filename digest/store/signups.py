@@ -18,7 +18,9 @@ KEEP_SENDS = timedelta(days=1)  # longer than any window worth setting; older ro
 class SignupStore(StoreBase):
     def claim_confirmation(self, email: str, *, now: datetime, window: timedelta, hourly_cap: int) -> bool:
         """True, and the send counted, when a confirmation may go to `email` now: none went to it
-        within `window`, and fewer than `hourly_cap` went out in the last hour in all."""
+        within `window`, and fewer than `hourly_cap` went out in the last hour in all. `email` is
+        whatever the caller counts by (the web app: the mailbox, `addresses.mailbox`); only its
+        hash is kept."""
         digest = address_hash(email)
         sends = t.confirmation_sends
         with self.engine.begin() as conn:
