@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter, defaultdict
 from functools import reduce
 from itertools import combinations
@@ -10,6 +11,7 @@ from operator import or_
 
 import pytest
 
+from digest import words
 from digest.cluster.blocking import _BLOCK_LIMIT, _shared_twice
 from digest.cluster.grouping import _BITS, _event_masks, _gated_pairs
 
@@ -19,8 +21,8 @@ def _signature_pairs(
 ) -> dict[int, list[int]]:
     """What `_candidates` counted item by item before the arrays: pairs that meet in two postings."""
     postings: dict[int, list[int]] = defaultdict(list)
-    for rank, (words, names) in enumerate(zip(rare_words, rare_names, strict=True)):
-        for p in sorted({place[f] for f in words | names if f in place})[:signature]:
+    for rank, (mine, names) in enumerate(zip(rare_words, rare_names, strict=True)):
+        for p in sorted({place[f] for f in mine | names if f in place})[:signature]:
             postings[p].append(rank)
     met: Counter[tuple[int, int]] = Counter()
     for members in postings.values():
@@ -38,19 +40,19 @@ def _signature_pairs(
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_pairs_sharing_two_signature_features_are_those_counted_item_by_item(signature: int | None, seed: int) -> None:
     rng = random.Random(seed)
-    words = [f"w:{k}" for k in range(300)]
+    vocabulary = [f"w:{k}" for k in range(300)]
     names = [f"n:{k}" for k in range(60)]
     figures = [f"d:{k}" for k in range(20)]  # a figure is among an item's words and its names
     # A few features in most items (postings past the limit), most in a few.
-    weights = [50.0 if k < 5 else 1.0 for k in range(len(words))]
+    weights = [50.0 if k < 5 else 1.0 for k in range(len(vocabulary))]
     rare_words, rare_names = [], []
     for _ in range(500):
         figure = rng.sample(figures, rng.randint(0, 2))
-        rare_words.append(frozenset(rng.choices(words, weights, k=rng.randint(0, 15)) + figure))
+        rare_words.append(frozenset(rng.choices(vocabulary, weights, k=rng.randint(0, 15)) + figure))
         rare_names.append(frozenset(rng.sample(names, rng.randint(0, 4)) + figure))
     rare_words.append(frozenset())  # an item with no rare feature
     rare_names.append(frozenset())
-    seen = [*words, *names, *figures]
+    seen = [*vocabulary, *names, *figures]
     rng.shuffle(seen)
     place = {f: k for k, f in enumerate(seen[:320])}  # the rest: seen once, so in no signature
     found = _shared_twice(rare_words, rare_names, place, signature)
@@ -95,3 +97,13 @@ def test_gated_pairs_are_those_the_gate_lets_through() -> None:
     )
     assert sorted(_gated_pairs(dict(neighbours), lone, langs, masks)) == expected
     assert len(expected) > 1000
+
+
+def test_the_words_of_ascii_text_are_its_runs_of_a_to_z() -> None:
+    # `words.language_guess` splits ASCII text on everything but a-z instead of running a regex.
+    rng = random.Random(6)
+    alphabet = "".join(chr(c) for c in range(128)) + "abcxyz" * 10 + "   "
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))).casefold()
+        assert words._latin_words(text) == set(re.findall("[a-z]+", text))
+    assert words._latin_words("l’été à paris") == {"l", "été", "à", "paris"}  # not ASCII: the regex
