@@ -12,7 +12,8 @@ from operator import or_
 import pytest
 
 from digest import words
-from digest.cluster.blocking import _BLOCK_LIMIT, _shared_twice
+from digest.cluster import blocking
+from digest.cluster.blocking import _BLOCK_LIMIT, _PAIRS_AT_ONCE, _shared_twice
 from digest.cluster.grouping import _BITS, _event_masks, _gated_pairs
 
 
@@ -38,7 +39,11 @@ def _signature_pairs(
 
 @pytest.mark.parametrize("signature", [None, 3, 12])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_pairs_sharing_two_signature_features_are_those_counted_item_by_item(signature: int | None, seed: int) -> None:
+@pytest.mark.parametrize("at_once", [_PAIRS_AT_ONCE, 1, 97])
+def test_pairs_sharing_two_signature_features_are_those_counted_item_by_item(
+    signature: int | None, seed: int, at_once: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(blocking, "_PAIRS_AT_ONCE", at_once)  # pairs made a few postings at a time, or all at once
     rng = random.Random(seed)
     vocabulary = [f"w:{k}" for k in range(300)]
     names = [f"n:{k}" for k in range(60)]
