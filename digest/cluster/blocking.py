@@ -124,7 +124,9 @@ def _shared_twice(
         return {}
     # Both ends' lists: an item's neighbours are one slice of the pairs sorted by their first item.
     directed = np.sort(np.concatenate([twice, (twice % n) * n + twice // n]))
-    source, targets = directed // n, (directed % n).tolist()
+    # One int object per item, shared by every list it is in (as the counting's were): `tolist` makes
+    # one per pair end, 24 MB more held for the whole clustering at 50,000 items.
+    source, targets = directed // n, list(map(list(range(n)).__getitem__, (directed % n).tolist()))
     begins = np.flatnonzero(np.concatenate([[True], source[1:] != source[:-1]]))
     bounds = [*begins.tolist(), len(targets)]
     return {item: targets[a:b] for item, a, b in zip(source[begins].tolist(), bounds, bounds[1:], strict=False)}
