@@ -676,11 +676,13 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None, re
         raise
     with contextlib.suppress(StoreError):
         clear_send_failure(store)
+    from digest.pipeline.sender import skipped_text
+
     for rep in reports:
         state = "complete" if rep.complete else "pending rows remain"
         which = f"edition {rep.day} {rep.timezone}" + (" (earlier, messages due for a retry)" if rep.resumed else "")
         click.echo(
-            f"{which}: {rep.sent} sent, {rep.skipped} skipped, {rep.failed} failed, {rep.deferred} deferred ({state})"
+            f"{which}: {rep.sent} sent, {skipped_text(rep)}, {rep.failed} failed, {rep.deferred} deferred ({state})"
         )
         if rep.abandoned:
             click.echo(_given_up(rep.abandoned))
@@ -1008,6 +1010,8 @@ def feeds_list(app: App, show_all: bool) -> None:
         else:  # not polled again, whatever time the last poll set
             state, nxt = ("STOPPED: gone (410)" if f.stopped else "removed"), "-"
         err = f"  error: {f.last_error}" if f.last_error else ""
+        if f.stopped:
+            err += f"  (`digest feeds enable {f.url}` polls it again)"
         filed = app.settings.filed_section(f.section)
         if f.section is not None and filed is None:  # an old OPML folder, or a section since dropped
             filed = f"rules: {f.section!r} is no section"
@@ -1050,6 +1054,22 @@ def feeds_remove(app: App, url: str) -> None:
     if not app.store.remove_feed(url):
         raise FeedError(f"No active feed {url}.", hint="`digest feeds list` shows the feeds.")
     click.echo(f"removed {url} (its items stay in editions already built)")
+
+
+@feeds.command("enable")
+@click.argument("url")
+@pass_app
+def feeds_enable(app: App, url: str) -> None:
+    """Poll again a feed stopped by a 410 Gone (the publisher restored it, or to try again)."""
+    url = cfg.normalise_feed_url(url)
+    feed = app.store.enable_feed(url)
+    if feed is None:
+        active = any(f.url == url and f.active for f in app.reader.list_feeds())
+        raise FeedError(
+            f"{url} is {'polled already' if active else 'no feed stopped by a 410 Gone'}.",
+            hint="`digest feeds list` shows the stopped feeds (STOPPED: gone); `digest feeds add URL` adds a new one.",
+        )
+    click.echo(f"enabled {feed.url}: polled at the next poll; another 410 stops it again")
 
 
 @feeds.command("import")
@@ -1187,7 +1207,13 @@ def db_upgrade(app: App) -> None:
 
 
 @db.command("copy")
-@click.option("--to", "to_url", required=True, metavar="URL", help="SQLAlchemy URL of a new, empty database.")
+@click.option(
+    "--to",
+    "to_url",
+    required=True,
+    metavar="URL",
+    help="SQLAlchemy URL of a new, empty database; its password from DIGEST_DB_COPY_PASSWORD (or PGPASSWORD).",
+)
 @pass_app
 def db_copy(app: App, to_url: str) -> None:
     """Copy every row of the database into a new, empty one (SQLite to PostgreSQL), keeping ids,
@@ -1196,6 +1222,15 @@ def db_copy(app: App, to_url: str) -> None:
     from digest.config import mask_url
     from digest.store import Store
     from digest.store import copy as dbcopy
+
+    to_url, on_command_line = dbcopy.target_url(to_url, _env())
+    if on_command_line:
+        click.echo(
+            "warning: the --to URL carries a password, which `ps` shows to every user of this host and the "
+            f"shell's history keeps: give the URL without it and the password in {dbcopy.PASSWORD_VARIABLE} "
+            "(or PGPASSWORD, or ~/.pgpass)",
+            err=True,
+        )
 
     spool = unsubscribes.spool_path(app.settings)
     store = _schema_store(app)

@@ -718,8 +718,17 @@ TABLES: dict[str, type] = {
 ENV_ALIASES = {"DIGEST_SMTP_PASSWORD": ("smtp", "password"), "DIGEST_SECRET": ("digest", "secret")}
 
 # digest's own variables that are not settings (the config's path, the rehearsal clock, the daemon's
-# tick in tests), and those of its test suite and scripts: never reported as unknown.
-OTHER_VARIABLES = frozenset({"DIGEST_CONFIG", "DIGEST_NOW", "DIGEST_DAEMON_TICK", "DIGEST_CORPUS", "DIGEST_SKIP_APT"})
+# tick in tests, `db copy`'s target password), and those of its test suite and scripts: never reported as unknown.
+OTHER_VARIABLES = frozenset(
+    {
+        "DIGEST_CONFIG",
+        "DIGEST_NOW",
+        "DIGEST_DAEMON_TICK",
+        "DIGEST_CORPUS",
+        "DIGEST_SKIP_APT",
+        "DIGEST_DB_COPY_PASSWORD",  # `digest db copy`'s target password (store/copy.py)
+    }
+)
 _TEST_PREFIX = "DIGEST_TEST_"  # DIGEST_TEST_POSTGRES_URL, DIGEST_TEST_VENV
 
 

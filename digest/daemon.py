@@ -55,7 +55,7 @@ from digest.errors import (
     OutdatedDatabaseError,
     StoreError,
 )
-from digest.metrics import COUNTERS_SUFFIX, Metrics
+from digest.metrics import Metrics, counters_path
 from digest.model import PollResult
 from digest.pipeline.poll import parser_pool, poll_once
 from digest.pipeline.send import NOTHING_DUE, Plan, SendReport, send_due
@@ -181,7 +181,9 @@ class Daemon:
         holder: str,
         transport_factory: TransportFactory,
         log_setup: Callable[[], None] | None = None,
+        worker: str | None = None,
     ) -> None:
+        """`worker`: the name of the `digest worker` this is, which its counters' file and labels carry."""
         self.settings, self.store, self.clock, self.stop = settings, store, clock, stop
         self.abandon = asyncio.Event()  # a second signal: messages on the wire are given up (S4)
         self.grace, self.ticks, self.holder = grace, ticks, holder
@@ -201,9 +203,15 @@ class Daemon:
         self._send_failures = 0
         self._passes = 0  # reconcile passes completed
         self._send_paused_until: datetime | None = None
-        # Served at /metrics by the web process when [web] enabled, through a file beside the database.
+        # Served at /metrics by the web process when [web] enabled, through a file beside the database
+        # (one per worker: several workers writing one file would each overwrite the others' counts).
         self.metrics = Metrics(
-            settings, store, clock=clock, counters_file=settings.beside_database(COUNTERS_SUFFIX), writes_counters=True
+            settings,
+            store,
+            clock=clock,
+            counters_file=counters_path(settings, worker),
+            writes_counters=True,
+            worker=worker,
         )
 
     # ---------------------------------------------------------------- lifecycle

@@ -12,7 +12,11 @@ The web app runs in its own process (so idle clients never take the daemon's des
 the daemon's event counters reach it the way node_exporter's textfile collector does: the daemon
 writes its counters in the text format to a file beside the database after each poll and send
 pass (`Settings.beside_database(COUNTERS_SUFFIX)`, replaced atomically), and /metrics appends
-that file to the store's figures.
+that file to the store's figures. Several `digest worker` processes on one database each write a
+file of their own (`counters_path`: the suffix carries the worker's name) whose samples carry a
+`worker` label, so no worker overwrites another's counters and the files never repeat a series
+(node_exporter's textfile collector takes them all); /metrics merges every such file into one
+family per metric, as the text format wants.
 
 `health` answers /healthz: whether the last poll and the last due edition are on time. It reads
 the store and the schedule only.
@@ -20,6 +24,8 @@ the store and the schedule only.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -29,19 +35,82 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from digest import schedule
 from digest.config import Settings
 from digest.model import PollResult
 from digest.store import Store
 
-__all__ = ["CONTENT_TYPE", "COUNTERS_SUFFIX", "Health", "Metrics", "error_kind", "health"]
+__all__ = ["CONTENT_TYPE", "COUNTERS_SUFFIX", "Health", "Metrics", "counters_path", "error_kind", "health"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 COUNTERS_SUFFIX = ".metrics.prom"  # the daemon's counters, for the web process to serve
 POLL_LATE_AFTER = timedelta(minutes=10)  # beyond a feed's own due time, before the poll counts as late
 EDITION_LATE_AFTER = timedelta(minutes=15)  # after send_at, before a missing edition counts as late
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def counters_path(settings: Settings, worker: str | None = None) -> Path:
+    """Where a process's event counters go: the daemon's beside the database, a worker's beside
+    them with its name in the file's (`digest.sqlite.metrics.w1.prom`). A name with characters a
+    file name should not carry (the default host:pid) is written safe, with a short hash of the
+    name so that two names made alike stay two files."""
+    if worker is None:
+        return settings.beside_database(COUNTERS_SUFFIX)
+    safe = _UNSAFE.sub("_", worker)
+    if safe != worker:
+        safe += "-" + hashlib.sha256(worker.encode()).hexdigest()[:8]
+    return settings.beside_database(COUNTERS_SUFFIX.replace(".prom", f".{safe}.prom"))
+
+
+def _workers_counters(daemons: Path) -> list[Path]:
+    """The workers' counter files beside the daemon's (`counters_path`), in a stable order."""
+    head, _, tail = daemons.name.rpartition(".prom")
+    return sorted(p for p in daemons.parent.glob(f"{head}.*.prom{tail}") if p.is_file())
+
+
+class _Labelled(Collector):
+    """A registry's metrics with one more label on every sample (a worker's name)."""
+
+    def __init__(self, registry: CollectorRegistry, name: str, value: str) -> None:
+        self.registry, self.name, self.value = registry, name, value
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self.registry.collect():
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            labelled.samples = [s._replace(labels={**s.labels, self.name: self.value}) for s in family.samples]
+            yield labelled
+
+
+class _Merged(Collector):
+    """Families read back from several text files, one family per name with every file's samples."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.texts = texts
+
+    def collect(self) -> Iterable[Metric]:
+        merged: dict[str, Metric] = {}
+        for text in self.texts:
+            try:
+                families = list(text_string_to_metric_families(text))
+            except ValueError:  # a file cut short by hand or a damaged disk: the others still count
+                continue
+            for family in families:
+                into = merged.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type, family.unit)
+                )
+                seen = {(s.name, tuple(sorted(s.labels.items()))) for s in into.samples}
+                into.samples += [
+                    Sample(s.name, s.labels, s.value, s.timestamp, s.exemplar)
+                    for s in family.samples
+                    if (s.name, tuple(sorted(s.labels.items()))) not in seen
+                ]
+        yield from merged.values()
+
 
 _TIMEOUT = re.compile(r"tim(ed|e)\s*out|deadline|slow", re.IGNORECASE)
 _PARSE = re.compile(r"pars|xml|not a feed|encoding|cpu", re.IGNORECASE)
@@ -171,7 +240,9 @@ class Metrics:
     """One registry per app or daemon (never the global one, so tests and two apps do not clash).
 
     `counters_file`: in the daemon, where its event counters are written for the web process; in
-    the web process, where they are read from. Without one, /metrics serves this process's own.
+    the web process, where they are read from, with the workers' files beside it (`counters_path`).
+    Without one, /metrics serves this process's own. `worker`: the worker this process is, whose
+    name labels every counter it writes.
     """
 
     def __init__(
@@ -182,10 +253,15 @@ class Metrics:
         clock: Callable[[], datetime],
         counters_file: Path | None = None,
         writes_counters: bool = False,
+        worker: str | None = None,
     ) -> None:
         self.counters_file, self.writes_counters = counters_file, writes_counters
         self.events = CollectorRegistry()
         r = self.events
+        self.published = self.events
+        if worker is not None:
+            self.published = CollectorRegistry()
+            self.published.register(_Labelled(self.events, "worker", worker))
         self.feeds_polled = Counter("digest_feeds_polled", "Feed polls done by this process.", registry=r)
         self.feed_errors = Counter("digest_feed_errors", "Failed feed polls by kind.", ["kind"], registry=r)
         self.items_stored = Counter("digest_items_stored", "New items stored by this process's polls.", registry=r)
@@ -237,18 +313,32 @@ class Metrics:
             return
         tmp = self.counters_file.with_name(self.counters_file.name + ".tmp")
         try:
-            tmp.write_bytes(generate_latest(self.events))
+            tmp.write_bytes(generate_latest(self.published))
             os.replace(tmp, self.counters_file)
         except OSError:  # a full or read-only disk costs the dashboard a few figures, never a poll or a send
             pass
 
     def _counters(self) -> bytes:
         if self.counters_file is None or self.writes_counters:
+            return generate_latest(self.published)
+        texts = []
+        for path in (self.counters_file, *_workers_counters(self.counters_file)):
+            try:
+                texts.append(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError):  # gone since the listing (a worker stopped), or damaged
+                continue
+        if not texts:  # no daemon has run on this database yet: counters at zero, so rate() works
             return generate_latest(self.events)
-        try:
-            return self.counters_file.read_bytes()
-        except OSError:  # no daemon has run on this database yet: counters at zero, so rate() works
-            return generate_latest(self.events)
+        merged = CollectorRegistry()
+        merged.register(_Merged(texts))
+        return generate_latest(merged)
+
+    def forget(self) -> None:
+        """A worker that stops cleanly takes its counters with it (a new one starts from zero, as
+        Prometheus counters do); a killed worker's file stays until removed or written again."""
+        if self.writes_counters and self.counters_file is not None:
+            with contextlib.suppress(OSError):
+                self.counters_file.unlink(missing_ok=True)
 
     def exposition(self) -> bytes:
         """The text format (version 0.0.4); it reads the store: call it off the event loop."""

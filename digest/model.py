@@ -355,6 +355,35 @@ class EditionWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class Neighbours:
+    """The editions of other days and zones that a subscriber who moved zone may have been sent
+    before this one (`EditionStore.neighbours`), for `OutboxSession.movers`.
+
+    `overlapping`: other zones' editions whose windows overlap this one's. `cutoffs`: those and
+    every edition whose cut-off falls in the span before this one's window start
+    (`store.editions.MOVER_GAP_SPAN`), each with its cut-off and zone. Empty when no other zone's
+    edition is there: then nobody can have moved here, and nothing is asked per subscriber.
+    """
+
+    overlapping: tuple[int, ...] = ()
+    cutoffs: dict[int, tuple[datetime, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """What one subscriber who moved zone needs of this edition (`OutboxSession.movers`).
+
+    `had`: this edition's items they were sent in an overlapping edition of another zone (left
+    out). `since`: the cut-off of the last edition that covered them, of another zone, when it
+    ended before this edition's window begins: the items first seen between (the gap) were in no
+    edition they were sent, and their message carries them too (None: no gap).
+    """
+
+    had: frozenset[int] = frozenset()
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EditionItem:
     """One item an edition carries, in the section the rules gave it when the edition was built."""
 

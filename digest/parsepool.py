@@ -311,7 +311,7 @@ class _WorkerDied(Exception):
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # feedparser raises on some malformed documents instead of marking them bozo; parse mends those it
-# knows of (`parse._valid_char_refs`, `parse._readable_declaration`), and the feed's next poll is tried again.
+# knows of (`feedbody.valid_char_refs`, `feedbody.readable_declaration`), and the feed's next poll is tried again.
 _CRASH_HINT = (
     "feedparser could not read this document; check it with a feed validator or tell its publisher "
     "(digest --debug poll logs the traceback). It is polled again as usual."

@@ -315,7 +315,15 @@ def _cut(text: str, limit: int) -> str:
     # more than half: CJK and Thai text have no spaces.
     if text[limit - 1] != " " and space > limit // 2:
         head = head[:space]
+    # A bare address as the last word kept ("... wildly varying quality: https://youtu.be/x…") is
+    # no prose, and the "…" glued to it makes a mail client's link to it a broken one: cut before it
+    # too, unless that loses half of the excerpt.
+    if (m := _TRAILING_URL.search(head)) and m.start() > limit // 2:
+        head = head[: m.start()]
     return head.rstrip(" ,;:.-–—·") + "…"
+
+
+_TRAILING_URL = re.compile(r"(?:(?<=\s)|^)(?:https?://|www\.)\S*$", re.IGNORECASE)
 
 
 # Block-level ends, so that "<p>a</p><p>b</p>" reads "a b", not "ab".

@@ -9,7 +9,7 @@ from digest import schedule, unsubscribes
 from digest.config import Settings, toml_value
 from digest.model import Feed
 from digest.store import Store
-from digest.store.workers import STALE_AFTER
+from digest.store.workers import STALE_AFTER, WorkerInfo
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def render_status(settings: Settings, store: Store, *, now: datetime) -> str:
 
 def _stopped_line(feed: Feed) -> str:
     """A feed its publisher removed (410 Gone), which is never polled again: what the operator does."""
-    todo = (
+    todo = f"`digest feeds enable {feed.url}` polls it again if the publisher restored it; else " + (
         "delete its [[feeds]] entry from the config (or give the feed's new address there)"
         if feed.from_config
         else f"`digest feeds remove {feed.url}` (and `digest feeds add NEW-URL` if it moved)"
@@ -287,6 +287,8 @@ def _workers(store: Store, *, now: datetime) -> list[str]:
             f"  {w.name} ({w.host} pid {w.pid}, up {_ago(w.heartbeat_at - w.started_at)}, "
             f"clock {w.clock_skew:+.1f}s): {state}"
         )
+        if not w.alive and (w.stranded_feeds or w.stranded_deliveries):
+            lines.append(_stranded_line(w, db_now=db_now, others=len(alive)))
     senders, held = store.outbox_claims()
     if held:
         lines.append(f"  sending: {held} messages claimed by {senders} sending processes")
@@ -297,3 +299,22 @@ def _workers(store: Store, *, now: datetime) -> list[str]:
         f"{rows} messages (the oldest waiting {_ago(row_lag)})"
     )
     return lines
+
+
+def _stranded_line(w: WorkerInfo, *, db_now: datetime, others: int) -> str:
+    """What a silent worker still holds: its feeds are polled by no one and its outbox rows sent by
+    no one until their leases run out and a live process claims them, and nothing else said so."""
+    held = f"{w.stranded_feeds} feeds and {w.stranded_deliveries} outbox rows"
+    head = f"    held by {w.name} ({w.host} pid {w.pid}), silent for {_ago(db_now - w.heartbeat_at)}: {held}"
+    until = w.stranded_until
+    if until is not None and until > db_now:
+        when = f"their lease runs out at {_when(until)} (in {_ago(until - db_now)}); then they are taken over"
+    else:
+        lapsed = f" at {_when(until)}" if until is not None else ""
+        when = f"their lease ran out{lapsed}; they are taken over"
+    who = (
+        "by the next poll or send of a live worker"
+        if others
+        else "by the next `digest poll` / `digest send`, or a worker once one runs (none is alive now)"
+    )
+    return f"{head}; {when} {who}"

@@ -985,6 +985,15 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     if sub is None or (not applied and sub.status != ACTIVE):  # spent by an unsubscribe or an erasure (U7)
         return _expired_link(site)
     log.info("web: subscription %s subscriber=%s", "confirmed" if applied else "already confirmed", sub.public_id[:8])
+    if not applied:
+        # A spent link may have been forwarded or leaked (a shared mailbox, a proxy's log): whoever
+        # holds it now learns nothing and gets no way into the subscriber's preferences.
+        return _page(
+            site,
+            "message.html.j2",
+            heading="You are subscribed already",
+            text="This subscription was confirmed already. The email we sent you has the link to your preferences.",
+        )
     path = f"../p/{tokens.preferences_token(site.newest_secret, sub.public_id)}"
     return _page(site, "confirmed.html.j2", email=sub.email, preferences_path=path)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
@@ -238,6 +239,7 @@ class Worker(Daemon):
             holder=name,
             transport_factory=transport_factory,
             log_setup=log_setup,
+            worker=name,
         )
         self.name, self.locked = name, locked
         self.make_transport = transport_factory
@@ -249,6 +251,11 @@ class Worker(Daemon):
         self.stale_after = timedelta(seconds=max(STALE_BEATS * ticks.heartbeat, 10.0))
         self.lease = timedelta(seconds=max(LEASE_BEATS * ticks.heartbeat, 15.0))
         self.where = mask_url(store.url)
+        # Monotonic seconds: this worker's last heartbeat that reached the database, its first one that
+        # failed since, and when it was back after either a failure or a gap (`_judges`).
+        self.last_beat: float | None = None
+        self.failed_since: float | None = None
+        self.back_since = -math.inf
 
     def _database_clock(self) -> datetime:
         return self.raw_clock() - timedelta(seconds=self.skew)
@@ -265,10 +272,14 @@ class Worker(Daemon):
             db_now, registered = await asyncio.to_thread(
                 self.store.worker_heartbeat, self.name, worker_now=before, lease=self.lease
             )
-            gone = await asyncio.to_thread(self.store.forget_dead_workers, stale_after=self.stale_after)
+            gone: list[str] = []
+            if self._judges(time.monotonic()):
+                gone = await asyncio.to_thread(self.store.forget_dead_workers, stale_after=self.stale_after)
             self.live = await asyncio.to_thread(self.store.live_worker_count, stale_after=self.stale_after)
         except Exception as exc:  # a busy or unreachable database: the next beat retries
             log.warning("worker=%s heartbeat failed: %s", self.name, exc)
+            if self.failed_since is None:
+                self.failed_since = time.monotonic()
             return
         for name in gone:
             log.warning("worker=%s missed its heartbeats: taken for gone, what it held is free again", name)
@@ -282,6 +293,25 @@ class Worker(Daemon):
             except ClockSkewError as exc:
                 log.error("worker=%s %s Stopping. %s", self.name, exc.message, exc.hint)
                 self.stop.set()
+
+    def _judges(self, now: float) -> bool:
+        """Whether this beat may take silent workers for gone. Not for `stale_after` after this
+        worker's own beats failed or stopped for a while: the database was away (or this process
+        stood still), and the other workers were most likely cut off by the same outage. The first
+        worker back used to take every other for gone, and they stopped: after a PostgreSQL restart
+        of 15 s, two workers were one. Once back that long, a worker still silent is gone."""
+        gap = now - self.last_beat if self.last_beat is not None else 0.0
+        if self.failed_since is not None or gap > 2 * self.ticks.heartbeat + 1:
+            away = now - min(self.failed_since or now, self.last_beat or now)
+            self.back_since, self.failed_since = now, None
+            log.warning(
+                "worker=%s reached the database again after %.0f s; takes no silent worker for gone for %.0f s",
+                self.name,
+                away,
+                self.stale_after.total_seconds(),
+            )
+        self.last_beat = now
+        return now - self.back_since >= self.stale_after.total_seconds()
 
     async def _reconcile(self) -> None:
         # A worker's own poll may be over while others still poll their share: a due edition waits
@@ -423,6 +453,7 @@ async def run_worker(
         if app is not None:
             await app.stop()
         await asyncio.to_thread(worker.parser.close)
+        worker.metrics.forget()
         for sig in installed:
             loop.remove_signal_handler(sig)
         with contextlib.suppress(Exception):

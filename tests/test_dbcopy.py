@@ -8,8 +8,11 @@ End to end: the `digest` command as a process, feeds over HTTP on 127.0.0.1, a r
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import sqlite3
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -239,3 +242,53 @@ async def test_the_copy_is_refused_from_an_outdated_source_and_while_a_daemon_ru
         assert code == 1 and "A digest daemon" in err and "run `digest db copy`" in err, err
         run.terminate()
         await run.wait()
+
+
+async def copy_with(config: Path, to_url: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """`digest db copy --to URL` with exactly this environment beside the test's own (no PGPASSWORD)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("PGPASSWORD", "DIGEST_DB_COPY_PASSWORD")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "digest",
+        "--config",
+        str(config),
+        "db",
+        "copy",
+        "--to",
+        to_url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**base, "DIGEST_NOW": DAY1.isoformat(), **env},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_the_target_password_comes_from_the_environment_and_one_on_the_command_line_is_warned_of(
+    tmp_path: Path,
+) -> None:
+    """`--to` with the password in it shows it to every user of the host (`ps`): the URL may go
+    without one, the password in DIGEST_DB_COPY_PASSWORD."""
+    config = quiet_config(tmp_path, f"sqlite:///{tmp_path / 'digest.sqlite'}")
+    await ok(config, DAY1, "subscribers", "add", "frank@example.org")
+    source = ids(f"sqlite:///{tmp_path / 'digest.sqlite'}")
+    with postgres_database() as pg_url, postgres_database() as other_url:
+        password = sa.engine.make_url(pg_url).password
+        assert password, "the test server takes a password (DIGEST_TEST_POSTGRES_URL carries one)"
+        bare = sa.engine.make_url(pg_url)._replace(password=None).render_as_string(hide_password=False)
+        assert password not in bare
+
+        code, out, err = await copy_with(config, bare, {})  # no password anywhere: the server refuses
+        assert code == 1 and "next:" not in out, err
+        code, out, err = await copy_with(config, bare, {"DIGEST_DB_COPY_PASSWORD": password})
+        assert code == 0, err
+        assert "warning" not in err and password not in out + err, err
+        assert ids(pg_url) == source
+
+        code, out, err = await copy_with(config, other_url, {})
+        assert code == 0, err
+        assert "warning: the --to URL carries a password, which `ps` shows" in err, err
+        assert "DIGEST_DB_COPY_PASSWORD" in err and password not in out + err
+        assert ids(other_url) == source

@@ -21,11 +21,12 @@ from test_web import NOW, Clock, add_news, make_settings, open_store
 from digest import config as cfg
 from digest.daemon import Ticks, run_daemon
 from digest.deliver import SmtpTransport
-from digest.metrics import error_kind
+from digest.metrics import Metrics, counters_path, error_kind
 from digest.model import PollRecord, PollResult
 from digest.pipeline import send_day
 from digest.store import Store
 from digest.web import listening, start_web
+from digest.worker import run_worker
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -241,3 +242,93 @@ async def test_the_daemon_serves_its_poll_and_send_counters_at_metrics(tmp_path:
     assert values[("digest_send_duration_seconds_count", ())] >= 1
     assert values[("digest_outbox_messages", (("status", "sent"),))] == 2
     assert len(smtp.messages) == 2
+
+
+# --------------------------------------------------------------------------- several workers' counters
+
+
+def polled(n: int, *, failed: int = 0) -> list[PollResult]:
+    ok = [PollResult(f"https://news.example.org/{i}", 200, new_items=2) for i in range(n - failed)]
+    bad = [PollResult("https://news.example.org/x", 503, error="HTTP 503")] * failed
+    return ok + bad
+
+
+def test_workers_write_counters_of_their_own_and_metrics_merges_them(tmp_path: Path) -> None:
+    """Every worker wrote the one file beside the database: /metrics showed whichever wrote last,
+    and its counters went back and forth between the workers' counts."""
+    settings = make_settings(tmp_path)
+    store = open_store(settings)
+    try:
+        w1 = Metrics(
+            settings,
+            store,
+            clock=Clock(NOW),
+            counters_file=counters_path(settings, "w1"),
+            writes_counters=True,
+            worker="w1",
+        )
+        # A default name (host:pid) is written safe in the file's name, and whole in the label.
+        w2 = Metrics(
+            settings,
+            store,
+            clock=Clock(NOW),
+            counters_file=counters_path(settings, "host-b:4242"),
+            writes_counters=True,
+            worker="host-b:4242",
+        )
+        w1.observe_poll(polled(3), 1.0)
+        w2.observe_poll(polled(5, failed=1), 1.0)
+        w1.observe_send(built=1, sent=10, deferred=0, failed=0, skipped=0, seconds=2.0)
+        w2.observe_send(built=0, sent=7, deferred=1, failed=0, skipped=0, seconds=2.0)
+        files = sorted(p.name for p in tmp_path.glob("*.prom"))
+        assert len(files) == 2 and all(":" not in f for f in files), files
+
+        web = Metrics(settings, store, clock=Clock(NOW), counters_file=counters_path(settings))
+        text = web.exposition().decode()
+        values = samples(text)
+        assert values[("digest_feeds_polled_total", (("worker", "w1"),))] == 3
+        assert values[("digest_feeds_polled_total", (("worker", "host-b:4242"),))] == 5
+        assert values[("digest_feed_errors_total", (("kind", "http_5xx"), ("worker", "host-b:4242")))] == 1
+        assert values[("digest_messages_total", (("outcome", "sent"), ("worker", "w1")))] == 10
+        assert values[("digest_messages_total", (("outcome", "sent"), ("worker", "host-b:4242")))] == 7
+        assert values[("digest_editions_built_total", (("worker", "w1"),))] == 1
+        # One family per metric, as the text format wants (and Prometheus refuses a repeated one).
+        assert text.count("# TYPE digest_messages_total counter") == 1, text
+
+        w2.forget()  # a worker that stops cleanly takes its series with it
+        values = samples(web.exposition().decode())
+        assert ("digest_feeds_polled_total", (("worker", "host-b:4242"),)) not in values
+        assert values[("digest_feeds_polled_total", (("worker", "w1"),))] == 3
+    finally:
+        store.close()
+
+
+async def test_a_worker_writes_its_counters_to_its_own_file_and_removes_it_when_it_stops(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    store = open_store(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_worker(
+            settings,
+            store,
+            name="w1",
+            clock=Clock(NOW),
+            stop=stop,
+            grace=2.0,
+            ticks=Ticks(poll=60, reconcile=60, heartbeat=0.2),
+        )
+    )
+    try:
+        mine = counters_path(settings, "w1")
+        deadline = time.monotonic() + 30
+        while not mine.exists():
+            assert time.monotonic() < deadline, "the worker never wrote its counters"
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.05)
+        assert samples(mine.read_text())[("digest_feeds_polled_total", (("worker", "w1"),))] == 0
+        assert not counters_path(settings).exists()  # the daemon's file is not the worker's
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        store.close()
+    assert not mine.exists()

@@ -51,6 +51,35 @@ async def test_H12_a_feed_stopped_by_410_is_named_until_the_operator_removes_it(
     assert f"{added}  [rules]  removed  last=410  next=-" in every, every
 
 
+async def test_a_feed_stopped_by_410_is_polled_again_after_feeds_enable(tmp_path: Path) -> None:
+    """A [[feeds]] entry stopped by a 410 could not be polled again: `feeds add` turned it on, and
+    the next command's config sync turned it off again, as its last answer was still 410."""
+    async with FeedServer() as srv:
+        gone = srv.serve("/gone.xml", b"bye", status=410)
+        config = write_config(tmp_path, feed_url=gone)
+        first = await asyncio.to_thread(poll, config)
+        assert first.returncode == 1 and "410" in first.stdout + first.stderr  # its one feed failed
+        listing = cli(config, "feeds", "list").stdout
+        assert "STOPPED: gone (410)" in listing and f"(`digest feeds enable {gone}` polls it again)" in listing
+        assert (
+            f"`digest feeds enable {gone}` polls it again if the publisher restored it" in cli(config, "status").stdout
+        )
+
+        refused = cli(config, "feeds", "enable", srv.url("/other.xml"))
+        assert refused.returncode == 1 and "is no feed stopped by a 410 Gone" in refused.stderr, refused.stderr
+
+        srv.serve("/gone.xml", rss())  # the publisher restored it
+        enabled = cli(config, "feeds", "enable", gone)
+        assert enabled.returncode == 0 and f"enabled {gone}" in enabled.stdout, enabled.stderr
+        polled = await asyncio.to_thread(poll, config)  # a command: the config sync runs first
+        assert polled.returncode == 0, polled.stderr
+    listing = cli(config, "feeds", "list").stdout
+    assert f"{gone}  [rules]  active  last=200" in listing, listing
+    assert "stopped" not in cli(config, "status").stdout
+    again = cli(config, "feeds", "enable", gone)
+    assert again.returncode == 1 and "is polled already" in again.stderr, again.stderr
+
+
 async def test_a_failing_feed_is_one_tidy_line_in_status(tmp_path: Path) -> None:
     """Audit: "failing: <url> (1x, last status 200): <url>: not a feed (the response body is
     empty).; next try ..." said the URL twice and ended in ".;"."""

@@ -13,8 +13,9 @@ import pytest
 from conftest import CORPUS_ABSENT, corpus_dir
 
 from digest.errors import ParseError
+from digest.feedbody import MAX_ENTITY_EXPANSION
 from digest.model import ParsedFeed
-from digest.parse import MAX_ENTITY_EXPANSION, TITLE_CHARS, parse_feed
+from digest.parse import TITLE_CHARS, parse_feed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 NOW = datetime(2024, 9, 3, 12, 30, tzinfo=UTC)  # the fixture's newest item is dated 12:30 (D5: no future dates)

@@ -259,6 +259,24 @@ def test_excerpt_cuts_at_a_word_boundary_with_an_ellipsis() -> None:
     assert len(excerpt(html, 30)) <= 30
 
 
+def test_a_cut_excerpt_never_ends_on_a_bare_address() -> None:
+    # Boing Boing's summaries end with the video's address; cut there, the "…" was glued to it
+    # ("quality: https://www.youtube.com/watch?v=vl3rf…"), a link no client opens right.
+    html = (
+        "<p>A chemist works out what the parts of a body would fetch, and finds the answer depends on "
+        "the market: https://video.example.org/watch?v=abc123 and more after it</p>"
+    )
+    assert excerpt(html, 145) == (
+        "A chemist works out what the parts of a body would fetch, and finds the answer depends on the market…"
+    )
+    assert excerpt_html(html, 145).endswith("market…")
+    # An address inside the kept text, not at its end, stays; so does one that is most of the text.
+    assert "https://a.example.org/x" in excerpt(
+        "<p>See https://a.example.org/x for the full list of the winners</p>", 40
+    )
+    assert excerpt("<p>https://a.example.org/a-very-long-address-of-one-page and words</p>", 30).startswith("https://")
+
+
 def test_excerpt_separates_blocks_and_decodes_entities() -> None:
     assert excerpt("<p>one</p><p>two</p><br>three &amp; four&nbsp;five", 100) == "one two three & four five"
 

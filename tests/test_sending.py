@@ -7,6 +7,8 @@ aiosmtpd on 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -21,14 +23,18 @@ from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from smtpservers import Scripted, SmtpServer
 from sqlalchemy import insert, select
 from storepaths import claim, new_edition, record, release, store_items
 
+from digest import config as cfg
 from digest import message
 from digest.config import SmtpSettings
-from digest.deliver import data_block
+from digest.deliver import SmtpTransport, data_block
+from digest.errors import OutdatedDatabaseError
 from digest.model import EditionRecord, FeedSpec, Lapsed, Mark
+from digest.pipeline.send import send_day
 from digest.pipeline.sender import SendReport, taken_over
 from digest.pipeline.workers import plan_workers, shares
 from digest.store import FAILED, MAX_CRASHES, PENDING, SENT, Store
@@ -470,3 +476,69 @@ def test_S8_a_row_parked_at_a_takeover_counts_as_failed_in_the_run_and_is_logged
     assert len(lines) == 2
     assert "2 messages held by a sender that stopped" in lines[0] and "1 of them were on the wire" in lines[0]
     assert "row=41 subscriber=12 parked" in lines[1]
+
+
+# --------------------------------------------------------------------------- the schema, checked by every sender
+
+
+def move_schema(url: str, revision: str = "9999") -> None:
+    """What `digest db upgrade` of a newer digest leaves: the database at a revision this code lacks."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    finally:
+        engine.dispose()
+
+
+def the_open_error(url: str) -> str:
+    """The one line a process started now gets (`Store` at start: `digest send`, the daemon)."""
+    with pytest.raises(OutdatedDatabaseError) as refused:
+        Store(url)
+    return refused.value.message
+
+
+def test_a_pass_begun_after_the_schema_moved_sends_nothing_and_says_so_in_one_line(tmp_path: Path) -> None:
+    """A daemon learns of an upgrade at its next heartbeat: a send pass that began before then sent
+    a whole edition with code older than the schema."""
+    with SmtpServer() as smtp:
+        config = write_config(tmp_path, smtp_port=smtp.port, subscribers=10, workers=1)
+        settings = cfg.load(config, env={})
+        store = Store(settings.database_url)  # opened while the schema was this code's
+        try:
+            move_schema(settings.database_url)
+            with pytest.raises(OutdatedDatabaseError) as refused:
+                asyncio.run(
+                    send_day(settings, store, day=NOW.date(), clock=lambda: NOW, transport=SmtpTransport, workers=1)
+                )
+        finally:
+            store.close()
+        assert smtp.messages == []
+    assert refused.value.message == the_open_error(settings.database_url)
+
+
+def test_a_sending_process_that_meets_a_moved_schema_stops_the_run_with_the_same_one_line(tmp_path: Path) -> None:
+    """A spawned sending process opened the database with no word to its parent: a schema moved
+    since the parent's check ended the run with "Sending process N stopped with exit code 1 before
+    it reported" and a traceback, not the error that says what to do."""
+    with SmtpServer() as smtp:
+        config = write_config(tmp_path, smtp_port=smtp.port, subscribers=1200, workers=2)
+        settings = cfg.load(config, env={})
+        store = Store(settings.database_url)
+        try:
+            with pytest.raises(OutdatedDatabaseError) as refused:
+                asyncio.run(
+                    send_day(
+                        settings,
+                        store,
+                        day=NOW.date(),
+                        clock=lambda: NOW + timedelta(minutes=5),
+                        transport=SmtpTransport,
+                        workers=2,
+                        # Runs first in the spawned process: the upgrade lands between the checks.
+                        setup=functools.partial(move_schema, settings.database_url),
+                    )
+                )
+        finally:
+            store.close()
+    assert refused.value.message == the_open_error(settings.database_url)

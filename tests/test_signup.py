@@ -431,6 +431,20 @@ async def confirmation_link(site: Site, email: str, *, sections: tuple[str, ...]
     return link_in(site.smtp.messages[before].data)
 
 
+async def test_a_spent_confirmation_link_leads_no_one_to_the_subscribers_preferences(site: Site) -> None:
+    """A confirmation link forwarded or leaked after use (a shared mailbox, a proxy's log) showed
+    whoever opened it the subscriber's address and a link to their preferences page."""
+    link = await confirmation_link(site, "erin@example.org", sections=("World",))
+    status, first = await confirm(site.http, link)
+    assert status == 200 and "You are subscribed" in first and 'href="../p/' in first  # the subscriber's own click
+    status, again = await confirm(site.http, link)
+    assert status == 200 and "You are subscribed already" in again, again
+    assert "The email we sent you has the link to your preferences." in again
+    assert "/p/" not in again and "erin@example.org" not in again
+    erin = site.store.get_subscriber(email="erin@example.org")
+    assert erin is not None and erin.status == ACTIVE and erin.sections == ("World",)
+
+
 async def test_U7_a_confirmation_link_is_spent_by_an_erasure_and_a_new_sign_up_still_comes_back(site: Site) -> None:
     """With the row erased (`digest subscribers remove`), the replay check had nothing to compare
     with: the used link subscribed the address again and lifted its suppression (finding 1)."""

@@ -192,3 +192,85 @@ async def test_an_address_with_a_line_break_is_listed_as_one_quoted_line(tmp_pat
     out = status(config, NOW)
     assert f"last delivery error: 2026-03-10 09:00 UTC, {forged!r} (edition 2026-03-10 UTC, failed" in out
     assert "\nBcc:" not in out
+
+
+# --------------------------------------------------------------------------- what a silent worker holds
+
+
+async def test_status_names_what_a_silent_worker_still_holds_and_when_it_is_taken_over(tmp_path: Path) -> None:
+    """A worker killed outright keeps its feed claims and outbox rows until their leases run out
+    and a live process claims them; status showed it only as "gone", and its rows nowhere."""
+    async with FeedServer() as feeds, SmtpServer(refusing()) as smtp:
+        config = write_config(
+            tmp_path, feed_url=feeds.serve("/news.xml", rss()), smtp_port=smtp.port, subscribers=(BUSY,)
+        )
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        sent = await asyncio.to_thread(cli, config, "send")
+        assert sent.returncode == 4 and "1 deferred" in sent.stdout, sent.stderr  # one pending row left
+
+    store = Store(f"sqlite:///{tmp_path / 'digest.sqlite'}")
+    try:
+        real_now = store.database_now()
+        store.register_worker("w1", host="hostA", pid=4242, version="0", worker_now=real_now, stale_after=STALE_AFTER)
+        assert len(store.claim_feeds("w1", due_by=None, lease=timedelta(minutes=30), limit=10)) == 1
+        (edition,) = store.list_editions()
+        session = store.outbox_session("w1/send-1:abc")
+        try:
+            claimed = session.claim(edition.id, now=NOW, lease=timedelta(minutes=20), limit=10)
+        finally:
+            session.close()
+        assert len(claimed) == 1
+    finally:
+        store.close()
+    silent_since = (real_now - timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with sqlite3.connect(tmp_path / "digest.sqlite") as db:  # its heartbeats stopped five minutes ago
+        db.execute("UPDATE workers SET heartbeat_at = ?, started_at = ?", (silent_since, silent_since))
+
+    out = status(config, NOW)
+    assert "workers: 0 alive, 1 gone" in out, out
+    line = next(x for x in out.splitlines() if x.startswith("    held by w1"))
+    until = (real_now + timedelta(minutes=30)).strftime("%Y-%m-%d %H:%M UTC")
+    assert line.startswith(
+        "    held by w1 (hostA pid 4242), silent for 5m: 1 feeds and 1 outbox rows; "
+        f"their lease runs out at {until} (in 2"
+    ), line
+    assert line.endswith("none is alive now)"), line
+
+    # Leases run out: the rows are still held, now by nobody live, until the next claim.
+    with sqlite3.connect(tmp_path / "digest.sqlite") as db:
+        db.execute("UPDATE feeds SET lease_until = ?", (silent_since,))
+        db.execute("UPDATE deliveries SET lease_until = ? WHERE status = 'sending'", (silent_since,))
+    line = next(x for x in status(config, NOW).splitlines() if x.startswith("    held by w1"))
+    assert f"their lease ran out at {silent_since[:16]} UTC; they are taken over by the next" in line, line
+
+
+# --------------------------------------------------------------------------- why messages were skipped
+
+
+async def test_send_says_why_each_skipped_message_was_skipped(tmp_path: Path) -> None:
+    """`digest send` said "N skipped" and no more: an operator running it from cron could not tell
+    a sports fan on a day without sport from a subscriber who left."""
+    fan = '[[subscribers]]\nemail = "fan@example.org"\nsections = ["Sport"]\n'
+    async with FeedServer() as feeds, SmtpServer(refusing()) as smtp:
+        config = write_config(
+            tmp_path,
+            feed_url=feeds.serve("/news.xml", rss()),
+            smtp_port=smtp.port,
+            subscribers=("reader0@example.org", BUSY),
+            tail=fan,
+        )
+        assert (await asyncio.to_thread(poll, config)).returncode == 0
+        first = await asyncio.to_thread(cli, config, "send")
+        assert first.returncode == 4, first.stderr
+        assert (
+            "edition 2026-03-10 UTC: 1 sent, 1 skipped (1 had no story in the sections they chose), 0 failed, "
+            "1 deferred"
+        ) in first.stdout, first.stdout
+        # The deferred reader leaves the config before the next run: their row is skipped, and said why.
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace(f'[[subscribers]]\nemail = "{BUSY}"\n', ""), encoding="utf-8")
+        later = await asyncio.to_thread(cli, config, "send", now=NOW + timedelta(minutes=30))
+    assert later.returncode == 0, later.stderr
+    assert (
+        "edition 2026-03-10 UTC: 0 sent, 1 skipped (1 were removed from the config since the edition was built)"
+    ) in later.stdout, later.stdout

@@ -1012,3 +1012,54 @@ async def test_S2_a_database_restart_while_the_relay_holds_messages_sends_none_t
             assert conn.scalar(sa.select(sa.func.sum(t.deliveries.c.crashes))) == 0
     finally:
         engine.dispose()
+
+
+# --------------------------------------------------------------------------- a database outage
+
+
+async def test_S13_workers_cut_off_from_postgresql_together_all_go_on_when_it_returns(tmp_path: Path) -> None:
+    """Audit (several workers on PostgreSQL): the database went away for longer than a worker's
+    silence limit (10 s at this tick) and came back. Every worker had missed its heartbeats, for
+    the same reason; the first one back took the others for gone, freed their claims, and they
+    stopped ("was taken for dead"): two workers became one after a restart of the database. A
+    worker that was itself away judges no other until it has been back for that long."""
+    from dbfaults import database_that_goes_away
+
+    async with (
+        FeedServer() as srv,
+        SmtpServer() as smtp,
+        database_that_goes_away("postgresql", tmp_path) as (url, available),
+    ):
+        config = write_config(
+            tmp_path, database=url, feeds=[srv.serve("/news.xml", rss(2, "news"))], subscribers=1, smtp_port=smtp.port
+        )
+        rc, _, err = await asyncio.to_thread(cli, config, "status")
+        assert rc == 0, err
+        store = await asyncio.to_thread(Store, url)  # (in a thread: the relay runs on this event loop)
+        try:
+            async with workers(config, ["w1", "w2"]) as procs:
+
+                async def live() -> list[str]:
+                    found = await asyncio.to_thread(store.workers, stale_after=timedelta(seconds=5))
+                    return sorted(w.name for w in found)
+
+                for w in procs:  # started: a database lost while starting stops a worker, saying so
+                    await w.wait_for("daemon running", timeout=60)
+                for _ in range(300):
+                    if await live() == ["w1", "w2"]:
+                        break
+                    await asyncio.sleep(0.1)
+                await asyncio.to_thread(store.engine.dispose)  # the test's own connections go with the relay too
+                await available(False)
+                await asyncio.sleep(14)  # past the 10 s after which a silent worker is gone
+                await available(True)
+                await until(lambda: all("heartbeat failed" in w.log for w in procs), "the failed beats", logs=procs)
+                await asyncio.sleep(12)  # more than the silence limit, back: every judgement made by now
+                for w in procs:
+                    assert w.proc is not None and w.proc.returncode is None, w.log
+                    assert "taken for dead" not in w.log and "taken for gone" not in w.log, w.log
+                    assert f"worker={w.name} reached the database again after" in w.log, w.log
+                assert await live() == ["w1", "w2"]
+                assert [await w.stop() for w in procs] == [0, 0]
+        finally:
+            await asyncio.to_thread(store.close)

@@ -49,6 +49,8 @@ from digest.cluster.stories import (
     NO_IDF_FACTOR,
     NUMBER_MISMATCH,
     SAME_SOURCE_FACTOR,
+    TOLD_FACTOR,
+    TOLD_OUTLETS,
     pair_threshold,
 )
 from digest.cluster.vectors import BOILERPLATE_SHARE, MIN_BATCH_FOR_IDF
@@ -74,6 +76,8 @@ __all__ = [
     "SUMMARY_CHARS",
     "SUMMARY_WEIGHT",
     "TITLE_WEIGHT",
+    "TOLD_FACTOR",
+    "TOLD_OUTLETS",
     "Candidate",
     "ClusterInput",
     "canonical_url",

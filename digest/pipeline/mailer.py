@@ -9,8 +9,8 @@ job's façade) decides what is built and when.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +30,7 @@ from digest.config import Settings
 from digest.errors import ConfigError, SubscriberError
 from digest.model import (
     EditionRecord,
+    EditionWindow,
     Item,
     Rendered,
     Subscriber,
@@ -109,6 +110,24 @@ def classifier(settings: Settings) -> Callable[[Item], str]:
 
 
 _classified: tuple[Settings, dict[tuple[Any, ...], str]] | None = None
+
+
+def choose_items(settings: Settings, window: EditionWindow) -> list[tuple[Item, str]]:
+    """The window's items an edition carries, each with its section: all but those already older
+    than max_item_age when first seen (not news). An edition's and a mover's gap alike."""
+    section_of = classifier(settings)
+    return [(item, section_of(item)) for item in window.items if is_news(item, settings.digest.max_item_age)]
+
+
+def is_news(item: Item, age: timedelta) -> bool:
+    """Whether an item was at most `age` old when first seen. An undated item is news unless its
+    link carries a day that was already older (".../2017/01/07/..." first seen in 2026): the
+    archive a feed without dates brings with it when it is added, which is not this edition's."""
+    if item.published is not None:
+        return item.first_seen - item.published <= age
+    day = item.link_day
+    # The day's last moment: an article filed that day was at most this old.
+    return day is None or item.first_seen - datetime.combine(day + timedelta(days=1), time.min, UTC) <= age
 
 
 def sender_domain(settings: Settings) -> str:
@@ -226,7 +245,11 @@ class EditionMailer:
         self._envelope_sender = parseaddr(settings.smtp.sender)[1] or settings.smtp.sender  # once, not per message
         self._mailto = self._ascii_mailto(settings.smtp.unsubscribe_mailto)
         self.options = compose_options(settings)
+        if items is None:
+            items = store.edition_items(edition.id)
+        self._carried = frozenset(item.id for item, _ in items)
         self.stories: list[PlacedStory] = edition_stories(settings, store, edition, items=items)
+        self._gaps: dict[datetime, list[PlacedStory]] = {}  # a mover's gap's stories, by its start
         self._templates: dict[frozenset[str] | None, message.MessageTemplate | None] = {}
         self._cuts: SectionCuts | None = None
         self._narrowing: Narrowing | None = None
@@ -249,14 +272,41 @@ class EditionMailer:
         except SubscriberError as exc:
             raise ConfigError(f"smtp.unsubscribe_mailto: {exc.message}") from None
 
-    def render(self, sections: tuple[str, ...] | None, *, had: frozenset[int] = frozenset()) -> Rendered | None:
+    def gap_stories(self, since: datetime) -> list[PlacedStory]:
+        """The stories of a mover's gap (`Moved.since`): the items first seen after the last
+        edition that covered them, of their former zone, up to this edition's window, which no
+        edition they were sent carried. Chosen and sectioned as an edition's items are, clustered
+        once per gap (movers from one zone share it); slow, so a sender calls it off its loop.
+
+        Clustered apart from the edition's stories, which stay as stored (every reader's, and the
+        web page's): a story told on both sides of the window's start is shown twice, each time
+        with other reports, and no report twice."""
+        placed = self._gaps.get(since)
+        if placed is None:
+            start = self.edition.window_start
+            assert start is not None  # a gap is only found from a stored window start
+            seen = [i for i in self.store.items_seen(after=since, until=start) if i.id not in self._carried]
+            chosen = choose_items(self.settings, EditionWindow(self.edition.timezone, since, start, tuple(seen)))
+            placed = self._gaps[since] = build_stories(chosen, options=self.options) if chosen else []
+        return placed
+
+    def render(
+        self,
+        sections: tuple[str, ...] | None,
+        *,
+        had: frozenset[int] = frozenset(),
+        gap: Sequence[PlacedStory] = (),
+    ) -> Rendered | None:
         """The edition for one section set (as stored: a former name is read as its section), or
         None when it has nothing for them (S11). Without the stories whose every report is in
-        `had`: items the subscriber was sent in another zone's edition before moving here."""
+        `had`: items the subscriber was sent in another zone's edition before moving here; with
+        the stories of their `gap` (`gap_stories`)."""
         sections = self.settings.chosen_now(sections)
         stories = self.stories
         if had:
             stories = [p for p in stories if not {p.story.lead.id, *(i.id for i in p.story.also)} <= had]
+        if gap:
+            stories = [*stories, *gap]
         ed = compose(
             stories,
             day=self.edition.day,
@@ -298,16 +348,21 @@ class EditionMailer:
         return encoded
 
     def template(
-        self, sections: tuple[str, ...] | None, *, had: frozenset[int] = frozenset()
+        self,
+        sections: tuple[str, ...] | None,
+        *,
+        had: frozenset[int] = frozenset(),
+        gap: Sequence[PlacedStory] = (),
     ) -> message.MessageTemplate | None:
         """A section set's message template, made once per set as stored (a former name read as
         its section, [[sections]] formerly), or None when the set has nothing in this edition.
 
-        `had`: this edition's items the subscriber was sent in another zone's edition (they
-        moved zone, `OutboxSession.already_had`): their stories are left out, in a template made
-        for them alone (rare: only the first edition after a move whose windows overlap)."""
-        if had:
-            rendered = self.render(sections, had=had)
+        For a subscriber who moved zone (`OutboxSession.movers`), a template made for them alone
+        (rare: only their first edition after the move): `had`, this edition's items they were
+        sent in another zone's overlapping edition, whose stories are left out; `gap`, the stories
+        of the items no edition they were sent carried (`gap_stories`), added."""
+        if had or gap:
+            rendered = self.render(sections, had=had, gap=gap)
             return None if rendered is None else message.build_template(rendered, **self._template_args())
         key = frozenset(sections) if sections is not None else None
         if key not in self._templates:

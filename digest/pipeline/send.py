@@ -27,7 +27,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -41,14 +41,12 @@ from digest.model import (
     PLACEHOLDER_UNSUBSCRIBE_URL,
     EditionItem,
     EditionRecord,
-    EditionWindow,
-    Item,
     Rendered,
     Subscriber,
 )
 from digest.pipeline.mailer import (
     EditionMailer,
-    classifier,
+    choose_items,
     compose_options,
     edition_path,
     edition_stories,
@@ -138,24 +136,6 @@ def plan(settings: Settings, store: Store, now: datetime) -> Plan:
 
 
 # --------------------------------------------------------------------------- building an edition
-
-
-def choose_items(settings: Settings, window: EditionWindow) -> list[tuple[Item, str]]:
-    """The window's items an edition carries, each with its section: all but those already older
-    than max_item_age when first seen (not news)."""
-    section_of = classifier(settings)
-    return [(item, section_of(item)) for item in window.items if is_news(item, settings.digest.max_item_age)]
-
-
-def is_news(item: Item, age: timedelta) -> bool:
-    """Whether an item was at most `age` old when first seen. An undated item is news unless its
-    link carries a day that was already older (".../2017/01/07/..." first seen in 2026): the
-    archive a feed without dates brings with it when it is added, which is not this edition's."""
-    if item.published is not None:
-        return item.first_seen - item.published <= age
-    day = item.link_day
-    # The day's last moment: an article filed that day was at most this old.
-    return day is None or item.first_seen - datetime.combine(day + timedelta(days=1), time.min, UTC) <= age
 
 
 def build_edition(

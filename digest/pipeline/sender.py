@@ -28,12 +28,25 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from digest.compose import PlacedStory
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, Refusal, Result, Transport, deliver, refusal
 from digest.errors import CircuitOpenError, DigestError, SubscriberError, is_bug
-from digest.model import ClaimHolder, Delivery, EditionRecord, Lapsed, Mark
+from digest.model import ClaimHolder, Delivery, EditionRecord, Lapsed, Mark, Moved
 from digest.pipeline.mailer import EditionMailer
-from digest.store import ACTIVE, FAILED, MAX_CRASHES, PENDING, SENT, SKIPPED, Store
+from digest.store import (
+    ACTIVE,
+    FAILED,
+    MAX_CRASHES,
+    PAUSED,
+    PENDING,
+    REMOVED,
+    SENT,
+    SKIPPED,
+    SUSPENDED,
+    UNSUBSCRIBED,
+    Store,
+)
 from digest.store.writers import OutboxWriter, holder_alive
 
 log = logging.getLogger(__name__)
@@ -56,6 +69,9 @@ class SendReport:
     created: bool
     sent: int = 0
     skipped: int = 0
+    # Why each skipped message was not sent, as "<count> <reason>" reads (`skip_reason`): a
+    # cron-run `digest send` said only "N skipped", and an operator had to read the outbox to know.
+    skipped_why: dict[str, int] = field(default_factory=dict)
     failed: int = 0
     deferred: int = 0
     complete: bool = False
@@ -64,6 +80,33 @@ class SendReport:
     # Addresses whose message was on the wire when the run stopped without its reply: it may or may
     # not have reached them; their rows are pending again.
     abandoned: list[str] = field(default_factory=list)
+
+
+NOTHING_NEW = "had no story in the sections they chose"
+_SKIPPED_STATUS = {  # a subscriber's status now -> why their message of an edition built before was skipped
+    None: "were erased since the edition was built",
+    PAUSED: "paused their subscription since the edition was built",
+    UNSUBSCRIBED: "unsubscribed since the edition was built",
+    SUSPENDED: "were suspended since the edition was built (their address bounced or was refused)",
+    REMOVED: "were removed from the config since the edition was built",
+}
+
+
+def skip_reason(status: str | None) -> str:
+    """Why a subscriber with this status now (None: no row left) got no message of an edition
+    built while they were active."""
+    return _SKIPPED_STATUS.get(status, f"are {status} now")
+
+
+def skipped_text(rep: SendReport) -> str:
+    """ "3 skipped (2 had no story in the sections they chose, 1 unsubscribed since ...)"."""
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(rep.skipped_why.items(), key=lambda x: (-x[1], x[0])))
+    return f"{rep.skipped} skipped" + (f" ({why})" if why else "")
+
+
+def _skipped(rep: SendReport, reason: str) -> None:
+    rep.skipped += 1
+    rep.skipped_why[reason] = rep.skipped_why.get(reason, 0) + 1
 
 
 def _retry_delay(attempts: int) -> timedelta:
@@ -96,9 +139,9 @@ async def send_edition(
     since = run_started or clock()  # rows this run defers are not retried by this run
     mailer = await asyncio.to_thread(EditionMailer, settings, store, edition)
     taken_over(edition, await asyncio.to_thread(store.expire_claims, edition.id, now=clock()), rep)
-    # Other zones' editions over the same hours: a subscriber who moved here from one of them is
-    # not sent again what they were sent there.
-    others = await asyncio.to_thread(store.overlapping_editions, edition)
+    # Other zones' editions near this one: a subscriber who moved here from one of them is not sent
+    # again what they were sent there, nor left without what came between (`OutboxSession.movers`).
+    near = await asyncio.to_thread(store.neighbours, edition)
     rows: dict[int, tuple[Delivery, str, str]] = {}  # on the wire: the row, its Message-ID and address
     told: dict[str, bool] = {}  # other senders whose held rows we wait for, logged (True: as stopped)
     idle = asyncio.Event()  # set while none of our messages is on the wire
@@ -159,26 +202,32 @@ async def send_edition(
         held = await outbox.still_held([d.id for d in chunk])
         chunk = [d for d in chunk if d.id in held]  # the others were taken over (B1)
         subs = await outbox.subscribers([d.subscriber_id for d in chunk])
-        had = await outbox.already_had(edition.id, others, [d.subscriber_id for d in chunk])
+        moved = await outbox.movers(edition, near, [d.subscriber_id for d in chunk])
+        gaps: dict[int, list[PlacedStory]] = {}
+        for subscriber, move in moved.items():
+            if move.since is not None:  # clustered off the loop: the other connections keep sending
+                gaps[subscriber] = await asyncio.to_thread(mailer.gap_stories, move.since)
         for d in chunk:
             if stopped():
                 return  # the rest of the claim is released when the outbox closes
             sub = subs.get(d.subscriber_id)
             if sub is None or sub.status != ACTIVE:  # unsubscribed after the edition was built (S9)
                 await outbox.add(Mark(d.id, SKIPPED, error="subscriber no longer active", attempted=False))
-                rep.skipped += 1
+                _skipped(rep, skip_reason(None if sub is None else sub.status))
                 continue
             if sub.damaged:  # R7: nobody can tell which sections they chose; recorded, not retried
                 await failed_alone(d, f"{sub.damaged}; choose them again to receive editions")
                 continue
             try:
-                # their sections as they are now (B5), without what they had in their former zone
-                template = mailer.template(sub.sections, had=had.get(d.subscriber_id, frozenset()))
+                # their sections as they are now (B5); a mover's without what they had in their
+                # former zone, and with what no edition of either zone brought them
+                move = moved.get(d.subscriber_id, Moved())
+                template = mailer.template(sub.sections, had=move.had, gap=gaps.get(d.subscriber_id, ()))
                 if template is None:  # nothing in their sections: no empty email, not retried (S11)
                     await outbox.add(
                         Mark(d.id, SKIPPED, error="nothing new in the subscriber's sections", attempted=False)
                     )
-                    rep.skipped += 1
+                    _skipped(rep, NOTHING_NEW)
                     continue
                 message_id = mailer.message_id(d.subscriber_id)  # an HMAC: once, for the message and its record
                 data = mailer.personalise(template, sub, now=clock(), message_id=message_id)
@@ -352,7 +401,7 @@ async def send_edition(
                 )
     rep.complete = await asyncio.to_thread(store.close_edition_if_done, edition.id)
     log.info(
-        "edition=%s/%s sent=%d skipped=%d failed=%d deferred=%d complete=%s",
+        "edition=%s/%s sent=%d skipped=%d failed=%d deferred=%d complete=%s%s",
         edition.day,
         edition.timezone,
         rep.sent,
@@ -360,6 +409,7 @@ async def send_edition(
         rep.failed,
         rep.deferred,
         rep.complete,
+        f" ({skipped_text(rep)})" if rep.skipped else "",
     )
     return rep
 

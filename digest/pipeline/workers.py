@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from digest import errors
+from digest import errors, migrations
 from digest.config import Settings, SmtpSettings
 from digest.deliver import Transport
 from digest.errors import DeliveryError, DigestError
@@ -83,6 +83,7 @@ class _Job:
     transport: TransportFactory
     setup: Callable[[], None] | None  # e.g. the CLI's logging set-up (a child starts with none)
     claimant: str | None = None  # the worker this run sends for: claims named "<it>/send-N"
+    schema: str | None = None  # the schema revision the parent's code needs (migrations.head() there)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class _Outcome:
     counts: dict[int, tuple[int, int, int, int]]  # edition id -> sent, skipped, failed, deferred
     error: tuple[str, str, str] | None = None  # a DigestError: class name, message, hint
     abandoned: dict[int, list[str]] = field(default_factory=dict)  # edition id -> addresses given up on the wire
+    skipped_why: dict[int, dict[str, int]] = field(default_factory=dict)  # edition id -> reason -> count
 
 
 async def send_editions(
@@ -118,6 +120,9 @@ async def send_editions(
     given up (`abandon`, which the caller may also set itself: a second Ctrl-C); each report
     names the addresses given up.
     """
+    # A long-running caller (the daemon, a worker) learns of an upgrade at its next heartbeat: a pass
+    # that began before then would send with code older than the schema (one line, as at start).
+    await asyncio.to_thread(store.check_schema_unchanged)
     stop = stop or asyncio.Event()
     abandon = abandon or asyncio.Event()
     early = plan_workers(workers, connections=settings.smtp.connections, rows=expected_rows) - 1
@@ -221,6 +226,7 @@ async def _send_editions(
             # Its claims are named after this process ("<this>/send-N"), which it never outlives, so
             # that a later run waiting for them can tell whose they are (sender._who).
             claimant() or f"{socket.gethostname()}:{os.getpid()}",
+            migrations.head(),
         )
         for i in range(1, n)
     ]
@@ -255,6 +261,8 @@ async def _send_editions(
             rep.sent, rep.skipped = rep.sent + sent, rep.skipped + skipped
             rep.failed, rep.deferred = rep.failed + failed, rep.deferred + deferred
             rep.abandoned = sorted([*rep.abandoned, *outcome.abandoned.get(rep.edition_id, [])])
+            for reason, n in outcome.skipped_why.get(rep.edition_id, {}).items():
+                rep.skipped_why[reason] = rep.skipped_why.get(reason, 0) + n
     for rep in reports:
         rep.complete = await asyncio.to_thread(store.close_edition_if_done, rep.edition_id)
     if isinstance(local, BaseException):
@@ -473,10 +481,15 @@ async def _work(job: _Job) -> _Outcome:
         return _wall() + job.offset
 
     _announce(job.smtp, job.editions)
-    store = Store(job.settings.database_url)
+    store: Store | None = None
     reports = [SendReport(e.id, e.day, e.timezone, created=False) for e in job.editions]
     error: tuple[str, str, str] | None = None
     try:
+        # As its parent checked (at start, at each heartbeat and pass): the schema must be the one
+        # this code needs (Store) and the one the parent's needs (the code on disk may be newer),
+        # or the run stops with the same one line, reported back rather than as a traceback here.
+        store = await asyncio.to_thread(Store, job.settings.database_url)
+        await asyncio.to_thread(store.check_schema_unchanged, job.schema)
         async with _connected(job.transport, job.smtp, abandon) as transport:
             for edition, rep in zip(job.editions, reports, strict=True):
                 await send_edition(
@@ -498,11 +511,13 @@ async def _work(job: _Job) -> _Outcome:
     finally:
         watcher.cancel()
         bound.cancel()
-        store.close()
+        if store is not None:
+            store.close()
     return _Outcome(
         {r.edition_id: (r.sent, r.skipped, r.failed, r.deferred) for r in reports},
         error,
         {r.edition_id: r.abandoned for r in reports if r.abandoned},
+        {r.edition_id: r.skipped_why for r in reports if r.skipped_why},
     )
 
 

@@ -183,9 +183,10 @@ class StoreBase:
         if (error := self._schema_error(found)) is not None:
             raise error
 
-    def _schema_error(self, found: str | None) -> OutdatedDatabaseError | None:
-        """Why this code cannot work on a database at revision `found`; None at its own head."""
-        wanted = migrations.head()
+    def _schema_error(self, found: str | None, wanted: str | None = None) -> OutdatedDatabaseError | None:
+        """Why code at revision `wanted` (this code's head by default) cannot work on a database at
+        revision `found`; None when they are the same."""
+        wanted = wanted or migrations.head()
         if found == wanted:
             return None
         if found not in migrations.revisions_between(None, wanted):
@@ -198,13 +199,16 @@ class StoreBase:
             f"run `digest db upgrade` (it keeps every row), then try again."
         )
 
-    def check_schema_unchanged(self) -> None:
+    def check_schema_unchanged(self, wanted: str | None = None) -> None:
         """For a long-running process, at each heartbeat: raise the OutdatedDatabaseError a process
         started now would get, when the schema moved under it (a `digest db upgrade` run while it
-        was paused, frozen or cut off: it must not go on writing rows shaped by its old code)."""
+        was paused, frozen or cut off: it must not go on writing rows shaped by its old code).
+
+        `wanted`: the revision another process's code needs, for one it started (a sending process
+        is spawned from the code on disk now, which an upgrade may have replaced under its parent)."""
         with self.engine.connect() as conn:
             found = migrations.current(conn)
-        if (error := self._schema_error(found)) is not None:
+        if (error := self._schema_error(found, wanted)) is not None:
             raise error
 
     def schema_revision(self) -> str | None:

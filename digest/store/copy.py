@@ -13,7 +13,7 @@ is one moment of the source, not rows from before and after some other process's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -60,6 +60,31 @@ def check_source(source: Engine, where: str) -> None:
             f"The database {where} is at schema revision {found} and the copy needs {wanted}.",
             hint="Run `digest db upgrade` first (it keeps every row), then `digest db copy` again.",
         )
+
+
+PASSWORD_VARIABLE = "DIGEST_DB_COPY_PASSWORD"
+
+
+def target_url(given: str, env: Mapping[str, str]) -> tuple[str, bool]:
+    """The --to URL to connect with, and whether it carried a password itself.
+
+    A password on the command line is shown to every user of the host by `ps` (and kept in the
+    shell's history): the URL may go without one and the password come from PASSWORD_VARIABLE,
+    which a URL's own password beats. Without either, the driver looks as usual (libpq: PGPASSWORD,
+    ~/.pgpass)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(given)
+    except ArgumentError:  # prepare_target says so, with the driver's own words
+        return given, False
+    if url.password is not None:
+        return given, True
+    password = env.get(PASSWORD_VARIABLE)
+    if not password:
+        return given, False
+    return url.set(password=password).render_as_string(hide_password=False), False
 
 
 def prepare_target(target_url: str) -> Engine:

@@ -51,6 +51,8 @@ from digest.model import (
     Item,
     Lapsed,
     Mark,
+    Moved,
+    Neighbours,
     OutboxEntry,
     Subscriber,
 )
@@ -89,6 +91,12 @@ def _insert_new(conn: Connection) -> Any:
 # are new (a sign-up) or moved from another zone, and a new site's may come after days of polling;
 # all want a day's news, not the whole database (an edition of 928 items, back a week, in an audit).
 FIRST_EDITION_SPAN = timedelta(days=1)
+# How far back before an edition's window a subscriber who moved zone is looked for: the last edition
+# that covered them ended there at the earliest, and the items since (the gap between their former
+# zone's cut-off and their new zone's) come with their first edition here. Two days: the widest gap
+# between two zones' cut-offs (UTC-12 and UTC+14: 26 hours) and a missed day, not a week for a
+# reader who paused for one and then moved (they start afresh, as a new reader of the zone does).
+MOVER_GAP_SPAN = timedelta(days=2)
 
 
 def _last_cutoff(conn: Connection, timezone: str) -> datetime | None:
@@ -190,13 +198,40 @@ class EditionStore(StoreBase):
 
     def overlapping_editions(self, edition: EditionRecord) -> tuple[int, ...]:
         """Other zones' editions whose windows overlap this one's: a subscriber who moved from one
-        of those zones may have been sent some of this edition's items there (`already_had`)."""
+        of those zones may have been sent some of this edition's items there (`OutboxSession.movers`)."""
         e = t.editions.c
         cond = [e.timezone != edition.timezone, or_(e.window_start.is_(None), e.window_start < edition.cutoff)]
         if edition.window_start is not None:
             cond.append(e.cutoff > edition.window_start)
         with self.engine.connect() as conn:
             return tuple(conn.scalars(select(e.id).where(*cond).order_by(e.id)))
+
+    def neighbours(self, edition: EditionRecord) -> Neighbours:
+        """The editions a subscriber who moved here from another zone may have been sent before
+        this one (`Neighbours`): one indexed query per edition sent, none per subscriber."""
+        overlapping = self.overlapping_editions(edition)
+        e = t.editions.c
+        near: ColumnElement[bool] = e.id.in_(list(overlapping))
+        if edition.window_start is not None:  # (None: built before windows were stored; no gap told)
+            earlier = and_(e.cutoff > edition.window_start - MOVER_GAP_SPAN, e.cutoff <= edition.window_start)
+            near = or_(near, earlier)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(e.id, e.cutoff, e.timezone).where(near, e.id != edition.id)).all()
+        if all(zone == edition.timezone for _, _, zone in rows):
+            return Neighbours(overlapping)  # a single-zone site: nobody moved here
+        return Neighbours(overlapping, {i: (_aware(cutoff), zone) for i, cutoff, zone in rows})
+
+    def items_seen(self, *, after: datetime, until: datetime) -> list[Item]:
+        """Items first seen in (after, until], earliest first: a mover's gap (`Moved.since`)."""
+        first_seen = t.items.c.first_seen
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(*_ITEM_COLUMNS)
+                .select_from(t.items.join(t.feeds))
+                .where(first_seen > after, first_seen <= until)
+                .order_by(first_seen, t.items.c.id)
+            ).all()
+        return list(map(_item, rows))
 
     def edition_window(self, timezone: str, *, until: datetime) -> EditionWindow:
         """The items the next edition of `timezone` would freeze if it were built with this cut-off."""
@@ -560,34 +595,66 @@ class OutboxSession:
 
         return self._again("reading subscribers", read)
 
-    def already_had(self, edition_id: int, others: Sequence[int], ids: Sequence[int]) -> dict[int, frozenset[int]]:
-        """The items of edition `edition_id` that each of these subscribers was sent in one of
-        `others` (`overlapping_editions`): a subscriber who moved zone, sent an edition of the old
-        zone and now one of the new, whose windows overlap, gets nothing twice. Empty for
-        everyone who stayed, at one indexed look-up per (subscriber, other edition)."""
-        return self._again("reading what was sent", lambda: self._already_had(edition_id, others, ids))
+    def movers(self, edition: EditionRecord, near: Neighbours, ids: Sequence[int]) -> dict[int, Moved]:
+        """What each of these subscribers who moved zone needs of this edition (`Moved`): the
+        items they were sent in an overlapping edition of their former zone, and where the gap
+        since the last edition that covered them begins. Absent for everyone who stayed; one
+        indexed look-up per chunk of subscribers (on the (edition, subscriber) key), and none on
+        a site whose editions are of one zone."""
+        return self._again("reading what was sent", lambda: self._movers(edition, near, ids))
 
-    def _already_had(self, edition_id: int, others: Sequence[int], ids: Sequence[int]) -> dict[int, frozenset[int]]:
+    def _movers(self, edition: EditionRecord, near: Neighbours, ids: Sequence[int]) -> dict[int, Moved]:
         d = t.deliveries.c
+        # A failed row covered nobody. A skipped one did (nothing in their sections, or not
+        # active then), and a pending or claimed one will: its window is theirs already, so a
+        # later edition sent first never carries it again.
         rows = self.conn.execute(
-            select(d.subscriber_id, d.edition_id).where(
-                d.edition_id.in_(list(others)), d.subscriber_id.in_(list(ids)), d.status == SENT
+            select(d.subscriber_id, d.edition_id, d.status).where(
+                d.edition_id.in_(list(near.cutoffs)), d.subscriber_id.in_(list(ids)), d.status != FAILED
             )
         ).all()
-        had: dict[int, frozenset[int]] = {}
-        if rows:
-            mine, theirs = t.edition_items.alias("mine"), t.edition_items.alias("theirs")
-            shared: dict[int, set[int]] = {}
-            for edition, item in self.conn.execute(
-                select(theirs.c.edition_id, theirs.c.item_id)
-                .join(mine, mine.c.item_id == theirs.c.item_id)
-                .where(theirs.c.edition_id.in_({r.edition_id for r in rows}), mine.c.edition_id == edition_id)
-            ):
-                shared.setdefault(edition, set()).add(item)
-            for subscriber, edition in rows:
-                if items := shared.get(edition):
-                    had[subscriber] = had.get(subscriber, frozenset()) | items
         self.conn.commit()  # end the read transaction, as `subscribers` does
+        sent: dict[int, set[int]] = {}  # subscriber -> overlapping editions sent them
+        last: dict[int, tuple[datetime, str]] = {}  # subscriber -> latest cut-off that covered them, its zone
+        for subscriber, edition_id, status in rows:
+            if status == SENT and edition_id in near.overlapping:
+                sent.setdefault(subscriber, set()).add(edition_id)
+            covered = near.cutoffs[edition_id]
+            if subscriber not in last or covered[0] > last[subscriber][0]:
+                last[subscriber] = covered
+        had = self._shared(edition.id, sent)
+        moved: dict[int, Moved] = {}
+        for subscriber in {*had, *last}:
+            since: datetime | None = None
+            if subscriber in last and edition.window_start is not None:
+                cutoff, zone = last[subscriber]
+                # Covered last by another zone's edition that ended before ours begins: the
+                # items between were in none of theirs (moved after our zone's cut-off and
+                # before their former zone's). Covered by ours: a reader who stayed.
+                if zone != edition.timezone and cutoff < edition.window_start:
+                    since = cutoff
+            if since is not None or subscriber in had:
+                moved[subscriber] = Moved(had.get(subscriber, frozenset()), since)
+        return moved
+
+    def _shared(self, edition_id: int, sent: dict[int, set[int]]) -> dict[int, frozenset[int]]:
+        """Per subscriber, this edition's items that the editions `sent` them also carried."""
+        had: dict[int, frozenset[int]] = {}
+        if not sent:
+            return had
+        mine, theirs = t.edition_items.alias("mine"), t.edition_items.alias("theirs")
+        shared: dict[int, set[int]] = {}
+        for other, item in self.conn.execute(
+            select(theirs.c.edition_id, theirs.c.item_id)
+            .join(mine, mine.c.item_id == theirs.c.item_id)
+            .where(theirs.c.edition_id.in_({e for es in sent.values() for e in es}), mine.c.edition_id == edition_id)
+        ):
+            shared.setdefault(other, set()).add(item)
+        self.conn.commit()
+        for subscriber, editions in sent.items():
+            items = frozenset().union(*(shared.get(e, set()) for e in editions))
+            if items:
+                had[subscriber] = items
         return had
 
     def renew(self, *, lease: timedelta) -> set[int]:

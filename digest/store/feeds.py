@@ -224,6 +224,26 @@ class FeedStore(StoreBase):
                 ).rowcount
             )
 
+    def enable_feed(self, url: str) -> Feed | None:
+        """Poll again, at once, a feed the publisher stopped (410 Gone, `Feed.stopped`), listed in the
+        config or by the CLI: the operator says it is back, or wants to try. Its 410 is forgotten, or
+        the next config sync would stop it again (`sync_feeds` keeps a feed whose last answer was 410
+        off). None when no stopped feed has this URL (its address now or the one first given)."""
+        f = t.feeds.c
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                update(t.feeds)
+                .where(
+                    or_(f.url == url, f.origin_url == url),
+                    f.active.is_(False),
+                    f.last_status == 410,
+                    f.consecutive_failures > 0,
+                )
+                .values(active=True, last_status=None, consecutive_failures=0, last_error=None, next_poll_at=None)
+                .returning(*FEED_COLUMNS)
+            ).first()
+        return _feed(row) if row is not None else None
+
     def list_feeds(self, *, active_only: bool = False) -> list[Feed]:
         query = select(*FEED_COLUMNS).order_by(t.feeds.c.id)
         if active_only:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, inspect, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from digest.errors import LockHeldError
@@ -45,6 +45,11 @@ class WorkerInfo:
     feeds: int  # feeds it holds now (lease not run out)
     deliveries: int  # outbox rows it holds now, its spawned sending processes' included
     alive: bool
+    # A gone worker's claims still in its name, lease run out or not (nobody has taken them over
+    # yet), and when the last of their leases runs out (database clock); 0, 0, None for a live one.
+    stranded_feeds: int = 0
+    stranded_deliveries: int = 0
+    stranded_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,37 +148,54 @@ class WorkerStore(StoreBase):
             conn.execute(delete(t.workers).where(t.workers.c.name == name))
 
     def workers(self, *, stale_after: timedelta) -> list[WorkerInfo]:
-        """Every registered worker, the live ones first, with what each holds now."""
+        """Every registered worker, the live ones first, with what each holds now; a gone one also
+        with the claims still in its name until a live process takes them over."""
         with self.engine.connect() as conn:
             now = database_time(conn)
-            feeds: dict[str, int] = dict(
-                conn.execute(
-                    select(t.feeds.c.claimed_by, func.count())
-                    .where(t.feeds.c.claimed_by.is_not(None), t.feeds.c.lease_until > now)
-                    .group_by(t.feeds.c.claimed_by)
+            f, d = t.feeds.c, t.deliveries.c
+            live_lease = case((f.lease_until > now, 1), else_=0)
+            feeds = {
+                str(name): (int(live or 0), int(n), until)
+                for name, live, n, until in conn.execute(
+                    select(f.claimed_by, func.sum(live_lease), func.count(), func.max(f.lease_until))
+                    .where(f.claimed_by.is_not(None))
+                    .group_by(f.claimed_by)
                 ).all()
-            )
-            d = t.deliveries.c
+            }
             held = conn.execute(
-                select(d.worker, func.count()).where(d.status == SENDING, d.lease_until > now).group_by(d.worker)
+                select(
+                    d.worker, func.sum(case((d.lease_until > now, 1), else_=0)), func.count(), func.max(d.lease_until)
+                )
+                .where(d.status == SENDING, d.worker.is_not(None))
+                .group_by(d.worker)
             ).all()
             registered = conn.execute(select(t.workers).order_by(t.workers.c.name)).all()
-            rows = _deliveries_by_worker([(str(s), int(n)) for s, n in held], [r.name for r in registered])
-            out = [
-                WorkerInfo(
-                    name=r.name,
-                    host=r.host,
-                    pid=r.pid,
-                    version=r.version,
-                    started_at=r.started_at,
-                    heartbeat_at=r.heartbeat_at,
-                    clock_skew=r.clock_skew,
-                    feeds=int(feeds.get(r.name, 0)),
-                    deliveries=rows.get(r.name, 0),
-                    alive=r.heartbeat_at > now - stale_after,
+            names = [r.name for r in registered]
+            rows = _deliveries_by_worker([(str(s), int(live or 0)) for s, live, _, _ in held], names)
+            every_row = _deliveries_by_worker([(str(s), int(n)) for s, _, n, _ in held], names)
+            row_until = _latest_by_worker([(str(s), _aware(u)) for s, _, _, u in held], names)
+            out = []
+            for r in registered:
+                alive = r.heartbeat_at > now - stale_after
+                live_feeds, all_feeds, feeds_until = feeds.get(r.name, (0, 0, None))
+                untils = [u for u in (_aware(feeds_until) if all_feeds else None, row_until.get(r.name)) if u]
+                out.append(
+                    WorkerInfo(
+                        name=r.name,
+                        host=r.host,
+                        pid=r.pid,
+                        version=r.version,
+                        started_at=r.started_at,
+                        heartbeat_at=r.heartbeat_at,
+                        clock_skew=r.clock_skew,
+                        feeds=live_feeds,
+                        deliveries=rows.get(r.name, 0),
+                        alive=alive,
+                        stranded_feeds=0 if alive else all_feeds,
+                        stranded_deliveries=0 if alive else every_row.get(r.name, 0),
+                        stranded_until=None if alive or not untils else max(untils),
+                    )
                 )
-                for r in registered
-            ]
         return sorted(out, key=lambda w: not w.alive)
 
     def live_worker_count(self, *, stale_after: timedelta) -> int:
@@ -375,6 +397,27 @@ def _deliveries_by_worker(held: Sequence[tuple[str, int]], workers: Sequence[str
         if owner is not None:
             out[owner] = out.get(owner, 0) + n
     return out
+
+
+def _latest_by_worker(leases: Sequence[tuple[str, datetime | None]], workers: Sequence[str]) -> dict[str, datetime]:
+    """The latest lease per worker over its senders' claims (named as `_deliveries_by_worker` says)."""
+    out: dict[str, datetime] = {}
+    by_length = sorted(workers, key=len, reverse=True)
+    for sender, until in leases:
+        owner = next((w for w in by_length if sender.startswith((f"{w}:", f"{w}/send-"))), None)
+        if owner is not None and until is not None:
+            out[owner] = max(out.get(owner, until), until)
+    return out
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    """A time max() read back: SQLite hands over text, and a naive time is UTC."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:  # a hand edit: no time to tell
+            return None
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _release_all(conn: Connection, name: str) -> None:

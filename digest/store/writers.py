@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from digest.model import Delivery, Lapsed, Mark, PollRecord, PollWritten, Subscriber
+from digest.model import Delivery, EditionRecord, Lapsed, Mark, Moved, Neighbours, PollRecord, PollWritten, Subscriber
 
 if TYPE_CHECKING:
     from digest.store import Store
@@ -259,9 +259,9 @@ class OutboxWriter:
     async def subscribers(self, ids: list[int]) -> dict[int, Subscriber]:
         return await self._run(self._session.subscribers, ids)
 
-    async def already_had(self, edition_id: int, others: Sequence[int], ids: list[int]) -> dict[int, frozenset[int]]:
-        """`OutboxSession.already_had`; no query when no other zone's edition overlaps."""
-        return await self._run(self._session.already_had, edition_id, others, ids) if others else {}
+    async def movers(self, edition: EditionRecord, near: Neighbours, ids: list[int]) -> dict[int, Moved]:
+        """`OutboxSession.movers`; no query when no other zone's edition is near this one."""
+        return await self._run(self._session.movers, edition, near, ids) if near.cutoffs else {}
 
     async def claim(
         self, edition_id: int, *, limit: int, due_only: bool, since: datetime | None = None, suspects: bool = False
