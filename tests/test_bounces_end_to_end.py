@@ -6,11 +6,9 @@ suppressed. Also `digest bounces import` from files and standard input, `digest 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import smtplib
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,6 +16,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from digestprocess import launch, run_digest
 from httpservers import FeedServer
 from smtpservers import SmtpServer
 
@@ -88,22 +87,7 @@ url = "{feed_url}"
 
 
 async def digest(config: Path, now: datetime, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-    env = {**os.environ, "DIGEST_NOW": now.isoformat()}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "digest",
-        "--config",
-        str(config),
-        *args,
-        env=env,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else None,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_digest(config, *args, env={"DIGEST_NOW": now.isoformat()}, stdin=stdin)
 
 
 @asynccontextmanager
@@ -111,13 +95,8 @@ async def bounce_receiver(config: Path, now: datetime, domain: str) -> AsyncIter
     """The real `digest bounces serve` on a free port of 127.0.0.1, its clock at `now`; the port,
     once its first line says it receives for `domain` (as written in the config). Stopped by SIGTERM,
     which must exit 0."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "digest", "--config", str(config), "bounces", "serve", "--host", "127.0.0.1", "--port", "0"),
-        env={**os.environ, "DIGEST_NOW": now.isoformat()},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    serve = ("bounces", "serve", "--host", "127.0.0.1", "--port", "0")
+    proc = await launch(config, *serve, env={"DIGEST_NOW": now.isoformat()})
     try:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
