@@ -1,4 +1,7 @@
-"""A long-running `python -m digest` process for tests (`run`, `worker`), its stderr collected line by line."""
+"""`python -m digest` as a process for tests, launched one way everywhere: `run_digest()` for a
+one-shot command (its exit status, stdout and stderr), `launch()` for one the test talks to while it
+runs, `DigestProcess` for a long-running one (`run`, `worker`) whose stderr is collected line by line,
+and `kill_sessions()` for what a failing test left running."""
 
 from __future__ import annotations
 
@@ -7,10 +10,74 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def digest_env(env: Mapping[str, str | None]) -> dict[str, str]:
+    """Our environment with `env` over it (None: left out), and PYTHONPATH at this checkout, so that
+    the process runs the code under test even where another checkout is installed."""
+    merged: dict[str, str | None] = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+async def launch(
+    config: Path,
+    *args: str,
+    env: Mapping[str, str | None] | None = None,
+    stdin: int | IO[bytes] = asyncio.subprocess.DEVNULL,
+    stdout: int = asyncio.subprocess.PIPE,
+    stderr: int | IO[bytes] = asyncio.subprocess.PIPE,
+    own_session: bool = False,
+    preexec_fn: Callable[[], None] | None = None,
+) -> asyncio.subprocess.Process:
+    """`python -m digest --config CONFIG ARGS...` in the config's folder, stdout and stderr piped.
+
+    `own_session`: in a session (and process group) of its own, so that a signal or a kill -9 can
+    reach the process and any worker it started (`kill_sessions()`)."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "digest",
+        "--config",
+        str(config),
+        *args,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        env=digest_env(env or {}),
+        cwd=str(config.parent),
+        start_new_session=own_session,
+        preexec_fn=preexec_fn,
+    )
+
+
+async def run_digest(
+    config: Path,
+    *args: str,
+    env: Mapping[str, str | None] | None = None,
+    stdin: bytes | None = None,
+    timeout: float = 120.0,
+) -> tuple[int, str, str]:
+    """A one-shot `python -m digest --config CONFIG ARGS...`, fed `stdin`: (exit status, stdout, stderr)."""
+    proc = await launch(
+        config, *args, env=env, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+async def kill_sessions(procs: Iterable[asyncio.subprocess.Process]) -> None:
+    """SIGKILL the process group of each process still running (each `launch`ed with own_session)."""
+    for proc in procs:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
 
 
 class DigestProcess:
@@ -23,19 +90,7 @@ class DigestProcess:
 
     async def spawn(self, config: Path, args: Sequence[str], env: Mapping[str, str]) -> None:
         """`python -m digest --config CONFIG ARGS...` in the config's folder, with `env` over ours."""
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "digest",
-            "--config",
-            str(config),
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-            cwd=str(config.parent),
-        )
+        self.proc = await launch(config, *args, env=env, stdout=asyncio.subprocess.DEVNULL)
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:

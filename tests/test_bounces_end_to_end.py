@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import signal
 import smtplib
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,6 +17,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from digestprocess import launch, run_digest
 from httpservers import FeedServer
 from smtpservers import SmtpServer
 
@@ -90,36 +89,20 @@ url = "{feed_url}"
 
 
 async def digest(config: Path, now: datetime, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-    env = {**os.environ, "DIGEST_NOW": now.isoformat()}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "digest",
-        "--config",
-        str(config),
-        *args,
-        env=env,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else None,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_digest(config, *args, env={"DIGEST_NOW": now.isoformat()}, stdin=stdin)
 
 
 @asynccontextmanager
-async def bounce_receiver(config: Path, now: datetime, domain: str) -> AsyncIterator[int]:
+async def bounce_receiver(
+    config: Path, now: datetime, domain: str, pids: list[int] | None = None
+) -> AsyncIterator[int]:
     """The real `digest bounces serve` on a free port of 127.0.0.1, its clock at `now`; the port,
-    once its first line says it receives for `domain` (as written in the config). Stopped by SIGTERM,
-    which must exit 0."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "digest", "--config", str(config), "bounces", "serve", "--host", "127.0.0.1", "--port", "0"),
-        env={**os.environ, "DIGEST_NOW": now.isoformat()},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    once its first line says it receives for `domain` (as written in the config), and its process
+    id added to `pids`. Stopped by SIGTERM, which must exit 0."""
+    serve = ("bounces", "serve", "--host", "127.0.0.1", "--port", "0")
+    proc = await launch(config, *serve, env={"DIGEST_NOW": now.isoformat()})
+    if pids is not None:
+        pids.append(proc.pid)
     try:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
@@ -423,9 +406,9 @@ async def test_H20_the_bounce_receiver_holds_a_bounded_memory_and_number_of_sess
     idle ones, had the host's memory or descriptors. A session is closed with a 421 past its line
     budget, sessions past the cap are answered 421 at once, and a real bounce still gets in."""
     config, verp = await one_edition_sent(tmp_path, readers=1)
-    async with bounce_receiver(config, DAY1 + timedelta(hours=1), "bounces.review.example") as port:
-        proc = os.popen(f"ss -Hltnp 'sport = :{port}'").read()
-        pid = int(re.search(r"pid=(\d+)", proc).group(1))  # type: ignore[union-attr]
+    pids: list[int] = []
+    async with bounce_receiver(config, DAY1 + timedelta(hours=1), "bounces.review.example", pids) as port:
+        pid = pids[0]
         before = resident_mb(pid)
         reader, writer = await open_data(port)
         with contextlib.suppress(ConnectionError):

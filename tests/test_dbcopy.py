@@ -8,22 +8,35 @@ End to end: the `digest` command as a process, feeds over HTTP on 127.0.0.1, a r
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 import sqlite3
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 import sqlalchemy as sa
 from conftest import postgres_database
+from digestprocess import run_digest
 from httpservers import FeedServer
 from ports import free_port
 from smtpservers import SmtpServer
 from test_bounces_end_to_end import FIXTURES, returned_to
-from test_ownership import DAY1, DAY2, daemon, digest, form_mac, links, ok, received, rss, text_of, until, web_app
+from test_ownership import (
+    DAY1,
+    DAY2,
+    daemon,
+    digest,
+    form_mac,
+    links,
+    ok,
+    received,
+    rss,
+    subscriber_entry,
+    text_of,
+    until,
+    web_app,
+)
+from test_ownership import write_config as wire_config
 
 from digest import config as cfg
 from digest import migrations, unsubscribes
@@ -33,44 +46,11 @@ READERS = ("alice", "bob", "carol", "dave", "erin")
 
 
 def write_config(tmp: Path, *, database: str, feed: str, smtp_port: int, web_port: int) -> Path:
-    subs = "".join(f'\n[[subscribers]]\nemail = "{name}@example.org"\n' for name in READERS)
-    config = tmp / "digest.toml"
-    config.write_text(
-        f"""
-[digest]
-title = "Wire Review"
-timezone = "UTC"
-send_at = "05:00"
-database = "{database}"
-base_url = "http://127.0.0.1:{web_port}"
-allow_private_addresses = true
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-sender = "Wire Review <review@wire.example>"
-timeout = 10
-
-[web]
-host = "127.0.0.1"
-port = {web_port}
-
-[bounces]
-domain = "bounces.wire.example"
-
-[[sections]]
-name = "World"
-categories = ["World"]
-[[sections]]
-name = "Sport"
-categories = ["Sport"]
-
-[[feeds]]
-url = "{feed}"
-{subs}""",
-        encoding="utf-8",
-    )
-    return config
+    """The Wire Review with five readers and a bounce domain, on `database`."""
+    readers = "".join(subscriber_entry(f"{name}@example.org") for name in READERS)
+    bounces = '\n[bounces]\ndomain = "bounces.wire.example"\n'
+    ports = {"smtp_port": smtp_port, "web_port": web_port}
+    return wire_config(tmp, database=database, feed=feed, subscribers=readers, extra=bounces, **ports)
 
 
 def point_at(config: Path, database: str) -> None:
@@ -246,24 +226,8 @@ async def test_the_copy_is_refused_from_an_outdated_source_and_while_a_daemon_ru
 
 async def copy_with(config: Path, to_url: str, env: dict[str, str]) -> tuple[int, str, str]:
     """`digest db copy --to URL` with exactly this environment beside the test's own (no PGPASSWORD)."""
-    base = {k: v for k, v in os.environ.items() if k not in ("PGPASSWORD", "DIGEST_DB_COPY_PASSWORD")}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "digest",
-        "--config",
-        str(config),
-        "db",
-        "copy",
-        "--to",
-        to_url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**base, "DIGEST_NOW": DAY1.isoformat(), **env},
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    unset: dict[str, str | None] = {"PGPASSWORD": None, "DIGEST_DB_COPY_PASSWORD": None}
+    return await run_digest(config, "db", "copy", "--to", to_url, env={**unset, "DIGEST_NOW": DAY1.isoformat(), **env})
 
 
 async def test_the_target_password_comes_from_the_environment_and_one_on_the_command_line_is_warned_of(

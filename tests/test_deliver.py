@@ -167,6 +167,22 @@ async def test_M1_a_421_before_DATA_on_every_connection_is_tried_twice_then_tran
     assert tries == [1, 2, 3, 4], "each message: once on its connection, once more on a new one, then deferred"
 
 
+async def test_M1_a_421_that_says_the_message_is_too_big_is_not_tried_again_on_a_new_connection() -> None:
+    # Too big wins over "closing": every connection would refuse the edition, so the message is
+    # left pending as too big (no breaker step) rather than sent again at once.
+    tries: list[int] = []
+
+    def too_big(t: Turn) -> str:
+        tries.append(t.connection)
+        return "421 4.3.4 message too big, closing"
+
+    async with SmtpServer(Scripted(mail=too_big), size_limit=0) as srv:
+        log, stats = await send_all(settings(srv, circuit_breaker=1), many(2))
+    assert stats.transient == 2 and srv.messages == []
+    assert all(r.too_big and r.stage == "MAIL" for r in log.results)
+    assert tries == [1, 2], "each message once: a new connection only because 421 closed the last one"
+
+
 async def test_B9_a_relay_capping_messages_per_connection_defers_nothing_and_throttles_no_domain() -> None:
     # The audit's t4: a relay allowing 3 messages per connection answers the 4th "421 4.7.0" at
     # MAIL. That was 12 sent and 18 deferred, the 4.7.0 putting example.org (the recipients')

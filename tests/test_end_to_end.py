@@ -17,6 +17,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from digestprocess import run_digest
 from httpservers import FeedServer
 from smtpservers import Scripted, SmtpServer, Turn
 
@@ -122,21 +123,7 @@ async def digest(config: Path, *args: str, now: datetime | None = None) -> tuple
     stdout, stderr). By default each command runs a minute after the previous one, as an operator's
     would: DIGEST_NOW restarts the clock in every process, so identical starts would overlap."""
     STEP[0] += 1
-    env = {**os.environ, "DIGEST_NOW": (now or NOW + timedelta(minutes=STEP[0])).isoformat()}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "digest",
-        "--config",
-        str(config),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_digest(config, *args, env={"DIGEST_NOW": (now or NOW + timedelta(minutes=STEP[0])).isoformat()})
 
 
 def parsed(data: bytes) -> EmailMessage:

@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 import pytest
 from dbfaults import write_lock
+from digestprocess import launch
 from httpservers import FeedServer
 from ports import free_port
 from smtpservers import SmtpServer
@@ -720,19 +721,8 @@ async def start_daemon(
 ) -> asyncio.subprocess.Process:
     """`digest -v run` as a process, its log lines in `log_path` for the test to watch."""
     with log_path.open("wb") as log_file:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "digest",
-            "--config",
-            str(config),
-            "-v",
-            "run",
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-            env=env,
-            preexec_fn=preexec_fn,
+        return await launch(
+            config, "-v", "run", env=env, stdout=subprocess.DEVNULL, stderr=log_file, preexec_fn=preexec_fn
         )
 
 
@@ -805,22 +795,7 @@ async def test_H19_the_web_app_drops_requests_whose_headers_or_body_never_arrive
     assert cli(config, "subscribers", "list").returncode == 0  # the config's subscriber is in the database
     token = unsubscribe_link_token(tmp_path / "digest.sqlite", "reader0@example.org")
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "digest",
-        "--config",
-        str(config),
-        "web",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        preexec_fn=_low_fd_limit(200),
-    )
+    proc = await launch(config, "web", "--host", "127.0.0.1", "--port", str(port), preexec_fn=_low_fd_limit(200))
     try:
         assert proc.stdout is not None
         assert b"serving on" in await asyncio.wait_for(proc.stdout.readline(), 30)

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -18,6 +16,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import aiohttp
+from digestprocess import launch, run_digest
 from httpservers import FeedServer
 from ports import free_port
 from smtpservers import SmtpServer
@@ -42,7 +41,11 @@ def rss(day: datetime, tag: str) -> bytes:
     ).encode()
 
 
-def write_config(tmp: Path, *, feed: str, smtp_port: int, web_port: int, subscribers: str) -> Path:
+def write_config(
+    tmp: Path, *, feed: str, smtp_port: int, web_port: int, subscribers: str, database: str = "", extra: str = ""
+) -> Path:
+    """The Wire Review's config: `database` (default: digest.sqlite in `tmp`), `extra` tables before the sections."""
+    database = database or f"sqlite:///{tmp / 'digest.sqlite'}"
     config = tmp / "digest.toml"
     config.write_text(
         f"""
@@ -50,7 +53,7 @@ def write_config(tmp: Path, *, feed: str, smtp_port: int, web_port: int, subscri
 title = "Wire Review"
 timezone = "UTC"
 send_at = "05:00"
-database = "sqlite:///{tmp / "digest.sqlite"}"
+database = "{database}"
 base_url = "http://127.0.0.1:{web_port}"
 allow_private_addresses = true
 
@@ -63,7 +66,7 @@ timeout = 10
 [web]
 host = "127.0.0.1"
 port = {web_port}
-
+{extra}
 [[sections]]
 name = "World"
 categories = ["World"]
@@ -92,21 +95,7 @@ def set_subscribers(config: Path, subscribers: str) -> None:
 
 
 async def digest(config: Path, now: datetime, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "DIGEST_NOW": now.isoformat(), "DIGEST_DAEMON_TICK": "0.3"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "digest",
-        "--config",
-        str(config),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_digest(config, *args, env={"DIGEST_NOW": now.isoformat(), "DIGEST_DAEMON_TICK": "0.3"})
 
 
 async def ok(config: Path, now: datetime, *args: str) -> str:
@@ -118,17 +107,7 @@ async def ok(config: Path, now: datetime, *args: str) -> str:
 @contextlib.asynccontextmanager
 async def web_app(config: Path, now: datetime) -> AsyncIterator[None]:
     """`digest web` as a process, until the block ends."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "digest",
-        "--config",
-        str(config),
-        "web",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "DIGEST_NOW": now.isoformat()},
-    )
+    proc = await launch(config, "web", env={"DIGEST_NOW": now.isoformat()})
     try:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
@@ -142,17 +121,8 @@ async def web_app(config: Path, now: datetime) -> AsyncIterator[None]:
 
 @contextlib.asynccontextmanager
 async def daemon(config: Path, now: datetime) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "digest",
-        "--config",
-        str(config),
-        "run",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "DIGEST_NOW": now.isoformat(), "DIGEST_DAEMON_TICK": "0.3"},
-    )
+    env = {"DIGEST_NOW": now.isoformat(), "DIGEST_DAEMON_TICK": "0.3"}
+    proc = await launch(config, "run", env=env, stdout=asyncio.subprocess.DEVNULL)
     try:
         yield proc
     finally:

@@ -15,7 +15,6 @@ import re
 import signal
 import socket
 import sqlite3
-import sys
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -27,10 +26,10 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from digestprocess import kill_sessions, launch
 from httpservers import FeedServer
 from smtpservers import Recorder, SmtpServer
 
-ROOT = Path(__file__).resolve().parents[1]
 DAY1 = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)  # send_at 07:00 UTC
 DAY2 = DAY1 + timedelta(days=1)
 GONE, BUSY = "gone@example.org", "busy@example.org"
@@ -177,20 +176,8 @@ class Site:
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     async def start(self, *args: str, now: datetime) -> Proc:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "digest",
-            "--config",
-            str(self.config),
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "DIGEST_NOW": now.isoformat(), "PYTHONPATH": str(ROOT)},
-            cwd=str(self.folder),
-            start_new_session=True,  # its own process group: a Ctrl-C or a kill -9 reaches it all
-        )
+        # its own process group: a Ctrl-C or a kill -9 reaches it all
+        proc = await launch(self.config, *args, env={"DIGEST_NOW": now.isoformat()}, own_session=True)
         started = Proc(proc).begin()
         self.procs.append(started)
         return started
@@ -233,11 +220,7 @@ async def site(tmp_path: Path, feed: FeedServer, relay: Relay) -> AsyncIterator[
         try:
             yield s
         finally:
-            for p in s.procs:
-                if p.proc.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(p.proc.pid, signal.SIGKILL)
-                    await p.proc.wait()
+            await kill_sessions(p.proc for p in s.procs)
 
 
 def readers(n: int) -> list[str]:

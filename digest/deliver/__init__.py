@@ -45,7 +45,8 @@ from digest.deliver.core import (
     one_line,
     refusal,
 )
-from digest.deliver.smtp import RateLimiter, SmtpTransport
+from digest.deliver.pacing import RateLimiter
+from digest.deliver.smtp import SmtpTransport
 
 __all__ = [
     "DeliveryStats",

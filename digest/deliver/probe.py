@@ -15,7 +15,8 @@ import aiosmtplib
 
 from digest.config import SmtpSettings
 from digest.deliver.core import one_line
-from digest.deliver.smtp import SmtpTransport, size_limit
+from digest.deliver.envelopes import size_limit
+from digest.deliver.smtp import SmtpTransport
 from digest.errors import DeliveryError, SenderRefusedError, SmtpAuthError, full_stop
 
 
@@ -43,7 +44,7 @@ async def probe(settings: SmtpSettings, *, sender: str) -> Probe:
             greeting=greeting,
             tls=_tls(smtp, settings),
             auth=_auth(smtp, settings),
-            size=size_limit(smtp),
+            size=size_limit(smtp.esmtp_extensions),
             smtputf8=smtp.supports_extension("smtputf8"),
             sender=sender,
             sender_reply=reply,
