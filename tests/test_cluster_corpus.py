@@ -309,7 +309,7 @@ def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
 # joins its story (German nouns, all capitalised, had diluted its names), and in some windows its
 # Fort Lauderdale report joins the shooting's. The first false pair comes at 0.29 (two outlets'
 # CES pieces, in the whole corpus); the labelled days' and windows' first at 0.28.
-# Session 37 (same-language 0.711 -> 0.735; the windows' 0.596 -> 0.600; precision 1.000): one report
+# Session 36 (same-language 0.711 -> 0.735; the windows' 0.596 -> 0.600; precision 1.000): one report
 # that shares a rare name and four rare words with a story three outlets or more tell needs 0.7 of the
 # bar (`TOLD_FACTOR`), not 0.9: The Indian Express's report of the four held without bail joins the
 # Chicago beating's story (5 pairs).
