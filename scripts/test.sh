@@ -48,4 +48,10 @@ echo "== running the tests"
 # The installed wheel is tested, not the source tree: the pytest script (unlike `python -m pytest`)
 # does not put the repository on sys.path, so templates shipped inside the wheel are what run.
 mkdir -p test-artifacts
-exec "$VENV/bin/pytest" -p no:cacheprovider -q -ra "$@" tests
+# On every core (DIGEST_TEST_PROCESSES to choose), a test file to one process: a file's module
+# fixtures (a Chromium, a served edition) are made once, and no two files share a port or database
+# (tests take free ports and a database of their own). 1 runs the suite in this process.
+procs=${DIGEST_TEST_PROCESSES:-auto}
+xdist=()
+[ "$procs" != 1 ] && xdist=(-n "$procs" --dist loadfile)
+exec "$VENV/bin/pytest" -p no:cacheprovider -q -ra "${xdist[@]}" "$@" tests
