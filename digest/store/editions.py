@@ -606,6 +606,8 @@ class OutboxSession:
 
         `draft`: the items of an edition not built yet (`digest preview`, `send --dry-run`), which
         are in no `edition_items` row to compare with."""
+        if not near.cutoffs:  # no other zone's edition near this one: nobody moved here, nothing to ask
+            return {}
         return self._again("reading what was sent", lambda: self._movers(edition, near, ids, draft))
 
     def _movers(
