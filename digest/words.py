@@ -210,10 +210,11 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(unicodedata.normalize("NFKC", text))
 
 
-def tokens_of_normalised(text: str) -> list[str]:
+def tokens_of_normalised(text: str, ascii: bool | None = None) -> list[str]:
     """Clustering's tokens of a text already in NFKC (normalising twice costs a pass over the text):
-    `tokens`, but a figure written with dashes or slashes is one token."""
-    return (_ASCII_FIGURE if text.isascii() else _FIGURE).findall(text)
+    `tokens`, but a figure written with dashes or slashes is one token. `ascii`: `text.isascii()`,
+    when the caller knows it."""
+    return (_ASCII_FIGURE if (text.isascii() if ascii is None else ascii) else _FIGURE).findall(text)
 
 
 def is_number(token: str) -> bool:

@@ -27,7 +27,7 @@ from digest.cluster import (
     similarity,
     title_shingles,
 )
-from digest.cluster.features import _name_key, _profile, in_sources_languages, series_places
+from digest.cluster.features import _capitals, _is_title_case, _name_key, _profile, in_sources_languages, series_places
 from digest.cluster.stories import _merge_score
 from digest.cluster.vectors import _batch, _weak_number
 from digest.errors import DigestError
@@ -478,6 +478,20 @@ def test_a_title_case_headline_still_says_what_happened() -> None:
         Candidate("Okonkwo harbour: hate crime charges filed over torture", "https://b.example/1", "wire", at(90)),
     ]
     assert next(g for g in cluster(items) if 45 in g) == [45, 46]
+
+
+def test_title_case_is_judged_by_the_full_rule_whatever_the_capitals_count() -> None:
+    # `_add_text` skips the title-case rule for ASCII text with fewer than three capital letters (it
+    # cannot hold three capitalised words): its answer is the rule's on every text, ASCII or not.
+    rng = random.Random(11)
+    vocabulary = ["Hate", "crime", "Charges", "brought", "in", "a", "Case", "OK", "X", "Über", "état", "2017"]
+    texts = ["Hate Crime Charges Brought", "Hate crime Charges", "NASA and ESA agree", "A B C D", "Ab Cd Ef Gh"]
+    texts += [" ".join(rng.choices(vocabulary, k=rng.randint(1, 9))) for _ in range(2000)]
+    for text in texts:
+        tokens = words.tokens_of_normalised(text)
+        assert _profile(c(text, "wire"), "en").styled == _is_title_case(tokens), text
+        if text.isascii():
+            assert _capitals(text) == sum(map(str.isupper, text)), text
 
 
 def test_items_far_apart_in_time_are_other_stories() -> None:

@@ -96,6 +96,15 @@ def _is_title_case(tokens: list[str]) -> bool:
     return len(initials) >= 3 and sum(map(str.isupper, initials)) >= 0.8 * len(initials)
 
 
+_CAPITAL_LETTERS = bytes(range(ord("A"), ord("Z") + 1))
+
+
+def _capitals(text: str) -> int:
+    """How many capital letters an ASCII text has."""
+    data = text.encode("ascii")
+    return len(data) - len(data.translate(None, _CAPITAL_LETTERS))
+
+
 def _name_key(token: str) -> str:  # no cache of its own: `_entries` keeps what `_add_text` needs of a token
     key = words.skeleton(token)
     # A key of two letters or less is ambiguous ("kb" is Cuba and Kobe): such a name is keyed by its
@@ -441,15 +450,21 @@ def _add_text(
         text = _CLOCK.sub(" ", text)
     if lang != "en":
         text = _SPACE_GROUPED.sub(_joined, text)
-    tokens = words.tokens_of_normalised(text)
+    ascii = text.isascii()
+    tokens = words.tokens_of_normalised(text, ascii)
     found = _SCALED.findall(text) if not _SCALE_TOKENS.isdisjoint(tokens) else []
-    abbreviated = _CURRENCY_SCALED.findall(text) if _CURRENCY.search(text) else []
-    for (number, scale), scales in chain(zip(found, repeat(_SCALES)), zip(abbreviated, repeat(_ABBREVIATED_SCALES))):
-        figure = _scaled_figure(number, scale, scales)
-        if figure and weight * NUMBER_WEIGHT > features.get(figure, 0.0):
-            features[figure] = weight * NUMBER_WEIGHT
-            others[figure] = None
-    title_case = _is_title_case(tokens)
+    # Of the currency signs, ASCII has "$" alone: a substring test instead of the regex's scan.
+    abbreviated = _CURRENCY_SCALED.findall(text) if ("$" in text if ascii else _CURRENCY.search(text)) else []
+    if found or abbreviated:  # a few texts: the loop's iterators are not made for the others
+        scaled = chain(zip(found, repeat(_SCALES)), zip(abbreviated, repeat(_ABBREVIATED_SCALES)))
+        for (number, scale), scales in scaled:
+            figure = _scaled_figure(number, scale, scales)
+            if figure and weight * NUMBER_WEIGHT > features.get(figure, 0.0):
+                features[figure] = weight * NUMBER_WEIGHT
+                others[figure] = None
+    # Title case wants three capitalised words: ASCII text with fewer than three capital letters (most
+    # summaries and sentence-case headlines) is none, told by deleting its capitals in C.
+    title_case = _is_title_case(tokens) if not ascii or _capitals(text) >= 3 else False
     # A text in capitals ("KARNATAKA BANK BAGS MSME BANKING EXCELLENCE AWARDS") writes every word as
     # an acronym: its capitals are a style, as a title-case headline's are, and name no one.
     shouted = text.isupper()
