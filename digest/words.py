@@ -276,6 +276,19 @@ def language_guess(text: str) -> tuple[str, int]:
     found -= _ELIDED
     if clitics or "'" in text or "’" in text:
         found.update(_ELISION.findall(folded))
+    return _guess_of_words(found, clitics)
+
+
+def language_guess_of_words(found: set[str]) -> tuple[str, int]:
+    """`language_guess` of an ASCII text of 400 characters at most without an apostrophe, from the
+    set of its tokens (`tokens_of_normalised`) in lower case: what `_latin_words` would find in it,
+    and its numbers, which say nothing of a language. Clustering has the tokens already: the text is
+    not read again. `found` is changed."""
+    found -= _ELIDED
+    return _guess_of_words(found, 0)
+
+
+def _guess_of_words(found: set[str], clitics: int) -> tuple[str, int]:
     if unseen := found - _SEEN:
         if len(_SEEN) > 262144:  # a long-running daemon must not grow them forever
             _SEEN.clear()

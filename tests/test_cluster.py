@@ -27,7 +27,18 @@ from digest.cluster import (
     similarity,
     title_shingles,
 )
-from digest.cluster.features import _capitals, _is_title_case, _name_key, _profile, in_sources_languages, series_places
+from digest.cluster.features import (
+    _LEAD_WORD,
+    _SENTENCE_END,
+    _SENTENCE_END_LOWER_AFTER_COLON,
+    _capitals,
+    _is_title_case,
+    _name_key,
+    _profile,
+    _sentence_starts,
+    in_sources_languages,
+    series_places,
+)
 from digest.cluster.stories import _merge_score
 from digest.cluster.vectors import _batch, _weak_number
 from digest.errors import DigestError
@@ -492,6 +503,19 @@ def test_title_case_is_judged_by_the_full_rule_whatever_the_capitals_count() -> 
         assert _profile(c(text, "wire"), "en").styled == _is_title_case(tokens), text
         if text.isascii():
             assert _capitals(text) == sum(map(str.isupper, text)), text
+
+
+def test_a_texts_sentence_starts_are_the_split_rules_when_it_is_one_sentence() -> None:
+    # `_sentence_starts` skips the split when no sentence ends in the text: the same words either way.
+    rng = random.Random(12)
+    parts = ["Trump", "said", "«Poutine", "(Reuters)", "x", ".", "!", "?", ":", ";", " ", "\n", "¿Qué", "2017", "e.g."]
+    texts = ["", " ", "Putin: «Ситуация»", "A. B", "Report: Putin hacked", "3 dead. Police say"]
+    texts += ["".join(rng.choices(parts, k=rng.randint(1, 10))) for _ in range(3000)]
+    for text in texts:
+        for lang in ("en", "fr"):
+            ends = _SENTENCE_END_LOWER_AFTER_COLON if lang == "fr" else _SENTENCE_END
+            split = {m.group(1) for part in ends.split(text) if (m := _LEAD_WORD.match(part))}
+            assert _sentence_starts(text, lang) == split, (text, lang)
 
 
 def test_items_far_apart_in_time_are_other_stories() -> None:

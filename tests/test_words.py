@@ -131,6 +131,22 @@ def test_fold_of_ascii_letters_and_digits_is_what_transliterating_gives() -> Non
         assert fold(word) == re.sub(r"[^a-z0-9.]+", "", unidecode(word.casefold()).casefold()), word
 
 
+def test_the_guess_from_an_ascii_texts_tokens_is_the_guess_from_its_text() -> None:
+    # Clustering guesses an ASCII text's language from the tokens it reads anyway (lower-cased, numbers
+    # among them): the answer `language_guess` gives when it reads the text.
+    rng = random.Random(4)
+    vocabulary = "the of and le la des der die und el los il gli della o os não Schule tz eaux ção S D 2017 6-4 3D x"
+    vocabulary += " nh lh Hamburg CAFE caffe Rio GLI d l qu zione 1,5 Müller"
+    choices = [w for w in vocabulary.split() if w.isascii()]
+    texts = ["S 2 of the Crown", "Le Pen et la France", "Die Schule und der Staat", "o Rio de Janeiro"]
+    texts += [
+        " ".join(rng.choices(choices, k=rng.randint(1, 12))) + rng.choice(["", ".", ": x", "!"]) for _ in range(3000)
+    ]
+    for text in texts:
+        found = set(map(str.lower, words.tokens_of_normalised(text)))
+        assert words.language_guess_of_words(found) == words.language_guess(text), text
+
+
 def test_word_forms_are_folded_stems_without_stopwords() -> None:
     ru = word_forms("Стрельба в аэропорту Форт-Лодердейла: 5 погибших, 8,5 раненых", "ru")
     assert "aeroport" in ru and "loderdeil" in ru and "5" in ru and "8.5" in ru

@@ -325,6 +325,9 @@ _LEAD_WORD = re.compile(r"(?:[\"'«“‘„(\[¿¡]\s*)*([^\W\d_]+)")
 def _sentence_starts(text: str, lang: str) -> set[str]:
     """The first word of each sentence (and of the text): capitalised whatever the word."""
     ends = _SENTENCE_END_LOWER_AFTER_COLON if lang in _LOWER_AFTER_COLON else _SENTENCE_END
+    if ends.search(text) is None:  # one sentence (most headlines and leads): no split, no set comprehension
+        m = _LEAD_WORD.match(text)
+        return {m.group(1)} if m else set()
     return {m.group(1) for part in ends.split(text) if (m := _LEAD_WORD.match(part))}
 
 
@@ -431,6 +434,7 @@ def _add_text(
     weight: float,
     names: list[tuple[str, str]] | None = None,
     pairs: _Pairs | None = None,
+    known: list[str] | None = None,
 ) -> bool:
     """Add one text's features at `weight` (a feature keeps its largest weight); True when the text
     is a title-case headline (its capitals are a style).
@@ -441,8 +445,10 @@ def _add_text(
     `others` collects the features that are not words (numbers, names' keys) in their order in `features`.
     `names`, when given, collects (name key, word feature) of each name found by capitals alone (not
     an acronym's), for `common_nouns`. `pairs`, when given, collects the text's two-word names
-    (`_name_pairs`).
+    (`_name_pairs`). `known`, when given, is the tokens of the text as written (ASCII), read by the
+    language guess already: they are the tokens unless a rule below rewrites the text.
     """
+    written = text
     text = unicodedata.normalize("NFKC", text)
     if "-elect" in text or "-Elect" in text or "-ELECT" in text:  # the regex only where it can match
         text = _ELECT.sub("", text)
@@ -451,7 +457,7 @@ def _add_text(
     if lang != "en":
         text = _SPACE_GROUPED.sub(_joined, text)
     ascii = text.isascii()
-    tokens = words.tokens_of_normalised(text, ascii)
+    tokens = known if known is not None and text == written else words.tokens_of_normalised(text, ascii)
     found = _SCALED.findall(text) if not _SCALE_TOKENS.isdisjoint(tokens) else []
     # Of the currency signs, ASCII has "$" alone: a substring test instead of the regex's scan.
     abbreviated = _CURRENCY_SCALED.findall(text) if ("$" in text if ascii else _CURRENCY.search(text)) else []
@@ -546,15 +552,36 @@ class _Profile:
         return events
 
 
+def _guessed_from_tokens(title: str, summary: str) -> bool:
+    """Whether `words.language_guess_of_words` answers for a title and summary as `language_guess` of
+    the two joined does: ASCII (their tokens are what `_latin_words` finds, and NFKC leaves them as
+    they are), no apostrophe (clitics and elisions), 400 characters at most (the guess reads no more)."""
+    return (
+        len(title) + len(summary) < 400
+        and title.isascii()
+        and summary.isascii()
+        and "'" not in title
+        and "'" not in summary
+    )
+
+
 def _profile(item: ClusterInput, lang: str | None = None) -> _Profile:
     """An item's features, read in `lang`, else in its declared language, else in the one its text says."""
     summary = (getattr(item, "summary_text", "") or "")[:SUMMARY_CHARS]
     said = words.SCRIPT_SAYS
+    title = item.title
+    title_tokens: list[str] | None = None
+    summary_tokens: list[str] | None = None
     if lang is None:
         hint = getattr(item, "language", None)
         lang = words.primary_language(hint if isinstance(hint, str) else None)
-        if lang is None:
-            lang, said = words.language_guess(f"{item.title} {summary}")
+        if lang is None and _guessed_from_tokens(title, summary):
+            # The guess from the tokens `_add_text` reads (one pass over the text instead of two).
+            title_tokens = words.tokens_of_normalised(title, True)
+            summary_tokens = words.tokens_of_normalised(summary, True)
+            lang, said = words.language_guess_of_words(set(map(str.lower, chain(title_tokens, summary_tokens))))
+        elif lang is None:
+            lang, said = words.language_guess(f"{title} {summary}")
     features: dict[str, float] = {}
     capitals: set[str] = set()
     others: dict[str, None] = {}
@@ -562,8 +589,10 @@ def _profile(item: ClusterInput, lang: str | None = None) -> _Profile:
     pairs: _Pairs | None = None if lang in _EVERY_NOUN_CAPITALISED else ([], [])
     name_pairs, latent_pairs = pairs or ((), ())
     # The lighter text first (`_add_text`).
-    styled = bool(summary) and _add_text(features, capitals, others, summary, lang, SUMMARY_WEIGHT, names, pairs)
-    styled = _add_text(features, capitals, others, item.title, lang, TITLE_WEIGHT, names, pairs) or styled
+    styled = bool(summary) and _add_text(
+        features, capitals, others, summary, lang, SUMMARY_WEIGHT, names, pairs, summary_tokens
+    )
+    styled = _add_text(features, capitals, others, title, lang, TITLE_WEIGHT, names, pairs, title_tokens) or styled
     return _Profile(
         lang, features, capitals, list(others), tuple(names), styled, tuple(name_pairs), tuple(latent_pairs), said
     )

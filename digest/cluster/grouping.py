@@ -238,12 +238,17 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
     def push_pairs(sid: int, later_only: bool = False) -> None:
         story = stories[sid]
         events, languages, bits = story.rare_events, lang_bits[sid], events_bits[sid]
+        # A root is its own story: read off `root` without calling `find` (most of a grown story's
+        # candidates are roots already, `near` keeping them as such).
         if len(story.ranks) == 1:
             own = neighbours.get(sid, ())
             # In the first pass a later item's root is never earlier than `sid`: filter before finding.
-            others = {find(x) for x in own if x > sid} if later_only else {find(x) for x in own}
+            if later_only:
+                others = {x if root[x] == x else find(x) for x in own if x > sid}
+            else:
+                others = {x if root[x] == x else find(x) for x in own}
         else:
-            others = {find(x) for x in near[sid]}
+            others = {x if root[x] == x else find(x) for x in near[sid]}
             others.discard(sid)
             near[sid] = others  # roots stand for their items from here on: the set shrinks as stories grow
         others.discard(sid)
