@@ -311,7 +311,8 @@ DEFAULT_BASE_URL = "http://localhost:8080"  # `link_problem` warns that no reade
 class DigestSettings:
     title: str = _opt(
         "Press Review",
-        "Title of the email; the subject is '<title> — <date>: <the story most outlets tell>', cut to fit.",
+        'Title of the email and the web pages; left at its default it reads in `language` ("Обзор прессы"). '
+        "The subject is '<title> — <date>: <the story most outlets tell>', cut to fit.",
         check_str,
     )
     timezone: str = _opt("UTC", "IANA time zone of the edition date and of subscribers without one.", check_timezone)

@@ -48,13 +48,14 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_request import FileField
 from babel.dates import format_date
+from babel.support import NullTranslations
 from itsdangerous import BadSignature, Signer, TimestampSigner
 from multidict import MultiDictProxy
 
 from digest import schedule, tokens, unsubscribes, zones
 from digest.addresses import mailbox, validate_email
 from digest.archive import ArchiveEntry, atom_feed, by_day, etag_for, etag_matches
-from digest.catalogue import builtin_templates_dir, load_translations, section_label
+from digest.catalogue import builtin_templates_dir, catalogue_folders, load_translations, section_label, site_title
 from digest.clock import Clock
 from digest.config import Settings
 from digest.errors import ConfigError, DigestError, StoreError, remote_words
@@ -117,6 +118,8 @@ class Site:
     clock: Clock
     secrets: tuple[str, ...]  # newest first: tokens.key_ring
     pages: jinja2.Environment
+    messages: NullTranslations  # the site's catalogues, the email's (site_messages)
+    title: str  # [digest] title as the email shows it: the default in the site's language
     editions: EditionPages  # each edition page rendered once
     metrics: Metrics
     spool: Path  # unsubscribes kept while the database was busy (unsubscribes.py)
@@ -146,7 +149,14 @@ def site_secrets(settings: Settings, store: Store) -> tuple[str, ...]:
     )
 
 
-def _pages(language: str) -> jinja2.Environment:
+def site_messages(settings: Settings) -> NullTranslations:
+    """The site's messages as its email reads them (render.Renderer): the built-in catalogue with
+    the operator's `templates_dir` catalogue over it, so a section or title reworded there reads the
+    same on every page as in the email."""
+    return load_translations(settings.digest.language, catalogue_folders(settings.digest.templates_dir))
+
+
+def _pages(translations: NullTranslations) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(builtin_templates_dir() / "web")),
         autoescape=True,  # every page is HTML; feed and subscriber text is escaped (E4)
@@ -155,10 +165,9 @@ def _pages(language: str) -> jinja2.Environment:
         lstrip_blocks=True,
         extensions=["jinja2.ext.i18n"],
     )
-    # The email's catalogue (templates/i18n/<lang>). _() marks the catalogue's text safe (it is ours,
+    # The email's catalogues (site_messages). _() marks the catalogue's text safe (it is ours,
     # like a template) and escapes its %(name)s values; |translate is for the sentences this module
     # passes in (headings, errors) and returns plain text, which autoescape escapes as before.
-    translations = load_translations(language, [builtin_templates_dir()])
     env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     env.filters["translate"] = translations.gettext
     # A section's label; its name stays the form's value, which is what a subscriber's choice stores.
@@ -168,13 +177,14 @@ def _pages(language: str) -> jinja2.Environment:
 
 def _edition_renderer(settings: Settings) -> Renderer:
     # templates/web/digest.html.j2 stands in for the email's page and reuses its section and story
-    # partials from the built-in folder; the labels (en, ru) are the email's.
+    # partials from the built-in folder; the labels are the email's, from the site's catalogues.
     d = settings.digest
     return Renderer(
         templates_dir=str(builtin_templates_dir() / "web"),
         language=d.language,
         images=d.images,
         excerpt_chars=d.excerpt_chars,
+        catalogues=catalogue_folders(d.templates_dir),
     )
 
 
@@ -187,9 +197,7 @@ def _subscribe_url(site: Site) -> str:
 
 def _page(site: Site, name: str, *, status: int = 200, **context: Any) -> web.Response:
     context.setdefault("subscribe_url", _subscribe_url(site))
-    body = site.pages.get_template(name).render(
-        lang=site.settings.digest.language, site_title=site.settings.digest.title, **context
-    )
+    body = site.pages.get_template(name).render(lang=site.settings.digest.language, site_title=site.title, **context)
     return web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
 
 
@@ -734,7 +742,7 @@ async def index(request: web.Request) -> web.StreamResponse:
     ]
     body = site.pages.get_template("index.html.j2").render(
         lang=lang,
-        site_title=site.settings.digest.title,
+        site_title=site.title,
         editions=rows,
         feed_path="editions.atom",
         subscribe_url=_subscribe_url(site),
@@ -760,12 +768,15 @@ def _feed_entries(site: Site) -> list[ArchiveEntry]:
         for _item, stored in site.store.edition_items(e.id):
             section = renames.get(stored, stored)
             counts[section] = counts.get(section, 0) + 1
-        summary = "; ".join(f"{name}: {n}" for name, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], 99)))
+        summary = "; ".join(
+            f"{section_label(site.messages, name)}: {n}"
+            for name, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], 99))
+        )
         label = format_date(e.day, "long", locale=settings.digest.language)
         zones = ", ".join(x.timezone for x in d.editions)
         entries.append(
             ArchiveEntry(
-                title=f"{settings.digest.title} — {label} ({zones})",
+                title=f"{site.title} — {label} ({zones})",
                 url=edition_url(settings, e.day, e.timezone),
                 updated=max(x.cutoff for x in d.editions),
                 summary=summary or "-",
@@ -784,7 +795,7 @@ async def atom(request: web.Request) -> web.StreamResponse:
     base = site.settings.digest.base_url
     entries = await asyncio.to_thread(_feed_entries, site)
     body = atom_feed(
-        title=site.settings.digest.title,
+        title=site.title,
         site_url=base,
         feed_url=f"{base}/editions.atom",
         entries=entries,
@@ -1053,13 +1064,16 @@ def make_app(
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
     clock = clock or (lambda: datetime.now(UTC))
     secrets = site_secrets(settings, store)
-    pages = _pages(settings.digest.language)
+    messages = site_messages(settings)
+    pages = _pages(messages)
     app[SITE] = Site(
         settings=settings,
         store=store,
         clock=clock,
         secrets=secrets,
         pages=pages,
+        messages=messages,
+        title=site_title(messages, settings.digest.title),
         editions=edition_pages(settings, store, secrets, pages),
         legacy_link_max_id=store.legacy_link_max_id(),
         metrics=metrics
