@@ -591,6 +591,8 @@ def preview(app: App, email: str, day: str | None, out: str | None) -> None:
     edition_day = zone_day(_date(day, app) if day is not None else None, zone, now)
     shown = render_preview(app.settings, store, subscriber=sub, day=edition_day, now=now)
     rendered = shown.rendered
+    if shown.edition is not None:  # a send now would not mail them this edition (already sent...): say which it is
+        click.echo(shown.edition)
     if shown.moved is not None:  # their message is not their zone's others': say how
         click.echo(shown.moved)
     if rendered is None:
@@ -643,7 +645,7 @@ Exit status:
     "dry_run",
     metavar="DIR",
     type=click.Path(file_okay=False),
-    help="Write .eml files into DIR instead of sending (records nothing as sent).",
+    help="Write the messages this send would send now as .eml files into DIR instead (records nothing).",
 )
 @click.option(
     "--workers",
@@ -662,7 +664,7 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None, re
     """Build and send the edition for a date to every active subscriber; re-running sends only what is still due."""
     edition_day = _date(day, app) if day is not None else None  # None: each time zone's own day
     if dry_run:
-        run_async(_dry_run(app, edition_day, Path(dry_run)))
+        run_async(_dry_run(app, edition_day, Path(dry_run), retry_now))
         return
     store = app.store
     _check_sendable(app, store, edition_day)
@@ -871,14 +873,19 @@ def _logging_setup() -> Callable[[], None]:
     return partial(setup_logging, "json" if json_lines else "text", root.level)
 
 
-async def _dry_run(app: App, day: date | None, folder: Path) -> None:
-    """Render every subscriber's message into .eml files, touching no outbox row."""
+async def _dry_run(app: App, day: date | None, folder: Path, retry_now: bool) -> None:
+    """Render into .eml files every message the same `digest send` would send now, touching no outbox row."""
     from digest.pipeline.send import dry_run
+    from digest.pipeline.sender import skipped_words
 
-    done = await dry_run(app.settings, app.store, day=day, now=app.clock(), folder=folder)
+    done = await dry_run(app.settings, app.store, day=day, now=app.clock(), folder=folder, retry_now=retry_now)
     click.echo(f"wrote {done.written} messages to {folder} (nothing was sent or recorded)")
     for line in done.moved:  # the messages of subscribers who moved zone, unlike their zone's others
         click.echo(f"  {line}")
+    if done.skipped:  # as the send's report says it: "3 skipped (2 had no story in ...)"
+        click.echo(skipped_words(sum(done.skipped.values()), done.skipped))
+    for line in done.not_sent:  # built editions' rows a send now leaves alone: "already sent: ..."
+        click.echo(line)
 
 
 # --------------------------------------------------------------------------- daemon and status

@@ -372,6 +372,24 @@ class Neighbours:
 
 
 @dataclass(frozen=True, slots=True)
+class Standing:
+    """A built edition's outbox as a send run now finds it (`EditionStore.outbox_standing`), for
+    `digest preview` and `send --dry-run`, which must show what that send does.
+
+    `due`: the subscribers whose rows the send would claim (the sender's own condition), in row
+    order. `rest`: how many of the other rows are in each state: sent, failed, skipped, pending
+    (deferred; their retry time has not come) and sending (held by another, live sender).
+    `sent_at`: when the last of the sent ones went; `retry_at`: the earliest retry time of the
+    deferred ones.
+    """
+
+    due: tuple[int, ...] = ()
+    rest: dict[str, int] = field(default_factory=dict)
+    sent_at: datetime | None = None
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Moved:
     """What one subscriber who moved zone needs of this edition (`OutboxSession.movers`).
 

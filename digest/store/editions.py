@@ -54,6 +54,7 @@ from digest.model import (
     Moved,
     Neighbours,
     OutboxEntry,
+    Standing,
     Subscriber,
 )
 from digest.schedule import known_zone
@@ -421,6 +422,37 @@ class EditionStore(StoreBase):
                 )
                 or 0
             )
+
+    def outbox_standing(
+        self, edition_id: int, *, now: datetime, due_only: bool, subscriber_id: int | None = None
+    ) -> Standing:
+        """What a send run starting `now` would do with the edition's rows (one subscriber's, with
+        `subscriber_id`): those it would claim, by the claim's own condition (`_claimable`, with the
+        run's `since` at `now`, the lease judged on the database's clock), and the others' states.
+        Recording nothing: `digest preview` and `send --dry-run` show a send's work from it."""
+        d = t.deliveries
+        cond = [d.c.edition_id == edition_id]
+        if subscriber_id is not None:
+            cond.append(d.c.subscriber_id == subscriber_id)
+        with self.engine.connect() as conn:
+            claimable = _claimable(d, now, due_only, None if due_only else now, lease_now=database_time(conn))
+            due = conn.execute(select(d.c.subscriber_id, d.c.status).where(*cond, claimable).order_by(d.c.id)).all()
+            counts = conn.execute(
+                select(d.c.status, func.count(), func.max(d.c.sent_at)).where(*cond).group_by(d.c.status)
+            ).all()
+            retry_at = conn.scalar(
+                select(func.min(d.c.next_attempt_at)).where(*cond, d.c.status == PENDING, d.c.next_attempt_at > now)
+            )
+        rest = {str(status): int(n) for status, n, _ in counts}
+        for _, status in due:
+            rest[status] -= 1
+        sent_at = next((_aware(at) for status, _, at in counts if status == SENT and at is not None), None)
+        return Standing(
+            tuple(int(sub) for sub, _ in due),
+            {status: n for status, n in rest.items() if n},
+            sent_at,
+            _aware(retry_at) if retry_at is not None and rest.get(PENDING) else None,
+        )
 
     def expire_claims(self, edition_id: int, *, now: datetime, other_than: str | None = None) -> Lapsed:
         """Return to pending the rows of the edition whose claim's lease ran out: their sender
