@@ -93,12 +93,14 @@ def headline_weather(profile: _Profile) -> frozenset[str]:
     if not kinds:
         return frozenset()
     features = profile.features
-    found = [f for f in kinds if features.get(f, 0.0) >= TITLE_WEIGHT]
+    found = kinds.keys() & features.keys()  # in C: most items have none
+    if found:
+        found = {f for f in found if features[f] >= TITLE_WEIGHT}
     if not found or any(features.get(f, 0.0) >= TITLE_WEIGHT for f in not_weather):
         return frozenset()
     if profile.names:  # a word written as a name where it stands is someone: Дед Мороз, Jon Snow, Robert Frost
         names = {w for _, w in profile.names}
-        found = [f for f in found if f not in names]
+        found -= names
     return frozenset(kinds[f] for f in found)
 
 
