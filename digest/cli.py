@@ -1723,7 +1723,9 @@ def web_command(app: App, host: str | None, port: int | None) -> None:
     from digest.web import WEB_BUSY_TIMEOUT, run_web
 
     def ready(urls: list[str]) -> None:
-        click.echo(f"serving on {', '.join(urls)}; public at {app.settings.digest.base_url}")
+        web = app.settings.web
+        metrics = "" if web.metrics_port is None else f"; /metrics on {web.metrics_host}:{web.metrics_port}"
+        click.echo(f"serving on {', '.join(urls)}; public at {app.settings.digest.base_url}{metrics}")
 
     app.store.close()  # synced the config; requests get a store that waits less for a write lock
     store = Store(app.settings.database_url, busy_timeout=WEB_BUSY_TIMEOUT)

@@ -13,7 +13,7 @@ holds) or the renderer's (how it looks). Nothing calls it but the shells (`diges
     GET  /                   recent sent editions (404 when the archive is off)
     GET  /editions.atom      Atom feed of sent editions (archive.py; 404 when the archive is off)
     GET  /healthz            "ok" (200) or "late" (503): the last poll and the last due edition on time?
-    GET  /metrics            Prometheus text format (metrics.py)
+    GET  /metrics            Prometheus text format (metrics.py); on [web] metrics_port when set
 
 The token in the URL is the only credential (tokens.py: itsdangerous, one salt per purpose, no
 expiry, G3/G4). Every unreadable token -- altered, truncated, another purpose's, empty -- gets the
@@ -133,6 +133,8 @@ class Site:
 
 
 SITE = web.AppKey("site", Site)
+METRICS = web.AppKey("metrics", Metrics)  # what /metrics serves, on the web app or a listener of its own
+METRICS_CONNECTIONS = 16  # the metrics listener's cap: a scraper or two, never a crowd
 
 
 def site_secrets(settings: Settings, store: Store) -> tuple[str, ...]:
@@ -1043,8 +1045,7 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics_page(request: web.Request) -> web.StreamResponse:
-    site = request.app[SITE]
-    body = await asyncio.to_thread(site.metrics.exposition)
+    body = await asyncio.to_thread(request.app[METRICS].exposition)
     resp = web.Response(body=body)
     resp.headers["Content-Type"] = METRICS_CONTENT_TYPE
     return resp
@@ -1090,7 +1091,9 @@ def make_app(
     app.router.add_get("/editions.atom", atom)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_page)
+    app[METRICS] = app[SITE].metrics
+    if settings.web.metrics_port is None:  # else on a listener of its own (start_web), 404 here
+        app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/subscribe", subscribe_page)
     app.router.add_post("/subscribe", subscribe)
     app.router.add_get(f"/confirm/{token}", confirm_page)
@@ -1191,20 +1194,21 @@ async def start_web(
     port: int | None = None,
     metrics: Metrics | None = None,
 ) -> web.AppRunner:
-    """Listen on [web] host:port (or the given ones; port 0 picks a free one).
+    """Listen on [web] host:port (or the given ones; port 0 picks a free one), and with [web]
+    metrics_port set, serve /metrics on metrics_host:metrics_port instead.
 
-    The caller stops it with ``runner.cleanup()``; ``listening(runner)`` says where it listens.
+    The caller stops both with ``runner.cleanup()``; ``listening(runner)`` says where the app listens.
     """
     app = await asyncio.to_thread(make_app, settings, store, clock=clock, metrics=metrics)
     logging.getLogger("aiohttp.server").addFilter(_MALFORMED_REQUESTS)  # once: a logger keeps one of each
-    runner = web.AppRunner(
-        app,
-        access_log_class=_AccessLogger,
-        access_log=logging.getLogger("digest.web.access"),
-        shutdown_timeout=SHUTDOWN_GRACE,
-        keepalive_timeout=READ_TIMEOUT,
-        lingering_time=1.0,
-    )  # after a 408, wait for no more of its body
+    metrics_runners: list[web.AppRunner] = []
+
+    async def stop_metrics(_: web.Application) -> None:  # the web app's runner.cleanup() stops both
+        for metrics_runner in metrics_runners:
+            await metrics_runner.cleanup()
+
+    app.on_cleanup.append(stop_metrics)
+    runner = _runner(app)
     await runner.setup()
     host = host or settings.web.host
     port = settings.web.port if port is None else port
@@ -1217,6 +1221,46 @@ async def start_web(
             hint="Set [web] port (or host) to a free address, or stop what is using it.",
         ) from exc
     log.info("web: listening on %s; public at %s", ", ".join(listening(runner)), settings.digest.base_url)
+    if settings.web.metrics_port is not None:
+        try:
+            metrics_runners.append(await _start_metrics(settings, app[METRICS]))
+        except ConfigError:
+            await runner.cleanup()
+            raise
+        log.info("web: metrics on %s/metrics", ", ".join(listening(metrics_runners[0])))
+    return runner
+
+
+def _runner(app: web.Application) -> web.AppRunner:
+    return web.AppRunner(
+        app,
+        access_log_class=_AccessLogger,
+        access_log=logging.getLogger("digest.web.access"),
+        shutdown_timeout=SHUTDOWN_GRACE,
+        keepalive_timeout=READ_TIMEOUT,
+        lingering_time=1.0,  # after a 408, wait for no more of its body
+    )
+
+
+async def _start_metrics(settings: Settings, metrics: Metrics) -> web.AppRunner:
+    """/metrics alone on [web] metrics_host:metrics_port, as Prometheus exporters serve it: the
+    figures stay off the public port without a rule at the proxy, and a scrape never competes with
+    readers for the web app's connections."""
+    app = web.Application()
+    app[METRICS] = metrics
+    app.router.add_get("/metrics", metrics_page)
+    runner = _runner(app)
+    await runner.setup()
+    host, port = settings.web.metrics_host, settings.web.metrics_port
+    assert port is not None
+    try:
+        await _CappedSite(runner, host, port, cap=METRICS_CONNECTIONS).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(
+            f"The metrics listener cannot listen on {host}:{port}: {exc.strerror or exc}.",
+            hint="Set [web] metrics_port (or metrics_host) to a free address, or stop what is using it.",
+        ) from exc
     return runner
 
 
