@@ -880,6 +880,8 @@ async def _dry_run(app: App, day: date | None, folder: Path, retry_now: bool) ->
 
     done = await dry_run(app.settings, app.store, day=day, now=app.clock(), folder=folder, retry_now=retry_now)
     click.echo(f"wrote {done.written} messages to {folder} (nothing was sent or recorded)")
+    for line in done.resumed:  # earlier editions' due messages, as a plain `digest send` resumes them
+        click.echo(line)
     for line in done.moved:  # the messages of subscribers who moved zone, unlike their zone's others
         click.echo(f"  {line}")
     if done.skipped:  # as the send's report says it: "3 skipped (2 had no story in ...)"

@@ -380,13 +380,21 @@ class Standing:
     order. `rest`: how many of the other rows are in each state: sent, failed, skipped, pending
     (deferred; their retry time has not come) and sending (held by another, live sender).
     `sent_at`: when the last of the sent ones went; `retry_at`: the earliest retry time of the
-    deferred ones.
+    deferred ones. `why`: how many of `due` are claimable for each reason (`DUE_RETRY`...), which
+    `send --dry-run` names for an earlier edition it resumes.
     """
 
     due: tuple[int, ...] = ()
     rest: dict[str, int] = field(default_factory=dict)
     sent_at: datetime | None = None
     retry_at: datetime | None = None
+    why: dict[str, int] = field(default_factory=dict)
+
+
+# Why a row is claimable (`Standing.why`): never tried (pending, no retry time), deferred and its
+# retry time has come, deferred and retried before it (`--retry-now`), or claimed by a sender
+# whose lease ran out.
+DUE_UNTRIED, DUE_RETRY, DUE_EARLY, DUE_LAPSED = "untried", "retry", "early", "lapsed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ run`), the web app and the demo call this module and nothing else of the send jo
     draft     draft_mailer(), preview(), dry_run(): the edition as built, else as it would be
               built now, recording nothing; each subscriber's message as the sender makes it,
               a mover's too (draft_movers); of a built edition only the rows a send now claims
-              (Store.outbox_standing), the others named (already sent...)
+              (Store.outbox_standing), the others named (already sent...); without --date, the
+              earlier editions plan() resumes too, each in a folder of its own
     web page  EditionPages: each edition's page rendered once per process and kept (bounded)
 
 The store keeps the state and applies no policy; pipeline.mailer turns an edition into messages.
@@ -39,6 +40,10 @@ from digest.config import DigestSettings, Settings
 from digest.deliver import Envelope, FileTransport
 from digest.errors import DigestError
 from digest.model import (
+    DUE_EARLY,
+    DUE_LAPSED,
+    DUE_RETRY,
+    DUE_UNTRIED,
     PLACEHOLDER_PREFERENCES_URL,
     PLACEHOLDER_UNSUBSCRIBE_URL,
     EditionItem,
@@ -459,17 +464,39 @@ def preview(settings: Settings, store: Store, *, subscriber: Subscriber, day: da
     return Preview(dataclasses.replace(rendered, html=fill(rendered.html), text=fill(rendered.text)), note, shown)
 
 
+def _resumed_line(edition: EditionRecord, standing: Standing, where: Path) -> str:
+    """For `send --dry-run`: what a send takes of an earlier edition it resumes, and where the
+    dry run wrote it ("resumed edition of 6 December (Europe/Moscow): 2 due retries; in DIR/...")."""
+    head = f"resumed edition of {_day(edition.day)} ({edition.timezone}):"
+    n = standing.why
+    parts = [
+        f"{count} {what}"
+        for count, what in (
+            (n.get(DUE_RETRY, 0), "due retry" if n.get(DUE_RETRY) == 1 else "due retries"),
+            (n.get(DUE_EARLY, 0), "deferred, retried early (--retry-now)"),
+            (n.get(DUE_LAPSED, 0), "held by a sender gone silent"),
+            (n.get(DUE_UNTRIED, 0), "left unsent by a stopped run"),
+        )
+        if count
+    ]
+    if not parts:  # plan() counts rows a live sender holds: this send would leave them to it
+        held = standing.rest.get(SENDING, 0)
+        return f"{head} nothing to send now ({held} held by another sender)"
+    return f"{head} {', '.join(parts)}; in {where}"
+
+
 @dataclass(frozen=True, slots=True)
 class DryRun:
     """What `digest send --dry-run` wrote: how many messages, a line per mover's message
     (`EditionMailer.moved_note`, after the file and address), why the others got none, as the
-    send's report says it (`skipped`), and the lines on built editions' rows a send now leaves
-    alone (`not_sent`: already sent...)."""
+    send's report says it (`skipped`), the lines on built editions' rows a send now leaves
+    alone (`not_sent`: already sent...), and a line per earlier edition it resumes (`resumed`)."""
 
     written: int
     moved: tuple[str, ...] = ()
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
     not_sent: tuple[str, ...] = ()
+    resumed: tuple[str, ...] = ()
 
 
 # Subscribers whose movers' look-up is one query, as the sender's chunks are.
@@ -482,7 +509,9 @@ async def dry_run(
     """Every message a `digest send` (`--date day`, `--retry-now`) would send now, as .eml files
     in `folder`, touching no outbox row: for an edition not built yet, every active subscriber's of
     its zone, as building it queues them; for one built, those of the rows the send would claim
-    (`outbox_standing`), each made as the sender makes it, movers' too."""
+    (`outbox_standing`), each made as the sender makes it, movers' too. Without `day`, also those
+    of the earlier editions the send resumes (`plan().resume`), each edition's in a folder of its
+    own, `<day>/<zone>/`: one reader may have a message in several editions."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -490,13 +519,15 @@ async def dry_run(
             f"Cannot create the folder {folder}: {exc.strerror or exc}.",
             hint="Pass --dry-run a folder you can write to; nothing was sent or recorded.",
         ) from exc
-    written, moved, not_sent = 0, [], []
+    written, moved, not_sent, resumed = 0, [], [], []
     skipped: dict[str, int] = {}
 
     def skip(reason: str) -> None:
         skipped[reason] = skipped.get(reason, 0) + 1
 
-    async def write(transport: FileTransport, mailer: EditionMailer, chunk: list[Subscriber]) -> None:
+    async def write(
+        transport: FileTransport, mailer: EditionMailer, chunk: list[Subscriber], where: Path = Path()
+    ) -> None:
         nonlocal written
         movers = await asyncio.to_thread(draft_movers, store, mailer, [sub.id for sub in chunk])
         for sub in chunk:
@@ -510,9 +541,11 @@ async def dry_run(
             await transport.send(Envelope(key=sub.id, sender=settings.smtp.sender, recipient=sub.email, data=data))
             written += 1
             if (note := mailer.moved_note(sub.sections, move, gap)) is not None:
-                moved.append(f"{sub.id}.eml to {sub.email}: {note}")
+                moved.append(f"{where / f'{sub.id}.eml'} to {sub.email}: {note}")
 
-    async def write_due(transport: FileTransport, mailer: EditionMailer, due: tuple[int, ...]) -> None:
+    async def write_due(
+        transport: FileTransport, mailer: EditionMailer, due: tuple[int, ...], where: Path = Path()
+    ) -> None:
         """The rows of a built edition a send would claim: each subscriber read as the sender
         reads them just before their message, skipped as it skips them when no longer active."""
         session = store.outbox_session("dry-run")
@@ -527,14 +560,16 @@ async def dry_run(
                         skip(skip_reason(None if sub is None else sub.status))
                     else:
                         chunk.append(sub)
-                await write(transport, mailer, chunk)
+                await write(transport, mailer, chunk, where)
         finally:
             session.close()
 
+    own: set[int] = set()
     async with FileTransport(folder) as transport:
         for tz in await asyncio.to_thread(store.timezones_in_use, settings.digest.timezone):
             local = zone_day(day, tz, now)
             mailer = await asyncio.to_thread(draft_mailer, settings, store, day=local, timezone=tz, now=now)
+            own.add(mailer.edition.id)
             if mailer.edition.id:  # built: only the rows a send now claims, not those sent already
                 standing = await asyncio.to_thread(
                     store.outbox_standing, mailer.edition.id, now=now, due_only=not retry_now
@@ -551,7 +586,19 @@ async def dry_run(
                     chunk = []
             if chunk:
                 await write(transport, mailer, chunk)
-    return DryRun(written, tuple(moved), skipped, tuple(not_sent))
+    if day is None:  # as send_day: the earlier editions plan() resumes, its claim over each
+        todo = await asyncio.to_thread(plan, settings, store, now)
+        warn_stale(todo, None)
+        for ed in todo.resume:
+            if ed.id in own:
+                continue
+            standing = await asyncio.to_thread(store.outbox_standing, ed.id, now=now, due_only=not retry_now)
+            where = Path(ed.day.isoformat(), ed.timezone)  # a zone is Area/City: folders as tzdata's
+            mailer = await asyncio.to_thread(EditionMailer, settings, store, ed)
+            async with FileTransport(folder / where) as transport:
+                await write_due(transport, mailer, standing.due, where)
+            resumed.append(_resumed_line(ed, standing, folder / where))
+    return DryRun(written, tuple(moved), skipped, tuple(not_sent), tuple(resumed))
 
 
 # --------------------------------------------------------------------------- the edition as a web page
