@@ -1029,10 +1029,11 @@ def feeds_list(app: App, show_all: bool) -> None:
         filed = app.settings.filed_section(f.section)
         if f.section is not None and filed is None:  # an old OPML folder, or a section since dropped
             filed = f"rules: {f.section!r} is no section"
-        # The outlet an edition cites it as: the configured name, else the one its title and site give.
+        # The outlet an edition cites it as: the configured name, else the one its title and site give;
+        # the language it declares, what an item whose text says little of its own is read in.
         click.echo(
             f"{f.url}  [{filed or 'rules'}]  {state}  last={f.last_status or '-'}  "
-            f"next={nxt}  failures={f.consecutive_failures}  as {f.display_name!r}{err}"
+            f"next={nxt}  failures={f.consecutive_failures}  lang={f.language or '-'}  as {f.display_name!r}{err}"
         )
     click.echo(f"{len(rows)} feeds")
 
@@ -1638,9 +1639,9 @@ def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
                 click.echo(f"  {result.section}: {result.reason}")
             else:  # the rules changed after the edition was built; the email used the stored section
                 click.echo(f"  with today's rules it would go to {result.section}: {result.reason}")
-            _echo_capital_misses(app, item.title, item.summary_text, indent="  ")
-            _echo_derived_misses(app, item.title, item.summary_text, indent="  ")
-            _echo_language(app, item.title, item.summary_text, indent="  ")
+            _echo_capital_misses(app, item.title, item.summary_text, indent="  ", declared=item.language)
+            _echo_derived_misses(app, item.title, item.summary_text, indent="  ", declared=item.language)
+            _echo_language(app, item.title, item.summary_text, indent="  ", declared=item.language)
         return
     if text.strip().isdigit():
         raise DigestError(
@@ -1663,32 +1664,44 @@ def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
         _echo_language(app, text, "")
 
 
-def _echo_language(app: App, title: str, summary: str, indent: str = "") -> None:
+def _echo_language(app: App, title: str, summary: str, indent: str = "", declared: str | None = None) -> None:
     """Where rules name languages, the one the item is read in: a rule for "pt" misses an item read as "es"."""
     from digest.sections import item_language
 
     named = {lang for section in app.settings.sections for rule in section.rules for lang in rule.languages}
     if named:
-        lang = item_language(title, summary)
-        click.echo(f"{indent}language: read as '{lang}' (rules that set languages list {', '.join(sorted(named))})")
+        lang = item_language(title, summary, declared)
+        why = ""
+        if declared:
+            guessed = item_language(title, summary)
+            why = (
+                f", as its feed declares: its text says too little to tell (alone it reads as '{guessed}')"
+                if lang == declared and guessed != declared
+                else f", as its text says, though its feed declares '{declared}'"
+                if lang != declared
+                else ", as its text says and its feed declares"
+            )
+        click.echo(
+            f"{indent}language: read as '{lang}'{why} (rules that set languages list {', '.join(sorted(named))})"
+        )
 
 
-def _echo_capital_misses(app: App, title: str, summary: str, indent: str = "") -> None:
+def _echo_capital_misses(app: App, title: str, summary: str, indent: str = "", declared: str | None = None) -> None:
     """A keyword written with a capital matches only names: say so where the text has it in lower case."""
     from digest.sections import capital_misses
 
-    for section, keyword in capital_misses(title, summary, app.settings.sections):
+    for section, keyword in capital_misses(title, summary, app.settings.sections, declared):
         click.echo(
             f"{indent}note: keyword '{keyword}' of section '{section}' is written with a capital, so it matches"
             f" only a name, and the text has it in lower case; write '{keyword.lower()}' to match it either way."
         )
 
 
-def _echo_derived_misses(app: App, title: str, summary: str, indent: str = "") -> None:
+def _echo_derived_misses(app: App, title: str, summary: str, indent: str = "", declared: str | None = None) -> None:
     """A keyword matches a word's inflections, not a word derived from it: say so where the text has one."""
     from digest.sections import derived_misses
 
-    for section, keyword, word in derived_misses(title, summary, app.settings.sections):
+    for section, keyword, word in derived_misses(title, summary, app.settings.sections, declared):
         click.echo(
             f"{indent}note: keyword '{keyword}' of section '{section}' does not match '{word}', a word derived"
             f" from it (keywords match a word's inflections only); add '{word}' if it should match too."

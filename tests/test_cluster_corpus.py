@@ -147,7 +147,7 @@ def _stored(
             feed_id = feed_ids.setdefault(path.name, len(feed_ids) + 1)
             seen = labelled.undated_seen.get(path.name, NOW)
             found[(path.name, it.key)] = as_stored(
-                it, id=len(found) + 1, feed_id=feed_id, source=source, first_seen=seen
+                it, id=len(found) + 1, feed_id=feed_id, source=source, first_seen=seen, language=feed.language
             )
     return found
 

@@ -521,7 +521,7 @@ class _Profile:
     # writes the pair as a name (`vectors._whole_names`)
     name_pairs: tuple[tuple[str, str], ...] = ()
     latent_pairs: tuple[tuple[str, str, str, str, float], ...] = ()
-    said: int = words.SCRIPT_SAYS  # how much said `lang` (`words.language_guess`); declared: as a script does
+    said: int = words.SCRIPT_SAYS  # how much its text said its language (`words.language_read`)
 
     @property
     def events(self) -> set[str]:
@@ -532,14 +532,13 @@ class _Profile:
 
 
 def _profile(item: ClusterInput, lang: str | None = None) -> _Profile:
-    """An item's features, read in `lang`, else in its declared language, else in the one its text says."""
+    """An item's features, read in `lang`, else in the one its text says (its feed's declared one where
+    the text says little)."""
     summary = (getattr(item, "summary_text", "") or "")[:SUMMARY_CHARS]
     said = words.SCRIPT_SAYS
     if lang is None:
-        hint = getattr(item, "language", None)
-        lang = words.primary_language(hint if isinstance(hint, str) else None)
-        if lang is None:
-            lang, said = words.language_guess(f"{item.title} {summary}")
+        hint = getattr(item, "language", None)  # the feed's declaration: taken where the text says little
+        lang, said = words.language_read(f"{item.title} {summary}", hint if isinstance(hint, str) else None)
     features: dict[str, float] = {}
     capitals: set[str] = set()
     others: dict[str, None] = {}

@@ -87,6 +87,7 @@ def classify_item(settings: Settings, item: Item) -> Classification:
         fallback=settings.digest.fallback_section,
         summary=item.summary_text,
         feed_names=(item.source, item.feed_url or "", item.feed_title or ""),
+        language=item.language,
     )
 
 
