@@ -27,6 +27,10 @@ CATALOGUE_DOMAIN = "digest"
 # everywhere else (subscribers' choices, anchors, form values): only its label is translated.
 SECTION_NAME = "section name"
 
+# The msgctxt of the site's title. `[digest] title`'s default, "Press Review", has an entry, so a site
+# that keeps it reads it in its language; an operator's own title has none and shows as written.
+SITE_TITLE = "site title"
+
 
 def builtin_templates_dir() -> Path:
     """The shipped templates: inside the installed package, else the source checkout's top level."""
@@ -34,6 +38,16 @@ def builtin_templates_dir() -> Path:
     if packaged.is_dir():
         return Path(str(packaged))
     return Path(digest.__file__).resolve().parents[1] / "templates"
+
+
+def catalogue_folders(templates_dir: str | None) -> tuple[Path, ...]:
+    """The folders a site's messages come from, the built-in one first and the operator's
+    `templates_dir` over it: the email, the web pages and the sign-up email all read these, so a
+    section or title the operator reworded reads the same in each."""
+    folders = [builtin_templates_dir().resolve()]
+    if templates_dir:
+        folders.append(Path(templates_dir).resolve())
+    return tuple(folders)
 
 
 def catalogue_path(folder: Path, language: str) -> Path:
@@ -56,6 +70,11 @@ def _read_catalogue(path: Path, language: str) -> Translations:
 def section_label(messages: NullTranslations, name: str) -> str:
     """How a section's name reads in the catalogue's language (the name itself when none is given)."""
     return str(messages.pgettext(SECTION_NAME, name))
+
+
+def site_title(messages: NullTranslations, title: str) -> str:
+    """How the site's title reads in the catalogue's language (the title itself when none is given)."""
+    return str(messages.pgettext(SITE_TITLE, title))
 
 
 def load_translations(language: str, folders: Iterable[Path]) -> NullTranslations:

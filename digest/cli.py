@@ -591,6 +591,8 @@ def preview(app: App, email: str, day: str | None, out: str | None) -> None:
     edition_day = zone_day(_date(day, app) if day is not None else None, zone, now)
     shown = render_preview(app.settings, store, subscriber=sub, day=edition_day, now=now)
     rendered = shown.rendered
+    if shown.edition is not None:  # a send now would not mail them this edition (already sent...): say which it is
+        click.echo(shown.edition)
     if shown.moved is not None:  # their message is not their zone's others': say how
         click.echo(shown.moved)
     if rendered is None:
@@ -643,7 +645,7 @@ Exit status:
     "dry_run",
     metavar="DIR",
     type=click.Path(file_okay=False),
-    help="Write .eml files into DIR instead of sending (records nothing as sent).",
+    help="Write the messages this send would send now as .eml files into DIR instead (records nothing).",
 )
 @click.option(
     "--workers",
@@ -662,7 +664,7 @@ def send(app: App, day: str | None, dry_run: str | None, workers: int | None, re
     """Build and send the edition for a date to every active subscriber; re-running sends only what is still due."""
     edition_day = _date(day, app) if day is not None else None  # None: each time zone's own day
     if dry_run:
-        run_async(_dry_run(app, edition_day, Path(dry_run)))
+        run_async(_dry_run(app, edition_day, Path(dry_run), retry_now))
         return
     store = app.store
     _check_sendable(app, store, edition_day)
@@ -871,14 +873,21 @@ def _logging_setup() -> Callable[[], None]:
     return partial(setup_logging, "json" if json_lines else "text", root.level)
 
 
-async def _dry_run(app: App, day: date | None, folder: Path) -> None:
-    """Render every subscriber's message into .eml files, touching no outbox row."""
+async def _dry_run(app: App, day: date | None, folder: Path, retry_now: bool) -> None:
+    """Render into .eml files every message the same `digest send` would send now, touching no outbox row."""
     from digest.pipeline.send import dry_run
+    from digest.pipeline.sender import skipped_words
 
-    done = await dry_run(app.settings, app.store, day=day, now=app.clock(), folder=folder)
+    done = await dry_run(app.settings, app.store, day=day, now=app.clock(), folder=folder, retry_now=retry_now)
     click.echo(f"wrote {done.written} messages to {folder} (nothing was sent or recorded)")
+    for line in done.resumed:  # earlier editions' due messages, as a plain `digest send` resumes them
+        click.echo(line)
     for line in done.moved:  # the messages of subscribers who moved zone, unlike their zone's others
         click.echo(f"  {line}")
+    if done.skipped:  # as the send's report says it: "3 skipped (2 had no story in ...)"
+        click.echo(skipped_words(sum(done.skipped.values()), done.skipped))
+    for line in done.not_sent:  # built editions' rows a send now leaves alone: "already sent: ..."
+        click.echo(line)
 
 
 # --------------------------------------------------------------------------- daemon and status
@@ -1020,10 +1029,11 @@ def feeds_list(app: App, show_all: bool) -> None:
         filed = app.settings.filed_section(f.section)
         if f.section is not None and filed is None:  # an old OPML folder, or a section since dropped
             filed = f"rules: {f.section!r} is no section"
-        # The outlet an edition cites it as: the configured name, else the one its title and site give.
+        # The outlet an edition cites it as: the configured name, else the one its title and site give;
+        # the language it declares, what an item whose text says little of its own is read in.
         click.echo(
             f"{f.url}  [{filed or 'rules'}]  {state}  last={f.last_status or '-'}  "
-            f"next={nxt}  failures={f.consecutive_failures}  as {f.display_name!r}{err}"
+            f"next={nxt}  failures={f.consecutive_failures}  lang={f.language or '-'}  as {f.display_name!r}{err}"
         )
     click.echo(f"{len(rows)} feeds")
 
@@ -1629,9 +1639,9 @@ def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
                 click.echo(f"  {result.section}: {result.reason}")
             else:  # the rules changed after the edition was built; the email used the stored section
                 click.echo(f"  with today's rules it would go to {result.section}: {result.reason}")
-            _echo_capital_misses(app, item.title, item.summary_text, indent="  ")
-            _echo_derived_misses(app, item.title, item.summary_text, indent="  ")
-            _echo_language(app, item.title, item.summary_text, indent="  ")
+            _echo_capital_misses(app, item.title, item.summary_text, indent="  ", declared=item.language)
+            _echo_derived_misses(app, item.title, item.summary_text, indent="  ", declared=item.language)
+            _echo_language(app, item.title, item.summary_text, indent="  ", declared=item.language)
         return
     if text.strip().isdigit():
         raise DigestError(
@@ -1654,32 +1664,44 @@ def sections_explain(app: App, text: str, categories: tuple[str, ...]) -> None:
         _echo_language(app, text, "")
 
 
-def _echo_language(app: App, title: str, summary: str, indent: str = "") -> None:
+def _echo_language(app: App, title: str, summary: str, indent: str = "", declared: str | None = None) -> None:
     """Where rules name languages, the one the item is read in: a rule for "pt" misses an item read as "es"."""
     from digest.sections import item_language
 
     named = {lang for section in app.settings.sections for rule in section.rules for lang in rule.languages}
     if named:
-        lang = item_language(title, summary)
-        click.echo(f"{indent}language: read as '{lang}' (rules that set languages list {', '.join(sorted(named))})")
+        lang = item_language(title, summary, declared)
+        why = ""
+        if declared:
+            guessed = item_language(title, summary)
+            why = (
+                f", as its feed declares: its text says too little to tell (alone it reads as '{guessed}')"
+                if lang == declared and guessed != declared
+                else f", as its text says, though its feed declares '{declared}'"
+                if lang != declared
+                else ", as its text says and its feed declares"
+            )
+        click.echo(
+            f"{indent}language: read as '{lang}'{why} (rules that set languages list {', '.join(sorted(named))})"
+        )
 
 
-def _echo_capital_misses(app: App, title: str, summary: str, indent: str = "") -> None:
+def _echo_capital_misses(app: App, title: str, summary: str, indent: str = "", declared: str | None = None) -> None:
     """A keyword written with a capital matches only names: say so where the text has it in lower case."""
     from digest.sections import capital_misses
 
-    for section, keyword in capital_misses(title, summary, app.settings.sections):
+    for section, keyword in capital_misses(title, summary, app.settings.sections, declared):
         click.echo(
             f"{indent}note: keyword '{keyword}' of section '{section}' is written with a capital, so it matches"
             f" only a name, and the text has it in lower case; write '{keyword.lower()}' to match it either way."
         )
 
 
-def _echo_derived_misses(app: App, title: str, summary: str, indent: str = "") -> None:
+def _echo_derived_misses(app: App, title: str, summary: str, indent: str = "", declared: str | None = None) -> None:
     """A keyword matches a word's inflections, not a word derived from it: say so where the text has one."""
     from digest.sections import derived_misses
 
-    for section, keyword, word in derived_misses(title, summary, app.settings.sections):
+    for section, keyword, word in derived_misses(title, summary, app.settings.sections, declared):
         click.echo(
             f"{indent}note: keyword '{keyword}' of section '{section}' does not match '{word}', a word derived"
             f" from it (keywords match a word's inflections only); add '{word}' if it should match too."
@@ -1716,7 +1738,9 @@ def web_command(app: App, host: str | None, port: int | None) -> None:
     from digest.web import WEB_BUSY_TIMEOUT, run_web
 
     def ready(urls: list[str]) -> None:
-        click.echo(f"serving on {', '.join(urls)}; public at {app.settings.digest.base_url}")
+        web = app.settings.web
+        metrics = "" if web.metrics_port is None else f"; /metrics on {web.metrics_host}:{web.metrics_port}"
+        click.echo(f"serving on {', '.join(urls)}; public at {app.settings.digest.base_url}{metrics}")
 
     app.store.close()  # synced the config; requests get a store that waits less for a write lock
     store = Store(app.settings.database_url, busy_timeout=WEB_BUSY_TIMEOUT)

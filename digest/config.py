@@ -91,6 +91,21 @@ def _check_int(lo: int, hi: int) -> Check:
     return check
 
 
+def _check_opt_int(lo: int, hi: int) -> Check:
+    """A whole number in [lo, hi], or unset (None, ""); digits from the environment count."""
+    whole = _check_int(lo, hi)
+
+    def check(key: str, value: Any) -> int | None:
+        if value is None or value == "":
+            return None
+        if isinstance(value, str) and value.strip().isdigit():  # DIGEST_WEB_METRICS_PORT=9108
+            value = int(value)
+        number: int = whole(key, value)
+        return number
+
+    return check
+
+
 def _check_float(lo: float, hi: float) -> Check:
     def check(key: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -294,7 +309,7 @@ def check_subject(key: str, value: Any) -> str:
     return text
 
 
-def _opt(default: Any, doc: str, check: Check, *, secret: bool = False, example: str | None = None) -> Any:
+def _opt(default: Any, doc: str, check: Check, *, secret: bool = False, example: str | int | None = None) -> Any:
     """Declare a setting: its default, its one-line documentation and its validator."""
     meta = {"doc": doc, "check": check, "secret": secret, "example": example}
     if isinstance(default, list | dict):
@@ -311,7 +326,8 @@ DEFAULT_BASE_URL = "http://localhost:8080"  # `link_problem` warns that no reade
 class DigestSettings:
     title: str = _opt(
         "Press Review",
-        "Title of the email; the subject is '<title> — <date>: <the story most outlets tell>', cut to fit.",
+        'Title of the email and the web pages; left at its default it reads in `language` ("Обзор прессы"). '
+        "The subject is '<title> — <date>: <the story most outlets tell>', cut to fit.",
         check_str,
     )
     timezone: str = _opt("UTC", "IANA time zone of the edition date and of subscribers without one.", check_timezone)
@@ -479,6 +495,14 @@ class WebSettings:
     )
     host: str = _opt("127.0.0.1", "Address the web app listens on (put a TLS proxy in front of it).", check_str)
     port: int = _opt(8080, "Port the web app listens on.", _check_int(1, 65535))
+    metrics_port: int | None = _opt(
+        None,
+        "Serve /metrics on a listener of its own on this port, and answer it 404 on port; "
+        "unset: /metrics is served on port.",
+        _check_opt_int(1, 65535),
+        example=9108,
+    )
+    metrics_host: str = _opt("127.0.0.1", "Address the metrics_port listener listens on.", check_str)
     archive: bool = _opt(
         True,
         "Public archive of sent editions and its Atom feed; false: an edition page needs "
@@ -1324,6 +1348,12 @@ def from_mapping(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     digest_settings: DigestSettings = tables["digest"]
     dkim: DkimSettings = tables["dkim"]
     _check_read_also_min(digest_settings)
+    if tables["web"].metrics_port == tables["web"].port:
+        raise ConfigError(
+            f"web.metrics_port = {tables['web'].port} is web.port too: /metrics needs a port of its own.",
+            hint="Give [web] metrics_port a port nothing else uses (9108, say), or leave it unset to serve "
+            "/metrics on [web] port.",
+        )
     if tables["web"].only_listed_keys and not tables["web"].secret_keys:
         raise ConfigError(
             "web.only_listed_keys = true with no web.secret_keys: no key would sign or verify a link.",

@@ -63,6 +63,9 @@ class ParsedFeed:
     items: tuple[ParsedItem, ...]
     warning: str | None = None  # feedparser's bozo exception, when it still recovered entries
     rights: str | None = None  # the feed's copyright line (RSS <copyright>, Atom <rights>), naming its owner
+    # The language it declares (RSS <language>, dc:language, Atom xml:lang) as a primary subtag ("en");
+    # None where it declares none, or something that names no language (`words.declared_language`).
+    language: str | None = None
 
 
 # --------------------------------------------------------------------------- stored objects
@@ -101,6 +104,7 @@ class Feed:
     title: str | None = None  # the feed's own title, used when no name is configured
     site_url: str | None = None  # the site the feed links to (its channel's <link>), naming its outlet
     rights: str | None = None  # its copyright line, which may spell out the acronym its title names it by
+    language: str | None = None  # the language it declares ("en"), as its last body parsed declared it
     from_config: bool = False  # listed in the config file: only an edit there removes it
 
     @property
@@ -141,6 +145,9 @@ class Item:
     # The site its feed links to (the channel's <link>): the page an item whose own link is its audio
     # file opens instead (a podcast episode with no <link> of its own), `digest.render`.
     site_url: str | None = None
+    # The language its feed declares ("en"): what its text is read in where the text says too little of
+    # its own (`words.language_read`: clustering, section rules' `languages` and keywords).
+    language: str | None = None
 
     @property
     def when(self) -> datetime:
@@ -372,6 +379,32 @@ class Neighbours:
 
 
 @dataclass(frozen=True, slots=True)
+class Standing:
+    """A built edition's outbox as a send run now finds it (`EditionStore.outbox_standing`), for
+    `digest preview` and `send --dry-run`, which must show what that send does.
+
+    `due`: the subscribers whose rows the send would claim (the sender's own condition), in row
+    order. `rest`: how many of the other rows are in each state: sent, failed, skipped, pending
+    (deferred; their retry time has not come) and sending (held by another, live sender).
+    `sent_at`: when the last of the sent ones went; `retry_at`: the earliest retry time of the
+    deferred ones. `why`: how many of `due` are claimable for each reason (`DUE_RETRY`...), which
+    `send --dry-run` names for an earlier edition it resumes.
+    """
+
+    due: tuple[int, ...] = ()
+    rest: dict[str, int] = field(default_factory=dict)
+    sent_at: datetime | None = None
+    retry_at: datetime | None = None
+    why: dict[str, int] = field(default_factory=dict)
+
+
+# Why a row is claimable (`Standing.why`): never tried (pending, no retry time), deferred and its
+# retry time has come, deferred and retried before it (`--retry-now`), or claimed by a sender
+# whose lease ran out.
+DUE_UNTRIED, DUE_RETRY, DUE_EARLY, DUE_LAPSED = "untried", "retry", "early", "lapsed"
+
+
+@dataclass(frozen=True, slots=True)
 class Moved:
     """What one subscriber who moved zone needs of this edition (`OutboxSession.movers`).
 
@@ -457,6 +490,7 @@ class PollRecord:
     title: str | None = None  # the feed's title from that body
     site_url: str | None = None  # the site that body links to (its channel's <link>)
     rights: str | None = None  # that body's copyright line
+    language: str | None = None  # the language that body declares (None: none); set whenever `items` is
     items: tuple[ParsedItem, ...] | None = None  # parsed from a new body; new ones are first seen at polled_at
     moved_to: str | None = None  # a permanent redirect's target
 

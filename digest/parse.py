@@ -53,6 +53,7 @@ from digest.sanitize import (
     repair_mojibake,
     sanitize_html,
 )
+from digest.words import declared_language
 
 __all__ = ["parse_feed"]
 
@@ -639,4 +640,6 @@ def parse_feed(
         items=tuple(items),
         warning=bozo_text(exc) if bozo else None,
         rights=rights,
+        # RSS <language> and dc:language; Atom's xml:lang, which feedparser gives its title's details.
+        language=declared_language(feed.get("language") or (feed.get("title_detail") or {}).get("language")),
     )

@@ -66,21 +66,22 @@ _Job = tuple[bytes, str, str | None, datetime, int]
 # core also fetches and stores) twice as much.
 _ITEM_FIELDS = tuple(f.name for f in dataclasses.fields(ParsedItem))
 _item_values = operator.attrgetter(*_ITEM_FIELDS)
-_Packed = tuple[str | None, str | None, str | None, str | None, list[tuple[Any, ...]]]
+_Packed = tuple[str | None, str | None, str | None, str | None, str | None, list[tuple[Any, ...]]]
 
 
 def _pack(feed: ParsedFeed) -> _Packed:
-    return feed.title, feed.link, feed.warning, feed.rights, [_item_values(item) for item in feed.items]
+    return feed.title, feed.link, feed.warning, feed.rights, feed.language, [_item_values(item) for item in feed.items]
 
 
 def _unpack(packed: _Packed) -> ParsedFeed:
-    title, link, warning, rights, items = packed
+    title, link, warning, rights, language, items = packed
     return ParsedFeed(
         title=title,
         link=link,
         items=tuple(ParsedItem(*values) for values in items),
         warning=warning,
         rights=rights,
+        language=language,
     )
 
 

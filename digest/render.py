@@ -44,9 +44,11 @@ from digest import words
 from digest.catalogue import (
     CATALOGUE_DOMAIN,
     builtin_templates_dir,
+    catalogue_folders,
     catalogue_path,
     load_translations,
     section_label,
+    site_title,
 )
 from digest.errors import TemplateError, is_bug
 from digest.model import (
@@ -783,13 +785,23 @@ class Renderer:
     """
 
     def __init__(
-        self, *, templates_dir: str | None = None, language: str = "en", images: bool = False, excerpt_chars: int = 280
+        self,
+        *,
+        templates_dir: str | None = None,
+        language: str = "en",
+        images: bool = False,
+        excerpt_chars: int = 280,
+        catalogues: Sequence[Path] | None = None,
     ) -> None:
+        """`catalogues`: the folders whose catalogues it reads, later over earlier; by default the
+        built-in one and `templates_dir`'s (`catalogue_folders`). The web edition page takes its
+        templates from elsewhere but the site's catalogues, so it names sections as the email does."""
         self.language = language
         self.images = images
         self.excerpt_chars = excerpt_chars
         self._dirs = [Path(templates_dir).resolve()] if templates_dir else []
         self._dirs.append(builtin_templates_dir().resolve())
+        self._catalogues = tuple(catalogues) if catalogues is not None else catalogue_folders(templates_dir)
         # keep_at_rules keeps the @media blocks (narrow screens, prefers-color-scheme) in <style>;
         # remote stylesheets are never fetched while rendering (E6).
         self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False, minify_css=True)
@@ -799,7 +811,7 @@ class Renderer:
     def translations(self, language: str) -> NullTranslations:
         """The language's messages: the built-in catalogue, then templates_dir's over it."""
         if language not in self._translations:
-            self._translations[language] = load_translations(language, reversed(self._dirs))
+            self._translations[language] = load_translations(language, self._catalogues)
         return self._translations[language]
 
     def _env(self, language: str) -> jinja2.Environment:
@@ -826,7 +838,7 @@ class Renderer:
     def render(self, edition: Edition, *, max_html_bytes: int = GMAIL_CLIP_BYTES) -> Rendered:
         language = edition.language or self.language
         messages = self.translations(language)
-        title = _clean(edition.title)
+        title = _clean(site_title(messages, edition.title))
         date_label = format_date(edition.day, str(messages.pgettext("CLDR date pattern", "long")), locale=language)
         subject = self.subject_line(edition, f"{title} — {date_label}", messages)
         preheader = self.headline(edition, messages, PREHEADER_CHARS)
@@ -1191,7 +1203,7 @@ class SectionCuts:
                 stories_dropped=budget.per_section is not None or not budget.top_stories, url=_href(whole.web_url)
             )
         return {
-            "title": _clean(whole.title),
+            "title": _clean(site_title(self.messages, whole.title)),
             "date_label": date_label,
             "subject": _SUBJECT_MARK,
             "preheader": _PREHEADER_MARK,
@@ -1240,8 +1252,8 @@ class SectionCuts:
 
     def subject(self, narrowed: Edition) -> tuple[str, str]:
         """(subject, preheader) of a section set's edition, as Renderer.render words them."""
-        title = _clean(self.whole.title)
         messages = self.messages
+        title = _clean(site_title(messages, self.whole.title))
         date_label = format_date(
             self.whole.day, str(messages.pgettext("CLDR date pattern", "long")), locale=self.language
         )

@@ -15,7 +15,8 @@ A section's rules:
 * in a rule, `keywords` may be a list of lists: a word of each list must occur ("Russia" and one
   of "Trump", "Brexit"); it is one keyword condition, whose weight adds up the words found;
 * a rule's `languages` hold when the item is written in one of them (as `digest.words` tells it
-  from the title and summary, the language its keywords are read in). They narrow the rule
+  from the title and summary, or its feed's declared language where they say little of their own:
+  `words.language_read`; the language its keywords are read in). They narrow the rule
   ("opera" in English, not the Portuguese "operação") without making it more specific: they count
   in neither a. nor b. below, and a rule of `languages` alone ranks below every other rule, a
   fallback for the items of those languages that nothing else places.
@@ -189,9 +190,10 @@ def _inflected(word: str) -> str:
     return _DOUBLED.sub(r"\1", w[:-1] + "i" if w.endswith("y") else w)
 
 
-def item_language(title: str, summary: str) -> str:
-    """The language an item's keywords are read in and its rules' `languages` compare with."""
-    return words.language_of(f"{title} {summary}")
+def item_language(title: str, summary: str, declared: str | None = None) -> str:
+    """The language an item's keywords are read in and its rules' `languages` compare with: its
+    text's, or its feed's `declared` one where the text says little (`words.language_read`)."""
+    return words.language_of(f"{title} {summary}", declared)
 
 
 class _Text:
@@ -202,8 +204,8 @@ class _Text:
     looked for only where its first word could match, and each keyword's answer is kept.
     """
 
-    def __init__(self, title: str, summary: str) -> None:
-        self.lang = item_language(title, summary)
+    def __init__(self, title: str, summary: str, declared: str | None = None) -> None:
+        self.lang = item_language(title, summary, declared)
         self.title = _Sequence(_forms(title, self.lang, keep_stopwords=True))
         self.summary = _Sequence(_forms(summary, self.lang, keep_stopwords=True))
         self._where: dict[str, str | None] = {}
@@ -511,15 +513,17 @@ def classify(
     fallback: str,
     summary: str = "",
     feed_names: Sequence[str] = (),
+    language: str | None = None,
 ) -> Classification:
     """The section of one item and the rule that chose it; see the module docstring for the order.
 
-    `feed_names` are the feed's name, title and URL, for rules with `feeds`.
+    `feed_names` are the feed's name, title and URL, for rules with `feeds`; `language` is the one
+    the feed declares (`Item.language`).
     """
     if feed_section:
         return Classification(feed_section, "feed", f"the feed is configured for section '{feed_section}'")
 
-    text = _Text(title, summary)
+    text = _Text(title, summary, language)
     index = _index(sections, text.lang)
     text.possible = index.possible(text)
     item = _Item(
@@ -553,7 +557,9 @@ def _keywords_of(section: Section) -> dict[str, None]:
     return dict.fromkeys(k for g in groups for k in g)
 
 
-def capital_misses(title: str, summary: str, sections: Sequence[Section]) -> list[tuple[str, str]]:
+def capital_misses(
+    title: str, summary: str, sections: Sequence[Section], language: str | None = None
+) -> list[tuple[str, str]]:
     """(section, keyword) of each keyword written with a capital (a name) that the text writes in
     lower case, as it is or with an ending: what `digest sections explain` points out, since an
     operator who wrote "Bitcoin" may have meant the common noun. Acronyms ("UN") are meant as
@@ -569,17 +575,19 @@ def capital_misses(title: str, summary: str, sections: Sequence[Section]) -> lis
                 continue  # not a name, an acronym, or listed in lower case as well ("Film" and "film")
             if not re.search(r"(?<!\w)" + re.escape(keyword.casefold()) + r"\w{0,3}(?!\w)", folded):
                 continue
-            text = text or _Text(title, summary)
+            text = text or _Text(title, summary, language)
             if not text.where(keyword) and text.where(keyword.lower()):
                 misses.append((section.name, keyword))
     return misses
 
 
-def derived_misses(title: str, summary: str, sections: Sequence[Section]) -> list[tuple[str, str, str]]:
+def derived_misses(
+    title: str, summary: str, sections: Sequence[Section], language: str | None = None
+) -> list[tuple[str, str, str]]:
     """(section, keyword, word) of each one-word keyword that the text has only as a derived word
     Snowball stems alike ("cultural" for "culture"): keywords match a word's inflections, not the
     words derived from it, so `digest sections explain` says which word to add to match it too."""
-    text = _Text(title, summary)
+    text = _Text(title, summary, language)
     misses: list[tuple[str, str, str]] = []
     for section in sections:
         for keyword in _keywords_of(section):

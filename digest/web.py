@@ -13,7 +13,7 @@ holds) or the renderer's (how it looks). Nothing calls it but the shells (`diges
     GET  /                   recent sent editions (404 when the archive is off)
     GET  /editions.atom      Atom feed of sent editions (archive.py; 404 when the archive is off)
     GET  /healthz            "ok" (200) or "late" (503): the last poll and the last due edition on time?
-    GET  /metrics            Prometheus text format (metrics.py)
+    GET  /metrics            Prometheus text format (metrics.py); on [web] metrics_port when set
 
 The token in the URL is the only credential (tokens.py: itsdangerous, one salt per purpose, no
 expiry, G3/G4). Every unreadable token -- altered, truncated, another purpose's, empty -- gets the
@@ -48,13 +48,14 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_request import FileField
 from babel.dates import format_date
+from babel.support import NullTranslations
 from itsdangerous import BadSignature, Signer, TimestampSigner
 from multidict import MultiDictProxy
 
 from digest import schedule, tokens, unsubscribes, zones
 from digest.addresses import mailbox, validate_email
 from digest.archive import ArchiveEntry, atom_feed, by_day, etag_for, etag_matches
-from digest.catalogue import builtin_templates_dir, load_translations, section_label
+from digest.catalogue import builtin_templates_dir, catalogue_folders, load_translations, section_label, site_title
 from digest.clock import Clock
 from digest.config import Settings
 from digest.errors import ConfigError, DigestError, StoreError, remote_words
@@ -117,6 +118,8 @@ class Site:
     clock: Clock
     secrets: tuple[str, ...]  # newest first: tokens.key_ring
     pages: jinja2.Environment
+    messages: NullTranslations  # the site's catalogues, the email's (site_messages)
+    title: str  # [digest] title as the email shows it: the default in the site's language
     editions: EditionPages  # each edition page rendered once
     metrics: Metrics
     spool: Path  # unsubscribes kept while the database was busy (unsubscribes.py)
@@ -130,6 +133,8 @@ class Site:
 
 
 SITE = web.AppKey("site", Site)
+METRICS = web.AppKey("metrics", Metrics)  # what /metrics serves, on the web app or a listener of its own
+METRICS_CONNECTIONS = 16  # the metrics listener's cap: a scraper or two, never a crowd
 
 
 def site_secrets(settings: Settings, store: Store) -> tuple[str, ...]:
@@ -146,7 +151,14 @@ def site_secrets(settings: Settings, store: Store) -> tuple[str, ...]:
     )
 
 
-def _pages(language: str) -> jinja2.Environment:
+def site_messages(settings: Settings) -> NullTranslations:
+    """The site's messages as its email reads them (render.Renderer): the built-in catalogue with
+    the operator's `templates_dir` catalogue over it, so a section or title reworded there reads the
+    same on every page as in the email."""
+    return load_translations(settings.digest.language, catalogue_folders(settings.digest.templates_dir))
+
+
+def _pages(translations: NullTranslations) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(builtin_templates_dir() / "web")),
         autoescape=True,  # every page is HTML; feed and subscriber text is escaped (E4)
@@ -155,10 +167,9 @@ def _pages(language: str) -> jinja2.Environment:
         lstrip_blocks=True,
         extensions=["jinja2.ext.i18n"],
     )
-    # The email's catalogue (templates/i18n/<lang>). _() marks the catalogue's text safe (it is ours,
+    # The email's catalogues (site_messages). _() marks the catalogue's text safe (it is ours,
     # like a template) and escapes its %(name)s values; |translate is for the sentences this module
     # passes in (headings, errors) and returns plain text, which autoescape escapes as before.
-    translations = load_translations(language, [builtin_templates_dir()])
     env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     env.filters["translate"] = translations.gettext
     # A section's label; its name stays the form's value, which is what a subscriber's choice stores.
@@ -168,13 +179,14 @@ def _pages(language: str) -> jinja2.Environment:
 
 def _edition_renderer(settings: Settings) -> Renderer:
     # templates/web/digest.html.j2 stands in for the email's page and reuses its section and story
-    # partials from the built-in folder; the labels (en, ru) are the email's.
+    # partials from the built-in folder; the labels are the email's, from the site's catalogues.
     d = settings.digest
     return Renderer(
         templates_dir=str(builtin_templates_dir() / "web"),
         language=d.language,
         images=d.images,
         excerpt_chars=d.excerpt_chars,
+        catalogues=catalogue_folders(d.templates_dir),
     )
 
 
@@ -187,9 +199,7 @@ def _subscribe_url(site: Site) -> str:
 
 def _page(site: Site, name: str, *, status: int = 200, **context: Any) -> web.Response:
     context.setdefault("subscribe_url", _subscribe_url(site))
-    body = site.pages.get_template(name).render(
-        lang=site.settings.digest.language, site_title=site.settings.digest.title, **context
-    )
+    body = site.pages.get_template(name).render(lang=site.settings.digest.language, site_title=site.title, **context)
     return web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
 
 
@@ -734,7 +744,7 @@ async def index(request: web.Request) -> web.StreamResponse:
     ]
     body = site.pages.get_template("index.html.j2").render(
         lang=lang,
-        site_title=site.settings.digest.title,
+        site_title=site.title,
         editions=rows,
         feed_path="editions.atom",
         subscribe_url=_subscribe_url(site),
@@ -760,12 +770,15 @@ def _feed_entries(site: Site) -> list[ArchiveEntry]:
         for _item, stored in site.store.edition_items(e.id):
             section = renames.get(stored, stored)
             counts[section] = counts.get(section, 0) + 1
-        summary = "; ".join(f"{name}: {n}" for name, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], 99)))
+        summary = "; ".join(
+            f"{section_label(site.messages, name)}: {n}"
+            for name, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], 99))
+        )
         label = format_date(e.day, "long", locale=settings.digest.language)
         zones = ", ".join(x.timezone for x in d.editions)
         entries.append(
             ArchiveEntry(
-                title=f"{settings.digest.title} — {label} ({zones})",
+                title=f"{site.title} — {label} ({zones})",
                 url=edition_url(settings, e.day, e.timezone),
                 updated=max(x.cutoff for x in d.editions),
                 summary=summary or "-",
@@ -784,7 +797,7 @@ async def atom(request: web.Request) -> web.StreamResponse:
     base = site.settings.digest.base_url
     entries = await asyncio.to_thread(_feed_entries, site)
     body = atom_feed(
-        title=site.settings.digest.title,
+        title=site.title,
         site_url=base,
         feed_url=f"{base}/editions.atom",
         entries=entries,
@@ -1032,8 +1045,7 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics_page(request: web.Request) -> web.StreamResponse:
-    site = request.app[SITE]
-    body = await asyncio.to_thread(site.metrics.exposition)
+    body = await asyncio.to_thread(request.app[METRICS].exposition)
     resp = web.Response(body=body)
     resp.headers["Content-Type"] = METRICS_CONTENT_TYPE
     return resp
@@ -1053,13 +1065,16 @@ def make_app(
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
     clock = clock or (lambda: datetime.now(UTC))
     secrets = site_secrets(settings, store)
-    pages = _pages(settings.digest.language)
+    messages = site_messages(settings)
+    pages = _pages(messages)
     app[SITE] = Site(
         settings=settings,
         store=store,
         clock=clock,
         secrets=secrets,
         pages=pages,
+        messages=messages,
+        title=site_title(messages, settings.digest.title),
         editions=edition_pages(settings, store, secrets, pages),
         legacy_link_max_id=store.legacy_link_max_id(),
         metrics=metrics
@@ -1076,7 +1091,9 @@ def make_app(
     app.router.add_get("/editions.atom", atom)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_page)
+    app[METRICS] = app[SITE].metrics
+    if settings.web.metrics_port is None:  # else on a listener of its own (start_web), 404 here
+        app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/subscribe", subscribe_page)
     app.router.add_post("/subscribe", subscribe)
     app.router.add_get(f"/confirm/{token}", confirm_page)
@@ -1177,20 +1194,21 @@ async def start_web(
     port: int | None = None,
     metrics: Metrics | None = None,
 ) -> web.AppRunner:
-    """Listen on [web] host:port (or the given ones; port 0 picks a free one).
+    """Listen on [web] host:port (or the given ones; port 0 picks a free one), and with [web]
+    metrics_port set, serve /metrics on metrics_host:metrics_port instead.
 
-    The caller stops it with ``runner.cleanup()``; ``listening(runner)`` says where it listens.
+    The caller stops both with ``runner.cleanup()``; ``listening(runner)`` says where the app listens.
     """
     app = await asyncio.to_thread(make_app, settings, store, clock=clock, metrics=metrics)
     logging.getLogger("aiohttp.server").addFilter(_MALFORMED_REQUESTS)  # once: a logger keeps one of each
-    runner = web.AppRunner(
-        app,
-        access_log_class=_AccessLogger,
-        access_log=logging.getLogger("digest.web.access"),
-        shutdown_timeout=SHUTDOWN_GRACE,
-        keepalive_timeout=READ_TIMEOUT,
-        lingering_time=1.0,
-    )  # after a 408, wait for no more of its body
+    metrics_runners: list[web.AppRunner] = []
+
+    async def stop_metrics(_: web.Application) -> None:  # the web app's runner.cleanup() stops both
+        for metrics_runner in metrics_runners:
+            await metrics_runner.cleanup()
+
+    app.on_cleanup.append(stop_metrics)
+    runner = _runner(app)
     await runner.setup()
     host = host or settings.web.host
     port = settings.web.port if port is None else port
@@ -1203,6 +1221,46 @@ async def start_web(
             hint="Set [web] port (or host) to a free address, or stop what is using it.",
         ) from exc
     log.info("web: listening on %s; public at %s", ", ".join(listening(runner)), settings.digest.base_url)
+    if settings.web.metrics_port is not None:
+        try:
+            metrics_runners.append(await _start_metrics(settings, app[METRICS]))
+        except ConfigError:
+            await runner.cleanup()
+            raise
+        log.info("web: metrics on %s/metrics", ", ".join(listening(metrics_runners[0])))
+    return runner
+
+
+def _runner(app: web.Application) -> web.AppRunner:
+    return web.AppRunner(
+        app,
+        access_log_class=_AccessLogger,
+        access_log=logging.getLogger("digest.web.access"),
+        shutdown_timeout=SHUTDOWN_GRACE,
+        keepalive_timeout=READ_TIMEOUT,
+        lingering_time=1.0,  # after a 408, wait for no more of its body
+    )
+
+
+async def _start_metrics(settings: Settings, metrics: Metrics) -> web.AppRunner:
+    """/metrics alone on [web] metrics_host:metrics_port, as Prometheus exporters serve it: the
+    figures stay off the public port without a rule at the proxy, and a scrape never competes with
+    readers for the web app's connections."""
+    app = web.Application()
+    app[METRICS] = metrics
+    app.router.add_get("/metrics", metrics_page)
+    runner = _runner(app)
+    await runner.setup()
+    host, port = settings.web.metrics_host, settings.web.metrics_port
+    assert port is not None
+    try:
+        await _CappedSite(runner, host, port, cap=METRICS_CONNECTIONS).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(
+            f"The metrics listener cannot listen on {host}:{port}: {exc.strerror or exc}.",
+            hint="Set [web] metrics_port (or metrics_host) to a free address, or stop what is using it.",
+        ) from exc
     return runner
 
 

@@ -71,6 +71,20 @@ async def run_digest(
     return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
 
+def slowness() -> float:
+    """How many times slower than an idle machine a process starts now: the load average per core
+    (the larger of the last 1 and 5 minutes, so a load still building up counts), at least 1.
+
+    For a test whose outcome depends on how soon `digest` is up, not on how long it waits: the
+    daemon's clock (DIGEST_NOW) runs from the moment its process starts, so a head start of a few
+    seconds before send_at is all used up by imports on a machine with six runnable processes a core."""
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:  # no load average here: assume an idle machine
+        return 1.0
+    return max(1.0, max(one, five) / (os.cpu_count() or 1))
+
+
 async def kill_sessions(procs: Iterable[asyncio.subprocess.Process]) -> None:
     """SIGKILL the process group of each process still running (each `launch`ed with own_session)."""
     for proc in procs:

@@ -12,9 +12,17 @@ from digest.model import Delivery, EditionItem, EditionRecord, Item, Mark, Parse
 from digest.store import Store
 
 
-def as_stored(parsed: ParsedItem, *, id: int, feed_id: int, source: str, first_seen: datetime) -> Item:  # noqa: A002
+def as_stored(
+    parsed: ParsedItem,
+    *,
+    id: int,  # noqa: A002
+    feed_id: int,
+    source: str,
+    first_seen: datetime,
+    language: str | None = None,
+) -> Item:
     """The `Item` the store gives back for a parsed item, for tests that compose or cluster
-    without a database."""
+    without a database; `language` is the one its feed declares (`ParsedFeed.language`)."""
     return Item(
         id=id,
         feed_id=feed_id,
@@ -28,6 +36,7 @@ def as_stored(parsed: ParsedItem, *, id: int, feed_id: int, source: str, first_s
         categories=parsed.categories,
         image_url=parsed.image_url,
         outlet=parsed.outlet,
+        language=language,
     )
 
 

@@ -15,7 +15,7 @@ import pytest
 from test_render import item, rich_edition
 
 from digest.model import DayGroup, Edition, PressGroup, Quote, SectionGroup, Story
-from digest.render import Renderer, builtin_templates_dir
+from digest.render import Renderer, builtin_templates_dir, load_translations
 
 WEB_TEMPLATES = str(builtin_templates_dir() / "web")
 
@@ -241,6 +241,7 @@ def test_the_web_pages_buttons_and_focus_ring_meet_wcag_aa_in_light_and_dark(sch
 def test_resuming_is_not_styled_as_a_destructive_action() -> None:
     from digest.web import _pages
 
+    pages = _pages(load_translations("en", [builtin_templates_dir()]))
     context = {
         "lang": "en",
         "site_title": "S",
@@ -256,7 +257,7 @@ def test_resuming_is_not_styled_as_a_destructive_action() -> None:
         "unsubscribe_token": "t",
     }
     for paused, action, red in [(False, "pause", True), (True, "resume", False)]:
-        html = _pages("en").get_template("preferences.html.j2").render(**context, paused=paused)
+        html = pages.get_template("preferences.html.j2").render(**context, paused=paused)
         form = re.search(rf'<form[^>]*>(?:(?!</form>).)*value="{action}"(?:(?!</form>).)*</form>', html, re.S)
         assert form, html
         assert ('class="secondary"' in form.group(0)) is red, action

@@ -122,8 +122,9 @@ def rcpt_answers(port: int, rcpts: list[str]) -> list[int]:
         return [client.rcpt(rcpt)[0] for rcpt in rcpts]
 
 
-def smtp_send(port: int, rcpt: str, data: bytes) -> tuple[int, bytes]:
-    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+def smtp_send(port: int, rcpt: str, data: bytes, *, source: str = "127.0.0.1") -> tuple[int, bytes]:
+    """One transaction from the client at `source` (a loopback address: Linux routes 127.0.0.0/8 here)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=20, source_address=(source, 0)) as client:
         client.ehlo("mx.remote.example")
         client.mail("")  # bounces come from the null sender (RFC 5321 4.5.5)
         code, reply = client.rcpt(rcpt)
@@ -387,9 +388,10 @@ def resident_mb(pid: int) -> int:
     raise AssertionError(f"no VmRSS for process {pid}")
 
 
-async def open_data(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A session on the receiver that has reached DATA (354), for a return path it takes."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def open_data(port: int, source: str = "127.0.0.1") -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A session on the receiver, from the client at `source`, that has reached DATA (354), for a
+    return path it takes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
     assert (await reader.readline()).startswith(b"220")
     for command in (b"EHLO mx.remote.example", b"MAIL FROM:<>", b"RCPT TO:<bounce+x@bounces.review.example>", b"DATA"):
         writer.write(command + b"\r\n")
@@ -421,8 +423,9 @@ async def test_H20_the_bounce_receiver_holds_a_bounded_memory_and_number_of_sess
         writer.close()
         assert resident_mb(pid) - before < 100
 
-        held = [await open_data(port) for _ in range(bounces_pipeline.MAX_SESSIONS)]
-        late, late_writer = await asyncio.open_connection("127.0.0.1", port)
+        share = bounces_pipeline.MAX_SESSIONS_PER_CLIENT  # each client's most: the cap takes several
+        held = [await open_data(port, f"127.0.0.{1 + i // share}") for i in range(bounces_pipeline.MAX_SESSIONS)]
+        late, late_writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.100", 0))
         assert (await asyncio.wait_for(late.read(), 10)).startswith(b"421 4.3.2")  # and closed
         late_writer.close()
         for _, held_writer in held:
@@ -430,3 +433,29 @@ async def test_H20_the_bounce_receiver_holds_a_bounded_memory_and_number_of_sess
         await asyncio.sleep(0.2)
         raw = returned_to(verp["reader00@example.org"], next(iter(sorted(FIXTURES.glob("*.eml")))).read_bytes())
         assert (await asyncio.to_thread(smtp_send, port, verp["reader00@example.org"], raw))[0] == 250
+
+
+async def test_H20_one_client_holds_at_most_its_share_of_the_bounce_receivers_sessions(tmp_path: Path) -> None:
+    """One host opening the whole cap's worth of sessions and idling in them kept every other MX's
+    bounces out until it let go. Now it gets MAX_SESSIONS_PER_CLIENT; its others are greeted 421 and
+    closed, and another client (127.0.0.2: loopback is an address like any other) is served."""
+    config, verp = await one_edition_sent(tmp_path, readers=1)
+    share = bounces_pipeline.MAX_SESSIONS_PER_CLIENT
+    assert 1 < share < bounces_pipeline.MAX_SESSIONS
+    async with bounce_receiver(config, DAY1 + timedelta(hours=1), "bounces.review.example") as port:
+        held = [await open_data(port, "127.0.0.1") for _ in range(share)]
+        refused = []
+        for _ in range(bounces_pipeline.MAX_SESSIONS - share):
+            late, late_writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.1", 0))
+            refused.append(await asyncio.wait_for(late.read(), 10))  # to the end: closed by the receiver
+            late_writer.close()
+        assert all(answer.startswith(b"421 4.7.0 Too many sessions from your address") for answer in refused), refused
+
+        raw = returned_to(verp["reader00@example.org"], next(iter(sorted(FIXTURES.glob("*.eml")))).read_bytes())
+        code, reply = await asyncio.to_thread(smtp_send, port, verp["reader00@example.org"], raw, source="127.0.0.2")
+        assert (code, reply) == (250, b"2.0.0 OK: recorded")
+
+        for reader, writer in held:  # the first client's own sessions were never disturbed
+            writer.write(b".\r\n")  # an empty message ends its DATA; not a bounce, but answered
+            assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"250"), "a held session was lost"
+            writer.close()

@@ -665,7 +665,8 @@ DATED_FROM = datetime(2003, 1, 1, tzinfo=UTC)
 
 
 def load_corpus_items(news: Path) -> list[Candidate]:
-    """Every item of the news corpus as the pipeline sees it: parsed by digest.parse, with its summary."""
+    """Every item of the news corpus as the pipeline sees it: parsed by digest.parse, with its summary
+    and its feed's declared language."""
     items = []
     now = datetime(2026, 11, 30, tzinfo=UTC)
     for n, path in enumerate(sorted(news.iterdir())):
@@ -678,7 +679,15 @@ def load_corpus_items(news: Path) -> list[Candidate]:
             # The source as compose cites it: the outlet an aggregator names, else the feed.
             source = it.outlet or path.name
             items.append(
-                Candidate(it.title, it.url, source, it.published or seen, summary_text=it.summary_text, via=path.name)
+                Candidate(
+                    it.title,
+                    it.url,
+                    source,
+                    it.published or seen,
+                    summary_text=it.summary_text,
+                    language=feed.language,
+                    via=path.name,
+                )
             )
     return items
 

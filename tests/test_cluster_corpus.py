@@ -147,7 +147,7 @@ def _stored(
             feed_id = feed_ids.setdefault(path.name, len(feed_ids) + 1)
             seen = labelled.undated_seen.get(path.name, NOW)
             found[(path.name, it.key)] = as_stored(
-                it, id=len(found) + 1, feed_id=feed_id, source=source, first_seen=seen
+                it, id=len(found) + 1, feed_id=feed_id, source=source, first_seen=seen, language=feed.language
             )
     return found
 
@@ -250,7 +250,8 @@ def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
 
 
 # What the clustering reaches on these labels, kept from falling back. Issue 11 asks for 0.80
-# same-language recall: not reached; docs/performance.md says which stories are missed and why.
+# same-language recall: reached in session 37; docs/performance.md says which stories are still missed
+# and why.
 # Precision: 1.0 for both since session 9 (a score became one figure and a player's semifinal and
 # final, the one false pair, came apart).
 # Session 10 (0.594 -> 0.458 same-language, 0.479 -> 0.423 cross-language): the New York Times'
@@ -313,7 +314,13 @@ def test_stories_of_4_to_6_june_2018_cluster_as_an_editor_drew_them() -> None:
 # that shares a rare name and four rare words with a story three outlets or more tell needs 0.7 of the
 # bar (`TOLD_FACTOR`), not 0.9: The Indian Express's report of the four held without bail joins the
 # Chicago beating's story (5 pairs).
-SAME_RECALL_FLOOR = 0.73
+# Session 37 (same-language 0.735 -> 0.824; the windows' 0.600 -> 0.665; precision 1.000): the
+# reports of one kind of weather in one place, every one headlining it, are one story
+# (`digest.cluster.weather`): Moscow's frost, six reports of five sites (15 pairs), and RomaToday's three
+# on Rome's cold (3 pairs). Over the whole corpus and each two-day window these are the only groups it
+# changes; its guards (two places, a week apart, a cold war, Дед Мороз, a service in the frost) are
+# tests/test_cluster_weather.py's.
+SAME_RECALL_FLOOR = 0.80
 JUNE_RECALL_FLOOR = 0.62
 CROSS_RECALL_FLOOR = 0.83
 

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from dbfaults import database_that_goes_away
-from digestprocess import DigestProcess
+from digestprocess import DigestProcess, slowness
 from httpservers import FeedServer
 from ports import free_port
 from smtpservers import Received, Scripted, SmtpServer
@@ -174,16 +174,22 @@ async def feed() -> AsyncIterator[FeedServer]:
 
 
 async def test_an_edition_goes_out_at_send_at_and_nothing_more_on_later_ticks(tmp_path: Path, feed: FeedServer) -> None:
-    start = at(DAY, SEND_AT, seconds=-6)  # room for the interpreter to start
+    # The daemon's clock starts at `start` when its process starts, and must still be before send_at
+    # when the daemon is up and arms the edition's timer: about 3 s on an idle machine, over 6 s at a
+    # load of 6 a core, which once left it starting past send_at, sending at its first pass, and never
+    # arming that day (the wait for "next at" timed out). The head start grows with the load.
+    head_start = 6.0 * slowness()
+    start = at(DAY, SEND_AT) - timedelta(seconds=head_start)
     url = feed.serve("/news.xml", rss(start))
     async with (
         SmtpServer() as smtp,
         daemon(write_config(tmp_path, feed_url=url, smtp_port=smtp.port, subscribers=3), start) as d,
     ):
-        await d.wait_for(f"edition={DAY}/UTC next at")  # armed before send_at: this is the on-time path
+        # armed before send_at: this is the on-time path
+        await d.wait_for(f"edition={DAY}/UTC next at", timeout=max(20.0, head_start + 10))
         assert smtp.messages == []
-        await until(lambda: len(smtp.messages) >= 3, "three messages")
-        await d.wait_for(f"edition={DAY + timedelta(days=1)}/UTC next at")
+        await until(lambda: len(smtp.messages) >= 3, "three messages", timeout=head_start + 30)
+        await d.wait_for(f"edition={DAY + timedelta(days=1)}/UTC next at", timeout=20 * slowness())
         await some_ticks(d)
         assert await d.stop() == 0
         got = by_recipient(smtp.messages)

@@ -20,7 +20,7 @@ from babel.messages.extract import extract_from_dir, extract_from_file
 from babel.messages.pofile import read_po
 
 from digest import config as cfg
-from digest.catalogue import SECTION_NAME
+from digest.catalogue import SECTION_NAME, SITE_TITLE
 from digest.compose import Narrowing, PlacedStory
 from digest.errors import TemplateError
 from digest.model import DayGroup, Edition, Item, SectionGroup, Story
@@ -74,6 +74,8 @@ def used_messages() -> dict[Key, list[str]]:
     # The shipped sections' names, which render and the web pages look up under their own msgctxt.
     for name in (*cfg.DEFAULT_SECTIONS, cfg.DigestSettings().fallback_section):
         used.setdefault((SECTION_NAME, name), []).append("digest/config.py")
+    # The default title, which render, the web pages and the sign-up email look up under its own msgctxt.
+    used.setdefault((SITE_TITLE, cfg.DigestSettings().title), []).append("digest/config.py")
     return used
 
 
@@ -213,7 +215,7 @@ def test_a_broken_catalogue_is_a_template_error_naming_it(tmp_path: Path) -> Non
 def test_web_pages_speak_the_configured_language_and_still_escape() -> None:
     from digest.web import _pages
 
-    pages = _pages("ru")
+    pages = _pages(load_translations("ru", [TEMPLATES]))
     html = pages.get_template("preferences.html.j2").render(
         lang="ru",
         site_title="<i>Обзор</i>",
@@ -237,7 +239,7 @@ def test_web_pages_speak_the_configured_language_and_still_escape() -> None:
         lang="ru", site_title="S", heading="Page not found", text="<script>x</script>"
     )
     assert "<h1>Страница не найдена</h1>" in page and "&lt;script&gt;" in page and "<script>" not in page
-    assert "<h1>Editions</h1>" in _pages("en").get_template("index.html.j2").render(
+    assert "<h1>Editions</h1>" in _pages(load_translations("en", [TEMPLATES])).get_template("index.html.j2").render(
         lang="en", site_title="S", editions=[]
     )
 
@@ -306,7 +308,7 @@ def test_the_sign_up_and_preferences_pages_label_shipped_sections_in_the_sites_l
     from digest.web import _pages
 
     sections = [("World", True), ("Regional Desk", False), ("Press Review", False)]
-    pages = _pages("ru")
+    pages = _pages(load_translations("ru", [TEMPLATES]))
     common = {"lang": "ru", "site_title": "S", "common_zones": [("UTC", "UTC")], "all_zones": [], "timezone": "UTC"}
     preferences = pages.get_template("preferences.html.j2").render(
         **common,

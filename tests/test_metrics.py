@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
+from digestprocess import DigestProcess, slowness
 from httpservers import FeedServer
 from ports import free_port
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,6 +23,7 @@ from test_web import NOW, Clock, add_news, make_settings, open_store
 from digest import config as cfg
 from digest.daemon import Ticks, run_daemon
 from digest.deliver import SmtpTransport
+from digest.errors import ConfigError
 from digest.metrics import Metrics, counters_path, error_kind
 from digest.model import PollRecord, PollResult
 from digest.pipeline import send_day
@@ -332,3 +335,118 @@ async def test_a_worker_writes_its_counters_to_its_own_file_and_removes_it_when_
         await asyncio.wait_for(task, 15)
         store.close()
     assert not mine.exists()
+
+
+# --------------------------------------------------------------------------- [web] metrics_port
+
+
+def metrics_config(folder: Path, *, feed_url: str, web_port: int, metrics_port: int) -> Path:
+    path = folder / "digest.toml"
+    path.write_text(
+        "\n".join(
+            [
+                "[digest]",
+                'timezone = "UTC"',
+                'send_at = "07:00"',
+                f'database = "sqlite:///{folder / "digest.sqlite"}"',
+                "allow_private_addresses = true",
+                "[smtp]",
+                'host = "127.0.0.1"',
+                f"port = {free_port()}",  # nothing is due: nothing is sent
+                'sender = "review@review.example"',
+                "[web]",
+                "enabled = true",
+                'host = "127.0.0.1"',
+                f"port = {web_port}",
+                f"metrics_port = {metrics_port}",
+                "[[feeds]]",
+                f'url = "{feed_url}"',
+                "[[subscribers]]",
+                'email = "alice@example.org"',
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def two_ports() -> tuple[int, int]:
+    while (ports := (free_port(), free_port()))[0] == ports[1]:
+        pass
+    return ports
+
+
+async def refused(url: str) -> bool:
+    try:
+        await get(url, "/metrics")
+    except aiohttp.ClientConnectorError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("command", ["run", "web"])
+async def test_metrics_port_serves_metrics_on_its_own_listener_and_the_public_port_answers_404(
+    tmp_path: Path, command: str
+) -> None:
+    """/metrics was served on the public port, and the README asked operators to block it at the
+    proxy. With [web] metrics_port the real `digest run` (its web process) and `digest web` serve it
+    on a listener of their own, answer it 404 on the public port, and close both when stopped."""
+    web_port, metrics_port = two_ports()
+    public, scrape = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{metrics_port}"
+    async with FeedServer() as feeds:
+        config = metrics_config(
+            tmp_path, feed_url=feeds.serve("/harbour.xml", HARBOUR), web_port=web_port, metrics_port=metrics_port
+        )
+        proc = DigestProcess(f"digest {command}")
+        # 05:00: the edition is two hours off, so the daemon only polls.
+        await proc.spawn(config, ["--verbose", command], {"DIGEST_NOW": "2026-01-16T05:00:00+00:00"})
+        try:
+            await proc.wait_for(f"web: metrics on {scrape}/metrics", timeout=30 * slowness())
+            values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+            deadline = time.monotonic() + 30 * slowness()
+            while time.monotonic() < deadline:  # the daemon's counters reach its web process through a file
+                status, ctype, text = await get(scrape, "/metrics")
+                assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
+                values = samples(text)
+                if command == "web" or values.get(("digest_feeds_polled_total", ()), 0) >= 1:
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError(f"the daemon's poll never reached the metrics listener: {values}")
+            assert values[("digest_subscribers", (("status", "active"),))] == 1
+            assert (await get(public, "/metrics"))[0] == 404
+            assert (await get(public, "/healthz"))[0] in (200, 503)  # the public app is up, and serves the rest
+            assert (await get(scrape, "/healthz"))[0] == 404  # the metrics listener serves /metrics alone
+        finally:
+            rc = await proc.stop()
+    assert rc == 0, proc.log
+    assert await refused(scrape) and await refused(public), "a listener outlived its process"
+
+
+async def test_a_busy_metrics_port_stops_the_web_app_with_the_key_to_change(tmp_path: Path) -> None:
+    web_port, metrics_port = two_ports()
+    settings = make_settings(tmp_path)
+    settings = dataclasses.replace(
+        settings, web=dataclasses.replace(settings.web, port=web_port, metrics_port=metrics_port)
+    )
+    store = open_store(settings)
+    busy = await asyncio.start_server(lambda r, w: None, "127.0.0.1", metrics_port)
+    try:
+        with pytest.raises(ConfigError) as err:
+            await start_web(settings, store, clock=Clock(), host="127.0.0.1")
+    finally:
+        busy.close()
+        await busy.wait_closed()
+        store.close()
+    assert f"The metrics listener cannot listen on 127.0.0.1:{metrics_port}" in err.value.message
+    assert "[web] metrics_port" in err.value.hint
+    assert await refused(f"http://127.0.0.1:{web_port}")  # the web app did not stay up without it
+
+
+def test_metrics_port_must_not_be_the_web_apps_port() -> None:
+    with pytest.raises(ConfigError, match="web.metrics_port = 8080 is web.port too"):
+        cfg.from_mapping({"web": {"port": 8080, "metrics_port": 8080}}, env={})
+    web = cfg.from_mapping({}, env={"DIGEST_WEB_METRICS_PORT": "9108"}).web
+    assert (web.metrics_host, web.metrics_port) == ("127.0.0.1", 9108)
+    assert cfg.from_mapping({}, env={}).web.metrics_port is None  # unset: /metrics stays on [web] port

@@ -200,6 +200,18 @@ def test_release_1_database_is_refused_then_upgraded_keeping_every_row(empty_dat
             )
         (polled,) = [f for f in store.list_feeds() if f.id == first.id]
         assert polled.display_name == "The Harbour Gazette"
+        # 0015: feeds stored before it declare no language, nor do their items, until a poll parses
+        # a body of theirs; a poll that parsed none (a 304) keeps what the last body declared.
+        assert {f.language for f in store.list_feeds()} == {None}
+        assert {item.language for item in window} == {None}
+        with store.poll_writer() as writer:
+            writer.record([PollRecord(first.id, now, 200, 0, None, now, language="fr", items=())])
+            writer.record([PollRecord(first.id, now, 304, 0, None, now)])
+        (polled,) = [f for f in store.list_feeds() if f.id == first.id]
+        assert polled.language == "fr"
+        read = store.edition_window("Pacific/Auckland", until=newest).items
+        assert {item.language for item in read if item.feed_id == first.id} == {"fr"}
+        assert {item.language for item in read if item.feed_id != first.id} <= {None}
         # 0009: every stored link has its hash, and an item is found by it: the fixture's first item,
         # read again under another guid with the same link, is that item edited, not a new one.
         with store.engine.connect() as conn:

@@ -203,9 +203,10 @@ def test_the_subject_is_the_title_the_localised_date_and_the_story_most_outlets_
     lead = "Central bank raises its key rate for the third time this year, citing persistent inflation and a"
     assert Renderer().render(rich_edition()).subject == f"Press Review — January 16, 2026: {lead} weaker currency"
     ru = Renderer().render(rich_edition(language="ru")).subject
-    assert ru.startswith("Press Review — 16 января 2026\u202fг.: Central bank raises")
+    # The default title reads in the edition's language (msgctxt "site title"), as the date does.
+    assert ru.startswith("Обзор прессы — 16 января 2026\u202fг.: Central bank raises")
     dated = dataclasses.replace(rich_edition(language="ru"), subject_style="date")
-    assert Renderer().render(dated).subject == "Press Review — 16 января 2026\u202fг."
+    assert Renderer().render(dated).subject == "Обзор прессы — 16 января 2026\u202fг."
 
 
 def test_days_and_times_are_shown_in_the_edition_time_zone_with_their_offset() -> None:

@@ -131,8 +131,11 @@ def test_the_shipped_rules_on_whole_feeds_each_set_above_its_floor(labels_file: 
     assert accuracy >= floor, f"{accuracy:.1%} < {floor:.0%}"
 
 
-def _placed(settings: cfg.Settings, item: ParsedItem, feed_names: tuple[str, str]) -> Classification:
-    """A parsed item placed by `settings`' rules, as an edition would place it from its feed."""
+def _placed(
+    settings: cfg.Settings, item: ParsedItem, feed_names: tuple[str, str], language: str | None = None
+) -> Classification:
+    """A parsed item placed by `settings`' rules, as an edition would place it from its feed (which
+    declares `language`)."""
     return classify(
         title=item.title,
         url=item.url,
@@ -142,6 +145,7 @@ def _placed(settings: cfg.Settings, item: ParsedItem, feed_names: tuple[str, str
         fallback=settings.digest.fallback_section,
         summary=item.summary_text,
         feed_names=feed_names,
+        language=language,
     )
 
 
@@ -167,7 +171,7 @@ def _accuracy(corpus: Path, labels: dict[str, dict[str, str]]) -> float:
         assert set(wanted) <= set(items), f"{feed_file}: labelled links the parser no longer gives"
         for link, section in wanted.items():
             item = items[link]
-            got = _placed(settings, item, (feed.title or "", url))
+            got = _placed(settings, item, (feed.title or "", url), feed.language)
             total += 1
             per_section[section]["items"] += 1
             if got.section == section:
@@ -206,10 +210,10 @@ def test_the_rules_keyword_index_changes_no_placement_of_any_corpus_item(monkeyp
             feed = parse_feed(path.read_bytes(), url=url, content_type=None, now=NOW)
         except DigestError:
             continue
-        items += [(item, (feed.title or "", url)) for item in feed.items]
+        items += [(item, (feed.title or "", url), feed.language) for item in feed.items]
 
     def placements() -> list[Classification]:
-        return [_placed(settings, item, names) for item, names in items]
+        return [_placed(settings, item, names, language) for item, names, language in items]
 
     indexed = placements()
     monkeypatch.setattr(sections._KeywordIndex, "possible", lambda self, text: None)

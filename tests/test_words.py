@@ -66,9 +66,13 @@ def test_language_of_reads_apostrophes_and_shared_spellings_as_their_languages(t
     assert language_of(text) == lang
 
 
-def test_a_declared_language_wins_over_the_guess() -> None:
-    assert language_of("The gunman killed five people", "ru-RU") == "ru"
-    assert language_of("The gunman killed five people", "") == "en"
+def test_a_declared_language_wins_only_over_a_guess_the_text_says_little_of() -> None:
+    # "in" alone says English; the feed's "de" is taken. A sentence of English keeps it, and Russian
+    # is no language of a text without a Cyrillic letter (tests/test_feed_language.py).
+    assert language_of("Five killed in airport shooting", "de-DE") == "de"
+    assert language_of("The gunman killed five people at the airport of the city", "de-DE") == "en"
+    assert language_of("Five killed in airport shooting", "ru-RU") == "en"
+    assert language_of("Five killed in airport shooting", "") == "en"
 
 
 def test_stems_join_inflected_forms() -> None:
@@ -144,7 +148,9 @@ def test_the_guess_from_an_ascii_texts_tokens_is_the_guess_from_its_text() -> No
     ]
     for text in texts:
         found = set(map(str.lower, words.tokens_of_normalised(text)))
-        assert words.language_guess_of_words(found) == words.language_guess(text), text
+        assert words.language_guess_of_words(set(found)) == words.language_guess(text), text
+        for declared in (None, "fr", "pt-BR", "ru", "ja"):  # a declaration the text may yield to
+            assert words.language_read_of_words(set(found), text, declared) == words.language_read(text, declared)
 
 
 def test_word_forms_are_folded_stems_without_stopwords() -> None:

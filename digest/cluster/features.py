@@ -542,7 +542,7 @@ class _Profile:
     # writes the pair as a name (`vectors._whole_names`)
     name_pairs: tuple[tuple[str, str], ...] = ()
     latent_pairs: tuple[tuple[str, str, str, str, float], ...] = ()
-    said: int = words.SCRIPT_SAYS  # how much said `lang` (`words.language_guess`); declared: as a script does
+    said: int = words.SCRIPT_SAYS  # how much its text said its language (`words.language_read`)
 
     @property
     def events(self) -> set[str]:
@@ -553,7 +553,7 @@ class _Profile:
 
 
 def _guessed_from_tokens(title: str, summary: str) -> bool:
-    """Whether `words.language_guess_of_words` answers for a title and summary as `language_guess` of
+    """Whether `words.language_read_of_words` answers for a title and summary as `language_read` of
     the two joined does: ASCII (their tokens are what `_latin_words` finds, and NFKC leaves them as
     they are), no apostrophe (clitics and elisions), 400 characters at most (the guess reads no more)."""
     return (
@@ -566,22 +566,24 @@ def _guessed_from_tokens(title: str, summary: str) -> bool:
 
 
 def _profile(item: ClusterInput, lang: str | None = None) -> _Profile:
-    """An item's features, read in `lang`, else in its declared language, else in the one its text says."""
+    """An item's features, read in `lang`, else in the one its text says (its feed's declared one where
+    the text says little)."""
     summary = (getattr(item, "summary_text", "") or "")[:SUMMARY_CHARS]
     said = words.SCRIPT_SAYS
     title = item.title
     title_tokens: list[str] | None = None
     summary_tokens: list[str] | None = None
     if lang is None:
-        hint = getattr(item, "language", None)
-        lang = words.primary_language(hint if isinstance(hint, str) else None)
-        if lang is None and _guessed_from_tokens(title, summary):
+        hint = getattr(item, "language", None)  # the feed's declaration: taken where the text says little
+        declared = hint if isinstance(hint, str) else None
+        if _guessed_from_tokens(title, summary):
             # The guess from the tokens `_add_text` reads (one pass over the text instead of two).
             title_tokens = words.tokens_of_normalised(title, True)
             summary_tokens = words.tokens_of_normalised(summary, True)
-            lang, said = words.language_guess_of_words(set(map(str.lower, chain(title_tokens, summary_tokens))))
-        elif lang is None:
-            lang, said = words.language_guess(f"{title} {summary}")
+            found = set(map(str.lower, chain(title_tokens, summary_tokens)))
+            lang, said = words.language_read_of_words(found, f"{title} {summary}", declared)
+        else:
+            lang, said = words.language_read(f"{title} {summary}", declared)
     features: dict[str, float] = {}
     capitals: set[str] = set()
     others: dict[str, None] = {}

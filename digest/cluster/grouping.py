@@ -22,6 +22,7 @@ from digest.cluster.features import ClusterInput, _profile, in_sources_languages
 from digest.cluster.linking import _link, _link_across
 from digest.cluster.stories import DEFAULT_THRESHOLD, _merge_score, _Story
 from digest.cluster.vectors import _batch
+from digest.cluster.weather import _link_weather
 from digest.outlets import linked_site, split_url
 
 if TYPE_CHECKING:
@@ -320,6 +321,7 @@ def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]
         before = versions.copy()
         _link(stories, profiles, titles, item_rare_words, batch, find, merge, threshold)
         _link_across(profiles, outlets, neighbours, batch, stories, find, merge, threshold)
+        _link_weather(profiles, stories, batch, find, merge)
         # A story these passes grew has a new centroid: a report that tells both its parts may now pass
         # the first pass's tests against it, though it passed them against neither part (a piece on the
         # shooting's lessons, once the late reports on the gunman had joined the airport's story).

@@ -35,17 +35,14 @@ from digest.deliver.core import (
     FileTransport,
     Outcome,
     Paced,
-    Refusal,
     Result,
     Transport,
-    classify,
     data_block,
     deliver,
-    is_too_big,
     one_line,
-    refusal,
 )
 from digest.deliver.pacing import RateLimiter
+from digest.deliver.replies import Refusal, classify, is_too_big, refusal
 from digest.deliver.smtp import SmtpTransport
 
 __all__ = [

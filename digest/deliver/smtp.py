@@ -24,13 +24,12 @@ from digest.deliver.core import (
     Envelope,
     Outcome,
     Result,
-    classify,
     data_block,
     one_line,
 )
 from digest.deliver.envelopes import mail_options, over_size, wire_form, without_smtputf8
 from digest.deliver.pacing import CircuitBreaker, DomainThrottles, RateLimiter
-from digest.deliver.replies import refused
+from digest.deliver.replies import classify, refused
 from digest.errors import DeliveryError, DigestError, SmtpAuthError, full_stop
 
 log = logging.getLogger(__name__)

@@ -33,6 +33,7 @@ from digest.addresses import ascii_domain
 from digest.clock import Clock
 from digest.config import Settings
 from digest.errors import ConfigError, DigestError, SubscriberError
+from digest.ratelimit import client_key
 from digest.store import Store
 from digest.store.bounces import UNVERIFIED
 
@@ -47,9 +48,13 @@ MAX_MESSAGE = 10 * 1024 * 1024  # a bounce with its returned copy; larger is ref
 # own, ~60 bytes beyond its text: 10 MB of empty lines held 330 MB, and a few clients could have the
 # host's memory. A session may send this many lines in all (a 10 MB bounce of 76-character lines is
 # 140,000), so what a client makes us hold stays near what it sends; and at most MAX_SESSIONS
-# sessions run at once, the others answered 421 (RFC 5321 3.8: the sender retries later).
+# sessions run at once, the others answered 421 (RFC 5321 3.8: the sender retries later). One
+# client (an address, an IPv6 /64; loopback too, which is a local MTA or anyone on this host) holds
+# at most MAX_SESSIONS_PER_CLIENT of them, so that one host idling in sessions cannot keep every
+# other MX's bounces out; a real MTA opens one or two at a time.
 MAX_SESSION_LINES = 250_000
 MAX_SESSIONS = 16
+MAX_SESSIONS_PER_CLIENT = 4
 # A bounce comes back to the one VERP address its message was sent from; more at once is not one.
 MAX_RECIPIENTS = 10
 
@@ -243,23 +248,43 @@ class _Receiver:
 
 
 class _Session(SMTP):
-    """One SMTP session of the receiver: counted among the sessions running, and closed with a 421
-    once it has sent MAX_SESSION_LINES lines."""
+    """One SMTP session of the receiver: counted among the sessions running, refused with a 421
+    when its client holds MAX_SESSIONS_PER_CLIENT already, and closed with a 421 once it has sent
+    MAX_SESSION_LINES lines."""
 
     def __init__(self, handler: _Receiver, *, running: set[_Session], **options: Any) -> None:
         super().__init__(handler, **options)
         self.running = running
         self.lines = 0
+        self.client = "-"
+        self.refused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        self.client = client_key(str(peer[0]) if isinstance(peer, tuple) else None, None)
+        if sum(1 for s in self.running if s.client == self.client) >= MAX_SESSIONS_PER_CLIENT:
+            # Before aiosmtpd sees it: no greeting, no handler task, nothing held but this reply.
+            self.refused = True
+            log.info("bounces: a session from %s refused: it holds %d already", self.client, MAX_SESSIONS_PER_CLIENT)
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(b"421 4.7.0 Too many sessions from your address; try again later\r\n")
+            transport.close()
+            return
         self.running.add(self)
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
+        if self.refused:
+            return
         self.running.discard(self)
         super().connection_lost(error)
 
+    def eof_received(self) -> bool | None:
+        return False if self.refused else super().eof_received()
+
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
         self.lines += data.count(b"\n")
         if self.lines <= MAX_SESSION_LINES:
             super().data_received(data)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from digest import message, tokens
 from digest.addresses import ascii_domain
+from digest.catalogue import site_title
 from digest.compose import (
     ComposeOptions,
     Narrowing,
@@ -86,6 +87,7 @@ def classify_item(settings: Settings, item: Item) -> Classification:
         fallback=settings.digest.fallback_section,
         summary=item.summary_text,
         feed_names=(item.source, item.feed_url or "", item.feed_title or ""),
+        language=item.language,
     )
 
 
@@ -348,7 +350,8 @@ class EditionMailer:
     def _template_args(self) -> dict[str, Any]:
         return {
             "sender": parseaddr(self.settings.smtp.sender)[1] or self.settings.smtp.sender,
-            "sender_name": parseaddr(self.settings.smtp.sender)[0] or self.settings.digest.title,
+            "sender_name": parseaddr(self.settings.smtp.sender)[0]
+            or site_title(self.renderer.translations(self.settings.digest.language), self.settings.digest.title),
             "list_id": f"digest.{self.domain}",
             "base_url": self.settings.digest.base_url,
             "feedback_id": self.feedback_id,

@@ -81,6 +81,7 @@ async def poll_feed(
         title=body.title,
         site_url=body.site_url,
         rights=body.rights,
+        language=body.language,
         items=body.items,
         moved_to=result.permanent_url if result.permanent_url != feed.url else None,
     )
@@ -112,6 +113,7 @@ class _Body:
     site_url: str | None = None
     items: tuple[ParsedItem, ...] | None = None
     rights: str | None = None
+    language: str | None = None
 
 
 async def _apply(
@@ -142,7 +144,13 @@ async def _apply(
     except ParseError as exc:
         return PollResult(feed.url, result.status, error=exc.message), _Body(validators)
     return PollResult(feed.url, result.status), _Body(
-        validators, body_hash, parsed.title or None, parsed.link or None, tuple(parsed.items), parsed.rights or None
+        validators,
+        body_hash,
+        parsed.title or None,
+        parsed.link or None,
+        tuple(parsed.items),
+        parsed.rights or None,
+        parsed.language,
     )
 
 

@@ -100,8 +100,13 @@ def skip_reason(status: str | None) -> str:
 
 def skipped_text(rep: SendReport) -> str:
     """ "3 skipped (2 had no story in the sections they chose, 1 unsubscribed since ...)"."""
-    why = ", ".join(f"{n} {reason}" for reason, n in sorted(rep.skipped_why.items(), key=lambda x: (-x[1], x[0])))
-    return f"{rep.skipped} skipped" + (f" ({why})" if why else "")
+    return skipped_words(rep.skipped, rep.skipped_why)
+
+
+def skipped_words(skipped: int, reasons: dict[str, int]) -> str:
+    """`skipped_text` of any count and reasons (`send --dry-run` says its own so)."""
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda x: (-x[1], x[0])))
+    return f"{skipped} skipped" + (f" ({why})" if why else "")
 
 
 def _skipped(rep: SendReport, reason: str) -> None:

@@ -14,7 +14,7 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid, parseaddr
 
 from digest.addresses import ascii_domain
-from digest.catalogue import builtin_templates_dir, load_translations
+from digest.catalogue import catalogue_folders, load_translations, site_title
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, SmtpTransport
 from digest.errors import DigestError
@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def confirmation_message(settings: Settings, *, to: str, url: str, now: datetime) -> bytes:
-    _ = load_translations(settings.digest.language, [builtin_templates_dir()]).gettext
-    title = settings.digest.title
+    # The site's catalogues, as its editions and web pages read them: the same title, the same words.
+    messages = load_translations(settings.digest.language, catalogue_folders(settings.digest.templates_dir))
+    _ = messages.gettext
+    title = site_title(messages, settings.digest.title)
     hours = int(settings.web.confirm_expiry.total_seconds() // 3600)
     msg = EmailMessage(policy=SMTP_POLICY)
     name, address = parseaddr(settings.smtp.sender)

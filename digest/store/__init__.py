@@ -6,7 +6,7 @@ Returns model objects, never rows. Synchronous; async code calls it through asyn
 from __future__ import annotations
 
 from digest.store.bounces import BounceStore
-from digest.store.editions import FAILED, MAX_CRASHES, PENDING, SENT, SKIPPED, EditionStore, OutboxReads
+from digest.store.editions import FAILED, MAX_CRASHES, PENDING, SENDING, SENT, SKIPPED, EditionStore, OutboxReads
 from digest.store.feeds import FeedStore
 from digest.store.signups import SignupStore
 from digest.store.subscribers import (
@@ -32,6 +32,7 @@ __all__ = [
     "PAUSED",
     "PENDING",
     "REMOVED",
+    "SENDING",
     "SENT",
     "SKIPPED",
     "SUSPENDED",

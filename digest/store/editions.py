@@ -43,6 +43,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from digest.errors import DatabaseLostError, StoreError
 from digest.model import (
+    DUE_EARLY,
+    DUE_LAPSED,
+    DUE_RETRY,
+    DUE_UNTRIED,
     ClaimHolder,
     Delivery,
     EditionItem,
@@ -54,6 +58,7 @@ from digest.model import (
     Moved,
     Neighbours,
     OutboxEntry,
+    Standing,
     Subscriber,
 )
 from digest.schedule import known_zone
@@ -126,6 +131,16 @@ def _claimable(
     elif since is not None:
         pending = and_(pending, or_(due, d.c.updated_at < since))
     return or_(pending, and_(d.c.status == SENDING, d.c.lease_until < (lease_now or now)))
+
+
+def _due_kind(status: str, retry: datetime | None, now: datetime) -> str:
+    """Why a row `_claimable` took is claimable (`Standing.why`): a label of its state, not the
+    decision, which stays `_claimable`'s."""
+    if status == SENDING:
+        return DUE_LAPSED
+    if retry is None:
+        return DUE_UNTRIED
+    return DUE_RETRY if retry <= now else DUE_EARLY
 
 
 def _aware(value: datetime | str) -> datetime:
@@ -421,6 +436,43 @@ class EditionStore(StoreBase):
                 )
                 or 0
             )
+
+    def outbox_standing(
+        self, edition_id: int, *, now: datetime, due_only: bool, subscriber_id: int | None = None
+    ) -> Standing:
+        """What a send run starting `now` would do with the edition's rows (one subscriber's, with
+        `subscriber_id`): those it would claim, by the claim's own condition (`_claimable`, with the
+        run's `since` at `now`, the lease judged on the database's clock), and the others' states.
+        Recording nothing: `digest preview` and `send --dry-run` show a send's work from it."""
+        d = t.deliveries
+        cond = [d.c.edition_id == edition_id]
+        if subscriber_id is not None:
+            cond.append(d.c.subscriber_id == subscriber_id)
+        with self.engine.connect() as conn:
+            claimable = _claimable(d, now, due_only, None if due_only else now, lease_now=database_time(conn))
+            due = conn.execute(
+                select(d.c.subscriber_id, d.c.status, d.c.next_attempt_at).where(*cond, claimable).order_by(d.c.id)
+            ).all()
+            counts = conn.execute(
+                select(d.c.status, func.count(), func.max(d.c.sent_at)).where(*cond).group_by(d.c.status)
+            ).all()
+            retry_at = conn.scalar(
+                select(func.min(d.c.next_attempt_at)).where(*cond, d.c.status == PENDING, d.c.next_attempt_at > now)
+            )
+        rest = {str(status): int(n) for status, n, _ in counts}
+        why: dict[str, int] = {}
+        for _, status, retry in due:
+            rest[status] -= 1
+            kind = _due_kind(status, None if retry is None else _aware(retry), now)
+            why[kind] = why.get(kind, 0) + 1
+        sent_at = next((_aware(at) for status, _, at in counts if status == SENT and at is not None), None)
+        return Standing(
+            tuple(int(sub) for sub, _, _ in due),
+            {status: n for status, n in rest.items() if n},
+            sent_at,
+            _aware(retry_at) if retry_at is not None and rest.get(PENDING) else None,
+            why,
+        )
 
     def expire_claims(self, edition_id: int, *, now: datetime, other_than: str | None = None) -> Lapsed:
         """Return to pending the rows of the edition whose claim's lease ran out: their sender

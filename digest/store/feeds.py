@@ -57,6 +57,7 @@ _ITEM_COLUMNS = (
     t.feeds.c.url.label("feed_url"),
     t.feeds.c.site_url.label("feed_site_url"),
     t.feeds.c.rights.label("feed_rights"),
+    t.feeds.c.language.label("feed_language"),
     t.feeds.c.section.label("feed_section"),
 )
 
@@ -87,6 +88,7 @@ def _item(row: Row[*tuple[Any, ...]]) -> Item:
         feed_url=row.feed_url,
         feed_title=row.feed_title,
         site_url=row.feed_site_url,
+        language=row.feed_language,
     )
 
 
@@ -383,6 +385,10 @@ def _feed_state(poll: PollRecord) -> dict[str, Any]:
         state["site_url"] = poll.site_url
     if poll.rights:
         state["rights"] = poll.rights
+    if poll.items is not None:
+        # Each body parsed says again what it declares: a feed that stops declaring (or starts to
+        # misdeclare) is read by its body of today, not by one of last year.
+        state["language"] = poll.language
     return state
 
 

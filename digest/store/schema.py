@@ -115,6 +115,9 @@ feeds = Table(
     Column("site_url", Text),  # the channel's <link>: names the outlet of a feed on a CDN (0008)
     # The channel's copyright line: spells out the acronym a title may name its outlet by (0014).
     Column("rights", Text),
+    # The language it declares, as a primary subtag ("en"): the language of an item whose text says
+    # too little of its own (0015).
+    Column("language", String(8)),
     Column("etag", Text),
     Column("last_modified", Text),
     Column("body_hash", String(64)),
