@@ -296,6 +296,8 @@ def language_read_of_words(found: set[str], text: str, declared: str | None = No
 
 
 def _read_as_declared(text: str, guess: tuple[str, int], declared: str | None) -> tuple[str, int]:
+    if not declared:  # no declaration (`declared_language` would read None or "" as none)
+        return guess
     lang, said = guess
     declared = declared_language(declared)
     if declared is None or declared == lang or said > DECLARATION_OUTWEIGHS:
