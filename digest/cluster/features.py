@@ -333,7 +333,7 @@ def _sentence_starts(text: str, lang: str) -> set[str]:
 
 def _token_features(token: str, lang: str) -> tuple[tuple[str, float, bool], ...]:
     """(feature, weight factor, is a capitalised word's) for one token; names are added by the caller."""
-    if words.has_cjk(token):
+    if not token.isascii() and words.has_cjk(token):  # CJK is never ASCII: no search of most tokens
         forms = words.word_forms(token, lang)
         # A run of k characters gives k-1 bigrams: together they weigh about one word, so that a shared
         # four-character prefix ("最近在听", "recently listening to") is not three shared words.
