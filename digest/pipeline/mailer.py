@@ -317,7 +317,10 @@ class EditionMailer:
             assert start is not None  # a gap is only found from a stored window start
             seen = [i for i in self.store.items_seen(after=since, until=start) if i.id not in self._carried]
             chosen = choose_items(self.settings, EditionWindow(self.edition.timezone, since, start, tuple(seen)))
-            placed = self._gaps[since] = build_stories(chosen, options=self.options) if chosen else []
+            background = clustering_background(self.store, chosen)
+            placed = self._gaps[since] = (
+                build_stories(chosen, background=background, options=self.options) if chosen else []
+            )
         return placed
 
     def render(
