@@ -60,15 +60,22 @@ def section_anchor(name: str) -> str:
 
 
 def build_stories(
-    items: Sequence[tuple[Item, str]], *, history: Sequence[Item] = (), options: ComposeOptions
+    items: Sequence[tuple[Item, str]],
+    *,
+    history: Sequence[Item] = (),
+    background: Sequence[Item] = (),
+    options: ComposeOptions,
 ) -> list[PlacedStory]:
-    """Cluster an edition's (item, section) pairs into stories placed in their lead's section."""
+    """Cluster an edition's (item, section) pairs into stories placed in their lead's section;
+    `background`: earlier items, which weigh how common each word is (`cluster.cluster`)."""
     names = dict(options.outlet_names)
     items = [(as_written(item, names), section) for item, section in without_boilerplate(items)]
     only_items = [item for item, _ in items]
     section_of = {item.id: section for item, section in items}
-    kwargs = {} if options.cluster_threshold is None else {"threshold": options.cluster_threshold}
-    groups = cluster.cluster(only_items, **kwargs)
+    threshold = cluster.DEFAULT_THRESHOLD if options.cluster_threshold is None else options.cluster_threshold
+    # The background read as the edition's items are: without their feeds' title boilerplate.
+    earlier = [as_written(item, names) for item, _ in without_boilerplate([(item, "") for item in background])]
+    groups = cluster.cluster(only_items, threshold=threshold, background=earlier)
     # "Read also" compares two items alone, on the scale cluster.pair_threshold() sets for that.
     upper = cluster.pair_threshold(
         options.cluster_threshold if options.cluster_threshold is not None else cluster.DEFAULT_THRESHOLD

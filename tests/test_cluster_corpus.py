@@ -19,7 +19,7 @@ import pytest
 from conftest import CORPUS_ABSENT, corpus_dir
 from storepaths import as_stored
 
-from digest.cluster import MAX_GAP, cluster
+from digest.cluster import MAX_GAP, MIN_BATCH_FOR_IDF, background_counts, cluster
 from digest.cluster.features import _profile
 from digest.cluster.vectors import _batch, _cosine
 from digest.compose import as_written, without_boilerplate
@@ -439,3 +439,43 @@ def test_day_long_editions_of_those_days_keep_precision(labelled: LabelledDays) 
     for (first, second), windows in wrong.most_common():
         print(f"  merged apart stories in {windows} windows: {first!r} + {second!r}")
     assert same_p >= 0.95 and cross_p >= 0.95
+
+
+# A small site's edition, under MIN_BATCH_FOR_IDF items, borrows document frequencies from the week
+# before it (`cluster.cluster`'s background). Measured on every one, two or three labelled feeds
+# whose items of the labelled days are fewer than that (68 January batches, 145 June ones), with the
+# corpus's items of every other day standing for the site's week: the corpus holds too few earlier
+# days of those feeds for a week of their own.
+SMALL_EDITION_RECALL_FLOOR = {"stories_2017-01-07.tsv": 0.65, "stories_2018-06-05.tsv": 0.30}
+
+
+@pytest.mark.parametrize("labelled", [JANUARY_2017, JUNE_2018], ids=["january-2017", "june-2018"])
+def test_small_editions_weigh_their_words_by_the_week_before(labelled: LabelledDays) -> None:
+    root = corpus_dir()
+    if root is None:
+        pytest.skip(CORPUS_ABSENT)
+    news = root / "feeds" / "news"
+    items = load_days(news, labelled)
+    feeds = sorted({x.feed for x in items})
+    others = _stored(news, labelled, lambda feed, it: day_of(it.published, it.url) not in labelled.days)
+    week = background_counts([x.item for x in _as_composed(others, {})])
+    assert week is not None
+    counts: dict[str, Counter[str]] = {"alone": Counter(), "with the week": Counter()}
+    batches = 0
+    for k in (1, 2, 3):
+        for chosen in itertools.combinations(feeds, k):
+            batch = [x for x in items if x.feed in chosen]
+            if not 2 <= len(batch) < MIN_BATCH_FOR_IDF:
+                continue
+            batches += 1
+            for name, background in (("alone", None), ("with the week", week)):
+                groups = cluster([x.item for x in batch], background=background or ())
+                for kind in pair_counts(batch, groups).values():
+                    counts[name].update(kind)
+    print(f"\n{labelled.labels.name}: {batches} batches of one to three feeds under {MIN_BATCH_FOR_IDF} items")
+    for name, c in counts.items():
+        p, r = scores(c)
+        print(f"  {name}: pairs precision={p:.3f} recall={r:.3f} ({dict(c)})")
+    precision, recall = scores(counts["with the week"])
+    assert precision >= 0.95
+    assert recall >= SMALL_EDITION_RECALL_FLOOR[labelled.labels.name]

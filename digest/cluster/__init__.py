@@ -53,7 +53,7 @@ from digest.cluster.stories import (
     TOLD_OUTLETS,
     pair_threshold,
 )
-from digest.cluster.vectors import BOILERPLATE_SHARE, MIN_BATCH_FOR_IDF
+from digest.cluster.vectors import BOILERPLATE_SHARE, MIN_BATCH_FOR_IDF, Background, background_counts
 
 __all__ = [
     "BOILERPLATE_SHARE",
@@ -66,6 +66,8 @@ __all__ = [
     "LINK_SPECIFIC_SHARE",
     "MAX_GAP",
     "MIN_BATCH_FOR_IDF",
+    "Background",
+    "background_counts",
     "NAME_MISMATCH",
     "NAME_WEIGHT",
     "NO_IDF_FACTOR",

@@ -21,7 +21,7 @@ from digest.cluster.blocking import _candidates
 from digest.cluster.features import ClusterInput, _profile, in_sources_languages
 from digest.cluster.linking import _link, _link_across
 from digest.cluster.stories import DEFAULT_THRESHOLD, _merge_score, _Story
-from digest.cluster.vectors import _batch
+from digest.cluster.vectors import Background, _batch, background_counts
 from digest.cluster.weather import _link_weather
 from digest.outlets import linked_site, split_url
 
@@ -67,12 +67,21 @@ def _order_key(items: Sequence[ClusterInput], i: int) -> tuple[datetime, int, st
     return (item.when, 0 if item.url else 1, item.source, i)
 
 
-def cluster(items: Sequence[ClusterInput], *, threshold: float = DEFAULT_THRESHOLD) -> list[list[int]]:
+def cluster(
+    items: Sequence[ClusterInput],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    background: Sequence[ClusterInput] | Background = (),
+) -> list[list[int]]:
     """Group indices of `items` that are one story; every index appears in exactly one group.
 
     * Items with the same canonical URL are always one story, whatever their titles or sources.
     * Otherwise stories merge most similar pair first while a pair passes the tests of the module
       docstring (`threshold` is the cosine for a shared language; the others scale with it).
+    * `background`: earlier items of the same feeds (a week of them), which no group holds. A batch
+      too small to weigh words by how few of its items have them (`MIN_BATCH_FOR_IDF`: a small
+      site's day) counts the background's items too (`vectors.background_counts`, which callers
+      that cluster many batches against one background may count once); a larger batch ignores it.
     * The first index of each group is its lead: the earliest item (ties: one with a URL, then source
       name, then input position). Groups come in the order of their leads. The result is a function
       of the input only, not of its order.
@@ -82,7 +91,8 @@ def cluster(items: Sequence[ClusterInput], *, threshold: float = DEFAULT_THRESHO
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _cluster(items, threshold)
+        counted = background if isinstance(background, Background) else background_counts(background, len(items))
+        return _cluster(items, threshold, counted)
     finally:
         if collecting:
             gc.enable()
@@ -142,11 +152,11 @@ def _gated_pairs(
     yield from zip(first[keep].tolist(), second[keep].tolist(), same[keep].tolist(), strict=True)
 
 
-def _cluster(items: Sequence[ClusterInput], threshold: float) -> list[list[int]]:
+def _cluster(items: Sequence[ClusterInput], threshold: float, background: Background | None) -> list[list[int]]:
     order = sorted(range(len(items)), key=lambda i: _order_key(items, i))
     ranked = [items[i] for i in order]  # by rank from here on
     profiles = in_sources_languages(ranked, [_profile(item) for item in ranked])
-    batch = _batch(ranked, profiles)
+    batch = _batch(ranked, profiles, background)
     stories: dict[int, _Story] = {}
     rare = batch.rare
     start = items[order[0]].when if order else datetime.min

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from digest import message, tokens
 from digest.addresses import ascii_domain
 from digest.catalogue import site_title
+from digest.cluster import MIN_BATCH_FOR_IDF
 from digest.compose import (
     ComposeOptions,
     Narrowing,
@@ -186,11 +187,16 @@ def edition_stories(
             return _under_current_names(settings, placed)
     global _clustered
     # The editions of one day (one per time zone) usually hold the same items: cluster those once.
-    key = (tuple((i.id, i.title, i.summary_text, section) for i, section in items), tuple(h.id for h in history))
+    background = clustering_background(store, items)
+    key = (
+        tuple((i.id, i.title, i.summary_text, section) for i, section in items),
+        tuple(h.id for h in history),
+        tuple(b.id for b in background),
+    )
     if _clustered is not None and _clustered[0] is settings and _clustered[1] == key:
         placed = _clustered[2]
     else:
-        placed = build_stories(items, history=history, options=options)
+        placed = build_stories(items, history=history, background=background, options=options)
         _clustered = (settings, key, placed)
     if edition.id and body is None:
         store.save_edition_stories(edition.id, stories_to_json(placed), now=now or datetime.now(UTC))
@@ -205,6 +211,22 @@ def _under_current_names(settings: Settings, placed: list[PlacedStory]) -> list[
     if not renames:
         return placed
     return [PlacedStory(p.story, renames.get(p.section, p.section)) for p in placed]
+
+
+# The week before an edition weighs how common its words are when the edition is too few items to
+# (`cluster.cluster`'s background: under `MIN_BATCH_FOR_IDF`); the latest items, up to this many.
+BACKGROUND_DAYS = 7
+BACKGROUND_ITEMS = 5000
+
+
+def clustering_background(store: Store, items: Sequence[tuple[Item, str]]) -> list[Item]:
+    """The items first seen in the week before the edition's first item, latest first; none for an
+    edition large enough alone. Read from its items, not its window: the editions of one day in
+    several time zones, which hold the same items, are clustered once, on the same background."""
+    if not items or len(items) >= MIN_BATCH_FOR_IDF:
+        return []
+    start = min(item.first_seen for item, _ in items)
+    return store.items_before(start, since=start - timedelta(days=BACKGROUND_DAYS), limit=BACKGROUND_ITEMS)
 
 
 def read_also_history(settings: Settings, store: Store, edition: EditionRecord) -> list[Item]:
@@ -295,7 +317,10 @@ class EditionMailer:
             assert start is not None  # a gap is only found from a stored window start
             seen = [i for i in self.store.items_seen(after=since, until=start) if i.id not in self._carried]
             chosen = choose_items(self.settings, EditionWindow(self.edition.timezone, since, start, tuple(seen)))
-            placed = self._gaps[since] = build_stories(chosen, options=self.options) if chosen else []
+            background = clustering_background(self.store, chosen)
+            placed = self._gaps[since] = (
+                build_stories(chosen, background=background, options=self.options) if chosen else []
+            )
         return placed
 
     def render(

@@ -248,6 +248,20 @@ class EditionStore(StoreBase):
             ).all()
         return list(map(_item, rows))
 
+    def items_before(self, until: datetime, *, since: datetime, limit: int) -> list[Item]:
+        """At most `limit` items first seen in [since, until), the latest first: the week before an
+        edition, which weighs how common its words are (`cluster.cluster`'s background)."""
+        first_seen = t.items.c.first_seen
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(*_ITEM_COLUMNS)
+                .select_from(t.items.join(t.feeds))
+                .where(first_seen >= since, first_seen < until)
+                .order_by(first_seen.desc(), t.items.c.id.desc())
+                .limit(limit)
+            ).all()
+        return list(map(_item, rows))
+
     def edition_window(self, timezone: str, *, until: datetime) -> EditionWindow:
         """The items the next edition of `timezone` would freeze if it were built with this cut-off."""
         with self.engine.connect() as conn:
