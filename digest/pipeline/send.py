@@ -9,7 +9,8 @@ run`), the web app and the demo call this module and nothing else of the send jo
               clustered once and stored with it
     send      send_day() (`digest send`) and send_due() (the daemon): the same multi-process
               sender (pipeline.workers) over pipeline.sender's claim loop; both resume the open
-              editions `plan` finds with messages due for a retry, and leave those past catch-up
+              editions `plan` finds with messages due for a retry (with --retry-now, with any
+              deferred message), and leave those past catch-up
     draft     draft_mailer(), preview(), dry_run(): the edition as built, else as it would be
               built now, recording nothing; each subscriber's message as the sender makes it,
               a mover's too (draft_movers); of a built edition only the rows a send now claims
@@ -31,6 +32,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -128,8 +130,12 @@ class Plan:
 NOTHING_DUE = Plan((), (), (), ())
 
 
-def plan(settings: Settings, store: Store, now: datetime) -> Plan:
-    """Read what is due from the store (synchronous: call it through asyncio.to_thread)."""
+def plan(settings: Settings, store: Store, now: datetime, *, retry_now: bool = False) -> Plan:
+    """Read what is due from the store (synchronous: call it through asyncio.to_thread).
+
+    `retry_now` (`digest send --retry-now`, and its dry run): a deferred message is due whatever
+    its retry time, as that send claims it, so an earlier edition whose every deferred message
+    still waits is resumed too (or named stale), not only one with a retry due now."""
     digest = settings.digest
     zones = tuple(store.timezones_in_use(digest.timezone))
     new: list[tuple[str, date]] = []
@@ -140,9 +146,10 @@ def plan(settings: Settings, store: Store, now: datetime) -> Plan:
             new.append((tz, day))
     resume: list[EditionRecord] = []
     stale: list[EditionRecord] = []
+    waiting = None if retry_now else now  # None: every pending row, whatever its retry time
     for ed in reversed(store.list_editions(status="open")):  # oldest first
-        if next(iter(store.iter_deliveries(ed.id, now=now, batch=1)), None) is None:
-            continue  # nothing pending, or every pending row waits for its retry time
+        if next(iter(store.iter_deliveries(ed.id, now=waiting, batch=1)), None) is None:
+            continue  # nothing pending, or (without retry_now) every pending row waits for its retry time
         (resume if still_fresh(now, digest, ed.timezone, ed.day) else stale).append(ed)
     return Plan(zones, tuple(new), tuple(resume), tuple(stale))
 
@@ -218,7 +225,7 @@ async def send_day(
             edition, created = await asyncio.to_thread(build_edition, settings, store, day=local, timezone=tz, now=now)
             out.append((edition, SendReport(edition.id, local, tz, created=created)))
         if day is None:
-            todo = await asyncio.to_thread(plan, settings, store, clock())
+            todo = await asyncio.to_thread(partial(plan, retry_now=retry_now), settings, store, clock())
             warn_stale(todo, None)
             own = {edition.id for edition, _ in out}
             for ed in todo.resume:
@@ -587,7 +594,7 @@ async def dry_run(
             if chunk:
                 await write(transport, mailer, chunk)
     if day is None:  # as send_day: the earlier editions plan() resumes, its claim over each
-        todo = await asyncio.to_thread(plan, settings, store, now)
+        todo = await asyncio.to_thread(partial(plan, retry_now=retry_now), settings, store, now)
         warn_stale(todo, None)
         for ed in todo.resume:
             if ed.id in own:
