@@ -629,7 +629,8 @@ Exit status:
      unsent messages stay pending
   2  usage: a --date not begun yet, or past and never built
   3  a message failed for good in this run (a 5xx, or gave up after
-     [smtp] give_up_after); `digest outbox --failed` names them
+     [smtp] give_up_after and its edition's [digest] catch_up);
+     `digest outbox --failed` names them
   4  messages are left to send: deferred until their retry time, held
      by another sender, or the run was stopped (SIGINT, SIGTERM)
   3 wins over 4 when both hold.

@@ -114,7 +114,7 @@ def still_fresh(now: datetime, digest: DigestSettings, tz: str, day: date) -> bo
     """Whether an unfinished edition may still be sent: the same staleness rule as a new one (F4)."""
     if digest.catch_up is None:
         return schedule.local_day(now, tz) == day
-    return now - schedule.edition_instant(day, digest.send_at, tz) <= digest.catch_up
+    return schedule.within_catch_up(now, day, digest.send_at, tz, digest.catch_up)
 
 
 @dataclass(frozen=True, slots=True)
