@@ -578,7 +578,7 @@ def _after_cutoff(app: App, zone: str, day: date, now: datetime) -> str | None:
 def preview(app: App, email: str, day: str | None, out: str | None) -> None:
     """Render a subscriber's edition without sending it."""
     from digest import schedule
-    from digest.pipeline.send import preview as render_preview
+    from digest.pipeline.drafts import preview as render_preview
     from digest.pipeline.send import zone_day
 
     store = app.store
@@ -629,7 +629,8 @@ Exit status:
      unsent messages stay pending
   2  usage: a --date not begun yet, or past and never built
   3  a message failed for good in this run (a 5xx, or gave up after
-     [smtp] give_up_after); `digest outbox --failed` names them
+     [smtp] give_up_after and its edition's [digest] catch_up);
+     `digest outbox --failed` names them
   4  messages are left to send: deferred until their retry time, held
      by another sender, or the run was stopped (SIGINT, SIGTERM)
   3 wins over 4 when both hold.
@@ -875,7 +876,7 @@ def _logging_setup() -> Callable[[], None]:
 
 async def _dry_run(app: App, day: date | None, folder: Path, retry_now: bool) -> None:
     """Render into .eml files every message the same `digest send` would send now, touching no outbox row."""
-    from digest.pipeline.send import dry_run
+    from digest.pipeline.drafts import dry_run
     from digest.pipeline.sender import skipped_words
 
     done = await dry_run(app.settings, app.store, day=day, now=app.clock(), folder=folder, retry_now=retry_now)

@@ -371,7 +371,8 @@ class DigestSettings:
     catch_up: timedelta | None = _opt(
         None,
         'After downtime a missed edition is still sent if at most this late ("6h"), and an open one\'s deferred '
-        "messages retried (by `digest send` too); default: the same local day.",
+        "messages retried (by `digest send` too), and none given up before then ([smtp] give_up_after); "
+        "default: the same local day.",
         lambda key, value: None if value in (None, "", "same-day") else check_duration(key, value),
         example="same-day",
     )
@@ -450,7 +451,8 @@ class SmtpSettings:
     )
     give_up_after: timedelta = _opt(
         timedelta(hours=20),
-        "A message still failing with 4xx this long after its edition is marked failed.",
+        "A message still failing with 4xx this long after its edition is marked failed; with [digest] catch_up "
+        "set and longer, not before the edition is past it (a catch-up may still retry it).",
         check_duration,
     )
     circuit_breaker: int = _opt(50, "Consecutive failed messages that stop a run.", _check_int(1, 100000))

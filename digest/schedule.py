@@ -79,6 +79,12 @@ def edition_instant(day: date, send_at: time, tz: str) -> datetime:
     return hi
 
 
+def within_catch_up(now: datetime, day: date, send_at: time, tz: str, catch_up: timedelta) -> bool:
+    """Whether `day`'s edition is at most `catch_up` late at `now`: still sent by itself (a missed
+    one built, an open one's deferred messages retried), and its deferred messages not given up."""
+    return now - edition_instant(day, send_at, tz) <= catch_up
+
+
 def local_day(instant: datetime, tz: str) -> date:
     """The calendar date of `instant` in `tz`."""
     _require_aware(instant, "instant")

@@ -128,9 +128,9 @@ async def test_retry_now_reaches_an_earlier_editions_deferred_messages_in_the_dr
     the dry run writes `due`'s, and with --retry-now `late`'s too, as the send with it sends."""
     busy = "450 4.2.1 mailbox busy, try later"
     refuse = {"late": busy, "due": busy}
-    # One connection: `late`'s message goes first, then `due`'s. A 4xx fails a message 20 hours
-    # after its edition by default: these are retried for longer, to be still pending on the 2nd.
-    env = {"DIGEST_SMTP_CONNECTIONS": "1", "DIGEST_SMTP_GIVE_UP_AFTER": "30h"}
+    # One connection: `late`'s message goes first, then `due`'s. Both are still pending on the 2nd,
+    # past give_up_after (20 h), as the edition is within catch_up (30 h).
+    env = {"DIGEST_SMTP_CONNECTIONS": "1"}
     async with FeedServer() as feeds, SmtpServer(handler=Scripted(rcpt=_refusing(refuse))) as smtp:
         url = feeds.serve("/feed.xml", _feed(1))
         config = _site(tmp_path, url, smtp.port, ("late", "due"))
@@ -168,3 +168,46 @@ async def test_retry_now_reaches_an_earlier_editions_deferred_messages_in_the_dr
     assert _same(written, then), (dry_now.stdout, sent.stdout)
     assert all(sent in then for path, sent in written.items() if "/" in path)  # Message-IDs too
     assert len(then) == 4, sent.stdout  # each reader's of the 2nd and of the 1st
+
+
+async def test_retry_now_resumes_an_earlier_edition_whose_every_deferred_message_still_waits(
+    tmp_path: Path,
+) -> None:
+    """`waits`'s message of the 1st was deferred again at 06:58 on the 2nd, so its retry time
+    (07:08) has not come at 07:05: no row of that edition is due. A plain send and its dry run
+    leave it; `--retry-now` (the relay mended) sends it, and its dry run writes it first. It is
+    still pending on the 2nd, past give_up_after (20 h), as the edition is within catch_up (30 h)."""
+    refuse = {"waits": "450 4.2.1 mailbox busy, try later"}
+    async with FeedServer() as feeds, SmtpServer(handler=Scripted(rcpt=_refusing(refuse))) as smtp:
+        url = feeds.serve("/feed.xml", _feed(1))
+        config = _site(tmp_path, url, smtp.port, ("waits",))
+        assert (await asyncio.to_thread(cli, config, "poll", now=DAY1 - timedelta(hours=1))).returncode == 0
+        first = await asyncio.to_thread(cli, config, "send", now=DAY1)
+        assert first.returncode == 4 and not smtp.messages, first.stdout + first.stderr
+        again = await asyncio.to_thread(cli, config, "send", "--date", "2026-12-01", now=DAY2 - timedelta(minutes=7))
+        assert again.returncode == 4 and not smtp.messages, again.stdout + again.stderr  # retry at 07:08
+
+        refuse.clear()  # the operator mended the relay
+        feeds.serve("/feed.xml", _feed(2))
+        assert (await asyncio.to_thread(cli, config, "poll", now=DAY2 - timedelta(hours=1))).returncode == 0
+        plain, at_once = tmp_path / "plain", tmp_path / "now"
+        dry = await asyncio.to_thread(cli, config, "send", "--dry-run", str(plain), now=DAY2)
+        dry_now = await asyncio.to_thread(cli, config, "send", "--dry-run", str(at_once), "--retry-now", now=DAY2)
+        assert dry.returncode == 0 and dry_now.returncode == 0, dry.stderr + dry_now.stderr
+        sent = await asyncio.to_thread(cli, config, "send", now=DAY2)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        today = [(m.rcpt_tos[0], *_message(m.data)) for m in smtp.messages]
+        sent_now = await asyncio.to_thread(cli, config, "send", "--retry-now", now=DAY2 + timedelta(minutes=1))
+        assert sent_now.returncode == 0, sent_now.stdout + sent_now.stderr
+        then = [(m.rcpt_tos[0], *_message(m.data)) for m in smtp.messages[len(today) :]]
+
+    assert sorted(_written(plain)) == ["1.eml"], dry.stdout  # today's alone
+    assert [links for _, links, _ in today] == [("https://news.example.org/1",)], sent.stdout
+    assert "2026-12-01" not in sent.stdout, sent.stdout
+    earlier = at_once / "2026-12-01" / "UTC"
+    line = f"resumed edition of 1 December (UTC): 1 deferred, retried early (--retry-now); in {earlier}"
+    assert line in dry_now.stdout.splitlines(), dry_now.stdout
+    written = _written(at_once)
+    assert written["2026-12-01/UTC/1.eml"] in then  # the same message, Message-ID and all
+    assert then == [("waits@example.org", ("https://news.example.org/0",), written["2026-12-01/UTC/1.eml"][2])]
+    assert "edition 2026-12-01 UTC (earlier, messages due for a retry): 1 sent" in sent_now.stdout, sent_now.stdout

@@ -24,8 +24,9 @@ from digest import config as cfg
 from digest.deliver import SmtpTransport
 from digest.demo.feeds import demo_feeds, demo_sections
 from digest.demo.server import DemoFeedServer
+from digest.pipeline.drafts import preview
 from digest.pipeline.poll import poll_once
-from digest.pipeline.send import preview, send_day
+from digest.pipeline.send import send_day
 from digest.store import Store
 
 DEMO_TZ = "Europe/Moscow"

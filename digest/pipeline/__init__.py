@@ -3,6 +3,7 @@ its two façades, one per job:
 
 poll: config -> fetch -> parse -> store.write                          (pipeline.poll)
 send: what is due -> build -> compose -> render -> deliver -> mark     (pipeline.send)
+      its drafts, recording nothing: preview, send --dry-run           (pipeline.drafts)
 
 Behind the send façade: pipeline.mailer (an edition's messages), pipeline.sender (one sender's
 claim loop), pipeline.workers (sending processes).
@@ -14,8 +15,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from digest.pipeline.drafts import preview
     from digest.pipeline.poll import poll_feeds, poll_once
-    from digest.pipeline.send import SendReport, build_edition, preview, send_day, send_due
+    from digest.pipeline.send import SendReport, build_edition, send_day, send_due
 
 __all__ = ["SendReport", "build_edition", "poll_feeds", "poll_once", "preview", "send_day", "send_due"]
 
@@ -26,7 +28,7 @@ _HOME = {
     "poll_once": "poll",
     "SendReport": "send",
     "build_edition": "send",
-    "preview": "send",
+    "preview": "drafts",
     "send_day": "send",
     "send_due": "send",
 }

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from digest import schedule
 from digest.compose import PlacedStory
 from digest.config import Settings
 from digest.deliver import Envelope, Outcome, Refusal, Result, Transport, deliver, refusal
@@ -112,6 +113,20 @@ def skipped_words(skipped: int, reasons: dict[str, int]) -> str:
 def _skipped(rep: SendReport, reason: str) -> None:
     rep.skipped += 1
     rep.skipped_why[reason] = rep.skipped_why.get(reason, 0) + 1
+
+
+def gives_up(settings: Settings, edition: EditionRecord, now: datetime) -> bool:
+    """Whether a message of `edition` the server deferred again (4xx) is marked failed now:
+    `[smtp] give_up_after` after the edition was built, but never while the edition is within
+    `[digest] catch_up` (when set): a later `digest send` or the daemon still retries it then, and
+    an operator who allows a 30-hour catch-up expects its messages still to be there to catch up.
+    Unset, catch_up is the edition's own day, and give_up_after alone decides (as before)."""
+    if now - edition.created_at < settings.smtp.give_up_after:
+        return False
+    digest = settings.digest
+    if digest.catch_up is None:
+        return True
+    return not schedule.within_catch_up(now, edition.day, digest.send_at, edition.timezone, digest.catch_up)
 
 
 def _retry_delay(attempts: int) -> timedelta:
@@ -354,7 +369,7 @@ async def send_edition(
             rep.sent += 1
         elif result.outcome is Outcome.PERMANENT:
             streak.append((d, result))  # judged when the run of failures ends (B12)
-        elif now - edition.created_at >= settings.smtp.give_up_after:
+        elif gives_up(settings, edition, now):
             await outbox.add(Mark(d.id, FAILED, error=f"gave up: {result.detail}"))
             rep.failed += 1
         else:
