@@ -19,7 +19,7 @@ import pytest
 from conftest import CORPUS_ABSENT, corpus_dir
 from storepaths import as_stored
 
-from digest.cluster import MAX_GAP, MIN_BATCH_FOR_IDF, background_counts, cluster
+from digest.cluster import MAX_GAP, SMALL_BATCH, background_counts, cluster
 from digest.cluster.features import _profile
 from digest.cluster.vectors import _batch, _cosine
 from digest.compose import as_written, without_boilerplate
@@ -441,7 +441,7 @@ def test_day_long_editions_of_those_days_keep_precision(labelled: LabelledDays) 
     assert same_p >= 0.95 and cross_p >= 0.95
 
 
-# A small site's edition, under MIN_BATCH_FOR_IDF items, borrows document frequencies from the week
+# A small site's edition, under SMALL_BATCH items, borrows document frequencies from the week
 # before it (`cluster.cluster`'s background). Measured on every one, two or three labelled feeds
 # whose items of the labelled days are fewer than that (68 January batches, 145 June ones), with the
 # corpus's items of every other day standing for the site's week: the corpus holds too few earlier
@@ -465,14 +465,14 @@ def test_small_editions_weigh_their_words_by_the_week_before(labelled: LabelledD
     for k in (1, 2, 3):
         for chosen in itertools.combinations(feeds, k):
             batch = [x for x in items if x.feed in chosen]
-            if not 2 <= len(batch) < MIN_BATCH_FOR_IDF:
+            if not 2 <= len(batch) < SMALL_BATCH:
                 continue
             batches += 1
             for name, background in (("alone", None), ("with the week", week)):
                 groups = cluster([x.item for x in batch], background=background or ())
                 for kind in pair_counts(batch, groups).values():
                     counts[name].update(kind)
-    print(f"\n{labelled.labels.name}: {batches} batches of one to three feeds under {MIN_BATCH_FOR_IDF} items")
+    print(f"\n{labelled.labels.name}: {batches} batches of one to three feeds under {SMALL_BATCH} items")
     for name, c in counts.items():
         p, r = scores(c)
         print(f"  {name}: pairs precision={p:.3f} recall={r:.3f} ({dict(c)})")

@@ -1,4 +1,4 @@
-"""A small site's edition (fewer items than document frequencies need, `MIN_BATCH_FOR_IDF`) weighs
+"""A small site's edition (fewer items than document frequencies need, `SMALL_BATCH`) weighs
 its words by the week of items before it too, so two outlets' reports of one story are one story.
 
 The real `python -m digest` against two feeds served on 127.0.0.1, aiosmtpd and a real SQLite file;
@@ -20,7 +20,7 @@ from httpservers import FeedServer
 from smtpservers import SmtpServer
 from test_faults import channel, cli, pub_date, write_config
 
-from digest.cluster import MIN_BATCH_FOR_IDF
+from digest.cluster import SMALL_BATCH
 
 DAY1 = datetime(2026, 12, 1, 7, 5, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
@@ -110,7 +110,7 @@ async def _editions(tmp: Path, *, with_history: bool) -> list[bytes]:
 
 
 def test_a_small_sites_edition_tells_two_outlets_reports_of_one_story_once(tmp_path: Path) -> None:
-    assert len(FERRY_A + FERRY_B + OTHERS) // 2 + 2 < MIN_BATCH_FOR_IDF  # day two is a small edition
+    assert len(FERRY_A + FERRY_B + OTHERS) // 2 + 2 < SMALL_BATCH  # day two is a small edition
     sent = asyncio.run(_editions(tmp_path / "week", with_history=True))
     assert len(sent) == 2  # day one's edition and day two's
     text = _text(sent[1])

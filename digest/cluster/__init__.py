@@ -53,7 +53,7 @@ from digest.cluster.stories import (
     TOLD_OUTLETS,
     pair_threshold,
 )
-from digest.cluster.vectors import BOILERPLATE_SHARE, MIN_BATCH_FOR_IDF, Background, background_counts
+from digest.cluster.vectors import BOILERPLATE_SHARE, MIN_BATCH_FOR_IDF, SMALL_BATCH, Background, background_counts
 
 __all__ = [
     "BOILERPLATE_SHARE",
@@ -75,6 +75,7 @@ __all__ = [
     "NUMBER_WEIGHT",
     "SAME_SOURCE_FACTOR",
     "SIGNATURE",
+    "SMALL_BATCH",
     "SUMMARY_CHARS",
     "SUMMARY_WEIGHT",
     "TITLE_WEIGHT",

@@ -19,7 +19,8 @@ from operator import mul, truediv
 
 from digest.cluster.features import ClusterInput, _Profile, _profile, common_nouns, country_names, lower_case_words
 
-MIN_BATCH_FOR_IDF = 40  # below this, document frequencies say nothing and every feature weighs its kind
+MIN_BATCH_FOR_IDF = 10  # below this, document frequencies say nothing and every feature weighs its kind
+SMALL_BATCH = 40  # below this, a batch also counts the week before it (`Background`) into its frequencies
 BOILERPLATE_SHARE = 0.4  # a feature in this share of one source's items (of at least 5) is its boilerplate
 
 
@@ -154,7 +155,7 @@ class Background:
 def background_counts(items: Sequence[ClusterInput], batch_size: int = 0) -> Background | None:
     """The document frequencies of earlier items, for a batch of `batch_size` items too small for
     its own (`_batch`); None when there are none or the batch needs none."""
-    if not items or batch_size >= MIN_BATCH_FOR_IDF:
+    if not items or batch_size >= SMALL_BATCH:
         return None
     return Background(Counter(chain.from_iterable([_profile(item).features for item in items])), len(items))
 
@@ -169,7 +170,7 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile], backgrou
     # larger batch is left as it is: measured on the labelled days' day-long windows, their own
     # earlier items changed nothing for the better there (a false merge, and no pair gained in
     # January), while batches of under 40 items went from 9 true pairs and 6 false to 308 and none.
-    seen, seen_n = (background.df, background.n) if background is not None and n < MIN_BATCH_FOR_IDF else (None, 0)
+    seen, seen_n = (background.df, background.n) if background is not None and n < SMALL_BATCH else (None, 0)
     use_idf = n + seen_n >= MIN_BATCH_FOR_IDF
     features_of = [p.features for p in profiles]
     others_of = [p.others for p in profiles]

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from digest import message, tokens
 from digest.addresses import ascii_domain
 from digest.catalogue import site_title
-from digest.cluster import MIN_BATCH_FOR_IDF
+from digest.cluster import SMALL_BATCH
 from digest.compose import (
     ComposeOptions,
     Narrowing,
@@ -214,7 +214,7 @@ def _under_current_names(settings: Settings, placed: list[PlacedStory]) -> list[
 
 
 # The week before an edition weighs how common its words are when the edition is too few items to
-# (`cluster.cluster`'s background: under `MIN_BATCH_FOR_IDF`); the latest items, up to this many.
+# (`cluster.cluster`'s background: under `SMALL_BATCH`); the latest items, up to this many.
 BACKGROUND_DAYS = 7
 BACKGROUND_ITEMS = 5000
 
@@ -223,7 +223,7 @@ def clustering_background(store: Store, items: Sequence[tuple[Item, str]]) -> li
     """The items first seen in the week before the edition's first item, latest first; none for an
     edition large enough alone. Read from its items, not its window: the editions of one day in
     several time zones, which hold the same items, are clustered once, on the same background."""
-    if not items or len(items) >= MIN_BATCH_FOR_IDF:
+    if not items or len(items) >= SMALL_BATCH:
         return []
     start = min(item.first_seen for item, _ in items)
     return store.items_before(start, since=start - timedelta(days=BACKGROUND_DAYS), limit=BACKGROUND_ITEMS)
