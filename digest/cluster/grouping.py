@@ -79,8 +79,8 @@ def cluster(
     * Otherwise stories merge most similar pair first while a pair passes the tests of the module
       docstring (`threshold` is the cosine for a shared language; the others scale with it).
     * `background`: earlier items of the same feeds (a week of them), which no group holds. A batch
-      too small to weigh words by how few of its items have them (`MIN_BATCH_FOR_IDF`: a small
-      site's day) counts the background's items too (`vectors.background_counts`, which callers
+      of fewer than `SMALL_BATCH` items (a small site's day), whose few items tell a story's words
+      from its feeds' everyday ones poorly, counts the background's items too (`vectors.background_counts`, which callers
       that cluster many batches against one background may count once); a larger batch ignores it.
     * The first index of each group is its lead: the earliest item (ties: one with a URL, then source
       name, then input position). Groups come in the order of their leads. The result is a function
