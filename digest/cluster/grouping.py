@@ -80,8 +80,9 @@ def cluster(
       docstring (`threshold` is the cosine for a shared language; the others scale with it).
     * `background`: earlier items of the same feeds (a week of them), which no group holds. A batch
       of fewer than `SMALL_BATCH` items (a small site's day), whose few items tell a story's words
-      from its feeds' everyday ones poorly, counts the background's items too (`vectors.background_counts`, which callers
-      that cluster many batches against one background may count once); a larger batch ignores it.
+      from its feeds' everyday ones poorly, counts the background's items too
+      (`vectors.background_counts`, which callers that cluster many batches against one
+      background may count once); a larger batch ignores it.
     * The first index of each group is its lead: the earliest item (ties: one with a URL, then source
       name, then input position). Groups come in the order of their leads. The result is a function
       of the input only, not of its order.

@@ -160,7 +160,15 @@ def background_counts(items: Sequence[ClusterInput], batch_size: int = 0) -> Bac
     return Background(Counter(chain.from_iterable([_profile(item).features for item in items])), len(items))
 
 
-def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile], background: Background | None = None) -> _Batch:
+def _batch(
+    items: Sequence[ClusterInput],
+    profiles: Sequence[_Profile],
+    background: Background | None = None,
+    *,
+    by_frequency: bool = True,
+) -> _Batch:
+    """The batch's vectors; `by_frequency=False` weighs every feature by its kind alone, whatever
+    the batch's size (one story's reports, where the words they all share are the point)."""
     n = len(items)
     # Counted in C over all the items' features at once (a Counter counts in first-seen order either way).
     df: Counter[str] = Counter(chain.from_iterable([p.features for p in profiles]))
@@ -172,7 +180,7 @@ def _batch(items: Sequence[ClusterInput], profiles: Sequence[_Profile], backgrou
     # gained in January), while batches of under 40 items went from 292 true pairs to 308 in
     # January and from 15 to 142 in June, none false (`tests/test_cluster_corpus.py`).
     seen, seen_n = (background.df, background.n) if background is not None and n < SMALL_BATCH else (None, 0)
-    use_idf = n + seen_n >= MIN_BATCH_FOR_IDF
+    use_idf = by_frequency and n + seen_n >= MIN_BATCH_FOR_IDF
     features_of = [p.features for p in profiles]
     others_of = [p.others for p in profiles]
     if use_idf:
