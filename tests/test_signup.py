@@ -291,8 +291,12 @@ async def test_U9_spellings_of_one_mailbox_share_its_confirmation_window(tmp_pat
         assert await post_from(site, "198.51.100.10", "ann.other@example.org") == 200  # dots count outside Gmail
         await mail_count(site, 3)
         await asyncio.sleep(0.5)
-        rcpts = sorted(m.rcpt_tos[0] for m in site.smtp.messages)
-        assert rcpts == ["ann+list@example.org", "ann.other@example.org", "victim@gmail.com"]
+        rcpts = [m.rcpt_tos[0] for m in site.smtp.messages]
+        # One confirmation to the inbox, under whichever spelling's work ran first: the answer comes
+        # before the work (U8), so two sign-ups a moment apart may be worked in either order.
+        victim = [r for r in rcpts if not r.endswith("@example.org")]
+        assert sorted(set(rcpts) - set(victim)) == ["ann+list@example.org", "ann.other@example.org"]
+        assert len(rcpts) == 3 and len(victim) == 1 and victim[0] in spellings, rcpts
 
 
 async def test_U8_the_answer_comes_before_any_work_the_address_decides_so_its_time_tells_nothing(
