@@ -1212,14 +1212,7 @@ async def start_web(
     await runner.setup()
     host = host or settings.web.host
     port = settings.web.port if port is None else port
-    try:
-        await _CappedSite(runner, host, port, cap=connection_cap()).start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise ConfigError(
-            f"The web app cannot listen on {host}:{port}: {exc.strerror or exc}.",
-            hint="Set [web] port (or host) to a free address, or stop what is using it.",
-        ) from exc
+    await _listen(runner, host, port, cap=connection_cap(), what="The web app", keys="port (or host)")
     log.info("web: listening on %s; public at %s", ", ".join(listening(runner)), settings.digest.base_url)
     if settings.web.metrics_port is not None:
         try:
@@ -1253,15 +1246,22 @@ async def _start_metrics(settings: Settings, metrics: Metrics) -> web.AppRunner:
     await runner.setup()
     host, port = settings.web.metrics_host, settings.web.metrics_port
     assert port is not None
+    keys = "metrics_port (or metrics_host)"
+    await _listen(runner, host, port, cap=METRICS_CONNECTIONS, what="The metrics listener", keys=keys)
+    return runner
+
+
+async def _listen(runner: web.AppRunner, host: str, port: int, *, cap: int, what: str, keys: str) -> None:
+    """Start `runner` on host:port with at most `cap` connections; an address in use is the
+    operator's to change ([web] `keys`), and stops the start with one line."""
     try:
-        await _CappedSite(runner, host, port, cap=METRICS_CONNECTIONS).start()
+        await _CappedSite(runner, host, port, cap=cap).start()
     except OSError as exc:
         await runner.cleanup()
         raise ConfigError(
-            f"The metrics listener cannot listen on {host}:{port}: {exc.strerror or exc}.",
-            hint="Set [web] metrics_port (or metrics_host) to a free address, or stop what is using it.",
+            f"{what} cannot listen on {host}:{port}: {exc.strerror or exc}.",
+            hint=f"Set [web] {keys} to a free address, or stop what is using it.",
         ) from exc
-    return runner
 
 
 def listening(runner: web.AppRunner) -> list[str]:

@@ -459,7 +459,6 @@ def test_small_editions_weigh_their_words_by_the_week_before(labelled: LabelledD
     feeds = sorted({x.feed for x in items})
     others = _stored(news, labelled, lambda feed, it: day_of(it.published, it.url) not in labelled.days)
     week = background_counts([x.item for x in _as_composed(others, {})])
-    assert week is not None
     counts: dict[str, Counter[str]] = {"alone": Counter(), "with the week": Counter()}
     batches = 0
     for k in (1, 2, 3):

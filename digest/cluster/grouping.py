@@ -21,7 +21,7 @@ from digest.cluster.blocking import _candidates
 from digest.cluster.features import ClusterInput, _profile, in_sources_languages
 from digest.cluster.linking import _link, _link_across
 from digest.cluster.stories import DEFAULT_THRESHOLD, _merge_score, _Story
-from digest.cluster.vectors import Background, _batch, background_counts
+from digest.cluster.vectors import SMALL_BATCH, Background, _batch, background_counts
 from digest.cluster.weather import _link_weather
 from digest.outlets import linked_site, split_url
 
@@ -92,7 +92,9 @@ def cluster(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        counted = background if isinstance(background, Background) else background_counts(background, len(items))
+        counted: Background | None = None
+        if len(items) < SMALL_BATCH and background:
+            counted = background if isinstance(background, Background) else background_counts(background)
         return _cluster(items, threshold, counted)
     finally:
         if collecting:

@@ -152,11 +152,8 @@ class Background:
     n: int
 
 
-def background_counts(items: Sequence[ClusterInput], batch_size: int = 0) -> Background | None:
-    """The document frequencies of earlier items, for a batch of `batch_size` items too small for
-    its own (`_batch`); None when there are none or the batch needs none."""
-    if not items or batch_size >= SMALL_BATCH:
-        return None
+def background_counts(items: Sequence[ClusterInput]) -> Background:
+    """The document frequencies of earlier items, for batches too small for their own (`_batch`)."""
     return Background(Counter(chain.from_iterable([_profile(item).features for item in items])), len(items))
 
 
@@ -172,14 +169,15 @@ def _batch(
     n = len(items)
     # Counted in C over all the items' features at once (a Counter counts in first-seen order either way).
     df: Counter[str] = Counter(chain.from_iterable([p.features for p in profiles]))
-    # A small batch (under `SMALL_BATCH` items: a small site's day) counts the background's items
-    # too: a feature's weight counts the earlier items that have it. Which features are rare (and
-    # every test that reads `df`) is still the batch's own: rare is what few of the day's items
-    # share. A larger batch is left as it is: measured on the labelled days' day-long windows,
-    # their own earlier items changed nothing for the better there (a false merge, and no pair
-    # gained in January), while batches of under 40 items went from 292 true pairs to 308 in
-    # January and from 15 to 142 in June, none false (`tests/test_cluster_corpus.py`).
-    seen, seen_n = (background.df, background.n) if background is not None and n < SMALL_BATCH else (None, 0)
+    # A small batch (under `SMALL_BATCH` items: a small site's day; `cluster.cluster` passes a
+    # background for no other) counts the background's items too: a feature's weight counts the
+    # earlier items that have it. Which features are rare (and every test that reads `df`) is
+    # still the batch's own: rare is what few of the day's items share. A larger batch is left as
+    # it is: measured on the labelled days' day-long windows, their own earlier items changed
+    # nothing for the better there (a false merge, and no pair gained in January), while batches
+    # of under 40 items went from 292 true pairs to 308 in January and from 15 to 142 in June,
+    # none false (`tests/test_cluster_corpus.py`).
+    seen, seen_n = (background.df, background.n) if background is not None else (None, 0)
     use_idf = by_frequency and n + seen_n >= MIN_BATCH_FOR_IDF
     features_of = [p.features for p in profiles]
     others_of = [p.others for p in profiles]

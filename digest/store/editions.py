@@ -28,6 +28,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     Row,
+    Select,
     Text,
     Update,
     and_,
@@ -239,28 +240,21 @@ class EditionStore(StoreBase):
     def items_seen(self, *, after: datetime, until: datetime) -> list[Item]:
         """Items first seen in (after, until], earliest first: a mover's gap (`Moved.since`)."""
         first_seen = t.items.c.first_seen
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(*_ITEM_COLUMNS)
-                .select_from(t.items.join(t.feeds))
-                .where(first_seen > after, first_seen <= until)
-                .order_by(first_seen, t.items.c.id)
-            ).all()
-        return list(map(_item, rows))
+        return self._items(select(*_ITEM_COLUMNS).where(first_seen > after, first_seen <= until).order_by(first_seen))
 
     def items_before(self, until: datetime, *, since: datetime, limit: int) -> list[Item]:
         """At most `limit` items first seen in [since, until), the latest first: the week before an
         edition, which weighs how common its words are (`cluster.cluster`'s background)."""
         first_seen = t.items.c.first_seen
+        query = select(*_ITEM_COLUMNS).where(first_seen >= since, first_seen < until).order_by(first_seen.desc())
+        return self._items(query.limit(limit), descending=True)
+
+    def _items(self, query: Select[Any], *, descending: bool = False) -> list[Item]:
+        """The items `query` selects (with their feeds), ties in its order broken by id."""
+        item_id = t.items.c.id
+        query = query.select_from(t.items.join(t.feeds)).order_by(item_id.desc() if descending else item_id)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(*_ITEM_COLUMNS)
-                .select_from(t.items.join(t.feeds))
-                .where(first_seen >= since, first_seen < until)
-                .order_by(first_seen.desc(), t.items.c.id.desc())
-                .limit(limit)
-            ).all()
-        return list(map(_item, rows))
+            return list(map(_item, conn.execute(query).all()))
 
     def edition_window(self, timezone: str, *, until: datetime) -> EditionWindow:
         """The items the next edition of `timezone` would freeze if it were built with this cut-off."""
