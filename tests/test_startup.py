@@ -32,6 +32,8 @@ SEND_SIDE = {
     "aiosmtplib",
     "itsdangerous",
     "digest.pipeline.send",
+    "digest.pipeline.drafts",
+    "digest.pipeline.mailer",
     "digest.render",
     "digest.message",
     "digest.compose",
