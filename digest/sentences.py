@@ -22,41 +22,13 @@ from functools import lru_cache
 import pysbd
 import razdel
 
+from digest import words
 from digest.sanitize import BLOCK_SEPARATOR
 
 LANGUAGES = ("en", "ru", "fr", "de", "es", "it", "pt")
 _PYSBD = {"en": "en", "fr": "fr", "de": "de", "es": "es", "it": "it", "pt": "es", "ru": "ru"}
-_CYRILLIC = re.compile("[\u0400-\u04ff]")
-_LATIN_WORD = re.compile(r"[a-zà-öø-ÿ]+")
 _TITLE_AT_END = re.compile(r"(?:^|\s)(?:Sr|Sra|Srta|Dr|Dra|Mr|Mrs|Ms|Prof|Hr|Mme|Mlle|Sig|Sig\.ra|Dott)\.$")
 _QUOTE_END = re.compile(r"(?:[.!?…][\s\u00a0\u202f]?[»”\"]|[»”\"][.!?])(?=\s+[«“\"¿¡]?[A-ZÀ-ÖØ-Þ])")
-
-# A few frequent short words per language, to tell Latin-script languages apart when the caller does not
-# know the feed's language. Only words that are common in news and rare in the other five.
-_MARKER_TEXT = {
-    "en": "the and of to is was that with for on said has have by from",
-    "fr": "le les des et est une dans du sur pour au qui que pas avec aux été",
-    "de": "der die das und ist nicht mit den von zu im auf für eine sich dem wird",
-    "es": "el los las del y en que por con una para se al es su fue",
-    "it": "il di che della per una nel con gli sono è anche alla del dei",
-    "pt": "o os as do da dos das em que com uma para não foi ao no na",
-}
-_MARKERS = {lang: frozenset(words.split()) for lang, words in _MARKER_TEXT.items()}
-
-
-def guess_language(text: str, default: str = "en") -> str:
-    """ru for Cyrillic text; else the Latin-script language whose common words occur most."""
-    if not text:
-        return default
-    if len(_CYRILLIC.findall(text)) * 3 > sum(c.isalpha() for c in text):
-        return "ru"
-    words = _LATIN_WORD.findall(text.lower())
-    best, best_hits = default, 0
-    for lang in ("en", "fr", "de", "es", "it", "pt"):  # fixed order: ties go to the earlier language
-        hits = sum(1 for w in words if w in _MARKERS[lang])
-        if hits > best_hits:
-            best, best_hits = lang, hits
-    return best
 
 
 @lru_cache(maxsize=16)
@@ -80,12 +52,13 @@ def split(text: str, language: str | None = None) -> list[str]:
 def _split_uncached(text: str, language: str | None = None) -> list[str]:
     """The sentences of `text`, in order, each a verbatim substring of it.
 
-    `language` is an ISO 639-1 code; None guesses it from the text (see `guess_language`).
+    `language` is an ISO 639-1 code; None reads it off the text as clustering and sections do
+    (`words.language_of`).
     """
     text = text.strip()
     if not text:
         return []
-    lang = language or guess_language(text)
+    lang = language or words.language_of(text)
     if lang == "ru":
         pieces = [s.text for s in razdel.sentenize(text)]
     else:

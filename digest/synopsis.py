@@ -93,13 +93,16 @@ def item_text(item: SynopsisItem) -> str:
 
 
 def item_language(item: SynopsisItem) -> str:
-    """The language an item's sentences are split and stemmed in, guessed from its title and text."""
-    return sentences.guess_language(f"{item.title} {item_text(item)[:TEXT_WINDOW]}")
+    """The language an item's sentences are split and stemmed in: its title and text's, or its feed's
+    declared one where they say little, as sections and clustering read it (`words.language_of`)."""
+    declared = getattr(item, "language", None)  # `Item.language`; absent from other callers' items
+    text = f"{item.title} {item_text(item)[:TEXT_WINDOW]}"
+    return words.language_of(text, declared if isinstance(declared, str) else None)
 
 
 def terms(text: str, language: str | None = None) -> Counter[str]:
     """Content words of a text as digest.words compares them: Snowball stems, folded, stop words dropped."""
-    return Counter(words.word_forms(text, language or sentences.guess_language(text)))
+    return Counter(words.word_forms(text, language or words.language_of(text)))
 
 
 def quotable(sentence: str) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from digest.sentences import guess_language, split
+from digest.sentences import split
+from digest.words import language_of
 
 CASES = {
     "en": (
@@ -100,8 +101,9 @@ def test_every_sentence_is_a_verbatim_substring_in_order(language: str) -> None:
 
 
 @pytest.mark.parametrize("language", sorted(CASES))
-def test_the_language_is_guessed_from_common_words(language: str) -> None:
-    assert guess_language(CASES[language][0]) == language
+def test_the_language_is_read_as_clustering_reads_it(language: str) -> None:
+    # A text split without a language is read by `words.language_of`, as sections and clustering read it.
+    assert language_of(CASES[language][0]) == language
 
 
 def test_empty_and_unpunctuated_text() -> None:

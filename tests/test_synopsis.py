@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from digest.synopsis import quotable, synopsis
 
@@ -169,3 +169,19 @@ def test_sentences_of_one_report_that_are_not_next_to_each_other_mark_the_cut() 
     assert post.gaps == (1,)  # "It was bad." (too short to quote) is left out before the second; the third follows it
     assert next(q for q in quotes if q.source == "Daily Tide").gaps == ()
     assert all(q.gaps == () for q in synopsis(HARBOUR))
+
+
+def test_an_item_is_read_in_its_feeds_language_where_its_text_says_little() -> None:
+    # "e" alone reads as Italian; the feed's declared Portuguese wins, as it does for sections and
+    # clustering (`words.language_read`), so the synopsis splits and stems the item as Portuguese.
+    from datetime import UTC, datetime
+
+    from digest.model import Item
+    from digest.synopsis import item_language
+
+    when = datetime(2026, 12, 7, tzinfo=UTC)
+    text = "Paraná apresenta zagueiro e atacante"
+    item = Item(1, 1, "Tribuna", text, None, "", "", when, when)
+    assert item_language(item) == "it"
+    assert item_language(replace(item, language="pt")) == "pt"
+    assert item_language(replace(item, language="pt", title="The club presents a defender and a striker")) == "en"
