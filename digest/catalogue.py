@@ -77,6 +77,12 @@ def site_title(messages: NullTranslations, title: str) -> str:
     return str(messages.pgettext(SITE_TITLE, title))
 
 
+def title_in_site_language(title: str, language: str, templates_dir: str | None) -> str:
+    """The site's title as its email and pages show it, for what shows nothing else of the catalogues
+    (the OPML export)."""
+    return site_title(load_translations(language, catalogue_folders(templates_dir)), title)
+
+
 def load_translations(language: str, folders: Iterable[Path]) -> NullTranslations:
     """The language's messages from each folder's catalogue, later folders overriding earlier ones.
 

@@ -1134,12 +1134,16 @@ def feeds_import(app: App, path: str) -> None:
 @pass_app
 def feeds_export(app: App, out: str | None) -> None:
     """Write the active feeds as OPML, one folder per section."""
+    from digest.catalogue import title_in_site_language
     from digest.opml import to_opml
 
+    site = app.settings.digest
     _emit(
         to_opml(
             [(f.url, f.display_name, f.section) for f in app.reader.list_feeds(active_only=True)],
-            title=app.settings.digest.title,
+            # Titled as the site's email and pages are; folders keep the sections' own names, which an
+            # import reads back as sections.
+            title=title_in_site_language(site.title, site.language, site.templates_dir),
             now=app.clock(),
         ),
         out,

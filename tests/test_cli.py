@@ -137,6 +137,22 @@ def test_opml_import_makes_folders_sections_and_export_round_trips(config: Path,
     assert run(config, "feeds", "import", str(broken)).exit_code == 1
 
 
+def test_opml_export_is_titled_as_the_sites_email_and_keeps_its_sections_names(tmp_path: Path) -> None:
+    # A Russian site that keeps the default title reads "Обзор прессы" in its email and pages; its
+    # export says so too, while folders keep the sections' own names, which an import reads back.
+    path = tmp_path / "digest.toml"
+    path.write_text(
+        '[digest]\nlanguage = "ru"\n[[sections]]\nname = "Sport"\nkeywords = ["football"]\n'
+        '[[feeds]]\nurl = "https://goals.example/rss"\nsection = "Sport"\n',
+        encoding="utf-8",
+    )
+    exported = run(path, "feeds", "export").output
+    assert "<title>Обзор прессы</title>" in exported and '<outline text="Sport"' in exported
+    named = tmp_path / "named.toml"
+    named.write_text(path.read_text(encoding="utf-8").replace('language = "ru"', 'language = "ru"\ntitle = "Утро"'))
+    assert "<title>Утро</title>" in run(named, "feeds", "export").output
+
+
 def test_opml_folders_nested_thousands_deep_import_without_exhausting_the_stack(config: Path, tmp_path: Path) -> None:
     """A hostile (or machine-made) OPML whose folders nest 5,000 deep: before, reading them
     recursed once a folder and the import died with a RecursionError traceback. The feed inside
