@@ -54,7 +54,7 @@ class MypycHook(BuildHookInterface):  # type: ignore[type-arg]
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if self.target_name != "wheel" or version == "editable" or pure_python():
             return
-        compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")[0]
+        compiler = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")[0]  # as setuptools
         if shutil.which(compiler) is None:
             raise SystemExit(f"digest: no C compiler ({compiler}) to compile clustering with mypyc; {HOW_TO_SKIP}")
         self._work = tempfile.mkdtemp(prefix="digest-mypyc-")
