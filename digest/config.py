@@ -755,6 +755,7 @@ OTHER_VARIABLES = frozenset(
         "DIGEST_CORPUS",
         "DIGEST_SKIP_APT",
         "DIGEST_DB_COPY_PASSWORD",  # `digest db copy`'s target password (store/copy.py)
+        "DIGEST_PURE_PYTHON",  # `pip install` builds pure Python, clustering not compiled (hatch_build.py)
     }
 )
 _TEST_PREFIX = "DIGEST_TEST_"  # DIGEST_TEST_POSTGRES_URL, DIGEST_TEST_VENV

@@ -7,12 +7,14 @@ import itertools
 import random
 import tomllib
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import CORPUS_ABSENT, corpus_dir
+from sourceclustering import from_source
 
 from digest import words
 from digest.cluster import (
@@ -39,7 +41,6 @@ from digest.cluster.features import (
     in_sources_languages,
     series_places,
 )
-from digest.cluster.stories import _merge_score
 from digest.cluster.vectors import _batch, _weak_number
 from digest.errors import DigestError
 from digest.model import Item
@@ -798,8 +799,10 @@ def test_a_late_report_sharing_a_pair_of_the_storys_rare_words_joins_it(monkeypa
     # Told by one outlet only, the story takes in nothing: an outlet's series share pairs of words too.
     assert next(g for g in cluster(_hacking_story("wire")) if 47 in g) == [47]
     # The first pass alone leaves the late report apart: the story's centroid is too diluted for it.
-    monkeypatch.setattr("digest.cluster.grouping._link", lambda *args: None)
-    assert next(g for g in cluster(_hacking_story("times")) if 47 in g) == [47]
+    # (From source: compiled, grouping calls `_link` directly.)
+    grouping = from_source(monkeypatch, "digest.cluster.grouping")
+    monkeypatch.setattr(grouping, "_link", lambda *args: None)
+    assert next(g for g in grouping.cluster(_hacking_story("times")) if 47 in g) == [47]
 
 
 def test_late_reports_headlined_with_the_storys_pair_join_it_however_many() -> None:
@@ -1159,18 +1162,23 @@ def _two_stories_and_a_foreign_report(with_second_story: bool) -> list[Candidate
 
 
 @pytest.fixture
-def across_by_the_third_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first pass merges no two languages: what is merged across them is the third pass's doing
-    (`linking._link_across`)."""
+def across_by_the_third_pass(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[Candidate]], list[list[int]]]:
+    """`cluster` whose first pass merges no two languages: what is merged across them is the third
+    pass's doing (`linking._link_across`). From source: compiled, grouping calls `_merge_score` directly."""
+    grouping = from_source(monkeypatch, "digest.cluster.grouping")
+    merge_score = grouping._merge_score
 
     def one_language_only(a: Any, b: Any, batch: Any, threshold: float) -> float:
-        return _merge_score(a, b, batch, threshold) if not a.langs.isdisjoint(b.langs) else 0.0
+        return float(merge_score(a, b, batch, threshold)) if not a.langs.isdisjoint(b.langs) else 0.0
 
-    monkeypatch.setattr("digest.cluster.grouping._merge_score", one_language_only)
+    monkeypatch.setattr(grouping, "_merge_score", one_language_only)
+    return grouping.cluster  # type: ignore[no-any-return]
 
 
-@pytest.mark.usefixtures("across_by_the_third_pass")
-def test_a_report_in_another_language_that_two_stories_claim_joins_neither() -> None:
+def test_a_report_in_another_language_that_two_stories_claim_joins_neither(
+    across_by_the_third_pass: Callable[[list[Candidate]], list[list[int]]],
+) -> None:
+    cluster = across_by_the_third_pass
     # One story: its two outlets' members each match the German report, which joins it.
     assert next(g for g in cluster(_two_stories_and_a_foreign_report(False)) if 45 in g) == [45, 46, 47]
     # Two stories (the harbour blast, the confidence vote), each matching it: linking the report to both
@@ -1277,7 +1285,6 @@ def test_a_report_in_another_language_is_compared_however_many_rarer_words_it_ha
     assert next(g for g in cluster(items) if 45 in g) == [45, 46, 47]
 
 
-@pytest.mark.usefixtures("across_by_the_third_pass")
 @pytest.mark.parametrize(
     ("lang", "title", "text", "same", "other"),
     [
@@ -1301,8 +1308,15 @@ def test_a_report_in_another_language_is_compared_however_many_rarer_words_it_ha
     ],
 )
 def test_a_report_in_another_language_whose_figures_all_differ_joins_no_story(
-    lang: str, title: str, text: str, same: str, other: str
+    lang: str,
+    title: str,
+    text: str,
+    same: str,
+    other: str,
+    across_by_the_third_pass: Callable[[list[Candidate]], list[list[int]]],
 ) -> None:
+    cluster = across_by_the_third_pass
+
     # The third pass weighs figures as the first does: a report of 3,200 litres and a confidence vote
     # is not the blast of 4,500 litres, however its names match. Without this, the bench's 50,000
     # items lost precision (0.997 -> 0.985) when the first pass began to heed figures across
