@@ -54,7 +54,11 @@ def _candidates(
     # interned to their place in that order.
     df = batch.df
     signature = SIGNATURE if batch.n > FULL_SIGNATURE_ITEMS else None
-    place = {f: k for k, (_, f) in enumerate(sorted((df[f], f) for f in batch.rare if df[f] > 1))}
+    # Sorted by name, then stably by df: the order of (df, name) without a tuple per feature, whose
+    # comparisons went to the names for most of them (ties of df 2 or 3): half the time.
+    twice = sorted([f for f in batch.rare if df[f] > 1])
+    twice.sort(key=df.__getitem__)
+    place = dict(zip(twice, range(len(twice)), strict=True))
     neighbours: dict[int, list[int]] = defaultdict(list, _shared_twice(rare_words, rare_names, place, signature))
     if len(set(langs)) > 1:
         _across(rare_names, langs, frozenset(place), neighbours)
