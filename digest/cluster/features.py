@@ -105,11 +105,14 @@ def _capitals(text: str) -> int:
     return len(data) - len(data.translate(None, _CAPITAL_LETTERS))
 
 
-def _name_key(token: str) -> str:  # no cache of its own: `_entries` keeps what `_add_text` needs of a token
-    key = words.skeleton(token)
+def _name_key(token: str) -> str:
+    # No cache of its own, nor through `words.skeleton`'s and `words.sounds`'s: `_entries` keeps what
+    # `_add_text` needs of a token.
+    sounded = words.sounds_of(token)
+    key = words.skeleton_of_sounds(sounded)
     # A key of two letters or less is ambiguous ("kb" is Cuba and Kobe): such a name is keyed by its
     # whole spelling ("kuba" for Cuba and Куба).
-    return "n:" + (key if len(key) >= 3 else words.sounds(token))
+    return "n:" + (key if len(key) >= 3 else sounded)
 
 
 def _ties_languages(feature: str) -> bool:
@@ -349,7 +352,7 @@ def _token_features(token: str, lang: str) -> tuple[tuple[str, float, bool], ...
         return ((_figure(token), NUMBER_WEIGHT, False),)
     if words.is_function_word(token, lang):
         return ()
-    form = words.word_form(token, lang)
+    form = words.word_form_of(token, lang)  # no cache: `_entries` keeps the token's entry
     if form is None:
         return ()
     if lang == "en" and token[0].isupper():
