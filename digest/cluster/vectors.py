@@ -153,7 +153,9 @@ def _countries(profiles: Sequence[_Profile]) -> frozenset[str]:
     country's name has: "Palaos" (Palau) and "Polícia" are keyed alike, and a batch where no item
     names Palau keeps "Polícia" a name (a common noun's rule may still take it)."""
     known = country_names()
-    return frozenset([key for p in profiles for key, word in p.names if (key, word) in known])
+    # The pairs that name a country found in C, in the items' order: the few that do are unpacked.
+    named = filter(known.__contains__, chain.from_iterable([p.names for p in profiles]))
+    return frozenset([key for key, _ in named])
 
 
 @dataclass(frozen=True, slots=True)
