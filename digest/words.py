@@ -494,7 +494,20 @@ _HARD_C = re.compile(r"c(?!h)")
 @lru_cache(maxsize=262144)
 def sounds(word: str) -> str:
     """A word folded (`fold`) with each sound spelt one way (`_SOUNDS`): 'Cuba' and 'Куба' -> 'kuba'."""
-    folded = fold(word)
+    return sounds_of(word)
+
+
+def _folded(word: str) -> str:
+    """`fold`, with ASCII letters and digits lower-cased without a look in its cache (a miss for most
+    of the new words a batch brings, each then kept in the cache for nothing)."""
+    return word.lower() if word.isascii() and word.isalnum() else fold(word)
+
+
+def sounds_of(word: str) -> str:
+    """`sounds` without its cache, for callers that keep what they make of a word themselves
+    (clustering's token entries, `digest.cluster.features`): a cache's miss and its entry cost a
+    batch's new tokens more than the work."""
+    folded = _folded(word)
     for spelt, sound in _SOUNDS:
         if spelt in folded:
             folded = folded.replace(spelt, sound)
@@ -511,7 +524,12 @@ def skeleton(word: str) -> str:
     'Trump' and 'Трамп' -> 'trmp'; 'Lauderdale' and 'Лодердейл' -> 'ldrdl'; 'Путин' and 'Poutine' ->
     'ptn'; 'Macron' and 'Макрон' -> 'mkrn'; 'Washington' and 'Вашингтон' -> 'vshngtn'.
     """
-    return _REPEATS.sub(r"\1", _VOWELS.sub("", sounds(word)))
+    return skeleton_of_sounds(sounds(word))
+
+
+def skeleton_of_sounds(sounded: str) -> str:
+    """`skeleton` of a word from its `sounds`."""
+    return _REPEATS.sub(r"\1", _VOWELS.sub("", sounded))
 
 
 def is_stopword(word: str, lang: str) -> bool:
@@ -529,12 +547,20 @@ def is_function_word(token: str, lang: str) -> bool:
 @lru_cache(maxsize=262144)
 def word_form(token: str, lang: str) -> str | None:
     """The comparable form of one token (from `tokens`): a number, or a folded stem; None for a stopword."""
+    return word_form_of(token, lang)
+
+
+def word_form_of(token: str, lang: str) -> str | None:
+    """`word_form` without its cache, for callers that keep what they make of a token themselves
+    (clustering's token entries, `digest.cluster.features`): the 70,000 new tokens of a batch of
+    50,000 items each missed it and filled an entry kept for nothing. The stem's cache stays: the
+    tokens of one word ("Attack", "attack") share it."""
     if token[0].isdigit():
         return token.replace(",", ".")  # "6,8" (ru/de/fr/es) and "6.8" are one number
     word = token.casefold()
     if len(word) < 2 or is_stopword(word, lang):
         return None
-    return fold(stem(word, lang)) or word
+    return _folded(stem(word, lang)) or word
 
 
 def word_forms(text: str, lang: str) -> list[str]:

@@ -54,7 +54,11 @@ def _candidates(
     # interned to their place in that order.
     df = batch.df
     signature = SIGNATURE if batch.n > FULL_SIGNATURE_ITEMS else None
-    place = {f: k for k, (_, f) in enumerate(sorted((df[f], f) for f in batch.rare if df[f] > 1))}
+    # Sorted by name, then stably by df: the order of (df, name) without a tuple per feature, whose
+    # comparisons went to the names for most of them (ties of df 2 or 3): half the time.
+    twice = sorted([f for f in batch.rare if df[f] > 1])
+    twice.sort(key=df.__getitem__)
+    place = dict(zip(twice, range(len(twice)), strict=True))
     neighbours: dict[int, list[int]] = defaultdict(list, _shared_twice(rare_words, rare_names, place, signature))
     if len(set(langs)) > 1:
         _across(rare_names, langs, frozenset(place), neighbours)
@@ -79,13 +83,19 @@ def _shared_twice(
     n = len(rare_words)
     if not n or not place:
         return {}
-    # Each item's features' places (-1: not seen twice), words then names, looked up in C.
+    # Each item's features' places (-1: not seen twice), words then names, looked up in C. Made an
+    # array from a list: `np.fromiter` converts item by item, 0.55 s against 0.31 s for the bench's
+    # million features.
     looked_up = chain(chain.from_iterable(rare_words), chain.from_iterable(rare_names))
-    found = np.fromiter(map(place.get, looked_up, repeat(-1)), dtype=np.int64)
+    found = np.array(list(map(place.get, looked_up, repeat(-1))), dtype=np.int64)
     items = np.arange(n, dtype=np.int64)
     owner = np.concatenate([np.repeat(items, list(map(len, rare_words))), np.repeat(items, list(map(len, rare_names)))])
-    owner, found = owner[found >= 0], found[found >= 0]
     places = len(place)
+    # Packed two in one, the ints below are under n * max(n, places): in 32 bits up to 65,536 items,
+    # where sorting them takes 40% less time than in 64 (the bench's 4.3 million pairs: 0.29 s
+    # against 0.48 s) and their arrays half the memory.
+    packed = np.uint32 if n * max(n, places) <= 1 << 32 else np.int64
+    owner, found = owner[found >= 0].astype(packed), found[found >= 0].astype(packed)
     # Item by item, rarest first, each once (a figure is among an item's words and its names). Sorting
     # ints packed two in one, not `np.unique` (hashing, five times slower) nor a stable `argsort`.
     mine = _sorted_once(owner * places + found)
@@ -125,8 +135,11 @@ def _shared_twice(
     # Both ends' lists: an item's neighbours are one slice of the pairs sorted by their first item.
     directed = np.sort(np.concatenate([twice, (twice % n) * n + twice // n]))
     # One int object per item, shared by every list it is in (as the counting's were): `tolist` makes
-    # one per pair end, 24 MB more held for the whole clustering at 50,000 items.
-    source, targets = directed // n, list(map(list(range(n)).__getitem__, (directed % n).tolist()))
+    # one per pair end, 24 MB more held for the whole clustering at 50,000 items. Picked from an
+    # array of those objects, the list holds them without making (and freeing) one per pair end
+    # first: 0.03 s against 0.13 s for the bench's 925,000.
+    ranks = np.array(list(range(n)), dtype=object)
+    source, targets = directed // n, ranks[directed % n].tolist()
     begins = np.flatnonzero(np.concatenate([[True], source[1:] != source[:-1]]))
     bounds = [*begins.tolist(), len(targets)]
     return {item: targets[a:b] for item, a, b in zip(source[begins].tolist(), bounds, bounds[1:], strict=False)}

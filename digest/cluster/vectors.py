@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from itertools import chain, filterfalse, repeat
 from operator import mul, truediv
 
-from digest.cluster.features import ClusterInput, _Profile, _profile, common_nouns, country_names, lower_case_words
+from digest.cluster.features import (
+    ClusterInput,
+    LowerCaseUses,
+    _Profile,
+    _profile,
+    common_nouns,
+    country_names,
+    lower_case_uses,
+    lower_case_words,
+)
 
 MIN_BATCH_FOR_IDF = 10  # below this, document frequencies say nothing and every feature weighs its kind
 SMALL_BATCH = 40  # below this, a batch also counts the week before it (`Background`) into its frequencies
@@ -96,7 +105,11 @@ _COUNT_ONLY = 4096  # per source, count only the batch's features common enough 
 
 
 def _whole_names(
-    profiles: Sequence[_Profile], df: Counter[str], features_of: list[dict[str, float]], others_of: list[list[str]]
+    profiles: Sequence[_Profile],
+    df: Counter[str],
+    features_of: list[dict[str, float]],
+    others_of: list[list[str]],
+    counted: LowerCaseUses | None = None,
 ) -> None:
     """Give each item the two-word names its capitals alone could not tell (`_Profile.latent_pairs`)
     where another item of the batch writes the same two words as a name, and no item writes either
@@ -105,14 +118,14 @@ def _whole_names(
     ..." does. One word alone is not enough ("Pakistan: ..." opening a headline, "Agencies" in a
     title-case one). The profiles are left as they are (a profile may be compared in other batches):
     an item that gains a name gets new features and others in `features_of` and `others_of`, and
-    `df` counts them."""
+    `df` counts them. `counted`: `features.lower_case_uses` of `profiles` and `df`, when the caller has it."""
     latent = [rank for rank, p in enumerate(profiles) if p.latent_pairs]
     if not latent:
         return
     known = set(chain.from_iterable([p.name_pairs for p in profiles]))
     if not known:
         return
-    lower = lower_case_words(profiles, df)
+    lower = lower_case_words(profiles, df, counted)
     for rank in latent:
         p = profiles[rank]
         features: dict[str, float] | None = None
@@ -140,7 +153,9 @@ def _countries(profiles: Sequence[_Profile]) -> frozenset[str]:
     country's name has: "Palaos" (Palau) and "Polícia" are keyed alike, and a batch where no item
     names Palau keeps "Polícia" a name (a common noun's rule may still take it)."""
     known = country_names()
-    return frozenset([key for p in profiles for key, word in p.names if (key, word) in known])
+    # The pairs that name a country found in C, in the items' order: the few that do are unpacked.
+    named = filter(known.__contains__, chain.from_iterable([p.names for p in profiles]))
+    return frozenset([key for key, _ in named])
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +196,11 @@ def _batch(
     use_idf = by_frequency and n + seen_n >= MIN_BATCH_FOR_IDF
     features_of = [p.features for p in profiles]
     others_of = [p.others for p in profiles]
+    # Counted once for `_whole_names` and `common_nouns`: the words they count are no name keys, the
+    # only features whose df `_whole_names` changes.
+    counted = lower_case_uses(profiles, df)
     if use_idf:
-        _whole_names(profiles, df, features_of, others_of)
+        _whole_names(profiles, df, features_of, others_of, counted)
     boilerplate: dict[str, set[str]] = {}
     if use_idf:
         per_source: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -240,7 +258,7 @@ def _batch(
         word_vectors,
         name_vectors,
         rare,
-        (common := common_nouns(profiles, df)) | _countries(profiles),
+        (common := common_nouns(profiles, df, counted)) | _countries(profiles),
         [i.title for i in items],
         [p.lang for p in profiles],
         common=common,
