@@ -69,9 +69,18 @@ def _link(
     # specific ones. Words only: a name's key and its word are one token, and would make a pair of one.
     linkable = frozenset([f for f in batch.rare if df[f] >= 3 and f[0] != "n"])
     specific = frozenset([f for f in linkable if df[f] <= limit])
-    # Each item's linkable words: its rare words (of `batch.words`) that are linkable. Set operations in C.
-    feats = [linkable.intersection(v) for v in rare_words]
-    own = [specific.intersection(fs) for fs in feats]
+    # Each item's specific words, read off its rare words (`specific` is among `linkable`). Set operations in C.
+    own = [specific.intersection(v) for v in rare_words]
+    # Each item's linkable words: its rare words (of `batch.words`) that are linkable, found only for
+    # the members of the few stories that can link and the items outside them that have the pair.
+    feats: list[frozenset[str] | None] = [None] * len(rare_words)
+
+    def linkable_of(rank: int) -> frozenset[str]:
+        found = feats[rank]
+        if found is None:
+            found = feats[rank] = linkable.intersection(rare_words[rank])
+        return found
+
     holders: dict[str, list[int]] = defaultdict(list)  # a specific word -> the items with it
     for rank, fs in enumerate(own):
         for f in fs:
@@ -122,7 +131,12 @@ def _link(
         if not starts:
             continue
         members = set(sa.ranks)
-        counts = Counter(chain.from_iterable(feats[r] for r in sa.ranks))
+        # A pair needs a second word that two of the members with the first share with an item
+        # outside that has the first: most stories with a start have none (found without the
+        # story's core and events, which only the few that have one go on to work out).
+        if not any(_paired(f, sa.ranks, members, own, holders[f], rare_words, linkable) for f in starts):
+            continue
+        counts = Counter(chain.from_iterable(linkable_of(r) for r in sa.ranks))
         core = sorted(f for f, k in counts.items() if k >= 2)
         # Its event words: a title-case headline writes every word with a capital, so a word there is an
         # event only if no member writes it with one ("Russian" in "What Intelligence Agencies Concluded
@@ -136,8 +150,8 @@ def _link(
             for g in core:
                 if g == f or (g in specific and g < f) or (f not in events and g not in events):
                     continue  # each pair once: two specific words in their order
-                outside = [r for r in away if g in feats[r]]
-                if not outside or sum(1 for r in sa.ranks if f in feats[r] and g in feats[r]) < 2:
+                outside = [r for r in away if g in linkable_of(r)]
+                if not outside or sum(1 for r in sa.ranks if f in linkable_of(r) and g in linkable_of(r)) < 2:
                     continue  # the pair must be outside the story, and in two of its members
                 roots = {find(r) for r in outside}
                 for b in sorted(roots):
@@ -149,7 +163,7 @@ def _link(
                     # this story's core (`LINK_CORE_WORDS` of the words two of its members share).
                     if len(mine) < len(sb.ranks) / 2 and (
                         len(mine) < len(sb.ranks) / 3
-                        or all(len(feats[r].intersection(core)) < LINK_CORE_WORDS for r in mine)
+                        or all(len(linkable_of(r).intersection(core)) < LINK_CORE_WORDS for r in mine)
                     ):
                         continue
                     if max(sa.last, sb.last) - min(sa.first, sb.first) > _MAX_GAP_SECONDS:
@@ -169,6 +183,27 @@ def _link(
         ra, rb = find(a), find(b)
         if ra != rb:
             merge(min(ra, rb), max(ra, rb))
+
+
+def _paired(
+    f: str,
+    ranks: Sequence[int],
+    members: set[int],
+    own: Sequence[frozenset[str]],
+    holding: Sequence[int],
+    rare_words: Sequence[frozenset[str]],
+    linkable: frozenset[str],
+) -> bool:
+    """Whether a linkable word besides `f` is in two of the story's members that have `f` (`own`:
+    each item's specific words) and in an item outside it that has `f` (`holding`: the items with it)."""
+    with_f = [rare_words[r] for r in ranks if f in own[r]]
+    twice: set[str] = set()  # the words two of them have: a few sets' intersections, in C
+    for k, mine in enumerate(with_f):
+        for theirs in with_f[k + 1 :]:
+            twice |= mine & theirs
+    twice.discard(f)
+    twice.intersection_update(linkable)
+    return bool(twice) and any(not twice.isdisjoint(rare_words[r]) for r in holding if r not in members)
 
 
 def _link_across(
