@@ -131,6 +131,13 @@ def main() -> None:
     # The interpreter's build moves these figures by ~8%: Debian's python3 against pyenv's
     # (docs/performance.md, Clustering, "Session 26").
     print(f"Python {sys.version.split()[0]} at {os.path.realpath(sys.executable)}")
+    # A wheel's clustering is compiled by mypyc (hatch_build.py), an editable install's is not: ~6% apart.
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    import digest.cluster.grouping
+
+    compiled = (digest.cluster.grouping.__file__ or "").endswith(tuple(EXTENSION_SUFFIXES))
+    print(f"clustering: {'compiled by mypyc' if compiled else 'pure Python'} ({digest.cluster.grouping.__file__})")
     # On a shared machine CPU time grows with the load (the other jobs share the cores' caches): say it.
     print("load average (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
 
