@@ -709,18 +709,13 @@ COMMON_NOUN_USES = 2  # items of a batch that write a capitalised word in lower 
 LowerCaseUses = tuple[set[tuple[str, str]], dict[str, int]]
 
 
-def lower_case_words(
-    profiles: Sequence[_Profile], df: Mapping[str, int], counted: LowerCaseUses | None = None
-) -> set[str]:
-    """The words of the batch's names that some item writes in lower case. `counted`: what
-    `lower_case_uses` gives for the same arguments, when the caller has it."""
-    _, uses = counted if counted is not None else lower_case_uses(profiles, df)
-    return {w for w, k in uses.items() if k >= 1}
+def lower_case_words(counted: LowerCaseUses) -> set[str]:
+    """The words of the batch's names that some item writes in lower case (`counted`: the batch's
+    `lower_case_uses`)."""
+    return {w for w, k in counted[1].items() if k >= 1}
 
 
-def common_nouns(
-    profiles: Sequence[_Profile], df: Mapping[str, int], counted: LowerCaseUses | None = None
-) -> frozenset[str]:
+def common_nouns(counted: LowerCaseUses) -> frozenset[str]:
     """The name keys that, wherever the batch has them, come from words it also writes in lower case.
 
     A capital is how a headline writes "Police" in "...: Chicago Police", and how Portuguese writes
@@ -733,10 +728,9 @@ def common_nouns(
     name gives it too: keys are skeletons, and "Pelosi" is keyed as "Police" is; in the whole corpus
     as one batch an item naming her kept "Police" a name, and the Chicago beating met the Curitiba
     murder again. Lower case is counted in items' event words, not in title-case headlines', where
-    every word is an event word by style. `df` is the batch's document frequencies (in how many of
-    `profiles` each feature is); `counted`, what `lower_case_uses` gives for the same arguments.
+    every word is an event word by style. `counted` is the batch's `lower_case_uses`.
     """
-    pairs, uses = counted if counted is not None else lower_case_uses(profiles, df)
+    pairs, uses = counted
     common = {w for w, k in uses.items() if k >= COMMON_NOUN_USES}
     if not common:
         return frozenset()
@@ -746,7 +740,8 @@ def common_nouns(
 def lower_case_uses(profiles: Sequence[_Profile], df: Mapping[str, int]) -> LowerCaseUses:
     """The batch's (name key, word) pairs of names found by capitals, and how many items write each
     of those words in lower case: counted once for both `lower_case_words` and `common_nouns`, which
-    `vectors._batch` asks for (each count cost ~0.09 s at 50,000 items)."""
+    `vectors._batch` asks for (each count cost ~0.09 s at 50,000 items). `df` is the batch's
+    document frequencies (in how many of `profiles` each feature is)."""
     pairs = set(chain.from_iterable([p.names for p in profiles]))  # (key, word), each once
     if not pairs:
         return pairs, {}

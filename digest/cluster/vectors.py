@@ -109,7 +109,7 @@ def _whole_names(
     df: Counter[str],
     features_of: list[dict[str, float]],
     others_of: list[list[str]],
-    counted: LowerCaseUses | None = None,
+    counted: LowerCaseUses,
 ) -> None:
     """Give each item the two-word names its capitals alone could not tell (`_Profile.latent_pairs`)
     where another item of the batch writes the same two words as a name, and no item writes either
@@ -118,14 +118,14 @@ def _whole_names(
     ..." does. One word alone is not enough ("Pakistan: ..." opening a headline, "Agencies" in a
     title-case one). The profiles are left as they are (a profile may be compared in other batches):
     an item that gains a name gets new features and others in `features_of` and `others_of`, and
-    `df` counts them. `counted`: `features.lower_case_uses` of `profiles` and `df`, when the caller has it."""
+    `df` counts them. `counted`: `features.lower_case_uses` of `profiles` and `df`."""
     latent = [rank for rank, p in enumerate(profiles) if p.latent_pairs]
     if not latent:
         return
     known = set(chain.from_iterable([p.name_pairs for p in profiles]))
     if not known:
         return
-    lower = lower_case_words(profiles, df, counted)
+    lower = lower_case_words(counted)
     for rank in latent:
         p = profiles[rank]
         features: dict[str, float] | None = None
@@ -258,7 +258,7 @@ def _batch(
         word_vectors,
         name_vectors,
         rare,
-        (common := common_nouns(profiles, df, counted)) | _countries(profiles),
+        (common := common_nouns(counted)) | _countries(profiles),
         [i.title for i in items],
         [p.lang for p in profiles],
         common=common,
