@@ -13,7 +13,7 @@ import heapq
 import re
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
-from itertools import chain
+from itertools import chain, filterfalse
 from typing import TYPE_CHECKING
 from urllib.parse import urlunsplit
 
@@ -161,7 +161,7 @@ def _cluster(items: Sequence[ClusterInput], threshold: float, background: Backgr
     profiles = in_sources_languages(ranked, [_profile(item) for item in ranked])
     batch = _batch(ranked, profiles, background)
     stories: dict[int, _Story] = {}
-    rare = batch.rare
+    frequent = batch.frequent
     start = items[order[0]].when if order else datetime.min
     # One set per language and per source, shared by the items' stories: fewer objects to make and free,
     # and two stories of one language compare their sets by identity.
@@ -175,8 +175,8 @@ def _cluster(items: Sequence[ClusterInput], threshold: float, background: Backgr
     for rank, i in enumerate(order):
         wv, nv = batch.words[rank], batch.names[rank]
         seconds = (items[i].when - start).total_seconds()
-        rare_words = rare.intersection(wv)
-        rare_names = rare.intersection(nv)
+        rare_words = frozenset(filterfalse(frequent.__contains__, wv))  # every feature is in the batch's df
+        rare_names = frozenset(filterfalse(frequent.__contains__, nv))
         item_rare_words.append(rare_words)
         item_rare_names.append(rare_names)
         profile = profiles[rank]
