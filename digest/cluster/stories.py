@@ -143,12 +143,12 @@ class _Story:
 
 
 def _add(mine: dict[str, float], theirs: dict[str, float]) -> None:
-    """`mine` += `theirs`, as `mine[f] = mine.get(f, 0.0) + w` for each of theirs in order would (weights
-    are positive: 0.0 + w is w), with the loop in C but over the shared features: their sums keep their
-    place, the others come after in their order."""
-    sums = [(f, mine[f] + theirs[f]) for f in mine.keys() & theirs.keys()]
-    mine.update(theirs)
-    mine.update(sums)
+    """`mine` += `theirs`: the shared features' sums keep their place, the others come after in their
+    order. A native loop when compiled (`hatch_build.py`), one lookup and one store per feature of
+    theirs; in C (a set of the shared keys, then two updates) it took more."""
+    for f, w in theirs.items():
+        v = mine.get(f)
+        mine[f] = w if v is None else v + w
 
 
 def _merge_score(a: _Story, b: _Story, batch: _Batch, threshold: float) -> float:
