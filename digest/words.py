@@ -215,7 +215,32 @@ def tokens_of_normalised(text: str, ascii: bool | None = None) -> list[str]:
     """Clustering's tokens of a text already in NFKC (normalising twice costs a pass over the text):
     `tokens`, but a figure written with dashes or slashes is one token. `ascii`: `text.isascii()`,
     when the caller knows it."""
-    return (_ASCII_FIGURE if (text.isascii() if ascii is None else ascii) else _FIGURE).findall(text)
+    return _ascii_tokens(text) if (text.isascii() if ascii is None else ascii) else _FIGURE.findall(text)
+
+
+# Every ASCII character no token has (all but letters, digits and the ".,/-" inside a figure), to a
+# blank: a table for `bytes.translate`, a loop in C (`str.translate` looks each character up in a
+# mapping, and raises and clears a LookupError for each one the mapping leaves as it is).
+_NOT_IN_TOKENS = bytes(c if chr(c).isalnum() or chr(c) in ".,/-" else 32 for c in range(128)) + bytes(128)
+_FIGURE_MARKS = ".,/-"
+
+
+def _ascii_tokens(text: str) -> list[str]:
+    """`_ASCII_FIGURE.findall(text)`, found a stretch at a time: no token spans a character of
+    `_NOT_IN_TOKENS`, so the stretches between them are split off in C, and most are one word
+    (or one word and the stop or comma after it), which needs no regex. The regex read the text a
+    character at a time: it took a tenth of clustering's instructions."""
+    tokens: list[str] = []
+    for stretch in text.encode("ascii").translate(_NOT_IN_TOKENS).decode("ascii").split():
+        if stretch.isalpha() or stretch.isdigit():
+            tokens.append(stretch)
+            continue
+        word = stretch.strip(_FIGURE_MARKS)  # ".,/-" join digits only: around letters they part tokens
+        if word.isalpha():
+            tokens.append(word)
+        else:
+            tokens.extend(_ASCII_FIGURE.findall(stretch))
+    return tokens
 
 
 def is_number(token: str) -> bool:
@@ -393,14 +418,17 @@ _ENGLISH_CLITIC = re.compile(r"(?<=[^\W\d_])['\u2019](?:s|t|d|ll|re|ve|m)(?![^\W
 _ELIDED = frozenset(["d", "l", "qu", "n", "s", "c", "j", "m", "t"])
 _ELISION = re.compile(r"(?<![^\W\d_])(d|l|qu|n|s|c|j|m|t)['\u2019](?=[^\W\d_])")
 # Every ASCII character but a-z, to a blank: the words of casefolded ASCII text are what `split` leaves.
-_NOT_A_TO_Z = str.maketrans({chr(c): " " for c in range(128) if not "a" <= chr(c) <= "z"})
+# (A table for `bytes.translate`: `str.translate` raised and cleared a LookupError for each letter.)
+_NOT_A_TO_Z = bytes(c if "a" <= chr(c) <= "z" else 32 for c in range(256))
 
 
 def _latin_words(folded: str) -> set[str]:
     """The words (runs of letters) of casefolded text. In ASCII text, the runs of a-z left when every
     other character is a blank, split off in C: a fifth of `language_guess`'s time on the bench's
     items, whose regex ran on every item clustered."""
-    return set(folded.translate(_NOT_A_TO_Z).split() if folded.isascii() else _LATIN_WORD.findall(folded))
+    if folded.isascii():
+        return set(folded.encode("ascii").translate(_NOT_A_TO_Z).decode("ascii").split())
+    return set(_LATIN_WORD.findall(folded))
 
 
 _SEEN: set[str] = set()  # every word `language_of` has seen
