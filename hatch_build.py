@@ -1,10 +1,10 @@
 """Wheel build hook: clustering compiled to C with mypyc, the rest of the wheel as it was.
 
 `pip install .` (and a wheel built from the sdist) compiles the modules in COMPILED, which hold the
-clustering's loops (`bench/cluster.py`'s first run takes ~5% less CPU); their .py files ship beside the compiled
-ones, and Python imports the compiled module when both are there. With DIGEST_PURE_PYTHON=1 the wheel
-is pure Python, for a machine without a C compiler. An editable install (`pip install -e .`) is never
-compiled, so a developer's edits take effect without a build.
+clustering's loops (`bench/cluster.py`'s first run takes about a fifth less CPU); their .py files
+ship beside the compiled ones, and Python imports the compiled module when both are there. With
+DIGEST_PURE_PYTHON=1 the wheel is pure Python, for a machine without a C compiler. An editable
+install (`pip install -e .`) is never compiled, so a developer's edits take effect without a build.
 
 A build that cannot compile stops with one line saying so, rather than shipping slow code unnoticed.
 """

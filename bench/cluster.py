@@ -131,7 +131,7 @@ def main() -> None:
     # The interpreter's build moves these figures by ~8%: Debian's python3 against pyenv's
     # (docs/performance.md, Clustering, "Session 26").
     print(f"Python {sys.version.split()[0]} at {os.path.realpath(sys.executable)}")
-    # A wheel's clustering is compiled by mypyc (hatch_build.py), an editable install's is not: ~6% apart.
+    # A wheel's clustering is compiled by mypyc (hatch_build.py), an editable install's is not: about a fifth apart.
     from importlib.machinery import EXTENSION_SUFFIXES
 
     import digest.cluster.grouping

@@ -26,6 +26,7 @@ Stemming comes before folding because the stemmers work on the native script.
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
@@ -218,11 +219,16 @@ def tokens_of_normalised(text: str, ascii: bool | None = None) -> list[str]:
     return _ascii_tokens(text) if (text.isascii() if ascii is None else ascii) else _FIGURE.findall(text)
 
 
-# Every ASCII character no token has (all but letters, digits and the ".,/-" inside a figure), to a
-# blank: a table for `bytes.translate`, a loop in C (`str.translate` looks each character up in a
-# mapping, and raises and clears a LookupError for each one the mapping leaves as it is).
-_NOT_IN_TOKENS = bytes(c if chr(c).isalnum() or chr(c) in ".,/-" else 32 for c in range(128)) + bytes(128)
+def _blank_all_but(kept: str) -> bytes:
+    """A table for `bytes.translate` that makes every byte but those of `kept` a blank: a loop in C,
+    where `str.translate` looks each character up in a mapping, and raises and clears a LookupError
+    for each one the mapping leaves as it is."""
+    return bytes(c if chr(c) in kept else 32 for c in range(256))
+
+
 _FIGURE_MARKS = ".,/-"
+# Every ASCII character no token has (all but letters, digits and the ".,/-" inside a figure), to a blank.
+_NOT_IN_TOKENS = _blank_all_but(string.ascii_letters + string.digits + _FIGURE_MARKS)
 
 
 def _ascii_tokens(text: str) -> list[str]:
@@ -418,8 +424,7 @@ _ENGLISH_CLITIC = re.compile(r"(?<=[^\W\d_])['\u2019](?:s|t|d|ll|re|ve|m)(?![^\W
 _ELIDED = frozenset(["d", "l", "qu", "n", "s", "c", "j", "m", "t"])
 _ELISION = re.compile(r"(?<![^\W\d_])(d|l|qu|n|s|c|j|m|t)['\u2019](?=[^\W\d_])")
 # Every ASCII character but a-z, to a blank: the words of casefolded ASCII text are what `split` leaves.
-# (A table for `bytes.translate`: `str.translate` raised and cleared a LookupError for each letter.)
-_NOT_A_TO_Z = bytes(c if "a" <= chr(c) <= "z" else 32 for c in range(256))
+_NOT_A_TO_Z = _blank_all_but(string.ascii_lowercase)
 
 
 def _latin_words(folded: str) -> set[str]:

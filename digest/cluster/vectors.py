@@ -50,8 +50,7 @@ def _norm(vec: dict[str, float]) -> float:
 
 
 def _unit(vec: dict[str, float]) -> dict[str, float]:
-    norm = _norm(vec)
-    return {f: v / norm for f, v in vec.items()}
+    return _unit_of(list(vec), list(vec.values()))
 
 
 def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
@@ -75,17 +74,13 @@ def _scaled_cosine(a: dict[str, float], a_norm: float, b: dict[str, float], b_no
     story's vector, a unit vector already, is passed with 1.0)."""
     if a_norm == 1.0 and b_norm == 1.0:
         return _cosine(a, b)
+    if len(a) > len(b):  # the smaller walked, as `_cosine` does (a product of two quotients either way round)
+        a, a_norm, b, b_norm = b, b_norm, a, a_norm
     products: list[float] = []
-    if len(a) <= len(b):
-        for f, w in a.items():
-            v = b.get(f)
-            if v is not None:
-                products.append(w / a_norm * (v / b_norm))
-    else:
-        for f, y in b.items():
-            x = a.get(f)
-            if x is not None:
-                products.append(x / a_norm * (y / b_norm))
+    for f, w in a.items():
+        v = b.get(f)
+        if v is not None:
+            products.append(w / a_norm * (v / b_norm))
     return math.fsum(products)
 
 
