@@ -13,7 +13,7 @@ import heapq
 import re
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
-from itertools import chain, filterfalse
+from itertools import chain
 from typing import TYPE_CHECKING
 from urllib.parse import urlunsplit
 
@@ -161,24 +161,19 @@ def _cluster(items: Sequence[ClusterInput], threshold: float, background: Backgr
     profiles = in_sources_languages(ranked, [_profile(item) for item in ranked])
     batch = _batch(ranked, profiles, background)
     stories: dict[int, _Story] = {}
-    frequent = batch.frequent
     start = items[order[0]].when if order else datetime.min
     # One set per language and per source, shared by the items' stories: fewer objects to make and free,
     # and two stories of one language compare their sets by identity.
     lang_sets: dict[str, frozenset[str]] = {}
     source_sets: dict[str, frozenset[str]] = {}
-    # Each item's rare features, found once: its story starts with them, and candidate pairs and the
-    # second pass need no other features of an item.
-    item_rare_words: list[frozenset[str]] = []
-    item_rare_names: list[frozenset[str]] = []
+    # Each item's rare features, found with its vectors: its story starts with them, and candidate pairs
+    # and the second pass need no other features of an item.
+    item_rare_words, item_rare_names = batch.rare_words, batch.rare_names
     outlets = [outlet(items[i]) for i in order]
     for rank, i in enumerate(order):
         wv, nv = batch.words[rank], batch.names[rank]
         seconds = (items[i].when - start).total_seconds()
-        rare_words = frozenset(filterfalse(frequent.__contains__, wv))  # every feature is in the batch's df
-        rare_names = frozenset(filterfalse(frequent.__contains__, nv))
-        item_rare_words.append(rare_words)
-        item_rare_names.append(rare_names)
+        rare_words, rare_names = item_rare_words[rank], item_rare_names[rank]
         profile = profiles[rank]
         lang, source = profile.lang, outlets[rank]
         # Its rare words less its numbers and capitalised words: its rare words that are events.
@@ -352,7 +347,9 @@ def _cluster(items: Sequence[ClusterInput], threshold: float, background: Backgr
     # reference counting, as pure Python frees them on return.
     for table in (stories, near, neighbours):
         table.clear()
-    for values in (root, versions, events_bits, lang_bits, batch.words, batch.names):
+    for values in (root, versions, events_bits, lang_bits):
         values.clear()
+    for vectors in (batch.words, batch.names, batch.rare_words, batch.rare_names):
+        vectors.clear()
     batch.df.clear()
     return [[order[r] for r in g] for g in groups]
