@@ -39,10 +39,10 @@ echo "== installing digest[test,dev] into ${VENV}"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q ".[test,dev]"
 
-echo "== ruff check, ruff format --check, mypy --strict (digest, tests, bench)"
-"$VENV/bin/ruff" check digest tests bench
-"$VENV/bin/ruff" format --check digest tests bench
-"$VENV/bin/mypy" --strict digest tests bench
+echo "== ruff check, ruff format --check, mypy --strict (digest, tests, bench, hatch_build.py)"
+"$VENV/bin/ruff" check digest tests bench hatch_build.py
+"$VENV/bin/ruff" format --check digest tests bench hatch_build.py
+"$VENV/bin/mypy" --strict digest tests bench hatch_build.py
 
 echo "== running the tests"
 # The installed wheel is tested, not the source tree: the pytest script (unlike `python -m pytest`)
