@@ -95,7 +95,7 @@ def _word_unit(
     the loops looked up each feature's weight again: the batch took 38% more instructions. The same
     products, norm and quotients as before: the same floats. The rare features are picked in the same
     pass, while each feature's string is in the cache: picked from the vectors afterwards, 50,000
-    items' 2 million features were read from memory once more (0.2 s)."""
+    items' 2 million features were read from memory once more."""
     keys: list[str] = []
     weights: list[float] = []
     rare: list[str] = []
