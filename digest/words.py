@@ -320,12 +320,6 @@ def language_read(text: str, declared: str | None = None) -> tuple[str, int]:
     return _read_as_declared(text, language_guess(text), declared)
 
 
-def language_read_of_words(found: set[str], text: str, declared: str | None = None) -> tuple[str, int]:
-    """`language_read` of an ASCII `text` of 400 characters at most without an apostrophe, from the set
-    of its tokens in lower case (`language_guess_of_words`). `found` is changed."""
-    return _read_as_declared(text, language_guess_of_words(found), declared)
-
-
 def _read_as_declared(text: str, guess: tuple[str, int], declared: str | None) -> tuple[str, int]:
     if not declared:  # no declaration (`declared_language` would read None or "" as none)
         return guess
@@ -379,33 +373,68 @@ def language_guess(text: str) -> tuple[str, int]:
     return _guess_of_words(found, clitics)
 
 
-def language_guess_of_words(found: set[str]) -> tuple[str, int]:
-    """`language_guess` of an ASCII text of 400 characters at most without an apostrophe, from the
-    set of its tokens (`tokens_of_normalised`) in lower case: what `_latin_words` would find in it,
-    and its numbers, which say nothing of a language. Clustering has the tokens already: the text is
-    not read again. `found` is changed."""
-    found -= _ELIDED
-    return _guess_of_words(found, 0)
-
-
 def _guess_of_words(found: set[str], clitics: int) -> tuple[str, int]:
     if unseen := found - _SEEN:
-        if len(_SEEN) > 262144:  # a long-running daemon must not grow them forever
-            _SEEN.clear()
-            _POINTS.clear()
-            _POINTFUL.clear()
+        if len(_SEEN) > _WORDS_JUDGED:  # a long-running daemon must not grow them forever
+            _forget_words()
             unseen = found
         _SEEN.update(unseen)
         for word in unseen:
             if said := _word_points(word):
                 _POINTS[word] = said
                 _POINTFUL.add(word)
+    # Most words are neither function words nor marked: skipped in C.
+    return _guess_of_telling(found & _POINTFUL, clitics)
+
+
+def _guess_of_telling(telling: set[str], clitics: int) -> tuple[str, int]:
+    """The guess from the words of a text that say something (`_word_points`), each once."""
     hits = [clitics] + [0] * (len(_LATIN) - 1)  # "en" first
-    for word in found & _POINTFUL:  # most words are neither function words nor marked: skip them in C
-        for k, points in _POINTS[word]:
+    for word in telling:
+        said = _POINTS.get(word)
+        if said is None:  # forgotten since `telling_form` judged it (`_forget_words`)
+            said = _word_points(word)
+        for k, points in said:
             hits[k] += points
     best = max(range(len(_LATIN)), key=hits.__getitem__)  # the first of equals: "en" when nothing scores
     return (_LATIN[best] if hits[best] else "en"), hits[best]
+
+
+_WORDS_JUDGED = 262144  # words `_SEEN` remembers before it starts again
+
+
+def _forget_words() -> None:
+    _SEEN.clear()
+    _POINTS.clear()
+    _POINTFUL.clear()
+
+
+def telling_form(token: str) -> str:
+    """A token (as `tokens_of_normalised` gives it) in lower case when that says something of a
+    Latin-script language (a function word, a marked spelling: `_word_points`), else "". A caller
+    that keeps it per token (`digest.cluster.features`) guesses a text's language from the telling
+    forms of its tokens (`language_read_of_telling`) without judging or looking up any word again."""
+    word = token.lower()
+    if word in _ELIDED:  # a lone letter says nothing without its apostrophe (`language_guess`)
+        return ""
+    if word in _POINTS:
+        return word
+    said = _word_points(word)
+    if not said:
+        return ""
+    if len(_POINTS) > _WORDS_JUDGED:
+        _forget_words()
+    _POINTS[word] = said
+    _POINTFUL.add(word)
+    return word
+
+
+def language_read_of_telling(telling: set[str], text: str, declared: str | None = None) -> tuple[str, int]:
+    """`language_read` of an ASCII `text` of 400 characters at most without an apostrophe, from the
+    telling forms (`telling_form`) of its tokens (`tokens_of_normalised`), "" left out: what
+    `_latin_words` would find in it that says something. Clustering has the tokens already: the
+    text is not read again."""
+    return _read_as_declared(text, _guess_of_telling(telling, 0), declared)
 
 
 _LATIN = ("en", "fr", "de", "es", "it", "pt")

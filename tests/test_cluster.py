@@ -1512,6 +1512,45 @@ def test_president_elect_is_a_title_not_an_election() -> None:
         assert "w:elect" not in _profile(Candidate(title, None, "wire", at(0))).features
 
 
+def test_an_items_features_read_from_remembered_tokens_are_those_read_afresh() -> None:
+    # An ASCII title and summary are read from their tokens' records (`features._Token`): what each
+    # says to the language guess, and its plain feature in the language it was last read in. Those
+    # are caches: an item's profile must be what reading it with every cache empty gives, whatever
+    # was read before it, in whatever language (shared words, names and figures in six languages).
+    from digest.cluster import features
+
+    rng = random.Random(11)
+    vocabulary = (
+        "the of and said police Okafor Abuja France Paris Macron 2017 6,000 $5m le la et des gouvernement "
+        "der die und Regierung Schule el los y gobierno il gli della governo o os e governo Rio PM FBI "
+        "Police Governo STRIKE Strike strike Okafor's d l qu"
+    ).split()
+    items = [
+        Candidate(
+            " ".join(rng.choices(vocabulary, k=rng.randint(2, 9))).capitalize(),
+            None,
+            f"s{k % 7}",
+            at(k),
+            summary_text=" ".join(rng.choices(vocabulary, k=rng.randint(0, 30))) + rng.choice(["", ".", ". Then x"]),
+        )
+        for k in range(600)
+    ]
+
+    def fields(p: Any) -> tuple[Any, ...]:
+        return (p.lang, list(p.features.items()), p.capitals, p.others, p.names, p.styled, p.name_pairs, p.latent_pairs)
+
+    def afresh(item: Candidate) -> tuple[Any, ...]:
+        for cache in (features._TOKENS, features._PLAIN, features._ENTRIES):
+            cache.clear()
+        return fields(_profile(item))
+
+    expected = [afresh(item) for item in items]
+    assert len({e[0] for e in expected}) >= 4  # the items are read in several languages
+    for order in (items, items[::-1], rng.sample(items, len(items))):
+        got = {id(item): fields(_profile(item)) for item in order}
+        assert [got[id(item)] for item in items] == expected
+
+
 def _group_of_the_first_of(first: Candidate, second: Candidate) -> list[int]:
     """The group `first` is in, clustered with `second` (its index 46) and 45 unrelated items."""
     return next(g for g in cluster([*_unrelated_day(45), first, second]) if 45 in g)

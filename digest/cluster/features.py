@@ -433,6 +433,40 @@ _PLAIN: dict[str, dict[str, str]] = {}
 _ENTRIES: dict[str, dict[str, _Entry]] = {}
 
 
+@dataclass(slots=True)
+class _Token:
+    """What a token (as `words.tokens_of_normalised` gives it) is to the language guess and, in the
+    language last read in, to `_add_text`: found with one lookup, for both. A title and summary read
+    from their tokens (`_guessed_from_tokens`, most items) looked each token up twice, in the guess's
+    words and in `_PLAIN`, two tables too large for the cache: a tenth of an item's features' time."""
+
+    telling: str  # `words.telling_form`: its lower case where it says something of a language, else ""
+    # (language, what `_PLAIN[language]` has for it, None where it is not plain: `_ENTRIES[language]`)
+    # for the language it was last read in; ("", None) until then. One attribute, set at once: a
+    # thread reading it never sees one language's answer with another's name.
+    read: tuple[str, str | None] = ("", None)
+
+
+_TOKENS: dict[str, _Token] = {}
+
+
+def _tokens(tokens: list[str]) -> list[_Token]:
+    known = _TOKENS
+    if len(known) > _ENTRY_CACHE:  # a long-running daemon must not grow it forever
+        known.clear()
+    out: list[_Token] = []
+    for token in tokens:
+        record = known.get(token)
+        if record is None:
+            # "Said" tells what "said" tells, judged already if "said" was met: `words.telling_form`
+            # searches a word with a long regex, and most words are met in two cases.
+            lower = token.lower()
+            met = known.get(lower) if lower != token else None
+            record = known[token] = _Token(met.telling if met is not None else words.telling_form(token))
+        out.append(record)
+    return out
+
+
 def _entries(lang: str) -> tuple[dict[str, str], dict[str, _Entry]]:
     plain, entries = _PLAIN.get(lang), _ENTRIES.get(lang)
     if plain is None or entries is None or len(plain) + len(entries) > _ENTRY_CACHE:
@@ -450,6 +484,7 @@ def _add_text(
     names: list[tuple[str, str]] | None = None,
     pairs: _Pairs | None = None,
     known: list[str] | None = None,
+    records: list[_Token] | None = None,
 ) -> bool:
     """Add one text's features at `weight` (a feature keeps its largest weight); True when the text
     is a title-case headline (its capitals are a style).
@@ -461,7 +496,8 @@ def _add_text(
     `names`, when given, collects (name key, word feature) of each name found by capitals alone (not
     an acronym's), for `common_nouns`. `pairs`, when given, collects the text's two-word names
     (`_name_pairs`). `known`, when given, is the tokens of the text as written (ASCII), read by the
-    language guess already: they are the tokens unless a rule below rewrites the text.
+    language guess already, and `records` what each one is (`_Token`): they are the tokens unless a
+    rule below rewrites the text.
     """
     written = text
     text = unicodedata.normalize("NFKC", text)
@@ -472,7 +508,10 @@ def _add_text(
     if lang != "en":
         text = _SPACE_GROUPED.sub(_joined, text)
     ascii = text.isascii()
-    tokens = known if known is not None and text == written else words.tokens_of_normalised(text, ascii)
+    if known is None or text != written:
+        tokens, records = words.tokens_of_normalised(text, ascii), None
+    else:
+        tokens = known
     found = _SCALED.findall(text) if not _SCALE_TOKENS.isdisjoint(tokens) else []
     # Of the currency signs, ASCII has "$" alone: a substring test instead of the regex's scan.
     abbreviated = _CURRENCY_SCALED.findall(text) if ("$" in text if ascii else _CURRENCY.search(text)) else []
@@ -497,11 +536,23 @@ def _add_text(
     # A repeated token changes nothing (a feature keeps its largest weight; sets and `others` keep
     # one of each); only `names` takes it again, which `common_nouns` reads as a set. So tokens are
     # not deduplicated first, and their plain forms are looked up as the loop reaches them (a token
-    # met for the first time is in `plain` for its next occurrence). Compiled (`hatch_build.py`), a loop
-    # over a list with a lookup in it is native code: 5% fewer instructions for an item's features
-    # than `zip(tokens, map(plain.get, tokens))`, which is faster in pure Python.
-    for token in tokens:
-        feature = plain.get(token)
+    # met for the first time is in `plain`, and in its record, for its next occurrence). Compiled
+    # (`hatch_build.py`), a loop over a list with a lookup in it is native code: 5% fewer instructions
+    # for an item's features than `zip(tokens, map(plain.get, tokens))`, which is faster in pure Python.
+    # A token with a record (`_Token`) read in this language before needs no lookup at all.
+    for k in range(len(tokens)):
+        token = tokens[k]
+        record: _Token | None = None
+        feature: str | None = None
+        if records is not None:
+            record = records[k]
+            read_in, feature = record.read  # unpacked, never an Optional: compiled, no tuple is made
+            if read_in != lang:
+                feature = plain.get(token)
+                if feature is not None:
+                    record.read = (lang, feature)
+        else:
+            feature = plain.get(token)
         if feature is not None:  # most tokens: one pass through this loop is all they cost
             if feature:
                 features[feature] = weight
@@ -512,12 +563,18 @@ def _add_text(
             feats, key, _ = entry
             if key is None and not feats:
                 plain[token] = ""
+                if record is not None:
+                    record.read = (lang, "")
                 continue
             if key is None and len(feats) == 1 and feats[0][1] == 1.0 and not feats[0][2]:
                 plain[token] = feats[0][0]
+                if record is not None:
+                    record.read = (lang, feats[0][0])
                 features[feats[0][0]] = weight
                 continue
             entries[token] = entry
+        if record is not None:
+            record.read = (lang, None)
         feats, key, acronym = entry
         if shouted:
             acronym = False
@@ -573,7 +630,7 @@ class _Profile:
 
 
 def _guessed_from_tokens(title: str, summary: str) -> bool:
-    """Whether `words.language_read_of_words` answers for a title and summary as `language_read` of
+    """Whether `words.language_read_of_telling` answers for a title and summary as `language_read` of
     the two joined does: ASCII (their tokens are what `_latin_words` finds, and NFKC leaves them as
     they are), no apostrophe (clitics and elisions), 400 characters at most (the guess reads no more)."""
     return (
@@ -593,6 +650,8 @@ def _profile(item: ClusterInput, lang: str | None = None) -> _Profile:
     title = item.title
     title_tokens: list[str] | None = None
     summary_tokens: list[str] | None = None
+    title_records: list[_Token] | None = None
+    summary_records: list[_Token] | None = None
     if lang is None:
         hint = getattr(item, "language", None)  # the feed's declaration: taken where the text says little
         declared = hint if isinstance(hint, str) else None
@@ -600,8 +659,10 @@ def _profile(item: ClusterInput, lang: str | None = None) -> _Profile:
             # The guess from the tokens `_add_text` reads (one pass over the text instead of two).
             title_tokens = words.tokens_of_normalised(title, True)
             summary_tokens = words.tokens_of_normalised(summary, True)
-            found = set(map(str.lower, chain(title_tokens, summary_tokens)))
-            lang, said = words.language_read_of_words(found, f"{title} {summary}", declared)
+            title_records, summary_records = _tokens(title_tokens), _tokens(summary_tokens)
+            telling = {r.telling for r in chain(title_records, summary_records)}
+            telling.discard("")
+            lang, said = words.language_read_of_telling(telling, f"{title} {summary}", declared)
         else:
             lang, said = words.language_read(f"{title} {summary}", declared)
     features: dict[str, float] = {}
@@ -612,9 +673,12 @@ def _profile(item: ClusterInput, lang: str | None = None) -> _Profile:
     name_pairs, latent_pairs = pairs or ((), ())
     # The lighter text first (`_add_text`).
     styled = bool(summary) and _add_text(
-        features, capitals, others, summary, lang, SUMMARY_WEIGHT, names, pairs, summary_tokens
+        features, capitals, others, summary, lang, SUMMARY_WEIGHT, names, pairs, summary_tokens, summary_records
     )
-    styled = _add_text(features, capitals, others, title, lang, TITLE_WEIGHT, names, pairs, title_tokens) or styled
+    styled = (
+        _add_text(features, capitals, others, title, lang, TITLE_WEIGHT, names, pairs, title_tokens, title_records)
+        or styled
+    )
     return _Profile(
         lang, features, capitals, list(others), tuple(names), styled, tuple(name_pairs), tuple(latent_pairs), said
     )
