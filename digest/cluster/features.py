@@ -433,24 +433,19 @@ _PLAIN: dict[str, dict[str, str]] = {}
 _ENTRIES: dict[str, dict[str, _Entry]] = {}
 
 
-@dataclass(slots=True)
-class _Token:
-    """What a token (as `words.tokens_of_normalised` gives it) is to the language guess and, in the
-    language last read in, to `_add_text`: found with one lookup, for both. A title and summary read
-    from their tokens (`_guessed_from_tokens`, most items) looked each token up twice, in the guess's
-    words and in `_PLAIN`, two tables too large for the cache: a tenth of an item's features' time."""
-
-    telling: str  # `words.telling_form`: its lower case where it says something of a language, else ""
-    # (language, what `_PLAIN[language]` has for it, None where it is not plain: `_ENTRIES[language]`)
-    # for the language it was last read in; ("", None) until then. One attribute, set at once: a
-    # thread reading it never sees one language's answer with another's name.
-    read: tuple[str, str | None] = ("", None)
-
-
+# What a token (as `words.tokens_of_normalised` gives it) is to the language guess and, in the language
+# it was last read in, to `_add_text`, found with one lookup for both: (its telling form, `words.telling_form`;
+# that language, "" until it is read; what `_PLAIN[language]` has for it, None where it is not plain, in
+# `_ENTRIES[language]`). A title and summary read from their tokens (`_guessed_from_tokens`, most items)
+# looked each token up twice, in the guess's words and in `_PLAIN`, two tables too large for the cache.
+# A tuple of strings, replaced in `_TOKENS` when read in another language: a thread never sees one
+# language's answer under another's name, and the collector, which untracks such tuples, never walks them.
+_Token = tuple[str, str, str | None]
 _TOKENS: dict[str, _Token] = {}
 
 
 def _tokens(tokens: list[str]) -> list[_Token]:
+    """Each token's `_Token`."""
     known = _TOKENS
     if len(known) > _ENTRY_CACHE:  # a long-running daemon must not grow it forever
         known.clear()
@@ -462,7 +457,7 @@ def _tokens(tokens: list[str]) -> list[_Token]:
             # searches a word with a long regex, and most words are met in two cases.
             lower = token.lower()
             met = known.get(lower) if lower != token else None
-            record = known[token] = _Token(met.telling if met is not None else words.telling_form(token))
+            record = known[token] = (met[0] if met is not None else words.telling_form(token), "", None)
         out.append(record)
     return out
 
@@ -536,21 +531,21 @@ def _add_text(
     # A repeated token changes nothing (a feature keeps its largest weight; sets and `others` keep
     # one of each); only `names` takes it again, which `common_nouns` reads as a set. So tokens are
     # not deduplicated first, and their plain forms are looked up as the loop reaches them (a token
-    # met for the first time is in `plain`, and in its record, for its next occurrence). Compiled
-    # (`hatch_build.py`), a loop over a list with a lookup in it is native code: 5% fewer instructions
-    # for an item's features than `zip(tokens, map(plain.get, tokens))`, which is faster in pure Python.
-    # A token with a record (`_Token`) read in this language before needs no lookup at all.
+    # met for the first time is in `plain` for its next occurrence, and in `_TOKENS` for the next
+    # text). Compiled (`hatch_build.py`), a loop over a list with a lookup in it is native code: 5%
+    # fewer instructions for an item's features than `zip(tokens, map(plain.get, tokens))`, which is
+    # faster in pure Python. A token whose record (`_Token`) was last read in this language needs no
+    # lookup at all.
     for k in range(len(tokens)):
         token = tokens[k]
-        record: _Token | None = None
+        telling = ""  # what the token's record tells the guess, when it has one
         feature: str | None = None
         if records is not None:
-            record = records[k]
-            read_in, feature = record.read  # unpacked, never an Optional: compiled, no tuple is made
+            telling, read_in, feature = records[k]
             if read_in != lang:
                 feature = plain.get(token)
                 if feature is not None:
-                    record.read = (lang, feature)
+                    _TOKENS[token] = (telling, lang, feature)
         else:
             feature = plain.get(token)
         if feature is not None:  # most tokens: one pass through this loop is all they cost
@@ -563,18 +558,18 @@ def _add_text(
             feats, key, _ = entry
             if key is None and not feats:
                 plain[token] = ""
-                if record is not None:
-                    record.read = (lang, "")
+                if records is not None:
+                    _TOKENS[token] = (telling, lang, "")
                 continue
             if key is None and len(feats) == 1 and feats[0][1] == 1.0 and not feats[0][2]:
                 plain[token] = feats[0][0]
-                if record is not None:
-                    record.read = (lang, feats[0][0])
+                if records is not None:
+                    _TOKENS[token] = (telling, lang, feats[0][0])
                 features[feats[0][0]] = weight
                 continue
             entries[token] = entry
-        if record is not None:
-            record.read = (lang, None)
+        if records is not None:
+            _TOKENS[token] = (telling, lang, None)
         feats, key, acronym = entry
         if shouted:
             acronym = False
@@ -660,7 +655,7 @@ def _profile(item: ClusterInput, lang: str | None = None) -> _Profile:
             title_tokens = words.tokens_of_normalised(title, True)
             summary_tokens = words.tokens_of_normalised(summary, True)
             title_records, summary_records = _tokens(title_tokens), _tokens(summary_tokens)
-            telling = {r.telling for r in chain(title_records, summary_records)}
+            telling = {r[0] for r in chain(title_records, summary_records)}
             telling.discard("")
             lang, said = words.language_read_of_telling(telling, f"{title} {summary}", declared)
         else:
