@@ -435,13 +435,16 @@ _ENTRIES: dict[str, dict[str, _Entry]] = {}
 
 # What a token (as `words.tokens_of_normalised` gives it) is to the language guess and, in the language
 # it was last read in, to `_add_text`, found with one lookup for both: (its telling form, `words.telling_form`;
-# that language, "" until it is read; what `_PLAIN[language]` has for it, None where it is not plain, in
-# `_ENTRIES[language]`). A title and summary read from their tokens (`_guessed_from_tokens`, most items)
-# looked each token up twice, in the guess's words and in `_PLAIN`, two tables too large for the cache.
+# that language, "" until it is read; what `_PLAIN[language]` has for it, `_IN_ENTRIES` where it is not
+# plain). A title and summary read from their tokens (`_guessed_from_tokens`, most items) looked each
+# token up twice, in the guess's words and in `_PLAIN`, two tables too large for the cache.
 # A tuple of strings, replaced in `_TOKENS` when read in another language: a thread never sees one
 # language's answer under another's name, and the collector, which untracks such tuples, never walks them.
-_Token = tuple[str, str, str | None]
+# Typed as a tuple of any length: compiled, a tuple of three typed items is unpacked into a C struct
+# wherever it is read and made anew wherever it is stored, two million times at 50,000 items.
+_Token = tuple[str, ...]
 _TOKENS: dict[str, _Token] = {}
+_IN_ENTRIES = "\x00"  # a `_Token`'s third item for a token that is no plain word in its language (`_ENTRIES`)
 
 
 def _tokens(tokens: list[str]) -> list[_Token]:
@@ -457,7 +460,7 @@ def _tokens(tokens: list[str]) -> list[_Token]:
             # searches a word with a long regex, and most words are met in two cases.
             lower = token.lower()
             met = known.get(lower) if lower != token else None
-            record = known[token] = (met[0] if met is not None else words.telling_form(token), "", None)
+            record = known[token] = (met[0] if met is not None else words.telling_form(token), "", "")
         out.append(record)
     return out
 
@@ -539,13 +542,21 @@ def _add_text(
     for k in range(len(tokens)):
         token = tokens[k]
         telling = ""  # what the token's record tells the guess, when it has one
+        remember = False  # whether its record is to say what it is in this language
         feature: str | None = None
         if records is not None:
-            telling, read_in, feature = records[k]
-            if read_in != lang:
+            record = records[k]
+            telling = record[0]
+            if record[1] == lang:
+                feature = record[2]
+                if feature == _IN_ENTRIES:
+                    feature = None
+            else:
                 feature = plain.get(token)
                 if feature is not None:
                     _TOKENS[token] = (telling, lang, feature)
+                else:
+                    remember = True
         else:
             feature = plain.get(token)
         if feature is not None:  # most tokens: one pass through this loop is all they cost
@@ -558,18 +569,18 @@ def _add_text(
             feats, key, _ = entry
             if key is None and not feats:
                 plain[token] = ""
-                if records is not None:
+                if remember:
                     _TOKENS[token] = (telling, lang, "")
                 continue
             if key is None and len(feats) == 1 and feats[0][1] == 1.0 and not feats[0][2]:
                 plain[token] = feats[0][0]
-                if records is not None:
+                if remember:
                     _TOKENS[token] = (telling, lang, feats[0][0])
                 features[feats[0][0]] = weight
                 continue
             entries[token] = entry
-        if records is not None:
-            _TOKENS[token] = (telling, lang, None)
+        if remember:
+            _TOKENS[token] = (telling, lang, _IN_ENTRIES)
         feats, key, acronym = entry
         if shouted:
             acronym = False
