@@ -1520,11 +1520,12 @@ def test_an_items_features_read_from_remembered_tokens_are_those_read_afresh() -
     from digest.cluster import features
 
     rng = random.Random(11)
-    vocabulary = (
+    written = (  # one token each, as `words.tokens_of_normalised` reads them
         "the of and said police Okafor Abuja France Paris Macron 2017 6,000 $5m le la et des gouvernement "
         "der die und Regierung Schule el los y gobierno il gli della governo o os e governo Rio PM FBI "
         "Police Governo STRIKE Strike strike Okafor's d l qu"
-    ).split()
+    )
+    vocabulary = written.split()
     items = [
         Candidate(
             " ".join(rng.choices(vocabulary, k=rng.randint(2, 9))).capitalize(),
