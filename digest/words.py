@@ -400,7 +400,7 @@ def _guess_of_telling(telling: set[str], clitics: int) -> tuple[str, int]:
     return (_LATIN[best] if hits[best] else "en"), hits[best]
 
 
-_WORDS_JUDGED = 262144  # words `_SEEN` remembers before it starts again
+_WORDS_JUDGED = 262144  # words `_SEEN` (or `_POINTS`, which `telling_form` fills) holds before all three start again
 
 
 def _forget_words() -> None:
