@@ -3,6 +3,13 @@
     python bench/cluster.py                  # 50,000 synthetic items (title + summary), one core
     python bench/cluster.py --items 10000
     python bench/cluster.py --corpus         # every item of the shared news corpus (DIGEST_CORPUS or ../shared/corpus)
+    python bench/cluster.py --rounds 5       # five fresh processes, one after another: each run, then the median
+    python bench/cluster.py --rounds 5 --against /path/to/other   # alternated with the digest importable there
+
+A first run's time on a shared machine moves by half from one hour to the next (docs/performance.md,
+Clustering, "Session 41"): one run says little, and two builds are compared only alternated, round by
+round, in one loop. `--against` takes a directory to put first on PYTHONPATH (a checkout, or a
+compiled wheel installed with `pip install --no-deps --target DIR .`).
 
 Synthetic items are written from a fixed seed, so figures are comparable across runs. They look like a
 busy day of 200 outlets: a vocabulary of 40,000 invented words drawn with Zipf frequencies (a few
@@ -13,9 +20,12 @@ each, every telling with its own wording around the story's names, figures and k
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import resource
+import statistics
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -104,21 +114,55 @@ def corpus() -> list[Candidate]:
     return items
 
 
+def rounds(args: argparse.Namespace) -> None:
+    """Run the bench `args.rounds` times, each in a fresh process (a first run wants cold caches), this
+    digest and `args.against`'s alternated; print each run and each build's median."""
+    builds: list[tuple[str, str | None]] = [("this", os.environ.get("PYTHONPATH"))]
+    if args.against:
+        builds.append((f"against {args.against}", args.against))
+    child = [sys.executable, __file__, "--report", *(["--corpus"] if args.corpus else ["--items", str(args.items)])]
+    firsts: dict[str, list[float]] = {label: [] for label, _ in builds}
+    for round_ in range(1, args.rounds + 1):
+        for label, path in builds:
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            if path:
+                env["PYTHONPATH"] = path
+            done = subprocess.run(child, env=env, capture_output=True, text=True, check=True)
+            report = json.loads(done.stdout.splitlines()[-1])
+            firsts[label].append(report["first"])
+            print(
+                f"round {round_}, {label}: first run {report['first']:.2f} s CPU, second {report['second']:.2f} s, "
+                f"{report['groups']} stories, {report['clustering']}, load {report['load']:.1f}",
+                flush=True,
+            )
+    for label, times in firsts.items():
+        spread = f"min {min(times):.2f}, max {max(times):.2f}"
+        print(f"{label}: first runs median {statistics.median(times):.2f} s CPU ({spread})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--corpus", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1, help="runs, each in a fresh process")
+    parser.add_argument("--against", help="a directory whose digest is run alternately with this one")
+    parser.add_argument("--report", action="store_true", help=argparse.SUPPRESS)  # one run, its figures as JSON last
     args = parser.parse_args()
+    if args.rounds > 1 or args.against:
+        rounds(args)
+        return
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the target says
     start = time.perf_counter()
     items, labels = (corpus(), None) if args.corpus else synthetic(args.items)
     print(f"built {len(items)} items in {time.perf_counter() - start:.1f} s")
+    used_by_run: list[float] = []
     for label in ("first run", "second run"):  # the second has digest.words' caches warm
         cpu = time.process_time()
         start = time.perf_counter()
         groups = cluster(items)
         elapsed, used = time.perf_counter() - start, time.process_time() - cpu
+        used_by_run.append(used)
         merged = sum(1 for g in groups if len(g) > 1)
         print(
             f"{label}: {len(items)} items -> {len(groups)} stories ({merged} with more than one item) "
@@ -137,9 +181,14 @@ def main() -> None:
     import digest.cluster.grouping
 
     compiled = (digest.cluster.grouping.__file__ or "").endswith(tuple(EXTENSION_SUFFIXES))
-    print(f"clustering: {'compiled by mypyc' if compiled else 'pure Python'} ({digest.cluster.grouping.__file__})")
+    clustering = "compiled by mypyc" if compiled else "pure Python"
+    print(f"clustering: {clustering} ({digest.cluster.grouping.__file__})")
     # On a shared machine CPU time grows with the load (the other jobs share the cores' caches): say it.
     print("load average (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
+    if args.report:  # for `rounds`, which runs this in a child process
+        first, second = used_by_run
+        figures = {"first": first, "second": second, "groups": len(groups), "clustering": clustering}
+        print(json.dumps({**figures, "load": os.getloadavg()[0]}))
 
 
 if __name__ == "__main__":
