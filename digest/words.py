@@ -380,9 +380,7 @@ def _guess_of_words(found: set[str], clitics: int) -> tuple[str, int]:
             unseen = found
         _SEEN.update(unseen)
         for word in unseen:
-            if said := _word_points(word):
-                _POINTS[word] = said
-                _POINTFUL.add(word)
+            _judge(word)
     # Most words are neither function words nor marked: skipped in C.
     return _guess_of_telling(found & _POINTFUL, clitics)
 
@@ -409,6 +407,15 @@ def _forget_words() -> None:
     _POINTFUL.clear()
 
 
+def _judge(word: str) -> tuple[tuple[int, int], ...]:
+    """`_word_points(word)`, kept in `_POINTS` and `_POINTFUL` when it says something."""
+    said = _word_points(word)
+    if said:
+        _POINTS[word] = said
+        _POINTFUL.add(word)
+    return said
+
+
 def telling_form(token: str) -> str:
     """A token (as `tokens_of_normalised` gives it) in lower case when that says something of a
     Latin-script language (a function word, a marked spelling: `_word_points`), else "". A caller
@@ -419,14 +426,9 @@ def telling_form(token: str) -> str:
         return ""
     if word in _POINTS:
         return word
-    said = _word_points(word)
-    if not said:
-        return ""
     if len(_POINTS) > _WORDS_JUDGED:
         _forget_words()
-    _POINTS[word] = said
-    _POINTFUL.add(word)
-    return word
+    return word if _judge(word) else ""
 
 
 def language_read_of_telling(telling: set[str], text: str, declared: str | None = None) -> tuple[str, int]:

@@ -567,16 +567,14 @@ def _add_text(
         if entry is None:
             entry = _token_entry(token, lang)
             feats, key, _ = entry
-            if key is None and not feats:
-                plain[token] = ""
+            if key is None and (not feats or (len(feats) == 1 and feats[0][1] == 1.0 and not feats[0][2])):
+                # A plain token: a stopword (no feature) or one word at weight 1, no capital, no name.
+                feature = feats[0][0] if feats else ""
+                plain[token] = feature
                 if remember:
-                    _TOKENS[token] = (telling, lang, "")
-                continue
-            if key is None and len(feats) == 1 and feats[0][1] == 1.0 and not feats[0][2]:
-                plain[token] = feats[0][0]
-                if remember:
-                    _TOKENS[token] = (telling, lang, feats[0][0])
-                features[feats[0][0]] = weight
+                    _TOKENS[token] = (telling, lang, feature)
+                if feature:
+                    features[feature] = weight
                 continue
             entries[token] = entry
         if remember:
